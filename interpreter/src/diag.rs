@@ -1,0 +1,233 @@
+//! The one diagnostic type every stage reports through: a stable code, a
+//! message, a labelled span in a named source file, a help line and notes
+//! (call stack, the script line that called into rhai). Rendered with miette
+//! for people and as JSON for agents.
+
+use std::fmt;
+use std::sync::Arc;
+
+use assay_grammar::{Span, SyntaxError};
+use miette::{
+    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode,
+};
+use serde_json::json;
+
+/// A source text with the name it is reported under.
+#[derive(Debug)]
+pub struct SourceFile {
+    pub name: String,
+    pub text: String,
+    named: NamedSource<String>,
+    line_starts: Vec<usize>,
+}
+
+impl SourceFile {
+    pub fn new(name: impl Into<String>, text: impl Into<String>) -> Arc<Self> {
+        let name = name.into();
+        let text = text.into();
+        let mut line_starts = vec![0];
+        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        let named = NamedSource::new(name.clone(), text.clone()).with_language("assay");
+        Arc::new(SourceFile {
+            name,
+            text,
+            named,
+            line_starts,
+        })
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let line = match self.line_starts.binary_search(&offset) {
+            Ok(i) => i,
+            Err(i) => i - 1,
+        };
+        let start = self.line_starts[line];
+        let col = self
+            .text
+            .get(start..offset)
+            .map(|s| s.chars().count())
+            .unwrap_or(0)
+            + 1;
+        (line + 1, col)
+    }
+
+    /// Byte offset of a 1-based line and character column (rhai's positions).
+    pub fn offset_of(&self, line: usize, col: usize) -> usize {
+        let Some(&start) = self.line_starts.get(line.saturating_sub(1)) else {
+            return self.text.len();
+        };
+        let rest = &self.text[start..];
+        let mut off = start;
+        for (i, (bi, _)) in rest.char_indices().enumerate() {
+            if i + 1 == col {
+                return start + bi;
+            }
+            off = start + bi;
+        }
+        off.min(self.text.len())
+    }
+
+    /// The text a span covers (for assert records, error messages).
+    pub fn slice(&self, span: Span) -> &str {
+        self.text.get(span.start..span.end).unwrap_or("")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Diag {
+    /// Stable, e.g. `assay::unknown-name`.
+    pub code: &'static str,
+    pub message: String,
+    pub file: Option<Arc<SourceFile>>,
+    pub span: Option<Span>,
+    pub label: String,
+    pub help: Option<String>,
+    /// Secondary diagnostics: where a function was called from, etc.
+    pub notes: Vec<Diag>,
+}
+
+impl Diag {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Diag {
+            code,
+            message: message.into(),
+            file: None,
+            span: None,
+            label: String::new(),
+            help: None,
+            notes: Vec::new(),
+        }
+    }
+    /// Points the diagnostic at a span of a file.
+    pub fn at(mut self, file: &Arc<SourceFile>, span: Span, label: impl Into<String>) -> Self {
+        self.file = Some(file.clone());
+        self.span = Some(span);
+        self.label = label.into();
+        self
+    }
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+    pub fn maybe_help(mut self, help: Option<String>) -> Self {
+        if help.is_some() {
+            self.help = help;
+        }
+        self
+    }
+    pub fn note(mut self, note: Diag) -> Self {
+        self.notes.push(note);
+        self
+    }
+
+    pub fn from_syntax(file: &Arc<SourceFile>, e: &SyntaxError) -> Self {
+        Diag::new("assay::syntax", e.message.clone())
+            .at(file, e.span, e.label.clone())
+            .maybe_help(e.help.clone())
+    }
+
+    /// Line and column where the diagnostic points, if it points anywhere.
+    pub fn line_col(&self) -> Option<(usize, usize)> {
+        match (&self.file, self.span) {
+            (Some(f), Some(s)) => Some(f.line_col(s.start)),
+            _ => None,
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let (line, column) = self
+            .line_col()
+            .map(|(l, c)| (json!(l), json!(c)))
+            .unwrap_or((json!(null), json!(null)));
+        json!({
+            "code": self.code,
+            "severity": "error",
+            "message": self.message,
+            "file": self.file.as_ref().map(|f| f.name.clone()),
+            "line": line,
+            "column": column,
+            "span": self.span.map(|s| json!({"start": s.start, "end": s.end})),
+            "label": self.label,
+            "help": self.help,
+            "notes": self.notes.iter().map(|n| n.to_json()).collect::<Vec<_>>(),
+        })
+    }
+
+    /// Renders for a terminal or a snapshot: no colour, fixed width.
+    pub fn render_plain(&self, width: usize) -> String {
+        let mut out = String::new();
+        let handler =
+            GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(width);
+        if handler.render_report(&mut out, self).is_err() {
+            out = format!("error[{}]: {}\n", self.code, self.message);
+        }
+        out
+    }
+
+    pub fn render_color(&self, width: usize) -> String {
+        let mut out = String::new();
+        let handler =
+            GraphicalReportHandler::new_themed(GraphicalTheme::unicode()).with_width(width);
+        if handler.render_report(&mut out, self).is_err() {
+            out = format!("error[{}]: {}\n", self.code, self.message);
+        }
+        out
+    }
+}
+
+impl fmt::Display for Diag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Diag {}
+
+impl Diagnostic for Diag {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(self.code))
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        self.file.as_ref().map(|f| &f.named as &dyn SourceCode)
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let span = self.span?;
+        let label = if self.label.is_empty() {
+            None
+        } else {
+            Some(self.label.clone())
+        };
+        Some(Box::new(std::iter::once(
+            LabeledSpan::new_primary_with_span(label, span),
+        )))
+    }
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
+        if self.notes.is_empty() {
+            None
+        } else {
+            Some(Box::new(self.notes.iter().map(|n| n as &dyn Diagnostic)))
+        }
+    }
+}
+
+/// "did you mean" against a list of known names.
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let mut best: Option<(&str, f64)> = None;
+    for c in candidates {
+        let score = strsim::jaro_winkler(name, c);
+        let near = score > 0.8
+            || (name.len() > 2 && c.contains(name))
+            || strsim::levenshtein(name, c) <= 1;
+        if near && best.is_none_or(|(_, s)| score > s) {
+            best = Some((c, score));
+        }
+    }
+    best.map(|(c, _)| c)
+}

@@ -1,0 +1,493 @@
+//! Calls: script functions, rhai functions, and tools. Every tool call is a
+//! recorded step with its own random stream, argument and output digests,
+//! the files it read, and its time.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use assay_grammar::{Arg, Expr, ExprKind, FnBody, Ident, Span};
+use rand_chacha::ChaCha8Rng;
+use sha2::{Digest, Sha256};
+
+use super::{step_rng, EvalResult, Flow, Run, RuntimeError, TraceEntry, MAX_CALL_DEPTH};
+use crate::diag::closest;
+use crate::rhai_bridge::RhaiModule;
+use crate::tool::{Args, Default as ParamDefault, Signature, Tool, ToolCtx, ToolError};
+use crate::types::Type;
+use crate::value::{Closure, Func, Value};
+
+/// An evaluated argument with the span it came from.
+pub(crate) struct ArgVal {
+    name: Option<Ident>,
+    value: Value,
+    span: Span,
+}
+
+impl<'a> Run<'a> {
+    fn eval_args(&mut self, args: &[Arg]) -> EvalResult<Vec<ArgVal>> {
+        let mut out = Vec::with_capacity(args.len());
+        for a in args {
+            out.push(ArgVal {
+                name: a.name.clone(),
+                value: self.eval(&a.value)?,
+                span: a.value.span,
+            });
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn eval_call(
+        &mut self,
+        callee: &Expr,
+        args: &[Arg],
+        span: Span,
+    ) -> EvalResult<Value> {
+        if let ExprKind::Name(n) = &callee.node {
+            if self.lookup(n).is_none() {
+                if let Some((sig, tool)) = self.registry.get(n) {
+                    let sig = sig.clone();
+                    let args = self.eval_args(args)?;
+                    return self.call_tool(&sig, tool, args, span);
+                }
+            }
+        }
+        let f = self.eval(callee)?;
+        let args = self.eval_args(args)?;
+        self.call_func_value(&f, args, callee.span, span)
+    }
+
+    pub(crate) fn eval_method(
+        &mut self,
+        receiver: &Expr,
+        name: &Ident,
+        args: &[Arg],
+        span: Span,
+    ) -> EvalResult<Value> {
+        let recv = self.eval(receiver)?;
+        match &recv {
+            Value::Module(m) => {
+                let m = m.clone();
+                let args = self.eval_args(args)?;
+                return self.call_rhai(&m, &name.node, args, span);
+            }
+            Value::Record(fields) if fields.contains_key(&name.node) => {
+                let f = fields.get(&name.node).cloned().unwrap_or_default();
+                let args = self.eval_args(args)?;
+                return self.call_func_value(&f, args, name.span, span);
+            }
+            _ => {}
+        }
+        let Some((sig, tool)) = self.registry.get(&name.node) else {
+            let help = match closest(&name.node, self.registry.names()) {
+                Some(c) => format!("did you mean `{c}`?"),
+                None => "`x.f(a)` calls the tool `f(x, a)`; `assay tools` lists the tools".into(),
+            };
+            return Err(RuntimeError::new(
+                format!(
+                    "no tool or method `{}` for a {}",
+                    name.node,
+                    recv.type_name()
+                ),
+                name.span,
+            )
+            .code("assay::unknown-tool")
+            .help(help));
+        };
+        let sig = sig.clone();
+        let mut all = vec![ArgVal {
+            name: None,
+            value: recv,
+            span: receiver.span,
+        }];
+        all.extend(self.eval_args(args)?);
+        self.call_tool(&sig, tool, all, span)
+    }
+
+    fn call_func_value(
+        &mut self,
+        f: &Value,
+        args: Vec<ArgVal>,
+        callee_span: Span,
+        span: Span,
+    ) -> EvalResult<Value> {
+        match f {
+            Value::Func(Func::Script(c)) => {
+                let c = c.clone();
+                self.call_closure(&c, args, span)
+            }
+            Value::Func(Func::Tool(name)) => {
+                let Some((sig, tool)) = self.registry.get(name) else {
+                    return Err(RuntimeError::new(
+                        format!("unknown tool `{name}`"),
+                        callee_span,
+                    ));
+                };
+                let sig = sig.clone();
+                self.call_tool(&sig, tool, args, span)
+            }
+            Value::Func(Func::Rhai(m, name)) => {
+                let (m, name) = (m.clone(), name.clone());
+                self.call_rhai(&m, &name, args, span)
+            }
+            other => Err(RuntimeError::new(
+                format!("a {} cannot be called", other.type_name()),
+                callee_span,
+            )
+            .code("assay::not-callable")
+            .help("only functions and tools can be called")),
+        }
+    }
+
+    fn call_closure(
+        &mut self,
+        c: &Arc<Closure>,
+        args: Vec<ArgVal>,
+        span: Span,
+    ) -> EvalResult<Value> {
+        let def = &c.def;
+        let fname = def
+            .name
+            .as_ref()
+            .map(|n| n.node.clone())
+            .unwrap_or_else(|| "lambda".into());
+        if self.depth() >= MAX_CALL_DEPTH {
+            return Err(RuntimeError::new(
+                format!("calls nested more than {MAX_CALL_DEPTH} deep (in `{fname}`)"),
+                span,
+            )
+            .code("assay::recursion")
+            .help("look for recursion without a base case, or rewrite it as a loop"));
+        }
+        // Bind arguments to parameters.
+        let mut bound: Vec<Option<Value>> = vec![None; def.params.len()];
+        let mut pos = 0;
+        for a in args {
+            let slot = match &a.name {
+                None => {
+                    if pos >= def.params.len() {
+                        return Err(RuntimeError::new(
+                            format!(
+                                "`{fname}` takes {} argument(s), given more",
+                                def.params.len()
+                            ),
+                            a.span,
+                        )
+                        .code("assay::argument-count"));
+                    }
+                    pos += 1;
+                    pos - 1
+                }
+                Some(n) => def
+                    .params
+                    .iter()
+                    .position(|p| p.name.node == n.node)
+                    .ok_or_else(|| {
+                        RuntimeError::new(
+                            format!("`{fname}` has no parameter `{}`", n.node),
+                            n.span,
+                        )
+                        .code("assay::unknown-argument")
+                    })?,
+            };
+            if bound[slot].is_some() {
+                return Err(RuntimeError::new(
+                    format!("`{}` is given twice", def.params[slot].name.node),
+                    a.span,
+                ));
+            }
+            bound[slot] = Some(a.value);
+        }
+        let mut captured = c.captured.clone();
+        if let Some(n) = &def.name {
+            // A named function can always call itself.
+            captured.push((n.node.clone(), Value::Func(Func::Script(c.clone()))));
+        }
+        self.push_frame(captured);
+        let result = (|| {
+            for (p, b) in def.params.iter().zip(bound) {
+                let v = match (b, &p.default) {
+                    (Some(v), _) => v,
+                    (None, Some(d)) => self.eval(d)?,
+                    (None, None) => {
+                        return Err(RuntimeError::new(
+                            format!("`{fname}` is missing argument `{}`", p.name.node),
+                            span,
+                        )
+                        .code("assay::missing-argument"))
+                    }
+                };
+                self.define(&p.name.node, v);
+            }
+            match &def.body {
+                FnBody::Expr(e) => self.eval(e),
+                FnBody::Block(b) => match self.exec_block_in_place(&b.node)? {
+                    Flow::Return(v) => Ok(v),
+                    _ => Ok(Value::None),
+                },
+            }
+        })();
+        self.pop_frame();
+        result.map_err(|mut e| {
+            e.stack.push((fname, span));
+            e
+        })
+    }
+
+    fn call_rhai(
+        &mut self,
+        m: &Arc<RhaiModule>,
+        name: &str,
+        args: Vec<ArgVal>,
+        span: Span,
+    ) -> EvalResult<Value> {
+        if let Some(a) = args.iter().find(|a| a.name.is_some()) {
+            return Err(RuntimeError::new(
+                "rhai functions take only positional arguments",
+                a.span,
+            ));
+        }
+        let values: Vec<Value> = args.into_iter().map(|a| a.value).collect();
+        let tool_name = format!("{}.{name}", m.alias);
+        let started = Instant::now();
+        self.step += 1;
+        let step = self.step;
+        let args_digest = digest_args(&[], &values);
+        let result = m.call(name, values);
+        let output = result.as_ref().ok().map(|v| v.digest());
+        let mut inputs = BTreeMap::new();
+        inputs.insert(m.path.display().to_string(), m.digest.clone());
+        self.out.trace.push(TraceEntry {
+            step,
+            tool: tool_name,
+            args: args_digest,
+            inputs,
+            output,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+        result.map_err(|e| {
+            let mut err = RuntimeError::new(e.diag.message.clone(), span).code(e.diag.code);
+            err.help = e.diag.help.clone();
+            err.foreign = Some(e.diag);
+            err
+        })
+    }
+
+    /// Binds arguments to a tool's parameters, checks their types, runs it.
+    pub(crate) fn call_tool(
+        &mut self,
+        sig: &Signature,
+        tool: Arc<dyn Tool>,
+        args: Vec<ArgVal>,
+        span: Span,
+    ) -> EvalResult<Value> {
+        let n = sig.params.len();
+        let mut values: Vec<Option<Value>> = vec![None; n];
+        let mut spans: Vec<Span> = vec![span; n];
+        let mut pos = 0;
+        for a in args {
+            let slot = match &a.name {
+                None => {
+                    if pos >= n {
+                        return Err(RuntimeError::new(
+                            format!("`{}` takes at most {n} argument(s)", sig.name),
+                            a.span,
+                        )
+                        .code("assay::argument-count")
+                        .help(sig.render()));
+                    }
+                    pos += 1;
+                    pos - 1
+                }
+                Some(name) => sig
+                    .params
+                    .iter()
+                    .position(|p| p.name == name.node)
+                    .ok_or_else(|| {
+                        RuntimeError::new(
+                            format!("`{}` has no parameter `{}`", sig.name, name.node),
+                            name.span,
+                        )
+                        .code("assay::unknown-argument")
+                        .help(sig.render())
+                    })?,
+            };
+            if values[slot].is_some() {
+                return Err(RuntimeError::new(
+                    format!("`{}` is given twice", sig.params[slot].name),
+                    a.span,
+                )
+                .code("assay::duplicate-argument"));
+            }
+            values[slot] = Some(a.value);
+            spans[slot] = a.span;
+        }
+        let mut bound = Vec::with_capacity(n);
+        for (i, p) in sig.params.iter().enumerate() {
+            let v = match (values[i].take(), &p.default) {
+                (Some(v), _) => v,
+                (None, ParamDefault::Value(d)) => d.clone(),
+                (None, ParamDefault::Required) => {
+                    return Err(RuntimeError::new(
+                        format!("`{}` is missing `{}`", sig.name, p.name),
+                        span,
+                    )
+                    .code("assay::missing-argument")
+                    .help(sig.render()))
+                }
+            };
+            if !p.ty.matches(&v) {
+                return Err(RuntimeError::new(
+                    format!(
+                        "`{}` of `{}` must be {}, found {}",
+                        p.name,
+                        sig.name,
+                        p.ty,
+                        describe_type(&v)
+                    ),
+                    spans[i],
+                )
+                .code("assay::type")
+                .help(sig.render()));
+            }
+            bound.push(v);
+        }
+        let args = Args {
+            values: bound,
+            names: sig.params.iter().map(|p| p.name).collect(),
+        };
+
+        self.step += 1;
+        let step = self.step;
+        let args_digest = digest_args(&args.names, &args.values);
+        let started = Instant::now();
+        self.call_inputs.push(BTreeMap::new());
+        let result = {
+            let rng = step_rng(self.seed, step);
+            let mut ctx = Ctx {
+                run: self,
+                rng,
+                span,
+            };
+            tool.call(&args, &mut ctx)
+        };
+        let inputs = self.call_inputs.pop().unwrap_or_default();
+        let output = result.as_ref().ok().map(|v| v.digest());
+        self.out.trace.push(TraceEntry {
+            step,
+            tool: sig.name.to_string(),
+            args: args_digest,
+            inputs,
+            output,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+        result.map_err(|e| {
+            // An error from a function the tool called keeps its own span.
+            if let Some(mut inner) = self.pending.take() {
+                inner.stack.push((sig.name.to_string(), span));
+                return inner;
+            }
+            let at = e.arg.and_then(|i| spans.get(i).copied()).unwrap_or(span);
+            let mut err =
+                RuntimeError::new(format!("{}: {}", sig.name, e.message), at).code("assay::tool");
+            err.help = e.help.or_else(|| Some(sig.render()));
+            err
+        })
+    }
+}
+
+fn describe_type(v: &Value) -> String {
+    match v {
+        Value::List(items) => match items.iter().find(|x| !matches!(x, Value::Num(_))) {
+            Some(x) if items.iter().any(|y| matches!(y, Value::Num(_))) => {
+                format!("a list containing a {}", x.type_name())
+            }
+            _ => "list".into(),
+        },
+        other => Type::of(other).to_string(),
+    }
+}
+
+fn digest_args(names: &[&str], values: &[Value]) -> String {
+    let mut h = Sha256::new();
+    for (i, v) in values.iter().enumerate() {
+        let name = names.get(i).copied().unwrap_or("");
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        v.feed(&mut h);
+    }
+    hex::encode(h.finalize())
+}
+
+/// The context a tool sees: the run, its step's random stream, the call's span.
+struct Ctx<'r, 'a> {
+    run: &'r mut Run<'a>,
+    rng: ChaCha8Rng,
+    span: Span,
+}
+
+impl<'r, 'a> ToolCtx for Ctx<'r, 'a> {
+    fn rng(&mut self) -> &mut ChaCha8Rng {
+        &mut self.rng
+    }
+
+    fn call(&mut self, f: &Value, args: Vec<Value>) -> Result<Value, ToolError> {
+        let span = self.span;
+        let args = args
+            .into_iter()
+            .map(|value| ArgVal {
+                name: None,
+                value,
+                span,
+            })
+            .collect();
+        self.run.call_func_value(f, args, span, span).map_err(|e| {
+            let msg = e.message.clone();
+            self.run.pending = Some(e);
+            ToolError::new(msg)
+        })
+    }
+
+    fn resolve_read(&mut self, path: &str) -> Result<std::path::PathBuf, ToolError> {
+        self.run
+            .sandbox
+            .resolve(path)
+            .map_err(|e| ToolError::new(e.message()).help(e.help()))
+    }
+
+    fn read_file(&mut self, path: &str) -> Result<Vec<u8>, ToolError> {
+        let (real, bytes) = self
+            .run
+            .sandbox
+            .read(path)
+            .map_err(|e| ToolError::new(e.message()).help(e.help()))?;
+        let digest = hex::encode(Sha256::digest(&bytes));
+        self.note_input(&real, &digest);
+        Ok(bytes)
+    }
+
+    fn note_input(&mut self, path: &Path, sha256: &str) {
+        if let Some(inputs) = self.run.call_inputs.last_mut() {
+            inputs.insert(path.display().to_string(), sha256.to_string());
+        }
+        self.run
+            .out
+            .inputs
+            .insert(path.to_path_buf(), sha256.to_string());
+    }
+
+    fn write_artifact(&mut self, name: &str, bytes: &[u8]) -> Result<String, ToolError> {
+        let safe = crate::record::safe_artifact_name(name).ok_or_else(|| {
+            ToolError::new(format!("`{name}` is not a valid artifact name"))
+                .help("use letters, digits, `-`, `_` and `.`")
+        })?;
+        if self.run.out.artifacts.iter().any(|(n, _)| *n == safe) {
+            return Err(ToolError::new(format!(
+                "artifact `{safe}` was already written"
+            )));
+        }
+        self.run.out.artifacts.push((safe.clone(), bytes.to_vec()));
+        Ok(format!("artifacts/{safe}"))
+    }
+}

@@ -1,0 +1,321 @@
+//! Evaluation of a checked program. Owns the run's state: scopes, the
+//! seed, the trace of tool calls, records, asserts, shown items, files read
+//! and artifacts. It writes nothing to disk; `record.rs` does that.
+
+mod call;
+mod expr;
+mod ops;
+mod stmt;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use assay_grammar::{Program, Span};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use sha2::{Digest, Sha256};
+
+use crate::diag::{Diag, SourceFile};
+use crate::rhai_bridge::RhaiModule;
+use crate::sandbox::Sandbox;
+use crate::tool::Registry;
+use crate::value::Value;
+
+/// Deepest chain of script function calls.
+pub const MAX_CALL_DEPTH: usize = 200;
+
+/// One line of trace.jsonl.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TraceEntry {
+    pub step: u64,
+    pub tool: String,
+    /// sha256 of the bound arguments' canonical encoding.
+    pub args: String,
+    /// Files read during the call: path -> sha256.
+    pub inputs: BTreeMap<String, String>,
+    /// sha256 of the result, or null when the call failed.
+    pub output: Option<String>,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct AssertOutcome {
+    pub passed: bool,
+    pub expr: String,
+    pub message: Option<String>,
+    pub line: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Shown {
+    pub title: Option<String>,
+    pub values: Vec<Value>,
+    pub line: usize,
+}
+
+/// Everything a run produced, whether it finished or stopped at an error.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub records: BTreeMap<String, Value>,
+    pub asserts: Vec<AssertOutcome>,
+    pub shows: Vec<Shown>,
+    pub trace: Vec<TraceEntry>,
+    /// Every file read by the script or its tools: absolute path -> sha256.
+    pub inputs: BTreeMap<PathBuf, String>,
+    pub artifacts: Vec<(String, Vec<u8>)>,
+    pub seed: u64,
+    pub error: Option<Diag>,
+}
+
+/// A runtime failure: message, the span of the failing expression, and the
+/// chain of script function calls that led there.
+#[derive(Debug, Clone)]
+pub struct RuntimeError {
+    pub code: &'static str,
+    pub message: String,
+    pub span: Span,
+    pub help: Option<String>,
+    pub stack: Vec<(String, Span)>,
+    /// A diagnostic that points into another file (a rhai module).
+    pub foreign: Option<Diag>,
+}
+
+impl RuntimeError {
+    pub fn new(message: impl Into<String>, span: Span) -> Self {
+        RuntimeError {
+            code: "assay::runtime",
+            message: message.into(),
+            span,
+            help: None,
+            stack: Vec::new(),
+            foreign: None,
+        }
+    }
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+    pub fn code(mut self, code: &'static str) -> Self {
+        self.code = code;
+        self
+    }
+
+    pub fn to_diag(&self, file: &Arc<SourceFile>) -> Diag {
+        let mut d = match &self.foreign {
+            // The error is in a rhai file: point there, and note the script call.
+            Some(f) => f.clone().note(
+                Diag::new("assay::called-from", "called from the script here").at(
+                    file,
+                    self.span,
+                    "this call",
+                ),
+            ),
+            None => Diag::new(self.code, self.message.clone())
+                .at(file, self.span, "failed here")
+                .maybe_help(self.help.clone()),
+        };
+        for (name, span) in &self.stack {
+            d = d.note(
+                Diag::new(
+                    "assay::called-from",
+                    format!("in `{name}`, called from here"),
+                )
+                .at(file, *span, format!("call to `{name}`")),
+            );
+        }
+        d
+    }
+}
+
+pub(crate) enum Flow {
+    Normal,
+    Return(Value),
+    Break,
+    Continue,
+}
+
+pub(crate) type EvalResult<T> = Result<T, RuntimeError>;
+
+struct Frame {
+    scopes: Vec<HashMap<String, Value>>,
+    captured: Vec<(String, Value)>,
+}
+
+/// The state of one execution.
+pub struct Run<'a> {
+    pub(crate) file: Arc<SourceFile>,
+    pub(crate) registry: &'a Registry,
+    pub(crate) sandbox: &'a Sandbox,
+    pub(crate) seed: u64,
+    frames: Vec<Frame>,
+    pub(crate) step: u64,
+    pub(crate) out: Outcome,
+    /// Files read by the tool call in progress.
+    pub(crate) call_inputs: Vec<BTreeMap<String, String>>,
+    /// An error raised inside a function value that a tool called; kept so
+    /// its span survives the trip through the tool.
+    pub(crate) pending: Option<RuntimeError>,
+}
+
+/// Runs a checked program. Never panics on user input; errors end the run
+/// and are returned in `Outcome::error`, with everything produced so far.
+pub fn execute(
+    file: &Arc<SourceFile>,
+    program: &Program,
+    registry: &Registry,
+    sandbox: &Sandbox,
+    modules: &HashMap<String, Arc<RhaiModule>>,
+    seed: u64,
+) -> Outcome {
+    let mut run = Run {
+        file: file.clone(),
+        registry,
+        sandbox,
+        seed,
+        frames: vec![Frame {
+            scopes: vec![HashMap::new()],
+            captured: Vec::new(),
+        }],
+        step: 0,
+        out: Outcome {
+            seed,
+            ..Outcome::default()
+        },
+        call_inputs: Vec::new(),
+        pending: None,
+    };
+    for (alias, m) in modules {
+        run.define(alias, Value::Module(m.clone()));
+    }
+    let result = run.exec_block_in_place(&program.stmts);
+    let mut out = std::mem::take(&mut run.out);
+    match result {
+        Ok(_) => {}
+        Err(e) => out.error = Some(e.to_diag(file)),
+    }
+    out.trace.sort_by_key(|t| t.step);
+    out
+}
+
+/// The seed a script sets with `seed N`, if any.
+pub fn script_seed(program: &Program) -> Option<u64> {
+    program.stmts.iter().find_map(|s| match &s.node {
+        assay_grammar::StmtKind::Seed(e) => match &e.node {
+            assay_grammar::ExprKind::Number(n) if *n >= 0.0 => Some(*n as u64),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+/// Randomness for one step: a pure function of the seed and the step.
+pub fn step_rng(seed: u64, step: u64) -> ChaCha8Rng {
+    let mut h = Sha256::new();
+    h.update(b"assay-step-rng");
+    h.update(seed.to_le_bytes());
+    h.update(step.to_le_bytes());
+    let digest: [u8; 32] = h.finalize().into();
+    ChaCha8Rng::from_seed(digest)
+}
+
+impl<'a> Run<'a> {
+    fn frame(&self) -> &Frame {
+        // There is always the top-level frame.
+        &self.frames[self.frames.len() - 1]
+    }
+    fn frame_mut(&mut self) -> &mut Frame {
+        let n = self.frames.len() - 1;
+        &mut self.frames[n]
+    }
+
+    pub(crate) fn define(&mut self, name: &str, v: Value) {
+        if let Some(scope) = self.frame_mut().scopes.last_mut() {
+            scope.insert(name.to_string(), v);
+        }
+    }
+
+    pub(crate) fn lookup(&self, name: &str) -> Option<Value> {
+        let f = self.frame();
+        for scope in f.scopes.iter().rev() {
+            if let Some(v) = scope.get(name) {
+                return Some(v.clone());
+            }
+        }
+        if let Some((_, v)) = f.captured.iter().rev().find(|(k, _)| k == name) {
+            return Some(v.clone());
+        }
+        if self.frames.len() > 1 {
+            if let Some(v) = self.frames[0].scopes[0].get(name) {
+                return Some(v.clone());
+            }
+        }
+        None
+    }
+
+    /// Reassigns the nearest binding; false if there is none.
+    pub(crate) fn assign(&mut self, name: &str, v: Value) -> bool {
+        let n = self.frames.len();
+        for scope in self.frames[n - 1].scopes.iter_mut().rev() {
+            if let Some(slot) = scope.get_mut(name) {
+                *slot = v;
+                return true;
+            }
+        }
+        if let Some(slot) = self.frames[n - 1]
+            .captured
+            .iter_mut()
+            .rev()
+            .find(|(k, _)| k == name)
+        {
+            slot.1 = v;
+            return true;
+        }
+        if n > 1 {
+            if let Some(slot) = self.frames[0].scopes[0].get_mut(name) {
+                *slot = v;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The locals a new closure captures (globals are looked up live).
+    pub(crate) fn capture(&self) -> Vec<(String, Value)> {
+        let f = self.frame();
+        let mut out = f.captured.clone();
+        let skip = if self.frames.len() == 1 { 1 } else { 0 };
+        for scope in f.scopes.iter().skip(skip) {
+            let mut names: Vec<(&String, &Value)> = scope.iter().collect();
+            names.sort_by(|a, b| a.0.cmp(b.0));
+            out.extend(names.into_iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        out
+    }
+
+    pub(crate) fn push_scope(&mut self) {
+        self.frame_mut().scopes.push(HashMap::new());
+    }
+    pub(crate) fn pop_scope(&mut self) {
+        self.frame_mut().scopes.pop();
+    }
+
+    pub(crate) fn push_frame(&mut self, captured: Vec<(String, Value)>) {
+        self.frames.push(Frame {
+            scopes: vec![HashMap::new()],
+            captured,
+        });
+    }
+    pub(crate) fn pop_frame(&mut self) {
+        if self.frames.len() > 1 {
+            self.frames.pop();
+        }
+    }
+    pub(crate) fn depth(&self) -> usize {
+        self.frames.len() - 1
+    }
+
+    pub(crate) fn line_of(&self, span: Span) -> usize {
+        self.file.line_col(span.start).0
+    }
+}

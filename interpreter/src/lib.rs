@@ -1,0 +1,134 @@
+//! The Assay interpreter: name resolution and static checks, evaluation,
+//! values, the `Tool` trait and registry, run records, the rhai bridge and
+//! the sandbox. It knows nothing of ONNX; tools arrive through the registry.
+
+mod check;
+mod diag;
+mod diff;
+mod eval;
+mod record;
+mod report;
+mod rhai_bridge;
+mod sandbox;
+mod tool;
+mod types;
+mod value;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use assay_grammar::{Program, StmtKind};
+use sha2::{Digest, Sha256};
+
+pub use check::check;
+pub use diag::{closest, Diag, SourceFile};
+pub use diff::{diff_results, Change};
+pub use eval::{
+    execute, script_seed, step_rng, AssertOutcome, Outcome, Shown, TraceEntry, MAX_CALL_DEPTH,
+};
+pub use record::{
+    canonical, manifest_json, npy_f32, num_json, read_run, results_json, safe_artifact_name,
+    trace_jsonl, write_run, ManifestInfo, RunDir, RunFiles, Status, ASSAY_VERSION,
+};
+pub use report::{escape as html_escape, report_html};
+pub use rhai_bridge::RhaiModule;
+pub use sandbox::{Sandbox, SandboxError};
+pub use tool::{
+    iter_values, to_numbers, to_tensor, tool_value, Args, Default, ParamSpec, Registry, Signature,
+    Tool, ToolCtx, ToolError,
+};
+pub use types::Type;
+pub use value::{format_f32, format_num, Closure, Func, Handle, Image, Value};
+
+/// A script parsed, its modules loaded, and checked.
+pub struct Prepared {
+    pub file: Arc<SourceFile>,
+    pub program: Option<Program>,
+    pub modules: HashMap<String, Arc<RhaiModule>>,
+    /// Module files read: path -> sha256.
+    pub inputs: BTreeMap<PathBuf, String>,
+    /// Every error found; empty means the script may run.
+    pub diags: Vec<Diag>,
+}
+
+/// Parses, loads `use`d rhai modules (through the sandbox) and checks.
+pub fn prepare(file: &Arc<SourceFile>, registry: &Registry, sandbox: &Sandbox) -> Prepared {
+    let mut prepared = Prepared {
+        file: file.clone(),
+        program: None,
+        modules: HashMap::new(),
+        inputs: BTreeMap::new(),
+        diags: Vec::new(),
+    };
+    let program = match assay_grammar::parse(&file.text) {
+        Ok(p) => p,
+        Err(e) => {
+            prepared.diags.push(Diag::from_syntax(file, &e));
+            return prepared;
+        }
+    };
+    for s in &program.stmts {
+        if let StmtKind::Use { path, alias } = &s.node {
+            if !path.node.ends_with(".rhai") {
+                prepared.diags.push(
+                    Diag::new(
+                        "assay::use",
+                        format!("`use` loads rhai files, not `{}`", path.node),
+                    )
+                    .at(file, path.span, "not a .rhai file")
+                    .help("write `use \"metrics.rhai\" as m`"),
+                );
+                continue;
+            }
+            match sandbox.read(&path.node) {
+                Err(e) => prepared.diags.push(
+                    Diag::new("assay::use", e.message())
+                        .at(file, path.span, "cannot load")
+                        .help(e.help()),
+                ),
+                Ok((real, bytes)) => {
+                    let digest = hex::encode(Sha256::digest(&bytes));
+                    let text = match String::from_utf8(bytes) {
+                        Ok(t) => t,
+                        Err(_) => {
+                            prepared.diags.push(
+                                Diag::new(
+                                    "assay::use",
+                                    format!("`{}` is not UTF-8 text", path.node),
+                                )
+                                .at(file, path.span, "not text")
+                                .help("a rhai module must be a UTF-8 text file"),
+                            );
+                            continue;
+                        }
+                    };
+                    match RhaiModule::load(
+                        &alias.node,
+                        real.clone(),
+                        &path.node,
+                        &text,
+                        digest.clone(),
+                    ) {
+                        Ok(m) => {
+                            prepared.inputs.insert(real, digest);
+                            prepared.modules.insert(alias.node.clone(), Arc::new(m));
+                        }
+                        Err(d) => prepared.diags.push(d.note(
+                            Diag::new("assay::called-from", "loaded here").at(
+                                file,
+                                path.span,
+                                "this `use`",
+                            ),
+                        )),
+                    }
+                }
+            }
+        }
+    }
+    prepared
+        .diags
+        .extend(check(file, &program, registry, &prepared.modules));
+    prepared.program = Some(program);
+    prepared
+}

@@ -1,0 +1,396 @@
+//! Run records on disk: `runs/<stem>/<id>/` with script.assay, results.json
+//! (canonical), trace.jsonl, manifest.json, report.html and artifacts/.
+//! A run is built in a hidden temporary folder and renamed into place as the
+//! last step, so a run cut off midway never looks like a finished one.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Map, Value as Json};
+use sha2::{Digest, Sha256};
+
+use crate::diag::SourceFile;
+use crate::eval::Outcome;
+use crate::value::{format_f32, Value};
+
+pub const ASSAY_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Tensors with more elements than this go to artifacts/ as .npy.
+pub const INLINE_TENSOR_MAX: usize = 256;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    AssertFailed,
+    Error,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::AssertFailed => "assert-failed",
+            Status::Error => "error",
+        }
+    }
+    pub fn of(out: &Outcome) -> Status {
+        if out.error.is_some() {
+            Status::Error
+        } else if out.asserts.iter().any(|a| !a.passed) {
+            Status::AssertFailed
+        } else {
+            Status::Ok
+        }
+    }
+}
+
+/// Artifact names are plain file names: no folders, no dot-files.
+pub fn safe_artifact_name(name: &str) -> Option<String> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    ok.then(|| name.to_string())
+}
+
+fn slug(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    while out.contains("--") {
+        out = out.replace("--", "-");
+    }
+    let out = out.trim_matches('-').to_string();
+    let out: String = out.chars().take(48).collect();
+    if out.is_empty() {
+        "value".into()
+    } else {
+        out
+    }
+}
+
+/// A number as canonical JSON: integers without a fraction, NaN and
+/// infinities as strings (JSON has no literal for them).
+pub fn num_json(n: f64) -> Json {
+    if n.is_nan() {
+        json!("nan")
+    } else if n.is_infinite() {
+        json!(if n > 0.0 { "inf" } else { "-inf" })
+    } else if n == n.trunc() && n.abs() < 9.0e15 {
+        json!(n as i64)
+    } else {
+        json!(n)
+    }
+}
+
+fn f32_json(x: f32) -> Json {
+    if !x.is_finite() {
+        return num_json(x as f64);
+    }
+    // Through the shortest f32 text, so 0.1f32 is written 0.1.
+    num_json(format_f32(x).parse::<f64>().unwrap_or(x as f64))
+}
+
+/// Minimal .npy (version 1.0, little-endian f32, C order).
+pub fn npy_f32(shape: &[usize], data: impl Iterator<Item = f32>) -> Vec<u8> {
+    let shape_txt = match shape.len() {
+        1 => format!("({},)", shape[0]),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_txt}, }}");
+    let total = 10 + header.len() + 1;
+    header.push_str(&" ".repeat((64 - total % 64) % 64));
+    header.push('\n');
+    let mut out = Vec::new();
+    out.extend_from_slice(b"\x93NUMPY\x01\x00");
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for x in data {
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out
+}
+
+/// Converts a value to canonical JSON; large tensors and images become
+/// artifact files referenced by name and digest.
+pub struct JsonWriter<'o> {
+    pub artifacts: &'o mut Vec<(String, Vec<u8>)>,
+}
+
+impl JsonWriter<'_> {
+    fn artifact(&mut self, base: &str, ext: &str, bytes: Vec<u8>) -> String {
+        let mut name = format!("{base}.{ext}");
+        let mut i = 2;
+        while self.artifacts.iter().any(|(n, _)| *n == name) {
+            name = format!("{base}-{i}.{ext}");
+            i += 1;
+        }
+        self.artifacts.push((name.clone(), bytes));
+        format!("artifacts/{name}")
+    }
+
+    pub fn value(&mut self, v: &Value, hint: &str) -> Json {
+        match v {
+            Value::None => Json::Null,
+            Value::Bool(b) => json!(b),
+            Value::Num(n) => num_json(*n),
+            Value::Str(s) => json!(s.as_ref()),
+            Value::List(items) => Json::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| self.value(x, &format!("{hint}-{i}")))
+                    .collect(),
+            ),
+            Value::Record(fields) => {
+                let mut m = Map::new();
+                for (k, x) in fields.iter() {
+                    m.insert(k.clone(), self.value(x, &format!("{hint}-{}", slug(k))));
+                }
+                Json::Object(m)
+            }
+            Value::Range(a, b) => json!({"range": [a, b]}),
+            Value::Tensor(t) => {
+                let shape: Vec<usize> = t.shape().to_vec();
+                if t.len() <= INLINE_TENSOR_MAX {
+                    json!({
+                        "dtype": "f32",
+                        "shape": shape,
+                        "values": t.iter().map(|x| f32_json(*x)).collect::<Vec<_>>(),
+                    })
+                } else {
+                    let bytes = npy_f32(&shape, t.iter().copied());
+                    let digest = hex::encode(Sha256::digest(&bytes));
+                    let path = self.artifact(&slug(hint), "npy", bytes);
+                    let n = t.len() as f64;
+                    let mean = t.iter().map(|x| *x as f64).sum::<f64>() / n;
+                    let min = t.iter().fold(f32::INFINITY, |a, b| a.min(*b));
+                    let max = t.iter().fold(f32::NEG_INFINITY, |a, b| a.max(*b));
+                    json!({
+                        "dtype": "f32",
+                        "shape": shape,
+                        "file": path,
+                        "sha256": digest,
+                        "min": f32_json(min),
+                        "max": f32_json(max),
+                        "mean": num_json(mean),
+                    })
+                }
+            }
+            Value::Image(img) => match img.to_png() {
+                Ok(png) => {
+                    let digest = hex::encode(Sha256::digest(&png));
+                    let path = self.artifact(&slug(hint), "png", png);
+                    json!({"image": {"width": img.width, "height": img.height, "file": path, "sha256": digest}})
+                }
+                Err(e) => json!({"image": {"width": img.width, "height": img.height, "error": e}}),
+            },
+            Value::Func(_) | Value::Module(_) => json!(v.to_repr()),
+            Value::Handle(h) => {
+                json!({"handle": h.kind(), "describe": h.describe(), "digest": h.digest()})
+            }
+        }
+    }
+}
+
+/// Serializes with sorted keys, two-space indent and a final newline.
+pub fn canonical(j: &Json) -> String {
+    let mut s = serde_json::to_string_pretty(j).unwrap_or_else(|_| "null".into());
+    s.push('\n');
+    s
+}
+
+/// results.json: every record and assert, and the error if the run failed.
+pub fn results_json(
+    out: &Outcome,
+    file: &SourceFile,
+    artifacts: &mut Vec<(String, Vec<u8>)>,
+) -> String {
+    let mut w = JsonWriter { artifacts };
+    let mut records = Map::new();
+    for (k, v) in &out.records {
+        records.insert(k.clone(), w.value(v, &format!("record-{}", slug(k))));
+    }
+    let asserts: Vec<Json> = out
+        .asserts
+        .iter()
+        .map(|a| json!({"expr": a.expr, "line": a.line, "message": a.message, "passed": a.passed}))
+        .collect();
+    let error = out.error.as_ref().map(|d| {
+        let line = d
+            .span
+            .filter(|_| d.file.as_ref().is_some_and(|f| f.name == file.name))
+            .map(|s| file.line_col(s.start).0);
+        json!({"code": d.code, "message": d.message, "line": line})
+    });
+    canonical(&json!({
+        "asserts": asserts,
+        "error": error,
+        "records": records,
+        "status": Status::of(out).as_str(),
+    }))
+}
+
+pub fn trace_jsonl(out: &Outcome) -> String {
+    let mut s = String::new();
+    for t in &out.trace {
+        s.push_str(&serde_json::to_string(t).unwrap_or_default());
+        s.push('\n');
+    }
+    s
+}
+
+/// What the manifest says about where the run came from.
+pub struct ManifestInfo<'a> {
+    pub script_name: &'a str,
+    pub script_text: &'a str,
+    pub script_dir: &'a Path,
+    pub allowed_roots: &'a [PathBuf],
+    pub extra: BTreeMap<String, Json>,
+}
+
+pub fn manifest_json(out: &Outcome, info: &ManifestInfo) -> String {
+    let inputs: BTreeMap<String, String> = out
+        .inputs
+        .iter()
+        .map(|(p, d)| (p.display().to_string(), d.clone()))
+        .collect();
+    let mut m = json!({
+        "assay_version": ASSAY_VERSION,
+        "status": Status::of(out).as_str(),
+        "seed": out.seed,
+        "script": {
+            "name": info.script_name,
+            "sha256": hex::encode(Sha256::digest(info.script_text.as_bytes())),
+            "dir": info.script_dir.display().to_string(),
+        },
+        "allowed_roots": info.allowed_roots.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+        "inputs": inputs,
+        "tool_calls": out.trace.len(),
+    });
+    if let Json::Object(obj) = &mut m {
+        for (k, v) in &info.extra {
+            obj.insert(k.clone(), v.clone());
+        }
+    }
+    canonical(&m)
+}
+
+/// All the files of one run, ready to be written.
+pub struct RunFiles {
+    pub script: String,
+    pub results: String,
+    pub trace: String,
+    pub manifest: String,
+    pub report: String,
+    pub artifacts: Vec<(String, Vec<u8>)>,
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = fs::File::create(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Writes `runs_dir/stem/NNNN/` atomically and returns its path.
+pub fn write_run(runs_dir: &Path, stem: &str, files: &RunFiles) -> std::io::Result<PathBuf> {
+    let parent = runs_dir.join(stem);
+    fs::create_dir_all(&parent)?;
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let tmp = parent.join(format!(".incomplete-{}-{nonce}", std::process::id()));
+    fs::create_dir_all(tmp.join("artifacts"))?;
+    write_file(&tmp.join("script.assay"), files.script.as_bytes())?;
+    write_file(&tmp.join("results.json"), files.results.as_bytes())?;
+    write_file(&tmp.join("trace.jsonl"), files.trace.as_bytes())?;
+    write_file(&tmp.join("report.html"), files.report.as_bytes())?;
+    for (name, bytes) in &files.artifacts {
+        let safe = safe_artifact_name(name)
+            .ok_or_else(|| std::io::Error::other(format!("bad artifact name {name}")))?;
+        write_file(&tmp.join("artifacts").join(safe), bytes)?;
+    }
+    // The manifest is written last: a folder without one is not a run.
+    write_file(&tmp.join("manifest.json"), files.manifest.as_bytes())?;
+    // Pick the next number; retry if another run takes it first.
+    for _ in 0..1000 {
+        let next = next_id(&parent)?;
+        let dest = parent.join(format!("{next:04}"));
+        match fs::rename(&tmp, &dest) {
+            Ok(()) => return Ok(dest),
+            Err(_) if dest.exists() => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other("could not find a free run number"))
+}
+
+fn next_id(parent: &Path) -> std::io::Result<u32> {
+    let mut max = 0;
+    for e in fs::read_dir(parent)? {
+        let e = e?;
+        if let Some(n) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) {
+            max = max.max(n);
+        }
+    }
+    Ok(max + 1)
+}
+
+/// A finished run folder, as read back for diff and verify.
+pub struct RunDir {
+    pub path: PathBuf,
+    pub results: Json,
+    pub results_text: String,
+    pub manifest: Json,
+    pub script: String,
+}
+
+/// Reads a run folder, refusing one that did not finish.
+pub fn read_run(path: &Path) -> Result<RunDir, String> {
+    if !path.is_dir() {
+        return Err(format!("{} is not a run folder", path.display()));
+    }
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let manifest_text = fs::read_to_string(path.join("manifest.json"));
+    if name.starts_with(".incomplete") || manifest_text.is_err() {
+        return Err(format!(
+            "{} is an incomplete run (it was cut off before it finished)",
+            path.display()
+        ));
+    }
+    let manifest_text = manifest_text.map_err(|e| e.to_string())?;
+    let results_text = fs::read_to_string(path.join("results.json"))
+        .map_err(|e| format!("{}: results.json: {e}", path.display()))?;
+    let results: Json = serde_json::from_str(&results_text)
+        .map_err(|e| format!("{}: results.json: {e}", path.display()))?;
+    let manifest: Json = serde_json::from_str(&manifest_text)
+        .map_err(|e| format!("{}: manifest.json: {e}", path.display()))?;
+    let script = fs::read_to_string(path.join("script.assay"))
+        .map_err(|e| format!("{}: script.assay: {e}", path.display()))?;
+    Ok(RunDir {
+        path: path.to_path_buf(),
+        results,
+        results_text,
+        manifest,
+        script,
+    })
+}

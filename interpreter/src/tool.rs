@@ -1,0 +1,449 @@
+//! The `Tool` trait and the one registry of tools. A tool declares its
+//! signature (typed parameters with defaults), a one-paragraph doc and
+//! examples; the checker, `assay tools`, docs/tools.md and the agent prompt
+//! are all generated from these declarations.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ndarray::ArrayD;
+use rand_chacha::ChaCha8Rng;
+
+use crate::types::Type;
+use crate::value::{Func, Value};
+
+/// A parameter's default: required, or a value used when it is omitted.
+#[derive(Clone, Debug)]
+pub enum Default {
+    Required,
+    Value(Value),
+}
+
+#[derive(Clone, Debug)]
+pub struct ParamSpec {
+    pub name: &'static str,
+    pub ty: Type,
+    pub default: Default,
+    pub doc: &'static str,
+}
+
+#[derive(Clone, Debug)]
+pub struct Signature {
+    pub name: &'static str,
+    pub category: &'static str,
+    pub params: Vec<ParamSpec>,
+    pub returns: Type,
+    pub doc: &'static str,
+    /// Each example is a complete script; its asserts must pass.
+    pub examples: Vec<&'static str>,
+}
+
+impl Signature {
+    pub fn new(name: &'static str, category: &'static str, doc: &'static str) -> Self {
+        Signature {
+            name,
+            category,
+            params: Vec::new(),
+            returns: Type::Any,
+            doc,
+            examples: Vec::new(),
+        }
+    }
+    /// A required parameter.
+    pub fn param(mut self, name: &'static str, ty: Type, doc: &'static str) -> Self {
+        self.params.push(ParamSpec {
+            name,
+            ty,
+            default: Default::Required,
+            doc,
+        });
+        self
+    }
+    /// An optional parameter with its default.
+    pub fn opt(mut self, name: &'static str, ty: Type, default: Value, doc: &'static str) -> Self {
+        let ty = if matches!(default, Value::None) {
+            Type::optional(ty)
+        } else {
+            ty
+        };
+        self.params.push(ParamSpec {
+            name,
+            ty,
+            default: Default::Value(default),
+            doc,
+        });
+        self
+    }
+    pub fn returns(mut self, ty: Type) -> Self {
+        self.returns = ty;
+        self
+    }
+    pub fn example(mut self, code: &'static str) -> Self {
+        self.examples.push(code);
+        self
+    }
+
+    /// `name(a: number, b: string = "x") -> list`
+    pub fn render(&self) -> String {
+        let params: Vec<String> = self
+            .params
+            .iter()
+            .map(|p| match &p.default {
+                Default::Required => format!("{}: {}", p.name, p.ty),
+                Default::Value(v) => format!("{}: {} = {}", p.name, p.ty, v.to_repr()),
+            })
+            .collect();
+        format!("{}({}) -> {}", self.name, params.join(", "), self.returns)
+    }
+
+    pub fn required_count(&self) -> usize {
+        self.params
+            .iter()
+            .filter(|p| matches!(p.default, Default::Required))
+            .count()
+    }
+}
+
+/// A failure inside a tool. It carries no span: the interpreter adds the
+/// span of the call, or of the argument named by `arg`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolError {
+    pub message: String,
+    /// Index of the parameter at fault, if one is.
+    pub arg: Option<usize>,
+    pub help: Option<String>,
+}
+
+impl ToolError {
+    pub fn new(message: impl Into<String>) -> Self {
+        ToolError {
+            message: message.into(),
+            arg: None,
+            help: None,
+        }
+    }
+    pub fn arg(index: usize, message: impl Into<String>) -> Self {
+        ToolError {
+            message: message.into(),
+            arg: Some(index),
+            help: None,
+        }
+    }
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+impl std::fmt::Display for ToolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Bound arguments, one per declared parameter, defaults filled in.
+#[derive(Debug, Clone)]
+pub struct Args {
+    pub values: Vec<Value>,
+    pub names: Vec<&'static str>,
+}
+
+impl Args {
+    pub fn get(&self, i: usize) -> &Value {
+        self.values.get(i).unwrap_or(&Value::None)
+    }
+    fn wrong(&self, i: usize, want: &str) -> ToolError {
+        let name = self.names.get(i).copied().unwrap_or("argument");
+        ToolError::arg(
+            i,
+            format!("`{name}` must be {want}, found {}", self.get(i).type_name()),
+        )
+    }
+    pub fn is_none(&self, i: usize) -> bool {
+        matches!(self.get(i), Value::None)
+    }
+    pub fn num(&self, i: usize) -> Result<f64, ToolError> {
+        match self.get(i) {
+            Value::Num(n) => Ok(*n),
+            _ => Err(self.wrong(i, "a number")),
+        }
+    }
+    pub fn opt_num(&self, i: usize) -> Result<Option<f64>, ToolError> {
+        if self.is_none(i) {
+            Ok(None)
+        } else {
+            self.num(i).map(Some)
+        }
+    }
+    /// A whole number (e.g. a count or an index).
+    pub fn int(&self, i: usize) -> Result<i64, ToolError> {
+        let n = self.num(i)?;
+        if n.fract() != 0.0 || !n.is_finite() || n.abs() > 9.0e15 {
+            let name = self.names.get(i).copied().unwrap_or("argument");
+            return Err(ToolError::arg(
+                i,
+                format!("`{name}` must be a whole number, found {n}"),
+            ));
+        }
+        Ok(n as i64)
+    }
+    /// A whole number at least zero.
+    pub fn count(&self, i: usize) -> Result<usize, ToolError> {
+        let n = self.int(i)?;
+        if n < 0 {
+            let name = self.names.get(i).copied().unwrap_or("argument");
+            return Err(ToolError::arg(
+                i,
+                format!("`{name}` must not be negative, found {n}"),
+            ));
+        }
+        Ok(n as usize)
+    }
+    pub fn opt_int(&self, i: usize) -> Result<Option<i64>, ToolError> {
+        if self.is_none(i) {
+            Ok(None)
+        } else {
+            self.int(i).map(Some)
+        }
+    }
+    pub fn bool(&self, i: usize) -> Result<bool, ToolError> {
+        match self.get(i) {
+            Value::Bool(b) => Ok(*b),
+            _ => Err(self.wrong(i, "true or false")),
+        }
+    }
+    pub fn str(&self, i: usize) -> Result<&str, ToolError> {
+        match self.get(i) {
+            Value::Str(s) => Ok(s),
+            _ => Err(self.wrong(i, "a string")),
+        }
+    }
+    pub fn opt_str(&self, i: usize) -> Result<Option<&str>, ToolError> {
+        if self.is_none(i) {
+            Ok(None)
+        } else {
+            self.str(i).map(Some)
+        }
+    }
+    pub fn func(&self, i: usize) -> Result<&Value, ToolError> {
+        match self.get(i) {
+            v @ Value::Func(_) => Ok(v),
+            _ => Err(self.wrong(i, "a function (a name or `x => ...`)")),
+        }
+    }
+    /// The items of a list, range, string (characters) or 1-D tensor.
+    pub fn items(&self, i: usize) -> Result<Vec<Value>, ToolError> {
+        iter_values(self.get(i)).ok_or_else(|| self.wrong(i, "a list"))
+    }
+    pub fn record(&self, i: usize) -> Result<&BTreeMap<String, Value>, ToolError> {
+        match self.get(i) {
+            Value::Record(r) => Ok(r),
+            _ => Err(self.wrong(i, "a record")),
+        }
+    }
+    /// Numbers from a list, range or tensor (flattened).
+    pub fn numbers(&self, i: usize) -> Result<Vec<f64>, ToolError> {
+        to_numbers(self.get(i)).map_err(|what| {
+            let name = self.names.get(i).copied().unwrap_or("argument");
+            ToolError::arg(
+                i,
+                format!("`{name}` must be numbers (a list, range or tensor), {what}"),
+            )
+        })
+    }
+    /// A tensor, converting a (nested) list of numbers.
+    pub fn tensor(&self, i: usize) -> Result<Arc<ArrayD<f32>>, ToolError> {
+        to_tensor(self.get(i)).map(|t| t).map_err(|what| {
+            let name = self.names.get(i).copied().unwrap_or("argument");
+            ToolError::arg(
+                i,
+                format!("`{name}` must be a tensor or a nested list of numbers: {what}"),
+            )
+        })
+    }
+}
+
+/// The values a `for` loop or a list tool walks over.
+pub fn iter_values(v: &Value) -> Option<Vec<Value>> {
+    match v {
+        Value::List(items) => Some(items.as_ref().clone()),
+        Value::Range(a, b) => Some((*a..*b).map(|i| Value::Num(i as f64)).collect()),
+        Value::Str(s) => Some(s.chars().map(|c| Value::str(c.to_string())).collect()),
+        Value::Tensor(t) if t.ndim() == 1 => {
+            Some(t.iter().map(|x| Value::Num(*x as f64)).collect())
+        }
+        Value::Tensor(t) if t.ndim() > 1 => Some(
+            t.outer_iter()
+                .map(|row| Value::tensor(row.to_owned()))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+/// Flattens numbers out of a list (of numbers), range or tensor.
+pub fn to_numbers(v: &Value) -> Result<Vec<f64>, String> {
+    match v {
+        Value::Num(n) => Ok(vec![*n]),
+        Value::Range(a, b) => Ok((*a..*b).map(|i| i as f64).collect()),
+        Value::Tensor(t) => Ok(t.iter().map(|x| *x as f64).collect()),
+        Value::List(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, x) in items.iter().enumerate() {
+                match x {
+                    Value::Num(n) => out.push(*n),
+                    other => return Err(format!("but item {i} is a {}", other.type_name())),
+                }
+            }
+            Ok(out)
+        }
+        other => Err(format!("found {}", other.type_name())),
+    }
+}
+
+/// Builds a tensor from a tensor, a number, or a rectangular nested list.
+pub fn to_tensor(v: &Value) -> Result<Arc<ArrayD<f32>>, String> {
+    fn shape_of(v: &Value, shape: &mut Vec<usize>) -> Result<(), String> {
+        match v {
+            Value::Num(_) => Ok(()),
+            Value::List(items) => {
+                shape.push(items.len());
+                match items.first() {
+                    Some(first) => shape_of(first, shape),
+                    None => Ok(()),
+                }
+            }
+            other => Err(format!("found {}", other.type_name())),
+        }
+    }
+    fn flatten(v: &Value, depth: usize, shape: &[usize], out: &mut Vec<f32>) -> Result<(), String> {
+        match v {
+            Value::Num(n) if depth == shape.len() => {
+                out.push(*n as f32);
+                Ok(())
+            }
+            Value::List(items) if depth < shape.len() && items.len() == shape[depth] => {
+                for x in items.iter() {
+                    flatten(x, depth + 1, shape, out)?;
+                }
+                Ok(())
+            }
+            _ => Err(
+                "the nested lists are not rectangular (rows of different lengths or types)".into(),
+            ),
+        }
+    }
+    match v {
+        Value::Tensor(t) => Ok(t.clone()),
+        Value::Range(..) | Value::Num(_) => {
+            let xs = to_numbers(v)?;
+            let n = xs.len();
+            let arr = ArrayD::from_shape_vec(
+                if matches!(v, Value::Num(_)) {
+                    vec![]
+                } else {
+                    vec![n]
+                },
+                xs.into_iter().map(|x| x as f32).collect(),
+            )
+            .map_err(|e| e.to_string())?;
+            Ok(Arc::new(arr))
+        }
+        Value::List(_) => {
+            let mut shape = Vec::new();
+            shape_of(v, &mut shape)?;
+            let mut data = Vec::new();
+            flatten(v, 0, &shape, &mut data)?;
+            ArrayD::from_shape_vec(shape, data)
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        }
+        other => Err(format!("found {}", other.type_name())),
+    }
+}
+
+/// What a tool may ask of the run that calls it. Everything a tool touches
+/// outside its arguments goes through here, so it is sandboxed and recorded.
+pub trait ToolCtx {
+    /// Randomness for this call, derived from the run's seed and the step.
+    fn rng(&mut self) -> &mut ChaCha8Rng;
+    /// Calls a function value (a script function, a tool, a rhai function).
+    fn call(&mut self, f: &Value, args: Vec<Value>) -> Result<Value, ToolError>;
+    /// Resolves a path the script named, refusing anything outside the
+    /// allowed roots (after following symlinks).
+    fn resolve_read(&mut self, path: &str) -> Result<PathBuf, ToolError>;
+    /// Reads a file under the allowed roots; its digest goes into the manifest.
+    fn read_file(&mut self, path: &str) -> Result<Vec<u8>, ToolError>;
+    /// Records that a tool read a file by other means (e.g. a model runtime).
+    fn note_input(&mut self, path: &std::path::Path, sha256: &str);
+    /// Writes a file into the run's artifacts/ folder; returns its path
+    /// relative to the run directory.
+    fn write_artifact(&mut self, name: &str, bytes: &[u8]) -> Result<String, ToolError>;
+}
+
+/// A built-in operation a script can call.
+pub trait Tool: Send + Sync {
+    fn signature(&self) -> Signature;
+    fn call(&self, args: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError>;
+}
+
+struct Entry {
+    sig: Signature,
+    tool: Arc<dyn Tool>,
+}
+
+/// Every tool a run can call, by name.
+#[derive(Default)]
+pub struct Registry {
+    tools: BTreeMap<&'static str, Entry>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Registry::default()
+    }
+
+    /// Adds a tool. Registering a name twice is a programming error in the
+    /// registration list, reported by the registry's own test.
+    pub fn register(&mut self, tool: impl Tool + 'static) -> &mut Self {
+        let sig = tool.signature();
+        self.tools.insert(
+            sig.name,
+            Entry {
+                sig,
+                tool: Arc::new(tool),
+            },
+        );
+        self
+    }
+
+    pub fn get(&self, name: &str) -> Option<(&Signature, Arc<dyn Tool>)> {
+        self.tools.get(name).map(|e| (&e.sig, e.tool.clone()))
+    }
+
+    pub fn signature(&self, name: &str) -> Option<&Signature> {
+        self.tools.get(name).map(|e| &e.sig)
+    }
+
+    pub fn signatures(&self) -> impl Iterator<Item = &Signature> {
+        self.tools.values().map(|e| &e.sig)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.tools.keys().copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.tools.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tools.is_empty()
+    }
+}
+
+/// A tool as a function value.
+pub fn tool_value(name: &str) -> Value {
+    Value::Func(Func::Tool(Arc::from(name)))
+}

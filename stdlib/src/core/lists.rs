@@ -1,0 +1,450 @@
+//! Lists and records: length, ranges, zipping, mapping and filtering with
+//! script functions, sorting and the like. Lists are values: every tool
+//! returns a new list.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use assay_interpreter::{iter_values, Args, Registry, Signature, ToolCtx, ToolError, Type, Value};
+
+use super::FnTool;
+
+const MAX_RANGE: i64 = 10_000_000;
+
+fn len_sig() -> Signature {
+    Signature::new("len", "lists", "Number of items of a list, characters of a string, fields of a record, numbers in a range, or rows of a tensor.")
+        .param("x", Type::OneOf(vec![Type::list(Type::Any), Type::Str, Type::record(), Type::Range, Type::Tensor]), "a collection")
+        .returns(Type::Num)
+        .example("assert len([1, 2]) == 2\nassert len(\"abc\") == 3\nassert len(0..5) == 5")
+}
+fn len(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let n = match a.get(0) {
+        Value::List(items) => items.len(),
+        Value::Str(s) => s.chars().count(),
+        Value::Record(r) => r.len(),
+        Value::Range(lo, hi) => (hi - lo).max(0) as usize,
+        Value::Tensor(t) => t.shape().first().copied().unwrap_or(1),
+        other => {
+            return Err(ToolError::arg(
+                0,
+                format!("a {} has no length", other.type_name()),
+            ))
+        }
+    };
+    Ok(Value::Num(n as f64))
+}
+
+fn range_sig() -> Signature {
+    Signature::new(
+        "range",
+        "lists",
+        "Whole numbers from `start` up to (not including) `stop`, by `step`. `range(n)` is 0..n.",
+    )
+    .param(
+        "start",
+        Type::Num,
+        "first number (or the stop, if it is the only argument)",
+    )
+    .opt("stop", Type::Num, Value::None, "one past the last number")
+    .opt(
+        "step",
+        Type::Num,
+        Value::Num(1.0),
+        "increment (may be negative, not zero)",
+    )
+    .returns(Type::list(Type::Num))
+    .example("assert range(3) == [0, 1, 2]\nassert range(10, 0, step: -4) == [10, 6, 2]")
+}
+fn range(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let (start, stop) = match a.opt_int(1)? {
+        Some(stop) => (a.int(0)?, stop),
+        None => (0, a.int(0)?),
+    };
+    let step = a.int(2)?;
+    if step == 0 {
+        return Err(ToolError::arg(2, "`step` must not be zero"));
+    }
+    let n = if step > 0 {
+        (stop - start + step - 1) / step
+    } else {
+        (start - stop - step - 1) / -step
+    }
+    .max(0);
+    if n > MAX_RANGE {
+        return Err(ToolError::new(format!(
+            "a range of {n} numbers is too long (at most {MAX_RANGE})"
+        )));
+    }
+    Ok(Value::nums((0..n).map(|i| (start + i * step) as f64)))
+}
+
+fn zip_sig() -> Signature {
+    Signature::new(
+        "zip",
+        "lists",
+        "Pairs up items: [[a0, b0], [a1, b1], ...], as long as the shorter list.",
+    )
+    .param("xs", Type::Any, "first list")
+    .param("ys", Type::Any, "second list")
+    .returns(Type::list(Type::list(Type::Any)))
+    .example("assert zip([1, 2, 3], [\"a\", \"b\"]) == [[1, \"a\"], [2, \"b\"]]")
+}
+fn zip(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let (xs, ys) = (a.items(0)?, a.items(1)?);
+    Ok(Value::list(
+        xs.into_iter()
+            .zip(ys)
+            .map(|(x, y)| Value::list(vec![x, y]))
+            .collect(),
+    ))
+}
+
+fn enumerate_sig() -> Signature {
+    Signature::new(
+        "enumerate",
+        "lists",
+        "Pairs each item with its index: [[0, x0], [1, x1], ...].",
+    )
+    .param("xs", Type::Any, "a list")
+    .returns(Type::list(Type::list(Type::Any)))
+    .example("assert enumerate([\"a\", \"b\"]) == [[0, \"a\"], [1, \"b\"]]")
+}
+fn enumerate(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    Ok(Value::list(
+        a.items(0)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, x)| Value::list(vec![Value::Num(i as f64), x]))
+            .collect(),
+    ))
+}
+
+fn map_sig() -> Signature {
+    Signature::new("map", "lists", "Applies a function to every item: a script function, a lambda `x => ...`, a tool or a rhai function.")
+        .param("xs", Type::Any, "a list or range")
+        .param("f", Type::Func, "function of one item")
+        .returns(Type::list(Type::Any))
+        .example("assert map([1, 2, 3], x => x * 10) == [10, 20, 30]\nassert map([-1, 2], abs) == [1, 2]")
+}
+fn map(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let f = a.func(1)?.clone();
+    let mut out = Vec::new();
+    for x in a.items(0)? {
+        out.push(ctx.call(&f, vec![x])?);
+    }
+    Ok(Value::list(out))
+}
+
+fn filter_sig() -> Signature {
+    Signature::new(
+        "filter",
+        "lists",
+        "The items for which the function returns true.",
+    )
+    .param("xs", Type::Any, "a list or range")
+    .param(
+        "f",
+        Type::Func,
+        "predicate of one item, returning true or false",
+    )
+    .returns(Type::list(Type::Any))
+    .example("assert filter(0..10, x => x % 3 == 0) == [0, 3, 6, 9]")
+}
+fn filter(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let f = a.func(1)?.clone();
+    let mut out = Vec::new();
+    for x in a.items(0)? {
+        match ctx.call(&f, vec![x.clone()])? {
+            Value::Bool(true) => out.push(x),
+            Value::Bool(false) => {}
+            other => {
+                return Err(ToolError::arg(
+                    1,
+                    format!(
+                        "the predicate must return true or false, it returned a {}",
+                        other.type_name()
+                    ),
+                )
+                .help("compare explicitly, e.g. `x => x > 0`"))
+            }
+        }
+    }
+    Ok(Value::list(out))
+}
+
+fn reduce_sig() -> Signature {
+    Signature::new(
+        "reduce",
+        "lists",
+        "Folds the items into one value: f(f(f(init, x0), x1), ...).",
+    )
+    .param("xs", Type::Any, "a list or range")
+    .param("f", Type::Func, "function of (accumulator, item)")
+    .param("init", Type::Any, "starting value")
+    .returns(Type::Any)
+    .example("assert reduce([1, 2, 3, 4], (acc, x) => acc * x, 1) == 24")
+}
+fn reduce(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let f = a.func(1)?.clone();
+    let mut acc = a.get(2).clone();
+    for x in a.items(0)? {
+        acc = ctx.call(&f, vec![acc, x])?;
+    }
+    Ok(acc)
+}
+
+fn bools(a: &Args) -> Result<Vec<bool>, ToolError> {
+    a.items(0)?
+        .into_iter()
+        .map(|v| match v {
+            Value::Bool(b) => Ok(b),
+            other => Err(ToolError::arg(
+                0,
+                format!(
+                    "expected a list of true/false, found a {}",
+                    other.type_name()
+                ),
+            )),
+        })
+        .collect()
+}
+
+fn any_sig() -> Signature {
+    Signature::new("any", "lists", "Whether any item is true.")
+        .param("xs", Type::list(Type::Bool), "bools")
+        .returns(Type::Bool)
+        .example("assert any([false, true])\nassert not any([])")
+}
+fn any(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    Ok(Value::Bool(bools(a)?.into_iter().any(|b| b)))
+}
+fn all_sig() -> Signature {
+    Signature::new("all", "lists", "Whether every item is true.")
+        .param("xs", Type::list(Type::Bool), "bools")
+        .returns(Type::Bool)
+        .example("assert all([true, true])\nassert all(map([1, 2], x => x > 0))")
+}
+fn all(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    Ok(Value::Bool(bools(a)?.into_iter().all(|b| b)))
+}
+
+fn count_sig() -> Signature {
+    Signature::new("count", "lists", "How many items equal `x`.")
+        .param("xs", Type::Any, "a list")
+        .param("x", Type::Any, "the value to count")
+        .returns(Type::Num)
+        .example("assert count([1, 2, 1], 1) == 2")
+}
+fn count(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let x = a.get(1);
+    Ok(Value::Num(
+        a.items(0)?.iter().filter(|v| v.equals(x)).count() as f64,
+    ))
+}
+
+fn unique_sig() -> Signature {
+    Signature::new(
+        "unique",
+        "lists",
+        "The distinct items, in order of first appearance.",
+    )
+    .param("xs", Type::Any, "a list")
+    .returns(Type::list(Type::Any))
+    .example("assert unique([3, 1, 3, 2, 1]) == [3, 1, 2]")
+}
+fn unique(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for x in a.items(0)? {
+        if seen.insert(x.digest()) {
+            out.push(x);
+        }
+    }
+    Ok(Value::list(out))
+}
+
+fn index_of_sig() -> Signature {
+    Signature::new(
+        "index_of",
+        "lists",
+        "Index of the first item equal to `x`, or -1.",
+    )
+    .param("xs", Type::Any, "a list")
+    .param("x", Type::Any, "the value to find")
+    .returns(Type::Num)
+    .example("assert index_of([\"a\", \"b\"], \"b\") == 1\nassert index_of([1], 5) == -1")
+}
+fn index_of(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let x = a.get(1);
+    Ok(Value::Num(
+        a.items(0)?
+            .iter()
+            .position(|v| v.equals(x))
+            .map(|i| i as f64)
+            .unwrap_or(-1.0),
+    ))
+}
+
+fn flatten_sig() -> Signature {
+    Signature::new(
+        "flatten",
+        "lists",
+        "Joins a list of lists into one list (one level).",
+    )
+    .param("xs", Type::list(Type::Any), "a list of lists")
+    .returns(Type::list(Type::Any))
+    .example("assert flatten([[1, 2], [3], []]) == [1, 2, 3]")
+}
+fn flatten(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let mut out = Vec::new();
+    for (i, x) in a.items(0)?.into_iter().enumerate() {
+        match iter_values(&x) {
+            Some(items) if !matches!(x, Value::Str(_)) => out.extend(items),
+            _ => {
+                return Err(ToolError::arg(
+                    0,
+                    format!("item {i} is a {}, not a list", x.type_name()),
+                ))
+            }
+        }
+    }
+    Ok(Value::list(out))
+}
+
+fn reverse_sig() -> Signature {
+    Signature::new("reverse", "lists", "The items in reverse order.")
+        .param("xs", Type::Any, "a list")
+        .returns(Type::list(Type::Any))
+        .example("assert reverse([1, 2, 3]) == [3, 2, 1]")
+}
+fn reverse(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let mut v = a.items(0)?;
+    v.reverse();
+    Ok(Value::list(v))
+}
+
+fn compare(x: &Value, y: &Value) -> Result<std::cmp::Ordering, String> {
+    match (x, y) {
+        (Value::Num(a), Value::Num(b)) => Ok(a.total_cmp(b)),
+        (Value::Str(a), Value::Str(b)) => Ok(a.cmp(b)),
+        (Value::Bool(a), Value::Bool(b)) => Ok(a.cmp(b)),
+        (Value::List(a), Value::List(b)) => {
+            for (p, q) in a.iter().zip(b.iter()) {
+                let o = compare(p, q)?;
+                if o != std::cmp::Ordering::Equal {
+                    return Ok(o);
+                }
+            }
+            Ok(a.len().cmp(&b.len()))
+        }
+        _ => Err(format!(
+            "cannot order a {} against a {}",
+            x.type_name(),
+            y.type_name()
+        )),
+    }
+}
+
+fn sort_sig() -> Signature {
+    Signature::new("sort", "lists", "The items in ascending order (stable). `by` gives each item's sort key; `reverse: true` for descending.")
+        .param("xs", Type::Any, "a list of numbers, strings or lists")
+        .opt("by", Type::Func, Value::None, "key function of one item")
+        .opt("reverse", Type::Bool, Value::Bool(false), "descending order")
+        .returns(Type::list(Type::Any))
+        .example("assert sort([3, 1, 2]) == [1, 2, 3]\nassert sort([\"bb\", \"a\"], by: s => len(s)) == [\"a\", \"bb\"]\nassert sort([1, 3, 2], reverse: true) == [3, 2, 1]")
+}
+fn sort(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let items = a.items(0)?;
+    let keys: Vec<Value> = match a.get(1) {
+        Value::None => items.clone(),
+        f => {
+            let f = f.clone();
+            let mut ks = Vec::with_capacity(items.len());
+            for x in &items {
+                ks.push(ctx.call(&f, vec![x.clone()])?);
+            }
+            ks
+        }
+    };
+    // Check every key is comparable before sorting.
+    for w in keys.windows(2) {
+        compare(&w[0], &w[1]).map_err(|e| ToolError::arg(if a.is_none(1) { 0 } else { 1 }, e))?;
+    }
+    let mut idx: Vec<usize> = (0..items.len()).collect();
+    idx.sort_by(|&i, &j| compare(&keys[i], &keys[j]).unwrap_or(std::cmp::Ordering::Equal));
+    if a.bool(2)? {
+        // Descending but still stable for equal keys.
+        idx.sort_by(|&i, &j| compare(&keys[j], &keys[i]).unwrap_or(std::cmp::Ordering::Equal));
+    }
+    Ok(Value::list(
+        idx.into_iter().map(|i| items[i].clone()).collect(),
+    ))
+}
+
+fn keys_sig() -> Signature {
+    Signature::new("keys", "lists", "A record's field names, sorted.")
+        .param("r", Type::record(), "a record")
+        .returns(Type::list(Type::Str))
+        .example("assert keys({b: 1, a: 2}) == [\"a\", \"b\"]")
+}
+fn keys(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    Ok(Value::list(a.record(0)?.keys().map(Value::str).collect()))
+}
+fn values_sig() -> Signature {
+    Signature::new(
+        "values",
+        "lists",
+        "A record's values, in the order of its sorted field names.",
+    )
+    .param("r", Type::record(), "a record")
+    .returns(Type::list(Type::Any))
+    .example("assert values({b: 1, a: 2}) == [2, 1]")
+}
+fn values(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    Ok(Value::list(a.record(0)?.values().cloned().collect()))
+}
+
+fn with_sig() -> Signature {
+    Signature::new(
+        "with",
+        "lists",
+        "A copy of a record with one field set (records are values: the original is unchanged).",
+    )
+    .param("r", Type::record(), "a record")
+    .param("key", Type::Str, "field name")
+    .param("value", Type::Any, "new value")
+    .returns(Type::record())
+    .example(
+        "let r = {a: 1}\nlet s = r.with(\"b\", 2)\nassert s == {a: 1, b: 2}\nassert r == {a: 1}",
+    )
+}
+fn with(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let mut r: BTreeMap<String, Value> = a.record(0)?.clone();
+    r.insert(a.str(1)?.to_string(), a.get(2).clone());
+    Ok(Value::Record(Arc::new(r)))
+}
+
+pub(super) fn register(r: &mut Registry) {
+    for (sig, f) in [
+        (len_sig as fn() -> Signature, len as super::ToolFn),
+        (range_sig, range),
+        (zip_sig, zip),
+        (enumerate_sig, enumerate),
+        (map_sig, map),
+        (filter_sig, filter),
+        (reduce_sig, reduce),
+        (any_sig, any),
+        (all_sig, all),
+        (count_sig, count),
+        (unique_sig, unique),
+        (index_of_sig, index_of),
+        (flatten_sig, flatten),
+        (reverse_sig, reverse),
+        (sort_sig, sort),
+        (keys_sig, keys),
+        (values_sig, values),
+        (with_sig, with),
+    ] {
+        r.register(FnTool::new(sig, f));
+    }
+}

@@ -1,0 +1,190 @@
+//! String helpers.
+
+use assay_interpreter::{format_num, Args, Registry, Signature, ToolCtx, ToolError, Type, Value};
+
+use super::FnTool;
+
+fn upper_sig() -> Signature {
+    Signature::new("upper", "text", "The string in upper case.")
+        .param("s", Type::Str, "text")
+        .returns(Type::Str)
+        .example("assert upper(\"abc\") == \"ABC\"")
+}
+fn upper(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    Ok(Value::str(a.str(0)?.to_uppercase()))
+}
+fn lower_sig() -> Signature {
+    Signature::new("lower", "text", "The string in lower case.")
+        .param("s", Type::Str, "text")
+        .returns(Type::Str)
+        .example("assert lower(\"AbC\") == \"abc\"")
+}
+fn lower(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    Ok(Value::str(a.str(0)?.to_lowercase()))
+}
+fn strip_sig() -> Signature {
+    Signature::new(
+        "strip",
+        "text",
+        "The string without leading and trailing whitespace.",
+    )
+    .param("s", Type::Str, "text")
+    .returns(Type::Str)
+    .example("assert strip(\"  hi \\n\") == \"hi\"")
+}
+fn strip(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    Ok(Value::str(a.str(0)?.trim()))
+}
+
+fn split_sig() -> Signature {
+    Signature::new("split", "text", "Splits on `sep`; without `sep`, on runs of whitespace.")
+        .param("s", Type::Str, "text")
+        .opt("sep", Type::Str, Value::None, "separator")
+        .returns(Type::list(Type::Str))
+        .example("assert split(\"a,b,c\", sep: \",\") == [\"a\", \"b\", \"c\"]\nassert split(\" a  b \") == [\"a\", \"b\"]")
+}
+fn split(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let s = a.str(0)?;
+    let parts: Vec<Value> = match a.opt_str(1)? {
+        Some("") => return Err(ToolError::arg(1, "`sep` must not be empty")),
+        Some(sep) => s.split(sep).map(Value::str).collect(),
+        None => s.split_whitespace().map(Value::str).collect(),
+    };
+    Ok(Value::list(parts))
+}
+
+fn join_sig() -> Signature {
+    Signature::new(
+        "join",
+        "text",
+        "Joins items (converted to text) with `sep` between them.",
+    )
+    .param("xs", Type::list(Type::Any), "items")
+    .opt("sep", Type::Str, Value::str(""), "separator")
+    .returns(Type::Str)
+    .example("assert join([\"a\", 1, true], sep: \"-\") == \"a-1-true\"")
+}
+fn join(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let items = a.items(0)?;
+    let parts: Vec<String> = items.iter().map(|v| v.to_text()).collect();
+    Ok(Value::str(parts.join(a.str(1)?)))
+}
+
+fn replace_sig() -> Signature {
+    Signature::new(
+        "replace",
+        "text",
+        "Replaces every occurrence of `from` with `to`.",
+    )
+    .param("s", Type::Str, "text")
+    .param("from", Type::Str, "text to find (not empty)")
+    .param("to", Type::Str, "replacement")
+    .returns(Type::Str)
+    .example("assert replace(\"a-b-c\", \"-\", \"+\") == \"a+b+c\"")
+}
+fn replace(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let from = a.str(1)?;
+    if from.is_empty() {
+        return Err(ToolError::arg(1, "`from` must not be empty"));
+    }
+    Ok(Value::str(a.str(0)?.replace(from, a.str(2)?)))
+}
+
+fn starts_with_sig() -> Signature {
+    Signature::new("starts_with", "text", "Whether `s` begins with `prefix`.")
+        .param("s", Type::Str, "text")
+        .param("prefix", Type::Str, "prefix")
+        .returns(Type::Bool)
+        .example("assert starts_with(\"layer3\", \"layer\")")
+}
+fn starts_with(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    Ok(Value::Bool(a.str(0)?.starts_with(a.str(1)?)))
+}
+fn ends_with_sig() -> Signature {
+    Signature::new("ends_with", "text", "Whether `s` ends with `suffix`.")
+        .param("s", Type::Str, "text")
+        .param("suffix", Type::Str, "suffix")
+        .returns(Type::Bool)
+        .example("assert ends_with(\"photo.jpg\", \".jpg\")")
+}
+fn ends_with(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    Ok(Value::Bool(a.str(0)?.ends_with(a.str(1)?)))
+}
+
+fn str_sig() -> Signature {
+    Signature::new("str", "text", "Any value as text (strings unchanged).")
+        .param("x", Type::Any, "any value")
+        .returns(Type::Str)
+        .example("assert str(1.5) == \"1.5\"\nassert str([1, \"a\"]) == \"[1, \\\"a\\\"]\"")
+}
+fn str_(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    Ok(Value::str(a.get(0).to_text()))
+}
+
+fn num_sig() -> Signature {
+    Signature::new(
+        "num",
+        "text",
+        "Parses a number from text (or converts a bool to 0/1).",
+    )
+    .param(
+        "x",
+        Type::OneOf(vec![Type::Str, Type::Num, Type::Bool]),
+        "text such as \"3.5\"",
+    )
+    .returns(Type::Num)
+    .example("assert num(\"3.5\") + 1 == 4.5\nassert num(true) == 1")
+}
+fn num(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    match a.get(0) {
+        Value::Num(n) => Ok(Value::Num(*n)),
+        Value::Bool(b) => Ok(Value::Num(if *b { 1.0 } else { 0.0 })),
+        _ => {
+            let s = a.str(0)?.trim();
+            s.parse::<f64>()
+                .map(Value::Num)
+                .map_err(|_| ToolError::arg(0, format!("\"{s}\" is not a number")))
+        }
+    }
+}
+
+fn fmt_sig() -> Signature {
+    Signature::new(
+        "fmt",
+        "text",
+        "A number as text with exactly `digits` decimals.",
+    )
+    .param("x", Type::Num, "number")
+    .opt("digits", Type::Num, Value::Num(3.0), "decimal places")
+    .returns(Type::Str)
+    .example("assert fmt(3.14159, digits: 2) == \"3.14\"\nassert fmt(2, digits: 1) == \"2.0\"")
+}
+fn fmt(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let d = a.count(1)?;
+    if d > 17 {
+        return Err(ToolError::arg(1, "`digits` must be at most 17"));
+    }
+    let x = a.num(0)?;
+    if !x.is_finite() {
+        return Ok(Value::str(format_num(x)));
+    }
+    Ok(Value::str(format!("{x:.d$}")))
+}
+
+pub(super) fn register(r: &mut Registry) {
+    for (sig, f) in [
+        (upper_sig as fn() -> Signature, upper as super::ToolFn),
+        (lower_sig, lower),
+        (strip_sig, strip),
+        (split_sig, split),
+        (join_sig, join),
+        (replace_sig, replace),
+        (starts_with_sig, starts_with),
+        (ends_with_sig, ends_with),
+        (str_sig, str_),
+        (num_sig, num),
+        (fmt_sig, fmt),
+    ] {
+        r.register(FnTool::new(sig, f));
+    }
+}

@@ -1,0 +1,15 @@
+//! Assay's tools. Each tool carries its signature, doc and examples next to
+//! its code; [`registry`] is the one explicit list of everything a script
+//! can call. This is the only crate that will link ONNX Runtime.
+
+mod core;
+
+pub use crate::core::FnTool;
+use assay_interpreter::Registry;
+
+/// Every tool, registered once.
+pub fn registry() -> Registry {
+    let mut r = Registry::new();
+    core::register(&mut r);
+    r
+}
