@@ -6,9 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use assay_interpreter::{
-    diff_results, execute, manifest_json, prepare, read_run, report_html, results_json,
-    script_seed, trace_jsonl, write_run, Diag, ManifestInfo, Outcome, Registry, RunFiles, Sandbox,
-    SourceFile, Status, Value,
+    diff_results, execute, manifest_json, prepare, read_run, report_html, results_json, script_seed, trace_jsonl,
+    write_run, Diag, ManifestInfo, Outcome, Registry, RunFiles, Sandbox, SourceFile, Status, Value,
 };
 use clap::{Parser, Subcommand};
 use serde_json::json;
@@ -20,9 +19,7 @@ pub const EXIT_ASSERT: u8 = 3;
 
 #[derive(Parser)]
 #[command(name = "assay", version, about = "Checked, reproducible interpretability experiments", long_about = None)]
-#[command(
-    after_help = "Exit codes: 0 ok, 1 script error, 2 usage error, 3 failed assert or failed verify."
-)]
+#[command(after_help = "Exit codes: 0 ok, 1 script error, 2 usage error, 3 failed assert or failed verify.")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -89,18 +86,10 @@ pub fn main() -> u8 {
     };
     let registry = assay_stdlib::registry();
     match cli.command {
-        Command::Run {
-            script,
-            json,
-            allow_read,
-            seed,
-            runs_dir,
-        } => cmd_run(&registry, &script, json, &allow_read, seed, &runs_dir),
-        Command::Check {
-            script,
-            json,
-            allow_read,
-        } => cmd_check(&registry, &script, json, &allow_read),
+        Command::Run { script, json, allow_read, seed, runs_dir } => {
+            cmd_run(&registry, &script, json, &allow_read, seed, &runs_dir)
+        }
+        Command::Check { script, json, allow_read } => cmd_check(&registry, &script, json, &allow_read),
         Command::Tools { json, markdown } => {
             if markdown {
                 print!("{}", crate::docs::tools_markdown(&registry));
@@ -122,10 +111,7 @@ fn pretty(j: &serde_json::Value) -> String {
 
 fn usage_error(json: bool, message: &str, help: &str) -> u8 {
     if json {
-        println!(
-            "{}",
-            pretty(&json!({"status": "usage-error", "error": message, "help": help}))
-        );
+        println!("{}", pretty(&json!({"status": "usage-error", "error": message, "help": help})));
     } else {
         eprintln!("error: {message}\n  help: {help}");
     }
@@ -138,11 +124,7 @@ fn print_diags(diags: &[Diag], json: bool) {
     }
     let color = std::io::stderr().is_terminal();
     for d in diags {
-        let text = if color {
-            d.render_color(100)
-        } else {
-            d.render_plain(100)
-        };
+        let text = if color { d.render_color(100) } else { d.render_plain(100) };
         eprint!("{text}");
     }
     if diags.len() > 1 {
@@ -161,58 +143,26 @@ fn load_script(arg: &str) -> Result<Script, (String, String)> {
     if arg == "-" {
         let mut text = String::new();
         std::io::stdin().read_to_string(&mut text).map_err(|e| {
-            (
-                format!("cannot read the script from standard input: {e}"),
-                "pipe UTF-8 text into `assay run -`".into(),
-            )
+            (format!("cannot read the script from standard input: {e}"), "pipe UTF-8 text into `assay run -`".into())
         })?;
-        let dir = std::env::current_dir()
-            .map_err(|e| (e.to_string(), "run from an existing folder".into()))?;
-        return Ok(Script {
-            file: SourceFile::new("<stdin>", text),
-            dir,
-            stem: "stdin".into(),
-        });
+        let dir = std::env::current_dir().map_err(|e| (e.to_string(), "run from an existing folder".into()))?;
+        return Ok(Script { file: SourceFile::new("<stdin>", text), dir, stem: "stdin".into() });
     }
     let path = Path::new(arg);
     let bytes = std::fs::read(path).map_err(|e| {
-        (
-            format!("cannot read script `{arg}`: {e}"),
-            "check the path; scripts are .assay text files".to_string(),
-        )
+        (format!("cannot read script `{arg}`: {e}"), "check the path; scripts are .assay text files".to_string())
     })?;
-    let text = String::from_utf8(bytes).map_err(|_| {
-        (
-            format!("`{arg}` is not UTF-8 text"),
-            "an .assay script must be UTF-8 text".to_string(),
-        )
-    })?;
-    let abs = path
-        .canonicalize()
-        .map_err(|e| (e.to_string(), "check the path".to_string()))?;
-    let dir = abs
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("/"));
-    let stem = path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("script")
-        .to_string();
-    Ok(Script {
-        file: SourceFile::new(arg, text),
-        dir,
-        stem,
-    })
+    let text = String::from_utf8(bytes)
+        .map_err(|_| (format!("`{arg}` is not UTF-8 text"), "an .assay script must be UTF-8 text".to_string()))?;
+    let abs = path.canonicalize().map_err(|e| (e.to_string(), "check the path".to_string()))?;
+    let dir = abs.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("script").to_string();
+    Ok(Script { file: SourceFile::new(arg, text), dir, stem })
 }
 
 fn make_sandbox(dir: &Path, allow: &[PathBuf], json: bool) -> Result<Sandbox, u8> {
     Sandbox::new(dir, allow).map_err(|e| {
-        usage_error(
-            json,
-            &format!("an --allow-read folder cannot be used: {e}"),
-            "pass folders that exist",
-        )
+        usage_error(json, &format!("an --allow-read folder cannot be used: {e}"), "pass folders that exist")
     })
 }
 
@@ -228,10 +178,7 @@ fn cmd_check(registry: &Registry, script: &str, json: bool, allow: &[PathBuf]) -
     let prepared = prepare(&s.file, registry, &sandbox);
     if json {
         let diags: Vec<_> = prepared.diags.iter().map(|d| d.to_json()).collect();
-        println!(
-            "{}",
-            pretty(&json!({"ok": prepared.diags.is_empty(), "diagnostics": diags}))
-        );
+        println!("{}", pretty(&json!({"ok": prepared.diags.is_empty(), "diagnostics": diags})));
     } else if prepared.diags.is_empty() {
         println!("ok: {} has no problems", s.file.name);
     } else {
@@ -281,27 +228,14 @@ fn execute_script(
 
 fn show_text(v: &Value) -> String {
     match v {
-        Value::List(items)
-            if items.len() > 1 && items.iter().all(|x| matches!(x, Value::Record(_))) =>
-        {
-            items
-                .iter()
-                .map(|x| x.to_text())
-                .collect::<Vec<_>>()
-                .join("\n")
+        Value::List(items) if items.len() > 1 && items.iter().all(|x| matches!(x, Value::Record(_))) => {
+            items.iter().map(|x| x.to_text()).collect::<Vec<_>>().join("\n")
         }
         other => other.to_text(),
     }
 }
 
-fn cmd_run(
-    registry: &Registry,
-    script: &str,
-    json: bool,
-    allow: &[PathBuf],
-    seed: Option<u64>,
-    runs_dir: &Path,
-) -> u8 {
+fn cmd_run(registry: &Registry, script: &str, json: bool, allow: &[PathBuf], seed: Option<u64>, runs_dir: &Path) -> u8 {
     let s = match load_script(script) {
         Ok(s) => s,
         Err((m, h)) => return usage_error(json, &m, &h),
@@ -315,10 +249,7 @@ fn cmd_run(
         Err(diags) => {
             if json {
                 let d: Vec<_> = diags.iter().map(|d| d.to_json()).collect();
-                println!(
-                    "{}",
-                    pretty(&json!({"status": "check-failed", "diagnostics": d}))
-                );
+                println!("{}", pretty(&json!({"status": "check-failed", "diagnostics": d})));
             } else {
                 print_diags(&diags, false);
             }
@@ -331,17 +262,13 @@ fn cmd_run(
         Err(e) => {
             return usage_error(
                 json,
-                &format!(
-                    "cannot write the run record under {}: {e}",
-                    runs_dir.display()
-                ),
+                &format!("cannot write the run record under {}: {e}", runs_dir.display()),
                 "pass a writable --runs-dir",
             );
         }
     };
     if json {
-        let results: serde_json::Value =
-            serde_json::from_str(&files.results).unwrap_or(serde_json::Value::Null);
+        let results: serde_json::Value = serde_json::from_str(&files.results).unwrap_or(serde_json::Value::Null);
         let shows: Vec<_> = out
             .shows
             .iter()
@@ -373,11 +300,7 @@ fn cmd_run(
         }
         let failed: Vec<_> = out.asserts.iter().filter(|a| !a.passed).collect();
         for a in &failed {
-            let msg = a
-                .message
-                .as_deref()
-                .map(|m| format!(": {m}"))
-                .unwrap_or_default();
+            let msg = a.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
             println!("assert FAILED (line {}): {}{msg}", a.line, a.expr);
         }
         println!(
@@ -401,11 +324,7 @@ fn cmd_diff(a: &Path, b: &Path, json: bool) -> u8 {
     let (ra, rb) = match (read_run(a), read_run(b)) {
         (Ok(x), Ok(y)) => (x, y),
         (Err(e), _) | (_, Err(e)) => {
-            return usage_error(
-                json,
-                &e,
-                "pass two run folders, e.g. runs/exp/0001 runs/exp/0002",
-            )
+            return usage_error(json, &e, "pass two run folders, e.g. runs/exp/0001 runs/exp/0002")
         }
     };
     let changes = diff_results(&ra.results, &rb.results);
@@ -433,25 +352,14 @@ fn cmd_verify(registry: &Registry, run: &Path, json: bool) -> u8 {
         Err(e) => return usage_error(json, &e, "pass a finished run folder, e.g. runs/exp/0001"),
     };
     let m = &rd.manifest;
-    let name = m["script"]["name"]
-        .as_str()
-        .unwrap_or("script.assay")
-        .to_string();
+    let name = m["script"]["name"].as_str().unwrap_or("script.assay").to_string();
     let dir = PathBuf::from(m["script"]["dir"].as_str().unwrap_or("."));
     let seed = m["seed"].as_u64();
     let roots: Vec<PathBuf> = m["allowed_roots"]
         .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(PathBuf::from))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|x| x.as_str().map(PathBuf::from)).collect())
         .unwrap_or_default();
-    let s = Script {
-        file: SourceFile::new(name, rd.script.clone()),
-        dir: dir.clone(),
-        stem: String::new(),
-    };
+    let s = Script { file: SourceFile::new(name, rd.script.clone()), dir: dir.clone(), stem: String::new() };
     let sandbox = match make_sandbox(&dir, &roots, json) {
         Ok(sb) => sb,
         Err(code) => return code,
@@ -483,8 +391,7 @@ fn cmd_verify(registry: &Registry, run: &Path, json: bool) -> u8 {
         }
     };
     let same = files.results == rd.results_text;
-    let new_results: serde_json::Value =
-        serde_json::from_str(&files.results).unwrap_or(serde_json::Value::Null);
+    let new_results: serde_json::Value = serde_json::from_str(&files.results).unwrap_or(serde_json::Value::Null);
     let changes = diff_results(&rd.results, &new_results);
     if json {
         println!(
@@ -497,10 +404,7 @@ fn cmd_verify(registry: &Registry, run: &Path, json: bool) -> u8 {
             }))
         );
     } else if same {
-        println!(
-            "verified: re-running {} gives byte-identical results.json",
-            run.display()
-        );
+        println!("verified: re-running {} gives byte-identical results.json", run.display());
     } else {
         println!("NOT verified: results.json differs from {}", run.display());
         for c in &changes {

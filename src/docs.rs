@@ -26,11 +26,7 @@ pub fn tools_text(r: &Registry) -> String {
             let _ = writeln!(out, "  {}\n      {}", s.render(), s.doc);
         }
     }
-    let _ = writeln!(
-        out,
-        "\n{} tools. `assay tools --json` gives parameters, docs and examples.",
-        r.len()
-    );
+    let _ = writeln!(out, "\n{} tools. `assay tools --json` gives parameters, docs and examples.", r.len());
     out
 }
 
@@ -66,20 +62,12 @@ pub fn tools_json(r: &Registry) -> serde_json::Value {
 pub fn tools_markdown(r: &Registry) -> String {
     let mut out = String::new();
     out.push_str("# Assay tools\n\n");
-    out.push_str(
-        "Generated from the tool registry by `assay tools --markdown`; do not edit by hand.\n",
-    );
+    out.push_str("Generated from the tool registry by `assay tools --markdown`; do not edit by hand.\n");
     out.push_str("Every example below is a script that the test suite runs; its asserts pass.\n\n");
     for (cat, sigs) in categories(r) {
         let _ = writeln!(out, "## {cat}\n");
         for s in sigs {
-            let _ = writeln!(
-                out,
-                "### `{}`\n\n```\n{}\n```\n\n{}\n",
-                s.name,
-                s.render(),
-                s.doc
-            );
+            let _ = writeln!(out, "### `{}`\n\n```\n{}\n```\n\n{}\n", s.name, s.render(), s.doc);
             if !s.params.is_empty() {
                 out.push_str("| parameter | type | default | meaning |\n|---|---|---|---|\n");
                 for p in &s.params {

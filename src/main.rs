@@ -15,9 +15,7 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         eprintln!("internal error: {info}\nThis is a bug in Assay; please report it with the script that caused it.");
     }));
-    let worker = std::thread::Builder::new()
-        .stack_size(512 << 20)
-        .spawn(cli::main);
+    let worker = std::thread::Builder::new().stack_size(512 << 20).spawn(cli::main);
     match worker.map(|h| h.join()) {
         Ok(Ok(code)) => ExitCode::from(code),
         _ => ExitCode::from(1),

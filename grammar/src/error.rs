@@ -15,12 +15,7 @@ pub struct SyntaxError {
 
 impl SyntaxError {
     pub fn new(message: impl Into<String>, span: Span, label: impl Into<String>) -> Self {
-        SyntaxError {
-            message: message.into(),
-            span,
-            label: label.into(),
-            help: None,
-        }
+        SyntaxError { message: message.into(), span, label: label.into(), help: None }
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
@@ -30,11 +25,7 @@ impl SyntaxError {
 
     /// A state the grammar should make impossible; reported, never panicked on.
     pub(crate) fn internal(what: &str) -> Self {
-        SyntaxError::new(
-            format!("internal parser error: {what}"),
-            Span::default(),
-            "here",
-        )
-        .with_help("this is a bug in Assay; please report it with the script")
+        SyntaxError::new(format!("internal parser error: {what}"), Span::default(), "here")
+            .with_help("this is a bug in Assay; please report it with the script")
     }
 }

@@ -6,8 +6,8 @@ mod error;
 mod parse;
 
 pub use ast::{
-    Arg, BinOp, Block, Expr, ExprKind, FnBody, FnDef, Ident, Param, Program, Span, Spanned, Stmt,
-    StmtKind, StrPart, UnOp,
+    Arg, BinOp, Block, Expr, ExprKind, FnBody, FnDef, Ident, Param, Program, Span, Spanned, Stmt, StmtKind, StrPart,
+    UnOp,
 };
 pub use error::SyntaxError;
 pub use parse::{parse, MAX_EXPR_DEPTH, MAX_NESTING, MAX_SOURCE_BYTES};

@@ -28,20 +28,15 @@ pub fn parse(source: &str) -> Result<Program, SyntaxError> {
         return Err(SyntaxError::new(
             "script too large",
             Span::new(0, 0),
-            format!(
-                "{} bytes, more than the limit of {MAX_SOURCE_BYTES}",
-                source.len()
-            ),
+            format!("{} bytes, more than the limit of {MAX_SOURCE_BYTES}", source.len()),
         )
         .with_help("split the experiment into smaller scripts, or move data into files it reads"));
     }
     check_nesting(source)?;
     pest::set_error_detail(true);
-    let mut pairs =
-        AssayParser::parse(Rule::program, source).map_err(|e| convert_error(source, e))?;
-    let program = pairs
-        .next()
-        .ok_or_else(|| SyntaxError::internal("empty parse"))?;
+    let mut pairs = AssayParser::parse(Rule::program, source)
+        .map_err(|e| unbalanced(source).unwrap_or_else(|| convert_error(source, e)))?;
+    let program = pairs.next().ok_or_else(|| SyntaxError::internal("empty parse"))?;
     let mut b = Builder { depth: 0 };
     let stmts = b.stmts(program.into_inner())?;
     Ok(Program { stmts })
@@ -113,6 +108,117 @@ fn check_nesting(source: &str) -> Result<(), SyntaxError> {
     Ok(())
 }
 
+/// After a parse failure: an unclosed or mismatched bracket or string is
+/// the likeliest cause, and its opening position is the useful one to show.
+fn unbalanced(source: &str) -> Option<SyntaxError> {
+    let bytes = source.as_bytes();
+    // (opening byte, offset); b'"' marks a string.
+    let mut stack: Vec<(u8, usize)> = Vec::new();
+    let mut i = 0;
+    let line_of = |off: usize| source[..off].matches('\n').count() + 1;
+    while i < bytes.len() {
+        let c = bytes[i];
+        let in_str = matches!(stack.last(), Some((b'"', _)));
+        if in_str {
+            match c {
+                b'\\' => i += 1,
+                b'"' => {
+                    stack.pop();
+                }
+                b'{' if bytes.get(i + 1) == Some(&b'{') => i += 1,
+                b'}' if bytes.get(i + 1) == Some(&b'}') => i += 1,
+                b'{' => stack.push((b'{', i)),
+                _ => {}
+            }
+        } else {
+            match c {
+                b'#' => {
+                    while i < bytes.len() && bytes[i] != b'\n' {
+                        i += 1;
+                    }
+                }
+                b'`' => {
+                    let close = if source[i..].starts_with("```") { "```" } else { "`" };
+                    let from = i + close.len();
+                    match source.get(from..).and_then(|rest| rest.find(close)) {
+                        Some(off) => i = from + off + close.len() - 1,
+                        None => {
+                            return Some(
+                                SyntaxError::new(
+                                    "unterminated raw string",
+                                    Span::new(i, from),
+                                    "this string is never closed",
+                                )
+                                .with_help(format!("close it with {close}")),
+                            )
+                        }
+                    }
+                }
+                b'"' | b'(' | b'[' | b'{' => stack.push((c, i)),
+                b')' | b']' | b'}' => {
+                    let want = match c {
+                        b')' => b'(',
+                        b']' => b'[',
+                        _ => b'{',
+                    };
+                    match stack.pop() {
+                        Some((open, _)) if open == want => {}
+                        Some((open, at)) => {
+                            let close = match open {
+                                b'(' => ')',
+                                b'[' => ']',
+                                _ => '}',
+                            };
+                            return Some(
+                                SyntaxError::new(
+                                    format!(
+                                        "`{}` does not close the `{}` opened on line {}",
+                                        c as char,
+                                        open as char,
+                                        line_of(at)
+                                    ),
+                                    Span::new(i, i + 1),
+                                    format!("expected `{close}`"),
+                                )
+                                .with_help(format!("close the `{}` with `{close}` first", open as char)),
+                            );
+                        }
+                        None => {
+                            return Some(
+                                SyntaxError::new(
+                                    format!("unmatched `{}`", c as char),
+                                    Span::new(i, i + 1),
+                                    "nothing to close here",
+                                )
+                                .with_help("remove it, or add the opening bracket it belongs to"),
+                            )
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    let (open, at) = stack.pop()?;
+    Some(if open == b'"' {
+        SyntaxError::new("unterminated string", Span::new(at, at + 1), "this string is never closed")
+            .with_help("close it with `\"`; for text with quotes or braces use `backticks`")
+    } else {
+        let close = match open {
+            b'(' => ')',
+            b'[' => ']',
+            _ => '}',
+        };
+        SyntaxError::new(
+            format!("`{}` is never closed", open as char),
+            Span::new(at, at + 1),
+            format!("opened here, expected a `{close}` later"),
+        )
+        .with_help(format!("add the missing `{close}`, or check for a `,` between items"))
+    })
+}
+
 fn span_of(pair: &Pair<Rule>) -> Span {
     let s = pair.as_span();
     Span::new(s.start(), s.end())
@@ -149,9 +255,7 @@ struct Builder {
 type R<T> = Result<T, SyntaxError>;
 
 fn next<'a>(pairs: &mut Pairs<'a, Rule>, what: &str) -> R<Pair<'a, Rule>> {
-    pairs
-        .next()
-        .ok_or_else(|| SyntaxError::internal(&format!("missing {what}")))
+    pairs.next().ok_or_else(|| SyntaxError::internal(&format!("missing {what}")))
 }
 
 fn ident(pair: Pair<Rule>) -> Ident {
@@ -191,10 +295,7 @@ impl Builder {
                 let path = self.plain_string(path_pair)?;
                 next(&mut it, "as keyword")?;
                 let alias = ident(next(&mut it, "alias")?);
-                StmtKind::Use {
-                    path: Spanned::new(path, path_span),
-                    alias,
-                }
+                StmtKind::Use { path: Spanned::new(path, path_span), alias }
             }
             Rule::let_stmt => {
                 next(&mut it, "let keyword")?;
@@ -227,12 +328,7 @@ impl Builder {
                     }
                 }
                 let body = body.ok_or_else(|| SyntaxError::internal("fn without body"))?;
-                StmtKind::Fn(Arc::new(FnDef {
-                    name: Some(name),
-                    params,
-                    body: FnBody::Block(body),
-                    span,
-                }))
+                StmtKind::Fn(Arc::new(FnDef { name: Some(name), params, body: FnBody::Block(body), span }))
             }
             Rule::if_stmt => self.if_stmt(it)?,
             Rule::for_stmt => {
@@ -247,12 +343,7 @@ impl Builder {
                 };
                 let iter = self.expr(next(&mut it, "iterable")?)?;
                 let body = self.block(next(&mut it, "loop body")?)?;
-                StmtKind::For {
-                    index,
-                    var,
-                    iter,
-                    body,
-                }
+                StmtKind::For { index, var, iter, body }
             }
             Rule::return_stmt => {
                 next(&mut it, "return keyword")?;
@@ -283,11 +374,7 @@ impl Builder {
                 StmtKind::Assert { cond, message }
             }
             Rule::expr_stmt => StmtKind::Expr(self.expr(next(&mut it, "expression")?)?),
-            other => {
-                return Err(SyntaxError::internal(&format!(
-                    "unexpected statement rule {other:?}"
-                )))
-            }
+            other => return Err(SyntaxError::internal(&format!("unexpected statement rule {other:?}"))),
         };
         Ok(Spanned::new(kind, span))
     }
@@ -307,11 +394,7 @@ impl Builder {
                 self.block(p)?
             });
         }
-        Ok(StmtKind::If {
-            cond,
-            then,
-            otherwise,
-        })
+        Ok(StmtKind::If { cond, then, otherwise })
     }
 
     fn params(&mut self, pair: Pair<Rule>) -> R<Vec<Param>> {
@@ -345,20 +428,14 @@ impl Builder {
 
     fn expr_inner(&mut self, pair: Pair<Rule>) -> R<Expr> {
         // Count operators: a flat chain `1+1+1...` still builds a deep tree.
-        let ops = pair
-            .clone()
-            .into_inner()
-            .filter(|p| p.as_rule() != Rule::operand)
-            .count();
+        let ops = pair.clone().into_inner().filter(|p| p.as_rule() != Rule::operand).count();
         if self.depth + ops > MAX_EXPR_DEPTH {
             return Err(SyntaxError::new(
                 "expression too long",
                 span_of(&pair),
                 format!("more than {MAX_EXPR_DEPTH} operators in one expression"),
             )
-            .with_help(
-                "split the expression with `let` bindings, or use sum()/all() over a list",
-            ));
+            .with_help("split the expression with `let` bindings, or use sum()/all() over a list"));
         }
         let pairs = pair.into_inner();
         pratt()
@@ -366,15 +443,8 @@ impl Builder {
             .map_prefix(|op, rhs| {
                 let rhs = rhs?;
                 let span = span_of(&op).join(rhs.span);
-                let op = if op.as_rule() == Rule::neg {
-                    UnOp::Neg
-                } else {
-                    UnOp::Not
-                };
-                Ok(Box::new(Spanned::new(
-                    ExprKind::Unary { op, expr: rhs },
-                    span,
-                )))
+                let op = if op.as_rule() == Rule::neg { UnOp::Neg } else { UnOp::Not };
+                Ok(Box::new(Spanned::new(ExprKind::Unary { op, expr: rhs }, span)))
             })
             .map_infix(|lhs, op, rhs| {
                 let (lhs, rhs) = (lhs?, rhs?);
@@ -397,10 +467,7 @@ impl Builder {
                     Rule::rem => BinOp::Rem,
                     _ => BinOp::Pow,
                 };
-                Ok(Box::new(Spanned::new(
-                    ExprKind::Binary { op, lhs, rhs },
-                    span,
-                )))
+                Ok(Box::new(Spanned::new(ExprKind::Binary { op, lhs, rhs }, span)))
             })
             .parse(pairs)
     }
@@ -416,14 +483,7 @@ impl Builder {
                     let args = self.args(post)?;
                     if let Some(name) = pending_field.take() {
                         let span = e.span.join(post_span);
-                        e = Box::new(Spanned::new(
-                            ExprKind::Method {
-                                receiver: e,
-                                name,
-                                args,
-                            },
-                            span,
-                        ));
+                        e = Box::new(Spanned::new(ExprKind::Method { receiver: e, name, args }, span));
                     } else {
                         let span = e.span.join(post_span);
                         e = Box::new(Spanned::new(ExprKind::Call { callee: e, args }, span));
@@ -466,17 +526,9 @@ impl Builder {
                 let mut it = inner.into_inner();
                 let name = ident(next(&mut it, "argument name")?);
                 let value = self.expr(next(&mut it, "argument value")?)?;
-                out.push(Arg {
-                    name: Some(name),
-                    value,
-                    span,
-                });
+                out.push(Arg { name: Some(name), value, span });
             } else {
-                out.push(Arg {
-                    name: None,
-                    value: self.expr(inner)?,
-                    span,
-                });
+                out.push(Arg { name: None, value: self.expr(inner)?, span });
             }
         }
         Ok(out)
@@ -492,34 +544,22 @@ impl Builder {
                         .with_help("write numbers like 42, 0.5 or 1e-3")
                 })?;
                 if !n.is_finite() {
-                    return Err(SyntaxError::new(
-                        "number out of range",
-                        span,
-                        "too large for a 64-bit float",
-                    )
-                    .with_help("numbers must be below about 1.8e308"));
+                    return Err(SyntaxError::new("number out of range", span, "too large for a 64-bit float")
+                        .with_help("numbers must be below about 1.8e308"));
                 }
                 ExprKind::Number(n)
             }
             Rule::string => ExprKind::Str(self.string_parts(pair)?),
             Rule::raw_string => {
-                let text = pair
-                    .into_inner()
-                    .next()
-                    .map(|p| p.as_str().to_string())
-                    .unwrap_or_default();
+                let text = pair.into_inner().next().map(|p| p.as_str().to_string()).unwrap_or_default();
                 ExprKind::Str(vec![StrPart::Text(text)])
             }
             Rule::kw_true => ExprKind::Bool(true),
             Rule::kw_false => ExprKind::Bool(false),
             Rule::kw_none => ExprKind::None,
             Rule::ident => ExprKind::Name(pair.as_str().to_string()),
-            Rule::paren => {
-                return self.expr(next(&mut pair.into_inner(), "parenthesised expression")?)
-            }
-            Rule::list => {
-                ExprKind::List(pair.into_inner().map(|e| self.expr(e)).collect::<R<_>>()?)
-            }
+            Rule::paren => return self.expr(next(&mut pair.into_inner(), "parenthesised expression")?),
+            Rule::list => ExprKind::List(pair.into_inner().map(|e| self.expr(e)).collect::<R<_>>()?),
             Rule::record_lit => {
                 let mut fields: Vec<(Ident, Expr)> = Vec::new();
                 for f in pair.into_inner() {
@@ -532,12 +572,8 @@ impl Builder {
                         key_pair.as_str().to_string()
                     };
                     if fields.iter().any(|(k, _)| k.node == key) {
-                        return Err(SyntaxError::new(
-                            "duplicate field",
-                            key_span,
-                            format!("`{key}` is given twice"),
-                        )
-                        .with_help("each field of a record literal must be named once"));
+                        return Err(SyntaxError::new("duplicate field", key_span, format!("`{key}` is given twice"))
+                            .with_help("each field of a record literal must be named once"));
                     }
                     let value = self.expr(next(&mut it, "field value")?)?;
                     fields.push((Spanned::new(key, key_span), value));
@@ -547,31 +583,16 @@ impl Builder {
             Rule::lambda => {
                 let mut it = pair.into_inner();
                 let params_pair = next(&mut it, "lambda parameters")?;
-                let params = params_pair
-                    .into_inner()
-                    .map(|p| Param {
-                        name: ident(p),
-                        default: None,
-                    })
-                    .collect();
+                let params = params_pair.into_inner().map(|p| Param { name: ident(p), default: None }).collect();
                 let body_pair = next(&mut it, "lambda body")?;
                 let body = if body_pair.as_rule() == Rule::block {
                     FnBody::Block(self.block(body_pair)?)
                 } else {
                     FnBody::Expr(self.expr(body_pair)?)
                 };
-                ExprKind::Lambda(Arc::new(FnDef {
-                    name: None,
-                    params,
-                    body,
-                    span,
-                }))
+                ExprKind::Lambda(Arc::new(FnDef { name: None, params, body, span }))
             }
-            other => {
-                return Err(SyntaxError::internal(&format!(
-                    "unexpected primary {other:?}"
-                )))
-            }
+            other => return Err(SyntaxError::internal(&format!("unexpected primary {other:?}"))),
         };
         Ok(Box::new(Spanned::new(kind, span)))
     }
@@ -580,12 +601,7 @@ impl Builder {
     fn plain_string(&mut self, pair: Pair<Rule>) -> R<String> {
         let span = span_of(&pair);
         let parts = if pair.as_rule() == Rule::raw_string {
-            vec![StrPart::Text(
-                pair.into_inner()
-                    .next()
-                    .map(|p| p.as_str().to_string())
-                    .unwrap_or_default(),
-            )]
+            vec![StrPart::Text(pair.into_inner().next().map(|p| p.as_str().to_string()).unwrap_or_default())]
         } else {
             self.string_parts(pair)?
         };
@@ -594,12 +610,8 @@ impl Builder {
             match p {
                 StrPart::Text(t) => s.push_str(&t),
                 StrPart::Expr(_) => {
-                    return Err(SyntaxError::new(
-                        "interpolation not allowed here",
-                        span,
-                        "this string must be literal",
-                    )
-                    .with_help("write the text literally; use {{ for a brace"))
+                    return Err(SyntaxError::new("interpolation not allowed here", span, "this string must be literal")
+                        .with_help("write the text literally; use {{ for a brace"))
                 }
             }
         }
@@ -652,10 +664,7 @@ fn decode_escape(p: &Pair<Rule>) -> R<char> {
         Some('u') => {
             let hex: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
             let hex = hex.trim_start_matches('u');
-            u32::from_str_radix(hex, 16)
-                .ok()
-                .and_then(char::from_u32)
-                .ok_or_else(bad)?
+            u32::from_str_radix(hex, 16).ok().and_then(char::from_u32).ok_or_else(bad)?
         }
         _ => return Err(bad()),
     })
@@ -664,9 +673,7 @@ fn decode_escape(p: &Pair<Rule>) -> R<char> {
 /// Words for the grammar's rules, as a person would name them.
 fn rule_words(rule: Rule) -> Option<&'static str> {
     Some(match rule {
-        Rule::expr | Rule::operand | Rule::paren | Rule::lambda | Rule::lambda_params => {
-            "an expression"
-        }
+        Rule::expr | Rule::operand | Rule::paren | Rule::lambda | Rule::lambda_params => "an expression",
         Rule::number => "a number",
         Rule::string | Rule::raw_string => "a string",
         Rule::ident | Rule::name => "a name",
@@ -753,7 +760,10 @@ fn convert_error(source: &str, e: pest::error::Error<Rule>) -> SyntaxError {
     if let Some(attempts) = e.parse_attempts() {
         for t in attempts.expected_tokens() {
             let token = t.to_string();
-            if token != "BUILTIN_RULE" && !token.contains("..") {
+            if token != "BUILTIN_RULE"
+                && !token.contains("..")
+                && !token.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}').is_empty()
+            {
                 let w = match token.as_str() {
                     "\"" => "a string".to_string(),
                     "`" | "```" => "a string".to_string(),
@@ -771,17 +781,19 @@ fn convert_error(source: &str, e: pest::error::Error<Rule>) -> SyntaxError {
             }
         }
     }
-    // Operators are listed last: what is missing is more often a bracket or a value.
-    expected.sort_by_key(|w| w == "an operator");
-    expected.truncate(8);
+    // Closing brackets and commas first, operators last: what is missing is
+    // more often a bracket or a value than an operator.
+    expected.sort_by_key(|w| match w.as_str() {
+        "`)`" | "`]`" | "`}`" | "`,`" => 0,
+        "an operator" => 3,
+        w if w.starts_with('`') => 2,
+        _ => 1,
+    });
+    expected.truncate(7);
 
     let found = found_token(source, pos);
     let span = Span::new(pos, (pos + found.len()).min(source.len()));
-    let found_words = if found.is_empty() {
-        "end of input".to_string()
-    } else {
-        format!("`{found}`")
-    };
+    let found_words = if found.is_empty() { "end of input".to_string() } else { format!("`{found}`") };
     let expected_words = join_or(&expected);
     let message = if expected_words.is_empty() {
         format!("unexpected {found_words}")
@@ -797,11 +809,9 @@ fn found_token(source: &str, pos: usize) -> String {
     let mut chars = rest.chars();
     match chars.next() {
         None => String::new(),
-        Some(c) if c.is_alphanumeric() || c == '_' => rest
-            .chars()
-            .take_while(|c| c.is_alphanumeric() || *c == '_')
-            .take(40)
-            .collect(),
+        Some(c) if c.is_alphanumeric() || c == '_' => {
+            rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').take(40).collect()
+        }
         Some(c) => c.to_string(),
     }
 }
@@ -816,6 +826,19 @@ fn join_or(items: &[String]) -> String {
 
 fn help_for(source: &str, pos: usize, found: &str, expected: &[String]) -> String {
     let before = source.get(..pos).unwrap_or("").trim_end();
+    // Keywords of other languages near the error explain most failures.
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let context = source.get(line_start..(pos + found.len()).min(source.len())).unwrap_or("");
+    for word in context.split(|c: char| !c.is_alphanumeric() && c != '_') {
+        match word {
+            "elif" => return "Assay writes `else if`, not `elif`".into(),
+            "while" => return "Assay has no `while`; loop over a range: `for i in 0..n { ... }`".into(),
+            "def" | "function" => return "define functions with `fn name(a, b) { ... }`".into(),
+            "lambda" => return "write anonymous functions as `x => x * 2` or `(a, b) => a + b`".into(),
+            "var" | "const" => return "bind names with `let`".into(),
+            _ => {}
+        }
+    }
     if found == "=" && before.ends_with("==") {
         return "`===` is not an operator; compare with `==`".into();
     }
@@ -824,13 +847,13 @@ fn help_for(source: &str, pos: usize, found: &str, expected: &[String]) -> Strin
     }
     match found {
         "let" | "fn" | "if" | "for" | "show" | "record" | "assert" | "seed" | "use" | "return" => {
-            return format!("`{found}` is a keyword and starts a statement; it cannot be used as a name or inside an expression");
+            return format!(
+                "`{found}` is a keyword and starts a statement; it cannot be used as a name or inside an expression"
+            );
         }
         "def" | "function" => return "define functions with `fn name(a, b) { ... }`".into(),
         "elif" => return "write `else if`".into(),
-        "while" => {
-            return "Assay has no `while`; loop over a range: `for i in 0..n { ... }`".into()
-        }
+        "while" => return "Assay has no `while`; loop over a range: `for i in 0..n { ... }`".into(),
         "{" if expected.iter().any(|e| e == "an expression") => {
             return "records are written `{name: value}`; blocks only follow if/for/fn".into()
         }

@@ -56,8 +56,7 @@ pub fn check(
         deferred: Vec::new(),
     };
     c.top_level(program);
-    c.diags
-        .sort_by_key(|d| d.span.map(|s| s.start).unwrap_or(0));
+    c.diags.sort_by_key(|d| d.span.map(|s| s.start).unwrap_or(0));
     c.diags
 }
 
@@ -70,9 +69,7 @@ impl<'a> Checker<'a> {
         label: impl Into<String>,
         help: impl Into<String>,
     ) {
-        let d = Diag::new(code, message)
-            .at(&self.file, span, label)
-            .help(help);
+        let d = Diag::new(code, message).at(&self.file, span, label).help(help);
         self.diags.push(d);
     }
 
@@ -93,7 +90,13 @@ impl<'a> Checker<'a> {
                             format!("the run's seed is set once, on line {line}; remove this one"),
                         );
                     } else if seen_other {
-                        self.err("assay::seed", s.span, "`seed` must come before the experiment's statements", "too late", "move `seed N` to the top of the script, so every random choice depends on it");
+                        self.err(
+                            "assay::seed",
+                            s.span,
+                            "`seed` must come before the experiment's statements",
+                            "too late",
+                            "move `seed N` to the top of the script, so every random choice depends on it",
+                        );
                     }
                     seed_seen = Some(s.span);
                     match &e.node {
@@ -118,23 +121,10 @@ impl<'a> Checker<'a> {
                         );
                     }
                     if let Some(m) = self.modules.get(&alias.node) {
-                        self.scopes[0].insert(
-                            alias.node.clone(),
-                            Var {
-                                ty: Type::Module,
-                                func: None,
-                                module: Some(m.clone()),
-                            },
-                        );
+                        self.scopes[0]
+                            .insert(alias.node.clone(), Var { ty: Type::Module, func: None, module: Some(m.clone()) });
                     } else {
-                        self.scopes[0].insert(
-                            alias.node.clone(),
-                            Var {
-                                ty: Type::Module,
-                                func: None,
-                                module: None,
-                            },
-                        );
+                        self.scopes[0].insert(alias.node.clone(), Var { ty: Type::Module, func: None, module: None });
                     }
                 }
                 StmtKind::Fn(_) => {}
@@ -169,14 +159,7 @@ impl<'a> Checker<'a> {
                         );
                     }
                     seen.insert(&name.node, name.span);
-                    self.define(
-                        &name.node,
-                        Var {
-                            ty: Type::Func,
-                            func: Some(def.clone()),
-                            module: None,
-                        },
-                    );
+                    self.define(&name.node, Var { ty: Type::Func, func: Some(def.clone()), module: None });
                 }
             }
         }
@@ -193,11 +176,7 @@ impl<'a> Checker<'a> {
     }
 
     fn known_names(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self
-            .scopes
-            .iter()
-            .flat_map(|s| s.keys().map(|k| k.as_str()))
-            .collect();
+        let mut names: Vec<&str> = self.scopes.iter().flat_map(|s| s.keys().map(|k| k.as_str())).collect();
         for n in self.registry.names() {
             names.push(n);
         }
@@ -241,24 +220,16 @@ impl<'a> Checker<'a> {
                     ExprKind::Lambda(def) => Some(def.clone()),
                     _ => None,
                 };
-                self.define(
-                    &name.node,
-                    Var {
-                        ty,
-                        func,
-                        module: None,
-                    },
-                );
+                self.define(&name.node, Var { ty, func, module: None });
             }
             StmtKind::Assign { name, op, value } => {
                 let vty = self.expr(value);
                 match self.lookup(&name.node).cloned() {
                     None => {
                         let help = match closest(&name.node, self.known_names()) {
-                            Some(c) => format!(
-                                "declare it first with `let {} = ...`, or did you mean `{c}`?",
-                                name.node
-                            ),
+                            Some(c) => {
+                                format!("declare it first with `let {} = ...`, or did you mean `{c}`?", name.node)
+                            }
                             None => format!("declare it first with `let {} = ...`", name.node),
                         };
                         self.err(
@@ -284,20 +255,8 @@ impl<'a> Checker<'a> {
                             None => vty,
                         };
                         let ty = if new_ty == var.ty { new_ty } else { Type::Any };
-                        if let Some(scope) = self
-                            .scopes
-                            .iter_mut()
-                            .rev()
-                            .find(|sc| sc.contains_key(&name.node))
-                        {
-                            scope.insert(
-                                name.node.clone(),
-                                Var {
-                                    ty,
-                                    func: None,
-                                    module: None,
-                                },
-                            );
+                        if let Some(scope) = self.scopes.iter_mut().rev().find(|sc| sc.contains_key(&name.node)) {
+                            scope.insert(name.node.clone(), Var { ty, func: None, module: None });
                         }
                     }
                 }
@@ -309,11 +268,7 @@ impl<'a> Checker<'a> {
                     self.fn_body(def);
                 }
             }
-            StmtKind::If {
-                cond,
-                then,
-                otherwise,
-            } => {
+            StmtKind::If { cond, then, otherwise } => {
                 let t = self.expr(cond);
                 self.expect_bool(&t, cond.span, "an `if` condition");
                 self.block(then);
@@ -321,12 +276,7 @@ impl<'a> Checker<'a> {
                     self.block(b);
                 }
             }
-            StmtKind::For {
-                index,
-                var,
-                iter,
-                body,
-            } => {
+            StmtKind::For { index, var, iter, body } => {
                 let t = self.expr(iter);
                 if t.is_known() && !Type::iterable().accepts(&t) {
                     self.err(
@@ -346,23 +296,9 @@ impl<'a> Checker<'a> {
                 };
                 self.scopes.push(HashMap::new());
                 if let Some(i) = index {
-                    self.define(
-                        &i.node,
-                        Var {
-                            ty: index_ty,
-                            func: None,
-                            module: None,
-                        },
-                    );
+                    self.define(&i.node, Var { ty: index_ty, func: None, module: None });
                 }
-                self.define(
-                    &var.node,
-                    Var {
-                        ty: elem_ty,
-                        func: None,
-                        module: None,
-                    },
-                );
+                self.define(&var.node, Var { ty: elem_ty, func: None, module: None });
                 if let Some(l) = self.loop_depth.last_mut() {
                     *l += 1;
                 }
@@ -388,11 +324,7 @@ impl<'a> Checker<'a> {
             }
             StmtKind::Break | StmtKind::Continue => {
                 if self.loop_depth.last().copied().unwrap_or(0) == 0 {
-                    let word = if matches!(s.node, StmtKind::Break) {
-                        "break"
-                    } else {
-                        "continue"
-                    };
+                    let word = if matches!(s.node, StmtKind::Break) { "break" } else { "continue" };
                     self.err(
                         "assay::misplaced",
                         s.span,
@@ -476,22 +408,12 @@ impl<'a> Checker<'a> {
                 self.err(
                     "assay::param-order",
                     p.name.span,
-                    format!(
-                        "parameter `{}` has no default but follows one that does",
-                        p.name.node
-                    ),
+                    format!("parameter `{}` has no default but follows one that does", p.name.node),
                     "needs a default",
                     "put parameters with defaults last",
                 );
             }
-            self.define(
-                &p.name.node,
-                Var {
-                    ty: Type::Any,
-                    func: None,
-                    module: None,
-                },
-            );
+            self.define(&p.name.node, Var { ty: Type::Any, func: None, module: None });
         }
         self.fn_depth += 1;
         self.loop_depth.push(0);
@@ -573,11 +495,7 @@ impl<'a> Checker<'a> {
                 self.binary_type(*op, &l, &r, e.span)
             }
             ExprKind::Call { callee, args } => self.call(callee, args, e.span),
-            ExprKind::Method {
-                receiver,
-                name,
-                args,
-            } => self.method(receiver, name, args, e.span),
+            ExprKind::Method { receiver, name, args } => self.method(receiver, name, args, e.span),
             ExprKind::Field { expr, name } => {
                 let t = self.expr(expr);
                 self.field(&t, name)
@@ -586,13 +504,14 @@ impl<'a> Checker<'a> {
                 let t = self.expr(expr);
                 let i = self.expr(index);
                 match &t {
-                    Type::Num
-                    | Type::Bool
-                    | Type::None
-                    | Type::Func
-                    | Type::Image
-                    | Type::Module => {
-                        self.err("assay::type", e.span, format!("cannot index a {t}"), format!("a {t}"), "index lists, strings, records, ranges and tensors: `xs[0]`, `r[\"key\"]`");
+                    Type::Num | Type::Bool | Type::None | Type::Func | Type::Image | Type::Module => {
+                        self.err(
+                            "assay::type",
+                            e.span,
+                            format!("cannot index a {t}"),
+                            format!("a {t}"),
+                            "index lists, strings, records, ranges and tensors: `xs[0]`, `r[\"key\"]`",
+                        );
                         Type::Any
                     }
                     Type::List(elem) if i == Type::Num => (**elem).clone(),
@@ -618,17 +537,9 @@ impl<'a> Checker<'a> {
         }
         let help = match closest(n, self.known_names()) {
             Some(c) => format!("did you mean `{c}`?"),
-            None => {
-                "define it with `let` before using it; `assay tools` lists the tools".to_string()
-            }
+            None => "define it with `let` before using it; `assay tools` lists the tools".to_string(),
         };
-        self.err(
-            "assay::unknown-name",
-            span,
-            format!("unknown name `{n}`"),
-            "not defined",
-            help,
-        );
+        self.err("assay::unknown-name", span, format!("unknown name `{n}`"), "not defined", help);
         Type::Any
     }
 
@@ -682,18 +593,9 @@ impl<'a> Checker<'a> {
                 }
                 Type::Num
             }
-            Type::Num
-            | Type::Str
-            | Type::Bool
-            | Type::None
-            | Type::List(_)
-            | Type::Range
-            | Type::Func => {
+            Type::Num | Type::Str | Type::Bool | Type::None | Type::List(_) | Type::Range | Type::Func => {
                 let help = if self.registry.signature(&name.node).is_some() {
-                    format!(
-                        "`{0}` is a tool: call it as `x.{0}()` or `{0}(x)`",
-                        name.node
-                    )
+                    format!("`{0}` is a tool: call it as `x.{0}()` or `{0}(x)`", name.node)
                 } else {
                     "only records, tensors, images and tool objects have fields".to_string()
                 };
@@ -773,9 +675,7 @@ impl<'a> Checker<'a> {
                     (Type::List(a), Type::List(b)) if op == Add => {
                         Type::list(if a == b { (**a).clone() } else { Type::Any })
                     }
-                    (Type::Tensor, x) | (x, Type::Tensor) if numeric.accepts(x) && x.is_known() => {
-                        Type::Tensor
-                    }
+                    (Type::Tensor, x) | (x, Type::Tensor) if numeric.accepts(x) && x.is_known() => Type::Tensor,
                     _ => Type::Any,
                 }
             }
@@ -865,19 +765,11 @@ impl<'a> Checker<'a> {
                     None => {
                         let names: Vec<&str> = m.functions.keys().map(|k| k.as_str()).collect();
                         let help = match closest(&name.node, names.iter().copied()) {
-                            Some(c) => format!(
-                                "did you mean `{c}`? {} defines: {}",
-                                m.path_display,
-                                names.join(", ")
-                            ),
+                            Some(c) => format!("did you mean `{c}`? {} defines: {}", m.path_display, names.join(", ")),
                             None => format!(
                                 "{} defines: {}",
                                 m.path_display,
-                                if names.is_empty() {
-                                    "no functions".into()
-                                } else {
-                                    names.join(", ")
-                                }
+                                if names.is_empty() { "no functions".into() } else { names.join(", ") }
                             ),
                         };
                         self.err(
@@ -890,10 +782,8 @@ impl<'a> Checker<'a> {
                     }
                     Some(overloads) => {
                         if !overloads.iter().any(|p| p.len() == args.len()) {
-                            let forms: Vec<String> = overloads
-                                .iter()
-                                .map(|p| format!("{}({})", name.node, p.join(", ")))
-                                .collect();
+                            let forms: Vec<String> =
+                                overloads.iter().map(|p| format!("{}({})", name.node, p.join(", "))).collect();
                             self.err(
                                 "assay::argument-count",
                                 span,
@@ -901,11 +791,7 @@ impl<'a> Checker<'a> {
                                     "`{}.{}` takes {} argument(s), given {}",
                                     m.alias,
                                     name.node,
-                                    overloads
-                                        .iter()
-                                        .map(|p| p.len().to_string())
-                                        .collect::<Vec<_>>()
-                                        .join(" or "),
+                                    overloads.iter().map(|p| p.len().to_string()).collect::<Vec<_>>().join(" or "),
                                     args.len()
                                 ),
                                 "wrong number of arguments",
@@ -950,13 +836,9 @@ impl<'a> Checker<'a> {
             }
         }
         let help = match closest(&name.node, self.registry.names()) {
-            Some(c) => format!(
-                "did you mean `{c}`? {}",
-                self.registry
-                    .signature(c)
-                    .map(|s| s.render())
-                    .unwrap_or_default()
-            ),
+            Some(c) => {
+                format!("did you mean `{c}`? {}", self.registry.signature(c).map(|s| s.render()).unwrap_or_default())
+            }
             None => "`x.f(a)` calls the tool `f(x, a)`; `assay tools` lists the tools".to_string(),
         };
         self.err(
@@ -969,14 +851,7 @@ impl<'a> Checker<'a> {
         Type::Any
     }
 
-    fn check_script_call(
-        &mut self,
-        name: &str,
-        def: &FnDef,
-        args: &[Arg],
-        offset: usize,
-        span: Span,
-    ) {
+    fn check_script_call(&mut self, name: &str, def: &FnDef, args: &[Arg], offset: usize, span: Span) {
         let params = &def.params;
         let mut bound = vec![false; params.len()];
         let mut pos = offset;
@@ -991,11 +866,7 @@ impl<'a> Checker<'a> {
                             "one too many",
                             format!(
                                 "defined as {name}({})",
-                                params
-                                    .iter()
-                                    .map(|p| p.name.node.as_str())
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
+                                params.iter().map(|p| p.name.node.as_str()).collect::<Vec<_>>().join(", ")
                             ),
                         );
                         return;
@@ -1005,8 +876,7 @@ impl<'a> Checker<'a> {
                 }
                 Some(n) => match params.iter().position(|p| p.name.node == n.node) {
                     None => {
-                        let names: Vec<&str> =
-                            params.iter().map(|p| p.name.node.as_str()).collect();
+                        let names: Vec<&str> = params.iter().map(|p| p.name.node.as_str()).collect();
                         let help = match closest(&n.node, names.iter().copied()) {
                             Some(c) => {
                                 format!("did you mean `{c}`? parameters: {}", names.join(", "))
@@ -1046,20 +916,12 @@ impl<'a> Checker<'a> {
                 span,
                 format!(
                     "`{name}` is missing {}",
-                    missing
-                        .iter()
-                        .map(|m| format!("`{m}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
                 ),
                 "missing arguments",
                 format!(
                     "defined as {name}({})",
-                    params
-                        .iter()
-                        .map(|p| p.name.node.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    params.iter().map(|p| p.name.node.as_str()).collect::<Vec<_>>().join(", ")
                 ),
             );
         }
@@ -1081,10 +943,7 @@ impl<'a> Checker<'a> {
                 self.err(
                     "assay::argument-count",
                     span,
-                    format!(
-                        "`{}` takes no arguments, so it cannot be called as a method",
-                        sig.name
-                    ),
+                    format!("`{}` takes no arguments, so it cannot be called as a method", sig.name),
                     "not a method",
                     format!("call it as {}", sig.render()),
                 );

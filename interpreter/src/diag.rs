@@ -7,9 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use assay_grammar::{Span, SyntaxError};
-use miette::{
-    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode,
-};
+use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode};
 use serde_json::json;
 
 /// A source text with the name it is reported under.
@@ -28,12 +26,7 @@ impl SourceFile {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
         let named = NamedSource::new(name.clone(), text.clone()).with_language("assay");
-        Arc::new(SourceFile {
-            name,
-            text,
-            named,
-            line_starts,
-        })
+        Arc::new(SourceFile { name, text, named, line_starts })
     }
 
     /// 1-based line and column (in characters) of a byte offset.
@@ -44,12 +37,7 @@ impl SourceFile {
             Err(i) => i - 1,
         };
         let start = self.line_starts[line];
-        let col = self
-            .text
-            .get(start..offset)
-            .map(|s| s.chars().count())
-            .unwrap_or(0)
-            + 1;
+        let col = self.text.get(start..offset).map(|s| s.chars().count()).unwrap_or(0) + 1;
         (line + 1, col)
     }
 
@@ -123,9 +111,7 @@ impl Diag {
     }
 
     pub fn from_syntax(file: &Arc<SourceFile>, e: &SyntaxError) -> Self {
-        Diag::new("assay::syntax", e.message.clone())
-            .at(file, e.span, e.label.clone())
-            .maybe_help(e.help.clone())
+        Diag::new("assay::syntax", e.message.clone()).at(file, e.span, e.label.clone()).maybe_help(e.help.clone())
     }
 
     /// Line and column where the diagnostic points, if it points anywhere.
@@ -137,10 +123,7 @@ impl Diag {
     }
 
     pub fn to_json(&self) -> serde_json::Value {
-        let (line, column) = self
-            .line_col()
-            .map(|(l, c)| (json!(l), json!(c)))
-            .unwrap_or((json!(null), json!(null)));
+        let (line, column) = self.line_col().map(|(l, c)| (json!(l), json!(c))).unwrap_or((json!(null), json!(null)));
         json!({
             "code": self.code,
             "severity": "error",
@@ -158,8 +141,7 @@ impl Diag {
     /// Renders for a terminal or a snapshot: no colour, fixed width.
     pub fn render_plain(&self, width: usize) -> String {
         let mut out = String::new();
-        let handler =
-            GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(width);
+        let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(width);
         if handler.render_report(&mut out, self).is_err() {
             out = format!("error[{}]: {}\n", self.code, self.message);
         }
@@ -168,8 +150,7 @@ impl Diag {
 
     pub fn render_color(&self, width: usize) -> String {
         let mut out = String::new();
-        let handler =
-            GraphicalReportHandler::new_themed(GraphicalTheme::unicode()).with_width(width);
+        let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode()).with_width(width);
         if handler.render_report(&mut out, self).is_err() {
             out = format!("error[{}]: {}\n", self.code, self.message);
         }
@@ -190,23 +171,15 @@ impl Diagnostic for Diag {
         Some(Box::new(self.code))
     }
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help
-            .as_ref()
-            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
     fn source_code(&self) -> Option<&dyn SourceCode> {
         self.file.as_ref().map(|f| &f.named as &dyn SourceCode)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let span = self.span?;
-        let label = if self.label.is_empty() {
-            None
-        } else {
-            Some(self.label.clone())
-        };
-        Some(Box::new(std::iter::once(
-            LabeledSpan::new_primary_with_span(label, span),
-        )))
+        let label = if self.label.is_empty() { None } else { Some(self.label.clone()) };
+        Some(Box::new(std::iter::once(LabeledSpan::new_primary_with_span(label, span))))
     }
     fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
         if self.notes.is_empty() {
@@ -222,9 +195,12 @@ pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     let mut best: Option<(&str, f64)> = None;
     for c in candidates {
         let score = strsim::jaro_winkler(name, c);
-        let near = score > 0.8
-            || (name.len() > 2 && c.contains(name))
-            || strsim::levenshtein(name, c) <= 1;
+        // Very short names match too much by accident; demand more of them.
+        let near = if name.chars().count() < 3 {
+            name.len() > 1 && name.len() == c.len() && strsim::levenshtein(name, c) == 1
+        } else {
+            score > 0.8 || c.contains(name) || strsim::levenshtein(name, c) <= 1
+        };
         if near && best.is_none_or(|(_, s)| score > s) {
             best = Some((c, score));
         }

@@ -24,10 +24,7 @@ impl Change {
         let short = |j: &Json| {
             let s = j.to_string();
             if s.len() > 120 {
-                format!(
-                    "{}…",
-                    &s[..s.char_indices().nth(119).map(|(i, _)| i).unwrap_or(s.len())]
-                )
+                format!("{}…", &s[..s.char_indices().nth(119).map(|(i, _)| i).unwrap_or(s.len())])
             } else {
                 s
             }
@@ -46,52 +43,25 @@ impl Change {
 pub fn diff_results(a: &Json, b: &Json) -> Vec<Change> {
     let mut out = Vec::new();
     let empty = serde_json::Map::new();
-    let ra = a
-        .get("records")
-        .and_then(|r| r.as_object())
-        .unwrap_or(&empty);
-    let rb = b
-        .get("records")
-        .and_then(|r| r.as_object())
-        .unwrap_or(&empty);
+    let ra = a.get("records").and_then(|r| r.as_object()).unwrap_or(&empty);
+    let rb = b.get("records").and_then(|r| r.as_object()).unwrap_or(&empty);
     let mut names: Vec<&String> = ra.keys().chain(rb.keys()).collect();
     names.sort();
     names.dedup();
     for n in names {
         match (ra.get(n), rb.get(n)) {
-            (Some(x), Some(y)) if x != y => out.push(Change::Changed {
-                name: format!("record {n}"),
-                old: x.clone(),
-                new: y.clone(),
-            }),
-            (Some(x), None) => out.push(Change::Removed {
-                name: format!("record {n}"),
-                old: x.clone(),
-            }),
-            (None, Some(y)) => out.push(Change::Added {
-                name: format!("record {n}"),
-                new: y.clone(),
-            }),
+            (Some(x), Some(y)) if x != y => {
+                out.push(Change::Changed { name: format!("record {n}"), old: x.clone(), new: y.clone() })
+            }
+            (Some(x), None) => out.push(Change::Removed { name: format!("record {n}"), old: x.clone() }),
+            (None, Some(y)) => out.push(Change::Added { name: format!("record {n}"), new: y.clone() }),
             _ => {}
         }
     }
     // Asserts are matched by their claim text.
-    let key = |x: &Json| {
-        x.get("expr")
-            .and_then(|e| e.as_str())
-            .unwrap_or("")
-            .to_string()
-    };
-    let aa: Vec<Json> = a
-        .get("asserts")
-        .and_then(|x| x.as_array())
-        .cloned()
-        .unwrap_or_default();
-    let ab: Vec<Json> = b
-        .get("asserts")
-        .and_then(|x| x.as_array())
-        .cloned()
-        .unwrap_or_default();
+    let key = |x: &Json| x.get("expr").and_then(|e| e.as_str()).unwrap_or("").to_string();
+    let aa: Vec<Json> = a.get("asserts").and_then(|x| x.as_array()).cloned().unwrap_or_default();
+    let ab: Vec<Json> = b.get("asserts").and_then(|x| x.as_array()).cloned().unwrap_or_default();
     for x in &aa {
         let k = key(x);
         match ab.iter().find(|y| key(y) == k) {
@@ -117,16 +87,9 @@ pub fn diff_results(a: &Json, b: &Json) -> Vec<Change> {
         }
     }
     for field in ["status", "error"] {
-        let (x, y) = (
-            a.get(field).cloned().unwrap_or(Json::Null),
-            b.get(field).cloned().unwrap_or(Json::Null),
-        );
+        let (x, y) = (a.get(field).cloned().unwrap_or(Json::Null), b.get(field).cloned().unwrap_or(Json::Null));
         if x != y {
-            out.push(Change::Changed {
-                name: field.to_string(),
-                old: x,
-                new: y,
-            });
+            out.push(Change::Changed { name: field.to_string(), old: x, new: y });
         }
     }
     out

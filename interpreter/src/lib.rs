@@ -24,19 +24,17 @@ use sha2::{Digest, Sha256};
 pub use check::check;
 pub use diag::{closest, Diag, SourceFile};
 pub use diff::{diff_results, Change};
-pub use eval::{
-    execute, script_seed, step_rng, AssertOutcome, Outcome, Shown, TraceEntry, MAX_CALL_DEPTH,
-};
+pub use eval::{execute, script_seed, step_rng, AssertOutcome, Outcome, Shown, TraceEntry, MAX_CALL_DEPTH};
 pub use record::{
-    canonical, manifest_json, npy_f32, num_json, read_run, results_json, safe_artifact_name,
-    trace_jsonl, write_run, ManifestInfo, RunDir, RunFiles, Status, ASSAY_VERSION,
+    canonical, manifest_json, npy_f32, num_json, read_run, results_json, safe_artifact_name, trace_jsonl, write_run,
+    ManifestInfo, RunDir, RunFiles, Status, ASSAY_VERSION,
 };
 pub use report::{escape as html_escape, report_html};
 pub use rhai_bridge::RhaiModule;
 pub use sandbox::{Sandbox, SandboxError};
 pub use tool::{
-    iter_values, to_numbers, to_tensor, tool_value, Args, Default, ParamSpec, Registry, Signature,
-    Tool, ToolCtx, ToolError,
+    iter_values, to_numbers, to_tensor, tool_value, Args, Default, ParamSpec, Registry, Signature, Tool, ToolCtx,
+    ToolError,
 };
 pub use types::Type;
 pub use value::{format_f32, format_num, Closure, Func, Handle, Image, Value};
@@ -72,63 +70,45 @@ pub fn prepare(file: &Arc<SourceFile>, registry: &Registry, sandbox: &Sandbox) -
         if let StmtKind::Use { path, alias } = &s.node {
             if !path.node.ends_with(".rhai") {
                 prepared.diags.push(
-                    Diag::new(
-                        "assay::use",
-                        format!("`use` loads rhai files, not `{}`", path.node),
-                    )
-                    .at(file, path.span, "not a .rhai file")
-                    .help("write `use \"metrics.rhai\" as m`"),
+                    Diag::new("assay::use", format!("`use` loads rhai files, not `{}`", path.node))
+                        .at(file, path.span, "not a .rhai file")
+                        .help("write `use \"metrics.rhai\" as m`"),
                 );
                 continue;
             }
             match sandbox.read(&path.node) {
-                Err(e) => prepared.diags.push(
-                    Diag::new("assay::use", e.message())
-                        .at(file, path.span, "cannot load")
-                        .help(e.help()),
-                ),
+                Err(e) => prepared
+                    .diags
+                    .push(Diag::new("assay::use", e.message()).at(file, path.span, "cannot load").help(e.help())),
                 Ok((real, bytes)) => {
                     let digest = hex::encode(Sha256::digest(&bytes));
                     let text = match String::from_utf8(bytes) {
                         Ok(t) => t,
                         Err(_) => {
                             prepared.diags.push(
-                                Diag::new(
-                                    "assay::use",
-                                    format!("`{}` is not UTF-8 text", path.node),
-                                )
-                                .at(file, path.span, "not text")
-                                .help("a rhai module must be a UTF-8 text file"),
+                                Diag::new("assay::use", format!("`{}` is not UTF-8 text", path.node))
+                                    .at(file, path.span, "not text")
+                                    .help("a rhai module must be a UTF-8 text file"),
                             );
                             continue;
                         }
                     };
-                    match RhaiModule::load(
-                        &alias.node,
-                        real.clone(),
-                        &path.node,
-                        &text,
-                        digest.clone(),
-                    ) {
+                    match RhaiModule::load(&alias.node, real.clone(), &path.node, &text, digest.clone()) {
                         Ok(m) => {
                             prepared.inputs.insert(real, digest);
                             prepared.modules.insert(alias.node.clone(), Arc::new(m));
                         }
-                        Err(d) => prepared.diags.push(d.note(
-                            Diag::new("assay::called-from", "loaded here").at(
-                                file,
-                                path.span,
-                                "this `use`",
-                            ),
-                        )),
+                        Err(d) => prepared.diags.push(d.note(Diag::new("assay::called-from", "loaded here").at(
+                            file,
+                            path.span,
+                            "this `use`",
+                        ))),
                     }
                 }
             }
         }
     }
-    prepared
-        .diags
-        .extend(check(file, &program, registry, &prepared.modules));
+    prepared.diags.extend(check(file, &program, registry, &prepared.modules));
     prepared.program = Some(program);
     prepared
 }

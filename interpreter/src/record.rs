@@ -51,23 +51,13 @@ pub fn safe_artifact_name(name: &str) -> Option<String> {
     let ok = !name.is_empty()
         && name.len() <= 128
         && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     ok.then(|| name.to_string())
 }
 
 fn slug(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
+    let mut out: String =
+        s.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
     while out.contains("--") {
         out = out.replace("--", "-");
     }
@@ -106,14 +96,7 @@ fn f32_json(x: f32) -> Json {
 pub fn npy_f32(shape: &[usize], data: impl Iterator<Item = f32>) -> Vec<u8> {
     let shape_txt = match shape.len() {
         1 => format!("({},)", shape[0]),
-        _ => format!(
-            "({})",
-            shape
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        _ => format!("({})", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
     };
     let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_txt}, }}");
     let total = 10 + header.len() + 1;
@@ -153,13 +136,9 @@ impl JsonWriter<'_> {
             Value::Bool(b) => json!(b),
             Value::Num(n) => num_json(*n),
             Value::Str(s) => json!(s.as_ref()),
-            Value::List(items) => Json::Array(
-                items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, x)| self.value(x, &format!("{hint}-{i}")))
-                    .collect(),
-            ),
+            Value::List(items) => {
+                Json::Array(items.iter().enumerate().map(|(i, x)| self.value(x, &format!("{hint}-{i}"))).collect())
+            }
             Value::Record(fields) => {
                 let mut m = Map::new();
                 for (k, x) in fields.iter() {
@@ -219,11 +198,7 @@ pub fn canonical(j: &Json) -> String {
 }
 
 /// results.json: every record and assert, and the error if the run failed.
-pub fn results_json(
-    out: &Outcome,
-    file: &SourceFile,
-    artifacts: &mut Vec<(String, Vec<u8>)>,
-) -> String {
+pub fn results_json(out: &Outcome, file: &SourceFile, artifacts: &mut Vec<(String, Vec<u8>)>) -> String {
     let mut w = JsonWriter { artifacts };
     let mut records = Map::new();
     for (k, v) in &out.records {
@@ -235,10 +210,8 @@ pub fn results_json(
         .map(|a| json!({"expr": a.expr, "line": a.line, "message": a.message, "passed": a.passed}))
         .collect();
     let error = out.error.as_ref().map(|d| {
-        let line = d
-            .span
-            .filter(|_| d.file.as_ref().is_some_and(|f| f.name == file.name))
-            .map(|s| file.line_col(s.start).0);
+        let line =
+            d.span.filter(|_| d.file.as_ref().is_some_and(|f| f.name == file.name)).map(|s| file.line_col(s.start).0);
         json!({"code": d.code, "message": d.message, "line": line})
     });
     canonical(&json!({
@@ -268,11 +241,8 @@ pub struct ManifestInfo<'a> {
 }
 
 pub fn manifest_json(out: &Outcome, info: &ManifestInfo) -> String {
-    let inputs: BTreeMap<String, String> = out
-        .inputs
-        .iter()
-        .map(|(p, d)| (p.display().to_string(), d.clone()))
-        .collect();
+    let inputs: BTreeMap<String, String> =
+        out.inputs.iter().map(|(p, d)| (p.display().to_string(), d.clone())).collect();
     let mut m = json!({
         "assay_version": ASSAY_VERSION,
         "status": Status::of(out).as_str(),
@@ -314,10 +284,7 @@ fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 pub fn write_run(runs_dir: &Path, stem: &str, files: &RunFiles) -> std::io::Result<PathBuf> {
     let parent = runs_dir.join(stem);
     fs::create_dir_all(&parent)?;
-    let nonce = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+    let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let tmp = parent.join(format!(".incomplete-{}-{nonce}", std::process::id()));
     fs::create_dir_all(tmp.join("artifacts"))?;
     write_file(&tmp.join("script.assay"), files.script.as_bytes())?;
@@ -325,8 +292,8 @@ pub fn write_run(runs_dir: &Path, stem: &str, files: &RunFiles) -> std::io::Resu
     write_file(&tmp.join("trace.jsonl"), files.trace.as_bytes())?;
     write_file(&tmp.join("report.html"), files.report.as_bytes())?;
     for (name, bytes) in &files.artifacts {
-        let safe = safe_artifact_name(name)
-            .ok_or_else(|| std::io::Error::other(format!("bad artifact name {name}")))?;
+        let safe =
+            safe_artifact_name(name).ok_or_else(|| std::io::Error::other(format!("bad artifact name {name}")))?;
         write_file(&tmp.join("artifacts").join(safe), bytes)?;
     }
     // The manifest is written last: a folder without one is not a run.
@@ -372,25 +339,16 @@ pub fn read_run(path: &Path) -> Result<RunDir, String> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     let manifest_text = fs::read_to_string(path.join("manifest.json"));
     if name.starts_with(".incomplete") || manifest_text.is_err() {
-        return Err(format!(
-            "{} is an incomplete run (it was cut off before it finished)",
-            path.display()
-        ));
+        return Err(format!("{} is an incomplete run (it was cut off before it finished)", path.display()));
     }
     let manifest_text = manifest_text.map_err(|e| e.to_string())?;
-    let results_text = fs::read_to_string(path.join("results.json"))
-        .map_err(|e| format!("{}: results.json: {e}", path.display()))?;
-    let results: Json = serde_json::from_str(&results_text)
-        .map_err(|e| format!("{}: results.json: {e}", path.display()))?;
-    let manifest: Json = serde_json::from_str(&manifest_text)
-        .map_err(|e| format!("{}: manifest.json: {e}", path.display()))?;
-    let script = fs::read_to_string(path.join("script.assay"))
-        .map_err(|e| format!("{}: script.assay: {e}", path.display()))?;
-    Ok(RunDir {
-        path: path.to_path_buf(),
-        results,
-        results_text,
-        manifest,
-        script,
-    })
+    let results_text =
+        fs::read_to_string(path.join("results.json")).map_err(|e| format!("{}: results.json: {e}", path.display()))?;
+    let results: Json =
+        serde_json::from_str(&results_text).map_err(|e| format!("{}: results.json: {e}", path.display()))?;
+    let manifest: Json =
+        serde_json::from_str(&manifest_text).map_err(|e| format!("{}: manifest.json: {e}", path.display()))?;
+    let script =
+        fs::read_to_string(path.join("script.assay")).map_err(|e| format!("{}: script.assay: {e}", path.display()))?;
+    Ok(RunDir { path: path.to_path_buf(), results, results_text, manifest, script })
 }

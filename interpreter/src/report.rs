@@ -53,9 +53,7 @@ fn render_value(v: &Value, out: &mut String) {
                 out.push_str(&t);
             }
         }
-        Value::List(items)
-            if !items.is_empty() && items.iter().all(|x| matches!(x, Value::Image(_))) =>
-        {
+        Value::List(items) if !items.is_empty() && items.iter().all(|x| matches!(x, Value::Image(_))) => {
             out.push_str("<div class=\"grid\">");
             for (i, x) in items.iter().enumerate() {
                 out.push_str(&format!(
@@ -66,9 +64,7 @@ fn render_value(v: &Value, out: &mut String) {
             out.push_str("</div>");
         }
         // A list of records is a table with one column per field.
-        Value::List(items)
-            if !items.is_empty() && items.iter().all(|x| matches!(x, Value::Record(_))) =>
-        {
+        Value::List(items) if !items.is_empty() && items.iter().all(|x| matches!(x, Value::Record(_))) => {
             let mut cols: Vec<String> = Vec::new();
             for x in items.iter() {
                 if let Value::Record(f) = x {
@@ -90,9 +86,7 @@ fn render_value(v: &Value, out: &mut String) {
                     for c in &cols {
                         out.push_str("<td>");
                         match f.get(c) {
-                            Some(v @ Value::Image(_)) => {
-                                out.push_str(&img_tag(v, "").unwrap_or_default())
-                            }
+                            Some(v @ Value::Image(_)) => out.push_str(&img_tag(v, "").unwrap_or_default()),
                             Some(v) => out.push_str(&escape(&v.to_text())),
                             None => {}
                         }
@@ -133,10 +127,7 @@ pub fn report_html(title: &str, out: &Outcome) -> String {
     let status = Status::of(out);
     let mut h = String::new();
     h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
-    h.push_str(&format!(
-        "<title>{}</title><style>{STYLE}</style></head><body>\n",
-        escape(title)
-    ));
+    h.push_str(&format!("<title>{}</title><style>{STYLE}</style></head><body>\n", escape(title)));
     h.push_str(&format!(
         "<h1>{}</h1><p>status: <span class=\"status-{}\">{}</span> · seed {} · {} tool calls</p>\n",
         escape(title),
@@ -146,21 +137,11 @@ pub fn report_html(title: &str, out: &Outcome) -> String {
         out.trace.len()
     ));
     if let Some(e) = &out.error {
-        h.push_str(&format!(
-            "<p class=\"fail\">error: {}</p>",
-            escape(&e.message)
-        ));
+        h.push_str(&format!("<p class=\"fail\">error: {}</p>", escape(&e.message)));
     }
     for s in &out.shows {
-        let t = s
-            .title
-            .clone()
-            .unwrap_or_else(|| format!("line {}", s.line));
-        h.push_str(&format!(
-            "<section><h2>{} <span class=\"line\">line {}</span></h2>",
-            escape(&t),
-            s.line
-        ));
+        let t = s.title.clone().unwrap_or_else(|| format!("line {}", s.line));
+        h.push_str(&format!("<section><h2>{} <span class=\"line\">line {}</span></h2>", escape(&t), s.line));
         for v in &s.values {
             render_value(v, &mut h);
         }
@@ -176,20 +157,10 @@ pub fn report_html(title: &str, out: &Outcome) -> String {
         h.push_str("</table></section>\n");
     }
     if !out.asserts.is_empty() {
-        h.push_str(
-            "<section><h2>Asserts</h2><table><tr><th>line</th><th>claim</th><th>result</th></tr>",
-        );
+        h.push_str("<section><h2>Asserts</h2><table><tr><th>line</th><th>claim</th><th>result</th></tr>");
         for a in &out.asserts {
-            let (class, word) = if a.passed {
-                ("pass", "passed")
-            } else {
-                ("fail", "FAILED")
-            };
-            let msg = a
-                .message
-                .as_deref()
-                .map(|m| format!(" — {}", escape(m)))
-                .unwrap_or_default();
+            let (class, word) = if a.passed { ("pass", "passed") } else { ("fail", "FAILED") };
+            let msg = a.message.as_deref().map(|m| format!(" — {}", escape(m))).unwrap_or_default();
             h.push_str(&format!(
                 "<tr><td>{}</td><td><code>{}</code>{msg}</td><td class=\"{class}\">{word}</td></tr>",
                 a.line,

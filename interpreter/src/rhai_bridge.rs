@@ -73,31 +73,18 @@ fn pos_span(file: &SourceFile, pos: Position) -> Option<Span> {
     let line = pos.line()?;
     let col = pos.position().unwrap_or(1);
     let start = file.offset_of(line, col);
-    let end = file.text[start..]
-        .chars()
-        .next()
-        .map(|c| start + c.len_utf8())
-        .unwrap_or(start);
+    let end = file.text[start..].chars().next().map(|c| start + c.len_utf8()).unwrap_or(start);
     Some(Span::new(start, end))
 }
 
 impl RhaiModule {
     /// Compiles `text` (read from `path`); a syntax error points into the file.
-    pub fn load(
-        alias: &str,
-        path: PathBuf,
-        path_display: &str,
-        text: &str,
-        digest: String,
-    ) -> Result<Self, Diag> {
+    pub fn load(alias: &str, path: PathBuf, path_display: &str, text: &str, digest: String) -> Result<Self, Diag> {
         let source = SourceFile::new(path_display, text);
         let engine = engine();
         let ast = engine.compile(text).map_err(|e: ParseError| {
-            let mut d = Diag::new(
-                "assay::rhai-syntax",
-                format!("rhai syntax error in {path_display}: {}", e.0),
-            )
-            .help("fix the rhai file; see https://rhai.rs/book for rhai's syntax");
+            let mut d = Diag::new("assay::rhai-syntax", format!("rhai syntax error in {path_display}: {}", e.0))
+                .help("fix the rhai file; see https://rhai.rs/book for rhai's syntax");
             if let Some(span) = pos_span(&source, e.1) {
                 d = d.at(&source, span, "here");
             }
@@ -105,10 +92,7 @@ impl RhaiModule {
         })?;
         let mut functions: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
         for f in ast.iter_functions() {
-            functions
-                .entry(f.name.to_string())
-                .or_default()
-                .push(f.params.iter().map(|p| p.to_string()).collect());
+            functions.entry(f.name.to_string()).or_default().push(f.params.iter().map(|p| p.to_string()).collect());
         }
         Ok(RhaiModule {
             alias: alias.into(),
@@ -128,32 +112,21 @@ impl RhaiModule {
         for (i, a) in args.iter().enumerate() {
             dyn_args.push(to_dynamic(a).map_err(|m| {
                 RhaiError {
-                    diag: Diag::new(
-                        "assay::rhai-value",
-                        format!("argument {} of {}.{}: {m}", i + 1, self.alias, name),
-                    )
-                    .help("rhai functions take numbers, strings, bools, none, lists and records"),
+                    diag: Diag::new("assay::rhai-value", format!("argument {} of {}.{}: {m}", i + 1, self.alias, name))
+                        .help("rhai functions take numbers, strings, bools, none, lists and records"),
                 }
             })?);
         }
         let mut scope = rhai::Scope::new();
-        let options = rhai::CallFnOptions::new()
-            .eval_ast(false)
-            .rewind_scope(true);
-        let result: Result<Dynamic, Box<EvalAltResult>> = self
-            .engine
-            .call_fn_with_options(options, &mut scope, &self.ast, name, dyn_args);
+        let options = rhai::CallFnOptions::new().eval_ast(false).rewind_scope(true);
+        let result: Result<Dynamic, Box<EvalAltResult>> =
+            self.engine.call_fn_with_options(options, &mut scope, &self.ast, name, dyn_args);
         match result {
             Ok(d) => from_dynamic(&d).map_err(|m| RhaiError {
-                diag: Diag::new(
-                    "assay::rhai-value",
-                    format!("{}.{name} returned {m}", self.alias),
-                )
-                .help("return numbers, strings, bools, (), arrays or object maps"),
+                diag: Diag::new("assay::rhai-value", format!("{}.{name} returned {m}", self.alias))
+                    .help("return numbers, strings, bools, (), arrays or object maps"),
             }),
-            Err(e) => Err(RhaiError {
-                diag: self.error_diag(name, &e),
-            }),
+            Err(e) => Err(RhaiError { diag: self.error_diag(name, &e) }),
         }
     }
 
@@ -196,9 +169,7 @@ fn to_dynamic(v: &Value) -> Result<Dynamic, String> {
             let arr: Result<rhai::Array, String> = items.iter().map(to_dynamic).collect();
             Dynamic::from_array(arr?)
         }
-        Value::Range(a, b) => {
-            Dynamic::from_array((*a..*b).map(|i| Dynamic::from_float(i as f64)).collect())
-        }
+        Value::Range(a, b) => Dynamic::from_array((*a..*b).map(|i| Dynamic::from_float(i as f64)).collect()),
         Value::Record(fields) => {
             let mut map = rhai::Map::new();
             for (k, v) in fields.iter() {
@@ -240,11 +211,7 @@ fn from_dynamic(d: &Dynamic) -> Result<Value, String> {
     }
     if d.is_array() {
         let arr = d.clone().into_array().unwrap_or_default();
-        return arr
-            .iter()
-            .map(from_dynamic)
-            .collect::<Result<Vec<_>, _>>()
-            .map(Value::list);
+        return arr.iter().map(from_dynamic).collect::<Result<Vec<_>, _>>().map(Value::list);
     }
     if d.is_map() {
         if let Some(map) = d.clone().try_cast::<rhai::Map>() {

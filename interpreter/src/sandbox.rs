@@ -24,10 +24,9 @@ impl SandboxError {
             SandboxError::Outside { path, .. } => {
                 format!("`{path}` is outside the folders this script may read")
             }
-            SandboxError::NotFound { path, resolved } => format!(
-                "file not found: `{path}` (looked at {})",
-                resolved.display()
-            ),
+            SandboxError::NotFound { path, resolved } => {
+                format!("file not found: `{path}` (looked at {})", resolved.display())
+            }
             SandboxError::Io { path, message } => format!("cannot read `{path}`: {message}"),
         }
     }
@@ -40,9 +39,7 @@ impl SandboxError {
                     roots.join(", ")
                 )
             }
-            SandboxError::NotFound { .. } => {
-                "paths are relative to the script's folder; check the spelling".into()
-            }
+            SandboxError::NotFound { .. } => "paths are relative to the script's folder; check the spelling".into(),
             SandboxError::Io { .. } => "check that the path is a readable file".into(),
         }
     }
@@ -95,31 +92,17 @@ impl Sandbox {
         let joined = self.base.join(path);
         let lexical = normalize(&joined);
         if !self.inside(&lexical) {
-            return Err(SandboxError::Outside {
-                path: path.into(),
-                roots: self.roots.clone(),
-            });
+            return Err(SandboxError::Outside { path: path.into(), roots: self.roots.clone() });
         }
         let real = match lexical.canonicalize() {
             Ok(p) => p,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(SandboxError::NotFound {
-                    path: path.into(),
-                    resolved: lexical,
-                })
+                return Err(SandboxError::NotFound { path: path.into(), resolved: lexical })
             }
-            Err(e) => {
-                return Err(SandboxError::Io {
-                    path: path.into(),
-                    message: e.to_string(),
-                })
-            }
+            Err(e) => return Err(SandboxError::Io { path: path.into(), message: e.to_string() }),
         };
         if !self.inside(&real) {
-            return Err(SandboxError::Outside {
-                path: path.into(),
-                roots: self.roots.clone(),
-            });
+            return Err(SandboxError::Outside { path: path.into(), roots: self.roots.clone() });
         }
         Ok(real)
     }
@@ -128,16 +111,10 @@ impl Sandbox {
     pub fn read(&self, path: &str) -> Result<(PathBuf, Vec<u8>), SandboxError> {
         let real = self.resolve(path)?;
         if real.is_dir() {
-            return Err(SandboxError::Io {
-                path: path.into(),
-                message: "it is a folder".into(),
-            });
+            return Err(SandboxError::Io { path: path.into(), message: "it is a folder".into() });
         }
         std::fs::read(&real)
             .map(|b| (real, b))
-            .map_err(|e| SandboxError::Io {
-                path: path.into(),
-                message: e.to_string(),
-            })
+            .map_err(|e| SandboxError::Io { path: path.into(), message: e.to_string() })
     }
 }

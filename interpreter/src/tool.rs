@@ -41,38 +41,17 @@ pub struct Signature {
 
 impl Signature {
     pub fn new(name: &'static str, category: &'static str, doc: &'static str) -> Self {
-        Signature {
-            name,
-            category,
-            params: Vec::new(),
-            returns: Type::Any,
-            doc,
-            examples: Vec::new(),
-        }
+        Signature { name, category, params: Vec::new(), returns: Type::Any, doc, examples: Vec::new() }
     }
     /// A required parameter.
     pub fn param(mut self, name: &'static str, ty: Type, doc: &'static str) -> Self {
-        self.params.push(ParamSpec {
-            name,
-            ty,
-            default: Default::Required,
-            doc,
-        });
+        self.params.push(ParamSpec { name, ty, default: Default::Required, doc });
         self
     }
     /// An optional parameter with its default.
     pub fn opt(mut self, name: &'static str, ty: Type, default: Value, doc: &'static str) -> Self {
-        let ty = if matches!(default, Value::None) {
-            Type::optional(ty)
-        } else {
-            ty
-        };
-        self.params.push(ParamSpec {
-            name,
-            ty,
-            default: Default::Value(default),
-            doc,
-        });
+        let ty = if matches!(default, Value::None) { Type::optional(ty) } else { ty };
+        self.params.push(ParamSpec { name, ty, default: Default::Value(default), doc });
         self
     }
     pub fn returns(mut self, ty: Type) -> Self {
@@ -98,10 +77,7 @@ impl Signature {
     }
 
     pub fn required_count(&self) -> usize {
-        self.params
-            .iter()
-            .filter(|p| matches!(p.default, Default::Required))
-            .count()
+        self.params.iter().filter(|p| matches!(p.default, Default::Required)).count()
     }
 }
 
@@ -117,18 +93,10 @@ pub struct ToolError {
 
 impl ToolError {
     pub fn new(message: impl Into<String>) -> Self {
-        ToolError {
-            message: message.into(),
-            arg: None,
-            help: None,
-        }
+        ToolError { message: message.into(), arg: None, help: None }
     }
     pub fn arg(index: usize, message: impl Into<String>) -> Self {
-        ToolError {
-            message: message.into(),
-            arg: Some(index),
-            help: None,
-        }
+        ToolError { message: message.into(), arg: Some(index), help: None }
     }
     pub fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
@@ -155,10 +123,7 @@ impl Args {
     }
     fn wrong(&self, i: usize, want: &str) -> ToolError {
         let name = self.names.get(i).copied().unwrap_or("argument");
-        ToolError::arg(
-            i,
-            format!("`{name}` must be {want}, found {}", self.get(i).type_name()),
-        )
+        ToolError::arg(i, format!("`{name}` must be {want}, found {}", self.get(i).type_name()))
     }
     pub fn is_none(&self, i: usize) -> bool {
         matches!(self.get(i), Value::None)
@@ -181,10 +146,7 @@ impl Args {
         let n = self.num(i)?;
         if n.fract() != 0.0 || !n.is_finite() || n.abs() > 9.0e15 {
             let name = self.names.get(i).copied().unwrap_or("argument");
-            return Err(ToolError::arg(
-                i,
-                format!("`{name}` must be a whole number, found {n}"),
-            ));
+            return Err(ToolError::arg(i, format!("`{name}` must be a whole number, found {n}")));
         }
         Ok(n as i64)
     }
@@ -193,10 +155,7 @@ impl Args {
         let n = self.int(i)?;
         if n < 0 {
             let name = self.names.get(i).copied().unwrap_or("argument");
-            return Err(ToolError::arg(
-                i,
-                format!("`{name}` must not be negative, found {n}"),
-            ));
+            return Err(ToolError::arg(i, format!("`{name}` must not be negative, found {n}")));
         }
         Ok(n as usize)
     }
@@ -246,20 +205,14 @@ impl Args {
     pub fn numbers(&self, i: usize) -> Result<Vec<f64>, ToolError> {
         to_numbers(self.get(i)).map_err(|what| {
             let name = self.names.get(i).copied().unwrap_or("argument");
-            ToolError::arg(
-                i,
-                format!("`{name}` must be numbers (a list, range or tensor), {what}"),
-            )
+            ToolError::arg(i, format!("`{name}` must be numbers (a list, range or tensor), {what}"))
         })
     }
     /// A tensor, converting a (nested) list of numbers.
     pub fn tensor(&self, i: usize) -> Result<Arc<ArrayD<f32>>, ToolError> {
         to_tensor(self.get(i)).map(|t| t).map_err(|what| {
             let name = self.names.get(i).copied().unwrap_or("argument");
-            ToolError::arg(
-                i,
-                format!("`{name}` must be a tensor or a nested list of numbers: {what}"),
-            )
+            ToolError::arg(i, format!("`{name}` must be a tensor or a nested list of numbers: {what}"))
         })
     }
 }
@@ -270,14 +223,8 @@ pub fn iter_values(v: &Value) -> Option<Vec<Value>> {
         Value::List(items) => Some(items.as_ref().clone()),
         Value::Range(a, b) => Some((*a..*b).map(|i| Value::Num(i as f64)).collect()),
         Value::Str(s) => Some(s.chars().map(|c| Value::str(c.to_string())).collect()),
-        Value::Tensor(t) if t.ndim() == 1 => {
-            Some(t.iter().map(|x| Value::Num(*x as f64)).collect())
-        }
-        Value::Tensor(t) if t.ndim() > 1 => Some(
-            t.outer_iter()
-                .map(|row| Value::tensor(row.to_owned()))
-                .collect(),
-        ),
+        Value::Tensor(t) if t.ndim() == 1 => Some(t.iter().map(|x| Value::Num(*x as f64)).collect()),
+        Value::Tensor(t) if t.ndim() > 1 => Some(t.outer_iter().map(|row| Value::tensor(row.to_owned())).collect()),
         _ => None,
     }
 }
@@ -329,9 +276,7 @@ pub fn to_tensor(v: &Value) -> Result<Arc<ArrayD<f32>>, String> {
                 }
                 Ok(())
             }
-            _ => Err(
-                "the nested lists are not rectangular (rows of different lengths or types)".into(),
-            ),
+            _ => Err("the nested lists are not rectangular (rows of different lengths or types)".into()),
         }
     }
     match v {
@@ -340,11 +285,7 @@ pub fn to_tensor(v: &Value) -> Result<Arc<ArrayD<f32>>, String> {
             let xs = to_numbers(v)?;
             let n = xs.len();
             let arr = ArrayD::from_shape_vec(
-                if matches!(v, Value::Num(_)) {
-                    vec![]
-                } else {
-                    vec![n]
-                },
+                if matches!(v, Value::Num(_)) { vec![] } else { vec![n] },
                 xs.into_iter().map(|x| x as f32).collect(),
             )
             .map_err(|e| e.to_string())?;
@@ -355,9 +296,7 @@ pub fn to_tensor(v: &Value) -> Result<Arc<ArrayD<f32>>, String> {
             shape_of(v, &mut shape)?;
             let mut data = Vec::new();
             flatten(v, 0, &shape, &mut data)?;
-            ArrayD::from_shape_vec(shape, data)
-                .map(Arc::new)
-                .map_err(|e| e.to_string())
+            ArrayD::from_shape_vec(shape, data).map(Arc::new).map_err(|e| e.to_string())
         }
         other => Err(format!("found {}", other.type_name())),
     }
@@ -408,13 +347,7 @@ impl Registry {
     /// registration list, reported by the registry's own test.
     pub fn register(&mut self, tool: impl Tool + 'static) -> &mut Self {
         let sig = tool.signature();
-        self.tools.insert(
-            sig.name,
-            Entry {
-                sig,
-                tool: Arc::new(tool),
-            },
-        );
+        self.tools.insert(sig.name, Entry { sig, tool: Arc::new(tool) });
         self
     }
 

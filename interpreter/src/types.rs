@@ -37,12 +37,7 @@ impl Type {
         Type::Record(None)
     }
     pub fn record_of(fields: &[(&str, Type)]) -> Type {
-        Type::Record(Some(Arc::new(
-            fields
-                .iter()
-                .map(|(k, t)| (k.to_string(), t.clone()))
-                .collect(),
-        )))
+        Type::Record(Some(Arc::new(fields.iter().map(|(k, t)| (k.to_string(), t.clone())).collect())))
     }
     /// Numbers as a list, range or tensor: what statistics accept.
     pub fn numbers() -> Type {
@@ -50,13 +45,7 @@ impl Type {
     }
     /// Anything that can be looped over.
     pub fn iterable() -> Type {
-        Type::OneOf(vec![
-            Type::list(Type::Any),
-            Type::Range,
-            Type::Tensor,
-            Type::Str,
-            Type::record(),
-        ])
+        Type::OneOf(vec![Type::list(Type::Any), Type::Range, Type::Tensor, Type::Str, Type::record()])
     }
     pub fn optional(t: Type) -> Type {
         match t {
@@ -144,10 +133,10 @@ impl fmt::Display for Type {
             Type::Handle(k) => write!(f, "{k}"),
             Type::OneOf(opts) => {
                 let names: Vec<String> = opts.iter().map(|t| t.to_string()).collect();
-                match names.len() {
-                    0 => write!(f, "nothing"),
-                    1 => write!(f, "{}", names[0]),
-                    n => write!(f, "{} or {}", names[..n - 1].join(", "), names[n - 1]),
+                if names.is_empty() {
+                    write!(f, "nothing")
+                } else {
+                    write!(f, "{}", names.join(" | "))
                 }
             }
         }

@@ -38,8 +38,7 @@ impl Image {
             enc.set_depth(png::BitDepth::Eight);
             enc.set_compression(png::Compression::Default);
             let mut w = enc.write_header().map_err(|e| e.to_string())?;
-            w.write_image_data(&self.pixels)
-                .map_err(|e| e.to_string())?;
+            w.write_image_data(&self.pixels).map_err(|e| e.to_string())?;
         }
         Ok(out)
     }
@@ -106,9 +105,7 @@ impl Value {
         Value::List(Arc::new(items))
     }
     pub fn record<K: Into<String>>(fields: impl IntoIterator<Item = (K, Value)>) -> Value {
-        Value::Record(Arc::new(
-            fields.into_iter().map(|(k, v)| (k.into(), v)).collect(),
-        ))
+        Value::Record(Arc::new(fields.into_iter().map(|(k, v)| (k.into(), v)).collect()))
     }
     pub fn nums(xs: impl IntoIterator<Item = f64>) -> Value {
         Value::list(xs.into_iter().map(Value::Num).collect())
@@ -142,14 +139,9 @@ impl Value {
             (Value::Bool(a), Value::Bool(b)) => a == b,
             (Value::Num(a), Value::Num(b)) => a == b,
             (Value::Str(a), Value::Str(b)) => a == b,
-            (Value::List(a), Value::List(b)) => {
-                a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| x.equals(y))
-            }
+            (Value::List(a), Value::List(b)) => a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| x.equals(y)),
             (Value::Record(a), Value::Record(b)) => {
-                a.len() == b.len()
-                    && a.iter()
-                        .zip(b.iter())
-                        .all(|((ka, va), (kb, vb))| ka == kb && va.equals(vb))
+                a.len() == b.len() && a.iter().zip(b.iter()).all(|((ka, va), (kb, vb))| ka == kb && va.equals(vb))
             }
             (Value::Range(a, b), Value::Range(c, d)) => a == c && b == d,
             (Value::Tensor(a), Value::Tensor(b)) => a == b,
@@ -160,9 +152,7 @@ impl Value {
             (Value::List(a), Value::Tensor(t)) | (Value::Tensor(t), Value::List(a)) => {
                 t.ndim() == 1
                     && t.len() == a.len()
-                    && a.iter()
-                        .zip(t.iter())
-                        .all(|(x, y)| matches!(x, Value::Num(n) if *n == *y as f64))
+                    && a.iter().zip(t.iter()).all(|(x, y)| matches!(x, Value::Num(n) if *n == *y as f64))
             }
             _ => false,
         }
@@ -258,11 +248,7 @@ impl Value {
             Value::Num(n) => {
                 h.update([2]);
                 let n = if *n == 0.0 { 0.0 } else { *n };
-                let bits = if n.is_nan() {
-                    f64::NAN.to_bits()
-                } else {
-                    n.to_bits()
-                };
+                let bits = if n.is_nan() { f64::NAN.to_bits() } else { n.to_bits() };
                 h.update(bits.to_le_bytes());
             }
             Value::Str(s) => {

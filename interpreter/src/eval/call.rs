@@ -29,21 +29,12 @@ impl<'a> Run<'a> {
     fn eval_args(&mut self, args: &[Arg]) -> EvalResult<Vec<ArgVal>> {
         let mut out = Vec::with_capacity(args.len());
         for a in args {
-            out.push(ArgVal {
-                name: a.name.clone(),
-                value: self.eval(&a.value)?,
-                span: a.value.span,
-            });
+            out.push(ArgVal { name: a.name.clone(), value: self.eval(&a.value)?, span: a.value.span });
         }
         Ok(out)
     }
 
-    pub(crate) fn eval_call(
-        &mut self,
-        callee: &Expr,
-        args: &[Arg],
-        span: Span,
-    ) -> EvalResult<Value> {
+    pub(crate) fn eval_call(&mut self, callee: &Expr, args: &[Arg], span: Span) -> EvalResult<Value> {
         if let ExprKind::Name(n) = &callee.node {
             if self.lookup(n).is_none() {
                 if let Some((sig, tool)) = self.registry.get(n) {
@@ -58,13 +49,7 @@ impl<'a> Run<'a> {
         self.call_func_value(&f, args, callee.span, span)
     }
 
-    pub(crate) fn eval_method(
-        &mut self,
-        receiver: &Expr,
-        name: &Ident,
-        args: &[Arg],
-        span: Span,
-    ) -> EvalResult<Value> {
+    pub(crate) fn eval_method(&mut self, receiver: &Expr, name: &Ident, args: &[Arg], span: Span) -> EvalResult<Value> {
         let recv = self.eval(receiver)?;
         match &recv {
             Value::Module(m) => {
@@ -85,33 +70,19 @@ impl<'a> Run<'a> {
                 None => "`x.f(a)` calls the tool `f(x, a)`; `assay tools` lists the tools".into(),
             };
             return Err(RuntimeError::new(
-                format!(
-                    "no tool or method `{}` for a {}",
-                    name.node,
-                    recv.type_name()
-                ),
+                format!("no tool or method `{}` for a {}", name.node, recv.type_name()),
                 name.span,
             )
             .code("assay::unknown-tool")
             .help(help));
         };
         let sig = sig.clone();
-        let mut all = vec![ArgVal {
-            name: None,
-            value: recv,
-            span: receiver.span,
-        }];
+        let mut all = vec![ArgVal { name: None, value: recv, span: receiver.span }];
         all.extend(self.eval_args(args)?);
         self.call_tool(&sig, tool, all, span)
     }
 
-    fn call_func_value(
-        &mut self,
-        f: &Value,
-        args: Vec<ArgVal>,
-        callee_span: Span,
-        span: Span,
-    ) -> EvalResult<Value> {
+    fn call_func_value(&mut self, f: &Value, args: Vec<ArgVal>, callee_span: Span, span: Span) -> EvalResult<Value> {
         match f {
             Value::Func(Func::Script(c)) => {
                 let c = c.clone();
@@ -119,10 +90,7 @@ impl<'a> Run<'a> {
             }
             Value::Func(Func::Tool(name)) => {
                 let Some((sig, tool)) = self.registry.get(name) else {
-                    return Err(RuntimeError::new(
-                        format!("unknown tool `{name}`"),
-                        callee_span,
-                    ));
+                    return Err(RuntimeError::new(format!("unknown tool `{name}`"), callee_span));
                 };
                 let sig = sig.clone();
                 self.call_tool(&sig, tool, args, span)
@@ -131,27 +99,15 @@ impl<'a> Run<'a> {
                 let (m, name) = (m.clone(), name.clone());
                 self.call_rhai(&m, &name, args, span)
             }
-            other => Err(RuntimeError::new(
-                format!("a {} cannot be called", other.type_name()),
-                callee_span,
-            )
-            .code("assay::not-callable")
-            .help("only functions and tools can be called")),
+            other => Err(RuntimeError::new(format!("a {} cannot be called", other.type_name()), callee_span)
+                .code("assay::not-callable")
+                .help("only functions and tools can be called")),
         }
     }
 
-    fn call_closure(
-        &mut self,
-        c: &Arc<Closure>,
-        args: Vec<ArgVal>,
-        span: Span,
-    ) -> EvalResult<Value> {
+    fn call_closure(&mut self, c: &Arc<Closure>, args: Vec<ArgVal>, span: Span) -> EvalResult<Value> {
         let def = &c.def;
-        let fname = def
-            .name
-            .as_ref()
-            .map(|n| n.node.clone())
-            .unwrap_or_else(|| "lambda".into());
+        let fname = def.name.as_ref().map(|n| n.node.clone()).unwrap_or_else(|| "lambda".into());
         if self.depth() >= MAX_CALL_DEPTH {
             return Err(RuntimeError::new(
                 format!("calls nested more than {MAX_CALL_DEPTH} deep (in `{fname}`)"),
@@ -168,10 +124,7 @@ impl<'a> Run<'a> {
                 None => {
                     if pos >= def.params.len() {
                         return Err(RuntimeError::new(
-                            format!(
-                                "`{fname}` takes {} argument(s), given more",
-                                def.params.len()
-                            ),
+                            format!("`{fname}` takes {} argument(s), given more", def.params.len()),
                             a.span,
                         )
                         .code("assay::argument-count"));
@@ -179,23 +132,13 @@ impl<'a> Run<'a> {
                     pos += 1;
                     pos - 1
                 }
-                Some(n) => def
-                    .params
-                    .iter()
-                    .position(|p| p.name.node == n.node)
-                    .ok_or_else(|| {
-                        RuntimeError::new(
-                            format!("`{fname}` has no parameter `{}`", n.node),
-                            n.span,
-                        )
+                Some(n) => def.params.iter().position(|p| p.name.node == n.node).ok_or_else(|| {
+                    RuntimeError::new(format!("`{fname}` has no parameter `{}`", n.node), n.span)
                         .code("assay::unknown-argument")
-                    })?,
+                })?,
             };
             if bound[slot].is_some() {
-                return Err(RuntimeError::new(
-                    format!("`{}` is given twice", def.params[slot].name.node),
-                    a.span,
-                ));
+                return Err(RuntimeError::new(format!("`{}` is given twice", def.params[slot].name.node), a.span));
             }
             bound[slot] = Some(a.value);
         }
@@ -211,11 +154,8 @@ impl<'a> Run<'a> {
                     (Some(v), _) => v,
                     (None, Some(d)) => self.eval(d)?,
                     (None, None) => {
-                        return Err(RuntimeError::new(
-                            format!("`{fname}` is missing argument `{}`", p.name.node),
-                            span,
-                        )
-                        .code("assay::missing-argument"))
+                        return Err(RuntimeError::new(format!("`{fname}` is missing argument `{}`", p.name.node), span)
+                            .code("assay::missing-argument"))
                     }
                 };
                 self.define(&p.name.node, v);
@@ -235,18 +175,9 @@ impl<'a> Run<'a> {
         })
     }
 
-    fn call_rhai(
-        &mut self,
-        m: &Arc<RhaiModule>,
-        name: &str,
-        args: Vec<ArgVal>,
-        span: Span,
-    ) -> EvalResult<Value> {
+    fn call_rhai(&mut self, m: &Arc<RhaiModule>, name: &str, args: Vec<ArgVal>, span: Span) -> EvalResult<Value> {
         if let Some(a) = args.iter().find(|a| a.name.is_some()) {
-            return Err(RuntimeError::new(
-                "rhai functions take only positional arguments",
-                a.span,
-            ));
+            return Err(RuntimeError::new("rhai functions take only positional arguments", a.span));
         }
         let values: Vec<Value> = args.into_iter().map(|a| a.value).collect();
         let tool_name = format!("{}.{name}", m.alias);
@@ -290,35 +221,22 @@ impl<'a> Run<'a> {
             let slot = match &a.name {
                 None => {
                     if pos >= n {
-                        return Err(RuntimeError::new(
-                            format!("`{}` takes at most {n} argument(s)", sig.name),
-                            a.span,
-                        )
-                        .code("assay::argument-count")
-                        .help(sig.render()));
+                        return Err(RuntimeError::new(format!("`{}` takes at most {n} argument(s)", sig.name), a.span)
+                            .code("assay::argument-count")
+                            .help(sig.render()));
                     }
                     pos += 1;
                     pos - 1
                 }
-                Some(name) => sig
-                    .params
-                    .iter()
-                    .position(|p| p.name == name.node)
-                    .ok_or_else(|| {
-                        RuntimeError::new(
-                            format!("`{}` has no parameter `{}`", sig.name, name.node),
-                            name.span,
-                        )
+                Some(name) => sig.params.iter().position(|p| p.name == name.node).ok_or_else(|| {
+                    RuntimeError::new(format!("`{}` has no parameter `{}`", sig.name, name.node), name.span)
                         .code("assay::unknown-argument")
                         .help(sig.render())
-                    })?,
+                })?,
             };
             if values[slot].is_some() {
-                return Err(RuntimeError::new(
-                    format!("`{}` is given twice", sig.params[slot].name),
-                    a.span,
-                )
-                .code("assay::duplicate-argument"));
+                return Err(RuntimeError::new(format!("`{}` is given twice", sig.params[slot].name), a.span)
+                    .code("assay::duplicate-argument"));
             }
             values[slot] = Some(a.value);
             spans[slot] = a.span;
@@ -329,23 +247,14 @@ impl<'a> Run<'a> {
                 (Some(v), _) => v,
                 (None, ParamDefault::Value(d)) => d.clone(),
                 (None, ParamDefault::Required) => {
-                    return Err(RuntimeError::new(
-                        format!("`{}` is missing `{}`", sig.name, p.name),
-                        span,
-                    )
-                    .code("assay::missing-argument")
-                    .help(sig.render()))
+                    return Err(RuntimeError::new(format!("`{}` is missing `{}`", sig.name, p.name), span)
+                        .code("assay::missing-argument")
+                        .help(sig.render()))
                 }
             };
             if !p.ty.matches(&v) {
                 return Err(RuntimeError::new(
-                    format!(
-                        "`{}` of `{}` must be {}, found {}",
-                        p.name,
-                        sig.name,
-                        p.ty,
-                        describe_type(&v)
-                    ),
+                    format!("`{}` of `{}` must be {}, found {}", p.name, sig.name, p.ty, describe_type(&v)),
                     spans[i],
                 )
                 .code("assay::type")
@@ -353,10 +262,7 @@ impl<'a> Run<'a> {
             }
             bound.push(v);
         }
-        let args = Args {
-            values: bound,
-            names: sig.params.iter().map(|p| p.name).collect(),
-        };
+        let args = Args { values: bound, names: sig.params.iter().map(|p| p.name).collect() };
 
         self.step += 1;
         let step = self.step;
@@ -365,11 +271,7 @@ impl<'a> Run<'a> {
         self.call_inputs.push(BTreeMap::new());
         let result = {
             let rng = step_rng(self.seed, step);
-            let mut ctx = Ctx {
-                run: self,
-                rng,
-                span,
-            };
+            let mut ctx = Ctx { run: self, rng, span };
             tool.call(&args, &mut ctx)
         };
         let inputs = self.call_inputs.pop().unwrap_or_default();
@@ -389,8 +291,7 @@ impl<'a> Run<'a> {
                 return inner;
             }
             let at = e.arg.and_then(|i| spans.get(i).copied()).unwrap_or(span);
-            let mut err =
-                RuntimeError::new(format!("{}: {}", sig.name, e.message), at).code("assay::tool");
+            let mut err = RuntimeError::new(format!("{}: {}", sig.name, e.message), at).code("assay::tool");
             err.help = e.help.or_else(|| Some(sig.render()));
             err
         })
@@ -434,14 +335,7 @@ impl<'r, 'a> ToolCtx for Ctx<'r, 'a> {
 
     fn call(&mut self, f: &Value, args: Vec<Value>) -> Result<Value, ToolError> {
         let span = self.span;
-        let args = args
-            .into_iter()
-            .map(|value| ArgVal {
-                name: None,
-                value,
-                span,
-            })
-            .collect();
+        let args = args.into_iter().map(|value| ArgVal { name: None, value, span }).collect();
         self.run.call_func_value(f, args, span, span).map_err(|e| {
             let msg = e.message.clone();
             self.run.pending = Some(e);
@@ -450,18 +344,11 @@ impl<'r, 'a> ToolCtx for Ctx<'r, 'a> {
     }
 
     fn resolve_read(&mut self, path: &str) -> Result<std::path::PathBuf, ToolError> {
-        self.run
-            .sandbox
-            .resolve(path)
-            .map_err(|e| ToolError::new(e.message()).help(e.help()))
+        self.run.sandbox.resolve(path).map_err(|e| ToolError::new(e.message()).help(e.help()))
     }
 
     fn read_file(&mut self, path: &str) -> Result<Vec<u8>, ToolError> {
-        let (real, bytes) = self
-            .run
-            .sandbox
-            .read(path)
-            .map_err(|e| ToolError::new(e.message()).help(e.help()))?;
+        let (real, bytes) = self.run.sandbox.read(path).map_err(|e| ToolError::new(e.message()).help(e.help()))?;
         let digest = hex::encode(Sha256::digest(&bytes));
         self.note_input(&real, &digest);
         Ok(bytes)
@@ -471,10 +358,7 @@ impl<'r, 'a> ToolCtx for Ctx<'r, 'a> {
         if let Some(inputs) = self.run.call_inputs.last_mut() {
             inputs.insert(path.display().to_string(), sha256.to_string());
         }
-        self.run
-            .out
-            .inputs
-            .insert(path.to_path_buf(), sha256.to_string());
+        self.run.out.inputs.insert(path.to_path_buf(), sha256.to_string());
     }
 
     fn write_artifact(&mut self, name: &str, bytes: &[u8]) -> Result<String, ToolError> {
@@ -483,9 +367,7 @@ impl<'r, 'a> ToolCtx for Ctx<'r, 'a> {
                 .help("use letters, digits, `-`, `_` and `.`")
         })?;
         if self.run.out.artifacts.iter().any(|(n, _)| *n == safe) {
-            return Err(ToolError::new(format!(
-                "artifact `{safe}` was already written"
-            )));
+            return Err(ToolError::new(format!("artifact `{safe}` was already written")));
         }
         self.run.out.artifacts.push((safe.clone(), bytes.to_vec()));
         Ok(format!("artifacts/{safe}"))

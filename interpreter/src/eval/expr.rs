@@ -45,45 +45,25 @@ impl<'a> Run<'a> {
             ExprKind::Unary { op, expr } => {
                 let v = self.eval(expr)?;
                 match op {
-                    UnOp::Not => Ok(Value::Bool(!self.truth(
-                        &v,
-                        expr.span,
-                        "the operand of `not`",
-                    )?)),
+                    UnOp::Not => Ok(Value::Bool(!self.truth(&v, expr.span, "the operand of `not`")?)),
                     UnOp::Neg => self.negate(v, e.span),
                 }
             }
-            ExprKind::Binary {
-                op: BinOp::And,
-                lhs,
-                rhs,
-            } => {
+            ExprKind::Binary { op: BinOp::And, lhs, rhs } => {
                 let l = self.eval(lhs)?;
                 if !self.truth(&l, lhs.span, "the left side of `and`")? {
                     return Ok(Value::Bool(false));
                 }
                 let r = self.eval(rhs)?;
-                Ok(Value::Bool(self.truth(
-                    &r,
-                    rhs.span,
-                    "the right side of `and`",
-                )?))
+                Ok(Value::Bool(self.truth(&r, rhs.span, "the right side of `and`")?))
             }
-            ExprKind::Binary {
-                op: BinOp::Or,
-                lhs,
-                rhs,
-            } => {
+            ExprKind::Binary { op: BinOp::Or, lhs, rhs } => {
                 let l = self.eval(lhs)?;
                 if self.truth(&l, lhs.span, "the left side of `or`")? {
                     return Ok(Value::Bool(true));
                 }
                 let r = self.eval(rhs)?;
-                Ok(Value::Bool(self.truth(
-                    &r,
-                    rhs.span,
-                    "the right side of `or`",
-                )?))
+                Ok(Value::Bool(self.truth(&r, rhs.span, "the right side of `or`")?))
             }
             ExprKind::Binary { op, lhs, rhs } => {
                 let l = self.eval(lhs)?;
@@ -91,11 +71,7 @@ impl<'a> Run<'a> {
                 self.binary(*op, l, r, e.span)
             }
             ExprKind::Call { callee, args } => self.eval_call(callee, args, e.span),
-            ExprKind::Method {
-                receiver,
-                name,
-                args,
-            } => self.eval_method(receiver, name, args, e.span),
+            ExprKind::Method { receiver, name, args } => self.eval_method(receiver, name, args, e.span),
             ExprKind::Field { expr, name } => {
                 let v = self.eval(expr)?;
                 self.field(&v, &name.node, name.span)
@@ -106,10 +82,7 @@ impl<'a> Run<'a> {
                 self.index(&v, &i, index.span)
             }
             ExprKind::Lambda(def) => {
-                let closure = Closure {
-                    def: def.clone(),
-                    captured: self.capture(),
-                };
+                let closure = Closure { def: def.clone(), captured: self.capture() };
                 Ok(Value::Func(Func::Script(Arc::new(closure))))
             }
         }
@@ -122,11 +95,9 @@ impl<'a> Run<'a> {
         if self.registry.signature(n).is_some() {
             return Ok(tool_value(n));
         }
-        Err(
-            RuntimeError::new(format!("`{n}` is not defined here"), span)
-                .code("assay::unknown-name")
-                .help("a name must be bound with `let` before this line runs"),
-        )
+        Err(RuntimeError::new(format!("`{n}` is not defined here"), span)
+            .code("assay::unknown-name")
+            .help("a name must be bound with `let` before this line runs"))
     }
 
     pub(crate) fn field(&self, v: &Value, name: &str, span: Span) -> EvalResult<Value> {
@@ -136,46 +107,31 @@ impl<'a> Run<'a> {
                 None if names.is_empty() => "this value has no fields".to_string(),
                 None => format!("available: {}", names.join(", ")),
             };
-            RuntimeError::new(format!("{what} has no field `{name}`"), span)
-                .code("assay::no-field")
-                .help(help)
+            RuntimeError::new(format!("{what} has no field `{name}`"), span).code("assay::no-field").help(help)
         };
         match v {
-            Value::Record(fields) => fields
-                .get(name)
-                .cloned()
-                .ok_or_else(|| no_field("the record".into(), fields.keys().cloned().collect())),
+            Value::Record(fields) => {
+                fields.get(name).cloned().ok_or_else(|| no_field("the record".into(), fields.keys().cloned().collect()))
+            }
             Value::Tensor(t) => match name {
                 "shape" => Ok(Value::nums(t.shape().iter().map(|d| *d as f64))),
                 "ndim" => Ok(Value::Num(t.ndim() as f64)),
                 "size" => Ok(Value::Num(t.len() as f64)),
-                _ => Err(no_field(
-                    "a tensor".into(),
-                    TENSOR_FIELDS.iter().map(|s| s.to_string()).collect(),
-                )),
+                _ => Err(no_field("a tensor".into(), TENSOR_FIELDS.iter().map(|s| s.to_string()).collect())),
             },
             Value::Image(img) => match name {
                 "width" => Ok(Value::Num(img.width as f64)),
                 "height" => Ok(Value::Num(img.height as f64)),
-                _ => Err(no_field(
-                    "an image".into(),
-                    IMAGE_FIELDS.iter().map(|s| s.to_string()).collect(),
-                )),
+                _ => Err(no_field("an image".into(), IMAGE_FIELDS.iter().map(|s| s.to_string()).collect())),
             },
             Value::Handle(h) => h.field(name).ok_or_else(|| {
-                no_field(
-                    format!("a {}", h.kind()),
-                    h.field_names().iter().map(|s| s.to_string()).collect(),
-                )
+                no_field(format!("a {}", h.kind()), h.field_names().iter().map(|s| s.to_string()).collect())
             }),
             Value::Module(m) => {
                 if m.functions.contains_key(name) {
                     Ok(Value::Func(Func::Rhai(m.clone(), Arc::from(name))))
                 } else {
-                    Err(no_field(
-                        format!("module `{}`", m.alias),
-                        m.functions.keys().cloned().collect(),
-                    ))
+                    Err(no_field(format!("module `{}`", m.alias), m.functions.keys().cloned().collect()))
                 }
             }
             other => Err(no_field(format!("a {}", other.type_name()), Vec::new())),
@@ -185,21 +141,13 @@ impl<'a> Run<'a> {
     fn index(&self, v: &Value, i: &Value, span: Span) -> EvalResult<Value> {
         let idx = |len: usize, n: f64| -> EvalResult<usize> {
             if n.fract() != 0.0 {
-                return Err(RuntimeError::new(
-                    format!("index {n} is not a whole number"),
-                    span,
-                ));
+                return Err(RuntimeError::new(format!("index {n} is not a whole number"), span));
             }
             let k = if n < 0.0 { len as f64 + n } else { n };
             if k < 0.0 || k >= len as f64 {
-                return Err(RuntimeError::new(
-                    format!("index {n} is out of range for length {len}"),
-                    span,
-                )
-                .code("assay::index")
-                .help(format!(
-                    "valid indices are 0..{len} (or -{len}..-1 from the end)"
-                )));
+                return Err(RuntimeError::new(format!("index {n} is out of range for length {len}"), span)
+                    .code("assay::index")
+                    .help(format!("valid indices are 0..{len} (or -{len}..-1 from the end)")));
             }
             Ok(k as usize)
         };
@@ -248,9 +196,11 @@ impl<'a> Run<'a> {
                     Ok(Value::tensor(sub.to_owned()))
                 }
             }
-            (v, i) => Err(RuntimeError::new(format!("cannot index a {} with a {}", v.type_name(), i.type_name()), span)
-                .code("assay::type")
-                .help("lists, strings and tensors take a number or a range `a..b`; records take a string key")),
+            (v, i) => {
+                Err(RuntimeError::new(format!("cannot index a {} with a {}", v.type_name(), i.type_name()), span)
+                    .code("assay::type")
+                    .help("lists, strings and tensors take a number or a range `a..b`; records take a string key"))
+            }
         }
     }
 }

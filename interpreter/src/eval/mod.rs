@@ -104,25 +104,39 @@ impl RuntimeError {
     pub fn to_diag(&self, file: &Arc<SourceFile>) -> Diag {
         let mut d = match &self.foreign {
             // The error is in a rhai file: point there, and note the script call.
-            Some(f) => f.clone().note(
-                Diag::new("assay::called-from", "called from the script here").at(
-                    file,
-                    self.span,
-                    "this call",
-                ),
-            ),
+            Some(f) => f.clone().note(Diag::new("assay::called-from", "called from the script here").at(
+                file,
+                self.span,
+                "this call",
+            )),
             None => Diag::new(self.code, self.message.clone())
                 .at(file, self.span, "failed here")
                 .maybe_help(self.help.clone()),
         };
+        // Consecutive identical frames (recursion) are shown once with a count,
+        // and a very deep stack keeps its innermost and outermost frames.
+        let mut frames: Vec<(&str, Span, usize)> = Vec::new();
         for (name, span) in &self.stack {
-            d = d.note(
-                Diag::new(
-                    "assay::called-from",
-                    format!("in `{name}`, called from here"),
-                )
-                .at(file, *span, format!("call to `{name}`")),
-            );
+            match frames.last_mut() {
+                Some((n, s, count)) if *n == name.as_str() && *s == *span => *count += 1,
+                _ => frames.push((name.as_str(), *span, 1)),
+            }
+        }
+        const KEEP: usize = 4;
+        let hidden = frames.len().saturating_sub(2 * KEEP);
+        for (i, (name, span, count)) in frames.iter().enumerate() {
+            if hidden > 0 && i == KEEP {
+                d = d.note(Diag::new("assay::called-from", format!("... {hidden} more calls ...")));
+            }
+            if hidden > 0 && i >= KEEP && i < KEEP + hidden {
+                continue;
+            }
+            let msg = if *count > 1 {
+                format!("in `{name}`, called from here ({count} times in a row)")
+            } else {
+                format!("in `{name}`, called from here")
+            };
+            d = d.note(Diag::new("assay::called-from", msg).at(file, *span, format!("call to `{name}`")));
         }
         d
     }
@@ -173,15 +187,9 @@ pub fn execute(
         registry,
         sandbox,
         seed,
-        frames: vec![Frame {
-            scopes: vec![HashMap::new()],
-            captured: Vec::new(),
-        }],
+        frames: vec![Frame { scopes: vec![HashMap::new()], captured: Vec::new() }],
         step: 0,
-        out: Outcome {
-            seed,
-            ..Outcome::default()
-        },
+        out: Outcome { seed, ..Outcome::default() },
         call_inputs: Vec::new(),
         pending: None,
     };
@@ -262,12 +270,7 @@ impl<'a> Run<'a> {
                 return true;
             }
         }
-        if let Some(slot) = self.frames[n - 1]
-            .captured
-            .iter_mut()
-            .rev()
-            .find(|(k, _)| k == name)
-        {
+        if let Some(slot) = self.frames[n - 1].captured.iter_mut().rev().find(|(k, _)| k == name) {
             slot.1 = v;
             return true;
         }
@@ -301,10 +304,7 @@ impl<'a> Run<'a> {
     }
 
     pub(crate) fn push_frame(&mut self, captured: Vec<(String, Value)>) {
-        self.frames.push(Frame {
-            scopes: vec![HashMap::new()],
-            captured,
-        });
+        self.frames.push(Frame { scopes: vec![HashMap::new()], captured });
     }
     pub(crate) fn pop_frame(&mut self) {
         if self.frames.len() > 1 {

@@ -15,17 +15,9 @@ fn type_err(op: BinOp, l: &Value, r: &Value, span: Span) -> RuntimeError {
     } else {
         "arithmetic applies to numbers and tensors; `+` also joins strings and lists"
     };
-    RuntimeError::new(
-        format!(
-            "cannot apply `{}` to {} and {}",
-            op.symbol(),
-            l.type_name(),
-            r.type_name()
-        ),
-        span,
-    )
-    .code("assay::type")
-    .help(help)
+    RuntimeError::new(format!("cannot apply `{}` to {} and {}", op.symbol(), l.type_name(), r.type_name()), span)
+        .code("assay::type")
+        .help(help)
 }
 
 fn num_op(op: BinOp, a: f64, b: f64) -> f64 {
@@ -53,16 +45,9 @@ fn tensor_op(op: BinOp, a: &ArrayD<f32>, b: &ArrayD<f32>, span: Span) -> EvalRes
         out.zip_mut_with(&ab, |y, x| *y = f(*x, *y));
         return Ok(out);
     }
-    Err(RuntimeError::new(
-        format!(
-            "tensor shapes {:?} and {:?} do not broadcast",
-            a.shape(),
-            b.shape()
-        ),
-        span,
-    )
-    .code("assay::shape")
-    .help("shapes must match, or one side must have size 1 in each differing dimension"))
+    Err(RuntimeError::new(format!("tensor shapes {:?} and {:?} do not broadcast", a.shape(), b.shape()), span)
+        .code("assay::shape")
+        .help("shapes must match, or one side must have size 1 in each differing dimension"))
 }
 
 impl<'a> Run<'a> {
@@ -70,10 +55,7 @@ impl<'a> Run<'a> {
         match v {
             Value::Num(n) => Ok(Value::Num(-n)),
             Value::Tensor(t) => Ok(Value::tensor(t.mapv(|x| -x))),
-            other => Err(
-                RuntimeError::new(format!("cannot negate a {}", other.type_name()), span)
-                    .code("assay::type"),
-            ),
+            other => Err(RuntimeError::new(format!("cannot negate a {}", other.type_name()), span).code("assay::type")),
         }
     }
 
@@ -110,30 +92,23 @@ impl<'a> Run<'a> {
                 Value::List(items) => Ok(Value::Bool(items.iter().any(|x| x.equals(&l)))),
                 Value::Str(s) => match &l {
                     Value::Str(sub) => Ok(Value::Bool(s.contains(sub.as_ref()))),
-                    other => Err(RuntimeError::new(
-                        format!("cannot look for a {} in a string", other.type_name()),
-                        span,
-                    )),
+                    other => {
+                        Err(RuntimeError::new(format!("cannot look for a {} in a string", other.type_name()), span))
+                    }
                 },
                 Value::Record(fields) => match &l {
                     Value::Str(k) => Ok(Value::Bool(fields.contains_key(k.as_ref()))),
-                    other => Err(RuntimeError::new(
-                        format!("record keys are strings, not {}", other.type_name()),
-                        span,
-                    )),
+                    other => {
+                        Err(RuntimeError::new(format!("record keys are strings, not {}", other.type_name()), span))
+                    }
                 },
                 Value::Range(a, b) => match &l {
-                    Value::Num(n) => Ok(Value::Bool(
-                        n.fract() == 0.0 && *n >= *a as f64 && *n < *b as f64,
-                    )),
+                    Value::Num(n) => Ok(Value::Bool(n.fract() == 0.0 && *n >= *a as f64 && *n < *b as f64)),
                     _ => Ok(Value::Bool(false)),
                 },
-                other => Err(RuntimeError::new(
-                    format!("cannot use `in` with a {}", other.type_name()),
-                    span,
-                )
-                .code("assay::type")
-                .help("`x in xs` works on lists, strings, records and ranges")),
+                other => Err(RuntimeError::new(format!("cannot use `in` with a {}", other.type_name()), span)
+                    .code("assay::type")
+                    .help("`x in xs` works on lists, strings, records and ranges")),
             },
             Range => match (&l, &r) {
                 (Value::Num(a), Value::Num(b))
@@ -142,19 +117,12 @@ impl<'a> Run<'a> {
                     Ok(Value::Range(*a as i64, *b as i64))
                 }
                 _ => Err(RuntimeError::new(
-                    format!(
-                        "a range needs two whole numbers, found {} and {}",
-                        l.to_repr(),
-                        r.to_repr()
-                    ),
+                    format!("a range needs two whole numbers, found {} and {}", l.to_repr(), r.to_repr()),
                     span,
                 )
                 .code("assay::type")),
             },
-            And | Or => Err(RuntimeError::new(
-                "internal: and/or are short-circuited",
-                span,
-            )),
+            And | Or => Err(RuntimeError::new("internal: and/or are short-circuited", span)),
             Add | Sub | Mul | Div | Rem | Pow => match (&l, &r) {
                 (Value::Num(a), Value::Num(b)) => Ok(Value::Num(num_op(op, *a, *b))),
                 (Value::Str(a), Value::Str(b)) if op == Add => Ok(Value::str(format!("{a}{b}"))),
@@ -163,9 +131,7 @@ impl<'a> Run<'a> {
                     v.extend(b.iter().cloned());
                     Ok(Value::list(v))
                 }
-                (Value::Tensor(a), Value::Tensor(b)) => {
-                    Ok(Value::Tensor(Arc::new(tensor_op(op, a, b, span)?)))
-                }
+                (Value::Tensor(a), Value::Tensor(b)) => Ok(Value::Tensor(Arc::new(tensor_op(op, a, b, span)?))),
                 (Value::Tensor(a), Value::Num(b)) => {
                     let b = ArrayD::from_elem(vec![], *b as f32);
                     Ok(Value::Tensor(Arc::new(tensor_op(op, a, &b, span)?)))

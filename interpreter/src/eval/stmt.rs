@@ -16,10 +16,7 @@ impl<'a> Run<'a> {
         for s in stmts {
             if let StmtKind::Fn(def) = &s.node {
                 if let Some(name) = &def.name {
-                    let closure = Closure {
-                        def: def.clone(),
-                        captured: self.capture(),
-                    };
+                    let closure = Closure { def: def.clone(), captured: self.capture() };
                     self.define(&name.node, Value::Func(Func::Script(Arc::new(closure))));
                 }
             }
@@ -51,29 +48,19 @@ impl<'a> Run<'a> {
                 let rhs = self.eval(value)?;
                 let v = match op {
                     Some(op) => {
-                        let cur = self.lookup(&name.node).ok_or_else(|| {
-                            RuntimeError::new(format!("unknown name `{}`", name.node), name.span)
-                        })?;
+                        let cur = self
+                            .lookup(&name.node)
+                            .ok_or_else(|| RuntimeError::new(format!("unknown name `{}`", name.node), name.span))?;
                         self.binary(*op, cur, rhs, s.span)?
                     }
                     None => rhs,
                 };
                 if !self.assign(&name.node, v) {
-                    return Err(RuntimeError::new(
-                        format!("`{}` is not defined yet", name.node),
-                        name.span,
-                    )
-                    .help(format!(
-                        "declare it with `let {} = ...` before assigning",
-                        name.node
-                    )));
+                    return Err(RuntimeError::new(format!("`{}` is not defined yet", name.node), name.span)
+                        .help(format!("declare it with `let {} = ...` before assigning", name.node)));
                 }
             }
-            StmtKind::If {
-                cond,
-                then,
-                otherwise,
-            } => {
+            StmtKind::If { cond, then, otherwise } => {
                 let c = self.eval(cond)?;
                 let b = self.truth(&c, cond.span, "an `if` condition")?;
                 if b {
@@ -82,28 +69,16 @@ impl<'a> Run<'a> {
                     return self.exec_block(o);
                 }
             }
-            StmtKind::For {
-                index,
-                var,
-                iter,
-                body,
-            } => {
+            StmtKind::For { index, var, iter, body } => {
                 let it = self.eval(iter)?;
                 let pairs: Vec<(Value, Value)> = match &it {
-                    Value::Record(fields) => fields
-                        .iter()
-                        .map(|(k, v)| (Value::str(k), v.clone()))
-                        .collect(),
+                    Value::Record(fields) => fields.iter().map(|(k, v)| (Value::str(k), v.clone())).collect(),
                     other => {
                         let items = iter_values(other).ok_or_else(|| {
                             RuntimeError::new(format!("cannot loop over a {}", other.type_name()), iter.span)
                                 .help("loop over a list, a range like `0..n`, a string, a record or a tensor")
                         })?;
-                        items
-                            .into_iter()
-                            .enumerate()
-                            .map(|(i, v)| (Value::Num(i as f64), v))
-                            .collect()
+                        items.into_iter().enumerate().map(|(i, v)| (Value::Num(i as f64), v)).collect()
                     }
                 };
                 for (k, v) in pairs {
@@ -149,21 +124,14 @@ impl<'a> Run<'a> {
                     values.remove(0);
                 }
                 let line = self.line_of(s.span);
-                self.out.shows.push(Shown {
-                    title,
-                    values,
-                    line,
-                });
+                self.out.shows.push(Shown { title, values, line });
             }
             StmtKind::Record { name, value } => {
                 let n = match self.eval(name)? {
                     Value::Str(s) => s.to_string(),
                     other => {
                         return Err(RuntimeError::new(
-                            format!(
-                                "a record's name must be a string, found {}",
-                                other.type_name()
-                            ),
+                            format!("a record's name must be a string, found {}", other.type_name()),
                             name.span,
                         ))
                     }
@@ -185,12 +153,7 @@ impl<'a> Run<'a> {
                 };
                 let expr = self.file.slice(cond.span).to_string();
                 let line = self.line_of(s.span);
-                self.out.asserts.push(AssertOutcome {
-                    passed,
-                    expr,
-                    message,
-                    line,
-                });
+                self.out.asserts.push(AssertOutcome { passed, expr, message, line });
             }
             StmtKind::Expr(e) => {
                 self.eval(e)?;
@@ -199,20 +162,12 @@ impl<'a> Run<'a> {
         Ok(Flow::Normal)
     }
 
-    pub(crate) fn truth(
-        &self,
-        v: &Value,
-        span: assay_grammar::Span,
-        what: &str,
-    ) -> EvalResult<bool> {
+    pub(crate) fn truth(&self, v: &Value, span: assay_grammar::Span, what: &str) -> EvalResult<bool> {
         match v {
             Value::Bool(b) => Ok(*b),
-            other => Err(RuntimeError::new(
-                format!("{what} must be true or false, found {}", other.type_name()),
-                span,
-            )
-            .code("assay::type")
-            .help("compare explicitly, e.g. `len(xs) > 0` or `x != none`")),
+            other => Err(RuntimeError::new(format!("{what} must be true or false, found {}", other.type_name()), span)
+                .code("assay::type")
+                .help("compare explicitly, e.g. `len(xs) > 0` or `x != none`")),
         }
     }
 }

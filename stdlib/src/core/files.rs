@@ -14,30 +14,21 @@ const MAX_TEXT_BYTES: usize = 64 << 20;
 
 fn text_of(a: &Args, ctx: &mut dyn ToolCtx) -> Result<String, ToolError> {
     let path = a.str(0)?.to_string();
-    let bytes = ctx
-        .read_file(&path)
-        .map_err(|e| ToolError { arg: Some(0), ..e })?;
+    let bytes = ctx.read_file(&path).map_err(|e| ToolError { arg: Some(0), ..e })?;
     if bytes.len() > MAX_TEXT_BYTES {
         return Err(ToolError::arg(
             0,
-            format!(
-                "`{path}` is {} bytes, more than the {MAX_TEXT_BYTES} a text reader takes",
-                bytes.len()
-            ),
+            format!("`{path}` is {} bytes, more than the {MAX_TEXT_BYTES} a text reader takes", bytes.len()),
         ));
     }
     String::from_utf8(bytes).map_err(|_| ToolError::arg(0, format!("`{path}` is not UTF-8 text")))
 }
 
 fn read_text_sig() -> Signature {
-    Signature::new(
-        "read_text",
-        "files",
-        "The contents of a text file under the script's allowed roots.",
-    )
-    .param("path", Type::Str, "path relative to the script's folder")
-    .returns(Type::Str)
-    .example("assert read_text(\"fixtures/notes.txt\") == \"hello assay\\n\"")
+    Signature::new("read_text", "files", "The contents of a text file under the script's allowed roots.")
+        .param("path", Type::Str, "path relative to the script's folder")
+        .returns(Type::Str)
+        .example("assert read_text(\"fixtures/notes.txt\") == \"hello assay\\n\"")
 }
 fn read_text(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     Ok(Value::str(text_of(a, ctx)?))
@@ -51,13 +42,7 @@ fn read_lines_sig() -> Signature {
 }
 fn read_lines(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let t = text_of(a, ctx)?;
-    Ok(Value::list(
-        t.lines()
-            .map(|l| l.trim_end_matches('\r'))
-            .filter(|l| !l.is_empty())
-            .map(Value::str)
-            .collect(),
-    ))
+    Ok(Value::list(t.lines().map(|l| l.trim_end_matches('\r')).filter(|l| !l.is_empty()).map(Value::str).collect()))
 }
 
 fn from_json(j: &serde_json::Value) -> Value {
@@ -67,11 +52,9 @@ fn from_json(j: &serde_json::Value) -> Value {
         serde_json::Value::Number(n) => Value::Num(n.as_f64().unwrap_or(f64::NAN)),
         serde_json::Value::String(s) => Value::str(s),
         serde_json::Value::Array(items) => Value::list(items.iter().map(from_json).collect()),
-        serde_json::Value::Object(m) => Value::Record(Arc::new(
-            m.iter()
-                .map(|(k, v)| (k.clone(), from_json(v)))
-                .collect::<BTreeMap<_, _>>(),
-        )),
+        serde_json::Value::Object(m) => {
+            Value::Record(Arc::new(m.iter().map(|(k, v)| (k.clone(), from_json(v))).collect::<BTreeMap<_, _>>()))
+        }
     }
 }
 
@@ -87,23 +70,20 @@ fn read_json(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     if path.ends_with(".jsonl") {
         let mut out = Vec::new();
         for (i, line) in t.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            let j: serde_json::Value = serde_json::from_str(line)
-                .map_err(|e| ToolError::arg(0, format!("`{path}` line {}: {e}", i + 1)))?;
+            let j: serde_json::Value =
+                serde_json::from_str(line).map_err(|e| ToolError::arg(0, format!("`{path}` line {}: {e}", i + 1)))?;
             out.push(from_json(&j));
         }
         return Ok(Value::list(out));
     }
-    let j: serde_json::Value = serde_json::from_str(&t)
-        .map_err(|e| ToolError::arg(0, format!("`{path}` is not valid JSON: {e}")))?;
+    let j: serde_json::Value =
+        serde_json::from_str(&t).map_err(|e| ToolError::arg(0, format!("`{path}` is not valid JSON: {e}")))?;
     Ok(from_json(&j))
 }
 
 pub(super) fn register(r: &mut Registry) {
     for (sig, f) in [
-        (
-            read_text_sig as fn() -> Signature,
-            read_text as super::ToolFn,
-        ),
+        (read_text_sig as fn() -> Signature, read_text as super::ToolFn),
         (read_lines_sig, read_lines),
         (read_json_sig, read_json),
     ] {

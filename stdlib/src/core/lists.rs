@@ -24,12 +24,7 @@ fn len(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         Value::Record(r) => r.len(),
         Value::Range(lo, hi) => (hi - lo).max(0) as usize,
         Value::Tensor(t) => t.shape().first().copied().unwrap_or(1),
-        other => {
-            return Err(ToolError::arg(
-                0,
-                format!("a {} has no length", other.type_name()),
-            ))
-        }
+        other => return Err(ToolError::arg(0, format!("a {} has no length", other.type_name()))),
     };
     Ok(Value::Num(n as f64))
 }
@@ -40,18 +35,9 @@ fn range_sig() -> Signature {
         "lists",
         "Whole numbers from `start` up to (not including) `stop`, by `step`. `range(n)` is 0..n.",
     )
-    .param(
-        "start",
-        Type::Num,
-        "first number (or the stop, if it is the only argument)",
-    )
+    .param("start", Type::Num, "first number (or the stop, if it is the only argument)")
     .opt("stop", Type::Num, Value::None, "one past the last number")
-    .opt(
-        "step",
-        Type::Num,
-        Value::Num(1.0),
-        "increment (may be negative, not zero)",
-    )
+    .opt("step", Type::Num, Value::Num(1.0), "increment (may be negative, not zero)")
     .returns(Type::list(Type::Num))
     .example("assert range(3) == [0, 1, 2]\nassert range(10, 0, step: -4) == [10, 6, 2]")
 }
@@ -64,67 +50,47 @@ fn range(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     if step == 0 {
         return Err(ToolError::arg(2, "`step` must not be zero"));
     }
-    let n = if step > 0 {
-        (stop - start + step - 1) / step
-    } else {
-        (start - stop - step - 1) / -step
-    }
-    .max(0);
+    let n = if step > 0 { (stop - start + step - 1) / step } else { (start - stop - step - 1) / -step }.max(0);
     if n > MAX_RANGE {
-        return Err(ToolError::new(format!(
-            "a range of {n} numbers is too long (at most {MAX_RANGE})"
-        )));
+        return Err(ToolError::new(format!("a range of {n} numbers is too long (at most {MAX_RANGE})")));
     }
     Ok(Value::nums((0..n).map(|i| (start + i * step) as f64)))
 }
 
 fn zip_sig() -> Signature {
-    Signature::new(
-        "zip",
-        "lists",
-        "Pairs up items: [[a0, b0], [a1, b1], ...], as long as the shorter list.",
-    )
-    .param("xs", Type::Any, "first list")
-    .param("ys", Type::Any, "second list")
-    .returns(Type::list(Type::list(Type::Any)))
-    .example("assert zip([1, 2, 3], [\"a\", \"b\"]) == [[1, \"a\"], [2, \"b\"]]")
+    Signature::new("zip", "lists", "Pairs up items: [[a0, b0], [a1, b1], ...], as long as the shorter list.")
+        .param("xs", Type::Any, "first list")
+        .param("ys", Type::Any, "second list")
+        .returns(Type::list(Type::list(Type::Any)))
+        .example("assert zip([1, 2, 3], [\"a\", \"b\"]) == [[1, \"a\"], [2, \"b\"]]")
 }
 fn zip(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let (xs, ys) = (a.items(0)?, a.items(1)?);
-    Ok(Value::list(
-        xs.into_iter()
-            .zip(ys)
-            .map(|(x, y)| Value::list(vec![x, y]))
-            .collect(),
-    ))
+    Ok(Value::list(xs.into_iter().zip(ys).map(|(x, y)| Value::list(vec![x, y])).collect()))
 }
 
 fn enumerate_sig() -> Signature {
-    Signature::new(
-        "enumerate",
-        "lists",
-        "Pairs each item with its index: [[0, x0], [1, x1], ...].",
-    )
-    .param("xs", Type::Any, "a list")
-    .returns(Type::list(Type::list(Type::Any)))
-    .example("assert enumerate([\"a\", \"b\"]) == [[0, \"a\"], [1, \"b\"]]")
+    Signature::new("enumerate", "lists", "Pairs each item with its index: [[0, x0], [1, x1], ...].")
+        .param("xs", Type::Any, "a list")
+        .returns(Type::list(Type::list(Type::Any)))
+        .example("assert enumerate([\"a\", \"b\"]) == [[0, \"a\"], [1, \"b\"]]")
 }
 fn enumerate(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     Ok(Value::list(
-        a.items(0)?
-            .into_iter()
-            .enumerate()
-            .map(|(i, x)| Value::list(vec![Value::Num(i as f64), x]))
-            .collect(),
+        a.items(0)?.into_iter().enumerate().map(|(i, x)| Value::list(vec![Value::Num(i as f64), x])).collect(),
     ))
 }
 
 fn map_sig() -> Signature {
-    Signature::new("map", "lists", "Applies a function to every item: a script function, a lambda `x => ...`, a tool or a rhai function.")
-        .param("xs", Type::Any, "a list or range")
-        .param("f", Type::Func, "function of one item")
-        .returns(Type::list(Type::Any))
-        .example("assert map([1, 2, 3], x => x * 10) == [10, 20, 30]\nassert map([-1, 2], abs) == [1, 2]")
+    Signature::new(
+        "map",
+        "lists",
+        "Applies a function to every item: a script function, a lambda `x => ...`, a tool or a rhai function.",
+    )
+    .param("xs", Type::Any, "a list or range")
+    .param("f", Type::Func, "function of one item")
+    .returns(Type::list(Type::Any))
+    .example("assert map([1, 2, 3], x => x * 10) == [10, 20, 30]\nassert map([-1, 2], abs) == [1, 2]")
 }
 fn map(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let f = a.func(1)?.clone();
@@ -136,19 +102,11 @@ fn map(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn filter_sig() -> Signature {
-    Signature::new(
-        "filter",
-        "lists",
-        "The items for which the function returns true.",
-    )
-    .param("xs", Type::Any, "a list or range")
-    .param(
-        "f",
-        Type::Func,
-        "predicate of one item, returning true or false",
-    )
-    .returns(Type::list(Type::Any))
-    .example("assert filter(0..10, x => x % 3 == 0) == [0, 3, 6, 9]")
+    Signature::new("filter", "lists", "The items for which the function returns true.")
+        .param("xs", Type::Any, "a list or range")
+        .param("f", Type::Func, "predicate of one item, returning true or false")
+        .returns(Type::list(Type::Any))
+        .example("assert filter(0..10, x => x % 3 == 0) == [0, 3, 6, 9]")
 }
 fn filter(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let f = a.func(1)?.clone();
@@ -160,10 +118,7 @@ fn filter(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
             other => {
                 return Err(ToolError::arg(
                     1,
-                    format!(
-                        "the predicate must return true or false, it returned a {}",
-                        other.type_name()
-                    ),
+                    format!("the predicate must return true or false, it returned a {}", other.type_name()),
                 )
                 .help("compare explicitly, e.g. `x => x > 0`"))
             }
@@ -173,16 +128,12 @@ fn filter(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn reduce_sig() -> Signature {
-    Signature::new(
-        "reduce",
-        "lists",
-        "Folds the items into one value: f(f(f(init, x0), x1), ...).",
-    )
-    .param("xs", Type::Any, "a list or range")
-    .param("f", Type::Func, "function of (accumulator, item)")
-    .param("init", Type::Any, "starting value")
-    .returns(Type::Any)
-    .example("assert reduce([1, 2, 3, 4], (acc, x) => acc * x, 1) == 24")
+    Signature::new("reduce", "lists", "Folds the items into one value: f(f(f(init, x0), x1), ...).")
+        .param("xs", Type::Any, "a list or range")
+        .param("f", Type::Func, "function of (accumulator, item)")
+        .param("init", Type::Any, "starting value")
+        .returns(Type::Any)
+        .example("assert reduce([1, 2, 3, 4], (acc, x) => acc * x, 1) == 24")
 }
 fn reduce(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let f = a.func(1)?.clone();
@@ -198,13 +149,7 @@ fn bools(a: &Args) -> Result<Vec<bool>, ToolError> {
         .into_iter()
         .map(|v| match v {
             Value::Bool(b) => Ok(b),
-            other => Err(ToolError::arg(
-                0,
-                format!(
-                    "expected a list of true/false, found a {}",
-                    other.type_name()
-                ),
-            )),
+            other => Err(ToolError::arg(0, format!("expected a list of true/false, found a {}", other.type_name()))),
         })
         .collect()
 }
@@ -237,20 +182,14 @@ fn count_sig() -> Signature {
 }
 fn count(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let x = a.get(1);
-    Ok(Value::Num(
-        a.items(0)?.iter().filter(|v| v.equals(x)).count() as f64,
-    ))
+    Ok(Value::Num(a.items(0)?.iter().filter(|v| v.equals(x)).count() as f64))
 }
 
 fn unique_sig() -> Signature {
-    Signature::new(
-        "unique",
-        "lists",
-        "The distinct items, in order of first appearance.",
-    )
-    .param("xs", Type::Any, "a list")
-    .returns(Type::list(Type::Any))
-    .example("assert unique([3, 1, 3, 2, 1]) == [3, 1, 2]")
+    Signature::new("unique", "lists", "The distinct items, in order of first appearance.")
+        .param("xs", Type::Any, "a list")
+        .returns(Type::list(Type::Any))
+        .example("assert unique([3, 1, 3, 2, 1]) == [3, 1, 2]")
 }
 fn unique(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let mut seen = std::collections::HashSet::new();
@@ -264,48 +203,29 @@ fn unique(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn index_of_sig() -> Signature {
-    Signature::new(
-        "index_of",
-        "lists",
-        "Index of the first item equal to `x`, or -1.",
-    )
-    .param("xs", Type::Any, "a list")
-    .param("x", Type::Any, "the value to find")
-    .returns(Type::Num)
-    .example("assert index_of([\"a\", \"b\"], \"b\") == 1\nassert index_of([1], 5) == -1")
+    Signature::new("index_of", "lists", "Index of the first item equal to `x`, or -1.")
+        .param("xs", Type::Any, "a list")
+        .param("x", Type::Any, "the value to find")
+        .returns(Type::Num)
+        .example("assert index_of([\"a\", \"b\"], \"b\") == 1\nassert index_of([1], 5) == -1")
 }
 fn index_of(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let x = a.get(1);
-    Ok(Value::Num(
-        a.items(0)?
-            .iter()
-            .position(|v| v.equals(x))
-            .map(|i| i as f64)
-            .unwrap_or(-1.0),
-    ))
+    Ok(Value::Num(a.items(0)?.iter().position(|v| v.equals(x)).map(|i| i as f64).unwrap_or(-1.0)))
 }
 
 fn flatten_sig() -> Signature {
-    Signature::new(
-        "flatten",
-        "lists",
-        "Joins a list of lists into one list (one level).",
-    )
-    .param("xs", Type::list(Type::Any), "a list of lists")
-    .returns(Type::list(Type::Any))
-    .example("assert flatten([[1, 2], [3], []]) == [1, 2, 3]")
+    Signature::new("flatten", "lists", "Joins a list of lists into one list (one level).")
+        .param("xs", Type::list(Type::Any), "a list of lists")
+        .returns(Type::list(Type::Any))
+        .example("assert flatten([[1, 2], [3], []]) == [1, 2, 3]")
 }
 fn flatten(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let mut out = Vec::new();
     for (i, x) in a.items(0)?.into_iter().enumerate() {
         match iter_values(&x) {
             Some(items) if !matches!(x, Value::Str(_)) => out.extend(items),
-            _ => {
-                return Err(ToolError::arg(
-                    0,
-                    format!("item {i} is a {}, not a list", x.type_name()),
-                ))
-            }
+            _ => return Err(ToolError::arg(0, format!("item {i} is a {}, not a list", x.type_name()))),
         }
     }
     Ok(Value::list(out))
@@ -337,11 +257,7 @@ fn compare(x: &Value, y: &Value) -> Result<std::cmp::Ordering, String> {
             }
             Ok(a.len().cmp(&b.len()))
         }
-        _ => Err(format!(
-            "cannot order a {} against a {}",
-            x.type_name(),
-            y.type_name()
-        )),
+        _ => Err(format!("cannot order a {} against a {}", x.type_name(), y.type_name())),
     }
 }
 
@@ -376,9 +292,7 @@ fn sort(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         // Descending but still stable for equal keys.
         idx.sort_by(|&i, &j| compare(&keys[j], &keys[i]).unwrap_or(std::cmp::Ordering::Equal));
     }
-    Ok(Value::list(
-        idx.into_iter().map(|i| items[i].clone()).collect(),
-    ))
+    Ok(Value::list(idx.into_iter().map(|i| items[i].clone()).collect()))
 }
 
 fn keys_sig() -> Signature {
@@ -391,14 +305,10 @@ fn keys(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     Ok(Value::list(a.record(0)?.keys().map(Value::str).collect()))
 }
 fn values_sig() -> Signature {
-    Signature::new(
-        "values",
-        "lists",
-        "A record's values, in the order of its sorted field names.",
-    )
-    .param("r", Type::record(), "a record")
-    .returns(Type::list(Type::Any))
-    .example("assert values({b: 1, a: 2}) == [2, 1]")
+    Signature::new("values", "lists", "A record's values, in the order of its sorted field names.")
+        .param("r", Type::record(), "a record")
+        .returns(Type::list(Type::Any))
+        .example("assert values({b: 1, a: 2}) == [2, 1]")
 }
 fn values(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     Ok(Value::list(a.record(0)?.values().cloned().collect()))
@@ -414,9 +324,7 @@ fn with_sig() -> Signature {
     .param("key", Type::Str, "field name")
     .param("value", Type::Any, "new value")
     .returns(Type::record())
-    .example(
-        "let r = {a: 1}\nlet s = r.with(\"b\", 2)\nassert s == {a: 1, b: 2}\nassert r == {a: 1}",
-    )
+    .example("let r = {a: 1}\nlet s = r.with(\"b\", 2)\nassert s == {a: 1, b: 2}\nassert r == {a: 1}")
 }
 fn with(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let mut r: BTreeMap<String, Value> = a.record(0)?.clone();

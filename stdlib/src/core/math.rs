@@ -9,12 +9,7 @@ use ndarray::ArrayD;
 use super::FnTool;
 
 fn numeric() -> Type {
-    Type::OneOf(vec![
-        Type::Num,
-        Type::list(Type::Num),
-        Type::Range,
-        Type::Tensor,
-    ])
+    Type::OneOf(vec![Type::Num, Type::list(Type::Num), Type::Range, Type::Tensor])
 }
 
 /// Applies `f` to a number, each number of a list or range, or each tensor element.
@@ -40,38 +35,10 @@ macro_rules! unary {
     };
 }
 
-unary!(
-    abs_sig,
-    abs,
-    "abs",
-    "Absolute value.",
-    "assert abs(-2) == 2\nassert abs([-1, 3]) == [1, 3]",
-    f64::abs
-);
-unary!(
-    sqrt_sig,
-    sqrt,
-    "sqrt",
-    "Square root (nan for negative numbers).",
-    "assert sqrt(9) == 3",
-    f64::sqrt
-);
-unary!(
-    exp_sig,
-    exp,
-    "exp",
-    "e raised to x.",
-    "assert exp(0) == 1",
-    f64::exp
-);
-unary!(
-    log_sig,
-    log,
-    "log",
-    "Natural logarithm (-inf at 0, nan below).",
-    "assert log(1) == 0",
-    f64::ln
-);
+unary!(abs_sig, abs, "abs", "Absolute value.", "assert abs(-2) == 2\nassert abs([-1, 3]) == [1, 3]", f64::abs);
+unary!(sqrt_sig, sqrt, "sqrt", "Square root (nan for negative numbers).", "assert sqrt(9) == 3", f64::sqrt);
+unary!(exp_sig, exp, "exp", "e raised to x.", "assert exp(0) == 1", f64::exp);
+unary!(log_sig, log, "log", "Natural logarithm (-inf at 0, nan below).", "assert log(1) == 0", f64::ln);
 unary!(
     floor_sig,
     floor,
@@ -80,38 +47,10 @@ unary!(
     "assert floor(2.7) == 2\nassert floor(-0.5) == -1",
     f64::floor
 );
-unary!(
-    ceil_sig,
-    ceil,
-    "ceil",
-    "Smallest whole number not below x.",
-    "assert ceil(2.1) == 3",
-    f64::ceil
-);
-unary!(
-    sin_sig,
-    sin,
-    "sin",
-    "Sine of x in radians.",
-    "assert sin(0) == 0",
-    f64::sin
-);
-unary!(
-    cos_sig,
-    cos,
-    "cos",
-    "Cosine of x in radians.",
-    "assert cos(0) == 1",
-    f64::cos
-);
-unary!(
-    tanh_sig,
-    tanh,
-    "tanh",
-    "Hyperbolic tangent.",
-    "assert tanh(0) == 0",
-    f64::tanh
-);
+unary!(ceil_sig, ceil, "ceil", "Smallest whole number not below x.", "assert ceil(2.1) == 3", f64::ceil);
+unary!(sin_sig, sin, "sin", "Sine of x in radians.", "assert sin(0) == 0", f64::sin);
+unary!(cos_sig, cos, "cos", "Cosine of x in radians.", "assert cos(0) == 1", f64::cos);
+unary!(tanh_sig, tanh, "tanh", "Hyperbolic tangent.", "assert tanh(0) == 0", f64::tanh);
 unary!(
     sign_sig,
     sign,
@@ -128,28 +67,16 @@ unary!(
 );
 
 fn round_sig() -> Signature {
-    Signature::new(
-        "round",
-        "math",
-        "Rounds to `digits` decimal places (halves away from zero).",
-    )
-    .param("x", numeric(), "a number, or numbers elementwise")
-    .opt(
-        "digits",
-        Type::Num,
-        Value::Num(0.0),
-        "decimal places to keep",
-    )
-    .returns(numeric())
-    .example("assert round(2.5) == 3\nassert round(3.14159, digits: 2) == 3.14")
+    Signature::new("round", "math", "Rounds to `digits` decimal places (halves away from zero).")
+        .param("x", numeric(), "a number, or numbers elementwise")
+        .opt("digits", Type::Num, Value::Num(0.0), "decimal places to keep")
+        .returns(numeric())
+        .example("assert round(2.5) == 3\nassert round(3.14159, digits: 2) == 3.14")
 }
 fn round(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let d = a.int(1)?;
     if !(0..=15).contains(&d) {
-        return Err(ToolError::arg(
-            1,
-            format!("`digits` must be between 0 and 15, found {d}"),
-        ));
+        return Err(ToolError::arg(1, format!("`digits` must be between 0 and 15, found {d}")));
     }
     let m = 10f64.powi(d as i32);
     map_num(a, 0, |x| (x * m).round() / m)
@@ -166,43 +93,37 @@ fn clip_sig() -> Signature {
 fn clip(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let (lo, hi) = (a.num(1)?, a.num(2)?);
     if lo > hi {
-        return Err(ToolError::arg(
-            1,
-            format!("`lo` ({lo}) is above `hi` ({hi})"),
-        ));
+        return Err(ToolError::arg(1, format!("`lo` ({lo}) is above `hi` ({hi})")));
     }
     map_num(a, 0, |x| x.clamp(lo, hi))
 }
 
 fn tensor_sig() -> Signature {
-    Signature::new("tensor", "tensor", "Makes a float32 tensor from a nested list of numbers (rows of equal length), a range or a tensor.")
-        .param("data", Type::Any, "nested list of numbers")
-        .returns(Type::Tensor)
-        .example("let t = tensor([[1, 2, 3], [4, 5, 6]])\nassert t.shape == [2, 3]\nassert t[1][2] == 6")
+    Signature::new(
+        "tensor",
+        "tensor",
+        "Makes a float32 tensor from a nested list of numbers (rows of equal length), a range or a tensor.",
+    )
+    .param("data", Type::Any, "nested list of numbers")
+    .returns(Type::Tensor)
+    .example("let t = tensor([[1, 2, 3], [4, 5, 6]])\nassert t.shape == [2, 3]\nassert t[1][2] == 6")
 }
 fn tensor(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     a.tensor(0).map(Value::Tensor)
 }
 
 fn zeros_sig() -> Signature {
-    Signature::new(
-        "zeros",
-        "tensor",
-        "A tensor of the given shape filled with `value`.",
-    )
-    .param("shape", Type::list(Type::Num), "dimensions, e.g. [2, 3]")
-    .opt("value", Type::Num, Value::Num(0.0), "fill value")
-    .returns(Type::Tensor)
-    .example("let t = zeros([2, 2], value: 1)\nassert sum(t) == 4")
+    Signature::new("zeros", "tensor", "A tensor of the given shape filled with `value`.")
+        .param("shape", Type::list(Type::Num), "dimensions, e.g. [2, 3]")
+        .opt("value", Type::Num, Value::Num(0.0), "fill value")
+        .returns(Type::Tensor)
+        .example("let t = zeros([2, 2], value: 1)\nassert sum(t) == 4")
 }
 fn zeros(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let mut shape = Vec::new();
     for d in a.numbers(0)? {
         if d < 0.0 || d.fract() != 0.0 {
-            return Err(ToolError::arg(
-                0,
-                format!("dimensions must be whole numbers >= 0, found {d}"),
-            ));
+            return Err(ToolError::arg(0, format!("dimensions must be whole numbers >= 0, found {d}")));
         }
         shape.push(d as usize);
     }
@@ -228,21 +149,14 @@ fn reshape(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let t = to_tensor(a.get(0)).map_err(|e| ToolError::arg(0, e))?;
     let dims = a.numbers(1)?;
     let total = t.len();
-    let known: usize = dims
-        .iter()
-        .filter(|d| **d >= 0.0)
-        .map(|d| *d as usize)
-        .product();
+    let known: usize = dims.iter().filter(|d| **d >= 0.0).map(|d| *d as usize).product();
     let mut shape = Vec::new();
     let mut inferred = false;
     for d in &dims {
         if *d == -1.0 && !inferred {
             inferred = true;
             if known == 0 || total % known != 0 {
-                return Err(ToolError::arg(
-                    1,
-                    format!("cannot infer -1: {total} elements do not divide by {known}"),
-                ));
+                return Err(ToolError::arg(1, format!("cannot infer -1: {total} elements do not divide by {known}")));
             }
             shape.push(total / known);
         } else if *d >= 0.0 && d.fract() == 0.0 {
@@ -258,16 +172,12 @@ fn reshape(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn linspace_sig() -> Signature {
-    Signature::new(
-        "linspace",
-        "math",
-        "`n` evenly spaced numbers from `start` to `stop` inclusive.",
-    )
-    .param("start", Type::Num, "first value")
-    .param("stop", Type::Num, "last value")
-    .param("n", Type::Num, "how many")
-    .returns(Type::list(Type::Num))
-    .example("assert linspace(0, 1, 5) == [0, 0.25, 0.5, 0.75, 1]")
+    Signature::new("linspace", "math", "`n` evenly spaced numbers from `start` to `stop` inclusive.")
+        .param("start", Type::Num, "first value")
+        .param("stop", Type::Num, "last value")
+        .param("n", Type::Num, "how many")
+        .returns(Type::list(Type::Num))
+        .example("assert linspace(0, 1, 5) == [0, 0.25, 0.5, 0.75, 1]")
 }
 fn linspace(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let (s, e, n) = (a.num(0)?, a.num(1)?, a.count(2)?);
@@ -277,9 +187,7 @@ fn linspace(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     if n == 1 {
         return Ok(Value::nums([s]));
     }
-    Ok(Value::nums(
-        (0..n).map(|i| s + (e - s) * i as f64 / (n - 1) as f64),
-    ))
+    Ok(Value::nums((0..n).map(|i| s + (e - s) * i as f64 / (n - 1) as f64)))
 }
 
 pub(super) fn register(r: &mut Registry) {

@@ -24,10 +24,9 @@ fn stream(a: &Args, i: usize, ctx: &mut dyn ToolCtx) -> Result<ChaCha8Rng, ToolE
 fn count_or_one(a: &Args, i: usize) -> Result<Option<usize>, ToolError> {
     match a.opt_int(i)? {
         None => Ok(None),
-        Some(n) if n < 0 || n as usize > MAX_DRAWS => Err(ToolError::arg(
-            i,
-            format!("`n` must be between 0 and {MAX_DRAWS}, found {n}"),
-        )),
+        Some(n) if n < 0 || n as usize > MAX_DRAWS => {
+            Err(ToolError::arg(i, format!("`n` must be between 0 and {MAX_DRAWS}, found {n}")))
+        }
         Some(n) => Ok(Some(n as usize)),
     }
 }
@@ -54,20 +53,10 @@ fn rand(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 
 fn randn_sig() -> Signature {
     Signature::new("randn", "random", "Normally distributed random numbers.")
-        .opt(
-            "n",
-            Type::Num,
-            Value::None,
-            "how many (omit for one number)",
-        )
+        .opt("n", Type::Num, Value::None, "how many (omit for one number)")
         .opt("mean", Type::Num, Value::Num(0.0), "mean")
         .opt("std", Type::Num, Value::Num(1.0), "standard deviation")
-        .opt(
-            "seed",
-            Type::Num,
-            Value::None,
-            "pin this call's random stream",
-        )
+        .opt("seed", Type::Num, Value::None, "pin this call's random stream")
         .returns(Type::OneOf(vec![Type::Num, Type::list(Type::Num)]))
         .example("let xs = randn(n: 2000, mean: 5)\nassert abs(mean(xs) - 5) < 0.2")
 }
@@ -88,28 +77,15 @@ fn randint_sig() -> Signature {
     Signature::new("randint", "random", "Random whole numbers in [lo, hi).")
         .param("lo", Type::Num, "smallest value")
         .param("hi", Type::Num, "one past the largest value")
-        .opt(
-            "n",
-            Type::Num,
-            Value::None,
-            "how many (omit for one number)",
-        )
-        .opt(
-            "seed",
-            Type::Num,
-            Value::None,
-            "pin this call's random stream",
-        )
+        .opt("n", Type::Num, Value::None, "how many (omit for one number)")
+        .opt("seed", Type::Num, Value::None, "pin this call's random stream")
         .returns(Type::OneOf(vec![Type::Num, Type::list(Type::Num)]))
         .example("let xs = randint(0, 3, n: 50)\nassert min(xs) >= 0 and max(xs) <= 2")
 }
 fn randint(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let (lo, hi) = (a.int(0)?, a.int(1)?);
     if hi <= lo {
-        return Err(ToolError::arg(
-            1,
-            format!("`hi` ({hi}) must be above `lo` ({lo})"),
-        ));
+        return Err(ToolError::arg(1, format!("`hi` ({hi}) must be above `lo` ({lo})")));
     }
     let n = count_or_one(a, 2)?;
     let mut rng = stream(a, 3, ctx)?;
@@ -119,12 +95,7 @@ fn randint(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 fn shuffle_sig() -> Signature {
     Signature::new("shuffle", "random", "The items in a random order.")
         .param("xs", Type::Any, "a list or range")
-        .opt(
-            "seed",
-            Type::Num,
-            Value::None,
-            "pin this call's random stream",
-        )
+        .opt("seed", Type::Num, Value::None, "pin this call's random stream")
         .returns(Type::list(Type::Any))
         .example("let xs = shuffle(0..10)\nassert sort(xs) == sort(0..10)")
 }
@@ -147,13 +118,7 @@ fn sample(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let items = a.items(0)?;
     let k = a.count(1)?;
     if k > items.len() {
-        return Err(ToolError::arg(
-            1,
-            format!(
-                "cannot draw {k} items from {} without replacement",
-                items.len()
-            ),
-        ));
+        return Err(ToolError::arg(1, format!("cannot draw {k} items from {} without replacement", items.len())));
     }
     let mut rng = stream(a, 2, ctx)?;
     let idx = rand::seq::index::sample(&mut rng, items.len(), k);
@@ -163,12 +128,7 @@ fn sample(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 fn choice_sig() -> Signature {
     Signature::new("choice", "random", "One item chosen at random.")
         .param("xs", Type::Any, "a non-empty list or range")
-        .opt(
-            "seed",
-            Type::Num,
-            Value::None,
-            "pin this call's random stream",
-        )
+        .opt("seed", Type::Num, Value::None, "pin this call's random stream")
         .returns(Type::Any)
         .example("assert choice([\"a\", \"b\"]) in [\"a\", \"b\"]")
 }

@@ -9,10 +9,7 @@ use super::FnTool;
 fn nonempty(a: &Args, i: usize) -> Result<Vec<f64>, ToolError> {
     let xs = a.numbers(i)?;
     if xs.is_empty() {
-        return Err(ToolError::arg(
-            i,
-            "needs at least one number, the list is empty",
-        ));
+        return Err(ToolError::arg(i, "needs at least one number, the list is empty"));
     }
     Ok(xs)
 }
@@ -23,10 +20,7 @@ fn reduce(a: &Args, f: fn(&[f64]) -> f64) -> Result<Value, ToolError> {
         let nd = t.ndim() as i64;
         let ax = if axis < 0 { nd + axis } else { axis };
         if ax < 0 || ax >= nd {
-            return Err(ToolError::arg(
-                1,
-                format!("axis {axis} is out of range for a tensor with {nd} dimensions"),
-            ));
+            return Err(ToolError::arg(1, format!("axis {axis} is out of range for a tensor with {nd} dimensions")));
         }
         if t.shape()[ax as usize] == 0 {
             return Err(ToolError::arg(1, "cannot reduce along an empty axis"));
@@ -42,8 +36,7 @@ fn reduce(a: &Args, f: fn(&[f64]) -> f64) -> Result<Value, ToolError> {
         });
     }
     if !a.is_none(1) && !matches!(a.get(0), Value::Tensor(_)) {
-        return Err(ToolError::arg(1, "`axis` applies to tensors only")
-            .help("make one with tensor([[...], ...])"));
+        return Err(ToolError::arg(1, "`axis` applies to tensors only").help("make one with tensor([[...], ...])"));
     }
     Ok(Value::Num(f(&nonempty(a, 0)?)))
 }
@@ -84,12 +77,7 @@ macro_rules! reduction {
         fn $sig() -> Signature {
             Signature::new($name, "statistics", $doc)
                 .param("xs", Type::numbers(), "numbers: a list, range or tensor")
-                .opt(
-                    "axis",
-                    Type::Num,
-                    Value::None,
-                    "for a tensor: reduce along this axis only",
-                )
+                .opt("axis", Type::Num, Value::None, "for a tensor: reduce along this axis only")
                 .returns(Type::OneOf(vec![Type::Num, Type::Tensor]))
                 .example($ex)
         }
@@ -107,30 +95,9 @@ reduction!(
     "assert sum([1, 2, 3]) == 6\nassert sum(tensor([[1, 2], [3, 4]]), axis: 0) == tensor([4, 6])",
     sum_f
 );
-reduction!(
-    mean_sig,
-    mean,
-    "mean",
-    "Arithmetic mean.",
-    "assert mean([1, 2, 3, 6]) == 3",
-    mean_f
-);
-reduction!(
-    max_sig,
-    max,
-    "max",
-    "Largest number.",
-    "assert max([3, 9, 2]) == 9",
-    max_f
-);
-reduction!(
-    min_sig,
-    min,
-    "min",
-    "Smallest number.",
-    "assert min([3, 9, 2]) == 2",
-    min_f
-);
+reduction!(mean_sig, mean, "mean", "Arithmetic mean.", "assert mean([1, 2, 3, 6]) == 3", mean_f);
+reduction!(max_sig, max, "max", "Largest number.", "assert max([3, 9, 2]) == 9", max_f);
+reduction!(min_sig, min, "min", "Smallest number.", "assert min([3, 9, 2]) == 2", min_f);
 reduction!(
     argmax_sig,
     argmax,
@@ -154,57 +121,33 @@ fn var_of(x: &[f64], ddof: f64) -> f64 {
 }
 
 fn std_sig() -> Signature {
-    Signature::new(
-        "std",
-        "statistics",
-        "Standard deviation; `ddof: 1` for the sample estimate.",
-    )
-    .param("xs", Type::numbers(), "numbers")
-    .opt(
-        "ddof",
-        Type::Num,
-        Value::Num(0.0),
-        "delta degrees of freedom (0 population, 1 sample)",
-    )
-    .returns(Type::Num)
-    .example("assert std([2, 4, 4, 4, 5, 5, 7, 9]) == 2")
+    Signature::new("std", "statistics", "Standard deviation; `ddof: 1` for the sample estimate.")
+        .param("xs", Type::numbers(), "numbers")
+        .opt("ddof", Type::Num, Value::Num(0.0), "delta degrees of freedom (0 population, 1 sample)")
+        .returns(Type::Num)
+        .example("assert std([2, 4, 4, 4, 5, 5, 7, 9]) == 2")
 }
 fn std(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let xs = nonempty(a, 0)?;
     let ddof = a.num(1)?;
     if xs.len() as f64 <= ddof {
-        return Err(ToolError::arg(
-            1,
-            format!("needs more than {ddof} numbers, found {}", xs.len()),
-        ));
+        return Err(ToolError::arg(1, format!("needs more than {ddof} numbers, found {}", xs.len())));
     }
     Ok(Value::Num(var_of(&xs, ddof).sqrt()))
 }
 
 fn var_sig() -> Signature {
-    Signature::new(
-        "var",
-        "statistics",
-        "Variance; `ddof: 1` for the sample estimate.",
-    )
-    .param("xs", Type::numbers(), "numbers")
-    .opt(
-        "ddof",
-        Type::Num,
-        Value::Num(0.0),
-        "delta degrees of freedom",
-    )
-    .returns(Type::Num)
-    .example("assert var([1, 3]) == 1\nassert var([1, 3], ddof: 1) == 2")
+    Signature::new("var", "statistics", "Variance; `ddof: 1` for the sample estimate.")
+        .param("xs", Type::numbers(), "numbers")
+        .opt("ddof", Type::Num, Value::Num(0.0), "delta degrees of freedom")
+        .returns(Type::Num)
+        .example("assert var([1, 3]) == 1\nassert var([1, 3], ddof: 1) == 2")
 }
 fn var(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let xs = nonempty(a, 0)?;
     let ddof = a.num(1)?;
     if xs.len() as f64 <= ddof {
-        return Err(ToolError::arg(
-            1,
-            format!("needs more than {ddof} numbers, found {}", xs.len()),
-        ));
+        return Err(ToolError::arg(1, format!("needs more than {ddof} numbers, found {}", xs.len())));
     }
     Ok(Value::Num(var_of(&xs, ddof)))
 }
@@ -224,55 +167,45 @@ fn quantile_of(sorted: &[f64], q: f64) -> f64 {
 }
 
 fn median_sig() -> Signature {
-    Signature::new(
-        "median",
-        "statistics",
-        "The middle value (mean of the two middle values for an even count).",
-    )
-    .param("xs", Type::numbers(), "numbers")
-    .returns(Type::Num)
-    .example("assert median([5, 1, 3]) == 3\nassert median([1, 2, 3, 4]) == 2.5")
+    Signature::new("median", "statistics", "The middle value (mean of the two middle values for an even count).")
+        .param("xs", Type::numbers(), "numbers")
+        .returns(Type::Num)
+        .example("assert median([5, 1, 3]) == 3\nassert median([1, 2, 3, 4]) == 2.5")
 }
 fn median(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     Ok(Value::Num(quantile_of(&sorted(&nonempty(a, 0)?), 0.5)))
 }
 
 fn quantile_sig() -> Signature {
-    Signature::new(
-        "quantile",
-        "statistics",
-        "The q-quantile (0 = min, 0.5 = median, 1 = max), interpolating linearly.",
-    )
-    .param("xs", Type::numbers(), "numbers")
-    .param("q", Type::Num, "between 0 and 1")
-    .returns(Type::Num)
-    .example("assert quantile(0..101, 0.9) == 90")
+    Signature::new("quantile", "statistics", "The q-quantile (0 = min, 0.5 = median, 1 = max), interpolating linearly.")
+        .param("xs", Type::numbers(), "numbers")
+        .param("q", Type::Num, "between 0 and 1")
+        .returns(Type::Num)
+        .example("assert quantile(0..101, 0.9) == 90")
 }
 fn quantile(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let q = a.num(1)?;
     if !(0.0..=1.0).contains(&q) {
-        return Err(ToolError::arg(
-            1,
-            format!("`q` must be between 0 and 1, found {q}"),
-        ));
+        return Err(ToolError::arg(1, format!("`q` must be between 0 and 1, found {q}")));
     }
     Ok(Value::Num(quantile_of(&sorted(&nonempty(a, 0)?), q)))
 }
 
 fn correlation_sig() -> Signature {
-    Signature::new("correlation", "statistics", "Pearson correlation of two equally long lists of numbers (nan if either is constant).")
-        .param("xs", Type::numbers(), "first variable")
-        .param("ys", Type::numbers(), "second variable")
-        .returns(Type::Num)
-        .example("assert correlation([1, 2, 3], [2, 4, 6]) == 1\nassert correlation([1, 2, 3], [3, 2, 1]) == -1")
+    Signature::new(
+        "correlation",
+        "statistics",
+        "Pearson correlation of two equally long lists of numbers (nan if either is constant).",
+    )
+    .param("xs", Type::numbers(), "first variable")
+    .param("ys", Type::numbers(), "second variable")
+    .returns(Type::Num)
+    .example("assert correlation([1, 2, 3], [2, 4, 6]) == 1\nassert correlation([1, 2, 3], [3, 2, 1]) == -1")
 }
 fn correlation(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let (x, y) = (nonempty(a, 0)?, nonempty(a, 1)?);
     if x.len() != y.len() {
-        return Err(ToolError::arg(
-            1,
-            format!("`ys` has {} numbers but `xs` has {}", y.len(), x.len()),
-        ));
+        return Err(ToolError::arg(1, format!("`ys` has {} numbers but `xs` has {}", y.len(), x.len())));
     }
     let (mx, my) = (mean_f(&x), mean_f(&y));
     let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
@@ -283,11 +216,7 @@ fn correlation(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     }
     let r = sxy / (sxx.sqrt() * syy.sqrt());
     // Rounding can push |r| a hair past 1.
-    Ok(Value::Num(if r.is_finite() {
-        r.clamp(-1.0, 1.0)
-    } else {
-        f64::NAN
-    }))
+    Ok(Value::Num(if r.is_finite() { r.clamp(-1.0, 1.0) } else { f64::NAN }))
 }
 
 fn top_k_sig() -> Signature {
@@ -304,11 +233,7 @@ fn top_k(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let largest = a.bool(2)?;
     let mut idx: Vec<usize> = (0..xs.len()).collect();
     idx.sort_by(|&i, &j| {
-        let o = if largest {
-            xs[j].total_cmp(&xs[i])
-        } else {
-            xs[i].total_cmp(&xs[j])
-        };
+        let o = if largest { xs[j].total_cmp(&xs[i]) } else { xs[i].total_cmp(&xs[j]) };
         o.then(i.cmp(&j))
     });
     idx.truncate(k);
@@ -319,11 +244,15 @@ fn top_k(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn histogram_sig() -> Signature {
-    Signature::new("histogram", "statistics", "Counts of the numbers in `bins` equal-width bins between their min and max.")
-        .param("xs", Type::numbers(), "numbers")
-        .opt("bins", Type::Num, Value::Num(10.0), "number of bins")
-        .returns(Type::record_of(&[("counts", Type::list(Type::Num)), ("edges", Type::list(Type::Num))]))
-        .example("let h = histogram([0, 1, 1, 2], bins: 2)\nassert h.counts == [1, 3]\nassert h.edges == [0, 1, 2]")
+    Signature::new(
+        "histogram",
+        "statistics",
+        "Counts of the numbers in `bins` equal-width bins between their min and max.",
+    )
+    .param("xs", Type::numbers(), "numbers")
+    .opt("bins", Type::Num, Value::Num(10.0), "number of bins")
+    .returns(Type::record_of(&[("counts", Type::list(Type::Num)), ("edges", Type::list(Type::Num))]))
+    .example("let h = histogram([0, 1, 1, 2], bins: 2)\nassert h.counts == [1, 3]\nassert h.edges == [0, 1, 2]")
 }
 fn histogram(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let xs = nonempty(a, 0)?;
@@ -332,11 +261,7 @@ fn histogram(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         return Err(ToolError::arg(1, "`bins` must be between 1 and 10000"));
     }
     let (lo, hi) = (min_f(&xs), max_f(&xs));
-    let width = if hi > lo {
-        (hi - lo) / bins as f64
-    } else {
-        1.0
-    };
+    let width = if hi > lo { (hi - lo) / bins as f64 } else { 1.0 };
     let mut counts = vec![0.0; bins];
     for x in &xs {
         let b = (((x - lo) / width).floor() as usize).min(bins - 1);
@@ -344,10 +269,7 @@ fn histogram(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     }
     Ok(Value::record([
         ("counts", Value::nums(counts)),
-        (
-            "edges",
-            Value::nums((0..=bins).map(|i| lo + width * i as f64)),
-        ),
+        ("edges", Value::nums((0..=bins).map(|i| lo + width * i as f64))),
     ]))
 }
 

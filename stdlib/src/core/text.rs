@@ -23,14 +23,10 @@ fn lower(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     Ok(Value::str(a.str(0)?.to_lowercase()))
 }
 fn strip_sig() -> Signature {
-    Signature::new(
-        "strip",
-        "text",
-        "The string without leading and trailing whitespace.",
-    )
-    .param("s", Type::Str, "text")
-    .returns(Type::Str)
-    .example("assert strip(\"  hi \\n\") == \"hi\"")
+    Signature::new("strip", "text", "The string without leading and trailing whitespace.")
+        .param("s", Type::Str, "text")
+        .returns(Type::Str)
+        .example("assert strip(\"  hi \\n\") == \"hi\"")
 }
 fn strip(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     Ok(Value::str(a.str(0)?.trim()))
@@ -41,7 +37,9 @@ fn split_sig() -> Signature {
         .param("s", Type::Str, "text")
         .opt("sep", Type::Str, Value::None, "separator")
         .returns(Type::list(Type::Str))
-        .example("assert split(\"a,b,c\", sep: \",\") == [\"a\", \"b\", \"c\"]\nassert split(\" a  b \") == [\"a\", \"b\"]")
+        .example(
+            "assert split(\"a,b,c\", sep: \",\") == [\"a\", \"b\", \"c\"]\nassert split(\" a  b \") == [\"a\", \"b\"]",
+        )
 }
 fn split(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let s = a.str(0)?;
@@ -54,15 +52,11 @@ fn split(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn join_sig() -> Signature {
-    Signature::new(
-        "join",
-        "text",
-        "Joins items (converted to text) with `sep` between them.",
-    )
-    .param("xs", Type::list(Type::Any), "items")
-    .opt("sep", Type::Str, Value::str(""), "separator")
-    .returns(Type::Str)
-    .example("assert join([\"a\", 1, true], sep: \"-\") == \"a-1-true\"")
+    Signature::new("join", "text", "Joins items (converted to text) with `sep` between them.")
+        .param("xs", Type::list(Type::Any), "items")
+        .opt("sep", Type::Str, Value::str(""), "separator")
+        .returns(Type::Str)
+        .example("assert join([\"a\", 1, true], sep: \"-\") == \"a-1-true\"")
 }
 fn join(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let items = a.items(0)?;
@@ -71,16 +65,12 @@ fn join(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn replace_sig() -> Signature {
-    Signature::new(
-        "replace",
-        "text",
-        "Replaces every occurrence of `from` with `to`.",
-    )
-    .param("s", Type::Str, "text")
-    .param("from", Type::Str, "text to find (not empty)")
-    .param("to", Type::Str, "replacement")
-    .returns(Type::Str)
-    .example("assert replace(\"a-b-c\", \"-\", \"+\") == \"a+b+c\"")
+    Signature::new("replace", "text", "Replaces every occurrence of `from` with `to`.")
+        .param("s", Type::Str, "text")
+        .param("from", Type::Str, "text to find (not empty)")
+        .param("to", Type::Str, "replacement")
+        .returns(Type::Str)
+        .example("assert replace(\"a-b-c\", \"-\", \"+\") == \"a+b+c\"")
 }
 fn replace(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let from = a.str(1)?;
@@ -122,18 +112,10 @@ fn str_(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn num_sig() -> Signature {
-    Signature::new(
-        "num",
-        "text",
-        "Parses a number from text (or converts a bool to 0/1).",
-    )
-    .param(
-        "x",
-        Type::OneOf(vec![Type::Str, Type::Num, Type::Bool]),
-        "text such as \"3.5\"",
-    )
-    .returns(Type::Num)
-    .example("assert num(\"3.5\") + 1 == 4.5\nassert num(true) == 1")
+    Signature::new("num", "text", "Parses a number from text (or converts a bool to 0/1).")
+        .param("x", Type::OneOf(vec![Type::Str, Type::Num, Type::Bool]), "text such as \"3.5\"")
+        .returns(Type::Num)
+        .example("assert num(\"3.5\") + 1 == 4.5\nassert num(true) == 1")
 }
 fn num(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     match a.get(0) {
@@ -141,23 +123,17 @@ fn num(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         Value::Bool(b) => Ok(Value::Num(if *b { 1.0 } else { 0.0 })),
         _ => {
             let s = a.str(0)?.trim();
-            s.parse::<f64>()
-                .map(Value::Num)
-                .map_err(|_| ToolError::arg(0, format!("\"{s}\" is not a number")))
+            s.parse::<f64>().map(Value::Num).map_err(|_| ToolError::arg(0, format!("\"{s}\" is not a number")))
         }
     }
 }
 
 fn fmt_sig() -> Signature {
-    Signature::new(
-        "fmt",
-        "text",
-        "A number as text with exactly `digits` decimals.",
-    )
-    .param("x", Type::Num, "number")
-    .opt("digits", Type::Num, Value::Num(3.0), "decimal places")
-    .returns(Type::Str)
-    .example("assert fmt(3.14159, digits: 2) == \"3.14\"\nassert fmt(2, digits: 1) == \"2.0\"")
+    Signature::new("fmt", "text", "A number as text with exactly `digits` decimals.")
+        .param("x", Type::Num, "number")
+        .opt("digits", Type::Num, Value::Num(3.0), "decimal places")
+        .returns(Type::Str)
+        .example("assert fmt(3.14159, digits: 2) == \"3.14\"\nassert fmt(2, digits: 1) == \"2.0\"")
 }
 fn fmt(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let d = a.count(1)?;

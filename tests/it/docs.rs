@@ -1,0 +1,60 @@
+//! The docs are generated or tested: docs/tools.md must match the
+//! registry, and every `assay` code block in docs/language.md and the
+//! README must run with its asserts passing.
+
+use crate::support::{repo_root, Test};
+
+#[test]
+fn tools_md_is_current() {
+    let out = Test::new(&repo_root()).args(["tools", "--markdown"]).run();
+    assert_eq!(out.code, 0);
+    let on_disk = std::fs::read_to_string(repo_root().join("docs/tools.md")).unwrap_or_default();
+    if std::env::var_os("ASSAY_BLESS").is_some() {
+        std::fs::write(repo_root().join("docs/tools.md"), &out.stdout).expect("write docs/tools.md");
+        return;
+    }
+    assert!(
+        on_disk == out.stdout,
+        "docs/tools.md is stale: run `cargo run -- tools --markdown > docs/tools.md` (or ASSAY_BLESS=1 cargo test)"
+    );
+}
+
+/// The ```assay blocks of a markdown file.
+fn assay_blocks(text: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut cur: Option<String> = None;
+    for line in text.lines() {
+        match (&mut cur, line.trim_end()) {
+            (None, "```assay") => cur = Some(String::new()),
+            (Some(b), "```") => {
+                blocks.push(std::mem::take(b));
+                cur = None;
+            }
+            (Some(b), l) => {
+                b.push_str(l);
+                b.push('\n');
+            }
+            _ => {}
+        }
+    }
+    blocks
+}
+
+fn run_blocks(file: &str, min: usize) {
+    let text = std::fs::read_to_string(repo_root().join(file)).expect(file);
+    let blocks = assay_blocks(&text);
+    assert!(blocks.len() >= min, "{file}: expected at least {min} assay blocks, found {}", blocks.len());
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (i, b) in blocks.iter().enumerate() {
+        let out = Test::new(dir.path())
+            .args(["run", "-", "--json", "--allow-read", repo_root().join("examples").to_str().expect("p")])
+            .stdin(b.clone())
+            .run();
+        assert_eq!(out.code, 0, "{file} block {i} failed:\n{b}\n{}\n{}", out.stdout, out.stderr);
+    }
+}
+
+#[test]
+fn language_md_examples_run() {
+    run_blocks("docs/language.md", 15);
+}

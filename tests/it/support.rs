@@ -1,0 +1,88 @@
+//! A small builder for command-line tests: `Test::new().args(..).run()`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub fn assay_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_assay"))
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+pub struct Test {
+    args: Vec<String>,
+    dir: PathBuf,
+    stdin: Option<Vec<u8>>,
+}
+
+impl Test {
+    pub fn new(dir: &Path) -> Self {
+        Test { args: Vec::new(), dir: dir.to_path_buf(), stdin: None }
+    }
+    pub fn arg(mut self, a: impl AsRef<str>) -> Self {
+        self.args.push(a.as_ref().to_string());
+        self
+    }
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, a: I) -> Self {
+        self.args.extend(a.into_iter().map(|s| s.as_ref().to_string()));
+        self
+    }
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(bytes.into());
+        self
+    }
+    pub fn run(self) -> Output {
+        let mut cmd = Command::new(assay_bin());
+        cmd.args(&self.args).current_dir(&self.dir).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        let mut child = cmd.spawn().expect("spawn assay");
+        if let Some(bytes) = self.stdin {
+            let mut si = child.stdin.take().expect("stdin");
+            // A script that fails early may close stdin first; that is fine.
+            let _ = si.write_all(&bytes);
+        }
+        let out = child.wait_with_output().expect("wait for assay");
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// Writes files into a fresh temporary folder.
+pub fn temp_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, text) in files {
+        let p = dir.path().join(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(p, text).expect("write");
+    }
+    dir
+}
+
+/// The finished run folders under runs/<stem>/, sorted.
+pub fn runs_of(dir: &Path, stem: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("runs").join(stem))
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.join("manifest.json").exists()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
