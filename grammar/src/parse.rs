@@ -86,10 +86,8 @@ fn check_nesting(source: &str) -> Result<(), SyntaxError> {
                 }
                 b'"' => stack.push((Mode::Str, i)),
                 b'(' | b'[' | b'{' => stack.push((Mode::Code, i)),
-                b')' | b']' | b'}' => {
-                    if stack.len() > 1 {
-                        stack.pop();
-                    }
+                b')' | b']' | b'}' if stack.len() > 1 => {
+                    stack.pop();
                 }
                 _ => {}
             }

@@ -66,7 +66,7 @@ impl std::fmt::Debug for RhaiModule {
 /// A failed call: the message, and where in the .rhai file it happened.
 #[derive(Debug, Clone)]
 pub struct RhaiError {
-    pub diag: Diag,
+    pub diag: Box<Diag>,
 }
 
 fn pos_span(file: &SourceFile, pos: Position) -> Option<Span> {
@@ -79,7 +79,7 @@ fn pos_span(file: &SourceFile, pos: Position) -> Option<Span> {
 
 impl RhaiModule {
     /// Compiles `text` (read from `path`); a syntax error points into the file.
-    pub fn load(alias: &str, path: PathBuf, path_display: &str, text: &str, digest: String) -> Result<Self, Diag> {
+    pub fn load(alias: &str, path: PathBuf, path_display: &str, text: &str, digest: String) -> Result<Self, Box<Diag>> {
         let source = SourceFile::new(path_display, text);
         let engine = engine();
         let ast = engine.compile(text).map_err(|e: ParseError| {
@@ -88,7 +88,7 @@ impl RhaiModule {
             if let Some(span) = pos_span(&source, e.1) {
                 d = d.at(&source, span, "here");
             }
-            d
+            Box::new(d)
         })?;
         let mut functions: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
         for f in ast.iter_functions() {
@@ -112,8 +112,10 @@ impl RhaiModule {
         for (i, a) in args.iter().enumerate() {
             dyn_args.push(to_dynamic(a).map_err(|m| {
                 RhaiError {
-                    diag: Diag::new("assay::rhai-value", format!("argument {} of {}.{}: {m}", i + 1, self.alias, name))
-                        .help("rhai functions take numbers, strings, bools, none, lists and records"),
+                    diag: Box::new(
+                        Diag::new("assay::rhai-value", format!("argument {} of {}.{}: {m}", i + 1, self.alias, name))
+                            .help("rhai functions take numbers, strings, bools, none, lists and records"),
+                    ),
                 }
             })?);
         }
@@ -123,10 +125,12 @@ impl RhaiModule {
             self.engine.call_fn_with_options(options, &mut scope, &self.ast, name, dyn_args);
         match result {
             Ok(d) => from_dynamic(&d).map_err(|m| RhaiError {
-                diag: Diag::new("assay::rhai-value", format!("{}.{name} returned {m}", self.alias))
-                    .help("return numbers, strings, bools, (), arrays or object maps"),
+                diag: Box::new(
+                    Diag::new("assay::rhai-value", format!("{}.{name} returned {m}", self.alias))
+                        .help("return numbers, strings, bools, (), arrays or object maps"),
+                ),
             }),
-            Err(e) => Err(RhaiError { diag: self.error_diag(name, &e) }),
+            Err(e) => Err(RhaiError { diag: Box::new(self.error_diag(name, &e)) }),
         }
     }
 

@@ -210,7 +210,7 @@ impl Args {
     }
     /// A tensor, converting a (nested) list of numbers.
     pub fn tensor(&self, i: usize) -> Result<Arc<ArrayD<f32>>, ToolError> {
-        to_tensor(self.get(i)).map(|t| t).map_err(|what| {
+        to_tensor(self.get(i)).map_err(|what| {
             let name = self.names.get(i).copied().unwrap_or("argument");
             ToolError::arg(i, format!("`{name}` must be a tensor or a nested list of numbers: {what}"))
         })

@@ -170,11 +170,11 @@ impl Value {
     /// Text as the value would be written in a script (strings quoted).
     pub fn to_repr(&self) -> String {
         let mut s = String::new();
-        self.write_repr(&mut s, 0);
+        self.write_repr(&mut s);
         s
     }
 
-    fn write_repr(&self, out: &mut String, depth: usize) {
+    fn write_repr(&self, out: &mut String) {
         const MAX_ITEMS: usize = 20;
         match self {
             Value::None => out.push_str("none"),
@@ -193,7 +193,7 @@ impl Value {
                         let _ = write!(out, "... {} more", items.len() - MAX_ITEMS);
                         break;
                     }
-                    v.write_repr(out, depth + 1);
+                    v.write_repr(out);
                 }
                 out.push(']');
             }
@@ -204,7 +204,7 @@ impl Value {
                         out.push_str(", ");
                     }
                     let _ = write!(out, "{k}: ");
-                    v.write_repr(out, depth + 1);
+                    v.write_repr(out);
                 }
                 out.push('}');
             }

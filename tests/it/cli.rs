@@ -61,7 +61,7 @@ fn malformed_script_names_file_line_and_column_and_exits_1() {
     let dir = temp_with(&[("m.assay", "let a = 1\nlet b = (a +\n")]);
     let out = Test::new(dir.path()).args(["run", "m.assay"]).run();
     assert_eq!(out.code, 1);
-    assert!(out.stderr.contains("m.assay:3:1"), "{}", out.stderr);
+    assert!(out.stderr.contains("m.assay:2:9"), "the unclosed `(` is pointed at: {}", out.stderr);
     assert!(out.stderr.contains("help:"), "{}", out.stderr);
     assert!(runs_of(dir.path(), "m").is_empty(), "a script that fails its check leaves no run");
 }
@@ -86,7 +86,7 @@ fn garbage_never_panics() {
     for (i, input) in inputs.iter().enumerate() {
         let dir = tempfile::tempdir().expect("tempdir");
         let out = Test::new(dir.path()).args(["run", "-", "--json"]).stdin(input.clone()).run();
-        assert!(matches!(out.code, 0 | 1 | 2 | 3), "input {i}: exit {} stderr {}", out.code, out.stderr);
+        assert!((0..=3).contains(&out.code), "input {i}: exit {} stderr {}", out.code, out.stderr);
         assert!(!out.stderr.contains("internal error"), "input {i} hit a bug: {}", out.stderr);
     }
 }
@@ -245,7 +245,7 @@ fn a_run_cut_off_never_looks_finished() {
     // keeps its .incomplete name and is refused by diff and verify.
     let dir = temp_with(&[
         ("slow.rhai", "fn spin(n) { let i = 0; while i < n { i += 1; } i }"),
-        ("slow.assay", "use \"slow.rhai\" as s\nfor i in 0..400 { record \"r{i}\", s.spin(1000000) }\n"),
+        ("slow.assay", "use \"slow.rhai\" as s\nfor i in 0..400 { record \"r{i}\", s.spin(300000) }\n"),
     ]);
     let mut child = std::process::Command::new(crate::support::assay_bin())
         .args(["run", "slow.assay"])

@@ -40,14 +40,14 @@ fn assay_blocks(text: &str) -> Vec<String> {
     blocks
 }
 
-fn run_blocks(file: &str, min: usize) {
+fn run_blocks(file: &str, min: usize, cwd: &std::path::Path) {
     let text = std::fs::read_to_string(repo_root().join(file)).expect(file);
     let blocks = assay_blocks(&text);
     assert!(blocks.len() >= min, "{file}: expected at least {min} assay blocks, found {}", blocks.len());
-    let dir = tempfile::tempdir().expect("tempdir");
+    let runs = tempfile::tempdir().expect("tempdir");
     for (i, b) in blocks.iter().enumerate() {
-        let out = Test::new(dir.path())
-            .args(["run", "-", "--json", "--allow-read", repo_root().join("examples").to_str().expect("p")])
+        let out = Test::new(cwd)
+            .args(["run", "-", "--json", "--runs-dir", runs.path().to_str().expect("p")])
             .stdin(b.clone())
             .run();
         assert_eq!(out.code, 0, "{file} block {i} failed:\n{b}\n{}\n{}", out.stdout, out.stderr);
@@ -56,5 +56,11 @@ fn run_blocks(file: &str, min: usize) {
 
 #[test]
 fn language_md_examples_run() {
-    run_blocks("docs/language.md", 15);
+    let dir = tempfile::tempdir().expect("tempdir");
+    run_blocks("docs/language.md", 12, dir.path());
+}
+
+#[test]
+fn readme_example_runs() {
+    run_blocks("README.md", 1, &repo_root().join("examples"));
 }

@@ -1,6 +1,8 @@
 //! The one integration-test binary: script cases with expected output,
 //! command-line behaviour, property tests, and checks on the docs.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test fails loudly on a broken expectation")]
+
 mod cases;
 mod cli;
 mod docs;

@@ -78,7 +78,7 @@ pub struct RuntimeError {
     pub help: Option<String>,
     pub stack: Vec<(String, Span)>,
     /// A diagnostic that points into another file (a rhai module).
-    pub foreign: Option<Diag>,
+    pub foreign: Option<Box<Diag>>,
 }
 
 impl RuntimeError {
@@ -104,7 +104,7 @@ impl RuntimeError {
     pub fn to_diag(&self, file: &Arc<SourceFile>) -> Diag {
         let mut d = match &self.foreign {
             // The error is in a rhai file: point there, and note the script call.
-            Some(f) => f.clone().note(Diag::new("assay::called-from", "called from the script here").at(
+            Some(f) => (**f).clone().note(Diag::new("assay::called-from", "called from the script here").at(
                 file,
                 self.span,
                 "this call",

@@ -214,7 +214,7 @@ fn correlation(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         sxx += (a - mx) * (a - mx);
         syy += (b - my) * (b - my);
     }
-    let r = sxy / (sxx.sqrt() * syy.sqrt());
+    let r = sxy / (sxx * syy).sqrt();
     // Rounding can push |r| a hair past 1.
     Ok(Value::Num(if r.is_finite() { r.clamp(-1.0, 1.0) } else { f64::NAN }))
 }

@@ -1,0 +1,67 @@
+//! Every tool's examples are scripts; each must check, run without error,
+//! make at least one claim with `assert`, and have all its claims hold.
+//! Examples run with tests/ as the script folder, so they may read fixtures/.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test fails loudly on a broken expectation")]
+
+use std::path::PathBuf;
+
+use assay_interpreter::{execute, prepare, script_seed, Sandbox, SourceFile};
+
+#[test]
+fn every_tool_example_runs_and_its_asserts_pass() {
+    let registry = assay_stdlib::registry();
+    let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let sandbox = Sandbox::new(&base, &[]).expect("sandbox");
+    let mut count = 0;
+    let mut failures = Vec::new();
+    for sig in registry.signatures() {
+        assert!(!sig.examples.is_empty(), "tool `{}` has no example", sig.name);
+        assert!(!sig.doc.is_empty(), "tool `{}` has no doc", sig.name);
+        for (i, ex) in sig.examples.iter().enumerate() {
+            count += 1;
+            let file = SourceFile::new(format!("{}-example-{i}.assay", sig.name), *ex);
+            let prepared = prepare(&file, &registry, &sandbox);
+            if !prepared.diags.is_empty() {
+                failures.push(format!("{}: check failed: {}", sig.name, prepared.diags[0].render_plain(100)));
+                continue;
+            }
+            let program = prepared.program.as_ref().expect("parsed");
+            assert!(ex.contains(sig.name), "an example of `{}` should use it:\n{ex}", sig.name);
+            let out =
+                execute(&file, program, &registry, &sandbox, &prepared.modules, script_seed(program).unwrap_or(0));
+            if let Some(e) = &out.error {
+                failures.push(format!("{}: {}", sig.name, e.render_plain(100)));
+            } else if out.asserts.is_empty() {
+                failures.push(format!("{}: example makes no assert:\n{ex}", sig.name));
+            } else if let Some(a) = out.asserts.iter().find(|a| !a.passed) {
+                failures.push(format!("{}: assert failed: {}", sig.name, a.expr));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} failing examples:\n{}", failures.len(), failures.join("\n"));
+    assert!(count >= registry.len());
+}
+
+#[test]
+fn tool_names_are_unique_and_params_documented() {
+    let registry = assay_stdlib::registry();
+    let mut names: Vec<&str> = registry.names().collect();
+    let n = names.len();
+    names.dedup();
+    assert_eq!(n, names.len());
+    for sig in registry.signatures() {
+        for p in &sig.params {
+            assert!(!p.doc.is_empty(), "{}.{} has no doc", sig.name, p.name);
+        }
+        // Required parameters come before optional ones.
+        let first_opt = sig.params.iter().position(|p| !matches!(p.default, assay_interpreter::Default::Required));
+        if let Some(i) = first_opt {
+            assert!(
+                sig.params[i..].iter().all(|p| !matches!(p.default, assay_interpreter::Default::Required)),
+                "{}",
+                sig.name
+            );
+        }
+    }
+}
