@@ -68,6 +68,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Find or fetch ONNX Runtime (and cache it), and say what was done.
+    Setup {
+        #[arg(long)]
+        json: bool,
+    },
     /// Re-execute a run and check that its results.json comes out identical.
     Verify {
         run: PathBuf,
@@ -102,6 +107,7 @@ pub fn main() -> u8 {
         }
         Command::Diff { a, b, json } => cmd_diff(&a, &b, json),
         Command::Verify { run, json } => cmd_verify(&registry, &run, json),
+        Command::Setup { json } => cmd_setup(json),
     }
 }
 
@@ -421,5 +427,32 @@ fn cmd_verify(registry: &Registry, run: &Path, json: bool) -> u8 {
         EXIT_OK
     } else {
         EXIT_ASSERT
+    }
+}
+
+fn cmd_setup(json: bool) -> u8 {
+    match assay_stdlib::onnx::runtime::runtime() {
+        Ok(loaded) => {
+            let rt = &loaded.runtime;
+            if json {
+                println!(
+                    "{}",
+                    pretty(
+                        &json!({"onnxruntime": {"version": rt.version, "library": rt.library.display().to_string(), "how": rt.how}})
+                    )
+                );
+            } else {
+                println!("onnxruntime {}: {}", rt.version, rt.how);
+            }
+            EXIT_OK
+        }
+        Err(e) => {
+            if json {
+                println!("{}", pretty(&json!({"error": e})));
+            } else {
+                eprintln!("error: {e}");
+            }
+            EXIT_SCRIPT
+        }
     }
 }

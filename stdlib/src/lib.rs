@@ -3,6 +3,7 @@
 //! can call. This is the only crate that will link ONNX Runtime.
 
 mod core;
+pub mod onnx;
 
 pub use crate::core::FnTool;
 use assay_interpreter::Registry;
@@ -11,5 +12,6 @@ use assay_interpreter::Registry;
 pub fn registry() -> Registry {
     let mut r = Registry::new();
     core::register(&mut r);
+    onnx::tools::register(&mut r);
     r
 }

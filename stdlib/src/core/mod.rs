@@ -10,7 +10,7 @@ mod text;
 
 use assay_interpreter::{Args, Registry, Signature, Tool, ToolCtx, ToolError, Value};
 
-type ToolFn = fn(&Args, &mut dyn ToolCtx) -> Result<Value, ToolError>;
+pub(crate) type ToolFn = fn(&Args, &mut dyn ToolCtx) -> Result<Value, ToolError>;
 
 /// A tool made of a signature and a function: most tools need no state.
 pub struct FnTool {

@@ -1,0 +1,388 @@
+//! A loaded model: its protobuf, its digest, and ONNX Runtime sessions, one
+//! per hook set (the unmodified model, a capture of some tensors, a patch),
+//! created on first use and kept for the run.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use ndarray::ArrayD;
+use ort::session::Session;
+use ort::value::{DynValue, Tensor, TensorElementType, ValueType};
+
+use super::graph;
+use super::proto::{tensor_proto, ModelProto};
+use super::runtime;
+
+/// One dimension of a declared shape.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Dim {
+    Fixed(i64),
+    Symbolic(String),
+}
+
+impl std::fmt::Display for Dim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dim::Fixed(n) => write!(f, "{n}"),
+            Dim::Symbolic(s) if s.is_empty() => write!(f, "?"),
+            Dim::Symbolic(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+/// A model input, output or captured tensor as ONNX Runtime describes it.
+#[derive(Debug, Clone)]
+pub struct Port {
+    pub name: String,
+    pub dtype: String,
+    pub elem: Option<TensorElementType>,
+    pub shape: Option<Vec<Dim>>,
+}
+
+impl Port {
+    fn from_outlet(name: &str, ty: &ValueType) -> Port {
+        match ty {
+            ValueType::Tensor { ty, shape, dimension_symbols } => {
+                let dims = shape
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| {
+                        if *d >= 0 {
+                            Dim::Fixed(*d)
+                        } else {
+                            Dim::Symbolic(dimension_symbols.get(i).cloned().unwrap_or_default())
+                        }
+                    })
+                    .collect();
+                Port { name: name.into(), dtype: elem_str(*ty), elem: Some(*ty), shape: Some(dims) }
+            }
+            other => Port { name: name.into(), dtype: format!("{other:?}").to_lowercase(), elem: None, shape: None },
+        }
+    }
+
+    pub fn shape_text(&self) -> String {
+        match &self.shape {
+            Some(d) => format!("[{}]", d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")),
+            None => "?".into(),
+        }
+    }
+}
+
+pub fn elem_str(t: TensorElementType) -> String {
+    use TensorElementType as T;
+    match t {
+        T::Float32 => "float32",
+        T::Float64 => "float64",
+        T::Float16 => "float16",
+        T::Bfloat16 => "bfloat16",
+        T::Int8 => "int8",
+        T::Int16 => "int16",
+        T::Int32 => "int32",
+        T::Int64 => "int64",
+        T::Uint8 => "uint8",
+        T::Uint16 => "uint16",
+        T::Uint32 => "uint32",
+        T::Uint64 => "uint64",
+        T::Bool => "bool",
+        T::String => "string",
+        _ => "other",
+    }
+    .to_string()
+}
+
+fn onnx_elem(t: TensorElementType) -> Option<i32> {
+    use tensor_proto::DataType as D;
+    use TensorElementType as T;
+    Some(match t {
+        T::Float32 => D::Float,
+        T::Float64 => D::Double,
+        T::Float16 => D::Float16,
+        T::Bfloat16 => D::Bfloat16,
+        _ => return None,
+    } as i32)
+}
+
+type Shared = Arc<Mutex<Session>>;
+
+pub struct Model {
+    /// The path as the script wrote it.
+    pub display: String,
+    pub path: PathBuf,
+    pub sha256: String,
+    pub proto: ModelProto,
+    pub threads: usize,
+    pub inputs: Vec<Port>,
+    pub outputs: Vec<Port>,
+    sessions: Mutex<HashMap<String, Shared>>,
+    every_tensor: OnceLock<Result<Vec<Port>, String>>,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Model({})", self.display)
+    }
+}
+
+/// External-data files an initializer points to, relative to the model's folder.
+pub fn external_files(m: &ModelProto) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    if let Some(g) = &m.graph {
+        for t in &g.initializer {
+            for kv in &t.external_data {
+                if kv.key() == "location" && !out.iter().any(|o| o == kv.value()) {
+                    out.push(kv.value().to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+fn builder(threads: usize) -> Result<ort::session::builder::SessionBuilder, String> {
+    let rt = runtime::runtime()?;
+    let b = Session::builder(&rt.env).map_err(|e| e.to_string())?;
+    let b = if threads > 0 { b.with_intra_threads(threads).map_err(|e| e.to_string())? } else { b };
+    Ok(b)
+}
+
+impl Model {
+    /// Loads a model file (already read and digested by the caller).
+    pub fn load(path: &Path, display: &str, bytes: &[u8], sha256: String, threads: usize) -> Result<Model, String> {
+        let proto = graph::decode(bytes)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        for f in external_files(&proto) {
+            if !dir.join(&f).is_file() {
+                return Err(format!(
+                    "the model's weights are in an external-data file `{f}`, which is missing from {}",
+                    dir.display()
+                ));
+            }
+        }
+        let mut b = builder(threads)?;
+        let session = b.commit_from_file(path).map_err(|e| format!("ONNX Runtime cannot load the model: {e}"))?;
+        let inputs = session.inputs().iter().map(|o| Port::from_outlet(o.name(), o.dtype())).collect();
+        let outputs = session.outputs().iter().map(|o| Port::from_outlet(o.name(), o.dtype())).collect();
+        let mut sessions = HashMap::new();
+        sessions.insert(String::new(), Arc::new(Mutex::new(session)));
+        Ok(Model {
+            display: display.into(),
+            path: path.to_path_buf(),
+            sha256,
+            proto,
+            threads,
+            inputs,
+            outputs,
+            sessions: Mutex::new(sessions),
+            every_tensor: OnceLock::new(),
+        })
+    }
+
+    /// The session for a hook set, building the rewritten model on first use.
+    fn session(&self, key: &str, make: impl FnOnce() -> Result<ModelProto, String>) -> Result<Shared, String> {
+        let mut map = self.sessions.lock().map_err(|_| "a previous model call failed midway")?;
+        if let Some(s) = map.get(key) {
+            return Ok(s.clone());
+        }
+        let proto = make()?;
+        let bytes = graph::encode(&proto);
+        let dir = self.path.parent().unwrap_or(Path::new(".")).display().to_string();
+        let mut b = builder(self.threads)?
+            .with_config_entry("session.model_external_initializers_file_folder_path", dir)
+            .map_err(|e| e.to_string())?;
+        let s = b.commit_from_memory(&bytes).map_err(|e| format!("ONNX Runtime rejected the rewritten model: {e}"))?;
+        let s = Arc::new(Mutex::new(s));
+        map.insert(key.to_string(), s.clone());
+        Ok(s)
+    }
+
+    /// Every top-level tensor with its inferred type and shape, found by
+    /// exposing all of them once and reading ONNX Runtime's metadata.
+    pub fn every_tensor(&self) -> Result<&Vec<Port>, String> {
+        self.every_tensor
+            .get_or_init(|| {
+                let names: Vec<String> = graph::sites(&self.proto)
+                    .into_iter()
+                    .filter(|s| matches!(s.kind, graph::Kind::Node { .. }))
+                    .map(|s| s.name)
+                    .collect();
+                let exposed = graph::expose(&self.proto, &names)?;
+                let s = self.session("inspect:all", || Ok(exposed))?;
+                let s = s.lock().map_err(|_| "a previous model call failed midway")?;
+                Ok(s.outputs().iter().map(|o| Port::from_outlet(o.name(), o.dtype())).collect())
+            })
+            .as_ref()
+            .map_err(|e| e.clone())
+    }
+
+    fn port_of(&self, name: &str) -> Result<Port, String> {
+        if let Some(p) = self.inputs.iter().chain(self.outputs.iter()).find(|p| p.name == name) {
+            return Ok(p.clone());
+        }
+        self.every_tensor()?
+            .iter()
+            .find(|p| p.name == name)
+            .cloned()
+            .ok_or_else(|| format!("the model has no tensor named `{name}`"))
+    }
+
+    /// Runs with the given hook set and returns the wanted outputs as f32.
+    pub fn run(
+        &self,
+        key: &str,
+        make: impl FnOnce() -> Result<ModelProto, String>,
+        feeds: Vec<(String, ArrayD<f32>)>,
+        want: &[String],
+    ) -> Result<BTreeMap<String, ArrayD<f32>>, String> {
+        let s = self.session(key, make)?;
+        let mut s = s.lock().map_err(|_| "a previous model call failed midway")?;
+        let declared: Vec<Port> = s.inputs().iter().map(|o| Port::from_outlet(o.name(), o.dtype())).collect();
+        for p in &declared {
+            if !feeds.iter().any(|(n, _)| *n == p.name) {
+                let names: Vec<String> =
+                    self.inputs.iter().map(|p| format!("{} {} {}", p.name, p.dtype, p.shape_text())).collect();
+                return Err(format!("missing input `{}`; the model takes: {}", p.name, names.join("; ")));
+            }
+        }
+        let mut values: Vec<(String, DynValue)> = Vec::new();
+        for (name, arr) in feeds {
+            let port = declared.iter().find(|p| p.name == name).ok_or_else(|| {
+                let names: Vec<&str> = self.inputs.iter().map(|p| p.name.as_str()).collect();
+                format!("the model has no input `{name}`; its inputs are: {}", names.join(", "))
+            })?;
+            check_shape(port, arr.shape())?;
+            values.push((name, to_ort(arr, port)?));
+        }
+        let outputs = s.run(values).map_err(|e| format!("ONNX Runtime failed: {e}"))?;
+        let mut out = BTreeMap::new();
+        for w in want {
+            let v = outputs.get(w).ok_or_else(|| format!("the run produced no output `{w}`"))?;
+            out.insert(w.clone(), from_ort(v).map_err(|e| format!("output `{w}`: {e}"))?);
+        }
+        Ok(out)
+    }
+
+    pub fn output_names(&self) -> Vec<String> {
+        self.outputs.iter().map(|p| p.name.clone()).collect()
+    }
+
+    /// Runs exposing the named tensors; returns them and the model outputs.
+    pub fn capture(
+        &self,
+        feeds: Vec<(String, ArrayD<f32>)>,
+        tensors: &[String],
+    ) -> Result<BTreeMap<String, ArrayD<f32>>, String> {
+        let mut sorted = tensors.to_vec();
+        sorted.sort();
+        sorted.dedup();
+        let key = format!("capture:{}", sorted.join("\u{0}"));
+        let proto = &self.proto;
+        self.run(&key, || graph::expose(proto, &sorted), feeds, &sorted)
+    }
+
+    /// Runs with each named tensor mixed as `mask*new + (1-mask)*orig`.
+    pub fn patch(
+        &self,
+        mut feeds: Vec<(String, ArrayD<f32>)>,
+        patches: Vec<(String, ArrayD<f32>, ArrayD<f32>)>,
+        want: &[String],
+    ) -> Result<BTreeMap<String, ArrayD<f32>>, String> {
+        let mut types = BTreeMap::new();
+        for (t, _, _) in &patches {
+            let port = self.port_of(t)?;
+            let elem = port.elem.and_then(onnx_elem).ok_or_else(|| {
+                format!("`{t}` holds {} values; only floating-point tensors can be patched", port.dtype)
+            })?;
+            types.insert(t.clone(), port_type(&port, elem));
+        }
+        let key = format!("patch:{}", types.keys().cloned().collect::<Vec<_>>().join("\u{0}"));
+        for (t, new, mask) in patches {
+            feeds.push((graph::new_input(&t), new));
+            feeds.push((graph::mask_input(&t), mask));
+        }
+        let proto = &self.proto;
+        self.run(&key, || graph::patch(proto, &types), feeds, want)
+    }
+}
+
+/// The ONNX type of a port: fixed dimensions kept, symbolic ones named.
+fn port_type(port: &Port, elem: i32) -> super::proto::TypeProto {
+    use super::proto::tensor_shape_proto::{dimension::Value as DimValue, Dimension};
+    use super::proto::{type_proto, TensorShapeProto, TypeProto};
+    let shape = port.shape.as_ref().map(|dims| TensorShapeProto {
+        dim: dims
+            .iter()
+            .map(|d| Dimension {
+                value: Some(match d {
+                    Dim::Fixed(n) => DimValue::DimValue(*n),
+                    Dim::Symbolic(s) => DimValue::DimParam(if s.is_empty() { "?".into() } else { s.clone() }),
+                }),
+                denotation: None,
+            })
+            .collect(),
+    });
+    TypeProto {
+        value: Some(type_proto::Value::TensorType(type_proto::Tensor { elem_type: Some(elem), shape })),
+        denotation: None,
+    }
+}
+
+fn check_shape(port: &Port, got: &[usize]) -> Result<(), String> {
+    // A mask may take any shape that broadcasts; ONNX Runtime checks it.
+    if port.name.starts_with("assay::mask::") {
+        return Ok(());
+    }
+    let Some(dims) = &port.shape else { return Ok(()) };
+    let fits = dims.len() == got.len()
+        && dims.iter().zip(got).all(|(d, g)| match d {
+            Dim::Fixed(n) => *n as usize == *g,
+            Dim::Symbolic(_) => true,
+        });
+    if fits {
+        Ok(())
+    } else {
+        Err(format!(
+            "input `{}` must have shape {} ({}), got [{}]",
+            port.name,
+            port.shape_text(),
+            port.dtype,
+            got.iter().map(|g| g.to_string()).collect::<Vec<_>>().join(", ")
+        ))
+    }
+}
+
+fn to_ort(arr: ArrayD<f32>, port: &Port) -> Result<DynValue, String> {
+    use TensorElementType as T;
+    let e = |r: ort::Result<DynValue>| r.map_err(|e| e.to_string());
+    match port.elem {
+        Some(T::Float32) | None => e(Tensor::from_array(arr).map(|t| t.into_dyn())),
+        Some(T::Float64) => e(Tensor::from_array(arr.mapv(|x| x as f64)).map(|t| t.into_dyn())),
+        Some(T::Int64) => e(Tensor::from_array(arr.mapv(|x| x as i64)).map(|t| t.into_dyn())),
+        Some(T::Int32) => e(Tensor::from_array(arr.mapv(|x| x as i32)).map(|t| t.into_dyn())),
+        Some(T::Int8) => e(Tensor::from_array(arr.mapv(|x| x as i8)).map(|t| t.into_dyn())),
+        Some(T::Uint8) => e(Tensor::from_array(arr.mapv(|x| x as u8)).map(|t| t.into_dyn())),
+        Some(T::Bool) => e(Tensor::from_array(arr.mapv(|x| x != 0.0)).map(|t| t.into_dyn())),
+        Some(other) => {
+            Err(format!("input `{}` takes {} values, which Assay cannot feed yet", port.name, elem_str(other)))
+        }
+    }
+}
+
+fn from_ort(v: &DynValue) -> Result<ArrayD<f32>, String> {
+    use TensorElementType as T;
+    let ty = match v.dtype() {
+        ValueType::Tensor { ty, .. } => *ty,
+        other => return Err(format!("is a {other:?}, not a tensor")),
+    };
+    let e = |err: ort::Error| err.to_string();
+    Ok(match ty {
+        T::Float32 => v.try_extract_array::<f32>().map_err(e)?.to_owned(),
+        T::Float64 => v.try_extract_array::<f64>().map_err(e)?.mapv(|x| x as f32),
+        T::Int64 => v.try_extract_array::<i64>().map_err(e)?.mapv(|x| x as f32),
+        T::Int32 => v.try_extract_array::<i32>().map_err(e)?.mapv(|x| x as f32),
+        T::Int8 => v.try_extract_array::<i8>().map_err(e)?.mapv(|x| x as f32),
+        T::Uint8 => v.try_extract_array::<u8>().map_err(e)?.mapv(|x| x as f32),
+        T::Bool => v.try_extract_array::<bool>().map_err(e)?.mapv(|x| if x { 1.0 } else { 0.0 }),
+        other => return Err(format!("holds {} values, which Assay cannot read yet", elem_str(other))),
+    })
+}

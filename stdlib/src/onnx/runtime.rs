@@ -1,0 +1,213 @@
+//! ONNX Runtime with no manual setup. The shared library is found (an
+//! explicit variable, Assay's cache, a Python onnxruntime install) or the
+//! pinned PyPI wheel is fetched with pip, checked against its sha256, and
+//! the library extracted into the cache. Every step says what it did.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use sha2::{Digest, Sha256};
+
+pub const ORT_VERSION: &str = "1.31.1";
+const WHEEL_SHA256: &str = "5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f";
+const LIB_FILE: &str = "libonnxruntime.so.1.31.1";
+const LIB_IN_WHEEL: &str = "onnxruntime/capi/libonnxruntime.so.1.31.1";
+const SHARED_PROVIDERS_IN_WHEEL: &str = "onnxruntime/capi/libonnxruntime_providers_shared.so";
+/// The oldest library the `api-31` bindings accept.
+const MIN_MINOR: u32 = 31;
+
+/// Where Assay caches what it fetches: `$ASSAY_CACHE_DIR`, else the user's
+/// cache directory (`~/.cache/assay` on Linux).
+pub fn cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("ASSAY_CACHE_DIR") {
+        return PathBuf::from(d);
+    }
+    dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("assay")
+}
+
+/// The library in use and how it was found.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub library: PathBuf,
+    /// One sentence for the user: "found in ...", "fetched ... and cached".
+    pub how: String,
+    pub version: String,
+}
+
+fn lib_version(path: &Path) -> Option<(u32, u32, u32)> {
+    let name = path.file_name()?.to_str()?;
+    let v = name.strip_prefix("libonnxruntime.so.")?;
+    let mut it = v.split('.').map(|x| x.parse::<u32>().ok());
+    Some((it.next()??, it.next()??, it.next().flatten().unwrap_or(0)))
+}
+
+fn version_ok(path: &Path) -> bool {
+    matches!(lib_version(path), Some((1, minor, _)) if minor >= MIN_MINOR)
+}
+
+fn from_env() -> Option<Result<Runtime, String>> {
+    for var in ["ASSAY_ORT_LIB", "ORT_DYLIB_PATH"] {
+        if let Some(p) = std::env::var_os(var) {
+            let path = PathBuf::from(p);
+            if !path.is_file() {
+                return Some(Err(format!("{var} is set to {}, which is not a file", path.display())));
+            }
+            let version =
+                lib_version(&path).map(|(a, b, c)| format!("{a}.{b}.{c}")).unwrap_or_else(|| "unknown".into());
+            return Some(Ok(Runtime { how: format!("from ${var}"), library: path, version }));
+        }
+    }
+    None
+}
+
+fn cached() -> Option<Runtime> {
+    let path = cache_dir().join("onnxruntime").join(ORT_VERSION).join(LIB_FILE);
+    path.is_file().then(|| Runtime {
+        how: format!("cached at {}", path.display()),
+        library: path,
+        version: ORT_VERSION.into(),
+    })
+}
+
+/// A Python onnxruntime (1.31 or newer) already on the machine.
+fn from_python() -> Option<Runtime> {
+    let out = Command::new("python3")
+        .args(["-c", "import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))"])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("capi");
+    let mut libs: Vec<PathBuf> =
+        std::fs::read_dir(&dir).ok()?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| version_ok(p)).collect();
+    libs.sort();
+    let library = libs.pop()?;
+    let version = lib_version(&library).map(|(a, b, c)| format!("{a}.{b}.{c}"))?;
+    Some(Runtime {
+        how: format!("found the Python onnxruntime {version} install at {}", library.display()),
+        library,
+        version,
+    })
+}
+
+fn sha256_file(path: &Path) -> Result<String, String> {
+    let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Downloads the pinned wheel with pip (PyPI is reachable where crates.io is).
+fn fetch() -> Result<Runtime, String> {
+    let dest_dir = cache_dir().join("onnxruntime").join(ORT_VERSION);
+    std::fs::create_dir_all(&dest_dir).map_err(|e| format!("cannot create {}: {e}", dest_dir.display()))?;
+    let work = dest_dir.join(format!(".download-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    let pip_args = [
+        "download",
+        "--no-deps",
+        "--only-binary",
+        ":all:",
+        "--python-version",
+        "3.11",
+        "--platform",
+        "manylinux_2_28_x86_64",
+        "--dest",
+    ];
+    let mut tried = Vec::new();
+    let mut ok = false;
+    for (prog, pre) in [("python3", vec!["-m", "pip"]), ("pip3", vec![]), ("pip", vec![])] {
+        let mut cmd = Command::new(prog);
+        cmd.args(&pre).args(pip_args).arg(&work).arg(format!("onnxruntime=={ORT_VERSION}"));
+        match cmd.output() {
+            Ok(o) if o.status.success() => {
+                ok = true;
+                break;
+            }
+            Ok(o) => tried.push(format!("{prog}: {}", String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or(""))),
+            Err(e) => tried.push(format!("{prog}: {e}")),
+        }
+    }
+    if !ok {
+        let _ = std::fs::remove_dir_all(&work);
+        return Err(format!("could not download onnxruntime=={ORT_VERSION} with pip ({})", tried.join("; ")));
+    }
+    let wheel = std::fs::read_dir(&work)
+        .map_err(|e| e.to_string())?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+        .ok_or("pip reported success but left no wheel")?;
+    let digest = sha256_file(&wheel)?;
+    if digest != WHEEL_SHA256 {
+        let _ = std::fs::remove_dir_all(&work);
+        return Err(format!("the downloaded wheel's sha256 is {digest}, expected {WHEEL_SHA256}; refusing to use it"));
+    }
+    let file = std::fs::File::open(&wheel).map_err(|e| e.to_string())?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| format!("the wheel is not a zip file: {e}"))?;
+    for (inner, name) in [(LIB_IN_WHEEL, LIB_FILE), (SHARED_PROVIDERS_IN_WHEEL, "libonnxruntime_providers_shared.so")] {
+        let mut entry = zip.by_name(inner).map_err(|e| format!("{inner} is not in the wheel: {e}"))?;
+        let tmp = work.join(name);
+        let mut out = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
+        std::io::copy(&mut entry, &mut out).map_err(|e| e.to_string())?;
+        out.sync_all().map_err(|e| e.to_string())?;
+        std::fs::rename(&tmp, dest_dir.join(name)).map_err(|e| e.to_string())?;
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    let library = dest_dir.join(LIB_FILE);
+    Ok(Runtime {
+        how: format!(
+            "fetched onnxruntime {ORT_VERSION} from PyPI (sha256 checked) and cached it at {}",
+            library.display()
+        ),
+        library,
+        version: ORT_VERSION.into(),
+    })
+}
+
+/// Finds or fetches the library, without loading it.
+pub fn provision() -> Result<Runtime, String> {
+    if let Some(r) = from_env() {
+        return r;
+    }
+    if let Some(r) = cached() {
+        return Ok(r);
+    }
+    if let Some(r) = from_python() {
+        return Ok(r);
+    }
+    fetch()
+}
+
+/// The library in use and ONNX Runtime's environment (one per process).
+pub struct Loaded {
+    pub runtime: Runtime,
+    pub env: ort::environment::Environment,
+}
+
+static RUNTIME: OnceLock<Result<Loaded, String>> = OnceLock::new();
+
+/// Loads ONNX Runtime once per process and creates its environment.
+pub fn runtime() -> Result<&'static Loaded, String> {
+    RUNTIME
+        .get_or_init(|| {
+            let rt = provision().map_err(|e| {
+                format!("ONNX Runtime is not available: {e}. Set ASSAY_ORT_LIB to a libonnxruntime.so (1.31 or newer), or make `pip download` work")
+            })?;
+            let builder = ort::init_from(&rt.library).map_err(|e| format!("cannot load {}: {e}", rt.library.display()))?;
+            let env = builder.with_name("assay").build().map_err(|e| format!("cannot start ONNX Runtime: {e}"))?;
+            Ok(Loaded { runtime: rt, env })
+        })
+        .as_ref()
+        .map_err(|e| e.clone())
+}

@@ -1,0 +1,312 @@
+//! The model tools scripts call: `onnx`, `run`, `capture`, `patch`,
+//! `inspect`. Paths go through the sandbox; model digests go into the
+//! manifest; every tensor crosses as float32.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use assay_interpreter::{to_tensor, Args, Handle, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use ndarray::ArrayD;
+use sha2::{Digest, Sha256};
+
+use super::graph;
+use super::model::{Model, Port};
+use crate::core::FnTool;
+
+/// A model as a script value.
+#[derive(Debug)]
+pub struct ModelHandle(pub Arc<Model>);
+
+fn port_value(p: &Port) -> Value {
+    let shape = match &p.shape {
+        Some(d) => Value::list(
+            d.iter()
+                .map(|x| match x {
+                    super::model::Dim::Fixed(n) => Value::Num(*n as f64),
+                    super::model::Dim::Symbolic(s) => Value::str(if s.is_empty() { "?" } else { s }),
+                })
+                .collect(),
+        ),
+        None => Value::None,
+    };
+    Value::record([("name", Value::str(&p.name)), ("dtype", Value::str(&p.dtype)), ("shape", shape)])
+}
+
+impl Handle for ModelHandle {
+    fn kind(&self) -> &'static str {
+        "model"
+    }
+    fn describe(&self) -> String {
+        let ins: Vec<String> = self.0.inputs.iter().map(|p| format!("{} {}", p.name, p.shape_text())).collect();
+        format!("model {} ({})", self.0.display, ins.join(", "))
+    }
+    fn digest(&self) -> String {
+        format!("{}:threads={}", self.0.sha256, self.0.threads)
+    }
+    fn field(&self, name: &str) -> Option<Value> {
+        Some(match name {
+            "inputs" => Value::list(self.0.inputs.iter().map(port_value).collect()),
+            "outputs" => Value::list(self.0.outputs.iter().map(port_value).collect()),
+            "path" => Value::str(&self.0.display),
+            "sha256" => Value::str(&self.0.sha256),
+            _ => return None,
+        })
+    }
+    fn field_names(&self) -> Vec<&'static str> {
+        vec!["inputs", "outputs", "path", "sha256"]
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+pub fn model_of(a: &Args, i: usize) -> Result<Arc<Model>, ToolError> {
+    match a.get(i) {
+        Value::Handle(h) => h
+            .as_any()
+            .downcast_ref::<ModelHandle>()
+            .map(|m| m.0.clone())
+            .ok_or_else(|| ToolError::arg(i, format!("expected a model, found a {}", h.kind()))),
+        other => Err(ToolError::arg(
+            i,
+            format!("expected a model (from onnx(\"file.onnx\")), found a {}", other.type_name()),
+        )),
+    }
+}
+
+fn model_type() -> Type {
+    Type::Handle("model")
+}
+
+/// The `inputs` argument: a record by input name, or one tensor for a
+/// single-input model.
+pub fn feeds(model: &Model, a: &Args, i: usize) -> Result<Vec<(String, ArrayD<f32>)>, ToolError> {
+    let as_tensor = |v: &Value, what: &str| -> Result<ArrayD<f32>, ToolError> {
+        to_tensor(v).map(|t| t.as_ref().clone()).map_err(|e| ToolError::arg(i, format!("{what}: {e}")))
+    };
+    match a.get(i) {
+        Value::Record(r) => r.iter().map(|(k, v)| Ok((k.clone(), as_tensor(v, &format!("input `{k}`"))?))).collect(),
+        v => {
+            if model.inputs.len() != 1 {
+                let names: Vec<&str> = model.inputs.iter().map(|p| p.name.as_str()).collect();
+                return Err(ToolError::arg(
+                    i,
+                    format!(
+                        "the model takes {} inputs; pass a record {{name: tensor}} with {}",
+                        names.len(),
+                        names.join(", ")
+                    ),
+                ));
+            }
+            Ok(vec![(model.inputs[0].name.clone(), as_tensor(v, "inputs")?)])
+        }
+    }
+}
+
+fn outputs_record(out: std::collections::BTreeMap<String, ArrayD<f32>>) -> Value {
+    Value::record(out.into_iter().map(|(k, v)| (k, Value::tensor(v))))
+}
+
+/// Tensor names from a name, a glob, or a list of them.
+fn select(model: &Model, a: &Args, i: usize) -> Result<Vec<String>, ToolError> {
+    let patterns: Vec<String> = match a.get(i) {
+        Value::Str(s) => vec![s.to_string()],
+        Value::List(items) => items
+            .iter()
+            .map(|v| match v {
+                Value::Str(s) => Ok(s.to_string()),
+                other => Err(ToolError::arg(i, format!("tensor names are strings, found a {}", other.type_name()))),
+            })
+            .collect::<Result<_, _>>()?,
+        other => {
+            return Err(ToolError::arg(
+                i,
+                format!("expected a tensor name or a list of names, found a {}", other.type_name()),
+            ))
+        }
+    };
+    let all: Vec<String> = graph::sites(&model.proto)
+        .into_iter()
+        .filter(|s| !matches!(s.kind, graph::Kind::Initializer))
+        .map(|s| s.name)
+        .collect();
+    let mut out = Vec::new();
+    for p in &patterns {
+        let is_glob = p.contains(['*', '?', '[']);
+        if is_glob {
+            let pat = glob::Pattern::new(p).map_err(|e| ToolError::arg(i, format!("bad pattern `{p}`: {e}")))?;
+            let hits: Vec<&String> = all.iter().filter(|n| pat.matches(n)).collect();
+            if hits.is_empty() {
+                return Err(ToolError::arg(i, format!("no tensor matches `{p}`"))
+                    .help("`inspect(model)` or `assay inspect FILE` lists the tensors"));
+            }
+            out.extend(hits.into_iter().cloned());
+        } else if all.contains(p) {
+            out.push(p.clone());
+        } else {
+            let help = match assay_interpreter::closest(p, all.iter().map(|s| s.as_str())) {
+                Some(c) => format!("did you mean `{c}`? `inspect(model)` lists the tensors"),
+                None => "`inspect(model)` or `assay inspect FILE` lists the tensors".into(),
+            };
+            return Err(ToolError::arg(i, format!("the model has no tensor `{p}`")).help(help));
+        }
+    }
+    out.dedup();
+    Ok(out)
+}
+
+fn onnx_sig() -> Signature {
+    Signature::new("onnx", "models", "Loads an ONNX model (from any exporter; external-data weights beside it are found) into ONNX Runtime. Its sha256 goes into the run's manifest.")
+        .param("path", Type::Str, "the .onnx file, relative to the script's folder")
+        .opt("threads", Type::Num, Value::Num(0.0), "ONNX Runtime intra-op threads (0: its default)")
+        .returns(model_type())
+        .example("let m = onnx(\"fixtures/tiny.onnx\")\nassert m.inputs[0].name == \"x\"\nassert m.outputs[0].shape == [2, 3]")
+}
+fn onnx(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let display = a.str(0)?.to_string();
+    let threads = a.count(1)?;
+    let path = ctx.resolve_read(&display).map_err(|e| ToolError { arg: Some(0), ..e })?;
+    let bytes = ctx.read_file(&display).map_err(|e| ToolError { arg: Some(0), ..e })?;
+    let sha = hex::encode(Sha256::digest(&bytes));
+    // External weights are inputs of the run too, and must be inside the roots.
+    if let Ok(proto) = graph::decode(&bytes) {
+        let dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+        for f in super::model::external_files(&proto) {
+            let p = dir.join(&f);
+            let shown = p.display().to_string();
+            let data = ctx.read_file(&shown).map_err(|e| ToolError { arg: Some(0), ..e })?;
+            let _ = data;
+        }
+    }
+    let model = Model::load(&path, &display, &bytes, sha, threads).map_err(|e| {
+        ToolError::arg(0, format!("cannot load `{display}`: {e}"))
+            .help("check that the file is a complete .onnx model; `assay inspect FILE` shows what it contains")
+    })?;
+    Ok(Value::Handle(Arc::new(ModelHandle(Arc::new(model)))))
+}
+
+fn run_sig() -> Signature {
+    Signature::new("run", "models", "Runs the model on inputs and returns its outputs by name, as float32 tensors.")
+        .param("model", model_type(), "a model from onnx()")
+        .param("inputs", Type::Any, "a record {input_name: tensor}, or one tensor if the model has one input")
+        .returns(Type::record())
+        .example("let m = onnx(\"fixtures/tiny.onnx\")\nlet out = run(m, tensor([[1, 2, 3], [-5, 0, 1]]))\nassert out.z == tensor([[4, 2, 7], [0, 0, 3]])")
+}
+fn run(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let m = model_of(a, 0)?;
+    let f = feeds(&m, a, 1)?;
+    let want = m.output_names();
+    let proto = &m.proto;
+    m.run("", || Ok(proto.clone()), f, &want).map(outputs_record).map_err(|e| ToolError::arg(1, e))
+}
+
+fn capture_sig() -> Signature {
+    Signature::new("capture", "models", "Runs the model and returns intermediate tensors by name. `tensors` is a name, a glob like \"/blocks.3/*\", or a list of them. The graph is rewritten to expose them; nothing else changes.")
+        .param("model", model_type(), "a model from onnx()")
+        .param("inputs", Type::Any, "a record {input_name: tensor}, or one tensor")
+        .param("tensors", Type::OneOf(vec![Type::Str, Type::list(Type::Str)]), "tensor names or globs")
+        .returns(Type::record())
+        .example("let m = onnx(\"fixtures/tiny.onnx\")\nlet acts = capture(m, tensor([[1, -2, 3], [0, 0, 0]]), [\"h\", \"y\"])\nassert acts.h == tensor([[2, -3, 3.5], [1, -1, 0.5]])\nassert acts.y == tensor([[2, 0, 3.5], [1, 0, 0.5]])")
+}
+fn capture(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let m = model_of(a, 0)?;
+    let f = feeds(&m, a, 1)?;
+    let names = select(&m, a, 2)?;
+    m.capture(f, &names).map(outputs_record).map_err(|e| ToolError::arg(1, e))
+}
+
+fn patch_sig() -> Signature {
+    Signature::new("patch", "models", "Runs the model with one tensor replaced: `mask*value + (1-mask)*original`. The mask broadcasts against the tensor (a number, or e.g. one value per batch row); 1 replaces, 0 keeps. Zero-ablation is a value of zeros; mean-ablation a value of means. Returns the model's outputs.")
+        .param("model", model_type(), "a model from onnx()")
+        .param("inputs", Type::Any, "a record {input_name: tensor}, or one tensor")
+        .param("tensor", Type::Str, "the tensor to patch")
+        .param("value", Type::Any, "the replacement, a tensor of the tensor's shape (or broadcastable)")
+        .opt("mask", Type::Any, Value::Num(1.0), "weight of the replacement: a number or a tensor")
+        .returns(Type::record())
+        .example("let m = onnx(\"fixtures/tiny.onnx\")\nlet x = tensor([[1, 2, 3], [1, 2, 3]])\nlet out = patch(m, x, \"y\", zeros([2, 3]), mask: tensor([[1], [0]]))\nassert out.z[0] == tensor([0, 0, 0])\nassert out.z[1] == run(m, x).z[1]")
+}
+fn patch(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let m = model_of(a, 0)?;
+    let f = feeds(&m, a, 1)?;
+    let t = a.str(2)?.to_string();
+    let value = to_tensor(a.get(3)).map_err(|e| ToolError::arg(3, e))?.as_ref().clone();
+    let mask = to_tensor(a.get(4)).map_err(|e| ToolError::arg(4, e))?.as_ref().clone();
+    let want = m.output_names();
+    m.patch(f, vec![(t, value, mask)], &want).map(outputs_record).map_err(|e| {
+        let arg = if e.contains("no tensor") || e.contains("graph input") || e.contains("patched") { 2 } else { 1 };
+        ToolError::arg(arg, e)
+    })
+}
+
+/// One row per tensor: name, kind, producing op and node, dtype, shape.
+pub fn inspect_rows(m: &Model) -> Result<Vec<Value>, String> {
+    let typed = m.every_tensor()?;
+    let find = |n: &str| typed.iter().chain(m.inputs.iter()).chain(m.outputs.iter()).find(|p| p.name == n);
+    let mut rows = Vec::new();
+    for s in graph::sites(&m.proto) {
+        let (kind, op, node) = match &s.kind {
+            graph::Kind::Input => ("input", String::new(), String::new()),
+            graph::Kind::Initializer => continue,
+            graph::Kind::Node { op, node, output, .. } => {
+                (if *output { "output" } else { "intermediate" }, op.clone(), node.clone())
+            }
+        };
+        let (dtype, shape) = match find(&s.name) {
+            Some(p) => (Value::str(&p.dtype), port_value(p).record_field("shape")),
+            None => (Value::None, Value::None),
+        };
+        rows.push(Value::record([
+            ("name", Value::str(&s.name)),
+            ("kind", Value::str(kind)),
+            ("op", Value::str(op)),
+            ("node", Value::str(node)),
+            ("dtype", dtype),
+            ("shape", shape),
+        ]));
+    }
+    Ok(rows)
+}
+
+trait RecordField {
+    fn record_field(&self, k: &str) -> Value;
+}
+impl RecordField for Value {
+    fn record_field(&self, k: &str) -> Value {
+        match self {
+            Value::Record(r) => r.get(k).cloned().unwrap_or_default(),
+            _ => Value::None,
+        }
+    }
+}
+
+fn inspect_sig() -> Signature {
+    Signature::new("inspect", "models", "Lists the model's tensors in graph order: name, kind (input, intermediate, output), producing op and node, dtype and inferred shape. `pattern` (a glob) filters by name.")
+        .param("model", model_type(), "a model from onnx()")
+        .opt("pattern", Type::Str, Value::None, "glob over tensor names, e.g. \"*Relu*\"")
+        .returns(Type::list(Type::record()))
+        .example("let m = onnx(\"fixtures/tiny.onnx\")\nlet ts = inspect(m)\nassert map(ts, t => t.name) == [\"x\", \"h\", \"y\", \"z\"]\nassert ts[2].op == \"Relu\" and ts[2].shape == [2, 3]\nassert len(inspect(m, pattern: \"[hy]\")) == 2")
+}
+fn inspect(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let m = model_of(a, 0)?;
+    let rows = inspect_rows(&m).map_err(|e| ToolError::arg(0, e))?;
+    let rows = match a.opt_str(1)? {
+        None => rows,
+        Some(p) => {
+            let pat = glob::Pattern::new(p).map_err(|e| ToolError::arg(1, format!("bad pattern `{p}`: {e}")))?;
+            rows.into_iter().filter(|r| matches!(r.record_field("name"), Value::Str(n) if pat.matches(&n))).collect()
+        }
+    };
+    Ok(Value::list(rows))
+}
+
+pub(crate) fn register(r: &mut Registry) {
+    for (sig, f) in [
+        (onnx_sig as fn() -> Signature, onnx as crate::core::ToolFn),
+        (run_sig, run),
+        (capture_sig, capture),
+        (patch_sig, patch),
+        (inspect_sig, inspect),
+    ] {
+        r.register(FnTool::new(sig, f));
+    }
+}
