@@ -68,6 +68,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List a model's inputs, outputs and every intermediate tensor, grouped by module.
+    Inspect {
+        /// The .onnx file.
+        model: PathBuf,
+        #[arg(long)]
+        json: bool,
+        /// Only tensors whose name matches this glob, e.g. "*Relu*".
+        #[arg(long)]
+        pattern: Option<String>,
+    },
     /// Find or fetch ONNX Runtime (and cache it), and say what was done.
     Setup {
         #[arg(long)]
@@ -108,6 +118,7 @@ pub fn main() -> u8 {
         Command::Diff { a, b, json } => cmd_diff(&a, &b, json),
         Command::Verify { run, json } => cmd_verify(&registry, &run, json),
         Command::Setup { json } => cmd_setup(json),
+        Command::Inspect { model, json, pattern } => crate::inspect::cmd_inspect(&model, json, pattern.as_deref()),
     }
 }
 

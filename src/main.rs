@@ -6,6 +6,7 @@
 
 mod cli;
 mod docs;
+mod inspect;
 
 use std::process::ExitCode;
 

@@ -207,6 +207,12 @@ pub fn elem_of(t: &TypeProto) -> i32 {
 /// input gets it; the mask may have any broadcastable shape).
 pub fn patch(m: &ModelProto, tensors: &BTreeMap<String, TypeProto>) -> Result<ModelProto, String> {
     let all = sites(m);
+    let opset = default_opset(m);
+    if opset < 7 {
+        return Err(format!(
+            "the model uses opset {opset}, older than 7, where Mul and Add do not broadcast; patching needs opset 7 or newer (re-export the model)"
+        ));
+    }
     let mut out = m.clone();
     let g = out.graph.get_or_insert_with(Default::default);
     for (t, declared) in tensors {
@@ -233,9 +239,15 @@ pub fn patch(m: &ModelProto, tensors: &BTreeMap<String, TypeProto>) -> Result<Mo
                 }
                 0
             }
-            Kind::Node { index, .. } => {
-                let n = &mut g.node[*index];
-                for o in n.output.iter_mut().filter(|o| *o == t) {
+            Kind::Node { .. } => {
+                // Look the producer up in the graph as rewritten so far: earlier
+                // patches have inserted nodes and shifted indices.
+                let index = g
+                    .node
+                    .iter()
+                    .position(|n| n.output.iter().any(|o| o == t))
+                    .ok_or_else(|| format!("no node produces `{t}`"))?;
+                for o in g.node[index].output.iter_mut().filter(|o| *o == t) {
                     o.clone_from(&orig);
                 }
                 index + 1
@@ -276,6 +288,11 @@ pub fn patch(m: &ModelProto, tensors: &BTreeMap<String, TypeProto>) -> Result<Mo
         g.value_info.extend(extra);
     }
     Ok(out)
+}
+
+/// The version of the default (ai.onnx) operator set the model imports.
+pub fn default_opset(m: &ModelProto) -> i64 {
+    m.opset_import.iter().find(|o| o.domain().is_empty() || o.domain() == "ai.onnx").map(|o| o.version()).unwrap_or(0)
 }
 
 pub fn elem_name(elem: i32) -> String {
@@ -419,6 +436,31 @@ mod tests {
         assert!(patch(&tiny(), &BTreeMap::from([("y".to_string(), tensor_type(i, None))]))
             .unwrap_err()
             .contains("int64"));
+    }
+
+    #[test]
+    fn patching_several_tensors_renames_each_producer() {
+        let f = tensor_proto::DataType::Float as i32;
+        let both = BTreeMap::from([("h".to_string(), tensor_type(f, None)), ("y".to_string(), tensor_type(f, None))]);
+        let m = patch(&tiny(), &both).unwrap();
+        let g = m.graph.as_ref().unwrap();
+        let produced: Vec<&str> = g.node.iter().flat_map(|n| n.output.iter().map(|s| s.as_str())).collect();
+        let mut unique = produced.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), produced.len(), "a name is produced twice: {produced:?}");
+        assert!(produced.contains(&"h::assay_orig") && produced.contains(&"y::assay_orig"));
+        // Relu now reads the mixed `h` and writes `y::assay_orig`.
+        let relu = g.node.iter().find(|n| n.op_type() == "Relu").unwrap();
+        assert_eq!((relu.input[0].as_str(), relu.output[0].as_str()), ("h", "y::assay_orig"));
+    }
+
+    #[test]
+    fn patch_refuses_opsets_without_broadcasting() {
+        let mut m = tiny();
+        m.opset_import[0].version = Some(6);
+        let f = tensor_proto::DataType::Float as i32;
+        assert!(patch(&m, &BTreeMap::from([("y".to_string(), tensor_type(f, None))])).unwrap_err().contains("opset 6"));
     }
 
     #[test]

@@ -8,4 +8,5 @@ pub mod proto {
 pub mod graph;
 pub mod model;
 pub mod runtime;
+pub mod testdata;
 pub mod tools;

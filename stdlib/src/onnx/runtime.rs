@@ -205,7 +205,19 @@ pub fn runtime() -> Result<&'static Loaded, String> {
                 format!("ONNX Runtime is not available: {e}. Set ASSAY_ORT_LIB to a libonnxruntime.so (1.31 or newer), or make `pip download` work")
             })?;
             let builder = ort::init_from(&rt.library).map_err(|e| format!("cannot load {}: {e}", rt.library.display()))?;
-            let env = builder.with_name("assay").build().map_err(|e| format!("cannot start ONNX Runtime: {e}"))?;
+            // ONNX Runtime's own log lines would interleave with a script's output;
+            // its errors come back as values. ASSAY_ORT_LOG=1 shows them.
+            let show = std::env::var_os("ASSAY_ORT_LOG").is_some();
+            let logger: ort::logging::LoggerFunction = std::sync::Arc::new(move |level, _cat, _id, loc, msg| {
+                if show {
+                    eprintln!("onnxruntime {level:?} {loc}: {msg}");
+                }
+            });
+            let env = builder
+                .with_name("assay")
+                .with_logger(logger)
+                .build()
+                .map_err(|e| format!("cannot start ONNX Runtime: {e}"))?;
             Ok(Loaded { runtime: rt, env })
         })
         .as_ref()
