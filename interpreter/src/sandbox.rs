@@ -24,21 +24,16 @@ impl SandboxError {
             SandboxError::Outside { path, .. } => {
                 format!("`{path}` is outside the folders this script may read")
             }
-            SandboxError::NotFound { path, resolved } => {
-                format!("file not found: `{path}` (looked at {})", resolved.display())
-            }
+            SandboxError::NotFound { path, .. } => format!("file not found: `{path}`"),
             SandboxError::Io { path, message } => format!("cannot read `{path}`: {message}"),
         }
     }
     pub fn help(&self) -> String {
         match self {
-            SandboxError::Outside { roots, .. } => {
-                let roots: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
-                format!(
-                    "a script reads only under its allowed roots ({}); to allow another folder run with `--allow-read DIR`",
-                    roots.join(", ")
-                )
-            }
+            SandboxError::Outside { roots, .. } => format!(
+                "a script reads only under its allowed roots (its own folder{}); to allow another folder run with `--allow-read DIR`",
+                if roots.len() > 1 { format!(" and {} more given with --allow-read", roots.len() - 1) } else { String::new() }
+            ),
             SandboxError::NotFound { .. } => "paths are relative to the script's folder; check the spelling".into(),
             SandboxError::Io { .. } => "check that the path is a readable file".into(),
         }

@@ -364,6 +364,41 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), bytes, "run ASSAY_BLESS=1 cargo test -p assay-stdlib");
     }
 
+    /// tiny() with its bias stored in an external-data file.
+    fn tiny_external(location: &str) -> ModelProto {
+        use crate::onnx::proto::StringStringEntryProto;
+        let mut m = tiny();
+        let b = &mut m.graph.as_mut().unwrap().initializer[0];
+        b.float_data.clear();
+        b.data_location = Some(tensor_proto::DataLocation::External as i32);
+        let kv = |k: &str, v: &str| StringStringEntryProto { key: Some(k.into()), value: Some(v.into()) };
+        b.external_data = vec![kv("location", location), kv("offset", "0"), kv("length", "12")];
+        m
+    }
+
+    /// Fixtures for external data: external.onnx + external.data, and
+    /// missing_external.onnx whose data file does not exist.
+    #[test]
+    fn external_fixtures_are_current() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let data: Vec<u8> = [1.0f32, -1.0, 0.5].iter().flat_map(|x| x.to_le_bytes()).collect();
+        let files = [
+            ("external.onnx", encode(&tiny_external("external.data"))),
+            ("external.data", data),
+            ("missing_external.onnx", encode(&tiny_external("nowhere.data"))),
+        ];
+        for (name, bytes) in files {
+            if std::env::var_os("ASSAY_BLESS").is_some() {
+                std::fs::write(dir.join(name), &bytes).unwrap();
+            }
+            assert_eq!(
+                std::fs::read(dir.join(name)).unwrap(),
+                bytes,
+                "{name}: run ASSAY_BLESS=1 cargo test -p assay-stdlib"
+            );
+        }
+    }
+
     #[test]
     fn decode_encode_round_trips_bytes() {
         let bytes = encode(&tiny());

@@ -289,6 +289,20 @@ impl Model {
     ) -> Result<BTreeMap<String, ArrayD<f32>>, String> {
         let mut types = BTreeMap::new();
         for (t, _, _) in &patches {
+            // Initializers (weights) have declared types; other tensors are inferred.
+            let is_init = graph::sites(&self.proto).iter().any(|s| s.name == *t && s.kind == graph::Kind::Initializer);
+            if is_init {
+                if let Some(ty) = graph::declared_type(&self.proto, t) {
+                    if !graph::is_float(graph::elem_of(&ty)) {
+                        return Err(format!(
+                            "`{t}` holds {} values; only floating-point tensors can be patched",
+                            graph::elem_name(graph::elem_of(&ty))
+                        ));
+                    }
+                    types.insert(t.clone(), ty);
+                    continue;
+                }
+            }
             let port = self.port_of(t)?;
             let elem = port.elem.and_then(onnx_elem).ok_or_else(|| {
                 format!("`{t}` holds {} values; only floating-point tensors can be patched", port.dtype)

@@ -173,9 +173,12 @@ fn onnx(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         let dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
         for f in super::model::external_files(&proto) {
             let p = dir.join(&f);
-            let shown = p.display().to_string();
-            let data = ctx.read_file(&shown).map_err(|e| ToolError { arg: Some(0), ..e })?;
-            let _ = data;
+            if !p.is_file() {
+                return Err(ToolError::arg(0, format!("the weights of `{display}` are in an external-data file `{f}` that should sit beside it, and it is missing"))
+                    .help("copy the .data file next to the .onnx file, under the name the model records"));
+            }
+            // Read through the sandbox: it must be inside the roots, and its digest is recorded.
+            ctx.read_file(&p.display().to_string()).map_err(|e| ToolError { arg: Some(0), ..e })?;
         }
     }
     let model = Model::load(&path, &display, &bytes, sha, threads).map_err(|e| {
