@@ -3,7 +3,9 @@
 //! can call. This is the only crate that will link ONNX Runtime.
 
 mod core;
+pub mod models;
 pub mod onnx;
+pub mod vision;
 
 pub use crate::core::FnTool;
 use assay_interpreter::Registry;
@@ -13,5 +15,7 @@ pub fn registry() -> Registry {
     let mut r = Registry::new();
     core::register(&mut r);
     onnx::tools::register(&mut r);
+    models::register(&mut r);
+    vision::register(&mut r);
     r
 }

@@ -184,6 +184,10 @@ impl<'a> Run<'a> {
                     .code("assay::no-field")
                     .help(format!("keys: {}", keys.join(", ")))
             }),
+            (Value::Tensor(t), Value::Range(a, b)) if t.ndim() > 0 => {
+                let (s, e) = slice(t.shape()[0], *a, *b);
+                Ok(Value::tensor(t.slice_axis(ndarray::Axis(0), ndarray::Slice::from(s..e)).to_owned()))
+            }
             (Value::Tensor(t), Value::Num(n)) => {
                 if t.ndim() == 0 {
                     return Err(RuntimeError::new("cannot index a scalar tensor", span));

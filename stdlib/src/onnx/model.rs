@@ -114,6 +114,8 @@ pub struct Model {
     pub threads: usize,
     pub inputs: Vec<Port>,
     pub outputs: Vec<Port>,
+    /// Class names, for classifiers that come with them.
+    pub labels: Vec<String>,
     sessions: Mutex<HashMap<String, Shared>>,
     every_tensor: OnceLock<Result<Vec<Port>, String>>,
 }
@@ -173,6 +175,7 @@ impl Model {
             threads,
             inputs,
             outputs,
+            labels: Vec::new(),
             sessions: Mutex::new(sessions),
             every_tensor: OnceLock::new(),
         })

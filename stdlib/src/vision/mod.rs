@@ -1,0 +1,190 @@
+//! Images: decoding files under the sandbox, the built-in sample photos,
+//! and preprocessing into model input tensors.
+
+use std::sync::Arc;
+
+use assay_interpreter::{Args, Image, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use image::imageops::FilterType;
+use ndarray::{Array4, ArrayD};
+
+use crate::core::FnTool;
+use crate::models::fetch::{self, Pinned};
+
+const SKIMAGE: Pinned = Pinned {
+    name: "scikit-image",
+    version: "0.26.0",
+    file: "scikit_image-0.26.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
+    sha256: "74aa5518ccea28121f57a95374581d3b979839adc25bb03f289b1bc9b99c58af",
+};
+/// Real photographs (public domain / CC0) shipped in scikit-image.
+pub const PHOTOS: &[&str] = &[
+    "astronaut.png",
+    "chelsea.png",
+    "coffee.png",
+    "rocket.jpg",
+    "motorcycle_left.png",
+    "motorcycle_right.png",
+    "hubble_deep_field.jpg",
+    "brick.png",
+    "grass.png",
+    "gravel.png",
+];
+
+/// Decodes PNG or JPEG bytes into an RGBA image.
+pub fn decode(bytes: &[u8], what: &str) -> Result<Image, String> {
+    let img = image::load_from_memory(bytes).map_err(|e| format!("{what} is not a PNG or JPEG image: {e}"))?;
+    let rgba = img.to_rgba8();
+    Ok(Image { width: rgba.width(), height: rgba.height(), pixels: rgba.into_raw() })
+}
+
+/// The sample photos, fetched once into the cache: (name, path).
+pub fn photo_files() -> Result<Vec<(String, std::path::PathBuf)>, String> {
+    let dir = crate::onnx::runtime::cache_dir().join("data").join("photos");
+    let mut out = Vec::new();
+    let mut wheel = None;
+    for name in PHOTOS {
+        let path = dir.join(name);
+        if !path.is_file() {
+            let w = match &wheel {
+                Some(w) => w,
+                None => wheel.insert(fetch::pypi(&SKIMAGE, Some("manylinux_2_28_x86_64"))?),
+            };
+            let bytes = fetch::zip_member(w, &format!("skimage/data/{name}"))?;
+            fetch::write_atomic(&path, &bytes)?;
+        }
+        let stem = name.rsplit_once('.').map(|(s, _)| s).unwrap_or(name);
+        out.push((stem.to_string(), path));
+    }
+    Ok(out)
+}
+
+fn image_sig() -> Signature {
+    Signature::new("image", "images", "Loads a PNG or JPEG file (under the script's allowed roots) as an RGBA image.")
+        .param("path", Type::Str, "path relative to the script's folder")
+        .returns(Type::Image)
+        .example("let img = image(\"fixtures/red.png\")\nassert img.width == 4 and img.height == 2")
+}
+fn image_tool(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let path = a.str(0)?.to_string();
+    let bytes = ctx.read_file(&path).map_err(|e| ToolError { arg: Some(0), ..e })?;
+    decode(&bytes, &format!("`{path}`")).map(|i| Value::Image(Arc::new(i))).map_err(|e| ToolError::arg(0, e))
+}
+
+fn sample_photos_sig() -> Signature {
+    Signature::new("sample_photos", "images", "Real photographs for trying models: astronaut, chelsea (a cat), coffee, rocket, two motorcycles, the Hubble deep field, and brick, grass and gravel textures (from scikit-image, public domain). Each is a record {name, image}.")
+        .returns(Type::list(Type::record_of(&[("name", Type::Str), ("image", Type::Image)])))
+        .example("let photos = sample_photos()\nassert len(photos) == 10\nassert photos[2].name == \"coffee\" and photos[2].image.width == 600")
+}
+fn sample_photos(_: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let files = photo_files().map_err(ToolError::new)?;
+    let mut out = Vec::new();
+    for (name, path) in files {
+        let bytes = std::fs::read(&path).map_err(|e| ToolError::new(format!("{}: {e}", path.display())))?;
+        let digest = fetch::sha256_file(&path).map_err(ToolError::new)?;
+        ctx.note_input(&path, &digest);
+        let img = decode(&bytes, &name).map_err(ToolError::new)?;
+        out.push(Value::record([("name", Value::str(&name)), ("image", Value::Image(Arc::new(img)))]));
+    }
+    Ok(Value::list(out))
+}
+
+fn per_channel(a: &Args, i: usize) -> Result<[f32; 3], ToolError> {
+    match a.get(i) {
+        Value::Num(n) => Ok([*n as f32; 3]),
+        _ => {
+            let v = a.numbers(i)?;
+            if v.len() != 3 {
+                return Err(ToolError::arg(i, format!("give one number or three (R, G, B), found {}", v.len())));
+            }
+            Ok([v[0] as f32, v[1] as f32, v[2] as f32])
+        }
+    }
+}
+
+/// Resize the short side to `resize`, centre-crop `size`, normalise.
+pub fn preprocess(img: &Image, resize: u32, size: u32, mean: [f32; 3], std: [f32; 3]) -> Result<Vec<f32>, String> {
+    let rgba = image::RgbaImage::from_raw(img.width, img.height, img.pixels.clone()).ok_or("corrupt image buffer")?;
+    let (w, h) = (img.width.max(1), img.height.max(1));
+    let (nw, nh) = if w <= h {
+        (resize, (h as u64 * resize as u64 / w as u64) as u32)
+    } else {
+        ((w as u64 * resize as u64 / h as u64) as u32, resize)
+    };
+    let resized = image::imageops::resize(&rgba, nw.max(size), nh.max(size), FilterType::Triangle);
+    let x0 = (resized.width() - size) / 2;
+    let y0 = (resized.height() - size) / 2;
+    let mut out = vec![0f32; 3 * (size * size) as usize];
+    let plane = (size * size) as usize;
+    for y in 0..size {
+        for x in 0..size {
+            let p = resized.get_pixel(x0 + x, y0 + y).0;
+            let idx = (y * size + x) as usize;
+            for c in 0..3 {
+                out[c * plane + idx] = (p[c] as f32 - mean[c]) / std[c];
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn pixels_sig() -> Signature {
+    Signature::new("pixels", "images", "Turns images into a model input tensor [N, 3, size, size] (or NHWC): resize the short side to `resize`, centre-crop `size`, then (x - mean) / std per channel on 0..255 values. The defaults are EfficientNet-Lite's preprocessing.")
+        .param("images", Type::OneOf(vec![Type::Image, Type::list(Type::Image)]), "an image or a list of images")
+        .opt("size", Type::Num, Value::Num(224.0), "output height and width")
+        .opt("resize", Type::Num, Value::Num(256.0), "short side before cropping")
+        .opt("mean", Type::Any, Value::Num(127.0), "one number or [R, G, B]")
+        .opt("std", Type::Any, Value::Num(128.0), "one number or [R, G, B]")
+        .opt("layout", Type::Str, Value::str("nchw"), "\"nchw\" or \"nhwc\"")
+        .returns(Type::Tensor)
+        .example("let x = pixels(image(\"fixtures/red.png\"), size: 2, resize: 2)\nassert x.shape == [1, 3, 2, 2]\nassert x[0][0][0][0] == (255 - 127) / 128")
+}
+fn pixels(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let images: Vec<Arc<Image>> = match a.get(0) {
+        Value::Image(i) => vec![i.clone()],
+        Value::List(items) => items
+            .iter()
+            .map(|v| match v {
+                Value::Image(i) => Ok(i.clone()),
+                other => Err(ToolError::arg(0, format!("expected images, found a {}", other.type_name()))),
+            })
+            .collect::<Result<_, _>>()?,
+        other => {
+            return Err(ToolError::arg(
+                0,
+                format!("expected an image or a list of images, found a {}", other.type_name()),
+            ))
+        }
+    };
+    let size = a.count(1)?;
+    let resize = a.count(2)?;
+    if size == 0 || size > 4096 || resize < size || resize > 8192 {
+        return Err(ToolError::arg(1, format!("need 0 < size <= resize <= 8192, found size {size}, resize {resize}")));
+    }
+    let (mean, std) = (per_channel(a, 3)?, per_channel(a, 4)?);
+    if std.contains(&0.0) {
+        return Err(ToolError::arg(4, "`std` must not be zero"));
+    }
+    let layout = a.str(5)?;
+    let (s, n) = (size, images.len());
+    let mut data = Vec::with_capacity(n * 3 * s * s);
+    for img in &images {
+        data.extend(preprocess(img, resize as u32, size as u32, mean, std).map_err(|e| ToolError::arg(0, e))?);
+    }
+    let nchw = Array4::from_shape_vec((n, 3, s, s), data).map_err(|e| ToolError::new(e.to_string()))?;
+    let arr: ArrayD<f32> = match layout {
+        "nchw" => nchw.into_dyn(),
+        "nhwc" => nchw.permuted_axes([0, 2, 3, 1]).as_standard_layout().to_owned().into_dyn(),
+        other => return Err(ToolError::arg(5, format!("layout must be \"nchw\" or \"nhwc\", found \"{other}\""))),
+    };
+    Ok(Value::tensor(arr))
+}
+
+pub(crate) fn register(r: &mut Registry) {
+    for (sig, f) in [
+        (image_sig as fn() -> Signature, image_tool as crate::core::ToolFn),
+        (sample_photos_sig, sample_photos),
+        (pixels_sig, pixels),
+    ] {
+        r.register(FnTool::new(sig, f));
+    }
+}
