@@ -111,7 +111,6 @@ pub struct Model {
     pub path: PathBuf,
     pub sha256: String,
     pub proto: ModelProto,
-    pub threads: usize,
     pub inputs: Vec<Port>,
     pub outputs: Vec<Port>,
     /// Class names, for classifiers that come with them.
@@ -141,16 +140,14 @@ pub fn external_files(m: &ModelProto) -> Vec<String> {
     out
 }
 
-fn builder(threads: usize) -> Result<ort::session::builder::SessionBuilder, String> {
+fn builder() -> Result<ort::session::builder::SessionBuilder, String> {
     let rt = runtime::runtime()?;
-    let b = Session::builder(&rt.env).map_err(|e| e.to_string())?;
-    let b = if threads > 0 { b.with_intra_threads(threads).map_err(|e| e.to_string())? } else { b };
-    Ok(b)
+    Session::builder(&rt.env).map_err(|e| e.to_string())
 }
 
 impl Model {
     /// Loads a model file (already read and digested by the caller).
-    pub fn load(path: &Path, display: &str, bytes: &[u8], sha256: String, threads: usize) -> Result<Model, String> {
+    pub fn load(path: &Path, display: &str, bytes: &[u8], sha256: String) -> Result<Model, String> {
         let proto = graph::decode(bytes)?;
         let dir = path.parent().unwrap_or(Path::new("."));
         for f in external_files(&proto) {
@@ -161,7 +158,7 @@ impl Model {
                 ));
             }
         }
-        let mut b = builder(threads)?;
+        let mut b = builder()?;
         let session = b.commit_from_file(path).map_err(|e| format!("ONNX Runtime cannot load the model: {e}"))?;
         let inputs = session.inputs().iter().map(|o| Port::from_outlet(o.name(), o.dtype())).collect();
         let outputs = session.outputs().iter().map(|o| Port::from_outlet(o.name(), o.dtype())).collect();
@@ -172,7 +169,6 @@ impl Model {
             path: path.to_path_buf(),
             sha256,
             proto,
-            threads,
             inputs,
             outputs,
             labels: Vec::new(),
@@ -190,7 +186,7 @@ impl Model {
         let proto = make()?;
         let bytes = graph::encode(&proto);
         let dir = self.path.parent().unwrap_or(Path::new(".")).display().to_string();
-        let mut b = builder(self.threads)?
+        let mut b = builder()?
             .with_config_entry("session.model_external_initializers_file_folder_path", dir)
             .map_err(|e| e.to_string())?;
         let s = b.commit_from_memory(&bytes).map_err(|e| format!("ONNX Runtime rejected the rewritten model: {e}"))?;

@@ -193,6 +193,13 @@ pub fn provision() -> Result<Runtime, String> {
 pub struct Loaded {
     pub runtime: Runtime,
     pub env: ort::environment::Environment,
+    /// Intra-op threads of the shared pool (0: ONNX Runtime's default).
+    pub threads: usize,
+}
+
+/// `ASSAY_THREADS`, the size of ONNX Runtime's shared thread pool (0 or unset: its default).
+pub fn threads() -> usize {
+    std::env::var("ASSAY_THREADS").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
 static RUNTIME: OnceLock<Result<Loaded, String>> = OnceLock::new();
@@ -213,12 +220,20 @@ pub fn runtime() -> Result<&'static Loaded, String> {
                     eprintln!("onnxruntime {level:?} {loc}: {msg}");
                 }
             });
+            // One thread pool shared by every session: a run holds a session per
+            // hook set, and separate pools would compete for the cores.
+            let threads = threads();
+            let mut pool = ort::environment::GlobalThreadPoolOptions::default();
+            if threads > 0 {
+                pool = pool.with_intra_threads(threads).map_err(|e| format!("ASSAY_THREADS={threads}: {e}"))?;
+            }
             let env = builder
                 .with_name("assay")
                 .with_logger(logger)
+                .with_global_thread_pool(pool)
                 .build()
                 .map_err(|e| format!("cannot start ONNX Runtime: {e}"))?;
-            Ok(Loaded { runtime: rt, env })
+            Ok(Loaded { runtime: rt, env, threads })
         })
         .as_ref()
         .map_err(|e| e.clone())

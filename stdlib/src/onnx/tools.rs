@@ -41,7 +41,7 @@ impl Handle for ModelHandle {
         format!("model {} ({})", self.0.display, ins.join(", "))
     }
     fn digest(&self) -> String {
-        format!("{}:threads={}", self.0.sha256, self.0.threads)
+        self.0.sha256.clone()
     }
     fn field(&self, name: &str) -> Option<Value> {
         Some(match name {
@@ -159,13 +159,11 @@ fn select(model: &Model, a: &Args, i: usize) -> Result<Vec<String>, ToolError> {
 fn onnx_sig() -> Signature {
     Signature::new("onnx", "models", "Loads an ONNX model (from any exporter; external-data weights beside it are found) into ONNX Runtime. Its sha256 goes into the run's manifest.")
         .param("path", Type::Str, "the .onnx file, relative to the script's folder")
-        .opt("threads", Type::Num, Value::Num(0.0), "ONNX Runtime intra-op threads (0: its default)")
         .returns(model_type())
         .example("let m = onnx(\"fixtures/tiny.onnx\")\nassert m.inputs[0].name == \"x\"\nassert m.outputs[0].shape == [2, 3]")
 }
 fn onnx(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let display = a.str(0)?.to_string();
-    let threads = a.count(1)?;
     let path = ctx.resolve_read(&display).map_err(|e| ToolError { arg: Some(0), ..e })?;
     let bytes = ctx.read_file(&display).map_err(|e| ToolError { arg: Some(0), ..e })?;
     let sha = hex::encode(Sha256::digest(&bytes));
@@ -182,7 +180,7 @@ fn onnx(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
             ctx.read_file(&p.display().to_string()).map_err(|e| ToolError { arg: Some(0), ..e })?;
         }
     }
-    let model = Model::load(&path, &display, &bytes, sha, threads).map_err(|e| {
+    let model = Model::load(&path, &display, &bytes, sha).map_err(|e| {
         ToolError::arg(0, format!("cannot load `{display}`: {e}"))
             .help("check that the file is a complete .onnx model; `assay inspect FILE` shows what it contains")
     })?;

@@ -1,0 +1,73 @@
+//! Capture overhead on EfficientNet-Lite0: wall time of a batch with one
+//! layer exposed, and with every ReLU6 (Clip) output exposed, against plain
+//! inference of the unmodified model, on the same images in the same
+//! process. Configurations are interleaved round by round so machine noise
+//! hits all of them alike; medians are compared. Prints ratios.
+//!
+//! `cargo bench -p assay-stdlib --bench capture`
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark fails loudly")]
+
+use std::time::Instant;
+
+use assay_stdlib::onnx::{graph, model::Model};
+use assay_stdlib::vision;
+use ndarray::{Array4, ArrayD};
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    let (path, _) = assay_stdlib::models::efficientnet::provision().expect("model");
+    let bytes = std::fs::read(&path).unwrap();
+    let m = Model::load(&path, "efficientnet-lite0", &bytes, String::new()).expect("load");
+    let photos = vision::photo_files().expect("photos");
+    let batch = 16;
+    let mut data = Vec::new();
+    for i in 0..batch {
+        let (_, p) = &photos[i % photos.len()];
+        let img = vision::decode(&std::fs::read(p).unwrap(), "photo").unwrap();
+        data.extend(vision::preprocess(&img, 256, 224, [127.0; 3], [128.0; 3]).unwrap());
+    }
+    let x: ArrayD<f32> = Array4::from_shape_vec((batch, 3, 224, 224), data).unwrap().into_dyn();
+    let feeds = || vec![("input".to_string(), x.clone())];
+
+    let layer = "/_blocks.15/Relu6_output_0".to_string();
+    let clips: Vec<String> = graph::sites(&m.proto)
+        .into_iter()
+        .filter(|s| matches!(&s.kind, graph::Kind::Node { op, .. } if op == "Clip"))
+        .map(|s| s.name)
+        .collect();
+    let out = m.output_names();
+    let plain = || {
+        m.run("", || Ok(m.proto.clone()), feeds(), &out).unwrap();
+    };
+    let one = || {
+        m.capture(feeds(), std::slice::from_ref(&layer)).unwrap();
+    };
+    let all = || {
+        m.capture(feeds(), &clips).unwrap();
+    };
+    // Warm up: sessions are built on first use.
+    plain();
+    one();
+    all();
+    let rounds = 15;
+    let (mut tp, mut t1, mut ta) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        for (f, t) in [(&plain as &dyn Fn(), &mut tp), (&one, &mut t1), (&all, &mut ta)] {
+            let s = Instant::now();
+            f();
+            t.push(s.elapsed().as_secs_f64());
+        }
+    }
+    let (p, o, a) = (median(tp), median(t1), median(ta));
+    println!("EfficientNet-Lite0, batch {batch}, {rounds} interleaved rounds, median seconds per batch:");
+    println!("  plain inference              {p:.4} s  ({:.1} images/s)", batch as f64 / p);
+    println!("  capture one layer ({layer}, [N, 1152, 7, 7])  {o:.4} s");
+    println!("  capture all {} ReLU6 outputs  {a:.4} s", clips.len());
+    println!("ratio one layer / plain: {:.3}x", o / p);
+    println!("ratio all ReLU6 / plain: {:.3}x", a / p);
+}
