@@ -690,7 +690,7 @@ impl<'a> Checker<'a> {
                 }
                 if let Some(def) = &var.func {
                     self.check_script_call(n, def, args, 0, span);
-                } else if var.ty.is_known() && var.ty != Type::Func {
+                } else if var.ty.is_known() && var.ty != Type::Func && !matches!(var.ty, Type::Handle(_)) {
                     self.err(
                         "assay::not-callable",
                         callee.span,
@@ -728,7 +728,7 @@ impl<'a> Checker<'a> {
         for a in args {
             self.expr(&a.value);
         }
-        if t.is_known() && t != Type::Func {
+        if t.is_known() && t != Type::Func && !matches!(t, Type::Handle(_)) {
             self.err(
                 "assay::not-callable",
                 callee.span,

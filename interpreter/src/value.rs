@@ -59,6 +59,10 @@ pub trait Handle: Send + Sync + fmt::Debug {
     fn field_names(&self) -> Vec<&'static str> {
         Vec::new()
     }
+    /// The tool that calling the handle means: `u(x)` is `tool(u, x)`.
+    fn call_tool(&self) -> Option<&'static str> {
+        None
+    }
     fn as_any(&self) -> &dyn Any;
 }
 

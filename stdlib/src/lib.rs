@@ -15,6 +15,7 @@ pub fn registry() -> Registry {
     let mut r = Registry::new();
     core::register(&mut r);
     onnx::tools::register(&mut r);
+    onnx::units::register(&mut r);
     models::register(&mut r);
     vision::register(&mut r);
     r

@@ -99,6 +99,16 @@ impl<'a> Run<'a> {
                 let (m, name) = (m.clone(), name.clone());
                 self.call_rhai(&m, &name, args, span)
             }
+            Value::Handle(h) if h.call_tool().is_some() => {
+                let name = h.call_tool().unwrap_or_default();
+                let Some((sig, tool)) = self.registry.get(name) else {
+                    return Err(RuntimeError::new(format!("unknown tool `{name}`"), callee_span));
+                };
+                let sig = sig.clone();
+                let mut all = vec![ArgVal { name: None, value: f.clone(), span: callee_span }];
+                all.extend(args);
+                self.call_tool(&sig, tool, all, span)
+            }
             other => Err(RuntimeError::new(format!("a {} cannot be called", other.type_name()), callee_span)
                 .code("assay::not-callable")
                 .help("only functions and tools can be called")),

@@ -162,6 +162,57 @@ pub fn expose(m: &ModelProto, names: &[String]) -> Result<ModelProto, String> {
     Ok(out)
 }
 
+/// The output name of an in-graph reduction of `tensor`.
+pub fn reduced_name(op: &str, tensor: &str) -> String {
+    format!("assay::{op}::{tensor}")
+}
+
+/// Appends `op` (ReduceMax or ReduceMean) over `axes` of `tensor`, without
+/// keeping those axes, and exposes its result, so that only the reduced
+/// values leave ONNX Runtime (e.g. [N, C] instead of [N, C, H, W]).
+pub fn reduce(m: &ModelProto, tensor: &str, op: &str, axes: &[i64]) -> Result<ModelProto, String> {
+    if !sites(m).iter().any(|s| s.name == tensor) {
+        return Err(format!("the model has no tensor named `{tensor}`"));
+    }
+    if op != "ReduceMax" && op != "ReduceMean" {
+        return Err(format!("unknown reduction {op}"));
+    }
+    let opset = default_opset(m);
+    let out_name = reduced_name(op, tensor);
+    let mut out = m.clone();
+    let g = out.graph.get_or_insert_with(Default::default);
+    let keep = AttributeProto {
+        name: Some("keepdims".into()),
+        r#type: Some(super::proto::attribute_proto::AttributeType::Int as i32),
+        i: Some(0),
+        ..Default::default()
+    };
+    // ReduceMean takes axes as an input from opset 18 on, ReduceMax from 18 too.
+    let mut n = node(op, format!("assay/{op}/{tensor}"), &[tensor], &out_name);
+    if opset >= 18 {
+        let axes_name = format!("assay::axes::{op}::{tensor}");
+        g.initializer.push(TensorProto {
+            name: Some(axes_name.clone()),
+            data_type: Some(tensor_proto::DataType::Int64 as i32),
+            dims: vec![axes.len() as i64],
+            int64_data: axes.to_vec(),
+            ..Default::default()
+        });
+        n.input.push(axes_name);
+    } else {
+        n.attribute.push(AttributeProto {
+            name: Some("axes".into()),
+            r#type: Some(super::proto::attribute_proto::AttributeType::Ints as i32),
+            ints: axes.to_vec(),
+            ..Default::default()
+        });
+    }
+    n.attribute.push(keep);
+    g.node.push(n);
+    g.output.push(ValueInfoProto { name: Some(out_name), ..Default::default() });
+    Ok(out)
+}
+
 /// Element types the mixing arithmetic supports.
 pub fn is_float(elem_type: i32) -> bool {
     use tensor_proto::DataType;
@@ -496,6 +547,22 @@ mod tests {
         m.opset_import[0].version = Some(6);
         let f = tensor_proto::DataType::Float as i32;
         assert!(patch(&m, &BTreeMap::from([("y".to_string(), tensor_type(f, None))])).unwrap_err().contains("opset 6"));
+    }
+
+    #[test]
+    fn reduce_appends_a_reduction_and_exposes_it() {
+        let m = reduce(&tiny(), "y", "ReduceMax", &[1]).unwrap();
+        let g = m.graph.as_ref().unwrap();
+        let last = g.node.last().unwrap();
+        assert_eq!(last.op_type(), "ReduceMax");
+        assert_eq!(last.input, ["y"]);
+        assert_eq!(g.output.last().unwrap().name(), "assay::ReduceMax::y");
+        assert!(last.attribute.iter().any(|a| a.name() == "axes" && a.ints == [1]));
+        let mut m18 = tiny();
+        m18.opset_import[0].version = Some(18);
+        let g18 = reduce(&m18, "y", "ReduceMean", &[1]).unwrap().graph.unwrap();
+        assert_eq!(g18.node.last().unwrap().input.len(), 2, "axes become an input from opset 18");
+        assert!(reduce(&tiny(), "nope", "ReduceMax", &[1]).is_err());
     }
 
     #[test]

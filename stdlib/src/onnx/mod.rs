@@ -10,3 +10,4 @@ pub mod model;
 pub mod runtime;
 pub mod testdata;
 pub mod tools;
+pub mod units;

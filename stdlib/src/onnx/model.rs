@@ -279,6 +279,21 @@ impl Model {
         self.run(&key, || graph::expose(proto, &sorted), feeds, &sorted)
     }
 
+    /// Runs and returns `op` over `axes` of a tensor, computed inside the graph.
+    pub fn reduced(
+        &self,
+        feeds: Vec<(String, ArrayD<f32>)>,
+        tensor: &str,
+        op: &str,
+        axes: &[i64],
+    ) -> Result<ArrayD<f32>, String> {
+        let key = format!("reduce:{op}:{axes:?}:{tensor}");
+        let name = graph::reduced_name(op, tensor);
+        let proto = &self.proto;
+        let mut out = self.run(&key, || graph::reduce(proto, tensor, op, axes), feeds, std::slice::from_ref(&name))?;
+        out.remove(&name).ok_or_else(|| "the reduction produced no output".to_string())
+    }
+
     /// Runs with each named tensor mixed as `mask*new + (1-mask)*orig`.
     pub fn patch(
         &self,

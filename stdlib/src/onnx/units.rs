@@ -1,0 +1,294 @@
+//! Units: a named slice of a model tensor, and running it on inputs in
+//! batches. A channel of [N, C, H, W] is reduced over space inside the graph
+//! (so only [N, C] leaves ONNX Runtime); a neuron of [N, T, D] is read at
+//! chosen token positions; an attention head is a slice of [N, T, H*Dh] or
+//! [N, H, T, Dh].
+
+use std::any::Any;
+use std::sync::Arc;
+
+use assay_interpreter::{Args, Handle, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use ndarray::{concatenate, ArrayD, Axis, Ix3, Ix4, Slice};
+
+use super::model::Model;
+use super::tools::{feeds, model_of};
+use crate::core::FnTool;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Reduce {
+    Max,
+    Mean,
+}
+
+#[derive(Debug, Clone)]
+pub enum Select {
+    /// One channel of [N, C, ...], or all of them (`None`), reduced over the rest.
+    Channel(Option<usize>, Reduce),
+    /// One feature of [N, T, D] at some positions (negative from the end), or all positions.
+    Neuron(usize, Option<Vec<i64>>),
+    /// Head `h` of [N, T, H*Dh] (`heads` given) or of [N, H, T, Dh].
+    Head(usize, Option<usize>),
+}
+
+#[derive(Debug)]
+pub struct Unit {
+    pub model: Arc<Model>,
+    pub tensor: String,
+    pub select: Select,
+}
+
+impl Handle for Unit {
+    fn kind(&self) -> &'static str {
+        "unit"
+    }
+    fn describe(&self) -> String {
+        let what = match &self.select {
+            Select::Channel(Some(c), r) => format!("channel {c} ({:?} over space)", r).to_lowercase(),
+            Select::Channel(None, r) => format!("every channel ({:?} over space)", r).to_lowercase(),
+            Select::Neuron(d, Some(p)) => format!("neuron {d} at positions {p:?}"),
+            Select::Neuron(d, None) => format!("neuron {d} at every position"),
+            Select::Head(h, _) => format!("head {h}"),
+        };
+        format!("unit {what} of `{}` in {}", self.tensor, self.model.display)
+    }
+    fn digest(&self) -> String {
+        format!("{}:{}:{:?}", self.model.sha256, self.tensor, self.select)
+    }
+    fn field(&self, name: &str) -> Option<Value> {
+        match name {
+            "tensor" => Some(Value::str(&self.tensor)),
+            "index" => match &self.select {
+                Select::Channel(Some(i), _) | Select::Neuron(i, _) | Select::Head(i, _) => Some(Value::Num(*i as f64)),
+                Select::Channel(None, _) => Some(Value::None),
+            },
+            _ => None,
+        }
+    }
+    fn field_names(&self) -> Vec<&'static str> {
+        vec!["tensor", "index"]
+    }
+    fn call_tool(&self) -> Option<&'static str> {
+        Some("activations")
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+fn reduce_of(a: &Args, i: usize) -> Result<Reduce, ToolError> {
+    match a.str(i)? {
+        "max" => Ok(Reduce::Max),
+        "mean" => Ok(Reduce::Mean),
+        other => Err(ToolError::arg(i, format!("`reduce` is \"max\" or \"mean\", found \"{other}\""))),
+    }
+}
+
+fn check_tensor(m: &Model, t: &str, i: usize) -> Result<(), ToolError> {
+    if super::graph::sites(&m.proto).iter().any(|s| s.name == t) {
+        return Ok(());
+    }
+    let names: Vec<String> = super::graph::sites(&m.proto).into_iter().map(|s| s.name).collect();
+    let help = match assay_interpreter::closest(t, names.iter().map(|s| s.as_str())) {
+        Some(c) => format!("did you mean `{c}`? `inspect(model)` lists the tensors"),
+        None => "`inspect(model)` or `assay inspect FILE` lists the tensors".into(),
+    };
+    Err(ToolError::arg(i, format!("the model has no tensor `{t}`")).help(help))
+}
+
+fn unit_sig() -> Signature {
+    Signature::new("unit", "models", "One unit of a model tensor. Give exactly one of `channel` (of [N, C, H, W], reduced over space by `reduce`), `neuron` (of [N, T, D], at `positions`, negative counting from the end; all positions if omitted) or `head` (of [N, H, T, Dh], or of [N, T, H*Dh] with `heads`). Call it on inputs: `u(x)` is activations(u, x).")
+        .param("model", Type::Handle("model"), "a model")
+        .param("tensor", Type::Str, "the tensor's name (see inspect)")
+        .opt("channel", Type::Num, Value::None, "channel index")
+        .opt("neuron", Type::Num, Value::None, "feature index")
+        .opt("head", Type::Num, Value::None, "attention head index")
+        .opt("reduce", Type::Str, Value::str("max"), "\"max\" or \"mean\" over space, for channels")
+        .opt("positions", Type::list(Type::Num), Value::None, "token positions, for neurons")
+        .opt("heads", Type::Num, Value::None, "number of heads, when heads are packed in the last dimension")
+        .returns(Type::Handle("unit"))
+        .example("let m = onnx(\"fixtures/tiny.onnx\")\nlet u = unit(m, \"y\", channel: 2)\nassert u(tensor([[1, 2, 3], [0, 0, -9]])) == tensor([3.5, 0])")
+}
+fn unit(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let model = model_of(a, 0)?;
+    let tensor = a.str(1)?.to_string();
+    check_tensor(&model, &tensor, 1)?;
+    let given = [2, 3, 4].iter().filter(|i| !a.is_none(**i)).count();
+    if given != 1 {
+        return Err(ToolError::new("give exactly one of `channel`, `neuron` or `head`")
+            .help("e.g. unit(net, \"/_blocks.15/Relu6_output_0\", channel: 42)"));
+    }
+    let select = if !a.is_none(2) {
+        Select::Channel(Some(a.count(2)?), reduce_of(a, 5)?)
+    } else if !a.is_none(3) {
+        let positions = if a.is_none(6) { None } else { Some(a.numbers(6)?.into_iter().map(|p| p as i64).collect()) };
+        Select::Neuron(a.count(3)?, positions)
+    } else {
+        let heads = if a.is_none(7) { None } else { Some(a.count(7)?) };
+        Select::Head(a.count(4)?, heads)
+    };
+    Ok(Value::Handle(Arc::new(Unit { model, tensor, select })))
+}
+
+fn layer_sig() -> Signature {
+    Signature::new("layer", "models", "Every channel of a [N, C, H, W] tensor at once, reduced over space inside the graph: calling it gives [N, C].")
+        .param("model", Type::Handle("model"), "a model")
+        .param("tensor", Type::Str, "the tensor's name")
+        .opt("reduce", Type::Str, Value::str("max"), "\"max\" or \"mean\"")
+        .returns(Type::Handle("unit"))
+        .example("let m = onnx(\"fixtures/tiny.onnx\")\nlet l = layer(m, \"y\")\nassert l(tensor([[1, 2, 3], [0, 0, -9]])).shape == [2, 3]")
+}
+fn layer(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let model = model_of(a, 0)?;
+    let tensor = a.str(1)?.to_string();
+    check_tensor(&model, &tensor, 1)?;
+    Ok(Value::Handle(Arc::new(Unit { model, tensor, select: Select::Channel(None, reduce_of(a, 2)?) })))
+}
+
+fn unit_of(a: &Args, i: usize) -> Result<&Unit, ToolError> {
+    match a.get(i) {
+        Value::Handle(h) => h
+            .as_any()
+            .downcast_ref::<Unit>()
+            .ok_or_else(|| ToolError::arg(i, format!("expected a unit, found a {}", h.kind()))),
+        other => {
+            Err(ToolError::arg(i, format!("expected a unit (from unit() or layer()), found a {}", other.type_name())))
+        }
+    }
+}
+
+/// Runs one batch and selects the unit.
+fn run_unit(u: &Unit, feeds: Vec<(String, ArrayD<f32>)>) -> Result<ArrayD<f32>, String> {
+    match &u.select {
+        Select::Channel(index, r) => {
+            let op = if *r == Reduce::Max { "ReduceMax" } else { "ReduceMean" };
+            // Reduce every axis after the channel axis.
+            let rank = u
+                .model
+                .every_tensor()?
+                .iter()
+                .find(|p| p.name == u.tensor)
+                .and_then(|p| p.shape.as_ref().map(|s| s.len()));
+            let rank = rank
+                .or_else(|| {
+                    u.model.inputs.iter().find(|p| p.name == u.tensor).and_then(|p| p.shape.as_ref().map(|s| s.len()))
+                })
+                .unwrap_or(4);
+            if rank < 2 {
+                return Err(format!("`{}` has rank {rank}; channels need a tensor of at least [N, C]", u.tensor));
+            }
+            let axes: Vec<i64> = (2..rank as i64).collect();
+            let all = if axes.is_empty() {
+                u.model.capture(feeds, std::slice::from_ref(&u.tensor))?.remove(&u.tensor).ok_or("no output")?
+            } else {
+                u.model.reduced(feeds, &u.tensor, op, &axes)?
+            };
+            match index {
+                None => Ok(all),
+                Some(c) => {
+                    let channels = all.shape().get(1).copied().unwrap_or(0);
+                    if *c >= channels {
+                        return Err(format!("channel {c} is out of range: `{}` has {channels} channels", u.tensor));
+                    }
+                    Ok(all.index_axis(Axis(1), *c).to_owned())
+                }
+            }
+        }
+        Select::Neuron(d, positions) => {
+            let t = u.model.capture(feeds, std::slice::from_ref(&u.tensor))?.remove(&u.tensor).ok_or("no output")?;
+            let t = t
+                .into_dimensionality::<Ix3>()
+                .map_err(|_| format!("`{}` is not [N, T, D]; neurons need a rank-3 tensor", u.tensor))?;
+            let (_, tlen, dim) = t.dim();
+            if *d >= dim {
+                return Err(format!("neuron {d} is out of range: `{}` has {dim} features", u.tensor));
+            }
+            let feature = t.index_axis(Axis(2), *d).to_owned();
+            match positions {
+                None => Ok(feature.into_dyn()),
+                Some(ps) => {
+                    let mut cols = Vec::new();
+                    for p in ps {
+                        let q = if *p < 0 { tlen as i64 + p } else { *p };
+                        if q < 0 || q >= tlen as i64 {
+                            return Err(format!("position {p} is out of range for {tlen} tokens"));
+                        }
+                        cols.push(feature.index_axis(Axis(1), q as usize).insert_axis(Axis(1)).to_owned());
+                    }
+                    let views: Vec<_> = cols.iter().map(|c| c.view()).collect();
+                    concatenate(Axis(1), &views).map(|a| a.into_dyn()).map_err(|e| e.to_string())
+                }
+            }
+        }
+        Select::Head(h, heads) => {
+            let t = u.model.capture(feeds, std::slice::from_ref(&u.tensor))?.remove(&u.tensor).ok_or("no output")?;
+            match (t.ndim(), heads) {
+                (4, _) => {
+                    let t = t.into_dimensionality::<Ix4>().map_err(|e| e.to_string())?;
+                    if *h >= t.dim().1 {
+                        return Err(format!("head {h} is out of range: `{}` has {} heads", u.tensor, t.dim().1));
+                    }
+                    Ok(t.index_axis(Axis(1), *h).to_owned().into_dyn())
+                }
+                (3, Some(n)) => {
+                    let width = t.shape()[2];
+                    if *n == 0 || width % n != 0 {
+                        return Err(format!("{width} features do not split into {n} heads"));
+                    }
+                    let dh = width / n;
+                    if *h >= *n {
+                        return Err(format!("head {h} is out of range for {n} heads"));
+                    }
+                    Ok(t.slice_axis(Axis(2), Slice::from(h * dh..(h + 1) * dh)).to_owned())
+                }
+                (3, None) => Err(format!("`{}` is [N, T, H*Dh]: say how many heads with `heads:`", u.tensor)),
+                (r, _) => Err(format!("`{}` has rank {r}; heads need [N, H, T, Dh] or [N, T, H*Dh]", u.tensor)),
+            }
+        }
+    }
+}
+
+fn activations_sig() -> Signature {
+    Signature::new("activations", "models", "Runs a unit on inputs, `batch` rows at a time, and returns its values: one number per row for a channel, [N, C] for a layer, [N, positions] or [N, T] for a neuron, [N, T, Dh] for a head. `u(x)` is the same call.")
+        .param("unit", Type::Handle("unit"), "a unit or layer")
+        .param("inputs", Type::Any, "a record {input_name: tensor}, or one tensor; rows along the first axis")
+        .opt("batch", Type::Num, Value::Num(32.0), "rows per run")
+        .returns(Type::Tensor)
+        .example("let m = onnx(\"fixtures/tiny.onnx\")\nlet u = unit(m, \"z\", channel: 0)\nlet x = tensor([[1, 0, 0], [2, 0, 0], [3, 0, 0], [0, 0, 0]])\nassert activations(u, x, batch: 2) == tensor([4, 6, 8, 2])")
+}
+fn activations(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let u = unit_of(a, 0)?;
+    let all = feeds(&u.model, a, 1)?;
+    let batch = a.count(2)?.max(1);
+    let n = all.first().map(|(_, t)| t.shape().first().copied().unwrap_or(1)).unwrap_or(0);
+    if all.iter().any(|(_, t)| t.shape().first().copied().unwrap_or(1) != n) {
+        return Err(ToolError::arg(1, "all inputs must have the same number of rows (first dimension)"));
+    }
+    let mut parts: Vec<ArrayD<f32>> = Vec::new();
+    let mut start = 0;
+    while start < n.max(1) {
+        let end = (start + batch).min(n.max(1));
+        let chunk: Vec<(String, ArrayD<f32>)> = all
+            .iter()
+            .map(|(k, t)| {
+                let part =
+                    if t.ndim() == 0 { t.clone() } else { t.slice_axis(Axis(0), Slice::from(start..end)).to_owned() };
+                (k.clone(), part)
+            })
+            .collect();
+        parts.push(run_unit(u, chunk).map_err(|e| ToolError::arg(1, e))?);
+        start = end;
+    }
+    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+    let joined = concatenate(Axis(0), &views).map_err(|e| ToolError::new(e.to_string()))?;
+    Ok(Value::tensor(joined))
+}
+
+pub(crate) fn register(r: &mut Registry) {
+    for (sig, f) in [
+        (unit_sig as fn() -> Signature, unit as crate::core::ToolFn),
+        (layer_sig, layer),
+        (activations_sig, activations),
+    ] {
+        r.register(FnTool::new(sig, f));
+    }
+}
