@@ -225,12 +225,19 @@ fn execute_script(
     out.inputs.extend(prepared.inputs.clone());
     let mut artifacts = std::mem::take(&mut out.artifacts);
     let results = results_json(&out, &s.file, &mut artifacts);
+    let mut extra = BTreeMap::new();
+    if let Some(rt) = assay_stdlib::onnx::runtime::loaded() {
+        extra.insert(
+            "onnxruntime".to_string(),
+            json!({"version": rt.runtime.version, "threads": rt.threads, "library": rt.runtime.library.display().to_string()}),
+        );
+    }
     let info = ManifestInfo {
         script_name: &s.file.name,
         script_text: &s.file.text,
         script_dir: &s.dir,
         allowed_roots: sandbox.roots(),
-        extra: BTreeMap::new(),
+        extra,
     };
     let files = RunFiles {
         script: s.file.text.clone(),

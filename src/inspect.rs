@@ -50,7 +50,7 @@ pub fn cmd_inspect(path: &Path, json_out: bool, pattern: Option<&str>) -> u8 {
     };
     let sha = hex::encode(sha2::Sha256::digest(&bytes));
     let display = path.display().to_string();
-    let model = match Model::load(path, &display, &bytes, sha.clone()) {
+    let model = match Model::load(path, &display, &bytes, sha.clone(), assay_stdlib::onnx::model::Provider::Cpu) {
         Ok(m) => m,
         Err(e) => return fail(format!("cannot load {display}: {e}"), EXIT_SCRIPT),
     };

@@ -22,7 +22,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() {
     let (path, _) = assay_stdlib::models::efficientnet::provision().expect("model");
     let bytes = std::fs::read(&path).unwrap();
-    let m = Model::load(&path, "efficientnet-lite0", &bytes, String::new()).expect("load");
+    let m = Model::load(&path, "efficientnet-lite0", &bytes, String::new(), assay_stdlib::onnx::model::Provider::Cpu)
+        .expect("load");
     let photos = vision::photo_files().expect("photos");
     let batch = 16;
     let mut data = Vec::new();

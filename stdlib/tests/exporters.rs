@@ -114,7 +114,8 @@ fn exporters_models_load_inspect_and_round_trip() {
             // Lossless protobuf round trip.
             let proto = graph::decode(&bytes).unwrap();
             assert_eq!(graph::encode(&proto), bytes, "{member}: re-encoding changed the bytes");
-            let m = Model::load(&file, member, &bytes, String::new()).unwrap_or_else(|e| panic!("{member}: {e}"));
+            let m = Model::load(&file, member, &bytes, String::new(), assay_stdlib::onnx::model::Provider::Cpu)
+                .unwrap_or_else(|e| panic!("{member}: {e}"));
             let rows = inspect_rows(&m).unwrap_or_else(|e| panic!("{member}: inspect: {e}"));
             assert!(rows.len() > m.inputs.len(), "{member}: inspect lists intermediate tensors");
 

@@ -115,6 +115,7 @@ pub struct Model {
     pub outputs: Vec<Port>,
     /// Class names, for classifiers that come with them.
     pub labels: Vec<String>,
+    pub provider: Provider,
     sessions: Mutex<HashMap<String, Shared>>,
     every_tensor: OnceLock<Result<Vec<Port>, String>>,
 }
@@ -140,14 +141,43 @@ pub fn external_files(m: &ModelProto) -> Vec<String> {
     out
 }
 
-fn builder() -> Result<ort::session::builder::SessionBuilder, String> {
+/// Where a model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    Cpu,
+    Cuda,
+}
+
+impl Provider {
+    pub fn parse(s: &str) -> Result<Provider, String> {
+        match s {
+            "cpu" => Ok(Provider::Cpu),
+            "cuda" => Ok(Provider::Cuda),
+            other => Err(format!("unknown execution provider \"{other}\"; use \"cpu\" or \"cuda\"")),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::Cpu => "cpu",
+            Provider::Cuda => "cuda",
+        }
+    }
+}
+
+fn builder(provider: Provider) -> Result<ort::session::builder::SessionBuilder, String> {
     let rt = runtime::runtime()?;
-    Session::builder(&rt.env).map_err(|e| e.to_string())
+    let b = Session::builder(&rt.env).map_err(|e| e.to_string())?;
+    match provider {
+        Provider::Cpu => Ok(b),
+        Provider::Cuda => b.with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()]).map_err(|e| {
+            format!("the CUDA execution provider is not available ({e}); it needs the onnxruntime-gpu library (set ASSAY_ORT_LIB to its libonnxruntime.so) and a CUDA GPU")
+        }),
+    }
 }
 
 impl Model {
     /// Loads a model file (already read and digested by the caller).
-    pub fn load(path: &Path, display: &str, bytes: &[u8], sha256: String) -> Result<Model, String> {
+    pub fn load(path: &Path, display: &str, bytes: &[u8], sha256: String, provider: Provider) -> Result<Model, String> {
         let proto = graph::decode(bytes)?;
         let dir = path.parent().unwrap_or(Path::new("."));
         for f in external_files(&proto) {
@@ -158,7 +188,7 @@ impl Model {
                 ));
             }
         }
-        let mut b = builder()?;
+        let mut b = builder(provider)?;
         let session = b.commit_from_file(path).map_err(|e| format!("ONNX Runtime cannot load the model: {e}"))?;
         let inputs = session.inputs().iter().map(|o| Port::from_outlet(o.name(), o.dtype())).collect();
         let outputs = session.outputs().iter().map(|o| Port::from_outlet(o.name(), o.dtype())).collect();
@@ -172,6 +202,7 @@ impl Model {
             inputs,
             outputs,
             labels: Vec::new(),
+            provider,
             sessions: Mutex::new(sessions),
             every_tensor: OnceLock::new(),
         })
@@ -186,7 +217,7 @@ impl Model {
         let proto = make()?;
         let bytes = graph::encode(&proto);
         let dir = self.path.parent().unwrap_or(Path::new(".")).display().to_string();
-        let mut b = builder()?
+        let mut b = builder(self.provider)?
             .with_config_entry("session.model_external_initializers_file_folder_path", dir)
             .map_err(|e| e.to_string())?;
         let s = b.commit_from_memory(&bytes).map_err(|e| format!("ONNX Runtime rejected the rewritten model: {e}"))?;

@@ -204,6 +204,11 @@ pub fn threads() -> usize {
 
 static RUNTIME: OnceLock<Result<Loaded, String>> = OnceLock::new();
 
+/// The runtime, if this process has loaded it (for the run manifest).
+pub fn loaded() -> Option<&'static Loaded> {
+    RUNTIME.get().and_then(|r| r.as_ref().ok())
+}
+
 /// Loads ONNX Runtime once per process and creates its environment.
 pub fn runtime() -> Result<&'static Loaded, String> {
     RUNTIME

@@ -41,7 +41,7 @@ impl Handle for ModelHandle {
         format!("model {} ({})", self.0.display, ins.join(", "))
     }
     fn digest(&self) -> String {
-        self.0.sha256.clone()
+        format!("{}:{}", self.0.sha256, self.0.provider.name())
     }
     fn field(&self, name: &str) -> Option<Value> {
         Some(match name {
@@ -50,11 +50,12 @@ impl Handle for ModelHandle {
             "path" => Value::str(&self.0.display),
             "sha256" => Value::str(&self.0.sha256),
             "labels" => Value::list(self.0.labels.iter().map(Value::str).collect()),
+            "provider" => Value::str(self.0.provider.name()),
             _ => return None,
         })
     }
     fn field_names(&self) -> Vec<&'static str> {
-        vec!["inputs", "outputs", "path", "sha256", "labels"]
+        vec!["inputs", "outputs", "path", "sha256", "labels", "provider"]
     }
     fn as_any(&self) -> &dyn Any {
         self
@@ -159,11 +160,13 @@ fn select(model: &Model, a: &Args, i: usize) -> Result<Vec<String>, ToolError> {
 fn onnx_sig() -> Signature {
     Signature::new("onnx", "models", "Loads an ONNX model (from any exporter; external-data weights beside it are found) into ONNX Runtime. Its sha256 goes into the run's manifest.")
         .param("path", Type::Str, "the .onnx file, relative to the script's folder")
+        .opt("provider", Type::Str, Value::str("cpu"), "execution provider: \"cpu\" or \"cuda\" (needs onnxruntime-gpu and a GPU)")
         .returns(model_type())
         .example("let m = onnx(\"fixtures/tiny.onnx\")\nassert m.inputs[0].name == \"x\"\nassert m.outputs[0].shape == [2, 3]")
 }
 fn onnx(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let display = a.str(0)?.to_string();
+    let provider = super::model::Provider::parse(a.str(1)?).map_err(|e| ToolError::arg(1, e))?;
     let path = ctx.resolve_read(&display).map_err(|e| ToolError { arg: Some(0), ..e })?;
     let bytes = ctx.read_file(&display).map_err(|e| ToolError { arg: Some(0), ..e })?;
     let sha = hex::encode(Sha256::digest(&bytes));
@@ -180,7 +183,7 @@ fn onnx(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
             ctx.read_file(&p.display().to_string()).map_err(|e| ToolError { arg: Some(0), ..e })?;
         }
     }
-    let model = Model::load(&path, &display, &bytes, sha).map_err(|e| {
+    let model = Model::load(&path, &display, &bytes, sha, provider).map_err(|e| {
         ToolError::arg(0, format!("cannot load `{display}`: {e}"))
             .help("check that the file is a complete .onnx model; `assay inspect FILE` shows what it contains")
     })?;
