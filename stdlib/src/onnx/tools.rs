@@ -86,6 +86,23 @@ pub fn feeds(model: &Model, a: &Args, i: usize) -> Result<Vec<(String, ArrayD<f3
     let as_tensor = |v: &Value, what: &str| -> Result<ArrayD<f32>, ToolError> {
         to_tensor(v).map(|t| t.as_ref().clone()).map_err(|e| ToolError::arg(i, format!("{what}: {e}")))
     };
+    // Text for a model with a tokenizer: token ids for its one input.
+    let texts: Option<Vec<String>> = match a.get(i) {
+        Value::Str(s) => Some(vec![s.to_string()]),
+        Value::List(items) if !items.is_empty() && items.iter().all(|v| matches!(v, Value::Str(_))) => {
+            Some(items.iter().map(|v| v.to_text()).collect())
+        }
+        _ => None,
+    };
+    if let Some(texts) = texts {
+        let tok = model.tokenizer.as_ref().ok_or_else(|| {
+            ToolError::arg(i, "this model has no tokenizer, so it cannot take text; pass tensors")
+                .help("language models from model(\"smollm2-135m\") take text")
+        })?;
+        let ids = encode_batch(tok, &texts).map_err(|e| ToolError::arg(i, e))?;
+        let input = model.inputs.first().map(|p| p.name.clone()).unwrap_or_default();
+        return Ok(vec![(input, ids)]);
+    }
     match a.get(i) {
         Value::Record(r) => r.iter().map(|(k, v)| Ok((k.clone(), as_tensor(v, &format!("input `{k}`"))?))).collect(),
         v => {
@@ -103,6 +120,27 @@ pub fn feeds(model: &Model, a: &Args, i: usize) -> Result<Vec<(String, ArrayD<f3
             Ok(vec![(model.inputs[0].name.clone(), as_tensor(v, "inputs")?)])
         }
     }
+}
+
+/// Token ids [N, T] for texts that tokenize to the same length.
+pub fn encode_batch(tok: &tokenizers::Tokenizer, texts: &[String]) -> Result<ArrayD<f32>, String> {
+    let mut rows: Vec<Vec<u32>> = Vec::new();
+    for t in texts {
+        let enc = tok.encode(t.as_str(), false).map_err(|e| format!("cannot tokenize {t:?}: {e}"))?;
+        rows.push(enc.get_ids().to_vec());
+    }
+    let len = rows.first().map(|r| r.len()).unwrap_or(0);
+    if len == 0 {
+        return Err("the text is empty: a language model needs at least one token".into());
+    }
+    if let Some((k, r)) = rows.iter().enumerate().find(|(_, r)| r.len() != len) {
+        return Err(format!(
+            "texts must have the same number of tokens to run as one batch: text 0 has {len}, text {k} has {}",
+            r.len()
+        ));
+    }
+    let data: Vec<f32> = rows.into_iter().flatten().map(|x| x as f32).collect();
+    ArrayD::from_shape_vec(vec![texts.len(), len], data).map_err(|e| e.to_string())
 }
 
 fn outputs_record(out: std::collections::BTreeMap<String, ArrayD<f32>>) -> Value {

@@ -1,0 +1,103 @@
+//! A small builder for ONNX graphs made from weights (the models Assay
+//! converts itself): nodes named like a torch export, float32 and int64
+//! initializers, and weights written to an external-data file when large.
+
+use crate::onnx::proto::{
+    attribute_proto::AttributeType, tensor_proto::DataLocation, tensor_proto::DataType, AttributeProto, NodeProto,
+    StringStringEntryProto, TensorProto,
+};
+
+pub fn ints(name: &str, v: &[i64]) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Ints as i32),
+        ints: v.to_vec(),
+        ..Default::default()
+    }
+}
+pub fn int(name: &str, v: i64) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Int as i32),
+        i: Some(v),
+        ..Default::default()
+    }
+}
+
+#[derive(Default)]
+pub struct GraphBuilder {
+    pub nodes: Vec<NodeProto>,
+    pub inits: Vec<TensorProto>,
+    /// Bytes of the external-data file, when `external` is set.
+    pub data: Vec<u8>,
+    /// File name initializers larger than 1 KiB are stored in.
+    pub external: Option<String>,
+}
+
+impl GraphBuilder {
+    /// Adds a node; its output is `{name}_output_0` unless `output` is given.
+    pub fn node(&mut self, op: &str, name: &str, inputs: &[&str], attrs: Vec<AttributeProto>) -> String {
+        let out = format!("{name}_output_0");
+        self.node_to(op, name, inputs, attrs, &out);
+        out
+    }
+
+    pub fn node_to(&mut self, op: &str, name: &str, inputs: &[&str], attrs: Vec<AttributeProto>, output: &str) {
+        self.nodes.push(NodeProto {
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.to_string()],
+            name: Some(name.into()),
+            op_type: Some(op.into()),
+            attribute: attrs,
+            ..Default::default()
+        });
+    }
+
+    fn raw(&mut self, name: &str, dims: &[usize], data_type: DataType, raw: Vec<u8>) {
+        let mut t = TensorProto {
+            name: Some(name.into()),
+            data_type: Some(data_type as i32),
+            dims: dims.iter().map(|d| *d as i64).collect(),
+            ..Default::default()
+        };
+        match &self.external {
+            Some(file) if raw.len() > 1024 => {
+                // Keep offsets 64-byte aligned, as exporters do.
+                while !self.data.len().is_multiple_of(64) {
+                    self.data.push(0);
+                }
+                let kv = |k: &str, v: String| StringStringEntryProto { key: Some(k.into()), value: Some(v) };
+                t.data_location = Some(DataLocation::External as i32);
+                t.external_data = vec![
+                    kv("location", file.clone()),
+                    kv("offset", self.data.len().to_string()),
+                    kv("length", raw.len().to_string()),
+                ];
+                self.data.extend(raw);
+            }
+            _ => t.raw_data = Some(raw),
+        }
+        self.inits.push(t);
+    }
+
+    pub fn f32(&mut self, name: &str, dims: &[usize], data: &[f32]) -> String {
+        self.raw(name, dims, DataType::Float, data.iter().flat_map(|x| x.to_le_bytes()).collect());
+        name.to_string()
+    }
+
+    pub fn i64(&mut self, name: &str, dims: &[usize], data: &[i64]) -> String {
+        self.raw(name, dims, DataType::Int64, data.iter().flat_map(|x| x.to_le_bytes()).collect());
+        name.to_string()
+    }
+}
+
+/// Row-major [rows, cols] to [cols, rows].
+pub fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; data.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = data[r * cols + c];
+        }
+    }
+    out
+}

