@@ -66,7 +66,7 @@ pub fn build(g: &Gguf, data_file: &str) -> Result<(ModelProto, Vec<u8>), String>
         rope_base: g.meta_f64("llama.rope.freq_base")?,
         vocab: g.meta_i64("llama.vocab_size")? as usize,
     };
-    if c.heads == 0 || c.kv_heads == 0 || c.heads % c.kv_heads != 0 || c.dim % c.heads != 0 {
+    if c.heads == 0 || c.kv_heads == 0 || !c.heads.is_multiple_of(c.kv_heads) || !c.dim.is_multiple_of(c.heads) {
         return Err("inconsistent attention sizes in the GGUF metadata".into());
     }
     let hd = c.dim / c.heads;
