@@ -6,5 +6,6 @@
 mod cases;
 mod cli;
 mod docs;
+mod models;
 mod props;
 mod support;

@@ -28,11 +28,12 @@ pub struct Test {
     args: Vec<String>,
     dir: PathBuf,
     stdin: Option<Vec<u8>>,
+    env: Vec<(String, String)>,
 }
 
 impl Test {
     pub fn new(dir: &Path) -> Self {
-        Test { args: Vec::new(), dir: dir.to_path_buf(), stdin: None }
+        Test { args: Vec::new(), dir: dir.to_path_buf(), stdin: None, env: Vec::new() }
     }
     pub fn arg(mut self, a: impl AsRef<str>) -> Self {
         self.args.push(a.as_ref().to_string());
@@ -42,6 +43,10 @@ impl Test {
         self.args.extend(a.into_iter().map(|s| s.as_ref().to_string()));
         self
     }
+    pub fn env(mut self, k: &str, v: impl AsRef<str>) -> Self {
+        self.env.push((k.to_string(), v.as_ref().to_string()));
+        self
+    }
     pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
         self.stdin = Some(bytes.into());
         self
@@ -49,6 +54,9 @@ impl Test {
     pub fn run(self) -> Output {
         let mut cmd = Command::new(assay_bin());
         cmd.args(&self.args).current_dir(&self.dir).stdout(Stdio::piped()).stderr(Stdio::piped());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
         cmd.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
         let mut child = cmd.spawn().expect("spawn assay");
         if let Some(bytes) = self.stdin {

@@ -8,6 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use sha2::{Digest, Sha256};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A name unique to this process and call, for temporary files and folders.
+fn unique(stem: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(".{stem}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
 
 use crate::onnx::runtime::cache_dir;
 
@@ -42,7 +49,7 @@ fn cached(p: &Pinned, download: impl Fn(&Path) -> Result<(), String>) -> Result<
         return Ok(dest);
     }
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let work = dir.join(format!(".download-{}-{}", p.name, std::process::id()));
+    let work = dir.join(unique(&format!("download-{}", p.name.replace('/', "_"))));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
     let result = download(&work).and_then(|()| {
@@ -127,7 +134,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = path.with_file_name(unique(&format!("{name}.tmp")));
     std::fs::write(&tmp, bytes).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, path).map_err(|e| e.to_string())
 }

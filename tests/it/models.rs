@@ -1,0 +1,54 @@
+//! The model layer from the command line: ONNX Runtime provisioning on a
+//! fresh cache, and `assay inspect`.
+
+use crate::support::{repo_root, Test};
+
+#[test]
+fn setup_fetches_onnx_runtime_into_an_empty_cache_then_reuses_it() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let dir = cache.path().to_str().expect("path");
+    // A Python onnxruntime, if the machine has one, would be used instead of fetching.
+    let first = Test::new(cache.path()).env("ASSAY_CACHE_DIR", dir).args(["setup", "--json"]).run();
+    assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
+    let how = first.json()["onnxruntime"]["how"].as_str().unwrap_or("").to_string();
+    assert!(how.contains("fetched") || how.contains("Python onnxruntime"), "{how}");
+    let second = Test::new(cache.path()).env("ASSAY_CACHE_DIR", dir).args(["setup", "--json"]).run();
+    assert_eq!(second.code, 0);
+    if how.contains("fetched") {
+        assert!(second.json()["onnxruntime"]["how"].as_str().unwrap_or("").starts_with("cached at"));
+        assert!(cache.path().join("onnxruntime/1.31.1/libonnxruntime.so.1.31.1").is_file());
+    }
+}
+
+#[test]
+fn setup_reports_a_missing_library_clearly() {
+    let out = Test::new(&repo_root()).env("ASSAY_ORT_LIB", "/nonexistent/libonnxruntime.so").args(["setup"]).run();
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("ASSAY_ORT_LIB is set to /nonexistent/libonnxruntime.so, which is not a file"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("Set ASSAY_ORT_LIB"), "says how to provide it: {}", out.stderr);
+}
+
+#[test]
+fn inspect_lists_tensors_grouped_and_as_json() {
+    let model = repo_root().join("stdlib/tests/fixtures/tiny.onnx");
+    let text = Test::new(&repo_root()).args(["inspect", model.to_str().expect("path")]).run();
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    assert!(text.stdout.contains("inputs:\n  x  float32 [2, 3]"), "{}", text.stdout);
+    assert!(text.stdout.contains("y  float32 [2, 3]  Relu"), "{}", text.stdout);
+    let json =
+        Test::new(&repo_root()).args(["inspect", model.to_str().expect("path"), "--json", "--pattern", "[hz]"]).run();
+    let j = json.json();
+    let names: Vec<&str> =
+        j["tensors"].as_array().expect("tensors").iter().filter_map(|t| t["name"].as_str()).collect();
+    assert_eq!(names, ["h", "z"]);
+    assert_eq!(j["nodes"], 3);
+    let bad = tempfile::NamedTempFile::new().expect("temp");
+    std::fs::write(bad.path(), b"garbage").expect("write");
+    let out = Test::new(&repo_root()).args(["inspect", bad.path().to_str().expect("path")]).run();
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("not a valid ONNX model"), "{}", out.stderr);
+}
