@@ -16,6 +16,7 @@ pub fn registry() -> Registry {
     core::register(&mut r);
     onnx::tools::register(&mut r);
     onnx::units::register(&mut r);
+    onnx::sweep::register(&mut r);
     models::register(&mut r);
     vision::register(&mut r);
     r

@@ -427,6 +427,24 @@ mod tests {
         m
     }
 
+    /// tiny() with a free batch dimension: tests/fixtures/tiny_dynamic.onnx.
+    #[test]
+    fn dynamic_fixture_is_current() {
+        use crate::onnx::proto::tensor_shape_proto::dimension::Value as DimValue;
+        let mut m = tiny();
+        let g = m.graph.as_mut().unwrap();
+        for v in g.input.iter_mut().chain(g.output.iter_mut()) {
+            if let Some(type_proto::Value::TensorType(t)) = &mut v.r#type.as_mut().unwrap().value {
+                t.shape.as_mut().unwrap().dim[0].value = Some(DimValue::DimParam("N".into()));
+            }
+        }
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_dynamic.onnx");
+        if std::env::var_os("ASSAY_BLESS").is_some() {
+            std::fs::write(&path, encode(&m)).unwrap();
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), encode(&m), "run ASSAY_BLESS=1 cargo test -p assay-stdlib");
+    }
+
     /// Fixtures for external data: external.onnx + external.data, and
     /// missing_external.onnx whose data file does not exist.
     #[test]

@@ -8,6 +8,7 @@ pub mod proto {
 pub mod graph;
 pub mod model;
 pub mod runtime;
+pub mod sweep;
 pub mod testdata;
 pub mod tools;
 pub mod units;

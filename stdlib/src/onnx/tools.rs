@@ -148,7 +148,7 @@ fn outputs_record(out: std::collections::BTreeMap<String, ArrayD<f32>>) -> Value
 }
 
 /// Tensor names from a name, a glob, or a list of them.
-fn select(model: &Model, a: &Args, i: usize) -> Result<Vec<String>, ToolError> {
+pub fn select_names(model: &Model, a: &Args, i: usize) -> Result<Vec<String>, ToolError> {
     let patterns: Vec<String> = match a.get(i) {
         Value::Str(s) => vec![s.to_string()],
         Value::List(items) => items
@@ -254,7 +254,7 @@ fn capture_sig() -> Signature {
 fn capture(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let m = model_of(a, 0)?;
     let f = feeds(&m, a, 1)?;
-    let names = select(&m, a, 2)?;
+    let names = select_names(&m, a, 2)?;
     m.capture(f, &names).map(outputs_record).map_err(|e| ToolError::arg(1, e))
 }
 
