@@ -59,6 +59,14 @@ pub trait Handle: Send + Sync + fmt::Debug {
     fn field_names(&self) -> Vec<&'static str> {
         Vec::new()
     }
+    /// For handles that are collections (data sets): their size...
+    fn count(&self) -> Option<usize> {
+        None
+    }
+    /// ...and a new handle holding just the items at these indices.
+    fn select(&self, _indices: &[usize]) -> Option<Value> {
+        None
+    }
     /// The tool that calling the handle means: `u(x)` is `tool(u, x)`.
     fn call_tool(&self) -> Option<&'static str> {
         None

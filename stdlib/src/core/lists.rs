@@ -13,7 +13,7 @@ const MAX_RANGE: i64 = 10_000_000;
 
 fn len_sig() -> Signature {
     Signature::new("len", "lists", "Number of items of a list, characters of a string, fields of a record, numbers in a range, or rows of a tensor.")
-        .param("x", Type::OneOf(vec![Type::list(Type::Any), Type::Str, Type::record(), Type::Range, Type::Tensor]), "a collection")
+        .param("x", Type::OneOf(vec![Type::list(Type::Any), Type::Str, Type::record(), Type::Range, Type::Tensor, Type::Handle("dataset")]), "a collection")
         .returns(Type::Num)
         .example("assert len([1, 2]) == 2\nassert len(\"abc\") == 3\nassert len(0..5) == 5")
 }
@@ -24,6 +24,7 @@ fn len(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         Value::Record(r) => r.len(),
         Value::Range(lo, hi) => (hi - lo).max(0) as usize,
         Value::Tensor(t) => t.shape().first().copied().unwrap_or(1),
+        Value::Handle(h) if h.count().is_some() => h.count().unwrap_or(0),
         other => return Err(ToolError::arg(0, format!("a {} has no length", other.type_name()))),
     };
     Ok(Value::Num(n as f64))
@@ -231,6 +232,26 @@ fn flatten(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     Ok(Value::list(out))
 }
 
+fn take_sig() -> Signature {
+    Signature::new("take", "lists", "The first `n` items of a list or data set (all of them if there are fewer).")
+        .param("xs", Type::Any, "a list, range or data set")
+        .param("n", Type::Num, "how many")
+        .returns(Type::Any)
+        .example("assert take([1, 2, 3], 2) == [1, 2]\nassert take(0..3, 5) == [0, 1, 2]")
+}
+fn take(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let n = a.count(1)?;
+    if let Value::Handle(h) = a.get(0) {
+        if let Some(len) = h.count() {
+            let idx: Vec<usize> = (0..n.min(len)).collect();
+            return h.select(&idx).ok_or_else(|| ToolError::arg(0, "this collection cannot be cut"));
+        }
+    }
+    let mut items = a.items(0)?;
+    items.truncate(n);
+    Ok(Value::list(items))
+}
+
 fn reverse_sig() -> Signature {
     Signature::new("reverse", "lists", "The items in reverse order.")
         .param("xs", Type::Any, "a list")
@@ -348,6 +369,7 @@ pub(super) fn register(r: &mut Registry) {
         (index_of_sig, index_of),
         (flatten_sig, flatten),
         (reverse_sig, reverse),
+        (take_sig, take),
         (sort_sig, sort),
         (keys_sig, keys),
         (values_sig, values),

@@ -108,13 +108,25 @@ fn shuffle(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 
 fn sample_sig() -> Signature {
     Signature::new("sample", "random", "`k` items drawn without replacement, in the order drawn.")
-        .param("xs", Type::Any, "a list or range")
+        .param("xs", Type::Any, "a list, range or data set")
         .param("k", Type::Num, "how many")
         .opt("seed", Type::Num, Value::None, "pin this call's random stream")
-        .returns(Type::list(Type::Any))
+        .returns(Type::OneOf(vec![Type::list(Type::Any), Type::Handle("dataset")]))
         .example("let s = sample(0..100, 5, seed: 1)\nassert len(s) == 5\nassert s == sample(0..100, 5, seed: 1)")
 }
 fn sample(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    // A data set samples into a smaller data set, in the order drawn.
+    if let Value::Handle(h) = a.get(0) {
+        if let Some(len) = h.count() {
+            let k = a.count(1)?;
+            if k > len {
+                return Err(ToolError::arg(1, format!("cannot draw {k} items from {len} without replacement")));
+            }
+            let mut rng = stream(a, 2, ctx)?;
+            let idx: Vec<usize> = rand::seq::index::sample(&mut rng, len, k).into_iter().collect();
+            return h.select(&idx).ok_or_else(|| ToolError::arg(0, "this collection cannot be sampled"));
+        }
+    }
     let items = a.items(0)?;
     let k = a.count(1)?;
     if k > items.len() {

@@ -58,6 +58,10 @@ fn model(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let sha = fetch::sha256_file(&path).map_err(ToolError::new)?;
     ctx.note_input(&path, &sha);
     let mut m = Model::load(&path, name, &bytes, sha, provider).map_err(ToolError::new)?;
+    if name == "efficientnet-lite0" {
+        m.preprocess =
+            Some(crate::onnx::model::Preprocess { resize: 256, size: 224, mean: [127.0; 3], std: [128.0; 3] });
+    }
     m.labels = labels;
     m.tokenizer = tokenizer;
     Ok(Value::Handle(Arc::new(ModelHandle(Arc::new(m)))))

@@ -118,6 +118,8 @@ pub struct Model {
     pub outputs: Vec<Port>,
     /// Class names, for classifiers that come with them.
     pub labels: Vec<String>,
+    /// How images become this model's input, for image models that say.
+    pub preprocess: Option<Preprocess>,
     /// The tokenizer, for language models that come with one.
     pub tokenizer: Option<Arc<tokenizers::Tokenizer>>,
     pub provider: Provider,
@@ -146,6 +148,15 @@ pub fn external_files(m: &ModelProto) -> Vec<String> {
         }
     }
     out
+}
+
+/// Image preprocessing: resize the short side, centre-crop, normalise.
+#[derive(Debug, Clone, Copy)]
+pub struct Preprocess {
+    pub resize: u32,
+    pub size: u32,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
 }
 
 /// Where a model runs.
@@ -210,6 +221,7 @@ impl Model {
             outputs,
             labels: Vec::new(),
             tokenizer: None,
+            preprocess: None,
             provider,
             sessions: Mutex::new(sessions),
             order: Mutex::new(Vec::new()),

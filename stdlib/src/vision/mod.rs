@@ -8,6 +8,10 @@ use image::imageops::FilterType;
 use ndarray::{Array4, ArrayD};
 
 use crate::core::FnTool;
+
+pub mod data;
+pub mod exemplars;
+pub mod svg;
 use crate::models::fetch::{self, Pinned};
 
 const SKIMAGE: Pinned = Pinned {
@@ -180,6 +184,9 @@ fn pixels(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 pub(crate) fn register(r: &mut Registry) {
+    svg::register(r);
+    data::register(r);
+    exemplars::register(r);
     for (sig, f) in [
         (image_sig as fn() -> Signature, image_tool as crate::core::ToolFn),
         (sample_photos_sig, sample_photos),

@@ -1,0 +1,218 @@
+//! Image data sets: files matched by a glob under the script's roots, or
+//! the built-in labelled emoji set (openmoji). A data set is a list of file
+//! names and labels; images are decoded (or rendered, for SVG) only when a
+//! pass reaches them, and every file read is digested into the manifest.
+
+use std::any::Any;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use assay_interpreter::{Args, Handle, Image, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use sha2::{Digest, Sha256};
+
+use crate::core::FnTool;
+use crate::models::fetch::{self, Pinned};
+
+const OPENMOJI: Pinned = Pinned {
+    name: "openmoji",
+    version: "17.0.0",
+    file: "openmoji-17.0.0.tgz",
+    sha256: "55ee7d13485dec86e9f38c1f3a645a13382d33ff97c0cd845ee824b0aef45e68",
+};
+
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub path: PathBuf,
+    pub name: String,
+    pub label: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Dataset {
+    pub name: String,
+    pub items: Arc<Vec<Item>>,
+}
+
+impl Dataset {
+    /// Decodes (PNG, JPEG) or renders (SVG, 224 wide on white) item `i`.
+    pub fn load(&self, i: usize, ctx: &mut dyn ToolCtx) -> Result<Image, String> {
+        let item = self.items.get(i).ok_or_else(|| format!("item {i} is out of range ({} items)", self.items.len()))?;
+        let bytes = std::fs::read(&item.path).map_err(|e| format!("{}: {e}", item.path.display()))?;
+        ctx.note_input(&item.path, &hex::encode(Sha256::digest(&bytes)));
+        if item.path.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg")) {
+            let text = String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8", item.name))?;
+            super::svg::render(&text, 224, Some(224), Some([255, 255, 255, 255]))
+        } else {
+            super::decode(&bytes, &item.name)
+        }
+    }
+}
+
+impl Handle for Dataset {
+    fn kind(&self) -> &'static str {
+        "dataset"
+    }
+    fn describe(&self) -> String {
+        format!("dataset {} ({} images)", self.name, self.items.len())
+    }
+    fn digest(&self) -> String {
+        let mut h = Sha256::new();
+        for it in self.items.iter() {
+            h.update(it.name.as_bytes());
+            h.update([0]);
+            h.update(it.label.as_deref().unwrap_or("").as_bytes());
+            h.update([0]);
+            h.update(std::fs::metadata(&it.path).map(|m| m.len()).unwrap_or(0).to_le_bytes());
+        }
+        hex::encode(h.finalize())
+    }
+    fn field(&self, name: &str) -> Option<Value> {
+        Some(match name {
+            "size" => Value::Num(self.items.len() as f64),
+            "names" => Value::list(self.items.iter().map(|i| Value::str(&i.name)).collect()),
+            "labels" => {
+                Value::list(self.items.iter().map(|i| i.label.as_deref().map(Value::str).unwrap_or_default()).collect())
+            }
+            _ => return None,
+        })
+    }
+    fn field_names(&self) -> Vec<&'static str> {
+        vec!["size", "names", "labels"]
+    }
+    fn count(&self) -> Option<usize> {
+        Some(self.items.len())
+    }
+    fn select(&self, indices: &[usize]) -> Option<Value> {
+        let items: Vec<Item> = indices.iter().filter_map(|i| self.items.get(*i).cloned()).collect();
+        Some(Value::Handle(Arc::new(Dataset { name: self.name.clone(), items: Arc::new(items) })))
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+pub fn dataset_of(a: &Args, i: usize) -> Result<&Dataset, ToolError> {
+    match a.get(i) {
+        Value::Handle(h) => h
+            .as_any()
+            .downcast_ref::<Dataset>()
+            .ok_or_else(|| ToolError::arg(i, format!("expected a dataset, found a {}", h.kind()))),
+        other => Err(ToolError::arg(
+            i,
+            format!("expected a dataset (from images() or emoji()), found a {}", other.type_name()),
+        )),
+    }
+}
+
+fn images_sig() -> Signature {
+    Signature::new("images", "images", "A data set of the PNG, JPEG and SVG files matching a glob (relative to the script's folder, inside its allowed roots), in sorted order. Labels are the files' folder names. Images are read only when a pass reaches them.")
+        .param("pattern", Type::Str, "e.g. \"photos/**/*.jpg\"")
+        .returns(Type::Handle("dataset"))
+        .example("let d = images(\"fixtures/*.png\")\nassert d.size == 1 and d.labels == [\"fixtures\"]\nassert item(d, 0).image.width == 4")
+}
+fn images(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let pattern = a.str(0)?.to_string();
+    if pattern.starts_with('/') || pattern.split('/').any(|p| p == "..") {
+        return Err(ToolError::arg(0, "the pattern must be relative to the script's folder, without `..`")
+            .help("to read another folder, run with --allow-read DIR and use a path inside it"));
+    }
+    // The base is the script's folder, which the sandbox resolves for ".".
+    let base = ctx.resolve_read(".").map_err(|e| ToolError { arg: Some(0), ..e })?;
+    let full = base.join(&pattern);
+    let paths = glob::glob(&full.to_string_lossy()).map_err(|e| ToolError::arg(0, format!("bad pattern: {e}")))?;
+    let mut items = Vec::new();
+    for p in paths.flatten() {
+        let ext = p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).unwrap_or_default();
+        if !["png", "jpg", "jpeg", "svg"].contains(&ext.as_str()) || !p.is_file() {
+            continue;
+        }
+        let rel = p.strip_prefix(&base).unwrap_or(&p).to_string_lossy().into_owned();
+        // Symlinks out of the roots are refused here, as for any read.
+        let real = ctx.resolve_read(&rel).map_err(|e| ToolError { arg: Some(0), ..e })?;
+        let label = p.parent().and_then(|d| d.file_name()).map(|n| n.to_string_lossy().into_owned());
+        items.push(Item { path: real, name: rel, label });
+    }
+    items.sort_by(|x, y| x.name.cmp(&y.name));
+    if items.is_empty() {
+        return Err(ToolError::arg(0, format!("no PNG, JPEG or SVG file matches `{pattern}`")));
+    }
+    Ok(Value::Handle(Arc::new(Dataset { name: pattern, items: Arc::new(items) })))
+}
+
+/// The openmoji colour SVGs and their annotations, fetched once.
+pub fn emoji_items() -> Result<Vec<Item>, String> {
+    let dir = crate::onnx::runtime::cache_dir().join("data").join("openmoji-17.0.0");
+    let index = dir.join("openmoji.json");
+    if !index.is_file() {
+        let tgz = fetch::npm(&OPENMOJI)?;
+        let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
+        let st = std::process::Command::new("tar")
+            .arg("-xzf")
+            .arg(&tgz)
+            .arg("-C")
+            .arg(&tmp)
+            .args(["package/color/svg", "package/data/openmoji.json"])
+            .status()
+            .map_err(|e| format!("tar is not available: {e}"))?;
+        if !st.success() {
+            return Err("could not unpack openmoji".into());
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        std::fs::rename(tmp.join("package/color/svg"), dir.join("svg")).map_err(|e| e.to_string())?;
+        std::fs::rename(tmp.join("package/data/openmoji.json"), &index).map_err(|e| e.to_string())?;
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    let text = std::fs::read_to_string(&index).map_err(|e| e.to_string())?;
+    let list: Vec<serde_json::Value> = serde_json::from_str(&text).map_err(|e| format!("openmoji.json: {e}"))?;
+    let mut items = Vec::new();
+    for e in list {
+        let hex = e["hexcode"].as_str().unwrap_or("").to_string();
+        let path = dir.join("svg").join(format!("{hex}.svg"));
+        if path.is_file() {
+            let label = e["annotation"].as_str().map(|s| s.to_string());
+            items.push(Item { path, name: hex, label });
+        }
+    }
+    items.sort_by(|x, y| x.name.cmp(&y.name));
+    Ok(items)
+}
+
+fn emoji_sig() -> Signature {
+    Signature::new("emoji", "images", "The openmoji set (CC BY-SA 4.0): about 4,300 colour emoji drawings, each labelled with its annotation (\"red apple\", \"dog face\", ...), rendered 224x224 on white when read. A labelled data set of pictures of things.")
+        .returns(Type::Handle("dataset"))
+        .example("let e = emoji()\nassert e.size > 4000\nlet apple = index_of(e.labels, \"red apple\")\nassert item(e, apple).image.width == 224")
+}
+fn emoji(_: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let items = emoji_items().map_err(ToolError::new)?;
+    Ok(Value::Handle(Arc::new(Dataset { name: "openmoji".into(), items: Arc::new(items) })))
+}
+
+fn item_sig() -> Signature {
+    Signature::new("item", "images", "Item `i` of a data set: {name, label, image}.")
+        .param("data", Type::Handle("dataset"), "a data set")
+        .param("i", Type::Num, "index")
+        .returns(Type::record_of(&[("name", Type::Str), ("label", Type::Any), ("image", Type::Image)]))
+        .example("let d = images(\"fixtures/*.png\")\nassert item(d, 0).name == \"fixtures/red.png\"")
+}
+fn item(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let d = dataset_of(a, 0)?;
+    let i = a.count(1)?;
+    let img = d.load(i, ctx).map_err(|e| ToolError::arg(1, e))?;
+    let it = &d.items[i];
+    Ok(Value::record([
+        ("name", Value::str(&it.name)),
+        ("label", it.label.as_deref().map(Value::str).unwrap_or_default()),
+        ("image", Value::Image(Arc::new(img))),
+    ]))
+}
+
+pub(crate) fn register(r: &mut Registry) {
+    for (sig, f) in
+        [(images_sig as fn() -> Signature, images as crate::core::ToolFn), (emoji_sig, emoji), (item_sig, item)]
+    {
+        r.register(FnTool::new(sig, f));
+    }
+}
