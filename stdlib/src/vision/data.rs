@@ -34,11 +34,23 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Decodes (PNG, JPEG) or renders (SVG, 224 wide on white) item `i`.
+    /// Decodes (PNG, JPEG) or renders (SVG, 224 wide on white) item `i`,
+    /// recording the file's digest in the run.
     pub fn load(&self, i: usize, ctx: &mut dyn ToolCtx) -> Result<Image, String> {
+        let (img, path, digest) = self.read(i)?;
+        ctx.note_input(&path, &digest);
+        Ok(img)
+    }
+
+    /// Item `i` as an image, with its path and the file's sha256.
+    pub fn read(&self, i: usize) -> Result<(Image, PathBuf, String), String> {
         let item = self.items.get(i).ok_or_else(|| format!("item {i} is out of range ({} items)", self.items.len()))?;
         let bytes = std::fs::read(&item.path).map_err(|e| format!("{}: {e}", item.path.display()))?;
-        ctx.note_input(&item.path, &hex::encode(Sha256::digest(&bytes)));
+        let digest = hex::encode(Sha256::digest(&bytes));
+        self.decode_item(item, bytes).map(|img| (img, item.path.clone(), digest))
+    }
+
+    fn decode_item(&self, item: &Item, bytes: Vec<u8>) -> Result<Image, String> {
         if item.path.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg")) {
             let text = String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8", item.name))?;
             super::svg::render(&text, 224, Some(224), Some([255, 255, 255, 255]))

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use assay_interpreter::{Args, Registry, Signature, ToolCtx, ToolError, Type, Value};
 use ndarray::{Array4, ArrayD, Axis};
 
-use super::data::dataset_of;
+use super::data::{dataset_of, Dataset};
 use crate::core::FnTool;
-use crate::onnx::model::Preprocess;
+use crate::onnx::model::{Model, Preprocess};
 use crate::onnx::units::{Reduce, Select, Unit};
 
 /// Keeps the k largest (value, index) pairs, largest first; ties keep the earlier index.
@@ -72,47 +72,15 @@ fn exemplars(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         ToolError::arg(0, "the model does not say how images become its input")
             .help("use a built-in image model such as model(\"efficientnet-lite0\")")
     })?;
-    let input = unit.model.inputs.first().map(|p| p.name.clone()).unwrap_or_default();
-    let op = if reduce == Reduce::Max { "ReduceMax" } else { "ReduceMean" };
+    let mut noted = Vec::new();
+    let tops = pass(&unit.model, &unit.tensor, reduce, pre, data, k, batch, &mut |p, d| {
+        noted.push((p.to_path_buf(), d.to_string()))
+    })
+    .map_err(|e| ToolError::arg(1, e))?;
+    for (p, d) in noted {
+        ctx.note_input(&p, &d);
+    }
     let n = data.items.len();
-    let s = pre.size as usize;
-    let mut tops: Vec<TopK> = Vec::new();
-    let mut start = 0;
-    let show_progress = n >= 256 && std::io::IsTerminal::is_terminal(&std::io::stderr());
-    while start < n {
-        let end = (start + batch).min(n);
-        let mut buf = Vec::with_capacity((end - start) * 3 * s * s);
-        for i in start..end {
-            let img = data.load(i, ctx).map_err(|e| ToolError::arg(1, e))?;
-            buf.extend(
-                super::preprocess(&img, pre.resize, pre.size, pre.mean, pre.std).map_err(|e| ToolError::arg(1, e))?,
-            );
-        }
-        let x: ArrayD<f32> =
-            Array4::from_shape_vec((end - start, 3, s, s), buf).map_err(|e| ToolError::new(e.to_string()))?.into_dyn();
-        let acts = unit
-            .model
-            .reduced(vec![(input.clone(), x)], &unit.tensor, op, &[2, 3])
-            .map_err(|e| ToolError::arg(0, e))?;
-        if acts.ndim() != 2 {
-            return Err(ToolError::arg(0, format!("`{}` is not [N, C, H, W]", unit.tensor)));
-        }
-        if tops.is_empty() {
-            tops = vec![TopK::new(k); acts.shape()[1]];
-        }
-        for (r, row) in acts.axis_iter(Axis(0)).enumerate() {
-            for (c, v) in row.iter().enumerate() {
-                tops[c].push(*v, start + r);
-            }
-        }
-        start = end;
-        if show_progress {
-            eprint!("\rexemplars: {start}/{n} images");
-        }
-    }
-    if show_progress {
-        eprintln!();
-    }
     let count = Value::Num(n as f64);
     match channel {
         None => {
@@ -168,6 +136,69 @@ fn exemplars(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
             ]))
         }
     }
+}
+
+/// One streaming pass: the top k of every channel of `tensor` over the data
+/// set. `on_read` sees each file read (its path and sha256).
+#[allow(clippy::too_many_arguments, reason = "the pass's inputs, each needed")]
+pub fn pass(
+    model: &Model,
+    tensor: &str,
+    reduce: Reduce,
+    pre: Preprocess,
+    data: &Dataset,
+    k: usize,
+    batch: usize,
+    on_read: &mut dyn FnMut(&std::path::Path, &str),
+) -> Result<Vec<TopK>, String> {
+    let input = model.inputs.first().map(|p| p.name.clone()).unwrap_or_default();
+    let op = if reduce == Reduce::Max { "ReduceMax" } else { "ReduceMean" };
+    let n = data.items.len();
+    let mut tops: Vec<TopK> = Vec::new();
+    let mut start = 0;
+    let show_progress = n >= 256 && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    while start < n {
+        let end = (start + batch).min(n);
+        let x = batch_tensor(data, start..end, pre, on_read)?;
+        let acts = model.reduced(vec![(input.clone(), x)], tensor, op, &[2, 3])?;
+        if acts.ndim() != 2 {
+            return Err(format!("`{tensor}` is not [N, C, H, W]"));
+        }
+        if tops.is_empty() {
+            tops = vec![TopK::new(k); acts.shape()[1]];
+        }
+        for (r, row) in acts.axis_iter(Axis(0)).enumerate() {
+            for (c, v) in row.iter().enumerate() {
+                tops[c].push(*v, start + r);
+            }
+        }
+        start = end;
+        if show_progress {
+            eprint!("\rexemplars: {start}/{n} images");
+        }
+    }
+    if show_progress {
+        eprintln!();
+    }
+    Ok(tops)
+}
+
+/// Reads and preprocesses items `range` into one [B, 3, size, size] tensor.
+pub fn batch_tensor(
+    data: &Dataset,
+    range: std::ops::Range<usize>,
+    pre: Preprocess,
+    on_read: &mut dyn FnMut(&std::path::Path, &str),
+) -> Result<ArrayD<f32>, String> {
+    let s = pre.size as usize;
+    let b = range.len();
+    let mut buf = Vec::with_capacity(b * 3 * s * s);
+    for i in range {
+        let (img, path, digest) = data.read(i)?;
+        on_read(&path, &digest);
+        buf.extend(super::preprocess(&img, pre.resize, pre.size, pre.mean, pre.std)?);
+    }
+    Array4::from_shape_vec((b, 3, s, s), buf).map(|a| a.into_dyn()).map_err(|e| e.to_string())
 }
 
 pub(crate) fn register(r: &mut Registry) {
