@@ -143,6 +143,40 @@ pub fn encode_batch(tok: &tokenizers::Tokenizer, texts: &[String]) -> Result<Arr
     ArrayD::from_shape_vec(vec![texts.len(), len], data).map_err(|e| e.to_string())
 }
 
+/// Runs `f` on chunks of `batch` rows of every input (all inputs must have
+/// the same number of rows) and concatenates each result along its first axis.
+pub fn batched(
+    feeds: Vec<(String, ArrayD<f32>)>,
+    batch: usize,
+    mut f: impl FnMut(Vec<(String, ArrayD<f32>)>) -> Result<std::collections::BTreeMap<String, ArrayD<f32>>, String>,
+) -> Result<std::collections::BTreeMap<String, ArrayD<f32>>, String> {
+    use ndarray::{Axis, Slice};
+    let rows = feeds.first().and_then(|(_, t)| t.shape().first().copied()).unwrap_or(0);
+    let same = feeds.iter().all(|(_, t)| t.shape().first().copied() == Some(rows));
+    if batch == 0 || rows <= batch || !same {
+        return f(feeds);
+    }
+    let mut parts: Vec<std::collections::BTreeMap<String, ArrayD<f32>>> = Vec::new();
+    let mut start = 0;
+    while start < rows {
+        let end = (start + batch).min(rows);
+        let chunk =
+            feeds.iter().map(|(k, t)| (k.clone(), t.slice_axis(Axis(0), Slice::from(start..end)).to_owned())).collect();
+        parts.push(f(chunk)?);
+        start = end;
+    }
+    let mut out = std::collections::BTreeMap::new();
+    if let Some(first) = parts.first() {
+        for k in first.keys() {
+            let views: Vec<_> = parts.iter().filter_map(|p| p.get(k)).map(|a| a.view()).collect();
+            let joined =
+                ndarray::concatenate(Axis(0), &views).map_err(|e| format!("cannot join the batches of `{k}`: {e}"))?;
+            out.insert(k.clone(), joined);
+        }
+    }
+    Ok(out)
+}
+
 fn outputs_record(out: std::collections::BTreeMap<String, ArrayD<f32>>) -> Value {
     Value::record(out.into_iter().map(|(k, v)| (k, Value::tensor(v))))
 }
@@ -232,15 +266,18 @@ fn run_sig() -> Signature {
     Signature::new("run", "models", "Runs the model on inputs and returns its outputs by name, as float32 tensors.")
         .param("model", model_type(), "a model from onnx()")
         .param("inputs", Type::Any, "a record {input_name: tensor}, or one tensor if the model has one input")
+        .opt("batch", Type::Num, Value::Num(0.0), "run this many rows at a time (0: all at once)")
         .returns(Type::record())
-        .example("let m = onnx(\"fixtures/tiny.onnx\")\nlet out = run(m, tensor([[1, 2, 3], [-5, 0, 1]]))\nassert out.z == tensor([[4, 2, 7], [0, 0, 3]])")
+        .example("let m = onnx(\"fixtures/tiny.onnx\")\nlet out = run(m, tensor([[1, 2, 3], [-5, 0, 1]]))\nassert out.z == tensor([[4, 2, 7], [0, 0, 3]])\nlet d = onnx(\"fixtures/tiny_dynamic.onnx\")\nassert run(d, zeros([5, 3]), batch: 2).z.shape == [5, 3]")
 }
 fn run(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let m = model_of(a, 0)?;
     let f = feeds(&m, a, 1)?;
     let want = m.output_names();
-    let proto = &m.proto;
-    m.run("", || Ok(proto.clone()), f, &want).map(outputs_record).map_err(|e| ToolError::arg(1, e))
+    let batch = a.count(2)?;
+    batched(f, batch, |chunk| m.run("", || Ok(m.proto.clone()), chunk, &want))
+        .map(outputs_record)
+        .map_err(|e| ToolError::arg(1, e))
 }
 
 fn capture_sig() -> Signature {
@@ -248,6 +285,7 @@ fn capture_sig() -> Signature {
         .param("model", model_type(), "a model from onnx()")
         .param("inputs", Type::Any, "a record {input_name: tensor}, or one tensor")
         .param("tensors", Type::OneOf(vec![Type::Str, Type::list(Type::Str)]), "tensor names or globs")
+        .opt("batch", Type::Num, Value::Num(0.0), "run this many rows at a time (0: all at once)")
         .returns(Type::record())
         .example("let m = onnx(\"fixtures/tiny.onnx\")\nlet acts = capture(m, tensor([[1, -2, 3], [0, 0, 0]]), [\"h\", \"y\"])\nassert acts.h == tensor([[2, -3, 3.5], [1, -1, 0.5]])\nassert acts.y == tensor([[2, 0, 3.5], [1, 0, 0.5]])")
 }
@@ -255,7 +293,8 @@ fn capture(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let m = model_of(a, 0)?;
     let f = feeds(&m, a, 1)?;
     let names = select_names(&m, a, 2)?;
-    m.capture(f, &names).map(outputs_record).map_err(|e| ToolError::arg(1, e))
+    let batch = a.count(3)?;
+    batched(f, batch, |chunk| m.capture(chunk, &names)).map(outputs_record).map_err(|e| ToolError::arg(1, e))
 }
 
 fn patch_sig() -> Signature {
