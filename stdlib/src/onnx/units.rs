@@ -37,6 +37,15 @@ pub struct Unit {
     pub select: Select,
 }
 
+impl Unit {
+    fn select_reduce(&self) -> Reduce {
+        match self.select {
+            Select::Channel(_, r) => r,
+            _ => Reduce::Max,
+        }
+    }
+}
+
 impl Handle for Unit {
     fn kind(&self) -> &'static str {
         "unit"
@@ -248,15 +257,76 @@ fn run_unit(u: &Unit, feeds: Vec<(String, ArrayD<f32>)>) -> Result<ArrayD<f32>, 
 }
 
 fn activations_sig() -> Signature {
-    Signature::new("activations", "models", "Runs a unit on inputs, `batch` rows at a time, and returns its values: one number per row for a channel, [N, C] for a layer, [N, positions] or [N, T] for a neuron, [N, T, Dh] for a head. `u(x)` is the same call.")
+    Signature::new("activations", "models", "Runs a unit on inputs, `batch` rows at a time, and returns its values: one number per row for a channel, [N, C] for a layer, [N, positions] or [N, T] for a neuron, [N, T, Dh] for a head. On images (an image model's channel unit) it returns {activations, masked}: each image's activation and, as in MAIA, the crop the model saw with the regions where the unit is weak darkened. `u(x)` is the same call.")
         .param("unit", Type::Handle("unit"), "a unit or layer")
         .param("inputs", Type::Any, "a record {input_name: tensor}, or one tensor; rows along the first axis")
         .opt("batch", Type::Num, Value::Num(32.0), "rows per run")
-        .returns(Type::Tensor)
+        .opt("threshold", Type::Num, Value::Num(0.5), "on images: darken where the map is below this fraction of its maximum")
+        .returns(Type::OneOf(vec![Type::Tensor, Type::record()]))
         .example("let m = onnx(\"fixtures/tiny.onnx\")\nlet u = unit(m, \"z\", channel: 0)\nlet x = tensor([[1, 0, 0], [2, 0, 0], [3, 0, 0], [0, 0, 0]])\nassert activations(u, x, batch: 2) == tensor([4, 6, 8, 2])")
 }
+/// A unit called on images: per image, its activation (the channel's
+/// spatial max) and a masked copy of the crop the model saw.
+fn on_images(u: &Unit, a: &Args, threshold: f32) -> Result<Value, ToolError> {
+    let images: Vec<Arc<assay_interpreter::Image>> = match a.get(1) {
+        Value::Image(i) => vec![i.clone()],
+        Value::List(items) => {
+            items.iter().filter_map(|v| if let Value::Image(i) = v { Some(i.clone()) } else { None }).collect()
+        }
+        _ => Vec::new(),
+    };
+    let Select::Channel(Some(c), _) = u.select else {
+        return Err(ToolError::arg(0, "on images, call a channel unit: unit(model, tensor, channel: c)"));
+    };
+    let pre = u.model.preprocess.ok_or_else(|| {
+        ToolError::arg(0, "the model does not say how images become its input")
+            .help("use pixels() to make a tensor and call the unit on that")
+    })?;
+    let mut acts = Vec::new();
+    let mut masked = Vec::new();
+    let input = u.model.inputs.first().map(|p| p.name.clone()).unwrap_or_default();
+    for img in &images {
+        let x = crate::vision::preprocess(img, pre.resize, pre.size, pre.mean, pre.std)
+            .map_err(|e| ToolError::arg(1, e))?;
+        let s = pre.size as usize;
+        let x = ArrayD::from_shape_vec(vec![1, 3, s, s], x).map_err(|e| ToolError::new(e.to_string()))?;
+        let t = u
+            .model
+            .capture(vec![(input.clone(), x)], std::slice::from_ref(&u.tensor))
+            .map_err(|e| ToolError::arg(1, e))?;
+        let t = t.get(&u.tensor).cloned().ok_or_else(|| ToolError::new("no output"))?;
+        let t = t
+            .into_dimensionality::<Ix4>()
+            .map_err(|_| ToolError::arg(0, format!("`{}` is not [N, C, H, W]", u.tensor)))?;
+        if c >= t.dim().1 {
+            return Err(ToolError::arg(
+                0,
+                format!("channel {c} is out of range: `{}` has {} channels", u.tensor, t.dim().1),
+            ));
+        }
+        let map = t.index_axis(Axis(0), 0).index_axis(Axis(0), c).to_owned();
+        let r = u.select_reduce();
+        acts.push(if r == Reduce::Max {
+            map.iter().fold(f32::NEG_INFINITY, |x, y| x.max(*y))
+        } else {
+            map.mean().unwrap_or(0.0)
+        } as f64);
+        let view = crate::vision::crop_view(img, pre.resize, pre.size).map_err(|e| ToolError::arg(1, e))?;
+        masked.push(Value::Image(Arc::new(crate::vision::mask_image(&view, &map.view(), threshold))));
+    }
+    Ok(Value::record([("activations", Value::nums(acts)), ("masked", Value::list(masked))]))
+}
+
 fn activations(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let u = unit_of(a, 0)?;
+    let is_images = match a.get(1) {
+        Value::Image(_) => true,
+        Value::List(items) => !items.is_empty() && items.iter().all(|v| matches!(v, Value::Image(_))),
+        _ => false,
+    };
+    if is_images {
+        return on_images(u, a, a.num(3)? as f32);
+    }
     let all = feeds(&u.model, a, 1)?;
     let batch = a.count(2)?.max(1);
     let n = all.first().map(|(_, t)| t.shape().first().copied().unwrap_or(1)).unwrap_or(0);
