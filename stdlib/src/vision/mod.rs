@@ -10,6 +10,7 @@ use ndarray::{Array4, ArrayD};
 use crate::core::FnTool;
 
 pub mod data;
+pub mod edit;
 pub mod exemplars;
 pub mod svg;
 use crate::models::fetch::{self, Pinned};
@@ -233,6 +234,7 @@ fn pixels(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 pub(crate) fn register(r: &mut Registry) {
     svg::register(r);
     data::register(r);
+    edit::register(r);
     exemplars::register(r);
     for (sig, f) in [
         (image_sig as fn() -> Signature, image_tool as crate::core::ToolFn),
