@@ -68,6 +68,9 @@ pub fn tools_markdown(r: &Registry) -> String {
         let _ = writeln!(out, "## {cat}\n");
         for s in sigs {
             let _ = writeln!(out, "### `{}`\n\n```\n{}\n```\n\n{}\n", s.name, s.render(), s.doc);
+            if let Some(var) = s.requires {
+                let _ = writeln!(out, "Needs `{var}` to be set; its example runs only where it is.\n");
+            }
             if !s.params.is_empty() {
                 out.push_str("| parameter | type | default | meaning |\n|---|---|---|---|\n");
                 for p in &s.params {

@@ -37,11 +37,14 @@ pub struct Signature {
     pub doc: &'static str,
     /// Each example is a complete script; its asserts must pass.
     pub examples: Vec<&'static str>,
+    /// An environment variable the tool needs (e.g. an LLM endpoint); its
+    /// examples run only where it is set.
+    pub requires: Option<&'static str>,
 }
 
 impl Signature {
     pub fn new(name: &'static str, category: &'static str, doc: &'static str) -> Self {
-        Signature { name, category, params: Vec::new(), returns: Type::Any, doc, examples: Vec::new() }
+        Signature { name, category, params: Vec::new(), returns: Type::Any, doc, examples: Vec::new(), requires: None }
     }
     /// A required parameter.
     pub fn param(mut self, name: &'static str, ty: Type, doc: &'static str) -> Self {
@@ -56,6 +59,10 @@ impl Signature {
     }
     pub fn returns(mut self, ty: Type) -> Self {
         self.returns = ty;
+        self
+    }
+    pub fn requires(mut self, var: &'static str) -> Self {
+        self.requires = Some(var);
         self
     }
     pub fn example(mut self, code: &'static str) -> Self {

@@ -3,6 +3,7 @@
 //! can call. This is the only crate that will link ONNX Runtime.
 
 mod core;
+pub mod llm;
 pub mod models;
 pub mod onnx;
 pub mod vision;

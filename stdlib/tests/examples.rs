@@ -18,6 +18,11 @@ fn every_tool_example_runs_and_its_asserts_pass() {
     for sig in registry.signatures() {
         assert!(!sig.examples.is_empty(), "tool `{}` has no example", sig.name);
         assert!(!sig.doc.is_empty(), "tool `{}` has no doc", sig.name);
+        // Tools that need an outside service (an LLM endpoint) are exercised
+        // against a local server in the CLI tests instead.
+        if sig.requires.is_some_and(|v| std::env::var_os(v).is_none()) {
+            continue;
+        }
         for (i, ex) in sig.examples.iter().enumerate() {
             count += 1;
             let file = SourceFile::new(format!("{}-example-{i}.assay", sig.name), *ex);
@@ -40,7 +45,7 @@ fn every_tool_example_runs_and_its_asserts_pass() {
         }
     }
     assert!(failures.is_empty(), "{} failing examples:\n{}", failures.len(), failures.join("\n"));
-    assert!(count >= registry.len());
+    assert!(count >= registry.len() - registry.signatures().filter(|s| s.requires.is_some()).count());
 }
 
 #[test]

@@ -6,6 +6,7 @@
 mod cases;
 mod cli;
 mod docs;
+mod llm;
 mod models;
 mod props;
 mod support;

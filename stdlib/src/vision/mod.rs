@@ -10,6 +10,7 @@ use ndarray::{Array4, ArrayD};
 use crate::core::FnTool;
 
 pub mod data;
+pub mod describe;
 pub mod edit;
 pub mod exemplars;
 pub mod svg;
@@ -234,6 +235,7 @@ fn pixels(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 pub(crate) fn register(r: &mut Registry) {
     svg::register(r);
     data::register(r);
+    describe::register(r);
     edit::register(r);
     exemplars::register(r);
     for (sig, f) in [

@@ -1,0 +1,64 @@
+//! The one network peer a script may reach: an OpenAI-compatible chat
+//! endpoint (hosted APIs, vLLM, llama.cpp's server, Ollama), configured by
+//! the person running Assay, never by the script: `ASSAY_LLM_URL` (the base
+//! URL, e.g. `http://127.0.0.1:8080/v1`), `ASSAY_LLM_MODEL`, and optionally
+//! `ASSAY_LLM_KEY`. Images travel as PNG data URLs.
+
+use std::time::Duration;
+
+use assay_interpreter::Image;
+use base64::Engine as _;
+use serde_json::{json, Value as Json};
+
+pub struct Endpoint {
+    pub url: String,
+    pub model: String,
+    pub key: Option<String>,
+}
+
+impl Endpoint {
+    pub fn from_env() -> Result<Endpoint, String> {
+        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        match (get("ASSAY_LLM_URL"), get("ASSAY_LLM_MODEL")) {
+            (Some(url), Some(model)) => Ok(Endpoint { url: url.trim_end_matches('/').to_string(), model, key: get("ASSAY_LLM_KEY") }),
+            _ => Err("no language model is configured: set ASSAY_LLM_URL (an OpenAI-compatible base URL such as http://127.0.0.1:8080/v1) and ASSAY_LLM_MODEL, and ASSAY_LLM_KEY if it needs one".into()),
+        }
+    }
+
+    /// One chat completion with temperature 0; returns the reply's text.
+    pub fn chat(&self, content: Vec<Json>) -> Result<String, String> {
+        let body = json!({
+            "model": self.model,
+            "temperature": 0,
+            "messages": [{"role": "user", "content": content}],
+        });
+        let agent: ureq::Agent =
+            ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(300))).build().into();
+        let mut req = agent.post(format!("{}/chat/completions", self.url)).header("Content-Type", "application/json");
+        if let Some(k) = &self.key {
+            req = req.header("Authorization", format!("Bearer {k}"));
+        }
+        let mut resp = req
+            .send(body.to_string())
+            .map_err(|e| format!("the language model at {} did not answer: {e}", self.url))?;
+        let text = resp.body_mut().read_to_string().map_err(|e| format!("reading the model's answer: {e}"))?;
+        let j: Json = serde_json::from_str(&text).map_err(|e| format!("the model's answer is not JSON ({e})"))?;
+        j["choices"][0]["message"]["content"].as_str().map(|s| s.to_string()).ok_or_else(|| {
+            format!(
+                "the model's answer has no choices[0].message.content: {}",
+                text.chars().take(200).collect::<String>()
+            )
+        })
+    }
+}
+
+/// An image as an OpenAI `image_url` content part.
+pub fn image_part(img: &Image) -> Result<Json, String> {
+    let png = img.to_png()?;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(png);
+    Ok(json!({"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{b64}")}}))
+}
+
+pub fn text_part(t: &str) -> Json {
+    json!({"type": "text", "text": t})
+}
