@@ -9,4 +9,5 @@ mod docs;
 mod llm;
 mod models;
 mod props;
+mod report;
 mod support;

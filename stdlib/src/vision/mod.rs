@@ -13,6 +13,7 @@ pub mod data;
 pub mod describe;
 pub mod edit;
 pub mod exemplars;
+pub mod plot;
 pub mod svg;
 use crate::models::fetch::{self, Pinned};
 
@@ -238,6 +239,7 @@ pub(crate) fn register(r: &mut Registry) {
     describe::register(r);
     edit::register(r);
     exemplars::register(r);
+    plot::register(r);
     for (sig, f) in [
         (image_sig as fn() -> Signature, image_tool as crate::core::ToolFn),
         (sample_photos_sig, sample_photos),
