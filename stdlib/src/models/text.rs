@@ -97,7 +97,63 @@ pub(crate) fn register(r: &mut Registry) {
         (tokenize_sig as fn() -> Signature, tokenize as crate::core::ToolFn),
         (detokenize_sig, detokenize),
         (generate_sig, generate),
+        (ioi_sig, ioi),
     ] {
         r.register(FnTool::new(sig, f));
     }
+}
+
+const NAMES: &[&str] = &[
+    "Mary", "John", "Tom", "James", "Anna", "Sarah", "David", "Paul", "Lisa", "Mark", "Emma", "Jack", "Kate", "Peter",
+    "Alice", "Robert",
+];
+const PLACES: &[&str] = &["store", "park", "school", "office", "beach", "market"];
+const OBJECTS: &[&str] = &["drink", "book", "ball", "letter", "gift", "key"];
+
+fn ioi_sig() -> Signature {
+    Signature::new("ioi", "text", "Indirect-object-identification prompts with counterfactual pairs, drawn from the run's seed: \"When Mary and John went to the store, John gave a drink to\" (answer \" Mary\", the indirect object; \" John\" repeats the subject). Each item is {clean, flipped, io, s, io_id, s_id}: `flipped` swaps the two names' roles (its answer is \" John\"), with the same number of tokens. Names are single tokens of the model's vocabulary.")
+        .param("model", Type::Handle("model"), "a language model (for its tokenizer)")
+        .opt("n", Type::Num, Value::Num(20.0), "how many prompts")
+        .opt("seed", Type::Num, Value::None, "pin this call's random stream")
+        .returns(Type::list(Type::record()))
+        .example("let lm = model(\"smollm2-135m\")\nlet p = ioi(lm, n: 3, seed: 1)\nassert len(p) == 3\nassert ends_with(p[0].clean, \" to\") and p[0].io != p[0].s\nassert len(tokenize(lm, p[0].clean).ids) == len(tokenize(lm, p[0].flipped).ids)")
+}
+fn ioi(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    use rand::seq::IndexedRandom;
+    use rand::SeedableRng;
+    let tok = tokenizer(a, 0)?;
+    let n = a.count(1)?;
+    if n > 10_000 {
+        return Err(ToolError::arg(1, "at most 10,000 prompts"));
+    }
+    let mut rng = match a.opt_int(2)? {
+        Some(s) => assay_interpreter::step_rng(s as u64, u64::MAX),
+        None => rand_chacha::ChaCha8Rng::from_rng(ctx.rng()),
+    };
+    let id_of = |name: &str| -> Option<u32> {
+        let enc = tok.encode(format!(" {name}"), false).ok()?;
+        (enc.get_ids().len() == 1).then(|| enc.get_ids()[0])
+    };
+    let names: Vec<(&str, u32)> = NAMES.iter().filter_map(|n| id_of(n).map(|id| (*n, id))).collect();
+    if names.len() < 2 {
+        return Err(ToolError::arg(0, "the tokenizer has too few single-token names"));
+    }
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let pick: Vec<&(&str, u32)> = names.choose_multiple(&mut rng, 2).collect();
+        let ((io, io_id), (s, s_id)) = (*pick[0], *pick[1]);
+        let place = PLACES.choose(&mut rng).copied().unwrap_or("store");
+        let object = OBJECTS.choose(&mut rng).copied().unwrap_or("drink");
+        let clean = format!("When {io} and {s} went to the {place}, {s} gave a {object} to");
+        let flipped = format!("When {io} and {s} went to the {place}, {io} gave a {object} to");
+        out.push(Value::record([
+            ("clean", Value::str(clean)),
+            ("flipped", Value::str(flipped)),
+            ("io", Value::str(io)),
+            ("s", Value::str(s)),
+            ("io_id", Value::Num(io_id as f64)),
+            ("s_id", Value::Num(s_id as f64)),
+        ]));
+    }
+    Ok(Value::list(out))
 }
