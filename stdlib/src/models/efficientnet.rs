@@ -7,12 +7,13 @@
 
 use std::collections::HashMap;
 
+use super::build::{int, ints};
 use super::fetch::{self, Pinned};
 use super::torch_legacy;
 use crate::onnx::graph::tensor_type;
 use crate::onnx::proto::{
-    attribute_proto::AttributeType, tensor_proto::DataType, AttributeProto, GraphProto, ModelProto, NodeProto,
-    OperatorSetIdProto, StringStringEntryProto, TensorProto, TypeProto, ValueInfoProto,
+    tensor_proto::DataType, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
+    StringStringEntryProto, TensorProto, TypeProto, ValueInfoProto,
 };
 
 const WHEEL: Pinned = Pinned {
@@ -47,22 +48,6 @@ const STAGES: [(i64, i64, i64, i64, usize); 7] = [
 
 type Weights = HashMap<String, (Vec<usize>, Vec<f32>)>;
 
-fn ints(name: &str, v: &[i64]) -> AttributeProto {
-    AttributeProto {
-        name: Some(name.into()),
-        r#type: Some(AttributeType::Ints as i32),
-        ints: v.to_vec(),
-        ..Default::default()
-    }
-}
-fn int(name: &str, v: i64) -> AttributeProto {
-    AttributeProto {
-        name: Some(name.into()),
-        r#type: Some(AttributeType::Int as i32),
-        i: Some(v),
-        ..Default::default()
-    }
-}
 fn float_tensor(name: &str, dims: &[usize], data: Vec<f32>) -> TensorProto {
     let raw: Vec<u8> = data.iter().flat_map(|x| x.to_le_bytes()).collect();
     TensorProto {

@@ -110,25 +110,12 @@ fn per_channel(a: &Args, i: usize) -> Result<[f32; 3], ToolError> {
 
 /// Resize the short side to `resize`, centre-crop `size`, normalise.
 pub fn preprocess(img: &Image, resize: u32, size: u32, mean: [f32; 3], std: [f32; 3]) -> Result<Vec<f32>, String> {
-    let rgba = image::RgbaImage::from_raw(img.width, img.height, img.pixels.clone()).ok_or("corrupt image buffer")?;
-    let (w, h) = (img.width.max(1), img.height.max(1));
-    let (nw, nh) = if w <= h {
-        (resize, (h as u64 * resize as u64 / w as u64) as u32)
-    } else {
-        ((w as u64 * resize as u64 / h as u64) as u32, resize)
-    };
-    let resized = image::imageops::resize(&rgba, nw.max(size), nh.max(size), FilterType::Triangle);
-    let x0 = (resized.width() - size) / 2;
-    let y0 = (resized.height() - size) / 2;
-    let mut out = vec![0f32; 3 * (size * size) as usize];
+    let crop = crop_view(img, resize, size)?;
     let plane = (size * size) as usize;
-    for y in 0..size {
-        for x in 0..size {
-            let p = resized.get_pixel(x0 + x, y0 + y).0;
-            let idx = (y * size + x) as usize;
-            for c in 0..3 {
-                out[c * plane + idx] = (p[c] as f32 - mean[c]) / std[c];
-            }
+    let mut out = vec![0f32; 3 * plane];
+    for (idx, p) in crop.pixels.chunks_exact(4).enumerate() {
+        for c in 0..3 {
+            out[c * plane + idx] = (p[c] as f32 - mean[c]) / std[c];
         }
     }
     Ok(out)
