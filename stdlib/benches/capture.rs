@@ -21,7 +21,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     let (path, _) = assay_stdlib::models::efficientnet::provision().expect("model");
-    let bytes = std::fs::read(&path).unwrap();
+    let bytes = std::fs::read(&path).expect("benchmark setup");
     let m = Model::load(&path, "efficientnet-lite0", &bytes, String::new(), assay_stdlib::onnx::model::Provider::Cpu)
         .expect("load");
     let photos = vision::photo_files().expect("photos");
@@ -29,10 +29,10 @@ fn main() {
     let mut data = Vec::new();
     for i in 0..batch {
         let (_, p) = &photos[i % photos.len()];
-        let img = vision::decode(&std::fs::read(p).unwrap(), "photo").unwrap();
-        data.extend(vision::preprocess(&img, 256, 224, [127.0; 3], [128.0; 3]).unwrap());
+        let img = vision::decode(&std::fs::read(p).expect("benchmark setup"), "photo").expect("benchmark setup");
+        data.extend(vision::preprocess(&img, 256, 224, [127.0; 3], [128.0; 3]).expect("benchmark setup"));
     }
-    let x: ArrayD<f32> = Array4::from_shape_vec((batch, 3, 224, 224), data).unwrap().into_dyn();
+    let x: ArrayD<f32> = Array4::from_shape_vec((batch, 3, 224, 224), data).expect("benchmark setup").into_dyn();
     let feeds = || vec![("input".to_string(), x.clone())];
 
     let layer = "/_blocks.15/Relu6_output_0".to_string();
@@ -43,13 +43,13 @@ fn main() {
         .collect();
     let out = m.output_names();
     let plain = || {
-        m.run("", || Ok(m.proto.clone()), feeds(), &out).unwrap();
+        m.run("", || Ok(m.proto.clone()), feeds(), &out).expect("benchmark setup");
     };
     let one = || {
-        m.capture(feeds(), std::slice::from_ref(&layer)).unwrap();
+        m.capture(feeds(), std::slice::from_ref(&layer)).expect("benchmark setup");
     };
     let all = || {
-        m.capture(feeds(), &clips).unwrap();
+        m.capture(feeds(), &clips).expect("benchmark setup");
     };
     // Warm up: sessions are built on first use.
     plain();

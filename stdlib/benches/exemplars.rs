@@ -21,10 +21,10 @@ const LAYER: &str = "/_blocks.15/Relu6_output_0";
 const PRE: Preprocess = Preprocess { resize: 256, size: 224, mean: [127.0; 3], std: [128.0; 3] };
 
 fn setup(n: usize) -> (Model, Dataset) {
-    let (path, _) = assay_stdlib::models::efficientnet::provision().unwrap();
-    let bytes = std::fs::read(&path).unwrap();
-    let m = Model::load(&path, "efficientnet-lite0", &bytes, String::new(), Provider::Cpu).unwrap();
-    let mut items = emoji_items().unwrap();
+    let (path, _) = assay_stdlib::models::efficientnet::provision().expect("benchmark setup");
+    let bytes = std::fs::read(&path).expect("benchmark setup");
+    let m = Model::load(&path, "efficientnet-lite0", &bytes, String::new(), Provider::Cpu).expect("benchmark setup");
+    let mut items = emoji_items().expect("benchmark setup");
     items.truncate(n);
     (m, Dataset { name: "openmoji".into(), items: Arc::new(items) })
 }
@@ -41,11 +41,12 @@ fn peak_kib() -> u64 {
 
 fn main() {
     // Child mode: one pass over N images, then report peak memory.
-    if let Some(n) =
-        std::env::args().nth(1).and_then(|a| a.strip_prefix("--memory=").map(|s| s.parse::<usize>().unwrap()))
+    if let Some(n) = std::env::args()
+        .nth(1)
+        .and_then(|a| a.strip_prefix("--memory=").map(|s| s.parse::<usize>().expect("benchmark setup")))
     {
         let (m, d) = setup(n);
-        let tops = pass(&m, LAYER, Reduce::Max, PRE, &d, 12, 32, &mut |_, _| {}).unwrap();
+        let tops = pass(&m, LAYER, Reduce::Max, PRE, &d, 12, 32, &mut |_, _| {}).expect("benchmark setup");
         assert_eq!(tops.len(), 1152);
         println!("{}", peak_kib());
         return;
@@ -58,13 +59,13 @@ fn main() {
         let mut start = 0;
         while start < n {
             let end = (start + batch).min(n);
-            let x = batch_tensor(&d, start..end, PRE, &mut |_, _| {}).unwrap();
-            m.run("", || Ok(m.proto.clone()), vec![("input".into(), x)], &out).unwrap();
+            let x = batch_tensor(&d, start..end, PRE, &mut |_, _| {}).expect("benchmark setup");
+            m.run("", || Ok(m.proto.clone()), vec![("input".into(), x)], &out).expect("benchmark setup");
             start = end;
         }
     };
     let exemplars = || {
-        pass(&m, LAYER, Reduce::Max, PRE, &d, 12, batch, &mut |_, _| {}).unwrap();
+        pass(&m, LAYER, Reduce::Max, PRE, &d, 12, batch, &mut |_, _| {}).expect("benchmark setup");
     };
     plain();
     exemplars();
@@ -84,9 +85,9 @@ fn main() {
     println!("  plain inference:                      {p:.2} s  ({:.1} images/s)", n as f64 / p);
     println!("  exemplars for all 1152 channels of block 15 (k = 12): {e:.2} s  ({:.1} images/s)", n as f64 / e);
     println!("ratio exemplars / plain: {:.3}x", e / p);
-    let exe = std::env::current_exe().unwrap();
+    let exe = std::env::current_exe().expect("benchmark setup");
     let mem = |n: usize| -> u64 {
-        let o = std::process::Command::new(&exe).arg(format!("--memory={n}")).output().unwrap();
+        let o = std::process::Command::new(&exe).arg(format!("--memory={n}")).output().expect("benchmark setup");
         String::from_utf8_lossy(&o.stdout).trim().parse().unwrap_or(0)
     };
     let (m1, m4) = (mem(1000), mem(4000));

@@ -18,19 +18,19 @@ use ndarray::ArrayD;
 
 fn main() {
     let (path, tok_path) = assay_stdlib::models::smollm::provision().expect("model");
-    let bytes = std::fs::read(&path).unwrap();
+    let bytes = std::fs::read(&path).expect("benchmark setup");
     let mut m = Model::load(&path, "smollm2-135m", &bytes, String::new(), Provider::Cpu).expect("load");
-    let tok = tokenizers::Tokenizer::from_file(&tok_path).unwrap();
+    let tok = tokenizers::Tokenizer::from_file(&tok_path).expect("benchmark setup");
     m.tokenizer = Some(std::sync::Arc::new(tok.clone()));
     let target = "When Mary and John went to the store, John gave a drink to";
     let source = "When Mary and John went to the store, Mary gave a drink to";
-    let t = encode_batch(&tok, &[target.to_string()]).unwrap();
-    let s = encode_batch(&tok, &[source.to_string()]).unwrap();
+    let t = encode_batch(&tok, &[target.to_string()]).expect("benchmark setup");
+    let s = encode_batch(&tok, &[source.to_string()]).expect("benchmark setup");
     assert_eq!(t.shape(), s.shape());
-    let mary = tok.encode(" Mary", false).unwrap().get_ids()[0] as usize;
-    let john = tok.encode(" John", false).unwrap().get_ids()[0] as usize;
+    let mary = tok.encode(" Mary", false).expect("benchmark setup").get_ids()[0] as usize;
+    let john = tok.encode(" John", false).expect("benchmark setup").get_ids()[0] as usize;
     let names: Vec<String> = (0..30).map(|l| format!("/model/layers.{l}/self_attn/heads_output_0")).collect();
-    let src = m.capture(vec![("input_ids".into(), s)], &names).unwrap();
+    let src = m.capture(vec![("input_ids".into(), s)], &names).expect("benchmark setup");
     let mut components = Vec::new();
     for n in &names {
         for h in 0..9 {
@@ -50,7 +50,7 @@ fn main() {
         let began = Instant::now();
         while start < n {
             let rows: Vec<usize> = (start..(start + batch).min(n)).collect();
-            for (r, o) in rows.iter().zip(sweep.run_rows(&rows).unwrap()) {
+            for (r, o) in rows.iter().zip(sweep.run_rows(&rows).expect("benchmark setup")) {
                 effects[*r] = diff(&o);
             }
             start += batch;
