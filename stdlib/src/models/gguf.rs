@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use super::bytes::ByteReader;
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Meta {
     Int(i64),
@@ -62,24 +64,21 @@ pub struct Gguf<'a> {
     data_start: usize,
 }
 
-struct Reader<'a> {
-    b: &'a [u8],
-    pos: usize,
+struct Reader<'a>(ByteReader<'a>);
+
+impl<'a> std::ops::Deref for Reader<'a> {
+    type Target = ByteReader<'a>;
+    fn deref(&self) -> &ByteReader<'a> {
+        &self.0
+    }
+}
+impl std::ops::DerefMut for Reader<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let end = self.pos.checked_add(n).filter(|e| *e <= self.b.len()).ok_or("the GGUF file is truncated")?;
-        let s = &self.b[self.pos..end];
-        self.pos = end;
-        Ok(s)
-    }
-    fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().map_err(|_| "short read")?))
-    }
-    fn u64(&mut self) -> Result<u64, String> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().map_err(|_| "short read")?))
-    }
+impl Reader<'_> {
     fn string(&mut self) -> Result<String, String> {
         let n = self.u64()? as usize;
         Ok(String::from_utf8_lossy(self.take(n)?).into_owned())
@@ -106,7 +105,7 @@ impl<'a> Reader<'a> {
                 }
                 let at = self.u32()?;
                 let n = self.u64()? as usize;
-                if n > self.b.len() {
+                if n > self.data.len() {
                     return Err("GGUF array longer than the file".into());
                 }
                 let mut v = Vec::with_capacity(n);
@@ -129,7 +128,7 @@ fn f16(b: [u8; 2]) -> f32 {
 
 impl<'a> Gguf<'a> {
     pub fn parse(data: &'a [u8]) -> Result<Self, String> {
-        let mut r = Reader { b: data, pos: 0 };
+        let mut r = Reader(ByteReader::new(data, "the GGUF file"));
         if r.take(4)? != b"GGUF" {
             return Err("not a GGUF file".into());
         }

@@ -2,6 +2,7 @@
 //! tool that provisions and loads them by name.
 
 pub mod build;
+mod bytes;
 pub mod efficientnet;
 pub mod fetch;
 pub mod gguf;

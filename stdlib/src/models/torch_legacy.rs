@@ -6,6 +6,8 @@
 
 use std::collections::HashMap;
 
+use super::bytes::ByteReader;
+
 /// A pickled value, as far as a state dict needs.
 #[derive(Debug, Clone)]
 enum P {
@@ -37,27 +39,21 @@ pub struct TensorRef {
 
 const MAGIC: i128 = 0x1950a86a20f9469cfc6c;
 
-struct Machine<'a> {
-    data: &'a [u8],
-    pos: usize,
+struct Machine<'a>(ByteReader<'a>);
+
+impl<'a> std::ops::Deref for Machine<'a> {
+    type Target = ByteReader<'a>;
+    fn deref(&self) -> &ByteReader<'a> {
+        &self.0
+    }
+}
+impl std::ops::DerefMut for Machine<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
-impl<'a> Machine<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let end = self.pos.checked_add(n).filter(|e| *e <= self.data.len()).ok_or("the file ends inside a pickle")?;
-        let s = &self.data[self.pos..end];
-        self.pos = end;
-        Ok(s)
-    }
-    fn u8(&mut self) -> Result<u8, String> {
-        Ok(self.take(1)?[0])
-    }
-    fn u16(&mut self) -> Result<u16, String> {
-        Ok(u16::from_le_bytes(self.take(2)?.try_into().map_err(|_| "short read")?))
-    }
-    fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().map_err(|_| "short read")?))
-    }
+impl Machine<'_> {
     fn line(&mut self) -> Result<String, String> {
         let rest = &self.data[self.pos..];
         let n = rest.iter().position(|b| *b == b'\n').ok_or("unterminated name in a pickle")?;
@@ -268,7 +264,7 @@ fn elem_size(kind: &str) -> Result<usize, String> {
 pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
 
 pub fn read_state_dict(data: &[u8]) -> Result<Vec<NamedTensor>, String> {
-    let mut m = Machine { data, pos: 0 };
+    let mut m = Machine(ByteReader::new(data, "the checkpoint"));
     match m.load()? {
         P::Int(MAGIC) => {}
         _ => return Err("not a legacy PyTorch file (bad magic number)".into()),
