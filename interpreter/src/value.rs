@@ -67,6 +67,11 @@ pub trait Handle: Send + Sync + fmt::Debug {
     fn select(&self, _indices: &[usize]) -> Option<Value> {
         None
     }
+    /// ...and a cheap description of item `i` that `filter` predicates see
+    /// (a data set's {index, name, label}, without reading the file).
+    fn entry(&self, _i: usize) -> Option<Value> {
+        None
+    }
     /// The tool that calling the handle means: `u(x)` is `tool(u, x)`.
     fn call_tool(&self) -> Option<&'static str> {
         None

@@ -15,7 +15,7 @@ use std::time::Instant;
 use assay_stdlib::onnx::model::{Model, Preprocess, Provider};
 use assay_stdlib::onnx::units::Reduce;
 use assay_stdlib::vision::data::{emoji_items, Dataset};
-use assay_stdlib::vision::exemplars::{batch_tensor, pass};
+use assay_stdlib::vision::exemplars::{batch_tensor, pass, PassSpec};
 
 const LAYER: &str = "/_blocks.15/Relu6_output_0";
 const PRE: Preprocess = Preprocess { resize: 256, size: 224, mean: [127.0; 3], std: [128.0; 3] };
@@ -46,8 +46,9 @@ fn main() {
         .and_then(|a| a.strip_prefix("--memory=").map(|s| s.parse::<usize>().expect("benchmark setup")))
     {
         let (m, d) = setup(n);
-        let tops = pass(&m, LAYER, Reduce::Max, PRE, &d, 12, 32, &mut |_, _| {}).expect("benchmark setup");
-        assert_eq!(tops.len(), 1152);
+        let spec = PassSpec { k: 12, bottom: 0, quantiles: false, seed: 0, batch: 32 };
+        let res = pass(&m, LAYER, Reduce::Max, PRE, &d, &spec, &mut |_, _| {}).expect("benchmark setup");
+        assert_eq!(res.top.len(), 1152);
         println!("{}", peak_kib());
         return;
     }
@@ -65,7 +66,8 @@ fn main() {
         }
     };
     let exemplars = || {
-        pass(&m, LAYER, Reduce::Max, PRE, &d, 12, batch, &mut |_, _| {}).expect("benchmark setup");
+        let spec = PassSpec { k: 12, bottom: 0, quantiles: false, seed: 0, batch };
+        pass(&m, LAYER, Reduce::Max, PRE, &d, &spec, &mut |_, _| {}).expect("benchmark setup");
     };
     plain();
     exemplars();

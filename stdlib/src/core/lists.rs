@@ -103,26 +103,38 @@ fn map(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn filter_sig() -> Signature {
-    Signature::new("filter", "lists", "The items for which the function returns true.")
-        .param("xs", Type::Any, "a list or range")
+    Signature::new("filter", "lists", "The items for which the function returns true. On a data set, the predicate sees each item's {index, name, label} (no image is read) and the result is a smaller data set.")
+        .param("xs", Type::Any, "a list, range or data set")
         .param("f", Type::Func, "predicate of one item, returning true or false")
-        .returns(Type::list(Type::Any))
+        .returns(Type::OneOf(vec![Type::list(Type::Any), Type::Handle("dataset")]))
         .example("assert filter(0..10, x => x % 3 == 0) == [0, 3, 6, 9]")
 }
 fn filter(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let f = a.func(1)?.clone();
+    let keep = |x: Value, ctx: &mut dyn ToolCtx| match ctx.call(&f, vec![x])? {
+        Value::Bool(b) => Ok(b),
+        other => Err(ToolError::arg(
+            1,
+            format!("the predicate must return true or false, it returned a {}", other.type_name()),
+        )
+        .help("compare explicitly, e.g. `x => x > 0`")),
+    };
+    if let Value::Handle(h) = a.get(0) {
+        if let Some(len) = h.count() {
+            let mut idx = Vec::new();
+            for i in 0..len {
+                let e = h.entry(i).ok_or_else(|| ToolError::arg(0, format!("a {} cannot be filtered", h.kind())))?;
+                if keep(e, ctx)? {
+                    idx.push(i);
+                }
+            }
+            return h.select(&idx).ok_or_else(|| ToolError::arg(0, "this collection cannot be cut"));
+        }
+    }
     let mut out = Vec::new();
     for x in a.items(0)? {
-        match ctx.call(&f, vec![x.clone()])? {
-            Value::Bool(true) => out.push(x),
-            Value::Bool(false) => {}
-            other => {
-                return Err(ToolError::arg(
-                    1,
-                    format!("the predicate must return true or false, it returned a {}", other.type_name()),
-                )
-                .help("compare explicitly, e.g. `x => x > 0`"))
-            }
+        if keep(x.clone(), ctx)? {
+            out.push(x);
         }
     }
     Ok(Value::list(out))

@@ -165,23 +165,22 @@ fn unit_of(a: &Args, i: usize) -> Result<&Unit, ToolError> {
     }
 }
 
+/// The rank of a model tensor (an intermediate, input or output), as
+/// ONNX Runtime infers it.
+pub fn tensor_rank(m: &Model, tensor: &str) -> Option<usize> {
+    let find = |ports: &[super::model::Port]| {
+        ports.iter().find(|p| p.name == tensor).and_then(|p| p.shape.as_ref().map(|s| s.len()))
+    };
+    m.every_tensor().ok().and_then(|all| find(all)).or_else(|| find(&m.inputs)).or_else(|| find(&m.outputs))
+}
+
 /// Runs one batch and selects the unit.
 fn run_unit(u: &Unit, feeds: Vec<(String, ArrayD<f32>)>) -> Result<ArrayD<f32>, String> {
     match &u.select {
         Select::Channel(index, r) => {
             let op = if *r == Reduce::Max { "ReduceMax" } else { "ReduceMean" };
             // Reduce every axis after the channel axis.
-            let rank = u
-                .model
-                .every_tensor()?
-                .iter()
-                .find(|p| p.name == u.tensor)
-                .and_then(|p| p.shape.as_ref().map(|s| s.len()));
-            let rank = rank
-                .or_else(|| {
-                    u.model.inputs.iter().find(|p| p.name == u.tensor).and_then(|p| p.shape.as_ref().map(|s| s.len()))
-                })
-                .unwrap_or(4);
+            let rank = tensor_rank(&u.model, &u.tensor).unwrap_or(4);
             if rank < 2 {
                 return Err(format!("`{}` has rank {rank}; channels need a tensor of at least [N, C]", u.tensor));
             }

@@ -44,19 +44,21 @@ impl Dataset {
 
     /// Item `i` as an image, with its path and the file's sha256.
     pub fn read(&self, i: usize) -> Result<(Image, PathBuf, String), String> {
+        self.read_on(i, Some([255, 255, 255, 255]))
+    }
+
+    /// As `read`, with drawings (SVG) rendered on `background` (None: transparent).
+    pub fn read_on(&self, i: usize, background: Option<[u8; 4]>) -> Result<(Image, PathBuf, String), String> {
         let item = self.items.get(i).ok_or_else(|| format!("item {i} is out of range ({} items)", self.items.len()))?;
         let bytes = std::fs::read(&item.path).map_err(|e| format!("{}: {e}", item.path.display()))?;
         let digest = hex::encode(Sha256::digest(&bytes));
-        self.decode_item(item, bytes).map(|img| (img, item.path.clone(), digest))
-    }
-
-    fn decode_item(&self, item: &Item, bytes: Vec<u8>) -> Result<Image, String> {
-        if item.path.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg")) {
+        let img = if item.path.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg")) {
             let text = String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8", item.name))?;
-            super::svg::render(&text, 224, Some(224), Some([255, 255, 255, 255]))
+            super::svg::render(&text, 224, Some(224), background)
         } else {
             super::decode(&bytes, &item.name)
-        }
+        };
+        img.map(|img| (img, item.path.clone(), digest))
     }
 }
 
@@ -94,6 +96,14 @@ impl Handle for Dataset {
     fn count(&self) -> Option<usize> {
         Some(self.items.len())
     }
+    fn entry(&self, i: usize) -> Option<Value> {
+        let it = self.items.get(i)?;
+        Some(Value::record([
+            ("index", Value::Num(i as f64)),
+            ("name", Value::str(&it.name)),
+            ("label", it.label.as_deref().map(Value::str).unwrap_or_default()),
+        ]))
+    }
     fn select(&self, indices: &[usize]) -> Option<Value> {
         let items: Vec<Item> = indices.iter().filter_map(|i| self.items.get(*i).cloned()).collect();
         Some(Value::Handle(Arc::new(Dataset { name: self.name.clone(), items: Arc::new(items) })))
@@ -117,10 +127,11 @@ pub fn dataset_of(a: &Args, i: usize) -> Result<&Dataset, ToolError> {
 }
 
 fn images_sig() -> Signature {
-    Signature::new("images", "images", "A data set of the PNG, JPEG and SVG files matching a glob (relative to the script's folder, inside its allowed roots), in sorted order. Labels are the files' folder names. Images are read only when a pass reaches them.")
+    Signature::new("images", "images", "A data set of the PNG, JPEG, WebP and SVG files matching a glob (relative to the script's folder, inside its allowed roots), in sorted order. Labels are the files' folder names, or come from a `labels` side file: JSON {\"file name\": \"label\"} or CSV lines `file name,label` (names relative to the side file's folder, or bare file names). Images are read only when a pass reaches them.")
         .param("pattern", Type::Str, "e.g. \"photos/**/*.jpg\"")
+        .opt("labels", Type::Str, Value::None, "a .json or .csv file mapping file names to labels")
         .returns(Type::Handle("dataset"))
-        .example("let d = images(\"fixtures/*.png\")\nassert d.size == 1 and d.labels == [\"fixtures\"]\nassert item(d, 0).image.width == 4")
+        .example("let d = images(\"fixtures/*.png\")\nassert d.size == 1 and d.labels == [\"fixtures\"]\nassert item(d, 0).image.width == 4\nassert images(\"fixtures/*.png\", labels: \"fixtures/labels.csv\").labels == [\"a red square\"]")
 }
 fn images(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let pattern = a.str(0)?.to_string();
@@ -135,7 +146,7 @@ fn images(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let mut items = Vec::new();
     for p in paths.flatten() {
         let ext = p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).unwrap_or_default();
-        if !["png", "jpg", "jpeg", "svg"].contains(&ext.as_str()) || !p.is_file() {
+        if !["png", "jpg", "jpeg", "webp", "svg"].contains(&ext.as_str()) || !p.is_file() {
             continue;
         }
         let rel = p.strip_prefix(&base).unwrap_or(&p).to_string_lossy().into_owned();
@@ -146,9 +157,48 @@ fn images(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     }
     items.sort_by(|x, y| x.name.cmp(&y.name));
     if items.is_empty() {
-        return Err(ToolError::arg(0, format!("no PNG, JPEG or SVG file matches `{pattern}`")));
+        return Err(ToolError::arg(0, format!("no PNG, JPEG, WebP or SVG file matches `{pattern}`")));
+    }
+    if !a.is_none(1) {
+        let file = a.str(1)?;
+        let text = ctx.read_file(file).map_err(|e| ToolError { arg: Some(1), ..e })?;
+        let text = String::from_utf8(text).map_err(|_| ToolError::arg(1, format!("{file} is not UTF-8 text")))?;
+        let map = parse_labels(file, &text).map_err(|e| ToolError::arg(1, e))?;
+        let dir = std::path::Path::new(file).parent().map(|d| d.to_string_lossy().into_owned()).unwrap_or_default();
+        for it in &mut items {
+            let rel = it.name.strip_prefix(&format!("{dir}/")).unwrap_or(&it.name);
+            let bare = std::path::Path::new(&it.name).file_name().map(|n| n.to_string_lossy().into_owned());
+            it.label = map.get(rel).or_else(|| bare.as_ref().and_then(|b| map.get(b))).cloned();
+        }
     }
     Ok(Value::Handle(Arc::new(Dataset { name: pattern, items: Arc::new(items) })))
+}
+
+/// A labels side file: JSON {name: label} or CSV lines `name,label` (an
+/// optional header `file,label`; a label may contain commas).
+fn parse_labels(file: &str, text: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
+    if file.ends_with(".json") {
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("{file}: {e}"))?;
+        let obj = v.as_object().ok_or_else(|| format!("{file}: expected an object {{\"file name\": \"label\"}}"))?;
+        return obj
+            .iter()
+            .map(|(k, v)| match v.as_str() {
+                Some(s) => Ok((k.clone(), s.to_string())),
+                None => Err(format!("{file}: the label of `{k}` is not a string")),
+            })
+            .collect();
+    }
+    let mut out = std::collections::BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || (n == 0 && line.eq_ignore_ascii_case("file,label")) {
+            continue;
+        }
+        let (name, label) =
+            line.split_once(',').ok_or_else(|| format!("{file}:{}: expected `file name,label`", n + 1))?;
+        out.insert(name.trim().to_string(), label.trim().trim_matches('"').to_string());
+    }
+    Ok(out)
 }
 
 /// The openmoji colour SVGs and their annotations, fetched once.
@@ -203,16 +253,19 @@ fn emoji(_: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn item_sig() -> Signature {
-    Signature::new("item", "images", "Item `i` of a data set: {name, label, image}.")
+    Signature::new("item", "images", "Item `i` of a data set: {name, label, image}. Drawings (SVG) are rendered on `background`; \"none\" keeps them transparent, for pasting into scenes.")
         .param("data", Type::Handle("dataset"), "a data set")
         .param("i", Type::Num, "index")
+        .opt("background", Type::Str, Value::str("white"), "an SVG colour, or \"none\"")
         .returns(Type::record_of(&[("name", Type::Str), ("label", Type::Any), ("image", Type::Image)]))
         .example("let d = images(\"fixtures/*.png\")\nassert item(d, 0).name == \"fixtures/red.png\"")
 }
 fn item(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let d = dataset_of(a, 0)?;
     let i = a.count(1)?;
-    let img = d.load(i, ctx).map_err(|e| ToolError::arg(1, e))?;
+    let bg = super::svg::parse_color(a.str(2)?).map_err(|e| ToolError::arg(2, e))?;
+    let (img, path, digest) = d.read_on(i, bg).map_err(|e| ToolError::arg(1, e))?;
+    ctx.note_input(&path, &digest);
     let it = &d.items[i];
     Ok(Value::record([
         ("name", Value::str(&it.name)),

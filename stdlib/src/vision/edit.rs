@@ -57,6 +57,62 @@ fn sample(img: &RgbaImage, x: f32, y: f32) -> [u8; 4] {
     out
 }
 
+/// Alpha-composites `pic` onto `dst`, scaled to `width` (a fraction of
+/// dst's width, aspect kept) and centred at (cx, cy) (fractions).
+pub fn paste_onto(dst: &mut RgbaImage, pic: &RgbaImage, cx: f64, cy: f64, width: f64) {
+    let (w, h) = (dst.width() as f64, dst.height() as f64);
+    let pw = (width * w).round().max(1.0);
+    let ph = (pw * pic.height() as f64 / pic.width().max(1) as f64).round().max(1.0);
+    let scaled = image::imageops::resize(pic, pw as u32, ph as u32, image::imageops::FilterType::Triangle);
+    let (x0, y0) = ((cx * w - pw / 2.0).round() as i64, (cy * h - ph / 2.0).round() as i64);
+    image::imageops::overlay(dst, &scaled, x0, y0);
+}
+
+/// Gives every pixel the hue and saturation of `colour`, keeping its
+/// lightness and alpha: white stays white, black stays black.
+pub fn recolour(img: &mut RgbaImage, colour: [u8; 4]) {
+    let (th, ts, _) = to_hsl([colour[0], colour[1], colour[2]]);
+    for p in img.pixels_mut() {
+        let (_, _, l) = to_hsl([p.0[0], p.0[1], p.0[2]]);
+        let [r, g, b] = from_hsl(th, ts, l);
+        p.0 = [r, g, b, p.0[3]];
+    }
+}
+
+fn to_hsl(c: [u8; 3]) -> (f32, f32, f32) {
+    let [r, g, b] = c.map(|v| v as f32 / 255.0);
+    let (max, min) = (r.max(g).max(b), r.min(g).min(b));
+    let l = (max + min) / 2.0;
+    let d = max - min;
+    if d == 0.0 {
+        return (0.0, 0.0, l);
+    }
+    let s = if l > 0.5 { d / (2.0 - max - min) } else { d / (max + min) };
+    let h = if max == r {
+        ((g - b) / d).rem_euclid(6.0)
+    } else if max == g {
+        (b - r) / d + 2.0
+    } else {
+        (r - g) / d + 4.0
+    };
+    (h * 60.0, s, l)
+}
+
+fn from_hsl(h: f32, s: f32, l: f32) -> [u8; 3] {
+    let c = (1.0 - (2.0 * l - 1.0).abs()) * s;
+    let x = c * (1.0 - ((h / 60.0).rem_euclid(2.0) - 1.0).abs());
+    let m = l - c / 2.0;
+    let (r, g, b) = match (h / 60.0) as u32 {
+        0 => (c, x, 0.0),
+        1 => (x, c, 0.0),
+        2 => (0.0, c, x),
+        3 => (0.0, x, c),
+        4 => (x, 0.0, c),
+        _ => (c, 0.0, x),
+    };
+    [r, g, b].map(|v| ((v + m) * 255.0).round().clamp(0.0, 255.0) as u8)
+}
+
 /// Applies one edit record to an image.
 fn apply(img: &Image, op: &Value, ctx: &mut dyn ToolCtx) -> Result<Image, String> {
     let Value::Record(r) = op else {
@@ -136,12 +192,25 @@ fn apply(img: &Image, op: &Value, ctx: &mut dyn ToolCtx) -> Result<Image, String
             }
             from_rgba(out)
         }
+        "paste" => {
+            let Some(Value::Image(pic)) = r.get("picture") else { return Err("the edit has no `picture`".into()) };
+            let mut out = src;
+            paste_onto(&mut out, &to_rgba(pic)?, num("x")?, num("y")?, num("scale")?);
+            from_rgba(out)
+        }
+        "recolour" => {
+            let colour = r.get("colour").map(|v| v.to_text()).unwrap_or_default();
+            let c = super::svg::parse_color(&colour)?.ok_or("recolour needs a colour, not none")?;
+            let mut out = src;
+            recolour(&mut out, c);
+            from_rgba(out)
+        }
         other => return Err(format!("unknown edit `{other}`")),
     })
 }
 
 fn edit_sig() -> Signature {
-    Signature::new("edit", "images", "Applies an edit (or a list of edits, in order) to an image or to each of a list of images: crop(scale), resize(w, h), flip(axis), rotate(degrees), translate(dx, dy), occlude(x, y, w, h), greyscale(), blur(sigma), contrast(percent), hue(degrees), noise(amount). Deterministic; noise draws from the run's seed.")
+    Signature::new("edit", "images", "Applies an edit (or a list of edits, in order) to an image or to each of a list of images: crop(scale), resize(w, h), flip(axis), rotate(degrees), translate(dx, dy), occlude(x, y, w, h), paste(picture, x, y, scale), recolour(colour), greyscale(), blur(sigma), contrast(percent), hue(degrees), noise(amount). Deterministic; noise draws from the run's seed.")
         .param("images", Type::OneOf(vec![Type::Image, Type::list(Type::Image)]), "an image or a list of images")
         .param("op", Type::OneOf(vec![Type::record(), Type::list(Type::record())]), "an edit, or a list of edits")
         .returns(Type::OneOf(vec![Type::Image, Type::list(Type::Image)]))
@@ -293,9 +362,125 @@ fn flip(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     Ok(op("flip", vec![("axis", Value::str(axis))]))
 }
 
+fn paste_sig() -> Signature {
+    Signature::new("paste", "images", "An edit: paste a picture (its transparency kept) centred at x, y (fractions of the image), `scale` times the image's width wide.")
+        .param("picture", Type::Image, "the picture, e.g. item(emoji(), i, background: \"none\").image")
+        .opt("x", Type::Num, Value::Num(0.5), "centre, fraction of width")
+        .opt("y", Type::Num, Value::Num(0.5), "centre, fraction of height")
+        .opt("scale", Type::Num, Value::Num(0.3), "the picture's width as a fraction of the image's")
+        .returns(Type::record())
+        .example("let dot = svg(`<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"10\" height=\"10\"><rect width=\"10\" height=\"10\" fill=\"#0000ff\"/></svg>`)\nlet canvas = svg(`<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"20\" height=\"20\"/>`, background: \"white\")\nlet p = edit(canvas, paste(dot, x: 0.25, y: 0.25, scale: 0.5))\nassert pixels(p, size: 20, resize: 20, mean: 0, std: 1)[0][2][5][5] == 255\nassert pixels(p, size: 20, resize: 20, mean: 0, std: 1)[0][0][15][15] == 255")
+}
+fn paste(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let Value::Image(pic) = a.get(0) else { return Err(ToolError::arg(0, "expected an image")) };
+    Ok(op(
+        "paste",
+        vec![
+            ("picture", Value::Image(pic.clone())),
+            ("x", Value::Num(fraction(a, 1, -1.0, 2.0)?)),
+            ("y", Value::Num(fraction(a, 2, -1.0, 2.0)?)),
+            ("scale", Value::Num(fraction(a, 3, 0.001, 10.0)?)),
+        ],
+    ))
+}
+
+fn recolour_sig() -> Signature {
+    Signature::new("recolour", "images", "An edit: give every pixel the hue and saturation of `colour` (any SVG colour), keeping its lightness: a yellow banana becomes a red one; white and black stay.")
+        .param("colour", Type::Str, "e.g. \"red\", \"#2060ff\"")
+        .returns(Type::record())
+        .example("let img = image(\"fixtures/red.png\")\nlet g = edit(img, recolour(\"lime\"))\nlet x = pixels(g, size: 4, resize: 4, mean: 0, std: 1)\nassert x[0][1][0][0] > 200 and x[0][0][0][0] < 10")
+}
+fn recolour_tool(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let c = a.str(0)?;
+    if super::svg::parse_color(c).map_err(|e| ToolError::arg(0, e))?.is_none() {
+        return Err(ToolError::arg(0, "recolour needs a colour, not none"));
+    }
+    Ok(op("recolour", vec![("colour", Value::str(c))]))
+}
+
+fn scene_sig() -> Signature {
+    Signature::new("scene", "images", "Composes a picture from parts, in order (later parts on top): each part is a record {image, x, y, scale} placing an image (an svg() drawing, an emoji with background \"none\", a photo) centred at x, y (fractions) at `scale` times the scene's width, optionally with `colour` (recolour) or `hue` (degrees) and `rotate` (degrees). Drawing a stimulus instead of generating one: every pixel is determined by the script.")
+        .param("parts", Type::list(Type::record()), "the parts")
+        .opt("width", Type::Num, Value::Num(224.0), "pixels")
+        .opt("height", Type::Num, Value::Num(224.0), "pixels")
+        .opt("background", Type::Str, Value::str("white"), "an SVG colour, or \"none\"")
+        .returns(Type::Image)
+        .example("let sq = svg(`<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"8\" height=\"8\"><rect width=\"8\" height=\"8\" fill=\"black\"/></svg>`)\nlet s = scene([{image: sq, x: 0.75, y: 0.5, scale: 0.5, colour: \"red\"}], width: 16, height: 16, background: \"navy\")\nlet x = pixels(s, size: 16, resize: 16, mean: 0, std: 1)\nassert x[0][2][8][2] == 128 and x[0][0][8][12] == 0")
+}
+fn scene(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let (w, h) = (a.count(1)?, a.count(2)?);
+    if !(1..=4096).contains(&w) || !(1..=4096).contains(&h) {
+        return Err(ToolError::new(format!("a scene is 1 to 4096 pixels on a side, not {w}x{h}")));
+    }
+    let bg = super::svg::parse_color(a.str(3)?).map_err(|e| ToolError::arg(3, e))?.unwrap_or([0, 0, 0, 0]);
+    let mut canvas = RgbaImage::from_pixel(w as u32, h as u32, image::Rgba(bg));
+    for (i, part) in a.items(0)?.iter().enumerate() {
+        let Value::Record(r) = part else {
+            return Err(ToolError::arg(
+                0,
+                format!("part {i} is a {}, not a record {{image, x, y, scale}}", part.type_name()),
+            ));
+        };
+        let bad = |what: String| {
+            ToolError::arg(0, format!("part {i}: {what}"))
+                .help("a part is {image, x, y, scale} with optional colour, hue, rotate")
+        };
+        for k in r.keys() {
+            if !["image", "x", "y", "scale", "colour", "hue", "rotate"].contains(&k.as_str()) {
+                return Err(bad(format!("unknown field `{k}`")));
+            }
+        }
+        let Some(Value::Image(img)) = r.get("image") else { return Err(bad("no `image`".into())) };
+        let num = |k: &str, d: f64| match r.get(k) {
+            None => Ok(d),
+            Some(Value::Num(n)) if n.is_finite() => Ok(*n),
+            Some(v) => Err(bad(format!("`{k}` must be a number, found a {}", v.type_name()))),
+        };
+        let mut pic = img.as_ref().clone();
+        if let Some(c) = r.get("colour") {
+            pic = apply(&pic, &op("recolour", vec![("colour", c.clone())]), ctx).map_err(bad)?;
+        }
+        if r.contains_key("hue") {
+            pic = apply(&pic, &op("hue", vec![("degrees", Value::Num(num("hue", 0.0)?))]), ctx).map_err(bad)?;
+        }
+        let mut pic = to_rgba(&pic).map_err(bad)?;
+        if r.contains_key("rotate") {
+            // Rotate on a transparent square canvas large enough to hold it.
+            let side = ((pic.width().pow(2) + pic.height().pow(2)) as f64).sqrt().ceil() as u32;
+            let mut sq = RgbaImage::new(side, side);
+            image::imageops::overlay(
+                &mut sq,
+                &pic,
+                ((side - pic.width()) / 2) as i64,
+                ((side - pic.height()) / 2) as i64,
+            );
+            let (s, c) = (num("rotate", 0.0)?.to_radians() as f32).sin_cos();
+            let cc = side as f32 / 2.0 - 0.5;
+            pic = RgbaImage::from_fn(side, side, |x, y| {
+                let (dx, dy) = (x as f32 - cc, y as f32 - cc);
+                let (sx, sy) = (c * dx + s * dy + cc, -s * dx + c * dy + cc);
+                if sx < 0.0 || sy < 0.0 || sx > side as f32 - 1.0 || sy > side as f32 - 1.0 {
+                    image::Rgba([0, 0, 0, 0])
+                } else {
+                    *sq.get_pixel(sx.round() as u32, sy.round() as u32)
+                }
+            });
+        }
+        let scale = num("scale", 0.3)?;
+        if scale <= 0.0 || scale > 10.0 {
+            return Err(bad(format!("`scale` must be above 0 and at most 10, found {scale}")));
+        }
+        paste_onto(&mut canvas, &pic, num("x", 0.5)?, num("y", 0.5)?, scale);
+    }
+    Ok(Value::Image(Arc::new(from_rgba(canvas))))
+}
+
 pub(crate) fn register(r: &mut Registry) {
     for (sig, f) in [
-        (edit_sig as fn() -> Signature, edit as crate::core::ToolFn),
+        (paste_sig as fn() -> Signature, paste as crate::core::ToolFn),
+        (recolour_sig, recolour_tool),
+        (scene_sig, scene),
+        (edit_sig, edit),
         (crop_sig, crop),
         (resize_sig, resize),
         (rotate_sig, rotate),

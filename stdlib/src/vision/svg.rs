@@ -34,19 +34,15 @@ pub fn render(text: &str, width: u32, height: Option<u32>, background: Option<[u
     Ok(Image { width: w, height: h, pixels })
 }
 
-/// "white", "black", "none", or "#rrggbb".
+/// Any SVG/CSS colour ("red", "#f80", "rgb(0, 128, 255)"), or "none".
 pub fn parse_color(s: &str) -> Result<Option<[u8; 4]>, String> {
-    Ok(Some(match s {
-        "none" | "transparent" => return Ok(None),
-        "white" => [255, 255, 255, 255],
-        "black" => [0, 0, 0, 255],
-        "gray" | "grey" => [128, 128, 128, 255],
-        hex if hex.len() == 7 && hex.starts_with('#') => {
-            let v = u32::from_str_radix(&hex[1..], 16).map_err(|_| format!("bad colour {hex}"))?;
-            [(v >> 16) as u8, (v >> 8) as u8, v as u8, 255]
-        }
-        other => return Err(format!("unknown colour \"{other}\"; use white, black, gray, none or #rrggbb")),
-    }))
+    if s == "none" || s == "transparent" {
+        return Ok(None);
+    }
+    let c: svgtypes::Color = s.parse().map_err(|_| {
+        format!("unknown colour \"{s}\"; use an SVG colour name (red, teal, ...), #rrggbb, rgb(r, g, b) or none")
+    })?;
+    Ok(Some([c.red, c.green, c.blue, c.alpha]))
 }
 
 fn svg_sig() -> Signature {
@@ -54,7 +50,7 @@ fn svg_sig() -> Signature {
         .param("code", Type::Str, "SVG text, e.g. `<svg viewBox=\"0 0 10 10\">...</svg>`")
         .opt("width", Type::Num, Value::Num(224.0), "width in pixels")
         .opt("height", Type::Num, Value::None, "height in pixels")
-        .opt("background", Type::Str, Value::str("white"), "white, black, gray, none or #rrggbb")
+        .opt("background", Type::Str, Value::str("white"), "an SVG colour (white, teal, #rrggbb, ...) or none")
         .returns(Type::Image)
         .example("let img = svg(`<svg viewBox=\"0 0 10 10\"><rect x=\"0\" y=\"0\" width=\"5\" height=\"10\" fill=\"red\"/></svg>`, width: 20)\nassert img.width == 20 and img.height == 20\nlet x = pixels(img, size: 20, resize: 20, mean: 0, std: 1)\nassert x[0][0][10][2] == 255 and x[0][1][10][2] == 0\nassert x[0][1][10][17] == 255")
 }
