@@ -174,6 +174,27 @@ pub fn tensor_rank(m: &Model, tensor: &str) -> Option<usize> {
     m.every_tensor().ok().and_then(|all| find(all)).or_else(|| find(&m.inputs)).or_else(|| find(&m.outputs))
 }
 
+/// A channel unit's activation on each image, preprocessed as its model
+/// says, 32 images per run.
+pub fn image_activations(u: &Unit, images: &[Arc<assay_interpreter::Image>]) -> Result<Vec<f64>, String> {
+    if !matches!(u.select, Select::Channel(Some(_), _)) {
+        return Err("on images, use a channel unit: unit(model, tensor, channel: c)".into());
+    }
+    let pre = u.model.preprocess.ok_or("the model does not say how images become its input")?;
+    let input = u.model.inputs.first().map(|p| p.name.clone()).unwrap_or_default();
+    let s = pre.size as usize;
+    let mut out = Vec::with_capacity(images.len());
+    for chunk in images.chunks(32) {
+        let mut buf = Vec::with_capacity(chunk.len() * 3 * s * s);
+        for img in chunk {
+            buf.extend(crate::vision::preprocess(img, pre.resize, pre.size, pre.mean, pre.std)?);
+        }
+        let x = ArrayD::from_shape_vec(vec![chunk.len(), 3, s, s], buf).map_err(|e| e.to_string())?;
+        out.extend(run_unit(u, vec![(input.clone(), x)])?.iter().map(|v| *v as f64));
+    }
+    Ok(out)
+}
+
 /// Runs one batch and selects the unit.
 fn run_unit(u: &Unit, feeds: Vec<(String, ArrayD<f32>)>) -> Result<ArrayD<f32>, String> {
     match &u.select {

@@ -131,7 +131,7 @@ fn images_sig() -> Signature {
         .param("pattern", Type::Str, "e.g. \"photos/**/*.jpg\"")
         .opt("labels", Type::Str, Value::None, "a .json or .csv file mapping file names to labels")
         .returns(Type::Handle("dataset"))
-        .example("let d = images(\"fixtures/*.png\")\nassert d.size == 1 and d.labels == [\"fixtures\"]\nassert item(d, 0).image.width == 4\nassert images(\"fixtures/*.png\", labels: \"fixtures/labels.csv\").labels == [\"a red square\"]")
+        .example("let d = images(\"fixtures/*.png\")\nassert d.size == 1 and d.labels == [\"fixtures\"]\nassert item(d, 0).image.width == 4\nassert images(\"fixtures/*.png\", labels: \"fixtures/labels.csv\").labels == [\"a red square\"]\nassert filter(d, x => x.label == \"fixtures\").size == 1 and filter(d, x => x.index > 0).size == 0")
 }
 fn images(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let pattern = a.str(0)?.to_string();

@@ -15,6 +15,7 @@ pub mod edit;
 pub mod exemplars;
 pub mod plot;
 pub mod svg;
+pub mod synthetic;
 use crate::models::fetch::{self, Pinned};
 
 const SKIMAGE: Pinned = Pinned {
@@ -37,9 +38,9 @@ pub const PHOTOS: &[&str] = &[
     "gravel.png",
 ];
 
-/// Decodes PNG or JPEG bytes into an RGBA image.
+/// Decodes PNG, JPEG or WebP bytes into an RGBA image.
 pub fn decode(bytes: &[u8], what: &str) -> Result<Image, String> {
-    let img = image::load_from_memory(bytes).map_err(|e| format!("{what} is not a PNG or JPEG image: {e}"))?;
+    let img = image::load_from_memory(bytes).map_err(|e| format!("{what} is not a PNG, JPEG or WebP image: {e}"))?;
     let rgba = img.to_rgba8();
     Ok(Image { width: rgba.width(), height: rgba.height(), pixels: rgba.into_raw() })
 }
@@ -226,6 +227,7 @@ pub(crate) fn register(r: &mut Registry) {
     describe::register(r);
     edit::register(r);
     exemplars::register(r);
+    synthetic::register(r);
     plot::register(r);
     for (sig, f) in [
         (image_sig as fn() -> Signature, image_tool as crate::core::ToolFn),
@@ -233,5 +235,21 @@ pub(crate) fn register(r: &mut Registry) {
         (pixels_sig, pixels),
     ] {
         r.register(FnTool::new(sig, f));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn decodes_webp() {
+        let src = image::RgbaImage::from_fn(3, 2, |x, y| image::Rgba([x as u8 * 80, y as u8 * 100, 7, 255]));
+        let mut bytes = Vec::new();
+        image::codecs::webp::WebPEncoder::new_lossless(&mut bytes)
+            .encode(src.as_raw(), 3, 2, image::ExtendedColorType::Rgba8)
+            .expect("encode");
+        let img = super::decode(&bytes, "test.webp").expect("decode");
+        assert_eq!((img.width, img.height), (3, 2));
+        assert_eq!(img.pixels, src.into_raw());
+        assert!(super::decode(b"RIFF....WEBPjunk", "bad.webp").unwrap_err().contains("bad.webp"));
     }
 }

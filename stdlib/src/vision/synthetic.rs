@@ -1,0 +1,492 @@
+//! Synthetic neurons with ground truth, in the spirit of MAIA's: units whose
+//! true selectivity is known because it was written down and built, so that
+//! a description found by a person or an agent can be checked.
+//!
+//! They are ONNX graphs run through the same runtime as any model:
+//! - low-level neurons are fixed filters over the image (a colour, an
+//!   orientation, a location, a texture frequency), one channel each of a
+//!   [N, 8, 224, 224] response map, read as its spatial max (colour,
+//!   location) or mean (orientation, texture: how much of the image);
+//! - concept neurons sit on EfficientNet-Lite0's class probabilities: a
+//!   class group's summed probability, and groups combined with OR (max),
+//!   AND (min) and AND-NOT (min(a, 1 - b)), one channel each of [N, 6, 1, 1].
+//!
+//! `score(unit, positives, negatives)` checks a description: the probability
+//! that the unit responds more to a positive stimulus than to a negative one
+//! (the area under the ROC curve; 0.5 is chance).
+
+use std::sync::Arc;
+
+use assay_interpreter::{Args, Image, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use sha2::Digest;
+
+use crate::core::FnTool;
+use crate::models::build::{int, ints, GraphBuilder};
+use crate::models::fetch;
+use crate::onnx::model::{Model, Preprocess, Provider};
+use crate::onnx::proto::{tensor_proto::DataType, GraphProto, ModelProto, OperatorSetIdProto, ValueInfoProto};
+use crate::onnx::units::{Reduce, Select, Unit};
+
+/// One synthetic neuron: its name, how it was built, and the truth.
+pub struct Neuron {
+    pub name: &'static str,
+    pub family: &'static str,
+    pub kind: &'static str,
+    pub description: &'static str,
+    /// Read as the spatial mean of its map (how much of the image has the
+    /// property) rather than the max (whether any part has it).
+    pub mean: bool,
+}
+
+/// Low-level neurons, in channel order of the filter model's response.
+pub const LOW_LEVEL: &[Neuron] = &[
+    Neuron {
+        name: "red",
+        family: "low-level",
+        kind: "colour",
+        description: "saturated red regions (not orange, pink, white or other colours), anywhere, any shape",
+        mean: false,
+    },
+    Neuron {
+        name: "green",
+        family: "low-level",
+        kind: "colour",
+        description: "saturated green regions, anywhere, any shape",
+        mean: false,
+    },
+    Neuron {
+        name: "blue",
+        family: "low-level",
+        kind: "colour",
+        description: "saturated blue regions, anywhere, any shape",
+        mean: false,
+    },
+    Neuron {
+        name: "vertical",
+        family: "low-level",
+        kind: "orientation",
+        description: "vertical edges and stripes, of any colour; horizontal ones do not count",
+        mean: true,
+    },
+    Neuron {
+        name: "horizontal",
+        family: "low-level",
+        kind: "orientation",
+        description: "horizontal edges and stripes, of any colour; vertical ones do not count",
+        mean: true,
+    },
+    Neuron {
+        name: "left",
+        family: "low-level",
+        kind: "location",
+        description: "any object, edge or texture in the left half of the image; the right half is ignored",
+        mean: false,
+    },
+    Neuron {
+        name: "top",
+        family: "low-level",
+        kind: "location",
+        description: "any object, edge or texture in the top half of the image; the bottom half is ignored",
+        mean: false,
+    },
+    Neuron {
+        name: "fine_texture",
+        family: "low-level",
+        kind: "texture",
+        description:
+            "fine, high-frequency texture: stripes, checks or dots a few pixels apart, more than coarse patterns",
+        mean: true,
+    },
+];
+
+/// Concept neurons, in channel order of the concept model's response.
+pub const CONCEPTS: &[Neuron] = &[
+    Neuron {
+        name: "cat",
+        family: "concept",
+        kind: "single",
+        description: "cats (tabby, tiger cat, Persian, Siamese, Egyptian cat)",
+        mean: false,
+    },
+    Neuron {
+        name: "ball",
+        family: "concept",
+        kind: "single",
+        description:
+            "balls used in sports (soccer ball, basketball, baseball, tennis ball, volleyball, golf ball, ...)",
+        mean: false,
+    },
+    Neuron {
+        name: "cup",
+        family: "concept",
+        kind: "single",
+        description: "cups of coffee (espresso, cup, coffee mug)",
+        mean: false,
+    },
+    Neuron { name: "cat_or_cup", family: "concept", kind: "or", description: "cats OR cups of coffee", mean: false },
+    Neuron {
+        name: "cat_and_ball",
+        family: "concept",
+        kind: "and",
+        description: "a cat AND a ball together in one picture",
+        mean: false,
+    },
+    Neuron {
+        name: "cat_not_ball",
+        family: "concept",
+        kind: "and-not",
+        description: "cats, but NOT when a ball is present",
+        mean: false,
+    },
+];
+
+/// The class groups concept neurons are built from (first names of ImageNet classes).
+const GROUPS: &[(&str, &[&str])] = &[
+    ("cat", &["tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"]),
+    (
+        "ball",
+        &[
+            "soccer ball",
+            "basketball",
+            "baseball",
+            "tennis ball",
+            "volleyball",
+            "golf ball",
+            "ping-pong ball",
+            "rugby ball",
+            "croquet ball",
+        ],
+    ),
+    ("cup", &["espresso", "cup", "coffee mug"]),
+];
+
+fn all() -> impl Iterator<Item = &'static Neuron> {
+    LOW_LEVEL.iter().chain(CONCEPTS.iter())
+}
+
+const SIZE: i64 = 224;
+
+fn str_attr(name: &str, v: &str) -> crate::onnx::proto::AttributeProto {
+    crate::onnx::proto::AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(crate::onnx::proto::attribute_proto::AttributeType::String as i32),
+        s: Some(v.as_bytes().to_vec()),
+        ..Default::default()
+    }
+}
+
+/// A float tensor [N, dims...] with a symbolic batch dimension.
+fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
+    use crate::onnx::proto::{tensor_shape_proto::dimension::Value as DimValue, type_proto, TensorShapeProto};
+    let mut dim = vec![crate::onnx::proto::tensor_shape_proto::Dimension {
+        value: Some(DimValue::DimParam("N".into())),
+        denotation: None,
+    }];
+    dim.extend(dims.iter().map(|d| crate::onnx::proto::tensor_shape_proto::Dimension {
+        value: Some(DimValue::DimValue(*d)),
+        denotation: None,
+    }));
+    let ty = type_proto::Tensor { elem_type: Some(DataType::Float as i32), shape: Some(TensorShapeProto { dim }) };
+    ValueInfoProto {
+        name: Some(name.into()),
+        r#type: Some(crate::onnx::proto::TypeProto {
+            value: Some(type_proto::Value::TensorType(ty)),
+            denotation: None,
+        }),
+        ..Default::default()
+    }
+}
+
+fn model_proto(graph: GraphProto, what: &str) -> ModelProto {
+    ModelProto {
+        ir_version: Some(8),
+        opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(13) }],
+        producer_name: Some("assay".into()),
+        producer_version: Some(env!("CARGO_PKG_VERSION").into()),
+        doc_string: Some(format!("Assay synthetic neurons: {what}")),
+        graph: Some(graph),
+        ..Default::default()
+    }
+}
+
+/// The fixed-filter model: input `image` [N, 3, 224, 224] in 0..1, output
+/// `response` [N, 8, 224, 224], one channel per low-level neuron.
+pub fn low_level_model() -> ModelProto {
+    let mut b = GraphBuilder::default();
+    let pool = |b: &mut GraphBuilder, name: &str, x: &str, k: i64| {
+        let p = k / 2;
+        b.node("AveragePool", name, &[x], vec![ints("kernel_shape", &[k, k]), ints("pads", &[p, p, p, p])])
+    };
+    // Colours: a 1x1 convolution, then ReLU.
+    let w: Vec<f32> = vec![1.0, -0.75, -0.75, -0.75, 1.0, -0.75, -0.75, -0.75, 1.0];
+    b.f32("colour.weight", &[3, 3, 1, 1], &w);
+    b.f32("colour.bias", &[3], &[-0.1; 3]);
+    let c = b.node("Conv", "/colour/Conv", &["image", "colour.weight", "colour.bias"], vec![]);
+    let colour = b.node("Relu", "/colour/Relu", &[&c], vec![]);
+    // Orientation: Sobel gradients of the grey image; vertical edges have a
+    // horizontal gradient. Averaged over 9x9 so that stripes beat one line.
+    b.f32("grey.weight", &[1, 3, 1, 1], &[1.0 / 3.0; 3]);
+    let grey = b.node("Conv", "/orientation/grey", &["image", "grey.weight"], vec![]);
+    b.f32(
+        "sobel.weight",
+        &[2, 1, 3, 3],
+        &[-1., 0., 1., -2., 0., 2., -1., 0., 1., -1., -2., -1., 0., 0., 0., 1., 2., 1.],
+    );
+    // Edge padding: a zero border would be the strongest edge of every image.
+    b.i64("sobel.pads", &[8], &[0, 0, 1, 1, 0, 0, 1, 1]);
+    let padded = b.node("Pad", "/orientation/Pad", &[&grey, "sobel.pads"], vec![str_attr("mode", "edge")]);
+    let g = b.node("Conv", "/orientation/sobel", &[&padded, "sobel.weight"], vec![]);
+    let g = b.node("Abs", "/orientation/Abs", &[&g], vec![]);
+    // [|gx|, |gy|] -> [|gx| - |gy|, |gy| - |gx|] by a fixed 1x1 convolution.
+    b.f32("contrast.weight", &[2, 2, 1, 1], &[1.0, -1.0, -1.0, 1.0]);
+    let d = b.node("Conv", "/orientation/difference", &[&g, "contrast.weight"], vec![]);
+    let d = b.node("Relu", "/orientation/Relu", &[&d], vec![]);
+    let orientation = pool(&mut b, "/orientation/AveragePool", &d, 9);
+    // Location: local contrast (distance from the 15x15 mean, summed over
+    // colours), kept only in one half of the image.
+    let mean = pool(&mut b, "/location/AveragePool", "image", 15);
+    let diff = b.node("Sub", "/location/Sub", &["image", &mean], vec![]);
+    let diff = b.node("Abs", "/location/Abs", &[&diff], vec![]);
+    b.i64("channel_axis", &[1], &[1]);
+    let contrast = b.node("ReduceSum", "/location/ReduceSum", &[&diff, "channel_axis"], vec![int("keepdims", 1)]);
+    let s = SIZE as usize;
+    let mut masks = vec![0f32; 2 * s * s];
+    for y in 0..s {
+        for x in 0..s {
+            masks[y * s + x] = if x < s / 2 { 1.0 } else { 0.0 };
+            masks[s * s + y * s + x] = if y < s / 2 { 1.0 } else { 0.0 };
+        }
+    }
+    b.f32("location.mask", &[1, 2, s, s], &masks);
+    let location = b.node("Mul", "/location/Mul", &[&contrast, "location.mask"], vec![]);
+    // Texture frequency: high-pass energy (distance from the 3x3 mean),
+    // averaged over 31x31: dense for fine patterns, sparse for coarse ones.
+    let local = pool(&mut b, "/texture/AveragePool", "image", 3);
+    let hp = b.node("Sub", "/texture/Sub", &["image", &local], vec![]);
+    let hp = b.node("Abs", "/texture/Abs", &[&hp], vec![]);
+    let hp = b.node("ReduceSum", "/texture/ReduceSum", &[&hp, "channel_axis"], vec![int("keepdims", 1)]);
+    let texture = pool(&mut b, "/texture/density", &hp, 31);
+    b.node_to("Concat", "/response", &[&colour, &orientation, &location, &texture], vec![int("axis", 1)], "response");
+    let graph = GraphProto {
+        node: b.nodes,
+        name: Some("synthetic_low_level".into()),
+        initializer: b.inits,
+        input: vec![value_info("image", &[3, SIZE, SIZE])],
+        output: vec![value_info("response", &[LOW_LEVEL.len() as i64, SIZE, SIZE])],
+        ..Default::default()
+    };
+    model_proto(graph, "low-level filters (red, green, blue, vertical, horizontal, left, top, fine_texture)")
+}
+
+/// The concept model: EfficientNet-Lite0 with its class probabilities
+/// grouped and combined; output `response` [N, 6, 1, 1].
+pub fn concept_model(efficientnet: &ModelProto, labels: &[String]) -> Result<ModelProto, String> {
+    let mut m = efficientnet.clone();
+    let g = m.graph.as_mut().ok_or("EfficientNet has no graph")?;
+    let logits = g.output.first().map(|o| o.name().to_string()).ok_or("EfficientNet has no output")?;
+    let mut b = GraphBuilder::default();
+    let probs = b.node("Softmax", "/concept/Softmax", &[&logits], vec![int("axis", 1)]);
+    b.i64("concept.axis1", &[1], &[1]);
+    let mut group = std::collections::BTreeMap::new();
+    for (name, classes) in GROUPS {
+        let mut idx = Vec::new();
+        for c in *classes {
+            let i = labels
+                .iter()
+                .position(|l| l.split(',').next().map(str::trim) == Some(*c))
+                .ok_or_else(|| format!("ImageNet has no class `{c}`"))?;
+            idx.push(i as i64);
+        }
+        let ids = b.i64(&format!("concept.{name}.classes"), &[idx.len()], &idx);
+        let picked = b.node("Gather", &format!("/concept/{name}/Gather"), &[&probs, &ids], vec![int("axis", 1)]);
+        let p = b.node(
+            "ReduceSum",
+            &format!("/concept/{name}/ReduceSum"),
+            &[&picked, "concept.axis1"],
+            vec![int("keepdims", 1)],
+        );
+        group.insert(*name, p);
+    }
+    b.f32("concept.one", &[], &[1.0]);
+    let not_ball = b.node("Sub", "/concept/not_ball", &["concept.one", &group["ball"]], vec![]);
+    let or = b.node("Max", "/concept/cat_or_cup", &[&group["cat"], &group["cup"]], vec![]);
+    let and = b.node("Min", "/concept/cat_and_ball", &[&group["cat"], &group["ball"]], vec![]);
+    let and_not = b.node("Min", "/concept/cat_not_ball", &[&group["cat"], &not_ball], vec![]);
+    let all = b.node(
+        "Concat",
+        "/concept/Concat",
+        &[&group["cat"], &group["ball"], &group["cup"], &or, &and, &and_not],
+        vec![int("axis", 1)],
+    );
+    b.i64("concept.spatial", &[2], &[2, 3]);
+    b.node_to("Unsqueeze", "/response", &[&all, "concept.spatial"], vec![], "response");
+    g.node.extend(b.nodes);
+    g.initializer.extend(b.inits);
+    g.output = vec![value_info("response", &[CONCEPTS.len() as i64, 1, 1])];
+    g.name = Some("synthetic_concepts".into());
+    m.doc_string = Some("Assay synthetic neurons: concepts over EfficientNet-Lite0's class probabilities".into());
+    Ok(m)
+}
+
+/// Writes a built model into the cache under a name derived from its bytes
+/// (so a changed definition never meets a stale file) and loads it.
+fn load_built(proto: &ModelProto, stem: &str, ctx: &mut dyn ToolCtx) -> Result<Model, String> {
+    let bytes = crate::onnx::graph::encode(proto);
+    let sha = hex::encode(sha2::Sha256::digest(&bytes));
+    let path =
+        crate::onnx::runtime::cache_dir().join("models").join("synthetic").join(format!("{stem}-{}.onnx", &sha[..12]));
+    if !path.is_file() {
+        fetch::write_atomic(&path, &bytes)?;
+    }
+    ctx.note_input(&path, &sha);
+    Model::load(&path, &format!("synthetic {stem}"), &bytes, sha, Provider::Cpu)
+}
+
+fn synthetic_sig() -> Signature {
+    Signature::new("synthetic", "vision", "A synthetic neuron with known ground truth, as a channel unit that takes images like any other: low-level ones built from fixed filters (\"red\", \"green\", \"blue\", \"vertical\", \"horizontal\", \"left\", \"top\", \"fine_texture\") and concept ones over EfficientNet-Lite0's class probabilities (\"cat\", \"ball\", \"cup\", \"cat_or_cup\", \"cat_and_ball\", \"cat_not_ball\"). `synthetic_neurons()` lists them with their written ground truth; `score()` checks a description against one.")
+        .param("name", Type::Str, "the neuron's name")
+        .returns(Type::Handle("unit"))
+        .example("let red = synthetic(\"red\")\nlet dot = c => svg(\"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 10 10'><circle cx='5' cy='5' r='3' fill='{c}'/></svg>\")\nassert red(dot(\"red\")).activations[0] > red(dot(\"blue\")).activations[0]")
+}
+fn synthetic(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let name = a.str(0)?;
+    let Some(n) = all().position(|n| n.name == name) else {
+        let names: Vec<&str> = all().map(|n| n.name).collect();
+        let help = match assay_interpreter::closest(name, names.iter().copied()) {
+            Some(c) => format!("did you mean \"{c}\"? synthetic_neurons() lists them all"),
+            None => format!("known: {}", names.join(", ")),
+        };
+        return Err(ToolError::arg(0, format!("no synthetic neuron \"{name}\"")).help(help));
+    };
+    let reduce = if all().nth(n).is_some_and(|x| x.mean) { Reduce::Mean } else { Reduce::Max };
+    let (model, channel) = if n < LOW_LEVEL.len() {
+        let mut m = load_built(&low_level_model(), "low-level", ctx).map_err(ToolError::new)?;
+        m.preprocess = Some(Preprocess { resize: 224, size: 224, mean: [0.0; 3], std: [255.0; 3] });
+        (m, n)
+    } else {
+        let (path, labels) = crate::models::efficientnet::provision()
+            .map_err(|e| ToolError::new(format!("cannot prepare efficientnet-lite0: {e}")))?;
+        let bytes = std::fs::read(&path).map_err(|e| ToolError::new(format!("{}: {e}", path.display())))?;
+        let base = crate::onnx::graph::decode(&bytes).map_err(ToolError::new)?;
+        let proto = concept_model(&base, &labels).map_err(ToolError::new)?;
+        let mut m = load_built(&proto, "concepts", ctx).map_err(ToolError::new)?;
+        m.preprocess = Some(Preprocess { resize: 256, size: 224, mean: [127.0; 3], std: [128.0; 3] });
+        m.labels = CONCEPTS.iter().map(|c| c.name.to_string()).collect();
+        (m, n - LOW_LEVEL.len())
+    };
+    Ok(Value::Handle(Arc::new(Unit {
+        model: Arc::new(model),
+        tensor: "response".into(),
+        select: Select::Channel(Some(channel), reduce),
+    })))
+}
+
+fn neurons_sig() -> Signature {
+    Signature::new("synthetic_neurons", "vision", "Every synthetic neuron with its ground truth: a list of {name, family (\"low-level\" or \"concept\"), kind (colour, orientation, location, texture; single, or, and, and-not), description}.")
+        .returns(Type::list(Type::record()))
+        .example("let ns = synthetic_neurons()\nassert len(ns) == 14\nassert ns[0].name == \"red\" and ns[13].kind == \"and-not\"")
+}
+fn neurons(_: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    Ok(Value::list(
+        all()
+            .map(|n| {
+                Value::record([
+                    ("name", Value::str(n.name)),
+                    ("family", Value::str(n.family)),
+                    ("kind", Value::str(n.kind)),
+                    ("description", Value::str(n.description)),
+                ])
+            })
+            .collect(),
+    ))
+}
+
+/// The probability that a random positive beats a random negative (ties
+/// count half): the area under the ROC curve.
+pub fn auc(pos: &[f64], neg: &[f64]) -> f64 {
+    let mut wins = 0.0;
+    for p in pos {
+        for n in neg {
+            wins += if p > n {
+                1.0
+            } else if p == n {
+                0.5
+            } else {
+                0.0
+            };
+        }
+    }
+    wins / (pos.len() * neg.len()).max(1) as f64
+}
+
+fn images_of(a: &Args, i: usize) -> Result<Vec<Arc<Image>>, ToolError> {
+    let items = a.items(i)?;
+    if items.is_empty() {
+        return Err(ToolError::arg(i, "give at least one image"));
+    }
+    items
+        .into_iter()
+        .map(|v| match v {
+            Value::Image(img) => Ok(img),
+            other => Err(ToolError::arg(i, format!("expected images, found a {}", other.type_name()))),
+        })
+        .collect()
+}
+
+fn score_sig() -> Signature {
+    Signature::new("score", "vision", "Checks a description of a unit against stimuli: `positives` are images the description says should drive the unit, `negatives` images it says should not (ideally the same stimuli with the described property removed). Returns {score, positive, negative, positive_mean, negative_mean}: `score` is the chance that the unit responds more to a random positive than to a random negative (ROC AUC; 0.5 is chance, 1 a perfect description, below 0.5 a description that points the wrong way).")
+        .param("unit", Type::Handle("unit"), "a channel unit of an image model (synthetic() or unit())")
+        .param("positives", Type::list(Type::Image), "stimuli the description predicts a response to")
+        .param("negatives", Type::list(Type::Image), "stimuli it predicts no response to")
+        .returns(Type::record())
+        .example("let u = synthetic(\"vertical\")\nlet bars = r => svg(\"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 20 20'><rect x='8' y='2' width='4' height='16' fill='black' transform='rotate({r} 10 10)'/></svg>\")\nlet s = score(u, [bars(0), bars(10)], [bars(90), bars(80)])\nassert s.score == 1 and s.positive_mean > s.negative_mean")
+}
+fn score(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let u = match a.get(0) {
+        Value::Handle(h) => h.as_any().downcast_ref::<Unit>(),
+        _ => None,
+    }
+    .ok_or_else(|| ToolError::arg(0, "expected a channel unit, from synthetic() or unit()"))?;
+    let pos = images_of(a, 1)?;
+    let neg = images_of(a, 2)?;
+    let p = crate::onnx::units::image_activations(u, &pos).map_err(|e| ToolError::arg(1, e))?;
+    let n = crate::onnx::units::image_activations(u, &neg).map_err(|e| ToolError::arg(2, e))?;
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    Ok(Value::record([
+        ("score", Value::Num(auc(&p, &n))),
+        ("positive_mean", Value::Num(mean(&p))),
+        ("negative_mean", Value::Num(mean(&n))),
+        ("positive", Value::nums(p.iter().copied())),
+        ("negative", Value::nums(n.iter().copied())),
+    ]))
+}
+
+pub(crate) fn register(r: &mut Registry) {
+    for (sig, f) in [
+        (synthetic_sig as fn() -> Signature, synthetic as crate::core::ToolFn),
+        (neurons_sig, neurons),
+        (score_sig, score),
+    ] {
+        r.register(FnTool::new(sig, f));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auc_counts_wins_and_half_ties() {
+        assert_eq!(auc(&[3.0, 4.0], &[1.0, 2.0]), 1.0);
+        assert_eq!(auc(&[1.0], &[2.0]), 0.0);
+        assert_eq!(auc(&[1.0, 3.0], &[1.0, 2.0]), 0.625);
+    }
+
+    #[test]
+    fn neuron_names_are_unique() {
+        let mut names: Vec<&str> = all().map(|n| n.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), LOW_LEVEL.len() + CONCEPTS.len());
+    }
+}
