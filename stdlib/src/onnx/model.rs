@@ -358,9 +358,21 @@ impl Model {
     /// Runs with each named tensor mixed as `mask*new + (1-mask)*orig`.
     pub fn patch(
         &self,
+        feeds: Vec<(String, ArrayD<f32>)>,
+        patches: Vec<(String, ArrayD<f32>, ArrayD<f32>)>,
+        want: &[String],
+    ) -> Result<BTreeMap<String, ArrayD<f32>>, String> {
+        self.patch_capture(feeds, patches, want, &[])
+    }
+
+    /// As `patch`, also returning the (patched-run) values of intermediate
+    /// tensors `capture`; `want` may name them too.
+    pub fn patch_capture(
+        &self,
         mut feeds: Vec<(String, ArrayD<f32>)>,
         patches: Vec<(String, ArrayD<f32>, ArrayD<f32>)>,
         want: &[String],
+        capture: &[String],
     ) -> Result<BTreeMap<String, ArrayD<f32>>, String> {
         let mut types = BTreeMap::new();
         for (t, _, _) in &patches {
@@ -384,13 +396,36 @@ impl Model {
             })?;
             types.insert(t.clone(), port_type(&port, elem));
         }
-        let key = format!("patch:{}", types.keys().cloned().collect::<Vec<_>>().join("\u{0}"));
+        let mut exposed = capture.to_vec();
+        exposed.sort();
+        exposed.dedup();
+        let key = format!(
+            "patch:{}|capture:{}",
+            types.keys().cloned().collect::<Vec<_>>().join("\u{0}"),
+            exposed.join("\u{0}")
+        );
         for (t, new, mask) in patches {
             feeds.push((graph::new_input(&t), new));
             feeds.push((graph::mask_input(&t), mask));
         }
         let proto = &self.proto;
-        self.run(&key, || graph::patch(proto, &types), feeds, want)
+        let mut all = want.to_vec();
+        all.extend(exposed.iter().cloned());
+        all.sort();
+        all.dedup();
+        self.run(
+            &key,
+            || {
+                let p = graph::patch(proto, &types)?;
+                if exposed.is_empty() {
+                    Ok(p)
+                } else {
+                    graph::expose(&p, &exposed)
+                }
+            },
+            feeds,
+            &all,
+        )
     }
 }
 

@@ -82,8 +82,8 @@ impl<'m> Sweep<'m> {
 }
 
 fn outputs_value(o: &BTreeMap<String, ArrayD<f32>>) -> Value {
-    // Drop the batch axis: a row's outputs look like a single run's.
-    Value::record(o.iter().map(|(k, v)| (k.clone(), Value::tensor(v.index_axis(Axis(0), 0).to_owned()))))
+    // A row's outputs look like run()'s for one example: [1, ...].
+    Value::record(o.iter().map(|(k, v)| (k.clone(), Value::tensor(v.clone()))))
 }
 
 fn sweep_sig() -> Signature {

@@ -83,11 +83,17 @@ fn model_type() -> Type {
 /// The `inputs` argument: a record by input name, or one tensor for a
 /// single-input model.
 pub fn feeds(model: &Model, a: &Args, i: usize) -> Result<Vec<(String, ArrayD<f32>)>, ToolError> {
+    feeds_value(model, a.get(i), i)
+}
+
+/// Model inputs from a value (text, a tensor, a record of tensors); errors
+/// point at argument `i`.
+pub fn feeds_value(model: &Model, value: &Value, i: usize) -> Result<Vec<(String, ArrayD<f32>)>, ToolError> {
     let as_tensor = |v: &Value, what: &str| -> Result<ArrayD<f32>, ToolError> {
         to_tensor(v).map(|t| t.as_ref().clone()).map_err(|e| ToolError::arg(i, format!("{what}: {e}")))
     };
     // Text for a model with a tokenizer: token ids for its one input.
-    let texts: Option<Vec<String>> = match a.get(i) {
+    let texts: Option<Vec<String>> = match value {
         Value::Str(s) => Some(vec![s.to_string()]),
         Value::List(items) if !items.is_empty() && items.iter().all(|v| matches!(v, Value::Str(_))) => {
             Some(items.iter().map(|v| v.to_text()).collect())
@@ -103,7 +109,7 @@ pub fn feeds(model: &Model, a: &Args, i: usize) -> Result<Vec<(String, ArrayD<f3
         let input = model.inputs.first().map(|p| p.name.clone()).unwrap_or_default();
         return Ok(vec![(input, ids)]);
     }
-    match a.get(i) {
+    match value {
         Value::Record(r) => r.iter().map(|(k, v)| Ok((k.clone(), as_tensor(v, &format!("input `{k}`"))?))).collect(),
         v => {
             if model.inputs.len() != 1 {

@@ -18,7 +18,6 @@
 use std::sync::Arc;
 
 use assay_interpreter::{Args, Image, Registry, Signature, ToolCtx, ToolError, Type, Value};
-use sha2::Digest;
 
 use crate::core::FnTool;
 use crate::models::build::{int, ints, GraphBuilder};
@@ -332,7 +331,7 @@ pub fn concept_model(efficientnet: &ModelProto, labels: &[String]) -> Result<Mod
 /// (so a changed definition never meets a stale file) and loads it.
 fn load_built(proto: &ModelProto, stem: &str, ctx: &mut dyn ToolCtx) -> Result<Model, String> {
     let bytes = crate::onnx::graph::encode(proto);
-    let sha = hex::encode(sha2::Sha256::digest(&bytes));
+    let sha = fetch::sha256_bytes(&bytes);
     let path =
         crate::onnx::runtime::cache_dir().join("models").join("synthetic").join(format!("{stem}-{}.onnx", &sha[..12]));
     if !path.is_file() {

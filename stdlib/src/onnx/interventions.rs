@@ -1,0 +1,540 @@
+//! Interventions beyond single-component patching: cross-model patching
+//! (CMAP), path patching, circuit evaluation by mean ablation, and learned
+//! component masks (DCM). All of them are built from one primitive: a run
+//! in which some column slices of some tensors are mixed as
+//! `mask*new + (1-mask)*orig`, batched with a different mask per row.
+//!
+//! Components are slices of a tensor's last axis: `parts` equal slices
+//! (attention heads of [N, T, H*Dh]), addressed as [tensor index, part].
+
+use std::collections::BTreeMap;
+
+use assay_interpreter::{Args, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use ndarray::{ArrayD, Axis, Slice};
+use rand::Rng;
+
+use super::model::Model;
+use super::sweep::Component;
+use super::tools::{feeds_value, model_of, select_names};
+use crate::core::FnTool;
+
+type Feeds = Vec<(String, ArrayD<f32>)>;
+type Outputs = BTreeMap<String, ArrayD<f32>>;
+
+fn repeat_rows(a: &ArrayD<f32>, n: usize) -> ArrayD<f32> {
+    let views: Vec<_> = (0..n).map(|_| a.view()).collect();
+    ndarray::concatenate(Axis(0), &views).unwrap_or_else(|_| a.clone())
+}
+
+/// Splits each tensor (its value given, [1, ..., D]) into `parts` slices.
+fn split(names: &[String], values: &Outputs, parts: usize, arg: usize) -> Result<Vec<Component>, ToolError> {
+    let mut out = Vec::new();
+    for (index, n) in names.iter().enumerate() {
+        let v = values.get(n).ok_or_else(|| ToolError::new(format!("no value captured for `{n}`")))?;
+        let width = v.shape().last().copied().unwrap_or(1);
+        if parts == 0 || width % parts != 0 {
+            return Err(ToolError::arg(arg, format!("`{n}`'s last axis ({width}) does not split into {parts} parts")));
+        }
+        let w = width / parts;
+        for p in 0..parts {
+            out.push(Component { tensor: n.clone(), index: index * parts + p, cols: (p * w, (p + 1) * w) });
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the target once per row, each row mixing component slices with
+/// weights `rows[r]` between the target's own values and `values` (each
+/// [1, ...], the same for every row). Returns each row's wanted outputs
+/// and captured tensors.
+fn run_mixed(
+    m: &Model,
+    target: &Feeds,
+    values: &Outputs,
+    components: &[Component],
+    rows: &[Vec<(usize, f32)>],
+    want: &[String],
+    capture: &[String],
+) -> Result<Vec<Outputs>, String> {
+    let b = rows.len();
+    let feeds: Feeds = target.iter().map(|(k, v)| (k.clone(), repeat_rows(v, b))).collect();
+    let mut patches = Vec::new();
+    for (t, val) in values {
+        let mut shape = val.shape().to_vec();
+        shape[0] = b;
+        let mut mask = ArrayD::<f32>::zeros(shape);
+        let mut used = false;
+        for (r, row) in rows.iter().enumerate() {
+            for &(ci, w) in row {
+                let c = &components[ci];
+                if &c.tensor != t {
+                    continue;
+                }
+                used = true;
+                let mut rr = mask.index_axis_mut(Axis(0), r);
+                let last = rr.ndim() - 1;
+                rr.slice_axis_mut(Axis(last), Slice::from(c.cols.0..c.cols.1)).fill(w);
+            }
+        }
+        if used {
+            patches.push((t.clone(), repeat_rows(val, b), mask));
+        }
+    }
+    let out = m.patch_capture(feeds, patches, want, capture)?;
+    Ok((0..b)
+        .map(|r| {
+            out.iter().map(|(k, v)| (k.clone(), v.slice_axis(Axis(0), Slice::from(r..r + 1)).to_owned())).collect()
+        })
+        .collect())
+}
+
+/// A row's outputs as a script record, shaped as run() returns them for
+/// one example (the batch axis kept, of size 1).
+fn outputs_value(o: &Outputs) -> Value {
+    Value::record(o.iter().map(|(k, v)| (k.clone(), Value::tensor(v.clone()))))
+}
+
+fn call_metric(ctx: &mut dyn ToolCtx, f: &Value, args: Vec<Value>, arg: usize) -> Result<f64, ToolError> {
+    match ctx.call(f, args)? {
+        Value::Num(x) if x.is_finite() => Ok(x),
+        Value::Num(x) => Err(ToolError::arg(arg, format!("the metric returned {x}"))),
+        other => {
+            Err(ToolError::arg(arg, format!("the metric must return a number, it returned a {}", other.type_name())))
+        }
+    }
+}
+
+/// One input (batch 1) from a value.
+fn one(m: &Model, v: &Value, arg: usize) -> Result<Feeds, ToolError> {
+    let f = feeds_value(m, v, arg)?;
+    if f.iter().any(|(_, t)| t.shape().first() != Some(&1)) {
+        return Err(ToolError::arg(arg, "give one example (first dimension 1), e.g. one prompt"));
+    }
+    Ok(f)
+}
+
+/// [tensor index, part] pairs → component indices.
+fn pairs(a: &Args, i: usize, tensors: usize, parts: usize) -> Result<Vec<usize>, ToolError> {
+    let mut out = Vec::new();
+    for (k, v) in a.items(i)?.iter().enumerate() {
+        let xs = assay_interpreter::to_numbers(v)
+            .map_err(|_| ToolError::arg(i, format!("item {k} must be a pair [tensor index, part], e.g. [0, 3]")))?;
+        if xs.len() != 2 || xs.iter().any(|x| *x < 0.0 || x.fract() != 0.0) {
+            return Err(ToolError::arg(i, format!("item {k} must be a pair of whole numbers [tensor index, part]")));
+        }
+        let (t, p) = (xs[0] as usize, xs[1] as usize);
+        if t >= tensors || p >= parts {
+            return Err(ToolError::arg(i, format!("[{t}, {p}] is out of range: {tensors} tensors of {parts} parts")));
+        }
+        out.push(t * parts + p);
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------- CMAP
+
+fn cross_patch_sig() -> Signature {
+    Signature::new("cross_patch", "interventions", "Cross-model activation patching (CMAP): runs `donor` on `donor_inputs` (default: `inputs`), takes the tensors named by `tensors` (names or globs, resolved in the donor), and patches them into `model` run on `inputs`. Both models must share the tensors' names and shapes; a name or shape that does not correspond is an error naming both sides. With `parts` and `only` ([tensor index, part] pairs), only those slices (e.g. heads) are patched. Returns `model`'s outputs.")
+        .param("model", Type::Handle("model"), "the model patched into")
+        .param("donor", Type::Handle("model"), "the model the activations come from (same architecture)")
+        .param("inputs", Type::Any, "the inputs of `model`'s run")
+        .param("tensors", Type::OneOf(vec![Type::Str, Type::list(Type::Str)]), "tensor names or globs")
+        .opt("donor_inputs", Type::Any, Value::None, "the donor's inputs (default: the same)")
+        .opt("parts", Type::Num, Value::Num(1.0), "slices per tensor along its last axis")
+        .opt("only", Type::list(Type::list(Type::Num)), Value::None, "[tensor index, part] slices to patch (default: all)")
+        .returns(Type::record())
+        .example("let a = model(\"planted\")\nlet b = model(\"planted-altered\")\nlet x = tensor([[0, 1, 2]])\nassert run(b, x).logits != run(a, x).logits\nlet fixed = cross_patch(b, a, x, \"/layers.0/heads_output_0\", parts: 2, only: [[0, 0]])\nassert fixed.logits == run(a, x).logits")
+}
+fn cross_patch(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let m = model_of(a, 0)?;
+    let donor = model_of(a, 1)?;
+    let inputs = feeds_value(&m, a.get(2), 2)?;
+    let donor_inputs = if a.is_none(4) { feeds_value(&donor, a.get(2), 2)? } else { feeds_value(&donor, a.get(4), 4)? };
+    let names = select_names(&donor, a, 3)?;
+    let target_names: Vec<String> = super::graph::sites(&m.proto).into_iter().map(|s| s.name).collect();
+    for n in &names {
+        if !target_names.contains(n) {
+            let help = match assay_interpreter::closest(n, target_names.iter().map(|s| s.as_str())) {
+                Some(c) => {
+                    format!("the nearest name in the target is `{c}`; CMAP needs models of the same architecture")
+                }
+                None => "CMAP needs models of the same architecture, with the same tensor names".into(),
+            };
+            return Err(ToolError::arg(
+                3,
+                format!("the donor has `{n}` but the target model has no tensor of that name"),
+            )
+            .help(help));
+        }
+    }
+    let donor_vals = donor.capture(donor_inputs, &names).map_err(|e| ToolError::arg(4, e))?;
+    let target_vals = m.capture(inputs.clone(), &names).map_err(|e| ToolError::arg(2, e))?;
+    for n in &names {
+        let (d, t) = (donor_vals[n].shape(), target_vals[n].shape());
+        if d != t {
+            return Err(ToolError::arg(
+                3,
+                format!("`{n}` is {d:?} in the donor but {t:?} in the target: the models do not correspond there"),
+            )
+            .help("patch tensors whose shapes agree, with inputs of the same shape"));
+        }
+    }
+    let parts = a.count(5)?.max(1);
+    let comps = split(&names, &donor_vals, parts, 5)?;
+    let chosen: Vec<usize> = if a.is_none(6) { (0..comps.len()).collect() } else { pairs(a, 6, names.len(), parts)? };
+    let rows = vec![chosen.iter().map(|c| (*c, 1.0)).collect()];
+    let want = m.output_names();
+    let out = run_mixed(&m, &inputs, &donor_vals, &comps, &rows, &want, &[]).map_err(|e| ToolError::arg(3, e))?;
+    Ok(Value::record(out[0].iter().map(|(k, v)| (k.clone(), Value::tensor(v.clone())))))
+}
+
+// ---------------------------------------------------------------- path patching
+
+fn path_patch_sig() -> Signature {
+    Signature::new("path_patch", "interventions", "Path patching: the effect of one sender component (a [tensor index, part] of `tensors`) that travels only through chosen receivers. The sender takes its value from the `source` run while every other component of `tensors` is frozen at its `target` value; with `receivers: \"logits\"` the metric is read from that run (the sender's direct effect), otherwise the receivers (tensor names with `receiver_parts` slices and `receiver_only` pairs, e.g. the value or query inputs of later heads) are captured there and patched into a clean target run (the effect through them alone). Returns {effect, patched, clean, source}: effect = metric(patched) - metric(target).")
+        .param("model", Type::Handle("model"), "a model")
+        .param("target", Type::Any, "the run to patch into (one example)")
+        .param("source", Type::Any, "the run the sender's value comes from")
+        .param("tensors", Type::OneOf(vec![Type::Str, Type::list(Type::Str)]), "the components' tensors (names or globs), e.g. every layer's heads")
+        .param("sender", Type::list(Type::Num), "[tensor index, part] of the sender")
+        .param("metric", Type::Func, "outputs => number")
+        .opt("parts", Type::Num, Value::Num(1.0), "slices per tensor (e.g. heads per layer)")
+        .opt("receivers", Type::Any, Value::str("logits"), "\"logits\", or receiver tensor names or globs")
+        .opt("receiver_parts", Type::Num, Value::Num(1.0), "slices per receiver tensor")
+        .opt("receiver_only", Type::list(Type::list(Type::Num)), Value::None, "[receiver tensor index, part] slices (default: all)")
+        .returns(Type::record())
+        .example("let m = model(\"planted\")\nlet d = out => logit_diff(out.logits, 0, 3)\nlet heads = \"/layers.*/heads_output_0\"\nlet direct = path_patch(m, tensor([[0, 1, 2]]), tensor([[3, 1, 2]]), heads, [0, 0], d, parts: 2)\nlet via = path_patch(m, tensor([[0, 1, 2]]), tensor([[3, 1, 2]]), heads, [0, 0], d, parts: 2, receivers: \"/layers.1/v_output_0\", receiver_parts: 2, receiver_only: [[0, 0]])\nassert direct.effect == -2 and via.effect == -4")
+}
+fn path_patch(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let m = model_of(a, 0)?;
+    let target = one(&m, a.get(1), 1)?;
+    let source = one(&m, a.get(2), 2)?;
+    let names = select_names(&m, a, 3)?;
+    let metric = a.func(5)?.clone();
+    let parts = a.count(6)?.max(1);
+    let sender = {
+        let xs = a.numbers(4)?;
+        if xs.len() != 2 {
+            return Err(ToolError::arg(4, "the sender is a pair [tensor index, part]"));
+        }
+        if xs[0] < 0.0 || xs[0] as usize >= names.len() || xs[1] < 0.0 || xs[1] as usize >= parts {
+            return Err(ToolError::arg(4, format!("{xs:?} is out of range: {} tensors of {parts} parts", names.len())));
+        }
+        xs[0] as usize * parts + xs[1] as usize
+    };
+    let clean_vals = m.capture(target.clone(), &names).map_err(|e| ToolError::arg(1, e))?;
+    let src_vals = m.capture(source.clone(), &names).map_err(|e| ToolError::arg(2, e))?;
+    let comps = split(&names, &clean_vals, parts, 6)?;
+    // Frozen values: the target's everywhere, the source's in the sender's slice.
+    let mut frozen = clean_vals.clone();
+    let s = &comps[sender];
+    {
+        let dst = frozen.get_mut(&s.tensor).ok_or_else(|| ToolError::new("sender tensor missing"))?;
+        let src = &src_vals[&s.tensor];
+        let last = dst.ndim() - 1;
+        dst.slice_axis_mut(Axis(last), Slice::from(s.cols.0..s.cols.1))
+            .assign(&src.slice_axis(Axis(last), Slice::from(s.cols.0..s.cols.1)));
+    }
+    let all: Vec<(usize, f32)> = (0..comps.len()).map(|c| (c, 1.0)).collect();
+    let want = m.output_names();
+    let score = |ctx: &mut dyn ToolCtx, o: &Outputs| call_metric(ctx, &metric, vec![outputs_value(o)], 5);
+    let proto = &m.proto;
+    let clean_out = m.run("", || Ok(proto.clone()), target.clone(), &want).map_err(|e| ToolError::arg(1, e))?;
+    let clean = score(ctx, &clean_out)?;
+    let source_out = m.run("", || Ok(proto.clone()), source, &want).map_err(|e| ToolError::arg(2, e))?;
+    let source_score = score(ctx, &source_out)?;
+    let direct = matches!(a.get(7), Value::Str(r) if r.as_ref() == "logits");
+    let patched = if direct {
+        let out = run_mixed(&m, &target, &frozen, &comps, &[all], &want, &[]).map_err(|e| ToolError::arg(3, e))?;
+        score(ctx, &out[0])?
+    } else {
+        let receivers = select_names(&m, a, 7)?;
+        if let Some(r) = receivers.iter().find(|r| names.contains(r)) {
+            return Err(ToolError::arg(7, format!("`{r}` is both a sender tensor and a receiver")).help(
+                "receivers are the inputs of later components (their values, queries or keys), not their outputs",
+            ));
+        }
+        let step =
+            run_mixed(&m, &target, &frozen, &comps, &[all], &want, &receivers).map_err(|e| ToolError::arg(7, e))?;
+        let rparts = a.count(8)?.max(1);
+        let recv_vals: Outputs =
+            receivers.iter().filter_map(|r| step[0].get(r).map(|v| (r.clone(), v.clone()))).collect();
+        let rcomps = split(&receivers, &recv_vals, rparts, 8)?;
+        let chosen: Vec<usize> =
+            if a.is_none(9) { (0..rcomps.len()).collect() } else { pairs(a, 9, receivers.len(), rparts)? };
+        let rows = vec![chosen.iter().map(|c| (*c, 1.0)).collect()];
+        let out = run_mixed(&m, &target, &recv_vals, &rcomps, &rows, &want, &[]).map_err(|e| ToolError::arg(7, e))?;
+        score(ctx, &out[0])?
+    };
+    Ok(Value::record([
+        ("effect", Value::Num(patched - clean)),
+        ("patched", Value::Num(patched)),
+        ("clean", Value::Num(clean)),
+        ("source", Value::Num(source_score)),
+    ]))
+}
+
+// ---------------------------------------------------------------- circuits
+
+fn circuit_sig() -> Signature {
+    Signature::new("circuit", "interventions", "Evaluates a circuit by mean ablation: every component of `tensors` (split into `parts`) that is not in `keep` ([tensor index, part] pairs) is replaced by its mean over the `reference` inputs (over examples and positions; default: the prompts themselves). `metric(outputs, prompt)` scores each prompt; accuracy is the fraction of prompts where it is above 0 (e.g. a logit difference). Reports the full model, the circuit, everything ablated, and `random` circuits of the same size drawn from the run's seed; faithfulness = (circuit - ablated) / (full - ablated) on the mean metric. Each prompt's circuit, ablated and random variants run as one batch.")
+        .param("model", Type::Handle("model"), "a model")
+        .param("prompts", Type::list(Type::Any), "the prompts (any values; `input` turns one into model inputs)")
+        .param("keep", Type::list(Type::list(Type::Num)), "the circuit: [tensor index, part] pairs")
+        .param("tensors", Type::OneOf(vec![Type::Str, Type::list(Type::Str)]), "the components' tensors (names or globs)")
+        .param("metric", Type::Func, "(outputs, prompt) => number, above 0 when right")
+        .opt("parts", Type::Num, Value::Num(1.0), "slices per tensor (e.g. heads per layer)")
+        .opt("input", Type::Func, Value::None, "prompt => model inputs (default: the prompt itself)")
+        .opt("reference", Type::list(Type::Any), Value::None, "inputs whose means replace ablated components")
+        .opt("random", Type::Num, Value::Num(5.0), "random circuits of the same size to compare with")
+        .returns(Type::record())
+        .example("let m = model(\"planted\")\nlet prompts = [tensor([[0, 1, 2]]), tensor([[1, 2, 3]]), tensor([[2, 0, 0]])]\nlet metric = (out, p) => logit_diff(out.logits, p[0][0], 3 - p[0][0])\nlet c = circuit(m, prompts, [[0, 0], [1, 0]], \"/layers.*/heads_output_0\", metric, parts: 2, random: 3)\nassert c.faithfulness == 1 and c.accuracy.circuit == 1\nassert circuit(m, prompts, [[0, 1], [1, 1]], \"/layers.*/heads_output_0\", metric, parts: 2).faithfulness == 0")
+}
+fn circuit(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let m = model_of(a, 0)?;
+    let prompts = a.items(1)?;
+    if prompts.is_empty() {
+        return Err(ToolError::arg(1, "give at least one prompt"));
+    }
+    let names = select_names(&m, a, 3)?;
+    let metric = a.func(4)?.clone();
+    let parts = a.count(5)?.max(1);
+    let input_fn = if a.is_none(6) { None } else { Some(a.func(6)?.clone()) };
+    let n_random = a.count(8)?;
+    let mut inputs = Vec::new();
+    for p in &prompts {
+        let v = match &input_fn {
+            Some(f) => ctx.call(f, vec![p.clone()])?,
+            None => p.clone(),
+        };
+        inputs.push(one(&m, &v, 1)?);
+    }
+    // Means over the reference inputs, per tensor: [D] over examples and positions.
+    let reference: Vec<Feeds> = if a.is_none(7) {
+        inputs.clone()
+    } else {
+        a.items(7)?.iter().map(|v| feeds_value(&m, v, 7)).collect::<Result<_, _>>()?
+    };
+    let mut sums: BTreeMap<String, (ArrayD<f64>, usize)> = BTreeMap::new();
+    for r in &reference {
+        let vals = m.capture(r.clone(), &names).map_err(|e| ToolError::arg(7, e))?;
+        for (k, v) in vals {
+            let d = v.shape().last().copied().unwrap_or(1);
+            let rows = v.len() / d.max(1);
+            let flat = v.into_shape_with_order((rows, d)).map_err(|e| ToolError::new(e.to_string()))?;
+            let s = flat.mapv(|x| x as f64).sum_axis(Axis(0)).into_dyn();
+            let e = sums.entry(k).or_insert_with(|| (ArrayD::zeros(s.shape()), 0));
+            e.0 = &e.0 + &s;
+            e.1 += rows;
+        }
+    }
+    let means: BTreeMap<String, ArrayD<f32>> =
+        sums.into_iter().map(|(k, (s, n))| (k, s.mapv(|x| (x / n.max(1) as f64) as f32))).collect();
+    // Components, from the first prompt's shapes.
+    let first = m.capture(inputs[0].clone(), &names).map_err(|e| ToolError::arg(1, e))?;
+    let comps = split(&names, &first, parts, 5)?;
+    let keep = pairs(a, 2, names.len(), parts)?;
+    let size = keep.len();
+    let ablate = |kept: &[usize]| -> Vec<(usize, f32)> {
+        (0..comps.len()).filter(|c| !kept.contains(c)).map(|c| (c, 1.0)).collect()
+    };
+    let mut variants = vec![ablate(&keep), ablate(&[])];
+    for _ in 0..n_random {
+        let pick = rand::seq::index::sample(ctx.rng(), comps.len(), size.min(comps.len())).into_vec();
+        variants.push(ablate(&pick));
+    }
+    let want = m.output_names();
+    let proto = &m.proto;
+    let mut scores = vec![Vec::new(); variants.len() + 1];
+    for (p, inp) in prompts.iter().zip(&inputs) {
+        let full = m.run("", || Ok(proto.clone()), inp.clone(), &want).map_err(|e| ToolError::arg(1, e))?;
+        scores[0].push(call_metric(ctx, &metric, vec![outputs_value(&full), p.clone()], 4)?);
+        // Mean values broadcast to this prompt's shapes.
+        let shaped = m.capture(inp.clone(), &names).map_err(|e| ToolError::arg(1, e))?;
+        let mut values = Outputs::new();
+        for (k, v) in shaped {
+            let mean = &means[&k];
+            let b = mean.broadcast(v.shape()).ok_or_else(|| ToolError::new(format!("`{k}`'s mean does not fit")))?;
+            values.insert(k, b.to_owned());
+        }
+        let outs = run_mixed(&m, inp, &values, &comps, &variants, &want, &[]).map_err(|e| ToolError::arg(3, e))?;
+        for (i, o) in outs.iter().enumerate() {
+            scores[i + 1].push(call_metric(ctx, &metric, vec![outputs_value(o), p.clone()], 4)?);
+        }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let acc = |v: &[f64]| v.iter().filter(|x| **x > 0.0).count() as f64 / v.len().max(1) as f64;
+    let (full, circ, abl) = (mean(&scores[0]), mean(&scores[1]), mean(&scores[2]));
+    let randoms: Vec<f64> = scores[3..].iter().map(|s| mean(s)).collect();
+    let rand_mean = if randoms.is_empty() { f64::NAN } else { mean(&randoms) };
+    let faith = |x: f64| if (full - abl).abs() < 1e-12 { Value::None } else { Value::Num((x - abl) / (full - abl)) };
+    let rand_acc = if randoms.is_empty() {
+        Value::None
+    } else {
+        Value::Num(scores[3..].iter().map(|s| acc(s)).sum::<f64>() / randoms.len() as f64)
+    };
+    Ok(Value::record([
+        ("full", Value::Num(full)),
+        ("circuit", Value::Num(circ)),
+        ("ablated", Value::Num(abl)),
+        ("random", if randoms.is_empty() { Value::None } else { Value::Num(rand_mean) }),
+        ("random_each", Value::nums(randoms.iter().copied())),
+        ("faithfulness", faith(circ)),
+        ("random_faithfulness", if randoms.is_empty() { Value::None } else { faith(rand_mean) }),
+        (
+            "accuracy",
+            Value::record([
+                ("full", Value::Num(acc(&scores[0]))),
+                ("circuit", Value::Num(acc(&scores[1]))),
+                ("ablated", Value::Num(acc(&scores[2]))),
+                ("random", rand_acc),
+            ]),
+        ),
+        ("size", Value::Num(size as f64)),
+        ("components", Value::Num(comps.len() as f64)),
+    ]))
+}
+
+// ---------------------------------------------------------------- DCM
+
+fn dcm_sig() -> Signature {
+    Signature::new("dcm", "interventions", "Desiderata-based component masking (DCM): learns one weight in [0, 1] per component of `tensors` (split into `parts`) so that patching the weighted components from each pair's `source` run into its `target` run maximises `metric(outputs, pair)` (the desideratum, e.g. the logit difference toward the source's answer), minus `sparsity` times the sum of weights. ONNX Runtime gives no gradients, so the gradient is estimated by SPSA (simultaneous perturbation): each step draws `samples` random ±1 directions, evaluates every pair at mask ± `perturb`·direction (2·samples rows in one batched run per pair) and moves the weights by `rate` times the estimate, clipped to [0, 1]. Cost: steps × pairs runs of 2·samples rows; the estimate is noisy and can settle in a local optimum where components are redundant. Weights are rounded at 0.5; the rounded mask is evaluated on `heldout` pairs. Returns {weights: [tensors, parts], selected: [[tensor, part]...], train, heldout, history}.")
+        .param("model", Type::Handle("model"), "a model")
+        .param("pairs", Type::list(Type::record()), "training pairs {target, source, ...} (inputs; other fields go to the metric)")
+        .param("tensors", Type::OneOf(vec![Type::Str, Type::list(Type::Str)]), "the components' tensors (names or globs)")
+        .param("metric", Type::Func, "(outputs, pair) => number to maximise")
+        .opt("parts", Type::Num, Value::Num(1.0), "slices per tensor")
+        .opt("heldout", Type::list(Type::record()), Value::None, "pairs to evaluate the rounded mask on")
+        .opt("steps", Type::Num, Value::Num(60.0), "SPSA steps")
+        .opt("samples", Type::Num, Value::Num(4.0), "perturbation directions per step")
+        .opt("rate", Type::Num, Value::Num(0.05), "step size")
+        .opt("perturb", Type::Num, Value::Num(0.2), "perturbation size")
+        .opt("sparsity", Type::Num, Value::Num(0.5), "penalty per unit of mask weight")
+        .returns(Type::record())
+        .example("let m = model(\"planted\")\nlet pairs = [{target: tensor([[0, 1, 2]]), source: tensor([[3, 1, 2]]), a: 3, b: 0}, {target: tensor([[1, 2, 0]]), source: tensor([[2, 2, 0]]), a: 2, b: 1}]\nlet r = dcm(m, pairs, \"/layers.*/heads_output_0\", (out, p) => logit_diff(out.logits, p.a, p.b), parts: 2, heldout: [{target: tensor([[2, 3, 1]]), source: tensor([[0, 3, 1]]), a: 0, b: 2}])\nassert r.selected == [[0, 0]]\nassert r.heldout.patched > 0")
+}
+fn dcm(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let m = model_of(a, 0)?;
+    let names = select_names(&m, a, 2)?;
+    let metric = a.func(3)?.clone();
+    let parts = a.count(4)?.max(1);
+    let steps = a.count(6)?;
+    let samples = a.count(7)?.max(1);
+    let (rate, eps, lambda) = (a.num(8)?, a.num(9)?, a.num(10)?);
+    if !(eps > 0.0 && eps <= 0.5) {
+        return Err(ToolError::arg(9, "`perturb` must be above 0 and at most 0.5"));
+    }
+    struct Pair {
+        record: Value,
+        target: Feeds,
+        source: Outputs,
+    }
+    let load = |ctx: &mut dyn ToolCtx, i: usize| -> Result<Vec<Pair>, ToolError> {
+        let _ = ctx;
+        let mut out = Vec::new();
+        for (k, p) in a.items(i)?.into_iter().enumerate() {
+            let Value::Record(r) = &p else {
+                return Err(ToolError::arg(
+                    i,
+                    format!("pair {k} is a {}, not a record {{target, source}}", p.type_name()),
+                ));
+            };
+            let (Some(t), Some(s)) = (r.get("target"), r.get("source")) else {
+                return Err(ToolError::arg(i, format!("pair {k} needs fields `target` and `source`")));
+            };
+            let target = one(&m, t, i)?;
+            let source_in = one(&m, s, i)?;
+            for ((kt, tt), (_, ss)) in target.iter().zip(&source_in) {
+                if tt.shape() != ss.shape() {
+                    return Err(ToolError::arg(
+                        i,
+                        format!("pair {k}: `{kt}` differs in shape between target and source"),
+                    )
+                    .help("for text, choose pairs with the same number of tokens"));
+                }
+            }
+            let source = m.capture(source_in, &names).map_err(|e| ToolError::arg(i, e))?;
+            out.push(Pair { record: p.clone(), target, source });
+        }
+        Ok(out)
+    };
+    let train = load(ctx, 1)?;
+    if train.is_empty() {
+        return Err(ToolError::arg(1, "give at least one pair"));
+    }
+    let heldout = if a.is_none(5) { Vec::new() } else { load(ctx, 5)? };
+    let comps = split(&names, &train[0].source, parts, 4)?;
+    let c = comps.len();
+    let want = m.output_names();
+    // Mean metric of each mask (rows) over pairs.
+    let evaluate = |ctx: &mut dyn ToolCtx, set: &[Pair], masks: &[Vec<f64>]| -> Result<Vec<f64>, ToolError> {
+        let rows: Vec<Vec<(usize, f32)>> =
+            masks.iter().map(|mk| mk.iter().enumerate().map(|(i, w)| (i, *w as f32)).collect()).collect();
+        let mut total = vec![0.0; masks.len()];
+        for p in set {
+            let outs =
+                run_mixed(&m, &p.target, &p.source, &comps, &rows, &want, &[]).map_err(|e| ToolError::arg(2, e))?;
+            for (r, o) in outs.iter().enumerate() {
+                total[r] += call_metric(ctx, &metric, vec![outputs_value(o), p.record.clone()], 3)?;
+            }
+        }
+        Ok(total.into_iter().map(|t| t / set.len() as f64).collect())
+    };
+    let mut w = vec![0.5f64; c];
+    let mut history = Vec::new();
+    for _ in 0..steps {
+        let dirs: Vec<Vec<f64>> = (0..samples)
+            .map(|_| (0..c).map(|_| if ctx.rng().random_bool(0.5) { 1.0 } else { -1.0 }).collect())
+            .collect();
+        let mut masks = Vec::new();
+        for d in &dirs {
+            masks.push(w.iter().zip(d).map(|(x, s)| (x + eps * s).clamp(0.0, 1.0)).collect::<Vec<_>>());
+            masks.push(w.iter().zip(d).map(|(x, s)| (x - eps * s).clamp(0.0, 1.0)).collect::<Vec<_>>());
+        }
+        let vals = evaluate(ctx, &train, &masks)?;
+        let mut grad = vec![0.0; c];
+        for (k, d) in dirs.iter().enumerate() {
+            let diff = (vals[2 * k] - vals[2 * k + 1]) / (2.0 * eps);
+            for (g, s) in grad.iter_mut().zip(d) {
+                *g += diff * s / samples as f64;
+            }
+        }
+        for (x, g) in w.iter_mut().zip(&grad) {
+            *x = (*x + rate * (g - lambda)).clamp(0.0, 1.0);
+        }
+        history.push(vals.iter().sum::<f64>() / vals.len() as f64 - lambda * w.iter().sum::<f64>());
+    }
+    let rounded: Vec<f64> = w.iter().map(|x| if *x >= 0.5 { 1.0 } else { 0.0 }).collect();
+    let selected: Vec<Value> =
+        (0..c).filter(|i| rounded[*i] == 1.0).map(|i| Value::nums([(i / parts) as f64, (i % parts) as f64])).collect();
+    let report = |ctx: &mut dyn ToolCtx, set: &[Pair]| -> Result<Value, ToolError> {
+        if set.is_empty() {
+            return Ok(Value::None);
+        }
+        let v = evaluate(ctx, set, &[vec![0.0; c], rounded.clone(), vec![1.0; c]])?;
+        Ok(Value::record([("none", Value::Num(v[0])), ("patched", Value::Num(v[1])), ("all", Value::Num(v[2]))]))
+    };
+    let train_report = report(ctx, &train)?;
+    let heldout_report = report(ctx, &heldout)?;
+    let grid = ArrayD::from_shape_vec(vec![names.len(), parts], w.iter().map(|x| *x as f32).collect())
+        .map_err(|e| ToolError::new(e.to_string()))?;
+    Ok(Value::record([
+        ("weights", Value::tensor(grid)),
+        ("selected", Value::list(selected)),
+        ("train", train_report),
+        ("heldout", heldout_report),
+        ("history", Value::nums(history)),
+        ("runs", Value::Num((steps * train.len()) as f64)),
+    ]))
+}
+
+pub(crate) fn register(r: &mut Registry) {
+    for (sig, f) in [
+        (cross_patch_sig as fn() -> Signature, cross_patch as crate::core::ToolFn),
+        (path_patch_sig, path_patch),
+        (circuit_sig, circuit),
+        (dcm_sig, dcm),
+    ] {
+        r.register(FnTool::new(sig, f));
+    }
+}
