@@ -98,6 +98,8 @@ pub(crate) fn register(r: &mut Registry) {
         (detokenize_sig, detokenize),
         (generate_sig, generate),
         (ioi_sig, ioi),
+        (entity_sig, entity_tracking),
+        (binding_sig, variable_binding),
     ] {
         r.register(FnTool::new(sig, f));
     }
@@ -153,6 +155,144 @@ fn ioi(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
             ("s", Value::str(s)),
             ("io_id", Value::Num(io_id as f64)),
             ("s_id", Value::Num(s_id as f64)),
+        ]));
+    }
+    Ok(Value::list(out))
+}
+
+/// The call's random stream: pinned by `seed`, or drawn from the run's.
+fn stream(a: &Args, i: usize, ctx: &mut dyn ToolCtx) -> Result<rand_chacha::ChaCha8Rng, ToolError> {
+    use rand::SeedableRng;
+    Ok(match a.opt_int(i)? {
+        Some(s) => assay_interpreter::step_rng(s as u64, u64::MAX),
+        None => rand_chacha::ChaCha8Rng::from_rng(ctx.rng()),
+    })
+}
+
+/// The id of `text` if it is exactly one token.
+fn single(tok: &tokenizers::Tokenizer, text: &str) -> Option<u32> {
+    let enc = tok.encode(text, false).ok()?;
+    (enc.get_ids().len() == 1).then(|| enc.get_ids()[0])
+}
+
+const THINGS: &[&str] = &[
+    "apple", "book", "key", "ring", "coin", "shoe", "cup", "pen", "hat", "ball", "map", "clock", "bell", "lamp",
+    "phone", "card",
+];
+
+fn entity_sig() -> Signature {
+    Signature::new("entity_tracking", "text", "Entity-tracking prompts (Kim & Schuster; Prakash et al.), drawn from the run's seed: \"The apple is in box F, the book is in box Q, the key is in box B. Box Q contains the\" (answer \" book\"). Each item is {clean, flipped, answer, answer_id, flipped_answer, flipped_id, box}: `flipped` swaps the objects of the queried box and another box, so its answer differs while every token count stays the same. Objects and box letters are single tokens.")
+        .param("model", Type::Handle("model"), "a language model (for its tokenizer)")
+        .opt("n", Type::Num, Value::Num(20.0), "how many prompts")
+        .opt("boxes", Type::Num, Value::Num(3.0), "objects (and boxes) per prompt, 2 to 7")
+        .opt("seed", Type::Num, Value::None, "pin this call's random stream")
+        .returns(Type::list(Type::record()))
+        .example("let lm = model(\"smollm2-135m\")\nlet p = entity_tracking(lm, n: 2, seed: 3)\nassert ends_with(p[0].clean, \" contains the\") and p[0].answer != p[0].flipped_answer\nassert len(tokenize(lm, p[0].clean).ids) == len(tokenize(lm, p[0].flipped).ids)")
+}
+fn entity_tracking(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    use rand::seq::{IndexedRandom, SliceRandom};
+    use rand::Rng;
+    let tok = tokenizer(a, 0)?;
+    let n = a.count(1)?;
+    let k = a.count(2)?;
+    if n > 10_000 {
+        return Err(ToolError::arg(1, "at most 10,000 prompts"));
+    }
+    if !(2..=7).contains(&k) {
+        return Err(ToolError::arg(2, format!("`boxes` is between 2 and 7, found {k}")));
+    }
+    let mut rng = stream(a, 3, ctx)?;
+    let things: Vec<(&str, u32)> =
+        THINGS.iter().filter_map(|t| single(&tok, &format!(" {t}")).map(|id| (*t, id))).collect();
+    let letters: Vec<char> = ('A'..='Z').filter(|c| single(&tok, &format!(" {c}")).is_some()).collect();
+    if things.len() < k || letters.len() < k {
+        return Err(ToolError::arg(0, "the tokenizer has too few single-token objects or letters"));
+    }
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let objs: Vec<(&str, u32)> = things.choose_multiple(&mut rng, k).copied().collect();
+        let mut boxes: Vec<char> = letters.choose_multiple(&mut rng, k).copied().collect();
+        boxes.shuffle(&mut rng);
+        let q = rng.random_range(0..k);
+        let other = (q + rng.random_range(1..k)) % k;
+        let text = |objs: &[(&str, u32)]| {
+            let parts: Vec<String> =
+                objs.iter().zip(&boxes).map(|((o, _), b)| format!("the {o} is in box {b}")).collect();
+            let mut s = parts.join(", ");
+            s.replace_range(0..1, "T");
+            format!("{s}. Box {} contains the", boxes[q])
+        };
+        let mut swapped = objs.clone();
+        swapped.swap(q, other);
+        out.push(Value::record([
+            ("clean", Value::str(text(&objs))),
+            ("flipped", Value::str(text(&swapped))),
+            ("answer", Value::str(objs[q].0)),
+            ("answer_id", Value::Num(objs[q].1 as f64)),
+            ("flipped_answer", Value::str(swapped[q].0)),
+            ("flipped_id", Value::Num(swapped[q].1 as f64)),
+            ("box", Value::str(boxes[q].to_string())),
+        ]));
+    }
+    Ok(Value::list(out))
+}
+
+fn binding_sig() -> Signature {
+    Signature::new("variable_binding", "text", "Variable-binding prompts, drawn from the run's seed: a chain of assignments with distractors, \"c=7, a=2, b=c, d=b, d=\" (answer \"7\", reached through `hops` references). Each item is {clean, flipped, answer, answer_id, flipped_answer, flipped_id}: `flipped` changes only the root value, so its answer differs and the token counts stay the same. Values are single digits.")
+        .param("model", Type::Handle("model"), "a language model (for its tokenizer)")
+        .opt("n", Type::Num, Value::Num(20.0), "how many prompts")
+        .opt("hops", Type::Num, Value::Num(1.0), "references between the query and the value, 0 to 4")
+        .opt("distractors", Type::Num, Value::Num(1.0), "unrelated assignments, 0 to 4")
+        .opt("seed", Type::Num, Value::None, "pin this call's random stream")
+        .returns(Type::list(Type::record()))
+        .example("let lm = model(\"smollm2-135m\")\nlet p = variable_binding(lm, n: 2, hops: 2, seed: 1)\nassert ends_with(p[0].clean, \"=\") and p[0].answer != p[0].flipped_answer\nassert len(tokenize(lm, p[0].clean).ids) == len(tokenize(lm, p[0].flipped).ids)")
+}
+fn variable_binding(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    use rand::seq::IndexedRandom;
+    use rand::Rng;
+    let tok = tokenizer(a, 0)?;
+    let n = a.count(1)?;
+    let hops = a.count(2)?;
+    let distractors = a.count(3)?;
+    if n > 10_000 {
+        return Err(ToolError::arg(1, "at most 10,000 prompts"));
+    }
+    if hops > 4 || distractors > 4 {
+        return Err(ToolError::arg(if hops > 4 { 2 } else { 3 }, "`hops` and `distractors` are at most 4"));
+    }
+    let mut rng = stream(a, 4, ctx)?;
+    let digit_id = |d: u32| single(&tok, &d.to_string());
+    let names: Vec<char> = ('a'..='z').collect();
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let vars: Vec<char> = names.choose_multiple(&mut rng, hops + 1 + distractors).copied().collect();
+        let (chain, others) = vars.split_at(hops + 1);
+        let value = rng.random_range(0..10u32);
+        let flipped_value = (value + rng.random_range(1..10u32)) % 10;
+        let other_values: Vec<u32> = others.iter().map(|_| rng.random_range(0..10u32)).collect();
+        // Root first, then each reference; distractors at random places.
+        let mut lines: Vec<(usize, String)> = Vec::new();
+        lines.push((0, format!("{}={{v}}", chain[0])));
+        for h in 1..chain.len() {
+            lines.push((h, format!("{}={}", chain[h], chain[h - 1])));
+        }
+        let mut order: Vec<String> = lines.into_iter().map(|(_, l)| l).collect();
+        for (o, v) in others.iter().zip(&other_values) {
+            let at = rng.random_range(0..=order.len());
+            order.insert(at, format!("{o}={v}"));
+        }
+        let query = chain[chain.len() - 1];
+        let text = |v: u32| format!("{}, {query}=", order.join(", ").replace("{v}", &v.to_string()));
+        let (Some(id), Some(fid)) = (digit_id(value), digit_id(flipped_value)) else {
+            return Err(ToolError::arg(0, "the tokenizer does not have single-token digits"));
+        };
+        out.push(Value::record([
+            ("clean", Value::str(text(value))),
+            ("flipped", Value::str(text(flipped_value))),
+            ("answer", Value::str(value.to_string())),
+            ("answer_id", Value::Num(id as f64)),
+            ("flipped_answer", Value::str(flipped_value.to_string())),
+            ("flipped_id", Value::Num(fid as f64)),
         ]));
     }
     Ok(Value::list(out))
