@@ -34,7 +34,7 @@ fn main() {
     let mut components = Vec::new();
     for n in &names {
         for h in 0..9 {
-            components.push(Component { tensor: n.clone(), index: h, cols: (h * 64, (h + 1) * 64) });
+            components.push(Component { tensor: n.clone(), index: components.len(), cols: (h * 64, (h + 1) * 64) });
         }
     }
     let sweep = Sweep { model: &m, target: vec![("input_ids".into(), t)], source: src, components, positions: None };

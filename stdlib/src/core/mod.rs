@@ -4,7 +4,7 @@
 mod files;
 mod lists;
 mod math;
-mod random;
+pub(crate) mod random;
 mod stats;
 mod text;
 

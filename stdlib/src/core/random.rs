@@ -14,7 +14,9 @@ use super::FnTool;
 const MAX_DRAWS: usize = 10_000_000;
 
 /// The stream for this call: pinned by `seed:` (argument `i`) or the step's.
-fn stream(a: &Args, i: usize, ctx: &mut dyn ToolCtx) -> Result<ChaCha8Rng, ToolError> {
+/// A tool call's random stream: pinned by its `seed` argument (index `i`),
+/// or drawn from the run's.
+pub(crate) fn stream(a: &Args, i: usize, ctx: &mut dyn ToolCtx) -> Result<ChaCha8Rng, ToolError> {
     match a.opt_int(i)? {
         Some(s) => Ok(assay_interpreter::step_rng(s as u64, u64::MAX)),
         None => Ok(ChaCha8Rng::from_rng(ctx.rng())),

@@ -3,8 +3,10 @@
 //! initializers, and weights written to an external-data file when large.
 
 use crate::onnx::proto::{
-    attribute_proto::AttributeType, tensor_proto::DataLocation, tensor_proto::DataType, AttributeProto, NodeProto,
-    StringStringEntryProto, TensorProto,
+    attribute_proto::AttributeType, tensor_proto::DataLocation, tensor_proto::DataType,
+    tensor_shape_proto::dimension::Value as DimValue, tensor_shape_proto::Dimension, type_proto, AttributeProto,
+    GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto, TensorShapeProto,
+    TypeProto, ValueInfoProto,
 };
 
 pub fn ints(name: &str, v: &[i64]) -> AttributeProto {
@@ -22,6 +24,53 @@ pub fn int(name: &str, v: i64) -> AttributeProto {
         i: Some(v),
         ..Default::default()
     }
+}
+
+pub fn string(name: &str, v: &str) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::String as i32),
+        s: Some(v.as_bytes().to_vec()),
+        ..Default::default()
+    }
+}
+
+/// A graph input or output [N, dims...] with a symbolic batch dimension N.
+pub fn batched(name: &str, elem: DataType, dims: &[i64]) -> ValueInfoProto {
+    let mut dim = vec![Dimension { value: Some(DimValue::DimParam("N".into())), denotation: None }];
+    dim.extend(dims.iter().map(|d| Dimension { value: Some(DimValue::DimValue(*d)), denotation: None }));
+    let ty = type_proto::Tensor { elem_type: Some(elem as i32), shape: Some(TensorShapeProto { dim }) };
+    ValueInfoProto {
+        name: Some(name.into()),
+        r#type: Some(TypeProto { value: Some(type_proto::Value::TensorType(ty)), denotation: None }),
+        ..Default::default()
+    }
+}
+
+/// A model of one graph at opset 13, produced by Assay.
+pub fn model(graph: GraphProto, doc: String) -> ModelProto {
+    ModelProto {
+        ir_version: Some(8),
+        opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(13) }],
+        producer_name: Some("assay".into()),
+        producer_version: Some(env!("CARGO_PKG_VERSION").into()),
+        doc_string: Some(doc),
+        graph: Some(graph),
+        ..Default::default()
+    }
+}
+
+/// Writes a model Assay built into the cache as `models/{dir}/{stem}-{sha}.onnx`
+/// (named by its bytes, so a changed definition never meets a stale file).
+/// Returns the path, the bytes and their sha256.
+pub fn cache_built(dir: &str, stem: &str, proto: &ModelProto) -> Result<(std::path::PathBuf, Vec<u8>, String), String> {
+    let bytes = crate::onnx::graph::encode(proto);
+    let sha = super::fetch::sha256_bytes(&bytes);
+    let path = crate::onnx::runtime::cache_dir().join("models").join(dir).join(format!("{stem}-{}.onnx", &sha[..12]));
+    if !path.is_file() {
+        super::fetch::write_atomic(&path, &bytes)?;
+    }
+    Ok((path, bytes, sha))
 }
 
 #[derive(Default)]

@@ -50,15 +50,7 @@ fn model(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         }
         "planted" | "planted-altered" => {
             let variant = if name == "planted" { planted::Variant::Original } else { planted::Variant::Altered };
-            let bytes = crate::onnx::graph::encode(&planted::build(variant));
-            let sha = fetch::sha256_bytes(&bytes);
-            let path = crate::onnx::runtime::cache_dir()
-                .join("models")
-                .join("planted")
-                .join(format!("{name}-{}.onnx", &sha[..12]));
-            if !path.is_file() {
-                fetch::write_atomic(&path, &bytes).map_err(ToolError::new)?;
-            }
+            let (path, _, _) = build::cache_built("planted", name, &planted::build(variant)).map_err(ToolError::new)?;
             (path, Vec::new())
         }
         other => {

@@ -19,11 +19,8 @@
 //! `/layers.L/residual_output_0` [N, 3, 4]; input `input_ids` [N, 3] (int64),
 //! output `logits` [N, 3, 4].
 
-use super::build::{int, GraphBuilder};
-use crate::onnx::proto::{
-    tensor_proto::DataType, tensor_shape_proto::dimension::Value as DimValue, tensor_shape_proto::Dimension,
-    type_proto, GraphProto, ModelProto, OperatorSetIdProto, TensorShapeProto, TypeProto, ValueInfoProto,
-};
+use super::build::{batched, int, GraphBuilder};
+use crate::onnx::proto::{tensor_proto::DataType, GraphProto, ModelProto};
 
 pub const VOCAB: usize = 4;
 pub const POSITIONS: usize = 3;
@@ -35,17 +32,6 @@ pub const HEADS: usize = 2;
 pub enum Variant {
     Original,
     Altered,
-}
-
-fn io(name: &str, elem: DataType, dims: &[i64]) -> ValueInfoProto {
-    let mut dim = vec![Dimension { value: Some(DimValue::DimParam("N".into())), denotation: None }];
-    dim.extend(dims.iter().map(|d| Dimension { value: Some(DimValue::DimValue(*d)), denotation: None }));
-    let ty = type_proto::Tensor { elem_type: Some(elem as i32), shape: Some(TensorShapeProto { dim }) };
-    ValueInfoProto {
-        name: Some(name.into()),
-        r#type: Some(TypeProto { value: Some(type_proto::Value::TensorType(ty)), denotation: None }),
-        ..Default::default()
-    }
 }
 
 fn eye(n: usize, scale: f32) -> Vec<f32> {
@@ -108,17 +94,12 @@ pub fn build(variant: Variant) -> ModelProto {
         node: b.nodes,
         name: Some("planted".into()),
         initializer: b.inits,
-        input: vec![io("input_ids", DataType::Int64, &[t as i64])],
-        output: vec![io("logits", DataType::Float, &[t as i64, v as i64])],
+        input: vec![batched("input_ids", DataType::Int64, &[t as i64])],
+        output: vec![batched("logits", DataType::Float, &[t as i64, v as i64])],
         ..Default::default()
     };
-    ModelProto {
-        ir_version: Some(8),
-        opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(13) }],
-        producer_name: Some("assay".into()),
-        producer_version: Some(env!("CARGO_PKG_VERSION").into()),
-        doc_string: Some(format!("Assay planted transformer ({variant:?}): L0H0 copies the first token, L1H0 re-reads it, L0H1 and L1H1 are inert")),
-        graph: Some(graph),
-        ..Default::default()
-    }
+    super::build::model(
+        graph,
+        format!("Assay planted transformer ({variant:?}): L0H0 copies the first token, L1H0 re-reads it, L0H1 and L1H1 are inert"),
+    )
 }

@@ -4,6 +4,7 @@
 use assay_interpreter::{Args, Registry, Signature, ToolCtx, ToolError, Type, Value};
 use ndarray::{ArrayD, Axis};
 
+use crate::core::random::stream;
 use crate::core::FnTool;
 use crate::onnx::tools::model_of;
 
@@ -122,21 +123,14 @@ fn ioi_sig() -> Signature {
 }
 fn ioi(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     use rand::seq::IndexedRandom;
-    use rand::SeedableRng;
     let tok = tokenizer(a, 0)?;
     let n = a.count(1)?;
     if n > 10_000 {
         return Err(ToolError::arg(1, "at most 10,000 prompts"));
     }
-    let mut rng = match a.opt_int(2)? {
-        Some(s) => assay_interpreter::step_rng(s as u64, u64::MAX),
-        None => rand_chacha::ChaCha8Rng::from_rng(ctx.rng()),
-    };
-    let id_of = |name: &str| -> Option<u32> {
-        let enc = tok.encode(format!(" {name}"), false).ok()?;
-        (enc.get_ids().len() == 1).then(|| enc.get_ids()[0])
-    };
-    let names: Vec<(&str, u32)> = NAMES.iter().filter_map(|n| id_of(n).map(|id| (*n, id))).collect();
+    let mut rng = stream(a, 2, ctx)?;
+    let names: Vec<(&str, u32)> =
+        NAMES.iter().filter_map(|n| single(&tok, &format!(" {n}")).map(|id| (*n, id))).collect();
     if names.len() < 2 {
         return Err(ToolError::arg(0, "the tokenizer has too few single-token names"));
     }
@@ -158,15 +152,6 @@ fn ioi(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         ]));
     }
     Ok(Value::list(out))
-}
-
-/// The call's random stream: pinned by `seed`, or drawn from the run's.
-fn stream(a: &Args, i: usize, ctx: &mut dyn ToolCtx) -> Result<rand_chacha::ChaCha8Rng, ToolError> {
-    use rand::SeedableRng;
-    Ok(match a.opt_int(i)? {
-        Some(s) => assay_interpreter::step_rng(s as u64, u64::MAX),
-        None => rand_chacha::ChaCha8Rng::from_rng(ctx.rng()),
-    })
 }
 
 /// The id of `text` if it is exactly one token.

@@ -14,85 +14,11 @@ use ndarray::{ArrayD, Axis, Slice};
 use rand::Rng;
 
 use super::model::Model;
-use super::sweep::Component;
+use super::sweep::{outputs_value, run_mixed, split, Outputs};
 use super::tools::{feeds_value, model_of, select_names};
 use crate::core::FnTool;
 
 type Feeds = Vec<(String, ArrayD<f32>)>;
-type Outputs = BTreeMap<String, ArrayD<f32>>;
-
-fn repeat_rows(a: &ArrayD<f32>, n: usize) -> ArrayD<f32> {
-    let views: Vec<_> = (0..n).map(|_| a.view()).collect();
-    ndarray::concatenate(Axis(0), &views).unwrap_or_else(|_| a.clone())
-}
-
-/// Splits each tensor (its value given, [1, ..., D]) into `parts` slices.
-fn split(names: &[String], values: &Outputs, parts: usize, arg: usize) -> Result<Vec<Component>, ToolError> {
-    let mut out = Vec::new();
-    for (index, n) in names.iter().enumerate() {
-        let v = values.get(n).ok_or_else(|| ToolError::new(format!("no value captured for `{n}`")))?;
-        let width = v.shape().last().copied().unwrap_or(1);
-        if parts == 0 || width % parts != 0 {
-            return Err(ToolError::arg(arg, format!("`{n}`'s last axis ({width}) does not split into {parts} parts")));
-        }
-        let w = width / parts;
-        for p in 0..parts {
-            out.push(Component { tensor: n.clone(), index: index * parts + p, cols: (p * w, (p + 1) * w) });
-        }
-    }
-    Ok(out)
-}
-
-/// Runs the target once per row, each row mixing component slices with
-/// weights `rows[r]` between the target's own values and `values` (each
-/// [1, ...], the same for every row). Returns each row's wanted outputs
-/// and captured tensors.
-fn run_mixed(
-    m: &Model,
-    target: &Feeds,
-    values: &Outputs,
-    components: &[Component],
-    rows: &[Vec<(usize, f32)>],
-    want: &[String],
-    capture: &[String],
-) -> Result<Vec<Outputs>, String> {
-    let b = rows.len();
-    let feeds: Feeds = target.iter().map(|(k, v)| (k.clone(), repeat_rows(v, b))).collect();
-    let mut patches = Vec::new();
-    for (t, val) in values {
-        let mut shape = val.shape().to_vec();
-        shape[0] = b;
-        let mut mask = ArrayD::<f32>::zeros(shape);
-        let mut used = false;
-        for (r, row) in rows.iter().enumerate() {
-            for &(ci, w) in row {
-                let c = &components[ci];
-                if &c.tensor != t {
-                    continue;
-                }
-                used = true;
-                let mut rr = mask.index_axis_mut(Axis(0), r);
-                let last = rr.ndim() - 1;
-                rr.slice_axis_mut(Axis(last), Slice::from(c.cols.0..c.cols.1)).fill(w);
-            }
-        }
-        if used {
-            patches.push((t.clone(), repeat_rows(val, b), mask));
-        }
-    }
-    let out = m.patch_capture(feeds, patches, want, capture)?;
-    Ok((0..b)
-        .map(|r| {
-            out.iter().map(|(k, v)| (k.clone(), v.slice_axis(Axis(0), Slice::from(r..r + 1)).to_owned())).collect()
-        })
-        .collect())
-}
-
-/// A row's outputs as a script record, shaped as run() returns them for
-/// one example (the batch axis kept, of size 1).
-fn outputs_value(o: &Outputs) -> Value {
-    Value::record(o.iter().map(|(k, v)| (k.clone(), Value::tensor(v.clone()))))
-}
 
 fn call_metric(ctx: &mut dyn ToolCtx, f: &Value, args: Vec<Value>, arg: usize) -> Result<f64, ToolError> {
     match ctx.call(f, args)? {
@@ -184,7 +110,7 @@ fn cross_patch(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let chosen: Vec<usize> = if a.is_none(6) { (0..comps.len()).collect() } else { pairs(a, 6, names.len(), parts)? };
     let rows = vec![chosen.iter().map(|c| (*c, 1.0)).collect()];
     let want = m.output_names();
-    let out = run_mixed(&m, &inputs, &donor_vals, &comps, &rows, &want, &[]).map_err(|e| ToolError::arg(3, e))?;
+    let out = run_mixed(&m, &inputs, &donor_vals, &comps, &rows, None, &want, &[]).map_err(|e| ToolError::arg(3, e))?;
     Ok(Value::record(out[0].iter().map(|(k, v)| (k.clone(), Value::tensor(v.clone())))))
 }
 
@@ -245,7 +171,8 @@ fn path_patch(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let source_score = score(ctx, &source_out)?;
     let direct = matches!(a.get(7), Value::Str(r) if r.as_ref() == "logits");
     let patched = if direct {
-        let out = run_mixed(&m, &target, &frozen, &comps, &[all], &want, &[]).map_err(|e| ToolError::arg(3, e))?;
+        let out =
+            run_mixed(&m, &target, &frozen, &comps, &[all], None, &want, &[]).map_err(|e| ToolError::arg(3, e))?;
         score(ctx, &out[0])?
     } else {
         let receivers = select_names(&m, a, 7)?;
@@ -254,8 +181,8 @@ fn path_patch(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
                 "receivers are the inputs of later components (their values, queries or keys), not their outputs",
             ));
         }
-        let step =
-            run_mixed(&m, &target, &frozen, &comps, &[all], &want, &receivers).map_err(|e| ToolError::arg(7, e))?;
+        let step = run_mixed(&m, &target, &frozen, &comps, &[all], None, &want, &receivers)
+            .map_err(|e| ToolError::arg(7, e))?;
         let rparts = a.count(8)?.max(1);
         let recv_vals: Outputs =
             receivers.iter().filter_map(|r| step[0].get(r).map(|v| (r.clone(), v.clone()))).collect();
@@ -263,7 +190,8 @@ fn path_patch(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         let chosen: Vec<usize> =
             if a.is_none(9) { (0..rcomps.len()).collect() } else { pairs(a, 9, receivers.len(), rparts)? };
         let rows = vec![chosen.iter().map(|c| (*c, 1.0)).collect()];
-        let out = run_mixed(&m, &target, &recv_vals, &rcomps, &rows, &want, &[]).map_err(|e| ToolError::arg(7, e))?;
+        let out =
+            run_mixed(&m, &target, &recv_vals, &rcomps, &rows, None, &want, &[]).map_err(|e| ToolError::arg(7, e))?;
         score(ctx, &out[0])?
     };
     Ok(Value::record([
@@ -357,7 +285,8 @@ fn circuit(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
             let b = mean.broadcast(v.shape()).ok_or_else(|| ToolError::new(format!("`{k}`'s mean does not fit")))?;
             values.insert(k, b.to_owned());
         }
-        let outs = run_mixed(&m, inp, &values, &comps, &variants, &want, &[]).map_err(|e| ToolError::arg(3, e))?;
+        let outs =
+            run_mixed(&m, inp, &values, &comps, &variants, None, &want, &[]).map_err(|e| ToolError::arg(3, e))?;
         for (i, o) in outs.iter().enumerate() {
             scores[i + 1].push(call_metric(ctx, &metric, vec![outputs_value(o), p.clone()], 4)?);
         }
@@ -429,8 +358,7 @@ fn dcm(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         target: Feeds,
         source: Outputs,
     }
-    let load = |ctx: &mut dyn ToolCtx, i: usize| -> Result<Vec<Pair>, ToolError> {
-        let _ = ctx;
+    let load = |i: usize| -> Result<Vec<Pair>, ToolError> {
         let mut out = Vec::new();
         for (k, p) in a.items(i)?.into_iter().enumerate() {
             let Value::Record(r) = &p else {
@@ -458,11 +386,11 @@ fn dcm(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         }
         Ok(out)
     };
-    let train = load(ctx, 1)?;
+    let train = load(1)?;
     if train.is_empty() {
         return Err(ToolError::arg(1, "give at least one pair"));
     }
-    let heldout = if a.is_none(5) { Vec::new() } else { load(ctx, 5)? };
+    let heldout = if a.is_none(5) { Vec::new() } else { load(5)? };
     let comps = split(&names, &train[0].source, parts, 4)?;
     let c = comps.len();
     let want = m.output_names();
@@ -472,8 +400,8 @@ fn dcm(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
             masks.iter().map(|mk| mk.iter().enumerate().map(|(i, w)| (i, *w as f32)).collect()).collect();
         let mut total = vec![0.0; masks.len()];
         for p in set {
-            let outs =
-                run_mixed(&m, &p.target, &p.source, &comps, &rows, &want, &[]).map_err(|e| ToolError::arg(2, e))?;
+            let outs = run_mixed(&m, &p.target, &p.source, &comps, &rows, None, &want, &[])
+                .map_err(|e| ToolError::arg(2, e))?;
             for (r, o) in outs.iter().enumerate() {
                 total[r] += call_metric(ctx, &metric, vec![outputs_value(o), p.record.clone()], 3)?;
             }

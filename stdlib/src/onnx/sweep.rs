@@ -17,6 +17,7 @@ use crate::core::FnTool;
 #[derive(Debug, Clone)]
 pub struct Component {
     pub tensor: String,
+    /// Its place in the component list (tensor index × parts + part).
     pub index: usize,
     pub cols: (usize, usize),
 }
@@ -32,57 +33,106 @@ pub struct Sweep<'m> {
     pub positions: Option<Vec<usize>>,
 }
 
+/// Splits each tensor (its value given, [1, ..., D]) into `parts` slices of
+/// its last axis; component `index` is tensor index × parts + part.
+pub fn split(names: &[String], values: &Outputs, parts: usize, arg: usize) -> Result<Vec<Component>, ToolError> {
+    let mut out = Vec::new();
+    for (index, n) in names.iter().enumerate() {
+        let v = values.get(n).ok_or_else(|| ToolError::new(format!("no value captured for `{n}`")))?;
+        let width = v.shape().last().copied().unwrap_or(1);
+        if parts == 0 || width % parts != 0 {
+            return Err(ToolError::arg(arg, format!("`{n}`'s last axis ({width}) does not split into {parts} parts")));
+        }
+        let w = width / parts;
+        for p in 0..parts {
+            out.push(Component { tensor: n.clone(), index: index * parts + p, cols: (p * w, (p + 1) * w) });
+        }
+    }
+    Ok(out)
+}
+
 fn repeat_rows(a: &ArrayD<f32>, n: usize) -> ArrayD<f32> {
     let views: Vec<_> = (0..n).map(|_| a.view()).collect();
     ndarray::concatenate(Axis(0), &views).unwrap_or_else(|_| a.clone())
 }
 
-impl<'m> Sweep<'m> {
-    /// Runs rows `rows` of the component list in one batch; returns the
-    /// model's outputs for each row, [1, ...] each.
-    pub fn run_rows(&self, rows: &[usize]) -> Result<Vec<BTreeMap<String, ArrayD<f32>>>, String> {
-        let b = rows.len();
-        let feeds: Vec<(String, ArrayD<f32>)> =
-            self.target.iter().map(|(k, v)| (k.clone(), repeat_rows(v, b))).collect();
-        let mut patches = Vec::new();
-        for (t, src) in &self.source {
-            let shape = src.shape().to_vec();
-            let mut mask = ArrayD::<f32>::zeros({
-                let mut s = shape.clone();
-                s[0] = b;
-                s
-            });
-            for (r, &ci) in rows.iter().enumerate() {
-                let c = &self.components[ci];
+pub type Outputs = BTreeMap<String, ArrayD<f32>>;
+
+/// The one patching primitive of sweeps, path patching, circuits and DCM:
+/// runs the target once per row (batched), each row mixing component
+/// slices with weights `rows[r]` as `w*values + (1-w)*own`, at `positions`
+/// (all if None). `values` are [1, ...] each; every tensor in it is patched
+/// (weight 0 where no row names it), so one hook set serves every batch.
+/// Returns each row's wanted outputs and `capture`d tensors, [1, ...] each.
+#[allow(clippy::too_many_arguments, reason = "the run's inputs, each needed")]
+pub fn run_mixed(
+    m: &Model,
+    target: &[(String, ArrayD<f32>)],
+    values: &Outputs,
+    components: &[Component],
+    rows: &[Vec<(usize, f32)>],
+    positions: Option<&[usize]>,
+    want: &[String],
+    capture: &[String],
+) -> Result<Vec<Outputs>, String> {
+    let b = rows.len();
+    let feeds: Vec<(String, ArrayD<f32>)> = target.iter().map(|(k, v)| (k.clone(), repeat_rows(v, b))).collect();
+    let mut patches = Vec::new();
+    for (t, val) in values {
+        let mut shape = val.shape().to_vec();
+        shape[0] = b;
+        let mut mask = ArrayD::<f32>::zeros(shape);
+        for (r, row) in rows.iter().enumerate() {
+            for &(ci, w) in row {
+                let c = &components[ci];
                 if &c.tensor != t {
                     continue;
                 }
-                let mut row = mask.index_axis_mut(Axis(0), r);
-                let last = row.ndim() - 1;
-                let mut cols = row.slice_axis_mut(Axis(last), Slice::from(c.cols.0..c.cols.1));
-                match &self.positions {
-                    None => cols.fill(1.0),
+                let mut rr = mask.index_axis_mut(Axis(0), r);
+                let last = rr.ndim() - 1;
+                let mut cols = rr.slice_axis_mut(Axis(last), Slice::from(c.cols.0..c.cols.1));
+                match positions {
+                    None => cols.fill(w),
                     Some(ps) => {
                         for &p in ps {
-                            cols.index_axis_mut(Axis(0), p).fill(1.0);
+                            cols.index_axis_mut(Axis(0), p).fill(w);
                         }
                     }
                 }
             }
-            patches.push((t.clone(), repeat_rows(src, b), mask));
         }
+        patches.push((t.clone(), repeat_rows(val, b), mask));
+    }
+    let out = m.patch_capture(feeds, patches, want, capture)?;
+    Ok((0..b)
+        .map(|r| {
+            out.iter().map(|(k, v)| (k.clone(), v.slice_axis(Axis(0), Slice::from(r..r + 1)).to_owned())).collect()
+        })
+        .collect())
+}
+
+impl<'m> Sweep<'m> {
+    /// Runs rows `rows` of the component list in one batch, each patching
+    /// its one component; returns the model's outputs for each row, [1, ...] each.
+    pub fn run_rows(&self, rows: &[usize]) -> Result<Vec<Outputs>, String> {
+        let rows: Vec<Vec<(usize, f32)>> = rows.iter().map(|c| vec![(*c, 1.0)]).collect();
         let want = self.model.output_names();
-        let out = self.model.patch(feeds, patches, &want)?;
-        Ok((0..b)
-            .map(|r| {
-                out.iter().map(|(k, v)| (k.clone(), v.slice_axis(Axis(0), Slice::from(r..r + 1)).to_owned())).collect()
-            })
-            .collect())
+        run_mixed(
+            self.model,
+            &self.target,
+            &self.source,
+            &self.components,
+            &rows,
+            self.positions.as_deref(),
+            &want,
+            &[],
+        )
     }
 }
 
-fn outputs_value(o: &BTreeMap<String, ArrayD<f32>>) -> Value {
-    // A row's outputs look like run()'s for one example: [1, ...].
+/// A row's outputs as a script record, shaped as run() returns them for one
+/// example (the batch axis kept, of size 1).
+pub fn outputs_value(o: &Outputs) -> Value {
     Value::record(o.iter().map(|(k, v)| (k.clone(), Value::tensor(v.clone()))))
 }
 
@@ -138,7 +188,6 @@ fn patch_sweep(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let parts = a.count(5)?.max(1);
     let batch = a.count(7)?.max(1);
     let src_vals = m.capture(source.clone(), &names).map_err(|e| ToolError::arg(2, e))?;
-    let mut components = Vec::new();
     let mut t_len = 0;
     for n in &names {
         let v = &src_vals[n];
@@ -151,15 +200,8 @@ fn patch_sweep(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         if v.ndim() >= 3 {
             t_len = v.shape()[1];
         }
-        let width = v.shape()[v.ndim() - 1];
-        if width % parts != 0 {
-            return Err(ToolError::arg(5, format!("`{n}`'s last axis ({width}) does not split into {parts} parts")));
-        }
-        let w = width / parts;
-        for p in 0..parts {
-            components.push(Component { tensor: n.clone(), index: p, cols: (p * w, (p + 1) * w) });
-        }
     }
+    let components = split(&names, &src_vals, parts, 5)?;
     let positions = resolve_positions(a, 6, t_len.max(1))?;
     if positions.is_some() && t_len == 0 {
         return Err(ToolError::arg(6, "positions need tensors of shape [1, T, D]"));

@@ -341,9 +341,11 @@ mod tests {
             r.push(i as f32, i, &mut rng);
         }
         assert_eq!(r.items.len(), 64);
-        let (median, _) = r.quantile(0.5).unwrap();
-        assert!((3500.0..6500.0).contains(&median), "median of 0..10000 estimated as {median}");
-        assert!(r.quantile(0.0).unwrap().0 < r.quantile(1.0).unwrap().0);
+        let median = r.quantile(0.5).map(|(v, _)| v);
+        assert!(median.is_some_and(|m| (3500.0..6500.0).contains(&m)), "median of 0..10000 estimated as {median:?}");
+        let (lo, hi) = (r.quantile(0.0).map(|(v, _)| v), r.quantile(1.0).map(|(v, _)| v));
+        assert!(lo < hi, "quantile 0 ({lo:?}) is below quantile 1 ({hi:?})");
+        assert_eq!(Reservoir::new(4).quantile(0.5), None, "an empty sample has no quantiles");
     }
 
     #[test]

@@ -20,10 +20,9 @@ use std::sync::Arc;
 use assay_interpreter::{Args, Image, Registry, Signature, ToolCtx, ToolError, Type, Value};
 
 use crate::core::FnTool;
-use crate::models::build::{int, ints, GraphBuilder};
-use crate::models::fetch;
+use crate::models::build::{batched, int, ints, string, GraphBuilder};
 use crate::onnx::model::{Model, Preprocess, Provider};
-use crate::onnx::proto::{tensor_proto::DataType, GraphProto, ModelProto, OperatorSetIdProto, ValueInfoProto};
+use crate::onnx::proto::{tensor_proto::DataType, GraphProto, ModelProto};
 use crate::onnx::units::{Reduce, Select, Unit};
 
 /// One synthetic neuron: its name, how it was built, and the truth.
@@ -165,49 +164,6 @@ fn all() -> impl Iterator<Item = &'static Neuron> {
 
 const SIZE: i64 = 224;
 
-fn str_attr(name: &str, v: &str) -> crate::onnx::proto::AttributeProto {
-    crate::onnx::proto::AttributeProto {
-        name: Some(name.into()),
-        r#type: Some(crate::onnx::proto::attribute_proto::AttributeType::String as i32),
-        s: Some(v.as_bytes().to_vec()),
-        ..Default::default()
-    }
-}
-
-/// A float tensor [N, dims...] with a symbolic batch dimension.
-fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
-    use crate::onnx::proto::{tensor_shape_proto::dimension::Value as DimValue, type_proto, TensorShapeProto};
-    let mut dim = vec![crate::onnx::proto::tensor_shape_proto::Dimension {
-        value: Some(DimValue::DimParam("N".into())),
-        denotation: None,
-    }];
-    dim.extend(dims.iter().map(|d| crate::onnx::proto::tensor_shape_proto::Dimension {
-        value: Some(DimValue::DimValue(*d)),
-        denotation: None,
-    }));
-    let ty = type_proto::Tensor { elem_type: Some(DataType::Float as i32), shape: Some(TensorShapeProto { dim }) };
-    ValueInfoProto {
-        name: Some(name.into()),
-        r#type: Some(crate::onnx::proto::TypeProto {
-            value: Some(type_proto::Value::TensorType(ty)),
-            denotation: None,
-        }),
-        ..Default::default()
-    }
-}
-
-fn model_proto(graph: GraphProto, what: &str) -> ModelProto {
-    ModelProto {
-        ir_version: Some(8),
-        opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(13) }],
-        producer_name: Some("assay".into()),
-        producer_version: Some(env!("CARGO_PKG_VERSION").into()),
-        doc_string: Some(format!("Assay synthetic neurons: {what}")),
-        graph: Some(graph),
-        ..Default::default()
-    }
-}
-
 /// The fixed-filter model: input `image` [N, 3, 224, 224] in 0..1, output
 /// `response` [N, 8, 224, 224], one channel per low-level neuron.
 pub fn low_level_model() -> ModelProto {
@@ -233,7 +189,7 @@ pub fn low_level_model() -> ModelProto {
     );
     // Edge padding: a zero border would be the strongest edge of every image.
     b.i64("sobel.pads", &[8], &[0, 0, 1, 1, 0, 0, 1, 1]);
-    let padded = b.node("Pad", "/orientation/Pad", &[&grey, "sobel.pads"], vec![str_attr("mode", "edge")]);
+    let padded = b.node("Pad", "/orientation/Pad", &[&grey, "sobel.pads"], vec![string("mode", "edge")]);
     let g = b.node("Conv", "/orientation/sobel", &[&padded, "sobel.weight"], vec![]);
     let g = b.node("Abs", "/orientation/Abs", &[&g], vec![]);
     // [|gx|, |gy|] -> [|gx| - |gy|, |gy| - |gx|] by a fixed 1x1 convolution.
@@ -270,11 +226,15 @@ pub fn low_level_model() -> ModelProto {
         node: b.nodes,
         name: Some("synthetic_low_level".into()),
         initializer: b.inits,
-        input: vec![value_info("image", &[3, SIZE, SIZE])],
-        output: vec![value_info("response", &[LOW_LEVEL.len() as i64, SIZE, SIZE])],
+        input: vec![batched("image", DataType::Float, &[3, SIZE, SIZE])],
+        output: vec![batched("response", DataType::Float, &[LOW_LEVEL.len() as i64, SIZE, SIZE])],
         ..Default::default()
     };
-    model_proto(graph, "low-level filters (red, green, blue, vertical, horizontal, left, top, fine_texture)")
+    crate::models::build::model(
+        graph,
+        "Assay synthetic neurons: low-level filters (red, green, blue, vertical, horizontal, left, top, fine_texture)"
+            .into(),
+    )
 }
 
 /// The concept model: EfficientNet-Lite0 with its class probabilities
@@ -321,7 +281,7 @@ pub fn concept_model(efficientnet: &ModelProto, labels: &[String]) -> Result<Mod
     b.node_to("Unsqueeze", "/response", &[&all, "concept.spatial"], vec![], "response");
     g.node.extend(b.nodes);
     g.initializer.extend(b.inits);
-    g.output = vec![value_info("response", &[CONCEPTS.len() as i64, 1, 1])];
+    g.output = vec![batched("response", DataType::Float, &[CONCEPTS.len() as i64, 1, 1])];
     g.name = Some("synthetic_concepts".into());
     m.doc_string = Some("Assay synthetic neurons: concepts over EfficientNet-Lite0's class probabilities".into());
     Ok(m)
@@ -329,14 +289,9 @@ pub fn concept_model(efficientnet: &ModelProto, labels: &[String]) -> Result<Mod
 
 /// Writes a built model into the cache under a name derived from its bytes
 /// (so a changed definition never meets a stale file) and loads it.
+/// Caches a built model and loads it, recording it as a run input.
 fn load_built(proto: &ModelProto, stem: &str, ctx: &mut dyn ToolCtx) -> Result<Model, String> {
-    let bytes = crate::onnx::graph::encode(proto);
-    let sha = fetch::sha256_bytes(&bytes);
-    let path =
-        crate::onnx::runtime::cache_dir().join("models").join("synthetic").join(format!("{stem}-{}.onnx", &sha[..12]));
-    if !path.is_file() {
-        fetch::write_atomic(&path, &bytes)?;
-    }
+    let (path, bytes, sha) = crate::models::build::cache_built("synthetic", stem, proto)?;
     ctx.note_input(&path, &sha);
     Model::load(&path, &format!("synthetic {stem}"), &bytes, sha, Provider::Cpu)
 }
