@@ -28,7 +28,7 @@ fn main() {
     let batch = 16;
     let mut data = Vec::new();
     for i in 0..batch {
-        let (_, p) = &photos[i % photos.len()];
+        let p = &photos[i % photos.len()].path;
         let img = vision::decode(&std::fs::read(p).expect("benchmark setup"), "photo").expect("benchmark setup");
         data.extend(vision::preprocess(&img, 256, 224, [127.0; 3], [128.0; 3]).expect("benchmark setup"));
     }

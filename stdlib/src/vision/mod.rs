@@ -24,18 +24,62 @@ const SKIMAGE: Pinned = Pinned {
     file: "scikit_image-0.26.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
     sha256: "74aa5518ccea28121f57a95374581d3b979839adc25bb03f289b1bc9b99c58af",
 };
-/// Real photographs (public domain / CC0) shipped in scikit-image.
-pub const PHOTOS: &[&str] = &[
-    "astronaut.png",
-    "chelsea.png",
-    "coffee.png",
-    "rocket.jpg",
-    "motorcycle_left.png",
-    "motorcycle_right.png",
-    "hubble_deep_field.jpg",
-    "brick.png",
-    "grass.png",
-    "gravel.png",
+const SKLEARN: Pinned = Pinned {
+    name: "scikit-learn",
+    version: "1.9.1",
+    file: "scikit_learn-1.9.1-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl",
+    sha256: "52a0703bbc07ad27f560fa63fa68e4c54dd735bfbbf65b4dd3c225dc7547b6df",
+};
+const MATPLOTLIB: Pinned = Pinned {
+    name: "matplotlib",
+    version: "3.11.2",
+    file: "matplotlib-3.11.2-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.whl",
+    sha256: "07d9b9fa60cd4c393692f50d0bb03123242ddf61c99bb0e95e75feb354e7c1a8",
+};
+
+/// A wheel that ships sample photos: the package, the platform tag pip needs
+/// to pick its binary wheel, the folder inside it, and the files.
+struct PhotoSource {
+    wheel: &'static Pinned,
+    platform: &'static str,
+    folder: &'static str,
+    files: &'static [&'static str],
+}
+
+/// Real photographs, in the order `sample_photos()` returns them:
+/// scikit-image's (public domain / CC0), scikit-learn's china and flower
+/// (CC BY 2.0, see the wheel's `sklearn/datasets/images/README.txt`) and
+/// matplotlib's portrait of Grace Hopper (public domain).
+const PHOTO_SOURCES: &[PhotoSource] = &[
+    PhotoSource {
+        wheel: &SKIMAGE,
+        platform: "manylinux_2_28_x86_64",
+        folder: "skimage/data",
+        files: &[
+            "astronaut.png",
+            "chelsea.png",
+            "coffee.png",
+            "rocket.jpg",
+            "motorcycle_left.png",
+            "motorcycle_right.png",
+            "hubble_deep_field.jpg",
+            "brick.png",
+            "grass.png",
+            "gravel.png",
+        ],
+    },
+    PhotoSource {
+        wheel: &SKLEARN,
+        platform: "manylinux_2_28_x86_64",
+        folder: "sklearn/datasets/images",
+        files: &["china.jpg", "flower.jpg"],
+    },
+    PhotoSource {
+        wheel: &MATPLOTLIB,
+        platform: "manylinux2014_x86_64",
+        folder: "matplotlib/mpl-data/sample_data",
+        files: &["grace_hopper.jpg"],
+    },
 ];
 
 /// Decodes PNG, JPEG or WebP bytes into an RGBA image.
@@ -45,23 +89,34 @@ pub fn decode(bytes: &[u8], what: &str) -> Result<Image, String> {
     Ok(Image { width: rgba.width(), height: rgba.height(), pixels: rgba.into_raw() })
 }
 
-/// The sample photos, fetched once into the cache: (name, path).
-pub fn photo_files() -> Result<Vec<(String, std::path::PathBuf)>, String> {
+/// One sample photo in the cache.
+pub struct PhotoFile {
+    /// The file name without its extension, e.g. "coffee".
+    pub name: String,
+    /// The package it comes from, e.g. "scikit-image".
+    pub source: &'static str,
+    pub path: std::path::PathBuf,
+}
+
+/// The sample photos, each extracted once from its pinned wheel into the cache.
+pub fn photo_files() -> Result<Vec<PhotoFile>, String> {
     let dir = crate::onnx::runtime::cache_dir().join("data").join("photos");
     let mut out = Vec::new();
-    let mut wheel = None;
-    for name in PHOTOS {
-        let path = dir.join(name);
-        if !path.is_file() {
-            let w = match &wheel {
-                Some(w) => w,
-                None => wheel.insert(fetch::pypi(&SKIMAGE, Some("manylinux_2_28_x86_64"))?),
-            };
-            let bytes = fetch::zip_member(w, &format!("skimage/data/{name}"))?;
-            fetch::write_atomic(&path, &bytes)?;
+    for src in PHOTO_SOURCES {
+        let mut wheel = None;
+        for name in src.files {
+            let path = dir.join(name);
+            if !path.is_file() {
+                let w = match &wheel {
+                    Some(w) => w,
+                    None => wheel.insert(fetch::pypi(src.wheel, Some(src.platform))?),
+                };
+                let bytes = fetch::zip_member(w, &format!("{}/{name}", src.folder))?;
+                fetch::write_atomic(&path, &bytes)?;
+            }
+            let stem = name.rsplit_once('.').map(|(s, _)| s).unwrap_or(name);
+            out.push(PhotoFile { name: stem.to_string(), source: src.wheel.name, path });
         }
-        let stem = name.rsplit_once('.').map(|(s, _)| s).unwrap_or(name);
-        out.push((stem.to_string(), path));
     }
     Ok(out)
 }
@@ -79,19 +134,23 @@ fn image_tool(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn sample_photos_sig() -> Signature {
-    Signature::new("sample_photos", "images", "Real photographs for trying models: astronaut, chelsea (a cat), coffee, rocket, two motorcycles, the Hubble deep field, and brick, grass and gravel textures (from scikit-image, public domain). Each is a record {name, image}.")
-        .returns(Type::list(Type::record_of(&[("name", Type::Str), ("image", Type::Image)])))
-        .example("let photos = sample_photos()\nassert len(photos) == 10\nassert photos[2].name == \"coffee\" and photos[2].image.width == 600")
+    Signature::new("sample_photos", "images", "Real photographs for trying models, in a fixed order: astronaut, chelsea (a cat), coffee, rocket, two motorcycles, the Hubble deep field, and brick, grass and gravel textures (0-9, scikit-image, public domain); china (a temple) and flower (10-11, scikit-learn, CC BY 2.0); grace_hopper (12, matplotlib, public domain). Each is a record {name, source, image}; the files are fetched from the pinned wheels once and digested into the run manifest.")
+        .returns(Type::list(Type::record_of(&[("name", Type::Str), ("source", Type::Str), ("image", Type::Image)])))
+        .example("let photos = sample_photos()\nassert len(photos) == 13\nassert photos[2].name == \"coffee\" and photos[2].image.width == 600\nassert map(filter(photos, p => p.source != \"scikit-image\"), p => p.name) == [\"china\", \"flower\", \"grace_hopper\"]\nassert photos[12].image.width == 512 and photos[10].image.height == 427")
 }
 fn sample_photos(_: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let files = photo_files().map_err(ToolError::new)?;
     let mut out = Vec::new();
-    for (name, path) in files {
-        let bytes = std::fs::read(&path).map_err(|e| ToolError::new(format!("{}: {e}", path.display())))?;
-        let digest = fetch::sha256_file(&path).map_err(ToolError::new)?;
-        ctx.note_input(&path, &digest);
-        let img = decode(&bytes, &name).map_err(ToolError::new)?;
-        out.push(Value::record([("name", Value::str(&name)), ("image", Value::Image(Arc::new(img)))]));
+    for f in files {
+        let bytes = std::fs::read(&f.path).map_err(|e| ToolError::new(format!("{}: {e}", f.path.display())))?;
+        let digest = fetch::sha256_file(&f.path).map_err(ToolError::new)?;
+        ctx.note_input(&f.path, &digest);
+        let img = decode(&bytes, &f.name).map_err(ToolError::new)?;
+        out.push(Value::record([
+            ("name", Value::str(&f.name)),
+            ("source", Value::str(f.source)),
+            ("image", Value::Image(Arc::new(img))),
+        ]));
     }
     Ok(Value::list(out))
 }
