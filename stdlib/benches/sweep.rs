@@ -1,8 +1,11 @@
 //! The full attention-head sweep on SmolLM2-135M (30 layers x 9 heads), on
-//! an indirect-object prompt and its name-swapped counterfactual: batched
-//! (one rewritten graph, one component per batch row) against one run per
-//! head through the same graph. Both are timed in this process, the batched
-//! sweep twice around the per-head one; effects must agree. Prints the ratio.
+//! an indirect-object prompt and its name-swapped counterfactual, four ways,
+//! interleaved in one process (best of two each): one run per head (the
+//! plain loop a notebook would write) and batched (27 heads per run, the
+//! target's shared prefix run once per batch), each with logits at every
+//! position and at the last position only. Effects must agree. Prints the
+//! ratios; `SWEEP_BATCHES=9,27,54` instead times the batched sweep at those
+//! batch sizes.
 //!
 //! `cargo bench -p assay-stdlib --bench sweep`
 
@@ -24,8 +27,8 @@ fn main() {
     m.tokenizer = Some(std::sync::Arc::new(tok.clone()));
     let target = "When Mary and John went to the store, John gave a drink to";
     let source = "When Mary and John went to the store, Mary gave a drink to";
-    let t = encode_batch(&tok, &[target.to_string()]).expect("benchmark setup");
-    let s = encode_batch(&tok, &[source.to_string()]).expect("benchmark setup");
+    let t: ArrayD<f32> = encode_batch(&tok, &[target.to_string()]).expect("benchmark setup");
+    let s: ArrayD<f32> = encode_batch(&tok, &[source.to_string()]).expect("benchmark setup");
     assert_eq!(t.shape(), s.shape());
     let mary = tok.encode(" Mary", false).expect("benchmark setup").get_ids()[0] as usize;
     let john = tok.encode(" John", false).expect("benchmark setup").get_ids()[0] as usize;
@@ -37,13 +40,20 @@ fn main() {
             components.push(Component { tensor: n.clone(), index: components.len(), cols: (h * 64, (h + 1) * 64) });
         }
     }
-    let sweep = Sweep { model: &m, target: vec![("input_ids".into(), t)], source: src, components, positions: None };
+    let sweep = |last_position| Sweep {
+        model: &m,
+        target: vec![("input_ids".into(), t.clone())],
+        source: src.clone(),
+        components: components.clone(),
+        positions: None,
+        last_position,
+    };
     let diff = |o: &BTreeMap<String, ArrayD<f32>>| {
         let l = &o["logits"];
         let last = l.shape()[1] - 1;
         l[[0, last, mary]] - l[[0, last, john]]
     };
-    let run = |batch: usize| {
+    let run = |sweep: &Sweep, batch: usize| {
         let n = sweep.components.len();
         let mut effects = vec![0f32; n];
         let mut start = 0;
@@ -57,17 +67,43 @@ fn main() {
         }
         (began.elapsed().as_secs_f64(), effects)
     };
-    // Warm up: the rewritten session is built on first use.
-    run(32);
-    let (b1, e1) = run(32);
-    let (one, e_one) = run(1);
-    let (b2, _) = run(32);
-    let batched = b1.min(b2);
-    let max_gap = e1.iter().zip(&e_one).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-    println!("SmolLM2-135M head sweep, 270 heads, prompt of {} tokens:", sweep.target[0].1.shape()[1]);
-    println!("  batched (32 heads per run, 9 runs): {batched:.2} s  (the two timings: {b1:.2} s, {b2:.2} s)");
-    println!("  one run per head (270 runs):        {one:.2} s");
-    println!("ratio one-per-head / batched: {:.2}x", one / batched);
-    println!("largest difference between the two sweeps' logit differences: {max_gap:e}");
-    assert!(max_gap < 1e-3, "batched and one-per-head sweeps disagree");
+    let (full, last) = (sweep(false), sweep(true));
+    if let Ok(list) = std::env::var("SWEEP_BATCHES") {
+        run(&last, 27);
+        for b in list.split(',').map(|b| b.parse::<usize>().unwrap()) {
+            let (t1, _) = run(&last, b);
+            let (t2, _) = run(&last, b);
+            println!("batch {b}: {:.2} s", t1.min(t2));
+        }
+        return;
+    }
+    let batch = 27;
+    // Warm up: each rewritten session is built, and its broadcast probe run, on first use.
+    run(&full, batch);
+    run(&last, batch);
+    run(&full, 1);
+    run(&last, 1);
+    // Interleaved, twice each; the faster of the two counts.
+    let mut times = [f64::MAX; 4];
+    let mut effects = Vec::new();
+    for _ in 0..2 {
+        for (i, (s, b)) in [(&full, 1), (&full, batch), (&last, 1), (&last, batch)].into_iter().enumerate() {
+            let (secs, e) = run(s, b);
+            times[i] = times[i].min(secs);
+            effects.push(e);
+        }
+    }
+    let [one, batched, one_last, batched_last] = times;
+    let max_gap =
+        effects.iter().flat_map(|e| e.iter().zip(&effects[0]).map(|(a, b)| (a - b).abs())).fold(0f32, f32::max);
+    println!("SmolLM2-135M head sweep, 270 heads, prompt of {} tokens (best of 2 each, interleaved):", t.shape()[1]);
+    println!("  one run per head, logits at every position (the plain loop): {one:.2} s");
+    println!("  batched ({batch} heads per run), logits at every position:   {batched:.2} s");
+    println!("  one run per head, logits at the last position:                {one_last:.2} s");
+    println!("  batched ({batch} heads per run), logits at the last position: {batched_last:.2} s");
+    println!("ratio plain loop / batched sweep with last_position:      {:.2}x", one / batched_last);
+    println!("ratio plain loop / batched sweep, every position:        {:.2}x", one / batched);
+    println!("ratio one per head / batched, both last position only:   {:.2}x", one_last / batched_last);
+    println!("largest difference between the sweeps' logit differences: {max_gap:e}");
+    assert!(max_gap < 1e-3, "the sweeps disagree");
 }

@@ -341,6 +341,124 @@ pub fn patch(m: &ModelProto, tensors: &BTreeMap<String, TypeProto>) -> Result<Mo
     Ok(out)
 }
 
+/// Ops that act on each position alone, so that slicing their input's
+/// positions slices their output's the same way.
+const POSITIONWISE_UNARY: &[&str] =
+    &["Identity", "Cast", "Relu", "Tanh", "Sigmoid", "Neg", "Exp", "Log", "Abs", "Softplus", "Gelu", "Erf", "Sqrt"];
+const POSITIONWISE_BINARY: &[&str] = &["Add", "Sub", "Mul", "Div", "Pow"];
+
+/// Rewrites the model so that each named output is computed at the last
+/// position only: the output's chain is followed back through position-wise
+/// ops (elementwise ops with a constant of rank 0 or 1, Softmax and
+/// LogSoftmax over the last axis) to a MatMul whose first input has rank 3
+/// or more ([N, T, D]); that input is sliced to its last row of axis -2
+/// before the MatMul, so [N, T, V] logits become [N, 1, V] and the final
+/// projection runs once per example instead of once per position. `rank`
+/// gives a tensor's rank where known. Returns the rewritten model and the
+/// outputs it could do this for, and, for each it could not, why.
+pub fn last_position(
+    m: &ModelProto,
+    outputs: &[String],
+    rank: &dyn Fn(&str) -> Option<usize>,
+) -> Result<(ModelProto, Vec<String>, Vec<String>), String> {
+    let opset = default_opset(m);
+    if opset < 10 {
+        return Err(format!("the model uses opset {opset}; slicing to the last position needs opset 10 or newer"));
+    }
+    let mut out = m.clone();
+    let g = out.graph.get_or_insert_with(Default::default);
+    let constants: HashSet<String> = g
+        .initializer
+        .iter()
+        .filter(|t| t.dims.len() <= 1)
+        .map(|t| t.name().to_string())
+        .chain(
+            g.node
+                .iter()
+                .filter(|n| n.op_type() == "Constant")
+                .filter(|n| n.attribute.iter().any(|a| a.t.as_ref().is_some_and(|t| t.dims.len() <= 1)))
+                .flat_map(|n| n.output.clone()),
+        )
+        .collect();
+    let consts = [("starts", -1i64), ("ends", i64::MAX), ("axes", -2)];
+    for (name, v) in consts {
+        g.initializer.push(TensorProto {
+            name: Some(format!("assay::last::{name}")),
+            data_type: Some(tensor_proto::DataType::Int64 as i32),
+            dims: vec![1],
+            int64_data: vec![v],
+            ..Default::default()
+        });
+    }
+    let (mut done, mut refused) = (Vec::new(), Vec::new());
+    'outputs: for o in outputs {
+        let mut cur = o.clone();
+        let mut chain = vec![cur.clone()];
+        loop {
+            let Some(i) = g.node.iter().position(|n| n.output.contains(&cur)) else {
+                refused.push(if cur == *o {
+                    format!("`{o}` is not computed by a node")
+                } else {
+                    format!("`{o}` is computed from `{cur}` by position-wise ops alone, with no MatMul to cut before")
+                });
+                continue 'outputs;
+            };
+            let n = &g.node[i];
+            let op = n.op_type().to_string();
+            let last_axis =
+                |n: &NodeProto| n.attribute.iter().find(|a| a.name() == "axis").map(|a| a.i()).unwrap_or(-1) == -1;
+            let next = if op == "MatMul" {
+                let a = n.input.first().cloned().unwrap_or_default();
+                if rank(&a).is_none_or(|r| r < 3) {
+                    refused.push(format!("`{o}` comes from a MatMul whose input `{a}` has no position axis"));
+                    continue 'outputs;
+                }
+                let sliced = format!("assay::last::{a}");
+                let slice = node(
+                    "Slice",
+                    format!("assay/last/{a}"),
+                    &[&a, "assay::last::starts", "assay::last::ends", "assay::last::axes"],
+                    &sliced,
+                );
+                g.node[i].input[0] = sliced;
+                g.node.insert(i, slice);
+                break;
+            } else if POSITIONWISE_UNARY.contains(&op.as_str())
+                || ((op == "Softmax" || op == "LogSoftmax") && last_axis(n) && opset >= 13)
+            {
+                n.input.first().cloned()
+            } else if POSITIONWISE_BINARY.contains(&op.as_str()) && n.input.len() == 2 {
+                match (constants.contains(&n.input[0]), constants.contains(&n.input[1])) {
+                    (false, true) => Some(n.input[0].clone()),
+                    (true, false) if op != "Pow" => Some(n.input[1].clone()),
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            match next {
+                Some(t) => {
+                    cur = t;
+                    chain.push(cur.clone());
+                }
+                None => {
+                    refused.push(format!("`{o}` comes from a {op} node (`{}`) that is not position-wise", n.name()));
+                    continue 'outputs;
+                }
+            }
+        }
+        // The chain's shapes change: drop what the model stated about them.
+        g.value_info.retain(|v| !chain.iter().any(|c| c == v.name()));
+        for out in g.output.iter_mut().filter(|v| v.name() == o) {
+            if let Some(type_proto::Value::TensorType(t)) = out.r#type.as_mut().and_then(|t| t.value.as_mut()) {
+                t.shape = None;
+            }
+        }
+        done.push(o.clone());
+    }
+    Ok((out, done, refused))
+}
+
 /// The version of the default (ai.onnx) operator set the model imports.
 pub fn default_opset(m: &ModelProto) -> i64 {
     m.opset_import.iter().find(|o| o.domain().is_empty() || o.domain() == "ai.onnx").map(|o| o.version()).unwrap_or(0)

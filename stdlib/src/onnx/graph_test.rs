@@ -230,3 +230,35 @@ fn patch_can_target_an_initializer() {
     assert_eq!(g.node[3].output, ["b"]);
     assert_eq!(g.node[4].input, ["x", "b"]);
 }
+
+#[test]
+fn last_position_follows_positionwise_ops_to_a_matmul_and_refuses_others() {
+    // tiny(): z = Relu(x + b) * 2 has no MatMul; its chain ends at the input.
+    let (_, done, refused) = last_position(&tiny(), &["z".to_string()], &|_| Some(3)).unwrap();
+    assert!(done.is_empty());
+    assert!(refused[0].contains("computed from `x` by position-wise ops alone"), "{refused:?}");
+    // logits = MatMul(h, W) + c: the MatMul's input is sliced, nothing else changes.
+    let mut m = tiny();
+    let g = m.graph.as_mut().unwrap();
+    let f = tensor_proto::DataType::Float as i32;
+    g.initializer.push(TensorProto {
+        name: Some("w".into()),
+        data_type: Some(f),
+        dims: vec![3, 2],
+        float_data: vec![0.0; 6],
+        ..Default::default()
+    });
+    g.node.push(node("MatMul", "head".into(), &["z", "w"], "mm"));
+    g.node.push(node("Add", "bias".into(), &["mm", "two"], "logits"));
+    g.output.push(ValueInfoProto { name: Some("logits".into()), ..Default::default() });
+    let (cut, done, refused) = last_position(&m, &["logits".to_string()], &|t| (t == "z").then_some(3)).unwrap();
+    assert_eq!((done, refused), (vec!["logits".to_string()], vec![]));
+    let cg = cut.graph.unwrap();
+    let slice = cg.node.iter().find(|n| n.op_type() == "Slice").unwrap();
+    assert_eq!(slice.input[0], "z");
+    let head = cg.node.iter().find(|n| n.name() == "head").unwrap();
+    assert_eq!(head.input[0], slice.output[0]);
+    // A rank-2 input has no position axis: refused, not sliced.
+    let (_, done, refused) = last_position(&m, &["logits".to_string()], &|_| Some(2)).unwrap();
+    assert!(done.is_empty() && refused[0].contains("no position axis"), "{refused:?}");
+}

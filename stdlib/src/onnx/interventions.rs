@@ -14,7 +14,7 @@ use ndarray::{ArrayD, Axis, Slice};
 use rand::Rng;
 
 use super::model::Model;
-use super::sweep::{outputs_value, run_mixed, split, Outputs};
+use super::sweep::{outputs_value, run_mixed, split, Outputs, Want};
 use super::tools::{feeds_value, model_of, select_names};
 use crate::core::FnTool;
 
@@ -110,7 +110,8 @@ fn cross_patch(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let chosen: Vec<usize> = if a.is_none(6) { (0..comps.len()).collect() } else { pairs(a, 6, names.len(), parts)? };
     let rows = vec![chosen.iter().map(|c| (*c, 1.0)).collect()];
     let want = m.output_names();
-    let out = run_mixed(&m, &inputs, &donor_vals, &comps, &rows, None, &want, &[]).map_err(|e| ToolError::arg(3, e))?;
+    let out = run_mixed(&m, &inputs, &donor_vals, &comps, &rows, None, Want::outputs(&want))
+        .map_err(|e| ToolError::arg(3, e))?;
     Ok(Value::record(out[0].iter().map(|(k, v)| (k.clone(), Value::tensor(v.clone())))))
 }
 
@@ -171,8 +172,8 @@ fn path_patch(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let source_score = score(ctx, &source_out)?;
     let direct = matches!(a.get(7), Value::Str(r) if r.as_ref() == "logits");
     let patched = if direct {
-        let out =
-            run_mixed(&m, &target, &frozen, &comps, &[all], None, &want, &[]).map_err(|e| ToolError::arg(3, e))?;
+        let out = run_mixed(&m, &target, &frozen, &comps, &[all], None, Want::outputs(&want))
+            .map_err(|e| ToolError::arg(3, e))?;
         score(ctx, &out[0])?
     } else {
         let receivers = select_names(&m, a, 7)?;
@@ -181,8 +182,16 @@ fn path_patch(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
                 "receivers are the inputs of later components (their values, queries or keys), not their outputs",
             ));
         }
-        let step = run_mixed(&m, &target, &frozen, &comps, &[all], None, &want, &receivers)
-            .map_err(|e| ToolError::arg(7, e))?;
+        let step = run_mixed(
+            &m,
+            &target,
+            &frozen,
+            &comps,
+            &[all],
+            None,
+            Want { outputs: &want, capture: &receivers, last_position: false },
+        )
+        .map_err(|e| ToolError::arg(7, e))?;
         let rparts = a.count(8)?.max(1);
         let recv_vals: Outputs =
             receivers.iter().filter_map(|r| step[0].get(r).map(|v| (r.clone(), v.clone()))).collect();
@@ -190,8 +199,8 @@ fn path_patch(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         let chosen: Vec<usize> =
             if a.is_none(9) { (0..rcomps.len()).collect() } else { pairs(a, 9, receivers.len(), rparts)? };
         let rows = vec![chosen.iter().map(|c| (*c, 1.0)).collect()];
-        let out =
-            run_mixed(&m, &target, &recv_vals, &rcomps, &rows, None, &want, &[]).map_err(|e| ToolError::arg(7, e))?;
+        let out = run_mixed(&m, &target, &recv_vals, &rcomps, &rows, None, Want::outputs(&want))
+            .map_err(|e| ToolError::arg(7, e))?;
         score(ctx, &out[0])?
     };
     Ok(Value::record([
@@ -285,8 +294,8 @@ fn circuit(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
             let b = mean.broadcast(v.shape()).ok_or_else(|| ToolError::new(format!("`{k}`'s mean does not fit")))?;
             values.insert(k, b.to_owned());
         }
-        let outs =
-            run_mixed(&m, inp, &values, &comps, &variants, None, &want, &[]).map_err(|e| ToolError::arg(3, e))?;
+        let outs = run_mixed(&m, inp, &values, &comps, &variants, None, Want::outputs(&want))
+            .map_err(|e| ToolError::arg(3, e))?;
         for (i, o) in outs.iter().enumerate() {
             scores[i + 1].push(call_metric(ctx, &metric, vec![outputs_value(o), p.clone()], 4)?);
         }
@@ -327,7 +336,7 @@ fn circuit(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 // ---------------------------------------------------------------- DCM
 
 fn dcm_sig() -> Signature {
-    Signature::new("dcm", "interventions", "Desiderata-based component masking (DCM): learns one weight in [0, 1] per component of `tensors` (split into `parts`) so that patching the weighted components from each pair's `source` run into its `target` run maximises `metric(outputs, pair)` (the desideratum, e.g. the logit difference toward the source's answer), minus `sparsity` times the sum of weights. ONNX Runtime gives no gradients, so the gradient is estimated by SPSA (simultaneous perturbation): each step draws `samples` random ±1 directions, evaluates every pair at mask ± `perturb`·direction (2·samples rows in one batched run per pair) and moves the weights by `rate` times the estimate, clipped to [0, 1]. Cost: steps × pairs runs of 2·samples rows; the estimate is noisy and can settle in a local optimum where components are redundant. Weights are rounded at 0.5; the rounded mask is evaluated on `heldout` pairs. Returns {weights: [tensors, parts], selected: [[tensor, part]...], train, heldout, history}.")
+    Signature::new("dcm", "interventions", "Desiderata-based component masking (DCM): learns one weight in [0, 1] per component of `tensors` (split into `parts`) so that patching the weighted components from each pair's `source` run into its `target` run maximises `metric(outputs, pair)` (the desideratum, e.g. the logit difference toward the source's answer), minus `sparsity` times the sum of weights. ONNX Runtime gives no gradients, so the gradient is estimated by SPSA (simultaneous perturbation): each step draws `samples` random ±1 directions, evaluates every pair at mask ± `perturb`·direction (2·samples rows in one batched run per pair) and moves the weights by `rate` times the estimate, clipped to [0, 1]. Cost: steps × pairs runs of 2·samples rows; the estimate is noisy and can settle in a local optimum where components are redundant. Weights are rounded at 0.5; then each kept component, weakest first, is dropped if the training objective (mean metric minus `sparsity` times the number kept) does not fall without it, since SPSA leaves components that are redundant given the others near 0.5 (one more run per pair and kept component). The final mask is evaluated on `heldout` pairs. Returns {weights: [tensors, parts] (the learnt weights), selected: [[tensor, part]...], pruned (kept by rounding, dropped after), train, heldout, history}.")
         .param("model", Type::Handle("model"), "a model")
         .param("pairs", Type::list(Type::record()), "training pairs {target, source, ...} (inputs; other fields go to the metric)")
         .param("tensors", Type::OneOf(vec![Type::Str, Type::list(Type::Str)]), "the components' tensors (names or globs)")
@@ -400,7 +409,7 @@ fn dcm(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
             masks.iter().map(|mk| mk.iter().enumerate().map(|(i, w)| (i, *w as f32)).collect()).collect();
         let mut total = vec![0.0; masks.len()];
         for p in set {
-            let outs = run_mixed(&m, &p.target, &p.source, &comps, &rows, None, &want, &[])
+            let outs = run_mixed(&m, &p.target, &p.source, &comps, &rows, None, Want::outputs(&want))
                 .map_err(|e| ToolError::arg(2, e))?;
             for (r, o) in outs.iter().enumerate() {
                 total[r] += call_metric(ctx, &metric, vec![outputs_value(o), p.record.clone()], 3)?;
@@ -432,9 +441,32 @@ fn dcm(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         }
         history.push(vals.iter().sum::<f64>() / vals.len() as f64 - lambda * w.iter().sum::<f64>());
     }
-    let rounded: Vec<f64> = w.iter().map(|x| if *x >= 0.5 { 1.0 } else { 0.0 }).collect();
-    let selected: Vec<Value> =
-        (0..c).filter(|i| rounded[*i] == 1.0).map(|i| Value::nums([(i / parts) as f64, (i % parts) as f64])).collect();
+    let mut rounded: Vec<f64> = w.iter().map(|x| if *x >= 0.5 { 1.0 } else { 0.0 }).collect();
+    // SPSA leaves a component that is redundant given the others near 0.5
+    // (its true gradient is only the penalty, its estimate noisy): drop each
+    // kept component, weakest first, if the training objective does not
+    // fall without it. One run of one row per pair and kept component.
+    let objective = |v: f64, mask: &[f64]| v - lambda * mask.iter().sum::<f64>();
+    let mut kept: Vec<usize> = (0..c).filter(|i| rounded[*i] == 1.0).collect();
+    kept.sort_by(|x, y| w[*x].total_cmp(&w[*y]).then(x.cmp(y)));
+    let mut pruned = Vec::new();
+    let pruning_runs = if kept.is_empty() { 0 } else { (kept.len() + 1) * train.len() };
+    if !kept.is_empty() {
+        let mut current = objective(evaluate(ctx, &train, std::slice::from_ref(&rounded))?[0], &rounded);
+        for i in kept {
+            let mut trial = rounded.clone();
+            trial[i] = 0.0;
+            let without = objective(evaluate(ctx, &train, std::slice::from_ref(&trial))?[0], &trial);
+            if without >= current {
+                rounded = trial;
+                current = without;
+                pruned.push(i);
+            }
+        }
+    }
+    let pair_of = |i: usize| Value::nums([(i / parts) as f64, (i % parts) as f64]);
+    let selected: Vec<Value> = (0..c).filter(|i| rounded[*i] == 1.0).map(pair_of).collect();
+    pruned.sort();
     let report = |ctx: &mut dyn ToolCtx, set: &[Pair]| -> Result<Value, ToolError> {
         if set.is_empty() {
             return Ok(Value::None);
@@ -449,10 +481,11 @@ fn dcm(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     Ok(Value::record([
         ("weights", Value::tensor(grid)),
         ("selected", Value::list(selected)),
+        ("pruned", Value::list(pruned.into_iter().map(pair_of).collect())),
         ("train", train_report),
         ("heldout", heldout_report),
         ("history", Value::nums(history)),
-        ("runs", Value::Num((steps * train.len()) as f64)),
+        ("runs", Value::Num((steps * train.len() + pruning_runs) as f64)),
     ]))
 }
 

@@ -127,6 +127,9 @@ pub struct Model {
     /// Rewritten sessions, least recently built first.
     order: Mutex<Vec<String>>,
     every_tensor: OnceLock<Result<Vec<Port>, String>>,
+    /// Facts learnt about this model by running it (e.g. whether a hook set
+    /// broadcasts a batch of one), so each is learnt once.
+    memo: Mutex<HashMap<String, bool>>,
 }
 
 impl std::fmt::Debug for Model {
@@ -226,6 +229,7 @@ impl Model {
             sessions: Mutex::new(sessions),
             order: Mutex::new(Vec::new()),
             every_tensor: OnceLock::new(),
+            memo: Mutex::new(HashMap::new()),
         })
     }
 
@@ -254,6 +258,24 @@ impl Model {
         }
         map.insert(key.to_string(), s.clone());
         Ok(s)
+    }
+
+    /// A fact recorded by [`Model::set_memo`], if any.
+    pub fn memo(&self, key: &str) -> Option<bool> {
+        self.memo.lock().ok().and_then(|m| m.get(key).copied())
+    }
+
+    pub fn set_memo(&self, key: &str, value: bool) {
+        if let Ok(mut m) = self.memo.lock() {
+            m.insert(key.to_string(), value);
+        }
+    }
+
+    /// The outputs that can be computed at the last position only (see
+    /// [`graph::last_position`]); an error saying why if none can.
+    pub fn last_position_outputs(&self) -> Result<Vec<String>, String> {
+        let ports = self.every_tensor()?;
+        last_position_of(&self.proto, &self.output_names(), ports).map(|(_, done)| done)
     }
 
     /// Every top-level tensor with its inferred type and shape, found by
@@ -362,17 +384,20 @@ impl Model {
         patches: Vec<(String, ArrayD<f32>, ArrayD<f32>)>,
         want: &[String],
     ) -> Result<BTreeMap<String, ArrayD<f32>>, String> {
-        self.patch_capture(feeds, patches, want, &[])
+        self.patch_capture(feeds, patches, want, &[], false)
     }
 
     /// As `patch`, also returning the (patched-run) values of intermediate
-    /// tensors `capture`; `want` may name them too.
+    /// tensors `capture`; `want` may name them too. With `last_position`,
+    /// the model's outputs are computed at the last position only where
+    /// [`graph::last_position`] can (an error if it can for none).
     pub fn patch_capture(
         &self,
         mut feeds: Vec<(String, ArrayD<f32>)>,
         patches: Vec<(String, ArrayD<f32>, ArrayD<f32>)>,
         want: &[String],
         capture: &[String],
+        last_position: bool,
     ) -> Result<BTreeMap<String, ArrayD<f32>>, String> {
         let mut types = BTreeMap::new();
         for (t, _, _) in &patches {
@@ -400,10 +425,14 @@ impl Model {
         exposed.sort();
         exposed.dedup();
         let key = format!(
-            "patch:{}|capture:{}",
+            "patch:{}|capture:{}|last:{last_position}",
             types.keys().cloned().collect::<Vec<_>>().join("\u{0}"),
             exposed.join("\u{0}")
         );
+        // Ranks are read before the session is built (building holds the lock
+        // that reading them may need).
+        let ports = if last_position { self.every_tensor()?.clone() } else { Vec::new() };
+        let outputs = self.output_names();
         for (t, new, mask) in patches {
             feeds.push((graph::new_input(&t), new));
             feeds.push((graph::mask_input(&t), mask));
@@ -416,7 +445,10 @@ impl Model {
         self.run(
             &key,
             || {
-                let p = graph::patch(proto, &types)?;
+                let mut p = graph::patch(proto, &types)?;
+                if last_position {
+                    p = last_position_of(&p, &outputs, &ports)?.0;
+                }
                 if exposed.is_empty() {
                     Ok(p)
                 } else {
@@ -427,6 +459,17 @@ impl Model {
             &all,
         )
     }
+}
+
+/// The model rewritten to compute `outputs` at the last position only, and
+/// the outputs this applied to; an error saying why if it applied to none.
+fn last_position_of(m: &ModelProto, outputs: &[String], ports: &[Port]) -> Result<(ModelProto, Vec<String>), String> {
+    let rank = |t: &str| ports.iter().find(|p| p.name == t).and_then(|p| p.shape.as_ref()).map(Vec::len);
+    let (sliced, done, refused) = graph::last_position(m, outputs, &rank)?;
+    if done.is_empty() {
+        return Err(format!("cannot compute the outputs at the last position only: {}", refused.join("; ")));
+    }
+    Ok((sliced, done))
 }
 
 /// The ONNX type of a port: fixed dimensions kept, symbolic ones named.

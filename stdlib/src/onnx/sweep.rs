@@ -31,6 +31,8 @@ pub struct Sweep<'m> {
     pub components: Vec<Component>,
     /// Token positions to patch (None: all).
     pub positions: Option<Vec<usize>>,
+    /// Compute outputs at the last position only.
+    pub last_position: bool,
 }
 
 /// Splits each tensor (its value given, [1, ..., D]) into `parts` slices of
@@ -57,32 +59,66 @@ fn repeat_rows(a: &ArrayD<f32>, n: usize) -> ArrayD<f32> {
 }
 
 pub type Outputs = BTreeMap<String, ArrayD<f32>>;
+type Feeds = Vec<(String, ArrayD<f32>)>;
+/// A patched tensor, its new value and its mask.
+type Patch = (String, ArrayD<f32>, ArrayD<f32>);
+/// Each row's (component, weight) pairs.
+pub type Rows = Vec<Vec<(usize, f32)>>;
 
-/// The one patching primitive of sweeps, path patching, circuits and DCM:
-/// runs the target once per row (batched), each row mixing component
-/// slices with weights `rows[r]` as `w*values + (1-w)*own`, at `positions`
-/// (all if None). `values` are [1, ...] each; every tensor in it is patched
-/// (weight 0 where no row names it), so one hook set serves every batch.
-/// Returns each row's wanted outputs and `capture`d tensors, [1, ...] each.
-#[allow(clippy::too_many_arguments, reason = "the run's inputs, each needed")]
-pub fn run_mixed(
-    m: &Model,
+/// What a patched run returns.
+#[derive(Clone, Copy)]
+pub struct Want<'a> {
+    /// Model outputs.
+    pub outputs: &'a [String],
+    /// Intermediate tensors, as the patched run computes them.
+    pub capture: &'a [String],
+    /// Compute the model's outputs at the last position only (see
+    /// [`super::graph::last_position`]): [N, 1, V] instead of [N, T, V].
+    pub last_position: bool,
+}
+
+impl<'a> Want<'a> {
+    /// Just these outputs, at every position.
+    pub fn outputs(outputs: &'a [String]) -> Want<'a> {
+        Want { outputs, capture: &[], last_position: false }
+    }
+}
+
+/// How a batch's shared parts are fed. `Repeat` copies the target run into
+/// every row, so the whole model runs `b` times. `Broadcast` feeds the
+/// target once, and each patched tensor's mask with `b` rows only where a
+/// row of this batch patches it (one row of zeros elsewhere): the graph then
+/// computes everything upstream of the batch's first patched tensor once,
+/// and `mask*new + (1-mask)*orig` broadcasts it to `b` rows from there on.
+/// That is only right where the graph's ops broadcast a batch of one
+/// (elementwise ops and MatMul do; a Reshape to a shape computed from the
+/// batch-1 input would not), so [`run_mixed`] checks it once per hook set.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Feed {
+    Repeat,
+    Broadcast,
+}
+
+/// The feeds and patches for one batch.
+fn batch_inputs(
     target: &[(String, ArrayD<f32>)],
     values: &Outputs,
     components: &[Component],
     rows: &[Vec<(usize, f32)>],
     positions: Option<&[usize]>,
-    want: &[String],
-    capture: &[String],
-) -> Result<Vec<Outputs>, String> {
+    feed: Feed,
+) -> (Feeds, Vec<Patch>) {
     let b = rows.len();
-    let feeds: Vec<(String, ArrayD<f32>)> = target.iter().map(|(k, v)| (k.clone(), repeat_rows(v, b))).collect();
+    let copies = if feed == Feed::Repeat { b } else { 1 };
+    let feeds = target.iter().map(|(k, v)| (k.clone(), repeat_rows(v, copies))).collect();
     let mut patches = Vec::new();
     for (t, val) in values {
+        let named = rows.iter().flatten().any(|(ci, _)| components[*ci].tensor == *t);
+        let n = if named || feed == Feed::Repeat { b } else { 1 };
         let mut shape = val.shape().to_vec();
-        shape[0] = b;
+        shape[0] = n;
         let mut mask = ArrayD::<f32>::zeros(shape);
-        for (r, row) in rows.iter().enumerate() {
+        for (r, row) in rows.iter().enumerate().filter(|_| named) {
             for &(ci, w) in row {
                 let c = &components[ci];
                 if &c.tensor != t {
@@ -101,14 +137,124 @@ pub fn run_mixed(
                 }
             }
         }
-        patches.push((t.clone(), repeat_rows(val, b), mask));
+        patches.push((t.clone(), repeat_rows(val, n), mask));
     }
-    let out = m.patch_capture(feeds, patches, want, capture)?;
+    (feeds, patches)
+}
+
+/// One patched run of a batch, split into its rows. An output with one row
+/// where the batch has `b` was computed upstream of every patch, so it is
+/// the same for every row.
+#[allow(clippy::too_many_arguments, reason = "the run's inputs, each needed")]
+fn run_batch(
+    m: &Model,
+    target: &[(String, ArrayD<f32>)],
+    values: &Outputs,
+    components: &[Component],
+    rows: &[Vec<(usize, f32)>],
+    positions: Option<&[usize]>,
+    want: Want,
+    feed: Feed,
+) -> Result<Vec<Outputs>, String> {
+    let b = rows.len();
+    let (feeds, patches) = batch_inputs(target, values, components, rows, positions, feed);
+    let out = m.patch_capture(feeds, patches, want.outputs, want.capture, want.last_position)?;
+    for (k, v) in &out {
+        let n = v.shape().first().copied().unwrap_or(0);
+        if n != b && n != 1 {
+            return Err(format!("`{k}` came back with {n} rows for a batch of {b}"));
+        }
+    }
     Ok((0..b)
         .map(|r| {
-            out.iter().map(|(k, v)| (k.clone(), v.slice_axis(Axis(0), Slice::from(r..r + 1)).to_owned())).collect()
+            out.iter()
+                .map(|(k, v)| {
+                    let i = if v.shape()[0] == 1 { 0 } else { r };
+                    (k.clone(), v.slice_axis(Axis(0), Slice::from(i..i + 1)).to_owned())
+                })
+                .collect()
         })
         .collect())
+}
+
+/// Whether two runs' outputs agree to float rounding.
+fn agree(a: &[Outputs], b: &[Outputs]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.len() == y.len()
+                && x.iter().zip(y).all(|((kx, vx), (ky, vy))| {
+                    let scale = vx.iter().fold(1f32, |m, v| m.max(v.abs()));
+                    kx == ky
+                        && vx.shape() == vy.shape()
+                        && vx.iter().zip(vy.iter()).all(|(p, q)| (p - q).abs() <= 1e-4 * scale)
+                })
+        })
+}
+
+/// Whether this model and hook set may be fed in [`Feed::Broadcast`] form:
+/// decided once per model and hook set by running a probe batch both ways —
+/// an unpatched row and a row patching the first patched tensor in graph
+/// order, so that the broadcast part spans every patch point — and
+/// comparing every output. Any error or difference keeps `Repeat`.
+fn broadcast_ok(
+    m: &Model,
+    target: &[(String, ArrayD<f32>)],
+    values: &Outputs,
+    components: &[Component],
+    positions: Option<&[usize]>,
+    want: Want,
+) -> bool {
+    if target.iter().any(|(_, v)| v.shape().first() != Some(&1)) {
+        return false;
+    }
+    let key = format!(
+        "broadcast:{}|{}|{}|{}",
+        values.keys().cloned().collect::<Vec<_>>().join("\u{0}"),
+        want.outputs.join("\u{0}"),
+        want.capture.join("\u{0}"),
+        want.last_position
+    );
+    if let Some(ok) = m.memo(&key) {
+        return ok;
+    }
+    let order = super::graph::sites(&m.proto);
+    let first =
+        order.iter().find_map(|s| components.iter().position(|c| c.tensor == s.name && values.contains_key(&c.tensor)));
+    let ok = match first {
+        None => true,
+        Some(ci) => {
+            let probe = [vec![], vec![(ci, 1.0)]];
+            let run = |feed| run_batch(m, target, values, components, &probe, positions, want, feed);
+            matches!((run(Feed::Broadcast), run(Feed::Repeat)), (Ok(a), Ok(b)) if agree(&a, &b))
+        }
+    };
+    m.set_memo(&key, ok);
+    ok
+}
+
+/// The one patching primitive of sweeps, path patching, circuits and DCM:
+/// runs the target once per row (batched), each row mixing component
+/// slices with weights `rows[r]` as `w*values + (1-w)*own`, at `positions`
+/// (all if None). `values` are [1, ...] each; every tensor in it is patched
+/// (weight 0 where no row names it), so one hook set serves every batch.
+/// Where the graph allows (see [`Feed`]), the part of the model upstream of
+/// the batch's first patched tensor runs once, not once per row.
+/// Returns each row's wanted outputs and `capture`d tensors, [1, ...] each.
+pub fn run_mixed(
+    m: &Model,
+    target: &[(String, ArrayD<f32>)],
+    values: &Outputs,
+    components: &[Component],
+    rows: &[Vec<(usize, f32)>],
+    positions: Option<&[usize]>,
+    want: Want,
+) -> Result<Vec<Outputs>, String> {
+    let feed = if rows.len() > 1 && broadcast_ok(m, target, values, components, positions, want) {
+        Feed::Broadcast
+    } else {
+        Feed::Repeat
+    };
+    run_batch(m, target, values, components, rows, positions, want, feed)
 }
 
 impl<'m> Sweep<'m> {
@@ -116,17 +262,19 @@ impl<'m> Sweep<'m> {
     /// its one component; returns the model's outputs for each row, [1, ...] each.
     pub fn run_rows(&self, rows: &[usize]) -> Result<Vec<Outputs>, String> {
         let rows: Vec<Vec<(usize, f32)>> = rows.iter().map(|c| vec![(*c, 1.0)]).collect();
-        let want = self.model.output_names();
-        run_mixed(
-            self.model,
-            &self.target,
-            &self.source,
-            &self.components,
-            &rows,
-            self.positions.as_deref(),
-            &want,
-            &[],
-        )
+        self.run(&self.target, &rows)
+    }
+
+    /// The outputs of `inputs` with nothing patched, through the same hook
+    /// set (so shaped as the patched rows are).
+    pub fn unpatched(&self, inputs: &[(String, ArrayD<f32>)]) -> Result<Outputs, String> {
+        self.run(inputs, &[vec![]])?.pop().ok_or_else(|| "the run returned no rows".to_string())
+    }
+
+    fn run(&self, inputs: &[(String, ArrayD<f32>)], rows: &[Vec<(usize, f32)>]) -> Result<Vec<Outputs>, String> {
+        let outputs = self.model.output_names();
+        let want = Want { outputs: &outputs, capture: &[], last_position: self.last_position };
+        run_mixed(self.model, inputs, &self.source, &self.components, rows, self.positions.as_deref(), want)
     }
 }
 
@@ -146,6 +294,7 @@ fn sweep_sig() -> Signature {
         .opt("parts", Type::Num, Value::Num(1.0), "slices per tensor along its last axis")
         .opt("positions", Type::list(Type::Num), Value::None, "token positions to patch (negative from the end)")
         .opt("batch", Type::Num, Value::Num(16.0), "components per run")
+        .opt("last_position", Type::Bool, Value::Bool(false), "compute the outputs at the last position only ([1, 1, V] logits): much faster for a language model when the metric reads only the next token, as logit_diff, prob and kl do")
         .returns(Type::record())
         .example("let m = onnx(\"fixtures/tiny_dynamic.onnx\")\nlet s = patch_sweep(m, zeros([1, 3]), tensor([[1, 2, -3]]), [\"h\", \"y\"], out => sum(out.z), parts: 3, batch: 4)\nassert s.clean == 3 and s.runs == 2\nassert s.effects == tensor([[2, 2, -1], [2, 2, -1]])")
 }
@@ -206,9 +355,13 @@ fn patch_sweep(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     if positions.is_some() && t_len == 0 {
         return Err(ToolError::arg(6, "positions need tensors of shape [1, T, D]"));
     }
-    let sweep = Sweep { model: &m, target: target.clone(), source: src_vals, components, positions };
-    let want = m.output_names();
-    let proto = &m.proto;
+    let last_position = a.bool(8)?;
+    if last_position {
+        m.last_position_outputs().map_err(|e| {
+            ToolError::arg(8, e).help("leave last_position out: the metric then sees the outputs at every position")
+        })?;
+    }
+    let sweep = Sweep { model: &m, target: target.clone(), source: src_vals, components, positions, last_position };
     let score = |ctx: &mut dyn ToolCtx, o: &BTreeMap<String, ArrayD<f32>>| -> Result<f64, ToolError> {
         match ctx.call(&metric, vec![outputs_value(o)])? {
             Value::Num(x) => Ok(x),
@@ -217,9 +370,9 @@ fn patch_sweep(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
             }
         }
     };
-    let clean_out = m.run("", || Ok(proto.clone()), target.clone(), &want).map_err(|e| ToolError::arg(1, e))?;
+    let clean_out = sweep.unpatched(&target).map_err(|e| ToolError::arg(1, e))?;
     let clean = score(ctx, &clean_out)?;
-    let source_out = m.run("", || Ok(proto.clone()), source, &want).map_err(|e| ToolError::arg(2, e))?;
+    let source_out = sweep.unpatched(&source).map_err(|e| ToolError::arg(2, e))?;
     let source_score = score(ctx, &source_out)?;
     let n = sweep.components.len();
     let mut effects = vec![0f32; n];
@@ -247,3 +400,7 @@ fn patch_sweep(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 pub(crate) fn register(r: &mut Registry) {
     r.register(FnTool::new(sweep_sig, patch_sweep));
 }
+
+#[cfg(test)]
+#[path = "sweep_test.rs"]
+mod tests;
