@@ -99,82 +99,117 @@ enum Feed {
     Broadcast,
 }
 
-/// The feeds and patches for one batch.
-fn batch_inputs(
-    target: &[(String, ArrayD<f32>)],
-    values: &Outputs,
-    components: &[Component],
-    rows: &[Vec<(usize, f32)>],
-    positions: Option<&[usize]>,
-    feed: Feed,
-) -> (Feeds, Vec<Patch>) {
-    let b = rows.len();
-    let copies = if feed == Feed::Repeat { b } else { 1 };
-    let feeds = target.iter().map(|(k, v)| (k.clone(), repeat_rows(v, copies))).collect();
-    let mut patches = Vec::new();
-    for (t, val) in values {
-        let named = rows.iter().flatten().any(|(ci, _)| components[*ci].tensor == *t);
-        let n = if named || feed == Feed::Repeat { b } else { 1 };
-        let mut shape = val.shape().to_vec();
-        shape[0] = n;
-        let mut mask = ArrayD::<f32>::zeros(shape);
-        for (r, row) in rows.iter().enumerate().filter(|_| named) {
-            for &(ci, w) in row {
-                let c = &components[ci];
-                if &c.tensor != t {
-                    continue;
-                }
-                let mut rr = mask.index_axis_mut(Axis(0), r);
-                let last = rr.ndim() - 1;
-                let mut cols = rr.slice_axis_mut(Axis(last), Slice::from(c.cols.0..c.cols.1));
-                match positions {
-                    None => cols.fill(w),
-                    Some(ps) => {
-                        for &p in ps {
-                            cols.index_axis_mut(Axis(0), p).fill(w);
+/// A patched run's fixed parts: the model, the target (one example), the
+/// patch values ([1, ...] each), the components and positions, and what
+/// to return. Rows vary from batch to batch.
+#[derive(Clone, Copy)]
+struct Mix<'a> {
+    m: &'a Model,
+    target: &'a [(String, ArrayD<f32>)],
+    values: &'a Outputs,
+    components: &'a [Component],
+    positions: Option<&'a [usize]>,
+    want: Want<'a>,
+}
+
+impl Mix<'_> {
+    /// The feeds and patches for one batch.
+    fn inputs(&self, rows: &[Vec<(usize, f32)>], feed: Feed) -> (Feeds, Vec<Patch>) {
+        let b = rows.len();
+        let copies = if feed == Feed::Repeat { b } else { 1 };
+        let feeds = self.target.iter().map(|(k, v)| (k.clone(), repeat_rows(v, copies))).collect();
+        let mut patches = Vec::new();
+        for (t, val) in self.values {
+            let named = rows.iter().flatten().any(|(ci, _)| self.components[*ci].tensor == *t);
+            let n = if named || feed == Feed::Repeat { b } else { 1 };
+            let mut shape = val.shape().to_vec();
+            shape[0] = n;
+            let mut mask = ArrayD::<f32>::zeros(shape);
+            for (r, row) in rows.iter().enumerate().filter(|_| named) {
+                for &(ci, w) in row {
+                    let c = &self.components[ci];
+                    if &c.tensor != t {
+                        continue;
+                    }
+                    let mut rr = mask.index_axis_mut(Axis(0), r);
+                    let last = rr.ndim() - 1;
+                    let mut cols = rr.slice_axis_mut(Axis(last), Slice::from(c.cols.0..c.cols.1));
+                    match self.positions {
+                        None => cols.fill(w),
+                        Some(ps) => {
+                            for &p in ps {
+                                cols.index_axis_mut(Axis(0), p).fill(w);
+                            }
                         }
                     }
                 }
             }
+            patches.push((t.clone(), repeat_rows(val, n), mask));
         }
-        patches.push((t.clone(), repeat_rows(val, n), mask));
+        (feeds, patches)
     }
-    (feeds, patches)
-}
 
-/// One patched run of a batch, split into its rows. An output with one row
-/// where the batch has `b` was computed upstream of every patch, so it is
-/// the same for every row.
-#[allow(clippy::too_many_arguments, reason = "the run's inputs, each needed")]
-fn run_batch(
-    m: &Model,
-    target: &[(String, ArrayD<f32>)],
-    values: &Outputs,
-    components: &[Component],
-    rows: &[Vec<(usize, f32)>],
-    positions: Option<&[usize]>,
-    want: Want,
-    feed: Feed,
-) -> Result<Vec<Outputs>, String> {
-    let b = rows.len();
-    let (feeds, patches) = batch_inputs(target, values, components, rows, positions, feed);
-    let out = m.patch_capture(feeds, patches, want.outputs, want.capture, want.last_position)?;
-    for (k, v) in &out {
-        let n = v.shape().first().copied().unwrap_or(0);
-        if n != b && n != 1 {
-            return Err(format!("`{k}` came back with {n} rows for a batch of {b}"));
+    /// One patched run of a batch, split into its rows. An output with one
+    /// row where the batch has `b` was computed upstream of every patch, so
+    /// it is the same for every row.
+    fn run(&self, rows: &[Vec<(usize, f32)>], feed: Feed) -> Result<Vec<Outputs>, String> {
+        let b = rows.len();
+        let (feeds, patches) = self.inputs(rows, feed);
+        let w = self.want;
+        let out = self.m.patch_capture(feeds, patches, w.outputs, w.capture, w.last_position)?;
+        for (k, v) in &out {
+            let n = v.shape().first().copied().unwrap_or(0);
+            if n != b && n != 1 {
+                return Err(format!("`{k}` came back with {n} rows for a batch of {b}"));
+            }
         }
+        Ok((0..b)
+            .map(|r| {
+                out.iter()
+                    .map(|(k, v)| {
+                        let i = if v.shape()[0] == 1 { 0 } else { r };
+                        (k.clone(), v.slice_axis(Axis(0), Slice::from(i..i + 1)).to_owned())
+                    })
+                    .collect()
+            })
+            .collect())
     }
-    Ok((0..b)
-        .map(|r| {
-            out.iter()
-                .map(|(k, v)| {
-                    let i = if v.shape()[0] == 1 { 0 } else { r };
-                    (k.clone(), v.slice_axis(Axis(0), Slice::from(i..i + 1)).to_owned())
-                })
-                .collect()
-        })
-        .collect())
+
+    /// Whether this model and hook set may be fed in [`Feed::Broadcast`]
+    /// form: decided once per model and hook set by running a probe batch
+    /// both ways — an unpatched row and a row patching the first patched
+    /// tensor in graph order, so that the broadcast part spans every patch
+    /// point — and comparing every output. Any error or difference keeps
+    /// `Repeat`.
+    fn broadcast_ok(&self) -> bool {
+        if self.target.iter().any(|(_, v)| v.shape().first() != Some(&1)) {
+            return false;
+        }
+        let w = self.want;
+        let key = format!(
+            "broadcast:{}|{}|{}|{}",
+            self.values.keys().cloned().collect::<Vec<_>>().join("\u{0}"),
+            w.outputs.join("\u{0}"),
+            w.capture.join("\u{0}"),
+            w.last_position
+        );
+        if let Some(ok) = self.m.memo(&key) {
+            return ok;
+        }
+        let order = super::graph::sites(&self.m.proto);
+        let first = order.iter().find_map(|s| {
+            self.components.iter().position(|c| c.tensor == s.name && self.values.contains_key(&c.tensor))
+        });
+        let ok = match first {
+            None => true,
+            Some(ci) => {
+                let probe = [vec![], vec![(ci, 1.0)]];
+                matches!((self.run(&probe, Feed::Broadcast), self.run(&probe, Feed::Repeat)), (Ok(a), Ok(b)) if agree(&a, &b))
+            }
+        };
+        self.m.set_memo(&key, ok);
+        ok
+    }
 }
 
 /// Whether two runs' outputs agree to float rounding.
@@ -189,47 +224,6 @@ fn agree(a: &[Outputs], b: &[Outputs]) -> bool {
                         && vx.iter().zip(vy.iter()).all(|(p, q)| (p - q).abs() <= 1e-4 * scale)
                 })
         })
-}
-
-/// Whether this model and hook set may be fed in [`Feed::Broadcast`] form:
-/// decided once per model and hook set by running a probe batch both ways —
-/// an unpatched row and a row patching the first patched tensor in graph
-/// order, so that the broadcast part spans every patch point — and
-/// comparing every output. Any error or difference keeps `Repeat`.
-fn broadcast_ok(
-    m: &Model,
-    target: &[(String, ArrayD<f32>)],
-    values: &Outputs,
-    components: &[Component],
-    positions: Option<&[usize]>,
-    want: Want,
-) -> bool {
-    if target.iter().any(|(_, v)| v.shape().first() != Some(&1)) {
-        return false;
-    }
-    let key = format!(
-        "broadcast:{}|{}|{}|{}",
-        values.keys().cloned().collect::<Vec<_>>().join("\u{0}"),
-        want.outputs.join("\u{0}"),
-        want.capture.join("\u{0}"),
-        want.last_position
-    );
-    if let Some(ok) = m.memo(&key) {
-        return ok;
-    }
-    let order = super::graph::sites(&m.proto);
-    let first =
-        order.iter().find_map(|s| components.iter().position(|c| c.tensor == s.name && values.contains_key(&c.tensor)));
-    let ok = match first {
-        None => true,
-        Some(ci) => {
-            let probe = [vec![], vec![(ci, 1.0)]];
-            let run = |feed| run_batch(m, target, values, components, &probe, positions, want, feed);
-            matches!((run(Feed::Broadcast), run(Feed::Repeat)), (Ok(a), Ok(b)) if agree(&a, &b))
-        }
-    };
-    m.set_memo(&key, ok);
-    ok
 }
 
 /// The one patching primitive of sweeps, path patching, circuits and DCM:
@@ -249,12 +243,20 @@ pub fn run_mixed(
     positions: Option<&[usize]>,
     want: Want,
 ) -> Result<Vec<Outputs>, String> {
-    let feed = if rows.len() > 1 && broadcast_ok(m, target, values, components, positions, want) {
-        Feed::Broadcast
-    } else {
-        Feed::Repeat
-    };
-    run_batch(m, target, values, components, rows, positions, want, feed)
+    for (t, v) in values {
+        if v.shape().first() != Some(&1) {
+            return Err(format!("`{t}`'s patch value must be one example [1, ...], it is {:?}", v.shape()));
+        }
+    }
+    for c in components {
+        let width = values.get(&c.tensor).and_then(|v| v.shape().last().copied()).unwrap_or(0);
+        if c.cols.1 > width || values.get(&c.tensor).is_some_and(|v| v.ndim() < 2) {
+            return Err(format!("component {} does not fit `{}`", c.index, c.tensor));
+        }
+    }
+    let mix = Mix { m, target, values, components, positions, want };
+    let feed = if rows.len() > 1 && mix.broadcast_ok() { Feed::Broadcast } else { Feed::Repeat };
+    mix.run(rows, feed)
 }
 
 impl<'m> Sweep<'m> {

@@ -36,9 +36,10 @@ fn broadcast_feed_agrees_with_repeating_the_target() {
     let target = ids([1, 0, 3]);
     let outputs = m.output_names();
     let want = Want::outputs(&outputs);
-    assert!(broadcast_ok(&m, &target, &source, &comps, None, want), "the planted model broadcasts a batch of one");
-    let b = run_batch(&m, &target, &source, &comps, &rows, None, want, Feed::Broadcast).unwrap();
-    let r = run_batch(&m, &target, &source, &comps, &rows, None, want, Feed::Repeat).unwrap();
+    let mix = Mix { m: &m, target: &target, values: &source, components: &comps, positions: None, want };
+    assert!(mix.broadcast_ok(), "the planted model broadcasts a batch of one");
+    let b = mix.run(&rows, Feed::Broadcast).unwrap();
+    let r = mix.run(&rows, Feed::Repeat).unwrap();
     assert!(agree(&b, &r));
     // Patching L0H0 (the copy head) from a prompt whose first token is 2
     // moves the first-token logit at the last position; the inert L0H1 does not.
@@ -102,10 +103,11 @@ fn broadcast_is_refused_where_the_graph_bakes_in_the_batch_size() {
     let outputs = m.output_names();
     let want = Want::outputs(&outputs);
     // Fed as a broadcast, the run "succeeds" with the rows run together...
-    let silent = run_batch(&m, &target, &source, &comps, &rows, None, want, Feed::Broadcast).unwrap();
+    let mix = Mix { m: &m, target: &target, values: &source, components: &comps, positions: None, want };
+    let silent = mix.run(&rows, Feed::Broadcast).unwrap();
     assert_eq!(silent[0]["y"].shape(), &[1, 12]);
     // ...which the probe catches.
-    assert!(!broadcast_ok(&m, &target, &source, &comps, None, want));
+    assert!(!mix.broadcast_ok());
     let out = run_mixed(&m, &target, &source, &comps, &rows, None, want).unwrap();
     let y: Vec<Vec<f32>> = out.iter().map(|o| o["y"].iter().copied().collect()).collect();
     assert_eq!(y, vec![vec![10., 20., 6., 8.], vec![2., 4., 30., 40.], vec![2., 4., 6., 8.]]);
