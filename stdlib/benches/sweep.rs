@@ -70,7 +70,11 @@ fn main() {
     let (full, last) = (sweep(false), sweep(true));
     if let Ok(list) = std::env::var("SWEEP_BATCHES") {
         run(&last, 27);
-        for b in list.split(',').map(|b| b.parse::<usize>().unwrap()) {
+        let Ok(batches) = list.split(',').map(|b| b.trim().parse::<usize>()).collect::<Result<Vec<_>, _>>() else {
+            eprintln!("SWEEP_BATCHES must be batch sizes separated by commas, e.g. 9,27,54; got `{list}`");
+            std::process::exit(1);
+        };
+        for b in batches.into_iter().filter(|b| *b > 0) {
             let (t1, _) = run(&last, b);
             let (t2, _) = run(&last, b);
             println!("batch {b}: {:.2} s", t1.min(t2));
