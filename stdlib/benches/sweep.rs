@@ -1,11 +1,13 @@
 //! The full attention-head sweep on SmolLM2-135M (30 layers x 9 heads), on
-//! an indirect-object prompt and its name-swapped counterfactual, four ways,
-//! interleaved in one process (best of two each): one run per head (the
-//! plain loop a notebook would write) and batched (27 heads per run, the
-//! target's shared prefix run once per batch), each with logits at every
-//! position and at the last position only. Effects must agree. Prints the
-//! ratios; `SWEEP_BATCHES=9,27,54` instead times the batched sweep at those
-//! batch sizes.
+//! an indirect-object prompt and its name-swapped counterfactual, five ways,
+//! interleaved in one process (best of two each): one run per head with
+//! logits at every position (the plain loop a notebook would write); batched
+//! (27 heads per run, the layers before a batch's first patched head run
+//! once) with logits at every position, and at the last position only; and
+//! with the tokens both prompts share run once through the KV cache
+//! (`Sweep::share_prefix`), batched and one run per head. Effects must
+//! agree. Prints the ratios; `SWEEP_BATCHES=9,27,54` instead times the
+//! fastest sweep at those batch sizes.
 //!
 //! `cargo bench -p assay-stdlib --bench sweep`
 
@@ -33,20 +35,28 @@ fn main() {
     let mary = tok.encode(" Mary", false).expect("benchmark setup").get_ids()[0] as usize;
     let john = tok.encode(" John", false).expect("benchmark setup").get_ids()[0] as usize;
     let names: Vec<String> = (0..30).map(|l| format!("/model/layers.{l}/self_attn/heads_output_0")).collect();
-    let src = m.capture(vec![("input_ids".into(), s)], &names).expect("benchmark setup");
+    let src = m.capture(vec![("input_ids".into(), s.clone())], &names).expect("benchmark setup");
     let mut components = Vec::new();
     for n in &names {
         for h in 0..9 {
             components.push(Component { tensor: n.clone(), index: components.len(), cols: (h * 64, (h + 1) * 64) });
         }
     }
-    let sweep = |last_position| Sweep {
-        model: &m,
-        target: vec![("input_ids".into(), t.clone())],
-        source: src.clone(),
-        components: components.clone(),
-        positions: None,
-        last_position,
+    let sweep = |last_position, shared: bool| {
+        let mut sw = Sweep {
+            model: &m,
+            target: vec![("input_ids".into(), t.clone())],
+            source: src.clone(),
+            components: components.clone(),
+            positions: None,
+            last_position,
+            prefix: None,
+        };
+        if shared {
+            let len = sw.share_prefix(&[("input_ids".into(), s.clone())]).expect("benchmark setup");
+            assert!(len > 0, "the prompts share a start");
+        }
+        sw
     };
     let diff = |o: &BTreeMap<String, ArrayD<f32>>| {
         let l = &o["logits"];
@@ -67,47 +77,53 @@ fn main() {
         }
         (began.elapsed().as_secs_f64(), effects)
     };
-    let (full, last) = (sweep(false), sweep(true));
+    let (full, last, shared) = (sweep(false, false), sweep(true, false), sweep(true, true));
     if let Ok(list) = std::env::var("SWEEP_BATCHES") {
-        run(&last, 27);
+        run(&shared, 27);
         let Ok(batches) = list.split(',').map(|b| b.trim().parse::<usize>()).collect::<Result<Vec<_>, _>>() else {
             eprintln!("SWEEP_BATCHES must be batch sizes separated by commas, e.g. 9,27,54; got `{list}`");
             std::process::exit(1);
         };
         for b in batches.into_iter().filter(|b| *b > 0) {
-            let (t1, _) = run(&last, b);
-            let (t2, _) = run(&last, b);
+            let (t1, _) = run(&shared, b);
+            let (t2, _) = run(&shared, b);
             println!("batch {b}: {:.2} s", t1.min(t2));
         }
         return;
     }
     let batch = 27;
+    let variants = [(&full, 1), (&full, batch), (&last, batch), (&shared, batch), (&shared, 1)];
     // Warm up: each rewritten session is built, and its broadcast probe run, on first use.
-    run(&full, batch);
-    run(&last, batch);
-    run(&full, 1);
-    run(&last, 1);
+    for (s, b) in variants {
+        run(s, b);
+    }
     // Interleaved, twice each; the faster of the two counts.
-    let mut times = [f64::MAX; 4];
+    let mut times = [f64::MAX; 5];
     let mut effects = Vec::new();
     for _ in 0..2 {
-        for (i, (s, b)) in [(&full, 1), (&full, batch), (&last, 1), (&last, batch)].into_iter().enumerate() {
+        for (i, (s, b)) in variants.into_iter().enumerate() {
             let (secs, e) = run(s, b);
             times[i] = times[i].min(secs);
             effects.push(e);
         }
     }
-    let [one, batched, one_last, batched_last] = times;
+    let [one, batched, batched_last, batched_shared, one_shared] = times;
     let max_gap =
         effects.iter().flat_map(|e| e.iter().zip(&effects[0]).map(|(a, b)| (a - b).abs())).fold(0f32, f32::max);
-    println!("SmolLM2-135M head sweep, 270 heads, prompt of {} tokens (best of 2 each, interleaved):", t.shape()[1]);
-    println!("  one run per head, logits at every position (the plain loop): {one:.2} s");
-    println!("  batched ({batch} heads per run), logits at every position:   {batched:.2} s");
-    println!("  one run per head, logits at the last position:                {one_last:.2} s");
-    println!("  batched ({batch} heads per run), logits at the last position: {batched_last:.2} s");
-    println!("ratio plain loop / batched sweep with last_position:      {:.2}x", one / batched_last);
-    println!("ratio plain loop / batched sweep, every position:        {:.2}x", one / batched);
-    println!("ratio one per head / batched, both last position only:   {:.2}x", one_last / batched_last);
+    let prefix = shared.prefix.as_ref().map_or(0, |p| p.len);
+    println!(
+        "SmolLM2-135M head sweep, 270 heads, prompt of {} tokens, {prefix} shared (best of 2 each, interleaved):",
+        t.shape()[1]
+    );
+    println!("  one run per head, logits at every position (the plain loop):   {one:.2} s");
+    println!("  batched ({batch} per run), logits at every position:             {batched:.2} s");
+    println!("  batched ({batch} per run), last position:                        {batched_last:.2} s");
+    println!("  batched ({batch} per run), last position, shared start run once: {batched_shared:.2} s");
+    println!("  one run per head, last position, shared start run once:        {one_shared:.2} s");
+    println!("ratio plain loop / batched, every position:                   {:.2}x", one / batched);
+    println!("ratio plain loop / batched, last position:                    {:.2}x", one / batched_last);
+    println!("ratio plain loop / batched, last position, shared start:      {:.2}x", one / batched_shared);
+    println!("ratio one per head / batched, both last position + shared start: {:.2}x", one_shared / batched_shared);
     println!("largest difference between the sweeps' logit differences: {max_gap:e}");
     assert!(max_gap < 1e-3, "the sweeps disagree");
 }

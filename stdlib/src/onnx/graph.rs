@@ -306,9 +306,13 @@ pub fn patch(m: &ModelProto, tensors: &BTreeMap<String, TypeProto>) -> Result<Mo
         };
         let (new_in, mask_in) = (new_input(t), mask_input(t));
         let one = format!("assay::one::{t}");
+        // The new value and the mask are declared without a shape: a batch
+        // may patch a run fed once (batch 1) with many rows, and ONNX Runtime
+        // plans buffers by the declared dimension names, so a borrowed name
+        // ("N") would claim those rows are one.
         g.input.push(ValueInfoProto {
             name: Some(new_in.clone()),
-            r#type: Some(declared.clone()),
+            r#type: Some(tensor_type(elem, None)),
             ..Default::default()
         });
         g.input.push(ValueInfoProto {
@@ -329,14 +333,11 @@ pub fn patch(m: &ModelProto, tensors: &BTreeMap<String, TypeProto>) -> Result<Mo
         for (k, n) in nodes.into_iter().enumerate() {
             g.node.insert(insert_at + k, n);
         }
-        // Keep value_info consistent: the declared type now belongs to both names.
-        let extra: Vec<ValueInfoProto> = g
-            .value_info
-            .iter()
-            .filter(|v| v.name() == t)
-            .map(|v| ValueInfoProto { name: Some(orig.clone()), ..v.clone() })
-            .collect();
-        g.value_info.extend(extra);
+        // A declared type now belongs to the original value; the mixed one's
+        // shape is the broadcast of the mask's, the new value's and that.
+        for v in g.value_info.iter_mut().filter(|v| v.name() == t) {
+            v.name = Some(orig.clone());
+        }
     }
     Ok(out)
 }

@@ -105,6 +105,38 @@ fn onnx_elem(t: TensorElementType) -> Option<i32> {
 
 type Shared = Arc<Mutex<Session>>;
 
+/// A KV cache in the convention of Hugging Face Optimum's decoder exports:
+/// each input `past_key_values.L.key` / `.value` [N, heads, P, head_dim] has
+/// an output `present.L.key` / `.value` [N, heads, P+T, head_dim], where P
+/// is the number of earlier tokens and T the number fed now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KvSlot {
+    pub past: String,
+    pub present: String,
+    pub heads: usize,
+    pub head_dim: usize,
+}
+
+/// The model's KV-cache slots, if every `past_key_values.*` input has its
+/// `present.*` output and fixed head sizes.
+fn kv_slots(inputs: &[Port], outputs: &[Port]) -> Option<Vec<KvSlot>> {
+    let mut slots = Vec::new();
+    for p in inputs.iter().filter(|p| p.name.starts_with("past_key_values.")) {
+        let rest = &p.name["past_key_values.".len()..];
+        let present = format!("present.{rest}");
+        let fixed = |i: usize| match p.shape.as_ref().and_then(|s| s.get(i)) {
+            Some(Dim::Fixed(n)) if *n > 0 => Some(*n as usize),
+            _ => None,
+        };
+        let rank4 = p.shape.as_ref().is_some_and(|s| s.len() == 4);
+        if !rank4 || !outputs.iter().any(|o| o.name == present) {
+            return None;
+        }
+        slots.push(KvSlot { past: p.name.clone(), present, heads: fixed(1)?, head_dim: fixed(3)? });
+    }
+    (!slots.is_empty()).then_some(slots)
+}
+
 /// Rewritten-model sessions kept per model (besides the unmodified one).
 pub const MAX_REWRITTEN_SESSIONS: usize = 3;
 
@@ -127,6 +159,8 @@ pub struct Model {
     /// Rewritten sessions, least recently built first.
     order: Mutex<Vec<String>>,
     every_tensor: OnceLock<Result<Vec<Port>, String>>,
+    /// The KV cache's slots, for decoders exported with one.
+    pub kv: Option<Vec<KvSlot>>,
     /// Facts learnt about this model by running it (e.g. whether a hook set
     /// broadcasts a batch of one), so each is learnt once.
     memo: Mutex<HashMap<String, bool>>,
@@ -211,8 +245,9 @@ impl Model {
         }
         let mut b = builder(provider)?;
         let session = b.commit_from_file(path).map_err(|e| format!("ONNX Runtime cannot load the model: {e}"))?;
-        let inputs = session.inputs().iter().map(|o| Port::from_outlet(o.name(), o.dtype())).collect();
-        let outputs = session.outputs().iter().map(|o| Port::from_outlet(o.name(), o.dtype())).collect();
+        let inputs: Vec<Port> = session.inputs().iter().map(|o| Port::from_outlet(o.name(), o.dtype())).collect();
+        let outputs: Vec<Port> = session.outputs().iter().map(|o| Port::from_outlet(o.name(), o.dtype())).collect();
+        let kv = kv_slots(&inputs, &outputs);
         let mut sessions = HashMap::new();
         sessions.insert(String::new(), Arc::new(Mutex::new(session)));
         Ok(Model {
@@ -229,6 +264,7 @@ impl Model {
             sessions: Mutex::new(sessions),
             order: Mutex::new(Vec::new()),
             every_tensor: OnceLock::new(),
+            kv,
             memo: Mutex::new(HashMap::new()),
         })
     }
@@ -316,6 +352,7 @@ impl Model {
         feeds: Vec<(String, ArrayD<f32>)>,
         want: &[String],
     ) -> Result<BTreeMap<String, ArrayD<f32>>, String> {
+        let feeds = self.cache_defaults(feeds);
         let s = self.session(key, make)?;
         let mut s = s.lock().map_err(|_| "a previous model call failed midway")?;
         let declared: Vec<Port> = s.inputs().iter().map(|o| Port::from_outlet(o.name(), o.dtype())).collect();
@@ -344,8 +381,53 @@ impl Model {
         Ok(out)
     }
 
+    /// The model's outputs, less a KV cache's `present.*` (asked for by name
+    /// where wanted).
     pub fn output_names(&self) -> Vec<String> {
-        self.outputs.iter().map(|p| p.name.clone()).collect()
+        let cache = |n: &str| self.kv.iter().flatten().any(|s| s.present == n);
+        self.outputs.iter().filter(|p| !cache(&p.name)).map(|p| p.name.clone()).collect()
+    }
+
+    /// For a model with a KV cache fed no past: an empty past (P = 0) of the
+    /// batch's size, and `attention_mask` (ones) and `position_ids` (0..T)
+    /// where the model takes them and they are not given.
+    fn cache_defaults(&self, mut feeds: Vec<(String, ArrayD<f32>)>) -> Vec<(String, ArrayD<f32>)> {
+        let Some(slots) = &self.kv else { return feeds };
+        let fed = |feeds: &[(String, ArrayD<f32>)], n: &str| feeds.iter().any(|(k, _)| k == n);
+        let ids = feeds.iter().find(|(k, _)| k == "input_ids").or(feeds.first()).map(|(_, v)| v.shape().to_vec());
+        let Some(ids) = ids else { return feeds };
+        let n = ids.first().copied().unwrap_or(1);
+        let past = feeds
+            .iter()
+            .find(|(k, _)| slots.iter().any(|s| s.past == *k))
+            .map(|(_, v)| v.shape().get(2).copied().unwrap_or(0));
+        if past.is_none() {
+            for s in slots {
+                feeds.push((s.past.clone(), ArrayD::zeros(vec![n, s.heads, 0, s.head_dim])));
+            }
+        }
+        let (p, t) = (past.unwrap_or(0), ids.get(1).copied().unwrap_or(1));
+        let takes = |name: &str| self.inputs.iter().any(|i| i.name == name);
+        if takes("attention_mask") && !fed(&feeds, "attention_mask") {
+            feeds.push(("attention_mask".into(), ArrayD::ones(vec![n, p + t])));
+        }
+        if takes("position_ids") && !fed(&feeds, "position_ids") {
+            let pos = ndarray::Array2::from_shape_fn((n, t), |(_, j)| (p + j) as f32);
+            feeds.push(("position_ids".into(), pos.into_dyn()));
+        }
+        feeds
+    }
+
+    /// Runs `feeds` (a prefix of tokens) and returns its KV cache as the
+    /// `past_key_values.*` feeds of a run that continues it.
+    pub fn kv_prefix(&self, feeds: Vec<(String, ArrayD<f32>)>) -> Result<Vec<(String, ArrayD<f32>)>, String> {
+        let slots = self.kv.as_ref().ok_or("the model has no KV cache (`past_key_values.*` inputs)")?;
+        let want: Vec<String> = slots.iter().map(|s| s.present.clone()).collect();
+        let mut out = self.run("", || Ok(self.proto.clone()), feeds, &want)?;
+        slots
+            .iter()
+            .map(|s| out.remove(&s.present).map(|v| (s.past.clone(), v)).ok_or_else(|| format!("no `{}`", s.present)))
+            .collect()
     }
 
     /// Runs exposing the named tensors; returns them and the model outputs.
@@ -495,8 +577,9 @@ fn port_type(port: &Port, elem: i32) -> super::proto::TypeProto {
 }
 
 fn check_shape(port: &Port, got: &[usize]) -> Result<(), String> {
-    // A mask may take any shape that broadcasts; ONNX Runtime checks it.
-    if port.name.starts_with("assay::mask::") {
+    // A patch's mask and new value may take any shape that broadcasts (they
+    // are declared without one); ONNX Runtime checks them.
+    if port.name.starts_with("assay::mask::") || port.name.starts_with("assay::new::") {
         return Ok(());
     }
     let Some(dims) = &port.shape else { return Ok(()) };

@@ -33,6 +33,24 @@ pub struct Sweep<'m> {
     pub positions: Option<Vec<usize>>,
     /// Compute outputs at the last position only.
     pub last_position: bool,
+    /// The shared prefix, once [`Sweep::share_prefix`] has found one.
+    pub prefix: Option<Prefix>,
+}
+
+/// The tokens that the target and the source share at the start. Their
+/// activations are the same in both runs (the model is causal), so a patch
+/// there changes nothing; for a model with a KV cache they run once, and
+/// every batch feeds their keys and values as the past and runs only the
+/// tokens after them.
+pub struct Prefix {
+    /// Tokens in the prefix.
+    pub len: usize,
+    /// The target's feeds for the tokens after the prefix, and the past.
+    target: Feeds,
+    /// The patch values at those tokens.
+    source: Outputs,
+    /// The patched positions among those tokens (None: all).
+    positions: Option<Vec<usize>>,
 }
 
 /// Splits each tensor (its value given, [1, ..., D]) into `parts` slices of
@@ -187,7 +205,8 @@ impl Mix<'_> {
         }
         let w = self.want;
         let key = format!(
-            "broadcast:{}|{}|{}|{}",
+            "broadcast:{}|{}|{}|{}|{}",
+            self.target.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join("\u{0}"),
             self.values.keys().cloned().collect::<Vec<_>>().join("\u{0}"),
             w.outputs.join("\u{0}"),
             w.capture.join("\u{0}"),
@@ -264,19 +283,80 @@ impl<'m> Sweep<'m> {
     /// its one component; returns the model's outputs for each row, [1, ...] each.
     pub fn run_rows(&self, rows: &[usize]) -> Result<Vec<Outputs>, String> {
         let rows: Vec<Vec<(usize, f32)>> = rows.iter().map(|c| vec![(*c, 1.0)]).collect();
-        self.run(&self.target, &rows)
+        self.run_target(&rows)
     }
 
     /// The outputs of `inputs` with nothing patched, through the same hook
     /// set (so shaped as the patched rows are).
     pub fn unpatched(&self, inputs: &[(String, ArrayD<f32>)]) -> Result<Outputs, String> {
-        self.run(inputs, &[vec![]])?.pop().ok_or_else(|| "the run returned no rows".to_string())
+        let out = self.run_with(inputs, &self.source, self.positions.as_deref(), &[vec![]])?;
+        out.into_iter().next().ok_or_else(|| "the run returned no rows".to_string())
     }
 
-    fn run(&self, inputs: &[(String, ArrayD<f32>)], rows: &[Vec<(usize, f32)>]) -> Result<Vec<Outputs>, String> {
+    /// The target's outputs with nothing patched, computed as the patched
+    /// rows are (from the shared prefix, if there is one).
+    pub fn clean(&self) -> Result<Outputs, String> {
+        self.run_target(&[vec![]])?.into_iter().next().ok_or_else(|| "the run returned no rows".to_string())
+    }
+
+    fn run_target(&self, rows: &[Vec<(usize, f32)>]) -> Result<Vec<Outputs>, String> {
+        match &self.prefix {
+            Some(p) => self.run_with(&p.target, &p.source, p.positions.as_deref(), rows),
+            None => self.run_with(&self.target, &self.source, self.positions.as_deref(), rows),
+        }
+    }
+
+    fn run_with(
+        &self,
+        inputs: &[(String, ArrayD<f32>)],
+        values: &Outputs,
+        positions: Option<&[usize]>,
+        rows: &[Vec<(usize, f32)>],
+    ) -> Result<Vec<Outputs>, String> {
         let outputs = self.model.output_names();
         let want = Want { outputs: &outputs, capture: &[], last_position: self.last_position };
-        run_mixed(self.model, inputs, &self.source, &self.components, rows, self.positions.as_deref(), want)
+        run_mixed(self.model, inputs, values, &self.components, rows, positions, want)
+    }
+
+    /// Finds the tokens that the target and `source` (the source run's
+    /// inputs) share at the start and, where the model has a KV cache and
+    /// only the last position's outputs are wanted, runs them once: later
+    /// runs feed their keys and values and compute only the tokens after
+    /// them. Checked once: the target's outputs computed both ways must
+    /// agree, else nothing changes. Returns the prefix's length (0: none).
+    pub fn share_prefix(&mut self, source: &[(String, ArrayD<f32>)]) -> Result<usize, String> {
+        self.prefix = None;
+        let ([(name, ids)], [(sname, sids)]) = (self.target.as_slice(), source) else { return Ok(0) };
+        if !self.last_position
+            || self.model.kv.is_none()
+            || name != sname
+            || ids.ndim() != 2
+            || ids.shape() != sids.shape()
+        {
+            return Ok(0);
+        }
+        let t = ids.shape()[1];
+        let fits = |v: &ArrayD<f32>| v.ndim() >= 3 && v.shape()[1] == t;
+        if t < 2 || ids.shape()[0] != 1 || !self.source.values().all(fits) {
+            return Ok(0);
+        }
+        let len = (0..t).find(|&i| ids[[0, i]] != sids[[0, i]]).unwrap_or(t).min(t - 1);
+        if len == 0 {
+            return Ok(0);
+        }
+        let cut = |a: &ArrayD<f32>, range: std::ops::Range<usize>| a.slice_axis(Axis(1), Slice::from(range)).to_owned();
+        // A cache that cannot be read this way is not used: the sweep runs as it would without one.
+        let Ok(mut target) = self.model.kv_prefix(vec![(name.clone(), cut(ids, 0..len))]) else { return Ok(0) };
+        target.insert(0, (name.clone(), cut(ids, len..t)));
+        let source = self.source.iter().map(|(k, v)| (k.clone(), cut(v, len..t))).collect();
+        let positions = self.positions.as_ref().map(|ps| ps.iter().filter(|&&p| p >= len).map(|p| p - len).collect());
+        let full = self.clean()?;
+        self.prefix = Some(Prefix { len, target, source, positions });
+        let same = self.clean().is_ok_and(|cached| agree(&[full], &[cached]));
+        if !same {
+            self.prefix = None;
+        }
+        Ok(if same { len } else { 0 })
     }
 }
 
@@ -287,7 +367,7 @@ pub fn outputs_value(o: &Outputs) -> Value {
 }
 
 fn sweep_sig() -> Signature {
-    Signature::new("patch_sweep", "interventions", "Activation patching over many components at once. Every tensor matching `tensors` (a name, glob or list) is split into `parts` equal slices of its last axis (e.g. 9 attention heads of [N, T, 9*64]; 1 for a whole MLP output); for each slice, its value from the `source` run replaces the `target` run's at `positions` (all if omitted), and `metric(outputs)` scores the patched outputs. Returns {effects: [tensors, parts] tensor of metric(patched) - metric(target), clean, source, tensors, runs}. Batched: each run patches `batch` components, one per row.")
+    Signature::new("patch_sweep", "interventions", "Activation patching over many components at once. Every tensor matching `tensors` (a name, glob or list) is split into `parts` equal slices of its last axis (e.g. 9 attention heads of [N, T, 9*64]; 1 for a whole MLP output); for each slice, its value from the `source` run replaces the `target` run's at `positions` (all if omitted), and `metric(outputs)` scores the patched outputs. Returns {effects: [tensors, parts] tensor of metric(patched) - metric(target), clean, source, tensors, runs, prefix}. Batched: each run patches `batch` components, one per row. With last_position, on a model with a KV cache (`past_key_values.*` inputs, as SmolLM2's), the tokens target and source share at the start (`prefix` of them) run once, and each run computes only the tokens after them.")
         .param("model", Type::Handle("model"), "a model")
         .param("target", Type::Any, "the run to patch into: text, or inputs as for run()")
         .param("source", Type::Any, "the run to take activations from (same shapes)")
@@ -363,7 +443,16 @@ fn patch_sweep(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
             ToolError::arg(8, e).help("leave last_position out: the metric then sees the outputs at every position")
         })?;
     }
-    let sweep = Sweep { model: &m, target: target.clone(), source: src_vals, components, positions, last_position };
+    let mut sweep = Sweep {
+        model: &m,
+        target: target.clone(),
+        source: src_vals,
+        components,
+        positions,
+        last_position,
+        prefix: None,
+    };
+    let prefix = sweep.share_prefix(&source).map_err(|e| ToolError::arg(1, e))?;
     let score = |ctx: &mut dyn ToolCtx, o: &BTreeMap<String, ArrayD<f32>>| -> Result<f64, ToolError> {
         match ctx.call(&metric, vec![outputs_value(o)])? {
             Value::Num(x) => Ok(x),
@@ -372,7 +461,7 @@ fn patch_sweep(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
             }
         }
     };
-    let clean_out = sweep.unpatched(&target).map_err(|e| ToolError::arg(1, e))?;
+    let clean_out = sweep.clean().map_err(|e| ToolError::arg(1, e))?;
     let clean = score(ctx, &clean_out)?;
     let source_out = sweep.unpatched(&source).map_err(|e| ToolError::arg(2, e))?;
     let source_score = score(ctx, &source_out)?;
@@ -396,6 +485,7 @@ fn patch_sweep(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         ("source", Value::Num(source_score)),
         ("tensors", Value::list(names.iter().map(Value::str).collect())),
         ("runs", Value::Num(runs as f64)),
+        ("prefix", Value::Num(prefix as f64)),
     ]))
 }
 

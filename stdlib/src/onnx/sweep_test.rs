@@ -112,3 +112,168 @@ fn broadcast_is_refused_where_the_graph_bakes_in_the_batch_size() {
     let y: Vec<Vec<f32>> = out.iter().map(|o| o["y"].iter().copied().collect()).collect();
     assert_eq!(y, vec![vec![10., 20., 6., 8.], vec![2., 4., 30., 40.], vec![2., 4., 6., 8.]]);
 }
+
+/// A toy decoder with a KV cache as Hugging Face Optimum exports one, and
+/// the `attention_mask` and `position_ids` inputs such exports take:
+/// h = emb[ids] + position/2 (the patched tensor), the cache holds h, and
+/// each position's output reads h there plus the sum of the whole cache and
+/// of the mask. `broken` writes 2h into `present.0.key` while the run itself
+/// uses h: a cache that does not continue the run, which `share_prefix` must
+/// refuse.
+fn toy_kv(broken: bool) -> ModelProto {
+    use crate::onnx::proto::{tensor_shape_proto::Dimension, type_proto, TensorShapeProto, TypeProto, ValueInfoProto};
+    let mut b = GraphBuilder::default();
+    b.f32("emb", &[4, 2], &[0.5, -1., 2., 0.25, -0.75, 1.5, 1., 3.]);
+    b.f32("w", &[2, 3], &[1., 0., -1., 0.5, 2., 1.]);
+    b.f32("half", &[], &[0.5]);
+    b.f32("two", &[], &[2.0]);
+    b.f32("hundredth", &[], &[0.01]);
+    b.i64("ax1", &[1], &[1]);
+    b.i64("ax2", &[1], &[2]);
+    b.i64("ax12", &[2], &[1, 2]);
+    let x = b.node("Gather", "/embed", &["emb", "input_ids"], vec![int("axis", 0)]);
+    let pos = b.node("Cast", "/pos", &["position_ids"], vec![int("to", DataType::Float as i64)]);
+    let pos = b.node("Unsqueeze", "/pos3", &[&pos, "ax2"], vec![]);
+    let pos = b.node("Mul", "/pos_half", &[&pos, "half"], vec![]);
+    let h = b.node("Add", "/h", &[&x, &pos], vec![]);
+    let kv = b.node("Unsqueeze", "/kv", &[&h, "ax1"], vec![]);
+    let all = b.node("Concat", "/cache", &["past_key_values.0.key", &kv], vec![int("axis", 2)]);
+    if broken {
+        let twice = b.node("Mul", "/kv2", &[&kv, "two"], vec![]);
+        b.node_to("Concat", "/present", &["past_key_values.0.key", &twice], vec![int("axis", 2)], "present.0.key");
+    } else {
+        b.node_to("Identity", "/present", &[&all], vec![], "present.0.key");
+    }
+    let total = b.node("ReduceSum", "/total", &[&all, "ax12"], vec![int("keepdims", 0)]);
+    let total = b.node("Unsqueeze", "/total3", &[&total, "ax1"], vec![]);
+    let mask = b.node("Cast", "/mask", &["attention_mask"], vec![int("to", DataType::Float as i64)]);
+    let mask = b.node("ReduceSum", "/mask_sum", &[&mask, "ax1"], vec![int("keepdims", 1)]);
+    let mask = b.node("Unsqueeze", "/mask3", &[&mask, "ax2"], vec![]);
+    let mask = b.node("Mul", "/mask_scaled", &[&mask, "hundredth"], vec![]);
+    let z = b.node("Add", "/z", &[&h, &total], vec![]);
+    let z = b.node("Add", "/z_mask", &[&z, &mask], vec![]);
+    b.node_to("MatMul", "/lm_head", &[&z, "w"], vec![], "logits");
+    let port = |name: &str, elem: DataType, dims: &[Option<i64>]| ValueInfoProto {
+        name: Some(name.into()),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: Some(elem as i32),
+                shape: Some(TensorShapeProto {
+                    dim: dims
+                        .iter()
+                        .map(|d| Dimension {
+                            value: d.map(crate::onnx::proto::tensor_shape_proto::dimension::Value::DimValue),
+                            denotation: None,
+                        })
+                        .collect(),
+                }),
+            })),
+            denotation: None,
+        }),
+        ..Default::default()
+    };
+    let graph = GraphProto {
+        node: b.nodes,
+        initializer: b.inits,
+        name: Some("toy_kv".into()),
+        input: vec![
+            port("input_ids", DataType::Int64, &[None, None]),
+            port("attention_mask", DataType::Int64, &[None, None]),
+            port("position_ids", DataType::Int64, &[None, None]),
+            port("past_key_values.0.key", DataType::Float, &[None, Some(1), None, Some(2)]),
+        ],
+        output: vec![
+            port("logits", DataType::Float, &[None, None, Some(3)]),
+            port("present.0.key", DataType::Float, &[None, Some(1), None, Some(2)]),
+        ],
+        ..Default::default()
+    };
+    build::model(graph, "a toy decoder with a KV cache".into())
+}
+
+#[test]
+fn a_shared_prefix_runs_once_from_the_kv_cache_with_the_same_results() {
+    let (target, source) = (ids([1, 2, 3]), ids([1, 2, 0]));
+    for (broken, shared_len) in [(false, 2), (true, 0)] {
+        let m = load(if broken { "toy_kv_broken" } else { "toy_kv" }, &toy_kv(broken));
+        let slots = m.kv.as_ref().expect("the cache is recognised");
+        assert_eq!((slots[0].past.as_str(), slots[0].heads, slots[0].head_dim), ("past_key_values.0.key", 1, 2));
+        assert_eq!(m.output_names(), vec!["logits".to_string()], "the cache is not a model output");
+        let names = vec!["/h_output_0".to_string()];
+        let src = m.capture(source.clone(), &names).unwrap();
+        let components = split(&names, &src, 2, 0).unwrap();
+        for positions in [None, Some(vec![0, 2]), Some(vec![1])] {
+            let sweep = || Sweep {
+                model: &m,
+                target: target.clone(),
+                source: src.clone(),
+                components: components.clone(),
+                positions: positions.clone(),
+                last_position: true,
+                prefix: None,
+            };
+            let plain = sweep();
+            let mut shared = sweep();
+            assert_eq!(shared.share_prefix(&source).unwrap(), shared_len, "broken cache: {broken}");
+            let rows = [0, 1];
+            let (a, b) = (plain.run_rows(&rows).unwrap(), shared.run_rows(&rows).unwrap());
+            assert!(agree(&a, &b), "{a:?} vs {b:?}");
+            let (ca, cb) = (plain.clean().unwrap(), shared.clean().unwrap());
+            assert!(agree(std::slice::from_ref(&ca), &[cb]));
+            // Position 2 is where the prompts differ: patching it moves the
+            // output; patching only the shared position 1 does not.
+            let moved = a.iter().any(|o| o["logits"] != ca["logits"]);
+            assert_eq!(moved, positions.as_deref() != Some(&[1]), "positions {positions:?}");
+        }
+    }
+}
+
+/// SmolLM2 continued from its KV cache gives the logits of the full run;
+/// a head sweep sharing the prompts' common start gives the same effects.
+#[test]
+fn smollm_continues_from_its_kv_cache() {
+    let (path, tok) = crate::models::smollm::provision().unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let m = Model::load(&path, "smollm2-135m", &bytes, String::new(), Provider::Cpu).unwrap();
+    let tok = tokenizers::Tokenizer::from_file(tok).unwrap();
+    let enc = |s: &str| super::super::tools::encode_batch(&tok, &[s.to_string()]).unwrap();
+    let target = enc("When Mary and John went to the store, John gave a drink to");
+    let source = enc("When Mary and John went to the store, Mary gave a drink to");
+    let t = target.shape()[1];
+    let full =
+        m.run("", || Ok(m.proto.clone()), vec![("input_ids".into(), target.clone())], &m.output_names()).unwrap();
+    let cut = |a: &ArrayD<f32>, r: std::ops::Range<usize>| a.slice_axis(Axis(1), Slice::from(r)).to_owned();
+    let mut feeds = m.kv_prefix(vec![("input_ids".into(), cut(&target, 0..6))]).unwrap();
+    assert_eq!(feeds.len(), 60);
+    assert_eq!(feeds[0].1.shape(), &[1, 3, 6, 64]);
+    feeds.push(("input_ids".into(), cut(&target, 6..t)));
+    let rest = m.run("", || Ok(m.proto.clone()), feeds, &m.output_names()).unwrap();
+    let (f, r) = (&full["logits"], &rest["logits"]);
+    assert_eq!(r.shape(), &[1, t - 6, 49152]);
+    let gap = cut(f, 6..t).iter().zip(r.iter()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(gap < 1e-3, "continued logits differ by {gap}");
+
+    let names: Vec<String> =
+        [0, 14, 29].iter().map(|l| format!("/model/layers.{l}/self_attn/heads_output_0")).collect();
+    let feeds = |a: &ArrayD<f32>| vec![("input_ids".to_string(), a.clone())];
+    let src = m.capture(feeds(&source), &names).unwrap();
+    let components = split(&names, &src, 9, 0).unwrap();
+    let sweep = || Sweep {
+        model: &m,
+        target: feeds(&target),
+        source: src.clone(),
+        components: components.clone(),
+        positions: None,
+        last_position: true,
+        prefix: None,
+    };
+    let plain = sweep();
+    let mut shared = sweep();
+    assert_eq!(shared.share_prefix(&feeds(&source)).unwrap(), 9, "the prompts differ from token 9 on");
+    let rows: Vec<usize> = (0..components.len()).collect();
+    let (a, b) = (plain.run_rows(&rows).unwrap(), shared.run_rows(&rows).unwrap());
+    assert!(agree(&a, &b));
+    // Layer 14 and 29 heads matter to the answer; not every row is the clean run.
+    let clean = plain.clean().unwrap();
+    assert!(b.iter().any(|o| o["logits"] != clean["logits"]));
+}
