@@ -368,10 +368,13 @@ pub fn tokenizer_json(g: &Gguf) -> Result<String, String> {
 pub fn provision() -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
     let models = crate::onnx::runtime::cache_dir().join("models");
     let dir = models.join(format!("smollm2-135m-{GRAPH_VERSION}"));
-    // The build before KV-cache ports; superseded, and 540 MB.
-    let old = models.join("smollm2-135m");
-    if old.join("model.onnx").is_file() {
-        let _ = std::fs::remove_dir_all(&old);
+    // Builds of earlier graph versions are superseded, and 540 MB each.
+    for entry in std::fs::read_dir(&models).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let stale = name.starts_with("smollm2-135m") && entry.path() != dir;
+        if stale && entry.path().join("model.onnx").is_file() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
     let model_path = dir.join("model.onnx");
     let tok_path = dir.join("tokenizer.json");
