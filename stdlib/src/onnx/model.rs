@@ -388,9 +388,9 @@ impl Model {
         self.outputs.iter().filter(|p| !cache(&p.name)).map(|p| p.name.clone()).collect()
     }
 
-    /// For a model with a KV cache fed no past: an empty past (P = 0) of the
-    /// batch's size, and `attention_mask` (ones) and `position_ids` (0..T)
-    /// where the model takes them and they are not given.
+    /// For a model with a KV cache: an empty past (P = 0) of the batch's
+    /// size where no past is fed, and `attention_mask` (ones over P+T) and
+    /// `position_ids` (P..P+T) where the model takes them and they are not given.
     fn cache_defaults(&self, mut feeds: Vec<(String, ArrayD<f32>)>) -> Vec<(String, ArrayD<f32>)> {
         let Some(slots) = &self.kv else { return feeds };
         let fed = |feeds: &[(String, ArrayD<f32>)], n: &str| feeds.iter().any(|(k, _)| k == n);
