@@ -1,14 +1,14 @@
 //! Command-line parsing and the subcommands.
 
-use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use assay_interpreter::{
-    diff_results, execute, manifest_json, prepare, read_run, report_html, results_json, script_seed, trace_jsonl,
-    write_run, Diag, ManifestInfo, Outcome, Registry, RunFiles, Sandbox, SourceFile, Status, Value,
+    begin_run, diff_results, finish_run, prepare, read_regular, read_run, Diag, Registry, Sandbox, SourceFile,
 };
+
+use crate::supervise::{parse_duration, parse_size, run_child, Budget, End, Job, Report};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
@@ -43,6 +43,8 @@ enum Command {
         /// Where run records go.
         #[arg(long = "runs-dir", value_name = "DIR", default_value = "runs")]
         runs_dir: PathBuf,
+        #[command(flatten)]
+        budget: BudgetArgs,
     },
     /// Check a script without running it: report every error at once.
     Check {
@@ -88,7 +90,36 @@ enum Command {
         run: PathBuf,
         #[arg(long)]
         json: bool,
+        /// A folder the re-run may read (repeatable); the default is the
+        /// current folder. The run's own manifest is never trusted for this.
+        #[arg(long = "allow-read", value_name = "DIR")]
+        allow_read: Vec<PathBuf>,
+        #[command(flatten)]
+        budget: BudgetArgs,
     },
+}
+
+#[derive(clap::Args)]
+struct BudgetArgs {
+    /// Memory the script may use, e.g. 512M or 4G (default: half the machine's memory).
+    #[arg(long, value_name = "SIZE")]
+    memory: Option<String>,
+    /// Wall time the script may take, e.g. 90s, 10m or 2h (default: 1h).
+    #[arg(long, value_name = "DURATION")]
+    timeout: Option<String>,
+}
+
+impl BudgetArgs {
+    fn budget(&self) -> Result<Budget, String> {
+        let mut b = Budget::defaults();
+        if let Some(m) = &self.memory {
+            b.memory = parse_size(m)?;
+        }
+        if let Some(t) = &self.timeout {
+            b.timeout = parse_duration(t)?;
+        }
+        Ok(b)
+    }
 }
 
 pub fn main() -> u8 {
@@ -101,22 +132,26 @@ pub fn main() -> u8 {
     };
     let registry = assay_stdlib::registry();
     match cli.command {
-        Command::Run { script, json, allow_read, seed, runs_dir } => {
-            cmd_run(&registry, &script, json, &allow_read, seed, &runs_dir)
-        }
+        Command::Run { script, json, allow_read, seed, runs_dir, budget } => match budget.budget() {
+            Ok(b) => cmd_run(&script, json, &allow_read, seed, &runs_dir, b),
+            Err(e) => usage_error(json, &e, "e.g. --memory 2G --timeout 10m"),
+        },
         Command::Check { script, json, allow_read } => cmd_check(&registry, &script, json, &allow_read),
         Command::Tools { json, markdown } => {
             if markdown {
-                print!("{}", crate::docs::tools_markdown(&registry));
+                out!("{}", crate::docs::tools_markdown(&registry));
             } else if json {
-                println!("{}", pretty(&crate::docs::tools_json(&registry)));
+                outln!("{}", pretty(&crate::docs::tools_json(&registry)));
             } else {
-                print!("{}", crate::docs::tools_text(&registry));
+                out!("{}", crate::docs::tools_text(&registry));
             }
             EXIT_OK
         }
         Command::Diff { a, b, json } => cmd_diff(&a, &b, json),
-        Command::Verify { run, json } => cmd_verify(&registry, &run, json),
+        Command::Verify { run, json, allow_read, budget } => match budget.budget() {
+            Ok(b) => cmd_verify(&run, json, &allow_read, b),
+            Err(e) => usage_error(json, &e, "e.g. --memory 2G --timeout 10m"),
+        },
         Command::Setup { json } => cmd_setup(json),
         Command::Inspect { model, json, pattern } => crate::inspect::cmd_inspect(&model, json, pattern.as_deref()),
     }
@@ -128,7 +163,7 @@ fn pretty(j: &serde_json::Value) -> String {
 
 fn usage_error(json: bool, message: &str, help: &str) -> u8 {
     if json {
-        println!("{}", pretty(&json!({"status": "usage-error", "error": message, "help": help})));
+        outln!("{}", pretty(&json!({"status": "usage-error", "error": message, "help": help})));
     } else {
         eprintln!("error: {message}\n  help: {help}");
     }
@@ -195,9 +230,9 @@ fn cmd_check(registry: &Registry, script: &str, json: bool, allow: &[PathBuf]) -
     let prepared = prepare(&s.file, registry, &sandbox);
     if json {
         let diags: Vec<_> = prepared.diags.iter().map(|d| d.to_json()).collect();
-        println!("{}", pretty(&json!({"ok": prepared.diags.is_empty(), "diagnostics": diags})));
+        outln!("{}", pretty(&json!({"ok": prepared.diags.is_empty(), "diagnostics": diags})));
     } else if prepared.diags.is_empty() {
-        println!("ok: {} has no problems", s.file.name);
+        outln!("ok: {} has no problems", s.file.name);
     } else {
         print_diags(&prepared.diags, false);
     }
@@ -208,58 +243,13 @@ fn cmd_check(registry: &Registry, script: &str, json: bool, allow: &[PathBuf]) -
     }
 }
 
-/// Executes a prepared script; returns the outcome and the run's files.
-fn execute_script(
-    registry: &Registry,
-    s: &Script,
-    sandbox: &Sandbox,
-    seed_override: Option<u64>,
-) -> Result<(Outcome, RunFiles), Vec<Diag>> {
-    let prepared = prepare(&s.file, registry, sandbox);
-    let program = match (&prepared.program, prepared.diags.is_empty()) {
-        (Some(p), true) => p,
-        _ => return Err(prepared.diags),
-    };
-    let seed = seed_override.or_else(|| script_seed(program)).unwrap_or(0);
-    let mut out = execute(&s.file, program, registry, sandbox, &prepared.modules, seed);
-    out.inputs.extend(prepared.inputs.clone());
-    let mut artifacts = std::mem::take(&mut out.artifacts);
-    let results = results_json(&out, &s.file, &mut artifacts);
-    let mut extra = BTreeMap::new();
-    if let Some(rt) = assay_stdlib::onnx::runtime::loaded() {
-        extra.insert(
-            "onnxruntime".to_string(),
-            json!({"version": rt.runtime.version, "threads": rt.threads, "library": rt.runtime.library.display().to_string()}),
-        );
-    }
-    let info = ManifestInfo {
-        script_name: &s.file.name,
-        script_text: &s.file.text,
-        script_dir: &s.dir,
-        allowed_roots: sandbox.roots(),
-        extra,
-    };
-    let files = RunFiles {
-        script: s.file.text.clone(),
-        results,
-        trace: trace_jsonl(&out),
-        manifest: manifest_json(&out, &info),
-        report: report_html(&s.file.name, &out),
-        artifacts,
-    };
-    Ok((out, files))
+fn is_debug_bypass() -> bool {
+    // Test builds only: the adversarial suite turns the in-process checks off
+    // to prove that the kernel alone refuses an outside read.
+    cfg!(debug_assertions) && std::env::var_os("ASSAY_TEST_BYPASS_INPROCESS_CHECKS").is_some()
 }
 
-fn show_text(v: &Value) -> String {
-    match v {
-        Value::List(items) if items.len() > 1 && items.iter().all(|x| matches!(x, Value::Record(_))) => {
-            items.iter().map(|x| x.to_text()).collect::<Vec<_>>().join("\n")
-        }
-        other => other.to_text(),
-    }
-}
-
-fn cmd_run(registry: &Registry, script: &str, json: bool, allow: &[PathBuf], seed: Option<u64>, runs_dir: &Path) -> u8 {
+fn cmd_run(script: &str, json: bool, allow: &[PathBuf], seed: Option<u64>, runs_dir: &Path, budget: Budget) -> u8 {
     let s = match load_script(script) {
         Ok(s) => s,
         Err((m, h)) => return usage_error(json, &m, &h),
@@ -268,79 +258,180 @@ fn cmd_run(registry: &Registry, script: &str, json: bool, allow: &[PathBuf], see
         Ok(sb) => sb,
         Err(code) => return code,
     };
-    let (out, files) = match execute_script(registry, &s, &sandbox, seed) {
+    let (tmp, cleaned) = match begin_run(runs_dir, &s.stem) {
         Ok(x) => x,
-        Err(diags) => {
-            if json {
-                let d: Vec<_> = diags.iter().map(|d| d.to_json()).collect();
-                println!("{}", pretty(&json!({"status": "check-failed", "diagnostics": d})));
-            } else {
-                print_diags(&diags, false);
-            }
-            return EXIT_SCRIPT;
-        }
-    };
-    let status = Status::of(&out);
-    let run_dir = match write_run(runs_dir, &s.stem, &files) {
-        Ok(d) => d,
         Err(e) => {
             return usage_error(
                 json,
                 &format!("cannot write the run record under {}: {e}", runs_dir.display()),
                 "pass a writable --runs-dir",
-            );
+            )
         }
     };
+    if cleaned > 0 {
+        eprintln!("note: removed {cleaned} unfinished run folder(s) left by runs that were killed");
+    }
+    let job = Job {
+        name: s.file.name.clone(),
+        text: s.file.text.clone(),
+        base: sandbox.base().to_path_buf(),
+        roots: sandbox.roots().to_vec(),
+        seed,
+        out: tmp.clone(),
+        budget,
+        color: !json && std::io::stderr().is_terminal(),
+        bypass_checks: is_debug_bypass(),
+    };
+    let end = match run_child(&job) {
+        Ok(e) => e,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return usage_error(json, &e, "check that the assay binary can start a process");
+        }
+    };
+    let mut died = None;
+    let done = match end {
+        End::Report(Report::CheckFailed { rendered, diagnostics }) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            if json {
+                outln!("{}", pretty(&json!({"status": "check-failed", "diagnostics": diagnostics})));
+            } else {
+                eprint!("{}", escape_controls_keep_color(&rendered));
+                if diagnostics.len() > 1 {
+                    eprintln!("{} errors", diagnostics.len());
+                }
+            }
+            return EXIT_SCRIPT;
+        }
+        End::Report(Report::Done(d)) => Some(d),
+        End::Died { diag } => {
+            died = Some(diag);
+            None
+        }
+    };
+    let run_dir = match finish_run(&tmp) {
+        Ok(d) => d,
+        Err(e) => {
+            return usage_error(
+                json,
+                &format!("cannot finish the run record under {}: {e}", runs_dir.display()),
+                "pass a writable --runs-dir",
+            )
+        }
+    };
+    let Some(d) = done else {
+        // The child died; its error record is in place.
+        let rd = read_run(&run_dir).ok();
+        let results = rd.as_ref().map(|r| r.results.clone()).unwrap_or(serde_json::Value::Null);
+        if json {
+            outln!(
+                "{}",
+                pretty(
+                    &json!({"status": "error", "run_dir": run_dir.display().to_string(), "results": results, "shows": [], "diagnostics": [results["error"].clone()]})
+                )
+            );
+        } else {
+            if let Some(d) = died {
+                print_diags(&[*d], false);
+            }
+            outln!("error: 0 records, 0/0 asserts passed → {}", run_dir.display());
+        }
+        return EXIT_SCRIPT;
+    };
     if json {
-        let results: serde_json::Value = serde_json::from_str(&files.results).unwrap_or(serde_json::Value::Null);
-        let shows: Vec<_> = out
-            .shows
-            .iter()
-            .map(|sh| json!({"title": sh.title, "line": sh.line, "text": sh.values.iter().map(show_text).collect::<Vec<_>>().join("\n")}))
-            .collect();
-        let diags: Vec<_> = out.error.iter().map(|d| d.to_json()).collect();
-        println!(
+        let results = read_run(&run_dir).map(|r| r.results).unwrap_or(serde_json::Value::Null);
+        let shows: Vec<_> =
+            d.shows.iter().map(|sh| json!({"title": sh.title, "line": sh.line, "text": sh.text})).collect();
+        outln!(
             "{}",
             pretty(&json!({
-                "status": status.as_str(),
+                "status": d.status,
                 "run_dir": run_dir.display().to_string(),
                 "results": results,
                 "shows": shows,
-                "diagnostics": diags,
+                "diagnostics": d.diagnostics,
             }))
         );
     } else {
-        for sh in &out.shows {
+        for sh in &d.shows {
             match &sh.title {
-                Some(t) => println!("── {t} (line {}) ──", sh.line),
-                None => println!("── line {} ──", sh.line),
+                Some(t) => outln!("── {} (line {}) ──", escape_controls(t), sh.line),
+                None => outln!("── line {} ──", sh.line),
             }
-            for v in &sh.values {
-                println!("{}", show_text(v));
-            }
+            outln!("{}", escape_controls(&sh.text));
         }
-        if let Some(e) = &out.error {
-            print_diags(std::slice::from_ref(e), false);
+        if let Some(e) = &d.error_rendered {
+            eprint!("{}", escape_controls_keep_color(e));
         }
-        let failed: Vec<_> = out.asserts.iter().filter(|a| !a.passed).collect();
-        for a in &failed {
-            let msg = a.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
-            println!("assert FAILED (line {}): {}{msg}", a.line, a.expr);
+        for (line, expr, message) in &d.failed {
+            let msg = message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
+            outln!("assert FAILED (line {line}): {}", escape_controls(&format!("{expr}{msg}")));
         }
-        println!(
+        outln!(
             "{}: {} records, {}/{} asserts passed, {} tool calls → {}",
-            status.as_str(),
-            out.records.len(),
-            out.asserts.len() - failed.len(),
-            out.asserts.len(),
-            out.trace.len(),
+            d.status,
+            d.records,
+            d.asserts - d.failed.len(),
+            d.asserts,
+            d.tool_calls,
             run_dir.display()
         );
     }
-    match status {
-        Status::Ok => EXIT_OK,
-        Status::AssertFailed => EXIT_ASSERT,
-        Status::Error => EXIT_SCRIPT,
+    match d.status.as_str() {
+        "ok" => EXIT_OK,
+        "assert-failed" => EXIT_ASSERT,
+        _ => EXIT_SCRIPT,
+    }
+}
+
+/// Text for the terminal: control characters (which could clear the screen,
+/// move the cursor or hide a line) shown as escapes; newlines and tabs kept.
+pub fn escape_controls(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if (c.is_control() && c != '\n' && c != '\t') || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// As `escape_controls`, but keeps the colour codes Assay's own renderer
+/// wrote (SGR sequences `ESC [ digits;... m`); anything else is escaped.
+fn escape_controls_keep_color(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('\u{1b}') {
+        out.push_str(&escape_controls(&rest[..i]));
+        let after = &rest[i + 1..];
+        let sgr_len = after.strip_prefix('[').and_then(|a| {
+            a.find('m').filter(|&j| a[..j].bytes().all(|b| b.is_ascii_digit() || b == b';')).map(|j| j + 2)
+        });
+        match sgr_len {
+            Some(n) => {
+                out.push('\u{1b}');
+                out.push_str(&after[..n]);
+                rest = &after[n..];
+            }
+            None => {
+                out.push_str("\\u{1b}");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(&escape_controls(rest));
+    out
+}
+
+/// Writes to stdout; a closed stdout (a pipe into `head`) ends the process quietly.
+pub fn write_stdout(s: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if out.write_all(s.as_bytes()).and_then(|_| out.flush()).is_err() {
+        std::process::exit(0);
     }
 }
 
@@ -353,72 +444,118 @@ fn cmd_diff(a: &Path, b: &Path, json: bool) -> u8 {
     };
     let changes = diff_results(&ra.results, &rb.results);
     if json {
-        println!(
+        outln!(
             "{}",
             pretty(
                 &json!({"same": changes.is_empty(), "changes": changes.iter().map(|c| c.to_json()).collect::<Vec<_>>()})
             )
         );
     } else if changes.is_empty() {
-        println!("no differences in records or asserts");
+        outln!("no differences in records or asserts");
     } else {
         for c in &changes {
-            println!("{}", c.to_text());
+            outln!("{}", c.to_text());
         }
-        println!("{} difference(s)", changes.len());
+        outln!("{} difference(s)", changes.len());
     }
     EXIT_OK
 }
 
-fn cmd_verify(registry: &Registry, run: &Path, json: bool) -> u8 {
+fn cmd_verify(run: &Path, json: bool, allow: &[PathBuf], budget: Budget) -> u8 {
     let rd = match read_run(run) {
         Ok(r) => r,
         Err(e) => return usage_error(json, &e, "pass a finished run folder, e.g. runs/exp/0001"),
     };
     let m = &rd.manifest;
-    let name = m["script"]["name"].as_str().unwrap_or("script.assay").to_string();
-    let dir = PathBuf::from(m["script"]["dir"].as_str().unwrap_or("."));
-    let seed = m["seed"].as_u64();
-    let roots: Vec<PathBuf> = m["allowed_roots"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(PathBuf::from)).collect())
-        .unwrap_or_default();
-    let s = Script { file: SourceFile::new(name, rd.script.clone()), dir: dir.clone(), stem: String::new() };
-    let sandbox = match make_sandbox(&dir, &roots, json) {
-        Ok(sb) => sb,
-        Err(code) => return code,
+    // The script must be the one the manifest digested.
+    let want = m["script"]["sha256"].as_str().unwrap_or("");
+    let have = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(rd.script.as_bytes()))
     };
-    // Inputs that changed since the run explain a mismatch.
+    if want != have {
+        return verify_refused(
+            json,
+            run,
+            "script.assay does not match the sha256 in manifest.json: the run folder was altered",
+        );
+    }
+    let name = m["script"]["name"].as_str().unwrap_or("script.assay").to_string();
+    let seed = m["seed"].as_u64();
+    // Roots come from this command line (default: the current folder), never
+    // from the manifest. The manifest's folder is only where relative paths
+    // start; reads outside the roots are refused as in any run.
+    let cwd = match std::env::current_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            return usage_error(json, &format!("cannot read the current folder: {e}"), "run from an existing folder")
+        }
+    };
+    let mut roots = vec![cwd.clone()];
+    roots.extend(allow.iter().cloned());
+    let base = m["script"]["dir"].as_str().map(PathBuf::from).filter(|d| d.is_dir()).unwrap_or_else(|| cwd.clone());
+    let sandbox = match Sandbox::with_roots(&base, &roots) {
+        Ok(sb) => sb,
+        Err(e) => {
+            return usage_error(json, &format!("an --allow-read folder cannot be used: {e}"), "pass folders that exist")
+        }
+    };
+    // Inputs that changed since the run explain a mismatch; they are read
+    // through the sandbox like any read (regular files, size checked).
     let mut changed_inputs = Vec::new();
     if let Some(inputs) = m["inputs"].as_object() {
         for (path, digest) in inputs {
-            let now = std::fs::read(path).map(|b| {
+            let now = sandbox.read(path).map(|(_, b)| {
                 use sha2::Digest;
                 hex::encode(sha2::Sha256::digest(&b))
             });
             match now {
                 Ok(d) if Some(d.as_str()) == digest.as_str() => {}
                 Ok(_) => changed_inputs.push(format!("{path} changed")),
-                Err(_) => changed_inputs.push(format!("{path} is missing")),
+                Err(e) => changed_inputs.push(format!("{path} was not checked: {}", e.message())),
             }
         }
     }
-    let (_, files) = match execute_script(registry, &s, &sandbox, seed) {
-        Ok(x) => x,
-        Err(diags) => {
-            print_diags(&diags, json);
+    let tmp = std::env::temp_dir().join(format!(
+        "assay-verify-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    ));
+    if let Err(e) = std::fs::create_dir_all(tmp.join("artifacts")) {
+        return usage_error(json, &format!("cannot make a scratch folder: {e}"), "check the temporary folder");
+    }
+    let job = Job {
+        name,
+        text: rd.script.clone(),
+        base: sandbox.base().to_path_buf(),
+        roots: sandbox.roots().to_vec(),
+        seed,
+        out: tmp.clone(),
+        budget,
+        color: false,
+        bypass_checks: false,
+    };
+    let end = run_child(&job);
+    let new_text = read_regular(&tmp.join("results.json"), 1 << 30).ok().and_then(|b| String::from_utf8(b).ok());
+    let _ = std::fs::remove_dir_all(&tmp);
+    let new_text = match (end, new_text) {
+        (Ok(End::Report(Report::CheckFailed { rendered, diagnostics })), _) => {
             if json {
-                let d: Vec<_> = diags.iter().map(|d| d.to_json()).collect();
-                println!("{}", pretty(&json!({"verified": false, "diagnostics": d})));
+                outln!("{}", pretty(&json!({"verified": false, "diagnostics": diagnostics})));
+            } else {
+                eprint!("{}", escape_controls(&rendered));
             }
             return EXIT_ASSERT;
         }
+        (Ok(_), Some(t)) => t,
+        (Ok(_), None) => return verify_refused(json, run, "the re-run wrote no results.json"),
+        (Err(e), _) => return usage_error(json, &e, "check that the assay binary can start a process"),
     };
-    let same = files.results == rd.results_text;
-    let new_results: serde_json::Value = serde_json::from_str(&files.results).unwrap_or(serde_json::Value::Null);
+    let same = new_text == rd.results_text;
+    let new_results: serde_json::Value = serde_json::from_str(&new_text).unwrap_or(serde_json::Value::Null);
     let changes = diff_results(&rd.results, &new_results);
     if json {
-        println!(
+        outln!(
             "{}",
             pretty(&json!({
                 "verified": same,
@@ -428,17 +565,17 @@ fn cmd_verify(registry: &Registry, run: &Path, json: bool) -> u8 {
             }))
         );
     } else if same {
-        println!("verified: re-running {} gives byte-identical results.json", run.display());
+        outln!("verified: re-running {} gives byte-identical results.json", run.display());
     } else {
-        println!("NOT verified: results.json differs from {}", run.display());
+        outln!("NOT verified: results.json differs from {}", run.display());
         for c in &changes {
-            println!("  {}", c.to_text());
+            outln!("  {}", escape_controls(&c.to_text()));
         }
         if changes.is_empty() {
-            println!("  (the JSON values are equal; the bytes differ)");
+            outln!("  (the JSON values are equal; the bytes differ)");
         }
         for c in &changed_inputs {
-            println!("  input {c}");
+            outln!("  input {}", escape_controls(c));
         }
     }
     if same {
@@ -448,25 +585,34 @@ fn cmd_verify(registry: &Registry, run: &Path, json: bool) -> u8 {
     }
 }
 
+fn verify_refused(json: bool, run: &Path, why: &str) -> u8 {
+    if json {
+        outln!("{}", pretty(&json!({"verified": false, "run": run.display().to_string(), "error": why})));
+    } else {
+        outln!("NOT verified: {why}");
+    }
+    EXIT_ASSERT
+}
+
 fn cmd_setup(json: bool) -> u8 {
     match assay_stdlib::onnx::runtime::runtime() {
         Ok(loaded) => {
             let rt = &loaded.runtime;
             if json {
-                println!(
+                outln!(
                     "{}",
                     pretty(
                         &json!({"onnxruntime": {"version": rt.version, "library": rt.library.display().to_string(), "how": rt.how}})
                     )
                 );
             } else {
-                println!("onnxruntime {}: {}", rt.version, rt.how);
+                outln!("onnxruntime {}: {}", rt.version, rt.how);
             }
             EXIT_OK
         }
         Err(e) => {
             if json {
-                println!("{}", pretty(&json!({"error": e})));
+                outln!("{}", pretty(&json!({"error": e})));
             } else {
                 eprintln!("error: {e}");
             }

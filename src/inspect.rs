@@ -38,7 +38,7 @@ fn module_of(node: &str, op: &str) -> String {
 pub fn cmd_inspect(path: &Path, json_out: bool, pattern: Option<&str>) -> u8 {
     let fail = |msg: String, code: u8| {
         if json_out {
-            println!("{}", serde_json::to_string_pretty(&json!({"error": msg})).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&json!({"error": msg})).unwrap_or_default());
         } else {
             eprintln!("error: {msg}");
         }
@@ -99,12 +99,12 @@ pub fn cmd_inspect(path: &Path, json_out: bool, pattern: Option<&str>) -> u8 {
             "external_data": external,
             "tensors": rows.iter().map(to_json).collect::<Vec<_>>(),
         });
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return EXIT_OK;
     }
-    println!("{display}");
-    println!("  sha256 {sha}");
-    println!(
+    outln!("{display}");
+    outln!("  sha256 {sha}");
+    outln!(
         "  producer {} · IR {} · opsets {} · {nodes} nodes{}",
         if model.proto.producer_name().is_empty() { "unknown" } else { model.proto.producer_name() },
         model.proto.ir_version(),
@@ -112,7 +112,7 @@ pub fn cmd_inspect(path: &Path, json_out: bool, pattern: Option<&str>) -> u8 {
         if sub > 0 { format!(" (+{sub} inside If/Loop bodies, not hookable)") } else { String::new() }
     );
     if !external.is_empty() {
-        println!("  external data: {}", external.join(", "));
+        outln!("  external data: {}", external.join(", "));
     }
     let line = |r: &Value| {
         format!(
@@ -124,9 +124,9 @@ pub fn cmd_inspect(path: &Path, json_out: bool, pattern: Option<&str>) -> u8 {
         )
     };
     for (title, kind) in [("inputs", "input"), ("outputs", "output")] {
-        println!("{title}:");
+        outln!("{title}:");
         for r in rows.iter().filter(|r| field(r, "kind").to_text() == kind) {
-            println!("  {}", line(r));
+            outln!("  {}", line(r));
         }
     }
     let mut groups: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
@@ -138,12 +138,12 @@ pub fn cmd_inspect(path: &Path, json_out: bool, pattern: Option<&str>) -> u8 {
         }
         groups.entry(m).or_default().push(r);
     }
-    println!("intermediate tensors ({}), by module:", groups.values().map(|v| v.len()).sum::<usize>());
+    outln!("intermediate tensors ({}), by module:", groups.values().map(|v| v.len()).sum::<usize>());
     for m in order {
         let items = &groups[&m];
-        println!("  {m}  ({} tensors)", items.len());
+        outln!("  {m}  ({} tensors)", items.len());
         for r in items {
-            println!("    {}", line(r));
+            outln!("    {}", line(r));
         }
     }
     EXIT_OK

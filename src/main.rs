@@ -4,9 +4,20 @@
 //! error (bad command line, unreadable script file); 3 a failed `assert`,
 //! or `verify` found results that differ.
 
+/// `print!` that ends the process quietly when stdout is closed
+/// (`assay tools --json | head`), instead of panicking.
+macro_rules! out {
+    ($($t:tt)*) => { $crate::cli::write_stdout(&format!($($t)*)) };
+}
+macro_rules! outln {
+    () => { $crate::cli::write_stdout("\n") };
+    ($($t:tt)*) => { $crate::cli::write_stdout(&format!("{}\n", format_args!($($t)*))) };
+}
+
 mod cli;
 mod docs;
 mod inspect;
+mod supervise;
 
 use std::process::ExitCode;
 
@@ -16,7 +27,15 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         eprintln!("internal error: {info}\nThis is a bug in Assay; please report it with the script that caused it.");
     }));
-    let worker = std::thread::Builder::new().stack_size(512 << 20).spawn(cli::main);
+    // The sandboxed child evaluates scripts; it needs the deep stack too.
+    let child = std::env::args().nth(1).is_some_and(|a| a == supervise::CHILD_ARG);
+    let worker = std::thread::Builder::new().stack_size(512 << 20).spawn(move || {
+        if child {
+            supervise::child_main(&assay_stdlib::registry())
+        } else {
+            cli::main()
+        }
+    });
     match worker.map(|h| h.join()) {
         Ok(Ok(code)) => ExitCode::from(code),
         _ => ExitCode::from(1),

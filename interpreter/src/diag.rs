@@ -207,3 +207,63 @@ pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     }
     best.map(|(c, _)| c)
 }
+
+/// Replaces absolute paths in a message (ONNX Runtime and the file system
+/// quote the paths they opened: `/home/me/.cache/assay/models/...`) by
+/// `…/` and the last component, so run records carry no machine's folder
+/// layout. Paths the script itself wrote are kept as written.
+pub fn scrub_paths(msg: &str, script: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    let starts = |c: char| matches!(c, ' ' | '`' | '\'' | '"' | '(' | '=' | ':' | '[' | '\n' | '\t');
+    let mut prev: Option<char> = None;
+    while let Some(c) = rest.chars().next() {
+        if c == '/' && prev.is_none_or(starts) {
+            let end = rest
+                .find(|ch: char| ch.is_whitespace() || matches!(ch, '`' | '\'' | '"' | ')' | ',' | ']' | ';'))
+                .unwrap_or(rest.len());
+            let token = &rest[..end];
+            let token_trim = token.trim_end_matches(['.', ':']);
+            if token_trim.matches('/').count() >= 2 && !script.contains(token_trim) {
+                let last = token_trim.rsplit('/').find(|p| !p.is_empty()).unwrap_or("");
+                out.push_str("…/");
+                out.push_str(last);
+                out.push_str(&token[token_trim.len()..]);
+            } else {
+                out.push_str(token);
+            }
+            prev = token.chars().last();
+            rest = &rest[end..];
+            continue;
+        }
+        out.push(c);
+        prev = Some(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+impl Diag {
+    /// This diagnostic and its notes with absolute paths scrubbed (see `scrub_paths`).
+    pub fn scrubbed(mut self, script: &str) -> Self {
+        self.message = scrub_paths(&self.message, script);
+        self.help = self.help.map(|h| scrub_paths(&h, script));
+        self.label = scrub_paths(&self.label, script);
+        self.notes = self.notes.into_iter().map(|n| n.scrubbed(script)).collect();
+        self
+    }
+}
+
+#[cfg(test)]
+mod scrub_tests {
+    use super::scrub_paths;
+
+    #[test]
+    fn absolute_paths_lose_their_folders_unless_the_script_wrote_them() {
+        let msg = "cannot load /root/.cache/assay/models/x.onnx: Load model from /root/.cache/assay/m.onnx failed.";
+        assert_eq!(scrub_paths(msg, ""), "cannot load …/x.onnx: Load model from …/m.onnx failed.");
+        assert_eq!(scrub_paths("`/etc/shadow` is outside", "read_text(\"/etc/shadow\")"), "`/etc/shadow` is outside");
+        assert_eq!(scrub_paths("a/b/c and 1/2 and /x", ""), "a/b/c and 1/2 and /x");
+        assert_eq!(scrub_paths("at (/a/b/c.rs)", ""), "at (…/c.rs)");
+    }
+}

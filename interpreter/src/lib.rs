@@ -10,6 +10,7 @@ mod record;
 mod report;
 mod rhai_bridge;
 mod sandbox;
+mod scan;
 mod tool;
 mod types;
 mod value;
@@ -24,20 +25,21 @@ use sha2::{Digest, Sha256};
 pub use check::check;
 pub use diag::{closest, Diag, SourceFile};
 pub use diff::{diff_results, Change};
-pub use eval::{execute, script_seed, step_rng, AssertOutcome, Outcome, Shown, TraceEntry, MAX_CALL_DEPTH};
+pub use eval::{execute, progress, script_seed, step_rng, AssertOutcome, Outcome, Shown, TraceEntry, MAX_CALL_DEPTH};
 pub use record::{
-    canonical, manifest_json, npy_f32, num_json, read_run, results_json, safe_artifact_name, trace_jsonl, write_run,
-    ManifestInfo, RunDir, RunFiles, Status, ASSAY_VERSION,
+    begin_run, canonical, finish_run, manifest_json, npy_f32, num_json, read_regular, read_run, results_json, run_stem,
+    safe_artifact_name, trace_jsonl, write_files, write_run, ManifestInfo, RunDir, RunFiles, Status, ASSAY_VERSION,
 };
 pub use report::{escape as html_escape, report_html};
 pub use rhai_bridge::RhaiModule;
-pub use sandbox::{Sandbox, SandboxError};
+pub use sandbox::{Sandbox, SandboxError, MAX_READ_BYTES};
+pub use scan::{mentions, Mentions};
 pub use tool::{
     iter_values, to_numbers, to_tensor, tool_value, Args, Default, ParamSpec, Registry, Signature, Tool, ToolCtx,
     ToolError,
 };
 pub use types::Type;
-pub use value::{format_f32, format_num, Closure, Func, Handle, Image, Value};
+pub use value::{format_f32, format_num, Closure, Func, Handle, Image, Value, MAX_LIST_ITEMS, MAX_STRING_BYTES};
 
 /// A script parsed, its modules loaded, and checked.
 pub struct Prepared {

@@ -280,29 +280,79 @@ fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
-/// Writes `runs_dir/stem/NNNN/` atomically and returns its path.
-pub fn write_run(runs_dir: &Path, stem: &str, files: &RunFiles) -> std::io::Result<PathBuf> {
-    let parent = runs_dir.join(stem);
+/// The folder name a script's runs go under: its file stem reduced to
+/// letters, digits, `-`, `_` and inner dots, so that no script name (`..`,
+/// `...assay`, a name with `/` or control characters) can put its record
+/// anywhere but `runs/<stem>/`.
+pub fn run_stem(stem: &str) -> String {
+    let mut out: String = stem
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' })
+        .take(64)
+        .collect();
+    out = out.trim_start_matches('.').to_string();
+    if out.is_empty() || out.chars().all(|c| c == '.' || c == '-') {
+        out = format!("script{out}");
+    }
+    out
+}
+
+/// Starts a run: makes `runs_dir/stem/.incomplete-PID-NONCE/artifacts`.
+/// Unfinished folders left by runs that were killed (their process is gone)
+/// are removed first; returns the new folder and how many were removed.
+pub fn begin_run(runs_dir: &Path, stem: &str) -> std::io::Result<(PathBuf, usize)> {
+    let parent = runs_dir.join(run_stem(stem));
     fs::create_dir_all(&parent)?;
+    let cleaned = clean_incomplete(&parent);
     let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let tmp = parent.join(format!(".incomplete-{}-{nonce}", std::process::id()));
     fs::create_dir_all(tmp.join("artifacts"))?;
-    write_file(&tmp.join("script.assay"), files.script.as_bytes())?;
-    write_file(&tmp.join("results.json"), files.results.as_bytes())?;
-    write_file(&tmp.join("trace.jsonl"), files.trace.as_bytes())?;
-    write_file(&tmp.join("report.html"), files.report.as_bytes())?;
+    Ok((tmp, cleaned))
+}
+
+/// Removes `.incomplete-PID-*` folders whose process no longer exists.
+fn clean_incomplete(parent: &Path) -> usize {
+    let mut n = 0;
+    let Ok(entries) = fs::read_dir(parent) else { return 0 };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(".incomplete-") else { continue };
+        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+        if !alive && fs::remove_dir_all(e.path()).is_ok() {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Writes a run's files into a folder made by `begin_run`; the manifest
+/// last, because a folder without one is not a run.
+pub fn write_files(dir: &Path, files: &RunFiles) -> std::io::Result<()> {
+    fs::create_dir_all(dir.join("artifacts"))?;
+    write_file(&dir.join("script.assay"), files.script.as_bytes())?;
+    write_file(&dir.join("results.json"), files.results.as_bytes())?;
+    write_file(&dir.join("trace.jsonl"), files.trace.as_bytes())?;
+    write_file(&dir.join("report.html"), files.report.as_bytes())?;
     for (name, bytes) in &files.artifacts {
         let safe =
             safe_artifact_name(name).ok_or_else(|| std::io::Error::other(format!("bad artifact name {name}")))?;
-        write_file(&tmp.join("artifacts").join(safe), bytes)?;
+        write_file(&dir.join("artifacts").join(safe), bytes)?;
     }
-    // The manifest is written last: a folder without one is not a run.
-    write_file(&tmp.join("manifest.json"), files.manifest.as_bytes())?;
+    write_file(&dir.join("manifest.json"), files.manifest.as_bytes())
+}
+
+/// Renames a finished folder to the next free `NNNN` beside it.
+pub fn finish_run(tmp: &Path) -> std::io::Result<PathBuf> {
+    let parent = tmp.parent().ok_or_else(|| std::io::Error::other("a run folder has no parent"))?;
+    if !tmp.join("manifest.json").is_file() {
+        return Err(std::io::Error::other("the run has no manifest: it did not finish"));
+    }
     // Pick the next number; retry if another run takes it first.
     for _ in 0..1000 {
-        let next = next_id(&parent)?;
+        let next = next_id(parent)?;
         let dest = parent.join(format!("{next:04}"));
-        match fs::rename(&tmp, &dest) {
+        match fs::rename(tmp, &dest) {
             Ok(()) => return Ok(dest),
             Err(_) if dest.exists() => continue,
             Err(e) => return Err(e),
@@ -311,16 +361,72 @@ pub fn write_run(runs_dir: &Path, stem: &str, files: &RunFiles) -> std::io::Resu
     Err(std::io::Error::other("could not find a free run number"))
 }
 
-fn next_id(parent: &Path) -> std::io::Result<u32> {
-    let mut max = 0;
+/// Writes `runs_dir/stem/NNNN/` atomically and returns its path.
+pub fn write_run(runs_dir: &Path, stem: &str, files: &RunFiles) -> std::io::Result<PathBuf> {
+    let (tmp, _) = begin_run(runs_dir, stem)?;
+    if let Err(e) = write_files(&tmp, files) {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    finish_run(&tmp)
+}
+
+/// The largest run id; ids never wrap (a folder named 4294967295 is
+/// followed by 4294967296).
+const MAX_RUN_ID: u64 = 999_999_999_999;
+
+fn next_id(parent: &Path) -> std::io::Result<u64> {
+    let mut max = 0u64;
     for e in fs::read_dir(parent)? {
         let e = e?;
-        if let Some(n) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) {
-            max = max.max(n);
+        let name = e.file_name();
+        let Some(s) = name.to_str() else { continue };
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
         }
+        match s.parse::<u64>() {
+            Ok(n) if n <= MAX_RUN_ID => max = max.max(n),
+            _ => return Err(std::io::Error::other(format!("a run folder is numbered beyond {MAX_RUN_ID}: {s}"))),
+        }
+    }
+    if max >= MAX_RUN_ID {
+        return Err(std::io::Error::other(format!("run ids are used up to {MAX_RUN_ID}; move old runs away")));
     }
     Ok(max + 1)
 }
+
+/// Reads a file of a run folder: a regular file (never a pipe or device,
+/// which could hang), at most `limit` bytes, checked before reading.
+pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let meta = f.metadata().map_err(|e| format!("{}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    if meta.len() > limit {
+        return Err(format!("{} is {} bytes, more than the {limit} allowed", path.display(), meta.len()));
+    }
+    let mut bytes = Vec::new();
+    f.take(limit + 1).read_to_end(&mut bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    if bytes.len() as u64 > limit {
+        return Err(format!("{} grew past {limit} bytes while read", path.display()));
+    }
+    Ok(bytes)
+}
+
+fn read_text(path: &Path, limit: u64) -> Result<String, String> {
+    String::from_utf8(read_regular(path, limit)?).map_err(|_| format!("{} is not UTF-8 text", path.display()))
+}
+
+/// Size limits for reading a run folder back.
+const MAX_RESULTS_BYTES: u64 = 1 << 30;
+const MAX_SMALL_BYTES: u64 = 64 << 20;
 
 /// A finished run folder, as read back for diff and verify.
 pub struct RunDir {
@@ -337,18 +443,15 @@ pub fn read_run(path: &Path) -> Result<RunDir, String> {
         return Err(format!("{} is not a run folder", path.display()));
     }
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let manifest_text = fs::read_to_string(path.join("manifest.json"));
-    if name.starts_with(".incomplete") || manifest_text.is_err() {
+    if name.starts_with(".incomplete") || !path.join("manifest.json").exists() {
         return Err(format!("{} is an incomplete run (it was cut off before it finished)", path.display()));
     }
-    let manifest_text = manifest_text.map_err(|e| e.to_string())?;
-    let results_text =
-        fs::read_to_string(path.join("results.json")).map_err(|e| format!("{}: results.json: {e}", path.display()))?;
+    let manifest_text = read_text(&path.join("manifest.json"), MAX_SMALL_BYTES)?;
+    let results_text = read_text(&path.join("results.json"), MAX_RESULTS_BYTES)?;
     let results: Json =
         serde_json::from_str(&results_text).map_err(|e| format!("{}: results.json: {e}", path.display()))?;
     let manifest: Json =
         serde_json::from_str(&manifest_text).map_err(|e| format!("{}: manifest.json: {e}", path.display()))?;
-    let script =
-        fs::read_to_string(path.join("script.assay")).map_err(|e| format!("{}: script.assay: {e}", path.display()))?;
+    let script = read_text(&path.join("script.assay"), MAX_SMALL_BYTES)?;
     Ok(RunDir { path: path.to_path_buf(), results, results_text, manifest, script })
 }

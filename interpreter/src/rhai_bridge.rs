@@ -162,7 +162,18 @@ impl RhaiModule {
     }
 }
 
+/// How deeply nested a value may be to cross into or out of rhai.
+const MAX_NESTING: usize = 128;
+
 fn to_dynamic(v: &Value) -> Result<Dynamic, String> {
+    to_dynamic_at(v, 0)
+}
+
+fn to_dynamic_at(v: &Value, depth: usize) -> Result<Dynamic, String> {
+    if depth > MAX_NESTING {
+        return Err(format!("a value nested more than {MAX_NESTING} levels deep cannot be passed to rhai"));
+    }
+    let to_dynamic = |x: &Value| to_dynamic_at(x, depth + 1);
     Ok(match v {
         Value::None => Dynamic::UNIT,
         Value::Bool(b) => Dynamic::from_bool(*b),
@@ -173,7 +184,12 @@ fn to_dynamic(v: &Value) -> Result<Dynamic, String> {
             let arr: Result<rhai::Array, String> = items.iter().map(to_dynamic).collect();
             Dynamic::from_array(arr?)
         }
-        Value::Range(a, b) => Dynamic::from_array((*a..*b).map(|i| Dynamic::from_float(i as f64)).collect()),
+        Value::Range(a, b) => {
+            if b.saturating_sub(*a) > 10_000_000 {
+                return Err("a range of more than 10,000,000 numbers cannot be passed to rhai".into());
+            }
+            Dynamic::from_array((*a..*b).map(|i| Dynamic::from_float(i as f64)).collect())
+        }
         Value::Record(fields) => {
             let mut map = rhai::Map::new();
             for (k, v) in fields.iter() {
@@ -195,6 +211,14 @@ fn to_dynamic(v: &Value) -> Result<Dynamic, String> {
 }
 
 fn from_dynamic(d: &Dynamic) -> Result<Value, String> {
+    from_dynamic_at(d, 0)
+}
+
+fn from_dynamic_at(d: &Dynamic, depth: usize) -> Result<Value, String> {
+    if depth > MAX_NESTING {
+        return Err(format!("rhai returned a value nested more than {MAX_NESTING} levels deep"));
+    }
+    let from_dynamic = |x: &Dynamic| from_dynamic_at(x, depth + 1);
     if d.is_unit() {
         return Ok(Value::None);
     }

@@ -321,6 +321,12 @@ pub trait ToolCtx {
     fn resolve_read(&mut self, path: &str) -> Result<PathBuf, ToolError>;
     /// Reads a file under the allowed roots; its digest goes into the manifest.
     fn read_file(&mut self, path: &str) -> Result<Vec<u8>, ToolError>;
+    /// The files matching a glob under the allowed roots, as (path relative
+    /// to the script's folder, real path), sorted.
+    fn glob(&mut self, pattern: &str) -> Result<Vec<(String, PathBuf)>, ToolError>;
+    /// The run's sandbox, for reads that happen later (a data set's items
+    /// are read through it when a pass reaches them, not when listed).
+    fn sandbox(&self) -> crate::sandbox::Sandbox;
     /// Records that a tool read a file by other means (e.g. a model runtime).
     fn note_input(&mut self, path: &std::path::Path, sha256: &str);
     /// Writes a file into the run's artifacts/ folder; returns its path

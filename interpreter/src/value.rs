@@ -14,6 +14,11 @@ use sha2::{Digest, Sha256};
 use crate::rhai_bridge::RhaiModule;
 
 /// An RGBA8 picture.
+/// The longest string a script may build (64 MiB).
+pub const MAX_STRING_BYTES: usize = 64 << 20;
+/// The most items a list may hold.
+pub const MAX_LIST_ITEMS: usize = 10_000_000;
+
 #[derive(Clone, PartialEq, Eq)]
 pub struct Image {
     pub width: u32,

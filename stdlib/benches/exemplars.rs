@@ -26,7 +26,7 @@ fn setup(n: usize) -> (Model, Dataset) {
     let m = Model::load(&path, "efficientnet-lite0", &bytes, String::new(), Provider::Cpu).expect("benchmark setup");
     let mut items = emoji_items().expect("benchmark setup");
     items.truncate(n);
-    (m, Dataset { name: "openmoji".into(), items: Arc::new(items) })
+    (m, Dataset { name: "openmoji".into(), items: Arc::new(items), sandbox: None })
 }
 
 fn peak_kib() -> u64 {

@@ -6,6 +6,7 @@ mod core;
 pub mod llm;
 pub mod models;
 pub mod onnx;
+pub mod provision;
 pub mod vision;
 
 pub use crate::core::FnTool;

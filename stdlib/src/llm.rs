@@ -25,8 +25,33 @@ impl Endpoint {
         }
     }
 
+    /// The URL as it may be shown: no user name, password or query
+    /// (where API keys are often put), so no secret reaches a run record.
+    pub fn public_url(&self) -> String {
+        redact_url(&self.url)
+    }
+
+    /// A message with every copy of the URL and key replaced by their
+    /// public form (errors from the HTTP client quote the URL they used).
+    fn scrub(&self, msg: &str) -> String {
+        let mut m = msg.replace(&self.url, &self.public_url());
+        if let Some(k) = self.key.as_deref().filter(|k| !k.is_empty()) {
+            m = m.replace(k, "***");
+        }
+        if let Some((userinfo, _)) = self.url.split_once("://").and_then(|(_, r)| r.split_once('@')) {
+            if !userinfo.is_empty() && !userinfo.contains('/') {
+                m = m.replace(userinfo, "***");
+            }
+        }
+        m
+    }
+
     /// One chat completion with temperature 0; returns the reply's text.
     pub fn chat(&self, content: Vec<Json>) -> Result<String, String> {
+        self.chat_raw(content).map_err(|e| self.scrub(&e))
+    }
+
+    fn chat_raw(&self, content: Vec<Json>) -> Result<String, String> {
         let body = json!({
             "model": self.model,
             "temperature": 0,
@@ -40,7 +65,7 @@ impl Endpoint {
         }
         let mut resp = req
             .send(body.to_string())
-            .map_err(|e| format!("the language model at {} did not answer: {e}", self.url))?;
+            .map_err(|e| format!("the language model at {} did not answer: {e}", self.public_url()))?;
         let text = resp.body_mut().read_to_string().map_err(|e| format!("reading the model's answer: {e}"))?;
         let j: Json = serde_json::from_str(&text).map_err(|e| format!("the model's answer is not JSON ({e})"))?;
         j["choices"][0]["message"]["content"].as_str().map(|s| s.to_string()).ok_or_else(|| {
@@ -49,6 +74,22 @@ impl Endpoint {
                 text.chars().take(200).collect::<String>()
             )
         })
+    }
+}
+
+/// `scheme://host:port/path` without user info, query or fragment.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let rest = rest.split(['?', '#']).next().unwrap_or("");
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let host = authority.rsplit('@').next().unwrap_or("");
+    if scheme.is_empty() {
+        format!("{host}{path}")
+    } else {
+        format!("{scheme}://{host}{path}")
     }
 }
 

@@ -32,7 +32,10 @@ fn every_example_runs_and_reproduces_byte_for_byte() {
         let b = std::fs::read(runs[1].join("results.json")).expect("results 2");
         assert_eq!(a, b, "{stem}: results.json differs between two runs");
         // And `verify` agrees.
-        let v = Test::new(dir.path()).args(["verify", runs[0].to_str().expect("path")]).run();
+        // verify takes its roots from the command line, never from the run folder.
+        let v = Test::new(dir.path())
+            .args(["verify", runs[0].to_str().expect("path"), "--allow-read", examples.to_str().expect("path")])
+            .run();
         assert_eq!(v.code, 0, "{stem}: verify failed: {}", v.stdout);
     }
 }

@@ -111,3 +111,28 @@ fn describe_without_an_endpoint_says_how_to_configure_one() {
     let msg = out.json()["diagnostics"][0]["message"].as_str().unwrap_or("").to_string();
     assert!(msg.contains("set ASSAY_LLM_URL"), "{msg}");
 }
+
+#[test]
+fn a_failing_endpoint_leaves_no_credentials_in_the_record() {
+    // A port nothing listens on: the connection is refused and the error
+    // quotes the URL. Its user, password, query and the key must not reach
+    // results.json, report.html or the terminal.
+    let port = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let dir = temp_with(&[("d.assay", "record \"x\", describe(svg(`<svg viewBox=\"0 0 1 1\"/>`))\n")]);
+    let out = Test::new(dir.path())
+        .env("ASSAY_LLM_URL", format!("http://alice:hunter2pw@127.0.0.1:{port}/v1?api_key=sk-querysecret"))
+        .env("ASSAY_LLM_MODEL", "m")
+        .env("ASSAY_LLM_KEY", "sk-headersecret")
+        .args(["run", "d.assay"])
+        .run();
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let run = crate::support::runs_of(dir.path(), "d").pop().expect("a run record");
+    let mut seen = format!("{}{}", out.stdout, out.stderr);
+    for f in ["results.json", "report.html", "manifest.json", "trace.jsonl"] {
+        seen.push_str(&std::fs::read_to_string(run.join(f)).expect("record file"));
+    }
+    assert!(seen.contains("did not answer"), "{seen}");
+    for secret in ["hunter2pw", "alice", "sk-querysecret", "sk-headersecret"] {
+        assert!(!seen.contains(secret), "`{secret}` leaked:\n{seen}");
+    }
+}

@@ -3,9 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test fails loudly on a broken expectation")]
 
+mod adversarial;
 mod cases;
 mod cli;
 mod docs;
+mod edges;
 mod llm;
 mod models;
 mod props;

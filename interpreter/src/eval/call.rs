@@ -364,6 +364,14 @@ impl<'r, 'a> ToolCtx for Ctx<'r, 'a> {
         Ok(bytes)
     }
 
+    fn glob(&mut self, pattern: &str) -> Result<Vec<(String, std::path::PathBuf)>, ToolError> {
+        self.run.sandbox.glob(pattern).map_err(|e| ToolError::new(e.message()).help(e.help()))
+    }
+
+    fn sandbox(&self) -> crate::sandbox::Sandbox {
+        self.run.sandbox.clone()
+    }
+
     fn note_input(&mut self, path: &Path, sha256: &str) {
         if let Some(inputs) = self.run.call_inputs.last_mut() {
             inputs.insert(path.display().to_string(), sha256.to_string());

@@ -22,6 +22,15 @@ use crate::sandbox::Sandbox;
 use crate::tool::Registry;
 use crate::value::Value;
 
+/// Where the evaluator is: the byte offset of the statement it started last.
+/// A supervisor reads it to say which line a run was on when a budget ended it.
+static PROGRESS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The byte offset of the statement being evaluated (in this process).
+pub fn progress() -> usize {
+    PROGRESS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Deepest chain of script function calls.
 pub const MAX_CALL_DEPTH: usize = 200;
 
@@ -200,7 +209,7 @@ pub fn execute(
     let mut out = std::mem::take(&mut run.out);
     match result {
         Ok(_) => {}
-        Err(e) => out.error = Some(e.to_diag(file)),
+        Err(e) => out.error = Some(e.to_diag(file).scrubbed(&file.text)),
     }
     out.trace.sort_by_key(|t| t.step);
     out

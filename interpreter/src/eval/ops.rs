@@ -20,6 +20,13 @@ fn type_err(op: BinOp, l: &Value, r: &Value, span: Span) -> RuntimeError {
         .help(help)
 }
 
+fn too_large(what: &str, n: usize, max: usize, span: Span) -> RuntimeError {
+    let unit = if what == "string" { "bytes" } else { "items" };
+    RuntimeError::new(format!("this {what} would hold {n} {unit}, more than the {max} a {what} may hold"), span)
+        .code("assay::too-large")
+        .help("a value that doubles in a loop grows past any budget; build less, or summarise as you go")
+}
+
 fn num_op(op: BinOp, a: f64, b: f64) -> f64 {
     match op {
         BinOp::Add => a + b,
@@ -125,8 +132,16 @@ impl<'a> Run<'a> {
             And | Or => Err(RuntimeError::new("internal: and/or are short-circuited", span)),
             Add | Sub | Mul | Div | Rem | Pow => match (&l, &r) {
                 (Value::Num(a), Value::Num(b)) => Ok(Value::Num(num_op(op, *a, *b))),
-                (Value::Str(a), Value::Str(b)) if op == Add => Ok(Value::str(format!("{a}{b}"))),
+                (Value::Str(a), Value::Str(b)) if op == Add => {
+                    if a.len() + b.len() > crate::value::MAX_STRING_BYTES {
+                        return Err(too_large("string", a.len() + b.len(), crate::value::MAX_STRING_BYTES, span));
+                    }
+                    Ok(Value::str(format!("{a}{b}")))
+                }
                 (Value::List(a), Value::List(b)) if op == Add => {
+                    if a.len() + b.len() > crate::value::MAX_LIST_ITEMS {
+                        return Err(too_large("list", a.len() + b.len(), crate::value::MAX_LIST_ITEMS, span));
+                    }
                     let mut v = a.as_ref().clone();
                     v.extend(b.iter().cloned());
                     Ok(Value::list(v))

@@ -9,6 +9,21 @@ use super::{AssertOutcome, EvalResult, Flow, Run, RuntimeError, Shown};
 use crate::tool::iter_values;
 use crate::value::{Closure, Func, Value};
 
+/// How deeply a recorded value may nest lists and records.
+const MAX_RECORD_NESTING: usize = 64;
+
+/// The nesting depth of lists and records, counted no further than needed.
+fn nesting(v: &Value, depth: usize) -> usize {
+    if depth > MAX_RECORD_NESTING {
+        return depth;
+    }
+    match v {
+        Value::List(items) => items.iter().map(|x| nesting(x, depth + 1)).max().unwrap_or(depth + 1),
+        Value::Record(fields) => fields.values().map(|x| nesting(x, depth + 1)).max().unwrap_or(depth + 1),
+        _ => depth,
+    }
+}
+
 impl<'a> Run<'a> {
     /// Runs statements in the current scope (the top level, a function body).
     pub(crate) fn exec_block_in_place(&mut self, stmts: &[Stmt]) -> EvalResult<Flow> {
@@ -38,6 +53,7 @@ impl<'a> Run<'a> {
     }
 
     fn stmt(&mut self, s: &Stmt) -> EvalResult<Flow> {
+        super::PROGRESS.store(s.span.start, std::sync::atomic::Ordering::Relaxed);
         match &s.node {
             StmtKind::Seed(_) | StmtKind::Use { .. } | StmtKind::Fn(_) => {}
             StmtKind::Let { name, value } => {
@@ -71,6 +87,24 @@ impl<'a> Run<'a> {
             }
             StmtKind::For { index, var, iter, body } => {
                 let it = self.eval(iter)?;
+                // A range is walked lazily: `for i in 0..10**15 { break }` costs nothing.
+                if let (Value::Range(a, b), None) = (&it, index) {
+                    let (a, b) = (*a, *b);
+                    let mut i = a;
+                    while i < b {
+                        self.push_scope();
+                        self.define(&var.node, Value::Num(i as f64));
+                        let r = self.exec_block(body);
+                        self.pop_scope();
+                        match r? {
+                            Flow::Normal | Flow::Continue => {}
+                            Flow::Break => break,
+                            ret @ Flow::Return(_) => return Ok(ret),
+                        }
+                        i += 1;
+                    }
+                    return Ok(Flow::Normal);
+                }
                 let pairs: Vec<(Value, Value)> = match &it {
                     Value::Record(fields) => fields.iter().map(|(k, v)| (Value::str(k), v.clone())).collect(),
                     other => {
@@ -137,6 +171,14 @@ impl<'a> Run<'a> {
                     }
                 };
                 let v = self.eval(value)?;
+                if nesting(&v, 0) > MAX_RECORD_NESTING {
+                    return Err(RuntimeError::new(
+                        format!("this value nests more than {MAX_RECORD_NESTING} lists or records deep; results.json would grow with the square of the depth"),
+                        value.span,
+                    )
+                    .code("assay::record-too-deep")
+                    .help("record a flatter summary of it (counts, a few levels, or a tensor)"));
+                }
                 if self.out.records.contains_key(&n) {
                     return Err(RuntimeError::new(format!("record `{n}` was already written"), name.span)
                         .code("assay::duplicate-record")

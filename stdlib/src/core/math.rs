@@ -92,6 +92,9 @@ fn clip_sig() -> Signature {
 }
 fn clip(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let (lo, hi) = (a.num(1)?, a.num(2)?);
+    if lo.is_nan() || hi.is_nan() {
+        return Err(ToolError::arg(if lo.is_nan() { 1 } else { 2 }, "the bounds must be numbers, not NaN"));
+    }
     if lo > hi {
         return Err(ToolError::arg(1, format!("`lo` ({lo}) is above `hi` ({hi})")));
     }
@@ -120,16 +123,21 @@ fn zeros_sig() -> Signature {
         .example("let t = zeros([2, 2], value: 1)\nassert sum(t) == 4")
 }
 fn zeros(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    const MAX_ELEMENTS: usize = 100_000_000;
     let mut shape = Vec::new();
     for d in a.numbers(0)? {
-        if d < 0.0 || d.fract() != 0.0 {
-            return Err(ToolError::arg(0, format!("dimensions must be whole numbers >= 0, found {d}")));
+        if d.is_nan() || d < 0.0 || d.fract() != 0.0 || d > MAX_ELEMENTS as f64 {
+            return Err(ToolError::arg(
+                0,
+                format!("dimensions must be whole numbers from 0 to {MAX_ELEMENTS}, found {d}"),
+            ));
         }
         shape.push(d as usize);
     }
-    let n: usize = shape.iter().product();
-    if n > 100_000_000 {
-        return Err(ToolError::arg(0, format!("{n} elements is too many")));
+    // Checked: [4294967296, 4294967296] must not wrap around to a small count.
+    let n = shape.iter().try_fold(1usize, |acc, d| acc.checked_mul(*d));
+    if n.is_none_or(|n| n > MAX_ELEMENTS) {
+        return Err(ToolError::arg(0, format!("a tensor of shape {shape:?} has more than {MAX_ELEMENTS} elements")));
     }
     Ok(Value::tensor(ArrayD::from_elem(shape, a.num(1)? as f32)))
 }
@@ -149,7 +157,13 @@ fn reshape(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let t = to_tensor(a.get(0)).map_err(|e| ToolError::arg(0, e))?;
     let dims = a.numbers(1)?;
     let total = t.len();
-    let known: usize = dims.iter().filter(|d| **d >= 0.0).map(|d| *d as usize).product();
+    // Checked: dimensions whose product wraps around must not pass as small.
+    let known = dims
+        .iter()
+        .filter(|d| **d >= 0.0)
+        .try_fold(1usize, |acc, d| if *d > usize::MAX as f64 { None } else { acc.checked_mul(*d as usize) })
+        .filter(|k| *k <= total.max(1))
+        .ok_or_else(|| ToolError::arg(1, format!("cannot reshape {total} elements into {dims:?}")))?;
     let mut shape = Vec::new();
     let mut inferred = false;
     for d in &dims {

@@ -77,7 +77,18 @@ fn replace(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     if from.is_empty() {
         return Err(ToolError::arg(1, "`from` must not be empty"));
     }
-    Ok(Value::str(a.str(0)?.replace(from, a.str(2)?)))
+    let (text, to) = (a.str(0)?, a.str(2)?);
+    // The size of the result is known before it is built.
+    let grows = to.len().saturating_sub(from.len()).saturating_mul(text.matches(from).count());
+    let max = assay_interpreter::MAX_STRING_BYTES;
+    if text.len().saturating_add(grows) > max {
+        return Err(ToolError::new(format!(
+            "the result would be {} bytes, more than the {max} a string may hold",
+            text.len().saturating_add(grows)
+        ))
+        .help("replace in a smaller text, or with a shorter replacement"));
+    }
+    Ok(Value::str(text.replace(from, to)))
 }
 
 fn starts_with_sig() -> Signature {

@@ -171,10 +171,17 @@ impl<'a> Gguf<'a> {
     /// A tensor dequantized to float32, in row-major order of [`TensorInfo::shape`].
     pub fn tensor(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>), String> {
         let t = self.tensors.get(name).ok_or_else(|| format!("the GGUF file has no tensor `{name}`"))?;
-        let n: usize = t.dims.iter().product();
-        let start = self.data_start + t.offset;
+        let n = t
+            .dims
+            .iter()
+            .try_fold(1usize, |a, d| a.checked_mul(*d))
+            .filter(|n| *n <= self.data.len())
+            .ok_or_else(|| format!("{name}: its dimensions {:?} exceed the file", t.dims))?;
+        let start = self.data_start.saturating_add(t.offset);
         let bytes = |len: usize| {
-            self.data.get(start..start + len).ok_or_else(|| format!("{name}: data past the end of the file"))
+            self.data
+                .get(start..start.saturating_add(len))
+                .ok_or_else(|| format!("{name}: data past the end of the file"))
         };
         let values = match t.kind {
             0 => bytes(4 * n)?.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),

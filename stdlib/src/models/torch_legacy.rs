@@ -304,13 +304,21 @@ pub fn read_state_dict(data: &[u8]) -> Result<Vec<NamedTensor>, String> {
         }
         let &(start, n) =
             storages.get(&t.storage).ok_or_else(|| format!("{name}: storage {} is missing", t.storage))?;
-        let count: usize = t.shape.iter().product();
+        let count = t
+            .shape
+            .iter()
+            .try_fold(1usize, |a, d| a.checked_mul(*d))
+            .ok_or_else(|| format!("{name}: its shape {:?} overflows", t.shape))?;
         if t.stride.len() != t.shape.len() {
             return Err(format!("{name}: shape and stride disagree"));
         }
         // The furthest element the view touches must lie inside the storage.
-        let last: usize = t.shape.iter().zip(&t.stride).map(|(d, s)| d.saturating_sub(1) * s).sum();
-        if count > 0 && t.offset + last >= n {
+        let last = t
+            .shape
+            .iter()
+            .zip(&t.stride)
+            .fold(0usize, |acc, (d, s)| acc.saturating_add(d.saturating_sub(1).saturating_mul(*s)));
+        if count > 0 && t.offset.saturating_add(last) >= n {
             return Err(format!("{name}: tensor runs past its storage"));
         }
         let read = |i: usize| {

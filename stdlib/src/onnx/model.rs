@@ -372,7 +372,11 @@ impl Model {
             check_shape(port, arr.shape())?;
             values.push((name, to_ort(arr, port)?));
         }
-        let outputs = s.run(values).map_err(|e| format!("ONNX Runtime failed: {e}"))?;
+        // The inputs are lent, not given: a graph output that is a graph
+        // input (`capture(m, x, "input")`) is the input's own buffer, which
+        // must outlive the copy below.
+        let lent: Vec<(&str, &DynValue)> = values.iter().map(|(n, v)| (n.as_str(), v)).collect();
+        let outputs = s.run(lent).map_err(|e| format!("ONNX Runtime failed: {e}"))?;
         let mut out = BTreeMap::new();
         for w in want {
             let v = outputs.get(w).ok_or_else(|| format!("the run produced no output `{w}`"))?;

@@ -353,6 +353,10 @@ fn activations(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     if all.iter().any(|(_, t)| t.shape().first().copied().unwrap_or(1) != n) {
         return Err(ToolError::arg(1, "all inputs must have the same number of rows (first dimension)"));
     }
+    if n == 0 && all.iter().any(|(_, t)| t.ndim() > 0) {
+        return Err(ToolError::arg(1, "the input has no rows (its first dimension is 0)")
+            .help("pass at least one example, e.g. a tensor of shape [1, ...]"));
+    }
     let mut parts: Vec<ArrayD<f32>> = Vec::new();
     let mut start = 0;
     while start < n.max(1) {

@@ -7,7 +7,7 @@ use std::any::Any;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use assay_interpreter::{Args, Handle, Image, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Args, Handle, Image, Registry, Sandbox, Signature, ToolCtx, ToolError, Type, Value};
 use sha2::{Digest, Sha256};
 
 use crate::core::FnTool;
@@ -31,7 +31,14 @@ pub struct Item {
 pub struct Dataset {
     pub name: String,
     pub items: Arc<Vec<Item>>,
+    /// The run's sandbox for a script's files, checked again at every read
+    /// (a file replaced by a symlink after listing is refused then); None
+    /// for Assay's own built-in sets in its cache.
+    pub sandbox: Option<Sandbox>,
 }
+
+/// The largest image file a data set reads.
+const MAX_IMAGE_BYTES: u64 = 256 << 20;
 
 impl Dataset {
     /// Decodes (PNG, JPEG) or renders (SVG, 224 wide on white) item `i`,
@@ -50,7 +57,13 @@ impl Dataset {
     /// As `read`, with drawings (SVG) rendered on `background` (None: transparent).
     pub fn read_on(&self, i: usize, background: Option<[u8; 4]>) -> Result<(Image, PathBuf, String), String> {
         let item = self.items.get(i).ok_or_else(|| format!("item {i} is out of range ({} items)", self.items.len()))?;
-        let bytes = std::fs::read(&item.path).map_err(|e| format!("{}: {e}", item.path.display()))?;
+        let bytes = match &self.sandbox {
+            Some(sb) => sb
+                .read_limited(&item.path.to_string_lossy(), MAX_IMAGE_BYTES)
+                .map(|(_, b)| b)
+                .map_err(|e| format!("{}: {}", item.name, e.message()))?,
+            None => read_builtin(&item.path, MAX_IMAGE_BYTES)?,
+        };
         let digest = hex::encode(Sha256::digest(&bytes));
         let img = if item.path.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg")) {
             let text = String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8", item.name))?;
@@ -60,6 +73,19 @@ impl Dataset {
         };
         img.map(|img| (img, item.path.clone(), digest))
     }
+}
+
+/// A file of Assay's own cache: a regular file, size checked before reading.
+fn read_builtin(path: &std::path::Path, limit: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let meta = f.metadata().map_err(|e| format!("{}: {e}", path.display()))?;
+    if !meta.is_file() || meta.len() > limit {
+        return Err(format!("{} is not a regular file of at most {limit} bytes", path.display()));
+    }
+    let mut bytes = Vec::new();
+    f.take(limit).read_to_end(&mut bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(bytes)
 }
 
 impl Handle for Dataset {
@@ -106,7 +132,11 @@ impl Handle for Dataset {
     }
     fn select(&self, indices: &[usize]) -> Option<Value> {
         let items: Vec<Item> = indices.iter().filter_map(|i| self.items.get(*i).cloned()).collect();
-        Some(Value::Handle(Arc::new(Dataset { name: self.name.clone(), items: Arc::new(items) })))
+        Some(Value::Handle(Arc::new(Dataset {
+            name: self.name.clone(),
+            items: Arc::new(items),
+            sandbox: self.sandbox.clone(),
+        })))
     }
     fn as_any(&self) -> &dyn Any {
         self
@@ -135,24 +165,17 @@ fn images_sig() -> Signature {
 }
 fn images(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let pattern = a.str(0)?.to_string();
-    if pattern.starts_with('/') || pattern.split('/').any(|p| p == "..") {
-        return Err(ToolError::arg(0, "the pattern must be relative to the script's folder, without `..`")
-            .help("to read another folder, run with --allow-read DIR and use a path inside it"));
-    }
-    // The base is the script's folder, which the sandbox resolves for ".".
-    let base = ctx.resolve_read(".").map_err(|e| ToolError { arg: Some(0), ..e })?;
-    let full = base.join(&pattern);
-    let paths = glob::glob(&full.to_string_lossy()).map_err(|e| ToolError::arg(0, format!("bad pattern: {e}")))?;
+    // The sandbox walks only inside the roots, refuses `..` in any spelling,
+    // never enters a symlinked folder and bounds the walk.
+    let found = ctx.glob(&pattern).map_err(|e| ToolError { arg: Some(0), ..e })?;
     let mut items = Vec::new();
-    for p in paths.flatten() {
-        let ext = p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).unwrap_or_default();
-        if !["png", "jpg", "jpeg", "webp", "svg"].contains(&ext.as_str()) || !p.is_file() {
+    for (rel, real) in found {
+        let ext = real.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).unwrap_or_default();
+        if !["png", "jpg", "jpeg", "webp", "svg"].contains(&ext.as_str()) {
             continue;
         }
-        let rel = p.strip_prefix(&base).unwrap_or(&p).to_string_lossy().into_owned();
-        // Symlinks out of the roots are refused here, as for any read.
-        let real = ctx.resolve_read(&rel).map_err(|e| ToolError { arg: Some(0), ..e })?;
-        let label = p.parent().and_then(|d| d.file_name()).map(|n| n.to_string_lossy().into_owned());
+        let label =
+            std::path::Path::new(&rel).parent().and_then(|d| d.file_name()).map(|n| n.to_string_lossy().into_owned());
         items.push(Item { path: real, name: rel, label });
     }
     items.sort_by(|x, y| x.name.cmp(&y.name));
@@ -171,7 +194,7 @@ fn images(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
             it.label = map.get(rel).or_else(|| bare.as_ref().and_then(|b| map.get(b))).cloned();
         }
     }
-    Ok(Value::Handle(Arc::new(Dataset { name: pattern, items: Arc::new(items) })))
+    Ok(Value::Handle(Arc::new(Dataset { name: pattern, items: Arc::new(items), sandbox: Some(ctx.sandbox()) })))
 }
 
 /// A labels side file: JSON {name: label} or CSV lines `name,label` (an
@@ -249,7 +272,7 @@ fn emoji_sig() -> Signature {
 }
 fn emoji(_: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let items = emoji_items().map_err(ToolError::new)?;
-    Ok(Value::Handle(Arc::new(Dataset { name: "openmoji".into(), items: Arc::new(items) })))
+    Ok(Value::Handle(Arc::new(Dataset { name: "openmoji".into(), items: Arc::new(items), sandbox: None })))
 }
 
 fn item_sig() -> Signature {

@@ -135,9 +135,11 @@ fn exemplars(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let data = dataset_of(a, 1)?;
     let qs = quantiles_of(a, 5)?;
     let spec = PassSpec {
-        k: a.count(2)?.max(1),
-        batch: a.count(3)?.max(1),
-        bottom: a.count(4)?,
+        // No more than the data set holds: `k: 4294967296` must not reserve
+        // room for four billion images.
+        k: a.count(2)?.clamp(1, data.items.len().max(1)),
+        batch: a.count(3)?.clamp(1, data.items.len().clamp(1, 4096)),
+        bottom: a.count(4)?.min(data.items.len()),
         quantiles: !qs.is_empty(),
         seed: rand::Rng::random(ctx.rng()),
     };

@@ -134,6 +134,16 @@ fn plot(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
                 return Err(ToolError::arg(1, format!("a heatmap needs a 2-D tensor, found shape {:?}", t.shape())));
             }
             let (r, c) = (t.shape()[0], t.shape()[1]);
+            // The image is 480x300: more cells than this cannot be seen, and
+            // each one is an SVG element (10,000 x 10,000 would be 10 GB of text).
+            const MAX_CELLS: usize = 250_000;
+            if r.saturating_mul(c) > MAX_CELLS {
+                return Err(ToolError::arg(
+                    1,
+                    format!("a heatmap of {r} x {c} cells is more than the {MAX_CELLS} it can draw"),
+                )
+                .help("average or max-pool the rows and columns first, or plot a slice"));
+            }
             heat(r, c, &t.iter().map(|x| *x as f64).collect::<Vec<_>>())
         }
         other => {

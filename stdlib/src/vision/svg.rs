@@ -11,12 +11,89 @@ use crate::core::FnTool;
 
 /// Largest side of a rendered image.
 const MAX_SIDE: u32 = 4096;
+/// Bounds on filter work: each is far beyond what a drawn stimulus needs,
+/// and far below what makes one render take minutes.
+const MAX_OCTAVES: u32 = 16;
+const MAX_FILTER_RADIUS: f32 = 512.0;
+const MAX_FILTER_PRIMITIVES: usize = 256;
+const MAX_NESTED_SVG: usize = 4;
+
+/// Refuses filters whose cost grows without bound with one attribute
+/// (`feTurbulence numOctaves="1000000000"` is 230 bytes and hours of work).
+fn check_tree(tree: &resvg::usvg::Tree, depth: usize) -> Result<(), String> {
+    use resvg::usvg::filter::Kind;
+    if depth > MAX_NESTED_SVG {
+        return Err(format!("SVG images nested more than {MAX_NESTED_SVG} deep"));
+    }
+    let mut primitives = 0;
+    for f in tree.filters() {
+        for p in f.primitives() {
+            primitives += 1;
+            match p.kind() {
+                Kind::Turbulence(t) if t.num_octaves() > MAX_OCTAVES => {
+                    return Err(format!("feTurbulence numOctaves=\"{}\" is more than {MAX_OCTAVES}", t.num_octaves()))
+                }
+                Kind::Morphology(m) if m.radius_x().get().max(m.radius_y().get()) > MAX_FILTER_RADIUS => {
+                    return Err(format!("feMorphology radius is more than {MAX_FILTER_RADIUS}"))
+                }
+                Kind::GaussianBlur(b) if b.std_dev_x().get().max(b.std_dev_y().get()) > MAX_FILTER_RADIUS => {
+                    return Err(format!("feGaussianBlur stdDeviation is more than {MAX_FILTER_RADIUS}"))
+                }
+                Kind::DropShadow(b) if b.std_dev_x().get().max(b.std_dev_y().get()) > MAX_FILTER_RADIUS => {
+                    return Err(format!("feDropShadow stdDeviation is more than {MAX_FILTER_RADIUS}"))
+                }
+                _ => {}
+            }
+        }
+    }
+    if primitives > MAX_FILTER_PRIMITIVES {
+        return Err(format!("more than {MAX_FILTER_PRIMITIVES} filter primitives"));
+    }
+    check_images(tree.root(), depth)
+}
+
+fn check_images(g: &resvg::usvg::Group, depth: usize) -> Result<(), String> {
+    use resvg::usvg::{ImageKind, Node};
+    for n in g.children() {
+        match n {
+            Node::Group(g) => check_images(g, depth)?,
+            Node::Image(img) => {
+                if let ImageKind::SVG(sub) = img.kind() {
+                    check_tree(sub, depth + 1)?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
 
 /// Renders SVG text to an RGBA image `width` wide (height from the aspect
 /// ratio unless given) over a background colour (None: transparent).
 pub fn render(text: &str, width: u32, height: Option<u32>, background: Option<[u8; 4]>) -> Result<Image, String> {
-    let opt = resvg::usvg::Options::default();
+    // `<image href="file">` would make the renderer read any file by itself:
+    // such references are collected and refused. Pictures embedded as
+    // `data:` URLs are decoded (and nested SVG is parsed with these options).
+    let refused = std::sync::Mutex::new(Vec::<String>::new());
+    let opt = resvg::usvg::Options {
+        image_href_resolver: resvg::usvg::ImageHrefResolver {
+            resolve_data: resvg::usvg::ImageHrefResolver::default_data_resolver(),
+            resolve_string: Box::new(|href: &str, _: &resvg::usvg::Options| {
+                if let Ok(mut r) = refused.lock() {
+                    r.push(href.chars().take(120).collect());
+                }
+                None
+            }),
+        },
+        ..resvg::usvg::Options::default()
+    };
     let tree = resvg::usvg::Tree::from_str(text, &opt).map_err(|e| format!("not valid SVG: {e}"))?;
+    if let Some(href) = refused.lock().ok().and_then(|r| r.first().cloned()) {
+        return Err(format!(
+            "the SVG's <image> refers to `{href}`; drawings may not read files (embed a picture as a data: URL, or load it with image() and compose with scene())"
+        ));
+    }
+    check_tree(&tree, 0)?;
     let size = tree.size();
     let w = width.clamp(1, MAX_SIDE);
     let h = height.unwrap_or_else(|| ((size.height() / size.width()) * w as f32).round() as u32).clamp(1, MAX_SIDE);

@@ -287,6 +287,17 @@ pub fn concept_model(efficientnet: &ModelProto, labels: &[String]) -> Result<Mod
     Ok(m)
 }
 
+/// Builds both synthetic-neuron models into the cache (for a sandboxed run,
+/// which may read the cache but not write it).
+pub fn provision() -> Result<(), String> {
+    crate::models::build::cache_built("synthetic", "low-level", &low_level_model())?;
+    let (path, labels) = crate::models::efficientnet::provision()?;
+    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let base = crate::onnx::graph::decode(&bytes)?;
+    crate::models::build::cache_built("synthetic", "concepts", &concept_model(&base, &labels)?)?;
+    Ok(())
+}
+
 /// Writes a built model into the cache under a name derived from its bytes
 /// (so a changed definition never meets a stale file) and loads it.
 /// Caches a built model and loads it, recording it as a run input.

@@ -1,0 +1,621 @@
+//! Running a script as an untrusted program. `assay run` and `assay verify`
+//! never evaluate a script in their own process: they start a child (this
+//! same binary, `assay __child`) that checks the script, provisions what it
+//! names, lowers its memory limit, closes the kernel sandbox (Landlock:
+//! read only the allowed roots, Assay's cache and the system's libraries;
+//! write only into the run's unfinished folder; connect only to the
+//! configured LLM endpoint's port; execute nothing) and only then runs it.
+//! The parent enforces the wall-time budget, reads which line the child is
+//! on, and when the child dies (out of memory, out of time, a crash) writes
+//! the error run record itself. So a hostile script ends with a diagnostic
+//! and a record, never an OOM kill of the caller, a hang or a lost run.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use assay_interpreter::{
+    execute, manifest_json, mentions, prepare, report_html, results_json, script_seed, trace_jsonl, write_files, Diag,
+    ManifestInfo, Outcome, Registry, RunFiles, Sandbox, SourceFile, Status, Value,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value as Json};
+
+/// The hidden subcommand the child runs.
+pub const CHILD_ARG: &str = "__child";
+
+/// Memory and time a run may use.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Budget {
+    /// Bytes of memory the script's work may add (heap and anonymous maps).
+    pub memory: u64,
+    pub timeout: Duration,
+}
+
+impl Budget {
+    /// Default memory: half the machine's memory (what is left covers the
+    /// parent, the system and other work); default time: one hour.
+    pub fn defaults() -> Budget {
+        let total = meminfo_total().unwrap_or(8 << 30);
+        Budget { memory: total / 2, timeout: Duration::from_secs(3600) }
+    }
+}
+
+fn meminfo_total() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Parses `512M`, `2G`, `1.5GiB`, `1000000` (bytes).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a size; write e.g. 512M or 4G"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" | "kib" => 1024.0,
+        "m" | "mb" | "mib" => 1024.0 * 1024.0,
+        "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "t" | "tb" | "tib" => 1024.0f64.powi(4),
+        _ => return Err(format!("`{s}` has an unknown unit; use K, M, G or T")),
+    };
+    let bytes = n * mult;
+    if !bytes.is_finite() || bytes < (16 << 20) as f64 || bytes > 1e18 {
+        return Err(format!("`{s}` is not a usable memory budget (at least 16M)"));
+    }
+    Ok(bytes as u64)
+}
+
+/// Parses `30`, `30s`, `5m`, `2h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let (num, mult) = match t.chars().last() {
+        Some('s') => (&t[..t.len() - 1], 1.0),
+        Some('m') => (&t[..t.len() - 1], 60.0),
+        Some('h') => (&t[..t.len() - 1], 3600.0),
+        _ => (t, 1.0),
+    };
+    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration; write e.g. 30s, 5m or 2h"))?;
+    let secs = n * mult;
+    if !secs.is_finite() || secs <= 0.0 || secs > 1e7 {
+        return Err(format!("`{s}` is not a usable time budget"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// What the parent asks the child to do.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Job {
+    pub name: String,
+    pub text: String,
+    /// The folder relative paths resolve against.
+    pub base: PathBuf,
+    pub roots: Vec<PathBuf>,
+    pub seed: Option<u64>,
+    /// The unfinished run folder the child writes into (and nowhere else).
+    pub out: PathBuf,
+    pub budget: Budget,
+    pub color: bool,
+    /// Test builds only: turn off the in-process checks to show the kernel's.
+    pub bypass_checks: bool,
+}
+
+/// One `show` as the parent prints it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ShowOut {
+    pub title: Option<String>,
+    pub line: usize,
+    pub text: String,
+}
+
+/// What the child reports at the end, as one JSON line.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Report {
+    CheckFailed { rendered: String, diagnostics: Vec<Json> },
+    Done(Box<Done>),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Done {
+    pub status: String,
+    pub records: usize,
+    pub asserts: usize,
+    /// (line, expression, message) of each failed assert.
+    pub failed: Vec<(usize, String, Option<String>)>,
+    pub tool_calls: usize,
+    pub shows: Vec<ShowOut>,
+    pub error_rendered: Option<String>,
+    pub diagnostics: Vec<Json>,
+    pub sandbox: Json,
+}
+
+/// How much of what a script shows reaches the terminal (all of it is in
+/// report.html): a script cannot flood the caller's memory or screen.
+const MAX_SHOW_CHARS: usize = 64 * 1024;
+const MAX_SHOWS: usize = 1000;
+
+fn clip_text(t: String) -> String {
+    match t.char_indices().nth(MAX_SHOW_CHARS) {
+        Some((cut, _)) => {
+            let more = t[cut..].chars().count();
+            format!("{}… ({more} more characters; see report.html)", &t[..cut])
+        }
+        None => t,
+    }
+}
+
+/// How a child ended.
+pub enum End {
+    Report(Report),
+    /// It died or was stopped; the parent wrote the error record.
+    Died {
+        diag: Box<Diag>,
+    },
+}
+
+/// The 1-based line of a byte offset.
+fn file_line(text: &str, offset: usize) -> usize {
+    text.as_bytes().iter().take(offset.min(text.len())).filter(|b| **b == b'\n').count() + 1
+}
+
+/// The line a line-less diagnostic is attached to.
+fn line_span(text: &str, line: usize) -> assay_grammar::Span {
+    let mut start = 0;
+    for (i, l) in text.split_inclusive('\n').enumerate() {
+        if i + 1 == line {
+            let end = start + l.trim_end_matches('\n').len();
+            return assay_grammar::Span { start, end: end.max(start) };
+        }
+        start += l.len();
+    }
+    assay_grammar::Span { start: 0, end: 0 }
+}
+
+fn fmt_bytes(b: u64) -> String {
+    if b >= 1 << 30 {
+        format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64)
+    } else {
+        format!("{} MiB", b >> 20)
+    }
+}
+
+/// Starts the child, feeds it the job, enforces the time budget, relays its
+/// stderr (escaped) and turns its end into a report or an error record.
+pub fn run_child(job: &Job) -> Result<End, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the assay binary: {e}"))?;
+    let mut child = Command::new(exe)
+        .arg(CHILD_ARG)
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start the sandboxed run: {e}"))?;
+    let job_text = serde_json::to_string(job).map_err(|e| e.to_string())?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // The child reads the whole job before it does anything else.
+        let _ = stdin.write_all(job_text.as_bytes());
+    }
+    let line = Arc::new(Mutex::new(None::<usize>));
+    let report = Arc::new(Mutex::new(None::<String>));
+    let out_thread = child.stdout.take().map(|stdout| {
+        let (line, report) = (line.clone(), report.clone());
+        std::thread::spawn(move || {
+            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(n) = l.strip_prefix("at ").and_then(|n| n.trim().parse().ok()) {
+                    if let Ok(mut g) = line.lock() {
+                        *g = Some(n);
+                    }
+                } else if let Some(r) = l.strip_prefix("report ") {
+                    if let Ok(mut g) = report.lock() {
+                        *g = Some(r.to_string());
+                    }
+                }
+            }
+        })
+    });
+    let tail = Arc::new(Mutex::new(String::new()));
+    let err_thread = child.stderr.take().map(|stderr| {
+        let tail = tail.clone();
+        std::thread::spawn(move || relay_stderr(stderr, &tail))
+    });
+    let started = Instant::now();
+    let mut timed_out = false;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break st,
+            Ok(None) => {}
+            Err(e) => return Err(format!("lost the sandboxed run: {e}")),
+        }
+        if started.elapsed() > job.budget.timeout {
+            timed_out = true;
+            let _ = child.kill();
+            match child.wait() {
+                Ok(st) => break st,
+                Err(e) => return Err(format!("lost the sandboxed run: {e}")),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    if let Some(t) = out_thread {
+        let _ = t.join();
+    }
+    if let Some(t) = err_thread {
+        let _ = t.join();
+    }
+    let report_line = report.lock().ok().and_then(|g| g.clone());
+    if !timed_out && status.success() {
+        if let Some(r) = report_line {
+            return serde_json::from_str(&r).map(End::Report).map_err(|e| format!("the sandboxed run's report: {e}"));
+        }
+    }
+    // The child died or was stopped: say why, where, and leave a record.
+    let tail = tail.lock().map(|t| t.clone()).unwrap_or_default();
+    let line = line.lock().ok().and_then(|g| *g).map(|offset| file_line(&job.text, offset));
+    let (code, message, help) = died_reason(timed_out, &status, &tail, &job.budget);
+    let file = SourceFile::new(job.name.clone(), job.text.clone());
+    let where_ = line.map(|l| format!(" (it was running line {l})")).unwrap_or_default();
+    let mut diag = Diag::new(code, format!("{message}{where_}")).help(help);
+    if let Some(l) = line {
+        diag = diag.at(&file, line_span(&job.text, l), "running here");
+    }
+    let out = Outcome { error: Some(diag.clone()), seed: job.seed.unwrap_or(0), ..Outcome::default() };
+    let mut artifacts = Vec::new();
+    let results = results_json(&out, &file, &mut artifacts);
+    let mut extra = BTreeMap::new();
+    extra.insert(
+        "sandbox".to_string(),
+        json!({"ended": code, "memory_budget": job.budget.memory, "timeout_seconds": job.budget.timeout.as_secs_f64()}),
+    );
+    let info = ManifestInfo {
+        script_name: &job.name,
+        script_text: &job.text,
+        script_dir: &job.base,
+        allowed_roots: &job.roots,
+        extra,
+    };
+    let files = RunFiles {
+        script: job.text.clone(),
+        results,
+        trace: String::new(),
+        manifest: manifest_json(&out, &info),
+        report: report_html(&job.name, &out),
+        artifacts,
+    };
+    // Whatever the child left half-written is replaced by the error record.
+    let _ = std::fs::remove_dir_all(&job.out);
+    write_files(&job.out, &files).map_err(|e| format!("cannot write the error record: {e}"))?;
+    Ok(End::Died { diag: Box::new(diag) })
+}
+
+fn died_reason(
+    timed_out: bool,
+    status: &std::process::ExitStatus,
+    tail: &str,
+    budget: &Budget,
+) -> (&'static str, String, String) {
+    use std::os::unix::process::ExitStatusExt;
+    if timed_out {
+        return (
+            "assay::budget-time",
+            format!("the script ran past its time budget of {:.0} s and was stopped", budget.timeout.as_secs_f64()),
+            "make the script do less (fewer items, smaller batches), or give it more time with --timeout".into(),
+        );
+    }
+    if tail.contains("memory allocation of") || tail.contains("cannot allocate memory") || status.signal() == Some(9) {
+        return (
+            "assay::budget-memory",
+            format!("the script used up its memory budget of {} and was stopped", fmt_bytes(budget.memory)),
+            "make the script hold less at once (smaller tensors and lists, batch:), or raise the budget with --memory"
+                .into(),
+        );
+    }
+    if tail.contains("overflowed its stack") {
+        return (
+            "assay::budget-stack",
+            "the script nested too deeply (its stack ran out) and was stopped".into(),
+            "flatten deeply nested lists or recursion".into(),
+        );
+    }
+    let how = match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exit code {c}"),
+        (_, Some(s)) => format!("signal {s}"),
+        _ => "an unknown status".into(),
+    };
+    (
+        "assay::crashed",
+        format!("the sandboxed run ended without a result ({how})"),
+        "this is a bug in Assay; please report it with the script".into(),
+    )
+}
+
+/// Forwards the child's stderr with control characters escaped, keeping the
+/// last few kilobytes to explain a death.
+fn relay_stderr(mut stderr: impl Read, tail: &Mutex<String>) {
+    let mut buf = [0u8; 4096];
+    let mut err = std::io::stderr();
+    loop {
+        let n = match stderr.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let text = String::from_utf8_lossy(&buf[..n]);
+        // The runtime's own last words on an exhausted budget are explained
+        // by the diagnostic that follows; everything else is passed on.
+        let shown: String = text
+            .split_inclusive('\n')
+            .filter(|l| {
+                !l.starts_with("memory allocation of")
+                    && !l.contains("has overflowed its stack")
+                    && !l.starts_with("fatal runtime error")
+            })
+            .collect();
+        let _ = err.write_all(crate::cli::escape_controls(&shown).as_bytes());
+        if let Ok(mut t) = tail.lock() {
+            t.push_str(&text);
+            if t.len() > 8192 {
+                let cut = t.len() - 8192;
+                let cut = (cut..t.len()).find(|i| t.is_char_boundary(*i)).unwrap_or(t.len());
+                t.replace_range(..cut, "");
+            }
+        }
+    }
+}
+
+/// What the kernel sandbox enforced, for the manifest and the tests.
+fn restrict(job: &Job, runtime_library: Option<&Path>) -> Json {
+    use landlock::{
+        Access, AccessFs, AccessNet, NetPort, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
+    };
+    let abi = ABI::V6;
+    let read = AccessFs::from_read(abi);
+    let mut readable: Vec<PathBuf> = job.roots.clone();
+    readable.push(assay_stdlib::onnx::runtime::cache_dir());
+    if let Some(dir) = runtime_library.and_then(Path::parent) {
+        readable.push(dir.to_path_buf());
+    }
+    // The system's libraries and what the C library and ONNX Runtime read
+    // about the machine; /etc only file by file (never /etc/shadow).
+    for p in [
+        "/usr/lib",
+        "/usr/lib64",
+        "/lib",
+        "/lib64",
+        "/usr/share/zoneinfo",
+        "/etc/ld.so.cache",
+        "/etc/localtime",
+        "/etc/resolv.conf",
+        "/etc/hosts",
+        "/etc/nsswitch.conf",
+        "/etc/gai.conf",
+        "/etc/ssl/certs",
+        "/proc/self",
+        "/proc/cpuinfo",
+        "/proc/meminfo",
+        "/proc/stat",
+        "/sys/devices/system/cpu",
+        "/sys/fs/cgroup",
+        "/dev/null",
+        "/dev/urandom",
+    ] {
+        readable.push(PathBuf::from(p));
+    }
+    let writable = vec![job.out.clone()];
+    let llm_port = std::env::var("ASSAY_LLM_URL").ok().and_then(|u| endpoint_port(&u));
+    let result = (|| -> Result<landlock::RestrictionStatus, landlock::RulesetError> {
+        let mut rs = Ruleset::default()
+            .handle_access(AccessFs::from_all(abi))?
+            .handle_access(AccessNet::from_all(abi))?
+            .scope(Scope::from_all(abi))?
+            .create()?
+            .add_rules(landlock::path_beneath_rules(&readable, read))?
+            .add_rules(landlock::path_beneath_rules(&writable, AccessFs::from_all(abi) & !AccessFs::Execute))?
+            .add_rules(landlock::path_beneath_rules(["/dev/null"], AccessFs::WriteFile))?;
+        if let Some(port) = llm_port {
+            rs = rs.add_rule(NetPort::new(port, AccessNet::ConnectTcp))?;
+        }
+        rs.restrict_self()
+    })();
+    let net = match llm_port {
+        Some(p) => format!("TCP connect to port {p} only (the configured ASSAY_LLM_URL)"),
+        None => "no TCP connect or bind".into(),
+    };
+    match result {
+        Ok(st) => {
+            let level = match st.ruleset {
+                RulesetStatus::FullyEnforced => "enforced",
+                RulesetStatus::PartiallyEnforced => "partially enforced (this kernel lacks some Landlock features)",
+                RulesetStatus::NotEnforced => "not available on this kernel",
+            };
+            if st.ruleset != RulesetStatus::FullyEnforced {
+                eprintln!("note: the kernel sandbox (Landlock) is {level}; in-process checks still apply");
+            }
+            json!({
+                "landlock": level,
+                "read": readable.iter().filter(|p| p.exists()).map(|p| p.display().to_string()).collect::<Vec<_>>(),
+                "write": "this run's unfinished folder only",
+                "execute": "nothing",
+                "network": net,
+                "memory_budget": job.budget.memory,
+                "timeout_seconds": job.budget.timeout.as_secs_f64(),
+            })
+        }
+        Err(e) => {
+            eprintln!("note: the kernel sandbox (Landlock) could not be set up ({e}); in-process checks still apply");
+            json!({"landlock": format!("not enforced: {e}"), "memory_budget": job.budget.memory, "timeout_seconds": job.budget.timeout.as_secs_f64()})
+        }
+    }
+}
+
+/// The TCP port of an http(s) URL.
+fn endpoint_port(url: &str) -> Option<u16> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority.rsplit('@').next()?;
+    let port = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split_once("]:").map(|(_, p)| p),
+        None => host_port.rsplit_once(':').map(|(_, p)| p),
+    };
+    match port.and_then(|p| p.parse().ok()) {
+        Some(p) => Some(p),
+        None if scheme.eq_ignore_ascii_case("https") => Some(443),
+        None => Some(80),
+    }
+}
+
+/// Memory the process has mapped for data now (VmData), in bytes.
+fn data_in_use() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|t| {
+            t.lines().find(|l| l.starts_with("VmData:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+fn show_text(v: &Value) -> String {
+    match v {
+        Value::List(items) if items.len() > 1 && items.iter().all(|x| matches!(x, Value::Record(_))) => {
+            items.iter().map(|x| x.to_text()).collect::<Vec<_>>().join("\n")
+        }
+        other => other.to_text(),
+    }
+}
+
+fn emit(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// The child: check, provision, restrict, run, write the record, report.
+pub fn child_main(registry: &Registry) -> u8 {
+    // A panic (a bug) says where the script was before the process ends.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        emit(&format!("at {}", assay_interpreter::progress()));
+        default_hook(info);
+    }));
+    let mut text = String::new();
+    if std::io::stdin().read_to_string(&mut text).is_err() {
+        return 2;
+    }
+    let job: Job = match serde_json::from_str(&text) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("error: the sandboxed run's job is malformed: {e}");
+            return 2;
+        }
+    };
+    let file = SourceFile::new(job.name.clone(), job.text.clone());
+    let mut sandbox = match Sandbox::with_roots(&job.base, &job.roots) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: the script's folder cannot be used: {e}");
+            return 2;
+        }
+    };
+    if job.bypass_checks && cfg!(debug_assertions) {
+        sandbox = sandbox.bypass_checks_for_kernel_test();
+    }
+    let prepared = prepare(&file, registry, &sandbox);
+    let program = match (&prepared.program, prepared.diags.is_empty()) {
+        (Some(p), true) => p,
+        _ => {
+            let rendered: String = prepared
+                .diags
+                .iter()
+                .map(|d| if job.color { d.render_color(100) } else { d.render_plain(100) })
+                .collect();
+            let diagnostics = prepared.diags.iter().map(|d| d.to_json()).collect();
+            let r = Report::CheckFailed { rendered, diagnostics };
+            emit(&format!("report {}", serde_json::to_string(&r).unwrap_or_default()));
+            return 0;
+        }
+    };
+    // Provisioning writes the cache, so it happens before the sandbox closes.
+    let provisioned = assay_stdlib::provision::provision_for(&mentions(program), registry);
+    for p in &provisioned.problems {
+        eprintln!("note: could not provision {p}");
+    }
+    // The budget counts what the script adds to what is mapped now.
+    let limit = data_in_use().saturating_add(job.budget.memory);
+    let _ = rlimit::setrlimit(rlimit::Resource::DATA, limit, limit);
+    let _ = rlimit::setrlimit(rlimit::Resource::CORE, 0, 0);
+    let _ = rlimit::setrlimit(rlimit::Resource::FSIZE, 16 << 30, 16 << 30);
+    let sandbox_facts = restrict(&job, provisioned.runtime_library.as_deref());
+    // Threads started after restrict_self inherit the sandbox.
+    std::thread::spawn(move || {
+        let mut last = usize::MAX;
+        loop {
+            let at = assay_interpreter::progress();
+            if at != last {
+                emit(&format!("at {at}"));
+                last = at;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let seed = job.seed.or_else(|| script_seed(program)).unwrap_or(0);
+    let mut out = execute(&file, program, registry, &sandbox, &prepared.modules, seed);
+    out.inputs.extend(prepared.inputs.clone());
+    let mut artifacts = std::mem::take(&mut out.artifacts);
+    let results = results_json(&out, &file, &mut artifacts);
+    let mut extra = BTreeMap::new();
+    if let Some(rt) = assay_stdlib::onnx::runtime::loaded() {
+        extra.insert(
+            "onnxruntime".to_string(),
+            json!({"version": rt.runtime.version, "threads": rt.threads, "library": rt.runtime.library.display().to_string()}),
+        );
+    }
+    extra.insert("sandbox".to_string(), sandbox_facts.clone());
+    let info = ManifestInfo {
+        script_name: &file.name,
+        script_text: &file.text,
+        script_dir: &job.base,
+        allowed_roots: &job.roots,
+        extra,
+    };
+    let files = RunFiles {
+        script: file.text.clone(),
+        results,
+        trace: trace_jsonl(&out),
+        manifest: manifest_json(&out, &info),
+        report: report_html(&file.name, &out),
+        artifacts,
+    };
+    if let Err(e) = write_files(&job.out, &files) {
+        eprintln!("error: cannot write the run record: {e}");
+        return 1;
+    }
+    let status = Status::of(&out);
+    let done = Done {
+        status: status.as_str().to_string(),
+        records: out.records.len(),
+        asserts: out.asserts.len(),
+        failed: out.asserts.iter().filter(|a| !a.passed).map(|a| (a.line, a.expr.clone(), a.message.clone())).collect(),
+        tool_calls: out.trace.len(),
+        shows: out
+            .shows
+            .iter()
+            .take(MAX_SHOWS)
+            .map(|sh| ShowOut {
+                title: sh.title.clone().map(clip_text),
+                line: sh.line,
+                text: clip_text(sh.values.iter().map(show_text).collect::<Vec<_>>().join("\n")),
+            })
+            .collect(),
+        error_rendered: out.error.as_ref().map(|d| if job.color { d.render_color(100) } else { d.render_plain(100) }),
+        diagnostics: out.error.iter().map(|d| d.to_json()).collect(),
+        sandbox: sandbox_facts,
+    };
+    emit(&format!("report {}", serde_json::to_string(&Report::Done(Box::new(done))).unwrap_or_default()));
+    0
+}

@@ -1,0 +1,74 @@
+//! Provisioning ahead of a sandboxed run: what a script names (built-in
+//! models, data sets, ONNX Runtime) is fetched and built into Assay's cache
+//! before the kernel sandbox closes, because a sandboxed run may read the
+//! cache but never write it. Nothing here runs script code; it reads only
+//! the names and plain string literals the script's syntax contains. A name
+//! computed at run time is not seen here: if it is not cached yet, the tool
+//! fails with a message that says how to provision it.
+
+use std::path::PathBuf;
+
+use assay_interpreter::{Mentions, Registry};
+
+use crate::models::{build, efficientnet, planted, smollm};
+use crate::vision::{data, photo_files, synthetic};
+
+/// What provisioning did, and the paths a sandboxed run must be able to read.
+#[derive(Debug, Default)]
+pub struct Provisioned {
+    /// ONNX Runtime's library, when the script may load a model.
+    pub runtime_library: Option<PathBuf>,
+    /// One line per thing that could not be provisioned (the run goes on;
+    /// the tool that needs it will say so where it is called).
+    pub problems: Vec<String>,
+}
+
+/// Tool categories whose tools run models in ONNX Runtime.
+const MODEL_CATEGORIES: &[&str] = &["models", "interventions", "metrics", "vision"];
+
+pub fn provision_for(m: &Mentions, registry: &Registry) -> Provisioned {
+    let mut out = Provisioned::default();
+    let mut note = |r: Result<(), String>, what: &str| {
+        if let Err(e) = r {
+            out.problems.push(format!("{what}: {e}"));
+        }
+    };
+    let named = |n: &str| m.names.contains(n);
+    if named("model") {
+        for name in crate::models::KNOWN {
+            if !m.strings.contains(*name) {
+                continue;
+            }
+            let r = match *name {
+                "efficientnet-lite0" => efficientnet::provision().map(|_| ()),
+                "smollm2-135m" => smollm::provision().map(|_| ()),
+                "planted" => {
+                    build::cache_built("planted", name, &planted::build(planted::Variant::Original)).map(|_| ())
+                }
+                "planted-altered" => {
+                    build::cache_built("planted", name, &planted::build(planted::Variant::Altered)).map(|_| ())
+                }
+                _ => Ok(()),
+            };
+            note(r, name);
+        }
+    }
+    if ["synthetic", "synthetic_neurons", "score"].iter().any(|n| named(n)) {
+        note(synthetic::provision(), "synthetic neurons");
+    }
+    if named("sample_photos") {
+        note(photo_files().map(|_| ()), "sample photos");
+    }
+    if named("emoji") {
+        note(data::emoji_items().map(|_| ()), "emoji");
+    }
+    let uses_models =
+        m.names.iter().any(|n| registry.signature(n).is_some_and(|s| MODEL_CATEGORIES.contains(&s.category)));
+    if uses_models || named("onnx") {
+        match crate::onnx::runtime::provision() {
+            Ok(rt) => out.runtime_library = Some(rt.library),
+            Err(e) => out.problems.push(format!("ONNX Runtime: {e}")),
+        }
+    }
+    out
+}
