@@ -395,7 +395,10 @@ fn restrict(job: &Job, runtime_library: Option<&Path>) -> Json {
         "/etc/nsswitch.conf",
         "/etc/gai.conf",
         "/etc/ssl/certs",
-        "/proc/self",
+        // Not /proc/self as a whole: /proc/self/environ holds the LLM key.
+        "/proc/self/cgroup",
+        "/proc/self/mountinfo",
+        "/proc/self/status",
         "/proc/cpuinfo",
         "/proc/meminfo",
         "/proc/stat",
@@ -408,7 +411,10 @@ fn restrict(job: &Job, runtime_library: Option<&Path>) -> Json {
     }
     let writable = vec![job.out.clone()];
     let llm_port = std::env::var("ASSAY_LLM_URL").ok().and_then(|u| endpoint_port(&u));
-    let result = (|| -> Result<landlock::RestrictionStatus, landlock::RulesetError> {
+    // Test builds can pretend the kernel has no Landlock, to check that the
+    // run says so instead of going on silently.
+    let pretend_missing = cfg!(debug_assertions) && std::env::var_os("ASSAY_TEST_PRETEND_NO_LANDLOCK").is_some();
+    let restrict = || -> Result<landlock::RestrictionStatus, landlock::RulesetError> {
         let mut rs = Ruleset::default()
             .handle_access(AccessFs::from_all(abi))?
             .handle_access(AccessNet::from_all(abi))?
@@ -421,19 +427,20 @@ fn restrict(job: &Job, runtime_library: Option<&Path>) -> Json {
             rs = rs.add_rule(NetPort::new(port, AccessNet::ConnectTcp))?;
         }
         rs.restrict_self()
-    })();
+    };
+    let result = if pretend_missing { Ok(RulesetStatus::NotEnforced) } else { restrict().map(|st| st.ruleset) };
     let net = match llm_port {
         Some(p) => format!("TCP connect to port {p} only (the configured ASSAY_LLM_URL)"),
         None => "no TCP connect or bind".into(),
     };
     match result {
-        Ok(st) => {
-            let level = match st.ruleset {
+        Ok(status) => {
+            let level = match status {
                 RulesetStatus::FullyEnforced => "enforced",
                 RulesetStatus::PartiallyEnforced => "partially enforced (this kernel lacks some Landlock features)",
                 RulesetStatus::NotEnforced => "not available on this kernel",
             };
-            if st.ruleset != RulesetStatus::FullyEnforced {
+            if status != RulesetStatus::FullyEnforced {
                 eprintln!("note: the kernel sandbox (Landlock) is {level}; in-process checks still apply");
             }
             json!({

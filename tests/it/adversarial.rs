@@ -97,7 +97,16 @@ fn the_kernel_refuses_an_outside_read_even_when_the_in_process_check_is_bypassed
     // The bypass really turns the check off: an inside read still works...
     let control = bypass("control.assay");
     assert_eq!(control.code, 0, "{}{}", control.stdout, control.stderr);
-    // ...and the outside read is stopped by Landlock alone.
+    // ...and the outside reads are stopped by Landlock alone, including the
+    // process's own environment (where an LLM key lives).
+    write(&inside, "env.assay", "record \"x\", read_text(\"/proc/self/environ\")\n");
+    let env = Test::new(&inside)
+        .args(["run", "env.assay"])
+        .env("ASSAY_TEST_BYPASS_INPROCESS_CHECKS", "1")
+        .env("ASSAY_LLM_KEY", "sk-environsecret")
+        .run();
+    assert_eq!(env.code, 1, "{}{}", env.stdout, env.stderr);
+    assert!(!results(&inside, "env").to_string().contains("sk-environsecret"));
     let out = bypass("k.assay");
     assert_clean_end(&out, "bypassed read");
     assert_eq!(out.code, 1);
@@ -108,6 +117,19 @@ fn the_kernel_refuses_an_outside_read_even_when_the_in_process_check_is_bypassed
             .unwrap();
     assert_eq!(manifest["sandbox"]["landlock"], "enforced", "{manifest}");
     assert_eq!(manifest["sandbox"]["execute"], "nothing");
+}
+
+#[test]
+fn a_kernel_without_landlock_is_reported_not_silent() {
+    let t = temp_with(&[("n.assay", "record \"x\", 1\n")]);
+    let out = Test::new(t.path()).args(["run", "n.assay"]).env("ASSAY_TEST_PRETEND_NO_LANDLOCK", "1").run();
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.stderr.matches("Landlock").count(), 1, "said once: {}", out.stderr);
+    assert!(out.stderr.contains("not available"), "{}", out.stderr);
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(runs_of(t.path(), "n")[0].join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(m["sandbox"]["landlock"], "not available on this kernel", "{m}");
 }
 
 #[test]
