@@ -85,6 +85,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Let a language model investigate by writing Assay scripts (endpoint:
+    /// ASSAY_AGENT_URL / ASSAY_AGENT_MODEL / ASSAY_AGENT_KEY, else ASSAY_LLM_*).
+    Agent {
+        #[command(subcommand)]
+        what: AgentCommand,
+    },
     /// Re-execute a run and check that its results.json comes out identical.
     Verify {
         run: PathBuf,
@@ -97,6 +103,93 @@ enum Command {
         #[command(flatten)]
         budget: BudgetArgs,
     },
+}
+
+#[derive(Subcommand)]
+enum AgentCommand {
+    /// Describe a black-box numeric function (FIND): a rhai file defining it.
+    /// The model calls it as `box.f(x)` and never sees its source.
+    Function {
+        /// The rhai file that defines the function (kept from the model).
+        file: PathBuf,
+        /// The function's name in the file.
+        #[arg(long = "fn", default_value = "f")]
+        name: String,
+        #[command(flatten)]
+        opts: AgentOpts,
+    },
+    /// Answer an open question about a model or data by experiment.
+    Ask {
+        question: String,
+        /// A folder the agent's scripts may read (repeatable; default: the current folder).
+        #[arg(long = "allow-read", value_name = "DIR")]
+        allow_read: Vec<PathBuf>,
+        #[command(flatten)]
+        opts: AgentOpts,
+    },
+    /// Re-run every step of an investigation without the model and check
+    /// each results.json byte for byte.
+    Replay {
+        dir: PathBuf,
+        /// The black box, if it is no longer where the investigation found it.
+        #[arg(long = "box", value_name = "FILE")]
+        box_file: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the agent guide (docs/agent-guide.md) the system prompt is made of.
+    Guide,
+}
+
+#[derive(clap::Args)]
+struct AgentOpts {
+    /// Scripts the model may run before it must answer.
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    /// Where investigation folders go.
+    #[arg(long, value_name = "DIR", default_value = "investigations")]
+    out: PathBuf,
+    #[arg(long)]
+    json: bool,
+    /// Characters of feedback per turn; longer output is elided with a note.
+    #[arg(long, default_value_t = 6000)]
+    reply_chars: usize,
+    /// Wall time for the whole investigation.
+    #[arg(long, default_value = "2h")]
+    wall: String,
+    /// Total tokens (as the endpoint reports them) before it stops.
+    #[arg(long, default_value_t = 2_000_000)]
+    tokens: u64,
+    /// The first wait before a retry (429, 5xx, timeouts); it doubles each time.
+    #[arg(long, value_name = "DURATION", default_value = "2s")]
+    retry_wait: String,
+    /// Attempts per model call.
+    #[arg(long, default_value_t = 6)]
+    attempts: u32,
+    #[command(flatten)]
+    budget: BudgetArgs,
+}
+
+impl AgentOpts {
+    fn limits(&self) -> Result<crate::agent::Limits, String> {
+        let mut budget = self.budget.budget()?;
+        if self.budget.timeout.is_none() {
+            budget.timeout = std::time::Duration::from_secs(300);
+        }
+        let retry = assay_stdlib::llm::Retry {
+            attempts: self.attempts.max(1),
+            base: parse_duration(&self.retry_wait)?,
+            ..assay_stdlib::llm::Retry::default()
+        };
+        Ok(crate::agent::Limits {
+            steps: self.steps,
+            budget,
+            reply_chars: self.reply_chars.max(200),
+            wall: parse_duration(&self.wall)?,
+            tokens: self.tokens,
+            retry,
+        })
+    }
 }
 
 #[derive(clap::Args)]
@@ -153,6 +246,7 @@ pub fn main() -> u8 {
             Err(e) => usage_error(json, &e, "e.g. --memory 2G --timeout 10m"),
         },
         Command::Setup { json } => cmd_setup(json),
+        Command::Agent { what } => cmd_agent(what, &registry),
         Command::Inspect { model, json, pattern } => crate::inspect::cmd_inspect(&model, json, pattern.as_deref()),
     }
 }
@@ -281,6 +375,7 @@ fn cmd_run(script: &str, json: bool, allow: &[PathBuf], seed: Option<u64>, runs_
         budget,
         color: !json && std::io::stderr().is_terminal(),
         bypass_checks: is_debug_bypass(),
+        bound: Vec::new(),
     };
     let end = match run_child(&job) {
         Ok(e) => e,
@@ -534,6 +629,7 @@ fn cmd_verify(run: &Path, json: bool, allow: &[PathBuf], budget: Budget) -> u8 {
         budget,
         color: false,
         bypass_checks: false,
+        bound: Vec::new(),
     };
     let end = run_child(&job);
     let new_text = read_regular(&tmp.join("results.json"), 1 << 30).ok().and_then(|b| String::from_utf8(b).ok());
@@ -582,6 +678,52 @@ fn cmd_verify(run: &Path, json: bool, allow: &[PathBuf], budget: Budget) -> u8 {
         EXIT_OK
     } else {
         EXIT_ASSERT
+    }
+}
+
+fn cmd_agent(what: AgentCommand, registry: &Registry) -> u8 {
+    use crate::agent::{investigate, replay, Task};
+    match what {
+        AgentCommand::Guide => {
+            out!("{}", crate::docs::agent_guide(registry));
+            EXIT_OK
+        }
+        AgentCommand::Replay { dir, box_file, json } => replay(&dir, box_file.as_deref(), json),
+        AgentCommand::Function { file, name, opts } => {
+            let limits = match opts.limits() {
+                Ok(l) => l,
+                Err(e) => return usage_error(opts.json, &e, "e.g. --wall 30m --timeout 2m"),
+            };
+            let source = match read_regular(&file, 1 << 20).ok().and_then(|b| String::from_utf8(b).ok()) {
+                Some(s) => s,
+                None => {
+                    return usage_error(
+                        opts.json,
+                        &format!("cannot read {}", file.display()),
+                        "pass a rhai file of at most 1 MiB",
+                    )
+                }
+            };
+            let path = file.canonicalize().unwrap_or(file);
+            investigate(Task::Function { path, source, name }, limits, &opts.out, opts.json)
+        }
+        AgentCommand::Ask { question, allow_read, opts } => {
+            let limits = match opts.limits() {
+                Ok(l) => l,
+                Err(e) => return usage_error(opts.json, &e, "e.g. --wall 30m --timeout 2m"),
+            };
+            let mut roots = Vec::new();
+            let dirs = if allow_read.is_empty() { vec![PathBuf::from(".")] } else { allow_read };
+            for d in dirs {
+                match d.canonicalize() {
+                    Ok(p) => roots.push(p),
+                    Err(e) => {
+                        return usage_error(opts.json, &format!("{}: {e}", d.display()), "pass folders that exist")
+                    }
+                }
+            }
+            investigate(Task::Question { text: question, roots }, limits, &opts.out, opts.json)
+        }
     }
 }
 

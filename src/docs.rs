@@ -89,3 +89,66 @@ pub fn tools_markdown(r: &Registry) -> String {
     }
     out
 }
+
+/// The language in brief, for the agent guide (the whole reference is
+/// docs/language.md; this is what a model needs to write a correct script).
+const LANGUAGE_BRIEF: &str = r#"## The language in brief
+
+An Assay script is checked before it runs; every error comes back with its line and a help line.
+
+- Values: numbers (64-bit floats), strings `"top {k} of {n}"` (interpolate with `{expr}`; `{{` for a brace), raw strings in backticks (for SVG), `true`/`false`/`none`, lists `[1, 2]`, records `{name: value}`, ranges `a..b` (end excluded), tensors, images, and tool objects (models, units, data sets).
+- `let x = ...` binds; `x = ...` and `x += ...` reassign. `if c { } else { }` needs a bool (no truthiness: write `len(xs) > 0`). `for x in xs { }`, `for i, x in xs { }`; `break`, `continue`; no `while`.
+- Functions: `fn f(x, k = 2) { return x * k }`; lambdas `x => x * 2`, `(a, b) => a + b`. Calls are positional, then named: `top_k(xs, 3, largest: false)`. `xs.f(a)` means `f(xs, a)`. Tools are values: `map(xs, abs)`.
+- Operators: `+ - * / % **`, `== != < <= > >=`, `and or not`, `x in xs`. `+` joins strings and lists. Indexing from 0, negative from the end, `xs[1..3]` slices.
+- Experiment statements: `show "title", value` (to the report and back to you), `record "name", value` (the result; each name once, interpolate in loops: `record "y at {x}", y`), `assert cond, "message"` (a claim; failing is a result, not a crash), `seed N` (first line; all randomness derives from it).
+- A black box bound by the task is called like a module function: `box.f(3.5)`.
+- Scripts read files only under their allowed folders and cannot reach the network; a run has memory and time budgets.
+"#;
+
+/// docs/agent-guide.md: the language in brief, every tool in one line, and
+/// the answer formats. Generated from the registry; checked current by a test.
+pub fn agent_guide(r: &Registry) -> String {
+    let mut out = String::from(
+        "# Assay for agents\n\nYou investigate a model or a black-box function by writing Assay scripts. Each reply holds exactly one script in a fenced block:\n\n```assay\nlet ys = map([1, 2, 3], x => box.f(x))\nshow \"outputs\", ys\n```\n\nAssay checks it, runs it in a sandbox, and answers with what it showed and recorded, its asserts and its errors. Keep each script short and show what you need to see. When you are sure, reply with the final answer instead of a script.\n\n",
+    );
+    out.push_str(LANGUAGE_BRIEF);
+    out.push_str(
+        "\n## Tools\n\n`name(parameters) -> result`; `= value` marks an optional parameter (pass it by name).\n",
+    );
+    for (cat, sigs) in categories(r) {
+        let _ = writeln!(out, "\n### {cat}\n");
+        for s in sigs {
+            // The first sentence, cut at a word near 90 characters: the guide
+            // must fit a small model's context (`assay tools` has the rest).
+            let first = s.doc.split(". ").next().unwrap_or(s.doc).trim_end_matches('.');
+            let short = match first.char_indices().nth(90) {
+                Some((i, _)) => format!("{}…", first[..i].rsplit_once(' ').map(|(a, _)| a).unwrap_or(&first[..i])),
+                None => format!("{first}."),
+            };
+            let _ = writeln!(out, "- `{}`: {short}", s.render());
+        }
+    }
+    out.push_str(
+        r#"
+## Answers
+
+A black-box function (numbers in, numbers out): end with
+
+[DESCRIPTION]: what the function computes, in words.
+[DOMAIN]: where it behaves differently (e.g. an interval where it is replaced by noise), or "none".
+[CODE]:
+```assay
+fn f(x) {
+  return 2 * x + 1
+}
+```
+
+The code must define `fn f(x)` for one number `x` and use only the language and its tools (not the black box). It is scored on x = -127.5, -126.5, ..., 127.5 by normalised mean squared error; an error on any point scores as unsolved.
+
+An open question: end with
+
+[ANSWER]: your answer, and the evidence (which steps showed it).
+"#,
+    );
+    out
+}

@@ -14,6 +14,7 @@ macro_rules! outln {
     ($($t:tt)*) => { $crate::cli::write_stdout(&format!("{}\n", format_args!($($t)*))) };
 }
 
+mod agent;
 mod cli;
 mod docs;
 mod inspect;

@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use assay_interpreter::{
-    execute, manifest_json, mentions, prepare, report_html, results_json, script_seed, trace_jsonl, write_files, Diag,
-    ManifestInfo, Outcome, Registry, RunFiles, Sandbox, SourceFile, Status, Value,
+    execute, manifest_json, mentions, prepare_with, report_html, results_json, script_seed, trace_jsonl, write_files,
+    Diag, ManifestInfo, Outcome, Registry, RhaiModule, RunFiles, Sandbox, SourceFile, Status, Value,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
@@ -72,10 +72,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
-/// Parses `30`, `30s`, `5m`, `2h`.
+/// Parses `30`, `30s`, `5m`, `2h`, `250ms`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     let (num, mult) = match t.chars().last() {
+        Some('s') if t.ends_with("ms") => (&t[..t.len() - 2], 0.001),
         Some('s') => (&t[..t.len() - 1], 1.0),
         Some('m') => (&t[..t.len() - 1], 60.0),
         Some('h') => (&t[..t.len() - 1], 3600.0),
@@ -104,6 +105,10 @@ pub struct Job {
     pub color: bool,
     /// Test builds only: turn off the in-process checks to show the kernel's.
     pub bypass_checks: bool,
+    /// Black boxes bound before the script starts: (alias, rhai source).
+    /// The script can call them; it cannot read them (they are no file).
+    #[serde(default)]
+    pub bound: Vec<(String, String)>,
 }
 
 /// One `show` as the parent prints it.
@@ -192,6 +197,8 @@ pub fn run_child(job: &Job) -> Result<End, String> {
     let mut child = Command::new(exe)
         .arg(CHILD_ARG)
         .env("RUST_BACKTRACE", "0")
+        // The agent's key is for the harness alone.
+        .env_remove("ASSAY_AGENT_KEY")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -532,7 +539,23 @@ pub fn child_main(registry: &Registry) -> u8 {
     if job.bypass_checks && cfg!(debug_assertions) {
         sandbox = sandbox.bypass_checks_for_kernel_test();
     }
-    let prepared = prepare(&file, registry, &sandbox);
+    let mut bound = std::collections::HashMap::new();
+    for (alias, text) in &job.bound {
+        let digest = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(text.as_bytes()))
+        };
+        match RhaiModule::load_opaque(alias, text, digest) {
+            Ok(m) => {
+                bound.insert(alias.clone(), Arc::new(m));
+            }
+            Err(d) => {
+                eprintln!("error: {}", d.message);
+                return 2;
+            }
+        }
+    }
+    let prepared = prepare_with(&file, registry, &sandbox, &bound);
     let program = match (&prepared.program, prepared.diags.is_empty()) {
         (Some(p), true) => p,
         _ => {

@@ -55,6 +55,20 @@ pub fn check(
         loop_depth: vec![0],
         deferred: Vec::new(),
     };
+    // Modules bound by the caller without a `use` (an agent's black box).
+    let used: Vec<&str> = program
+        .stmts
+        .iter()
+        .filter_map(|s| match &s.node {
+            assay_grammar::StmtKind::Use { alias, .. } => Some(alias.node.as_str()),
+            _ => None,
+        })
+        .collect();
+    for (alias, m) in modules {
+        if !used.contains(&alias.as_str()) {
+            c.scopes[0].insert(alias.clone(), Var { ty: Type::Module, func: None, module: Some(m.clone()) });
+        }
+    }
     c.top_level(program);
     c.diags.sort_by_key(|d| d.span.map(|s| s.start).unwrap_or(0));
     c.diags

@@ -54,10 +54,21 @@ pub struct Prepared {
 
 /// Parses, loads `use`d rhai modules (through the sandbox) and checks.
 pub fn prepare(file: &Arc<SourceFile>, registry: &Registry, sandbox: &Sandbox) -> Prepared {
+    prepare_with(file, registry, sandbox, &HashMap::new())
+}
+
+/// As `prepare`, with modules bound before the script starts (an agent's
+/// black box): the script may call them but cannot rebind their names.
+pub fn prepare_with(
+    file: &Arc<SourceFile>,
+    registry: &Registry,
+    sandbox: &Sandbox,
+    bound: &HashMap<String, Arc<RhaiModule>>,
+) -> Prepared {
     let mut prepared = Prepared {
         file: file.clone(),
         program: None,
-        modules: HashMap::new(),
+        modules: bound.clone(),
         inputs: BTreeMap::new(),
         diags: Vec::new(),
     };
@@ -70,6 +81,14 @@ pub fn prepare(file: &Arc<SourceFile>, registry: &Registry, sandbox: &Sandbox) -
     };
     for s in &program.stmts {
         if let StmtKind::Use { path, alias } = &s.node {
+            if bound.contains_key(&alias.node) {
+                prepared.diags.push(
+                    Diag::new("assay::use", format!("`{}` is already bound by the task", alias.node))
+                        .at(file, alias.span, "taken")
+                        .help("choose another name after `as`"),
+                );
+                continue;
+            }
             if !path.node.ends_with(".rhai") {
                 prepared.diags.push(
                     Diag::new("assay::use", format!("`use` loads rhai files, not `{}`", path.node))

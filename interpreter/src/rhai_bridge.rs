@@ -53,6 +53,9 @@ pub struct RhaiModule {
     pub source: Arc<SourceFile>,
     /// Function name -> parameter names (overloads by arity are allowed).
     pub functions: BTreeMap<String, Vec<Vec<String>>>,
+    /// A black box (an agent's task): callable, never readable. Its errors
+    /// name the call but show no line of its source.
+    pub opaque: bool,
     engine: Engine,
     ast: AST,
 }
@@ -101,9 +104,22 @@ impl RhaiModule {
             digest,
             source,
             functions,
+            opaque: false,
             engine,
             ast,
         })
+    }
+
+    /// A black box bound by the person running Assay (not loaded by the
+    /// script, so not a file the script can read); errors reveal nothing of
+    /// its source.
+    pub fn load_opaque(alias: &str, text: &str, digest: String) -> Result<Self, Box<Diag>> {
+        let mut m = RhaiModule::load(alias, PathBuf::from(format!("<{alias}>")), &format!("<{alias}>"), text, digest)
+            .map_err(|_| {
+            Box::new(Diag::new("assay::rhai-syntax", format!("the black box `{alias}` does not compile")))
+        })?;
+        m.opaque = true;
+        Ok(m)
     }
 
     /// Calls a function; values are converted both ways.
@@ -136,6 +152,10 @@ impl RhaiModule {
 
     fn error_diag(&self, name: &str, e: &EvalAltResult) -> Diag {
         let inner = e.unwrap_inner();
+        if self.opaque {
+            return Diag::new("assay::black-box", format!("{}.{name} failed on these arguments", self.alias))
+                .help("the black box cannot say why; try other inputs (numbers for a numeric function, strings for a string function)");
+        }
         let (msg, help) = match inner {
             EvalAltResult::ErrorTooManyOperations(_) => (
                 format!("{}.{name} ran more than {MAX_OPERATIONS} operations", self.alias),

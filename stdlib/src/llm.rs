@@ -31,9 +31,23 @@ impl Endpoint {
         redact_url(&self.url)
     }
 
+    /// The endpoint configured for the agent: `ASSAY_AGENT_URL` and
+    /// `ASSAY_AGENT_MODEL` where set, else the `ASSAY_LLM_*` ones.
+    pub fn for_agent() -> Result<Endpoint, String> {
+        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        match (get("ASSAY_AGENT_URL").or_else(|| get("ASSAY_LLM_URL")), get("ASSAY_AGENT_MODEL").or_else(|| get("ASSAY_LLM_MODEL"))) {
+            (Some(url), Some(model)) => Ok(Endpoint {
+                url: url.trim_end_matches('/').to_string(),
+                model,
+                key: get("ASSAY_AGENT_KEY").or_else(|| get("ASSAY_LLM_KEY")),
+            }),
+            _ => Err("no model is configured for the agent: set ASSAY_AGENT_URL (or ASSAY_LLM_URL), an OpenAI-compatible base URL such as http://127.0.0.1:8080/v1, and ASSAY_AGENT_MODEL (or ASSAY_LLM_MODEL); ASSAY_AGENT_KEY if it needs one".into()),
+        }
+    }
+
     /// A message with every copy of the URL and key replaced by their
     /// public form (errors from the HTTP client quote the URL they used).
-    fn scrub(&self, msg: &str) -> String {
+    pub fn scrub(&self, msg: &str) -> String {
         let mut m = msg.replace(&self.url, &self.public_url());
         if let Some(k) = self.key.as_deref().filter(|k| !k.is_empty()) {
             m = m.replace(k, "***");
@@ -74,6 +88,102 @@ impl Endpoint {
                 text.chars().take(200).collect::<String>()
             )
         })
+    }
+}
+
+/// How a conversation call retries: timeouts, 429 (honouring Retry-After)
+/// and 5xx are retried with exponential backoff; other answers are final.
+#[derive(Debug, Clone)]
+pub struct Retry {
+    pub attempts: u32,
+    /// The first wait; it doubles each time, up to `max_wait`.
+    pub base: Duration,
+    pub max_wait: Duration,
+    /// How long one request may take.
+    pub timeout: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            attempts: 6,
+            base: Duration::from_secs(2),
+            max_wait: Duration::from_secs(60),
+            timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// One reply of a conversation, and what it cost.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub text: String,
+    /// The endpoint's `usage` object, when it sends one.
+    pub usage: Json,
+    /// Attempts it took (1 when the first answered).
+    pub attempts: u32,
+}
+
+impl Endpoint {
+    /// A whole conversation (`messages` in the OpenAI format) to one reply,
+    /// retried as `retry` says. The error says what the last attempt got.
+    pub fn converse(&self, model: &str, messages: &[Json], retry: &Retry) -> Result<Reply, String> {
+        let body = json!({"model": model, "temperature": 0, "messages": messages});
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(retry.timeout))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut last = String::new();
+        for attempt in 1..=retry.attempts.max(1) {
+            let mut req =
+                agent.post(format!("{}/chat/completions", self.url)).header("Content-Type", "application/json");
+            if let Some(k) = &self.key {
+                req = req.header("Authorization", format!("Bearer {k}"));
+            }
+            let wait = match req.send(body.to_string()) {
+                Ok(mut resp) => {
+                    let status = resp.status().as_u16();
+                    let retry_after = resp
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<f64>().ok())
+                        .filter(|s| s.is_finite() && *s >= 0.0)
+                        .map(Duration::from_secs_f64);
+                    let text = resp.body_mut().read_to_string().unwrap_or_default();
+                    if status == 200 {
+                        let j: Json = serde_json::from_str(&text)
+                            .map_err(|e| self.scrub(&format!("the model's answer is not JSON ({e})")))?;
+                        let content = j["choices"][0]["message"]["content"].as_str().ok_or_else(|| {
+                            self.scrub(&format!(
+                                "the model's answer has no choices[0].message.content: {}",
+                                text.chars().take(200).collect::<String>()
+                            ))
+                        })?;
+                        return Ok(Reply { text: content.to_string(), usage: j["usage"].clone(), attempts: attempt });
+                    }
+                    last = format!("HTTP {status}: {}", text.chars().take(200).collect::<String>());
+                    if status != 429 && status < 500 {
+                        return Err(self.scrub(&format!("the language model at {} refused: {last}", self.public_url())));
+                    }
+                    retry_after
+                }
+                Err(e) => {
+                    last = e.to_string();
+                    None
+                }
+            };
+            if attempt < retry.attempts {
+                let backoff = retry.base.saturating_mul(1u32 << (attempt - 1).min(16));
+                std::thread::sleep(wait.unwrap_or(backoff).min(retry.max_wait));
+            }
+        }
+        Err(self.scrub(&format!(
+            "the language model at {} did not answer after {} attempts: {last}",
+            self.public_url(),
+            retry.attempts
+        )))
     }
 }
 

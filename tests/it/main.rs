@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test fails loudly on a broken expectation")]
 
 mod adversarial;
+mod agent;
 mod cases;
 mod cli;
 mod docs;

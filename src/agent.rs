@@ -1,0 +1,608 @@
+//! `assay agent`: a language model investigates by writing Assay scripts.
+//! Each reply holds one script; Assay checks it, runs it in the sandboxed
+//! child (as `assay run` does), and answers with what it showed, recorded,
+//! asserted and failed on, within a size budget. The loop ends on a final
+//! answer, which Assay scores. The whole investigation is a folder, written
+//! like a run (built unfinished, manifest last, renamed into place): each
+//! step's script and full run record, the transcript (no secrets), the
+//! answer and its scores, and a report. `assay agent replay` re-runs every
+//! step without the model and checks each results.json byte for byte.
+//!
+//! The model never sees the key, never chooses the endpoint, and never gets
+//! a black box's source: the box is bound into each script by the harness,
+//! not read from a file the script could open.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use assay_interpreter::{begin_run, canonical, finish_run, html_escape, read_regular};
+use assay_stdlib::llm::{Endpoint, Retry};
+use serde_json::{json, Value as Json};
+use sha2::Digest;
+
+use crate::supervise::{run_child, Budget, End, Job, Report};
+
+/// What the agent investigates.
+pub enum Task {
+    /// A black-box numeric function (FIND): a rhai file defining `name`,
+    /// bound into every script as `box`.
+    Function { path: PathBuf, source: String, name: String },
+    /// An open question in the person's words, over the folders it may read.
+    Question { text: String, roots: Vec<PathBuf> },
+}
+
+impl Task {
+    fn kind(&self) -> &'static str {
+        match self {
+            Task::Function { .. } => "function",
+            Task::Question { .. } => "question",
+        }
+    }
+
+    fn bound(&self) -> Vec<(String, String)> {
+        match self {
+            Task::Function { source, .. } => vec![("box".to_string(), source.clone())],
+            Task::Question { .. } => Vec::new(),
+        }
+    }
+
+    fn prompt(&self) -> String {
+        match self {
+            Task::Function { name, .. } => format!(
+                "Describe the black-box function `box.{name}`. It takes one number and returns a number. Call it as `box.{name}(x)` in your scripts (you cannot read its code). Find what it computes over the domain [-128, 128], and any interval where it behaves differently. Start by calling it on many inputs. Finish with [DESCRIPTION], [DOMAIN] and [CODE] (an Assay `fn f(x)`)."
+            ),
+            Task::Question { text, .. } => {
+                format!("Answer this question by running experiments: {text}\nFinish with [ANSWER].")
+            }
+        }
+    }
+
+    fn json(&self) -> Json {
+        match self {
+            Task::Function { path, source, name } => json!({
+                "kind": "function",
+                "function": name,
+                // Where the box came from, for replay; its source is not kept here.
+                "box_path": path.display().to_string(),
+                "box_sha256": hex::encode(sha2::Sha256::digest(source.as_bytes())),
+            }),
+            Task::Question { text, roots } => json!({
+                "kind": "question",
+                "question": text,
+                "roots": roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>(),
+            }),
+        }
+    }
+}
+
+/// Limits of one investigation.
+pub struct Limits {
+    pub steps: usize,
+    /// The sandbox's memory and time per step.
+    pub budget: Budget,
+    /// Characters of feedback per turn (long values are elided with a note).
+    pub reply_chars: usize,
+    /// Wall time for the whole investigation.
+    pub wall: Duration,
+    /// Total tokens (prompt + completion, as the endpoint reports them).
+    pub tokens: u64,
+    pub retry: Retry,
+}
+
+/// A parsed final answer.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Answer {
+    pub fields: BTreeMap<String, String>,
+}
+
+impl Answer {
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.fields.get(k).map(String::as_str)
+    }
+}
+
+/// `[DESCRIPTION]: ...` style fields; a field runs to the next `[FIELD]`.
+pub fn parse_answer(reply: &str) -> Option<Answer> {
+    let mut fields = BTreeMap::new();
+    let mut current: Option<(String, String)> = None;
+    for line in reply.lines() {
+        let t = line.trim_start();
+        let field = t.strip_prefix('[').and_then(|r| r.split_once(']')).filter(|(name, _)| {
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == ' ' || c.is_ascii_digit())
+        });
+        if let Some((name, rest)) = field {
+            if let Some((k, v)) = current.take() {
+                fields.insert(k, v.trim().to_string());
+            }
+            current = Some((name.to_string(), rest.trim_start_matches(':').trim().to_string()));
+        } else if let Some((_, v)) = current.as_mut() {
+            v.push('\n');
+            v.push_str(line);
+        }
+    }
+    if let Some((k, v)) = current {
+        fields.insert(k, v.trim().to_string());
+    }
+    let has_final = fields.contains_key("DESCRIPTION") || fields.contains_key("ANSWER");
+    has_final.then_some(Answer { fields })
+}
+
+/// The ```assay (or unlabelled) fenced blocks of a reply.
+pub fn scripts_in(reply: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut block: Option<(bool, String)> = None;
+    for line in reply.lines() {
+        let t = line.trim();
+        match &mut block {
+            None if t.starts_with("```") => {
+                let lang = t.trim_start_matches('`').trim();
+                block = Some((lang.is_empty() || lang == "assay", String::new()));
+            }
+            Some((keep, text)) if t == "```" => {
+                if *keep {
+                    out.push(std::mem::take(text));
+                }
+                block = None;
+            }
+            Some((_, text)) => {
+                text.push_str(line);
+                text.push('\n');
+            }
+            None => {}
+        }
+    }
+    out
+}
+
+/// Cuts text to `max` characters with a note saying how much was left out.
+fn elide(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => {
+            format!("{}\n… ({} more characters elided)", &text[..cut], text[cut..].chars().count())
+        }
+        None => text.to_string(),
+    }
+}
+
+/// What a step produced, as text for the model.
+struct StepResult {
+    feedback: String,
+    status: String,
+}
+
+fn run_step(
+    task: &Task,
+    base: &Path,
+    roots: &[PathBuf],
+    script: &str,
+    out: &Path,
+    limits: &Limits,
+    seed: u64,
+) -> StepResult {
+    let _ = std::fs::create_dir_all(out.join("artifacts"));
+    let job = Job {
+        name: "step.assay".into(),
+        text: script.to_string(),
+        base: base.to_path_buf(),
+        roots: roots.to_vec(),
+        seed: Some(seed),
+        out: out.to_path_buf(),
+        budget: limits.budget,
+        color: false,
+        bypass_checks: false,
+        bound: task.bound(),
+    };
+    match run_child(&job) {
+        Err(e) => {
+            StepResult { feedback: format!("Assay could not run the script: {e}"), status: "harness-error".into() }
+        }
+        Ok(End::Report(Report::CheckFailed { rendered, .. })) => {
+            // Nothing ran; keep the script so the step is on record.
+            let _ = std::fs::write(out.join("script.assay"), script);
+            let _ = std::fs::write(out.join("check.txt"), &rendered);
+            StepResult {
+                feedback: format!(
+                    "The script did not pass the check; nothing ran. Fix these and send the whole script again:\n{}",
+                    elide(&rendered, limits.reply_chars)
+                ),
+                status: "check-failed".into(),
+            }
+        }
+        Ok(End::Died { diag }) => StepResult {
+            feedback: format!("The script was stopped: {}\n{}", diag.message, diag.help.clone().unwrap_or_default()),
+            status: "error".into(),
+        },
+        Ok(End::Report(Report::Done(d))) => {
+            let mut fb = String::new();
+            for sh in &d.shows {
+                let _ = writeln!(
+                    fb,
+                    "show (line {}){}:\n{}",
+                    sh.line,
+                    sh.title.as_deref().map(|t| format!(" {t}")).unwrap_or_default(),
+                    sh.text
+                );
+            }
+            let results = read_regular(&out.join("results.json"), 64 << 20)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Json>(&b).ok())
+                .unwrap_or(Json::Null);
+            if let Some(records) = results["records"].as_object().filter(|r| !r.is_empty()) {
+                let _ = writeln!(fb, "records: {}", serde_json::to_string(records).unwrap_or_default());
+            }
+            for (line, expr, msg) in &d.failed {
+                let _ = writeln!(
+                    fb,
+                    "assert failed (line {line}): {expr}{}",
+                    msg.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
+                );
+            }
+            if d.asserts > 0 {
+                let _ = writeln!(fb, "{}/{} asserts passed", d.asserts - d.failed.len(), d.asserts);
+            }
+            if let Some(e) = &d.error_rendered {
+                let _ = writeln!(fb, "error:\n{e}");
+            }
+            if fb.is_empty() {
+                fb.push_str("The script ran and showed nothing. Use `show` or `record` to see values.");
+            }
+            StepResult { feedback: elide(&fb, limits.reply_chars), status: d.status.clone() }
+        }
+    }
+}
+
+/// NMSE of the answer's `fn f(x)` against the box on x = i + 0.5, i in
+/// -128..127, as FIND scores it: points where the truth is not finite are
+/// skipped; an error anywhere scores as unsolved. Both are evaluated by a
+/// script in the sandbox, so the answer's code runs under the same rules.
+fn score_function(task: &Task, answer: &Answer, dir: &Path, limits: &Limits) -> Json {
+    let Task::Function { name, .. } = task else { return Json::Null };
+    let code = answer
+        .get("CODE")
+        .map(|c| scripts_in(c).into_iter().next().unwrap_or_else(|| c.to_string()))
+        .unwrap_or_default();
+    let script = format!(
+        "{code}\nlet xs = map(0..256, i => i - 128 + 0.5)\nrecord \"truth\", map(xs, x => box.{name}(x))\nrecord \"prediction\", map(xs, x => f(x))\n"
+    );
+    let scratch = dir.join("score");
+    let base = dir.join("files");
+    let r = run_step(task, &base, std::slice::from_ref(&base), &script, &scratch, limits, 0);
+    let results = read_regular(&scratch.join("results.json"), 64 << 20)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Json>(&b).ok())
+        .unwrap_or(Json::Null);
+    let nums = |k: &str| -> Option<Vec<f64>> {
+        results["records"][k].as_array().map(|a| a.iter().map(|v| v.as_f64().unwrap_or(f64::NAN)).collect())
+    };
+    match (nums("truth"), nums("prediction")) {
+        (Some(t), Some(p)) if r.status == "ok" && t.len() == p.len() => {
+            let (mut num, mut den) = (0.0, 0.0);
+            for (a, b) in t.iter().zip(&p) {
+                if a.is_finite() {
+                    num += (a - b) * (a - b);
+                    den += a * a;
+                }
+            }
+            let nmse = if den > 0.0 {
+                num / den
+            } else if num == 0.0 {
+                0.0
+            } else {
+                f64::INFINITY
+            };
+            let solved = nmse.is_finite() && nmse < 0.1;
+            json!({"nmse": assay_interpreter::num_json(nmse), "solved": solved})
+        }
+        _ => json!({"nmse": null, "solved": false, "error": elide(&r.feedback, 2000)}),
+    }
+}
+
+/// Runs one investigation; returns the exit code.
+pub fn investigate(task: Task, limits: Limits, out_dir: &Path, json_out: bool) -> u8 {
+    let endpoint = match Endpoint::for_agent() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return crate::cli::EXIT_USAGE;
+        }
+    };
+    let registry = assay_stdlib::registry();
+    let guide = crate::docs::agent_guide(&registry);
+    let (tmp, _) = match begin_run(out_dir, task.kind()) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: cannot make the investigation folder under {}: {e}", out_dir.display());
+            return crate::cli::EXIT_USAGE;
+        }
+    };
+    // Scripts of a function task read nothing: their folder is an empty one.
+    let files = tmp.join("files");
+    let _ = std::fs::create_dir_all(&files);
+    let (base, roots) = match &task {
+        Task::Function { .. } => (files.clone(), vec![files.clone()]),
+        Task::Question { roots, .. } => (roots.first().cloned().unwrap_or(files.clone()), roots.clone()),
+    };
+    let mut messages =
+        vec![json!({"role": "system", "content": guide}), json!({"role": "user", "content": task.prompt()})];
+    let mut transcript: Vec<Json> = messages.iter().map(|m| json!({"message": m})).collect();
+    let mut steps: Vec<Json> = Vec::new();
+    let mut answer: Option<Answer> = None;
+    let mut status = "no-answer";
+    let mut tokens = 0u64;
+    let started = Instant::now();
+    let mut asked_final = false;
+    let mut step = 0usize;
+    loop {
+        if started.elapsed() > limits.wall || tokens > limits.tokens {
+            status = if tokens > limits.tokens { "token-budget" } else { "time-budget" };
+            break;
+        }
+        if step >= limits.steps {
+            if asked_final {
+                break;
+            }
+            asked_final = true;
+            let m = json!({"role": "user", "content": format!("You have used all {} steps. Give your final answer now, in the answer format, without a script.", limits.steps)});
+            transcript.push(json!({"message": m}));
+            messages.push(m);
+        }
+        let reply = match endpoint.converse(&endpoint.model, &messages, &limits.retry) {
+            Ok(r) => r,
+            Err(e) => {
+                transcript.push(json!({"endpoint_error": e}));
+                status = "endpoint-failed";
+                break;
+            }
+        };
+        tokens += reply.usage["total_tokens"].as_u64().unwrap_or(0);
+        let m = json!({"role": "assistant", "content": reply.text});
+        transcript.push(json!({"message": m, "usage": reply.usage, "attempts": reply.attempts}));
+        messages.push(m);
+        let scripts = scripts_in(&reply.text);
+        if let Some(a) = parse_answer(&reply.text).filter(|_| scripts.len() <= 1 || asked_final) {
+            if task.kind() == "function" && a.get("CODE").is_none() {
+                // A malformed answer: say what is missing; it counts as a step.
+            } else {
+                answer = Some(a);
+                status = "answered";
+                break;
+            }
+        }
+        if asked_final {
+            status = "no-answer";
+            break;
+        }
+        step += 1;
+        let dir = tmp.join("steps").join(format!("{step:02}"));
+        let (feedback, step_status) = match scripts.len() {
+            1 => {
+                let r = run_step(&task, &base, &roots, &scripts[0], &dir, &limits, step as u64);
+                (r.feedback, r.status)
+            }
+            0 if parse_answer(&reply.text).is_some() => (
+                "Your answer is missing a field. Give [DESCRIPTION], [DOMAIN] and [CODE] (a fenced assay block defining fn f(x)).".to_string(),
+                "malformed-answer".to_string(),
+            ),
+            0 => (
+                "Your reply has no script and no final answer. Reply with exactly one script in a ```assay block, or with the final answer.".to_string(),
+                "no-script".to_string(),
+            ),
+            n => (
+                format!("Your reply has {n} scripts; send exactly one ```assay block per reply (put everything in one script)."),
+                "several-scripts".to_string(),
+            ),
+        };
+        steps.push(json!({"step": step, "status": step_status, "folder": format!("steps/{step:02}")}));
+        let m = json!({"role": "user", "content": format!("Step {step} of {}: {feedback}", limits.steps)});
+        transcript.push(json!({"message": m}));
+        messages.push(m);
+    }
+    let scores = match &answer {
+        Some(a) => score_function(&task, a, &tmp, &limits),
+        None => Json::Null,
+    };
+    let answer_json = json!({
+        "status": status,
+        "fields": answer.as_ref().map(|a| json!(a.fields)).unwrap_or(Json::Null),
+        "scores": scores,
+    });
+    let task_json = task.json();
+    let write = |name: &str, text: &str| std::fs::write(tmp.join(name), text);
+    let transcript_text: String =
+        transcript.iter().map(|t| endpoint.scrub(&serde_json::to_string(t).unwrap_or_default()) + "\n").collect();
+    let manifest = json!({
+        "assay_version": assay_interpreter::ASSAY_VERSION,
+        "task": task_json,
+        "model": endpoint.model,
+        "endpoint": endpoint.public_url(),
+        "steps": steps,
+        "status": status,
+        "tokens": tokens,
+        "guide_sha256": hex::encode(sha2::Sha256::digest(guide.as_bytes())),
+        "limits": {"steps": limits.steps, "memory": limits.budget.memory, "step_timeout_seconds": limits.budget.timeout.as_secs_f64(), "reply_chars": limits.reply_chars},
+    });
+    let report = report_html(&task_json, &transcript, &answer_json);
+    let written = write("transcript.jsonl", &transcript_text)
+        .and_then(|_| write("answer.json", &canonical(&answer_json)))
+        .and_then(|_| write("report.html", &report))
+        .and_then(|_| write("manifest.json", &canonical(&manifest)));
+    let dir = match written.and_then(|_| finish_run(&tmp)) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: cannot finish the investigation folder: {e}");
+            return crate::cli::EXIT_SCRIPT;
+        }
+    };
+    if json_out {
+        crate::cli::write_stdout(&format!(
+            "{}\n",
+            canonical(&json!({"folder": dir.display().to_string(), "answer": answer_json}))
+        ));
+    } else {
+        if let Some(a) = &answer {
+            for (k, v) in &a.fields {
+                crate::cli::write_stdout(&format!("[{k}]: {}\n", crate::cli::escape_controls(v)));
+            }
+        }
+        crate::cli::write_stdout(&format!("{status}: {} steps, scores {} → {}\n", steps.len(), scores, dir.display()));
+    }
+    if status == "answered" {
+        crate::cli::EXIT_OK
+    } else {
+        crate::cli::EXIT_SCRIPT
+    }
+}
+
+fn report_html(task: &Json, transcript: &[Json], answer: &Json) -> String {
+    let mut body = String::new();
+    let _ = write!(
+        body,
+        "<h1>Investigation</h1><pre>{}</pre>",
+        html_escape(&serde_json::to_string_pretty(task).unwrap_or_default())
+    );
+    for t in transcript {
+        let role = t["message"]["role"].as_str().unwrap_or("");
+        if role == "system" {
+            continue;
+        }
+        let text = t["message"]["content"].as_str().or(t["endpoint_error"].as_str()).unwrap_or("");
+        let _ = write!(body, "<section class=\"{role}\"><h3>{role}</h3><pre>{}</pre></section>", html_escape(text));
+    }
+    let _ = write!(
+        body,
+        "<h2>Answer</h2><pre>{}</pre>",
+        html_escape(&serde_json::to_string_pretty(answer).unwrap_or_default())
+    );
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Assay investigation</title><style>body{{font-family:sans-serif;max-width:60em;margin:auto}}pre{{white-space:pre-wrap;background:#f6f6f6;padding:.5em}}.assistant h3{{color:#3b6ea5}}</style></head><body>{body}</body></html>\n"
+    )
+}
+
+/// Re-runs every step of an investigation without the model and checks
+/// each results.json byte for byte; names the first step that differs.
+pub fn replay(dir: &Path, box_override: Option<&Path>, json_out: bool) -> u8 {
+    let manifest: Json =
+        match read_regular(&dir.join("manifest.json"), 16 << 20).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
+            Some(m) => m,
+            None => {
+                eprintln!("error: {} is not a finished investigation (no readable manifest.json)", dir.display());
+                return crate::cli::EXIT_USAGE;
+            }
+        };
+    let t = &manifest["task"];
+    let task = match t["kind"].as_str() {
+        Some("function") => {
+            let path = box_override
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from(t["box_path"].as_str().unwrap_or("")));
+            let source = match read_regular(&path, 1 << 20).ok().and_then(|b| String::from_utf8(b).ok()) {
+                Some(s) => s,
+                None => {
+                    eprintln!("error: cannot read the black box {}; pass it with --box FILE", path.display());
+                    return crate::cli::EXIT_USAGE;
+                }
+            };
+            if hex::encode(sha2::Sha256::digest(source.as_bytes())) != t["box_sha256"].as_str().unwrap_or("") {
+                eprintln!(
+                    "error: {} is not the black box this investigation used (its sha256 differs)",
+                    path.display()
+                );
+                return crate::cli::EXIT_ASSERT;
+            }
+            Task::Function { path, source, name: t["function"].as_str().unwrap_or("f").to_string() }
+        }
+        Some("question") => Task::Question {
+            text: t["question"].as_str().unwrap_or("").to_string(),
+            roots: t["roots"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|r| r.as_str().map(PathBuf::from)).collect())
+                .unwrap_or_default(),
+        },
+        _ => {
+            eprintln!("error: the investigation's task is not one Assay knows");
+            return crate::cli::EXIT_USAGE;
+        }
+    };
+    let limits = Limits {
+        steps: 0,
+        budget: Budget::defaults(),
+        reply_chars: 6000,
+        wall: Duration::from_secs(3600),
+        tokens: u64::MAX,
+        retry: Retry::default(),
+    };
+    let scratch = std::env::temp_dir().join(format!("assay-replay-{}", std::process::id()));
+    let files = scratch.join("files");
+    let _ = std::fs::create_dir_all(&files);
+    let (base, roots) = match &task {
+        Task::Function { .. } => (files.clone(), vec![files.clone()]),
+        Task::Question { roots, .. } => (roots.first().cloned().unwrap_or(files.clone()), roots.clone()),
+    };
+    let mut checked = 0;
+    let mut differs: Option<String> = None;
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("steps"))
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    names.sort();
+    for name in names {
+        let step_dir = dir.join("steps").join(&name);
+        let Some(script) =
+            read_regular(&step_dir.join("script.assay"), 16 << 20).ok().and_then(|b| String::from_utf8(b).ok())
+        else {
+            continue;
+        };
+        let Ok(want) = read_regular(&step_dir.join("results.json"), 1 << 30) else {
+            // A step that did not pass the check has no results to compare.
+            continue;
+        };
+        let seed = name.parse::<u64>().unwrap_or(0);
+        let out = scratch.join(&name);
+        run_step(&task, &base, &roots, &script, &out, &limits, seed);
+        let got = read_regular(&out.join("results.json"), 1 << 30).unwrap_or_default();
+        checked += 1;
+        if got != want {
+            differs = Some(name.clone());
+            break;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    if json_out {
+        crate::cli::write_stdout(&format!(
+            "{}\n",
+            json!({"replayed": checked, "identical": differs.is_none(), "first_difference": differs})
+        ));
+    } else if let Some(d) = &differs {
+        crate::cli::write_stdout(&format!("NOT replayed: step {d} gives a different results.json\n"));
+    } else {
+        crate::cli::write_stdout(&format!(
+            "replayed: {checked} steps re-ran without the model, every results.json byte-identical\n"
+        ));
+    }
+    if differs.is_some() {
+        crate::cli::EXIT_ASSERT
+    } else {
+        crate::cli::EXIT_OK
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_and_scripts_are_read_from_replies() {
+        let r = "I think so.\n[DESCRIPTION]: a line\nwith slope 2\n[DOMAIN]: none\n[CODE]:\n```assay\nfn f(x) {\n  return 2 * x\n}\n```\n";
+        let a = parse_answer(r).expect("an answer");
+        assert_eq!(a.get("DESCRIPTION"), Some("a line\nwith slope 2"));
+        assert_eq!(a.get("DOMAIN"), Some("none"));
+        assert_eq!(scripts_in(a.get("CODE").unwrap_or("")), vec!["fn f(x) {\n  return 2 * x\n}\n"]);
+        assert!(parse_answer("let x = [1]\nshow x[0]").is_none());
+        assert_eq!(
+            scripts_in("a\n```assay\nshow 1\n```\nb\n```python\nprint(1)\n```\n```\nshow 2\n```"),
+            vec!["show 1\n", "show 2\n"]
+        );
+        assert_eq!(elide("abcdef", 3), "abc\n… (3 more characters elided)");
+    }
+}

@@ -1,0 +1,280 @@
+//! `assay agent` against a scripted model. No hosted language model can
+//! exist in these tests, so a test double stands in for it: a real HTTP
+//! server on loopback that speaks the OpenAI chat-completions protocol and
+//! answers each request with the next scripted reply (or fault), recording
+//! what it was sent. Everything else is real: the checker, the sandboxed
+//! child runs, the investigation folder, scoring and replay.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value as Json};
+
+use crate::support::{temp_with, Test};
+
+/// One scripted answer: an HTTP status, a Retry-After header, and the
+/// assistant's text (for 200) or the body (otherwise).
+struct Turn {
+    status: u16,
+    retry_after: Option<&'static str>,
+    text: String,
+}
+
+fn say(text: &str) -> Turn {
+    Turn { status: 200, retry_after: None, text: text.to_string() }
+}
+
+fn fault(status: u16, retry_after: Option<&'static str>) -> Turn {
+    Turn { status, retry_after, text: "{\"error\": \"busy\"}".into() }
+}
+
+struct Scripted {
+    url: String,
+    requests: Arc<Mutex<Vec<(String, Json)>>>,
+}
+
+/// Serves the turns in order, then answers 500 to anything more.
+fn scripted(turns: Vec<Turn>) -> Scripted {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let url = format!("http://{}/v1", listener.local_addr().expect("addr"));
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let log = requests.clone();
+    std::thread::spawn(move || {
+        let mut turns = turns.into_iter();
+        // Bounded: a test never makes more than this many requests.
+        for stream in listener.incoming().take(200) {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let (mut len, mut auth) = (0usize, String::new());
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).is_err() || h.trim_end().is_empty() {
+                    break;
+                }
+                let lower = h.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                if lower.starts_with("authorization:") {
+                    auth = h.trim_end().to_string();
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = reader.read_exact(&mut body);
+            log.lock().unwrap().push((auth, serde_json::from_slice(&body).unwrap_or(Json::Null)));
+            let turn = turns.next().unwrap_or_else(|| fault(500, None));
+            let payload = if turn.status == 200 {
+                json!({"choices": [{"message": {"role": "assistant", "content": turn.text}}], "usage": {"total_tokens": 100}})
+                    .to_string()
+            } else {
+                turn.text.clone()
+            };
+            let extra = turn.retry_after.map(|r| format!("Retry-After: {r}\r\n")).unwrap_or_default();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {} X\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{payload}",
+                turn.status,
+                payload.len()
+            );
+        }
+    });
+    Scripted { url, requests }
+}
+
+const BOX: &str = "// SECRET-MARKER: the truth is 3x - 2\nfn f(x) { 3.0 * x - 2.0 }\n";
+
+fn agent(dir: &Path, model: &Scripted, args: &[&str]) -> crate::support::Output {
+    Test::new(dir)
+        .arg("agent")
+        .args(args)
+        .args(["--retry-wait", "10ms", "--attempts", "3", "--json"])
+        .env("ASSAY_AGENT_URL", &model.url)
+        .env("ASSAY_AGENT_MODEL", "scripted")
+        .env("ASSAY_AGENT_KEY", "sk-agent-secret")
+        .run()
+}
+
+/// The investigation folder (printed relative to where the agent ran).
+fn folder(work: &Path, out: &crate::support::Output) -> std::path::PathBuf {
+    work.join(out.json()["folder"].as_str().expect("folder"))
+}
+
+fn read_json(p: &Path) -> Json {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+/// The box lives outside the folder the agent runs in.
+fn setup() -> (tempfile::TempDir, tempfile::TempDir) {
+    let boxes = temp_with(&[("box.rhai", BOX)]);
+    let work = temp_with(&[]);
+    (boxes, work)
+}
+
+#[test]
+fn a_scripted_model_solves_a_find_function_and_the_investigation_replays() {
+    let (boxes, work) = setup();
+    let model = scripted(vec![
+        say("Let me probe it.\n```assay\nlet xs = [0, 1, 2, 10]\nshow \"ys\", map(xs, x => box.f(x))\nrecord \"ys\", map(xs, x => box.f(x))\n```\n"),
+        say("It is linear.\n[DESCRIPTION]: a line, 3x - 2\n[DOMAIN]: none\n[CODE]:\n```assay\nfn f(x) {\n  return 3 * x - 2\n}\n```\n"),
+    ]);
+    let box_path = boxes.path().join("box.rhai");
+    let out = agent(work.path(), &model, &["function", box_path.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let j = out.json();
+    assert_eq!(j["answer"]["status"], "answered");
+    assert_eq!(j["answer"]["scores"]["nmse"], 0, "{j}");
+    assert_eq!(j["answer"]["scores"]["solved"], true);
+    let dir = folder(work.path(), &out);
+    let step = read_json(&dir.join("steps/01/results.json"));
+    assert_eq!(step["records"]["ys"], json!([-2, 1, 4, 28]));
+    // What the model was sent: the generated guide as the system prompt, the
+    // key in the header, the step's output in the next user message.
+    let reqs = model.requests.lock().unwrap();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[0].0.to_ascii_lowercase(), "authorization: bearer sk-agent-secret");
+    let guide = std::fs::read_to_string(crate::support::repo_root().join("docs/agent-guide.md")).unwrap();
+    assert_eq!(reqs[0].1["messages"][0]["content"], guide.as_str());
+    let feedback = reqs[1].1["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
+    assert!(feedback.contains("[-2, 1, 4, 28]"), "{feedback}");
+    // Nothing of the box's source or the key is in the folder.
+    for f in ["transcript.jsonl", "answer.json", "report.html", "manifest.json"] {
+        let text = std::fs::read_to_string(dir.join(f)).unwrap();
+        assert!(!text.contains("SECRET-MARKER") && !text.contains("sk-agent-secret"), "{f} leaks");
+    }
+    // Replay without the model: every step byte-identical.
+    let r = Test::new(work.path()).args(["agent", "replay", dir.to_str().unwrap(), "--json"]).run();
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["replayed"], 1);
+    // A tampered step is named.
+    let res = dir.join("steps/01/results.json");
+    std::fs::write(&res, std::fs::read_to_string(&res).unwrap().replace("28", "29")).unwrap();
+    let r = Test::new(work.path()).args(["agent", "replay", dir.to_str().unwrap(), "--json"]).run();
+    assert_eq!(r.code, 3);
+    assert_eq!(r.json()["first_difference"], "01");
+}
+
+#[test]
+fn a_wrong_answer_is_scored_unsolved_and_a_failing_one_scores_nothing() {
+    let (boxes, work) = setup();
+    let box_path = boxes.path().join("box.rhai");
+    for (code, solved) in [("return 0", false), ("return 1 / none", false)] {
+        let model = scripted(vec![say(&format!(
+            "[DESCRIPTION]: zero\n[DOMAIN]: none\n[CODE]:\n```assay\nfn f(x) {{\n  {code}\n}}\n```\n"
+        ))]);
+        let out = agent(work.path(), &model, &["function", box_path.to_str().unwrap()]);
+        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+        let s = &out.json()["answer"]["scores"];
+        assert_eq!(s["solved"], solved, "{code}: {s}");
+        if code == "return 0" {
+            assert_eq!(s["nmse"], 1, "{s}");
+        } else {
+            assert!(s["nmse"].is_null(), "{s}");
+        }
+    }
+}
+
+#[test]
+fn faults_are_retried_and_malformed_replies_get_a_correction() {
+    let (boxes, work) = setup();
+    let model = scripted(vec![
+        fault(429, Some("0")),
+        fault(503, None),
+        say("I will think first."),
+        say("```assay\nshow box.f(1)\n```\n```assay\nshow box.f(2)\n```"),
+        say("[DESCRIPTION]: a line\n[DOMAIN]: none\n"),
+        say("[DESCRIPTION]: a line\n[DOMAIN]: none\n[CODE]:\n```assay\nfn f(x) {\n  return 3 * x - 2\n}\n```"),
+    ]);
+    let out = agent(work.path(), &model, &["function", boxes.path().join("box.rhai").to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let dir = folder(work.path(), &out);
+    let m = read_json(&dir.join("manifest.json"));
+    let statuses: Vec<&str> = m["steps"].as_array().unwrap().iter().map(|s| s["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["no-script", "several-scripts", "malformed-answer"]);
+    let transcript = std::fs::read_to_string(dir.join("transcript.jsonl")).unwrap();
+    assert!(transcript.contains("\"attempts\":3"), "the first reply took three attempts");
+    assert!(transcript.contains("exactly one"));
+    assert_eq!(out.json()["answer"]["scores"]["solved"], true);
+}
+
+#[test]
+fn an_endpoint_that_keeps_failing_ends_the_investigation_keeping_its_steps() {
+    let (boxes, work) = setup();
+    let model = scripted(vec![say("```assay\nrecord \"y\", box.f(2)\n```")]);
+    let out = agent(work.path(), &model, &["function", boxes.path().join("box.rhai").to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.json()["answer"]["status"], "endpoint-failed");
+    let dir = folder(work.path(), &out);
+    assert_eq!(read_json(&dir.join("steps/01/results.json"))["records"]["y"], 4);
+    let t = std::fs::read_to_string(dir.join("transcript.jsonl")).unwrap();
+    assert!(t.contains("did not answer after 3 attempts"), "{t}");
+}
+
+#[test]
+fn a_hostile_model_is_refused_and_every_attempt_recorded() {
+    let (boxes, work) = setup();
+    let box_path = boxes.path().join("box.rhai");
+    let model = scripted(vec![
+        say(&format!("```assay\nrecord \"src\", read_text(\"{}\")\n```", box_path.display())),
+        say("```assay\nrecord \"env\", read_text(\"/proc/self/environ\")\n```"),
+        say("```assay\nuse \"../box.rhai\" as b\nrecord \"x\", 1\n```"),
+        say("```assay\nlet s = [zeros([10000, 10000])]\nfor i in 0..10 {\n  s = s + [zeros([10000, 10000])]\n}\n```"),
+        say("```assay\nrecord \"e\", box.f(\"not a number\")\n```"),
+        say("[DESCRIPTION]: unknown\n[DOMAIN]: none\n[CODE]:\n```assay\nfn f(x) {\n  return x\n}\n```"),
+    ]);
+    let out =
+        agent(work.path(), &model, &["function", box_path.to_str().unwrap(), "--memory", "512M", "--timeout", "60s"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let dir = folder(work.path(), &out);
+    let m = read_json(&dir.join("manifest.json"));
+    let statuses: Vec<&str> = m["steps"].as_array().unwrap().iter().map(|s| s["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["error", "error", "check-failed", "error", "error"], "{m}");
+    let mem = read_json(&dir.join("steps/04/results.json"));
+    assert_eq!(mem["error"]["code"], "assay::budget-memory", "{mem}");
+    let transcript = std::fs::read_to_string(dir.join("transcript.jsonl")).unwrap();
+    assert!(transcript.contains("outside the folders"), "{transcript}");
+    for secret in ["SECRET-MARKER", "sk-agent-secret", "3.0 * x"] {
+        assert!(!transcript.contains(secret), "`{secret}` reached the model");
+    }
+    // The model's requests never carried the box's source either.
+    for (_, body) in model.requests.lock().unwrap().iter() {
+        assert!(!body.to_string().contains("SECRET-MARKER"));
+    }
+}
+
+#[test]
+fn at_the_step_budget_the_model_is_asked_once_for_its_answer() {
+    let (boxes, work) = setup();
+    let model = scripted(vec![
+        say("```assay\nshow box.f(1)\n```"),
+        say("```assay\nshow box.f(2)\n```"),
+        say("[DESCRIPTION]: a line\n[DOMAIN]: none\n[CODE]:\n```assay\nfn f(x) {\n  return 3 * x - 2\n}\n```"),
+    ]);
+    let out =
+        agent(work.path(), &model, &["function", boxes.path().join("box.rhai").to_str().unwrap(), "--steps", "2"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let reqs = model.requests.lock().unwrap();
+    assert_eq!(reqs.len(), 3);
+    let last = reqs[2].1["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
+    assert!(last.contains("used all 2 steps"), "{last}");
+    assert_eq!(out.json()["answer"]["scores"]["solved"], true);
+}
+
+#[test]
+fn the_agent_guide_is_current_and_fits_a_small_context() {
+    let out = Test::new(&crate::support::repo_root()).args(["agent", "guide"]).run();
+    assert_eq!(out.code, 0);
+    let committed = std::fs::read_to_string(crate::support::repo_root().join("docs/agent-guide.md")).unwrap();
+    assert_eq!(out.stdout, committed, "docs/agent-guide.md is stale: run `assay agent guide > docs/agent-guide.md`");
+    // Counted with a real tokenizer: SmolLM2's (GPT-2-style byte-level BPE).
+    let (_, tok) = assay_stdlib::models::smollm::provision().expect("SmolLM2 tokenizer");
+    let t = tokenizers::Tokenizer::from_file(&tok).expect("tokenizer");
+    let n = t.encode(committed.as_str(), false).expect("encode").len();
+    eprintln!("agent guide: {n} tokens");
+    assert!(n < 6000, "the agent guide is {n} tokens");
+}
