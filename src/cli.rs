@@ -704,8 +704,9 @@ fn cmd_agent(what: AgentCommand, registry: &Registry) -> u8 {
                     )
                 }
             };
-            let path = file.canonicalize().unwrap_or(file);
-            investigate(Task::Function { path, source, name }, limits, &opts.out, opts.json)
+            // Kept as given (relative to where the agent runs), so a committed
+            // investigation names no machine's folders; replay runs from there.
+            investigate(Task::Function { path: file, source, name }, limits, &opts.out, opts.json)
         }
         AgentCommand::Ask { question, allow_read, opts } => {
             let limits = match opts.limits() {

@@ -278,3 +278,13 @@ fn the_agent_guide_is_current_and_fits_a_small_context() {
     eprintln!("agent guide: {n} tokens");
     assert!(n < 6000, "the agent guide is {n} tokens");
 }
+
+#[test]
+fn the_worked_investigation_in_examples_replays() {
+    let examples = crate::support::repo_root().join("examples");
+    let out = Test::new(&examples).args(["agent", "replay", "investigations/function/0001", "--json"]).run();
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.json()["replayed"], 3);
+    let answer = read_json(&examples.join("investigations/function/0001/answer.json"));
+    assert_eq!(answer["scores"]["solved"], true);
+}
