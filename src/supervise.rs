@@ -211,9 +211,13 @@ pub fn run_child(job: &Job) -> Result<End, String> {
     }
     let line = Arc::new(Mutex::new(None::<usize>));
     let report = Arc::new(Mutex::new(None::<String>));
+    // The reader says when the child's stdout closes (it has exited), so the
+    // parent wakes at once instead of polling.
+    let (closed_tx, closed_rx) = std::sync::mpsc::channel::<()>();
     let out_thread = child.stdout.take().map(|stdout| {
         let (line, report) = (line.clone(), report.clone());
         std::thread::spawn(move || {
+            let _closed = closed_tx;
             for l in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(n) = l.strip_prefix("at ").and_then(|n| n.trim().parse().ok()) {
                     if let Ok(mut g) = line.lock() {
@@ -234,6 +238,8 @@ pub fn run_child(job: &Job) -> Result<End, String> {
     });
     let started = Instant::now();
     let mut timed_out = false;
+    // Until stdout closes (or the time is up), then a short poll for the exit.
+    let _ = closed_rx.recv_timeout(job.budget.timeout);
     let status = loop {
         match child.try_wait() {
             Ok(Some(st)) => break st,
@@ -248,7 +254,7 @@ pub fn run_child(job: &Job) -> Result<End, String> {
                 Err(e) => return Err(format!("lost the sandboxed run: {e}")),
             }
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(1));
     };
     if let Some(t) = out_thread {
         let _ = t.join();

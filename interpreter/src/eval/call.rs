@@ -210,7 +210,11 @@ impl<'a> Run<'a> {
         result.map_err(|e| {
             let mut err = RuntimeError::new(e.diag.message.clone(), span).code(e.diag.code);
             err.help = e.diag.help.clone();
-            err.foreign = Some(e.diag);
+            // Point into the rhai file only where the error has a place there;
+            // otherwise (a value that cannot cross, a black box) at the call.
+            if e.diag.span.is_some() {
+                err.foreign = Some(e.diag);
+            }
             err
         })
     }
