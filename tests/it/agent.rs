@@ -288,3 +288,28 @@ fn the_worked_investigation_in_examples_replays() {
     let answer = read_json(&examples.join("investigations/function/0001/answer.json"));
     assert_eq!(answer["scores"]["solved"], true);
 }
+
+#[test]
+fn an_open_question_reads_only_the_allowed_folder() {
+    let data = temp_with(&[("notes.txt", "the answer is 42\n")]);
+    let work = temp_with(&[]);
+    let model = scripted(vec![
+        say("```assay\nrecord \"notes\", read_text(\"notes.txt\")\n```"),
+        say("```assay\nrecord \"passwd\", read_text(\"/etc/passwd\")\n```"),
+        say("[ANSWER]: 42, as notes.txt says (step 1)."),
+    ]);
+    let out = agent(
+        work.path(),
+        &model,
+        &["ask", "What number do the notes give?", "--allow-read", data.path().to_str().unwrap()],
+    );
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let j = out.json();
+    assert_eq!(j["answer"]["fields"]["ANSWER"], "42, as notes.txt says (step 1).");
+    let dir = folder(work.path(), &out);
+    assert_eq!(read_json(&dir.join("steps/01/results.json"))["records"]["notes"], "the answer is 42\n");
+    assert_eq!(read_json(&dir.join("steps/02/results.json"))["status"], "error");
+    let r = Test::new(work.path()).args(["agent", "replay", dir.to_str().unwrap(), "--json"]).run();
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["replayed"], 2);
+}
