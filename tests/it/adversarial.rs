@@ -396,3 +396,44 @@ fn floats_round_trip_through_diff() {
     let d = Test::new(t.path()).args(["diff", runs[0].to_str().unwrap(), runs[1].to_str().unwrap(), "--json"]).run();
     assert_eq!(d.json()["same"], false, "{}", d.stdout);
 }
+
+/// Crashes found by hand that need a real model (EfficientNet-Lite0, cached
+/// by the examples): a capture of the graph's own input read freed memory;
+/// an empty batch and an absurd `k` aborted.
+#[test]
+fn model_crashes_found_by_hand_are_fixed() {
+    let t = temp_with(&[
+        (
+            "cap.assay",
+            "let m = model(\"efficientnet-lite0\")\nlet c = capture(m, zeros([1, 3, 224, 224], value: 0.25), \"input\")\nrecord \"min\", min(c.input)\nrecord \"max\", max(c.input)\n",
+        ),
+        (
+            "empty.assay",
+            "let m = model(\"efficientnet-lite0\")\nlet u = unit(m, \"/_blocks.15/Relu6_output_0\", channel: 42)\nrecord \"a\", u(zeros([0, 3, 224, 224]))\n",
+        ),
+        (
+            "k.assay",
+            "let m = model(\"efficientnet-lite0\")\nlet u = unit(m, \"/_blocks.15/Relu6_output_0\", channel: 42)\nlet top = exemplars(u, take(emoji(), 3), k: 4294967296)\nrecord \"n\", len(top.images)\n",
+        ),
+    ]);
+    for _ in 0..2 {
+        let (out, _) = run(t.path(), "cap.assay");
+        assert_clean_end(&out, "capture of the input");
+        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    }
+    let runs = runs_of(t.path(), "cap");
+    let a = std::fs::read(runs[0].join("results.json")).unwrap();
+    assert_eq!(a, std::fs::read(runs[1].join("results.json")).unwrap(), "a capture of the input must not vary");
+    let r = results(t.path(), "cap");
+    assert_eq!((r["records"]["min"].as_f64(), r["records"]["max"].as_f64()), (Some(0.25), Some(0.25)), "{r}");
+
+    let (out, _) = run(t.path(), "empty.assay");
+    assert_clean_end(&out, "empty batch");
+    assert_eq!(out.code, 1);
+    assert!(results(t.path(), "empty")["error"]["message"].as_str().unwrap().contains("no rows"));
+
+    let (out, _) = run(t.path(), "k.assay");
+    assert_clean_end(&out, "huge k");
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(results(t.path(), "k")["records"]["n"], 3);
+}
