@@ -89,6 +89,25 @@ pub struct Limits {
     /// Total tokens (prompt + completion, as the endpoint reports them).
     pub tokens: u64,
     pub retry: Retry,
+    /// Offer the `run_assay` function to endpoints with tool calling
+    /// (scripts may still come as fenced blocks).
+    pub tool_calls: bool,
+}
+
+/// The `run_assay` function, for endpoints that support tool calling.
+fn run_assay_tool() -> Json {
+    json!([{
+        "type": "function",
+        "function": {
+            "name": "run_assay",
+            "description": "Check and run one Assay script in the sandbox; returns what it showed and recorded, its asserts and its errors.",
+            "parameters": {
+                "type": "object",
+                "properties": {"script": {"type": "string", "description": "the whole Assay script"}},
+                "required": ["script"],
+            },
+        },
+    }])
 }
 
 /// A parsed final answer.
@@ -348,7 +367,8 @@ pub fn investigate(task: Task, limits: Limits, out_dir: &Path, json_out: bool) -
             transcript.push(json!({"message": m}));
             messages.push(m);
         }
-        let reply = match endpoint.converse(&endpoint.model, &messages, &limits.retry) {
+        let tools = limits.tool_calls.then(run_assay_tool);
+        let reply = match endpoint.converse(&endpoint.model, &messages, tools.as_ref(), &limits.retry) {
             Ok(r) => r,
             Err(e) => {
                 transcript.push(json!({"endpoint_error": e}));
@@ -357,10 +377,26 @@ pub fn investigate(task: Task, limits: Limits, out_dir: &Path, json_out: bool) -
             }
         };
         tokens += reply.usage["total_tokens"].as_u64().unwrap_or(0);
-        let m = json!({"role": "assistant", "content": reply.text});
+        // A reply with function calls is carried whole (the endpoint needs
+        // its tool_calls to match the tool messages that answer them).
+        let m = if reply.tool_calls.is_empty() {
+            json!({"role": "assistant", "content": reply.text})
+        } else {
+            let mut m = reply.message.clone();
+            m["role"] = json!("assistant");
+            m
+        };
         transcript.push(json!({"message": m, "usage": reply.usage, "attempts": reply.attempts}));
         messages.push(m);
-        let scripts = scripts_in(&reply.text);
+        let mut scripts = scripts_in(&reply.text);
+        for call in &reply.tool_calls {
+            // A call of another name, or without a script, counts as no script.
+            let script = serde_json::from_str::<Json>(&call.arguments)
+                .ok()
+                .and_then(|a| a["script"].as_str().map(str::to_string))
+                .filter(|_| call.name == "run_assay");
+            scripts.extend(script);
+        }
         if let Some(a) = parse_answer(&reply.text).filter(|_| scripts.len() <= 1 || asked_final) {
             if task.kind() == "function" && a.get("CODE").is_none() {
                 // A malformed answer: say what is missing; it counts as a step.
@@ -395,9 +431,20 @@ pub fn investigate(task: Task, limits: Limits, out_dir: &Path, json_out: bool) -
             ),
         };
         steps.push(json!({"step": step, "status": step_status, "folder": format!("steps/{step:02}")}));
-        let m = json!({"role": "user", "content": format!("Step {step} of {}: {feedback}", limits.steps)});
-        transcript.push(json!({"message": m}));
-        messages.push(m);
+        let text = format!("Step {step} of {}: {feedback}", limits.steps);
+        if reply.tool_calls.is_empty() {
+            let m = json!({"role": "user", "content": text});
+            transcript.push(json!({"message": m}));
+            messages.push(m);
+        } else {
+            // Every call gets its answer; the step's feedback goes to the first.
+            for (i, call) in reply.tool_calls.iter().enumerate() {
+                let content = if i == 0 { text.clone() } else { "Not run: send one script per reply.".to_string() };
+                let m = json!({"role": "tool", "tool_call_id": call.id, "content": content});
+                transcript.push(json!({"message": m}));
+                messages.push(m);
+            }
+        }
     }
     let scores = match &answer {
         Some(a) => score_function(&task, a, &tmp, &limits),
@@ -532,6 +579,7 @@ pub fn replay(dir: &Path, box_override: Option<&Path>, json_out: bool) -> u8 {
         wall: Duration::from_secs(3600),
         tokens: u64::MAX,
         retry: Retry::default(),
+        tool_calls: false,
     };
     let scratch = std::env::temp_dir().join(format!("assay-replay-{}", std::process::id()));
     let files = scratch.join("files");

@@ -166,6 +166,9 @@ struct AgentOpts {
     /// Attempts per model call.
     #[arg(long, default_value_t = 6)]
     attempts: u32,
+    /// Offer scripts as a `run_assay` function call (for endpoints with tool calling).
+    #[arg(long)]
+    tool_calls: bool,
     #[command(flatten)]
     budget: BudgetArgs,
 }
@@ -188,6 +191,7 @@ impl AgentOpts {
             wall: parse_duration(&self.wall)?,
             tokens: self.tokens,
             retry,
+            tool_calls: self.tool_calls,
         })
     }
 }

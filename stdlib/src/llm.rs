@@ -122,13 +122,34 @@ pub struct Reply {
     pub usage: Json,
     /// Attempts it took (1 when the first answered).
     pub attempts: u32,
+    /// Function calls the reply makes (endpoints with tool calling).
+    pub tool_calls: Vec<ToolCall>,
+    /// The assistant message as sent, to carry in the conversation.
+    pub message: Json,
+}
+
+/// One function call of a reply: its id, name and JSON-text arguments.
+#[derive(Debug, Clone)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
 }
 
 impl Endpoint {
     /// A whole conversation (`messages` in the OpenAI format) to one reply,
     /// retried as `retry` says. The error says what the last attempt got.
-    pub fn converse(&self, model: &str, messages: &[Json], retry: &Retry) -> Result<Reply, String> {
-        let body = json!({"model": model, "temperature": 0, "messages": messages});
+    pub fn converse(
+        &self,
+        model: &str,
+        messages: &[Json],
+        tools: Option<&Json>,
+        retry: &Retry,
+    ) -> Result<Reply, String> {
+        let mut body = json!({"model": model, "temperature": 0, "messages": messages});
+        if let Some(t) = tools {
+            body["tools"] = t.clone();
+        }
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(retry.timeout))
             .http_status_as_error(false)
@@ -155,13 +176,37 @@ impl Endpoint {
                     if status == 200 {
                         let j: Json = serde_json::from_str(&text)
                             .map_err(|e| self.scrub(&format!("the model's answer is not JSON ({e})")))?;
-                        let content = j["choices"][0]["message"]["content"].as_str().ok_or_else(|| {
-                            self.scrub(&format!(
-                                "the model's answer has no choices[0].message.content: {}",
-                                text.chars().take(200).collect::<String>()
-                            ))
-                        })?;
-                        return Ok(Reply { text: content.to_string(), usage: j["usage"].clone(), attempts: attempt });
+                        let message = &j["choices"][0]["message"];
+                        let tool_calls: Vec<ToolCall> = message["tool_calls"]
+                            .as_array()
+                            .map(|calls| {
+                                calls
+                                    .iter()
+                                    .map(|c| ToolCall {
+                                        id: c["id"].as_str().unwrap_or("").to_string(),
+                                        name: c["function"]["name"].as_str().unwrap_or("").to_string(),
+                                        arguments: c["function"]["arguments"].as_str().unwrap_or("").to_string(),
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        let content = match message["content"].as_str() {
+                            Some(c) => c.to_string(),
+                            None if !tool_calls.is_empty() => String::new(),
+                            None => {
+                                return Err(self.scrub(&format!(
+                                    "the model's answer has no choices[0].message.content: {}",
+                                    text.chars().take(200).collect::<String>()
+                                )))
+                            }
+                        };
+                        return Ok(Reply {
+                            text: content,
+                            usage: j["usage"].clone(),
+                            attempts: attempt,
+                            tool_calls,
+                            message: message.clone(),
+                        });
                     }
                     last = format!("HTTP {status}: {}", text.chars().take(200).collect::<String>());
                     if status != 429 && status < 500 {

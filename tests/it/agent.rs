@@ -20,14 +20,26 @@ struct Turn {
     status: u16,
     retry_after: Option<&'static str>,
     text: String,
+    /// A whole assistant message instead of text (a function call).
+    message: Option<Json>,
 }
 
 fn say(text: &str) -> Turn {
-    Turn { status: 200, retry_after: None, text: text.to_string() }
+    Turn { status: 200, retry_after: None, text: text.to_string(), message: None }
 }
 
 fn fault(status: u16, retry_after: Option<&'static str>) -> Turn {
-    Turn { status, retry_after, text: "{\"error\": \"busy\"}".into() }
+    Turn { status, retry_after, text: "{\"error\": \"busy\"}".into(), message: None }
+}
+
+/// A reply that calls `run_assay` with a script, as tool-calling endpoints send it.
+fn call(id: &str, script: &str) -> Turn {
+    let message = json!({
+        "role": "assistant",
+        "content": null,
+        "tool_calls": [{"id": id, "type": "function", "function": {"name": "run_assay", "arguments": json!({"script": script}).to_string()}}],
+    });
+    Turn { status: 200, retry_after: None, text: String::new(), message: Some(message) }
 }
 
 struct Scripted {
@@ -70,8 +82,9 @@ fn scripted(turns: Vec<Turn>) -> Scripted {
             log.lock().unwrap().push((auth, serde_json::from_slice(&body).unwrap_or(Json::Null)));
             let turn = turns.next().unwrap_or_else(|| fault(500, None));
             let payload = if turn.status == 200 {
-                json!({"choices": [{"message": {"role": "assistant", "content": turn.text}}], "usage": {"total_tokens": 100}})
-                    .to_string()
+                let message =
+                    turn.message.clone().unwrap_or_else(|| json!({"role": "assistant", "content": turn.text}));
+                json!({"choices": [{"message": message}], "usage": {"total_tokens": 100}}).to_string()
             } else {
                 turn.text.clone()
             };
@@ -312,4 +325,25 @@ fn an_open_question_reads_only_the_allowed_folder() {
     let r = Test::new(work.path()).args(["agent", "replay", dir.to_str().unwrap(), "--json"]).run();
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(r.json()["replayed"], 2);
+}
+
+#[test]
+fn endpoints_with_tool_calling_send_scripts_as_run_assay_calls() {
+    let (boxes, work) = setup();
+    let model = scripted(vec![
+        call("call_1", "record \"ys\", map([0, 1], x => box.f(x))\n"),
+        say("[DESCRIPTION]: a line\n[DOMAIN]: none\n[CODE]:\n```assay\nfn f(x) {\n  return 3 * x - 2\n}\n```"),
+    ]);
+    let out =
+        agent(work.path(), &model, &["function", boxes.path().join("box.rhai").to_str().unwrap(), "--tool-calls"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let reqs = model.requests.lock().unwrap();
+    assert_eq!(reqs[0].1["tools"][0]["function"]["name"], "run_assay");
+    let msgs = reqs[1].1["messages"].as_array().unwrap();
+    let (call, answer) = (&msgs[msgs.len() - 2], &msgs[msgs.len() - 1]);
+    assert_eq!(call["tool_calls"][0]["id"], "call_1", "the call is carried in the conversation");
+    assert_eq!(answer["role"], "tool");
+    assert_eq!(answer["tool_call_id"], "call_1");
+    assert!(answer["content"].as_str().unwrap().contains("[-2,1]"), "{answer}");
+    assert_eq!(out.json()["answer"]["scores"]["solved"], true);
 }
