@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use assay_interpreter::{begin_run, canonical, finish_run, html_escape, read_regular};
 use assay_stdlib::llm::{Endpoint, Retry};
+use base64::Engine as _;
 use serde_json::{json, Value as Json};
 use sha2::Digest;
 
@@ -92,6 +93,8 @@ pub struct Limits {
     /// Offer the `run_assay` function to endpoints with tool calling
     /// (scripts may still come as fenced blocks).
     pub tool_calls: bool,
+    /// The model takes images: what a step shows goes back as image parts.
+    pub vision: bool,
 }
 
 /// The `run_assay` function, for endpoints that support tool calling.
@@ -211,6 +214,7 @@ fn run_step(
         budget: limits.budget,
         color: false,
         bypass_checks: false,
+        save_shown_images: limits.vision,
         bound: task.bound(),
     };
     match run_child(&job) {
@@ -270,6 +274,15 @@ fn run_step(
             StepResult { feedback: elide(&fb, limits.reply_chars), status: d.status.clone() }
         }
     }
+}
+
+/// The PNGs a step showed (written by the child under `shown/`), in order.
+fn step_images(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("shown"))
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    names.sort();
+    names.into_iter().filter_map(|n| read_regular(&dir.join("shown").join(&n), 16 << 20).ok().map(|b| (n, b))).collect()
 }
 
 /// NMSE of the answer's `fn f(x)` against the box on x = i + 0.5, i in
@@ -432,7 +445,20 @@ pub fn investigate(task: Task, limits: Limits, out_dir: &Path, json_out: bool) -
         };
         steps.push(json!({"step": step, "status": step_status, "folder": format!("steps/{step:02}")}));
         let text = format!("Step {step} of {}: {feedback}", limits.steps);
-        if reply.tool_calls.is_empty() {
+        let images = if limits.vision { step_images(&dir) } else { Vec::new() };
+        if !images.is_empty() && reply.tool_calls.is_empty() {
+            // Images go as OpenAI image parts; the transcript keeps their
+            // digests and files instead of the data.
+            let mut parts = vec![json!({"type": "text", "text": text})];
+            let mut logged = parts.clone();
+            for (file, png) in &images {
+                let b64 = base64::engine::general_purpose::STANDARD.encode(png);
+                parts.push(json!({"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{b64}")}}));
+                logged.push(json!({"type": "image", "file": format!("steps/{step:02}/shown/{file}"), "sha256": hex::encode(sha2::Sha256::digest(png))}));
+            }
+            transcript.push(json!({"message": {"role": "user", "content": logged}}));
+            messages.push(json!({"role": "user", "content": parts}));
+        } else if reply.tool_calls.is_empty() {
             let m = json!({"role": "user", "content": text});
             transcript.push(json!({"message": m}));
             messages.push(m);
@@ -580,6 +606,7 @@ pub fn replay(dir: &Path, box_override: Option<&Path>, json_out: bool) -> u8 {
         tokens: u64::MAX,
         retry: Retry::default(),
         tool_calls: false,
+        vision: false,
     };
     let scratch = std::env::temp_dir().join(format!("assay-replay-{}", std::process::id()));
     let files = scratch.join("files");

@@ -169,6 +169,9 @@ struct AgentOpts {
     /// Offer scripts as a `run_assay` function call (for endpoints with tool calling).
     #[arg(long)]
     tool_calls: bool,
+    /// The model takes images: shown images go back as image parts (PNG data URLs).
+    #[arg(long)]
+    vision: bool,
     #[command(flatten)]
     budget: BudgetArgs,
 }
@@ -192,6 +195,7 @@ impl AgentOpts {
             tokens: self.tokens,
             retry,
             tool_calls: self.tool_calls,
+            vision: self.vision,
         })
     }
 }
@@ -379,6 +383,7 @@ fn cmd_run(script: &str, json: bool, allow: &[PathBuf], seed: Option<u64>, runs_
         budget,
         color: !json && std::io::stderr().is_terminal(),
         bypass_checks: is_debug_bypass(),
+        save_shown_images: false,
         bound: Vec::new(),
     };
     let end = match run_child(&job) {
@@ -633,6 +638,7 @@ fn cmd_verify(run: &Path, json: bool, allow: &[PathBuf], budget: Budget) -> u8 {
         budget,
         color: false,
         bypass_checks: false,
+        save_shown_images: false,
         bound: Vec::new(),
     };
     let end = run_child(&job);

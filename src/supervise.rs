@@ -105,6 +105,10 @@ pub struct Job {
     pub color: bool,
     /// Test builds only: turn off the in-process checks to show the kernel's.
     pub bypass_checks: bool,
+    /// Write the images the script shows to `shown/NN.png` in the run
+    /// folder (for an agent's vision model); at most `MAX_SHOWN_IMAGES`.
+    #[serde(default)]
+    pub save_shown_images: bool,
     /// Black boxes bound before the script starts: (alias, rhai source).
     /// The script can call them; it cannot read them (they are no file).
     #[serde(default)]
@@ -138,6 +142,22 @@ pub struct Done {
     pub error_rendered: Option<String>,
     pub diagnostics: Vec<Json>,
     pub sandbox: Json,
+}
+
+/// The most shown images one run writes for an agent.
+pub const MAX_SHOWN_IMAGES: usize = 16;
+
+/// The images among shown values (inside lists and records too), in order.
+fn shown_images<'v>(v: &'v Value, out: &mut Vec<&'v assay_interpreter::Image>) {
+    if out.len() >= MAX_SHOWN_IMAGES {
+        return;
+    }
+    match v {
+        Value::Image(img) => out.push(img),
+        Value::List(items) => items.iter().for_each(|x| shown_images(x, out)),
+        Value::Record(fields) => fields.values().for_each(|x| shown_images(x, out)),
+        _ => {}
+    }
 }
 
 /// How much of what a script shows reaches the terminal (all of it is in
@@ -630,6 +650,20 @@ pub fn child_main(registry: &Registry) -> u8 {
     if let Err(e) = write_files(&job.out, &files) {
         eprintln!("error: cannot write the run record: {e}");
         return 1;
+    }
+    if job.save_shown_images {
+        let mut images = Vec::new();
+        for sh in &out.shows {
+            sh.values.iter().for_each(|v| shown_images(v, &mut images));
+        }
+        let dir = job.out.join("shown");
+        if !images.is_empty() && std::fs::create_dir_all(&dir).is_ok() {
+            for (i, img) in images.iter().enumerate() {
+                if let Ok(png) = img.to_png() {
+                    let _ = std::fs::write(dir.join(format!("{:02}.png", i + 1)), png);
+                }
+            }
+        }
     }
     let status = Status::of(&out);
     let done = Done {

@@ -347,3 +347,32 @@ fn endpoints_with_tool_calling_send_scripts_as_run_assay_calls() {
     assert!(answer["content"].as_str().unwrap().contains("[-2,1]"), "{answer}");
     assert_eq!(out.json()["answer"]["scores"]["solved"], true);
 }
+
+#[test]
+fn a_vision_model_gets_the_shown_images_as_image_parts() {
+    let (boxes, work) = setup();
+    let model = scripted(vec![
+        say("```assay\nshow \"two drawings\", [svg(`<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 2 2\"><rect width=\"2\" height=\"2\" fill=\"red\"/></svg>`, width: 8), svg(`<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 2 2\"/>`, width: 8)]\n```"),
+        say("[DESCRIPTION]: a line\n[DOMAIN]: none\n[CODE]:\n```assay\nfn f(x) {\n  return 3 * x - 2\n}\n```"),
+    ]);
+    let out = agent(work.path(), &model, &["function", boxes.path().join("box.rhai").to_str().unwrap(), "--vision"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let reqs = model.requests.lock().unwrap();
+    let last = reqs[1].1["messages"].as_array().unwrap().last().unwrap().clone();
+    let parts = last["content"].as_array().expect("content parts");
+    assert_eq!(parts[0]["type"], "text");
+    let urls: Vec<&str> = parts[1..].iter().map(|p| p["image_url"]["url"].as_str().unwrap()).collect();
+    assert_eq!(urls.len(), 2);
+    assert!(urls.iter().all(|u| u.starts_with("data:image/png;base64,")));
+    // The first image decodes to the red square the script drew.
+    use base64::Engine as _;
+    let png = base64::engine::general_purpose::STANDARD.decode(&urls[0]["data:image/png;base64,".len()..]).unwrap();
+    let img = image::load_from_memory(&png).unwrap().to_rgba8();
+    assert_eq!((img.width(), img.height()), (8, 8));
+    assert_eq!(img.get_pixel(4, 4).0, [255, 0, 0, 255]);
+    // The transcript keeps digests and files, not the data.
+    let dir = folder(work.path(), &out);
+    let t = std::fs::read_to_string(dir.join("transcript.jsonl")).unwrap();
+    assert!(!t.contains("base64,") && t.contains("steps/01/shown/01.png") && t.contains("sha256"), "{t}");
+    assert!(dir.join("steps/01/shown/02.png").is_file());
+}
