@@ -32,6 +32,9 @@ pub enum Task {
     Function { path: PathBuf, source: String, name: String },
     /// An open question in the person's words, over the folders it may read.
     Question { text: String, roots: Vec<PathBuf> },
+    /// A synthetic neuron with known ground truth (MAIA), bound as `unit`,
+    /// blinded; the tools that would name it are withheld.
+    Unit { synthetic: String },
 }
 
 impl Task {
@@ -39,13 +42,42 @@ impl Task {
         match self {
             Task::Function { .. } => "function",
             Task::Question { .. } => "question",
+            Task::Unit { .. } => "unit",
         }
     }
 
     fn bound(&self) -> Vec<(String, String)> {
         match self {
             Task::Function { source, .. } => vec![("box".to_string(), source.clone())],
-            Task::Question { .. } => Vec::new(),
+            Task::Question { .. } | Task::Unit { .. } => Vec::new(),
+        }
+    }
+
+    /// What the harness runs before each script to bind the unit.
+    fn prelude(&self) -> Option<(String, Vec<(String, String)>)> {
+        match self {
+            Task::Unit { synthetic } => Some((
+                format!("record \"unit\", synthetic({})\n", serde_json::to_string(synthetic).unwrap_or_default()),
+                vec![("unit".to_string(), "unit".to_string())],
+            )),
+            _ => None,
+        }
+    }
+
+    /// Tools withheld from the agent's scripts.
+    fn denied(&self) -> Vec<String> {
+        match self {
+            Task::Unit { .. } => vec!["synthetic".into(), "synthetic_neurons".into()],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Answer fields without which an answer is malformed.
+    fn required(&self) -> &'static [&'static str] {
+        match self {
+            Task::Function { .. } => &["CODE"],
+            Task::Unit { .. } => &["POSITIVE", "NEGATIVE"],
+            Task::Question { .. } => &[],
         }
     }
 
@@ -57,6 +89,7 @@ impl Task {
             Task::Question { text, .. } => {
                 format!("Answer this question by running experiments: {text}\nFinish with [ANSWER].")
             }
+            Task::Unit { .. } => "Describe what drives the unit bound as `unit`: a channel of an image model. Call it on images, `unit(images)`, which gives {activations, masked}; use exemplars (e.g. `exemplars(unit, emoji(), k: 12)`), drawings (`svg`), edits and `score`. Finish with [DESCRIPTION], [LABEL], [POSITIVE] and [NEGATIVE] (Assay expressions for lists of images it should and should not respond to).".to_string(),
         }
     }
 
@@ -69,6 +102,7 @@ impl Task {
                 "box_path": path.display().to_string(),
                 "box_sha256": hex::encode(sha2::Sha256::digest(source.as_bytes())),
             }),
+            Task::Unit { synthetic } => json!({"kind": "unit", "synthetic": synthetic}),
             Task::Question { text, roots } => json!({
                 "kind": "question",
                 "question": text,
@@ -215,6 +249,8 @@ fn run_step(
         color: false,
         bypass_checks: false,
         save_shown_images: limits.vision,
+        prelude: task.prelude(),
+        deny_tools: task.denied(),
         bound: task.bound(),
     };
     match run_child(&job) {
@@ -331,6 +367,31 @@ fn score_function(task: &Task, answer: &Answer, dir: &Path, limits: &Limits) -> 
     }
 }
 
+/// A field's expression: the first fenced block in it, else its text.
+fn expression(field: &str) -> String {
+    scripts_in(field).into_iter().next().unwrap_or_else(|| field.to_string()).trim().to_string()
+}
+
+/// The answer's predicted stimuli scored on the unit as `score` does (ROC
+/// AUC of positives over negatives), in the sandbox with the unit bound.
+fn score_unit(task: &Task, answer: &Answer, dir: &Path, limits: &Limits) -> Json {
+    let pos = expression(answer.get("POSITIVE").unwrap_or(""));
+    let neg = expression(answer.get("NEGATIVE").unwrap_or(""));
+    let script =
+        format!("let positives = {pos}\nlet negatives = {neg}\nrecord \"score\", score(unit, positives, negatives)\n");
+    let scratch = dir.join("score");
+    let base = dir.join("files");
+    let r = run_step(task, &base, std::slice::from_ref(&base), &script, &scratch, limits, 0);
+    let results = read_regular(&scratch.join("results.json"), 64 << 20)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Json>(&b).ok())
+        .unwrap_or(Json::Null);
+    match &results["records"]["score"] {
+        Json::Object(s) if r.status == "ok" => Json::Object(s.clone()),
+        _ => json!({"score": null, "error": elide(&r.feedback, 2000)}),
+    }
+}
+
 /// Runs one investigation; returns the exit code.
 pub fn investigate(task: Task, limits: Limits, out_dir: &Path, json_out: bool) -> u8 {
     let endpoint = match Endpoint::for_agent() {
@@ -353,7 +414,7 @@ pub fn investigate(task: Task, limits: Limits, out_dir: &Path, json_out: bool) -
     let files = tmp.join("files");
     let _ = std::fs::create_dir_all(&files);
     let (base, roots) = match &task {
-        Task::Function { .. } => (files.clone(), vec![files.clone()]),
+        Task::Function { .. } | Task::Unit { .. } => (files.clone(), vec![files.clone()]),
         Task::Question { roots, .. } => (roots.first().cloned().unwrap_or(files.clone()), roots.clone()),
     };
     let mut messages =
@@ -411,7 +472,7 @@ pub fn investigate(task: Task, limits: Limits, out_dir: &Path, json_out: bool) -
             scripts.extend(script);
         }
         if let Some(a) = parse_answer(&reply.text).filter(|_| scripts.len() <= 1 || asked_final) {
-            if task.kind() == "function" && a.get("CODE").is_none() {
+            if task.required().iter().any(|f| a.get(f).is_none()) {
                 // A malformed answer: say what is missing; it counts as a step.
             } else {
                 answer = Some(a);
@@ -431,7 +492,10 @@ pub fn investigate(task: Task, limits: Limits, out_dir: &Path, json_out: bool) -
                 (r.feedback, r.status)
             }
             0 if parse_answer(&reply.text).is_some() => (
-                "Your answer is missing a field. Give [DESCRIPTION], [DOMAIN] and [CODE] (a fenced assay block defining fn f(x)).".to_string(),
+                format!(
+                    "Your answer is missing {}. See the answer format in the guide.",
+                    task.required().iter().map(|f| format!("[{f}]")).collect::<Vec<_>>().join(" and ")
+                ),
                 "malformed-answer".to_string(),
             ),
             0 => (
@@ -472,9 +536,10 @@ pub fn investigate(task: Task, limits: Limits, out_dir: &Path, json_out: bool) -
             }
         }
     }
-    let scores = match &answer {
-        Some(a) => score_function(&task, a, &tmp, &limits),
-        None => Json::Null,
+    let scores = match (&answer, &task) {
+        (Some(a), Task::Function { .. }) => score_function(&task, a, &tmp, &limits),
+        (Some(a), Task::Unit { .. }) => score_unit(&task, a, &tmp, &limits),
+        _ => Json::Null,
     };
     let answer_json = json!({
         "status": status,
@@ -586,6 +651,7 @@ pub fn replay(dir: &Path, box_override: Option<&Path>, json_out: bool) -> u8 {
             }
             Task::Function { path, source, name: t["function"].as_str().unwrap_or("f").to_string() }
         }
+        Some("unit") => Task::Unit { synthetic: t["synthetic"].as_str().unwrap_or("").to_string() },
         Some("question") => Task::Question {
             text: t["question"].as_str().unwrap_or("").to_string(),
             roots: t["roots"]
@@ -612,7 +678,7 @@ pub fn replay(dir: &Path, box_override: Option<&Path>, json_out: bool) -> u8 {
     let files = scratch.join("files");
     let _ = std::fs::create_dir_all(&files);
     let (base, roots) = match &task {
-        Task::Function { .. } => (files.clone(), vec![files.clone()]),
+        Task::Function { .. } | Task::Unit { .. } => (files.clone(), vec![files.clone()]),
         Task::Question { roots, .. } => (roots.first().cloned().unwrap_or(files.clone()), roots.clone()),
     };
     let mut checked = 0;

@@ -118,6 +118,15 @@ enum AgentCommand {
         #[command(flatten)]
         opts: AgentOpts,
     },
+    /// Describe a unit (MAIA): a synthetic neuron with known ground truth,
+    /// bound as `unit` and blinded; the answer's predicted stimuli are scored.
+    Unit {
+        /// The synthetic neuron's name (see `synthetic_neurons()`; withheld from the model).
+        #[arg(long)]
+        synthetic: String,
+        #[command(flatten)]
+        opts: AgentOpts,
+    },
     /// Answer an open question about a model or data by experiment.
     Ask {
         question: String,
@@ -384,6 +393,8 @@ fn cmd_run(script: &str, json: bool, allow: &[PathBuf], seed: Option<u64>, runs_
         color: !json && std::io::stderr().is_terminal(),
         bypass_checks: is_debug_bypass(),
         save_shown_images: false,
+        prelude: None,
+        deny_tools: Vec::new(),
         bound: Vec::new(),
     };
     let end = match run_child(&job) {
@@ -639,6 +650,8 @@ fn cmd_verify(run: &Path, json: bool, allow: &[PathBuf], budget: Budget) -> u8 {
         color: false,
         bypass_checks: false,
         save_shown_images: false,
+        prelude: None,
+        deny_tools: Vec::new(),
         bound: Vec::new(),
     };
     let end = run_child(&job);
@@ -717,6 +730,13 @@ fn cmd_agent(what: AgentCommand, registry: &Registry) -> u8 {
             // Kept as given (relative to where the agent runs), so a committed
             // investigation names no machine's folders; replay runs from there.
             investigate(Task::Function { path: file, source, name }, limits, &opts.out, opts.json)
+        }
+        AgentCommand::Unit { synthetic, opts } => {
+            let limits = match opts.limits() {
+                Ok(l) => l,
+                Err(e) => return usage_error(opts.json, &e, "e.g. --wall 30m --timeout 2m"),
+            };
+            investigate(Task::Unit { synthetic }, limits, &opts.out, opts.json)
         }
         AgentCommand::Ask { question, allow_read, opts } => {
             let limits = match opts.limits() {

@@ -118,10 +118,10 @@ pub fn agent_guide(r: &Registry) -> String {
     for (cat, sigs) in categories(r) {
         let _ = writeln!(out, "\n### {cat}\n");
         for s in sigs {
-            // The first sentence, cut at a word near 90 characters: the guide
+            // The first sentence, cut at a word near 70 characters: the guide
             // must fit a small model's context (`assay tools` has the rest).
             let first = s.doc.split(". ").next().unwrap_or(s.doc).trim_end_matches('.');
-            let short = match first.char_indices().nth(90) {
+            let short = match first.char_indices().nth(70) {
                 Some((i, _)) => format!("{}…", first[..i].rsplit_once(' ').map(|(a, _)| a).unwrap_or(&first[..i])),
                 None => format!("{first}."),
             };
@@ -144,6 +144,15 @@ fn f(x) {
 ```
 
 The code must define `fn f(x)` for one number `x` and use only the language and its tools (not the black box). It is scored on x = -127.5, -126.5, ..., 127.5 by normalised mean squared error; an error on any point scores as unsolved.
+
+A unit (bound as `unit`): end with
+
+[DESCRIPTION]: what drives it, in words.
+[LABEL]: a few words.
+[POSITIVE]: `[svg(...), ...]`, an expression for images it should respond to.
+[NEGATIVE]: the same for images it should not (ideally minimal pairs).
+
+They are scored by `score` (ROC AUC; 1 is perfect, 0.5 chance).
 
 An open question: end with
 

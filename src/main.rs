@@ -32,7 +32,7 @@ fn main() -> ExitCode {
     let child = std::env::args().nth(1).is_some_and(|a| a == supervise::CHILD_ARG);
     let worker = std::thread::Builder::new().stack_size(512 << 20).spawn(move || {
         if child {
-            supervise::child_main(&assay_stdlib::registry())
+            supervise::child_main(assay_stdlib::registry())
         } else {
             cli::main()
         }

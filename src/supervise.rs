@@ -18,11 +18,51 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use assay_interpreter::{
-    execute, manifest_json, mentions, prepare_with, report_html, results_json, script_seed, trace_jsonl, write_files,
-    Diag, ManifestInfo, Outcome, Registry, RhaiModule, RunFiles, Sandbox, SourceFile, Status, Value,
+    execute, execute_with, manifest_json, mentions, prepare, prepare_with, report_html, results_json, script_seed,
+    trace_jsonl, write_files, Diag, Handle, ManifestInfo, Outcome, Registry, RhaiModule, RunFiles, Sandbox, SourceFile,
+    Status, Type, Value,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
+
+/// A tool object bound by a task, blinded: it works as the object it wraps
+/// (tools reach the object through `as_any`), but says nothing of what it
+/// is beyond its kind: no name, no index, no model, no digest to match.
+struct Blinded(Arc<dyn Handle>);
+
+impl std::fmt::Debug for Blinded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the {} under study", self.0.kind())
+    }
+}
+
+impl Handle for Blinded {
+    fn kind(&self) -> &'static str {
+        self.0.kind()
+    }
+    fn describe(&self) -> String {
+        format!("the {} under study", self.0.kind())
+    }
+    fn digest(&self) -> String {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(format!("blinded:{}", self.0.digest()).as_bytes()))
+    }
+    fn call_tool(&self) -> Option<&'static str> {
+        self.0.call_tool()
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self.0.as_any()
+    }
+}
+
+/// The handle kinds a task may bind (the checker wants a static name).
+fn handle_kind(kind: &str) -> &'static str {
+    match kind {
+        "model" => "model",
+        "dataset" => "dataset",
+        _ => "unit",
+    }
+}
 
 /// The hidden subcommand the child runs.
 pub const CHILD_ARG: &str = "__child";
@@ -109,6 +149,15 @@ pub struct Job {
     /// folder (for an agent's vision model); at most `MAX_SHOWN_IMAGES`.
     #[serde(default)]
     pub save_shown_images: bool,
+    /// Assay statements the harness runs before the script (after the
+    /// sandbox closes); each `record "name", value` of it is bound as `name`
+    /// in the script, blinded (it describes itself as nothing more than its
+    /// kind). With the kinds here the script is checked first.
+    #[serde(default)]
+    pub prelude: Option<(String, Vec<(String, String)>)>,
+    /// Tools the script may not call (they would reveal a task's answer).
+    #[serde(default)]
+    pub deny_tools: Vec<String>,
     /// Black boxes bound before the script starts: (alias, rhai source).
     /// The script can call them; it cannot read them (they are no file).
     #[serde(default)]
@@ -536,7 +585,7 @@ fn emit(line: &str) {
 }
 
 /// The child: check, provision, restrict, run, write the record, report.
-pub fn child_main(registry: &Registry) -> u8 {
+pub fn child_main(mut registry: Registry) -> u8 {
     // A panic (a bug) says where the script was before the process ends.
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -581,7 +630,36 @@ pub fn child_main(registry: &Registry) -> u8 {
             }
         }
     }
-    let prepared = prepare_with(&file, registry, &sandbox, &bound);
+    // The prelude uses the full registry; the script gets it less the denied tools.
+    let full = assay_stdlib::registry();
+    for t in &job.deny_tools {
+        registry.remove(t);
+    }
+    let registry = &registry;
+    let kinds: Vec<(String, Type)> = job
+        .prelude
+        .iter()
+        .flat_map(|(_, names)| names.iter())
+        .map(|(n, kind)| (n.clone(), Type::Handle(handle_kind(kind))))
+        .collect();
+    let prelude = match &job.prelude {
+        Some((text, _)) => {
+            let pf = SourceFile::new("<task>", text.clone());
+            let pp = prepare(&pf, &full, &sandbox);
+            match pp.program {
+                Some(p) if pp.diags.is_empty() => Some((pf, p)),
+                _ => {
+                    eprintln!(
+                        "error: the task's prelude does not check: {:?}",
+                        pp.diags.first().map(|d| d.message.clone())
+                    );
+                    return 2;
+                }
+            }
+        }
+        None => None,
+    };
+    let prepared = prepare_with(&file, registry, &sandbox, &bound, &kinds);
     let program = match (&prepared.program, prepared.diags.is_empty()) {
         (Some(p), true) => p,
         _ => {
@@ -597,7 +675,13 @@ pub fn child_main(registry: &Registry) -> u8 {
         }
     };
     // Provisioning writes the cache, so it happens before the sandbox closes.
-    let provisioned = assay_stdlib::provision::provision_for(&mentions(program), registry);
+    let mut named = mentions(program);
+    if let Some((_, p)) = &prelude {
+        let m = mentions(p);
+        named.names.extend(m.names);
+        named.strings.extend(m.strings);
+    }
+    let provisioned = assay_stdlib::provision::provision_for(&named, &full);
     for p in &provisioned.problems {
         eprintln!("note: could not provision {p}");
     }
@@ -620,8 +704,27 @@ pub fn child_main(registry: &Registry) -> u8 {
         }
     });
     let seed = job.seed.or_else(|| script_seed(program)).unwrap_or(0);
-    let mut out = execute(&file, program, registry, &sandbox, &prepared.modules, seed);
+    // The prelude runs inside the sandbox too; what it records is bound, blinded.
+    let mut bindings = Vec::new();
+    let mut prelude_inputs = BTreeMap::new();
+    if let Some((pf, p)) = &prelude {
+        let pout = execute(pf, p, &full, &sandbox, &std::collections::HashMap::new(), seed);
+        if let Some(e) = &pout.error {
+            eprintln!("error: the task's prelude failed: {}", e.message);
+            return 2;
+        }
+        for (k, v) in pout.records {
+            let v = match v {
+                Value::Handle(h) => Value::Handle(Arc::new(Blinded(h))),
+                other => other,
+            };
+            bindings.push((k, v));
+        }
+        prelude_inputs = pout.inputs;
+    }
+    let mut out = execute_with(&file, program, registry, &sandbox, &prepared.modules, seed, &bindings);
     out.inputs.extend(prepared.inputs.clone());
+    out.inputs.extend(prelude_inputs);
     let mut artifacts = std::mem::take(&mut out.artifacts);
     let results = results_json(&out, &file, &mut artifacts);
     let mut extra = BTreeMap::new();

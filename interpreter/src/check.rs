@@ -45,6 +45,17 @@ pub fn check(
     registry: &Registry,
     modules: &HashMap<String, Arc<RhaiModule>>,
 ) -> Vec<Diag> {
+    check_with(file, program, registry, modules, &[])
+}
+
+/// As `check`, with names bound before the script starts, and their types.
+pub fn check_with(
+    file: &Arc<SourceFile>,
+    program: &Program,
+    registry: &Registry,
+    modules: &HashMap<String, Arc<RhaiModule>>,
+    names: &[(String, Type)],
+) -> Vec<Diag> {
     let mut c = Checker {
         file: file.clone(),
         registry,
@@ -68,6 +79,9 @@ pub fn check(
         if !used.contains(&alias.as_str()) {
             c.scopes[0].insert(alias.clone(), Var { ty: Type::Module, func: None, module: Some(m.clone()) });
         }
+    }
+    for (name, ty) in names {
+        c.scopes[0].insert(name.clone(), Var { ty: ty.clone(), func: None, module: None });
     }
     c.top_level(program);
     c.diags.sort_by_key(|d| d.span.map(|s| s.start).unwrap_or(0));

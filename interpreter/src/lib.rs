@@ -25,7 +25,9 @@ use sha2::{Digest, Sha256};
 pub use check::check;
 pub use diag::{closest, Diag, SourceFile};
 pub use diff::{diff_results, Change};
-pub use eval::{execute, progress, script_seed, step_rng, AssertOutcome, Outcome, Shown, TraceEntry, MAX_CALL_DEPTH};
+pub use eval::{
+    execute, execute_with, progress, script_seed, step_rng, AssertOutcome, Outcome, Shown, TraceEntry, MAX_CALL_DEPTH,
+};
 pub use record::{
     begin_run, canonical, finish_run, manifest_json, npy_f32, num_json, read_regular, read_run, results_json, run_stem,
     safe_artifact_name, trace_jsonl, write_files, write_run, ManifestInfo, RunDir, RunFiles, Status, ASSAY_VERSION,
@@ -54,16 +56,18 @@ pub struct Prepared {
 
 /// Parses, loads `use`d rhai modules (through the sandbox) and checks.
 pub fn prepare(file: &Arc<SourceFile>, registry: &Registry, sandbox: &Sandbox) -> Prepared {
-    prepare_with(file, registry, sandbox, &HashMap::new())
+    prepare_with(file, registry, sandbox, &HashMap::new(), &[])
 }
 
 /// As `prepare`, with modules bound before the script starts (an agent's
-/// black box): the script may call them but cannot rebind their names.
+/// black box: the script may call them but cannot rebind their names) and
+/// names of values that will be bound (`execute_with`), with their types.
 pub fn prepare_with(
     file: &Arc<SourceFile>,
     registry: &Registry,
     sandbox: &Sandbox,
     bound: &HashMap<String, Arc<RhaiModule>>,
+    names: &[(String, Type)],
 ) -> Prepared {
     let mut prepared = Prepared {
         file: file.clone(),
@@ -129,7 +133,7 @@ pub fn prepare_with(
             }
         }
     }
-    prepared.diags.extend(check(file, &program, registry, &prepared.modules));
+    prepared.diags.extend(check::check_with(file, &program, registry, &prepared.modules, names));
     prepared.program = Some(program);
     prepared
 }

@@ -364,6 +364,11 @@ impl Registry {
         self
     }
 
+    /// Takes a tool away (an agent's task may withhold tools that reveal its answer).
+    pub fn remove(&mut self, name: &str) -> bool {
+        self.tools.remove(name).is_some()
+    }
+
     pub fn get(&self, name: &str) -> Option<(&Signature, Arc<dyn Tool>)> {
         self.tools.get(name).map(|e| (&e.sig, e.tool.clone()))
     }

@@ -376,3 +376,50 @@ fn a_vision_model_gets_the_shown_images_as_image_parts() {
     assert!(!t.contains("base64,") && t.contains("steps/01/shown/01.png") && t.contains("sha256"), "{t}");
     assert!(dir.join("steps/01/shown/02.png").is_file());
 }
+
+#[test]
+fn a_synthetic_neuron_is_described_blind_and_its_stimuli_scored() {
+    let work = temp_with(&[]);
+    let dot = |c: &str| {
+        format!("svg(`<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 10 10\"><circle cx=\"5\" cy=\"5\" r=\"4\" fill=\"{c}\"/></svg>`)")
+    };
+    let model = scripted(vec![
+        say(&format!(
+            "```assay\nrecord \"red\", unit({}).activations\nrecord \"blue\", unit({}).activations\n```",
+            dot("red"),
+            dot("blue")
+        )),
+        say("```assay\nrecord \"truth\", synthetic_neurons()\n```"),
+        say("```assay\nshow unit\nrecord \"u\", unit\n```"),
+        say(&format!(
+            "[DESCRIPTION]: red things\n[LABEL]: red\n[POSITIVE]: [{}, {}]\n[NEGATIVE]: [{}, {}]\n",
+            dot("red"),
+            dot("crimson"),
+            dot("blue"),
+            dot("green")
+        )),
+    ]);
+    let out = agent(work.path(), &model, &["unit", "--synthetic", "red"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let j = out.json();
+    assert_eq!(j["answer"]["scores"]["score"], 1, "{j}");
+    let dir = folder(work.path(), &out);
+    let step1 = read_json(&dir.join("steps/01/results.json"));
+    let (red, blue) = (step1["records"]["red"][0].as_f64(), step1["records"]["blue"][0].as_f64());
+    assert!(red.zip(blue).is_some_and(|(r, b)| r > b), "{step1}");
+    // The tools that would name the neuron are withheld...
+    assert!(std::fs::read_to_string(dir.join("steps/02/check.txt")).unwrap().contains("synthetic_neurons"));
+    // ...and the unit describes itself as nothing more than a unit.
+    let step3 = std::fs::read_to_string(dir.join("steps/03/results.json")).unwrap();
+    assert!(step3.contains("the unit under study"), "{step3}");
+    for leak in ["red", "channel", "low-level", "synthetic"] {
+        assert!(!step3.contains(leak), "`{leak}` leaks: {step3}");
+    }
+    let reqs = model.requests.lock().unwrap();
+    let shown = reqs[3].1["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
+    assert!(shown.contains("the unit under study") && !shown.contains("channel"), "{shown}");
+    drop(reqs);
+    let r = Test::new(work.path()).args(["agent", "replay", dir.to_str().unwrap(), "--json"]).run();
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["replayed"], 2);
+}

@@ -191,6 +191,20 @@ pub fn execute(
     modules: &HashMap<String, Arc<RhaiModule>>,
     seed: u64,
 ) -> Outcome {
+    execute_with(file, program, registry, sandbox, modules, seed, &[])
+}
+
+/// As `execute`, with values bound to names before the script starts (an
+/// agent's unit under study); the checker was told of them by `prepare_with`.
+pub fn execute_with(
+    file: &Arc<SourceFile>,
+    program: &Program,
+    registry: &Registry,
+    sandbox: &Sandbox,
+    modules: &HashMap<String, Arc<RhaiModule>>,
+    seed: u64,
+    bindings: &[(String, Value)],
+) -> Outcome {
     let mut run = Run {
         file: file.clone(),
         registry,
@@ -204,6 +218,9 @@ pub fn execute(
     };
     for (alias, m) in modules {
         run.define(alias, Value::Module(m.clone()));
+    }
+    for (name, v) in bindings {
+        run.define(name, v.clone());
     }
     let result = run.exec_block_in_place(&program.stmts);
     let mut out = std::mem::take(&mut run.out);
