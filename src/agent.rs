@@ -32,9 +32,13 @@ pub enum Task {
     Function { path: PathBuf, source: String, name: String },
     /// An open question in the person's words, over the folders it may read.
     Question { text: String, roots: Vec<PathBuf> },
-    /// A synthetic neuron with known ground truth (MAIA), bound as `unit`,
-    /// blinded; the tools that would name it are withheld.
+    /// A unit bound as `unit`, blinded: a synthetic neuron with known
+    /// ground truth (MAIA; the tools that would name it are withheld), or
+    /// `unit(model(...), tensor, channel:/neuron:/head:)` of a real model.
     Unit { synthetic: String },
+    /// A unit of a real model, given as the arguments of `unit(...)` after
+    /// the model: e.g. `"/_blocks.15/Relu6_output_0", channel: 42`.
+    ModelUnit { model: String, unit: String },
 }
 
 impl Task {
@@ -42,14 +46,14 @@ impl Task {
         match self {
             Task::Function { .. } => "function",
             Task::Question { .. } => "question",
-            Task::Unit { .. } => "unit",
+            Task::Unit { .. } | Task::ModelUnit { .. } => "unit",
         }
     }
 
     fn bound(&self) -> Vec<(String, String)> {
         match self {
             Task::Function { source, .. } => vec![("box".to_string(), source.clone())],
-            Task::Question { .. } | Task::Unit { .. } => Vec::new(),
+            Task::Question { .. } | Task::Unit { .. } | Task::ModelUnit { .. } => Vec::new(),
         }
     }
 
@@ -58,6 +62,10 @@ impl Task {
         match self {
             Task::Unit { synthetic } => Some((
                 format!("record \"unit\", synthetic({})\n", serde_json::to_string(synthetic).unwrap_or_default()),
+                vec![("unit".to_string(), "unit".to_string())],
+            )),
+            Task::ModelUnit { model, unit } => Some((
+                format!("record \"unit\", unit(model({}), {unit})\n", serde_json::to_string(model).unwrap_or_default()),
                 vec![("unit".to_string(), "unit".to_string())],
             )),
             _ => None,
@@ -76,7 +84,7 @@ impl Task {
     fn required(&self) -> &'static [&'static str] {
         match self {
             Task::Function { .. } => &["CODE"],
-            Task::Unit { .. } => &["POSITIVE", "NEGATIVE"],
+            Task::Unit { .. } | Task::ModelUnit { .. } => &["POSITIVE", "NEGATIVE"],
             Task::Question { .. } => &[],
         }
     }
@@ -89,7 +97,7 @@ impl Task {
             Task::Question { text, .. } => {
                 format!("Answer this question by running experiments: {text}\nFinish with [ANSWER].")
             }
-            Task::Unit { .. } => "Describe what drives the unit bound as `unit`: a channel of an image model. Call it on images, `unit(images)`, which gives {activations, masked}; use exemplars (e.g. `exemplars(unit, emoji(), k: 12)`), drawings (`svg`), edits and `score`. Finish with [DESCRIPTION], [LABEL], [POSITIVE] and [NEGATIVE] (Assay expressions for lists of images it should and should not respond to).".to_string(),
+            Task::Unit { .. } | Task::ModelUnit { .. } => "Describe what drives the unit bound as `unit`: a unit of an image model. Call it on images, `unit(images)`, which gives {activations, masked}; use exemplars (e.g. `exemplars(unit, emoji(), k: 12)`), drawings (`svg`), edits and `score`. Finish with [DESCRIPTION], [LABEL], [POSITIVE] and [NEGATIVE] (Assay expressions for lists of images it should and should not respond to).".to_string(),
         }
     }
 
@@ -103,6 +111,7 @@ impl Task {
                 "box_sha256": hex::encode(sha2::Sha256::digest(source.as_bytes())),
             }),
             Task::Unit { synthetic } => json!({"kind": "unit", "synthetic": synthetic}),
+            Task::ModelUnit { model, unit } => json!({"kind": "unit", "model": model, "unit": unit}),
             Task::Question { text, roots } => json!({
                 "kind": "question",
                 "question": text,
@@ -248,7 +257,7 @@ fn run_step(
         budget: limits.budget,
         color: false,
         bypass_checks: false,
-        save_shown_images: limits.vision,
+        save_shown_images: true,
         prelude: task.prelude(),
         deny_tools: task.denied(),
         bound: task.bound(),
@@ -413,8 +422,34 @@ pub fn investigate(task: Task, limits: Limits, out_dir: &Path, json_out: bool) -
     // Scripts of a function task read nothing: their folder is an empty one.
     let files = tmp.join("files");
     let _ = std::fs::create_dir_all(&files);
+    // A task's prelude (the person's words, spliced into Assay) must check
+    // before the model is asked anything.
+    if let Some((text, _)) = task.prelude() {
+        let pf = assay_interpreter::SourceFile::new("<task>", text);
+        let diags = match assay_interpreter::Sandbox::new(&files, &[]) {
+            Ok(sb) => assay_interpreter::prepare(&pf, &registry, &sb).diags,
+            Err(e) => vec![assay_interpreter::Diag::new("assay::usage", e.to_string())],
+        };
+        if let Some(d) = diags.first() {
+            let _ = std::fs::remove_dir_all(&tmp);
+            eprintln!("error: the unit cannot be bound: {}", d.message);
+            if let Some(h) = &d.help {
+                eprintln!("  help: {h}");
+            }
+            return crate::cli::EXIT_USAGE;
+        }
+        // And it must bind: run it once, with an empty script, in the sandbox.
+        let probe = tmp.join("probe");
+        let r = run_step(&task, &files, std::slice::from_ref(&files), "", &probe, &limits, 0);
+        let _ = std::fs::remove_dir_all(&probe);
+        if r.status != "ok" {
+            let _ = std::fs::remove_dir_all(&tmp);
+            eprintln!("error: the unit cannot be bound: {}", r.feedback);
+            return crate::cli::EXIT_USAGE;
+        }
+    }
     let (base, roots) = match &task {
-        Task::Function { .. } | Task::Unit { .. } => (files.clone(), vec![files.clone()]),
+        Task::Function { .. } | Task::Unit { .. } | Task::ModelUnit { .. } => (files.clone(), vec![files.clone()]),
         Task::Question { roots, .. } => (roots.first().cloned().unwrap_or(files.clone()), roots.clone()),
     };
     let mut messages =
@@ -509,7 +544,14 @@ pub fn investigate(task: Task, limits: Limits, out_dir: &Path, json_out: bool) -
         };
         steps.push(json!({"step": step, "status": step_status, "folder": format!("steps/{step:02}")}));
         let text = format!("Step {step} of {}: {feedback}", limits.steps);
-        let images = if limits.vision { step_images(&dir) } else { Vec::new() };
+        let shown = step_images(&dir);
+        let shown_files: Vec<String> = shown.iter().map(|(f, _)| format!("steps/{step:02}/shown/{f}")).collect();
+        let images = if limits.vision { shown } else { Vec::new() };
+        let text = if !limits.vision && dir.join("shown").is_dir() {
+            format!("{text}\n(The script showed images; they are in the report, not sent: this model is not marked as taking images. Use numbers, labels and `describe` to see them.)")
+        } else {
+            text
+        };
         if !images.is_empty() && reply.tool_calls.is_empty() {
             // Images go as OpenAI image parts; the transcript keeps their
             // digests and files instead of the data.
@@ -520,11 +562,11 @@ pub fn investigate(task: Task, limits: Limits, out_dir: &Path, json_out: bool) -
                 parts.push(json!({"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{b64}")}}));
                 logged.push(json!({"type": "image", "file": format!("steps/{step:02}/shown/{file}"), "sha256": hex::encode(sha2::Sha256::digest(png))}));
             }
-            transcript.push(json!({"message": {"role": "user", "content": logged}}));
+            transcript.push(json!({"message": {"role": "user", "content": logged}, "images": shown_files}));
             messages.push(json!({"role": "user", "content": parts}));
         } else if reply.tool_calls.is_empty() {
             let m = json!({"role": "user", "content": text});
-            transcript.push(json!({"message": m}));
+            transcript.push(json!({"message": m, "images": shown_files}));
             messages.push(m);
         } else {
             // Every call gets its answer; the step's feedback goes to the first.
@@ -538,7 +580,7 @@ pub fn investigate(task: Task, limits: Limits, out_dir: &Path, json_out: bool) -
     }
     let scores = match (&answer, &task) {
         (Some(a), Task::Function { .. }) => score_function(&task, a, &tmp, &limits),
-        (Some(a), Task::Unit { .. }) => score_unit(&task, a, &tmp, &limits),
+        (Some(a), Task::Unit { .. } | Task::ModelUnit { .. }) => score_unit(&task, a, &tmp, &limits),
         _ => Json::Null,
     };
     let answer_json = json!({
@@ -605,8 +647,25 @@ fn report_html(task: &Json, transcript: &[Json], answer: &Json) -> String {
         if role == "system" {
             continue;
         }
-        let text = t["message"]["content"].as_str().or(t["endpoint_error"].as_str()).unwrap_or("");
-        let _ = write!(body, "<section class=\"{role}\"><h3>{role}</h3><pre>{}</pre></section>", html_escape(text));
+        let content = &t["message"]["content"];
+        let text = match content.as_array() {
+            Some(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect::<Vec<_>>().join("\n"),
+            None => content.as_str().or(t["endpoint_error"].as_str()).unwrap_or("").to_string(),
+        };
+        let images: String = t["images"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|f| f.as_str())
+                    .map(|f| format!("<img src=\"{}\" alt=\"{}\">", html_escape(f), html_escape(f)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let _ = write!(
+            body,
+            "<section class=\"{role}\"><h3>{role}</h3><pre>{}</pre>{images}</section>",
+            html_escape(&text)
+        );
     }
     let _ = write!(
         body,
@@ -614,7 +673,7 @@ fn report_html(task: &Json, transcript: &[Json], answer: &Json) -> String {
         html_escape(&serde_json::to_string_pretty(answer).unwrap_or_default())
     );
     format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Assay investigation</title><style>body{{font-family:sans-serif;max-width:60em;margin:auto}}pre{{white-space:pre-wrap;background:#f6f6f6;padding:.5em}}.assistant h3{{color:#3b6ea5}}</style></head><body>{body}</body></html>\n"
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Assay investigation</title><style>body{{font-family:sans-serif;max-width:60em;margin:auto}}pre{{white-space:pre-wrap;background:#f6f6f6;padding:.5em}}.assistant h3{{color:#3b6ea5}}img{{max-width:224px;margin:4px;border:1px solid #ccc}}</style></head><body>{body}</body></html>\n"
     )
 }
 
@@ -651,7 +710,14 @@ pub fn replay(dir: &Path, box_override: Option<&Path>, json_out: bool) -> u8 {
             }
             Task::Function { path, source, name: t["function"].as_str().unwrap_or("f").to_string() }
         }
-        Some("unit") => Task::Unit { synthetic: t["synthetic"].as_str().unwrap_or("").to_string() },
+        Some("unit") => match (t["synthetic"].as_str(), t["model"].as_str(), t["unit"].as_str()) {
+            (Some(s), _, _) => Task::Unit { synthetic: s.to_string() },
+            (None, Some(m), Some(u)) => Task::ModelUnit { model: m.to_string(), unit: u.to_string() },
+            _ => {
+                eprintln!("error: the investigation's unit is not recorded");
+                return crate::cli::EXIT_USAGE;
+            }
+        },
         Some("question") => Task::Question {
             text: t["question"].as_str().unwrap_or("").to_string(),
             roots: t["roots"]
@@ -678,7 +744,7 @@ pub fn replay(dir: &Path, box_override: Option<&Path>, json_out: bool) -> u8 {
     let files = scratch.join("files");
     let _ = std::fs::create_dir_all(&files);
     let (base, roots) = match &task {
-        Task::Function { .. } | Task::Unit { .. } => (files.clone(), vec![files.clone()]),
+        Task::Function { .. } | Task::Unit { .. } | Task::ModelUnit { .. } => (files.clone(), vec![files.clone()]),
         Task::Question { roots, .. } => (roots.first().cloned().unwrap_or(files.clone()), roots.clone()),
     };
     let mut checked = 0;

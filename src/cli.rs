@@ -121,9 +121,16 @@ enum AgentCommand {
     /// Describe a unit (MAIA): a synthetic neuron with known ground truth,
     /// bound as `unit` and blinded; the answer's predicted stimuli are scored.
     Unit {
-        /// The synthetic neuron's name (see `synthetic_neurons()`; withheld from the model).
-        #[arg(long)]
-        synthetic: String,
+        /// A synthetic neuron's name (see `synthetic_neurons()`; withheld from the model).
+        #[arg(long, conflicts_with_all = ["model", "unit"])]
+        synthetic: Option<String>,
+        /// A built-in model (with --unit), e.g. efficientnet-lite0.
+        #[arg(long, requires = "unit")]
+        model: Option<String>,
+        /// The unit's arguments after the model, as in `unit(m, ...)`:
+        /// e.g. '"/_blocks.15/Relu6_output_0", channel: 42'.
+        #[arg(long, requires = "model")]
+        unit: Option<String>,
         #[command(flatten)]
         opts: AgentOpts,
     },
@@ -731,12 +738,23 @@ fn cmd_agent(what: AgentCommand, registry: &Registry) -> u8 {
             // investigation names no machine's folders; replay runs from there.
             investigate(Task::Function { path: file, source, name }, limits, &opts.out, opts.json)
         }
-        AgentCommand::Unit { synthetic, opts } => {
+        AgentCommand::Unit { synthetic, model, unit, opts } => {
             let limits = match opts.limits() {
                 Ok(l) => l,
                 Err(e) => return usage_error(opts.json, &e, "e.g. --wall 30m --timeout 2m"),
             };
-            investigate(Task::Unit { synthetic }, limits, &opts.out, opts.json)
+            let task = match (synthetic, model, unit) {
+                (Some(s), _, _) => Task::Unit { synthetic: s },
+                (None, Some(m), Some(u)) => Task::ModelUnit { model: m, unit: u },
+                _ => {
+                    return usage_error(
+                        opts.json,
+                        "name the unit: --synthetic NAME, or --model NAME --unit ARGS",
+                        "e.g. --model efficientnet-lite0 --unit '\"/_blocks.15/Relu6_output_0\", channel: 42'",
+                    )
+                }
+            };
+            investigate(task, limits, &opts.out, opts.json)
         }
         AgentCommand::Ask { question, allow_read, opts } => {
             let limits = match opts.limits() {

@@ -423,3 +423,46 @@ fn a_synthetic_neuron_is_described_blind_and_its_stimuli_scored() {
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(r.json()["replayed"], 2);
 }
+
+#[test]
+fn a_unit_of_a_real_model_is_bound_blind_and_a_bad_unit_is_refused_up_front() {
+    let work = temp_with(&[]);
+    let dot = |c: &str| {
+        format!("svg(`<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 10 10\"><circle cx=\"5\" cy=\"5\" r=\"4\" fill=\"{c}\"/></svg>`)")
+    };
+    let model = scripted(vec![
+        say(&format!(
+            "```assay\nshow \"a drawing\", {}\nrecord \"a\", unit({}).activations\nshow unit\n```",
+            dot("red"),
+            dot("red")
+        )),
+        say(&format!(
+            "[DESCRIPTION]: red\n[LABEL]: red\n[POSITIVE]: [{}]\n[NEGATIVE]: [{}]\n",
+            dot("red"),
+            dot("blue")
+        )),
+    ]);
+    let args = ["unit", "--model", "efficientnet-lite0", "--unit", "\"/_blocks.15/Relu6_output_0\", channel: 42"];
+    let out = agent(work.path(), &model, &args);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let s = out.json()["answer"]["scores"]["score"].as_f64().expect("a score");
+    assert!((0.0..=1.0).contains(&s));
+    let dir = folder(work.path(), &out);
+    let reqs = model.requests.lock().unwrap();
+    let fb = reqs[1].1["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
+    assert!(fb.contains("the unit under study") && !fb.contains("Relu6") && !fb.contains("42"), "{fb}");
+    assert!(fb.contains("showed images"), "a model without --vision is told the images were not sent: {fb}");
+    // The report shows the step's image.
+    assert!(dir.join("steps/01/shown/01.png").is_file());
+    assert!(std::fs::read_to_string(dir.join("report.html")).unwrap().contains("<img src=\"steps/01/shown/01.png\""));
+    drop(reqs);
+    // A unit that does not exist is refused before the model is asked anything.
+    let untouched = scripted(vec![]);
+    let bad = agent(
+        work.path(),
+        &untouched,
+        &["unit", "--model", "efficientnet-lite0", "--unit", "\"no such tensor\", channel: 0"],
+    );
+    assert_eq!(bad.code, 2, "{}{}", bad.stdout, bad.stderr);
+    assert!(untouched.requests.lock().unwrap().is_empty());
+}
