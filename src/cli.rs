@@ -182,6 +182,9 @@ struct AgentOpts {
     /// Attempts per model call.
     #[arg(long, default_value_t = 6)]
     attempts: u32,
+    /// How long one model call may take before it is retried.
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    request_timeout: String,
     /// Offer scripts as a `run_assay` function call (for endpoints with tool calling).
     #[arg(long)]
     tool_calls: bool,
@@ -201,6 +204,7 @@ impl AgentOpts {
         let retry = assay_stdlib::llm::Retry {
             attempts: self.attempts.max(1),
             base: parse_duration(&self.retry_wait)?,
+            timeout: parse_duration(&self.request_timeout)?,
             ..assay_stdlib::llm::Retry::default()
         };
         Ok(crate::agent::Limits {

@@ -81,6 +81,11 @@ fn scripted(turns: Vec<Turn>) -> Scripted {
             let _ = reader.read_exact(&mut body);
             log.lock().unwrap().push((auth, serde_json::from_slice(&body).unwrap_or(Json::Null)));
             let turn = turns.next().unwrap_or_else(|| fault(500, None));
+            if turn.status == 0 {
+                // A model that does not answer in time: hold the request, then drop it.
+                std::thread::sleep(std::time::Duration::from_millis(1500));
+                continue;
+            }
             let payload = if turn.status == 200 {
                 let message =
                     turn.message.clone().unwrap_or_else(|| json!({"role": "assistant", "content": turn.text}));
@@ -465,4 +470,25 @@ fn a_unit_of_a_real_model_is_bound_blind_and_a_bad_unit_is_refused_up_front() {
     );
     assert_eq!(bad.code, 2, "{}{}", bad.stdout, bad.stderr);
     assert!(untouched.requests.lock().unwrap().is_empty());
+}
+
+#[test]
+fn a_call_that_times_out_is_retried() {
+    let (boxes, work) = setup();
+    let hang = Turn { status: 0, retry_after: None, text: String::new(), message: None };
+    let model = scripted(vec![
+        hang,
+        say("[DESCRIPTION]: a line\n[DOMAIN]: none\n[CODE]:\n```assay\nfn f(x) {\n  return 3 * x - 2\n}\n```"),
+    ]);
+    let started = std::time::Instant::now();
+    let out = agent(
+        work.path(),
+        &model,
+        &["function", boxes.path().join("box.rhai").to_str().unwrap(), "--request-timeout", "1s"],
+    );
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    let dir = folder(work.path(), &out);
+    let t = std::fs::read_to_string(dir.join("transcript.jsonl")).unwrap();
+    assert!(t.contains("\"attempts\":2"), "{t}");
 }
