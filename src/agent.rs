@@ -321,6 +321,32 @@ fn run_step(
     }
 }
 
+/// The most images of one step described for a model that takes no images.
+const MAX_DESCRIBED: usize = 4;
+
+/// For a model that takes no images: what the shown images look like, in
+/// words from the vision model configured for `describe` (ASSAY_LLM_*),
+/// or a note that they were not sent when none is configured.
+fn describe_images(shown: &[(String, Vec<u8>)]) -> String {
+    let Ok(describer) = Endpoint::from_env() else {
+        return "(The script showed images; they are in the report, not sent: this model is not marked as taking images and no vision model is configured to describe them. Use numbers and labels to see them.)".to_string();
+    };
+    let mut out = format!("The script showed {} image(s), described by a vision model:", shown.len());
+    for (i, (_, png)) in shown.iter().take(MAX_DESCRIBED).enumerate() {
+        let d = describer
+            .chat(vec![
+                assay_stdlib::llm::text_part("Describe this image in one or two plain sentences: what it shows, colours, shapes, where things are."),
+                assay_stdlib::llm::png_part(png),
+            ])
+            .unwrap_or_else(|e| format!("(no description: {e})"));
+        let _ = write!(out, "\n{}. {}", i + 1, d.trim());
+    }
+    if shown.len() > MAX_DESCRIBED {
+        let _ = write!(out, "\n({} more not described)", shown.len() - MAX_DESCRIBED);
+    }
+    out
+}
+
 /// The PNGs a step showed (written by the child under `shown/`), in order.
 fn step_images(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut names: Vec<String> = std::fs::read_dir(dir.join("shown"))
@@ -546,12 +572,9 @@ pub fn investigate(task: Task, limits: Limits, out_dir: &Path, json_out: bool) -
         let text = format!("Step {step} of {}: {feedback}", limits.steps);
         let shown = step_images(&dir);
         let shown_files: Vec<String> = shown.iter().map(|(f, _)| format!("steps/{step:02}/shown/{f}")).collect();
+        let text =
+            if !limits.vision && !shown.is_empty() { format!("{text}\n{}", describe_images(&shown)) } else { text };
         let images = if limits.vision { shown } else { Vec::new() };
-        let text = if !limits.vision && dir.join("shown").is_dir() {
-            format!("{text}\n(The script showed images; they are in the report, not sent: this model is not marked as taking images. Use numbers, labels and `describe` to see them.)")
-        } else {
-            text
-        };
         if !images.is_empty() && reply.tool_calls.is_empty() {
             // Images go as OpenAI image parts; the transcript keeps their
             // digests and files instead of the data.

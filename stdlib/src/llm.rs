@@ -250,9 +250,13 @@ pub fn redact_url(url: &str) -> String {
 
 /// An image as an OpenAI `image_url` content part.
 pub fn image_part(img: &Image) -> Result<Json, String> {
-    let png = img.to_png()?;
+    Ok(png_part(&img.to_png()?))
+}
+
+/// PNG bytes as an OpenAI `image_url` content part.
+pub fn png_part(png: &[u8]) -> Json {
     let b64 = base64::engine::general_purpose::STANDARD.encode(png);
-    Ok(json!({"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{b64}")}}))
+    json!({"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{b64}")}})
 }
 
 pub fn text_part(t: &str) -> Json {

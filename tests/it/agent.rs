@@ -115,6 +115,8 @@ fn agent(dir: &Path, model: &Scripted, args: &[&str]) -> crate::support::Output 
         .env("ASSAY_AGENT_URL", &model.url)
         .env("ASSAY_AGENT_MODEL", "scripted")
         .env("ASSAY_AGENT_KEY", "sk-agent-secret")
+        // No describer unless a test sets one.
+        .env("ASSAY_LLM_URL", "")
         .run()
 }
 
@@ -456,7 +458,7 @@ fn a_unit_of_a_real_model_is_bound_blind_and_a_bad_unit_is_refused_up_front() {
     let reqs = model.requests.lock().unwrap();
     let fb = reqs[1].1["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
     assert!(fb.contains("the unit under study") && !fb.contains("Relu6") && !fb.contains("42"), "{fb}");
-    assert!(fb.contains("showed images"), "a model without --vision is told the images were not sent: {fb}");
+    assert!(fb.contains("not sent"), "a model without --vision is told the images were not sent: {fb}");
     // The report shows the step's image.
     assert!(dir.join("steps/01/shown/01.png").is_file());
     assert!(std::fs::read_to_string(dir.join("report.html")).unwrap().contains("<img src=\"steps/01/shown/01.png\""));
@@ -491,4 +493,33 @@ fn a_call_that_times_out_is_retried() {
     let dir = folder(work.path(), &out);
     let t = std::fs::read_to_string(dir.join("transcript.jsonl")).unwrap();
     assert!(t.contains("\"attempts\":2"), "{t}");
+}
+
+#[test]
+fn a_model_without_vision_gets_descriptions_from_the_configured_vision_model() {
+    let (boxes, work) = setup();
+    let model = scripted(vec![
+        say("```assay\nshow svg(`<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 2 2\"><rect width=\"2\" height=\"2\" fill=\"red\"/></svg>`, width: 8)\n```"),
+        say("[DESCRIPTION]: a line\n[DOMAIN]: none\n[CODE]:\n```assay\nfn f(x) {\n  return 3 * x - 2\n}\n```"),
+    ]);
+    // A second scripted endpoint stands in for the vision model `describe` uses.
+    let describer = scripted(vec![say("A solid red square.")]);
+    let out = Test::new(work.path())
+        .args(["agent", "function", boxes.path().join("box.rhai").to_str().unwrap(), "--retry-wait", "10ms", "--json"])
+        .env("ASSAY_AGENT_URL", &model.url)
+        .env("ASSAY_AGENT_MODEL", "scripted")
+        .env("ASSAY_LLM_URL", &describer.url)
+        .env("ASSAY_LLM_MODEL", "vision")
+        .run();
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let reqs = model.requests.lock().unwrap();
+    let fb = reqs[1].1["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
+    assert!(fb.contains("1. A solid red square."), "{fb}");
+    let seen = describer.requests.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].1["model"], "vision");
+    assert!(seen[0].1["messages"][0]["content"][1]["image_url"]["url"]
+        .as_str()
+        .unwrap()
+        .starts_with("data:image/png;base64,"));
 }
