@@ -28,6 +28,13 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         eprintln!("internal error: {info}\nThis is a bug in Assay; please report it with the script that caused it.");
     }));
+    // A tool registered twice is a bug in the registration list: refuse to
+    // start rather than run with one of the two silently chosen.
+    let duplicates = assay_stdlib::registry().duplicates().to_vec();
+    if !duplicates.is_empty() {
+        eprintln!("internal error: tools registered twice: {}\nThis is a bug in Assay.", duplicates.join(", "));
+        return ExitCode::from(1);
+    }
     // The sandboxed child evaluates scripts; it needs the deep stack too.
     let child = std::env::args().nth(1).is_some_and(|a| a == supervise::CHILD_ARG);
     let worker = std::thread::Builder::new().stack_size(512 << 20).spawn(move || {

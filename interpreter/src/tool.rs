@@ -349,6 +349,8 @@ struct Entry {
 #[derive(Default)]
 pub struct Registry {
     tools: BTreeMap<&'static str, Entry>,
+    /// Names registered more than once (the first registration is kept).
+    duplicates: Vec<&'static str>,
 }
 
 impl Registry {
@@ -357,11 +359,21 @@ impl Registry {
     }
 
     /// Adds a tool. Registering a name twice is a programming error in the
-    /// registration list, reported by the registry's own test.
+    /// registration list: the first registration is kept, the name is noted
+    /// in `duplicates()`, and the `assay` command refuses to start.
     pub fn register(&mut self, tool: impl Tool + 'static) -> &mut Self {
         let sig = tool.signature();
+        if self.tools.contains_key(sig.name) {
+            self.duplicates.push(sig.name);
+            return self;
+        }
         self.tools.insert(sig.name, Entry { sig, tool: Arc::new(tool) });
         self
+    }
+
+    /// Names that were registered more than once.
+    pub fn duplicates(&self) -> &[&'static str] {
+        &self.duplicates
     }
 
     /// Takes a tool away (an agent's task may withhold tools that reveal its answer).
@@ -397,4 +409,31 @@ impl Registry {
 /// A tool as a function value.
 pub fn tool_value(name: &str) -> Value {
     Value::Func(Func::Tool(Arc::from(name)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Named(&'static str, &'static str);
+
+    impl Tool for Named {
+        fn signature(&self) -> Signature {
+            Signature::new(self.0, "test", self.1)
+        }
+        fn call(&self, _: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+            Ok(Value::None)
+        }
+    }
+
+    #[test]
+    fn a_name_registered_twice_is_reported_and_the_first_kept() {
+        let mut r = Registry::new();
+        r.register(Named("a", "first")).register(Named("b", "other"));
+        assert!(r.duplicates().is_empty());
+        r.register(Named("a", "second"));
+        assert_eq!(r.duplicates(), ["a"]);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r.signature("a").map(|s| s.doc), Some("first"));
+    }
 }
