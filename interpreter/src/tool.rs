@@ -89,21 +89,27 @@ impl Signature {
 }
 
 /// A failure inside a tool. It carries no span: the interpreter adds the
-/// span of the call, or of the argument named by `arg`.
+/// span of the call, or of the argument named by `param`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolError {
     pub message: String,
-    /// Index of the parameter at fault, if one is.
-    pub arg: Option<usize>,
+    /// The parameter at fault, by name, if one is.
+    pub param: Option<String>,
     pub help: Option<String>,
 }
 
 impl ToolError {
     pub fn new(message: impl Into<String>) -> Self {
-        ToolError { message: message.into(), arg: None, help: None }
+        ToolError { message: message.into(), param: None, help: None }
     }
-    pub fn arg(index: usize, message: impl Into<String>) -> Self {
-        ToolError { message: message.into(), arg: Some(index), help: None }
+    /// An error in the argument of the parameter `param`.
+    pub fn arg(param: &str, message: impl Into<String>) -> Self {
+        ToolError { message: message.into(), param: Some(param.to_string()), help: None }
+    }
+    /// The same error, blamed on the parameter `param`.
+    pub fn at(mut self, param: &str) -> Self {
+        self.param = Some(param.to_string());
+        self
     }
     pub fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
@@ -117,7 +123,9 @@ impl std::fmt::Display for ToolError {
     }
 }
 
-/// Bound arguments, one per declared parameter, defaults filled in.
+/// Bound arguments, one per declared parameter, defaults filled in. Tools
+/// read them by parameter name, the same names their signature declares
+/// and error messages and diagnostics use.
 #[derive(Debug, Clone)]
 pub struct Args {
     pub values: Vec<Value>,
@@ -125,101 +133,101 @@ pub struct Args {
 }
 
 impl Args {
-    pub fn get(&self, i: usize) -> &Value {
-        self.values.get(i).unwrap_or(&Value::None)
+    /// The argument of the parameter `name`.
+    pub fn get(&self, name: &str) -> &Value {
+        let i = self.names.iter().position(|n| *n == name);
+        // A tool reading a parameter its signature does not declare is a bug
+        // in the tool; test builds stop there, so the examples and the
+        // edge-value test find it.
+        debug_assert!(i.is_some(), "a tool reads `{name}`, which its signature does not declare ({:?})", self.names);
+        i.and_then(|i| self.values.get(i)).unwrap_or(&Value::None)
     }
-    fn wrong(&self, i: usize, want: &str) -> ToolError {
-        let name = self.names.get(i).copied().unwrap_or("argument");
-        ToolError::arg(i, format!("`{name}` must be {want}, found {}", self.get(i).type_name()))
+    fn wrong(&self, name: &str, want: &str) -> ToolError {
+        ToolError::arg(name, format!("`{name}` must be {want}, found {}", self.get(name).type_name()))
     }
-    pub fn is_none(&self, i: usize) -> bool {
-        matches!(self.get(i), Value::None)
+    pub fn is_none(&self, name: &str) -> bool {
+        matches!(self.get(name), Value::None)
     }
-    pub fn num(&self, i: usize) -> Result<f64, ToolError> {
-        match self.get(i) {
+    pub fn num(&self, name: &str) -> Result<f64, ToolError> {
+        match self.get(name) {
             Value::Num(n) => Ok(*n),
-            _ => Err(self.wrong(i, "a number")),
+            _ => Err(self.wrong(name, "a number")),
         }
     }
-    pub fn opt_num(&self, i: usize) -> Result<Option<f64>, ToolError> {
-        if self.is_none(i) {
+    pub fn opt_num(&self, name: &str) -> Result<Option<f64>, ToolError> {
+        if self.is_none(name) {
             Ok(None)
         } else {
-            self.num(i).map(Some)
+            self.num(name).map(Some)
         }
     }
     /// A whole number (e.g. a count or an index).
-    pub fn int(&self, i: usize) -> Result<i64, ToolError> {
-        let n = self.num(i)?;
+    pub fn int(&self, name: &str) -> Result<i64, ToolError> {
+        let n = self.num(name)?;
         if n.fract() != 0.0 || !n.is_finite() || n.abs() > 9.0e15 {
-            let name = self.names.get(i).copied().unwrap_or("argument");
-            return Err(ToolError::arg(i, format!("`{name}` must be a whole number, found {n}")));
+            return Err(ToolError::arg(name, format!("`{name}` must be a whole number, found {n}")));
         }
         Ok(n as i64)
     }
     /// A whole number at least zero.
-    pub fn count(&self, i: usize) -> Result<usize, ToolError> {
-        let n = self.int(i)?;
+    pub fn count(&self, name: &str) -> Result<usize, ToolError> {
+        let n = self.int(name)?;
         if n < 0 {
-            let name = self.names.get(i).copied().unwrap_or("argument");
-            return Err(ToolError::arg(i, format!("`{name}` must not be negative, found {n}")));
+            return Err(ToolError::arg(name, format!("`{name}` must not be negative, found {n}")));
         }
         Ok(n as usize)
     }
-    pub fn opt_int(&self, i: usize) -> Result<Option<i64>, ToolError> {
-        if self.is_none(i) {
+    pub fn opt_int(&self, name: &str) -> Result<Option<i64>, ToolError> {
+        if self.is_none(name) {
             Ok(None)
         } else {
-            self.int(i).map(Some)
+            self.int(name).map(Some)
         }
     }
-    pub fn bool(&self, i: usize) -> Result<bool, ToolError> {
-        match self.get(i) {
+    pub fn bool(&self, name: &str) -> Result<bool, ToolError> {
+        match self.get(name) {
             Value::Bool(b) => Ok(*b),
-            _ => Err(self.wrong(i, "true or false")),
+            _ => Err(self.wrong(name, "true or false")),
         }
     }
-    pub fn str(&self, i: usize) -> Result<&str, ToolError> {
-        match self.get(i) {
+    pub fn str(&self, name: &str) -> Result<&str, ToolError> {
+        match self.get(name) {
             Value::Str(s) => Ok(s),
-            _ => Err(self.wrong(i, "a string")),
+            _ => Err(self.wrong(name, "a string")),
         }
     }
-    pub fn opt_str(&self, i: usize) -> Result<Option<&str>, ToolError> {
-        if self.is_none(i) {
+    pub fn opt_str(&self, name: &str) -> Result<Option<&str>, ToolError> {
+        if self.is_none(name) {
             Ok(None)
         } else {
-            self.str(i).map(Some)
+            self.str(name).map(Some)
         }
     }
-    pub fn func(&self, i: usize) -> Result<&Value, ToolError> {
-        match self.get(i) {
+    pub fn func(&self, name: &str) -> Result<&Value, ToolError> {
+        match self.get(name) {
             v @ Value::Func(_) => Ok(v),
-            _ => Err(self.wrong(i, "a function (a name or `x => ...`)")),
+            _ => Err(self.wrong(name, "a function (a name or `x => ...`)")),
         }
     }
     /// The items of a list, range, string (characters) or 1-D tensor.
-    pub fn items(&self, i: usize) -> Result<Vec<Value>, ToolError> {
-        iter_values(self.get(i)).ok_or_else(|| self.wrong(i, "a list"))
+    pub fn items(&self, name: &str) -> Result<Vec<Value>, ToolError> {
+        iter_values(self.get(name)).ok_or_else(|| self.wrong(name, "a list"))
     }
-    pub fn record(&self, i: usize) -> Result<&BTreeMap<String, Value>, ToolError> {
-        match self.get(i) {
+    pub fn record(&self, name: &str) -> Result<&BTreeMap<String, Value>, ToolError> {
+        match self.get(name) {
             Value::Record(r) => Ok(r),
-            _ => Err(self.wrong(i, "a record")),
+            _ => Err(self.wrong(name, "a record")),
         }
     }
     /// Numbers from a list, range or tensor (flattened).
-    pub fn numbers(&self, i: usize) -> Result<Vec<f64>, ToolError> {
-        to_numbers(self.get(i)).map_err(|what| {
-            let name = self.names.get(i).copied().unwrap_or("argument");
-            ToolError::arg(i, format!("`{name}` must be numbers (a list, range or tensor), {what}"))
-        })
+    pub fn numbers(&self, name: &str) -> Result<Vec<f64>, ToolError> {
+        to_numbers(self.get(name))
+            .map_err(|what| ToolError::arg(name, format!("`{name}` must be numbers (a list, range or tensor), {what}")))
     }
     /// A tensor, converting a (nested) list of numbers.
-    pub fn tensor(&self, i: usize) -> Result<Arc<ArrayD<f32>>, ToolError> {
-        to_tensor(self.get(i)).map_err(|what| {
-            let name = self.names.get(i).copied().unwrap_or("argument");
-            ToolError::arg(i, format!("`{name}` must be a tensor or a nested list of numbers: {what}"))
+    pub fn tensor(&self, name: &str) -> Result<Arc<ArrayD<f32>>, ToolError> {
+        to_tensor(self.get(name)).map_err(|what| {
+            ToolError::arg(name, format!("`{name}` must be a tensor or a nested list of numbers: {what}"))
         })
     }
 }

@@ -304,7 +304,12 @@ impl<'a> Run<'a> {
                 inner.stack.push((sig.name.to_string(), span));
                 return inner;
             }
-            let at = e.arg.and_then(|i| spans.get(i).copied()).unwrap_or(span);
+            let at = e
+                .param
+                .as_deref()
+                .and_then(|p| sig.params.iter().position(|q| q.name == p))
+                .and_then(|i| spans.get(i).copied())
+                .unwrap_or(span);
             let mut err = RuntimeError::new(format!("{}: {}", sig.name, e.message), at).code("assay::tool");
             err.help = e.help.or_else(|| Some(sig.render()));
             err

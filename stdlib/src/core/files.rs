@@ -13,15 +13,15 @@ use super::FnTool;
 const MAX_TEXT_BYTES: usize = 64 << 20;
 
 fn text_of(a: &Args, ctx: &mut dyn ToolCtx) -> Result<String, ToolError> {
-    let path = a.str(0)?.to_string();
-    let bytes = ctx.read_file(&path).map_err(|e| ToolError { arg: Some(0), ..e })?;
+    let path = a.str("path")?.to_string();
+    let bytes = ctx.read_file(&path).map_err(|e| e.at("path"))?;
     if bytes.len() > MAX_TEXT_BYTES {
         return Err(ToolError::arg(
-            0,
+            "path",
             format!("`{path}` is {} bytes, more than the {MAX_TEXT_BYTES} a text reader takes", bytes.len()),
         ));
     }
-    String::from_utf8(bytes).map_err(|_| ToolError::arg(0, format!("`{path}` is not UTF-8 text")))
+    String::from_utf8(bytes).map_err(|_| ToolError::arg("path", format!("`{path}` is not UTF-8 text")))
 }
 
 fn read_text_sig() -> Signature {
@@ -65,19 +65,19 @@ fn read_json_sig() -> Signature {
         .example("let cfg = read_json(\"fixtures/config.json\")\nassert cfg.threshold == 0.5\nassert cfg.layers == [\"a\", \"b\"]")
 }
 fn read_json(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let path = a.str(0)?.to_string();
+    let path = a.str("path")?.to_string();
     let t = text_of(a, ctx)?;
     if path.ends_with(".jsonl") {
         let mut out = Vec::new();
         for (i, line) in t.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            let j: serde_json::Value =
-                serde_json::from_str(line).map_err(|e| ToolError::arg(0, format!("`{path}` line {}: {e}", i + 1)))?;
+            let j: serde_json::Value = serde_json::from_str(line)
+                .map_err(|e| ToolError::arg("path", format!("`{path}` line {}: {e}", i + 1)))?;
             out.push(from_json(&j));
         }
         return Ok(Value::list(out));
     }
     let j: serde_json::Value =
-        serde_json::from_str(&t).map_err(|e| ToolError::arg(0, format!("`{path}` is not valid JSON: {e}")))?;
+        serde_json::from_str(&t).map_err(|e| ToolError::arg("path", format!("`{path}` is not valid JSON: {e}")))?;
     Ok(from_json(&j))
 }
 

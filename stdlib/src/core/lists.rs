@@ -18,14 +18,14 @@ fn len_sig() -> Signature {
         .example("assert len([1, 2]) == 2\nassert len(\"abc\") == 3\nassert len(0..5) == 5")
 }
 fn len(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let n = match a.get(0) {
+    let n = match a.get("x") {
         Value::List(items) => items.len(),
         Value::Str(s) => s.chars().count(),
         Value::Record(r) => r.len(),
         Value::Range(lo, hi) => (hi - lo).max(0) as usize,
         Value::Tensor(t) => t.shape().first().copied().unwrap_or(1),
         Value::Handle(h) if h.count().is_some() => h.count().unwrap_or(0),
-        other => return Err(ToolError::arg(0, format!("a {} has no length", other.type_name()))),
+        other => return Err(ToolError::arg("x", format!("a {} has no length", other.type_name()))),
     };
     Ok(Value::Num(n as f64))
 }
@@ -43,13 +43,13 @@ fn range_sig() -> Signature {
     .example("assert range(3) == [0, 1, 2]\nassert range(10, 0, step: -4) == [10, 6, 2]")
 }
 fn range(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let (start, stop) = match a.opt_int(1)? {
-        Some(stop) => (a.int(0)?, stop),
-        None => (0, a.int(0)?),
+    let (start, stop) = match a.opt_int("stop")? {
+        Some(stop) => (a.int("start")?, stop),
+        None => (0, a.int("start")?),
     };
-    let step = a.int(2)?;
+    let step = a.int("step")?;
     if step == 0 {
-        return Err(ToolError::arg(2, "`step` must not be zero"));
+        return Err(ToolError::arg("step", "`step` must not be zero"));
     }
     let n = if step > 0 { (stop - start + step - 1) / step } else { (start - stop - step - 1) / -step }.max(0);
     if n > MAX_RANGE {
@@ -66,7 +66,7 @@ fn zip_sig() -> Signature {
         .example("assert zip([1, 2, 3], [\"a\", \"b\"]) == [[1, \"a\"], [2, \"b\"]]")
 }
 fn zip(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let (xs, ys) = (a.items(0)?, a.items(1)?);
+    let (xs, ys) = (a.items("xs")?, a.items("ys")?);
     Ok(Value::list(xs.into_iter().zip(ys).map(|(x, y)| Value::list(vec![x, y])).collect()))
 }
 
@@ -78,7 +78,7 @@ fn enumerate_sig() -> Signature {
 }
 fn enumerate(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     Ok(Value::list(
-        a.items(0)?.into_iter().enumerate().map(|(i, x)| Value::list(vec![Value::Num(i as f64), x])).collect(),
+        a.items("xs")?.into_iter().enumerate().map(|(i, x)| Value::list(vec![Value::Num(i as f64), x])).collect(),
     ))
 }
 
@@ -94,9 +94,9 @@ fn map_sig() -> Signature {
     .example("assert map([1, 2, 3], x => x * 10) == [10, 20, 30]\nassert map([-1, 2], abs) == [1, 2]")
 }
 fn map(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let f = a.func(1)?.clone();
+    let f = a.func("f")?.clone();
     let mut out = Vec::new();
-    for x in a.items(0)? {
+    for x in a.items("xs")? {
         out.push(ctx.call(&f, vec![x])?);
     }
     Ok(Value::list(out))
@@ -110,29 +110,29 @@ fn filter_sig() -> Signature {
         .example("assert filter(0..10, x => x % 3 == 0) == [0, 3, 6, 9]")
 }
 fn filter(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let f = a.func(1)?.clone();
+    let f = a.func("f")?.clone();
     let keep = |x: Value, ctx: &mut dyn ToolCtx| match ctx.call(&f, vec![x])? {
         Value::Bool(b) => Ok(b),
         other => Err(ToolError::arg(
-            1,
+            "f",
             format!("the predicate must return true or false, it returned a {}", other.type_name()),
         )
         .help("compare explicitly, e.g. `x => x > 0`")),
     };
-    if let Value::Handle(h) = a.get(0) {
+    if let Value::Handle(h) = a.get("xs") {
         if let Some(len) = h.count() {
             let mut idx = Vec::new();
             for i in 0..len {
-                let e = h.entry(i).ok_or_else(|| ToolError::arg(0, format!("a {} cannot be filtered", h.kind())))?;
+                let e = h.entry(i).ok_or_else(|| ToolError::arg("xs", format!("a {} cannot be filtered", h.kind())))?;
                 if keep(e, ctx)? {
                     idx.push(i);
                 }
             }
-            return h.select(&idx).ok_or_else(|| ToolError::arg(0, "this collection cannot be cut"));
+            return h.select(&idx).ok_or_else(|| ToolError::arg("xs", "this collection cannot be cut"));
         }
     }
     let mut out = Vec::new();
-    for x in a.items(0)? {
+    for x in a.items("xs")? {
         if keep(x.clone(), ctx)? {
             out.push(x);
         }
@@ -149,20 +149,20 @@ fn reduce_sig() -> Signature {
         .example("assert reduce([1, 2, 3, 4], (acc, x) => acc * x, 1) == 24")
 }
 fn reduce(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let f = a.func(1)?.clone();
-    let mut acc = a.get(2).clone();
-    for x in a.items(0)? {
+    let f = a.func("f")?.clone();
+    let mut acc = a.get("init").clone();
+    for x in a.items("xs")? {
         acc = ctx.call(&f, vec![acc, x])?;
     }
     Ok(acc)
 }
 
 fn bools(a: &Args) -> Result<Vec<bool>, ToolError> {
-    a.items(0)?
+    a.items("xs")?
         .into_iter()
         .map(|v| match v {
             Value::Bool(b) => Ok(b),
-            other => Err(ToolError::arg(0, format!("expected a list of true/false, found a {}", other.type_name()))),
+            other => Err(ToolError::arg("xs", format!("expected a list of true/false, found a {}", other.type_name()))),
         })
         .collect()
 }
@@ -194,8 +194,8 @@ fn count_sig() -> Signature {
         .example("assert count([1, 2, 1], 1) == 2")
 }
 fn count(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let x = a.get(1);
-    Ok(Value::Num(a.items(0)?.iter().filter(|v| v.equals(x)).count() as f64))
+    let x = a.get("x");
+    Ok(Value::Num(a.items("xs")?.iter().filter(|v| v.equals(x)).count() as f64))
 }
 
 fn unique_sig() -> Signature {
@@ -207,7 +207,7 @@ fn unique_sig() -> Signature {
 fn unique(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
-    for x in a.items(0)? {
+    for x in a.items("xs")? {
         if seen.insert(x.digest()) {
             out.push(x);
         }
@@ -223,8 +223,8 @@ fn index_of_sig() -> Signature {
         .example("assert index_of([\"a\", \"b\"], \"b\") == 1\nassert index_of([1], 5) == -1")
 }
 fn index_of(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let x = a.get(1);
-    Ok(Value::Num(a.items(0)?.iter().position(|v| v.equals(x)).map(|i| i as f64).unwrap_or(-1.0)))
+    let x = a.get("x");
+    Ok(Value::Num(a.items("xs")?.iter().position(|v| v.equals(x)).map(|i| i as f64).unwrap_or(-1.0)))
 }
 
 fn flatten_sig() -> Signature {
@@ -235,10 +235,10 @@ fn flatten_sig() -> Signature {
 }
 fn flatten(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let mut out = Vec::new();
-    for (i, x) in a.items(0)?.into_iter().enumerate() {
+    for (i, x) in a.items("xs")?.into_iter().enumerate() {
         match iter_values(&x) {
             Some(items) if !matches!(x, Value::Str(_)) => out.extend(items),
-            _ => return Err(ToolError::arg(0, format!("item {i} is a {}, not a list", x.type_name()))),
+            _ => return Err(ToolError::arg("xs", format!("item {i} is a {}, not a list", x.type_name()))),
         }
     }
     Ok(Value::list(out))
@@ -252,14 +252,14 @@ fn take_sig() -> Signature {
         .example("assert take([1, 2, 3], 2) == [1, 2]\nassert take(0..3, 5) == [0, 1, 2]")
 }
 fn take(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let n = a.count(1)?;
-    if let Value::Handle(h) = a.get(0) {
+    let n = a.count("n")?;
+    if let Value::Handle(h) = a.get("xs") {
         if let Some(len) = h.count() {
             let idx: Vec<usize> = (0..n.min(len)).collect();
-            return h.select(&idx).ok_or_else(|| ToolError::arg(0, "this collection cannot be cut"));
+            return h.select(&idx).ok_or_else(|| ToolError::arg("xs", "this collection cannot be cut"));
         }
     }
-    let mut items = a.items(0)?;
+    let mut items = a.items("xs")?;
     items.truncate(n);
     Ok(Value::list(items))
 }
@@ -271,7 +271,7 @@ fn reverse_sig() -> Signature {
         .example("assert reverse([1, 2, 3]) == [3, 2, 1]")
 }
 fn reverse(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let mut v = a.items(0)?;
+    let mut v = a.items("xs")?;
     v.reverse();
     Ok(Value::list(v))
 }
@@ -303,8 +303,8 @@ fn sort_sig() -> Signature {
         .example("assert sort([3, 1, 2]) == [1, 2, 3]\nassert sort([\"bb\", \"a\"], by: s => len(s)) == [\"a\", \"bb\"]\nassert sort([1, 3, 2], reverse: true) == [3, 2, 1]")
 }
 fn sort(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let items = a.items(0)?;
-    let keys: Vec<Value> = match a.get(1) {
+    let items = a.items("xs")?;
+    let keys: Vec<Value> = match a.get("by") {
         Value::None => items.clone(),
         f => {
             let f = f.clone();
@@ -317,11 +317,11 @@ fn sort(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     };
     // Check every key is comparable before sorting.
     for w in keys.windows(2) {
-        compare(&w[0], &w[1]).map_err(|e| ToolError::arg(if a.is_none(1) { 0 } else { 1 }, e))?;
+        compare(&w[0], &w[1]).map_err(|e| ToolError::arg(if a.is_none("by") { "xs" } else { "by" }, e))?;
     }
     let mut idx: Vec<usize> = (0..items.len()).collect();
     idx.sort_by(|&i, &j| compare(&keys[i], &keys[j]).unwrap_or(std::cmp::Ordering::Equal));
-    if a.bool(2)? {
+    if a.bool("reverse")? {
         // Descending but still stable for equal keys.
         idx.sort_by(|&i, &j| compare(&keys[j], &keys[i]).unwrap_or(std::cmp::Ordering::Equal));
     }
@@ -335,7 +335,7 @@ fn keys_sig() -> Signature {
         .example("assert keys({b: 1, a: 2}) == [\"a\", \"b\"]")
 }
 fn keys(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    Ok(Value::list(a.record(0)?.keys().map(Value::str).collect()))
+    Ok(Value::list(a.record("r")?.keys().map(Value::str).collect()))
 }
 fn values_sig() -> Signature {
     Signature::new("values", "lists", "A record's values, in the order of its sorted field names.")
@@ -344,7 +344,7 @@ fn values_sig() -> Signature {
         .example("assert values({b: 1, a: 2}) == [2, 1]")
 }
 fn values(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    Ok(Value::list(a.record(0)?.values().cloned().collect()))
+    Ok(Value::list(a.record("r")?.values().cloned().collect()))
 }
 
 fn with_sig() -> Signature {
@@ -360,8 +360,8 @@ fn with_sig() -> Signature {
     .example("let r = {a: 1}\nlet s = r.with(\"b\", 2)\nassert s == {a: 1, b: 2}\nassert r == {a: 1}")
 }
 fn with(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let mut r: BTreeMap<String, Value> = a.record(0)?.clone();
-    r.insert(a.str(1)?.to_string(), a.get(2).clone());
+    let mut r: BTreeMap<String, Value> = a.record("r")?.clone();
+    r.insert(a.str("key")?.to_string(), a.get("value").clone());
     Ok(Value::Record(Arc::new(r)))
 }
 

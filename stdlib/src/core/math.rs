@@ -13,7 +13,7 @@ fn numeric() -> Type {
 }
 
 /// Applies `f` to a number, each number of a list or range, or each tensor element.
-fn map_num(args: &Args, i: usize, f: impl Fn(f64) -> f64) -> Result<Value, ToolError> {
+fn map_num(args: &Args, i: &str, f: impl Fn(f64) -> f64) -> Result<Value, ToolError> {
     match args.get(i) {
         Value::Num(n) => Ok(Value::Num(f(*n))),
         Value::Tensor(t) => Ok(Value::Tensor(Arc::new(t.mapv(|x| f(x as f64) as f32)))),
@@ -30,7 +30,7 @@ macro_rules! unary {
                 .example($ex)
         }
         fn $fun(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-            map_num(a, 0, $f)
+            map_num(a, "x", $f)
         }
     };
 }
@@ -74,12 +74,12 @@ fn round_sig() -> Signature {
         .example("assert round(2.5) == 3\nassert round(3.14159, digits: 2) == 3.14")
 }
 fn round(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let d = a.int(1)?;
+    let d = a.int("digits")?;
     if !(0..=15).contains(&d) {
-        return Err(ToolError::arg(1, format!("`digits` must be between 0 and 15, found {d}")));
+        return Err(ToolError::arg("digits", format!("`digits` must be between 0 and 15, found {d}")));
     }
     let m = 10f64.powi(d as i32);
-    map_num(a, 0, |x| (x * m).round() / m)
+    map_num(a, "x", |x| (x * m).round() / m)
 }
 
 fn clip_sig() -> Signature {
@@ -91,14 +91,14 @@ fn clip_sig() -> Signature {
         .example("assert clip(5, 0, 1) == 1\nassert clip([-1, 0.5], 0, 1) == [0, 0.5]")
 }
 fn clip(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let (lo, hi) = (a.num(1)?, a.num(2)?);
+    let (lo, hi) = (a.num("lo")?, a.num("hi")?);
     if lo.is_nan() || hi.is_nan() {
-        return Err(ToolError::arg(if lo.is_nan() { 1 } else { 2 }, "the bounds must be numbers, not NaN"));
+        return Err(ToolError::arg(if lo.is_nan() { "lo" } else { "hi" }, "the bounds must be numbers, not NaN"));
     }
     if lo > hi {
-        return Err(ToolError::arg(1, format!("`lo` ({lo}) is above `hi` ({hi})")));
+        return Err(ToolError::arg("lo", format!("`lo` ({lo}) is above `hi` ({hi})")));
     }
-    map_num(a, 0, |x| x.clamp(lo, hi))
+    map_num(a, "x", |x| x.clamp(lo, hi))
 }
 
 fn tensor_sig() -> Signature {
@@ -112,7 +112,7 @@ fn tensor_sig() -> Signature {
     .example("let t = tensor([[1, 2, 3], [4, 5, 6]])\nassert t.shape == [2, 3]\nassert t[1][2] == 6")
 }
 fn tensor(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    a.tensor(0).map(Value::Tensor)
+    a.tensor("data").map(Value::Tensor)
 }
 
 fn zeros_sig() -> Signature {
@@ -125,10 +125,10 @@ fn zeros_sig() -> Signature {
 fn zeros(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     const MAX_ELEMENTS: usize = 100_000_000;
     let mut shape = Vec::new();
-    for d in a.numbers(0)? {
+    for d in a.numbers("shape")? {
         if d.is_nan() || d < 0.0 || d.fract() != 0.0 || d > MAX_ELEMENTS as f64 {
             return Err(ToolError::arg(
-                0,
+                "shape",
                 format!("dimensions must be whole numbers from 0 to {MAX_ELEMENTS}, found {d}"),
             ));
         }
@@ -137,9 +137,12 @@ fn zeros(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     // Checked: [4294967296, 4294967296] must not wrap around to a small count.
     let n = shape.iter().try_fold(1usize, |acc, d| acc.checked_mul(*d));
     if n.is_none_or(|n| n > MAX_ELEMENTS) {
-        return Err(ToolError::arg(0, format!("a tensor of shape {shape:?} has more than {MAX_ELEMENTS} elements")));
+        return Err(ToolError::arg(
+            "shape",
+            format!("a tensor of shape {shape:?} has more than {MAX_ELEMENTS} elements"),
+        ));
     }
-    Ok(Value::tensor(ArrayD::from_elem(shape, a.num(1)? as f32)))
+    Ok(Value::tensor(ArrayD::from_elem(shape, a.num("value")? as f32)))
 }
 
 fn reshape_sig() -> Signature {
@@ -154,8 +157,8 @@ fn reshape_sig() -> Signature {
     .example("let t = reshape(0..6, [2, -1])\nassert t.shape == [2, 3]")
 }
 fn reshape(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let t = to_tensor(a.get(0)).map_err(|e| ToolError::arg(0, e))?;
-    let dims = a.numbers(1)?;
+    let t = to_tensor(a.get("x")).map_err(|e| ToolError::arg("x", e))?;
+    let dims = a.numbers("shape")?;
     let total = t.len();
     // Checked: dimensions whose product wraps around must not pass as small.
     let known = dims
@@ -163,26 +166,29 @@ fn reshape(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         .filter(|d| **d >= 0.0)
         .try_fold(1usize, |acc, d| if *d > usize::MAX as f64 { None } else { acc.checked_mul(*d as usize) })
         .filter(|k| *k <= total.max(1))
-        .ok_or_else(|| ToolError::arg(1, format!("cannot reshape {total} elements into {dims:?}")))?;
+        .ok_or_else(|| ToolError::arg("shape", format!("cannot reshape {total} elements into {dims:?}")))?;
     let mut shape = Vec::new();
     let mut inferred = false;
     for d in &dims {
         if *d == -1.0 && !inferred {
             inferred = true;
             if known == 0 || total % known != 0 {
-                return Err(ToolError::arg(1, format!("cannot infer -1: {total} elements do not divide by {known}")));
+                return Err(ToolError::arg(
+                    "shape",
+                    format!("cannot infer -1: {total} elements do not divide by {known}"),
+                ));
             }
             shape.push(total / known);
         } else if *d >= 0.0 && d.fract() == 0.0 {
             shape.push(*d as usize);
         } else {
-            return Err(ToolError::arg(1, format!("bad dimension {d}")));
+            return Err(ToolError::arg("shape", format!("bad dimension {d}")));
         }
     }
     let data: Vec<f32> = t.iter().copied().collect();
     ArrayD::from_shape_vec(shape.clone(), data)
         .map(Value::tensor)
-        .map_err(|_| ToolError::arg(1, format!("cannot reshape {total} elements into {shape:?}")))
+        .map_err(|_| ToolError::arg("shape", format!("cannot reshape {total} elements into {shape:?}")))
 }
 
 fn linspace_sig() -> Signature {
@@ -194,9 +200,9 @@ fn linspace_sig() -> Signature {
         .example("assert linspace(0, 1, 5) == [0, 0.25, 0.5, 0.75, 1]")
 }
 fn linspace(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let (s, e, n) = (a.num(0)?, a.num(1)?, a.count(2)?);
+    let (s, e, n) = (a.num("start")?, a.num("stop")?, a.count("n")?);
     if n > 10_000_000 {
-        return Err(ToolError::arg(2, "at most 10,000,000 points"));
+        return Err(ToolError::arg("n", "at most 10,000,000 points"));
     }
     if n == 1 {
         return Ok(Value::nums([s]));

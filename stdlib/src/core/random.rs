@@ -16,14 +16,14 @@ const MAX_DRAWS: usize = 10_000_000;
 /// The stream for this call: pinned by `seed:` (argument `i`) or the step's.
 /// A tool call's random stream: pinned by its `seed` argument (index `i`),
 /// or drawn from the run's.
-pub(crate) fn stream(a: &Args, i: usize, ctx: &mut dyn ToolCtx) -> Result<ChaCha8Rng, ToolError> {
+pub(crate) fn stream(a: &Args, i: &str, ctx: &mut dyn ToolCtx) -> Result<ChaCha8Rng, ToolError> {
     match a.opt_int(i)? {
         Some(s) => Ok(assay_interpreter::step_rng(s as u64, u64::MAX)),
         None => Ok(ChaCha8Rng::from_rng(ctx.rng())),
     }
 }
 
-fn count_or_one(a: &Args, i: usize) -> Result<Option<usize>, ToolError> {
+fn count_or_one(a: &Args, i: &str) -> Result<Option<usize>, ToolError> {
     match a.opt_int(i)? {
         None => Ok(None),
         Some(n) if n < 0 || n as usize > MAX_DRAWS => {
@@ -48,8 +48,8 @@ fn rand_sig() -> Signature {
         .example("let xs = rand(n: 100)\nassert len(xs) == 100\nassert min(xs) >= 0 and max(xs) < 1\nassert rand(seed: 3) == rand(seed: 3)")
 }
 fn rand(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let n = count_or_one(a, 0)?;
-    let mut rng = stream(a, 1, ctx)?;
+    let n = count_or_one(a, "n")?;
+    let mut rng = stream(a, "seed", ctx)?;
     Ok(draws(n, || rng.random::<f64>()))
 }
 
@@ -63,12 +63,12 @@ fn randn_sig() -> Signature {
         .example("let xs = randn(n: 2000, mean: 5)\nassert abs(mean(xs) - 5) < 0.2")
 }
 fn randn(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let n = count_or_one(a, 0)?;
-    let (m, s) = (a.num(1)?, a.num(2)?);
+    let n = count_or_one(a, "n")?;
+    let (m, s) = (a.num("mean")?, a.num("std")?);
     if s < 0.0 {
-        return Err(ToolError::arg(2, "`std` must not be negative"));
+        return Err(ToolError::arg("std", "`std` must not be negative"));
     }
-    let mut rng = stream(a, 3, ctx)?;
+    let mut rng = stream(a, "seed", ctx)?;
     Ok(draws(n, || {
         let z: f64 = StandardNormal.sample(&mut rng);
         m + s * z
@@ -85,12 +85,12 @@ fn randint_sig() -> Signature {
         .example("let xs = randint(0, 3, n: 50)\nassert min(xs) >= 0 and max(xs) <= 2")
 }
 fn randint(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let (lo, hi) = (a.int(0)?, a.int(1)?);
+    let (lo, hi) = (a.int("lo")?, a.int("hi")?);
     if hi <= lo {
-        return Err(ToolError::arg(1, format!("`hi` ({hi}) must be above `lo` ({lo})")));
+        return Err(ToolError::arg("hi", format!("`hi` ({hi}) must be above `lo` ({lo})")));
     }
-    let n = count_or_one(a, 2)?;
-    let mut rng = stream(a, 3, ctx)?;
+    let n = count_or_one(a, "n")?;
+    let mut rng = stream(a, "seed", ctx)?;
     Ok(draws(n, || rng.random_range(lo..hi) as f64))
 }
 
@@ -102,8 +102,8 @@ fn shuffle_sig() -> Signature {
         .example("let xs = shuffle(0..10)\nassert sort(xs) == sort(0..10)")
 }
 fn shuffle(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let mut items = a.items(0)?;
-    let mut rng = stream(a, 1, ctx)?;
+    let mut items = a.items("xs")?;
+    let mut rng = stream(a, "seed", ctx)?;
     items.shuffle(&mut rng);
     Ok(Value::list(items))
 }
@@ -118,23 +118,23 @@ fn sample_sig() -> Signature {
 }
 fn sample(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     // A data set samples into a smaller data set, in the order drawn.
-    if let Value::Handle(h) = a.get(0) {
+    if let Value::Handle(h) = a.get("xs") {
         if let Some(len) = h.count() {
-            let k = a.count(1)?;
+            let k = a.count("k")?;
             if k > len {
-                return Err(ToolError::arg(1, format!("cannot draw {k} items from {len} without replacement")));
+                return Err(ToolError::arg("k", format!("cannot draw {k} items from {len} without replacement")));
             }
-            let mut rng = stream(a, 2, ctx)?;
+            let mut rng = stream(a, "seed", ctx)?;
             let idx: Vec<usize> = rand::seq::index::sample(&mut rng, len, k).into_iter().collect();
-            return h.select(&idx).ok_or_else(|| ToolError::arg(0, "this collection cannot be sampled"));
+            return h.select(&idx).ok_or_else(|| ToolError::arg("xs", "this collection cannot be sampled"));
         }
     }
-    let items = a.items(0)?;
-    let k = a.count(1)?;
+    let items = a.items("xs")?;
+    let k = a.count("k")?;
     if k > items.len() {
-        return Err(ToolError::arg(1, format!("cannot draw {k} items from {} without replacement", items.len())));
+        return Err(ToolError::arg("k", format!("cannot draw {k} items from {} without replacement", items.len())));
     }
-    let mut rng = stream(a, 2, ctx)?;
+    let mut rng = stream(a, "seed", ctx)?;
     let idx = rand::seq::index::sample(&mut rng, items.len(), k);
     Ok(Value::list(idx.iter().map(|i| items[i].clone()).collect()))
 }
@@ -147,11 +147,11 @@ fn choice_sig() -> Signature {
         .example("assert choice([\"a\", \"b\"]) in [\"a\", \"b\"]")
 }
 fn choice(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let items = a.items(0)?;
+    let items = a.items("xs")?;
     if items.is_empty() {
-        return Err(ToolError::arg(0, "cannot choose from an empty list"));
+        return Err(ToolError::arg("xs", "cannot choose from an empty list"));
     }
-    let mut rng = stream(a, 1, ctx)?;
+    let mut rng = stream(a, "seed", ctx)?;
     let i = rng.random_range(0..items.len());
     Ok(items[i].clone())
 }

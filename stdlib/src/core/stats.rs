@@ -6,7 +6,7 @@ use ndarray::Axis;
 
 use super::FnTool;
 
-fn nonempty(a: &Args, i: usize) -> Result<Vec<f64>, ToolError> {
+fn nonempty(a: &Args, i: &str) -> Result<Vec<f64>, ToolError> {
     let xs = a.numbers(i)?;
     if xs.is_empty() {
         return Err(ToolError::arg(i, "needs at least one number, the list is empty"));
@@ -16,14 +16,17 @@ fn nonempty(a: &Args, i: usize) -> Result<Vec<f64>, ToolError> {
 
 /// Reduces a tensor along `axis` (argument 1) with `f`, or everything.
 fn reduce(a: &Args, f: fn(&[f64]) -> f64) -> Result<Value, ToolError> {
-    if let (Value::Tensor(t), Some(axis)) = (a.get(0), a.opt_int(1)?) {
+    if let (Value::Tensor(t), Some(axis)) = (a.get("xs"), a.opt_int("axis")?) {
         let nd = t.ndim() as i64;
         let ax = if axis < 0 { nd + axis } else { axis };
         if ax < 0 || ax >= nd {
-            return Err(ToolError::arg(1, format!("axis {axis} is out of range for a tensor with {nd} dimensions")));
+            return Err(ToolError::arg(
+                "axis",
+                format!("axis {axis} is out of range for a tensor with {nd} dimensions"),
+            ));
         }
         if t.shape()[ax as usize] == 0 {
-            return Err(ToolError::arg(1, "cannot reduce along an empty axis"));
+            return Err(ToolError::arg("axis", "cannot reduce along an empty axis"));
         }
         let out = t.map_axis(Axis(ax as usize), |lane| {
             let v: Vec<f64> = lane.iter().map(|x| *x as f64).collect();
@@ -35,10 +38,10 @@ fn reduce(a: &Args, f: fn(&[f64]) -> f64) -> Result<Value, ToolError> {
             Value::tensor(out)
         });
     }
-    if !a.is_none(1) && !matches!(a.get(0), Value::Tensor(_)) {
-        return Err(ToolError::arg(1, "`axis` applies to tensors only").help("make one with tensor([[...], ...])"));
+    if !a.is_none("axis") && !matches!(a.get("xs"), Value::Tensor(_)) {
+        return Err(ToolError::arg("axis", "`axis` applies to tensors only").help("make one with tensor([[...], ...])"));
     }
-    Ok(Value::Num(f(&nonempty(a, 0)?)))
+    Ok(Value::Num(f(&nonempty(a, "xs")?)))
 }
 
 fn sum_f(x: &[f64]) -> f64 {
@@ -128,10 +131,10 @@ fn std_sig() -> Signature {
         .example("assert std([2, 4, 4, 4, 5, 5, 7, 9]) == 2")
 }
 fn std(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let xs = nonempty(a, 0)?;
-    let ddof = a.num(1)?;
+    let xs = nonempty(a, "xs")?;
+    let ddof = a.num("ddof")?;
     if xs.len() as f64 <= ddof {
-        return Err(ToolError::arg(1, format!("needs more than {ddof} numbers, found {}", xs.len())));
+        return Err(ToolError::arg("ddof", format!("needs more than {ddof} numbers, found {}", xs.len())));
     }
     Ok(Value::Num(var_of(&xs, ddof).sqrt()))
 }
@@ -144,10 +147,10 @@ fn var_sig() -> Signature {
         .example("assert var([1, 3]) == 1\nassert var([1, 3], ddof: 1) == 2")
 }
 fn var(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let xs = nonempty(a, 0)?;
-    let ddof = a.num(1)?;
+    let xs = nonempty(a, "xs")?;
+    let ddof = a.num("ddof")?;
     if xs.len() as f64 <= ddof {
-        return Err(ToolError::arg(1, format!("needs more than {ddof} numbers, found {}", xs.len())));
+        return Err(ToolError::arg("ddof", format!("needs more than {ddof} numbers, found {}", xs.len())));
     }
     Ok(Value::Num(var_of(&xs, ddof)))
 }
@@ -173,7 +176,7 @@ fn median_sig() -> Signature {
         .example("assert median([5, 1, 3]) == 3\nassert median([1, 2, 3, 4]) == 2.5")
 }
 fn median(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    Ok(Value::Num(quantile_of(&sorted(&nonempty(a, 0)?), 0.5)))
+    Ok(Value::Num(quantile_of(&sorted(&nonempty(a, "xs")?), 0.5)))
 }
 
 fn quantile_sig() -> Signature {
@@ -184,11 +187,11 @@ fn quantile_sig() -> Signature {
         .example("assert quantile(0..101, 0.9) == 90")
 }
 fn quantile(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let q = a.num(1)?;
+    let q = a.num("q")?;
     if !(0.0..=1.0).contains(&q) {
-        return Err(ToolError::arg(1, format!("`q` must be between 0 and 1, found {q}")));
+        return Err(ToolError::arg("q", format!("`q` must be between 0 and 1, found {q}")));
     }
-    Ok(Value::Num(quantile_of(&sorted(&nonempty(a, 0)?), q)))
+    Ok(Value::Num(quantile_of(&sorted(&nonempty(a, "xs")?), q)))
 }
 
 fn correlation_sig() -> Signature {
@@ -203,9 +206,9 @@ fn correlation_sig() -> Signature {
     .example("assert correlation([1, 2, 3], [2, 4, 6]) == 1\nassert correlation([1, 2, 3], [3, 2, 1]) == -1")
 }
 fn correlation(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let (x, y) = (nonempty(a, 0)?, nonempty(a, 1)?);
+    let (x, y) = (nonempty(a, "xs")?, nonempty(a, "ys")?);
     if x.len() != y.len() {
-        return Err(ToolError::arg(1, format!("`ys` has {} numbers but `xs` has {}", y.len(), x.len())));
+        return Err(ToolError::arg("ys", format!("`ys` has {} numbers but `xs` has {}", y.len(), x.len())));
     }
     let (mx, my) = (mean_f(&x), mean_f(&y));
     let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
@@ -228,9 +231,9 @@ fn top_k_sig() -> Signature {
         .example("let t = top_k([5, 1, 9, 7], 2)\nassert t.indices == [2, 3]\nassert t.values == [9, 7]")
 }
 fn top_k(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let xs = a.numbers(0)?;
-    let k = a.count(1)?.min(xs.len());
-    let largest = a.bool(2)?;
+    let xs = a.numbers("xs")?;
+    let k = a.count("k")?.min(xs.len());
+    let largest = a.bool("largest")?;
     let mut idx: Vec<usize> = (0..xs.len()).collect();
     idx.sort_by(|&i, &j| {
         let o = if largest { xs[j].total_cmp(&xs[i]) } else { xs[i].total_cmp(&xs[j]) };
@@ -255,10 +258,10 @@ fn histogram_sig() -> Signature {
     .example("let h = histogram([0, 1, 1, 2], bins: 2)\nassert h.counts == [1, 3]\nassert h.edges == [0, 1, 2]")
 }
 fn histogram(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let xs = nonempty(a, 0)?;
-    let bins = a.count(1)?;
+    let xs = nonempty(a, "xs")?;
+    let bins = a.count("bins")?;
     if bins == 0 || bins > 10_000 {
-        return Err(ToolError::arg(1, "`bins` must be between 1 and 10000"));
+        return Err(ToolError::arg("bins", "`bins` must be between 1 and 10000"));
     }
     let (lo, hi) = (min_f(&xs), max_f(&xs));
     let width = if hi > lo { (hi - lo) / bins as f64 } else { 1.0 };

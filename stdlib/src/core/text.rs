@@ -11,7 +11,7 @@ fn upper_sig() -> Signature {
         .example("assert upper(\"abc\") == \"ABC\"")
 }
 fn upper(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    Ok(Value::str(a.str(0)?.to_uppercase()))
+    Ok(Value::str(a.str("s")?.to_uppercase()))
 }
 fn lower_sig() -> Signature {
     Signature::new("lower", "text", "The string in lower case.")
@@ -20,7 +20,7 @@ fn lower_sig() -> Signature {
         .example("assert lower(\"AbC\") == \"abc\"")
 }
 fn lower(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    Ok(Value::str(a.str(0)?.to_lowercase()))
+    Ok(Value::str(a.str("s")?.to_lowercase()))
 }
 fn strip_sig() -> Signature {
     Signature::new("strip", "text", "The string without leading and trailing whitespace.")
@@ -29,7 +29,7 @@ fn strip_sig() -> Signature {
         .example("assert strip(\"  hi \\n\") == \"hi\"")
 }
 fn strip(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    Ok(Value::str(a.str(0)?.trim()))
+    Ok(Value::str(a.str("s")?.trim()))
 }
 
 fn split_sig() -> Signature {
@@ -42,9 +42,9 @@ fn split_sig() -> Signature {
         )
 }
 fn split(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let s = a.str(0)?;
-    let parts: Vec<Value> = match a.opt_str(1)? {
-        Some("") => return Err(ToolError::arg(1, "`sep` must not be empty")),
+    let s = a.str("s")?;
+    let parts: Vec<Value> = match a.opt_str("sep")? {
+        Some("") => return Err(ToolError::arg("sep", "`sep` must not be empty")),
         Some(sep) => s.split(sep).map(Value::str).collect(),
         None => s.split_whitespace().map(Value::str).collect(),
     };
@@ -59,9 +59,9 @@ fn join_sig() -> Signature {
         .example("assert join([\"a\", 1, true], sep: \"-\") == \"a-1-true\"")
 }
 fn join(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let items = a.items(0)?;
+    let items = a.items("xs")?;
     let parts: Vec<String> = items.iter().map(|v| v.to_text()).collect();
-    Ok(Value::str(parts.join(a.str(1)?)))
+    Ok(Value::str(parts.join(a.str("sep")?)))
 }
 
 fn replace_sig() -> Signature {
@@ -73,11 +73,11 @@ fn replace_sig() -> Signature {
         .example("assert replace(\"a-b-c\", \"-\", \"+\") == \"a+b+c\"")
 }
 fn replace(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let from = a.str(1)?;
+    let from = a.str("from")?;
     if from.is_empty() {
-        return Err(ToolError::arg(1, "`from` must not be empty"));
+        return Err(ToolError::arg("from", "`from` must not be empty"));
     }
-    let (text, to) = (a.str(0)?, a.str(2)?);
+    let (text, to) = (a.str("s")?, a.str("to")?);
     // The size of the result is known before it is built.
     let grows = to.len().saturating_sub(from.len()).saturating_mul(text.matches(from).count());
     let max = assay_interpreter::MAX_STRING_BYTES;
@@ -99,7 +99,7 @@ fn starts_with_sig() -> Signature {
         .example("assert starts_with(\"layer3\", \"layer\")")
 }
 fn starts_with(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    Ok(Value::Bool(a.str(0)?.starts_with(a.str(1)?)))
+    Ok(Value::Bool(a.str("s")?.starts_with(a.str("prefix")?)))
 }
 fn ends_with_sig() -> Signature {
     Signature::new("ends_with", "text", "Whether `s` ends with `suffix`.")
@@ -109,7 +109,7 @@ fn ends_with_sig() -> Signature {
         .example("assert ends_with(\"photo.jpg\", \".jpg\")")
 }
 fn ends_with(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    Ok(Value::Bool(a.str(0)?.ends_with(a.str(1)?)))
+    Ok(Value::Bool(a.str("s")?.ends_with(a.str("suffix")?)))
 }
 
 fn str_sig() -> Signature {
@@ -119,7 +119,7 @@ fn str_sig() -> Signature {
         .example("assert str(1.5) == \"1.5\"\nassert str([1, \"a\"]) == \"[1, \\\"a\\\"]\"")
 }
 fn str_(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    Ok(Value::str(a.get(0).to_text()))
+    Ok(Value::str(a.get("x").to_text()))
 }
 
 fn num_sig() -> Signature {
@@ -129,12 +129,12 @@ fn num_sig() -> Signature {
         .example("assert num(\"3.5\") + 1 == 4.5\nassert num(true) == 1")
 }
 fn num(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    match a.get(0) {
+    match a.get("x") {
         Value::Num(n) => Ok(Value::Num(*n)),
         Value::Bool(b) => Ok(Value::Num(if *b { 1.0 } else { 0.0 })),
         _ => {
-            let s = a.str(0)?.trim();
-            s.parse::<f64>().map(Value::Num).map_err(|_| ToolError::arg(0, format!("\"{s}\" is not a number")))
+            let s = a.str("x")?.trim();
+            s.parse::<f64>().map(Value::Num).map_err(|_| ToolError::arg("x", format!("\"{s}\" is not a number")))
         }
     }
 }
@@ -147,11 +147,11 @@ fn fmt_sig() -> Signature {
         .example("assert fmt(3.14159, digits: 2) == \"3.14\"\nassert fmt(2, digits: 1) == \"2.0\"")
 }
 fn fmt(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let d = a.count(1)?;
+    let d = a.count("digits")?;
     if d > 17 {
-        return Err(ToolError::arg(1, "`digits` must be at most 17"));
+        return Err(ToolError::arg("digits", "`digits` must be at most 17"));
     }
-    let x = a.num(0)?;
+    let x = a.num("x")?;
     if !x.is_finite() {
         return Ok(Value::str(format_num(x)));
     }

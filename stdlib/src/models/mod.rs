@@ -30,8 +30,9 @@ fn model_sig() -> Signature {
         .example("let net = model(\"efficientnet-lite0\")\nassert len(net.labels) == 1000 and net.labels[967] == \"espresso\"\nassert net.inputs[0].shape == [\"N\", 3, 224, 224]")
 }
 fn model(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let name = a.str(0)?;
-    let provider = crate::onnx::model::Provider::parse(a.str(1)?).map_err(|e| ToolError::arg(1, e))?;
+    let name = a.str("name")?;
+    let provider =
+        crate::onnx::model::Provider::parse(a.str("provider")?).map_err(|e| ToolError::arg("provider", e))?;
     let mut tokenizer = None;
     let (path, labels) = match name {
         "efficientnet-lite0" => {
@@ -58,7 +59,7 @@ fn model(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
                 Some(c) => format!("did you mean \"{c}\"? known models: {}", KNOWN.join(", ")),
                 None => format!("known models: {}; load any other .onnx file with onnx(\"path\")", KNOWN.join(", ")),
             };
-            return Err(ToolError::arg(0, format!("no built-in model \"{other}\"")).help(help));
+            return Err(ToolError::arg("name", format!("no built-in model \"{other}\"")).help(help));
         }
     };
     let bytes = std::fs::read(&path).map_err(|e| ToolError::new(format!("{}: {e}", path.display())))?;

@@ -8,7 +8,7 @@ use crate::core::random::stream;
 use crate::core::FnTool;
 use crate::onnx::tools::model_of;
 
-fn tokenizer(a: &Args, i: usize) -> Result<std::sync::Arc<tokenizers::Tokenizer>, ToolError> {
+fn tokenizer(a: &Args, i: &str) -> Result<std::sync::Arc<tokenizers::Tokenizer>, ToolError> {
     let m = model_of(a, i)?;
     m.tokenizer.clone().ok_or_else(|| {
         ToolError::arg(i, "this model has no tokenizer").help("language models from model(\"smollm2-135m\") have one")
@@ -23,8 +23,8 @@ fn tokenize_sig() -> Signature {
         .example("let lm = model(\"smollm2-135m\")\nlet t = tokenize(lm, \"The capital of France is\")\nassert len(t.ids) == 5 and t.tokens[1] == \"Ġcapital\"")
 }
 fn tokenize(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let tok = tokenizer(a, 0)?;
-    let enc = tok.encode(a.str(1)?, false).map_err(|e| ToolError::arg(1, e.to_string()))?;
+    let tok = tokenizer(a, "model")?;
+    let enc = tok.encode(a.str("text")?, false).map_err(|e| ToolError::arg("text", e.to_string()))?;
     Ok(Value::record([
         ("ids", Value::nums(enc.get_ids().iter().map(|x| *x as f64))),
         ("tokens", Value::list(enc.get_tokens().iter().map(Value::str).collect())),
@@ -39,14 +39,14 @@ fn detokenize_sig() -> Signature {
         .example("let lm = model(\"smollm2-135m\")\nassert detokenize(lm, tokenize(lm, \"a, b\").ids) == \"a, b\"")
 }
 fn detokenize(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let tok = tokenizer(a, 0)?;
+    let tok = tokenizer(a, "model")?;
     let vocab = tok.get_vocab_size(true) as f64;
-    let ids = a.numbers(1)?;
+    let ids = a.numbers("ids")?;
     if let Some(bad) = ids.iter().find(|x| **x < 0.0 || **x >= vocab || x.fract() != 0.0) {
-        return Err(ToolError::arg(1, format!("{bad} is not a token id (0..{vocab})")));
+        return Err(ToolError::arg("ids", format!("{bad} is not a token id (0..{vocab})")));
     }
     let ids: Vec<u32> = ids.iter().map(|x| *x as u32).collect();
-    tok.decode(&ids, false).map(Value::str).map_err(|e| ToolError::arg(1, e.to_string()))
+    tok.decode(&ids, false).map(Value::str).map_err(|e| ToolError::arg("ids", e.to_string()))
 }
 
 fn generate_sig() -> Signature {
@@ -58,16 +58,16 @@ fn generate_sig() -> Signature {
         .example("let lm = model(\"smollm2-135m\")\nassert starts_with(generate(lm, \"The capital of France is\", n: 2), \" Paris\")")
 }
 fn generate(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let m = model_of(a, 0)?;
-    let tok = tokenizer(a, 0)?;
-    let n = a.count(2)?;
+    let m = model_of(a, "model")?;
+    let tok = tokenizer(a, "model")?;
+    let n = a.count("n")?;
     if n > 256 {
-        return Err(ToolError::arg(2, "at most 256 new tokens"));
+        return Err(ToolError::arg("n", "at most 256 new tokens"));
     }
     let mut ids: Vec<u32> =
-        tok.encode(a.str(1)?, false).map_err(|e| ToolError::arg(1, e.to_string()))?.get_ids().to_vec();
+        tok.encode(a.str("prompt")?, false).map_err(|e| ToolError::arg("prompt", e.to_string()))?.get_ids().to_vec();
     if ids.is_empty() {
-        return Err(ToolError::arg(1, "the prompt is empty"));
+        return Err(ToolError::arg("prompt", "the prompt is empty"));
     }
     let start = ids.len();
     let input = m.inputs.first().map(|p| p.name.clone()).unwrap_or_default();
@@ -79,7 +79,7 @@ fn generate(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         let res = m.run("", || Ok(m.proto.clone()), vec![(input.clone(), x)], &out).map_err(ToolError::new)?;
         let logits = &res[&logits_name];
         if logits.ndim() != 3 {
-            return Err(ToolError::arg(0, "the model's first output is not [N, T, vocab] logits"));
+            return Err(ToolError::arg("model", "the model's first output is not [N, T, vocab] logits"));
         }
         let last = logits.index_axis(Axis(0), 0).index_axis(Axis(0), ids.len() - 1).to_owned();
         let mut best = 0;
@@ -123,16 +123,16 @@ fn ioi_sig() -> Signature {
 }
 fn ioi(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     use rand::seq::IndexedRandom;
-    let tok = tokenizer(a, 0)?;
-    let n = a.count(1)?;
+    let tok = tokenizer(a, "model")?;
+    let n = a.count("n")?;
     if n > 10_000 {
-        return Err(ToolError::arg(1, "at most 10,000 prompts"));
+        return Err(ToolError::arg("n", "at most 10,000 prompts"));
     }
-    let mut rng = stream(a, 2, ctx)?;
+    let mut rng = stream(a, "seed", ctx)?;
     let names: Vec<(&str, u32)> =
         NAMES.iter().filter_map(|n| single(&tok, &format!(" {n}")).map(|id| (*n, id))).collect();
     if names.len() < 2 {
-        return Err(ToolError::arg(0, "the tokenizer has too few single-token names"));
+        return Err(ToolError::arg("model", "the tokenizer has too few single-token names"));
     }
     let mut out = Vec::new();
     for _ in 0..n {
@@ -177,21 +177,21 @@ fn entity_sig() -> Signature {
 fn entity_tracking(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     use rand::seq::{IndexedRandom, SliceRandom};
     use rand::Rng;
-    let tok = tokenizer(a, 0)?;
-    let n = a.count(1)?;
-    let k = a.count(2)?;
+    let tok = tokenizer(a, "model")?;
+    let n = a.count("n")?;
+    let k = a.count("boxes")?;
     if n > 10_000 {
-        return Err(ToolError::arg(1, "at most 10,000 prompts"));
+        return Err(ToolError::arg("n", "at most 10,000 prompts"));
     }
     if !(2..=7).contains(&k) {
-        return Err(ToolError::arg(2, format!("`boxes` is between 2 and 7, found {k}")));
+        return Err(ToolError::arg("boxes", format!("`boxes` is between 2 and 7, found {k}")));
     }
-    let mut rng = stream(a, 3, ctx)?;
+    let mut rng = stream(a, "seed", ctx)?;
     let things: Vec<(&str, u32)> =
         THINGS.iter().filter_map(|t| single(&tok, &format!(" {t}")).map(|id| (*t, id))).collect();
     let letters: Vec<char> = ('A'..='Z').filter(|c| single(&tok, &format!(" {c}")).is_some()).collect();
     if things.len() < k || letters.len() < k {
-        return Err(ToolError::arg(0, "the tokenizer has too few single-token objects or letters"));
+        return Err(ToolError::arg("model", "the tokenizer has too few single-token objects or letters"));
     }
     let mut out = Vec::new();
     for _ in 0..n {
@@ -235,17 +235,20 @@ fn binding_sig() -> Signature {
 fn variable_binding(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     use rand::seq::IndexedRandom;
     use rand::Rng;
-    let tok = tokenizer(a, 0)?;
-    let n = a.count(1)?;
-    let hops = a.count(2)?;
-    let distractors = a.count(3)?;
+    let tok = tokenizer(a, "model")?;
+    let n = a.count("n")?;
+    let hops = a.count("hops")?;
+    let distractors = a.count("distractors")?;
     if n > 10_000 {
-        return Err(ToolError::arg(1, "at most 10,000 prompts"));
+        return Err(ToolError::arg("n", "at most 10,000 prompts"));
     }
     if hops > 4 || distractors > 4 {
-        return Err(ToolError::arg(if hops > 4 { 2 } else { 3 }, "`hops` and `distractors` are at most 4"));
+        return Err(ToolError::arg(
+            if hops > 4 { "hops" } else { "distractors" },
+            "`hops` and `distractors` are at most 4",
+        ));
     }
-    let mut rng = stream(a, 4, ctx)?;
+    let mut rng = stream(a, "seed", ctx)?;
     let digit_id = |d: u32| single(&tok, &d.to_string());
     let names: Vec<char> = ('a'..='z').collect();
     let mut out = Vec::new();
@@ -269,7 +272,7 @@ fn variable_binding(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError>
         let query = chain[chain.len() - 1];
         let text = |v: u32| format!("{}, {query}=", order.join(", ").replace("{v}", &v.to_string()));
         let (Some(id), Some(fid)) = (digit_id(value), digit_id(flipped_value)) else {
-            return Err(ToolError::arg(0, "the tokenizer does not have single-token digits"));
+            return Err(ToolError::arg("model", "the tokenizer does not have single-token digits"));
         };
         out.push(Value::record([
             ("clean", Value::str(text(value))),

@@ -20,7 +20,7 @@ use crate::core::FnTool;
 
 type Feeds = Vec<(String, ArrayD<f32>)>;
 
-fn call_metric(ctx: &mut dyn ToolCtx, f: &Value, args: Vec<Value>, arg: usize) -> Result<f64, ToolError> {
+fn call_metric(ctx: &mut dyn ToolCtx, f: &Value, args: Vec<Value>, arg: &str) -> Result<f64, ToolError> {
     match ctx.call(f, args)? {
         Value::Num(x) if x.is_finite() => Ok(x),
         Value::Num(x) => Err(ToolError::arg(arg, format!("the metric returned {x}"))),
@@ -31,7 +31,7 @@ fn call_metric(ctx: &mut dyn ToolCtx, f: &Value, args: Vec<Value>, arg: usize) -
 }
 
 /// One input (batch 1) from a value.
-fn one(m: &Model, v: &Value, arg: usize) -> Result<Feeds, ToolError> {
+fn one(m: &Model, v: &Value, arg: &str) -> Result<Feeds, ToolError> {
     let f = feeds_value(m, v, arg)?;
     if f.iter().any(|(_, t)| t.shape().first() != Some(&1)) {
         return Err(ToolError::arg(arg, "give one example (first dimension 1), e.g. one prompt"));
@@ -40,7 +40,7 @@ fn one(m: &Model, v: &Value, arg: usize) -> Result<Feeds, ToolError> {
 }
 
 /// [tensor index, part] pairs → component indices.
-fn pairs(a: &Args, i: usize, tensors: usize, parts: usize) -> Result<Vec<usize>, ToolError> {
+fn pairs(a: &Args, i: &str, tensors: usize, parts: usize) -> Result<Vec<usize>, ToolError> {
     let mut out = Vec::new();
     for (k, v) in a.items(i)?.iter().enumerate() {
         let xs = assay_interpreter::to_numbers(v)
@@ -72,11 +72,15 @@ fn cross_patch_sig() -> Signature {
         .example("let a = model(\"planted\")\nlet b = model(\"planted-altered\")\nlet x = tensor([[0, 1, 2]])\nassert run(b, x).logits != run(a, x).logits\nlet fixed = cross_patch(b, a, x, \"/layers.0/heads_output_0\", parts: 2, only: [[0, 0]])\nassert fixed.logits == run(a, x).logits")
 }
 fn cross_patch(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let m = model_of(a, 0)?;
-    let donor = model_of(a, 1)?;
-    let inputs = feeds_value(&m, a.get(2), 2)?;
-    let donor_inputs = if a.is_none(4) { feeds_value(&donor, a.get(2), 2)? } else { feeds_value(&donor, a.get(4), 4)? };
-    let names = select_names(&donor, a, 3)?;
+    let m = model_of(a, "model")?;
+    let donor = model_of(a, "donor")?;
+    let inputs = feeds_value(&m, a.get("inputs"), "inputs")?;
+    let donor_inputs = if a.is_none("donor_inputs") {
+        feeds_value(&donor, a.get("inputs"), "inputs")?
+    } else {
+        feeds_value(&donor, a.get("donor_inputs"), "donor_inputs")?
+    };
+    let names = select_names(&donor, a, "tensors")?;
     let target_names: Vec<String> = super::graph::sites(&m.proto).into_iter().map(|s| s.name).collect();
     for n in &names {
         if !target_names.contains(n) {
@@ -87,31 +91,32 @@ fn cross_patch(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
                 None => "CMAP needs models of the same architecture, with the same tensor names".into(),
             };
             return Err(ToolError::arg(
-                3,
+                "tensors",
                 format!("the donor has `{n}` but the target model has no tensor of that name"),
             )
             .help(help));
         }
     }
-    let donor_vals = donor.capture(donor_inputs, &names).map_err(|e| ToolError::arg(4, e))?;
-    let target_vals = m.capture(inputs.clone(), &names).map_err(|e| ToolError::arg(2, e))?;
+    let donor_vals = donor.capture(donor_inputs, &names).map_err(|e| ToolError::arg("donor_inputs", e))?;
+    let target_vals = m.capture(inputs.clone(), &names).map_err(|e| ToolError::arg("inputs", e))?;
     for n in &names {
         let (d, t) = (donor_vals[n].shape(), target_vals[n].shape());
         if d != t {
             return Err(ToolError::arg(
-                3,
+                "tensors",
                 format!("`{n}` is {d:?} in the donor but {t:?} in the target: the models do not correspond there"),
             )
             .help("patch tensors whose shapes agree, with inputs of the same shape"));
         }
     }
-    let parts = a.count(5)?.max(1);
-    let comps = split(&names, &donor_vals, parts, 5)?;
-    let chosen: Vec<usize> = if a.is_none(6) { (0..comps.len()).collect() } else { pairs(a, 6, names.len(), parts)? };
+    let parts = a.count("parts")?.max(1);
+    let comps = split(&names, &donor_vals, parts, "parts")?;
+    let chosen: Vec<usize> =
+        if a.is_none("only") { (0..comps.len()).collect() } else { pairs(a, "only", names.len(), parts)? };
     let rows = vec![chosen.iter().map(|c| (*c, 1.0)).collect()];
     let want = m.output_names();
     let out = run_mixed(&m, &inputs, &donor_vals, &comps, &rows, None, Want::outputs(&want))
-        .map_err(|e| ToolError::arg(3, e))?;
+        .map_err(|e| ToolError::arg("tensors", e))?;
     Ok(Value::record(out[0].iter().map(|(k, v)| (k.clone(), Value::tensor(v.clone())))))
 }
 
@@ -133,25 +138,28 @@ fn path_patch_sig() -> Signature {
         .example("let m = model(\"planted\")\nlet d = out => logit_diff(out.logits, 0, 3)\nlet heads = \"/layers.*/heads_output_0\"\nlet direct = path_patch(m, tensor([[0, 1, 2]]), tensor([[3, 1, 2]]), heads, [0, 0], d, parts: 2)\nlet via = path_patch(m, tensor([[0, 1, 2]]), tensor([[3, 1, 2]]), heads, [0, 0], d, parts: 2, receivers: \"/layers.1/v_output_0\", receiver_parts: 2, receiver_only: [[0, 0]])\nassert direct.effect == -2 and via.effect == -4")
 }
 fn path_patch(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let m = model_of(a, 0)?;
-    let target = one(&m, a.get(1), 1)?;
-    let source = one(&m, a.get(2), 2)?;
-    let names = select_names(&m, a, 3)?;
-    let metric = a.func(5)?.clone();
-    let parts = a.count(6)?.max(1);
+    let m = model_of(a, "model")?;
+    let target = one(&m, a.get("target"), "target")?;
+    let source = one(&m, a.get("source"), "source")?;
+    let names = select_names(&m, a, "tensors")?;
+    let metric = a.func("metric")?.clone();
+    let parts = a.count("parts")?.max(1);
     let sender = {
-        let xs = a.numbers(4)?;
+        let xs = a.numbers("sender")?;
         if xs.len() != 2 {
-            return Err(ToolError::arg(4, "the sender is a pair [tensor index, part]"));
+            return Err(ToolError::arg("sender", "the sender is a pair [tensor index, part]"));
         }
         if xs[0] < 0.0 || xs[0] as usize >= names.len() || xs[1] < 0.0 || xs[1] as usize >= parts {
-            return Err(ToolError::arg(4, format!("{xs:?} is out of range: {} tensors of {parts} parts", names.len())));
+            return Err(ToolError::arg(
+                "sender",
+                format!("{xs:?} is out of range: {} tensors of {parts} parts", names.len()),
+            ));
         }
         xs[0] as usize * parts + xs[1] as usize
     };
-    let clean_vals = m.capture(target.clone(), &names).map_err(|e| ToolError::arg(1, e))?;
-    let src_vals = m.capture(source.clone(), &names).map_err(|e| ToolError::arg(2, e))?;
-    let comps = split(&names, &clean_vals, parts, 6)?;
+    let clean_vals = m.capture(target.clone(), &names).map_err(|e| ToolError::arg("target", e))?;
+    let src_vals = m.capture(source.clone(), &names).map_err(|e| ToolError::arg("source", e))?;
+    let comps = split(&names, &clean_vals, parts, "parts")?;
     // Frozen values: the target's everywhere, the source's in the sender's slice.
     let mut frozen = clean_vals.clone();
     let s = &comps[sender];
@@ -164,21 +172,21 @@ fn path_patch(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     }
     let all: Vec<(usize, f32)> = (0..comps.len()).map(|c| (c, 1.0)).collect();
     let want = m.output_names();
-    let score = |ctx: &mut dyn ToolCtx, o: &Outputs| call_metric(ctx, &metric, vec![outputs_value(o)], 5);
+    let score = |ctx: &mut dyn ToolCtx, o: &Outputs| call_metric(ctx, &metric, vec![outputs_value(o)], "metric");
     let proto = &m.proto;
-    let clean_out = m.run("", || Ok(proto.clone()), target.clone(), &want).map_err(|e| ToolError::arg(1, e))?;
+    let clean_out = m.run("", || Ok(proto.clone()), target.clone(), &want).map_err(|e| ToolError::arg("target", e))?;
     let clean = score(ctx, &clean_out)?;
-    let source_out = m.run("", || Ok(proto.clone()), source, &want).map_err(|e| ToolError::arg(2, e))?;
+    let source_out = m.run("", || Ok(proto.clone()), source, &want).map_err(|e| ToolError::arg("source", e))?;
     let source_score = score(ctx, &source_out)?;
-    let direct = matches!(a.get(7), Value::Str(r) if r.as_ref() == "logits");
+    let direct = matches!(a.get("receivers"), Value::Str(r) if r.as_ref() == "logits");
     let patched = if direct {
         let out = run_mixed(&m, &target, &frozen, &comps, &[all], None, Want::outputs(&want))
-            .map_err(|e| ToolError::arg(3, e))?;
+            .map_err(|e| ToolError::arg("tensors", e))?;
         score(ctx, &out[0])?
     } else {
-        let receivers = select_names(&m, a, 7)?;
+        let receivers = select_names(&m, a, "receivers")?;
         if let Some(r) = receivers.iter().find(|r| names.contains(r)) {
-            return Err(ToolError::arg(7, format!("`{r}` is both a sender tensor and a receiver")).help(
+            return Err(ToolError::arg("receivers", format!("`{r}` is both a sender tensor and a receiver")).help(
                 "receivers are the inputs of later components (their values, queries or keys), not their outputs",
             ));
         }
@@ -191,16 +199,19 @@ fn path_patch(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
             None,
             Want { outputs: &want, capture: &receivers, last_position: false },
         )
-        .map_err(|e| ToolError::arg(7, e))?;
-        let rparts = a.count(8)?.max(1);
+        .map_err(|e| ToolError::arg("receivers", e))?;
+        let rparts = a.count("receiver_parts")?.max(1);
         let recv_vals: Outputs =
             receivers.iter().filter_map(|r| step[0].get(r).map(|v| (r.clone(), v.clone()))).collect();
-        let rcomps = split(&receivers, &recv_vals, rparts, 8)?;
-        let chosen: Vec<usize> =
-            if a.is_none(9) { (0..rcomps.len()).collect() } else { pairs(a, 9, receivers.len(), rparts)? };
+        let rcomps = split(&receivers, &recv_vals, rparts, "receiver_parts")?;
+        let chosen: Vec<usize> = if a.is_none("receiver_only") {
+            (0..rcomps.len()).collect()
+        } else {
+            pairs(a, "receiver_only", receivers.len(), rparts)?
+        };
         let rows = vec![chosen.iter().map(|c| (*c, 1.0)).collect()];
         let out = run_mixed(&m, &target, &recv_vals, &rcomps, &rows, None, Want::outputs(&want))
-            .map_err(|e| ToolError::arg(7, e))?;
+            .map_err(|e| ToolError::arg("receivers", e))?;
         score(ctx, &out[0])?
     };
     Ok(Value::record([
@@ -228,33 +239,33 @@ fn circuit_sig() -> Signature {
         .example("let m = model(\"planted\")\nlet prompts = [tensor([[0, 1, 2]]), tensor([[1, 2, 3]]), tensor([[2, 0, 0]])]\nlet metric = (out, p) => logit_diff(out.logits, p[0][0], 3 - p[0][0])\nlet c = circuit(m, prompts, [[0, 0], [1, 0]], \"/layers.*/heads_output_0\", metric, parts: 2, random: 3)\nassert c.faithfulness == 1 and c.accuracy.circuit == 1\nassert circuit(m, prompts, [[0, 1], [1, 1]], \"/layers.*/heads_output_0\", metric, parts: 2).faithfulness == 0")
 }
 fn circuit(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let m = model_of(a, 0)?;
-    let prompts = a.items(1)?;
+    let m = model_of(a, "model")?;
+    let prompts = a.items("prompts")?;
     if prompts.is_empty() {
-        return Err(ToolError::arg(1, "give at least one prompt"));
+        return Err(ToolError::arg("prompts", "give at least one prompt"));
     }
-    let names = select_names(&m, a, 3)?;
-    let metric = a.func(4)?.clone();
-    let parts = a.count(5)?.max(1);
-    let input_fn = if a.is_none(6) { None } else { Some(a.func(6)?.clone()) };
-    let n_random = a.count(8)?;
+    let names = select_names(&m, a, "tensors")?;
+    let metric = a.func("metric")?.clone();
+    let parts = a.count("parts")?.max(1);
+    let input_fn = if a.is_none("input") { None } else { Some(a.func("input")?.clone()) };
+    let n_random = a.count("random")?;
     let mut inputs = Vec::new();
     for p in &prompts {
         let v = match &input_fn {
             Some(f) => ctx.call(f, vec![p.clone()])?,
             None => p.clone(),
         };
-        inputs.push(one(&m, &v, 1)?);
+        inputs.push(one(&m, &v, "prompts")?);
     }
     // Means over the reference inputs, per tensor: [D] over examples and positions.
-    let reference: Vec<Feeds> = if a.is_none(7) {
+    let reference: Vec<Feeds> = if a.is_none("reference") {
         inputs.clone()
     } else {
-        a.items(7)?.iter().map(|v| feeds_value(&m, v, 7)).collect::<Result<_, _>>()?
+        a.items("reference")?.iter().map(|v| feeds_value(&m, v, "reference")).collect::<Result<_, _>>()?
     };
     let mut sums: BTreeMap<String, (ArrayD<f64>, usize)> = BTreeMap::new();
     for r in &reference {
-        let vals = m.capture(r.clone(), &names).map_err(|e| ToolError::arg(7, e))?;
+        let vals = m.capture(r.clone(), &names).map_err(|e| ToolError::arg("reference", e))?;
         for (k, v) in vals {
             let d = v.shape().last().copied().unwrap_or(1);
             let rows = v.len() / d.max(1);
@@ -268,9 +279,9 @@ fn circuit(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let means: BTreeMap<String, ArrayD<f32>> =
         sums.into_iter().map(|(k, (s, n))| (k, s.mapv(|x| (x / n.max(1) as f64) as f32))).collect();
     // Components, from the first prompt's shapes.
-    let first = m.capture(inputs[0].clone(), &names).map_err(|e| ToolError::arg(1, e))?;
-    let comps = split(&names, &first, parts, 5)?;
-    let keep = pairs(a, 2, names.len(), parts)?;
+    let first = m.capture(inputs[0].clone(), &names).map_err(|e| ToolError::arg("prompts", e))?;
+    let comps = split(&names, &first, parts, "parts")?;
+    let keep = pairs(a, "keep", names.len(), parts)?;
     let size = keep.len();
     let ablate = |kept: &[usize]| -> Vec<(usize, f32)> {
         (0..comps.len()).filter(|c| !kept.contains(c)).map(|c| (c, 1.0)).collect()
@@ -284,10 +295,10 @@ fn circuit(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let proto = &m.proto;
     let mut scores = vec![Vec::new(); variants.len() + 1];
     for (p, inp) in prompts.iter().zip(&inputs) {
-        let full = m.run("", || Ok(proto.clone()), inp.clone(), &want).map_err(|e| ToolError::arg(1, e))?;
-        scores[0].push(call_metric(ctx, &metric, vec![outputs_value(&full), p.clone()], 4)?);
+        let full = m.run("", || Ok(proto.clone()), inp.clone(), &want).map_err(|e| ToolError::arg("prompts", e))?;
+        scores[0].push(call_metric(ctx, &metric, vec![outputs_value(&full), p.clone()], "metric")?);
         // Mean values broadcast to this prompt's shapes.
-        let shaped = m.capture(inp.clone(), &names).map_err(|e| ToolError::arg(1, e))?;
+        let shaped = m.capture(inp.clone(), &names).map_err(|e| ToolError::arg("prompts", e))?;
         let mut values = Outputs::new();
         for (k, v) in shaped {
             let mean = &means[&k];
@@ -295,9 +306,9 @@ fn circuit(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
             values.insert(k, b.to_owned());
         }
         let outs = run_mixed(&m, inp, &values, &comps, &variants, None, Want::outputs(&want))
-            .map_err(|e| ToolError::arg(3, e))?;
+            .map_err(|e| ToolError::arg("tensors", e))?;
         for (i, o) in outs.iter().enumerate() {
-            scores[i + 1].push(call_metric(ctx, &metric, vec![outputs_value(o), p.clone()], 4)?);
+            scores[i + 1].push(call_metric(ctx, &metric, vec![outputs_value(o), p.clone()], "metric")?);
         }
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
@@ -352,22 +363,22 @@ fn dcm_sig() -> Signature {
         .example("let m = model(\"planted\")\nlet pairs = [{target: tensor([[0, 1, 2]]), source: tensor([[3, 1, 2]]), a: 3, b: 0}, {target: tensor([[1, 2, 0]]), source: tensor([[2, 2, 0]]), a: 2, b: 1}]\nlet r = dcm(m, pairs, \"/layers.*/heads_output_0\", (out, p) => logit_diff(out.logits, p.a, p.b), parts: 2, heldout: [{target: tensor([[2, 3, 1]]), source: tensor([[0, 3, 1]]), a: 0, b: 2}])\nassert r.selected == [[0, 0]]\nassert r.heldout.patched > 0")
 }
 fn dcm(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let m = model_of(a, 0)?;
-    let names = select_names(&m, a, 2)?;
-    let metric = a.func(3)?.clone();
-    let parts = a.count(4)?.max(1);
-    let steps = a.count(6)?;
-    let samples = a.count(7)?.max(1);
-    let (rate, eps, lambda) = (a.num(8)?, a.num(9)?, a.num(10)?);
+    let m = model_of(a, "model")?;
+    let names = select_names(&m, a, "tensors")?;
+    let metric = a.func("metric")?.clone();
+    let parts = a.count("parts")?.max(1);
+    let steps = a.count("steps")?;
+    let samples = a.count("samples")?.max(1);
+    let (rate, eps, lambda) = (a.num("rate")?, a.num("perturb")?, a.num("sparsity")?);
     if !(eps > 0.0 && eps <= 0.5) {
-        return Err(ToolError::arg(9, "`perturb` must be above 0 and at most 0.5"));
+        return Err(ToolError::arg("perturb", "`perturb` must be above 0 and at most 0.5"));
     }
     struct Pair {
         record: Value,
         target: Feeds,
         source: Outputs,
     }
-    let load = |i: usize| -> Result<Vec<Pair>, ToolError> {
+    let load = |i: &str| -> Result<Vec<Pair>, ToolError> {
         let mut out = Vec::new();
         for (k, p) in a.items(i)?.into_iter().enumerate() {
             let Value::Record(r) = &p else {
@@ -395,12 +406,12 @@ fn dcm(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         }
         Ok(out)
     };
-    let train = load(1)?;
+    let train = load("pairs")?;
     if train.is_empty() {
-        return Err(ToolError::arg(1, "give at least one pair"));
+        return Err(ToolError::arg("pairs", "give at least one pair"));
     }
-    let heldout = if a.is_none(5) { Vec::new() } else { load(5)? };
-    let comps = split(&names, &train[0].source, parts, 4)?;
+    let heldout = if a.is_none("heldout") { Vec::new() } else { load("heldout")? };
+    let comps = split(&names, &train[0].source, parts, "parts")?;
     let c = comps.len();
     let want = m.output_names();
     // Mean metric of each mask (rows) over pairs.
@@ -410,9 +421,9 @@ fn dcm(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         let mut total = vec![0.0; masks.len()];
         for p in set {
             let outs = run_mixed(&m, &p.target, &p.source, &comps, &rows, None, Want::outputs(&want))
-                .map_err(|e| ToolError::arg(2, e))?;
+                .map_err(|e| ToolError::arg("tensors", e))?;
             for (r, o) in outs.iter().enumerate() {
-                total[r] += call_metric(ctx, &metric, vec![outputs_value(o), p.record.clone()], 3)?;
+                total[r] += call_metric(ctx, &metric, vec![outputs_value(o), p.record.clone()], "metric")?;
             }
         }
         Ok(total.into_iter().map(|t| t / set.len() as f64).collect())

@@ -9,7 +9,7 @@ use ndarray::{Array2, ArrayD, Axis, Ix2};
 use crate::core::FnTool;
 
 /// Logits as [rows, V]: [V] is one row; [N, T, V] keeps the last position.
-pub fn rows(a: &Args, i: usize) -> Result<Array2<f32>, ToolError> {
+pub fn rows(a: &Args, i: &str) -> Result<Array2<f32>, ToolError> {
     let t = a.tensor(i)?;
     let t: ArrayD<f32> = match t.ndim() {
         1 => t.as_ref().clone().insert_axis(Axis(0)),
@@ -43,7 +43,7 @@ fn per_row(xs: Vec<f64>) -> Value {
 }
 
 /// Token ids, one for every row (a single id applies to all rows).
-fn ids(a: &Args, i: usize, rows: usize, vocab: usize) -> Result<Vec<usize>, ToolError> {
+fn ids(a: &Args, i: &str, rows: usize, vocab: usize) -> Result<Vec<usize>, ToolError> {
     let v = a.numbers(i)?;
     let v = if v.len() == 1 { vec![v[0]; rows] } else { v };
     if v.len() != rows {
@@ -71,9 +71,9 @@ fn softmax_sig() -> Signature {
     .example("let p = softmax(tensor([0, 0, log(2)]))\nassert round(p[2], digits: 3) == 0.5")
 }
 fn softmax(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let t = a.tensor(0)?;
+    let t = a.tensor("logits")?;
     if t.ndim() == 0 {
-        return Err(ToolError::arg(0, "softmax needs at least one axis"));
+        return Err(ToolError::arg("logits", "softmax needs at least one axis"));
     }
     let mut out = t.as_ref().clone();
     let last = out.ndim() - 1;
@@ -95,9 +95,9 @@ fn logit_diff_sig() -> Signature {
         .example("assert logit_diff(tensor([[1, 5, 2]]), 1, 2) == 3\nassert logit_diff(tensor([[1, 5, 2], [4, 0, 0]]), [1, 0], 2) == [3, 4]")
 }
 fn logit_diff(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let l = rows(a, 0)?;
+    let l = rows(a, "logits")?;
     let (n, v) = l.dim();
-    let (x, y) = (ids(a, 1, n, v)?, ids(a, 2, n, v)?);
+    let (x, y) = (ids(a, "a", n, v)?, ids(a, "b", n, v)?);
     Ok(per_row((0..n).map(|r| (l[[r, x[r]]] - l[[r, y[r]]]) as f64).collect()))
 }
 
@@ -113,9 +113,9 @@ fn prob_sig() -> Signature {
         .example("assert round(prob(tensor([0, 0, log(2)]), 2), digits: 6) == 0.5")
 }
 fn prob(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let l = rows(a, 0)?;
+    let l = rows(a, "logits")?;
     let (n, v) = l.dim();
-    let t = ids(a, 1, n, v)?;
+    let t = ids(a, "token", n, v)?;
     Ok(per_row(
         (0..n)
             .map(|r| {
@@ -134,9 +134,9 @@ fn kl_sig() -> Signature {
         .example("assert kl(tensor([1, 2, 3]), tensor([1, 2, 3])) == 0\nassert kl(tensor([0, 0]), tensor([0, log(3)])) > 0.14")
 }
 fn kl(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let (p, q) = (rows(a, 0)?, rows(a, 1)?);
+    let (p, q) = (rows(a, "p")?, rows(a, "q")?);
     if p.dim() != q.dim() {
-        return Err(ToolError::arg(1, format!("`q` is {:?}, `p` is {:?}: they must match", q.dim(), p.dim())));
+        return Err(ToolError::arg("q", format!("`q` is {:?}, `p` is {:?}: they must match", q.dim(), p.dim())));
     }
     Ok(per_row(
         (0..p.nrows())
@@ -161,9 +161,9 @@ fn accuracy_sig() -> Signature {
     .example("assert accuracy(tensor([[0, 9, 1], [5, 0, 0]]), [1, 2]) == 0.5")
 }
 fn accuracy(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let l = rows(a, 0)?;
+    let l = rows(a, "logits")?;
     let (n, v) = l.dim();
-    let t = ids(a, 1, n, v)?;
+    let t = ids(a, "targets", n, v)?;
     let right = (0..n)
         .filter(|r| {
             let row = l.row(*r);

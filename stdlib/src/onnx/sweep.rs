@@ -55,7 +55,7 @@ pub struct Prefix {
 
 /// Splits each tensor (its value given, [1, ..., D]) into `parts` slices of
 /// its last axis; component `index` is tensor index × parts + part.
-pub fn split(names: &[String], values: &Outputs, parts: usize, arg: usize) -> Result<Vec<Component>, ToolError> {
+pub fn split(names: &[String], values: &Outputs, parts: usize, arg: &str) -> Result<Vec<Component>, ToolError> {
     let mut out = Vec::new();
     for (index, n) in names.iter().enumerate() {
         let v = values.get(n).ok_or_else(|| ToolError::new(format!("no value captured for `{n}`")))?;
@@ -381,7 +381,7 @@ fn sweep_sig() -> Signature {
         .example("let m = onnx(\"fixtures/tiny_dynamic.onnx\")\nlet s = patch_sweep(m, zeros([1, 3]), tensor([[1, 2, -3]]), [\"h\", \"y\"], out => sum(out.z), parts: 3, batch: 4)\nassert s.clean == 3 and s.runs == 2\nassert s.effects == tensor([[2, 2, -1], [2, 2, -1]])")
 }
 
-fn resolve_positions(a: &Args, i: usize, t: usize) -> Result<Option<Vec<usize>>, ToolError> {
+fn resolve_positions(a: &Args, i: &str, t: usize) -> Result<Option<Vec<usize>>, ToolError> {
     if a.is_none(i) {
         return Ok(None);
     }
@@ -397,34 +397,34 @@ fn resolve_positions(a: &Args, i: usize, t: usize) -> Result<Option<Vec<usize>>,
 }
 
 fn patch_sweep(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let m = model_of(a, 0)?;
-    let target = feeds(&m, a, 1)?;
-    let source = feeds(&m, a, 2)?;
+    let m = model_of(a, "model")?;
+    let target = feeds(&m, a, "target")?;
+    let source = feeds(&m, a, "source")?;
     if target.iter().any(|(_, t)| t.shape().first() != Some(&1))
         || source.iter().any(|(_, t)| t.shape().first() != Some(&1))
     {
-        return Err(ToolError::arg(1, "target and source must each be one example (first dimension 1)"));
+        return Err(ToolError::arg("target", "target and source must each be one example (first dimension 1)"));
     }
     for ((kt, t), (ks, s)) in target.iter().zip(&source) {
         if kt != ks || t.shape() != s.shape() {
             return Err(ToolError::arg(
-                2,
+                "source",
                 format!("source input `{ks}` {:?} does not match target input `{kt}` {:?}", s.shape(), t.shape()),
             )
             .help("for text, choose prompts with the same number of tokens"));
         }
     }
-    let names = super::tools::select_names(&m, a, 3)?;
-    let metric = a.func(4)?.clone();
-    let parts = a.count(5)?.max(1);
-    let batch = a.count(7)?.max(1);
-    let src_vals = m.capture(source.clone(), &names).map_err(|e| ToolError::arg(2, e))?;
+    let names = super::tools::select_names(&m, a, "tensors")?;
+    let metric = a.func("metric")?.clone();
+    let parts = a.count("parts")?.max(1);
+    let batch = a.count("batch")?.max(1);
+    let src_vals = m.capture(source.clone(), &names).map_err(|e| ToolError::arg("source", e))?;
     let mut t_len = 0;
     for n in &names {
         let v = &src_vals[n];
         if v.ndim() < 2 {
             return Err(ToolError::arg(
-                3,
+                "tensors",
                 format!("`{n}` has rank {}; a sweep patches tensors of at least [1, D]", v.ndim()),
             ));
         }
@@ -432,15 +432,16 @@ fn patch_sweep(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
             t_len = v.shape()[1];
         }
     }
-    let components = split(&names, &src_vals, parts, 5)?;
-    let positions = resolve_positions(a, 6, t_len.max(1))?;
+    let components = split(&names, &src_vals, parts, "parts")?;
+    let positions = resolve_positions(a, "positions", t_len.max(1))?;
     if positions.is_some() && t_len == 0 {
-        return Err(ToolError::arg(6, "positions need tensors of shape [1, T, D]"));
+        return Err(ToolError::arg("positions", "positions need tensors of shape [1, T, D]"));
     }
-    let last_position = a.bool(8)?;
+    let last_position = a.bool("last_position")?;
     if last_position {
         m.last_position_outputs().map_err(|e| {
-            ToolError::arg(8, e).help("leave last_position out: the metric then sees the outputs at every position")
+            ToolError::arg("last_position", e)
+                .help("leave last_position out: the metric then sees the outputs at every position")
         })?;
     }
     let mut sweep = Sweep {
@@ -452,18 +453,19 @@ fn patch_sweep(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         last_position,
         prefix: None,
     };
-    let prefix = sweep.share_prefix(&source).map_err(|e| ToolError::arg(1, e))?;
+    let prefix = sweep.share_prefix(&source).map_err(|e| ToolError::arg("target", e))?;
     let score = |ctx: &mut dyn ToolCtx, o: &BTreeMap<String, ArrayD<f32>>| -> Result<f64, ToolError> {
         match ctx.call(&metric, vec![outputs_value(o)])? {
             Value::Num(x) => Ok(x),
-            other => {
-                Err(ToolError::arg(4, format!("the metric must return a number, it returned a {}", other.type_name())))
-            }
+            other => Err(ToolError::arg(
+                "metric",
+                format!("the metric must return a number, it returned a {}", other.type_name()),
+            )),
         }
     };
-    let clean_out = sweep.clean().map_err(|e| ToolError::arg(1, e))?;
+    let clean_out = sweep.clean().map_err(|e| ToolError::arg("target", e))?;
     let clean = score(ctx, &clean_out)?;
-    let source_out = sweep.unpatched(&source).map_err(|e| ToolError::arg(2, e))?;
+    let source_out = sweep.unpatched(&source).map_err(|e| ToolError::arg("source", e))?;
     let source_score = score(ctx, &source_out)?;
     let n = sweep.components.len();
     let mut effects = vec![0f32; n];
@@ -471,7 +473,7 @@ fn patch_sweep(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let mut start = 0;
     while start < n {
         let rows: Vec<usize> = (start..(start + batch).min(n)).collect();
-        let outs = sweep.run_rows(&rows).map_err(|e| ToolError::arg(3, e))?;
+        let outs = sweep.run_rows(&rows).map_err(|e| ToolError::arg("tensors", e))?;
         runs += 1;
         for (r, o) in rows.iter().zip(outs) {
             effects[*r] = (score(ctx, &o)? - clean) as f32;

@@ -62,7 +62,7 @@ impl Handle for ModelHandle {
     }
 }
 
-pub fn model_of(a: &Args, i: usize) -> Result<Arc<Model>, ToolError> {
+pub fn model_of(a: &Args, i: &str) -> Result<Arc<Model>, ToolError> {
     match a.get(i) {
         Value::Handle(h) => h
             .as_any()
@@ -82,13 +82,13 @@ fn model_type() -> Type {
 
 /// The `inputs` argument: a record by input name, or one tensor for a
 /// single-input model.
-pub fn feeds(model: &Model, a: &Args, i: usize) -> Result<Vec<(String, ArrayD<f32>)>, ToolError> {
+pub fn feeds(model: &Model, a: &Args, i: &str) -> Result<Vec<(String, ArrayD<f32>)>, ToolError> {
     feeds_value(model, a.get(i), i)
 }
 
 /// Model inputs from a value (text, a tensor, a record of tensors); errors
 /// point at argument `i`.
-pub fn feeds_value(model: &Model, value: &Value, i: usize) -> Result<Vec<(String, ArrayD<f32>)>, ToolError> {
+pub fn feeds_value(model: &Model, value: &Value, i: &str) -> Result<Vec<(String, ArrayD<f32>)>, ToolError> {
     let as_tensor = |v: &Value, what: &str| -> Result<ArrayD<f32>, ToolError> {
         to_tensor(v).map(|t| t.as_ref().clone()).map_err(|e| ToolError::arg(i, format!("{what}: {e}")))
     };
@@ -188,7 +188,7 @@ fn outputs_record(out: std::collections::BTreeMap<String, ArrayD<f32>>) -> Value
 }
 
 /// Tensor names from a name, a glob, or a list of them.
-pub fn select_names(model: &Model, a: &Args, i: usize) -> Result<Vec<String>, ToolError> {
+pub fn select_names(model: &Model, a: &Args, i: &str) -> Result<Vec<String>, ToolError> {
     let patterns: Vec<String> = match a.get(i) {
         Value::Str(s) => vec![s.to_string()],
         Value::List(items) => items
@@ -243,10 +243,10 @@ fn onnx_sig() -> Signature {
         .example("let m = onnx(\"fixtures/tiny.onnx\")\nassert m.inputs[0].name == \"x\"\nassert m.outputs[0].shape == [2, 3]")
 }
 fn onnx(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let display = a.str(0)?.to_string();
-    let provider = super::model::Provider::parse(a.str(1)?).map_err(|e| ToolError::arg(1, e))?;
-    let path = ctx.resolve_read(&display).map_err(|e| ToolError { arg: Some(0), ..e })?;
-    let bytes = ctx.read_file(&display).map_err(|e| ToolError { arg: Some(0), ..e })?;
+    let display = a.str("path")?.to_string();
+    let provider = super::model::Provider::parse(a.str("provider")?).map_err(|e| ToolError::arg("provider", e))?;
+    let path = ctx.resolve_read(&display).map_err(|e| e.at("path"))?;
+    let bytes = ctx.read_file(&display).map_err(|e| e.at("path"))?;
     let sha = hex::encode(Sha256::digest(&bytes));
     // External weights are inputs of the run too, and must be inside the roots.
     if let Ok(proto) = graph::decode(&bytes) {
@@ -254,15 +254,15 @@ fn onnx(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         for f in super::model::external_files(&proto) {
             let p = dir.join(&f);
             if !p.is_file() {
-                return Err(ToolError::arg(0, format!("the weights of `{display}` are in an external-data file `{f}` that should sit beside it, and it is missing"))
+                return Err(ToolError::arg("path", format!("the weights of `{display}` are in an external-data file `{f}` that should sit beside it, and it is missing"))
                     .help("copy the .data file next to the .onnx file, under the name the model records"));
             }
             // Read through the sandbox: it must be inside the roots, and its digest is recorded.
-            ctx.read_file(&p.display().to_string()).map_err(|e| ToolError { arg: Some(0), ..e })?;
+            ctx.read_file(&p.display().to_string()).map_err(|e| e.at("path"))?;
         }
     }
     let model = Model::load(&path, &display, &bytes, sha, provider).map_err(|e| {
-        ToolError::arg(0, format!("cannot load `{display}`: {e}"))
+        ToolError::arg("path", format!("cannot load `{display}`: {e}"))
             .help("check that the file is a complete .onnx model; `assay inspect FILE` shows what it contains")
     })?;
     Ok(Value::Handle(Arc::new(ModelHandle(Arc::new(model)))))
@@ -277,13 +277,13 @@ fn run_sig() -> Signature {
         .example("let m = onnx(\"fixtures/tiny.onnx\")\nlet out = run(m, tensor([[1, 2, 3], [-5, 0, 1]]))\nassert out.z == tensor([[4, 2, 7], [0, 0, 3]])\nlet d = onnx(\"fixtures/tiny_dynamic.onnx\")\nassert run(d, zeros([5, 3]), batch: 2).z.shape == [5, 3]")
 }
 fn run(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let m = model_of(a, 0)?;
-    let f = feeds(&m, a, 1)?;
+    let m = model_of(a, "model")?;
+    let f = feeds(&m, a, "inputs")?;
     let want = m.output_names();
-    let batch = a.count(2)?;
+    let batch = a.count("batch")?;
     batched(f, batch, |chunk| m.run("", || Ok(m.proto.clone()), chunk, &want))
         .map(outputs_record)
-        .map_err(|e| ToolError::arg(1, e))
+        .map_err(|e| ToolError::arg("inputs", e))
 }
 
 fn capture_sig() -> Signature {
@@ -296,11 +296,11 @@ fn capture_sig() -> Signature {
         .example("let m = onnx(\"fixtures/tiny.onnx\")\nlet acts = capture(m, tensor([[1, -2, 3], [0, 0, 0]]), [\"h\", \"y\"])\nassert acts.h == tensor([[2, -3, 3.5], [1, -1, 0.5]])\nassert acts.y == tensor([[2, 0, 3.5], [1, 0, 0.5]])")
 }
 fn capture(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let m = model_of(a, 0)?;
-    let f = feeds(&m, a, 1)?;
-    let names = select_names(&m, a, 2)?;
-    let batch = a.count(3)?;
-    batched(f, batch, |chunk| m.capture(chunk, &names)).map(outputs_record).map_err(|e| ToolError::arg(1, e))
+    let m = model_of(a, "model")?;
+    let f = feeds(&m, a, "inputs")?;
+    let names = select_names(&m, a, "tensors")?;
+    let batch = a.count("batch")?;
+    batched(f, batch, |chunk| m.capture(chunk, &names)).map(outputs_record).map_err(|e| ToolError::arg("inputs", e))
 }
 
 fn patch_sig() -> Signature {
@@ -314,14 +314,18 @@ fn patch_sig() -> Signature {
         .example("let m = onnx(\"fixtures/tiny.onnx\")\nlet x = tensor([[1, 2, 3], [1, 2, 3]])\nlet out = patch(m, x, \"y\", zeros([2, 3]), mask: tensor([[1], [0]]))\nassert out.z[0] == tensor([0, 0, 0])\nassert out.z[1] == run(m, x).z[1]")
 }
 fn patch(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let m = model_of(a, 0)?;
-    let f = feeds(&m, a, 1)?;
-    let t = a.str(2)?.to_string();
-    let value = to_tensor(a.get(3)).map_err(|e| ToolError::arg(3, e))?.as_ref().clone();
-    let mask = to_tensor(a.get(4)).map_err(|e| ToolError::arg(4, e))?.as_ref().clone();
+    let m = model_of(a, "model")?;
+    let f = feeds(&m, a, "inputs")?;
+    let t = a.str("tensor")?.to_string();
+    let value = to_tensor(a.get("value")).map_err(|e| ToolError::arg("value", e))?.as_ref().clone();
+    let mask = to_tensor(a.get("mask")).map_err(|e| ToolError::arg("mask", e))?.as_ref().clone();
     let want = m.output_names();
     m.patch(f, vec![(t, value, mask)], &want).map(outputs_record).map_err(|e| {
-        let arg = if e.contains("no tensor") || e.contains("graph input") || e.contains("patched") { 2 } else { 1 };
+        let arg = if e.contains("no tensor") || e.contains("graph input") || e.contains("patched") {
+            "tensor"
+        } else {
+            "inputs"
+        };
         ToolError::arg(arg, e)
     })
 }
@@ -375,12 +379,13 @@ fn inspect_sig() -> Signature {
         .example("let m = onnx(\"fixtures/tiny.onnx\")\nlet ts = inspect(m)\nassert map(ts, t => t.name) == [\"x\", \"h\", \"y\", \"z\"]\nassert ts[2].op == \"Relu\" and ts[2].shape == [2, 3]\nassert len(inspect(m, pattern: \"[hy]\")) == 2")
 }
 fn inspect(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let m = model_of(a, 0)?;
-    let rows = inspect_rows(&m).map_err(|e| ToolError::arg(0, e))?;
-    let rows = match a.opt_str(1)? {
+    let m = model_of(a, "model")?;
+    let rows = inspect_rows(&m).map_err(|e| ToolError::arg("model", e))?;
+    let rows = match a.opt_str("pattern")? {
         None => rows,
         Some(p) => {
-            let pat = glob::Pattern::new(p).map_err(|e| ToolError::arg(1, format!("bad pattern `{p}`: {e}")))?;
+            let pat =
+                glob::Pattern::new(p).map_err(|e| ToolError::arg("pattern", format!("bad pattern `{p}`: {e}")))?;
             rows.into_iter().filter(|r| matches!(r.record_field("name"), Value::Str(n) if pat.matches(&n))).collect()
         }
     };

@@ -84,7 +84,7 @@ impl Handle for Unit {
     }
 }
 
-fn reduce_of(a: &Args, i: usize) -> Result<Reduce, ToolError> {
+fn reduce_of(a: &Args, i: &str) -> Result<Reduce, ToolError> {
     match a.str(i)? {
         "max" => Ok(Reduce::Max),
         "mean" => Ok(Reduce::Mean),
@@ -92,7 +92,7 @@ fn reduce_of(a: &Args, i: usize) -> Result<Reduce, ToolError> {
     }
 }
 
-fn check_tensor(m: &Model, t: &str, i: usize) -> Result<(), ToolError> {
+fn check_tensor(m: &Model, t: &str, i: &str) -> Result<(), ToolError> {
     if super::graph::sites(&m.proto).iter().any(|s| s.name == t) {
         return Ok(());
     }
@@ -118,22 +118,26 @@ fn unit_sig() -> Signature {
         .example("let m = onnx(\"fixtures/tiny.onnx\")\nlet u = unit(m, \"y\", channel: 2)\nassert u(tensor([[1, 2, 3], [0, 0, -9]])) == tensor([3.5, 0])")
 }
 fn unit(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let model = model_of(a, 0)?;
-    let tensor = a.str(1)?.to_string();
-    check_tensor(&model, &tensor, 1)?;
-    let given = [2, 3, 4].iter().filter(|i| !a.is_none(**i)).count();
+    let model = model_of(a, "model")?;
+    let tensor = a.str("tensor")?.to_string();
+    check_tensor(&model, &tensor, "tensor")?;
+    let given = ["channel", "neuron", "head"].iter().filter(|p| !a.is_none(p)).count();
     if given != 1 {
         return Err(ToolError::new("give exactly one of `channel`, `neuron` or `head`")
             .help("e.g. unit(net, \"/_blocks.15/Relu6_output_0\", channel: 42)"));
     }
-    let select = if !a.is_none(2) {
-        Select::Channel(Some(a.count(2)?), reduce_of(a, 5)?)
-    } else if !a.is_none(3) {
-        let positions = if a.is_none(6) { None } else { Some(a.numbers(6)?.into_iter().map(|p| p as i64).collect()) };
-        Select::Neuron(a.count(3)?, positions)
+    let select = if !a.is_none("channel") {
+        Select::Channel(Some(a.count("channel")?), reduce_of(a, "reduce")?)
+    } else if !a.is_none("neuron") {
+        let positions = if a.is_none("positions") {
+            None
+        } else {
+            Some(a.numbers("positions")?.into_iter().map(|p| p as i64).collect())
+        };
+        Select::Neuron(a.count("neuron")?, positions)
     } else {
-        let heads = if a.is_none(7) { None } else { Some(a.count(7)?) };
-        Select::Head(a.count(4)?, heads)
+        let heads = if a.is_none("heads") { None } else { Some(a.count("heads")?) };
+        Select::Head(a.count("head")?, heads)
     };
     Ok(Value::Handle(Arc::new(Unit { model, tensor, select })))
 }
@@ -147,13 +151,13 @@ fn layer_sig() -> Signature {
         .example("let m = onnx(\"fixtures/tiny.onnx\")\nlet l = layer(m, \"y\")\nassert l(tensor([[1, 2, 3], [0, 0, -9]])).shape == [2, 3]")
 }
 fn layer(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let model = model_of(a, 0)?;
-    let tensor = a.str(1)?.to_string();
-    check_tensor(&model, &tensor, 1)?;
-    Ok(Value::Handle(Arc::new(Unit { model, tensor, select: Select::Channel(None, reduce_of(a, 2)?) })))
+    let model = model_of(a, "model")?;
+    let tensor = a.str("tensor")?.to_string();
+    check_tensor(&model, &tensor, "tensor")?;
+    Ok(Value::Handle(Arc::new(Unit { model, tensor, select: Select::Channel(None, reduce_of(a, "reduce")?) })))
 }
 
-fn unit_of(a: &Args, i: usize) -> Result<&Unit, ToolError> {
+fn unit_of<'a>(a: &'a Args, i: &str) -> Result<&'a Unit, ToolError> {
     match a.get(i) {
         Value::Handle(h) => h
             .as_any()
@@ -288,7 +292,7 @@ fn activations_sig() -> Signature {
 /// A unit called on images: per image, its activation (the channel's
 /// spatial max) and a masked copy of the crop the model saw.
 fn on_images(u: &Unit, a: &Args, threshold: f32) -> Result<Value, ToolError> {
-    let images: Vec<Arc<assay_interpreter::Image>> = match a.get(1) {
+    let images: Vec<Arc<assay_interpreter::Image>> = match a.get("inputs") {
         Value::Image(i) => vec![i.clone()],
         Value::List(items) => {
             items.iter().filter_map(|v| if let Value::Image(i) = v { Some(i.clone()) } else { None }).collect()
@@ -296,10 +300,10 @@ fn on_images(u: &Unit, a: &Args, threshold: f32) -> Result<Value, ToolError> {
         _ => Vec::new(),
     };
     let Select::Channel(Some(c), _) = u.select else {
-        return Err(ToolError::arg(0, "on images, call a channel unit: unit(model, tensor, channel: c)"));
+        return Err(ToolError::arg("unit", "on images, call a channel unit: unit(model, tensor, channel: c)"));
     };
     let pre = u.model.preprocess.ok_or_else(|| {
-        ToolError::arg(0, "the model does not say how images become its input")
+        ToolError::arg("unit", "the model does not say how images become its input")
             .help("use pixels() to make a tensor and call the unit on that")
     })?;
     let mut acts = Vec::new();
@@ -307,20 +311,20 @@ fn on_images(u: &Unit, a: &Args, threshold: f32) -> Result<Value, ToolError> {
     let input = u.model.inputs.first().map(|p| p.name.clone()).unwrap_or_default();
     for img in &images {
         let x = crate::vision::preprocess(img, pre.resize, pre.size, pre.mean, pre.std)
-            .map_err(|e| ToolError::arg(1, e))?;
+            .map_err(|e| ToolError::arg("inputs", e))?;
         let s = pre.size as usize;
         let x = ArrayD::from_shape_vec(vec![1, 3, s, s], x).map_err(|e| ToolError::new(e.to_string()))?;
         let t = u
             .model
             .capture(vec![(input.clone(), x)], std::slice::from_ref(&u.tensor))
-            .map_err(|e| ToolError::arg(1, e))?;
+            .map_err(|e| ToolError::arg("inputs", e))?;
         let t = t.get(&u.tensor).cloned().ok_or_else(|| ToolError::new("no output"))?;
         let t = t
             .into_dimensionality::<Ix4>()
-            .map_err(|_| ToolError::arg(0, format!("`{}` is not [N, C, H, W]", u.tensor)))?;
+            .map_err(|_| ToolError::arg("unit", format!("`{}` is not [N, C, H, W]", u.tensor)))?;
         if c >= t.dim().1 {
             return Err(ToolError::arg(
-                0,
+                "unit",
                 format!("channel {c} is out of range: `{}` has {} channels", u.tensor, t.dim().1),
             ));
         }
@@ -331,30 +335,30 @@ fn on_images(u: &Unit, a: &Args, threshold: f32) -> Result<Value, ToolError> {
         } else {
             map.mean().unwrap_or(0.0)
         } as f64);
-        let view = crate::vision::crop_view(img, pre.resize, pre.size).map_err(|e| ToolError::arg(1, e))?;
+        let view = crate::vision::crop_view(img, pre.resize, pre.size).map_err(|e| ToolError::arg("inputs", e))?;
         masked.push(Value::Image(Arc::new(crate::vision::mask_image(&view, &map.view(), threshold))));
     }
     Ok(Value::record([("activations", Value::nums(acts)), ("masked", Value::list(masked))]))
 }
 
 fn activations(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let u = unit_of(a, 0)?;
-    let is_images = match a.get(1) {
+    let u = unit_of(a, "unit")?;
+    let is_images = match a.get("inputs") {
         Value::Image(_) => true,
         Value::List(items) => !items.is_empty() && items.iter().all(|v| matches!(v, Value::Image(_))),
         _ => false,
     };
     if is_images {
-        return on_images(u, a, a.num(3)? as f32);
+        return on_images(u, a, a.num("threshold")? as f32);
     }
-    let all = feeds(&u.model, a, 1)?;
-    let batch = a.count(2)?.max(1);
+    let all = feeds(&u.model, a, "inputs")?;
+    let batch = a.count("batch")?.max(1);
     let n = all.first().map(|(_, t)| t.shape().first().copied().unwrap_or(1)).unwrap_or(0);
     if all.iter().any(|(_, t)| t.shape().first().copied().unwrap_or(1) != n) {
-        return Err(ToolError::arg(1, "all inputs must have the same number of rows (first dimension)"));
+        return Err(ToolError::arg("inputs", "all inputs must have the same number of rows (first dimension)"));
     }
     if n == 0 && all.iter().any(|(_, t)| t.ndim() > 0) {
-        return Err(ToolError::arg(1, "the input has no rows (its first dimension is 0)")
+        return Err(ToolError::arg("inputs", "the input has no rows (its first dimension is 0)")
             .help("pass at least one example, e.g. a tensor of shape [1, ...]"));
     }
     let mut parts: Vec<ArrayD<f32>> = Vec::new();
@@ -369,7 +373,7 @@ fn activations(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
                 (k.clone(), part)
             })
             .collect();
-        parts.push(run_unit(u, chunk).map_err(|e| ToolError::arg(1, e))?);
+        parts.push(run_unit(u, chunk).map_err(|e| ToolError::arg("inputs", e))?);
         start = end;
     }
     let views: Vec<_> = parts.iter().map(|p| p.view()).collect();

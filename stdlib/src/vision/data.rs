@@ -143,7 +143,7 @@ impl Handle for Dataset {
     }
 }
 
-pub fn dataset_of(a: &Args, i: usize) -> Result<&Dataset, ToolError> {
+pub fn dataset_of<'a>(a: &'a Args, i: &str) -> Result<&'a Dataset, ToolError> {
     match a.get(i) {
         Value::Handle(h) => h
             .as_any()
@@ -164,10 +164,10 @@ fn images_sig() -> Signature {
         .example("let d = images(\"fixtures/*.png\")\nassert d.size == 1 and d.labels == [\"fixtures\"]\nassert item(d, 0).image.width == 4\nassert images(\"fixtures/*.png\", labels: \"fixtures/labels.csv\").labels == [\"a red square\"]\nassert filter(d, x => x.label == \"fixtures\").size == 1 and filter(d, x => x.index > 0).size == 0")
 }
 fn images(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let pattern = a.str(0)?.to_string();
+    let pattern = a.str("pattern")?.to_string();
     // The sandbox walks only inside the roots, refuses `..` in any spelling,
     // never enters a symlinked folder and bounds the walk.
-    let found = ctx.glob(&pattern).map_err(|e| ToolError { arg: Some(0), ..e })?;
+    let found = ctx.glob(&pattern).map_err(|e| e.at("pattern"))?;
     let mut items = Vec::new();
     for (rel, real) in found {
         let ext = real.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).unwrap_or_default();
@@ -180,13 +180,14 @@ fn images(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     }
     items.sort_by(|x, y| x.name.cmp(&y.name));
     if items.is_empty() {
-        return Err(ToolError::arg(0, format!("no PNG, JPEG, WebP or SVG file matches `{pattern}`")));
+        return Err(ToolError::arg("pattern", format!("no PNG, JPEG, WebP or SVG file matches `{pattern}`")));
     }
-    if !a.is_none(1) {
-        let file = a.str(1)?;
-        let text = ctx.read_file(file).map_err(|e| ToolError { arg: Some(1), ..e })?;
-        let text = String::from_utf8(text).map_err(|_| ToolError::arg(1, format!("{file} is not UTF-8 text")))?;
-        let map = parse_labels(file, &text).map_err(|e| ToolError::arg(1, e))?;
+    if !a.is_none("labels") {
+        let file = a.str("labels")?;
+        let text = ctx.read_file(file).map_err(|e| e.at("labels"))?;
+        let text =
+            String::from_utf8(text).map_err(|_| ToolError::arg("labels", format!("{file} is not UTF-8 text")))?;
+        let map = parse_labels(file, &text).map_err(|e| ToolError::arg("labels", e))?;
         let dir = std::path::Path::new(file).parent().map(|d| d.to_string_lossy().into_owned()).unwrap_or_default();
         for it in &mut items {
             let rel = it.name.strip_prefix(&format!("{dir}/")).unwrap_or(&it.name);
@@ -284,10 +285,10 @@ fn item_sig() -> Signature {
         .example("let d = images(\"fixtures/*.png\")\nassert item(d, 0).name == \"fixtures/red.png\"")
 }
 fn item(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let d = dataset_of(a, 0)?;
-    let i = a.count(1)?;
-    let bg = super::svg::parse_color(a.str(2)?).map_err(|e| ToolError::arg(2, e))?;
-    let (img, path, digest) = d.read_on(i, bg).map_err(|e| ToolError::arg(1, e))?;
+    let d = dataset_of(a, "data")?;
+    let i = a.count("i")?;
+    let bg = super::svg::parse_color(a.str("background")?).map_err(|e| ToolError::arg("background", e))?;
+    let (img, path, digest) = d.read_on(i, bg).map_err(|e| ToolError::arg("i", e))?;
     ctx.note_input(&path, &digest);
     let it = &d.items[i];
     Ok(Value::record([

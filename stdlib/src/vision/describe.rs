@@ -9,7 +9,7 @@ use assay_interpreter::{Args, Image, Registry, Signature, ToolCtx, ToolError, Ty
 use crate::core::FnTool;
 use crate::llm::{image_part, text_part, Endpoint};
 
-fn images_of(a: &Args, i: usize) -> Result<Vec<Arc<Image>>, ToolError> {
+fn images_of(a: &Args, i: &str) -> Result<Vec<Arc<Image>>, ToolError> {
     match a.get(i) {
         Value::Image(img) => Ok(vec![img.clone()]),
         Value::List(items) => items
@@ -37,8 +37,8 @@ fn describe_sig() -> Signature {
         .example("let d = describe(image(\"fixtures/red.png\"))\nassert len(d) == 1")
 }
 fn describe(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let images = images_of(a, 0)?;
-    let prompt = a.str(1)?.to_string();
+    let images = images_of(a, "images")?;
+    let prompt = a.str("prompt")?.to_string();
     let ep = Endpoint::from_env().map_err(ToolError::new)?;
     let mut out = Vec::new();
     for img in images {
@@ -57,9 +57,9 @@ fn summarize_sig() -> Signature {
         .example("let s = summarize([image(\"fixtures/red.png\")])\nassert len(s) > 0")
 }
 fn summarize(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let images = images_of(a, 0)?;
+    let images = images_of(a, "images")?;
     let ep = Endpoint::from_env().map_err(ToolError::new)?;
-    let mut content = vec![text_part(a.str(1)?)];
+    let mut content = vec![text_part(a.str("prompt")?)];
     for img in images {
         content.push(image_part(&img).map_err(ToolError::new)?);
     }

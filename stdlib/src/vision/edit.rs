@@ -25,11 +25,10 @@ fn from_rgba(img: RgbaImage) -> Image {
     Image { width: img.width(), height: img.height(), pixels: img.into_raw() }
 }
 
-fn fraction(a: &Args, i: usize, lo: f64, hi: f64) -> Result<f64, ToolError> {
+fn fraction(a: &Args, i: &str, lo: f64, hi: f64) -> Result<f64, ToolError> {
     let v = a.num(i)?;
     if !(lo..=hi).contains(&v) {
-        let name = a.names.get(i).copied().unwrap_or("value");
-        return Err(ToolError::arg(i, format!("`{name}` must be between {lo} and {hi}, found {v}")));
+        return Err(ToolError::arg(i, format!("`{i}` must be between {lo} and {hi}, found {v}")));
     }
     Ok(v)
 }
@@ -217,32 +216,35 @@ fn edit_sig() -> Signature {
         .example("let img = image(\"fixtures/red.png\")\nassert edit(img, crop(0.5)).width == 2\nlet g = edit(img, [greyscale(), flip(\"h\")])\nassert pixels(g, size: 2, resize: 2, mean: 0, std: 1)[0][1][0][0] == 76")
 }
 fn edit(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let ops: Vec<Value> = match a.get(1) {
+    let ops: Vec<Value> = match a.get("op") {
         Value::List(items) => items.as_ref().clone(),
         other => vec![other.clone()],
     };
     let mut run = |img: &Arc<Image>| -> Result<Value, ToolError> {
         let mut cur = img.as_ref().clone();
         for o in &ops {
-            cur = apply(&cur, o, ctx).map_err(|e| ToolError::arg(1, e))?;
+            cur = apply(&cur, o, ctx).map_err(|e| ToolError::arg("op", e))?;
         }
         Ok(Value::Image(Arc::new(cur)))
     };
-    match a.get(0) {
+    match a.get("images") {
         Value::Image(i) => run(i),
         Value::List(items) => {
             let mut out = Vec::new();
             for v in items.iter() {
                 match v {
                     Value::Image(i) => out.push(run(i)?),
-                    other => return Err(ToolError::arg(0, format!("expected images, found a {}", other.type_name()))),
+                    other => {
+                        return Err(ToolError::arg("images", format!("expected images, found a {}", other.type_name())))
+                    }
                 }
             }
             Ok(Value::list(out))
         }
-        other => {
-            Err(ToolError::arg(0, format!("expected an image or a list of images, found a {}", other.type_name())))
-        }
+        other => Err(ToolError::arg(
+            "images",
+            format!("expected an image or a list of images, found a {}", other.type_name()),
+        )),
     }
 }
 
@@ -254,14 +256,9 @@ macro_rules! edit_op {
                 .returns(Type::record())
                 .example($ex)
         }
-        #[allow(unused_mut, unused_variables, unused_assignments, reason = "edits without parameters")]
+        #[allow(unused_variables, reason = "edits without parameters")]
         fn $fun(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-            let mut fields = Vec::new();
-            let mut i = 0;
-            $(
-                fields.push(($p, Value::Num(fraction(a, i, $lo, $hi)?)));
-                i += 1;
-            )*
+            let fields: Vec<(&str, Value)> = vec![$(($p, Value::Num(fraction(a, $p, $lo, $hi)?))),*];
             Ok(op($name, fields))
         }
     };
@@ -355,9 +352,9 @@ fn flip_sig() -> Signature {
         .example("assert flip(\"v\").axis == \"v\"")
 }
 fn flip(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let axis = a.str(0)?;
+    let axis = a.str("axis")?;
     if axis != "h" && axis != "v" {
-        return Err(ToolError::arg(0, format!("axis is \"h\" or \"v\", found \"{axis}\"")));
+        return Err(ToolError::arg("axis", format!("axis is \"h\" or \"v\", found \"{axis}\"")));
     }
     Ok(op("flip", vec![("axis", Value::str(axis))]))
 }
@@ -372,14 +369,14 @@ fn paste_sig() -> Signature {
         .example("let dot = svg(`<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"10\" height=\"10\"><rect width=\"10\" height=\"10\" fill=\"#0000ff\"/></svg>`)\nlet canvas = svg(`<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"20\" height=\"20\"/>`, background: \"white\")\nlet p = edit(canvas, paste(dot, x: 0.25, y: 0.25, scale: 0.5))\nassert pixels(p, size: 20, resize: 20, mean: 0, std: 1)[0][2][5][5] == 255\nassert pixels(p, size: 20, resize: 20, mean: 0, std: 1)[0][0][15][15] == 255")
 }
 fn paste(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let Value::Image(pic) = a.get(0) else { return Err(ToolError::arg(0, "expected an image")) };
+    let Value::Image(pic) = a.get("picture") else { return Err(ToolError::arg("picture", "expected an image")) };
     Ok(op(
         "paste",
         vec![
             ("picture", Value::Image(pic.clone())),
-            ("x", Value::Num(fraction(a, 1, -1.0, 2.0)?)),
-            ("y", Value::Num(fraction(a, 2, -1.0, 2.0)?)),
-            ("scale", Value::Num(fraction(a, 3, 0.001, 10.0)?)),
+            ("x", Value::Num(fraction(a, "x", -1.0, 2.0)?)),
+            ("y", Value::Num(fraction(a, "y", -1.0, 2.0)?)),
+            ("scale", Value::Num(fraction(a, "scale", 0.001, 10.0)?)),
         ],
     ))
 }
@@ -391,9 +388,9 @@ fn recolour_sig() -> Signature {
         .example("let img = image(\"fixtures/red.png\")\nlet g = edit(img, recolour(\"lime\"))\nlet x = pixels(g, size: 4, resize: 4, mean: 0, std: 1)\nassert x[0][1][0][0] > 200 and x[0][0][0][0] < 10")
 }
 fn recolour_tool(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let c = a.str(0)?;
-    if super::svg::parse_color(c).map_err(|e| ToolError::arg(0, e))?.is_none() {
-        return Err(ToolError::arg(0, "recolour needs a colour, not none"));
+    let c = a.str("colour")?;
+    if super::svg::parse_color(c).map_err(|e| ToolError::arg("colour", e))?.is_none() {
+        return Err(ToolError::arg("colour", "recolour needs a colour, not none"));
     }
     Ok(op("recolour", vec![("colour", Value::str(c))]))
 }
@@ -408,21 +405,23 @@ fn scene_sig() -> Signature {
         .example("let sq = svg(`<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"8\" height=\"8\"><rect width=\"8\" height=\"8\" fill=\"black\"/></svg>`)\nlet s = scene([{image: sq, x: 0.75, y: 0.5, scale: 0.5, colour: \"red\"}], width: 16, height: 16, background: \"navy\")\nlet x = pixels(s, size: 16, resize: 16, mean: 0, std: 1)\nassert x[0][2][8][2] == 128 and x[0][0][8][12] == 0")
 }
 fn scene(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let (w, h) = (a.count(1)?, a.count(2)?);
+    let (w, h) = (a.count("width")?, a.count("height")?);
     if !(1..=4096).contains(&w) || !(1..=4096).contains(&h) {
         return Err(ToolError::new(format!("a scene is 1 to 4096 pixels on a side, not {w}x{h}")));
     }
-    let bg = super::svg::parse_color(a.str(3)?).map_err(|e| ToolError::arg(3, e))?.unwrap_or([0, 0, 0, 0]);
+    let bg = super::svg::parse_color(a.str("background")?)
+        .map_err(|e| ToolError::arg("background", e))?
+        .unwrap_or([0, 0, 0, 0]);
     let mut canvas = RgbaImage::from_pixel(w as u32, h as u32, image::Rgba(bg));
-    for (i, part) in a.items(0)?.iter().enumerate() {
+    for (i, part) in a.items("parts")?.iter().enumerate() {
         let Value::Record(r) = part else {
             return Err(ToolError::arg(
-                0,
+                "parts",
                 format!("part {i} is a {}, not a record {{image, x, y, scale}}", part.type_name()),
             ));
         };
         let bad = |what: String| {
-            ToolError::arg(0, format!("part {i}: {what}"))
+            ToolError::arg("parts", format!("part {i}: {what}"))
                 .help("a part is {image, x, y, scale} with optional colour, hue, rotate")
         };
         for k in r.keys() {

@@ -104,7 +104,7 @@ fn exemplars_sig() -> Signature {
         .example("let net = model(\"efficientnet-lite0\")\nlet espresso = unit(net, \"logits\", channel: 967)\nlet ex = exemplars(espresso, take(emoji(), 100), k: 3, bottom: 2, quantiles: [0.5], batch: 50)\nassert len(ex.images) == 3 and len(ex.bottom.images) == 2\nassert ex.activations[2] > ex.quantiles[0].activation and ex.quantiles[0].activation > ex.bottom.activations[0]")
 }
 
-fn quantiles_of(a: &Args, i: usize) -> Result<Vec<f64>, ToolError> {
+fn quantiles_of(a: &Args, i: &str) -> Result<Vec<f64>, ToolError> {
     if a.is_none(i) {
         return Ok(Vec::new());
     }
@@ -116,42 +116,44 @@ fn quantiles_of(a: &Args, i: usize) -> Result<Vec<f64>, ToolError> {
 }
 
 fn exemplars(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let unit: &Unit = match a.get(0) {
+    let unit: &Unit = match a.get("unit") {
         Value::Handle(h) => h
             .as_any()
             .downcast_ref::<Unit>()
-            .ok_or_else(|| ToolError::arg(0, format!("expected a unit or layer, found a {}", h.kind())))?,
-        other => return Err(ToolError::arg(0, format!("expected a unit or layer, found a {}", other.type_name()))),
+            .ok_or_else(|| ToolError::arg("unit", format!("expected a unit or layer, found a {}", h.kind())))?,
+        other => {
+            return Err(ToolError::arg("unit", format!("expected a unit or layer, found a {}", other.type_name())))
+        }
     };
     let (channel, reduce) = match unit.select {
         Select::Channel(c, r) => (c, r),
         _ => {
             return Err(ToolError::arg(
-                0,
+                "unit",
                 "exemplars rank channels: use unit(model, tensor, channel: c) or layer(model, tensor)",
             ))
         }
     };
-    let data = dataset_of(a, 1)?;
-    let qs = quantiles_of(a, 5)?;
+    let data = dataset_of(a, "data")?;
+    let qs = quantiles_of(a, "quantiles")?;
     let spec = PassSpec {
         // No more than the data set holds: `k: 4294967296` must not reserve
         // room for four billion images.
-        k: a.count(2)?.clamp(1, data.items.len().max(1)),
-        batch: a.count(3)?.clamp(1, data.items.len().clamp(1, 4096)),
-        bottom: a.count(4)?.min(data.items.len()),
+        k: a.count("k")?.clamp(1, data.items.len().max(1)),
+        batch: a.count("batch")?.clamp(1, data.items.len().clamp(1, 4096)),
+        bottom: a.count("bottom")?.min(data.items.len()),
         quantiles: !qs.is_empty(),
         seed: rand::Rng::random(ctx.rng()),
     };
     let pre: Preprocess = unit.model.preprocess.ok_or_else(|| {
-        ToolError::arg(0, "the model does not say how images become its input")
+        ToolError::arg("unit", "the model does not say how images become its input")
             .help("use a built-in image model such as model(\"efficientnet-lite0\")")
     })?;
     let mut noted = Vec::new();
     let res = pass(&unit.model, &unit.tensor, reduce, pre, data, &spec, &mut |p, d| {
         noted.push((p.to_path_buf(), d.to_string()))
     })
-    .map_err(|e| ToolError::arg(1, e))?;
+    .map_err(|e| ToolError::arg("data", e))?;
     for (p, d) in noted {
         ctx.note_input(&p, &d);
     }
@@ -193,12 +195,12 @@ fn exemplars(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         }
         Some(ch) => {
             let channels = res.top.len();
-            let out_of_range = || ToolError::arg(0, format!("channel {ch} is out of range ({channels} channels)"));
+            let out_of_range = || ToolError::arg("unit", format!("channel {ch} is out of range ({channels} channels)"));
             let t = res.top.get(ch).ok_or_else(out_of_range)?;
             let mut group = |items: &[(f32, usize)], negate: bool| -> Result<Vec<(&'static str, Value)>, ToolError> {
                 let mut images = Vec::new();
                 for (_, i) in items {
-                    images.push(Value::Image(Arc::new(data.load(*i, ctx).map_err(|e| ToolError::arg(1, e))?)));
+                    images.push(Value::Image(Arc::new(data.load(*i, ctx).map_err(|e| ToolError::arg("data", e))?)));
                 }
                 let label = |i: usize| data.items[i].label.as_deref().map(Value::str).unwrap_or_default();
                 Ok(vec![

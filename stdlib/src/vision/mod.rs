@@ -128,9 +128,9 @@ fn image_sig() -> Signature {
         .example("let img = image(\"fixtures/red.png\")\nassert img.width == 4 and img.height == 2")
 }
 fn image_tool(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let path = a.str(0)?.to_string();
-    let bytes = ctx.read_file(&path).map_err(|e| ToolError { arg: Some(0), ..e })?;
-    decode(&bytes, &format!("`{path}`")).map(|i| Value::Image(Arc::new(i))).map_err(|e| ToolError::arg(0, e))
+    let path = a.str("path")?.to_string();
+    let bytes = ctx.read_file(&path).map_err(|e| e.at("path"))?;
+    decode(&bytes, &format!("`{path}`")).map(|i| Value::Image(Arc::new(i))).map_err(|e| ToolError::arg("path", e))
 }
 
 fn sample_photos_sig() -> Signature {
@@ -155,7 +155,7 @@ fn sample_photos(_: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     Ok(Value::list(out))
 }
 
-fn per_channel(a: &Args, i: usize) -> Result<[f32; 3], ToolError> {
+fn per_channel(a: &Args, i: &str) -> Result<[f32; 3], ToolError> {
     match a.get(i) {
         Value::Num(n) => Ok([*n as f32; 3]),
         _ => {
@@ -240,42 +240,47 @@ fn pixels_sig() -> Signature {
         .example("let x = pixels(image(\"fixtures/red.png\"), size: 2, resize: 2)\nassert x.shape == [1, 3, 2, 2]\nassert x[0][0][0][0] == (255 - 127) / 128")
 }
 fn pixels(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let images: Vec<Arc<Image>> = match a.get(0) {
+    let images: Vec<Arc<Image>> = match a.get("images") {
         Value::Image(i) => vec![i.clone()],
         Value::List(items) => items
             .iter()
             .map(|v| match v {
                 Value::Image(i) => Ok(i.clone()),
-                other => Err(ToolError::arg(0, format!("expected images, found a {}", other.type_name()))),
+                other => Err(ToolError::arg("images", format!("expected images, found a {}", other.type_name()))),
             })
             .collect::<Result<_, _>>()?,
         other => {
             return Err(ToolError::arg(
-                0,
+                "images",
                 format!("expected an image or a list of images, found a {}", other.type_name()),
             ))
         }
     };
-    let size = a.count(1)?;
-    let resize = a.count(2)?;
+    let size = a.count("size")?;
+    let resize = a.count("resize")?;
     if size == 0 || size > 4096 || resize < size || resize > 8192 {
-        return Err(ToolError::arg(1, format!("need 0 < size <= resize <= 8192, found size {size}, resize {resize}")));
+        return Err(ToolError::arg(
+            "size",
+            format!("need 0 < size <= resize <= 8192, found size {size}, resize {resize}"),
+        ));
     }
-    let (mean, std) = (per_channel(a, 3)?, per_channel(a, 4)?);
+    let (mean, std) = (per_channel(a, "mean")?, per_channel(a, "std")?);
     if std.contains(&0.0) {
-        return Err(ToolError::arg(4, "`std` must not be zero"));
+        return Err(ToolError::arg("std", "`std` must not be zero"));
     }
-    let layout = a.str(5)?;
+    let layout = a.str("layout")?;
     let (s, n) = (size, images.len());
     let mut data = Vec::with_capacity(n * 3 * s * s);
     for img in &images {
-        data.extend(preprocess(img, resize as u32, size as u32, mean, std).map_err(|e| ToolError::arg(0, e))?);
+        data.extend(preprocess(img, resize as u32, size as u32, mean, std).map_err(|e| ToolError::arg("images", e))?);
     }
     let nchw = Array4::from_shape_vec((n, 3, s, s), data).map_err(|e| ToolError::new(e.to_string()))?;
     let arr: ArrayD<f32> = match layout {
         "nchw" => nchw.into_dyn(),
         "nhwc" => nchw.permuted_axes([0, 2, 3, 1]).as_standard_layout().to_owned().into_dyn(),
-        other => return Err(ToolError::arg(5, format!("layout must be \"nchw\" or \"nhwc\", found \"{other}\""))),
+        other => {
+            return Err(ToolError::arg("layout", format!("layout must be \"nchw\" or \"nhwc\", found \"{other}\"")))
+        }
     };
     Ok(Value::tensor(arr))
 }

@@ -104,18 +104,19 @@ fn plot_sig() -> Signature {
         .example("let h = plot(\"heatmap\", tensor([[1, -1], [0.5, 0]]))\nassert h.width == 480 and h.height == 300\nassert plot(\"bar\", [3, -1, 2]).width == 480")
 }
 fn plot(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let kind = a.str(0)?;
+    let kind = a.str("kind")?;
     let body = match kind {
         "bar" | "line" | "histogram" => {
-            let values = to_numbers(a.get(1)).map_err(|e| ToolError::arg(1, format!("expected numbers: {e}")))?;
+            let values =
+                to_numbers(a.get("data")).map_err(|e| ToolError::arg("data", format!("expected numbers: {e}")))?;
             if values.is_empty() || values.len() > 100_000 {
-                return Err(ToolError::arg(1, "give between 1 and 100000 numbers"));
+                return Err(ToolError::arg("data", "give between 1 and 100000 numbers"));
             }
             match kind {
                 "bar" => bars(&values),
                 "line" => line(&values),
                 _ => {
-                    let bins = a.count(2)?.clamp(1, 1000);
+                    let bins = a.count("bins")?.clamp(1, 1000);
                     let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
                     let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                     let width = if hi > lo { (hi - lo) / bins as f64 } else { 1.0 };
@@ -128,10 +129,13 @@ fn plot(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
             }
         }
         "heatmap" => {
-            let t =
-                to_tensor(a.get(1)).map_err(|e| ToolError::arg(1, format!("a heatmap needs rows of numbers: {e}")))?;
+            let t = to_tensor(a.get("data"))
+                .map_err(|e| ToolError::arg("data", format!("a heatmap needs rows of numbers: {e}")))?;
             if t.ndim() != 2 || t.is_empty() {
-                return Err(ToolError::arg(1, format!("a heatmap needs a 2-D tensor, found shape {:?}", t.shape())));
+                return Err(ToolError::arg(
+                    "data",
+                    format!("a heatmap needs a 2-D tensor, found shape {:?}", t.shape()),
+                ));
             }
             let (r, c) = (t.shape()[0], t.shape()[1]);
             // The image is 480x300: more cells than this cannot be seen, and
@@ -139,7 +143,7 @@ fn plot(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
             const MAX_CELLS: usize = 250_000;
             if r.saturating_mul(c) > MAX_CELLS {
                 return Err(ToolError::arg(
-                    1,
+                    "data",
                     format!("a heatmap of {r} x {c} cells is more than the {MAX_CELLS} it can draw"),
                 )
                 .help("average or max-pool the rows and columns first, or plot a slice"));
@@ -147,7 +151,10 @@ fn plot(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
             heat(r, c, &t.iter().map(|x| *x as f64).collect::<Vec<_>>())
         }
         other => {
-            return Err(ToolError::arg(0, format!("unknown plot \"{other}\"; use bar, line, histogram or heatmap")))
+            return Err(ToolError::arg(
+                "kind",
+                format!("unknown plot \"{other}\"; use bar, line, histogram or heatmap"),
+            ))
         }
     };
     super::svg::render(&frame(&body), W as u32, Some(H as u32), Some([255, 255, 255, 255]))

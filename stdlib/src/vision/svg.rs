@@ -132,19 +132,19 @@ fn svg_sig() -> Signature {
         .example("let img = svg(`<svg viewBox=\"0 0 10 10\"><rect x=\"0\" y=\"0\" width=\"5\" height=\"10\" fill=\"red\"/></svg>`, width: 20)\nassert img.width == 20 and img.height == 20\nlet x = pixels(img, size: 20, resize: 20, mean: 0, std: 1)\nassert x[0][0][10][2] == 255 and x[0][1][10][2] == 0\nassert x[0][1][10][17] == 255")
 }
 fn svg(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let code = a.str(0)?;
+    let code = a.str("code")?;
     if code.len() > 1 << 20 {
-        return Err(ToolError::arg(0, "SVG code larger than 1 MiB"));
+        return Err(ToolError::arg("code", "SVG code larger than 1 MiB"));
     }
-    let w = a.count(1)?;
-    let h = a.opt_int(2)?;
+    let w = a.count("width")?;
+    let h = a.opt_int("height")?;
     if w == 0 || w > MAX_SIDE as usize || h.is_some_and(|h| h <= 0 || h > MAX_SIDE as i64) {
-        return Err(ToolError::arg(1, format!("width and height must be between 1 and {MAX_SIDE}")));
+        return Err(ToolError::arg("width", format!("width and height must be between 1 and {MAX_SIDE}")));
     }
-    let bg = parse_color(a.str(3)?).map_err(|e| ToolError::arg(3, e))?;
-    render(code, w as u32, h.map(|h| h as u32), bg)
-        .map(|i| Value::Image(Arc::new(i)))
-        .map_err(|e| ToolError::arg(0, e).help("write a complete <svg ...> element with a viewBox or width and height"))
+    let bg = parse_color(a.str("background")?).map_err(|e| ToolError::arg("background", e))?;
+    render(code, w as u32, h.map(|h| h as u32), bg).map(|i| Value::Image(Arc::new(i))).map_err(|e| {
+        ToolError::arg("code", e).help("write a complete <svg ...> element with a viewBox or width and height")
+    })
 }
 
 pub(crate) fn register(r: &mut Registry) {

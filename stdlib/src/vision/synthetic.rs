@@ -314,14 +314,14 @@ fn synthetic_sig() -> Signature {
         .example("let red = synthetic(\"red\")\nlet dot = c => svg(\"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 10 10'><circle cx='5' cy='5' r='3' fill='{c}'/></svg>\")\nassert red(dot(\"red\")).activations[0] > red(dot(\"blue\")).activations[0]")
 }
 fn synthetic(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let name = a.str(0)?;
+    let name = a.str("name")?;
     let Some(n) = all().position(|n| n.name == name) else {
         let names: Vec<&str> = all().map(|n| n.name).collect();
         let help = match assay_interpreter::closest(name, names.iter().copied()) {
             Some(c) => format!("did you mean \"{c}\"? synthetic_neurons() lists them all"),
             None => format!("known: {}", names.join(", ")),
         };
-        return Err(ToolError::arg(0, format!("no synthetic neuron \"{name}\"")).help(help));
+        return Err(ToolError::arg("name", format!("no synthetic neuron \"{name}\"")).help(help));
     };
     let reduce = if all().nth(n).is_some_and(|x| x.mean) { Reduce::Mean } else { Reduce::Max };
     let (model, channel) = if n < LOW_LEVEL.len() {
@@ -384,7 +384,7 @@ pub fn auc(pos: &[f64], neg: &[f64]) -> f64 {
     wins / (pos.len() * neg.len()).max(1) as f64
 }
 
-fn images_of(a: &Args, i: usize) -> Result<Vec<Arc<Image>>, ToolError> {
+fn images_of(a: &Args, i: &str) -> Result<Vec<Arc<Image>>, ToolError> {
     let items = a.items(i)?;
     if items.is_empty() {
         return Err(ToolError::arg(i, "give at least one image"));
@@ -407,15 +407,15 @@ fn score_sig() -> Signature {
         .example("let u = synthetic(\"vertical\")\nlet bars = r => svg(\"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 20 20'><rect x='8' y='2' width='4' height='16' fill='black' transform='rotate({r} 10 10)'/></svg>\")\nlet s = score(u, [bars(0), bars(10)], [bars(90), bars(80)])\nassert s.score == 1 and s.positive_mean > s.negative_mean")
 }
 fn score(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let u = match a.get(0) {
+    let u = match a.get("unit") {
         Value::Handle(h) => h.as_any().downcast_ref::<Unit>(),
         _ => None,
     }
-    .ok_or_else(|| ToolError::arg(0, "expected a channel unit, from synthetic() or unit()"))?;
-    let pos = images_of(a, 1)?;
-    let neg = images_of(a, 2)?;
-    let p = crate::onnx::units::image_activations(u, &pos).map_err(|e| ToolError::arg(1, e))?;
-    let n = crate::onnx::units::image_activations(u, &neg).map_err(|e| ToolError::arg(2, e))?;
+    .ok_or_else(|| ToolError::arg("unit", "expected a channel unit, from synthetic() or unit()"))?;
+    let pos = images_of(a, "positives")?;
+    let neg = images_of(a, "negatives")?;
+    let p = crate::onnx::units::image_activations(u, &pos).map_err(|e| ToolError::arg("positives", e))?;
+    let n = crate::onnx::units::image_activations(u, &neg).map_err(|e| ToolError::arg("negatives", e))?;
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     Ok(Value::record([
         ("score", Value::Num(auc(&p, &n))),
