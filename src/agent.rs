@@ -72,6 +72,15 @@ impl Task {
         }
     }
 
+    /// Where the scripts' relative paths start and the folders they may
+    /// read: an empty scratch folder, or the question's folders.
+    fn folders(&self, scratch: &Path) -> (PathBuf, Vec<PathBuf>) {
+        match self {
+            Task::Question { roots, .. } if !roots.is_empty() => (roots[0].clone(), roots.clone()),
+            _ => (scratch.to_path_buf(), vec![scratch.to_path_buf()]),
+        }
+    }
+
     /// Tools withheld from the agent's scripts.
     fn denied(&self) -> Vec<String> {
         match self {
@@ -474,10 +483,7 @@ pub fn investigate(task: Task, limits: Limits, out_dir: &Path, json_out: bool) -
             return crate::cli::EXIT_USAGE;
         }
     }
-    let (base, roots) = match &task {
-        Task::Function { .. } | Task::Unit { .. } | Task::ModelUnit { .. } => (files.clone(), vec![files.clone()]),
-        Task::Question { roots, .. } => (roots.first().cloned().unwrap_or(files.clone()), roots.clone()),
-    };
+    let (base, roots) = task.folders(&files);
     let mut messages =
         vec![json!({"role": "system", "content": guide}), json!({"role": "user", "content": task.prompt()})];
     let mut transcript: Vec<Json> = messages.iter().map(|m| json!({"message": m})).collect();
@@ -766,10 +772,7 @@ pub fn replay(dir: &Path, box_override: Option<&Path>, json_out: bool) -> u8 {
     let scratch = std::env::temp_dir().join(format!("assay-replay-{}", std::process::id()));
     let files = scratch.join("files");
     let _ = std::fs::create_dir_all(&files);
-    let (base, roots) = match &task {
-        Task::Function { .. } | Task::Unit { .. } | Task::ModelUnit { .. } => (files.clone(), vec![files.clone()]),
-        Task::Question { roots, .. } => (roots.first().cloned().unwrap_or(files.clone()), roots.clone()),
-    };
+    let (base, roots) = task.folders(&files);
     let mut checked = 0;
     let mut differs: Option<String> = None;
     let mut names: Vec<String> = std::fs::read_dir(dir.join("steps"))

@@ -88,31 +88,19 @@ impl<'a> Run<'a> {
             StmtKind::For { index, var, iter, body } => {
                 let it = self.eval(iter)?;
                 // A range is walked lazily: `for i in 0..10**15 { break }` costs nothing.
-                if let (Value::Range(a, b), None) = (&it, index) {
-                    let (a, b) = (*a, *b);
-                    let mut i = a;
-                    while i < b {
-                        self.push_scope();
-                        self.define(&var.node, Value::Num(i as f64));
-                        let r = self.exec_block(body);
-                        self.pop_scope();
-                        match r? {
-                            Flow::Normal | Flow::Continue => {}
-                            Flow::Break => break,
-                            ret @ Flow::Return(_) => return Ok(ret),
-                        }
-                        i += 1;
+                let pairs: Box<dyn Iterator<Item = (Value, Value)>> = match &it {
+                    Value::Range(a, b) => {
+                        Box::new((*a..*b).enumerate().map(|(k, i)| (Value::Num(k as f64), Value::Num(i as f64))))
                     }
-                    return Ok(Flow::Normal);
-                }
-                let pairs: Vec<(Value, Value)> = match &it {
-                    Value::Record(fields) => fields.iter().map(|(k, v)| (Value::str(k), v.clone())).collect(),
+                    Value::Record(fields) => {
+                        Box::new(fields.iter().map(|(k, v)| (Value::str(k), v.clone())).collect::<Vec<_>>().into_iter())
+                    }
                     other => {
                         let items = iter_values(other).ok_or_else(|| {
                             RuntimeError::new(format!("cannot loop over a {}", other.type_name()), iter.span)
                                 .help("loop over a list, a range like `0..n`, a string, a record or a tensor")
                         })?;
-                        items.into_iter().enumerate().map(|(i, v)| (Value::Num(i as f64), v)).collect()
+                        Box::new(items.into_iter().enumerate().map(|(i, v)| (Value::Num(i as f64), v)))
                     }
                 };
                 for (k, v) in pairs {
