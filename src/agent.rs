@@ -50,6 +50,18 @@ impl Task {
         }
     }
 
+    /// The guide this task's model gets: its tools and answer format.
+    pub fn focus(&self) -> crate::docs::Focus {
+        use crate::docs::Focus;
+        match self {
+            Task::Function { .. } => Focus::Function,
+            Task::Question { .. } => Focus::Question,
+            Task::Unit { .. } => Focus::ImageUnit,
+            Task::ModelUnit { unit, .. } if takes_text(unit) => Focus::TextUnit,
+            Task::ModelUnit { .. } => Focus::ImageUnit,
+        }
+    }
+
     fn bound(&self) -> Vec<(String, String)> {
         match self {
             Task::Function { source, .. } => vec![("box".to_string(), source.clone())],
@@ -106,6 +118,7 @@ impl Task {
             Task::Question { text, .. } => {
                 format!("Answer this question by running experiments: {text}\nFinish with [ANSWER].")
             }
+            Task::ModelUnit { unit, .. } if takes_text(unit) => "Describe what drives the unit bound as `unit`: a neuron or attention head of a language model. Call it on text, `unit(\"some text\")`, which gives its values at every token (for a neuron [1, T]; for a head [1, T, Dh]); write varied texts, compare minimal pairs, and use `score`. Finish with [DESCRIPTION], [LABEL], [POSITIVE] and [NEGATIVE] (Assay expressions for lists of texts it should and should not respond to).".to_string(),
             Task::Unit { .. } | Task::ModelUnit { .. } => "Describe what drives the unit bound as `unit`: a unit of an image model. Call it on images, `unit(images)`, which gives {activations, masked}; use exemplars (e.g. `exemplars(unit, emoji(), k: 12)`), drawings (`svg`), edits and `score`. Finish with [DESCRIPTION], [LABEL], [POSITIVE] and [NEGATIVE] (Assay expressions for lists of images it should and should not respond to).".to_string(),
         }
     }
@@ -128,6 +141,32 @@ impl Task {
             }),
         }
     }
+}
+
+/// Whether a model unit, given as `unit(...)`'s arguments after the model,
+/// is read on text: a `neuron:` or `head:` (of [N, T, D] or heads), which
+/// only language models have; a `channel:` is read on images.
+fn takes_text(unit_args: &str) -> bool {
+    let mut in_string = false;
+    let mut word = String::new();
+    for c in unit_args.chars() {
+        if c == '"' {
+            in_string = !in_string;
+            word.clear();
+        } else if in_string {
+            continue;
+        } else if c.is_alphanumeric() || c == '_' {
+            word.push(c);
+        } else {
+            if c == ':' && (word == "neuron" || word == "head") {
+                return true;
+            }
+            if !c.is_whitespace() {
+                word.clear();
+            }
+        }
+    }
+    false
 }
 
 /// Limits of one investigation.
@@ -446,7 +485,7 @@ pub fn investigate(task: Task, limits: Limits, out_dir: &Path, json_out: bool) -
         }
     };
     let registry = assay_stdlib::registry();
-    let guide = crate::docs::agent_guide(&registry);
+    let guide = crate::docs::agent_guide(&registry, task.focus());
     let (tmp, _) = match begin_run(out_dir, task.kind()) {
         Ok(x) => x,
         Err(e) => {
@@ -823,6 +862,16 @@ pub fn replay(dir: &Path, box_override: Option<&Path>, json_out: bool) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn neurons_and_heads_are_read_on_text_and_channels_on_images() {
+        assert!(takes_text("\"/m/mlp\", neuron: 7"));
+        assert!(takes_text("\"/m/heads\", head : 4, heads: 9"));
+        assert!(!takes_text("\"/b/Relu6\", channel: 42"));
+        // A tensor named like a parameter is not one.
+        assert!(!takes_text("\"neuron: 3\", channel: 1"));
+        assert!(!takes_text("\"x\", channel: 1, reduce: \"mean\""));
+    }
 
     #[test]
     fn answers_and_scripts_are_read_from_replies() {

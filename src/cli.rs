@@ -153,8 +153,12 @@ enum AgentCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Print the agent guide (docs/agent-guide.md) the system prompt is made of.
-    Guide,
+    /// Print the agent guide the system prompt is made of: for every task
+    /// (docs/agent-guide.md), or the part one task's model gets.
+    Guide {
+        #[arg(long, value_enum, default_value = "all")]
+        task: crate::docs::Focus,
+    },
 }
 
 #[derive(clap::Args)]
@@ -718,8 +722,8 @@ fn cmd_verify(run: &Path, json: bool, allow: &[PathBuf], budget: Budget) -> u8 {
 fn cmd_agent(what: AgentCommand, registry: &Registry) -> u8 {
     use crate::agent::{investigate, replay, Task};
     match what {
-        AgentCommand::Guide => {
-            out!("{}", crate::docs::agent_guide(registry));
+        AgentCommand::Guide { task } => {
+            out!("{}", crate::docs::agent_guide(registry, task));
             EXIT_OK
         }
         AgentCommand::Replay { dir, box_file, json } => replay(&dir, box_file.as_deref(), json),

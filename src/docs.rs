@@ -105,34 +105,45 @@ An Assay script is checked before it runs; every error comes back with its line 
 - Scripts read files only under their allowed folders and cannot reach the network; a run has memory and time budgets.
 "#;
 
-/// docs/agent-guide.md: the language in brief, every tool in one line, and
-/// the answer formats. Generated from the registry; checked current by a test.
-pub fn agent_guide(r: &Registry) -> String {
-    let mut out = String::from(
-        "# Assay for agents\n\nYou investigate a model or a black-box function by writing Assay scripts. Each reply holds exactly one script in a fenced block:\n\n```assay\nlet ys = map([1, 2, 3], x => box.f(x))\nshow \"outputs\", ys\n```\n\nAssay checks it, runs it in a sandbox, and answers with what it showed and recorded, its asserts and its errors. Keep each script short and show what you need to see. When you are sure, reply with the final answer instead of a script.\n\n",
-    );
-    out.push_str(LANGUAGE_BRIEF);
-    out.push_str(
-        "\n## Tools\n\n`name(parameters) -> result`; `= value` marks an optional parameter (pass it by name).\n",
-    );
-    for (cat, sigs) in categories(r) {
-        let _ = writeln!(out, "\n### {cat}\n");
-        for s in sigs {
-            // The first sentence, cut at a word near 70 characters: the guide
-            // must fit a small model's context (`assay tools` has the rest).
-            let first = s.doc.split(". ").next().unwrap_or(s.doc).trim_end_matches('.');
-            let short = match first.char_indices().nth(70) {
-                Some((i, _)) => format!("{}…", first[..i].rsplit_once(' ').map(|(a, _)| a).unwrap_or(&first[..i])),
-                None => format!("{first}."),
-            };
-            let _ = writeln!(out, "- `{}`: {short}", s.render());
+/// Which investigation a guide is for: the tools that fit it and its
+/// answer format. `All` is docs/agent-guide.md.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Focus {
+    All,
+    /// A black-box numeric function (FIND).
+    Function,
+    /// A unit of an image model, or a synthetic neuron (MAIA).
+    ImageUnit,
+    /// A neuron or head of a language model.
+    TextUnit,
+    /// An open question.
+    Question,
+}
+
+/// Whether a tool fits an investigation: a function's scripts compute on
+/// numbers and strings only; a unit's get the tools of its modality.
+fn fits(s: &Signature, focus: Focus) -> bool {
+    const CORE: [&str; 5] = ["lists", "math", "statistics", "random", "tensor"];
+    let takes_handle = s.params.iter().any(|p| matches!(p.ty, assay_interpreter::Type::Handle(_)));
+    match focus {
+        Focus::All | Focus::Question => true,
+        Focus::Function => CORE.contains(&s.category) || (s.category == "text" && !takes_handle),
+        // A unit under study is not a synthetic neuron the script could name.
+        Focus::ImageUnit | Focus::TextUnit if s.name.starts_with("synthetic") => false,
+        Focus::ImageUnit => {
+            CORE.contains(&s.category)
+                || ["images", "vision", "models"].contains(&s.category)
+                || (s.category == "text" && !takes_handle)
+        }
+        Focus::TextUnit => {
+            CORE.contains(&s.category)
+                || ["text", "metrics", "models"].contains(&s.category)
+                || ["score", "plot"].contains(&s.name)
         }
     }
-    out.push_str(
-        r#"
-## Answers
+}
 
-A black-box function (numbers in, numbers out): end with
+const ANSWER_FUNCTION: &str = r#"A black-box function (numbers in, numbers out): end with
 
 [DESCRIPTION]: what the function computes, in words.
 [DOMAIN]: where it behaves differently (e.g. an interval where it is replaced by noise), or "none".
@@ -144,8 +155,9 @@ fn f(x) {
 ```
 
 The code must define `fn f(x)` for one number `x` and use only the language and its tools (not the black box). It is scored on x = -127.5, -126.5, ..., 127.5 by normalised mean squared error; an error on any point scores as unsolved.
+"#;
 
-A unit (bound as `unit`): end with
+const ANSWER_IMAGE_UNIT: &str = r#"A unit of an image model (bound as `unit`): end with
 
 [DESCRIPTION]: what drives it, in words.
 [LABEL]: a few words.
@@ -153,11 +165,84 @@ A unit (bound as `unit`): end with
 [NEGATIVE]: the same for images it should not (ideally minimal pairs).
 
 They are scored by `score` (ROC AUC; 1 is perfect, 0.5 chance).
+"#;
 
-An open question: end with
+const ANSWER_TEXT_UNIT: &str = r#"A neuron or head of a language model (bound as `unit`; call it on text, `unit("some text")`): end with
+
+[DESCRIPTION]: what drives it, in words.
+[LABEL]: a few words.
+[POSITIVE]: `["text", ...]`, an expression for texts it should respond to.
+[NEGATIVE]: the same for texts it should not (ideally minimal pairs).
+
+They are scored by `score` (ROC AUC over each text's largest value; 1 is perfect, 0.5 chance).
+"#;
+
+const ANSWER_QUESTION: &str = r#"An open question: end with
 
 [ANSWER]: your answer, and the evidence (which steps showed it).
-"#,
+"#;
+
+/// The agent guide: the language in brief, the tools that fit the task in
+/// one line each, and the answer format. Generated from the registry;
+/// docs/agent-guide.md (`Focus::All`) is checked current by a test.
+pub fn agent_guide(r: &Registry, focus: Focus) -> String {
+    let example = match focus {
+        Focus::ImageUnit => "```assay\nlet top = exemplars(unit, emoji(), k: 6)\nshow \"what drives it most\", top.images\nshow \"their labels\", top.labels\n```",
+        Focus::TextUnit => "```assay\nlet texts = [\"The cat sat.\", \"1, 2, 3\"]\nshow \"largest values\", map(texts, t => max(unit(t)))\n```",
+        _ => "```assay\nlet ys = map([1, 2, 3], x => box.f(x))\nshow \"outputs\", ys\n```",
+    };
+    let mut out = format!(
+        "# Assay for agents\n\nYou investigate a model or a black-box function by writing Assay scripts. Each reply holds exactly one script in a fenced block:\n\n{example}\n\nAssay checks it, runs it in a sandbox, and answers with what it showed and recorded, its asserts and its errors. Keep each script short and show what you need to see. When you are sure, reply with the final answer instead of a script.\n\n",
     );
+    out.push_str(LANGUAGE_BRIEF);
+    out.push_str(
+        "\n## Tools\n\n`name(parameters) -> result`; `= value` marks an optional parameter (pass it by name).\n",
+    );
+    for (cat, sigs) in categories(r) {
+        let sigs: Vec<_> = sigs.into_iter().filter(|s| fits(s, focus)).collect();
+        if sigs.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\n### {cat}\n");
+        // The first sentence, cut at a word near 70 characters: the guide
+        // must fit a small model's context (`assay tools` has the rest).
+        let short = |s: &Signature| {
+            let first = s.doc.split(". ").next().unwrap_or(s.doc).trim_end_matches('.');
+            match first.char_indices().nth(70) {
+                Some((i, _)) => format!("{}…", first[..i].rsplit_once(' ').map(|(a, _)| a).unwrap_or(&first[..i])),
+                None => format!("{first}."),
+            }
+        };
+        // Tools of one shape (`abs`, `sin`, ...) share one line.
+        let shape = |s: &Signature| s.render()[s.name.len()..].to_string();
+        let mut done = vec![false; sigs.len()];
+        for (i, s) in sigs.iter().enumerate() {
+            if done[i] {
+                continue;
+            }
+            let same: Vec<usize> = (i..sigs.len()).filter(|&j| !done[j] && shape(sigs[j]) == shape(s)).collect();
+            if same.len() < 3 {
+                done[i] = true;
+                let _ = writeln!(out, "- `{}`: {}", s.render(), short(s));
+                continue;
+            }
+            let names: Vec<&str> = same.iter().map(|&j| sigs[j].name).collect();
+            let docs: Vec<String> =
+                same.iter().map(|&j| format!("`{}`: {}", sigs[j].name, short(sigs[j]).trim_end_matches('.'))).collect();
+            let _ = writeln!(out, "- `{}{}` for each of {}: {}.", "f", shape(s), names.join(", "), docs.join("; "));
+            for j in same {
+                done[j] = true;
+            }
+        }
+    }
+    out.push_str("\n## Answers\n\n");
+    let answers: &[&str] = match focus {
+        Focus::All => &[ANSWER_FUNCTION, ANSWER_IMAGE_UNIT, ANSWER_TEXT_UNIT, ANSWER_QUESTION],
+        Focus::Function => &[ANSWER_FUNCTION],
+        Focus::ImageUnit => &[ANSWER_IMAGE_UNIT],
+        Focus::TextUnit => &[ANSWER_TEXT_UNIT],
+        Focus::Question => &[ANSWER_QUESTION],
+    };
+    out.push_str(&answers.join("\n"));
     out
 }

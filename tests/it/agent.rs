@@ -158,8 +158,10 @@ fn a_scripted_model_solves_a_find_function_and_the_investigation_replays() {
     let reqs = model.requests.lock().unwrap();
     assert_eq!(reqs.len(), 2);
     assert_eq!(reqs[0].0.to_ascii_lowercase(), "authorization: bearer sk-agent-secret");
-    let guide = std::fs::read_to_string(crate::support::repo_root().join("docs/agent-guide.md")).unwrap();
+    // The function task's part of the guide: its tools and answer format.
+    let guide = Test::new(work.path()).args(["agent", "guide", "--task", "function"]).run().stdout;
     assert_eq!(reqs[0].1["messages"][0]["content"], guide.as_str());
+    assert!(guide.contains("[CODE]") && !guide.contains("[POSITIVE]") && !guide.contains("exemplars("), "{guide}");
     let feedback = reqs[1].1["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
     assert!(feedback.contains("[-2, 1, 4, 28]"), "{feedback}");
     // Nothing of the box's source or the key is in the folder.
@@ -297,6 +299,13 @@ fn the_agent_guide_is_current_and_fits_a_small_context() {
     let n = t.encode(committed.as_str(), false).expect("encode").len();
     eprintln!("agent guide: {n} tokens");
     assert!(n < 6000, "the agent guide is {n} tokens");
+    // Each task's model gets only its part: smaller still.
+    for task in ["function", "image-unit", "text-unit", "question"] {
+        let part = Test::new(&crate::support::repo_root()).args(["agent", "guide", "--task", task]).run().stdout;
+        let m = t.encode(part.as_str(), false).expect("encode").len();
+        eprintln!("agent guide for {task}: {m} tokens");
+        assert!(m <= n && m > 500, "the {task} guide is {m} tokens");
+    }
 }
 
 #[test]
@@ -472,6 +481,47 @@ fn a_unit_of_a_real_model_is_bound_blind_and_a_bad_unit_is_refused_up_front() {
     );
     assert_eq!(bad.code, 2, "{}{}", bad.stdout, bad.stderr);
     assert!(untouched.requests.lock().unwrap().is_empty());
+}
+
+#[test]
+fn a_language_model_neuron_is_described_on_text_and_scored_on_texts() {
+    let work = temp_with(&[]);
+    let texts = ["The cat sat on the mat.", "Paris is in France.", "1, 2, 3, 4", "def f(x): return x"];
+    let list = |ts: &[&str]| format!("[{}]", ts.iter().map(|t| format!("{t:?}")).collect::<Vec<_>>().join(", "));
+    let model = scripted(vec![
+        say(&format!("```assay\nrecord \"maxima\", map({}, t => max(unit(t)))\n```", list(&texts))),
+        say(&format!(
+            "[DESCRIPTION]: prose\n[LABEL]: prose\n[POSITIVE]: {}\n[NEGATIVE]: {}\n",
+            list(&texts[..2]),
+            list(&texts[2..])
+        )),
+    ]);
+    let args =
+        ["unit", "--model", "smollm2-135m", "--unit", "\"/model/layers.10/mlp/down_proj/MatMul_output_0\", neuron: 7"];
+    let out = agent(work.path(), &model, &args);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    // The model is told it studies a language model's unit, and gets the
+    // text-unit guide (its answer format, no image tools).
+    let reqs = model.requests.lock().unwrap();
+    let msgs = reqs[0].1["messages"].as_array().unwrap();
+    let (system, task) = (msgs[0]["content"].as_str().unwrap(), msgs[1]["content"].as_str().unwrap());
+    assert!(task.contains("language model") && task.contains("texts"), "{task}");
+    assert!(system.contains("texts it should respond to") && !system.contains("`svg("), "{system}");
+    drop(reqs);
+    // The score reads each text's largest value, as the step's script did.
+    let dir = folder(work.path(), &out);
+    let maxima: Vec<f64> = read_json(&dir.join("steps/01/results.json"))["records"]["maxima"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let scores = &out.json()["answer"]["scores"];
+    let got = |k: &str| scores[k].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect::<Vec<_>>();
+    assert_eq!(got("positive"), maxima[..2].to_vec(), "{scores}");
+    assert_eq!(got("negative"), maxima[2..].to_vec(), "{scores}");
+    let wins = maxima[..2].iter().flat_map(|p| maxima[2..].iter().map(move |n| (p > n) as u8 as f64)).sum::<f64>();
+    assert_eq!(scores["score"].as_f64().unwrap(), wins / 4.0, "{scores}");
 }
 
 #[test]

@@ -199,6 +199,34 @@ pub fn image_activations(u: &Unit, images: &[Arc<assay_interpreter::Image>]) -> 
     Ok(out)
 }
 
+/// A unit's response to each text, one text per run (texts differ in
+/// length): the largest value over token positions for a neuron or a
+/// channel, and for a head the largest L2 norm of its output vector over
+/// positions (a head's "activation" in one number).
+pub fn text_activations(u: &Unit, texts: &[String]) -> Result<Vec<f64>, String> {
+    if u.model.tokenizer.is_none() {
+        return Err("this unit's model takes no text; give it images".into());
+    }
+    let mut out = Vec::with_capacity(texts.len());
+    for text in texts {
+        let feeds = super::tools::feeds_value(&u.model, &Value::str(text), "text").map_err(|e| e.message)?;
+        let t = run_unit(u, feeds)?;
+        let v = match u.select {
+            Select::Head(..) => t
+                .lanes(Axis(t.ndim() - 1))
+                .into_iter()
+                .map(|l| l.iter().map(|x| (*x as f64) * (*x as f64)).sum::<f64>().sqrt())
+                .fold(f64::NEG_INFINITY, f64::max),
+            _ => t.iter().map(|x| *x as f64).fold(f64::NEG_INFINITY, f64::max),
+        };
+        if !v.is_finite() {
+            return Err(format!("the unit gives no finite value on {text:?}"));
+        }
+        out.push(v);
+    }
+    Ok(out)
+}
+
 /// Runs one batch and selects the unit.
 fn run_unit(u: &Unit, feeds: Vec<(String, ArrayD<f32>)>) -> Result<ArrayD<f32>, String> {
     match &u.select {

@@ -384,25 +384,52 @@ pub fn auc(pos: &[f64], neg: &[f64]) -> f64 {
     wins / (pos.len() * neg.len()).max(1) as f64
 }
 
-fn images_of(a: &Args, i: &str) -> Result<Vec<Arc<Image>>, ToolError> {
+/// The stimuli of argument `i`: images, or texts for a language model's unit.
+enum Stimuli {
+    Images(Vec<Arc<Image>>),
+    Texts(Vec<String>),
+}
+
+fn stimuli_of(a: &Args, i: &str) -> Result<Stimuli, ToolError> {
     let items = a.items(i)?;
     if items.is_empty() {
-        return Err(ToolError::arg(i, "give at least one image"));
+        return Err(ToolError::arg(i, "give at least one stimulus"));
     }
-    items
-        .into_iter()
-        .map(|v| match v {
-            Value::Image(img) => Ok(img),
-            other => Err(ToolError::arg(i, format!("expected images, found a {}", other.type_name()))),
-        })
-        .collect()
+    match &items[0] {
+        Value::Image(_) => items
+            .into_iter()
+            .map(|v| match v {
+                Value::Image(img) => Ok(img),
+                other => Err(ToolError::arg(i, format!("expected images only, found a {} among them", other.type_name()))),
+            })
+            .collect::<Result<_, _>>()
+            .map(Stimuli::Images),
+        Value::Str(_) => items
+            .into_iter()
+            .map(|v| match v {
+                Value::Str(s) => Ok(s.to_string()),
+                other => Err(ToolError::arg(i, format!("expected texts only, found a {} among them", other.type_name()))),
+            })
+            .collect::<Result<_, _>>()
+            .map(Stimuli::Texts),
+        other => Err(ToolError::arg(i, format!("expected images or texts, found a {}", other.type_name()))
+            .help("image units take images (svg, emoji, photos); language-model units take strings")),
+    }
+}
+
+fn responses(u: &Unit, s: &Stimuli, i: &str) -> Result<Vec<f64>, ToolError> {
+    match s {
+        Stimuli::Images(v) => crate::onnx::units::image_activations(u, v),
+        Stimuli::Texts(v) => crate::onnx::units::text_activations(u, v),
+    }
+    .map_err(|e| ToolError::arg(i, e))
 }
 
 fn score_sig() -> Signature {
-    Signature::new("score", "vision", "Checks a description of a unit against stimuli: `positives` are images the description says should drive the unit, `negatives` images it says should not (ideally the same stimuli with the described property removed). Returns {score, positive, negative, positive_mean, negative_mean}: `score` is the chance that the unit responds more to a random positive than to a random negative (ROC AUC; 0.5 is chance, 1 a perfect description, below 0.5 a description that points the wrong way).")
-        .param("unit", Type::Handle("unit"), "a channel unit of an image model (synthetic() or unit())")
-        .param("positives", Type::list(Type::Image), "stimuli the description predicts a response to")
-        .param("negatives", Type::list(Type::Image), "stimuli it predicts no response to")
+    Signature::new("score", "vision", "Checks a description of a unit against stimuli: `positives` are stimuli the description says should drive the unit, `negatives` stimuli it says should not (ideally the same stimuli with the described property removed). Images for an image model's channel; texts for a language model's neuron or head (its largest value over tokens; for a head, the largest norm of its output). Returns {score, positive, negative, positive_mean, negative_mean}: `score` is the chance that the unit responds more to a random positive than to a random negative (ROC AUC; 0.5 is chance, 1 a perfect description, below 0.5 a description that points the wrong way).")
+        .param("unit", Type::Handle("unit"), "a unit: a channel of an image model (synthetic() or unit()), or a neuron or head of a language model")
+        .param("positives", Type::OneOf(vec![Type::list(Type::Image), Type::list(Type::Str)]), "stimuli the description predicts a response to")
+        .param("negatives", Type::OneOf(vec![Type::list(Type::Image), Type::list(Type::Str)]), "stimuli it predicts no response to")
         .returns(Type::record())
         .example("let u = synthetic(\"vertical\")\nlet bars = r => svg(\"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 20 20'><rect x='8' y='2' width='4' height='16' fill='black' transform='rotate({r} 10 10)'/></svg>\")\nlet s = score(u, [bars(0), bars(10)], [bars(90), bars(80)])\nassert s.score == 1 and s.positive_mean > s.negative_mean")
 }
@@ -411,11 +438,14 @@ fn score(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         Value::Handle(h) => h.as_any().downcast_ref::<Unit>(),
         _ => None,
     }
-    .ok_or_else(|| ToolError::arg("unit", "expected a channel unit, from synthetic() or unit()"))?;
-    let pos = images_of(a, "positives")?;
-    let neg = images_of(a, "negatives")?;
-    let p = crate::onnx::units::image_activations(u, &pos).map_err(|e| ToolError::arg("positives", e))?;
-    let n = crate::onnx::units::image_activations(u, &neg).map_err(|e| ToolError::arg("negatives", e))?;
+    .ok_or_else(|| ToolError::arg("unit", "expected a unit, from synthetic() or unit()"))?;
+    let pos = stimuli_of(a, "positives")?;
+    let neg = stimuli_of(a, "negatives")?;
+    if matches!((&pos, &neg), (Stimuli::Images(_), Stimuli::Texts(_)) | (Stimuli::Texts(_), Stimuli::Images(_))) {
+        return Err(ToolError::arg("negatives", "positives and negatives must be the same kind of stimulus (both images or both texts)"));
+    }
+    let p = responses(u, &pos, "positives")?;
+    let n = responses(u, &neg, "negatives")?;
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     Ok(Value::record([
         ("score", Value::Num(auc(&p, &n))),
