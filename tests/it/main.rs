@@ -13,4 +13,5 @@ mod llm;
 mod models;
 mod props;
 mod report;
+mod scripted;
 mod support;
