@@ -276,6 +276,64 @@ fn histogram(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     ]))
 }
 
+fn lstsq_sig() -> Signature {
+    Signature::new("lstsq", "statistics", "Least squares: the coefficients `coef` that minimise the squared error of `a` times `coef` against `y`, solved by SVD (so collinear features are handled: the minimum-norm solution). `a` holds one row of K features per observation. Returns {coef, residual, rank}: `residual` is the sum of squared errors, `rank` the number of independent features.")
+        .param("a", Type::OneOf(vec![Type::list(Type::list(Type::Num)), Type::Tensor]), "N rows of K features: a list of lists or a tensor [N, K]")
+        .param("y", Type::numbers(), "N targets")
+        .returns(Type::record())
+        .example("let xs = [0, 1, 2, 3]\nlet fit = lstsq(map(xs, x => [x, 1]), map(xs, x => 2 * x + 1))\nassert round(fit.coef[0], digits: 6) == 2 and round(fit.coef[1], digits: 6) == 1\nassert fit.residual < 0.000001 and fit.rank == 2")
+}
+fn lstsq(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let y = a.numbers("y")?;
+    let rows: Vec<Vec<f64>> = match a.get("a") {
+        Value::Tensor(t) if t.ndim() == 2 => t.outer_iter().map(|r| r.iter().map(|v| *v as f64).collect()).collect(),
+        Value::Tensor(t) => {
+            return Err(ToolError::arg("a", format!("expected a tensor [N, K], found one of shape {:?}", t.shape())))
+        }
+        _ => a
+            .items("a")?
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                assay_interpreter::to_numbers(r).map_err(|what| ToolError::arg("a", format!("row {i} is not numbers: {what}")))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let n = rows.len();
+    let k = rows.first().map(Vec::len).unwrap_or(0);
+    if n == 0 || k == 0 {
+        return Err(ToolError::arg("a", "needs at least one row with at least one feature"));
+    }
+    if n != y.len() {
+        return Err(ToolError::arg("y", format!("`a` has {n} rows but `y` has {} numbers", y.len())));
+    }
+    if k > 1000 || n.saturating_mul(k) > 10_000_000 {
+        return Err(ToolError::arg("a", format!("{n} x {k} is too large (at most 1000 features and 10 million cells)")));
+    }
+    if let Some(i) = rows.iter().position(|r| r.len() != k) {
+        return Err(ToolError::arg("a", format!("row {i} has {} features; row 0 has {k}", rows[i].len())));
+    }
+    if let Some(i) = rows.iter().position(|r| r.iter().any(|v| !v.is_finite())) {
+        return Err(ToolError::arg("a", format!("row {i} has a value that is not finite")));
+    }
+    if let Some(i) = y.iter().position(|v| !v.is_finite()) {
+        return Err(ToolError::arg("y", format!("y[{i}] is not finite")).help("drop the points where the target is nan or infinite"));
+    }
+    let m = nalgebra::DMatrix::from_fn(n, k, |i, j| rows[i][j]);
+    let b = nalgebra::DVector::from_column_slice(&y);
+    let svd = m.clone().svd(true, true);
+    let largest = svd.singular_values.iter().copied().fold(0.0, f64::max);
+    let eps = largest * f64::EPSILON * n.max(k) as f64;
+    let rank = svd.singular_values.iter().filter(|s| **s > eps).count();
+    let coef = svd.solve(&b, eps).map_err(|e| ToolError::new(format!("least squares failed: {e}")))?;
+    let residual = (&m * &coef - &b).norm_squared();
+    Ok(Value::record([
+        ("coef", Value::nums(coef.iter().copied())),
+        ("residual", Value::Num(residual)),
+        ("rank", Value::Num(rank as f64)),
+    ]))
+}
+
 pub(super) fn register(r: &mut Registry) {
     for (sig, f) in [
         (sum_sig as fn() -> Signature, sum as super::ToolFn),
@@ -291,6 +349,7 @@ pub(super) fn register(r: &mut Registry) {
         (correlation_sig, correlation),
         (top_k_sig, top_k),
         (histogram_sig, histogram),
+        (lstsq_sig, lstsq),
     ] {
         r.register(FnTool::new(sig, f));
     }
