@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use assay_interpreter::{begin_run, canonical, finish_run, html_escape, read_regular};
-use assay_stdlib::llm::{Endpoint, Retry};
+use assay_stdlib::llm::{Endpoint, Reply, Retry};
 use base64::Engine as _;
 use serde_json::{json, Value as Json};
 use sha2::Digest;
@@ -475,7 +475,93 @@ fn score_unit(task: &Task, answer: &Answer, dir: &Path, limits: &Limits) -> Json
     }
 }
 
-/// Runs one investigation; returns the exit code.
+/// Who writes the scripts: a language model behind an endpoint, or a
+/// baseline written in Assay (benchmarks). Both go through the same loop,
+/// folder, scoring and replay.
+pub trait Investigator {
+    /// The name the folder records: the endpoint's model, or `baseline:NAME`.
+    fn name(&self) -> String;
+    /// The endpoint's URL without secrets, if there is one.
+    fn endpoint(&self) -> Option<String>;
+    /// The next reply to the conversation; `last_step` is the folder of the
+    /// step the last feedback came from, if any.
+    fn reply(&mut self, messages: &[Json], tools: Option<&Json>, last_step: Option<&Path>) -> Result<Reply, String>;
+    /// Text written to the folder, without secrets.
+    fn scrub(&self, text: &str) -> String {
+        text.to_string()
+    }
+}
+
+/// A language model behind an OpenAI-compatible endpoint.
+pub struct Llm {
+    pub endpoint: Endpoint,
+    pub retry: Retry,
+}
+
+impl Investigator for Llm {
+    fn name(&self) -> String {
+        self.endpoint.model.clone()
+    }
+    fn endpoint(&self) -> Option<String> {
+        Some(self.endpoint.public_url())
+    }
+    fn reply(&mut self, messages: &[Json], tools: Option<&Json>, _: Option<&Path>) -> Result<Reply, String> {
+        self.endpoint.converse(&self.endpoint.model, messages, tools, &self.retry)
+    }
+    fn scrub(&self, text: &str) -> String {
+        self.endpoint.scrub(text)
+    }
+}
+
+/// A baseline investigator written in Assay: its first reply is its script;
+/// the script records `answer` (the final answer's text), which is its
+/// second reply. No model is involved.
+pub struct Baseline {
+    pub name: String,
+    pub script: String,
+    turn: usize,
+}
+
+impl Baseline {
+    pub fn new(name: &str, script: &str) -> Self {
+        Baseline { name: name.to_string(), script: script.to_string(), turn: 0 }
+    }
+}
+
+impl Investigator for Baseline {
+    fn name(&self) -> String {
+        format!("baseline:{}", self.name)
+    }
+    fn endpoint(&self) -> Option<String> {
+        None
+    }
+    fn reply(&mut self, _: &[Json], _: Option<&Json>, last_step: Option<&Path>) -> Result<Reply, String> {
+        self.turn += 1;
+        let text = if self.turn == 1 {
+            format!("```assay\n{}```", self.script)
+        } else {
+            // The answer the script recorded; without one, a floor answer
+            // that scores as unsolved rather than a malformed reply.
+            last_step
+                .and_then(|d| read_regular(&d.join("results.json"), 64 << 20).ok())
+                .and_then(|b| serde_json::from_slice::<Json>(&b).ok())
+                .and_then(|r| r["records"]["answer"].as_str().map(str::to_string))
+                .unwrap_or_else(|| "[DESCRIPTION]: the baseline's script failed\n[DOMAIN]: none\n[CODE]:\n```assay\nfn f(x) {\n  return 0\n}\n```\n[LABEL]: none\n[POSITIVE]: []\n[NEGATIVE]: []".to_string())
+        };
+        Ok(Reply { message: json!({"role": "assistant", "content": text}), text, usage: Json::Null, attempts: 1, tool_calls: Vec::new() })
+    }
+}
+
+/// How an investigation ended.
+pub struct Outcome {
+    pub dir: PathBuf,
+    /// {status, fields, scores}, as answer.json holds it.
+    pub answer: Json,
+    pub status: String,
+    pub steps: usize,
+}
+
+/// Runs one investigation with the configured endpoint; returns the exit code.
 pub fn investigate(task: Task, limits: Limits, out_dir: &Path, json_out: bool) -> u8 {
     let endpoint = match Endpoint::for_agent() {
         Ok(e) => e,
@@ -484,13 +570,58 @@ pub fn investigate(task: Task, limits: Limits, out_dir: &Path, json_out: bool) -
             return crate::cli::EXIT_USAGE;
         }
     };
+    let mut llm = Llm { endpoint, retry: limits.retry.clone() };
+    let o = match investigate_with(task, &limits, out_dir, &mut llm) {
+        Ok(o) => o,
+        Err((code, msg)) => {
+            eprintln!("error: {msg}");
+            return code;
+        }
+    };
+    if json_out {
+        crate::cli::write_stdout(&format!(
+            "{}\n",
+            canonical(&json!({"folder": o.dir.display().to_string(), "answer": o.answer}))
+        ));
+    } else {
+        if let Some(fields) = o.answer["fields"].as_object() {
+            for (k, v) in fields {
+                crate::cli::write_stdout(&format!("[{k}]: {}\n", crate::cli::escape_controls(v.as_str().unwrap_or(""))));
+            }
+        }
+        crate::cli::write_stdout(&format!(
+            "{}: {} steps, scores {} → {}\n",
+            o.status,
+            o.steps,
+            o.answer["scores"],
+            o.dir.display()
+        ));
+    }
+    if o.status == "answered" {
+        crate::cli::EXIT_OK
+    } else {
+        crate::cli::EXIT_SCRIPT
+    }
+}
+
+/// Runs one investigation with any investigator. Errors are (exit code,
+/// message) for failures before the investigation starts or when its folder
+/// cannot be finished.
+pub fn investigate_with(
+    task: Task,
+    limits: &Limits,
+    out_dir: &Path,
+    investigator: &mut dyn Investigator,
+) -> Result<Outcome, (u8, String)> {
     let registry = assay_stdlib::registry();
     let guide = crate::docs::agent_guide(&registry, task.focus());
     let (tmp, _) = match begin_run(out_dir, task.kind()) {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("error: cannot make the investigation folder under {}: {e}", out_dir.display());
-            return crate::cli::EXIT_USAGE;
+            return Err((
+                crate::cli::EXIT_USAGE,
+                format!("cannot make the investigation folder under {}: {e}", out_dir.display()),
+            ));
         }
     };
     // Scripts of a function task read nothing: their folder is an empty one.
@@ -506,11 +637,8 @@ pub fn investigate(task: Task, limits: Limits, out_dir: &Path, json_out: bool) -
         };
         if let Some(d) = diags.first() {
             let _ = std::fs::remove_dir_all(&tmp);
-            eprintln!("error: the unit cannot be bound: {}", d.message);
-            if let Some(h) = &d.help {
-                eprintln!("  help: {h}");
-            }
-            return crate::cli::EXIT_USAGE;
+            let help = d.help.as_ref().map(|h| format!("\n  help: {h}")).unwrap_or_default();
+            return Err((crate::cli::EXIT_USAGE, format!("the unit cannot be bound: {}{help}", d.message)));
         }
         // And it must bind: run it once, with an empty script, in the sandbox.
         let probe = tmp.join("probe");
@@ -518,8 +646,7 @@ pub fn investigate(task: Task, limits: Limits, out_dir: &Path, json_out: bool) -
         let _ = std::fs::remove_dir_all(&probe);
         if r.status != "ok" {
             let _ = std::fs::remove_dir_all(&tmp);
-            eprintln!("error: the unit cannot be bound: {}", r.feedback);
-            return crate::cli::EXIT_USAGE;
+            return Err((crate::cli::EXIT_USAGE, format!("the unit cannot be bound: {}", r.feedback)));
         }
     }
     let (base, roots) = task.folders(&files);
@@ -548,7 +675,8 @@ pub fn investigate(task: Task, limits: Limits, out_dir: &Path, json_out: bool) -
             messages.push(m);
         }
         let tools = limits.tool_calls.then(run_assay_tool);
-        let reply = match endpoint.converse(&endpoint.model, &messages, tools.as_ref(), &limits.retry) {
+        let last_step = (step > 0).then(|| tmp.join("steps").join(format!("{step:02}")));
+        let reply = match investigator.reply(&messages, tools.as_ref(), last_step.as_deref()) {
             Ok(r) => r,
             Err(e) => {
                 transcript.push(json!({"endpoint_error": e}));
@@ -659,12 +787,12 @@ pub fn investigate(task: Task, limits: Limits, out_dir: &Path, json_out: bool) -
     let task_json = task.json();
     let write = |name: &str, text: &str| std::fs::write(tmp.join(name), text);
     let transcript_text: String =
-        transcript.iter().map(|t| endpoint.scrub(&serde_json::to_string(t).unwrap_or_default()) + "\n").collect();
+        transcript.iter().map(|t| investigator.scrub(&serde_json::to_string(t).unwrap_or_default()) + "\n").collect();
     let manifest = json!({
         "assay_version": assay_interpreter::ASSAY_VERSION,
         "task": task_json,
-        "model": endpoint.model,
-        "endpoint": endpoint.public_url(),
+        "model": investigator.name(),
+        "endpoint": investigator.endpoint(),
         "steps": steps,
         "status": status,
         "tokens": tokens,
@@ -679,28 +807,10 @@ pub fn investigate(task: Task, limits: Limits, out_dir: &Path, json_out: bool) -
     let dir = match written.and_then(|_| finish_run(&tmp)) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("error: cannot finish the investigation folder: {e}");
-            return crate::cli::EXIT_SCRIPT;
+            return Err((crate::cli::EXIT_SCRIPT, format!("cannot finish the investigation folder: {e}")));
         }
     };
-    if json_out {
-        crate::cli::write_stdout(&format!(
-            "{}\n",
-            canonical(&json!({"folder": dir.display().to_string(), "answer": answer_json}))
-        ));
-    } else {
-        if let Some(a) = &answer {
-            for (k, v) in &a.fields {
-                crate::cli::write_stdout(&format!("[{k}]: {}\n", crate::cli::escape_controls(v)));
-            }
-        }
-        crate::cli::write_stdout(&format!("{status}: {} steps, scores {} → {}\n", steps.len(), scores, dir.display()));
-    }
-    if status == "answered" {
-        crate::cli::EXIT_OK
-    } else {
-        crate::cli::EXIT_SCRIPT
-    }
+    Ok(Outcome { dir, answer: answer_json, status: status.to_string(), steps: steps.len() })
 }
 
 fn report_html(task: &Json, transcript: &[Json], answer: &Json) -> String {
