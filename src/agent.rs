@@ -25,11 +25,28 @@ use sha2::Digest;
 
 use crate::supervise::{run_child, Budget, End, Job, Report};
 
+/// How a black-box function's answer is scored, beyond the box itself.
+#[derive(Clone, Debug, Default)]
+pub struct FnSpec {
+    /// Assay code defining `fn f(x)` that the answer is scored against: the
+    /// function without its noise or corruption (a benchmark's truth). None:
+    /// the box itself.
+    pub truth: Option<String>,
+    /// The interval where the box is corrupted, for domain scoring
+    /// (infinite ends for one-sided intervals). Scored only when `scored`.
+    pub interval: Option<(f64, f64)>,
+    /// Whether `[DOMAIN]` is scored (benchmarks know the truth).
+    pub domain_scored: bool,
+    /// A function of strings: the inputs its answer is scored on, by exact
+    /// match with the box.
+    pub strings: Option<Vec<String>>,
+}
+
 /// What the agent investigates.
 pub enum Task {
     /// A black-box numeric function (FIND): a rhai file defining `name`,
     /// bound into every script as `box`.
-    Function { path: PathBuf, source: String, name: String },
+    Function { path: PathBuf, source: String, name: String, spec: FnSpec },
     /// An open question in the person's words, over the folders it may read.
     Question { text: String, roots: Vec<PathBuf> },
     /// A unit bound as `unit`, blinded: a synthetic neuron with known
@@ -112,6 +129,9 @@ impl Task {
 
     fn prompt(&self) -> String {
         match self {
+            Task::Function { name, spec: FnSpec { strings: Some(_), .. }, .. } => format!(
+                "Describe the black-box function `box.{name}`. It takes one string and returns a string, a number or a bool. Call it as `box.{name}(s)` in your scripts (you cannot read its code). Find what it computes: try words, sentences, letters, digits and edge cases. Finish with [DESCRIPTION] and [CODE] (an Assay `fn f(s)` that gives exactly the same output on any word)."
+            ),
             Task::Function { name, .. } => format!(
                 "Describe the black-box function `box.{name}`. It takes one number and returns a number. Call it as `box.{name}(x)` in your scripts (you cannot read its code). Find what it computes over the domain [-128, 128], and any interval where it behaves differently. Start by calling it on many inputs. Finish with [DESCRIPTION], [DOMAIN] and [CODE] (an Assay `fn f(x)`)."
             ),
@@ -125,9 +145,10 @@ impl Task {
 
     fn json(&self) -> Json {
         match self {
-            Task::Function { path, source, name } => json!({
+            Task::Function { path, source, name, spec } => json!({
                 "kind": "function",
                 "function": name,
+                "strings": spec.strings.is_some(),
                 // Where the box came from, for replay; its source is not kept here.
                 "box_path": path.display().to_string(),
                 "box_sha256": hex::encode(sha2::Sha256::digest(source.as_bytes())),
@@ -404,49 +425,169 @@ fn step_images(dir: &Path) -> Vec<(String, Vec<u8>)> {
     names.into_iter().filter_map(|n| read_regular(&dir.join("shown").join(&n), 16 << 20).ok().map(|b| (n, b))).collect()
 }
 
-/// NMSE of the answer's `fn f(x)` against the box on x = i + 0.5, i in
-/// -128..127, as FIND scores it: points where the truth is not finite are
-/// skipped; an error anywhere scores as unsolved. Both are evaluated by a
-/// script in the sandbox, so the answer's code runs under the same rules.
-fn score_function(task: &Task, answer: &Answer, dir: &Path, limits: &Limits) -> Json {
-    let Task::Function { name, .. } = task else { return Json::Null };
-    let code = answer
-        .get("CODE")
-        .map(|c| scripts_in(c).into_iter().next().unwrap_or_else(|| c.to_string()))
-        .unwrap_or_default();
-    let script = format!(
-        "{code}\nlet xs = map(0..256, i => i - 128 + 0.5)\nrecord \"truth\", map(xs, x => box.{name}(x))\nrecord \"prediction\", map(xs, x => f(x))\n"
-    );
+/// The answer's code: the first fenced block of `[CODE]`, else its text.
+fn answer_code(answer: &Answer) -> String {
+    answer.get("CODE").map(|c| scripts_in(c).into_iter().next().unwrap_or_else(|| c.to_string())).unwrap_or_default()
+}
+
+/// The name the truth's `fn f` is renamed to beside the answer's `fn f`.
+const TRUTH_FN: &str = "truth_of_the_box";
+
+/// Runs a scoring script in the sandbox (the answer's code runs under the
+/// same rules as every step) and returns its records, or the failure.
+fn scoring_run(task: &Task, script: &str, dir: &Path, limits: &Limits) -> Result<Json, String> {
     let scratch = dir.join("score");
     let base = dir.join("files");
-    let r = run_step(task, &base, std::slice::from_ref(&base), &script, &scratch, limits, 0);
+    let r = run_step(task, &base, std::slice::from_ref(&base), script, &scratch, limits, 0);
     let results = read_regular(&scratch.join("results.json"), 64 << 20)
         .ok()
         .and_then(|b| serde_json::from_slice::<Json>(&b).ok())
         .unwrap_or(Json::Null);
-    let nums = |k: &str| -> Option<Vec<f64>> {
-        results["records"][k].as_array().map(|a| a.iter().map(|v| v.as_f64().unwrap_or(f64::NAN)).collect())
-    };
-    match (nums("truth"), nums("prediction")) {
-        (Some(t), Some(p)) if r.status == "ok" && t.len() == p.len() => {
-            let (mut num, mut den) = (0.0, 0.0);
-            for (a, b) in t.iter().zip(&p) {
-                if a.is_finite() {
-                    num += (a - b) * (a - b);
-                    den += a * a;
+    if r.status == "ok" {
+        Ok(results["records"].clone())
+    } else {
+        Err(elide(&r.feedback, 2000))
+    }
+}
+
+/// Scores a black-box function's answer as FIND does. Numbers: the
+/// answer's `fn f(x)` against the truth (the box, or the benchmark's clean
+/// function) at x = i + 0.5, i in -128..127; NMSE = Σ(truth − prediction)²
+/// / Σ truth² over the points where the truth is finite; solved below 0.1;
+/// an error anywhere scores as unsolved. Strings: the fraction of test
+/// inputs on which the answer gives exactly the box's output. `[DOMAIN]` is
+/// scored against a known corrupted interval.
+fn score_function(task: &Task, answer: &Answer, dir: &Path, limits: &Limits) -> Json {
+    let Task::Function { name, spec, .. } = task else { return Json::Null };
+    let code = answer_code(answer);
+    if let Some(inputs) = &spec.strings {
+        let script = format!(
+            "{code}\nlet inputs = {}\nrecord \"truth\", map(inputs, s => box.{name}(s))\nrecord \"prediction\", map(inputs, s => f(s))\n",
+            serde_json::to_string(inputs).unwrap_or_default()
+        );
+        return match scoring_run(task, &script, dir, limits) {
+            Ok(r) => match (r["truth"].as_array(), r["prediction"].as_array()) {
+                (Some(t), Some(p)) if t.len() == p.len() && !t.is_empty() => {
+                    let right = t.iter().zip(p).filter(|(a, b)| a == b).count();
+                    let accuracy = right as f64 / t.len() as f64;
+                    json!({"accuracy": accuracy, "solved": right == t.len(), "inputs": t.len()})
                 }
-            }
-            let nmse = if den > 0.0 {
-                num / den
-            } else if num == 0.0 {
-                0.0
-            } else {
-                f64::INFINITY
+                _ => json!({"accuracy": 0, "solved": false, "error": "the scoring run recorded no outputs"}),
+            },
+            Err(e) => json!({"accuracy": 0, "solved": false, "error": e}),
+        };
+    }
+    let truth = match &spec.truth {
+        Some(t) => format!("{}\n", t.replacen("fn f(", &format!("fn {TRUTH_FN}("), 1)),
+        None => format!("fn {TRUTH_FN}(x) {{\n  return box.{name}(x)\n}}\n"),
+    };
+    let script = format!(
+        "{code}\n{truth}let xs = map(0..256, i => i - 128 + 0.5)\nrecord \"truth\", map(xs, x => {TRUTH_FN}(x))\nrecord \"prediction\", map(xs, x => f(x))\n"
+    );
+    let mut scores = match scoring_run(task, &script, dir, limits) {
+        Ok(r) => {
+            let nums = |k: &str| -> Option<Vec<f64>> {
+                r[k].as_array().map(|a| a.iter().map(|v| v.as_f64().unwrap_or(f64::NAN)).collect())
             };
-            let solved = nmse.is_finite() && nmse < 0.1;
-            json!({"nmse": assay_interpreter::num_json(nmse), "solved": solved})
+            match (nums("truth"), nums("prediction")) {
+                (Some(t), Some(p)) if t.len() == p.len() => {
+                    let n = nmse(&t, &p);
+                    json!({"nmse": assay_interpreter::num_json(n), "solved": n.is_finite() && n < 0.1})
+                }
+                _ => json!({"nmse": null, "solved": false, "error": "the scoring run recorded no values"}),
+            }
         }
-        _ => json!({"nmse": null, "solved": false, "error": elide(&r.feedback, 2000)}),
+        Err(e) => json!({"nmse": null, "solved": false, "error": e}),
+    };
+    if spec.domain_scored {
+        let answered = parse_domain(answer.get("DOMAIN").unwrap_or(""));
+        let iou = match (answered, spec.interval) {
+            (Some(None), None) => 1.0,
+            (Some(Some(a)), Some(t)) => interval_iou(a, t),
+            _ => 0.0,
+        };
+        scores["domain_iou"] = json!(iou);
+        scores["domain_correct"] = json!(iou >= 0.5);
+    }
+    scores
+}
+
+/// FIND's normalised mean squared error over the points where the truth is
+/// finite; a non-finite prediction there makes it infinite.
+pub fn nmse(truth: &[f64], prediction: &[f64]) -> f64 {
+    let (mut num, mut den) = (0.0, 0.0);
+    for (a, b) in truth.iter().zip(prediction) {
+        if a.is_finite() {
+            num += (a - b) * (a - b);
+            den += a * a;
+        }
+    }
+    if num.is_nan() {
+        f64::INFINITY
+    } else if den > 0.0 {
+        num / den
+    } else if num == 0.0 {
+        0.0
+    } else {
+        f64::INFINITY
+    }
+}
+
+/// An answered `[DOMAIN]`: `Some(None)` for "none", `Some(Some((lo, hi)))`
+/// for an interval (`[30, 60]`, `x < 12`, `x > 40`, `(-inf, 5]`), `None`
+/// when it says neither.
+pub fn parse_domain(text: &str) -> Option<Option<(f64, f64)>> {
+    let t = text.to_ascii_lowercase();
+    let mut nums: Vec<f64> = Vec::new();
+    let bytes: Vec<char> = t.chars().collect();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        let neg = c == '-' && i + 1 < bytes.len() && (bytes[i + 1].is_ascii_digit() || bytes[i + 1] == 'i');
+        let start = i;
+        let j = if neg { i + 1 } else { i };
+        if j < bytes.len() && bytes[j].is_ascii_digit() {
+            let mut k = j;
+            while k < bytes.len() && (bytes[k].is_ascii_digit() || bytes[k] == '.') {
+                k += 1;
+            }
+            let s: String = bytes[start..k].iter().collect();
+            if let Ok(v) = s.trim_end_matches('.').parse::<f64>() {
+                nums.push(v);
+            }
+            i = k;
+            continue;
+        }
+        if t[t.char_indices().nth(j).map(|(b, _)| b).unwrap_or(t.len())..].starts_with("inf") {
+            nums.push(if neg { f64::NEG_INFINITY } else { f64::INFINITY });
+            i = j + 3;
+            continue;
+        }
+        i += 1;
+    }
+    let below = t.contains('<') || t.contains('≤') || t.contains("below") || t.contains("less");
+    let above = t.contains('>') || t.contains('≥') || t.contains("above") || t.contains("greater");
+    match nums.as_slice() {
+        [] if t.contains("none") || t.trim().is_empty() || t.starts_with("no") => Some(None),
+        [] => None,
+        [a] if below && !above => Some(Some((f64::NEG_INFINITY, *a))),
+        [a] if above && !below => Some(Some((*a, f64::INFINITY))),
+        [_] => None,
+        [a, b, ..] => Some(Some((a.min(*b), a.max(*b)))),
+    }
+}
+
+/// Intersection over union of two intervals, clipped to [-128, 128].
+pub fn interval_iou(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let clip = |(lo, hi): (f64, f64)| (lo.max(-128.0), hi.min(128.0));
+    let (a, b) = (clip(a), clip(b));
+    let len = |(lo, hi): (f64, f64)| (hi - lo).max(0.0);
+    let inter = len((a.0.max(b.0), a.1.min(b.1)));
+    let union = len(a) + len(b) - inter;
+    if union > 0.0 {
+        inter / union
+    } else {
+        0.0
     }
 }
 
@@ -886,7 +1027,10 @@ pub fn replay(dir: &Path, box_override: Option<&Path>, json_out: bool) -> u8 {
                 );
                 return crate::cli::EXIT_ASSERT;
             }
-            Task::Function { path, source, name: t["function"].as_str().unwrap_or("f").to_string() }
+            // Replay re-runs steps; it does not score, so no truth is needed.
+            let strings = t["strings"].as_bool().unwrap_or(false).then(Vec::new);
+            let spec = FnSpec { strings, ..Default::default() };
+            Task::Function { path, source, name: t["function"].as_str().unwrap_or("f").to_string(), spec }
         }
         Some("unit") => match (t["synthetic"].as_str(), t["model"].as_str(), t["unit"].as_str()) {
             (Some(s), _, _) => Task::Unit { synthetic: s.to_string() },

@@ -91,6 +91,33 @@ enum Command {
         #[command(subcommand)]
         what: AgentCommand,
     },
+    /// Run a benchmark with ground truth (FIND's numeric or string
+    /// functions) with a baseline (no model) or the agent; resumable.
+    Bench {
+        #[arg(value_enum)]
+        suite: crate::bench::Suite,
+        /// A baseline that needs no model: `floor` or `fit` (or `truth`,
+        /// the ground truth as the answer: the scorer's ceiling). Without
+        /// it, the agent's configured model investigates every item.
+        #[arg(long)]
+        baseline: Option<String>,
+        /// Items in the set (FIND has 1000 of each).
+        #[arg(long, default_value_t = 1000)]
+        n: usize,
+        /// The set's seed: the same seed gives the same set, byte for byte.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// The benchmark folder (default: benchmarks/SUITE-seedSEED-nN).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Items investigated at once (default: the number of CPUs).
+        #[arg(long)]
+        jobs: Option<usize>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        limits: LimitOpts,
+    },
     /// Re-execute a run and check that its results.json comes out identical.
     Verify {
         run: PathBuf,
@@ -163,14 +190,27 @@ enum AgentCommand {
 
 #[derive(clap::Args)]
 struct AgentOpts {
-    /// Scripts the model may run before it must answer.
-    #[arg(long, default_value_t = 20)]
-    steps: usize,
     /// Where investigation folders go.
     #[arg(long, value_name = "DIR", default_value = "investigations")]
     out: PathBuf,
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    limits: LimitOpts,
+}
+
+impl AgentOpts {
+    fn limits(&self) -> Result<crate::agent::Limits, String> {
+        self.limits.limits()
+    }
+}
+
+/// An investigation's budgets and how the model is called.
+#[derive(clap::Args)]
+struct LimitOpts {
+    /// Scripts the model may run before it must answer.
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
     /// Characters of feedback per turn; longer output is elided with a note.
     #[arg(long, default_value_t = 6000)]
     reply_chars: usize,
@@ -199,7 +239,7 @@ struct AgentOpts {
     budget: BudgetArgs,
 }
 
-impl AgentOpts {
+impl LimitOpts {
     fn limits(&self) -> Result<crate::agent::Limits, String> {
         let mut budget = self.budget.budget()?;
         if self.budget.timeout.is_none() {
@@ -279,6 +319,33 @@ pub fn main() -> u8 {
         },
         Command::Setup { json } => cmd_setup(json),
         Command::Agent { what } => cmd_agent(what, &registry),
+        Command::Bench { suite, baseline, n, seed, out, jobs, json, limits } => {
+            let limits = match limits.limits() {
+                Ok(l) => l,
+                Err(e) => return usage_error(json, &e, "e.g. --wall 30m --timeout 2m"),
+            };
+            let runner = match baseline.as_deref() {
+                None => crate::bench::Runner::Agent,
+                Some("truth") => crate::bench::Runner::Truth,
+                Some(b) => match suite.baselines().iter().find(|(name, _)| *name == b) {
+                    Some((name, _)) => crate::bench::Runner::Baseline(name),
+                    None => {
+                        let names: Vec<&str> = suite.baselines().iter().map(|(n, _)| *n).collect();
+                        return usage_error(
+                            json,
+                            &format!("no baseline named `{b}`"),
+                            &format!("the baselines are {}, and `truth` (the ground truth as the answer)", names.join(", ")),
+                        );
+                    }
+                },
+            };
+            if n == 0 {
+                return usage_error(json, "--n must be at least 1", "e.g. --n 100");
+            }
+            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|p| p.get()).unwrap_or(1));
+            let out = out.unwrap_or_else(|| PathBuf::from(format!("benchmarks/{}-seed{seed}-n{n}", suite.name())));
+            crate::bench::run(crate::bench::Options { suite, seed, n, out, runner, jobs, limits, json })
+        }
         Command::Inspect { model, json, pattern } => crate::inspect::cmd_inspect(&model, json, pattern.as_deref()),
     }
 }
@@ -744,7 +811,7 @@ fn cmd_agent(what: AgentCommand, registry: &Registry) -> u8 {
             };
             // Kept as given (relative to where the agent runs), so a committed
             // investigation names no machine's folders; replay runs from there.
-            investigate(Task::Function { path: file, source, name }, limits, &opts.out, opts.json)
+            investigate(Task::Function { path: file, source, name, spec: Default::default() }, limits, &opts.out, opts.json)
         }
         AgentCommand::Unit { synthetic, model, unit, opts } => {
             let limits = match opts.limits() {

@@ -15,6 +15,7 @@ macro_rules! outln {
 }
 
 mod agent;
+mod bench;
 mod cli;
 mod docs;
 mod inspect;

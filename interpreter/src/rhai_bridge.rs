@@ -40,6 +40,14 @@ pub fn engine() -> Engine {
     e.set_max_map_size(MAX_MAP_SIZE);
     e.set_max_modules(0);
     e.set_strict_variables(true);
+    // rhai has `char.to_int()` but no way back; `chr(n)` is Assay's `chr`.
+    e.register_fn("chr", |n: rhai::INT| -> Result<String, Box<EvalAltResult>> {
+        u32::try_from(n)
+            .ok()
+            .and_then(char::from_u32)
+            .map(|c| c.to_string())
+            .ok_or_else(|| format!("{n} is not a Unicode code point").into())
+    });
     e
 }
 

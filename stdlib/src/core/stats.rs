@@ -278,11 +278,22 @@ fn histogram(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 
 fn lstsq_sig() -> Signature {
     Signature::new("lstsq", "statistics", "Least squares: the coefficients `coef` that minimise the squared error of `a` times `coef` against `y`, solved by SVD (so collinear features are handled: the minimum-norm solution). `a` holds one row of K features per observation. Returns {coef, residual, rank}: `residual` is the sum of squared errors, `rank` the number of independent features.")
-        .param("a", Type::OneOf(vec![Type::list(Type::list(Type::Num)), Type::Tensor]), "N rows of K features: a list of lists or a tensor [N, K]")
+        .param("a", Type::OneOf(vec![Type::list(Type::Any), Type::Tensor]), "N rows of K features (lists of numbers, or a tensor [N, K]); with `columns: true`, K columns of N values (lists or tensors)")
         .param("y", Type::numbers(), "N targets")
+        .opt("columns", Type::Bool, Value::Bool(false), "`a` holds K columns of N values (e.g. tensors computed at once) instead of N rows")
         .returns(Type::record())
+        .example("let x = tensor([0, 1, 2, 3])\nlet fit = lstsq([x, x * 0 + 1], [1, 3, 5, 7], columns: true)\nassert round(fit.coef[0], digits: 4) == 2 and round(fit.coef[1], digits: 4) == 1")
         .example("let xs = [0, 1, 2, 3]\nlet fit = lstsq(map(xs, x => [x, 1]), map(xs, x => 2 * x + 1))\nassert round(fit.coef[0], digits: 6) == 2 and round(fit.coef[1], digits: 6) == 1\nassert fit.residual < 0.000001 and fit.rank == 2")
 }
+/// Columns of equal length to rows.
+fn transpose(cols: &[Vec<f64>]) -> Result<Vec<Vec<f64>>, String> {
+    let n = cols.first().map(Vec::len).unwrap_or(0);
+    if let Some(j) = cols.iter().position(|c| c.len() != n) {
+        return Err(format!("column {j} has {} values; column 0 has {n}", cols[j].len()));
+    }
+    Ok((0..n).map(|i| cols.iter().map(|c| c[i]).collect()).collect())
+}
+
 fn lstsq(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let y = a.numbers("y")?;
     let rows: Vec<Vec<f64>> = match a.get("a") {
@@ -295,10 +306,11 @@ fn lstsq(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
             .iter()
             .enumerate()
             .map(|(i, r)| {
-                assay_interpreter::to_numbers(r).map_err(|what| ToolError::arg("a", format!("row {i} is not numbers: {what}")))
+                assay_interpreter::to_numbers(r).map_err(|what| ToolError::arg("a", format!("item {i} is not numbers: {what}")))
             })
             .collect::<Result<_, _>>()?,
     };
+    let rows = if a.bool("columns")? { transpose(&rows).map_err(|e| ToolError::arg("a", e))? } else { rows };
     let n = rows.len();
     let k = rows.first().map(Vec::len).unwrap_or(0);
     if n == 0 || k == 0 {

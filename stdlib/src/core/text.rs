@@ -158,6 +158,36 @@ fn fmt(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     Ok(Value::str(format!("{x:.d$}")))
 }
 
+fn ord_sig() -> Signature {
+    Signature::new("ord", "text", "The Unicode code point of a one-character string (`ord(\"a\")` is 97).")
+        .param("c", Type::Str, "one character")
+        .returns(Type::Num)
+        .example("assert ord(\"a\") == 97 and chr(ord(\"a\") + 1) == \"b\"")
+}
+fn ord(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let s = a.str("c")?;
+    let mut chars = s.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) => Ok(Value::Num(f64::from(u32::from(c)))),
+        _ => Err(ToolError::arg("c", format!("expected one character, found {} characters", s.chars().count()))
+            .help("iterate over a string to get its characters: map(s, c => ord(c))")),
+    }
+}
+fn chr_sig() -> Signature {
+    Signature::new("chr", "text", "The one-character string of a Unicode code point (`chr(97)` is \"a\").")
+        .param("n", Type::Num, "a code point")
+        .returns(Type::Str)
+        .example("assert chr(65) == \"A\" and join(map(\"abc\", c => chr(ord(c) - 32))) == \"ABC\"")
+}
+fn chr(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let n = a.num("n")?;
+    let c = (n.fract() == 0.0 && (0.0..=f64::from(u32::from(char::MAX))).contains(&n))
+        .then(|| char::from_u32(n as u32))
+        .flatten()
+        .ok_or_else(|| ToolError::arg("n", format!("{n} is not a Unicode code point")))?;
+    Ok(Value::str(c.to_string()))
+}
+
 pub(super) fn register(r: &mut Registry) {
     for (sig, f) in [
         (upper_sig as fn() -> Signature, upper as super::ToolFn),
@@ -171,6 +201,8 @@ pub(super) fn register(r: &mut Registry) {
         (str_sig, str_),
         (num_sig, num),
         (fmt_sig, fmt),
+        (ord_sig, ord),
+        (chr_sig, chr),
     ] {
         r.register(FnTool::new(sig, f));
     }

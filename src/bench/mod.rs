@@ -1,0 +1,379 @@
+//! Benchmarks with ground truth (FIND's functions, MAIA-style synthetic
+//! neurons), run by the agent or by a baseline through the same loop
+//! (`agent::investigate_with`) and scored by the same code.
+//!
+//! A benchmark folder holds the generated set and, per investigator, one
+//! investigation folder per item:
+//!
+//! ```text
+//! OUT/set.json                       the items and their ground truth (digested)
+//! OUT/boxes/ID.rhai                  the black boxes (never in an investigator's folders)
+//! OUT/INVESTIGATOR/items/ID/0001/    an investigation folder (replays)
+//! OUT/INVESTIGATOR/results.json      per-item scores and the table (no times: it reproduces)
+//! OUT/INVESTIGATOR/timing.json       wall time per item
+//! OUT/report.html                    every investigator's table, with plots
+//! ```
+//!
+//! A run is resumable: items whose folder is finished are kept; a killed
+//! item left only an unfinished folder, which is removed and redone.
+
+pub mod expr;
+pub mod numeric;
+pub mod report;
+pub mod strings;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use assay_interpreter::{canonical, read_regular};
+use serde_json::{json, Value as Json};
+use sha2::Digest;
+
+use crate::agent::{investigate_with, Baseline, FnSpec, Investigator, Limits, Llm, Task};
+
+/// The benchmark suites.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Suite {
+    /// FIND's numeric functions (plain, noisy, corrupted, network-approximated).
+    Numeric,
+    /// FIND's string functions.
+    Strings,
+}
+
+impl Suite {
+    pub fn name(self) -> &'static str {
+        match self {
+            Suite::Numeric => "numeric",
+            Suite::Strings => "strings",
+        }
+    }
+
+    /// The baselines that need no model, by name.
+    pub fn baselines(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Suite::Numeric => &[
+                ("floor", include_str!("baselines/numeric_floor.assay")),
+                ("fit", include_str!("baselines/numeric_fit.assay")),
+            ],
+            Suite::Strings => &[
+                ("floor", include_str!("baselines/strings_floor.assay")),
+                ("fit", include_str!("baselines/strings_fit.assay")),
+            ],
+        }
+    }
+}
+
+/// One item of a set.
+pub enum Item {
+    Numeric(numeric::Function),
+    Strings(strings::Function),
+}
+
+impl Item {
+    pub fn id(&self) -> &str {
+        match self {
+            Item::Numeric(f) => &f.id,
+            Item::Strings(f) => &f.id,
+        }
+    }
+
+    /// The categories the table groups this item under (besides "all").
+    pub fn tags(&self) -> Vec<String> {
+        match self {
+            Item::Numeric(f) => {
+                let shape = if f.family.contains(':') { "compound" } else { "simple" };
+                vec![f.variant.name().to_string(), shape.to_string()]
+            }
+            Item::Strings(f) => vec![if f.family.contains(';') { "composed" } else { "single" }.to_string()],
+        }
+    }
+
+    /// The ground truth, as set.json records it.
+    pub fn truth(&self, seed: u64) -> Json {
+        match self {
+            Item::Numeric(f) => json!({
+                "id": f.id,
+                "family": f.family,
+                "variant": f.variant.name(),
+                "description": f.description,
+                "code": f.truth_code(),
+                "domain": f.interval().map(|(lo, hi)| json!([assay_interpreter::num_json(lo), assay_interpreter::num_json(hi)])),
+                "box_sha256": hex::encode(sha2::Sha256::digest(f.box_source(seed).as_bytes())),
+            }),
+            Item::Strings(f) => json!({
+                "id": f.id,
+                "family": f.family,
+                "description": f.description,
+                "code": f.truth_code(),
+                "tests": f.tests,
+                "box_sha256": hex::encode(sha2::Sha256::digest(f.box_source().as_bytes())),
+            }),
+        }
+    }
+
+    /// The ground truth in the answer format.
+    fn truth_answer(&self) -> String {
+        match self {
+            Item::Numeric(f) => {
+                let domain = match f.interval() {
+                    Some((lo, hi)) => format!("[{lo}, {hi}]"),
+                    None => "none".into(),
+                };
+                format!("[DESCRIPTION]: {}\n[DOMAIN]: {domain}\n[CODE]:\n```assay\n{}```\n", f.description, f.truth_code())
+            }
+            Item::Strings(f) => format!("[DESCRIPTION]: {}\n[CODE]:\n```assay\n{}```\n", f.description, f.truth_code()),
+        }
+    }
+
+    /// The task, its box written under `boxes/` if it is not there yet.
+    fn task(&self, out: &Path, seed: u64) -> std::io::Result<Task> {
+        let boxes = out.join("boxes");
+        std::fs::create_dir_all(&boxes)?;
+        let path = boxes.join(format!("{}.rhai", self.id()));
+        let (source, spec) = match self {
+            Item::Numeric(f) => (
+                f.box_source(seed),
+                FnSpec { truth: Some(f.truth_code()), interval: f.interval(), domain_scored: true, strings: None },
+            ),
+            Item::Strings(f) => (f.box_source(), FnSpec { strings: Some(f.tests.clone()), ..Default::default() }),
+        };
+        if read_regular(&path, 1 << 20).ok().as_deref() != Some(source.as_bytes()) {
+            write_atomic(&path, source.as_bytes())?;
+        }
+        Ok(Task::Function { path, source, name: "f".into(), spec })
+    }
+}
+
+/// The set of `suite` with `seed`: `n` items, each from its own stream.
+pub fn set(suite: Suite, seed: u64, n: usize) -> Vec<Item> {
+    (0..n as u64)
+        .map(|i| match suite {
+            Suite::Numeric => Item::Numeric(numeric::function(seed, i)),
+            Suite::Strings => Item::Strings(strings::function(seed, i)),
+        })
+        .collect()
+}
+
+/// Writes a file so that a reader sees the old or the new bytes, never a part.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Who runs the benchmark.
+pub enum Runner {
+    Baseline(&'static str),
+    /// Answers every item with its ground truth, without a step: the
+    /// scorer's ceiling, which checks the scorer and the set together.
+    Truth,
+    Agent,
+}
+
+/// The ground truth as an answer.
+struct Truth(String);
+
+impl Investigator for Truth {
+    fn name(&self) -> String {
+        "truth".into()
+    }
+    fn endpoint(&self) -> Option<String> {
+        None
+    }
+    fn reply(
+        &mut self,
+        _: &[Json],
+        _: Option<&Json>,
+        _: Option<&Path>,
+    ) -> Result<assay_stdlib::llm::Reply, String> {
+        Ok(assay_stdlib::llm::Reply {
+            message: json!({"role": "assistant", "content": self.0}),
+            text: self.0.clone(),
+            usage: Json::Null,
+            attempts: 1,
+            tool_calls: Vec::new(),
+        })
+    }
+}
+
+pub struct Options {
+    pub suite: Suite,
+    pub seed: u64,
+    pub n: usize,
+    pub out: PathBuf,
+    pub runner: Runner,
+    pub jobs: usize,
+    pub limits: Limits,
+    pub json: bool,
+}
+
+/// The finished investigation folder of an item (`items/ID/KIND/NNNN`,
+/// holding its manifest), if there is one.
+fn finished(dir: &Path) -> Option<PathBuf> {
+    let list = |d: &Path| -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(d)
+            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    list(dir).into_iter().filter(|k| k.is_dir()).flat_map(|k| list(&k)).find(|d| {
+        let name = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        name.len() == 4 && name.chars().all(|c| c.is_ascii_digit()) && d.join("manifest.json").is_file()
+    })
+}
+
+/// Runs (or resumes) a benchmark; returns the exit code.
+pub fn run(opts: Options) -> u8 {
+    match run_inner(&opts) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            crate::cli::EXIT_USAGE
+        }
+    }
+}
+
+fn run_inner(opts: &Options) -> Result<u8, String> {
+    let items = set(opts.suite, opts.seed, opts.n);
+    let set_json = json!({
+        "suite": opts.suite.name(),
+        "seed": opts.seed,
+        "assay_version": assay_interpreter::ASSAY_VERSION,
+        "items": items.iter().map(|i| i.truth(opts.seed)).collect::<Vec<_>>(),
+    });
+    let set_text = canonical(&set_json);
+    let set_sha = hex::encode(sha2::Sha256::digest(set_text.as_bytes()));
+    std::fs::create_dir_all(&opts.out).map_err(|e| format!("cannot make {}: {e}", opts.out.display()))?;
+    let set_path = opts.out.join("set.json");
+    match read_regular(&set_path, 1 << 30) {
+        Ok(old) if old != set_text.as_bytes() => {
+            return Err(format!(
+                "{} holds another set (a different suite, seed, size or Assay version); give another --out",
+                opts.out.display()
+            ))
+        }
+        Ok(_) => {}
+        Err(_) => write_atomic(&set_path, set_text.as_bytes()).map_err(|e| format!("cannot write set.json: {e}"))?,
+    }
+    let name = match opts.runner {
+        Runner::Baseline(b) => format!("baseline-{b}"),
+        Runner::Truth => "truth".to_string(),
+        Runner::Agent => {
+            let e = assay_stdlib::llm::Endpoint::for_agent()?;
+            format!("agent-{}", e.model)
+        }
+    };
+    let inv_dir = opts.out.join(assay_interpreter::run_stem(&name));
+    let started = Instant::now();
+    let timing: Mutex<BTreeMap<String, f64>> = Mutex::new(
+        read_regular(&inv_dir.join("timing.json"), 1 << 26)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default(),
+    );
+    let todo: Vec<&Item> = items.iter().filter(|it| finished(&inv_dir.join("items").join(it.id())).is_none()).collect();
+    let kept = items.len() - todo.len();
+    if kept > 0 && !opts.json {
+        eprintln!("resuming: {kept} of {} items are finished and kept", items.len());
+    }
+    let next = AtomicUsize::new(0);
+    let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let done = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..opts.jobs.max(1).min(todo.len().max(1)) {
+            s.spawn(|| loop {
+                let k = next.fetch_add(1, Ordering::SeqCst);
+                let Some(item) = todo.get(k) else { break };
+                let t = Instant::now();
+                let result = item.task(&opts.out, opts.seed).map_err(|e| e.to_string()).and_then(|task| {
+                    let mut inv: Box<dyn Investigator> = match opts.runner {
+                        Runner::Baseline(b) => {
+                            let script = opts.suite.baselines().iter().find(|(n, _)| *n == b).map(|(_, s)| *s);
+                            Box::new(Baseline::new(b, script.unwrap_or("")))
+                        }
+                        Runner::Truth => Box::new(Truth(item.truth_answer())),
+                        Runner::Agent => Box::new(Llm {
+                            endpoint: assay_stdlib::llm::Endpoint::for_agent()?,
+                            retry: opts.limits.retry.clone(),
+                        }),
+                    };
+                    investigate_with(task, &opts.limits, &inv_dir.join("items").join(item.id()), inv.as_mut())
+                        .map_err(|(_, m)| m)
+                });
+                match result {
+                    Ok(_) => {
+                        if let Ok(mut t_) = timing.lock() {
+                            t_.insert(item.id().to_string(), t.elapsed().as_secs_f64());
+                        }
+                    }
+                    Err(e) => {
+                        if let Ok(mut f) = failures.lock() {
+                            f.push(format!("{}: {e}", item.id()));
+                        }
+                    }
+                }
+                let d = done.fetch_add(1, Ordering::SeqCst) + 1;
+                if !opts.json && (d % 25 == 0 || d == todo.len()) {
+                    eprintln!("{d}/{} items", todo.len());
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap_or_default();
+    for f in &failures {
+        eprintln!("error: {f}");
+    }
+    let timing = timing.into_inner().unwrap_or_default();
+    let _ = write_atomic(&inv_dir.join("timing.json"), canonical(&json!(timing)).as_bytes());
+    // Scores of every finished item, and the table.
+    let mut rows = Vec::new();
+    for it in &items {
+        let Some(dir) = finished(&inv_dir.join("items").join(it.id())) else { continue };
+        let answer: Json = read_regular(&dir.join("answer.json"), 1 << 26)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Json::Null);
+        rows.push(json!({
+            "id": it.id(),
+            "tags": it.tags(),
+            "status": answer["status"],
+            "scores": answer["scores"],
+            "folder": dir.strip_prefix(&opts.out).unwrap_or(&dir).display().to_string(),
+        }));
+    }
+    let table = report::table(opts.suite, &rows);
+    let results = json!({
+        "suite": opts.suite.name(),
+        "seed": opts.seed,
+        "set_sha256": set_sha,
+        "investigator": name,
+        "items": rows,
+        "table": table,
+        "complete": rows.len() == items.len(),
+    });
+    write_atomic(&inv_dir.join("results.json"), canonical(&results).as_bytes())
+        .map_err(|e| format!("cannot write results.json: {e}"))?;
+    let item_seconds: f64 = timing.values().sum();
+    report::write_report(&opts.out).map_err(|e| format!("cannot write report.html: {e}"))?;
+    if opts.json {
+        crate::cli::write_stdout(&format!(
+            "{}\n",
+            canonical(&json!({"folder": inv_dir.display().to_string(), "table": table, "complete": rows.len() == items.len(), "seconds": started.elapsed().as_secs_f64(), "item_seconds": item_seconds}))
+        ));
+    } else {
+        crate::cli::write_stdout(&report::table_text(&name, &table));
+        crate::cli::write_stdout(&format!(
+            "{} of {} items; this run {:.1} s; {:.1} s of item time in all → {}\n",
+            rows.len(),
+            items.len(),
+            started.elapsed().as_secs_f64(),
+            item_seconds,
+            inv_dir.display()
+        ));
+    }
+    Ok(if failures.is_empty() && rows.len() == items.len() { crate::cli::EXIT_OK } else { crate::cli::EXIT_SCRIPT })
+}

@@ -1,0 +1,324 @@
+//! FIND's numeric functions (Schwettmann et al., 2023), generated from a
+//! seed as FIND's make_numeric builds them: 85% simple functions over the
+//! base families, 15% sums or products of two; served plain, with noise,
+//! with a corrupted interval, or approximated by a small neural network.
+//! Item `i` of a set depends only on the seed and `i` (its own ChaCha
+//! stream), so a set is the same however it is split or resumed.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::expr::{add, c, div, f, gt, le, lit, mul, sub, x, Fun, E};
+
+/// How a function is served.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Variant {
+    Plain,
+    /// Noise added to every output: "normal", "uniform" or "poisson".
+    Noise(&'static str),
+    /// On `interval` the function is replaced by normal(mean, 0.1).
+    Corrupted { interval: (f64, f64), mean: f64 },
+    /// A small ReLU network fit to the function, run in ONNX Runtime.
+    Net,
+}
+
+impl Variant {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Variant::Plain => "plain",
+            Variant::Noise(_) => "noisy",
+            Variant::Corrupted { .. } => "corrupted",
+            Variant::Net => "net",
+        }
+    }
+}
+
+/// One function with its ground truth.
+#[derive(Clone, Debug)]
+pub struct Function {
+    pub id: String,
+    /// The family: `linear`, `polynomial`, ... or `sum:linear+step`.
+    pub family: String,
+    pub variant: Variant,
+    /// The clean function.
+    pub expr: E,
+    pub description: String,
+}
+
+fn r1(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
+}
+
+fn u(rng: &mut ChaCha8Rng, lo: f64, hi: f64) -> f64 {
+    rng.random_range(lo..hi)
+}
+
+/// numpy's `np.linspace(lo, hi, 100)` choice, rounded to 0.1 as FIND does.
+fn grid_choice(rng: &mut ChaCha8Rng, lo: f64, hi: f64) -> f64 {
+    let i = rng.random_range(0..100) as f64;
+    r1(lo + (hi - lo) * i / 99.0)
+}
+
+/// Horner form of Σ coeffs[i] x^(degree - i), highest power first.
+fn horner(coeffs: &[f64]) -> E {
+    let mut e = c(coeffs[0]);
+    for k in &coeffs[1..] {
+        e = add(mul(e, x()), c(*k));
+    }
+    e
+}
+
+fn poly_text(coeffs: &[f64]) -> String {
+    let d = coeffs.len() - 1;
+    let terms: Vec<String> = coeffs
+        .iter()
+        .enumerate()
+        .map(|(i, k)| match d - i {
+            0 => format!("{k}"),
+            1 => format!("{k} x"),
+            p => format!("{k} x^{p}"),
+        })
+        .collect();
+    terms.join(" + ").replace("+ -", "- ")
+}
+
+const TAU: f64 = std::f64::consts::TAU;
+
+/// One base function of a family, with its description.
+fn base(rng: &mut ChaCha8Rng, family: &str) -> (E, String) {
+    let scale = r1(u(rng, -30.0, 30.0));
+    let bias = r1(u(rng, -30.0, 30.0));
+    let amplitude = grid_choice(rng, -10.0, 10.0);
+    let freq = grid_choice(rng, 0.1, TAU);
+    let shift = grid_choice(rng, 0.1, TAU);
+    match family {
+        "linear" => {
+            let (m, b) = (r1(u(rng, -10.0, 10.0)), r1(u(rng, -10.0, 10.0)));
+            (add(mul(c(m), x()), c(b)), format!("a line, {m} x + {b}"))
+        }
+        "polynomial" => {
+            let degree = rng.random_range(2..=5);
+            let coeffs: Vec<f64> = (0..=degree).map(|_| r1(u(rng, -5.0, 5.0))).collect();
+            let text = format!("a degree-{degree} polynomial, {}", poly_text(&coeffs));
+            (horner(&coeffs), text)
+        }
+        "absolute" => (add(mul(c(scale), f(Fun::Abs, x())), c(bias)), format!("{scale} |x| + {bias}")),
+        "root" => {
+            let n = rng.random_range(1..=2);
+            if n == 1 {
+                (add(mul(c(scale), x()), c(bias)), format!("{scale} x + {bias} (a first root: a line)"))
+            } else {
+                (
+                    add(mul(c(scale), f(Fun::Sqrt, x())), c(bias)),
+                    format!("{scale} sqrt(x) + {bias}, undefined for x < 0"),
+                )
+            }
+        }
+        "logarithm" => {
+            let b = r1(u(rng, 1.1, 10.0));
+            (
+                add(mul(c(scale), div(f(Fun::Log, x()), c(b.ln()))), c(bias)),
+                format!("{scale} log base {b} of x + {bias}, undefined for x <= 0"),
+            )
+        }
+        "step" => (
+            add(mul(c(scale), gt(x(), c(0.0))), c(bias)),
+            format!("a step at 0: {bias} for x <= 0, {} for x > 0", r1(scale + bias)),
+        ),
+        "relu" => {
+            let leak = r1(u(rng, 0.0, 1.0));
+            let e = add(mul(c(scale), add(mul(gt(x(), c(0.0)), x()), mul(le(x(), c(0.0)), mul(x(), c(leak))))), c(bias));
+            (e, format!("a leaky ReLU: {scale} (x if x > 0 else {leak} x) + {bias}"))
+        }
+        "tanh" | "sin" | "cos" => {
+            let fun = match family {
+                "tanh" => Fun::Tanh,
+                "sin" => Fun::Sin,
+                _ => Fun::Cos,
+            };
+            let w = TAU / freq;
+            let e = add(mul(c(amplitude), f(fun, mul(c(w), sub(x(), c(shift))))), c(bias));
+            (e, format!("{amplitude} {family}(2π/{freq} (x - {shift})) + {bias}"))
+        }
+        "constant" => {
+            let a = rng.random_range(-100..100) as f64;
+            (c(a), format!("the constant {a}"))
+        }
+        "reciprocal" => {
+            let mut a = r1(u(rng, -10.0, 10.0));
+            if a == 0.0 {
+                a = 1.0;
+            }
+            (div(c(1.0), mul(c(a), x())), format!("1 / ({a} x)"))
+        }
+        "gaussian" => {
+            let (mean, std) = (r1(u(rng, -50.0, 50.0)), r1(u(rng, 1.0, 10.0)));
+            let z = div(sub(x(), c(mean)), c(std));
+            let e = mul(c(1.0 / (std * TAU.sqrt())), f(Fun::Exp, mul(c(-0.5), mul(z.clone(), z))));
+            (e, format!("a Gaussian density with mean {mean} and standard deviation {std}"))
+        }
+        "rational" => {
+            let num_order = rng.random_range(0..=4);
+            let den_order = rng.random_range(num_order + 1..=5);
+            let mut num: Vec<f64> = (0..=num_order).map(|_| r1(u(rng, -10.0, 10.0))).collect();
+            let mut den: Vec<f64> = (0..=den_order).map(|_| r1(u(rng, -10.0, 10.0))).collect();
+            // FIND lists coefficients lowest power first.
+            num.reverse();
+            den.reverse();
+            let text = format!("the rational function ({}) / ({})", poly_text(&num), poly_text(&den));
+            (div(horner(&num), horner(&den)), text)
+        }
+        "rectangle" => {
+            let w = r1(u(rng, 1.0, 10.0));
+            (le(f(Fun::Abs, x()), c(w / 2.0)), format!("a rectangle: 1 where |x| <= {}, else 0", w / 2.0))
+        }
+        "square_wave" => {
+            let (period, sh) = (r1(u(rng, 1.0, 10.0)), r1(u(rng, -5.0, 5.0)));
+            let s = f(Fun::Sin, mul(sub(x(), c(sh)), c(TAU / period)));
+            (sub(mul(c(2.0), gt(s, c(0.0))), c(1.0)), format!("a square wave of period {period} shifted by {sh}, 1 and -1"))
+        }
+        "ceil" => (f(Fun::Ceil, x()), "ceil(x)".into()),
+        "floor" => (f(Fun::Floor, x()), "floor(x)".into()),
+        other => unreachable!("no family {other}"),
+    }
+}
+
+pub const SIMPLE: [&str; 16] = [
+    "linear",
+    "polynomial",
+    "absolute",
+    "root",
+    "logarithm",
+    "step",
+    "relu",
+    "tanh",
+    "constant",
+    "sin",
+    "cos",
+    "reciprocal",
+    "gaussian",
+    "rational",
+    "rectangle",
+    "square_wave",
+];
+const COMPOUND_PARTS: [&str; 9] =
+    ["linear", "polynomial", "step", "relu", "constant", "ceil", "floor", "rectangle", "square_wave"];
+
+/// The RNG of item `i` of the set with `seed`: its own stream.
+pub fn item_rng(seed: u64, i: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(i);
+    rng
+}
+
+/// Item `i` of the numeric set with `seed`.
+pub fn function(seed: u64, i: u64) -> Function {
+    let mut rng = item_rng(seed, i);
+    // FIND's served mix: 483 plain, 191 corrupted, 176 noisy, 150 net.
+    let v = rng.random_range(0..1000);
+    let corrupted = (483..674).contains(&v);
+    let (expr, family, description) = if corrupted {
+        // FIND corrupts only lines, constants and polynomials.
+        let fam = ["linear", "constant", "polynomial"][rng.random_range(0..3)];
+        let (e, d) = base(&mut rng, fam);
+        (e, fam.to_string(), d)
+    } else if rng.random_bool(0.85) {
+        let fam = SIMPLE[rng.random_range(0..SIMPLE.len())];
+        let (e, d) = base(&mut rng, fam);
+        (e, fam.to_string(), d)
+    } else {
+        let (f1, f2) = (
+            COMPOUND_PARTS[rng.random_range(0..COMPOUND_PARTS.len())],
+            COMPOUND_PARTS[rng.random_range(0..COMPOUND_PARTS.len())],
+        );
+        let (e1, d1) = base(&mut rng, f1);
+        let (e2, d2) = base(&mut rng, f2);
+        if rng.random_bool(0.5) {
+            (add(e1, e2), format!("sum:{f1}+{f2}"), format!("the sum of {d1} and {d2}"))
+        } else {
+            (mul(e1, e2), format!("product:{f1}*{f2}"), format!("the product of {d1} and {d2}"))
+        }
+    };
+    let variant = if corrupted {
+        let mean = (0..100).map(|k| expr.eval(-128.0 + 256.0 * k as f64 / 99.0)).sum::<f64>() / 100.0;
+        let a = r1(u(&mut rng, -100.0, 100.0));
+        let interval = match rng.random_range(0..4) {
+            0 => (f64::NEG_INFINITY, a),
+            1 => (a, f64::INFINITY),
+            _ => (a, r1(a + u(&mut rng, 5.0, 25.0))),
+        };
+        Variant::Corrupted { interval, mean }
+    } else if v >= 674 && v < 850 {
+        // FIND's noise: normal with probability 0.33, uniform 0.33, else Poisson.
+        Variant::Noise(match rng.random_range(0..3) {
+            0 => "normal",
+            1 => "uniform",
+            _ => "poisson",
+        })
+    } else if v >= 850 && (-128..128).all(|k| expr.eval(k as f64 + 0.5).is_finite()) {
+        Variant::Net
+    } else {
+        Variant::Plain
+    };
+    let description = match &variant {
+        Variant::Plain => description,
+        Variant::Noise(kind) => format!("{description}, with {kind} noise of scale 1 added"),
+        Variant::Corrupted { interval: (lo, hi), mean } => {
+            let wher = match (lo.is_finite(), hi.is_finite()) {
+                (false, _) => format!("x <= {hi}"),
+                (_, false) => format!("x >= {lo}"),
+                _ => format!("{lo} < x < {hi}"),
+            };
+            format!("{description}, except where {wher}: there it is noise around {:.3}", mean)
+        }
+        Variant::Net => format!("{description}, approximated by a ReLU network"),
+    };
+    Function { id: format!("n{i:04}"), family, variant, expr, description }
+}
+
+impl Function {
+    /// The ground truth as Assay code (`fn f(x)`): the clean function.
+    pub fn truth_code(&self) -> String {
+        format!("fn f(x) {{\n  return {}\n}}\n", self.expr.assay())
+    }
+
+    /// The corrupted interval, if any.
+    pub fn interval(&self) -> Option<(f64, f64)> {
+        match self.variant {
+            Variant::Corrupted { interval, .. } => Some(interval),
+            _ => None,
+        }
+    }
+
+    /// The black box as rhai (`fn f(x)`), noise and corruption included.
+    /// Noise is drawn from a hash of the item's seed and x, so the same
+    /// call gives the same value: runs replay byte for byte.
+    pub fn box_source(&self, seed: u64) -> String {
+        let clean = self.expr.rhai();
+        let key = (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ self.id.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))))
+            % 2_147_483_647;
+        let helpers = format!(
+            "fn clean(x) {{\n  {clean}\n}}\n\
+             fn hash01(x, k) {{\n  let m = 2147483647;\n  let q = if x.abs() < 1.0e12 {{ (x * 4096.0).round().to_int() }} else {{ 0 }};\n  \
+             let h = ((q % m) + m) % m;\n  h = (h * 48271 + {key} + k * 7919) % m;\n  let hi = ((q / m) % m + m) % m;\n  \
+             h = ((h + hi) * 48271) % m;\n  h = (h * 48271) % m;\n  h = (h * 48271) % m;\n  (h.to_float() + 0.5) / 2147483648.0\n}}\n\
+             fn normal(x) {{\n  (-2.0 * hash01(x, 1).ln()).sqrt() * (6.283185307179586 * hash01(x, 2)).cos()\n}}\n"
+        );
+        let body = match &self.variant {
+            Variant::Plain | Variant::Net => "clean(x)".to_string(),
+            Variant::Noise("normal") => "clean(x) + normal(x)".to_string(),
+            Variant::Noise("uniform") => "clean(x) + 2.0 * hash01(x, 3) - 1.0".to_string(),
+            Variant::Noise(_) => "let u = hash01(x, 4);\n  let k = 0;\n  let p = 0.36787944117144233;\n  let cdf = p;\n  while u > cdf && k < 40 {\n    k += 1;\n    p = p / k.to_float();\n    cdf += p;\n  }\n  clean(x) + k.to_float()".to_string(),
+            Variant::Corrupted { interval: (lo, hi), mean } => {
+                let cond = match (lo.is_finite(), hi.is_finite()) {
+                    (false, _) => format!("x <= {}", lit(*hi)),
+                    (_, false) => format!("x >= {}", lit(*lo)),
+                    _ => format!("x > {} && x < {}", lit(*lo), lit(*hi)),
+                };
+                format!("if {cond} {{ {} + 0.1 * normal(x) }} else {{ clean(x) }}", lit(*mean))
+            }
+        };
+        format!("{helpers}fn f(x) {{\n  {body}\n}}\n")
+    }
+}
