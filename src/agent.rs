@@ -40,6 +40,8 @@ pub struct FnSpec {
     /// A function of strings: the inputs its answer is scored on, by exact
     /// match with the box.
     pub strings: Option<Vec<String>>,
+    /// The network behind the box (ONNX bytes): the box's `net(x)`.
+    pub net: Option<Vec<u8>>,
 }
 
 /// What the agent investigates.
@@ -83,6 +85,16 @@ impl Task {
         match self {
             Task::Function { source, .. } => vec![("box".to_string(), source.clone())],
             Task::Question { .. } | Task::Unit { .. } | Task::ModelUnit { .. } => Vec::new(),
+        }
+    }
+
+    /// Networks behind bound boxes, as the child takes them.
+    fn nets(&self) -> Vec<(String, String)> {
+        match self {
+            Task::Function { spec: FnSpec { net: Some(bytes), .. }, .. } => {
+                vec![("box".to_string(), base64::engine::general_purpose::STANDARD.encode(bytes))]
+            }
+            _ => Vec::new(),
         }
     }
 
@@ -149,6 +161,8 @@ impl Task {
                 "kind": "function",
                 "function": name,
                 "strings": spec.strings.is_some(),
+                // A network behind the box is kept beside it as BOX.onnx.
+                "net_sha256": spec.net.as_ref().map(|b| hex::encode(sha2::Sha256::digest(b))),
                 // Where the box came from, for replay; its source is not kept here.
                 "box_path": path.display().to_string(),
                 "box_sha256": hex::encode(sha2::Sha256::digest(source.as_bytes())),
@@ -330,6 +344,7 @@ fn run_step(
         prelude: task.prelude(),
         deny_tools: task.denied(),
         bound: task.bound(),
+        nets: task.nets(),
     };
     match run_child(&job) {
         Err(e) => {
@@ -1029,7 +1044,20 @@ pub fn replay(dir: &Path, box_override: Option<&Path>, json_out: bool) -> u8 {
             }
             // Replay re-runs steps; it does not score, so no truth is needed.
             let strings = t["strings"].as_bool().unwrap_or(false).then(Vec::new);
-            let spec = FnSpec { strings, ..Default::default() };
+            let net = match t["net_sha256"].as_str() {
+                None => None,
+                Some(want) => {
+                    let onnx = path.with_extension("onnx");
+                    match read_regular(&onnx, 64 << 20) {
+                        Ok(b) if hex::encode(sha2::Sha256::digest(&b)) == want => Some(b),
+                        _ => {
+                            eprintln!("error: the box's network {} is missing or not the one this investigation used", onnx.display());
+                            return crate::cli::EXIT_USAGE;
+                        }
+                    }
+                }
+            };
+            let spec = FnSpec { strings, net, ..Default::default() };
             Task::Function { path, source, name: t["function"].as_str().unwrap_or("f").to_string(), spec }
         }
         Some("unit") => match (t["synthetic"].as_str(), t["model"].as_str(), t["unit"].as_str()) {

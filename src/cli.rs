@@ -478,6 +478,7 @@ fn cmd_run(script: &str, json: bool, allow: &[PathBuf], seed: Option<u64>, runs_
         prelude: None,
         deny_tools: Vec::new(),
         bound: Vec::new(),
+        nets: Vec::new(),
     };
     let end = match run_child(&job) {
         Ok(e) => e,
@@ -735,6 +736,7 @@ fn cmd_verify(run: &Path, json: bool, allow: &[PathBuf], budget: Budget) -> u8 {
         prelude: None,
         deny_tools: Vec::new(),
         bound: Vec::new(),
+        nets: Vec::new(),
     };
     let end = run_child(&job);
     let new_text = read_regular(&tmp.join("results.json"), 1 << 30).ok().and_then(|b| String::from_utf8(b).ok());

@@ -162,6 +162,11 @@ pub struct Job {
     /// The script can call them; it cannot read them (they are no file).
     #[serde(default)]
     pub bound: Vec<(String, String)>,
+    /// Networks behind black boxes: (alias, ONNX bytes in base64). The
+    /// box's rhai calls `net(x)`, which runs the network in ONNX Runtime;
+    /// the bytes reach the child here, never as a file it could read.
+    #[serde(default)]
+    pub nets: Vec<(String, String)>,
 }
 
 /// One `show` as the parent prints it.
@@ -584,6 +589,26 @@ fn emit(line: &str) {
     let _ = out.flush();
 }
 
+/// `net(x)` for a black box: the network (one input [N, 1], one output
+/// [N, 1]) is loaded from memory on the first call, after the sandbox has
+/// closed, and run on one number at a time.
+fn net_fn(bytes: Vec<u8>) -> impl Fn(f64) -> Result<f64, String> + Send + Sync + 'static {
+    let model: std::sync::OnceLock<Result<assay_stdlib::onnx::model::Model, String>> = std::sync::OnceLock::new();
+    move |x: f64| {
+        let m = model
+            .get_or_init(|| {
+                assay_stdlib::onnx::model::Model::load_bytes("net", &bytes, assay_stdlib::onnx::model::Provider::Cpu)
+            })
+            .as_ref()
+            .map_err(|e| e.clone())?;
+        let input = m.inputs.first().map(|p| p.name.clone()).ok_or("the network has no input")?;
+        let output = m.outputs.first().map(|p| p.name.clone()).ok_or("the network has no output")?;
+        let feed = ndarray::ArrayD::from_shape_vec(vec![1, 1], vec![x as f32]).map_err(|e| e.to_string())?;
+        let out = m.run("", || Err("the network is run as it is".into()), vec![(input, feed)], std::slice::from_ref(&output))?;
+        out.get(&output).and_then(|t| t.iter().next()).map(|v| f64::from(*v)).ok_or_else(|| "the network gave no value".into())
+    }
+}
+
 /// The child: check, provision, restrict, run, write the record, report.
 pub fn child_main(mut registry: Registry) -> u8 {
     // A panic (a bug) says where the script was before the process ends.
@@ -621,7 +646,15 @@ pub fn child_main(mut registry: Registry) -> u8 {
             hex::encode(sha2::Sha256::digest(text.as_bytes()))
         };
         match RhaiModule::load_opaque(alias, text, digest) {
-            Ok(m) => {
+            Ok(mut m) => {
+                if let Some((_, b64)) = job.nets.iter().find(|(a, _)| a == alias) {
+                    use base64::Engine as _;
+                    let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(b64) else {
+                        eprintln!("error: the network behind `{alias}` is not valid base64");
+                        return 2;
+                    };
+                    m.register_native("net", net_fn(bytes));
+                }
                 bound.insert(alias.clone(), Arc::new(m));
             }
             Err(d) => {
@@ -680,6 +713,10 @@ pub fn child_main(mut registry: Registry) -> u8 {
         let m = mentions(p);
         named.names.extend(m.names);
         named.strings.extend(m.strings);
+    }
+    if !job.nets.is_empty() {
+        // A box's network runs in ONNX Runtime: provision it like `onnx` would.
+        named.names.insert("onnx".to_string());
     }
     let provisioned = assay_stdlib::provision::provision_for(&named, &full);
     for p in &provisioned.problems {

@@ -118,6 +118,15 @@ impl RhaiModule {
         })
     }
 
+    /// Makes `name(x)`, a function of one number, callable from the
+    /// module's rhai code: how a harness lets a black box reach computation
+    /// it keeps from the script (a network run in ONNX Runtime).
+    pub fn register_native(&mut self, name: &str, f: impl Fn(f64) -> Result<f64, String> + Send + Sync + 'static) {
+        self.engine.register_fn(name, move |x: rhai::FLOAT| -> Result<rhai::FLOAT, Box<EvalAltResult>> {
+            f(x).map_err(|e| e.into())
+        });
+    }
+
     /// A black box bound by the person running Assay (not loaded by the
     /// script, so not a file the script can read); errors reveal nothing of
     /// its source.

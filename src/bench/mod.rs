@@ -102,6 +102,7 @@ impl Item {
                 "code": f.truth_code(),
                 "domain": f.interval().map(|(lo, hi)| json!([assay_interpreter::num_json(lo), assay_interpreter::num_json(hi)])),
                 "box_sha256": hex::encode(sha2::Sha256::digest(f.box_source(seed).as_bytes())),
+                "net_sha256": f.net.as_ref().map(|b| hex::encode(sha2::Sha256::digest(b))),
             }),
             Item::Strings(f) => json!({
                 "id": f.id,
@@ -134,10 +135,18 @@ impl Item {
         std::fs::create_dir_all(&boxes)?;
         let path = boxes.join(format!("{}.rhai", self.id()));
         let (source, spec) = match self {
-            Item::Numeric(f) => (
-                f.box_source(seed),
-                FnSpec { truth: Some(f.truth_code()), interval: f.interval(), domain_scored: true, strings: None },
-            ),
+            Item::Numeric(f) => {
+                let net = f.net.clone();
+                if let Some(bytes) = &net {
+                    let onnx = path.with_extension("onnx");
+                    if read_regular(&onnx, 64 << 20).ok().as_deref() != Some(bytes.as_slice()) {
+                        write_atomic(&onnx, bytes)?;
+                    }
+                }
+                // A network-served item is scored against the network: it is the function.
+                let truth = (f.variant != numeric::Variant::Net).then(|| f.truth_code());
+                (f.box_source(seed), FnSpec { truth, interval: f.interval(), domain_scored: true, strings: None, net })
+            }
             Item::Strings(f) => (f.box_source(), FnSpec { strings: Some(f.tests.clone()), ..Default::default() }),
         };
         if read_regular(&path, 1 << 20).ok().as_deref() != Some(source.as_bytes()) {

@@ -37,12 +37,16 @@ impl Variant {
 #[derive(Clone, Debug)]
 pub struct Function {
     pub id: String,
+    /// The item's index in its set (its random stream).
+    pub index: u64,
     /// The family: `linear`, `polynomial`, ... or `sum:linear+step`.
     pub family: String,
     pub variant: Variant,
     /// The clean function.
     pub expr: E,
     pub description: String,
+    /// For a `Net` item, the network that serves it (ONNX bytes).
+    pub net: Option<Vec<u8>>,
 }
 
 fn r1(v: f64) -> f64 {
@@ -273,7 +277,9 @@ pub fn function(seed: u64, i: u64) -> Function {
         }
         Variant::Net => format!("{description}, approximated by a ReLU network"),
     };
-    Function { id: format!("n{i:04}"), family, variant, expr, description }
+    let mut f = Function { id: format!("n{i:04}"), index: i, family, variant, expr, description, net: None };
+    f.net = f.fit_net(seed);
+    f
 }
 
 impl Function {
@@ -306,7 +312,9 @@ impl Function {
              fn normal(x) {{\n  (-2.0 * hash01(x, 1).ln()).sqrt() * (6.283185307179586 * hash01(x, 2)).cos()\n}}\n"
         );
         let body = match &self.variant {
-            Variant::Plain | Variant::Net => "clean(x)".to_string(),
+            Variant::Plain => "clean(x)".to_string(),
+            // The network, run in ONNX Runtime by the harness (see `net_onnx`).
+            Variant::Net => "net(x)".to_string(),
             Variant::Noise("normal") => "clean(x) + normal(x)".to_string(),
             Variant::Noise("uniform") => "clean(x) + 2.0 * hash01(x, 3) - 1.0".to_string(),
             Variant::Noise(_) => "let u = hash01(x, 4);\n  let k = 0;\n  let p = 0.36787944117144233;\n  let cdf = p;\n  while u > cdf && k < 40 {\n    k += 1;\n    p = p / k.to_float();\n    cdf += p;\n  }\n  clean(x) + k.to_float()".to_string(),
@@ -320,5 +328,83 @@ impl Function {
             }
         };
         format!("{helpers}fn f(x) {{\n  {body}\n}}\n")
+    }
+}
+
+/// Hidden units of the approximating network (FIND: Linear(1, 64), ReLU,
+/// Linear(64, 1)).
+pub const NET_WIDTH: usize = 64;
+
+impl Function {
+    /// For a `Net` item: the network that serves it, as ONNX bytes. FIND
+    /// trains an MLP by gradient descent; here the hidden layer is fixed
+    /// random ReLU features (kinks spread over [-128, 128], from the item's
+    /// stream) and the output layer is solved by least squares on 10,000
+    /// points, deterministically.
+    fn fit_net(&self, seed: u64) -> Option<Vec<u8>> {
+        let i = self.index;
+        if self.variant != Variant::Net {
+            return None;
+        }
+        let mut rng = item_rng(seed ^ 0x4e45_5457_4f52_4b21, i);
+        let (mut w1, mut b1) = (Vec::with_capacity(NET_WIDTH), Vec::with_capacity(NET_WIDTH));
+        for _ in 0..NET_WIDTH {
+            let kink: f64 = rng.random_range(-128.0..128.0);
+            let s = if rng.random_bool(0.5) { 1.0 } else { -1.0 };
+            w1.push((s / 128.0) as f32);
+            b1.push((-s * kink / 128.0) as f32);
+        }
+        let n = 10_000;
+        let xs: Vec<f32> = (0..n).map(|k| (-128.0 + 256.0 * k as f64 / (n - 1) as f64) as f32).collect();
+        let hidden = |x: f32| -> Vec<f64> {
+            let mut h: Vec<f64> = (0..NET_WIDTH).map(|j| f64::from((w1[j] * x + b1[j]).max(0.0))).collect();
+            h.push(1.0);
+            h
+        };
+        // The normal equations (65 x 65) with a tiny ridge: the features are
+        // bounded ReLUs, so this is well conditioned and fast.
+        let k = NET_WIDTH + 1;
+        let (mut ata, mut aty) = (vec![0.0f64; k * k], vec![0.0f64; k]);
+        for x in &xs {
+            let h = hidden(*x);
+            let y = self.expr.eval(f64::from(*x));
+            for r in 0..k {
+                if h[r] == 0.0 {
+                    continue;
+                }
+                aty[r] += h[r] * y;
+                for c in r..k {
+                    ata[r * k + c] += h[r] * h[c];
+                }
+            }
+        }
+        let ata = nalgebra::DMatrix::from_fn(k, k, |r, c| {
+            let v = if r <= c { ata[r * k + c] } else { ata[c * k + r] };
+            v + if r == c { 1e-8 * n as f64 } else { 0.0 }
+        });
+        let coef = ata.cholesky()?.solve(&nalgebra::DVector::from_vec(aty));
+        let w2: Vec<f32> = coef.iter().take(NET_WIDTH).map(|v| *v as f32).collect();
+        let b2 = [coef[NET_WIDTH] as f32];
+        use assay_stdlib::models::build::{batched, model, GraphBuilder};
+        use assay_stdlib::onnx::proto::{tensor_proto::DataType, GraphProto};
+        let mut g = GraphBuilder::default();
+        g.f32("w1", &[1, NET_WIDTH], &w1);
+        g.f32("b1", &[NET_WIDTH], &b1);
+        g.f32("w2", &[NET_WIDTH, 1], &w2);
+        g.f32("b2", &[1], &b2);
+        let h = g.node("MatMul", "/fc1/MatMul", &["x", "w1"], vec![]);
+        let h = g.node("Add", "/fc1/Add", &[&h, "b1"], vec![]);
+        let h = g.node("Relu", "/relu/Relu", &[&h], vec![]);
+        let h = g.node("MatMul", "/fc2/MatMul", &[&h, "w2"], vec![]);
+        g.node_to("Add", "/fc2/Add", &[&h, "b2"], vec![], "y");
+        let graph = GraphProto {
+            name: Some("net".into()),
+            node: g.nodes,
+            initializer: g.inits,
+            input: vec![batched("x", DataType::Float, &[1])],
+            output: vec![batched("y", DataType::Float, &[1])],
+            ..Default::default()
+        };
+        Some(assay_stdlib::onnx::graph::encode(&model(graph, format!("FIND item {}: {}", self.id, self.description))))
     }
 }

@@ -245,12 +245,40 @@ impl Model {
         }
         let mut b = builder(provider)?;
         let session = b.commit_from_file(path).map_err(|e| format!("ONNX Runtime cannot load the model: {e}"))?;
+        Ok(Model::from_session(path, display, sha256, proto, session, provider))
+    }
+
+    /// A model from bytes in memory, without external-data weights: a small
+    /// network a harness built and keeps from the script (it is no file).
+    pub fn load_bytes(display: &str, bytes: &[u8], provider: Provider) -> Result<Model, String> {
+        let proto = graph::decode(bytes)?;
+        if !external_files(&proto).is_empty() {
+            return Err("a model loaded from memory cannot have external-data weights".into());
+        }
+        let sha256 = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(bytes))
+        };
+        let mut b = builder(provider)?;
+        let session =
+            b.commit_from_memory(bytes).map_err(|e| format!("ONNX Runtime cannot load the model: {e}"))?;
+        Ok(Model::from_session(Path::new(""), display, sha256, proto, session, provider))
+    }
+
+    fn from_session(
+        path: &Path,
+        display: &str,
+        sha256: String,
+        proto: ModelProto,
+        session: Session,
+        provider: Provider,
+    ) -> Model {
         let inputs: Vec<Port> = session.inputs().iter().map(|o| Port::from_outlet(o.name(), o.dtype())).collect();
         let outputs: Vec<Port> = session.outputs().iter().map(|o| Port::from_outlet(o.name(), o.dtype())).collect();
         let kv = kv_slots(&inputs, &outputs);
         let mut sessions = HashMap::new();
         sessions.insert(String::new(), Arc::new(Mutex::new(session)));
-        Ok(Model {
+        Model {
             display: display.into(),
             path: path.to_path_buf(),
             sha256,
@@ -266,7 +294,7 @@ impl Model {
             every_tensor: OnceLock::new(),
             kv,
             memo: Mutex::new(HashMap::new()),
-        })
+        }
     }
 
     /// The session for a hook set, building the rewritten model on first use.
