@@ -1146,6 +1146,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn domains_are_read_in_the_forms_answers_give_them() {
+        assert_eq!(parse_domain("none"), Some(None));
+        assert_eq!(parse_domain("No interval."), Some(None));
+        assert_eq!(parse_domain("[30, 60]"), Some(Some((30.0, 60.0))));
+        assert_eq!(parse_domain("between 60 and 30.5"), Some(Some((30.5, 60.0))));
+        assert_eq!(parse_domain("x < -12"), Some(Some((f64::NEG_INFINITY, -12.0))));
+        assert_eq!(parse_domain("for x > 40 it is noise"), Some(Some((40.0, f64::INFINITY))));
+        assert_eq!(parse_domain("[-inf, 54]"), Some(Some((f64::NEG_INFINITY, 54.0))));
+        assert_eq!(parse_domain("(54.1, inf)"), Some(Some((54.1, f64::INFINITY))));
+        assert_eq!(parse_domain("somewhere on the right"), None);
+        assert_eq!(parse_domain("around 7"), None);
+    }
+
+    #[test]
+    fn interval_overlap_and_nmse_follow_their_definitions() {
+        assert_eq!(interval_iou((0.0, 10.0), (5.0, 15.0)), 5.0 / 15.0);
+        assert_eq!(interval_iou((f64::NEG_INFINITY, 0.0), (-128.0, 0.0)), 1.0);
+        assert_eq!(interval_iou((0.0, 1.0), (2.0, 3.0)), 0.0);
+        assert_eq!(nmse(&[1.0, 2.0], &[1.0, 2.0]), 0.0);
+        assert_eq!(nmse(&[1.0, 1.0], &[0.0, 0.0]), 1.0);
+        // Points where the truth is not finite are skipped; a non-finite
+        // prediction where it is finite is infinitely wrong.
+        assert_eq!(nmse(&[f64::NAN, 2.0], &[5.0, 2.0]), 0.0);
+        assert_eq!(nmse(&[1.0], &[f64::NAN]), f64::INFINITY);
+        assert_eq!(nmse(&[0.0], &[0.0]), 0.0);
+        assert_eq!(nmse(&[0.0], &[1.0]), f64::INFINITY);
+    }
+
+    #[test]
     fn neurons_and_heads_are_read_on_text_and_channels_on_images() {
         assert!(takes_text("\"/m/mlp\", neuron: 7"));
         assert!(takes_text("\"/m/heads\", head : 4, heads: 9"));

@@ -5,6 +5,7 @@
 
 mod adversarial;
 mod agent;
+mod bench;
 mod cases;
 mod cli;
 mod docs;

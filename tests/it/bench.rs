@@ -1,0 +1,178 @@
+//! `assay bench`: generated FIND sets, the shared scorer, baselines,
+//! resumption and replay. The agent runs against the scripted model of the
+//! agent tests (a loopback test double; no hosted model exists here).
+
+use std::path::Path;
+
+use serde_json::Value as Json;
+
+use crate::scripted::{say, scripted};
+use crate::support::{temp_with, Test};
+
+fn bench(dir: &Path, args: &[&str]) -> crate::support::Output {
+    Test::new(dir).arg("bench").args(args).args(["--json", "--jobs", "2"]).env("ASSAY_LLM_URL", "").run()
+}
+
+fn read_json(p: &Path) -> Json {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+}
+
+fn items(results: &Json) -> Vec<Json> {
+    results["items"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn the_ground_truth_planted_as_the_answer_is_solved_and_a_constant_is_not() {
+    let work = temp_with(&[]);
+    let out = bench(work.path(), &["numeric", "--baseline", "truth", "--n", "40", "--out", "set"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let truth = read_json(&work.path().join("set/truth/results.json"));
+    assert_eq!(items(&truth).len(), 40);
+    for it in items(&truth) {
+        let tags: Vec<&str> = it["tags"].as_array().unwrap().iter().filter_map(|t| t.as_str()).collect();
+        // A network-served item is scored against the network, which only
+        // approximates the written truth; every other truth is exact.
+        if !tags.contains(&"net") {
+            assert_eq!(it["scores"]["nmse"], 0, "{it}");
+            assert_eq!(it["scores"]["solved"], true, "{it}");
+        }
+        assert_eq!(it["scores"]["domain_correct"], true, "{it}");
+    }
+    // Every variant is in a set of 40, and the table counts them.
+    let table = truth["table"].as_array().unwrap();
+    for cat in ["all", "plain", "noisy", "corrupted", "net"] {
+        assert!(table.iter().any(|r| r["category"] == cat && r["n"].as_u64() > Some(0)), "{cat}: {table:?}");
+    }
+    // A known-wrong answer on the same set: a constant solves constants only.
+    let floor = bench(work.path(), &["numeric", "--baseline", "floor", "--n", "40", "--out", "set"]);
+    assert_eq!(floor.code, 0, "{}{}", floor.stdout, floor.stderr);
+    let floor = read_json(&work.path().join("set/baseline-floor/results.json"));
+    let set = read_json(&work.path().join("set/set.json"));
+    let family = |id: &str| {
+        set["items"].as_array().unwrap().iter().find(|i| i["id"] == id).unwrap()["family"].as_str().unwrap().to_string()
+    };
+    let mut unsolved_lines = 0;
+    for it in items(&floor) {
+        let fam = family(it["id"].as_str().unwrap());
+        if fam == "linear" || fam == "polynomial" {
+            assert_eq!(it["scores"]["solved"], false, "{fam}: {it}");
+            unsolved_lines += 1;
+        }
+    }
+    assert!(unsolved_lines > 0);
+    assert!(floor["table"][0]["solved"].as_f64() < truth["table"][0]["solved"].as_f64());
+    // Both investigators are in one report.
+    let report = std::fs::read_to_string(work.path().join("set/report.html")).unwrap();
+    assert!(report.contains("baseline-floor") && report.contains("<h2>truth</h2>") && report.contains("<svg"));
+}
+
+#[test]
+fn string_functions_planted_truths_match_exactly_and_the_fit_baseline_solves_single_operations() {
+    let work = temp_with(&[]);
+    let out = bench(work.path(), &["strings", "--baseline", "truth", "--n", "40", "--out", "s"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    for it in items(&read_json(&work.path().join("s/truth/results.json"))) {
+        assert_eq!(it["scores"]["accuracy"], 1.0, "{it}");
+    }
+    let fit = bench(work.path(), &["strings", "--baseline", "fit", "--n", "40", "--out", "s"]);
+    assert_eq!(fit.code, 0, "{}{}", fit.stdout, fit.stderr);
+    let fit = read_json(&work.path().join("s/baseline-fit/results.json"));
+    let single = fit["table"].as_array().unwrap().iter().find(|r| r["category"] == "single").cloned().unwrap();
+    assert!(single["solved"].as_f64().unwrap() > 0.8, "{single}");
+    let all = &fit["table"][0];
+    assert!(all["solved"].as_f64().unwrap() < 1.0, "compositions are beyond this baseline: {all}");
+}
+
+#[test]
+fn the_same_seed_gives_byte_identical_sets_and_scores_and_a_killed_run_resumes() {
+    let work = temp_with(&[]);
+    let a = bench(work.path(), &["numeric", "--baseline", "floor", "--n", "12", "--out", "a"]);
+    let b = bench(work.path(), &["numeric", "--baseline", "floor", "--n", "12", "--out", "b"]);
+    assert_eq!((a.code, b.code), (0, 0), "{}{}", a.stderr, b.stderr);
+    let bytes = |p: &str| std::fs::read(work.path().join(p)).unwrap();
+    assert_eq!(bytes("a/set.json"), bytes("b/set.json"));
+    assert_eq!(bytes("a/baseline-floor/results.json"), bytes("b/baseline-floor/results.json"));
+    let c = bench(work.path(), &["numeric", "--baseline", "floor", "--n", "12", "--seed", "1", "--out", "c"]);
+    assert_eq!(c.code, 0);
+    assert_ne!(bytes("a/set.json"), bytes("c/set.json"), "another seed, another set");
+    // Kill one item: its finished folder is gone and an unfinished one from
+    // a dead process is left. The rerun redoes that item only.
+    let item = work.path().join("a/baseline-floor/items/n0003/function");
+    std::fs::remove_dir_all(item.join("0001")).unwrap();
+    std::fs::create_dir_all(item.join(".incomplete-999999999-1/steps")).unwrap();
+    let kept_mtime = std::fs::metadata(work.path().join("a/baseline-floor/items/n0004/function/0001/answer.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let r = Test::new(work.path())
+        .args(["bench", "numeric", "--baseline", "floor", "--n", "12", "--out", "a"])
+        .env("ASSAY_LLM_URL", "")
+        .run();
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("11 of 12 items are finished and kept"), "{}", r.stderr);
+    assert!(item.join("0001/manifest.json").is_file() && !item.join(".incomplete-999999999-1").exists());
+    let again = std::fs::metadata(work.path().join("a/baseline-floor/items/n0004/function/0001/answer.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(kept_mtime, again, "a finished item is kept as it was");
+    assert_eq!(bytes("a/baseline-floor/results.json"), bytes("b/baseline-floor/results.json"));
+    // A folder holding another set is refused.
+    let other = bench(work.path(), &["numeric", "--baseline", "floor", "--n", "12", "--seed", "1", "--out", "a"]);
+    assert_eq!(other.code, 2);
+    assert!(other.stderr.contains("holds another set"), "{}", other.stderr);
+}
+
+#[test]
+fn every_item_is_an_investigation_that_replays_including_a_network_served_box() {
+    let work = temp_with(&[]);
+    let out = bench(work.path(), &["numeric", "--baseline", "floor", "--n", "12", "--out", "r"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let set = read_json(&work.path().join("r/set.json"));
+    let net = set["items"].as_array().unwrap().iter().find(|i| i["variant"] == "net").expect("a network item in 12");
+    assert!(net["net_sha256"].is_string());
+    let id = net["id"].as_str().unwrap();
+    assert!(work.path().join(format!("r/boxes/{id}.onnx")).is_file());
+    for id in [id, "n0000"] {
+        let dir = format!("r/baseline-floor/items/{id}/function/0001");
+        let r = Test::new(work.path()).args(["agent", "replay", &dir, "--json"]).run();
+        assert_eq!(r.code, 0, "{id}: {}{}", r.stdout, r.stderr);
+        assert_eq!(r.json()["replayed"], 1);
+    }
+    // The network really serves the box: its outputs are not the written
+    // truth's (which only the network approximates) but close to them.
+    let step = read_json(&work.path().join(format!("r/baseline-floor/items/{id}/function/0001/score/results.json")));
+    let truth: Vec<f64> = step["records"]["truth"].as_array().unwrap().iter().filter_map(|v| v.as_f64()).collect();
+    assert_eq!(truth.len(), 256);
+}
+
+#[test]
+fn the_agent_is_scored_through_the_same_path_as_the_baselines() {
+    let work = temp_with(&[]);
+    // The scripted model (a test double) answers both items with the line
+    // 2x + 1 after one step; the scorer does not know who answered.
+    let answer = "[DESCRIPTION]: a line\n[DOMAIN]: none\n[CODE]:\n```assay\nfn f(x) {\n  return 2 * x + 1\n}\n```";
+    let model = scripted(vec![
+        say("```assay\nshow box.f(1)\n```"),
+        say(answer),
+        say("```assay\nshow box.f(2)\n```"),
+        say(answer),
+    ]);
+    let out = Test::new(work.path())
+        .args(["bench", "numeric", "--n", "2", "--out", "g", "--jobs", "1", "--json"])
+        .args(["--retry-wait", "10ms", "--attempts", "2"])
+        .env("ASSAY_AGENT_URL", &model.url)
+        .env("ASSAY_AGENT_MODEL", "scripted")
+        .env("ASSAY_LLM_URL", "")
+        .run();
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let results = read_json(&work.path().join("g/agent-scripted/results.json"));
+    assert_eq!(results["investigator"], "agent-scripted");
+    for it in items(&results) {
+        assert_eq!(it["status"], "answered", "{it}");
+        assert!(it["scores"]["nmse"].is_number(), "{it}");
+        let dir = work.path().join("g").join(it["folder"].as_str().unwrap());
+        assert!(dir.join("steps/01/results.json").is_file());
+    }
+    assert_eq!(model.requests.lock().unwrap().len(), 4);
+}
