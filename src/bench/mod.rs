@@ -41,6 +41,8 @@ pub enum Suite {
     Numeric,
     /// FIND's string functions.
     Strings,
+    /// Synthetic neurons at MAIA's scale (85; `--n` takes the first n).
+    Neurons,
 }
 
 impl Suite {
@@ -48,6 +50,7 @@ impl Suite {
         match self {
             Suite::Numeric => "numeric",
             Suite::Strings => "strings",
+            Suite::Neurons => "neurons",
         }
     }
 
@@ -62,6 +65,10 @@ impl Suite {
                 ("floor", include_str!("baselines/strings_floor.assay")),
                 ("fit", include_str!("baselines/strings_fit.assay")),
             ],
+            Suite::Neurons => &[
+                ("floor", include_str!("baselines/neurons_floor.assay")),
+                ("exemplars", include_str!("baselines/neurons_exemplars.assay")),
+            ],
         }
     }
 }
@@ -70,6 +77,8 @@ impl Suite {
 pub enum Item {
     Numeric(numeric::Function),
     Strings(strings::Function),
+    /// A synthetic neuron: id, name, family, kind, ground truth.
+    Neuron { id: String, name: String, family: &'static str, kind: &'static str, description: String },
 }
 
 impl Item {
@@ -77,6 +86,7 @@ impl Item {
         match self {
             Item::Numeric(f) => &f.id,
             Item::Strings(f) => &f.id,
+            Item::Neuron { id, .. } => id,
         }
     }
 
@@ -88,6 +98,7 @@ impl Item {
                 vec![f.variant.name().to_string(), shape.to_string()]
             }
             Item::Strings(f) => vec![if f.family.contains(';') { "composed" } else { "single" }.to_string()],
+            Item::Neuron { family, kind, .. } => vec![family.to_string(), kind.to_string()],
         }
     }
 
@@ -112,6 +123,9 @@ impl Item {
                 "tests": f.tests,
                 "box_sha256": hex::encode(sha2::Sha256::digest(f.box_source().as_bytes())),
             }),
+            Item::Neuron { id, name, family, kind, description } => json!({
+                "id": id, "neuron": name, "family": family, "kind": kind, "description": description,
+            }),
         }
     }
 
@@ -126,11 +140,16 @@ impl Item {
                 format!("[DESCRIPTION]: {}\n[DOMAIN]: {domain}\n[CODE]:\n```assay\n{}```\n", f.description, f.truth_code())
             }
             Item::Strings(f) => format!("[DESCRIPTION]: {}\n[CODE]:\n```assay\n{}```\n", f.description, f.truth_code()),
+            // A neuron's truth is words, not stimuli: refused before any item runs.
+            Item::Neuron { description, .. } => format!("[DESCRIPTION]: {description}"),
         }
     }
 
     /// The task, its box written under `boxes/` if it is not there yet.
     fn task(&self, out: &Path, seed: u64) -> std::io::Result<Task> {
+        if let Item::Neuron { name, .. } = self {
+            return Ok(Task::Unit { synthetic: name.clone() });
+        }
         let boxes = out.join("boxes");
         std::fs::create_dir_all(&boxes)?;
         let path = boxes.join(format!("{}.rhai", self.id()));
@@ -148,6 +167,7 @@ impl Item {
                 (f.box_source(seed), FnSpec { truth, interval: f.interval(), domain_scored: true, strings: None, net })
             }
             Item::Strings(f) => (f.box_source(), FnSpec { strings: Some(f.tests.clone()), ..Default::default() }),
+            Item::Neuron { .. } => unreachable!("handled above"),
         };
         if read_regular(&path, 1 << 20).ok().as_deref() != Some(source.as_bytes()) {
             write_atomic(&path, source.as_bytes())?;
@@ -158,10 +178,26 @@ impl Item {
 
 /// The set of `suite` with `seed`: `n` items, each from its own stream.
 pub fn set(suite: Suite, seed: u64, n: usize) -> Vec<Item> {
+    if suite == Suite::Neurons {
+        // A fixed set: the seed only seeds the investigators' scripts.
+        return assay_stdlib::vision::synthetic::benchmark_neurons()
+            .into_iter()
+            .take(n)
+            .enumerate()
+            .map(|(i, (name, family, kind, description))| Item::Neuron {
+                id: format!("u{i:02}"),
+                name,
+                family,
+                kind,
+                description,
+            })
+            .collect();
+    }
     (0..n as u64)
         .map(|i| match suite {
             Suite::Numeric => Item::Numeric(numeric::function(seed, i)),
             Suite::Strings => Item::Strings(strings::function(seed, i)),
+            Suite::Neurons => unreachable!("handled above"),
         })
         .collect()
 }
@@ -247,6 +283,9 @@ pub fn run(opts: Options) -> u8 {
 }
 
 fn run_inner(opts: &Options) -> Result<u8, String> {
+    if opts.suite == Suite::Neurons && matches!(opts.runner, Runner::Truth) {
+        return Err("a neuron's ground truth is a description, not stimuli to score: `truth` runs on numeric and strings".into());
+    }
     let items = set(opts.suite, opts.seed, opts.n);
     let set_json = json!({
         "suite": opts.suite.name(),
@@ -339,6 +378,7 @@ fn run_inner(opts: &Options) -> Result<u8, String> {
     let timing = timing.into_inner().unwrap_or_default();
     let _ = write_atomic(&inv_dir.join("timing.json"), canonical(&json!(timing)).as_bytes());
     // Scores of every finished item, and the table.
+    let judge = Judge::from_env()?;
     let mut rows = Vec::new();
     for it in &items {
         let Some(dir) = finished(&inv_dir.join("items").join(it.id())) else { continue };
@@ -346,7 +386,14 @@ fn run_inner(opts: &Options) -> Result<u8, String> {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or(Json::Null);
+        let judged = match (&judge, it) {
+            (Some(j), Item::Neuron { description, .. }) => {
+                j.verdict(&inv_dir.join("items").join(it.id()), answer["fields"]["LABEL"].as_str().unwrap_or(""), description)
+            }
+            _ => None,
+        };
         rows.push(json!({
+            "label_judged": judged,
             "id": it.id(),
             "tags": it.tags(),
             "status": answer["status"],
@@ -385,4 +432,57 @@ fn run_inner(opts: &Options) -> Result<u8, String> {
         ));
     }
     Ok(if failures.is_empty() && rows.len() == items.len() { crate::cli::EXIT_OK } else { crate::cli::EXIT_SCRIPT })
+}
+
+/// A judge model that compares an answer's label with a neuron's written
+/// ground truth (`ASSAY_JUDGE_URL`, `ASSAY_JUDGE_MODEL`, `ASSAY_JUDGE_KEY`).
+/// Its verdict is kept beside the item's investigation (`judge.json`), so a
+/// resumed benchmark asks it once per item.
+pub struct Judge {
+    endpoint: assay_stdlib::llm::Endpoint,
+}
+
+impl Judge {
+    fn from_env() -> Result<Option<Judge>, String> {
+        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        match (get("ASSAY_JUDGE_URL"), get("ASSAY_JUDGE_MODEL")) {
+            (Some(url), Some(model)) => Ok(Some(Judge {
+                endpoint: assay_stdlib::llm::Endpoint {
+                    url: url.trim_end_matches('/').to_string(),
+                    model,
+                    key: get("ASSAY_JUDGE_KEY"),
+                },
+            })),
+            (None, None) => Ok(None),
+            _ => Err("set both ASSAY_JUDGE_URL and ASSAY_JUDGE_MODEL for a judge, or neither".into()),
+        }
+    }
+
+    /// Whether `label` names the concept of `truth`; None when the judge
+    /// could not say (its reply is kept either way).
+    fn verdict(&self, item_dir: &Path, label: &str, truth: &str) -> Option<bool> {
+        let path = item_dir.join("judge.json");
+        if let Some(old) = read_regular(&path, 1 << 20).ok().and_then(|b| serde_json::from_slice::<Json>(&b).ok()) {
+            if old["label"] == label && old["truth"] == truth {
+                return old["verdict"].as_bool();
+            }
+        }
+        let prompt = format!(
+            "A neuron's ground truth: it responds to {truth}.\nA proposed label for it: \"{label}\".\nDoes the label name the same concept as the ground truth (or a clearly overlapping one)? Answer with one word: yes or no."
+        );
+        let messages = [json!({"role": "user", "content": prompt})];
+        let reply = self.endpoint.converse(&self.endpoint.model, &messages, None, &assay_stdlib::llm::Retry::default());
+        let (text, verdict) = match &reply {
+            Ok(r) => {
+                let t = r.text.trim().to_ascii_lowercase();
+                (r.text.clone(), if t.starts_with("yes") { Some(true) } else if t.starts_with("no") { Some(false) } else { None })
+            }
+            Err(e) => (self.endpoint.scrub(e), None),
+        };
+        let record = json!({"label": label, "truth": truth, "verdict": verdict, "reply": text, "judge": self.endpoint.model, "endpoint": self.endpoint.public_url()});
+        if reply.is_ok() {
+            let _ = write_atomic(&path, canonical(&record).as_bytes());
+        }
+        verdict
+    }
 }

@@ -46,7 +46,10 @@ pub fn table(suite: Suite, rows: &[Json]) -> Json {
                 .collect();
             let solved: Vec<f64> =
                 these.iter().map(|r| f64::from(u8::from(r["scores"]["solved"].as_bool() == Some(true)))).collect();
-            let mut row = json!({"category": cat, "n": these.len(), "solved": num(mean(&solved))});
+            let mut row = json!({"category": cat, "n": these.len()});
+            if suite != Suite::Neurons {
+                row["solved"] = num(mean(&solved));
+            }
             match suite {
                 Suite::Numeric => {
                     // An unscored answer (an error, no answer) counts as infinite NMSE.
@@ -62,6 +65,19 @@ pub fn table(suite: Suite, rows: &[Json]) -> Json {
                 Suite::Strings => {
                     let acc: Vec<f64> = these.iter().map(|r| r["scores"]["accuracy"].as_f64().unwrap_or(0.0)).collect();
                     row["accuracy"] = num(mean(&acc));
+                }
+                Suite::Neurons => {
+                    // An unscored answer counts as chance (0.5).
+                    let auc: Vec<f64> = these.iter().map(|r| r["scores"]["score"].as_f64().unwrap_or(0.5)).collect();
+                    row["auc"] = num(mean(&auc));
+                    let judged: Vec<f64> = these
+                        .iter()
+                        .filter_map(|r| r["label_judged"].as_bool())
+                        .map(|b| f64::from(u8::from(b)))
+                        .collect();
+                    if !judged.is_empty() {
+                        row["label_agrees"] = num(mean(&judged));
+                    }
                 }
             }
             row
@@ -178,7 +194,7 @@ pub fn write_report(out: &Path) -> std::io::Result<()> {
             html_escape(r["set_sha256"].as_str().unwrap_or(""))
         );
     }
-    for metric in ["solved", "domain_correct", "accuracy"] {
+    for metric in ["solved", "domain_correct", "accuracy", "auc", "label_agrees"] {
         let series: Vec<(String, Vec<(String, f64)>)> = results
             .iter()
             .filter(|r| r["table"][0].get(metric).is_some())

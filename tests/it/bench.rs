@@ -176,3 +176,71 @@ fn the_agent_is_scored_through_the_same_path_as_the_baselines() {
     }
     assert_eq!(model.requests.lock().unwrap().len(), 4);
 }
+
+#[test]
+fn neuron_descriptions_are_scored_by_auc_and_a_configured_judge_compares_labels_once() {
+    let work = temp_with(&[]);
+    // The judge is the scripted model (a test double for a hosted judge).
+    let judge = scripted(vec![say("yes"), say("No."), say("yes, both are colours")]);
+    let run = |judge_url: &str| {
+        Test::new(work.path())
+            .args(["bench", "neurons", "--baseline", "exemplars", "--n", "3", "--out", "u", "--json", "--jobs", "2"])
+            .env("ASSAY_LLM_URL", "")
+            .env("ASSAY_JUDGE_URL", judge_url)
+            .env("ASSAY_JUDGE_MODEL", "scripted-judge")
+            .run()
+    };
+    let out = run(&judge.url);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let results = read_json(&work.path().join("u/baseline-exemplars/results.json"));
+    let rows = items(&results);
+    assert_eq!(rows.len(), 3);
+    // The first three of the 85 are the colour filters; the exemplar
+    // baseline finds red things for the red one.
+    let red = &rows[0];
+    assert!(red["scores"]["score"].as_f64().unwrap() > 0.7, "{red}");
+    let verdicts: Vec<Json> = rows.iter().map(|r| r["label_judged"].clone()).collect();
+    assert_eq!(verdicts, vec![Json::Bool(true), Json::Bool(false), Json::Bool(true)]);
+    assert_eq!(results["table"][0]["label_agrees"].as_f64(), Some(2.0 / 3.0));
+    let asked = judge.requests.lock().unwrap().clone();
+    assert_eq!(asked.len(), 3);
+    let prompt = asked[0].1["messages"][0]["content"].as_str().unwrap().to_string();
+    assert!(prompt.contains("saturated red regions"), "the judge sees the written truth: {prompt}");
+    // A resumed run keeps the verdicts: the judge is not asked again.
+    let again = run(&judge.url);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert_eq!(judge.requests.lock().unwrap().len(), 3);
+    // Neurons have no stimuli as ground truth: `truth` is refused.
+    let t = Test::new(work.path()).args(["bench", "neurons", "--baseline", "truth", "--n", "3", "--out", "v"]).run();
+    assert_eq!(t.code, 2, "{}", t.stderr);
+}
+
+#[test]
+fn the_benchmark_neurons_are_groups_of_the_imagenet_classes_they_name() {
+    let (_, labels) = assay_stdlib::models::efficientnet::provision().expect("EfficientNet-Lite0");
+    let first = |i: usize| labels[i].split(',').next().unwrap().trim().to_string();
+    for (i, name) in [(151, "Chihuahua"), (281, "tabby"), (404, "airliner"), (948, "Granny Smith"), (985, "daisy")] {
+        assert_eq!(first(i), name);
+    }
+    for g in assay_stdlib::vision::neurons85::GROUPS {
+        // A written truth that lists examples names at least one of the
+        // group's classes.
+        let words: Vec<String> = g.classes.iter().map(|c| first(*c).to_lowercase()).collect();
+        let lower = g.description.to_lowercase();
+        let Some((_, truth)) = lower.split_once('(') else { continue };
+        assert!(
+            words.iter().any(|w| w.split(' ').any(|part| part.len() > 3 && truth.contains(part.trim_end_matches('s')))),
+            "{}: {} vs {:?}",
+            g.name,
+            g.description,
+            words
+        );
+    }
+    let out = Test::new(&crate::support::repo_root())
+        .args(["run", "-", "--json"])
+        .stdin("let ns = synthetic_neurons(set: \"benchmark\")\nrecord \"n\", len(ns)\nrecord \"kinds\", map([\"single\", \"or\", \"and\"], k => len(filter(ns, n => n.kind == k)))\n")
+        .run();
+    assert_eq!(out.json()["results"]["records"]["n"], 85, "{}", out.stdout);
+    // 39 concept singles plus 8 low-level (colour, orientation, ...) = 47.
+    assert_eq!(out.json()["results"]["records"]["kinds"], serde_json::json!([39, 18, 20]));
+}

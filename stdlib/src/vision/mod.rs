@@ -15,6 +15,7 @@ pub mod edit;
 pub mod exemplars;
 pub mod plot;
 pub mod svg;
+pub mod neurons85;
 pub mod synthetic;
 use crate::models::fetch::{self, Pinned};
 

@@ -295,6 +295,7 @@ pub fn provision() -> Result<(), String> {
     let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let base = crate::onnx::graph::decode(&bytes)?;
     crate::models::build::cache_built("synthetic", "concepts", &concept_model(&base, &labels)?)?;
+    crate::models::build::cache_built("synthetic", "concepts85", &super::neurons85::concept_model(&base)?)?;
     Ok(())
 }
 
@@ -316,6 +317,21 @@ fn synthetic_sig() -> Signature {
 fn synthetic(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let name = a.str("name")?;
     let Some(n) = all().position(|n| n.name == name) else {
+        // The benchmark's concept neurons (MAIA's scale).
+        if let Some(c) = super::neurons85::concepts().iter().position(|c| c.name == name) {
+            let (path, _) = crate::models::efficientnet::provision()
+                .map_err(|e| ToolError::new(format!("cannot prepare efficientnet-lite0: {e}")))?;
+            let bytes = std::fs::read(&path).map_err(|e| ToolError::new(format!("{}: {e}", path.display())))?;
+            let base = crate::onnx::graph::decode(&bytes).map_err(ToolError::new)?;
+            let proto = super::neurons85::concept_model(&base).map_err(ToolError::new)?;
+            let mut m = load_built(&proto, "concepts85", ctx).map_err(ToolError::new)?;
+            m.preprocess = Some(Preprocess { resize: 256, size: 224, mean: [127.0; 3], std: [128.0; 3] });
+            return Ok(Value::Handle(Arc::new(Unit {
+                model: Arc::new(m),
+                tensor: "response".into(),
+                select: Select::Channel(Some(c), Reduce::Max),
+            })));
+        }
         let names: Vec<&str> = all().map(|n| n.name).collect();
         let help = match assay_interpreter::closest(name, names.iter().copied()) {
             Some(c) => format!("did you mean \"{c}\"? synthetic_neurons() lists them all"),
@@ -347,11 +363,43 @@ fn synthetic(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn neurons_sig() -> Signature {
-    Signature::new("synthetic_neurons", "vision", "Every synthetic neuron with its ground truth: a list of {name, family (\"low-level\" or \"concept\"), kind (colour, orientation, location, texture; single, or, and, and-not), description}.")
+    Signature::new("synthetic_neurons", "vision", "Every synthetic neuron with its ground truth: a list of {name, family (\"low-level\" or \"concept\"), kind (colour, orientation, location, texture; single, or, and, and-not), description}. `set: \"benchmark\"` lists the 85 of the benchmark instead (MAIA's mix: 47 single-concept, 18 OR, 20 AND, over 39 groups of ImageNet classes and the 8 low-level filters); `synthetic(name)` takes any of them.")
+        .opt("set", Type::Str, Value::str("core"), "\"core\" (the 14 named in `synthetic`) or \"benchmark\" (85)")
         .returns(Type::list(Type::record()))
+        .example("let ns = synthetic_neurons(set: \"benchmark\")\nassert len(ns) == 85 and len(filter(ns, n => n.kind == \"and\")) == 20")
         .example("let ns = synthetic_neurons()\nassert len(ns) == 14\nassert ns[0].name == \"red\" and ns[13].kind == \"and-not\"")
 }
-fn neurons(_: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+/// The benchmark's 85: the low-level filters and the concept neurons.
+pub fn benchmark_neurons() -> Vec<(String, &'static str, &'static str, String)> {
+    let mut out: Vec<(String, &'static str, &'static str, String)> =
+        LOW_LEVEL.iter().map(|n| (n.name.to_string(), n.family, n.kind, n.description.to_string())).collect();
+    out.extend(super::neurons85::concepts().into_iter().map(|c| (c.name, "concept", c.kind, c.description)));
+    out
+}
+
+fn neurons(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    match a.str("set")? {
+        "core" => {}
+        "benchmark" => {
+            return Ok(Value::list(
+                benchmark_neurons()
+                    .into_iter()
+                    .map(|(name, family, kind, description)| {
+                        Value::record([
+                            ("name", Value::str(name)),
+                            ("family", Value::str(family)),
+                            ("kind", Value::str(kind)),
+                            ("description", Value::str(description)),
+                        ])
+                    })
+                    .collect(),
+            ))
+        }
+        other => {
+            return Err(ToolError::arg("set", format!("no set \"{other}\""))
+                .help("the sets are \"core\" and \"benchmark\""))
+        }
+    }
     Ok(Value::list(
         all()
             .map(|n| {
@@ -390,8 +438,24 @@ enum Stimuli {
     Texts(Vec<String>),
 }
 
-fn stimuli_of(a: &Args, i: &str) -> Result<Stimuli, ToolError> {
+/// The most stimuli one side of `score` takes.
+const MAX_STIMULI: usize = 2000;
+
+fn stimuli_of(a: &Args, i: &str, ctx: &mut dyn ToolCtx) -> Result<Stimuli, ToolError> {
+    if let Ok(d) = super::data::dataset_of(a, i) {
+        if d.items.is_empty() || d.items.len() > MAX_STIMULI {
+            return Err(ToolError::arg(i, format!("a data set of {} items; give 1 to {MAX_STIMULI}", d.items.len()))
+                .help("narrow it with filter(), take() or sample()"));
+        }
+        return (0..d.items.len())
+            .map(|k| d.load(k, ctx).map(Arc::new).map_err(|e| ToolError::arg(i, e)))
+            .collect::<Result<_, _>>()
+            .map(Stimuli::Images);
+    }
     let items = a.items(i)?;
+    if items.len() > MAX_STIMULI {
+        return Err(ToolError::arg(i, format!("{} stimuli; give at most {MAX_STIMULI}", items.len())));
+    }
     if items.is_empty() {
         return Err(ToolError::arg(i, "give at least one stimulus"));
     }
@@ -426,21 +490,21 @@ fn responses(u: &Unit, s: &Stimuli, i: &str) -> Result<Vec<f64>, ToolError> {
 }
 
 fn score_sig() -> Signature {
-    Signature::new("score", "vision", "Checks a description of a unit against stimuli: `positives` are stimuli the description says should drive the unit, `negatives` stimuli it says should not (ideally the same stimuli with the described property removed). Images for an image model's channel; texts for a language model's neuron or head (its largest value over tokens; for a head, the largest norm of its output). Returns {score, positive, negative, positive_mean, negative_mean}: `score` is the chance that the unit responds more to a random positive than to a random negative (ROC AUC; 0.5 is chance, 1 a perfect description, below 0.5 a description that points the wrong way).")
+    Signature::new("score", "vision", "Checks a description of a unit against stimuli: `positives` are stimuli the description says should drive the unit, `negatives` stimuli it says should not (ideally the same stimuli with the described property removed). Images (or a data set, e.g. `take(filter(emoji(), e => \"dog\" in e.label), 20)`) for an image model's channel; texts for a language model's neuron or head (its largest value over tokens; for a head, the largest norm of its output). Returns {score, positive, negative, positive_mean, negative_mean}: `score` is the chance that the unit responds more to a random positive than to a random negative (ROC AUC; 0.5 is chance, 1 a perfect description, below 0.5 a description that points the wrong way).")
         .param("unit", Type::Handle("unit"), "a unit: a channel of an image model (synthetic() or unit()), or a neuron or head of a language model")
-        .param("positives", Type::OneOf(vec![Type::list(Type::Image), Type::list(Type::Str)]), "stimuli the description predicts a response to")
-        .param("negatives", Type::OneOf(vec![Type::list(Type::Image), Type::list(Type::Str)]), "stimuli it predicts no response to")
+        .param("positives", Type::OneOf(vec![Type::list(Type::Image), Type::list(Type::Str), Type::Handle("dataset")]), "stimuli the description predicts a response to (images, a data set's images, or texts)")
+        .param("negatives", Type::OneOf(vec![Type::list(Type::Image), Type::list(Type::Str), Type::Handle("dataset")]), "stimuli it predicts no response to")
         .returns(Type::record())
         .example("let u = synthetic(\"vertical\")\nlet bars = r => svg(\"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 20 20'><rect x='8' y='2' width='4' height='16' fill='black' transform='rotate({r} 10 10)'/></svg>\")\nlet s = score(u, [bars(0), bars(10)], [bars(90), bars(80)])\nassert s.score == 1 and s.positive_mean > s.negative_mean")
 }
-fn score(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+fn score(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let u = match a.get("unit") {
         Value::Handle(h) => h.as_any().downcast_ref::<Unit>(),
         _ => None,
     }
     .ok_or_else(|| ToolError::arg("unit", "expected a unit, from synthetic() or unit()"))?;
-    let pos = stimuli_of(a, "positives")?;
-    let neg = stimuli_of(a, "negatives")?;
+    let pos = stimuli_of(a, "positives", ctx)?;
+    let neg = stimuli_of(a, "negatives", ctx)?;
     if matches!((&pos, &neg), (Stimuli::Images(_), Stimuli::Texts(_)) | (Stimuli::Texts(_), Stimuli::Images(_))) {
         return Err(ToolError::arg("negatives", "positives and negatives must be the same kind of stimulus (both images or both texts)"));
     }

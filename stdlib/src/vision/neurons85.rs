@@ -1,0 +1,222 @@
+//! The benchmark's synthetic neurons at MAIA's scale: 85 with MAIA's mix
+//! (47 single-concept, 18 OR, 20 AND). The 8 low-level filter neurons are
+//! the synthetic ones of `synthetic.rs`; 39 concepts are groups of
+//! EfficientNet-Lite0's ImageNet classes (a group's summed probability);
+//! OR is the larger of two groups, AND the smaller (high only when both are
+//! present). Each has its written ground truth.
+
+use crate::models::build::{batched, int, GraphBuilder};
+use crate::onnx::proto::{tensor_proto::DataType, ModelProto};
+
+/// A concept: its name, its ground truth in words, and its ImageNet class
+/// indices (the standard ImageNet-1k order EfficientNet-Lite0 uses).
+pub struct Group {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub classes: &'static [usize],
+}
+
+macro_rules! range {
+    ($a:expr, $b:expr) => {{
+        const N: usize = $b - $a + 1;
+        const R: [usize; N] = {
+            let mut r = [0; N];
+            let mut i = 0;
+            while i < N {
+                r[i] = $a + i;
+                i += 1;
+            }
+            r
+        };
+        &R
+    }};
+}
+
+pub const GROUPS: &[Group] = &[
+    Group { name: "cat", description: "cats (tabby, tiger cat, Persian, Siamese, Egyptian cat)", classes: range!(281, 285) },
+    Group { name: "ball", description: "balls used in sports (soccer ball, basketball, baseball, tennis ball, volleyball, golf ball, ...)", classes: &[429, 430, 522, 574, 722, 768, 805, 852, 890] },
+    Group { name: "cup", description: "cups of coffee (espresso, cup, coffee mug)", classes: &[504, 967, 968] },
+    Group { name: "dog", description: "dogs of any breed", classes: range!(151, 268) },
+    Group { name: "wild_canine", description: "wolves, coyotes, dingoes, hyenas and foxes", classes: range!(269, 280) },
+    Group { name: "big_cat", description: "big cats (cougar, lynx, leopard, jaguar, lion, tiger, cheetah)", classes: range!(286, 293) },
+    Group { name: "bear", description: "bears (brown, black, polar, sloth bear)", classes: range!(294, 297) },
+    Group { name: "primate", description: "apes and monkeys", classes: range!(365, 384) },
+    Group { name: "elephant", description: "elephants", classes: &[101, 385, 386] },
+    Group { name: "hoofed_animal", description: "hoofed animals (horses, zebras, pigs, cattle, sheep, goats, antelopes, camels, llamas)", classes: range!(339, 355) },
+    Group { name: "small_mammal", description: "rabbits, hares, hamsters, squirrels, beavers and guinea pigs", classes: range!(330, 338) },
+    Group { name: "bird", description: "birds of any kind", classes: &[7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100, 127, 128, 129, 130, 131, 132, 133, 134, 135, 136, 137, 138, 139, 140, 141, 142, 143, 144, 145, 146] },
+    Group { name: "fish", description: "fish (tench, goldfish, sharks, rays, eels, salmon, pufferfish, ...)", classes: &[0, 1, 2, 3, 4, 5, 6, 389, 390, 391, 392, 393, 394, 395, 396, 397] },
+    Group { name: "whale_or_seal", description: "whales, dugongs and sea lions", classes: range!(147, 150) },
+    Group { name: "amphibian", description: "salamanders, newts and frogs", classes: range!(25, 32) },
+    Group { name: "turtle", description: "turtles and tortoises", classes: range!(33, 37) },
+    Group { name: "lizard", description: "lizards (geckos, iguanas, chameleons, Komodo dragons, ...)", classes: range!(38, 48) },
+    Group { name: "crocodile", description: "crocodiles and alligators", classes: &[49, 50] },
+    Group { name: "snake", description: "snakes", classes: range!(52, 68) },
+    Group { name: "spider", description: "spiders, scorpions and ticks", classes: range!(70, 78) },
+    Group { name: "insect", description: "insects (beetles, flies, bees, ants, grasshoppers, dragonflies, ...), not butterflies", classes: range!(300, 320) },
+    Group { name: "butterfly", description: "butterflies", classes: range!(321, 326) },
+    Group { name: "crustacean", description: "crabs, lobsters and crayfish", classes: range!(118, 126) },
+    Group { name: "sea_creature", description: "jellyfish, anemones, corals, snails, starfish, sea urchins and cucumbers", classes: &[107, 108, 109, 110, 111, 112, 113, 114, 115, 116, 117, 327, 328, 329] },
+    Group { name: "car", description: "cars (taxis, convertibles, jeeps, limousines, minivans, sports and racing cars, ...)", classes: &[407, 436, 468, 511, 609, 627, 656, 661, 717, 751, 817] },
+    Group { name: "truck", description: "trucks (fire engines, garbage trucks, moving vans, tow trucks, trailer trucks, ...)", classes: &[555, 569, 675, 734, 864, 867] },
+    Group { name: "boat", description: "boats and ships", classes: &[472, 484, 510, 554, 576, 625, 628, 724, 780, 814, 833, 871, 914] },
+    Group { name: "aircraft", description: "aircraft (airliners, airships, warplanes, wings, the space shuttle)", classes: &[404, 405, 812, 895, 908] },
+    Group { name: "train", description: "trains, locomotives, trams and railway cars", classes: &[466, 547, 565, 705, 820, 829] },
+    Group { name: "cycle", description: "bicycles, tricycles, unicycles, mopeds and scooters", classes: &[444, 665, 670, 671, 870, 880] },
+    Group { name: "instrument", description: "musical instruments", classes: &[401, 402, 420, 432, 486, 513, 541, 546, 558, 566, 577, 579, 593, 594, 641, 642, 683, 684, 687, 699, 776, 822, 875, 881, 889] },
+    Group { name: "fruit", description: "fruit (apples, strawberries, oranges, lemons, figs, pineapples, bananas, pomegranates, ...)", classes: range!(948, 957) },
+    Group { name: "vegetable", description: "vegetables (cabbage, broccoli, cauliflower, squash, cucumber, artichoke, peppers, ...)", classes: range!(936, 946) },
+    Group { name: "dish", description: "prepared food (guacamole, soups, ice cream, bread, bagels, burgers, hot dogs, pizza, burritos, ...)", classes: &[924, 925, 926, 927, 928, 929, 930, 931, 932, 933, 934, 935, 959, 962, 963, 964, 965] },
+    Group { name: "mushroom", description: "mushrooms and other fungi", classes: &[947, 991, 992, 993, 994, 995, 996, 997] },
+    Group { name: "building", description: "buildings (castles, churches, mosques, palaces, barns, greenhouses, yurts, ...)", classes: &[425, 483, 497, 498, 500, 580, 663, 668, 698, 727, 832, 915] },
+    Group { name: "clock", description: "clocks and watches (analog, digital, wall clocks, hourglasses, sundials, stopwatches)", classes: &[409, 530, 531, 604, 826, 835, 892] },
+    Group { name: "computer", description: "computers and screens (keyboards, desktops, laptops, monitors, mice, phones, televisions)", classes: &[487, 508, 527, 590, 620, 664, 673, 681, 782, 851] },
+    Group { name: "landscape", description: "natural landscapes (alps, cliffs, coral reefs, geysers, lakesides, seashores, valleys, volcanoes)", classes: &[970, 972, 973, 974, 975, 976, 977, 978, 979, 980] },
+];
+
+/// OR neurons: either group.
+pub const ORS: &[(&str, &str)] = &[
+    ("dog", "cat"),
+    ("car", "boat"),
+    ("fruit", "vegetable"),
+    ("bird", "aircraft"),
+    ("fish", "boat"),
+    ("snake", "lizard"),
+    ("clock", "computer"),
+    ("bear", "dog"),
+    ("instrument", "computer"),
+    ("train", "truck"),
+    ("butterfly", "bird"),
+    ("mushroom", "dish"),
+    ("building", "landscape"),
+    ("spider", "insect"),
+    ("primate", "bear"),
+    ("ball", "dog"),
+    ("cup", "fruit"),
+    ("turtle", "crocodile"),
+];
+
+/// AND neurons: both groups in one picture.
+pub const ANDS: &[(&str, &str)] = &[
+    ("dog", "ball"),
+    ("cat", "dog"),
+    ("dog", "car"),
+    ("fruit", "cup"),
+    ("dish", "cup"),
+    ("car", "building"),
+    ("boat", "landscape"),
+    ("computer", "cup"),
+    ("clock", "building"),
+    ("cycle", "dog"),
+    ("train", "building"),
+    ("bear", "fish"),
+    ("insect", "fruit"),
+    ("butterfly", "mushroom"),
+    ("fruit", "vegetable"),
+    ("truck", "car"),
+    ("bird", "fish"),
+    ("instrument", "cat"),
+    ("primate", "fruit"),
+    ("elephant", "landscape"),
+];
+
+/// One of the concept neurons (group, OR or AND): its channel in the
+/// concept model, name, kind and written ground truth.
+pub struct Concept {
+    pub name: String,
+    pub kind: &'static str,
+    pub description: String,
+}
+
+fn group(name: &str) -> &'static Group {
+    GROUPS.iter().find(|g| g.name == name).unwrap_or(&GROUPS[0])
+}
+
+/// Every concept neuron, in channel order: groups, then ORs, then ANDs.
+pub fn concepts() -> Vec<Concept> {
+    let mut out: Vec<Concept> = GROUPS
+        .iter()
+        .map(|g| Concept { name: g.name.to_string(), kind: "single", description: g.description.to_string() })
+        .collect();
+    for (a, b) in ORS {
+        out.push(Concept {
+            name: format!("{a}_or_{b}"),
+            kind: "or",
+            description: format!("{} OR {}", group(a).description, group(b).description),
+        });
+    }
+    for (a, b) in ANDS {
+        out.push(Concept {
+            name: format!("{a}_and_{b}"),
+            kind: "and",
+            description: format!("{} AND {} together in one picture", group(a).description, group(b).description),
+        });
+    }
+    out
+}
+
+/// EfficientNet-Lite0 with its class probabilities grouped and combined;
+/// output `response` [N, C, 1, 1], one channel per concept neuron.
+pub fn concept_model(efficientnet: &ModelProto) -> Result<ModelProto, String> {
+    let mut m = efficientnet.clone();
+    let g = m.graph.as_mut().ok_or("EfficientNet has no graph")?;
+    let logits = g.output.first().map(|o| o.name().to_string()).ok_or("EfficientNet has no output")?;
+    let mut b = GraphBuilder::default();
+    let probs = b.node("Softmax", "/concepts85/Softmax", &[&logits], vec![int("axis", 1)]);
+    b.i64("concepts85.axis1", &[1], &[1]);
+    let mut outs: std::collections::BTreeMap<&str, String> = std::collections::BTreeMap::new();
+    let mut order: Vec<String> = Vec::new();
+    for gr in GROUPS {
+        let idx: Vec<i64> = gr.classes.iter().map(|c| *c as i64).collect();
+        let ids = b.i64(&format!("concepts85.{}.classes", gr.name), &[idx.len()], &idx);
+        let picked = b.node("Gather", &format!("/concepts85/{}/Gather", gr.name), &[&probs, &ids], vec![int("axis", 1)]);
+        let p = b.node(
+            "ReduceSum",
+            &format!("/concepts85/{}/ReduceSum", gr.name),
+            &[&picked, "concepts85.axis1"],
+            vec![int("keepdims", 1)],
+        );
+        outs.insert(gr.name, p.clone());
+        order.push(p);
+    }
+    for (a, c) in ORS {
+        order.push(b.node("Max", &format!("/concepts85/{a}_or_{c}"), &[&outs[a], &outs[c]], vec![]));
+    }
+    for (a, c) in ANDS {
+        order.push(b.node("Min", &format!("/concepts85/{a}_and_{c}"), &[&outs[a], &outs[c]], vec![]));
+    }
+    let refs: Vec<&str> = order.iter().map(String::as_str).collect();
+    let all = b.node("Concat", "/concepts85/Concat", &refs, vec![int("axis", 1)]);
+    b.i64("concepts85.spatial", &[2], &[2, 3]);
+    b.node_to("Unsqueeze", "/response", &[&all, "concepts85.spatial"], vec![], "response");
+    g.node.extend(b.nodes);
+    g.initializer.extend(b.inits);
+    g.output = vec![batched("response", DataType::Float, &[order.len() as i64, 1, 1])];
+    g.name = Some("synthetic_concepts85".into());
+    m.doc_string = Some("Assay's benchmark synthetic neurons: 77 concepts over EfficientNet-Lite0's class probabilities".into());
+    Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_set_has_maias_mix_and_every_pair_names_known_groups() {
+        let c = concepts();
+        let singles = c.iter().filter(|x| x.kind == "single").count();
+        assert_eq!(singles + 8, 47, "47 single-concept neurons with the 8 low-level ones");
+        assert_eq!(ORS.len(), 18);
+        assert_eq!(ANDS.len(), 20);
+        for (a, b) in ORS.iter().chain(ANDS.iter()) {
+            assert!(GROUPS.iter().any(|g| g.name == *a) && GROUPS.iter().any(|g| g.name == *b), "{a} {b}");
+        }
+        let mut names: Vec<&str> = c.iter().map(|x| x.name.as_str()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), c.len(), "names are unique");
+        for g in GROUPS {
+            assert!(g.classes.iter().all(|i| *i < 1000) && !g.classes.is_empty(), "{}", g.name);
+        }
+    }
+}
