@@ -129,6 +129,55 @@ impl Item {
         }
     }
 
+    /// Input-output pairs of the item's function on `inputs` (numbers for a
+    /// numeric item, the test words for a string one), as the description
+    /// test shows them; None for a neuron. Evaluated here, in-process: the
+    /// functions are Assay's own, not a script's.
+    fn pairs(&self, inputs: &[Json]) -> Option<String> {
+        let f = |v: &Json| -> String {
+            match v {
+                Json::Number(n) => {
+                    let x = n.as_f64().unwrap_or(0.0);
+                    if x.fract() == 0.0 && x.abs() < 1e9 {
+                        format!("{x}")
+                    } else {
+                        format!("{x:.4}").trim_end_matches('0').trim_end_matches('.').to_string()
+                    }
+                }
+                other => other.to_string(),
+            }
+        };
+        let out: Vec<String> = match self {
+            Item::Numeric(func) => inputs
+                .iter()
+                .map(|x| {
+                    let x = x.as_f64().unwrap_or(0.0);
+                    format!("f({}) = {}", f(&json!(x)), f(&assay_interpreter::num_json(func.expr.eval(x))))
+                })
+                .collect(),
+            Item::Strings(func) => {
+                let m = assay_interpreter::RhaiModule::load_opaque("box", &func.box_source(), String::new()).ok()?;
+                inputs
+                    .iter()
+                    .map(|w| {
+                        let y = m
+                            .call("f", vec![assay_interpreter::Value::str(w.as_str().unwrap_or(""))])
+                            .map(|v| match v {
+                                assay_interpreter::Value::Str(s) => json!(s.to_string()),
+                                assay_interpreter::Value::Num(n) => assay_interpreter::num_json(n),
+                                assay_interpreter::Value::Bool(b) => json!(b),
+                                other => json!(other.to_text()),
+                            })
+                            .unwrap_or(Json::Null);
+                        format!("f({}) = {}", f(w), f(&y))
+                    })
+                    .collect()
+            }
+            Item::Neuron { .. } => return None,
+        };
+        Some(out.join(", "))
+    }
+
     /// The ground truth in the answer format.
     fn truth_answer(&self) -> String {
         match self {
@@ -392,8 +441,20 @@ fn run_inner(opts: &Options) -> Result<u8, String> {
             }
             _ => None,
         };
+        let description_test = match (&judge, it) {
+            (Some(j), Item::Numeric(_) | Item::Strings(_)) => {
+                let trials = description_trials(&items, it, opts.seed);
+                j.description_test(
+                    &inv_dir.join("items").join(it.id()),
+                    answer["fields"]["DESCRIPTION"].as_str().unwrap_or(""),
+                    &trials,
+                )
+            }
+            _ => None,
+        };
         rows.push(json!({
             "label_judged": judged,
+            "description_test": description_test,
             "id": it.id(),
             "tags": it.tags(),
             "status": answer["status"],
@@ -458,6 +519,43 @@ impl Judge {
         }
     }
 
+    /// FIND's description test: for each trial, the judge sees the answer's
+    /// description and three lists of input-output pairs and picks the one
+    /// the described function could produce. Returns the fraction picked
+    /// right; None without trials or when the judge did not answer.
+    fn description_test(&self, item_dir: &Path, description: &str, trials: &[(Vec<String>, usize)]) -> Option<f64> {
+        if trials.is_empty() {
+            return None;
+        }
+        let path = item_dir.join("judge-description.json");
+        let key = json!({"description": description, "trials": trials.iter().map(|(o, a)| json!([o, a])).collect::<Vec<_>>()});
+        if let Some(old) = read_regular(&path, 1 << 22).ok().and_then(|b| serde_json::from_slice::<Json>(&b).ok()) {
+            if old["key"] == key {
+                return old["score"].as_f64();
+            }
+        }
+        let mut right = 0;
+        let mut replies = Vec::new();
+        for (options, answer) in trials {
+            let prompt = format!(
+                "A function was described as: {description}\n\nWhich of these lists of input-output pairs could come from the described function?\nA: {}\nB: {}\nC: {}\nAnswer with one letter: A, B or C.",
+                options[0], options[1], options[2]
+            );
+            let messages = [json!({"role": "user", "content": prompt})];
+            let reply =
+                self.endpoint.converse(&self.endpoint.model, &messages, None, &assay_stdlib::llm::Retry::default()).ok()?;
+            let pick = reply.text.trim().chars().next().map(|c| c.to_ascii_uppercase());
+            if pick == ["A", "B", "C"][*answer].chars().next() {
+                right += 1;
+            }
+            replies.push(reply.text);
+        }
+        let score = right as f64 / trials.len() as f64;
+        let record = json!({"key": key, "replies": replies, "score": score, "judge": self.endpoint.model});
+        let _ = write_atomic(&path, canonical(&record).as_bytes());
+        Some(score)
+    }
+
     /// Whether `label` names the concept of `truth`; None when the judge
     /// could not say (its reply is kept either way).
     fn verdict(&self, item_dir: &Path, label: &str, truth: &str) -> Option<bool> {
@@ -485,4 +583,44 @@ impl Judge {
         }
         verdict
     }
+}
+
+/// Trials of FIND's description test for `item`: each shows three lists of
+/// input-output pairs, one from the item's function and two from other
+/// functions of the set, in an order drawn from the seed; the index of the
+/// true one.
+fn description_trials(items: &[Item], item: &Item, seed: u64) -> Vec<(Vec<String>, usize)> {
+    use rand::Rng;
+    let pos = items.iter().position(|i| i.id() == item.id()).unwrap_or(0);
+    let mut rng = numeric::item_rng(seed ^ 0x4a55_4447_4521, pos as u64);
+    let inputs: Vec<Json> = match item {
+        Item::Numeric(_) => (0..5).map(|_| json!(rng.random_range(-128..128) as f64 + 0.5)).collect(),
+        Item::Strings(f) => f.tests.iter().take(4).map(|w| json!(w)).collect(),
+        Item::Neuron { .. } => return Vec::new(),
+    };
+    let mut trials = Vec::new();
+    for _ in 0..3 {
+        let Some(truth) = item.pairs(&inputs) else { return Vec::new() };
+        let mut options = vec![truth.clone()];
+        let mut guard = 0;
+        while options.len() < 3 && items.len() > 3 && guard < 50 {
+            guard += 1;
+            let other = &items[rng.random_range(0..items.len())];
+            if other.id() == item.id() {
+                continue;
+            }
+            if let Some(p) = other.pairs(&inputs) {
+                if !options.contains(&p) {
+                    options.push(p);
+                }
+            }
+        }
+        if options.len() < 3 {
+            return Vec::new();
+        }
+        let at = rng.random_range(0..3);
+        options.swap(0, at);
+        trials.push((options, at));
+    }
+    trials
 }

@@ -80,6 +80,11 @@ pub fn table(suite: Suite, rows: &[Json]) -> Json {
                     }
                 }
             }
+            // FIND's description test, where a judge was configured.
+            let tested: Vec<f64> = these.iter().filter_map(|r| r["description_test"].as_f64()).collect();
+            if !tested.is_empty() {
+                row["description_test"] = num(mean(&tested));
+            }
             row
         })
         .collect();
@@ -194,7 +199,7 @@ pub fn write_report(out: &Path) -> std::io::Result<()> {
             html_escape(r["set_sha256"].as_str().unwrap_or(""))
         );
     }
-    for metric in ["solved", "domain_correct", "accuracy", "auc", "label_agrees"] {
+    for metric in ["solved", "domain_correct", "accuracy", "auc", "label_agrees", "description_test"] {
         let series: Vec<(String, Vec<(String, f64)>)> = results
             .iter()
             .filter(|r| r["table"][0].get(metric).is_some())

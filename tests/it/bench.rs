@@ -244,3 +244,44 @@ fn the_benchmark_neurons_are_groups_of_the_imagenet_classes_they_name() {
     // 39 concept singles plus 8 low-level (colour, orientation, ...) = 47.
     assert_eq!(out.json()["results"]["records"]["kinds"], serde_json::json!([39, 18, 20]));
 }
+
+#[test]
+fn a_configured_judge_runs_finds_description_test_on_functions() {
+    let work = temp_with(&[]);
+    // The judge (the scripted test double) always picks A: it is right
+    // exactly where the true list was shown first.
+    let judge = scripted((0..15).map(|_| say("A")).collect());
+    let out = Test::new(work.path())
+        .args(["bench", "strings", "--baseline", "truth", "--n", "5", "--out", "d", "--json", "--jobs", "2"])
+        .env("ASSAY_LLM_URL", "")
+        .env("ASSAY_JUDGE_URL", &judge.url)
+        .env("ASSAY_JUDGE_MODEL", "scripted-judge")
+        .run();
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let results = read_json(&work.path().join("d/truth/results.json"));
+    let set = read_json(&work.path().join("d/set.json"));
+    let mut total = 0.0;
+    for it in items(&results) {
+        let id = it["id"].as_str().unwrap();
+        let record = read_json(&work.path().join(format!("d/truth/items/{id}/judge-description.json")));
+        let trials = record["key"]["trials"].as_array().unwrap();
+        assert_eq!(trials.len(), 3);
+        let firsts = trials.iter().filter(|t| t[1] == 0).count() as f64;
+        assert_eq!(it["description_test"].as_f64(), Some(firsts / 3.0), "{it}");
+        total += firsts / 3.0;
+        // The true list is the item's own function on its test words: the
+        // same in every trial, and never one of the distractors.
+        let truth: Vec<&str> = trials.iter().map(|t| t[0][t[1].as_u64().unwrap() as usize].as_str().unwrap()).collect();
+        assert!(truth.windows(2).all(|w| w[0] == w[1]), "{truth:?}");
+        let test_word = set["items"].as_array().unwrap().iter().find(|i| i["id"] == id).unwrap()["tests"][0].clone();
+        assert!(truth[0].starts_with(&format!("f({test_word}) = ")), "{}", truth[0]);
+        for t in trials {
+            let opts = t[0].as_array().unwrap();
+            assert_eq!(opts.iter().filter(|o| o.as_str() == Some(truth[0])).count(), 1);
+        }
+    }
+    assert_eq!(judge.requests.lock().unwrap().len(), 15);
+    let prompt = judge.requests.lock().unwrap()[0].1["messages"][0]["content"].as_str().unwrap().to_string();
+    assert!(prompt.contains("A: ") && prompt.contains("C: "), "{prompt}");
+    assert!((results["table"][0]["description_test"].as_f64().unwrap() - total / 5.0).abs() < 1e-12);
+}
