@@ -704,7 +704,13 @@ impl Investigator for Baseline {
                 .and_then(|r| r["records"]["answer"].as_str().map(str::to_string))
                 .unwrap_or_else(|| "[DESCRIPTION]: the baseline's script failed\n[DOMAIN]: none\n[CODE]:\n```assay\nfn f(x) {\n  return 0\n}\n```\n[LABEL]: none\n[POSITIVE]: []\n[NEGATIVE]: []".to_string())
         };
-        Ok(Reply { message: json!({"role": "assistant", "content": text}), text, usage: Json::Null, attempts: 1, tool_calls: Vec::new() })
+        Ok(Reply {
+            message: json!({"role": "assistant", "content": text}),
+            text,
+            usage: Json::Null,
+            attempts: 1,
+            tool_calls: Vec::new(),
+        })
     }
 }
 
@@ -742,7 +748,10 @@ pub fn investigate(task: Task, limits: Limits, out_dir: &Path, json_out: bool) -
     } else {
         if let Some(fields) = o.answer["fields"].as_object() {
             for (k, v) in fields {
-                crate::cli::write_stdout(&format!("[{k}]: {}\n", crate::cli::escape_controls(v.as_str().unwrap_or(""))));
+                crate::cli::write_stdout(&format!(
+                    "[{k}]: {}\n",
+                    crate::cli::escape_controls(v.as_str().unwrap_or(""))
+                ));
             }
         }
         crate::cli::write_stdout(&format!(
@@ -798,7 +807,7 @@ pub fn investigate_with(
         }
         // And it must bind: run it once, with an empty script, in the sandbox.
         let probe = tmp.join("probe");
-        let r = run_step(&task, &files, std::slice::from_ref(&files), "", &probe, &limits, 0);
+        let r = run_step(&task, &files, std::slice::from_ref(&files), "", &probe, limits, 0);
         let _ = std::fs::remove_dir_all(&probe);
         if r.status != "ok" {
             let _ = std::fs::remove_dir_all(&tmp);
@@ -878,7 +887,7 @@ pub fn investigate_with(
         let dir = tmp.join("steps").join(format!("{step:02}"));
         let (feedback, step_status) = match scripts.len() {
             1 => {
-                let r = run_step(&task, &base, &roots, &scripts[0], &dir, &limits, step as u64);
+                let r = run_step(&task, &base, &roots, &scripts[0], &dir, limits, step as u64);
                 (r.feedback, r.status)
             }
             0 if parse_answer(&reply.text).is_some() => (
@@ -931,8 +940,8 @@ pub fn investigate_with(
         }
     }
     let scores = match (&answer, &task) {
-        (Some(a), Task::Function { .. }) => score_function(&task, a, &tmp, &limits),
-        (Some(a), Task::Unit { .. } | Task::ModelUnit { .. }) => score_unit(&task, a, &tmp, &limits),
+        (Some(a), Task::Function { .. }) => score_function(&task, a, &tmp, limits),
+        (Some(a), Task::Unit { .. } | Task::ModelUnit { .. }) => score_unit(&task, a, &tmp, limits),
         _ => Json::Null,
     };
     let answer_json = json!({
@@ -1051,7 +1060,10 @@ pub fn replay(dir: &Path, box_override: Option<&Path>, json_out: bool) -> u8 {
                     match read_regular(&onnx, 64 << 20) {
                         Ok(b) if hex::encode(sha2::Sha256::digest(&b)) == want => Some(b),
                         _ => {
-                            eprintln!("error: the box's network {} is missing or not the one this investigation used", onnx.display());
+                            eprintln!(
+                                "error: the box's network {} is missing or not the one this investigation used",
+                                onnx.display()
+                            );
                             return crate::cli::EXIT_USAGE;
                         }
                     }

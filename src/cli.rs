@@ -334,7 +334,10 @@ pub fn main() -> u8 {
                         return usage_error(
                             json,
                             &format!("no baseline named `{b}`"),
-                            &format!("the baselines are {}, and `truth` (the ground truth as the answer)", names.join(", ")),
+                            &format!(
+                                "the baselines are {}, and `truth` (the ground truth as the answer)",
+                                names.join(", ")
+                            ),
                         );
                     }
                 },
@@ -813,7 +816,12 @@ fn cmd_agent(what: AgentCommand, registry: &Registry) -> u8 {
             };
             // Kept as given (relative to where the agent runs), so a committed
             // investigation names no machine's folders; replay runs from there.
-            investigate(Task::Function { path: file, source, name, spec: Default::default() }, limits, &opts.out, opts.json)
+            investigate(
+                Task::Function { path: file, source, name, spec: Default::default() },
+                limits,
+                &opts.out,
+                opts.json,
+            )
         }
         AgentCommand::Unit { synthetic, model, unit, opts } => {
             let limits = match opts.limits() {

@@ -229,7 +229,7 @@ pub fn agent_guide(r: &Registry, focus: Focus) -> String {
             let names: Vec<&str> = same.iter().map(|&j| sigs[j].name).collect();
             let docs: Vec<String> =
                 same.iter().map(|&j| format!("`{}`: {}", sigs[j].name, short(sigs[j]).trim_end_matches('.'))).collect();
-            let _ = writeln!(out, "- `{}{}` for each of {}: {}.", "f", shape(s), names.join(", "), docs.join("; "));
+            let _ = writeln!(out, "- `f{}` for each of {}: {}.", shape(s), names.join(", "), docs.join("; "));
             for j in same {
                 done[j] = true;
             }

@@ -78,7 +78,13 @@ pub enum Item {
     Numeric(numeric::Function),
     Strings(strings::Function),
     /// A synthetic neuron: id, name, family, kind, ground truth.
-    Neuron { id: String, name: String, family: &'static str, kind: &'static str, description: String },
+    Neuron {
+        id: String,
+        name: String,
+        family: &'static str,
+        kind: &'static str,
+        description: String,
+    },
 }
 
 impl Item {
@@ -186,7 +192,11 @@ impl Item {
                     Some((lo, hi)) => format!("[{lo}, {hi}]"),
                     None => "none".into(),
                 };
-                format!("[DESCRIPTION]: {}\n[DOMAIN]: {domain}\n[CODE]:\n```assay\n{}```\n", f.description, f.truth_code())
+                format!(
+                    "[DESCRIPTION]: {}\n[DOMAIN]: {domain}\n[CODE]:\n```assay\n{}```\n",
+                    f.description,
+                    f.truth_code()
+                )
             }
             Item::Strings(f) => format!("[DESCRIPTION]: {}\n[CODE]:\n```assay\n{}```\n", f.description, f.truth_code()),
             // A neuron's truth is words, not stimuli: refused before any item runs.
@@ -277,12 +287,7 @@ impl Investigator for Truth {
     fn endpoint(&self) -> Option<String> {
         None
     }
-    fn reply(
-        &mut self,
-        _: &[Json],
-        _: Option<&Json>,
-        _: Option<&Path>,
-    ) -> Result<assay_stdlib::llm::Reply, String> {
+    fn reply(&mut self, _: &[Json], _: Option<&Json>, _: Option<&Path>) -> Result<assay_stdlib::llm::Reply, String> {
         Ok(assay_stdlib::llm::Reply {
             message: json!({"role": "assistant", "content": self.0}),
             text: self.0.clone(),
@@ -308,9 +313,8 @@ pub struct Options {
 /// holding its manifest), if there is one.
 fn finished(dir: &Path) -> Option<PathBuf> {
     let list = |d: &Path| -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(d)
-            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-            .unwrap_or_default();
+        let mut v: Vec<PathBuf> =
+            std::fs::read_dir(d).map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect()).unwrap_or_default();
         v.sort();
         v
     };
@@ -333,7 +337,10 @@ pub fn run(opts: Options) -> u8 {
 
 fn run_inner(opts: &Options) -> Result<u8, String> {
     if opts.suite == Suite::Neurons && matches!(opts.runner, Runner::Truth) {
-        return Err("a neuron's ground truth is a description, not stimuli to score: `truth` runs on numeric and strings".into());
+        return Err(
+            "a neuron's ground truth is a description, not stimuli to score: `truth` runs on numeric and strings"
+                .into(),
+        );
     }
     let items = set(opts.suite, opts.seed, opts.n);
     let set_json = json!({
@@ -436,9 +443,11 @@ fn run_inner(opts: &Options) -> Result<u8, String> {
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or(Json::Null);
         let judged = match (&judge, it) {
-            (Some(j), Item::Neuron { description, .. }) => {
-                j.verdict(&inv_dir.join("items").join(it.id()), answer["fields"]["LABEL"].as_str().unwrap_or(""), description)
-            }
+            (Some(j), Item::Neuron { description, .. }) => j.verdict(
+                &inv_dir.join("items").join(it.id()),
+                answer["fields"]["LABEL"].as_str().unwrap_or(""),
+                description,
+            ),
             _ => None,
         };
         let description_test = match (&judge, it) {
@@ -479,7 +488,9 @@ fn run_inner(opts: &Options) -> Result<u8, String> {
     if opts.json {
         crate::cli::write_stdout(&format!(
             "{}\n",
-            canonical(&json!({"folder": inv_dir.display().to_string(), "table": table, "complete": rows.len() == items.len(), "seconds": started.elapsed().as_secs_f64(), "item_seconds": item_seconds}))
+            canonical(
+                &json!({"folder": inv_dir.display().to_string(), "table": table, "complete": rows.len() == items.len(), "seconds": started.elapsed().as_secs_f64(), "item_seconds": item_seconds})
+            )
         ));
     } else {
         crate::cli::write_stdout(&report::table_text(&name, &table));
@@ -542,8 +553,10 @@ impl Judge {
                 options[0], options[1], options[2]
             );
             let messages = [json!({"role": "user", "content": prompt})];
-            let reply =
-                self.endpoint.converse(&self.endpoint.model, &messages, None, &assay_stdlib::llm::Retry::default()).ok()?;
+            let reply = self
+                .endpoint
+                .converse(&self.endpoint.model, &messages, None, &assay_stdlib::llm::Retry::default())
+                .ok()?;
             let pick = reply.text.trim().chars().next().map(|c| c.to_ascii_uppercase());
             if pick == ["A", "B", "C"][*answer].chars().next() {
                 right += 1;
@@ -573,7 +586,16 @@ impl Judge {
         let (text, verdict) = match &reply {
             Ok(r) => {
                 let t = r.text.trim().to_ascii_lowercase();
-                (r.text.clone(), if t.starts_with("yes") { Some(true) } else if t.starts_with("no") { Some(false) } else { None })
+                (
+                    r.text.clone(),
+                    if t.starts_with("yes") {
+                        Some(true)
+                    } else if t.starts_with("no") {
+                        Some(false)
+                    } else {
+                        None
+                    },
+                )
             }
             Err(e) => (self.endpoint.scrub(e), None),
         };

@@ -17,7 +17,10 @@ pub enum Variant {
     /// Noise added to every output: "normal", "uniform" or "poisson".
     Noise(&'static str),
     /// On `interval` the function is replaced by normal(mean, 0.1).
-    Corrupted { interval: (f64, f64), mean: f64 },
+    Corrupted {
+        interval: (f64, f64),
+        mean: f64,
+    },
     /// A small ReLU network fit to the function, run in ONNX Runtime.
     Net,
 }
@@ -131,7 +134,8 @@ fn base(rng: &mut ChaCha8Rng, family: &str) -> (E, String) {
         ),
         "relu" => {
             let leak = r1(u(rng, 0.0, 1.0));
-            let e = add(mul(c(scale), add(mul(gt(x(), c(0.0)), x()), mul(le(x(), c(0.0)), mul(x(), c(leak))))), c(bias));
+            let e =
+                add(mul(c(scale), add(mul(gt(x(), c(0.0)), x()), mul(le(x(), c(0.0)), mul(x(), c(leak))))), c(bias));
             (e, format!("a leaky ReLU: {scale} (x if x > 0 else {leak} x) + {bias}"))
         }
         "tanh" | "sin" | "cos" => {
@@ -179,7 +183,10 @@ fn base(rng: &mut ChaCha8Rng, family: &str) -> (E, String) {
         "square_wave" => {
             let (period, sh) = (r1(u(rng, 1.0, 10.0)), r1(u(rng, -5.0, 5.0)));
             let s = f(Fun::Sin, mul(sub(x(), c(sh)), c(TAU / period)));
-            (sub(mul(c(2.0), gt(s, c(0.0))), c(1.0)), format!("a square wave of period {period} shifted by {sh}, 1 and -1"))
+            (
+                sub(mul(c(2.0), gt(s, c(0.0))), c(1.0)),
+                format!("a square wave of period {period} shifted by {sh}, 1 and -1"),
+            )
         }
         "ceil" => (f(Fun::Ceil, x()), "ceil(x)".into()),
         "floor" => (f(Fun::Floor, x()), "floor(x)".into()),
@@ -252,7 +259,7 @@ pub fn function(seed: u64, i: u64) -> Function {
             _ => (a, r1(a + u(&mut rng, 5.0, 25.0))),
         };
         Variant::Corrupted { interval, mean }
-    } else if v >= 674 && v < 850 {
+    } else if (674..850).contains(&v) {
         // FIND's noise: normal with probability 0.33, uniform 0.33, else Poisson.
         Variant::Noise(match rng.random_range(0..3) {
             0 => "normal",

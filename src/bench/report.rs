@@ -209,7 +209,10 @@ pub fn write_report(out: &Path) -> std::io::Result<()> {
                     .map(|t| {
                         t.iter()
                             .map(|row| {
-                                (row["category"].as_str().unwrap_or("").to_string(), row[metric].as_f64().unwrap_or(0.0))
+                                (
+                                    row["category"].as_str().unwrap_or("").to_string(),
+                                    row[metric].as_f64().unwrap_or(0.0),
+                                )
                             })
                             .collect()
                     })

@@ -103,4 +103,3 @@ pub fn scripted(turns: Vec<Turn>) -> Scripted {
     });
     Scripted { url, requests }
 }
-

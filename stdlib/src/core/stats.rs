@@ -306,7 +306,8 @@ fn lstsq(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
             .iter()
             .enumerate()
             .map(|(i, r)| {
-                assay_interpreter::to_numbers(r).map_err(|what| ToolError::arg("a", format!("item {i} is not numbers: {what}")))
+                assay_interpreter::to_numbers(r)
+                    .map_err(|what| ToolError::arg("a", format!("item {i} is not numbers: {what}")))
             })
             .collect::<Result<_, _>>()?,
     };
@@ -320,7 +321,10 @@ fn lstsq(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         return Err(ToolError::arg("y", format!("`a` has {n} rows but `y` has {} numbers", y.len())));
     }
     if k > 1000 || n.saturating_mul(k) > 10_000_000 {
-        return Err(ToolError::arg("a", format!("{n} x {k} is too large (at most 1000 features and 10 million cells)")));
+        return Err(ToolError::arg(
+            "a",
+            format!("{n} x {k} is too large (at most 1000 features and 10 million cells)"),
+        ));
     }
     if let Some(i) = rows.iter().position(|r| r.len() != k) {
         return Err(ToolError::arg("a", format!("row {i} has {} features; row 0 has {k}", rows[i].len())));
@@ -329,7 +333,8 @@ fn lstsq(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         return Err(ToolError::arg("a", format!("row {i} has a value that is not finite")));
     }
     if let Some(i) = y.iter().position(|v| !v.is_finite()) {
-        return Err(ToolError::arg("y", format!("y[{i}] is not finite")).help("drop the points where the target is nan or infinite"));
+        return Err(ToolError::arg("y", format!("y[{i}] is not finite"))
+            .help("drop the points where the target is nan or infinite"));
     }
     let m = nalgebra::DMatrix::from_fn(n, k, |i, j| rows[i][j]);
     let b = nalgebra::DVector::from_column_slice(&y);

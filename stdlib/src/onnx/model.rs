@@ -260,8 +260,7 @@ impl Model {
             hex::encode(sha2::Sha256::digest(bytes))
         };
         let mut b = builder(provider)?;
-        let session =
-            b.commit_from_memory(bytes).map_err(|e| format!("ONNX Runtime cannot load the model: {e}"))?;
+        let session = b.commit_from_memory(bytes).map_err(|e| format!("ONNX Runtime cannot load the model: {e}"))?;
         Ok(Model::from_session(Path::new(""), display, sha256, proto, session, provider))
     }
 

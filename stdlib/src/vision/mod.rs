@@ -13,9 +13,9 @@ pub mod data;
 pub mod describe;
 pub mod edit;
 pub mod exemplars;
+pub mod neurons85;
 pub mod plot;
 pub mod svg;
-pub mod neurons85;
 pub mod synthetic;
 use crate::models::fetch::{self, Pinned};
 

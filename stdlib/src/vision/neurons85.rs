@@ -33,45 +33,155 @@ macro_rules! range {
 }
 
 pub const GROUPS: &[Group] = &[
-    Group { name: "cat", description: "cats (tabby, tiger cat, Persian, Siamese, Egyptian cat)", classes: range!(281, 285) },
-    Group { name: "ball", description: "balls used in sports (soccer ball, basketball, baseball, tennis ball, volleyball, golf ball, ...)", classes: &[429, 430, 522, 574, 722, 768, 805, 852, 890] },
+    Group {
+        name: "cat",
+        description: "cats (tabby, tiger cat, Persian, Siamese, Egyptian cat)",
+        classes: range!(281, 285),
+    },
+    Group {
+        name: "ball",
+        description:
+            "balls used in sports (soccer ball, basketball, baseball, tennis ball, volleyball, golf ball, ...)",
+        classes: &[429, 430, 522, 574, 722, 768, 805, 852, 890],
+    },
     Group { name: "cup", description: "cups of coffee (espresso, cup, coffee mug)", classes: &[504, 967, 968] },
     Group { name: "dog", description: "dogs of any breed", classes: range!(151, 268) },
     Group { name: "wild_canine", description: "wolves, coyotes, dingoes, hyenas and foxes", classes: range!(269, 280) },
-    Group { name: "big_cat", description: "big cats (cougar, lynx, leopard, jaguar, lion, tiger, cheetah)", classes: range!(286, 293) },
+    Group {
+        name: "big_cat",
+        description: "big cats (cougar, lynx, leopard, jaguar, lion, tiger, cheetah)",
+        classes: range!(286, 293),
+    },
     Group { name: "bear", description: "bears (brown, black, polar, sloth bear)", classes: range!(294, 297) },
     Group { name: "primate", description: "apes and monkeys", classes: range!(365, 384) },
     Group { name: "elephant", description: "elephants", classes: &[101, 385, 386] },
-    Group { name: "hoofed_animal", description: "hoofed animals (horses, zebras, pigs, cattle, sheep, goats, antelopes, camels, llamas)", classes: range!(339, 355) },
-    Group { name: "small_mammal", description: "rabbits, hares, hamsters, squirrels, beavers and guinea pigs", classes: range!(330, 338) },
-    Group { name: "bird", description: "birds of any kind", classes: &[7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100, 127, 128, 129, 130, 131, 132, 133, 134, 135, 136, 137, 138, 139, 140, 141, 142, 143, 144, 145, 146] },
-    Group { name: "fish", description: "fish (tench, goldfish, sharks, rays, eels, salmon, pufferfish, ...)", classes: &[0, 1, 2, 3, 4, 5, 6, 389, 390, 391, 392, 393, 394, 395, 396, 397] },
+    Group {
+        name: "hoofed_animal",
+        description: "hoofed animals (horses, zebras, pigs, cattle, sheep, goats, antelopes, camels, llamas)",
+        classes: range!(339, 355),
+    },
+    Group {
+        name: "small_mammal",
+        description: "rabbits, hares, hamsters, squirrels, beavers and guinea pigs",
+        classes: range!(330, 338),
+    },
+    Group {
+        name: "bird",
+        description: "birds of any kind",
+        classes: &[
+            7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 80, 81, 82, 83, 84, 85, 86, 87, 88,
+            89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100, 127, 128, 129, 130, 131, 132, 133, 134, 135, 136, 137,
+            138, 139, 140, 141, 142, 143, 144, 145, 146,
+        ],
+    },
+    Group {
+        name: "fish",
+        description: "fish (tench, goldfish, sharks, rays, eels, salmon, pufferfish, ...)",
+        classes: &[0, 1, 2, 3, 4, 5, 6, 389, 390, 391, 392, 393, 394, 395, 396, 397],
+    },
     Group { name: "whale_or_seal", description: "whales, dugongs and sea lions", classes: range!(147, 150) },
     Group { name: "amphibian", description: "salamanders, newts and frogs", classes: range!(25, 32) },
     Group { name: "turtle", description: "turtles and tortoises", classes: range!(33, 37) },
-    Group { name: "lizard", description: "lizards (geckos, iguanas, chameleons, Komodo dragons, ...)", classes: range!(38, 48) },
+    Group {
+        name: "lizard",
+        description: "lizards (geckos, iguanas, chameleons, Komodo dragons, ...)",
+        classes: range!(38, 48),
+    },
     Group { name: "crocodile", description: "crocodiles and alligators", classes: &[49, 50] },
     Group { name: "snake", description: "snakes", classes: range!(52, 68) },
     Group { name: "spider", description: "spiders, scorpions and ticks", classes: range!(70, 78) },
-    Group { name: "insect", description: "insects (beetles, flies, bees, ants, grasshoppers, dragonflies, ...), not butterflies", classes: range!(300, 320) },
+    Group {
+        name: "insect",
+        description: "insects (beetles, flies, bees, ants, grasshoppers, dragonflies, ...), not butterflies",
+        classes: range!(300, 320),
+    },
     Group { name: "butterfly", description: "butterflies", classes: range!(321, 326) },
     Group { name: "crustacean", description: "crabs, lobsters and crayfish", classes: range!(118, 126) },
-    Group { name: "sea_creature", description: "jellyfish, anemones, corals, snails, starfish, sea urchins and cucumbers", classes: &[107, 108, 109, 110, 111, 112, 113, 114, 115, 116, 117, 327, 328, 329] },
-    Group { name: "car", description: "cars (taxis, convertibles, jeeps, limousines, minivans, sports and racing cars, ...)", classes: &[407, 436, 468, 511, 609, 627, 656, 661, 717, 751, 817] },
-    Group { name: "truck", description: "trucks (fire engines, garbage trucks, moving vans, tow trucks, trailer trucks, ...)", classes: &[555, 569, 675, 734, 864, 867] },
-    Group { name: "boat", description: "boats and ships", classes: &[472, 484, 510, 554, 576, 625, 628, 724, 780, 814, 833, 871, 914] },
-    Group { name: "aircraft", description: "aircraft (airliners, airships, warplanes, wings, the space shuttle)", classes: &[404, 405, 812, 895, 908] },
-    Group { name: "train", description: "trains, locomotives, trams and railway cars", classes: &[466, 547, 565, 705, 820, 829] },
-    Group { name: "cycle", description: "bicycles, tricycles, unicycles, mopeds and scooters", classes: &[444, 665, 670, 671, 870, 880] },
-    Group { name: "instrument", description: "musical instruments", classes: &[401, 402, 420, 432, 486, 513, 541, 546, 558, 566, 577, 579, 593, 594, 641, 642, 683, 684, 687, 699, 776, 822, 875, 881, 889] },
-    Group { name: "fruit", description: "fruit (apples, strawberries, oranges, lemons, figs, pineapples, bananas, pomegranates, ...)", classes: range!(948, 957) },
-    Group { name: "vegetable", description: "vegetables (cabbage, broccoli, cauliflower, squash, cucumber, artichoke, peppers, ...)", classes: range!(936, 946) },
-    Group { name: "dish", description: "prepared food (guacamole, soups, ice cream, bread, bagels, burgers, hot dogs, pizza, burritos, ...)", classes: &[924, 925, 926, 927, 928, 929, 930, 931, 932, 933, 934, 935, 959, 962, 963, 964, 965] },
-    Group { name: "mushroom", description: "mushrooms and other fungi", classes: &[947, 991, 992, 993, 994, 995, 996, 997] },
-    Group { name: "building", description: "buildings (castles, churches, mosques, palaces, barns, greenhouses, yurts, ...)", classes: &[425, 483, 497, 498, 500, 580, 663, 668, 698, 727, 832, 915] },
-    Group { name: "clock", description: "clocks and watches (analog, digital, wall clocks, hourglasses, sundials, stopwatches)", classes: &[409, 530, 531, 604, 826, 835, 892] },
-    Group { name: "computer", description: "computers and screens (keyboards, desktops, laptops, monitors, mice, phones, televisions)", classes: &[487, 508, 527, 590, 620, 664, 673, 681, 782, 851] },
-    Group { name: "landscape", description: "natural landscapes (alps, cliffs, coral reefs, geysers, lakesides, seashores, valleys, volcanoes)", classes: &[970, 972, 973, 974, 975, 976, 977, 978, 979, 980] },
+    Group {
+        name: "sea_creature",
+        description: "jellyfish, anemones, corals, snails, starfish, sea urchins and cucumbers",
+        classes: &[107, 108, 109, 110, 111, 112, 113, 114, 115, 116, 117, 327, 328, 329],
+    },
+    Group {
+        name: "car",
+        description: "cars (taxis, convertibles, jeeps, limousines, minivans, sports and racing cars, ...)",
+        classes: &[407, 436, 468, 511, 609, 627, 656, 661, 717, 751, 817],
+    },
+    Group {
+        name: "truck",
+        description: "trucks (fire engines, garbage trucks, moving vans, tow trucks, trailer trucks, ...)",
+        classes: &[555, 569, 675, 734, 864, 867],
+    },
+    Group {
+        name: "boat",
+        description: "boats and ships",
+        classes: &[472, 484, 510, 554, 576, 625, 628, 724, 780, 814, 833, 871, 914],
+    },
+    Group {
+        name: "aircraft",
+        description: "aircraft (airliners, airships, warplanes, wings, the space shuttle)",
+        classes: &[404, 405, 812, 895, 908],
+    },
+    Group {
+        name: "train",
+        description: "trains, locomotives, trams and railway cars",
+        classes: &[466, 547, 565, 705, 820, 829],
+    },
+    Group {
+        name: "cycle",
+        description: "bicycles, tricycles, unicycles, mopeds and scooters",
+        classes: &[444, 665, 670, 671, 870, 880],
+    },
+    Group {
+        name: "instrument",
+        description: "musical instruments",
+        classes: &[
+            401, 402, 420, 432, 486, 513, 541, 546, 558, 566, 577, 579, 593, 594, 641, 642, 683, 684, 687, 699, 776,
+            822, 875, 881, 889,
+        ],
+    },
+    Group {
+        name: "fruit",
+        description: "fruit (apples, strawberries, oranges, lemons, figs, pineapples, bananas, pomegranates, ...)",
+        classes: range!(948, 957),
+    },
+    Group {
+        name: "vegetable",
+        description: "vegetables (cabbage, broccoli, cauliflower, squash, cucumber, artichoke, peppers, ...)",
+        classes: range!(936, 946),
+    },
+    Group {
+        name: "dish",
+        description:
+            "prepared food (guacamole, soups, ice cream, bread, bagels, burgers, hot dogs, pizza, burritos, ...)",
+        classes: &[924, 925, 926, 927, 928, 929, 930, 931, 932, 933, 934, 935, 959, 962, 963, 964, 965],
+    },
+    Group {
+        name: "mushroom",
+        description: "mushrooms and other fungi",
+        classes: &[947, 991, 992, 993, 994, 995, 996, 997],
+    },
+    Group {
+        name: "building",
+        description: "buildings (castles, churches, mosques, palaces, barns, greenhouses, yurts, ...)",
+        classes: &[425, 483, 497, 498, 500, 580, 663, 668, 698, 727, 832, 915],
+    },
+    Group {
+        name: "clock",
+        description: "clocks and watches (analog, digital, wall clocks, hourglasses, sundials, stopwatches)",
+        classes: &[409, 530, 531, 604, 826, 835, 892],
+    },
+    Group {
+        name: "computer",
+        description: "computers and screens (keyboards, desktops, laptops, monitors, mice, phones, televisions)",
+        classes: &[487, 508, 527, 590, 620, 664, 673, 681, 782, 851],
+    },
+    Group {
+        name: "landscape",
+        description:
+            "natural landscapes (alps, cliffs, coral reefs, geysers, lakesides, seashores, valleys, volcanoes)",
+        classes: &[970, 972, 973, 974, 975, 976, 977, 978, 979, 980],
+    },
 ];
 
 /// OR neurons: either group.
@@ -169,7 +279,8 @@ pub fn concept_model(efficientnet: &ModelProto) -> Result<ModelProto, String> {
     for gr in GROUPS {
         let idx: Vec<i64> = gr.classes.iter().map(|c| *c as i64).collect();
         let ids = b.i64(&format!("concepts85.{}.classes", gr.name), &[idx.len()], &idx);
-        let picked = b.node("Gather", &format!("/concepts85/{}/Gather", gr.name), &[&probs, &ids], vec![int("axis", 1)]);
+        let picked =
+            b.node("Gather", &format!("/concepts85/{}/Gather", gr.name), &[&probs, &ids], vec![int("axis", 1)]);
         let p = b.node(
             "ReduceSum",
             &format!("/concepts85/{}/ReduceSum", gr.name),
@@ -193,7 +304,8 @@ pub fn concept_model(efficientnet: &ModelProto) -> Result<ModelProto, String> {
     g.initializer.extend(b.inits);
     g.output = vec![batched("response", DataType::Float, &[order.len() as i64, 1, 1])];
     g.name = Some("synthetic_concepts85".into());
-    m.doc_string = Some("Assay's benchmark synthetic neurons: 77 concepts over EfficientNet-Lite0's class probabilities".into());
+    m.doc_string =
+        Some("Assay's benchmark synthetic neurons: 77 concepts over EfficientNet-Lite0's class probabilities".into());
     Ok(m)
 }
 

@@ -396,8 +396,9 @@ fn neurons(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
             ))
         }
         other => {
-            return Err(ToolError::arg("set", format!("no set \"{other}\""))
-                .help("the sets are \"core\" and \"benchmark\""))
+            return Err(
+                ToolError::arg("set", format!("no set \"{other}\"")).help("the sets are \"core\" and \"benchmark\"")
+            )
         }
     }
     Ok(Value::list(
@@ -464,7 +465,9 @@ fn stimuli_of(a: &Args, i: &str, ctx: &mut dyn ToolCtx) -> Result<Stimuli, ToolE
             .into_iter()
             .map(|v| match v {
                 Value::Image(img) => Ok(img),
-                other => Err(ToolError::arg(i, format!("expected images only, found a {} among them", other.type_name()))),
+                other => {
+                    Err(ToolError::arg(i, format!("expected images only, found a {} among them", other.type_name())))
+                }
             })
             .collect::<Result<_, _>>()
             .map(Stimuli::Images),
@@ -472,7 +475,9 @@ fn stimuli_of(a: &Args, i: &str, ctx: &mut dyn ToolCtx) -> Result<Stimuli, ToolE
             .into_iter()
             .map(|v| match v {
                 Value::Str(s) => Ok(s.to_string()),
-                other => Err(ToolError::arg(i, format!("expected texts only, found a {} among them", other.type_name()))),
+                other => {
+                    Err(ToolError::arg(i, format!("expected texts only, found a {} among them", other.type_name())))
+                }
             })
             .collect::<Result<_, _>>()
             .map(Stimuli::Texts),
@@ -506,7 +511,10 @@ fn score(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let pos = stimuli_of(a, "positives", ctx)?;
     let neg = stimuli_of(a, "negatives", ctx)?;
     if matches!((&pos, &neg), (Stimuli::Images(_), Stimuli::Texts(_)) | (Stimuli::Texts(_), Stimuli::Images(_))) {
-        return Err(ToolError::arg("negatives", "positives and negatives must be the same kind of stimulus (both images or both texts)"));
+        return Err(ToolError::arg(
+            "negatives",
+            "positives and negatives must be the same kind of stimulus (both images or both texts)",
+        ));
     }
     let p = responses(u, &pos, "positives")?;
     let n = responses(u, &neg, "negatives")?;
