@@ -92,13 +92,15 @@ enum Command {
         what: AgentCommand,
     },
     /// Run a benchmark with ground truth (FIND's numeric or string
-    /// functions) with a baseline (no model) or the agent; resumable.
+    /// functions, 85 synthetic neurons) with a baseline (no model) or the
+    /// agent; resumable. See docs/bench.md.
     Bench {
         #[arg(value_enum)]
         suite: crate::bench::Suite,
-        /// A baseline that needs no model: `floor` or `fit` (or `truth`,
-        /// the ground truth as the answer: the scorer's ceiling). Without
-        /// it, the agent's configured model investigates every item.
+        /// A baseline that needs no model: `floor`, `fit` (numeric, strings)
+        /// or `exemplars` (neurons); or `truth`, the ground truth as the
+        /// answer (the scorer's ceiling). Without it, the agent's
+        /// configured model investigates every item.
         #[arg(long)]
         baseline: Option<String>,
         /// Items in the set (FIND has 1000 of each).

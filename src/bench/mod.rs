@@ -342,6 +342,14 @@ fn run_inner(opts: &Options) -> Result<u8, String> {
                 .into(),
         );
     }
+    let name = match opts.runner {
+        Runner::Baseline(b) => format!("baseline-{b}"),
+        Runner::Truth => "truth".to_string(),
+        Runner::Agent => {
+            let e = assay_stdlib::llm::Endpoint::for_agent()?;
+            format!("agent-{}", e.model)
+        }
+    };
     let items = set(opts.suite, opts.seed, opts.n);
     let set_json = json!({
         "suite": opts.suite.name(),
@@ -363,14 +371,6 @@ fn run_inner(opts: &Options) -> Result<u8, String> {
         Ok(_) => {}
         Err(_) => write_atomic(&set_path, set_text.as_bytes()).map_err(|e| format!("cannot write set.json: {e}"))?,
     }
-    let name = match opts.runner {
-        Runner::Baseline(b) => format!("baseline-{b}"),
-        Runner::Truth => "truth".to_string(),
-        Runner::Agent => {
-            let e = assay_stdlib::llm::Endpoint::for_agent()?;
-            format!("agent-{}", e.model)
-        }
-    };
     let inv_dir = opts.out.join(assay_interpreter::run_stem(&name));
     let started = Instant::now();
     let timing: Mutex<BTreeMap<String, f64>> = Mutex::new(
