@@ -798,7 +798,7 @@ pub fn investigate_with(
         let pf = assay_interpreter::SourceFile::new("<task>", text);
         let diags = match assay_interpreter::Sandbox::new(&files, &[]) {
             Ok(sb) => assay_interpreter::prepare(&pf, &registry, &sb).diags,
-            Err(e) => vec![assay_interpreter::Diag::new("assay::usage", e.to_string())],
+            Err(e) => vec![assay_interpreter::Diag::new(assay_interpreter::code::USAGE, e.to_string())],
         };
         if let Some(d) = diags.first() {
             let _ = std::fs::remove_dir_all(&tmp);

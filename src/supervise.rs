@@ -390,14 +390,14 @@ fn died_reason(
     use std::os::unix::process::ExitStatusExt;
     if timed_out {
         return (
-            "assay::budget-time",
+            assay_interpreter::code::BUDGET_TIME,
             format!("the script ran past its time budget of {:.0} s and was stopped", budget.timeout.as_secs_f64()),
             "make the script do less (fewer items, smaller batches), or give it more time with --timeout".into(),
         );
     }
     if tail.contains("memory allocation of") || tail.contains("cannot allocate memory") || status.signal() == Some(9) {
         return (
-            "assay::budget-memory",
+            assay_interpreter::code::BUDGET_MEMORY,
             format!("the script used up its memory budget of {} and was stopped", fmt_bytes(budget.memory)),
             "make the script hold less at once (smaller tensors and lists, batch:), or raise the budget with --memory"
                 .into(),
@@ -405,7 +405,7 @@ fn died_reason(
     }
     if tail.contains("overflowed its stack") {
         return (
-            "assay::budget-stack",
+            assay_interpreter::code::BUDGET_STACK,
             "the script nested too deeply (its stack ran out) and was stopped".into(),
             "flatten deeply nested lists or recursion".into(),
         );
@@ -416,7 +416,7 @@ fn died_reason(
         _ => "an unknown status".into(),
     };
     (
-        "assay::crashed",
+        assay_interpreter::code::CRASHED,
         format!("the sandboxed run ended without a result ({how})"),
         "this is a bug in Assay; please report it with the script".into(),
     )

@@ -111,7 +111,7 @@ impl<'a> Checker<'a> {
                     if let Some(first) = seed_seen {
                         let (line, _) = self.file.line_col(first.start);
                         self.err(
-                            "assay::seed",
+                            crate::code::SEED,
                             s.span,
                             "`seed` given twice",
                             "second seed",
@@ -119,7 +119,7 @@ impl<'a> Checker<'a> {
                         );
                     } else if seen_other {
                         self.err(
-                            "assay::seed",
+                            crate::code::SEED,
                             s.span,
                             "`seed` must come before the experiment's statements",
                             "too late",
@@ -130,7 +130,7 @@ impl<'a> Checker<'a> {
                     match &e.node {
                         ExprKind::Number(n) if *n >= 0.0 && n.fract() == 0.0 && *n < 9.0e15 => {}
                         _ => self.err(
-                            "assay::seed",
+                            crate::code::SEED,
                             e.span,
                             "the seed must be a whole number literal",
                             "not a whole number",
@@ -141,7 +141,7 @@ impl<'a> Checker<'a> {
                 StmtKind::Use { alias, .. } => {
                     if self.scopes[0].contains_key(&alias.node) {
                         self.err(
-                            "assay::duplicate",
+                            crate::code::DUPLICATE,
                             alias.span,
                             format!("`{}` is already defined", alias.node),
                             "defined again",
@@ -179,7 +179,7 @@ impl<'a> Checker<'a> {
                     if let Some(prev) = seen.get(name.node.as_str()) {
                         let (line, _) = self.file.line_col(prev.start);
                         self.err(
-                            "assay::duplicate",
+                            crate::code::DUPLICATE,
                             name.span,
                             format!("function `{}` is defined twice in this block", name.node),
                             "defined again",
@@ -224,13 +224,13 @@ impl<'a> Checker<'a> {
         match &s.node {
             StmtKind::Seed(_) => {
                 if !top {
-                    self.err("assay::seed", s.span, "`seed` is only allowed at the top of the script", "inside a block", "set the seed once, as the script's first statement; tools that draw randomly also take `seed:`");
+                    self.err(crate::code::SEED, s.span, "`seed` is only allowed at the top of the script", "inside a block", "set the seed once, as the script's first statement; tools that draw randomly also take `seed:`");
                 }
             }
             StmtKind::Use { alias, path } => {
                 if !top {
                     self.err(
-                        "assay::use",
+                        crate::code::USE,
                         s.span,
                         "`use` is only allowed at the top level",
                         "inside a block",
@@ -261,7 +261,7 @@ impl<'a> Checker<'a> {
                             None => format!("declare it first with `let {} = ...`", name.node),
                         };
                         self.err(
-                            "assay::unknown-name",
+                            crate::code::UNKNOWN_NAME,
                             name.span,
                             format!("cannot assign to unknown name `{}`", name.node),
                             "not declared",
@@ -271,7 +271,7 @@ impl<'a> Checker<'a> {
                     Some(var) => {
                         if var.module.is_some() || var.ty == Type::Module {
                             self.err(
-                                "assay::assign",
+                                crate::code::ASSIGN,
                                 name.span,
                                 format!("`{}` is a module and cannot be reassigned", name.node),
                                 "a module",
@@ -308,7 +308,7 @@ impl<'a> Checker<'a> {
                 let t = self.expr(iter);
                 if t.is_known() && !Type::iterable().accepts(&t) {
                     self.err(
-                        "assay::type",
+                        crate::code::TYPE,
                         iter.span,
                         format!("cannot loop over a {t}"),
                         format!("a {t}"),
@@ -342,7 +342,7 @@ impl<'a> Checker<'a> {
                 }
                 if self.fn_depth == 0 {
                     self.err(
-                        "assay::misplaced",
+                        crate::code::MISPLACED,
                         s.span,
                         "`return` outside a function",
                         "not in a function",
@@ -354,7 +354,7 @@ impl<'a> Checker<'a> {
                 if self.loop_depth.last().copied().unwrap_or(0) == 0 {
                     let word = if matches!(s.node, StmtKind::Break) { "break" } else { "continue" };
                     self.err(
-                        "assay::misplaced",
+                        crate::code::MISPLACED,
                         s.span,
                         format!("`{word}` outside a loop"),
                         "not in a `for` loop",
@@ -371,7 +371,7 @@ impl<'a> Checker<'a> {
                 let t = self.expr(name);
                 if t.is_known() && t != Type::Str {
                     self.err(
-                        "assay::type",
+                        crate::code::TYPE,
                         name.span,
                         format!("a record's name must be a string, found {t}"),
                         "not a string",
@@ -387,7 +387,7 @@ impl<'a> Checker<'a> {
                     let t = self.expr(m);
                     if t.is_known() && t != Type::Str {
                         self.err(
-                            "assay::type",
+                            crate::code::TYPE,
                             m.span,
                             format!("an assertion's message must be a string, found {t}"),
                             "not a string",
@@ -405,7 +405,7 @@ impl<'a> Checker<'a> {
     fn expect_bool(&mut self, t: &Type, span: Span, what: &str) {
         if t.is_known() && !Type::Bool.accepts(t) {
             self.err(
-                "assay::type",
+                crate::code::TYPE,
                 span,
                 format!("{what} must be true or false, found {t}"),
                 format!("a {t}"),
@@ -422,7 +422,7 @@ impl<'a> Checker<'a> {
         for p in &def.params {
             if seen.insert(&p.name.node, ()).is_some() {
                 self.err(
-                    "assay::duplicate",
+                    crate::code::DUPLICATE,
                     p.name.span,
                     format!("parameter `{}` is named twice", p.name.node),
                     "repeated",
@@ -434,7 +434,7 @@ impl<'a> Checker<'a> {
                 self.expr(d);
             } else if default_seen {
                 self.err(
-                    "assay::param-order",
+                    crate::code::PARAM_ORDER,
                     p.name.span,
                     format!("parameter `{}` has no default but follows one that does", p.name.node),
                     "needs a default",
@@ -496,7 +496,7 @@ impl<'a> Checker<'a> {
                     UnOp::Neg => {
                         if t.is_known() && !Type::OneOf(vec![Type::Num, Type::Tensor]).accepts(&t) {
                             self.err(
-                                "assay::type",
+                                crate::code::TYPE,
                                 e.span,
                                 format!("cannot negate a {t}"),
                                 format!("a {t}"),
@@ -534,7 +534,7 @@ impl<'a> Checker<'a> {
                 match &t {
                     Type::Num | Type::Bool | Type::None | Type::Func | Type::Image | Type::Module => {
                         self.err(
-                            "assay::type",
+                            crate::code::TYPE,
                             e.span,
                             format!("cannot index a {t}"),
                             format!("a {t}"),
@@ -567,7 +567,7 @@ impl<'a> Checker<'a> {
             Some(c) => format!("did you mean `{c}`?"),
             None => "define it with `let` before using it; `assay tools` lists the tools".to_string(),
         };
-        self.err("assay::unknown-name", span, format!("unknown name `{n}`"), "not defined", help);
+        self.err(crate::code::UNKNOWN_NAME, span, format!("unknown name `{n}`"), "not defined", help);
         Type::Any
     }
 
@@ -584,7 +584,7 @@ impl<'a> Checker<'a> {
                         None => format!("the record has: {}", names.join(", ")),
                     };
                     self.err(
-                        "assay::no-field",
+                        crate::code::NO_FIELD,
                         name.span,
                         format!("the record has no field `{}`", name.node),
                         "no such field",
@@ -596,7 +596,7 @@ impl<'a> Checker<'a> {
             Type::Tensor => {
                 if !TENSOR_FIELDS.contains(&name.node.as_str()) {
                     self.err(
-                        "assay::no-field",
+                        crate::code::NO_FIELD,
                         name.span,
                         format!("a tensor has no field `{}`", name.node),
                         "no such field",
@@ -612,7 +612,7 @@ impl<'a> Checker<'a> {
             Type::Image => {
                 if !IMAGE_FIELDS.contains(&name.node.as_str()) {
                     self.err(
-                        "assay::no-field",
+                        crate::code::NO_FIELD,
                         name.span,
                         format!("an image has no field `{}`", name.node),
                         "no such field",
@@ -628,7 +628,7 @@ impl<'a> Checker<'a> {
                     "only records, tensors, images and tool objects have fields".to_string()
                 };
                 self.err(
-                    "assay::no-field",
+                    crate::code::NO_FIELD,
                     name.span,
                     format!("a {t} has no field `{}`", name.node),
                     "no such field",
@@ -655,7 +655,7 @@ impl<'a> Checker<'a> {
             Lt | Le | Gt | Ge => {
                 if known && !both(&Type::Num) && !both(&Type::Str) {
                     self.err(
-                        "assay::type",
+                        crate::code::TYPE,
                         span,
                         format!("cannot compare {l} with {r} using `{}`", op.symbol()),
                         "incomparable",
@@ -668,7 +668,7 @@ impl<'a> Checker<'a> {
                 for t in [l, r] {
                     if t.is_known() && !Type::Num.accepts(t) {
                         self.err(
-                            "assay::type",
+                            crate::code::TYPE,
                             span,
                             format!("a range needs numbers, found {t}"),
                             "not a number",
@@ -689,7 +689,7 @@ impl<'a> Checker<'a> {
                         "arithmetic applies to numbers and tensors"
                     };
                     self.err(
-                        "assay::type",
+                        crate::code::TYPE,
                         span,
                         format!("cannot apply `{}` to {l} and {r}", op.symbol()),
                         "incompatible operands",
@@ -720,7 +720,7 @@ impl<'a> Checker<'a> {
                     self.check_script_call(n, def, args, 0, span);
                 } else if var.ty.is_known() && var.ty != Type::Func && !matches!(var.ty, Type::Handle(_)) {
                     self.err(
-                        "assay::not-callable",
+                        crate::code::NOT_CALLABLE,
                         callee.span,
                         format!("`{n}` is a {} and cannot be called", var.ty),
                         "not a function",
@@ -744,7 +744,7 @@ impl<'a> Checker<'a> {
                 None => "`assay tools` lists every tool with its signature".to_string(),
             };
             self.err(
-                "assay::unknown-tool",
+                crate::code::UNKNOWN_TOOL,
                 callee.span,
                 format!("unknown function or tool `{n}`"),
                 "not defined",
@@ -758,7 +758,7 @@ impl<'a> Checker<'a> {
         }
         if t.is_known() && t != Type::Func && !matches!(t, Type::Handle(_)) {
             self.err(
-                "assay::not-callable",
+                crate::code::NOT_CALLABLE,
                 callee.span,
                 format!("a {t} cannot be called"),
                 "not a function",
@@ -776,7 +776,7 @@ impl<'a> Checker<'a> {
                 self.expr(&a.value);
                 if let Some(n) = &a.name {
                     self.err(
-                        "assay::named-argument",
+                        crate::code::NAMED_ARGUMENT,
                         n.span,
                         "rhai functions take only positional arguments",
                         "named argument",
@@ -801,7 +801,7 @@ impl<'a> Checker<'a> {
                             ),
                         };
                         self.err(
-                            "assay::unknown-function",
+                            crate::code::UNKNOWN_FUNCTION,
                             name.span,
                             format!("module `{}` has no function `{}`", m.alias, name.node),
                             "not in the module",
@@ -813,7 +813,7 @@ impl<'a> Checker<'a> {
                             let forms: Vec<String> =
                                 overloads.iter().map(|p| format!("{}({})", name.node, p.join(", "))).collect();
                             self.err(
-                                "assay::argument-count",
+                                crate::code::ARGUMENT_COUNT,
                                 span,
                                 format!(
                                     "`{}.{}` takes {} argument(s), given {}",
@@ -839,7 +839,7 @@ impl<'a> Checker<'a> {
                 }
                 if ft.is_known() && *ft != Type::Func {
                     self.err(
-                        "assay::not-callable",
+                        crate::code::NOT_CALLABLE,
                         name.span,
                         format!("field `{}` is a {ft} and cannot be called", name.node),
                         "not a function",
@@ -870,7 +870,7 @@ impl<'a> Checker<'a> {
             None => "`x.f(a)` calls the tool `f(x, a)`; `assay tools` lists the tools".to_string(),
         };
         self.err(
-            "assay::unknown-tool",
+            crate::code::UNKNOWN_TOOL,
             name.span,
             format!("no tool or method `{}` for a {rt}", name.node),
             "unknown method",
@@ -888,7 +888,7 @@ impl<'a> Checker<'a> {
                 None => {
                     if pos >= params.len() {
                         self.err(
-                            "assay::argument-count",
+                            crate::code::ARGUMENT_COUNT,
                             a.span,
                             format!("`{name}` takes {} argument(s), given more", params.len()),
                             "one too many",
@@ -912,7 +912,7 @@ impl<'a> Checker<'a> {
                             None => format!("parameters: {}", names.join(", ")),
                         };
                         self.err(
-                            "assay::unknown-argument",
+                            crate::code::UNKNOWN_ARGUMENT,
                             n.span,
                             format!("`{name}` has no parameter `{}`", n.node),
                             "unknown parameter",
@@ -921,7 +921,7 @@ impl<'a> Checker<'a> {
                     }
                     Some(i) if bound[i] => {
                         self.err(
-                            "assay::duplicate-argument",
+                            crate::code::DUPLICATE_ARGUMENT,
                             n.span,
                             format!("`{}` is given twice", n.node),
                             "given again",
@@ -940,7 +940,7 @@ impl<'a> Checker<'a> {
             .collect();
         if !missing.is_empty() {
             self.err(
-                "assay::missing-argument",
+                crate::code::MISSING_ARGUMENT,
                 span,
                 format!(
                     "`{name}` is missing {}",
@@ -969,7 +969,7 @@ impl<'a> Checker<'a> {
         if let Some(r) = receiver {
             if params.is_empty() {
                 self.err(
-                    "assay::argument-count",
+                    crate::code::ARGUMENT_COUNT,
                     span,
                     format!("`{}` takes no arguments, so it cannot be called as a method", sig.name),
                     "not a method",
@@ -985,7 +985,7 @@ impl<'a> Checker<'a> {
                 None => {
                     if pos >= params.len() {
                         self.err(
-                            "assay::argument-count",
+                            crate::code::ARGUMENT_COUNT,
                             a.span,
                             format!("`{}` takes at most {} argument(s)", sig.name, params.len()),
                             "too many arguments",
@@ -1003,7 +1003,7 @@ impl<'a> Checker<'a> {
                             None => sig.render(),
                         };
                         self.err(
-                            "assay::unknown-argument",
+                            crate::code::UNKNOWN_ARGUMENT,
                             n.span,
                             format!("`{}` has no parameter `{}`", sig.name, n.node),
                             "unknown parameter",
@@ -1012,7 +1012,7 @@ impl<'a> Checker<'a> {
                     }
                     Some(i) if bound[i].is_some() => {
                         self.err(
-                            "assay::duplicate-argument",
+                            crate::code::DUPLICATE_ARGUMENT,
                             n.span,
                             format!("`{}` is given twice", n.node),
                             "given again",
@@ -1034,7 +1034,7 @@ impl<'a> Checker<'a> {
                 Some((t, s)) => {
                     if !p.ty.accepts(t) {
                         self.err(
-                            "assay::type",
+                            crate::code::TYPE,
                             *s,
                             format!("`{}` of `{}` must be {}, found {t}", p.name, sig.name, p.ty),
                             format!("a {t}"),
@@ -1047,7 +1047,7 @@ impl<'a> Checker<'a> {
         if !missing.is_empty() {
             let list: Vec<String> = missing.iter().map(|m| format!("`{m}`")).collect();
             self.err(
-                "assay::missing-argument",
+                crate::code::MISSING_ARGUMENT,
                 span,
                 format!("`{}` is missing {}", sig.name, list.join(", ")),
                 "missing arguments",

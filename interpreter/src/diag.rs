@@ -111,7 +111,7 @@ impl Diag {
     }
 
     pub fn from_syntax(file: &Arc<SourceFile>, e: &SyntaxError) -> Self {
-        Diag::new("assay::syntax", e.message.clone()).at(file, e.span, e.label.clone()).maybe_help(e.help.clone())
+        Diag::new(crate::code::SYNTAX, e.message.clone()).at(file, e.span, e.label.clone()).maybe_help(e.help.clone())
     }
 
     /// Line and column where the diagnostic points, if it points anywhere.

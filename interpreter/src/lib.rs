@@ -3,6 +3,7 @@
 //! the sandbox. It knows nothing of ONNX; tools arrive through the registry.
 
 mod check;
+pub mod code;
 mod diag;
 mod diff;
 mod eval;
@@ -87,7 +88,7 @@ pub fn prepare_with(
         if let StmtKind::Use { path, alias } = &s.node {
             if bound.contains_key(&alias.node) {
                 prepared.diags.push(
-                    Diag::new("assay::use", format!("`{}` is already bound by the task", alias.node))
+                    Diag::new(crate::code::USE, format!("`{}` is already bound by the task", alias.node))
                         .at(file, alias.span, "taken")
                         .help("choose another name after `as`"),
                 );
@@ -95,7 +96,7 @@ pub fn prepare_with(
             }
             if !path.node.ends_with(".rhai") {
                 prepared.diags.push(
-                    Diag::new("assay::use", format!("`use` loads rhai files, not `{}`", path.node))
+                    Diag::new(crate::code::USE, format!("`use` loads rhai files, not `{}`", path.node))
                         .at(file, path.span, "not a .rhai file")
                         .help("write `use \"metrics.rhai\" as m`"),
                 );
@@ -104,14 +105,14 @@ pub fn prepare_with(
             match sandbox.read(&path.node) {
                 Err(e) => prepared
                     .diags
-                    .push(Diag::new("assay::use", e.message()).at(file, path.span, "cannot load").help(e.help())),
+                    .push(Diag::new(crate::code::USE, e.message()).at(file, path.span, "cannot load").help(e.help())),
                 Ok((real, bytes)) => {
                     let digest = hex::encode(Sha256::digest(&bytes));
                     let text = match String::from_utf8(bytes) {
                         Ok(t) => t,
                         Err(_) => {
                             prepared.diags.push(
-                                Diag::new("assay::use", format!("`{}` is not UTF-8 text", path.node))
+                                Diag::new(crate::code::USE, format!("`{}` is not UTF-8 text", path.node))
                                     .at(file, path.span, "not text")
                                     .help("a rhai module must be a UTF-8 text file"),
                             );
@@ -123,7 +124,7 @@ pub fn prepare_with(
                             prepared.inputs.insert(real, digest);
                             prepared.modules.insert(alias.node.clone(), Arc::new(m));
                         }
-                        Err(d) => prepared.diags.push(d.note(Diag::new("assay::called-from", "loaded here").at(
+                        Err(d) => prepared.diags.push(d.note(Diag::new(crate::code::CALLED_FROM, "loaded here").at(
                             file,
                             path.span,
                             "this `use`",

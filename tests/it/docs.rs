@@ -64,3 +64,35 @@ fn language_md_examples_run() {
 fn readme_example_runs() {
     run_blocks("README.md", 1, &repo_root().join("examples"));
 }
+
+#[test]
+fn every_diagnostic_code_is_documented_once() {
+    let text = std::fs::read_to_string(repo_root().join("docs/language.md")).expect("language.md");
+    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("| `assay::")).collect();
+    assert_eq!(rows.len(), assay_interpreter::code::ALL.len(), "docs/language.md's table of codes is out of date");
+    for (code, meaning) in assay_interpreter::code::ALL {
+        let row = format!("| `{code}` | {meaning} |");
+        assert!(rows.contains(&row.as_str()), "docs/language.md lacks the row {row}");
+    }
+    let mut codes: Vec<&str> = assay_interpreter::code::ALL.iter().map(|(c, _)| *c).collect();
+    codes.sort();
+    codes.dedup();
+    assert_eq!(codes.len(), assay_interpreter::code::ALL.len(), "a code is listed twice");
+    // And no call site spells a code itself.
+    let mut stack = vec![repo_root().join("interpreter/src"), repo_root().join("src")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).expect("source folder").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") && !p.ends_with("interpreter/src/code.rs") {
+                let text = std::fs::read_to_string(&p).expect("source");
+                assert!(
+                    !text.contains("\"assay::"),
+                    "{} spells a diagnostic code; use assay_interpreter::code",
+                    p.display()
+                );
+            }
+        }
+    }
+}

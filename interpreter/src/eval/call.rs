@@ -73,7 +73,7 @@ impl<'a> Run<'a> {
                 format!("no tool or method `{}` for a {}", name.node, recv.type_name()),
                 name.span,
             )
-            .code("assay::unknown-tool")
+            .code(crate::code::UNKNOWN_TOOL)
             .help(help));
         };
         let sig = sig.clone();
@@ -110,7 +110,7 @@ impl<'a> Run<'a> {
                 self.call_tool(&sig, tool, all, span)
             }
             other => Err(RuntimeError::new(format!("a {} cannot be called", other.type_name()), callee_span)
-                .code("assay::not-callable")
+                .code(crate::code::NOT_CALLABLE)
                 .help("only functions and tools can be called")),
         }
     }
@@ -123,7 +123,7 @@ impl<'a> Run<'a> {
                 format!("calls nested more than {MAX_CALL_DEPTH} deep (in `{fname}`)"),
                 span,
             )
-            .code("assay::recursion")
+            .code(crate::code::RECURSION)
             .help("look for recursion without a base case, or rewrite it as a loop"));
         }
         // Bind arguments to parameters.
@@ -137,14 +137,14 @@ impl<'a> Run<'a> {
                             format!("`{fname}` takes {} argument(s), given more", def.params.len()),
                             a.span,
                         )
-                        .code("assay::argument-count"));
+                        .code(crate::code::ARGUMENT_COUNT));
                     }
                     pos += 1;
                     pos - 1
                 }
                 Some(n) => def.params.iter().position(|p| p.name.node == n.node).ok_or_else(|| {
                     RuntimeError::new(format!("`{fname}` has no parameter `{}`", n.node), n.span)
-                        .code("assay::unknown-argument")
+                        .code(crate::code::UNKNOWN_ARGUMENT)
                 })?,
             };
             if bound[slot].is_some() {
@@ -165,7 +165,7 @@ impl<'a> Run<'a> {
                     (None, Some(d)) => self.eval(d)?,
                     (None, None) => {
                         return Err(RuntimeError::new(format!("`{fname}` is missing argument `{}`", p.name.node), span)
-                            .code("assay::missing-argument"))
+                            .code(crate::code::MISSING_ARGUMENT))
                     }
                 };
                 self.define(&p.name.node, v);
@@ -236,7 +236,7 @@ impl<'a> Run<'a> {
                 None => {
                     if pos >= n {
                         return Err(RuntimeError::new(format!("`{}` takes at most {n} argument(s)", sig.name), a.span)
-                            .code("assay::argument-count")
+                            .code(crate::code::ARGUMENT_COUNT)
                             .help(sig.render()));
                     }
                     pos += 1;
@@ -244,13 +244,13 @@ impl<'a> Run<'a> {
                 }
                 Some(name) => sig.params.iter().position(|p| p.name == name.node).ok_or_else(|| {
                     RuntimeError::new(format!("`{}` has no parameter `{}`", sig.name, name.node), name.span)
-                        .code("assay::unknown-argument")
+                        .code(crate::code::UNKNOWN_ARGUMENT)
                         .help(sig.render())
                 })?,
             };
             if values[slot].is_some() {
                 return Err(RuntimeError::new(format!("`{}` is given twice", sig.params[slot].name), a.span)
-                    .code("assay::duplicate-argument"));
+                    .code(crate::code::DUPLICATE_ARGUMENT));
             }
             values[slot] = Some(a.value);
             spans[slot] = a.span;
@@ -262,7 +262,7 @@ impl<'a> Run<'a> {
                 (None, ParamDefault::Value(d)) => d.clone(),
                 (None, ParamDefault::Required) => {
                     return Err(RuntimeError::new(format!("`{}` is missing `{}`", sig.name, p.name), span)
-                        .code("assay::missing-argument")
+                        .code(crate::code::MISSING_ARGUMENT)
                         .help(sig.render()))
                 }
             };
@@ -271,7 +271,7 @@ impl<'a> Run<'a> {
                     format!("`{}` of `{}` must be {}, found {}", p.name, sig.name, p.ty, describe_type(&v)),
                     spans[i],
                 )
-                .code("assay::type")
+                .code(crate::code::TYPE)
                 .help(sig.render()));
             }
             bound.push(v);
@@ -310,7 +310,7 @@ impl<'a> Run<'a> {
                 .and_then(|p| sig.params.iter().position(|q| q.name == p))
                 .and_then(|i| spans.get(i).copied())
                 .unwrap_or(span);
-            let mut err = RuntimeError::new(format!("{}: {}", sig.name, e.message), at).code("assay::tool");
+            let mut err = RuntimeError::new(format!("{}: {}", sig.name, e.message), at).code(crate::code::TOOL);
             err.help = e.help.or_else(|| Some(sig.render()));
             err
         })

@@ -93,7 +93,7 @@ pub struct RuntimeError {
 impl RuntimeError {
     pub fn new(message: impl Into<String>, span: Span) -> Self {
         RuntimeError {
-            code: "assay::runtime",
+            code: crate::code::RUNTIME,
             message: message.into(),
             span,
             help: None,
@@ -113,7 +113,7 @@ impl RuntimeError {
     pub fn to_diag(&self, file: &Arc<SourceFile>) -> Diag {
         let mut d = match &self.foreign {
             // The error is in a rhai file: point there, and note the script call.
-            Some(f) => (**f).clone().note(Diag::new("assay::called-from", "called from the script here").at(
+            Some(f) => (**f).clone().note(Diag::new(crate::code::CALLED_FROM, "called from the script here").at(
                 file,
                 self.span,
                 "this call",
@@ -135,7 +135,7 @@ impl RuntimeError {
         let hidden = frames.len().saturating_sub(2 * KEEP);
         for (i, (name, span, count)) in frames.iter().enumerate() {
             if hidden > 0 && i == KEEP {
-                d = d.note(Diag::new("assay::called-from", format!("... {hidden} more calls ...")));
+                d = d.note(Diag::new(crate::code::CALLED_FROM, format!("... {hidden} more calls ...")));
             }
             if hidden > 0 && i >= KEEP && i < KEEP + hidden {
                 continue;
@@ -145,7 +145,7 @@ impl RuntimeError {
             } else {
                 format!("in `{name}`, called from here")
             };
-            d = d.note(Diag::new("assay::called-from", msg).at(file, *span, format!("call to `{name}`")));
+            d = d.note(Diag::new(crate::code::CALLED_FROM, msg).at(file, *span, format!("call to `{name}`")));
         }
         d
     }

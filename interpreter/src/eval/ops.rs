@@ -16,14 +16,14 @@ fn type_err(op: BinOp, l: &Value, r: &Value, span: Span) -> RuntimeError {
         "arithmetic applies to numbers and tensors; `+` also joins strings and lists"
     };
     RuntimeError::new(format!("cannot apply `{}` to {} and {}", op.symbol(), l.type_name(), r.type_name()), span)
-        .code("assay::type")
+        .code(crate::code::TYPE)
         .help(help)
 }
 
 fn too_large(what: &str, n: usize, max: usize, span: Span) -> RuntimeError {
     let unit = if what == "string" { "bytes" } else { "items" };
     RuntimeError::new(format!("this {what} would hold {n} {unit}, more than the {max} a {what} may hold"), span)
-        .code("assay::too-large")
+        .code(crate::code::TOO_LARGE)
         .help("a value that doubles in a loop grows past any budget; build less, or summarise as you go")
 }
 
@@ -53,7 +53,7 @@ fn tensor_op(op: BinOp, a: &ArrayD<f32>, b: &ArrayD<f32>, span: Span) -> EvalRes
         return Ok(out);
     }
     Err(RuntimeError::new(format!("tensor shapes {:?} and {:?} do not broadcast", a.shape(), b.shape()), span)
-        .code("assay::shape")
+        .code(crate::code::SHAPE)
         .help("shapes must match, or one side must have size 1 in each differing dimension"))
 }
 
@@ -62,7 +62,9 @@ impl<'a> Run<'a> {
         match v {
             Value::Num(n) => Ok(Value::Num(-n)),
             Value::Tensor(t) => Ok(Value::tensor(t.mapv(|x| -x))),
-            other => Err(RuntimeError::new(format!("cannot negate a {}", other.type_name()), span).code("assay::type")),
+            other => {
+                Err(RuntimeError::new(format!("cannot negate a {}", other.type_name()), span).code(crate::code::TYPE))
+            }
         }
     }
 
@@ -80,7 +82,7 @@ impl<'a> Run<'a> {
                             format!("cannot compare {} with {}", l.type_name(), r.type_name()),
                             span,
                         )
-                        .code("assay::type")
+                        .code(crate::code::TYPE)
                         .help("`<` and friends compare two numbers or two strings"))
                     }
                 };
@@ -114,7 +116,7 @@ impl<'a> Run<'a> {
                     _ => Ok(Value::Bool(false)),
                 },
                 other => Err(RuntimeError::new(format!("cannot use `in` with a {}", other.type_name()), span)
-                    .code("assay::type")
+                    .code(crate::code::TYPE)
                     .help("`x in xs` works on lists, strings, records and ranges")),
             },
             Range => match (&l, &r) {
@@ -127,7 +129,7 @@ impl<'a> Run<'a> {
                     format!("a range needs two whole numbers, found {} and {}", l.to_repr(), r.to_repr()),
                     span,
                 )
-                .code("assay::type")),
+                .code(crate::code::TYPE)),
             },
             And | Or => Err(RuntimeError::new("internal: and/or are short-circuited", span)),
             Add | Sub | Mul | Div | Rem | Pow => match (&l, &r) {
