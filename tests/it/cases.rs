@@ -1,7 +1,8 @@
 //! Script cases as data: each `tests/cases/NAME.assay` has `NAME.expected`
 //! beside it holding the exit code, the diagnostics on stderr, what the run
 //! printed, and its results.json. `ASSAY_BLESS=1 cargo test` rewrites the
-//! expectations; review the diff before committing it.
+//! expectations; review the diff before committing it. Run by
+//! `tests/scripts.rs`, one test per case and per example.
 
 use std::path::Path;
 
@@ -39,31 +40,69 @@ fn render(case: &Path) -> String {
     s
 }
 
-#[test]
-fn script_cases() {
-    let cases_dir = repo_root().join("tests/cases");
-    let mut cases: Vec<_> = std::fs::read_dir(&cases_dir)
-        .expect("tests/cases")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "assay"))
-        .collect();
-    cases.sort();
-    assert!(cases.len() >= 40, "expected at least 40 script cases, found {}", cases.len());
-    let bless = std::env::var_os("ASSAY_BLESS").is_some();
-    let mut failures = Vec::new();
-    for case in &cases {
-        let got = render(case);
-        assert!(!got.starts_with("# exit 101"), "{} panicked:\n{got}", case.display());
-        let expected_path = case.with_extension("expected");
-        if bless {
-            std::fs::write(&expected_path, &got).expect("write expectation");
-            continue;
-        }
-        match std::fs::read_to_string(&expected_path) {
-            Ok(want) if want == got => {}
-            Ok(want) => failures.push(format!("{}\n--- expected\n{want}\n--- got\n{got}", case.display())),
-            Err(_) => failures.push(format!("{}: no .expected file (run with ASSAY_BLESS=1)", case.display())),
+/// Checks one case against its expectation (or rewrites it, blessing).
+pub fn check_case(case: &Path) -> Result<(), String> {
+    let got = render(case);
+    if got.starts_with("# exit 101") {
+        return Err(format!("{} panicked:\n{got}", case.display()));
+    }
+    let expected_path = case.with_extension("expected");
+    if std::env::var_os("ASSAY_BLESS").is_some() {
+        return std::fs::write(&expected_path, &got).map_err(|e| format!("write expectation: {e}"));
+    }
+    match std::fs::read_to_string(&expected_path) {
+        Ok(want) if want == got => Ok(()),
+        Ok(want) => Err(format!("{}\n--- expected\n{want}\n--- got\n{got}", case.display())),
+        Err(_) => Err(format!("{}: no .expected file (run with ASSAY_BLESS=1)", case.display())),
+    }
+}
+
+/// Runs an example twice, checks both records are complete and their
+/// results.json byte-identical, and that `verify` agrees.
+pub fn check_example(script: &Path) -> Result<(), String> {
+    let examples = repo_root().join("examples");
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let stem = script.file_stem().and_then(|x| x.to_str()).ok_or("a file name")?;
+    for _ in 0..2 {
+        let out = Test::new(dir.path()).args(["run", script.to_str().ok_or("a UTF-8 path")?]).run();
+        if out.code != 0 {
+            return Err(format!("{} failed:\n{}{}", script.display(), out.stdout, out.stderr));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases differ:\n\n{}", failures.len(), cases.len(), failures.join("\n\n"));
+    let runs = crate::support::runs_of(dir.path(), stem);
+    if runs.len() != 2 {
+        return Err(format!("{stem}: {} complete runs, not 2", runs.len()));
+    }
+    for f in ["script.assay", "results.json", "trace.jsonl", "manifest.json", "report.html"] {
+        if !runs[0].join(f).is_file() {
+            return Err(format!("{stem}: {f} missing"));
+        }
+    }
+    let a = std::fs::read(runs[0].join("results.json")).map_err(|e| e.to_string())?;
+    let b = std::fs::read(runs[1].join("results.json")).map_err(|e| e.to_string())?;
+    if a != b {
+        return Err(format!("{stem}: results.json differs between two runs"));
+    }
+    // verify takes its roots from the command line, never from the run folder.
+    let v = Test::new(dir.path())
+        .args([
+            "verify",
+            runs[0].to_str().ok_or("a UTF-8 path")?,
+            "--allow-read",
+            examples.to_str().ok_or("a UTF-8 path")?,
+        ])
+        .run();
+    if v.code != 0 {
+        return Err(format!("{stem}: verify failed: {}", v.stdout));
+    }
+    Ok(())
+}
+
+/// The `.assay` files of a folder, sorted.
+pub fn scripts_in(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> =
+        std::fs::read_dir(dir).map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();
+    v.retain(|p: &std::path::PathBuf| p.extension().is_some_and(|e| e == "assay"));
+    v.sort();
+    v
 }

@@ -6,7 +6,6 @@
 mod adversarial;
 mod agent;
 mod bench;
-mod cases;
 mod cli;
 mod docs;
 mod edges;
