@@ -500,6 +500,35 @@ impl Model {
         self.patch_capture(feeds, patches, want, &[], false)
     }
 
+    /// The type a patch of tensor `t` takes; an error (about `t` alone)
+    /// when the model has no such tensor or it cannot be patched: a graph
+    /// input (pass another input instead) or a tensor that is not floating
+    /// point. Tools call it first, so its errors blame the tensor argument.
+    pub fn patch_type(&self, t: &str) -> Result<super::proto::TypeProto, String> {
+        if self.inputs.iter().any(|p| p.name == t) {
+            return Err(format!("`{t}` is a graph input; to change it, pass a different input instead"));
+        }
+        // Initializers (weights) have declared types; other tensors are inferred.
+        let is_init = graph::sites(&self.proto).iter().any(|s| s.name == t && s.kind == graph::Kind::Initializer);
+        if is_init {
+            if let Some(ty) = graph::declared_type(&self.proto, t) {
+                if !graph::is_float(graph::elem_of(&ty)) {
+                    return Err(format!(
+                        "`{t}` holds {} values; only floating-point tensors can be patched",
+                        graph::elem_name(graph::elem_of(&ty))
+                    ));
+                }
+                return Ok(ty);
+            }
+        }
+        let port = self.port_of(t)?;
+        let elem = port
+            .elem
+            .and_then(onnx_elem)
+            .ok_or_else(|| format!("`{t}` holds {} values; only floating-point tensors can be patched", port.dtype))?;
+        Ok(port_type(&port, elem))
+    }
+
     /// As `patch`, also returning the (patched-run) values of intermediate
     /// tensors `capture`; `want` may name them too. With `last_position`,
     /// the model's outputs are computed at the last position only where
@@ -514,25 +543,7 @@ impl Model {
     ) -> Result<BTreeMap<String, ArrayD<f32>>, String> {
         let mut types = BTreeMap::new();
         for (t, _, _) in &patches {
-            // Initializers (weights) have declared types; other tensors are inferred.
-            let is_init = graph::sites(&self.proto).iter().any(|s| s.name == *t && s.kind == graph::Kind::Initializer);
-            if is_init {
-                if let Some(ty) = graph::declared_type(&self.proto, t) {
-                    if !graph::is_float(graph::elem_of(&ty)) {
-                        return Err(format!(
-                            "`{t}` holds {} values; only floating-point tensors can be patched",
-                            graph::elem_name(graph::elem_of(&ty))
-                        ));
-                    }
-                    types.insert(t.clone(), ty);
-                    continue;
-                }
-            }
-            let port = self.port_of(t)?;
-            let elem = port.elem.and_then(onnx_elem).ok_or_else(|| {
-                format!("`{t}` holds {} values; only floating-point tensors can be patched", port.dtype)
-            })?;
-            types.insert(t.clone(), port_type(&port, elem));
+            types.insert(t.clone(), self.patch_type(t)?);
         }
         let mut exposed = capture.to_vec();
         exposed.sort();

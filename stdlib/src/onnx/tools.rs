@@ -319,15 +319,11 @@ fn patch(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let t = a.str("tensor")?.to_string();
     let value = to_tensor(a.get("value")).map_err(|e| ToolError::arg("value", e))?.as_ref().clone();
     let mask = to_tensor(a.get("mask")).map_err(|e| ToolError::arg("mask", e))?.as_ref().clone();
+    // What is wrong with the tensor is found first, so that blame is never
+    // read off an error's wording; what fails after that is the run.
+    m.patch_type(&t).map_err(|e| ToolError::arg("tensor", e))?;
     let want = m.output_names();
-    m.patch(f, vec![(t, value, mask)], &want).map(outputs_record).map_err(|e| {
-        let arg = if e.contains("no tensor") || e.contains("graph input") || e.contains("patched") {
-            "tensor"
-        } else {
-            "inputs"
-        };
-        ToolError::arg(arg, e)
-    })
+    m.patch(f, vec![(t, value, mask)], &want).map(outputs_record).map_err(|e| ToolError::arg("inputs", e))
 }
 
 /// One row per tensor: name, kind, producing op and node, dtype, shape.
