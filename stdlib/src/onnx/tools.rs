@@ -224,15 +224,32 @@ pub fn select_names(model: &Model, a: &Args, i: &str) -> Result<Vec<String>, Too
         } else if all.contains(p) {
             out.push(p.clone());
         } else {
-            let help = match assay_interpreter::closest(p, all.iter().map(|s| s.as_str())) {
-                Some(c) => format!("did you mean `{c}`? `inspect(model)` lists the tensors"),
-                None => "`inspect(model)` or `assay inspect FILE` lists the tensors".into(),
-            };
-            return Err(ToolError::arg(i, format!("the model has no tensor `{p}`")).help(help));
+            return Err(no_tensor(&all, p, i));
         }
     }
     out.dedup();
     Ok(out)
+}
+
+/// "The model has no tensor X", with the closest name as a suggestion:
+/// the one wording of a missing tensor, blaming argument `i`.
+fn no_tensor(names: &[String], t: &str, i: &str) -> ToolError {
+    let help = match assay_interpreter::closest(t, names.iter().map(|s| s.as_str())) {
+        Some(c) => format!("did you mean `{c}`? `inspect(model)` lists the tensors"),
+        None => "`inspect(model)` or `assay inspect FILE` lists the tensors".into(),
+    };
+    ToolError::arg(i, format!("the model has no tensor `{t}`")).help(help)
+}
+
+/// Whether the model has a tensor (an input, intermediate, output or
+/// weight) named `t`; otherwise the error for argument `i`.
+pub(crate) fn known_tensor(m: &Model, t: &str, i: &str) -> Result<(), ToolError> {
+    let sites = graph::sites(&m.proto);
+    if sites.iter().any(|s| s.name == t) {
+        return Ok(());
+    }
+    let names: Vec<String> = sites.into_iter().map(|s| s.name).collect();
+    Err(no_tensor(&names, t, i))
 }
 
 fn onnx_sig() -> Signature {
@@ -321,6 +338,7 @@ fn patch(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let mask = to_tensor(a.get("mask")).map_err(|e| ToolError::arg("mask", e))?.as_ref().clone();
     // What is wrong with the tensor is found first, so that blame is never
     // read off an error's wording; what fails after that is the run.
+    known_tensor(&m, &t, "tensor")?;
     m.patch_type(&t).map_err(|e| ToolError::arg("tensor", e))?;
     let want = m.output_names();
     m.patch(f, vec![(t, value, mask)], &want).map(outputs_record).map_err(|e| ToolError::arg("inputs", e))

@@ -92,18 +92,6 @@ fn reduce_of(a: &Args, i: &str) -> Result<Reduce, ToolError> {
     }
 }
 
-fn check_tensor(m: &Model, t: &str, i: &str) -> Result<(), ToolError> {
-    if super::graph::sites(&m.proto).iter().any(|s| s.name == t) {
-        return Ok(());
-    }
-    let names: Vec<String> = super::graph::sites(&m.proto).into_iter().map(|s| s.name).collect();
-    let help = match assay_interpreter::closest(t, names.iter().map(|s| s.as_str())) {
-        Some(c) => format!("did you mean `{c}`? `inspect(model)` lists the tensors"),
-        None => "`inspect(model)` or `assay inspect FILE` lists the tensors".into(),
-    };
-    Err(ToolError::arg(i, format!("the model has no tensor `{t}`")).help(help))
-}
-
 fn unit_sig() -> Signature {
     Signature::new("unit", "models", "One unit of a model tensor. Give exactly one of `channel` (of [N, C, H, W], reduced over space by `reduce`), `neuron` (of [N, T, D], at `positions`, negative counting from the end; all positions if omitted) or `head` (of [N, H, T, Dh], or of [N, T, H*Dh] with `heads`). Call it on inputs: `u(x)` is activations(u, x).")
         .param("model", Type::Handle("model"), "a model")
@@ -120,7 +108,7 @@ fn unit_sig() -> Signature {
 fn unit(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let model = model_of(a, "model")?;
     let tensor = a.str("tensor")?.to_string();
-    check_tensor(&model, &tensor, "tensor")?;
+    super::tools::known_tensor(&model, &tensor, "tensor")?;
     let given = ["channel", "neuron", "head"].iter().filter(|p| !a.is_none(p)).count();
     if given != 1 {
         return Err(ToolError::new("give exactly one of `channel`, `neuron` or `head`")
@@ -153,7 +141,7 @@ fn layer_sig() -> Signature {
 fn layer(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let model = model_of(a, "model")?;
     let tensor = a.str("tensor")?.to_string();
-    check_tensor(&model, &tensor, "tensor")?;
+    super::tools::known_tensor(&model, &tensor, "tensor")?;
     Ok(Value::Handle(Arc::new(Unit { model, tensor, select: Select::Channel(None, reduce_of(a, "reduce")?) })))
 }
 
