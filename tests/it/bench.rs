@@ -285,3 +285,18 @@ fn a_configured_judge_runs_finds_description_test_on_functions() {
     assert!(prompt.contains("A: ") && prompt.contains("C: "), "{prompt}");
     assert!((results["table"][0]["description_test"].as_f64().unwrap() - total / 5.0).abs() < 1e-12);
 }
+
+#[test]
+fn the_fit_baseline_recovers_a_corrupted_polynomial_and_its_interval() {
+    // Item 0 of seed 0 is a degree-5 polynomial replaced by noise for
+    // x >= 54.1: the fit baseline (an Assay script) must find both.
+    let work = temp_with(&[]);
+    let out = bench(work.path(), &["numeric", "--baseline", "fit", "--n", "1", "--out", "f"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let set = read_json(&work.path().join("f/set.json"));
+    assert_eq!(set["items"][0]["variant"], "corrupted");
+    assert_eq!(set["items"][0]["family"], "polynomial");
+    let it = &items(&read_json(&work.path().join("f/baseline-fit/results.json")))[0];
+    assert_eq!(it["scores"]["solved"], true, "{it}");
+    assert_eq!(it["scores"]["domain_correct"], true, "{it}");
+}
