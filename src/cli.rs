@@ -92,7 +92,7 @@ enum Command {
         what: AgentCommand,
     },
     /// Run a benchmark with ground truth (FIND's numeric or string
-    /// functions, 85 synthetic neurons) with a baseline (no model) or the
+    /// functions, 91 synthetic neurons) with a baseline (no model) or the
     /// agent; resumable. See docs/bench.md.
     Bench {
         #[arg(value_enum)]

@@ -41,7 +41,7 @@ pub enum Suite {
     Numeric,
     /// FIND's string functions.
     Strings,
-    /// Synthetic neurons at MAIA's scale (85; `--n` takes the first n).
+    /// Synthetic neurons at MAIA's scale (91; `--n` takes the first n).
     Neurons,
 }
 

@@ -195,7 +195,7 @@ fn neuron_descriptions_are_scored_by_auc_and_a_configured_judge_compares_labels_
     let results = read_json(&work.path().join("u/baseline-exemplars/results.json"));
     let rows = items(&results);
     assert_eq!(rows.len(), 3);
-    // The first three of the 85 are the colour filters; the exemplar
+    // The first three of the 91 are the colour filters; the exemplar
     // baseline finds red things for the red one.
     let red = &rows[0];
     assert!(red["scores"]["score"].as_f64().unwrap() > 0.7, "{red}");
@@ -222,7 +222,7 @@ fn the_benchmark_neurons_are_groups_of_the_imagenet_classes_they_name() {
     for (i, name) in [(151, "Chihuahua"), (281, "tabby"), (404, "airliner"), (948, "Granny Smith"), (985, "daisy")] {
         assert_eq!(first(i), name);
     }
-    for g in assay_stdlib::vision::neurons85::GROUPS {
+    for g in assay_stdlib::vision::bench_neurons::GROUPS {
         // A written truth that lists examples names at least one of the
         // group's classes.
         let words: Vec<String> = g.classes.iter().map(|c| first(*c).to_lowercase()).collect();
@@ -240,9 +240,19 @@ fn the_benchmark_neurons_are_groups_of_the_imagenet_classes_they_name() {
         .args(["run", "-", "--json"])
         .stdin("let ns = synthetic_neurons(set: \"benchmark\")\nrecord \"n\", len(ns)\nrecord \"kinds\", map([\"single\", \"or\", \"and\"], k => len(filter(ns, n => n.kind == k)))\n")
         .run();
-    assert_eq!(out.json()["results"]["records"]["n"], 85, "{}", out.stdout);
-    // 39 concept singles plus 8 low-level (colour, orientation, ...) = 47.
-    assert_eq!(out.json()["results"]["records"]["kinds"], serde_json::json!([39, 18, 20]));
+    assert_eq!(out.json()["results"]["records"]["n"], 91, "{}", out.stdout);
+    // 39 ImageNet groups and 6 emoji concepts are single (with the 8
+    // low-level ones, 53); 18 OR and 20 AND.
+    assert_eq!(out.json()["results"]["records"]["kinds"], serde_json::json!([45, 18, 20]));
+    // An emoji-annotation neuron tells its concept's drawings from others'
+    // (hearts against flags, neither among the first 48 hearts it holds).
+    let out = Test::new(&crate::support::repo_root())
+        .args(["run", "-", "--json"])
+        .stdin("let e = emoji()\nfn words(l) {\n  return split(replace(replace(lower(str(l)), \":\", \" \"), \",\", \" \"))\n}\nlet hearts = filter(e, d => \"heart\" in words(d.label))\nlet flags = filter(e, d => \"flag\" in words(d.label))\nrecord \"hearts\", len(hearts)\nrecord \"s\", score(synthetic(\"emoji_heart\"), filter(take(hearts, 80), d => d.index >= 60), take(flags, 20)).score\n")
+        .run();
+    let r = &out.json()["results"]["records"];
+    assert!(r["hearts"].as_u64() > Some(80), "{}", out.stdout);
+    assert!(r["s"].as_f64().is_some_and(|s| s > 0.8), "{}{}", out.stdout, out.stderr);
 }
 
 #[test]

@@ -9,11 +9,11 @@ use ndarray::{Array4, ArrayD};
 
 use crate::core::FnTool;
 
+pub mod bench_neurons;
 pub mod data;
 pub mod describe;
 pub mod edit;
 pub mod exemplars;
-pub mod neurons85;
 pub mod plot;
 pub mod svg;
 pub mod synthetic;

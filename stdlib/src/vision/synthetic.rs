@@ -295,7 +295,8 @@ pub fn provision() -> Result<(), String> {
     let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let base = crate::onnx::graph::decode(&bytes)?;
     crate::models::build::cache_built("synthetic", "concepts", &concept_model(&base, &labels)?)?;
-    crate::models::build::cache_built("synthetic", "concepts85", &super::neurons85::concept_model(&base)?)?;
+    crate::models::build::cache_built("synthetic", "concepts85", &super::bench_neurons::concept_model(&base)?)?;
+    super::bench_neurons::emoji_model_cached()?;
     Ok(())
 }
 
@@ -317,13 +318,25 @@ fn synthetic_sig() -> Signature {
 fn synthetic(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let name = a.str("name")?;
     let Some(n) = all().position(|n| n.name == name) else {
+        // The benchmark's emoji-annotation neurons.
+        if let Some(c) = super::bench_neurons::EMOJI_CONCEPTS.iter().position(|(n, _, _)| *n == name) {
+            let (path, bytes, sha) = super::bench_neurons::emoji_model_cached().map_err(ToolError::new)?;
+            ctx.note_input(&path, &sha);
+            let mut m = Model::load(&path, "synthetic emoji", &bytes, sha, Provider::Cpu).map_err(ToolError::new)?;
+            m.preprocess = Some(Preprocess { resize: 224, size: 224, mean: [0.0; 3], std: [255.0; 3] });
+            return Ok(Value::Handle(Arc::new(Unit {
+                model: Arc::new(m),
+                tensor: "response".into(),
+                select: Select::Channel(Some(c), Reduce::Max),
+            })));
+        }
         // The benchmark's concept neurons (MAIA's scale).
-        if let Some(c) = super::neurons85::concepts().iter().position(|c| c.name == name) {
+        if let Some(c) = super::bench_neurons::concepts().iter().position(|c| c.name == name) {
             let (path, _) = crate::models::efficientnet::provision()
                 .map_err(|e| ToolError::new(format!("cannot prepare efficientnet-lite0: {e}")))?;
             let bytes = std::fs::read(&path).map_err(|e| ToolError::new(format!("{}: {e}", path.display())))?;
             let base = crate::onnx::graph::decode(&bytes).map_err(ToolError::new)?;
-            let proto = super::neurons85::concept_model(&base).map_err(ToolError::new)?;
+            let proto = super::bench_neurons::concept_model(&base).map_err(ToolError::new)?;
             let mut m = load_built(&proto, "concepts85", ctx).map_err(ToolError::new)?;
             m.preprocess = Some(Preprocess { resize: 256, size: 224, mean: [127.0; 3], std: [128.0; 3] });
             return Ok(Value::Handle(Arc::new(Unit {
@@ -363,17 +376,20 @@ fn synthetic(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn neurons_sig() -> Signature {
-    Signature::new("synthetic_neurons", "vision", "Every synthetic neuron with its ground truth: a list of {name, family (\"low-level\" or \"concept\"), kind (colour, orientation, location, texture; single, or, and, and-not), description}. `set: \"benchmark\"` lists the 85 of the benchmark instead (MAIA's mix: 47 single-concept, 18 OR, 20 AND, over 39 groups of ImageNet classes and the 8 low-level filters); `synthetic(name)` takes any of them.")
-        .opt("set", Type::Str, Value::str("core"), "\"core\" (the 14 named in `synthetic`) or \"benchmark\" (85)")
+    Signature::new("synthetic_neurons", "vision", "Every synthetic neuron with its ground truth: a list of {name, family (\"low-level\" or \"concept\"), kind (colour, orientation, location, texture; single, or, and, and-not), description}. `set: \"benchmark\"` lists the 91 of the benchmark instead (MAIA's mix: 53 single-concept, 18 OR, 20 AND, from the 8 low-level filters, 39 groups of ImageNet classes and 6 emoji-annotation concepts); `synthetic(name)` takes any of them.")
+        .opt("set", Type::Str, Value::str("core"), "\"core\" (the 14 named in `synthetic`) or \"benchmark\" (91)")
         .returns(Type::list(Type::record()))
-        .example("let ns = synthetic_neurons(set: \"benchmark\")\nassert len(ns) == 85 and len(filter(ns, n => n.kind == \"and\")) == 20")
+        .example("let ns = synthetic_neurons(set: \"benchmark\")\nassert len(ns) == 91 and len(filter(ns, n => n.kind == \"and\")) == 20")
         .example("let ns = synthetic_neurons()\nassert len(ns) == 14\nassert ns[0].name == \"red\" and ns[13].kind == \"and-not\"")
 }
 /// The benchmark's 85: the low-level filters and the concept neurons.
 pub fn benchmark_neurons() -> Vec<(String, &'static str, &'static str, String)> {
     let mut out: Vec<(String, &'static str, &'static str, String)> =
         LOW_LEVEL.iter().map(|n| (n.name.to_string(), n.family, n.kind, n.description.to_string())).collect();
-    out.extend(super::neurons85::concepts().into_iter().map(|c| (c.name, "concept", c.kind, c.description)));
+    out.extend(super::bench_neurons::concepts().into_iter().map(|c| (c.name, "concept", c.kind, c.description)));
+    out.extend(
+        super::bench_neurons::EMOJI_CONCEPTS.iter().map(|(n, _, d)| (n.to_string(), "emoji", "single", d.to_string())),
+    );
     out
 }
 

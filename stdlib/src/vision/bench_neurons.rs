@@ -1,9 +1,15 @@
-//! The benchmark's synthetic neurons at MAIA's scale: 85 with MAIA's mix
-//! (47 single-concept, 18 OR, 20 AND). The 8 low-level filter neurons are
-//! the synthetic ones of `synthetic.rs`; 39 concepts are groups of
-//! EfficientNet-Lite0's ImageNet classes (a group's summed probability);
-//! OR is the larger of two groups, AND the smaller (high only when both are
-//! present). Each has its written ground truth.
+//! The benchmark's synthetic neurons at MAIA's scale: 91 with MAIA's mix
+//! (53 single-concept, 18 OR, 20 AND), from three kinds of detector Assay
+//! runs in ONNX Runtime:
+//! - the 8 low-level filter neurons of `synthetic.rs`;
+//! - 39 concepts that are groups of EfficientNet-Lite0's ImageNet classes
+//!   (a group's summed probability); OR is the larger of two groups, AND
+//!   the smaller (high only when both are present);
+//! - 6 emoji-annotation concepts: the largest cosine similarity between a
+//!   16x16 colour thumbnail of the image and those of the openmoji drawings
+//!   whose annotation names the concept (hearts, flags, ...).
+//!
+//! Each has its written ground truth.
 
 use crate::models::build::{batched, int, GraphBuilder};
 use crate::onnx::proto::{tensor_proto::DataType, ModelProto};
@@ -230,6 +236,144 @@ pub const ANDS: &[(&str, &str)] = &[
     ("elephant", "landscape"),
 ];
 
+/// Emoji-annotation concepts: a name and the word the annotations contain.
+pub const EMOJI_CONCEPTS: &[(&str, &str, &str)] = &[
+    ("emoji_heart", "heart", "heart symbols drawn like the openmoji hearts (annotations with \"heart\")"),
+    ("emoji_flag", "flag", "flags drawn like the openmoji flags (annotations with \"flag\")"),
+    ("emoji_clock", "clock", "clock faces drawn like the openmoji clocks (annotations with \"clock\")"),
+    ("emoji_moon", "moon", "moons drawn like the openmoji moons (annotations with \"moon\")"),
+    ("emoji_arrow", "arrow", "arrows drawn like the openmoji arrows (annotations with \"arrow\")"),
+    ("emoji_star", "star", "stars drawn like the openmoji stars (annotations with \"star\")"),
+];
+
+/// Templates per emoji concept (the first by name, for determinism).
+const TEMPLATES: usize = 48;
+/// Thumbnail side: 224 / 14.
+const THUMB: usize = 16;
+
+/// A 16x16 colour thumbnail of an image preprocessed to [3, 224, 224] in
+/// 0..1, centred and scaled to unit length: what the emoji model computes
+/// in its graph (AveragePool 14, then the same centring and scaling).
+fn thumbnail(x: &[f32]) -> Vec<f32> {
+    let s = 224;
+    let mut t = vec![0f32; 3 * THUMB * THUMB];
+    for c in 0..3 {
+        for by in 0..THUMB {
+            for bx in 0..THUMB {
+                let mut sum = 0.0;
+                for y in 0..14 {
+                    for x0 in 0..14 {
+                        sum += x[c * s * s + (by * 14 + y) * s + bx * 14 + x0];
+                    }
+                }
+                t[c * THUMB * THUMB + by * THUMB + bx] = sum / 196.0;
+            }
+        }
+    }
+    let mean = t.iter().sum::<f32>() / t.len() as f32;
+    t.iter_mut().for_each(|v| *v -= mean);
+    let norm = t.iter().map(|v| v * v).sum::<f32>().sqrt() + 1e-6;
+    t.iter_mut().for_each(|v| *v /= norm);
+    t
+}
+
+/// The emoji-annotation model: input `image` [N, 3, 224, 224] in 0..1,
+/// output `response` [N, 6, 1, 1], one channel per emoji concept.
+pub fn emoji_model(items: &[super::data::Item]) -> Result<ModelProto, String> {
+    let data =
+        super::data::Dataset { name: "openmoji".into(), items: std::sync::Arc::new(items.to_vec()), sandbox: None };
+    let mut b = GraphBuilder::default();
+    let d = 3 * THUMB * THUMB;
+    let pooled = b.node(
+        "AveragePool",
+        "/emoji/AveragePool",
+        &["image"],
+        vec![crate::models::build::ints("kernel_shape", &[14, 14]), crate::models::build::ints("strides", &[14, 14])],
+    );
+    b.i64("emoji.flat", &[2], &[0, d as i64]);
+    let flat = b.node("Reshape", "/emoji/Reshape", &[&pooled, "emoji.flat"], vec![]);
+    // Opset 13: ReduceMean, ReduceL2 and ReduceMax take their axes as an attribute.
+    let axis1 = || crate::models::build::ints("axes", &[1]);
+    let mean = b.node("ReduceMean", "/emoji/ReduceMean", &[&flat], vec![axis1(), int("keepdims", 1)]);
+    let centred = b.node("Sub", "/emoji/Sub", &[&flat, &mean], vec![]);
+    let norm = b.node("ReduceL2", "/emoji/ReduceL2", &[&centred], vec![axis1(), int("keepdims", 1)]);
+    b.f32("emoji.eps", &[], &[1e-6]);
+    let norm = b.node("Add", "/emoji/eps", &[&norm, "emoji.eps"], vec![]);
+    let unit = b.node("Div", "/emoji/Div", &[&centred, &norm], vec![]);
+    let mut outs = Vec::new();
+    for (name, word, _) in EMOJI_CONCEPTS {
+        let mut bank: Vec<f32> = Vec::new();
+        let mut k = 0;
+        for (i, it) in items.iter().enumerate() {
+            if k == TEMPLATES {
+                break;
+            }
+            if !it
+                .label
+                .as_deref()
+                .is_some_and(|l| l.to_lowercase().split(|c: char| !c.is_alphanumeric()).any(|w| w == *word))
+            {
+                continue;
+            }
+            let (img, _, _) = data.read(i)?;
+            let x = super::preprocess(&img, 224, 224, [0.0; 3], [255.0; 3])?;
+            bank.extend(thumbnail(&x));
+            k += 1;
+        }
+        if k == 0 {
+            return Err(format!("no emoji is annotated with \"{word}\""));
+        }
+        // [d, k]: templates as columns.
+        let cols = crate::models::build::transpose(&bank, k, d);
+        b.f32(&format!("emoji.{name}.templates"), &[d, k], &cols);
+        let sims =
+            b.node("MatMul", &format!("/emoji/{name}/MatMul"), &[&unit, &format!("emoji.{name}.templates")], vec![]);
+        outs.push(b.node(
+            "ReduceMax",
+            &format!("/emoji/{name}/ReduceMax"),
+            &[&sims],
+            vec![axis1(), int("keepdims", 1)],
+        ));
+    }
+    let refs: Vec<&str> = outs.iter().map(String::as_str).collect();
+    let all = b.node("Concat", "/emoji/Concat", &refs, vec![int("axis", 1)]);
+    b.i64("emoji.spatial", &[2], &[2, 3]);
+    b.node_to("Unsqueeze", "/response", &[&all, "emoji.spatial"], vec![], "response");
+    let graph = crate::onnx::proto::GraphProto {
+        node: b.nodes,
+        name: Some("synthetic_emoji".into()),
+        initializer: b.inits,
+        input: vec![batched("image", DataType::Float, &[3, 224, 224])],
+        output: vec![batched("response", DataType::Float, &[EMOJI_CONCEPTS.len() as i64, 1, 1])],
+        ..Default::default()
+    };
+    Ok(crate::models::build::model(graph, "Assay's benchmark synthetic neurons: emoji-annotation concepts".into()))
+}
+
+/// Changes whenever the emoji model's definition does (its cache key).
+const EMOJI_MODEL_VERSION: u32 = 2;
+
+/// The emoji-annotation model in the cache, built on first use (rendering
+/// its templates takes a while, so it is cached under a key of its
+/// definition rather than rebuilt to find its digest). Returns the path,
+/// the bytes and their sha256.
+pub fn emoji_model_cached() -> Result<(std::path::PathBuf, Vec<u8>, String), String> {
+    use sha2::Digest;
+    let key = hex::encode(sha2::Sha256::digest(
+        format!("{EMOJI_MODEL_VERSION}|{TEMPLATES}|{THUMB}|{EMOJI_CONCEPTS:?}|openmoji-17.0.0").as_bytes(),
+    ));
+    let path =
+        crate::onnx::runtime::cache_dir().join("models").join("synthetic").join(format!("emoji-{}.onnx", &key[..12]));
+    if !path.is_file() {
+        let items = super::data::emoji_items()?;
+        let bytes = crate::onnx::graph::encode(&emoji_model(&items)?);
+        crate::models::fetch::write_atomic(&path, &bytes)?;
+    }
+    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let sha = hex::encode(sha2::Sha256::digest(&bytes));
+    Ok((path, bytes, sha))
+}
+
 /// One of the concept neurons (group, OR or AND): its channel in the
 /// concept model, name, kind and written ground truth.
 pub struct Concept {
@@ -317,7 +461,11 @@ mod tests {
     fn the_set_has_maias_mix_and_every_pair_names_known_groups() {
         let c = concepts();
         let singles = c.iter().filter(|x| x.kind == "single").count();
-        assert_eq!(singles + 8, 47, "47 single-concept neurons with the 8 low-level ones");
+        assert_eq!(
+            singles + 8 + EMOJI_CONCEPTS.len(),
+            53,
+            "53 single-concept neurons with the low-level and emoji ones"
+        );
         assert_eq!(ORS.len(), 18);
         assert_eq!(ANDS.len(), 20);
         for (a, b) in ORS.iter().chain(ANDS.iter()) {
