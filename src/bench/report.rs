@@ -59,7 +59,11 @@ pub fn table(suite: Suite, rows: &[Json]) -> Json {
                         .iter()
                         .map(|r| f64::from(u8::from(r["scores"]["domain_correct"].as_bool() == Some(true))))
                         .collect();
-                    row["median_nmse"] = num(median(nmse));
+                    row["median_nmse"] = num(median(nmse.clone()));
+                    // The mean, with each NMSE capped at 1 (the error of
+                    // predicting zero) so one wild answer cannot swamp it.
+                    let capped: Vec<f64> = nmse.iter().map(|v| v.min(1.0)).collect();
+                    row["mean_nmse"] = num(mean(&capped));
                     row["domain_correct"] = num(mean(&domain));
                 }
                 Suite::Strings => {

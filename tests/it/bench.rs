@@ -43,6 +43,8 @@ fn the_ground_truth_planted_as_the_answer_is_solved_and_a_constant_is_not() {
     for cat in ["all", "plain", "noisy", "corrupted", "net"] {
         assert!(table.iter().any(|r| r["category"] == cat && r["n"].as_u64() > Some(0)), "{cat}: {table:?}");
     }
+    let plain = table.iter().find(|r| r["category"] == "plain").unwrap();
+    assert_eq!((plain["mean_nmse"].as_f64(), plain["median_nmse"].as_f64()), (Some(0.0), Some(0.0)), "{plain}");
     // A known-wrong answer on the same set: a constant solves constants only.
     let floor = bench(work.path(), &["numeric", "--baseline", "floor", "--n", "40", "--out", "set"]);
     assert_eq!(floor.code, 0, "{}{}", floor.stdout, floor.stderr);
