@@ -134,6 +134,19 @@ pub struct Args {
 
 impl Args {
     /// The argument of the parameter `name`.
+    /// A tool object of type `T` (a model, unit, data set...), or the error
+    /// naming what was expected (`what`, e.g. "a unit (from unit() or
+    /// layer())") and what was found: the one downcast every tool uses.
+    pub fn handle<T: 'static>(&self, name: &str, what: &str) -> Result<&T, ToolError> {
+        match self.get(name) {
+            Value::Handle(h) => h
+                .as_any()
+                .downcast_ref::<T>()
+                .ok_or_else(|| ToolError::arg(name, format!("expected {what}, found a {}", h.kind()))),
+            other => Err(ToolError::arg(name, format!("expected {what}, found a {}", other.type_name()))),
+        }
+    }
+
     pub fn get(&self, name: &str) -> &Value {
         let i = self.names.iter().position(|n| *n == name);
         // A tool reading a parameter its signature does not declare is a bug

@@ -63,17 +63,7 @@ impl Handle for ModelHandle {
 }
 
 pub fn model_of(a: &Args, i: &str) -> Result<Arc<Model>, ToolError> {
-    match a.get(i) {
-        Value::Handle(h) => h
-            .as_any()
-            .downcast_ref::<ModelHandle>()
-            .map(|m| m.0.clone())
-            .ok_or_else(|| ToolError::arg(i, format!("expected a model, found a {}", h.kind()))),
-        other => Err(ToolError::arg(
-            i,
-            format!("expected a model (from onnx(\"file.onnx\")), found a {}", other.type_name()),
-        )),
-    }
+    a.handle::<ModelHandle>(i, "a model (from model() or onnx())").map(|m| m.0.clone())
 }
 
 fn model_type() -> Type {

@@ -145,16 +145,8 @@ fn layer(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     Ok(Value::Handle(Arc::new(Unit { model, tensor, select: Select::Channel(None, reduce_of(a, "reduce")?) })))
 }
 
-fn unit_of<'a>(a: &'a Args, i: &str) -> Result<&'a Unit, ToolError> {
-    match a.get(i) {
-        Value::Handle(h) => h
-            .as_any()
-            .downcast_ref::<Unit>()
-            .ok_or_else(|| ToolError::arg(i, format!("expected a unit, found a {}", h.kind()))),
-        other => {
-            Err(ToolError::arg(i, format!("expected a unit (from unit() or layer()), found a {}", other.type_name())))
-        }
-    }
+pub(crate) fn unit_of<'a>(a: &'a Args, i: &str) -> Result<&'a Unit, ToolError> {
+    a.handle::<Unit>(i, "a unit (from unit(), layer() or synthetic())")
 }
 
 /// The rank of a model tensor (an intermediate, input or output), as

@@ -144,16 +144,7 @@ impl Handle for Dataset {
 }
 
 pub fn dataset_of<'a>(a: &'a Args, i: &str) -> Result<&'a Dataset, ToolError> {
-    match a.get(i) {
-        Value::Handle(h) => h
-            .as_any()
-            .downcast_ref::<Dataset>()
-            .ok_or_else(|| ToolError::arg(i, format!("expected a dataset, found a {}", h.kind()))),
-        other => Err(ToolError::arg(
-            i,
-            format!("expected a dataset (from images() or emoji()), found a {}", other.type_name()),
-        )),
-    }
+    a.handle::<Dataset>(i, "a dataset (from images() or emoji())")
 }
 
 fn images_sig() -> Signature {

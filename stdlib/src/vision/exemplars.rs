@@ -116,15 +116,7 @@ fn quantiles_of(a: &Args, i: &str) -> Result<Vec<f64>, ToolError> {
 }
 
 fn exemplars(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let unit: &Unit = match a.get("unit") {
-        Value::Handle(h) => h
-            .as_any()
-            .downcast_ref::<Unit>()
-            .ok_or_else(|| ToolError::arg("unit", format!("expected a unit or layer, found a {}", h.kind())))?,
-        other => {
-            return Err(ToolError::arg("unit", format!("expected a unit or layer, found a {}", other.type_name())))
-        }
-    };
+    let unit: &Unit = a.handle::<Unit>("unit", "a unit or layer")?;
     let (channel, reduce) = match unit.select {
         Select::Channel(c, r) => (c, r),
         _ => {

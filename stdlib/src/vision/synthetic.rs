@@ -519,11 +519,7 @@ fn score_sig() -> Signature {
         .example("let u = synthetic(\"vertical\")\nlet bars = r => svg(\"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 20 20'><rect x='8' y='2' width='4' height='16' fill='black' transform='rotate({r} 10 10)'/></svg>\")\nlet s = score(u, [bars(0), bars(10)], [bars(90), bars(80)])\nassert s.score == 1 and s.positive_mean > s.negative_mean")
 }
 fn score(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let u = match a.get("unit") {
-        Value::Handle(h) => h.as_any().downcast_ref::<Unit>(),
-        _ => None,
-    }
-    .ok_or_else(|| ToolError::arg("unit", "expected a unit, from synthetic() or unit()"))?;
+    let u = a.handle::<Unit>("unit", "a unit (from synthetic() or unit())")?;
     let pos = stimuli_of(a, "positives", ctx)?;
     let neg = stimuli_of(a, "negatives", ctx)?;
     if matches!((&pos, &neg), (Stimuli::Images(_), Stimuli::Texts(_)) | (Stimuli::Texts(_), Stimuli::Images(_))) {
