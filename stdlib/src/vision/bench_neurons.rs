@@ -412,45 +412,27 @@ pub fn concepts() -> Vec<Concept> {
 /// EfficientNet-Lite0 with its class probabilities grouped and combined;
 /// output `response` [N, C, 1, 1], one channel per concept neuron.
 pub fn concept_model(efficientnet: &ModelProto) -> Result<ModelProto, String> {
-    let mut m = efficientnet.clone();
-    let g = m.graph.as_mut().ok_or("EfficientNet has no graph")?;
-    let logits = g.output.first().map(|o| o.name().to_string()).ok_or("EfficientNet has no output")?;
-    let mut b = GraphBuilder::default();
-    let probs = b.node("Softmax", "/concepts85/Softmax", &[&logits], vec![int("axis", 1)]);
-    b.i64("concepts85.axis1", &[1], &[1]);
-    let mut outs: std::collections::BTreeMap<&str, String> = std::collections::BTreeMap::new();
-    let mut order: Vec<String> = Vec::new();
-    for gr in GROUPS {
-        let idx: Vec<i64> = gr.classes.iter().map(|c| *c as i64).collect();
-        let ids = b.i64(&format!("concepts85.{}.classes", gr.name), &[idx.len()], &idx);
-        let picked =
-            b.node("Gather", &format!("/concepts85/{}/Gather", gr.name), &[&probs, &ids], vec![int("axis", 1)]);
-        let p = b.node(
-            "ReduceSum",
-            &format!("/concepts85/{}/ReduceSum", gr.name),
-            &[&picked, "concepts85.axis1"],
-            vec![int("keepdims", 1)],
-        );
-        outs.insert(gr.name, p.clone());
-        order.push(p);
-    }
-    for (a, c) in ORS {
-        order.push(b.node("Max", &format!("/concepts85/{a}_or_{c}"), &[&outs[a], &outs[c]], vec![]));
-    }
-    for (a, c) in ANDS {
-        order.push(b.node("Min", &format!("/concepts85/{a}_and_{c}"), &[&outs[a], &outs[c]], vec![]));
-    }
-    let refs: Vec<&str> = order.iter().map(String::as_str).collect();
-    let all = b.node("Concat", "/concepts85/Concat", &refs, vec![int("axis", 1)]);
-    b.i64("concepts85.spatial", &[2], &[2, 3]);
-    b.node_to("Unsqueeze", "/response", &[&all, "concepts85.spatial"], vec![], "response");
-    g.node.extend(b.nodes);
-    g.initializer.extend(b.inits);
-    g.output = vec![batched("response", DataType::Float, &[order.len() as i64, 1, 1])];
-    g.name = Some("synthetic_concepts85".into());
-    m.doc_string =
-        Some("Assay's benchmark synthetic neurons: 77 concepts over EfficientNet-Lite0's class probabilities".into());
-    Ok(m)
+    let groups: Vec<(&str, Vec<i64>)> =
+        GROUPS.iter().map(|g| (g.name, g.classes.iter().map(|c| *c as i64).collect())).collect();
+    super::synthetic::concepts_over_efficientnet(
+        efficientnet,
+        "concepts85",
+        &groups,
+        |b, sums| {
+            let mut order: Vec<String> = GROUPS.iter().map(|g| sums[g.name].clone()).collect();
+            for (a, c) in ORS {
+                order.push(b.node("Max", &format!("/concepts85/{a}_or_{c}"), &[&sums[*a], &sums[*c]], vec![]));
+            }
+            for (a, c) in ANDS {
+                order.push(b.node("Min", &format!("/concepts85/{a}_and_{c}"), &[&sums[*a], &sums[*c]], vec![]));
+            }
+            order
+        },
+        (
+            "synthetic_concepts85",
+            "Assay's benchmark synthetic neurons: 77 concepts over EfficientNet-Lite0's class probabilities",
+        ),
+    )
 }
 
 #[cfg(test)]

@@ -240,13 +240,7 @@ pub fn low_level_model() -> ModelProto {
 /// The concept model: EfficientNet-Lite0 with its class probabilities
 /// grouped and combined; output `response` [N, 6, 1, 1].
 pub fn concept_model(efficientnet: &ModelProto, labels: &[String]) -> Result<ModelProto, String> {
-    let mut m = efficientnet.clone();
-    let g = m.graph.as_mut().ok_or("EfficientNet has no graph")?;
-    let logits = g.output.first().map(|o| o.name().to_string()).ok_or("EfficientNet has no output")?;
-    let mut b = GraphBuilder::default();
-    let probs = b.node("Softmax", "/concept/Softmax", &[&logits], vec![int("axis", 1)]);
-    b.i64("concept.axis1", &[1], &[1]);
-    let mut group = std::collections::BTreeMap::new();
+    let mut groups = Vec::new();
     for (name, classes) in GROUPS {
         let mut idx = Vec::new();
         for c in *classes {
@@ -256,34 +250,60 @@ pub fn concept_model(efficientnet: &ModelProto, labels: &[String]) -> Result<Mod
                 .ok_or_else(|| format!("ImageNet has no class `{c}`"))?;
             idx.push(i as i64);
         }
-        let ids = b.i64(&format!("concept.{name}.classes"), &[idx.len()], &idx);
-        let picked = b.node("Gather", &format!("/concept/{name}/Gather"), &[&probs, &ids], vec![int("axis", 1)]);
-        let p = b.node(
-            "ReduceSum",
-            &format!("/concept/{name}/ReduceSum"),
-            &[&picked, "concept.axis1"],
-            vec![int("keepdims", 1)],
-        );
-        group.insert(*name, p);
+        groups.push((*name, idx));
     }
-    b.f32("concept.one", &[], &[1.0]);
-    let not_ball = b.node("Sub", "/concept/not_ball", &["concept.one", &group["ball"]], vec![]);
-    let or = b.node("Max", "/concept/cat_or_cup", &[&group["cat"], &group["cup"]], vec![]);
-    let and = b.node("Min", "/concept/cat_and_ball", &[&group["cat"], &group["ball"]], vec![]);
-    let and_not = b.node("Min", "/concept/cat_not_ball", &[&group["cat"], &not_ball], vec![]);
-    let all = b.node(
-        "Concat",
-        "/concept/Concat",
-        &[&group["cat"], &group["ball"], &group["cup"], &or, &and, &and_not],
-        vec![int("axis", 1)],
-    );
-    b.i64("concept.spatial", &[2], &[2, 3]);
-    b.node_to("Unsqueeze", "/response", &[&all, "concept.spatial"], vec![], "response");
+    concepts_over_efficientnet(
+        efficientnet,
+        "concept",
+        &groups,
+        |b, group| {
+            b.f32("concept.one", &[], &[1.0]);
+            let not_ball = b.node("Sub", "/concept/not_ball", &["concept.one", &group["ball"]], vec![]);
+            let or = b.node("Max", "/concept/cat_or_cup", &[&group["cat"], &group["cup"]], vec![]);
+            let and = b.node("Min", "/concept/cat_and_ball", &[&group["cat"], &group["ball"]], vec![]);
+            let and_not = b.node("Min", "/concept/cat_not_ball", &[&group["cat"], &not_ball], vec![]);
+            vec![group["cat"].clone(), group["ball"].clone(), group["cup"].clone(), or, and, and_not]
+        },
+        ("synthetic_concepts", "Assay synthetic neurons: concepts over EfficientNet-Lite0's class probabilities"),
+    )
+}
+
+/// A concept model: EfficientNet-Lite0 with its class probabilities summed
+/// over each group of class indices (named `{prefix}.NAME.classes`,
+/// `/{prefix}/NAME/...`), then `channels` builds the output channels from
+/// those sums, in order; output `response` [N, C, 1, 1]. Shared by the
+/// core concept neurons and the benchmark's.
+pub(crate) fn concepts_over_efficientnet(
+    efficientnet: &ModelProto,
+    prefix: &str,
+    groups: &[(&str, Vec<i64>)],
+    channels: impl FnOnce(&mut GraphBuilder, &std::collections::BTreeMap<String, String>) -> Vec<String>,
+    (graph_name, doc): (&str, &str),
+) -> Result<ModelProto, String> {
+    let mut m = efficientnet.clone();
+    let g = m.graph.as_mut().ok_or("EfficientNet has no graph")?;
+    let logits = g.output.first().map(|o| o.name().to_string()).ok_or("EfficientNet has no output")?;
+    let mut b = GraphBuilder::default();
+    let probs = b.node("Softmax", &format!("/{prefix}/Softmax"), &[&logits], vec![int("axis", 1)]);
+    let axis = b.i64(&format!("{prefix}.axis1"), &[1], &[1]);
+    let mut sums = std::collections::BTreeMap::new();
+    for (name, idx) in groups {
+        let ids = b.i64(&format!("{prefix}.{name}.classes"), &[idx.len()], idx);
+        let picked = b.node("Gather", &format!("/{prefix}/{name}/Gather"), &[&probs, &ids], vec![int("axis", 1)]);
+        let p =
+            b.node("ReduceSum", &format!("/{prefix}/{name}/ReduceSum"), &[&picked, &axis], vec![int("keepdims", 1)]);
+        sums.insert(name.to_string(), p);
+    }
+    let outs = channels(&mut b, &sums);
+    let refs: Vec<&str> = outs.iter().map(String::as_str).collect();
+    let all = b.node("Concat", &format!("/{prefix}/Concat"), &refs, vec![int("axis", 1)]);
+    let spatial = b.i64(&format!("{prefix}.spatial"), &[2], &[2, 3]);
+    b.node_to("Unsqueeze", "/response", &[&all, &spatial], vec![], "response");
     g.node.extend(b.nodes);
     g.initializer.extend(b.inits);
-    g.output = vec![batched("response", DataType::Float, &[CONCEPTS.len() as i64, 1, 1])];
-    g.name = Some("synthetic_concepts".into());
-    m.doc_string = Some("Assay synthetic neurons: concepts over EfficientNet-Lite0's class probabilities".into());
+    g.output = vec![batched("response", DataType::Float, &[outs.len() as i64, 1, 1])];
+    g.name = Some(graph_name.into());
+    m.doc_string = Some(doc.into());
     Ok(m)
 }
 
