@@ -12,6 +12,7 @@ mod report;
 mod rhai_bridge;
 mod sandbox;
 mod scan;
+mod tensor;
 mod tool;
 mod types;
 mod value;
@@ -37,6 +38,7 @@ pub use report::{escape as html_escape, report_html};
 pub use rhai_bridge::RhaiModule;
 pub use sandbox::{Sandbox, SandboxError, MAX_READ_BYTES};
 pub use scan::{mentions, Mentions};
+pub use tensor::{Backing, Tensor};
 pub use tool::{
     iter_values, to_numbers, to_tensor, tool_value, Args, Default, ParamSpec, Registry, Signature, Tool, ToolCtx,
     ToolError,

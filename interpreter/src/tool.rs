@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ndarray::ArrayD;
+
+use crate::tensor::Tensor;
 use rand_chacha::ChaCha8Rng;
 
 use crate::types::Type;
@@ -238,7 +240,7 @@ impl Args {
             .map_err(|what| ToolError::arg(name, format!("`{name}` must be numbers (a list, range or tensor), {what}")))
     }
     /// A tensor, converting a (nested) list of numbers.
-    pub fn tensor(&self, name: &str) -> Result<Arc<ArrayD<f32>>, ToolError> {
+    pub fn tensor(&self, name: &str) -> Result<Tensor, ToolError> {
         to_tensor(self.get(name)).map_err(|what| {
             ToolError::arg(name, format!("`{name}` must be a tensor or a nested list of numbers: {what}"))
         })
@@ -278,7 +280,7 @@ pub fn to_numbers(v: &Value) -> Result<Vec<f64>, String> {
 }
 
 /// Builds a tensor from a tensor, a number, or a rectangular nested list.
-pub fn to_tensor(v: &Value) -> Result<Arc<ArrayD<f32>>, String> {
+pub fn to_tensor(v: &Value) -> Result<Tensor, String> {
     fn shape_of(v: &Value, shape: &mut Vec<usize>) -> Result<(), String> {
         match v {
             Value::Num(_) => Ok(()),
@@ -317,14 +319,14 @@ pub fn to_tensor(v: &Value) -> Result<Arc<ArrayD<f32>>, String> {
                 xs.into_iter().map(|x| x as f32).collect(),
             )
             .map_err(|e| e.to_string())?;
-            Ok(Arc::new(arr))
+            Ok(Tensor::new(arr))
         }
         Value::List(_) => {
             let mut shape = Vec::new();
             shape_of(v, &mut shape)?;
             let mut data = Vec::new();
             flatten(v, 0, &shape, &mut data)?;
-            ArrayD::from_shape_vec(shape, data).map(Arc::new).map_err(|e| e.to_string())
+            ArrayD::from_shape_vec(shape, data).map(Tensor::new).map_err(|e| e.to_string())
         }
         other => Err(format!("found {}", other.type_name())),
     }

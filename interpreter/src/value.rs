@@ -12,6 +12,7 @@ use ndarray::ArrayD;
 use sha2::{Digest, Sha256};
 
 use crate::rhai_bridge::RhaiModule;
+use crate::tensor::Tensor;
 
 /// An RGBA8 picture.
 /// The longest string a script may build (64 MiB).
@@ -112,7 +113,7 @@ pub enum Value {
     Record(Arc<BTreeMap<String, Value>>),
     /// Integers `start..end`, end exclusive.
     Range(i64, i64),
-    Tensor(Arc<ArrayD<f32>>),
+    Tensor(Tensor),
     Image(Arc<Image>),
     Func(Func),
     Module(Arc<RhaiModule>),
@@ -133,7 +134,7 @@ impl Value {
         Value::list(xs.into_iter().map(Value::Num).collect())
     }
     pub fn tensor(a: ArrayD<f32>) -> Value {
-        Value::Tensor(Arc::new(a))
+        Value::Tensor(Tensor::new(a))
     }
 
     /// The type's name as error messages say it.

@@ -1,7 +1,9 @@
 //! Capture overhead on EfficientNet-Lite0: wall time of a batch with one
 //! layer exposed, and with every ReLU6 (Clip) output exposed, against plain
 //! inference of the unmodified model, on the same images in the same
-//! process. Configurations are interleaved round by round so machine noise
+//! process. Captured tensors stay in ONNX Runtime's buffers (as the
+//! `capture` tool leaves them); the last configuration also reads every
+//! captured value once. Configurations are interleaved round by round so machine noise
 //! hits all of them alike; medians are compared. Prints ratios.
 //!
 //! `cargo bench -p assay-stdlib --bench capture`
@@ -41,34 +43,58 @@ fn main() {
         .filter(|s| matches!(&s.kind, graph::Kind::Node { op, .. } if op == "Clip"))
         .map(|s| s.name)
         .collect();
+    let every: Vec<String> = graph::sites(&m.proto)
+        .into_iter()
+        .filter(|s| matches!(&s.kind, graph::Kind::Node { .. }))
+        .map(|s| s.name)
+        .collect();
     let out = m.output_names();
     let plain = || {
         m.run("", || Ok(m.proto.clone()), feeds(), &out).expect("benchmark setup");
     };
     let one = || {
-        m.capture(feeds(), std::slice::from_ref(&layer)).expect("benchmark setup");
+        m.capture_lazy(feeds(), std::slice::from_ref(&layer)).expect("benchmark setup");
     };
     let all = || {
-        m.capture(feeds(), &clips).expect("benchmark setup");
+        m.capture_lazy(feeds(), &clips).expect("benchmark setup");
+    };
+    let everything = || {
+        m.capture_lazy(feeds(), &every).expect("benchmark setup");
+    };
+    let all_read = || {
+        let out = m.capture_lazy(feeds(), &clips).expect("benchmark setup");
+        let sum: f64 = out.values().map(|t| t.iter().map(|x| *x as f64).sum::<f64>()).sum();
+        std::hint::black_box(sum);
     };
     // Warm up: sessions are built on first use.
     plain();
     one();
     all();
+    everything();
     let rounds = 15;
-    let (mut tp, mut t1, mut ta) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut tp, mut t1, mut ta, mut te, mut tr) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
-        for (f, t) in [(&plain as &dyn Fn(), &mut tp), (&one, &mut t1), (&all, &mut ta)] {
+        for (f, t) in [
+            (&plain as &dyn Fn(), &mut tp),
+            (&one, &mut t1),
+            (&all, &mut ta),
+            (&everything, &mut te),
+            (&all_read, &mut tr),
+        ] {
             let s = Instant::now();
             f();
             t.push(s.elapsed().as_secs_f64());
         }
     }
-    let (p, o, a) = (median(tp), median(t1), median(ta));
+    let (p, o, a, e, r) = (median(tp), median(t1), median(ta), median(te), median(tr));
     println!("EfficientNet-Lite0, batch {batch}, {rounds} interleaved rounds, median seconds per batch:");
     println!("  plain inference              {p:.4} s  ({:.1} images/s)", batch as f64 / p);
     println!("  capture one layer ({layer}, [N, 1152, 7, 7])  {o:.4} s");
     println!("  capture all {} ReLU6 outputs  {a:.4} s", clips.len());
+    println!("  capture every node output ({} tensors)  {e:.4} s", every.len());
+    println!("  capture all ReLU6 outputs and read every value  {r:.4} s");
     println!("ratio one layer / plain: {:.3}x", o / p);
     println!("ratio all ReLU6 / plain: {:.3}x", a / p);
+    println!("ratio every tensor / plain: {:.3}x", e / p);
+    println!("ratio all ReLU6 read / plain: {:.3}x", r / p);
 }

@@ -1,8 +1,6 @@
 //! Operators: arithmetic on numbers and tensors (broadcasting), joining
 //! strings and lists, comparison, membership and ranges.
 
-use std::sync::Arc;
-
 use assay_grammar::{BinOp, Span};
 use ndarray::ArrayD;
 
@@ -148,14 +146,14 @@ impl<'a> Run<'a> {
                     v.extend(b.iter().cloned());
                     Ok(Value::list(v))
                 }
-                (Value::Tensor(a), Value::Tensor(b)) => Ok(Value::Tensor(Arc::new(tensor_op(op, a, b, span)?))),
+                (Value::Tensor(a), Value::Tensor(b)) => Ok(Value::tensor(tensor_op(op, a, b, span)?)),
                 (Value::Tensor(a), Value::Num(b)) => {
                     let b = ArrayD::from_elem(vec![], *b as f32);
-                    Ok(Value::Tensor(Arc::new(tensor_op(op, a, &b, span)?)))
+                    Ok(Value::tensor(tensor_op(op, a, &b, span)?))
                 }
                 (Value::Num(a), Value::Tensor(b)) => {
                     let a = ArrayD::from_elem(vec![], *a as f32);
-                    Ok(Value::Tensor(Arc::new(tensor_op(op, &a, b, span)?)))
+                    Ok(Value::tensor(tensor_op(op, &a, b, span)?))
                 }
                 _ => Err(type_err(op, &l, &r, span)),
             },

@@ -1,8 +1,6 @@
 //! Elementwise math over numbers, lists of numbers and tensors, and
 //! constructors for tensors.
 
-use std::sync::Arc;
-
 use assay_interpreter::{to_tensor, Args, Registry, Signature, ToolCtx, ToolError, Type, Value};
 use ndarray::ArrayD;
 
@@ -16,7 +14,7 @@ fn numeric() -> Type {
 fn map_num(args: &Args, i: &str, f: impl Fn(f64) -> f64) -> Result<Value, ToolError> {
     match args.get(i) {
         Value::Num(n) => Ok(Value::Num(f(*n))),
-        Value::Tensor(t) => Ok(Value::Tensor(Arc::new(t.mapv(|x| f(x as f64) as f32)))),
+        Value::Tensor(t) => Ok(Value::tensor(t.view().mapv(|x| f(x as f64) as f32))),
         _ => Ok(Value::nums(args.numbers(i)?.into_iter().map(f))),
     }
 }

@@ -12,8 +12,8 @@ use crate::core::FnTool;
 pub fn rows(a: &Args, i: &str) -> Result<Array2<f32>, ToolError> {
     let t = a.tensor(i)?;
     let t: ArrayD<f32> = match t.ndim() {
-        1 => t.as_ref().clone().insert_axis(Axis(0)),
-        2 => t.as_ref().clone(),
+        1 => t.to_array().insert_axis(Axis(0)),
+        2 => t.to_array(),
         3 => {
             let last = t.shape()[1].checked_sub(1).ok_or_else(|| ToolError::arg(i, "the logits have no positions"))?;
             t.index_axis(Axis(1), last).to_owned()
@@ -75,7 +75,7 @@ fn softmax(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     if t.ndim() == 0 {
         return Err(ToolError::arg("logits", "softmax needs at least one axis"));
     }
-    let mut out = t.as_ref().clone();
+    let mut out = t.to_array();
     let last = out.ndim() - 1;
     for mut lane in out.lanes_mut(Axis(last)) {
         let row: Vec<f32> = lane.iter().copied().collect();

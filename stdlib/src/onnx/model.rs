@@ -6,13 +6,24 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use assay_interpreter::{Backing, Tensor as Lazy};
 use ndarray::ArrayD;
+use ndarray::ArrayViewD;
 use ort::session::Session;
-use ort::value::{DynValue, Tensor, TensorElementType, ValueType};
+use ort::value::{DynValue, Tensor, TensorElementType, TensorValueType, ValueType};
 
 use super::graph;
 use super::proto::{tensor_proto, ModelProto};
 use super::runtime;
+
+/// An f32 output left in ONNX Runtime's buffer.
+struct OrtF32(Tensor<f32>);
+
+impl Backing for OrtF32 {
+    fn view(&self) -> ArrayViewD<'_, f32> {
+        self.0.extract_array()
+    }
+}
 
 /// One dimension of a declared shape.
 #[derive(Debug, Clone, PartialEq)]
@@ -379,6 +390,19 @@ impl Model {
         feeds: Vec<(String, ArrayD<f32>)>,
         want: &[String],
     ) -> Result<BTreeMap<String, ArrayD<f32>>, String> {
+        let out = self.run_lazy(key, make, feeds, want)?;
+        Ok(out.into_iter().map(|(k, t)| (k, t.to_array())).collect())
+    }
+
+    /// As [`Model::run`], with f32 outputs left in ONNX Runtime's buffers
+    /// (copied only if a script needs an array of its own).
+    pub fn run_lazy(
+        &self,
+        key: &str,
+        make: impl FnOnce() -> Result<ModelProto, String>,
+        feeds: Vec<(String, ArrayD<f32>)>,
+        want: &[String],
+    ) -> Result<BTreeMap<String, Lazy>, String> {
         let feeds = self.cache_defaults(feeds);
         let s = self.session(key, make)?;
         let mut s = s.lock().map_err(|_| "a previous model call failed midway")?;
@@ -403,11 +427,21 @@ impl Model {
         // input (`capture(m, x, "input")`) is the input's own buffer, which
         // must outlive the copy below.
         let lent: Vec<(&str, &DynValue)> = values.iter().map(|(n, v)| (n.as_str(), v)).collect();
-        let outputs = s.run(lent).map_err(|e| format!("ONNX Runtime failed: {e}"))?;
+        let mut outputs = s.run(lent).map_err(|e| format!("ONNX Runtime failed: {e}"))?;
         let mut out = BTreeMap::new();
         for w in want {
-            let v = outputs.get(w).ok_or_else(|| format!("the run produced no output `{w}`"))?;
-            out.insert(w.clone(), from_ort(v).map_err(|e| format!("output `{w}`: {e}"))?);
+            let v = outputs.remove(w).ok_or_else(|| format!("the run produced no output `{w}`"))?;
+            // An output that is an input aliases the input's buffer, which
+            // is freed on return: copy it.
+            let aliased = values.iter().any(|(n, _)| n == w);
+            let f32_tensor = matches!(v.dtype(), ValueType::Tensor { ty: TensorElementType::Float32, .. });
+            let t = if f32_tensor && !aliased {
+                let t = v.downcast::<TensorValueType<f32>>().map_err(|e| format!("output `{w}`: {e}"))?;
+                Lazy::backed(OrtF32(t))
+            } else {
+                Lazy::new(from_ort(&v).map_err(|e| format!("output `{w}`: {e}"))?)
+            };
+            out.insert(w.clone(), t);
         }
         Ok(out)
     }
@@ -467,12 +501,22 @@ impl Model {
         feeds: Vec<(String, ArrayD<f32>)>,
         tensors: &[String],
     ) -> Result<BTreeMap<String, ArrayD<f32>>, String> {
+        let out = self.capture_lazy(feeds, tensors)?;
+        Ok(out.into_iter().map(|(k, t)| (k, t.to_array())).collect())
+    }
+
+    /// As [`Model::capture`], with the tensors left in ONNX Runtime's buffers.
+    pub fn capture_lazy(
+        &self,
+        feeds: Vec<(String, ArrayD<f32>)>,
+        tensors: &[String],
+    ) -> Result<BTreeMap<String, Lazy>, String> {
         let mut sorted = tensors.to_vec();
         sorted.sort();
         sorted.dedup();
         let key = format!("capture:{}", sorted.join("\u{0}"));
         let proto = &self.proto;
-        self.run(&key, || graph::expose(proto, &sorted), feeds, &sorted)
+        self.run_lazy(&key, || graph::expose(proto, &sorted), feeds, &sorted)
     }
 
     /// Runs and returns `op` over `axes` of a tensor, computed inside the graph.
@@ -678,3 +722,7 @@ fn from_ort(v: &DynValue) -> Result<ArrayD<f32>, String> {
         other => return Err(format!("holds {} values, which Assay cannot read yet", elem_str(other))),
     })
 }
+
+#[cfg(test)]
+#[path = "model_test.rs"]
+mod tests;

@@ -5,7 +5,7 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use assay_interpreter::{to_tensor, Args, Handle, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{to_tensor, Args, Handle, Registry, Signature, Tensor, ToolCtx, ToolError, Type, Value};
 use ndarray::ArrayD;
 use sha2::{Digest, Sha256};
 
@@ -80,7 +80,7 @@ pub fn feeds(model: &Model, a: &Args, i: &str) -> Result<Vec<(String, ArrayD<f32
 /// point at argument `i`.
 pub fn feeds_value(model: &Model, value: &Value, i: &str) -> Result<Vec<(String, ArrayD<f32>)>, ToolError> {
     let as_tensor = |v: &Value, what: &str| -> Result<ArrayD<f32>, ToolError> {
-        to_tensor(v).map(|t| t.as_ref().clone()).map_err(|e| ToolError::arg(i, format!("{what}: {e}")))
+        to_tensor(v).map(|t| t.to_array()).map_err(|e| ToolError::arg(i, format!("{what}: {e}")))
     };
     // Text for a model with a tokenizer: token ids for its one input.
     let texts: Option<Vec<String>> = match value {
@@ -144,15 +144,15 @@ pub fn encode_batch(tok: &tokenizers::Tokenizer, texts: &[String]) -> Result<Arr
 pub fn batched(
     feeds: Vec<(String, ArrayD<f32>)>,
     batch: usize,
-    mut f: impl FnMut(Vec<(String, ArrayD<f32>)>) -> Result<std::collections::BTreeMap<String, ArrayD<f32>>, String>,
-) -> Result<std::collections::BTreeMap<String, ArrayD<f32>>, String> {
+    mut f: impl FnMut(Vec<(String, ArrayD<f32>)>) -> Result<std::collections::BTreeMap<String, Tensor>, String>,
+) -> Result<std::collections::BTreeMap<String, Tensor>, String> {
     use ndarray::{Axis, Slice};
     let rows = feeds.first().and_then(|(_, t)| t.shape().first().copied()).unwrap_or(0);
     let same = feeds.iter().all(|(_, t)| t.shape().first().copied() == Some(rows));
     if batch == 0 || rows <= batch || !same {
         return f(feeds);
     }
-    let mut parts: Vec<std::collections::BTreeMap<String, ArrayD<f32>>> = Vec::new();
+    let mut parts: Vec<std::collections::BTreeMap<String, Tensor>> = Vec::new();
     let mut start = 0;
     while start < rows {
         let end = (start + batch).min(rows);
@@ -167,14 +167,14 @@ pub fn batched(
             let views: Vec<_> = parts.iter().filter_map(|p| p.get(k)).map(|a| a.view()).collect();
             let joined =
                 ndarray::concatenate(Axis(0), &views).map_err(|e| format!("cannot join the batches of `{k}`: {e}"))?;
-            out.insert(k.clone(), joined);
+            out.insert(k.clone(), Tensor::new(joined));
         }
     }
     Ok(out)
 }
 
-fn outputs_record(out: std::collections::BTreeMap<String, ArrayD<f32>>) -> Value {
-    Value::record(out.into_iter().map(|(k, v)| (k, Value::tensor(v))))
+fn outputs_record(out: std::collections::BTreeMap<String, Tensor>) -> Value {
+    Value::record(out.into_iter().map(|(k, v)| (k, Value::Tensor(v))))
 }
 
 /// Tensor names from a name, a glob, or a list of them.
@@ -288,7 +288,7 @@ fn run(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let f = feeds(&m, a, "inputs")?;
     let want = m.output_names();
     let batch = a.count("batch")?;
-    batched(f, batch, |chunk| m.run("", || Ok(m.proto.clone()), chunk, &want))
+    batched(f, batch, |chunk| m.run_lazy("", || Ok(m.proto.clone()), chunk, &want))
         .map(outputs_record)
         .map_err(|e| ToolError::arg("inputs", e))
 }
@@ -307,7 +307,9 @@ fn capture(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let f = feeds(&m, a, "inputs")?;
     let names = select_names(&m, a, "tensors")?;
     let batch = a.count("batch")?;
-    batched(f, batch, |chunk| m.capture(chunk, &names)).map(outputs_record).map_err(|e| ToolError::arg("inputs", e))
+    batched(f, batch, |chunk| m.capture_lazy(chunk, &names))
+        .map(outputs_record)
+        .map_err(|e| ToolError::arg("inputs", e))
 }
 
 fn patch_sig() -> Signature {
@@ -324,14 +326,16 @@ fn patch(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let m = model_of(a, "model")?;
     let f = feeds(&m, a, "inputs")?;
     let t = a.str("tensor")?.to_string();
-    let value = to_tensor(a.get("value")).map_err(|e| ToolError::arg("value", e))?.as_ref().clone();
-    let mask = to_tensor(a.get("mask")).map_err(|e| ToolError::arg("mask", e))?.as_ref().clone();
+    let value = to_tensor(a.get("value")).map_err(|e| ToolError::arg("value", e))?.to_array();
+    let mask = to_tensor(a.get("mask")).map_err(|e| ToolError::arg("mask", e))?.to_array();
     // What is wrong with the tensor is found first, so that blame is never
     // read off an error's wording; what fails after that is the run.
     known_tensor(&m, &t, "tensor")?;
     m.patch_type(&t).map_err(|e| ToolError::arg("tensor", e))?;
     let want = m.output_names();
-    m.patch(f, vec![(t, value, mask)], &want).map(outputs_record).map_err(|e| ToolError::arg("inputs", e))
+    m.patch(f, vec![(t, value, mask)], &want)
+        .map(|out| outputs_record(out.into_iter().map(|(k, v)| (k, Tensor::new(v))).collect()))
+        .map_err(|e| ToolError::arg("inputs", e))
 }
 
 /// One row per tensor: name, kind, producing op and node, dtype, shape.
