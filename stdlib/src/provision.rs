@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use assay_interpreter::{Mentions, Registry};
 
-use crate::models::{build, efficientnet, planted, smollm};
+use crate::models::{build, efficientnet, fetch, planted, smollm};
 use crate::vision::{data, photo_files, synthetic};
 
 /// What provisioning did, and the paths a sandboxed run must be able to read.
@@ -40,8 +40,15 @@ pub fn provision_for(m: &Mentions, registry: &Registry) -> Provisioned {
                 continue;
             }
             let r = match *name {
-                "efficientnet-lite0" => efficientnet::provision().map(|_| ()),
-                "smollm2-135m" => smollm::provision().map(|_| ()),
+                // Digests are remembered while the cache is writable, so a
+                // sandboxed run reads them instead of hashing the weights.
+                "efficientnet-lite0" => efficientnet::provision().and_then(|(p, _)| fetch::sha256_file(&p).map(|_| ())),
+                "smollm2-135m" => smollm::provision().and_then(|(p, tok)| {
+                    for f in [p.clone(), tok, p.with_file_name("model.onnx.data")] {
+                        fetch::sha256_file(&f)?;
+                    }
+                    Ok(())
+                }),
                 "planted" => {
                     build::cache_built("planted", name, &planted::build(planted::Variant::Original)).map(|_| ())
                 }

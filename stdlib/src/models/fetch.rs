@@ -34,6 +34,10 @@ pub fn sha256_bytes(bytes: &[u8]) -> String {
 }
 
 pub fn sha256_file(path: &Path) -> Result<String, String> {
+    let remembered = remembered_digest(path);
+    if let Some((_, Some(sha))) = &remembered {
+        return Ok(sha.clone());
+    }
     let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -44,7 +48,53 @@ pub fn sha256_file(path: &Path) -> Result<String, String> {
         }
         h.update(&buf[..n]);
     }
-    Ok(hex::encode(h.finalize()))
+    let sha = hex::encode(h.finalize());
+    if let Some((memo, None)) = remembered {
+        remember_digest(&memo, path, &sha);
+    }
+    Ok(sha)
+}
+
+/// The identity of a file's current contents as the file system sees it:
+/// size, modification and change times (nanoseconds) and inode. Any write
+/// changes the change time, which no program can set back.
+fn file_stamp(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    m.is_file()
+        .then(|| format!("{} {}.{} {}.{} {}", m.len(), m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec(), m.ino()))
+}
+
+/// For a file inside Assay's cache (written by Assay; never a user's file):
+/// where its digest is remembered, and the digest if the file is unchanged
+/// since it was remembered. `None` for files elsewhere.
+fn remembered_digest(path: &Path) -> Option<(PathBuf, Option<String>)> {
+    let real = path.canonicalize().ok()?;
+    let cache = cache_dir().canonicalize().ok()?;
+    if !real.starts_with(&cache) || real.starts_with(cache.join("digests")) {
+        return None;
+    }
+    let memo = cache.join("digests").join(sha256_bytes(real.to_string_lossy().as_bytes()));
+    let stamp = file_stamp(&real)?;
+    let known = std::fs::read_to_string(&memo).ok().and_then(|text| {
+        let (s, sha) = text.trim_end().rsplit_once(' ')?;
+        (s == stamp && sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit())).then(|| sha.to_string())
+    });
+    Some((memo, known))
+}
+
+/// Remembers a digest (best effort: a sandboxed run cannot write the cache,
+/// and then the next provisioning remembers it).
+fn remember_digest(memo: &Path, path: &Path, sha: &str) {
+    let Some(stamp) = path.canonicalize().ok().and_then(|p| file_stamp(&p)) else { return };
+    let Some(dir) = memo.parent() else { return };
+    if std::fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    let tmp = dir.join(unique("digest"));
+    if std::fs::write(&tmp, format!("{stamp} {sha}\n")).is_ok() && std::fs::rename(&tmp, memo).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
 }
 
 /// The cached, verified package file, downloading it if needed.

@@ -65,7 +65,7 @@ fn model(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let bytes = std::fs::read(&path).map_err(|e| ToolError::new(format!("{}: {e}", path.display())))?;
     let sha = fetch::sha256_file(&path).map_err(ToolError::new)?;
     ctx.note_input(&path, &sha);
-    let mut m = Model::load(&path, name, &bytes, sha, provider).map_err(ToolError::new)?;
+    let mut m = Model::load_deferred(&path, name, &bytes, sha, provider).map_err(ToolError::new)?;
     if name == "efficientnet-lite0" {
         m.preprocess =
             Some(crate::onnx::model::Preprocess { resize: 256, size: 224, mean: [127.0; 3], std: [128.0; 3] });

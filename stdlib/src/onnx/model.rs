@@ -256,7 +256,27 @@ impl Model {
         }
         let mut b = builder(provider)?;
         let session = b.commit_from_file(path).map_err(|e| format!("ONNX Runtime cannot load the model: {e}"))?;
-        Ok(Model::from_session(path, display, sha256, proto, session, provider))
+        Ok(Model::from_session(path, display, sha256, proto, Some(session), provider))
+    }
+
+    /// As [`Model::load`] for a model Assay built or verified itself (a
+    /// built-in): its inputs and outputs are read from the graph and the
+    /// ONNX Runtime session is created on the first run, so a script whose
+    /// model calls all come from the call cache never pays for it.
+    pub fn load_deferred(
+        path: &Path,
+        display: &str,
+        bytes: &[u8],
+        sha256: String,
+        provider: Provider,
+    ) -> Result<Model, String> {
+        let proto = graph::decode(bytes)?;
+        let (inputs, outputs) = declared_ports(&proto)?;
+        let mut m = Model::from_session(path, display, sha256, proto, None, provider);
+        m.kv = kv_slots(&inputs, &outputs);
+        m.inputs = inputs;
+        m.outputs = outputs;
+        Ok(m)
     }
 
     /// A model from bytes in memory, without external-data weights: a small
@@ -272,7 +292,7 @@ impl Model {
         };
         let mut b = builder(provider)?;
         let session = b.commit_from_memory(bytes).map_err(|e| format!("ONNX Runtime cannot load the model: {e}"))?;
-        Ok(Model::from_session(Path::new(""), display, sha256, proto, session, provider))
+        Ok(Model::from_session(Path::new(""), display, sha256, proto, Some(session), provider))
     }
 
     fn from_session(
@@ -280,14 +300,17 @@ impl Model {
         display: &str,
         sha256: String,
         proto: ModelProto,
-        session: Session,
+        session: Option<Session>,
         provider: Provider,
     ) -> Model {
-        let inputs: Vec<Port> = session.inputs().iter().map(|o| Port::from_outlet(o.name(), o.dtype())).collect();
-        let outputs: Vec<Port> = session.outputs().iter().map(|o| Port::from_outlet(o.name(), o.dtype())).collect();
+        let port = |o: &ort::value::Outlet| Port::from_outlet(o.name(), o.dtype());
+        let inputs: Vec<Port> = session.iter().flat_map(|s| s.inputs().iter().map(port)).collect();
+        let outputs: Vec<Port> = session.iter().flat_map(|s| s.outputs().iter().map(port)).collect();
         let kv = kv_slots(&inputs, &outputs);
         let mut sessions = HashMap::new();
-        sessions.insert(String::new(), Arc::new(Mutex::new(session)));
+        if let Some(session) = session {
+            sessions.insert(String::new(), Arc::new(Mutex::new(session)));
+        }
         Model {
             display: display.into(),
             path: path.to_path_buf(),
@@ -321,6 +344,11 @@ impl Model {
             .map_err(|e| e.to_string())?;
         let s = b.commit_from_memory(&bytes).map_err(|e| format!("ONNX Runtime rejected the rewritten model: {e}"))?;
         let s = Arc::new(Mutex::new(s));
+        if key.is_empty() {
+            // The unmodified model's session (deferred) is kept for the run.
+            map.insert(String::new(), s.clone());
+            return Ok(s);
+        }
         // Each session holds its own copy of the weights: keep the unmodified
         // model and only the most recent rewritten ones.
         let mut order = self.order.lock().map_err(|_| "a previous model call failed midway")?;
@@ -638,6 +666,63 @@ fn last_position_of(m: &ModelProto, outputs: &[String], ports: &[Port]) -> Resul
         return Err(format!("cannot compute the outputs at the last position only: {}", refused.join("; ")));
     }
     Ok((sliced, done))
+}
+
+/// A graph's inputs (less initializers, as ONNX Runtime lists them) and
+/// outputs with their declared element types and shapes.
+fn declared_ports(m: &ModelProto) -> Result<(Vec<Port>, Vec<Port>), String> {
+    use super::proto::tensor_shape_proto::dimension::Value as DimValue;
+    use super::proto::type_proto;
+    let g = m.graph.as_ref().ok_or("the model has no graph")?;
+    let port = |v: &super::proto::ValueInfoProto| -> Result<Port, String> {
+        let Some(type_proto::Value::TensorType(t)) = v.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
+            return Err(format!("`{}` is not declared as a tensor", v.name()));
+        };
+        let elem = elem_from_onnx(t.elem_type());
+        let shape = t.shape.as_ref().map(|s| {
+            s.dim
+                .iter()
+                .map(|d| match &d.value {
+                    Some(DimValue::DimValue(n)) if *n >= 0 => Dim::Fixed(*n),
+                    Some(DimValue::DimParam(p)) => Dim::Symbolic(p.clone()),
+                    _ => Dim::Symbolic(String::new()),
+                })
+                .collect()
+        });
+        Ok(Port {
+            name: v.name().to_string(),
+            dtype: elem.map(elem_str).unwrap_or_else(|| "other".into()),
+            elem,
+            shape: Some(shape.unwrap_or_default()),
+        })
+    };
+    let inits: std::collections::HashSet<&str> = g.initializer.iter().map(|t| t.name()).collect();
+    let inputs = g.input.iter().filter(|v| !inits.contains(v.name())).map(port).collect::<Result<_, _>>()?;
+    let outputs = g.output.iter().map(port).collect::<Result<_, _>>()?;
+    Ok((inputs, outputs))
+}
+
+fn elem_from_onnx(t: i32) -> Option<TensorElementType> {
+    use tensor_proto::DataType as D;
+    use TensorElementType as T;
+    let d = D::try_from(t).ok()?;
+    Some(match d {
+        D::Float => T::Float32,
+        D::Double => T::Float64,
+        D::Float16 => T::Float16,
+        D::Bfloat16 => T::Bfloat16,
+        D::Int8 => T::Int8,
+        D::Int16 => T::Int16,
+        D::Int32 => T::Int32,
+        D::Int64 => T::Int64,
+        D::Uint8 => T::Uint8,
+        D::Uint16 => T::Uint16,
+        D::Uint32 => T::Uint32,
+        D::Uint64 => T::Uint64,
+        D::Bool => T::Bool,
+        D::String => T::String,
+        _ => return None,
+    })
 }
 
 /// The ONNX type of a port: fixed dimensions kept, symbolic ones named.

@@ -39,3 +39,60 @@ fn lazy_outputs_equal_copies_and_outlive_their_session_and_model() {
     assert!(!out["input_ids"].is_backed_only());
     assert_eq!(out["input_ids"].iter().copied().collect::<Vec<_>>(), vec![2.0, 1.0, 3.0]);
 }
+
+#[test]
+fn a_deferred_model_declares_the_ports_its_session_reports_and_runs_the_same() {
+    for (stem, proto) in [
+        ("planted", planted::build(planted::Variant::Original)),
+        ("planted-altered", planted::build(planted::Variant::Altered)),
+    ] {
+        let (path, bytes, sha) = build::cache_built("tests", stem, &proto).unwrap();
+        let eager = Model::load(&path, stem, &bytes, sha.clone(), Provider::Cpu).unwrap();
+        let deferred = Model::load_deferred(&path, stem, &bytes, sha, Provider::Cpu).unwrap();
+        assert!(deferred.sessions.lock().unwrap().is_empty(), "no session before the first run");
+        assert_eq!(format!("{:?}", eager.inputs), format!("{:?}", deferred.inputs));
+        assert_eq!(format!("{:?}", eager.outputs), format!("{:?}", deferred.outputs));
+        let want = eager.output_names();
+        let a = eager.run("", || Ok(eager.proto.clone()), ids(), &want).unwrap();
+        let b = deferred.run("", || Ok(deferred.proto.clone()), ids(), &want).unwrap();
+        assert_eq!(a, b);
+        // The unmodified model's session is never evicted by rewritten ones.
+        for i in 0..=MAX_REWRITTEN_SESSIONS {
+            deferred.reduced(ids(), "/layers.0/heads_output_0", "ReduceMax", &[i as i64 % 3]).unwrap();
+        }
+        assert!(deferred.sessions.lock().unwrap().contains_key(""));
+    }
+}
+
+#[test]
+fn the_built_in_models_declare_the_ports_onnx_runtime_reports() {
+    let (eff, _) = crate::models::efficientnet::provision().unwrap();
+    let (lm, _) = crate::models::smollm::provision().unwrap();
+    for (path, name) in [(eff, "efficientnet-lite0"), (lm, "smollm2-135m")] {
+        let bytes = std::fs::read(&path).unwrap();
+        let eager = Model::load(&path, name, &bytes, String::new(), Provider::Cpu).unwrap();
+        let deferred = Model::load_deferred(&path, name, &bytes, String::new(), Provider::Cpu).unwrap();
+        // ONNX Runtime may name a dimension the graph leaves unnamed (its
+        // shape inference); every other fact must agree.
+        let facts = |ports: &[Port]| -> Vec<String> {
+            ports
+                .iter()
+                .map(|p| {
+                    let dims: Vec<String> = p
+                        .shape
+                        .iter()
+                        .flatten()
+                        .map(|d| match d {
+                            Dim::Fixed(n) => n.to_string(),
+                            Dim::Symbolic(_) => "?".into(),
+                        })
+                        .collect();
+                    format!("{} {} [{}]", p.name, p.dtype, dims.join(", "))
+                })
+                .collect()
+        };
+        assert_eq!(facts(&eager.inputs), facts(&deferred.inputs), "{name}");
+        assert_eq!(facts(&eager.outputs), facts(&deferred.outputs), "{name}");
+        assert_eq!(eager.kv, deferred.kv, "{name}");
+    }
+}
