@@ -345,6 +345,8 @@ fn run_step(
         deny_tools: task.denied(),
         bound: task.bound(),
         nets: task.nets(),
+        // Replays and resumed benchmarks answer unchanged calls from the cache.
+        cache: crate::cache::CacheUse::On,
     };
     match run_child(&job) {
         Err(e) => {

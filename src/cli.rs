@@ -8,6 +8,7 @@ use assay_interpreter::{
     begin_run, diff_results, finish_run, prepare, read_regular, read_run, Diag, Registry, Sandbox, SourceFile,
 };
 
+use crate::cache::CacheUse;
 use crate::supervise::{parse_duration, parse_size, run_child, Budget, End, Job, Report};
 use clap::{Parser, Subcommand};
 use serde_json::json;
@@ -43,6 +44,10 @@ enum Command {
         /// Where run records go.
         #[arg(long = "runs-dir", value_name = "DIR", default_value = "runs")]
         runs_dir: PathBuf,
+        /// Run every tool call, answering none from the call cache (results
+        /// are still stored for later runs).
+        #[arg(long = "no-cache")]
+        no_cache: bool,
         #[command(flatten)]
         budget: BudgetArgs,
     },
@@ -129,6 +134,11 @@ enum Command {
         /// current folder. The run's own manifest is never trusted for this.
         #[arg(long = "allow-read", value_name = "DIR")]
         allow_read: Vec<PathBuf>,
+        /// Answer tool calls from the call cache: a quick check that the
+        /// record matches what is cached. Without it every call runs again,
+        /// which is what proves a record.
+        #[arg(long)]
+        cached: bool,
         #[command(flatten)]
         budget: BudgetArgs,
     },
@@ -299,8 +309,11 @@ pub fn main() -> u8 {
     };
     let registry = assay_stdlib::registry();
     match cli.command {
-        Command::Run { script, json, allow_read, seed, runs_dir, budget } => match budget.budget() {
-            Ok(b) => cmd_run(&script, json, &allow_read, seed, &runs_dir, b),
+        Command::Run { script, json, allow_read, seed, runs_dir, no_cache, budget } => match budget.budget() {
+            Ok(b) => {
+                let cache = if no_cache { CacheUse::Refresh } else { CacheUse::On };
+                cmd_run(&script, json, &allow_read, seed, &runs_dir, b, cache)
+            }
             Err(e) => usage_error(json, &e, "e.g. --memory 2G --timeout 10m"),
         },
         Command::Check { script, json, allow_read } => cmd_check(&registry, &script, json, &allow_read),
@@ -315,8 +328,8 @@ pub fn main() -> u8 {
             EXIT_OK
         }
         Command::Diff { a, b, json } => cmd_diff(&a, &b, json),
-        Command::Verify { run, json, allow_read, budget } => match budget.budget() {
-            Ok(b) => cmd_verify(&run, json, &allow_read, b),
+        Command::Verify { run, json, allow_read, cached, budget } => match budget.budget() {
+            Ok(b) => cmd_verify(&run, json, &allow_read, b, if cached { CacheUse::On } else { CacheUse::Refresh }),
             Err(e) => usage_error(json, &e, "e.g. --memory 2G --timeout 10m"),
         },
         Command::Setup { json } => cmd_setup(json),
@@ -447,7 +460,15 @@ fn is_debug_bypass() -> bool {
     cfg!(debug_assertions) && std::env::var_os("ASSAY_TEST_BYPASS_INPROCESS_CHECKS").is_some()
 }
 
-fn cmd_run(script: &str, json: bool, allow: &[PathBuf], seed: Option<u64>, runs_dir: &Path, budget: Budget) -> u8 {
+fn cmd_run(
+    script: &str,
+    json: bool,
+    allow: &[PathBuf],
+    seed: Option<u64>,
+    runs_dir: &Path,
+    budget: Budget,
+    cache: CacheUse,
+) -> u8 {
     let s = match load_script(script) {
         Ok(s) => s,
         Err((m, h)) => return usage_error(json, &m, &h),
@@ -484,6 +505,7 @@ fn cmd_run(script: &str, json: bool, allow: &[PathBuf], seed: Option<u64>, runs_
         deny_tools: Vec::new(),
         bound: Vec::new(),
         nets: Vec::new(),
+        cache,
     };
     let end = match run_child(&job) {
         Ok(e) => e,
@@ -570,8 +592,12 @@ fn cmd_run(script: &str, json: bool, allow: &[PathBuf], seed: Option<u64>, runs_
             let msg = message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
             outln!("assert FAILED (line {line}): {}", escape_controls(&format!("{expr}{msg}")));
         }
+        let cached = match d.cached_calls {
+            0 => String::new(),
+            n => format!(" ({n} answered from the cache)"),
+        };
         outln!(
-            "{}: {} records, {}/{} asserts passed, {} tool calls → {}",
+            "{}: {} records, {}/{} asserts passed, {} tool calls{cached} → {}",
             d.status,
             d.records,
             d.asserts - d.failed.len(),
@@ -664,7 +690,7 @@ fn cmd_diff(a: &Path, b: &Path, json: bool) -> u8 {
     EXIT_OK
 }
 
-fn cmd_verify(run: &Path, json: bool, allow: &[PathBuf], budget: Budget) -> u8 {
+fn cmd_verify(run: &Path, json: bool, allow: &[PathBuf], budget: Budget, cache: CacheUse) -> u8 {
     let rd = match read_run(run) {
         Ok(r) => r,
         Err(e) => return usage_error(json, &e, "pass a finished run folder, e.g. runs/exp/0001"),
@@ -742,9 +768,19 @@ fn cmd_verify(run: &Path, json: bool, allow: &[PathBuf], budget: Budget) -> u8 {
         deny_tools: Vec::new(),
         bound: Vec::new(),
         nets: Vec::new(),
+        cache,
     };
     let end = run_child(&job);
     let new_text = read_regular(&tmp.join("results.json"), 1 << 30).ok().and_then(|b| String::from_utf8(b).ok());
+    let answered = read_regular(&tmp.join("manifest.json"), 1 << 26)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|m| m["call_cache"]["answered"].as_u64())
+        .unwrap_or(0);
+    let how = match cache {
+        CacheUse::On => format!("{answered} tool call(s) answered from the call cache"),
+        _ => "every tool call ran again (the call cache was bypassed)".to_string(),
+    };
     let _ = std::fs::remove_dir_all(&tmp);
     let new_text = match (end, new_text) {
         (Ok(End::Report(Report::CheckFailed { rendered, diagnostics })), _) => {
@@ -768,14 +804,16 @@ fn cmd_verify(run: &Path, json: bool, allow: &[PathBuf], budget: Budget) -> u8 {
             pretty(&json!({
                 "verified": same,
                 "run": run.display().to_string(),
+                "how": how,
+                "cache_answered": answered,
                 "changes": changes.iter().map(|c| c.to_json()).collect::<Vec<_>>(),
                 "changed_inputs": changed_inputs,
             }))
         );
     } else if same {
-        outln!("verified: re-running {} gives byte-identical results.json", run.display());
+        outln!("verified: re-running {} gives byte-identical results.json ({how})", run.display());
     } else {
-        outln!("NOT verified: results.json differs from {}", run.display());
+        outln!("NOT verified: results.json differs from {} ({how})", run.display());
         for c in &changes {
             outln!("  {}", escape_controls(&c.to_text()));
         }

@@ -16,6 +16,7 @@ macro_rules! outln {
 
 mod agent;
 mod bench;
+mod cache;
 mod cli;
 mod docs;
 mod inspect;

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use assay_interpreter::{
-    execute, execute_with, manifest_json, mentions, prepare, prepare_with, report_html, results_json, script_seed,
+    execute, execute_cached, manifest_json, mentions, prepare, prepare_with, report_html, results_json, script_seed,
     trace_jsonl, write_files, Diag, Handle, ManifestInfo, Outcome, Registry, RhaiModule, RunFiles, Sandbox, SourceFile,
     Status, Type, Value,
 };
@@ -162,6 +162,9 @@ pub struct Job {
     /// The script can call them; it cannot read them (they are no file).
     #[serde(default)]
     pub bound: Vec<(String, String)>,
+    /// Whether tool calls are answered from and stored in the call cache.
+    #[serde(default)]
+    pub cache: crate::cache::CacheUse,
     /// Networks behind black boxes: (alias, ONNX bytes in base64). The
     /// box's rhai calls `net(x)`, which runs the network in ONNX Runtime;
     /// the bytes reach the child here, never as a file it could read.
@@ -192,6 +195,9 @@ pub struct Done {
     /// (line, expression, message) of each failed assert.
     pub failed: Vec<(usize, String, Option<String>)>,
     pub tool_calls: usize,
+    /// Of them, answered from the call cache.
+    #[serde(default)]
+    pub cached_calls: usize,
     pub shows: Vec<ShowOut>,
     pub error_rendered: Option<String>,
     pub diagnostics: Vec<Json>,
@@ -336,6 +342,8 @@ pub fn run_child(job: &Job) -> Result<End, String> {
     if let Some(t) = err_thread {
         let _ = t.join();
     }
+    // Results the child computed are kept even if it died later on.
+    crate::cache::publish(&job.out);
     let report_line = report.lock().ok().and_then(|g| g.clone());
     if !timed_out && status.success() {
         if let Some(r) = report_line {
@@ -464,6 +472,7 @@ fn restrict(job: &Job, runtime_library: Option<&Path>) -> Json {
     let read = AccessFs::from_read(abi);
     let mut readable: Vec<PathBuf> = job.roots.clone();
     readable.push(assay_stdlib::onnx::runtime::cache_dir());
+    readable.push(crate::cache::dir());
     if let Some(dir) = runtime_library.and_then(Path::parent) {
         readable.push(dir.to_path_buf());
     }
@@ -735,6 +744,7 @@ pub fn child_main(mut registry: Registry) -> u8 {
     let _ = rlimit::setrlimit(rlimit::Resource::DATA, limit, limit);
     let _ = rlimit::setrlimit(rlimit::Resource::CORE, 0, 0);
     let _ = rlimit::setrlimit(rlimit::Resource::FSIZE, 16 << 30, 16 << 30);
+    let cache = crate::cache::ChildCache::new(job.cache, &job.out);
     let sandbox_facts = restrict(&job, provisioned.runtime_library.as_deref());
     // Threads started after restrict_self inherit the sandbox.
     std::thread::spawn(move || {
@@ -767,7 +777,19 @@ pub fn child_main(mut registry: Registry) -> u8 {
         }
         prelude_inputs = pout.inputs;
     }
-    let mut out = execute_with(&file, program, registry, &sandbox, &prepared.modules, seed, &bindings);
+    let mut out = execute_cached(
+        &file,
+        program,
+        registry,
+        &sandbox,
+        &prepared.modules,
+        seed,
+        &bindings,
+        cache.as_ref().map(|c| c as &dyn assay_interpreter::CallCache),
+    );
+    if let Some(c) = &cache {
+        c.finish();
+    }
     out.inputs.extend(prepared.inputs.clone());
     out.inputs.extend(prelude_inputs);
     let mut artifacts = std::mem::take(&mut out.artifacts);
@@ -780,6 +802,14 @@ pub fn child_main(mut registry: Registry) -> u8 {
         );
     }
     extra.insert("sandbox".to_string(), sandbox_facts.clone());
+    extra.insert(
+        "call_cache".to_string(),
+        match job.cache {
+            crate::cache::CacheUse::Off => json!({"mode": "off"}),
+            crate::cache::CacheUse::On => json!({"mode": "on", "answered": out.cache_hits, "stored": out.cache_stored}),
+            crate::cache::CacheUse::Refresh => json!({"mode": "bypassed: every call ran", "stored": out.cache_stored}),
+        },
+    );
     let info = ManifestInfo {
         script_name: &file.name,
         script_text: &file.text,
@@ -820,6 +850,7 @@ pub fn child_main(mut registry: Registry) -> u8 {
         asserts: out.asserts.len(),
         failed: out.asserts.iter().filter(|a| !a.passed).map(|a| (a.line, a.expr.clone(), a.message.clone())).collect(),
         tool_calls: out.trace.len(),
+        cached_calls: out.cache_hits,
         shows: out
             .shows
             .iter()

@@ -2,6 +2,7 @@
 //! values, the `Tool` trait and registry, run records, the rhai bridge and
 //! the sandbox. It knows nothing of ONNX; tools arrive through the registry.
 
+mod cache;
 mod check;
 pub mod code;
 mod diag;
@@ -24,11 +25,13 @@ use std::sync::Arc;
 use assay_grammar::{Program, StmtKind};
 use sha2::{Digest, Sha256};
 
+pub use cache::CallCache;
 pub use check::check;
 pub use diag::{closest, Diag, SourceFile};
 pub use diff::{diff_results, Change};
 pub use eval::{
-    execute, execute_with, progress, script_seed, step_rng, AssertOutcome, Outcome, Shown, TraceEntry, MAX_CALL_DEPTH,
+    execute, execute_cached, execute_with, progress, script_seed, step_rng, AssertOutcome, Outcome, Shown, TraceEntry,
+    MAX_CALL_DEPTH,
 };
 pub use record::{
     begin_run, canonical, finish_run, manifest_json, npy_f32, num_json, read_regular, read_run, results_json, run_stem,

@@ -42,11 +42,29 @@ pub struct Signature {
     /// An environment variable the tool needs (e.g. an LLM endpoint); its
     /// examples run only where it is set.
     pub requires: Option<&'static str>,
+    /// The result depends on something outside the run (a hosted model, the
+    /// clock): never answered from the call cache.
+    pub volatile: bool,
 }
 
 impl Signature {
     pub fn new(name: &'static str, category: &'static str, doc: &'static str) -> Self {
-        Signature { name, category, params: Vec::new(), returns: Type::Any, doc, examples: Vec::new(), requires: None }
+        Signature {
+            name,
+            category,
+            params: Vec::new(),
+            returns: Type::Any,
+            doc,
+            examples: Vec::new(),
+            requires: None,
+            volatile: false,
+        }
+    }
+    /// Marks the tool's result as depending on something outside the run
+    /// (never cached).
+    pub fn volatile(mut self) -> Self {
+        self.volatile = true;
+        self
     }
     /// A required parameter.
     pub fn param(mut self, name: &'static str, ty: Type, doc: &'static str) -> Self {

@@ -12,6 +12,11 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The call cache of this test process.
+pub fn test_call_cache() -> PathBuf {
+    std::env::temp_dir().join(format!("assay-test-calls-{}", std::process::id()))
+}
+
 pub struct Output {
     pub code: i32,
     pub stdout: String,
@@ -54,6 +59,10 @@ impl Test {
     pub fn run(self) -> Output {
         let mut cmd = Command::new(assay_bin());
         cmd.args(&self.args).current_dir(&self.dir).stdout(Stdio::piped()).stderr(Stdio::piped());
+        // Each test process starts with an empty call cache of its own, so
+        // a test's first run computes (a later run of the same script may be
+        // answered from it, as a user's would be).
+        cmd.env("ASSAY_CALL_CACHE_DIR", test_call_cache());
         for (k, v) in &self.env {
             cmd.env(k, v);
         }

@@ -206,6 +206,7 @@ impl<'a> Run<'a> {
             inputs,
             output,
             seconds: started.elapsed().as_secs_f64(),
+            cached: false,
         });
         result.map_err(|e| {
             let mut err = RuntimeError::new(e.diag.message.clone(), span).code(e.diag.code);
@@ -282,13 +283,68 @@ impl<'a> Run<'a> {
         let step = self.step;
         let args_digest = digest_args(&args.names, &args.values);
         let started = Instant::now();
+        let key = match self.cache {
+            Some(_) if !sig.volatile => Some(self.cache_key(sig.name, &args_digest, &args.values)),
+            _ => None,
+        };
+        if let Some(k) = &key {
+            if let Some((cond, v)) = self.cache_lookup(k, step) {
+                self.step = step - 1 + cond.steps.max(1);
+                for (p, d) in &cond.inputs {
+                    self.out.inputs.insert(std::path::PathBuf::from(p), d.clone());
+                }
+                if let Some(parent) = self.call_inputs.last_mut() {
+                    parent.extend(cond.inputs.clone());
+                }
+                if let Some(f) = self.call_flags.last_mut() {
+                    f.rng |= cond.rng.is_some();
+                }
+                self.out.cache_hits += 1;
+                self.out.trace.push(TraceEntry {
+                    step,
+                    tool: sig.name.to_string(),
+                    args: args_digest,
+                    inputs: cond.inputs,
+                    output: Some(v.digest()),
+                    seconds: started.elapsed().as_secs_f64(),
+                    cached: true,
+                });
+                return Ok(v);
+            }
+        }
+        let effects = (self.out.records.len(), self.out.asserts.len(), self.out.shows.len(), self.out.artifacts.len());
         self.call_inputs.push(BTreeMap::new());
+        self.call_flags.push(crate::eval::CallFlags::default());
         let result = {
             let rng = step_rng(self.seed, step);
             let mut ctx = Ctx { run: self, rng, span };
             tool.call(&args, &mut ctx)
         };
         let inputs = self.call_inputs.pop().unwrap_or_default();
+        let flags = self.call_flags.pop().unwrap_or_default();
+        if let Some(parent) = self.call_inputs.last_mut() {
+            parent.extend(inputs.clone());
+        }
+        if let Some(f) = self.call_flags.last_mut() {
+            f.rng |= flags.rng;
+            f.uncacheable |= flags.uncacheable;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let effects_now =
+            (self.out.records.len(), self.out.asserts.len(), self.out.shows.len(), self.out.artifacts.len());
+        if let (Some(k), Some(cache), Ok(v)) = (&key, self.cache, &result) {
+            if !flags.uncacheable && effects == effects_now && seconds >= crate::cache::MIN_CACHED_SECONDS {
+                let cond = crate::cache::Conditions {
+                    inputs: inputs.clone(),
+                    rng: flags.rng.then_some((self.seed, step)),
+                    steps: self.step - step + 1,
+                };
+                if let Some(entry) = crate::cache::encode_entry(&cond, v) {
+                    cache.put(k, &entry);
+                    self.out.cache_stored += 1;
+                }
+            }
+        }
         let output = result.as_ref().ok().map(|v| v.digest());
         self.out.trace.push(TraceEntry {
             step,
@@ -296,7 +352,8 @@ impl<'a> Run<'a> {
             args: args_digest,
             inputs,
             output,
-            seconds: started.elapsed().as_secs_f64(),
+            seconds,
+            cached: false,
         });
         result.map_err(|e| {
             // An error from a function the tool called keeps its own span.
@@ -314,6 +371,51 @@ impl<'a> Run<'a> {
             err.help = e.help.or_else(|| Some(sig.render()));
             err
         })
+    }
+}
+
+impl Run<'_> {
+    fn mark_uncacheable(&mut self) {
+        for f in self.call_flags.iter_mut() {
+            f.uncacheable = true;
+        }
+    }
+
+    /// The cache key of a call: the tool, its arguments, and for functions
+    /// among them their text, captures and the globals they can read.
+    fn cache_key(&self, tool: &str, args_digest: &str, values: &[Value]) -> String {
+        let mut funcs = Vec::new();
+        for v in values {
+            crate::cache::function_identities(v, &self.file.text, &mut funcs);
+        }
+        if !funcs.is_empty() {
+            funcs.push(self.globals_digest());
+        }
+        crate::cache::key(crate::record::ASSAY_VERSION, tool, args_digest, &funcs)
+    }
+
+    /// A stored result whose conditions hold now: the same random stream if
+    /// it drew one, and every file it read unchanged (read again through
+    /// the sandbox, so an entry never reveals a file this run may not read).
+    fn cache_lookup(&mut self, key: &str, step: u64) -> Option<(crate::cache::Conditions, Value)> {
+        let bytes = self.cache?.get(key)?;
+        let (cond, v) = crate::cache::decode_entry(&bytes)?;
+        if cond.rng.is_some_and(|r| r != (self.seed, step)) {
+            return None;
+        }
+        for (p, d) in &cond.inputs {
+            if self.out.inputs.get(Path::new(p)) == Some(d) {
+                continue;
+            }
+            let now = match self.sandbox.read(p) {
+                Ok((_, bytes)) => hex::encode(Sha256::digest(&bytes)),
+                Err(_) => self.cache?.file_digest(Path::new(p))?,
+            };
+            if now != *d {
+                return None;
+            }
+        }
+        Some((cond, v))
     }
 }
 
@@ -349,6 +451,9 @@ struct Ctx<'r, 'a> {
 
 impl<'r, 'a> ToolCtx for Ctx<'r, 'a> {
     fn rng(&mut self) -> &mut ChaCha8Rng {
+        if let Some(f) = self.run.call_flags.last_mut() {
+            f.rng = true;
+        }
         &mut self.rng
     }
 
@@ -374,6 +479,8 @@ impl<'r, 'a> ToolCtx for Ctx<'r, 'a> {
     }
 
     fn glob(&mut self, pattern: &str) -> Result<Vec<(String, std::path::PathBuf)>, ToolError> {
+        // A folder's listing is no file digest: a call that lists is not cached.
+        self.run.mark_uncacheable();
         self.run.sandbox.glob(pattern).map_err(|e| ToolError::new(e.message()).help(e.help()))
     }
 
@@ -389,6 +496,7 @@ impl<'r, 'a> ToolCtx for Ctx<'r, 'a> {
     }
 
     fn write_artifact(&mut self, name: &str, bytes: &[u8]) -> Result<String, ToolError> {
+        self.run.mark_uncacheable();
         let safe = crate::record::safe_artifact_name(name).ok_or_else(|| {
             ToolError::new(format!("`{name}` is not a valid artifact name"))
                 .help("use letters, digits, `-`, `_` and `.`")

@@ -46,6 +46,9 @@ pub struct TraceEntry {
     /// sha256 of the result, or null when the call failed.
     pub output: Option<String>,
     pub seconds: f64,
+    /// Answered from the call cache (not run).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cached: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -75,6 +78,9 @@ pub struct Outcome {
     pub artifacts: Vec<(String, Vec<u8>)>,
     pub seed: u64,
     pub error: Option<Diag>,
+    /// Tool calls answered from the call cache, and results stored in it.
+    pub cache_hits: usize,
+    pub cache_stored: usize,
 }
 
 /// A runtime failure: message, the span of the failing expression, and the
@@ -179,6 +185,18 @@ pub struct Run<'a> {
     /// An error raised inside a function value that a tool called; kept so
     /// its span survives the trip through the tool.
     pub(crate) pending: Option<RuntimeError>,
+    /// Where tool calls' results are kept between runs, if anywhere.
+    pub(crate) cache: Option<&'a dyn crate::cache::CallCache>,
+    /// What each tool call in progress did that bears on caching it.
+    pub(crate) call_flags: Vec<CallFlags>,
+}
+
+/// What a tool call (and the functions it called) did that decides whether
+/// its result may be cached.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct CallFlags {
+    pub rng: bool,
+    pub uncacheable: bool,
 }
 
 /// Runs a checked program. Never panics on user input; errors end the run
@@ -205,6 +223,22 @@ pub fn execute_with(
     seed: u64,
     bindings: &[(String, Value)],
 ) -> Outcome {
+    execute_cached(file, program, registry, sandbox, modules, seed, bindings, None)
+}
+
+/// As `execute_with`, answering deterministic tool calls from `cache` where
+/// it holds them and storing new results in it (see `cache.rs`).
+#[allow(clippy::too_many_arguments, reason = "the run's inputs, each needed")]
+pub fn execute_cached(
+    file: &Arc<SourceFile>,
+    program: &Program,
+    registry: &Registry,
+    sandbox: &Sandbox,
+    modules: &HashMap<String, Arc<RhaiModule>>,
+    seed: u64,
+    bindings: &[(String, Value)],
+    cache: Option<&dyn crate::cache::CallCache>,
+) -> Outcome {
     let mut run = Run {
         file: file.clone(),
         registry,
@@ -215,6 +249,8 @@ pub fn execute_with(
         out: Outcome { seed, ..Outcome::default() },
         call_inputs: Vec::new(),
         pending: None,
+        cache,
+        call_flags: Vec::new(),
     };
     for (alias, m) in modules {
         run.define(alias, Value::Module(m.clone()));
@@ -303,10 +339,28 @@ impl<'a> Run<'a> {
         if n > 1 {
             if let Some(slot) = self.frames[0].scopes[0].get_mut(name) {
                 *slot = v;
+                // A function that changes a global has an effect a cached
+                // answer would skip.
+                for f in self.call_flags.iter_mut() {
+                    f.uncacheable = true;
+                }
                 return true;
             }
         }
         false
+    }
+
+    /// The digest of every global (functions read them live).
+    pub(crate) fn globals_digest(&self) -> String {
+        let mut names: Vec<(&String, &Value)> = self.frames[0].scopes[0].iter().collect();
+        names.sort_by(|a, b| a.0.cmp(b.0));
+        let mut h = Sha256::new();
+        for (k, v) in names {
+            h.update(k.as_bytes());
+            h.update([0]);
+            h.update(v.digest().as_bytes());
+        }
+        hex::encode(h.finalize())
     }
 
     /// The locals a new closure captures (globals are looked up live).

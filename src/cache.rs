@@ -1,0 +1,195 @@
+//! The call cache on disk: `ASSAY_CACHE_DIR/calls/` (by default
+//! `~/.cache/assay/calls/`; `ASSAY_CALL_CACHE_DIR` moves it), one file per
+//! entry named by its key.
+//!
+//! The sandboxed child only reads the store; results it computes are
+//! staged in its own run folder (`.calls/`, the one place it may write),
+//! and the parent publishes them after the child ends: each entry renamed
+//! into the store (atomic, so concurrent runs never see half an entry; the
+//! last of two identical writers wins), entries the child used touched (the
+//! least recently used go first), and the store pruned to its size bound
+//! (`ASSAY_CACHE_MAX_BYTES`, 4 GiB by default). An entry is checked (its
+//! own checksum, then every file it depends on) before it is used, so a
+//! damaged or stale entry is a miss, never a wrong answer.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use assay_interpreter::CallCache;
+use serde::{Deserialize, Serialize};
+
+/// Whether a run reads and fills the call cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum CacheUse {
+    /// Neither read nor fill it.
+    #[default]
+    Off,
+    /// Answer calls from it and store new results.
+    On,
+    /// Run every call (as `verify` does) and store the results.
+    Refresh,
+}
+
+const DEFAULT_MAX_BYTES: u64 = 4 << 30;
+const STAGE: &str = ".calls";
+const HITS: &str = "hits";
+
+/// The store's folder.
+/// `ASSAY_CALL_CACHE_DIR` moves it (alone) elsewhere.
+pub fn dir() -> PathBuf {
+    match std::env::var_os("ASSAY_CALL_CACHE_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => assay_stdlib::onnx::runtime::cache_dir().join("calls"),
+    }
+}
+
+fn max_bytes() -> u64 {
+    std::env::var("ASSAY_CACHE_MAX_BYTES").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(DEFAULT_MAX_BYTES)
+}
+
+fn valid_key(key: &str) -> bool {
+    key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+fn entry_path(store: &Path, key: &str) -> PathBuf {
+    store.join(&key[..2]).join(key)
+}
+
+/// The child's view: reads the store, writes into the run folder.
+pub struct ChildCache {
+    store: PathBuf,
+    stage: PathBuf,
+    read: bool,
+    hits: Mutex<Vec<String>>,
+}
+
+impl ChildCache {
+    pub fn new(mode: CacheUse, run_folder: &Path) -> Option<ChildCache> {
+        if mode == CacheUse::Off {
+            return None;
+        }
+        let stage = run_folder.join(STAGE);
+        std::fs::create_dir_all(&stage).ok()?;
+        Some(ChildCache { store: dir(), stage, read: mode == CacheUse::On, hits: Mutex::new(Vec::new()) })
+    }
+
+    /// Leaves the keys of the entries used for the parent to touch.
+    pub fn finish(&self) {
+        let hits = self.hits.lock().map(|h| h.join("\n")).unwrap_or_default();
+        let _ = std::fs::write(self.stage.join(HITS), hits);
+    }
+}
+
+impl CallCache for ChildCache {
+    fn get(&self, key: &str) -> Option<Vec<u8>> {
+        if !self.read || !valid_key(key) {
+            return None;
+        }
+        let bytes = std::fs::read(entry_path(&self.store, key)).ok()?;
+        if let Ok(mut h) = self.hits.lock() {
+            h.push(key.to_string());
+        }
+        Some(bytes)
+    }
+
+    fn file_digest(&self, path: &Path) -> Option<String> {
+        // Only Assay's own files (built-in models and data sets).
+        let real = path.canonicalize().ok()?;
+        let own = assay_stdlib::onnx::runtime::cache_dir().canonicalize().ok()?;
+        if !real.starts_with(&own) || real.starts_with(&self.store) {
+            return None;
+        }
+        assay_stdlib::models::fetch::sha256_file(&real).ok()
+    }
+
+    fn put(&self, key: &str, entry: &[u8]) {
+        if !valid_key(key) {
+            return;
+        }
+        let tmp = self.stage.join(format!(".{key}.tmp"));
+        if std::fs::write(&tmp, entry).is_ok() && std::fs::rename(&tmp, self.stage.join(key)).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+}
+
+/// What publishing did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    pub stored: usize,
+    pub evicted: usize,
+}
+
+/// The parent's half: moves the child's staged entries into the store,
+/// touches the ones it used, prunes the store, and removes the staging
+/// folder from the run folder. Never fails a run: a store that cannot be
+/// written only means nothing is kept.
+pub fn publish(run_folder: &Path) -> Published {
+    let stage = run_folder.join(STAGE);
+    let mut done = Published::default();
+    if !stage.is_dir() {
+        return done;
+    }
+    let store = dir();
+    if let Ok(text) = std::fs::read_to_string(stage.join(HITS)) {
+        for key in text.lines().filter(|k| valid_key(k)) {
+            let p = entry_path(&store, key);
+            if let Ok(f) = std::fs::File::options().append(true).open(&p) {
+                let _ = f.set_modified(std::time::SystemTime::now());
+            }
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(&stage) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !valid_key(&name) || !e.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            let dest = entry_path(&store, &name);
+            let ok = dest.parent().is_some_and(|d| std::fs::create_dir_all(d).is_ok());
+            // Same file system (both under the user's cache) is not assumed:
+            // copy to a temporary name in the store, then rename.
+            let tmp = dest.with_extension(format!("tmp{}", std::process::id()));
+            if ok && std::fs::copy(e.path(), &tmp).is_ok() {
+                if std::fs::rename(&tmp, &dest).is_ok() {
+                    done.stored += 1;
+                } else {
+                    let _ = std::fs::remove_file(&tmp);
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&stage);
+    done.evicted = prune(&store, max_bytes());
+    done
+}
+
+/// Removes the least recently used entries until the store holds at most
+/// `max` bytes; returns how many it removed.
+pub fn prune(store: &Path, max: u64) -> usize {
+    let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = Vec::new();
+    let Ok(shards) = std::fs::read_dir(store) else { return 0 };
+    for shard in shards.flatten() {
+        let Ok(entries) = std::fs::read_dir(shard.path()) else { continue };
+        for e in entries.flatten() {
+            if let Ok(m) = e.metadata() {
+                if m.is_file() {
+                    files.push((m.modified().unwrap_or(std::time::UNIX_EPOCH), m.len(), e.path()));
+                }
+            }
+        }
+    }
+    let mut total: u64 = files.iter().map(|f| f.1).sum();
+    files.sort();
+    let mut removed = 0;
+    for (_, len, path) in files {
+        if total <= max {
+            break;
+        }
+        if std::fs::remove_file(&path).is_ok() {
+            total = total.saturating_sub(len);
+            removed += 1;
+        }
+    }
+    removed
+}

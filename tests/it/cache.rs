@@ -1,0 +1,203 @@
+//! The call cache: an unchanged rerun is answered from it with a
+//! byte-identical record; a changed input file, a changed function or a
+//! changed seed is recomputed; `verify` re-executes unless told otherwise;
+//! `--no-cache` runs everything; the store stays within its bound; two runs
+//! filling one store at once both finish with the same results. Every test
+//! has its own store (`ASSAY_CALL_CACHE_DIR`); models come from the shared
+//! cache as everywhere else.
+
+use std::path::Path;
+
+use crate::support::{runs_of, Test};
+
+fn circle(color: &str, r: u32) -> String {
+    format!(
+        "<svg xmlns='http://www.w3.org/2000/svg' width='64' height='64'><rect width='64' height='64' fill='white'/><circle cx='32' cy='32' r='{r}' fill='{color}'/></svg>"
+    )
+}
+
+/// A folder with six drawings and a script that runs an exemplar pass over
+/// them (reads files), a seeded random draw (a random stream) and a sweep
+/// scored by a script function (a callback that calls tools).
+fn setup(dir: &Path) {
+    std::fs::create_dir_all(dir.join("pics")).unwrap();
+    for (i, (c, r)) in
+        [("red", 20), ("blue", 28), ("green", 12), ("black", 30), ("orange", 8), ("purple", 24)].iter().enumerate()
+    {
+        std::fs::write(dir.join(format!("pics/{i}.svg")), circle(c, *r)).unwrap();
+    }
+    let script = r#"seed 5
+let net = model("efficientnet-lite0")
+let pics = images("pics/*.svg")
+let top = exemplars(unit(net, "/_blocks.15/Relu6_output_0", channel: 7), pics, k: 2)
+record "top", top.activations
+record "names", top.names
+record "noise", randn(3)
+let lm = model("planted")
+let w = 2
+let sweep = patch_sweep(lm, tensor([[1, 0, 3]]), tensor([[2, 0, 3]]), "/layers.*/heads_output_0",
+                        out => w * logit_diff(out.logits, 1, 2), parts: 2)
+record "effects", sweep.effects
+"#;
+    std::fs::write(dir.join("s.assay"), script).unwrap();
+}
+
+fn run(dir: &Path, store: &Path, extra: &[&str]) -> crate::support::Output {
+    let out = Test::new(dir)
+        .env("ASSAY_CALL_CACHE_DIR", store.to_str().unwrap())
+        .args(["run", "s.assay", "--json"])
+        .args(extra)
+        .run();
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    out
+}
+
+fn last_run(dir: &Path) -> std::path::PathBuf {
+    runs_of(dir, "s").pop().expect("a run")
+}
+
+fn cache_facts(run: &Path) -> serde_json::Value {
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap();
+    m["call_cache"].clone()
+}
+
+fn cached_tools(run: &Path) -> Vec<String> {
+    std::fs::read_to_string(run.join("trace.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|t| t["cached"] == true)
+        .map(|t| t["tool"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn results(run: &Path) -> Vec<u8> {
+    std::fs::read(run.join("results.json")).unwrap()
+}
+
+#[test]
+fn an_unchanged_rerun_is_answered_from_the_cache_with_the_same_bytes_and_changes_are_recomputed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    run(dir.path(), store.path(), &[]);
+    let first = last_run(dir.path());
+    assert_eq!(cache_facts(&first)["answered"], 0);
+    assert!(cache_facts(&first)["stored"].as_u64().unwrap() >= 2, "{}", cache_facts(&first));
+    assert!(!first.join(".calls").exists(), "the staging folder must not stay in the record");
+
+    run(dir.path(), store.path(), &[]);
+    let second = last_run(dir.path());
+    assert_eq!(results(&first), results(&second), "a rerun from the cache must write the same results.json");
+    let hits = cached_tools(&second);
+    assert!(hits.contains(&"exemplars".to_string()) && hits.contains(&"patch_sweep".to_string()), "{hits:?}");
+
+    // A changed input file: the exemplar pass runs again and sees it.
+    std::fs::write(dir.path().join("pics/4.svg"), circle("orange", 31)).unwrap();
+    run(dir.path(), store.path(), &[]);
+    let third = last_run(dir.path());
+    assert!(!cached_tools(&third).contains(&"exemplars".to_string()));
+    // A call given a script function is keyed by every global the function
+    // could read (`pics` and `top` changed), so it runs again too.
+    assert!(!cached_tools(&third).contains(&"patch_sweep".to_string()));
+    let fresh = tempfile::tempdir().unwrap();
+    run(dir.path(), fresh.path(), &[]);
+    assert_eq!(results(&third), results(&last_run(dir.path())), "a recomputed call equals a run with no cache");
+
+    // A changed global read by the metric function: the sweep runs again.
+    let text = std::fs::read_to_string(dir.path().join("s.assay")).unwrap().replace("let w = 2", "let w = 3");
+    std::fs::write(dir.path().join("s.assay"), text).unwrap();
+    run(dir.path(), store.path(), &[]);
+    let fourth = last_run(dir.path());
+    assert!(!cached_tools(&fourth).contains(&"patch_sweep".to_string()));
+    let effects = |r: &Path| {
+        let j: serde_json::Value = serde_json::from_slice(&results(r)).unwrap();
+        j["records"]["effects"]["values"].clone()
+    };
+    let (a, b) = (effects(&third), effects(&fourth));
+    let scaled: Vec<f64> = a.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() * 1.5).collect();
+    let got: Vec<f64> = b.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    for (x, y) in scaled.iter().zip(&got) {
+        assert!((x - y).abs() < 1e-4, "effects scale with w: {scaled:?} vs {got:?}");
+    }
+
+    // Another seed: the random draw is recomputed (and differs).
+    run(dir.path(), store.path(), &["--seed", "6"]);
+    let fifth = last_run(dir.path());
+    assert!(!cached_tools(&fifth).contains(&"randn".to_string()));
+}
+
+#[test]
+fn verify_reexecutes_unless_told_to_use_the_cache_and_no_cache_runs_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    run(dir.path(), store.path(), &[]);
+    let first = last_run(dir.path());
+    let verify = |extra: &[&str]| {
+        Test::new(dir.path())
+            .env("ASSAY_CALL_CACHE_DIR", store.path().to_str().unwrap())
+            .args(["verify", first.to_str().unwrap(), "--json"])
+            .args(extra)
+            .run()
+    };
+    let v = verify(&[]);
+    assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
+    assert_eq!(v.json()["verified"], true);
+    assert_eq!(v.json()["cache_answered"], 0, "verify must run every call again");
+    assert!(v.json()["how"].as_str().unwrap().contains("bypassed"));
+    let v = verify(&["--cached"]);
+    assert_eq!(v.json()["verified"], true);
+    assert!(v.json()["cache_answered"].as_u64().unwrap() >= 2, "{}", v.stdout);
+
+    run(dir.path(), store.path(), &["--no-cache"]);
+    let nc = last_run(dir.path());
+    assert!(cached_tools(&nc).is_empty());
+    assert_eq!(cache_facts(&nc)["mode"], "bypassed: every call ran");
+    assert_eq!(results(&first), results(&nc));
+}
+
+#[test]
+fn the_store_stays_within_its_bound_and_concurrent_runs_share_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    // Two runs at once into one store.
+    let spawn = || {
+        let d = dir.path().to_path_buf();
+        let s = store.path().to_path_buf();
+        std::thread::spawn(move || run(&d, &s, &[]))
+    };
+    let (a, b) = (spawn(), spawn());
+    a.join().unwrap();
+    b.join().unwrap();
+    let runs = runs_of(dir.path(), "s");
+    assert_eq!(runs.len(), 2);
+    assert_eq!(results(&runs[0]), results(&runs[1]));
+    let size = |p: &Path| -> u64 { walk(p).iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).sum() };
+    assert!(size(store.path()) > 0);
+    // Every entry in the store is whole (a rerun is answered from it).
+    run(dir.path(), store.path(), &[]);
+    assert!(cached_tools(&last_run(dir.path())).contains(&"exemplars".to_string()));
+    // A bound smaller than one entry empties the store after a run.
+    let out = Test::new(dir.path())
+        .env("ASSAY_CALL_CACHE_DIR", store.path().to_str().unwrap())
+        .env("ASSAY_CACHE_MAX_BYTES", "100")
+        .args(["run", "s.assay", "--no-cache"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(size(store.path()) <= 100, "the store holds {} bytes over a bound of 100", size(store.path()));
+}
+
+fn walk(p: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
