@@ -24,6 +24,18 @@ pub fn mentions(program: &Program) -> Mentions {
     m
 }
 
+/// The names a function's body uses (its parameters' defaults included).
+pub fn mentions_in_fn(def: &assay_grammar::FnDef) -> Mentions {
+    let mut m = Mentions::default();
+    for p in &def.params {
+        if let Some(d) = &p.default {
+            expr(d, &mut m, 0);
+        }
+    }
+    body(&def.body, &mut m, 0);
+    m
+}
+
 /// The parser already bounds nesting; this bound only keeps the walk safe
 /// on its own.
 const MAX_DEPTH: usize = 512;

@@ -36,6 +36,10 @@ fn main() {
     }
     let x: ArrayD<f32> = Array4::from_shape_vec((batch, 3, 224, 224), data).expect("benchmark setup").into_dyn();
     let feeds = || vec![("input".to_string(), x.clone())];
+    // The peer comparison (benches/peers/run.sh) feeds Python the same batch.
+    if let Some(p) = std::env::var_os("ASSAY_BENCH_INPUT_NPY") {
+        std::fs::write(p, assay_interpreter::npy_f32(x.shape(), x.iter().copied())).expect("write the batch");
+    }
 
     let layer = "/_blocks.15/Relu6_output_0".to_string();
     let clips: Vec<String> = graph::sites(&m.proto)

@@ -382,14 +382,14 @@ impl Run<'_> {
     }
 
     /// The cache key of a call: the tool, its arguments, and for functions
-    /// among them their text, captures and the globals they can read.
+    /// among them their text, captures and the globals they name.
     fn cache_key(&self, tool: &str, args_digest: &str, values: &[Value]) -> String {
         let mut funcs = Vec::new();
         for v in values {
             crate::cache::function_identities(v, &self.file.text, &mut funcs);
         }
         if !funcs.is_empty() {
-            funcs.push(self.globals_digest());
+            funcs.push(self.globals_digest(values));
         }
         crate::cache::key(crate::record::ASSAY_VERSION, tool, args_digest, &funcs)
     }

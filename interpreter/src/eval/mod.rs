@@ -350,15 +350,49 @@ impl<'a> Run<'a> {
         false
     }
 
-    /// The digest of every global (functions read them live).
-    pub(crate) fn globals_digest(&self) -> String {
-        let mut names: Vec<(&String, &Value)> = self.frames[0].scopes[0].iter().collect();
-        names.sort_by(|a, b| a.0.cmp(b.0));
+    /// The digest of the globals that the script functions among `values`
+    /// can read (functions read globals live): the names their bodies use,
+    /// and, through global functions they name, the names those use.
+    pub(crate) fn globals_digest(&self, values: &[Value]) -> String {
+        use crate::value::Func;
+        let globals = &self.frames[0].scopes[0];
+        let mut todo: Vec<Arc<crate::value::Closure>> = Vec::new();
+        let walk = |v: &Value, todo: &mut Vec<Arc<crate::value::Closure>>| {
+            fn collect(v: &Value, todo: &mut Vec<Arc<crate::value::Closure>>) {
+                match v {
+                    Value::Func(Func::Script(c)) => {
+                        todo.push(c.clone());
+                        c.captured.iter().for_each(|(_, x)| collect(x, todo));
+                    }
+                    Value::List(items) => items.iter().for_each(|x| collect(x, todo)),
+                    Value::Record(fields) => fields.values().for_each(|x| collect(x, todo)),
+                    _ => {}
+                }
+            }
+            collect(v, todo)
+        };
+        values.iter().for_each(|v| walk(v, &mut todo));
+        let mut seen_fns = std::collections::HashSet::new();
+        let mut names = std::collections::BTreeSet::new();
+        while let Some(c) = todo.pop() {
+            if !seen_fns.insert(Arc::as_ptr(&c.def) as usize) || seen_fns.len() > 10_000 {
+                continue;
+            }
+            for n in crate::scan::mentions_in_fn(&c.def).names {
+                if let Some(v) = globals.get(&n) {
+                    if names.insert(n) {
+                        walk(v, &mut todo);
+                    }
+                }
+            }
+        }
         let mut h = Sha256::new();
-        for (k, v) in names {
-            h.update(k.as_bytes());
-            h.update([0]);
-            h.update(v.digest().as_bytes());
+        for n in names {
+            if let Some(v) = globals.get(&n) {
+                h.update(n.as_bytes());
+                h.update([0]);
+                h.update(v.digest().as_bytes());
+            }
         }
         hex::encode(h.finalize())
     }

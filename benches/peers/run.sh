@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Assay against what users would pick instead, on this machine: installs the
+# peers into a private virtual environment (under Assay's cache folder) and
+# runs each comparison on the same weights and inputs. Not part of CI (it
+# downloads wheels); run by hand and before a release.
+#
+#   benches/peers/run.sh
+#
+# Prints Assay's ratios and the peers' ratios for the same work.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+cache="${ASSAY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/assay}"
+venv="$cache/peers-venv"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q "onnxruntime==1.31.1" onnx numpy
+fi
+batch="$(mktemp --suffix=.npy)"
+trap 'rm -f "$batch"' EXIT
+
+echo "== capture: Assay (tensors stay in ONNX Runtime's buffers) =="
+ASSAY_BENCH_INPUT_NPY="$batch" cargo bench -q -p assay-stdlib --bench capture 2>/dev/null | sed 's/^/  /'
+echo "== capture: Python ONNX Runtime, same model, same batch =="
+"$venv/bin/python" benches/peers/capture.py "$cache/models/efficientnet-lite0/model.onnx" "$batch" | sed 's/^/  /'
+
+echo "== start-up and per-call overhead (release build) =="
+cargo build -q --release
+bin=target/release/assay
+tmp="$(mktemp -d)"
+printf 'record "x", 1 + 2\n' > "$tmp/trivial.assay"
+printf 'let m = model("smollm2-135m")\nrecord "inputs", len(m.inputs)\n' > "$tmp/load.assay"
+printf 'let xs = map(0..20000, i => abs(i - 7))\nrecord "n", len(xs)\n' > "$tmp/calls.assay"
+printf 'let xs = map(0..20000, i => i - 7)\nrecord "n", len(xs)\n' > "$tmp/nocalls.assay"
+time_of() { local s e; s=$(date +%s.%N); "$bin" run "$1" --runs-dir "$tmp/runs" --no-cache >/dev/null; e=$(date +%s.%N); echo "$e - $s" | bc; }
+med() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+declare -A t
+for k in trivial load calls nocalls; do t[$k]=""; done
+for _ in 1 2 3 4 5; do
+  for k in trivial load calls nocalls; do t[$k]+="$(time_of "$tmp/$k.assay")"$'\n'; done
+done
+tr=$(printf '%s' "${t[trivial]}" | med); ld=$(printf '%s' "${t[load]}" | med)
+ca=$(printf '%s' "${t[calls]}" | med); nc=$(printf '%s' "${t[nocalls]}" | med)
+echo "  a trivial script, whole process (check, sandboxed child, record): ${tr} s"
+echo "  a script that loads SmolLM2-135M: ${ld} s"
+echo "  interpreter cost per tool call: $(echo "($ca - $nc) * 1000000 / 20000" | bc) us (20,000 calls of abs in map)"
+rm -rf "$tmp"
