@@ -786,6 +786,7 @@ pub fn child_main(mut registry: Registry) -> u8 {
         seed,
         &bindings,
         cache.as_ref().map(|c| c as &dyn assay_interpreter::CallCache),
+        Some(&job.out),
     );
     if let Some(c) = &cache {
         c.finish();

@@ -99,6 +99,9 @@ pub fn function_identities(v: &Value, script_text: &str, out: &mut Vec<String>) 
 /// An entry's bytes; `None` if the value cannot be stored (a model, a
 /// function) or is too large.
 pub fn encode_entry(c: &Conditions, v: &Value) -> Option<Vec<u8>> {
+    if encoded_len(v, 0)? > MAX_ENTRY_BYTES {
+        return None;
+    }
     let mut body = Vec::new();
     put_u64(&mut body, c.inputs.len() as u64);
     for (p, d) in &c.inputs {
@@ -150,6 +153,35 @@ pub fn decode_entry(bytes: &[u8]) -> Option<(Conditions, Value)> {
     let steps = r.u64()?;
     let v = r.value(0)?;
     r.b.is_empty().then_some((Conditions { inputs, rng, steps }, v))
+}
+
+/// The bytes a value takes encoded (an upper bound is enough), without
+/// encoding it; `None` for values that cannot be stored.
+fn encoded_len(v: &Value, depth: usize) -> Option<usize> {
+    if depth > 256 {
+        return None;
+    }
+    Some(match v {
+        Value::None | Value::Bool(_) | Value::Num(_) | Value::Range(..) => 17,
+        Value::Str(s) => 9 + s.len(),
+        Value::List(items) => {
+            let mut n = 9usize;
+            for x in items.iter() {
+                n = n.saturating_add(encoded_len(x, depth + 1)?);
+            }
+            n
+        }
+        Value::Record(fields) => {
+            let mut n = 9usize;
+            for (k, x) in fields.iter() {
+                n = n.saturating_add(8 + k.len()).saturating_add(encoded_len(x, depth + 1)?);
+            }
+            n
+        }
+        Value::Tensor(t) => 9 + 8 * t.ndim() + 4 * t.len(),
+        Value::Image(img) => 25 + img.pixels.len(),
+        Value::Func(_) | Value::Module(_) | Value::Handle(_) => return None,
+    })
 }
 
 fn put_u64(out: &mut Vec<u8>, n: u64) {

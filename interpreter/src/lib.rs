@@ -34,8 +34,9 @@ pub use eval::{
     MAX_CALL_DEPTH,
 };
 pub use record::{
-    begin_run, canonical, finish_run, manifest_json, npy_f32, num_json, read_regular, read_run, results_json, run_stem,
-    safe_artifact_name, trace_jsonl, write_files, write_run, ManifestInfo, RunDir, RunFiles, Status, ASSAY_VERSION,
+    begin_run, canonical, finish_run, manifest_json, npy_f32, npy_f32_header, num_json, read_regular, read_run,
+    results_json, run_stem, safe_artifact_name, trace_jsonl, write_files, write_run, ManifestInfo, RunDir, RunFiles,
+    Status, ASSAY_VERSION,
 };
 pub use report::{escape as html_escape, report_html};
 pub use rhai_bridge::RhaiModule;

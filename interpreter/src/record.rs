@@ -94,6 +94,16 @@ fn f32_json(x: f32) -> Json {
 
 /// Minimal .npy (version 1.0, little-endian f32, C order).
 pub fn npy_f32(shape: &[usize], data: impl Iterator<Item = f32>) -> Vec<u8> {
+    let mut out = npy_f32_header(shape);
+    for x in data {
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out
+}
+
+/// The header of an .npy file of little-endian f32 in C order; the data
+/// follows it (a writer can stream it).
+pub fn npy_f32_header(shape: &[usize]) -> Vec<u8> {
     let shape_txt = match shape.len() {
         1 => format!("({},)", shape[0]),
         _ => format!("({})", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
@@ -106,9 +116,6 @@ pub fn npy_f32(shape: &[usize], data: impl Iterator<Item = f32>) -> Vec<u8> {
     out.extend_from_slice(b"\x93NUMPY\x01\x00");
     out.extend_from_slice(&(header.len() as u16).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
-    for x in data {
-        out.extend_from_slice(&x.to_le_bytes());
-    }
     out
 }
 

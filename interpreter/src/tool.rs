@@ -373,6 +373,13 @@ pub trait ToolCtx {
     /// Writes a file into the run's artifacts/ folder; returns its path
     /// relative to the run directory.
     fn write_artifact(&mut self, name: &str, bytes: &[u8]) -> Result<String, ToolError>;
+    /// A file in the run folder (`artifacts/streams/NAME`) a tool may write
+    /// as it goes, for data too large to hold: its real path and its path
+    /// relative to the run folder. Each name once per run.
+    fn stream_file(&mut self, name: &str) -> Result<(PathBuf, String), ToolError> {
+        let _ = name;
+        Err(ToolError::new("this run has no run folder to write a stream into"))
+    }
 }
 
 /// A built-in operation a script can call.

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use assay_interpreter::{execute, prepare, script_seed, Sandbox, SourceFile};
+use assay_interpreter::{execute_cached, prepare, script_seed, Sandbox, SourceFile};
 
 #[test]
 fn every_tool_example_runs_and_its_asserts_pass() {
@@ -38,8 +38,19 @@ fn every_tool_example_runs_and_its_asserts_pass() {
             }
             let program = prepared.program.as_ref().expect("parsed");
             assert!(ex.contains(sig.name), "an example of `{}` should use it:\n{ex}", sig.name);
-            let out =
-                execute(&file, program, &registry, &sandbox, &prepared.modules, script_seed(program).unwrap_or(0));
+            // A run folder of its own, for tools that stream files into it.
+            let folder = tempfile::tempdir().expect("a run folder");
+            let out = execute_cached(
+                &file,
+                program,
+                &registry,
+                &sandbox,
+                &prepared.modules,
+                script_seed(program).unwrap_or(0),
+                &[],
+                None,
+                Some(folder.path()),
+            );
             if let Some(e) = &out.error {
                 failures.push(format!("{}: {}", sig.name, e.render_plain(100)));
             } else if out.asserts.is_empty() {

@@ -201,3 +201,36 @@ fn walk(p: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn a_capture_streamed_to_disk_holds_what_a_capture_in_memory_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let script = r#"let net = model("efficientnet-lite0")
+let pics = images("pics/*.svg")
+let x = pixels(map(0..5, i => item(pics, i).image))
+let names = ["/_blocks.15/Relu6_output_0", "/_blocks.3/Relu6_1_output_0"]
+let files = capture(net, x, names, batch: 2, to_disk: true)
+let acts = capture(net, x, names)
+record "files", files
+record "in memory", acts
+"#;
+    std::fs::write(dir.path().join("d.assay"), script).unwrap();
+    let out = Test::new(dir.path()).args(["run", "d.assay"]).run();
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let run = runs_of(dir.path(), "d").pop().unwrap();
+    let results: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("results.json")).unwrap()).unwrap();
+    for name in ["/_blocks.15/Relu6_output_0", "/_blocks.3/Relu6_1_output_0"] {
+        let f = &results["records"]["files"][name];
+        let mem = &results["records"]["in memory"][name];
+        assert_eq!(f["shape"], mem["shape"], "{name}");
+        assert_eq!(f["shape"][0], 5);
+        // Both are .npy files of the same bytes: the streamed one (written 2
+        // rows at a time) and the one the record wrote from memory.
+        let streamed = std::fs::read(run.join(f["file"].as_str().unwrap())).unwrap();
+        let recorded = std::fs::read(run.join(mem["file"].as_str().unwrap())).unwrap();
+        assert_eq!(streamed, recorded, "{name}: the streamed file differs from the in-memory capture");
+        use sha2::Digest;
+        assert_eq!(f["sha256"].as_str().unwrap(), hex::encode(sha2::Sha256::digest(&streamed)));
+    }
+}

@@ -495,6 +495,21 @@ impl<'r, 'a> ToolCtx for Ctx<'r, 'a> {
         self.run.out.inputs.insert(path.to_path_buf(), sha256.to_string());
     }
 
+    fn stream_file(&mut self, name: &str) -> Result<(std::path::PathBuf, String), ToolError> {
+        self.run.mark_uncacheable();
+        let safe = crate::record::safe_artifact_name(name).ok_or_else(|| {
+            ToolError::new(format!("`{name}` is not a valid file name")).help("use letters, digits, `-`, `_` and `.`")
+        })?;
+        let folder = self.run.run_folder.clone().ok_or_else(|| ToolError::new("this run has no run folder"))?;
+        if self.run.streams.contains(&safe) {
+            return Err(ToolError::new(format!("`artifacts/streams/{safe}` was already written by this run")));
+        }
+        let dir = folder.join("artifacts").join("streams");
+        std::fs::create_dir_all(&dir).map_err(|e| ToolError::new(format!("cannot make {}: {e}", dir.display())))?;
+        self.run.streams.push(safe.clone());
+        Ok((dir.join(&safe), format!("artifacts/streams/{safe}")))
+    }
+
     fn write_artifact(&mut self, name: &str, bytes: &[u8]) -> Result<String, ToolError> {
         self.run.mark_uncacheable();
         let safe = crate::record::safe_artifact_name(name).ok_or_else(|| {

@@ -189,6 +189,10 @@ pub struct Run<'a> {
     pub(crate) cache: Option<&'a dyn crate::cache::CallCache>,
     /// What each tool call in progress did that bears on caching it.
     pub(crate) call_flags: Vec<CallFlags>,
+    /// The run's folder, where tools may stream large outputs.
+    pub(crate) run_folder: Option<PathBuf>,
+    /// Names handed out by `stream_file`.
+    pub(crate) streams: Vec<String>,
 }
 
 /// What a tool call (and the functions it called) did that decides whether
@@ -223,11 +227,12 @@ pub fn execute_with(
     seed: u64,
     bindings: &[(String, Value)],
 ) -> Outcome {
-    execute_cached(file, program, registry, sandbox, modules, seed, bindings, None)
+    execute_cached(file, program, registry, sandbox, modules, seed, bindings, None, None)
 }
 
 /// As `execute_with`, answering deterministic tool calls from `cache` where
-/// it holds them and storing new results in it (see `cache.rs`).
+/// it holds them and storing new results in it (see `cache.rs`); tools may
+/// stream large outputs into `run_folder`'s artifacts/streams/.
 #[allow(clippy::too_many_arguments, reason = "the run's inputs, each needed")]
 pub fn execute_cached(
     file: &Arc<SourceFile>,
@@ -238,6 +243,7 @@ pub fn execute_cached(
     seed: u64,
     bindings: &[(String, Value)],
     cache: Option<&dyn crate::cache::CallCache>,
+    run_folder: Option<&std::path::Path>,
 ) -> Outcome {
     let mut run = Run {
         file: file.clone(),
@@ -251,6 +257,8 @@ pub fn execute_cached(
         pending: None,
         cache,
         call_flags: Vec::new(),
+        run_folder: run_folder.map(|p| p.to_path_buf()),
+        streams: Vec::new(),
     };
     for (alias, m) in modules {
         run.define(alias, Value::Module(m.clone()));

@@ -152,25 +152,42 @@ pub fn batched(
     if batch == 0 || rows <= batch || !same {
         return f(feeds);
     }
-    let mut parts: Vec<std::collections::BTreeMap<String, Tensor>> = Vec::new();
+    // Each batch is copied into place and dropped before the next runs, so
+    // memory holds the joined result and one batch (never every batch's
+    // buffers and the join at once).
+    let mut out: std::collections::BTreeMap<String, ArrayD<f32>> = std::collections::BTreeMap::new();
     let mut start = 0;
     while start < rows {
         let end = (start + batch).min(rows);
         let chunk =
             feeds.iter().map(|(k, t)| (k.clone(), t.slice_axis(Axis(0), Slice::from(start..end)).to_owned())).collect();
-        parts.push(f(chunk)?);
+        for (k, t) in f(chunk)? {
+            let shape = t.shape().to_vec();
+            if shape.first() != Some(&(end - start)) {
+                return Err(format!(
+                    "cannot join the batches of `{k}`: its shape {shape:?} does not start with the batch's {} rows",
+                    end - start
+                ));
+            }
+            let joined = match out.entry(k.clone()) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    let mut full = shape.clone();
+                    full[0] = rows;
+                    e.insert(ArrayD::zeros(full))
+                }
+            };
+            if joined.shape()[1..] != shape[1..] {
+                return Err(format!(
+                    "cannot join the batches of `{k}`: its shape changes from {:?} to {shape:?}",
+                    joined.shape()
+                ));
+            }
+            joined.slice_axis_mut(Axis(0), Slice::from(start..end)).assign(&t.view());
+        }
         start = end;
     }
-    let mut out = std::collections::BTreeMap::new();
-    if let Some(first) = parts.first() {
-        for k in first.keys() {
-            let views: Vec<_> = parts.iter().filter_map(|p| p.get(k)).map(|a| a.view()).collect();
-            let joined =
-                ndarray::concatenate(Axis(0), &views).map_err(|e| format!("cannot join the batches of `{k}`: {e}"))?;
-            out.insert(k.clone(), Tensor::new(joined));
-        }
-    }
-    Ok(out)
+    Ok(out.into_iter().map(|(k, v)| (k, Tensor::new(v))).collect())
 }
 
 fn outputs_record(out: std::collections::BTreeMap<String, Tensor>) -> Value {
@@ -294,22 +311,141 @@ fn run(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn capture_sig() -> Signature {
-    Signature::new("capture", "models", "Runs the model and returns intermediate tensors by name. `tensors` is a name, a glob like \"/blocks.3/*\", or a list of them. The graph is rewritten to expose them; nothing else changes.")
+    Signature::new("capture", "models", "Runs the model and returns intermediate tensors by name. `tensors` is a name, a glob like \"/blocks.3/*\", or a list of them. The graph is rewritten to expose them; nothing else changes. Captured tensors stay in ONNX Runtime's buffers until used. With to_disk, each tensor is written to artifacts/streams/ as an .npy file `batch` rows at a time (memory does not grow with the rows) and the result gives each file: {file, shape, sha256}.")
         .param("model", model_type(), "a model from onnx()")
         .param("inputs", Type::Any, "a record {input_name: tensor}, or one tensor")
         .param("tensors", Type::OneOf(vec![Type::Str, Type::list(Type::Str)]), "tensor names or globs")
         .opt("batch", Type::Num, Value::Num(0.0), "run this many rows at a time (0: all at once)")
+        .opt("to_disk", Type::Bool, Value::Bool(false), "stream each tensor to an .npy file in the run folder instead of returning it")
         .returns(Type::record())
         .example("let m = onnx(\"fixtures/tiny.onnx\")\nlet acts = capture(m, tensor([[1, -2, 3], [0, 0, 0]]), [\"h\", \"y\"])\nassert acts.h == tensor([[2, -3, 3.5], [1, -1, 0.5]])\nassert acts.y == tensor([[2, 0, 3.5], [1, 0, 0.5]])")
+        .example("let m = onnx(\"fixtures/tiny_dynamic.onnx\")\nlet f = capture(m, zeros([5, 3]), \"z\", batch: 2, to_disk: true)\nassert f.z.shape == [5, 3] and f.z.file == \"artifacts/streams/z.npy\"")
 }
-fn capture(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+fn capture(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let m = model_of(a, "model")?;
     let f = feeds(&m, a, "inputs")?;
     let names = select_names(&m, a, "tensors")?;
     let batch = a.count("batch")?;
+    if a.bool("to_disk")? {
+        return capture_to_disk(&m, f, &names, batch, ctx);
+    }
     batched(f, batch, |chunk| m.capture_lazy(chunk, &names))
         .map(outputs_record)
         .map_err(|e| ToolError::arg("inputs", e))
+}
+
+/// One .npy file being written a chunk of rows at a time.
+struct Stream {
+    file: std::io::BufWriter<std::fs::File>,
+    hash: Sha256,
+    rel: String,
+    shape: Vec<usize>,
+}
+
+impl Stream {
+    fn write(&mut self, bytes: &[u8], name: &str) -> Result<(), ToolError> {
+        use std::io::Write as _;
+        self.hash.update(bytes);
+        self.file.write_all(bytes).map_err(|e| ToolError::new(format!("cannot write `{name}` to disk: {e}")))
+    }
+}
+
+/// `capture(..., to_disk: true)`: each chunk's tensors are appended to
+/// their files and dropped, so memory holds one chunk at a time.
+fn capture_to_disk(
+    m: &Model,
+    feeds: Vec<(String, ArrayD<f32>)>,
+    names: &[String],
+    batch: usize,
+    ctx: &mut dyn ToolCtx,
+) -> Result<Value, ToolError> {
+    use ndarray::{Axis, Slice};
+    let rows = feeds.first().and_then(|(_, t)| t.shape().first().copied()).unwrap_or(0);
+    if rows == 0 || feeds.iter().any(|(_, t)| t.shape().first() != Some(&rows)) {
+        return Err(ToolError::arg(
+            "inputs",
+            "to_disk needs inputs with the same number of rows (their first axis), at least one",
+        ));
+    }
+    let step = if batch == 0 { rows } else { batch };
+    let mut streams: std::collections::BTreeMap<String, Stream> = std::collections::BTreeMap::new();
+    let mut start = 0;
+    while start < rows {
+        let end = (start + step).min(rows);
+        let chunk =
+            feeds.iter().map(|(k, t)| (k.clone(), t.slice_axis(Axis(0), Slice::from(start..end)).to_owned())).collect();
+        let out = m.capture_lazy(chunk, names).map_err(|e| ToolError::arg("inputs", e))?;
+        for (name, t) in out {
+            let shape = t.shape().to_vec();
+            if shape.first() != Some(&(end - start)) {
+                return Err(ToolError::arg(
+                    "tensors",
+                    format!("`{name}` has shape {shape:?}, whose first axis is not the inputs' rows; to_disk writes tensors row by row"),
+                )
+                .help("capture it without to_disk"));
+            }
+            if !streams.contains_key(&name) {
+                let mut full = shape.clone();
+                full[0] = rows;
+                let file_name = format!("{}.npy", stream_slug(&name, streams.len()));
+                let (path, rel) = ctx.stream_file(&file_name)?;
+                let f =
+                    std::fs::File::create(&path).map_err(|e| ToolError::new(format!("cannot create {rel}: {e}")))?;
+                let mut s = Stream { file: std::io::BufWriter::new(f), hash: Sha256::new(), rel, shape: full.clone() };
+                s.write(&assay_interpreter::npy_f32_header(&full), &name)?;
+                streams.insert(name.clone(), s);
+            }
+            let s = streams.get_mut(&name).ok_or_else(|| ToolError::new("a stream went missing"))?;
+            if s.shape[1..] != shape[1..] {
+                return Err(ToolError::arg(
+                    "tensors",
+                    format!("`{name}` changes shape between batches ({:?} then {shape:?})", s.shape),
+                ));
+            }
+            let mut buf = Vec::with_capacity(1 << 16);
+            for x in t.iter() {
+                buf.extend_from_slice(&x.to_le_bytes());
+                if buf.len() >= 1 << 16 {
+                    s.write(&buf, &name)?;
+                    buf.clear();
+                }
+            }
+            s.write(&buf, &name)?;
+        }
+        start = end;
+    }
+    let mut fields = Vec::new();
+    for (name, s) in streams {
+        let Stream { file, hash, rel, shape } = s;
+        let f = file.into_inner().map_err(|e| ToolError::new(format!("cannot finish {rel}: {e}")))?;
+        f.sync_all().map_err(|e| ToolError::new(format!("cannot finish {rel}: {e}")))?;
+        fields.push((
+            name,
+            Value::record([
+                ("file", Value::str(&rel)),
+                ("shape", Value::nums(shape.iter().map(|d| *d as f64))),
+                ("sha256", Value::str(hex::encode(hash.finalize()))),
+            ]),
+        ));
+    }
+    Ok(Value::record(fields))
+}
+
+/// A file name for a tensor name: letters, digits, `-`, `_`, `.`; the
+/// tensor's index keeps two names that read alike apart.
+fn stream_slug(name: &str, i: usize) -> String {
+    let s: String = name
+        .trim_start_matches('/')
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_') { c } else { '_' })
+        .take(96)
+        .collect();
+    let clean = name.trim_start_matches('/').chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+    if clean && !s.is_empty() {
+        s
+    } else {
+        format!("{i:03}-{s}")
+    }
 }
 
 fn patch_sig() -> Signature {
