@@ -102,6 +102,13 @@ impl CallCache for ChildCache {
         assay_stdlib::models::fetch::sha256_file(&real).ok()
     }
 
+    fn min_seconds(&self) -> f64 {
+        std::env::var("ASSAY_CACHE_MIN_SECONDS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(assay_interpreter::cache_min_seconds())
+    }
+
     fn put(&self, key: &str, entry: &[u8]) {
         if !valid_key(key) {
             return;

@@ -4,9 +4,13 @@
 # runs each comparison on the same weights and inputs. Not part of CI (it
 # downloads wheels); run by hand and before a release.
 #
-#   benches/peers/run.sh
+#   benches/peers/run.sh            Python ONNX Runtime (about 60 MB)
+#   benches/peers/run.sh --torch    also PyTorch eager with forward hooks on
+#                                   the same weights (onnx2torch; torch from
+#                                   PyPI brings about 5 GB of CUDA libraries)
 #
-# Prints Assay's ratios and the peers' ratios for the same work.
+# Prints each tool's seconds per batch on the same batch and model file,
+# the ratio to Assay's, and start-up and per-call costs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cache="${ASSAY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/assay}"
@@ -15,13 +19,23 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q "onnxruntime==1.31.1" onnx numpy
 fi
+if [ "${1:-}" = "--torch" ] && ! "$venv/bin/python" -c "import torch, onnx2torch" 2>/dev/null; then
+  "$venv/bin/pip" install -q torch onnx2torch
+fi
 batch="$(mktemp --suffix=.npy)"
-trap 'rm -f "$batch"' EXIT
+results="$(mktemp)"
+trap 'rm -f "$batch" "$results"' EXIT
 
 echo "== capture: Assay (tensors stay in ONNX Runtime's buffers) =="
-ASSAY_BENCH_INPUT_NPY="$batch" cargo bench -q -p assay-stdlib --bench capture 2>/dev/null | sed 's/^/  /'
+ASSAY_BENCH_INPUT_NPY="$batch" cargo bench -q -p assay-stdlib --bench capture 2>/dev/null | tee -a "$results" | grep -v ^RESULT | sed 's/^/  /'
 echo "== capture: Python ONNX Runtime, same model, same batch =="
-"$venv/bin/python" benches/peers/capture.py "$cache/models/efficientnet-lite0/model.onnx" "$batch" | sed 's/^/  /'
+"$venv/bin/python" benches/peers/capture.py "$cache/models/efficientnet-lite0/model.onnx" "$batch" | tee -a "$results" | grep -v ^RESULT | sed 's/^/  /'
+if [ "${1:-}" = "--torch" ]; then
+  echo "== PyTorch eager with forward hooks, same weights, same batch =="
+  "$venv/bin/python" benches/peers/torch_peer.py "$cache/models/efficientnet-lite0/model.onnx" "$batch" "$(nproc)" | tee -a "$results" | grep -v ^RESULT | sed 's/^/  /'
+fi
+echo "== seconds per batch of 16, and each peer against Assay =="
+python3 benches/peers/table.py < "$results" | sed 's/^/  /'
 
 echo "== start-up and per-call overhead (release build) =="
 cargo build -q --release

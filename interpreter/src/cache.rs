@@ -35,6 +35,10 @@ pub trait CallCache: Send + Sync {
     fn file_digest(&self, _path: &std::path::Path) -> Option<String> {
         None
     }
+    /// Calls that took less than this many seconds are not stored.
+    fn min_seconds(&self) -> f64 {
+        MIN_CACHED_SECONDS
+    }
 }
 
 /// Calls faster than this are not worth a file.

@@ -26,6 +26,11 @@ use assay_grammar::{Program, StmtKind};
 use sha2::{Digest, Sha256};
 
 pub use cache::CallCache;
+
+/// Calls faster than this many seconds are not stored in the call cache.
+pub fn cache_min_seconds() -> f64 {
+    cache::MIN_CACHED_SECONDS
+}
 pub use check::check;
 pub use diag::{closest, Diag, SourceFile};
 pub use diff::{diff_results, Change};

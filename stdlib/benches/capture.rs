@@ -65,6 +65,11 @@ fn main() {
     let everything = || {
         m.capture_lazy(feeds(), &every).expect("benchmark setup");
     };
+    // One step of an exemplar pass over a layer: the spatial maximum of
+    // every channel computed inside the graph (what `exemplars` runs per batch).
+    let exemplar_step = || {
+        m.reduced(feeds(), &layer, "ReduceMax", &[2, 3]).expect("benchmark setup");
+    };
     let all_read = || {
         let out = m.capture_lazy(feeds(), &clips).expect("benchmark setup");
         let sum: f64 = out.values().map(|t| t.iter().map(|x| *x as f64).sum::<f64>()).sum();
@@ -75,8 +80,10 @@ fn main() {
     one();
     all();
     everything();
+    exemplar_step();
     let rounds = 15;
     let (mut tp, mut t1, mut ta, mut te, mut tr) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut tx = Vec::new();
     for _ in 0..rounds {
         for (f, t) in [
             (&plain as &dyn Fn(), &mut tp),
@@ -84,6 +91,7 @@ fn main() {
             (&all, &mut ta),
             (&everything, &mut te),
             (&all_read, &mut tr),
+            (&exemplar_step, &mut tx),
         ] {
             let s = Instant::now();
             f();
@@ -91,12 +99,23 @@ fn main() {
         }
     }
     let (p, o, a, e, r) = (median(tp), median(t1), median(ta), median(te), median(tr));
+    let x_step = median(tx);
+    // Machine-readable lines for benches/peers/run.sh: config, median, min, max.
+    for (k, v) in
+        [("plain", &tp), ("one layer", &t1), ("all ReLU6", &ta), ("every tensor", &te), ("exemplar step", &tx)]
+    {
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(0.0, f64::max);
+        println!("RESULT assay|{k}|{:.6}|{lo:.6}|{hi:.6}", median(v.clone()));
+    }
     println!("EfficientNet-Lite0, batch {batch}, {rounds} interleaved rounds, median seconds per batch:");
     println!("  plain inference              {p:.4} s  ({:.1} images/s)", batch as f64 / p);
     println!("  capture one layer ({layer}, [N, 1152, 7, 7])  {o:.4} s");
     println!("  capture all {} ReLU6 outputs  {a:.4} s", clips.len());
     println!("  capture every node output ({} tensors)  {e:.4} s", every.len());
     println!("  capture all ReLU6 outputs and read every value  {r:.4} s");
+    println!("  exemplar pass step (spatial max of every channel of {layer}, in the graph)  {x_step:.4} s");
+    println!("ratio exemplar step / plain: {:.3}x", x_step / p);
     println!("ratio one layer / plain: {:.3}x", o / p);
     println!("ratio all ReLU6 / plain: {:.3}x", a / p);
     println!("ratio every tensor / plain: {:.3}x", e / p);

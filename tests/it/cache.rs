@@ -234,3 +234,44 @@ record "in memory", acts
         assert_eq!(f["sha256"].as_str().unwrap(), hex::encode(sha2::Sha256::digest(&streamed)));
     }
 }
+
+#[test]
+fn a_model_whose_external_weights_change_is_not_answered_from_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let fixtures = crate::support::repo_root().join("stdlib/tests/fixtures");
+    for f in ["external.onnx", "external.data"] {
+        std::fs::copy(fixtures.join(f), dir.path().join(f)).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("w.assay"),
+        "let m = onnx(\"external.onnx\")\nrecord \"out\", run(m, zeros([2, 3], value: 1))\n",
+    )
+    .unwrap();
+    // Every call is worth storing here, however fast.
+    let go = || {
+        let out = Test::new(dir.path())
+            .env("ASSAY_CALL_CACHE_DIR", store.path().to_str().unwrap())
+            .env("ASSAY_CACHE_MIN_SECONDS", "0")
+            .args(["run", "w.assay", "--json"])
+            .run();
+        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+        let run = runs_of(dir.path(), "w").pop().unwrap();
+        (cached_tools(&run), std::fs::read(run.join("results.json")).unwrap())
+    };
+    let (hits, first) = go();
+    assert!(!hits.contains(&"run".to_string()));
+    let (hits, second) = go();
+    assert!(hits.contains(&"run".to_string()), "an unchanged model is answered from the cache: {hits:?}");
+    assert_eq!(first, second);
+    // Same graph file, other weights: the call runs again and sees them.
+    let mut data = std::fs::read(dir.path().join("external.data")).unwrap();
+    // The high byte of every float32 (little-endian): each weight changes.
+    for b in data.iter_mut().skip(3).step_by(4) {
+        *b ^= 0x40;
+    }
+    std::fs::write(dir.path().join("external.data"), data).unwrap();
+    let (hits, third) = go();
+    assert!(!hits.contains(&"run".to_string()), "changed weights must not be answered from the cache");
+    assert_ne!(second, third);
+}

@@ -52,3 +52,17 @@ fn inspect_lists_tensors_grouped_and_as_json() {
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("not a valid ONNX model"), "{}", out.stderr);
 }
+
+#[test]
+fn inspect_reads_external_weights_beside_a_bare_file_name() {
+    // `assay inspect external.onnx` from the model's folder: the folder of
+    // a bare name is the current one (ONNX Runtime refused an empty one).
+    let fixtures = repo_root().join("stdlib/tests/fixtures");
+    let out = Test::new(&fixtures).args(["inspect", "external.onnx"]).run();
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("external data: external.data") && out.stdout.contains("h  float32 [2, 3]"),
+        "{}",
+        out.stdout
+    );
+}

@@ -333,7 +333,7 @@ impl<'a> Run<'a> {
         let effects_now =
             (self.out.records.len(), self.out.asserts.len(), self.out.shows.len(), self.out.artifacts.len());
         if let (Some(k), Some(cache), Ok(v)) = (&key, self.cache, &result) {
-            if !flags.uncacheable && effects == effects_now && seconds >= crate::cache::MIN_CACHED_SECONDS {
+            if !flags.uncacheable && effects == effects_now && seconds >= cache.min_seconds() {
                 let cond = crate::cache::Conditions {
                     inputs: inputs.clone(),
                     rng: flags.rng.then_some((self.seed, step)),

@@ -34,6 +34,8 @@ fn model(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let provider =
         crate::onnx::model::Provider::parse(a.str("provider")?).map_err(|e| ToolError::arg("provider", e))?;
     let mut tokenizer = None;
+    // The digests of the weights and tokenizer files beside the graph.
+    let mut weights = Vec::new();
     let (path, labels) = match name {
         "efficientnet-lite0" => {
             efficientnet::provision().map_err(|e| ToolError::new(format!("cannot prepare {name}: {e}")))?
@@ -45,6 +47,7 @@ fn model(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
             for f in [tok.clone(), path.with_file_name("model.onnx.data")] {
                 let digest = fetch::sha256_file(&f).map_err(ToolError::new)?;
                 ctx.note_input(&f, &digest);
+                weights.push(digest);
             }
             tokenizer = Some(Arc::new(t));
             (path, Vec::new())
@@ -72,6 +75,7 @@ fn model(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     }
     m.labels = labels;
     m.tokenizer = tokenizer;
+    m.weights_sha256 = weights;
     Ok(Value::Handle(Arc::new(ModelHandle(Arc::new(m)))))
 }
 

@@ -156,6 +156,9 @@ pub struct Model {
     pub display: String,
     pub path: PathBuf,
     pub sha256: String,
+    /// The sha256 of the external-data weights files, in order, where the
+    /// model has any (a tool call's identity covers its weights too).
+    pub weights_sha256: Vec<String>,
     pub proto: ModelProto,
     pub inputs: Vec<Port>,
     pub outputs: Vec<Port>,
@@ -315,6 +318,7 @@ impl Model {
             display: display.into(),
             path: path.to_path_buf(),
             sha256,
+            weights_sha256: Vec::new(),
             proto,
             inputs,
             outputs,
@@ -338,7 +342,12 @@ impl Model {
         }
         let proto = make()?;
         let bytes = graph::encode(&proto);
-        let dir = self.path.parent().unwrap_or(Path::new(".")).display().to_string();
+        // A bare file name's folder is the current one (ONNX Runtime refuses
+        // an empty folder for external weights).
+        let dir = match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.display().to_string(),
+            _ => ".".to_string(),
+        };
         let mut b = builder(self.provider)?
             .with_config_entry("session.model_external_initializers_file_folder_path", dir)
             .map_err(|e| e.to_string())?;

@@ -41,7 +41,12 @@ impl Handle for ModelHandle {
         format!("model {} ({})", self.0.display, ins.join(", "))
     }
     fn digest(&self) -> String {
-        format!("{}:{}", self.0.sha256, self.0.provider.name())
+        let mut d = format!("{}:{}", self.0.sha256, self.0.provider.name());
+        for w in &self.0.weights_sha256 {
+            d.push(':');
+            d.push_str(w);
+        }
+        d
     }
     fn field(&self, name: &str) -> Option<Value> {
         Some(match name {
@@ -273,6 +278,7 @@ fn onnx(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let bytes = ctx.read_file(&display).map_err(|e| e.at("path"))?;
     let sha = hex::encode(Sha256::digest(&bytes));
     // External weights are inputs of the run too, and must be inside the roots.
+    let mut weights = Vec::new();
     if let Ok(proto) = graph::decode(&bytes) {
         let dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
         for f in super::model::external_files(&proto) {
@@ -282,13 +288,15 @@ fn onnx(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
                     .help("copy the .data file next to the .onnx file, under the name the model records"));
             }
             // Read through the sandbox: it must be inside the roots, and its digest is recorded.
-            ctx.read_file(&p.display().to_string()).map_err(|e| e.at("path"))?;
+            let w = ctx.read_file(&p.display().to_string()).map_err(|e| e.at("path"))?;
+            weights.push(hex::encode(Sha256::digest(&w)));
         }
     }
-    let model = Model::load(&path, &display, &bytes, sha, provider).map_err(|e| {
+    let mut model = Model::load(&path, &display, &bytes, sha, provider).map_err(|e| {
         ToolError::arg("path", format!("cannot load `{display}`: {e}"))
             .help("check that the file is a complete .onnx model; `assay inspect FILE` shows what it contains")
     })?;
+    model.weights_sha256 = weights;
     Ok(Value::Handle(Arc::new(ModelHandle(Arc::new(model)))))
 }
 
