@@ -98,8 +98,9 @@ fn main() {
             t.push(s.elapsed().as_secs_f64());
         }
     }
-    let (p, o, a, e, r) = (median(tp), median(t1), median(ta), median(te), median(tr));
-    let x_step = median(tx);
+    let (p, o, a, e, r) =
+        (median(tp.clone()), median(t1.clone()), median(ta.clone()), median(te.clone()), median(tr.clone()));
+    let x_step = median(tx.clone());
     // Machine-readable lines for benches/peers/run.sh: config, median, min, max.
     for (k, v) in
         [("plain", &tp), ("one layer", &t1), ("all ReLU6", &ta), ("every tensor", &te), ("exemplar step", &tx)]
