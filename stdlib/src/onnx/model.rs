@@ -148,14 +148,28 @@ fn kv_slots(inputs: &[Port], outputs: &[Port]) -> Option<Vec<KvSlot>> {
     (!slots.is_empty()).then_some(slots)
 }
 
-/// Rewritten-model sessions kept per model (besides the unmodified one).
+/// Rewritten-model sessions kept per model (besides the unmodified one):
+/// at least this many, whatever the model's size...
 pub const MAX_REWRITTEN_SESSIONS: usize = 3;
+/// ...and more for small models, up to this many, while their weights'
+/// copies stay within [`REWRITTEN_SESSIONS_BYTES`] (a script that switches
+/// among a few hook sets should not rebuild a session on every switch).
+pub const MOST_REWRITTEN_SESSIONS: usize = 16;
+pub const REWRITTEN_SESSIONS_BYTES: u64 = 2 << 30;
+
+/// How many rewritten sessions a model of `weight_bytes` keeps.
+pub fn rewritten_sessions_for(weight_bytes: u64) -> usize {
+    let fit = REWRITTEN_SESSIONS_BYTES / weight_bytes.max(1);
+    (fit as usize).clamp(MAX_REWRITTEN_SESSIONS, MOST_REWRITTEN_SESSIONS)
+}
 
 pub struct Model {
     /// The path as the script wrote it.
     pub display: String,
     pub path: PathBuf,
     pub sha256: String,
+    /// Rewritten sessions kept (see [`rewritten_sessions_for`]).
+    pub keep_sessions: usize,
     /// The sha256 of the external-data weights files, in order, where the
     /// model has any (a tool call's identity covers its weights too).
     pub weights_sha256: Vec<String>,
@@ -319,6 +333,7 @@ impl Model {
             path: path.to_path_buf(),
             sha256,
             weights_sha256: Vec::new(),
+            keep_sessions: rewritten_sessions_for(weight_bytes(path, &proto)),
             proto,
             inputs,
             outputs,
@@ -363,7 +378,7 @@ impl Model {
         let mut order = self.order.lock().map_err(|_| "a previous model call failed midway")?;
         order.retain(|k| k != key);
         order.push(key.to_string());
-        while order.len() > MAX_REWRITTEN_SESSIONS {
+        while order.len() > self.keep_sessions {
             let old = order.remove(0);
             map.remove(&old);
         }
@@ -675,6 +690,25 @@ fn last_position_of(m: &ModelProto, outputs: &[String], ports: &[Port]) -> Resul
         return Err(format!("cannot compute the outputs at the last position only: {}", refused.join("; ")));
     }
     Ok((sliced, done))
+}
+
+/// The bytes of a model's weights: its file and its external-data files
+/// (or, in memory, the initializers' raw data).
+fn weight_bytes(path: &Path, proto: &ModelProto) -> u64 {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let file = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let external: u64 =
+        external_files(proto).iter().map(|f| std::fs::metadata(dir.join(f)).map(|m| m.len()).unwrap_or(0)).sum();
+    let inline: u64 = graph_initializer_bytes(proto);
+    file.max(inline) + external
+}
+
+fn graph_initializer_bytes(proto: &ModelProto) -> u64 {
+    proto
+        .graph
+        .as_ref()
+        .map(|g| g.initializer.iter().map(|t| t.raw_data.as_ref().map_or(0, |d| d.len() as u64)).sum())
+        .unwrap_or(0)
 }
 
 /// A graph's inputs (less initializers, as ONNX Runtime lists them) and

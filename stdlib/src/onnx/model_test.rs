@@ -14,7 +14,9 @@ fn ids() -> Vec<(String, ArrayD<f32>)> {
 fn lazy_outputs_equal_copies_and_outlive_their_session_and_model() {
     let proto = planted::build(planted::Variant::Original);
     let (path, bytes, sha) = build::cache_built("tests", "planted", &proto).unwrap();
-    let m = Model::load(&path, "planted", &bytes, sha, Provider::Cpu).unwrap();
+    let mut m = Model::load(&path, "planted", &bytes, sha, Provider::Cpu).unwrap();
+    assert_eq!(m.keep_sessions, MOST_REWRITTEN_SESSIONS, "a tiny model keeps the most sessions");
+    m.keep_sessions = MAX_REWRITTEN_SESSIONS;
     let names = vec!["/layers.0/heads_output_0".to_string(), "/layers.1/heads_output_0".to_string()];
     let lazy = m.capture_lazy(ids(), &names).unwrap();
     let copies = m.capture(ids(), &names).unwrap();
@@ -48,7 +50,8 @@ fn a_deferred_model_declares_the_ports_its_session_reports_and_runs_the_same() {
     ] {
         let (path, bytes, sha) = build::cache_built("tests", stem, &proto).unwrap();
         let eager = Model::load(&path, stem, &bytes, sha.clone(), Provider::Cpu).unwrap();
-        let deferred = Model::load_deferred(&path, stem, &bytes, sha, Provider::Cpu).unwrap();
+        let mut deferred = Model::load_deferred(&path, stem, &bytes, sha, Provider::Cpu).unwrap();
+        deferred.keep_sessions = MAX_REWRITTEN_SESSIONS;
         assert!(deferred.sessions.lock().unwrap().is_empty(), "no session before the first run");
         assert_eq!(format!("{:?}", eager.inputs), format!("{:?}", deferred.inputs));
         assert_eq!(format!("{:?}", eager.outputs), format!("{:?}", deferred.outputs));
@@ -58,9 +61,12 @@ fn a_deferred_model_declares_the_ports_its_session_reports_and_runs_the_same() {
         assert_eq!(a, b);
         // The unmodified model's session is never evicted by rewritten ones.
         for i in 0..=MAX_REWRITTEN_SESSIONS {
-            deferred.reduced(ids(), "/layers.0/heads_output_0", "ReduceMax", &[i as i64 % 3]).unwrap();
+            let op = if i % 2 == 0 { "ReduceMax" } else { "ReduceMean" };
+            deferred.reduced(ids(), "/layers.0/heads_output_0", op, &[i as i64 % 3]).unwrap();
         }
-        assert!(deferred.sessions.lock().unwrap().contains_key(""));
+        let kept = deferred.sessions.lock().unwrap();
+        assert!(kept.contains_key(""));
+        assert_eq!(kept.len(), MAX_REWRITTEN_SESSIONS + 1, "the oldest rewritten session is evicted");
     }
 }
 
@@ -95,4 +101,12 @@ fn the_built_in_models_declare_the_ports_onnx_runtime_reports() {
         assert_eq!(facts(&eager.outputs), facts(&deferred.outputs), "{name}");
         assert_eq!(eager.kv, deferred.kv, "{name}");
     }
+}
+
+#[test]
+fn small_models_keep_more_rewritten_sessions_than_large_ones() {
+    assert_eq!(rewritten_sessions_for(18 << 20), MOST_REWRITTEN_SESSIONS, "EfficientNet-Lite0's 18 MB");
+    assert_eq!(rewritten_sessions_for(655 << 20), MAX_REWRITTEN_SESSIONS, "SmolLM2's 655 MB");
+    assert_eq!(rewritten_sessions_for(256 << 20), 8);
+    assert_eq!(rewritten_sessions_for(0), MOST_REWRITTEN_SESSIONS);
 }
