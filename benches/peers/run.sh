@@ -34,7 +34,18 @@ if [ "${1:-}" = "--torch" ]; then
   echo "== PyTorch eager with forward hooks, same weights, same batch =="
   "$venv/bin/python" benches/peers/torch_peer.py "$cache/models/efficientnet-lite0/model.onnx" "$batch" "$(nproc)" | tee -a "$results" | grep -v ^RESULT | sed 's/^/  /'
 fi
-echo "== seconds per batch of 16, and each peer against Assay =="
+if [ "${1:-}" = "--torch" ]; then
+  "$venv/bin/python" -c "import tokenizers" 2>/dev/null || "$venv/bin/pip" install -q tokenizers
+  echo "== SmolLM2-135M: head sweep (270 heads, 27 rows per run) and greedy generation of 32 tokens =="
+  cargo build -q --release
+  lmdir="$(mktemp -d)"
+  cp benches/peers/lm.assay "$lmdir/"
+  (cd "$lmdir" && "$OLDPWD/target/release/assay" run lm.assay --runs-dir runs --no-cache >/dev/null)
+  "$venv/bin/python" benches/peers/lm_peer.py "$(ls -d "$cache"/models/smollm2-135m-* | tail -1)" 3 "$(nproc)" "$lmdir/peer.json" | tee -a "$results" | grep -v ^RESULT | sed 's/^/  /'
+  "$venv/bin/python" benches/peers/lm_check.py "$(ls -d "$lmdir"/runs/lm/* | tail -1)" "$lmdir/peer.json" | tee -a "$results" | grep -v ^RESULT
+  rm -rf "$lmdir"
+fi
+echo "== seconds (per batch of 16 for EfficientNet), and each peer against Assay =="
 python3 benches/peers/table.py < "$results" | sed 's/^/  /'
 
 echo "== start-up and per-call overhead (release build) =="

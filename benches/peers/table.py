@@ -10,13 +10,13 @@ for line in sys.stdin:
         continue
     tool, config, med, lo, hi = line[len("RESULT "):].strip().split("|")
     rows.setdefault(config, {})[tool] = (float(med), float(lo), float(hi))
-print(f"{'configuration':<16} {'tool':<22} {'median s':>9} {'vs Assay':>9} {'spread':>13}")
+print(f"{'configuration':<26} {'tool':<22} {'median s':>9} {'vs Assay':>9} {'spread':>13}")
 for config, tools in rows.items():
     base = tools.get("assay")
-    for tool, (med, lo, hi) in tools.items():
+    for tool, (med, lo, hi) in sorted(tools.items(), key=lambda t: t[0] != "assay"):
         if base and tool != "assay":
             ratio = f"{med / base[0]:.2f}x"
             spread = f"{lo / base[0]:.2f}-{hi / base[0]:.2f}"
         else:
             ratio, spread = "", ""
-        print(f"{config:<16} {tool:<22} {med:>9.4f} {ratio:>9} {spread:>13}")
+        print(f"{config:<26} {tool:<22} {med:>9.4f} {ratio:>9} {spread:>13}")
