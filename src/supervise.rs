@@ -838,7 +838,7 @@ pub fn child_main(mut registry: Registry) -> u8 {
         let dir = job.out.join("shown");
         if !images.is_empty() && std::fs::create_dir_all(&dir).is_ok() {
             for (i, img) in images.iter().enumerate() {
-                if let Ok(png) = img.to_png() {
+                if let Ok(png) = img.to_png_fast() {
                     let _ = std::fs::write(dir.join(format!("{:02}.png", i + 1)), png);
                 }
             }

@@ -330,7 +330,7 @@ impl Reader<'_> {
                 if pixels.len() as u64 != u64::from(width) * u64::from(height) * 4 {
                     return None;
                 }
-                Value::Image(Arc::new(Image { width, height, pixels }))
+                Value::Image(Arc::new(Image::new(width, height, pixels)))
             }
             _ => return None,
         })
@@ -349,7 +349,7 @@ mod tests {
             ("xs", Value::list(vec![Value::Num(0.1), Value::Num(-0.0), Value::None, Value::Bool(true)])),
             ("s", Value::str("é\n")),
             ("r", Value::Range(-3, 7)),
-            ("img", Value::Image(Arc::new(Image { width: 1, height: 2, pixels: vec![1, 2, 3, 4, 5, 6, 7, 8] }))),
+            ("img", Value::Image(Arc::new(Image::new(1, 2, vec![1, 2, 3, 4, 5, 6, 7, 8])))),
         ]);
         let c = Conditions {
             inputs: [("/a/b.png".to_string(), "ab".repeat(32))].into_iter().collect(),

@@ -35,7 +35,7 @@ img.plot{max-width:100%;border:1px solid #eee}\
 
 fn img_tag(v: &Value, class: &str) -> Option<String> {
     if let Value::Image(img) = v {
-        let png = img.to_png().ok()?;
+        let png = img.to_png_fast().ok()?;
         let b64 = base64::engine::general_purpose::STANDARD.encode(png);
         Some(format!(
             "<img class=\"{class}\" src=\"data:image/png;base64,{b64}\" width=\"{}\" height=\"{}\" alt=\"image {}x{}\">",

@@ -20,6 +20,8 @@ struct Inner {
     shape: Vec<usize>,
     owned: OnceLock<ArrayD<f32>>,
     backing: Option<Box<dyn Backing>>,
+    /// sha256 of the values (little-endian f32 bits), computed once.
+    digest: OnceLock<[u8; 32]>,
 }
 
 /// An immutable f32 tensor, cheap to clone (shared).
@@ -31,13 +33,13 @@ impl Tensor {
         let owned = OnceLock::new();
         let shape = a.shape().to_vec();
         let _ = owned.set(a);
-        Tensor(Arc::new(Inner { shape, owned, backing: None }))
+        Tensor(Arc::new(Inner { shape, owned, backing: None, digest: OnceLock::new() }))
     }
 
     /// A tensor read from `b` until an owned copy is needed.
     pub fn backed(b: impl Backing + 'static) -> Tensor {
         let shape = b.view().shape().to_vec();
-        Tensor(Arc::new(Inner { shape, owned: OnceLock::new(), backing: Some(Box::new(b)) }))
+        Tensor(Arc::new(Inner { shape, owned: OnceLock::new(), backing: Some(Box::new(b)), digest: OnceLock::new() }))
     }
 
     /// The data, without copying it.
@@ -87,6 +89,25 @@ impl Tensor {
     pub fn iter(&self) -> impl Iterator<Item = &f32> + '_ {
         self.view().into_iter()
     }
+    /// The sha256 of the values in row-major order as little-endian f32
+    /// bits (the shape is not included); computed once per tensor.
+    pub fn content_digest(&self) -> [u8; 32] {
+        *self.0.digest.get_or_init(|| {
+            use sha2::{Digest, Sha256};
+            let mut h = Sha256::new();
+            let mut buf = Vec::with_capacity(1 << 16);
+            for x in self.iter() {
+                buf.extend_from_slice(&x.to_bits().to_le_bytes());
+                if buf.len() >= 1 << 16 {
+                    h.update(&buf);
+                    buf.clear();
+                }
+            }
+            h.update(&buf);
+            h.finalize().into()
+        })
+    }
+
     /// Whether two tensors share one buffer (a cheap equality check).
     pub fn ptr_eq(a: &Tensor, b: &Tensor) -> bool {
         Arc::ptr_eq(&a.0, &b.0)

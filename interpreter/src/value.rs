@@ -20,13 +20,35 @@ pub const MAX_STRING_BYTES: usize = 64 << 20;
 /// The most items a list may hold.
 pub const MAX_LIST_ITEMS: usize = 10_000_000;
 
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Image {
     pub width: u32,
     pub height: u32,
     /// Row-major RGBA, `width * height * 4` bytes.
     pub pixels: Vec<u8>,
+    /// sha256 of the pixels, computed once (an image in a value is shared
+    /// and never changed).
+    digest: std::sync::OnceLock<[u8; 32]>,
 }
+
+impl Image {
+    pub fn new(width: u32, height: u32, pixels: Vec<u8>) -> Image {
+        Image { width, height, pixels, digest: std::sync::OnceLock::new() }
+    }
+
+    /// The sha256 of the pixels.
+    pub fn pixels_digest(&self) -> [u8; 32] {
+        *self.digest.get_or_init(|| Sha256::digest(&self.pixels).into())
+    }
+}
+
+impl PartialEq for Image {
+    fn eq(&self, other: &Image) -> bool {
+        self.width == other.width && self.height == other.height && self.pixels == other.pixels
+    }
+}
+
+impl Eq for Image {}
 
 impl fmt::Debug for Image {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -37,12 +59,22 @@ impl fmt::Debug for Image {
 impl Image {
     /// Encodes as PNG (deterministic: fixed compression settings).
     pub fn to_png(&self) -> Result<Vec<u8>, String> {
+        self.to_png_with(png::Compression::Default)
+    }
+
+    /// PNG bytes encoded quickly (larger files), for views that are not
+    /// records (the report, shown images).
+    pub fn to_png_fast(&self) -> Result<Vec<u8>, String> {
+        self.to_png_with(png::Compression::Fast)
+    }
+
+    fn to_png_with(&self, compression: png::Compression) -> Result<Vec<u8>, String> {
         let mut out = Vec::new();
         {
             let mut enc = png::Encoder::new(&mut out, self.width, self.height);
             enc.set_color(png::ColorType::Rgba);
             enc.set_depth(png::BitDepth::Eight);
-            enc.set_compression(png::Compression::Default);
+            enc.set_compression(compression);
             let mut w = enc.write_header().map_err(|e| e.to_string())?;
             w.write_image_data(&self.pixels).map_err(|e| e.to_string())?;
         }
@@ -306,15 +338,13 @@ impl Value {
                 for d in t.shape() {
                     h.update((*d as u64).to_le_bytes());
                 }
-                for x in t.iter() {
-                    h.update(x.to_bits().to_le_bytes());
-                }
+                h.update(t.content_digest());
             }
             Value::Image(img) => {
                 h.update([8]);
                 h.update(img.width.to_le_bytes());
                 h.update(img.height.to_le_bytes());
-                h.update(&img.pixels);
+                h.update(img.pixels_digest());
             }
             Value::Func(f) => {
                 h.update([9]);

@@ -22,7 +22,7 @@ fn to_rgba(img: &Image) -> Result<RgbaImage, String> {
 }
 
 fn from_rgba(img: RgbaImage) -> Image {
-    Image { width: img.width(), height: img.height(), pixels: img.into_raw() }
+    Image::new(img.width(), img.height(), img.into_raw())
 }
 
 fn fraction(a: &Args, i: &str, lo: f64, hi: f64) -> Result<f64, ToolError> {

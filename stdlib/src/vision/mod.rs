@@ -87,7 +87,7 @@ const PHOTO_SOURCES: &[PhotoSource] = &[
 pub fn decode(bytes: &[u8], what: &str) -> Result<Image, String> {
     let img = image::load_from_memory(bytes).map_err(|e| format!("{what} is not a PNG, JPEG or WebP image: {e}"))?;
     let rgba = img.to_rgba8();
-    Ok(Image { width: rgba.width(), height: rgba.height(), pixels: rgba.into_raw() })
+    Ok(Image::new(rgba.width(), rgba.height(), rgba.into_raw()))
 }
 
 /// One sample photo in the cache.
@@ -196,7 +196,7 @@ pub fn crop_view(img: &Image, resize: u32, size: u32) -> Result<Image, String> {
     let x0 = (resized.width() - size) / 2;
     let y0 = (resized.height() - size) / 2;
     let crop = image::imageops::crop_imm(&resized, x0, y0, size, size).to_image();
-    Ok(Image { width: size, height: size, pixels: crop.into_raw() })
+    Ok(Image::new(size, size, crop.into_raw()))
 }
 
 /// MAIA's masked image: the activation map upsampled to the image, and the

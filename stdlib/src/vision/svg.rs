@@ -108,7 +108,7 @@ pub fn render(text: &str, width: u32, height: Option<u32>, background: Option<[u
         let c = p.demultiply();
         pixels.extend([c.red(), c.green(), c.blue(), c.alpha()]);
     }
-    Ok(Image { width: w, height: h, pixels })
+    Ok(Image::new(w, h, pixels))
 }
 
 /// Any SVG/CSS colour ("red", "#f80", "rgb(0, 128, 255)"), or "none".

@@ -326,7 +326,7 @@ pub fn provision() -> Result<(), String> {
 fn load_built(proto: &ModelProto, stem: &str, ctx: &mut dyn ToolCtx) -> Result<Model, String> {
     let (path, bytes, sha) = crate::models::build::cache_built("synthetic", stem, proto)?;
     ctx.note_input(&path, &sha);
-    Model::load(&path, &format!("synthetic {stem}"), &bytes, sha, Provider::Cpu)
+    Model::load_deferred(&path, &format!("synthetic {stem}"), &bytes, sha, Provider::Cpu)
 }
 
 fn synthetic_sig() -> Signature {
@@ -342,7 +342,8 @@ fn synthetic(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         if let Some(c) = super::bench_neurons::EMOJI_CONCEPTS.iter().position(|(n, _, _)| *n == name) {
             let (path, bytes, sha) = super::bench_neurons::emoji_model_cached().map_err(ToolError::new)?;
             ctx.note_input(&path, &sha);
-            let mut m = Model::load(&path, "synthetic emoji", &bytes, sha, Provider::Cpu).map_err(ToolError::new)?;
+            let mut m =
+                Model::load_deferred(&path, "synthetic emoji", &bytes, sha, Provider::Cpu).map_err(ToolError::new)?;
             m.preprocess = Some(Preprocess { resize: 224, size: 224, mean: [0.0; 3], std: [255.0; 3] });
             return Ok(Value::Handle(Arc::new(Unit {
                 model: Arc::new(m),
