@@ -329,6 +329,27 @@ fn load_built(proto: &ModelProto, stem: &str, ctx: &mut dyn ToolCtx) -> Result<M
     Model::load_deferred(&path, &format!("synthetic {stem}"), &bytes, sha, Provider::Cpu)
 }
 
+/// A built model shared by every neuron over it in this process (built and
+/// loaded once; its sessions serve all of them), recorded as an input of
+/// each call. `make` builds and configures it the first time.
+fn shared_built(
+    stem: &'static str,
+    ctx: &mut dyn ToolCtx,
+    make: impl FnOnce(&mut dyn ToolCtx) -> Result<Model, String>,
+) -> Result<Arc<Model>, String> {
+    static BUILT: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<&'static str, Arc<Model>>>> =
+        std::sync::OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    let known = built.lock().map_err(|_| "a previous build failed midway")?.get(stem).cloned();
+    if let Some(m) = known {
+        ctx.note_input(&m.path, &m.sha256);
+        return Ok(m);
+    }
+    let m = Arc::new(make(ctx)?);
+    built.lock().map_err(|_| "a previous build failed midway")?.insert(stem, m.clone());
+    Ok(m)
+}
+
 fn synthetic_sig() -> Signature {
     Signature::new("synthetic", "vision", "A synthetic neuron with known ground truth, as a channel unit that takes images like any other: low-level ones built from fixed filters (\"red\", \"green\", \"blue\", \"vertical\", \"horizontal\", \"left\", \"top\", \"fine_texture\") and concept ones over EfficientNet-Lite0's class probabilities (\"cat\", \"ball\", \"cup\", \"cat_or_cup\", \"cat_and_ball\", \"cat_not_ball\"). `synthetic_neurons()` lists them with their written ground truth; `score()` checks a description against one.")
         .param("name", Type::Str, "the neuron's name")
@@ -353,15 +374,19 @@ fn synthetic(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         }
         // The benchmark's concept neurons (MAIA's scale).
         if let Some(c) = super::bench_neurons::concepts().iter().position(|c| c.name == name) {
-            let (path, _) = crate::models::efficientnet::provision()
-                .map_err(|e| ToolError::new(format!("cannot prepare efficientnet-lite0: {e}")))?;
-            let bytes = std::fs::read(&path).map_err(|e| ToolError::new(format!("{}: {e}", path.display())))?;
-            let base = crate::onnx::graph::decode(&bytes).map_err(ToolError::new)?;
-            let proto = super::bench_neurons::concept_model(&base).map_err(ToolError::new)?;
-            let mut m = load_built(&proto, "concepts85", ctx).map_err(ToolError::new)?;
-            m.preprocess = Some(Preprocess { resize: 256, size: 224, mean: [127.0; 3], std: [128.0; 3] });
+            let m = shared_built("concepts85", ctx, |ctx| {
+                let (path, _) = crate::models::efficientnet::provision()
+                    .map_err(|e| format!("cannot prepare efficientnet-lite0: {e}"))?;
+                let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                let base = crate::onnx::graph::decode(&bytes)?;
+                let proto = super::bench_neurons::concept_model(&base)?;
+                let mut m = load_built(&proto, "concepts85", ctx)?;
+                m.preprocess = Some(Preprocess { resize: 256, size: 224, mean: [127.0; 3], std: [128.0; 3] });
+                Ok(m)
+            })
+            .map_err(ToolError::new)?;
             return Ok(Value::Handle(Arc::new(Unit {
-                model: Arc::new(m),
+                model: m,
                 tensor: "response".into(),
                 select: Select::Channel(Some(c), Reduce::Max),
             })));
@@ -375,22 +400,30 @@ fn synthetic(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     };
     let reduce = if all().nth(n).is_some_and(|x| x.mean) { Reduce::Mean } else { Reduce::Max };
     let (model, channel) = if n < LOW_LEVEL.len() {
-        let mut m = load_built(&low_level_model(), "low-level", ctx).map_err(ToolError::new)?;
-        m.preprocess = Some(Preprocess { resize: 224, size: 224, mean: [0.0; 3], std: [255.0; 3] });
+        let m = shared_built("low-level", ctx, |ctx| {
+            let mut m = load_built(&low_level_model(), "low-level", ctx)?;
+            m.preprocess = Some(Preprocess { resize: 224, size: 224, mean: [0.0; 3], std: [255.0; 3] });
+            Ok(m)
+        })
+        .map_err(ToolError::new)?;
         (m, n)
     } else {
-        let (path, labels) = crate::models::efficientnet::provision()
-            .map_err(|e| ToolError::new(format!("cannot prepare efficientnet-lite0: {e}")))?;
-        let bytes = std::fs::read(&path).map_err(|e| ToolError::new(format!("{}: {e}", path.display())))?;
-        let base = crate::onnx::graph::decode(&bytes).map_err(ToolError::new)?;
-        let proto = concept_model(&base, &labels).map_err(ToolError::new)?;
-        let mut m = load_built(&proto, "concepts", ctx).map_err(ToolError::new)?;
-        m.preprocess = Some(Preprocess { resize: 256, size: 224, mean: [127.0; 3], std: [128.0; 3] });
-        m.labels = CONCEPTS.iter().map(|c| c.name.to_string()).collect();
+        let m = shared_built("concepts", ctx, |ctx| {
+            let (path, labels) = crate::models::efficientnet::provision()
+                .map_err(|e| format!("cannot prepare efficientnet-lite0: {e}"))?;
+            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let base = crate::onnx::graph::decode(&bytes)?;
+            let proto = concept_model(&base, &labels)?;
+            let mut m = load_built(&proto, "concepts", ctx)?;
+            m.preprocess = Some(Preprocess { resize: 256, size: 224, mean: [127.0; 3], std: [128.0; 3] });
+            m.labels = CONCEPTS.iter().map(|c| c.name.to_string()).collect();
+            Ok(m)
+        })
+        .map_err(ToolError::new)?;
         (m, n - LOW_LEVEL.len())
     };
     Ok(Value::Handle(Arc::new(Unit {
-        model: Arc::new(model),
+        model,
         tensor: "response".into(),
         select: Select::Channel(Some(channel), reduce),
     })))
