@@ -1109,6 +1109,7 @@ pub fn replay(dir: &Path, box_override: Option<&Path>, json_out: bool) -> u8 {
     let _ = std::fs::create_dir_all(&files);
     let (base, roots) = task.folders(&files);
     let mut checked = 0;
+    let mut answered = 0;
     let mut differs: Option<String> = None;
     let mut names: Vec<String> = std::fs::read_dir(dir.join("steps"))
         .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
@@ -1129,6 +1130,11 @@ pub fn replay(dir: &Path, box_override: Option<&Path>, json_out: bool) -> u8 {
         let out = scratch.join(&name);
         run_step(&task, &base, &roots, &script, &out, &limits, seed);
         let got = read_regular(&out.join("results.json"), 1 << 30).unwrap_or_default();
+        answered += read_regular(&out.join("manifest.json"), 16 << 20)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Json>(&b).ok())
+            .and_then(|m| m["call_cache"]["answered"].as_u64())
+            .unwrap_or(0);
         checked += 1;
         if got != want {
             differs = Some(name.clone());
@@ -1139,13 +1145,13 @@ pub fn replay(dir: &Path, box_override: Option<&Path>, json_out: bool) -> u8 {
     if json_out {
         crate::cli::write_stdout(&format!(
             "{}\n",
-            json!({"replayed": checked, "identical": differs.is_none(), "first_difference": differs})
+            json!({"replayed": checked, "identical": differs.is_none(), "first_difference": differs, "cache_answered": answered})
         ));
     } else if let Some(d) = &differs {
         crate::cli::write_stdout(&format!("NOT replayed: step {d} gives a different results.json\n"));
     } else {
         crate::cli::write_stdout(&format!(
-            "replayed: {checked} steps re-ran without the model, every results.json byte-identical\n"
+            "replayed: {checked} steps re-ran without the model, every results.json byte-identical ({answered} tool calls answered from the call cache)\n"
         ));
     }
     if differs.is_some() {

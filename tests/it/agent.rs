@@ -345,6 +345,9 @@ fn a_synthetic_neuron_is_described_blind_and_its_stimuli_scored() {
     let r = Test::new(work.path()).args(["agent", "replay", dir.to_str().unwrap(), "--json"]).run();
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(r.json()["replayed"], 2);
+    // The replay answers the unit's calls from the call cache the
+    // investigation filled, and still comes out byte-identical.
+    assert!(r.json()["cache_answered"].as_u64().unwrap_or(0) >= 1, "{}", r.stdout);
 }
 
 #[test]

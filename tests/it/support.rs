@@ -12,9 +12,21 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The call cache of this test process.
+/// The call cache of this test process (stores of test processes that
+/// have ended are removed the first time).
 pub fn test_call_cache() -> PathBuf {
-    std::env::temp_dir().join(format!("assay-test-calls-{}", std::process::id()))
+    static CLEANED: std::sync::Once = std::sync::Once::new();
+    let tmp = std::env::temp_dir();
+    CLEANED.call_once(|| {
+        for e in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name.strip_prefix("assay-test-calls-") else { continue };
+            if pid != std::process::id().to_string() && !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    });
+    tmp.join(format!("assay-test-calls-{}", std::process::id()))
 }
 
 pub struct Output {
