@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use assay_interpreter::{
-    execute, execute_cached, manifest_json, mentions, prepare, prepare_with, report_html, results_json, script_seed,
+    execute, execute_with, manifest_json, mentions, prepare, prepare_with, report_html, results_json, script_seed,
     trace_jsonl, write_files, Diag, Handle, ManifestInfo, Outcome, Registry, RhaiModule, RunFiles, Sandbox, SourceFile,
     Status, Type, Value,
 };
@@ -777,17 +777,12 @@ pub fn child_main(mut registry: Registry) -> u8 {
         }
         prelude_inputs = pout.inputs;
     }
-    let mut out = execute_cached(
-        &file,
-        program,
-        registry,
-        &sandbox,
-        &prepared.modules,
-        seed,
-        &bindings,
-        cache.as_ref().map(|c| c as &dyn assay_interpreter::CallCache),
-        Some(&job.out),
-    );
+    let opts = assay_interpreter::RunOptions {
+        bindings: &bindings,
+        cache: cache.as_ref().map(|c| c as &dyn assay_interpreter::CallCache),
+        run_folder: Some(&job.out),
+    };
+    let mut out = execute_with(&file, program, registry, &sandbox, &prepared.modules, seed, opts);
     if let Some(c) = &cache {
         c.finish();
     }

@@ -35,7 +35,7 @@ pub use check::check;
 pub use diag::{closest, Diag, SourceFile};
 pub use diff::{diff_results, Change};
 pub use eval::{
-    execute, execute_cached, execute_with, progress, script_seed, step_rng, AssertOutcome, Outcome, Shown, TraceEntry,
+    execute, execute_with, progress, script_seed, step_rng, AssertOutcome, Outcome, RunOptions, Shown, TraceEntry,
     MAX_CALL_DEPTH,
 };
 pub use record::{

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use assay_interpreter::{execute_cached, prepare, script_seed, Sandbox, SourceFile};
+use assay_interpreter::{execute_with, prepare, script_seed, RunOptions, Sandbox, SourceFile};
 
 #[test]
 fn every_tool_example_runs_and_its_asserts_pass() {
@@ -40,16 +40,15 @@ fn every_tool_example_runs_and_its_asserts_pass() {
             assert!(ex.contains(sig.name), "an example of `{}` should use it:\n{ex}", sig.name);
             // A run folder of its own, for tools that stream files into it.
             let folder = tempfile::tempdir().expect("a run folder");
-            let out = execute_cached(
+            let opts = RunOptions { run_folder: Some(folder.path()), ..RunOptions::default() };
+            let out = execute_with(
                 &file,
                 program,
                 &registry,
                 &sandbox,
                 &prepared.modules,
                 script_seed(program).unwrap_or(0),
-                &[],
-                None,
-                Some(folder.path()),
+                opts,
             );
             if let Some(e) = &out.error {
                 failures.push(format!("{}: {}", sig.name, e.render_plain(100)));

@@ -42,14 +42,25 @@ record "effects", sweep.effects
     std::fs::write(dir.join("s.assay"), script).unwrap();
 }
 
+/// An `assay` command in `dir` with its call cache at `store`.
+fn assay(dir: &Path, store: &Path) -> Test {
+    Test::new(dir).env("ASSAY_CALL_CACHE_DIR", store.to_str().unwrap())
+}
+
 fn run(dir: &Path, store: &Path, extra: &[&str]) -> crate::support::Output {
-    let out = Test::new(dir)
-        .env("ASSAY_CALL_CACHE_DIR", store.to_str().unwrap())
-        .args(["run", "s.assay", "--json"])
-        .args(extra)
-        .run();
+    let out = assay(dir, store).args(["run", "s.assay", "--json"]).args(extra).run();
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     out
+}
+
+/// A folder made by `setup`, an empty store, and the first run's folder.
+fn first_run() -> (tempfile::TempDir, tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    run(dir.path(), store.path(), &[]);
+    let first = last_run(dir.path());
+    (dir, store, first)
 }
 
 fn last_run(dir: &Path) -> std::path::PathBuf {
@@ -77,11 +88,7 @@ fn results(run: &Path) -> Vec<u8> {
 
 #[test]
 fn an_unchanged_rerun_is_answered_from_the_cache_with_the_same_bytes_and_changes_are_recomputed() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = tempfile::tempdir().unwrap();
-    setup(dir.path());
-    run(dir.path(), store.path(), &[]);
-    let first = last_run(dir.path());
+    let (dir, store, first) = first_run();
     assert_eq!(cache_facts(&first)["answered"], 0);
     assert!(cache_facts(&first)["stored"].as_u64().unwrap() >= 2, "{}", cache_facts(&first));
     assert!(!first.join(".calls").exists(), "the staging folder must not stay in the record");
@@ -129,17 +136,9 @@ fn an_unchanged_rerun_is_answered_from_the_cache_with_the_same_bytes_and_changes
 
 #[test]
 fn verify_reexecutes_unless_told_to_use_the_cache_and_no_cache_runs_everything() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = tempfile::tempdir().unwrap();
-    setup(dir.path());
-    run(dir.path(), store.path(), &[]);
-    let first = last_run(dir.path());
+    let (dir, store, first) = first_run();
     let verify = |extra: &[&str]| {
-        Test::new(dir.path())
-            .env("ASSAY_CALL_CACHE_DIR", store.path().to_str().unwrap())
-            .args(["verify", first.to_str().unwrap(), "--json"])
-            .args(extra)
-            .run()
+        assay(dir.path(), store.path()).args(["verify", first.to_str().unwrap(), "--json"]).args(extra).run()
     };
     let v = verify(&[]);
     assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
@@ -180,8 +179,7 @@ fn the_store_stays_within_its_bound_and_concurrent_runs_share_it() {
     run(dir.path(), store.path(), &[]);
     assert!(cached_tools(&last_run(dir.path())).contains(&"exemplars".to_string()));
     // A bound smaller than one entry empties the store after a run.
-    let out = Test::new(dir.path())
-        .env("ASSAY_CALL_CACHE_DIR", store.path().to_str().unwrap())
+    let out = assay(dir.path(), store.path())
         .env("ASSAY_CACHE_MAX_BYTES", "100")
         .args(["run", "s.assay", "--no-cache"])
         .run();
@@ -250,8 +248,7 @@ fn a_model_whose_external_weights_change_is_not_answered_from_the_cache() {
     .unwrap();
     // Every call is worth storing here, however fast.
     let go = || {
-        let out = Test::new(dir.path())
-            .env("ASSAY_CALL_CACHE_DIR", store.path().to_str().unwrap())
+        let out = assay(dir.path(), store.path())
             .env("ASSAY_CACHE_MIN_SECONDS", "0")
             .args(["run", "w.assay", "--json"])
             .run();

@@ -203,6 +203,18 @@ pub(crate) struct CallFlags {
     pub uncacheable: bool,
 }
 
+/// What a run has besides its program: values bound before the script
+/// starts (an agent's unit under study; the checker was told of them by
+/// `prepare_with`), a call cache to answer deterministic tool calls from and
+/// store them in (see `cache.rs`), and the run folder tools may stream large
+/// outputs into (artifacts/streams/).
+#[derive(Default, Clone, Copy)]
+pub struct RunOptions<'a> {
+    pub bindings: &'a [(String, Value)],
+    pub cache: Option<&'a dyn crate::cache::CallCache>,
+    pub run_folder: Option<&'a std::path::Path>,
+}
+
 /// Runs a checked program. Never panics on user input; errors end the run
 /// and are returned in `Outcome::error`, with everything produced so far.
 pub fn execute(
@@ -213,11 +225,10 @@ pub fn execute(
     modules: &HashMap<String, Arc<RhaiModule>>,
     seed: u64,
 ) -> Outcome {
-    execute_with(file, program, registry, sandbox, modules, seed, &[])
+    execute_with(file, program, registry, sandbox, modules, seed, RunOptions::default())
 }
 
-/// As `execute`, with values bound to names before the script starts (an
-/// agent's unit under study); the checker was told of them by `prepare_with`.
+/// As `execute`, with the run's options.
 pub fn execute_with(
     file: &Arc<SourceFile>,
     program: &Program,
@@ -225,25 +236,7 @@ pub fn execute_with(
     sandbox: &Sandbox,
     modules: &HashMap<String, Arc<RhaiModule>>,
     seed: u64,
-    bindings: &[(String, Value)],
-) -> Outcome {
-    execute_cached(file, program, registry, sandbox, modules, seed, bindings, None, None)
-}
-
-/// As `execute_with`, answering deterministic tool calls from `cache` where
-/// it holds them and storing new results in it (see `cache.rs`); tools may
-/// stream large outputs into `run_folder`'s artifacts/streams/.
-#[allow(clippy::too_many_arguments, reason = "the run's inputs, each needed")]
-pub fn execute_cached(
-    file: &Arc<SourceFile>,
-    program: &Program,
-    registry: &Registry,
-    sandbox: &Sandbox,
-    modules: &HashMap<String, Arc<RhaiModule>>,
-    seed: u64,
-    bindings: &[(String, Value)],
-    cache: Option<&dyn crate::cache::CallCache>,
-    run_folder: Option<&std::path::Path>,
+    opts: RunOptions,
 ) -> Outcome {
     let mut run = Run {
         file: file.clone(),
@@ -255,15 +248,15 @@ pub fn execute_cached(
         out: Outcome { seed, ..Outcome::default() },
         call_inputs: Vec::new(),
         pending: None,
-        cache,
+        cache: opts.cache,
         call_flags: Vec::new(),
-        run_folder: run_folder.map(|p| p.to_path_buf()),
+        run_folder: opts.run_folder.map(|p| p.to_path_buf()),
         streams: Vec::new(),
     };
     for (alias, m) in modules {
         run.define(alias, Value::Module(m.clone()));
     }
-    for (name, v) in bindings {
+    for (name, v) in opts.bindings {
         run.define(name, v.clone());
     }
     let result = run.exec_block_in_place(&program.stmts);

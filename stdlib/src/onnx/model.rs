@@ -442,8 +442,7 @@ impl Model {
         feeds: Vec<(String, ArrayD<f32>)>,
         want: &[String],
     ) -> Result<BTreeMap<String, ArrayD<f32>>, String> {
-        let out = self.run_lazy(key, make, feeds, want)?;
-        Ok(out.into_iter().map(|(k, t)| (k, t.to_array())).collect())
+        self.run_lazy(key, make, feeds, want).map(owned)
     }
 
     /// As [`Model::run`], with f32 outputs left in ONNX Runtime's buffers
@@ -553,8 +552,7 @@ impl Model {
         feeds: Vec<(String, ArrayD<f32>)>,
         tensors: &[String],
     ) -> Result<BTreeMap<String, ArrayD<f32>>, String> {
-        let out = self.capture_lazy(feeds, tensors)?;
-        Ok(out.into_iter().map(|(k, t)| (k, t.to_array())).collect())
+        self.capture_lazy(feeds, tensors).map(owned)
     }
 
     /// As [`Model::capture`], with the tensors left in ONNX Runtime's buffers.
@@ -679,6 +677,11 @@ impl Model {
             &all,
         )
     }
+}
+
+/// Outputs as arrays of their own (one copy each, out of ONNX Runtime's buffers).
+fn owned(out: BTreeMap<String, Lazy>) -> BTreeMap<String, ArrayD<f32>> {
+    out.into_iter().map(|(k, t)| (k, t.to_array())).collect()
 }
 
 /// The model rewritten to compute `outputs` at the last position only, and

@@ -144,55 +144,75 @@ pub fn encode_batch(tok: &tokenizers::Tokenizer, texts: &[String]) -> Result<Arr
     ArrayD::from_shape_vec(vec![texts.len(), len], data).map_err(|e| e.to_string())
 }
 
-/// Runs `f` on chunks of `batch` rows of every input (all inputs must have
-/// the same number of rows) and concatenates each result along its first axis.
+/// Runs `f` on `batch` rows of the feeds at a time (all at once when
+/// `batch` is 0 or covers them, or the feeds' rows differ) and joins the
+/// batches' outputs. Each batch is copied into place and dropped before the
+/// next runs, so memory holds the joined result and one batch.
 pub fn batched(
     feeds: Vec<(String, ArrayD<f32>)>,
     batch: usize,
     mut f: impl FnMut(Vec<(String, ArrayD<f32>)>) -> Result<std::collections::BTreeMap<String, Tensor>, String>,
-) -> Result<std::collections::BTreeMap<String, Tensor>, String> {
+) -> Result<std::collections::BTreeMap<String, Tensor>, ToolError> {
     use ndarray::{Axis, Slice};
     let rows = feeds.first().and_then(|(_, t)| t.shape().first().copied()).unwrap_or(0);
     let same = feeds.iter().all(|(_, t)| t.shape().first().copied() == Some(rows));
     if batch == 0 || rows <= batch || !same {
-        return f(feeds);
+        return f(feeds).map_err(|e| ToolError::arg("inputs", e));
     }
-    // Each batch is copied into place and dropped before the next runs, so
-    // memory holds the joined result and one batch (never every batch's
-    // buffers and the join at once).
     let mut out: std::collections::BTreeMap<String, ArrayD<f32>> = std::collections::BTreeMap::new();
+    each_batch(&feeds, rows, batch, f, |start, k, t| {
+        let shape = t.shape();
+        let joined = out.entry(k.clone()).or_insert_with(|| {
+            let mut full = shape.to_vec();
+            full[0] = rows;
+            ArrayD::zeros(full)
+        });
+        if joined.shape()[1..] != shape[1..] {
+            return Err(changes_shape(&k, joined.shape(), shape));
+        }
+        joined.slice_axis_mut(Axis(0), Slice::from(start..start + shape[0])).assign(&t.view());
+        Ok(())
+    })?;
+    Ok(out.into_iter().map(|(k, v)| (k, Tensor::new(v))).collect())
+}
+
+/// Runs `run` on `step` rows of `feeds` at a time and hands `take` each
+/// output of each batch with the row the batch starts at. Every output must
+/// have the batch's rows first, or its batches could not be put together.
+fn each_batch(
+    feeds: &[(String, ArrayD<f32>)],
+    rows: usize,
+    step: usize,
+    mut run: impl FnMut(Vec<(String, ArrayD<f32>)>) -> Result<std::collections::BTreeMap<String, Tensor>, String>,
+    mut take: impl FnMut(usize, String, Tensor) -> Result<(), ToolError>,
+) -> Result<(), ToolError> {
+    use ndarray::{Axis, Slice};
     let mut start = 0;
     while start < rows {
-        let end = (start + batch).min(rows);
+        let end = (start + step.max(1)).min(rows);
         let chunk =
             feeds.iter().map(|(k, t)| (k.clone(), t.slice_axis(Axis(0), Slice::from(start..end)).to_owned())).collect();
-        for (k, t) in f(chunk)? {
-            let shape = t.shape().to_vec();
-            if shape.first() != Some(&(end - start)) {
-                return Err(format!(
-                    "cannot join the batches of `{k}`: its shape {shape:?} does not start with the batch's {} rows",
-                    end - start
-                ));
+        for (k, t) in run(chunk).map_err(|e| ToolError::arg("inputs", e))? {
+            if t.shape().first() != Some(&(end - start)) {
+                return Err(ToolError::arg(
+                    "inputs",
+                    format!(
+                        "`{k}` has shape {:?}: its first axis is not the inputs' rows ({} in this batch), so it cannot be split and joined by rows",
+                        t.shape(),
+                        end - start
+                    ),
+                )
+                .help("run all rows at once: batch: 0 (and, for capture, no to_disk)"));
             }
-            let joined = match out.entry(k.clone()) {
-                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    let mut full = shape.clone();
-                    full[0] = rows;
-                    e.insert(ArrayD::zeros(full))
-                }
-            };
-            if joined.shape()[1..] != shape[1..] {
-                return Err(format!(
-                    "cannot join the batches of `{k}`: its shape changes from {:?} to {shape:?}",
-                    joined.shape()
-                ));
-            }
-            joined.slice_axis_mut(Axis(0), Slice::from(start..end)).assign(&t.view());
+            take(start, k, t)?;
         }
         start = end;
     }
-    Ok(out.into_iter().map(|(k, v)| (k, Tensor::new(v))).collect())
+    Ok(())
+}
+
+fn changes_shape(name: &str, before: &[usize], now: &[usize]) -> ToolError {
+    ToolError::new(format!("`{name}` changes shape between batches ({before:?} then {now:?})"))
 }
 
 fn outputs_record(out: std::collections::BTreeMap<String, Tensor>) -> Value {
@@ -313,9 +333,7 @@ fn run(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let f = feeds(&m, a, "inputs")?;
     let want = m.output_names();
     let batch = a.count("batch")?;
-    batched(f, batch, |chunk| m.run_lazy("", || Ok(m.proto.clone()), chunk, &want))
-        .map(outputs_record)
-        .map_err(|e| ToolError::arg("inputs", e))
+    batched(f, batch, |chunk| m.run_lazy("", || Ok(m.proto.clone()), chunk, &want)).map(outputs_record)
 }
 
 fn capture_sig() -> Signature {
@@ -337,9 +355,7 @@ fn capture(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     if a.bool("to_disk")? {
         return capture_to_disk(&m, f, &names, batch, ctx);
     }
-    batched(f, batch, |chunk| m.capture_lazy(chunk, &names))
-        .map(outputs_record)
-        .map_err(|e| ToolError::arg("inputs", e))
+    batched(f, batch, |chunk| m.capture_lazy(chunk, &names)).map(outputs_record)
 }
 
 /// One .npy file being written a chunk of rows at a time.
@@ -367,7 +383,6 @@ fn capture_to_disk(
     batch: usize,
     ctx: &mut dyn ToolCtx,
 ) -> Result<Value, ToolError> {
-    use ndarray::{Axis, Slice};
     let rows = feeds.first().and_then(|(_, t)| t.shape().first().copied()).unwrap_or(0);
     if rows == 0 || feeds.iter().any(|(_, t)| t.shape().first() != Some(&rows)) {
         return Err(ToolError::arg(
@@ -377,23 +392,15 @@ fn capture_to_disk(
     }
     let step = if batch == 0 { rows } else { batch };
     let mut streams: std::collections::BTreeMap<String, Stream> = std::collections::BTreeMap::new();
-    let mut start = 0;
-    while start < rows {
-        let end = (start + step).min(rows);
-        let chunk =
-            feeds.iter().map(|(k, t)| (k.clone(), t.slice_axis(Axis(0), Slice::from(start..end)).to_owned())).collect();
-        let out = m.capture_lazy(chunk, names).map_err(|e| ToolError::arg("inputs", e))?;
-        for (name, t) in out {
-            let shape = t.shape().to_vec();
-            if shape.first() != Some(&(end - start)) {
-                return Err(ToolError::arg(
-                    "tensors",
-                    format!("`{name}` has shape {shape:?}, whose first axis is not the inputs' rows; to_disk writes tensors row by row"),
-                )
-                .help("capture it without to_disk"));
-            }
+    each_batch(
+        &feeds,
+        rows,
+        step,
+        |chunk| m.capture_lazy(chunk, names),
+        |_, name, t| {
+            let shape = t.shape();
             if !streams.contains_key(&name) {
-                let mut full = shape.clone();
+                let mut full = shape.to_vec();
                 full[0] = rows;
                 let file_name = format!("{}.npy", stream_slug(&name, streams.len()));
                 let (path, rel) = ctx.stream_file(&file_name)?;
@@ -405,10 +412,7 @@ fn capture_to_disk(
             }
             let s = streams.get_mut(&name).ok_or_else(|| ToolError::new("a stream went missing"))?;
             if s.shape[1..] != shape[1..] {
-                return Err(ToolError::arg(
-                    "tensors",
-                    format!("`{name}` changes shape between batches ({:?} then {shape:?})", s.shape),
-                ));
+                return Err(changes_shape(&name, &s.shape, shape));
             }
             let mut buf = Vec::with_capacity(1 << 16);
             for x in t.iter() {
@@ -418,10 +422,9 @@ fn capture_to_disk(
                     buf.clear();
                 }
             }
-            s.write(&buf, &name)?;
-        }
-        start = end;
-    }
+            s.write(&buf, &name)
+        },
+    )?;
     let mut fields = Vec::new();
     for (name, s) in streams {
         let Stream { file, hash, rel, shape } = s;
