@@ -347,6 +347,7 @@ fn run_step(
         nets: task.nets(),
         // Replays and resumed benchmarks answer unchanged calls from the cache.
         cache: crate::cache::CacheUse::On,
+        shard: crate::supervise::ShardJob::Whole,
     };
     match run_child(&job) {
         Err(e) => {

@@ -9,7 +9,7 @@ use assay_interpreter::{
 };
 
 use crate::cache::CacheUse;
-use crate::supervise::{parse_duration, parse_size, run_child, Budget, End, Job, Report};
+use crate::supervise::{parse_duration, parse_size, run_child, Budget, End, Job, Report, ShardJob};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
@@ -48,8 +48,40 @@ enum Command {
         /// are still stored for later runs).
         #[arg(long = "no-cache")]
         no_cache: bool,
+        /// Run shard I of N (0-based) of the script's shardable work
+        /// (exemplars, patch_sweep, shard_map) and write a partial record to
+        /// runs/<name>/shard-I-of-N/ for `assay merge`. `auto` takes the
+        /// index and count from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT;
+        /// `auto/N` the index from SLURM or JOB_COMPLETION_INDEX (Kubernetes).
+        #[arg(long, value_name = "I/N")]
+        shard: Option<String>,
         #[command(flatten)]
         budget: BudgetArgs,
+    },
+    /// Merge the partial records of `assay run --shard I/N` into one run,
+    /// byte-identical to running the script on one machine.
+    Merge {
+        /// The script the shards ran.
+        script: String,
+        /// How many shards ran.
+        #[arg(long)]
+        shards: usize,
+        #[arg(long)]
+        json: bool,
+        #[arg(long = "allow-read", value_name = "DIR")]
+        allow_read: Vec<PathBuf>,
+        /// Where the shards' records are, and where the merged run goes.
+        #[arg(long = "runs-dir", value_name = "DIR", default_value = "runs")]
+        runs_dir: PathBuf,
+        #[arg(long = "no-cache")]
+        no_cache: bool,
+        #[command(flatten)]
+        budget: BudgetArgs,
+    },
+    /// Run a script as a SLURM array job of shards and a merge job after it.
+    Slurm {
+        #[command(subcommand)]
+        what: crate::shard::SlurmCommand,
     },
     /// Check a script without running it: report every error at once.
     Check {
@@ -122,6 +154,14 @@ enum Command {
         jobs: Option<usize>,
         #[arg(long)]
         json: bool,
+        /// Investigate only shard I of N's block of items (`auto`: from
+        /// SLURM's array task); the table is written by --merge-shards.
+        #[arg(long, value_name = "I/N", conflicts_with = "merge_shards")]
+        shard: Option<String>,
+        /// Write the table once every item of the N shards is finished;
+        /// name the shards whose items are not.
+        #[arg(long = "merge-shards", value_name = "N")]
+        merge_shards: Option<usize>,
         #[command(flatten)]
         limits: LimitOpts,
     },
@@ -309,13 +349,32 @@ pub fn main() -> u8 {
     };
     let registry = assay_stdlib::registry();
     match cli.command {
-        Command::Run { script, json, allow_read, seed, runs_dir, no_cache, budget } => match budget.budget() {
+        Command::Run { script, json, allow_read, seed, runs_dir, no_cache, shard, budget } => match budget.budget() {
             Ok(b) => {
                 let cache = if no_cache { CacheUse::Refresh } else { CacheUse::On };
-                cmd_run(&script, json, &allow_read, seed, &runs_dir, b, cache)
+                let job = match shard.as_deref().map(crate::shard::resolve) {
+                    None => ShardJob::Whole,
+                    Some(Ok(s)) => ShardJob::Part { index: s.index, count: s.count },
+                    Some(Err(e)) => {
+                        return usage_error(
+                            json,
+                            &e,
+                            "e.g. --shard 0/4; --shard auto takes SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT, --shard auto/4 takes JOB_COMPLETION_INDEX (Kubernetes)",
+                        )
+                    }
+                };
+                cmd_run(&script, json, &allow_read, seed, &runs_dir, b, cache, job)
             }
             Err(e) => usage_error(json, &e, "e.g. --memory 2G --timeout 10m"),
         },
+        Command::Merge { script, shards, json, allow_read, runs_dir, no_cache, budget } => match budget.budget() {
+            Ok(b) => {
+                let cache = if no_cache { CacheUse::Refresh } else { CacheUse::On };
+                crate::shard::cmd_merge(&script, shards, json, &allow_read, &runs_dir, b, cache)
+            }
+            Err(e) => usage_error(json, &e, "e.g. --memory 2G --timeout 10m"),
+        },
+        Command::Slurm { what } => crate::shard::cmd_slurm(what),
         Command::Check { script, json, allow_read } => cmd_check(&registry, &script, json, &allow_read),
         Command::Tools { json, markdown } => {
             if markdown {
@@ -334,7 +393,11 @@ pub fn main() -> u8 {
         },
         Command::Setup { json } => cmd_setup(json),
         Command::Agent { what } => cmd_agent(what, &registry),
-        Command::Bench { suite, baseline, n, seed, out, jobs, json, limits } => {
+        Command::Bench { suite, baseline, n, seed, out, jobs, json, shard, merge_shards, limits } => {
+            let shard = match shard.as_deref().map(crate::shard::resolve).transpose() {
+                Ok(s) => s,
+                Err(e) => return usage_error(json, &e, "e.g. --shard 0/4, or --shard auto in a SLURM array job"),
+            };
             let limits = match limits.limits() {
                 Ok(l) => l,
                 Err(e) => return usage_error(json, &e, "e.g. --wall 30m --timeout 2m"),
@@ -362,17 +425,28 @@ pub fn main() -> u8 {
             }
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|p| p.get()).unwrap_or(1));
             let out = out.unwrap_or_else(|| PathBuf::from(format!("benchmarks/{}-seed{seed}-n{n}", suite.name())));
-            crate::bench::run(crate::bench::Options { suite, seed, n, out, runner, jobs, limits, json })
+            crate::bench::run(crate::bench::Options {
+                suite,
+                seed,
+                n,
+                out,
+                runner,
+                jobs,
+                limits,
+                json,
+                shard,
+                merge_shards,
+            })
         }
         Command::Inspect { model, json, pattern } => crate::inspect::cmd_inspect(&model, json, pattern.as_deref()),
     }
 }
 
-fn pretty(j: &serde_json::Value) -> String {
+pub(crate) fn pretty(j: &serde_json::Value) -> String {
     serde_json::to_string_pretty(j).unwrap_or_default()
 }
 
-fn usage_error(json: bool, message: &str, help: &str) -> u8 {
+pub(crate) fn usage_error(json: bool, message: &str, help: &str) -> u8 {
     if json {
         outln!("{}", pretty(&json!({"status": "usage-error", "error": message, "help": help})));
     } else {
@@ -396,13 +470,13 @@ fn print_diags(diags: &[Diag], json: bool) {
 }
 
 /// The script's text, the name it is reported under, its folder and stem.
-struct Script {
-    file: Arc<SourceFile>,
-    dir: PathBuf,
-    stem: String,
+pub(crate) struct Script {
+    pub(crate) file: Arc<SourceFile>,
+    pub(crate) dir: PathBuf,
+    pub(crate) stem: String,
 }
 
-fn load_script(arg: &str) -> Result<Script, (String, String)> {
+pub(crate) fn load_script(arg: &str) -> Result<Script, (String, String)> {
     if arg == "-" {
         let mut text = String::new();
         std::io::stdin().read_to_string(&mut text).map_err(|e| {
@@ -460,7 +534,8 @@ fn is_debug_bypass() -> bool {
     cfg!(debug_assertions) && std::env::var_os("ASSAY_TEST_BYPASS_INPROCESS_CHECKS").is_some()
 }
 
-fn cmd_run(
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn cmd_run(
     script: &str,
     json: bool,
     allow: &[PathBuf],
@@ -468,6 +543,7 @@ fn cmd_run(
     runs_dir: &Path,
     budget: Budget,
     cache: CacheUse,
+    shard: ShardJob,
 ) -> u8 {
     let s = match load_script(script) {
         Ok(s) => s,
@@ -506,6 +582,7 @@ fn cmd_run(
         bound: Vec::new(),
         nets: Vec::new(),
         cache,
+        shard: shard.clone(),
     };
     let end = match run_child(&job) {
         Ok(e) => e,
@@ -534,6 +611,9 @@ fn cmd_run(
             None
         }
     };
+    if let ShardJob::Part { index, count } = shard {
+        return crate::shard::finish_shard_run(&tmp, &s.file.name, index, count, done, died, json);
+    }
     let run_dir = match finish_run(&tmp) {
         Ok(d) => d,
         Err(e) => {
@@ -575,6 +655,7 @@ fn cmd_run(
                 "results": results,
                 "shows": shows,
                 "diagnostics": d.diagnostics,
+                "merged": matches!(shard, ShardJob::Merge { .. }).then(|| json!({"answered": d.merged_calls, "ran_whole": d.merged_whole})),
             }))
         );
     } else {
@@ -596,6 +677,18 @@ fn cmd_run(
             0 => String::new(),
             n => format!(" ({n} answered from the cache)"),
         };
+        if let ShardJob::Merge { partials, .. } = &shard {
+            outln!(
+                "merged {} shards: {} sharded call(s) answered from them{}",
+                partials.len(),
+                d.merged_calls,
+                if d.merged_whole.is_empty() {
+                    String::new()
+                } else {
+                    format!("; ran whole here (no shard ran them): {}", d.merged_whole.join(", "))
+                }
+            );
+        }
         outln!(
             "{}: {} records, {}/{} asserts passed, {} tool calls{cached} → {}",
             d.status,
@@ -769,6 +862,7 @@ fn cmd_verify(run: &Path, json: bool, allow: &[PathBuf], budget: Budget, cache: 
         bound: Vec::new(),
         nets: Vec::new(),
         cache,
+        shard: ShardJob::Whole,
     };
     let end = run_child(&job);
     let new_text = read_regular(&tmp.join("results.json"), 1 << 30).ok().and_then(|b| String::from_utf8(b).ok());

@@ -17,6 +17,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use assay_interpreter::shard::{ShardMode, Share};
 use assay_interpreter::{
     execute, execute_with, manifest_json, mentions, prepare, prepare_with, report_html, results_json, script_seed,
     trace_jsonl, write_files, Diag, Handle, ManifestInfo, Outcome, Registry, RhaiModule, RunFiles, Sandbox, SourceFile,
@@ -170,6 +171,21 @@ pub struct Job {
     /// the bytes reach the child here, never as a file it could read.
     #[serde(default)]
     pub nets: Vec<(String, String)>,
+    /// Whole, one shard, or the merge of shards.
+    #[serde(default)]
+    pub shard: ShardJob,
+}
+
+/// How a run treats its shardable work (see `assay_interpreter::shard`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub enum ShardJob {
+    #[default]
+    Whole,
+    /// Shard `index` of `count`: write a partial record.
+    Part { index: usize, count: usize },
+    /// Merge: each shard's partials.bin (base64) and, where it stopped
+    /// early, why.
+    Merge { partials: Vec<String>, stopped: Vec<Option<String>> },
 }
 
 /// One `show` as the parent prints it.
@@ -202,6 +218,16 @@ pub struct Done {
     pub error_rendered: Option<String>,
     pub diagnostics: Vec<Json>,
     pub sandbox: Json,
+    /// A shard: its sharded calls as (tool, line), and where it stopped early.
+    #[serde(default)]
+    pub shard_calls: Vec<(String, usize)>,
+    #[serde(default)]
+    pub shard_stopped: Option<String>,
+    /// A merge: calls answered from the shards, and calls run whole.
+    #[serde(default)]
+    pub merged_calls: usize,
+    #[serde(default)]
+    pub merged_whole: Vec<String>,
 }
 
 /// The most shown images one run writes for an agent.
@@ -627,6 +653,69 @@ fn net_fn(bytes: Vec<u8>) -> impl Fn(f64) -> Result<f64, String> + Send + Sync +
 }
 
 /// The child: check, provision, restrict, run, write the record, report.
+/// A shard's end: its partial record (partials.bin, script, trace, a
+/// manifest whose status is `partial`), never a results.json. What the
+/// script did after its sharded calls (it went on with its share's results
+/// alone) is not kept; where it stopped with an error is noted.
+fn finish_shard(job: &Job, file: &SourceFile, out: &assay_interpreter::Outcome, share: Share, sandbox: Json) -> u8 {
+    let stopped = out.error.as_ref().map(|d| {
+        let line = d.span.map(|s| file.line_col(s.start).0);
+        match line {
+            Some(l) => format!("stopped at line {l}: {}", d.message),
+            None => format!("stopped: {}", d.message),
+        }
+    });
+    let bytes = match assay_interpreter::shard::encode_partials(&out.partials) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    let calls: Vec<(String, usize)> = out.partials.iter().map(|p| (p.tool.clone(), p.line)).collect();
+    let inputs: BTreeMap<String, String> =
+        out.inputs.iter().map(|(p, d)| (p.display().to_string(), d.clone())).collect();
+    let manifest = assay_interpreter::canonical(&json!({
+        "assay_version": assay_interpreter::ASSAY_VERSION,
+        "status": "partial",
+        "seed": out.seed,
+        "script": {
+            "name": file.name,
+            "sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(file.text.as_bytes())),
+            "dir": job.base.display().to_string(),
+        },
+        "allowed_roots": job.roots.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+        "inputs": inputs,
+        "shard": {"index": share.index, "count": share.count},
+        "sharded_calls": calls.iter().map(|(t, l)| json!({"tool": t, "line": l})).collect::<Vec<_>>(),
+        "partials_sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+        "stopped": stopped,
+        "sandbox": sandbox,
+    }));
+    if let Err(e) = assay_interpreter::write_shard_files(&job.out, &file.text, &bytes, &trace_jsonl(out), &manifest) {
+        eprintln!("error: cannot write the shard's record: {e}");
+        return 1;
+    }
+    let done = Done {
+        status: "partial".to_string(),
+        records: 0,
+        asserts: 0,
+        failed: Vec::new(),
+        tool_calls: out.trace.len(),
+        cached_calls: out.cache_hits,
+        shows: Vec::new(),
+        error_rendered: None,
+        diagnostics: Vec::new(),
+        sandbox: Json::Null,
+        shard_calls: calls,
+        shard_stopped: stopped,
+        merged_calls: 0,
+        merged_whole: Vec::new(),
+    };
+    emit(&format!("report {}", serde_json::to_string(&Report::Done(Box::new(done))).unwrap_or_default()));
+    0
+}
+
 pub fn child_main(mut registry: Registry) -> u8 {
     // A panic (a bug) says where the script was before the process ends.
     let default_hook = std::panic::take_hook();
@@ -777,10 +866,39 @@ pub fn child_main(mut registry: Registry) -> u8 {
         }
         prelude_inputs = pout.inputs;
     }
+    let shard_mode = match &job.shard {
+        ShardJob::Whole => ShardMode::Whole,
+        ShardJob::Part { index, count } => match Share::new(*index, *count) {
+            Ok(s) => ShardMode::Part(s),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        },
+        ShardJob::Merge { partials, stopped } => {
+            use base64::Engine as _;
+            let mut shards = Vec::with_capacity(partials.len());
+            for (i, b64) in partials.iter().enumerate() {
+                let parts = base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| assay_interpreter::shard::decode_partials(&b));
+                match parts {
+                    Ok(p) => shards.push(p),
+                    Err(e) => {
+                        eprintln!("error: shard {i}'s partials.bin: {e}");
+                        return 2;
+                    }
+                }
+            }
+            ShardMode::Merge { shards, stopped: stopped.clone() }
+        }
+    };
     let opts = assay_interpreter::RunOptions {
         bindings: &bindings,
         cache: cache.as_ref().map(|c| c as &dyn assay_interpreter::CallCache),
         run_folder: Some(&job.out),
+        shard: Some(&shard_mode),
     };
     let mut out = execute_with(&file, program, registry, &sandbox, &prepared.modules, seed, opts);
     if let Some(c) = &cache {
@@ -788,6 +906,9 @@ pub fn child_main(mut registry: Registry) -> u8 {
     }
     out.inputs.extend(prepared.inputs.clone());
     out.inputs.extend(prelude_inputs);
+    if let ShardMode::Part(share) = shard_mode {
+        return finish_shard(&job, &file, &out, share, sandbox_facts);
+    }
     let mut artifacts = std::mem::take(&mut out.artifacts);
     let results = results_json(&out, &file, &mut artifacts);
     let mut extra = BTreeMap::new();
@@ -798,6 +919,12 @@ pub fn child_main(mut registry: Registry) -> u8 {
         );
     }
     extra.insert("sandbox".to_string(), sandbox_facts.clone());
+    if let ShardMode::Merge { shards, .. } = &shard_mode {
+        extra.insert(
+            "merged".to_string(),
+            json!({"shards": shards.len(), "answered": out.merged_calls, "ran_whole": out.merged_whole}),
+        );
+    }
     extra.insert(
         "call_cache".to_string(),
         match job.cache {
@@ -860,6 +987,10 @@ pub fn child_main(mut registry: Registry) -> u8 {
         error_rendered: out.error.as_ref().map(|d| if job.color { d.render_color(100) } else { d.render_plain(100) }),
         diagnostics: out.error.iter().map(|d| d.to_json()).collect(),
         sandbox: sandbox_facts,
+        shard_calls: Vec::new(),
+        shard_stopped: None,
+        merged_calls: out.merged_calls,
+        merged_whole: out.merged_whole.clone(),
     };
     emit(&format!("report {}", serde_json::to_string(&Report::Done(Box::new(done))).unwrap_or_default()));
     0

@@ -46,7 +46,8 @@ pub const MIN_CACHED_SECONDS: f64 = 0.005;
 /// Larger results are recomputed rather than stored.
 pub const MAX_ENTRY_BYTES: usize = 512 << 20;
 
-const MAGIC: &[u8] = b"assay-call-cache 1\n";
+// 2: a shardable call takes one step.
+const MAGIC: &[u8] = b"assay-call-cache 2\n";
 
 /// What must hold for an entry's result to be the call's result.
 #[derive(Debug, Clone, PartialEq)]
@@ -188,11 +189,11 @@ fn encoded_len(v: &Value, depth: usize) -> Option<usize> {
     })
 }
 
-fn put_u64(out: &mut Vec<u8>, n: u64) {
+pub(crate) fn put_u64(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(&n.to_le_bytes());
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
     put_u64(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
 }
@@ -252,12 +253,12 @@ fn encode_value(v: &Value, out: &mut Vec<u8>) -> Option<()> {
     Some(())
 }
 
-struct Reader<'a> {
-    b: &'a [u8],
+pub(crate) struct Reader<'a> {
+    pub(crate) b: &'a [u8],
 }
 
 impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
+    pub(crate) fn take(&mut self, n: usize) -> Option<&[u8]> {
         if n > self.b.len() {
             return None;
         }
@@ -265,17 +266,17 @@ impl Reader<'_> {
         self.b = rest;
         Some(head)
     }
-    fn byte(&mut self) -> Option<u8> {
+    pub(crate) fn byte(&mut self) -> Option<u8> {
         self.take(1).map(|b| b[0])
     }
-    fn u64(&mut self) -> Option<u64> {
+    pub(crate) fn u64(&mut self) -> Option<u64> {
         self.take(8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes)
     }
-    fn len(&mut self) -> Option<usize> {
+    pub(crate) fn len(&mut self) -> Option<usize> {
         // A length can never exceed the bytes left (each item takes at least one).
         self.u64().and_then(|n| usize::try_from(n).ok()).filter(|n| *n <= self.b.len())
     }
-    fn str(&mut self) -> Option<String> {
+    pub(crate) fn str(&mut self) -> Option<String> {
         let n = self.len()?;
         self.take(n).and_then(|b| String::from_utf8(b.to_vec()).ok())
     }

@@ -13,6 +13,7 @@ mod report;
 mod rhai_bridge;
 mod sandbox;
 mod scan;
+pub mod shard;
 mod tensor;
 mod tool;
 mod types;
@@ -39,9 +40,9 @@ pub use eval::{
     MAX_CALL_DEPTH,
 };
 pub use record::{
-    begin_run, canonical, finish_run, manifest_json, npy_f32, npy_f32_header, num_json, read_regular, read_run,
-    results_json, run_stem, safe_artifact_name, trace_jsonl, write_files, write_run, ManifestInfo, RunDir, RunFiles,
-    Status, ASSAY_VERSION,
+    begin_run, canonical, finish_named, finish_run, manifest_json, npy_f32, npy_f32_header, num_json, read_regular,
+    read_run, results_json, run_stem, safe_artifact_name, trace_jsonl, write_files, write_run, write_shard_files,
+    ManifestInfo, RunDir, RunFiles, Status, ASSAY_VERSION,
 };
 pub use report::{escape as html_escape, report_html};
 pub use rhai_bridge::RhaiModule;

@@ -349,6 +349,22 @@ pub fn write_files(dir: &Path, files: &RunFiles) -> std::io::Result<()> {
     write_file(&dir.join("manifest.json"), files.manifest.as_bytes())
 }
 
+/// Writes a shard's record into a folder made by `begin_run`: the script,
+/// its partial results, its trace; the manifest last. No results.json: a
+/// shard is never a finished run.
+pub fn write_shard_files(
+    dir: &Path,
+    script: &str,
+    partials: &[u8],
+    trace: &str,
+    manifest: &str,
+) -> std::io::Result<()> {
+    write_file(&dir.join("script.assay"), script.as_bytes())?;
+    write_file(&dir.join("partials.bin"), partials)?;
+    write_file(&dir.join("trace.jsonl"), trace.as_bytes())?;
+    write_file(&dir.join("manifest.json"), manifest.as_bytes())
+}
+
 /// Renames a finished folder to the next free `NNNN` beside it.
 pub fn finish_run(tmp: &Path) -> std::io::Result<PathBuf> {
     let parent = tmp.parent().ok_or_else(|| std::io::Error::other("a run folder has no parent"))?;
@@ -366,6 +382,30 @@ pub fn finish_run(tmp: &Path) -> std::io::Result<PathBuf> {
         }
     }
     Err(std::io::Error::other("could not find a free run number"))
+}
+
+/// Renames a finished folder to `name` beside it, replacing a folder of that
+/// name (a shard run again): the old one is moved aside under a name the
+/// next run's clean-up removes, so a reader sees the old folder or the new
+/// one, never a mix.
+pub fn finish_named(tmp: &Path, name: &str) -> std::io::Result<PathBuf> {
+    let parent = tmp.parent().ok_or_else(|| std::io::Error::other("a run folder has no parent"))?;
+    if !tmp.join("manifest.json").is_file() {
+        return Err(std::io::Error::other("the run has no manifest: it did not finish"));
+    }
+    let dest = parent.join(name);
+    if dest.exists() {
+        let nonce =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let aside = parent.join(format!(".incomplete-{}-replaced-{nonce}", std::process::id()));
+        fs::rename(&dest, &aside)?;
+        let renamed = fs::rename(tmp, &dest);
+        let _ = fs::remove_dir_all(&aside);
+        renamed?;
+    } else {
+        fs::rename(tmp, &dest)?;
+    }
+    Ok(dest)
 }
 
 /// Writes `runs_dir/stem/NNNN/` atomically and returns its path.

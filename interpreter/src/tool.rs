@@ -45,6 +45,9 @@ pub struct Signature {
     /// The result depends on something outside the run (a hosted model, the
     /// clock): never answered from the call cache.
     pub volatile: bool,
+    /// Under `assay run --shard i/n` the tool computes a share of its work
+    /// (`ToolCtx::share`) and `Tool::merge` puts the shares together.
+    pub shardable: bool,
 }
 
 impl Signature {
@@ -58,12 +61,19 @@ impl Signature {
             examples: Vec::new(),
             requires: None,
             volatile: false,
+            shardable: false,
         }
     }
     /// Marks the tool's result as depending on something outside the run
     /// (never cached).
     pub fn volatile(mut self) -> Self {
         self.volatile = true;
+        self
+    }
+    /// Marks the tool as computing a share of its work per shard (see
+    /// `crate::shard`); the tool must implement `Tool::merge`.
+    pub fn shardable(mut self) -> Self {
+        self.shardable = true;
         self
     }
     /// A required parameter.
@@ -380,12 +390,32 @@ pub trait ToolCtx {
         let _ = name;
         Err(ToolError::new("this run has no run folder to write a stream into"))
     }
+    /// The share of its work a shardable tool computes in this run: `None`
+    /// for the whole of it.
+    fn share(&self) -> Option<crate::shard::Share> {
+        None
+    }
+    /// Calls a function for item `item` of a shardable tool's work: the
+    /// call's random streams depend on the item, not on which shard runs it.
+    fn call_item(&mut self, f: &Value, args: Vec<Value>, item: u64) -> Result<Value, ToolError> {
+        let _ = item;
+        self.call(f, args)
+    }
 }
 
 /// A built-in operation a script can call.
 pub trait Tool: Send + Sync {
     fn signature(&self) -> Signature;
     fn call(&self, args: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError>;
+    /// For a shardable tool: its result from the partial results of every
+    /// shard (in shard order), exactly the value one `call` over all of the
+    /// work returns. In a shard (`ctx.share()` is set) it gets that shard's
+    /// part alone and gives what the share covers, for the script to go on
+    /// with.
+    fn merge(&self, args: &Args, ctx: &mut dyn ToolCtx, parts: Vec<Value>) -> Result<Value, ToolError> {
+        let _ = (args, ctx, parts);
+        Err(ToolError::new("this tool cannot merge shards"))
+    }
 }
 
 struct Entry {

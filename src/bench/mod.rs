@@ -307,6 +307,10 @@ pub struct Options {
     pub jobs: usize,
     pub limits: Limits,
     pub json: bool,
+    /// Run only this shard's block of items (no table: `merge_shards` writes it).
+    pub shard: Option<assay_interpreter::shard::Share>,
+    /// Write the table only if every item is finished, naming the shards whose items are not.
+    pub merge_shards: Option<usize>,
 }
 
 /// The finished investigation folder of an item (`items/ID/KIND/NNNN`,
@@ -379,7 +383,38 @@ fn run_inner(opts: &Options) -> Result<u8, String> {
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default(),
     );
-    let todo: Vec<&Item> = items.iter().filter(|it| finished(&inv_dir.join("items").join(it.id())).is_none()).collect();
+    let block = opts.shard.map(|s| s.range(items.len())).unwrap_or(0..items.len());
+    let todo: Vec<&Item> =
+        items[block.clone()].iter().filter(|it| finished(&inv_dir.join("items").join(it.id())).is_none()).collect();
+    if let Some(count) = opts.merge_shards {
+        if !todo.is_empty() {
+            let mut by_shard: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
+            for (k, it) in items.iter().enumerate() {
+                if todo.iter().any(|t| t.id() == it.id()) {
+                    let shard = (0..count).find(|i| {
+                        assay_interpreter::shard::Share::new(*i, count).is_ok_and(|s| s.range(items.len()).contains(&k))
+                    });
+                    by_shard.entry(shard.unwrap_or(0)).or_default().push(it.id());
+                }
+            }
+            let lines: Vec<String> = by_shard
+                .iter()
+                .map(|(i, ids)| {
+                    format!(
+                        "shard {i} of {count}: {} item(s) unfinished ({}{})",
+                        ids.len(),
+                        ids[..ids.len().min(3)].join(", "),
+                        if ids.len() > 3 { ", ..." } else { "" }
+                    )
+                })
+                .collect();
+            return Err(format!(
+                "{} items are not finished, so there is nothing to merge yet: {}; rerun those shards (the same command with --shard I/{count}), then merge again",
+                todo.len(),
+                lines.join("; ")
+            ));
+        }
+    }
     let kept = items.len() - todo.len();
     if kept > 0 && !opts.json {
         eprintln!("resuming: {kept} of {} items are finished and kept", items.len());
@@ -431,7 +466,48 @@ fn run_inner(opts: &Options) -> Result<u8, String> {
     for f in &failures {
         eprintln!("error: {f}");
     }
-    let timing = timing.into_inner().unwrap_or_default();
+    let mut timing = timing.into_inner().unwrap_or_default();
+    if let Some(share) = opts.shard {
+        // Shards write their own timing file (they may run at once); the merge folds them in.
+        let name = format!("timing.shard-{}-of-{}.json", share.index, share.count);
+        let _ = write_atomic(&inv_dir.join(name), canonical(&json!(timing)).as_bytes());
+        let unfinished =
+            items[block.clone()].iter().filter(|it| finished(&inv_dir.join("items").join(it.id())).is_none()).count();
+        if !opts.json {
+            crate::cli::write_stdout(&format!(
+                "shard {}/{}: items {}..{} ({} run now, {} kept, {} unfinished) → {}\n",
+                share.index,
+                share.count,
+                block.start,
+                block.end,
+                todo.len(),
+                block.len() - todo.len(),
+                unfinished,
+                inv_dir.display()
+            ));
+        } else {
+            crate::cli::write_stdout(&format!(
+                "{}\n",
+                canonical(
+                    &json!({"folder": inv_dir.display().to_string(), "shard": {"index": share.index, "count": share.count}, "items": [block.start, block.end], "unfinished": unfinished})
+                )
+            ));
+        }
+        return Ok(if failures.is_empty() && unfinished == 0 { crate::cli::EXIT_OK } else { crate::cli::EXIT_SCRIPT });
+    }
+    if let Ok(rd) = std::fs::read_dir(&inv_dir) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("timing.shard-") && name.ends_with(".json") {
+                if let Some(t) = read_regular(&e.path(), 1 << 26)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<BTreeMap<String, f64>>(&b).ok())
+                {
+                    timing.extend(t);
+                }
+            }
+        }
+    }
     let _ = write_atomic(&inv_dir.join("timing.json"), canonical(&json!(timing)).as_bytes());
     // Scores of every finished item, and the table.
     let judge = Judge::from_env()?;

@@ -47,7 +47,7 @@ fn main() {
     {
         let (m, d) = setup(n);
         let spec = PassSpec { k: 12, bottom: 0, quantiles: false, seed: 0, batch: 32 };
-        let res = pass(&m, LAYER, Reduce::Max, PRE, &d, &spec, &mut |_, _| {}).expect("benchmark setup");
+        let res = pass(&m, LAYER, Reduce::Max, PRE, &d, &spec, 0..n, &mut |_, _| {}).expect("benchmark setup");
         assert_eq!(res.top.len(), 1152);
         println!("{}", peak_kib());
         return;
@@ -67,7 +67,7 @@ fn main() {
     };
     let exemplars = || {
         let spec = PassSpec { k: 12, bottom: 0, quantiles: false, seed: 0, batch };
-        pass(&m, LAYER, Reduce::Max, PRE, &d, &spec, &mut |_, _| {}).expect("benchmark setup");
+        pass(&m, LAYER, Reduce::Max, PRE, &d, &spec, 0..n, &mut |_, _| {}).expect("benchmark setup");
     };
     plain();
     exemplars();

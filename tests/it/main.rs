@@ -15,4 +15,6 @@ mod models;
 mod props;
 mod report;
 mod scripted;
+mod shard;
+mod slurm;
 mod support;

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use super::{step_rng, EvalResult, Flow, Run, RuntimeError, TraceEntry, MAX_CALL_DEPTH};
 use crate::diag::closest;
 use crate::rhai_bridge::RhaiModule;
+use crate::shard::{Found, Partial, ShardMode, Share};
 use crate::tool::{Args, Default as ParamDefault, Signature, Tool, ToolCtx, ToolError};
 use crate::types::Type;
 use crate::value::{Closure, Func, Value};
@@ -283,8 +284,13 @@ impl<'a> Run<'a> {
         let step = self.step;
         let args_digest = digest_args(&args.names, &args.values);
         let started = Instant::now();
+        // Only the outermost shardable call of a shard or a merge is split;
+        // its share or its merge is never the whole call's cache entry.
+        let sharding = sig.shardable
+            && self.shardable_depth == 0
+            && matches!(self.shard, Some(ShardMode::Part(_) | ShardMode::Merge { .. }));
         let key = match self.cache {
-            Some(_) if !sig.volatile => Some(self.cache_key(sig.name, &args_digest, &args.values)),
+            Some(_) if !sig.volatile && !sharding => Some(self.cache_key(sig.name, &args_digest, &args.values)),
             _ => None,
         };
         if let Some(k) = &key {
@@ -312,22 +318,54 @@ impl<'a> Run<'a> {
                 return Ok(v);
             }
         }
-        let effects = (self.out.records.len(), self.out.asserts.len(), self.out.shows.len(), self.out.artifacts.len());
-        self.call_inputs.push(BTreeMap::new());
-        self.call_flags.push(crate::eval::CallFlags::default());
-        let result = {
-            let rng = step_rng(self.seed, step);
-            let mut ctx = Ctx { run: self, rng, span };
-            tool.call(&args, &mut ctx)
-        };
-        let inputs = self.call_inputs.pop().unwrap_or_default();
-        let flags = self.call_flags.pop().unwrap_or_default();
-        if let Some(parent) = self.call_inputs.last_mut() {
-            parent.extend(inputs.clone());
+        let line = self.file.line_col(span.start).0;
+        let shard_key = sharding.then(|| self.cache_key(sig.name, &args_digest, &args.values));
+        let mut share = None;
+        match (self.shard, &shard_key) {
+            (Some(ShardMode::Merge { shards, stopped }), Some(k)) => {
+                match crate::shard::find(shards, k, self.seed, step) {
+                    Found::All(parts) => {
+                        let values: Vec<Value> = parts.iter().map(|p| p.value.clone()).collect();
+                        let mut read = BTreeMap::new();
+                        for p in &parts {
+                            read.extend(p.inputs.clone());
+                        }
+                        let (result, inputs, _) = self.run_tool(&tool, &args, span, step, None, read, Some(values));
+                        self.out.merged_calls += 1;
+                        return self.finish_call(sig, result, spans, span, step, args_digest, inputs, started);
+                    }
+                    Found::Missing(missing) => {
+                        // Those shards called it with other arguments (they
+                        // depend on an earlier sharded result) or stopped first.
+                        let list: Vec<String> = missing.iter().map(|i| i.to_string()).collect();
+                        let why = stopped.iter().flatten().next().map(|w| format!("; a shard {w}")).unwrap_or_default();
+                        self.out.merged_whole.push(format!(
+                            "line {line}: {} (shard(s) {} had no result for it{why})",
+                            sig.name,
+                            list.join(", ")
+                        ));
+                    }
+                    Found::None => self.out.merged_whole.push(format!("line {line}: {}", sig.name)),
+                }
+            }
+            (Some(ShardMode::Part(s)), Some(_)) => share = Some(*s),
+            _ => {}
         }
-        if let Some(f) = self.call_flags.last_mut() {
-            f.rng |= flags.rng;
-            f.uncacheable |= flags.uncacheable;
+        let effects = (self.out.records.len(), self.out.asserts.len(), self.out.shows.len(), self.out.artifacts.len());
+        let (mut result, inputs, flags) = self.run_tool(&tool, &args, span, step, share, BTreeMap::new(), None);
+        if let (Some(k), Some(_), Ok(partial)) = (&shard_key, share, &result) {
+            // A shard keeps its share and goes on with what its share alone gives.
+            self.out.partials.push(Partial {
+                key: k.clone(),
+                tool: sig.name.to_string(),
+                line,
+                inputs: inputs.clone(),
+                rng: flags.rng.then_some((self.seed, step)),
+                value: partial.clone(),
+            });
+            // The merge sees the share, so it may give what the share covers.
+            let parts = vec![partial.clone()];
+            result = self.run_tool(&tool, &args, span, step, share, BTreeMap::new(), Some(parts)).0;
         }
         let seconds = started.elapsed().as_secs_f64();
         let effects_now =
@@ -345,6 +383,70 @@ impl<'a> Run<'a> {
                 }
             }
         }
+        self.finish_call(sig, result, spans, span, step, args_digest, inputs, started)
+    }
+
+    /// Runs a tool (or, given `parts`, its merge) with its own random
+    /// stream; returns its result, the files it read and what it did. A
+    /// shardable tool takes one step: the calls it makes draw from steps of
+    /// their own (see `crate::shard::item_step`).
+    #[allow(clippy::too_many_arguments)]
+    fn run_tool(
+        &mut self,
+        tool: &Arc<dyn Tool>,
+        args: &Args,
+        span: Span,
+        step: u64,
+        share: Option<Share>,
+        read: BTreeMap<String, String>,
+        parts: Option<Vec<Value>>,
+    ) -> (Result<Value, ToolError>, BTreeMap<String, String>, crate::eval::CallFlags) {
+        let shardable = tool.signature().shardable;
+        for (p, d) in &read {
+            self.out.inputs.insert(std::path::PathBuf::from(p), d.clone());
+        }
+        self.call_inputs.push(read);
+        self.call_flags.push(crate::eval::CallFlags::default());
+        if shardable {
+            self.shardable_depth += 1;
+        }
+        let result = {
+            let rng = step_rng(self.seed, step);
+            let mut ctx = Ctx { run: self, rng, span, share, item_base: shardable.then_some(step), shared: 0 };
+            match parts {
+                Some(parts) => tool.merge(args, &mut ctx, parts),
+                None => tool.call(args, &mut ctx),
+            }
+        };
+        if shardable {
+            self.shardable_depth -= 1;
+            self.step = step;
+        }
+        let inputs = self.call_inputs.pop().unwrap_or_default();
+        let flags = self.call_flags.pop().unwrap_or_default();
+        if let Some(parent) = self.call_inputs.last_mut() {
+            parent.extend(inputs.clone());
+        }
+        if let Some(f) = self.call_flags.last_mut() {
+            f.rng |= flags.rng;
+            f.uncacheable |= flags.uncacheable;
+        }
+        (result, inputs, flags)
+    }
+
+    /// Traces a tool call and turns its error into the script's.
+    #[allow(clippy::too_many_arguments)]
+    fn finish_call(
+        &mut self,
+        sig: &Signature,
+        result: Result<Value, ToolError>,
+        spans: Vec<Span>,
+        span: Span,
+        step: u64,
+        args_digest: String,
+        inputs: BTreeMap<String, String>,
+        started: Instant,
+    ) -> EvalResult<Value> {
         let output = result.as_ref().ok().map(|v| v.digest());
         self.out.trace.push(TraceEntry {
             step,
@@ -352,7 +454,7 @@ impl<'a> Run<'a> {
             args: args_digest,
             inputs,
             output,
-            seconds,
+            seconds: started.elapsed().as_secs_f64(),
             cached: false,
         });
         result.map_err(|e| {
@@ -447,6 +549,24 @@ struct Ctx<'r, 'a> {
     run: &'r mut Run<'a>,
     rng: ChaCha8Rng,
     span: Span,
+    /// The share a shardable tool computes in a shard; `None` for all of it.
+    share: Option<Share>,
+    /// For a shardable tool, its step: the calls it makes draw from steps of their own.
+    item_base: Option<u64>,
+    /// Calls a shardable tool made for itself so far (not for an item).
+    shared: u64,
+}
+
+impl Ctx<'_, '_> {
+    fn call_now(&mut self, f: &Value, args: Vec<Value>) -> Result<Value, ToolError> {
+        let span = self.span;
+        let args = args.into_iter().map(|value| ArgVal { name: None, value, span }).collect();
+        self.run.call_func_value(f, args, span, span).map_err(|e| {
+            let msg = e.message.clone();
+            self.run.pending = Some(e);
+            ToolError::new(msg)
+        })
+    }
 }
 
 impl<'r, 'a> ToolCtx for Ctx<'r, 'a> {
@@ -458,13 +578,22 @@ impl<'r, 'a> ToolCtx for Ctx<'r, 'a> {
     }
 
     fn call(&mut self, f: &Value, args: Vec<Value>) -> Result<Value, ToolError> {
-        let span = self.span;
-        let args = args.into_iter().map(|value| ArgVal { name: None, value, span }).collect();
-        self.run.call_func_value(f, args, span, span).map_err(|e| {
-            let msg = e.message.clone();
-            self.run.pending = Some(e);
-            ToolError::new(msg)
-        })
+        if self.item_base.is_some() {
+            self.shared += 1;
+            return self.call_item(f, args, crate::shard::SHARED_ITEMS + self.shared - 1);
+        }
+        self.call_now(f, args)
+    }
+
+    fn call_item(&mut self, f: &Value, args: Vec<Value>, item: u64) -> Result<Value, ToolError> {
+        if let Some(base) = self.item_base {
+            self.run.step = crate::shard::item_step(base, item);
+        }
+        self.call_now(f, args)
+    }
+
+    fn share(&self) -> Option<Share> {
+        self.share
     }
 
     fn resolve_read(&mut self, path: &str) -> Result<std::path::PathBuf, ToolError> {

@@ -81,6 +81,12 @@ pub struct Outcome {
     /// Tool calls answered from the call cache, and results stored in it.
     pub cache_hits: usize,
     pub cache_stored: usize,
+    /// A shard's results for its share of each shardable call.
+    pub partials: Vec<crate::shard::Partial>,
+    /// The merge: shardable calls it answered from the shards, and those it
+    /// ran whole because no shard had run them (`line: tool`).
+    pub merged_calls: usize,
+    pub merged_whole: Vec<String>,
 }
 
 /// A runtime failure: message, the span of the failing expression, and the
@@ -193,6 +199,9 @@ pub struct Run<'a> {
     pub(crate) run_folder: Option<PathBuf>,
     /// Names handed out by `stream_file`.
     pub(crate) streams: Vec<String>,
+    pub(crate) shard: Option<&'a crate::shard::ShardMode>,
+    /// Shardable calls in progress: only the outermost one is split.
+    pub(crate) shardable_depth: usize,
 }
 
 /// What a tool call (and the functions it called) did that decides whether
@@ -213,6 +222,8 @@ pub struct RunOptions<'a> {
     pub bindings: &'a [(String, Value)],
     pub cache: Option<&'a dyn crate::cache::CallCache>,
     pub run_folder: Option<&'a std::path::Path>,
+    /// Whole, one shard, or the merge of shards (see `crate::shard`).
+    pub shard: Option<&'a crate::shard::ShardMode>,
 }
 
 /// Runs a checked program. Never panics on user input; errors end the run
@@ -252,6 +263,8 @@ pub fn execute_with(
         call_flags: Vec::new(),
         run_folder: opts.run_folder.map(|p| p.to_path_buf()),
         streams: Vec::new(),
+        shard: opts.shard,
+        shardable_depth: 0,
     };
     for (alias, m) in modules {
         run.define(alias, Value::Module(m.clone()));

@@ -102,6 +102,58 @@ fn map(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     Ok(Value::list(out))
 }
 
+fn shard_map_sig() -> Signature {
+    Signature::new(
+        "shard_map",
+        "lists",
+        "As `map`, and the items are the script's shardable work: under `assay run --shard i/n` each shard applies the function to its block of items (and the script goes on with that block alone) and `assay merge` puts the results back in order, exactly as one run gives them. The function's random numbers depend on the item's position, not on how items were split. Results must be plain values (no models or functions).",
+    )
+    .param("xs", Type::Any, "a list or range")
+    .param("f", Type::Func, "function of one item")
+    .returns(Type::list(Type::Any))
+    .example("let squares = shard_map(range(0, 6), x => x * x)\nassert squares == [0, 1, 4, 9, 16, 25]")
+    .shardable()
+}
+
+fn shard_map(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let f = a.func("f")?.clone();
+    let items = a.items("xs")?;
+    let block = match ctx.share() {
+        Some(s) => s.range(items.len()),
+        None => 0..items.len(),
+    };
+    let first = block.start;
+    let mut out = Vec::with_capacity(block.len());
+    for (i, x) in items.into_iter().enumerate().skip(first).take(block.len()) {
+        out.push(ctx.call_item(&f, vec![x], i as u64)?);
+    }
+    Ok(Value::record([("first", Value::Num(first as f64)), ("items", Value::list(out))]))
+}
+
+/// The shards' blocks of results, in order.
+fn shard_map_merge(a: &Args, ctx: &mut dyn ToolCtx, parts: Vec<Value>) -> Result<Value, ToolError> {
+    let n = a.items("xs")?.len();
+    let mut out = Vec::with_capacity(n);
+    for p in parts {
+        let Value::Record(r) = &p else {
+            return Err(ToolError::new("a shard's block of results is not a record"));
+        };
+        match (r.get("first"), r.get("items")) {
+            (Some(Value::Num(_)), Some(Value::List(items))) if ctx.share().is_some() => {
+                out.extend(items.iter().cloned())
+            }
+            (Some(Value::Num(first)), Some(Value::List(items))) if *first == out.len() as f64 => {
+                out.extend(items.iter().cloned())
+            }
+            _ => return Err(ToolError::new("a shard's block of results is not where the previous one ended")),
+        }
+    }
+    if out.len() != n && ctx.share().is_none() {
+        return Err(ToolError::new(format!("the shards' blocks hold {} results for {n} items", out.len())));
+    }
+    Ok(Value::list(out))
+}
+
 fn filter_sig() -> Signature {
     Signature::new("filter", "lists", "The items for which the function returns true. On a data set, the predicate sees each item's {index, name, label} (no image is read) and the result is a smaller data set.")
         .param("xs", Type::Any, "a list, range or data set")
@@ -388,5 +440,15 @@ pub(super) fn register(r: &mut Registry) {
         (with_sig, with),
     ] {
         r.register(FnTool::new(sig, f));
+    }
+    r.register(FnTool::new(shard_map_sig, shard_map_whole).merging(shard_map_merge));
+}
+
+/// The whole of `shard_map`, or a shard's block as a partial result.
+fn shard_map_whole(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let part = shard_map(a, ctx)?;
+    match ctx.share() {
+        Some(_) => Ok(part),
+        None => shard_map_merge(a, ctx, vec![part]),
     }
 }

@@ -367,7 +367,8 @@ pub fn outputs_value(o: &Outputs) -> Value {
 }
 
 fn sweep_sig() -> Signature {
-    Signature::new("patch_sweep", "interventions", "Activation patching over many components at once. Every tensor matching `tensors` (a name, glob or list) is split into `parts` equal slices of its last axis (e.g. 9 attention heads of [N, T, 9*64]; 1 for a whole MLP output); for each slice, its value from the `source` run replaces the `target` run's at `positions` (all if omitted), and `metric(outputs)` scores the patched outputs. Returns {effects: [tensors, parts] tensor of metric(patched) - metric(target), clean, source, tensors, runs, prefix}. Batched: each run patches `batch` components, one per row. With last_position, on a model with a KV cache (`past_key_values.*` inputs, as SmolLM2's), the tokens target and source share at the start (`prefix` of them) run once, and each run computes only the tokens after them.")
+    Signature::new("patch_sweep", "interventions", "Activation patching over many components at once. Every tensor matching `tensors` (a name, glob or list) is split into `parts` equal slices of its last axis (e.g. 9 attention heads of [N, T, 9*64]; 1 for a whole MLP output); for each slice, its value from the `source` run replaces the `target` run's at `positions` (all if omitted), and `metric(outputs)` scores the patched outputs. Returns {effects: [tensors, parts] tensor of metric(patched) - metric(target), clean, source, tensors, runs, prefix}. Batched: each run patches `batch` components, one per row. With last_position, on a model with a KV cache (`past_key_values.*` inputs, as SmolLM2's), the tokens target and source share at the start (`prefix` of them) run once, and each run computes only the tokens after them. Shardable: under `assay run --shard i/n` each shard patches its block of batches (its effects elsewhere are NaN) and `assay merge` gives exactly the one-machine result.")
+        .shardable()
         .param("model", Type::Handle("model"), "a model")
         .param("target", Type::Any, "the run to patch into: text, or inputs as for run()")
         .param("source", Type::Any, "the run to take activations from (same shapes)")
@@ -454,45 +455,118 @@ fn patch_sweep(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         prefix: None,
     };
     let prefix = sweep.share_prefix(&source).map_err(|e| ToolError::arg("target", e))?;
-    let score = |ctx: &mut dyn ToolCtx, o: &BTreeMap<String, ArrayD<f32>>| -> Result<f64, ToolError> {
-        match ctx.call(&metric, vec![outputs_value(o)])? {
-            Value::Num(x) => Ok(x),
-            other => Err(ToolError::arg(
-                "metric",
-                format!("the metric must return a number, it returned a {}", other.type_name()),
-            )),
-        }
-    };
+    let score =
+        |ctx: &mut dyn ToolCtx, o: &BTreeMap<String, ArrayD<f32>>, item: Option<u64>| -> Result<f64, ToolError> {
+            let v = match item {
+                Some(i) => ctx.call_item(&metric, vec![outputs_value(o)], i)?,
+                None => ctx.call(&metric, vec![outputs_value(o)])?,
+            };
+            match v {
+                Value::Num(x) => Ok(x),
+                other => Err(ToolError::arg(
+                    "metric",
+                    format!("the metric must return a number, it returned a {}", other.type_name()),
+                )),
+            }
+        };
     let clean_out = sweep.clean().map_err(|e| ToolError::arg("target", e))?;
-    let clean = score(ctx, &clean_out)?;
+    let clean = score(ctx, &clean_out, None)?;
     let source_out = sweep.unpatched(&source).map_err(|e| ToolError::arg("source", e))?;
-    let source_score = score(ctx, &source_out)?;
+    let source_score = score(ctx, &source_out, None)?;
     let n = sweep.components.len();
-    let mut effects = vec![0f32; n];
+    // A shard takes a contiguous block of whole batches, so every component
+    // is patched in the same batch as in one run over all of them.
+    let (first, last) = match ctx.share() {
+        Some(share) => {
+            let b = share.range(n.div_ceil(batch));
+            ((b.start * batch).min(n), (b.end * batch).min(n))
+        }
+        None => (0, n),
+    };
+    let mut effects = Vec::with_capacity(last - first);
     let mut runs = 0;
-    let mut start = 0;
-    while start < n {
-        let rows: Vec<usize> = (start..(start + batch).min(n)).collect();
+    let mut start = first;
+    while start < last {
+        let rows: Vec<usize> = (start..(start + batch).min(last)).collect();
         let outs = sweep.run_rows(&rows).map_err(|e| ToolError::arg("tensors", e))?;
         runs += 1;
         for (r, o) in rows.iter().zip(outs) {
-            effects[*r] = (score(ctx, &o)? - clean) as f32;
+            effects.push((score(ctx, &o, Some(*r as u64))? - clean) as f32);
         }
         start += batch;
     }
-    let grid = ArrayD::from_shape_vec(vec![names.len(), parts], effects).map_err(|e| ToolError::new(e.to_string()))?;
-    Ok(Value::record([
-        ("effects", Value::tensor(grid)),
+    let part = Value::record([
+        ("first", Value::Num(first as f64)),
+        ("effects", Value::nums(effects.iter().map(|e| *e as f64))),
         ("clean", Value::Num(clean)),
         ("source", Value::Num(source_score)),
-        ("tensors", Value::list(names.iter().map(Value::str).collect())),
         ("runs", Value::Num(runs as f64)),
         ("prefix", Value::Num(prefix as f64)),
+    ]);
+    match ctx.share() {
+        Some(_) => Ok(part),
+        None => sweep_merge(a, ctx, vec![part]),
+    }
+}
+
+/// The sweep's result from the shards' blocks of effects, in order.
+fn sweep_merge(a: &Args, ctx: &mut dyn ToolCtx, parts: Vec<Value>) -> Result<Value, ToolError> {
+    let m = model_of(a, "model")?;
+    let names = super::tools::select_names(&m, a, "tensors")?;
+    let parts_per = a.count("parts")?.max(1);
+    let bad = |why: String| ToolError::new(format!("a shard's partial sweep: {why}"));
+    let mut effects: Vec<f32> = Vec::with_capacity(names.len() * parts_per);
+    let (mut clean, mut source, mut prefix, mut runs) = (None, None, None, 0.0);
+    for p in &parts {
+        let Value::Record(f) = p else { return Err(bad("not a record".into())) };
+        let num = |k: &str| match f.get(k) {
+            Some(Value::Num(x)) => Ok(*x),
+            _ => Err(bad(format!("no number `{k}`"))),
+        };
+        if ctx.share().is_some() {
+            // A shard goes on with its block; the other components are NaN.
+            let first = num("first")?;
+            if !(0.0..=(names.len() * parts_per) as f64).contains(&first) {
+                return Err(bad(format!("a block starts at {first}")));
+            }
+            effects.resize(first as usize, f32::NAN);
+        }
+        if num("first")? != effects.len() as f64 {
+            return Err(bad(format!("a block starts at {}, expected {}", num("first")?, effects.len())));
+        }
+        let Some(Value::List(l)) = f.get("effects") else { return Err(bad("no `effects`".into())) };
+        for e in l.iter() {
+            match e {
+                Value::Num(x) => effects.push(*x as f32),
+                _ => return Err(bad("an effect is not a number".into())),
+            }
+        }
+        runs += num("runs")?;
+        for (slot, k) in [(&mut clean, "clean"), (&mut source, "source"), (&mut prefix, "prefix")] {
+            let x = num(k)?;
+            if slot.is_some_and(|y: f64| y.to_bits() != x.to_bits()) {
+                return Err(bad(format!("shards disagree on `{k}`")));
+            }
+            *slot = Some(x);
+        }
+    }
+    if ctx.share().is_some() {
+        effects.resize(names.len() * parts_per, f32::NAN);
+    }
+    let grid = ArrayD::from_shape_vec(vec![names.len(), parts_per], effects)
+        .map_err(|_| bad(format!("the blocks do not add up to {} components", names.len() * parts_per)))?;
+    Ok(Value::record([
+        ("effects", Value::tensor(grid)),
+        ("clean", Value::Num(clean.unwrap_or(f64::NAN))),
+        ("source", Value::Num(source.unwrap_or(f64::NAN))),
+        ("tensors", Value::list(names.iter().map(Value::str).collect())),
+        ("runs", Value::Num(runs)),
+        ("prefix", Value::Num(prefix.unwrap_or(0.0))),
     ]))
 }
 
 pub(crate) fn register(r: &mut Registry) {
-    r.register(FnTool::new(sweep_sig, patch_sweep));
+    r.register(FnTool::new(sweep_sig, patch_sweep).merging(sweep_merge));
 }
 
 #[cfg(test)]

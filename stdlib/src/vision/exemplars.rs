@@ -38,42 +38,62 @@ impl TopK {
     }
 }
 
-/// A fixed-size uniform sample of a stream (Algorithm R), deterministic for
-/// a given seed and order: quantile exemplars from bounded memory.
-#[derive(Clone)]
-pub struct Reservoir {
+/// A fixed-size uniform sample of a data set's items, with every channel's
+/// activation on each: the `cap` items of smallest priority, where an item's
+/// priority is a hash of (seed, index). The sample of a union is the sample
+/// of the parts' samples, so shards merge exactly; quantile exemplars come
+/// from bounded memory.
+#[derive(Clone, Default)]
+pub struct Sample {
     cap: usize,
-    seen: usize,
-    items: Vec<(f32, usize)>,
+    seed: u64,
+    /// (priority, index, activation of every channel), by priority.
+    items: Vec<(u64, usize, Vec<f32>)>,
 }
 
-impl Reservoir {
-    pub fn new(cap: usize) -> Self {
-        Reservoir { cap, seen: 0, items: Vec::with_capacity(cap) }
+/// splitmix64: a well-mixed 64-bit hash of the seed and an item's index.
+fn priority(seed: u64, index: usize) -> u64 {
+    let mut z = seed ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl Sample {
+    pub fn new(cap: usize, seed: u64) -> Self {
+        Sample { cap, seed, items: Vec::new() }
     }
-    pub fn push(&mut self, v: f32, i: usize, rng: &mut impl rand::Rng) {
-        let v = if v.is_nan() { f32::NEG_INFINITY } else { v };
-        if self.items.len() < self.cap {
-            self.items.push((v, i));
-        } else {
-            let j = rng.random_range(0..=self.seen);
-            if j < self.cap {
-                self.items[j] = (v, i);
-            }
+    /// Offers item `index` with its activations (NaN counts as the smallest).
+    pub fn offer(&mut self, index: usize, row: impl Iterator<Item = f32>) {
+        self.offer_ranked(priority(self.seed, index), index, || {
+            row.map(|v| if v.is_nan() { f32::NEG_INFINITY } else { v }).collect()
+        });
+    }
+    fn offer_ranked(&mut self, p: u64, index: usize, row: impl FnOnce() -> Vec<f32>) {
+        if self.cap == 0 || (self.items.len() == self.cap && self.items.last().is_some_and(|l| (l.0, l.1) < (p, index)))
+        {
+            return;
         }
-        self.seen += 1;
+        let pos = self.items.partition_point(|l| (l.0, l.1) < (p, index));
+        if self.items.get(pos).is_some_and(|l| l.1 == index) {
+            return;
+        }
+        self.items.insert(pos, (p, index, row()));
+        self.items.truncate(self.cap);
     }
-    /// The sampled item nearest quantile `q` of the sample.
-    pub fn quantile(&self, q: f64) -> Option<(f32, usize)> {
-        let mut sorted = self.items.clone();
+    /// Channel `c`'s sampled item nearest quantile `q` of the sample.
+    pub fn quantile(&self, c: usize, q: f64) -> Option<(f32, usize)> {
+        let mut sorted: Vec<(f32, usize)> =
+            self.items.iter().filter_map(|(_, i, row)| row.get(c).map(|v| (*v, *i))).collect();
         sorted.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         let n = sorted.len();
         (n > 0).then(|| sorted[((q * (n - 1) as f64).round() as usize).min(n - 1)])
     }
 }
 
-/// Items kept per channel for quantile exemplars.
-pub const RESERVOIR: usize = 256;
+/// Items sampled for quantile exemplars.
+pub const SAMPLE: usize = 256;
 
 /// What one pass keeps per channel.
 pub struct PassSpec {
@@ -88,11 +108,12 @@ pub struct PassResult {
     pub top: Vec<TopK>,
     /// The smallest, as TopK over negated values.
     pub bottom: Vec<TopK>,
-    pub reservoirs: Vec<Reservoir>,
+    pub sample: Sample,
 }
 
 fn exemplars_sig() -> Signature {
-    Signature::new("exemplars", "vision", "The images of a data set that drive a unit most (and, on request, least, and at chosen quantiles), in ONE streaming pass. For a unit (a channel): {images, activations, labels, names, indices, count}, plus `bottom` (the same fields for the `bottom` weakest) and `quantiles` (a list of {q, activation, index, name, label, image}). For a layer (every channel): {activations: [C, k], indices: [C, k], count}, plus bottom_activations/bottom_indices [C, bottom] and quantile_activations/quantile_indices [C, quantiles]; `item(data, i)` gives any exemplar's image. Works on [N, C, H, W] maps (reduced over space in the graph) and on [N, C] outputs such as class logits. Memory grows with channels times (k + bottom + 256 sampled for quantiles), never with the data set; quantiles are estimated from a seeded uniform sample of 256 per channel. A progress bar shows on a terminal.")
+    Signature::new("exemplars", "vision", "The images of a data set that drive a unit most (and, on request, least, and at chosen quantiles), in ONE streaming pass. For a unit (a channel): {images, activations, labels, names, indices, count}, plus `bottom` (the same fields for the `bottom` weakest) and `quantiles` (a list of {q, activation, index, name, label, image}). For a layer (every channel): {activations: [C, k], indices: [C, k], count}, plus bottom_activations/bottom_indices [C, bottom] and quantile_activations/quantile_indices [C, quantiles]; `item(data, i)` gives any exemplar's image. Works on [N, C, H, W] maps (reduced over space in the graph) and on [N, C] outputs such as class logits. Memory grows with channels times (k + bottom + 256 sampled for quantiles), never with the data set; quantiles are estimated from a seeded uniform sample of 256 images. A progress bar shows on a terminal. Shardable: under `assay run --shard i/n` each shard passes over its block of batches and `assay merge` gives exactly the one-machine result.")
+        .shardable()
         .param("unit", Type::Handle("unit"), "a channel unit or a layer")
         .param("data", Type::Handle("dataset"), "images to search")
         .opt("k", Type::Num, Value::Num(12.0), "top exemplars per channel")
@@ -115,7 +136,18 @@ fn quantiles_of(a: &Args, i: &str) -> Result<Vec<f64>, ToolError> {
     Ok(qs)
 }
 
-fn exemplars(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+/// What a call asks, read from its arguments (the same in the whole run,
+/// in each shard and in the merge: the seed is the call's first draw).
+struct Setup<'a> {
+    unit: &'a Unit,
+    channel: Option<usize>,
+    reduce: Reduce,
+    data: &'a Dataset,
+    qs: Vec<f64>,
+    spec: PassSpec,
+}
+
+fn setup<'a>(a: &'a Args, ctx: &mut dyn ToolCtx) -> Result<Setup<'a>, ToolError> {
     let unit: &Unit = a.handle::<Unit>("unit", "a unit or layer")?;
     let (channel, reduce) = match unit.select {
         Select::Channel(c, r) => (c, r),
@@ -137,18 +169,167 @@ fn exemplars(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         quantiles: !qs.is_empty(),
         seed: rand::Rng::random(ctx.rng()),
     };
-    let pre: Preprocess = unit.model.preprocess.ok_or_else(|| {
+    Ok(Setup { unit, channel, reduce, data, qs, spec })
+}
+
+fn exemplars(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let s = setup(a, ctx)?;
+    let pre: Preprocess = s.unit.model.preprocess.ok_or_else(|| {
         ToolError::arg("unit", "the model does not say how images become its input")
             .help("use a built-in image model such as model(\"efficientnet-lite0\")")
     })?;
+    // A shard takes a contiguous block of whole batches, so every image is
+    // run in the same batch as in one run over all of them.
+    let n = s.data.items.len();
+    let items = match ctx.share() {
+        Some(share) => {
+            let batches = share.range(n.div_ceil(s.spec.batch));
+            (batches.start * s.spec.batch).min(n)..(batches.end * s.spec.batch).min(n)
+        }
+        None => 0..n,
+    };
     let mut noted = Vec::new();
-    let res = pass(&unit.model, &unit.tensor, reduce, pre, data, &spec, &mut |p, d| {
+    let res = pass(&s.unit.model, &s.unit.tensor, s.reduce, pre, s.data, &s.spec, items, &mut |p, d| {
         noted.push((p.to_path_buf(), d.to_string()))
     })
     .map_err(|e| ToolError::arg("data", e))?;
     for (p, d) in noted {
         ctx.note_input(&p, &d);
     }
+    match ctx.share() {
+        Some(_) => partial_value(&res),
+        None => result_value(&s, res, ctx),
+    }
+}
+
+/// The exact merge of shards' passes: top and bottom lists merged with ties
+/// broken by index, samples by priority.
+fn exemplars_merge(a: &Args, ctx: &mut dyn ToolCtx, parts: Vec<Value>) -> Result<Value, ToolError> {
+    let s = setup(a, ctx)?;
+    let mut res =
+        PassResult { top: Vec::new(), bottom: Vec::new(), sample: Sample::new(sample_size(&s.spec), s.spec.seed) };
+    for part in &parts {
+        from_partial(part, &s.spec, &mut res).map_err(|e| ToolError::new(format!("a shard's partial result: {e}")))?;
+    }
+    result_value(&s, res, ctx)
+}
+
+fn sample_size(spec: &PassSpec) -> usize {
+    if spec.quantiles {
+        SAMPLE
+    } else {
+        0
+    }
+}
+
+/// A shard's pass as a value: per channel the top and bottom lists
+/// (values and indices), and the sampled items with their activations.
+fn partial_value(res: &PassResult) -> Result<Value, ToolError> {
+    let lists = |ts: &[TopK]| -> Result<(Value, Value), ToolError> {
+        let kk = ts.first().map(|t| t.items().len()).unwrap_or(0);
+        let mut vals = Vec::with_capacity(ts.len() * kk);
+        let mut idx = Vec::with_capacity(ts.len() * kk);
+        for t in ts {
+            if t.items().len() != kk {
+                return Err(ToolError::new("channels kept different numbers of exemplars"));
+            }
+            for (v, i) in t.items() {
+                vals.push(*v);
+                idx.push(*i as f64);
+            }
+        }
+        let t = ArrayD::from_shape_vec(vec![ts.len(), kk], vals).map_err(|e| ToolError::new(e.to_string()))?;
+        Ok((Value::tensor(t), Value::nums(idx)))
+    };
+    let (top_v, top_i) = lists(&res.top)?;
+    let (bottom_v, bottom_i) = lists(&res.bottom)?;
+    let c = res.top.len();
+    let mut rows = Vec::with_capacity(res.sample.items.len() * c);
+    for (_, _, row) in &res.sample.items {
+        rows.extend_from_slice(row);
+    }
+    let rows =
+        ArrayD::from_shape_vec(vec![res.sample.items.len(), c], rows).map_err(|e| ToolError::new(e.to_string()))?;
+    Ok(Value::record([
+        ("channels", Value::Num(c as f64)),
+        ("top_values", top_v),
+        ("top_indices", top_i),
+        ("bottom_values", bottom_v),
+        ("bottom_indices", bottom_i),
+        ("sample_indices", Value::nums(res.sample.items.iter().map(|(_, i, _)| *i as f64))),
+        ("sample_rows", Value::tensor(rows)),
+    ]))
+}
+
+/// Folds one shard's partial value into `res`.
+fn from_partial(v: &Value, spec: &PassSpec, res: &mut PassResult) -> Result<(), String> {
+    let Value::Record(f) = v else { return Err("not a record".into()) };
+    let get = |k: &str| f.get(k).ok_or_else(|| format!("no `{k}`"));
+    let c = match get("channels")? {
+        Value::Num(c) if *c >= 0.0 && c.fract() == 0.0 => *c as usize,
+        _ => return Err("`channels` is not a count".into()),
+    };
+    if c == 0 {
+        return Ok(()); // a shard with no images
+    }
+    if res.top.is_empty() {
+        res.top = vec![TopK::new(spec.k); c];
+        res.bottom = vec![TopK::new(spec.bottom); if spec.bottom > 0 { c } else { 0 }];
+    } else if res.top.len() != c {
+        return Err(format!("{c} channels, another shard has {}", res.top.len()));
+    }
+    let indices = |k: &str| -> Result<Vec<usize>, String> {
+        match get(k)? {
+            Value::List(l) => l
+                .iter()
+                .map(|x| match x {
+                    Value::Num(n) if *n >= 0.0 && n.fract() == 0.0 => Ok(*n as usize),
+                    _ => Err(format!("`{k}` holds a value that is not an index")),
+                })
+                .collect(),
+            _ => Err(format!("`{k}` is not a list")),
+        }
+    };
+    let tensor = |k: &str| -> Result<assay_interpreter::Tensor, String> {
+        match get(k)? {
+            Value::Tensor(t) => Ok(t.clone()),
+            _ => Err(format!("`{k}` is not a tensor")),
+        }
+    };
+    for (vk, ik, lists) in
+        [("top_values", "top_indices", &mut res.top), ("bottom_values", "bottom_indices", &mut res.bottom)]
+    {
+        if lists.is_empty() {
+            continue;
+        }
+        let vals = tensor(vk)?;
+        let idx = indices(ik)?;
+        let kk = vals.shape().get(1).copied().unwrap_or(0);
+        if vals.shape() != [c, kk] || idx.len() != c * kk {
+            return Err(format!("`{vk}` is {:?}, not [{c}, k]", vals.shape()));
+        }
+        for (n, (v, i)) in vals.iter().zip(&idx).enumerate() {
+            lists[n / kk.max(1)].push(*v, *i);
+        }
+    }
+    if spec.quantiles {
+        let rows = tensor("sample_rows")?;
+        let idx = indices("sample_indices")?;
+        if rows.shape() != [idx.len(), c] {
+            return Err(format!("`sample_rows` is {:?}, not [{}, {c}]", rows.shape(), idx.len()));
+        }
+        let rows = rows.to_array();
+        for (r, i) in idx.iter().enumerate() {
+            let row = rows.index_axis(Axis(0), r);
+            res.sample.offer_ranked(priority(spec.seed, *i), *i, || row.iter().copied().collect());
+        }
+    }
+    Ok(())
+}
+
+/// What the tool returns, from a pass over all of the data.
+fn result_value(s: &Setup, res: PassResult, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let (data, spec, qs) = (s.data, &s.spec, &s.qs);
     let count = Value::Num(data.items.len() as f64);
     let table = |lists: &[Vec<(f32, usize)>], negate: bool| -> Result<(Value, Value), ToolError> {
         let kk = lists.iter().map(|l| l.len()).min().unwrap_or(0);
@@ -165,7 +346,7 @@ fn exemplars(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
             |v| ArrayD::from_shape_vec(shape.clone(), v).map(Value::tensor).map_err(|e| ToolError::new(e.to_string()));
         Ok((t(vals)?, t(idx)?))
     };
-    match channel {
+    match s.channel {
         None => {
             let tops: Vec<Vec<(f32, usize)>> = res.top.iter().map(|t| t.items().to_vec()).collect();
             let (acts, idx) = table(&tops, false)?;
@@ -177,8 +358,9 @@ fn exemplars(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
                 fields.push(("bottom_indices", idx));
             }
             if !qs.is_empty() {
-                let q: Vec<Vec<(f32, usize)>> =
-                    res.reservoirs.iter().map(|r| qs.iter().filter_map(|q| r.quantile(*q)).collect()).collect();
+                let q: Vec<Vec<(f32, usize)>> = (0..res.top.len())
+                    .map(|c| qs.iter().filter_map(|q| res.sample.quantile(c, *q)).collect())
+                    .collect();
                 let (acts, idx) = table(&q, false)?;
                 fields.push(("quantile_activations", acts));
                 fields.push(("quantile_indices", idx));
@@ -210,10 +392,9 @@ fn exemplars(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
                 fields.push(("bottom", Value::record(group(b.items(), true)?)));
             }
             if !qs.is_empty() {
-                let r = res.reservoirs.get(ch).ok_or_else(out_of_range)?;
                 let mut list = Vec::new();
-                for q in &qs {
-                    let Some((v, i)) = r.quantile(*q) else { continue };
+                for q in qs {
+                    let Some((v, i)) = res.sample.quantile(ch, *q) else { continue };
                     let mut g = group(&[(v, i)], false)?;
                     let mut rec = vec![("q", Value::Num(*q))];
                     for (k, val) in g.drain(..) {
@@ -241,8 +422,10 @@ fn exemplars(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     }
 }
 
-/// One streaming pass over the data set, keeping for every channel of
-/// `tensor` what `spec` asks. `on_read` sees each file read (its path and sha256).
+/// One streaming pass over items `items` of the data set, keeping for
+/// every channel of `tensor` what `spec` asks. `on_read` sees each file
+/// read (its path and sha256).
+#[allow(clippy::too_many_arguments)]
 pub fn pass(
     model: &Model,
     tensor: &str,
@@ -250,22 +433,22 @@ pub fn pass(
     pre: Preprocess,
     data: &Dataset,
     spec: &PassSpec,
+    items: std::ops::Range<usize>,
     on_read: &mut dyn FnMut(&std::path::Path, &str),
 ) -> Result<PassResult, String> {
-    use rand::SeedableRng;
     let input = model.inputs.first().map(|p| p.name.clone()).unwrap_or_default();
     let op = if reduce == Reduce::Max { "ReduceMax" } else { "ReduceMean" };
     let rank = crate::onnx::units::tensor_rank(model, tensor).unwrap_or(4);
-    let n = data.items.len();
-    let mut res = PassResult { top: Vec::new(), bottom: Vec::new(), reservoirs: Vec::new() };
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(spec.seed);
+    let n = items.end.min(data.items.len());
+    let mut res = PassResult { top: Vec::new(), bottom: Vec::new(), sample: Sample::new(sample_size(spec), spec.seed) };
     // Drawn on stderr only when it is a terminal (indicatif hides it otherwise).
-    let bar = if n >= 256 { indicatif::ProgressBar::new(n as u64) } else { indicatif::ProgressBar::hidden() };
+    let len = n.saturating_sub(items.start);
+    let bar = if len >= 256 { indicatif::ProgressBar::new(len as u64) } else { indicatif::ProgressBar::hidden() };
     bar.set_style(
         indicatif::ProgressStyle::with_template("exemplars {bar:30} {pos}/{len} images, {per_sec}, eta {eta}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let mut start = 0;
+    let mut start = items.start;
     while start < n {
         let end = (start + spec.batch).min(n);
         let x = batch_tensor(data, start..end, pre, on_read)?;
@@ -282,7 +465,6 @@ pub fn pass(
             let c = acts.shape()[1];
             res.top = vec![TopK::new(spec.k); c];
             res.bottom = vec![TopK::new(spec.bottom); if spec.bottom > 0 { c } else { 0 }];
-            res.reservoirs = vec![Reservoir::new(RESERVOIR); if spec.quantiles { c } else { 0 }];
         }
         for (r, row) in acts.axis_iter(Axis(0)).enumerate() {
             for (c, v) in row.iter().enumerate() {
@@ -290,12 +472,12 @@ pub fn pass(
                 if spec.bottom > 0 {
                     res.bottom[c].push(-*v, start + r);
                 }
-                if spec.quantiles {
-                    res.reservoirs[c].push(*v, start + r, &mut rng);
-                }
+            }
+            if spec.quantiles {
+                res.sample.offer(start + r, row.iter().copied());
             }
         }
-        bar.set_position(end as u64);
+        bar.set_position((end - items.start) as u64);
         start = end;
     }
     bar.finish_and_clear();
@@ -321,7 +503,7 @@ pub fn batch_tensor(
 }
 
 pub(crate) fn register(r: &mut Registry) {
-    r.register(FnTool::new(exemplars_sig, exemplars));
+    r.register(FnTool::new(exemplars_sig, exemplars).merging(exemplars_merge));
 }
 
 #[cfg(test)]
@@ -329,19 +511,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reservoir_quantiles_follow_the_stream() {
-        use rand::SeedableRng;
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        let mut r = Reservoir::new(64);
+    fn sample_quantiles_follow_the_data() {
+        let mut r = Sample::new(64, 7);
         for i in 0..10_000 {
-            r.push(i as f32, i, &mut rng);
+            r.offer(i, [i as f32, -(i as f32)].into_iter());
         }
         assert_eq!(r.items.len(), 64);
-        let median = r.quantile(0.5).map(|(v, _)| v);
+        let median = r.quantile(0, 0.5).map(|(v, _)| v);
         assert!(median.is_some_and(|m| (3500.0..6500.0).contains(&m)), "median of 0..10000 estimated as {median:?}");
-        let (lo, hi) = (r.quantile(0.0).map(|(v, _)| v), r.quantile(1.0).map(|(v, _)| v));
-        assert!(lo < hi, "quantile 0 ({lo:?}) is below quantile 1 ({hi:?})");
-        assert_eq!(Reservoir::new(4).quantile(0.5), None, "an empty sample has no quantiles");
+        let (lo, hi) = (r.quantile(0, 0.0), r.quantile(0, 1.0));
+        assert!(lo.map(|x| x.0) < hi.map(|x| x.0), "quantile 0 ({lo:?}) is below quantile 1 ({hi:?})");
+        assert_eq!(r.quantile(1, 1.0).map(|x| x.1), lo.map(|x| x.1), "channel 1 is channel 0 negated");
+        assert_eq!(Sample::new(4, 0).quantile(0, 0.5), None, "an empty sample has no quantiles");
+    }
+
+    #[test]
+    fn samples_of_parts_merge_into_the_sample_of_the_whole() {
+        let mut whole = Sample::new(16, 3);
+        for i in 0..1000 {
+            whole.offer(i, std::iter::once(i as f32));
+        }
+        let mut merged = Sample::new(16, 3);
+        for part in [0..333, 333..334, 334..1000] {
+            let mut s = Sample::new(16, 3);
+            for i in part {
+                s.offer(i, std::iter::once(i as f32));
+            }
+            for (p, i, row) in s.items {
+                merged.offer_ranked(p, i, || row);
+            }
+        }
+        let ids = |s: &Sample| s.items.iter().map(|x| x.1).collect::<Vec<_>>();
+        assert_eq!(ids(&merged), ids(&whole));
     }
 
     #[test]

@@ -1,0 +1,518 @@
+//! Sharded runs from the command line: `assay run --shard I/N` (its index
+//! also from SLURM or Kubernetes), `assay merge`, and `assay slurm submit`,
+//! which writes and submits an array job of shards and a merge job after it.
+//! What a shard computes and how shares merge is the interpreter's business
+//! (`assay_interpreter::shard`); here are the folders, checks and jobs.
+
+use std::path::{Path, PathBuf};
+
+use assay_interpreter::shard::Share;
+use assay_interpreter::{finish_named, read_regular, run_stem, Diag, ASSAY_VERSION};
+use clap::Subcommand;
+use serde_json::{json, Value as Json};
+
+use crate::cache::CacheUse;
+use crate::cli::{cmd_run, load_script, pretty, usage_error, EXIT_OK, EXIT_SCRIPT};
+use crate::supervise::{Budget, Done, ShardJob};
+
+/// `I/N`, or `auto` (SLURM's array index and count), or `auto/N` (the
+/// index from SLURM or from Kubernetes' JOB_COMPLETION_INDEX).
+pub fn resolve(arg: &str) -> Result<Share, String> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let num = |k: &str, v: String| v.trim().parse::<usize>().map_err(|_| format!("{k}={v} is not a whole number"));
+    let Some(rest) = arg.strip_prefix("auto") else { return Share::parse(arg) };
+    let count = match rest.strip_prefix('/') {
+        Some(n) => Some(n.trim().parse::<usize>().map_err(|_| format!("`{n}` is not a number of shards"))?),
+        None if rest.is_empty() => None,
+        None => return Err(format!("`{arg}` is not I/N, auto or auto/N")),
+    };
+    let index = if let Some(id) = env("SLURM_ARRAY_TASK_ID") {
+        let min = match env("SLURM_ARRAY_TASK_MIN") {
+            Some(m) => num("SLURM_ARRAY_TASK_MIN", m)?,
+            None => 0,
+        };
+        num("SLURM_ARRAY_TASK_ID", id)?.checked_sub(min).ok_or("SLURM_ARRAY_TASK_ID is below SLURM_ARRAY_TASK_MIN")?
+    } else if let Some(i) = env("JOB_COMPLETION_INDEX") {
+        num("JOB_COMPLETION_INDEX", i)?
+    } else {
+        return Err(format!(
+            "--shard {arg}: neither SLURM_ARRAY_TASK_ID nor JOB_COMPLETION_INDEX is set (is this an array job?)"
+        ));
+    };
+    let count = match (count, env("SLURM_ARRAY_TASK_COUNT")) {
+        (Some(n), _) => n,
+        (None, Some(c)) => num("SLURM_ARRAY_TASK_COUNT", c)?,
+        (None, None) => return Err(format!("--shard {arg}: the number of shards is not known; write --shard auto/N")),
+    };
+    Share::new(index, count)
+}
+
+/// A shard's folder: `runs/<stem>/shard-I-of-N/`.
+pub fn shard_dir(runs_dir: &Path, stem: &str, index: usize, count: usize) -> PathBuf {
+    runs_dir.join(run_stem(stem)).join(format!("shard-{index}-of-{count}"))
+}
+
+/// After a shard's child: put its partial record in place (replacing an
+/// earlier run of the same shard) or, if it died, leave nothing behind, so
+/// the merge names the shard as missing.
+pub fn finish_shard_run(
+    tmp: &Path,
+    script: &str,
+    index: usize,
+    count: usize,
+    done: Option<Box<Done>>,
+    died: Option<Box<Diag>>,
+    json: bool,
+) -> u8 {
+    let Some(d) = done.filter(|d| d.status == "partial") else {
+        let _ = std::fs::remove_dir_all(tmp);
+        let message = died.map(|d| d.message).unwrap_or_else(|| "the shard did not finish".into());
+        if json {
+            outln!(
+                "{}",
+                pretty(&json!({"status": "error", "shard": {"index": index, "count": count}, "message": message}))
+            );
+        } else {
+            eprintln!("error: shard {index}/{count} of {script}: {message}");
+        }
+        return EXIT_SCRIPT;
+    };
+    let dir = match finish_named(tmp, &format!("shard-{index}-of-{count}")) {
+        Ok(p) => p,
+        Err(e) => {
+            return usage_error(json, &format!("cannot finish the shard's record: {e}"), "pass a writable --runs-dir")
+        }
+    };
+    let calls: Vec<String> = d.shard_calls.iter().map(|(t, l)| format!("{t} (line {l})")).collect();
+    if json {
+        outln!(
+            "{}",
+            pretty(&json!({
+                "status": "partial",
+                "shard": {"index": index, "count": count},
+                "run_dir": dir.display().to_string(),
+                "sharded_calls": d.shard_calls.iter().map(|(t, l)| json!({"tool": t, "line": l})).collect::<Vec<_>>(),
+                "stopped": d.shard_stopped,
+            }))
+        );
+    } else {
+        if calls.is_empty() {
+            eprintln!("note: the script made no shardable call (exemplars, patch_sweep, shard_map): the merge will run all of it");
+        }
+        if let Some(s) = &d.shard_stopped {
+            eprintln!("note: after its sharded calls the shard went on with its share's results alone and {s}; the merge runs that part");
+        }
+        outln!(
+            "shard {index}/{count}: {} sharded call(s){} → {}",
+            calls.len(),
+            if calls.is_empty() { String::new() } else { format!(": {}", calls.join(", ")) },
+            dir.display()
+        );
+    }
+    EXIT_OK
+}
+
+/// Largest partials.bin the merge reads.
+const MAX_PARTIALS_BYTES: u64 = 4 << 30;
+
+struct Gathered {
+    partials: Vec<String>,
+    stopped: Vec<Option<String>>,
+    seed: u64,
+    /// Every file a shard read: path -> (digest, first shard that read it).
+    inputs: std::collections::BTreeMap<String, (String, usize)>,
+}
+
+/// Reads shards 0..count of `script`, checking that each finished, ran this
+/// script with this Assay and the same seed, and agrees with the others on
+/// every file they both read. Errors are (message, help).
+fn gather(runs_dir: &Path, stem: &str, text: &str, script: &str, count: usize) -> Result<Gathered, (String, String)> {
+    use base64::Engine as _;
+    use sha2::Digest;
+    let want_sha = hex::encode(sha2::Sha256::digest(text.as_bytes()));
+    let rerun = |i: usize| format!("assay run {script} --shard {i}/{count}");
+    let mut missing = Vec::new();
+    let mut g = Gathered { partials: Vec::new(), stopped: Vec::new(), seed: 0, inputs: Default::default() };
+    let mut seed: Option<(u64, usize)> = None;
+    for i in 0..count {
+        let dir = shard_dir(runs_dir, stem, i, count);
+        if !dir.join("manifest.json").is_file() {
+            missing.push(i);
+            continue;
+        }
+        let bad = |why: String| (format!("shard {i} ({}): {why}", dir.display()), format!("rerun it: {}", rerun(i)));
+        let manifest: Json = read_regular(&dir.join("manifest.json"), 64 << 20)
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+            .map_err(|e| bad(format!("manifest.json: {e}")))?;
+        if manifest["status"] != "partial" || manifest["shard"]["index"] != i || manifest["shard"]["count"] != count {
+            return Err(bad("manifest.json is not this shard's partial record".into()));
+        }
+        let sha = manifest["script"]["sha256"].as_str().unwrap_or("");
+        if sha != want_sha {
+            return Err(bad(format!(
+                "it ran another version of the script (sha256 {}…, this one is {}…)",
+                sha.get(..12).unwrap_or(sha),
+                &want_sha[..12]
+            )));
+        }
+        if manifest["assay_version"] != ASSAY_VERSION {
+            return Err(bad(format!("it ran Assay {}, this is {ASSAY_VERSION}", manifest["assay_version"])));
+        }
+        let s = manifest["seed"].as_u64().ok_or_else(|| bad("manifest.json has no seed".into()))?;
+        match seed {
+            Some((s0, j)) if s0 != s => {
+                return Err(bad(format!("it ran with seed {s}, shard {j} with seed {s0}")));
+            }
+            None => seed = Some((s, i)),
+            _ => {}
+        }
+        let bytes = read_regular(&dir.join("partials.bin"), MAX_PARTIALS_BYTES).map_err(bad)?;
+        if manifest["partials_sha256"].as_str() != Some(hex::encode(sha2::Sha256::digest(&bytes)).as_str()) {
+            return Err(bad("partials.bin does not match the digest in its manifest: the record was altered".into()));
+        }
+        if let Some(inputs) = manifest["inputs"].as_object() {
+            for (path, d) in inputs {
+                let d = d.as_str().unwrap_or("").to_string();
+                match g.inputs.get(path) {
+                    Some((d0, j)) if *d0 != d => {
+                        return Err(bad(format!(
+                            "it read {path} with sha256 {}…, shard {j} read it as {}…",
+                            &d[..12.min(d.len())],
+                            &d0[..12.min(d0.len())]
+                        )));
+                    }
+                    Some(_) => {}
+                    None => {
+                        g.inputs.insert(path.clone(), (d, i));
+                    }
+                }
+            }
+        }
+        g.partials.push(base64::engine::general_purpose::STANDARD.encode(&bytes));
+        g.stopped.push(manifest["stopped"].as_str().map(str::to_string));
+    }
+    if !missing.is_empty() {
+        let list: Vec<String> = missing.iter().map(|i| i.to_string()).collect();
+        return Err((
+            format!(
+                "shard(s) {} of {count} have no finished record under {}",
+                list.join(", "),
+                runs_dir.join(run_stem(stem)).display()
+            ),
+            format!(
+                "run the missing shard(s), then merge again: {}",
+                missing.iter().map(|i| rerun(*i)).collect::<Vec<_>>().join("; ")
+            ),
+        ));
+    }
+    g.seed = seed.map(|s| s.0).unwrap_or(0);
+    Ok(g)
+}
+
+/// The sha256 of a file now: through Assay's digest memo for its own cache
+/// files (models), else by reading it.
+fn digest_now(path: &Path) -> Option<String> {
+    assay_stdlib::models::fetch::sha256_file(path).ok()
+}
+
+pub fn cmd_merge(
+    script: &str,
+    count: usize,
+    json: bool,
+    allow: &[PathBuf],
+    runs_dir: &Path,
+    budget: Budget,
+    cache: CacheUse,
+) -> u8 {
+    if count == 0 || count > assay_interpreter::shard::MAX_SHARDS {
+        return usage_error(json, &format!("--shards {count} is out of range"), "e.g. --shards 4");
+    }
+    let s = match load_script(script) {
+        Ok(s) => s,
+        Err((m, h)) => return usage_error(json, &m, &h),
+    };
+    let g = match gather(runs_dir, &s.stem, &s.file.text, script, count) {
+        Ok(g) => g,
+        Err((m, h)) => return usage_error(json, &m, &h),
+    };
+    // The merge reads the models and data again for the work it does
+    // itself; a file that changed since the shards ran would mix two inputs.
+    for (path, (d, i)) in &g.inputs {
+        if let Some(now) = digest_now(Path::new(path)) {
+            if now != *d {
+                return usage_error(
+                    json,
+                    &format!(
+                        "{path} changed since shard {i} read it (sha256 {}… then, {}… now)",
+                        &d[..12.min(d.len())],
+                        &now[..12]
+                    ),
+                    "rerun the shards on the files as they are now, then merge",
+                );
+            }
+        }
+    }
+    let job = ShardJob::Merge { partials: g.partials, stopped: g.stopped };
+    cmd_run(script, json, allow, Some(g.seed), runs_dir, budget, cache, job)
+}
+
+#[derive(Subcommand)]
+pub enum SlurmCommand {
+    /// Write the array job (one task per shard) and the merge job that
+    /// depends on it, and submit both with sbatch. The job scripts are
+    /// kept under runs/<name>/slurm/ to read, edit and resubmit.
+    Submit {
+        script: String,
+        /// Number of shards (array tasks).
+        #[arg(long)]
+        shards: usize,
+        #[arg(long = "allow-read", value_name = "DIR")]
+        allow_read: Vec<PathBuf>,
+        #[arg(long = "runs-dir", value_name = "DIR", default_value = "runs")]
+        runs_dir: PathBuf,
+        /// Override the script's seed (every shard and the merge use it).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Write the job scripts and print the sbatch commands; submit nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+        /// Options for sbatch (both jobs), after `--`: e.g. -- --partition=gpu --time=2:00:00 --mem=16G
+        #[arg(last = true)]
+        sbatch: Vec<String>,
+    },
+    /// A benchmark as an array job (each task investigates its block of
+    /// items) and a merge job that writes the table once every item is done.
+    Bench {
+        #[arg(value_enum)]
+        suite: crate::bench::Suite,
+        /// The baseline (see `assay bench --help`).
+        #[arg(long)]
+        baseline: String,
+        #[arg(long, default_value_t = 1000)]
+        n: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        shards: usize,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+        #[arg(last = true)]
+        sbatch: Vec<String>,
+    },
+}
+
+/// A word for bash, single-quoted.
+fn sh(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+pub struct JobScripts {
+    pub shards: String,
+    pub merge: String,
+}
+
+/// The two job scripts: plain bash with #SBATCH lines. `shard_cmd` runs
+/// one shard (its index from SLURM's environment), `merge_cmd` the merge.
+pub fn job_scripts(
+    what: &str,
+    name: &str,
+    count: usize,
+    cwd: &Path,
+    logs: &Path,
+    shard_cmd: &str,
+    merge_cmd: &str,
+) -> JobScripts {
+    let header = |job: &str| {
+        format!("#!/bin/bash\n# Written by `assay slurm submit` for {what}: {job}.\n# Edit freely; submit again with sbatch.\n")
+    };
+    let shards = format!(
+        "{}#SBATCH --job-name=assay-{name}\n#SBATCH --array=0-{last}\n#SBATCH --output={log}\n#SBATCH --requeue\n\
+         set -euo pipefail\ncd {cwd}\n\
+         # Each task runs its shard (index and count from SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT).\n\
+         # A shard run again replaces its record.\n\
+         exec {shard_cmd}\n",
+        header(&format!("{count} shards as an array job")),
+        last = count - 1,
+        log = logs.join("shard-%a.log").display(),
+        cwd = sh(&cwd.display().to_string()),
+    );
+    let merge = format!(
+        "{}#SBATCH --job-name=assay-{name}-merge\n#SBATCH --output={log}\n\
+         set -euo pipefail\ncd {cwd}\n\
+         # Checks that every shard finished (same script, Assay and seed), then writes the merged record.\n\
+         exec {merge_cmd}\n",
+        header("the merge of its shards"),
+        log = logs.join("merge.log").display(),
+        cwd = sh(&cwd.display().to_string()),
+    );
+    JobScripts { shards, merge }
+}
+
+fn sbatch(args: &[String]) -> Result<String, String> {
+    let out = std::process::Command::new("sbatch")
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run sbatch: {e} (is SLURM installed here?)"))?;
+    if !out.status.success() {
+        return Err(format!("sbatch {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    // --parsable prints "ID" or "ID;CLUSTER".
+    let text = String::from_utf8_lossy(&out.stdout);
+    let id = text.trim().split(';').next().unwrap_or("").to_string();
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("sbatch printed `{}`, not a job id", text.trim()));
+    }
+    Ok(id)
+}
+
+pub fn cmd_slurm(what: SlurmCommand) -> u8 {
+    let (Ok(cwd), Ok(assay)) = (std::env::current_dir(), std::env::current_exe()) else {
+        return usage_error(
+            false,
+            "cannot tell the current folder or this program's path",
+            "run from an existing folder",
+        );
+    };
+    let assay = sh(&assay.display().to_string());
+    let (what, name, shards, dir, shard_cmd, merge_cmd, dry_run, json, extra) = match what {
+        SlurmCommand::Submit { script, shards, allow_read, runs_dir, seed, dry_run, json, sbatch } => {
+            let path = Path::new(&script);
+            if !path.is_file() {
+                return usage_error(
+                    json,
+                    &format!("no script at {script}"),
+                    "pass the .assay file the shards should run",
+                );
+            }
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("script").to_string();
+            let runs = absolute(&runs_dir);
+            let abs = sh(&absolute(path).display().to_string());
+            let mut common = format!("--runs-dir {}", sh(&runs.display().to_string()));
+            for a in &allow_read {
+                common.push_str(&format!(" --allow-read {}", sh(&absolute(a).display().to_string())));
+            }
+            let seed_arg = seed.map(|s| format!(" --seed {s}")).unwrap_or_default();
+            (
+                script.clone(),
+                run_stem(&stem),
+                shards,
+                runs.join(run_stem(&stem)).join("slurm"),
+                format!("{assay} run {abs} --shard auto {common}{seed_arg}"),
+                format!("{assay} merge {abs} --shards {shards} {common}"),
+                dry_run,
+                json,
+                sbatch,
+            )
+        }
+        SlurmCommand::Bench { suite, baseline, n, seed, out, shards, dry_run, json, sbatch } => {
+            let out =
+                absolute(&out.unwrap_or_else(|| PathBuf::from(format!("benchmarks/{}-seed{seed}-n{n}", suite.name()))));
+            let base = format!(
+                "{assay} bench {} --n {n} --seed {seed} --baseline {} --out {} --jobs 1",
+                suite.name(),
+                sh(&baseline),
+                sh(&out.display().to_string())
+            );
+            (
+                format!("benchmark {}", suite.name()),
+                format!("bench-{}", suite.name()),
+                shards,
+                out.join("slurm"),
+                format!("{base} --shard auto"),
+                format!("{base} --merge-shards {shards}"),
+                dry_run,
+                json,
+                sbatch,
+            )
+        }
+    };
+    if shards == 0 || shards > assay_interpreter::shard::MAX_SHARDS {
+        return usage_error(json, &format!("--shards {shards} is out of range"), "e.g. --shards 8");
+    }
+    let jobs = job_scripts(&what, &name, shards, &cwd, &dir, &shard_cmd, &merge_cmd);
+    let shards_file = dir.join("shards.sbatch");
+    let merge_file = dir.join("merge.sbatch");
+    let written = std::fs::create_dir_all(&dir)
+        .and_then(|_| std::fs::write(&shards_file, &jobs.shards))
+        .and_then(|_| std::fs::write(&merge_file, &jobs.merge));
+    if let Err(e) = written {
+        return usage_error(
+            json,
+            &format!("cannot write the job scripts under {}: {e}", dir.display()),
+            "pass a writable --runs-dir",
+        );
+    }
+    let mut first = vec!["--parsable".to_string()];
+    first.extend(extra.iter().cloned());
+    first.push(shards_file.display().to_string());
+    if dry_run {
+        let cmd1 = format!("sbatch {}", first.join(" "));
+        let mut second = vec!["--parsable".to_string(), "--dependency=afterok:<ARRAY_JOB_ID>".to_string()];
+        second.extend(extra.iter().cloned());
+        second.push(merge_file.display().to_string());
+        let cmd2 = format!("sbatch {}", second.join(" "));
+        if json {
+            outln!(
+                "{}",
+                pretty(
+                    &json!({"submitted": false, "shards_job": shards_file, "merge_job": merge_file, "commands": [cmd1, cmd2]})
+                )
+            );
+        } else {
+            outln!(
+                "# {}\n{}\n# {}\n{}\n# submit with:\n{cmd1}\n{cmd2}",
+                shards_file.display(),
+                jobs.shards,
+                merge_file.display(),
+                jobs.merge
+            );
+        }
+        return EXIT_OK;
+    }
+    let array = match sbatch(&first) {
+        Ok(id) => id,
+        Err(e) => {
+            return usage_error(json, &e, "check the sbatch options after `--`, or use --dry-run to see the jobs")
+        }
+    };
+    let mut second =
+        vec!["--parsable".to_string(), format!("--dependency=afterok:{array}"), "--kill-on-invalid-dep=no".to_string()];
+    second.extend(extra.iter().cloned());
+    second.push(merge_file.display().to_string());
+    let merge = match sbatch(&second) {
+        Ok(id) => id,
+        Err(e) => {
+            return usage_error(
+                json,
+                &format!("the array job {array} was submitted, the merge job was not: {e}"),
+                &format!("submit it when the array is done: sbatch {}", merge_file.display()),
+            )
+        }
+    };
+    if json {
+        outln!(
+            "{}",
+            pretty(
+                &json!({"submitted": true, "array_job": array, "merge_job": merge, "shards_job": shards_file, "merge_job_file": merge_file})
+            )
+        );
+    } else {
+        outln!(
+            "submitted array job {array} ({shards} shards) and merge job {merge} after it\n  jobs: {} and {}\n  logs: {}\n  if a shard fails, rerun its task (the command in the array job, with --shard I/{shards}) and then the merge job",
+            shards_file.display(),
+            merge_file.display(),
+            dir.display()
+        );
+    }
+    EXIT_OK
+}

@@ -1,0 +1,274 @@
+//! Sharded runs: `assay run --shard I/N` on every shard, then `assay merge`,
+//! gives a results.json byte-identical to one run on one machine, for each
+//! shardable tool (exemplars over a layer with bottom and quantiles and over
+//! a unit, a head-patching sweep, `shard_map` drawing random numbers) and for
+//! a benchmark; a missing shard is named and running it completes the merge;
+//! a shard of another script version is refused; a shard killed midway
+//! leaves no record. A real SLURM cluster runs the same in `slurm.rs`.
+
+use std::path::{Path, PathBuf};
+
+use crate::support::Test;
+
+/// Finished runs of `s.assay`, oldest first (not the shards' folders).
+fn runs_of(dir: &Path, _stem: &str) -> Vec<PathBuf> {
+    crate::support::runs_of(dir, "s")
+        .into_iter()
+        .filter(|p| p.file_name().unwrap().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .collect()
+}
+
+fn circle(color: &str, r: u32, x: u32) -> String {
+    format!(
+        "<svg xmlns='http://www.w3.org/2000/svg' width='64' height='64'><rect width='64' height='64' fill='white'/><circle cx='{x}' cy='32' r='{r}' fill='{color}'/></svg>"
+    )
+}
+
+/// Eleven drawings (an odd number, so shards and batches do not line up)
+/// and a script with every shardable tool; the second exemplar pass depends
+/// on the first's result, so each shard calls it with other arguments and
+/// the merge must run it whole.
+pub fn setup(dir: &Path) {
+    std::fs::create_dir_all(dir.join("pics")).unwrap();
+    let colors = ["red", "blue", "green", "black", "orange", "purple", "gray", "navy", "teal", "olive", "maroon"];
+    for (i, c) in colors.iter().enumerate() {
+        std::fs::write(dir.join(format!("pics/{i:02}.svg")), circle(c, 8 + 2 * i as u32, 20 + i as u32)).unwrap();
+    }
+    let script = r#"seed 11
+let net = model("efficientnet-lite0")
+let pics = images("pics/*.svg")
+let all = exemplars(layer(net, "/_blocks.15/Relu6_output_0"), pics, k: 3, bottom: 2, quantiles: [0.1, 0.5, 0.9], batch: 2)
+record "top", all.activations
+record "top indices", all.indices
+record "bottom", all.bottom_indices
+record "quantiles", all.quantile_indices
+let strongest = argmax(map(0..1152, c => all.activations[c][0]))
+let one = exemplars(unit(net, "/_blocks.15/Relu6_output_0", channel: strongest), pics, k: 2, quantiles: [0.5], batch: 3)
+record "strongest", {channel: strongest, names: one.names, median: one.quantiles[0].name}
+let lm = model("planted")
+let sweep = patch_sweep(lm, tensor([[1, 0, 3]]), tensor([[2, 0, 3]]), "/layers.*/heads_output_0",
+                        out => logit_diff(out.logits, 1, 2), parts: 2, batch: 1)
+record "sweep", sweep
+record "noisy squares", shard_map(range(0, 7), x => x * x + randn())
+record "after", randn(2)
+"#;
+    std::fs::write(dir.join("s.assay"), script).unwrap();
+}
+
+fn ok(t: Test) -> crate::support::Output {
+    let out = t.run();
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    out
+}
+
+fn shard(dir: &Path, i: usize, n: usize) -> crate::support::Output {
+    ok(Test::new(dir).args(["run", "s.assay", "--json", "--shard", &format!("{i}/{n}")]))
+}
+
+fn merge(dir: &Path, n: usize) -> crate::support::Output {
+    Test::new(dir).args(["merge", "s.assay", "--json", "--shards", &n.to_string()]).run()
+}
+
+fn results(run: &Path) -> String {
+    std::fs::read_to_string(run.join("results.json")).unwrap()
+}
+
+fn whole(dir: &Path) -> PathBuf {
+    ok(Test::new(dir).args(["run", "s.assay", "--json", "--no-cache"]));
+    runs_of(dir, "s").pop().unwrap()
+}
+
+#[test]
+fn merged_shards_give_the_one_machine_record_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let one = whole(dir.path());
+    for n in [2, 3] {
+        for i in 0..n {
+            let out = shard(dir.path(), i, n).json();
+            assert_eq!(out["status"], "partial");
+            let tools: Vec<&str> =
+                out["sharded_calls"].as_array().unwrap().iter().map(|c| c["tool"].as_str().unwrap()).collect();
+            assert_eq!(tools.iter().filter(|t| **t == "exemplars").count(), 2, "{out}");
+            assert!(tools.contains(&"patch_sweep") && tools.contains(&"shard_map"), "{out}");
+            let folder = dir.path().join(format!("runs/s/shard-{i}-of-{n}"));
+            assert!(folder.join("partials.bin").is_file());
+            assert!(!folder.join("results.json").exists(), "a shard is never a finished run");
+        }
+        let m = merge(dir.path(), n);
+        assert_eq!(m.code, 0, "{}{}", m.stdout, m.stderr);
+        let merged = runs_of(dir.path(), "s").pop().unwrap();
+        assert_eq!(results(&merged), results(&one), "{n} shards merged differ from one run");
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(merged.join("manifest.json")).unwrap()).unwrap();
+        assert_eq!(manifest["merged"]["shards"], n);
+        // The layer pass, the sweep and the map come from the shards; the
+        // unit pass depends on the layer pass's result, so it ran whole.
+        assert_eq!(manifest["merged"]["answered"], 3, "{manifest}");
+        let whole_calls = manifest["merged"]["ran_whole"].to_string();
+        assert!(whole_calls.contains("line 10: exemplars"), "{whole_calls}");
+        // Every image was read by some shard, and the merge says so.
+        let inputs = manifest["inputs"].as_object().unwrap();
+        assert_eq!(inputs.keys().filter(|k| k.ends_with(".svg")).count(), 11);
+    }
+    // And `verify` re-executes the merged run on one machine.
+    let merged = runs_of(dir.path(), "s").pop().unwrap();
+    let v = Test::new(dir.path()).args(["verify", merged.to_str().unwrap(), "--json"]).run();
+    assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
+}
+
+#[test]
+fn a_missing_shard_is_named_and_running_it_completes_the_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let one = whole(dir.path());
+    shard(dir.path(), 0, 3);
+    shard(dir.path(), 2, 3);
+    let m = merge(dir.path(), 3);
+    assert_eq!(m.code, 2, "{}{}", m.stdout, m.stderr);
+    let j = m.json();
+    let text = format!("{} {}", j["error"], j["help"]);
+    assert!(text.contains("shard(s) 1 of 3"), "{text}");
+    assert!(text.contains("--shard 1/3"), "the help says how to run it: {text}");
+    // A shard killed midway leaves nothing the merge would take for it.
+    let mut child = std::process::Command::new(crate::support::assay_bin())
+        .current_dir(dir.path())
+        .env("ASSAY_CALL_CACHE_DIR", crate::support::test_call_cache())
+        .args(["run", "s.assay", "--shard", "1/3", "--no-cache"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once it has started its record (the sandboxed child is at work).
+    let started = std::time::Instant::now();
+    while started.elapsed().as_secs() < 60
+        && !std::fs::read_dir(dir.path().join("runs/s"))
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(".incomplete-"))
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!dir.path().join("runs/s/shard-1-of-3").exists(), "a killed shard has no record");
+    assert_eq!(merge(dir.path(), 3).code, 2, "and the merge still names it");
+    shard(dir.path(), 1, 3);
+    let m = merge(dir.path(), 3);
+    assert_eq!(m.code, 0, "{}{}", m.stdout, m.stderr);
+    assert_eq!(results(&runs_of(dir.path(), "s").pop().unwrap()), results(&one));
+}
+
+#[test]
+fn a_shard_of_another_script_version_or_seed_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    shard(dir.path(), 0, 2);
+    let original = std::fs::read_to_string(dir.path().join("s.assay")).unwrap();
+    std::fs::write(dir.path().join("s.assay"), original.replace("k: 3", "k: 4")).unwrap();
+    shard(dir.path(), 1, 2);
+    let m = merge(dir.path(), 2);
+    assert_eq!(m.code, 2, "{}{}", m.stdout, m.stderr);
+    let j = m.json();
+    assert!(j["error"].as_str().unwrap().contains("shard 0"), "{j}");
+    assert!(j["error"].as_str().unwrap().contains("another version of the script"), "{j}");
+    // The same script with another seed on one shard.
+    shard(dir.path(), 0, 2);
+    ok(Test::new(dir.path()).args(["run", "s.assay", "--shard", "1/2", "--seed", "12"]));
+    let m = merge(dir.path(), 2);
+    assert_eq!(m.code, 2, "{}{}", m.stdout, m.stderr);
+    assert!(m.json()["error"].as_str().unwrap().contains("seed"), "{}", m.stdout);
+    // A damaged partial record is refused, not merged.
+    shard(dir.path(), 1, 2);
+    let p = dir.path().join("runs/s/shard-1-of-2/partials.bin");
+    let mut bytes = std::fs::read(&p).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x40;
+    std::fs::write(&p, bytes).unwrap();
+    let m = merge(dir.path(), 2);
+    assert_eq!(m.code, 2, "{}{}", m.stdout, m.stderr);
+    assert!(m.json()["error"].as_str().unwrap().contains("altered"), "{}", m.stdout);
+}
+
+#[test]
+fn shard_arguments_come_from_slurm_or_kubernetes_and_bad_ones_are_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.assay"), "record \"xs\", shard_map(range(0, 5), x => x + 1)\n").unwrap();
+    let out = ok(Test::new(dir.path())
+        .args(["run", "s.assay", "--json", "--shard", "auto"])
+        .env("SLURM_ARRAY_TASK_ID", "3")
+        .env("SLURM_ARRAY_TASK_MIN", "2")
+        .env("SLURM_ARRAY_TASK_COUNT", "2"))
+    .json();
+    assert_eq!(out["shard"], serde_json::json!({"index": 1, "count": 2}));
+    let out = ok(Test::new(dir.path())
+        .args(["run", "s.assay", "--json", "--shard", "auto/2"])
+        .env("JOB_COMPLETION_INDEX", "0"))
+    .json();
+    assert_eq!(out["shard"], serde_json::json!({"index": 0, "count": 2}));
+    let m = merge(dir.path(), 2);
+    assert_eq!(m.code, 0, "{}{}", m.stdout, m.stderr);
+    assert_eq!(m.json()["results"]["records"]["xs"], serde_json::json!([1, 2, 3, 4, 5]));
+    for (arg, says) in
+        [("3/3", "not below"), ("0/0", "between 1"), ("two", "INDEX/COUNT"), ("auto", "SLURM_ARRAY_TASK_ID")]
+    {
+        let out = Test::new(dir.path()).args(["run", "s.assay", "--json", "--shard", arg]).run();
+        assert_eq!(out.code, 2, "--shard {arg}: {}", out.stdout);
+        assert!(out.json()["error"].as_str().unwrap().contains(says), "--shard {arg}: {}", out.stdout);
+    }
+}
+
+#[test]
+fn a_sharded_benchmark_merges_into_the_one_machine_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let bench = |out: &str, extra: &[&str]| {
+        Test::new(dir.path())
+            .args(["bench", "numeric", "--n", "3", "--baseline", "floor", "--jobs", "1", "--out", out])
+            .args(extra)
+            .run()
+    };
+    let one = bench("one", &[]);
+    assert_eq!(one.code, 0, "{}{}", one.stdout, one.stderr);
+    let s0 = bench("sharded", &["--shard", "0/2"]);
+    assert_eq!(s0.code, 0, "{}{}", s0.stdout, s0.stderr);
+    let early = bench("sharded", &["--merge-shards", "2"]);
+    assert_ne!(early.code, 0);
+    assert!(early.stderr.contains("shard 1 of 2"), "the unfinished shard is named: {}", early.stderr);
+    assert_eq!(bench("sharded", &["--shard", "1/2"]).code, 0);
+    let m = bench("sharded", &["--merge-shards", "2"]);
+    assert_eq!(m.code, 0, "{}{}", m.stdout, m.stderr);
+    let read = |p: &str| std::fs::read_to_string(dir.path().join(p).join("baseline-floor/results.json")).unwrap();
+    assert_eq!(read("sharded"), read("one"));
+}
+
+#[test]
+fn slurm_job_scripts_are_written_readable_and_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let out = ok(Test::new(dir.path()).args([
+        "slurm",
+        "submit",
+        "s.assay",
+        "--shards",
+        "4",
+        "--dry-run",
+        "--json",
+        "--",
+        "--partition=debug",
+    ]))
+    .json();
+    assert_eq!(out["submitted"], false);
+    let shards = std::fs::read_to_string(out["shards_job"].as_str().unwrap()).unwrap();
+    let merge = std::fs::read_to_string(out["merge_job"].as_str().unwrap()).unwrap();
+    assert!(shards.starts_with("#!/bin/bash\n"));
+    assert!(shards.contains("#SBATCH --array=0-3") && shards.contains("--shard auto"), "{shards}");
+    assert!(merge.contains("merge") && merge.contains("--shards 4"), "{merge}");
+    let cmds = out["commands"].to_string();
+    assert!(cmds.contains("--partition=debug") && cmds.contains("--dependency=afterok:"), "{cmds}");
+    // Both scripts are valid bash.
+    for f in [&out["shards_job"], &out["merge_job"]] {
+        let st = std::process::Command::new("bash").args(["-n", f.as_str().unwrap()]).status().unwrap();
+        assert!(st.success());
+    }
+}

@@ -1,0 +1,179 @@
+//! Sharded runs on a real SLURM: a one-node cluster (Debian's slurm-wlm and
+//! munge; slurmctld and slurmd on loopback, configured in a temporary
+//! folder by `tests/slurm/cluster.sh`) runs `assay slurm submit`'s array job
+//! and its merge job; the merged record must equal the one-machine record
+//! byte for byte, also when SLURM requeues a shard midway. The same for a
+//! benchmark (`assay slurm bench`).
+//!
+//! `.ci/run` installs slurm-wlm and munge and sets ASSAY_REQUIRE_SLURM=1, so
+//! there these tests cannot be skipped; elsewhere, without SLURM installed
+//! (or without root, which slurmd needs), they say so and do nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::support::{repo_root, Test};
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    /// One cluster at a time: they listen on the same ports.
+    _one: std::sync::MutexGuard<'static, ()>,
+}
+
+static ONE_CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+impl Cluster {
+    fn conf(&self) -> String {
+        self.dir.path().join("slurm.conf").display().to_string()
+    }
+
+    /// Starts the cluster, or `None` where SLURM cannot run here (and that is allowed).
+    fn start() -> Option<Cluster> {
+        let have =
+            Command::new("sh").args(["-c", "command -v slurmctld && command -v slurmd && command -v munged"]).output();
+        let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+        let required = std::env::var("ASSAY_REQUIRE_SLURM").is_ok_and(|v| v == "1");
+        if !have.is_ok_and(|o| o.status.success()) || !root {
+            assert!(!required, "ASSAY_REQUIRE_SLURM=1 but slurm-wlm and munge are not installed, or this is not root");
+            eprintln!("SKIPPED: SLURM tests need slurm-wlm and munge (apt-get install slurm-wlm munge) and root");
+            return None;
+        }
+        let one = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let st =
+            Command::new(repo_root().join("tests/slurm/cluster.sh")).arg("start").arg(dir.path()).status().unwrap();
+        assert!(st.success(), "the test cluster did not start (logs were printed above)");
+        Some(Cluster { dir, _one: one })
+    }
+
+    fn cmd(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env("SLURM_CONF", self.conf());
+        c
+    }
+
+    /// Waits until none of `jobs` is pending or running.
+    fn wait(&self, jobs: &[&str], limit: Duration) {
+        let started = Instant::now();
+        loop {
+            let out = self.cmd("squeue").args(["-h", "-o", "%i %T", "-j", &jobs.join(",")]).output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            if text.trim().is_empty() {
+                return;
+            }
+            assert!(started.elapsed() < limit, "jobs still queued after {limit:?}:\n{text}");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// The state of every task of `job` (sacct is not configured: scontrol
+    /// knows finished jobs for MinJobAge seconds).
+    fn states(&self, job: &str) -> String {
+        let out = self.cmd("scontrol").args(["show", "job", job]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter(|w| w.starts_with("JobState=") || w.starts_with("JobId=") || w.starts_with("Restarts="))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("tests/slurm/cluster.sh")).arg("stop").arg(self.dir.path()).status();
+    }
+}
+
+fn results(run: &Path) -> String {
+    std::fs::read_to_string(run.join("results.json")).unwrap()
+}
+
+fn numbered_runs(dir: &Path) -> Vec<PathBuf> {
+    crate::support::runs_of(dir, "s")
+        .into_iter()
+        .filter(|p| p.file_name().unwrap().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .collect()
+}
+
+fn submit(c: &Cluster, dir: &Path, args: &[&str]) -> (String, String) {
+    let out = Test::new(dir).env("SLURM_CONF", c.conf()).args(args).arg("--json").run();
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let j = out.json();
+    assert_eq!(j["submitted"], true, "{j}");
+    (j["array_job"].as_str().unwrap().to_string(), j["merge_job"].as_str().unwrap().to_string())
+}
+
+#[test]
+fn slurm_array_jobs_merge_to_the_one_machine_records() {
+    let Some(c) = Cluster::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    crate::shard::setup(dir.path());
+    let one = Test::new(dir.path()).args(["run", "s.assay", "--json"]).run();
+    assert_eq!(one.code, 0, "{}{}", one.stdout, one.stderr);
+    let one = results(&numbered_runs(dir.path()).pop().unwrap());
+
+    // The exemplar passes, the head sweep and the map, as 3 array tasks and a merge job.
+    let (array, merge) = submit(&c, dir.path(), &["slurm", "submit", "s.assay", "--shards", "3"]);
+    c.wait(&[&array, &merge], Duration::from_secs(600));
+    let log = std::fs::read_to_string(dir.path().join("runs/s/slurm/merge.log")).unwrap_or_default();
+    let runs = numbered_runs(dir.path());
+    assert_eq!(runs.len(), 2, "the merge job wrote one run ({}): {log}", c.states(&merge));
+    assert_eq!(results(&runs[1]), one, "the merged record equals the one-machine record");
+    for i in 0..3 {
+        assert!(dir.path().join(format!("runs/s/shard-{i}-of-3/partials.bin")).is_file());
+    }
+
+    // SLURM requeues shard 1 while it runs (as after a node failure): the
+    // task runs again, replaces its record, and the merge still matches.
+    for i in 0..3 {
+        std::fs::remove_dir_all(dir.path().join(format!("runs/s/shard-{i}-of-3"))).unwrap();
+    }
+    let (array, merge) = submit(&c, dir.path(), &["slurm", "submit", "s.assay", "--shards", "3", "--", "--requeue"]);
+    let task = format!("{array}_1");
+    let started = Instant::now();
+    while !c.states(&task).contains("JobState=RUNNING") {
+        assert!(started.elapsed() < Duration::from_secs(120), "task 1 never ran: {}", c.states(&task));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let rq = c.cmd("scontrol").args(["requeue", &task]).output().unwrap();
+    assert!(rq.status.success(), "scontrol requeue: {}", String::from_utf8_lossy(&rq.stderr));
+    c.wait(&[&array, &merge], Duration::from_secs(900));
+    assert!(c.states(&task).contains("Restarts=1"), "task 1 was requeued once: {}", c.states(&task));
+    let runs = numbered_runs(dir.path());
+    assert_eq!(runs.len(), 3, "the merge after the requeue wrote a run: {}", c.states(&merge));
+    assert_eq!(results(&runs[2]), one, "after a requeued shard the merged record still equals the one-machine record");
+}
+
+#[test]
+fn a_slurm_benchmark_merges_to_the_one_machine_table() {
+    let Some(c) = Cluster::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let bench = ["bench", "numeric", "--n", "4", "--baseline", "floor", "--jobs", "1"];
+    let one = Test::new(dir.path()).args(bench).args(["--out", "one"]).run();
+    assert_eq!(one.code, 0, "{}{}", one.stdout, one.stderr);
+    let out = dir.path().join("sharded");
+    let (array, merge) = submit(
+        &c,
+        dir.path(),
+        &[
+            "slurm",
+            "bench",
+            "numeric",
+            "--n",
+            "4",
+            "--baseline",
+            "floor",
+            "--shards",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    c.wait(&[&array, &merge], Duration::from_secs(600));
+    let read = |p: &Path| std::fs::read_to_string(p.join("baseline-floor/results.json")).unwrap_or_default();
+    let log = std::fs::read_to_string(out.join("slurm/merge.log")).unwrap_or_default();
+    assert_eq!(read(&out), read(&dir.path().join("one")), "merge log: {log}");
+    assert!(!read(&out).is_empty());
+}

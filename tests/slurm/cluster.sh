@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# A one-node SLURM cluster on loopback, configured in a folder of its own:
+#   tests/slurm/cluster.sh start DIR   # munged, slurmctld and slurmd; waits until the node is idle
+#   tests/slurm/cluster.sh stop DIR
+# Needs Debian's slurm-wlm and munge (`.ci/run` installs them) and root (slurmd runs jobs as their user).
+# Everything it writes is under DIR; the daemons listen on 127.0.0.1 only.
+set -euo pipefail
+cmd=${1:?start or stop}
+dir=$(realpath -m "${2:?a folder}")
+export SLURM_CONF="$dir/slurm.conf"
+
+stop() {
+  for p in slurmd slurmctld munged; do
+    if [[ -f "$dir/$p.pid" ]]; then kill "$(cat "$dir/$p.pid")" 2>/dev/null || true; fi
+  done
+  sleep 1
+  for p in slurmd slurmctld munged; do
+    if [[ -f "$dir/$p.pid" ]]; then kill -9 "$(cat "$dir/$p.pid")" 2>/dev/null || true; rm -f "$dir/$p.pid"; fi
+  done
+}
+
+if [[ $cmd == stop ]]; then stop; exit 0; fi
+[[ $cmd == start ]] || { echo "usage: $0 start|stop DIR" >&2; exit 2; }
+
+mkdir -p "$dir"/{spool,state,munge,log}
+chmod 711 "$dir/munge"
+mkdir -p "$dir/spool/slurmd-$(hostname -s)"
+# munged insists on its key being private and its folders not world-writable.
+if [[ ! -f "$dir/munge/munge.key" ]]; then
+  dd if=/dev/urandom of="$dir/munge/munge.key" bs=1024 count=1 status=none
+  chmod 400 "$dir/munge/munge.key"
+fi
+host=$(hostname -s)
+cpus=$(nproc)
+mem=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 1024 ))
+cat > "$SLURM_CONF" <<CONF
+ClusterName=assaytest
+SlurmctldHost=$host(127.0.0.1)
+SlurmctldPort=16817
+SlurmdPort=16818
+AuthType=auth/munge
+CryptoType=crypto/munge
+AuthInfo=socket=$dir/munge/munge.socket
+SlurmUser=root
+SlurmdUser=root
+StateSaveLocation=$dir/state
+SlurmdSpoolDir=$dir/spool/slurmd-$host
+MailProg=/bin/true
+SlurmctldPidFile=$dir/slurmctld.pid
+SlurmdPidFile=$dir/slurmd.pid
+SlurmctldLogFile=$dir/log/slurmctld.log
+SlurmdLogFile=$dir/log/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ReturnToService=2
+MpiDefault=none
+SwitchType=switch/none
+JobRequeue=1
+MinJobAge=600
+InactiveLimit=0
+KillWait=5
+Waittime=0
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
+PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
+CONF
+stop
+munged --socket="$dir/munge/munge.socket" --key-file="$dir/munge/munge.key" \
+  --pid-file="$dir/munged.pid" --log-file="$dir/log/munged.log" --seed-file="$dir/munge/seed" --force
+slurmctld -f "$SLURM_CONF" -i
+slurmd -f "$SLURM_CONF"
+for _ in $(seq 1 60); do
+  if sinfo -h -o '%T' 2>/dev/null | grep -qx idle; then echo "slurm up: SLURM_CONF=$SLURM_CONF"; exit 0; fi
+  sleep 1
+done
+echo "the node did not become idle; logs in $dir/log" >&2
+sinfo >&2 || true
+tail -20 "$dir/log/slurmctld.log" "$dir/log/slurmd.log" >&2 || true
+exit 1
