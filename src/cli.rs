@@ -685,7 +685,7 @@ pub(crate) fn cmd_run(
                 if d.merged_whole.is_empty() {
                     String::new()
                 } else {
-                    format!("; ran whole here (no shard ran them): {}", d.merged_whole.join(", "))
+                    format!("; ran whole here, as not every shard made the same call: {}", d.merged_whole.join(", "))
                 }
             );
         }

@@ -287,9 +287,11 @@ pub enum SlurmCommand {
     Bench {
         #[arg(value_enum)]
         suite: crate::bench::Suite,
-        /// The baseline (see `assay bench --help`).
+        /// A baseline (see `assay bench --help`); without it the agent's
+        /// configured model investigates (its ASSAY_AGENT_* variables reach
+        /// the jobs through sbatch's default --export=ALL).
         #[arg(long)]
-        baseline: String,
+        baseline: Option<String>,
         #[arg(long, default_value_t = 1000)]
         n: usize,
         #[arg(long, default_value_t = 0)]
@@ -417,10 +419,11 @@ pub fn cmd_slurm(what: SlurmCommand) -> u8 {
         SlurmCommand::Bench { suite, baseline, n, seed, out, shards, dry_run, json, sbatch } => {
             let out =
                 absolute(&out.unwrap_or_else(|| PathBuf::from(format!("benchmarks/{}-seed{seed}-n{n}", suite.name()))));
+            let baseline = baseline.map(|b| format!(" --baseline {}", sh(&b))).unwrap_or_default();
+            // Each task investigates as many items at once as SLURM gave it CPUs.
             let base = format!(
-                "{assay} bench {} --n {n} --seed {seed} --baseline {} --out {} --jobs 1",
+                "{assay} bench {} --n {n} --seed {seed}{baseline} --out {}",
                 suite.name(),
-                sh(&baseline),
                 sh(&out.display().to_string())
             );
             (

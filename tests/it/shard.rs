@@ -272,3 +272,27 @@ fn slurm_job_scripts_are_written_readable_and_complete() {
         assert!(st.success());
     }
 }
+
+#[test]
+fn shards_with_nothing_to_do_go_on_to_the_next_sharded_call() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let script = r#"let net = model("efficientnet-lite0")
+let pics = take(images("pics/*.svg"), 3)
+let top = exemplars(unit(net, "/_blocks.15/Relu6_output_0", channel: 5), pics, k: 2, bottom: 1, batch: 2)
+record "names", top.names
+record "squares", shard_map(range(0, 3), x => x * x)
+"#;
+    std::fs::write(dir.path().join("s.assay"), script).unwrap();
+    let one = whole(dir.path());
+    // 4 shards, 2 batches and 3 items: shard 3 has no batch and no item.
+    for i in 0..4 {
+        let out = shard(dir.path(), i, 4).json();
+        assert_eq!(out["stopped"], serde_json::Value::Null, "shard {i}: {out}");
+        assert_eq!(out["sharded_calls"].as_array().unwrap().len(), 2, "shard {i}: {out}");
+    }
+    let m = merge(dir.path(), 4);
+    assert_eq!(m.code, 0, "{}{}", m.stdout, m.stderr);
+    assert_eq!(m.json()["merged"]["answered"], 2);
+    assert_eq!(results(&runs_of(dir.path(), "s").pop().unwrap()), results(&one));
+}

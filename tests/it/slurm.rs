@@ -97,7 +97,8 @@ fn numbered_runs(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn submit(c: &Cluster, dir: &Path, args: &[&str]) -> (String, String) {
-    let out = Test::new(dir).env("SLURM_CONF", c.conf()).args(args).arg("--json").run();
+    // `--json` before any `--`, which passes the rest to sbatch.
+    let out = Test::new(dir).env("SLURM_CONF", c.conf()).args(&args[..2]).arg("--json").args(&args[2..]).run();
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     let j = out.json();
     assert_eq!(j["submitted"], true, "{j}");

@@ -370,7 +370,14 @@ fn result_value(s: &Setup, res: PassResult, ctx: &mut dyn ToolCtx) -> Result<Val
         Some(ch) => {
             let channels = res.top.len();
             let out_of_range = || ToolError::arg("unit", format!("channel {ch} is out of range ({channels} channels)"));
-            let t = res.top.get(ch).ok_or_else(out_of_range)?;
+            // A shard whose block is empty goes on with empty lists.
+            let empty = TopK::new(0);
+            let none_here = channels == 0 && ctx.share().is_some();
+            let t = match res.top.get(ch) {
+                Some(t) => t,
+                None if none_here => &empty,
+                None => return Err(out_of_range()),
+            };
             let mut group = |items: &[(f32, usize)], negate: bool| -> Result<Vec<(&'static str, Value)>, ToolError> {
                 let mut images = Vec::new();
                 for (_, i) in items {
@@ -388,7 +395,11 @@ fn result_value(s: &Setup, res: PassResult, ctx: &mut dyn ToolCtx) -> Result<Val
             let mut fields = group(t.items(), false)?;
             fields.push(("count", count));
             if spec.bottom > 0 {
-                let b = res.bottom.get(ch).ok_or_else(out_of_range)?;
+                let b = match res.bottom.get(ch) {
+                    Some(b) => b,
+                    None if none_here => &empty,
+                    None => return Err(out_of_range()),
+                };
                 fields.push(("bottom", Value::record(group(b.items(), true)?)));
             }
             if !qs.is_empty() {
