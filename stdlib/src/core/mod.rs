@@ -6,6 +6,7 @@ mod lists;
 mod math;
 pub(crate) mod random;
 mod stats;
+mod tensor_files;
 mod text;
 
 use assay_interpreter::{Args, Registry, Signature, Tool, ToolCtx, ToolError, Value};
@@ -55,4 +56,5 @@ pub(crate) fn register(r: &mut Registry) {
     text::register(r);
     lists::register(r);
     files::register(r);
+    tensor_files::register(r);
 }

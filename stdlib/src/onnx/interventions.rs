@@ -80,6 +80,15 @@ fn cross_patch(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     } else {
         feeds_value(&donor, a.get("donor_inputs"), "donor_inputs")?
     };
+    for (arg, feeds) in [("inputs", &inputs), ("donor_inputs", &donor_inputs)] {
+        if let Some((k, t)) = feeds.iter().find(|(_, t)| t.shape().first().is_some_and(|n| *n != 1)) {
+            return Err(ToolError::arg(
+                if a.is_none("donor_inputs") { "inputs" } else { arg },
+                format!("cross_patch patches one example at a time; input `{k}` has {} rows", t.shape()[0]),
+            )
+            .help("map over the examples: map(examples, x => cross_patch(model, donor, x, tensors))"));
+        }
+    }
     let names = select_names(&donor, a, "tensors")?;
     let target_names: Vec<String> = super::graph::sites(&m.proto).into_iter().map(|s| s.name).collect();
     for n in &names {

@@ -504,6 +504,15 @@ impl Model {
         self.outputs.iter().filter(|p| !cache(&p.name)).map(|p| p.name.clone()).collect()
     }
 
+    /// Inputs a run fills when they are not given: for a model with a KV
+    /// cache, the cache itself (`past_key_values.*`, empty), `attention_mask`
+    /// and `position_ids` (see `cache_defaults`).
+    pub fn optional_input(&self, name: &str) -> bool {
+        self.kv.as_ref().is_some_and(|slots| {
+            slots.iter().any(|s| s.past == name) || name == "attention_mask" || name == "position_ids"
+        })
+    }
+
     /// For a model with a KV cache: an empty past (P = 0) of the batch's
     /// size where no past is fed, and `attention_mask` (ones over P+T) and
     /// `position_ids` (P..P+T) where the model takes them and they are not given.

@@ -104,22 +104,69 @@ pub fn feeds_value(model: &Model, value: &Value, i: &str) -> Result<Vec<(String,
         let input = model.inputs.first().map(|p| p.name.clone()).unwrap_or_default();
         return Ok(vec![(input, ids)]);
     }
+    let names: Vec<&str> = model.inputs.iter().map(|p| p.name.as_str()).collect();
+    let required: Vec<&str> = names.iter().copied().filter(|n| !model.optional_input(n)).collect();
+    // Each required input with its dtype and shape, as the help lists them.
+    let described = required
+        .iter()
+        .filter_map(|n| model.inputs.iter().find(|p| p.name == *n))
+        .map(|p| format!("{} {} {}", p.name, p.dtype, p.shape_text()))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let optional = || {
+        let cache = names.iter().filter(|n| n.starts_with("past_key_values.")).count();
+        let mut o = Vec::new();
+        if cache > 0 {
+            o.push(format!("the KV cache (past_key_values.*, {cache} inputs; empty when left out)"));
+        }
+        for n in ["attention_mask", "position_ids"] {
+            if names.contains(&n) && model.optional_input(n) {
+                o.push(format!("{n} (filled when left out)"));
+            }
+        }
+        o
+    };
     match value {
-        Value::Record(r) => r.iter().map(|(k, v)| Ok((k.clone(), as_tensor(v, &format!("input `{k}`"))?))).collect(),
-        v => {
-            if model.inputs.len() != 1 {
-                let names: Vec<&str> = model.inputs.iter().map(|p| p.name.as_str()).collect();
+        Value::Record(r) => {
+            for k in r.keys() {
+                if !names.contains(&k.as_str()) {
+                    let help = match assay_interpreter::closest(k, names.iter().copied()) {
+                        Some(c) => format!("did you mean `{c}`? the model takes: {described}"),
+                        None => format!("the model takes: {described}"),
+                    };
+                    return Err(ToolError::arg(i, format!("the model has no input `{k}`")).help(help));
+                }
+            }
+            if let Some(m) = required.iter().find(|n| !r.contains_key(**n)) {
+                let opt = optional();
                 return Err(ToolError::arg(
                     i,
-                    format!(
-                        "the model takes {} inputs; pass a record {{name: tensor}} with {}",
-                        names.len(),
-                        names.join(", ")
-                    ),
-                ));
+                    format!("input `{m}` is missing; the model needs {}", required.join(", ")),
+                )
+                .help(if opt.is_empty() {
+                    "pass a record {name: tensor} with each".to_string()
+                } else {
+                    format!("optional: {}", opt.join("; "))
+                }));
             }
-            Ok(vec![(model.inputs[0].name.clone(), as_tensor(v, "inputs")?)])
+            r.iter().map(|(k, v)| Ok((k.clone(), as_tensor(v, &format!("input `{k}`"))?))).collect()
         }
+        v => match required.as_slice() {
+            [one] => Ok(vec![(one.to_string(), as_tensor(v, "inputs")?)]),
+            _ => {
+                let opt = optional();
+                let example = required.iter().map(|n| format!("{n}: ...")).collect::<Vec<_>>().join(", ");
+                Err(ToolError::arg(
+                    i,
+                    format!("the model needs {} inputs; pass a record {{{example}}}", required.len()),
+                )
+                .help(if opt.is_empty() {
+                    format!("its inputs: {}", names.join(", "))
+                } else {
+                    format!("optional: {}", opt.join("; "))
+                }))
+            }
+        },
     }
 }
 
@@ -480,9 +527,34 @@ fn patch(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     known_tensor(&m, &t, "tensor")?;
     m.patch_type(&t).map_err(|e| ToolError::arg("tensor", e))?;
     let want = m.output_names();
-    m.patch(f, vec![(t, value, mask)], &want)
+    let (vs, ms) = (value.shape().to_vec(), mask.shape().to_vec());
+    m.patch(f.clone(), vec![(t.clone(), value, mask)], &want)
         .map(|out| outputs_record(out.into_iter().map(|(k, v)| (k, Tensor::new(v))).collect()))
-        .map_err(|e| ToolError::arg("inputs", e))
+        .map_err(|e| {
+            // Say which shape the value needs, not the runtime's broadcast text.
+            let actual = m.capture(f, std::slice::from_ref(&t)).ok().and_then(|mut c| c.remove(&t));
+            if let Some(actual) = actual {
+                for (arg, shape) in [("value", &vs), ("mask", &ms)] {
+                    if !broadcasts_to(shape, actual.shape()) {
+                        return ToolError::arg(
+                            arg,
+                            format!("the {arg} is {shape:?} but `{t}` is {:?} on these inputs", actual.shape()),
+                        )
+                        .help(format!(
+                            "a patch {arg} has the tensor's shape {:?} or broadcasts to it (e.g. [{}] for every position)",
+                            actual.shape(),
+                            actual.shape().last().copied().unwrap_or(1)
+                        ));
+                    }
+                }
+            }
+            ToolError::arg("inputs", e)
+        })
+}
+
+/// Whether an array of shape `a` broadcasts to shape `b` (NumPy's rule, one way).
+fn broadcasts_to(a: &[usize], b: &[usize]) -> bool {
+    a.len() <= b.len() && a.iter().rev().zip(b.iter().rev()).all(|(x, y)| *x == 1 || x == y)
 }
 
 /// One row per tensor: name, kind, producing op and node, dtype, shape.
