@@ -21,6 +21,7 @@ pub fn registry() -> Registry {
     onnx::sweep::register(&mut r);
     onnx::metrics::register(&mut r);
     onnx::interventions::register(&mut r);
+    onnx::lens::register(&mut r);
     models::register(&mut r);
     vision::register(&mut r);
     r

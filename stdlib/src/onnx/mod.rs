@@ -7,6 +7,7 @@ pub mod proto {
 }
 pub mod graph;
 pub mod interventions;
+pub mod lens;
 pub mod metrics;
 pub mod model;
 pub mod runtime;
