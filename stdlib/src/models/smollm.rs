@@ -57,7 +57,7 @@ struct Config {
     vocab: usize,
 }
 
-fn dyn_type(elem: DataType, dims: &[Option<i64>], names: &[&str]) -> TypeProto {
+pub(crate) fn dyn_type(elem: DataType, dims: &[Option<i64>], names: &[&str]) -> TypeProto {
     let mut t = tensor_type(elem as i32, Some(&vec![1; dims.len()]));
     if let Some(type_proto::Value::TensorType(tt)) = &mut t.value {
         if let Some(shape) = &mut tt.shape {

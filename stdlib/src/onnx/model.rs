@@ -187,6 +187,9 @@ pub struct Model {
     /// Rewritten sessions, least recently built first.
     order: Mutex<Vec<String>>,
     every_tensor: OnceLock<Result<Vec<Port>, String>>,
+    /// The longest sequence (cached plus new tokens) the model's position
+    /// table covers, where the graph says (see [`Model::max_positions`]).
+    max_positions: OnceLock<Option<usize>>,
     /// The KV cache's slots, for decoders exported with one.
     pub kv: Option<Vec<KvSlot>>,
     /// Facts learnt about this model by running it (e.g. whether a hook set
@@ -344,6 +347,7 @@ impl Model {
             sessions: Mutex::new(sessions),
             order: Mutex::new(Vec::new()),
             every_tensor: OnceLock::new(),
+            max_positions: OnceLock::new(),
             kv,
             memo: Mutex::new(HashMap::new()),
         }
@@ -455,6 +459,7 @@ impl Model {
         want: &[String],
     ) -> Result<BTreeMap<String, Lazy>, String> {
         let feeds = self.cache_defaults(feeds);
+        self.check_positions(&feeds)?;
         let s = self.session(key, make)?;
         let mut s = s.lock().map_err(|_| "a previous model call failed midway")?;
         let declared: Vec<Port> = s.inputs().iter().map(|o| Port::from_outlet(o.name(), o.dtype())).collect();
@@ -504,6 +509,30 @@ impl Model {
         self.outputs.iter().filter(|p| !cache(&p.name)).map(|p| p.name.clone()).collect()
     }
 
+    /// The longest sequence the model's position table covers: the
+    /// `max_positions` its metadata states (Assay's built models), or the
+    /// rows of a learned position embedding that `position_ids` index
+    /// (a Gather of an initializer by that input, as GPT-2 exports have).
+    /// `None` where the graph does not say (e.g. rotary models computing
+    /// angles on the fly).
+    pub fn max_positions(&self) -> Option<usize> {
+        *self.max_positions.get_or_init(|| {
+            let stated = self.proto.metadata_props.iter().find(|p| p.key() == "max_positions");
+            if let Some(n) = stated.and_then(|p| p.value().parse::<usize>().ok()) {
+                return Some(n);
+            }
+            let g = self.proto.graph.as_ref()?;
+            g.node.iter().find_map(|n| {
+                let (data, idx) = (n.input.first()?, n.input.get(1)?);
+                if n.op_type() != "Gather" || idx != "position_ids" {
+                    return None;
+                }
+                let t = g.initializer.iter().find(|t| t.name() == data)?;
+                (t.dims.len() == 2).then(|| usize::try_from(t.dims[0]).ok()).flatten()
+            })
+        })
+    }
+
     /// Inputs a run fills when they are not given: for a model with a KV
     /// cache, the cache itself (`past_key_values.*`, empty), `attention_mask`
     /// and `position_ids` (see `cache_defaults`).
@@ -511,6 +540,31 @@ impl Model {
         self.kv.as_ref().is_some_and(|slots| {
             slots.iter().any(|s| s.past == name) || name == "attention_mask" || name == "position_ids"
         })
+    }
+
+    /// Refuses a sequence longer than the position table, with the limit,
+    /// rather than the runtime's out-of-range or broadcast text.
+    fn check_positions(&self, feeds: &[(String, ArrayD<f32>)]) -> Result<(), String> {
+        let Some(max) = self.max_positions() else { return Ok(()) };
+        let t = feeds.iter().find(|(k, _)| k == "input_ids").and_then(|(_, v)| v.shape().get(1).copied());
+        let past = feeds
+            .iter()
+            .find(|(k, _)| self.kv.iter().flatten().any(|s| s.past == *k))
+            .and_then(|(_, v)| v.shape().get(2).copied())
+            .unwrap_or(0);
+        let from_ids = feeds
+            .iter()
+            .find(|(k, _)| k == "position_ids")
+            .and_then(|(_, v)| v.iter().copied().fold(None, |m: Option<f32>, x| Some(m.map_or(x, |m| m.max(x)))))
+            .map(|m| m as usize + 1);
+        let len = from_ids.unwrap_or(0).max(t.map(|t| t + past).unwrap_or(0));
+        if len > max {
+            return Err(format!(
+                "the sequence is {len} tokens{} but the model's position table holds {max}",
+                if past > 0 { format!(" ({past} cached)") } else { String::new() }
+            ));
+        }
+        Ok(())
     }
 
     /// For a model with a KV cache: an empty past (P = 0) of the batch's

@@ -110,3 +110,51 @@ fn small_models_keep_more_rewritten_sessions_than_large_ones() {
     assert_eq!(rewritten_sessions_for(256 << 20), 8);
     assert_eq!(rewritten_sessions_for(0), MOST_REWRITTEN_SESSIONS);
 }
+
+#[test]
+fn a_sequence_longer_than_the_position_table_is_refused_with_the_limit() {
+    use crate::models::build::{int, GraphBuilder};
+    use crate::models::smollm::dyn_type;
+    use crate::onnx::proto::{tensor_proto::DataType, GraphProto, ValueInfoProto};
+    let port = |name: &str, elem: DataType, dims: &[Option<i64>], names: &[&str]| ValueInfoProto {
+        name: Some(name.into()),
+        r#type: Some(dyn_type(elem, dims, names)),
+        ..Default::default()
+    };
+    // GPT-2's layout: learned positions `wpe` [4, 2] indexed by position_ids.
+    let mut b = GraphBuilder::default();
+    b.f32("wte", &[10, 2], &[0.5; 20]);
+    b.f32("wpe", &[4, 2], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]);
+    let tok = b.node("Gather", "/wte", &["wte", "input_ids"], vec![int("axis", 0)]);
+    let pos = b.node("Gather", "/wpe", &["wpe", "position_ids"], vec![int("axis", 0)]);
+    b.node_to("Add", "/embed", &[&tok, &pos], vec![], "hidden");
+    let graph = GraphProto {
+        node: b.nodes,
+        name: Some("positions".into()),
+        initializer: b.inits,
+        input: vec![
+            port("input_ids", DataType::Int64, &[None, None], &["N", "T"]),
+            port("position_ids", DataType::Int64, &[None, None], &["N", "T"]),
+        ],
+        output: vec![port("hidden", DataType::Float, &[None, None, Some(2)], &["N", "T", ""])],
+        ..Default::default()
+    };
+    let proto = build::model(graph, "learned positions".into());
+    let (path, bytes, sha) = build::cache_built("tests", "positions", &proto).unwrap();
+    let m = Model::load(&path, "positions", &bytes, sha, Provider::Cpu).unwrap();
+    assert_eq!(m.max_positions(), Some(4));
+    let feeds = |t: usize| {
+        vec![
+            ("input_ids".to_string(), ArrayD::zeros(vec![1, t])),
+            ("position_ids".to_string(), ndarray::Array::from_shape_fn((1, t), |(_, j)| j as f32).into_dyn()),
+        ]
+    };
+    let out = m.run("", || Ok(m.proto.clone()), feeds(4), &["hidden".to_string()]).unwrap();
+    assert_eq!(out["hidden"].shape(), &[1, 4, 2]);
+    let err = m.run("", || Ok(m.proto.clone()), feeds(5), &["hidden".to_string()]).unwrap_err();
+    assert_eq!(err, "the sequence is 5 tokens but the model's position table holds 4");
+    // A graph that says nothing of positions has no limit to check.
+    let planted = planted::build(planted::Variant::Original);
+    let (path, bytes, sha) = build::cache_built("tests", "planted", &planted).unwrap();
+    assert_eq!(Model::load(&path, "planted", &bytes, sha, Provider::Cpu).unwrap().max_positions(), None);
+}
