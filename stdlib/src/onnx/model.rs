@@ -569,7 +569,8 @@ impl Model {
 
     /// For a model with a KV cache: an empty past (P = 0) of the batch's
     /// size where no past is fed, and `attention_mask` (ones over P+T) and
-    /// `position_ids` (P..P+T) where the model takes them and they are not given.
+    /// `position_ids` (counted from a given mask, else P..P+T) where the
+    /// model takes them and they are not given.
     fn cache_defaults(&self, mut feeds: Vec<(String, ArrayD<f32>)>) -> Vec<(String, ArrayD<f32>)> {
         let Some(slots) = &self.kv else { return feeds };
         let fed = |feeds: &[(String, ArrayD<f32>)], n: &str| feeds.iter().any(|(k, _)| k == n);
@@ -591,7 +592,27 @@ impl Model {
             feeds.push(("attention_mask".into(), ArrayD::ones(vec![n, p + t])));
         }
         if takes("position_ids") && !fed(&feeds, "position_ids") {
-            let pos = ndarray::Array2::from_shape_fn((n, t), |(_, j)| (p + j) as f32);
+            // From a given mask as Hugging Face counts them (each row's
+            // attended tokens so far, less one: left or right padding both
+            // work), else P..P+T.
+            let mask = feeds.iter().find(|(k, _)| k == "attention_mask").map(|(_, m)| m.clone());
+            let pos = match mask.filter(|m| m.ndim() == 2 && m.shape()[0] == n && m.shape()[1] >= t) {
+                Some(m) => {
+                    let s = m.shape()[1];
+                    let mut pos = ndarray::Array2::<f32>::zeros((n, t));
+                    for r in 0..n {
+                        let mut seen = 0.0f32;
+                        for j in 0..s {
+                            seen += m[[r, j]];
+                            if j + t >= s {
+                                pos[[r, j + t - s]] = (seen - 1.0).max(0.0);
+                            }
+                        }
+                    }
+                    pos
+                }
+                None => ndarray::Array2::from_shape_fn((n, t), |(_, j)| (p + j) as f32),
+            };
             feeds.push(("position_ids".into(), pos.into_dyn()));
         }
         feeds

@@ -100,8 +100,21 @@ pub fn feeds_value(model: &Model, value: &Value, i: &str) -> Result<Vec<(String,
             ToolError::arg(i, "this model has no tokenizer, so it cannot take text; pass tensors")
                 .help("language models from model(\"smollm2-135m\") take text")
         })?;
-        let ids = encode_batch(tok, &texts).map_err(|e| ToolError::arg(i, e))?;
         let input = model.inputs.first().map(|p| p.name.clone()).unwrap_or_default();
+        let takes = |n: &str| model.inputs.iter().any(|p| p.name == n);
+        if texts.len() > 1 && takes("attention_mask") && takes("position_ids") {
+            // Texts of different lengths are left-padded, so each row's last
+            // position is its last token; the mask hides the padding and
+            // each row's positions start at its first token.
+            let (ids, padding) = encode_padded(tok, &texts).map_err(|e| ToolError::arg(i, e))?;
+            let mut feeds = vec![(input, ids)];
+            if let Some((mask, positions)) = padding {
+                feeds.push(("attention_mask".into(), mask));
+                feeds.push(("position_ids".into(), positions));
+            }
+            return Ok(feeds);
+        }
+        let ids = encode_batch(tok, &texts).map_err(|e| ToolError::arg(i, e))?;
         return Ok(vec![(input, ids)]);
     }
     let names: Vec<&str> = model.inputs.iter().map(|p| p.name.as_str()).collect();
@@ -170,6 +183,37 @@ pub fn feeds_value(model: &Model, value: &Value, i: &str) -> Result<Vec<(String,
     }
 }
 
+/// A padded batch's attention mask and position ids, [N, T] each.
+pub type Padding = (ArrayD<f32>, ArrayD<f32>);
+
+/// Token ids [N, T] for texts of any lengths, left-padded to the longest,
+/// and, where any row is padded, the attention mask [N, T] (0 on padding)
+/// and position ids [N, T] (0 from each row's first token).
+pub fn encode_padded(
+    tok: &tokenizers::Tokenizer,
+    texts: &[String],
+) -> Result<(ArrayD<f32>, Option<Padding>), String> {
+    let mut rows: Vec<Vec<u32>> = Vec::new();
+    for t in texts {
+        let enc = tok.encode(t.as_str(), false).map_err(|e| format!("cannot tokenize {t:?}: {e}"))?;
+        if enc.get_ids().is_empty() {
+            return Err(format!("text {} is empty: a language model needs at least one token", rows.len()));
+        }
+        rows.push(enc.get_ids().to_vec());
+    }
+    let t = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+    let n = rows.len();
+    let pad = |r: usize| t - rows[r].len();
+    let ids =
+        ndarray::Array2::from_shape_fn((n, t), |(r, j)| if j < pad(r) { 0.0 } else { rows[r][j - pad(r)] as f32 });
+    if rows.iter().all(|r| r.len() == t) {
+        return Ok((ids.into_dyn(), None));
+    }
+    let mask = ndarray::Array2::from_shape_fn((n, t), |(r, j)| if j < pad(r) { 0.0 } else { 1.0 });
+    let positions = ndarray::Array2::from_shape_fn((n, t), |(r, j)| j.saturating_sub(pad(r)) as f32);
+    Ok((ids.into_dyn(), Some((mask.into_dyn(), positions.into_dyn()))))
+}
+
 /// Token ids [N, T] for texts that tokenize to the same length.
 pub fn encode_batch(tok: &tokenizers::Tokenizer, texts: &[String]) -> Result<ArrayD<f32>, String> {
     let mut rows: Vec<Vec<u32>> = Vec::new();
@@ -183,7 +227,7 @@ pub fn encode_batch(tok: &tokenizers::Tokenizer, texts: &[String]) -> Result<Arr
     }
     if let Some((k, r)) = rows.iter().enumerate().find(|(_, r)| r.len() != len) {
         return Err(format!(
-            "texts must have the same number of tokens to run as one batch: text 0 has {len}, text {k} has {}",
+            "texts must have the same number of tokens to run as one batch here (this model takes no attention_mask and position_ids to pad them): text 0 has {len}, text {k} has {}",
             r.len()
         ));
     }
@@ -368,7 +412,7 @@ fn onnx(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn run_sig() -> Signature {
-    Signature::new("run", "models", "Runs the model on inputs and returns its outputs by name, as float32 tensors.")
+    Signature::new("run", "models", "Runs the model on inputs and returns its outputs by name, as float32 tensors. Inputs: a tensor (for a model with one required input), a record {name: tensor}, or text (a prompt or a list of prompts) for a language model. Prompts of different lengths are left-padded into one batch where the model takes attention_mask and position_ids (SmolLM2 does): each row's last position is its last token, and each row gives what it gives alone. A KV-cache model's cache inputs, attention_mask and position_ids are optional (positions are counted from a given mask, so right padding works too).")
         .param("model", model_type(), "a model from onnx()")
         .param("inputs", Type::Any, "a record {input_name: tensor}, or one tensor if the model has one input")
         .opt("batch", Type::Num, Value::Num(0.0), "run this many rows at a time (0: all at once)")
