@@ -50,19 +50,28 @@ fn detokenize(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn generate_sig() -> Signature {
-    Signature::new("generate", "text", "Greedy continuation of a prompt: `n` new tokens, each the most likely next one. Returns the new text only.")
+    Signature::new("generate", "text", "Continues a prompt by `n` new tokens: greedy (each the most likely next token) or, with a `temperature` above 0, sampled from the run's seed (the same seed gives the same text). On a model with a KV cache (past_key_values.* inputs in Optimum's convention, as SmolLM2's) each step computes only the new token from the cached keys and values; `cache: false` recomputes the whole sequence every step (the same tokens, slower). Returns the new text only.")
         .param("model", Type::Handle("model"), "a language model")
         .param("prompt", Type::Str, "the text to continue")
         .opt("n", Type::Num, Value::Num(8.0), "how many tokens to add")
+        .opt("temperature", Type::Num, Value::Num(0.0), "0 for greedy; above 0 samples from softmax(logits / temperature)")
+        .opt("cache", Type::Bool, Value::Bool(true), "reuse the KV cache between steps where the model has one")
         .returns(Type::Str)
-        .example("let lm = model(\"smollm2-135m\")\nassert starts_with(generate(lm, \"The capital of France is\", n: 2), \" Paris\")")
+        .example("let lm = model(\"smollm2-135m\")\nassert starts_with(generate(lm, \"The capital of France is\", n: 2), \" Paris\")\nassert generate(lm, \"Once upon a time\", n: 6) == generate(lm, \"Once upon a time\", n: 6, cache: false)")
 }
-fn generate(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+fn generate(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let m = model_of(a, "model")?;
     let tok = tokenizer(a, "model")?;
     let n = a.count("n")?;
     if n > 256 {
         return Err(ToolError::arg("n", "at most 256 new tokens"));
+    }
+    let temperature = a.num("temperature")?;
+    if !(temperature >= 0.0 && temperature.is_finite()) {
+        return Err(ToolError::arg(
+            "temperature",
+            format!("the temperature is 0 (greedy) or above, not {temperature}"),
+        ));
     }
     let mut ids: Vec<u32> =
         tok.encode(a.str("prompt")?, false).map_err(|e| ToolError::arg("prompt", e.to_string()))?.get_ids().to_vec();
@@ -73,24 +82,64 @@ fn generate(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let input = m.inputs.first().map(|p| p.name.clone()).unwrap_or_default();
     let out = m.output_names();
     let logits_name = out.first().cloned().unwrap_or_default();
-    for _ in 0..n {
-        let x = ArrayD::from_shape_vec(vec![1, ids.len()], ids.iter().map(|x| *x as f32).collect())
-            .map_err(|e| ToolError::new(e.to_string()))?;
-        let res = m.run("", || Ok(m.proto.clone()), vec![(input.clone(), x)], &out).map_err(ToolError::new)?;
+    let slots = if a.bool("cache")? { m.kv.clone() } else { None };
+    let mut want = out.clone();
+    want.extend(slots.iter().flatten().map(|s| s.present.clone()));
+    // The keys and values of every token so far, fed as the next step's past.
+    let mut past: Vec<(String, ArrayD<f32>)> = Vec::new();
+    let row = |v: &[u32]| {
+        ArrayD::from_shape_vec(vec![1, v.len()], v.iter().map(|x| *x as f32).collect())
+            .map_err(|e| ToolError::new(e.to_string()))
+    };
+    for step in 0..n {
+        let mut feeds = if slots.is_some() && step > 0 {
+            vec![(input.clone(), row(&ids[ids.len() - 1..])?)]
+        } else {
+            vec![(input.clone(), row(&ids)?)]
+        };
+        feeds.append(&mut past);
+        let mut res = m.run("", || Ok(m.proto.clone()), feeds, &want).map_err(|e| ToolError::arg("prompt", e))?;
+        for s in slots.iter().flatten() {
+            let present = res.remove(&s.present).ok_or_else(|| ToolError::new(format!("no output `{}`", s.present)))?;
+            past.push((s.past.clone(), present));
+        }
         let logits = &res[&logits_name];
         if logits.ndim() != 3 {
             return Err(ToolError::arg("model", "the model's first output is not [N, T, vocab] logits"));
         }
-        let last = logits.index_axis(Axis(0), 0).index_axis(Axis(0), ids.len() - 1).to_owned();
-        let mut best = 0;
-        for (j, v) in last.iter().enumerate() {
-            if *v > last[best] {
-                best = j;
-            }
-        }
-        ids.push(best as u32);
+        let t = logits.shape()[1];
+        let last: Vec<f32> = logits.index_axis(Axis(0), 0).index_axis(Axis(0), t - 1).iter().copied().collect();
+        ids.push(next_token(&last, temperature, ctx)? as u32);
     }
     tok.decode(&ids[start..], false).map(Value::str).map_err(|e| ToolError::new(e.to_string()))
+}
+
+/// The most likely token (ties: the lowest id), or one drawn from
+/// softmax(logits / temperature) with the call's random stream.
+fn next_token(logits: &[f32], temperature: f64, ctx: &mut dyn ToolCtx) -> Result<usize, ToolError> {
+    if logits.is_empty() {
+        return Err(ToolError::arg("model", "the model's logits are empty"));
+    }
+    let mut best = 0;
+    for (j, v) in logits.iter().enumerate() {
+        if *v > logits[best] {
+            best = j;
+        }
+    }
+    if temperature == 0.0 {
+        return Ok(best);
+    }
+    let top = logits[best] as f64;
+    let weights: Vec<f64> = logits.iter().map(|v| ((*v as f64 - top) / temperature).exp()).collect();
+    let total: f64 = weights.iter().sum();
+    let mut u = rand::Rng::random::<f64>(ctx.rng()) * total;
+    for (j, w) in weights.iter().enumerate() {
+        if u < *w {
+            return Ok(j);
+        }
+        u -= w;
+    }
+    Ok(best)
 }
 
 pub(crate) fn register(r: &mut Registry) {

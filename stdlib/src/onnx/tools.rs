@@ -189,10 +189,7 @@ pub type Padding = (ArrayD<f32>, ArrayD<f32>);
 /// Token ids [N, T] for texts of any lengths, left-padded to the longest,
 /// and, where any row is padded, the attention mask [N, T] (0 on padding)
 /// and position ids [N, T] (0 from each row's first token).
-pub fn encode_padded(
-    tok: &tokenizers::Tokenizer,
-    texts: &[String],
-) -> Result<(ArrayD<f32>, Option<Padding>), String> {
+pub fn encode_padded(tok: &tokenizers::Tokenizer, texts: &[String]) -> Result<(ArrayD<f32>, Option<Padding>), String> {
     let mut rows: Vec<Vec<u32>> = Vec::new();
     for t in texts {
         let enc = tok.encode(t.as_str(), false).map_err(|e| format!("cannot tokenize {t:?}: {e}"))?;
