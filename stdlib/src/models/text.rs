@@ -50,12 +50,14 @@ fn detokenize(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn generate_sig() -> Signature {
-    Signature::new("generate", "text", "Continues a prompt by `n` new tokens: greedy (each the most likely next token) or, with a `temperature` above 0, sampled from the run's seed (the same seed gives the same text). On a model with a KV cache (past_key_values.* inputs in Optimum's convention, as SmolLM2's) each step computes only the new token from the cached keys and values; `cache: false` recomputes the whole sequence every step (the same tokens, slower). Returns the new text only.")
+    Signature::new("generate", "text", "Continues a prompt by `n` new tokens: greedy (each the most likely next token) or, with a `temperature` above 0, sampled from the run's seed (the same seed gives the same text). On a model with a KV cache (past_key_values.* inputs in Optimum's convention, as SmolLM2's) each step computes only the new token from the cached keys and values; `cache: false` recomputes the whole sequence every step (the same tokens, slower). With `steer` and `patch`, the interventions hold at every step, the new tokens included. Returns the new text only.")
         .param("model", Type::Handle("model"), "a language model")
         .param("prompt", Type::Str, "the text to continue")
         .opt("n", Type::Num, Value::Num(8.0), "how many tokens to add")
         .opt("temperature", Type::Num, Value::Num(0.0), "0 for greedy; above 0 samples from softmax(logits / temperature)")
         .opt("cache", Type::Bool, Value::Bool(true), "reuse the KV cache between steps where the model has one")
+        .opt("steer", Type::Any, Value::None, "{tensor: vector}: a vector added to each tensor at every position and step (activation addition), e.g. a difference of residual streams")
+        .opt("patch", Type::Any, Value::None, "{tensor: value} or {tensor: {value, mask}}: the tensor set to `mask*value + (1-mask)*tensor` at every position and step (mask 1 where left out), e.g. a head zeroed or a neuron clamped")
         .returns(Type::Str)
         .example("let lm = model(\"smollm2-135m\")\nassert starts_with(generate(lm, \"The capital of France is\", n: 2), \" Paris\")\nassert generate(lm, \"Once upon a time\", n: 6) == generate(lm, \"Once upon a time\", n: 6, cache: false)")
 }
@@ -83,6 +85,7 @@ fn generate(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let out = m.output_names();
     let logits_name = out.first().cloned().unwrap_or_default();
     let slots = if a.bool("cache")? { m.kv.clone() } else { None };
+    let (patches, adds) = interventions(&m, a)?;
     let mut want = out.clone();
     want.extend(slots.iter().flatten().map(|s| s.present.clone()));
     // The keys and values of every token so far, fed as the next step's past.
@@ -98,7 +101,16 @@ fn generate(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
             vec![(input.clone(), row(&ids)?)]
         };
         feeds.append(&mut past);
-        let mut res = m.run("", || Ok(m.proto.clone()), feeds, &want).map_err(|e| ToolError::arg("prompt", e))?;
+        let mut res = m.hooked(feeds, patches.clone(), adds.clone(), &want).map_err(|e| {
+            let at = if adds.is_empty() && patches.is_empty() {
+                "prompt"
+            } else if adds.is_empty() {
+                "patch"
+            } else {
+                "steer"
+            };
+            ToolError::arg(at, e)
+        })?;
         for s in slots.iter().flatten() {
             let present = res.remove(&s.present).ok_or_else(|| ToolError::new(format!("no output `{}`", s.present)))?;
             past.push((s.past.clone(), present));
@@ -112,6 +124,45 @@ fn generate(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         ids.push(next_token(&last, temperature, ctx)? as u32);
     }
     tok.decode(&ids[start..], false).map(Value::str).map_err(|e| ToolError::new(e.to_string()))
+}
+
+type Patches = Vec<(String, ArrayD<f32>, ArrayD<f32>)>;
+type Adds = Vec<(String, ArrayD<f32>)>;
+
+/// `steer` and `patch` as the model layer takes them, each tensor checked by name.
+fn interventions(m: &crate::onnx::model::Model, a: &Args) -> Result<(Patches, Adds), ToolError> {
+    let tensor = |v: &Value, arg: &str, what: &str| -> Result<ArrayD<f32>, ToolError> {
+        assay_interpreter::to_tensor(v).map(|t| t.to_array()).map_err(|e| ToolError::arg(arg, format!("{what}: {e}")))
+    };
+    let mut adds = Vec::new();
+    if !a.is_none("steer") {
+        for (name, v) in a.record("steer")? {
+            crate::onnx::tools::known_tensor(m, name, "steer")?;
+            adds.push((name.clone(), tensor(v, "steer", &format!("the vector for `{name}`"))?));
+        }
+    }
+    let mut patches = Vec::new();
+    if !a.is_none("patch") {
+        for (name, v) in a.record("patch")? {
+            crate::onnx::tools::known_tensor(m, name, "patch")?;
+            let (value, mask) = match v {
+                Value::Record(r) => {
+                    let value = r.get("value").ok_or_else(|| {
+                        ToolError::arg("patch", format!("the patch of `{name}` has no `value`"))
+                            .help("write {value: v, mask: m}")
+                    })?;
+                    let mask = match r.get("mask") {
+                        Some(mk) => tensor(mk, "patch", &format!("the mask for `{name}`"))?,
+                        None => ArrayD::ones(vec![1]),
+                    };
+                    (tensor(value, "patch", &format!("the value for `{name}`"))?, mask)
+                }
+                other => (tensor(other, "patch", &format!("the value for `{name}`"))?, ArrayD::ones(vec![1])),
+            };
+            patches.push((name.clone(), value, mask));
+        }
+    }
+    Ok((patches, adds))
 }
 
 /// The most likely token (ties: the lowest id), or one drawn from

@@ -20,6 +20,12 @@ pub fn new_input(tensor: &str) -> String {
 pub fn mask_input(tensor: &str) -> String {
     format!("assay::mask::{tensor}")
 }
+/// The input added to a tensor by [`add`].
+pub fn add_input(tensor: &str) -> String {
+    format!("assay::add::{tensor}")
+}
+/// The original value of a tensor something is added to.
+const PRE_ADD_SUFFIX: &str = "::assay_pre_add";
 
 /// Decodes an ONNX model, with a message a person can act on.
 pub fn decode(bytes: &[u8]) -> Result<ModelProto, String> {
@@ -337,6 +343,45 @@ pub fn patch(m: &ModelProto, tensors: &BTreeMap<String, TypeProto>) -> Result<Mo
         // shape is the broadcast of the mask's, the new value's and that.
         for v in g.value_info.iter_mut().filter(|v| v.name() == t) {
             v.name = Some(orig.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Routes each named tensor T through `T = orig + add`, where `add` becomes
+/// a graph input named by [`add_input`] (any shape that broadcasts to T):
+/// activation addition (a steering vector added to the residual stream).
+/// Applies after [`patch`] where both name a tensor.
+pub fn add(m: &ModelProto, tensors: &BTreeMap<String, TypeProto>) -> Result<ModelProto, String> {
+    if default_opset(m) < 7 {
+        return Err("the model uses an opset older than 7, where Add does not broadcast (re-export the model)".into());
+    }
+    let mut out = m.clone();
+    let g = out.graph.get_or_insert_with(Default::default);
+    for (t, declared) in tensors {
+        let elem = elem_of(declared);
+        if !is_float(elem) {
+            return Err(format!(
+                "`{t}` holds {}, not floating-point values; only float tensors can be added to",
+                elem_name(elem)
+            ));
+        }
+        let index = g.node.iter().position(|n| n.output.iter().any(|o| o == t)).ok_or_else(|| {
+            format!("`{t}` is not computed by a node (a graph input or a weight); add to a tensor the model computes")
+        })?;
+        let pre = format!("{t}{PRE_ADD_SUFFIX}");
+        for o in g.node[index].output.iter_mut().filter(|o| *o == t) {
+            o.clone_from(&pre);
+        }
+        let add_in = add_input(t);
+        g.input.push(ValueInfoProto {
+            name: Some(add_in.clone()),
+            r#type: Some(tensor_type(elem, None)),
+            ..Default::default()
+        });
+        g.node.insert(index + 1, node("Add", format!("assay/add/{t}"), &[&pre, &add_in], t));
+        for v in g.value_info.iter_mut().filter(|v| v.name() == t) {
+            v.name = Some(pre.clone());
         }
     }
     Ok(out)

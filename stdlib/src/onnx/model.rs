@@ -763,6 +763,46 @@ impl Model {
     }
 }
 
+impl Model {
+    /// Runs with `patches` (tensor, new value, mask: `T = mask*new +
+    /// (1-mask)*orig`) and `adds` (tensor, vector: `T = orig + vector`), each
+    /// broadcast over the tensor, so they apply at every position, also to
+    /// tokens a KV-cache run adds one at a time.
+    pub fn hooked(
+        &self,
+        mut feeds: Vec<(String, ArrayD<f32>)>,
+        patches: Vec<(String, ArrayD<f32>, ArrayD<f32>)>,
+        adds: Vec<(String, ArrayD<f32>)>,
+        want: &[String],
+    ) -> Result<BTreeMap<String, ArrayD<f32>>, String> {
+        if patches.is_empty() && adds.is_empty() {
+            return self.run("", || Ok(self.proto.clone()), feeds, want);
+        }
+        let mut ptypes = BTreeMap::new();
+        for (t, _, _) in &patches {
+            ptypes.insert(t.clone(), self.patch_type(t)?);
+        }
+        let mut atypes = BTreeMap::new();
+        for (t, _) in &adds {
+            atypes.insert(t.clone(), self.patch_type(t)?);
+        }
+        let key = format!(
+            "patch:{}|add:{}",
+            ptypes.keys().cloned().collect::<Vec<_>>().join("\u{0}"),
+            atypes.keys().cloned().collect::<Vec<_>>().join("\u{0}")
+        );
+        for (t, new, mask) in patches {
+            feeds.push((graph::new_input(&t), new));
+            feeds.push((graph::mask_input(&t), mask));
+        }
+        for (t, v) in adds {
+            feeds.push((graph::add_input(&t), v));
+        }
+        let proto = &self.proto;
+        self.run(&key, || graph::add(&graph::patch(proto, &ptypes)?, &atypes), feeds, want)
+    }
+}
+
 /// Outputs as arrays of their own (one copy each, out of ONNX Runtime's buffers).
 fn owned(out: BTreeMap<String, Lazy>) -> BTreeMap<String, ArrayD<f32>> {
     out.into_iter().map(|(k, t)| (k, t.to_array())).collect()
@@ -880,7 +920,10 @@ fn port_type(port: &Port, elem: i32) -> super::proto::TypeProto {
 fn check_shape(port: &Port, got: &[usize]) -> Result<(), String> {
     // A patch's mask and new value may take any shape that broadcasts (they
     // are declared without one); ONNX Runtime checks them.
-    if port.name.starts_with("assay::mask::") || port.name.starts_with("assay::new::") {
+    if port.name.starts_with("assay::mask::")
+        || port.name.starts_with("assay::new::")
+        || port.name.starts_with("assay::add::")
+    {
         return Ok(());
     }
     let Some(dims) = &port.shape else { return Ok(()) };
