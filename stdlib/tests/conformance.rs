@@ -355,6 +355,36 @@ fn check_case(dir: &Path) -> Verdict {
     if !matches_ref(&out2) {
         return Verdict::Fail("(c) patched model no longer matches the reference".into());
     }
+    // (d) Adding zero (a steering vector of nothing) to every tensor a node
+    // computes leaves the outputs unchanged.
+    let produced: Vec<String> =
+        model.graph.iter().flat_map(|g| g.node.iter()).flat_map(|n| n.output.iter().cloned()).collect();
+    let add_types: BTreeMap<String, _> = types.into_iter().filter(|(n, _)| produced.contains(n)).collect();
+    if add_types.is_empty() {
+        return Verdict::Pass;
+    }
+    let added = match graph::add(&model, &add_types) {
+        Ok(m) => m,
+        Err(e) => return Verdict::Fail(format!("add: {e}")),
+    };
+    let mut add_feeds = feeds.clone();
+    for (n, t) in &add_types {
+        let zero = if graph::elem_of(t) == DataType::Double as i32 {
+            TensorProto { data_type: Some(DataType::Double as i32), double_data: vec![0.0], ..Default::default() }
+        } else {
+            TensorProto { data_type: Some(DataType::Float as i32), float_data: vec![0.0], ..Default::default() }
+        };
+        add_feeds.push((graph::add_input(n), zero));
+    }
+    let out3 = match session(&graph::encode(&added)).and_then(|mut s| run(&mut s, &add_feeds, &outputs)) {
+        Ok(o) => o,
+        Err(e) => return Verdict::Fail(format!("the model with additions does not run: {e}")),
+    };
+    for n in &outputs {
+        if !close(&out3[n], &out0[n], 1e-5, 1e-6) {
+            return Verdict::Fail(format!("(d) output `{n}` changed when zero was added to tensors"));
+        }
+    }
     Verdict::Pass
 }
 
