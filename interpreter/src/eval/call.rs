@@ -330,7 +330,8 @@ impl<'a> Run<'a> {
                         for p in &parts {
                             read.extend(p.inputs.clone());
                         }
-                        let (result, inputs, _) = self.run_tool(&tool, &args, span, step, None, read, Some(values));
+                        let (result, inputs, _) =
+                            self.run_tool(&tool, sig.shardable, &args, span, step, None, read, Some(values));
                         self.out.merged_calls += 1;
                         return self.finish_call(sig, result, spans, span, step, args_digest, inputs, started);
                     }
@@ -352,7 +353,8 @@ impl<'a> Run<'a> {
             _ => {}
         }
         let effects = (self.out.records.len(), self.out.asserts.len(), self.out.shows.len(), self.out.artifacts.len());
-        let (mut result, inputs, flags) = self.run_tool(&tool, &args, span, step, share, BTreeMap::new(), None);
+        let (mut result, inputs, flags) =
+            self.run_tool(&tool, sig.shardable, &args, span, step, share, BTreeMap::new(), None);
         if let (Some(k), Some(_), Ok(partial)) = (&shard_key, share, &result) {
             // A shard keeps its share and goes on with what its share alone gives.
             self.out.partials.push(Partial {
@@ -365,7 +367,7 @@ impl<'a> Run<'a> {
             });
             // The merge sees the share, so it may give what the share covers.
             let parts = vec![partial.clone()];
-            result = self.run_tool(&tool, &args, span, step, share, BTreeMap::new(), Some(parts)).0;
+            result = self.run_tool(&tool, sig.shardable, &args, span, step, share, BTreeMap::new(), Some(parts)).0;
         }
         let seconds = started.elapsed().as_secs_f64();
         let effects_now =
@@ -394,6 +396,7 @@ impl<'a> Run<'a> {
     fn run_tool(
         &mut self,
         tool: &Arc<dyn Tool>,
+        shardable: bool,
         args: &Args,
         span: Span,
         step: u64,
@@ -401,7 +404,6 @@ impl<'a> Run<'a> {
         read: BTreeMap<String, String>,
         parts: Option<Vec<Value>>,
     ) -> (Result<Value, ToolError>, BTreeMap<String, String>, crate::eval::CallFlags) {
-        let shardable = tool.signature().shardable;
         for (p, d) in &read {
             self.out.inputs.insert(std::path::PathBuf::from(p), d.clone());
         }
