@@ -101,16 +101,10 @@ fn generate(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
             vec![(input.clone(), row(&ids)?)]
         };
         feeds.append(&mut past);
-        let mut res = m.hooked(feeds, patches.clone(), adds.clone(), &want).map_err(|e| {
-            let at = if adds.is_empty() && patches.is_empty() {
-                "prompt"
-            } else if adds.is_empty() {
-                "patch"
-            } else {
-                "steer"
-            };
-            ToolError::arg(at, e)
-        })?;
+        let mut res = match m.hooked(feeds, patches.clone(), adds.clone(), &want) {
+            Ok(r) => r,
+            Err(e) => return Err(intervention_error(&m, &ids, &patches, &adds, e)),
+        };
         for s in slots.iter().flatten() {
             let present = res.remove(&s.present).ok_or_else(|| ToolError::new(format!("no output `{}`", s.present)))?;
             past.push((s.past.clone(), present));
@@ -163,6 +157,52 @@ fn interventions(m: &crate::onnx::model::Model, a: &Args) -> Result<(Patches, Ad
         }
     }
     Ok((patches, adds))
+}
+
+/// Why a run with interventions failed: a vector or value whose shape does
+/// not broadcast to its tensor's (read off the prompt's own run) is named
+/// with the shape it needs; anything else is the run's own error.
+fn intervention_error(
+    m: &crate::onnx::model::Model,
+    ids: &[u32],
+    patches: &Patches,
+    adds: &Adds,
+    e: String,
+) -> ToolError {
+    let x = ArrayD::from_shape_vec(vec![1, ids.len()], ids.iter().map(|v| *v as f32).collect());
+    let input = m.inputs.first().map(|p| p.name.clone()).unwrap_or_default();
+    let mut given: Vec<(&str, &str, &[usize])> = adds.iter().map(|(t, v)| ("steer", t.as_str(), v.shape())).collect();
+    for (t, v, mask) in patches {
+        given.push(("patch", t, v.shape()));
+        given.push(("patch", t, mask.shape()));
+    }
+    if let Ok(x) = x {
+        let names: Vec<String> = given.iter().map(|(_, t, _)| t.to_string()).collect();
+        if let Ok(actual) = m.capture(vec![(input, x)], &names) {
+            for (arg, t, shape) in &given {
+                if let Some(a) = actual.get(*t) {
+                    if !crate::onnx::tools::broadcasts_to(shape, a.shape()) {
+                        return ToolError::arg(
+                            *arg,
+                            format!("a {shape:?} value for `{t}`, which is {:?} on this prompt", a.shape()),
+                        )
+                        .help(format!(
+                            "give a vector of its last dimension, [{}], to act at every position",
+                            a.shape().last().copied().unwrap_or(1)
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    let at = if adds.is_empty() && patches.is_empty() {
+        "prompt"
+    } else if adds.is_empty() {
+        "patch"
+    } else {
+        "steer"
+    };
+    ToolError::arg(at, e)
 }
 
 /// The most likely token (ties: the lowest id), or one drawn from

@@ -594,7 +594,7 @@ fn patch(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 /// Whether an array of shape `a` broadcasts to shape `b` (NumPy's rule, one way).
-fn broadcasts_to(a: &[usize], b: &[usize]) -> bool {
+pub(crate) fn broadcasts_to(a: &[usize], b: &[usize]) -> bool {
     a.len() <= b.len() && a.iter().rev().zip(b.iter().rev()).all(|(x, y)| *x == 1 || x == y)
 }
 
