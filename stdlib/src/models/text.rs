@@ -183,7 +183,7 @@ fn intervention_error(
                 if let Some(a) = actual.get(*t) {
                     if !crate::onnx::tools::broadcasts_to(shape, a.shape()) {
                         return ToolError::arg(
-                            *arg,
+                            arg,
                             format!("a {shape:?} value for `{t}`, which is {:?} on this prompt", a.shape()),
                         )
                         .help(format!(
