@@ -32,12 +32,24 @@ modules = dict(net.named_modules())
 heads = [modules[f"model/layers/{l}/self_attn/heads"] for l in range(LAYERS)]
 
 
+input_names = [i.name for i in proto.graph.input]
+
+
 def forward(ids, past=None):
-    n = ids.shape[0]
+    n, t = ids.shape
     if past is None:
         past = [torch.zeros(n, KV, 0, DH) for _ in past_names]
+    p = past[0].shape[2]
+    # The graph's inputs in its order: ids, (attention_mask, position_ids where
+    # it takes them), the cache.
+    given = {
+        "input_ids": ids,
+        "attention_mask": torch.ones(n, p + t, dtype=torch.int64),
+        "position_ids": torch.arange(p, p + t, dtype=torch.int64).expand(n, t),
+    }
+    args = [given[name] if name in given else past[past_names.index(name)] for name in input_names]
     with torch.inference_mode():
-        out = net(ids, *past)
+        out = net(*args)
     return out
 
 
