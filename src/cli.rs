@@ -132,23 +132,8 @@ enum Command {
     /// functions, 91 synthetic neurons) with a baseline (no model) or the
     /// agent; resumable. See docs/bench.md.
     Bench {
-        #[arg(value_enum)]
-        suite: crate::bench::Suite,
-        /// A baseline that needs no model: `floor`, `fit` (numeric, strings)
-        /// or `exemplars` (neurons); or `truth`, the ground truth as the
-        /// answer (the scorer's ceiling). Without it, the agent's
-        /// configured model investigates every item.
-        #[arg(long)]
-        baseline: Option<String>,
-        /// Items in the set (FIND has 1000 of each).
-        #[arg(long, default_value_t = 1000)]
-        n: usize,
-        /// The set's seed: the same seed gives the same set, byte for byte.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// The benchmark folder (default: benchmarks/SUITE-seedSEED-nN).
-        #[arg(long, value_name = "DIR")]
-        out: Option<PathBuf>,
+        #[command(flatten)]
+        set: BenchSet,
         /// Items investigated at once (default: the number of CPUs).
         #[arg(long)]
         jobs: Option<usize>,
@@ -182,6 +167,37 @@ enum Command {
         #[command(flatten)]
         budget: BudgetArgs,
     },
+}
+
+/// Which benchmark set and investigator: `assay bench` and `assay slurm bench`.
+#[derive(clap::Args, Clone)]
+pub(crate) struct BenchSet {
+    #[arg(value_enum)]
+    pub suite: crate::bench::Suite,
+    /// A baseline that needs no model: `floor`, `fit` (numeric, strings)
+    /// or `exemplars` (neurons); or `truth`, the ground truth as the
+    /// answer (the scorer's ceiling). Without it, the agent's configured
+    /// model investigates every item (under SLURM its ASSAY_AGENT_*
+    /// variables reach the jobs through sbatch's default --export=ALL).
+    #[arg(long)]
+    pub baseline: Option<String>,
+    /// Items in the set (FIND has 1000 of each).
+    #[arg(long, default_value_t = 1000)]
+    pub n: usize,
+    /// The set's seed: the same seed gives the same set, byte for byte.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// The benchmark folder (default: benchmarks/SUITE-seedSEED-nN).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+impl BenchSet {
+    pub(crate) fn out_dir(&self) -> PathBuf {
+        self.out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("benchmarks/{}-seed{}-n{}", self.suite.name(), self.seed, self.n)))
+    }
 }
 
 #[derive(Subcommand)]
@@ -393,7 +409,9 @@ pub fn main() -> u8 {
         },
         Command::Setup { json } => cmd_setup(json),
         Command::Agent { what } => cmd_agent(what, &registry),
-        Command::Bench { suite, baseline, n, seed, out, jobs, json, shard, merge_shards, limits } => {
+        Command::Bench { set, jobs, json, shard, merge_shards, limits } => {
+            let out = set.out_dir();
+            let BenchSet { suite, baseline, n, seed, .. } = set;
             let shard = match shard.as_deref().map(crate::shard::resolve).transpose() {
                 Ok(s) => s,
                 Err(e) => return usage_error(json, &e, "e.g. --shard 0/4, or --shard auto in a SLURM array job"),
@@ -424,7 +442,6 @@ pub fn main() -> u8 {
                 return usage_error(json, "--n must be at least 1", "e.g. --n 100");
             }
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|p| p.get()).unwrap_or(1));
-            let out = out.unwrap_or_else(|| PathBuf::from(format!("benchmarks/{}-seed{seed}-n{n}", suite.name())));
             crate::bench::run(crate::bench::Options {
                 suite,
                 seed,

@@ -263,9 +263,6 @@ pub enum SlurmCommand {
     /// kept under runs/<name>/slurm/ to read, edit and resubmit.
     Submit {
         script: String,
-        /// Number of shards (array tasks).
-        #[arg(long)]
-        shards: usize,
         #[arg(long = "allow-read", value_name = "DIR")]
         allow_read: Vec<PathBuf>,
         #[arg(long = "runs-dir", value_name = "DIR", default_value = "runs")]
@@ -273,40 +270,33 @@ pub enum SlurmCommand {
         /// Override the script's seed (every shard and the merge use it).
         #[arg(long)]
         seed: Option<u64>,
-        /// Write the job scripts and print the sbatch commands; submit nothing.
-        #[arg(long)]
-        dry_run: bool,
-        #[arg(long)]
-        json: bool,
-        /// Options for sbatch (both jobs), after `--`: e.g. -- --partition=gpu --time=2:00:00 --mem=16G
-        #[arg(last = true)]
-        sbatch: Vec<String>,
+        #[command(flatten)]
+        submit: SubmitOpts,
     },
     /// A benchmark as an array job (each task investigates its block of
     /// items) and a merge job that writes the table once every item is done.
     Bench {
-        #[arg(value_enum)]
-        suite: crate::bench::Suite,
-        /// A baseline (see `assay bench --help`); without it the agent's
-        /// configured model investigates (its ASSAY_AGENT_* variables reach
-        /// the jobs through sbatch's default --export=ALL).
-        #[arg(long)]
-        baseline: Option<String>,
-        #[arg(long, default_value_t = 1000)]
-        n: usize,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        #[arg(long, value_name = "DIR")]
-        out: Option<PathBuf>,
-        #[arg(long)]
-        shards: usize,
-        #[arg(long)]
-        dry_run: bool,
-        #[arg(long)]
-        json: bool,
-        #[arg(last = true)]
-        sbatch: Vec<String>,
+        #[command(flatten)]
+        set: crate::cli::BenchSet,
+        #[command(flatten)]
+        submit: SubmitOpts,
     },
+}
+
+/// How many shards, and how the jobs are submitted.
+#[derive(clap::Args)]
+pub struct SubmitOpts {
+    /// Number of shards (array tasks).
+    #[arg(long)]
+    shards: usize,
+    /// Write the job scripts and print the sbatch commands; submit nothing.
+    #[arg(long)]
+    dry_run: bool,
+    #[arg(long)]
+    json: bool,
+    /// Options for sbatch (both jobs), after `--`: e.g. -- --partition=gpu --time=2:00:00 --mem=16G
+    #[arg(last = true)]
+    sbatch: Vec<String>,
 }
 
 /// A word for bash, single-quoted.
@@ -386,8 +376,9 @@ pub fn cmd_slurm(what: SlurmCommand) -> u8 {
         );
     };
     let assay = sh(&assay.display().to_string());
-    let (what, name, shards, dir, shard_cmd, merge_cmd, dry_run, json, extra) = match what {
-        SlurmCommand::Submit { script, shards, allow_read, runs_dir, seed, dry_run, json, sbatch } => {
+    let (what, name, dir, shard_cmd, merge_cmd, submit) = match what {
+        SlurmCommand::Submit { script, allow_read, runs_dir, seed, submit } => {
+            let (json, shards) = (submit.json, submit.shards);
             let path = Path::new(&script);
             if !path.is_file() {
                 return usage_error(
@@ -407,18 +398,16 @@ pub fn cmd_slurm(what: SlurmCommand) -> u8 {
             (
                 script.clone(),
                 run_stem(&stem),
-                shards,
                 runs.join(run_stem(&stem)).join("slurm"),
                 format!("{assay} run {abs} --shard auto {common}{seed_arg}"),
                 format!("{assay} merge {abs} --shards {shards} {common}"),
-                dry_run,
-                json,
-                sbatch,
+                submit,
             )
         }
-        SlurmCommand::Bench { suite, baseline, n, seed, out, shards, dry_run, json, sbatch } => {
-            let out =
-                absolute(&out.unwrap_or_else(|| PathBuf::from(format!("benchmarks/{}-seed{seed}-n{n}", suite.name()))));
+        SlurmCommand::Bench { set, submit } => {
+            let out = absolute(&set.out_dir());
+            let crate::cli::BenchSet { suite, baseline, n, seed, .. } = set;
+            let shards = submit.shards;
             let baseline = baseline.map(|b| format!(" --baseline {}", sh(&b))).unwrap_or_default();
             // Each task investigates as many items at once as SLURM gave it CPUs.
             let base = format!(
@@ -429,16 +418,14 @@ pub fn cmd_slurm(what: SlurmCommand) -> u8 {
             (
                 format!("benchmark {}", suite.name()),
                 format!("bench-{}", suite.name()),
-                shards,
                 out.join("slurm"),
                 format!("{base} --shard auto"),
                 format!("{base} --merge-shards {shards}"),
-                dry_run,
-                json,
-                sbatch,
+                submit,
             )
         }
     };
+    let SubmitOpts { shards, dry_run, json, sbatch: extra } = submit;
     if shards == 0 || shards > assay_interpreter::shard::MAX_SHARDS {
         return usage_error(json, &format!("--shards {shards} is out of range"), "e.g. --shards 8");
     }
