@@ -169,31 +169,15 @@ fn intervention_error(
     adds: &Adds,
     e: String,
 ) -> ToolError {
-    let x = ArrayD::from_shape_vec(vec![1, ids.len()], ids.iter().map(|v| *v as f32).collect());
-    let input = m.inputs.first().map(|p| p.name.clone()).unwrap_or_default();
     let mut given: Vec<(&str, &str, &[usize])> = adds.iter().map(|(t, v)| ("steer", t.as_str(), v.shape())).collect();
     for (t, v, mask) in patches {
         given.push(("patch", t, v.shape()));
         given.push(("patch", t, mask.shape()));
     }
-    if let Ok(x) = x {
-        let names: Vec<String> = given.iter().map(|(_, t, _)| t.to_string()).collect();
-        if let Ok(actual) = m.capture(vec![(input, x)], &names) {
-            for (arg, t, shape) in &given {
-                if let Some(a) = actual.get(*t) {
-                    if !crate::onnx::tools::broadcasts_to(shape, a.shape()) {
-                        return ToolError::arg(
-                            arg,
-                            format!("a {shape:?} value for `{t}`, which is {:?} on this prompt", a.shape()),
-                        )
-                        .help(format!(
-                            "give a vector of its last dimension, [{}], to act at every position",
-                            a.shape().last().copied().unwrap_or(1)
-                        ));
-                    }
-                }
-            }
-        }
+    let input = m.inputs.first().map(|p| p.name.clone()).unwrap_or_default();
+    let x = ArrayD::from_shape_vec(vec![1, ids.len()], ids.iter().map(|v| *v as f32).collect());
+    if let Some(err) = x.ok().and_then(|x| crate::onnx::tools::misshapen(m, vec![(input, x)], &given)) {
+        return err;
     }
     let at = if adds.is_empty() && patches.is_empty() {
         "prompt"

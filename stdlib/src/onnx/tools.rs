@@ -572,25 +572,39 @@ fn patch(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     m.patch(f.clone(), vec![(t.clone(), value, mask)], &want)
         .map(|out| outputs_record(out.into_iter().map(|(k, v)| (k, Tensor::new(v))).collect()))
         .map_err(|e| {
-            // Say which shape the value needs, not the runtime's broadcast text.
-            let actual = m.capture(f, std::slice::from_ref(&t)).ok().and_then(|mut c| c.remove(&t));
-            if let Some(actual) = actual {
-                for (arg, shape) in [("value", &vs), ("mask", &ms)] {
-                    if !broadcasts_to(shape, actual.shape()) {
-                        return ToolError::arg(
-                            arg,
-                            format!("the {arg} is {shape:?} but `{t}` is {:?} on these inputs", actual.shape()),
-                        )
-                        .help(format!(
-                            "a patch {arg} has the tensor's shape {:?} or broadcasts to it (e.g. [{}] for every position)",
-                            actual.shape(),
-                            actual.shape().last().copied().unwrap_or(1)
-                        ));
-                    }
-                }
-            }
-            ToolError::arg("inputs", e)
+            let given = [("value", t.as_str(), vs.as_slice()), ("mask", t.as_str(), ms.as_slice())];
+            misshapen(&m, f, &given).unwrap_or_else(|| ToolError::arg("inputs", e))
         })
+}
+
+/// After a hooked run failed: the first value (argument, tensor, shape)
+/// that does not broadcast to its tensor's shape on `feeds`, as an error
+/// naming the shape it needs, rather than the runtime's broadcast text.
+/// `None` if every shape fits (the failure was something else).
+pub(crate) fn misshapen(
+    m: &Model,
+    feeds: Vec<(String, ArrayD<f32>)>,
+    given: &[(&str, &str, &[usize])],
+) -> Option<ToolError> {
+    let names: Vec<String> = given.iter().map(|(_, t, _)| t.to_string()).collect();
+    let actual = m.capture(feeds, &names).ok()?;
+    given.iter().find_map(|(arg, t, shape)| {
+        let a = actual.get(*t)?;
+        (!broadcasts_to(shape, a.shape())).then(|| {
+            let what = match *arg {
+                "steer" => "steering vector",
+                "patch" => "patch value or mask",
+                other => other,
+            };
+            ToolError::arg(arg, format!("the {what} is {shape:?} but `{t}` is {:?} on these inputs", a.shape())).help(
+                format!(
+                    "give the tensor's shape {:?} or one that broadcasts to it (e.g. [{}] for every position)",
+                    a.shape(),
+                    a.shape().last().copied().unwrap_or(1)
+                ),
+            )
+        })
+    })
 }
 
 /// Whether an array of shape `a` broadcasts to shape `b` (NumPy's rule, one way).
