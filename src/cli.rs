@@ -441,6 +441,9 @@ pub fn main() -> u8 {
             if n == 0 {
                 return usage_error(json, "--n must be at least 1", "e.g. --n 100");
             }
+            if merge_shards.is_some_and(|c| c == 0 || c > assay_interpreter::shard::MAX_SHARDS) {
+                return usage_error(json, "--merge-shards is the number of shards that ran", "e.g. --merge-shards 4");
+            }
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|p| p.get()).unwrap_or(1));
             crate::bench::run(crate::bench::Options {
                 suite,

@@ -232,6 +232,7 @@ fn a_sharded_benchmark_merges_into_the_one_machine_table() {
     assert_eq!(one.code, 0, "{}{}", one.stdout, one.stderr);
     let s0 = bench("sharded", &["--shard", "0/2"]);
     assert_eq!(s0.code, 0, "{}{}", s0.stdout, s0.stderr);
+    assert_eq!(bench("sharded", &["--merge-shards", "0"]).code, 2, "zero shards is a usage error");
     let early = bench("sharded", &["--merge-shards", "2"]);
     assert_ne!(early.code, 0);
     assert!(early.stderr.contains("shard 1 of 2"), "the unfinished shard is named: {}", early.stderr);
