@@ -22,6 +22,7 @@ pub fn registry() -> Registry {
     onnx::metrics::register(&mut r);
     onnx::interventions::register(&mut r);
     onnx::lens::register(&mut r);
+    onnx::attention::register(&mut r);
     models::register(&mut r);
     vision::register(&mut r);
     r

@@ -5,6 +5,7 @@
 pub mod proto {
     include!("onnx_proto.rs");
 }
+pub mod attention;
 pub mod graph;
 pub mod interventions;
 pub mod lens;

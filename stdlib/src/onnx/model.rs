@@ -264,7 +264,7 @@ fn builder(provider: Provider) -> Result<ort::session::builder::SessionBuilder, 
 impl Model {
     /// Loads a model file (already read and digested by the caller).
     pub fn load(path: &Path, display: &str, bytes: &[u8], sha256: String, provider: Provider) -> Result<Model, String> {
-        let proto = graph::decode(bytes)?;
+        let proto = super::attention::canonicalize(graph::decode(bytes)?);
         let dir = path.parent().unwrap_or(Path::new("."));
         for f in external_files(&proto) {
             if !dir.join(&f).is_file() {
@@ -290,7 +290,7 @@ impl Model {
         sha256: String,
         provider: Provider,
     ) -> Result<Model, String> {
-        let proto = graph::decode(bytes)?;
+        let proto = super::attention::canonicalize(graph::decode(bytes)?);
         let (inputs, outputs) = declared_ports(&proto)?;
         let mut m = Model::from_session(path, display, sha256, proto, None, provider);
         m.kv = kv_slots(&inputs, &outputs);
@@ -302,7 +302,7 @@ impl Model {
     /// A model from bytes in memory, without external-data weights: a small
     /// network a harness built and keeps from the script (it is no file).
     pub fn load_bytes(display: &str, bytes: &[u8], provider: Provider) -> Result<Model, String> {
-        let proto = graph::decode(bytes)?;
+        let proto = super::attention::canonicalize(graph::decode(bytes)?);
         if !external_files(&proto).is_empty() {
             return Err("a model loaded from memory cannot have external-data weights".into());
         }
@@ -458,7 +458,7 @@ impl Model {
         feeds: Vec<(String, ArrayD<f32>)>,
         want: &[String],
     ) -> Result<BTreeMap<String, Lazy>, String> {
-        let feeds = self.cache_defaults(feeds);
+        let feeds = self.text_defaults(feeds);
         self.check_positions(&feeds)?;
         let s = self.session(key, make)?;
         let mut s = s.lock().map_err(|_| "a previous model call failed midway")?;
@@ -533,13 +533,17 @@ impl Model {
         })
     }
 
-    /// Inputs a run fills when they are not given: for a model with a KV
-    /// cache, the cache itself (`past_key_values.*`, empty), `attention_mask`
-    /// and `position_ids` (see `cache_defaults`).
+    /// Inputs a run fills when they are not given, for a model that takes
+    /// `input_ids`: `attention_mask` (ones), `position_ids` (counted from
+    /// the mask), `token_type_ids` (zeros) and, for a model with a KV cache,
+    /// the cache itself (`past_key_values.*`, empty). See `text_defaults`.
     pub fn optional_input(&self, name: &str) -> bool {
-        self.kv.as_ref().is_some_and(|slots| {
-            slots.iter().any(|s| s.past == name) || name == "attention_mask" || name == "position_ids"
-        })
+        self.takes("input_ids") && matches!(name, "attention_mask" | "position_ids" | "token_type_ids")
+            || self.kv.as_ref().is_some_and(|slots| slots.iter().any(|s| s.past == name))
+    }
+
+    fn takes(&self, name: &str) -> bool {
+        self.inputs.iter().any(|i| i.name == name)
     }
 
     /// Refuses a sequence longer than the position table, with the limit,
@@ -567,16 +571,20 @@ impl Model {
         Ok(())
     }
 
-    /// For a model with a KV cache: an empty past (P = 0) of the batch's
-    /// size where no past is fed, and `attention_mask` (ones over P+T) and
-    /// `position_ids` (counted from a given mask, else P..P+T) where the
-    /// model takes them and they are not given.
-    fn cache_defaults(&self, mut feeds: Vec<(String, ArrayD<f32>)>) -> Vec<(String, ArrayD<f32>)> {
-        let Some(slots) = &self.kv else { return feeds };
+    /// For a model that takes `input_ids`: where not given, an empty past
+    /// (P = 0) of the batch's size for a model with a KV cache,
+    /// `attention_mask` (ones over P+T), `position_ids` (counted from a
+    /// given mask, else P..P+T) and `token_type_ids` (zeros).
+    fn text_defaults(&self, mut feeds: Vec<(String, ArrayD<f32>)>) -> Vec<(String, ArrayD<f32>)> {
+        if !self.takes("input_ids") {
+            return feeds;
+        }
         let fed = |feeds: &[(String, ArrayD<f32>)], n: &str| feeds.iter().any(|(k, _)| k == n);
-        let ids = feeds.iter().find(|(k, _)| k == "input_ids").or(feeds.first()).map(|(_, v)| v.shape().to_vec());
-        let Some(ids) = ids else { return feeds };
+        let Some(ids) = feeds.iter().find(|(k, _)| k == "input_ids").map(|(_, v)| v.shape().to_vec()) else {
+            return feeds;
+        };
         let n = ids.first().copied().unwrap_or(1);
+        let slots = self.kv.as_deref().unwrap_or_default();
         let past = feeds
             .iter()
             .find(|(k, _)| slots.iter().any(|s| s.past == *k))
@@ -587,7 +595,10 @@ impl Model {
             }
         }
         let (p, t) = (past.unwrap_or(0), ids.get(1).copied().unwrap_or(1));
-        let takes = |name: &str| self.inputs.iter().any(|i| i.name == name);
+        let takes = |name: &str| self.takes(name);
+        if takes("token_type_ids") && !fed(&feeds, "token_type_ids") {
+            feeds.push(("token_type_ids".into(), ArrayD::zeros(vec![n, t])));
+        }
         if takes("attention_mask") && !fed(&feeds, "attention_mask") {
             feeds.push(("attention_mask".into(), ArrayD::ones(vec![n, p + t])));
         }

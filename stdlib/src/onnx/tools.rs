@@ -132,7 +132,7 @@ pub fn feeds_value(model: &Model, value: &Value, i: &str) -> Result<Vec<(String,
         if cache > 0 {
             o.push(format!("the KV cache (past_key_values.*, {cache} inputs; empty when left out)"));
         }
-        for n in ["attention_mask", "position_ids"] {
+        for n in ["attention_mask", "position_ids", "token_type_ids"] {
             if names.contains(&n) && model.optional_input(n) {
                 o.push(format!("{n} (filled when left out)"));
             }

@@ -1,0 +1,474 @@
+//! Attention found in any exporter's graph, by its structure rather than
+//! its names: the PyTorch exporters (TorchScript and dynamo), Hugging Face
+//! Optimum and Assay's own graphs all compute attention as
+//! `Softmax -> MatMul(probs, V) -> Transpose -> Reshape -> output projection`
+//! (with Casts, Dropouts and NaN guards between), and ONNX Runtime's fused
+//! attention ops hand the same merged heads to the projection. From each
+//! attention block this finds its per-head output before the output
+//! projection ([N, T, heads*head_dim], the tensor head units, patching
+//! sweeps, path patching, circuits and DCM split into heads), its attention
+//! probabilities ([N, heads, T, S]), the residual stream it reads and the
+//! one after its layer, and its layer's MLP output.
+
+use std::collections::{HashMap, HashSet};
+
+use assay_interpreter::{Args, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use ndarray::ArrayD;
+
+use super::model::Model;
+use super::proto::{GraphProto, ModelProto, NodeProto, TensorProto};
+use super::tools::model_of;
+use crate::core::FnTool;
+
+/// ONNX Runtime's and ONNX's fused attention ops; each outputs the merged
+/// heads [N, T, heads*head_dim] and says its head count in an attribute.
+const FUSED: &[&str] =
+    &["Attention", "MultiHeadAttention", "GroupQueryAttention", "PackedMultiHeadAttention", "PackedAttention"];
+
+/// The name Assay gives the merged heads where an exporter never forms
+/// them (it reshapes [N, T, heads, head_dim] straight to [N*T, ...]).
+pub fn merged_heads_name(tensor: &str) -> String {
+    format!("assay::heads::{tensor}")
+}
+
+/// One attention block, in graph order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Block {
+    /// The per-head output before the output projection, [N, T, heads*head_dim].
+    pub heads: String,
+    pub n_heads: usize,
+    pub head_dim: usize,
+    /// Attention probabilities [N, heads, T, S] (none inside a fused op).
+    pub probs: Option<String>,
+    /// The residual stream the block adds its output to.
+    pub residual_in: Option<String>,
+    /// The residual stream after the block's layer (attention and MLP).
+    pub residual: Option<String>,
+    /// The layer's MLP output, as it is added to the residual stream.
+    pub mlp: Option<String>,
+    /// The fused op that computes the block, where one does.
+    pub fused: Option<String>,
+}
+
+struct Index<'a> {
+    nodes: &'a [NodeProto],
+    consumers: HashMap<&'a str, Vec<usize>>,
+    constant: HashSet<&'a str>,
+}
+
+impl<'a> Index<'a> {
+    fn new(g: &'a GraphProto) -> Index<'a> {
+        let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut constant: HashSet<&str> = g.initializer.iter().map(|t| t.name()).collect();
+        for (i, n) in g.node.iter().enumerate() {
+            for x in &n.input {
+                consumers.entry(x.as_str()).or_default().push(i);
+            }
+            let inputs: Vec<&String> = n.input.iter().filter(|x| !x.is_empty()).collect();
+            let folds = n.op_type() == "Constant"
+                || (!inputs.is_empty()
+                    && inputs.iter().all(|x| constant.contains(x.as_str()))
+                    && n.op_type() != "Shape");
+            if folds {
+                constant.extend(n.output.iter().map(|s| s.as_str()));
+            }
+        }
+        Index { nodes: &g.node, consumers, constant }
+    }
+
+    /// The nodes that read `t` as data (not only its shape).
+    fn data_consumers(&self, t: &str) -> Vec<&'a NodeProto> {
+        self.consumers
+            .get(t)
+            .map(|v| v.iter().map(|&i| &self.nodes[i]).filter(|n| !matches!(n.op_type(), "Shape" | "IsNaN")).collect())
+            .unwrap_or_default()
+    }
+
+    fn is_const(&self, t: &str) -> bool {
+        self.constant.contains(t)
+    }
+
+    /// A projection by weights: MatMul or Gemm of `t` by a constant.
+    fn projects(&self, n: &NodeProto, t: &str) -> bool {
+        matches!(n.op_type(), "MatMul" | "Gemm")
+            && n.input.first().is_some_and(|x| x == t)
+            && n.input.get(1).is_some_and(|w| self.is_const(w))
+    }
+}
+
+/// A block as the graph's structure shows it, before shapes are known.
+#[derive(Debug, Clone)]
+struct Found {
+    node: usize,
+    probs: Option<String>,
+    /// The heads' output and each layout of it up to the projection.
+    path: Vec<String>,
+    /// The projection's output.
+    projected: String,
+    fused: Option<(String, usize)>,
+}
+
+fn found(idx: &Index) -> Vec<Found> {
+    let mut out = Vec::new();
+    for (i, n) in idx.nodes.iter().enumerate() {
+        let (start, probs, fused) = if n.op_type() == "Softmax" {
+            let Some(probs) = n.output.first() else { continue };
+            // Through casts, dropout and NaN guards to MatMul(probs, V).
+            let mut reach = vec![probs.as_str()];
+            let mut ctx = None;
+            let mut k = 0;
+            while k < reach.len() && ctx.is_none() {
+                let t = reach[k];
+                k += 1;
+                for c in idx.data_consumers(t) {
+                    let at = |j: usize| c.input.get(j).is_some_and(|x| x == t);
+                    match c.op_type() {
+                        "Cast" | "Dropout" | "Identity" if at(0) => reach.extend(c.output.first().map(|s| s.as_str())),
+                        "Where" if at(1) || at(2) => reach.extend(c.output.first().map(|s| s.as_str())),
+                        "MatMul" if at(0) && c.input.get(1).is_some_and(|v| !idx.is_const(v)) => {
+                            ctx = c.output.first().cloned();
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            let Some(ctx) = ctx else { continue };
+            (ctx, Some(probs.clone()), None)
+        } else if FUSED.contains(&n.op_type()) {
+            let heads = n
+                .attribute
+                .iter()
+                .find(|a| matches!(a.name(), "num_heads" | "q_num_heads"))
+                .and_then(|a| a.i)
+                .and_then(|h| usize::try_from(h).ok());
+            let Some(out) = n.output.first() else { continue };
+            (out.clone(), None, Some((n.op_type().to_string(), heads.unwrap_or(0))))
+        } else {
+            continue;
+        };
+        // Through layout-only ops to the output projection.
+        let mut path = vec![start];
+        let projected = loop {
+            let t = path.last().cloned().unwrap_or_default();
+            let next = idx.data_consumers(&t);
+            let [c] = next.as_slice() else { break None };
+            if idx.projects(c, &t) {
+                break c.output.first().cloned();
+            }
+            match c.op_type() {
+                "Transpose" | "Reshape" | "Cast" | "Identity" | "Squeeze" | "Unsqueeze" | "Flatten"
+                    if c.input.first() == Some(&t) =>
+                {
+                    path.extend(c.output.first().cloned())
+                }
+                _ => break None,
+            }
+        };
+        let Some(projected) = projected else { continue };
+        out.push(Found { node: i, probs, path, projected, fused });
+    }
+    out
+}
+
+/// Where an exporter reshapes the heads [N, T, heads, head_dim] straight to
+/// [N*T, heads*head_dim] before the projection (the dynamo exporter's
+/// GPT-2), adds `Reshape(x, [0, 0, -1])` so the merged heads exist as
+/// [N, T, heads*head_dim] (named by [`merged_heads_name`]), and feeds the
+/// 2-D reshape from it. Exact: a reshape moves no data. Other graphs are
+/// returned as they are.
+pub fn canonicalize(mut m: ModelProto) -> ModelProto {
+    let Some(g) = m.graph.as_ref() else { return m };
+    let idx = Index::new(g);
+    let mut edits = Vec::new();
+    for f in found(&idx) {
+        // [ctx, transposed, flat, ...]: a 4-D transpose then a 2-D reshape.
+        let Some(pos) = f.path.iter().position(|t| {
+            idx.data_consumers(t)
+                .first()
+                .is_some_and(|c| c.op_type() == "Reshape" && reshape_rank(g, &idx, c) == Some(2))
+        }) else {
+            continue;
+        };
+        if pos == 0 || f.fused.is_some() {
+            continue;
+        }
+        let from = f.path[pos].clone();
+        let transposed = g.node.iter().any(|n| {
+            n.op_type() == "Transpose"
+                && n.output.first() == Some(&from)
+                && n.attribute.iter().any(|a| a.name() == "perm" && a.ints == [0, 2, 1, 3])
+        });
+        if transposed {
+            edits.push(from);
+        }
+    }
+    if edits.is_empty() {
+        return m;
+    }
+    let Some(g) = m.graph.as_mut() else { return m };
+    let shape_name = "assay::heads::shape".to_string();
+    g.initializer.push(TensorProto {
+        dims: vec![3],
+        data_type: Some(7),
+        int64_data: vec![0, 0, -1],
+        name: Some(shape_name.clone()),
+        ..Default::default()
+    });
+    for from in edits {
+        let merged = merged_heads_name(&from);
+        let Some(at) = g.node.iter().position(|n| n.op_type() == "Reshape" && n.input.first() == Some(&from)) else {
+            continue;
+        };
+        g.node[at].input[0] = merged.clone();
+        g.node.insert(
+            at,
+            NodeProto {
+                input: vec![from.clone(), shape_name.clone()],
+                output: vec![merged.clone()],
+                name: Some(merged.clone()),
+                op_type: Some("Reshape".into()),
+                ..Default::default()
+            },
+        );
+    }
+    m
+}
+
+/// The rank a Reshape gives, where its shape is a constant.
+fn reshape_rank(g: &GraphProto, idx: &Index, n: &NodeProto) -> Option<usize> {
+    let s = n.input.get(1)?;
+    if !idx.is_const(s) {
+        return None;
+    }
+    if let Some(t) = g.initializer.iter().find(|t| t.name() == s) {
+        return t.dims.first().and_then(|d| usize::try_from(*d).ok());
+    }
+    g.node
+        .iter()
+        .find(|c| c.op_type() == "Constant" && c.output.first() == Some(s))
+        .and_then(|c| c.attribute.iter().find(|a| a.name() == "value"))
+        .and_then(|a| a.t.as_ref())
+        .and_then(|t| t.dims.first().and_then(|d| usize::try_from(*d).ok()))
+}
+
+/// The residual streams and MLP output around a block whose projection
+/// gives `projected`: (stream in, stream after the layer, MLP output).
+fn streams(idx: &Index, projected: &str) -> (Option<String>, Option<String>, Option<String>) {
+    // Through the projection's bias and a reshape back from [N*T, D] to
+    // the residual add.
+    let mut t = projected.to_string();
+    let add = loop {
+        let next = idx.data_consumers(&t);
+        let [c] = next.as_slice() else { return (None, None, None) };
+        let other = |c: &NodeProto| c.input.iter().find(|x| **x != t).cloned();
+        match c.op_type() {
+            "Add" if other(c).is_some_and(|o| idx.is_const(&o)) => t = c.output[0].clone(),
+            "Reshape" | "Cast" if c.input.first() == Some(&t) => t = c.output[0].clone(),
+            "Add" => break (*c).clone(),
+            _ => return (None, None, None),
+        }
+    };
+    let residual_in = add.input.iter().find(|x| **x != t).cloned();
+    let Some(mut mid) = add.output.first().cloned() else { return (residual_in, None, None) };
+    // A no-op Cast some exporters put before the next norm (Llama's RMSNorm
+    // computes in float32) carries the same stream.
+    while let [c] = idx.data_consumers(&mid).as_slice() {
+        if c.op_type() != "Cast" {
+            break;
+        }
+        mid = c.output[0].clone();
+    }
+    // The MLP's residual add reads the stream (pre-norm) or its norm
+    // (post-norm, as BERT), and the MLP output.
+    let second = |s: &str| {
+        idx.data_consumers(s).into_iter().find(|c| {
+            c.op_type() == "Add"
+                && c.input.iter().filter(|x| *x != s).all(|x| !idx.is_const(x))
+                && c.input.iter().any(|x| x != s)
+        })
+    };
+    if let Some(a2) = second(&mid) {
+        let mlp = a2.input.iter().find(|x| **x != mid).cloned();
+        return (residual_in, a2.output.first().cloned(), mlp);
+    }
+    let norm = idx.data_consumers(&mid).into_iter().find(|c| c.op_type() == "LayerNormalization");
+    let Some(n1) = norm.and_then(|n| n.output.first().cloned()) else { return (residual_in, None, None) };
+    let Some(a2) = second(&n1) else { return (residual_in, None, None) };
+    let mlp = a2.input.iter().find(|x| **x != n1).cloned();
+    let sum = a2.output.first().cloned().unwrap_or_default();
+    let after = idx
+        .data_consumers(&sum)
+        .into_iter()
+        .find(|c| c.op_type() == "LayerNormalization")
+        .and_then(|c| c.output.first().cloned())
+        .unwrap_or(sum);
+    (residual_in, Some(after), mlp)
+}
+
+/// Feeds for one probe run: `input_ids` [[1, 2, 3]] for a language model,
+/// zeros elsewhere (symbolic dimensions: 1 for the batch, else 3).
+fn probe_feeds(m: &Model) -> Vec<(String, ArrayD<f32>)> {
+    m.inputs
+        .iter()
+        .filter(|p| !m.optional_input(&p.name))
+        .map(|p| {
+            if p.name == "input_ids" {
+                return (p.name.clone(), ArrayD::from_shape_vec(vec![1, 3], vec![1.0, 2.0, 3.0]).unwrap_or_default());
+            }
+            let dims: Vec<usize> = p
+                .shape
+                .iter()
+                .flatten()
+                .enumerate()
+                .map(|(i, d)| match d {
+                    super::model::Dim::Fixed(n) if *n > 0 => *n as usize,
+                    _ if i == 0 => 1,
+                    _ => 3,
+                })
+                .collect();
+            (p.name.clone(), ArrayD::zeros(dims))
+        })
+        .collect()
+}
+
+/// Every attention block of the model, in graph order, with its heads
+/// counted by one probe run. An error says why none was found.
+pub fn find(m: &Model) -> Result<Vec<Block>, String> {
+    let g = m.proto.graph.as_ref().ok_or("the model has no graph")?;
+    let idx = Index::new(g);
+    let all = found(&idx);
+    if all.is_empty() {
+        let softmax = g.node.iter().filter(|n| n.op_type() == "Softmax").count();
+        let custom: Vec<String> = g
+            .node
+            .iter()
+            .filter(|n| !matches!(n.domain(), "" | "ai.onnx"))
+            .map(|n| format!("{}.{}", n.domain(), n.op_type()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        return Err(if !custom.is_empty() {
+            format!(
+                "no attention block was found: the graph has no Softmax feeding MatMul(probs, V) and an output projection, and uses ops Assay cannot look inside ({})",
+                custom.join(", ")
+            )
+        } else if softmax > 0 {
+            format!("no attention block was found: of the graph's {softmax} Softmax nodes, none feeds MatMul(probs, V) and then, through transposes and reshapes only, a projection by weights")
+        } else {
+            "no attention block was found: the graph has no Softmax and no fused attention op".to_string()
+        });
+    }
+    let mut want: Vec<String> =
+        all.iter().flat_map(|f| f.path.iter().cloned().chain(f.probs.iter().cloned())).collect();
+    want.sort();
+    want.dedup();
+    let probe = m.capture(probe_feeds(m), &want).map_err(|e| format!("the probe run to count heads failed: {e}"))?;
+    let shape = |t: &str| probe.get(t).map(|v| v.shape().to_vec()).unwrap_or_default();
+    let mut blocks = Vec::new();
+    for f in all {
+        let (n_heads, head_dim) = match &f.fused {
+            Some((op, h)) => {
+                let s = shape(&f.path[0]);
+                let width = s.last().copied().unwrap_or(0);
+                if *h == 0 || s.len() != 3 || width % h != 0 {
+                    return Err(format!(
+                        "attention is fused into a `{op}` node whose heads cannot be split (its output is {s:?} and it says {h} heads)"
+                    ));
+                }
+                (*h, width / h)
+            }
+            // [N, heads, T, head_dim], or with grouped-query attention
+            // [N, kv_heads, heads per kv head, T, head_dim].
+            None => match shape(&f.path[0]).as_slice() {
+                [_, h @ .., _, d] if !h.is_empty() => (h.iter().product(), *d),
+                s => {
+                    return Err(format!(
+                        "`{}` (attention's MatMul(probs, V)) is {s:?}, not [N, heads, T, head_dim]",
+                        f.path[0]
+                    ))
+                }
+            },
+        };
+        let merged: Vec<&String> =
+            f.path.iter().filter(|t| shape(t).len() == 3 && shape(t)[2] == n_heads * head_dim).collect();
+        let Some(heads) = merged.last() else {
+            return Err(format!(
+                "the heads of the attention block at `{}` are never [N, T, heads*head_dim] before the output projection (layouts: {})",
+                f.path[0],
+                f.path.iter().map(|t| format!("`{t}` {:?}", shape(t))).collect::<Vec<_>>().join(", ")
+            ));
+        };
+        let (residual_in, residual, mlp) = streams(&idx, &f.projected);
+        blocks.push((
+            f.node,
+            Block {
+                heads: (*heads).clone(),
+                n_heads,
+                head_dim,
+                probs: f.probs,
+                residual_in,
+                residual,
+                mlp,
+                fused: f.fused.map(|(op, _)| op),
+            },
+        ));
+    }
+    blocks.sort_by_key(|(i, _)| *i);
+    Ok(blocks.into_iter().map(|(_, b)| b).collect())
+}
+
+fn attention_sig() -> Signature {
+    Signature::new("attention", "models", "Finds every attention block of a model by the graph's structure, whatever exported it (PyTorch's TorchScript or dynamo exporter, Optimum, Assay's own models, ONNX Runtime's fused attention ops), and names its tensors in one scheme. Returns {layers, n_heads, head_dim, heads, probs, residual, residual_in, mlp, blocks}: `heads` lists each block's per-head output before the output projection ([N, T, n_heads*head_dim], so `parts: n_heads` splits it into heads for patch_sweep, path_patch, circuit, dcm, cross_patch and unit's `head`), `probs` its attention probabilities ([N, n_heads, T, S]; none inside a fused op), `residual` the residual stream after each layer (before any final norm), `residual_in` the stream the first block reads, `mlp` each layer's MLP output as it is added to the stream; `blocks` has the same per block with `layer` and `fused`. A stream or MLP output the graph's shape does not show is none. Where an exporter never forms the merged heads (it reshapes [N, T, heads, head_dim] straight to [N*T, ...]), Assay's loader adds them as `assay::heads::<tensor>` (a reshape: exact).")
+        .param("model", Type::Handle("model"), "a model whose graph has attention")
+        .returns(Type::record())
+        .example("let lm = model(\"smollm2-135m\")\nlet a = attention(lm)\nassert a.layers == 30 and a.n_heads == 9 and a.head_dim == 64\nassert a.heads[0] == \"/model/layers.0/self_attn/heads_output_0\"\nassert a.residual[29] == \"/model/layers.29/residual_mlp_output_0\"\nlet u = unit(lm, a.heads[3], head: 2, heads: a.n_heads)")
+}
+
+fn attention(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let m = model_of(a, "model")?;
+    let blocks = find(&m).map_err(|e| {
+        ToolError::arg("model", e).help("attention is found as Softmax -> MatMul(probs, V) -> transposes/reshapes -> a projection by weights, or a fused attention op with a head count; name tensors by hand (see inspect) for other graphs")
+    })?;
+    let name = |s: &Option<String>| s.as_ref().map_or(Value::None, Value::str);
+    let list = |f: &dyn Fn(&Block) -> Value| Value::list(blocks.iter().map(f).collect());
+    let same = |f: &dyn Fn(&Block) -> usize| {
+        let first = blocks.first().map(f).unwrap_or(0);
+        if blocks.iter().all(|b| f(b) == first) {
+            Value::Num(first as f64)
+        } else {
+            Value::None
+        }
+    };
+    let per_block = blocks
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            Value::record([
+                ("layer", Value::Num(i as f64)),
+                ("heads", Value::str(&b.heads)),
+                ("n_heads", Value::Num(b.n_heads as f64)),
+                ("head_dim", Value::Num(b.head_dim as f64)),
+                ("probs", name(&b.probs)),
+                ("residual_in", name(&b.residual_in)),
+                ("residual", name(&b.residual)),
+                ("mlp", name(&b.mlp)),
+                ("fused", name(&b.fused)),
+            ])
+        })
+        .collect();
+    Ok(Value::record([
+        ("layers", Value::Num(blocks.len() as f64)),
+        ("n_heads", same(&|b| b.n_heads)),
+        ("head_dim", same(&|b| b.head_dim)),
+        ("heads", list(&|b| Value::str(&b.heads))),
+        ("probs", list(&|b| name(&b.probs))),
+        ("residual", list(&|b| name(&b.residual))),
+        ("residual_in", blocks.first().map_or(Value::None, |b| name(&b.residual_in))),
+        ("mlp", list(&|b| name(&b.mlp))),
+        ("blocks", Value::list(per_block)),
+    ]))
+}
+
+pub(crate) fn register(r: &mut Registry) {
+    r.register(FnTool::new(attention_sig, attention));
+}

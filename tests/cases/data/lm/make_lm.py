@@ -1,0 +1,236 @@
+"""Builds the exported language-model fixtures and their PyTorch references.
+
+Small randomly initialised models from Hugging Face configurations (no
+weights are downloaded), exported the ways researchers export them:
+
+- `torch.onnx.export` with the TorchScript exporter (`*-torchscript.onnx`)
+  and with the dynamo exporter (`*-dynamo.onnx`) where it works;
+- Hugging Face Optimum (`*-optimum.onnx`, and for decoders
+  `*-optimum-past.onnx` with past key values).
+
+Families: GPT-2 (fused QKV in Conv1D), Llama (grouped-query attention,
+rotary positions), Qwen2 (GQA with biased QKV), BERT (an encoder, post-norm).
+
+Next to each model, `<family>-ref.npz` holds what PyTorch computes with
+forward hooks for the inputs `target` and `source` (token ids, [1, T]):
+`logits` (the target's), `heads.L` (layer L's per-head attention output,
+the input of its output projection, [1, T, heads*head_dim]), `probs.L`
+(attention probabilities, [1, heads, T, T]), `hidden.L` (the residual
+stream after layer L, before any final norm), `effects` ([layers, heads]:
+metric(target with head (L, h) patched from source) - metric(target),
+metric = logits[0, -1, a] - logits[0, -1, b]), `direct` ([layers, heads]:
+path patching's direct effect, head (L, h) from source with every other
+head frozen at its target value), `clean` and `a`, `b`.
+
+The tests need no Python: the outputs are committed. To rebuild (pinned
+versions; CPU wheels are enough):
+
+    python -m venv /tmp/lmvenv && /tmp/lmvenv/bin/pip install \
+        torch==2.15.0 transformers==4.57.6 optimum-onnx==0.1.0 \
+        onnx==1.23.2 onnxscript==0.7.2 onnxruntime==1.31.1 numpy
+    /tmp/lmvenv/bin/python tests/cases/data/lm/make_lm.py
+"""
+
+import json
+import os
+import sys
+import tempfile
+import warnings
+
+import numpy as np
+import torch
+import transformers as tf
+
+warnings.filterwarnings("ignore")
+HERE = os.path.dirname(os.path.abspath(__file__))
+VOCAB = 64
+TARGET = [[5, 17, 9, 33, 2, 41, 12]]
+SOURCE = [[5, 17, 30, 33, 2, 41, 12]]
+A, B = 7, 11
+
+
+def configs():
+    common = dict(vocab_size=VOCAB, initializer_range=0.3, attn_implementation="eager")
+    return {
+        "gpt2": (tf.GPT2Config(n_positions=32, n_embd=32, n_layer=2, n_head=4, **common), tf.GPT2LMHeadModel, True),
+        "llama": (
+            tf.LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                           num_key_value_heads=2, max_position_embeddings=64, tie_word_embeddings=False, **common),
+            tf.LlamaForCausalLM, True),
+        "qwen2": (
+            tf.Qwen2Config(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                           num_key_value_heads=2, max_position_embeddings=64, tie_word_embeddings=False, **common),
+            tf.Qwen2ForCausalLM, True),
+        "bert": (tf.BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                               max_position_embeddings=32, **common), tf.BertForMaskedLM, False),
+    }
+
+
+def out_proj(model, family):
+    """Each layer's attention output projection: its input is the heads."""
+    if family == "gpt2":
+        return [b.attn.c_proj for b in model.transformer.h]
+    if family == "bert":
+        return [l.attention.output.dense for l in model.bert.encoder.layer]
+    return [l.self_attn.o_proj for l in model.model.layers]
+
+
+def layers(model, family):
+    if family == "gpt2":
+        return model.transformer.h
+    if family == "bert":
+        return model.bert.encoder.layer
+    return model.model.layers
+
+
+def references(model, family, cfg):
+    heads = cfg.num_attention_heads
+    target, source = torch.tensor(TARGET), torch.tensor(SOURCE)
+    projs = out_proj(model, family)
+    seen = {}
+
+    def keep(i):
+        def hook(_m, args):
+            seen[i] = args[0].detach().clone()
+        return hook
+
+    handles = [p.register_forward_pre_hook(keep(i)) for i, p in enumerate(projs)]
+    stream = {}
+
+    def keep_stream(i):
+        def hook(_m, _args, out):
+            stream[i] = (out[0] if isinstance(out, tuple) else out).detach().clone()
+        return hook
+
+    handles += [l.register_forward_hook(keep_stream(i)) for i, l in enumerate(layers(model, family))]
+    with torch.no_grad():
+        out = model(target, output_attentions=True)
+        ref = {"logits": out.logits.numpy(), "target": target.numpy().astype(np.int64),
+               "source": source.numpy().astype(np.int64), "a": np.array(A), "b": np.array(B)}
+        for i in range(len(projs)):
+            ref[f"heads.{i}"] = seen[i].numpy()
+            ref[f"probs.{i}"] = out.attentions[i].numpy()
+            ref[f"hidden.{i}"] = stream[i].numpy()
+        target_heads = dict(seen)
+        model(source)
+        source_heads = dict(seen)
+        for h in handles:
+            h.remove()
+
+        def metric(logits):
+            return float(logits[0, -1, A] - logits[0, -1, B])
+
+        clean = metric(model(target).logits)
+        effects = np.zeros((len(projs), heads), dtype=np.float32)
+        width = target_heads[0].shape[-1] // heads
+        for layer, proj in enumerate(projs):
+            for h in range(heads):
+                def patch(_m, args, h=h, layer=layer):
+                    x = args[0].clone()
+                    x[..., h * width:(h + 1) * width] = source_heads[layer][..., h * width:(h + 1) * width]
+                    return (x,)
+                handle = proj.register_forward_pre_hook(patch)
+                effects[layer, h] = metric(model(target).logits) - clean
+                handle.remove()
+        ref["effects"] = effects
+        # Path patching, direct effects: head (L, h) from the source, every
+        # other head frozen at its target value.
+        direct = np.zeros_like(effects)
+        for layer in range(len(projs)):
+            for h in range(heads):
+                def freeze(_m, _args, layer_i, h=h, layer=layer):
+                    x = target_heads[layer_i].clone()
+                    if layer_i == layer:
+                        x[..., h * width:(h + 1) * width] = source_heads[layer][..., h * width:(h + 1) * width]
+                    return (x,)
+                hs = [p.register_forward_pre_hook(lambda m, a, i=i: freeze(m, a, i)) for i, p in enumerate(projs)]
+                direct[layer, h] = metric(model(target).logits) - clean
+                for handle in hs:
+                    handle.remove()
+        ref["direct"] = direct
+        ref["clean"] = np.array(clean, dtype=np.float32)
+    return ref
+
+
+class LogitsOnly(torch.nn.Module):
+    def __init__(self, model, decoder):
+        super().__init__()
+        self.model = model
+        self.extra = {"use_cache": False} if decoder else {}
+
+    def forward(self, input_ids, attention_mask):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, **self.extra).logits
+
+
+def export_torch(model, decoder, path, dynamo):
+    wrapped = LogitsOnly(model, decoder).eval()
+    ids = torch.tensor(TARGET)
+    mask = torch.ones_like(ids)
+    if dynamo:
+        batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence", min=2, max=30)
+        torch.onnx.export(wrapped, (ids, mask), path, dynamo=True, input_names=["input_ids", "attention_mask"],
+                          output_names=["logits"],
+                          dynamic_shapes={"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}},
+                          external_data=False, optimize=True)
+    else:
+        # transformers builds masks with vmap, which TorchScript cannot trace;
+        # Optimum's own vmap-free mask functions stand in for the export.
+        from optimum.exporters.onnx.model_patcher import eager_mask_without_vmap, sdpa_mask_without_vmap
+        from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, eager_mask, sdpa_mask
+        ALL_MASK_ATTENTION_FUNCTIONS.register("sdpa", sdpa_mask_without_vmap)
+        ALL_MASK_ATTENTION_FUNCTIONS.register("eager", eager_mask_without_vmap)
+        axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
+                "logits": {0: "batch", 1: "sequence"}}
+        torch.onnx.export(wrapped, (ids, mask), path, dynamo=False, input_names=["input_ids", "attention_mask"],
+                          output_names=["logits"], dynamic_axes=axes, opset_version=17)
+        ALL_MASK_ATTENTION_FUNCTIONS.register("sdpa", sdpa_mask)
+        ALL_MASK_ATTENTION_FUNCTIONS.register("eager", eager_mask)
+
+
+def export_optimum(model, family, path, past):
+    from optimum.exporters.onnx import main_export
+    task = "fill-mask" if family == "bert" else ("text-generation-with-past" if past else "text-generation")
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "model")
+        model.save_pretrained(src)
+        out = os.path.join(tmp, "onnx")
+        main_export(src, out, task=task, no_post_process=False, do_validation=False, library_name="transformers")
+        os.replace(os.path.join(out, "model.onnx"), path)
+
+
+def main():
+    import onnx
+    made = {}
+    for family, (cfg, cls, decoder) in configs().items():
+        torch.manual_seed(0)
+        model = cls(cfg).eval()
+        ref = references(model, family, cfg)
+        np.savez(os.path.join(HERE, f"{family}-ref.npz"), **ref)
+        ways = [("torchscript", lambda p: export_torch(model, decoder, p, False)),
+                ("dynamo", lambda p: export_torch(model, decoder, p, True)),
+                ("optimum", lambda p: export_optimum(model, family, p, False))]
+        if decoder:
+            ways.append(("optimum-past", lambda p: export_optimum(model, family, p, True)))
+        for way, export in ways:
+            path = os.path.join(HERE, f"{family}-{way}.onnx")
+            try:
+                export(path)
+                m = onnx.load(path)
+                onnx.save(m, path)  # one file, weights inside
+                made[f"{family}-{way}"] = {"ok": True, "opset": max(o.version for o in m.opset_import
+                                                                      if o.domain in ("", "ai.onnx"))}
+            except Exception as e:  # noqa: BLE001 - recorded, so a reader knows which way failed
+                made[f"{family}-{way}"] = {"ok": False, "error": f"{type(e).__name__}: {str(e)[:300]}"}
+                if os.path.exists(path):
+                    os.remove(path)
+            print(family, way, made[f"{family}-{way}"], file=sys.stderr)
+        made[family] = {"heads": cfg.num_attention_heads, "layers": cfg.num_hidden_layers,
+                        "kv_heads": getattr(cfg, "num_key_value_heads", cfg.num_attention_heads)}
+    versions = {"torch": torch.__version__, "transformers": tf.__version__, "onnx": onnx.__version__}
+    with open(os.path.join(HERE, "made.json"), "w") as f:
+        json.dump({"versions": versions, "fixtures": made}, f, indent=1, sort_keys=True)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
