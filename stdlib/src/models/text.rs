@@ -50,20 +50,21 @@ fn detokenize(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn generate_sig() -> Signature {
-    Signature::new("generate", "text", "Continues a prompt by `n` new tokens: greedy (each the most likely next token) or, with a `temperature` above 0, sampled from the run's seed (the same seed gives the same text). On a model with a KV cache (past_key_values.* inputs in Optimum's convention, as SmolLM2's) each step computes only the new token from the cached keys and values; `cache: false` recomputes the whole sequence every step (the same tokens, slower). With `steer` and `patch`, the interventions hold at every step, the new tokens included. Returns the new text only.")
+    Signature::new("generate", "text", "Continues a prompt by `n` new tokens: greedy (each the most likely next token) or, with a `temperature` above 0, sampled from the run's seed (the same seed gives the same text). On a model with a KV cache (past_key_values.* inputs in Optimum's convention, as SmolLM2's) each step computes only the new token from the cached keys and values; `cache: false` recomputes the whole sequence every step (the same tokens, slower). With `steer` and `patch`, the interventions hold at every step, the new tokens included. Returns the new text only; given token ids (a list of numbers, for a model without a tokenizer), returns the new ids.")
         .param("model", Type::Handle("model"), "a language model")
-        .param("prompt", Type::Str, "the text to continue")
+        .param("prompt", Type::OneOf(vec![Type::Str, Type::list(Type::Num)]), "the text to continue, or its token ids")
         .opt("n", Type::Num, Value::Num(8.0), "how many tokens to add")
         .opt("temperature", Type::Num, Value::Num(0.0), "0 for greedy; above 0 samples from softmax(logits / temperature)")
         .opt("cache", Type::Bool, Value::Bool(true), "reuse the KV cache between steps where the model has one")
         .opt("steer", Type::Any, Value::None, "{tensor: vector}: a vector added to each tensor at every position and step (activation addition), e.g. a difference of residual streams")
         .opt("patch", Type::Any, Value::None, "{tensor: value} or {tensor: {value, mask}}: the tensor set to `mask*value + (1-mask)*tensor` at every position and step (mask 1 where left out), e.g. a head zeroed or a neuron clamped")
-        .returns(Type::Str)
+        .returns(Type::OneOf(vec![Type::Str, Type::list(Type::Num)]))
         .example("let lm = model(\"smollm2-135m\")\nassert starts_with(generate(lm, \"The capital of France is\", n: 2), \" Paris\")\nassert generate(lm, \"Once upon a time\", n: 6) == generate(lm, \"Once upon a time\", n: 6, cache: false)")
 }
 fn generate(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let m = model_of(a, "model")?;
-    let tok = tokenizer(a, "model")?;
+    let text = matches!(a.get("prompt"), Value::Str(_));
+    let tok = if text { Some(tokenizer(a, "model")?) } else { None };
     let n = a.count("n")?;
     if n > 256 {
         return Err(ToolError::arg("n", "at most 256 new tokens"));
@@ -75,8 +76,22 @@ fn generate(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
             format!("the temperature is 0 (greedy) or above, not {temperature}"),
         ));
     }
-    let mut ids: Vec<u32> =
-        tok.encode(a.str("prompt")?, false).map_err(|e| ToolError::arg("prompt", e.to_string()))?.get_ids().to_vec();
+    let mut ids: Vec<u32> = match &tok {
+        Some(tok) => {
+            tok.encode(a.str("prompt")?, false).map_err(|e| ToolError::arg("prompt", e.to_string()))?.get_ids().to_vec()
+        }
+        None => a
+            .numbers("prompt")?
+            .into_iter()
+            .map(|x| {
+                if x >= 0.0 && x.fract() == 0.0 && x <= f64::from(u32::MAX) {
+                    Ok(x as u32)
+                } else {
+                    Err(ToolError::arg("prompt", format!("token ids are whole numbers from 0, not {x}")))
+                }
+            })
+            .collect::<Result<_, _>>()?,
+    };
     if ids.is_empty() {
         return Err(ToolError::arg("prompt", "the prompt is empty"));
     }
@@ -117,7 +132,10 @@ fn generate(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         let last: Vec<f32> = logits.index_axis(Axis(0), 0).index_axis(Axis(0), t - 1).iter().copied().collect();
         ids.push(next_token(&last, temperature, ctx)? as u32);
     }
-    tok.decode(&ids[start..], false).map(Value::str).map_err(|e| ToolError::new(e.to_string()))
+    match tok {
+        Some(tok) => tok.decode(&ids[start..], false).map(Value::str).map_err(|e| ToolError::new(e.to_string())),
+        None => Ok(Value::list(ids[start..].iter().map(|x| Value::Num(f64::from(*x))).collect())),
+    }
 }
 
 type Patches = Vec<(String, ArrayD<f32>, ArrayD<f32>)>;
