@@ -11,10 +11,10 @@ use super::tools::{feeds, model_of, select_names};
 use crate::core::FnTool;
 
 fn lens_sig() -> Signature {
-    Signature::new("logit_lens", "interventions", "The logit lens: each layer's residual stream read out through the model's own final norm and unembedding, at one position. `residual` names the residual stream after each layer (a glob or list, in layer order; the default fits model(\"smollm2-135m\") and Hugging Face-style exports); the last one is what the final norm reads, and layer L's read-out patches it with layer L's value, all layers in one batched run, so the last layer's read-out is the model's own output. Returns {layers, top_ids [layers, k], top_probs [layers, k], top_tokens (per layer, with a tokenizer), probs [layers, len(tokens)] for `tokens`, position}.")
+    Signature::new("logit_lens", "interventions", "The logit lens: each layer's residual stream read out through the model's own final norm and unembedding, at one position. `residual` names the residual stream after each layer (a glob or list, in layer order; by default the streams attention() finds in the graph); the last one is what the final norm reads, and layer L's read-out patches it with layer L's value, all layers in one batched run, so the last layer's read-out is the model's own output. Returns {layers, top_ids [layers, k], top_probs [layers, k], top_tokens (per layer, with a tokenizer), probs [layers, len(tokens)] for `tokens`, position}.")
         .param("model", Type::Handle("model"), "a language model")
         .param("inputs", Type::Any, "one prompt (text) or the inputs of one example")
-        .opt("residual", Type::OneOf(vec![Type::Str, Type::list(Type::Str)]), Value::str("/model/layers.*/residual_mlp_output_0"), "the residual stream after each layer, in layer order")
+        .opt("residual", Type::optional(Type::OneOf(vec![Type::Str, Type::list(Type::Str)])), Value::None, "the residual stream after each layer, in layer order (default: attention(model).residual)")
         .opt("position", Type::Num, Value::Num(-1.0), "the position read out; negative counts from the end")
         .opt("k", Type::Num, Value::Num(5.0), "top tokens per layer")
         .opt("tokens", Type::Any, Value::None, "tokens to follow through the layers: ids, or strings of one token each")
@@ -33,7 +33,23 @@ fn logit_lens(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         )
         .help("map over prompts: map(prompts, p => logit_lens(model, p))"));
     }
-    let layers = select_names(&m, a, "residual")?;
+    let layers = if matches!(a.get("residual"), Value::None) {
+        let blocks = super::attention::find(&m).map_err(|e| {
+            ToolError::arg("residual", format!("no residual stream given, and none found: {e}"))
+                .help("name the residual stream after each layer: residual: \"<glob>\" (see inspect)")
+        })?;
+        blocks
+            .into_iter()
+            .map(|b| {
+                b.residual.ok_or_else(|| {
+                    ToolError::arg("residual", "no residual stream given, and the graph's shape does not show one after every layer")
+                        .help("name the residual stream after each layer: residual: \"<glob>\" (see inspect)")
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        select_names(&m, a, "residual")?
+    };
     let output = a.str("output")?.to_string();
     if !m.outputs.iter().any(|p| p.name == output) {
         let names: Vec<&str> = m.outputs.iter().map(|p| p.name.as_str()).collect();
