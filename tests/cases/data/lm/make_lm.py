@@ -20,7 +20,8 @@ stream after layer L, before any final norm), `effects` ([layers, heads]:
 metric(target with head (L, h) patched from source) - metric(target),
 metric = logits[0, -1, a] - logits[0, -1, b]), `direct` ([layers, heads]:
 path patching's direct effect, head (L, h) from source with every other
-head frozen at its target value), `clean` and `a`, `b`.
+head frozen at its target value), `greedy` (decoders: 6 tokens greedy
+generation continues the target with), `clean` and `a`, `b`.
 
 The tests need no Python: the outputs are committed. To rebuild (pinned
 versions; CPU wheels are enough):
@@ -132,6 +133,9 @@ def references(model, family, cfg):
                 handle = proj.register_forward_pre_hook(patch)
                 effects[layer, h] = metric(model(target).logits) - clean
                 handle.remove()
+        if hasattr(model, "generate") and family != "bert":
+            more = model.generate(target, max_new_tokens=6, do_sample=False, use_cache=True, pad_token_id=0)
+            ref["greedy"] = more[0, target.shape[1]:].numpy().astype(np.int64)
         ref["effects"] = effects
         # Path patching, direct effects: head (L, h) from the source, every
         # other head frozen at its target value.
