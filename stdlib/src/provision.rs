@@ -66,6 +66,9 @@ pub fn provision_for(m: &Mentions, registry: &Registry) -> Provisioned {
     if named("sample_photos") {
         note(photo_files().map(|_| ()), "sample photos");
     }
+    if named("plot") {
+        note(crate::vision::font::provision().map(|_| ()), "the plot font");
+    }
     if named("emoji") {
         note(data::emoji_items().map(|_| ()), "emoji");
     }

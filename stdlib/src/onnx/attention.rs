@@ -469,6 +469,73 @@ fn attention(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     ]))
 }
 
+fn pattern_sig() -> Signature {
+    Signature::new("attention_pattern", "models", "One example's attention probabilities at one layer (attention block), found as attention() finds them: [heads, T, S] (query positions by key positions, each row summing to 1), or [T, S] for one `head`. Grouped-query layouts ([N, kv_heads, heads per kv head, T, S]) come out as [heads, T, S] in head order. Plot one with plot(\"heatmap\", p, x_ticks: tokens, y_ticks: tokens).")
+        .param("model", Type::Handle("model"), "a model whose graph has attention")
+        .param("inputs", Type::Any, "one prompt (text) or the inputs of one example")
+        .param("layer", Type::Num, "the attention block, from 0 in graph order")
+        .opt("head", Type::optional(Type::Num), Value::None, "one head (default: all)")
+        .returns(Type::Tensor)
+        .example("let lm = model(\"smollm2-135m\")\nlet p = attention_pattern(lm, \"The capital of France is\", 29)\nassert p.shape == [9, 5, 5]\nassert abs(sum(p[4][2]) - 1) < 0.0001 and p[4][2][3] == 0, \"a query sees only earlier keys\"\nassert attention_pattern(lm, \"The capital of France is\", 29, head: 4) == p[4]")
+}
+
+fn attention_pattern(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let m = model_of(a, "model")?;
+    let inputs = super::tools::feeds(&m, a, "inputs")?;
+    if let Some((k, t)) = inputs.iter().find(|(_, t)| t.shape().first() != Some(&1)) {
+        return Err(ToolError::arg(
+            "inputs",
+            format!("attention_pattern reads one example; input `{k}` is {:?}", t.shape()),
+        )
+        .help("map over prompts: map(prompts, p => attention_pattern(model, p, layer))"));
+    }
+    let blocks = find(&m).map_err(|e| ToolError::arg("model", e))?;
+    let layer = a.count("layer")?;
+    let b = blocks.get(layer).ok_or_else(|| {
+        ToolError::arg(
+            "layer",
+            format!(
+                "the model has {} attention blocks (0 to {}), not {layer}",
+                blocks.len(),
+                blocks.len().saturating_sub(1)
+            ),
+        )
+    })?;
+    let probs = b.probs.clone().ok_or_else(|| {
+        ToolError::arg(
+            "layer",
+            format!(
+                "block {layer} is a fused `{}` op, which never shows its attention probabilities",
+                b.fused.clone().unwrap_or_default()
+            ),
+        )
+        .help("export the model without ONNX Runtime's attention fusion to see the patterns")
+    })?;
+    let mut out = m.capture(inputs, std::slice::from_ref(&probs)).map_err(|e| ToolError::arg("inputs", e))?;
+    let p = out.remove(&probs).ok_or_else(|| ToolError::new(format!("no value captured for `{probs}`")))?;
+    let shape = p.shape().to_vec();
+    let (t, s) = match shape.as_slice() {
+        [1, .., t, s] if shape.len() >= 4 => (*t, *s),
+        _ => return Err(ToolError::new(format!("`{probs}` is {shape:?}, not [1, heads, T, S]"))),
+    };
+    let heads: usize = shape[1..shape.len() - 2].iter().product();
+    let p = p.into_shape_with_order(vec![heads, t, s]).map_err(|e| ToolError::new(e.to_string()))?;
+    match a.get("head") {
+        Value::None => Ok(Value::tensor(p)),
+        _ => {
+            let h = a.count("head")?;
+            if h >= heads {
+                return Err(ToolError::arg(
+                    "head",
+                    format!("block {layer} has {heads} heads (0 to {}), not {h}", heads - 1),
+                ));
+            }
+            Ok(Value::tensor(p.index_axis(ndarray::Axis(0), h).to_owned()))
+        }
+    }
+}
+
 pub(crate) fn register(r: &mut Registry) {
     r.register(FnTool::new(attention_sig, attention));
+    r.register(FnTool::new(pattern_sig, attention_pattern));
 }

@@ -42,8 +42,11 @@ fn logit_lens(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
             .into_iter()
             .map(|b| {
                 b.residual.ok_or_else(|| {
-                    ToolError::arg("residual", "no residual stream given, and the graph's shape does not show one after every layer")
-                        .help("name the residual stream after each layer: residual: \"<glob>\" (see inspect)")
+                    ToolError::arg(
+                        "residual",
+                        "no residual stream given, and the graph's shape does not show one after every layer",
+                    )
+                    .help("name the residual stream after each layer: residual: \"<glob>\" (see inspect)")
                 })
             })
             .collect::<Result<Vec<_>, _>>()?

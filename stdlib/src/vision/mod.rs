@@ -14,6 +14,7 @@ pub mod data;
 pub mod describe;
 pub mod edit;
 pub mod exemplars;
+pub mod font;
 pub mod plot;
 pub mod svg;
 pub mod synthetic;

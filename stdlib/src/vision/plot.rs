@@ -1,6 +1,7 @@
 //! Plots as images for the report: bar, line, heatmap and histogram, drawn
-//! as SVG and rendered with resvg (deterministic; no fonts, so no text —
-//! the `show` title names the plot and the values sit in results.json).
+//! as SVG and rendered with resvg. Titles, axis labels and tick text are
+//! drawn in the one pinned font (see [`super::font`]), so a plot is the same
+//! pixels on every machine; a plot without text is drawn as before fonts.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -12,30 +13,191 @@ use crate::core::FnTool;
 const W: f64 = 480.0;
 const H: f64 = 300.0;
 const PAD: f64 = 24.0;
+/// Tick text size, in pixels.
+const TICK: f64 = 9.0;
+/// Advance of one character of tick text, roughly (DejaVu Sans at 9 px).
+const CHAR: f64 = 5.4;
+const MAX_TICK_CHARS: usize = 14;
 
-fn frame(body: &str) -> String {
+/// Where the data is drawn.
+#[derive(Clone, Copy)]
+struct Area {
+    x0: f64,
+    y0: f64,
+    x1: f64,
+    y1: f64,
+}
+
+/// The plain plot's area: no text, the same pixels as before text existed.
+const PLAIN: Area = Area { x0: PAD, y0: PAD, x1: W - PAD, y1: H - PAD };
+
+/// A plot's text: title, axis labels and tick text.
+#[derive(Default)]
+struct Labels {
+    title: Option<String>,
+    x: Option<String>,
+    y: Option<String>,
+    x_ticks: Vec<String>,
+    y_ticks: Vec<String>,
+}
+
+impl Labels {
+    fn any(&self) -> bool {
+        self.title.is_some()
+            || self.x.is_some()
+            || self.y.is_some()
+            || !self.x_ticks.is_empty()
+            || !self.y_ticks.is_empty()
+    }
+}
+
+fn esc(s: &str) -> String {
+    let s: String = s.chars().take(60).collect();
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn clip(s: &str) -> String {
+    let n = s.chars().count();
+    if n <= MAX_TICK_CHARS {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(MAX_TICK_CHARS - 1).collect::<String>())
+    }
+}
+
+/// Numbers as tick text: at most 3 significant digits.
+fn num(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let digits = (2 - v.abs().log10().floor() as i32).clamp(0, 6) as usize;
+    let t = format!("{v:.digits$}");
+    if t.contains('.') {
+        t.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        t
+    }
+}
+
+/// Whether x tick text is turned to fit (words, or many ticks).
+fn turned(ticks: &[String], width: f64) -> bool {
+    let longest = ticks.iter().map(|t| clip(t).chars().count()).max().unwrap_or(0) as f64;
+    longest * CHAR > width / ticks.len().max(1) as f64
+}
+
+/// The area left for data once the text has its margins.
+fn area(l: &Labels, y_ticks: &[String], colour_bar: bool) -> Area {
+    if !l.any() {
+        return PLAIN;
+    }
+    let widest = |t: &[String]| t.iter().map(|s| clip(s).chars().count()).max().unwrap_or(0) as f64 * CHAR;
+    let x0 = 8.0 + if l.y.is_some() { 16.0 } else { 0.0 } + widest(y_ticks) + 6.0;
+    let right = 10.0 + if colour_bar { 44.0 } else { 0.0 };
+    let x_ticks_h = if l.x_ticks.is_empty() {
+        0.0
+    } else if turned(&l.x_ticks, W - x0 - right) {
+        (widest(&l.x_ticks) * 0.82).min(70.0) + 8.0
+    } else {
+        TICK + 6.0
+    };
+    let y1 = H - 8.0 - if l.x.is_some() { 16.0 } else { 0.0 } - x_ticks_h;
+    let y0 = 10.0 + if l.title.is_some() { 18.0 } else { 0.0 };
+    Area { x0, y0, x1: W - right, y1 }
+}
+
+/// Every `k`th of `n` ticks so that their text does not overlap in `room`.
+fn every(n: usize, room: f64, each: f64) -> usize {
+    ((n as f64 * each) / room.max(1.0)).ceil().max(1.0) as usize
+}
+
+/// The title, axis labels and tick text, as SVG. `x_at(i)` and `y_at(i)`
+/// place tick i; y tick text is given (heatmap rows, or numbers).
+fn text(l: &Labels, a: Area, x_at: &dyn Fn(usize) -> f64, y_ticks: &[(f64, String)]) -> String {
+    let mut s = String::new();
+    let style = format!("font-family=\"{}\" fill=\"#222\"", super::font::FAMILY);
+    if let Some(t) = &l.title {
+        let _ = write!(
+            s,
+            "<text x=\"{:.1}\" y=\"16\" font-size=\"12\" text-anchor=\"middle\" {style}>{}</text>",
+            (a.x0 + a.x1) / 2.0,
+            esc(t)
+        );
+    }
+    if let Some(t) = &l.x {
+        let _ = write!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\" {style}>{}</text>",
+            (a.x0 + a.x1) / 2.0,
+            H - 8.0,
+            esc(t)
+        );
+    }
+    if let Some(t) = &l.y {
+        let cy = (a.y0 + a.y1) / 2.0;
+        let _ = write!(s, "<text x=\"18\" y=\"{cy:.1}\" font-size=\"11\" text-anchor=\"middle\" transform=\"rotate(-90 18 {cy:.1})\" {style}>{}</text>", esc(t));
+    }
+    let n = l.x_ticks.len();
+    if n > 0 {
+        let turn = turned(&l.x_ticks, a.x1 - a.x0);
+        let k = if turn { every(n, a.x1 - a.x0, TICK + 2.0) } else { 1 };
+        for (i, t) in l.x_ticks.iter().enumerate().step_by(k) {
+            let x = x_at(i);
+            let y = a.y1 + TICK + 3.0;
+            if turn {
+                let _ = write!(s, "<text x=\"{x:.1}\" y=\"{:.1}\" font-size=\"{TICK}\" text-anchor=\"end\" transform=\"rotate(-55 {x:.1} {:.1})\" {style}>{}</text>", y - 4.0, y - 4.0, esc(&clip(t)));
+            } else {
+                let _ = write!(
+                    s,
+                    "<text x=\"{x:.1}\" y=\"{y:.1}\" font-size=\"{TICK}\" text-anchor=\"middle\" {style}>{}</text>",
+                    esc(&clip(t))
+                );
+            }
+        }
+    }
+    let k = every(y_ticks.len(), a.y1 - a.y0, TICK + 2.0);
+    for (y, t) in y_ticks.iter().step_by(k) {
+        let _ = write!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"{TICK}\" text-anchor=\"end\" {style}>{}</text>",
+            a.x0 - 4.0,
+            y + TICK / 3.0,
+            esc(&clip(t))
+        );
+    }
+    s
+}
+
+fn frame(body: &str, a: Area) -> String {
     format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {W} {H}\"><rect width=\"{W}\" height=\"{H}\" fill=\"white\"/>{body}\
-         <line x1=\"{PAD}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"#444\" stroke-width=\"1\"/>\
-         <line x1=\"{PAD}\" y1=\"{PAD}\" x2=\"{PAD}\" y2=\"{b}\" stroke=\"#444\" stroke-width=\"1\"/></svg>",
-        b = H - PAD,
-        r = W - PAD
+         <line x1=\"{x0}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"#444\" stroke-width=\"1\"/>\
+         <line x1=\"{x0}\" y1=\"{y0}\" x2=\"{x0}\" y2=\"{b}\" stroke=\"#444\" stroke-width=\"1\"/></svg>",
+        x0 = a.x0,
+        y0 = a.y0,
+        b = a.y1,
+        r = a.x1
     )
 }
 
-/// Maps values to the plot's vertical pixels, with zero on the axis if in range.
-fn scale(values: &[f64]) -> impl Fn(f64) -> f64 {
+/// The value range a bar or line plot shows (zero always in it).
+fn range(values: &[f64]) -> (f64, f64) {
     let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
     let lo = finite.iter().copied().fold(0.0f64, f64::min);
     let hi = finite.iter().copied().fold(0.0f64, f64::max);
-    let span = if hi > lo { hi - lo } else { 1.0 };
-    move |v: f64| H - PAD - (v.clamp(lo, hi) - lo) / span * (H - 2.0 * PAD)
+    (lo, hi)
 }
 
-fn bars(values: &[f64]) -> String {
-    let y = scale(values);
+/// Maps values to the plot's vertical pixels, with zero on the axis if in range.
+fn scale(values: &[f64], a: Area) -> impl Fn(f64) -> f64 {
+    let (lo, hi) = range(values);
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    move |v: f64| a.y1 - (v.clamp(lo, hi) - lo) / span * (a.y1 - a.y0)
+}
+
+fn bars(values: &[f64], a: Area) -> String {
+    let y = scale(values, a);
     let n = values.len().max(1) as f64;
-    let w = (W - 2.0 * PAD) / n;
+    let w = (a.x1 - a.x0) / n;
     let zero = y(0.0);
     let mut s = String::new();
     for (i, v) in values.iter().enumerate() {
@@ -45,77 +207,145 @@ fn bars(values: &[f64]) -> String {
         let _ = write!(
             s,
             "<rect x=\"{:.2}\" y=\"{top:.2}\" width=\"{:.2}\" height=\"{height:.2}\" fill=\"{colour}\"/>",
-            PAD + i as f64 * w + w * 0.1,
+            a.x0 + i as f64 * w + w * 0.1,
             w * 0.8
         );
     }
     s
 }
 
-fn line(values: &[f64]) -> String {
-    let y = scale(values);
+fn line(values: &[f64], a: Area) -> String {
+    let y = scale(values, a);
     let n = values.len();
-    let step = if n > 1 { (W - 2.0 * PAD) / (n - 1) as f64 } else { 0.0 };
+    let step = if n > 1 { (a.x1 - a.x0) / (n - 1) as f64 } else { 0.0 };
     let pts: Vec<String> =
-        values.iter().enumerate().map(|(i, v)| format!("{:.2},{:.2}", PAD + i as f64 * step, y(*v))).collect();
+        values.iter().enumerate().map(|(i, v)| format!("{:.2},{:.2}", a.x0 + i as f64 * step, y(*v))).collect();
     format!("<polyline points=\"{}\" fill=\"none\" stroke=\"#3b6ea5\" stroke-width=\"2\"/>", pts.join(" "))
 }
 
 /// Blue (low) through white to red (high), symmetric about zero when the
 /// data has both signs.
-fn heat(rows: usize, cols: usize, data: &[f64]) -> String {
+fn colour(v: f64, lo: f64, hi: f64) -> (u8, u8, u8) {
+    let m = lo.abs().max(hi.abs()).max(1e-12);
+    let t = if lo < 0.0 { (v / m).clamp(-1.0, 1.0) } else { ((v - lo) / (hi - lo).max(1e-12)).clamp(0.0, 1.0) };
+    let (rr, gg, bb) = if t >= 0.0 {
+        (255.0, 255.0 * (1.0 - t), 255.0 * (1.0 - t))
+    } else {
+        (255.0 * (1.0 + t), 255.0 * (1.0 + t), 255.0)
+    };
+    (rr as u8, gg as u8, bb as u8)
+}
+
+fn heat_range(data: &[f64]) -> (f64, f64) {
     let finite: Vec<f64> = data.iter().copied().filter(|v| v.is_finite()).collect();
     let lo = finite.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let m = lo.abs().max(hi.abs()).max(1e-12);
-    let (cw, ch) = ((W - 2.0 * PAD) / cols.max(1) as f64, (H - 2.0 * PAD) / rows.max(1) as f64);
+    (lo, hi)
+}
+
+fn heat(rows: usize, cols: usize, data: &[f64], a: Area) -> String {
+    let (lo, hi) = heat_range(data);
+    let (cw, ch) = ((a.x1 - a.x0) / cols.max(1) as f64, (a.y1 - a.y0) / rows.max(1) as f64);
     let mut s = String::new();
     for r in 0..rows {
         for c in 0..cols {
-            let v = data[r * cols + c];
-            let t = if lo < 0.0 { (v / m).clamp(-1.0, 1.0) } else { ((v - lo) / (hi - lo).max(1e-12)).clamp(0.0, 1.0) };
-            let (rr, gg, bb) = if t >= 0.0 {
-                (255.0, 255.0 * (1.0 - t), 255.0 * (1.0 - t))
-            } else {
-                (255.0 * (1.0 + t), 255.0 * (1.0 + t), 255.0)
-            };
+            let (rr, gg, bb) = colour(data[r * cols + c], lo, hi);
             let _ = write!(
                 s,
                 "<rect x=\"{:.2}\" y=\"{:.2}\" width=\"{:.2}\" height=\"{:.2}\" fill=\"rgb({},{},{})\"/>",
-                PAD + c as f64 * cw,
-                PAD + r as f64 * ch,
+                a.x0 + c as f64 * cw,
+                a.y0 + r as f64 * ch,
                 cw + 0.3,
                 ch + 0.3,
-                rr as u8,
-                gg as u8,
-                bb as u8
+                rr,
+                gg,
+                bb
             );
         }
     }
     s
 }
 
+/// A colour bar right of a heatmap, its ends labelled with the values.
+fn colour_bar(data: &[f64], a: Area) -> String {
+    let (lo, hi) = heat_range(data);
+    let x = a.x1 + 10.0;
+    let steps = 32;
+    let h = (a.y1 - a.y0) / steps as f64;
+    let mut s = String::new();
+    for i in 0..steps {
+        let v = hi - (hi - lo) * (i as f64 + 0.5) / steps as f64;
+        let (r, g, b) = colour(v, lo, hi);
+        let _ = write!(
+            s,
+            "<rect x=\"{x:.1}\" y=\"{:.2}\" width=\"10\" height=\"{:.2}\" fill=\"rgb({r},{g},{b})\"/>",
+            a.y0 + i as f64 * h,
+            h + 0.3
+        );
+    }
+    let style = format!("font-family=\"{}\" fill=\"#222\" font-size=\"{TICK}\"", super::font::FAMILY);
+    let _ = write!(s, "<text x=\"{:.1}\" y=\"{:.1}\" {style}>{}</text>", x + 13.0, a.y0 + TICK, esc(&num(hi)));
+    let _ = write!(s, "<text x=\"{:.1}\" y=\"{:.1}\" {style}>{}</text>", x + 13.0, a.y1, esc(&num(lo)));
+    s
+}
+
 fn plot_sig() -> Signature {
-    Signature::new("plot", "vision", "Draws a plot as an image for the report: \"bar\" (one bar per value; negative bars red), \"line\", \"histogram\" (of the values, `bins`), or \"heatmap\" (a 2-D tensor or list of rows; blue below zero, red above). There is no text: name the plot in `show`.")
+    Signature::new("plot", "vision", "Draws a plot as an image for the report: \"bar\" (one bar per value; negative bars red), \"line\", \"histogram\" (of the values, `bins`), or \"heatmap\" (a 2-D tensor or list of rows; blue below zero, red above). With a `title`, axis labels or tick text, the text is drawn in DejaVu Sans (fetched once into Assay's cache; the same pixels on every machine), bar and line plots get value ticks and a heatmap a colour bar; e.g. an attention pattern with the tokens on both axes. Without them the plot has no text: name it in `show`.")
         .param("kind", Type::Str, "\"bar\", \"line\", \"histogram\" or \"heatmap\"")
         .param("data", Type::Any, "numbers, or rows of numbers for a heatmap")
         .opt("bins", Type::Num, Value::Num(20.0), "bins of a histogram")
+        .opt("title", Type::optional(Type::Str), Value::None, "a title above the plot")
+        .opt("x_label", Type::optional(Type::Str), Value::None, "the horizontal axis's label, e.g. \"head\" or \"key token\"")
+        .opt("y_label", Type::optional(Type::Str), Value::None, "the vertical axis's label, e.g. \"layer\"")
+        .opt("x_ticks", Type::optional(Type::OneOf(vec![Type::list(Type::Any), Type::Range])), Value::None, "text under each column (heatmap) or value (bar, line): tokens, or numbers")
+        .opt("y_ticks", Type::optional(Type::OneOf(vec![Type::list(Type::Any), Type::Range])), Value::None, "text beside each row of a heatmap: tokens, or numbers")
         .returns(Type::Image)
         .example("let h = plot(\"heatmap\", tensor([[1, -1], [0.5, 0]]))\nassert h.width == 480 and h.height == 300\nassert plot(\"bar\", [3, -1, 2]).width == 480")
+        .example("let tokens = [\"The\", \" capital\", \" of\", \" France\"]\nlet pattern = tensor([[1, 0, 0, 0], [0.6, 0.4, 0, 0], [0.2, 0.5, 0.3, 0], [0.1, 0.2, 0.1, 0.6]])\nlet p = plot(\"heatmap\", pattern, title: \"layer 3, head 2\", x_label: \"key\", y_label: \"query\", x_ticks: tokens, y_ticks: tokens)\nassert p != plot(\"heatmap\", pattern), \"the text is drawn\"")
 }
+
+fn ticks(a: &Args, name: &str, want: Option<usize>) -> Result<Vec<String>, ToolError> {
+    let v = a.get(name);
+    if matches!(v, Value::None) {
+        return Ok(Vec::new());
+    }
+    let items = a.items(name)?;
+    if let Some(n) = want {
+        if items.len() != n {
+            return Err(ToolError::arg(
+                name,
+                format!("{} tick labels for {n} {}", items.len(), if name == "x_ticks" { "columns" } else { "rows" }),
+            )
+            .help("give one label per column (x_ticks) or row (y_ticks), or none"));
+        }
+    }
+    Ok(items
+        .iter()
+        .map(|v| match v {
+            Value::Num(x) => num(*x),
+            Value::Str(s) => s.to_string(),
+            v => v.to_text(),
+        })
+        .collect())
+}
+
 fn plot(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let kind = a.str("kind")?;
-    let body = match kind {
+    let label = |n: &str| a.opt_str(n).map(|s| s.map(str::to_string));
+    let mut labels = Labels { title: label("title")?, x: label("x_label")?, y: label("y_label")?, ..Labels::default() };
+    let svg = match kind {
         "bar" | "line" | "histogram" => {
             let values =
                 to_numbers(a.get("data")).map_err(|e| ToolError::arg("data", format!("expected numbers: {e}")))?;
             if values.is_empty() || values.len() > 100_000 {
                 return Err(ToolError::arg("data", "give between 1 and 100000 numbers"));
             }
-            match kind {
-                "bar" => bars(&values),
-                "line" => line(&values),
-                _ => {
+            if !matches!(a.get("y_ticks"), Value::None) {
+                return Err(ToolError::arg("y_ticks", "a bar, line or histogram plot's vertical ticks are its values")
+                    .help("leave y_ticks out; y_label names the axis"));
+            }
+            let (values, n_ticks) = match kind {
+                "histogram" => {
                     let bins = a.count("bins")?.clamp(1, 1000);
                     let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
                     let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -124,8 +354,35 @@ fn plot(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
                     for v in &values {
                         counts[(((v - lo) / width) as usize).min(bins - 1)] += 1.0;
                     }
-                    bars(&counts)
+                    (counts, bins)
                 }
+                _ => {
+                    let n = values.len();
+                    (values, n)
+                }
+            };
+            labels.x_ticks = ticks(a, "x_ticks", Some(n_ticks))?;
+            // Value ticks at the ends of the range and at zero (always in it).
+            let (lo, hi) = range(&values);
+            let mut at = vec![lo, 0.0, hi];
+            at.dedup();
+            let value_ticks: Vec<String> = if labels.any() { at.iter().map(|v| num(*v)).collect() } else { Vec::new() };
+            let area = area(&labels, &value_ticks, false);
+            let body = if kind == "line" { line(&values, area) } else { bars(&values, area) };
+            if labels.any() {
+                let y = scale(&values, area);
+                let n = values.len().max(1) as f64;
+                let x_at = |i: usize| {
+                    if kind == "line" {
+                        area.x0 + i as f64 * if n > 1.0 { (area.x1 - area.x0) / (n - 1.0) } else { 0.0 }
+                    } else {
+                        area.x0 + (i as f64 + 0.5) * (area.x1 - area.x0) / n
+                    }
+                };
+                let ys: Vec<(f64, String)> = at.iter().map(|v| (y(*v), num(*v))).collect();
+                frame(&format!("{body}{}", text(&labels, area, &x_at, &ys)), area)
+            } else {
+                frame(&body, area)
             }
         }
         "heatmap" => {
@@ -148,7 +405,24 @@ fn plot(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
                 )
                 .help("average or max-pool the rows and columns first, or plot a slice"));
             }
-            heat(r, c, &t.iter().map(|x| *x as f64).collect::<Vec<_>>())
+            labels.x_ticks = ticks(a, "x_ticks", Some(c))?;
+            labels.y_ticks = ticks(a, "y_ticks", Some(r))?;
+            let data: Vec<f64> = t.iter().map(|x| *x as f64).collect();
+            let area = area(&labels, &labels.y_ticks, labels.any());
+            let body = heat(r, c, &data, area);
+            if labels.any() {
+                let (cw, ch) = ((area.x1 - area.x0) / c as f64, (area.y1 - area.y0) / r as f64);
+                let x_at = |i: usize| area.x0 + (i as f64 + 0.5) * cw;
+                let ys: Vec<(f64, String)> = labels
+                    .y_ticks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (area.y0 + (i as f64 + 0.5) * ch, t.clone()))
+                    .collect();
+                frame(&format!("{body}{}{}", text(&labels, area, &x_at, &ys), colour_bar(&data, area)), area)
+            } else {
+                frame(&body, area)
+            }
         }
         other => {
             return Err(ToolError::arg(
@@ -157,7 +431,8 @@ fn plot(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
             ))
         }
     };
-    super::svg::render(&frame(&body), W as u32, Some(H as u32), Some([255, 255, 255, 255]))
+    let fonts = if labels.any() { Some(super::font::fonts().map_err(ToolError::new)?) } else { None };
+    super::svg::render_with(&svg, W as u32, Some(H as u32), Some([255, 255, 255, 255]), fonts)
         .map(|i| Value::Image(Arc::new(i)))
         .map_err(ToolError::new)
 }

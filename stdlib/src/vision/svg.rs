@@ -71,6 +71,18 @@ fn check_images(g: &resvg::usvg::Group, depth: usize) -> Result<(), String> {
 /// Renders SVG text to an RGBA image `width` wide (height from the aspect
 /// ratio unless given) over a background colour (None: transparent).
 pub fn render(text: &str, width: u32, height: Option<u32>, background: Option<[u8; 4]>) -> Result<Image, String> {
+    render_with(text, width, height, background, None)
+}
+
+/// As [`render`], with text drawn in `fonts` (see [`super::font`]); with
+/// none, text is not drawn.
+pub fn render_with(
+    text: &str,
+    width: u32,
+    height: Option<u32>,
+    background: Option<[u8; 4]>,
+    fonts: Option<std::sync::Arc<resvg::usvg::fontdb::Database>>,
+) -> Result<Image, String> {
     // `<image href="file">` would make the renderer read any file by itself:
     // such references are collected and refused. Pictures embedded as
     // `data:` URLs are decoded (and nested SVG is parsed with these options).
@@ -86,6 +98,10 @@ pub fn render(text: &str, width: u32, height: Option<u32>, background: Option<[u
             }),
         },
         ..resvg::usvg::Options::default()
+    };
+    let opt = match fonts {
+        Some(db) => resvg::usvg::Options { fontdb: db, font_family: super::font::FAMILY.into(), ..opt },
+        None => opt,
     };
     let tree = resvg::usvg::Tree::from_str(text, &opt).map_err(|e| format!("not valid SVG: {e}"))?;
     if let Some(href) = refused.lock().ok().and_then(|r| r.first().cloned()) {
