@@ -204,17 +204,19 @@ pub fn agent_guide(r: &Registry, focus: Focus) -> String {
             continue;
         }
         let _ = writeln!(out, "\n### {cat}\n");
-        // The first sentence, cut at a word near 70 characters: the guide
+        // The first sentence, cut at a word near 64 characters: the guide
         // must fit a small model's context (`assay tools` has the rest).
         let short = |s: &Signature| {
             let first = s.doc.split(". ").next().unwrap_or(s.doc).trim_end_matches('.');
-            match first.char_indices().nth(70) {
+            match first.char_indices().nth(64) {
                 Some((i, _)) => format!("{}…", first[..i].rsplit_once(' ').map(|(a, _)| a).unwrap_or(&first[..i])),
                 None => format!("{first}."),
             }
         };
+        // `x: T | none = none` is `x: T = none` here: the default says it.
+        let render = |s: &Signature| s.render().replace(" | none = none", " = none");
         // Tools of one shape (`abs`, `sin`, ...) share one line.
-        let shape = |s: &Signature| s.render()[s.name.len()..].to_string();
+        let shape = |s: &Signature| render(s)[s.name.len()..].to_string();
         let mut done = vec![false; sigs.len()];
         for (i, s) in sigs.iter().enumerate() {
             if done[i] {
@@ -223,7 +225,7 @@ pub fn agent_guide(r: &Registry, focus: Focus) -> String {
             let same: Vec<usize> = (i..sigs.len()).filter(|&j| !done[j] && shape(sigs[j]) == shape(s)).collect();
             if same.len() < 3 {
                 done[i] = true;
-                let _ = writeln!(out, "- `{}`: {}", s.render(), short(s));
+                let _ = writeln!(out, "- `{}`: {}", render(s), short(s));
                 continue;
             }
             let names: Vec<&str> = same.iter().map(|&j| sigs[j].name).collect();

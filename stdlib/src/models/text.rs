@@ -50,20 +50,25 @@ fn detokenize(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn generate_sig() -> Signature {
-    Signature::new("generate", "text", "Continues a prompt by `n` new tokens: greedy (each the most likely next token) or, with a `temperature` above 0, sampled from the run's seed (the same seed gives the same text). On a model with a KV cache (past_key_values.* inputs in Optimum's convention, as SmolLM2's) each step computes only the new token from the cached keys and values; `cache: false` recomputes the whole sequence every step (the same tokens, slower). With `steer` and `patch`, the interventions hold at every step, the new tokens included. Returns the new text only; given token ids (a list of numbers, for a model without a tokenizer), returns the new ids.")
+    Signature::new("generate", "text", "Continues a prompt by `n` new tokens: greedy (each the most likely next token) or, with a `temperature` above 0, sampled from the run's seed (the same seed gives the same text). On a model with a KV cache (past_key_values.* inputs in Optimum's convention, as SmolLM2's) each step computes only the new token from the cached keys and values; `cache: false` recomputes the whole sequence every step (the same tokens, slower). With `steer` and `patch`, the interventions hold at every step, the new tokens included. Returns the new text only; given several texts, the new text of each (one left-padded batch where the model takes attention_mask and position_ids, each row continuing as it would alone; else one at a time); given token ids (a list of numbers, for a model without a tokenizer), the new ids.")
         .param("model", Type::Handle("model"), "a language model")
-        .param("prompt", Type::OneOf(vec![Type::Str, Type::list(Type::Num)]), "the text to continue, or its token ids")
+        .param("prompt", Type::OneOf(vec![Type::Str, Type::list(Type::Str), Type::list(Type::Num)]), "the text to continue, several texts (one batch), or token ids")
         .opt("n", Type::Num, Value::Num(8.0), "how many tokens to add")
         .opt("temperature", Type::Num, Value::Num(0.0), "0 for greedy; above 0 samples from softmax(logits / temperature)")
         .opt("cache", Type::Bool, Value::Bool(true), "reuse the KV cache between steps where the model has one")
         .opt("steer", Type::Any, Value::None, "{tensor: vector}: a vector added to each tensor at every position and step (activation addition), e.g. a difference of residual streams")
         .opt("patch", Type::Any, Value::None, "{tensor: value} or {tensor: {value, mask}}: the tensor set to `mask*value + (1-mask)*tensor` at every position and step (mask 1 where left out), e.g. a head zeroed or a neuron clamped")
-        .returns(Type::OneOf(vec![Type::Str, Type::list(Type::Num)]))
+        .returns(Type::OneOf(vec![Type::Str, Type::list(Type::Str), Type::list(Type::Num)]))
         .example("let lm = model(\"smollm2-135m\")\nassert starts_with(generate(lm, \"The capital of France is\", n: 2), \" Paris\")\nassert generate(lm, \"Once upon a time\", n: 6) == generate(lm, \"Once upon a time\", n: 6, cache: false)")
 }
 fn generate(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let m = model_of(a, "model")?;
-    let text = matches!(a.get("prompt"), Value::Str(_));
+    let prompt = a.get("prompt");
+    let text = match prompt {
+        Value::Str(_) => true,
+        Value::List(items) => !items.is_empty() && items.iter().all(|v| matches!(v, Value::Str(_))),
+        _ => false,
+    };
     let tok = if text { Some(tokenizer(a, "model")?) } else { None };
     let n = a.count("n")?;
     if n > 256 {
@@ -76,11 +81,25 @@ fn generate(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
             format!("the temperature is 0 (greedy) or above, not {temperature}"),
         ));
     }
-    let mut ids: Vec<u32> = match &tok {
-        Some(tok) => {
-            tok.encode(a.str("prompt")?, false).map_err(|e| ToolError::arg("prompt", e.to_string()))?.get_ids().to_vec()
+    // One prompt (text or token ids), or several texts.
+    let rows: Vec<Vec<u32>> = match (&tok, prompt) {
+        (Some(tok), Value::Str(p)) => {
+            vec![tok.encode(p.as_ref(), false).map_err(|e| ToolError::arg("prompt", e.to_string()))?.get_ids().to_vec()]
         }
-        None => a
+        (Some(tok), Value::List(items)) => {
+            if items.len() > 256 {
+                return Err(ToolError::arg("prompt", "at most 256 prompts at once"));
+            }
+            items
+                .iter()
+                .map(|v| {
+                    tok.encode(v.to_text(), false)
+                        .map(|e| e.get_ids().to_vec())
+                        .map_err(|e| ToolError::arg("prompt", e.to_string()))
+                })
+                .collect::<Result<_, _>>()?
+        }
+        _ => vec![a
             .numbers("prompt")?
             .into_iter()
             .map(|x| {
@@ -90,52 +109,102 @@ fn generate(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
                     Err(ToolError::arg("prompt", format!("token ids are whole numbers from 0, not {x}")))
                 }
             })
-            .collect::<Result<_, _>>()?,
+            .collect::<Result<_, _>>()?],
     };
-    if ids.is_empty() {
-        return Err(ToolError::arg("prompt", "the prompt is empty"));
+    if let Some(i) = rows.iter().position(|r| r.is_empty()) {
+        return Err(ToolError::arg(
+            "prompt",
+            if rows.len() > 1 { format!("prompt {i} is empty") } else { "the prompt is empty".into() },
+        ));
     }
-    let start = ids.len();
+    let (patches, adds) = interventions(&m, a)?;
+    let cache = a.bool("cache")?;
+    // Prompts of different lengths run as one left-padded batch where the
+    // model takes the attention mask and position ids (so each row's
+    // positions start at its first token); otherwise one at a time.
+    let takes = |n: &str| m.inputs.iter().any(|p| p.name == n);
+    let new: Vec<Vec<u32>> = if rows.len() > 1 && takes("attention_mask") && takes("position_ids") {
+        continue_rows(&m, rows, n, temperature, cache, &patches, &adds, ctx)?
+    } else {
+        let mut out = Vec::new();
+        for r in rows {
+            out.extend(continue_rows(&m, vec![r], n, temperature, cache, &patches, &adds, ctx)?);
+        }
+        out
+    };
+    let value = |ids: &[u32]| -> Result<Value, ToolError> {
+        match &tok {
+            Some(tok) => tok.decode(ids, false).map(Value::str).map_err(|e| ToolError::new(e.to_string())),
+            None => Ok(Value::list(ids.iter().map(|x| Value::Num(f64::from(*x))).collect())),
+        }
+    };
+    if matches!(prompt, Value::List(_)) && text {
+        Ok(Value::list(new.iter().map(|r| value(r)).collect::<Result<_, _>>()?))
+    } else {
+        value(new.first().map(Vec::as_slice).unwrap_or_default())
+    }
+}
+
+/// Continues each row by `n` tokens in one batch (rows of different lengths
+/// left-padded, with the attention mask; one row runs without a mask, as it
+/// always has) and returns the new tokens of each row.
+#[allow(clippy::too_many_arguments, reason = "the generation's settings, read once by generate")]
+fn continue_rows(
+    m: &crate::onnx::model::Model,
+    rows: Vec<Vec<u32>>,
+    n: usize,
+    temperature: f64,
+    cache: bool,
+    patches: &Patches,
+    adds: &Adds,
+    ctx: &mut dyn ToolCtx,
+) -> Result<Vec<Vec<u32>>, ToolError> {
     let input = m.inputs.first().map(|p| p.name.clone()).unwrap_or_default();
     let out = m.output_names();
     let logits_name = out.first().cloned().unwrap_or_default();
-    let slots = if a.bool("cache")? { m.kv.clone() } else { None };
-    let (patches, adds) = interventions(&m, a)?;
+    let slots = if cache { m.kv.clone() } else { None };
     let mut want = out.clone();
     want.extend(slots.iter().flatten().map(|s| s.present.clone()));
+    let b = rows.len();
+    let longest = rows.iter().map(Vec::len).max().unwrap_or(0);
+    // Each row left-padded: `pad[r]` tokens of 0, masked out.
+    let pad: Vec<usize> = rows.iter().map(|r| longest - r.len()).collect();
+    let mut seqs: Vec<Vec<u32>> =
+        rows.iter().zip(&pad).map(|(r, p)| std::iter::repeat_n(0, *p).chain(r.iter().copied()).collect()).collect();
+    let masked = b > 1 && pad.iter().any(|p| *p > 0);
     // The keys and values of every token so far, fed as the next step's past.
     let mut past: Vec<(String, ArrayD<f32>)> = Vec::new();
-    let row = |v: &[u32]| {
-        ArrayD::from_shape_vec(vec![1, v.len()], v.iter().map(|x| *x as f32).collect())
+    let grid = |cols: usize, f: &dyn Fn(usize, usize) -> f32| {
+        ArrayD::from_shape_vec(vec![b, cols], (0..b * cols).map(|i| f(i / cols, i % cols)).collect())
             .map_err(|e| ToolError::new(e.to_string()))
     };
     for step in 0..n {
-        let mut feeds = if slots.is_some() && step > 0 {
-            vec![(input.clone(), row(&ids[ids.len() - 1..])?)]
-        } else {
-            vec![(input.clone(), row(&ids)?)]
-        };
+        let total = seqs[0].len();
+        let from = if slots.is_some() && step > 0 { total - 1 } else { 0 };
+        let mut feeds = vec![(input.clone(), grid(total - from, &|r, j| seqs[r][from + j] as f32)?)];
+        if masked {
+            feeds.push(("attention_mask".into(), grid(total, &|r, j| if j < pad[r] { 0.0 } else { 1.0 })?));
+        }
         feeds.append(&mut past);
         let mut res = match m.hooked(feeds, patches.clone(), adds.clone(), &want) {
             Ok(r) => r,
-            Err(e) => return Err(intervention_error(&m, &ids, &patches, &adds, e)),
+            Err(e) => return Err(intervention_error(m, &rows[0], patches, adds, e)),
         };
         for s in slots.iter().flatten() {
             let present = res.remove(&s.present).ok_or_else(|| ToolError::new(format!("no output `{}`", s.present)))?;
             past.push((s.past.clone(), present));
         }
         let logits = &res[&logits_name];
-        if logits.ndim() != 3 {
+        if logits.ndim() != 3 || logits.shape()[0] != b {
             return Err(ToolError::arg("model", "the model's first output is not [N, T, vocab] logits"));
         }
         let t = logits.shape()[1];
-        let last: Vec<f32> = logits.index_axis(Axis(0), 0).index_axis(Axis(0), t - 1).iter().copied().collect();
-        ids.push(next_token(&last, temperature, ctx)? as u32);
+        for (r, seq) in seqs.iter_mut().enumerate() {
+            let last: Vec<f32> = logits.index_axis(Axis(0), r).index_axis(Axis(0), t - 1).iter().copied().collect();
+            seq.push(next_token(&last, temperature, ctx)? as u32);
+        }
     }
-    match tok {
-        Some(tok) => tok.decode(&ids[start..], false).map(Value::str).map_err(|e| ToolError::new(e.to_string())),
-        None => Ok(Value::list(ids[start..].iter().map(|x| Value::Num(f64::from(*x))).collect())),
-    }
+    Ok(seqs.into_iter().map(|s| s[longest..].to_vec()).collect())
 }
 
 type Patches = Vec<(String, ArrayD<f32>, ArrayD<f32>)>;

@@ -14,7 +14,7 @@ fn lens_sig() -> Signature {
     Signature::new("logit_lens", "interventions", "The logit lens: each layer's residual stream read out through the model's own final norm and unembedding, at one position. `residual` names the residual stream after each layer (a glob or list, in layer order; by default the streams attention() finds in the graph); the last one is what the final norm reads, and layer L's read-out patches it with layer L's value, all layers in one batched run, so the last layer's read-out is the model's own output. Returns {layers, top_ids [layers, k], top_probs [layers, k], top_tokens (per layer, with a tokenizer), probs [layers, len(tokens)] for `tokens`, position}.")
         .param("model", Type::Handle("model"), "a language model")
         .param("inputs", Type::Any, "one prompt (text) or the inputs of one example")
-        .opt("residual", Type::optional(Type::OneOf(vec![Type::Str, Type::list(Type::Str)])), Value::None, "the residual stream after each layer, in layer order (default: attention(model).residual)")
+        .opt("residual", Type::OneOf(vec![Type::Str, Type::list(Type::Str)]), Value::None, "the residual stream after each layer, in layer order (default: attention(model).residual)")
         .opt("position", Type::Num, Value::Num(-1.0), "the position read out; negative counts from the end")
         .opt("k", Type::Num, Value::Num(5.0), "top tokens per layer")
         .opt("tokens", Type::Any, Value::None, "tokens to follow through the layers: ids, or strings of one token each")

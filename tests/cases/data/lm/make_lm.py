@@ -6,7 +6,9 @@ weights are downloaded), exported the ways researchers export them:
 - `torch.onnx.export` with the TorchScript exporter (`*-torchscript.onnx`)
   and with the dynamo exporter (`*-dynamo.onnx`) where it works;
 - Hugging Face Optimum (`*-optimum.onnx`, and for decoders
-  `*-optimum-past.onnx` with past key values).
+  `*-optimum-past.onnx` with past key values);
+- for BERT, Optimum's export through ONNX Runtime's transformer optimizer
+  (`bert-ort-fused.onnx`: attention in fused com.microsoft.Attention ops).
 
 Families: GPT-2 (fused QKV in Conv1D), Llama (grouped-query attention,
 rotary positions), Qwen2 (GQA with biased QKV), BERT (an encoder, post-norm).
@@ -202,6 +204,18 @@ def export_optimum(model, family, path, past):
         os.replace(os.path.join(out, "model.onnx"), path)
 
 
+def fuse(source, path, cfg):
+    """ONNX Runtime's transformer optimizer: attention becomes one
+    com.microsoft.Attention node per layer (and embeddings, residual adds
+    and norms fused ops too), as deployed BERTs often are."""
+    from onnxruntime.transformers import optimizer
+    m = optimizer.optimize_model(source, model_type="bert", num_heads=cfg.num_attention_heads,
+                                 hidden_size=cfg.hidden_size, opt_level=1, use_gpu=False)
+    if not any(n.op_type == "Attention" for n in m.model.graph.node):
+        raise RuntimeError("the optimizer fused no attention")
+    m.save_model_to_file(path)
+
+
 def main():
     import onnx
     made = {}
@@ -215,6 +229,8 @@ def main():
                 ("optimum", lambda p: export_optimum(model, family, p, False))]
         if decoder:
             ways.append(("optimum-past", lambda p: export_optimum(model, family, p, True)))
+        else:
+            ways.append(("ort-fused", lambda p: fuse(os.path.join(HERE, f"{family}-optimum.onnx"), p, cfg)))
         for way, export in ways:
             path = os.path.join(HERE, f"{family}-{way}.onnx")
             try:
