@@ -23,6 +23,7 @@ pub fn registry() -> Registry {
     onnx::interventions::register(&mut r);
     onnx::lens::register(&mut r);
     onnx::attention::register(&mut r);
+    onnx::attribution::register(&mut r);
     models::register(&mut r);
     vision::register(&mut r);
     r

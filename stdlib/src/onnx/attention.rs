@@ -48,16 +48,18 @@ pub struct Block {
     pub mlp: Option<String>,
     /// The fused op that computes the block, where one does.
     pub fused: Option<String>,
+    /// The output projection's output (its bias included, where it has one).
+    pub projected: String,
 }
 
-struct Index<'a> {
+pub(crate) struct Index<'a> {
     nodes: &'a [NodeProto],
     consumers: HashMap<&'a str, Vec<usize>>,
     constant: HashSet<&'a str>,
 }
 
 impl<'a> Index<'a> {
-    fn new(g: &'a GraphProto) -> Index<'a> {
+    pub(crate) fn new(g: &'a GraphProto) -> Index<'a> {
         let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
         let mut constant: HashSet<&str> = g.initializer.iter().map(|t| t.name()).collect();
         for (i, n) in g.node.iter().enumerate() {
@@ -77,14 +79,14 @@ impl<'a> Index<'a> {
     }
 
     /// The nodes that read `t` as data (not only its shape).
-    fn data_consumers(&self, t: &str) -> Vec<&'a NodeProto> {
+    pub(crate) fn data_consumers(&self, t: &str) -> Vec<&'a NodeProto> {
         self.consumers
             .get(t)
             .map(|v| v.iter().map(|&i| &self.nodes[i]).filter(|n| !matches!(n.op_type(), "Shape" | "IsNaN")).collect())
             .unwrap_or_default()
     }
 
-    fn is_const(&self, t: &str) -> bool {
+    pub(crate) fn is_const(&self, t: &str) -> bool {
         self.constant.contains(t)
     }
 
@@ -410,6 +412,7 @@ pub fn find(m: &Model) -> Result<Vec<Block>, String> {
                 residual,
                 mlp,
                 fused: f.fused.map(|(op, _)| op),
+                projected: f.projected.clone(),
             },
         ));
     }

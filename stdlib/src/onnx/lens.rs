@@ -59,7 +59,7 @@ fn logit_lens(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         return Err(ToolError::arg("output", format!("the model has no output `{output}`"))
             .help(format!("its outputs: {}", names.join(", "))));
     }
-    let tokens = token_ids(&m, a)?;
+    let tokens = token_ids(&m, a, "tokens")?;
     let k = a.count("k")?.max(1);
     let vals = m.capture(inputs.clone(), &layers).map_err(|e| ToolError::arg("inputs", e))?;
     let last = layers.last().cloned().unwrap_or_default();
@@ -138,25 +138,25 @@ fn logit_lens(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 /// The token ids to follow: numbers, or strings that are one token each.
-fn token_ids(m: &super::model::Model, a: &Args) -> Result<Vec<usize>, ToolError> {
-    if a.is_none("tokens") {
+pub(crate) fn token_ids(m: &super::model::Model, a: &Args, arg: &str) -> Result<Vec<usize>, ToolError> {
+    if a.is_none(arg) {
         return Ok(Vec::new());
     }
-    let items = a.items("tokens")?;
+    let items = a.items(arg)?;
     let mut ids = Vec::with_capacity(items.len());
     for v in items {
         match v {
             Value::Num(n) if n >= 0.0 && n.fract() == 0.0 => ids.push(n as usize),
             Value::Str(s) => {
                 let tok = m.tokenizer.as_ref().ok_or_else(|| {
-                    ToolError::arg("tokens", "this model has no tokenizer; give token ids").help("e.g. tokens: [3681]")
+                    ToolError::arg(arg, "this model has no tokenizer; give token ids").help("e.g. tokens: [3681]")
                 })?;
-                let enc = tok.encode(s.to_string(), false).map_err(|e| ToolError::arg("tokens", e.to_string()))?;
+                let enc = tok.encode(s.to_string(), false).map_err(|e| ToolError::arg(arg, e.to_string()))?;
                 match enc.get_ids() {
                     [one] => ids.push(*one as usize),
                     many => {
                         return Err(ToolError::arg(
-                            "tokens",
+                            arg,
                             format!(
                                 "{s:?} is {} tokens ({:?}); the lens follows single tokens",
                                 many.len(),
@@ -168,10 +168,7 @@ fn token_ids(m: &super::model::Model, a: &Args) -> Result<Vec<usize>, ToolError>
                 }
             }
             other => {
-                return Err(ToolError::arg(
-                    "tokens",
-                    format!("tokens are ids or strings, found a {}", other.type_name()),
-                ))
+                return Err(ToolError::arg(arg, format!("tokens are ids or strings, found a {}", other.type_name())))
             }
         }
     }

@@ -6,6 +6,7 @@ pub mod proto {
     include!("onnx_proto.rs");
 }
 pub mod attention;
+pub mod attribution;
 pub mod graph;
 pub mod interventions;
 pub mod lens;

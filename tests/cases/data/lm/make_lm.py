@@ -23,7 +23,9 @@ metric(target with head (L, h) patched from source) - metric(target),
 metric = logits[0, -1, a] - logits[0, -1, b]), `direct` ([layers, heads]:
 path patching's direct effect, head (L, h) from source with every other
 head frozen at its target value), `greedy` (decoders: 6 tokens greedy
-generation continues the target with), `clean` and `a`, `b`.
+generation continues the target with), `dla` (decoders: [layers, heads, 2],
+each head's direct logit attribution to a and b at the last position, the
+final norm's scale frozen), `clean` and `a`, `b`.
 
 The tests need no Python: the outputs are committed. To rebuild (pinned
 versions; CPU wheels are enough):
@@ -138,6 +140,9 @@ def references(model, family, cfg):
         if hasattr(model, "generate") and family != "bert":
             more = model.generate(target, max_new_tokens=6, do_sample=False, use_cache=True, pad_token_id=0)
             ref["greedy"] = more[0, target.shape[1]:].numpy().astype(np.int64)
+        if family != "bert":
+            target_stream = {i: torch.from_numpy(ref[f"hidden.{i}"]) for i in range(len(projs))}
+            ref["dla"] = direct_logit_attribution(model, family, cfg, target_heads, target_stream)
         ref["effects"] = effects
         # Path patching, direct effects: head (L, h) from the source, every
         # other head frozen at its target value.
@@ -156,6 +161,38 @@ def references(model, family, cfg):
         ref["direct"] = direct
         ref["clean"] = np.array(clean, dtype=np.float32)
     return ref
+
+
+def direct_logit_attribution(model, family, cfg, heads_out, stream):
+    """Each head's direct contribution to the logits of a and b at the last
+    position: its output through the output projection, the final norm with
+    its scale frozen at the residual stream's own, and the unembedding.
+    [layers, heads, 2]."""
+    heads = cfg.num_attention_heads
+    last = len(heads_out) - 1
+    r = stream[last][0, -1]
+    unembed = model.lm_head.weight  # [vocab, d]
+    if family == "gpt2":
+        norm = model.transformer.ln_f
+        scale = torch.sqrt(((r - r.mean()) ** 2).mean() + norm.eps)
+        read = lambda c: norm.weight * (c - c.mean()) / scale  # noqa: E731
+    else:
+        norm = model.model.norm
+        scale = torch.sqrt((r ** 2).mean() + norm.variance_epsilon)
+        read = lambda c: norm.weight * c / scale  # noqa: E731
+    out = np.zeros((len(heads_out), heads, 2), dtype=np.float32)
+    for layer, proj in enumerate(out_proj(model, family)):
+        x = heads_out[layer][0, -1]
+        width = x.shape[-1] // heads
+        for h in range(heads):
+            part = slice(h * width, (h + 1) * width)
+            if family == "gpt2":  # Conv1D: weight [in, out]
+                c = x[part] @ proj.weight[part, :]
+            else:  # Linear: weight [out, in]
+                c = proj.weight[:, part] @ x[part]
+            v = read(c)
+            out[layer, h] = [float(unembed[A] @ v), float(unembed[B] @ v)]
+    return out
 
 
 class LogitsOnly(torch.nn.Module):
