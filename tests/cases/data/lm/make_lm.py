@@ -25,7 +25,10 @@ path patching's direct effect, head (L, h) from source with every other
 head frozen at its target value), `greedy` (decoders: 6 tokens greedy
 generation continues the target with), `dla` (decoders: [layers, heads, 2],
 each head's direct logit attribution to a and b at the last position, the
-final norm's scale frozen), `clean` and `a`, `b`.
+final norm's scale frozen), `circuit` ([full, circuit, ablated]: the mean
+metric over target and source with heads (0, 1) and (1, 2) kept and every
+other head mean-ablated over both prompts and all positions), `clean` and
+`a`, `b`.
 
 The tests need no Python: the outputs are committed. To rebuild (pinned
 versions; CPU wheels are enough):
@@ -140,6 +143,30 @@ def references(model, family, cfg):
         if hasattr(model, "generate") and family != "bert":
             more = model.generate(target, max_new_tokens=6, do_sample=False, use_cache=True, pad_token_id=0)
             ref["greedy"] = more[0, target.shape[1]:].numpy().astype(np.int64)
+        # A circuit by mean ablation: heads (0, 1) and (1, 2) kept, every
+        # other head replaced by its mean over both prompts and all
+        # positions; the mean metric over the two prompts for the full
+        # model, the circuit and everything ablated.
+        keep = {(0, 1), (1, 2)}
+        means = {l: torch.cat([target_heads[l], source_heads[l]], 0).mean(dim=(0, 1)) for l in range(len(projs))}
+
+        def ablated_run(ids, kept):
+            def mean_ablate(_m, args, layer):
+                x = args[0].clone()
+                for h in range(heads):
+                    if (layer, h) not in kept:
+                        x[..., h * width:(h + 1) * width] = means[layer][h * width:(h + 1) * width]
+                return (x,)
+            hs = [p.register_forward_pre_hook(lambda m, a, i=i: mean_ablate(m, a, i)) for i, p in enumerate(projs)]
+            value = metric(model(ids).logits)
+            for handle in hs:
+                handle.remove()
+            return value
+
+        prompts = [target, source]
+        ref["circuit"] = np.array([np.mean([metric(model(p).logits) for p in prompts]),
+                                   np.mean([ablated_run(p, keep) for p in prompts]),
+                                   np.mean([ablated_run(p, set()) for p in prompts])], dtype=np.float32)
         if family != "bert":
             target_stream = {i: torch.from_numpy(ref[f"hidden.{i}"]) for i in range(len(projs))}
             ref["dla"] = direct_logit_attribution(model, family, cfg, target_heads, target_stream)
