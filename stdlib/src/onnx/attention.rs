@@ -191,7 +191,7 @@ pub fn canonicalize(mut m: ModelProto) -> ModelProto {
         }) else {
             continue;
         };
-        if pos == 0 || f.fused.is_some() {
+        if pos == 0 {
             continue;
         }
         let from = f.path[pos].clone();
@@ -369,16 +369,18 @@ pub fn find(m: &Model) -> Result<Vec<Block>, String> {
     let mut blocks = Vec::new();
     for f in all {
         let (n_heads, head_dim) = match &f.fused {
-            Some((op, h)) => {
-                let s = shape(&f.path[0]);
-                let width = s.last().copied().unwrap_or(0);
-                if *h == 0 || s.len() != 3 || width % h != 0 {
+            // The op's output: [N, T, heads*head_dim] with a head count
+            // attribute, or [N, heads, T, head_dim] (ONNX's Attention with
+            // 4-D inputs, as PyTorch's dynamo exporter writes at opset 23).
+            Some((op, h)) => match shape(&f.path[0]).as_slice() {
+                [_, heads, _, d] => (*heads, *d),
+                [_, _, width] if *h > 0 && width % h == 0 => (*h, width / h),
+                s => {
                     return Err(format!(
                         "attention is fused into a `{op}` node whose heads cannot be split (its output is {s:?} and it says {h} heads)"
-                    ));
+                    ))
                 }
-                (*h, width / h)
-            }
+            },
             // [N, heads, T, head_dim], or with grouped-query attention
             // [N, kv_heads, heads per kv head, T, head_dim].
             None => match shape(&f.path[0]).as_slice() {
@@ -421,7 +423,7 @@ pub fn find(m: &Model) -> Result<Vec<Block>, String> {
 }
 
 fn attention_sig() -> Signature {
-    Signature::new("attention", "models", "Each attention block's heads, probabilities and residual stream, found by the graph's structure. Works whatever exported the model (PyTorch's TorchScript or dynamo exporter, Optimum, Assay's own models, ONNX Runtime's fused attention ops) and names the tensors in one scheme. Returns {layers, n_heads, head_dim, heads, probs, residual, residual_in, mlp, blocks}: `heads` lists each block's per-head output before the output projection ([N, T, n_heads*head_dim], so `parts: n_heads` splits it into heads for patch_sweep, path_patch, circuit, dcm, cross_patch and unit's `head`), `probs` its attention probabilities ([N, n_heads, T, S]; none inside a fused op), `residual` the residual stream after each layer (before any final norm), `residual_in` the stream the first block reads, `mlp` each layer's MLP output as it is added to the stream; `blocks` has the same per block with `layer` and `fused`. A stream or MLP output the graph's shape does not show is none. Where an exporter never forms the merged heads (it reshapes [N, T, heads, head_dim] straight to [N*T, ...]), Assay's loader adds them as `assay::heads::<tensor>` (a reshape: exact).")
+    Signature::new("attention", "models", "Each attention block's heads, probabilities and residual stream, found by the graph's structure. Works whatever exported the model (PyTorch's TorchScript or dynamo exporter, Optimum, Assay's own models, ONNX Runtime's fused attention ops, ONNX's Attention op as the dynamo exporter writes it at opset 23) and names the tensors in one scheme. Returns {layers, n_heads, head_dim, heads, probs, residual, residual_in, mlp, blocks}: `heads` lists each block's per-head output before the output projection ([N, T, n_heads*head_dim], so `parts: n_heads` splits it into heads for patch_sweep, path_patch, circuit, dcm, cross_patch and unit's `head`), `probs` its attention probabilities ([N, n_heads, T, S]; none inside a fused op), `residual` the residual stream after each layer (before any final norm), `residual_in` the stream the first block reads, `mlp` each layer's MLP output as it is added to the stream; `blocks` has the same per block with `layer` and `fused`. A stream or MLP output the graph's shape does not show is none. Where an exporter never forms the merged heads (it reshapes [N, T, heads, head_dim] straight to [N*T, ...]), Assay's loader adds them as `assay::heads::<tensor>` (a reshape: exact).")
         .param("model", Type::Handle("model"), "a model whose graph has attention")
         .returns(Type::record())
         .example("let lm = model(\"smollm2-135m\")\nlet a = attention(lm)\nassert a.layers == 30 and a.n_heads == 9 and a.head_dim == 64\nassert a.heads[0] == \"/model/layers.0/self_attn/heads_output_0\"\nassert a.residual[29] == \"/model/layers.29/residual_mlp_output_0\"\nlet u = unit(lm, a.heads[3], head: 2, heads: a.n_heads)")

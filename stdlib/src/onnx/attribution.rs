@@ -185,6 +185,58 @@ fn repeat(feeds: &[(String, ArrayD<f32>)], n: usize) -> Result<Vec<(String, Arra
         .collect()
 }
 
+type Patch = (String, ArrayD<f32>, ArrayD<f32>);
+
+/// One patched run of `n` rows of `inputs` (one example); where the graph
+/// runs one row at a time only (see [`super::sweep::single_rows_only`]),
+/// row by row, each patch value and mask with `n` rows cut to its row, and
+/// the outputs joined in order.
+fn run_rows(
+    m: &Model,
+    inputs: &[(String, ArrayD<f32>)],
+    n: usize,
+    patches: Vec<Patch>,
+    want: &[String],
+    capture: &[String],
+) -> Result<std::collections::BTreeMap<String, ArrayD<f32>>, String> {
+    if n == 1 {
+        return m.patch_capture(inputs.to_vec(), patches, want, capture, false);
+    }
+    let first = if super::sweep::single_rows_only(m) {
+        None
+    } else {
+        match m.patch_capture(repeat(inputs, n)?, patches.clone(), want, capture, false) {
+            Ok(out) => return Ok(out),
+            Err(e) => Some(e),
+        }
+    };
+    let row = |a: &ArrayD<f32>, r: usize| {
+        if a.shape().first() == Some(&n) {
+            a.slice_axis(Axis(0), ndarray::Slice::from(r..r + 1)).to_owned()
+        } else {
+            a.clone()
+        }
+    };
+    let mut parts: std::collections::BTreeMap<String, Vec<ArrayD<f32>>> = std::collections::BTreeMap::new();
+    for r in 0..n {
+        let p: Vec<Patch> = patches.iter().map(|(t, v, k)| (t.clone(), row(v, r), row(k, r))).collect();
+        let out = m.patch_capture(inputs.to_vec(), p, want, capture, false).map_err(|e| first.clone().unwrap_or(e))?;
+        for (k, v) in out {
+            parts.entry(k).or_default().push(v);
+        }
+    }
+    if first.is_some() {
+        m.set_memo(super::sweep::ONE_ROW, true);
+    }
+    parts
+        .into_iter()
+        .map(|(k, vs)| {
+            let views: Vec<_> = vs.iter().map(|v| v.view()).collect();
+            ndarray::concatenate(Axis(0), &views).map(|a| (k, a)).map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
 /// Each head's output as the residual stream gets it, at `pos`:
 /// [block][head] -> vector.
 fn head_outputs(
@@ -221,7 +273,7 @@ fn head_outputs(
             patches.push((b.heads.clone(), ArrayD::<f32>::zeros(IxDyn(&[1, 1, w])), mask));
         }
         let capture: Vec<String> = in_chunk.iter().map(|&l| blocks[l].projected.clone()).collect();
-        let out = m.patch_capture(repeat(inputs, n)?, patches, &[], &capture, false)?;
+        let out = run_rows(m, inputs, n, patches, &[], &capture)?;
         for (r, (l, h)) in chunk.iter().enumerate() {
             let v = out.get(&blocks[*l].projected).ok_or("the projection was not captured")?;
             got[*l][h.unwrap_or(blocks[*l].n_heads)] = Some(at(v, n, r, pos)?);
@@ -351,14 +403,7 @@ fn logit_attribution(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> 
         let value = ArrayD::from_shape_vec(IxDyn(&[n, 1, d]), value).map_err(|e| ToolError::new(e.to_string()))?;
         let mut mask = ArrayD::<f32>::zeros(IxDyn(&[1, pos + 1, 1]));
         mask[[0, pos, 0]] = 1.0;
-        let out = m
-            .patch_capture(
-                repeat(&inputs, n).map_err(err)?,
-                vec![(ro.at.clone(), value, mask)],
-                std::slice::from_ref(&logits_name),
-                &[],
-                false,
-            )
+        let out = run_rows(&m, &inputs, n, vec![(ro.at.clone(), value, mask)], std::slice::from_ref(&logits_name), &[])
             .map_err(|e| ToolError::arg("model", e))?;
         let l = out.get(&logits_name).ok_or_else(|| ToolError::new("no logits"))?;
         for r in 0..n {

@@ -274,8 +274,38 @@ pub fn run_mixed(
         }
     }
     let mix = Mix { m, target, values, components, positions, want };
+    // Some exported graphs run one row at a time only (PyTorch's dynamo
+    // exporter at opset 23 gives RotaryEmbedding a batch-1 cache): then the
+    // same rows run one each, and the model remembers it.
+    let one_by_one = || -> Result<Vec<Outputs>, String> {
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.append(&mut mix.run(std::slice::from_ref(r), Feed::Repeat)?);
+        }
+        Ok(out)
+    };
+    if rows.len() > 1 && single_rows_only(m) {
+        return one_by_one();
+    }
     let feed = if rows.len() > 1 && mix.broadcast_ok() { Feed::Broadcast } else { Feed::Repeat };
-    mix.run(rows, feed)
+    match mix.run(rows, feed) {
+        Err(e) if rows.len() > 1 => match one_by_one() {
+            Ok(out) => {
+                m.set_memo(ONE_ROW, true);
+                Ok(out)
+            }
+            Err(_) => Err(e),
+        },
+        other => other,
+    }
+}
+
+/// The memo key of a model that runs one row at a time only.
+pub(crate) const ONE_ROW: &str = "rows:one-at-a-time";
+
+/// Whether the model was found to run one row at a time only.
+pub(crate) fn single_rows_only(m: &Model) -> bool {
+    m.memo(ONE_ROW).unwrap_or(false)
 }
 
 impl<'m> Sweep<'m> {

@@ -5,6 +5,8 @@ weights are downloaded), exported the ways researchers export them:
 
 - `torch.onnx.export` with the TorchScript exporter (`*-torchscript.onnx`)
   and with the dynamo exporter (`*-dynamo.onnx`) where it works;
+- for decoders, the dynamo exporter at opset 23 with SDPA attention
+  (`*-dynamo-opset23.onnx`: ONNX's fused `Attention` op);
 - Hugging Face Optimum (`*-optimum.onnx`, and for decoders
   `*-optimum-past.onnx` with past key values);
 - for BERT, Optimum's export through ONNX Runtime's transformer optimizer
@@ -257,6 +259,26 @@ def export_torch(model, decoder, path, dynamo):
         ALL_MASK_ATTENTION_FUNCTIONS.register("eager", eager_mask)
 
 
+def export_opset23(model, decoder, path):
+    """The dynamo exporter at opset 23 with SDPA attention: attention
+    becomes ONNX's own fused Attention op (and RMSNorm, rotary embeddings
+    their ops), where PyTorch's exporter is heading."""
+    model.config._attn_implementation = "sdpa"
+    try:
+        wrapped = LogitsOnly(model, decoder).eval()
+        ids = torch.tensor(TARGET)
+        batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence", min=2, max=30)
+        torch.onnx.export(wrapped, (ids, torch.ones_like(ids)), path, dynamo=True, opset_version=23,
+                          input_names=["input_ids", "attention_mask"], output_names=["logits"],
+                          dynamic_shapes={"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}},
+                          external_data=False, optimize=True)
+    finally:
+        model.config._attn_implementation = "eager"
+    import onnx
+    if not any(n.op_type == "Attention" for n in onnx.load(path).graph.node):
+        raise RuntimeError("the exporter wrote no Attention op")
+
+
 def export_optimum(model, family, path, past):
     from optimum.exporters.onnx import main_export
     task = "fill-mask" if family == "bert" else ("text-generation-with-past" if past else "text-generation")
@@ -293,6 +315,7 @@ def main():
                 ("optimum", lambda p: export_optimum(model, family, p, False))]
         if decoder:
             ways.append(("optimum-past", lambda p: export_optimum(model, family, p, True)))
+            ways.append(("dynamo-opset23", lambda p: export_opset23(model, decoder, p)))
         else:
             ways.append(("ort-fused", lambda p: fuse(os.path.join(HERE, f"{family}-optimum.onnx"), p, cfg)))
         for way, export in ways:
