@@ -264,8 +264,14 @@ fn streams(idx: &Index, projected: &str) -> (Option<String>, Option<String>, Opt
         let [c] = next.as_slice() else { return (None, None, None) };
         let other = |c: &NodeProto| c.input.iter().find(|x| **x != t).cloned();
         match c.op_type() {
-            "Add" if other(c).is_some_and(|o| idx.is_const(&o)) => t = c.output[0].clone(),
-            "Reshape" | "Cast" if c.input.first() == Some(&t) => t = c.output[0].clone(),
+            "Add" if other(c).is_some_and(|o| idx.is_const(&o)) => match c.output.first() {
+                Some(o) => t = o.clone(),
+                None => return (None, None, None),
+            },
+            "Reshape" | "Cast" if c.input.first() == Some(&t) => match c.output.first() {
+                Some(o) => t = o.clone(),
+                None => return (None, None, None),
+            },
             "Add" => break (*c).clone(),
             _ => return (None, None, None),
         }
@@ -278,7 +284,10 @@ fn streams(idx: &Index, projected: &str) -> (Option<String>, Option<String>, Opt
         if c.op_type() != "Cast" {
             break;
         }
-        mid = c.output[0].clone();
+        match c.output.first() {
+            Some(o) => mid = o.clone(),
+            None => break,
+        }
     }
     // The MLP's residual add reads the stream (pre-norm) or its norm
     // (post-norm, as BERT), and the MLP output.

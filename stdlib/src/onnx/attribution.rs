@@ -109,7 +109,10 @@ fn readout(g: &GraphProto, idx: &Index, r: &str) -> Result<Readout, String> {
         if c.op_type() != "Cast" {
             break;
         }
-        x = c.output[0].clone();
+        match c.output.first() {
+            Some(o) => x = o.clone(),
+            None => break,
+        }
     }
     let cons = idx.data_consumers(&x);
     let op = cons.iter().find(|n| {
