@@ -369,24 +369,12 @@ fn activations(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         return Err(ToolError::arg("inputs", "the input has no rows (its first dimension is 0)")
             .help("pass at least one example, e.g. a tensor of shape [1, ...]"));
     }
-    let mut parts: Vec<ArrayD<f32>> = Vec::new();
-    let mut start = 0;
-    while start < n.max(1) {
-        let end = (start + batch).min(n.max(1));
-        let chunk: Vec<(String, ArrayD<f32>)> = all
-            .iter()
-            .map(|(k, t)| {
-                let part =
-                    if t.ndim() == 0 { t.clone() } else { t.slice_axis(Axis(0), Slice::from(start..end)).to_owned() };
-                (k.clone(), part)
-            })
-            .collect();
-        parts.push(run_unit(u, chunk).map_err(|e| ToolError::arg("inputs", e))?);
-        start = end;
-    }
-    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
-    let joined = concatenate(Axis(0), &views).map_err(|e| ToolError::new(e.to_string()))?;
-    Ok(Value::tensor(joined))
+    // The one row-batch walker `run` and `capture` use.
+    let mut out = super::tools::batched(all, batch, |chunk| {
+        run_unit(u, chunk).map(|a| std::iter::once((String::new(), assay_interpreter::Tensor::new(a))).collect())
+    })?;
+    let joined = out.remove("").ok_or_else(|| ToolError::new("the unit returned nothing"))?;
+    Ok(Value::Tensor(joined))
 }
 
 pub(crate) fn register(r: &mut Registry) {
