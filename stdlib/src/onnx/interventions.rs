@@ -21,9 +21,17 @@ use crate::core::FnTool;
 type Feeds = Vec<(String, ArrayD<f32>)>;
 
 fn call_metric(ctx: &mut dyn ToolCtx, f: &Value, args: Vec<Value>, arg: &str) -> Result<f64, ToolError> {
-    match ctx.call(f, args)? {
+    metric_number(ctx.call(f, args)?, arg)
+}
+
+/// The one rule for what a metric returns, in every tool that calls one: a
+/// finite number (a NaN or an infinity would poison every comparison and
+/// mean after it, so it is an error that says so).
+pub(crate) fn metric_number(v: Value, arg: &str) -> Result<f64, ToolError> {
+    match v {
         Value::Num(x) if x.is_finite() => Ok(x),
-        Value::Num(x) => Err(ToolError::arg(arg, format!("the metric returned {x}"))),
+        Value::Num(x) => Err(ToolError::arg(arg, format!("the metric returned {x}"))
+            .help("a metric must give a finite number for every run, e.g. a logit difference")),
         other => {
             Err(ToolError::arg(arg, format!("the metric must return a number, it returned a {}", other.type_name())))
         }

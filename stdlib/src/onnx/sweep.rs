@@ -548,13 +548,10 @@ fn sweep_pairs(a: &Args, ctx: &mut dyn ToolCtx, pairs: usize) -> Result<Value, T
             let o: Outputs =
                 out.iter().map(|(k, v)| (k.clone(), v.slice_axis(Axis(0), Slice::from(r..r + 1)).to_owned())).collect();
             let item = (i * (n + 1) + c.map_or(0, |c| c + 1)) as u64;
-            let v = ctx.call_item(&metric, vec![outputs_value(&o), Value::Num(*i as f64)], item)?;
-            let Value::Num(x) = v else {
-                return Err(ToolError::arg(
-                    "metric",
-                    format!("the metric must return a number, it returned a {}", v.type_name()),
-                ));
-            };
+            let x = super::interventions::metric_number(
+                ctx.call_item(&metric, vec![outputs_value(&o), Value::Num(*i as f64)], item)?,
+                "metric",
+            )?;
             scores[*i][c.map_or(0, |c| c + 1)] = x;
         }
     }
@@ -576,15 +573,10 @@ fn sweep_pairs(a: &Args, ctx: &mut dyn ToolCtx, pairs: usize) -> Result<Value, T
                 })
                 .collect();
         }
-        match ctx.call(&metric, vec![outputs_value(&o), Value::Num(i as f64)])? {
-            Value::Num(x) => source_scores.push(x),
-            v => {
-                return Err(ToolError::arg(
-                    "metric",
-                    format!("the metric must return a number, it returned a {}", v.type_name()),
-                ))
-            }
-        }
+        source_scores.push(super::interventions::metric_number(
+            ctx.call(&metric, vec![outputs_value(&o), Value::Num(i as f64)])?,
+            "metric",
+        )?);
     }
     let effects: Vec<f32> = scores.iter().flat_map(|s| s[1..].iter().map(move |x| (x - s[0]) as f32)).collect();
     let grid =
@@ -668,13 +660,7 @@ fn patch_sweep(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
                 Some(i) => ctx.call_item(&metric, vec![outputs_value(o)], i)?,
                 None => ctx.call(&metric, vec![outputs_value(o)])?,
             };
-            match v {
-                Value::Num(x) => Ok(x),
-                other => Err(ToolError::arg(
-                    "metric",
-                    format!("the metric must return a number, it returned a {}", other.type_name()),
-                )),
-            }
+            super::interventions::metric_number(v, "metric")
         };
     let clean_out = sweep.clean().map_err(|e| ToolError::arg("target", e))?;
     let clean = score(ctx, &clean_out, None)?;
