@@ -25,6 +25,10 @@ use crate::core::FnTool;
 const FUSED: &[&str] =
     &["Attention", "MultiHeadAttention", "GroupQueryAttention", "PackedMultiHeadAttention", "PackedAttention"];
 
+/// The most nodes any walk through the graph takes: a hostile graph may
+/// loop (ONNX Runtime refuses it later, but the walks run first).
+pub(crate) const MAX_WALK: usize = 64;
+
 /// The name Assay gives the merged heads where an exporter never forms
 /// them (it reshapes [N, T, heads, head_dim] straight to [N*T, ...]).
 pub fn merged_heads_name(tensor: &str) -> String {
@@ -119,7 +123,7 @@ fn found(idx: &Index) -> Vec<Found> {
             let mut reach = vec![probs.as_str()];
             let mut ctx = None;
             let mut k = 0;
-            while k < reach.len() && ctx.is_none() {
+            while k < reach.len().min(MAX_WALK) && ctx.is_none() {
                 let t = reach[k];
                 k += 1;
                 for c in idx.data_consumers(t) {
@@ -150,7 +154,12 @@ fn found(idx: &Index) -> Vec<Found> {
         };
         // Through layout-only ops to the output projection.
         let mut path = vec![start];
+        let mut steps = 0;
         let projected = loop {
+            steps += 1;
+            if steps > MAX_WALK {
+                break None;
+            }
             let t = path.last().cloned().unwrap_or_default();
             let next = idx.data_consumers(&t);
             let [c] = next.as_slice() else { break None };
@@ -161,7 +170,10 @@ fn found(idx: &Index) -> Vec<Found> {
                 "Transpose" | "Reshape" | "Cast" | "Identity" | "Squeeze" | "Unsqueeze" | "Flatten"
                     if c.input.first() == Some(&t) =>
                 {
-                    path.extend(c.output.first().cloned())
+                    match c.output.first() {
+                        Some(o) => path.push(o.clone()),
+                        None => break None,
+                    }
                 }
                 _ => break None,
             }
@@ -259,7 +271,12 @@ fn streams(idx: &Index, projected: &str) -> (Option<String>, Option<String>, Opt
     // Through the projection's bias and a reshape back from [N*T, D] to
     // the residual add.
     let mut t = projected.to_string();
+    let mut steps = 0;
     let add = loop {
+        steps += 1;
+        if steps > MAX_WALK {
+            return (None, None, None);
+        }
         let next = idx.data_consumers(&t);
         let [c] = next.as_slice() else { return (None, None, None) };
         let other = |c: &NodeProto| c.input.iter().find(|x| **x != t).cloned();
@@ -280,7 +297,9 @@ fn streams(idx: &Index, projected: &str) -> (Option<String>, Option<String>, Opt
     let Some(mut mid) = add.output.first().cloned() else { return (residual_in, None, None) };
     // A no-op Cast some exporters put before the next norm (Llama's RMSNorm
     // computes in float32) carries the same stream.
-    while let [c] = idx.data_consumers(&mid).as_slice() {
+    for _ in 0..MAX_WALK {
+        let next = idx.data_consumers(&mid);
+        let [c] = next.as_slice() else { break };
         if c.op_type() != "Cast" {
             break;
         }
@@ -552,4 +571,95 @@ fn attention_pattern(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> 
 pub(crate) fn register(r: &mut Registry) {
     r.register(FnTool::new(attention_sig, attention));
     r.register(FnTool::new(pattern_sig, attention_pattern));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn fixtures() -> Vec<(String, ModelProto)> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/cases/data/lm");
+        let mut out: Vec<(String, ModelProto)> = std::fs::read_dir(&dir)
+            .expect("the exported fixtures")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "onnx"))
+            .map(|p| {
+                (
+                    p.display().to_string(),
+                    super::super::graph::decode(&std::fs::read(&p).expect("read")).expect("decode"),
+                )
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// The structural search finds one block per layer in every exported
+    /// graph (the probe run and shapes are checked by the script cases).
+    #[test]
+    fn every_exported_graph_shows_two_attention_blocks() {
+        let all = fixtures();
+        assert!(all.len() >= 19, "{} fixtures", all.len());
+        for (name, m) in &all {
+            let m = canonicalize(m.clone());
+            let g = m.graph.as_ref().expect("graph");
+            let idx = Index::new(g);
+            let f = found(&idx);
+            assert_eq!(f.len(), 2, "{name}: {f:?}");
+            for b in &f {
+                // Every block reaches a projection by weights.
+                assert!(g.node.iter().any(|n| n.output.first() == Some(&b.projected)), "{name}");
+            }
+        }
+    }
+
+    /// A hostile or broken graph never panics the search or the rewrite:
+    /// nodes lose their outputs or inputs, change their op, get looped back,
+    /// and initializers vanish.
+    #[test]
+    fn mangled_graphs_never_panic() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        for (_, m) in fixtures().into_iter().take(8) {
+            for _ in 0..40 {
+                let mut m = m.clone();
+                let Some(g) = m.graph.as_mut() else { continue };
+                let n = g.node.len();
+                for _ in 0..rng.random_range(1..20) {
+                    let i = rng.random_range(0..n);
+                    match rng.random_range(0..6) {
+                        0 => g.node[i].output.clear(),
+                        1 => g.node[i].input.clear(),
+                        2 => {
+                            g.node[i].op_type = Some(
+                                ["Softmax", "MatMul", "Reshape", "Transpose", "Add", "Attention", "Cast"]
+                                    [rng.random_range(0..7)]
+                                .into(),
+                            )
+                        }
+                        3 => {
+                            let j = rng.random_range(0..n);
+                            if let Some(o) = g.node[j].output.first().cloned() {
+                                g.node[i].input.push(o);
+                            }
+                        }
+                        4 => {
+                            if !g.initializer.is_empty() {
+                                let k = rng.random_range(0..g.initializer.len());
+                                g.initializer.remove(k);
+                            }
+                        }
+                        _ => g.node[i].attribute.clear(),
+                    }
+                }
+                let m = canonicalize(m);
+                let g = m.graph.as_ref().expect("graph");
+                let idx = Index::new(g);
+                for f in found(&idx) {
+                    let _ = streams(&idx, &f.projected);
+                }
+            }
+        }
+    }
 }

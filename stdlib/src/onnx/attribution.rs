@@ -105,7 +105,9 @@ fn linear_to_output(g: &GraphProto, idx: &Index, t: &str) -> Result<(), String> 
 /// The final norm after the residual stream `r`, and where to patch it.
 fn readout(g: &GraphProto, idx: &Index, r: &str) -> Result<Readout, String> {
     let mut x = r.to_string();
-    while let [c] = idx.data_consumers(&x).as_slice() {
+    for _ in 0..super::attention::MAX_WALK {
+        let next = idx.data_consumers(&x);
+        let [c] = next.as_slice() else { break };
         if c.op_type() != "Cast" {
             break;
         }
