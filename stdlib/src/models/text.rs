@@ -64,12 +64,8 @@ fn generate_sig() -> Signature {
 fn generate(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let m = model_of(a, "model")?;
     let prompt = a.get("prompt");
-    let text = match prompt {
-        Value::Str(_) => true,
-        Value::List(items) => !items.is_empty() && items.iter().all(|v| matches!(v, Value::Str(_))),
-        _ => false,
-    };
-    let tok = if text { Some(tokenizer(a, "model")?) } else { None };
+    let texts = crate::onnx::tools::texts_of(prompt);
+    let tok = if texts.is_some() { Some(tokenizer(a, "model")?) } else { None };
     let n = a.count("n")?;
     if n > 256 {
         return Err(ToolError::arg("n", "at most 256 new tokens"));
@@ -82,18 +78,15 @@ fn generate(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         ));
     }
     // One prompt (text or token ids), or several texts.
-    let rows: Vec<Vec<u32>> = match (&tok, prompt) {
-        (Some(tok), Value::Str(p)) => {
-            vec![tok.encode(p.as_ref(), false).map_err(|e| ToolError::arg("prompt", e.to_string()))?.get_ids().to_vec()]
-        }
-        (Some(tok), Value::List(items)) => {
-            if items.len() > 256 {
+    let rows: Vec<Vec<u32>> = match (&tok, &texts) {
+        (Some(tok), Some(texts)) => {
+            if texts.len() > 256 {
                 return Err(ToolError::arg("prompt", "at most 256 prompts at once"));
             }
-            items
+            texts
                 .iter()
-                .map(|v| {
-                    tok.encode(v.to_text(), false)
+                .map(|t| {
+                    tok.encode(t.as_str(), false)
                         .map(|e| e.get_ids().to_vec())
                         .map_err(|e| ToolError::arg("prompt", e.to_string()))
                 })
@@ -122,8 +115,7 @@ fn generate(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     // Prompts of different lengths run as one left-padded batch where the
     // model takes the attention mask and position ids (so each row's
     // positions start at its first token); otherwise one at a time.
-    let takes = |n: &str| m.inputs.iter().any(|p| p.name == n);
-    let new: Vec<Vec<u32>> = if rows.len() > 1 && takes("attention_mask") && takes("position_ids") {
+    let new: Vec<Vec<u32>> = if rows.len() > 1 && m.pads_left() {
         continue_rows(&m, rows, n, temperature, cache, &patches, &adds, ctx)?
     } else {
         let mut out = Vec::new();
@@ -138,7 +130,7 @@ fn generate(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
             None => Ok(Value::list(ids.iter().map(|x| Value::Num(f64::from(*x))).collect())),
         }
     };
-    if matches!(prompt, Value::List(_)) && text {
+    if matches!(prompt, Value::List(_)) && texts.is_some() {
         Ok(Value::list(new.iter().map(|r| value(r)).collect::<Result<_, _>>()?))
     } else {
         value(new.first().map(Vec::as_slice).unwrap_or_default())

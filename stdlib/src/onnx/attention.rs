@@ -94,6 +94,21 @@ impl<'a> Index<'a> {
         self.constant.contains(t)
     }
 
+    /// `t` followed through the no-op Casts some exporters put before a
+    /// norm (Llama's RMSNorm computes in float32): the same stream.
+    pub(crate) fn through_casts(&self, t: &str) -> String {
+        let mut t = t.to_string();
+        for _ in 0..MAX_WALK {
+            let next = self.data_consumers(&t);
+            let [c] = next.as_slice() else { break };
+            match c.output.first() {
+                Some(o) if c.op_type() == "Cast" => t = o.clone(),
+                _ => break,
+            }
+        }
+        t
+    }
+
     /// A projection by weights: MatMul or Gemm of `t` by a constant.
     fn projects(&self, n: &NodeProto, t: &str) -> bool {
         matches!(n.op_type(), "MatMul" | "Gemm")
@@ -294,20 +309,8 @@ fn streams(idx: &Index, projected: &str) -> (Option<String>, Option<String>, Opt
         }
     };
     let residual_in = add.input.iter().find(|x| **x != t).cloned();
-    let Some(mut mid) = add.output.first().cloned() else { return (residual_in, None, None) };
-    // A no-op Cast some exporters put before the next norm (Llama's RMSNorm
-    // computes in float32) carries the same stream.
-    for _ in 0..MAX_WALK {
-        let next = idx.data_consumers(&mid);
-        let [c] = next.as_slice() else { break };
-        if c.op_type() != "Cast" {
-            break;
-        }
-        match c.output.first() {
-            Some(o) => mid = o.clone(),
-            None => break,
-        }
-    }
+    let Some(mid) = add.output.first() else { return (residual_in, None, None) };
+    let mid = idx.through_casts(mid);
     // The MLP's residual add reads the stream (pre-norm) or its norm
     // (post-norm, as BERT), and the MLP output.
     let second = |s: &str| {

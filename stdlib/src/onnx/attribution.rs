@@ -104,18 +104,7 @@ fn linear_to_output(g: &GraphProto, idx: &Index, t: &str) -> Result<(), String> 
 
 /// The final norm after the residual stream `r`, and where to patch it.
 fn readout(g: &GraphProto, idx: &Index, r: &str) -> Result<Readout, String> {
-    let mut x = r.to_string();
-    for _ in 0..super::attention::MAX_WALK {
-        let next = idx.data_consumers(&x);
-        let [c] = next.as_slice() else { break };
-        if c.op_type() != "Cast" {
-            break;
-        }
-        match c.output.first() {
-            Some(o) => x = o.clone(),
-            None => break,
-        }
-    }
+    let x = idx.through_casts(r);
     let cons = idx.data_consumers(&x);
     let op = cons.iter().find(|n| {
         matches!(n.op_type(), "LayerNormalization" | "SimplifiedLayerNormalization" | "RMSNormalization")
@@ -180,14 +169,8 @@ fn at(t: &ArrayD<f32>, rows: usize, row: usize, pos: usize) -> Result<Vec<f32>, 
     flat.get(start..start + d).map(<[f32]>::to_vec).ok_or_else(|| format!("position {pos} is outside {:?}", t.shape()))
 }
 
-fn repeat(feeds: &[(String, ArrayD<f32>)], n: usize) -> Result<Vec<(String, ArrayD<f32>)>, String> {
-    feeds
-        .iter()
-        .map(|(k, v)| {
-            let views: Vec<_> = (0..n).map(|_| v.view()).collect();
-            ndarray::concatenate(Axis(0), &views).map(|a| (k.clone(), a)).map_err(|e| e.to_string())
-        })
-        .collect()
+fn repeat(feeds: &[(String, ArrayD<f32>)], n: usize) -> Vec<(String, ArrayD<f32>)> {
+    feeds.iter().map(|(k, v)| (k.clone(), super::sweep::repeat_rows(v, n))).collect()
 }
 
 type Patch = (String, ArrayD<f32>, ArrayD<f32>);
@@ -210,7 +193,7 @@ fn run_rows(
     let first = if super::sweep::single_rows_only(m) {
         None
     } else {
-        match m.patch_capture(repeat(inputs, n)?, patches.clone(), want, capture, false) {
+        match m.patch_capture(repeat(inputs, n), patches.clone(), want, capture, false) {
             Ok(out) => return Ok(out),
             Err(e) => Some(e),
         }

@@ -546,6 +546,13 @@ impl Model {
         self.inputs.iter().any(|i| i.name == name)
     }
 
+    /// Whether prompts of different lengths can run as one left-padded
+    /// batch: the model takes the attention mask and position ids, so each
+    /// row's positions start at its first token.
+    pub fn pads_left(&self) -> bool {
+        self.takes("attention_mask") && self.takes("position_ids")
+    }
+
     /// Refuses a sequence longer than the position table, with the limit,
     /// rather than the runtime's out-of-range or broadcast text.
     fn check_positions(&self, feeds: &[(String, ArrayD<f32>)]) -> Result<(), String> {

@@ -71,7 +71,7 @@ pub fn split(names: &[String], values: &Outputs, parts: usize, arg: &str) -> Res
     Ok(out)
 }
 
-fn repeat_rows(a: &ArrayD<f32>, n: usize) -> ArrayD<f32> {
+pub(crate) fn repeat_rows(a: &ArrayD<f32>, n: usize) -> ArrayD<f32> {
     let views: Vec<_> = (0..n).map(|_| a.view()).collect();
     ndarray::concatenate(Axis(0), &views).unwrap_or_else(|_| a.clone())
 }
@@ -429,10 +429,7 @@ fn resolve_positions(a: &Args, i: &str, t: usize) -> Result<Option<Vec<usize>>, 
 
 /// Whether an argument is several texts (a sweep over prompt pairs).
 fn texts(v: &Value) -> Option<usize> {
-    match v {
-        Value::List(items) if items.len() > 1 && items.iter().all(|x| matches!(x, Value::Str(_))) => Some(items.len()),
-        _ => None,
-    }
+    super::tools::texts_of(v).map(|t| t.len()).filter(|n| *n > 1 && matches!(v, Value::List(_)))
 }
 
 /// A sweep over several prompt pairs of different lengths in one padded
@@ -445,8 +442,7 @@ fn sweep_pairs(a: &Args, ctx: &mut dyn ToolCtx, pairs: usize) -> Result<Value, T
     if texts(a.get("source")) != Some(pairs) {
         return Err(ToolError::arg("source", format!("{pairs} targets need {pairs} sources, as a list of texts")));
     }
-    let takes = |n: &str| m.inputs.iter().any(|p| p.name == n);
-    if !(takes("attention_mask") && takes("position_ids")) {
+    if !m.pads_left() {
         return Err(ToolError::arg(
             "target",
             "this model cannot take a padded batch (it takes no attention_mask and position_ids)",

@@ -81,6 +81,17 @@ pub fn feeds(model: &Model, a: &Args, i: &str) -> Result<Vec<(String, ArrayD<f32
     feeds_value(model, a.get(i), i)
 }
 
+/// The text a value holds: one string, or a non-empty list of strings.
+pub fn texts_of(value: &Value) -> Option<Vec<String>> {
+    match value {
+        Value::Str(s) => Some(vec![s.to_string()]),
+        Value::List(items) if !items.is_empty() && items.iter().all(|v| matches!(v, Value::Str(_))) => {
+            Some(items.iter().map(|v| v.to_text()).collect())
+        }
+        _ => None,
+    }
+}
+
 /// Model inputs from a value (text, a tensor, a record of tensors); errors
 /// point at argument `i`.
 pub fn feeds_value(model: &Model, value: &Value, i: &str) -> Result<Vec<(String, ArrayD<f32>)>, ToolError> {
@@ -88,21 +99,13 @@ pub fn feeds_value(model: &Model, value: &Value, i: &str) -> Result<Vec<(String,
         to_tensor(v).map(|t| t.to_array()).map_err(|e| ToolError::arg(i, format!("{what}: {e}")))
     };
     // Text for a model with a tokenizer: token ids for its one input.
-    let texts: Option<Vec<String>> = match value {
-        Value::Str(s) => Some(vec![s.to_string()]),
-        Value::List(items) if !items.is_empty() && items.iter().all(|v| matches!(v, Value::Str(_))) => {
-            Some(items.iter().map(|v| v.to_text()).collect())
-        }
-        _ => None,
-    };
-    if let Some(texts) = texts {
+    if let Some(texts) = texts_of(value) {
         let tok = model.tokenizer.as_ref().ok_or_else(|| {
             ToolError::arg(i, "this model has no tokenizer, so it cannot take text; pass tensors")
                 .help("language models from model(\"smollm2-135m\") take text")
         })?;
         let input = model.inputs.first().map(|p| p.name.clone()).unwrap_or_default();
-        let takes = |n: &str| model.inputs.iter().any(|p| p.name == n);
-        if texts.len() > 1 && takes("attention_mask") && takes("position_ids") {
+        if texts.len() > 1 && model.pads_left() {
             // Texts of different lengths are left-padded, so each row's last
             // position is its last token; the mask hides the padding and
             // each row's positions start at its first token.
