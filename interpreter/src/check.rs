@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use assay_grammar::*;
 
+use crate::bind::{self, bind, defined_as, tool_params, wrong_type, Given, Mistake};
 use crate::diag::{closest, Diag, SourceFile};
 use crate::rhai_bridge::RhaiModule;
-use crate::tool::{Default as ParamDefault, Registry, Signature};
+use crate::tool::{Registry, Signature};
 use crate::types::Type;
 
 #[derive(Clone)]
@@ -717,7 +718,7 @@ impl<'a> Checker<'a> {
                     self.expr(&a.value);
                 }
                 if let Some(def) = &var.func {
-                    self.check_script_call(n, def, args, 0, span);
+                    self.check_script_call(n, def, args, span);
                 } else if var.ty.is_known() && var.ty != Type::Func && !matches!(var.ty, Type::Handle(_)) {
                     self.err(
                         crate::code::NOT_CALLABLE,
@@ -879,79 +880,18 @@ impl<'a> Checker<'a> {
         Type::Any
     }
 
-    fn check_script_call(&mut self, name: &str, def: &FnDef, args: &[Arg], offset: usize, span: Span) {
-        let params = &def.params;
-        let mut bound = vec![false; params.len()];
-        let mut pos = offset;
-        for a in args {
-            match &a.name {
-                None => {
-                    if pos >= params.len() {
-                        self.err(
-                            crate::code::ARGUMENT_COUNT,
-                            a.span,
-                            format!("`{name}` takes {} argument(s), given more", params.len()),
-                            "one too many",
-                            format!(
-                                "defined as {name}({})",
-                                params.iter().map(|p| p.name.node.as_str()).collect::<Vec<_>>().join(", ")
-                            ),
-                        );
-                        return;
-                    }
-                    bound[pos] = true;
-                    pos += 1;
-                }
-                Some(n) => match params.iter().position(|p| p.name.node == n.node) {
-                    None => {
-                        let names: Vec<&str> = params.iter().map(|p| p.name.node.as_str()).collect();
-                        let help = match closest(&n.node, names.iter().copied()) {
-                            Some(c) => {
-                                format!("did you mean `{c}`? parameters: {}", names.join(", "))
-                            }
-                            None => format!("parameters: {}", names.join(", ")),
-                        };
-                        self.err(
-                            crate::code::UNKNOWN_ARGUMENT,
-                            n.span,
-                            format!("`{name}` has no parameter `{}`", n.node),
-                            "unknown parameter",
-                            help,
-                        );
-                    }
-                    Some(i) if bound[i] => {
-                        self.err(
-                            crate::code::DUPLICATE_ARGUMENT,
-                            n.span,
-                            format!("`{}` is given twice", n.node),
-                            "given again",
-                            "pass each argument once",
-                        );
-                    }
-                    Some(i) => bound[i] = true,
-                },
-            }
-        }
-        let missing: Vec<&str> = params
-            .iter()
-            .zip(&bound)
-            .filter(|(p, b)| !**b && p.default.is_none())
-            .map(|(p, _)| p.name.node.as_str())
-            .collect();
-        if !missing.is_empty() {
-            self.err(
-                crate::code::MISSING_ARGUMENT,
-                span,
-                format!(
-                    "`{name}` is missing {}",
-                    missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
-                ),
-                "missing arguments",
-                format!(
-                    "defined as {name}({})",
-                    params.iter().map(|p| p.name.node.as_str()).collect::<Vec<_>>().join(", ")
-                ),
-            );
+    /// Reports a mistake binding a call's arguments (see `crate::bind`).
+    fn mistake(&mut self, m: Mistake) {
+        self.err(m.code, m.span, m.message, m.label, m.help);
+    }
+
+    fn check_script_call(&mut self, name: &str, def: &FnDef, args: &[Arg], span: Span) {
+        let params: Vec<bind::Param> =
+            def.params.iter().map(|p| bind::Param { name: &p.name.node, required: p.default.is_none() }).collect();
+        let shown = defined_as(name, &params);
+        let given = args.iter().map(|a| Given { name: a.name.as_ref(), span: a.value.span, item: () }).collect();
+        for m in bind(name, &params, &shown, false, given, span).mistakes {
+            self.mistake(m);
         }
     }
 
@@ -963,96 +903,26 @@ impl<'a> Checker<'a> {
         receiver: Option<(Type, Span)>,
         span: Span,
     ) -> Type {
-        let params = &sig.params;
-        let mut bound: Vec<Option<(Type, Span)>> = vec![None; params.len()];
-        let mut pos = 0;
-        if let Some(r) = receiver {
-            if params.is_empty() {
-                self.err(
-                    crate::code::ARGUMENT_COUNT,
-                    span,
-                    format!("`{}` takes no arguments, so it cannot be called as a method", sig.name),
-                    "not a method",
-                    format!("call it as {}", sig.render()),
-                );
-                return sig.returns.clone();
-            }
-            bound[0] = Some(r);
-            pos = 1;
+        let params = tool_params(sig);
+        let shown = sig.render();
+        let method = receiver.is_some();
+        let mut given: Vec<Given<Type>> = Vec::with_capacity(args.len() + 1);
+        if let Some((t, s)) = receiver {
+            given.push(Given { name: None, span: s, item: t });
         }
         for (a, t) in args.iter().zip(arg_types) {
-            match &a.name {
-                None => {
-                    if pos >= params.len() {
-                        self.err(
-                            crate::code::ARGUMENT_COUNT,
-                            a.span,
-                            format!("`{}` takes at most {} argument(s)", sig.name, params.len()),
-                            "too many arguments",
-                            sig.render(),
-                        );
-                        continue;
-                    }
-                    bound[pos] = Some((t.clone(), a.value.span));
-                    pos += 1;
-                }
-                Some(n) => match params.iter().position(|p| p.name == n.node) {
-                    None => {
-                        let help = match closest(&n.node, params.iter().map(|p| p.name)) {
-                            Some(c) => format!("did you mean `{c}`? {}", sig.render()),
-                            None => sig.render(),
-                        };
-                        self.err(
-                            crate::code::UNKNOWN_ARGUMENT,
-                            n.span,
-                            format!("`{}` has no parameter `{}`", sig.name, n.node),
-                            "unknown parameter",
-                            help,
-                        );
-                    }
-                    Some(i) if bound[i].is_some() => {
-                        self.err(
-                            crate::code::DUPLICATE_ARGUMENT,
-                            n.span,
-                            format!("`{}` is given twice", n.node),
-                            "given again",
-                            format!("pass each argument once: {}", sig.render()),
-                        );
-                    }
-                    Some(i) => bound[i] = Some((t.clone(), a.value.span)),
-                },
-            }
+            given.push(Given { name: a.name.as_ref(), span: a.value.span, item: t.clone() });
         }
-        let mut missing = Vec::new();
-        for (p, b) in params.iter().zip(&bound) {
-            match b {
-                None => {
-                    if matches!(p.default, ParamDefault::Required) {
-                        missing.push(p.name);
-                    }
-                }
-                Some((t, s)) => {
-                    if !p.ty.accepts(t) {
-                        self.err(
-                            crate::code::TYPE,
-                            *s,
-                            format!("`{}` of `{}` must be {}, found {t}", p.name, sig.name, p.ty),
-                            format!("a {t}"),
-                            sig.render(),
-                        );
-                    }
+        let bound = bind(sig.name, &params, &shown, method, given, span);
+        for m in bound.mistakes {
+            self.mistake(m);
+        }
+        for (p, slot) in sig.params.iter().zip(bound.slots) {
+            if let Some((t, s)) = slot {
+                if !p.ty.accepts(&t) {
+                    self.mistake(wrong_type(sig.name, p.name, &p.ty, &t.to_string(), s, &shown));
                 }
             }
-        }
-        if !missing.is_empty() {
-            let list: Vec<String> = missing.iter().map(|m| format!("`{m}`")).collect();
-            self.err(
-                crate::code::MISSING_ARGUMENT,
-                span,
-                format!("`{}` is missing {}", sig.name, list.join(", ")),
-                "missing arguments",
-                sig.render(),
-            );
         }
         sig.returns.clone()
     }

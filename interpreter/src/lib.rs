@@ -2,6 +2,7 @@
 //! values, the `Tool` trait and registry, run records, the rhai bridge and
 //! the sandbox. It knows nothing of ONNX; tools arrive through the registry.
 
+mod bind;
 mod cache;
 mod check;
 pub mod code;

@@ -6,6 +6,7 @@
 mod adversarial;
 mod agent;
 mod bench;
+mod binding;
 mod cache;
 mod cli;
 mod docs;

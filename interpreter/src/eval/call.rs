@@ -12,6 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
 use super::{step_rng, EvalResult, Flow, Run, RuntimeError, TraceEntry, MAX_CALL_DEPTH};
+use crate::bind::{self, bind, defined_as, tool_params, wrong_type, Given, Mistake};
 use crate::diag::closest;
 use crate::rhai_bridge::RhaiModule;
 use crate::shard::{Found, Partial, ShardMode, Share};
@@ -41,7 +42,7 @@ impl<'a> Run<'a> {
                 if let Some((sig, tool)) = self.registry.get(n) {
                     let sig = sig.clone();
                     let args = self.eval_args(args)?;
-                    return self.call_tool(&sig, tool, args, span);
+                    return self.call_tool(&sig, tool, args, false, span);
                 }
             }
         }
@@ -80,7 +81,7 @@ impl<'a> Run<'a> {
         let sig = sig.clone();
         let mut all = vec![ArgVal { name: None, value: recv, span: receiver.span }];
         all.extend(self.eval_args(args)?);
-        self.call_tool(&sig, tool, all, span)
+        self.call_tool(&sig, tool, all, true, span)
     }
 
     fn call_func_value(&mut self, f: &Value, args: Vec<ArgVal>, callee_span: Span, span: Span) -> EvalResult<Value> {
@@ -94,7 +95,7 @@ impl<'a> Run<'a> {
                     return Err(RuntimeError::new(format!("unknown tool `{name}`"), callee_span));
                 };
                 let sig = sig.clone();
-                self.call_tool(&sig, tool, args, span)
+                self.call_tool(&sig, tool, args, false, span)
             }
             Value::Func(Func::Rhai(m, name)) => {
                 let (m, name) = (m.clone(), name.clone());
@@ -108,7 +109,7 @@ impl<'a> Run<'a> {
                 let sig = sig.clone();
                 let mut all = vec![ArgVal { name: None, value: f.clone(), span: callee_span }];
                 all.extend(args);
-                self.call_tool(&sig, tool, all, span)
+                self.call_tool(&sig, tool, all, false, span)
             }
             other => Err(RuntimeError::new(format!("a {} cannot be called", other.type_name()), callee_span)
                 .code(crate::code::NOT_CALLABLE)
@@ -127,32 +128,17 @@ impl<'a> Run<'a> {
             .code(crate::code::RECURSION)
             .help("look for recursion without a base case, or rewrite it as a loop"));
         }
-        // Bind arguments to parameters.
-        let mut bound: Vec<Option<Value>> = vec![None; def.params.len()];
-        let mut pos = 0;
-        for a in args {
-            let slot = match &a.name {
-                None => {
-                    if pos >= def.params.len() {
-                        return Err(RuntimeError::new(
-                            format!("`{fname}` takes {} argument(s), given more", def.params.len()),
-                            a.span,
-                        )
-                        .code(crate::code::ARGUMENT_COUNT));
-                    }
-                    pos += 1;
-                    pos - 1
-                }
-                Some(n) => def.params.iter().position(|p| p.name.node == n.node).ok_or_else(|| {
-                    RuntimeError::new(format!("`{fname}` has no parameter `{}`", n.node), n.span)
-                        .code(crate::code::UNKNOWN_ARGUMENT)
-                })?,
-            };
-            if bound[slot].is_some() {
-                return Err(RuntimeError::new(format!("`{}` is given twice", def.params[slot].name.node), a.span));
-            }
-            bound[slot] = Some(a.value);
+        // Bind arguments to parameters (as the checker does: `crate::bind`).
+        let params: Vec<bind::Param> =
+            def.params.iter().map(|p| bind::Param { name: &p.name.node, required: p.default.is_none() }).collect();
+        let names: Vec<Option<Ident>> = args.iter().map(|a| a.name.clone()).collect();
+        let given =
+            names.iter().zip(args).map(|(n, a)| Given { name: n.as_ref(), span: a.span, item: a.value }).collect();
+        let mut bound = bind(&fname, &params, &defined_as(&fname, &params), false, given, span);
+        if let Some(m) = bound.first_mistake() {
+            return Err(mistake(m));
         }
+        let bound: Vec<Option<Value>> = bound.slots.into_iter().map(|s| s.map(|(v, _)| v)).collect();
         let mut captured = c.captured.clone();
         if let Some(n) = &def.name {
             // A named function can always call itself.
@@ -164,10 +150,8 @@ impl<'a> Run<'a> {
                 let v = match (b, &p.default) {
                     (Some(v), _) => v,
                     (None, Some(d)) => self.eval(d)?,
-                    (None, None) => {
-                        return Err(RuntimeError::new(format!("`{fname}` is missing argument `{}`", p.name.node), span)
-                            .code(crate::code::MISSING_ARGUMENT))
-                    }
+                    // Binding reported every required parameter left out.
+                    (None, None) => Value::None,
                 };
                 self.define(&p.name.node, v);
             }
@@ -227,56 +211,32 @@ impl<'a> Run<'a> {
         sig: &Signature,
         tool: Arc<dyn Tool>,
         args: Vec<ArgVal>,
+        method: bool,
         span: Span,
     ) -> EvalResult<Value> {
-        let n = sig.params.len();
-        let mut values: Vec<Option<Value>> = vec![None; n];
-        let mut spans: Vec<Span> = vec![span; n];
-        let mut pos = 0;
-        for a in args {
-            let slot = match &a.name {
-                None => {
-                    if pos >= n {
-                        return Err(RuntimeError::new(format!("`{}` takes at most {n} argument(s)", sig.name), a.span)
-                            .code(crate::code::ARGUMENT_COUNT)
-                            .help(sig.render()));
-                    }
-                    pos += 1;
-                    pos - 1
-                }
-                Some(name) => sig.params.iter().position(|p| p.name == name.node).ok_or_else(|| {
-                    RuntimeError::new(format!("`{}` has no parameter `{}`", sig.name, name.node), name.span)
-                        .code(crate::code::UNKNOWN_ARGUMENT)
-                        .help(sig.render())
-                })?,
-            };
-            if values[slot].is_some() {
-                return Err(RuntimeError::new(format!("`{}` is given twice", sig.params[slot].name), a.span)
-                    .code(crate::code::DUPLICATE_ARGUMENT));
-            }
-            values[slot] = Some(a.value);
-            spans[slot] = a.span;
+        let shown = sig.render();
+        let names: Vec<Option<Ident>> = args.iter().map(|a| a.name.clone()).collect();
+        let given =
+            names.iter().zip(args).map(|(n, a)| Given { name: n.as_ref(), span: a.span, item: a.value }).collect();
+        let params = tool_params(sig);
+        let mut b = bind(sig.name, &params, &shown, method, given, span);
+        if let Some(m) = b.first_mistake() {
+            return Err(mistake(m));
         }
-        let mut bound = Vec::with_capacity(n);
-        for (i, p) in sig.params.iter().enumerate() {
-            let v = match (values[i].take(), &p.default) {
-                (Some(v), _) => v,
-                (None, ParamDefault::Value(d)) => d.clone(),
-                (None, ParamDefault::Required) => {
-                    return Err(RuntimeError::new(format!("`{}` is missing `{}`", sig.name, p.name), span)
-                        .code(crate::code::MISSING_ARGUMENT)
-                        .help(sig.render()))
-                }
+        let mut bound = Vec::with_capacity(sig.params.len());
+        let mut spans = Vec::with_capacity(sig.params.len());
+        for (p, slot) in sig.params.iter().zip(b.slots) {
+            let (v, s) = match (slot, &p.default) {
+                (Some(given), _) => given,
+                (None, ParamDefault::Value(d)) => (d.clone(), span),
+                // Binding reported every required parameter left out.
+                (None, ParamDefault::Required) => (Value::None, span),
             };
             if !p.ty.matches(&v) {
-                return Err(RuntimeError::new(
-                    format!("`{}` of `{}` must be {}, found {}", p.name, sig.name, p.ty, describe_type(&v)),
-                    spans[i],
-                )
-                .code(crate::code::TYPE)
-                .help(sig.render()));
+                return Err(mistake(wrong_type(sig.name, p.name, &p.ty, &describe_type(&v), s, &shown)));
             }
             bound.push(v);
+            spans.push(s);
         }
         let args = Args { values: bound, names: sig.params.iter().map(|p| p.name).collect() };
 
@@ -521,6 +481,11 @@ impl Run<'_> {
         }
         Some((cond, v))
     }
+}
+
+/// A binding mistake as a run-time error (the checker reports the same).
+fn mistake(m: Mistake) -> RuntimeError {
+    RuntimeError::new(m.message, m.span).code(m.code).help(m.help)
 }
 
 fn describe_type(v: &Value) -> String {
