@@ -604,12 +604,33 @@ pub(crate) fn cmd_run(
         cache,
         shard: shard.clone(),
     };
-    let end = match run_child(&job) {
-        Ok(e) => e,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&tmp);
-            return usage_error(json, &e, "check that the assay binary can start a process");
+    // An unchanged rerun of a whole run is answered with a copy of its
+    // record (see `crate::replay`); `--no-cache` runs it again.
+    let replay_key =
+        (matches!(shard, ShardJob::Whole) && cache != CacheUse::Off).then(|| crate::replay::key(&job)).flatten();
+    let replayed = match (cache, &replay_key) {
+        (CacheUse::On, Some(k)) => {
+            crate::replay::lookup(k, &job).and_then(|kept| match crate::replay::write(kept, &tmp, k) {
+                Ok(d) => Some(End::Report(Report::Done(Box::new(d)))),
+                Err(e) => {
+                    eprintln!("note: the kept record could not be replayed ({e}); running the script");
+                    let _ = std::fs::remove_dir_all(&tmp);
+                    let _ = std::fs::create_dir_all(tmp.join("artifacts"));
+                    None
+                }
+            })
         }
+        _ => None,
+    };
+    let end = match replayed {
+        Some(end) => end,
+        None => match run_child(&job) {
+            Ok(e) => e,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                return usage_error(json, &e, "check that the assay binary can start a process");
+            }
+        },
     };
     let mut died = None;
     let done = match end {
@@ -663,6 +684,9 @@ pub(crate) fn cmd_run(
         }
         return EXIT_SCRIPT;
     };
+    if let (Some(k), false) = (&replay_key, d.replayed) {
+        crate::replay::store(k, &run_dir, &d);
+    }
     if json {
         let results = read_run(&run_dir).map(|r| r.results).unwrap_or(serde_json::Value::Null);
         let shows: Vec<_> =
@@ -676,6 +700,7 @@ pub(crate) fn cmd_run(
                 "shows": shows,
                 "diagnostics": d.diagnostics,
                 "merged": matches!(shard, ShardJob::Merge { .. }).then(|| json!({"answered": d.merged_calls, "ran_whole": d.merged_whole})),
+                "replayed": d.replayed,
             }))
         );
     } else {
@@ -694,6 +719,9 @@ pub(crate) fn cmd_run(
             outln!("assert FAILED (line {line}): {}", escape_controls(&format!("{expr}{msg}")));
         }
         let cached = match d.cached_calls {
+            _ if d.replayed => {
+                " (replayed: an identical earlier run's record, no script ran; --no-cache runs it)".into()
+            }
             0 => String::new(),
             n => format!(" ({n} answered from the cache)"),
         };

@@ -20,6 +20,7 @@ mod cache;
 mod cli;
 mod docs;
 mod inspect;
+mod replay;
 mod shard;
 mod supervise;
 

@@ -228,6 +228,13 @@ pub struct Done {
     pub merged_calls: usize,
     #[serde(default)]
     pub merged_whole: Vec<String>,
+    /// The run took nothing from outside its files (see
+    /// `assay_interpreter::Outcome::outside`): its record may be replayed.
+    #[serde(default)]
+    pub replayable: bool,
+    /// This report is a replay of a kept record (no script ran).
+    #[serde(default)]
+    pub replayed: bool,
 }
 
 /// The most shown images one run writes for an agent.
@@ -711,6 +718,8 @@ fn finish_shard(job: &Job, file: &SourceFile, out: &assay_interpreter::Outcome, 
         shard_stopped: stopped,
         merged_calls: 0,
         merged_whole: Vec::new(),
+        replayable: false,
+        replayed: false,
     };
     emit(&format!("report {}", serde_json::to_string(&Report::Done(Box::new(done))).unwrap_or_default()));
     0
@@ -991,6 +1000,8 @@ pub fn child_main(mut registry: Registry) -> u8 {
         shard_stopped: None,
         merged_calls: out.merged_calls,
         merged_whole: out.merged_whole.clone(),
+        replayable: !out.outside && out.error.is_none() && out.partials.is_empty(),
+        replayed: false,
     };
     emit(&format!("report {}", serde_json::to_string(&Report::Done(Box::new(done))).unwrap_or_default()));
     0

@@ -272,3 +272,132 @@ fn a_model_whose_external_weights_change_is_not_answered_from_the_cache() {
     assert!(!hits.contains(&"run".to_string()), "changed weights must not be answered from the cache");
     assert_ne!(second, third);
 }
+
+/// Every file of a finished run folder, relative, with its bytes.
+fn record_bytes(run: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = walk(run)
+        .into_iter()
+        .map(|p| (p.strip_prefix(run).unwrap().display().to_string(), std::fs::read(&p).unwrap()))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn an_unchanged_rerun_is_replayed_whole_and_anything_that_could_change_it_runs_the_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let fixtures = crate::support::repo_root().join("stdlib/tests/fixtures");
+    for f in ["external.onnx", "external.data"] {
+        std::fs::copy(fixtures.join(f), dir.path().join(f)).unwrap();
+    }
+    std::fs::write(dir.path().join("c.svg"), circle("red", 20)).unwrap();
+    // A model with external weights, a drawing read by name (recorded as a
+    // PNG artifact and shown), a seeded random draw, an assert.
+    let script = "seed 5\nlet m = onnx(\"external.onnx\")\nrecord \"out\", run(m, zeros([2, 3], value: 1))\nrecord \"noise\", randn(3)\nlet pic = image(\"c.png\")\nshow \"the picture\", pic.width\nrecord \"picture\", pic\nassert pic.width == 64\n";
+    let png = |rgb: [u8; 3]| {
+        let img = image::RgbaImage::from_fn(64, 48, |x, y| {
+            if (x as i32 - 32).pow(2) + (y as i32 - 24).pow(2) < 400 {
+                image::Rgba([rgb[0], rgb[1], rgb[2], 255])
+            } else {
+                image::Rgba([255, 255, 255, 255])
+            }
+        });
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut bytes, image::ImageFormat::Png).unwrap();
+        bytes.into_inner()
+    };
+    std::fs::write(dir.path().join("c.png"), png([255, 0, 0])).unwrap();
+    std::fs::write(dir.path().join("r.assay"), script).unwrap();
+    let go = |extra: &[&str]| {
+        let out = assay(dir.path(), store.path()).args(["run", "r.assay", "--json"]).args(extra).run();
+        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+        (out.json(), runs_of(dir.path(), "r").pop().unwrap())
+    };
+    let (j, first) = go(&[]);
+    assert_eq!(j["replayed"], false);
+    let (j, second) = go(&[]);
+    assert_eq!(j["replayed"], true, "an unchanged rerun is replayed: {j}");
+    assert_eq!(j["results"]["records"]["noise"], go(&["--no-cache"]).0["results"]["records"]["noise"]);
+    // The same record, byte for byte, but for what says it is a replay.
+    let (a, b) = (record_bytes(&first), record_bytes(&second));
+    assert_eq!(a.iter().map(|f| &f.0).collect::<Vec<_>>(), b.iter().map(|f| &f.0).collect::<Vec<_>>());
+    for ((name, x), (_, y)) in a.iter().zip(&b) {
+        if name != "manifest.json" && name != "trace.jsonl" {
+            assert!(x == y, "{name} differs in the replay");
+        }
+    }
+    assert!(
+        a.iter().any(|f| f.0.starts_with("artifacts/")),
+        "the picture is an artifact: {:?}",
+        a.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(second.join("manifest.json")).unwrap()).unwrap();
+    assert!(manifest["replayed"]["key"].as_str().is_some_and(|k| k.len() == 64), "{manifest}");
+    assert_eq!(manifest["call_cache"]["answered"], manifest["tool_calls"]);
+    let steps: Vec<serde_json::Value> = std::fs::read_to_string(second.join("trace.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!steps.is_empty() && steps.iter().all(|s| s["cached"] == true && s["seconds"] == 0.0));
+    // Its terminal output says so, and shows what the run showed.
+    let out = assay(dir.path(), store.path()).args(["run", "r.assay"]).run();
+    assert!(
+        out.stdout.contains("replayed") && out.stdout.contains("the picture") && out.stdout.contains("64"),
+        "{}",
+        out.stdout
+    );
+    // `verify` on a replayed record re-executes the script and agrees.
+    let v = assay(dir.path(), store.path()).args(["verify", second.to_str().unwrap(), "--json"]).run();
+    assert_eq!(v.json()["verified"], true, "{}", v.stdout);
+    assert_eq!(v.json()["cache_answered"], 0);
+
+    // A changed input (other weights) runs the script and sees the change.
+    let mut data = std::fs::read(dir.path().join("external.data")).unwrap();
+    for b in data.iter_mut().skip(3).step_by(4) {
+        *b ^= 0x40;
+    }
+    std::fs::write(dir.path().join("external.data"), data).unwrap();
+    let (j, _) = go(&[]);
+    assert_eq!(j["replayed"], false);
+    let before: serde_json::Value = serde_json::from_slice(&results(&first)).unwrap();
+    assert_ne!(j["results"]["records"]["out"], before["records"]["out"], "the new weights give other outputs");
+    assert_eq!(j["results"]["records"]["out"], go(&["--no-cache"]).0["results"]["records"]["out"]);
+    // So does another seed, and a changed picture (read by name).
+    assert_eq!(go(&["--seed", "6"]).0["replayed"], false);
+    assert_eq!(go(&[]).0["replayed"], true);
+    std::fs::write(dir.path().join("c.png"), png([0, 0, 255])).unwrap();
+    let (j, run) = go(&[]);
+    assert_eq!(j["replayed"], false);
+    assert_ne!(
+        record_bytes(&run).iter().find(|f| f.0.starts_with("artifacts/")),
+        a.iter().find(|f| f.0.starts_with("artifacts/"))
+    );
+
+    // A damaged entry is a miss: the script runs, and its record is right.
+    let (_, fresh) = go(&[]);
+    let entries: Vec<_> = walk(store.path())
+        .into_iter()
+        .filter(|p| std::fs::read(p).is_ok_and(|b| b.starts_with(b"assay run replay")))
+        .collect();
+    assert!(!entries.is_empty(), "the store keeps the run");
+    for e in &entries {
+        let mut b = std::fs::read(e).unwrap();
+        let n = b.len();
+        b[n - 3] ^= 0xff;
+        std::fs::write(e, b).unwrap();
+    }
+    let (j, damaged) = go(&[]);
+    assert_eq!(j["replayed"], false, "a damaged entry must not be replayed");
+    assert_eq!(results(&fresh), results(&damaged));
+
+    // A run that lists a folder is never replayed (a new file would change it).
+    std::fs::write(dir.path().join("g.assay"), "let pics = images(\"*.svg\")\nrecord \"n\", len(pics)\n").unwrap();
+    for _ in 0..2 {
+        let out = assay(dir.path(), store.path()).args(["run", "g.assay", "--json"]).run();
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert_eq!(out.json()["replayed"], false);
+    }
+}

@@ -242,6 +242,7 @@ impl<'a> Run<'a> {
 
         self.step += 1;
         let step = self.step;
+        self.out.outside |= sig.volatile;
         let args_digest = digest_args(&args.names, &args.values);
         let started = Instant::now();
         // Only the outermost shardable call of a shard or a merge is split;
@@ -575,8 +576,10 @@ impl<'r, 'a> ToolCtx for Ctx<'r, 'a> {
     }
 
     fn glob(&mut self, pattern: &str) -> Result<Vec<(String, std::path::PathBuf)>, ToolError> {
-        // A folder's listing is no file digest: a call that lists is not cached.
+        // A folder's listing is no file digest: a call that lists is not
+        // cached, and its run is not replayed.
         self.run.mark_uncacheable();
+        self.run.out.outside = true;
         self.run.sandbox.glob(pattern).map_err(|e| ToolError::new(e.message()).help(e.help()))
     }
 

@@ -87,6 +87,10 @@ pub struct Outcome {
     /// ran whole because no shard had run them (`line: tool`).
     pub merged_calls: usize,
     pub merged_whole: Vec<String>,
+    /// The run took something no file digest covers: a volatile tool's
+    /// answer (a hosted model, the clock) or a folder's listing. Such a run
+    /// is never replayed whole from the cache.
+    pub outside: bool,
 }
 
 /// A runtime failure: message, the span of the failing expression, and the

@@ -1,0 +1,312 @@
+//! Whole-run replay: an unchanged rerun answered from the call cache's
+//! store without starting a script.
+//!
+//! A run is a function of its job (script text and name, folder, allowed
+//! roots, seed, budgets, cache mode), the Assay executable, the `ASSAY_*`
+//! environment (and `ORT_DYLIB_PATH`) and the files it read: nothing else reaches a script (the
+//! sandbox sees to that), except what the child reports as coming from
+//! outside (a volatile tool such as an LLM call, or a folder listing, whose
+//! answer no file digest covers). So when a run finished with results (`ok`
+//! or `assert-failed`) and took nothing from outside, the parent stores its
+//! record under the job's key, with the digests of every file it read; a
+//! later run of the same job whose files all still have those digests gets
+//! a copy of that record in a new run folder instead of running. The copy
+//! says so: the manifest gains `replayed` and its `call_cache` says every
+//! call was answered, and each trace step is marked `cached` with no time.
+//!
+//! Entries live in the call cache's store (same size bound, same
+//! least-recently-used pruning, same `--no-cache` switch) as one file each:
+//! a header of JSON (format, job key, inputs, the run's report, each file's
+//! name, length and sha256) and the files' bytes, checked on every read. A
+//! damaged entry, a changed input or a record holding anything but plain
+//! files is a miss, never a wrong record.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value as Json};
+use sha2::{Digest, Sha256};
+
+use crate::supervise::{Done, Job};
+
+const MAGIC: &[u8] = b"assay run replay 1\n";
+/// Larger records are not kept (large captures streamed to disk).
+const MAX_RECORD_BYTES: u64 = 256 << 20;
+const MAX_FILES: usize = 4096;
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    key: String,
+    inputs: BTreeMap<String, String>,
+    done: Done,
+    /// (path relative to the run folder, length, sha256), in the order the
+    /// bytes follow.
+    files: Vec<(String, u64, String)>,
+}
+
+/// The identity of this executable's file (a rebuilt Assay is another
+/// Assay even at the same version number).
+fn exe_stamp() -> String {
+    use std::os::unix::fs::MetadataExt;
+    std::env::current_exe()
+        .and_then(std::fs::metadata)
+        .map(|m| format!("{} {}.{} {}.{} {}", m.len(), m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec(), m.ino()))
+        .unwrap_or_default()
+}
+
+/// The job's key: everything a run depends on besides the files it reads.
+/// `None` if the job cannot be written down.
+pub fn key(job: &Job) -> Option<String> {
+    let mut j = serde_json::to_value(job).ok()?;
+    // Where the record goes and whether the terminal has colour change
+    // nothing the run computes.
+    j["out"] = Json::Null;
+    j["color"] = Json::Null;
+    let env: BTreeMap<String, String> =
+        std::env::vars().filter(|(k, _)| k.starts_with("ASSAY_") || k == "ORT_DYLIB_PATH").collect();
+    let mut h = Sha256::new();
+    h.update(MAGIC);
+    h.update(assay_interpreter::ASSAY_VERSION.as_bytes());
+    h.update([0]);
+    h.update(exe_stamp().as_bytes());
+    h.update([0]);
+    h.update(serde_json::to_vec(&j).ok()?);
+    h.update([0]);
+    h.update(serde_json::to_vec(&env).ok()?);
+    Some(hex::encode(h.finalize()))
+}
+
+fn entry_path(key: &str) -> PathBuf {
+    let store = crate::cache::dir();
+    store.join(&key[..2]).join(key)
+}
+
+/// The files of a finished run folder, relative, sorted; `None` if it holds
+/// anything but plain files and folders (a link), too many files or too many
+/// bytes. Names starting with `.` (the cache's staging folder) are left out.
+fn record_files(dir: &Path) -> Option<Vec<(String, PathBuf, u64)>> {
+    fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, PathBuf, u64)>, total: &mut u64) -> Option<()> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir).ok()?.collect::<Result<_, _>>().ok()?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let name = e.file_name().into_string().ok()?;
+            if name.starts_with('.') {
+                continue;
+            }
+            let rel = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+            let meta = std::fs::symlink_metadata(e.path()).ok()?;
+            if meta.is_dir() {
+                walk(&e.path(), &rel, out, total)?;
+            } else if meta.is_file() {
+                *total += meta.len();
+                if *total > MAX_RECORD_BYTES || out.len() >= MAX_FILES {
+                    return None;
+                }
+                out.push((rel, e.path(), meta.len()));
+            } else {
+                return None;
+            }
+        }
+        Some(())
+    }
+    let mut out = Vec::new();
+    walk(dir, "", &mut out, &mut 0)?;
+    Some(out)
+}
+
+/// Keeps a finished run's record for replay (best effort: a store that
+/// cannot be written only means the next run runs). `run_dir` is the
+/// finished run folder, `done` its report.
+pub fn store(key: &str, run_dir: &Path, done: &Done) {
+    if !done.replayable || !matches!(done.status.as_str(), "ok" | "assert-failed") {
+        return;
+    }
+    let Ok(run) = assay_interpreter::read_run(run_dir) else { return };
+    let Some(inputs) = run.manifest.get("inputs").and_then(|i| i.as_object()) else { return };
+    let inputs: BTreeMap<String, String> =
+        inputs.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect();
+    let Some(files) = record_files(run_dir) else { return };
+    let mut body = Vec::new();
+    let mut listed = Vec::new();
+    for (rel, path, _) in &files {
+        let Ok(bytes) = std::fs::read(path) else { return };
+        listed.push((rel.clone(), bytes.len() as u64, hex::encode(Sha256::digest(&bytes))));
+        body.extend_from_slice(&bytes);
+    }
+    let Ok(done) = serde_json::to_value(done).and_then(serde_json::from_value::<Done>) else { return };
+    let header = Header { key: key.to_string(), inputs, done, files: listed };
+    let Ok(header) = serde_json::to_vec(&header) else { return };
+    let dest = entry_path(key);
+    let Some(folder) = dest.parent() else { return };
+    if std::fs::create_dir_all(folder).is_err() {
+        return;
+    }
+    let tmp = dest.with_extension(format!("tmp{}", std::process::id()));
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(MAGIC)?;
+        f.write_all(&(header.len() as u64).to_le_bytes())?;
+        f.write_all(&header)?;
+        f.write_all(&body)?;
+        f.sync_all()
+    });
+    if written.is_err() || std::fs::rename(&tmp, &dest).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}
+
+/// A kept record whose inputs are unchanged: its report and files.
+pub struct Kept {
+    done: Done,
+    files: Vec<(String, Vec<u8>)>,
+}
+
+fn read_entry(key: &str) -> Option<(Header, Vec<u8>)> {
+    let mut f = std::fs::File::open(entry_path(key)).ok()?;
+    let mut magic = vec![0u8; MAGIC.len()];
+    f.read_exact(&mut magic).ok()?;
+    if magic != MAGIC {
+        return None;
+    }
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len).ok()?;
+    let len = u64::from_le_bytes(len);
+    if len > MAX_RECORD_BYTES {
+        return None;
+    }
+    let mut header = vec![0u8; len as usize];
+    f.read_exact(&mut header).ok()?;
+    let header: Header = serde_json::from_slice(&header).ok()?;
+    let mut body = Vec::new();
+    f.take(MAX_RECORD_BYTES + 1).read_to_end(&mut body).ok()?;
+    Some((header, body))
+}
+
+/// The record kept for `job` (whose key is `key`), if there is one, it is
+/// intact and every file it read still has the digest it had. Only files
+/// under the job's allowed roots or Assay's own cache are looked at (all a
+/// run can read).
+pub fn lookup(key: &str, job: &Job) -> Option<Kept> {
+    let (header, body) = read_entry(key)?;
+    if header.key != key {
+        return None;
+    }
+    let mut readable: Vec<PathBuf> = job.roots.iter().filter_map(|r| r.canonicalize().ok()).collect();
+    readable.extend(assay_stdlib::onnx::runtime::cache_dir().canonicalize().ok());
+    for (path, sha) in &header.inputs {
+        let real = Path::new(path).canonicalize().ok()?;
+        if !readable.iter().any(|r| real.starts_with(r)) {
+            return None;
+        }
+        if assay_stdlib::models::fetch::sha256_file(&real).ok().as_deref() != Some(sha.as_str()) {
+            return None;
+        }
+    }
+    let mut files = Vec::with_capacity(header.files.len());
+    let mut at = 0usize;
+    for (rel, len, sha) in header.files {
+        let end = at.checked_add(usize::try_from(len).ok()?)?;
+        let bytes = body.get(at..end)?;
+        if hex::encode(Sha256::digest(bytes)) != sha || !safe_relative(&rel) {
+            return None;
+        }
+        files.push((rel, bytes.to_vec()));
+        at = end;
+    }
+    if at != body.len() {
+        return None;
+    }
+    // Used: the least recently used entries are pruned first.
+    if let Ok(f) = std::fs::File::options().append(true).open(entry_path(key)) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
+    Some(Kept { done: header.done, files })
+}
+
+/// A path inside the run folder: plain names, no `..`, not absolute.
+fn safe_relative(rel: &str) -> bool {
+    !rel.is_empty()
+        && rel.split('/').all(|part| !part.is_empty() && part != "." && part != ".." && !part.starts_with('.'))
+        && !rel.contains('\\')
+}
+
+/// Writes a kept record into the unfinished run folder `tmp`, marked as a
+/// replay, and returns its report (every call answered from the cache).
+pub fn write(kept: Kept, tmp: &Path, key: &str) -> Result<Done, String> {
+    let Kept { mut done, files } = kept;
+    for (rel, bytes) in files {
+        let dest = tmp.join(&rel);
+        let bytes = match rel.as_str() {
+            "manifest.json" => replayed_manifest(&bytes, key, done.tool_calls)?,
+            "trace.jsonl" => replayed_trace(&bytes)?,
+            _ => bytes,
+        };
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        // The folder is unfinished (`.incomplete-*`) until the caller's
+        // `finish_run` renames it, so the order of writes does not matter.
+        std::fs::write(&dest, bytes).map_err(|e| format!("{}: {e}", dest.display()))?;
+    }
+    done.cached_calls = done.tool_calls;
+    done.replayed = true;
+    Ok(done)
+}
+
+fn replayed_manifest(bytes: &[u8], key: &str, calls: usize) -> Result<Vec<u8>, String> {
+    let mut m: Json = serde_json::from_slice(bytes).map_err(|e| format!("a kept manifest: {e}"))?;
+    let obj = m.as_object_mut().ok_or("a kept manifest is not an object")?;
+    obj.insert("call_cache".into(), json!({"mode": "on", "answered": calls, "stored": 0}));
+    obj.insert(
+        "replayed".into(),
+        json!({
+            "key": key,
+            "why": "an earlier run of the same script, seed, options and Assay read the same files (same sha256): its record is copied and no script ran; `assay verify` re-executes",
+        }),
+    );
+    Ok(assay_interpreter::canonical(&m).into_bytes())
+}
+
+fn replayed_trace(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let mut step: Json = serde_json::from_str(line).map_err(|e| format!("a kept trace: {e}"))?;
+        if let Some(o) = step.as_object_mut() {
+            o.insert("cached".into(), Json::Bool(true));
+            o.insert("seconds".into(), json!(0.0));
+        }
+        out.push_str(&serde_json::to_string(&step).map_err(|e| e.to_string())?);
+        out.push('\n');
+    }
+    Ok(out.into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_paths_stay_inside_the_run_folder() {
+        for bad in ["", "../x", "a/../b", "/etc/passwd", "a//b", ".calls/x", "a\\b", "./a"] {
+            assert!(!safe_relative(bad), "{bad:?} passed");
+        }
+        for good in ["results.json", "artifacts/record-x.png", "artifacts/streams/a.npy"] {
+            assert!(safe_relative(good), "{good:?} refused");
+        }
+    }
+
+    #[test]
+    fn a_replayed_trace_says_every_step_was_cached_and_took_no_time() {
+        let t = b"{\"step\":1,\"tool\":\"model\",\"seconds\":0.5}\n{\"step\":2,\"tool\":\"run\",\"seconds\":1.5,\"cached\":false}\n";
+        let out = String::from_utf8(replayed_trace(t).unwrap_or_default()).unwrap_or_default();
+        let steps: Vec<Json> = out.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        assert_eq!(steps.len(), 2);
+        for s in &steps {
+            assert_eq!(s["cached"], Json::Bool(true));
+            assert_eq!(s["seconds"], json!(0.0));
+        }
+        assert_eq!(steps[1]["tool"], "run");
+    }
+}
