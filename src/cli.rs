@@ -100,6 +100,12 @@ enum Command {
         #[arg(long, conflicts_with = "json")]
         markdown: bool,
     },
+    /// List every diagnostic code (`assay::...`) with what it means; the
+    /// codes in `--json` output are these and no others.
+    Codes {
+        #[arg(long)]
+        json: bool,
+    },
     /// Compare two runs record by record.
     Diff {
         a: PathBuf,
@@ -392,6 +398,20 @@ pub fn main() -> u8 {
         },
         Command::Slurm { what } => crate::shard::cmd_slurm(what),
         Command::Check { script, json, allow_read } => cmd_check(&registry, &script, json, &allow_read),
+        Command::Codes { json } => {
+            if json {
+                let codes: Vec<_> = assay_interpreter::code::ALL
+                    .iter()
+                    .map(|(code, meaning)| json!({"code": code, "meaning": meaning}))
+                    .collect();
+                outln!("{}", pretty(&json!({"codes": codes})));
+            } else {
+                for (code, meaning) in assay_interpreter::code::ALL {
+                    outln!("{code:<32} {meaning}");
+                }
+            }
+            EXIT_OK
+        }
         Command::Tools { json, markdown } => {
             if markdown {
                 out!("{}", crate::docs::tools_markdown(&registry));

@@ -96,3 +96,24 @@ fn every_diagnostic_code_is_documented_once() {
         }
     }
 }
+
+#[test]
+fn assay_codes_lists_every_code_a_diagnostic_can_carry() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = crate::support::Test::new(dir.path()).args(["codes", "--json"]).run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let listed: Vec<(String, String)> = out.json()["codes"]
+        .as_array()
+        .expect("a list of codes")
+        .iter()
+        .map(|c| (c["code"].as_str().unwrap_or("").to_string(), c["meaning"].as_str().unwrap_or("").to_string()))
+        .collect();
+    let want: Vec<(String, String)> =
+        assay_interpreter::code::ALL.iter().map(|(c, m)| (c.to_string(), m.to_string())).collect();
+    assert_eq!(listed, want);
+    // A diagnostic from `check --json` carries one of them.
+    std::fs::write(dir.path().join("x.assay"), "let y = nope(1)\n").expect("write");
+    let c = crate::support::Test::new(dir.path()).args(["check", "x.assay", "--json"]).run();
+    let code = c.json()["diagnostics"][0]["code"].as_str().unwrap_or("").to_string();
+    assert!(want.iter().any(|(w, _)| *w == code), "{code} is not listed by `assay codes`");
+}
