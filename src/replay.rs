@@ -17,9 +17,13 @@
 //! Entries live in the call cache's store (same size bound, same
 //! least-recently-used pruning, same `--no-cache` switch) as one file each:
 //! a header of JSON (format, job key, inputs, the run's report, each file's
-//! name, length and sha256) and the files' bytes, checked on every read. A
-//! damaged entry, a changed input or a record holding anything but plain
-//! files is a miss, never a wrong record.
+//! name, length and sha256) and the small files' bytes; files of 256 KiB
+//! and more (a report with its images, large artifacts) are read-only blobs
+//! named by their sha256 beside the entries, which a replay hard-links into
+//! the run folder (copies across file systems). Everything is checked
+//! against its sha256 on every read: a damaged entry or blob, a changed
+//! input or a record holding anything but plain files is a miss, never a
+//! wrong record.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -31,7 +35,7 @@ use sha2::{Digest, Sha256};
 
 use crate::supervise::{Done, Job};
 
-const MAGIC: &[u8] = b"assay run replay 1\n";
+const MAGIC: &[u8] = b"assay run replay 2\n";
 /// Larger records are not kept (large captures streamed to disk).
 const MAX_RECORD_BYTES: u64 = 256 << 20;
 const MAX_FILES: usize = 4096;
@@ -41,10 +45,24 @@ struct Header {
     key: String,
     inputs: BTreeMap<String, String>,
     done: Done,
-    /// (path relative to the run folder, length, sha256), in the order the
-    /// bytes follow.
-    files: Vec<(String, u64, String)>,
+    /// The record's files in the order their bytes follow (those kept
+    /// inline).
+    files: Vec<KeptFile>,
 }
+
+#[derive(Serialize, Deserialize)]
+struct KeptFile {
+    /// Relative to the run folder.
+    path: String,
+    len: u64,
+    sha256: String,
+    /// Kept as a blob of its own (`blob_path`), not inline: large files,
+    /// which a replay links into the run folder instead of writing.
+    blob: bool,
+}
+
+/// Files from this size on are kept as blobs of their own.
+const BLOB_MIN: u64 = 256 << 10;
 
 /// The identity of this executable's file (a rebuilt Assay is another
 /// Assay even at the same version number).
@@ -81,6 +99,33 @@ pub fn key(job: &Job) -> Option<String> {
 fn entry_path(key: &str) -> PathBuf {
     let store = crate::cache::dir();
     store.join(&key[..2]).join(key)
+}
+
+/// A kept file by its content (`blob-SHA256` beside the entries, so the
+/// store's bound and pruning cover it).
+fn blob_path(sha: &str) -> PathBuf {
+    let store = crate::cache::dir();
+    store.join(&sha[..2]).join(format!("blob-{sha}"))
+}
+
+/// Writes a blob once (read-only: a replayed record links to it, and a
+/// record is not to be edited in place).
+fn put_blob(sha: &str, bytes: &[u8]) -> Option<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dest = blob_path(sha);
+    if dest.is_file() && assay_stdlib::models::fetch::sha256_file(&dest).ok().as_deref() == Some(sha) {
+        return Some(());
+    }
+    std::fs::create_dir_all(dest.parent()?).ok()?;
+    let tmp = dest.with_extension(format!("tmp{}", std::process::id()));
+    let written = std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o444)))
+        .and_then(|()| std::fs::rename(&tmp, &dest));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+        return None;
+    }
+    Some(())
 }
 
 /// The files of a finished run folder, relative, sorted; `None` if it holds
@@ -132,8 +177,16 @@ pub fn store(key: &str, run_dir: &Path, done: &Done) {
     let mut listed = Vec::new();
     for (rel, path, _) in &files {
         let Ok(bytes) = std::fs::read(path) else { return };
-        listed.push((rel.clone(), bytes.len() as u64, hex::encode(Sha256::digest(&bytes))));
-        body.extend_from_slice(&bytes);
+        let sha = hex::encode(Sha256::digest(&bytes));
+        let blob = bytes.len() as u64 >= BLOB_MIN && !matches!(rel.as_str(), "manifest.json" | "trace.jsonl");
+        if blob {
+            if put_blob(&sha, &bytes).is_none() {
+                return;
+            }
+        } else {
+            body.extend_from_slice(&bytes);
+        }
+        listed.push(KeptFile { path: rel.clone(), len: bytes.len() as u64, sha256: sha, blob });
     }
     let Ok(done) = serde_json::to_value(done).and_then(serde_json::from_value::<Done>) else { return };
     let header = Header { key: key.to_string(), inputs, done, files: listed };
@@ -159,7 +212,13 @@ pub fn store(key: &str, run_dir: &Path, done: &Done) {
 /// A kept record whose inputs are unchanged: its report and files.
 pub struct Kept {
     done: Done,
-    files: Vec<(String, Vec<u8>)>,
+    files: Vec<(String, Content)>,
+}
+
+/// A kept file's bytes, or the blob that holds them.
+enum Content {
+    Bytes(Vec<u8>),
+    Blob(PathBuf),
 }
 
 fn read_entry(key: &str) -> Option<(Header, Vec<u8>)> {
@@ -205,13 +264,28 @@ pub fn lookup(key: &str, job: &Job) -> Option<Kept> {
     }
     let mut files = Vec::with_capacity(header.files.len());
     let mut at = 0usize;
-    for (rel, len, sha) in header.files {
-        let end = at.checked_add(usize::try_from(len).ok()?)?;
-        let bytes = body.get(at..end)?;
-        if hex::encode(Sha256::digest(bytes)) != sha || !safe_relative(&rel) {
+    for f in header.files {
+        if !safe_relative(&f.path) {
             return None;
         }
-        files.push((rel, bytes.to_vec()));
+        if f.blob {
+            let blob = blob_path(&f.sha256);
+            let meta = std::fs::symlink_metadata(&blob).ok()?;
+            if !meta.is_file()
+                || meta.len() != f.len
+                || assay_stdlib::models::fetch::sha256_file(&blob).ok()? != f.sha256
+            {
+                return None;
+            }
+            files.push((f.path, Content::Blob(blob)));
+            continue;
+        }
+        let end = at.checked_add(usize::try_from(f.len).ok()?)?;
+        let bytes = body.get(at..end)?;
+        if hex::encode(Sha256::digest(bytes)) != f.sha256 {
+            return None;
+        }
+        files.push((f.path, Content::Bytes(bytes.to_vec())));
         at = end;
     }
     if at != body.len() {
@@ -235,19 +309,30 @@ fn safe_relative(rel: &str) -> bool {
 /// replay, and returns its report (every call answered from the cache).
 pub fn write(kept: Kept, tmp: &Path, key: &str) -> Result<Done, String> {
     let Kept { mut done, files } = kept;
-    for (rel, bytes) in files {
+    for (rel, content) in files {
         let dest = tmp.join(&rel);
-        let bytes = match rel.as_str() {
-            "manifest.json" => replayed_manifest(&bytes, key, done.tool_calls)?,
-            "trace.jsonl" => replayed_trace(&bytes)?,
-            _ => bytes,
-        };
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
         }
         // The folder is unfinished (`.incomplete-*`) until the caller's
         // `finish_run` renames it, so the order of writes does not matter.
-        std::fs::write(&dest, bytes).map_err(|e| format!("{}: {e}", dest.display()))?;
+        match content {
+            Content::Bytes(bytes) => {
+                let bytes = match rel.as_str() {
+                    "manifest.json" => replayed_manifest(&bytes, key, done.tool_calls)?,
+                    "trace.jsonl" => replayed_trace(&bytes)?,
+                    _ => bytes,
+                };
+                std::fs::write(&dest, bytes).map_err(|e| format!("{}: {e}", dest.display()))?;
+            }
+            // A link where the store and the run folder share a file
+            // system, a copy where they do not.
+            Content::Blob(blob) => {
+                if std::fs::hard_link(&blob, &dest).is_err() {
+                    std::fs::copy(&blob, &dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+                }
+            }
+        }
     }
     done.cached_calls = done.tool_calls;
     done.replayed = true;

@@ -99,7 +99,9 @@ def generate(n=32):
     # Hugging Face model in place: its own cached generation then goes
     # wrong the same way, while a freshly loaded copy's does not.
     with torch.inference_mode():
-        out = bridge.generate(clean, max_new_tokens=n, do_sample=False, use_past_kv_cache=False, verbose=False)
+        out = bridge.generate(
+            clean, max_new_tokens=n, do_sample=False, use_past_kv_cache=False, stop_at_eos=False, verbose=False
+        )
     return out[0, clean.shape[1]:].tolist()
 
 

@@ -293,8 +293,9 @@ fn an_unchanged_rerun_is_replayed_whole_and_anything_that_could_change_it_runs_t
     }
     std::fs::write(dir.path().join("c.svg"), circle("red", 20)).unwrap();
     // A model with external weights, a drawing read by name (recorded as a
-    // PNG artifact and shown), a seeded random draw, an assert.
-    let script = "seed 5\nlet m = onnx(\"external.onnx\")\nrecord \"out\", run(m, zeros([2, 3], value: 1))\nrecord \"noise\", randn(3)\nlet pic = image(\"c.png\")\nshow \"the picture\", pic.width\nrecord \"picture\", pic\nassert pic.width == 64\n";
+    // PNG artifact and shown), seeded random draws (one large enough to be
+    // kept as a blob of its own), an assert.
+    let script = "seed 5\nlet m = onnx(\"external.onnx\")\nrecord \"out\", run(m, zeros([2, 3], value: 1))\nrecord \"noise\", randn(3)\nrecord \"big\", tensor(randn(90000))\nlet pic = image(\"c.png\")\nshow \"the picture\", pic.width\nrecord \"picture\", pic\nassert pic.width == 64\n";
     let png = |rgb: [u8; 3]| {
         let img = image::RgbaImage::from_fn(64, 48, |x, y| {
             if (x as i32 - 32).pow(2) + (y as i32 - 24).pow(2) < 400 {
@@ -371,10 +372,10 @@ fn an_unchanged_rerun_is_replayed_whole_and_anything_that_could_change_it_runs_t
     std::fs::write(dir.path().join("c.png"), png([0, 0, 255])).unwrap();
     let (j, run) = go(&[]);
     assert_eq!(j["replayed"], false);
-    assert_ne!(
-        record_bytes(&run).iter().find(|f| f.0.starts_with("artifacts/")),
-        a.iter().find(|f| f.0.starts_with("artifacts/"))
-    );
+    let picture =
+        |files: &[(String, Vec<u8>)]| files.iter().find(|f| f.0.ends_with("picture.png")).map(|f| f.1.clone());
+    assert!(picture(&a).is_some(), "the picture is recorded as a PNG");
+    assert!(picture(&record_bytes(&run)) != picture(&a), "the new picture is in the record");
 
     // A damaged entry is a miss: the script runs, and its record is right.
     let (_, fresh) = go(&[]);
@@ -392,6 +393,28 @@ fn an_unchanged_rerun_is_replayed_whole_and_anything_that_could_change_it_runs_t
     let (j, damaged) = go(&[]);
     assert_eq!(j["replayed"], false, "a damaged entry must not be replayed");
     assert_eq!(results(&fresh), results(&damaged));
+    // So is a damaged blob (the large files, linked into replayed records).
+    assert_eq!(go(&[]).0["replayed"], true);
+    let blobs: Vec<_> = walk(store.path())
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("blob-")))
+        .collect();
+    assert!(!blobs.is_empty(), "the large tensor is kept as a blob");
+    for b in &blobs {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(b).unwrap().permissions().mode() & 0o222, 0, "blobs are read-only");
+        let mut bytes = std::fs::read(b).unwrap();
+        let n = bytes.len();
+        bytes[n / 2] ^= 0x01;
+        // Written anew (another inode): the records linked to it keep theirs.
+        std::fs::remove_file(b).unwrap();
+        std::fs::write(b, bytes).unwrap();
+    }
+    let (j, after) = go(&[]);
+    assert_eq!(j["replayed"], false, "a damaged blob must not be replayed");
+    assert_eq!(results(&fresh), results(&after));
+    let npy = |r: &Path| record_bytes(r).into_iter().find(|f| f.0.ends_with(".npy")).map(|f| f.1);
+    assert!(npy(&fresh).is_some() && npy(&fresh) == npy(&after), "the large tensor is written right");
 
     // A run that lists a folder is never replayed (a new file would change it).
     std::fs::write(dir.path().join("g.assay"), "let pics = images(\"*.svg\")\nrecord \"n\", len(pics)\n").unwrap();
