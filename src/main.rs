@@ -4,6 +4,11 @@
 //! error (bad command line, unreadable script file); 3 a failed `assert`,
 //! or `verify` found results that differ.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the command line (the parent process) reads what its user names: scripts, run folders, the call cache's store; a script's reads happen in the sandboxed child, through the interpreter's sandbox"
+)]
+
 /// `print!` that ends the process quietly when stdout is closed
 /// (`assay tools --json | head`), instead of panicking.
 macro_rules! out {

@@ -2,6 +2,7 @@
 //! test each, run in parallel: `cargo test --test scripts -- NAME` runs the
 //! ones whose name contains NAME (`case::ok_map`, `example::tour`).
 
+#![allow(clippy::disallowed_methods, reason = "tests read their fixtures and run records directly")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test fails loudly on a broken expectation")]
 
 #[path = "it/support.rs"]

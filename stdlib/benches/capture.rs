@@ -8,6 +8,7 @@
 //!
 //! `cargo bench -p assay-stdlib --bench capture`
 
+#![allow(clippy::disallowed_methods, reason = "tests and benchmarks read their fixtures and outputs directly")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark fails loudly")]
 
 use std::time::Instant;

@@ -8,6 +8,7 @@
 //! The counts are printed; any failure, or fewer passes than the floor,
 //! fails the test.
 
+#![allow(clippy::disallowed_methods, reason = "tests and benchmarks read their fixtures and outputs directly")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test fails loudly on a broken expectation")]
 
 use std::collections::BTreeMap;

@@ -1,6 +1,7 @@
 //! The one integration-test binary: script cases with expected output,
 //! command-line behaviour, property tests, and checks on the docs.
 
+#![allow(clippy::disallowed_methods, reason = "tests read their fixtures and run records directly")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test fails loudly on a broken expectation")]
 
 mod adversarial;

@@ -3,6 +3,11 @@
 //! keeping them in Assay's cache. Nothing else in Assay touches the network;
 //! scripts never do.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "provisioning: fetches, checks and reads what goes into Assay's cache, before any script runs"
+)]
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -31,6 +36,32 @@ pub struct Pinned {
 pub fn sha256_bytes(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Reads a file of Assay's own cache (a built-in model, a data set's item,
+/// the plot font): the one way tools read what provisioning put there. A
+/// path outside the cache is refused; a script's own files are read
+/// through `ToolCtx` (the sandbox) instead.
+pub fn read_cached(path: &Path) -> Result<Vec<u8>, String> {
+    read_cached_at_most(path, u64::MAX)
+}
+
+/// As `read_cached`, for a regular file of at most `limit` bytes (checked
+/// on the opened file before reading).
+pub fn read_cached_at_most(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
+    let real = path.canonicalize().map_err(|e| format!("{}: {e}", path.display()))?;
+    let cache = cache_dir().canonicalize().map_err(|e| format!("{}: {e}", cache_dir().display()))?;
+    if !real.starts_with(&cache) {
+        return Err(format!("{} is not in Assay's cache ({})", path.display(), cache.display()));
+    }
+    let f = std::fs::File::open(&real).map_err(|e| format!("{}: {e}", path.display()))?;
+    let meta = f.metadata().map_err(|e| format!("{}: {e}", path.display()))?;
+    if !meta.is_file() || meta.len() > limit {
+        return Err(format!("{} is not a regular file of at most {limit} bytes", path.display()));
+    }
+    let mut bytes = Vec::new();
+    f.take(limit).read_to_end(&mut bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(bytes)
 }
 
 pub fn sha256_file(path: &Path) -> Result<String, String> {

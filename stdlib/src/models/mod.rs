@@ -65,7 +65,7 @@ fn model(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
             return Err(ToolError::arg("name", format!("no built-in model \"{other}\"")).help(help));
         }
     };
-    let bytes = std::fs::read(&path).map_err(|e| ToolError::new(format!("{}: {e}", path.display())))?;
+    let bytes = fetch::read_cached(&path).map_err(ToolError::new)?;
     let sha = fetch::sha256_file(&path).map_err(ToolError::new)?;
     ctx.note_input(&path, &sha);
     let mut m = Model::load_deferred(&path, name, &bytes, sha, provider).map_err(ToolError::new)?;

@@ -16,6 +16,11 @@
 //! patching sweeps run a prefix shared by every row once (see
 //! `onnx::sweep::Prefix`). A past with one row serves a batch of any size.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "provisioning: fetches, checks and reads what goes into Assay's cache, before any script runs"
+)]
+
 use serde_json::{json, Map, Value as Json};
 
 use super::build::{int, ints, transpose, GraphBuilder};

@@ -577,6 +577,7 @@ pub(crate) fn register(r: &mut Registry) {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "tests read their fixtures directly")]
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};

@@ -1,6 +1,8 @@
 //! Unit tests of `model.rs`: captured tensors left in ONNX Runtime's
 //! buffers read the same as copies, and stay valid after their session is
 //! dropped and after the model itself is.
+
+#![allow(clippy::disallowed_methods, reason = "tests read their fixtures directly")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 use super::*;
 use crate::models::build;

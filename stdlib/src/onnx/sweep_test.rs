@@ -1,6 +1,8 @@
 //! Unit tests of `sweep.rs`: the broadcast feed agrees with repeating the
 //! target, is refused where a graph bakes the batch size into a shape, and
 //! last-position outputs equal the last row of the full ones.
+
+#![allow(clippy::disallowed_methods, reason = "tests read their fixtures directly")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 use super::*;
 use crate::models::build::{self, batched, int, GraphBuilder};

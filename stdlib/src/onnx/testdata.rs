@@ -3,6 +3,11 @@
 //! installed, else fetched once with `apt-get download` (sha256 pinned),
 //! unpacked with `dpkg-deb`, and cached.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "provisioning: fetches, checks and reads what goes into Assay's cache, before any script runs"
+)]
+
 use std::path::PathBuf;
 use std::process::Command;
 

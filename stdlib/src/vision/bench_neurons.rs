@@ -369,7 +369,7 @@ pub fn emoji_model_cached() -> Result<(std::path::PathBuf, Vec<u8>, String), Str
         let bytes = crate::onnx::graph::encode(&emoji_model(&items)?);
         crate::models::fetch::write_atomic(&path, &bytes)?;
     }
-    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes = crate::models::fetch::read_cached(&path)?;
     let sha = hex::encode(sha2::Sha256::digest(&bytes));
     Ok((path, bytes, sha))
 }

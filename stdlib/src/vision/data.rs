@@ -77,15 +77,7 @@ impl Dataset {
 
 /// A file of Assay's own cache: a regular file, size checked before reading.
 fn read_builtin(path: &std::path::Path, limit: u64) -> Result<Vec<u8>, String> {
-    use std::io::Read;
-    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let meta = f.metadata().map_err(|e| format!("{}: {e}", path.display()))?;
-    if !meta.is_file() || meta.len() > limit {
-        return Err(format!("{} is not a regular file of at most {limit} bytes", path.display()));
-    }
-    let mut bytes = Vec::new();
-    f.take(limit).read_to_end(&mut bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(bytes)
+    crate::models::fetch::read_cached_at_most(path, limit)
 }
 
 impl Handle for Dataset {
@@ -242,7 +234,8 @@ pub fn emoji_items() -> Result<Vec<Item>, String> {
         std::fs::rename(tmp.join("package/data/openmoji.json"), &index).map_err(|e| e.to_string())?;
         let _ = std::fs::remove_dir_all(&tmp);
     }
-    let text = std::fs::read_to_string(&index).map_err(|e| e.to_string())?;
+    let text = String::from_utf8(crate::models::fetch::read_cached(&index)?)
+        .map_err(|e| format!("{}: {e}", index.display()))?;
     let list: Vec<serde_json::Value> = serde_json::from_str(&text).map_err(|e| format!("openmoji.json: {e}"))?;
     let mut items = Vec::new();
     for e in list {

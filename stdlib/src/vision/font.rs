@@ -42,8 +42,8 @@ pub fn fonts() -> Result<Arc<Database>, String> {
     FONTS
         .get_or_init(|| {
             let path = cached();
-            let bytes = std::fs::read(&path).map_err(|e| {
-                format!("the plot font is not in Assay's cache ({}: {e}); a run of a script that calls plot fetches it before the sandbox closes", path.display())
+            let bytes = crate::models::fetch::read_cached(&path).map_err(|e| {
+                format!("the plot font is not in Assay's cache ({e}); a run of a script that calls plot fetches it before the sandbox closes")
             })?;
             let mut db = Database::new();
             db.load_font_data(bytes);

@@ -144,7 +144,7 @@ fn sample_photos(_: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let files = photo_files().map_err(ToolError::new)?;
     let mut out = Vec::new();
     for f in files {
-        let bytes = std::fs::read(&f.path).map_err(|e| ToolError::new(format!("{}: {e}", f.path.display())))?;
+        let bytes = fetch::read_cached(&f.path).map_err(ToolError::new)?;
         let digest = fetch::sha256_file(&f.path).map_err(ToolError::new)?;
         ctx.note_input(&f.path, &digest);
         let img = decode(&bytes, &f.name).map_err(ToolError::new)?;
