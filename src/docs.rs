@@ -3,18 +3,18 @@
 
 use std::fmt::Write as _;
 
-use assay_interpreter::{Default, Registry, Signature};
+use assay_interpreter::{Category, Default, Registry, Signature};
 use serde_json::json;
 
-fn categories(r: &Registry) -> Vec<(&'static str, Vec<&Signature>)> {
-    let mut cats: Vec<(&'static str, Vec<&Signature>)> = Vec::new();
+fn categories(r: &Registry) -> Vec<(Category, Vec<&Signature>)> {
+    let mut cats: Vec<(Category, Vec<&Signature>)> = Vec::new();
     for s in r.signatures() {
         match cats.iter_mut().find(|(c, _)| *c == s.category) {
             Some((_, v)) => v.push(s),
             None => cats.push((s.category, vec![s])),
         }
     }
-    cats.sort_by_key(|(c, _)| *c);
+    cats.sort_by_key(|(c, _)| c.name());
     cats
 }
 
@@ -47,7 +47,7 @@ pub fn tools_json(r: &Registry) -> serde_json::Value {
                 .collect();
             json!({
                 "name": s.name,
-                "category": s.category,
+                "category": s.category.name(),
                 "signature": s.render(),
                 "params": params,
                 "returns": s.returns.to_string(),
@@ -123,21 +123,22 @@ pub enum Focus {
 /// Whether a tool fits an investigation: a function's scripts compute on
 /// numbers and strings only; a unit's get the tools of its modality.
 fn fits(s: &Signature, focus: Focus) -> bool {
-    const CORE: [&str; 5] = ["lists", "math", "statistics", "random", "tensor"];
+    use Category::*;
+    const CORE: [Category; 5] = [Lists, Math, Statistics, Random, Tensor];
     let takes_handle = s.params.iter().any(|p| matches!(p.ty, assay_interpreter::Type::Handle(_)));
     match focus {
         Focus::All | Focus::Question => true,
-        Focus::Function => CORE.contains(&s.category) || (s.category == "text" && !takes_handle),
+        Focus::Function => CORE.contains(&s.category) || (s.category == Text && !takes_handle),
         // A unit under study is not a synthetic neuron the script could name.
         Focus::ImageUnit | Focus::TextUnit if s.name.starts_with("synthetic") => false,
         Focus::ImageUnit => {
             CORE.contains(&s.category)
-                || ["images", "vision", "models"].contains(&s.category)
-                || (s.category == "text" && !takes_handle)
+                || [Images, Vision, Models].contains(&s.category)
+                || (s.category == Text && !takes_handle)
         }
         Focus::TextUnit => {
             CORE.contains(&s.category)
-                || ["text", "metrics", "models"].contains(&s.category)
+                || [Text, Metrics, Models].contains(&s.category)
                 || ["score", "plot"].contains(&s.name)
         }
     }

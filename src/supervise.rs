@@ -38,7 +38,7 @@ impl std::fmt::Debug for Blinded {
 }
 
 impl Handle for Blinded {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> assay_interpreter::HandleKind {
         self.0.kind()
     }
     fn describe(&self) -> String {
@@ -57,11 +57,11 @@ impl Handle for Blinded {
 }
 
 /// The handle kinds a task may bind (the checker wants a static name).
-fn handle_kind(kind: &str) -> &'static str {
+fn handle_kind(kind: &str) -> assay_interpreter::HandleKind {
     match kind {
-        "model" => "model",
-        "dataset" => "dataset",
-        _ => "unit",
+        "model" => assay_interpreter::HandleKind::Model,
+        "dataset" => assay_interpreter::HandleKind::Dataset,
+        _ => assay_interpreter::HandleKind::Unit,
     }
 }
 

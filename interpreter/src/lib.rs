@@ -51,11 +51,13 @@ pub use sandbox::{Sandbox, SandboxError, MAX_READ_BYTES};
 pub use scan::{mentions, Mentions};
 pub use tensor::{Backing, Tensor};
 pub use tool::{
-    iter_values, to_numbers, to_tensor, tool_value, Args, Default, ParamSpec, Registry, Signature, Tool, ToolCtx,
-    ToolError,
+    iter_values, to_numbers, to_tensor, tool_value, Args, Category, Default, ParamSpec, Registry, Signature, Tool,
+    ToolCtx, ToolError,
 };
 pub use types::Type;
-pub use value::{format_f32, format_num, Closure, Func, Handle, Image, Value, MAX_LIST_ITEMS, MAX_STRING_BYTES};
+pub use value::{
+    format_f32, format_num, Closure, Func, Handle, HandleKind, Image, Value, MAX_LIST_ITEMS, MAX_STRING_BYTES,
+};
 
 /// A script parsed, its modules loaded, and checked.
 pub struct Prepared {

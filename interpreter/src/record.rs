@@ -196,7 +196,7 @@ impl JsonWriter<'_> {
             },
             Value::Func(_) | Value::Module(_) => json!(v.to_repr()),
             Value::Handle(h) => {
-                json!({"handle": h.kind(), "describe": h.describe(), "digest": h.digest()})
+                json!({"handle": h.kind().name(), "describe": h.describe(), "digest": h.digest()})
             }
         }
     }

@@ -30,10 +30,54 @@ pub struct ParamSpec {
     pub doc: &'static str,
 }
 
+/// What a tool is for: groups tools in `assay tools`, docs/tools.md and the
+/// agent's guide, and decides what provisioning prepares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Category {
+    Files,
+    Images,
+    Interventions,
+    Lists,
+    Math,
+    Metrics,
+    Models,
+    Random,
+    Statistics,
+    Tensor,
+    Text,
+    Vision,
+}
+
+impl Category {
+    /// The name docs and JSON use.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Category::Files => "files",
+            Category::Images => "images",
+            Category::Interventions => "interventions",
+            Category::Lists => "lists",
+            Category::Math => "math",
+            Category::Metrics => "metrics",
+            Category::Models => "models",
+            Category::Random => "random",
+            Category::Statistics => "statistics",
+            Category::Tensor => "tensor",
+            Category::Text => "text",
+            Category::Vision => "vision",
+        }
+    }
+}
+
+impl std::fmt::Display for Category {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Signature {
     pub name: &'static str,
-    pub category: &'static str,
+    pub category: Category,
     pub params: Vec<ParamSpec>,
     pub returns: Type,
     pub doc: &'static str,
@@ -51,7 +95,7 @@ pub struct Signature {
 }
 
 impl Signature {
-    pub fn new(name: &'static str, category: &'static str, doc: &'static str) -> Self {
+    pub fn new(name: &'static str, category: Category, doc: &'static str) -> Self {
         Signature {
             name,
             category,
@@ -497,7 +541,7 @@ mod tests {
 
     impl Tool for Named {
         fn signature(&self) -> Signature {
-            Signature::new(self.0, "test", self.1)
+            Signature::new(self.0, Category::Lists, self.1)
         }
         fn call(&self, _: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
             Ok(Value::None)

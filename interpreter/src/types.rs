@@ -24,7 +24,7 @@ pub enum Type {
     Func,
     Module,
     /// An opaque tool object of the given kind ("model", "unit", ...).
-    Handle(&'static str),
+    Handle(crate::value::HandleKind),
     /// Any of these.
     OneOf(Vec<Type>),
 }

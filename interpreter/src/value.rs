@@ -82,10 +82,35 @@ impl Image {
     }
 }
 
+/// What kind of tool object a handle is: the type scripts and signatures
+/// name (`model`, `unit`, `dataset`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HandleKind {
+    Model,
+    Unit,
+    Dataset,
+}
+
+impl HandleKind {
+    /// The kind in the user's words.
+    pub const fn name(self) -> &'static str {
+        match self {
+            HandleKind::Model => "model",
+            HandleKind::Unit => "unit",
+            HandleKind::Dataset => "dataset",
+        }
+    }
+}
+
+impl fmt::Display for HandleKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// An opaque object owned by a tool: a model, a unit, a data set.
 pub trait Handle: Send + Sync + fmt::Debug {
-    /// The kind in the user's words: "model", "unit", "dataset".
-    fn kind(&self) -> &'static str;
+    fn kind(&self) -> HandleKind;
     /// One line for `show` and error messages.
     fn describe(&self) -> String;
     /// Identity for traces and caches: equal digests mean equal behaviour.
@@ -183,7 +208,7 @@ impl Value {
             Value::Image(_) => "image".into(),
             Value::Func(_) => "function".into(),
             Value::Module(_) => "module".into(),
-            Value::Handle(h) => h.kind().into(),
+            Value::Handle(h) => h.kind().name().into(),
         }
     }
 
@@ -356,7 +381,7 @@ impl Value {
             }
             Value::Handle(hd) => {
                 h.update([11]);
-                h.update(hd.kind().as_bytes());
+                h.update(hd.kind().name().as_bytes());
                 h.update(hd.digest().as_bytes());
             }
         }

@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use assay_interpreter::{Mentions, Registry};
+use assay_interpreter::{Category, Mentions, Registry};
 
 use crate::models::{build, efficientnet, fetch, planted, smollm};
 use crate::vision::{data, photo_files, synthetic};
@@ -24,7 +24,7 @@ pub struct Provisioned {
 }
 
 /// Tool categories whose tools run models in ONNX Runtime.
-const MODEL_CATEGORIES: &[&str] = &["models", "interventions", "metrics", "vision"];
+const MODEL_CATEGORIES: &[Category] = &[Category::Models, Category::Interventions, Category::Metrics, Category::Vision];
 
 pub fn provision_for(m: &Mentions, registry: &Registry) -> Provisioned {
     let mut out = Provisioned::default();

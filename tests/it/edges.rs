@@ -40,7 +40,7 @@ fn typical(t: &Type) -> String {
         Type::Tensor => "zeros([1, 2])".into(),
         Type::Image => IMAGE.into(),
         Type::Func => "x => x".into(),
-        Type::Handle(k) => handle(k).into(),
+        Type::Handle(k) => handle(k.name()).into(),
         Type::OneOf(ts) => ts.iter().find(|t| !matches!(t, Type::None)).map(typical).unwrap_or_else(|| "none".into()),
         Type::Any | Type::None | Type::Module => "1".into(),
     }
@@ -67,7 +67,7 @@ fn edges(t: &Type) -> Vec<String> {
         Type::Func => vec!["x => 1/0".into(), "x => none".into()],
         Type::Handle(k) => ["model", "dataset"]
             .iter()
-            .filter(|o| *o != k)
+            .filter(|o| **o != k.name())
             .map(|o| handle(o).to_string())
             .chain(["none".into()])
             .collect(),

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use assay_interpreter::{Args, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Args, Category, Registry, Signature, ToolCtx, ToolError, Type, Value};
 
 use super::FnTool;
 
@@ -25,7 +25,7 @@ fn text_of(a: &Args, ctx: &mut dyn ToolCtx) -> Result<String, ToolError> {
 }
 
 fn read_text_sig() -> Signature {
-    Signature::new("read_text", "files", "The contents of a text file under the script's allowed roots.")
+    Signature::new("read_text", Category::Files, "The contents of a text file under the script's allowed roots.")
         .param("path", Type::Str, "path relative to the script's folder")
         .returns(Type::Str)
         .example("assert read_text(\"fixtures/notes.txt\") == \"hello assay\\n\"")
@@ -35,7 +35,7 @@ fn read_text(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn read_lines_sig() -> Signature {
-    Signature::new("read_lines", "files", "The lines of a text file, without line endings; empty lines dropped.")
+    Signature::new("read_lines", Category::Files, "The lines of a text file, without line endings; empty lines dropped.")
         .param("path", Type::Str, "path relative to the script's folder")
         .returns(Type::list(Type::Str))
         .example("let lines = read_lines(\"fixtures/prompts.txt\")\nassert lines == [\"The capital of France is\", \"1, 2, 3,\"]")
@@ -59,7 +59,7 @@ fn from_json(j: &serde_json::Value) -> Value {
 }
 
 fn read_json_sig() -> Signature {
-    Signature::new("read_json", "files", "Parses a JSON file into lists, records, numbers, strings, bools and none. A .jsonl file gives a list, one item per line.")
+    Signature::new("read_json", Category::Files, "Parses a JSON file into lists, records, numbers, strings, bools and none. A .jsonl file gives a list, one item per line.")
         .param("path", Type::Str, "path relative to the script's folder")
         .returns(Type::Any)
         .example("let cfg = read_json(\"fixtures/config.json\")\nassert cfg.threshold == 0.5\nassert cfg.layers == [\"a\", \"b\"]")

@@ -5,15 +5,17 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use assay_interpreter::{iter_values, Args, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{
+    iter_values, Args, Category, HandleKind, Registry, Signature, ToolCtx, ToolError, Type, Value,
+};
 
 use super::FnTool;
 
 const MAX_RANGE: i64 = 10_000_000;
 
 fn len_sig() -> Signature {
-    Signature::new("len", "lists", "Number of items of a list, characters of a string, fields of a record, numbers in a range, or rows of a tensor.")
-        .param("x", Type::OneOf(vec![Type::list(Type::Any), Type::Str, Type::record(), Type::Range, Type::Tensor, Type::Handle("dataset")]), "a collection")
+    Signature::new("len", Category::Lists, "Number of items of a list, characters of a string, fields of a record, numbers in a range, or rows of a tensor.")
+        .param("x", Type::OneOf(vec![Type::list(Type::Any), Type::Str, Type::record(), Type::Range, Type::Tensor, Type::Handle(HandleKind::Dataset)]), "a collection")
         .returns(Type::Num)
         .example("assert len([1, 2]) == 2\nassert len(\"abc\") == 3\nassert len(0..5) == 5")
 }
@@ -33,7 +35,7 @@ fn len(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 fn range_sig() -> Signature {
     Signature::new(
         "range",
-        "lists",
+        Category::Lists,
         "Whole numbers from `start` up to (not including) `stop`, by `step`. `range(n)` is 0..n.",
     )
     .param("start", Type::Num, "first number (or the stop, if it is the only argument)")
@@ -59,7 +61,7 @@ fn range(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn zip_sig() -> Signature {
-    Signature::new("zip", "lists", "Pairs up items: [[a0, b0], [a1, b1], ...], as long as the shorter list.")
+    Signature::new("zip", Category::Lists, "Pairs up items: [[a0, b0], [a1, b1], ...], as long as the shorter list.")
         .param("xs", Type::Any, "first list")
         .param("ys", Type::Any, "second list")
         .returns(Type::list(Type::list(Type::Any)))
@@ -71,7 +73,7 @@ fn zip(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn enumerate_sig() -> Signature {
-    Signature::new("enumerate", "lists", "Pairs each item with its index: [[0, x0], [1, x1], ...].")
+    Signature::new("enumerate", Category::Lists, "Pairs each item with its index: [[0, x0], [1, x1], ...].")
         .param("xs", Type::Any, "a list")
         .returns(Type::list(Type::list(Type::Any)))
         .example("assert enumerate([\"a\", \"b\"]) == [[0, \"a\"], [1, \"b\"]]")
@@ -85,7 +87,7 @@ fn enumerate(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 fn map_sig() -> Signature {
     Signature::new(
         "map",
-        "lists",
+        Category::Lists,
         "Applies a function to every item: a script function, a lambda `x => ...`, a tool or a rhai function.",
     )
     .param("xs", Type::Any, "a list or range")
@@ -105,7 +107,7 @@ fn map(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 fn shard_map_sig() -> Signature {
     Signature::new(
         "shard_map",
-        "lists",
+        Category::Lists,
         "As `map`, and the items are the script's shardable work: under `assay run --shard i/n` each shard applies the function to its block of items (and the script goes on with that block alone) and `assay merge` puts the results back in order, exactly as one run gives them. The function's random numbers depend on the item's position, not on how items were split. Results must be plain values (no models or functions).",
     )
     .param("xs", Type::Any, "a list or range")
@@ -155,10 +157,10 @@ fn shard_map_merge(a: &Args, ctx: &mut dyn ToolCtx, parts: Vec<Value>) -> Result
 }
 
 fn filter_sig() -> Signature {
-    Signature::new("filter", "lists", "The items for which the function returns true. On a data set, the predicate sees each item's {index, name, label} (no image is read) and the result is a smaller data set.")
+    Signature::new("filter", Category::Lists, "The items for which the function returns true. On a data set, the predicate sees each item's {index, name, label} (no image is read) and the result is a smaller data set.")
         .param("xs", Type::Any, "a list, range or data set")
         .param("f", Type::Func, "predicate of one item, returning true or false")
-        .returns(Type::OneOf(vec![Type::list(Type::Any), Type::Handle("dataset")]))
+        .returns(Type::OneOf(vec![Type::list(Type::Any), Type::Handle(HandleKind::Dataset)]))
         .example("assert filter(0..10, x => x % 3 == 0) == [0, 3, 6, 9]")
 }
 fn filter(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
@@ -193,7 +195,7 @@ fn filter(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn reduce_sig() -> Signature {
-    Signature::new("reduce", "lists", "Folds the items into one value: f(f(f(init, x0), x1), ...).")
+    Signature::new("reduce", Category::Lists, "Folds the items into one value: f(f(f(init, x0), x1), ...).")
         .param("xs", Type::Any, "a list or range")
         .param("f", Type::Func, "function of (accumulator, item)")
         .param("init", Type::Any, "starting value")
@@ -220,7 +222,7 @@ fn bools(a: &Args) -> Result<Vec<bool>, ToolError> {
 }
 
 fn any_sig() -> Signature {
-    Signature::new("any", "lists", "Whether any item is true.")
+    Signature::new("any", Category::Lists, "Whether any item is true.")
         .param("xs", Type::list(Type::Bool), "bools")
         .returns(Type::Bool)
         .example("assert any([false, true])\nassert not any([])")
@@ -229,7 +231,7 @@ fn any(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     Ok(Value::Bool(bools(a)?.into_iter().any(|b| b)))
 }
 fn all_sig() -> Signature {
-    Signature::new("all", "lists", "Whether every item is true.")
+    Signature::new("all", Category::Lists, "Whether every item is true.")
         .param("xs", Type::list(Type::Bool), "bools")
         .returns(Type::Bool)
         .example("assert all([true, true])\nassert all(map([1, 2], x => x > 0))")
@@ -239,7 +241,7 @@ fn all(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn count_sig() -> Signature {
-    Signature::new("count", "lists", "How many items equal `x`.")
+    Signature::new("count", Category::Lists, "How many items equal `x`.")
         .param("xs", Type::Any, "a list")
         .param("x", Type::Any, "the value to count")
         .returns(Type::Num)
@@ -251,7 +253,7 @@ fn count(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn unique_sig() -> Signature {
-    Signature::new("unique", "lists", "The distinct items, in order of first appearance.")
+    Signature::new("unique", Category::Lists, "The distinct items, in order of first appearance.")
         .param("xs", Type::Any, "a list")
         .returns(Type::list(Type::Any))
         .example("assert unique([3, 1, 3, 2, 1]) == [3, 1, 2]")
@@ -268,7 +270,7 @@ fn unique(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn index_of_sig() -> Signature {
-    Signature::new("index_of", "lists", "Index of the first item equal to `x`, or -1.")
+    Signature::new("index_of", Category::Lists, "Index of the first item equal to `x`, or -1.")
         .param("xs", Type::Any, "a list")
         .param("x", Type::Any, "the value to find")
         .returns(Type::Num)
@@ -280,7 +282,7 @@ fn index_of(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn flatten_sig() -> Signature {
-    Signature::new("flatten", "lists", "Joins a list of lists into one list (one level).")
+    Signature::new("flatten", Category::Lists, "Joins a list of lists into one list (one level).")
         .param("xs", Type::list(Type::Any), "a list of lists")
         .returns(Type::list(Type::Any))
         .example("assert flatten([[1, 2], [3], []]) == [1, 2, 3]")
@@ -297,11 +299,15 @@ fn flatten(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn take_sig() -> Signature {
-    Signature::new("take", "lists", "The first `n` items of a list or data set (all of them if there are fewer).")
-        .param("xs", Type::Any, "a list, range or data set")
-        .param("n", Type::Num, "how many")
-        .returns(Type::Any)
-        .example("assert take([1, 2, 3], 2) == [1, 2]\nassert take(0..3, 5) == [0, 1, 2]")
+    Signature::new(
+        "take",
+        Category::Lists,
+        "The first `n` items of a list or data set (all of them if there are fewer).",
+    )
+    .param("xs", Type::Any, "a list, range or data set")
+    .param("n", Type::Num, "how many")
+    .returns(Type::Any)
+    .example("assert take([1, 2, 3], 2) == [1, 2]\nassert take(0..3, 5) == [0, 1, 2]")
 }
 fn take(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let n = a.count("n")?;
@@ -317,7 +323,7 @@ fn take(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn reverse_sig() -> Signature {
-    Signature::new("reverse", "lists", "The items in reverse order.")
+    Signature::new("reverse", Category::Lists, "The items in reverse order.")
         .param("xs", Type::Any, "a list")
         .returns(Type::list(Type::Any))
         .example("assert reverse([1, 2, 3]) == [3, 2, 1]")
@@ -347,7 +353,7 @@ fn compare(x: &Value, y: &Value) -> Result<std::cmp::Ordering, String> {
 }
 
 fn sort_sig() -> Signature {
-    Signature::new("sort", "lists", "The items in ascending order (stable). `by` gives each item's sort key; `reverse: true` for descending.")
+    Signature::new("sort", Category::Lists, "The items in ascending order (stable). `by` gives each item's sort key; `reverse: true` for descending.")
         .param("xs", Type::Any, "a list of numbers, strings or lists")
         .opt("by", Type::Func, Value::None, "key function of one item")
         .opt("reverse", Type::Bool, Value::Bool(false), "descending order")
@@ -381,7 +387,7 @@ fn sort(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn keys_sig() -> Signature {
-    Signature::new("keys", "lists", "A record's field names, sorted.")
+    Signature::new("keys", Category::Lists, "A record's field names, sorted.")
         .param("r", Type::record(), "a record")
         .returns(Type::list(Type::Str))
         .example("assert keys({b: 1, a: 2}) == [\"a\", \"b\"]")
@@ -390,7 +396,7 @@ fn keys(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     Ok(Value::list(a.record("r")?.keys().map(Value::str).collect()))
 }
 fn values_sig() -> Signature {
-    Signature::new("values", "lists", "A record's values, in the order of its sorted field names.")
+    Signature::new("values", Category::Lists, "A record's values, in the order of its sorted field names.")
         .param("r", Type::record(), "a record")
         .returns(Type::list(Type::Any))
         .example("assert values({b: 1, a: 2}) == [2, 1]")
@@ -402,7 +408,7 @@ fn values(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 fn with_sig() -> Signature {
     Signature::new(
         "with",
-        "lists",
+        Category::Lists,
         "A copy of a record with one field set (records are values: the original is unchanged).",
     )
     .param("r", Type::record(), "a record")

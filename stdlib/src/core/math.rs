@@ -1,7 +1,7 @@
 //! Elementwise math over numbers, lists of numbers and tensors, and
 //! constructors for tensors.
 
-use assay_interpreter::{to_tensor, Args, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{to_tensor, Args, Category, Registry, Signature, ToolCtx, ToolError, Type, Value};
 use ndarray::ArrayD;
 
 use super::FnTool;
@@ -22,7 +22,7 @@ fn map_num(args: &Args, i: &str, f: impl Fn(f64) -> f64) -> Result<Value, ToolEr
 macro_rules! unary {
     ($sig:ident, $fun:ident, $name:literal, $doc:literal, $ex:literal, $f:expr) => {
         fn $sig() -> Signature {
-            Signature::new($name, "math", $doc)
+            Signature::new($name, Category::Math, $doc)
                 .param("x", numeric(), "a number, or numbers elementwise")
                 .returns(numeric())
                 .example($ex)
@@ -65,7 +65,7 @@ unary!(
 );
 
 fn round_sig() -> Signature {
-    Signature::new("round", "math", "Rounds to `digits` decimal places (halves away from zero).")
+    Signature::new("round", Category::Math, "Rounds to `digits` decimal places (halves away from zero).")
         .param("x", numeric(), "a number, or numbers elementwise")
         .opt("digits", Type::Num, Value::Num(0.0), "decimal places to keep")
         .returns(numeric())
@@ -81,7 +81,7 @@ fn round(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn clip_sig() -> Signature {
-    Signature::new("clip", "math", "Limits x to the interval [lo, hi].")
+    Signature::new("clip", Category::Math, "Limits x to the interval [lo, hi].")
         .param("x", numeric(), "a number, or numbers elementwise")
         .param("lo", Type::Num, "lower bound")
         .param("hi", Type::Num, "upper bound")
@@ -102,7 +102,7 @@ fn clip(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 fn tensor_sig() -> Signature {
     Signature::new(
         "tensor",
-        "tensor",
+        Category::Tensor,
         "Makes a float32 tensor from a nested list of numbers (rows of equal length), a range or a tensor.",
     )
     .param("data", Type::Any, "nested list of numbers")
@@ -114,7 +114,7 @@ fn tensor(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn zeros_sig() -> Signature {
-    Signature::new("zeros", "tensor", "A tensor of the given shape filled with `value`.")
+    Signature::new("zeros", Category::Tensor, "A tensor of the given shape filled with `value`.")
         .param("shape", Type::list(Type::Num), "dimensions, e.g. [2, 3]")
         .opt("value", Type::Num, Value::Num(0.0), "fill value")
         .returns(Type::Tensor)
@@ -146,7 +146,7 @@ fn zeros(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 fn reshape_sig() -> Signature {
     Signature::new(
         "reshape",
-        "tensor",
+        Category::Tensor,
         "The same values in a new shape (row-major). One dimension may be -1 to be inferred.",
     )
     .param("x", Type::Any, "a tensor or nested list")
@@ -190,7 +190,7 @@ fn reshape(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn linspace_sig() -> Signature {
-    Signature::new("linspace", "math", "`n` evenly spaced numbers from `start` to `stop` inclusive.")
+    Signature::new("linspace", Category::Math, "`n` evenly spaced numbers from `start` to `stop` inclusive.")
         .param("start", Type::Num, "first value")
         .param("stop", Type::Num, "last value")
         .param("n", Type::Num, "how many")

@@ -3,7 +3,7 @@
 //! `seed:` pins a call's stream so that adding calls before it does not
 //! change what it draws.
 
-use assay_interpreter::{Args, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Args, Category, HandleKind, Registry, Signature, ToolCtx, ToolError, Type, Value};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -41,7 +41,7 @@ fn draws(n: Option<usize>, mut f: impl FnMut() -> f64) -> Value {
 }
 
 fn rand_sig() -> Signature {
-    Signature::new("rand", "random", "Uniform random numbers in [0, 1): one number, or a list of `n`.")
+    Signature::new("rand", Category::Random, "Uniform random numbers in [0, 1): one number, or a list of `n`.")
         .opt("n", Type::Num, Value::None, "how many (omit for one number)")
         .opt("seed", Type::Num, Value::None, "pin this call's random stream")
         .returns(Type::OneOf(vec![Type::Num, Type::list(Type::Num)]))
@@ -54,7 +54,7 @@ fn rand(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn randn_sig() -> Signature {
-    Signature::new("randn", "random", "Normally distributed random numbers.")
+    Signature::new("randn", Category::Random, "Normally distributed random numbers.")
         .opt("n", Type::Num, Value::None, "how many (omit for one number)")
         .opt("mean", Type::Num, Value::Num(0.0), "mean")
         .opt("std", Type::Num, Value::Num(1.0), "standard deviation")
@@ -76,7 +76,7 @@ fn randn(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn randint_sig() -> Signature {
-    Signature::new("randint", "random", "Random whole numbers in [lo, hi).")
+    Signature::new("randint", Category::Random, "Random whole numbers in [lo, hi).")
         .param("lo", Type::Num, "smallest value")
         .param("hi", Type::Num, "one past the largest value")
         .opt("n", Type::Num, Value::None, "how many (omit for one number)")
@@ -95,7 +95,7 @@ fn randint(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn shuffle_sig() -> Signature {
-    Signature::new("shuffle", "random", "The items in a random order.")
+    Signature::new("shuffle", Category::Random, "The items in a random order.")
         .param("xs", Type::Any, "a list or range")
         .opt("seed", Type::Num, Value::None, "pin this call's random stream")
         .returns(Type::list(Type::Any))
@@ -109,11 +109,11 @@ fn shuffle(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn sample_sig() -> Signature {
-    Signature::new("sample", "random", "`k` items drawn without replacement, in the order drawn.")
+    Signature::new("sample", Category::Random, "`k` items drawn without replacement, in the order drawn.")
         .param("xs", Type::Any, "a list, range or data set")
         .param("k", Type::Num, "how many")
         .opt("seed", Type::Num, Value::None, "pin this call's random stream")
-        .returns(Type::OneOf(vec![Type::list(Type::Any), Type::Handle("dataset")]))
+        .returns(Type::OneOf(vec![Type::list(Type::Any), Type::Handle(HandleKind::Dataset)]))
         .example("let s = sample(0..100, 5, seed: 1)\nassert len(s) == 5\nassert s == sample(0..100, 5, seed: 1)")
 }
 fn sample(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
@@ -140,7 +140,7 @@ fn sample(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn choice_sig() -> Signature {
-    Signature::new("choice", "random", "One item chosen at random.")
+    Signature::new("choice", Category::Random, "One item chosen at random.")
         .param("xs", Type::Any, "a non-empty list or range")
         .opt("seed", Type::Num, Value::None, "pin this call's random stream")
         .returns(Type::Any)

@@ -1,7 +1,7 @@
 //! Statistics over numbers (lists, ranges, tensors). Reductions take an
 //! optional `axis` for tensors; without it they reduce everything.
 
-use assay_interpreter::{Args, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Args, Category, Registry, Signature, ToolCtx, ToolError, Type, Value};
 use ndarray::Axis;
 
 use super::FnTool;
@@ -78,7 +78,7 @@ fn argmin_f(x: &[f64]) -> f64 {
 macro_rules! reduction {
     ($sig:ident, $fun:ident, $name:literal, $doc:literal, $ex:literal, $f:expr) => {
         fn $sig() -> Signature {
-            Signature::new($name, "statistics", $doc)
+            Signature::new($name, Category::Statistics, $doc)
                 .param("xs", Type::numbers(), "numbers: a list, range or tensor")
                 .opt("axis", Type::Num, Value::None, "for a tensor: reduce along this axis only")
                 .returns(Type::OneOf(vec![Type::Num, Type::Tensor]))
@@ -124,7 +124,7 @@ fn var_of(x: &[f64], ddof: f64) -> f64 {
 }
 
 fn std_sig() -> Signature {
-    Signature::new("std", "statistics", "Standard deviation; `ddof: 1` for the sample estimate.")
+    Signature::new("std", Category::Statistics, "Standard deviation; `ddof: 1` for the sample estimate.")
         .param("xs", Type::numbers(), "numbers")
         .opt("ddof", Type::Num, Value::Num(0.0), "delta degrees of freedom (0 population, 1 sample)")
         .returns(Type::Num)
@@ -140,7 +140,7 @@ fn std(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn var_sig() -> Signature {
-    Signature::new("var", "statistics", "Variance; `ddof: 1` for the sample estimate.")
+    Signature::new("var", Category::Statistics, "Variance; `ddof: 1` for the sample estimate.")
         .param("xs", Type::numbers(), "numbers")
         .opt("ddof", Type::Num, Value::Num(0.0), "delta degrees of freedom")
         .returns(Type::Num)
@@ -170,21 +170,29 @@ fn quantile_of(sorted: &[f64], q: f64) -> f64 {
 }
 
 fn median_sig() -> Signature {
-    Signature::new("median", "statistics", "The middle value (mean of the two middle values for an even count).")
-        .param("xs", Type::numbers(), "numbers")
-        .returns(Type::Num)
-        .example("assert median([5, 1, 3]) == 3\nassert median([1, 2, 3, 4]) == 2.5")
+    Signature::new(
+        "median",
+        Category::Statistics,
+        "The middle value (mean of the two middle values for an even count).",
+    )
+    .param("xs", Type::numbers(), "numbers")
+    .returns(Type::Num)
+    .example("assert median([5, 1, 3]) == 3\nassert median([1, 2, 3, 4]) == 2.5")
 }
 fn median(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     Ok(Value::Num(quantile_of(&sorted(&nonempty(a, "xs")?), 0.5)))
 }
 
 fn quantile_sig() -> Signature {
-    Signature::new("quantile", "statistics", "The q-quantile (0 = min, 0.5 = median, 1 = max), interpolating linearly.")
-        .param("xs", Type::numbers(), "numbers")
-        .param("q", Type::Num, "between 0 and 1")
-        .returns(Type::Num)
-        .example("assert quantile(0..101, 0.9) == 90")
+    Signature::new(
+        "quantile",
+        Category::Statistics,
+        "The q-quantile (0 = min, 0.5 = median, 1 = max), interpolating linearly.",
+    )
+    .param("xs", Type::numbers(), "numbers")
+    .param("q", Type::Num, "between 0 and 1")
+    .returns(Type::Num)
+    .example("assert quantile(0..101, 0.9) == 90")
 }
 fn quantile(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let q = a.num("q")?;
@@ -197,7 +205,7 @@ fn quantile(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 fn correlation_sig() -> Signature {
     Signature::new(
         "correlation",
-        "statistics",
+        Category::Statistics,
         "Pearson correlation of two equally long lists of numbers (nan if either is constant).",
     )
     .param("xs", Type::numbers(), "first variable")
@@ -223,7 +231,7 @@ fn correlation(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn top_k_sig() -> Signature {
-    Signature::new("top_k", "statistics", "The k largest numbers and their indices, largest first (ties keep the earlier index first). `largest: false` gives the k smallest.")
+    Signature::new("top_k", Category::Statistics, "The k largest numbers and their indices, largest first (ties keep the earlier index first). `largest: false` gives the k smallest.")
         .param("xs", Type::numbers(), "numbers")
         .param("k", Type::Num, "how many")
         .opt("largest", Type::Bool, Value::Bool(true), "false for the smallest")
@@ -249,7 +257,7 @@ fn top_k(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 fn histogram_sig() -> Signature {
     Signature::new(
         "histogram",
-        "statistics",
+        Category::Statistics,
         "Counts of the numbers in `bins` equal-width bins between their min and max.",
     )
     .param("xs", Type::numbers(), "numbers")
@@ -277,7 +285,7 @@ fn histogram(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn lstsq_sig() -> Signature {
-    Signature::new("lstsq", "statistics", "Least squares: the coefficients `coef` that minimise the squared error of `a` times `coef` against `y`, solved by SVD (so collinear features are handled: the minimum-norm solution). `a` holds one row of K features per observation. Returns {coef, residual, rank}: `residual` is the sum of squared errors, `rank` the number of independent features.")
+    Signature::new("lstsq", Category::Statistics, "Least squares: the coefficients `coef` that minimise the squared error of `a` times `coef` against `y`, solved by SVD (so collinear features are handled: the minimum-norm solution). `a` holds one row of K features per observation. Returns {coef, residual, rank}: `residual` is the sum of squared errors, `rank` the number of independent features.")
         .param("a", Type::OneOf(vec![Type::list(Type::Any), Type::Tensor]), "N rows of K features (lists of numbers, or a tensor [N, K]); with `columns: true`, K columns of N values (lists or tensors)")
         .param("y", Type::numbers(), "N targets")
         .opt("columns", Type::Bool, Value::Bool(false), "`a` holds K columns of N values (e.g. tensors computed at once) instead of N rows")

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::sync::Arc;
 
-use assay_interpreter::{Args, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Args, Category, Registry, Signature, ToolCtx, ToolError, Type, Value};
 use ndarray::{ArrayD, IxDyn};
 use ndarray_npy::npy::header::Header;
 use ndarray_npy::{ReadNpyError, ReadNpyExt};
@@ -22,7 +22,7 @@ const MAX_ELEMENTS: usize = 100_000_000;
 const EXACT_INT: f64 = 16_777_216.0;
 
 fn load_sig() -> Signature {
-    Signature::new("load_tensors", "files", "Tensors from a file prepared elsewhere (token ids, embeddings, activations): NumPy `.npy` (one tensor) or `.npz` (a record of them, compressed or not), or `.safetensors` (a record by tensor name). Floats (f16, bf16, f32, f64), integers and bools become f32 tensors; an integer too large for f32 to hold exactly is refused, not rounded. With `name`, the one tensor of that name. Read through the sandbox like any file.")
+    Signature::new("load_tensors", Category::Files, "Tensors from a file prepared elsewhere (token ids, embeddings, activations): NumPy `.npy` (one tensor) or `.npz` (a record of them, compressed or not), or `.safetensors` (a record by tensor name). Floats (f16, bf16, f32, f64), integers and bools become f32 tensors; an integer too large for f32 to hold exactly is refused, not rounded. With `name`, the one tensor of that name. Read through the sandbox like any file.")
         .param("path", Type::Str, "a .npy, .npz or .safetensors file under the allowed roots")
         .opt("name", Type::Str, Value::None, "the tensor to take from an .npz or .safetensors file")
         .returns(Type::Any)

@@ -1,11 +1,11 @@
 //! String helpers.
 
-use assay_interpreter::{format_num, Args, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{format_num, Args, Category, Registry, Signature, ToolCtx, ToolError, Type, Value};
 
 use super::FnTool;
 
 fn upper_sig() -> Signature {
-    Signature::new("upper", "text", "The string in upper case.")
+    Signature::new("upper", Category::Text, "The string in upper case.")
         .param("s", Type::Str, "text")
         .returns(Type::Str)
         .example("assert upper(\"abc\") == \"ABC\"")
@@ -14,7 +14,7 @@ fn upper(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     Ok(Value::str(a.str("s")?.to_uppercase()))
 }
 fn lower_sig() -> Signature {
-    Signature::new("lower", "text", "The string in lower case.")
+    Signature::new("lower", Category::Text, "The string in lower case.")
         .param("s", Type::Str, "text")
         .returns(Type::Str)
         .example("assert lower(\"AbC\") == \"abc\"")
@@ -23,7 +23,7 @@ fn lower(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     Ok(Value::str(a.str("s")?.to_lowercase()))
 }
 fn strip_sig() -> Signature {
-    Signature::new("strip", "text", "The string without leading and trailing whitespace.")
+    Signature::new("strip", Category::Text, "The string without leading and trailing whitespace.")
         .param("s", Type::Str, "text")
         .returns(Type::Str)
         .example("assert strip(\"  hi \\n\") == \"hi\"")
@@ -33,7 +33,7 @@ fn strip(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn split_sig() -> Signature {
-    Signature::new("split", "text", "Splits on `sep`; without `sep`, on runs of whitespace.")
+    Signature::new("split", Category::Text, "Splits on `sep`; without `sep`, on runs of whitespace.")
         .param("s", Type::Str, "text")
         .opt("sep", Type::Str, Value::None, "separator")
         .returns(Type::list(Type::Str))
@@ -52,7 +52,7 @@ fn split(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn join_sig() -> Signature {
-    Signature::new("join", "text", "Joins items (converted to text) with `sep` between them.")
+    Signature::new("join", Category::Text, "Joins items (converted to text) with `sep` between them.")
         .param("xs", Type::list(Type::Any), "items")
         .opt("sep", Type::Str, Value::str(""), "separator")
         .returns(Type::Str)
@@ -65,7 +65,7 @@ fn join(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn replace_sig() -> Signature {
-    Signature::new("replace", "text", "Replaces every occurrence of `from` with `to`.")
+    Signature::new("replace", Category::Text, "Replaces every occurrence of `from` with `to`.")
         .param("s", Type::Str, "text")
         .param("from", Type::Str, "text to find (not empty)")
         .param("to", Type::Str, "replacement")
@@ -92,7 +92,7 @@ fn replace(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn starts_with_sig() -> Signature {
-    Signature::new("starts_with", "text", "Whether `s` begins with `prefix`.")
+    Signature::new("starts_with", Category::Text, "Whether `s` begins with `prefix`.")
         .param("s", Type::Str, "text")
         .param("prefix", Type::Str, "prefix")
         .returns(Type::Bool)
@@ -102,7 +102,7 @@ fn starts_with(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     Ok(Value::Bool(a.str("s")?.starts_with(a.str("prefix")?)))
 }
 fn ends_with_sig() -> Signature {
-    Signature::new("ends_with", "text", "Whether `s` ends with `suffix`.")
+    Signature::new("ends_with", Category::Text, "Whether `s` ends with `suffix`.")
         .param("s", Type::Str, "text")
         .param("suffix", Type::Str, "suffix")
         .returns(Type::Bool)
@@ -113,7 +113,7 @@ fn ends_with(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn str_sig() -> Signature {
-    Signature::new("str", "text", "Any value as text (strings unchanged).")
+    Signature::new("str", Category::Text, "Any value as text (strings unchanged).")
         .param("x", Type::Any, "any value")
         .returns(Type::Str)
         .example("assert str(1.5) == \"1.5\"\nassert str([1, \"a\"]) == \"[1, \\\"a\\\"]\"")
@@ -123,7 +123,7 @@ fn str_(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn num_sig() -> Signature {
-    Signature::new("num", "text", "Parses a number from text (or converts a bool to 0/1).")
+    Signature::new("num", Category::Text, "Parses a number from text (or converts a bool to 0/1).")
         .param("x", Type::OneOf(vec![Type::Str, Type::Num, Type::Bool]), "text such as \"3.5\"")
         .returns(Type::Num)
         .example("assert num(\"3.5\") + 1 == 4.5\nassert num(true) == 1")
@@ -140,7 +140,7 @@ fn num(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn fmt_sig() -> Signature {
-    Signature::new("fmt", "text", "A number as text with exactly `digits` decimals.")
+    Signature::new("fmt", Category::Text, "A number as text with exactly `digits` decimals.")
         .param("x", Type::Num, "number")
         .opt("digits", Type::Num, Value::Num(3.0), "decimal places")
         .returns(Type::Str)
@@ -159,7 +159,7 @@ fn fmt(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn ord_sig() -> Signature {
-    Signature::new("ord", "text", "The Unicode code point of a one-character string (`ord(\"a\")` is 97).")
+    Signature::new("ord", Category::Text, "The Unicode code point of a one-character string (`ord(\"a\")` is 97).")
         .param("c", Type::Str, "one character")
         .returns(Type::Num)
         .example("assert ord(\"a\") == 97 and chr(ord(\"a\") + 1) == \"b\"")
@@ -174,7 +174,7 @@ fn ord(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     }
 }
 fn chr_sig() -> Signature {
-    Signature::new("chr", "text", "The one-character string of a Unicode code point (`chr(97)` is \"a\").")
+    Signature::new("chr", Category::Text, "The one-character string of a Unicode code point (`chr(97)` is \"a\").")
         .param("n", Type::Num, "a code point")
         .returns(Type::Str)
         .example("assert chr(65) == \"A\" and join(map(\"abc\", c => chr(ord(c) - 32))) == \"ABC\"")

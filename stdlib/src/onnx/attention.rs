@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use assay_interpreter::{Args, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Args, Category, HandleKind, Registry, Signature, ToolCtx, ToolError, Type, Value};
 use ndarray::ArrayD;
 
 use super::model::Model;
@@ -454,8 +454,8 @@ pub fn find(m: &Model) -> Result<Vec<Block>, String> {
 }
 
 fn attention_sig() -> Signature {
-    Signature::new("attention", "models", "Each attention block's heads, probabilities and residual stream, found by the graph's structure. Works whatever exported the model (PyTorch's TorchScript or dynamo exporter, Optimum, Assay's own models, ONNX Runtime's fused attention ops, ONNX's Attention op as the dynamo exporter writes it at opset 23) and names the tensors in one scheme. Returns {layers, n_heads, head_dim, heads, probs, residual, residual_in, mlp, blocks}: `heads` lists each block's per-head output before the output projection ([N, T, n_heads*head_dim], so `parts: n_heads` splits it into heads for patch_sweep, path_patch, circuit, dcm, cross_patch and unit's `head`), `probs` its attention probabilities ([N, n_heads, T, S]; none inside a fused op), `residual` the residual stream after each layer (before any final norm), `residual_in` the stream the first block reads, `mlp` each layer's MLP output as it is added to the stream; `blocks` has the same per block with `layer` and `fused`. A stream or MLP output the graph's shape does not show is none. Where an exporter never forms the merged heads (it reshapes [N, T, heads, head_dim] straight to [N*T, ...]), Assay's loader adds them as `assay::heads::<tensor>` (a reshape: exact).")
-        .param("model", Type::Handle("model"), "a model whose graph has attention")
+    Signature::new("attention", Category::Models, "Each attention block's heads, probabilities and residual stream, found by the graph's structure. Works whatever exported the model (PyTorch's TorchScript or dynamo exporter, Optimum, Assay's own models, ONNX Runtime's fused attention ops, ONNX's Attention op as the dynamo exporter writes it at opset 23) and names the tensors in one scheme. Returns {layers, n_heads, head_dim, heads, probs, residual, residual_in, mlp, blocks}: `heads` lists each block's per-head output before the output projection ([N, T, n_heads*head_dim], so `parts: n_heads` splits it into heads for patch_sweep, path_patch, circuit, dcm, cross_patch and unit's `head`), `probs` its attention probabilities ([N, n_heads, T, S]; none inside a fused op), `residual` the residual stream after each layer (before any final norm), `residual_in` the stream the first block reads, `mlp` each layer's MLP output as it is added to the stream; `blocks` has the same per block with `layer` and `fused`. A stream or MLP output the graph's shape does not show is none. Where an exporter never forms the merged heads (it reshapes [N, T, heads, head_dim] straight to [N*T, ...]), Assay's loader adds them as `assay::heads::<tensor>` (a reshape: exact).")
+        .param("model", Type::Handle(HandleKind::Model), "a model whose graph has attention")
         .returns(Type::record())
         .example("let lm = model(\"smollm2-135m\")\nlet a = attention(lm)\nassert a.layers == 30 and a.n_heads == 9 and a.head_dim == 64\nassert a.heads[0] == \"/model/layers.0/self_attn/heads_output_0\"\nassert a.residual[29] == \"/model/layers.29/residual_mlp_output_0\"\nlet u = unit(lm, a.heads[3], head: 2, heads: a.n_heads)")
 }
@@ -506,8 +506,8 @@ fn attention(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn pattern_sig() -> Signature {
-    Signature::new("attention_pattern", "models", "One example's attention probabilities at one layer: [heads, T, S]. Found as attention() finds them: [heads, T, S] (query positions by key positions, each row summing to 1), or [T, S] for one `head`. Grouped-query layouts ([N, kv_heads, heads per kv head, T, S]) come out as [heads, T, S] in head order. Plot one with plot(\"heatmap\", p, x_ticks: tokens, y_ticks: tokens).")
-        .param("model", Type::Handle("model"), "a model whose graph has attention")
+    Signature::new("attention_pattern", Category::Models, "One example's attention probabilities at one layer: [heads, T, S]. Found as attention() finds them: [heads, T, S] (query positions by key positions, each row summing to 1), or [T, S] for one `head`. Grouped-query layouts ([N, kv_heads, heads per kv head, T, S]) come out as [heads, T, S] in head order. Plot one with plot(\"heatmap\", p, x_ticks: tokens, y_ticks: tokens).")
+        .param("model", Type::Handle(HandleKind::Model), "a model whose graph has attention")
         .param("inputs", Type::Any, "one prompt (text) or the inputs of one example")
         .param("layer", Type::Num, "the attention block, from 0 in graph order")
         .opt("head", Type::Num, Value::None, "one head (default: all)")

@@ -14,7 +14,7 @@
 //!   must be linear (gains, biases, reshapes and projections by weights),
 //!   or the tool says where it is not (e.g. BERT's masked-LM head).
 
-use assay_interpreter::{Args, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Args, Category, HandleKind, Registry, Signature, ToolCtx, ToolError, Type, Value};
 use ndarray::{ArrayD, Axis, IxDyn};
 
 use super::attention::{find, Block, Index};
@@ -277,8 +277,8 @@ fn head_outputs(
 }
 
 fn dla_sig() -> Signature {
-    Signature::new("logit_attribution", "interventions", "Direct logit attribution: how much each attention head and each MLP adds to chosen tokens' logits directly, through the final norm (its scale frozen at the residual stream's own) and the unembedding, at one position. Heads, projections, the residual stream and the final norm are found in the graph as attention() finds them; no weight is named. Each head's output is the projection with only that head kept, less the projection with none (one batched run); the read-out is the model's own graph from the final norm on, with the component taken out of the stream. Returns {heads: [layers, heads, tokens], mlp: [layers, tokens] (none where the graph does not show MLP outputs), tokens (ids), position}. The read-out must be linear (a pre-norm decoder: GPT-2, Llama, Qwen2, SmolLM2); an encoder's masked-LM head is not, and is refused.")
-        .param("model", Type::Handle("model"), "a language model")
+    Signature::new("logit_attribution", Category::Interventions, "Direct logit attribution: how much each attention head and each MLP adds to chosen tokens' logits directly, through the final norm (its scale frozen at the residual stream's own) and the unembedding, at one position. Heads, projections, the residual stream and the final norm are found in the graph as attention() finds them; no weight is named. Each head's output is the projection with only that head kept, less the projection with none (one batched run); the read-out is the model's own graph from the final norm on, with the component taken out of the stream. Returns {heads: [layers, heads, tokens], mlp: [layers, tokens] (none where the graph does not show MLP outputs), tokens (ids), position}. The read-out must be linear (a pre-norm decoder: GPT-2, Llama, Qwen2, SmolLM2); an encoder's masked-LM head is not, and is refused.")
+        .param("model", Type::Handle(HandleKind::Model), "a language model")
         .param("inputs", Type::Any, "one prompt (text) or the inputs of one example")
         .param("tokens", Type::Any, "tokens whose logits are attributed: ids, or strings of one token each")
         .opt("position", Type::Num, Value::Num(-1.0), "the position read out; negative counts from the end")

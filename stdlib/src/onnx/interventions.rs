@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use assay_interpreter::{Args, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Args, Category, HandleKind, Registry, Signature, ToolCtx, ToolError, Type, Value};
 use ndarray::{ArrayD, Axis, Slice};
 use rand::Rng;
 
@@ -68,9 +68,9 @@ fn pairs(a: &Args, i: &str, tensors: usize, parts: usize) -> Result<Vec<usize>, 
 // ---------------------------------------------------------------- CMAP
 
 fn cross_patch_sig() -> Signature {
-    Signature::new("cross_patch", "interventions", "Cross-model activation patching (CMAP): runs `donor` on `donor_inputs` (default: `inputs`), takes the tensors named by `tensors` (names or globs, resolved in the donor), and patches them into `model` run on `inputs`. Both models must share the tensors' names and shapes; a name or shape that does not correspond is an error naming both sides. With `parts` and `only` ([tensor index, part] pairs), only those slices (e.g. heads) are patched. Returns `model`'s outputs.")
-        .param("model", Type::Handle("model"), "the model patched into")
-        .param("donor", Type::Handle("model"), "the model the activations come from (same architecture)")
+    Signature::new("cross_patch", Category::Interventions, "Cross-model activation patching (CMAP): runs `donor` on `donor_inputs` (default: `inputs`), takes the tensors named by `tensors` (names or globs, resolved in the donor), and patches them into `model` run on `inputs`. Both models must share the tensors' names and shapes; a name or shape that does not correspond is an error naming both sides. With `parts` and `only` ([tensor index, part] pairs), only those slices (e.g. heads) are patched. Returns `model`'s outputs.")
+        .param("model", Type::Handle(HandleKind::Model), "the model patched into")
+        .param("donor", Type::Handle(HandleKind::Model), "the model the activations come from (same architecture)")
         .param("inputs", Type::Any, "the inputs of `model`'s run")
         .param("tensors", Type::OneOf(vec![Type::Str, Type::list(Type::Str)]), "tensor names or globs")
         .opt("donor_inputs", Type::Any, Value::None, "the donor's inputs (default: the same)")
@@ -140,8 +140,8 @@ fn cross_patch(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 // ---------------------------------------------------------------- path patching
 
 fn path_patch_sig() -> Signature {
-    Signature::new("path_patch", "interventions", "Path patching: the effect of one sender component (a [tensor index, part] of `tensors`) that travels only through chosen receivers. The sender takes its value from the `source` run while every other component of `tensors` is frozen at its `target` value; with `receivers: \"logits\"` the metric is read from that run (the sender's direct effect), otherwise the receivers (tensor names with `receiver_parts` slices and `receiver_only` pairs, e.g. the value or query inputs of later heads) are captured there and patched into a clean target run (the effect through them alone). Returns {effect, patched, clean, source}: effect = metric(patched) - metric(target).")
-        .param("model", Type::Handle("model"), "a model")
+    Signature::new("path_patch", Category::Interventions, "Path patching: the effect of one sender component (a [tensor index, part] of `tensors`) that travels only through chosen receivers. The sender takes its value from the `source` run while every other component of `tensors` is frozen at its `target` value; with `receivers: \"logits\"` the metric is read from that run (the sender's direct effect), otherwise the receivers (tensor names with `receiver_parts` slices and `receiver_only` pairs, e.g. the value or query inputs of later heads) are captured there and patched into a clean target run (the effect through them alone). Returns {effect, patched, clean, source}: effect = metric(patched) - metric(target).")
+        .param("model", Type::Handle(HandleKind::Model), "a model")
         .param("target", Type::Any, "the run to patch into (one example)")
         .param("source", Type::Any, "the run the sender's value comes from")
         .param("tensors", Type::OneOf(vec![Type::Str, Type::list(Type::Str)]), "the components' tensors (names or globs), e.g. every layer's heads")
@@ -242,8 +242,8 @@ fn path_patch(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 // ---------------------------------------------------------------- circuits
 
 fn circuit_sig() -> Signature {
-    Signature::new("circuit", "interventions", "Evaluates a circuit by mean ablation: every component of `tensors` (split into `parts`) that is not in `keep` ([tensor index, part] pairs) is replaced by its mean over the `reference` inputs (over examples and positions; default: the prompts themselves). `metric(outputs, prompt)` scores each prompt; accuracy is the fraction of prompts where it is above 0 (e.g. a logit difference). Reports the full model, the circuit, everything ablated, and `random` circuits of the same size drawn from the run's seed; faithfulness = (circuit - ablated) / (full - ablated) on the mean metric. Each prompt's circuit, ablated and random variants run as one batch.")
-        .param("model", Type::Handle("model"), "a model")
+    Signature::new("circuit", Category::Interventions, "Evaluates a circuit by mean ablation: every component of `tensors` (split into `parts`) that is not in `keep` ([tensor index, part] pairs) is replaced by its mean over the `reference` inputs (over examples and positions; default: the prompts themselves). `metric(outputs, prompt)` scores each prompt; accuracy is the fraction of prompts where it is above 0 (e.g. a logit difference). Reports the full model, the circuit, everything ablated, and `random` circuits of the same size drawn from the run's seed; faithfulness = (circuit - ablated) / (full - ablated) on the mean metric. Each prompt's circuit, ablated and random variants run as one batch.")
+        .param("model", Type::Handle(HandleKind::Model), "a model")
         .param("prompts", Type::list(Type::Any), "the prompts (any values; `input` turns one into model inputs)")
         .param("keep", Type::list(Type::list(Type::Num)), "the circuit: [tensor index, part] pairs")
         .param("tensors", Type::OneOf(vec![Type::Str, Type::list(Type::Str)]), "the components' tensors (names or globs)")
@@ -364,8 +364,8 @@ fn circuit(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 // ---------------------------------------------------------------- DCM
 
 fn dcm_sig() -> Signature {
-    Signature::new("dcm", "interventions", "Desiderata-based component masking (DCM): learns one weight in [0, 1] per component of `tensors` (split into `parts`) so that patching the weighted components from each pair's `source` run into its `target` run maximises `metric(outputs, pair)` (the desideratum, e.g. the logit difference toward the source's answer), minus `sparsity` times the sum of weights. ONNX Runtime gives no gradients, so the gradient is estimated by SPSA (simultaneous perturbation): each step draws `samples` random ±1 directions, evaluates every pair at mask ± `perturb`·direction (2·samples rows in one batched run per pair) and moves the weights by `rate` times the estimate, clipped to [0, 1]. Cost: steps × pairs runs of 2·samples rows; the estimate is noisy and can settle in a local optimum where components are redundant. Weights are rounded at 0.5; then each kept component, weakest first, is dropped if the training objective (mean metric minus `sparsity` times the number kept) does not fall without it, since SPSA leaves components that are redundant given the others near 0.5 (one more run per pair and kept component). The final mask is evaluated on `heldout` pairs. Returns {weights: [tensors, parts] (the learnt weights), selected: [[tensor, part]...], pruned (kept by rounding, dropped after), train, heldout, history}.")
-        .param("model", Type::Handle("model"), "a model")
+    Signature::new("dcm", Category::Interventions, "Desiderata-based component masking (DCM): learns one weight in [0, 1] per component of `tensors` (split into `parts`) so that patching the weighted components from each pair's `source` run into its `target` run maximises `metric(outputs, pair)` (the desideratum, e.g. the logit difference toward the source's answer), minus `sparsity` times the sum of weights. ONNX Runtime gives no gradients, so the gradient is estimated by SPSA (simultaneous perturbation): each step draws `samples` random ±1 directions, evaluates every pair at mask ± `perturb`·direction (2·samples rows in one batched run per pair) and moves the weights by `rate` times the estimate, clipped to [0, 1]. Cost: steps × pairs runs of 2·samples rows; the estimate is noisy and can settle in a local optimum where components are redundant. Weights are rounded at 0.5; then each kept component, weakest first, is dropped if the training objective (mean metric minus `sparsity` times the number kept) does not fall without it, since SPSA leaves components that are redundant given the others near 0.5 (one more run per pair and kept component). The final mask is evaluated on `heldout` pairs. Returns {weights: [tensors, parts] (the learnt weights), selected: [[tensor, part]...], pruned (kept by rounding, dropped after), train, heldout, history}.")
+        .param("model", Type::Handle(HandleKind::Model), "a model")
         .param("pairs", Type::list(Type::record()), "training pairs {target, source, ...} (inputs; other fields go to the metric)")
         .param("tensors", Type::OneOf(vec![Type::Str, Type::list(Type::Str)]), "the components' tensors (names or globs)")
         .param("metric", Type::Func, "(outputs, pair) => number to maximise")

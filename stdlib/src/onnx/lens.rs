@@ -4,15 +4,15 @@
 //! takes layer L's value, so every later computation is the model's own.
 //! All layers run as one batch, one row per layer.
 
-use assay_interpreter::{Args, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Args, Category, HandleKind, Registry, Signature, ToolCtx, ToolError, Type, Value};
 use ndarray::{ArrayD, Axis};
 
 use super::tools::{feeds, model_of, select_names};
 use crate::core::FnTool;
 
 fn lens_sig() -> Signature {
-    Signature::new("logit_lens", "interventions", "The logit lens: each layer's residual stream read out through the model's own final norm and unembedding, at one position. `residual` names the residual stream after each layer (a glob or list, in layer order; by default the streams attention() finds in the graph); the last one is what the final norm reads, and layer L's read-out patches it with layer L's value, all layers in one batched run, so the last layer's read-out is the model's own output. Returns {layers, top_ids [layers, k], top_probs [layers, k], top_tokens (per layer, with a tokenizer), probs [layers, len(tokens)] for `tokens`, position}.")
-        .param("model", Type::Handle("model"), "a language model")
+    Signature::new("logit_lens", Category::Interventions, "The logit lens: each layer's residual stream read out through the model's own final norm and unembedding, at one position. `residual` names the residual stream after each layer (a glob or list, in layer order; by default the streams attention() finds in the graph); the last one is what the final norm reads, and layer L's read-out patches it with layer L's value, all layers in one batched run, so the last layer's read-out is the model's own output. Returns {layers, top_ids [layers, k], top_probs [layers, k], top_tokens (per layer, with a tokenizer), probs [layers, len(tokens)] for `tokens`, position}.")
+        .param("model", Type::Handle(HandleKind::Model), "a language model")
         .param("inputs", Type::Any, "one prompt (text) or the inputs of one example")
         .opt("residual", Type::OneOf(vec![Type::Str, Type::list(Type::Str)]), Value::None, "the residual stream after each layer, in layer order (default: attention(model).residual)")
         .opt("position", Type::Num, Value::Num(-1.0), "the position read out; negative counts from the end")

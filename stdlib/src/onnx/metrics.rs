@@ -3,7 +3,7 @@
 //! or [N, T, V] (the last position of each row is read) and returns a
 //! number for one row, or one number per row.
 
-use assay_interpreter::{Args, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Args, Category, Registry, Signature, ToolCtx, ToolError, Type, Value};
 use ndarray::{Array2, ArrayD, Axis, Ix2};
 
 use crate::core::FnTool;
@@ -63,7 +63,7 @@ fn ids(a: &Args, i: &str, rows: usize, vocab: usize) -> Result<Vec<usize>, ToolE
 fn softmax_sig() -> Signature {
     Signature::new(
         "softmax",
-        "metrics",
+        Category::Metrics,
         "Probabilities from logits over the last axis (any shape: [V], [N, V], [N, T, V]).",
     )
     .param("logits", Type::Tensor, "logits")
@@ -87,7 +87,7 @@ fn softmax(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn logit_diff_sig() -> Signature {
-    Signature::new("logit_diff", "metrics", "logit[a] - logit[b] at the last position: the standard patching metric (e.g. indirect object minus subject). One number for one row, a list for several; `a` and `b` are token ids, one for all rows or one per row.")
+    Signature::new("logit_diff", Category::Metrics, "logit[a] - logit[b] at the last position: the standard patching metric (e.g. indirect object minus subject). One number for one row, a list for several; `a` and `b` are token ids, one for all rows or one per row.")
         .param("logits", Type::Tensor, "[V], [N, V] or [N, T, V]")
         .param("a", Type::OneOf(vec![Type::Num, Type::list(Type::Num)]), "token id(s) counted positively")
         .param("b", Type::OneOf(vec![Type::Num, Type::list(Type::Num)]), "token id(s) counted negatively")
@@ -102,15 +102,15 @@ fn logit_diff(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn prob_sig() -> Signature {
-    Signature::new("prob", "metrics", "The probability of token(s) at the last position (softmax of the logits).")
-        .param("logits", Type::Tensor, "[V], [N, V] or [N, T, V]")
-        .param(
-            "token",
-            Type::OneOf(vec![Type::Num, Type::list(Type::Num)]),
-            "token id, one for all rows or one per row",
-        )
-        .returns(Type::OneOf(vec![Type::Num, Type::list(Type::Num)]))
-        .example("assert round(prob(tensor([0, 0, log(2)]), 2), digits: 6) == 0.5")
+    Signature::new(
+        "prob",
+        Category::Metrics,
+        "The probability of token(s) at the last position (softmax of the logits).",
+    )
+    .param("logits", Type::Tensor, "[V], [N, V] or [N, T, V]")
+    .param("token", Type::OneOf(vec![Type::Num, Type::list(Type::Num)]), "token id, one for all rows or one per row")
+    .returns(Type::OneOf(vec![Type::Num, Type::list(Type::Num)]))
+    .example("assert round(prob(tensor([0, 0, log(2)]), 2), digits: 6) == 0.5")
 }
 fn prob(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let l = rows(a, "logits")?;
@@ -127,7 +127,7 @@ fn prob(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn kl_sig() -> Signature {
-    Signature::new("kl", "metrics", "KL divergence KL(P || Q) in nats between the next-token distributions of two runs (softmax of logits `p` and `q`, last position), per row. 0 when the patched run predicts exactly as the reference.")
+    Signature::new("kl", Category::Metrics, "KL divergence KL(P || Q) in nats between the next-token distributions of two runs (softmax of logits `p` and `q`, last position), per row. 0 when the patched run predicts exactly as the reference.")
         .param("p", Type::Tensor, "reference logits")
         .param("q", Type::Tensor, "logits compared with it (same shape)")
         .returns(Type::OneOf(vec![Type::Num, Type::list(Type::Num)]))
@@ -152,7 +152,7 @@ fn kl(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 fn accuracy_sig() -> Signature {
     Signature::new(
         "accuracy",
-        "metrics",
+        Category::Metrics,
         "The fraction of rows whose most likely next token (argmax at the last position) is the target.",
     )
     .param("logits", Type::Tensor, "[V], [N, V] or [N, T, V]")

@@ -5,7 +5,7 @@
 //! run, at chosen positions. A sweep over hundreds of heads is a handful of
 //! runs, not hundreds.
 
-use assay_interpreter::{Args, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Args, Category, HandleKind, Registry, Signature, ToolCtx, ToolError, Type, Value};
 use ndarray::{ArrayD, Axis, Slice};
 use std::collections::BTreeMap;
 
@@ -397,9 +397,9 @@ pub fn outputs_value(o: &Outputs) -> Value {
 }
 
 fn sweep_sig() -> Signature {
-    Signature::new("patch_sweep", "interventions", "Activation patching over many components at once. Every tensor matching `tensors` (a name, glob or list) is split into `parts` equal slices of its last axis (e.g. 9 attention heads of [N, T, 9*64]; 1 for a whole MLP output); for each slice, its value from the `source` run replaces the `target` run's at `positions` (all if omitted), and `metric(outputs)` scores the patched outputs. Returns {effects: [tensors, parts] tensor of metric(patched) - metric(target), clean, source, tensors, runs, prefix}. Batched: each run patches `batch` components, one per row. With last_position, on a model with a KV cache (`past_key_values.*` inputs, as SmolLM2's), the tokens target and source share at the start (`prefix` of them) run once, and each run computes only the tokens after them. Shardable: under `assay run --shard i/n` each shard patches its block of batches (its effects elsewhere are NaN) and `assay merge` gives exactly the one-machine result. Given lists of texts as `target` and `source` (pairs of equal length, pairs of different lengths), every pair runs in one left-padded batch (a model that takes attention_mask and position_ids), each pair as it would alone; `metric(outputs, i)` then scores pair i, and the result has effects [pairs, tensors, parts], mean_effects [tensors, parts], and clean and source per pair.")
+    Signature::new("patch_sweep", Category::Interventions, "Activation patching over many components at once. Every tensor matching `tensors` (a name, glob or list) is split into `parts` equal slices of its last axis (e.g. 9 attention heads of [N, T, 9*64]; 1 for a whole MLP output); for each slice, its value from the `source` run replaces the `target` run's at `positions` (all if omitted), and `metric(outputs)` scores the patched outputs. Returns {effects: [tensors, parts] tensor of metric(patched) - metric(target), clean, source, tensors, runs, prefix}. Batched: each run patches `batch` components, one per row. With last_position, on a model with a KV cache (`past_key_values.*` inputs, as SmolLM2's), the tokens target and source share at the start (`prefix` of them) run once, and each run computes only the tokens after them. Shardable: under `assay run --shard i/n` each shard patches its block of batches (its effects elsewhere are NaN) and `assay merge` gives exactly the one-machine result. Given lists of texts as `target` and `source` (pairs of equal length, pairs of different lengths), every pair runs in one left-padded batch (a model that takes attention_mask and position_ids), each pair as it would alone; `metric(outputs, i)` then scores pair i, and the result has effects [pairs, tensors, parts], mean_effects [tensors, parts], and clean and source per pair.")
         .shardable()
-        .param("model", Type::Handle("model"), "a model")
+        .param("model", Type::Handle(HandleKind::Model), "a model")
         .param("target", Type::Any, "the run to patch into: text, or inputs as for run()")
         .param("source", Type::Any, "the run to take activations from (same shapes)")
         .param("tensors", Type::OneOf(vec![Type::Str, Type::list(Type::Str)]), "tensor names or globs")

@@ -5,7 +5,9 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use assay_interpreter::{to_tensor, Args, Handle, Registry, Signature, Tensor, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{
+    to_tensor, Args, Category, Handle, HandleKind, Registry, Signature, Tensor, ToolCtx, ToolError, Type, Value,
+};
 use ndarray::ArrayD;
 use sha2::{Digest, Sha256};
 
@@ -33,8 +35,8 @@ fn port_value(p: &Port) -> Value {
 }
 
 impl Handle for ModelHandle {
-    fn kind(&self) -> &'static str {
-        "model"
+    fn kind(&self) -> HandleKind {
+        HandleKind::Model
     }
     fn describe(&self) -> String {
         let ins: Vec<String> = self.0.inputs.iter().map(|p| format!("{} {}", p.name, p.shape_text())).collect();
@@ -72,7 +74,7 @@ pub fn model_of(a: &Args, i: &str) -> Result<Arc<Model>, ToolError> {
 }
 
 fn model_type() -> Type {
-    Type::Handle("model")
+    Type::Handle(HandleKind::Model)
 }
 
 /// The `inputs` argument: a record by input name, or one tensor for a
@@ -376,7 +378,7 @@ pub(crate) fn known_tensor(m: &Model, t: &str, i: &str) -> Result<(), ToolError>
 }
 
 fn onnx_sig() -> Signature {
-    Signature::new("onnx", "models", "Loads an ONNX model (from any exporter; external-data weights beside it are found) into ONNX Runtime. Its sha256 goes into the run's manifest.")
+    Signature::new("onnx", Category::Models, "Loads an ONNX model (from any exporter; external-data weights beside it are found) into ONNX Runtime. Its sha256 goes into the run's manifest.")
         .param("path", Type::Str, "the .onnx file, relative to the script's folder")
         .opt("provider", Type::Str, Value::str("cpu"), "execution provider: \"cpu\" or \"cuda\" (needs onnxruntime-gpu and a GPU)")
         .returns(model_type())
@@ -412,7 +414,7 @@ fn onnx(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn run_sig() -> Signature {
-    Signature::new("run", "models", "Runs the model on inputs and returns its outputs by name, as float32 tensors. Inputs: a tensor (for a model with one required input), a record {name: tensor}, or text (a prompt or a list of prompts) for a language model. Prompts of different lengths are left-padded into one batch where the model takes attention_mask and position_ids (SmolLM2 does): each row's last position is its last token, and each row gives what it gives alone. A KV-cache model's cache inputs, attention_mask and position_ids are optional (positions are counted from a given mask, so right padding works too).")
+    Signature::new("run", Category::Models, "Runs the model on inputs and returns its outputs by name, as float32 tensors. Inputs: a tensor (for a model with one required input), a record {name: tensor}, or text (a prompt or a list of prompts) for a language model. Prompts of different lengths are left-padded into one batch where the model takes attention_mask and position_ids (SmolLM2 does): each row's last position is its last token, and each row gives what it gives alone. A KV-cache model's cache inputs, attention_mask and position_ids are optional (positions are counted from a given mask, so right padding works too).")
         .param("model", model_type(), "a model from onnx()")
         .param("inputs", Type::Any, "a record {input_name: tensor}, or one tensor if the model has one input")
         .opt("batch", Type::Num, Value::Num(0.0), "run this many rows at a time (0: all at once)")
@@ -428,7 +430,7 @@ fn run(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn capture_sig() -> Signature {
-    Signature::new("capture", "models", "Runs the model and returns intermediate tensors by name. `tensors` is a name, a glob like \"/blocks.3/*\", or a list of them. The graph is rewritten to expose them; nothing else changes. Captured tensors stay in ONNX Runtime's buffers until used. With to_disk, each tensor is written to artifacts/streams/ as an .npy file `batch` rows at a time (memory does not grow with the rows) and the result gives each file: {file, shape, sha256}.")
+    Signature::new("capture", Category::Models, "Runs the model and returns intermediate tensors by name. `tensors` is a name, a glob like \"/blocks.3/*\", or a list of them. The graph is rewritten to expose them; nothing else changes. Captured tensors stay in ONNX Runtime's buffers until used. With to_disk, each tensor is written to artifacts/streams/ as an .npy file `batch` rows at a time (memory does not grow with the rows) and the result gives each file: {file, shape, sha256}.")
         .param("model", model_type(), "a model from onnx()")
         .param("inputs", Type::Any, "a record {input_name: tensor}, or one tensor")
         .param("tensors", Type::OneOf(vec![Type::Str, Type::list(Type::Str)]), "tensor names or globs")
@@ -551,7 +553,7 @@ fn stream_slug(name: &str, i: usize) -> String {
 }
 
 fn patch_sig() -> Signature {
-    Signature::new("patch", "models", "Runs the model with one tensor replaced: `mask*value + (1-mask)*original`. The mask broadcasts against the tensor (a number, or e.g. one value per batch row); 1 replaces, 0 keeps. Zero-ablation is a value of zeros; mean-ablation a value of means. Returns the model's outputs.")
+    Signature::new("patch", Category::Models, "Runs the model with one tensor replaced: `mask*value + (1-mask)*original`. The mask broadcasts against the tensor (a number, or e.g. one value per batch row); 1 replaces, 0 keeps. Zero-ablation is a value of zeros; mean-ablation a value of means. Returns the model's outputs.")
         .param("model", model_type(), "a model from onnx()")
         .param("inputs", Type::Any, "a record {input_name: tensor}, or one tensor")
         .param("tensor", Type::Str, "the tensor to patch")
@@ -657,7 +659,7 @@ impl RecordField for Value {
 }
 
 fn inspect_sig() -> Signature {
-    Signature::new("inspect", "models", "Lists the model's tensors in graph order: name, kind (input, intermediate, output), producing op and node, dtype and inferred shape. `pattern` (a glob) filters by name.")
+    Signature::new("inspect", Category::Models, "Lists the model's tensors in graph order: name, kind (input, intermediate, output), producing op and node, dtype and inferred shape. `pattern` (a glob) filters by name.")
         .param("model", model_type(), "a model from onnx()")
         .opt("pattern", Type::Str, Value::None, "glob over tensor names, e.g. \"*Relu*\"")
         .returns(Type::list(Type::record()))

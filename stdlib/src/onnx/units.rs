@@ -7,7 +7,7 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use assay_interpreter::{Args, Handle, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Args, Category, Handle, HandleKind, Registry, Signature, ToolCtx, ToolError, Type, Value};
 use ndarray::{concatenate, ArrayD, Axis, Ix3, Ix4, Slice};
 
 use super::model::Model;
@@ -47,8 +47,8 @@ impl Unit {
 }
 
 impl Handle for Unit {
-    fn kind(&self) -> &'static str {
-        "unit"
+    fn kind(&self) -> HandleKind {
+        HandleKind::Unit
     }
     fn describe(&self) -> String {
         let what = match &self.select {
@@ -93,8 +93,8 @@ fn reduce_of(a: &Args, i: &str) -> Result<Reduce, ToolError> {
 }
 
 fn unit_sig() -> Signature {
-    Signature::new("unit", "models", "One unit of a model tensor. Give exactly one of `channel` (of [N, C, H, W], reduced over space by `reduce`), `neuron` (of [N, T, D], at `positions`, negative counting from the end; all positions if omitted) or `head` (of [N, H, T, Dh], or of [N, T, H*Dh] with `heads`). Call it on inputs: `u(x)` is activations(u, x).")
-        .param("model", Type::Handle("model"), "a model")
+    Signature::new("unit", Category::Models, "One unit of a model tensor. Give exactly one of `channel` (of [N, C, H, W], reduced over space by `reduce`), `neuron` (of [N, T, D], at `positions`, negative counting from the end; all positions if omitted) or `head` (of [N, H, T, Dh], or of [N, T, H*Dh] with `heads`). Call it on inputs: `u(x)` is activations(u, x).")
+        .param("model", Type::Handle(HandleKind::Model), "a model")
         .param("tensor", Type::Str, "the tensor's name (see inspect)")
         .opt("channel", Type::Num, Value::None, "channel index")
         .opt("neuron", Type::Num, Value::None, "feature index")
@@ -102,7 +102,7 @@ fn unit_sig() -> Signature {
         .opt("reduce", Type::Str, Value::str("max"), "\"max\" or \"mean\" over space, for channels")
         .opt("positions", Type::list(Type::Num), Value::None, "token positions, for neurons")
         .opt("heads", Type::Num, Value::None, "number of heads, when heads are packed in the last dimension")
-        .returns(Type::Handle("unit"))
+        .returns(Type::Handle(HandleKind::Unit))
         .example("let m = onnx(\"fixtures/tiny.onnx\")\nlet u = unit(m, \"y\", channel: 2)\nassert u(tensor([[1, 2, 3], [0, 0, -9]])) == tensor([3.5, 0])")
 }
 fn unit(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
@@ -131,11 +131,11 @@ fn unit(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn layer_sig() -> Signature {
-    Signature::new("layer", "models", "Every channel of a [N, C, H, W] tensor at once, reduced over space inside the graph: calling it gives [N, C].")
-        .param("model", Type::Handle("model"), "a model")
+    Signature::new("layer", Category::Models, "Every channel of a [N, C, H, W] tensor at once, reduced over space inside the graph: calling it gives [N, C].")
+        .param("model", Type::Handle(HandleKind::Model), "a model")
         .param("tensor", Type::Str, "the tensor's name")
         .opt("reduce", Type::Str, Value::str("max"), "\"max\" or \"mean\"")
-        .returns(Type::Handle("unit"))
+        .returns(Type::Handle(HandleKind::Unit))
         .example("let m = onnx(\"fixtures/tiny.onnx\")\nlet l = layer(m, \"y\")\nassert l(tensor([[1, 2, 3], [0, 0, -9]])).shape == [2, 3]")
 }
 fn layer(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
@@ -289,8 +289,8 @@ fn run_unit(u: &Unit, feeds: Vec<(String, ArrayD<f32>)>) -> Result<ArrayD<f32>, 
 }
 
 fn activations_sig() -> Signature {
-    Signature::new("activations", "models", "Runs a unit on inputs, `batch` rows at a time, and returns its values: one number per row for a channel, [N, C] for a layer, [N, positions] or [N, T] for a neuron, [N, T, Dh] for a head. On images (an image model's channel unit) it returns {activations, masked}: each image's activation and, as in MAIA, the crop the model saw with the regions where the unit is weak darkened. `u(x)` is the same call.")
-        .param("unit", Type::Handle("unit"), "a unit or layer")
+    Signature::new("activations", Category::Models, "Runs a unit on inputs, `batch` rows at a time, and returns its values: one number per row for a channel, [N, C] for a layer, [N, positions] or [N, T] for a neuron, [N, T, Dh] for a head. On images (an image model's channel unit) it returns {activations, masked}: each image's activation and, as in MAIA, the crop the model saw with the regions where the unit is weak darkened. `u(x)` is the same call.")
+        .param("unit", Type::Handle(HandleKind::Unit), "a unit or layer")
         .param("inputs", Type::Any, "a record {input_name: tensor}, or one tensor; rows along the first axis")
         .opt("batch", Type::Num, Value::Num(32.0), "rows per run")
         .opt("threshold", Type::Num, Value::Num(0.5), "on images: darken where the map is below this fraction of its maximum")

@@ -7,7 +7,9 @@ use std::any::Any;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use assay_interpreter::{Args, Handle, Image, Registry, Sandbox, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{
+    Args, Category, Handle, HandleKind, Image, Registry, Sandbox, Signature, ToolCtx, ToolError, Type, Value,
+};
 use sha2::{Digest, Sha256};
 
 use crate::core::FnTool;
@@ -81,8 +83,8 @@ fn read_builtin(path: &std::path::Path, limit: u64) -> Result<Vec<u8>, String> {
 }
 
 impl Handle for Dataset {
-    fn kind(&self) -> &'static str {
-        "dataset"
+    fn kind(&self) -> HandleKind {
+        HandleKind::Dataset
     }
     fn describe(&self) -> String {
         format!("dataset {} ({} images)", self.name, self.items.len())
@@ -140,10 +142,10 @@ pub fn dataset_of<'a>(a: &'a Args, i: &str) -> Result<&'a Dataset, ToolError> {
 }
 
 fn images_sig() -> Signature {
-    Signature::new("images", "images", "A data set of the PNG, JPEG, WebP and SVG files matching a glob (relative to the script's folder, inside its allowed roots), in sorted order. Labels are the files' folder names, or come from a `labels` side file: JSON {\"file name\": \"label\"} or CSV lines `file name,label` (names relative to the side file's folder, or bare file names). Images are read only when a pass reaches them.")
+    Signature::new("images", Category::Images, "A data set of the PNG, JPEG, WebP and SVG files matching a glob (relative to the script's folder, inside its allowed roots), in sorted order. Labels are the files' folder names, or come from a `labels` side file: JSON {\"file name\": \"label\"} or CSV lines `file name,label` (names relative to the side file's folder, or bare file names). Images are read only when a pass reaches them.")
         .param("pattern", Type::Str, "e.g. \"photos/**/*.jpg\"")
         .opt("labels", Type::Str, Value::None, "a .json or .csv file mapping file names to labels")
-        .returns(Type::Handle("dataset"))
+        .returns(Type::Handle(HandleKind::Dataset))
         .example("let d = images(\"fixtures/*.png\")\nassert d.size == 1 and d.labels == [\"fixtures\"]\nassert item(d, 0).image.width == 4\nassert images(\"fixtures/*.png\", labels: \"fixtures/labels.csv\").labels == [\"a red square\"]\nassert filter(d, x => x.label == \"fixtures\").size == 1 and filter(d, x => x.index > 0).size == 0")
 }
 fn images(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
@@ -251,8 +253,8 @@ pub fn emoji_items() -> Result<Vec<Item>, String> {
 }
 
 fn emoji_sig() -> Signature {
-    Signature::new("emoji", "images", "The openmoji set (CC BY-SA 4.0): about 4,300 colour emoji drawings, each labelled with its annotation (\"red apple\", \"dog face\", ...), rendered 224x224 on white when read. A labelled data set of pictures of things.")
-        .returns(Type::Handle("dataset"))
+    Signature::new("emoji", Category::Images, "The openmoji set (CC BY-SA 4.0): about 4,300 colour emoji drawings, each labelled with its annotation (\"red apple\", \"dog face\", ...), rendered 224x224 on white when read. A labelled data set of pictures of things.")
+        .returns(Type::Handle(HandleKind::Dataset))
         .example("let e = emoji()\nassert e.size > 4000\nlet apple = index_of(e.labels, \"red apple\")\nassert item(e, apple).image.width == 224")
 }
 fn emoji(_: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
@@ -261,8 +263,8 @@ fn emoji(_: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn item_sig() -> Signature {
-    Signature::new("item", "images", "Item `i` of a data set: {name, label, image}. Drawings (SVG) are rendered on `background`; \"none\" keeps them transparent, for pasting into scenes.")
-        .param("data", Type::Handle("dataset"), "a data set")
+    Signature::new("item", Category::Images, "Item `i` of a data set: {name, label, image}. Drawings (SVG) are rendered on `background`; \"none\" keeps them transparent, for pasting into scenes.")
+        .param("data", Type::Handle(HandleKind::Dataset), "a data set")
         .param("i", Type::Num, "index")
         .opt("background", Type::Str, Value::str("white"), "an SVG colour, or \"none\"")
         .returns(Type::record_of(&[("name", Type::Str), ("label", Type::Any), ("image", Type::Image)]))

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use assay_interpreter::{Args, Image, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Args, Category, Image, Registry, Signature, ToolCtx, ToolError, Type, Value};
 
 use crate::core::FnTool;
 use crate::llm::{image_part, text_part, Endpoint};
@@ -29,7 +29,7 @@ const DESCRIBE: &str = "Describe the main object or pattern in this image in one
 const SUMMARIZE: &str = "These images all strongly activate the same unit of a vision model. In one short sentence, what do they have in common?";
 
 fn describe_sig() -> Signature {
-    Signature::new("describe", "vision", "Asks the configured vision-language model to describe each image (one reply per image). Needs ASSAY_LLM_URL and ASSAY_LLM_MODEL (an OpenAI-compatible endpoint); replies depend on that model, so they are results, not reproducible computations.")
+    Signature::new("describe", Category::Vision, "Asks the configured vision-language model to describe each image (one reply per image). Needs ASSAY_LLM_URL and ASSAY_LLM_MODEL (an OpenAI-compatible endpoint); replies depend on that model, so they are results, not reproducible computations.")
         .volatile()
         .param("images", Type::OneOf(vec![Type::Image, Type::list(Type::Image)]), "an image or a list of images")
         .opt("prompt", Type::Str, Value::str(DESCRIBE), "the instruction sent with each image")
@@ -50,7 +50,7 @@ fn describe(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn summarize_sig() -> Signature {
-    Signature::new("summarize", "vision", "Asks the configured vision-language model what a set of images has in common (one request with every image), e.g. a unit's exemplars. Needs ASSAY_LLM_URL and ASSAY_LLM_MODEL.")
+    Signature::new("summarize", Category::Vision, "Asks the configured vision-language model what a set of images has in common (one request with every image), e.g. a unit's exemplars. Needs ASSAY_LLM_URL and ASSAY_LLM_MODEL.")
         .volatile()
         .param("images", Type::list(Type::Image), "the images")
         .opt("prompt", Type::Str, Value::str(SUMMARIZE), "the instruction sent with the images")

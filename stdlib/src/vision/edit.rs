@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use assay_interpreter::{Args, Image, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Args, Category, Image, Registry, Signature, ToolCtx, ToolError, Type, Value};
 use image::RgbaImage;
 use rand::Rng;
 
@@ -209,7 +209,7 @@ fn apply(img: &Image, op: &Value, ctx: &mut dyn ToolCtx) -> Result<Image, String
 }
 
 fn edit_sig() -> Signature {
-    Signature::new("edit", "images", "Applies an edit (or a list of edits, in order) to an image or to each of a list of images: crop(scale), resize(w, h), flip(axis), rotate(degrees), translate(dx, dy), occlude(x, y, w, h), paste(picture, x, y, scale), recolour(colour), greyscale(), blur(sigma), contrast(percent), hue(degrees), noise(amount). Deterministic; noise draws from the run's seed.")
+    Signature::new("edit", Category::Images, "Applies an edit (or a list of edits, in order) to an image or to each of a list of images: crop(scale), resize(w, h), flip(axis), rotate(degrees), translate(dx, dy), occlude(x, y, w, h), paste(picture, x, y, scale), recolour(colour), greyscale(), blur(sigma), contrast(percent), hue(degrees), noise(amount). Deterministic; noise draws from the run's seed.")
         .param("images", Type::OneOf(vec![Type::Image, Type::list(Type::Image)]), "an image or a list of images")
         .param("op", Type::OneOf(vec![Type::record(), Type::list(Type::record())]), "an edit, or a list of edits")
         .returns(Type::OneOf(vec![Type::Image, Type::list(Type::Image)]))
@@ -251,7 +251,7 @@ fn edit(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 macro_rules! edit_op {
     ($sig:ident, $fun:ident, $name:literal, $doc:literal, [$(($p:literal, $lo:expr, $hi:expr, $pdoc:literal)),*], $ex:literal) => {
         fn $sig() -> Signature {
-            Signature::new($name, "images", $doc)
+            Signature::new($name, Category::Images, $doc)
                 $(.param($p, Type::Num, $pdoc))*
                 .returns(Type::record())
                 .example($ex)
@@ -346,7 +346,7 @@ edit_op!(
 );
 
 fn flip_sig() -> Signature {
-    Signature::new("flip", "images", "An edit: mirror horizontally (\"h\") or vertically (\"v\").")
+    Signature::new("flip", Category::Images, "An edit: mirror horizontally (\"h\") or vertically (\"v\").")
         .opt("axis", Type::Str, Value::str("h"), "\"h\" or \"v\"")
         .returns(Type::record())
         .example("assert flip(\"v\").axis == \"v\"")
@@ -360,7 +360,7 @@ fn flip(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn paste_sig() -> Signature {
-    Signature::new("paste", "images", "An edit: paste a picture (its transparency kept) centred at x, y (fractions of the image), `scale` times the image's width wide.")
+    Signature::new("paste", Category::Images, "An edit: paste a picture (its transparency kept) centred at x, y (fractions of the image), `scale` times the image's width wide.")
         .param("picture", Type::Image, "the picture, e.g. item(emoji(), i, background: \"none\").image")
         .opt("x", Type::Num, Value::Num(0.5), "centre, fraction of width")
         .opt("y", Type::Num, Value::Num(0.5), "centre, fraction of height")
@@ -382,7 +382,7 @@ fn paste(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn recolour_sig() -> Signature {
-    Signature::new("recolour", "images", "An edit: give every pixel the hue and saturation of `colour` (any SVG colour), keeping its lightness: a yellow banana becomes a red one; white and black stay.")
+    Signature::new("recolour", Category::Images, "An edit: give every pixel the hue and saturation of `colour` (any SVG colour), keeping its lightness: a yellow banana becomes a red one; white and black stay.")
         .param("colour", Type::Str, "e.g. \"red\", \"#2060ff\"")
         .returns(Type::record())
         .example("let img = image(\"fixtures/red.png\")\nlet g = edit(img, recolour(\"lime\"))\nlet x = pixels(g, size: 4, resize: 4, mean: 0, std: 1)\nassert x[0][1][0][0] > 200 and x[0][0][0][0] < 10")
@@ -396,7 +396,7 @@ fn recolour_tool(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn scene_sig() -> Signature {
-    Signature::new("scene", "images", "Composes a picture from parts, in order (later parts on top): each part is a record {image, x, y, scale} placing an image (an svg() drawing, an emoji with background \"none\", a photo) centred at x, y (fractions) at `scale` times the scene's width, optionally with `colour` (recolour) or `hue` (degrees) and `rotate` (degrees). Drawing a stimulus instead of generating one: every pixel is determined by the script.")
+    Signature::new("scene", Category::Images, "Composes a picture from parts, in order (later parts on top): each part is a record {image, x, y, scale} placing an image (an svg() drawing, an emoji with background \"none\", a photo) centred at x, y (fractions) at `scale` times the scene's width, optionally with `colour` (recolour) or `hue` (degrees) and `rotate` (degrees). Drawing a stimulus instead of generating one: every pixel is determined by the script.")
         .param("parts", Type::list(Type::record()), "the parts")
         .opt("width", Type::Num, Value::Num(224.0), "pixels")
         .opt("height", Type::Num, Value::Num(224.0), "pixels")

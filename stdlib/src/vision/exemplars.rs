@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use assay_interpreter::{Args, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Args, Category, HandleKind, Registry, Signature, ToolCtx, ToolError, Type, Value};
 use ndarray::{Array4, ArrayD, Axis};
 
 use super::data::{dataset_of, Dataset};
@@ -112,10 +112,10 @@ pub struct PassResult {
 }
 
 fn exemplars_sig() -> Signature {
-    Signature::new("exemplars", "vision", "The images of a data set that drive a unit most (and, on request, least, and at chosen quantiles), in ONE streaming pass. For a unit (a channel): {images, activations, labels, names, indices, count}, plus `bottom` (the same fields for the `bottom` weakest) and `quantiles` (a list of {q, activation, index, name, label, image}). For a layer (every channel): {activations: [C, k], indices: [C, k], count}, plus bottom_activations/bottom_indices [C, bottom] and quantile_activations/quantile_indices [C, quantiles]; `item(data, i)` gives any exemplar's image. Works on [N, C, H, W] maps (reduced over space in the graph) and on [N, C] outputs such as class logits. Memory grows with channels times (k + bottom + 256 sampled for quantiles), never with the data set; quantiles are estimated from a seeded uniform sample of 256 images. A progress bar shows on a terminal. Shardable: under `assay run --shard i/n` each shard passes over its block of batches and `assay merge` gives exactly the one-machine result.")
+    Signature::new("exemplars", Category::Vision, "The images of a data set that drive a unit most (and, on request, least, and at chosen quantiles), in ONE streaming pass. For a unit (a channel): {images, activations, labels, names, indices, count}, plus `bottom` (the same fields for the `bottom` weakest) and `quantiles` (a list of {q, activation, index, name, label, image}). For a layer (every channel): {activations: [C, k], indices: [C, k], count}, plus bottom_activations/bottom_indices [C, bottom] and quantile_activations/quantile_indices [C, quantiles]; `item(data, i)` gives any exemplar's image. Works on [N, C, H, W] maps (reduced over space in the graph) and on [N, C] outputs such as class logits. Memory grows with channels times (k + bottom + 256 sampled for quantiles), never with the data set; quantiles are estimated from a seeded uniform sample of 256 images. A progress bar shows on a terminal. Shardable: under `assay run --shard i/n` each shard passes over its block of batches and `assay merge` gives exactly the one-machine result.")
         .shardable()
-        .param("unit", Type::Handle("unit"), "a channel unit or a layer")
-        .param("data", Type::Handle("dataset"), "images to search")
+        .param("unit", Type::Handle(HandleKind::Unit), "a channel unit or a layer")
+        .param("data", Type::Handle(HandleKind::Dataset), "images to search")
         .opt("k", Type::Num, Value::Num(12.0), "top exemplars per channel")
         .opt("batch", Type::Num, Value::Num(32.0), "images per run")
         .opt("bottom", Type::Num, Value::Num(0.0), "weakest exemplars per channel")

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use assay_interpreter::{Args, Image, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Args, Category, Image, Registry, Signature, ToolCtx, ToolError, Type, Value};
 use image::imageops::FilterType;
 use ndarray::{Array4, ArrayD};
 
@@ -124,10 +124,14 @@ pub fn photo_files() -> Result<Vec<PhotoFile>, String> {
 }
 
 fn image_sig() -> Signature {
-    Signature::new("image", "images", "Loads a PNG or JPEG file (under the script's allowed roots) as an RGBA image.")
-        .param("path", Type::Str, "path relative to the script's folder")
-        .returns(Type::Image)
-        .example("let img = image(\"fixtures/red.png\")\nassert img.width == 4 and img.height == 2")
+    Signature::new(
+        "image",
+        Category::Images,
+        "Loads a PNG or JPEG file (under the script's allowed roots) as an RGBA image.",
+    )
+    .param("path", Type::Str, "path relative to the script's folder")
+    .returns(Type::Image)
+    .example("let img = image(\"fixtures/red.png\")\nassert img.width == 4 and img.height == 2")
 }
 fn image_tool(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let path = a.str("path")?.to_string();
@@ -136,7 +140,7 @@ fn image_tool(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn sample_photos_sig() -> Signature {
-    Signature::new("sample_photos", "images", "Real photographs for trying models, in a fixed order: astronaut, chelsea (a cat), coffee, rocket, two motorcycles, the Hubble deep field, and brick, grass and gravel textures (0-9, scikit-image, public domain); china (a temple) and flower (10-11, scikit-learn, CC BY 2.0); grace_hopper (12, matplotlib, public domain). Each is a record {name, source, image}; the files are fetched from the pinned wheels once and digested into the run manifest.")
+    Signature::new("sample_photos", Category::Images, "Real photographs for trying models, in a fixed order: astronaut, chelsea (a cat), coffee, rocket, two motorcycles, the Hubble deep field, and brick, grass and gravel textures (0-9, scikit-image, public domain); china (a temple) and flower (10-11, scikit-learn, CC BY 2.0); grace_hopper (12, matplotlib, public domain). Each is a record {name, source, image}; the files are fetched from the pinned wheels once and digested into the run manifest.")
         .returns(Type::list(Type::record_of(&[("name", Type::Str), ("source", Type::Str), ("image", Type::Image)])))
         .example("let photos = sample_photos()\nassert len(photos) == 13\nassert photos[2].name == \"coffee\" and photos[2].image.width == 600\nassert map(filter(photos, p => p.source != \"scikit-image\"), p => p.name) == [\"china\", \"flower\", \"grace_hopper\"]\nassert photos[12].image.width == 512 and photos[10].image.height == 427")
 }
@@ -231,7 +235,7 @@ pub fn mask_image(img: &Image, map: &ndarray::ArrayView2<f32>, threshold: f32) -
 }
 
 fn pixels_sig() -> Signature {
-    Signature::new("pixels", "images", "Turns images into a model input tensor [N, 3, size, size] (or NHWC): resize the short side to `resize`, centre-crop `size`, then (x - mean) / std per channel on 0..255 values. The defaults are EfficientNet-Lite's preprocessing.")
+    Signature::new("pixels", Category::Images, "Turns images into a model input tensor [N, 3, size, size] (or NHWC): resize the short side to `resize`, centre-crop `size`, then (x - mean) / std per channel on 0..255 values. The defaults are EfficientNet-Lite's preprocessing.")
         .param("images", Type::OneOf(vec![Type::Image, Type::list(Type::Image)]), "an image or a list of images")
         .opt("size", Type::Num, Value::Num(224.0), "output height and width")
         .opt("resize", Type::Num, Value::Num(256.0), "short side before cropping")

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use assay_interpreter::{to_numbers, to_tensor, Args, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{to_numbers, to_tensor, Args, Category, Registry, Signature, ToolCtx, ToolError, Type, Value};
 
 use crate::core::FnTool;
 
@@ -290,7 +290,7 @@ fn colour_bar(data: &[f64], a: Area) -> String {
 }
 
 fn plot_sig() -> Signature {
-    Signature::new("plot", "vision", "Draws a plot as an image for the report: \"bar\" (one bar per value; negative bars red), \"line\", \"histogram\" (of the values, `bins`), or \"heatmap\" (a 2-D tensor or list of rows; blue below zero, red above). With a `title`, axis labels or tick text, the text is drawn in DejaVu Sans (fetched once into Assay's cache; the same pixels on every machine), bar and line plots get value ticks and a heatmap a colour bar; e.g. an attention pattern with the tokens on both axes. Without them the plot has no text: name it in `show`.")
+    Signature::new("plot", Category::Vision, "Draws a plot as an image for the report: \"bar\" (one bar per value; negative bars red), \"line\", \"histogram\" (of the values, `bins`), or \"heatmap\" (a 2-D tensor or list of rows; blue below zero, red above). With a `title`, axis labels or tick text, the text is drawn in DejaVu Sans (fetched once into Assay's cache; the same pixels on every machine), bar and line plots get value ticks and a heatmap a colour bar; e.g. an attention pattern with the tokens on both axes. Without them the plot has no text: name it in `show`.")
         .param("kind", Type::Str, "\"bar\", \"line\", \"histogram\" or \"heatmap\"")
         .param("data", Type::Any, "numbers, or rows of numbers for a heatmap")
         .opt("bins", Type::Num, Value::Num(20.0), "bins of a histogram")

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use assay_interpreter::{Args, Image, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Args, Category, Image, Registry, Signature, ToolCtx, ToolError, Type, Value};
 
 use crate::core::FnTool;
 
@@ -139,7 +139,7 @@ pub fn parse_color(s: &str) -> Result<Option<[u8; 4]>, String> {
 }
 
 fn svg_sig() -> Signature {
-    Signature::new("svg", "images", "Renders SVG drawing code to an image, deterministically: shapes, paths, gradients and transforms (text is not drawn: no fonts are loaded). Put SVG in a `backtick` string. The height follows the SVG's aspect ratio unless given.")
+    Signature::new("svg", Category::Images, "Renders SVG drawing code to an image, deterministically: shapes, paths, gradients and transforms (text is not drawn: no fonts are loaded). Put SVG in a `backtick` string. The height follows the SVG's aspect ratio unless given.")
         .param("code", Type::Str, "SVG text, e.g. `<svg viewBox=\"0 0 10 10\">...</svg>`")
         .opt("width", Type::Num, Value::Num(224.0), "width in pixels")
         .opt("height", Type::Num, Value::None, "height in pixels")

@@ -17,7 +17,7 @@
 
 use std::sync::Arc;
 
-use assay_interpreter::{Args, Image, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Args, Category, HandleKind, Image, Registry, Signature, ToolCtx, ToolError, Type, Value};
 
 use crate::core::FnTool;
 use crate::models::build::{batched, int, ints, string, GraphBuilder};
@@ -351,9 +351,9 @@ fn shared_built(
 }
 
 fn synthetic_sig() -> Signature {
-    Signature::new("synthetic", "vision", "A synthetic neuron with known ground truth, as a channel unit that takes images like any other: low-level ones built from fixed filters (\"red\", \"green\", \"blue\", \"vertical\", \"horizontal\", \"left\", \"top\", \"fine_texture\") and concept ones over EfficientNet-Lite0's class probabilities (\"cat\", \"ball\", \"cup\", \"cat_or_cup\", \"cat_and_ball\", \"cat_not_ball\"). `synthetic_neurons()` lists them with their written ground truth; `score()` checks a description against one.")
+    Signature::new("synthetic", Category::Vision, "A synthetic neuron with known ground truth, as a channel unit that takes images like any other: low-level ones built from fixed filters (\"red\", \"green\", \"blue\", \"vertical\", \"horizontal\", \"left\", \"top\", \"fine_texture\") and concept ones over EfficientNet-Lite0's class probabilities (\"cat\", \"ball\", \"cup\", \"cat_or_cup\", \"cat_and_ball\", \"cat_not_ball\"). `synthetic_neurons()` lists them with their written ground truth; `score()` checks a description against one.")
         .param("name", Type::Str, "the neuron's name")
-        .returns(Type::Handle("unit"))
+        .returns(Type::Handle(HandleKind::Unit))
         .example("let red = synthetic(\"red\")\nlet dot = c => svg(\"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 10 10'><circle cx='5' cy='5' r='3' fill='{c}'/></svg>\")\nassert red(dot(\"red\")).activations[0] > red(dot(\"blue\")).activations[0]")
 }
 fn synthetic(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
@@ -430,7 +430,7 @@ fn synthetic(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 fn neurons_sig() -> Signature {
-    Signature::new("synthetic_neurons", "vision", "Every synthetic neuron with its ground truth: a list of {name, family (\"low-level\" or \"concept\"), kind (colour, orientation, location, texture; single, or, and, and-not), description}. `set: \"benchmark\"` lists the 91 of the benchmark instead (MAIA's mix: 53 single-concept, 18 OR, 20 AND, from the 8 low-level filters, 39 groups of ImageNet classes and 6 emoji-annotation concepts); `synthetic(name)` takes any of them.")
+    Signature::new("synthetic_neurons", Category::Vision, "Every synthetic neuron with its ground truth: a list of {name, family (\"low-level\" or \"concept\"), kind (colour, orientation, location, texture; single, or, and, and-not), description}. `set: \"benchmark\"` lists the 91 of the benchmark instead (MAIA's mix: 53 single-concept, 18 OR, 20 AND, from the 8 low-level filters, 39 groups of ImageNet classes and 6 emoji-annotation concepts); `synthetic(name)` takes any of them.")
         .opt("set", Type::Str, Value::str("core"), "\"core\" (the 14 named in `synthetic`) or \"benchmark\" (91)")
         .returns(Type::list(Type::record()))
         .example("let ns = synthetic_neurons(set: \"benchmark\")\nassert len(ns) == 91 and len(filter(ns, n => n.kind == \"and\")) == 20")
@@ -565,10 +565,10 @@ fn responses(u: &Unit, s: &Stimuli, i: &str) -> Result<Vec<f64>, ToolError> {
 }
 
 fn score_sig() -> Signature {
-    Signature::new("score", "vision", "Checks a description of a unit against stimuli: `positives` are stimuli the description says should drive the unit, `negatives` stimuli it says should not (ideally the same stimuli with the described property removed). Images (or a data set, e.g. `take(filter(emoji(), e => \"dog\" in e.label), 20)`) for an image model's channel; texts for a language model's neuron or head (its largest value over tokens; for a head, the largest norm of its output). Returns {score, positive, negative, positive_mean, negative_mean}: `score` is the chance that the unit responds more to a random positive than to a random negative (ROC AUC; 0.5 is chance, 1 a perfect description, below 0.5 a description that points the wrong way).")
-        .param("unit", Type::Handle("unit"), "a unit: a channel of an image model (synthetic() or unit()), or a neuron or head of a language model")
-        .param("positives", Type::OneOf(vec![Type::list(Type::Image), Type::list(Type::Str), Type::Handle("dataset")]), "stimuli the description predicts a response to (images, a data set's images, or texts)")
-        .param("negatives", Type::OneOf(vec![Type::list(Type::Image), Type::list(Type::Str), Type::Handle("dataset")]), "stimuli it predicts no response to")
+    Signature::new("score", Category::Vision, "Checks a description of a unit against stimuli: `positives` are stimuli the description says should drive the unit, `negatives` stimuli it says should not (ideally the same stimuli with the described property removed). Images (or a data set, e.g. `take(filter(emoji(), e => \"dog\" in e.label), 20)`) for an image model's channel; texts for a language model's neuron or head (its largest value over tokens; for a head, the largest norm of its output). Returns {score, positive, negative, positive_mean, negative_mean}: `score` is the chance that the unit responds more to a random positive than to a random negative (ROC AUC; 0.5 is chance, 1 a perfect description, below 0.5 a description that points the wrong way).")
+        .param("unit", Type::Handle(HandleKind::Unit), "a unit: a channel of an image model (synthetic() or unit()), or a neuron or head of a language model")
+        .param("positives", Type::OneOf(vec![Type::list(Type::Image), Type::list(Type::Str), Type::Handle(HandleKind::Dataset)]), "stimuli the description predicts a response to (images, a data set's images, or texts)")
+        .param("negatives", Type::OneOf(vec![Type::list(Type::Image), Type::list(Type::Str), Type::Handle(HandleKind::Dataset)]), "stimuli it predicts no response to")
         .returns(Type::record())
         .example("let u = synthetic(\"vertical\")\nlet bars = r => svg(\"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 20 20'><rect x='8' y='2' width='4' height='16' fill='black' transform='rotate({r} 10 10)'/></svg>\")\nlet s = score(u, [bars(0), bars(10)], [bars(90), bars(80)])\nassert s.score == 1 and s.positive_mean > s.negative_mean")
 }
