@@ -55,7 +55,7 @@ fn main() {
         .collect();
     let out = m.output_names();
     let plain = || {
-        m.run("", || Ok(m.proto.clone()), feeds(), &out).expect("benchmark setup");
+        m.run_plain(feeds(), &out).expect("benchmark setup");
     };
     let one = || {
         m.capture_lazy(feeds(), std::slice::from_ref(&layer)).expect("benchmark setup");

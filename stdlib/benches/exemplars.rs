@@ -62,7 +62,7 @@ fn main() {
         while start < n {
             let end = (start + batch).min(n);
             let x = batch_tensor(&d, start..end, PRE, &mut |_, _| {}).expect("benchmark setup");
-            m.run("", || Ok(m.proto.clone()), vec![("input".into(), x)], &out).expect("benchmark setup");
+            m.run_plain(vec![("input".into(), x)], &out).expect("benchmark setup");
             start = end;
         }
     };

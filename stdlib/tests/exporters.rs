@@ -122,8 +122,7 @@ fn exporters_models_load_inspect_and_round_trip() {
             let feeds: Vec<(String, ArrayD<f32>)> =
                 m.inputs.iter().map(|p| (p.name.clone(), input_for(&p.name, &p.shape, &p.dtype))).collect();
             let outs = m.output_names();
-            let plain =
-                m.run("", || Ok(m.proto.clone()), feeds.clone(), &outs).unwrap_or_else(|e| panic!("{member}: {e}"));
+            let plain = m.run_plain(feeds.clone(), &outs).unwrap_or_else(|e| panic!("{member}: {e}"));
 
             // Expose every tensor-typed intermediate ORT can describe.
             let every: Vec<String> = m

@@ -214,7 +214,7 @@ fn run_rows(
         }
     }
     if first.is_some() {
-        m.set_memo(super::sweep::ONE_ROW, true);
+        m.learn(super::model::Fact::OneRowAtATime, true);
     }
     parts
         .into_iter()

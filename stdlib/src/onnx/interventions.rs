@@ -190,10 +190,9 @@ fn path_patch(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let all: Vec<(usize, f32)> = (0..comps.len()).map(|c| (c, 1.0)).collect();
     let want = m.output_names();
     let score = |ctx: &mut dyn ToolCtx, o: &Outputs| call_metric(ctx, &metric, vec![outputs_value(o)], "metric");
-    let proto = &m.proto;
-    let clean_out = m.run("", || Ok(proto.clone()), target.clone(), &want).map_err(|e| ToolError::arg("target", e))?;
+    let clean_out = m.run_plain(target.clone(), &want).map_err(|e| ToolError::arg("target", e))?;
     let clean = score(ctx, &clean_out)?;
-    let source_out = m.run("", || Ok(proto.clone()), source, &want).map_err(|e| ToolError::arg("source", e))?;
+    let source_out = m.run_plain(source, &want).map_err(|e| ToolError::arg("source", e))?;
     let source_score = score(ctx, &source_out)?;
     let direct = matches!(a.get("receivers"), Value::Str(r) if r.as_ref() == "logits");
     let patched = if direct {
@@ -309,10 +308,9 @@ fn circuit(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         variants.push(ablate(&pick));
     }
     let want = m.output_names();
-    let proto = &m.proto;
     let mut scores = vec![Vec::new(); variants.len() + 1];
     for (p, inp) in prompts.iter().zip(&inputs) {
-        let full = m.run("", || Ok(proto.clone()), inp.clone(), &want).map_err(|e| ToolError::arg("prompts", e))?;
+        let full = m.run_plain(inp.clone(), &want).map_err(|e| ToolError::arg("prompts", e))?;
         scores[0].push(call_metric(ctx, &metric, vec![outputs_value(&full), p.clone()], "metric")?);
         // Mean values broadcast to this prompt's shapes.
         let shaped = m.capture(inp.clone(), &names).map_err(|e| ToolError::arg("prompts", e))?;

@@ -163,6 +163,43 @@ pub fn rewritten_sessions_for(weight_bytes: u64) -> usize {
     (fit as usize).clamp(MAX_REWRITTEN_SESSIONS, MOST_REWRITTEN_SESSIONS)
 }
 
+/// Which rewriting of the graph a session runs: the key of the sessions a
+/// model keeps (one each, the most recent few; see
+/// [`rewritten_sessions_for`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum HookSet {
+    /// The graph as loaded.
+    Plain,
+    /// Every node's output exposed (to read their types and shapes).
+    EveryTensor,
+    /// These tensors exposed as outputs (sorted, no repeats).
+    Capture(Vec<String>),
+    /// One tensor reduced inside the graph.
+    Reduce { op: String, axes: Vec<i64>, tensor: String },
+    /// These tensors patchable (`mask*new + (1-mask)*orig`) and these
+    /// exposed, and whether only the last position is computed.
+    Patch { patched: Vec<String>, capture: Vec<String>, last_position: bool },
+    /// These tensors patchable and these steerable (`orig + vector`).
+    PatchAdd { patched: Vec<String>, added: Vec<String> },
+}
+
+/// A fact learnt about a model by running it, so each is learnt once.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Fact {
+    /// A patched batch may feed the target once and broadcast it over the
+    /// rows (checked against feeding it per row) for these target inputs,
+    /// patched tensors and wanted outputs.
+    Broadcasts {
+        targets: Vec<String>,
+        patched: Vec<String>,
+        outputs: Vec<String>,
+        capture: Vec<String>,
+        last_position: bool,
+    },
+    /// The graph runs one row per run only (an exporter's batch-1 cache).
+    OneRowAtATime,
+}
+
 pub struct Model {
     /// The path as the script wrote it.
     pub display: String,
@@ -183,9 +220,9 @@ pub struct Model {
     /// The tokenizer, for language models that come with one.
     pub tokenizer: Option<Arc<tokenizers::Tokenizer>>,
     pub provider: Provider,
-    sessions: Mutex<HashMap<String, Shared>>,
+    sessions: Mutex<HashMap<HookSet, Shared>>,
     /// Rewritten sessions, least recently built first.
-    order: Mutex<Vec<String>>,
+    order: Mutex<Vec<HookSet>>,
     every_tensor: OnceLock<Result<Vec<Port>, String>>,
     /// The longest sequence (cached plus new tokens) the model's position
     /// table covers, where the graph says (see [`Model::max_positions`]).
@@ -194,7 +231,7 @@ pub struct Model {
     pub kv: Option<Vec<KvSlot>>,
     /// Facts learnt about this model by running it (e.g. whether a hook set
     /// broadcasts a batch of one), so each is learnt once.
-    memo: Mutex<HashMap<String, bool>>,
+    memo: Mutex<HashMap<Fact, bool>>,
 }
 
 impl std::fmt::Debug for Model {
@@ -329,7 +366,7 @@ impl Model {
         let kv = kv_slots(&inputs, &outputs);
         let mut sessions = HashMap::new();
         if let Some(session) = session {
-            sessions.insert(String::new(), Arc::new(Mutex::new(session)));
+            sessions.insert(HookSet::Plain, Arc::new(Mutex::new(session)));
         }
         Model {
             display: display.into(),
@@ -354,7 +391,7 @@ impl Model {
     }
 
     /// The session for a hook set, building the rewritten model on first use.
-    fn session(&self, key: &str, make: impl FnOnce() -> Result<ModelProto, String>) -> Result<Shared, String> {
+    fn session(&self, key: &HookSet, make: impl FnOnce() -> Result<ModelProto, String>) -> Result<Shared, String> {
         let mut map = self.sessions.lock().map_err(|_| "a previous model call failed midway")?;
         if let Some(s) = map.get(key) {
             return Ok(s.clone());
@@ -372,32 +409,32 @@ impl Model {
             .map_err(|e| e.to_string())?;
         let s = b.commit_from_memory(&bytes).map_err(|e| format!("ONNX Runtime rejected the rewritten model: {e}"))?;
         let s = Arc::new(Mutex::new(s));
-        if key.is_empty() {
+        if *key == HookSet::Plain {
             // The unmodified model's session (deferred) is kept for the run.
-            map.insert(String::new(), s.clone());
+            map.insert(HookSet::Plain, s.clone());
             return Ok(s);
         }
         // Each session holds its own copy of the weights: keep the unmodified
         // model and only the most recent rewritten ones.
         let mut order = self.order.lock().map_err(|_| "a previous model call failed midway")?;
         order.retain(|k| k != key);
-        order.push(key.to_string());
+        order.push(key.clone());
         while order.len() > self.keep_sessions {
             let old = order.remove(0);
             map.remove(&old);
         }
-        map.insert(key.to_string(), s.clone());
+        map.insert(key.clone(), s.clone());
         Ok(s)
     }
 
-    /// A fact recorded by [`Model::set_memo`], if any.
-    pub fn memo(&self, key: &str) -> Option<bool> {
-        self.memo.lock().ok().and_then(|m| m.get(key).copied())
+    /// A fact recorded by [`Model::learn`], if any.
+    pub fn fact(&self, fact: &Fact) -> Option<bool> {
+        self.memo.lock().ok().and_then(|m| m.get(fact).copied())
     }
 
-    pub fn set_memo(&self, key: &str, value: bool) {
+    pub fn learn(&self, fact: Fact, value: bool) {
         if let Ok(mut m) = self.memo.lock() {
-            m.insert(key.to_string(), value);
+            m.insert(fact, value);
         }
     }
 
@@ -419,7 +456,7 @@ impl Model {
                     .map(|s| s.name)
                     .collect();
                 let exposed = graph::expose(&self.proto, &names)?;
-                let s = self.session("inspect:all", || Ok(exposed))?;
+                let s = self.session(&HookSet::EveryTensor, || Ok(exposed))?;
                 let s = s.lock().map_err(|_| "a previous model call failed midway")?;
                 Ok(s.outputs().iter().map(|o| Port::from_outlet(o.name(), o.dtype())).collect())
             })
@@ -441,7 +478,7 @@ impl Model {
     /// Runs with the given hook set and returns the wanted outputs as f32.
     pub fn run(
         &self,
-        key: &str,
+        key: &HookSet,
         make: impl FnOnce() -> Result<ModelProto, String>,
         feeds: Vec<(String, ArrayD<f32>)>,
         want: &[String],
@@ -449,11 +486,29 @@ impl Model {
         self.run_lazy(key, make, feeds, want).map(owned)
     }
 
+    /// Runs the graph as loaded.
+    pub fn run_plain(
+        &self,
+        feeds: Vec<(String, ArrayD<f32>)>,
+        want: &[String],
+    ) -> Result<BTreeMap<String, ArrayD<f32>>, String> {
+        self.run(&HookSet::Plain, || Ok(self.proto.clone()), feeds, want)
+    }
+
+    /// As [`Model::run_plain`], with outputs left in ONNX Runtime's buffers.
+    pub fn run_plain_lazy(
+        &self,
+        feeds: Vec<(String, ArrayD<f32>)>,
+        want: &[String],
+    ) -> Result<BTreeMap<String, Lazy>, String> {
+        self.run_lazy(&HookSet::Plain, || Ok(self.proto.clone()), feeds, want)
+    }
+
     /// As [`Model::run`], with f32 outputs left in ONNX Runtime's buffers
     /// (copied only if a script needs an array of its own).
     pub fn run_lazy(
         &self,
-        key: &str,
+        key: &HookSet,
         make: impl FnOnce() -> Result<ModelProto, String>,
         feeds: Vec<(String, ArrayD<f32>)>,
         want: &[String],
@@ -641,7 +696,7 @@ impl Model {
     pub fn kv_prefix(&self, feeds: Vec<(String, ArrayD<f32>)>) -> Result<Vec<(String, ArrayD<f32>)>, String> {
         let slots = self.kv.as_ref().ok_or("the model has no KV cache (`past_key_values.*` inputs)")?;
         let want: Vec<String> = slots.iter().map(|s| s.present.clone()).collect();
-        let mut out = self.run("", || Ok(self.proto.clone()), feeds, &want)?;
+        let mut out = self.run_plain(feeds, &want)?;
         slots
             .iter()
             .map(|s| out.remove(&s.present).map(|v| (s.past.clone(), v)).ok_or_else(|| format!("no `{}`", s.present)))
@@ -666,7 +721,7 @@ impl Model {
         let mut sorted = tensors.to_vec();
         sorted.sort();
         sorted.dedup();
-        let key = format!("capture:{}", sorted.join("\u{0}"));
+        let key = HookSet::Capture(sorted.clone());
         let proto = &self.proto;
         self.run_lazy(&key, || graph::expose(proto, &sorted), feeds, &sorted)
     }
@@ -679,7 +734,7 @@ impl Model {
         op: &str,
         axes: &[i64],
     ) -> Result<ArrayD<f32>, String> {
-        let key = format!("reduce:{op}:{axes:?}:{tensor}");
+        let key = HookSet::Reduce { op: op.to_string(), axes: axes.to_vec(), tensor: tensor.to_string() };
         let name = graph::reduced_name(op, tensor);
         let proto = &self.proto;
         let mut out = self.run(&key, || graph::reduce(proto, tensor, op, axes), feeds, std::slice::from_ref(&name))?;
@@ -744,11 +799,7 @@ impl Model {
         let mut exposed = capture.to_vec();
         exposed.sort();
         exposed.dedup();
-        let key = format!(
-            "patch:{}|capture:{}|last:{last_position}",
-            types.keys().cloned().collect::<Vec<_>>().join("\u{0}"),
-            exposed.join("\u{0}")
-        );
+        let key = HookSet::Patch { patched: types.keys().cloned().collect(), capture: exposed.clone(), last_position };
         // Ranks are read before the session is built (building holds the lock
         // that reading them may need).
         let ports = if last_position { self.every_tensor()?.clone() } else { Vec::new() };
@@ -794,7 +845,7 @@ impl Model {
         want: &[String],
     ) -> Result<BTreeMap<String, ArrayD<f32>>, String> {
         if patches.is_empty() && adds.is_empty() {
-            return self.run("", || Ok(self.proto.clone()), feeds, want);
+            return self.run_plain(feeds, want);
         }
         let mut ptypes = BTreeMap::new();
         for (t, _, _) in &patches {
@@ -804,11 +855,8 @@ impl Model {
         for (t, _) in &adds {
             atypes.insert(t.clone(), self.patch_type(t)?);
         }
-        let key = format!(
-            "patch:{}|add:{}",
-            ptypes.keys().cloned().collect::<Vec<_>>().join("\u{0}"),
-            atypes.keys().cloned().collect::<Vec<_>>().join("\u{0}")
-        );
+        let key =
+            HookSet::PatchAdd { patched: ptypes.keys().cloned().collect(), added: atypes.keys().cloned().collect() };
         for (t, new, mask) in patches {
             feeds.push((graph::new_input(&t), new));
             feeds.push((graph::mask_input(&t), mask));

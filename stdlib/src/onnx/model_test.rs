@@ -58,8 +58,8 @@ fn a_deferred_model_declares_the_ports_its_session_reports_and_runs_the_same() {
         assert_eq!(format!("{:?}", eager.inputs), format!("{:?}", deferred.inputs));
         assert_eq!(format!("{:?}", eager.outputs), format!("{:?}", deferred.outputs));
         let want = eager.output_names();
-        let a = eager.run("", || Ok(eager.proto.clone()), ids(), &want).unwrap();
-        let b = deferred.run("", || Ok(deferred.proto.clone()), ids(), &want).unwrap();
+        let a = eager.run_plain(ids(), &want).unwrap();
+        let b = deferred.run_plain(ids(), &want).unwrap();
         assert_eq!(a, b);
         // The unmodified model's session is never evicted by rewritten ones.
         for i in 0..=MAX_REWRITTEN_SESSIONS {
@@ -67,7 +67,7 @@ fn a_deferred_model_declares_the_ports_its_session_reports_and_runs_the_same() {
             deferred.reduced(ids(), "/layers.0/heads_output_0", op, &[i as i64 % 3]).unwrap();
         }
         let kept = deferred.sessions.lock().unwrap();
-        assert!(kept.contains_key(""));
+        assert!(kept.contains_key(&HookSet::Plain));
         assert_eq!(kept.len(), MAX_REWRITTEN_SESSIONS + 1, "the oldest rewritten session is evicted");
     }
 }
@@ -151,9 +151,9 @@ fn a_sequence_longer_than_the_position_table_is_refused_with_the_limit() {
             ("position_ids".to_string(), ndarray::Array::from_shape_fn((1, t), |(_, j)| j as f32).into_dyn()),
         ]
     };
-    let out = m.run("", || Ok(m.proto.clone()), feeds(4), &["hidden".to_string()]).unwrap();
+    let out = m.run_plain(feeds(4), &["hidden".to_string()]).unwrap();
     assert_eq!(out["hidden"].shape(), &[1, 4, 2]);
-    let err = m.run("", || Ok(m.proto.clone()), feeds(5), &["hidden".to_string()]).unwrap_err();
+    let err = m.run_plain(feeds(5), &["hidden".to_string()]).unwrap_err();
     assert_eq!(err, "the sequence is 5 tokens but the model's position table holds 4");
     // A graph that says nothing of positions has no limit to check.
     let planted = planted::build(planted::Variant::Original);

@@ -9,7 +9,7 @@ use assay_interpreter::{Args, Category, HandleKind, Registry, Signature, ToolCtx
 use ndarray::{ArrayD, Axis, Slice};
 use std::collections::BTreeMap;
 
-use super::model::Model;
+use super::model::{Fact, Model};
 use super::tools::{feeds, model_of};
 use crate::core::FnTool;
 
@@ -204,15 +204,14 @@ impl Mix<'_> {
             return false;
         }
         let w = self.want;
-        let key = format!(
-            "broadcast:{}|{}|{}|{}|{}",
-            self.target.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join("\u{0}"),
-            self.values.keys().cloned().collect::<Vec<_>>().join("\u{0}"),
-            w.outputs.join("\u{0}"),
-            w.capture.join("\u{0}"),
-            w.last_position
-        );
-        if let Some(ok) = self.m.memo(&key) {
+        let key = Fact::Broadcasts {
+            targets: self.target.iter().map(|(k, _)| k.clone()).collect(),
+            patched: self.values.keys().cloned().collect(),
+            outputs: w.outputs.to_vec(),
+            capture: w.capture.to_vec(),
+            last_position: w.last_position,
+        };
+        if let Some(ok) = self.m.fact(&key) {
             return ok;
         }
         let order = super::graph::sites(&self.m.proto);
@@ -226,7 +225,7 @@ impl Mix<'_> {
                 matches!((self.run(&probe, Feed::Broadcast), self.run(&probe, Feed::Repeat)), (Ok(a), Ok(b)) if agree(&a, &b))
             }
         };
-        self.m.set_memo(&key, ok);
+        self.m.learn(key, ok);
         ok
     }
 }
@@ -291,7 +290,7 @@ pub fn run_mixed(
     match mix.run(rows, feed) {
         Err(e) if rows.len() > 1 => match one_by_one() {
             Ok(out) => {
-                m.set_memo(ONE_ROW, true);
+                m.learn(Fact::OneRowAtATime, true);
                 Ok(out)
             }
             Err(_) => Err(e),
@@ -300,12 +299,9 @@ pub fn run_mixed(
     }
 }
 
-/// The memo key of a model that runs one row at a time only.
-pub(crate) const ONE_ROW: &str = "rows:one-at-a-time";
-
 /// Whether the model was found to run one row at a time only.
 pub(crate) fn single_rows_only(m: &Model) -> bool {
-    m.memo(ONE_ROW).unwrap_or(false)
+    m.fact(&Fact::OneRowAtATime).unwrap_or(false)
 }
 
 impl<'m> Sweep<'m> {
@@ -551,7 +547,7 @@ fn sweep_pairs(a: &Args, ctx: &mut dyn ToolCtx, pairs: usize) -> Result<Value, T
             scores[*i][c.map_or(0, |c| c + 1)] = x;
         }
     }
-    let source_out = m.run("", || Ok(m.proto.clone()), source, &outputs).map_err(|e| ToolError::arg("source", e))?;
+    let source_out = m.run_plain(source, &outputs).map_err(|e| ToolError::arg("source", e))?;
     let mut source_scores = Vec::with_capacity(pairs);
     for i in 0..pairs {
         let mut o: Outputs = source_out

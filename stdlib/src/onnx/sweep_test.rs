@@ -242,14 +242,13 @@ fn smollm_continues_from_its_kv_cache() {
     let target = enc("When Mary and John went to the store, John gave a drink to");
     let source = enc("When Mary and John went to the store, Mary gave a drink to");
     let t = target.shape()[1];
-    let full =
-        m.run("", || Ok(m.proto.clone()), vec![("input_ids".into(), target.clone())], &m.output_names()).unwrap();
+    let full = m.run_plain(vec![("input_ids".into(), target.clone())], &m.output_names()).unwrap();
     let cut = |a: &ArrayD<f32>, r: std::ops::Range<usize>| a.slice_axis(Axis(1), Slice::from(r)).to_owned();
     let mut feeds = m.kv_prefix(vec![("input_ids".into(), cut(&target, 0..6))]).unwrap();
     assert_eq!(feeds.len(), 60);
     assert_eq!(feeds[0].1.shape(), &[1, 3, 6, 64]);
     feeds.push(("input_ids".into(), cut(&target, 6..t)));
-    let rest = m.run("", || Ok(m.proto.clone()), feeds, &m.output_names()).unwrap();
+    let rest = m.run_plain(feeds, &m.output_names()).unwrap();
     let (f, r) = (&full["logits"], &rest["logits"]);
     assert_eq!(r.shape(), &[1, t - 6, 49152]);
     let gap = cut(f, 6..t).iter().zip(r.iter()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);

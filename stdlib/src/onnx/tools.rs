@@ -426,7 +426,7 @@ fn run(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let f = feeds(&m, a, "inputs")?;
     let want = m.output_names();
     let batch = a.count("batch")?;
-    batched(f, batch, |chunk| m.run_lazy("", || Ok(m.proto.clone()), chunk, &want)).map(outputs_record)
+    batched(f, batch, |chunk| m.run_plain_lazy(chunk, &want)).map(outputs_record)
 }
 
 fn capture_sig() -> Signature {
