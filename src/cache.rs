@@ -39,7 +39,7 @@ const HITS: &str = "hits";
 pub fn dir() -> PathBuf {
     match std::env::var_os("ASSAY_CALL_CACHE_DIR") {
         Some(d) => PathBuf::from(d),
-        None => assay_stdlib::onnx::runtime::cache_dir().join("calls"),
+        None => assay_stdlib::fetch::cache_dir().join("calls"),
     }
 }
 
@@ -95,11 +95,11 @@ impl CallCache for ChildCache {
     fn file_digest(&self, path: &Path) -> Option<String> {
         // Only Assay's own files (built-in models and data sets).
         let real = path.canonicalize().ok()?;
-        let own = assay_stdlib::onnx::runtime::cache_dir().canonicalize().ok()?;
+        let own = assay_stdlib::fetch::cache_dir().canonicalize().ok()?;
         if !real.starts_with(&own) || real.starts_with(&self.store) {
             return None;
         }
-        assay_stdlib::models::fetch::sha256_file(&real).ok()
+        assay_stdlib::fetch::sha256_file(&real).ok()
     }
 
     fn min_seconds(&self) -> f64 {

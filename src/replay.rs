@@ -113,7 +113,7 @@ fn blob_path(sha: &str) -> PathBuf {
 fn put_blob(sha: &str, bytes: &[u8]) -> Option<()> {
     use std::os::unix::fs::PermissionsExt;
     let dest = blob_path(sha);
-    if dest.is_file() && assay_stdlib::models::fetch::sha256_file(&dest).ok().as_deref() == Some(sha) {
+    if dest.is_file() && assay_stdlib::fetch::sha256_file(&dest).ok().as_deref() == Some(sha) {
         return Some(());
     }
     std::fs::create_dir_all(dest.parent()?).ok()?;
@@ -252,13 +252,13 @@ pub fn lookup(key: &str, job: &Job) -> Option<Kept> {
         return None;
     }
     let mut readable: Vec<PathBuf> = job.roots.iter().filter_map(|r| r.canonicalize().ok()).collect();
-    readable.extend(assay_stdlib::onnx::runtime::cache_dir().canonicalize().ok());
+    readable.extend(assay_stdlib::fetch::cache_dir().canonicalize().ok());
     for (path, sha) in &header.inputs {
         let real = Path::new(path).canonicalize().ok()?;
         if !readable.iter().any(|r| real.starts_with(r)) {
             return None;
         }
-        if assay_stdlib::models::fetch::sha256_file(&real).ok().as_deref() != Some(sha.as_str()) {
+        if assay_stdlib::fetch::sha256_file(&real).ok().as_deref() != Some(sha.as_str()) {
             return None;
         }
     }
@@ -271,10 +271,7 @@ pub fn lookup(key: &str, job: &Job) -> Option<Kept> {
         if f.blob {
             let blob = blob_path(&f.sha256);
             let meta = std::fs::symlink_metadata(&blob).ok()?;
-            if !meta.is_file()
-                || meta.len() != f.len
-                || assay_stdlib::models::fetch::sha256_file(&blob).ok()? != f.sha256
-            {
+            if !meta.is_file() || meta.len() != f.len || assay_stdlib::fetch::sha256_file(&blob).ok()? != f.sha256 {
                 return None;
             }
             files.push((f.path, Content::Blob(blob)));

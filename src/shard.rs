@@ -212,7 +212,7 @@ fn gather(runs_dir: &Path, stem: &str, text: &str, script: &str, count: usize) -
 /// The sha256 of a file now: through Assay's digest memo for its own cache
 /// files (models), else by reading it.
 fn digest_now(path: &Path) -> Option<String> {
-    assay_stdlib::models::fetch::sha256_file(path).ok()
+    assay_stdlib::fetch::sha256_file(path).ok()
 }
 
 pub fn cmd_merge(

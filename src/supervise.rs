@@ -504,7 +504,7 @@ fn restrict(job: &Job, runtime_library: Option<&Path>) -> Json {
     let abi = ABI::V6;
     let read = AccessFs::from_read(abi);
     let mut readable: Vec<PathBuf> = job.roots.clone();
-    readable.push(assay_stdlib::onnx::runtime::cache_dir());
+    readable.push(assay_stdlib::fetch::cache_dir());
     readable.push(crate::cache::dir());
     if let Some(dir) = runtime_library.and_then(Path::parent) {
         readable.push(dir.to_path_buf());

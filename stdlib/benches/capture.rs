@@ -33,7 +33,7 @@ fn main() {
     for i in 0..batch {
         let p = &photos[i % photos.len()].path;
         let img = vision::decode(&std::fs::read(p).expect("benchmark setup"), "photo").expect("benchmark setup");
-        data.extend(vision::preprocess(&img, 256, 224, [127.0; 3], [128.0; 3]).expect("benchmark setup"));
+        data.extend(assay_stdlib::pixels::preprocess(&img, 256, 224, [127.0; 3], [128.0; 3]).expect("benchmark setup"));
     }
     let x: ArrayD<f32> = Array4::from_shape_vec((batch, 3, 224, 224), data).expect("benchmark setup").into_dyn();
     let feeds = || vec![("input".to_string(), x.clone())];

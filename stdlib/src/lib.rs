@@ -3,9 +3,11 @@
 //! can call. This is the only crate that will link ONNX Runtime.
 
 mod core;
+pub mod fetch;
 pub mod llm;
 pub mod models;
 pub mod onnx;
+pub mod pixels;
 pub mod provision;
 pub mod vision;
 

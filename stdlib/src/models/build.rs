@@ -65,10 +65,10 @@ pub fn model(graph: GraphProto, doc: String) -> ModelProto {
 /// Returns the path, the bytes and their sha256.
 pub fn cache_built(dir: &str, stem: &str, proto: &ModelProto) -> Result<(std::path::PathBuf, Vec<u8>, String), String> {
     let bytes = crate::onnx::graph::encode(proto);
-    let sha = super::fetch::sha256_bytes(&bytes);
-    let path = crate::onnx::runtime::cache_dir().join("models").join(dir).join(format!("{stem}-{}.onnx", &sha[..12]));
+    let sha = crate::fetch::sha256_bytes(&bytes);
+    let path = crate::fetch::cache_dir().join("models").join(dir).join(format!("{stem}-{}.onnx", &sha[..12]));
     if !path.is_file() {
-        super::fetch::write_atomic(&path, &bytes)?;
+        crate::fetch::write_atomic(&path, &bytes)?;
     }
     Ok((path, bytes, sha))
 }

@@ -13,8 +13,8 @@
 use std::collections::HashMap;
 
 use super::build::{int, ints};
-use super::fetch::{self, Pinned};
 use super::torch_legacy;
+use crate::fetch::{self, Pinned};
 use crate::onnx::graph::tensor_type;
 use crate::onnx::proto::{
     tensor_proto::DataType, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
@@ -332,7 +332,7 @@ pub fn parse_classes(js: &str) -> Result<Vec<String>, String> {
 
 /// The model file and class names, built once and cached.
 pub fn provision() -> Result<(std::path::PathBuf, Vec<String>), String> {
-    let dir = crate::onnx::runtime::cache_dir().join("models").join("efficientnet-lite0");
+    let dir = crate::fetch::cache_dir().join("models").join("efficientnet-lite0");
     let model_path = dir.join("model.onnx");
     let classes_path = dir.join("imagenet_classes.json");
     if !model_path.is_file() {

@@ -4,7 +4,6 @@
 pub mod build;
 mod bytes;
 pub mod efficientnet;
-pub mod fetch;
 pub mod gguf;
 pub mod planted;
 pub mod smollm;
@@ -16,6 +15,7 @@ use std::sync::Arc;
 use assay_interpreter::{Args, Category, HandleKind, Registry, Signature, ToolCtx, ToolError, Type, Value};
 
 use crate::core::FnTool;
+use crate::fetch;
 use crate::onnx::model::Model;
 use crate::onnx::tools::ModelHandle;
 

@@ -24,8 +24,8 @@
 use serde_json::{json, Map, Value as Json};
 
 use super::build::{int, ints, transpose, GraphBuilder};
-use super::fetch::{self, Pinned};
 use super::gguf::Gguf;
+use crate::fetch::{self, Pinned};
 use crate::onnx::graph::tensor_type;
 use crate::onnx::proto::{
     tensor_proto::DataType, tensor_shape_proto::dimension::Value as DimValue, type_proto, GraphProto, ModelProto,
@@ -400,7 +400,7 @@ pub fn tokenizer_json(g: &Gguf) -> Result<String, String> {
 
 /// The model, its weights and its tokenizer, built once and cached.
 pub fn provision() -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
-    let models = crate::onnx::runtime::cache_dir().join("models");
+    let models = crate::fetch::cache_dir().join("models");
     let dir = models.join(format!("smollm2-135m-{GRAPH_VERSION}"));
     // Builds of earlier graph versions are superseded, and 540 MB each.
     for entry in std::fs::read_dir(&models).into_iter().flatten().flatten() {

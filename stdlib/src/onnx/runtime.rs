@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use crate::fetch::cache_dir;
+
 pub const ORT_VERSION: &str = "1.31.1";
 const WHEEL_SHA256: &str = "5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f";
 const LIB_FILE: &str = "libonnxruntime.so.1.31.1";
@@ -19,15 +21,6 @@ const LIB_IN_WHEEL: &str = "onnxruntime/capi/libonnxruntime.so.1.31.1";
 const SHARED_PROVIDERS_IN_WHEEL: &str = "onnxruntime/capi/libonnxruntime_providers_shared.so";
 /// The oldest library the `api-31` bindings accept.
 const MIN_MINOR: u32 = 31;
-
-/// Where Assay caches what it fetches: `$ASSAY_CACHE_DIR`, else the user's
-/// cache directory (`~/.cache/assay` on Linux).
-pub fn cache_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("ASSAY_CACHE_DIR") {
-        return PathBuf::from(d);
-    }
-    dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("assay")
-}
 
 /// The library in use and how it was found.
 #[derive(Debug, Clone)]
@@ -95,7 +88,7 @@ fn from_python() -> Option<Runtime> {
     })
 }
 
-const WHEEL: crate::models::fetch::Pinned = crate::models::fetch::Pinned {
+const WHEEL: crate::fetch::Pinned = crate::fetch::Pinned {
     name: "onnxruntime",
     version: ORT_VERSION,
     file: "onnxruntime-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl",
@@ -105,7 +98,7 @@ const WHEEL: crate::models::fetch::Pinned = crate::models::fetch::Pinned {
 /// Downloads the pinned wheel (PyPI is reachable where crates.io is) and
 /// extracts the library into the cache.
 fn fetch() -> Result<Runtime, String> {
-    use crate::models::fetch;
+    use crate::fetch;
     let dest_dir = cache_dir().join("onnxruntime").join(ORT_VERSION);
     let wheel = fetch::pypi(&WHEEL, Some("manylinux_2_28_x86_64"))?;
     // The providers library first: the main library's presence means both are there.

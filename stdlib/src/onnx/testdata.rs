@@ -21,11 +21,11 @@ pub fn onnx_testdata() -> Result<PathBuf, String> {
     if system.join("node").is_dir() {
         return Ok(system);
     }
-    let root = super::runtime::cache_dir().join("libonnx-testdata-1.12.0");
+    let root = crate::fetch::cache_dir().join("libonnx-testdata-1.12.0");
     if root.join(DATA).join("node").is_dir() {
         return Ok(root.join(DATA));
     }
-    let work = super::runtime::cache_dir().join(format!(".libonnx-testdata-{}", std::process::id()));
+    let work = crate::fetch::cache_dir().join(format!(".libonnx-testdata-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
     let download =

@@ -171,7 +171,7 @@ pub fn image_activations(u: &Unit, images: &[Arc<assay_interpreter::Image>]) -> 
     for chunk in images.chunks(32) {
         let mut buf = Vec::with_capacity(chunk.len() * 3 * s * s);
         for img in chunk {
-            buf.extend(crate::vision::preprocess(img, pre.resize, pre.size, pre.mean, pre.std)?);
+            buf.extend(crate::pixels::preprocess(img, pre.resize, pre.size, pre.mean, pre.std)?);
         }
         let x = ArrayD::from_shape_vec(vec![chunk.len(), 3, s, s], buf).map_err(|e| e.to_string())?;
         out.extend(run_unit(u, vec![(input.clone(), x)])?.iter().map(|v| *v as f64));
@@ -318,7 +318,7 @@ fn on_images(u: &Unit, a: &Args, threshold: f32) -> Result<Value, ToolError> {
     let mut masked = Vec::new();
     let input = u.model.inputs.first().map(|p| p.name.clone()).unwrap_or_default();
     for img in &images {
-        let x = crate::vision::preprocess(img, pre.resize, pre.size, pre.mean, pre.std)
+        let x = crate::pixels::preprocess(img, pre.resize, pre.size, pre.mean, pre.std)
             .map_err(|e| ToolError::arg("inputs", e))?;
         let s = pre.size as usize;
         let x = ArrayD::from_shape_vec(vec![1, 3, s, s], x).map_err(|e| ToolError::new(e.to_string()))?;
@@ -343,8 +343,8 @@ fn on_images(u: &Unit, a: &Args, threshold: f32) -> Result<Value, ToolError> {
         } else {
             map.mean().unwrap_or(0.0)
         } as f64);
-        let view = crate::vision::crop_view(img, pre.resize, pre.size).map_err(|e| ToolError::arg("inputs", e))?;
-        masked.push(Value::Image(Arc::new(crate::vision::mask_image(&view, &map.view(), threshold))));
+        let view = crate::pixels::crop_view(img, pre.resize, pre.size).map_err(|e| ToolError::arg("inputs", e))?;
+        masked.push(Value::Image(Arc::new(crate::pixels::mask_image(&view, &map.view(), threshold))));
     }
     Ok(Value::record([("activations", Value::nums(acts)), ("masked", Value::list(masked))]))
 }

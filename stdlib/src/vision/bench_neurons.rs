@@ -316,7 +316,7 @@ pub fn emoji_model(items: &[super::data::Item]) -> Result<ModelProto, String> {
                 continue;
             }
             let (img, _, _) = data.read(i)?;
-            let x = super::preprocess(&img, 224, 224, [0.0; 3], [255.0; 3])?;
+            let x = crate::pixels::preprocess(&img, 224, 224, [0.0; 3], [255.0; 3])?;
             bank.extend(thumbnail(&x));
             k += 1;
         }
@@ -362,14 +362,13 @@ pub fn emoji_model_cached() -> Result<(std::path::PathBuf, Vec<u8>, String), Str
     let key = hex::encode(sha2::Sha256::digest(
         format!("{EMOJI_MODEL_VERSION}|{TEMPLATES}|{THUMB}|{EMOJI_CONCEPTS:?}|openmoji-17.0.0").as_bytes(),
     ));
-    let path =
-        crate::onnx::runtime::cache_dir().join("models").join("synthetic").join(format!("emoji-{}.onnx", &key[..12]));
+    let path = crate::fetch::cache_dir().join("models").join("synthetic").join(format!("emoji-{}.onnx", &key[..12]));
     if !path.is_file() {
         let items = super::data::emoji_items()?;
         let bytes = crate::onnx::graph::encode(&emoji_model(&items)?);
-        crate::models::fetch::write_atomic(&path, &bytes)?;
+        crate::fetch::write_atomic(&path, &bytes)?;
     }
-    let bytes = crate::models::fetch::read_cached(&path)?;
+    let bytes = crate::fetch::read_cached(&path)?;
     let sha = hex::encode(sha2::Sha256::digest(&bytes));
     Ok((path, bytes, sha))
 }

@@ -13,7 +13,7 @@ use assay_interpreter::{
 use sha2::{Digest, Sha256};
 
 use crate::core::FnTool;
-use crate::models::fetch::{self, Pinned};
+use crate::fetch::{self, Pinned};
 
 const OPENMOJI: Pinned = Pinned {
     name: "openmoji",
@@ -79,7 +79,7 @@ impl Dataset {
 
 /// A file of Assay's own cache: a regular file, size checked before reading.
 fn read_builtin(path: &std::path::Path, limit: u64) -> Result<Vec<u8>, String> {
-    crate::models::fetch::read_cached_at_most(path, limit)
+    crate::fetch::read_cached_at_most(path, limit)
 }
 
 impl Handle for Dataset {
@@ -212,7 +212,7 @@ fn parse_labels(file: &str, text: &str) -> Result<std::collections::BTreeMap<Str
 
 /// The openmoji colour SVGs and their annotations, fetched once.
 pub fn emoji_items() -> Result<Vec<Item>, String> {
-    let dir = crate::onnx::runtime::cache_dir().join("data").join("openmoji-17.0.0");
+    let dir = crate::fetch::cache_dir().join("data").join("openmoji-17.0.0");
     let index = dir.join("openmoji.json");
     if !index.is_file() {
         let tgz = fetch::npm(&OPENMOJI)?;
@@ -236,8 +236,8 @@ pub fn emoji_items() -> Result<Vec<Item>, String> {
         std::fs::rename(tmp.join("package/data/openmoji.json"), &index).map_err(|e| e.to_string())?;
         let _ = std::fs::remove_dir_all(&tmp);
     }
-    let text = String::from_utf8(crate::models::fetch::read_cached(&index)?)
-        .map_err(|e| format!("{}: {e}", index.display()))?;
+    let text =
+        String::from_utf8(crate::fetch::read_cached(&index)?).map_err(|e| format!("{}: {e}", index.display()))?;
     let list: Vec<serde_json::Value> = serde_json::from_str(&text).map_err(|e| format!("openmoji.json: {e}"))?;
     let mut items = Vec::new();
     for e in list {

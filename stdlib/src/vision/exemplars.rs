@@ -508,7 +508,7 @@ pub fn batch_tensor(
     for i in range {
         let (img, path, digest) = data.read(i)?;
         on_read(&path, &digest);
-        buf.extend(super::preprocess(&img, pre.resize, pre.size, pre.mean, pre.std)?);
+        buf.extend(crate::pixels::preprocess(&img, pre.resize, pre.size, pre.mean, pre.std)?);
     }
     Array4::from_shape_vec((b, 3, s, s), buf).map(|a| a.into_dyn()).map_err(|e| e.to_string())
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 
 use resvg::usvg::fontdb::Database;
 
-use crate::models::fetch::{self, Pinned};
+use crate::fetch::{self, Pinned};
 
 const DEJAVU: Pinned = Pinned {
     name: "dejavu-fonts-ttf",
@@ -22,7 +22,7 @@ const DEJAVU: Pinned = Pinned {
 pub const FAMILY: &str = "DejaVu Sans";
 
 fn cached() -> PathBuf {
-    crate::onnx::runtime::cache_dir().join("fonts").join("DejaVuSans-2.37.3.ttf")
+    crate::fetch::cache_dir().join("fonts").join("DejaVuSans-2.37.3.ttf")
 }
 
 /// Fetches the font into the cache (before a sandboxed run closes it).
@@ -42,7 +42,7 @@ pub fn fonts() -> Result<Arc<Database>, String> {
     FONTS
         .get_or_init(|| {
             let path = cached();
-            let bytes = crate::models::fetch::read_cached(&path).map_err(|e| {
+            let bytes = crate::fetch::read_cached(&path).map_err(|e| {
                 format!("the plot font is not in Assay's cache ({e}); a run of a script that calls plot fetches it before the sandbox closes")
             })?;
             let mut db = Database::new();

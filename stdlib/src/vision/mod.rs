@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use assay_interpreter::{Args, Category, Image, Registry, Signature, ToolCtx, ToolError, Type, Value};
-use image::imageops::FilterType;
 use ndarray::{Array4, ArrayD};
 
 use crate::core::FnTool;
@@ -18,7 +17,7 @@ pub mod font;
 pub mod plot;
 pub mod svg;
 pub mod synthetic;
-use crate::models::fetch::{self, Pinned};
+use crate::fetch::{self, Pinned};
 
 const SKIMAGE: Pinned = Pinned {
     name: "scikit-image",
@@ -102,7 +101,7 @@ pub struct PhotoFile {
 
 /// The sample photos, each extracted once from its pinned wheel into the cache.
 pub fn photo_files() -> Result<Vec<PhotoFile>, String> {
-    let dir = crate::onnx::runtime::cache_dir().join("data").join("photos");
+    let dir = crate::fetch::cache_dir().join("data").join("photos");
     let mut out = Vec::new();
     for src in PHOTO_SOURCES {
         let mut wheel = None;
@@ -174,66 +173,6 @@ fn per_channel(a: &Args, i: &str) -> Result<[f32; 3], ToolError> {
     }
 }
 
-/// Resize the short side to `resize`, centre-crop `size`, normalise.
-pub fn preprocess(img: &Image, resize: u32, size: u32, mean: [f32; 3], std: [f32; 3]) -> Result<Vec<f32>, String> {
-    let crop = crop_view(img, resize, size)?;
-    let plane = (size * size) as usize;
-    let mut out = vec![0f32; 3 * plane];
-    for (idx, p) in crop.pixels.chunks_exact(4).enumerate() {
-        for c in 0..3 {
-            out[c * plane + idx] = (p[c] as f32 - mean[c]) / std[c];
-        }
-    }
-    Ok(out)
-}
-
-/// The centre crop the model sees, as an RGBA image (resize the short side,
-/// crop `size`), without normalisation.
-pub fn crop_view(img: &Image, resize: u32, size: u32) -> Result<Image, String> {
-    let rgba = image::RgbaImage::from_raw(img.width, img.height, img.pixels.clone()).ok_or("corrupt image buffer")?;
-    let (w, h) = (img.width.max(1), img.height.max(1));
-    let (nw, nh) = if w <= h {
-        (resize, (h as u64 * resize as u64 / w as u64) as u32)
-    } else {
-        ((w as u64 * resize as u64 / h as u64) as u32, resize)
-    };
-    let resized = image::imageops::resize(&rgba, nw.max(size), nh.max(size), FilterType::Triangle);
-    let x0 = (resized.width() - size) / 2;
-    let y0 = (resized.height() - size) / 2;
-    let crop = image::imageops::crop_imm(&resized, x0, y0, size, size).to_image();
-    Ok(Image::new(size, size, crop.into_raw()))
-}
-
-/// MAIA's masked image: the activation map upsampled to the image, and the
-/// regions below `threshold` times the map's maximum darkened to a quarter.
-pub fn mask_image(img: &Image, map: &ndarray::ArrayView2<f32>, threshold: f32) -> Image {
-    let (mh, mw) = (map.shape()[0], map.shape()[1]);
-    let max = map.iter().fold(f32::NEG_INFINITY, |a, b| a.max(*b));
-    let cut = if max > 0.0 { threshold * max } else { f32::INFINITY };
-    let mut out = img.clone();
-    for y in 0..img.height as usize {
-        for x in 0..img.width as usize {
-            // Bilinear sample of the map at the pixel's centre.
-            let fy = ((y as f32 + 0.5) * mh as f32 / img.height as f32 - 0.5).clamp(0.0, (mh - 1) as f32);
-            let fx = ((x as f32 + 0.5) * mw as f32 / img.width as f32 - 0.5).clamp(0.0, (mw - 1) as f32);
-            let (y0, x0) = (fy.floor() as usize, fx.floor() as usize);
-            let (y1, x1) = ((y0 + 1).min(mh - 1), (x0 + 1).min(mw - 1));
-            let (ty, tx) = (fy - y0 as f32, fx - x0 as f32);
-            let v = map[[y0, x0]] * (1.0 - ty) * (1.0 - tx)
-                + map[[y0, x1]] * (1.0 - ty) * tx
-                + map[[y1, x0]] * ty * (1.0 - tx)
-                + map[[y1, x1]] * ty * tx;
-            if v < cut {
-                let i = (y * img.width as usize + x) * 4;
-                for c in 0..3 {
-                    out.pixels[i + c] /= 4;
-                }
-            }
-        }
-    }
-    out
-}
-
 fn pixels_sig() -> Signature {
     Signature::new("pixels", Category::Images, "Turns images into a model input tensor [N, 3, size, size] (or NHWC): resize the short side to `resize`, centre-crop `size`, then (x - mean) / std per channel on 0..255 values. The defaults are EfficientNet-Lite's preprocessing.")
         .param("images", Type::OneOf(vec![Type::Image, Type::list(Type::Image)]), "an image or a list of images")
@@ -278,7 +217,10 @@ fn pixels(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
     let (s, n) = (size, images.len());
     let mut data = Vec::with_capacity(n * 3 * s * s);
     for img in &images {
-        data.extend(preprocess(img, resize as u32, size as u32, mean, std).map_err(|e| ToolError::arg("images", e))?);
+        data.extend(
+            crate::pixels::preprocess(img, resize as u32, size as u32, mean, std)
+                .map_err(|e| ToolError::arg("images", e))?,
+        );
     }
     let nchw = Array4::from_shape_vec((n, 3, s, s), data).map_err(|e| ToolError::new(e.to_string()))?;
     let arr: ArrayD<f32> = match layout {

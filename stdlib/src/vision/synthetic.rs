@@ -312,7 +312,7 @@ pub(crate) fn concepts_over_efficientnet(
 pub fn provision() -> Result<(), String> {
     crate::models::build::cache_built("synthetic", "low-level", &low_level_model())?;
     let (path, labels) = crate::models::efficientnet::provision()?;
-    let bytes = crate::models::fetch::read_cached(&path)?;
+    let bytes = crate::fetch::read_cached(&path)?;
     let base = crate::onnx::graph::decode(&bytes)?;
     crate::models::build::cache_built("synthetic", "concepts", &concept_model(&base, &labels)?)?;
     crate::models::build::cache_built("synthetic", "concepts85", &super::bench_neurons::concept_model(&base)?)?;
@@ -377,7 +377,7 @@ fn synthetic(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
             let m = shared_built("concepts85", ctx, |ctx| {
                 let (path, _) = crate::models::efficientnet::provision()
                     .map_err(|e| format!("cannot prepare efficientnet-lite0: {e}"))?;
-                let bytes = crate::models::fetch::read_cached(&path)?;
+                let bytes = crate::fetch::read_cached(&path)?;
                 let base = crate::onnx::graph::decode(&bytes)?;
                 let proto = super::bench_neurons::concept_model(&base)?;
                 let mut m = load_built(&proto, "concepts85", ctx)?;
@@ -411,7 +411,7 @@ fn synthetic(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         let m = shared_built("concepts", ctx, |ctx| {
             let (path, labels) = crate::models::efficientnet::provision()
                 .map_err(|e| format!("cannot prepare efficientnet-lite0: {e}"))?;
-            let bytes = crate::models::fetch::read_cached(&path)?;
+            let bytes = crate::fetch::read_cached(&path)?;
             let base = crate::onnx::graph::decode(&bytes)?;
             let proto = concept_model(&base, &labels)?;
             let mut m = load_built(&proto, "concepts", ctx)?;

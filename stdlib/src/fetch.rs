@@ -15,13 +15,19 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Where Assay caches what it fetches: `$ASSAY_CACHE_DIR`, else the user's
+/// cache directory (`~/.cache/assay` on Linux).
+pub fn cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("ASSAY_CACHE_DIR") {
+        return PathBuf::from(d);
+    }
+    dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("assay")
+}
 /// A name unique to this process and call, for temporary files and folders.
 fn unique(stem: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     format!(".{stem}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
-
-use crate::onnx::runtime::cache_dir;
 
 /// A package pinned by name, version and the sha256 of its file.
 pub struct Pinned {
