@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use assay_interpreter::{Category, Mentions, Registry};
 
 use crate::fetch;
-use crate::models::{build, efficientnet, planted, smollm};
 use crate::vision::{data, photo_files, synthetic};
 
 /// What provisioning did, and the paths a sandboxed run must be able to read.
@@ -36,29 +35,12 @@ pub fn provision_for(m: &Mentions, registry: &Registry) -> Provisioned {
     };
     let named = |n: &str| m.names.contains(n);
     if named("model") {
-        for name in crate::models::KNOWN {
-            if !m.strings.contains(*name) {
-                continue;
-            }
-            let r = match *name {
-                // Digests are remembered while the cache is writable, so a
-                // sandboxed run reads them instead of hashing the weights.
-                "efficientnet-lite0" => efficientnet::provision().and_then(|(p, _)| fetch::sha256_file(&p).map(|_| ())),
-                "smollm2-135m" => smollm::provision().and_then(|(p, tok)| {
-                    for f in [p.clone(), tok, p.with_file_name("model.onnx.data")] {
-                        fetch::sha256_file(&f)?;
-                    }
-                    Ok(())
-                }),
-                "planted" => {
-                    build::cache_built("planted", name, &planted::build(planted::Variant::Original)).map(|_| ())
-                }
-                "planted-altered" => {
-                    build::cache_built("planted", name, &planted::build(planted::Variant::Altered)).map(|_| ())
-                }
-                _ => Ok(()),
-            };
-            note(r, name);
+        for b in crate::models::BUILT_IN.iter().filter(|b| m.strings.contains(b.name)) {
+            // Digests are remembered while the cache is writable, so a
+            // sandboxed run reads them instead of hashing the weights.
+            let r =
+                (b.prepare)().and_then(|p| p.files().into_iter().try_for_each(|f| fetch::sha256_file(f).map(|_| ())));
+            note(r, b.name);
         }
     }
     if ["synthetic", "synthetic_neurons", "score"].iter().any(|n| named(n)) {

@@ -330,6 +330,19 @@ pub fn parse_classes(js: &str) -> Result<Vec<String>, String> {
     out.into_iter().enumerate().map(|(i, c)| c.ok_or_else(|| format!("class {i} is missing"))).collect()
 }
 
+/// `model("efficientnet-lite0")`.
+pub const BUILT_IN: super::BuiltIn = super::BuiltIn {
+    name: "efficientnet-lite0",
+    about: "ImageNet classifier, input [N, 3, 224, 224] from pixels(), output `logits` [N, 1000]; `.labels` gives the class names",
+    prepare,
+};
+
+fn prepare() -> Result<super::Prepared, String> {
+    let (graph, labels) = provision()?;
+    let preprocess = crate::onnx::model::Preprocess { resize: 256, size: 224, mean: [127.0; 3], std: [128.0; 3] };
+    Ok(super::Prepared { labels, preprocess: Some(preprocess), ..super::Prepared::graph(graph) })
+}
+
 /// The model file and class names, built once and cached.
 pub fn provision() -> Result<(std::path::PathBuf, Vec<String>), String> {
     let dir = crate::fetch::cache_dir().join("models").join("efficientnet-lite0");

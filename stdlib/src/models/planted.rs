@@ -26,6 +26,26 @@ pub const VOCAB: usize = 4;
 pub const POSITIONS: usize = 3;
 pub const HEADS: usize = 2;
 
+/// `model("planted")`.
+pub const BUILT_IN: super::BuiltIn = super::BuiltIn {
+    name: "planted",
+    about: "a 2-layer, 2-head toy transformer with planted structure for checking intervention tools: L0H0 copies the first token, L1H0 re-reads it, L0H1 and L1H1 are inert; vocabulary 4, input `input_ids` [N, 3], output `logits` [N, 3, 4]",
+    prepare: || prepare(Variant::Original),
+};
+
+/// `model("planted-altered")`.
+pub const BUILT_IN_ALTERED: super::BuiltIn = super::BuiltIn {
+    name: "planted-altered",
+    about: "the planted model, but its L0H0 copies a shifted token",
+    prepare: || prepare(Variant::Altered),
+};
+
+fn prepare(variant: Variant) -> Result<super::Prepared, String> {
+    let name = if variant == Variant::Original { "planted" } else { "planted-altered" };
+    let (path, _, _) = super::build::cache_built("planted", name, &build(variant))?;
+    Ok(super::Prepared::graph(path))
+}
+
 /// Variants: the original, or one whose copy head (L0H0) copies the
 /// first token shifted by one (its value matrix is a cyclic permutation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -398,6 +398,19 @@ pub fn tokenizer_json(g: &Gguf) -> Result<String, String> {
     serde_json::to_string(&doc).map_err(|e| e.to_string())
 }
 
+/// `model("smollm2-135m")`.
+pub const BUILT_IN: super::BuiltIn = super::BuiltIn {
+    name: "smollm2-135m",
+    about: "SmolLM2-135M-Instruct, a 30-layer Llama: takes text or `input_ids` [N, T], outputs `logits` [N, T, 49152]; an optional KV cache `past_key_values.L.key`/`.value` [N, 3, P, 64] in, `present.L.*` out, empty when not given; nodes named `/model/layers.L/self_attn/heads`, `/model/layers.L/mlp/down_proj/MatMul`, `/model/layers.L/residual_mlp`",
+    prepare,
+};
+
+fn prepare() -> Result<super::Prepared, String> {
+    let (graph, tokenizer) = provision()?;
+    let weights = vec![graph.with_file_name("model.onnx.data")];
+    Ok(super::Prepared { tokenizer: Some(tokenizer), weights, ..super::Prepared::graph(graph) })
+}
+
 /// The model, its weights and its tokenizer, built once and cached.
 pub fn provision() -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
     let models = crate::fetch::cache_dir().join("models");
