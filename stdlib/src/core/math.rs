@@ -1,102 +1,231 @@
 //! Elementwise math over numbers, lists of numbers and tensors, and
 //! constructors for tensors.
 
-use assay_interpreter::{to_tensor, Args, Category, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{to_numbers, to_tensor, Args, Category, Registry, Signature, ToolCtx, ToolError, Type, Value};
 use ndarray::ArrayD;
 
+use super::declare::tool;
 use super::FnTool;
 
 fn numeric() -> Type {
     Type::OneOf(vec![Type::Num, Type::list(Type::Num), Type::Range, Type::Tensor])
 }
 
-/// Applies `f` to a number, each number of a list or range, or each tensor element.
-fn map_num(args: &Args, i: &str, f: impl Fn(f64) -> f64) -> Result<Value, ToolError> {
-    match args.get(i) {
+/// Applies `f` to a number, each number of a list or range, or each tensor
+/// element; `name` is the parameter the value came from.
+fn map_num(v: &Value, name: &str, f: impl Fn(f64) -> f64) -> Result<Value, ToolError> {
+    match v {
         Value::Num(n) => Ok(Value::Num(f(*n))),
         Value::Tensor(t) => Ok(Value::tensor(t.view().mapv(|x| f(x as f64) as f32))),
-        _ => Ok(Value::nums(args.numbers(i)?.into_iter().map(f))),
+        _ => to_numbers(v).map(|xs| Value::nums(xs.into_iter().map(f))).map_err(|what| {
+            ToolError::arg(name, format!("`{name}` must be numbers (a list, range or tensor), {what}"))
+        }),
     }
 }
 
-macro_rules! unary {
-    ($sig:ident, $fun:ident, $name:literal, $doc:literal, $ex:literal, $f:expr) => {
-        fn $sig() -> Signature {
-            Signature::new($name, Category::Math, $doc)
-                .param("x", numeric(), "a number, or numbers elementwise")
-                .returns(numeric())
-                .example($ex)
+tool! {
+    /// Absolute value.
+    ///
+    /// ```assay
+    /// assert abs(-2) == 2
+    /// assert abs([-1, 3]) == [1, 3]
+    /// ```
+    abs in Math -> numeric();
+    {
+        /// a number, or numbers elementwise
+        x: Value [numeric()],
+    }
+    |p, _| map_num(&p.x, "x", f64::abs)
+}
+
+tool! {
+    /// Square root (nan for negative numbers).
+    ///
+    /// ```assay
+    /// assert sqrt(9) == 3
+    /// ```
+    sqrt in Math -> numeric();
+    {
+        /// a number, or numbers elementwise
+        x: Value [numeric()],
+    }
+    |p, _| map_num(&p.x, "x", f64::sqrt)
+}
+
+tool! {
+    /// e raised to x.
+    ///
+    /// ```assay
+    /// assert exp(0) == 1
+    /// ```
+    exp in Math -> numeric();
+    {
+        /// a number, or numbers elementwise
+        x: Value [numeric()],
+    }
+    |p, _| map_num(&p.x, "x", f64::exp)
+}
+
+tool! {
+    /// Natural logarithm (-inf at 0, nan below).
+    ///
+    /// ```assay
+    /// assert log(1) == 0
+    /// ```
+    log in Math -> numeric();
+    {
+        /// a number, or numbers elementwise
+        x: Value [numeric()],
+    }
+    |p, _| map_num(&p.x, "x", f64::ln)
+}
+
+tool! {
+    /// Largest whole number not above x.
+    ///
+    /// ```assay
+    /// assert floor(2.7) == 2
+    /// assert floor(-0.5) == -1
+    /// ```
+    floor in Math -> numeric();
+    {
+        /// a number, or numbers elementwise
+        x: Value [numeric()],
+    }
+    |p, _| map_num(&p.x, "x", f64::floor)
+}
+
+tool! {
+    /// Smallest whole number not below x.
+    ///
+    /// ```assay
+    /// assert ceil(2.1) == 3
+    /// ```
+    ceil in Math -> numeric();
+    {
+        /// a number, or numbers elementwise
+        x: Value [numeric()],
+    }
+    |p, _| map_num(&p.x, "x", f64::ceil)
+}
+
+tool! {
+    /// Sine of x in radians.
+    ///
+    /// ```assay
+    /// assert sin(0) == 0
+    /// ```
+    sin in Math -> numeric();
+    {
+        /// a number, or numbers elementwise
+        x: Value [numeric()],
+    }
+    |p, _| map_num(&p.x, "x", f64::sin)
+}
+
+tool! {
+    /// Cosine of x in radians.
+    ///
+    /// ```assay
+    /// assert cos(0) == 1
+    /// ```
+    cos in Math -> numeric();
+    {
+        /// a number, or numbers elementwise
+        x: Value [numeric()],
+    }
+    |p, _| map_num(&p.x, "x", f64::cos)
+}
+
+tool! {
+    /// Hyperbolic tangent.
+    ///
+    /// ```assay
+    /// assert tanh(0) == 0
+    /// ```
+    tanh in Math -> numeric();
+    {
+        /// a number, or numbers elementwise
+        x: Value [numeric()],
+    }
+    |p, _| map_num(&p.x, "x", f64::tanh)
+}
+
+tool! {
+    /// -1, 0 or 1 by the sign of x.
+    ///
+    /// ```assay
+    /// assert sign(-3) == -1
+    /// assert sign(0) == 0
+    /// ```
+    sign in Math -> numeric();
+    {
+        /// a number, or numbers elementwise
+        x: Value [numeric()],
+    }
+    |p, _| {
+        map_num(&p.x, "x", |x| {
+            if x > 0.0 {
+                1.0
+            } else if x < 0.0 {
+                -1.0
+            } else {
+                0.0
+            }
+        })
+    }
+}
+
+tool! {
+    /// Rounds to `digits` decimal places (halves away from zero).
+    ///
+    /// ```assay
+    /// assert round(2.5) == 3
+    /// assert round(3.14159, digits: 2) == 3.14
+    /// ```
+    round in Math -> numeric();
+    {
+        /// a number, or numbers elementwise
+        x: Value [numeric()],
+        /// decimal places to keep
+        digits: i64 = Value::Num(0.0),
+    }
+    |p, _| {
+        let d = p.digits;
+        if !(0..=15).contains(&d) {
+            return Err(ToolError::arg("digits", format!("`digits` must be between 0 and 15, found {d}")));
         }
-        fn $fun(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-            map_num(a, "x", $f)
+        let m = 10f64.powi(d as i32);
+        map_num(&p.x, "x", |x| (x * m).round() / m)
+    }
+}
+
+tool! {
+    /// Limits x to the interval [lo, hi].
+    ///
+    /// ```assay
+    /// assert clip(5, 0, 1) == 1
+    /// assert clip([-1, 0.5], 0, 1) == [0, 0.5]
+    /// ```
+    clip in Math -> numeric();
+    {
+        /// a number, or numbers elementwise
+        x: Value [numeric()],
+        /// lower bound
+        lo: f64,
+        /// upper bound
+        hi: f64,
+    }
+    |p, _| {
+        let (lo, hi) = (p.lo, p.hi);
+        if lo.is_nan() || hi.is_nan() {
+            return Err(ToolError::arg(if lo.is_nan() { "lo" } else { "hi" }, "the bounds must be numbers, not NaN"));
         }
-    };
-}
-
-unary!(abs_sig, abs, "abs", "Absolute value.", "assert abs(-2) == 2\nassert abs([-1, 3]) == [1, 3]", f64::abs);
-unary!(sqrt_sig, sqrt, "sqrt", "Square root (nan for negative numbers).", "assert sqrt(9) == 3", f64::sqrt);
-unary!(exp_sig, exp, "exp", "e raised to x.", "assert exp(0) == 1", f64::exp);
-unary!(log_sig, log, "log", "Natural logarithm (-inf at 0, nan below).", "assert log(1) == 0", f64::ln);
-unary!(
-    floor_sig,
-    floor,
-    "floor",
-    "Largest whole number not above x.",
-    "assert floor(2.7) == 2\nassert floor(-0.5) == -1",
-    f64::floor
-);
-unary!(ceil_sig, ceil, "ceil", "Smallest whole number not below x.", "assert ceil(2.1) == 3", f64::ceil);
-unary!(sin_sig, sin, "sin", "Sine of x in radians.", "assert sin(0) == 0", f64::sin);
-unary!(cos_sig, cos, "cos", "Cosine of x in radians.", "assert cos(0) == 1", f64::cos);
-unary!(tanh_sig, tanh, "tanh", "Hyperbolic tangent.", "assert tanh(0) == 0", f64::tanh);
-unary!(
-    sign_sig,
-    sign,
-    "sign",
-    "-1, 0 or 1 by the sign of x.",
-    "assert sign(-3) == -1\nassert sign(0) == 0",
-    |x: f64| if x > 0.0 {
-        1.0
-    } else if x < 0.0 {
-        -1.0
-    } else {
-        0.0
+        if lo > hi {
+            return Err(ToolError::arg("lo", format!("`lo` ({lo}) is above `hi` ({hi})")));
+        }
+        map_num(&p.x, "x", |x| x.clamp(lo, hi))
     }
-);
-
-fn round_sig() -> Signature {
-    Signature::new("round", Category::Math, "Rounds to `digits` decimal places (halves away from zero).")
-        .param("x", numeric(), "a number, or numbers elementwise")
-        .opt("digits", Type::Num, Value::Num(0.0), "decimal places to keep")
-        .returns(numeric())
-        .example("assert round(2.5) == 3\nassert round(3.14159, digits: 2) == 3.14")
-}
-fn round(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let d = a.int("digits")?;
-    if !(0..=15).contains(&d) {
-        return Err(ToolError::arg("digits", format!("`digits` must be between 0 and 15, found {d}")));
-    }
-    let m = 10f64.powi(d as i32);
-    map_num(a, "x", |x| (x * m).round() / m)
-}
-
-fn clip_sig() -> Signature {
-    Signature::new("clip", Category::Math, "Limits x to the interval [lo, hi].")
-        .param("x", numeric(), "a number, or numbers elementwise")
-        .param("lo", Type::Num, "lower bound")
-        .param("hi", Type::Num, "upper bound")
-        .returns(numeric())
-        .example("assert clip(5, 0, 1) == 1\nassert clip([-1, 0.5], 0, 1) == [0, 0.5]")
-}
-fn clip(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let (lo, hi) = (a.num("lo")?, a.num("hi")?);
-    if lo.is_nan() || hi.is_nan() {
-        return Err(ToolError::arg(if lo.is_nan() { "lo" } else { "hi" }, "the bounds must be numbers, not NaN"));
-    }
-    if lo > hi {
-        return Err(ToolError::arg("lo", format!("`lo` ({lo}) is above `hi` ({hi})")));
-    }
-    map_num(a, "x", |x| x.clamp(lo, hi))
 }
 
 fn tensor_sig() -> Signature {
@@ -189,43 +318,51 @@ fn reshape(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
         .map_err(|_| ToolError::arg("shape", format!("cannot reshape {total} elements into {shape:?}")))
 }
 
-fn linspace_sig() -> Signature {
-    Signature::new("linspace", Category::Math, "`n` evenly spaced numbers from `start` to `stop` inclusive.")
-        .param("start", Type::Num, "first value")
-        .param("stop", Type::Num, "last value")
-        .param("n", Type::Num, "how many")
-        .returns(Type::list(Type::Num))
-        .example("assert linspace(0, 1, 5) == [0, 0.25, 0.5, 0.75, 1]")
-}
-fn linspace(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let (s, e, n) = (a.num("start")?, a.num("stop")?, a.count("n")?);
-    if n > 10_000_000 {
-        return Err(ToolError::arg("n", "at most 10,000,000 points"));
+tool! {
+    /// `n` evenly spaced numbers from `start` to `stop` inclusive.
+    ///
+    /// ```assay
+    /// assert linspace(0, 1, 5) == [0, 0.25, 0.5, 0.75, 1]
+    /// ```
+    linspace in Math -> Type::list(Type::Num);
+    {
+        /// first value
+        start: f64,
+        /// last value
+        stop: f64,
+        /// how many
+        n: usize,
     }
-    if n == 1 {
-        return Ok(Value::nums([s]));
+    |p, _| {
+        let (s, e, n) = (p.start, p.stop, p.n);
+        if n > 10_000_000 {
+            return Err(ToolError::arg("n", "at most 10,000,000 points"));
+        }
+        if n == 1 {
+            return Ok(Value::nums([s]));
+        }
+        Ok(Value::nums((0..n).map(|i| s + (e - s) * i as f64 / (n - 1) as f64)))
     }
-    Ok(Value::nums((0..n).map(|i| s + (e - s) * i as f64 / (n - 1) as f64)))
 }
 
 pub(super) fn register(r: &mut Registry) {
     for (sig, f) in [
-        (abs_sig as fn() -> Signature, abs as super::ToolFn),
-        (sqrt_sig, sqrt),
-        (exp_sig, exp),
-        (log_sig, log),
-        (floor_sig, floor),
-        (ceil_sig, ceil),
-        (sin_sig, sin),
-        (cos_sig, cos),
-        (tanh_sig, tanh),
-        (sign_sig, sign),
-        (round_sig, round),
-        (clip_sig, clip),
+        (abs::sig as fn() -> Signature, abs::call as super::ToolFn),
+        (sqrt::sig, sqrt::call),
+        (exp::sig, exp::call),
+        (log::sig, log::call),
+        (floor::sig, floor::call),
+        (ceil::sig, ceil::call),
+        (sin::sig, sin::call),
+        (cos::sig, cos::call),
+        (tanh::sig, tanh::call),
+        (sign::sig, sign::call),
+        (round::sig, round::call),
+        (clip::sig, clip::call),
         (tensor_sig, tensor),
         (zeros_sig, zeros),
         (reshape_sig, reshape),
-        (linspace_sig, linspace),
+        (linspace::sig, linspace::call),
     ] {
         r.register(FnTool::new(sig, f));
     }

@@ -1,0 +1,243 @@
+//! Declaring a tool once: `tool!` turns one declaration (doc comments with
+//! `assay` examples, typed parameters with their docs and defaults, and the
+//! body) into the tool's signature and a call that binds its arguments by
+//! name into a typed struct, so names, types, docs and examples cannot drift
+//! apart. The generated module `NAME` holds `Params`, `sig()` and `call()`;
+//! register with `FnTool::new(NAME::sig, NAME::call)`.
+//!
+//! ```ignore
+//! tool! {
+//!     /// Limits x to the interval [lo, hi].
+//!     ///
+//!     /// ```assay
+//!     /// assert clip(5, 0, 1) == 1
+//!     /// ```
+//!     clip in Math -> numeric();
+//!     {
+//!         /// a number, or numbers elementwise
+//!         x: Value [numeric()],
+//!         /// lower bound
+//!         lo: f64,
+//!         /// upper bound
+//!         hi: f64 = Value::Num(1.0),
+//!     }
+//!     |p, _ctx| Ok(Value::Num(p.lo.max(p.hi)))
+//! }
+//! ```
+//!
+//! A parameter's checker type comes from its Rust type (`Param::ty`) unless
+//! given in brackets; `= VALUE` makes it optional with that default (an
+//! `Option<T>` parameter takes `= Value::None`). The doc comment's text
+//! outside fences is the tool's doc (lines joined by spaces); each
+//! ` ```assay ` block is an example, a script whose asserts must pass.
+
+use std::sync::OnceLock;
+
+use assay_interpreter::{Args, Tensor, ToolError, Type, Value};
+
+/// A Rust type a tool parameter binds to.
+pub(crate) trait Param: Sized {
+    /// The type the checker and the docs know the parameter by.
+    fn ty() -> Type;
+    /// The argument of parameter `name`, converted (the error names it).
+    fn read(a: &Args, name: &str) -> Result<Self, ToolError>;
+}
+
+impl Param for f64 {
+    fn ty() -> Type {
+        Type::Num
+    }
+    fn read(a: &Args, name: &str) -> Result<Self, ToolError> {
+        a.num(name)
+    }
+}
+
+/// A whole number.
+impl Param for i64 {
+    fn ty() -> Type {
+        Type::Num
+    }
+    fn read(a: &Args, name: &str) -> Result<Self, ToolError> {
+        a.int(name)
+    }
+}
+
+/// A whole number at least zero (a count, a size).
+impl Param for usize {
+    fn ty() -> Type {
+        Type::Num
+    }
+    fn read(a: &Args, name: &str) -> Result<Self, ToolError> {
+        a.count(name)
+    }
+}
+
+impl Param for bool {
+    fn ty() -> Type {
+        Type::Bool
+    }
+    fn read(a: &Args, name: &str) -> Result<Self, ToolError> {
+        a.bool(name)
+    }
+}
+
+impl Param for String {
+    fn ty() -> Type {
+        Type::Str
+    }
+    fn read(a: &Args, name: &str) -> Result<Self, ToolError> {
+        a.str(name).map(str::to_string)
+    }
+}
+
+/// Numbers from a list, range or tensor.
+impl Param for Vec<f64> {
+    fn ty() -> Type {
+        Type::list(Type::Num)
+    }
+    fn read(a: &Args, name: &str) -> Result<Self, ToolError> {
+        a.numbers(name)
+    }
+}
+
+/// A tensor, or a nested list of numbers made into one.
+impl Param for Tensor {
+    fn ty() -> Type {
+        Type::Tensor
+    }
+    fn read(a: &Args, name: &str) -> Result<Self, ToolError> {
+        a.tensor(name)
+    }
+}
+
+/// Any value, as given.
+impl Param for Value {
+    fn ty() -> Type {
+        Type::Any
+    }
+    fn read(a: &Args, name: &str) -> Result<Self, ToolError> {
+        Ok(a.get(name).clone())
+    }
+}
+
+/// Absent when the argument is `none` (declare it `= Value::None`).
+impl<T: Param> Param for Option<T> {
+    fn ty() -> Type {
+        T::ty()
+    }
+    fn read(a: &Args, name: &str) -> Result<Self, ToolError> {
+        if a.is_none(name) {
+            Ok(None)
+        } else {
+            T::read(a, name).map(Some)
+        }
+    }
+}
+
+/// A tool's doc and examples, read from its doc comment once.
+pub(crate) struct Doc {
+    pub text: String,
+    pub examples: Vec<String>,
+}
+
+/// Splits a doc comment (the `///` lines, each with its leading space) into
+/// the doc (text outside fences, lines joined by spaces) and the examples
+/// (each ` ```assay ` block, lines joined by newlines).
+pub(crate) fn parse_doc(raw: &str) -> Doc {
+    let mut text: Vec<&str> = Vec::new();
+    let mut examples = Vec::new();
+    let mut block: Option<Vec<&str>> = None;
+    for line in raw.lines() {
+        let line = line.strip_prefix(' ').unwrap_or(line);
+        match &mut block {
+            Some(lines) if line.trim_start().starts_with("```") => {
+                examples.push(lines.join("\n"));
+                block = None;
+            }
+            Some(lines) => lines.push(line),
+            None if line.trim_start().starts_with("```") => block = Some(Vec::new()),
+            None if !line.trim().is_empty() => text.push(line.trim()),
+            None => {}
+        }
+    }
+    Doc { text: text.join(" "), examples }
+}
+
+/// The parsed doc of one tool, kept for the process (signatures are made
+/// once at registration, but the strings must outlive them).
+pub(crate) fn doc_once(cell: &'static OnceLock<Doc>, raw: &str) -> &'static Doc {
+    cell.get_or_init(|| parse_doc(raw))
+}
+
+/// See the module's doc.
+macro_rules! tool {
+    (
+        $(#[doc = $doc:literal])*
+        $name:ident in $cat:ident -> $ret:expr;
+        {
+            $(
+                $(#[doc = $pdoc:literal])*
+                $p:ident : $t:ty $([$pty:expr])? $(= $def:expr)?
+            ),* $(,)?
+        }
+        $body:expr
+    ) => {
+        #[allow(non_snake_case, reason = "the module is named after the tool")]
+        pub(crate) mod $name {
+            #[allow(unused_imports, reason = "the body may use anything its file does")]
+            use super::*;
+
+            /// The tool's arguments, bound by name.
+            pub(crate) struct Params {
+                $(pub(crate) $p: $t,)*
+            }
+
+            pub(crate) fn sig() -> assay_interpreter::Signature {
+                static DOC: std::sync::OnceLock<$crate::core::declare::Doc> = std::sync::OnceLock::new();
+                let doc = $crate::core::declare::doc_once(&DOC, concat!($($doc, "\n"),*));
+                let mut s = assay_interpreter::Signature::new(
+                    stringify!($name),
+                    assay_interpreter::Category::$cat,
+                    doc.text.as_str(),
+                );
+                $(
+                    let ty: assay_interpreter::Type = tool!(@ty $t $(, $pty)?);
+                    let pdoc: &'static str = concat!($($pdoc),*).trim_start();
+                    s = tool!(@param s, stringify!($p), ty, pdoc $(, $def)?);
+                )*
+                s = s.returns($ret);
+                for e in &doc.examples {
+                    s = s.example(e.as_str());
+                }
+                s
+            }
+
+            pub(crate) fn call(
+                a: &assay_interpreter::Args,
+                ctx: &mut dyn assay_interpreter::ToolCtx,
+            ) -> Result<assay_interpreter::Value, assay_interpreter::ToolError> {
+                let p = Params { $($p: <$t as $crate::core::declare::Param>::read(a, stringify!($p))?,)* };
+                let body: fn(Params, &mut dyn assay_interpreter::ToolCtx) -> Result<assay_interpreter::Value, assay_interpreter::ToolError> = $body;
+                body(p, ctx)
+            }
+        }
+    };
+    (@ty $t:ty) => { <$t as $crate::core::declare::Param>::ty() };
+    (@ty $t:ty, $pty:expr) => { $pty };
+    (@param $s:ident, $n:expr, $ty:ident, $doc:ident) => { $s.param($n, $ty, $doc) };
+    (@param $s:ident, $n:expr, $ty:ident, $doc:ident, $def:expr) => { $s.opt($n, $ty, $def, $doc) };
+}
+pub(crate) use tool;
+
+#[cfg(test)]
+mod tests {
+    use super::parse_doc;
+
+    #[test]
+    fn a_doc_comment_gives_the_doc_and_its_examples() {
+        let raw = " Limits x to the interval\n [lo, hi].\n\n ```assay\n assert clip(5, 0, 1) == 1\n let y = 2\n ```\n More text.\n ```assay\n assert true\n ```\n";
+        let d = parse_doc(raw);
+        assert_eq!(d.text, "Limits x to the interval [lo, hi]. More text.");
+        assert_eq!(d.examples, ["assert clip(5, 0, 1) == 1\nlet y = 2", "assert true"]);
+    }
+}
