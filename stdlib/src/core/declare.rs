@@ -193,7 +193,7 @@ macro_rules! tool {
             }
 
             pub(crate) fn sig() -> assay_interpreter::Signature {
-                static DOC: std::sync::OnceLock<$crate::core::declare::Doc> = std::sync::OnceLock::new();
+                static DOC: ::std::sync::OnceLock<$crate::core::declare::Doc> = ::std::sync::OnceLock::new();
                 let doc = $crate::core::declare::doc_once(&DOC, concat!($($doc, "\n"),*));
                 let mut s = assay_interpreter::Signature::new(
                     stringify!($name),

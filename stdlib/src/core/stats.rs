@@ -1,22 +1,29 @@
 //! Statistics over numbers (lists, ranges, tensors). Reductions take an
 //! optional `axis` for tensors; without it they reduce everything.
 
-use assay_interpreter::{Args, Category, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{iter_values, to_numbers, Registry, Signature, ToolError, Type, Value};
 use ndarray::Axis;
 
+use super::declare::tool;
 use super::FnTool;
 
-fn nonempty(a: &Args, i: &str) -> Result<Vec<f64>, ToolError> {
-    let xs = a.numbers(i)?;
+/// The numbers of parameter `name`, refused if there are none.
+fn nonempty(xs: Vec<f64>, name: &str) -> Result<Vec<f64>, ToolError> {
     if xs.is_empty() {
-        return Err(ToolError::arg(i, "needs at least one number, the list is empty"));
+        return Err(ToolError::arg(name, "needs at least one number, the list is empty"));
     }
     Ok(xs)
 }
 
-/// Reduces a tensor along `axis` (argument 1) with `f`, or everything.
-fn reduce(a: &Args, f: fn(&[f64]) -> f64) -> Result<Value, ToolError> {
-    if let (Value::Tensor(t), Some(axis)) = (a.get("xs"), a.opt_int("axis")?) {
+/// The numbers of a list, range or tensor given as `xs`.
+fn numbers_of(xs: &Value) -> Result<Vec<f64>, ToolError> {
+    to_numbers(xs)
+        .map_err(|what| ToolError::arg("xs", format!("`xs` must be numbers (a list, range or tensor), {what}")))
+}
+
+/// Reduces a tensor along `axis` with `f`, or everything.
+fn reduce(xs: &Value, axis: Option<i64>, f: fn(&[f64]) -> f64) -> Result<Value, ToolError> {
+    if let (Value::Tensor(t), Some(axis)) = (xs, axis) {
         let nd = t.ndim() as i64;
         let ax = if axis < 0 { nd + axis } else { axis };
         if ax < 0 || ax >= nd {
@@ -38,10 +45,10 @@ fn reduce(a: &Args, f: fn(&[f64]) -> f64) -> Result<Value, ToolError> {
             Value::tensor(out)
         });
     }
-    if !a.is_none("axis") && !matches!(a.get("xs"), Value::Tensor(_)) {
+    if axis.is_some() && !matches!(xs, Value::Tensor(_)) {
         return Err(ToolError::arg("axis", "`axis` applies to tensors only").help("make one with tensor([[...], ...])"));
     }
-    Ok(Value::Num(f(&nonempty(a, "xs")?)))
+    Ok(Value::Num(f(&nonempty(numbers_of(xs)?, "xs")?)))
 }
 
 fn sum_f(x: &[f64]) -> f64 {
@@ -75,84 +82,151 @@ fn argmin_f(x: &[f64]) -> f64 {
     best as f64
 }
 
-macro_rules! reduction {
-    ($sig:ident, $fun:ident, $name:literal, $doc:literal, $ex:literal, $f:expr) => {
-        fn $sig() -> Signature {
-            Signature::new($name, Category::Statistics, $doc)
-                .param("xs", Type::numbers(), "numbers: a list, range or tensor")
-                .opt("axis", Type::Num, Value::None, "for a tensor: reduce along this axis only")
-                .returns(Type::OneOf(vec![Type::Num, Type::Tensor]))
-                .example($ex)
-        }
-        fn $fun(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-            reduce(a, $f)
-        }
-    };
+tool! {
+    /// Sum of the numbers.
+    ///
+    /// ```assay
+    /// assert sum([1, 2, 3]) == 6
+    /// assert sum(tensor([[1, 2], [3, 4]]), axis: 0) == tensor([4, 6])
+    /// ```
+    sum in Statistics -> Type::OneOf(vec![Type::Num, Type::Tensor]);
+    {
+        /// numbers: a list, range or tensor
+        xs: Value [Type::numbers()],
+        /// for a tensor: reduce along this axis only
+        axis: Option<i64> = Value::None,
+    }
+    |p, _| reduce(&p.xs, p.axis, sum_f)
 }
 
-reduction!(
-    sum_sig,
-    sum,
-    "sum",
-    "Sum of the numbers.",
-    "assert sum([1, 2, 3]) == 6\nassert sum(tensor([[1, 2], [3, 4]]), axis: 0) == tensor([4, 6])",
-    sum_f
-);
-reduction!(mean_sig, mean, "mean", "Arithmetic mean.", "assert mean([1, 2, 3, 6]) == 3", mean_f);
-reduction!(max_sig, max, "max", "Largest number.", "assert max([3, 9, 2]) == 9", max_f);
-reduction!(min_sig, min, "min", "Smallest number.", "assert min([3, 9, 2]) == 2", min_f);
-reduction!(
-    argmax_sig,
-    argmax,
-    "argmax",
-    "Index of the largest number (the first, if tied).",
-    "assert argmax([3, 9, 2, 9]) == 1",
-    argmax_f
-);
-reduction!(
-    argmin_sig,
-    argmin,
-    "argmin",
-    "Index of the smallest number (the first, if tied).",
-    "assert argmin([3, 9, 2]) == 2",
-    argmin_f
-);
+tool! {
+    /// Arithmetic mean.
+    ///
+    /// ```assay
+    /// assert mean([1, 2, 3, 6]) == 3
+    /// ```
+    mean in Statistics -> Type::OneOf(vec![Type::Num, Type::Tensor]);
+    {
+        /// numbers: a list, range or tensor
+        xs: Value [Type::numbers()],
+        /// for a tensor: reduce along this axis only
+        axis: Option<i64> = Value::None,
+    }
+    |p, _| reduce(&p.xs, p.axis, mean_f)
+}
+
+tool! {
+    /// Largest number.
+    ///
+    /// ```assay
+    /// assert max([3, 9, 2]) == 9
+    /// ```
+    max in Statistics -> Type::OneOf(vec![Type::Num, Type::Tensor]);
+    {
+        /// numbers: a list, range or tensor
+        xs: Value [Type::numbers()],
+        /// for a tensor: reduce along this axis only
+        axis: Option<i64> = Value::None,
+    }
+    |p, _| reduce(&p.xs, p.axis, max_f)
+}
+
+tool! {
+    /// Smallest number.
+    ///
+    /// ```assay
+    /// assert min([3, 9, 2]) == 2
+    /// ```
+    min in Statistics -> Type::OneOf(vec![Type::Num, Type::Tensor]);
+    {
+        /// numbers: a list, range or tensor
+        xs: Value [Type::numbers()],
+        /// for a tensor: reduce along this axis only
+        axis: Option<i64> = Value::None,
+    }
+    |p, _| reduce(&p.xs, p.axis, min_f)
+}
+
+tool! {
+    /// Index of the largest number (the first, if tied).
+    ///
+    /// ```assay
+    /// assert argmax([3, 9, 2, 9]) == 1
+    /// ```
+    argmax in Statistics -> Type::OneOf(vec![Type::Num, Type::Tensor]);
+    {
+        /// numbers: a list, range or tensor
+        xs: Value [Type::numbers()],
+        /// for a tensor: reduce along this axis only
+        axis: Option<i64> = Value::None,
+    }
+    |p, _| reduce(&p.xs, p.axis, argmax_f)
+}
+
+tool! {
+    /// Index of the smallest number (the first, if tied).
+    ///
+    /// ```assay
+    /// assert argmin([3, 9, 2]) == 2
+    /// ```
+    argmin in Statistics -> Type::OneOf(vec![Type::Num, Type::Tensor]);
+    {
+        /// numbers: a list, range or tensor
+        xs: Value [Type::numbers()],
+        /// for a tensor: reduce along this axis only
+        axis: Option<i64> = Value::None,
+    }
+    |p, _| reduce(&p.xs, p.axis, argmin_f)
+}
 
 fn var_of(x: &[f64], ddof: f64) -> f64 {
     let m = mean_f(x);
     x.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / (x.len() as f64 - ddof)
 }
 
-fn std_sig() -> Signature {
-    Signature::new("std", Category::Statistics, "Standard deviation; `ddof: 1` for the sample estimate.")
-        .param("xs", Type::numbers(), "numbers")
-        .opt("ddof", Type::Num, Value::Num(0.0), "delta degrees of freedom (0 population, 1 sample)")
-        .returns(Type::Num)
-        .example("assert std([2, 4, 4, 4, 5, 5, 7, 9]) == 2")
-}
-fn std(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let xs = nonempty(a, "xs")?;
-    let ddof = a.num("ddof")?;
-    if xs.len() as f64 <= ddof {
-        return Err(ToolError::arg("ddof", format!("needs more than {ddof} numbers, found {}", xs.len())));
+tool! {
+    /// Standard deviation; `ddof: 1` for the sample estimate.
+    ///
+    /// ```assay
+    /// assert std([2, 4, 4, 4, 5, 5, 7, 9]) == 2
+    /// ```
+    std in Statistics -> Type::Num;
+    {
+        /// numbers
+        xs: Vec<f64> [Type::numbers()],
+        /// delta degrees of freedom (0 population, 1 sample)
+        ddof: f64 = Value::Num(0.0),
     }
-    Ok(Value::Num(var_of(&xs, ddof).sqrt()))
+    |p, _| {
+        let xs = nonempty(p.xs, "xs")?;
+        if xs.len() as f64 <= p.ddof {
+            return Err(ToolError::arg("ddof", format!("needs more than {} numbers, found {}", p.ddof, xs.len())));
+        }
+        Ok(Value::Num(var_of(&xs, p.ddof).sqrt()))
+    }
 }
 
-fn var_sig() -> Signature {
-    Signature::new("var", Category::Statistics, "Variance; `ddof: 1` for the sample estimate.")
-        .param("xs", Type::numbers(), "numbers")
-        .opt("ddof", Type::Num, Value::Num(0.0), "delta degrees of freedom")
-        .returns(Type::Num)
-        .example("assert var([1, 3]) == 1\nassert var([1, 3], ddof: 1) == 2")
-}
-fn var(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let xs = nonempty(a, "xs")?;
-    let ddof = a.num("ddof")?;
-    if xs.len() as f64 <= ddof {
-        return Err(ToolError::arg("ddof", format!("needs more than {ddof} numbers, found {}", xs.len())));
+tool! {
+    /// Variance; `ddof: 1` for the sample estimate.
+    ///
+    /// ```assay
+    /// assert var([1, 3]) == 1
+    /// assert var([1, 3], ddof: 1) == 2
+    /// ```
+    var in Statistics -> Type::Num;
+    {
+        /// numbers
+        xs: Vec<f64> [Type::numbers()],
+        /// delta degrees of freedom
+        ddof: f64 = Value::Num(0.0),
     }
-    Ok(Value::Num(var_of(&xs, ddof)))
+    |p, _| {
+        let xs = nonempty(p.xs, "xs")?;
+        if xs.len() as f64 <= p.ddof {
+            return Err(ToolError::arg("ddof", format!("needs more than {} numbers, found {}", p.ddof, xs.len())));
+        }
+        Ok(Value::Num(var_of(&xs, p.ddof)))
+    }
 }
 
 fn sorted(xs: &[f64]) -> Vec<f64> {
@@ -169,130 +243,179 @@ fn quantile_of(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
-fn median_sig() -> Signature {
-    Signature::new(
-        "median",
-        Category::Statistics,
-        "The middle value (mean of the two middle values for an even count).",
-    )
-    .param("xs", Type::numbers(), "numbers")
-    .returns(Type::Num)
-    .example("assert median([5, 1, 3]) == 3\nassert median([1, 2, 3, 4]) == 2.5")
-}
-fn median(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    Ok(Value::Num(quantile_of(&sorted(&nonempty(a, "xs")?), 0.5)))
+tool! {
+    /// The middle value (mean of the two middle values for an even count).
+    ///
+    /// ```assay
+    /// assert median([5, 1, 3]) == 3
+    /// assert median([1, 2, 3, 4]) == 2.5
+    /// ```
+    median in Statistics -> Type::Num;
+    {
+        /// numbers
+        xs: Vec<f64> [Type::numbers()],
+    }
+    |p, _| Ok(Value::Num(quantile_of(&sorted(&nonempty(p.xs, "xs")?), 0.5)))
 }
 
-fn quantile_sig() -> Signature {
-    Signature::new(
-        "quantile",
-        Category::Statistics,
-        "The q-quantile (0 = min, 0.5 = median, 1 = max), interpolating linearly.",
-    )
-    .param("xs", Type::numbers(), "numbers")
-    .param("q", Type::Num, "between 0 and 1")
-    .returns(Type::Num)
-    .example("assert quantile(0..101, 0.9) == 90")
-}
-fn quantile(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let q = a.num("q")?;
-    if !(0.0..=1.0).contains(&q) {
-        return Err(ToolError::arg("q", format!("`q` must be between 0 and 1, found {q}")));
+tool! {
+    /// The q-quantile (0 = min, 0.5 = median, 1 = max), interpolating linearly.
+    ///
+    /// ```assay
+    /// assert quantile(0..101, 0.9) == 90
+    /// ```
+    quantile in Statistics -> Type::Num;
+    {
+        /// numbers
+        xs: Vec<f64> [Type::numbers()],
+        /// between 0 and 1
+        q: f64,
     }
-    Ok(Value::Num(quantile_of(&sorted(&nonempty(a, "xs")?), q)))
+    |p, _| {
+        let q = p.q;
+        if !(0.0..=1.0).contains(&q) {
+            return Err(ToolError::arg("q", format!("`q` must be between 0 and 1, found {q}")));
+        }
+        Ok(Value::Num(quantile_of(&sorted(&nonempty(p.xs, "xs")?), q)))
+    }
 }
 
-fn correlation_sig() -> Signature {
-    Signature::new(
-        "correlation",
-        Category::Statistics,
-        "Pearson correlation of two equally long lists of numbers (nan if either is constant).",
-    )
-    .param("xs", Type::numbers(), "first variable")
-    .param("ys", Type::numbers(), "second variable")
-    .returns(Type::Num)
-    .example("assert correlation([1, 2, 3], [2, 4, 6]) == 1\nassert correlation([1, 2, 3], [3, 2, 1]) == -1")
-}
-fn correlation(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let (x, y) = (nonempty(a, "xs")?, nonempty(a, "ys")?);
-    if x.len() != y.len() {
-        return Err(ToolError::arg("ys", format!("`ys` has {} numbers but `xs` has {}", y.len(), x.len())));
+tool! {
+    /// Pearson correlation of two equally long lists of numbers (nan if either is constant).
+    ///
+    /// ```assay
+    /// assert correlation([1, 2, 3], [2, 4, 6]) == 1
+    /// assert correlation([1, 2, 3], [3, 2, 1]) == -1
+    /// ```
+    correlation in Statistics -> Type::Num;
+    {
+        /// first variable
+        xs: Vec<f64> [Type::numbers()],
+        /// second variable
+        ys: Vec<f64> [Type::numbers()],
     }
-    let (mx, my) = (mean_f(&x), mean_f(&y));
-    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
-    for (a, b) in x.iter().zip(&y) {
-        sxy += (a - mx) * (b - my);
-        sxx += (a - mx) * (a - mx);
-        syy += (b - my) * (b - my);
+    |p, _| {
+        let (x, y) = (nonempty(p.xs, "xs")?, nonempty(p.ys, "ys")?);
+        if x.len() != y.len() {
+            return Err(ToolError::arg("ys", format!("`ys` has {} numbers but `xs` has {}", y.len(), x.len())));
+        }
+        let (mx, my) = (mean_f(&x), mean_f(&y));
+        let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+        for (a, b) in x.iter().zip(&y) {
+            sxy += (a - mx) * (b - my);
+            sxx += (a - mx) * (a - mx);
+            syy += (b - my) * (b - my);
+        }
+        let r = sxy / (sxx * syy).sqrt();
+        // Rounding can push |r| a hair past 1.
+        Ok(Value::Num(if r.is_finite() { r.clamp(-1.0, 1.0) } else { f64::NAN }))
     }
-    let r = sxy / (sxx * syy).sqrt();
-    // Rounding can push |r| a hair past 1.
-    Ok(Value::Num(if r.is_finite() { r.clamp(-1.0, 1.0) } else { f64::NAN }))
 }
 
-fn top_k_sig() -> Signature {
-    Signature::new("top_k", Category::Statistics, "The k largest numbers and their indices, largest first (ties keep the earlier index first). `largest: false` gives the k smallest.")
-        .param("xs", Type::numbers(), "numbers")
-        .param("k", Type::Num, "how many")
-        .opt("largest", Type::Bool, Value::Bool(true), "false for the smallest")
-        .returns(Type::record_of(&[("values", Type::list(Type::Num)), ("indices", Type::list(Type::Num))]))
-        .example("let t = top_k([5, 1, 9, 7], 2)\nassert t.indices == [2, 3]\nassert t.values == [9, 7]")
-}
-fn top_k(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let xs = a.numbers("xs")?;
-    let k = a.count("k")?.min(xs.len());
-    let largest = a.bool("largest")?;
-    let mut idx: Vec<usize> = (0..xs.len()).collect();
-    idx.sort_by(|&i, &j| {
-        let o = if largest { xs[j].total_cmp(&xs[i]) } else { xs[i].total_cmp(&xs[j]) };
-        o.then(i.cmp(&j))
-    });
-    idx.truncate(k);
-    Ok(Value::record([
-        ("values", Value::nums(idx.iter().map(|&i| xs[i]))),
-        ("indices", Value::nums(idx.iter().map(|&i| i as f64))),
-    ]))
+tool! {
+    /// The k largest numbers and their indices, largest first (ties keep the
+    /// earlier index first). `largest: false` gives the k smallest.
+    ///
+    /// ```assay
+    /// let t = top_k([5, 1, 9, 7], 2)
+    /// assert t.indices == [2, 3]
+    /// assert t.values == [9, 7]
+    /// ```
+    top_k in Statistics -> Type::record_of(&[("values", Type::list(Type::Num)), ("indices", Type::list(Type::Num))]);
+    {
+        /// numbers
+        xs: Vec<f64> [Type::numbers()],
+        /// how many
+        k: usize,
+        /// false for the smallest
+        largest: bool = Value::Bool(true),
+    }
+    |p, _| {
+        let xs = p.xs;
+        let k = p.k.min(xs.len());
+        let largest = p.largest;
+        let mut idx: Vec<usize> = (0..xs.len()).collect();
+        idx.sort_by(|&i, &j| {
+            let o = if largest { xs[j].total_cmp(&xs[i]) } else { xs[i].total_cmp(&xs[j]) };
+            o.then(i.cmp(&j))
+        });
+        idx.truncate(k);
+        Ok(Value::record([
+            ("values", Value::nums(idx.iter().map(|&i| xs[i]))),
+            ("indices", Value::nums(idx.iter().map(|&i| i as f64))),
+        ]))
+    }
 }
 
-fn histogram_sig() -> Signature {
-    Signature::new(
-        "histogram",
-        Category::Statistics,
-        "Counts of the numbers in `bins` equal-width bins between their min and max.",
-    )
-    .param("xs", Type::numbers(), "numbers")
-    .opt("bins", Type::Num, Value::Num(10.0), "number of bins")
-    .returns(Type::record_of(&[("counts", Type::list(Type::Num)), ("edges", Type::list(Type::Num))]))
-    .example("let h = histogram([0, 1, 1, 2], bins: 2)\nassert h.counts == [1, 3]\nassert h.edges == [0, 1, 2]")
-}
-fn histogram(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let xs = nonempty(a, "xs")?;
-    let bins = a.count("bins")?;
-    if bins == 0 || bins > 10_000 {
-        return Err(ToolError::arg("bins", "`bins` must be between 1 and 10000"));
+tool! {
+    /// Counts of the numbers in `bins` equal-width bins between their min and max.
+    ///
+    /// ```assay
+    /// let h = histogram([0, 1, 1, 2], bins: 2)
+    /// assert h.counts == [1, 3]
+    /// assert h.edges == [0, 1, 2]
+    /// ```
+    histogram in Statistics -> Type::record_of(&[("counts", Type::list(Type::Num)), ("edges", Type::list(Type::Num))]);
+    {
+        /// numbers
+        xs: Vec<f64> [Type::numbers()],
+        /// number of bins
+        bins: usize = Value::Num(10.0),
     }
-    let (lo, hi) = (min_f(&xs), max_f(&xs));
-    let width = if hi > lo { (hi - lo) / bins as f64 } else { 1.0 };
-    let mut counts = vec![0.0; bins];
-    for x in &xs {
-        let b = (((x - lo) / width).floor() as usize).min(bins - 1);
-        counts[b] += 1.0;
+    |p, _| {
+        let xs = nonempty(p.xs, "xs")?;
+        let bins = p.bins;
+        if bins == 0 || bins > 10_000 {
+            return Err(ToolError::arg("bins", "`bins` must be between 1 and 10000"));
+        }
+        let (lo, hi) = (min_f(&xs), max_f(&xs));
+        let width = if hi > lo { (hi - lo) / bins as f64 } else { 1.0 };
+        let mut counts = vec![0.0; bins];
+        for x in &xs {
+            let b = (((x - lo) / width).floor() as usize).min(bins - 1);
+            counts[b] += 1.0;
+        }
+        Ok(Value::record([
+            ("counts", Value::nums(counts)),
+            ("edges", Value::nums((0..=bins).map(|i| lo + width * i as f64))),
+        ]))
     }
-    Ok(Value::record([
-        ("counts", Value::nums(counts)),
-        ("edges", Value::nums((0..=bins).map(|i| lo + width * i as f64))),
-    ]))
 }
 
-fn lstsq_sig() -> Signature {
-    Signature::new("lstsq", Category::Statistics, "Least squares: the coefficients `coef` that minimise the squared error of `a` times `coef` against `y`, solved by SVD (so collinear features are handled: the minimum-norm solution). `a` holds one row of K features per observation. Returns {coef, residual, rank}: `residual` is the sum of squared errors, `rank` the number of independent features.")
-        .param("a", Type::OneOf(vec![Type::list(Type::Any), Type::Tensor]), "N rows of K features (lists of numbers, or a tensor [N, K]); with `columns: true`, K columns of N values (lists or tensors)")
-        .param("y", Type::numbers(), "N targets")
-        .opt("columns", Type::Bool, Value::Bool(false), "`a` holds K columns of N values (e.g. tensors computed at once) instead of N rows")
-        .returns(Type::record())
-        .example("let x = tensor([0, 1, 2, 3])\nlet fit = lstsq([x, x * 0 + 1], [1, 3, 5, 7], columns: true)\nassert round(fit.coef[0], digits: 4) == 2 and round(fit.coef[1], digits: 4) == 1")
-        .example("let xs = [0, 1, 2, 3]\nlet fit = lstsq(map(xs, x => [x, 1]), map(xs, x => 2 * x + 1))\nassert round(fit.coef[0], digits: 6) == 2 and round(fit.coef[1], digits: 6) == 1\nassert fit.residual < 0.000001 and fit.rank == 2")
+tool! {
+    /// Least squares: the coefficients `coef` that minimise the squared error
+    /// of `a` times `coef` against `y`, solved by SVD (so collinear features
+    /// are handled: the minimum-norm solution). `a` holds one row of K
+    /// features per observation. Returns {coef, residual, rank}: `residual`
+    /// is the sum of squared errors, `rank` the number of independent
+    /// features.
+    ///
+    /// ```assay
+    /// let x = tensor([0, 1, 2, 3])
+    /// let fit = lstsq([x, x * 0 + 1], [1, 3, 5, 7], columns: true)
+    /// assert round(fit.coef[0], digits: 4) == 2 and round(fit.coef[1], digits: 4) == 1
+    /// ```
+    ///
+    /// ```assay
+    /// let xs = [0, 1, 2, 3]
+    /// let fit = lstsq(map(xs, x => [x, 1]), map(xs, x => 2 * x + 1))
+    /// assert round(fit.coef[0], digits: 6) == 2 and round(fit.coef[1], digits: 6) == 1
+    /// assert fit.residual < 0.000001 and fit.rank == 2
+    /// ```
+    lstsq in Statistics -> Type::record();
+    {
+        /// N rows of K features (lists of numbers, or a tensor [N, K]); with
+        /// `columns: true`, K columns of N values (lists or tensors)
+        a: Value [Type::OneOf(vec![Type::list(Type::Any), Type::Tensor])],
+        /// N targets
+        y: Vec<f64> [Type::numbers()],
+        /// `a` holds K columns of N values (e.g. tensors computed at once)
+        /// instead of N rows
+        columns: bool = Value::Bool(false),
+    }
+    |p, _| lstsq(p.a, p.y, p.columns)
 }
+
 /// Columns of equal length to rows.
 fn transpose(cols: &[Vec<f64>]) -> Result<Vec<Vec<f64>>, String> {
     let n = cols.first().map(Vec::len).unwrap_or(0);
@@ -302,24 +425,20 @@ fn transpose(cols: &[Vec<f64>]) -> Result<Vec<Vec<f64>>, String> {
     Ok((0..n).map(|i| cols.iter().map(|c| c[i]).collect()).collect())
 }
 
-fn lstsq(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let y = a.numbers("y")?;
-    let rows: Vec<Vec<f64>> = match a.get("a") {
+fn lstsq(a: Value, y: Vec<f64>, columns: bool) -> Result<Value, ToolError> {
+    let rows: Vec<Vec<f64>> = match &a {
         Value::Tensor(t) if t.ndim() == 2 => t.outer_iter().map(|r| r.iter().map(|v| *v as f64).collect()).collect(),
         Value::Tensor(t) => {
             return Err(ToolError::arg("a", format!("expected a tensor [N, K], found one of shape {:?}", t.shape())))
         }
-        _ => a
-            .items("a")?
+        other => iter_values(other)
+            .ok_or_else(|| ToolError::arg("a", format!("`a` must be a list, found {}", other.type_name())))?
             .iter()
             .enumerate()
-            .map(|(i, r)| {
-                assay_interpreter::to_numbers(r)
-                    .map_err(|what| ToolError::arg("a", format!("item {i} is not numbers: {what}")))
-            })
+            .map(|(i, r)| to_numbers(r).map_err(|what| ToolError::arg("a", format!("item {i} is not numbers: {what}"))))
             .collect::<Result<_, _>>()?,
     };
-    let rows = if a.bool("columns")? { transpose(&rows).map_err(|e| ToolError::arg("a", e))? } else { rows };
+    let rows = if columns { transpose(&rows).map_err(|e| ToolError::arg("a", e))? } else { rows };
     let n = rows.len();
     let k = rows.first().map(Vec::len).unwrap_or(0);
     if n == 0 || k == 0 {
@@ -361,20 +480,20 @@ fn lstsq(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 
 pub(super) fn register(r: &mut Registry) {
     for (sig, f) in [
-        (sum_sig as fn() -> Signature, sum as super::ToolFn),
-        (mean_sig, mean),
-        (max_sig, max),
-        (min_sig, min),
-        (argmax_sig, argmax),
-        (argmin_sig, argmin),
-        (std_sig, std),
-        (var_sig, var),
-        (median_sig, median),
-        (quantile_sig, quantile),
-        (correlation_sig, correlation),
-        (top_k_sig, top_k),
-        (histogram_sig, histogram),
-        (lstsq_sig, lstsq),
+        (sum::sig as fn() -> Signature, sum::call as super::ToolFn),
+        (mean::sig, mean::call),
+        (max::sig, max::call),
+        (min::sig, min::call),
+        (argmax::sig, argmax::call),
+        (argmin::sig, argmin::call),
+        (self::std::sig, self::std::call),
+        (var::sig, var::call),
+        (median::sig, median::call),
+        (quantile::sig, quantile::call),
+        (correlation::sig, correlation::call),
+        (top_k::sig, top_k::call),
+        (histogram::sig, histogram::call),
+        (lstsq::sig, lstsq::call),
     ] {
         r.register(FnTool::new(sig, f));
     }
