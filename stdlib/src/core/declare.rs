@@ -171,9 +171,26 @@ pub(crate) fn doc_once(cell: &'static OnceLock<Doc>, raw: &str) -> &'static Doc 
 
 /// See the module's doc.
 macro_rules! tool {
+    // `NAME as MODULE in ...`: the tool NAME in module MODULE, for a name
+    // that would shadow something as a module (`str`, `fmt`).
+    (
+        $(#[doc = $doc:literal])*
+        $name:ident as $module:ident in $cat:ident -> $ret:expr;
+        $params:tt
+        $body:expr
+    ) => {
+        tool!(@build [$($doc)*] $name $module $cat [$ret] $params $body);
+    };
     (
         $(#[doc = $doc:literal])*
         $name:ident in $cat:ident -> $ret:expr;
+        $params:tt
+        $body:expr
+    ) => {
+        tool!(@build [$($doc)*] $name $name $cat [$ret] $params $body);
+    };
+    (
+        @build [$($doc:literal)*] $name:ident $module:ident $cat:ident [$ret:expr]
         {
             $(
                 $(#[doc = $pdoc:literal])*
@@ -183,7 +200,7 @@ macro_rules! tool {
         $body:expr
     ) => {
         #[allow(non_snake_case, reason = "the module is named after the tool")]
-        pub(crate) mod $name {
+        pub(crate) mod $module {
             #[allow(unused_imports, reason = "the body may use anything its file does")]
             use super::*;
 

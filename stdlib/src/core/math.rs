@@ -1,7 +1,7 @@
 //! Elementwise math over numbers, lists of numbers and tensors, and
 //! constructors for tensors.
 
-use assay_interpreter::{to_numbers, to_tensor, Args, Category, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{to_numbers, to_tensor, Registry, Signature, Tensor, ToolError, Type, Value};
 use ndarray::ArrayD;
 
 use super::declare::tool;
@@ -228,94 +228,108 @@ tool! {
     }
 }
 
-fn tensor_sig() -> Signature {
-    Signature::new(
-        "tensor",
-        Category::Tensor,
-        "Makes a float32 tensor from a nested list of numbers (rows of equal length), a range or a tensor.",
-    )
-    .param("data", Type::Any, "nested list of numbers")
-    .returns(Type::Tensor)
-    .example("let t = tensor([[1, 2, 3], [4, 5, 6]])\nassert t.shape == [2, 3]\nassert t[1][2] == 6")
-}
-fn tensor(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    a.tensor("data").map(Value::Tensor)
+tool! {
+    /// Makes a float32 tensor from a nested list of numbers (rows of equal length), a range or a tensor.
+    ///
+    /// ```assay
+    /// let t = tensor([[1, 2, 3], [4, 5, 6]])
+    /// assert t.shape == [2, 3]
+    /// assert t[1][2] == 6
+    /// ```
+    tensor in Tensor -> Type::Tensor;
+    {
+        /// nested list of numbers
+        data: Tensor [Type::Any],
+    }
+    |p, _| Ok(Value::Tensor(p.data))
 }
 
-fn zeros_sig() -> Signature {
-    Signature::new("zeros", Category::Tensor, "A tensor of the given shape filled with `value`.")
-        .param("shape", Type::list(Type::Num), "dimensions, e.g. [2, 3]")
-        .opt("value", Type::Num, Value::Num(0.0), "fill value")
-        .returns(Type::Tensor)
-        .example("let t = zeros([2, 2], value: 1)\nassert sum(t) == 4")
-}
-fn zeros(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    const MAX_ELEMENTS: usize = 100_000_000;
-    let mut shape = Vec::new();
-    for d in a.numbers("shape")? {
-        if d.is_nan() || d < 0.0 || d.fract() != 0.0 || d > MAX_ELEMENTS as f64 {
-            return Err(ToolError::arg(
-                "shape",
-                format!("dimensions must be whole numbers from 0 to {MAX_ELEMENTS}, found {d}"),
-            ));
-        }
-        shape.push(d as usize);
+tool! {
+    /// A tensor of the given shape filled with `value`.
+    ///
+    /// ```assay
+    /// let t = zeros([2, 2], value: 1)
+    /// assert sum(t) == 4
+    /// ```
+    zeros in Tensor -> Type::Tensor;
+    {
+        /// dimensions, e.g. [2, 3]
+        shape: Vec<f64>,
+        /// fill value
+        value: f64 = Value::Num(0.0),
     }
-    // Checked: [4294967296, 4294967296] must not wrap around to a small count.
-    let n = shape.iter().try_fold(1usize, |acc, d| acc.checked_mul(*d));
-    if n.is_none_or(|n| n > MAX_ELEMENTS) {
-        return Err(ToolError::arg(
-            "shape",
-            format!("a tensor of shape {shape:?} has more than {MAX_ELEMENTS} elements"),
-        ));
-    }
-    Ok(Value::tensor(ArrayD::from_elem(shape, a.num("value")? as f32)))
-}
-
-fn reshape_sig() -> Signature {
-    Signature::new(
-        "reshape",
-        Category::Tensor,
-        "The same values in a new shape (row-major). One dimension may be -1 to be inferred.",
-    )
-    .param("x", Type::Any, "a tensor or nested list")
-    .param("shape", Type::list(Type::Num), "new dimensions")
-    .returns(Type::Tensor)
-    .example("let t = reshape(0..6, [2, -1])\nassert t.shape == [2, 3]")
-}
-fn reshape(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let t = to_tensor(a.get("x")).map_err(|e| ToolError::arg("x", e))?;
-    let dims = a.numbers("shape")?;
-    let total = t.len();
-    // Checked: dimensions whose product wraps around must not pass as small.
-    let known = dims
-        .iter()
-        .filter(|d| **d >= 0.0)
-        .try_fold(1usize, |acc, d| if *d > usize::MAX as f64 { None } else { acc.checked_mul(*d as usize) })
-        .filter(|k| *k <= total.max(1))
-        .ok_or_else(|| ToolError::arg("shape", format!("cannot reshape {total} elements into {dims:?}")))?;
-    let mut shape = Vec::new();
-    let mut inferred = false;
-    for d in &dims {
-        if *d == -1.0 && !inferred {
-            inferred = true;
-            if known == 0 || total % known != 0 {
+    |p, _| {
+        const MAX_ELEMENTS: usize = 100_000_000;
+        let mut shape = Vec::new();
+        for d in p.shape {
+            if d.is_nan() || d < 0.0 || d.fract() != 0.0 || d > MAX_ELEMENTS as f64 {
                 return Err(ToolError::arg(
                     "shape",
-                    format!("cannot infer -1: {total} elements do not divide by {known}"),
+                    format!("dimensions must be whole numbers from 0 to {MAX_ELEMENTS}, found {d}"),
                 ));
             }
-            shape.push(total / known);
-        } else if *d >= 0.0 && d.fract() == 0.0 {
-            shape.push(*d as usize);
-        } else {
-            return Err(ToolError::arg("shape", format!("bad dimension {d}")));
+            shape.push(d as usize);
         }
+        // Checked: [4294967296, 4294967296] must not wrap around to a small count.
+        let n = shape.iter().try_fold(1usize, |acc, d| acc.checked_mul(*d));
+        if n.is_none_or(|n| n > MAX_ELEMENTS) {
+            return Err(ToolError::arg(
+                "shape",
+                format!("a tensor of shape {shape:?} has more than {MAX_ELEMENTS} elements"),
+            ));
+        }
+        Ok(Value::tensor(ArrayD::from_elem(shape, p.value as f32)))
     }
-    let data: Vec<f32> = t.iter().copied().collect();
-    ArrayD::from_shape_vec(shape.clone(), data)
-        .map(Value::tensor)
-        .map_err(|_| ToolError::arg("shape", format!("cannot reshape {total} elements into {shape:?}")))
+}
+
+tool! {
+    /// The same values in a new shape (row-major). One dimension may be -1 to be inferred.
+    ///
+    /// ```assay
+    /// let t = reshape(0..6, [2, -1])
+    /// assert t.shape == [2, 3]
+    /// ```
+    reshape in Tensor -> Type::Tensor;
+    {
+        /// a tensor or nested list
+        x: Value,
+        /// new dimensions
+        shape: Vec<f64>,
+    }
+    |p, _| {
+        let t = to_tensor(&p.x).map_err(|e| ToolError::arg("x", e))?;
+        let dims = p.shape;
+        let total = t.len();
+        // Checked: dimensions whose product wraps around must not pass as small.
+        let known = dims
+            .iter()
+            .filter(|d| **d >= 0.0)
+            .try_fold(1usize, |acc, d| if *d > usize::MAX as f64 { None } else { acc.checked_mul(*d as usize) })
+            .filter(|k| *k <= total.max(1))
+            .ok_or_else(|| ToolError::arg("shape", format!("cannot reshape {total} elements into {dims:?}")))?;
+        let mut shape = Vec::new();
+        let mut inferred = false;
+        for d in &dims {
+            if *d == -1.0 && !inferred {
+                inferred = true;
+                if known == 0 || total % known != 0 {
+                    return Err(ToolError::arg(
+                        "shape",
+                        format!("cannot infer -1: {total} elements do not divide by {known}"),
+                    ));
+                }
+                shape.push(total / known);
+            } else if *d >= 0.0 && d.fract() == 0.0 {
+                shape.push(*d as usize);
+            } else {
+                return Err(ToolError::arg("shape", format!("bad dimension {d}")));
+            }
+        }
+        let data: Vec<f32> = t.iter().copied().collect();
+        ArrayD::from_shape_vec(shape.clone(), data)
+            .map(Value::tensor)
+            .map_err(|_| ToolError::arg("shape", format!("cannot reshape {total} elements into {shape:?}")))
+    }
 }
 
 tool! {
@@ -359,9 +373,9 @@ pub(super) fn register(r: &mut Registry) {
         (sign::sig, sign::call),
         (round::sig, round::call),
         (clip::sig, clip::call),
-        (tensor_sig, tensor),
-        (zeros_sig, zeros),
-        (reshape_sig, reshape),
+        (tensor::sig, tensor::call),
+        (zeros::sig, zeros::call),
+        (reshape::sig, reshape::call),
         (linspace::sig, linspace::call),
     ] {
         r.register(FnTool::new(sig, f));
