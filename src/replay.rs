@@ -188,8 +188,7 @@ pub fn store(key: &str, run_dir: &Path, done: &Done) {
         }
         listed.push(KeptFile { path: rel.clone(), len: bytes.len() as u64, sha256: sha, blob });
     }
-    let Ok(done) = serde_json::to_value(done).and_then(serde_json::from_value::<Done>) else { return };
-    let header = Header { key: key.to_string(), inputs, done, files: listed };
+    let header = Header { key: key.to_string(), inputs, done: done.clone(), files: listed };
     let Ok(header) = serde_json::to_vec(&header) else { return };
     let dest = entry_path(key);
     let Some(folder) = dest.parent() else { return };

@@ -189,7 +189,7 @@ pub enum ShardJob {
 }
 
 /// One `show` as the parent prints it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ShowOut {
     pub title: Option<String>,
     pub line: usize,
@@ -203,7 +203,7 @@ pub enum Report {
     Done(Box<Done>),
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Done {
     pub status: String,
     pub records: usize,
