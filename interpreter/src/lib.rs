@@ -51,7 +51,7 @@ pub use sandbox::{Sandbox, SandboxError, MAX_READ_BYTES};
 pub use scan::{mentions, Mentions};
 pub use tensor::{Backing, Tensor};
 pub use tool::{
-    iter_values, to_numbers, to_tensor, tool_value, Args, Category, Default, ParamSpec, Registry, Signature, Tool,
+    iter_values, to_numbers, to_tensor, tool_value, Arg, Args, Category, Default, ParamSpec, Registry, Signature, Tool,
     ToolCtx, ToolError,
 };
 pub use types::Type;

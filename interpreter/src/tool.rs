@@ -110,6 +110,11 @@ impl Signature {
     }
     /// Marks the tool's result as depending on something outside the run
     /// (never cached).
+    /// The doc, where it is composed at start-up (e.g. from a table).
+    pub fn described(mut self, doc: &'static str) -> Self {
+        self.doc = doc;
+        self
+    }
     pub fn volatile(mut self) -> Self {
         self.volatile = true;
         self
@@ -206,7 +211,84 @@ pub struct Args {
     pub names: Vec<&'static str>,
 }
 
+/// One bound argument, as a tool's declared parameter holds it when its
+/// value is read lazily or in more than one way: the same accessors as
+/// `Args`, without naming the parameter again.
+#[derive(Debug, Clone)]
+pub struct Arg(Args);
+
+impl Arg {
+    pub fn new(name: &'static str, value: Value) -> Arg {
+        Arg(Args { values: vec![value], names: vec![name] })
+    }
+    /// The parameter's name, for errors about it.
+    pub fn name(&self) -> &'static str {
+        self.0.names[0]
+    }
+    pub fn get(&self) -> &Value {
+        &self.0.values[0]
+    }
+    pub fn handle<T: 'static>(&self, what: &str) -> Result<&T, ToolError> {
+        self.0.handle(self.name(), what)
+    }
+    pub fn is_none(&self) -> bool {
+        self.0.is_none(self.name())
+    }
+    pub fn num(&self) -> Result<f64, ToolError> {
+        self.0.num(self.name())
+    }
+    pub fn opt_num(&self) -> Result<Option<f64>, ToolError> {
+        self.0.opt_num(self.name())
+    }
+    pub fn int(&self) -> Result<i64, ToolError> {
+        self.0.int(self.name())
+    }
+    pub fn count(&self) -> Result<usize, ToolError> {
+        self.0.count(self.name())
+    }
+    pub fn opt_int(&self) -> Result<Option<i64>, ToolError> {
+        self.0.opt_int(self.name())
+    }
+    pub fn bool(&self) -> Result<bool, ToolError> {
+        self.0.bool(self.name())
+    }
+    pub fn str(&self) -> Result<&str, ToolError> {
+        self.0.str(self.name())
+    }
+    pub fn opt_str(&self) -> Result<Option<&str>, ToolError> {
+        self.0.opt_str(self.name())
+    }
+    pub fn func(&self) -> Result<&Value, ToolError> {
+        self.0.func(self.name())
+    }
+    pub fn items(&self) -> Result<Vec<Value>, ToolError> {
+        self.0.items(self.name())
+    }
+    pub fn record(&self) -> Result<&BTreeMap<String, Value>, ToolError> {
+        self.0.record(self.name())
+    }
+    pub fn numbers(&self) -> Result<Vec<f64>, ToolError> {
+        self.0.numbers(self.name())
+    }
+    pub fn tensor(&self) -> Result<Tensor, ToolError> {
+        self.0.tensor(self.name())
+    }
+    /// An error about this argument.
+    pub fn error(&self, message: impl Into<String>) -> ToolError {
+        ToolError::arg(self.name(), message)
+    }
+}
+
 impl Args {
+    /// The argument of the parameter `name`, for a helper that reads it.
+    pub fn arg(&self, name: &str) -> Arg {
+        let i = self.names.iter().position(|n| *n == name);
+        debug_assert!(i.is_some(), "a tool reads `{name}`, which its signature does not declare ({:?})", self.names);
+        match i {
+            Some(i) => Arg::new(self.names[i], self.values.get(i).cloned().unwrap_or_default()),
+            None => Arg::new("?", Value::None),
+        }
+    }
     /// The argument of the parameter `name`.
     /// A tool object of type `T` (a model, unit, data set...), or the error
     /// naming what was expected (`what`, e.g. "a unit (from unit() or

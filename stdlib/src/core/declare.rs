@@ -30,24 +30,32 @@
 //! `Option<T>` parameter takes `= Value::None`). The doc comment's text
 //! outside fences is the tool's doc (lines joined by spaces); each
 //! ` ```assay ` block is an example, a script whose asserts must pass.
+//! Flags follow the return type: `-> Type::Any, volatile;`,
+//! `shardable`, `requires("VAR")` (the `Signature` methods of those names).
+//!
+//! A parameter typed `Arg` is bound as given and read by the body with
+//! `Arg`'s accessors (`p.x.num()?`), for a value that may be one of several
+//! types or is read only on some paths.
 
 use std::sync::OnceLock;
 
-use assay_interpreter::{Args, Tensor, ToolError, Type, Value};
+use std::collections::BTreeMap;
+
+use assay_interpreter::{Arg, Args, Tensor, ToolError, Type, Value};
 
 /// A Rust type a tool parameter binds to.
 pub(crate) trait Param: Sized {
     /// The type the checker and the docs know the parameter by.
     fn ty() -> Type;
     /// The argument of parameter `name`, converted (the error names it).
-    fn read(a: &Args, name: &str) -> Result<Self, ToolError>;
+    fn read(a: &Args, name: &'static str) -> Result<Self, ToolError>;
 }
 
 impl Param for f64 {
     fn ty() -> Type {
         Type::Num
     }
-    fn read(a: &Args, name: &str) -> Result<Self, ToolError> {
+    fn read(a: &Args, name: &'static str) -> Result<Self, ToolError> {
         a.num(name)
     }
 }
@@ -57,7 +65,7 @@ impl Param for i64 {
     fn ty() -> Type {
         Type::Num
     }
-    fn read(a: &Args, name: &str) -> Result<Self, ToolError> {
+    fn read(a: &Args, name: &'static str) -> Result<Self, ToolError> {
         a.int(name)
     }
 }
@@ -67,7 +75,7 @@ impl Param for usize {
     fn ty() -> Type {
         Type::Num
     }
-    fn read(a: &Args, name: &str) -> Result<Self, ToolError> {
+    fn read(a: &Args, name: &'static str) -> Result<Self, ToolError> {
         a.count(name)
     }
 }
@@ -76,7 +84,7 @@ impl Param for bool {
     fn ty() -> Type {
         Type::Bool
     }
-    fn read(a: &Args, name: &str) -> Result<Self, ToolError> {
+    fn read(a: &Args, name: &'static str) -> Result<Self, ToolError> {
         a.bool(name)
     }
 }
@@ -85,7 +93,7 @@ impl Param for String {
     fn ty() -> Type {
         Type::Str
     }
-    fn read(a: &Args, name: &str) -> Result<Self, ToolError> {
+    fn read(a: &Args, name: &'static str) -> Result<Self, ToolError> {
         a.str(name).map(str::to_string)
     }
 }
@@ -95,7 +103,7 @@ impl Param for Vec<f64> {
     fn ty() -> Type {
         Type::list(Type::Num)
     }
-    fn read(a: &Args, name: &str) -> Result<Self, ToolError> {
+    fn read(a: &Args, name: &'static str) -> Result<Self, ToolError> {
         a.numbers(name)
     }
 }
@@ -105,7 +113,7 @@ impl Param for Tensor {
     fn ty() -> Type {
         Type::Tensor
     }
-    fn read(a: &Args, name: &str) -> Result<Self, ToolError> {
+    fn read(a: &Args, name: &'static str) -> Result<Self, ToolError> {
         a.tensor(name)
     }
 }
@@ -115,8 +123,39 @@ impl Param for Value {
     fn ty() -> Type {
         Type::Any
     }
-    fn read(a: &Args, name: &str) -> Result<Self, ToolError> {
+    fn read(a: &Args, name: &'static str) -> Result<Self, ToolError> {
         Ok(a.get(name).clone())
+    }
+}
+
+/// The items of a list, range, string or 1-D tensor.
+impl Param for Vec<Value> {
+    fn ty() -> Type {
+        Type::list(Type::Any)
+    }
+    fn read(a: &Args, name: &'static str) -> Result<Self, ToolError> {
+        a.items(name)
+    }
+}
+
+/// A record's fields.
+impl Param for BTreeMap<String, Value> {
+    fn ty() -> Type {
+        Type::record()
+    }
+    fn read(a: &Args, name: &'static str) -> Result<Self, ToolError> {
+        a.record(name).cloned()
+    }
+}
+
+/// The argument as given, read by the body when and as it needs it (a
+/// value that may be one of several types, or is checked against others).
+impl Param for Arg {
+    fn ty() -> Type {
+        Type::Any
+    }
+    fn read(a: &Args, name: &'static str) -> Result<Self, ToolError> {
+        Ok(a.arg(name))
     }
 }
 
@@ -125,7 +164,7 @@ impl<T: Param> Param for Option<T> {
     fn ty() -> Type {
         T::ty()
     }
-    fn read(a: &Args, name: &str) -> Result<Self, ToolError> {
+    fn read(a: &Args, name: &'static str) -> Result<Self, ToolError> {
         if a.is_none(name) {
             Ok(None)
         } else {
@@ -175,22 +214,22 @@ macro_rules! tool {
     // that would shadow something as a module (`str`, `fmt`).
     (
         $(#[doc = $doc:literal])*
-        $name:ident as $module:ident in $cat:ident -> $ret:expr;
+        $name:ident as $module:ident in $cat:ident -> $ret:expr $(, $flag:ident $(($farg:expr))?)*;
         $params:tt
         $body:expr
     ) => {
-        tool!(@build [$($doc)*] $name $module $cat [$ret] $params $body);
+        tool!(@build [$($doc)*] $name $module $cat [$ret] [$($flag $(($farg))?)*] $params $body);
     };
     (
         $(#[doc = $doc:literal])*
-        $name:ident in $cat:ident -> $ret:expr;
+        $name:ident in $cat:ident -> $ret:expr $(, $flag:ident $(($farg:expr))?)*;
         $params:tt
         $body:expr
     ) => {
-        tool!(@build [$($doc)*] $name $name $cat [$ret] $params $body);
+        tool!(@build [$($doc)*] $name $name $cat [$ret] [$($flag $(($farg))?)*] $params $body);
     };
     (
-        @build [$($doc:literal)*] $name:ident $module:ident $cat:ident [$ret:expr]
+        @build [$($doc:literal)*] $name:ident $module:ident $cat:ident [$ret:expr] [$($flag:ident $(($farg:expr))?)*]
         {
             $(
                 $(#[doc = $pdoc:literal])*
@@ -223,12 +262,14 @@ macro_rules! tool {
                     s = tool!(@param s, stringify!($p), ty, pdoc $(, $def)?);
                 )*
                 s = s.returns($ret);
+                $(s = s.$flag($($farg)?);)*
                 for e in &doc.examples {
                     s = s.example(e.as_str());
                 }
                 s
             }
 
+            #[allow(unused_variables, reason = "a tool without parameters reads no arguments")]
             pub(crate) fn call(
                 a: &assay_interpreter::Args,
                 ctx: &mut dyn assay_interpreter::ToolCtx,

@@ -5,16 +5,16 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use assay_interpreter::{Args, Category, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Registry, Signature, ToolCtx, ToolError, Type, Value};
 
 use super::FnTool;
+use crate::core::declare::tool;
 
 /// Files larger than this are refused by the text readers.
 const MAX_TEXT_BYTES: usize = 64 << 20;
 
-fn text_of(a: &Args, ctx: &mut dyn ToolCtx) -> Result<String, ToolError> {
-    let path = a.str("path")?.to_string();
-    let bytes = ctx.read_file(&path).map_err(|e| e.at("path"))?;
+fn text_of(path: &str, ctx: &mut dyn ToolCtx) -> Result<String, ToolError> {
+    let bytes = ctx.read_file(path).map_err(|e| e.at("path"))?;
     if bytes.len() > MAX_TEXT_BYTES {
         return Err(ToolError::arg(
             "path",
@@ -24,25 +24,38 @@ fn text_of(a: &Args, ctx: &mut dyn ToolCtx) -> Result<String, ToolError> {
     String::from_utf8(bytes).map_err(|_| ToolError::arg("path", format!("`{path}` is not UTF-8 text")))
 }
 
-fn read_text_sig() -> Signature {
-    Signature::new("read_text", Category::Files, "The contents of a text file under the script's allowed roots.")
-        .param("path", Type::Str, "path relative to the script's folder")
-        .returns(Type::Str)
-        .example("assert read_text(\"fixtures/notes.txt\") == \"hello assay\\n\"")
-}
-fn read_text(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    Ok(Value::str(text_of(a, ctx)?))
+tool! {
+    /// The contents of a text file under the script's allowed roots.
+    ///
+    /// ```assay
+    /// assert read_text("fixtures/notes.txt") == "hello assay\n"
+    /// ```
+    read_text in Files -> Type::Str;
+    {
+        /// path relative to the script's folder
+        path: String,
+    }
+    |p, ctx| {
+        Ok(Value::str(text_of(&p.path, ctx)?))
+    }
 }
 
-fn read_lines_sig() -> Signature {
-    Signature::new("read_lines", Category::Files, "The lines of a text file, without line endings; empty lines dropped.")
-        .param("path", Type::Str, "path relative to the script's folder")
-        .returns(Type::list(Type::Str))
-        .example("let lines = read_lines(\"fixtures/prompts.txt\")\nassert lines == [\"The capital of France is\", \"1, 2, 3,\"]")
-}
-fn read_lines(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let t = text_of(a, ctx)?;
-    Ok(Value::list(t.lines().map(|l| l.trim_end_matches('\r')).filter(|l| !l.is_empty()).map(Value::str).collect()))
+tool! {
+    /// The lines of a text file, without line endings; empty lines dropped.
+    ///
+    /// ```assay
+    /// let lines = read_lines("fixtures/prompts.txt")
+    /// assert lines == ["The capital of France is", "1, 2, 3,"]
+    /// ```
+    read_lines in Files -> Type::list(Type::Str);
+    {
+        /// path relative to the script's folder
+        path: String,
+    }
+    |p, ctx| {
+        let t = text_of(&p.path, ctx)?;
+        Ok(Value::list(t.lines().map(|l| l.trim_end_matches('\r')).filter(|l| !l.is_empty()).map(Value::str).collect()))
+    }
 }
 
 fn from_json(j: &serde_json::Value) -> Value {
@@ -58,34 +71,43 @@ fn from_json(j: &serde_json::Value) -> Value {
     }
 }
 
-fn read_json_sig() -> Signature {
-    Signature::new("read_json", Category::Files, "Parses a JSON file into lists, records, numbers, strings, bools and none. A .jsonl file gives a list, one item per line.")
-        .param("path", Type::Str, "path relative to the script's folder")
-        .returns(Type::Any)
-        .example("let cfg = read_json(\"fixtures/config.json\")\nassert cfg.threshold == 0.5\nassert cfg.layers == [\"a\", \"b\"]")
-}
-fn read_json(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let path = a.str("path")?.to_string();
-    let t = text_of(a, ctx)?;
-    if path.ends_with(".jsonl") {
-        let mut out = Vec::new();
-        for (i, line) in t.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            let j: serde_json::Value = serde_json::from_str(line)
-                .map_err(|e| ToolError::arg("path", format!("`{path}` line {}: {e}", i + 1)))?;
-            out.push(from_json(&j));
-        }
-        return Ok(Value::list(out));
+tool! {
+    /// Parses a JSON file into lists, records, numbers, strings, bools and none. A .jsonl file gives a
+    /// list, one item per line.
+    ///
+    /// ```assay
+    /// let cfg = read_json("fixtures/config.json")
+    /// assert cfg.threshold == 0.5
+    /// assert cfg.layers == ["a", "b"]
+    /// ```
+    read_json in Files -> Type::Any;
+    {
+        /// path relative to the script's folder
+        path: String,
     }
-    let j: serde_json::Value =
-        serde_json::from_str(&t).map_err(|e| ToolError::arg("path", format!("`{path}` is not valid JSON: {e}")))?;
-    Ok(from_json(&j))
+    |p, ctx| {
+        let path = &p.path;
+        let t = text_of(&p.path, ctx)?;
+        if path.ends_with(".jsonl") {
+            let mut out = Vec::new();
+            for (i, line) in t.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+                let j: serde_json::Value = serde_json::from_str(line)
+                    .map_err(|e| ToolError::arg("path", format!("`{path}` line {}: {e}", i + 1)))?;
+                out.push(from_json(&j));
+            }
+            return Ok(Value::list(out));
+        }
+        let j: serde_json::Value =
+            serde_json::from_str(&t).map_err(|e| ToolError::arg("path", format!("`{path}` is not valid JSON: {e}")))?;
+        Ok(from_json(&j))
+    }
 }
 
 pub(super) fn register(r: &mut Registry) {
     for (sig, f) in [
-        (read_text_sig as fn() -> Signature, read_text as super::ToolFn),
-        (read_lines_sig, read_lines),
-        (read_json_sig, read_json),
+        (read_text::sig as fn() -> Signature, read_text::call as super::ToolFn),
+        (read_lines::sig, read_lines::call),
+        (read_json::sig, read_json::call),
     ] {
         r.register(FnTool::new(sig, f));
     }

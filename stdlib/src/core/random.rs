@@ -3,7 +3,7 @@
 //! `seed:` pins a call's stream so that adding calls before it does not
 //! change what it draws.
 
-use assay_interpreter::{iter_values, Args, HandleKind, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{iter_values, HandleKind, Registry, Signature, ToolCtx, ToolError, Type, Value};
 // `::rand`: the crate, not the tool module `rand` declared below.
 use ::rand::seq::SliceRandom;
 use ::rand::{Rng, SeedableRng};
@@ -15,14 +15,8 @@ use super::FnTool;
 
 const MAX_DRAWS: usize = 10_000_000;
 
-/// A tool call's random stream: pinned by its `seed` argument (parameter
-/// `i`), or drawn from the run's.
-pub(crate) fn stream(a: &Args, i: &str, ctx: &mut dyn ToolCtx) -> Result<ChaCha8Rng, ToolError> {
-    Ok(stream_of(a.opt_int(i)?, ctx))
-}
-
 /// The stream for a `seed` given (pinned) or not (the run's).
-fn stream_of(seed: Option<i64>, ctx: &mut dyn ToolCtx) -> ChaCha8Rng {
+pub(crate) fn stream_of(seed: Option<i64>, ctx: &mut dyn ToolCtx) -> ChaCha8Rng {
     match seed {
         Some(s) => assay_interpreter::step_rng(s as u64, u64::MAX),
         None => ChaCha8Rng::from_rng(ctx.rng()),

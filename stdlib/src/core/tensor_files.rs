@@ -9,64 +9,82 @@ use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::sync::Arc;
 
-use assay_interpreter::{Args, Category, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Arg, Registry, ToolError, Type, Value};
 use ndarray::{ArrayD, IxDyn};
 use ndarray_npy::npy::header::Header;
 use ndarray_npy::{ReadNpyError, ReadNpyExt};
 
 use super::FnTool;
+use crate::core::declare::tool;
 
 /// The most elements one loaded tensor may have (as for `zeros`).
 const MAX_ELEMENTS: usize = 100_000_000;
 /// Integers up to this size are exact in f32.
 const EXACT_INT: f64 = 16_777_216.0;
 
-fn load_sig() -> Signature {
-    Signature::new("load_tensors", Category::Files, "Tensors from a file prepared elsewhere (token ids, embeddings, activations): NumPy `.npy` (one tensor) or `.npz` (a record of them, compressed or not), or `.safetensors` (a record by tensor name). Floats (f16, bf16, f32, f64), integers and bools become f32 tensors; an integer too large for f32 to hold exactly is refused, not rounded. With `name`, the one tensor of that name. Read through the sandbox like any file.")
-        .param("path", Type::Str, "a .npy, .npz or .safetensors file under the allowed roots")
-        .opt("name", Type::Str, Value::None, "the tensor to take from an .npz or .safetensors file")
-        .returns(Type::Any)
-        .example("let ids = load_tensors(\"fixtures/ids.npy\")\nassert ids.shape == [2, 4] and ids[0][3] == 50000")
-        .example("let acts = load_tensors(\"fixtures/acts.npz\")\nassert acts.resid.shape == [3, 4] and acts.mask == tensor([1, 0, 1])\nlet w = load_tensors(\"fixtures/small.safetensors\", name: \"w\")\nassert w == tensor([[0, 1, 2], [3, 4, 5]])")
-}
-
-fn load_tensors(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let path = a.str("path")?.to_string();
-    let bytes = ctx.read_file(&path).map_err(|e| e.at("path"))?;
-    let lower = path.to_ascii_lowercase();
-    let mut tensors: BTreeMap<String, Value> = BTreeMap::new();
-    let single = if lower.ends_with(".npy") {
-        Some(npy(&bytes).map_err(|e| ToolError::arg("path", format!("`{path}`: {e}")))?)
-    } else if lower.ends_with(".npz") {
-        npz(&bytes, &mut tensors).map_err(|e| ToolError::arg("path", format!("`{path}`: {e}")))?;
-        None
-    } else if lower.ends_with(".safetensors") {
-        let st = safetensors::SafeTensors::deserialize(&bytes)
-            .map_err(|e| ToolError::arg("path", format!("`{path}` is not a readable .safetensors file: {e}")))?;
-        for (n, view) in st.tensors() {
-            let t = safetensor(&view).map_err(|e| ToolError::arg("path", format!("`{path}`, tensor `{n}`: {e}")))?;
-            tensors.insert(n, t);
-        }
-        None
-    } else {
-        return Err(ToolError::arg("path", format!("`{path}` is not a .npy, .npz or .safetensors file"))
-            .help("save arrays with numpy.save / numpy.savez or safetensors' save_file"));
-    };
-    match (single, a.is_none("name")) {
-        (Some(t), true) => Ok(t),
-        (Some(_), false) => Err(ToolError::arg("name", "an .npy file holds one tensor, which has no name")
-            .help("leave `name` out for .npy files")),
-        (None, true) => Ok(Value::Record(Arc::new(tensors))),
-        (None, false) => {
-            let want = a.str("name")?;
-            tensors.remove(want).ok_or_else(|| {
-                let names: Vec<&str> = tensors.keys().map(|k| k.as_str()).collect();
-                let help = match assay_interpreter::closest(want, names.iter().copied()) {
-                    Some(c) => format!("did you mean `{c}`? the file holds {}", names.join(", ")),
-                    None => format!("the file holds {}", names.join(", ")),
-                };
-                ToolError::arg("name", format!("`{path}` has no tensor named `{want}`")).help(help)
-            })
+tool! {
+    /// Tensors from a file prepared elsewhere (token ids, embeddings, activations): NumPy `.npy` (one
+    /// tensor) or `.npz` (a record of them, compressed or not), or `.safetensors` (a record by tensor
+    /// name). Floats (f16, bf16, f32, f64), integers and bools become f32 tensors; an integer too large
+    /// for f32 to hold exactly is refused, not rounded. With `name`, the one tensor of that name. Read
+    /// through the sandbox like any file.
+    ///
+    /// ```assay
+    /// let ids = load_tensors("fixtures/ids.npy")
+    /// assert ids.shape == [2, 4] and ids[0][3] == 50000
+    /// ```
+    ///
+    /// ```assay
+    /// let acts = load_tensors("fixtures/acts.npz")
+    /// assert acts.resid.shape == [3, 4] and acts.mask == tensor([1, 0, 1])
+    /// let w = load_tensors("fixtures/small.safetensors", name: "w")
+    /// assert w == tensor([[0, 1, 2], [3, 4, 5]])
+    /// ```
+    load_tensors in Files -> Type::Any;
+    {
+        /// a .npy, .npz or .safetensors file under the allowed roots
+        path: String,
+        /// the tensor to take from an .npz or .safetensors file
+        name: Arg [Type::Str] = Value::None,
+    }
+    |p, ctx| {
+        let path = p.path.as_str().to_string();
+        let bytes = ctx.read_file(&path).map_err(|e| e.at("path"))?;
+        let lower = path.to_ascii_lowercase();
+        let mut tensors: BTreeMap<String, Value> = BTreeMap::new();
+        let single = if lower.ends_with(".npy") {
+            Some(npy(&bytes).map_err(|e| ToolError::arg("path", format!("`{path}`: {e}")))?)
+        } else if lower.ends_with(".npz") {
+            npz(&bytes, &mut tensors).map_err(|e| ToolError::arg("path", format!("`{path}`: {e}")))?;
+            None
+        } else if lower.ends_with(".safetensors") {
+            let st = safetensors::SafeTensors::deserialize(&bytes)
+                .map_err(|e| ToolError::arg("path", format!("`{path}` is not a readable .safetensors file: {e}")))?;
+            for (n, view) in st.tensors() {
+                let t = safetensor(&view).map_err(|e| ToolError::arg("path", format!("`{path}`, tensor `{n}`: {e}")))?;
+                tensors.insert(n, t);
+            }
+            None
+        } else {
+            return Err(ToolError::arg("path", format!("`{path}` is not a .npy, .npz or .safetensors file"))
+                .help("save arrays with numpy.save / numpy.savez or safetensors' save_file"));
+        };
+        match (single, p.name.is_none()) {
+            (Some(t), true) => Ok(t),
+            (Some(_), false) => Err(ToolError::arg("name", "an .npy file holds one tensor, which has no name")
+                .help("leave `name` out for .npy files")),
+            (None, true) => Ok(Value::Record(Arc::new(tensors))),
+            (None, false) => {
+                let want = p.name.str()?;
+                tensors.remove(want).ok_or_else(|| {
+                    let names: Vec<&str> = tensors.keys().map(|k| k.as_str()).collect();
+                    let help = match assay_interpreter::closest(want, names.iter().copied()) {
+                        Some(c) => format!("did you mean `{c}`? the file holds {}", names.join(", ")),
+                        None => format!("the file holds {}", names.join(", ")),
+                    };
+                    ToolError::arg("name", format!("`{path}` has no tensor named `{want}`")).help(help)
+                })
+            }
         }
     }
 }
@@ -182,5 +200,5 @@ fn safetensor(view: &safetensors::tensor::TensorView) -> Result<Value, String> {
 }
 
 pub(super) fn register(r: &mut Registry) {
-    r.register(FnTool::new(load_sig, load_tensors));
+    r.register(FnTool::new(load_tensors::sig, load_tensors::call));
 }

@@ -13,8 +13,9 @@ pub mod torch_legacy;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use assay_interpreter::{Args, Category, HandleKind, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{HandleKind, Registry, ToolCtx, ToolError, Type, Value};
 
+use crate::core::declare::tool;
 use crate::core::FnTool;
 use crate::fetch;
 use crate::onnx::model::{Model, Preprocess};
@@ -73,17 +74,27 @@ fn model_doc() -> &'static str {
     })
 }
 
-fn model_sig() -> Signature {
-    Signature::new("model", Category::Models, model_doc())
-        .param("name", Type::Str, "\"efficientnet-lite0\"")
-        .opt("provider", Type::Str, Value::str("cpu"), "execution provider: \"cpu\" or \"cuda\"")
-        .returns(Type::Handle(HandleKind::Model))
-        .example("let net = model(\"efficientnet-lite0\")\nassert len(net.labels) == 1000 and net.labels[967] == \"espresso\"\nassert net.inputs[0].shape == [\"N\", 3, 224, 224]")
+tool! {
+    // The doc lists BUILT_IN's models: composed by `model_doc`.
+    ///
+    /// ```assay
+    /// let net = model("efficientnet-lite0")
+    /// assert len(net.labels) == 1000 and net.labels[967] == "espresso"
+    /// assert net.inputs[0].shape == ["N", 3, 224, 224]
+    /// ```
+    model in Models -> Type::Handle(HandleKind::Model), described(model_doc());
+    {
+        /// "efficientnet-lite0"
+        name: String,
+        /// execution provider: "cpu" or "cuda"
+        provider: String = Value::str("cpu"),
+    }
+    |p, ctx| load_built_in(&p.name, &p.provider, ctx)
 }
-fn model(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let name = a.str("name")?;
-    let provider =
-        crate::onnx::model::Provider::parse(a.str("provider")?).map_err(|e| ToolError::arg("provider", e))?;
+
+/// `model(name, provider)`.
+fn load_built_in(name: &str, provider: &str, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let provider = crate::onnx::model::Provider::parse(provider).map_err(|e| ToolError::arg("provider", e))?;
     let Some(built_in) = BUILT_IN.iter().find(|b| b.name == name) else {
         let known = known();
         let help = match assay_interpreter::closest(name, known.iter().copied()) {
@@ -122,6 +133,6 @@ fn model(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
 }
 
 pub(crate) fn register(r: &mut Registry) {
-    r.register(FnTool::new(model_sig, model));
+    r.register(FnTool::new(model::sig, model::call));
     text::register(r);
 }

@@ -1,139 +1,186 @@
 //! Text in and out of language models: tokens, and greedy generation
 //! (the whole prompt is re-run per token; these models are small).
 
-use assay_interpreter::{Args, Category, HandleKind, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use std::sync::Arc;
+
+use assay_interpreter::{Arg, Registry, Signature, ToolCtx, ToolError, Type, Value};
 use ndarray::{ArrayD, Axis};
 
-use crate::core::random::stream;
+use crate::core::declare::tool;
+use crate::core::random::stream_of;
 use crate::core::FnTool;
-use crate::onnx::tools::model_of;
+use crate::onnx::model::Model;
 
-fn tokenizer(a: &Args, i: &str) -> Result<std::sync::Arc<tokenizers::Tokenizer>, ToolError> {
-    let m = model_of(a, i)?;
+/// The tokenizer of the `model` argument.
+fn tokenizer(m: &Model) -> Result<Arc<tokenizers::Tokenizer>, ToolError> {
     m.tokenizer.clone().ok_or_else(|| {
-        ToolError::arg(i, "this model has no tokenizer").help("language models from model(\"smollm2-135m\") have one")
+        ToolError::arg("model", "this model has no tokenizer")
+            .help("language models from model(\"smollm2-135m\") have one")
     })
 }
 
-fn tokenize_sig() -> Signature {
-    Signature::new("tokenize", Category::Text, "The token ids of a text under the model's tokenizer, and the tokens themselves.")
-        .param("model", Type::Handle(HandleKind::Model), "a language model")
-        .param("text", Type::Str, "text")
-        .returns(Type::record_of(&[("ids", Type::list(Type::Num)), ("tokens", Type::list(Type::Str))]))
-        .example("let lm = model(\"smollm2-135m\")\nlet t = tokenize(lm, \"The capital of France is\")\nassert len(t.ids) == 5 and t.tokens[1] == \"Ġcapital\"")
-}
-fn tokenize(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let tok = tokenizer(a, "model")?;
-    let enc = tok.encode(a.str("text")?, false).map_err(|e| ToolError::arg("text", e.to_string()))?;
-    Ok(Value::record([
-        ("ids", Value::nums(enc.get_ids().iter().map(|x| *x as f64))),
-        ("tokens", Value::list(enc.get_tokens().iter().map(Value::str).collect())),
-    ]))
+tool! {
+    /// The token ids of a text under the model's tokenizer, and the tokens themselves.
+    ///
+    /// ```assay
+    /// let lm = model("smollm2-135m")
+    /// let t = tokenize(lm, "The capital of France is")
+    /// assert len(t.ids) == 5 and t.tokens[1] == "Ġcapital"
+    /// ```
+    tokenize in Text -> Type::record_of(&[("ids", Type::list(Type::Num)), ("tokens", Type::list(Type::Str))]);
+    {
+        /// a language model
+        model: Arc<Model>,
+        /// text
+        text: String,
+    }
+    |p, _| {
+        let tok = tokenizer(&p.model)?;
+        let enc = tok.encode(p.text.as_str(), false).map_err(|e| ToolError::arg("text", e.to_string()))?;
+        Ok(Value::record([
+            ("ids", Value::nums(enc.get_ids().iter().map(|x| *x as f64))),
+            ("tokens", Value::list(enc.get_tokens().iter().map(Value::str).collect())),
+        ]))
+    }
 }
 
-fn detokenize_sig() -> Signature {
-    Signature::new("detokenize", Category::Text, "The text of token ids.")
-        .param("model", Type::Handle(HandleKind::Model), "a language model")
-        .param("ids", Type::numbers(), "token ids")
-        .returns(Type::Str)
-        .example("let lm = model(\"smollm2-135m\")\nassert detokenize(lm, tokenize(lm, \"a, b\").ids) == \"a, b\"")
-}
-fn detokenize(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let tok = tokenizer(a, "model")?;
-    let vocab = tok.get_vocab_size(true) as f64;
-    let ids = a.numbers("ids")?;
-    if let Some(bad) = ids.iter().find(|x| **x < 0.0 || **x >= vocab || x.fract() != 0.0) {
-        return Err(ToolError::arg("ids", format!("{bad} is not a token id (0..{vocab})")));
+tool! {
+    /// The text of token ids.
+    ///
+    /// ```assay
+    /// let lm = model("smollm2-135m")
+    /// assert detokenize(lm, tokenize(lm, "a, b").ids) == "a, b"
+    /// ```
+    detokenize in Text -> Type::Str;
+    {
+        /// a language model
+        model: Arc<Model>,
+        /// token ids
+        ids: Vec<f64> [Type::numbers()],
     }
-    let ids: Vec<u32> = ids.iter().map(|x| *x as u32).collect();
-    tok.decode(&ids, false).map(Value::str).map_err(|e| ToolError::arg("ids", e.to_string()))
-}
-
-fn generate_sig() -> Signature {
-    Signature::new("generate", Category::Text, "Continues a prompt by `n` new tokens: greedy (each the most likely next token) or, with a `temperature` above 0, sampled from the run's seed (the same seed gives the same text). On a model with a KV cache (past_key_values.* inputs in Optimum's convention, as SmolLM2's) each step computes only the new token from the cached keys and values; `cache: false` recomputes the whole sequence every step (the same tokens, slower). With `steer` and `patch`, the interventions hold at every step, the new tokens included. Returns the new text only; given several texts, the new text of each (one left-padded batch where the model takes attention_mask and position_ids, each row continuing as it would alone; else one at a time); given token ids (a list of numbers, for a model without a tokenizer), the new ids.")
-        .param("model", Type::Handle(HandleKind::Model), "a language model")
-        .param("prompt", Type::OneOf(vec![Type::Str, Type::list(Type::Str), Type::list(Type::Num)]), "the text to continue, several texts (one batch), or token ids")
-        .opt("n", Type::Num, Value::Num(8.0), "how many tokens to add")
-        .opt("temperature", Type::Num, Value::Num(0.0), "0 for greedy; above 0 samples from softmax(logits / temperature)")
-        .opt("cache", Type::Bool, Value::Bool(true), "reuse the KV cache between steps where the model has one")
-        .opt("steer", Type::Any, Value::None, "{tensor: vector}: a vector added to each tensor at every position and step (activation addition), e.g. a difference of residual streams")
-        .opt("patch", Type::Any, Value::None, "{tensor: value} or {tensor: {value, mask}}: the tensor set to `mask*value + (1-mask)*tensor` at every position and step (mask 1 where left out), e.g. a head zeroed or a neuron clamped")
-        .returns(Type::OneOf(vec![Type::Str, Type::list(Type::Str), Type::list(Type::Num)]))
-        .example("let lm = model(\"smollm2-135m\")\nassert starts_with(generate(lm, \"The capital of France is\", n: 2), \" Paris\")\nassert generate(lm, \"Once upon a time\", n: 6) == generate(lm, \"Once upon a time\", n: 6, cache: false)")
-}
-fn generate(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let m = model_of(a, "model")?;
-    let prompt = a.get("prompt");
-    let texts = crate::onnx::tools::texts_of(prompt);
-    let tok = if texts.is_some() { Some(tokenizer(a, "model")?) } else { None };
-    let n = a.count("n")?;
-    if n > 256 {
-        return Err(ToolError::arg("n", "at most 256 new tokens"));
-    }
-    let temperature = a.num("temperature")?;
-    if !(temperature >= 0.0 && temperature.is_finite()) {
-        return Err(ToolError::arg(
-            "temperature",
-            format!("the temperature is 0 (greedy) or above, not {temperature}"),
-        ));
-    }
-    // One prompt (text or token ids), or several texts.
-    let rows: Vec<Vec<u32>> = match (&tok, &texts) {
-        (Some(tok), Some(texts)) => {
-            if texts.len() > 256 {
-                return Err(ToolError::arg("prompt", "at most 256 prompts at once"));
-            }
-            texts
-                .iter()
-                .map(|t| {
-                    tok.encode(t.as_str(), false)
-                        .map(|e| e.get_ids().to_vec())
-                        .map_err(|e| ToolError::arg("prompt", e.to_string()))
-                })
-                .collect::<Result<_, _>>()?
+    |p, _| {
+        let tok = tokenizer(&p.model)?;
+        let vocab = tok.get_vocab_size(true) as f64;
+        let ids = p.ids.clone();
+        if let Some(bad) = ids.iter().find(|x| **x < 0.0 || **x >= vocab || x.fract() != 0.0) {
+            return Err(ToolError::arg("ids", format!("{bad} is not a token id (0..{vocab})")));
         }
-        _ => vec![a
-            .numbers("prompt")?
-            .into_iter()
-            .map(|x| {
-                if x >= 0.0 && x.fract() == 0.0 && x <= f64::from(u32::MAX) {
-                    Ok(x as u32)
-                } else {
-                    Err(ToolError::arg("prompt", format!("token ids are whole numbers from 0, not {x}")))
+        let ids: Vec<u32> = ids.iter().map(|x| *x as u32).collect();
+        tok.decode(&ids, false).map(Value::str).map_err(|e| ToolError::arg("ids", e.to_string()))
+    }
+}
+
+tool! {
+    /// Continues a prompt by `n` new tokens: greedy (each the most likely next token) or, with a
+    /// `temperature` above 0, sampled from the run's seed (the same seed gives the same text). On a
+    /// model with a KV cache (past_key_values.* inputs in Optimum's convention, as SmolLM2's) each step
+    /// computes only the new token from the cached keys and values; `cache: false` recomputes the whole
+    /// sequence every step (the same tokens, slower). With `steer` and `patch`, the interventions hold
+    /// at every step, the new tokens included. Returns the new text only; given several texts, the new
+    /// text of each (one left-padded batch where the model takes attention_mask and position_ids, each
+    /// row continuing as it would alone; else one at a time); given token ids (a list of numbers, for a
+    /// model without a tokenizer), the new ids.
+    ///
+    /// ```assay
+    /// let lm = model("smollm2-135m")
+    /// assert starts_with(generate(lm, "The capital of France is", n: 2), " Paris")
+    /// assert generate(lm, "Once upon a time", n: 6) == generate(lm, "Once upon a time", n: 6, cache: false)
+    /// ```
+    generate in Text -> Type::OneOf(vec![Type::Str, Type::list(Type::Str), Type::list(Type::Num)]);
+    {
+        /// a language model
+        model: Arc<Model>,
+        /// the text to continue, several texts (one batch), or token ids
+        prompt: Arg [Type::OneOf(vec![Type::Str, Type::list(Type::Str), Type::list(Type::Num)])],
+        /// how many tokens to add
+        n: usize = Value::Num(8.0),
+        /// 0 for greedy; above 0 samples from softmax(logits / temperature)
+        temperature: f64 = Value::Num(0.0),
+        /// reuse the KV cache between steps where the model has one
+        cache: bool = Value::Bool(true),
+        /// {tensor: vector}: a vector added to each tensor at every position and step (activation
+        /// addition), e.g. a difference of residual streams
+        steer: Arg [Type::Any] = Value::None,
+        /// {tensor: value} or {tensor: {value, mask}}: the tensor set to `mask*value +
+        /// (1-mask)*tensor` at every position and step (mask 1 where left out), e.g. a head zeroed
+        /// or a neuron clamped
+        patch: Arg [Type::Any] = Value::None,
+    }
+    |p, ctx| {
+        let m = p.model.clone();
+        let prompt = p.prompt.get();
+        let texts = crate::onnx::tools::texts_of(prompt);
+        let tok = if texts.is_some() { Some(tokenizer(&p.model)?) } else { None };
+        let n = p.n;
+        if n > 256 {
+            return Err(ToolError::arg("n", "at most 256 new tokens"));
+        }
+        let temperature = p.temperature;
+        if !(temperature >= 0.0 && temperature.is_finite()) {
+            return Err(ToolError::arg(
+                "temperature",
+                format!("the temperature is 0 (greedy) or above, not {temperature}"),
+            ));
+        }
+        // One prompt (text or token ids), or several texts.
+        let rows: Vec<Vec<u32>> = match (&tok, &texts) {
+            (Some(tok), Some(texts)) => {
+                if texts.len() > 256 {
+                    return Err(ToolError::arg("prompt", "at most 256 prompts at once"));
                 }
-            })
-            .collect::<Result<_, _>>()?],
-    };
-    if let Some(i) = rows.iter().position(|r| r.is_empty()) {
-        return Err(ToolError::arg(
-            "prompt",
-            if rows.len() > 1 { format!("prompt {i} is empty") } else { "the prompt is empty".into() },
-        ));
-    }
-    let (patches, adds) = interventions(&m, a)?;
-    let cache = a.bool("cache")?;
-    // Prompts of different lengths run as one left-padded batch where the
-    // model takes the attention mask and position ids (so each row's
-    // positions start at its first token); otherwise one at a time.
-    let new: Vec<Vec<u32>> = if rows.len() > 1 && m.pads_left() {
-        continue_rows(&m, rows, n, temperature, cache, &patches, &adds, ctx)?
-    } else {
-        let mut out = Vec::new();
-        for r in rows {
-            out.extend(continue_rows(&m, vec![r], n, temperature, cache, &patches, &adds, ctx)?);
+                texts
+                    .iter()
+                    .map(|t| {
+                        tok.encode(t.as_str(), false)
+                            .map(|e| e.get_ids().to_vec())
+                            .map_err(|e| ToolError::arg("prompt", e.to_string()))
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            _ => vec![p
+                .prompt
+                .numbers()?
+                .into_iter()
+                .map(|x| {
+                    if x >= 0.0 && x.fract() == 0.0 && x <= f64::from(u32::MAX) {
+                        Ok(x as u32)
+                    } else {
+                        Err(ToolError::arg("prompt", format!("token ids are whole numbers from 0, not {x}")))
+                    }
+                })
+                .collect::<Result<_, _>>()?],
+        };
+        if let Some(i) = rows.iter().position(|r| r.is_empty()) {
+            return Err(ToolError::arg(
+                "prompt",
+                if rows.len() > 1 { format!("prompt {i} is empty") } else { "the prompt is empty".into() },
+            ));
         }
-        out
-    };
-    let value = |ids: &[u32]| -> Result<Value, ToolError> {
-        match &tok {
-            Some(tok) => tok.decode(ids, false).map(Value::str).map_err(|e| ToolError::new(e.to_string())),
-            None => Ok(Value::list(ids.iter().map(|x| Value::Num(f64::from(*x))).collect())),
+        let (patches, adds) = interventions(&m, &p.steer, &p.patch)?;
+        let cache = p.cache;
+        // Prompts of different lengths run as one left-padded batch where the
+        // model takes the attention mask and position ids (so each row's
+        // positions start at its first token); otherwise one at a time.
+        let new: Vec<Vec<u32>> = if rows.len() > 1 && m.pads_left() {
+            continue_rows(&m, rows, n, temperature, cache, &patches, &adds, ctx)?
+        } else {
+            let mut out = Vec::new();
+            for r in rows {
+                out.extend(continue_rows(&m, vec![r], n, temperature, cache, &patches, &adds, ctx)?);
+            }
+            out
+        };
+        let value = |ids: &[u32]| -> Result<Value, ToolError> {
+            match &tok {
+                Some(tok) => tok.decode(ids, false).map(Value::str).map_err(|e| ToolError::new(e.to_string())),
+                None => Ok(Value::list(ids.iter().map(|x| Value::Num(f64::from(*x))).collect())),
+            }
+        };
+        if matches!(prompt, Value::List(_)) && texts.is_some() {
+            Ok(Value::list(new.iter().map(|r| value(r)).collect::<Result<_, _>>()?))
+        } else {
+            value(new.first().map(Vec::as_slice).unwrap_or_default())
         }
-    };
-    if matches!(prompt, Value::List(_)) && texts.is_some() {
-        Ok(Value::list(new.iter().map(|r| value(r)).collect::<Result<_, _>>()?))
-    } else {
-        value(new.first().map(Vec::as_slice).unwrap_or_default())
     }
 }
 
@@ -203,20 +250,20 @@ type Patches = Vec<(String, ArrayD<f32>, ArrayD<f32>)>;
 type Adds = Vec<(String, ArrayD<f32>)>;
 
 /// `steer` and `patch` as the model layer takes them, each tensor checked by name.
-fn interventions(m: &crate::onnx::model::Model, a: &Args) -> Result<(Patches, Adds), ToolError> {
+fn interventions(m: &Model, steer: &Arg, patch: &Arg) -> Result<(Patches, Adds), ToolError> {
     let tensor = |v: &Value, arg: &str, what: &str| -> Result<ArrayD<f32>, ToolError> {
         assay_interpreter::to_tensor(v).map(|t| t.to_array()).map_err(|e| ToolError::arg(arg, format!("{what}: {e}")))
     };
     let mut adds = Vec::new();
-    if !a.is_none("steer") {
-        for (name, v) in a.record("steer")? {
+    if !steer.is_none() {
+        for (name, v) in steer.record()? {
             crate::onnx::tools::known_tensor(m, name, "steer")?;
             adds.push((name.clone(), tensor(v, "steer", &format!("the vector for `{name}`"))?));
         }
     }
     let mut patches = Vec::new();
-    if !a.is_none("patch") {
-        for (name, v) in a.record("patch")? {
+    if !patch.is_none() {
+        for (name, v) in patch.record()? {
             crate::onnx::tools::known_tensor(m, name, "patch")?;
             let (value, mask) = match v {
                 Value::Record(r) => {
@@ -298,12 +345,12 @@ fn next_token(logits: &[f32], temperature: f64, ctx: &mut dyn ToolCtx) -> Result
 
 pub(crate) fn register(r: &mut Registry) {
     for (sig, f) in [
-        (tokenize_sig as fn() -> Signature, tokenize as crate::core::ToolFn),
-        (detokenize_sig, detokenize),
-        (generate_sig, generate),
-        (ioi_sig, ioi),
-        (entity_sig, entity_tracking),
-        (binding_sig, variable_binding),
+        (tokenize::sig as fn() -> Signature, tokenize::call as crate::core::ToolFn),
+        (detokenize::sig, detokenize::call),
+        (generate::sig, generate::call),
+        (ioi::sig, ioi::call),
+        (entity_tracking::sig, entity_tracking::call),
+        (variable_binding::sig, variable_binding::call),
     ] {
         r.register(FnTool::new(sig, f));
     }
@@ -316,45 +363,61 @@ const NAMES: &[&str] = &[
 const PLACES: &[&str] = &["store", "park", "school", "office", "beach", "market"];
 const OBJECTS: &[&str] = &["drink", "book", "ball", "letter", "gift", "key"];
 
-fn ioi_sig() -> Signature {
-    Signature::new("ioi", Category::Text, "Indirect-object-identification prompts with counterfactual pairs, drawn from the run's seed: \"When Mary and John went to the store, John gave a drink to\" (answer \" Mary\", the indirect object; \" John\" repeats the subject). Each item is {clean, flipped, io, s, io_id, s_id}: `flipped` swaps the two names' roles (its answer is \" John\"), with the same number of tokens. Names are single tokens of the model's vocabulary.")
-        .param("model", Type::Handle(HandleKind::Model), "a language model (for its tokenizer)")
-        .opt("n", Type::Num, Value::Num(20.0), "how many prompts")
-        .opt("seed", Type::Num, Value::None, "pin this call's random stream")
-        .returns(Type::list(Type::record()))
-        .example("let lm = model(\"smollm2-135m\")\nlet p = ioi(lm, n: 3, seed: 1)\nassert len(p) == 3\nassert ends_with(p[0].clean, \" to\") and p[0].io != p[0].s\nassert len(tokenize(lm, p[0].clean).ids) == len(tokenize(lm, p[0].flipped).ids)")
-}
-fn ioi(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    use rand::seq::IndexedRandom;
-    let tok = tokenizer(a, "model")?;
-    let n = a.count("n")?;
-    if n > 10_000 {
-        return Err(ToolError::arg("n", "at most 10,000 prompts"));
+tool! {
+    /// Indirect-object-identification prompts with counterfactual pairs, drawn from the run's seed:
+    /// "When Mary and John went to the store, John gave a drink to" (answer " Mary", the indirect
+    /// object; " John" repeats the subject). Each item is {clean, flipped, io, s, io_id, s_id}:
+    /// `flipped` swaps the two names' roles (its answer is " John"), with the same number of tokens.
+    /// Names are single tokens of the model's vocabulary.
+    ///
+    /// ```assay
+    /// let lm = model("smollm2-135m")
+    /// let p = ioi(lm, n: 3, seed: 1)
+    /// assert len(p) == 3
+    /// assert ends_with(p[0].clean, " to") and p[0].io != p[0].s
+    /// assert len(tokenize(lm, p[0].clean).ids) == len(tokenize(lm, p[0].flipped).ids)
+    /// ```
+    ioi in Text -> Type::list(Type::record());
+    {
+        /// a language model (for its tokenizer)
+        model: Arc<Model>,
+        /// how many prompts
+        n: usize = Value::Num(20.0),
+        /// pin this call's random stream
+        seed: Option<i64> = Value::None,
     }
-    let mut rng = stream(a, "seed", ctx)?;
-    let names: Vec<(&str, u32)> =
-        NAMES.iter().filter_map(|n| single(&tok, &format!(" {n}")).map(|id| (*n, id))).collect();
-    if names.len() < 2 {
-        return Err(ToolError::arg("model", "the tokenizer has too few single-token names"));
+    |p, ctx| {
+        use rand::seq::IndexedRandom;
+        let tok = tokenizer(&p.model)?;
+        let n = p.n;
+        if n > 10_000 {
+            return Err(ToolError::arg("n", "at most 10,000 prompts"));
+        }
+        let mut rng = stream_of(p.seed, ctx);
+        let names: Vec<(&str, u32)> =
+            NAMES.iter().filter_map(|n| single(&tok, &format!(" {n}")).map(|id| (*n, id))).collect();
+        if names.len() < 2 {
+            return Err(ToolError::arg("model", "the tokenizer has too few single-token names"));
+        }
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let pick: Vec<&(&str, u32)> = names.choose_multiple(&mut rng, 2).collect();
+            let ((io, io_id), (s, s_id)) = (*pick[0], *pick[1]);
+            let place = PLACES.choose(&mut rng).copied().unwrap_or("store");
+            let object = OBJECTS.choose(&mut rng).copied().unwrap_or("drink");
+            let clean = format!("When {io} and {s} went to the {place}, {s} gave a {object} to");
+            let flipped = format!("When {io} and {s} went to the {place}, {io} gave a {object} to");
+            out.push(Value::record([
+                ("clean", Value::str(clean)),
+                ("flipped", Value::str(flipped)),
+                ("io", Value::str(io)),
+                ("s", Value::str(s)),
+                ("io_id", Value::Num(io_id as f64)),
+                ("s_id", Value::Num(s_id as f64)),
+            ]));
+        }
+        Ok(Value::list(out))
     }
-    let mut out = Vec::new();
-    for _ in 0..n {
-        let pick: Vec<&(&str, u32)> = names.choose_multiple(&mut rng, 2).collect();
-        let ((io, io_id), (s, s_id)) = (*pick[0], *pick[1]);
-        let place = PLACES.choose(&mut rng).copied().unwrap_or("store");
-        let object = OBJECTS.choose(&mut rng).copied().unwrap_or("drink");
-        let clean = format!("When {io} and {s} went to the {place}, {s} gave a {object} to");
-        let flipped = format!("When {io} and {s} went to the {place}, {io} gave a {object} to");
-        out.push(Value::record([
-            ("clean", Value::str(clean)),
-            ("flipped", Value::str(flipped)),
-            ("io", Value::str(io)),
-            ("s", Value::str(s)),
-            ("io_id", Value::Num(io_id as f64)),
-            ("s_id", Value::Num(s_id as f64)),
-        ]));
-    }
-    Ok(Value::list(out))
 }
 
 /// The id of `text` if it is exactly one token.
@@ -368,123 +431,155 @@ const THINGS: &[&str] = &[
     "phone", "card",
 ];
 
-fn entity_sig() -> Signature {
-    Signature::new("entity_tracking", Category::Text, "Entity-tracking prompts (Kim & Schuster; Prakash et al.), drawn from the run's seed: \"The apple is in box F, the book is in box Q, the key is in box B. Box Q contains the\" (answer \" book\"). Each item is {clean, flipped, answer, answer_id, flipped_answer, flipped_id, box}: `flipped` swaps the objects of the queried box and another box, so its answer differs while every token count stays the same. Objects and box letters are single tokens.")
-        .param("model", Type::Handle(HandleKind::Model), "a language model (for its tokenizer)")
-        .opt("n", Type::Num, Value::Num(20.0), "how many prompts")
-        .opt("boxes", Type::Num, Value::Num(3.0), "objects (and boxes) per prompt, 2 to 7")
-        .opt("seed", Type::Num, Value::None, "pin this call's random stream")
-        .returns(Type::list(Type::record()))
-        .example("let lm = model(\"smollm2-135m\")\nlet p = entity_tracking(lm, n: 2, seed: 3)\nassert ends_with(p[0].clean, \" contains the\") and p[0].answer != p[0].flipped_answer\nassert len(tokenize(lm, p[0].clean).ids) == len(tokenize(lm, p[0].flipped).ids)")
-}
-fn entity_tracking(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    use rand::seq::{IndexedRandom, SliceRandom};
-    use rand::Rng;
-    let tok = tokenizer(a, "model")?;
-    let n = a.count("n")?;
-    let k = a.count("boxes")?;
-    if n > 10_000 {
-        return Err(ToolError::arg("n", "at most 10,000 prompts"));
+tool! {
+    /// Entity-tracking prompts (Kim & Schuster; Prakash et al.), drawn from the run's seed: "The apple
+    /// is in box F, the book is in box Q, the key is in box B. Box Q contains the" (answer " book").
+    /// Each item is {clean, flipped, answer, answer_id, flipped_answer, flipped_id, box}: `flipped`
+    /// swaps the objects of the queried box and another box, so its answer differs while every token
+    /// count stays the same. Objects and box letters are single tokens.
+    ///
+    /// ```assay
+    /// let lm = model("smollm2-135m")
+    /// let p = entity_tracking(lm, n: 2, seed: 3)
+    /// assert ends_with(p[0].clean, " contains the") and p[0].answer != p[0].flipped_answer
+    /// assert len(tokenize(lm, p[0].clean).ids) == len(tokenize(lm, p[0].flipped).ids)
+    /// ```
+    entity_tracking in Text -> Type::list(Type::record());
+    {
+        /// a language model (for its tokenizer)
+        model: Arc<Model>,
+        /// how many prompts
+        n: usize = Value::Num(20.0),
+        /// objects (and boxes) per prompt, 2 to 7
+        boxes: usize = Value::Num(3.0),
+        /// pin this call's random stream
+        seed: Option<i64> = Value::None,
     }
-    if !(2..=7).contains(&k) {
-        return Err(ToolError::arg("boxes", format!("`boxes` is between 2 and 7, found {k}")));
+    |p, ctx| {
+        use rand::seq::{IndexedRandom, SliceRandom};
+        use rand::Rng;
+        let tok = tokenizer(&p.model)?;
+        let n = p.n;
+        let k = p.boxes;
+        if n > 10_000 {
+            return Err(ToolError::arg("n", "at most 10,000 prompts"));
+        }
+        if !(2..=7).contains(&k) {
+            return Err(ToolError::arg("boxes", format!("`boxes` is between 2 and 7, found {k}")));
+        }
+        let mut rng = stream_of(p.seed, ctx);
+        let things: Vec<(&str, u32)> =
+            THINGS.iter().filter_map(|t| single(&tok, &format!(" {t}")).map(|id| (*t, id))).collect();
+        let letters: Vec<char> = ('A'..='Z').filter(|c| single(&tok, &format!(" {c}")).is_some()).collect();
+        if things.len() < k || letters.len() < k {
+            return Err(ToolError::arg("model", "the tokenizer has too few single-token objects or letters"));
+        }
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let objs: Vec<(&str, u32)> = things.choose_multiple(&mut rng, k).copied().collect();
+            let mut boxes: Vec<char> = letters.choose_multiple(&mut rng, k).copied().collect();
+            boxes.shuffle(&mut rng);
+            let q = rng.random_range(0..k);
+            let other = (q + rng.random_range(1..k)) % k;
+            let text = |objs: &[(&str, u32)]| {
+                let parts: Vec<String> =
+                    objs.iter().zip(&boxes).map(|((o, _), b)| format!("the {o} is in box {b}")).collect();
+                let mut s = parts.join(", ");
+                s.replace_range(0..1, "T");
+                format!("{s}. Box {} contains the", boxes[q])
+            };
+            let mut swapped = objs.clone();
+            swapped.swap(q, other);
+            out.push(Value::record([
+                ("clean", Value::str(text(&objs))),
+                ("flipped", Value::str(text(&swapped))),
+                ("answer", Value::str(objs[q].0)),
+                ("answer_id", Value::Num(objs[q].1 as f64)),
+                ("flipped_answer", Value::str(swapped[q].0)),
+                ("flipped_id", Value::Num(swapped[q].1 as f64)),
+                ("box", Value::str(boxes[q].to_string())),
+            ]));
+        }
+        Ok(Value::list(out))
     }
-    let mut rng = stream(a, "seed", ctx)?;
-    let things: Vec<(&str, u32)> =
-        THINGS.iter().filter_map(|t| single(&tok, &format!(" {t}")).map(|id| (*t, id))).collect();
-    let letters: Vec<char> = ('A'..='Z').filter(|c| single(&tok, &format!(" {c}")).is_some()).collect();
-    if things.len() < k || letters.len() < k {
-        return Err(ToolError::arg("model", "the tokenizer has too few single-token objects or letters"));
-    }
-    let mut out = Vec::new();
-    for _ in 0..n {
-        let objs: Vec<(&str, u32)> = things.choose_multiple(&mut rng, k).copied().collect();
-        let mut boxes: Vec<char> = letters.choose_multiple(&mut rng, k).copied().collect();
-        boxes.shuffle(&mut rng);
-        let q = rng.random_range(0..k);
-        let other = (q + rng.random_range(1..k)) % k;
-        let text = |objs: &[(&str, u32)]| {
-            let parts: Vec<String> =
-                objs.iter().zip(&boxes).map(|((o, _), b)| format!("the {o} is in box {b}")).collect();
-            let mut s = parts.join(", ");
-            s.replace_range(0..1, "T");
-            format!("{s}. Box {} contains the", boxes[q])
-        };
-        let mut swapped = objs.clone();
-        swapped.swap(q, other);
-        out.push(Value::record([
-            ("clean", Value::str(text(&objs))),
-            ("flipped", Value::str(text(&swapped))),
-            ("answer", Value::str(objs[q].0)),
-            ("answer_id", Value::Num(objs[q].1 as f64)),
-            ("flipped_answer", Value::str(swapped[q].0)),
-            ("flipped_id", Value::Num(swapped[q].1 as f64)),
-            ("box", Value::str(boxes[q].to_string())),
-        ]));
-    }
-    Ok(Value::list(out))
 }
 
-fn binding_sig() -> Signature {
-    Signature::new("variable_binding", Category::Text, "Variable-binding prompts, drawn from the run's seed: a chain of assignments with distractors, \"c=7, a=2, b=c, d=b, d=\" (answer \"7\", reached through `hops` references). Each item is {clean, flipped, answer, answer_id, flipped_answer, flipped_id}: `flipped` changes only the root value, so its answer differs and the token counts stay the same. Values are single digits.")
-        .param("model", Type::Handle(HandleKind::Model), "a language model (for its tokenizer)")
-        .opt("n", Type::Num, Value::Num(20.0), "how many prompts")
-        .opt("hops", Type::Num, Value::Num(1.0), "references between the query and the value, 0 to 4")
-        .opt("distractors", Type::Num, Value::Num(1.0), "unrelated assignments, 0 to 4")
-        .opt("seed", Type::Num, Value::None, "pin this call's random stream")
-        .returns(Type::list(Type::record()))
-        .example("let lm = model(\"smollm2-135m\")\nlet p = variable_binding(lm, n: 2, hops: 2, seed: 1)\nassert ends_with(p[0].clean, \"=\") and p[0].answer != p[0].flipped_answer\nassert len(tokenize(lm, p[0].clean).ids) == len(tokenize(lm, p[0].flipped).ids)")
-}
-fn variable_binding(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    use rand::seq::IndexedRandom;
-    use rand::Rng;
-    let tok = tokenizer(a, "model")?;
-    let n = a.count("n")?;
-    let hops = a.count("hops")?;
-    let distractors = a.count("distractors")?;
-    if n > 10_000 {
-        return Err(ToolError::arg("n", "at most 10,000 prompts"));
+tool! {
+    /// Variable-binding prompts, drawn from the run's seed: a chain of assignments with distractors,
+    /// "c=7, a=2, b=c, d=b, d=" (answer "7", reached through `hops` references). Each item is {clean,
+    /// flipped, answer, answer_id, flipped_answer, flipped_id}: `flipped` changes only the root value,
+    /// so its answer differs and the token counts stay the same. Values are single digits.
+    ///
+    /// ```assay
+    /// let lm = model("smollm2-135m")
+    /// let p = variable_binding(lm, n: 2, hops: 2, seed: 1)
+    /// assert ends_with(p[0].clean, "=") and p[0].answer != p[0].flipped_answer
+    /// assert len(tokenize(lm, p[0].clean).ids) == len(tokenize(lm, p[0].flipped).ids)
+    /// ```
+    variable_binding in Text -> Type::list(Type::record());
+    {
+        /// a language model (for its tokenizer)
+        model: Arc<Model>,
+        /// how many prompts
+        n: usize = Value::Num(20.0),
+        /// references between the query and the value, 0 to 4
+        hops: usize = Value::Num(1.0),
+        /// unrelated assignments, 0 to 4
+        distractors: usize = Value::Num(1.0),
+        /// pin this call's random stream
+        seed: Option<i64> = Value::None,
     }
-    if hops > 4 || distractors > 4 {
-        return Err(ToolError::arg(
-            if hops > 4 { "hops" } else { "distractors" },
-            "`hops` and `distractors` are at most 4",
-        ));
-    }
-    let mut rng = stream(a, "seed", ctx)?;
-    let digit_id = |d: u32| single(&tok, &d.to_string());
-    let names: Vec<char> = ('a'..='z').collect();
-    let mut out = Vec::new();
-    for _ in 0..n {
-        let vars: Vec<char> = names.choose_multiple(&mut rng, hops + 1 + distractors).copied().collect();
-        let (chain, others) = vars.split_at(hops + 1);
-        let value = rng.random_range(0..10u32);
-        let flipped_value = (value + rng.random_range(1..10u32)) % 10;
-        let other_values: Vec<u32> = others.iter().map(|_| rng.random_range(0..10u32)).collect();
-        // Root first, then each reference; distractors at random places.
-        let mut lines: Vec<(usize, String)> = Vec::new();
-        lines.push((0, format!("{}={{v}}", chain[0])));
-        for h in 1..chain.len() {
-            lines.push((h, format!("{}={}", chain[h], chain[h - 1])));
+    |p, ctx| {
+        use rand::seq::IndexedRandom;
+        use rand::Rng;
+        let tok = tokenizer(&p.model)?;
+        let n = p.n;
+        let hops = p.hops;
+        let distractors = p.distractors;
+        if n > 10_000 {
+            return Err(ToolError::arg("n", "at most 10,000 prompts"));
         }
-        let mut order: Vec<String> = lines.into_iter().map(|(_, l)| l).collect();
-        for (o, v) in others.iter().zip(&other_values) {
-            let at = rng.random_range(0..=order.len());
-            order.insert(at, format!("{o}={v}"));
+        if hops > 4 || distractors > 4 {
+            return Err(ToolError::arg(
+                if hops > 4 { "hops" } else { "distractors" },
+                "`hops` and `distractors` are at most 4",
+            ));
         }
-        let query = chain[chain.len() - 1];
-        let text = |v: u32| format!("{}, {query}=", order.join(", ").replace("{v}", &v.to_string()));
-        let (Some(id), Some(fid)) = (digit_id(value), digit_id(flipped_value)) else {
-            return Err(ToolError::arg("model", "the tokenizer does not have single-token digits"));
-        };
-        out.push(Value::record([
-            ("clean", Value::str(text(value))),
-            ("flipped", Value::str(text(flipped_value))),
-            ("answer", Value::str(value.to_string())),
-            ("answer_id", Value::Num(id as f64)),
-            ("flipped_answer", Value::str(flipped_value.to_string())),
-            ("flipped_id", Value::Num(fid as f64)),
-        ]));
+        let mut rng = stream_of(p.seed, ctx);
+        let digit_id = |d: u32| single(&tok, &d.to_string());
+        let names: Vec<char> = ('a'..='z').collect();
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let vars: Vec<char> = names.choose_multiple(&mut rng, hops + 1 + distractors).copied().collect();
+            let (chain, others) = vars.split_at(hops + 1);
+            let value = rng.random_range(0..10u32);
+            let flipped_value = (value + rng.random_range(1..10u32)) % 10;
+            let other_values: Vec<u32> = others.iter().map(|_| rng.random_range(0..10u32)).collect();
+            // Root first, then each reference; distractors at random places.
+            let mut lines: Vec<(usize, String)> = Vec::new();
+            lines.push((0, format!("{}={{v}}", chain[0])));
+            for h in 1..chain.len() {
+                lines.push((h, format!("{}={}", chain[h], chain[h - 1])));
+            }
+            let mut order: Vec<String> = lines.into_iter().map(|(_, l)| l).collect();
+            for (o, v) in others.iter().zip(&other_values) {
+                let at = rng.random_range(0..=order.len());
+                order.insert(at, format!("{o}={v}"));
+            }
+            let query = chain[chain.len() - 1];
+            let text = |v: u32| format!("{}, {query}=", order.join(", ").replace("{v}", &v.to_string()));
+            let (Some(id), Some(fid)) = (digit_id(value), digit_id(flipped_value)) else {
+                return Err(ToolError::arg("model", "the tokenizer does not have single-token digits"));
+            };
+            out.push(Value::record([
+                ("clean", Value::str(text(value))),
+                ("flipped", Value::str(text(flipped_value))),
+                ("answer", Value::str(value.to_string())),
+                ("answer_id", Value::Num(id as f64)),
+                ("flipped_answer", Value::str(flipped_value.to_string())),
+                ("flipped_id", Value::Num(fid as f64)),
+            ]));
+        }
+        Ok(Value::list(out))
     }
-    Ok(Value::list(out))
 }

@@ -14,14 +14,17 @@
 //!   must be linear (gains, biases, reshapes and projections by weights),
 //!   or the tool says where it is not (e.g. BERT's masked-LM head).
 
-use assay_interpreter::{Args, Category, HandleKind, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use std::sync::Arc;
+
+use crate::onnx::tools::feeds_value;
+use assay_interpreter::{Arg, Registry, ToolError, Type, Value};
 use ndarray::{ArrayD, Axis, IxDyn};
 
-use super::attention::{find, Block, Index};
-use super::model::Model;
-use super::proto::{GraphProto, NodeProto};
-use super::tools::{feeds, model_of};
+use crate::core::declare::tool;
 use crate::core::FnTool;
+use crate::onnx::attention::{find, Block, Index};
+use crate::onnx::model::Model;
+use crate::onnx::proto::{GraphProto, NodeProto};
 
 /// Rows per batched run.
 const ROWS: usize = 64;
@@ -60,7 +63,7 @@ fn initializer_f32(g: &GraphProto, name: &str) -> Option<Vec<f32>> {
     floats(g.initializer.iter().find(|t| t.name() == name)?)
 }
 
-fn floats(t: &super::proto::TensorProto) -> Option<Vec<f32>> {
+fn floats(t: &crate::onnx::proto::TensorProto) -> Option<Vec<f32>> {
     if t.data_type() != 1 {
         return None;
     }
@@ -170,13 +173,13 @@ fn at(t: &ArrayD<f32>, rows: usize, row: usize, pos: usize) -> Result<Vec<f32>, 
 }
 
 fn repeat(feeds: &[(String, ArrayD<f32>)], n: usize) -> Vec<(String, ArrayD<f32>)> {
-    feeds.iter().map(|(k, v)| (k.clone(), super::sweep::repeat_rows(v, n))).collect()
+    feeds.iter().map(|(k, v)| (k.clone(), crate::onnx::sweep::repeat_rows(v, n))).collect()
 }
 
 type Patch = (String, ArrayD<f32>, ArrayD<f32>);
 
 /// One patched run of `n` rows of `inputs` (one example); where the graph
-/// runs one row at a time only (see [`super::sweep::single_rows_only`]),
+/// runs one row at a time only (see [`crate::onnx::sweep::single_rows_only`]),
 /// row by row, each patch value and mask with `n` rows cut to its row, and
 /// the outputs joined in order.
 fn run_rows(
@@ -190,7 +193,7 @@ fn run_rows(
     if n == 1 {
         return m.patch_capture(inputs.to_vec(), patches, want, capture, false);
     }
-    let first = if super::sweep::single_rows_only(m) {
+    let first = if crate::onnx::sweep::single_rows_only(m) {
         None
     } else {
         match m.patch_capture(repeat(inputs, n), patches.clone(), want, capture, false) {
@@ -214,7 +217,7 @@ fn run_rows(
         }
     }
     if first.is_some() {
-        m.learn(super::model::Fact::OneRowAtATime, true);
+        m.learn(crate::onnx::model::Fact::OneRowAtATime, true);
     }
     parts
         .into_iter()
@@ -276,150 +279,169 @@ fn head_outputs(
         .collect()
 }
 
-fn dla_sig() -> Signature {
-    Signature::new("logit_attribution", Category::Interventions, "Direct logit attribution: how much each attention head and each MLP adds to chosen tokens' logits directly, through the final norm (its scale frozen at the residual stream's own) and the unembedding, at one position. Heads, projections, the residual stream and the final norm are found in the graph as attention() finds them; no weight is named. Each head's output is the projection with only that head kept, less the projection with none (one batched run); the read-out is the model's own graph from the final norm on, with the component taken out of the stream. Returns {heads: [layers, heads, tokens], mlp: [layers, tokens] (none where the graph does not show MLP outputs), tokens (ids), position}. The read-out must be linear (a pre-norm decoder: GPT-2, Llama, Qwen2, SmolLM2); an encoder's masked-LM head is not, and is refused.")
-        .param("model", Type::Handle(HandleKind::Model), "a language model")
-        .param("inputs", Type::Any, "one prompt (text) or the inputs of one example")
-        .param("tokens", Type::Any, "tokens whose logits are attributed: ids, or strings of one token each")
-        .opt("position", Type::Num, Value::Num(-1.0), "the position read out; negative counts from the end")
-        .returns(Type::record())
-        .example("let lm = model(\"smollm2-135m\")\nlet d = logit_attribution(lm, \"The capital of France is\", [\" Paris\"])\nassert d.heads.shape == [30, 9, 1] and d.mlp.shape == [30, 1]\nassert max(reshape(d.heads, [270])) > 0.1, \"some head writes Paris directly\"")
-}
-
-fn logit_attribution(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let m = model_of(a, "model")?;
-    let mut inputs = feeds(&m, a, "inputs")?;
-    if let Some((k, t)) = inputs.iter().find(|(_, t)| t.shape().first() != Some(&1)) {
-        return Err(ToolError::arg(
-            "inputs",
-            format!("logit_attribution reads one example; input `{k}` is {:?}", t.shape()),
-        )
-        .help("map over prompts: map(prompts, p => logit_attribution(model, p, tokens))"));
+tool! {
+    /// Direct logit attribution: how much each attention head and each MLP adds to chosen tokens'
+    /// logits directly, through the final norm (its scale frozen at the residual stream's own) and the
+    /// unembedding, at one position. Heads, projections, the residual stream and the final norm are
+    /// found in the graph as attention() finds them; no weight is named. Each head's output is the
+    /// projection with only that head kept, less the projection with none (one batched run); the
+    /// read-out is the model's own graph from the final norm on, with the component taken out of the
+    /// stream. Returns {heads: [layers, heads, tokens], mlp: [layers, tokens] (none where the graph
+    /// does not show MLP outputs), tokens (ids), position}. The read-out must be linear (a pre-norm
+    /// decoder: GPT-2, Llama, Qwen2, SmolLM2); an encoder's masked-LM head is not, and is refused.
+    ///
+    /// ```assay
+    /// let lm = model("smollm2-135m")
+    /// let d = logit_attribution(lm, "The capital of France is", [" Paris"])
+    /// assert d.heads.shape == [30, 9, 1] and d.mlp.shape == [30, 1]
+    /// assert max(reshape(d.heads, [270])) > 0.1, "some head writes Paris directly"
+    /// ```
+    logit_attribution in Interventions -> Type::record();
+    {
+        /// a language model
+        model: Arc<Model>,
+        /// one prompt (text) or the inputs of one example
+        inputs: Arg [Type::Any],
+        /// tokens whose logits are attributed: ids, or strings of one token each
+        tokens: Arg [Type::Any],
+        /// the position read out; negative counts from the end
+        position: f64 = Value::Num(-1.0),
     }
-    let tokens = super::lens::token_ids(&m, a, "tokens")?;
-    if tokens.is_empty() {
-        return Err(ToolError::arg("tokens", "name at least one token"));
-    }
-    let t_len = inputs
-        .iter()
-        .find(|(k, _)| k == "input_ids")
-        .or(inputs.first())
-        .and_then(|(_, v)| v.shape().get(1).copied())
-        .unwrap_or(0);
-    let p = a.num("position")?;
-    let pos = if p < 0.0 { t_len as f64 + p } else { p };
-    if pos < 0.0 || pos >= t_len as f64 || pos.fract() != 0.0 {
-        return Err(ToolError::arg("position", format!("position {p} is not one of the {t_len} tokens")));
-    }
-    let pos = pos as usize;
-    // A causal model's logits at `pos` depend on the tokens up to it only.
-    for (_, v) in inputs.iter_mut() {
-        if v.ndim() >= 2 && v.shape()[1] == t_len {
-            *v = v.slice_axis(Axis(1), ndarray::Slice::from(0..=pos)).to_owned();
+    |p, _| {
+        let m = p.model.clone();
+        let mut inputs = feeds_value(&m, p.inputs.get(), "inputs")?;
+        if let Some((k, t)) = inputs.iter().find(|(_, t)| t.shape().first() != Some(&1)) {
+            return Err(ToolError::arg(
+                "inputs",
+                format!("logit_attribution reads one example; input `{k}` is {:?}", t.shape()),
+            )
+            .help("map over prompts: map(prompts, p => logit_attribution(model, p, tokens))"));
         }
-    }
-    let blocks = find(&m).map_err(|e| ToolError::arg("model", e))?;
-    let g = m.proto.graph.as_ref().ok_or_else(|| ToolError::new("the model has no graph"))?;
-    let idx = Index::new(g);
-    let last = blocks.last().and_then(|b| b.residual.clone()).ok_or_else(|| {
-        ToolError::arg("model", "the residual stream after the last layer is not visible in the graph")
-    })?;
-    let ro = readout(g, &idx, &last).map_err(|e| {
-        ToolError::arg("model", format!("no direct read-out: {e}")).help(
-            "direct logit attribution needs the last residual stream to reach the logits through a final norm and the unembedding alone, as in a pre-norm decoder (GPT-2, Llama, Qwen2); patch_sweep and path_patch work on any model",
-        )
-    })?;
-    let logits_name = m.output_names().first().cloned().unwrap_or_default();
-    let mut want = vec![last.clone(), ro.at.clone()];
-    want.extend(blocks.iter().filter_map(|b| b.mlp.clone()));
-    let base = m
-        .patch_capture(inputs.clone(), Vec::new(), std::slice::from_ref(&logits_name), &want, false)
-        .map_err(|e| ToolError::arg("inputs", e))?;
-    let get = |n: &str| base.get(n).ok_or_else(|| ToolError::new(format!("`{n}` was not captured")));
-    let err = |e: String| ToolError::new(e);
-    let r = at(get(&last)?, 1, 0, pos).map_err(err)?;
-    let z = at(get(&ro.at)?, 1, 0, pos).map_err(err)?;
-    let pr = centre(&r, ro.centred);
-    // The norm's scale at this position.
-    let scale = match &ro.op {
-        Some((_, eps)) => (pr.iter().map(|x| x * x).sum::<f64>() / pr.len().max(1) as f64 + f64::from(*eps)).sqrt(),
-        None => {
-            // z = P(r) / scale: check it is, then read the scale off.
-            let (nz, np) = (norm2(&z.iter().map(|x| f64::from(*x)).collect::<Vec<_>>()), norm2(&pr));
-            let cos = z.iter().zip(&pr).map(|(a, b)| f64::from(*a) * b).sum::<f64>() / (nz * np).max(1e-30);
-            if cos < 0.9999 {
-                return Err(ToolError::arg("model", format!("`{}` is not the residual stream divided by a scale (cosine {cos:.4}); the final norm is not one Assay can read out", ro.at)));
+        let tokens = crate::onnx::lens::token_ids(&m, &p.tokens)?;
+        if tokens.is_empty() {
+            return Err(ToolError::arg("tokens", "name at least one token"));
+        }
+        let t_len = inputs
+            .iter()
+            .find(|(k, _)| k == "input_ids")
+            .or(inputs.first())
+            .and_then(|(_, v)| v.shape().get(1).copied())
+            .unwrap_or(0);
+        let p = p.position;
+        let pos = if p < 0.0 { t_len as f64 + p } else { p };
+        if pos < 0.0 || pos >= t_len as f64 || pos.fract() != 0.0 {
+            return Err(ToolError::arg("position", format!("position {p} is not one of the {t_len} tokens")));
+        }
+        let pos = pos as usize;
+        // A causal model's logits at `pos` depend on the tokens up to it only.
+        for (_, v) in inputs.iter_mut() {
+            if v.ndim() >= 2 && v.shape()[1] == t_len {
+                *v = v.slice_axis(Axis(1), ndarray::Slice::from(0..=pos)).to_owned();
             }
-            np / nz.max(1e-30)
         }
-    };
-    if z.len() != r.len() {
-        return Err(ToolError::arg(
-            "model",
-            format!("the final norm's output has {} features, the stream {}", z.len(), r.len()),
-        ));
-    }
-    // What taking a component `c` out of the stream does to the patched tensor.
-    let delta = |c: &[f32]| -> Vec<f32> {
-        let pc = centre(c, ro.centred);
-        match &ro.op {
-            Some((gamma, _)) => pc.iter().zip(gamma).map(|(x, g)| (x / scale * f64::from(*g)) as f32).collect(),
-            None => pc.iter().map(|x| (x / scale) as f32).collect(),
+        let blocks = find(&m).map_err(|e| ToolError::arg("model", e))?;
+        let g = m.proto.graph.as_ref().ok_or_else(|| ToolError::new("the model has no graph"))?;
+        let idx = Index::new(g);
+        let last = blocks.last().and_then(|b| b.residual.clone()).ok_or_else(|| {
+            ToolError::arg("model", "the residual stream after the last layer is not visible in the graph")
+        })?;
+        let ro = readout(g, &idx, &last).map_err(|e| {
+            ToolError::arg("model", format!("no direct read-out: {e}")).help(
+                "direct logit attribution needs the last residual stream to reach the logits through a final norm and the unembedding alone, as in a pre-norm decoder (GPT-2, Llama, Qwen2); patch_sweep and path_patch work on any model",
+            )
+        })?;
+        let logits_name = m.output_names().first().cloned().unwrap_or_default();
+        let mut want = vec![last.clone(), ro.at.clone()];
+        want.extend(blocks.iter().filter_map(|b| b.mlp.clone()));
+        let base = m
+            .patch_capture(inputs.clone(), Vec::new(), std::slice::from_ref(&logits_name), &want, false)
+            .map_err(|e| ToolError::arg("inputs", e))?;
+        let get = |n: &str| base.get(n).ok_or_else(|| ToolError::new(format!("`{n}` was not captured")));
+        let err = |e: String| ToolError::new(e);
+        let r = at(get(&last)?, 1, 0, pos).map_err(err)?;
+        let z = at(get(&ro.at)?, 1, 0, pos).map_err(err)?;
+        let pr = centre(&r, ro.centred);
+        // The norm's scale at this position.
+        let scale = match &ro.op {
+            Some((_, eps)) => (pr.iter().map(|x| x * x).sum::<f64>() / pr.len().max(1) as f64 + f64::from(*eps)).sqrt(),
+            None => {
+                // z = P(r) / scale: check it is, then read the scale off.
+                let (nz, np) = (norm2(&z.iter().map(|x| f64::from(*x)).collect::<Vec<_>>()), norm2(&pr));
+                let cos = z.iter().zip(&pr).map(|(a, b)| f64::from(*a) * b).sum::<f64>() / (nz * np).max(1e-30);
+                if cos < 0.9999 {
+                    return Err(ToolError::arg("model", format!("`{}` is not the residual stream divided by a scale (cosine {cos:.4}); the final norm is not one Assay can read out", ro.at)));
+                }
+                np / nz.max(1e-30)
+            }
+        };
+        if z.len() != r.len() {
+            return Err(ToolError::arg(
+                "model",
+                format!("the final norm's output has {} features, the stream {}", z.len(), r.len()),
+            ));
         }
-    };
-    let heads = head_outputs(&m, &inputs, &blocks, pos).map_err(|e| ToolError::arg("model", e))?;
-    let mut components: Vec<Vec<f32>> = heads.iter().flatten().map(|c| delta(c)).collect();
-    let mlps: Option<Vec<Vec<f32>>> =
-        blocks.iter().map(|b| b.mlp.as_ref().and_then(|n| base.get(n)).and_then(|v| at(v, 1, 0, pos).ok())).collect();
-    if let Some(ms) = &mlps {
-        components.extend(ms.iter().map(|c| delta(c)));
-    }
-    let orig = get(&logits_name)?;
-    let vocab = *orig.shape().last().unwrap_or(&0);
-    if let Some(t) = tokens.iter().find(|t| **t >= vocab) {
-        return Err(ToolError::arg("tokens", format!("token {t} is outside the vocabulary of {vocab}")));
-    }
-    let orig_at = at(orig, 1, 0, pos).map_err(err)?;
-    let d = z.len();
-    let mut attributions: Vec<Vec<f32>> = Vec::with_capacity(components.len());
-    for chunk in components.chunks(ROWS) {
-        let n = chunk.len();
-        let mut value = Vec::with_capacity(n * d);
-        for c in chunk {
-            value.extend(z.iter().zip(c).map(|(a, b)| a - b));
+        // What taking a component `c` out of the stream does to the patched tensor.
+        let delta = |c: &[f32]| -> Vec<f32> {
+            let pc = centre(c, ro.centred);
+            match &ro.op {
+                Some((gamma, _)) => pc.iter().zip(gamma).map(|(x, g)| (x / scale * f64::from(*g)) as f32).collect(),
+                None => pc.iter().map(|x| (x / scale) as f32).collect(),
+            }
+        };
+        let heads = head_outputs(&m, &inputs, &blocks, pos).map_err(|e| ToolError::arg("model", e))?;
+        let mut components: Vec<Vec<f32>> = heads.iter().flatten().map(|c| delta(c)).collect();
+        let mlps: Option<Vec<Vec<f32>>> =
+            blocks.iter().map(|b| b.mlp.as_ref().and_then(|n| base.get(n)).and_then(|v| at(v, 1, 0, pos).ok())).collect();
+        if let Some(ms) = &mlps {
+            components.extend(ms.iter().map(|c| delta(c)));
         }
-        let value = ArrayD::from_shape_vec(IxDyn(&[n, 1, d]), value).map_err(|e| ToolError::new(e.to_string()))?;
-        let mut mask = ArrayD::<f32>::zeros(IxDyn(&[1, pos + 1, 1]));
-        mask[[0, pos, 0]] = 1.0;
-        let out = run_rows(&m, &inputs, n, vec![(ro.at.clone(), value, mask)], std::slice::from_ref(&logits_name), &[])
-            .map_err(|e| ToolError::arg("model", e))?;
-        let l = out.get(&logits_name).ok_or_else(|| ToolError::new("no logits"))?;
-        for r in 0..n {
-            let row = at(l, n, r, pos).map_err(err)?;
-            attributions.push(tokens.iter().map(|t| orig_at[*t] - row[*t]).collect());
+        let orig = get(&logits_name)?;
+        let vocab = *orig.shape().last().unwrap_or(&0);
+        if let Some(t) = tokens.iter().find(|t| **t >= vocab) {
+            return Err(ToolError::arg("tokens", format!("token {t} is outside the vocabulary of {vocab}")));
         }
+        let orig_at = at(orig, 1, 0, pos).map_err(err)?;
+        let d = z.len();
+        let mut attributions: Vec<Vec<f32>> = Vec::with_capacity(components.len());
+        for chunk in components.chunks(ROWS) {
+            let n = chunk.len();
+            let mut value = Vec::with_capacity(n * d);
+            for c in chunk {
+                value.extend(z.iter().zip(c).map(|(a, b)| a - b));
+            }
+            let value = ArrayD::from_shape_vec(IxDyn(&[n, 1, d]), value).map_err(|e| ToolError::new(e.to_string()))?;
+            let mut mask = ArrayD::<f32>::zeros(IxDyn(&[1, pos + 1, 1]));
+            mask[[0, pos, 0]] = 1.0;
+            let out = run_rows(&m, &inputs, n, vec![(ro.at.clone(), value, mask)], std::slice::from_ref(&logits_name), &[])
+                .map_err(|e| ToolError::arg("model", e))?;
+            let l = out.get(&logits_name).ok_or_else(|| ToolError::new("no logits"))?;
+            for r in 0..n {
+                let row = at(l, n, r, pos).map_err(err)?;
+                attributions.push(tokens.iter().map(|t| orig_at[*t] - row[*t]).collect());
+            }
+        }
+        let (layers, n_heads) = (blocks.len(), blocks.first().map_or(0, |b| b.n_heads));
+        if blocks.iter().any(|b| b.n_heads != n_heads) {
+            return Err(ToolError::arg("model", "the attention blocks have different numbers of heads"));
+        }
+        let k = tokens.len();
+        let head_vals: Vec<f32> = attributions[..layers * n_heads].iter().flatten().copied().collect();
+        let tensor = |shape: Vec<usize>, v: Vec<f32>| {
+            ArrayD::from_shape_vec(shape, v).map(Value::tensor).map_err(|e| ToolError::new(e.to_string()))
+        };
+        let mlp = match mlps {
+            Some(_) => tensor(vec![layers, k], attributions[layers * n_heads..].iter().flatten().copied().collect())?,
+            None => Value::None,
+        };
+        Ok(Value::record([
+            ("heads", tensor(vec![layers, n_heads, k], head_vals)?),
+            ("mlp", mlp),
+            ("tokens", Value::list(tokens.iter().map(|t| Value::Num(*t as f64)).collect())),
+            ("position", Value::Num(pos as f64)),
+        ]))
     }
-    let (layers, n_heads) = (blocks.len(), blocks.first().map_or(0, |b| b.n_heads));
-    if blocks.iter().any(|b| b.n_heads != n_heads) {
-        return Err(ToolError::arg("model", "the attention blocks have different numbers of heads"));
-    }
-    let k = tokens.len();
-    let head_vals: Vec<f32> = attributions[..layers * n_heads].iter().flatten().copied().collect();
-    let tensor = |shape: Vec<usize>, v: Vec<f32>| {
-        ArrayD::from_shape_vec(shape, v).map(Value::tensor).map_err(|e| ToolError::new(e.to_string()))
-    };
-    let mlp = match mlps {
-        Some(_) => tensor(vec![layers, k], attributions[layers * n_heads..].iter().flatten().copied().collect())?,
-        None => Value::None,
-    };
-    Ok(Value::record([
-        ("heads", tensor(vec![layers, n_heads, k], head_vals)?),
-        ("mlp", mlp),
-        ("tokens", Value::list(tokens.iter().map(|t| Value::Num(*t as f64)).collect())),
-        ("position", Value::Num(pos as f64)),
-    ]))
 }
 
 pub(crate) fn register(r: &mut Registry) {
-    r.register(FnTool::new(dla_sig, logit_attribution));
+    r.register(FnTool::new(logit_attribution::sig, logit_attribution::call));
 }

@@ -4,177 +4,200 @@
 //! takes layer L's value, so every later computation is the model's own.
 //! All layers run as one batch, one row per layer.
 
-use assay_interpreter::{Args, Category, HandleKind, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use std::sync::Arc;
+
+use crate::onnx::model::Model;
+use crate::onnx::tools::feeds_value;
+use assay_interpreter::{Arg, Registry, ToolError, Type, Value};
 use ndarray::{ArrayD, Axis};
 
-use super::tools::{feeds, model_of, select_names};
+use crate::core::declare::tool;
 use crate::core::FnTool;
+use crate::onnx::tools::select_names;
 
-fn lens_sig() -> Signature {
-    Signature::new("logit_lens", Category::Interventions, "The logit lens: each layer's residual stream read out through the model's own final norm and unembedding, at one position. `residual` names the residual stream after each layer (a glob or list, in layer order; by default the streams attention() finds in the graph); the last one is what the final norm reads, and layer L's read-out patches it with layer L's value, all layers in one batched run, so the last layer's read-out is the model's own output. Returns {layers, top_ids [layers, k], top_probs [layers, k], top_tokens (per layer, with a tokenizer), probs [layers, len(tokens)] for `tokens`, position}.")
-        .param("model", Type::Handle(HandleKind::Model), "a language model")
-        .param("inputs", Type::Any, "one prompt (text) or the inputs of one example")
-        .opt("residual", Type::OneOf(vec![Type::Str, Type::list(Type::Str)]), Value::None, "the residual stream after each layer, in layer order (default: attention(model).residual)")
-        .opt("position", Type::Num, Value::Num(-1.0), "the position read out; negative counts from the end")
-        .opt("k", Type::Num, Value::Num(5.0), "top tokens per layer")
-        .opt("tokens", Type::Any, Value::None, "tokens to follow through the layers: ids, or strings of one token each")
-        .opt("output", Type::Str, Value::str("logits"), "the model output that holds the logits [1, T, V]")
-        .returns(Type::record())
-        .example("let lm = model(\"smollm2-135m\")\nlet lens = logit_lens(lm, \"The capital of France is\", tokens: [\" Paris\"], k: 3)\nassert len(lens.layers) == 30 and lens.top_tokens[29][0] == \" Paris\"\nlet p = prob(run(lm, \"The capital of France is\").logits, tokenize(lm, \" Paris\").ids[0])\nassert abs(lens.probs[29][0] - p) < 0.00001, \"the last layer's read-out is the model's output\"")
-}
-
-fn logit_lens(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let m = model_of(a, "model")?;
-    let inputs = feeds(&m, a, "inputs")?;
-    if let Some((k, t)) = inputs.iter().find(|(_, t)| t.shape().first() != Some(&1)) {
-        return Err(ToolError::arg(
-            "inputs",
-            format!("the logit lens reads one example; input `{k}` is {:?}", t.shape()),
-        )
-        .help("map over prompts: map(prompts, p => logit_lens(model, p))"));
+tool! {
+    /// The logit lens: each layer's residual stream read out through the model's own final norm and
+    /// unembedding, at one position. `residual` names the residual stream after each layer (a glob or
+    /// list, in layer order; by default the streams attention() finds in the graph); the last one is
+    /// what the final norm reads, and layer L's read-out patches it with layer L's value, all layers in
+    /// one batched run, so the last layer's read-out is the model's own output. Returns {layers,
+    /// top_ids [layers, k], top_probs [layers, k], top_tokens (per layer, with a tokenizer), probs
+    /// [layers, len(tokens)] for `tokens`, position}.
+    ///
+    /// ```assay
+    /// let lm = model("smollm2-135m")
+    /// let lens = logit_lens(lm, "The capital of France is", tokens: [" Paris"], k: 3)
+    /// assert len(lens.layers) == 30 and lens.top_tokens[29][0] == " Paris"
+    /// let p = prob(run(lm, "The capital of France is").logits, tokenize(lm, " Paris").ids[0])
+    /// assert abs(lens.probs[29][0] - p) < 0.00001, "the last layer's read-out is the model's output"
+    /// ```
+    logit_lens in Interventions -> Type::record();
+    {
+        /// a language model
+        model: Arc<Model>,
+        /// one prompt (text) or the inputs of one example
+        inputs: Arg [Type::Any],
+        /// the residual stream after each layer, in layer order (default:
+        /// attention(model).residual)
+        residual: Arg [Type::OneOf(vec![Type::Str, Type::list(Type::Str)])] = Value::None,
+        /// the position read out; negative counts from the end
+        position: f64 = Value::Num(-1.0),
+        /// top tokens per layer
+        k: usize = Value::Num(5.0),
+        /// tokens to follow through the layers: ids, or strings of one token each
+        tokens: Arg [Type::Any] = Value::None,
+        /// the model output that holds the logits [1, T, V]
+        output: String = Value::str("logits"),
     }
-    let layers = if matches!(a.get("residual"), Value::None) {
-        let blocks = super::attention::find(&m).map_err(|e| {
-            ToolError::arg("residual", format!("no residual stream given, and none found: {e}"))
-                .help("name the residual stream after each layer: residual: \"<glob>\" (see inspect)")
-        })?;
-        blocks
-            .into_iter()
-            .map(|b| {
-                b.residual.ok_or_else(|| {
-                    ToolError::arg(
-                        "residual",
-                        "no residual stream given, and the graph's shape does not show one after every layer",
-                    )
-                    .help("name the residual stream after each layer: residual: \"<glob>\" (see inspect)")
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?
-    } else {
-        select_names(&m, a, "residual")?
-    };
-    let output = a.str("output")?.to_string();
-    if !m.outputs.iter().any(|p| p.name == output) {
-        let names: Vec<&str> = m.outputs.iter().map(|p| p.name.as_str()).collect();
-        return Err(ToolError::arg("output", format!("the model has no output `{output}`"))
-            .help(format!("its outputs: {}", names.join(", "))));
-    }
-    let tokens = token_ids(&m, a, "tokens")?;
-    let k = a.count("k")?.max(1);
-    let vals = m.capture(inputs.clone(), &layers).map_err(|e| ToolError::arg("inputs", e))?;
-    let last = layers.last().cloned().unwrap_or_default();
-    let shape = vals.get(&last).map(|v| v.shape().to_vec()).unwrap_or_default();
-    for n in &layers {
-        let s = vals.get(n).map(|v| v.shape().to_vec()).unwrap_or_default();
-        if s != shape || s.len() != 3 {
+    |p, _| {
+        let m = p.model.clone();
+        let inputs = feeds_value(&m, p.inputs.get(), "inputs")?;
+        if let Some((k, t)) = inputs.iter().find(|(_, t)| t.shape().first() != Some(&1)) {
             return Err(ToolError::arg(
-                "residual",
-                format!("`{n}` is {s:?}; the residual stream after every layer must share one shape [1, T, D], like `{last}` {shape:?}"),
-            ));
+                "inputs",
+                format!("the logit lens reads one example; input `{k}` is {:?}", t.shape()),
+            )
+            .help("map over prompts: map(prompts, p => logit_lens(model, p))"));
         }
-    }
-    // One row per layer: the inputs repeated, the last residual replaced.
-    let rows = layers.len();
-    let repeat = |x: &ArrayD<f32>| -> Result<ArrayD<f32>, ToolError> {
-        let views: Vec<_> = (0..rows).map(|_| x.view()).collect();
-        ndarray::concatenate(Axis(0), &views).map_err(|e| ToolError::new(e.to_string()))
-    };
-    let batch: Vec<(String, ArrayD<f32>)> =
-        inputs.iter().map(|(n, x)| Ok((n.clone(), repeat(x)?))).collect::<Result<_, ToolError>>()?;
-    let views: Vec<_> = layers.iter().filter_map(|n| vals.get(n)).map(|v| v.view()).collect();
-    let value = ndarray::concatenate(Axis(0), &views).map_err(|e| ToolError::new(e.to_string()))?;
-    let mask = ArrayD::ones(value.shape());
-    let out = m
-        .patch(batch, vec![(last.clone(), value, mask)], std::slice::from_ref(&output))
-        .map_err(|e| ToolError::arg("residual", e))?;
-    let logits = out.get(&output).ok_or_else(|| ToolError::new(format!("no output `{output}`")))?;
-    if logits.ndim() != 3 || logits.shape()[0] != rows {
-        return Err(ToolError::arg("output", format!("`{output}` is {:?}, not [rows, T, V] logits", logits.shape())));
-    }
-    let t = logits.shape()[1];
-    let p = a.num("position")?;
-    let pos = if p < 0.0 { t as f64 + p } else { p };
-    if pos.fract() != 0.0 || !(0.0..t as f64).contains(&pos) {
-        return Err(ToolError::arg("position", format!("position {p} is outside the {t} positions")));
-    }
-    let pos = pos as usize;
-    let vocab = logits.shape()[2];
-    if let Some(bad) = tokens.iter().find(|i| **i >= vocab) {
-        return Err(ToolError::arg("tokens", format!("token id {bad} is outside the vocabulary of {vocab}")));
-    }
-    let k = k.min(vocab);
-    let (mut top_ids, mut top_probs, mut probs, mut top_tokens) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for l in 0..rows {
-        let row: Vec<f64> = logits.index_axis(Axis(0), l).index_axis(Axis(0), pos).iter().map(|x| *x as f64).collect();
-        let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let exp: Vec<f64> = row.iter().map(|x| (x - max).exp()).collect();
-        let sum: f64 = exp.iter().sum();
-        let mut order: Vec<usize> = (0..vocab).collect();
-        order.sort_by(|a, b| row[*b].total_cmp(&row[*a]).then(a.cmp(b)));
-        order.truncate(k);
-        top_ids.extend(order.iter().map(|i| *i as f32));
-        top_probs.extend(order.iter().map(|i| (exp[*i] / sum) as f32));
-        probs.extend(tokens.iter().map(|i| (exp.get(*i).copied().unwrap_or(0.0) / sum) as f32));
-        if let Some(tok) = &m.tokenizer {
-            let words: Vec<Value> =
-                order.iter().map(|i| Value::str(tok.decode(&[*i as u32], false).unwrap_or_default())).collect();
-            top_tokens.push(Value::list(words));
+        let layers = if p.residual.is_none() {
+            let blocks = crate::onnx::attention::find(&m).map_err(|e| {
+                ToolError::arg("residual", format!("no residual stream given, and none found: {e}"))
+                    .help("name the residual stream after each layer: residual: \"<glob>\" (see inspect)")
+            })?;
+            blocks
+                .into_iter()
+                .map(|b| {
+                    b.residual.ok_or_else(|| {
+                        ToolError::arg(
+                            "residual",
+                            "no residual stream given, and the graph's shape does not show one after every layer",
+                        )
+                        .help("name the residual stream after each layer: residual: \"<glob>\" (see inspect)")
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            select_names(&m, &p.residual)?
+        };
+        let output = p.output.as_str().to_string();
+        if !m.outputs.iter().any(|p| p.name == output) {
+            let names: Vec<&str> = m.outputs.iter().map(|p| p.name.as_str()).collect();
+            return Err(ToolError::arg("output", format!("the model has no output `{output}`"))
+                .help(format!("its outputs: {}", names.join(", "))));
         }
+        let tokens = token_ids(&m, &p.tokens)?;
+        let k = p.k.max(1);
+        let vals = m.capture(inputs.clone(), &layers).map_err(|e| ToolError::arg("inputs", e))?;
+        let last = layers.last().cloned().unwrap_or_default();
+        let shape = vals.get(&last).map(|v| v.shape().to_vec()).unwrap_or_default();
+        for n in &layers {
+            let s = vals.get(n).map(|v| v.shape().to_vec()).unwrap_or_default();
+            if s != shape || s.len() != 3 {
+                return Err(ToolError::arg(
+                    "residual",
+                    format!("`{n}` is {s:?}; the residual stream after every layer must share one shape [1, T, D], like `{last}` {shape:?}"),
+                ));
+            }
+        }
+        // One row per layer: the inputs repeated, the last residual replaced.
+        let rows = layers.len();
+        let repeat = |x: &ArrayD<f32>| -> Result<ArrayD<f32>, ToolError> {
+            let views: Vec<_> = (0..rows).map(|_| x.view()).collect();
+            ndarray::concatenate(Axis(0), &views).map_err(|e| ToolError::new(e.to_string()))
+        };
+        let batch: Vec<(String, ArrayD<f32>)> =
+            inputs.iter().map(|(n, x)| Ok((n.clone(), repeat(x)?))).collect::<Result<_, ToolError>>()?;
+        let views: Vec<_> = layers.iter().filter_map(|n| vals.get(n)).map(|v| v.view()).collect();
+        let value = ndarray::concatenate(Axis(0), &views).map_err(|e| ToolError::new(e.to_string()))?;
+        let mask = ArrayD::ones(value.shape());
+        let out = m
+            .patch(batch, vec![(last.clone(), value, mask)], std::slice::from_ref(&output))
+            .map_err(|e| ToolError::arg("residual", e))?;
+        let logits = out.get(&output).ok_or_else(|| ToolError::new(format!("no output `{output}`")))?;
+        if logits.ndim() != 3 || logits.shape()[0] != rows {
+            return Err(ToolError::arg("output", format!("`{output}` is {:?}, not [rows, T, V] logits", logits.shape())));
+        }
+        let t = logits.shape()[1];
+        let p = p.position;
+        let pos = if p < 0.0 { t as f64 + p } else { p };
+        if pos.fract() != 0.0 || !(0.0..t as f64).contains(&pos) {
+            return Err(ToolError::arg("position", format!("position {p} is outside the {t} positions")));
+        }
+        let pos = pos as usize;
+        let vocab = logits.shape()[2];
+        if let Some(bad) = tokens.iter().find(|i| **i >= vocab) {
+            return Err(ToolError::arg("tokens", format!("token id {bad} is outside the vocabulary of {vocab}")));
+        }
+        let k = k.min(vocab);
+        let (mut top_ids, mut top_probs, mut probs, mut top_tokens) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for l in 0..rows {
+            let row: Vec<f64> = logits.index_axis(Axis(0), l).index_axis(Axis(0), pos).iter().map(|x| *x as f64).collect();
+            let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let exp: Vec<f64> = row.iter().map(|x| (x - max).exp()).collect();
+            let sum: f64 = exp.iter().sum();
+            let mut order: Vec<usize> = (0..vocab).collect();
+            order.sort_by(|a, b| row[*b].total_cmp(&row[*a]).then(a.cmp(b)));
+            order.truncate(k);
+            top_ids.extend(order.iter().map(|i| *i as f32));
+            top_probs.extend(order.iter().map(|i| (exp[*i] / sum) as f32));
+            probs.extend(tokens.iter().map(|i| (exp.get(*i).copied().unwrap_or(0.0) / sum) as f32));
+            if let Some(tok) = &m.tokenizer {
+                let words: Vec<Value> =
+                    order.iter().map(|i| Value::str(tok.decode(&[*i as u32], false).unwrap_or_default())).collect();
+                top_tokens.push(Value::list(words));
+            }
+        }
+        let tensor = |shape: Vec<usize>, v: Vec<f32>| {
+            ArrayD::from_shape_vec(shape, v).map(Value::tensor).map_err(|e| ToolError::new(e.to_string()))
+        };
+        let mut fields = vec![
+            ("layers", Value::list(layers.iter().map(Value::str).collect())),
+            ("top_ids", tensor(vec![rows, k], top_ids)?),
+            ("top_probs", tensor(vec![rows, k], top_probs)?),
+            ("probs", tensor(vec![rows, tokens.len()], probs)?),
+            ("position", Value::Num(pos as f64)),
+        ];
+        if m.tokenizer.is_some() {
+            fields.push(("top_tokens", Value::list(top_tokens)));
+        }
+        Ok(Value::record(fields))
     }
-    let tensor = |shape: Vec<usize>, v: Vec<f32>| {
-        ArrayD::from_shape_vec(shape, v).map(Value::tensor).map_err(|e| ToolError::new(e.to_string()))
-    };
-    let mut fields = vec![
-        ("layers", Value::list(layers.iter().map(Value::str).collect())),
-        ("top_ids", tensor(vec![rows, k], top_ids)?),
-        ("top_probs", tensor(vec![rows, k], top_probs)?),
-        ("probs", tensor(vec![rows, tokens.len()], probs)?),
-        ("position", Value::Num(pos as f64)),
-    ];
-    if m.tokenizer.is_some() {
-        fields.push(("top_tokens", Value::list(top_tokens)));
-    }
-    Ok(Value::record(fields))
 }
 
 /// The token ids to follow: numbers, or strings that are one token each.
-pub(crate) fn token_ids(m: &super::model::Model, a: &Args, arg: &str) -> Result<Vec<usize>, ToolError> {
-    if a.is_none(arg) {
+pub(crate) fn token_ids(m: &crate::onnx::model::Model, x: &Arg) -> Result<Vec<usize>, ToolError> {
+    if x.is_none() {
         return Ok(Vec::new());
     }
-    let items = a.items(arg)?;
+    let items = x.items()?;
     let mut ids = Vec::with_capacity(items.len());
     for v in items {
         match v {
             Value::Num(n) if n >= 0.0 && n.fract() == 0.0 => ids.push(n as usize),
             Value::Str(s) => {
                 let tok = m.tokenizer.as_ref().ok_or_else(|| {
-                    ToolError::arg(arg, "this model has no tokenizer; give token ids").help("e.g. tokens: [3681]")
+                    x.error("this model has no tokenizer; give token ids").help("e.g. tokens: [3681]")
                 })?;
-                let enc = tok.encode(s.to_string(), false).map_err(|e| ToolError::arg(arg, e.to_string()))?;
+                let enc = tok.encode(s.to_string(), false).map_err(|e| x.error(e.to_string()))?;
                 match enc.get_ids() {
                     [one] => ids.push(*one as usize),
                     many => {
-                        return Err(ToolError::arg(
-                            arg,
-                            format!(
+                        return Err(x
+                            .error(format!(
                                 "{s:?} is {} tokens ({:?}); the lens follows single tokens",
                                 many.len(),
                                 enc.get_tokens()
-                            ),
-                        )
-                        .help("follow its first token, or a word with a leading space such as \" Paris\""))
+                            ))
+                            .help("follow its first token, or a word with a leading space such as \" Paris\""))
                     }
                 }
             }
-            other => {
-                return Err(ToolError::arg(arg, format!("tokens are ids or strings, found a {}", other.type_name())))
-            }
+            other => return Err(x.error(format!("tokens are ids or strings, found a {}", other.type_name()))),
         }
     }
     Ok(ids)
 }
 
 pub(crate) fn register(r: &mut Registry) {
-    r.register(FnTool::new(lens_sig, logit_lens));
+    r.register(FnTool::new(logit_lens::sig, logit_lens::call));
 }

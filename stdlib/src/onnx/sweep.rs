@@ -5,13 +5,17 @@
 //! run, at chosen positions. A sweep over hundreds of heads is a handful of
 //! runs, not hundreds.
 
-use assay_interpreter::{Args, Category, HandleKind, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use std::sync::Arc;
+
+use crate::onnx::tools::feeds_value;
+use assay_interpreter::{Arg, Args, Registry, ToolCtx, ToolError, Type, Value};
 use ndarray::{ArrayD, Axis, Slice};
 use std::collections::BTreeMap;
 
-use super::model::{Fact, Model};
-use super::tools::{feeds, model_of};
+use crate::core::declare::tool;
 use crate::core::FnTool;
+use crate::onnx::model::{Fact, Model};
+use crate::onnx::tools::model_of;
 
 /// One component: a tensor and the column range of its last axis.
 #[derive(Debug, Clone)]
@@ -91,7 +95,7 @@ pub struct Want<'a> {
     /// Intermediate tensors, as the patched run computes them.
     pub capture: &'a [String],
     /// Compute the model's outputs at the last position only (see
-    /// [`super::graph::last_position`]): [N, 1, V] instead of [N, T, V].
+    /// [`crate::onnx::graph::last_position`]): [N, 1, V] instead of [N, T, V].
     pub last_position: bool,
 }
 
@@ -214,7 +218,7 @@ impl Mix<'_> {
         if let Some(ok) = self.m.fact(&key) {
             return ok;
         }
-        let order = super::graph::sites(&self.m.proto);
+        let order = crate::onnx::graph::sites(&self.m.proto);
         let first = order.iter().find_map(|s| {
             self.components.iter().position(|c| c.tensor == s.name && self.values.contains_key(&c.tensor))
         });
@@ -392,31 +396,170 @@ pub fn outputs_value(o: &Outputs) -> Value {
     Value::record(o.iter().map(|(k, v)| (k.clone(), Value::tensor(v.clone()))))
 }
 
-fn sweep_sig() -> Signature {
-    Signature::new("patch_sweep", Category::Interventions, "Activation patching over many components at once. Every tensor matching `tensors` (a name, glob or list) is split into `parts` equal slices of its last axis (e.g. 9 attention heads of [N, T, 9*64]; 1 for a whole MLP output); for each slice, its value from the `source` run replaces the `target` run's at `positions` (all if omitted), and `metric(outputs)` scores the patched outputs. Returns {effects: [tensors, parts] tensor of metric(patched) - metric(target), clean, source, tensors, runs, prefix}. Batched: each run patches `batch` components, one per row. With last_position, on a model with a KV cache (`past_key_values.*` inputs, as SmolLM2's), the tokens target and source share at the start (`prefix` of them) run once, and each run computes only the tokens after them. Shardable: under `assay run --shard i/n` each shard patches its block of batches (its effects elsewhere are NaN) and `assay merge` gives exactly the one-machine result. Given lists of texts as `target` and `source` (pairs of equal length, pairs of different lengths), every pair runs in one left-padded batch (a model that takes attention_mask and position_ids), each pair as it would alone; `metric(outputs, i)` then scores pair i, and the result has effects [pairs, tensors, parts], mean_effects [tensors, parts], and clean and source per pair.")
-        .shardable()
-        .param("model", Type::Handle(HandleKind::Model), "a model")
-        .param("target", Type::Any, "the run to patch into: text, or inputs as for run()")
-        .param("source", Type::Any, "the run to take activations from (same shapes)")
-        .param("tensors", Type::OneOf(vec![Type::Str, Type::list(Type::Str)]), "tensor names or globs")
-        .param("metric", Type::Func, "outputs => number, e.g. a logit difference")
-        .opt("parts", Type::Num, Value::Num(1.0), "slices per tensor along its last axis")
-        .opt("positions", Type::list(Type::Num), Value::None, "token positions to patch (negative from the end)")
-        .opt("batch", Type::Num, Value::Num(16.0), "components per run")
-        .opt("last_position", Type::Bool, Value::Bool(false), "compute the outputs at the last position only ([1, 1, V] logits): much faster for a language model when the metric reads only the next token, as logit_diff, prob and kl do")
-        .returns(Type::record())
-        .example("let m = onnx(\"fixtures/tiny_dynamic.onnx\")\nlet s = patch_sweep(m, zeros([1, 3]), tensor([[1, 2, -3]]), [\"h\", \"y\"], out => sum(out.z), parts: 3, batch: 4)\nassert s.clean == 3 and s.runs == 2\nassert s.effects == tensor([[2, 2, -1], [2, 2, -1]])")
+tool! {
+    /// Activation patching over many components at once. Every tensor matching `tensors` (a name, glob
+    /// or list) is split into `parts` equal slices of its last axis (e.g. 9 attention heads of [N, T,
+    /// 9*64]; 1 for a whole MLP output); for each slice, its value from the `source` run replaces the
+    /// `target` run's at `positions` (all if omitted), and `metric(outputs)` scores the patched
+    /// outputs. Returns {effects: [tensors, parts] tensor of metric(patched) - metric(target), clean,
+    /// source, tensors, runs, prefix}. Batched: each run patches `batch` components, one per row. With
+    /// last_position, on a model with a KV cache (`past_key_values.*` inputs, as SmolLM2's), the tokens
+    /// target and source share at the start (`prefix` of them) run once, and each run computes only the
+    /// tokens after them. Shardable: under `assay run --shard i/n` each shard patches its block of
+    /// batches (its effects elsewhere are NaN) and `assay merge` gives exactly the one-machine result.
+    /// Given lists of texts as `target` and `source` (pairs of equal length, pairs of different
+    /// lengths), every pair runs in one left-padded batch (a model that takes attention_mask and
+    /// position_ids), each pair as it would alone; `metric(outputs, i)` then scores pair i, and the
+    /// result has effects [pairs, tensors, parts], mean_effects [tensors, parts], and clean and source
+    /// per pair.
+    ///
+    /// ```assay
+    /// let m = onnx("fixtures/tiny_dynamic.onnx")
+    /// let s = patch_sweep(m, zeros([1, 3]), tensor([[1, 2, -3]]), ["h", "y"], out => sum(out.z), parts: 3, batch: 4)
+    /// assert s.clean == 3 and s.runs == 2
+    /// assert s.effects == tensor([[2, 2, -1], [2, 2, -1]])
+    /// ```
+    patch_sweep in Interventions -> Type::record(), shardable;
+    {
+        /// a model
+        model: Arc<Model>,
+        /// the run to patch into: text, or inputs as for run()
+        target: Value,
+        /// the run to take activations from (same shapes)
+        source: Arg [Type::Any],
+        /// tensor names or globs
+        tensors: Arg [Type::OneOf(vec![Type::Str, Type::list(Type::Str)])],
+        /// outputs => number, e.g. a logit difference
+        metric: Value [Type::Func],
+        /// slices per tensor along its last axis
+        parts: usize = Value::Num(1.0),
+        /// token positions to patch (negative from the end)
+        positions: Arg [Type::list(Type::Num)] = Value::None,
+        /// components per run
+        batch: usize = Value::Num(16.0),
+        /// compute the outputs at the last position only ([1, 1, V] logits): much faster for a
+        /// language model when the metric reads only the next token, as logit_diff, prob and kl do
+        last_position: bool = Value::Bool(false),
+    }
+    |p, ctx| {
+        if let Some(pairs) = texts(&p.target) {
+            return sweep_pairs(&p, ctx, pairs);
+        }
+        let m = p.model.clone();
+        let target = feeds_value(&m, &p.target, "target")?;
+        let source = feeds_value(&m, p.source.get(), "source")?;
+        if target.iter().any(|(_, t)| t.shape().first() != Some(&1))
+            || source.iter().any(|(_, t)| t.shape().first() != Some(&1))
+        {
+            return Err(ToolError::arg("target", "target and source must each be one example (first dimension 1)"));
+        }
+        for ((kt, t), (ks, s)) in target.iter().zip(&source) {
+            if kt != ks || t.shape() != s.shape() {
+                return Err(ToolError::arg(
+                    "source",
+                    format!("source input `{ks}` {:?} does not match target input `{kt}` {:?}", s.shape(), t.shape()),
+                )
+                .help("for text, choose prompts with the same number of tokens"));
+            }
+        }
+        let names = crate::onnx::tools::select_names(&m, &p.tensors)?;
+        let metric = p.metric.clone();
+        let parts = p.parts.max(1);
+        let batch = p.batch.max(1);
+        let src_vals = m.capture(source.clone(), &names).map_err(|e| ToolError::arg("source", e))?;
+        let mut t_len = 0;
+        for n in &names {
+            let v = &src_vals[n];
+            if v.ndim() < 2 {
+                return Err(ToolError::arg(
+                    "tensors",
+                    format!("`{n}` has rank {}; a sweep patches tensors of at least [1, D]", v.ndim()),
+                ));
+            }
+            if v.ndim() >= 3 {
+                t_len = v.shape()[1];
+            }
+        }
+        let components = split(&names, &src_vals, parts, "parts")?;
+        let positions = resolve_positions(&p.positions, t_len.max(1))?;
+        if positions.is_some() && t_len == 0 {
+            return Err(ToolError::arg("positions", "positions need tensors of shape [1, T, D]"));
+        }
+        let last_position = p.last_position;
+        if last_position {
+            m.last_position_outputs().map_err(|e| {
+                ToolError::arg("last_position", e)
+                    .help("leave last_position out: the metric then sees the outputs at every position")
+            })?;
+        }
+        let mut sweep = Sweep {
+            model: &m,
+            target: target.clone(),
+            source: src_vals,
+            components,
+            positions,
+            last_position,
+            prefix: None,
+        };
+        let prefix = sweep.share_prefix(&source).map_err(|e| ToolError::arg("target", e))?;
+        let score =
+            |ctx: &mut dyn ToolCtx, o: &BTreeMap<String, ArrayD<f32>>, item: Option<u64>| -> Result<f64, ToolError> {
+                let v = match item {
+                    Some(i) => ctx.call_item(&metric, vec![outputs_value(o)], i)?,
+                    None => ctx.call(&metric, vec![outputs_value(o)])?,
+                };
+                crate::onnx::interventions::metric_number(v, "metric")
+            };
+        let clean_out = sweep.clean().map_err(|e| ToolError::arg("target", e))?;
+        let clean = score(ctx, &clean_out, None)?;
+        let source_out = sweep.unpatched(&source).map_err(|e| ToolError::arg("source", e))?;
+        let source_score = score(ctx, &source_out, None)?;
+        let n = sweep.components.len();
+        // A shard takes a contiguous block of whole batches, so every component
+        // is patched in the same batch as in one run over all of them.
+        let (first, last) = match ctx.share() {
+            Some(share) => {
+                let b = share.range(n.div_ceil(batch));
+                ((b.start * batch).min(n), (b.end * batch).min(n))
+            }
+            None => (0, n),
+        };
+        let mut effects = Vec::with_capacity(last - first);
+        let mut runs = 0;
+        let mut start = first;
+        while start < last {
+            let rows: Vec<usize> = (start..(start + batch).min(last)).collect();
+            let outs = sweep.run_rows(&rows).map_err(|e| ToolError::arg("tensors", e))?;
+            runs += 1;
+            for (r, o) in rows.iter().zip(outs) {
+                effects.push((score(ctx, &o, Some(*r as u64))? - clean) as f32);
+            }
+            start += batch;
+        }
+        let part = Value::record([
+            ("first", Value::Num(first as f64)),
+            ("effects", Value::nums(effects.iter().map(|e| *e as f64))),
+            ("clean", Value::Num(clean)),
+            ("source", Value::Num(source_score)),
+            ("runs", Value::Num(runs as f64)),
+            ("prefix", Value::Num(prefix as f64)),
+        ]);
+        match ctx.share() {
+            Some(_) => Ok(part),
+            None => merge_blocks(&m, &p.tensors, p.parts, ctx, vec![part]),
+        }
+    }
 }
 
-fn resolve_positions(a: &Args, i: &str, t: usize) -> Result<Option<Vec<usize>>, ToolError> {
-    if a.is_none(i) {
+fn resolve_positions(x: &Arg, t: usize) -> Result<Option<Vec<usize>>, ToolError> {
+    if x.is_none() {
         return Ok(None);
     }
     let mut out = Vec::new();
-    for p in a.numbers(i)? {
+    for p in x.numbers()? {
         let q = if p < 0.0 { t as f64 + p } else { p };
         if q < 0.0 || q >= t as f64 || q.fract() != 0.0 {
-            return Err(ToolError::arg(i, format!("position {p} is out of range for {t} tokens")));
+            return Err(x.error(format!("position {p} is out of range for {t} tokens")));
         }
         out.push(q as usize);
     }
@@ -425,7 +568,7 @@ fn resolve_positions(a: &Args, i: &str, t: usize) -> Result<Option<Vec<usize>>, 
 
 /// Whether an argument is several texts (a sweep over prompt pairs).
 fn texts(v: &Value) -> Option<usize> {
-    super::tools::texts_of(v).map(|t| t.len()).filter(|n| *n > 1 && matches!(v, Value::List(_)))
+    crate::onnx::tools::texts_of(v).map(|t| t.len()).filter(|n| *n > 1 && matches!(v, Value::List(_)))
 }
 
 /// A sweep over several prompt pairs of different lengths in one padded
@@ -433,9 +576,9 @@ fn texts(v: &Value) -> Option<usize> {
 /// padding and positions start at each prompt's first token), each row
 /// patches one component of one pair from that pair's source, at that
 /// pair's own tokens, and `metric(outputs, i)` scores it for pair i.
-fn sweep_pairs(a: &Args, ctx: &mut dyn ToolCtx, pairs: usize) -> Result<Value, ToolError> {
-    let m = model_of(a, "model")?;
-    if texts(a.get("source")) != Some(pairs) {
+fn sweep_pairs(p: &patch_sweep::Params, ctx: &mut dyn ToolCtx, pairs: usize) -> Result<Value, ToolError> {
+    let m = p.model.clone();
+    if texts(p.source.get()) != Some(pairs) {
         return Err(ToolError::arg("source", format!("{pairs} targets need {pairs} sources, as a list of texts")));
     }
     if !m.pads_left() {
@@ -449,8 +592,8 @@ fn sweep_pairs(a: &Args, ctx: &mut dyn ToolCtx, pairs: usize) -> Result<Value, T
         return Err(ToolError::arg("target", "a sweep over several prompt pairs is not sharded yet")
             .help("shard over the pairs instead: shard_map(pairs, p => patch_sweep(model, p.target, p.source, ...))"));
     }
-    let target = feeds(&m, a, "target")?;
-    let source = feeds(&m, a, "source")?;
+    let target = feeds_value(&m, &p.target, "target")?;
+    let source = feeds_value(&m, p.source.get(), "source")?;
     let mask_of = |f: &[(String, ArrayD<f32>)]| f.iter().find(|(k, _)| k == "attention_mask").map(|(_, v)| v.clone());
     let ids = |f: &[(String, ArrayD<f32>)]| f.iter().find(|(k, _)| k == "input_ids").map(|(_, v)| v.clone());
     let (Some(tid), Some(sid)) = (ids(&target), ids(&source)) else {
@@ -467,8 +610,8 @@ fn sweep_pairs(a: &Args, ctx: &mut dyn ToolCtx, pairs: usize) -> Result<Value, T
     }
     let pad: Vec<usize> =
         (0..pairs).map(|i| tmask.index_axis(Axis(0), i).iter().take_while(|x| **x == 0.0).count()).collect();
-    let names = super::tools::select_names(&m, a, "tensors")?;
-    let metric = a.func("metric")?.clone();
+    let names = crate::onnx::tools::select_names(&m, &p.tensors)?;
+    let metric = p.metric.clone();
     if let Value::Func(assay_interpreter::Func::Script(c)) = &metric {
         if c.def.params.len() < 2 {
             return Err(ToolError::arg(
@@ -478,9 +621,9 @@ fn sweep_pairs(a: &Args, ctx: &mut dyn ToolCtx, pairs: usize) -> Result<Value, T
             .help("write (out, i) => logit_diff(out.logits, pairs[i].io, pairs[i].s)"));
         }
     }
-    let parts = a.count("parts")?.max(1);
-    let batch = a.count("batch")?.max(1);
-    let last_position = a.bool("last_position")?;
+    let parts = p.parts.max(1);
+    let batch = p.batch.max(1);
+    let last_position = p.last_position;
     let src_vals = m.capture(source.clone(), &names).map_err(|e| ToolError::arg("source", e))?;
     for n in &names {
         let v = &src_vals[n];
@@ -496,7 +639,7 @@ fn sweep_pairs(a: &Args, ctx: &mut dyn ToolCtx, pairs: usize) -> Result<Value, T
     let components = split(&names, &first_rows, parts, "parts")?;
     // Each pair's positions, in the padded batch.
     let positions: Vec<Vec<usize>> = (0..pairs)
-        .map(|i| match resolve_positions(a, "positions", len - pad[i])? {
+        .map(|i| match resolve_positions(&p.positions, len - pad[i])? {
             Some(ps) => Ok(ps.into_iter().map(|p| p + pad[i]).collect()),
             None => Ok((pad[i]..len).collect()),
         })
@@ -540,7 +683,7 @@ fn sweep_pairs(a: &Args, ctx: &mut dyn ToolCtx, pairs: usize) -> Result<Value, T
             let o: Outputs =
                 out.iter().map(|(k, v)| (k.clone(), v.slice_axis(Axis(0), Slice::from(r..r + 1)).to_owned())).collect();
             let item = (i * (n + 1) + c.map_or(0, |c| c + 1)) as u64;
-            let x = super::interventions::metric_number(
+            let x = crate::onnx::interventions::metric_number(
                 ctx.call_item(&metric, vec![outputs_value(&o), Value::Num(*i as f64)], item)?,
                 "metric",
             )?;
@@ -565,7 +708,7 @@ fn sweep_pairs(a: &Args, ctx: &mut dyn ToolCtx, pairs: usize) -> Result<Value, T
                 })
                 .collect();
         }
-        source_scores.push(super::interventions::metric_number(
+        source_scores.push(crate::onnx::interventions::metric_number(
             ctx.call(&metric, vec![outputs_value(&o), Value::Num(i as f64)])?,
             "metric",
         )?);
@@ -585,120 +728,22 @@ fn sweep_pairs(a: &Args, ctx: &mut dyn ToolCtx, pairs: usize) -> Result<Value, T
     ]))
 }
 
-fn patch_sweep(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    if let Some(pairs) = texts(a.get("target")) {
-        return sweep_pairs(a, ctx, pairs);
-    }
-    let m = model_of(a, "model")?;
-    let target = feeds(&m, a, "target")?;
-    let source = feeds(&m, a, "source")?;
-    if target.iter().any(|(_, t)| t.shape().first() != Some(&1))
-        || source.iter().any(|(_, t)| t.shape().first() != Some(&1))
-    {
-        return Err(ToolError::arg("target", "target and source must each be one example (first dimension 1)"));
-    }
-    for ((kt, t), (ks, s)) in target.iter().zip(&source) {
-        if kt != ks || t.shape() != s.shape() {
-            return Err(ToolError::arg(
-                "source",
-                format!("source input `{ks}` {:?} does not match target input `{kt}` {:?}", s.shape(), t.shape()),
-            )
-            .help("for text, choose prompts with the same number of tokens"));
-        }
-    }
-    let names = super::tools::select_names(&m, a, "tensors")?;
-    let metric = a.func("metric")?.clone();
-    let parts = a.count("parts")?.max(1);
-    let batch = a.count("batch")?.max(1);
-    let src_vals = m.capture(source.clone(), &names).map_err(|e| ToolError::arg("source", e))?;
-    let mut t_len = 0;
-    for n in &names {
-        let v = &src_vals[n];
-        if v.ndim() < 2 {
-            return Err(ToolError::arg(
-                "tensors",
-                format!("`{n}` has rank {}; a sweep patches tensors of at least [1, D]", v.ndim()),
-            ));
-        }
-        if v.ndim() >= 3 {
-            t_len = v.shape()[1];
-        }
-    }
-    let components = split(&names, &src_vals, parts, "parts")?;
-    let positions = resolve_positions(a, "positions", t_len.max(1))?;
-    if positions.is_some() && t_len == 0 {
-        return Err(ToolError::arg("positions", "positions need tensors of shape [1, T, D]"));
-    }
-    let last_position = a.bool("last_position")?;
-    if last_position {
-        m.last_position_outputs().map_err(|e| {
-            ToolError::arg("last_position", e)
-                .help("leave last_position out: the metric then sees the outputs at every position")
-        })?;
-    }
-    let mut sweep = Sweep {
-        model: &m,
-        target: target.clone(),
-        source: src_vals,
-        components,
-        positions,
-        last_position,
-        prefix: None,
-    };
-    let prefix = sweep.share_prefix(&source).map_err(|e| ToolError::arg("target", e))?;
-    let score =
-        |ctx: &mut dyn ToolCtx, o: &BTreeMap<String, ArrayD<f32>>, item: Option<u64>| -> Result<f64, ToolError> {
-            let v = match item {
-                Some(i) => ctx.call_item(&metric, vec![outputs_value(o)], i)?,
-                None => ctx.call(&metric, vec![outputs_value(o)])?,
-            };
-            super::interventions::metric_number(v, "metric")
-        };
-    let clean_out = sweep.clean().map_err(|e| ToolError::arg("target", e))?;
-    let clean = score(ctx, &clean_out, None)?;
-    let source_out = sweep.unpatched(&source).map_err(|e| ToolError::arg("source", e))?;
-    let source_score = score(ctx, &source_out, None)?;
-    let n = sweep.components.len();
-    // A shard takes a contiguous block of whole batches, so every component
-    // is patched in the same batch as in one run over all of them.
-    let (first, last) = match ctx.share() {
-        Some(share) => {
-            let b = share.range(n.div_ceil(batch));
-            ((b.start * batch).min(n), (b.end * batch).min(n))
-        }
-        None => (0, n),
-    };
-    let mut effects = Vec::with_capacity(last - first);
-    let mut runs = 0;
-    let mut start = first;
-    while start < last {
-        let rows: Vec<usize> = (start..(start + batch).min(last)).collect();
-        let outs = sweep.run_rows(&rows).map_err(|e| ToolError::arg("tensors", e))?;
-        runs += 1;
-        for (r, o) in rows.iter().zip(outs) {
-            effects.push((score(ctx, &o, Some(*r as u64))? - clean) as f32);
-        }
-        start += batch;
-    }
-    let part = Value::record([
-        ("first", Value::Num(first as f64)),
-        ("effects", Value::nums(effects.iter().map(|e| *e as f64))),
-        ("clean", Value::Num(clean)),
-        ("source", Value::Num(source_score)),
-        ("runs", Value::Num(runs as f64)),
-        ("prefix", Value::Num(prefix as f64)),
-    ]);
-    match ctx.share() {
-        Some(_) => Ok(part),
-        None => sweep_merge(a, ctx, vec![part]),
-    }
-}
-
 /// The sweep's result from the shards' blocks of effects, in order.
 fn sweep_merge(a: &Args, ctx: &mut dyn ToolCtx, parts: Vec<Value>) -> Result<Value, ToolError> {
     let m = model_of(a, "model")?;
-    let names = super::tools::select_names(&m, a, "tensors")?;
-    let parts_per = a.count("parts")?.max(1);
+    merge_blocks(&m, &a.arg("tensors"), a.count("parts")?, ctx, parts)
+}
+
+/// The shards' blocks of a sweep (`tensors` and `parts` as the call gave them), in order.
+fn merge_blocks(
+    m: &Model,
+    tensors: &Arg,
+    parts_per: usize,
+    ctx: &mut dyn ToolCtx,
+    parts: Vec<Value>,
+) -> Result<Value, ToolError> {
+    let names = crate::onnx::tools::select_names(m, tensors)?;
+    let parts_per = parts_per.max(1);
     let bad = |why: String| ToolError::new(format!("a shard's partial sweep: {why}"));
     let mut effects: Vec<f32> = Vec::with_capacity(names.len() * parts_per);
     let (mut clean, mut source, mut prefix, mut runs) = (None, None, None, 0.0);
@@ -751,7 +796,7 @@ fn sweep_merge(a: &Args, ctx: &mut dyn ToolCtx, parts: Vec<Value>) -> Result<Val
 }
 
 pub(crate) fn register(r: &mut Registry) {
-    r.register(FnTool::new(sweep_sig, patch_sweep).merging(sweep_merge));
+    r.register(FnTool::new(patch_sweep::sig, patch_sweep::call).merging(sweep_merge));
 }
 
 #[cfg(test)]

@@ -6,14 +6,16 @@ use std::any::Any;
 use std::sync::Arc;
 
 use assay_interpreter::{
-    to_tensor, Args, Category, Handle, HandleKind, Registry, Signature, Tensor, ToolCtx, ToolError, Type, Value,
+    to_tensor, Arg, Args, Handle, HandleKind, Registry, Signature, Tensor, ToolCtx, ToolError, Type, Value,
 };
 use ndarray::ArrayD;
 use sha2::{Digest, Sha256};
 
-use super::graph;
-use super::model::{Model, Port};
+use crate::core::declare::tool;
+use crate::core::declare::Param;
 use crate::core::FnTool;
+use crate::onnx::graph;
+use crate::onnx::model::{Model, Port};
 
 /// A model as a script value.
 #[derive(Debug)]
@@ -24,8 +26,8 @@ fn port_value(p: &Port) -> Value {
         Some(d) => Value::list(
             d.iter()
                 .map(|x| match x {
-                    super::model::Dim::Fixed(n) => Value::Num(*n as f64),
-                    super::model::Dim::Symbolic(s) => Value::str(if s.is_empty() { "?" } else { s }),
+                    crate::onnx::model::Dim::Fixed(n) => Value::Num(*n as f64),
+                    crate::onnx::model::Dim::Symbolic(s) => Value::str(if s.is_empty() { "?" } else { s }),
                 })
                 .collect(),
         ),
@@ -313,21 +315,18 @@ fn outputs_record(out: std::collections::BTreeMap<String, Tensor>) -> Value {
 }
 
 /// Tensor names from a name, a glob, or a list of them.
-pub fn select_names(model: &Model, a: &Args, i: &str) -> Result<Vec<String>, ToolError> {
-    let patterns: Vec<String> = match a.get(i) {
+pub fn select_names(model: &Model, x: &Arg) -> Result<Vec<String>, ToolError> {
+    let patterns: Vec<String> = match x.get() {
         Value::Str(s) => vec![s.to_string()],
         Value::List(items) => items
             .iter()
             .map(|v| match v {
                 Value::Str(s) => Ok(s.to_string()),
-                other => Err(ToolError::arg(i, format!("tensor names are strings, found a {}", other.type_name()))),
+                other => Err(x.error(format!("tensor names are strings, found a {}", other.type_name()))),
             })
             .collect::<Result<_, _>>()?,
         other => {
-            return Err(ToolError::arg(
-                i,
-                format!("expected a tensor name or a list of names, found a {}", other.type_name()),
-            ))
+            return Err(x.error(format!("expected a tensor name or a list of names, found a {}", other.type_name())))
         }
     };
     let all: Vec<String> = graph::sites(&model.proto)
@@ -339,17 +338,18 @@ pub fn select_names(model: &Model, a: &Args, i: &str) -> Result<Vec<String>, Too
     for p in &patterns {
         let is_glob = p.contains(['*', '?', '[']);
         if is_glob {
-            let pat = glob::Pattern::new(p).map_err(|e| ToolError::arg(i, format!("bad pattern `{p}`: {e}")))?;
+            let pat = glob::Pattern::new(p).map_err(|e| x.error(format!("bad pattern `{p}`: {e}")))?;
             let hits: Vec<&String> = all.iter().filter(|n| pat.matches(n)).collect();
             if hits.is_empty() {
-                return Err(ToolError::arg(i, format!("no tensor matches `{p}`"))
+                return Err(x
+                    .error(format!("no tensor matches `{p}`"))
                     .help("`inspect(model)` or `assay inspect FILE` lists the tensors"));
             }
             out.extend(hits.into_iter().cloned());
         } else if all.contains(p) {
             out.push(p.clone());
         } else {
-            return Err(no_tensor(&all, p, i));
+            return Err(no_tensor(&all, p, x.name()));
         }
     }
     out.dedup();
@@ -377,78 +377,129 @@ pub(crate) fn known_tensor(m: &Model, t: &str, i: &str) -> Result<(), ToolError>
     Err(no_tensor(&names, t, i))
 }
 
-fn onnx_sig() -> Signature {
-    Signature::new("onnx", Category::Models, "Loads an ONNX model (from any exporter; external-data weights beside it are found) into ONNX Runtime. Its sha256 goes into the run's manifest.")
-        .param("path", Type::Str, "the .onnx file, relative to the script's folder")
-        .opt("provider", Type::Str, Value::str("cpu"), "execution provider: \"cpu\" or \"cuda\" (needs onnxruntime-gpu and a GPU)")
-        .returns(model_type())
-        .example("let m = onnx(\"fixtures/tiny.onnx\")\nassert m.inputs[0].name == \"x\"\nassert m.outputs[0].shape == [2, 3]")
-}
-fn onnx(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let display = a.str("path")?.to_string();
-    let provider = super::model::Provider::parse(a.str("provider")?).map_err(|e| ToolError::arg("provider", e))?;
-    let path = ctx.resolve_read(&display).map_err(|e| e.at("path"))?;
-    let bytes = ctx.read_file(&display).map_err(|e| e.at("path"))?;
-    let sha = hex::encode(Sha256::digest(&bytes));
-    // External weights are inputs of the run too, and must be inside the roots.
-    let mut weights = Vec::new();
-    if let Ok(proto) = graph::decode(&bytes) {
-        let dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
-        for f in super::model::external_files(&proto) {
-            let p = dir.join(&f);
-            if !p.is_file() {
-                return Err(ToolError::arg("path", format!("the weights of `{display}` are in an external-data file `{f}` that should sit beside it, and it is missing"))
-                    .help("copy the .data file next to the .onnx file, under the name the model records"));
+tool! {
+    /// Loads an ONNX model (from any exporter; external-data weights beside it are found) into ONNX
+    /// Runtime. Its sha256 goes into the run's manifest.
+    ///
+    /// ```assay
+    /// let m = onnx("fixtures/tiny.onnx")
+    /// assert m.inputs[0].name == "x"
+    /// assert m.outputs[0].shape == [2, 3]
+    /// ```
+    onnx in Models -> model_type();
+    {
+        /// the .onnx file, relative to the script's folder
+        path: String,
+        /// execution provider: "cpu" or "cuda" (needs onnxruntime-gpu and a GPU)
+        provider: String = Value::str("cpu"),
+    }
+    |p, ctx| {
+        let display = p.path.as_str().to_string();
+        let provider =
+            crate::onnx::model::Provider::parse(p.provider.as_str()).map_err(|e| ToolError::arg("provider", e))?;
+        let path = ctx.resolve_read(&display).map_err(|e| e.at("path"))?;
+        let bytes = ctx.read_file(&display).map_err(|e| e.at("path"))?;
+        let sha = hex::encode(Sha256::digest(&bytes));
+        // External weights are inputs of the run too, and must be inside the roots.
+        let mut weights = Vec::new();
+        if let Ok(proto) = graph::decode(&bytes) {
+            let dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+            for f in crate::onnx::model::external_files(&proto) {
+                let p = dir.join(&f);
+                if !p.is_file() {
+                    return Err(ToolError::arg("path", format!("the weights of `{display}` are in an external-data file `{f}` that should sit beside it, and it is missing"))
+                        .help("copy the .data file next to the .onnx file, under the name the model records"));
+                }
+                // Read through the sandbox: it must be inside the roots, and its digest is recorded.
+                let w = ctx.read_file(&p.display().to_string()).map_err(|e| e.at("path"))?;
+                weights.push(hex::encode(Sha256::digest(&w)));
             }
-            // Read through the sandbox: it must be inside the roots, and its digest is recorded.
-            let w = ctx.read_file(&p.display().to_string()).map_err(|e| e.at("path"))?;
-            weights.push(hex::encode(Sha256::digest(&w)));
         }
+        let mut model = Model::load(&path, &display, &bytes, sha, provider).map_err(|e| {
+            ToolError::arg("path", format!("cannot load `{display}`: {e}"))
+                .help("check that the file is a complete .onnx model; `assay inspect FILE` shows what it contains")
+        })?;
+        model.weights_sha256 = weights;
+        Ok(Value::Handle(Arc::new(ModelHandle(Arc::new(model)))))
     }
-    let mut model = Model::load(&path, &display, &bytes, sha, provider).map_err(|e| {
-        ToolError::arg("path", format!("cannot load `{display}`: {e}"))
-            .help("check that the file is a complete .onnx model; `assay inspect FILE` shows what it contains")
-    })?;
-    model.weights_sha256 = weights;
-    Ok(Value::Handle(Arc::new(ModelHandle(Arc::new(model)))))
 }
 
-fn run_sig() -> Signature {
-    Signature::new("run", Category::Models, "Runs the model on inputs and returns its outputs by name, as float32 tensors. Inputs: a tensor (for a model with one required input), a record {name: tensor}, or text (a prompt or a list of prompts) for a language model. Prompts of different lengths are left-padded into one batch where the model takes attention_mask and position_ids (SmolLM2 does): each row's last position is its last token, and each row gives what it gives alone. A KV-cache model's cache inputs, attention_mask and position_ids are optional (positions are counted from a given mask, so right padding works too).")
-        .param("model", model_type(), "a model from onnx()")
-        .param("inputs", Type::Any, "a record {input_name: tensor}, or one tensor if the model has one input")
-        .opt("batch", Type::Num, Value::Num(0.0), "run this many rows at a time (0: all at once)")
-        .returns(Type::record())
-        .example("let m = onnx(\"fixtures/tiny.onnx\")\nlet out = run(m, tensor([[1, 2, 3], [-5, 0, 1]]))\nassert out.z == tensor([[4, 2, 7], [0, 0, 3]])\nlet d = onnx(\"fixtures/tiny_dynamic.onnx\")\nassert run(d, zeros([5, 3]), batch: 2).z.shape == [5, 3]")
-}
-fn run(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let m = model_of(a, "model")?;
-    let f = feeds(&m, a, "inputs")?;
-    let want = m.output_names();
-    let batch = a.count("batch")?;
-    batched(f, batch, |chunk| m.run_plain_lazy(chunk, &want)).map(outputs_record)
+tool! {
+    /// Runs the model on inputs and returns its outputs by name, as float32 tensors. Inputs: a tensor
+    /// (for a model with one required input), a record {name: tensor}, or text (a prompt or a list of
+    /// prompts) for a language model. Prompts of different lengths are left-padded into one batch where
+    /// the model takes attention_mask and position_ids (SmolLM2 does): each row's last position is its
+    /// last token, and each row gives what it gives alone. A KV-cache model's cache inputs,
+    /// attention_mask and position_ids are optional (positions are counted from a given mask, so right
+    /// padding works too).
+    ///
+    /// ```assay
+    /// let m = onnx("fixtures/tiny.onnx")
+    /// let out = run(m, tensor([[1, 2, 3], [-5, 0, 1]]))
+    /// assert out.z == tensor([[4, 2, 7], [0, 0, 3]])
+    /// let d = onnx("fixtures/tiny_dynamic.onnx")
+    /// assert run(d, zeros([5, 3]), batch: 2).z.shape == [5, 3]
+    /// ```
+    run in Models -> Type::record();
+    {
+        /// a model from onnx()
+        model: Arc<Model>,
+        /// a record {input_name: tensor}, or one tensor if the model has one input
+        inputs: Arg [Type::Any],
+        /// run this many rows at a time (0: all at once)
+        batch: usize = Value::Num(0.0),
+    }
+    |p, _| {
+        let m = p.model.clone();
+        let f = feeds_value(&m, p.inputs.get(), "inputs")?;
+        let want = m.output_names();
+        let batch = p.batch;
+        batched(f, batch, |chunk| m.run_plain_lazy(chunk, &want)).map(outputs_record)
+    }
 }
 
-fn capture_sig() -> Signature {
-    Signature::new("capture", Category::Models, "Runs the model and returns intermediate tensors by name. `tensors` is a name, a glob like \"/blocks.3/*\", or a list of them. The graph is rewritten to expose them; nothing else changes. Captured tensors stay in ONNX Runtime's buffers until used. With to_disk, each tensor is written to artifacts/streams/ as an .npy file `batch` rows at a time (memory does not grow with the rows) and the result gives each file: {file, shape, sha256}.")
-        .param("model", model_type(), "a model from onnx()")
-        .param("inputs", Type::Any, "a record {input_name: tensor}, or one tensor")
-        .param("tensors", Type::OneOf(vec![Type::Str, Type::list(Type::Str)]), "tensor names or globs")
-        .opt("batch", Type::Num, Value::Num(0.0), "run this many rows at a time (0: all at once)")
-        .opt("to_disk", Type::Bool, Value::Bool(false), "stream each tensor to an .npy file in the run folder instead of returning it")
-        .returns(Type::record())
-        .example("let m = onnx(\"fixtures/tiny.onnx\")\nlet acts = capture(m, tensor([[1, -2, 3], [0, 0, 0]]), [\"h\", \"y\"])\nassert acts.h == tensor([[2, -3, 3.5], [1, -1, 0.5]])\nassert acts.y == tensor([[2, 0, 3.5], [1, 0, 0.5]])")
-        .example("let m = onnx(\"fixtures/tiny_dynamic.onnx\")\nlet f = capture(m, zeros([5, 3]), \"z\", batch: 2, to_disk: true)\nassert f.z.shape == [5, 3] and f.z.file == \"artifacts/streams/z.npy\"")
-}
-fn capture(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let m = model_of(a, "model")?;
-    let f = feeds(&m, a, "inputs")?;
-    let names = select_names(&m, a, "tensors")?;
-    let batch = a.count("batch")?;
-    if a.bool("to_disk")? {
-        return capture_to_disk(&m, f, &names, batch, ctx);
+tool! {
+    /// Runs the model and returns intermediate tensors by name. `tensors` is a name, a glob like
+    /// "/blocks.3/*", or a list of them. The graph is rewritten to expose them; nothing else changes.
+    /// Captured tensors stay in ONNX Runtime's buffers until used. With to_disk, each tensor is written
+    /// to artifacts/streams/ as an .npy file `batch` rows at a time (memory does not grow with the
+    /// rows) and the result gives each file: {file, shape, sha256}.
+    ///
+    /// ```assay
+    /// let m = onnx("fixtures/tiny.onnx")
+    /// let acts = capture(m, tensor([[1, -2, 3], [0, 0, 0]]), ["h", "y"])
+    /// assert acts.h == tensor([[2, -3, 3.5], [1, -1, 0.5]])
+    /// assert acts.y == tensor([[2, 0, 3.5], [1, 0, 0.5]])
+    /// ```
+    ///
+    /// ```assay
+    /// let m = onnx("fixtures/tiny_dynamic.onnx")
+    /// let f = capture(m, zeros([5, 3]), "z", batch: 2, to_disk: true)
+    /// assert f.z.shape == [5, 3] and f.z.file == "artifacts/streams/z.npy"
+    /// ```
+    capture in Models -> Type::record();
+    {
+        /// a model from onnx()
+        model: Arc<Model>,
+        /// a record {input_name: tensor}, or one tensor
+        inputs: Arg [Type::Any],
+        /// tensor names or globs
+        tensors: Arg [Type::OneOf(vec![Type::Str, Type::list(Type::Str)])],
+        /// run this many rows at a time (0: all at once)
+        batch: usize = Value::Num(0.0),
+        /// stream each tensor to an .npy file in the run folder instead of returning it
+        to_disk: bool = Value::Bool(false),
     }
-    batched(f, batch, |chunk| m.capture_lazy(chunk, &names)).map(outputs_record)
+    |p, ctx| {
+        let m = p.model.clone();
+        let f = feeds_value(&m, p.inputs.get(), "inputs")?;
+        let names = select_names(&m, &p.tensors)?;
+        let batch = p.batch;
+        if p.to_disk {
+            return capture_to_disk(&m, f, &names, batch, ctx);
+        }
+        batched(f, batch, |chunk| m.capture_lazy(chunk, &names)).map(outputs_record)
+    }
 }
 
 /// One .npy file being written a chunk of rows at a time.
@@ -552,34 +603,50 @@ fn stream_slug(name: &str, i: usize) -> String {
     }
 }
 
-fn patch_sig() -> Signature {
-    Signature::new("patch", Category::Models, "Runs the model with one tensor replaced: `mask*value + (1-mask)*original`. The mask broadcasts against the tensor (a number, or e.g. one value per batch row); 1 replaces, 0 keeps. Zero-ablation is a value of zeros; mean-ablation a value of means. Returns the model's outputs.")
-        .param("model", model_type(), "a model from onnx()")
-        .param("inputs", Type::Any, "a record {input_name: tensor}, or one tensor")
-        .param("tensor", Type::Str, "the tensor to patch")
-        .param("value", Type::Any, "the replacement, a tensor of the tensor's shape (or broadcastable)")
-        .opt("mask", Type::Any, Value::Num(1.0), "weight of the replacement: a number or a tensor")
-        .returns(Type::record())
-        .example("let m = onnx(\"fixtures/tiny.onnx\")\nlet x = tensor([[1, 2, 3], [1, 2, 3]])\nlet out = patch(m, x, \"y\", zeros([2, 3]), mask: tensor([[1], [0]]))\nassert out.z[0] == tensor([0, 0, 0])\nassert out.z[1] == run(m, x).z[1]")
-}
-fn patch(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let m = model_of(a, "model")?;
-    let f = feeds(&m, a, "inputs")?;
-    let t = a.str("tensor")?.to_string();
-    let value = to_tensor(a.get("value")).map_err(|e| ToolError::arg("value", e))?.to_array();
-    let mask = to_tensor(a.get("mask")).map_err(|e| ToolError::arg("mask", e))?.to_array();
-    // What is wrong with the tensor is found first, so that blame is never
-    // read off an error's wording; what fails after that is the run.
-    known_tensor(&m, &t, "tensor")?;
-    m.patch_type(&t).map_err(|e| ToolError::arg("tensor", e))?;
-    let want = m.output_names();
-    let (vs, ms) = (value.shape().to_vec(), mask.shape().to_vec());
-    m.patch(f.clone(), vec![(t.clone(), value, mask)], &want)
-        .map(|out| outputs_record(out.into_iter().map(|(k, v)| (k, Tensor::new(v))).collect()))
-        .map_err(|e| {
-            let given = [("value", t.as_str(), vs.as_slice()), ("mask", t.as_str(), ms.as_slice())];
-            misshapen(&m, f, &given).unwrap_or_else(|| ToolError::arg("inputs", e))
-        })
+tool! {
+    /// Runs the model with one tensor replaced: `mask*value + (1-mask)*original`. The mask broadcasts
+    /// against the tensor (a number, or e.g. one value per batch row); 1 replaces, 0 keeps.
+    /// Zero-ablation is a value of zeros; mean-ablation a value of means. Returns the model's outputs.
+    ///
+    /// ```assay
+    /// let m = onnx("fixtures/tiny.onnx")
+    /// let x = tensor([[1, 2, 3], [1, 2, 3]])
+    /// let out = patch(m, x, "y", zeros([2, 3]), mask: tensor([[1], [0]]))
+    /// assert out.z[0] == tensor([0, 0, 0])
+    /// assert out.z[1] == run(m, x).z[1]
+    /// ```
+    patch in Models -> Type::record();
+    {
+        /// a model from onnx()
+        model: Arc<Model>,
+        /// a record {input_name: tensor}, or one tensor
+        inputs: Arg [Type::Any],
+        /// the tensor to patch
+        tensor: String,
+        /// the replacement, a tensor of the tensor's shape (or broadcastable)
+        value: Value,
+        /// weight of the replacement: a number or a tensor
+        mask: Value = Value::Num(1.0),
+    }
+    |p, _| {
+        let m = p.model.clone();
+        let f = feeds_value(&m, p.inputs.get(), "inputs")?;
+        let t = p.tensor.as_str().to_string();
+        let value = to_tensor(&p.value).map_err(|e| ToolError::arg("value", e))?.to_array();
+        let mask = to_tensor(&p.mask).map_err(|e| ToolError::arg("mask", e))?.to_array();
+        // What is wrong with the tensor is found first, so that blame is never
+        // read off an error's wording; what fails after that is the run.
+        known_tensor(&m, &t, "tensor")?;
+        m.patch_type(&t).map_err(|e| ToolError::arg("tensor", e))?;
+        let want = m.output_names();
+        let (vs, ms) = (value.shape().to_vec(), mask.shape().to_vec());
+        m.patch(f.clone(), vec![(t.clone(), value, mask)], &want)
+            .map(|out| outputs_record(out.into_iter().map(|(k, v)| (k, Tensor::new(v))).collect()))
+            .map_err(|e| {
+                let given = [("value", t.as_str(), vs.as_slice()), ("mask", t.as_str(), ms.as_slice())];
+                misshapen(&m, f, &given).unwrap_or_else(|| ToolError::arg("inputs", e))
+            })
+    }
 }
 
 /// After a hooked run failed: the first value (argument, tensor, shape)
@@ -658,35 +725,57 @@ impl RecordField for Value {
     }
 }
 
-fn inspect_sig() -> Signature {
-    Signature::new("inspect", Category::Models, "Lists the model's tensors in graph order: name, kind (input, intermediate, output), producing op and node, dtype and inferred shape. `pattern` (a glob) filters by name.")
-        .param("model", model_type(), "a model from onnx()")
-        .opt("pattern", Type::Str, Value::None, "glob over tensor names, e.g. \"*Relu*\"")
-        .returns(Type::list(Type::record()))
-        .example("let m = onnx(\"fixtures/tiny.onnx\")\nlet ts = inspect(m)\nassert map(ts, t => t.name) == [\"x\", \"h\", \"y\", \"z\"]\nassert ts[2].op == \"Relu\" and ts[2].shape == [2, 3]\nassert len(inspect(m, pattern: \"[hy]\")) == 2")
-}
-fn inspect(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let m = model_of(a, "model")?;
-    let rows = inspect_rows(&m).map_err(|e| ToolError::arg("model", e))?;
-    let rows = match a.opt_str("pattern")? {
-        None => rows,
-        Some(p) => {
-            let pat =
-                glob::Pattern::new(p).map_err(|e| ToolError::arg("pattern", format!("bad pattern `{p}`: {e}")))?;
-            rows.into_iter().filter(|r| matches!(r.record_field("name"), Value::Str(n) if pat.matches(&n))).collect()
-        }
-    };
-    Ok(Value::list(rows))
+tool! {
+    /// Lists the model's tensors in graph order: name, kind (input, intermediate, output), producing op
+    /// and node, dtype and inferred shape. `pattern` (a glob) filters by name.
+    ///
+    /// ```assay
+    /// let m = onnx("fixtures/tiny.onnx")
+    /// let ts = inspect(m)
+    /// assert map(ts, t => t.name) == ["x", "h", "y", "z"]
+    /// assert ts[2].op == "Relu" and ts[2].shape == [2, 3]
+    /// assert len(inspect(m, pattern: "[hy]")) == 2
+    /// ```
+    inspect in Models -> Type::list(Type::record());
+    {
+        /// a model from onnx()
+        model: Arc<Model>,
+        /// glob over tensor names, e.g. "*Relu*"
+        pattern: Option<String> = Value::None,
+    }
+    |p, _| {
+        let m = p.model.clone();
+        let rows = inspect_rows(&m).map_err(|e| ToolError::arg("model", e))?;
+        let rows = match p.pattern.as_deref() {
+            None => rows,
+            Some(p) => {
+                let pat =
+                    glob::Pattern::new(p).map_err(|e| ToolError::arg("pattern", format!("bad pattern `{p}`: {e}")))?;
+                rows.into_iter().filter(|r| matches!(r.record_field("name"), Value::Str(n) if pat.matches(&n))).collect()
+            }
+        };
+        Ok(Value::list(rows))
+    }
 }
 
 pub(crate) fn register(r: &mut Registry) {
     for (sig, f) in [
-        (onnx_sig as fn() -> Signature, onnx as crate::core::ToolFn),
-        (run_sig, run),
-        (capture_sig, capture),
-        (patch_sig, patch),
-        (inspect_sig, inspect),
+        (onnx::sig as fn() -> Signature, onnx::call as crate::core::ToolFn),
+        (run::sig, run::call),
+        (capture::sig, capture::call),
+        (patch::sig, patch::call),
+        (inspect::sig, inspect::call),
     ] {
         r.register(FnTool::new(sig, f));
+    }
+}
+
+/// A model parameter: the handle from model() or onnx().
+impl Param for Arc<Model> {
+    fn ty() -> Type {
+        model_type()
+    }
+    fn read(a: &Args, name: &'static str) -> Result<Self, ToolError> {
+        model_of(a, name)
     }
 }

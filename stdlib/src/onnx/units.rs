@@ -7,12 +7,13 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use assay_interpreter::{Args, Category, Handle, HandleKind, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use crate::onnx::tools::feeds_value;
+use assay_interpreter::{Arg, Handle, HandleKind, Registry, Signature, ToolError, Type, Value};
 use ndarray::{concatenate, ArrayD, Axis, Ix3, Ix4, Slice};
 
-use super::model::Model;
-use super::tools::{feeds, model_of};
+use crate::core::declare::tool;
 use crate::core::FnTool;
+use crate::onnx::model::Model;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Reduce {
@@ -84,75 +85,104 @@ impl Handle for Unit {
     }
 }
 
-fn reduce_of(a: &Args, i: &str) -> Result<Reduce, ToolError> {
-    match a.str(i)? {
+fn reduce_of(x: &Arg) -> Result<Reduce, ToolError> {
+    match x.str()? {
         "max" => Ok(Reduce::Max),
         "mean" => Ok(Reduce::Mean),
-        other => Err(ToolError::arg(i, format!("`reduce` is \"max\" or \"mean\", found \"{other}\""))),
+        other => Err(x.error(format!("`reduce` is \"max\" or \"mean\", found \"{other}\""))),
     }
 }
 
-fn unit_sig() -> Signature {
-    Signature::new("unit", Category::Models, "One unit of a model tensor. Give exactly one of `channel` (of [N, C, H, W], reduced over space by `reduce`), `neuron` (of [N, T, D], at `positions`, negative counting from the end; all positions if omitted) or `head` (of [N, H, T, Dh], or of [N, T, H*Dh] with `heads`). Call it on inputs: `u(x)` is activations(u, x).")
-        .param("model", Type::Handle(HandleKind::Model), "a model")
-        .param("tensor", Type::Str, "the tensor's name (see inspect)")
-        .opt("channel", Type::Num, Value::None, "channel index")
-        .opt("neuron", Type::Num, Value::None, "feature index")
-        .opt("head", Type::Num, Value::None, "attention head index")
-        .opt("reduce", Type::Str, Value::str("max"), "\"max\" or \"mean\" over space, for channels")
-        .opt("positions", Type::list(Type::Num), Value::None, "token positions, for neurons")
-        .opt("heads", Type::Num, Value::None, "number of heads, when heads are packed in the last dimension")
-        .returns(Type::Handle(HandleKind::Unit))
-        .example("let m = onnx(\"fixtures/tiny.onnx\")\nlet u = unit(m, \"y\", channel: 2)\nassert u(tensor([[1, 2, 3], [0, 0, -9]])) == tensor([3.5, 0])")
-}
-fn unit(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let model = model_of(a, "model")?;
-    let tensor = a.str("tensor")?.to_string();
-    super::tools::known_tensor(&model, &tensor, "tensor")?;
-    let given = ["channel", "neuron", "head"].iter().filter(|p| !a.is_none(p)).count();
-    if given != 1 {
-        return Err(ToolError::new("give exactly one of `channel`, `neuron` or `head`")
-            .help("e.g. unit(net, \"/_blocks.15/Relu6_output_0\", channel: 42)"));
+tool! {
+    /// One unit of a model tensor. Give exactly one of `channel` (of [N, C, H, W], reduced over space
+    /// by `reduce`), `neuron` (of [N, T, D], at `positions`, negative counting from the end; all
+    /// positions if omitted) or `head` (of [N, H, T, Dh], or of [N, T, H*Dh] with `heads`). Call it on
+    /// inputs: `u(x)` is activations(u, x).
+    ///
+    /// ```assay
+    /// let m = onnx("fixtures/tiny.onnx")
+    /// let u = unit(m, "y", channel: 2)
+    /// assert u(tensor([[1, 2, 3], [0, 0, -9]])) == tensor([3.5, 0])
+    /// ```
+    unit in Models -> Type::Handle(HandleKind::Unit);
+    {
+        /// a model
+        model: Arc<Model>,
+        /// the tensor's name (see inspect)
+        tensor: String,
+        /// channel index
+        channel: Arg [Type::Num] = Value::None,
+        /// feature index
+        neuron: Arg [Type::Num] = Value::None,
+        /// attention head index
+        head: Arg [Type::Num] = Value::None,
+        /// "max" or "mean" over space, for channels
+        reduce: Arg [Type::Str] = Value::str("max"),
+        /// token positions, for neurons
+        positions: Arg [Type::list(Type::Num)] = Value::None,
+        /// number of heads, when heads are packed in the last dimension
+        heads: Arg [Type::Num] = Value::None,
     }
-    let select = if !a.is_none("channel") {
-        Select::Channel(Some(a.count("channel")?), reduce_of(a, "reduce")?)
-    } else if !a.is_none("neuron") {
-        let positions = if a.is_none("positions") {
-            None
+    |p, _| {
+        let model = p.model.clone();
+        let tensor = p.tensor.as_str().to_string();
+        crate::onnx::tools::known_tensor(&model, &tensor, "tensor")?;
+        let given = [&p.channel, &p.neuron, &p.head].iter().filter(|x| !x.is_none()).count();
+        if given != 1 {
+            return Err(ToolError::new("give exactly one of `channel`, `neuron` or `head`")
+                .help("e.g. unit(net, \"/_blocks.15/Relu6_output_0\", channel: 42)"));
+        }
+        let select = if !p.channel.is_none() {
+            Select::Channel(Some(p.channel.count()?), reduce_of(&p.reduce)?)
+        } else if !p.neuron.is_none() {
+            let positions = if p.positions.is_none() {
+                None
+            } else {
+                Some(p.positions.numbers()?.into_iter().map(|p| p as i64).collect())
+            };
+            Select::Neuron(p.neuron.count()?, positions)
         } else {
-            Some(a.numbers("positions")?.into_iter().map(|p| p as i64).collect())
+            let heads = if p.heads.is_none() { None } else { Some(p.heads.count()?) };
+            Select::Head(p.head.count()?, heads)
         };
-        Select::Neuron(a.count("neuron")?, positions)
-    } else {
-        let heads = if a.is_none("heads") { None } else { Some(a.count("heads")?) };
-        Select::Head(a.count("head")?, heads)
-    };
-    Ok(Value::Handle(Arc::new(Unit { model, tensor, select })))
+        Ok(Value::Handle(Arc::new(Unit { model, tensor, select })))
+    }
 }
 
-fn layer_sig() -> Signature {
-    Signature::new("layer", Category::Models, "Every channel of a [N, C, H, W] tensor at once, reduced over space inside the graph: calling it gives [N, C].")
-        .param("model", Type::Handle(HandleKind::Model), "a model")
-        .param("tensor", Type::Str, "the tensor's name")
-        .opt("reduce", Type::Str, Value::str("max"), "\"max\" or \"mean\"")
-        .returns(Type::Handle(HandleKind::Unit))
-        .example("let m = onnx(\"fixtures/tiny.onnx\")\nlet l = layer(m, \"y\")\nassert l(tensor([[1, 2, 3], [0, 0, -9]])).shape == [2, 3]")
-}
-fn layer(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let model = model_of(a, "model")?;
-    let tensor = a.str("tensor")?.to_string();
-    super::tools::known_tensor(&model, &tensor, "tensor")?;
-    Ok(Value::Handle(Arc::new(Unit { model, tensor, select: Select::Channel(None, reduce_of(a, "reduce")?) })))
+tool! {
+    /// Every channel of a [N, C, H, W] tensor at once, reduced over space inside the graph: calling it
+    /// gives [N, C].
+    ///
+    /// ```assay
+    /// let m = onnx("fixtures/tiny.onnx")
+    /// let l = layer(m, "y")
+    /// assert l(tensor([[1, 2, 3], [0, 0, -9]])).shape == [2, 3]
+    /// ```
+    layer in Models -> Type::Handle(HandleKind::Unit);
+    {
+        /// a model
+        model: Arc<Model>,
+        /// the tensor's name
+        tensor: String,
+        /// "max" or "mean"
+        reduce: Arg [Type::Str] = Value::str("max"),
+    }
+    |p, _| {
+        let model = p.model.clone();
+        let tensor = p.tensor.as_str().to_string();
+        crate::onnx::tools::known_tensor(&model, &tensor, "tensor")?;
+        Ok(Value::Handle(Arc::new(Unit { model, tensor, select: Select::Channel(None, reduce_of(&p.reduce)?) })))
+    }
 }
 
-pub(crate) fn unit_of<'a>(a: &'a Args, i: &str) -> Result<&'a Unit, ToolError> {
-    a.handle::<Unit>(i, "a unit (from unit(), layer() or synthetic())")
+pub(crate) fn unit_of(x: &Arg) -> Result<&Unit, ToolError> {
+    x.handle::<Unit>("a unit (from unit(), layer() or synthetic())")
 }
 
 /// The rank of a model tensor (an intermediate, input or output), as
 /// ONNX Runtime infers it.
 pub fn tensor_rank(m: &Model, tensor: &str) -> Option<usize> {
-    let find = |ports: &[super::model::Port]| {
+    let find = |ports: &[crate::onnx::model::Port]| {
         ports.iter().find(|p| p.name == tensor).and_then(|p| p.shape.as_ref().map(|s| s.len()))
     };
     m.every_tensor().ok().and_then(|all| find(all)).or_else(|| find(&m.inputs)).or_else(|| find(&m.outputs))
@@ -189,7 +219,7 @@ pub fn text_activations(u: &Unit, texts: &[String]) -> Result<Vec<f64>, String> 
     }
     let mut out = Vec::with_capacity(texts.len());
     for text in texts {
-        let feeds = super::tools::feeds_value(&u.model, &Value::str(text), "text").map_err(|e| e.message)?;
+        let feeds = crate::onnx::tools::feeds_value(&u.model, &Value::str(text), "text").map_err(|e| e.message)?;
         let t = run_unit(u, feeds)?;
         let v = match u.select {
             Select::Head(..) => t
@@ -288,19 +318,62 @@ fn run_unit(u: &Unit, feeds: Vec<(String, ArrayD<f32>)>) -> Result<ArrayD<f32>, 
     }
 }
 
-fn activations_sig() -> Signature {
-    Signature::new("activations", Category::Models, "Runs a unit on inputs, `batch` rows at a time, and returns its values: one number per row for a channel, [N, C] for a layer, [N, positions] or [N, T] for a neuron, [N, T, Dh] for a head. On images (an image model's channel unit) it returns {activations, masked}: each image's activation and, as in MAIA, the crop the model saw with the regions where the unit is weak darkened. `u(x)` is the same call.")
-        .param("unit", Type::Handle(HandleKind::Unit), "a unit or layer")
-        .param("inputs", Type::Any, "a record {input_name: tensor}, or one tensor; rows along the first axis")
-        .opt("batch", Type::Num, Value::Num(32.0), "rows per run")
-        .opt("threshold", Type::Num, Value::Num(0.5), "on images: darken where the map is below this fraction of its maximum")
-        .returns(Type::OneOf(vec![Type::Tensor, Type::record()]))
-        .example("let m = onnx(\"fixtures/tiny.onnx\")\nlet u = unit(m, \"z\", channel: 0)\nlet x = tensor([[1, 0, 0], [2, 0, 0], [3, 0, 0], [0, 0, 0]])\nassert activations(u, x, batch: 2) == tensor([4, 6, 8, 2])")
+tool! {
+    /// Runs a unit on inputs, `batch` rows at a time, and returns its values: one number per row for a
+    /// channel, [N, C] for a layer, [N, positions] or [N, T] for a neuron, [N, T, Dh] for a head. On
+    /// images (an image model's channel unit) it returns {activations, masked}: each image's activation
+    /// and, as in MAIA, the crop the model saw with the regions where the unit is weak darkened. `u(x)`
+    /// is the same call.
+    ///
+    /// ```assay
+    /// let m = onnx("fixtures/tiny.onnx")
+    /// let u = unit(m, "z", channel: 0)
+    /// let x = tensor([[1, 0, 0], [2, 0, 0], [3, 0, 0], [0, 0, 0]])
+    /// assert activations(u, x, batch: 2) == tensor([4, 6, 8, 2])
+    /// ```
+    activations in Models -> Type::OneOf(vec![Type::Tensor, Type::record()]);
+    {
+        /// a unit or layer
+        unit: Arg [Type::Handle(HandleKind::Unit)],
+        /// a record {input_name: tensor}, or one tensor; rows along the first axis
+        inputs: Value,
+        /// rows per run
+        batch: usize = Value::Num(32.0),
+        /// on images: darken where the map is below this fraction of its maximum
+        threshold: f64 = Value::Num(0.5),
+    }
+    |p, _| {
+        let u = unit_of(&p.unit)?;
+        let is_images = match &p.inputs {
+            Value::Image(_) => true,
+            Value::List(items) => !items.is_empty() && items.iter().all(|v| matches!(v, Value::Image(_))),
+            _ => false,
+        };
+        if is_images {
+            return on_images(u, &p.inputs, p.threshold as f32);
+        }
+        let all = feeds_value(&u.model, &p.inputs, "inputs")?;
+        let batch = p.batch.max(1);
+        let n = all.first().map(|(_, t)| t.shape().first().copied().unwrap_or(1)).unwrap_or(0);
+        if all.iter().any(|(_, t)| t.shape().first().copied().unwrap_or(1) != n) {
+            return Err(ToolError::arg("inputs", "all inputs must have the same number of rows (first dimension)"));
+        }
+        if n == 0 && all.iter().any(|(_, t)| t.ndim() > 0) {
+            return Err(ToolError::arg("inputs", "the input has no rows (its first dimension is 0)")
+                .help("pass at least one example, e.g. a tensor of shape [1, ...]"));
+        }
+        // The one row-batch walker `run` and `capture` use.
+        let mut out = crate::onnx::tools::batched(all, batch, |chunk| {
+            run_unit(u, chunk).map(|a| std::iter::once((String::new(), assay_interpreter::Tensor::new(a))).collect())
+        })?;
+        let joined = out.remove("").ok_or_else(|| ToolError::new("the unit returned nothing"))?;
+        Ok(Value::Tensor(joined))
+    }
 }
 /// A unit called on images: per image, its activation (the channel's
 /// spatial max) and a masked copy of the crop the model saw.
-fn on_images(u: &Unit, a: &Args, threshold: f32) -> Result<Value, ToolError> {
-    let images: Vec<Arc<assay_interpreter::Image>> = match a.get("inputs") {
+fn on_images(u: &Unit, inputs: &Value, threshold: f32) -> Result<Value, ToolError> {
+    let images: Vec<Arc<assay_interpreter::Image>> = match inputs {
         Value::Image(i) => vec![i.clone()],
         Value::List(items) => {
             items.iter().filter_map(|v| if let Value::Image(i) = v { Some(i.clone()) } else { None }).collect()
@@ -349,39 +422,11 @@ fn on_images(u: &Unit, a: &Args, threshold: f32) -> Result<Value, ToolError> {
     Ok(Value::record([("activations", Value::nums(acts)), ("masked", Value::list(masked))]))
 }
 
-fn activations(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let u = unit_of(a, "unit")?;
-    let is_images = match a.get("inputs") {
-        Value::Image(_) => true,
-        Value::List(items) => !items.is_empty() && items.iter().all(|v| matches!(v, Value::Image(_))),
-        _ => false,
-    };
-    if is_images {
-        return on_images(u, a, a.num("threshold")? as f32);
-    }
-    let all = feeds(&u.model, a, "inputs")?;
-    let batch = a.count("batch")?.max(1);
-    let n = all.first().map(|(_, t)| t.shape().first().copied().unwrap_or(1)).unwrap_or(0);
-    if all.iter().any(|(_, t)| t.shape().first().copied().unwrap_or(1) != n) {
-        return Err(ToolError::arg("inputs", "all inputs must have the same number of rows (first dimension)"));
-    }
-    if n == 0 && all.iter().any(|(_, t)| t.ndim() > 0) {
-        return Err(ToolError::arg("inputs", "the input has no rows (its first dimension is 0)")
-            .help("pass at least one example, e.g. a tensor of shape [1, ...]"));
-    }
-    // The one row-batch walker `run` and `capture` use.
-    let mut out = super::tools::batched(all, batch, |chunk| {
-        run_unit(u, chunk).map(|a| std::iter::once((String::new(), assay_interpreter::Tensor::new(a))).collect())
-    })?;
-    let joined = out.remove("").ok_or_else(|| ToolError::new("the unit returned nothing"))?;
-    Ok(Value::Tensor(joined))
-}
-
 pub(crate) fn register(r: &mut Registry) {
     for (sig, f) in [
-        (unit_sig as fn() -> Signature, unit as crate::core::ToolFn),
-        (layer_sig, layer),
-        (activations_sig, activations),
+        (unit::sig as fn() -> Signature, unit::call as crate::core::ToolFn),
+        (layer::sig, layer::call),
+        (activations::sig, activations::call),
     ] {
         r.register(FnTool::new(sig, f));
     }

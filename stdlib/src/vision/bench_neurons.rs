@@ -279,9 +279,12 @@ fn thumbnail(x: &[f32]) -> Vec<f32> {
 
 /// The emoji-annotation model: input `image` [N, 3, 224, 224] in 0..1,
 /// output `response` [N, 6, 1, 1], one channel per emoji concept.
-pub fn emoji_model(items: &[super::data::Item]) -> Result<ModelProto, String> {
-    let data =
-        super::data::Dataset { name: "openmoji".into(), items: std::sync::Arc::new(items.to_vec()), sandbox: None };
+pub fn emoji_model(items: &[crate::vision::data::Item]) -> Result<ModelProto, String> {
+    let data = crate::vision::data::Dataset {
+        name: "openmoji".into(),
+        items: std::sync::Arc::new(items.to_vec()),
+        sandbox: None,
+    };
     let mut b = GraphBuilder::default();
     let d = 3 * THUMB * THUMB;
     let pooled = b.node(
@@ -364,7 +367,7 @@ pub fn emoji_model_cached() -> Result<(std::path::PathBuf, Vec<u8>, String), Str
     ));
     let path = crate::fetch::cache_dir().join("models").join("synthetic").join(format!("emoji-{}.onnx", &key[..12]));
     if !path.is_file() {
-        let items = super::data::emoji_items()?;
+        let items = crate::vision::data::emoji_items()?;
         let bytes = crate::onnx::graph::encode(&emoji_model(&items)?);
         crate::fetch::write_atomic(&path, &bytes)?;
     }
@@ -413,7 +416,7 @@ pub fn concepts() -> Vec<Concept> {
 pub fn concept_model(efficientnet: &ModelProto) -> Result<ModelProto, String> {
     let groups: Vec<(&str, Vec<i64>)> =
         GROUPS.iter().map(|g| (g.name, g.classes.iter().map(|c| *c as i64).collect())).collect();
-    super::synthetic::concepts_over_efficientnet(
+    crate::vision::synthetic::concepts_over_efficientnet(
         efficientnet,
         "concepts85",
         &groups,

@@ -8,10 +8,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use assay_interpreter::{
-    Args, Category, Handle, HandleKind, Image, Registry, Sandbox, Signature, ToolCtx, ToolError, Type, Value,
+    Arg, Handle, HandleKind, Image, Registry, Sandbox, Signature, ToolCtx, ToolError, Type, Value,
 };
 use sha2::{Digest, Sha256};
 
+use crate::core::declare::tool;
 use crate::core::FnTool;
 use crate::fetch::{self, Pinned};
 
@@ -69,9 +70,9 @@ impl Dataset {
         let digest = hex::encode(Sha256::digest(&bytes));
         let img = if item.path.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg")) {
             let text = String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8", item.name))?;
-            super::svg::render(&text, 224, Some(224), background)
+            crate::vision::svg::render(&text, 224, Some(224), background)
         } else {
-            super::decode(&bytes, &item.name)
+            crate::vision::decode(&bytes, &item.name)
         };
         img.map(|img| (img, item.path.clone(), digest))
     }
@@ -137,50 +138,65 @@ impl Handle for Dataset {
     }
 }
 
-pub fn dataset_of<'a>(a: &'a Args, i: &str) -> Result<&'a Dataset, ToolError> {
-    a.handle::<Dataset>(i, "a dataset (from images() or emoji())")
+pub fn dataset_of(x: &Arg) -> Result<&Dataset, ToolError> {
+    x.handle::<Dataset>("a dataset (from images() or emoji())")
 }
 
-fn images_sig() -> Signature {
-    Signature::new("images", Category::Images, "A data set of the PNG, JPEG, WebP and SVG files matching a glob (relative to the script's folder, inside its allowed roots), in sorted order. Labels are the files' folder names, or come from a `labels` side file: JSON {\"file name\": \"label\"} or CSV lines `file name,label` (names relative to the side file's folder, or bare file names). Images are read only when a pass reaches them.")
-        .param("pattern", Type::Str, "e.g. \"photos/**/*.jpg\"")
-        .opt("labels", Type::Str, Value::None, "a .json or .csv file mapping file names to labels")
-        .returns(Type::Handle(HandleKind::Dataset))
-        .example("let d = images(\"fixtures/*.png\")\nassert d.size == 1 and d.labels == [\"fixtures\"]\nassert item(d, 0).image.width == 4\nassert images(\"fixtures/*.png\", labels: \"fixtures/labels.csv\").labels == [\"a red square\"]\nassert filter(d, x => x.label == \"fixtures\").size == 1 and filter(d, x => x.index > 0).size == 0")
-}
-fn images(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let pattern = a.str("pattern")?.to_string();
-    // The sandbox walks only inside the roots, refuses `..` in any spelling,
-    // never enters a symlinked folder and bounds the walk.
-    let found = ctx.glob(&pattern).map_err(|e| e.at("pattern"))?;
-    let mut items = Vec::new();
-    for (rel, real) in found {
-        let ext = real.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).unwrap_or_default();
-        if !["png", "jpg", "jpeg", "webp", "svg"].contains(&ext.as_str()) {
-            continue;
+tool! {
+    /// A data set of the PNG, JPEG, WebP and SVG files matching a glob (relative to the script's
+    /// folder, inside its allowed roots), in sorted order. Labels are the files' folder names, or come
+    /// from a `labels` side file: JSON {"file name": "label"} or CSV lines `file name,label` (names
+    /// relative to the side file's folder, or bare file names). Images are read only when a pass
+    /// reaches them.
+    ///
+    /// ```assay
+    /// let d = images("fixtures/*.png")
+    /// assert d.size == 1 and d.labels == ["fixtures"]
+    /// assert item(d, 0).image.width == 4
+    /// assert images("fixtures/*.png", labels: "fixtures/labels.csv").labels == ["a red square"]
+    /// assert filter(d, x => x.label == "fixtures").size == 1 and filter(d, x => x.index > 0).size == 0
+    /// ```
+    images in Images -> Type::Handle(HandleKind::Dataset);
+    {
+        /// e.g. "photos/**/*.jpg"
+        pattern: String,
+        /// a .json or .csv file mapping file names to labels
+        labels: Arg [Type::Str] = Value::None,
+    }
+    |p, ctx| {
+        let pattern = p.pattern.as_str().to_string();
+        // The sandbox walks only inside the roots, refuses `..` in any spelling,
+        // never enters a symlinked folder and bounds the walk.
+        let found = ctx.glob(&pattern).map_err(|e| e.at("pattern"))?;
+        let mut items = Vec::new();
+        for (rel, real) in found {
+            let ext = real.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).unwrap_or_default();
+            if !["png", "jpg", "jpeg", "webp", "svg"].contains(&ext.as_str()) {
+                continue;
+            }
+            let label =
+                std::path::Path::new(&rel).parent().and_then(|d| d.file_name()).map(|n| n.to_string_lossy().into_owned());
+            items.push(Item { path: real, name: rel, label });
         }
-        let label =
-            std::path::Path::new(&rel).parent().and_then(|d| d.file_name()).map(|n| n.to_string_lossy().into_owned());
-        items.push(Item { path: real, name: rel, label });
-    }
-    items.sort_by(|x, y| x.name.cmp(&y.name));
-    if items.is_empty() {
-        return Err(ToolError::arg("pattern", format!("no PNG, JPEG, WebP or SVG file matches `{pattern}`")));
-    }
-    if !a.is_none("labels") {
-        let file = a.str("labels")?;
-        let text = ctx.read_file(file).map_err(|e| e.at("labels"))?;
-        let text =
-            String::from_utf8(text).map_err(|_| ToolError::arg("labels", format!("{file} is not UTF-8 text")))?;
-        let map = parse_labels(file, &text).map_err(|e| ToolError::arg("labels", e))?;
-        let dir = std::path::Path::new(file).parent().map(|d| d.to_string_lossy().into_owned()).unwrap_or_default();
-        for it in &mut items {
-            let rel = it.name.strip_prefix(&format!("{dir}/")).unwrap_or(&it.name);
-            let bare = std::path::Path::new(&it.name).file_name().map(|n| n.to_string_lossy().into_owned());
-            it.label = map.get(rel).or_else(|| bare.as_ref().and_then(|b| map.get(b))).cloned();
+        items.sort_by(|x, y| x.name.cmp(&y.name));
+        if items.is_empty() {
+            return Err(ToolError::arg("pattern", format!("no PNG, JPEG, WebP or SVG file matches `{pattern}`")));
         }
+        if !p.labels.is_none() {
+            let file = p.labels.str()?;
+            let text = ctx.read_file(file).map_err(|e| e.at("labels"))?;
+            let text =
+                String::from_utf8(text).map_err(|_| ToolError::arg("labels", format!("{file} is not UTF-8 text")))?;
+            let map = parse_labels(file, &text).map_err(|e| ToolError::arg("labels", e))?;
+            let dir = std::path::Path::new(file).parent().map(|d| d.to_string_lossy().into_owned()).unwrap_or_default();
+            for it in &mut items {
+                let rel = it.name.strip_prefix(&format!("{dir}/")).unwrap_or(&it.name);
+                let bare = std::path::Path::new(&it.name).file_name().map(|n| n.to_string_lossy().into_owned());
+                it.label = map.get(rel).or_else(|| bare.as_ref().and_then(|b| map.get(b))).cloned();
+            }
+        }
+        Ok(Value::Handle(Arc::new(Dataset { name: pattern, items: Arc::new(items), sandbox: Some(ctx.sandbox()) })))
     }
-    Ok(Value::Handle(Arc::new(Dataset { name: pattern, items: Arc::new(items), sandbox: Some(ctx.sandbox()) })))
 }
 
 /// A labels side file: JSON {name: label} or CSV lines `name,label` (an
@@ -252,42 +268,64 @@ pub fn emoji_items() -> Result<Vec<Item>, String> {
     Ok(items)
 }
 
-fn emoji_sig() -> Signature {
-    Signature::new("emoji", Category::Images, "The openmoji set (CC BY-SA 4.0): about 4,300 colour emoji drawings, each labelled with its annotation (\"red apple\", \"dog face\", ...), rendered 224x224 on white when read. A labelled data set of pictures of things.")
-        .returns(Type::Handle(HandleKind::Dataset))
-        .example("let e = emoji()\nassert e.size > 4000\nlet apple = index_of(e.labels, \"red apple\")\nassert item(e, apple).image.width == 224")
-}
-fn emoji(_: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let items = emoji_items().map_err(ToolError::new)?;
-    Ok(Value::Handle(Arc::new(Dataset { name: "openmoji".into(), items: Arc::new(items), sandbox: None })))
+tool! {
+    /// The openmoji set (CC BY-SA 4.0): about 4,300 colour emoji drawings, each labelled with its
+    /// annotation ("red apple", "dog face", ...), rendered 224x224 on white when read. A labelled data
+    /// set of pictures of things.
+    ///
+    /// ```assay
+    /// let e = emoji()
+    /// assert e.size > 4000
+    /// let apple = index_of(e.labels, "red apple")
+    /// assert item(e, apple).image.width == 224
+    /// ```
+    emoji in Images -> Type::Handle(HandleKind::Dataset);
+    {
+    }
+    |_p, _| {
+        let items = emoji_items().map_err(ToolError::new)?;
+        Ok(Value::Handle(Arc::new(Dataset { name: "openmoji".into(), items: Arc::new(items), sandbox: None })))
+    }
 }
 
-fn item_sig() -> Signature {
-    Signature::new("item", Category::Images, "Item `i` of a data set: {name, label, image}. Drawings (SVG) are rendered on `background`; \"none\" keeps them transparent, for pasting into scenes.")
-        .param("data", Type::Handle(HandleKind::Dataset), "a data set")
-        .param("i", Type::Num, "index")
-        .opt("background", Type::Str, Value::str("white"), "an SVG colour, or \"none\"")
-        .returns(Type::record_of(&[("name", Type::Str), ("label", Type::Any), ("image", Type::Image)]))
-        .example("let d = images(\"fixtures/*.png\")\nassert item(d, 0).name == \"fixtures/red.png\"")
-}
-fn item(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let d = dataset_of(a, "data")?;
-    let i = a.count("i")?;
-    let bg = super::svg::parse_color(a.str("background")?).map_err(|e| ToolError::arg("background", e))?;
-    let (img, path, digest) = d.read_on(i, bg).map_err(|e| ToolError::arg("i", e))?;
-    ctx.note_input(&path, &digest);
-    let it = &d.items[i];
-    Ok(Value::record([
-        ("name", Value::str(&it.name)),
-        ("label", it.label.as_deref().map(Value::str).unwrap_or_default()),
-        ("image", Value::Image(Arc::new(img))),
-    ]))
+tool! {
+    /// Item `i` of a data set: {name, label, image}. Drawings (SVG) are rendered on `background`;
+    /// "none" keeps them transparent, for pasting into scenes.
+    ///
+    /// ```assay
+    /// let d = images("fixtures/*.png")
+    /// assert item(d, 0).name == "fixtures/red.png"
+    /// ```
+    item in Images -> Type::record_of(&[("name", Type::Str), ("label", Type::Any), ("image", Type::Image)]);
+    {
+        /// a data set
+        data: Arg [Type::Handle(HandleKind::Dataset)],
+        /// index
+        i: usize,
+        /// an SVG colour, or "none"
+        background: String = Value::str("white"),
+    }
+    |p, ctx| {
+        let d = dataset_of(&p.data)?;
+        let i = p.i;
+        let bg = crate::vision::svg::parse_color(p.background.as_str()).map_err(|e| ToolError::arg("background", e))?;
+        let (img, path, digest) = d.read_on(i, bg).map_err(|e| ToolError::arg("i", e))?;
+        ctx.note_input(&path, &digest);
+        let it = &d.items[i];
+        Ok(Value::record([
+            ("name", Value::str(&it.name)),
+            ("label", it.label.as_deref().map(Value::str).unwrap_or_default()),
+            ("image", Value::Image(Arc::new(img))),
+        ]))
+    }
 }
 
 pub(crate) fn register(r: &mut Registry) {
-    for (sig, f) in
-        [(images_sig as fn() -> Signature, images as crate::core::ToolFn), (emoji_sig, emoji), (item_sig, item)]
-    {
+    for (sig, f) in [
+        (images::sig as fn() -> Signature, images::call as crate::core::ToolFn),
+        (emoji::sig, emoji::call),
+        (item::sig, item::call),
+    ] {
         r.register(FnTool::new(sig, f));
     }
 }

@@ -5,10 +5,11 @@
 
 use std::sync::Arc;
 
-use assay_interpreter::{Args, Category, Image, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Arg, Image, Registry, Signature, ToolCtx, ToolError, Type, Value};
 use image::RgbaImage;
 use rand::Rng;
 
+use crate::core::declare::tool;
 use crate::core::FnTool;
 
 fn op(name: &str, fields: Vec<(&str, Value)>) -> Value {
@@ -25,12 +26,18 @@ fn from_rgba(img: RgbaImage) -> Image {
     Image::new(img.width(), img.height(), img.into_raw())
 }
 
-fn fraction(a: &Args, i: &str, lo: f64, hi: f64) -> Result<f64, ToolError> {
-    let v = a.num(i)?;
-    if !(lo..=hi).contains(&v) {
-        return Err(ToolError::arg(i, format!("`{i}` must be between {lo} and {hi}, found {v}")));
-    }
+fn fraction(x: &Arg, lo: f64, hi: f64) -> Result<f64, ToolError> {
+    let v = x.num()?;
+    within(v, x.name(), lo, hi)?;
     Ok(v)
+}
+
+/// `v`, the argument of `name`, as a number if it lies in [lo, hi].
+fn within(v: f64, name: &str, lo: f64, hi: f64) -> Result<Value, ToolError> {
+    if !(lo..=hi).contains(&v) {
+        return Err(ToolError::arg(name, format!("`{name}` must be between {lo} and {hi}, found {v}")));
+    }
+    Ok(Value::Num(v))
 }
 
 /// Samples `img` at (x, y) with bilinear interpolation; outside is white.
@@ -199,7 +206,7 @@ fn apply(img: &Image, op: &Value, ctx: &mut dyn ToolCtx) -> Result<Image, String
         }
         "recolour" => {
             let colour = r.get("colour").map(|v| v.to_text()).unwrap_or_default();
-            let c = super::svg::parse_color(&colour)?.ok_or("recolour needs a colour, not none")?;
+            let c = crate::vision::svg::parse_color(&colour)?.ok_or("recolour needs a colour, not none")?;
             let mut out = src;
             recolour(&mut out, c);
             from_rgba(out)
@@ -208,289 +215,390 @@ fn apply(img: &Image, op: &Value, ctx: &mut dyn ToolCtx) -> Result<Image, String
     })
 }
 
-fn edit_sig() -> Signature {
-    Signature::new("edit", Category::Images, "Applies an edit (or a list of edits, in order) to an image or to each of a list of images: crop(scale), resize(w, h), flip(axis), rotate(degrees), translate(dx, dy), occlude(x, y, w, h), paste(picture, x, y, scale), recolour(colour), greyscale(), blur(sigma), contrast(percent), hue(degrees), noise(amount). Deterministic; noise draws from the run's seed.")
-        .param("images", Type::OneOf(vec![Type::Image, Type::list(Type::Image)]), "an image or a list of images")
-        .param("op", Type::OneOf(vec![Type::record(), Type::list(Type::record())]), "an edit, or a list of edits")
-        .returns(Type::OneOf(vec![Type::Image, Type::list(Type::Image)]))
-        .example("let img = image(\"fixtures/red.png\")\nassert edit(img, crop(0.5)).width == 2\nlet g = edit(img, [greyscale(), flip(\"h\")])\nassert pixels(g, size: 2, resize: 2, mean: 0, std: 1)[0][1][0][0] == 76")
-}
-fn edit(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let ops: Vec<Value> = match a.get("op") {
-        Value::List(items) => items.as_ref().clone(),
-        other => vec![other.clone()],
-    };
-    let mut run = |img: &Arc<Image>| -> Result<Value, ToolError> {
-        let mut cur = img.as_ref().clone();
-        for o in &ops {
-            cur = apply(&cur, o, ctx).map_err(|e| ToolError::arg("op", e))?;
-        }
-        Ok(Value::Image(Arc::new(cur)))
-    };
-    match a.get("images") {
-        Value::Image(i) => run(i),
-        Value::List(items) => {
-            let mut out = Vec::new();
-            for v in items.iter() {
-                match v {
-                    Value::Image(i) => out.push(run(i)?),
-                    other => {
-                        return Err(ToolError::arg("images", format!("expected images, found a {}", other.type_name())))
+tool! {
+    /// Applies an edit (or a list of edits, in order) to an image or to each of a list of images:
+    /// crop(scale), resize(w, h), flip(axis), rotate(degrees), translate(dx, dy), occlude(x, y, w, h),
+    /// paste(picture, x, y, scale), recolour(colour), greyscale(), blur(sigma), contrast(percent),
+    /// hue(degrees), noise(amount). Deterministic; noise draws from the run's seed.
+    ///
+    /// ```assay
+    /// let img = image("fixtures/red.png")
+    /// assert edit(img, crop(0.5)).width == 2
+    /// let g = edit(img, [greyscale(), flip("h")])
+    /// assert pixels(g, size: 2, resize: 2, mean: 0, std: 1)[0][1][0][0] == 76
+    /// ```
+    edit in Images -> Type::OneOf(vec![Type::Image, Type::list(Type::Image)]);
+    {
+        /// an image or a list of images
+        images: Value [Type::OneOf(vec![Type::Image, Type::list(Type::Image)])],
+        /// an edit, or a list of edits
+        op: Value [Type::OneOf(vec![Type::record(), Type::list(Type::record())])],
+    }
+    |p, ctx| {
+        let ops: Vec<Value> = match &p.op {
+            Value::List(items) => items.as_ref().clone(),
+            other => vec![other.clone()],
+        };
+        let mut run = |img: &Arc<Image>| -> Result<Value, ToolError> {
+            let mut cur = img.as_ref().clone();
+            for o in &ops {
+                cur = apply(&cur, o, ctx).map_err(|e| ToolError::arg("op", e))?;
+            }
+            Ok(Value::Image(Arc::new(cur)))
+        };
+        match &p.images {
+            Value::Image(i) => run(i),
+            Value::List(items) => {
+                let mut out = Vec::new();
+                for v in items.iter() {
+                    match v {
+                        Value::Image(i) => out.push(run(i)?),
+                        other => {
+                            return Err(ToolError::arg("images", format!("expected images, found a {}", other.type_name())))
+                        }
                     }
                 }
+                Ok(Value::list(out))
             }
-            Ok(Value::list(out))
+            other => Err(ToolError::arg(
+                "images",
+                format!("expected an image or a list of images, found a {}", other.type_name()),
+            )),
         }
-        other => Err(ToolError::arg(
-            "images",
-            format!("expected an image or a list of images, found a {}", other.type_name()),
-        )),
     }
 }
 
-macro_rules! edit_op {
-    ($sig:ident, $fun:ident, $name:literal, $doc:literal, [$(($p:literal, $lo:expr, $hi:expr, $pdoc:literal)),*], $ex:literal) => {
-        fn $sig() -> Signature {
-            Signature::new($name, Category::Images, $doc)
-                $(.param($p, Type::Num, $pdoc))*
-                .returns(Type::record())
-                .example($ex)
-        }
-        #[allow(unused_variables, reason = "edits without parameters")]
-        fn $fun(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-            let fields: Vec<(&str, Value)> = vec![$(($p, Value::Num(fraction(a, $p, $lo, $hi)?))),*];
-            Ok(op($name, fields))
-        }
-    };
-}
-
-edit_op!(
-    crop_sig,
-    crop,
-    "crop",
-    "An edit: keep the centre `scale` of each side.",
-    [("scale", 0.01, 1.0, "fraction of width and height kept")],
-    "assert crop(0.5).scale == 0.5"
-);
-edit_op!(
-    resize_sig,
-    resize,
-    "resize",
-    "An edit: resize to width x height pixels.",
-    [("width", 1.0, 4096.0, "pixels"), ("height", 1.0, 4096.0, "pixels")],
-    "assert resize(32, 16).width == 32"
-);
-edit_op!(
-    rotate_sig,
-    rotate,
-    "rotate",
-    "An edit: rotate by `degrees` (counter-clockwise) about the centre, on white.",
-    [("degrees", -360.0, 360.0, "angle")],
-    "assert rotate(90).degrees == 90"
-);
-edit_op!(
-    translate_sig,
-    translate,
-    "translate",
-    "An edit: shift by dx, dy (fractions of width and height), filling with white.",
-    [("dx", -1.0, 1.0, "fraction of width"), ("dy", -1.0, 1.0, "fraction of height")],
-    "assert translate(0.25, 0).dx == 0.25"
-);
-edit_op!(
-    occlude_sig,
-    occlude,
-    "occlude",
-    "An edit: cover a rectangle (fractions of the image: x, y, width, height) with grey.",
-    [("x", 0.0, 1.0, "left"), ("y", 0.0, 1.0, "top"), ("width", 0.0, 1.0, "width"), ("height", 0.0, 1.0, "height")],
-    "assert occlude(0, 0, 0.5, 0.5).op == \"occlude\""
-);
-edit_op!(
-    greyscale_sig,
-    greyscale,
-    "greyscale",
-    "An edit: remove colour (luma 0.299 R + 0.587 G + 0.114 B).",
-    [],
-    "assert greyscale().op == \"greyscale\""
-);
-edit_op!(
-    blur_sig,
-    blur,
-    "blur",
-    "An edit: Gaussian blur with standard deviation `sigma` pixels.",
-    [("sigma", 0.0, 100.0, "pixels")],
-    "assert blur(2).sigma == 2"
-);
-edit_op!(
-    contrast_sig,
-    contrast,
-    "contrast",
-    "An edit: change contrast by `percent` (negative lowers it).",
-    [("percent", -100.0, 1000.0, "change in percent")],
-    "assert contrast(-50).percent == -50"
-);
-edit_op!(
-    hue_sig,
-    hue,
-    "hue",
-    "An edit: rotate hues by `degrees` (recolour: red to green is about 120).",
-    [("degrees", -360.0, 360.0, "hue rotation")],
-    "assert hue(120).degrees == 120"
-);
-edit_op!(
-    noise_sig,
-    noise,
-    "noise",
-    "An edit: add uniform noise of up to `amount` (a fraction of 255) to each channel, drawn from the run's seed.",
-    [("amount", 0.0, 1.0, "strength")],
-    "assert noise(0.1).amount == 0.1"
-);
-
-fn flip_sig() -> Signature {
-    Signature::new("flip", Category::Images, "An edit: mirror horizontally (\"h\") or vertically (\"v\").")
-        .opt("axis", Type::Str, Value::str("h"), "\"h\" or \"v\"")
-        .returns(Type::record())
-        .example("assert flip(\"v\").axis == \"v\"")
-}
-fn flip(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let axis = a.str("axis")?;
-    if axis != "h" && axis != "v" {
-        return Err(ToolError::arg("axis", format!("axis is \"h\" or \"v\", found \"{axis}\"")));
+tool! {
+    /// An edit: keep the centre `scale` of each side.
+    ///
+    /// ```assay
+    /// assert crop(0.5).scale == 0.5
+    /// ```
+    crop in Images -> Type::record();
+    {
+        /// fraction of width and height kept
+        scale: f64,
     }
-    Ok(op("flip", vec![("axis", Value::str(axis))]))
+    |p, _| Ok(op("crop", vec![("scale", within(p.scale, "scale", 0.01, 1.0)?)]))
 }
-
-fn paste_sig() -> Signature {
-    Signature::new("paste", Category::Images, "An edit: paste a picture (its transparency kept) centred at x, y (fractions of the image), `scale` times the image's width wide.")
-        .param("picture", Type::Image, "the picture, e.g. item(emoji(), i, background: \"none\").image")
-        .opt("x", Type::Num, Value::Num(0.5), "centre, fraction of width")
-        .opt("y", Type::Num, Value::Num(0.5), "centre, fraction of height")
-        .opt("scale", Type::Num, Value::Num(0.3), "the picture's width as a fraction of the image's")
-        .returns(Type::record())
-        .example("let dot = svg(`<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"10\" height=\"10\"><rect width=\"10\" height=\"10\" fill=\"#0000ff\"/></svg>`)\nlet canvas = svg(`<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"20\" height=\"20\"/>`, background: \"white\")\nlet p = edit(canvas, paste(dot, x: 0.25, y: 0.25, scale: 0.5))\nassert pixels(p, size: 20, resize: 20, mean: 0, std: 1)[0][2][5][5] == 255\nassert pixels(p, size: 20, resize: 20, mean: 0, std: 1)[0][0][15][15] == 255")
-}
-fn paste(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let Value::Image(pic) = a.get("picture") else { return Err(ToolError::arg("picture", "expected an image")) };
-    Ok(op(
-        "paste",
-        vec![
-            ("picture", Value::Image(pic.clone())),
-            ("x", Value::Num(fraction(a, "x", -1.0, 2.0)?)),
-            ("y", Value::Num(fraction(a, "y", -1.0, 2.0)?)),
-            ("scale", Value::Num(fraction(a, "scale", 0.001, 10.0)?)),
-        ],
-    ))
-}
-
-fn recolour_sig() -> Signature {
-    Signature::new("recolour", Category::Images, "An edit: give every pixel the hue and saturation of `colour` (any SVG colour), keeping its lightness: a yellow banana becomes a red one; white and black stay.")
-        .param("colour", Type::Str, "e.g. \"red\", \"#2060ff\"")
-        .returns(Type::record())
-        .example("let img = image(\"fixtures/red.png\")\nlet g = edit(img, recolour(\"lime\"))\nlet x = pixels(g, size: 4, resize: 4, mean: 0, std: 1)\nassert x[0][1][0][0] > 200 and x[0][0][0][0] < 10")
-}
-fn recolour_tool(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let c = a.str("colour")?;
-    if super::svg::parse_color(c).map_err(|e| ToolError::arg("colour", e))?.is_none() {
-        return Err(ToolError::arg("colour", "recolour needs a colour, not none"));
+tool! {
+    /// An edit: resize to width x height pixels.
+    ///
+    /// ```assay
+    /// assert resize(32, 16).width == 32
+    /// ```
+    resize in Images -> Type::record();
+    {
+        /// pixels
+        width: f64,
+        /// pixels
+        height: f64,
     }
-    Ok(op("recolour", vec![("colour", Value::str(c))]))
+    |p, _| Ok(op("resize", vec![("width", within(p.width, "width", 1.0, 4096.0)?), ("height", within(p.height, "height", 1.0, 4096.0)?)]))
+}
+tool! {
+    /// An edit: rotate by `degrees` (counter-clockwise) about the centre, on white.
+    ///
+    /// ```assay
+    /// assert rotate(90).degrees == 90
+    /// ```
+    rotate in Images -> Type::record();
+    {
+        /// angle
+        degrees: f64,
+    }
+    |p, _| Ok(op("rotate", vec![("degrees", within(p.degrees, "degrees", -360.0, 360.0)?)]))
+}
+tool! {
+    /// An edit: shift by dx, dy (fractions of width and height), filling with white.
+    ///
+    /// ```assay
+    /// assert translate(0.25, 0).dx == 0.25
+    /// ```
+    translate in Images -> Type::record();
+    {
+        /// fraction of width
+        dx: f64,
+        /// fraction of height
+        dy: f64,
+    }
+    |p, _| Ok(op("translate", vec![("dx", within(p.dx, "dx", -1.0, 1.0)?), ("dy", within(p.dy, "dy", -1.0, 1.0)?)]))
+}
+tool! {
+    /// An edit: cover a rectangle (fractions of the image: x, y, width, height) with grey.
+    ///
+    /// ```assay
+    /// assert occlude(0, 0, 0.5, 0.5).op == "occlude"
+    /// ```
+    occlude in Images -> Type::record();
+    {
+        /// left
+        x: f64,
+        /// top
+        y: f64,
+        /// width
+        width: f64,
+        /// height
+        height: f64,
+    }
+    |p, _| Ok(op("occlude", vec![("x", within(p.x, "x", 0.0, 1.0)?), ("y", within(p.y, "y", 0.0, 1.0)?), ("width", within(p.width, "width", 0.0, 1.0)?), ("height", within(p.height, "height", 0.0, 1.0)?)]))
+}
+tool! {
+    /// An edit: remove colour (luma 0.299 R + 0.587 G + 0.114 B).
+    ///
+    /// ```assay
+    /// assert greyscale().op == "greyscale"
+    /// ```
+    greyscale in Images -> Type::record();
+    {
+    }
+    |_, _| Ok(op("greyscale", vec![]))
+}
+tool! {
+    /// An edit: Gaussian blur with standard deviation `sigma` pixels.
+    ///
+    /// ```assay
+    /// assert blur(2).sigma == 2
+    /// ```
+    blur in Images -> Type::record();
+    {
+        /// pixels
+        sigma: f64,
+    }
+    |p, _| Ok(op("blur", vec![("sigma", within(p.sigma, "sigma", 0.0, 100.0)?)]))
+}
+tool! {
+    /// An edit: change contrast by `percent` (negative lowers it).
+    ///
+    /// ```assay
+    /// assert contrast(-50).percent == -50
+    /// ```
+    contrast in Images -> Type::record();
+    {
+        /// change in percent
+        percent: f64,
+    }
+    |p, _| Ok(op("contrast", vec![("percent", within(p.percent, "percent", -100.0, 1000.0)?)]))
+}
+tool! {
+    /// An edit: rotate hues by `degrees` (recolour: red to green is about 120).
+    ///
+    /// ```assay
+    /// assert hue(120).degrees == 120
+    /// ```
+    hue in Images -> Type::record();
+    {
+        /// hue rotation
+        degrees: f64,
+    }
+    |p, _| Ok(op("hue", vec![("degrees", within(p.degrees, "degrees", -360.0, 360.0)?)]))
+}
+tool! {
+    /// An edit: add uniform noise of up to `amount` (a fraction of 255) to each channel, drawn from the run's seed.
+    ///
+    /// ```assay
+    /// assert noise(0.1).amount == 0.1
+    /// ```
+    noise in Images -> Type::record();
+    {
+        /// strength
+        amount: f64,
+    }
+    |p, _| Ok(op("noise", vec![("amount", within(p.amount, "amount", 0.0, 1.0)?)]))
 }
 
-fn scene_sig() -> Signature {
-    Signature::new("scene", Category::Images, "Composes a picture from parts, in order (later parts on top): each part is a record {image, x, y, scale} placing an image (an svg() drawing, an emoji with background \"none\", a photo) centred at x, y (fractions) at `scale` times the scene's width, optionally with `colour` (recolour) or `hue` (degrees) and `rotate` (degrees). Drawing a stimulus instead of generating one: every pixel is determined by the script.")
-        .param("parts", Type::list(Type::record()), "the parts")
-        .opt("width", Type::Num, Value::Num(224.0), "pixels")
-        .opt("height", Type::Num, Value::Num(224.0), "pixels")
-        .opt("background", Type::Str, Value::str("white"), "an SVG colour, or \"none\"")
-        .returns(Type::Image)
-        .example("let sq = svg(`<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"8\" height=\"8\"><rect width=\"8\" height=\"8\" fill=\"black\"/></svg>`)\nlet s = scene([{image: sq, x: 0.75, y: 0.5, scale: 0.5, colour: \"red\"}], width: 16, height: 16, background: \"navy\")\nlet x = pixels(s, size: 16, resize: 16, mean: 0, std: 1)\nassert x[0][2][8][2] == 128 and x[0][0][8][12] == 0")
-}
-fn scene(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let (w, h) = (a.count("width")?, a.count("height")?);
-    if !(1..=4096).contains(&w) || !(1..=4096).contains(&h) {
-        return Err(ToolError::new(format!("a scene is 1 to 4096 pixels on a side, not {w}x{h}")));
+tool! {
+    /// An edit: mirror horizontally ("h") or vertically ("v").
+    ///
+    /// ```assay
+    /// assert flip("v").axis == "v"
+    /// ```
+    flip in Images -> Type::record();
+    {
+        /// "h" or "v"
+        axis: String = Value::str("h"),
     }
-    let bg = super::svg::parse_color(a.str("background")?)
-        .map_err(|e| ToolError::arg("background", e))?
-        .unwrap_or([0, 0, 0, 0]);
-    let mut canvas = RgbaImage::from_pixel(w as u32, h as u32, image::Rgba(bg));
-    for (i, part) in a.items("parts")?.iter().enumerate() {
-        let Value::Record(r) = part else {
-            return Err(ToolError::arg(
-                "parts",
-                format!("part {i} is a {}, not a record {{image, x, y, scale}}", part.type_name()),
-            ));
-        };
-        let bad = |what: String| {
-            ToolError::arg("parts", format!("part {i}: {what}"))
-                .help("a part is {image, x, y, scale} with optional colour, hue, rotate")
-        };
-        for k in r.keys() {
-            if !["image", "x", "y", "scale", "colour", "hue", "rotate"].contains(&k.as_str()) {
-                return Err(bad(format!("unknown field `{k}`")));
-            }
+    |p, _| {
+        let axis = p.axis.as_str();
+        if axis != "h" && axis != "v" {
+            return Err(ToolError::arg("axis", format!("axis is \"h\" or \"v\", found \"{axis}\"")));
         }
-        let Some(Value::Image(img)) = r.get("image") else { return Err(bad("no `image`".into())) };
-        let num = |k: &str, d: f64| match r.get(k) {
-            None => Ok(d),
-            Some(Value::Num(n)) if n.is_finite() => Ok(*n),
-            Some(v) => Err(bad(format!("`{k}` must be a number, found a {}", v.type_name()))),
-        };
-        let mut pic = img.as_ref().clone();
-        if let Some(c) = r.get("colour") {
-            pic = apply(&pic, &op("recolour", vec![("colour", c.clone())]), ctx).map_err(bad)?;
+        Ok(op("flip", vec![("axis", Value::str(axis))]))
+    }
+}
+
+tool! {
+    /// An edit: paste a picture (its transparency kept) centred at x, y (fractions of the image),
+    /// `scale` times the image's width wide.
+    ///
+    /// ```assay
+    /// let dot = svg(`<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10" fill="#0000ff"/></svg>`)
+    /// let canvas = svg(`<svg xmlns="http://www.w3.org/2000/svg" width="20" height="20"/>`, background: "white")
+    /// let p = edit(canvas, paste(dot, x: 0.25, y: 0.25, scale: 0.5))
+    /// assert pixels(p, size: 20, resize: 20, mean: 0, std: 1)[0][2][5][5] == 255
+    /// assert pixels(p, size: 20, resize: 20, mean: 0, std: 1)[0][0][15][15] == 255
+    /// ```
+    paste in Images -> Type::record();
+    {
+        /// the picture, e.g. item(emoji(), i, background: "none").image
+        picture: Value [Type::Image],
+        /// centre, fraction of width
+        x: Arg [Type::Num] = Value::Num(0.5),
+        /// centre, fraction of height
+        y: Arg [Type::Num] = Value::Num(0.5),
+        /// the picture's width as a fraction of the image's
+        scale: Arg [Type::Num] = Value::Num(0.3),
+    }
+    |p, _| {
+        let Value::Image(pic) = &p.picture else { return Err(ToolError::arg("picture", "expected an image")) };
+        Ok(op(
+            "paste",
+            vec![
+                ("picture", Value::Image(pic.clone())),
+                ("x", Value::Num(fraction(&p.x, -1.0, 2.0)?)),
+                ("y", Value::Num(fraction(&p.y, -1.0, 2.0)?)),
+                ("scale", Value::Num(fraction(&p.scale, 0.001, 10.0)?)),
+            ],
+        ))
+    }
+}
+
+tool! {
+    /// An edit: give every pixel the hue and saturation of `colour` (any SVG colour), keeping its
+    /// lightness: a yellow banana becomes a red one; white and black stay.
+    ///
+    /// ```assay
+    /// let img = image("fixtures/red.png")
+    /// let g = edit(img, recolour("lime"))
+    /// let x = pixels(g, size: 4, resize: 4, mean: 0, std: 1)
+    /// assert x[0][1][0][0] > 200 and x[0][0][0][0] < 10
+    /// ```
+    recolour in Images -> Type::record();
+    {
+        /// e.g. "red", "#2060ff"
+        colour: String,
+    }
+    |p, _| {
+        let c = p.colour.as_str();
+        if crate::vision::svg::parse_color(c).map_err(|e| ToolError::arg("colour", e))?.is_none() {
+            return Err(ToolError::arg("colour", "recolour needs a colour, not none"));
         }
-        if r.contains_key("hue") {
-            pic = apply(&pic, &op("hue", vec![("degrees", Value::Num(num("hue", 0.0)?))]), ctx).map_err(bad)?;
+        Ok(op("recolour", vec![("colour", Value::str(c))]))
+    }
+}
+
+tool! {
+    /// Composes a picture from parts, in order (later parts on top): each part is a record {image, x,
+    /// y, scale} placing an image (an svg() drawing, an emoji with background "none", a photo) centred
+    /// at x, y (fractions) at `scale` times the scene's width, optionally with `colour` (recolour) or
+    /// `hue` (degrees) and `rotate` (degrees). Drawing a stimulus instead of generating one: every
+    /// pixel is determined by the script.
+    ///
+    /// ```assay
+    /// let sq = svg(`<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8" fill="black"/></svg>`)
+    /// let s = scene([{image: sq, x: 0.75, y: 0.5, scale: 0.5, colour: "red"}], width: 16, height: 16, background: "navy")
+    /// let x = pixels(s, size: 16, resize: 16, mean: 0, std: 1)
+    /// assert x[0][2][8][2] == 128 and x[0][0][8][12] == 0
+    /// ```
+    scene in Images -> Type::Image;
+    {
+        /// the parts
+        parts: Vec<Value> [Type::list(Type::record())],
+        /// pixels
+        width: usize = Value::Num(224.0),
+        /// pixels
+        height: usize = Value::Num(224.0),
+        /// an SVG colour, or "none"
+        background: String = Value::str("white"),
+    }
+    |p, ctx| {
+        let (w, h) = (p.width, p.height);
+        if !(1..=4096).contains(&w) || !(1..=4096).contains(&h) {
+            return Err(ToolError::new(format!("a scene is 1 to 4096 pixels on a side, not {w}x{h}")));
         }
-        let mut pic = to_rgba(&pic).map_err(bad)?;
-        if r.contains_key("rotate") {
-            // Rotate on a transparent square canvas large enough to hold it.
-            let side = ((pic.width().pow(2) + pic.height().pow(2)) as f64).sqrt().ceil() as u32;
-            let mut sq = RgbaImage::new(side, side);
-            image::imageops::overlay(
-                &mut sq,
-                &pic,
-                ((side - pic.width()) / 2) as i64,
-                ((side - pic.height()) / 2) as i64,
-            );
-            let (s, c) = (num("rotate", 0.0)?.to_radians() as f32).sin_cos();
-            let cc = side as f32 / 2.0 - 0.5;
-            pic = RgbaImage::from_fn(side, side, |x, y| {
-                let (dx, dy) = (x as f32 - cc, y as f32 - cc);
-                let (sx, sy) = (c * dx + s * dy + cc, -s * dx + c * dy + cc);
-                if sx < 0.0 || sy < 0.0 || sx > side as f32 - 1.0 || sy > side as f32 - 1.0 {
-                    image::Rgba([0, 0, 0, 0])
-                } else {
-                    *sq.get_pixel(sx.round() as u32, sy.round() as u32)
+        let bg = crate::vision::svg::parse_color(p.background.as_str())
+            .map_err(|e| ToolError::arg("background", e))?
+            .unwrap_or([0, 0, 0, 0]);
+        let mut canvas = RgbaImage::from_pixel(w as u32, h as u32, image::Rgba(bg));
+        for (i, part) in p.parts.clone().iter().enumerate() {
+            let Value::Record(r) = part else {
+                return Err(ToolError::arg(
+                    "parts",
+                    format!("part {i} is a {}, not a record {{image, x, y, scale}}", part.type_name()),
+                ));
+            };
+            let bad = |what: String| {
+                ToolError::arg("parts", format!("part {i}: {what}"))
+                    .help("a part is {image, x, y, scale} with optional colour, hue, rotate")
+            };
+            for k in r.keys() {
+                if !["image", "x", "y", "scale", "colour", "hue", "rotate"].contains(&k.as_str()) {
+                    return Err(bad(format!("unknown field `{k}`")));
                 }
-            });
+            }
+            let Some(Value::Image(img)) = r.get("image") else { return Err(bad("no `image`".into())) };
+            let num = |k: &str, d: f64| match r.get(k) {
+                None => Ok(d),
+                Some(Value::Num(n)) if n.is_finite() => Ok(*n),
+                Some(v) => Err(bad(format!("`{k}` must be a number, found a {}", v.type_name()))),
+            };
+            let mut pic = img.as_ref().clone();
+            if let Some(c) = r.get("colour") {
+                pic = apply(&pic, &op("recolour", vec![("colour", c.clone())]), ctx).map_err(bad)?;
+            }
+            if r.contains_key("hue") {
+                pic = apply(&pic, &op("hue", vec![("degrees", Value::Num(num("hue", 0.0)?))]), ctx).map_err(bad)?;
+            }
+            let mut pic = to_rgba(&pic).map_err(bad)?;
+            if r.contains_key("rotate") {
+                // Rotate on a transparent square canvas large enough to hold it.
+                let side = ((pic.width().pow(2) + pic.height().pow(2)) as f64).sqrt().ceil() as u32;
+                let mut sq = RgbaImage::new(side, side);
+                image::imageops::overlay(
+                    &mut sq,
+                    &pic,
+                    ((side - pic.width()) / 2) as i64,
+                    ((side - pic.height()) / 2) as i64,
+                );
+                let (s, c) = (num("rotate", 0.0)?.to_radians() as f32).sin_cos();
+                let cc = side as f32 / 2.0 - 0.5;
+                pic = RgbaImage::from_fn(side, side, |x, y| {
+                    let (dx, dy) = (x as f32 - cc, y as f32 - cc);
+                    let (sx, sy) = (c * dx + s * dy + cc, -s * dx + c * dy + cc);
+                    if sx < 0.0 || sy < 0.0 || sx > side as f32 - 1.0 || sy > side as f32 - 1.0 {
+                        image::Rgba([0, 0, 0, 0])
+                    } else {
+                        *sq.get_pixel(sx.round() as u32, sy.round() as u32)
+                    }
+                });
+            }
+            let scale = num("scale", 0.3)?;
+            if scale <= 0.0 || scale > 10.0 {
+                return Err(bad(format!("`scale` must be above 0 and at most 10, found {scale}")));
+            }
+            paste_onto(&mut canvas, &pic, num("x", 0.5)?, num("y", 0.5)?, scale);
         }
-        let scale = num("scale", 0.3)?;
-        if scale <= 0.0 || scale > 10.0 {
-            return Err(bad(format!("`scale` must be above 0 and at most 10, found {scale}")));
-        }
-        paste_onto(&mut canvas, &pic, num("x", 0.5)?, num("y", 0.5)?, scale);
+        Ok(Value::Image(Arc::new(from_rgba(canvas))))
     }
-    Ok(Value::Image(Arc::new(from_rgba(canvas))))
 }
 
 pub(crate) fn register(r: &mut Registry) {
     for (sig, f) in [
-        (paste_sig as fn() -> Signature, paste as crate::core::ToolFn),
-        (recolour_sig, recolour_tool),
-        (scene_sig, scene),
-        (edit_sig, edit),
-        (crop_sig, crop),
-        (resize_sig, resize),
-        (rotate_sig, rotate),
-        (translate_sig, translate),
-        (occlude_sig, occlude),
-        (greyscale_sig, greyscale),
-        (blur_sig, blur),
-        (contrast_sig, contrast),
-        (hue_sig, hue),
-        (noise_sig, noise),
-        (flip_sig, flip),
+        (paste::sig as fn() -> Signature, paste::call as crate::core::ToolFn),
+        (recolour::sig, recolour::call),
+        (scene::sig, scene::call),
+        (edit::sig, edit::call),
+        (crop::sig, crop::call),
+        (resize::sig, resize::call),
+        (rotate::sig, rotate::call),
+        (translate::sig, translate::call),
+        (occlude::sig, occlude::call),
+        (greyscale::sig, greyscale::call),
+        (blur::sig, blur::call),
+        (contrast::sig, contrast::call),
+        (hue::sig, hue::call),
+        (noise::sig, noise::call),
+        (flip::sig, flip::call),
     ] {
         r.register(FnTool::new(sig, f));
     }

@@ -5,13 +5,14 @@
 
 use std::sync::Arc;
 
-use assay_interpreter::{Args, Category, HandleKind, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Arg, Args, HandleKind, Registry, ToolCtx, ToolError, Type, Value};
 use ndarray::{Array4, ArrayD, Axis};
 
-use super::data::{dataset_of, Dataset};
+use crate::core::declare::tool;
 use crate::core::FnTool;
 use crate::onnx::model::{Model, Preprocess};
 use crate::onnx::units::{Reduce, Select, Unit};
+use crate::vision::data::{dataset_of, Dataset};
 
 /// Keeps the k largest (value, index) pairs, largest first; ties keep the earlier index.
 #[derive(Clone)]
@@ -111,27 +112,86 @@ pub struct PassResult {
     pub sample: Sample,
 }
 
-fn exemplars_sig() -> Signature {
-    Signature::new("exemplars", Category::Vision, "The images of a data set that drive a unit most (and, on request, least, and at chosen quantiles), in ONE streaming pass. For a unit (a channel): {images, activations, labels, names, indices, count}, plus `bottom` (the same fields for the `bottom` weakest) and `quantiles` (a list of {q, activation, index, name, label, image}). For a layer (every channel): {activations: [C, k], indices: [C, k], count}, plus bottom_activations/bottom_indices [C, bottom] and quantile_activations/quantile_indices [C, quantiles]; `item(data, i)` gives any exemplar's image. Works on [N, C, H, W] maps (reduced over space in the graph) and on [N, C] outputs such as class logits. Memory grows with channels times (k + bottom + 256 sampled for quantiles), never with the data set; quantiles are estimated from a seeded uniform sample of 256 images. A progress bar shows on a terminal. Shardable: under `assay run --shard i/n` each shard passes over its block of batches and `assay merge` gives exactly the one-machine result.")
-        .shardable()
-        .param("unit", Type::Handle(HandleKind::Unit), "a channel unit or a layer")
-        .param("data", Type::Handle(HandleKind::Dataset), "images to search")
-        .opt("k", Type::Num, Value::Num(12.0), "top exemplars per channel")
-        .opt("batch", Type::Num, Value::Num(32.0), "images per run")
-        .opt("bottom", Type::Num, Value::Num(0.0), "weakest exemplars per channel")
-        .opt("quantiles", Type::list(Type::Num), Value::None, "quantiles (0..1) to sample an exemplar at, e.g. [0.25, 0.5, 0.75]")
-        .returns(Type::record())
-        .example("let net = model(\"efficientnet-lite0\")\nlet l = layer(net, \"/_blocks.15/Relu6_output_0\")\nlet ex = exemplars(l, images(\"fixtures/*.png\"), k: 1)\nassert ex.activations.shape == [1152, 1] and ex.count == 1")
-        .example("let net = model(\"efficientnet-lite0\")\nlet espresso = unit(net, \"logits\", channel: 967)\nlet ex = exemplars(espresso, take(emoji(), 100), k: 3, bottom: 2, quantiles: [0.5], batch: 50)\nassert len(ex.images) == 3 and len(ex.bottom.images) == 2\nassert ex.activations[2] > ex.quantiles[0].activation and ex.quantiles[0].activation > ex.bottom.activations[0]")
+tool! {
+    /// The images of a data set that drive a unit most (and, on request, least, and at chosen
+    /// quantiles), in ONE streaming pass. For a unit (a channel): {images, activations, labels, names,
+    /// indices, count}, plus `bottom` (the same fields for the `bottom` weakest) and `quantiles` (a
+    /// list of {q, activation, index, name, label, image}). For a layer (every channel): {activations:
+    /// [C, k], indices: [C, k], count}, plus bottom_activations/bottom_indices [C, bottom] and
+    /// quantile_activations/quantile_indices [C, quantiles]; `item(data, i)` gives any exemplar's
+    /// image. Works on [N, C, H, W] maps (reduced over space in the graph) and on [N, C] outputs such
+    /// as class logits. Memory grows with channels times (k + bottom + 256 sampled for quantiles),
+    /// never with the data set; quantiles are estimated from a seeded uniform sample of 256 images. A
+    /// progress bar shows on a terminal. Shardable: under `assay run --shard i/n` each shard passes
+    /// over its block of batches and `assay merge` gives exactly the one-machine result.
+    ///
+    /// ```assay
+    /// let net = model("efficientnet-lite0")
+    /// let l = layer(net, "/_blocks.15/Relu6_output_0")
+    /// let ex = exemplars(l, images("fixtures/*.png"), k: 1)
+    /// assert ex.activations.shape == [1152, 1] and ex.count == 1
+    /// ```
+    ///
+    /// ```assay
+    /// let net = model("efficientnet-lite0")
+    /// let espresso = unit(net, "logits", channel: 967)
+    /// let ex = exemplars(espresso, take(emoji(), 100), k: 3, bottom: 2, quantiles: [0.5], batch: 50)
+    /// assert len(ex.images) == 3 and len(ex.bottom.images) == 2
+    /// assert ex.activations[2] > ex.quantiles[0].activation and ex.quantiles[0].activation > ex.bottom.activations[0]
+    /// ```
+    exemplars in Vision -> Type::record(), shardable;
+    {
+        /// a channel unit or a layer
+        unit: Arg [Type::Handle(HandleKind::Unit)],
+        /// images to search
+        data: Arg [Type::Handle(HandleKind::Dataset)],
+        /// top exemplars per channel
+        k: usize = Value::Num(12.0),
+        /// images per run
+        batch: usize = Value::Num(32.0),
+        /// weakest exemplars per channel
+        bottom: usize = Value::Num(0.0),
+        /// quantiles (0..1) to sample an exemplar at, e.g. [0.25, 0.5, 0.75]
+        quantiles: Arg [Type::list(Type::Num)] = Value::None,
+    }
+    |p, ctx| {
+        let s = setup(&p.unit, &p.data, &p.quantiles, [p.k, p.batch, p.bottom], ctx)?;
+        let pre: Preprocess = s.unit.model.preprocess.ok_or_else(|| {
+            ToolError::arg("unit", "the model does not say how images become its input")
+                .help("use a built-in image model such as model(\"efficientnet-lite0\")")
+        })?;
+        // A shard takes a contiguous block of whole batches, so every image is
+        // run in the same batch as in one run over all of them.
+        let n = s.data.items.len();
+        let items = match ctx.share() {
+            Some(share) => {
+                let batches = share.range(n.div_ceil(s.spec.batch));
+                (batches.start * s.spec.batch).min(n)..(batches.end * s.spec.batch).min(n)
+            }
+            None => 0..n,
+        };
+        let mut noted = Vec::new();
+        let res = pass(&s.unit.model, &s.unit.tensor, s.reduce, pre, s.data, &s.spec, items, &mut |p, d| {
+            noted.push((p.to_path_buf(), d.to_string()))
+        })
+        .map_err(|e| ToolError::arg("data", e))?;
+        for (p, d) in noted {
+            ctx.note_input(&p, &d);
+        }
+        match ctx.share() {
+            Some(_) => partial_value(&res),
+            None => result_value(&s, res, ctx),
+        }
+    }
 }
 
-fn quantiles_of(a: &Args, i: &str) -> Result<Vec<f64>, ToolError> {
-    if a.is_none(i) {
+fn quantiles_of(x: &Arg) -> Result<Vec<f64>, ToolError> {
+    if x.is_none() {
         return Ok(Vec::new());
     }
-    let qs = a.numbers(i)?;
+    let qs = x.numbers()?;
     if let Some(q) = qs.iter().find(|q| !(0.0..=1.0).contains(*q)) {
-        return Err(ToolError::arg(i, format!("quantiles are between 0 and 1, found {q}")));
+        return Err(x.error(format!("quantiles are between 0 and 1, found {q}")));
     }
     Ok(qs)
 }
@@ -147,8 +207,15 @@ struct Setup<'a> {
     spec: PassSpec,
 }
 
-fn setup<'a>(a: &'a Args, ctx: &mut dyn ToolCtx) -> Result<Setup<'a>, ToolError> {
-    let unit: &Unit = a.handle::<Unit>("unit", "a unit or layer")?;
+/// The call's unit, data set and quantiles, and its `[k, batch, bottom]`.
+fn setup<'a>(
+    unit: &'a Arg,
+    data: &'a Arg,
+    quantiles: &Arg,
+    [k, batch, bottom]: [usize; 3],
+    ctx: &mut dyn ToolCtx,
+) -> Result<Setup<'a>, ToolError> {
+    let unit: &Unit = unit.handle::<Unit>("a unit or layer")?;
     let (channel, reduce) = match unit.select {
         Select::Channel(c, r) => (c, r),
         _ => {
@@ -158,54 +225,25 @@ fn setup<'a>(a: &'a Args, ctx: &mut dyn ToolCtx) -> Result<Setup<'a>, ToolError>
             ))
         }
     };
-    let data = dataset_of(a, "data")?;
-    let qs = quantiles_of(a, "quantiles")?;
+    let data = dataset_of(data)?;
+    let qs = quantiles_of(quantiles)?;
     let spec = PassSpec {
         // No more than the data set holds: `k: 4294967296` must not reserve
         // room for four billion images.
-        k: a.count("k")?.clamp(1, data.items.len().max(1)),
-        batch: a.count("batch")?.clamp(1, data.items.len().clamp(1, 4096)),
-        bottom: a.count("bottom")?.min(data.items.len()),
+        k: k.clamp(1, data.items.len().max(1)),
+        batch: batch.clamp(1, data.items.len().clamp(1, 4096)),
+        bottom: bottom.min(data.items.len()),
         quantiles: !qs.is_empty(),
         seed: rand::Rng::random(ctx.rng()),
     };
     Ok(Setup { unit, channel, reduce, data, qs, spec })
 }
 
-fn exemplars(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let s = setup(a, ctx)?;
-    let pre: Preprocess = s.unit.model.preprocess.ok_or_else(|| {
-        ToolError::arg("unit", "the model does not say how images become its input")
-            .help("use a built-in image model such as model(\"efficientnet-lite0\")")
-    })?;
-    // A shard takes a contiguous block of whole batches, so every image is
-    // run in the same batch as in one run over all of them.
-    let n = s.data.items.len();
-    let items = match ctx.share() {
-        Some(share) => {
-            let batches = share.range(n.div_ceil(s.spec.batch));
-            (batches.start * s.spec.batch).min(n)..(batches.end * s.spec.batch).min(n)
-        }
-        None => 0..n,
-    };
-    let mut noted = Vec::new();
-    let res = pass(&s.unit.model, &s.unit.tensor, s.reduce, pre, s.data, &s.spec, items, &mut |p, d| {
-        noted.push((p.to_path_buf(), d.to_string()))
-    })
-    .map_err(|e| ToolError::arg("data", e))?;
-    for (p, d) in noted {
-        ctx.note_input(&p, &d);
-    }
-    match ctx.share() {
-        Some(_) => partial_value(&res),
-        None => result_value(&s, res, ctx),
-    }
-}
-
 /// The exact merge of shards' passes: top and bottom lists merged with ties
 /// broken by index, samples by priority.
 fn exemplars_merge(a: &Args, ctx: &mut dyn ToolCtx, parts: Vec<Value>) -> Result<Value, ToolError> {
-    let s = setup(a, ctx)?;
+    let (unit, data) = (a.arg("unit"), a.arg("data"));
+    let s = setup(&unit, &data, &a.arg("quantiles"), [a.count("k")?, a.count("batch")?, a.count("bottom")?], ctx)?;
     let mut res =
         PassResult { top: Vec::new(), bottom: Vec::new(), sample: Sample::new(sample_size(&s.spec), s.spec.seed) };
     for part in &parts {
@@ -514,7 +552,7 @@ pub fn batch_tensor(
 }
 
 pub(crate) fn register(r: &mut Registry) {
-    r.register(FnTool::new(exemplars_sig, exemplars).merging(exemplars_merge));
+    r.register(FnTool::new(exemplars::sig, exemplars::call).merging(exemplars_merge));
 }
 
 #[cfg(test)]

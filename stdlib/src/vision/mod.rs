@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
-use assay_interpreter::{Args, Category, Image, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Arg, Image, Registry, Signature, ToolError, Type, Value};
 use ndarray::{Array4, ArrayD};
 
+use crate::core::declare::tool;
 use crate::core::FnTool;
 
 pub mod bench_neurons;
@@ -122,115 +123,146 @@ pub fn photo_files() -> Result<Vec<PhotoFile>, String> {
     Ok(out)
 }
 
-fn image_sig() -> Signature {
-    Signature::new(
-        "image",
-        Category::Images,
-        "Loads a PNG or JPEG file (under the script's allowed roots) as an RGBA image.",
-    )
-    .param("path", Type::Str, "path relative to the script's folder")
-    .returns(Type::Image)
-    .example("let img = image(\"fixtures/red.png\")\nassert img.width == 4 and img.height == 2")
-}
-fn image_tool(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let path = a.str("path")?.to_string();
-    let bytes = ctx.read_file(&path).map_err(|e| e.at("path"))?;
-    decode(&bytes, &format!("`{path}`")).map(|i| Value::Image(Arc::new(i))).map_err(|e| ToolError::arg("path", e))
-}
-
-fn sample_photos_sig() -> Signature {
-    Signature::new("sample_photos", Category::Images, "Real photographs for trying models, in a fixed order: astronaut, chelsea (a cat), coffee, rocket, two motorcycles, the Hubble deep field, and brick, grass and gravel textures (0-9, scikit-image, public domain); china (a temple) and flower (10-11, scikit-learn, CC BY 2.0); grace_hopper (12, matplotlib, public domain). Each is a record {name, source, image}; the files are fetched from the pinned wheels once and digested into the run manifest.")
-        .returns(Type::list(Type::record_of(&[("name", Type::Str), ("source", Type::Str), ("image", Type::Image)])))
-        .example("let photos = sample_photos()\nassert len(photos) == 13\nassert photos[2].name == \"coffee\" and photos[2].image.width == 600\nassert map(filter(photos, p => p.source != \"scikit-image\"), p => p.name) == [\"china\", \"flower\", \"grace_hopper\"]\nassert photos[12].image.width == 512 and photos[10].image.height == 427")
-}
-fn sample_photos(_: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let files = photo_files().map_err(ToolError::new)?;
-    let mut out = Vec::new();
-    for f in files {
-        let bytes = fetch::read_cached(&f.path).map_err(ToolError::new)?;
-        let digest = fetch::sha256_file(&f.path).map_err(ToolError::new)?;
-        ctx.note_input(&f.path, &digest);
-        let img = decode(&bytes, &f.name).map_err(ToolError::new)?;
-        out.push(Value::record([
-            ("name", Value::str(&f.name)),
-            ("source", Value::str(f.source)),
-            ("image", Value::Image(Arc::new(img))),
-        ]));
+tool! {
+    /// Loads a PNG or JPEG file (under the script's allowed roots) as an RGBA image.
+    ///
+    /// ```assay
+    /// let img = image("fixtures/red.png")
+    /// assert img.width == 4 and img.height == 2
+    /// ```
+    image as image_ in Images -> Type::Image;
+    {
+        /// path relative to the script's folder
+        path: String,
     }
-    Ok(Value::list(out))
+    |p, ctx| {
+        let path = p.path.as_str().to_string();
+        let bytes = ctx.read_file(&path).map_err(|e| e.at("path"))?;
+        decode(&bytes, &format!("`{path}`")).map(|i| Value::Image(Arc::new(i))).map_err(|e| ToolError::arg("path", e))
+    }
 }
 
-fn per_channel(a: &Args, i: &str) -> Result<[f32; 3], ToolError> {
-    match a.get(i) {
+tool! {
+    /// Real photographs for trying models, in a fixed order: astronaut, chelsea (a cat), coffee,
+    /// rocket, two motorcycles, the Hubble deep field, and brick, grass and gravel textures (0-9,
+    /// scikit-image, public domain); china (a temple) and flower (10-11, scikit-learn, CC BY 2.0);
+    /// grace_hopper (12, matplotlib, public domain). Each is a record {name, source, image}; the files
+    /// are fetched from the pinned wheels once and digested into the run manifest.
+    ///
+    /// ```assay
+    /// let photos = sample_photos()
+    /// assert len(photos) == 13
+    /// assert photos[2].name == "coffee" and photos[2].image.width == 600
+    /// assert map(filter(photos, p => p.source != "scikit-image"), p => p.name) == ["china", "flower", "grace_hopper"]
+    /// assert photos[12].image.width == 512 and photos[10].image.height == 427
+    /// ```
+    sample_photos in Images -> Type::list(Type::record_of(&[("name", Type::Str), ("source", Type::Str), ("image", Type::Image)]));
+    {
+    }
+    |_p, ctx| {
+        let files = photo_files().map_err(ToolError::new)?;
+        let mut out = Vec::new();
+        for f in files {
+            let bytes = fetch::read_cached(&f.path).map_err(ToolError::new)?;
+            let digest = fetch::sha256_file(&f.path).map_err(ToolError::new)?;
+            ctx.note_input(&f.path, &digest);
+            let img = decode(&bytes, &f.name).map_err(ToolError::new)?;
+            out.push(Value::record([
+                ("name", Value::str(&f.name)),
+                ("source", Value::str(f.source)),
+                ("image", Value::Image(Arc::new(img))),
+            ]));
+        }
+        Ok(Value::list(out))
+    }
+}
+
+fn per_channel(x: &Arg) -> Result<[f32; 3], ToolError> {
+    match x.get() {
         Value::Num(n) => Ok([*n as f32; 3]),
         _ => {
-            let v = a.numbers(i)?;
+            let v = x.numbers()?;
             if v.len() != 3 {
-                return Err(ToolError::arg(i, format!("give one number or three (R, G, B), found {}", v.len())));
+                return Err(x.error(format!("give one number or three (R, G, B), found {}", v.len())));
             }
             Ok([v[0] as f32, v[1] as f32, v[2] as f32])
         }
     }
 }
 
-fn pixels_sig() -> Signature {
-    Signature::new("pixels", Category::Images, "Turns images into a model input tensor [N, 3, size, size] (or NHWC): resize the short side to `resize`, centre-crop `size`, then (x - mean) / std per channel on 0..255 values. The defaults are EfficientNet-Lite's preprocessing.")
-        .param("images", Type::OneOf(vec![Type::Image, Type::list(Type::Image)]), "an image or a list of images")
-        .opt("size", Type::Num, Value::Num(224.0), "output height and width")
-        .opt("resize", Type::Num, Value::Num(256.0), "short side before cropping")
-        .opt("mean", Type::Any, Value::Num(127.0), "one number or [R, G, B]")
-        .opt("std", Type::Any, Value::Num(128.0), "one number or [R, G, B]")
-        .opt("layout", Type::Str, Value::str("nchw"), "\"nchw\" or \"nhwc\"")
-        .returns(Type::Tensor)
-        .example("let x = pixels(image(\"fixtures/red.png\"), size: 2, resize: 2)\nassert x.shape == [1, 3, 2, 2]\nassert x[0][0][0][0] == (255 - 127) / 128")
-}
-fn pixels(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let images: Vec<Arc<Image>> = match a.get("images") {
-        Value::Image(i) => vec![i.clone()],
-        Value::List(items) => items
-            .iter()
-            .map(|v| match v {
-                Value::Image(i) => Ok(i.clone()),
-                other => Err(ToolError::arg("images", format!("expected images, found a {}", other.type_name()))),
-            })
-            .collect::<Result<_, _>>()?,
-        other => {
+tool! {
+    /// Turns images into a model input tensor [N, 3, size, size] (or NHWC): resize the short side to
+    /// `resize`, centre-crop `size`, then (x - mean) / std per channel on 0..255 values. The defaults
+    /// are EfficientNet-Lite's preprocessing.
+    ///
+    /// ```assay
+    /// let x = pixels(image("fixtures/red.png"), size: 2, resize: 2)
+    /// assert x.shape == [1, 3, 2, 2]
+    /// assert x[0][0][0][0] == (255 - 127) / 128
+    /// ```
+    pixels in Images -> Type::Tensor;
+    {
+        /// an image or a list of images
+        images: Value [Type::OneOf(vec![Type::Image, Type::list(Type::Image)])],
+        /// output height and width
+        size: usize = Value::Num(224.0),
+        /// short side before cropping
+        resize: usize = Value::Num(256.0),
+        /// one number or [R, G, B]
+        mean: Arg [Type::Any] = Value::Num(127.0),
+        /// one number or [R, G, B]
+        std: Arg [Type::Any] = Value::Num(128.0),
+        /// "nchw" or "nhwc"
+        layout: String = Value::str("nchw"),
+    }
+    |p, _| {
+        let images: Vec<Arc<Image>> = match &p.images {
+            Value::Image(i) => vec![i.clone()],
+            Value::List(items) => items
+                .iter()
+                .map(|v| match v {
+                    Value::Image(i) => Ok(i.clone()),
+                    other => Err(ToolError::arg("images", format!("expected images, found a {}", other.type_name()))),
+                })
+                .collect::<Result<_, _>>()?,
+            other => {
+                return Err(ToolError::arg(
+                    "images",
+                    format!("expected an image or a list of images, found a {}", other.type_name()),
+                ))
+            }
+        };
+        let size = p.size;
+        let resize = p.resize;
+        if size == 0 || size > 4096 || resize < size || resize > 8192 {
             return Err(ToolError::arg(
-                "images",
-                format!("expected an image or a list of images, found a {}", other.type_name()),
-            ))
+                "size",
+                format!("need 0 < size <= resize <= 8192, found size {size}, resize {resize}"),
+            ));
         }
-    };
-    let size = a.count("size")?;
-    let resize = a.count("resize")?;
-    if size == 0 || size > 4096 || resize < size || resize > 8192 {
-        return Err(ToolError::arg(
-            "size",
-            format!("need 0 < size <= resize <= 8192, found size {size}, resize {resize}"),
-        ));
-    }
-    let (mean, std) = (per_channel(a, "mean")?, per_channel(a, "std")?);
-    if std.contains(&0.0) {
-        return Err(ToolError::arg("std", "`std` must not be zero"));
-    }
-    let layout = a.str("layout")?;
-    let (s, n) = (size, images.len());
-    let mut data = Vec::with_capacity(n * 3 * s * s);
-    for img in &images {
-        data.extend(
-            crate::pixels::preprocess(img, resize as u32, size as u32, mean, std)
-                .map_err(|e| ToolError::arg("images", e))?,
-        );
-    }
-    let nchw = Array4::from_shape_vec((n, 3, s, s), data).map_err(|e| ToolError::new(e.to_string()))?;
-    let arr: ArrayD<f32> = match layout {
-        "nchw" => nchw.into_dyn(),
-        "nhwc" => nchw.permuted_axes([0, 2, 3, 1]).as_standard_layout().to_owned().into_dyn(),
-        other => {
-            return Err(ToolError::arg("layout", format!("layout must be \"nchw\" or \"nhwc\", found \"{other}\"")))
+        let (mean, std) = (per_channel(&p.mean)?, per_channel(&p.std)?);
+        if std.contains(&0.0) {
+            return Err(ToolError::arg("std", "`std` must not be zero"));
         }
-    };
-    Ok(Value::tensor(arr))
+        let layout = p.layout.as_str();
+        let (s, n) = (size, images.len());
+        let mut data = Vec::with_capacity(n * 3 * s * s);
+        for img in &images {
+            data.extend(
+                crate::pixels::preprocess(img, resize as u32, size as u32, mean, std)
+                    .map_err(|e| ToolError::arg("images", e))?,
+            );
+        }
+        let nchw = Array4::from_shape_vec((n, 3, s, s), data).map_err(|e| ToolError::new(e.to_string()))?;
+        let arr: ArrayD<f32> = match layout {
+            "nchw" => nchw.into_dyn(),
+            "nhwc" => nchw.permuted_axes([0, 2, 3, 1]).as_standard_layout().to_owned().into_dyn(),
+            other => {
+                return Err(ToolError::arg("layout", format!("layout must be \"nchw\" or \"nhwc\", found \"{other}\"")))
+            }
+        };
+        Ok(Value::tensor(arr))
+    }
 }
 
 pub(crate) fn register(r: &mut Registry) {
@@ -242,9 +274,9 @@ pub(crate) fn register(r: &mut Registry) {
     synthetic::register(r);
     plot::register(r);
     for (sig, f) in [
-        (image_sig as fn() -> Signature, image_tool as crate::core::ToolFn),
-        (sample_photos_sig, sample_photos),
-        (pixels_sig, pixels),
+        (image_::sig as fn() -> Signature, image_::call as crate::core::ToolFn),
+        (sample_photos::sig, sample_photos::call),
+        (pixels::sig, pixels::call),
     ] {
         r.register(FnTool::new(sig, f));
     }

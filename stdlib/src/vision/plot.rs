@@ -1,13 +1,14 @@
 //! Plots as images for the report: bar, line, heatmap and histogram, drawn
 //! as SVG and rendered with resvg. Titles, axis labels and tick text are
-//! drawn in the one pinned font (see [`super::font`]), so a plot is the same
+//! drawn in the one pinned font (see [`crate::vision::font`]), so a plot is the same
 //! pixels on every machine; a plot without text is drawn as before fonts.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use assay_interpreter::{to_numbers, to_tensor, Args, Category, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{to_numbers, to_tensor, Arg, Registry, ToolError, Type, Value};
 
+use crate::core::declare::tool;
 use crate::core::FnTool;
 
 const W: f64 = 480.0;
@@ -114,7 +115,7 @@ fn every(n: usize, room: f64, each: f64) -> usize {
 /// place tick i; y tick text is given (heatmap rows, or numbers).
 fn text(l: &Labels, a: Area, x_at: &dyn Fn(usize) -> f64, y_ticks: &[(f64, String)]) -> String {
     let mut s = String::new();
-    let style = format!("font-family=\"{}\" fill=\"#222\"", super::font::FAMILY);
+    let style = format!("font-family=\"{}\" fill=\"#222\"", crate::vision::font::FAMILY);
     if let Some(t) = &l.title {
         let _ = write!(
             s,
@@ -283,40 +284,175 @@ fn colour_bar(data: &[f64], a: Area) -> String {
             h + 0.3
         );
     }
-    let style = format!("font-family=\"{}\" fill=\"#222\" font-size=\"{TICK}\"", super::font::FAMILY);
+    let style = format!("font-family=\"{}\" fill=\"#222\" font-size=\"{TICK}\"", crate::vision::font::FAMILY);
     let _ = write!(s, "<text x=\"{:.1}\" y=\"{:.1}\" {style}>{}</text>", x + 13.0, a.y0 + TICK, esc(&num(hi)));
     let _ = write!(s, "<text x=\"{:.1}\" y=\"{:.1}\" {style}>{}</text>", x + 13.0, a.y1, esc(&num(lo)));
     s
 }
 
-fn plot_sig() -> Signature {
-    Signature::new("plot", Category::Vision, "Draws a plot as an image for the report: \"bar\" (one bar per value; negative bars red), \"line\", \"histogram\" (of the values, `bins`), or \"heatmap\" (a 2-D tensor or list of rows; blue below zero, red above). With a `title`, axis labels or tick text, the text is drawn in DejaVu Sans (fetched once into Assay's cache; the same pixels on every machine), bar and line plots get value ticks and a heatmap a colour bar; e.g. an attention pattern with the tokens on both axes. Without them the plot has no text: name it in `show`.")
-        .param("kind", Type::Str, "\"bar\", \"line\", \"histogram\" or \"heatmap\"")
-        .param("data", Type::Any, "numbers, or rows of numbers for a heatmap")
-        .opt("bins", Type::Num, Value::Num(20.0), "bins of a histogram")
-        .opt("title", Type::Str, Value::None, "a title above the plot")
-        .opt("x_label", Type::Str, Value::None, "the horizontal axis's label, e.g. \"head\" or \"key token\"")
-        .opt("y_label", Type::Str, Value::None, "the vertical axis's label, e.g. \"layer\"")
-        .opt("x_ticks", Type::OneOf(vec![Type::list(Type::Any), Type::Range]), Value::None, "text under each column (heatmap) or value (bar, line): tokens, or numbers")
-        .opt("y_ticks", Type::OneOf(vec![Type::list(Type::Any), Type::Range]), Value::None, "text beside each row of a heatmap: tokens, or numbers")
-        .returns(Type::Image)
-        .example("let h = plot(\"heatmap\", tensor([[1, -1], [0.5, 0]]))\nassert h.width == 480 and h.height == 300\nassert plot(\"bar\", [3, -1, 2]).width == 480")
-        .example("let tokens = [\"The\", \" capital\", \" of\", \" France\"]\nlet pattern = tensor([[1, 0, 0, 0], [0.6, 0.4, 0, 0], [0.2, 0.5, 0.3, 0], [0.1, 0.2, 0.1, 0.6]])\nlet p = plot(\"heatmap\", pattern, title: \"layer 3, head 2\", x_label: \"key\", y_label: \"query\", x_ticks: tokens, y_ticks: tokens)\nassert p != plot(\"heatmap\", pattern), \"the text is drawn\"")
+tool! {
+    /// Draws a plot as an image for the report: "bar" (one bar per value; negative bars red), "line",
+    /// "histogram" (of the values, `bins`), or "heatmap" (a 2-D tensor or list of rows; blue below
+    /// zero, red above). With a `title`, axis labels or tick text, the text is drawn in DejaVu Sans
+    /// (fetched once into Assay's cache; the same pixels on every machine), bar and line plots get
+    /// value ticks and a heatmap a colour bar; e.g. an attention pattern with the tokens on both axes.
+    /// Without them the plot has no text: name it in `show`.
+    ///
+    /// ```assay
+    /// let h = plot("heatmap", tensor([[1, -1], [0.5, 0]]))
+    /// assert h.width == 480 and h.height == 300
+    /// assert plot("bar", [3, -1, 2]).width == 480
+    /// ```
+    ///
+    /// ```assay
+    /// let tokens = ["The", " capital", " of", " France"]
+    /// let pattern = tensor([[1, 0, 0, 0], [0.6, 0.4, 0, 0], [0.2, 0.5, 0.3, 0], [0.1, 0.2, 0.1, 0.6]])
+    /// let p = plot("heatmap", pattern, title: "layer 3, head 2", x_label: "key", y_label: "query", x_ticks: tokens, y_ticks: tokens)
+    /// assert p != plot("heatmap", pattern), "the text is drawn"
+    /// ```
+    plot in Vision -> Type::Image;
+    {
+        /// "bar", "line", "histogram" or "heatmap"
+        kind: String,
+        /// numbers, or rows of numbers for a heatmap
+        data: Value,
+        /// bins of a histogram
+        bins: usize = Value::Num(20.0),
+        /// a title above the plot
+        title: Arg [Type::Str] = Value::None,
+        /// the horizontal axis's label, e.g. "head" or "key token"
+        x_label: Arg [Type::Str] = Value::None,
+        /// the vertical axis's label, e.g. "layer"
+        y_label: Arg [Type::Str] = Value::None,
+        /// text under each column (heatmap) or value (bar, line): tokens, or numbers
+        x_ticks: Arg [Type::OneOf(vec![Type::list(Type::Any), Type::Range])] = Value::None,
+        /// text beside each row of a heatmap: tokens, or numbers
+        y_ticks: Arg [Type::OneOf(vec![Type::list(Type::Any), Type::Range])] = Value::None,
+    }
+    |p, _| {
+        let kind = p.kind.as_str();
+        let label = |x: &Arg| x.opt_str().map(|s| s.map(str::to_string));
+        let mut labels = Labels { title: label(&p.title)?, x: label(&p.x_label)?, y: label(&p.y_label)?, ..Labels::default() };
+        let svg = match kind {
+            "bar" | "line" | "histogram" => {
+                let values =
+                    to_numbers(&p.data).map_err(|e| ToolError::arg("data", format!("expected numbers: {e}")))?;
+                if values.is_empty() || values.len() > 100_000 {
+                    return Err(ToolError::arg("data", "give between 1 and 100000 numbers"));
+                }
+                if !p.y_ticks.is_none() {
+                    return Err(ToolError::arg("y_ticks", "a bar, line or histogram plot's vertical ticks are its values")
+                        .help("leave y_ticks out; y_label names the axis"));
+                }
+                let (values, n_ticks) = match kind {
+                    "histogram" => {
+                        let bins = p.bins.clamp(1, 1000);
+                        let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+                        let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                        let width = if hi > lo { (hi - lo) / bins as f64 } else { 1.0 };
+                        let mut counts = vec![0.0; bins];
+                        for v in &values {
+                            counts[(((v - lo) / width) as usize).min(bins - 1)] += 1.0;
+                        }
+                        (counts, bins)
+                    }
+                    _ => {
+                        let n = values.len();
+                        (values, n)
+                    }
+                };
+                labels.x_ticks = ticks(&p.x_ticks, Some(n_ticks))?;
+                // Value ticks at the ends of the range and at zero (always in it).
+                let (lo, hi) = range(&values);
+                let mut at = vec![lo, 0.0, hi];
+                at.dedup();
+                let value_ticks: Vec<String> = if labels.any() { at.iter().map(|v| num(*v)).collect() } else { Vec::new() };
+                let area = area(&labels, &value_ticks, false);
+                let body = if kind == "line" { line(&values, area) } else { bars(&values, area) };
+                if labels.any() {
+                    let y = scale(&values, area);
+                    let n = values.len().max(1) as f64;
+                    let x_at = |i: usize| {
+                        if kind == "line" {
+                            area.x0 + i as f64 * if n > 1.0 { (area.x1 - area.x0) / (n - 1.0) } else { 0.0 }
+                        } else {
+                            area.x0 + (i as f64 + 0.5) * (area.x1 - area.x0) / n
+                        }
+                    };
+                    let ys: Vec<(f64, String)> = at.iter().map(|v| (y(*v), num(*v))).collect();
+                    frame(&format!("{body}{}", text(&labels, area, &x_at, &ys)), area)
+                } else {
+                    frame(&body, area)
+                }
+            }
+            "heatmap" => {
+                let t = to_tensor(&p.data)
+                    .map_err(|e| ToolError::arg("data", format!("a heatmap needs rows of numbers: {e}")))?;
+                if t.ndim() != 2 || t.is_empty() {
+                    return Err(ToolError::arg(
+                        "data",
+                        format!("a heatmap needs a 2-D tensor, found shape {:?}", t.shape()),
+                    ));
+                }
+                let (r, c) = (t.shape()[0], t.shape()[1]);
+                // The image is 480x300: more cells than this cannot be seen, and
+                // each one is an SVG element (10,000 x 10,000 would be 10 GB of text).
+                const MAX_CELLS: usize = 250_000;
+                if r.saturating_mul(c) > MAX_CELLS {
+                    return Err(ToolError::arg(
+                        "data",
+                        format!("a heatmap of {r} x {c} cells is more than the {MAX_CELLS} it can draw"),
+                    )
+                    .help("average or max-pool the rows and columns first, or plot a slice"));
+                }
+                labels.x_ticks = ticks(&p.x_ticks, Some(c))?;
+                labels.y_ticks = ticks(&p.y_ticks, Some(r))?;
+                let data: Vec<f64> = t.iter().map(|x| *x as f64).collect();
+                let area = area(&labels, &labels.y_ticks, labels.any());
+                let body = heat(r, c, &data, area);
+                if labels.any() {
+                    let (cw, ch) = ((area.x1 - area.x0) / c as f64, (area.y1 - area.y0) / r as f64);
+                    let x_at = |i: usize| area.x0 + (i as f64 + 0.5) * cw;
+                    let ys: Vec<(f64, String)> = labels
+                        .y_ticks
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| (area.y0 + (i as f64 + 0.5) * ch, t.clone()))
+                        .collect();
+                    frame(&format!("{body}{}{}", text(&labels, area, &x_at, &ys), colour_bar(&data, area)), area)
+                } else {
+                    frame(&body, area)
+                }
+            }
+            other => {
+                return Err(ToolError::arg(
+                    "kind",
+                    format!("unknown plot \"{other}\"; use bar, line, histogram or heatmap"),
+                ))
+            }
+        };
+        let fonts = if labels.any() { Some(crate::vision::font::fonts().map_err(ToolError::new)?) } else { None };
+        crate::vision::svg::render_with(&svg, W as u32, Some(H as u32), Some([255, 255, 255, 255]), fonts)
+            .map(|i| Value::Image(Arc::new(i)))
+            .map_err(ToolError::new)
+    }
 }
 
-fn ticks(a: &Args, name: &str, want: Option<usize>) -> Result<Vec<String>, ToolError> {
-    let v = a.get(name);
+fn ticks(x: &Arg, want: Option<usize>) -> Result<Vec<String>, ToolError> {
+    let v = x.get();
     if matches!(v, Value::None) {
         return Ok(Vec::new());
     }
-    let items = a.items(name)?;
+    let items = x.items()?;
     if let Some(n) = want {
         if items.len() != n {
-            return Err(ToolError::arg(
-                name,
-                format!("{} tick labels for {n} {}", items.len(), if name == "x_ticks" { "columns" } else { "rows" }),
-            )
-            .help("give one label per column (x_ticks) or row (y_ticks), or none"));
+            return Err(x
+                .error(format!(
+                    "{} tick labels for {n} {}",
+                    items.len(),
+                    if x.name() == "x_ticks" { "columns" } else { "rows" }
+                ))
+                .help("give one label per column (x_ticks) or row (y_ticks), or none"));
         }
     }
     Ok(items
@@ -329,114 +465,6 @@ fn ticks(a: &Args, name: &str, want: Option<usize>) -> Result<Vec<String>, ToolE
         .collect())
 }
 
-fn plot(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let kind = a.str("kind")?;
-    let label = |n: &str| a.opt_str(n).map(|s| s.map(str::to_string));
-    let mut labels = Labels { title: label("title")?, x: label("x_label")?, y: label("y_label")?, ..Labels::default() };
-    let svg = match kind {
-        "bar" | "line" | "histogram" => {
-            let values =
-                to_numbers(a.get("data")).map_err(|e| ToolError::arg("data", format!("expected numbers: {e}")))?;
-            if values.is_empty() || values.len() > 100_000 {
-                return Err(ToolError::arg("data", "give between 1 and 100000 numbers"));
-            }
-            if !matches!(a.get("y_ticks"), Value::None) {
-                return Err(ToolError::arg("y_ticks", "a bar, line or histogram plot's vertical ticks are its values")
-                    .help("leave y_ticks out; y_label names the axis"));
-            }
-            let (values, n_ticks) = match kind {
-                "histogram" => {
-                    let bins = a.count("bins")?.clamp(1, 1000);
-                    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
-                    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                    let width = if hi > lo { (hi - lo) / bins as f64 } else { 1.0 };
-                    let mut counts = vec![0.0; bins];
-                    for v in &values {
-                        counts[(((v - lo) / width) as usize).min(bins - 1)] += 1.0;
-                    }
-                    (counts, bins)
-                }
-                _ => {
-                    let n = values.len();
-                    (values, n)
-                }
-            };
-            labels.x_ticks = ticks(a, "x_ticks", Some(n_ticks))?;
-            // Value ticks at the ends of the range and at zero (always in it).
-            let (lo, hi) = range(&values);
-            let mut at = vec![lo, 0.0, hi];
-            at.dedup();
-            let value_ticks: Vec<String> = if labels.any() { at.iter().map(|v| num(*v)).collect() } else { Vec::new() };
-            let area = area(&labels, &value_ticks, false);
-            let body = if kind == "line" { line(&values, area) } else { bars(&values, area) };
-            if labels.any() {
-                let y = scale(&values, area);
-                let n = values.len().max(1) as f64;
-                let x_at = |i: usize| {
-                    if kind == "line" {
-                        area.x0 + i as f64 * if n > 1.0 { (area.x1 - area.x0) / (n - 1.0) } else { 0.0 }
-                    } else {
-                        area.x0 + (i as f64 + 0.5) * (area.x1 - area.x0) / n
-                    }
-                };
-                let ys: Vec<(f64, String)> = at.iter().map(|v| (y(*v), num(*v))).collect();
-                frame(&format!("{body}{}", text(&labels, area, &x_at, &ys)), area)
-            } else {
-                frame(&body, area)
-            }
-        }
-        "heatmap" => {
-            let t = to_tensor(a.get("data"))
-                .map_err(|e| ToolError::arg("data", format!("a heatmap needs rows of numbers: {e}")))?;
-            if t.ndim() != 2 || t.is_empty() {
-                return Err(ToolError::arg(
-                    "data",
-                    format!("a heatmap needs a 2-D tensor, found shape {:?}", t.shape()),
-                ));
-            }
-            let (r, c) = (t.shape()[0], t.shape()[1]);
-            // The image is 480x300: more cells than this cannot be seen, and
-            // each one is an SVG element (10,000 x 10,000 would be 10 GB of text).
-            const MAX_CELLS: usize = 250_000;
-            if r.saturating_mul(c) > MAX_CELLS {
-                return Err(ToolError::arg(
-                    "data",
-                    format!("a heatmap of {r} x {c} cells is more than the {MAX_CELLS} it can draw"),
-                )
-                .help("average or max-pool the rows and columns first, or plot a slice"));
-            }
-            labels.x_ticks = ticks(a, "x_ticks", Some(c))?;
-            labels.y_ticks = ticks(a, "y_ticks", Some(r))?;
-            let data: Vec<f64> = t.iter().map(|x| *x as f64).collect();
-            let area = area(&labels, &labels.y_ticks, labels.any());
-            let body = heat(r, c, &data, area);
-            if labels.any() {
-                let (cw, ch) = ((area.x1 - area.x0) / c as f64, (area.y1 - area.y0) / r as f64);
-                let x_at = |i: usize| area.x0 + (i as f64 + 0.5) * cw;
-                let ys: Vec<(f64, String)> = labels
-                    .y_ticks
-                    .iter()
-                    .enumerate()
-                    .map(|(i, t)| (area.y0 + (i as f64 + 0.5) * ch, t.clone()))
-                    .collect();
-                frame(&format!("{body}{}{}", text(&labels, area, &x_at, &ys), colour_bar(&data, area)), area)
-            } else {
-                frame(&body, area)
-            }
-        }
-        other => {
-            return Err(ToolError::arg(
-                "kind",
-                format!("unknown plot \"{other}\"; use bar, line, histogram or heatmap"),
-            ))
-        }
-    };
-    let fonts = if labels.any() { Some(super::font::fonts().map_err(ToolError::new)?) } else { None };
-    super::svg::render_with(&svg, W as u32, Some(H as u32), Some([255, 255, 255, 255]), fonts)
-        .map(|i| Value::Image(Arc::new(i)))
-        .map_err(ToolError::new)
-}
-
 pub(crate) fn register(r: &mut Registry) {
-    r.register(FnTool::new(plot_sig, plot));
+    r.register(FnTool::new(plot::sig, plot::call));
 }

@@ -5,8 +5,9 @@
 
 use std::sync::Arc;
 
-use assay_interpreter::{Args, Category, Image, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Image, Registry, ToolError, Type, Value};
 
+use crate::core::declare::tool;
 use crate::core::FnTool;
 
 /// Largest side of a rendered image.
@@ -74,7 +75,7 @@ pub fn render(text: &str, width: u32, height: Option<u32>, background: Option<[u
     render_with(text, width, height, background, None)
 }
 
-/// As [`render`], with text drawn in `fonts` (see [`super::font`]); with
+/// As [`render`], with text drawn in `fonts` (see [`crate::vision::font`]); with
 /// none, text is not drawn.
 pub fn render_with(
     text: &str,
@@ -100,7 +101,7 @@ pub fn render_with(
         ..resvg::usvg::Options::default()
     };
     let opt = match fonts {
-        Some(db) => resvg::usvg::Options { fontdb: db, font_family: super::font::FAMILY.into(), ..opt },
+        Some(db) => resvg::usvg::Options { fontdb: db, font_family: crate::vision::font::FAMILY.into(), ..opt },
         None => opt,
     };
     let tree = resvg::usvg::Tree::from_str(text, &opt).map_err(|e| format!("not valid SVG: {e}"))?;
@@ -138,31 +139,46 @@ pub fn parse_color(s: &str) -> Result<Option<[u8; 4]>, String> {
     Ok(Some([c.red, c.green, c.blue, c.alpha]))
 }
 
-fn svg_sig() -> Signature {
-    Signature::new("svg", Category::Images, "Renders SVG drawing code to an image, deterministically: shapes, paths, gradients and transforms (text is not drawn: no fonts are loaded). Put SVG in a `backtick` string. The height follows the SVG's aspect ratio unless given.")
-        .param("code", Type::Str, "SVG text, e.g. `<svg viewBox=\"0 0 10 10\">...</svg>`")
-        .opt("width", Type::Num, Value::Num(224.0), "width in pixels")
-        .opt("height", Type::Num, Value::None, "height in pixels")
-        .opt("background", Type::Str, Value::str("white"), "an SVG colour (white, teal, #rrggbb, ...) or none")
-        .returns(Type::Image)
-        .example("let img = svg(`<svg viewBox=\"0 0 10 10\"><rect x=\"0\" y=\"0\" width=\"5\" height=\"10\" fill=\"red\"/></svg>`, width: 20)\nassert img.width == 20 and img.height == 20\nlet x = pixels(img, size: 20, resize: 20, mean: 0, std: 1)\nassert x[0][0][10][2] == 255 and x[0][1][10][2] == 0\nassert x[0][1][10][17] == 255")
-}
-fn svg(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let code = a.str("code")?;
-    if code.len() > 1 << 20 {
-        return Err(ToolError::arg("code", "SVG code larger than 1 MiB"));
+tool! {
+    /// Renders SVG drawing code to an image, deterministically: shapes, paths, gradients and transforms
+    /// (text is not drawn: no fonts are loaded). Put SVG in a `backtick` string. The height follows the
+    /// SVG's aspect ratio unless given.
+    ///
+    /// ```assay
+    /// let img = svg(`<svg viewBox="0 0 10 10"><rect x="0" y="0" width="5" height="10" fill="red"/></svg>`, width: 20)
+    /// assert img.width == 20 and img.height == 20
+    /// let x = pixels(img, size: 20, resize: 20, mean: 0, std: 1)
+    /// assert x[0][0][10][2] == 255 and x[0][1][10][2] == 0
+    /// assert x[0][1][10][17] == 255
+    /// ```
+    svg in Images -> Type::Image;
+    {
+        /// SVG text, e.g. `<svg viewBox="0 0 10 10">...</svg>`
+        code: String,
+        /// width in pixels
+        width: usize = Value::Num(224.0),
+        /// height in pixels
+        height: Option<i64> = Value::None,
+        /// an SVG colour (white, teal, #rrggbb, ...) or none
+        background: String = Value::str("white"),
     }
-    let w = a.count("width")?;
-    let h = a.opt_int("height")?;
-    if w == 0 || w > MAX_SIDE as usize || h.is_some_and(|h| h <= 0 || h > MAX_SIDE as i64) {
-        return Err(ToolError::arg("width", format!("width and height must be between 1 and {MAX_SIDE}")));
+    |p, _| {
+        let code = p.code.as_str();
+        if code.len() > 1 << 20 {
+            return Err(ToolError::arg("code", "SVG code larger than 1 MiB"));
+        }
+        let w = p.width;
+        let h = p.height;
+        if w == 0 || w > MAX_SIDE as usize || h.is_some_and(|h| h <= 0 || h > MAX_SIDE as i64) {
+            return Err(ToolError::arg("width", format!("width and height must be between 1 and {MAX_SIDE}")));
+        }
+        let bg = parse_color(p.background.as_str()).map_err(|e| ToolError::arg("background", e))?;
+        render(code, w as u32, h.map(|h| h as u32), bg).map(|i| Value::Image(Arc::new(i))).map_err(|e| {
+            ToolError::arg("code", e).help("write a complete <svg ...> element with a viewBox or width and height")
+        })
     }
-    let bg = parse_color(a.str("background")?).map_err(|e| ToolError::arg("background", e))?;
-    render(code, w as u32, h.map(|h| h as u32), bg).map(|i| Value::Image(Arc::new(i))).map_err(|e| {
-        ToolError::arg("code", e).help("write a complete <svg ...> element with a viewBox or width and height")
-    })
 }
 
 pub(crate) fn register(r: &mut Registry) {
-    r.register(FnTool::new(svg_sig, svg));
+    r.register(FnTool::new(svg::sig, svg::call));
 }

@@ -17,8 +17,9 @@
 
 use std::sync::Arc;
 
-use assay_interpreter::{Args, Category, HandleKind, Image, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Arg, HandleKind, Image, Registry, Signature, ToolCtx, ToolError, Type, Value};
 
+use crate::core::declare::tool;
 use crate::core::FnTool;
 use crate::models::build::{batched, int, ints, string, GraphBuilder};
 use crate::onnx::model::{Model, Preprocess, Provider};
@@ -315,8 +316,8 @@ pub fn provision() -> Result<(), String> {
     let bytes = crate::fetch::read_cached(&path)?;
     let base = crate::onnx::graph::decode(&bytes)?;
     crate::models::build::cache_built("synthetic", "concepts", &concept_model(&base, &labels)?)?;
-    crate::models::build::cache_built("synthetic", "concepts85", &super::bench_neurons::concept_model(&base)?)?;
-    super::bench_neurons::emoji_model_cached()?;
+    crate::models::build::cache_built("synthetic", "concepts85", &crate::vision::bench_neurons::concept_model(&base)?)?;
+    crate::vision::bench_neurons::emoji_model_cached()?;
     Ok(())
 }
 
@@ -350,139 +351,170 @@ fn shared_built(
     Ok(m)
 }
 
-fn synthetic_sig() -> Signature {
-    Signature::new("synthetic", Category::Vision, "A synthetic neuron with known ground truth, as a channel unit that takes images like any other: low-level ones built from fixed filters (\"red\", \"green\", \"blue\", \"vertical\", \"horizontal\", \"left\", \"top\", \"fine_texture\") and concept ones over EfficientNet-Lite0's class probabilities (\"cat\", \"ball\", \"cup\", \"cat_or_cup\", \"cat_and_ball\", \"cat_not_ball\"). `synthetic_neurons()` lists them with their written ground truth; `score()` checks a description against one.")
-        .param("name", Type::Str, "the neuron's name")
-        .returns(Type::Handle(HandleKind::Unit))
-        .example("let red = synthetic(\"red\")\nlet dot = c => svg(\"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 10 10'><circle cx='5' cy='5' r='3' fill='{c}'/></svg>\")\nassert red(dot(\"red\")).activations[0] > red(dot(\"blue\")).activations[0]")
-}
-fn synthetic(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let name = a.str("name")?;
-    let Some(n) = all().position(|n| n.name == name) else {
-        // The benchmark's emoji-annotation neurons.
-        if let Some(c) = super::bench_neurons::EMOJI_CONCEPTS.iter().position(|(n, _, _)| *n == name) {
-            let (path, bytes, sha) = super::bench_neurons::emoji_model_cached().map_err(ToolError::new)?;
-            ctx.note_input(&path, &sha);
-            let mut m =
-                Model::load_deferred(&path, "synthetic emoji", &bytes, sha, Provider::Cpu).map_err(ToolError::new)?;
-            m.preprocess = Some(Preprocess { resize: 224, size: 224, mean: [0.0; 3], std: [255.0; 3] });
-            return Ok(Value::Handle(Arc::new(Unit {
-                model: Arc::new(m),
-                tensor: "response".into(),
-                select: Select::Channel(Some(c), Reduce::Max),
-            })));
-        }
-        // The benchmark's concept neurons (MAIA's scale).
-        if let Some(c) = super::bench_neurons::concepts().iter().position(|c| c.name == name) {
-            let m = shared_built("concepts85", ctx, |ctx| {
-                let (path, _) = crate::models::efficientnet::provision()
-                    .map_err(|e| format!("cannot prepare efficientnet-lite0: {e}"))?;
-                let bytes = crate::fetch::read_cached(&path)?;
-                let base = crate::onnx::graph::decode(&bytes)?;
-                let proto = super::bench_neurons::concept_model(&base)?;
-                let mut m = load_built(&proto, "concepts85", ctx)?;
-                m.preprocess = Some(Preprocess { resize: 256, size: 224, mean: [127.0; 3], std: [128.0; 3] });
+tool! {
+    /// A synthetic neuron with known ground truth, as a channel unit that takes images like any other:
+    /// low-level ones built from fixed filters ("red", "green", "blue", "vertical", "horizontal",
+    /// "left", "top", "fine_texture") and concept ones over EfficientNet-Lite0's class probabilities
+    /// ("cat", "ball", "cup", "cat_or_cup", "cat_and_ball", "cat_not_ball"). `synthetic_neurons()`
+    /// lists them with their written ground truth; `score()` checks a description against one.
+    ///
+    /// ```assay
+    /// let red = synthetic("red")
+    /// let dot = c => svg("<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 10 10'><circle cx='5' cy='5' r='3' fill='{c}'/></svg>")
+    /// assert red(dot("red")).activations[0] > red(dot("blue")).activations[0]
+    /// ```
+    synthetic in Vision -> Type::Handle(HandleKind::Unit);
+    {
+        /// the neuron's name
+        name: String,
+    }
+    |p, ctx| {
+        let name = p.name.as_str();
+        let Some(n) = all().position(|n| n.name == name) else {
+            // The benchmark's emoji-annotation neurons.
+            if let Some(c) = crate::vision::bench_neurons::EMOJI_CONCEPTS.iter().position(|(n, _, _)| *n == name) {
+                let (path, bytes, sha) = crate::vision::bench_neurons::emoji_model_cached().map_err(ToolError::new)?;
+                ctx.note_input(&path, &sha);
+                let mut m =
+                    Model::load_deferred(&path, "synthetic emoji", &bytes, sha, Provider::Cpu).map_err(ToolError::new)?;
+                m.preprocess = Some(Preprocess { resize: 224, size: 224, mean: [0.0; 3], std: [255.0; 3] });
+                return Ok(Value::Handle(Arc::new(Unit {
+                    model: Arc::new(m),
+                    tensor: "response".into(),
+                    select: Select::Channel(Some(c), Reduce::Max),
+                })));
+            }
+            // The benchmark's concept neurons (MAIA's scale).
+            if let Some(c) = crate::vision::bench_neurons::concepts().iter().position(|c| c.name == name) {
+                let m = shared_built("concepts85", ctx, |ctx| {
+                    let (path, _) = crate::models::efficientnet::provision()
+                        .map_err(|e| format!("cannot prepare efficientnet-lite0: {e}"))?;
+                    let bytes = crate::fetch::read_cached(&path)?;
+                    let base = crate::onnx::graph::decode(&bytes)?;
+                    let proto = crate::vision::bench_neurons::concept_model(&base)?;
+                    let mut m = load_built(&proto, "concepts85", ctx)?;
+                    m.preprocess = Some(Preprocess { resize: 256, size: 224, mean: [127.0; 3], std: [128.0; 3] });
+                    Ok(m)
+                })
+                .map_err(ToolError::new)?;
+                return Ok(Value::Handle(Arc::new(Unit {
+                    model: m,
+                    tensor: "response".into(),
+                    select: Select::Channel(Some(c), Reduce::Max),
+                })));
+            }
+            let names: Vec<&str> = all().map(|n| n.name).collect();
+            let help = match assay_interpreter::closest(name, names.iter().copied()) {
+                Some(c) => format!("did you mean \"{c}\"? synthetic_neurons() lists them all"),
+                None => format!("known: {}", names.join(", ")),
+            };
+            return Err(ToolError::arg("name", format!("no synthetic neuron \"{name}\"")).help(help));
+        };
+        let reduce = if all().nth(n).is_some_and(|x| x.mean) { Reduce::Mean } else { Reduce::Max };
+        let (model, channel) = if n < LOW_LEVEL.len() {
+            let m = shared_built("low-level", ctx, |ctx| {
+                let mut m = load_built(&low_level_model(), "low-level", ctx)?;
+                m.preprocess = Some(Preprocess { resize: 224, size: 224, mean: [0.0; 3], std: [255.0; 3] });
                 Ok(m)
             })
             .map_err(ToolError::new)?;
-            return Ok(Value::Handle(Arc::new(Unit {
-                model: m,
-                tensor: "response".into(),
-                select: Select::Channel(Some(c), Reduce::Max),
-            })));
-        }
-        let names: Vec<&str> = all().map(|n| n.name).collect();
-        let help = match assay_interpreter::closest(name, names.iter().copied()) {
-            Some(c) => format!("did you mean \"{c}\"? synthetic_neurons() lists them all"),
-            None => format!("known: {}", names.join(", ")),
+            (m, n)
+        } else {
+            let m = shared_built("concepts", ctx, |ctx| {
+                let (path, labels) = crate::models::efficientnet::provision()
+                    .map_err(|e| format!("cannot prepare efficientnet-lite0: {e}"))?;
+                let bytes = crate::fetch::read_cached(&path)?;
+                let base = crate::onnx::graph::decode(&bytes)?;
+                let proto = concept_model(&base, &labels)?;
+                let mut m = load_built(&proto, "concepts", ctx)?;
+                m.preprocess = Some(Preprocess { resize: 256, size: 224, mean: [127.0; 3], std: [128.0; 3] });
+                m.labels = CONCEPTS.iter().map(|c| c.name.to_string()).collect();
+                Ok(m)
+            })
+            .map_err(ToolError::new)?;
+            (m, n - LOW_LEVEL.len())
         };
-        return Err(ToolError::arg("name", format!("no synthetic neuron \"{name}\"")).help(help));
-    };
-    let reduce = if all().nth(n).is_some_and(|x| x.mean) { Reduce::Mean } else { Reduce::Max };
-    let (model, channel) = if n < LOW_LEVEL.len() {
-        let m = shared_built("low-level", ctx, |ctx| {
-            let mut m = load_built(&low_level_model(), "low-level", ctx)?;
-            m.preprocess = Some(Preprocess { resize: 224, size: 224, mean: [0.0; 3], std: [255.0; 3] });
-            Ok(m)
-        })
-        .map_err(ToolError::new)?;
-        (m, n)
-    } else {
-        let m = shared_built("concepts", ctx, |ctx| {
-            let (path, labels) = crate::models::efficientnet::provision()
-                .map_err(|e| format!("cannot prepare efficientnet-lite0: {e}"))?;
-            let bytes = crate::fetch::read_cached(&path)?;
-            let base = crate::onnx::graph::decode(&bytes)?;
-            let proto = concept_model(&base, &labels)?;
-            let mut m = load_built(&proto, "concepts", ctx)?;
-            m.preprocess = Some(Preprocess { resize: 256, size: 224, mean: [127.0; 3], std: [128.0; 3] });
-            m.labels = CONCEPTS.iter().map(|c| c.name.to_string()).collect();
-            Ok(m)
-        })
-        .map_err(ToolError::new)?;
-        (m, n - LOW_LEVEL.len())
-    };
-    Ok(Value::Handle(Arc::new(Unit {
-        model,
-        tensor: "response".into(),
-        select: Select::Channel(Some(channel), reduce),
-    })))
+        Ok(Value::Handle(Arc::new(Unit {
+            model,
+            tensor: "response".into(),
+            select: Select::Channel(Some(channel), reduce),
+        })))
+    }
 }
 
-fn neurons_sig() -> Signature {
-    Signature::new("synthetic_neurons", Category::Vision, "Every synthetic neuron with its ground truth: a list of {name, family (\"low-level\" or \"concept\"), kind (colour, orientation, location, texture; single, or, and, and-not), description}. `set: \"benchmark\"` lists the 91 of the benchmark instead (MAIA's mix: 53 single-concept, 18 OR, 20 AND, from the 8 low-level filters, 39 groups of ImageNet classes and 6 emoji-annotation concepts); `synthetic(name)` takes any of them.")
-        .opt("set", Type::Str, Value::str("core"), "\"core\" (the 14 named in `synthetic`) or \"benchmark\" (91)")
-        .returns(Type::list(Type::record()))
-        .example("let ns = synthetic_neurons(set: \"benchmark\")\nassert len(ns) == 91 and len(filter(ns, n => n.kind == \"and\")) == 20")
-        .example("let ns = synthetic_neurons()\nassert len(ns) == 14\nassert ns[0].name == \"red\" and ns[13].kind == \"and-not\"")
+tool! {
+    /// Every synthetic neuron with its ground truth: a list of {name, family ("low-level" or
+    /// "concept"), kind (colour, orientation, location, texture; single, or, and, and-not),
+    /// description}. `set: "benchmark"` lists the 91 of the benchmark instead (MAIA's mix: 53
+    /// single-concept, 18 OR, 20 AND, from the 8 low-level filters, 39 groups of ImageNet classes and 6
+    /// emoji-annotation concepts); `synthetic(name)` takes any of them.
+    ///
+    /// ```assay
+    /// let ns = synthetic_neurons(set: "benchmark")
+    /// assert len(ns) == 91 and len(filter(ns, n => n.kind == "and")) == 20
+    /// ```
+    ///
+    /// ```assay
+    /// let ns = synthetic_neurons()
+    /// assert len(ns) == 14
+    /// assert ns[0].name == "red" and ns[13].kind == "and-not"
+    /// ```
+    synthetic_neurons in Vision -> Type::list(Type::record());
+    {
+        /// "core" (the 14 named in `synthetic`) or "benchmark" (91)
+        set: String = Value::str("core"),
+    }
+    |p, _| {
+        match p.set.as_str() {
+            "core" => {}
+            "benchmark" => {
+                return Ok(Value::list(
+                    benchmark_neurons()
+                        .into_iter()
+                        .map(|(name, family, kind, description)| {
+                            Value::record([
+                                ("name", Value::str(name)),
+                                ("family", Value::str(family)),
+                                ("kind", Value::str(kind)),
+                                ("description", Value::str(description)),
+                            ])
+                        })
+                        .collect(),
+                ))
+            }
+            other => {
+                return Err(
+                    ToolError::arg("set", format!("no set \"{other}\"")).help("the sets are \"core\" and \"benchmark\"")
+                )
+            }
+        }
+        Ok(Value::list(
+            all()
+                .map(|n| {
+                    Value::record([
+                        ("name", Value::str(n.name)),
+                        ("family", Value::str(n.family)),
+                        ("kind", Value::str(n.kind)),
+                        ("description", Value::str(n.description)),
+                    ])
+                })
+                .collect(),
+        ))
+    }
 }
 /// The benchmark's 85: the low-level filters and the concept neurons.
 pub fn benchmark_neurons() -> Vec<(String, &'static str, &'static str, String)> {
     let mut out: Vec<(String, &'static str, &'static str, String)> =
         LOW_LEVEL.iter().map(|n| (n.name.to_string(), n.family, n.kind, n.description.to_string())).collect();
-    out.extend(super::bench_neurons::concepts().into_iter().map(|c| (c.name, "concept", c.kind, c.description)));
     out.extend(
-        super::bench_neurons::EMOJI_CONCEPTS.iter().map(|(n, _, d)| (n.to_string(), "emoji", "single", d.to_string())),
+        crate::vision::bench_neurons::concepts().into_iter().map(|c| (c.name, "concept", c.kind, c.description)),
+    );
+    out.extend(
+        crate::vision::bench_neurons::EMOJI_CONCEPTS
+            .iter()
+            .map(|(n, _, d)| (n.to_string(), "emoji", "single", d.to_string())),
     );
     out
-}
-
-fn neurons(a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    match a.str("set")? {
-        "core" => {}
-        "benchmark" => {
-            return Ok(Value::list(
-                benchmark_neurons()
-                    .into_iter()
-                    .map(|(name, family, kind, description)| {
-                        Value::record([
-                            ("name", Value::str(name)),
-                            ("family", Value::str(family)),
-                            ("kind", Value::str(kind)),
-                            ("description", Value::str(description)),
-                        ])
-                    })
-                    .collect(),
-            ))
-        }
-        other => {
-            return Err(
-                ToolError::arg("set", format!("no set \"{other}\"")).help("the sets are \"core\" and \"benchmark\"")
-            )
-        }
-    }
-    Ok(Value::list(
-        all()
-            .map(|n| {
-                Value::record([
-                    ("name", Value::str(n.name)),
-                    ("family", Value::str(n.family)),
-                    ("kind", Value::str(n.kind)),
-                    ("description", Value::str(n.description)),
-                ])
-            })
-            .collect(),
-    ))
 }
 
 /// The probability that a random positive beats a random negative (ties
@@ -512,32 +544,31 @@ enum Stimuli {
 /// The most stimuli one side of `score` takes.
 const MAX_STIMULI: usize = 2000;
 
-fn stimuli_of(a: &Args, i: &str, ctx: &mut dyn ToolCtx) -> Result<Stimuli, ToolError> {
-    if let Ok(d) = super::data::dataset_of(a, i) {
+fn stimuli_of(x: &Arg, ctx: &mut dyn ToolCtx) -> Result<Stimuli, ToolError> {
+    if let Ok(d) = crate::vision::data::dataset_of(x) {
         if d.items.is_empty() || d.items.len() > MAX_STIMULI {
-            return Err(ToolError::arg(i, format!("a data set of {} items; give 1 to {MAX_STIMULI}", d.items.len()))
+            return Err(x
+                .error(format!("a data set of {} items; give 1 to {MAX_STIMULI}", d.items.len()))
                 .help("narrow it with filter(), take() or sample()"));
         }
         return (0..d.items.len())
-            .map(|k| d.load(k, ctx).map(Arc::new).map_err(|e| ToolError::arg(i, e)))
+            .map(|k| d.load(k, ctx).map(Arc::new).map_err(|e| x.error(e)))
             .collect::<Result<_, _>>()
             .map(Stimuli::Images);
     }
-    let items = a.items(i)?;
+    let items = x.items()?;
     if items.len() > MAX_STIMULI {
-        return Err(ToolError::arg(i, format!("{} stimuli; give at most {MAX_STIMULI}", items.len())));
+        return Err(x.error(format!("{} stimuli; give at most {MAX_STIMULI}", items.len())));
     }
     if items.is_empty() {
-        return Err(ToolError::arg(i, "give at least one stimulus"));
+        return Err(x.error("give at least one stimulus"));
     }
     match &items[0] {
         Value::Image(_) => items
             .into_iter()
             .map(|v| match v {
                 Value::Image(img) => Ok(img),
-                other => {
-                    Err(ToolError::arg(i, format!("expected images only, found a {} among them", other.type_name())))
-                }
+                other => Err(x.error(format!("expected images only, found a {} among them", other.type_name()))),
             })
             .collect::<Result<_, _>>()
             .map(Stimuli::Images),
@@ -545,13 +576,12 @@ fn stimuli_of(a: &Args, i: &str, ctx: &mut dyn ToolCtx) -> Result<Stimuli, ToolE
             .into_iter()
             .map(|v| match v {
                 Value::Str(s) => Ok(s.to_string()),
-                other => {
-                    Err(ToolError::arg(i, format!("expected texts only, found a {} among them", other.type_name())))
-                }
+                other => Err(x.error(format!("expected texts only, found a {} among them", other.type_name()))),
             })
             .collect::<Result<_, _>>()
             .map(Stimuli::Texts),
-        other => Err(ToolError::arg(i, format!("expected images or texts, found a {}", other.type_name()))
+        other => Err(x
+            .error(format!("expected images or texts, found a {}", other.type_name()))
             .help("image units take images (svg, emoji, photos); language-model units take strings")),
     }
 }
@@ -564,41 +594,60 @@ fn responses(u: &Unit, s: &Stimuli, i: &str) -> Result<Vec<f64>, ToolError> {
     .map_err(|e| ToolError::arg(i, e))
 }
 
-fn score_sig() -> Signature {
-    Signature::new("score", Category::Vision, "Checks a description of a unit against stimuli: `positives` are stimuli the description says should drive the unit, `negatives` stimuli it says should not (ideally the same stimuli with the described property removed). Images (or a data set, e.g. `take(filter(emoji(), e => \"dog\" in e.label), 20)`) for an image model's channel; texts for a language model's neuron or head (its largest value over tokens; for a head, the largest norm of its output). Returns {score, positive, negative, positive_mean, negative_mean}: `score` is the chance that the unit responds more to a random positive than to a random negative (ROC AUC; 0.5 is chance, 1 a perfect description, below 0.5 a description that points the wrong way).")
-        .param("unit", Type::Handle(HandleKind::Unit), "a unit: a channel of an image model (synthetic() or unit()), or a neuron or head of a language model")
-        .param("positives", Type::OneOf(vec![Type::list(Type::Image), Type::list(Type::Str), Type::Handle(HandleKind::Dataset)]), "stimuli the description predicts a response to (images, a data set's images, or texts)")
-        .param("negatives", Type::OneOf(vec![Type::list(Type::Image), Type::list(Type::Str), Type::Handle(HandleKind::Dataset)]), "stimuli it predicts no response to")
-        .returns(Type::record())
-        .example("let u = synthetic(\"vertical\")\nlet bars = r => svg(\"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 20 20'><rect x='8' y='2' width='4' height='16' fill='black' transform='rotate({r} 10 10)'/></svg>\")\nlet s = score(u, [bars(0), bars(10)], [bars(90), bars(80)])\nassert s.score == 1 and s.positive_mean > s.negative_mean")
-}
-fn score(a: &Args, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let u = a.handle::<Unit>("unit", "a unit (from synthetic() or unit())")?;
-    let pos = stimuli_of(a, "positives", ctx)?;
-    let neg = stimuli_of(a, "negatives", ctx)?;
-    if matches!((&pos, &neg), (Stimuli::Images(_), Stimuli::Texts(_)) | (Stimuli::Texts(_), Stimuli::Images(_))) {
-        return Err(ToolError::arg(
-            "negatives",
-            "positives and negatives must be the same kind of stimulus (both images or both texts)",
-        ));
+tool! {
+    /// Checks a description of a unit against stimuli: `positives` are stimuli the description says
+    /// should drive the unit, `negatives` stimuli it says should not (ideally the same stimuli with the
+    /// described property removed). Images (or a data set, e.g. `take(filter(emoji(), e => "dog" in
+    /// e.label), 20)`) for an image model's channel; texts for a language model's neuron or head (its
+    /// largest value over tokens; for a head, the largest norm of its output). Returns {score,
+    /// positive, negative, positive_mean, negative_mean}: `score` is the chance that the unit responds
+    /// more to a random positive than to a random negative (ROC AUC; 0.5 is chance, 1 a perfect
+    /// description, below 0.5 a description that points the wrong way).
+    ///
+    /// ```assay
+    /// let u = synthetic("vertical")
+    /// let bars = r => svg("<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 20 20'><rect x='8' y='2' width='4' height='16' fill='black' transform='rotate({r} 10 10)'/></svg>")
+    /// let s = score(u, [bars(0), bars(10)], [bars(90), bars(80)])
+    /// assert s.score == 1 and s.positive_mean > s.negative_mean
+    /// ```
+    score in Vision -> Type::record();
+    {
+        /// a unit: a channel of an image model (synthetic() or unit()), or a neuron or head of a
+        /// language model
+        unit: Arg [Type::Handle(HandleKind::Unit)],
+        /// stimuli the description predicts a response to (images, a data set's images, or texts)
+        positives: Arg [Type::OneOf(vec![Type::list(Type::Image), Type::list(Type::Str), Type::Handle(HandleKind::Dataset)])],
+        /// stimuli it predicts no response to
+        negatives: Arg [Type::OneOf(vec![Type::list(Type::Image), Type::list(Type::Str), Type::Handle(HandleKind::Dataset)])],
     }
-    let p = responses(u, &pos, "positives")?;
-    let n = responses(u, &neg, "negatives")?;
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-    Ok(Value::record([
-        ("score", Value::Num(auc(&p, &n))),
-        ("positive_mean", Value::Num(mean(&p))),
-        ("negative_mean", Value::Num(mean(&n))),
-        ("positive", Value::nums(p.iter().copied())),
-        ("negative", Value::nums(n.iter().copied())),
-    ]))
+    |p, ctx| {
+        let u = p.unit.handle::<Unit>("a unit (from synthetic() or unit())")?;
+        let pos = stimuli_of(&p.positives, ctx)?;
+        let neg = stimuli_of(&p.negatives, ctx)?;
+        if matches!((&pos, &neg), (Stimuli::Images(_), Stimuli::Texts(_)) | (Stimuli::Texts(_), Stimuli::Images(_))) {
+            return Err(ToolError::arg(
+                "negatives",
+                "positives and negatives must be the same kind of stimulus (both images or both texts)",
+            ));
+        }
+        let p = responses(u, &pos, "positives")?;
+        let n = responses(u, &neg, "negatives")?;
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        Ok(Value::record([
+            ("score", Value::Num(auc(&p, &n))),
+            ("positive_mean", Value::Num(mean(&p))),
+            ("negative_mean", Value::Num(mean(&n))),
+            ("positive", Value::nums(p.iter().copied())),
+            ("negative", Value::nums(n.iter().copied())),
+        ]))
+    }
 }
 
 pub(crate) fn register(r: &mut Registry) {
     for (sig, f) in [
-        (synthetic_sig as fn() -> Signature, synthetic as crate::core::ToolFn),
-        (neurons_sig, neurons),
-        (score_sig, score),
+        (synthetic::sig as fn() -> Signature, synthetic::call as crate::core::ToolFn),
+        (synthetic_neurons::sig, synthetic_neurons::call),
+        (score::sig, score::call),
     ] {
         r.register(FnTool::new(sig, f));
     }
