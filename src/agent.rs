@@ -801,7 +801,7 @@ pub fn investigate_with(
         let pf = assay_interpreter::SourceFile::new("<task>", text);
         let diags = match assay_interpreter::Sandbox::new(&files, &[]) {
             Ok(sb) => assay_interpreter::prepare(&pf, &registry, &sb).diags,
-            Err(e) => vec![assay_interpreter::Diag::new(assay_interpreter::code::USAGE, e.to_string())],
+            Err(e) => vec![assay_interpreter::Diag::new(assay_interpreter::Code::Usage, e.to_string())],
         };
         if let Some(d) = diags.first() {
             let _ = std::fs::remove_dir_all(&tmp);
@@ -1133,9 +1133,9 @@ pub fn replay(dir: &Path, box_override: Option<&Path>, json_out: bool) -> u8 {
         let got = read_regular(&out.join("results.json"), 1 << 30).unwrap_or_default();
         answered += read_regular(&out.join("manifest.json"), 16 << 20)
             .ok()
-            .and_then(|b| serde_json::from_slice::<Json>(&b).ok())
-            .and_then(|m| m["call_cache"]["answered"].as_u64())
-            .unwrap_or(0);
+            .and_then(|b| assay_interpreter::Manifest::parse(&b).ok())
+            .and_then(|m| m.call_cache?.answered)
+            .unwrap_or(0) as u64;
         checked += 1;
         if got != want {
             differs = Some(name.clone());

@@ -400,14 +400,14 @@ pub fn main() -> u8 {
         Command::Check { script, json, allow_read } => cmd_check(&registry, &script, json, &allow_read),
         Command::Codes { json } => {
             if json {
-                let codes: Vec<_> = assay_interpreter::code::ALL
+                let codes: Vec<_> = assay_interpreter::Code::ALL
                     .iter()
-                    .map(|(code, meaning)| json!({"code": code, "meaning": meaning}))
+                    .map(|code| json!({"code": code.as_str(), "meaning": code.about()}))
                     .collect();
                 outln!("{}", pretty(&json!({"codes": codes})));
             } else {
-                for (code, meaning) in assay_interpreter::code::ALL {
-                    outln!("{code:<32} {meaning}");
+                for code in assay_interpreter::Code::ALL {
+                    outln!("{:<32} {}", code.as_str(), code.about());
                 }
             }
             EXIT_OK
@@ -858,7 +858,7 @@ fn cmd_verify(run: &Path, json: bool, allow: &[PathBuf], budget: Budget, cache: 
     };
     let m = &rd.manifest;
     // The script must be the one the manifest digested.
-    let want = m["script"]["sha256"].as_str().unwrap_or("");
+    let want = m.script.sha256.as_str();
     let have = {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(rd.script.as_bytes()))
@@ -870,8 +870,8 @@ fn cmd_verify(run: &Path, json: bool, allow: &[PathBuf], budget: Budget, cache: 
             "script.assay does not match the sha256 in manifest.json: the run folder was altered",
         );
     }
-    let name = m["script"]["name"].as_str().unwrap_or("script.assay").to_string();
-    let seed = m["seed"].as_u64();
+    let name = if m.script.name.is_empty() { "script.assay".to_string() } else { m.script.name.clone() };
+    let seed = Some(m.seed);
     // Roots come from this command line (default: the current folder), never
     // from the manifest. The manifest's folder is only where relative paths
     // start; reads outside the roots are refused as in any run.
@@ -883,7 +883,7 @@ fn cmd_verify(run: &Path, json: bool, allow: &[PathBuf], budget: Budget, cache: 
     };
     let mut roots = vec![cwd.clone()];
     roots.extend(allow.iter().cloned());
-    let base = m["script"]["dir"].as_str().map(PathBuf::from).filter(|d| d.is_dir()).unwrap_or_else(|| cwd.clone());
+    let base = Some(PathBuf::from(&m.script.dir)).filter(|d| d.is_dir()).unwrap_or_else(|| cwd.clone());
     let sandbox = match Sandbox::with_roots(&base, &roots) {
         Ok(sb) => sb,
         Err(e) => {
@@ -893,17 +893,15 @@ fn cmd_verify(run: &Path, json: bool, allow: &[PathBuf], budget: Budget, cache: 
     // Inputs that changed since the run explain a mismatch; they are read
     // through the sandbox like any read (regular files, size checked).
     let mut changed_inputs = Vec::new();
-    if let Some(inputs) = m["inputs"].as_object() {
-        for (path, digest) in inputs {
-            let now = sandbox.read(path).map(|(_, b)| {
-                use sha2::Digest;
-                hex::encode(sha2::Sha256::digest(&b))
-            });
-            match now {
-                Ok(d) if Some(d.as_str()) == digest.as_str() => {}
-                Ok(_) => changed_inputs.push(format!("{path} changed")),
-                Err(e) => changed_inputs.push(format!("{path} was not checked: {}", e.message())),
-            }
+    for (path, digest) in &m.inputs {
+        let now = sandbox.read(path).map(|(_, b)| {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(&b))
+        });
+        match now {
+            Ok(d) if d == *digest => {}
+            Ok(_) => changed_inputs.push(format!("{path} changed")),
+            Err(e) => changed_inputs.push(format!("{path} was not checked: {}", e.message())),
         }
     }
     let tmp = std::env::temp_dir().join(format!(
@@ -936,8 +934,8 @@ fn cmd_verify(run: &Path, json: bool, allow: &[PathBuf], budget: Budget, cache: 
     let new_text = read_regular(&tmp.join("results.json"), 1 << 30).ok().and_then(|b| String::from_utf8(b).ok());
     let answered = read_regular(&tmp.join("manifest.json"), 1 << 26)
         .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|m| m["call_cache"]["answered"].as_u64())
+        .and_then(|b| assay_interpreter::Manifest::parse(&b).ok())
+        .and_then(|m| m.call_cache?.answered)
         .unwrap_or(0);
     let how = match cache {
         CacheUse::On => format!("{answered} tool call(s) answered from the call cache"),

@@ -33,6 +33,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
 use sha2::{Digest, Sha256};
 
+use assay_interpreter::{CallCacheFacts, Manifest, Replayed};
+
 use crate::supervise::{Done, Job};
 
 const MAGIC: &[u8] = b"assay run replay 2\n";
@@ -169,9 +171,7 @@ pub fn store(key: &str, run_dir: &Path, done: &Done) {
         return;
     }
     let Ok(run) = assay_interpreter::read_run(run_dir) else { return };
-    let Some(inputs) = run.manifest.get("inputs").and_then(|i| i.as_object()) else { return };
-    let inputs: BTreeMap<String, String> =
-        inputs.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect();
+    let inputs = run.manifest.inputs;
     let Some(files) = record_files(run_dir) else { return };
     let mut body = Vec::new();
     let mut listed = Vec::new();
@@ -336,17 +336,13 @@ pub fn write(kept: Kept, tmp: &Path, key: &str) -> Result<Done, String> {
 }
 
 fn replayed_manifest(bytes: &[u8], key: &str, calls: usize) -> Result<Vec<u8>, String> {
-    let mut m: Json = serde_json::from_slice(bytes).map_err(|e| format!("a kept manifest: {e}"))?;
-    let obj = m.as_object_mut().ok_or("a kept manifest is not an object")?;
-    obj.insert("call_cache".into(), json!({"mode": "on", "answered": calls, "stored": 0}));
-    obj.insert(
-        "replayed".into(),
-        json!({
-            "key": key,
-            "why": "an earlier run of the same script, seed, options and Assay read the same files (same sha256): its record is copied and no script ran; `assay verify` re-executes",
-        }),
-    );
-    Ok(assay_interpreter::canonical(&m).into_bytes())
+    let mut m = Manifest::parse(bytes).map_err(|e| format!("a kept {e}"))?;
+    m.call_cache = Some(CallCacheFacts { mode: "on".into(), answered: Some(calls), stored: Some(0) });
+    m.replayed = Some(Replayed {
+        key: key.to_string(),
+        why: "an earlier run of the same script, seed, options and Assay read the same files (same sha256): its record is copied and no script ran; `assay verify` re-executes".into(),
+    });
+    Ok(m.to_json().into_bytes())
 }
 
 fn replayed_trace(bytes: &[u8]) -> Result<Vec<u8>, String> {

@@ -7,9 +7,9 @@
 use std::path::{Path, PathBuf};
 
 use assay_interpreter::shard::Share;
-use assay_interpreter::{finish_named, read_regular, run_stem, Diag, ASSAY_VERSION};
+use assay_interpreter::{finish_named, read_regular, run_stem, Diag, Manifest, ShardId, ASSAY_VERSION};
 use clap::Subcommand;
-use serde_json::{json, Value as Json};
+use serde_json::json;
 
 use crate::cache::CacheUse;
 use crate::cli::{cmd_run, load_script, pretty, usage_error, EXIT_OK, EXIT_SCRIPT};
@@ -141,13 +141,14 @@ fn gather(runs_dir: &Path, stem: &str, text: &str, script: &str, count: usize) -
             continue;
         }
         let bad = |why: String| (format!("shard {i} ({}): {why}", dir.display()), format!("rerun it: {}", rerun(i)));
-        let manifest: Json = read_regular(&dir.join("manifest.json"), 64 << 20)
-            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
-            .map_err(|e| bad(format!("manifest.json: {e}")))?;
-        if manifest["status"] != "partial" || manifest["shard"]["index"] != i || manifest["shard"]["count"] != count {
+        let manifest = read_regular(&dir.join("manifest.json"), 64 << 20)
+            .map_err(|e| format!("manifest.json: {e}"))
+            .and_then(|b| Manifest::parse(&b))
+            .map_err(bad)?;
+        if manifest.status != "partial" || manifest.shard != Some(ShardId { index: i, count }) {
             return Err(bad("manifest.json is not this shard's partial record".into()));
         }
-        let sha = manifest["script"]["sha256"].as_str().unwrap_or("");
+        let sha = manifest.script.sha256.as_str();
         if sha != want_sha {
             return Err(bad(format!(
                 "it ran another version of the script (sha256 {}…, this one is {}…)",
@@ -155,10 +156,10 @@ fn gather(runs_dir: &Path, stem: &str, text: &str, script: &str, count: usize) -
                 &want_sha[..12]
             )));
         }
-        if manifest["assay_version"] != ASSAY_VERSION {
-            return Err(bad(format!("it ran Assay {}, this is {ASSAY_VERSION}", manifest["assay_version"])));
+        if manifest.assay_version != ASSAY_VERSION {
+            return Err(bad(format!("it ran Assay \"{}\", this is {ASSAY_VERSION}", manifest.assay_version)));
         }
-        let s = manifest["seed"].as_u64().ok_or_else(|| bad("manifest.json has no seed".into()))?;
+        let s = manifest.seed;
         match seed {
             Some((s0, j)) if s0 != s => {
                 return Err(bad(format!("it ran with seed {s}, shard {j} with seed {s0}")));
@@ -167,29 +168,26 @@ fn gather(runs_dir: &Path, stem: &str, text: &str, script: &str, count: usize) -
             _ => {}
         }
         let bytes = read_regular(&dir.join("partials.bin"), MAX_PARTIALS_BYTES).map_err(bad)?;
-        if manifest["partials_sha256"].as_str() != Some(hex::encode(sha2::Sha256::digest(&bytes)).as_str()) {
+        if manifest.partials_sha256.as_deref() != Some(hex::encode(sha2::Sha256::digest(&bytes)).as_str()) {
             return Err(bad("partials.bin does not match the digest in its manifest: the record was altered".into()));
         }
-        if let Some(inputs) = manifest["inputs"].as_object() {
-            for (path, d) in inputs {
-                let d = d.as_str().unwrap_or("").to_string();
-                match g.inputs.get(path) {
-                    Some((d0, j)) if *d0 != d => {
-                        return Err(bad(format!(
-                            "it read {path} with sha256 {}…, shard {j} read it as {}…",
-                            &d[..12.min(d.len())],
-                            &d0[..12.min(d0.len())]
-                        )));
-                    }
-                    Some(_) => {}
-                    None => {
-                        g.inputs.insert(path.clone(), (d, i));
-                    }
+        for (path, d) in manifest.inputs {
+            match g.inputs.get(&path) {
+                Some((d0, j)) if *d0 != d => {
+                    return Err(bad(format!(
+                        "it read {path} with sha256 {}…, shard {j} read it as {}…",
+                        &d[..12.min(d.len())],
+                        &d0[..12.min(d0.len())]
+                    )));
+                }
+                Some(_) => {}
+                None => {
+                    g.inputs.insert(path, (d, i));
                 }
             }
         }
         g.partials.push(base64::engine::general_purpose::STANDARD.encode(&bytes));
-        g.stopped.push(manifest["stopped"].as_str().map(str::to_string));
+        g.stopped.push(manifest.stopped);
     }
     if !missing.is_empty() {
         let list: Vec<String> = missing.iter().map(|i| i.to_string()).collect();

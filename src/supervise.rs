@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use assay_interpreter::shard::{ShardMode, Share};
 use assay_interpreter::{
-    execute, execute_with, manifest_json, mentions, prepare, prepare_with, report_html, results_json, script_seed,
-    trace_jsonl, write_files, Diag, Handle, ManifestInfo, Outcome, Registry, RhaiModule, RunFiles, Sandbox, SourceFile,
-    Status, Type, Value,
+    execute, execute_with, mentions, prepare, prepare_with, report_html, results_json, script_seed, trace_jsonl,
+    write_files, CallCacheFacts, Diag, Handle, Manifest, Outcome, Registry, RhaiModule, RunFiles, Sandbox, ShardId,
+    ShardedCall, SourceFile, Status, Type, Value,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
@@ -396,23 +396,15 @@ pub fn run_child(job: &Job) -> Result<End, String> {
     let out = Outcome { error: Some(diag.clone()), seed: job.seed.unwrap_or(0), ..Outcome::default() };
     let mut artifacts = Vec::new();
     let results = results_json(&out, &file, &mut artifacts);
-    let mut extra = BTreeMap::new();
-    extra.insert(
-        "sandbox".to_string(),
+    let mut manifest = Manifest::of(&out, &job.name, &job.text, &job.base, &job.roots);
+    manifest.sandbox = Some(
         json!({"ended": code, "memory_budget": job.budget.memory, "timeout_seconds": job.budget.timeout.as_secs_f64()}),
     );
-    let info = ManifestInfo {
-        script_name: &job.name,
-        script_text: &job.text,
-        script_dir: &job.base,
-        allowed_roots: &job.roots,
-        extra,
-    };
     let files = RunFiles {
         script: job.text.clone(),
         results,
         trace: String::new(),
-        manifest: manifest_json(&out, &info),
+        manifest: manifest.to_json(),
         report: report_html(&job.name, &out),
         artifacts,
     };
@@ -427,18 +419,18 @@ fn died_reason(
     status: &std::process::ExitStatus,
     tail: &str,
     budget: &Budget,
-) -> (&'static str, String, String) {
+) -> (assay_interpreter::Code, String, String) {
     use std::os::unix::process::ExitStatusExt;
     if timed_out {
         return (
-            assay_interpreter::code::BUDGET_TIME,
+            assay_interpreter::Code::BudgetTime,
             format!("the script ran past its time budget of {:.0} s and was stopped", budget.timeout.as_secs_f64()),
             "make the script do less (fewer items, smaller batches), or give it more time with --timeout".into(),
         );
     }
     if tail.contains("memory allocation of") || tail.contains("cannot allocate memory") || status.signal() == Some(9) {
         return (
-            assay_interpreter::code::BUDGET_MEMORY,
+            assay_interpreter::Code::BudgetMemory,
             format!("the script used up its memory budget of {} and was stopped", fmt_bytes(budget.memory)),
             "make the script hold less at once (smaller tensors and lists, batch:), or raise the budget with --memory"
                 .into(),
@@ -446,7 +438,7 @@ fn died_reason(
     }
     if tail.contains("overflowed its stack") {
         return (
-            assay_interpreter::code::BUDGET_STACK,
+            assay_interpreter::Code::BudgetStack,
             "the script nested too deeply (its stack ran out) and was stopped".into(),
             "flatten deeply nested lists or recursion".into(),
         );
@@ -457,7 +449,7 @@ fn died_reason(
         _ => "an unknown status".into(),
     };
     (
-        assay_interpreter::code::CRASHED,
+        assay_interpreter::Code::Crashed,
         format!("the sandboxed run ended without a result ({how})"),
         "this is a bug in Assay; please report it with the script".into(),
     )
@@ -680,25 +672,17 @@ fn finish_shard(job: &Job, file: &SourceFile, out: &assay_interpreter::Outcome, 
         }
     };
     let calls: Vec<(String, usize)> = out.partials.iter().map(|p| (p.tool.clone(), p.line)).collect();
-    let inputs: BTreeMap<String, String> =
-        out.inputs.iter().map(|(p, d)| (p.display().to_string(), d.clone())).collect();
-    let manifest = assay_interpreter::canonical(&json!({
-        "assay_version": assay_interpreter::ASSAY_VERSION,
-        "status": "partial",
-        "seed": out.seed,
-        "script": {
-            "name": file.name,
-            "sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(file.text.as_bytes())),
-            "dir": job.base.display().to_string(),
-        },
-        "allowed_roots": job.roots.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
-        "inputs": inputs,
-        "shard": {"index": share.index, "count": share.count},
-        "sharded_calls": calls.iter().map(|(t, l)| json!({"tool": t, "line": l})).collect::<Vec<_>>(),
-        "partials_sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
-        "stopped": stopped,
-        "sandbox": sandbox,
-    }));
+    let manifest = Manifest {
+        status: "partial".to_string(),
+        tool_calls: None,
+        shard: Some(ShardId { index: share.index, count: share.count }),
+        sharded_calls: Some(calls.iter().map(|(tool, line)| ShardedCall { tool: tool.clone(), line: *line }).collect()),
+        partials_sha256: Some(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))),
+        stopped: stopped.clone(),
+        sandbox: Some(sandbox),
+        ..Manifest::of(out, &file.name, &file.text, &job.base, &job.roots)
+    }
+    .to_json();
     if let Err(e) = assay_interpreter::write_shard_files(&job.out, &file.text, &bytes, &trace_jsonl(out), &manifest) {
         eprintln!("error: cannot write the shard's record: {e}");
         return 1;
@@ -920,40 +904,26 @@ pub fn child_main(mut registry: Registry) -> u8 {
     }
     let mut artifacts = std::mem::take(&mut out.artifacts);
     let results = results_json(&out, &file, &mut artifacts);
-    let mut extra = BTreeMap::new();
-    if let Some(rt) = assay_stdlib::onnx::runtime::loaded() {
-        extra.insert(
-            "onnxruntime".to_string(),
-            json!({"version": rt.runtime.version, "threads": rt.threads, "library": rt.runtime.library.display().to_string()}),
-        );
-    }
-    extra.insert("sandbox".to_string(), sandbox_facts.clone());
+    let mut manifest = Manifest::of(&out, &file.name, &file.text, &job.base, &job.roots);
+    manifest.onnxruntime = assay_stdlib::onnx::runtime::loaded().map(|rt| {
+        json!({"version": rt.runtime.version, "threads": rt.threads, "library": rt.runtime.library.display().to_string()})
+    });
+    manifest.sandbox = Some(sandbox_facts.clone());
     if let ShardMode::Merge { shards, .. } = &shard_mode {
-        extra.insert(
-            "merged".to_string(),
-            json!({"shards": shards.len(), "answered": out.merged_calls, "ran_whole": out.merged_whole}),
-        );
+        manifest.merged =
+            Some(json!({"shards": shards.len(), "answered": out.merged_calls, "ran_whole": out.merged_whole}));
     }
-    extra.insert(
-        "call_cache".to_string(),
-        match job.cache {
-            crate::cache::CacheUse::Off => json!({"mode": "off"}),
-            crate::cache::CacheUse::On => json!({"mode": "on", "answered": out.cache_hits, "stored": out.cache_stored}),
-            crate::cache::CacheUse::Refresh => json!({"mode": "bypassed: every call ran", "stored": out.cache_stored}),
-        },
-    );
-    let info = ManifestInfo {
-        script_name: &file.name,
-        script_text: &file.text,
-        script_dir: &job.base,
-        allowed_roots: &job.roots,
-        extra,
+    let (mode, answered, stored) = match job.cache {
+        crate::cache::CacheUse::Off => ("off", None, None),
+        crate::cache::CacheUse::On => ("on", Some(out.cache_hits), Some(out.cache_stored)),
+        crate::cache::CacheUse::Refresh => ("bypassed: every call ran", None, Some(out.cache_stored)),
     };
+    manifest.call_cache = Some(CallCacheFacts { mode: mode.to_string(), answered, stored });
     let files = RunFiles {
         script: file.text.clone(),
         results,
         trace: trace_jsonl(&out),
-        manifest: manifest_json(&out, &info),
+        manifest: manifest.to_json(),
         report: report_html(&file.name, &out),
         artifacts,
     };

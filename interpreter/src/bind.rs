@@ -6,6 +6,7 @@
 
 use assay_grammar::{Ident, Span};
 
+use crate::code::Code;
 use crate::diag::closest;
 use crate::tool::{Default, Signature};
 
@@ -18,7 +19,7 @@ pub(crate) struct Param<'a> {
 /// One mistake in a call's arguments.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Mistake {
-    pub code: &'static str,
+    pub code: Code,
     pub span: Span,
     pub message: String,
     pub label: String,
@@ -66,7 +67,7 @@ pub(crate) fn bind<T>(
         let slot = match a.name {
             None if receiver && i == 0 && params.is_empty() => {
                 mistakes.push(Mistake {
-                    code: crate::code::ARGUMENT_COUNT,
+                    code: crate::Code::ArgumentCount,
                     span: call,
                     message: format!("`{callee}` takes no arguments, so it cannot be called as a method"),
                     label: "not a method".into(),
@@ -76,7 +77,7 @@ pub(crate) fn bind<T>(
             }
             None if pos >= params.len() => {
                 mistakes.push(Mistake {
-                    code: crate::code::ARGUMENT_COUNT,
+                    code: crate::Code::ArgumentCount,
                     span: a.span,
                     message: format!("`{callee}` takes at most {} argument(s)", params.len()),
                     label: "too many arguments".into(),
@@ -91,7 +92,7 @@ pub(crate) fn bind<T>(
             Some(n) => match params.iter().position(|p| p.name == n.node) {
                 None => {
                     mistakes.push(Mistake {
-                        code: crate::code::UNKNOWN_ARGUMENT,
+                        code: crate::Code::UnknownArgument,
                         span: n.span,
                         message: format!("`{callee}` has no parameter `{}`", n.node),
                         label: "unknown parameter".into(),
@@ -107,7 +108,7 @@ pub(crate) fn bind<T>(
         };
         if slots[slot].is_some() {
             mistakes.push(Mistake {
-                code: crate::code::DUPLICATE_ARGUMENT,
+                code: crate::Code::DuplicateArgument,
                 span: a.name.map(|n| n.span).unwrap_or(a.span),
                 message: format!("`{}` is given twice", params[slot].name),
                 label: "given again".into(),
@@ -125,7 +126,7 @@ pub(crate) fn bind<T>(
         .collect();
     if !missing.is_empty() {
         mistakes.push(Mistake {
-            code: crate::code::MISSING_ARGUMENT,
+            code: crate::Code::MissingArgument,
             span: call,
             message: format!("`{callee}` is missing {}", missing.join(", ")),
             label: "missing arguments".into(),
@@ -160,7 +161,7 @@ pub(crate) fn wrong_type(
     shown: &str,
 ) -> Mistake {
     Mistake {
-        code: crate::code::TYPE,
+        code: crate::Code::Type,
         span,
         message: format!("`{param}` of `{callee}` must be {want}, found {found}"),
         label: format!("a {found}"),
@@ -228,14 +229,14 @@ mod tests {
             ],
             at(0),
         );
-        let codes: Vec<&str> = b.mistakes.iter().map(|m| m.code).collect();
+        let codes: Vec<crate::Code> = b.mistakes.iter().map(|m| m.code).collect();
         assert_eq!(
             codes,
             [
-                crate::code::UNKNOWN_ARGUMENT,
-                crate::code::DUPLICATE_ARGUMENT,
-                crate::code::DUPLICATE_ARGUMENT,
-                crate::code::ARGUMENT_COUNT
+                crate::Code::UnknownArgument,
+                crate::Code::DuplicateArgument,
+                crate::Code::DuplicateArgument,
+                crate::Code::ArgumentCount
             ]
         );
         assert_eq!(b.mistakes[0].help, "did you mean `lo`? clip(x, lo, hi)");
@@ -253,7 +254,7 @@ mod tests {
         );
         assert_eq!(missing.mistakes.len(), 1);
         assert_eq!(missing.mistakes[0].message, "`clip` is missing `lo`");
-        assert_eq!(missing.mistakes[0].code, crate::code::MISSING_ARGUMENT);
+        assert_eq!(missing.mistakes[0].code, crate::Code::MissingArgument);
     }
 
     #[test]

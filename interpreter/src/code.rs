@@ -1,117 +1,149 @@
-//! Every diagnostic code Assay emits, in one place. A code is the stable
+//! Every diagnostic code Assay emits, in one enum. A code is the stable
 //! name an LLM, a script or a test matches on (`--json` gives it with each
-//! diagnostic), so call sites name a constant here, never a string;
-//! `ALL` documents them (docs/language.md's table is checked against it).
+//! diagnostic, `assay codes` lists them), so call sites name a variant,
+//! never a string; `Code::ALL` lists them in the order the docs do
+//! (docs/language.md's table is checked against it).
 
-/// The script does not parse.
-pub const SYNTAX: &str = "assay::syntax";
-/// A value of the wrong type for an operator, statement or argument.
-pub const TYPE: &str = "assay::type";
-/// A name that is not defined.
-pub const UNKNOWN_NAME: &str = "assay::unknown-name";
-/// A call of a tool or function that does not exist.
-pub const UNKNOWN_TOOL: &str = "assay::unknown-tool";
-/// A module that has no function of that name.
-pub const UNKNOWN_FUNCTION: &str = "assay::unknown-function";
-/// A named argument the function does not take.
-pub const UNKNOWN_ARGUMENT: &str = "assay::unknown-argument";
-/// A required argument not given.
-pub const MISSING_ARGUMENT: &str = "assay::missing-argument";
-/// Too many arguments.
-pub const ARGUMENT_COUNT: &str = "assay::argument-count";
-/// An argument given twice.
-pub const DUPLICATE_ARGUMENT: &str = "assay::duplicate-argument";
-/// A named argument where only positional ones are allowed (rhai functions).
-pub const NAMED_ARGUMENT: &str = "assay::named-argument";
-/// A parameter without a default after one with a default.
-pub const PARAM_ORDER: &str = "assay::param-order";
-/// A call of a value that is not a function.
-pub const NOT_CALLABLE: &str = "assay::not-callable";
-/// A field that the value does not have.
-pub const NO_FIELD: &str = "assay::no-field";
-/// An index out of range.
-pub const INDEX: &str = "assay::index";
-/// Tensor shapes that do not broadcast.
-pub const SHAPE: &str = "assay::shape";
-/// A value over a size limit (strings, lists, tensors).
-pub const TOO_LARGE: &str = "assay::too-large";
-/// A name defined twice in one scope.
-pub const DUPLICATE: &str = "assay::duplicate";
-/// A `record` name used twice in a run.
-pub const DUPLICATE_RECORD: &str = "assay::duplicate-record";
-/// A recorded value nested too deeply.
-pub const RECORD_TOO_DEEP: &str = "assay::record-too-deep";
-/// An assignment that is not allowed (a module, an undefined name).
-pub const ASSIGN: &str = "assay::assign";
-/// `return`, `break` or `continue` outside a function or loop.
-pub const MISPLACED: &str = "assay::misplaced";
-/// `seed` given twice, not first, or not a whole number.
-pub const SEED: &str = "assay::seed";
-/// Functions calling each other too deeply.
-pub const RECURSION: &str = "assay::recursion";
-/// A `use` whose rhai file cannot be loaded.
-pub const USE: &str = "assay::use";
-/// A rhai file that does not parse.
-pub const RHAI_SYNTAX: &str = "assay::rhai-syntax";
-/// A rhai function that failed.
-pub const RHAI: &str = "assay::rhai";
-/// A value that cannot cross between Assay and rhai.
-pub const RHAI_VALUE: &str = "assay::rhai-value";
-/// A black box (a task's hidden function) that failed on its arguments.
-pub const BLACK_BOX: &str = "assay::black-box";
-/// A tool that failed on its arguments.
-pub const TOOL: &str = "assay::tool";
-/// Any other error while the script runs.
-pub const RUNTIME: &str = "assay::runtime";
-/// A note: where the failing function was called.
-pub const CALLED_FROM: &str = "assay::called-from";
-/// A bad command line or an unusable setup.
-pub const USAGE: &str = "assay::usage";
-/// The run used more memory than `--memory`.
-pub const BUDGET_MEMORY: &str = "assay::budget-memory";
-/// The run took longer than `--timeout`.
-pub const BUDGET_TIME: &str = "assay::budget-time";
-/// The run overflowed its stack.
-pub const BUDGET_STACK: &str = "assay::budget-stack";
-/// The sandboxed run ended unexpectedly.
-pub const CRASHED: &str = "assay::crashed";
+macro_rules! codes {
+    ($($(#[doc = $doc:literal])* $variant:ident = $name:literal, $about:literal;)*) => {
+        /// A diagnostic's stable code.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Code {
+            $($(#[doc = $doc])* $variant,)*
+        }
 
-/// Every code with what it means, in the order the docs list them.
-pub const ALL: &[(&str, &str)] = &[
-    (SYNTAX, "the script does not parse"),
-    (TYPE, "a value of the wrong type for an operator, statement or argument"),
-    (UNKNOWN_NAME, "a name that is not defined"),
-    (UNKNOWN_TOOL, "a call of a tool or function that does not exist"),
-    (UNKNOWN_FUNCTION, "a module that has no function of that name"),
-    (UNKNOWN_ARGUMENT, "a named argument the function does not take"),
-    (MISSING_ARGUMENT, "a required argument not given"),
-    (ARGUMENT_COUNT, "too many arguments"),
-    (DUPLICATE_ARGUMENT, "an argument given twice"),
-    (NAMED_ARGUMENT, "a named argument where only positional ones are allowed (rhai functions)"),
-    (PARAM_ORDER, "a parameter without a default after one with a default"),
-    (NOT_CALLABLE, "a call of a value that is not a function"),
-    (NO_FIELD, "a field that the value does not have"),
-    (INDEX, "an index out of range"),
-    (SHAPE, "tensor shapes that do not broadcast"),
-    (TOO_LARGE, "a value over a size limit (strings, lists, tensors)"),
-    (DUPLICATE, "a name defined twice in one scope"),
-    (DUPLICATE_RECORD, "a `record` name used twice in a run"),
-    (RECORD_TOO_DEEP, "a recorded value nested too deeply"),
-    (ASSIGN, "an assignment that is not allowed (a module, an undefined name)"),
-    (MISPLACED, "`return`, `break` or `continue` outside a function or loop"),
-    (SEED, "`seed` given twice, not first, or not a whole number"),
-    (RECURSION, "functions calling each other too deeply"),
-    (USE, "a `use` whose rhai file cannot be loaded"),
-    (RHAI_SYNTAX, "a rhai file that does not parse"),
-    (RHAI, "a rhai function that failed"),
-    (RHAI_VALUE, "a value that cannot cross between Assay and rhai"),
-    (BLACK_BOX, "a black box (a task's hidden function) that failed on its arguments"),
-    (TOOL, "a tool that failed on its arguments"),
-    (RUNTIME, "any other error while the script runs"),
-    (CALLED_FROM, "a note: where the failing function was called"),
-    (USAGE, "a bad command line or an unusable setup"),
-    (BUDGET_MEMORY, "the run used more memory than `--memory`"),
-    (BUDGET_TIME, "the run took longer than `--timeout`"),
-    (BUDGET_STACK, "the run overflowed its stack"),
-    (CRASHED, "the sandboxed run ended unexpectedly"),
-];
+        impl Code {
+            /// Every code, in the order the docs list them.
+            pub const ALL: &'static [Code] = &[$(Code::$variant),*];
+
+            /// The code as diagnostics print it, e.g. `assay::type`.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $name,)*
+                }
+            }
+
+            /// What the code means, in one line (lower case, no full stop).
+            pub const fn about(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $about,)*
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    /// The script does not parse.
+    Syntax = "assay::syntax", "the script does not parse";
+    /// A value of the wrong type for an operator, statement or argument.
+    Type = "assay::type", "a value of the wrong type for an operator, statement or argument";
+    /// A name that is not defined.
+    UnknownName = "assay::unknown-name", "a name that is not defined";
+    /// A call of a tool or function that does not exist.
+    UnknownTool = "assay::unknown-tool", "a call of a tool or function that does not exist";
+    /// A module that has no function of that name.
+    UnknownFunction = "assay::unknown-function", "a module that has no function of that name";
+    /// A named argument the function does not take.
+    UnknownArgument = "assay::unknown-argument", "a named argument the function does not take";
+    /// A required argument not given.
+    MissingArgument = "assay::missing-argument", "a required argument not given";
+    /// Too many arguments.
+    ArgumentCount = "assay::argument-count", "too many arguments";
+    /// An argument given twice.
+    DuplicateArgument = "assay::duplicate-argument", "an argument given twice";
+    /// A named argument where only positional ones are allowed (rhai functions).
+    NamedArgument = "assay::named-argument", "a named argument where only positional ones are allowed (rhai functions)";
+    /// A parameter without a default after one with a default.
+    ParamOrder = "assay::param-order", "a parameter without a default after one with a default";
+    /// A call of a value that is not a function.
+    NotCallable = "assay::not-callable", "a call of a value that is not a function";
+    /// A field that the value does not have.
+    NoField = "assay::no-field", "a field that the value does not have";
+    /// An index out of range.
+    Index = "assay::index", "an index out of range";
+    /// Tensor shapes that do not broadcast.
+    Shape = "assay::shape", "tensor shapes that do not broadcast";
+    /// A value over a size limit (strings, lists, tensors).
+    TooLarge = "assay::too-large", "a value over a size limit (strings, lists, tensors)";
+    /// A name defined twice in one scope.
+    Duplicate = "assay::duplicate", "a name defined twice in one scope";
+    /// A `record` name used twice in a run.
+    DuplicateRecord = "assay::duplicate-record", "a `record` name used twice in a run";
+    /// A recorded value nested too deeply.
+    RecordTooDeep = "assay::record-too-deep", "a recorded value nested too deeply";
+    /// An assignment that is not allowed (a module, an undefined name).
+    Assign = "assay::assign", "an assignment that is not allowed (a module, an undefined name)";
+    /// `return`, `break` or `continue` outside a function or loop.
+    Misplaced = "assay::misplaced", "`return`, `break` or `continue` outside a function or loop";
+    /// `seed` given twice, not first, or not a whole number.
+    Seed = "assay::seed", "`seed` given twice, not first, or not a whole number";
+    /// Functions calling each other too deeply.
+    Recursion = "assay::recursion", "functions calling each other too deeply";
+    /// A `use` whose rhai file cannot be loaded.
+    Use = "assay::use", "a `use` whose rhai file cannot be loaded";
+    /// A rhai file that does not parse.
+    RhaiSyntax = "assay::rhai-syntax", "a rhai file that does not parse";
+    /// A rhai function that failed.
+    Rhai = "assay::rhai", "a rhai function that failed";
+    /// A value that cannot cross between Assay and rhai.
+    RhaiValue = "assay::rhai-value", "a value that cannot cross between Assay and rhai";
+    /// A black box (a task's hidden function) that failed on its arguments.
+    BlackBox = "assay::black-box", "a black box (a task's hidden function) that failed on its arguments";
+    /// A tool that failed on its arguments.
+    Tool = "assay::tool", "a tool that failed on its arguments";
+    /// Any other error while the script runs.
+    Runtime = "assay::runtime", "any other error while the script runs";
+    /// A note: where the failing function was called.
+    CalledFrom = "assay::called-from", "a note: where the failing function was called";
+    /// A bad command line or an unusable setup.
+    Usage = "assay::usage", "a bad command line or an unusable setup";
+    /// The run used more memory than `--memory`.
+    BudgetMemory = "assay::budget-memory", "the run used more memory than `--memory`";
+    /// The run took longer than `--timeout`.
+    BudgetTime = "assay::budget-time", "the run took longer than `--timeout`";
+    /// The run overflowed its stack.
+    BudgetStack = "assay::budget-stack", "the run overflowed its stack";
+    /// The sandboxed run ended unexpectedly.
+    Crashed = "assay::crashed", "the sandboxed run ended unexpectedly";
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for Code {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<str> for Code {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl serde::Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Code;
+
+    #[test]
+    fn codes_are_distinct_and_named_in_the_assay_namespace() {
+        let mut names: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
+        assert!(names.iter().all(|n| n.starts_with("assay::") && !n.contains(char::is_whitespace)));
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Code::ALL.len(), "two codes share a name");
+        assert!(Code::ALL.iter().all(|c| !c.about().is_empty() && !c.about().ends_with('.')));
+        assert_eq!(Code::Type, "assay::type");
+    }
+}

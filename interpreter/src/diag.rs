@@ -6,6 +6,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::code::Code;
 use assay_grammar::{Span, SyntaxError};
 use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode};
 use serde_json::json;
@@ -66,7 +67,7 @@ impl SourceFile {
 #[derive(Debug, Clone)]
 pub struct Diag {
     /// Stable, e.g. `assay::unknown-name`.
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
     pub file: Option<Arc<SourceFile>>,
     pub span: Option<Span>,
@@ -77,7 +78,7 @@ pub struct Diag {
 }
 
 impl Diag {
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
         Diag {
             code,
             message: message.into(),
@@ -111,7 +112,7 @@ impl Diag {
     }
 
     pub fn from_syntax(file: &Arc<SourceFile>, e: &SyntaxError) -> Self {
-        Diag::new(crate::code::SYNTAX, e.message.clone()).at(file, e.span, e.label.clone()).maybe_help(e.help.clone())
+        Diag::new(crate::Code::Syntax, e.message.clone()).at(file, e.span, e.label.clone()).maybe_help(e.help.clone())
     }
 
     /// Line and column where the diagnostic points, if it points anywhere.

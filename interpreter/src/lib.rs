@@ -6,6 +6,7 @@ mod bind;
 mod cache;
 mod check;
 pub mod code;
+pub use code::Code;
 mod diag;
 mod diff;
 mod eval;
@@ -41,9 +42,9 @@ pub use eval::{
     MAX_CALL_DEPTH,
 };
 pub use record::{
-    begin_run, canonical, finish_named, finish_run, manifest_json, npy_f32, npy_f32_header, num_json, read_regular,
-    read_run, results_json, run_stem, safe_artifact_name, trace_jsonl, write_files, write_run, write_shard_files,
-    ManifestInfo, RunDir, RunFiles, Status, ASSAY_VERSION,
+    begin_run, canonical, finish_named, finish_run, npy_f32, npy_f32_header, num_json, read_regular, read_run,
+    results_json, run_stem, safe_artifact_name, trace_jsonl, write_files, write_run, write_shard_files, CallCacheFacts,
+    Manifest, Replayed, RunDir, RunFiles, ScriptId, ShardId, ShardedCall, Status, ASSAY_VERSION,
 };
 pub use report::{escape as html_escape, report_html};
 pub use rhai_bridge::RhaiModule;
@@ -103,7 +104,7 @@ pub fn prepare_with(
         if let StmtKind::Use { path, alias } = &s.node {
             if bound.contains_key(&alias.node) {
                 prepared.diags.push(
-                    Diag::new(crate::code::USE, format!("`{}` is already bound by the task", alias.node))
+                    Diag::new(crate::Code::Use, format!("`{}` is already bound by the task", alias.node))
                         .at(file, alias.span, "taken")
                         .help("choose another name after `as`"),
                 );
@@ -111,7 +112,7 @@ pub fn prepare_with(
             }
             if !path.node.ends_with(".rhai") {
                 prepared.diags.push(
-                    Diag::new(crate::code::USE, format!("`use` loads rhai files, not `{}`", path.node))
+                    Diag::new(crate::Code::Use, format!("`use` loads rhai files, not `{}`", path.node))
                         .at(file, path.span, "not a .rhai file")
                         .help("write `use \"metrics.rhai\" as m`"),
                 );
@@ -120,14 +121,14 @@ pub fn prepare_with(
             match sandbox.read(&path.node) {
                 Err(e) => prepared
                     .diags
-                    .push(Diag::new(crate::code::USE, e.message()).at(file, path.span, "cannot load").help(e.help())),
+                    .push(Diag::new(crate::Code::Use, e.message()).at(file, path.span, "cannot load").help(e.help())),
                 Ok((real, bytes)) => {
                     let digest = hex::encode(Sha256::digest(&bytes));
                     let text = match String::from_utf8(bytes) {
                         Ok(t) => t,
                         Err(_) => {
                             prepared.diags.push(
-                                Diag::new(crate::code::USE, format!("`{}` is not UTF-8 text", path.node))
+                                Diag::new(crate::Code::Use, format!("`{}` is not UTF-8 text", path.node))
                                     .at(file, path.span, "not text")
                                     .help("a rhai module must be a UTF-8 text file"),
                             );
@@ -139,7 +140,7 @@ pub fn prepare_with(
                             prepared.inputs.insert(real, digest);
                             prepared.modules.insert(alias.node.clone(), Arc::new(m));
                         }
-                        Err(d) => prepared.diags.push(d.note(Diag::new(crate::code::CALLED_FROM, "loaded here").at(
+                        Err(d) => prepared.diags.push(d.note(Diag::new(crate::Code::CalledFrom, "loaded here").at(
                             file,
                             path.span,
                             "this `use`",

@@ -13,6 +13,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value as Json};
 use sha2::{Digest, Sha256};
 
@@ -243,37 +244,125 @@ pub fn trace_jsonl(out: &Outcome) -> String {
     s
 }
 
-/// What the manifest says about where the run came from.
-pub struct ManifestInfo<'a> {
-    pub script_name: &'a str,
-    pub script_text: &'a str,
-    pub script_dir: &'a Path,
-    pub allowed_roots: &'a [PathBuf],
-    pub extra: BTreeMap<String, Json>,
+/// A run's manifest.json: where the run came from, what it read and how it
+/// ended. The one definition of its fields: runs write it with
+/// [`Manifest::to_json`] and merge, verify and replay read it back with
+/// [`Manifest::parse`] (unknown fields survive a round trip in `other`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub assay_version: String,
+    /// `ok`, `assert-failed`, `error`, or `partial` for a shard's record.
+    pub status: String,
+    pub seed: u64,
+    pub script: ScriptId,
+    pub allowed_roots: Vec<String>,
+    /// Every file the run read (path to sha256).
+    pub inputs: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<usize>,
+    /// The sandbox's budgets and what it enforced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<Json>,
+    /// The ONNX Runtime the run loaded, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub onnxruntime: Option<Json>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_cache: Option<CallCacheFacts>,
+    /// For `assay merge`: how many shards, and what their records answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<Json>,
+    /// Set on a record copied from an earlier identical run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replayed: Option<Replayed>,
+    /// A shard's partial record: which shard it is...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardId>,
+    /// ...the shardable calls it made...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharded_calls: Option<Vec<ShardedCall>>,
+    /// ...the sha256 of its partials.bin...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partials_sha256: Option<String>,
+    /// ...and where it stopped, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+    /// Fields this version does not know (a newer Assay's), kept as read.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Json>,
 }
 
-pub fn manifest_json(out: &Outcome, info: &ManifestInfo) -> String {
-    let inputs: BTreeMap<String, String> =
-        out.inputs.iter().map(|(p, d)| (p.display().to_string(), d.clone())).collect();
-    let mut m = json!({
-        "assay_version": ASSAY_VERSION,
-        "status": Status::of(out).as_str(),
-        "seed": out.seed,
-        "script": {
-            "name": info.script_name,
-            "sha256": hex::encode(Sha256::digest(info.script_text.as_bytes())),
-            "dir": info.script_dir.display().to_string(),
-        },
-        "allowed_roots": info.allowed_roots.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
-        "inputs": inputs,
-        "tool_calls": out.trace.len(),
-    });
-    if let Json::Object(obj) = &mut m {
-        for (k, v) in &info.extra {
-            obj.insert(k.clone(), v.clone());
+/// The script a run ran.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScriptId {
+    pub name: String,
+    pub sha256: String,
+    /// The folder it was read from.
+    pub dir: String,
+}
+
+/// What the call cache did for a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CallCacheFacts {
+    /// `on`, `off`, or bypassed (every call ran, answers stored).
+    pub mode: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored: Option<usize>,
+}
+
+/// Why a record is a copy of an earlier run's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Replayed {
+    pub key: String,
+    pub why: String,
+}
+
+/// Which shard of how many.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ShardId {
+    pub index: usize,
+    pub count: usize,
+}
+
+/// A shardable call a shard made.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ShardedCall {
+    pub tool: String,
+    pub line: usize,
+}
+
+impl Manifest {
+    /// The manifest of a run that ended with `out`, of `script_text` read
+    /// from `script_dir`; the caller adds what it knows (sandbox, runtime,
+    /// cache).
+    pub fn of(out: &Outcome, script_name: &str, script_text: &str, script_dir: &Path, roots: &[PathBuf]) -> Self {
+        Manifest {
+            assay_version: ASSAY_VERSION.to_string(),
+            status: Status::of(out).as_str().to_string(),
+            seed: out.seed,
+            script: ScriptId {
+                name: script_name.to_string(),
+                sha256: hex::encode(Sha256::digest(script_text.as_bytes())),
+                dir: script_dir.display().to_string(),
+            },
+            allowed_roots: roots.iter().map(|p| p.display().to_string()).collect(),
+            inputs: out.inputs.iter().map(|(p, d)| (p.display().to_string(), d.clone())).collect(),
+            tool_calls: Some(out.trace.len()),
+            ..Manifest::default()
         }
     }
-    canonical(&m)
+
+    /// The manifest as written: canonical JSON (keys sorted, pretty, a
+    /// final newline), so that equal manifests are equal bytes.
+    pub fn to_json(&self) -> String {
+        canonical(&serde_json::to_value(self).unwrap_or(Json::Null))
+    }
+
+    /// A manifest as read back (from a run folder, a shard, a kept replay).
+    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+        serde_json::from_slice(bytes).map_err(|e| format!("manifest.json: {e}"))
+    }
 }
 
 /// All the files of one run, ready to be written.
@@ -485,7 +574,7 @@ pub struct RunDir {
     pub path: PathBuf,
     pub results: Json,
     pub results_text: String,
-    pub manifest: Json,
+    pub manifest: Manifest,
     pub script: String,
 }
 
@@ -502,8 +591,7 @@ pub fn read_run(path: &Path) -> Result<RunDir, String> {
     let results_text = read_text(&path.join("results.json"), MAX_RESULTS_BYTES)?;
     let results: Json =
         serde_json::from_str(&results_text).map_err(|e| format!("{}: results.json: {e}", path.display()))?;
-    let manifest: Json =
-        serde_json::from_str(&manifest_text).map_err(|e| format!("{}: manifest.json: {e}", path.display()))?;
+    let manifest = Manifest::parse(manifest_text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
     let script = read_text(&path.join("script.assay"), MAX_SMALL_BYTES)?;
     Ok(RunDir { path: path.to_path_buf(), results, results_text, manifest, script })
 }

@@ -94,7 +94,7 @@ impl RhaiModule {
         let source = SourceFile::new(path_display, text);
         let engine = engine();
         let ast = engine.compile(text).map_err(|e: ParseError| {
-            let mut d = Diag::new(crate::code::RHAI_SYNTAX, format!("rhai syntax error in {path_display}: {}", e.0))
+            let mut d = Diag::new(crate::Code::RhaiSyntax, format!("rhai syntax error in {path_display}: {}", e.0))
                 .help("fix the rhai file; see https://rhai.rs/book for rhai's syntax");
             if let Some(span) = pos_span(&source, e.1) {
                 d = d.at(&source, span, "here");
@@ -133,7 +133,7 @@ impl RhaiModule {
     pub fn load_opaque(alias: &str, text: &str, digest: String) -> Result<Self, Box<Diag>> {
         let mut m = RhaiModule::load(alias, PathBuf::from(format!("<{alias}>")), &format!("<{alias}>"), text, digest)
             .map_err(|_| {
-            Box::new(Diag::new(crate::code::RHAI_SYNTAX, format!("the black box `{alias}` does not compile")))
+            Box::new(Diag::new(crate::Code::RhaiSyntax, format!("the black box `{alias}` does not compile")))
         })?;
         m.opaque = true;
         Ok(m)
@@ -147,7 +147,7 @@ impl RhaiModule {
                 RhaiError {
                     diag: Box::new(
                         Diag::new(
-                            crate::code::RHAI_VALUE,
+                            crate::Code::RhaiValue,
                             format!("argument {} of {}.{}: {m}", i + 1, self.alias, name),
                         )
                         .help("rhai functions take numbers, strings, bools, none, lists and records"),
@@ -162,7 +162,7 @@ impl RhaiModule {
         match result {
             Ok(d) => from_dynamic(&d).map_err(|m| RhaiError {
                 diag: Box::new(
-                    Diag::new(crate::code::RHAI_VALUE, format!("{}.{name} returned {m}", self.alias))
+                    Diag::new(crate::Code::RhaiValue, format!("{}.{name} returned {m}", self.alias))
                         .help("return numbers, strings, bools, (), arrays or object maps"),
                 ),
             }),
@@ -173,7 +173,7 @@ impl RhaiModule {
     fn error_diag(&self, name: &str, e: &EvalAltResult) -> Diag {
         let inner = e.unwrap_inner();
         if self.opaque {
-            return Diag::new(crate::code::BLACK_BOX, format!("{}.{name} failed on these arguments", self.alias))
+            return Diag::new(crate::Code::BlackBox, format!("{}.{name} failed on these arguments", self.alias))
                 .help("the black box cannot say why; try other inputs (numbers for a numeric function, strings for a string function)");
         }
         let (msg, help) = match inner {
@@ -194,7 +194,7 @@ impl RhaiModule {
                 "fix the rhai function; the error points into the .rhai file".to_string(),
             ),
         };
-        let mut d = Diag::new(crate::code::RHAI, msg).help(help);
+        let mut d = Diag::new(crate::Code::Rhai, msg).help(help);
         if let Some(span) = pos_span(&self.source, inner.position()) {
             d = d.at(&self.source, span, "failed here");
         }

@@ -69,15 +69,15 @@ fn readme_example_runs() {
 fn every_diagnostic_code_is_documented_once() {
     let text = std::fs::read_to_string(repo_root().join("docs/language.md")).expect("language.md");
     let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("| `assay::")).collect();
-    assert_eq!(rows.len(), assay_interpreter::code::ALL.len(), "docs/language.md's table of codes is out of date");
-    for (code, meaning) in assay_interpreter::code::ALL {
-        let row = format!("| `{code}` | {meaning} |");
+    assert_eq!(rows.len(), assay_interpreter::Code::ALL.len(), "docs/language.md's table of codes is out of date");
+    for code in assay_interpreter::Code::ALL {
+        let row = format!("| `{code}` | {} |", code.about());
         assert!(rows.contains(&row.as_str()), "docs/language.md lacks the row {row}");
     }
-    let mut codes: Vec<&str> = assay_interpreter::code::ALL.iter().map(|(c, _)| *c).collect();
+    let mut codes: Vec<&str> = assay_interpreter::Code::ALL.iter().map(|c| c.as_str()).collect();
     codes.sort();
     codes.dedup();
-    assert_eq!(codes.len(), assay_interpreter::code::ALL.len(), "a code is listed twice");
+    assert_eq!(codes.len(), assay_interpreter::Code::ALL.len(), "a code is listed twice");
     // And no call site spells a code itself.
     let mut stack = vec![repo_root().join("interpreter/src"), repo_root().join("src")];
     while let Some(dir) = stack.pop() {
@@ -89,7 +89,7 @@ fn every_diagnostic_code_is_documented_once() {
                 let text = std::fs::read_to_string(&p).expect("source");
                 assert!(
                     !text.contains("\"assay::"),
-                    "{} spells a diagnostic code; use assay_interpreter::code",
+                    "{} spells a diagnostic code; use assay_interpreter::Code",
                     p.display()
                 );
             }
@@ -109,7 +109,7 @@ fn assay_codes_lists_every_code_a_diagnostic_can_carry() {
         .map(|c| (c["code"].as_str().unwrap_or("").to_string(), c["meaning"].as_str().unwrap_or("").to_string()))
         .collect();
     let want: Vec<(String, String)> =
-        assay_interpreter::code::ALL.iter().map(|(c, m)| (c.to_string(), m.to_string())).collect();
+        assay_interpreter::Code::ALL.iter().map(|c| (c.to_string(), c.about().to_string())).collect();
     assert_eq!(listed, want);
     // A diagnostic from `check --json` carries one of them.
     std::fs::write(dir.path().join("x.assay"), "let y = nope(1)\n").expect("write");

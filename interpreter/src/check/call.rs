@@ -19,7 +19,7 @@ impl<'a> Checker<'a> {
                     self.check_script_call(n, def, args, span);
                 } else if var.ty.is_known() && var.ty != Type::Func && !matches!(var.ty, Type::Handle(_)) {
                     self.err(
-                        crate::code::NOT_CALLABLE,
+                        crate::Code::NotCallable,
                         callee.span,
                         format!("`{n}` is a {} and cannot be called", var.ty),
                         "not a function",
@@ -43,7 +43,7 @@ impl<'a> Checker<'a> {
                 None => "`assay tools` lists every tool with its signature".to_string(),
             };
             self.err(
-                crate::code::UNKNOWN_TOOL,
+                crate::Code::UnknownTool,
                 callee.span,
                 format!("unknown function or tool `{n}`"),
                 "not defined",
@@ -57,7 +57,7 @@ impl<'a> Checker<'a> {
         }
         if t.is_known() && t != Type::Func && !matches!(t, Type::Handle(_)) {
             self.err(
-                crate::code::NOT_CALLABLE,
+                crate::Code::NotCallable,
                 callee.span,
                 format!("a {t} cannot be called"),
                 "not a function",
@@ -75,7 +75,7 @@ impl<'a> Checker<'a> {
                 self.expr(&a.value);
                 if let Some(n) = &a.name {
                     self.err(
-                        crate::code::NAMED_ARGUMENT,
+                        crate::Code::NamedArgument,
                         n.span,
                         "rhai functions take only positional arguments",
                         "named argument",
@@ -100,7 +100,7 @@ impl<'a> Checker<'a> {
                             ),
                         };
                         self.err(
-                            crate::code::UNKNOWN_FUNCTION,
+                            crate::Code::UnknownFunction,
                             name.span,
                             format!("module `{}` has no function `{}`", m.alias, name.node),
                             "not in the module",
@@ -112,7 +112,7 @@ impl<'a> Checker<'a> {
                             let forms: Vec<String> =
                                 overloads.iter().map(|p| format!("{}({})", name.node, p.join(", "))).collect();
                             self.err(
-                                crate::code::ARGUMENT_COUNT,
+                                crate::Code::ArgumentCount,
                                 span,
                                 format!(
                                     "`{}.{}` takes {} argument(s), given {}",
@@ -138,7 +138,7 @@ impl<'a> Checker<'a> {
                 }
                 if ft.is_known() && *ft != Type::Func {
                     self.err(
-                        crate::code::NOT_CALLABLE,
+                        crate::Code::NotCallable,
                         name.span,
                         format!("field `{}` is a {ft} and cannot be called", name.node),
                         "not a function",
@@ -169,7 +169,7 @@ impl<'a> Checker<'a> {
             None => "`x.f(a)` calls the tool `f(x, a)`; `assay tools` lists the tools".to_string(),
         };
         self.err(
-            crate::code::UNKNOWN_TOOL,
+            crate::Code::UnknownTool,
             name.span,
             format!("no tool or method `{}` for a {rt}", name.node),
             "unknown method",

@@ -50,7 +50,7 @@ impl<'a> Checker<'a> {
                     UnOp::Neg => {
                         if t.is_known() && !Type::OneOf(vec![Type::Num, Type::Tensor]).accepts(&t) {
                             self.err(
-                                crate::code::TYPE,
+                                crate::Code::Type,
                                 e.span,
                                 format!("cannot negate a {t}"),
                                 format!("a {t}"),
@@ -88,7 +88,7 @@ impl<'a> Checker<'a> {
                 match &t {
                     Type::Num | Type::Bool | Type::None | Type::Func | Type::Image | Type::Module => {
                         self.err(
-                            crate::code::TYPE,
+                            crate::Code::Type,
                             e.span,
                             format!("cannot index a {t}"),
                             format!("a {t}"),
@@ -121,7 +121,7 @@ impl<'a> Checker<'a> {
             Some(c) => format!("did you mean `{c}`?"),
             None => "define it with `let` before using it; `assay tools` lists the tools".to_string(),
         };
-        self.err(crate::code::UNKNOWN_NAME, span, format!("unknown name `{n}`"), "not defined", help);
+        self.err(crate::Code::UnknownName, span, format!("unknown name `{n}`"), "not defined", help);
         Type::Any
     }
 
@@ -138,7 +138,7 @@ impl<'a> Checker<'a> {
                         None => format!("the record has: {}", names.join(", ")),
                     };
                     self.err(
-                        crate::code::NO_FIELD,
+                        crate::Code::NoField,
                         name.span,
                         format!("the record has no field `{}`", name.node),
                         "no such field",
@@ -150,7 +150,7 @@ impl<'a> Checker<'a> {
             Type::Tensor => {
                 if !TENSOR_FIELDS.contains(&name.node.as_str()) {
                     self.err(
-                        crate::code::NO_FIELD,
+                        crate::Code::NoField,
                         name.span,
                         format!("a tensor has no field `{}`", name.node),
                         "no such field",
@@ -166,7 +166,7 @@ impl<'a> Checker<'a> {
             Type::Image => {
                 if !IMAGE_FIELDS.contains(&name.node.as_str()) {
                     self.err(
-                        crate::code::NO_FIELD,
+                        crate::Code::NoField,
                         name.span,
                         format!("an image has no field `{}`", name.node),
                         "no such field",
@@ -182,7 +182,7 @@ impl<'a> Checker<'a> {
                     "only records, tensors, images and tool objects have fields".to_string()
                 };
                 self.err(
-                    crate::code::NO_FIELD,
+                    crate::Code::NoField,
                     name.span,
                     format!("a {t} has no field `{}`", name.node),
                     "no such field",

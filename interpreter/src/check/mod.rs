@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use assay_grammar::*;
 
+use crate::code::Code;
 use crate::diag::{Diag, SourceFile};
 use crate::rhai_bridge::RhaiModule;
 use crate::tool::Registry;
@@ -100,7 +101,7 @@ pub fn check_with(
 impl<'a> Checker<'a> {
     fn err(
         &mut self,
-        code: &'static str,
+        code: Code,
         span: Span,
         message: impl Into<String>,
         label: impl Into<String>,
@@ -120,7 +121,7 @@ impl<'a> Checker<'a> {
                     if let Some(first) = seed_seen {
                         let (line, _) = self.file.line_col(first.start);
                         self.err(
-                            crate::code::SEED,
+                            crate::Code::Seed,
                             s.span,
                             "`seed` given twice",
                             "second seed",
@@ -128,7 +129,7 @@ impl<'a> Checker<'a> {
                         );
                     } else if seen_other {
                         self.err(
-                            crate::code::SEED,
+                            crate::Code::Seed,
                             s.span,
                             "`seed` must come before the experiment's statements",
                             "too late",
@@ -139,7 +140,7 @@ impl<'a> Checker<'a> {
                     match &e.node {
                         ExprKind::Number(n) if *n >= 0.0 && n.fract() == 0.0 && *n < 9.0e15 => {}
                         _ => self.err(
-                            crate::code::SEED,
+                            crate::Code::Seed,
                             e.span,
                             "the seed must be a whole number literal",
                             "not a whole number",
@@ -150,7 +151,7 @@ impl<'a> Checker<'a> {
                 StmtKind::Use { alias, .. } => {
                     if self.scopes[0].contains_key(&alias.node) {
                         self.err(
-                            crate::code::DUPLICATE,
+                            crate::Code::Duplicate,
                             alias.span,
                             format!("`{}` is already defined", alias.node),
                             "defined again",
@@ -188,7 +189,7 @@ impl<'a> Checker<'a> {
                     if let Some(prev) = seen.get(name.node.as_str()) {
                         let (line, _) = self.file.line_col(prev.start);
                         self.err(
-                            crate::code::DUPLICATE,
+                            crate::Code::Duplicate,
                             name.span,
                             format!("function `{}` is defined twice in this block", name.node),
                             "defined again",

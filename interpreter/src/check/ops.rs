@@ -21,7 +21,7 @@ impl<'a> Checker<'a> {
             Lt | Le | Gt | Ge => {
                 if known && !both(&Type::Num) && !both(&Type::Str) {
                     self.err(
-                        crate::code::TYPE,
+                        crate::Code::Type,
                         span,
                         format!("cannot compare {l} with {r} using `{}`", op.symbol()),
                         "incomparable",
@@ -34,7 +34,7 @@ impl<'a> Checker<'a> {
                 for t in [l, r] {
                     if t.is_known() && !Type::Num.accepts(t) {
                         self.err(
-                            crate::code::TYPE,
+                            crate::Code::Type,
                             span,
                             format!("a range needs numbers, found {t}"),
                             "not a number",
@@ -55,7 +55,7 @@ impl<'a> Checker<'a> {
                         "arithmetic applies to numbers and tensors"
                     };
                     self.err(
-                        crate::code::TYPE,
+                        crate::Code::Type,
                         span,
                         format!("cannot apply `{}` to {l} and {r}", op.symbol()),
                         "incompatible operands",

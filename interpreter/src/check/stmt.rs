@@ -23,13 +23,13 @@ impl<'a> Checker<'a> {
         match &s.node {
             StmtKind::Seed(_) => {
                 if !top {
-                    self.err(crate::code::SEED, s.span, "`seed` is only allowed at the top of the script", "inside a block", "set the seed once, as the script's first statement; tools that draw randomly also take `seed:`");
+                    self.err(crate::Code::Seed, s.span, "`seed` is only allowed at the top of the script", "inside a block", "set the seed once, as the script's first statement; tools that draw randomly also take `seed:`");
                 }
             }
             StmtKind::Use { alias, path } => {
                 if !top {
                     self.err(
-                        crate::code::USE,
+                        crate::Code::Use,
                         s.span,
                         "`use` is only allowed at the top level",
                         "inside a block",
@@ -60,7 +60,7 @@ impl<'a> Checker<'a> {
                             None => format!("declare it first with `let {} = ...`", name.node),
                         };
                         self.err(
-                            crate::code::UNKNOWN_NAME,
+                            crate::Code::UnknownName,
                             name.span,
                             format!("cannot assign to unknown name `{}`", name.node),
                             "not declared",
@@ -70,7 +70,7 @@ impl<'a> Checker<'a> {
                     Some(var) => {
                         if var.module.is_some() || var.ty == Type::Module {
                             self.err(
-                                crate::code::ASSIGN,
+                                crate::Code::Assign,
                                 name.span,
                                 format!("`{}` is a module and cannot be reassigned", name.node),
                                 "a module",
@@ -107,7 +107,7 @@ impl<'a> Checker<'a> {
                 let t = self.expr(iter);
                 if t.is_known() && !Type::iterable().accepts(&t) {
                     self.err(
-                        crate::code::TYPE,
+                        crate::Code::Type,
                         iter.span,
                         format!("cannot loop over a {t}"),
                         format!("a {t}"),
@@ -141,7 +141,7 @@ impl<'a> Checker<'a> {
                 }
                 if self.fn_depth == 0 {
                     self.err(
-                        crate::code::MISPLACED,
+                        crate::Code::Misplaced,
                         s.span,
                         "`return` outside a function",
                         "not in a function",
@@ -153,7 +153,7 @@ impl<'a> Checker<'a> {
                 if self.loop_depth.last().copied().unwrap_or(0) == 0 {
                     let word = if matches!(s.node, StmtKind::Break) { "break" } else { "continue" };
                     self.err(
-                        crate::code::MISPLACED,
+                        crate::Code::Misplaced,
                         s.span,
                         format!("`{word}` outside a loop"),
                         "not in a `for` loop",
@@ -170,7 +170,7 @@ impl<'a> Checker<'a> {
                 let t = self.expr(name);
                 if t.is_known() && t != Type::Str {
                     self.err(
-                        crate::code::TYPE,
+                        crate::Code::Type,
                         name.span,
                         format!("a record's name must be a string, found {t}"),
                         "not a string",
@@ -186,7 +186,7 @@ impl<'a> Checker<'a> {
                     let t = self.expr(m);
                     if t.is_known() && t != Type::Str {
                         self.err(
-                            crate::code::TYPE,
+                            crate::Code::Type,
                             m.span,
                             format!("an assertion's message must be a string, found {t}"),
                             "not a string",
@@ -204,7 +204,7 @@ impl<'a> Checker<'a> {
     pub(super) fn expect_bool(&mut self, t: &Type, span: Span, what: &str) {
         if t.is_known() && !Type::Bool.accepts(t) {
             self.err(
-                crate::code::TYPE,
+                crate::Code::Type,
                 span,
                 format!("{what} must be true or false, found {t}"),
                 format!("a {t}"),
@@ -221,7 +221,7 @@ impl<'a> Checker<'a> {
         for p in &def.params {
             if seen.insert(&p.name.node, ()).is_some() {
                 self.err(
-                    crate::code::DUPLICATE,
+                    crate::Code::Duplicate,
                     p.name.span,
                     format!("parameter `{}` is named twice", p.name.node),
                     "repeated",
@@ -233,7 +233,7 @@ impl<'a> Checker<'a> {
                 self.expr(d);
             } else if default_seen {
                 self.err(
-                    crate::code::PARAM_ORDER,
+                    crate::Code::ParamOrder,
                     p.name.span,
                     format!("parameter `{}` has no default but follows one that does", p.name.node),
                     "needs a default",

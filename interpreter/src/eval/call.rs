@@ -75,7 +75,7 @@ impl<'a> Run<'a> {
                 format!("no tool or method `{}` for a {}", name.node, recv.type_name()),
                 name.span,
             )
-            .code(crate::code::UNKNOWN_TOOL)
+            .code(crate::Code::UnknownTool)
             .help(help));
         };
         let sig = sig.clone();
@@ -112,7 +112,7 @@ impl<'a> Run<'a> {
                 self.call_tool(&sig, tool, all, false, span)
             }
             other => Err(RuntimeError::new(format!("a {} cannot be called", other.type_name()), callee_span)
-                .code(crate::code::NOT_CALLABLE)
+                .code(crate::Code::NotCallable)
                 .help("only functions and tools can be called")),
         }
     }
@@ -125,7 +125,7 @@ impl<'a> Run<'a> {
                 format!("calls nested more than {MAX_CALL_DEPTH} deep (in `{fname}`)"),
                 span,
             )
-            .code(crate::code::RECURSION)
+            .code(crate::Code::Recursion)
             .help("look for recursion without a base case, or rewrite it as a loop"));
         }
         // Bind arguments to parameters (as the checker does: `crate::bind`).
@@ -432,7 +432,7 @@ impl<'a> Run<'a> {
                 .and_then(|p| sig.params.iter().position(|q| q.name == p))
                 .and_then(|i| spans.get(i).copied())
                 .unwrap_or(span);
-            let mut err = RuntimeError::new(format!("{}: {}", sig.name, e.message), at).code(crate::code::TOOL);
+            let mut err = RuntimeError::new(format!("{}: {}", sig.name, e.message), at).code(crate::Code::Tool);
             err.help = e.help.or_else(|| Some(sig.render()));
             err
         })

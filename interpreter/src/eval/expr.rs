@@ -96,7 +96,7 @@ impl<'a> Run<'a> {
             return Ok(tool_value(n));
         }
         Err(RuntimeError::new(format!("`{n}` is not defined here"), span)
-            .code(crate::code::UNKNOWN_NAME)
+            .code(crate::Code::UnknownName)
             .help("a name must be bound with `let` before this line runs"))
     }
 
@@ -107,7 +107,7 @@ impl<'a> Run<'a> {
                 None if names.is_empty() => "this value has no fields".to_string(),
                 None => format!("available: {}", names.join(", ")),
             };
-            RuntimeError::new(format!("{what} has no field `{name}`"), span).code(crate::code::NO_FIELD).help(help)
+            RuntimeError::new(format!("{what} has no field `{name}`"), span).code(crate::Code::NoField).help(help)
         };
         match v {
             Value::Record(fields) => {
@@ -146,7 +146,7 @@ impl<'a> Run<'a> {
             let k = if n < 0.0 { len as f64 + n } else { n };
             if k < 0.0 || k >= len as f64 {
                 return Err(RuntimeError::new(format!("index {n} is out of range for length {len}"), span)
-                    .code(crate::code::INDEX)
+                    .code(crate::Code::Index)
                     .help(format!("valid indices are 0..{len} (or -{len}..-1 from the end)")));
             }
             Ok(k as usize)
@@ -181,7 +181,7 @@ impl<'a> Run<'a> {
             (Value::Record(fields), Value::Str(k)) => fields.get(k.as_ref()).cloned().ok_or_else(|| {
                 let keys: Vec<&str> = fields.keys().map(|k| k.as_str()).collect();
                 RuntimeError::new(format!("the record has no key \"{k}\""), span)
-                    .code(crate::code::NO_FIELD)
+                    .code(crate::Code::NoField)
                     .help(format!("keys: {}", keys.join(", ")))
             }),
             (Value::Tensor(t), Value::Range(a, b)) if t.ndim() > 0 => {
@@ -202,7 +202,7 @@ impl<'a> Run<'a> {
             }
             (v, i) => {
                 Err(RuntimeError::new(format!("cannot index a {} with a {}", v.type_name(), i.type_name()), span)
-                    .code(crate::code::TYPE)
+                    .code(crate::Code::Type)
                     .help("lists, strings and tensors take a number or a range `a..b`; records take a string key"))
             }
         }

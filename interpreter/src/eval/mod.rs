@@ -16,6 +16,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
+use crate::code::Code;
 use crate::diag::{Diag, SourceFile};
 use crate::rhai_bridge::RhaiModule;
 use crate::sandbox::Sandbox;
@@ -97,7 +98,7 @@ pub struct Outcome {
 /// chain of script function calls that led there.
 #[derive(Debug, Clone)]
 pub struct RuntimeError {
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
     pub span: Span,
     pub help: Option<String>,
@@ -109,7 +110,7 @@ pub struct RuntimeError {
 impl RuntimeError {
     pub fn new(message: impl Into<String>, span: Span) -> Self {
         RuntimeError {
-            code: crate::code::RUNTIME,
+            code: crate::Code::Runtime,
             message: message.into(),
             span,
             help: None,
@@ -121,7 +122,7 @@ impl RuntimeError {
         self.help = Some(help.into());
         self
     }
-    pub fn code(mut self, code: &'static str) -> Self {
+    pub fn code(mut self, code: Code) -> Self {
         self.code = code;
         self
     }
@@ -129,7 +130,7 @@ impl RuntimeError {
     pub fn to_diag(&self, file: &Arc<SourceFile>) -> Diag {
         let mut d = match &self.foreign {
             // The error is in a rhai file: point there, and note the script call.
-            Some(f) => (**f).clone().note(Diag::new(crate::code::CALLED_FROM, "called from the script here").at(
+            Some(f) => (**f).clone().note(Diag::new(crate::Code::CalledFrom, "called from the script here").at(
                 file,
                 self.span,
                 "this call",
@@ -151,7 +152,7 @@ impl RuntimeError {
         let hidden = frames.len().saturating_sub(2 * KEEP);
         for (i, (name, span, count)) in frames.iter().enumerate() {
             if hidden > 0 && i == KEEP {
-                d = d.note(Diag::new(crate::code::CALLED_FROM, format!("... {hidden} more calls ...")));
+                d = d.note(Diag::new(crate::Code::CalledFrom, format!("... {hidden} more calls ...")));
             }
             if hidden > 0 && i >= KEEP && i < KEEP + hidden {
                 continue;
@@ -161,7 +162,7 @@ impl RuntimeError {
             } else {
                 format!("in `{name}`, called from here")
             };
-            d = d.note(Diag::new(crate::code::CALLED_FROM, msg).at(file, *span, format!("call to `{name}`")));
+            d = d.note(Diag::new(crate::Code::CalledFrom, msg).at(file, *span, format!("call to `{name}`")));
         }
         d
     }

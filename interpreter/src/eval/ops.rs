@@ -14,14 +14,14 @@ fn type_err(op: BinOp, l: &Value, r: &Value, span: Span) -> RuntimeError {
         "arithmetic applies to numbers and tensors; `+` also joins strings and lists"
     };
     RuntimeError::new(format!("cannot apply `{}` to {} and {}", op.symbol(), l.type_name(), r.type_name()), span)
-        .code(crate::code::TYPE)
+        .code(crate::Code::Type)
         .help(help)
 }
 
 fn too_large(what: &str, n: usize, max: usize, span: Span) -> RuntimeError {
     let unit = if what == "string" { "bytes" } else { "items" };
     RuntimeError::new(format!("this {what} would hold {n} {unit}, more than the {max} a {what} may hold"), span)
-        .code(crate::code::TOO_LARGE)
+        .code(crate::Code::TooLarge)
         .help("a value that doubles in a loop grows past any budget; build less, or summarise as you go")
 }
 
@@ -51,7 +51,7 @@ fn tensor_op(op: BinOp, a: &ArrayD<f32>, b: &ArrayD<f32>, span: Span) -> EvalRes
         return Ok(out);
     }
     Err(RuntimeError::new(format!("tensor shapes {:?} and {:?} do not broadcast", a.shape(), b.shape()), span)
-        .code(crate::code::SHAPE)
+        .code(crate::Code::Shape)
         .help("shapes must match, or one side must have size 1 in each differing dimension"))
 }
 
@@ -61,7 +61,7 @@ impl<'a> Run<'a> {
             Value::Num(n) => Ok(Value::Num(-n)),
             Value::Tensor(t) => Ok(Value::tensor(t.mapv(|x| -x))),
             other => {
-                Err(RuntimeError::new(format!("cannot negate a {}", other.type_name()), span).code(crate::code::TYPE))
+                Err(RuntimeError::new(format!("cannot negate a {}", other.type_name()), span).code(crate::Code::Type))
             }
         }
     }
@@ -80,7 +80,7 @@ impl<'a> Run<'a> {
                             format!("cannot compare {} with {}", l.type_name(), r.type_name()),
                             span,
                         )
-                        .code(crate::code::TYPE)
+                        .code(crate::Code::Type)
                         .help("`<` and friends compare two numbers or two strings"))
                     }
                 };
@@ -114,7 +114,7 @@ impl<'a> Run<'a> {
                     _ => Ok(Value::Bool(false)),
                 },
                 other => Err(RuntimeError::new(format!("cannot use `in` with a {}", other.type_name()), span)
-                    .code(crate::code::TYPE)
+                    .code(crate::Code::Type)
                     .help("`x in xs` works on lists, strings, records and ranges")),
             },
             Range => match (&l, &r) {
@@ -127,7 +127,7 @@ impl<'a> Run<'a> {
                     format!("a range needs two whole numbers, found {} and {}", l.to_repr(), r.to_repr()),
                     span,
                 )
-                .code(crate::code::TYPE)),
+                .code(crate::Code::Type)),
             },
             And | Or => Err(RuntimeError::new("internal: and/or are short-circuited", span)),
             Add | Sub | Mul | Div | Rem | Pow => match (&l, &r) {

@@ -164,12 +164,12 @@ impl<'a> Run<'a> {
                         format!("this value nests more than {MAX_RECORD_NESTING} lists or records deep; results.json would grow with the square of the depth"),
                         value.span,
                     )
-                    .code(crate::code::RECORD_TOO_DEEP)
+                    .code(crate::Code::RecordTooDeep)
                     .help("record a flatter summary of it (counts, a few levels, or a tensor)"));
                 }
                 if self.out.records.contains_key(&n) {
                     return Err(RuntimeError::new(format!("record `{n}` was already written"), name.span)
-                        .code(crate::code::DUPLICATE_RECORD)
+                        .code(crate::Code::DuplicateRecord)
                         .help("each record name is written once; in a loop, interpolate: record \"acc {i}\", x"));
                 }
                 self.out.records.insert(n, v);
@@ -196,7 +196,7 @@ impl<'a> Run<'a> {
         match v {
             Value::Bool(b) => Ok(*b),
             other => Err(RuntimeError::new(format!("{what} must be true or false, found {}", other.type_name()), span)
-                .code(crate::code::TYPE)
+                .code(crate::Code::Type)
                 .help("compare explicitly, e.g. `len(xs) > 0` or `x != none`")),
         }
     }

@@ -555,7 +555,7 @@ tool! {
     }
     |p, _| {
         let mut r: BTreeMap<String, Value> = p.r.clone();
-        r.insert(p.key.as_str().to_string(), p.value.clone());
+        r.insert(p.key.clone(), p.value.clone());
         Ok(Value::Record(Arc::new(r)))
     }
 }

@@ -48,7 +48,7 @@ tool! {
         name: Arg [Type::Str] = Value::None,
     }
     |p, ctx| {
-        let path = p.path.as_str().to_string();
+        let path = p.path.clone();
         let bytes = ctx.read_file(&path).map_err(|e| e.at("path"))?;
         let lower = path.to_ascii_lowercase();
         let mut tensors: BTreeMap<String, Value> = BTreeMap::new();

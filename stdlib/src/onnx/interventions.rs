@@ -121,7 +121,7 @@ tool! {
             }
         }
         let names = select_names(&donor, &p.tensors)?;
-        let target_names: Vec<String> = crate::onnx::graph::sites(&m.proto).into_iter().map(|s| s.name).collect();
+        let target_names: Vec<String> = m.sites().into_iter().map(|s| s.name).collect();
         for n in &names {
             if !target_names.contains(n) {
                 let help = match assay_interpreter::closest(n, target_names.iter().map(|s| s.as_str())) {

@@ -79,7 +79,7 @@ tool! {
         } else {
             select_names(&m, &p.residual)?
         };
-        let output = p.output.as_str().to_string();
+        let output = p.output.clone();
         if !m.outputs.iter().any(|p| p.name == output) {
             let names: Vec<&str> = m.outputs.iter().map(|p| p.name.as_str()).collect();
             return Err(ToolError::arg("output", format!("the model has no output `{output}`"))

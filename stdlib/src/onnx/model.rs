@@ -241,6 +241,12 @@ impl std::fmt::Debug for Model {
 }
 
 /// External-data files an initializer points to, relative to the model's folder.
+/// The external-data files a serialized model's weights name (none for a
+/// file that does not decode: loading it reports why).
+pub fn external_files_of(bytes: &[u8]) -> Vec<String> {
+    super::graph::decode(bytes).map(|m| external_files(&m)).unwrap_or_default()
+}
+
 pub fn external_files(m: &ModelProto) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     if let Some(g) = &m.graph {
@@ -299,6 +305,12 @@ fn builder(provider: Provider) -> Result<ort::session::builder::SessionBuilder, 
 }
 
 impl Model {
+    /// Every tensor of the graph a script can name (inputs, initializers
+    /// and node outputs), in graph order.
+    pub fn sites(&self) -> Vec<super::graph::Site> {
+        super::graph::sites(&self.proto)
+    }
+
     /// Loads a model file (already read and digested by the caller).
     pub fn load(path: &Path, display: &str, bytes: &[u8], sha256: String, provider: Provider) -> Result<Model, String> {
         let proto = super::attention::canonicalize(graph::decode(bytes)?);

@@ -218,7 +218,7 @@ impl Mix<'_> {
         if let Some(ok) = self.m.fact(&key) {
             return ok;
         }
-        let order = crate::onnx::graph::sites(&self.m.proto);
+        let order = self.m.sites();
         let first = order.iter().find_map(|s| {
             self.components.iter().position(|c| c.tensor == s.name && self.values.contains_key(&c.tensor))
         });

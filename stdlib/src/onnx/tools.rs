@@ -329,11 +329,8 @@ pub fn select_names(model: &Model, x: &Arg) -> Result<Vec<String>, ToolError> {
             return Err(x.error(format!("expected a tensor name or a list of names, found a {}", other.type_name())))
         }
     };
-    let all: Vec<String> = graph::sites(&model.proto)
-        .into_iter()
-        .filter(|s| !matches!(s.kind, graph::Kind::Initializer))
-        .map(|s| s.name)
-        .collect();
+    let all: Vec<String> =
+        model.sites().into_iter().filter(|s| !matches!(s.kind, graph::Kind::Initializer)).map(|s| s.name).collect();
     let mut out = Vec::new();
     for p in &patterns {
         let is_glob = p.contains(['*', '?', '[']);
@@ -369,7 +366,7 @@ fn no_tensor(names: &[String], t: &str, i: &str) -> ToolError {
 /// Whether the model has a tensor (an input, intermediate, output or
 /// weight) named `t`; otherwise the error for argument `i`.
 pub(crate) fn known_tensor(m: &Model, t: &str, i: &str) -> Result<(), ToolError> {
-    let sites = graph::sites(&m.proto);
+    let sites = m.sites();
     if sites.iter().any(|s| s.name == t) {
         return Ok(());
     }
@@ -394,7 +391,7 @@ tool! {
         provider: String = Value::str("cpu"),
     }
     |p, ctx| {
-        let display = p.path.as_str().to_string();
+        let display = p.path.clone();
         let provider =
             crate::onnx::model::Provider::parse(p.provider.as_str()).map_err(|e| ToolError::arg("provider", e))?;
         let path = ctx.resolve_read(&display).map_err(|e| e.at("path"))?;
@@ -402,18 +399,16 @@ tool! {
         let sha = hex::encode(Sha256::digest(&bytes));
         // External weights are inputs of the run too, and must be inside the roots.
         let mut weights = Vec::new();
-        if let Ok(proto) = graph::decode(&bytes) {
-            let dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
-            for f in crate::onnx::model::external_files(&proto) {
-                let p = dir.join(&f);
-                if !p.is_file() {
-                    return Err(ToolError::arg("path", format!("the weights of `{display}` are in an external-data file `{f}` that should sit beside it, and it is missing"))
-                        .help("copy the .data file next to the .onnx file, under the name the model records"));
-                }
-                // Read through the sandbox: it must be inside the roots, and its digest is recorded.
-                let w = ctx.read_file(&p.display().to_string()).map_err(|e| e.at("path"))?;
-                weights.push(hex::encode(Sha256::digest(&w)));
+        let dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+        for f in crate::onnx::model::external_files_of(&bytes) {
+            let p = dir.join(&f);
+            if !p.is_file() {
+                return Err(ToolError::arg("path", format!("the weights of `{display}` are in an external-data file `{f}` that should sit beside it, and it is missing"))
+                    .help("copy the .data file next to the .onnx file, under the name the model records"));
             }
+            // Read through the sandbox: it must be inside the roots, and its digest is recorded.
+            let w = ctx.read_file(&p.display().to_string()).map_err(|e| e.at("path"))?;
+            weights.push(hex::encode(Sha256::digest(&w)));
         }
         let mut model = Model::load(&path, &display, &bytes, sha, provider).map_err(|e| {
             ToolError::arg("path", format!("cannot load `{display}`: {e}"))
@@ -631,7 +626,7 @@ tool! {
     |p, _| {
         let m = p.model.clone();
         let f = feeds_value(&m, p.inputs.get(), "inputs")?;
-        let t = p.tensor.as_str().to_string();
+        let t = p.tensor.clone();
         let value = to_tensor(&p.value).map_err(|e| ToolError::arg("value", e))?.to_array();
         let mask = to_tensor(&p.mask).map_err(|e| ToolError::arg("mask", e))?.to_array();
         // What is wrong with the tensor is found first, so that blame is never
@@ -689,7 +684,7 @@ pub fn inspect_rows(m: &Model) -> Result<Vec<Value>, String> {
     let typed = m.every_tensor()?;
     let find = |n: &str| typed.iter().chain(m.inputs.iter()).chain(m.outputs.iter()).find(|p| p.name == n);
     let mut rows = Vec::new();
-    for s in graph::sites(&m.proto) {
+    for s in m.sites() {
         let (kind, op, node) = match &s.kind {
             graph::Kind::Input => ("input", String::new(), String::new()),
             graph::Kind::Initializer => continue,

@@ -125,7 +125,7 @@ tool! {
     }
     |p, _| {
         let model = p.model.clone();
-        let tensor = p.tensor.as_str().to_string();
+        let tensor = p.tensor.clone();
         crate::onnx::tools::known_tensor(&model, &tensor, "tensor")?;
         let given = [&p.channel, &p.neuron, &p.head].iter().filter(|x| !x.is_none()).count();
         if given != 1 {
@@ -169,7 +169,7 @@ tool! {
     }
     |p, _| {
         let model = p.model.clone();
-        let tensor = p.tensor.as_str().to_string();
+        let tensor = p.tensor.clone();
         crate::onnx::tools::known_tensor(&model, &tensor, "tensor")?;
         Ok(Value::Handle(Arc::new(Unit { model, tensor, select: Select::Channel(None, reduce_of(&p.reduce)?) })))
     }

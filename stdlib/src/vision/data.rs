@@ -164,7 +164,7 @@ tool! {
         labels: Arg [Type::Str] = Value::None,
     }
     |p, ctx| {
-        let pattern = p.pattern.as_str().to_string();
+        let pattern = p.pattern.clone();
         // The sandbox walks only inside the roots, refuses `..` in any spelling,
         // never enters a symlinked folder and bounds the walk.
         let found = ctx.glob(&pattern).map_err(|e| e.at("pattern"))?;

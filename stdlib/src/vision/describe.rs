@@ -45,7 +45,7 @@ tool! {
     }
     |p, _| {
         let images = images_of(&p.images)?;
-        let prompt = p.prompt.as_str().to_string();
+        let prompt = p.prompt.clone();
         let ep = Endpoint::from_env().map_err(ToolError::new)?;
         let mut out = Vec::new();
         for img in images {

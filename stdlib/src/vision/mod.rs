@@ -136,7 +136,7 @@ tool! {
         path: String,
     }
     |p, ctx| {
-        let path = p.path.as_str().to_string();
+        let path = p.path.clone();
         let bytes = ctx.read_file(&path).map_err(|e| e.at("path"))?;
         decode(&bytes, &format!("`{path}`")).map(|i| Value::Image(Arc::new(i))).map_err(|e| ToolError::arg("path", e))
     }
