@@ -27,7 +27,7 @@ use crate::supervise::{run_child, Budget, End, Job, Report};
 
 /// How a black-box function's answer is scored, beyond the box itself.
 #[derive(Clone, Debug, Default)]
-pub struct FnSpec {
+pub(crate) struct FnSpec {
     /// Assay code defining `fn f(x)` that the answer is scored against: the
     /// function without its noise or corruption (a benchmark's truth). None:
     /// the box itself.
@@ -45,7 +45,7 @@ pub struct FnSpec {
 }
 
 /// What the agent investigates.
-pub enum Task {
+pub(crate) enum Task {
     /// A black-box numeric function (FIND): a rhai file defining `name`,
     /// bound into every script as `box`.
     Function { path: PathBuf, source: String, name: String, spec: FnSpec },
@@ -70,7 +70,7 @@ impl Task {
     }
 
     /// The guide this task's model gets: its tools and answer format.
-    pub fn focus(&self) -> crate::docs::Focus {
+    pub(crate) fn focus(&self) -> crate::docs::Focus {
         use crate::docs::Focus;
         match self {
             Task::Function { .. } => Focus::Function,
@@ -205,7 +205,7 @@ fn takes_text(unit_args: &str) -> bool {
 }
 
 /// Limits of one investigation.
-pub struct Limits {
+pub(crate) struct Limits {
     pub steps: usize,
     /// The sandbox's memory and time per step.
     pub budget: Budget,
@@ -241,18 +241,18 @@ fn run_assay_tool() -> Json {
 
 /// A parsed final answer.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct Answer {
+pub(crate) struct Answer {
     pub fields: BTreeMap<String, String>,
 }
 
 impl Answer {
-    pub fn get(&self, k: &str) -> Option<&str> {
+    pub(crate) fn get(&self, k: &str) -> Option<&str> {
         self.fields.get(k).map(String::as_str)
     }
 }
 
 /// `[DESCRIPTION]: ...` style fields; a field runs to the next `[FIELD]`.
-pub fn parse_answer(reply: &str) -> Option<Answer> {
+pub(crate) fn parse_answer(reply: &str) -> Option<Answer> {
     let mut fields = BTreeMap::new();
     let mut current: Option<(String, String)> = None;
     for line in reply.lines() {
@@ -278,7 +278,7 @@ pub fn parse_answer(reply: &str) -> Option<Answer> {
 }
 
 /// The ```assay (or unlabelled) fenced blocks of a reply.
-pub fn scripts_in(reply: &str) -> Vec<String> {
+pub(crate) fn scripts_in(reply: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut block: Option<(bool, String)> = None;
     for line in reply.lines() {
@@ -532,7 +532,7 @@ fn score_function(task: &Task, answer: &Answer, dir: &Path, limits: &Limits) -> 
 
 /// FIND's normalised mean squared error over the points where the truth is
 /// finite; a non-finite prediction there makes it infinite.
-pub fn nmse(truth: &[f64], prediction: &[f64]) -> f64 {
+pub(crate) fn nmse(truth: &[f64], prediction: &[f64]) -> f64 {
     let (mut num, mut den) = (0.0, 0.0);
     for (a, b) in truth.iter().zip(prediction) {
         if a.is_finite() {
@@ -554,7 +554,7 @@ pub fn nmse(truth: &[f64], prediction: &[f64]) -> f64 {
 /// An answered `[DOMAIN]`: `Some(None)` for "none", `Some(Some((lo, hi)))`
 /// for an interval (`[30, 60]`, `x < 12`, `x > 40`, `(-inf, 5]`), `None`
 /// when it says neither.
-pub fn parse_domain(text: &str) -> Option<Option<(f64, f64)>> {
+pub(crate) fn parse_domain(text: &str) -> Option<Option<(f64, f64)>> {
     let t = text.to_ascii_lowercase();
     let mut nums: Vec<f64> = Vec::new();
     let bytes: Vec<char> = t.chars().collect();
@@ -596,7 +596,7 @@ pub fn parse_domain(text: &str) -> Option<Option<(f64, f64)>> {
 }
 
 /// Intersection over union of two intervals, clipped to [-128, 128].
-pub fn interval_iou(a: (f64, f64), b: (f64, f64)) -> f64 {
+pub(crate) fn interval_iou(a: (f64, f64), b: (f64, f64)) -> f64 {
     let clip = |(lo, hi): (f64, f64)| (lo.max(-128.0), hi.min(128.0));
     let (a, b) = (clip(a), clip(b));
     let len = |(lo, hi): (f64, f64)| (hi - lo).max(0.0);
@@ -637,7 +637,7 @@ fn score_unit(task: &Task, answer: &Answer, dir: &Path, limits: &Limits) -> Json
 /// Who writes the scripts: a language model behind an endpoint, or a
 /// baseline written in Assay (benchmarks). Both go through the same loop,
 /// folder, scoring and replay.
-pub trait Investigator {
+pub(crate) trait Investigator {
     /// The name the folder records: the endpoint's model, or `baseline:NAME`.
     fn name(&self) -> String;
     /// The endpoint's URL without secrets, if there is one.
@@ -652,7 +652,7 @@ pub trait Investigator {
 }
 
 /// A language model behind an OpenAI-compatible endpoint.
-pub struct Llm {
+pub(crate) struct Llm {
     pub endpoint: Endpoint,
     pub retry: Retry,
 }
@@ -675,14 +675,14 @@ impl Investigator for Llm {
 /// A baseline investigator written in Assay: its first reply is its script;
 /// the script records `answer` (the final answer's text), which is its
 /// second reply. No model is involved.
-pub struct Baseline {
+pub(crate) struct Baseline {
     pub name: String,
     pub script: String,
     turn: usize,
 }
 
 impl Baseline {
-    pub fn new(name: &str, script: &str) -> Self {
+    pub(crate) fn new(name: &str, script: &str) -> Self {
         Baseline { name: name.to_string(), script: script.to_string(), turn: 0 }
     }
 }
@@ -718,7 +718,7 @@ impl Investigator for Baseline {
 }
 
 /// How an investigation ended.
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub dir: PathBuf,
     /// {status, fields, scores}, as answer.json holds it.
     pub answer: Json,
@@ -727,7 +727,7 @@ pub struct Outcome {
 }
 
 /// Runs one investigation with the configured endpoint; returns the exit code.
-pub fn investigate(task: Task, limits: Limits, out_dir: &Path, json_out: bool) -> u8 {
+pub(crate) fn investigate(task: Task, limits: Limits, out_dir: &Path, json_out: bool) -> u8 {
     let endpoint = match Endpoint::for_agent() {
         Ok(e) => e,
         Err(e) => {
@@ -775,7 +775,7 @@ pub fn investigate(task: Task, limits: Limits, out_dir: &Path, json_out: bool) -
 /// Runs one investigation with any investigator. Errors are (exit code,
 /// message) for failures before the investigation starts or when its folder
 /// cannot be finished.
-pub fn investigate_with(
+pub(crate) fn investigate_with(
     task: Task,
     limits: &Limits,
     out_dir: &Path,
@@ -1025,7 +1025,7 @@ fn report_html(task: &Json, transcript: &[Json], answer: &Json) -> String {
 
 /// Re-runs every step of an investigation without the model and checks
 /// each results.json byte for byte; names the first step that differs.
-pub fn replay(dir: &Path, box_override: Option<&Path>, json_out: bool) -> u8 {
+pub(crate) fn replay(dir: &Path, box_override: Option<&Path>, json_out: bool) -> u8 {
     let manifest: Json =
         match read_regular(&dir.join("manifest.json"), 16 << 20).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
             Some(m) => m,

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 /// Whether a run reads and fills the call cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub enum CacheUse {
+pub(crate) enum CacheUse {
     /// Neither read nor fill it.
     #[default]
     Off,
@@ -36,7 +36,7 @@ const HITS: &str = "hits";
 
 /// The store's folder.
 /// `ASSAY_CALL_CACHE_DIR` moves it (alone) elsewhere.
-pub fn dir() -> PathBuf {
+pub(crate) fn dir() -> PathBuf {
     match std::env::var_os("ASSAY_CALL_CACHE_DIR") {
         Some(d) => PathBuf::from(d),
         None => assay_stdlib::fetch::cache_dir().join("calls"),
@@ -56,7 +56,7 @@ fn entry_path(store: &Path, key: &str) -> PathBuf {
 }
 
 /// The child's view: reads the store, writes into the run folder.
-pub struct ChildCache {
+pub(crate) struct ChildCache {
     store: PathBuf,
     stage: PathBuf,
     read: bool,
@@ -64,7 +64,7 @@ pub struct ChildCache {
 }
 
 impl ChildCache {
-    pub fn new(mode: CacheUse, run_folder: &Path) -> Option<ChildCache> {
+    pub(crate) fn new(mode: CacheUse, run_folder: &Path) -> Option<ChildCache> {
         if mode == CacheUse::Off {
             return None;
         }
@@ -74,7 +74,7 @@ impl ChildCache {
     }
 
     /// Leaves the keys of the entries used for the parent to touch.
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         let hits = self.hits.lock().map(|h| h.join("\n")).unwrap_or_default();
         let _ = std::fs::write(self.stage.join(HITS), hits);
     }
@@ -122,7 +122,7 @@ impl CallCache for ChildCache {
 
 /// What publishing did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Published {
+pub(crate) struct Published {
     pub stored: usize,
     pub evicted: usize,
 }
@@ -131,7 +131,7 @@ pub struct Published {
 /// touches the ones it used, prunes the store, and removes the staging
 /// folder from the run folder. Never fails a run: a store that cannot be
 /// written only means nothing is kept.
-pub fn publish(run_folder: &Path) -> Published {
+pub(crate) fn publish(run_folder: &Path) -> Published {
     let stage = run_folder.join(STAGE);
     let mut done = Published::default();
     if !stage.is_dir() {
@@ -173,7 +173,7 @@ pub fn publish(run_folder: &Path) -> Published {
 
 /// Removes the least recently used entries until the store holds at most
 /// `max` bytes; returns how many it removed.
-pub fn prune(store: &Path, max: u64) -> usize {
+pub(crate) fn prune(store: &Path, max: u64) -> usize {
     let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = Vec::new();
     let Ok(shards) = std::fs::read_dir(store) else { return 0 };
     for shard in shards.flatten() {

@@ -13,10 +13,10 @@ use crate::supervise::{parse_duration, parse_size, run_child, Budget, End, Job, 
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
-pub const EXIT_OK: u8 = 0;
-pub const EXIT_SCRIPT: u8 = 1;
-pub const EXIT_USAGE: u8 = 2;
-pub const EXIT_ASSERT: u8 = 3;
+pub(crate) const EXIT_OK: u8 = 0;
+pub(crate) const EXIT_SCRIPT: u8 = 1;
+pub(crate) const EXIT_USAGE: u8 = 2;
+pub(crate) const EXIT_ASSERT: u8 = 3;
 
 #[derive(Parser)]
 #[command(name = "assay", version, about = "Checked, reproducible interpretability experiments", long_about = None)]
@@ -361,7 +361,7 @@ impl BudgetArgs {
     }
 }
 
-pub fn main() -> u8 {
+pub(crate) fn main() -> u8 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -776,7 +776,7 @@ pub(crate) fn cmd_run(
 
 /// Text for the terminal: control characters (which could clear the screen,
 /// move the cursor or hide a line) shown as escapes; newlines and tabs kept.
-pub fn escape_controls(s: &str) -> String {
+pub(crate) fn escape_controls(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if (c.is_control() && c != '\n' && c != '\t') || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
@@ -817,7 +817,7 @@ fn escape_controls_keep_color(s: &str) -> String {
 }
 
 /// Writes to stdout; a closed stdout (a pipe into `head`) ends the process quietly.
-pub fn write_stdout(s: &str) {
+pub(crate) fn write_stdout(s: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     if out.write_all(s.as_bytes()).and_then(|_| out.flush()).is_err() {

@@ -18,7 +18,7 @@ fn categories(r: &Registry) -> Vec<(Category, Vec<&Signature>)> {
     cats
 }
 
-pub fn tools_text(r: &Registry) -> String {
+pub(crate) fn tools_text(r: &Registry) -> String {
     let mut out = String::new();
     for (cat, sigs) in categories(r) {
         let _ = writeln!(out, "{cat}:");
@@ -30,7 +30,7 @@ pub fn tools_text(r: &Registry) -> String {
     out
 }
 
-pub fn tools_json(r: &Registry) -> serde_json::Value {
+pub(crate) fn tools_json(r: &Registry) -> serde_json::Value {
     let tools: Vec<_> = r
         .signatures()
         .map(|s| {
@@ -59,7 +59,7 @@ pub fn tools_json(r: &Registry) -> serde_json::Value {
     json!({"tools": tools})
 }
 
-pub fn tools_markdown(r: &Registry) -> String {
+pub(crate) fn tools_markdown(r: &Registry) -> String {
     let mut out = String::new();
     out.push_str("# Assay tools\n\n");
     out.push_str("Generated from the tool registry by `assay tools --markdown`; do not edit by hand.\n");
@@ -108,7 +108,7 @@ An Assay script is checked before it runs; every error comes back with its line 
 /// Which investigation a guide is for: the tools that fit it and its
 /// answer format. `All` is docs/agent-guide.md.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Focus {
+pub(crate) enum Focus {
     All,
     /// A black-box numeric function (FIND).
     Function,
@@ -186,7 +186,7 @@ const ANSWER_QUESTION: &str = r#"An open question: end with
 /// The agent guide: the language in brief, the tools that fit the task in
 /// one line each, and the answer format. Generated from the registry;
 /// docs/agent-guide.md (`Focus::All`) is checked current by a test.
-pub fn agent_guide(r: &Registry, focus: Focus) -> String {
+pub(crate) fn agent_guide(r: &Registry, focus: Focus) -> String {
     let example = match focus {
         Focus::ImageUnit => "```assay\nlet top = exemplars(unit, emoji(), k: 6)\nshow \"what drives it most\", top.images\nshow \"their labels\", top.labels\n```",
         Focus::TextUnit => "```assay\nlet texts = [\"The cat sat.\", \"1, 2, 3\"]\nshow \"largest values\", map(texts, t => max(unit(t)))\n```",

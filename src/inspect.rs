@@ -35,7 +35,7 @@ fn module_of(node: &str, op: &str) -> String {
     }
 }
 
-pub fn cmd_inspect(path: &Path, json_out: bool, pattern: Option<&str>) -> u8 {
+pub(crate) fn cmd_inspect(path: &Path, json_out: bool, pattern: Option<&str>) -> u8 {
     let fail = |msg: String, code: u8| {
         if json_out {
             outln!("{}", serde_json::to_string_pretty(&json!({"error": msg})).unwrap_or_default());

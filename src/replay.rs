@@ -78,7 +78,7 @@ fn exe_stamp() -> String {
 
 /// The job's key: everything a run depends on besides the files it reads.
 /// `None` if the job cannot be written down.
-pub fn key(job: &Job) -> Option<String> {
+pub(crate) fn key(job: &Job) -> Option<String> {
     let mut j = serde_json::to_value(job).ok()?;
     // Where the record goes and whether the terminal has colour change
     // nothing the run computes.
@@ -166,7 +166,7 @@ fn record_files(dir: &Path) -> Option<Vec<(String, PathBuf, u64)>> {
 /// Keeps a finished run's record for replay (best effort: a store that
 /// cannot be written only means the next run runs). `run_dir` is the
 /// finished run folder, `done` its report.
-pub fn store(key: &str, run_dir: &Path, done: &Done) {
+pub(crate) fn store(key: &str, run_dir: &Path, done: &Done) {
     if !done.replayable || !matches!(done.status.as_str(), "ok" | "assert-failed") {
         return;
     }
@@ -209,7 +209,7 @@ pub fn store(key: &str, run_dir: &Path, done: &Done) {
 }
 
 /// A kept record whose inputs are unchanged: its report and files.
-pub struct Kept {
+pub(crate) struct Kept {
     done: Done,
     files: Vec<(String, Content)>,
 }
@@ -245,7 +245,7 @@ fn read_entry(key: &str) -> Option<(Header, Vec<u8>)> {
 /// intact and every file it read still has the digest it had. Only files
 /// under the job's allowed roots or Assay's own cache are looked at (all a
 /// run can read).
-pub fn lookup(key: &str, job: &Job) -> Option<Kept> {
+pub(crate) fn lookup(key: &str, job: &Job) -> Option<Kept> {
     let (header, body) = read_entry(key)?;
     if header.key != key {
         return None;
@@ -303,7 +303,7 @@ fn safe_relative(rel: &str) -> bool {
 
 /// Writes a kept record into the unfinished run folder `tmp`, marked as a
 /// replay, and returns its report (every call answered from the cache).
-pub fn write(kept: Kept, tmp: &Path, key: &str) -> Result<Done, String> {
+pub(crate) fn write(kept: Kept, tmp: &Path, key: &str) -> Result<Done, String> {
     let Kept { mut done, files } = kept;
     for (rel, content) in files {
         let dest = tmp.join(&rel);

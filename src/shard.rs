@@ -17,7 +17,7 @@ use crate::supervise::{Budget, Done, ShardJob};
 
 /// `I/N`, or `auto` (SLURM's array index and count), or `auto/N` (the
 /// index from SLURM or from Kubernetes' JOB_COMPLETION_INDEX).
-pub fn resolve(arg: &str) -> Result<Share, String> {
+pub(crate) fn resolve(arg: &str) -> Result<Share, String> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
     let num = |k: &str, v: String| v.trim().parse::<usize>().map_err(|_| format!("{k}={v} is not a whole number"));
     let Some(rest) = arg.strip_prefix("auto") else { return Share::parse(arg) };
@@ -48,14 +48,14 @@ pub fn resolve(arg: &str) -> Result<Share, String> {
 }
 
 /// A shard's folder: `runs/<stem>/shard-I-of-N/`.
-pub fn shard_dir(runs_dir: &Path, stem: &str, index: usize, count: usize) -> PathBuf {
+pub(crate) fn shard_dir(runs_dir: &Path, stem: &str, index: usize, count: usize) -> PathBuf {
     runs_dir.join(run_stem(stem)).join(format!("shard-{index}-of-{count}"))
 }
 
 /// After a shard's child: put its partial record in place (replacing an
 /// earlier run of the same shard) or, if it died, leave nothing behind, so
 /// the merge names the shard as missing.
-pub fn finish_shard_run(
+pub(crate) fn finish_shard_run(
     tmp: &Path,
     script: &str,
     index: usize,
@@ -213,7 +213,7 @@ fn digest_now(path: &Path) -> Option<String> {
     assay_stdlib::fetch::sha256_file(path).ok()
 }
 
-pub fn cmd_merge(
+pub(crate) fn cmd_merge(
     script: &str,
     count: usize,
     json: bool,
@@ -255,7 +255,7 @@ pub fn cmd_merge(
 }
 
 #[derive(Subcommand)]
-pub enum SlurmCommand {
+pub(crate) enum SlurmCommand {
     /// Write the array job (one task per shard) and the merge job that
     /// depends on it, and submit both with sbatch. The job scripts are
     /// kept under runs/<name>/slurm/ to read, edit and resubmit.
@@ -283,7 +283,7 @@ pub enum SlurmCommand {
 
 /// How many shards, and how the jobs are submitted.
 #[derive(clap::Args)]
-pub struct SubmitOpts {
+pub(crate) struct SubmitOpts {
     /// Number of shards (array tasks).
     #[arg(long)]
     shards: usize,
@@ -306,14 +306,14 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-pub struct JobScripts {
+pub(crate) struct JobScripts {
     pub shards: String,
     pub merge: String,
 }
 
 /// The two job scripts: plain bash with #SBATCH lines. `shard_cmd` runs
 /// one shard (its index from SLURM's environment), `merge_cmd` the merge.
-pub fn job_scripts(
+pub(crate) fn job_scripts(
     what: &str,
     name: &str,
     count: usize,
@@ -365,7 +365,7 @@ fn sbatch(args: &[String]) -> Result<String, String> {
     Ok(id)
 }
 
-pub fn cmd_slurm(what: SlurmCommand) -> u8 {
+pub(crate) fn cmd_slurm(what: SlurmCommand) -> u8 {
     let (Ok(cwd), Ok(assay)) = (std::env::current_dir(), std::env::current_exe()) else {
         return usage_error(
             false,

@@ -66,11 +66,11 @@ fn handle_kind(kind: &str) -> assay_interpreter::HandleKind {
 }
 
 /// The hidden subcommand the child runs.
-pub const CHILD_ARG: &str = "__child";
+pub(crate) const CHILD_ARG: &str = "__child";
 
 /// Memory and time a run may use.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub struct Budget {
+pub(crate) struct Budget {
     /// Bytes of memory the script's work may add (heap and anonymous maps).
     pub memory: u64,
     pub timeout: Duration,
@@ -79,7 +79,7 @@ pub struct Budget {
 impl Budget {
     /// Default memory: half the machine's memory (what is left covers the
     /// parent, the system and other work); default time: one hour.
-    pub fn defaults() -> Budget {
+    pub(crate) fn defaults() -> Budget {
         let total = meminfo_total().unwrap_or(8 << 30);
         Budget { memory: total / 2, timeout: Duration::from_secs(3600) }
     }
@@ -93,7 +93,7 @@ fn meminfo_total() -> Option<u64> {
 }
 
 /// Parses `512M`, `2G`, `1.5GiB`, `1000000` (bytes).
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
@@ -114,7 +114,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 /// Parses `30`, `30s`, `5m`, `2h`, `250ms`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     let (num, mult) = match t.chars().last() {
         Some('s') if t.ends_with("ms") => (&t[..t.len() - 2], 0.001),
@@ -133,7 +133,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// What the parent asks the child to do.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Job {
+pub(crate) struct Job {
     pub name: String,
     pub text: String,
     /// The folder relative paths resolve against.
@@ -178,7 +178,7 @@ pub struct Job {
 
 /// How a run treats its shardable work (see `assay_interpreter::shard`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub enum ShardJob {
+pub(crate) enum ShardJob {
     #[default]
     Whole,
     /// Shard `index` of `count`: write a partial record.
@@ -190,7 +190,7 @@ pub enum ShardJob {
 
 /// One `show` as the parent prints it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ShowOut {
+pub(crate) struct ShowOut {
     pub title: Option<String>,
     pub line: usize,
     pub text: String,
@@ -198,13 +198,13 @@ pub struct ShowOut {
 
 /// What the child reports at the end, as one JSON line.
 #[derive(Debug, Serialize, Deserialize)]
-pub enum Report {
+pub(crate) enum Report {
     CheckFailed { rendered: String, diagnostics: Vec<Json> },
     Done(Box<Done>),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Done {
+pub(crate) struct Done {
     pub status: String,
     pub records: usize,
     pub asserts: usize,
@@ -238,7 +238,7 @@ pub struct Done {
 }
 
 /// The most shown images one run writes for an agent.
-pub const MAX_SHOWN_IMAGES: usize = 16;
+pub(crate) const MAX_SHOWN_IMAGES: usize = 16;
 
 /// The images among shown values (inside lists and records too), in order.
 fn shown_images<'v>(v: &'v Value, out: &mut Vec<&'v assay_interpreter::Image>) {
@@ -269,7 +269,7 @@ fn clip_text(t: String) -> String {
 }
 
 /// How a child ended.
-pub enum End {
+pub(crate) enum End {
     Report(Report),
     /// It died or was stopped; the parent wrote the error record.
     Died {
@@ -305,7 +305,7 @@ fn fmt_bytes(b: u64) -> String {
 
 /// Starts the child, feeds it the job, enforces the time budget, relays its
 /// stderr (escaped) and turns its end into a report or an error record.
-pub fn run_child(job: &Job) -> Result<End, String> {
+pub(crate) fn run_child(job: &Job) -> Result<End, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the assay binary: {e}"))?;
     let mut child = Command::new(exe)
         .arg(CHILD_ARG)
@@ -709,7 +709,7 @@ fn finish_shard(job: &Job, file: &SourceFile, out: &assay_interpreter::Outcome, 
     0
 }
 
-pub fn child_main(mut registry: Registry) -> u8 {
+pub(crate) fn child_main(mut registry: Registry) -> u8 {
     // A panic (a bug) says where the script was before the process ends.
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {

@@ -139,7 +139,7 @@ pub(crate) fn bind<T>(
 impl<T> Bound<T> {
     /// The mistake a run stops at: the first in the source, as the
     /// checker lists them.
-    pub fn first_mistake(&mut self) -> Option<Mistake> {
+    pub(crate) fn first_mistake(&mut self) -> Option<Mistake> {
         self.mistakes.sort_by_key(|m| m.span.start);
         (!self.mistakes.is_empty()).then(|| self.mistakes.remove(0))
     }

@@ -42,16 +42,16 @@ pub trait CallCache: Send + Sync {
 }
 
 /// Calls faster than this are not worth a file.
-pub const MIN_CACHED_SECONDS: f64 = 0.005;
+pub(crate) const MIN_CACHED_SECONDS: f64 = 0.005;
 /// Larger results are recomputed rather than stored.
-pub const MAX_ENTRY_BYTES: usize = 512 << 20;
+pub(crate) const MAX_ENTRY_BYTES: usize = 512 << 20;
 
 // 2: a shardable call takes one step.
 const MAGIC: &[u8] = b"assay-call-cache 2\n";
 
 /// What must hold for an entry's result to be the call's result.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Conditions {
+pub(crate) struct Conditions {
     /// Files read: path -> sha256.
     pub inputs: BTreeMap<String, String>,
     /// `(seed, step)` if the call drew random numbers.
@@ -61,7 +61,7 @@ pub struct Conditions {
 }
 
 /// The cache key of a call.
-pub fn key(version: &str, tool: &str, args_digest: &str, funcs: &[String]) -> String {
+pub(crate) fn key(version: &str, tool: &str, args_digest: &str, funcs: &[String]) -> String {
     let mut h = Sha256::new();
     for part in [version, tool, args_digest] {
         h.update((part.len() as u64).to_le_bytes());
@@ -78,7 +78,7 @@ pub fn key(version: &str, tool: &str, args_digest: &str, funcs: &[String]) -> St
 /// function's definition text and captured values (with the script's text,
 /// since it may call other functions of the script by name), a rhai
 /// function's module digest.
-pub fn function_identities(v: &Value, script_text: &str, out: &mut Vec<String>) {
+pub(crate) fn function_identities(v: &Value, script_text: &str, out: &mut Vec<String>) {
     match v {
         Value::Func(Func::Script(c)) => {
             let mut h = Sha256::new();
@@ -103,7 +103,7 @@ pub fn function_identities(v: &Value, script_text: &str, out: &mut Vec<String>) 
 
 /// An entry's bytes; `None` if the value cannot be stored (a model, a
 /// function) or is too large.
-pub fn encode_entry(c: &Conditions, v: &Value) -> Option<Vec<u8>> {
+pub(crate) fn encode_entry(c: &Conditions, v: &Value) -> Option<Vec<u8>> {
     if encoded_len(v, 0)? > MAX_ENTRY_BYTES {
         return None;
     }
@@ -133,7 +133,7 @@ pub fn encode_entry(c: &Conditions, v: &Value) -> Option<Vec<u8>> {
 }
 
 /// Reads an entry; `None` for anything malformed or damaged (a miss).
-pub fn decode_entry(bytes: &[u8]) -> Option<(Conditions, Value)> {
+pub(crate) fn decode_entry(bytes: &[u8]) -> Option<(Conditions, Value)> {
     let rest = bytes.strip_prefix(MAGIC)?;
     if rest.len() < 32 {
         return None;

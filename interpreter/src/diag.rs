@@ -213,7 +213,7 @@ pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 /// quote the paths they opened: `/home/me/.cache/assay/models/...`) by
 /// `…/` and the last component, so run records carry no machine's folder
 /// layout. Paths the script itself wrote are kept as written.
-pub fn scrub_paths(msg: &str, script: &str) -> String {
+pub(crate) fn scrub_paths(msg: &str, script: &str) -> String {
     let mut out = String::with_capacity(msg.len());
     let mut rest = msg;
     let starts = |c: char| matches!(c, ' ' | '`' | '\'' | '"' | '(' | '=' | ':' | '[' | '\n' | '\t');

@@ -23,7 +23,7 @@ use crate::value::{format_f32, Value};
 
 pub const ASSAY_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Tensors with more elements than this go to artifacts/ as .npy.
-pub const INLINE_TENSOR_MAX: usize = 256;
+pub(crate) const INLINE_TENSOR_MAX: usize = 256;
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,7 +127,7 @@ pub fn npy_f32_header(shape: &[usize]) -> Vec<u8> {
 
 /// Converts a value to canonical JSON; large tensors and images become
 /// artifact files referenced by name and digest.
-pub struct JsonWriter<'o> {
+pub(crate) struct JsonWriter<'o> {
     pub artifacts: &'o mut Vec<(String, Vec<u8>)>,
 }
 
@@ -143,7 +143,7 @@ impl JsonWriter<'_> {
         format!("artifacts/{name}")
     }
 
-    pub fn value(&mut self, v: &Value, hint: &str) -> Json {
+    pub(crate) fn value(&mut self, v: &Value, hint: &str) -> Json {
         match v {
             Value::None => Json::Null,
             Value::Bool(b) => json!(b),

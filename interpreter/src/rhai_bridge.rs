@@ -16,15 +16,15 @@ use crate::diag::{Diag, SourceFile};
 use crate::value::Value;
 
 /// Limits on one call into rhai.
-pub const MAX_OPERATIONS: u64 = 5_000_000;
-pub const MAX_CALL_LEVELS: usize = 64;
-pub const MAX_EXPR_DEPTH: usize = 64;
-pub const MAX_STRING_SIZE: usize = 1 << 20;
-pub const MAX_ARRAY_SIZE: usize = 100_000;
-pub const MAX_MAP_SIZE: usize = 10_000;
+pub(crate) const MAX_OPERATIONS: u64 = 5_000_000;
+pub(crate) const MAX_CALL_LEVELS: usize = 64;
+pub(crate) const MAX_EXPR_DEPTH: usize = 64;
+pub(crate) const MAX_STRING_SIZE: usize = 1 << 20;
+pub(crate) const MAX_ARRAY_SIZE: usize = 100_000;
+pub(crate) const MAX_MAP_SIZE: usize = 10_000;
 
 /// The sandboxed engine every module runs on.
-pub fn engine() -> Engine {
+pub(crate) fn engine() -> Engine {
     let mut e = Engine::new_raw();
     e.register_global_module(rhai::packages::StandardPackage::new().as_shared_module());
     e.set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new());

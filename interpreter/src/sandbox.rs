@@ -19,9 +19,9 @@ use std::path::{Component, Path, PathBuf};
 /// The largest file any reader takes unless it asks for less.
 pub const MAX_READ_BYTES: u64 = 4 << 30;
 /// How many folder entries one glob may visit.
-pub const MAX_GLOB_VISITS: usize = 200_000;
+pub(crate) const MAX_GLOB_VISITS: usize = 200_000;
 /// How deep one glob may descend below its literal prefix.
-pub const MAX_GLOB_DEPTH: usize = 32;
+pub(crate) const MAX_GLOB_DEPTH: usize = 32;
 
 #[derive(Debug, Clone)]
 pub struct Sandbox {

@@ -25,7 +25,7 @@ pub fn mentions(program: &Program) -> Mentions {
 }
 
 /// The names a function's body uses (its parameters' defaults included).
-pub fn mentions_in_fn(def: &assay_grammar::FnDef) -> Mentions {
+pub(crate) fn mentions_in_fn(def: &assay_grammar::FnDef) -> Mentions {
     let mut m = Mentions::default();
     for p in &def.params {
         if let Some(d) = &p.default {

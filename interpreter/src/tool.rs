@@ -161,10 +161,6 @@ impl Signature {
             .collect();
         format!("{}({}) -> {}", self.name, params.join(", "), self.returns)
     }
-
-    pub fn required_count(&self) -> usize {
-        self.params.iter().filter(|p| matches!(p.default, Default::Required)).count()
-    }
 }
 
 /// A failure inside a tool. It carries no span: the interpreter adds the

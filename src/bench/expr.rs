@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 #[derive(Clone, Debug, PartialEq)]
-pub enum E {
+pub(crate) enum E {
     X,
     C(f64),
     Add(Box<E>, Box<E>),
@@ -23,7 +23,7 @@ pub enum E {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Fun {
+pub(crate) enum Fun {
     Abs,
     Sqrt,
     Log,
@@ -71,38 +71,38 @@ impl Fun {
     }
 }
 
-pub fn x() -> E {
+pub(crate) fn x() -> E {
     E::X
 }
-pub fn c(v: f64) -> E {
+pub(crate) fn c(v: f64) -> E {
     E::C(v)
 }
-pub fn add(a: E, b: E) -> E {
+pub(crate) fn add(a: E, b: E) -> E {
     E::Add(Box::new(a), Box::new(b))
 }
-pub fn sub(a: E, b: E) -> E {
+pub(crate) fn sub(a: E, b: E) -> E {
     E::Sub(Box::new(a), Box::new(b))
 }
-pub fn mul(a: E, b: E) -> E {
+pub(crate) fn mul(a: E, b: E) -> E {
     E::Mul(Box::new(a), Box::new(b))
 }
-pub fn div(a: E, b: E) -> E {
+pub(crate) fn div(a: E, b: E) -> E {
     E::Div(Box::new(a), Box::new(b))
 }
-pub fn f(fun: Fun, a: E) -> E {
+pub(crate) fn f(fun: Fun, a: E) -> E {
     E::F(fun, Box::new(a))
 }
-pub fn gt(a: E, b: E) -> E {
+pub(crate) fn gt(a: E, b: E) -> E {
     E::Gt(Box::new(a), Box::new(b))
 }
-pub fn le(a: E, b: E) -> E {
+pub(crate) fn le(a: E, b: E) -> E {
     E::Le(Box::new(a), Box::new(b))
 }
 
 /// A number as both languages read it: always with a decimal point (rhai
 /// keeps integers and floats apart), never in exponent form, negative in
 /// parentheses.
-pub fn lit(v: f64) -> String {
+pub(crate) fn lit(v: f64) -> String {
     let s = if v.fract() == 0.0 && v.abs() < 1e15 { format!("{v:.1}") } else { format!("{v}") };
     if v < 0.0 {
         format!("({s})")
@@ -112,7 +112,7 @@ pub fn lit(v: f64) -> String {
 }
 
 impl E {
-    pub fn eval(&self, xv: f64) -> f64 {
+    pub(crate) fn eval(&self, xv: f64) -> f64 {
         match self {
             E::X => xv,
             E::C(v) => *v,
@@ -127,14 +127,14 @@ impl E {
     }
 
     /// Assay source of the expression.
-    pub fn assay(&self) -> String {
+    pub(crate) fn assay(&self) -> String {
         let mut s = String::new();
         self.write(&mut s, false);
         s
     }
 
     /// rhai source of the expression.
-    pub fn rhai(&self) -> String {
+    pub(crate) fn rhai(&self) -> String {
         let mut s = String::new();
         self.write(&mut s, true);
         s

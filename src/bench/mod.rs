@@ -17,10 +17,10 @@
 //! A run is resumable: items whose folder is finished are kept; a killed
 //! item left only an unfinished folder, which is removed and redone.
 
-pub mod expr;
-pub mod numeric;
-pub mod report;
-pub mod strings;
+pub(crate) mod expr;
+pub(crate) mod numeric;
+pub(crate) mod report;
+pub(crate) mod strings;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -36,7 +36,7 @@ use crate::agent::{investigate_with, Baseline, FnSpec, Investigator, Limits, Llm
 
 /// The benchmark suites.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Suite {
+pub(crate) enum Suite {
     /// FIND's numeric functions (plain, noisy, corrupted, network-approximated).
     Numeric,
     /// FIND's string functions.
@@ -46,7 +46,7 @@ pub enum Suite {
 }
 
 impl Suite {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Suite::Numeric => "numeric",
             Suite::Strings => "strings",
@@ -55,7 +55,7 @@ impl Suite {
     }
 
     /// The baselines that need no model, by name.
-    pub fn baselines(self) -> &'static [(&'static str, &'static str)] {
+    pub(crate) fn baselines(self) -> &'static [(&'static str, &'static str)] {
         match self {
             Suite::Numeric => &[
                 ("floor", include_str!("baselines/numeric_floor.assay")),
@@ -74,7 +74,7 @@ impl Suite {
 }
 
 /// One item of a set.
-pub enum Item {
+pub(crate) enum Item {
     Numeric(numeric::Function),
     Strings(strings::Function),
     /// A synthetic neuron: id, name, family, kind, ground truth.
@@ -88,7 +88,7 @@ pub enum Item {
 }
 
 impl Item {
-    pub fn id(&self) -> &str {
+    pub(crate) fn id(&self) -> &str {
         match self {
             Item::Numeric(f) => &f.id,
             Item::Strings(f) => &f.id,
@@ -97,7 +97,7 @@ impl Item {
     }
 
     /// The categories the table groups this item under (besides "all").
-    pub fn tags(&self) -> Vec<String> {
+    pub(crate) fn tags(&self) -> Vec<String> {
         match self {
             Item::Numeric(f) => {
                 let shape = if f.family.contains(':') { "compound" } else { "simple" };
@@ -109,7 +109,7 @@ impl Item {
     }
 
     /// The ground truth, as set.json records it.
-    pub fn truth(&self, seed: u64) -> Json {
+    pub(crate) fn truth(&self, seed: u64) -> Json {
         match self {
             Item::Numeric(f) => json!({
                 "id": f.id,
@@ -236,7 +236,7 @@ impl Item {
 }
 
 /// The set of `suite` with `seed`: `n` items, each from its own stream.
-pub fn set(suite: Suite, seed: u64, n: usize) -> Vec<Item> {
+pub(crate) fn set(suite: Suite, seed: u64, n: usize) -> Vec<Item> {
     if suite == Suite::Neurons {
         // A fixed set: the seed only seeds the investigators' scripts.
         return assay_stdlib::vision::synthetic::benchmark_neurons()
@@ -262,14 +262,14 @@ pub fn set(suite: Suite, seed: u64, n: usize) -> Vec<Item> {
 }
 
 /// Writes a file so that a reader sees the old or the new bytes, never a part.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
 }
 
 /// Who runs the benchmark.
-pub enum Runner {
+pub(crate) enum Runner {
     Baseline(&'static str),
     /// Answers every item with its ground truth, without a step: the
     /// scorer's ceiling, which checks the scorer and the set together.
@@ -298,7 +298,7 @@ impl Investigator for Truth {
     }
 }
 
-pub struct Options {
+pub(crate) struct Options {
     pub suite: Suite,
     pub seed: u64,
     pub n: usize,
@@ -329,7 +329,7 @@ fn finished(dir: &Path) -> Option<PathBuf> {
 }
 
 /// Runs (or resumes) a benchmark; returns the exit code.
-pub fn run(opts: Options) -> u8 {
+pub(crate) fn run(opts: Options) -> u8 {
     match run_inner(&opts) {
         Ok(code) => code,
         Err(e) => {
@@ -586,7 +586,7 @@ fn run_inner(opts: &Options) -> Result<u8, String> {
 /// ground truth (`ASSAY_JUDGE_URL`, `ASSAY_JUDGE_MODEL`, `ASSAY_JUDGE_KEY`).
 /// Its verdict is kept beside the item's investigation (`judge.json`), so a
 /// resumed benchmark asks it once per item.
-pub struct Judge {
+pub(crate) struct Judge {
     endpoint: assay_stdlib::llm::Endpoint,
 }
 

@@ -12,7 +12,7 @@ use super::expr::{add, c, div, f, gt, le, lit, mul, sub, x, Fun, E};
 
 /// How a function is served.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Variant {
+pub(crate) enum Variant {
     Plain,
     /// Noise added to every output: "normal", "uniform" or "poisson".
     Noise(&'static str),
@@ -26,7 +26,7 @@ pub enum Variant {
 }
 
 impl Variant {
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Variant::Plain => "plain",
             Variant::Noise(_) => "noisy",
@@ -38,7 +38,7 @@ impl Variant {
 
 /// One function with its ground truth.
 #[derive(Clone, Debug)]
-pub struct Function {
+pub(crate) struct Function {
     pub id: String,
     /// The item's index in its set (its random stream).
     pub index: u64,
@@ -194,7 +194,7 @@ fn base(rng: &mut ChaCha8Rng, family: &str) -> (E, String) {
     }
 }
 
-pub const SIMPLE: [&str; 16] = [
+pub(crate) const SIMPLE: [&str; 16] = [
     "linear",
     "polynomial",
     "absolute",
@@ -216,14 +216,14 @@ const COMPOUND_PARTS: [&str; 9] =
     ["linear", "polynomial", "step", "relu", "constant", "ceil", "floor", "rectangle", "square_wave"];
 
 /// The RNG of item `i` of the set with `seed`: its own stream.
-pub fn item_rng(seed: u64, i: u64) -> ChaCha8Rng {
+pub(crate) fn item_rng(seed: u64, i: u64) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(i);
     rng
 }
 
 /// Item `i` of the numeric set with `seed`.
-pub fn function(seed: u64, i: u64) -> Function {
+pub(crate) fn function(seed: u64, i: u64) -> Function {
     let mut rng = item_rng(seed, i);
     // FIND's served mix: 483 plain, 191 corrupted, 176 noisy, 150 net.
     let v = rng.random_range(0..1000);
@@ -291,12 +291,12 @@ pub fn function(seed: u64, i: u64) -> Function {
 
 impl Function {
     /// The ground truth as Assay code (`fn f(x)`): the clean function.
-    pub fn truth_code(&self) -> String {
+    pub(crate) fn truth_code(&self) -> String {
         format!("fn f(x) {{\n  return {}\n}}\n", self.expr.assay())
     }
 
     /// The corrupted interval, if any.
-    pub fn interval(&self) -> Option<(f64, f64)> {
+    pub(crate) fn interval(&self) -> Option<(f64, f64)> {
         match self.variant {
             Variant::Corrupted { interval, .. } => Some(interval),
             _ => None,
@@ -306,7 +306,7 @@ impl Function {
     /// The black box as rhai (`fn f(x)`), noise and corruption included.
     /// Noise is drawn from a hash of the item's seed and x, so the same
     /// call gives the same value: runs replay byte for byte.
-    pub fn box_source(&self, seed: u64) -> String {
+    pub(crate) fn box_source(&self, seed: u64) -> String {
         let clean = self.expr.rhai();
         let key = (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
             ^ self.id.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))))
@@ -340,7 +340,7 @@ impl Function {
 
 /// Hidden units of the approximating network (FIND: Linear(1, 64), ReLU,
 /// Linear(64, 1)).
-pub const NET_WIDTH: usize = 64;
+pub(crate) const NET_WIDTH: usize = 64;
 
 impl Function {
     /// For a `Net` item: the network that serves it, as ONNX bytes. FIND

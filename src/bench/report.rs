@@ -28,7 +28,7 @@ fn num(v: Option<f64>) -> Json {
 
 /// One row per category ("all" first, then each tag in order of first
 /// appearance): how many items and the suite's metrics over them.
-pub fn table(suite: Suite, rows: &[Json]) -> Json {
+pub(crate) fn table(suite: Suite, rows: &[Json]) -> Json {
     let mut cats: Vec<String> = vec!["all".into()];
     for r in rows {
         for t in r["tags"].as_array().into_iter().flatten().filter_map(|t| t.as_str()) {
@@ -122,7 +122,7 @@ fn columns(table: &Json) -> Vec<String> {
 }
 
 /// The table as aligned text, headed by the investigator's name.
-pub fn table_text(name: &str, table: &Json) -> String {
+pub(crate) fn table_text(name: &str, table: &Json) -> String {
     let cols = columns(table);
     let rows: Vec<Vec<String>> = table
         .as_array()
@@ -186,7 +186,7 @@ fn bars(title: &str, series: &[(String, Vec<(String, f64)>)]) -> String {
 
 /// report.html: every investigator's table on the set, and plots of the
 /// main metric per category.
-pub fn write_report(out: &Path) -> std::io::Result<()> {
+pub(crate) fn write_report(out: &Path) -> std::io::Result<()> {
     let mut results: Vec<Json> = std::fs::read_dir(out)?
         .filter_map(|e| e.ok())
         .filter_map(|e| read_regular(&e.path().join("results.json"), 1 << 30).ok())

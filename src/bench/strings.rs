@@ -20,7 +20,7 @@ struct Op {
 
 /// A string function with its ground truth and test inputs.
 #[derive(Clone, Debug)]
-pub struct Function {
+pub(crate) struct Function {
     pub id: String,
     /// `op` or `outer;inner` for a composition.
     pub family: String,
@@ -316,7 +316,7 @@ fn op(rng: &mut ChaCha8Rng, name: &'static str) -> Op {
 }
 
 /// Item `i` of the string set with `seed`.
-pub fn function(seed: u64, i: u64) -> Function {
+pub(crate) fn function(seed: u64, i: u64) -> Function {
     let mut rng = super::numeric::item_rng(seed ^ 0x5354_5249_4e47_5321, i);
     let outer = OPS[rng.random_range(0..OPS.len())];
     let ops = if rng.random_bool(0.7) {
@@ -348,7 +348,7 @@ pub fn function(seed: u64, i: u64) -> Function {
 
 impl Function {
     /// The ground truth as Assay code defining `fn f(s)`.
-    pub fn truth_code(&self) -> String {
+    pub(crate) fn truth_code(&self) -> String {
         let mut out = String::from(SHIFT_ASSAY);
         for (k, o) in self.ops.iter().enumerate() {
             out.push_str(&format!("fn op{k}(s) {{\n  {}\n}}\n", o.assay));
@@ -359,7 +359,7 @@ impl Function {
     }
 
     /// The black box as rhai (`fn f(s)`).
-    pub fn box_source(&self) -> String {
+    pub(crate) fn box_source(&self) -> String {
         let mut out = String::from(SHIFT_RHAI);
         for (k, o) in self.ops.iter().enumerate() {
             out.push_str(&format!("fn op{k}(s) {{\n  {}\n}}\n", o.rhai));

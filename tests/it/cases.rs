@@ -52,7 +52,7 @@ fn render(case: &Path) -> String {
 }
 
 /// Checks one case against its expectation (or rewrites it, blessing).
-pub fn check_case(case: &Path) -> Result<(), String> {
+pub(crate) fn check_case(case: &Path) -> Result<(), String> {
     let got = render(case);
     if got.starts_with("# exit 101") {
         return Err(format!("{} panicked:\n{got}", case.display()));
@@ -70,7 +70,7 @@ pub fn check_case(case: &Path) -> Result<(), String> {
 
 /// Runs an example twice, checks both records are complete and their
 /// results.json byte-identical, and that `verify` agrees.
-pub fn check_example(script: &Path) -> Result<(), String> {
+pub(crate) fn check_example(script: &Path) -> Result<(), String> {
     let examples = repo_root().join("examples");
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let stem = script.file_stem().and_then(|x| x.to_str()).ok_or("a file name")?;
@@ -110,7 +110,7 @@ pub fn check_example(script: &Path) -> Result<(), String> {
 }
 
 /// The `.assay` files of a folder, sorted.
-pub fn scripts_in(dir: &Path) -> Vec<std::path::PathBuf> {
+pub(crate) fn scripts_in(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut v: Vec<_> =
         std::fs::read_dir(dir).map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();
     v.retain(|p: &std::path::PathBuf| p.extension().is_some_and(|e| e == "assay"));

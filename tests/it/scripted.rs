@@ -15,7 +15,7 @@ use serde_json::{json, Value as Json};
 
 /// One scripted answer: an HTTP status, a Retry-After header, and the
 /// assistant's text (for 200) or the body (otherwise).
-pub struct Turn {
+pub(crate) struct Turn {
     pub status: u16,
     pub retry_after: Option<&'static str>,
     pub text: String,
@@ -23,16 +23,16 @@ pub struct Turn {
     pub message: Option<Json>,
 }
 
-pub fn say(text: &str) -> Turn {
+pub(crate) fn say(text: &str) -> Turn {
     Turn { status: 200, retry_after: None, text: text.to_string(), message: None }
 }
 
-pub fn fault(status: u16, retry_after: Option<&'static str>) -> Turn {
+pub(crate) fn fault(status: u16, retry_after: Option<&'static str>) -> Turn {
     Turn { status, retry_after, text: "{\"error\": \"busy\"}".into(), message: None }
 }
 
 /// A reply that calls `run_assay` with a script, as tool-calling endpoints send it.
-pub fn call(id: &str, script: &str) -> Turn {
+pub(crate) fn call(id: &str, script: &str) -> Turn {
     let message = json!({
         "role": "assistant",
         "content": null,
@@ -41,13 +41,13 @@ pub fn call(id: &str, script: &str) -> Turn {
     Turn { status: 200, retry_after: None, text: String::new(), message: Some(message) }
 }
 
-pub struct Scripted {
+pub(crate) struct Scripted {
     pub url: String,
     pub requests: Arc<Mutex<Vec<(String, Json)>>>,
 }
 
 /// Serves the turns in order, then answers 500 to anything more.
-pub fn scripted(turns: Vec<Turn>) -> Scripted {
+pub(crate) fn scripted(turns: Vec<Turn>) -> Scripted {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     let url = format!("http://{}/v1", listener.local_addr().expect("addr"));
     let requests = Arc::new(Mutex::new(Vec::new()));

@@ -28,7 +28,7 @@ fn circle(color: &str, r: u32, x: u32) -> String {
 /// and a script with every shardable tool; the second exemplar pass depends
 /// on the first's result, so each shard calls it with other arguments and
 /// the merge must run it whole.
-pub fn setup(dir: &Path) {
+pub(crate) fn setup(dir: &Path) {
     std::fs::create_dir_all(dir.join("pics")).unwrap();
     let colors = ["red", "blue", "green", "black", "orange", "purple", "gray", "navy", "teal", "olive", "maroon"];
     for (i, c) in colors.iter().enumerate() {

@@ -4,17 +4,17 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-pub fn assay_bin() -> PathBuf {
+pub(crate) fn assay_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_assay"))
 }
 
-pub fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// The call cache of this test process (stores of test processes that
 /// have ended are removed the first time).
-pub fn test_call_cache() -> PathBuf {
+pub(crate) fn test_call_cache() -> PathBuf {
     static CLEANED: std::sync::Once = std::sync::Once::new();
     let tmp = std::env::temp_dir();
     CLEANED.call_once(|| {
@@ -29,19 +29,19 @@ pub fn test_call_cache() -> PathBuf {
     tmp.join(format!("assay-test-calls-{}", std::process::id()))
 }
 
-pub struct Output {
+pub(crate) struct Output {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
 }
 
 impl Output {
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
     }
 }
 
-pub struct Test {
+pub(crate) struct Test {
     args: Vec<String>,
     dir: PathBuf,
     stdin: Option<Vec<u8>>,
@@ -49,26 +49,26 @@ pub struct Test {
 }
 
 impl Test {
-    pub fn new(dir: &Path) -> Self {
+    pub(crate) fn new(dir: &Path) -> Self {
         Test { args: Vec::new(), dir: dir.to_path_buf(), stdin: None, env: Vec::new() }
     }
-    pub fn arg(mut self, a: impl AsRef<str>) -> Self {
+    pub(crate) fn arg(mut self, a: impl AsRef<str>) -> Self {
         self.args.push(a.as_ref().to_string());
         self
     }
-    pub fn args<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, a: I) -> Self {
+    pub(crate) fn args<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, a: I) -> Self {
         self.args.extend(a.into_iter().map(|s| s.as_ref().to_string()));
         self
     }
-    pub fn env(mut self, k: &str, v: impl AsRef<str>) -> Self {
+    pub(crate) fn env(mut self, k: &str, v: impl AsRef<str>) -> Self {
         self.env.push((k.to_string(), v.as_ref().to_string()));
         self
     }
-    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+    pub(crate) fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
         self.stdin = Some(bytes.into());
         self
     }
-    pub fn run(self) -> Output {
+    pub(crate) fn run(self) -> Output {
         let mut cmd = Command::new(assay_bin());
         cmd.args(&self.args).current_dir(&self.dir).stdout(Stdio::piped()).stderr(Stdio::piped());
         // Each test process starts with an empty call cache of its own, so
@@ -95,7 +95,7 @@ impl Test {
 }
 
 /// Writes files into a fresh temporary folder.
-pub fn temp_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+pub(crate) fn temp_with(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     for (name, text) in files {
         let p = dir.path().join(name);
@@ -108,7 +108,7 @@ pub fn temp_with(files: &[(&str, &str)]) -> tempfile::TempDir {
 }
 
 /// The finished run folders under runs/<stem>/, sorted.
-pub fn runs_of(dir: &Path, stem: &str) -> Vec<PathBuf> {
+pub(crate) fn runs_of(dir: &Path, stem: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("runs").join(stem))
         .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.join("manifest.json").exists()).collect())
         .unwrap_or_default();

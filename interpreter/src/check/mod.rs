@@ -30,7 +30,7 @@ struct Var {
     module: Option<Arc<RhaiModule>>,
 }
 
-pub struct Checker<'a> {
+pub(crate) struct Checker<'a> {
     file: Arc<SourceFile>,
     registry: &'a Registry,
     modules: &'a HashMap<String, Arc<RhaiModule>>,
@@ -44,8 +44,8 @@ pub struct Checker<'a> {
 }
 
 /// Fields that tensors and images have.
-pub const TENSOR_FIELDS: &[&str] = &["shape", "ndim", "size"];
-pub const IMAGE_FIELDS: &[&str] = &["width", "height"];
+pub(crate) const TENSOR_FIELDS: &[&str] = &["shape", "ndim", "size"];
+pub(crate) const IMAGE_FIELDS: &[&str] = &["width", "height"];
 
 /// Checks a parsed program. `modules` are the rhai modules its `use`
 /// statements loaded (a failed load was already reported by the caller).
@@ -59,7 +59,7 @@ pub fn check(
 }
 
 /// As `check`, with names bound before the script starts, and their types.
-pub fn check_with(
+pub(crate) fn check_with(
     file: &Arc<SourceFile>,
     program: &Program,
     registry: &Registry,

@@ -97,7 +97,7 @@ pub struct Outcome {
 /// A runtime failure: message, the span of the failing expression, and the
 /// chain of script function calls that led there.
 #[derive(Debug, Clone)]
-pub struct RuntimeError {
+pub(crate) struct RuntimeError {
     pub code: Code,
     pub message: String,
     pub span: Span,
@@ -108,7 +108,7 @@ pub struct RuntimeError {
 }
 
 impl RuntimeError {
-    pub fn new(message: impl Into<String>, span: Span) -> Self {
+    pub(crate) fn new(message: impl Into<String>, span: Span) -> Self {
         RuntimeError {
             code: crate::Code::Runtime,
             message: message.into(),
@@ -118,16 +118,16 @@ impl RuntimeError {
             foreign: None,
         }
     }
-    pub fn help(mut self, help: impl Into<String>) -> Self {
+    pub(crate) fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self
     }
-    pub fn code(mut self, code: Code) -> Self {
+    pub(crate) fn code(mut self, code: Code) -> Self {
         self.code = code;
         self
     }
 
-    pub fn to_diag(&self, file: &Arc<SourceFile>) -> Diag {
+    pub(crate) fn to_diag(&self, file: &Arc<SourceFile>) -> Diag {
         let mut d = match &self.foreign {
             // The error is in a rhai file: point there, and note the script call.
             Some(f) => (**f).clone().note(Diag::new(crate::Code::CalledFrom, "called from the script here").at(
@@ -183,7 +183,7 @@ struct Frame {
 }
 
 /// The state of one execution.
-pub struct Run<'a> {
+pub(crate) struct Run<'a> {
     pub(crate) file: Arc<SourceFile>,
     pub(crate) registry: &'a Registry,
     pub(crate) sandbox: &'a Sandbox,

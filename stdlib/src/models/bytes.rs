@@ -2,7 +2,7 @@
 //! checkpoint readers: running past the end is an error naming the file
 //! kind, never a panic.
 
-pub struct ByteReader<'a> {
+pub(super) struct ByteReader<'a> {
     pub data: &'a [u8],
     pub pos: usize,
     /// What a truncated input is called in the error, e.g. "the GGUF file".
@@ -10,10 +10,10 @@ pub struct ByteReader<'a> {
 }
 
 impl<'a> ByteReader<'a> {
-    pub fn new(data: &'a [u8], what: &'static str) -> Self {
+    pub(super) fn new(data: &'a [u8], what: &'static str) -> Self {
         ByteReader { data, pos: 0, what }
     }
-    pub fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         let end = self
             .pos
             .checked_add(n)
@@ -26,16 +26,16 @@ impl<'a> ByteReader<'a> {
     fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
         self.take(N)?.try_into().map_err(|_| "short read".to_string())
     }
-    pub fn u8(&mut self) -> Result<u8, String> {
+    pub(super) fn u8(&mut self) -> Result<u8, String> {
         Ok(self.take(1)?[0])
     }
-    pub fn u16(&mut self) -> Result<u16, String> {
+    pub(super) fn u16(&mut self) -> Result<u16, String> {
         self.array().map(u16::from_le_bytes)
     }
-    pub fn u32(&mut self) -> Result<u32, String> {
+    pub(super) fn u32(&mut self) -> Result<u32, String> {
         self.array().map(u32::from_le_bytes)
     }
-    pub fn u64(&mut self) -> Result<u64, String> {
+    pub(super) fn u64(&mut self) -> Result<u64, String> {
         self.array().map(u64::from_le_bytes)
     }
 }

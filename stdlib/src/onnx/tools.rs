@@ -79,12 +79,6 @@ fn model_type() -> Type {
     Type::Handle(HandleKind::Model)
 }
 
-/// The `inputs` argument: a record by input name, or one tensor for a
-/// single-input model.
-pub fn feeds(model: &Model, a: &Args, i: &str) -> Result<Vec<(String, ArrayD<f32>)>, ToolError> {
-    feeds_value(model, a.get(i), i)
-}
-
 /// The text a value holds: one string, or a non-empty list of strings.
 pub fn texts_of(value: &Value) -> Option<Vec<String>> {
     match value {
