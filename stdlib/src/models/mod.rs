@@ -18,7 +18,7 @@ use assay_interpreter::{HandleKind, Registry, ToolCtx, ToolError, Type, Value};
 use crate::core::declare::tool;
 use crate::core::FnTool;
 use crate::fetch;
-use crate::onnx::model::{Model, Preprocess};
+use crate::onnx::model::{Card, Model, Preprocess};
 use crate::onnx::tools::ModelHandle;
 
 /// A built-in model prepared in Assay's cache: its graph, the files beside
@@ -125,9 +125,7 @@ fn load_built_in(name: &str, provider: &str, ctx: &mut dyn ToolCtx) -> Result<Va
     let sha = fetch::sha256_file(&p.graph).map_err(ToolError::new)?;
     ctx.note_input(&p.graph, &sha);
     let mut m = Model::load_deferred(&p.graph, name, &bytes, sha, provider).map_err(ToolError::new)?;
-    m.preprocess = p.preprocess;
-    m.labels = p.labels;
-    m.tokenizer = tokenizer;
+    m.card = Card { labels: p.labels, preprocess: p.preprocess, tokenizer };
     m.weights_sha256 = weights;
     Ok(Value::Handle(Arc::new(ModelHandle(Arc::new(m)))))
 }

@@ -13,7 +13,7 @@ use crate::onnx::model::Model;
 
 /// The tokenizer of the `model` argument.
 fn tokenizer(m: &Model) -> Result<Arc<tokenizers::Tokenizer>, ToolError> {
-    m.tokenizer.clone().ok_or_else(|| {
+    m.card.tokenizer.clone().ok_or_else(|| {
         ToolError::arg("model", "this model has no tokenizer")
             .help("language models from model(\"smollm2-135m\") have one")
     })

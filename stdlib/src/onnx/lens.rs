@@ -141,7 +141,7 @@ tool! {
             top_ids.extend(order.iter().map(|i| *i as f32));
             top_probs.extend(order.iter().map(|i| (exp[*i] / sum) as f32));
             probs.extend(tokens.iter().map(|i| (exp.get(*i).copied().unwrap_or(0.0) / sum) as f32));
-            if let Some(tok) = &m.tokenizer {
+            if let Some(tok) = &m.card.tokenizer {
                 let words: Vec<Value> =
                     order.iter().map(|i| Value::str(tok.decode(&[*i as u32], false).unwrap_or_default())).collect();
                 top_tokens.push(Value::list(words));
@@ -157,7 +157,7 @@ tool! {
             ("probs", tensor(vec![rows, tokens.len()], probs)?),
             ("position", Value::Num(pos as f64)),
         ];
-        if m.tokenizer.is_some() {
+        if m.card.tokenizer.is_some() {
             fields.push(("top_tokens", Value::list(top_tokens)));
         }
         Ok(Value::record(fields))
@@ -175,7 +175,7 @@ pub(crate) fn token_ids(m: &crate::onnx::model::Model, x: &Arg) -> Result<Vec<us
         match v {
             Value::Num(n) if n >= 0.0 && n.fract() == 0.0 => ids.push(n as usize),
             Value::Str(s) => {
-                let tok = m.tokenizer.as_ref().ok_or_else(|| {
+                let tok = m.card.tokenizer.as_ref().ok_or_else(|| {
                     x.error("this model has no tokenizer; give token ids").help("e.g. tokens: [3681]")
                 })?;
                 let enc = tok.encode(s.to_string(), false).map_err(|e| x.error(e.to_string()))?;

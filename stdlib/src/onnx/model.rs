@@ -213,12 +213,8 @@ pub struct Model {
     pub proto: ModelProto,
     pub inputs: Vec<Port>,
     pub outputs: Vec<Port>,
-    /// Class names, for classifiers that come with them.
-    pub labels: Vec<String>,
-    /// How images become this model's input, for image models that say.
-    pub preprocess: Option<Preprocess>,
-    /// The tokenizer, for language models that come with one.
-    pub tokenizer: Option<Arc<tokenizers::Tokenizer>>,
+    /// What the model's family knows that its graph does not say.
+    pub card: Card,
     pub provider: Provider,
     sessions: Mutex<HashMap<HookSet, Shared>>,
     /// Rewritten sessions, least recently built first.
@@ -259,6 +255,19 @@ pub fn external_files(m: &ModelProto) -> Vec<String> {
         }
     }
     out
+}
+
+/// What a model family knows that its graph does not say. Empty for a file
+/// loaded with `onnx()`; a built-in model's row in `models::BUILT_IN` fills
+/// it (`model()` reads the row's class names, preprocessing and tokenizer).
+#[derive(Clone, Default)]
+pub struct Card {
+    /// Class names, for classifiers that come with them.
+    pub labels: Vec<String>,
+    /// How images become this model's input, for image models that say.
+    pub preprocess: Option<Preprocess>,
+    /// The tokenizer, for language models that come with one.
+    pub tokenizer: Option<Arc<tokenizers::Tokenizer>>,
 }
 
 /// Image preprocessing: resize the short side, centre-crop, normalise.
@@ -389,9 +398,7 @@ impl Model {
             proto,
             inputs,
             outputs,
-            labels: Vec::new(),
-            tokenizer: None,
-            preprocess: None,
+            card: Card::default(),
             provider,
             sessions: Mutex::new(sessions),
             order: Mutex::new(Vec::new()),

@@ -58,7 +58,7 @@ impl Handle for ModelHandle {
             "outputs" => Value::list(self.0.outputs.iter().map(port_value).collect()),
             "path" => Value::str(&self.0.display),
             "sha256" => Value::str(&self.0.sha256),
-            "labels" => Value::list(self.0.labels.iter().map(Value::str).collect()),
+            "labels" => Value::list(self.0.card.labels.iter().map(Value::str).collect()),
             "provider" => Value::str(self.0.provider.name()),
             _ => return None,
         })
@@ -98,7 +98,7 @@ pub fn feeds_value(model: &Model, value: &Value, i: &str) -> Result<Vec<(String,
     };
     // Text for a model with a tokenizer: token ids for its one input.
     if let Some(texts) = texts_of(value) {
-        let tok = model.tokenizer.as_ref().ok_or_else(|| {
+        let tok = model.card.tokenizer.as_ref().ok_or_else(|| {
             ToolError::arg(i, "this model has no tokenizer, so it cannot take text; pass tensors")
                 .help("language models from model(\"smollm2-135m\") take text")
         })?;

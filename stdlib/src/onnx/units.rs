@@ -194,7 +194,7 @@ pub fn image_activations(u: &Unit, images: &[Arc<assay_interpreter::Image>]) -> 
     if !matches!(u.select, Select::Channel(Some(_), _)) {
         return Err("on images, use a channel unit: unit(model, tensor, channel: c)".into());
     }
-    let pre = u.model.preprocess.ok_or("the model does not say how images become its input")?;
+    let pre = u.model.card.preprocess.ok_or("the model does not say how images become its input")?;
     let input = u.model.inputs.first().map(|p| p.name.clone()).unwrap_or_default();
     let s = pre.size as usize;
     let mut out = Vec::with_capacity(images.len());
@@ -214,7 +214,7 @@ pub fn image_activations(u: &Unit, images: &[Arc<assay_interpreter::Image>]) -> 
 /// channel, and for a head the largest L2 norm of its output vector over
 /// positions (a head's "activation" in one number).
 pub fn text_activations(u: &Unit, texts: &[String]) -> Result<Vec<f64>, String> {
-    if u.model.tokenizer.is_none() {
+    if u.model.card.tokenizer.is_none() {
         return Err("this unit's model takes no text; give it images".into());
     }
     let mut out = Vec::with_capacity(texts.len());
@@ -383,7 +383,7 @@ fn on_images(u: &Unit, inputs: &Value, threshold: f32) -> Result<Value, ToolErro
     let Select::Channel(Some(c), _) = u.select else {
         return Err(ToolError::arg("unit", "on images, call a channel unit: unit(model, tensor, channel: c)"));
     };
-    let pre = u.model.preprocess.ok_or_else(|| {
+    let pre = u.model.card.preprocess.ok_or_else(|| {
         ToolError::arg("unit", "the model does not say how images become its input")
             .help("use pixels() to make a tensor and call the unit on that")
     })?;

@@ -156,7 +156,7 @@ tool! {
     }
     |p, ctx| {
         let s = setup(&p.unit, &p.data, &p.quantiles, [p.k, p.batch, p.bottom], ctx)?;
-        let pre: Preprocess = s.unit.model.preprocess.ok_or_else(|| {
+        let pre: Preprocess = s.unit.model.card.preprocess.ok_or_else(|| {
             ToolError::arg("unit", "the model does not say how images become its input")
                 .help("use a built-in image model such as model(\"efficientnet-lite0\")")
         })?;

@@ -377,7 +377,7 @@ tool! {
                 ctx.note_input(&path, &sha);
                 let mut m =
                     Model::load_deferred(&path, "synthetic emoji", &bytes, sha, Provider::Cpu).map_err(ToolError::new)?;
-                m.preprocess = Some(Preprocess { resize: 224, size: 224, mean: [0.0; 3], std: [255.0; 3] });
+                m.card.preprocess = Some(Preprocess { resize: 224, size: 224, mean: [0.0; 3], std: [255.0; 3] });
                 return Ok(Value::Handle(Arc::new(Unit {
                     model: Arc::new(m),
                     tensor: "response".into(),
@@ -393,7 +393,7 @@ tool! {
                     let base = crate::onnx::graph::decode(&bytes)?;
                     let proto = crate::vision::bench_neurons::concept_model(&base)?;
                     let mut m = load_built(&proto, "concepts85", ctx)?;
-                    m.preprocess = Some(Preprocess { resize: 256, size: 224, mean: [127.0; 3], std: [128.0; 3] });
+                    m.card.preprocess = Some(Preprocess { resize: 256, size: 224, mean: [127.0; 3], std: [128.0; 3] });
                     Ok(m)
                 })
                 .map_err(ToolError::new)?;
@@ -414,7 +414,7 @@ tool! {
         let (model, channel) = if n < LOW_LEVEL.len() {
             let m = shared_built("low-level", ctx, |ctx| {
                 let mut m = load_built(&low_level_model(), "low-level", ctx)?;
-                m.preprocess = Some(Preprocess { resize: 224, size: 224, mean: [0.0; 3], std: [255.0; 3] });
+                m.card.preprocess = Some(Preprocess { resize: 224, size: 224, mean: [0.0; 3], std: [255.0; 3] });
                 Ok(m)
             })
             .map_err(ToolError::new)?;
@@ -427,8 +427,8 @@ tool! {
                 let base = crate::onnx::graph::decode(&bytes)?;
                 let proto = concept_model(&base, &labels)?;
                 let mut m = load_built(&proto, "concepts", ctx)?;
-                m.preprocess = Some(Preprocess { resize: 256, size: 224, mean: [127.0; 3], std: [128.0; 3] });
-                m.labels = CONCEPTS.iter().map(|c| c.name.to_string()).collect();
+                m.card.preprocess = Some(Preprocess { resize: 256, size: 224, mean: [127.0; 3], std: [128.0; 3] });
+                m.card.labels = CONCEPTS.iter().map(|c| c.name.to_string()).collect();
                 Ok(m)
             })
             .map_err(ToolError::new)?;
