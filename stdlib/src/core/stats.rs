@@ -313,6 +313,37 @@ tool! {
 }
 
 tool! {
+    /// Cosine similarity of two equally long vectors (a list, range or
+    /// tensor, flattened): their dot product over the product of their
+    /// lengths, from -1 to 1; nan if either is all zeros. Compares
+    /// directions, e.g. a steering vector with a probe's weights.
+    ///
+    /// ```assay
+    /// assert cosine([1, 0], [0, 2]) == 0
+    /// assert cosine([1, 2, 3], [2, 4, 6]) == 1
+    /// assert cosine(tensor([[1, 1]]), [-1, -1]) == -1
+    /// ```
+    cosine in Statistics -> Type::Num;
+    {
+        /// first vector
+        a: Vec<f64> [Type::numbers()],
+        /// second vector
+        b: Vec<f64> [Type::numbers()],
+    }
+    |p, _| {
+        let (a, b) = (nonempty(p.a, "a")?, nonempty(p.b, "b")?);
+        if a.len() != b.len() {
+            return Err(ToolError::arg("b", format!("`b` has {} numbers but `a` has {}", b.len(), a.len())));
+        }
+        let dot: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        let norms = (a.iter().map(|x| x * x).sum::<f64>() * b.iter().map(|y| y * y).sum::<f64>()).sqrt();
+        let c = dot / norms;
+        // Rounding can push |c| a hair past 1.
+        Ok(Value::Num(if c.is_finite() { c.clamp(-1.0, 1.0) } else { f64::NAN }))
+    }
+}
+
+tool! {
     /// The k largest numbers and their indices, largest first (ties keep the
     /// earlier index first). `largest: false` gives the k smallest.
     ///
@@ -491,6 +522,7 @@ pub(super) fn register(r: &mut Registry) {
         (median::sig, median::call),
         (quantile::sig, quantile::call),
         (correlation::sig, correlation::call),
+        (cosine::sig, cosine::call),
         (top_k::sig, top_k::call),
         (histogram::sig, histogram::call),
         (lstsq::sig, lstsq::call),
