@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use assay_interpreter::shard::{ShardMode, Share};
 use assay_interpreter::{
-    execute, execute_with, mentions, prepare, prepare_with, report_html, results_json, script_seed, trace_jsonl,
-    write_files, CallCacheFacts, Diag, Handle, Manifest, Outcome, Registry, RhaiModule, RunFiles, Sandbox, ShardId,
-    ShardedCall, SourceFile, Status, Type, Value,
+    execute, execute_with, mentions, prepare, prepare_with, script_seed, trace_jsonl, write_files, CallCacheFacts,
+    Diag, Handle, Manifest, Outcome, Registry, RhaiModule, RunFiles, Sandbox, ShardId, ShardedCall, SourceFile, Status,
+    Type, Value,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
@@ -393,21 +393,12 @@ pub(crate) fn run_child(job: &Job) -> Result<End, String> {
     if let Some(l) = line {
         diag = diag.at(&file, line_span(&job.text, l), "running here");
     }
-    let out = Outcome { error: Some(diag.clone()), seed: job.seed.unwrap_or(0), ..Outcome::default() };
-    let mut artifacts = Vec::new();
-    let results = results_json(&out, &file, &mut artifacts);
+    let mut out = Outcome { error: Some(diag.clone()), seed: job.seed.unwrap_or(0), ..Outcome::default() };
     let mut manifest = Manifest::of(&out, &job.name, &job.text, &job.base, &job.roots);
     manifest.sandbox = Some(
         json!({"ended": code, "memory_budget": job.budget.memory, "timeout_seconds": job.budget.timeout.as_secs_f64()}),
     );
-    let files = RunFiles {
-        script: job.text.clone(),
-        results,
-        trace: String::new(),
-        manifest: manifest.to_json(),
-        report: report_html(&job.name, &out),
-        artifacts,
-    };
+    let files = RunFiles::of(&file, &mut out, &manifest);
     // Whatever the child left half-written is replaced by the error record.
     let _ = std::fs::remove_dir_all(&job.out);
     write_files(&job.out, &files).map_err(|e| format!("cannot write the error record: {e}"))?;
@@ -902,8 +893,6 @@ pub(crate) fn child_main(mut registry: Registry) -> u8 {
     if let ShardMode::Part(share) = shard_mode {
         return finish_shard(&job, &file, &out, share, sandbox_facts);
     }
-    let mut artifacts = std::mem::take(&mut out.artifacts);
-    let results = results_json(&out, &file, &mut artifacts);
     let mut manifest = Manifest::of(&out, &file.name, &file.text, &job.base, &job.roots);
     manifest.onnxruntime = assay_stdlib::onnx::runtime::loaded().map(|rt| {
         json!({"version": rt.runtime.version, "threads": rt.threads, "library": rt.runtime.library.display().to_string()})
@@ -919,14 +908,7 @@ pub(crate) fn child_main(mut registry: Registry) -> u8 {
         crate::cache::CacheUse::Refresh => ("bypassed: every call ran", None, Some(out.cache_stored)),
     };
     manifest.call_cache = Some(CallCacheFacts { mode: mode.to_string(), answered, stored });
-    let files = RunFiles {
-        script: file.text.clone(),
-        results,
-        trace: trace_jsonl(&out),
-        manifest: manifest.to_json(),
-        report: report_html(&file.name, &out),
-        artifacts,
-    };
+    let files = RunFiles::of(&file, &mut out, &manifest);
     if let Err(e) = write_files(&job.out, &files) {
         eprintln!("error: cannot write the run record: {e}");
         return 1;

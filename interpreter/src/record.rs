@@ -375,6 +375,25 @@ pub struct RunFiles {
     pub artifacts: Vec<(String, Vec<u8>)>,
 }
 
+impl RunFiles {
+    /// The record of a run that ended with `out`: its script, results.json
+    /// (values too large to inline become artifacts, with those the run
+    /// wrote), the trace, the manifest and the report. `write_files` writes
+    /// it; every run, error records included, is assembled here.
+    pub fn of(file: &SourceFile, out: &mut Outcome, manifest: &Manifest) -> RunFiles {
+        let mut artifacts = std::mem::take(&mut out.artifacts);
+        let results = results_json(out, file, &mut artifacts);
+        RunFiles {
+            script: file.text.clone(),
+            results,
+            trace: trace_jsonl(out),
+            manifest: manifest.to_json(),
+            report: crate::report::report_html(&file.name, out),
+            artifacts,
+        }
+    }
+}
+
 fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut f = fs::File::create(path)?;
     f.write_all(bytes)?;
