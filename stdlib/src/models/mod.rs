@@ -6,6 +6,7 @@ mod bytes;
 pub mod efficientnet;
 pub mod gguf;
 pub mod planted;
+pub mod prompts;
 pub mod smollm;
 pub mod text;
 pub mod torch_legacy;
@@ -133,4 +134,5 @@ fn load_built_in(name: &str, provider: &str, ctx: &mut dyn ToolCtx) -> Result<Va
 pub(crate) fn register(r: &mut Registry) {
     r.register(FnTool::new(model::sig, model::call));
     text::register(r);
+    prompts::register(r);
 }

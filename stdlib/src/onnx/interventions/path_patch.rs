@@ -1,0 +1,131 @@
+//! Path patching: a sender component's effect through chosen receivers
+//! only, everything else frozen at the target run.
+
+use super::*;
+
+tool! {
+    /// Path patching: the effect of one sender component (a [tensor index, part] of `tensors`) that
+    /// travels only through chosen receivers. The sender takes its value from the `source` run while
+    /// every other component of `tensors` is frozen at its `target` value; with `receivers: "logits"`
+    /// the metric is read from that run (the sender's direct effect), otherwise the receivers (tensor
+    /// names with `receiver_parts` slices and `receiver_only` pairs, e.g. the value or query inputs of
+    /// later heads) are captured there and patched into a clean target run (the effect through them
+    /// alone). Returns {effect, patched, clean, source}: effect = metric(patched) - metric(target).
+    ///
+    /// ```assay
+    /// let m = model("planted")
+    /// let d = out => logit_diff(out.logits, 0, 3)
+    /// let heads = "/layers.*/heads_output_0"
+    /// let direct = path_patch(m, tensor([[0, 1, 2]]), tensor([[3, 1, 2]]), heads, [0, 0], d, parts: 2)
+    /// let via = path_patch(m, tensor([[0, 1, 2]]), tensor([[3, 1, 2]]), heads, [0, 0], d, parts: 2, receivers: "/layers.1/v_output_0", receiver_parts: 2, receiver_only: [[0, 0]])
+    /// assert direct.effect == -2 and via.effect == -4
+    /// ```
+    path_patch in Interventions -> Type::record();
+    {
+        /// a model
+        model: Arc<Model>,
+        /// the run to patch into (one example)
+        target: Value,
+        /// the run the sender's value comes from
+        source: Value,
+        /// the components' tensors (names or globs), e.g. every layer's heads
+        tensors: Arg [Type::OneOf(vec![Type::Str, Type::list(Type::Str)])],
+        /// [tensor index, part] of the sender
+        sender: Vec<f64>,
+        /// outputs => number
+        metric: Value [Type::Func],
+        /// slices per tensor (e.g. heads per layer)
+        parts: usize = Value::Num(1.0),
+        /// "logits", or receiver tensor names or globs
+        receivers: Arg [Type::Any] = Value::str("logits"),
+        /// slices per receiver tensor
+        receiver_parts: usize = Value::Num(1.0),
+        /// [receiver tensor index, part] slices (default: all)
+        receiver_only: Arg [Type::list(Type::list(Type::Num))] = Value::None,
+    }
+    |p, ctx| {
+        let m = p.model.clone();
+        let target = one(&m, &p.target, "target")?;
+        let source = one(&m, &p.source, "source")?;
+        let names = select_names(&m, &p.tensors)?;
+        let metric = p.metric.clone();
+        let parts = p.parts.max(1);
+        let sender = {
+            let xs = p.sender.clone();
+            if xs.len() != 2 {
+                return Err(ToolError::arg("sender", "the sender is a pair [tensor index, part]"));
+            }
+            if xs[0] < 0.0 || xs[0] as usize >= names.len() || xs[1] < 0.0 || xs[1] as usize >= parts {
+                return Err(ToolError::arg(
+                    "sender",
+                    format!("{xs:?} is out of range: {} tensors of {parts} parts", names.len()),
+                ));
+            }
+            xs[0] as usize * parts + xs[1] as usize
+        };
+        let clean_vals = m.capture(target.clone(), &names).map_err(|e| ToolError::arg("target", e))?;
+        let src_vals = m.capture(source.clone(), &names).map_err(|e| ToolError::arg("source", e))?;
+        let comps = split(&names, &clean_vals, parts, "parts")?;
+        // Frozen values: the target's everywhere, the source's in the sender's slice.
+        let mut frozen = clean_vals.clone();
+        let s = &comps[sender];
+        {
+            let dst = frozen.get_mut(&s.tensor).ok_or_else(|| ToolError::new("sender tensor missing"))?;
+            let src = &src_vals[&s.tensor];
+            let last = dst.ndim() - 1;
+            dst.slice_axis_mut(Axis(last), Slice::from(s.cols.0..s.cols.1))
+                .assign(&src.slice_axis(Axis(last), Slice::from(s.cols.0..s.cols.1)));
+        }
+        let all: Vec<(usize, f32)> = (0..comps.len()).map(|c| (c, 1.0)).collect();
+        let want = m.output_names();
+        let score = |ctx: &mut dyn ToolCtx, o: &Outputs| call_metric(ctx, &metric, vec![outputs_value(o)], "metric");
+        let clean_out = m.run_plain(target.clone(), &want).map_err(|e| ToolError::arg("target", e))?;
+        let clean = score(ctx, &clean_out)?;
+        let source_out = m.run_plain(source, &want).map_err(|e| ToolError::arg("source", e))?;
+        let source_score = score(ctx, &source_out)?;
+        let direct = matches!(p.receivers.get(), Value::Str(r) if r.as_ref() == "logits");
+        let patched = if direct {
+            let out = run_mixed(&m, &target, &frozen, &comps, &[all], None, Want::outputs(&want))
+                .map_err(|e| ToolError::arg("tensors", e))?;
+            score(ctx, &out[0])?
+        } else {
+            let receivers = select_names(&m, &p.receivers)?;
+            if let Some(r) = receivers.iter().find(|r| names.contains(r)) {
+                return Err(ToolError::arg("receivers", format!("`{r}` is both a sender tensor and a receiver")).help(
+                    "receivers are the inputs of later components (their values, queries or keys), not their outputs",
+                ));
+            }
+            let step = run_mixed(
+                &m,
+                &target,
+                &frozen,
+                &comps,
+                &[all],
+                None,
+                Want { outputs: &want, capture: &receivers, last_position: false },
+            )
+            .map_err(|e| ToolError::arg("receivers", e))?;
+            let rparts = p.receiver_parts.max(1);
+            let recv_vals: Outputs =
+                receivers.iter().filter_map(|r| step[0].get(r).map(|v| (r.clone(), v.clone()))).collect();
+            let rcomps = split(&receivers, &recv_vals, rparts, "receiver_parts")?;
+            let chosen: Vec<usize> = if p.receiver_only.is_none() {
+                (0..rcomps.len()).collect()
+            } else {
+                pairs(&p.receiver_only, receivers.len(), rparts)?
+            };
+            let rows = vec![chosen.iter().map(|c| (*c, 1.0)).collect()];
+            let out = run_mixed(&m, &target, &recv_vals, &rcomps, &rows, None, Want::outputs(&want))
+                .map_err(|e| ToolError::arg("receivers", e))?;
+            score(ctx, &out[0])?
+        };
+        Ok(Value::record([
+            ("effect", Value::Num(patched - clean)),
+            ("patched", Value::Num(patched)),
+            ("clean", Value::Num(clean)),
+            ("source", Value::Num(source_score)),
+        ]))
+    }
+}
+
+// ---------------------------------------------------------------- circuits
