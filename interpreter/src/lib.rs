@@ -5,6 +5,9 @@
 mod bind;
 mod cache;
 mod check;
+/// The version every run record and call-cache key carries.
+pub const ASSAY_VERSION: &str = env!("CARGO_PKG_VERSION");
+
 pub mod code;
 pub use code::Code;
 mod diag;
@@ -13,6 +16,7 @@ mod eval;
 mod record;
 mod report;
 mod rhai_bridge;
+mod rhai_module;
 mod sandbox;
 mod scan;
 pub mod shard;
@@ -38,17 +42,17 @@ pub use check::check;
 pub use diag::{closest, Diag, SourceFile};
 pub use diff::{diff_results, Change};
 pub use eval::{
-    execute, execute_with, progress, script_seed, step_rng, AssertOutcome, Outcome, RunOptions, Shown, TraceEntry,
-    MAX_CALL_DEPTH,
+    execute, execute_with, progress, script_seed, step_rng, AssertOutcome, Outcome, RunOptions, Shown, Status,
+    TraceEntry, MAX_CALL_DEPTH,
 };
 pub use record::{
     begin_run, canonical, finish_named, finish_run, npy_f32, npy_f32_header, num_json, read_regular, read_run,
-    results_json, run_stem, safe_artifact_name, trace_jsonl, write_files, write_run, write_shard_files, CallCacheFacts,
-    Manifest, Replayed, RunDir, RunFiles, ScriptId, ShardId, ShardedCall, Status, ASSAY_VERSION,
+    results_json, run_stem, trace_jsonl, write_files, write_run, write_shard_files, CallCacheFacts, Manifest, Replayed,
+    RunDir, RunFiles, ScriptId, ShardId, ShardedCall,
 };
 pub use report::{escape as html_escape, report_html};
-pub use rhai_bridge::RhaiModule;
-pub use sandbox::{Sandbox, SandboxError, MAX_READ_BYTES};
+pub use rhai_module::RhaiModule;
+pub use sandbox::{safe_artifact_name, Sandbox, SandboxError, MAX_READ_BYTES};
 pub use scan::{mentions, Mentions};
 pub use tensor::{Backing, Tensor};
 pub use tool::{

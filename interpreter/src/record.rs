@@ -18,48 +18,13 @@ use serde_json::{json, Map, Value as Json};
 use sha2::{Digest, Sha256};
 
 use crate::diag::SourceFile;
-use crate::eval::Outcome;
+use crate::eval::{Outcome, Status};
+use crate::sandbox::safe_artifact_name;
 use crate::value::{format_f32, Value};
+use crate::ASSAY_VERSION;
 
-pub const ASSAY_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Tensors with more elements than this go to artifacts/ as .npy.
 pub(crate) const INLINE_TENSOR_MAX: usize = 256;
-
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Ok,
-    AssertFailed,
-    Error,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Ok => "ok",
-            Status::AssertFailed => "assert-failed",
-            Status::Error => "error",
-        }
-    }
-    pub fn of(out: &Outcome) -> Status {
-        if out.error.is_some() {
-            Status::Error
-        } else if out.asserts.iter().any(|a| !a.passed) {
-            Status::AssertFailed
-        } else {
-            Status::Ok
-        }
-    }
-}
-
-/// Artifact names are plain file names: no folders, no dot-files.
-pub fn safe_artifact_name(name: &str) -> Option<String> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && !name.starts_with('.')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    ok.then(|| name.to_string())
-}
 
 fn slug(s: &str) -> String {
     let mut out: String =

@@ -4,8 +4,7 @@
 
 use base64::Engine as _;
 
-use crate::eval::Outcome;
-use crate::record::Status;
+use crate::eval::{Outcome, Status};
 use crate::value::{format_num, Value};
 
 pub fn escape(s: &str) -> String {

@@ -10,9 +10,10 @@ use std::sync::Arc;
 
 use assay_grammar::Span;
 use rhai::packages::Package;
-use rhai::{Dynamic, Engine, EvalAltResult, ParseError, Position, AST};
+use rhai::{Dynamic, Engine, EvalAltResult, ParseError, Position};
 
 use crate::diag::{Diag, SourceFile};
+use crate::rhai_module::RhaiModule;
 use crate::value::Value;
 
 /// Limits on one call into rhai.
@@ -49,29 +50,6 @@ pub(crate) fn engine() -> Engine {
             .ok_or_else(|| format!("{n} is not a Unicode code point").into())
     });
     e
-}
-
-/// A compiled rhai file bound to an alias.
-pub struct RhaiModule {
-    pub alias: String,
-    pub path: PathBuf,
-    /// The path as the script wrote it.
-    pub path_display: String,
-    pub digest: String,
-    pub source: Arc<SourceFile>,
-    /// Function name -> parameter names (overloads by arity are allowed).
-    pub functions: BTreeMap<String, Vec<Vec<String>>>,
-    /// A black box (an agent's task): callable, never readable. Its errors
-    /// name the call but show no line of its source.
-    pub opaque: bool,
-    engine: Engine,
-    ast: AST,
-}
-
-impl std::fmt::Debug for RhaiModule {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RhaiModule({} from {})", self.alias, self.path_display)
-    }
 }
 
 /// A failed call: the message, and where in the .rhai file it happened.
@@ -238,7 +216,7 @@ fn to_dynamic_at(v: &Value, depth: usize) -> Result<Dynamic, String> {
             Dynamic::from_map(map)
         }
         Value::Tensor(t) => {
-            let list = crate::tool::iter_values(v).unwrap_or_default();
+            let list = crate::value::iter_values(v).unwrap_or_default();
             if t.ndim() == 0 {
                 Dynamic::from_float(t.iter().next().copied().unwrap_or(0.0) as f64)
             } else {

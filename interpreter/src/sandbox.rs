@@ -334,3 +334,12 @@ fn opened_path(file: &File) -> std::io::Result<PathBuf> {
 #[cfg(test)]
 #[path = "sandbox_test.rs"]
 mod tests;
+
+/// Artifact names are plain file names: no folders, no dot-files.
+pub fn safe_artifact_name(name: &str) -> Option<String> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    ok.then(|| name.to_string())
+}

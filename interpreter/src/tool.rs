@@ -13,6 +13,7 @@ use crate::tensor::Tensor;
 use rand_chacha::ChaCha8Rng;
 
 use crate::types::Type;
+pub use crate::value::iter_values;
 use crate::value::{Func, Value};
 
 /// A parameter's default: required, or a value used when it is omitted.
@@ -394,18 +395,6 @@ impl Args {
         to_tensor(self.get(name)).map_err(|what| {
             ToolError::arg(name, format!("`{name}` must be a tensor or a nested list of numbers: {what}"))
         })
-    }
-}
-
-/// The values a `for` loop or a list tool walks over.
-pub fn iter_values(v: &Value) -> Option<Vec<Value>> {
-    match v {
-        Value::List(items) => Some(items.as_ref().clone()),
-        Value::Range(a, b) => Some((*a..*b).map(|i| Value::Num(i as f64)).collect()),
-        Value::Str(s) => Some(s.chars().map(|c| Value::str(c.to_string())).collect()),
-        Value::Tensor(t) if t.ndim() == 1 => Some(t.iter().map(|x| Value::Num(*x as f64)).collect()),
-        Value::Tensor(t) if t.ndim() > 1 => Some(t.outer_iter().map(|row| Value::tensor(row.to_owned())).collect()),
-        _ => None,
     }
 }
 

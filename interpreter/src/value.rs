@@ -11,7 +11,7 @@ use assay_grammar::FnDef;
 use ndarray::ArrayD;
 use sha2::{Digest, Sha256};
 
-use crate::rhai_bridge::RhaiModule;
+use crate::rhai_module::RhaiModule;
 use crate::tensor::Tensor;
 
 /// An RGBA8 picture.
@@ -422,5 +422,17 @@ pub fn format_f32(x: f32) -> String {
         format!("{}", x as i64)
     } else {
         format!("{x:?}")
+    }
+}
+
+/// The values a `for` loop or a list tool walks over.
+pub fn iter_values(v: &Value) -> Option<Vec<Value>> {
+    match v {
+        Value::List(items) => Some(items.as_ref().clone()),
+        Value::Range(a, b) => Some((*a..*b).map(|i| Value::Num(i as f64)).collect()),
+        Value::Str(s) => Some(s.chars().map(|c| Value::str(c.to_string())).collect()),
+        Value::Tensor(t) if t.ndim() == 1 => Some(t.iter().map(|x| Value::Num(*x as f64)).collect()),
+        Value::Tensor(t) if t.ndim() > 1 => Some(t.outer_iter().map(|row| Value::tensor(row.to_owned())).collect()),
+        _ => None,
     }
 }

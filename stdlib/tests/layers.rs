@@ -60,6 +60,10 @@ fn every_module_uses_only_the_layers_below_it() {
         // Test code may use anything (fixtures from higher layers).
         let code = text.split("#[cfg(test)]").next().unwrap_or("");
         for (n, line) in code.lines().enumerate() {
+            // Comments may name any module.
+            if line.trim_start().starts_with("//") {
+                continue;
+            }
             let mut rest = line;
             while let Some(i) = rest.find("crate::") {
                 let name: String =

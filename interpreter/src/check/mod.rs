@@ -19,7 +19,7 @@ use assay_grammar::*;
 
 use crate::code::Code;
 use crate::diag::{Diag, SourceFile};
-use crate::rhai_bridge::RhaiModule;
+use crate::rhai_module::RhaiModule;
 use crate::tool::Registry;
 use crate::types::Type;
 

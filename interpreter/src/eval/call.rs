@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use super::{step_rng, EvalResult, Flow, Run, RuntimeError, TraceEntry, MAX_CALL_DEPTH};
 use crate::bind::{self, bind, defined_as, tool_params, wrong_type, Given, Mistake};
 use crate::diag::closest;
-use crate::rhai_bridge::RhaiModule;
+use crate::rhai_module::RhaiModule;
 use crate::shard::{Found, Partial, ShardMode, Share};
 use crate::tool::{Args, Default as ParamDefault, Signature, Tool, ToolCtx, ToolError};
 use crate::types::Type;
@@ -456,7 +456,7 @@ impl Run<'_> {
         if !funcs.is_empty() {
             funcs.push(self.globals_digest(values));
         }
-        crate::cache::key(crate::record::ASSAY_VERSION, tool, args_digest, &funcs)
+        crate::cache::key(crate::ASSAY_VERSION, tool, args_digest, &funcs)
     }
 
     /// A stored result whose conditions hold now: the same random stream if
@@ -596,7 +596,7 @@ impl<'r, 'a> ToolCtx for Ctx<'r, 'a> {
 
     fn stream_file(&mut self, name: &str) -> Result<(std::path::PathBuf, String), ToolError> {
         self.run.mark_uncacheable();
-        let safe = crate::record::safe_artifact_name(name).ok_or_else(|| {
+        let safe = crate::sandbox::safe_artifact_name(name).ok_or_else(|| {
             ToolError::new(format!("`{name}` is not a valid file name")).help("use letters, digits, `-`, `_` and `.`")
         })?;
         let folder = self.run.run_folder.clone().ok_or_else(|| ToolError::new("this run has no run folder"))?;
@@ -611,7 +611,7 @@ impl<'r, 'a> ToolCtx for Ctx<'r, 'a> {
 
     fn write_artifact(&mut self, name: &str, bytes: &[u8]) -> Result<String, ToolError> {
         self.run.mark_uncacheable();
-        let safe = crate::record::safe_artifact_name(name).ok_or_else(|| {
+        let safe = crate::sandbox::safe_artifact_name(name).ok_or_else(|| {
             ToolError::new(format!("`{name}` is not a valid artifact name"))
                 .help("use letters, digits, `-`, `_` and `.`")
         })?;

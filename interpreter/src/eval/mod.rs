@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::code::Code;
 use crate::diag::{Diag, SourceFile};
-use crate::rhai_bridge::RhaiModule;
+use crate::rhai_module::RhaiModule;
 use crate::sandbox::Sandbox;
 use crate::tool::Registry;
 use crate::value::Value;
@@ -65,6 +65,33 @@ pub struct Shown {
     pub title: Option<String>,
     pub values: Vec<Value>,
     pub line: usize,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    AssertFailed,
+    Error,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::AssertFailed => "assert-failed",
+            Status::Error => "error",
+        }
+    }
+    pub fn of(out: &Outcome) -> Status {
+        if out.error.is_some() {
+            Status::Error
+        } else if out.asserts.iter().any(|a| !a.passed) {
+            Status::AssertFailed
+        } else {
+            Status::Ok
+        }
+    }
 }
 
 /// Everything a run produced, whether it finished or stopped at an error.
