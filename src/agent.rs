@@ -732,7 +732,7 @@ pub(crate) fn investigate(task: Task, limits: Limits, out_dir: &Path, json_out: 
         Ok(e) => e,
         Err(e) => {
             eprintln!("error: {e}");
-            return crate::cli::EXIT_USAGE;
+            return crate::out::EXIT_USAGE;
         }
     };
     let mut llm = Llm { endpoint, retry: limits.retry.clone() };
@@ -744,20 +744,20 @@ pub(crate) fn investigate(task: Task, limits: Limits, out_dir: &Path, json_out: 
         }
     };
     if json_out {
-        crate::cli::write_stdout(&format!(
+        crate::out::write_stdout(&format!(
             "{}\n",
             canonical(&json!({"folder": o.dir.display().to_string(), "answer": o.answer}))
         ));
     } else {
         if let Some(fields) = o.answer["fields"].as_object() {
             for (k, v) in fields {
-                crate::cli::write_stdout(&format!(
+                crate::out::write_stdout(&format!(
                     "[{k}]: {}\n",
-                    crate::cli::escape_controls(v.as_str().unwrap_or(""))
+                    crate::out::escape_controls(v.as_str().unwrap_or(""))
                 ));
             }
         }
-        crate::cli::write_stdout(&format!(
+        crate::out::write_stdout(&format!(
             "{}: {} steps, scores {} → {}\n",
             o.status,
             o.steps,
@@ -766,9 +766,9 @@ pub(crate) fn investigate(task: Task, limits: Limits, out_dir: &Path, json_out: 
         ));
     }
     if o.status == "answered" {
-        crate::cli::EXIT_OK
+        crate::out::EXIT_OK
     } else {
-        crate::cli::EXIT_SCRIPT
+        crate::out::EXIT_SCRIPT
     }
 }
 
@@ -787,7 +787,7 @@ pub(crate) fn investigate_with(
         Ok(x) => x,
         Err(e) => {
             return Err((
-                crate::cli::EXIT_USAGE,
+                crate::out::EXIT_USAGE,
                 format!("cannot make the investigation folder under {}: {e}", out_dir.display()),
             ));
         }
@@ -806,7 +806,7 @@ pub(crate) fn investigate_with(
         if let Some(d) = diags.first() {
             let _ = std::fs::remove_dir_all(&tmp);
             let help = d.help.as_ref().map(|h| format!("\n  help: {h}")).unwrap_or_default();
-            return Err((crate::cli::EXIT_USAGE, format!("the unit cannot be bound: {}{help}", d.message)));
+            return Err((crate::out::EXIT_USAGE, format!("the unit cannot be bound: {}{help}", d.message)));
         }
         // And it must bind: run it once, with an empty script, in the sandbox.
         let probe = tmp.join("probe");
@@ -814,7 +814,7 @@ pub(crate) fn investigate_with(
         let _ = std::fs::remove_dir_all(&probe);
         if r.status != "ok" {
             let _ = std::fs::remove_dir_all(&tmp);
-            return Err((crate::cli::EXIT_USAGE, format!("the unit cannot be bound: {}", r.feedback)));
+            return Err((crate::out::EXIT_USAGE, format!("the unit cannot be bound: {}", r.feedback)));
         }
     }
     let (base, roots) = task.folders(&files);
@@ -975,7 +975,7 @@ pub(crate) fn investigate_with(
     let dir = match written.and_then(|_| finish_run(&tmp)) {
         Ok(d) => d,
         Err(e) => {
-            return Err((crate::cli::EXIT_SCRIPT, format!("cannot finish the investigation folder: {e}")));
+            return Err((crate::out::EXIT_SCRIPT, format!("cannot finish the investigation folder: {e}")));
         }
     };
     Ok(Outcome { dir, answer: answer_json, status: status.to_string(), steps: steps.len() })
@@ -1031,7 +1031,7 @@ pub(crate) fn replay(dir: &Path, box_override: Option<&Path>, json_out: bool) ->
             Some(m) => m,
             None => {
                 eprintln!("error: {} is not a finished investigation (no readable manifest.json)", dir.display());
-                return crate::cli::EXIT_USAGE;
+                return crate::out::EXIT_USAGE;
             }
         };
     let t = &manifest["task"];
@@ -1044,7 +1044,7 @@ pub(crate) fn replay(dir: &Path, box_override: Option<&Path>, json_out: bool) ->
                 Some(s) => s,
                 None => {
                     eprintln!("error: cannot read the black box {}; pass it with --box FILE", path.display());
-                    return crate::cli::EXIT_USAGE;
+                    return crate::out::EXIT_USAGE;
                 }
             };
             if hex::encode(sha2::Sha256::digest(source.as_bytes())) != t["box_sha256"].as_str().unwrap_or("") {
@@ -1052,7 +1052,7 @@ pub(crate) fn replay(dir: &Path, box_override: Option<&Path>, json_out: bool) ->
                     "error: {} is not the black box this investigation used (its sha256 differs)",
                     path.display()
                 );
-                return crate::cli::EXIT_ASSERT;
+                return crate::out::EXIT_ASSERT;
             }
             // Replay re-runs steps; it does not score, so no truth is needed.
             let strings = t["strings"].as_bool().unwrap_or(false).then(Vec::new);
@@ -1067,7 +1067,7 @@ pub(crate) fn replay(dir: &Path, box_override: Option<&Path>, json_out: bool) ->
                                 "error: the box's network {} is missing or not the one this investigation used",
                                 onnx.display()
                             );
-                            return crate::cli::EXIT_USAGE;
+                            return crate::out::EXIT_USAGE;
                         }
                     }
                 }
@@ -1080,7 +1080,7 @@ pub(crate) fn replay(dir: &Path, box_override: Option<&Path>, json_out: bool) ->
             (None, Some(m), Some(u)) => Task::ModelUnit { model: m.to_string(), unit: u.to_string() },
             _ => {
                 eprintln!("error: the investigation's unit is not recorded");
-                return crate::cli::EXIT_USAGE;
+                return crate::out::EXIT_USAGE;
             }
         },
         Some("question") => Task::Question {
@@ -1092,7 +1092,7 @@ pub(crate) fn replay(dir: &Path, box_override: Option<&Path>, json_out: bool) ->
         },
         _ => {
             eprintln!("error: the investigation's task is not one Assay knows");
-            return crate::cli::EXIT_USAGE;
+            return crate::out::EXIT_USAGE;
         }
     };
     let limits = Limits {
@@ -1144,21 +1144,21 @@ pub(crate) fn replay(dir: &Path, box_override: Option<&Path>, json_out: bool) ->
     }
     let _ = std::fs::remove_dir_all(&scratch);
     if json_out {
-        crate::cli::write_stdout(&format!(
+        crate::out::write_stdout(&format!(
             "{}\n",
             json!({"replayed": checked, "identical": differs.is_none(), "first_difference": differs, "cache_answered": answered})
         ));
     } else if let Some(d) = &differs {
-        crate::cli::write_stdout(&format!("NOT replayed: step {d} gives a different results.json\n"));
+        crate::out::write_stdout(&format!("NOT replayed: step {d} gives a different results.json\n"));
     } else {
-        crate::cli::write_stdout(&format!(
+        crate::out::write_stdout(&format!(
             "replayed: {checked} steps re-ran without the model, every results.json byte-identical ({answered} tool calls answered from the call cache)\n"
         ));
     }
     if differs.is_some() {
-        crate::cli::EXIT_ASSERT
+        crate::out::EXIT_ASSERT
     } else {
-        crate::cli::EXIT_OK
+        crate::out::EXIT_OK
     }
 }
 

@@ -9,7 +9,7 @@ use assay_stdlib::onnx::{graph, model::Model, tools::inspect_rows};
 use serde_json::json;
 use sha2::Digest;
 
-use crate::cli::{EXIT_OK, EXIT_SCRIPT, EXIT_USAGE};
+use crate::out::{EXIT_OK, EXIT_SCRIPT, EXIT_USAGE};
 
 fn field(v: &Value, k: &str) -> Value {
     match v {

@@ -12,11 +12,11 @@
 /// `print!` that ends the process quietly when stdout is closed
 /// (`assay tools --json | head`), instead of panicking.
 macro_rules! out {
-    ($($t:tt)*) => { $crate::cli::write_stdout(&format!($($t)*)) };
+    ($($t:tt)*) => { $crate::out::write_stdout(&format!($($t)*)) };
 }
 macro_rules! outln {
-    () => { $crate::cli::write_stdout("\n") };
-    ($($t:tt)*) => { $crate::cli::write_stdout(&format!("{}\n", format_args!($($t)*))) };
+    () => { $crate::out::write_stdout("\n") };
+    ($($t:tt)*) => { $crate::out::write_stdout(&format!("{}\n", format_args!($($t)*))) };
 }
 
 mod agent;
@@ -25,7 +25,9 @@ mod cache;
 mod cli;
 mod docs;
 mod inspect;
+mod out;
 mod replay;
+mod run;
 mod shard;
 mod supervise;
 

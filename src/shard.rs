@@ -7,13 +7,14 @@
 use std::path::{Path, PathBuf};
 
 use assay_interpreter::shard::Share;
-use assay_interpreter::{finish_named, read_regular, run_stem, Diag, Manifest, ShardId, ASSAY_VERSION};
+use assay_interpreter::{read_regular, run_stem, Manifest, ShardId, ASSAY_VERSION};
 use clap::Subcommand;
 use serde_json::json;
 
 use crate::cache::CacheUse;
-use crate::cli::{cmd_run, load_script, pretty, usage_error, EXIT_OK, EXIT_SCRIPT};
-use crate::supervise::{Budget, Done, ShardJob};
+use crate::out::EXIT_OK;
+use crate::run::{cmd_run, load_script, pretty, usage_error};
+use crate::supervise::{Budget, ShardJob};
 
 /// `I/N`, or `auto` (SLURM's array index and count), or `auto/N` (the
 /// index from SLURM or from Kubernetes' JOB_COMPLETION_INDEX).
@@ -47,71 +48,6 @@ pub(crate) fn resolve(arg: &str) -> Result<Share, String> {
     Share::new(index, count)
 }
 
-/// A shard's folder: `runs/<stem>/shard-I-of-N/`.
-pub(crate) fn shard_dir(runs_dir: &Path, stem: &str, index: usize, count: usize) -> PathBuf {
-    runs_dir.join(run_stem(stem)).join(format!("shard-{index}-of-{count}"))
-}
-
-/// After a shard's child: put its partial record in place (replacing an
-/// earlier run of the same shard) or, if it died, leave nothing behind, so
-/// the merge names the shard as missing.
-pub(crate) fn finish_shard_run(
-    tmp: &Path,
-    script: &str,
-    index: usize,
-    count: usize,
-    done: Option<Box<Done>>,
-    died: Option<Box<Diag>>,
-    json: bool,
-) -> u8 {
-    let Some(d) = done.filter(|d| d.status == "partial") else {
-        let _ = std::fs::remove_dir_all(tmp);
-        let message = died.map(|d| d.message).unwrap_or_else(|| "the shard did not finish".into());
-        if json {
-            outln!(
-                "{}",
-                pretty(&json!({"status": "error", "shard": {"index": index, "count": count}, "message": message}))
-            );
-        } else {
-            eprintln!("error: shard {index}/{count} of {script}: {message}");
-        }
-        return EXIT_SCRIPT;
-    };
-    let dir = match finish_named(tmp, &format!("shard-{index}-of-{count}")) {
-        Ok(p) => p,
-        Err(e) => {
-            return usage_error(json, &format!("cannot finish the shard's record: {e}"), "pass a writable --runs-dir")
-        }
-    };
-    let calls: Vec<String> = d.shard_calls.iter().map(|(t, l)| format!("{t} (line {l})")).collect();
-    if json {
-        outln!(
-            "{}",
-            pretty(&json!({
-                "status": "partial",
-                "shard": {"index": index, "count": count},
-                "run_dir": dir.display().to_string(),
-                "sharded_calls": d.shard_calls.iter().map(|(t, l)| json!({"tool": t, "line": l})).collect::<Vec<_>>(),
-                "stopped": d.shard_stopped,
-            }))
-        );
-    } else {
-        if calls.is_empty() {
-            eprintln!("note: the script made no shardable call (exemplars, patch_sweep, shard_map): the merge will run all of it");
-        }
-        if let Some(s) = &d.shard_stopped {
-            eprintln!("note: after its sharded calls the shard went on with its share's results alone and {s}; the merge runs that part");
-        }
-        outln!(
-            "shard {index}/{count}: {} sharded call(s){} → {}",
-            calls.len(),
-            if calls.is_empty() { String::new() } else { format!(": {}", calls.join(", ")) },
-            dir.display()
-        );
-    }
-    EXIT_OK
-}
-
 /// Largest partials.bin the merge reads.
 const MAX_PARTIALS_BYTES: u64 = 4 << 30;
 
@@ -135,7 +71,7 @@ fn gather(runs_dir: &Path, stem: &str, text: &str, script: &str, count: usize) -
     let mut g = Gathered { partials: Vec::new(), stopped: Vec::new(), seed: 0, inputs: Default::default() };
     let mut seed: Option<(u64, usize)> = None;
     for i in 0..count {
-        let dir = shard_dir(runs_dir, stem, i, count);
+        let dir = crate::run::shard_dir(runs_dir, stem, i, count);
         if !dir.join("manifest.json").is_file() {
             missing.push(i);
             continue;
@@ -275,7 +211,7 @@ pub(crate) enum SlurmCommand {
     /// items) and a merge job that writes the table once every item is done.
     Bench {
         #[command(flatten)]
-        set: crate::cli::BenchSet,
+        set: crate::bench::BenchSet,
         #[command(flatten)]
         submit: SubmitOpts,
     },
@@ -404,7 +340,7 @@ pub(crate) fn cmd_slurm(what: SlurmCommand) -> u8 {
         }
         SlurmCommand::Bench { set, submit } => {
             let out = absolute(&set.out_dir());
-            let crate::cli::BenchSet { suite, baseline, n, seed, .. } = set;
+            let crate::bench::BenchSet { suite, baseline, n, seed, .. } = set;
             let shards = submit.shards;
             let baseline = baseline.map(|b| format!(" --baseline {}", sh(&b))).unwrap_or_default();
             // Each task investigates as many items at once as SLURM gave it CPUs.

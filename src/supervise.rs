@@ -467,7 +467,7 @@ fn relay_stderr(mut stderr: impl Read, tail: &Mutex<String>) {
                     && !l.starts_with("fatal runtime error")
             })
             .collect();
-        let _ = err.write_all(crate::cli::escape_controls(&shown).as_bytes());
+        let _ = err.write_all(crate::out::escape_controls(&shown).as_bytes());
         if let Ok(mut t) = tail.lock() {
             t.push_str(&text);
             if t.len() > 8192 {

@@ -334,7 +334,7 @@ pub(crate) fn run(opts: Options) -> u8 {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
-            crate::cli::EXIT_USAGE
+            crate::out::EXIT_USAGE
         }
     }
 }
@@ -474,7 +474,7 @@ fn run_inner(opts: &Options) -> Result<u8, String> {
         let unfinished =
             items[block.clone()].iter().filter(|it| finished(&inv_dir.join("items").join(it.id())).is_none()).count();
         if !opts.json {
-            crate::cli::write_stdout(&format!(
+            crate::out::write_stdout(&format!(
                 "shard {}/{}: items {}..{} ({} run now, {} kept, {} unfinished) → {}\n",
                 share.index,
                 share.count,
@@ -486,14 +486,14 @@ fn run_inner(opts: &Options) -> Result<u8, String> {
                 inv_dir.display()
             ));
         } else {
-            crate::cli::write_stdout(&format!(
+            crate::out::write_stdout(&format!(
                 "{}\n",
                 canonical(
                     &json!({"folder": inv_dir.display().to_string(), "shard": {"index": share.index, "count": share.count}, "items": [block.start, block.end], "unfinished": unfinished})
                 )
             ));
         }
-        return Ok(if failures.is_empty() && unfinished == 0 { crate::cli::EXIT_OK } else { crate::cli::EXIT_SCRIPT });
+        return Ok(if failures.is_empty() && unfinished == 0 { crate::out::EXIT_OK } else { crate::out::EXIT_SCRIPT });
     }
     if let Ok(rd) = std::fs::read_dir(&inv_dir) {
         for e in rd.flatten() {
@@ -562,15 +562,15 @@ fn run_inner(opts: &Options) -> Result<u8, String> {
     let item_seconds: f64 = timing.values().sum();
     report::write_report(&opts.out).map_err(|e| format!("cannot write report.html: {e}"))?;
     if opts.json {
-        crate::cli::write_stdout(&format!(
+        crate::out::write_stdout(&format!(
             "{}\n",
             canonical(
                 &json!({"folder": inv_dir.display().to_string(), "table": table, "complete": rows.len() == items.len(), "seconds": started.elapsed().as_secs_f64(), "item_seconds": item_seconds})
             )
         ));
     } else {
-        crate::cli::write_stdout(&report::table_text(&name, &table));
-        crate::cli::write_stdout(&format!(
+        crate::out::write_stdout(&report::table_text(&name, &table));
+        crate::out::write_stdout(&format!(
             "{} of {} items; this run {:.1} s; {:.1} s of item time in all → {}\n",
             rows.len(),
             items.len(),
@@ -579,7 +579,7 @@ fn run_inner(opts: &Options) -> Result<u8, String> {
             inv_dir.display()
         ));
     }
-    Ok(if failures.is_empty() && rows.len() == items.len() { crate::cli::EXIT_OK } else { crate::cli::EXIT_SCRIPT })
+    Ok(if failures.is_empty() && rows.len() == items.len() { crate::out::EXIT_OK } else { crate::out::EXIT_SCRIPT })
 }
 
 /// A judge model that compares an answer's label with a neuron's written
@@ -721,4 +721,35 @@ fn description_trials(items: &[Item], item: &Item, seed: u64) -> Vec<(Vec<String
         trials.push((options, at));
     }
     trials
+}
+
+/// Which benchmark set and investigator: `assay bench` and `assay slurm bench`.
+#[derive(clap::Args, Clone)]
+pub(crate) struct BenchSet {
+    #[arg(value_enum)]
+    pub suite: Suite,
+    /// A baseline that needs no model: `floor`, `fit` (numeric, strings)
+    /// or `exemplars` (neurons); or `truth`, the ground truth as the
+    /// answer (the scorer's ceiling). Without it, the agent's configured
+    /// model investigates every item (under SLURM its ASSAY_AGENT_*
+    /// variables reach the jobs through sbatch's default --export=ALL).
+    #[arg(long)]
+    pub baseline: Option<String>,
+    /// Items in the set (FIND has 1000 of each).
+    #[arg(long, default_value_t = 1000)]
+    pub n: usize,
+    /// The set's seed: the same seed gives the same set, byte for byte.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// The benchmark folder (default: benchmarks/SUITE-seedSEED-nN).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+impl BenchSet {
+    pub(crate) fn out_dir(&self) -> PathBuf {
+        self.out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("benchmarks/{}-seed{}-n{}", self.suite.name(), self.seed, self.n)))
+    }
 }

@@ -12,6 +12,7 @@ mod cache;
 mod cli;
 mod docs;
 mod edges;
+mod layers;
 mod llm;
 mod models;
 mod props;

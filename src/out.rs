@@ -1,0 +1,32 @@
+//! What the command prints and how it exits: exit codes, writing to a
+//! stdout that may be closed, and escaping text for a terminal. Every
+//! command module uses it; it uses none of them.
+
+pub(crate) const EXIT_OK: u8 = 0;
+pub(crate) const EXIT_SCRIPT: u8 = 1;
+pub(crate) const EXIT_USAGE: u8 = 2;
+pub(crate) const EXIT_ASSERT: u8 = 3;
+
+/// Text for the terminal: control characters (which could clear the screen,
+/// move the cursor or hide a line) shown as escapes; newlines and tabs kept.
+pub(crate) fn escape_controls(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if (c.is_control() && c != '\n' && c != '\t') || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Writes to stdout; a closed stdout (a pipe into `head`) ends the process quietly.
+pub(crate) fn write_stdout(s: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if out.write_all(s.as_bytes()).and_then(|_| out.flush()).is_err() {
+        std::process::exit(0);
+    }
+}

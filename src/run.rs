@@ -1,0 +1,401 @@
+//! Checking and running one script from the command line: load it (a file
+//! or stdin), check it, run it in the sandboxed child (or answer it with a
+//! replay), and print what happened. `assay run`, `assay check`, sharded
+//! runs and merges (`shard.rs`) all go through here.
+
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use assay_interpreter::{
+    begin_run, finish_named, finish_run, prepare, read_run, run_stem, Diag, Registry, Sandbox, SourceFile,
+};
+use serde_json::json;
+
+use crate::cache::CacheUse;
+use crate::out::{escape_controls, EXIT_ASSERT, EXIT_OK, EXIT_SCRIPT, EXIT_USAGE};
+use crate::supervise::{run_child, Budget, Done, End, Job, Report, ShardJob};
+
+pub(crate) fn pretty(j: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(j).unwrap_or_default()
+}
+
+pub(crate) fn usage_error(json: bool, message: &str, help: &str) -> u8 {
+    if json {
+        outln!("{}", pretty(&json!({"status": "usage-error", "error": message, "help": help})));
+    } else {
+        eprintln!("error: {message}\n  help: {help}");
+    }
+    EXIT_USAGE
+}
+
+fn print_diags(diags: &[Diag], json: bool) {
+    if json {
+        return;
+    }
+    let color = std::io::stderr().is_terminal();
+    for d in diags {
+        let text = if color { d.render_color(100) } else { d.render_plain(100) };
+        eprint!("{text}");
+    }
+    if diags.len() > 1 {
+        eprintln!("{} errors", diags.len());
+    }
+}
+
+/// The script's text, the name it is reported under, its folder and stem.
+pub(crate) struct Script {
+    pub(crate) file: Arc<SourceFile>,
+    pub(crate) dir: PathBuf,
+    pub(crate) stem: String,
+}
+
+pub(crate) fn load_script(arg: &str) -> Result<Script, (String, String)> {
+    if arg == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).map_err(|e| {
+            (format!("cannot read the script from standard input: {e}"), "pipe UTF-8 text into `assay run -`".into())
+        })?;
+        let dir = std::env::current_dir().map_err(|e| (e.to_string(), "run from an existing folder".into()))?;
+        return Ok(Script { file: SourceFile::new("<stdin>", text), dir, stem: "stdin".into() });
+    }
+    let path = Path::new(arg);
+    let bytes = std::fs::read(path).map_err(|e| {
+        (format!("cannot read script `{arg}`: {e}"), "check the path; scripts are .assay text files".to_string())
+    })?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| (format!("`{arg}` is not UTF-8 text"), "an .assay script must be UTF-8 text".to_string()))?;
+    let abs = path.canonicalize().map_err(|e| (e.to_string(), "check the path".to_string()))?;
+    let dir = abs.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("script").to_string();
+    Ok(Script { file: SourceFile::new(arg, text), dir, stem })
+}
+
+fn make_sandbox(dir: &Path, allow: &[PathBuf], json: bool) -> Result<Sandbox, u8> {
+    Sandbox::new(dir, allow).map_err(|e| {
+        usage_error(json, &format!("an --allow-read folder cannot be used: {e}"), "pass folders that exist")
+    })
+}
+
+pub(crate) fn cmd_check(registry: &Registry, script: &str, json: bool, allow: &[PathBuf]) -> u8 {
+    let s = match load_script(script) {
+        Ok(s) => s,
+        Err((m, h)) => return usage_error(json, &m, &h),
+    };
+    let sandbox = match make_sandbox(&s.dir, allow, json) {
+        Ok(sb) => sb,
+        Err(code) => return code,
+    };
+    let prepared = prepare(&s.file, registry, &sandbox);
+    if json {
+        let diags: Vec<_> = prepared.diags.iter().map(|d| d.to_json()).collect();
+        outln!("{}", pretty(&json!({"ok": prepared.diags.is_empty(), "diagnostics": diags})));
+    } else if prepared.diags.is_empty() {
+        outln!("ok: {} has no problems", s.file.name);
+    } else {
+        print_diags(&prepared.diags, false);
+    }
+    if prepared.diags.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_SCRIPT
+    }
+}
+
+fn is_debug_bypass() -> bool {
+    // Test builds only: the adversarial suite turns the in-process checks off
+    // to prove that the kernel alone refuses an outside read.
+    cfg!(debug_assertions) && std::env::var_os("ASSAY_TEST_BYPASS_INPROCESS_CHECKS").is_some()
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn cmd_run(
+    script: &str,
+    json: bool,
+    allow: &[PathBuf],
+    seed: Option<u64>,
+    runs_dir: &Path,
+    budget: Budget,
+    cache: CacheUse,
+    shard: ShardJob,
+) -> u8 {
+    let s = match load_script(script) {
+        Ok(s) => s,
+        Err((m, h)) => return usage_error(json, &m, &h),
+    };
+    let sandbox = match make_sandbox(&s.dir, allow, json) {
+        Ok(sb) => sb,
+        Err(code) => return code,
+    };
+    let (tmp, cleaned) = match begin_run(runs_dir, &s.stem) {
+        Ok(x) => x,
+        Err(e) => {
+            return usage_error(
+                json,
+                &format!("cannot write the run record under {}: {e}", runs_dir.display()),
+                "pass a writable --runs-dir",
+            )
+        }
+    };
+    if cleaned > 0 {
+        eprintln!("note: removed {cleaned} unfinished run folder(s) left by runs that were killed");
+    }
+    let job = Job {
+        name: s.file.name.clone(),
+        text: s.file.text.clone(),
+        base: sandbox.base().to_path_buf(),
+        roots: sandbox.roots().to_vec(),
+        seed,
+        out: tmp.clone(),
+        budget,
+        color: !json && std::io::stderr().is_terminal(),
+        bypass_checks: is_debug_bypass(),
+        save_shown_images: false,
+        prelude: None,
+        deny_tools: Vec::new(),
+        bound: Vec::new(),
+        nets: Vec::new(),
+        cache,
+        shard: shard.clone(),
+    };
+    // An unchanged rerun of a whole run is answered with a copy of its
+    // record (see `crate::replay`); `--no-cache` runs it again.
+    let replay_key =
+        (matches!(shard, ShardJob::Whole) && cache != CacheUse::Off).then(|| crate::replay::key(&job)).flatten();
+    let replayed = match (cache, &replay_key) {
+        (CacheUse::On, Some(k)) => {
+            crate::replay::lookup(k, &job).and_then(|kept| match crate::replay::write(kept, &tmp, k) {
+                Ok(d) => Some(End::Report(Report::Done(Box::new(d)))),
+                Err(e) => {
+                    eprintln!("note: the kept record could not be replayed ({e}); running the script");
+                    let _ = std::fs::remove_dir_all(&tmp);
+                    let _ = std::fs::create_dir_all(tmp.join("artifacts"));
+                    None
+                }
+            })
+        }
+        _ => None,
+    };
+    let end = match replayed {
+        Some(end) => end,
+        None => match run_child(&job) {
+            Ok(e) => e,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                return usage_error(json, &e, "check that the assay binary can start a process");
+            }
+        },
+    };
+    let mut died = None;
+    let done = match end {
+        End::Report(Report::CheckFailed { rendered, diagnostics }) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            if json {
+                outln!("{}", pretty(&json!({"status": "check-failed", "diagnostics": diagnostics})));
+            } else {
+                eprint!("{}", escape_controls_keep_color(&rendered));
+                if diagnostics.len() > 1 {
+                    eprintln!("{} errors", diagnostics.len());
+                }
+            }
+            return EXIT_SCRIPT;
+        }
+        End::Report(Report::Done(d)) => Some(d),
+        End::Died { diag } => {
+            died = Some(diag);
+            None
+        }
+    };
+    if let ShardJob::Part { index, count } = shard {
+        return finish_shard_run(&tmp, &s.file.name, index, count, done, died, json);
+    }
+    let run_dir = match finish_run(&tmp) {
+        Ok(d) => d,
+        Err(e) => {
+            return usage_error(
+                json,
+                &format!("cannot finish the run record under {}: {e}", runs_dir.display()),
+                "pass a writable --runs-dir",
+            )
+        }
+    };
+    let Some(d) = done else {
+        // The child died; its error record is in place.
+        let rd = read_run(&run_dir).ok();
+        let results = rd.as_ref().map(|r| r.results.clone()).unwrap_or(serde_json::Value::Null);
+        if json {
+            outln!(
+                "{}",
+                pretty(
+                    &json!({"status": "error", "run_dir": run_dir.display().to_string(), "results": results, "shows": [], "diagnostics": [results["error"].clone()]})
+                )
+            );
+        } else {
+            if let Some(d) = died {
+                print_diags(&[*d], false);
+            }
+            outln!("error: 0 records, 0/0 asserts passed → {}", run_dir.display());
+        }
+        return EXIT_SCRIPT;
+    };
+    if let (Some(k), false) = (&replay_key, d.replayed) {
+        crate::replay::store(k, &run_dir, &d);
+    }
+    if json {
+        let results = read_run(&run_dir).map(|r| r.results).unwrap_or(serde_json::Value::Null);
+        let shows: Vec<_> =
+            d.shows.iter().map(|sh| json!({"title": sh.title, "line": sh.line, "text": sh.text})).collect();
+        outln!(
+            "{}",
+            pretty(&json!({
+                "status": d.status,
+                "run_dir": run_dir.display().to_string(),
+                "results": results,
+                "shows": shows,
+                "diagnostics": d.diagnostics,
+                "merged": matches!(shard, ShardJob::Merge { .. }).then(|| json!({"answered": d.merged_calls, "ran_whole": d.merged_whole})),
+                "replayed": d.replayed,
+            }))
+        );
+    } else {
+        for sh in &d.shows {
+            match &sh.title {
+                Some(t) => outln!("── {} (line {}) ──", escape_controls(t), sh.line),
+                None => outln!("── line {} ──", sh.line),
+            }
+            outln!("{}", escape_controls(&sh.text));
+        }
+        if let Some(e) = &d.error_rendered {
+            eprint!("{}", escape_controls_keep_color(e));
+        }
+        for (line, expr, message) in &d.failed {
+            let msg = message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
+            outln!("assert FAILED (line {line}): {}", escape_controls(&format!("{expr}{msg}")));
+        }
+        let cached = match d.cached_calls {
+            _ if d.replayed => {
+                " (replayed: an identical earlier run's record, no script ran; --no-cache runs it)".into()
+            }
+            0 => String::new(),
+            n => format!(" ({n} answered from the cache)"),
+        };
+        if let ShardJob::Merge { partials, .. } = &shard {
+            outln!(
+                "merged {} shards: {} sharded call(s) answered from them{}",
+                partials.len(),
+                d.merged_calls,
+                if d.merged_whole.is_empty() {
+                    String::new()
+                } else {
+                    format!("; ran whole here, as not every shard made the same call: {}", d.merged_whole.join(", "))
+                }
+            );
+        }
+        outln!(
+            "{}: {} records, {}/{} asserts passed, {} tool calls{cached} → {}",
+            d.status,
+            d.records,
+            d.asserts - d.failed.len(),
+            d.asserts,
+            d.tool_calls,
+            run_dir.display()
+        );
+    }
+    match d.status.as_str() {
+        "ok" => EXIT_OK,
+        "assert-failed" => EXIT_ASSERT,
+        _ => EXIT_SCRIPT,
+    }
+}
+
+/// As `escape_controls`, but keeps the colour codes Assay's own renderer
+/// wrote (SGR sequences `ESC [ digits;... m`); anything else is escaped.
+fn escape_controls_keep_color(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('\u{1b}') {
+        out.push_str(&escape_controls(&rest[..i]));
+        let after = &rest[i + 1..];
+        let sgr_len = after.strip_prefix('[').and_then(|a| {
+            a.find('m').filter(|&j| a[..j].bytes().all(|b| b.is_ascii_digit() || b == b';')).map(|j| j + 2)
+        });
+        match sgr_len {
+            Some(n) => {
+                out.push('\u{1b}');
+                out.push_str(&after[..n]);
+                rest = &after[n..];
+            }
+            None => {
+                out.push_str("\\u{1b}");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(&escape_controls(rest));
+    out
+}
+
+/// A shard's folder: `runs/<stem>/shard-I-of-N/`.
+pub(crate) fn shard_dir(runs_dir: &Path, stem: &str, index: usize, count: usize) -> PathBuf {
+    runs_dir.join(run_stem(stem)).join(format!("shard-{index}-of-{count}"))
+}
+
+/// After a shard's child: put its partial record in place (replacing an
+/// earlier run of the same shard) or, if it died, leave nothing behind, so
+/// the merge names the shard as missing.
+pub(crate) fn finish_shard_run(
+    tmp: &Path,
+    script: &str,
+    index: usize,
+    count: usize,
+    done: Option<Box<Done>>,
+    died: Option<Box<Diag>>,
+    json: bool,
+) -> u8 {
+    let Some(d) = done.filter(|d| d.status == "partial") else {
+        let _ = std::fs::remove_dir_all(tmp);
+        let message = died.map(|d| d.message).unwrap_or_else(|| "the shard did not finish".into());
+        if json {
+            outln!(
+                "{}",
+                pretty(&json!({"status": "error", "shard": {"index": index, "count": count}, "message": message}))
+            );
+        } else {
+            eprintln!("error: shard {index}/{count} of {script}: {message}");
+        }
+        return EXIT_SCRIPT;
+    };
+    let dir = match finish_named(tmp, &format!("shard-{index}-of-{count}")) {
+        Ok(p) => p,
+        Err(e) => {
+            return usage_error(json, &format!("cannot finish the shard's record: {e}"), "pass a writable --runs-dir")
+        }
+    };
+    let calls: Vec<String> = d.shard_calls.iter().map(|(t, l)| format!("{t} (line {l})")).collect();
+    if json {
+        outln!(
+            "{}",
+            pretty(&json!({
+                "status": "partial",
+                "shard": {"index": index, "count": count},
+                "run_dir": dir.display().to_string(),
+                "sharded_calls": d.shard_calls.iter().map(|(t, l)| json!({"tool": t, "line": l})).collect::<Vec<_>>(),
+                "stopped": d.shard_stopped,
+            }))
+        );
+    } else {
+        if calls.is_empty() {
+            eprintln!("note: the script made no shardable call (exemplars, patch_sweep, shard_map): the merge will run all of it");
+        }
+        if let Some(s) = &d.shard_stopped {
+            eprintln!("note: after its sharded calls the shard went on with its share's results alone and {s}; the merge runs that part");
+        }
+        outln!(
+            "shard {index}/{count}: {} sharded call(s){} → {}",
+            calls.len(),
+            if calls.is_empty() { String::new() } else { format!(": {}", calls.join(", ")) },
+            dir.display()
+        );
+    }
+    EXIT_OK
+}
