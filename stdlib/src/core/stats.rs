@@ -313,10 +313,10 @@ tool! {
 }
 
 tool! {
-    /// Cosine similarity of two equally long vectors (a list, range or
-    /// tensor, flattened): their dot product over the product of their
-    /// lengths, from -1 to 1; nan if either is all zeros. Compares
-    /// directions, e.g. a steering vector with a probe's weights.
+    /// Cosine similarity of two vectors. Their dot product over the product
+    /// of their lengths (lists, ranges or tensors, flattened, equally long),
+    /// from -1 to 1; nan if either is all zeros. Compares directions, e.g. a
+    /// steering vector with a probe's weights.
     ///
     /// ```assay
     /// assert cosine([1, 0], [0, 2]) == 0
