@@ -331,23 +331,22 @@ fn run_step(
 ) -> StepResult {
     let _ = std::fs::create_dir_all(out.join("artifacts"));
     let job = Job {
-        name: "step.assay".into(),
-        text: script.to_string(),
-        base: base.to_path_buf(),
-        roots: roots.to_vec(),
         seed: Some(seed),
-        out: out.to_path_buf(),
-        budget: limits.budget,
-        color: false,
-        bypass_checks: false,
         save_shown_images: true,
         prelude: task.prelude(),
         deny_tools: task.denied(),
         bound: task.bound(),
         nets: task.nets(),
         // Replays and resumed benchmarks answer unchanged calls from the cache.
-        cache: crate::cache::CacheUse::On,
-        shard: crate::supervise::ShardJob::Whole,
+        ..Job::new(
+            "step.assay".into(),
+            script.to_string(),
+            base.to_path_buf(),
+            roots.to_vec(),
+            out.to_path_buf(),
+            limits.budget,
+            crate::cache::CacheUse::On,
+        )
     };
     match run_child(&job) {
         Err(e) => {

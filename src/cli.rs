@@ -533,22 +533,16 @@ fn cmd_verify(run: &Path, json: bool, allow: &[PathBuf], budget: Budget, cache: 
         return usage_error(json, &format!("cannot make a scratch folder: {e}"), "check the temporary folder");
     }
     let job = Job {
-        name,
-        text: rd.script.clone(),
-        base: sandbox.base().to_path_buf(),
-        roots: sandbox.roots().to_vec(),
         seed,
-        out: tmp.clone(),
-        budget,
-        color: false,
-        bypass_checks: false,
-        save_shown_images: false,
-        prelude: None,
-        deny_tools: Vec::new(),
-        bound: Vec::new(),
-        nets: Vec::new(),
-        cache,
-        shard: ShardJob::Whole,
+        ..Job::new(
+            name,
+            rd.script.clone(),
+            sandbox.base().to_path_buf(),
+            sandbox.roots().to_vec(),
+            tmp.clone(),
+            budget,
+            cache,
+        )
     };
     let end = run_child(&job);
     let new_text = read_regular(&tmp.join("results.json"), 1 << 30).ok().and_then(|b| String::from_utf8(b).ok());

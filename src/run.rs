@@ -71,19 +71,19 @@ pub(crate) fn load_script(arg: &str) -> Result<Script, (String, String)> {
     Ok(Script { file: SourceFile::new(arg, text), dir, stem })
 }
 
-fn make_sandbox(dir: &Path, allow: &[PathBuf], json: bool) -> Result<Sandbox, u8> {
-    Sandbox::new(dir, allow).map_err(|e| {
+/// The script `arg` names and the sandbox of its folder and `allow`; a
+/// usage error (printed) otherwise.
+fn load_in_sandbox(arg: &str, allow: &[PathBuf], json: bool) -> Result<(Script, Sandbox), u8> {
+    let s = load_script(arg).map_err(|(m, h)| usage_error(json, &m, &h))?;
+    let sandbox = Sandbox::new(&s.dir, allow).map_err(|e| {
         usage_error(json, &format!("an --allow-read folder cannot be used: {e}"), "pass folders that exist")
-    })
+    })?;
+    Ok((s, sandbox))
 }
 
 pub(crate) fn cmd_check(registry: &Registry, script: &str, json: bool, allow: &[PathBuf]) -> u8 {
-    let s = match load_script(script) {
-        Ok(s) => s,
-        Err((m, h)) => return usage_error(json, &m, &h),
-    };
-    let sandbox = match make_sandbox(&s.dir, allow, json) {
-        Ok(sb) => sb,
+    let (s, sandbox) = match load_in_sandbox(script, allow, json) {
+        Ok(x) => x,
         Err(code) => return code,
     };
     let prepared = prepare(&s.file, registry, &sandbox);
@@ -119,12 +119,8 @@ pub(crate) fn cmd_run(
     cache: CacheUse,
     shard: ShardJob,
 ) -> u8 {
-    let s = match load_script(script) {
-        Ok(s) => s,
-        Err((m, h)) => return usage_error(json, &m, &h),
-    };
-    let sandbox = match make_sandbox(&s.dir, allow, json) {
-        Ok(sb) => sb,
+    let (s, sandbox) = match load_in_sandbox(script, allow, json) {
+        Ok(x) => x,
         Err(code) => return code,
     };
     let (tmp, cleaned) = match begin_run(runs_dir, &s.stem) {
@@ -141,22 +137,19 @@ pub(crate) fn cmd_run(
         eprintln!("note: removed {cleaned} unfinished run folder(s) left by runs that were killed");
     }
     let job = Job {
-        name: s.file.name.clone(),
-        text: s.file.text.clone(),
-        base: sandbox.base().to_path_buf(),
-        roots: sandbox.roots().to_vec(),
         seed,
-        out: tmp.clone(),
-        budget,
         color: !json && std::io::stderr().is_terminal(),
         bypass_checks: is_debug_bypass(),
-        save_shown_images: false,
-        prelude: None,
-        deny_tools: Vec::new(),
-        bound: Vec::new(),
-        nets: Vec::new(),
-        cache,
         shard: shard.clone(),
+        ..Job::new(
+            s.file.name.clone(),
+            s.file.text.clone(),
+            sandbox.base().to_path_buf(),
+            sandbox.roots().to_vec(),
+            tmp.clone(),
+            budget,
+            cache,
+        )
     };
     // An unchanged rerun of a whole run is answered with a copy of its
     // record (see `crate::replay`); `--no-cache` runs it again.

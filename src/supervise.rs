@@ -176,6 +176,40 @@ pub(crate) struct Job {
     pub shard: ShardJob,
 }
 
+impl Job {
+    /// A job for `text` (named `name`) read from `base` with `roots`, its
+    /// record written into `out`: the whole script, no task (no prelude,
+    /// bound boxes or denied tools), no colour, shown images not saved.
+    pub(crate) fn new(
+        name: String,
+        text: String,
+        base: PathBuf,
+        roots: Vec<PathBuf>,
+        out: PathBuf,
+        budget: Budget,
+        cache: crate::cache::CacheUse,
+    ) -> Job {
+        Job {
+            name,
+            text,
+            base,
+            roots,
+            seed: None,
+            out,
+            budget,
+            color: false,
+            bypass_checks: false,
+            save_shown_images: false,
+            prelude: None,
+            deny_tools: Vec::new(),
+            bound: Vec::new(),
+            nets: Vec::new(),
+            cache,
+            shard: ShardJob::Whole,
+        }
+    }
+}
+
 /// How a run treats its shardable work (see `assay_interpreter::shard`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) enum ShardJob {
