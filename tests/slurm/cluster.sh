@@ -73,11 +73,14 @@ munged --socket="$dir/munge/munge.socket" --key-file="$dir/munge/munge.key" \
   --pid-file="$dir/munged.pid" --log-file="$dir/log/munged.log" --seed-file="$dir/munge/seed" --force
 slurmctld -f "$SLURM_CONF" -i
 slurmd -f "$SLURM_CONF"
-for _ in $(seq 1 60); do
+# On a loaded machine (the test suite runs beside it) the node may take a while.
+for _ in $(seq 1 180); do
   if sinfo -h -o '%T' 2>/dev/null | grep -qx idle; then echo "slurm up: SLURM_CONF=$SLURM_CONF"; exit 0; fi
   sleep 1
 done
 echo "the node did not become idle; logs in $dir/log" >&2
 sinfo >&2 || true
-tail -20 "$dir/log/slurmctld.log" "$dir/log/slurmd.log" >&2 || true
+tail -n 20 "$dir/log/slurmctld.log" "$dir/log/slurmd.log" >&2 || true
+# Leave nothing running behind a failed start (the caller has no cluster to stop).
+stop
 exit 1
