@@ -657,6 +657,7 @@ fn net_fn(bytes: Vec<u8>) -> impl Fn(f64) -> Result<f64, String> + Send + Sync +
         let m = model
             .get_or_init(|| {
                 assay_stdlib::onnx::model::Model::load_bytes("net", &bytes, assay_stdlib::onnx::model::Provider::Cpu)
+                    .map_err(String::from)
             })
             .as_ref()
             .map_err(|e| e.clone())?;
@@ -665,7 +666,7 @@ fn net_fn(bytes: Vec<u8>) -> impl Fn(f64) -> Result<f64, String> + Send + Sync +
         let feed = ndarray::ArrayD::from_shape_vec(vec![1, 1], vec![x as f32]).map_err(|e| e.to_string())?;
         let out = m.run(
             &assay_stdlib::onnx::model::HookSet::Plain,
-            || Err("the network is run as it is".into()),
+            || Err(assay_stdlib::onnx::error::ModelError::Graph("the network is run as it is".into())),
             vec![(input, feed)],
             std::slice::from_ref(&output),
         )?;

@@ -25,9 +25,8 @@ use ndarray::ArrayD;
 fn main() {
     let (path, tok_path) = assay_stdlib::models::smollm::provision().expect("model");
     let bytes = std::fs::read(&path).expect("benchmark setup");
-    let mut m = Model::load(&path, "smollm2-135m", &bytes, String::new(), Provider::Cpu).expect("load");
+    let m = Model::load(&path, "smollm2-135m", &bytes, String::new(), Provider::Cpu).expect("load");
     let tok = tokenizers::Tokenizer::from_file(&tok_path).expect("benchmark setup");
-    m.card.tokenizer = Some(std::sync::Arc::new(tok.clone()));
     let target = "When Mary and John went to the store, John gave a drink to";
     let source = "When Mary and John went to the store, Mary gave a drink to";
     let t: ArrayD<f32> = encode_batch(&tok, &[target.to_string()]).expect("benchmark setup");

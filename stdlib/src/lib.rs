@@ -1,5 +1,5 @@
 //! Assay's tools. Each tool carries its signature, doc and examples next to
-//! its code; [`registry`] is the one explicit list of everything a script
+//! its code and registers itself; [`registry`] collects everything a script
 //! can call. This is the only crate that will link ONNX Runtime.
 
 mod core;
@@ -14,19 +14,13 @@ pub mod vision;
 pub use crate::core::FnTool;
 use assay_interpreter::Registry;
 
-/// Every tool, registered once.
+/// Every tool, registered once: each `tool!` declaration submits itself, so
+/// this collects them (a name declared twice is noted in
+/// `Registry::duplicates`, which the command and a test refuse).
 pub fn registry() -> Registry {
     let mut r = Registry::new();
-    core::register(&mut r);
-    onnx::tools::register(&mut r);
-    onnx::units::register(&mut r);
-    onnx::sweep::register(&mut r);
-    onnx::metrics::register(&mut r);
-    onnx::interventions::register(&mut r);
-    onnx::lens::register(&mut r);
-    onnx::attention::register(&mut r);
-    onnx::attribution::register(&mut r);
-    models::register(&mut r);
-    vision::register(&mut r);
+    for tool in inventory::iter::<FnTool> {
+        r.register(*tool);
+    }
     r
 }

@@ -2,8 +2,9 @@
 //! `assay` examples, typed parameters with their docs and defaults, and the
 //! body) into the tool's signature and a call that binds its arguments by
 //! name into a typed struct, so names, types, docs and examples cannot drift
-//! apart. The generated module `NAME` holds `Params`, `sig()` and `call()`;
-//! register with `FnTool::new(NAME::sig, NAME::call)`.
+//! apart. The generated module `NAME` holds `Params`, `sig()` and `call()`,
+//! and the declaration registers the tool itself (an `inventory` submission
+//! that [`crate::registry`] collects), so there is no list to add it to.
 //!
 //! ```ignore
 //! tool! {
@@ -31,7 +32,9 @@
 //! outside fences is the tool's doc (lines joined by spaces); each
 //! ` ```assay ` block is an example, a script whose asserts must pass.
 //! Flags follow the return type: `-> Type::Any, volatile;`,
-//! `shardable`, `requires("VAR")` (the `Signature` methods of those names).
+//! `requires("VAR")` (the `Signature` methods of those names), and
+//! `shardable(MERGE)` for a tool that computes a share of its work per shard,
+//! with `MERGE` the function that puts the shares together.
 //!
 //! A parameter typed `Arg` is bound as given and read by the body with
 //! `Arg`'s accessors (`p.x.num()?`), for a value that may be one of several
@@ -262,7 +265,7 @@ macro_rules! tool {
                     s = tool!(@param s, stringify!($p), ty, pdoc $(, $def)?);
                 )*
                 s = s.returns($ret);
-                $(s = s.$flag($($farg)?);)*
+                $(tool!(@flag s, $flag $(($farg))?);)*
                 for e in &doc.examples {
                     s = s.example(e.as_str());
                 }
@@ -279,7 +282,16 @@ macro_rules! tool {
                 body(p, ctx)
             }
         }
+
+        ::inventory::submit! {
+            $crate::core::FnTool::declared($module::sig, $module::call, tool!(@merge $([$flag $(($farg))?])*))
+        }
     };
+    (@flag $s:ident, shardable($merge:expr)) => { $s = $s.shardable() };
+    (@flag $s:ident, $flag:ident $(($farg:expr))?) => { $s = $s.$flag($($farg)?) };
+    (@merge) => { None };
+    (@merge [shardable($merge:expr)] $($rest:tt)*) => { Some($merge) };
+    (@merge [$($other:tt)*] $($rest:tt)*) => { tool!(@merge $($rest)*) };
     (@ty $t:ty) => { <$t as $crate::core::declare::Param>::ty() };
     (@ty $t:ty, $pty:expr) => { $pty };
     (@param $s:ident, $n:expr, $ty:ident, $doc:ident) => { $s.param($n, $ty, $doc) };

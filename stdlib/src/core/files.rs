@@ -5,9 +5,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use assay_interpreter::{Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{ToolCtx, ToolError, Type, Value};
 
-use super::FnTool;
 use crate::core::declare::tool;
 
 /// Files larger than this are refused by the text readers.
@@ -100,15 +99,5 @@ tool! {
         let j: serde_json::Value =
             serde_json::from_str(&t).map_err(|e| ToolError::arg("path", format!("`{path}` is not valid JSON: {e}")))?;
         Ok(from_json(&j))
-    }
-}
-
-pub(super) fn register(r: &mut Registry) {
-    for (sig, f) in [
-        (read_text::sig as fn() -> Signature, read_text::call as super::ToolFn),
-        (read_lines::sig, read_lines::call),
-        (read_json::sig, read_json::call),
-    ] {
-        r.register(FnTool::new(sig, f));
     }
 }

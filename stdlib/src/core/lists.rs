@@ -5,9 +5,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use assay_interpreter::{iter_values, Arg, HandleKind, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{iter_values, Arg, HandleKind, ToolCtx, ToolError, Type, Value};
 
-use super::FnTool;
 use crate::core::declare::tool;
 
 const MAX_RANGE: i64 = 10_000_000;
@@ -146,7 +145,7 @@ tool! {
     /// let squares = shard_map(range(0, 6), x => x * x)
     /// assert squares == [0, 1, 4, 9, 16, 25]
     /// ```
-    shard_map in Lists -> Type::list(Type::Any), shardable;
+    shard_map in Lists -> Type::list(Type::Any), shardable(shard_map_merge);
     {
         /// a list or range
         xs: Vec<Value> [Type::Any],
@@ -174,6 +173,11 @@ tool! {
 }
 
 /// The shards' blocks of results, in order.
+/// `shard_map`'s merge: the shards' blocks of results, in order.
+fn shard_map_merge(a: &assay_interpreter::Args, ctx: &mut dyn ToolCtx, parts: Vec<Value>) -> Result<Value, ToolError> {
+    merge_blocks(a.items("xs")?.len(), ctx, parts)
+}
+
 fn merge_blocks(n: usize, ctx: &mut dyn ToolCtx, parts: Vec<Value>) -> Result<Value, ToolError> {
     let mut out = Vec::with_capacity(n);
     for p in parts {
@@ -558,34 +562,4 @@ tool! {
         r.insert(p.key.clone(), p.value.clone());
         Ok(Value::Record(Arc::new(r)))
     }
-}
-
-pub(super) fn register(r: &mut Registry) {
-    for (sig, f) in [
-        (len::sig as fn() -> Signature, len::call as super::ToolFn),
-        (range::sig, range::call),
-        (zip::sig, zip::call),
-        (enumerate::sig, enumerate::call),
-        (map::sig, map::call),
-        (filter::sig, filter::call),
-        (reduce::sig, reduce::call),
-        (any::sig, any::call),
-        (all::sig, all::call),
-        (count::sig, count::call),
-        (unique::sig, unique::call),
-        (index_of::sig, index_of::call),
-        (flatten::sig, flatten::call),
-        (reverse::sig, reverse::call),
-        (take::sig, take::call),
-        (sort::sig, sort::call),
-        (keys::sig, keys::call),
-        (values::sig, values::call),
-        (with::sig, with::call),
-    ] {
-        r.register(FnTool::new(sig, f));
-    }
-    r.register(
-        FnTool::new(shard_map::sig, shard_map::call)
-            .merging(|a, ctx, parts| merge_blocks(a.items("xs")?.len(), ctx, parts)),
-    );
 }

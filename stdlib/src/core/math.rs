@@ -1,11 +1,10 @@
 //! Elementwise math over numbers, lists of numbers and tensors, and
 //! constructors for tensors.
 
-use assay_interpreter::{to_numbers, to_tensor, Registry, Signature, Tensor, ToolError, Type, Value};
+use assay_interpreter::{to_numbers, to_tensor, Tensor, ToolError, Type, Value};
 use ndarray::ArrayD;
 
 use super::declare::tool;
-use super::FnTool;
 
 fn numeric() -> Type {
     Type::OneOf(vec![Type::Num, Type::list(Type::Num), Type::Range, Type::Tensor])
@@ -356,28 +355,5 @@ tool! {
             return Ok(Value::nums([s]));
         }
         Ok(Value::nums((0..n).map(|i| s + (e - s) * i as f64 / (n - 1) as f64)))
-    }
-}
-
-pub(super) fn register(r: &mut Registry) {
-    for (sig, f) in [
-        (abs::sig as fn() -> Signature, abs::call as super::ToolFn),
-        (sqrt::sig, sqrt::call),
-        (exp::sig, exp::call),
-        (log::sig, log::call),
-        (floor::sig, floor::call),
-        (ceil::sig, ceil::call),
-        (sin::sig, sin::call),
-        (cos::sig, cos::call),
-        (tanh::sig, tanh::call),
-        (sign::sig, sign::call),
-        (round::sig, round::call),
-        (clip::sig, clip::call),
-        (tensor::sig, tensor::call),
-        (zeros::sig, zeros::call),
-        (reshape::sig, reshape::call),
-        (linspace::sig, linspace::call),
-    ] {
-        r.register(FnTool::new(sig, f));
     }
 }

@@ -10,13 +10,16 @@ mod stats;
 mod tensor_files;
 mod text;
 
-use assay_interpreter::{Args, Registry, Signature, Tool, ToolCtx, ToolError, Value};
+use assay_interpreter::{Args, Signature, Tool, ToolCtx, ToolError, Value};
 
 pub(crate) type ToolFn = fn(&Args, &mut dyn ToolCtx) -> Result<Value, ToolError>;
 /// A shardable tool's merge: its result from every shard's partial result.
 pub(crate) type MergeFn = fn(&Args, &mut dyn ToolCtx, Vec<Value>) -> Result<Value, ToolError>;
 
-/// A tool made of a signature and a function: most tools need no state.
+/// A declared tool: its signature, its call and, for a shardable tool, the
+/// merge of its shards. Every `tool!` declaration submits one, and
+/// [`crate::registry`] registers them all.
+#[derive(Clone, Copy)]
 pub struct FnTool {
     sig: fn() -> Signature,
     f: ToolFn,
@@ -24,16 +27,14 @@ pub struct FnTool {
 }
 
 impl FnTool {
-    pub const fn new(sig: fn() -> Signature, f: ToolFn) -> Self {
-        FnTool { sig, f, merge: None }
-    }
-    /// A shardable tool: `f` computes the share `ctx.share()` names, `merge`
-    /// puts the shares together (see `assay_interpreter::shard`).
-    pub const fn merging(mut self, merge: MergeFn) -> Self {
-        self.merge = Some(merge);
-        self
+    /// A tool; a shardable one computes the share `ctx.share()` names and
+    /// `merge` puts the shares together (see `assay_interpreter::shard`).
+    pub(crate) const fn declared(sig: fn() -> Signature, f: ToolFn, merge: Option<MergeFn>) -> Self {
+        FnTool { sig, f, merge }
     }
 }
+
+inventory::collect!(FnTool);
 
 impl Tool for FnTool {
     fn signature(&self) -> Signature {
@@ -48,14 +49,4 @@ impl Tool for FnTool {
             None => Err(ToolError::new("this tool cannot merge shards")),
         }
     }
-}
-
-pub(crate) fn register(r: &mut Registry) {
-    math::register(r);
-    stats::register(r);
-    random::register(r);
-    text::register(r);
-    lists::register(r);
-    files::register(r);
-    tensor_files::register(r);
 }

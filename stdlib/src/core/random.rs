@@ -3,7 +3,7 @@
 //! `seed:` pins a call's stream so that adding calls before it does not
 //! change what it draws.
 
-use assay_interpreter::{iter_values, HandleKind, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{iter_values, HandleKind, ToolCtx, ToolError, Type, Value};
 // `::rand`: the crate, not the tool module `rand` declared below.
 use ::rand::seq::SliceRandom;
 use ::rand::{Rng, SeedableRng};
@@ -11,7 +11,6 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use super::declare::tool;
-use super::FnTool;
 
 const MAX_DRAWS: usize = 10_000_000;
 
@@ -217,18 +216,5 @@ tool! {
         let mut rng = stream_of(p.seed, ctx);
         let i = rng.random_range(0..items.len());
         Ok(items[i].clone())
-    }
-}
-
-pub(super) fn register(r: &mut Registry) {
-    for (sig, f) in [
-        (self::rand::sig as fn() -> Signature, self::rand::call as super::ToolFn),
-        (randn::sig, randn::call),
-        (randint::sig, randint::call),
-        (shuffle::sig, shuffle::call),
-        (sample::sig, sample::call),
-        (choice::sig, choice::call),
-    ] {
-        r.register(FnTool::new(sig, f));
     }
 }

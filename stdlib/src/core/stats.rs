@@ -1,11 +1,10 @@
 //! Statistics over numbers (lists, ranges, tensors). Reductions take an
 //! optional `axis` for tensors; without it they reduce everything.
 
-use assay_interpreter::{iter_values, to_numbers, Registry, Signature, ToolError, Type, Value};
+use assay_interpreter::{iter_values, to_numbers, ToolError, Type, Value};
 use ndarray::Axis;
 
 use super::declare::tool;
-use super::FnTool;
 
 /// The numbers of parameter `name`, refused if there are none.
 fn nonempty(xs: Vec<f64>, name: &str) -> Result<Vec<f64>, ToolError> {
@@ -507,26 +506,4 @@ fn lstsq(a: Value, y: Vec<f64>, columns: bool) -> Result<Value, ToolError> {
         ("residual", Value::Num(residual)),
         ("rank", Value::Num(rank as f64)),
     ]))
-}
-
-pub(super) fn register(r: &mut Registry) {
-    for (sig, f) in [
-        (sum::sig as fn() -> Signature, sum::call as super::ToolFn),
-        (mean::sig, mean::call),
-        (max::sig, max::call),
-        (min::sig, min::call),
-        (argmax::sig, argmax::call),
-        (argmin::sig, argmin::call),
-        (self::std::sig, self::std::call),
-        (var::sig, var::call),
-        (median::sig, median::call),
-        (quantile::sig, quantile::call),
-        (correlation::sig, correlation::call),
-        (cosine::sig, cosine::call),
-        (top_k::sig, top_k::call),
-        (histogram::sig, histogram::call),
-        (lstsq::sig, lstsq::call),
-    ] {
-        r.register(FnTool::new(sig, f));
-    }
 }

@@ -9,12 +9,11 @@ use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::sync::Arc;
 
-use assay_interpreter::{Arg, Registry, ToolError, Type, Value};
+use assay_interpreter::{Arg, ToolError, Type, Value};
 use ndarray::{ArrayD, IxDyn};
 use ndarray_npy::npy::header::Header;
 use ndarray_npy::{ReadNpyError, ReadNpyExt};
 
-use super::FnTool;
 use crate::core::declare::tool;
 
 /// The most elements one loaded tensor may have (as for `zeros`).
@@ -197,8 +196,4 @@ fn safetensor(view: &safetensors::tensor::TensorView) -> Result<Value, String> {
         Dtype::BOOL => to_f32(&shape, d.iter().copied(), |x| f64::from(u8::from(x != 0)), false),
         other => Err(format!("its dtype {other:?} is not a number type Assay reads")),
     }
-}
-
-pub(super) fn register(r: &mut Registry) {
-    r.register(FnTool::new(load_tensors::sig, load_tensors::call));
 }

@@ -1,9 +1,8 @@
 //! String helpers.
 
-use assay_interpreter::{format_num, iter_values, Registry, Signature, ToolError, Type, Value};
+use assay_interpreter::{format_num, iter_values, ToolError, Type, Value};
 
 use super::declare::tool;
-use super::FnTool;
 
 tool! {
     /// The string in upper case.
@@ -264,25 +263,5 @@ tool! {
             .flatten()
             .ok_or_else(|| ToolError::arg("n", format!("{n} is not a Unicode code point")))?;
         Ok(Value::str(c.to_string()))
-    }
-}
-
-pub(super) fn register(r: &mut Registry) {
-    for (sig, f) in [
-        (upper::sig as fn() -> Signature, upper::call as super::ToolFn),
-        (lower::sig, lower::call),
-        (strip::sig, strip::call),
-        (split::sig, split::call),
-        (join::sig, join::call),
-        (replace::sig, replace::call),
-        (starts_with::sig, starts_with::call),
-        (ends_with::sig, ends_with::call),
-        (str_::sig, str_::call),
-        (num::sig, num::call),
-        (fmt_::sig, fmt_::call),
-        (ord::sig, ord::call),
-        (chr::sig, chr::call),
-    ] {
-        r.register(FnTool::new(sig, f));
     }
 }

@@ -337,10 +337,14 @@ pub const BUILT_IN: super::BuiltIn = super::BuiltIn {
     prepare,
 };
 
+/// How images become EfficientNet-Lite0's input (also of the synthetic
+/// neurons built over its class probabilities).
+pub(crate) const PREPROCESS: crate::onnx::model::Preprocess =
+    crate::onnx::model::Preprocess { resize: 256, size: 224, mean: [127.0; 3], std: [128.0; 3] };
+
 fn prepare() -> Result<super::Prepared, String> {
     let (graph, labels) = provision()?;
-    let preprocess = crate::onnx::model::Preprocess { resize: 256, size: 224, mean: [127.0; 3], std: [128.0; 3] };
-    Ok(super::Prepared { labels, preprocess: Some(preprocess), ..super::Prepared::graph(graph) })
+    Ok(super::Prepared { labels, preprocess: Some(PREPROCESS), ..super::Prepared::graph(graph) })
 }
 
 /// The model file and class names, built once and cached.

@@ -14,10 +14,9 @@ pub mod torch_legacy;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use assay_interpreter::{HandleKind, Registry, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{HandleKind, ToolCtx, ToolError, Type, Value};
 
 use crate::core::declare::tool;
-use crate::core::FnTool;
 use crate::fetch;
 use crate::onnx::model::{Card, Model, Preprocess};
 use crate::onnx::tools::ModelHandle;
@@ -126,13 +125,7 @@ fn load_built_in(name: &str, provider: &str, ctx: &mut dyn ToolCtx) -> Result<Va
     let sha = fetch::sha256_file(&p.graph).map_err(ToolError::new)?;
     ctx.note_input(&p.graph, &sha);
     let mut m = Model::load_deferred(&p.graph, name, &bytes, sha, provider).map_err(ToolError::new)?;
-    m.card = Card { labels: p.labels, preprocess: p.preprocess, tokenizer };
     m.weights_sha256 = weights;
-    Ok(Value::Handle(Arc::new(ModelHandle(Arc::new(m)))))
-}
-
-pub(crate) fn register(r: &mut Registry) {
-    r.register(FnTool::new(model::sig, model::call));
-    text::register(r);
-    prompts::register(r);
+    let card = Card { labels: p.labels, preprocess: p.preprocess, tokenizer };
+    Ok(Value::Handle(Arc::new(ModelHandle::new(m, card))))
 }

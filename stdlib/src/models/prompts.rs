@@ -3,15 +3,13 @@
 //! variable binding. Each prompt is kept only where its answers are single
 //! tokens of the model's tokenizer.
 
-use std::sync::Arc;
 
-use assay_interpreter::{Registry, Signature, ToolError, Type, Value};
+use assay_interpreter::{ToolError, Type, Value};
 
 use super::text::tokenizer;
 use crate::core::declare::tool;
 use crate::core::random::stream_of;
-use crate::core::FnTool;
-use crate::onnx::model::Model;
+use crate::onnx::tools::ModelHandle;
 
 const NAMES: &[&str] = &[
     "Mary", "John", "Tom", "James", "Anna", "Sarah", "David", "Paul", "Lisa", "Mark", "Emma", "Jack", "Kate", "Peter",
@@ -37,7 +35,7 @@ tool! {
     ioi in Text -> Type::list(Type::record());
     {
         /// a language model (for its tokenizer)
-        model: Arc<Model>,
+        model: ModelHandle,
         /// how many prompts
         n: usize = Value::Num(20.0),
         /// pin this call's random stream
@@ -104,7 +102,7 @@ tool! {
     entity_tracking in Text -> Type::list(Type::record());
     {
         /// a language model (for its tokenizer)
-        model: Arc<Model>,
+        model: ModelHandle,
         /// how many prompts
         n: usize = Value::Num(20.0),
         /// objects (and boxes) per prompt, 2 to 7
@@ -176,7 +174,7 @@ tool! {
     variable_binding in Text -> Type::list(Type::record());
     {
         /// a language model (for its tokenizer)
-        model: Arc<Model>,
+        model: ModelHandle,
         /// how many prompts
         n: usize = Value::Num(20.0),
         /// references between the query and the value, 0 to 4
@@ -238,15 +236,5 @@ tool! {
             ]));
         }
         Ok(Value::list(out))
-    }
-}
-
-pub(crate) fn register(r: &mut Registry) {
-    for (sig, f) in [
-        (ioi::sig as fn() -> Signature, ioi::call as crate::core::ToolFn),
-        (entity_tracking::sig, entity_tracking::call),
-        (variable_binding::sig, variable_binding::call),
-    ] {
-        r.register(FnTool::new(sig, f));
     }
 }

@@ -4,15 +4,16 @@
 
 use std::sync::Arc;
 
-use assay_interpreter::{Arg, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Arg, ToolCtx, ToolError, Type, Value};
 use ndarray::{ArrayD, Axis};
 
 use crate::core::declare::tool;
-use crate::core::FnTool;
+use crate::onnx::error::ModelError;
+use crate::onnx::tools::ModelHandle;
 use crate::onnx::model::Model;
 
 /// The tokenizer of the `model` argument.
-pub(crate) fn tokenizer(m: &Model) -> Result<Arc<tokenizers::Tokenizer>, ToolError> {
+pub(crate) fn tokenizer(m: &ModelHandle) -> Result<Arc<tokenizers::Tokenizer>, ToolError> {
     m.card.tokenizer.clone().ok_or_else(|| {
         ToolError::arg("model", "this model has no tokenizer")
             .help("language models from model(\"smollm2-135m\") have one")
@@ -30,7 +31,7 @@ tool! {
     tokenize in Text -> Type::record_of(&[("ids", Type::list(Type::Num)), ("tokens", Type::list(Type::Str))]);
     {
         /// a language model
-        model: Arc<Model>,
+        model: ModelHandle,
         /// text
         text: String,
     }
@@ -54,7 +55,7 @@ tool! {
     detokenize in Text -> Type::Str;
     {
         /// a language model
-        model: Arc<Model>,
+        model: ModelHandle,
         /// token ids
         ids: Vec<f64> [Type::numbers()],
     }
@@ -89,7 +90,7 @@ tool! {
     generate in Text -> Type::OneOf(vec![Type::Str, Type::list(Type::Str), Type::list(Type::Num)]);
     {
         /// a language model
-        model: Arc<Model>,
+        model: ModelHandle,
         /// the text to continue, several texts (one batch), or token ids
         prompt: Arg [Type::OneOf(vec![Type::Str, Type::list(Type::Str), Type::list(Type::Num)])],
         /// how many tokens to add
@@ -287,13 +288,14 @@ fn interventions(m: &Model, steer: &Arg, patch: &Arg) -> Result<(Patches, Adds),
 
 /// Why a run with interventions failed: a vector or value whose shape does
 /// not broadcast to its tensor's (read off the prompt's own run) is named
-/// with the shape it needs; anything else is the run's own error.
+/// with the shape it needs; anything else is the run's own error, blamed by
+/// its kind (a tensor's on the parameter that named it).
 fn intervention_error(
     m: &crate::onnx::model::Model,
     ids: &[u32],
     patches: &Patches,
     adds: &Adds,
-    e: String,
+    e: ModelError,
 ) -> ToolError {
     let mut given: Vec<(&str, &str, &[usize])> = adds.iter().map(|(t, v)| ("steer", t.as_str(), v.shape())).collect();
     for (t, v, mask) in patches {
@@ -305,14 +307,9 @@ fn intervention_error(
     if let Some(err) = x.ok().and_then(|x| crate::onnx::tools::misshapen(m, vec![(input, x)], &given)) {
         return err;
     }
-    let at = if adds.is_empty() && patches.is_empty() {
-        "prompt"
-    } else if adds.is_empty() {
-        "patch"
-    } else {
-        "steer"
-    };
-    ToolError::arg(at, e)
+    // A tensor's error blames the parameter that named the tensor.
+    let steered = e.tensor().is_some_and(|t| adds.iter().any(|(a, _)| a == t));
+    m.blame(e, "prompt", if steered { "steer" } else { "patch" })
 }
 
 /// The most likely token (ties: the lowest id), or one drawn from
@@ -341,14 +338,4 @@ fn next_token(logits: &[f32], temperature: f64, ctx: &mut dyn ToolCtx) -> Result
         u -= w;
     }
     Ok(best)
-}
-
-pub(crate) fn register(r: &mut Registry) {
-    for (sig, f) in [
-        (tokenize::sig as fn() -> Signature, tokenize::call as crate::core::ToolFn),
-        (detokenize::sig, detokenize::call),
-        (generate::sig, generate::call),
-    ] {
-        r.register(FnTool::new(sig, f));
-    }
 }

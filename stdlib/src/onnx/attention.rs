@@ -12,13 +12,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use std::sync::Arc;
 
-use assay_interpreter::{Arg, Registry, ToolError, Type, Value};
+use assay_interpreter::{Arg, ToolError, Type, Value};
 use ndarray::ArrayD;
 
 use crate::core::declare::tool;
-use crate::core::FnTool;
+use crate::onnx::tools::ModelHandle;
 use crate::onnx::model::Model;
 use crate::onnx::proto::{GraphProto, ModelProto, NodeProto, TensorProto};
 
@@ -481,7 +480,7 @@ tool! {
     attention in Models -> Type::record();
     {
         /// a model whose graph has attention
-        model: Arc<Model>,
+        model: ModelHandle,
     }
     |p, _| {
         let m = p.model.clone();
@@ -545,7 +544,7 @@ tool! {
     attention_pattern in Models -> Type::Tensor;
     {
         /// a model whose graph has attention
-        model: Arc<Model>,
+        model: ModelHandle,
         /// one prompt (text) or the inputs of one example
         inputs: Arg [Type::Any],
         /// the attention block, from 0 in graph order
@@ -586,7 +585,7 @@ tool! {
             )
             .help("export the model without ONNX Runtime's attention fusion to see the patterns")
         })?;
-        let mut out = m.capture(inputs, std::slice::from_ref(&probs)).map_err(|e| ToolError::arg("inputs", e))?;
+        let mut out = m.capture(inputs, std::slice::from_ref(&probs)).map_err(|e| m.blame(e, "inputs", "layer"))?;
         let p = out.remove(&probs).ok_or_else(|| ToolError::new(format!("no value captured for `{probs}`")))?;
         let shape = p.shape().to_vec();
         let (t, s) = match shape.as_slice() {
@@ -609,11 +608,6 @@ tool! {
             }
         }
     }
-}
-
-pub(crate) fn register(r: &mut Registry) {
-    r.register(FnTool::new(attention::sig, attention::call));
-    r.register(FnTool::new(attention_pattern::sig, attention_pattern::call));
 }
 
 #[cfg(test)]

@@ -14,15 +14,15 @@
 //!   must be linear (gains, biases, reshapes and projections by weights),
 //!   or the tool says where it is not (e.g. BERT's masked-LM head).
 
-use std::sync::Arc;
 
 use crate::onnx::tools::feeds_value;
-use assay_interpreter::{Arg, Registry, ToolError, Type, Value};
+use assay_interpreter::{Arg, ToolError, Type, Value};
 use ndarray::{ArrayD, Axis, IxDyn};
 
 use crate::core::declare::tool;
-use crate::core::FnTool;
 use crate::onnx::attention::{find, Block, Index};
+use crate::onnx::error::ModelError;
+use crate::onnx::tools::ModelHandle;
 use crate::onnx::model::Model;
 use crate::onnx::proto::{GraphProto, NodeProto};
 
@@ -189,7 +189,7 @@ fn run_rows(
     patches: Vec<Patch>,
     want: &[String],
     capture: &[String],
-) -> Result<std::collections::BTreeMap<String, ArrayD<f32>>, String> {
+) -> Result<std::collections::BTreeMap<String, ArrayD<f32>>, ModelError> {
     if n == 1 {
         return m.patch_capture(inputs.to_vec(), patches, want, capture, false);
     }
@@ -223,7 +223,7 @@ fn run_rows(
         .into_iter()
         .map(|(k, vs)| {
             let views: Vec<_> = vs.iter().map(|v| v.view()).collect();
-            ndarray::concatenate(Axis(0), &views).map(|a| (k, a)).map_err(|e| e.to_string())
+            ndarray::concatenate(Axis(0), &views).map(|a| (k, a)).map_err(|e| ModelError::Runtime(e.to_string()))
         })
         .collect()
 }
@@ -299,7 +299,7 @@ tool! {
     logit_attribution in Interventions -> Type::record();
     {
         /// a language model
-        model: Arc<Model>,
+        model: ModelHandle,
         /// one prompt (text) or the inputs of one example
         inputs: Arg [Type::Any],
         /// tokens whose logits are attributed: ids, or strings of one token each
@@ -355,7 +355,7 @@ tool! {
         want.extend(blocks.iter().filter_map(|b| b.mlp.clone()));
         let base = m
             .patch_capture(inputs.clone(), Vec::new(), std::slice::from_ref(&logits_name), &want, false)
-            .map_err(|e| ToolError::arg("inputs", e))?;
+            .map_err(|e| m.blame(e, "inputs", "model"))?;
         let get = |n: &str| base.get(n).ok_or_else(|| ToolError::new(format!("`{n}` was not captured")));
         let err = |e: String| ToolError::new(e);
         let r = at(get(&last)?, 1, 0, pos).map_err(err)?;
@@ -413,7 +413,7 @@ tool! {
             let mut mask = ArrayD::<f32>::zeros(IxDyn(&[1, pos + 1, 1]));
             mask[[0, pos, 0]] = 1.0;
             let out = run_rows(&m, &inputs, n, vec![(ro.at.clone(), value, mask)], std::slice::from_ref(&logits_name), &[])
-                .map_err(|e| ToolError::arg("model", e))?;
+                .map_err(|e| m.blame(e, "inputs", "model"))?;
             let l = out.get(&logits_name).ok_or_else(|| ToolError::new("no logits"))?;
             for r in 0..n {
                 let row = at(l, n, r, pos).map_err(err)?;
@@ -440,8 +440,4 @@ tool! {
             ("position", Value::Num(pos as f64)),
         ]))
     }
-}
-
-pub(crate) fn register(r: &mut Registry) {
-    r.register(FnTool::new(logit_attribution::sig, logit_attribution::call));
 }

@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use prost::Message;
 
+use super::error::ModelError;
+
 use super::proto::{
     tensor_proto, type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, TypeProto, ValueInfoProto,
 };
@@ -28,13 +30,18 @@ pub fn add_input(tensor: &str) -> String {
 const PRE_ADD_SUFFIX: &str = "::assay_pre_add";
 
 /// Decodes an ONNX model, with a message a person can act on.
-pub fn decode(bytes: &[u8]) -> Result<ModelProto, String> {
-    let m = ModelProto::decode(bytes).map_err(|e| format!("not a valid ONNX model (protobuf decoding failed: {e})"))?;
+pub fn decode(bytes: &[u8]) -> Result<ModelProto, ModelError> {
+    let m = ModelProto::decode(bytes)
+        .map_err(|e| ModelError::Graph(format!("not a valid ONNX model (protobuf decoding failed: {e})")))?;
     if m.graph.is_none() {
-        return Err("not a valid ONNX model: it has no graph (is the file truncated or not an .onnx file?)".into());
+        return Err(ModelError::Graph(
+            "not a valid ONNX model: it has no graph (is the file truncated or not an .onnx file?)".into(),
+        ));
     }
     if m.opset_import.is_empty() && m.ir_version() == 0 {
-        return Err("not a valid ONNX model: no IR version and no opset (is this an .onnx file?)".into());
+        return Err(ModelError::Graph(
+            "not a valid ONNX model: no IR version and no opset (is this an .onnx file?)".into(),
+        ));
     }
     Ok(m)
 }
@@ -151,14 +158,14 @@ pub fn tensor_type(elem_type: i32, dims: Option<&[i64]>) -> TypeProto {
 }
 
 /// Adds graph outputs for the named tensors (already-outputs are kept once).
-pub fn expose(m: &ModelProto, names: &[String]) -> Result<ModelProto, String> {
+pub fn expose(m: &ModelProto, names: &[String]) -> Result<ModelProto, ModelError> {
     let known: HashSet<String> = sites(m).into_iter().map(|s| s.name).collect();
     let mut out = m.clone();
     let g = out.graph.get_or_insert_with(Default::default);
     let mut present: HashSet<String> = g.output.iter().map(|o| o.name().to_string()).collect();
     for n in names {
         if !known.contains(n) {
-            return Err(format!("the model has no tensor named `{n}`"));
+            return Err(ModelError::UnknownTensor(n.clone()));
         }
         if present.insert(n.clone()) {
             // No type: ONNX Runtime infers it, and reports it in its metadata.
@@ -176,12 +183,12 @@ pub fn reduced_name(op: &str, tensor: &str) -> String {
 /// Appends `op` (ReduceMax or ReduceMean) over `axes` of `tensor`, without
 /// keeping those axes, and exposes its result, so that only the reduced
 /// values leave ONNX Runtime (e.g. [N, C] instead of [N, C, H, W]).
-pub fn reduce(m: &ModelProto, tensor: &str, op: &str, axes: &[i64]) -> Result<ModelProto, String> {
+pub fn reduce(m: &ModelProto, tensor: &str, op: &str, axes: &[i64]) -> Result<ModelProto, ModelError> {
     if !sites(m).iter().any(|s| s.name == tensor) {
-        return Err(format!("the model has no tensor named `{tensor}`"));
+        return Err(ModelError::UnknownTensor(tensor.to_string()));
     }
     if op != "ReduceMax" && op != "ReduceMean" {
-        return Err(format!("unknown reduction {op}"));
+        return Err(ModelError::Tensor { name: tensor.to_string(), message: format!("unknown reduction {op}") });
     }
     let opset = default_opset(m);
     let out_name = reduced_name(op, tensor);
@@ -262,29 +269,35 @@ pub fn elem_of(t: &TypeProto) -> i32 {
 /// [`mask_input`]. With mask 1 the result is exactly `new`, with mask 0
 /// exactly the original. `tensors` gives each tensor's type (the `new`
 /// input gets it; the mask may have any broadcastable shape).
-pub fn patch(m: &ModelProto, tensors: &BTreeMap<String, TypeProto>) -> Result<ModelProto, String> {
+pub fn patch(m: &ModelProto, tensors: &BTreeMap<String, TypeProto>) -> Result<ModelProto, ModelError> {
     let all = sites(m);
     let opset = default_opset(m);
     if opset < 7 {
-        return Err(format!(
+        return Err(ModelError::Graph(format!(
             "the model uses opset {opset}, older than 7, where Mul and Add do not broadcast; patching needs opset 7 or newer (re-export the model)"
-        ));
+        )));
     }
     let mut out = m.clone();
     let g = out.graph.get_or_insert_with(Default::default);
     for (t, declared) in tensors {
         let elem = elem_of(declared);
-        let site = all.iter().find(|s| &s.name == t).ok_or_else(|| format!("the model has no tensor named `{t}`"))?;
+        let site = all.iter().find(|s| &s.name == t).ok_or_else(|| ModelError::UnknownTensor(t.clone()))?;
         if !is_float(elem) {
-            return Err(format!(
-                "`{t}` holds {}, not floating-point values; only float tensors can be patched",
-                elem_name(elem)
-            ));
+            return Err(ModelError::Tensor {
+                name: t.to_string(),
+                message: format!(
+                    "`{t}` holds {}, not floating-point values; only float tensors can be patched",
+                    elem_name(elem)
+                ),
+            });
         }
         let orig = format!("{t}{ORIG_SUFFIX}");
         let insert_at = match &site.kind {
             Kind::Input => {
-                return Err(format!("`{t}` is a graph input; to change it, pass a different input instead"));
+                return Err(ModelError::Tensor {
+                    name: t.to_string(),
+                    message: format!("`{t}` is a graph input; to change it, pass a different input instead"),
+                });
             }
             Kind::Initializer => {
                 for init in g.initializer.iter_mut().filter(|i| i.name() == t) {
@@ -299,11 +312,9 @@ pub fn patch(m: &ModelProto, tensors: &BTreeMap<String, TypeProto>) -> Result<Mo
             Kind::Node { .. } => {
                 // Look the producer up in the graph as rewritten so far: earlier
                 // patches have inserted nodes and shifted indices.
-                let index = g
-                    .node
-                    .iter()
-                    .position(|n| n.output.iter().any(|o| o == t))
-                    .ok_or_else(|| format!("no node produces `{t}`"))?;
+                let index = g.node.iter().position(|n| n.output.iter().any(|o| o == t)).ok_or_else(|| {
+                    ModelError::Tensor { name: t.to_string(), message: format!("no node produces `{t}`") }
+                })?;
                 for o in g.node[index].output.iter_mut().filter(|o| *o == t) {
                     o.clone_from(&orig);
                 }
@@ -352,22 +363,30 @@ pub fn patch(m: &ModelProto, tensors: &BTreeMap<String, TypeProto>) -> Result<Mo
 /// a graph input named by [`add_input`] (any shape that broadcasts to T):
 /// activation addition (a steering vector added to the residual stream).
 /// Applies after [`patch`] where both name a tensor.
-pub fn add(m: &ModelProto, tensors: &BTreeMap<String, TypeProto>) -> Result<ModelProto, String> {
+pub fn add(m: &ModelProto, tensors: &BTreeMap<String, TypeProto>) -> Result<ModelProto, ModelError> {
     if default_opset(m) < 7 {
-        return Err("the model uses an opset older than 7, where Add does not broadcast (re-export the model)".into());
+        return Err(ModelError::Graph(
+            "the model uses an opset older than 7, where Add does not broadcast (re-export the model)".into(),
+        ));
     }
     let mut out = m.clone();
     let g = out.graph.get_or_insert_with(Default::default);
     for (t, declared) in tensors {
         let elem = elem_of(declared);
         if !is_float(elem) {
-            return Err(format!(
-                "`{t}` holds {}, not floating-point values; only float tensors can be added to",
-                elem_name(elem)
-            ));
+            return Err(ModelError::Tensor {
+                name: t.to_string(),
+                message: format!(
+                    "`{t}` holds {}, not floating-point values; only float tensors can be added to",
+                    elem_name(elem)
+                ),
+            });
         }
-        let index = g.node.iter().position(|n| n.output.iter().any(|o| o == t)).ok_or_else(|| {
-            format!("`{t}` is not computed by a node (a graph input or a weight); add to a tensor the model computes")
+        let index = g.node.iter().position(|n| n.output.iter().any(|o| o == t)).ok_or_else(|| ModelError::Tensor {
+            name: t.to_string(),
+            message: format!(
+                "`{t}` is not computed by a node (a graph input or a weight); add to a tensor the model computes"
+            ),
         })?;
         let pre = format!("{t}{PRE_ADD_SUFFIX}");
         for o in g.node[index].output.iter_mut().filter(|o| *o == t) {
@@ -406,10 +425,12 @@ pub fn last_position(
     m: &ModelProto,
     outputs: &[String],
     rank: &dyn Fn(&str) -> Option<usize>,
-) -> Result<(ModelProto, Vec<String>, Vec<String>), String> {
+) -> Result<(ModelProto, Vec<String>, Vec<String>), ModelError> {
     let opset = default_opset(m);
     if opset < 10 {
-        return Err(format!("the model uses opset {opset}; slicing to the last position needs opset 10 or newer"));
+        return Err(ModelError::Graph(format!(
+            "the model uses opset {opset}; slicing to the last position needs opset 10 or newer"
+        )));
     }
     let mut out = m.clone();
     let g = out.graph.get_or_insert_with(Default::default);

@@ -139,7 +139,8 @@ fn expose_adds_outputs_once_and_rejects_unknown_names() {
     let outs: Vec<&str> = m.graph.as_ref().unwrap().output.iter().map(|o| o.name()).collect();
     assert_eq!(outs, ["z", "h", "y"]);
     let err = expose(&tiny(), &["nope".into()]).unwrap_err();
-    assert!(err.contains("no tensor named `nope`"));
+    assert_eq!(err, ModelError::UnknownTensor("nope".into()));
+    assert_eq!(err.to_string(), "the model has no tensor named `nope`");
     // Metadata and opsets survive.
     assert_eq!(m.producer_name(), "assay-test");
     assert_eq!(m.opset_import, tiny().opset_import);
@@ -172,14 +173,15 @@ fn patch_reroutes_the_tensor_and_keeps_topological_order() {
 #[test]
 fn patch_refuses_inputs_unknown_names_and_integer_tensors() {
     let f = tensor_proto::DataType::Float as i32;
-    assert!(patch(&tiny(), &BTreeMap::from([("x".to_string(), tensor_type(f, None))]))
-        .unwrap_err()
-        .contains("graph input"));
-    assert!(patch(&tiny(), &BTreeMap::from([("q".to_string(), tensor_type(f, None))]))
-        .unwrap_err()
-        .contains("no tensor"));
+    let input = patch(&tiny(), &BTreeMap::from([("x".to_string(), tensor_type(f, None))])).unwrap_err();
+    assert!(matches!(&input, ModelError::Tensor { name, .. } if name == "x"), "{input:?}");
+    assert!(input.to_string().contains("graph input"));
+    let unknown = patch(&tiny(), &BTreeMap::from([("q".to_string(), tensor_type(f, None))])).unwrap_err();
+    assert_eq!(unknown, ModelError::UnknownTensor("q".into()));
     let i = tensor_proto::DataType::Int64 as i32;
-    assert!(patch(&tiny(), &BTreeMap::from([("y".to_string(), tensor_type(i, None))])).unwrap_err().contains("int64"));
+    let int = patch(&tiny(), &BTreeMap::from([("y".to_string(), tensor_type(i, None))])).unwrap_err();
+    assert!(matches!(&int, ModelError::Tensor { name, .. } if name == "y"), "{int:?}");
+    assert!(int.to_string().contains("int64"));
 }
 
 #[test]
@@ -204,7 +206,8 @@ fn patch_refuses_opsets_without_broadcasting() {
     let mut m = tiny();
     m.opset_import[0].version = Some(6);
     let f = tensor_proto::DataType::Float as i32;
-    assert!(patch(&m, &BTreeMap::from([("y".to_string(), tensor_type(f, None))])).unwrap_err().contains("opset 6"));
+    let old = patch(&m, &BTreeMap::from([("y".to_string(), tensor_type(f, None))])).unwrap_err();
+    assert!(matches!(&old, ModelError::Graph(m) if m.contains("opset 6")), "{old:?}");
 }
 
 #[test]

@@ -4,15 +4,13 @@
 //! takes layer L's value, so every later computation is the model's own.
 //! All layers run as one batch, one row per layer.
 
-use std::sync::Arc;
 
-use crate::onnx::model::Model;
+use crate::onnx::tools::ModelHandle;
 use crate::onnx::tools::feeds_value;
-use assay_interpreter::{Arg, Registry, ToolError, Type, Value};
+use assay_interpreter::{Arg, ToolError, Type, Value};
 use ndarray::{ArrayD, Axis};
 
 use crate::core::declare::tool;
-use crate::core::FnTool;
 use crate::onnx::tools::select_names;
 
 tool! {
@@ -34,7 +32,7 @@ tool! {
     logit_lens in Interventions -> Type::record();
     {
         /// a language model
-        model: Arc<Model>,
+        model: ModelHandle,
         /// one prompt (text) or the inputs of one example
         inputs: Arg [Type::Any],
         /// the residual stream after each layer, in layer order (default:
@@ -87,7 +85,7 @@ tool! {
         }
         let tokens = token_ids(&m, &p.tokens)?;
         let k = p.k.max(1);
-        let vals = m.capture(inputs.clone(), &layers).map_err(|e| ToolError::arg("inputs", e))?;
+        let vals = m.capture(inputs.clone(), &layers).map_err(|e| m.blame(e, "inputs", "residual"))?;
         let last = layers.last().cloned().unwrap_or_default();
         let shape = vals.get(&last).map(|v| v.shape().to_vec()).unwrap_or_default();
         for n in &layers {
@@ -112,7 +110,7 @@ tool! {
         let mask = ArrayD::ones(value.shape());
         let out = m
             .patch(batch, vec![(last.clone(), value, mask)], std::slice::from_ref(&output))
-            .map_err(|e| ToolError::arg("residual", e))?;
+            .map_err(|e| m.blame(e, "inputs", "residual"))?;
         let logits = out.get(&output).ok_or_else(|| ToolError::new(format!("no output `{output}`")))?;
         if logits.ndim() != 3 || logits.shape()[0] != rows {
             return Err(ToolError::arg("output", format!("`{output}` is {:?}, not [rows, T, V] logits", logits.shape())));
@@ -165,7 +163,7 @@ tool! {
 }
 
 /// The token ids to follow: numbers, or strings that are one token each.
-pub(crate) fn token_ids(m: &crate::onnx::model::Model, x: &Arg) -> Result<Vec<usize>, ToolError> {
+pub(crate) fn token_ids(m: &ModelHandle, x: &Arg) -> Result<Vec<usize>, ToolError> {
     if x.is_none() {
         return Ok(Vec::new());
     }
@@ -196,8 +194,4 @@ pub(crate) fn token_ids(m: &crate::onnx::model::Model, x: &Arg) -> Result<Vec<us
         }
     }
     Ok(ids)
-}
-
-pub(crate) fn register(r: &mut Registry) {
-    r.register(FnTool::new(logit_lens::sig, logit_lens::call));
 }

@@ -3,11 +3,10 @@
 //! or [N, T, V] (the last position of each row is read) and returns a
 //! number for one row, or one number per row.
 
-use assay_interpreter::{Arg, Registry, Signature, Tensor, ToolError, Type, Value};
+use assay_interpreter::{Arg, Tensor, ToolError, Type, Value};
 use ndarray::{Array2, ArrayD, Axis, Ix2};
 
 use crate::core::declare::tool;
-use crate::core::FnTool;
 
 /// Logits as [rows, V]: [V] is one row; [N, T, V] keeps the last position.
 pub fn rows(x: &Arg) -> Result<Array2<f32>, ToolError> {
@@ -203,17 +202,5 @@ tool! {
             })
             .count();
         Ok(Value::Num(right as f64 / n.max(1) as f64))
-    }
-}
-
-pub(crate) fn register(r: &mut Registry) {
-    for (sig, f) in [
-        (softmax::sig as fn() -> Signature, softmax::call as crate::core::ToolFn),
-        (logit_diff::sig, logit_diff::call),
-        (prob::sig, prob::call),
-        (kl::sig, kl::call),
-        (accuracy::sig, accuracy::call),
-    ] {
-        r.register(FnTool::new(sig, f));
     }
 }

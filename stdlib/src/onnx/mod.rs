@@ -3,6 +3,7 @@
 
 pub mod attention;
 pub mod attribution;
+pub mod error;
 pub mod graph;
 pub mod interventions;
 pub mod lens;

@@ -12,6 +12,7 @@ use ndarray::ArrayViewD;
 use ort::session::Session;
 use ort::value::{DynValue, Tensor, TensorElementType, TensorValueType, ValueType};
 
+use super::error::ModelError;
 use super::graph;
 use super::proto::{tensor_proto, ModelProto};
 use super::runtime;
@@ -213,13 +214,11 @@ pub struct Model {
     pub proto: ModelProto,
     pub inputs: Vec<Port>,
     pub outputs: Vec<Port>,
-    /// What the model's family knows that its graph does not say.
-    pub card: Card,
     pub provider: Provider,
     sessions: Mutex<HashMap<HookSet, Shared>>,
     /// Rewritten sessions, least recently built first.
     order: Mutex<Vec<HookSet>>,
-    every_tensor: OnceLock<Result<Vec<Port>, String>>,
+    every_tensor: OnceLock<Result<Vec<Port>, ModelError>>,
     /// The longest sequence (cached plus new tokens) the model's position
     /// table covers, where the graph says (see [`Model::max_positions`]).
     max_positions: OnceLock<Option<usize>>,
@@ -257,9 +256,11 @@ pub fn external_files(m: &ModelProto) -> Vec<String> {
     out
 }
 
-/// What a model family knows that its graph does not say. Empty for a file
-/// loaded with `onnx()`; a built-in model's row in `models::BUILT_IN` fills
-/// it (`model()` reads the row's class names, preprocessing and tokenizer).
+/// What a model family knows that its graph does not say, carried by the
+/// script's handle (`ModelHandle`) beside the generic `Model`. Empty for a
+/// file loaded with `onnx()`; a built-in model's row in `models::BUILT_IN`
+/// fills it (`model()` reads the row's class names, preprocessing and
+/// tokenizer).
 #[derive(Clone, Default)]
 pub struct Card {
     /// Class names, for classifiers that come with them.
@@ -302,13 +303,13 @@ impl Provider {
     }
 }
 
-fn builder(provider: Provider) -> Result<ort::session::builder::SessionBuilder, String> {
-    let rt = runtime::runtime()?;
-    let b = Session::builder(&rt.env).map_err(|e| e.to_string())?;
+fn builder(provider: Provider) -> Result<ort::session::builder::SessionBuilder, ModelError> {
+    let rt = runtime::runtime().map_err(ModelError::Runtime)?;
+    let b = Session::builder(&rt.env).map_err(|e| ModelError::Runtime(e.to_string()))?;
     match provider {
         Provider::Cpu => Ok(b),
         Provider::Cuda => b.with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()]).map_err(|e| {
-            format!("the CUDA execution provider is not available ({e}); it needs the onnxruntime-gpu library (set ASSAY_ORT_LIB to its libonnxruntime.so) and a CUDA GPU")
+            ModelError::Runtime(format!("the CUDA execution provider is not available ({e}); it needs the onnxruntime-gpu library (set ASSAY_ORT_LIB to its libonnxruntime.so) and a CUDA GPU"))
         }),
     }
 }
@@ -320,20 +321,39 @@ impl Model {
         super::graph::sites(&self.proto)
     }
 
+    /// A model error as a tool's error, blamed by its kind on parameter
+    /// `inputs` (the feeds) or `tensors` (a tensor named or used), with the
+    /// closest name the model has for an unknown tensor.
+    pub fn blame(&self, e: ModelError, inputs: &str, tensors: &str) -> assay_interpreter::ToolError {
+        let names = match e {
+            ModelError::UnknownTensor(_) => self.sites().into_iter().map(|s| s.name).collect(),
+            _ => Vec::new(),
+        };
+        e.blame(inputs, tensors, &names)
+    }
+
     /// Loads a model file (already read and digested by the caller).
-    pub fn load(path: &Path, display: &str, bytes: &[u8], sha256: String, provider: Provider) -> Result<Model, String> {
+    pub fn load(
+        path: &Path,
+        display: &str,
+        bytes: &[u8],
+        sha256: String,
+        provider: Provider,
+    ) -> Result<Model, ModelError> {
         let proto = super::attention::canonicalize(graph::decode(bytes)?);
         let dir = path.parent().unwrap_or(Path::new("."));
         for f in external_files(&proto) {
             if !dir.join(&f).is_file() {
-                return Err(format!(
+                return Err(ModelError::Graph(format!(
                     "the model's weights are in an external-data file `{f}`, which is missing from {}",
                     dir.display()
-                ));
+                )));
             }
         }
         let mut b = builder(provider)?;
-        let session = b.commit_from_file(path).map_err(|e| format!("ONNX Runtime cannot load the model: {e}"))?;
+        let session = b
+            .commit_from_file(path)
+            .map_err(|e| ModelError::Graph(format!("ONNX Runtime cannot load the model: {e}")))?;
         Ok(Model::from_session(path, display, sha256, proto, Some(session), provider))
     }
 
@@ -347,7 +367,7 @@ impl Model {
         bytes: &[u8],
         sha256: String,
         provider: Provider,
-    ) -> Result<Model, String> {
+    ) -> Result<Model, ModelError> {
         let proto = super::attention::canonicalize(graph::decode(bytes)?);
         let (inputs, outputs) = declared_ports(&proto)?;
         let mut m = Model::from_session(path, display, sha256, proto, None, provider);
@@ -359,17 +379,19 @@ impl Model {
 
     /// A model from bytes in memory, without external-data weights: a small
     /// network a harness built and keeps from the script (it is no file).
-    pub fn load_bytes(display: &str, bytes: &[u8], provider: Provider) -> Result<Model, String> {
+    pub fn load_bytes(display: &str, bytes: &[u8], provider: Provider) -> Result<Model, ModelError> {
         let proto = super::attention::canonicalize(graph::decode(bytes)?);
         if !external_files(&proto).is_empty() {
-            return Err("a model loaded from memory cannot have external-data weights".into());
+            return Err(ModelError::Graph("a model loaded from memory cannot have external-data weights".into()));
         }
         let sha256 = {
             use sha2::Digest;
             hex::encode(sha2::Sha256::digest(bytes))
         };
         let mut b = builder(provider)?;
-        let session = b.commit_from_memory(bytes).map_err(|e| format!("ONNX Runtime cannot load the model: {e}"))?;
+        let session = b
+            .commit_from_memory(bytes)
+            .map_err(|e| ModelError::Graph(format!("ONNX Runtime cannot load the model: {e}")))?;
         Ok(Model::from_session(Path::new(""), display, sha256, proto, Some(session), provider))
     }
 
@@ -398,7 +420,6 @@ impl Model {
             proto,
             inputs,
             outputs,
-            card: Card::default(),
             provider,
             sessions: Mutex::new(sessions),
             order: Mutex::new(Vec::new()),
@@ -410,8 +431,12 @@ impl Model {
     }
 
     /// The session for a hook set, building the rewritten model on first use.
-    fn session(&self, key: &HookSet, make: impl FnOnce() -> Result<ModelProto, String>) -> Result<Shared, String> {
-        let mut map = self.sessions.lock().map_err(|_| "a previous model call failed midway")?;
+    fn session(
+        &self,
+        key: &HookSet,
+        make: impl FnOnce() -> Result<ModelProto, ModelError>,
+    ) -> Result<Shared, ModelError> {
+        let mut map = self.sessions.lock().map_err(|_| midway())?;
         if let Some(s) = map.get(key) {
             return Ok(s.clone());
         }
@@ -425,8 +450,10 @@ impl Model {
         };
         let mut b = builder(self.provider)?
             .with_config_entry("session.model_external_initializers_file_folder_path", dir)
-            .map_err(|e| e.to_string())?;
-        let s = b.commit_from_memory(&bytes).map_err(|e| format!("ONNX Runtime rejected the rewritten model: {e}"))?;
+            .map_err(|e| ModelError::Runtime(e.to_string()))?;
+        let s = b
+            .commit_from_memory(&bytes)
+            .map_err(|e| ModelError::Graph(format!("ONNX Runtime rejected the rewritten model: {e}")))?;
         let s = Arc::new(Mutex::new(s));
         if *key == HookSet::Plain {
             // The unmodified model's session (deferred) is kept for the run.
@@ -435,7 +462,7 @@ impl Model {
         }
         // Each session holds its own copy of the weights: keep the unmodified
         // model and only the most recent rewritten ones.
-        let mut order = self.order.lock().map_err(|_| "a previous model call failed midway")?;
+        let mut order = self.order.lock().map_err(|_| midway())?;
         order.retain(|k| k != key);
         order.push(key.clone());
         while order.len() > self.keep_sessions {
@@ -459,14 +486,14 @@ impl Model {
 
     /// The outputs that can be computed at the last position only (see
     /// [`graph::last_position`]); an error saying why if none can.
-    pub fn last_position_outputs(&self) -> Result<Vec<String>, String> {
+    pub fn last_position_outputs(&self) -> Result<Vec<String>, ModelError> {
         let ports = self.every_tensor()?;
         last_position_of(&self.proto, &self.output_names(), ports).map(|(_, done)| done)
     }
 
     /// Every top-level tensor with its inferred type and shape, found by
     /// exposing all of them once and reading ONNX Runtime's metadata.
-    pub fn every_tensor(&self) -> Result<&Vec<Port>, String> {
+    pub fn every_tensor(&self) -> Result<&Vec<Port>, ModelError> {
         self.every_tensor
             .get_or_init(|| {
                 let names: Vec<String> = graph::sites(&self.proto)
@@ -476,14 +503,14 @@ impl Model {
                     .collect();
                 let exposed = graph::expose(&self.proto, &names)?;
                 let s = self.session(&HookSet::EveryTensor, || Ok(exposed))?;
-                let s = s.lock().map_err(|_| "a previous model call failed midway")?;
+                let s = s.lock().map_err(|_| midway())?;
                 Ok(s.outputs().iter().map(|o| Port::from_outlet(o.name(), o.dtype())).collect())
             })
             .as_ref()
             .map_err(|e| e.clone())
     }
 
-    fn port_of(&self, name: &str) -> Result<Port, String> {
+    fn port_of(&self, name: &str) -> Result<Port, ModelError> {
         if let Some(p) = self.inputs.iter().chain(self.outputs.iter()).find(|p| p.name == name) {
             return Ok(p.clone());
         }
@@ -491,17 +518,17 @@ impl Model {
             .iter()
             .find(|p| p.name == name)
             .cloned()
-            .ok_or_else(|| format!("the model has no tensor named `{name}`"))
+            .ok_or_else(|| ModelError::UnknownTensor(name.to_string()))
     }
 
     /// Runs with the given hook set and returns the wanted outputs as f32.
     pub fn run(
         &self,
         key: &HookSet,
-        make: impl FnOnce() -> Result<ModelProto, String>,
+        make: impl FnOnce() -> Result<ModelProto, ModelError>,
         feeds: Vec<(String, ArrayD<f32>)>,
         want: &[String],
-    ) -> Result<BTreeMap<String, ArrayD<f32>>, String> {
+    ) -> Result<BTreeMap<String, ArrayD<f32>>, ModelError> {
         self.run_lazy(key, make, feeds, want).map(owned)
     }
 
@@ -510,7 +537,7 @@ impl Model {
         &self,
         feeds: Vec<(String, ArrayD<f32>)>,
         want: &[String],
-    ) -> Result<BTreeMap<String, ArrayD<f32>>, String> {
+    ) -> Result<BTreeMap<String, ArrayD<f32>>, ModelError> {
         self.run(&HookSet::Plain, || Ok(self.proto.clone()), feeds, want)
     }
 
@@ -519,7 +546,7 @@ impl Model {
         &self,
         feeds: Vec<(String, ArrayD<f32>)>,
         want: &[String],
-    ) -> Result<BTreeMap<String, Lazy>, String> {
+    ) -> Result<BTreeMap<String, Lazy>, ModelError> {
         self.run_lazy(&HookSet::Plain, || Ok(self.proto.clone()), feeds, want)
     }
 
@@ -528,48 +555,55 @@ impl Model {
     pub fn run_lazy(
         &self,
         key: &HookSet,
-        make: impl FnOnce() -> Result<ModelProto, String>,
+        make: impl FnOnce() -> Result<ModelProto, ModelError>,
         feeds: Vec<(String, ArrayD<f32>)>,
         want: &[String],
-    ) -> Result<BTreeMap<String, Lazy>, String> {
+    ) -> Result<BTreeMap<String, Lazy>, ModelError> {
         let feeds = self.text_defaults(feeds);
         self.check_positions(&feeds)?;
         let s = self.session(key, make)?;
-        let mut s = s.lock().map_err(|_| "a previous model call failed midway")?;
+        let mut s = s.lock().map_err(|_| midway())?;
         let declared: Vec<Port> = s.inputs().iter().map(|o| Port::from_outlet(o.name(), o.dtype())).collect();
         for p in &declared {
             if !feeds.iter().any(|(n, _)| *n == p.name) {
                 let names: Vec<String> =
                     self.inputs.iter().map(|p| format!("{} {} {}", p.name, p.dtype, p.shape_text())).collect();
-                return Err(format!("missing input `{}`; the model takes: {}", p.name, names.join("; ")));
+                return Err(ModelError::Input(format!(
+                    "missing input `{}`; the model takes: {}",
+                    p.name,
+                    names.join("; ")
+                )));
             }
         }
         let mut values: Vec<(String, DynValue)> = Vec::new();
         for (name, arr) in feeds {
             let port = declared.iter().find(|p| p.name == name).ok_or_else(|| {
                 let names: Vec<&str> = self.inputs.iter().map(|p| p.name.as_str()).collect();
-                format!("the model has no input `{name}`; its inputs are: {}", names.join(", "))
+                ModelError::Input(format!("the model has no input `{name}`; its inputs are: {}", names.join(", ")))
             })?;
             check_shape(port, arr.shape())?;
-            values.push((name, to_ort(arr, port)?));
+            values.push((name, to_ort(arr, port).map_err(ModelError::Input)?));
         }
         // The inputs are lent, not given: a graph output that is a graph
         // input (`capture(m, x, "input")`) is the input's own buffer, which
         // must outlive the copy below.
         let lent: Vec<(&str, &DynValue)> = values.iter().map(|(n, v)| (n.as_str(), v)).collect();
-        let mut outputs = s.run(lent).map_err(|e| format!("ONNX Runtime failed: {e}"))?;
+        let mut outputs = s.run(lent).map_err(|e| ModelError::Runtime(format!("ONNX Runtime failed: {e}")))?;
         let mut out = BTreeMap::new();
         for w in want {
-            let v = outputs.remove(w).ok_or_else(|| format!("the run produced no output `{w}`"))?;
+            let v =
+                outputs.remove(w).ok_or_else(|| ModelError::Runtime(format!("the run produced no output `{w}`")))?;
             // An output that is an input aliases the input's buffer, which
             // is freed on return: copy it.
             let aliased = values.iter().any(|(n, _)| n == w);
             let f32_tensor = matches!(v.dtype(), ValueType::Tensor { ty: TensorElementType::Float32, .. });
             let t = if f32_tensor && !aliased {
-                let t = v.downcast::<TensorValueType<f32>>().map_err(|e| format!("output `{w}`: {e}"))?;
+                let t = v
+                    .downcast::<TensorValueType<f32>>()
+                    .map_err(|e| ModelError::Runtime(format!("output `{w}`: {e}")))?;
                 Lazy::backed(OrtF32(t))
             } else {
-                Lazy::new(from_ort(&v).map_err(|e| format!("output `{w}`: {e}"))?)
+                Lazy::new(from_ort(&v).map_err(|e| ModelError::Runtime(format!("output `{w}`: {e}")))?)
             };
             out.insert(w.clone(), t);
         }
@@ -629,7 +663,7 @@ impl Model {
 
     /// Refuses a sequence longer than the position table, with the limit,
     /// rather than the runtime's out-of-range or broadcast text.
-    fn check_positions(&self, feeds: &[(String, ArrayD<f32>)]) -> Result<(), String> {
+    fn check_positions(&self, feeds: &[(String, ArrayD<f32>)]) -> Result<(), ModelError> {
         let Some(max) = self.max_positions() else { return Ok(()) };
         let t = feeds.iter().find(|(k, _)| k == "input_ids").and_then(|(_, v)| v.shape().get(1).copied());
         let past = feeds
@@ -644,10 +678,10 @@ impl Model {
             .map(|m| m as usize + 1);
         let len = from_ids.unwrap_or(0).max(t.map(|t| t + past).unwrap_or(0));
         if len > max {
-            return Err(format!(
+            return Err(ModelError::Input(format!(
                 "the sequence is {len} tokens{} but the model's position table holds {max}",
                 if past > 0 { format!(" ({past} cached)") } else { String::new() }
-            ));
+            )));
         }
         Ok(())
     }
@@ -712,13 +746,19 @@ impl Model {
 
     /// Runs `feeds` (a prefix of tokens) and returns its KV cache as the
     /// `past_key_values.*` feeds of a run that continues it.
-    pub fn kv_prefix(&self, feeds: Vec<(String, ArrayD<f32>)>) -> Result<Vec<(String, ArrayD<f32>)>, String> {
-        let slots = self.kv.as_ref().ok_or("the model has no KV cache (`past_key_values.*` inputs)")?;
+    pub fn kv_prefix(&self, feeds: Vec<(String, ArrayD<f32>)>) -> Result<Vec<(String, ArrayD<f32>)>, ModelError> {
+        let slots = self
+            .kv
+            .as_ref()
+            .ok_or_else(|| ModelError::Graph("the model has no KV cache (`past_key_values.*` inputs)".into()))?;
         let want: Vec<String> = slots.iter().map(|s| s.present.clone()).collect();
         let mut out = self.run_plain(feeds, &want)?;
         slots
             .iter()
-            .map(|s| out.remove(&s.present).map(|v| (s.past.clone(), v)).ok_or_else(|| format!("no `{}`", s.present)))
+            .map(|s| {
+                let v = out.remove(&s.present);
+                v.map(|v| (s.past.clone(), v)).ok_or_else(|| ModelError::Runtime(format!("no `{}`", s.present)))
+            })
             .collect()
     }
 
@@ -727,7 +767,7 @@ impl Model {
         &self,
         feeds: Vec<(String, ArrayD<f32>)>,
         tensors: &[String],
-    ) -> Result<BTreeMap<String, ArrayD<f32>>, String> {
+    ) -> Result<BTreeMap<String, ArrayD<f32>>, ModelError> {
         self.capture_lazy(feeds, tensors).map(owned)
     }
 
@@ -736,7 +776,7 @@ impl Model {
         &self,
         feeds: Vec<(String, ArrayD<f32>)>,
         tensors: &[String],
-    ) -> Result<BTreeMap<String, Lazy>, String> {
+    ) -> Result<BTreeMap<String, Lazy>, ModelError> {
         let mut sorted = tensors.to_vec();
         sorted.sort();
         sorted.dedup();
@@ -752,12 +792,12 @@ impl Model {
         tensor: &str,
         op: &str,
         axes: &[i64],
-    ) -> Result<ArrayD<f32>, String> {
+    ) -> Result<ArrayD<f32>, ModelError> {
         let key = HookSet::Reduce { op: op.to_string(), axes: axes.to_vec(), tensor: tensor.to_string() };
         let name = graph::reduced_name(op, tensor);
         let proto = &self.proto;
         let mut out = self.run(&key, || graph::reduce(proto, tensor, op, axes), feeds, std::slice::from_ref(&name))?;
-        out.remove(&name).ok_or_else(|| "the reduction produced no output".to_string())
+        out.remove(&name).ok_or_else(|| ModelError::Runtime("the reduction produced no output".into()))
     }
 
     /// Runs with each named tensor mixed as `mask*new + (1-mask)*orig`.
@@ -766,7 +806,7 @@ impl Model {
         feeds: Vec<(String, ArrayD<f32>)>,
         patches: Vec<(String, ArrayD<f32>, ArrayD<f32>)>,
         want: &[String],
-    ) -> Result<BTreeMap<String, ArrayD<f32>>, String> {
+    ) -> Result<BTreeMap<String, ArrayD<f32>>, ModelError> {
         self.patch_capture(feeds, patches, want, &[], false)
     }
 
@@ -774,28 +814,34 @@ impl Model {
     /// when the model has no such tensor or it cannot be patched: a graph
     /// input (pass another input instead) or a tensor that is not floating
     /// point. Tools call it first, so its errors blame the tensor argument.
-    pub fn patch_type(&self, t: &str) -> Result<super::proto::TypeProto, String> {
+    pub fn patch_type(&self, t: &str) -> Result<super::proto::TypeProto, ModelError> {
         if self.inputs.iter().any(|p| p.name == t) {
-            return Err(format!("`{t}` is a graph input; to change it, pass a different input instead"));
+            return Err(ModelError::Tensor {
+                name: t.to_string(),
+                message: format!("`{t}` is a graph input; to change it, pass a different input instead"),
+            });
         }
         // Initializers (weights) have declared types; other tensors are inferred.
         let is_init = graph::sites(&self.proto).iter().any(|s| s.name == t && s.kind == graph::Kind::Initializer);
         if is_init {
             if let Some(ty) = graph::declared_type(&self.proto, t) {
                 if !graph::is_float(graph::elem_of(&ty)) {
-                    return Err(format!(
-                        "`{t}` holds {} values; only floating-point tensors can be patched",
-                        graph::elem_name(graph::elem_of(&ty))
-                    ));
+                    return Err(ModelError::Tensor {
+                        name: t.to_string(),
+                        message: format!(
+                            "`{t}` holds {} values; only floating-point tensors can be patched",
+                            graph::elem_name(graph::elem_of(&ty))
+                        ),
+                    });
                 }
                 return Ok(ty);
             }
         }
         let port = self.port_of(t)?;
-        let elem = port
-            .elem
-            .and_then(onnx_elem)
-            .ok_or_else(|| format!("`{t}` holds {} values; only floating-point tensors can be patched", port.dtype))?;
+        let elem = port.elem.and_then(onnx_elem).ok_or_else(|| ModelError::Tensor {
+            name: t.to_string(),
+            message: format!("`{t}` holds {} values; only floating-point tensors can be patched", port.dtype),
+        })?;
         Ok(port_type(&port, elem))
     }
 
@@ -810,7 +856,7 @@ impl Model {
         want: &[String],
         capture: &[String],
         last_position: bool,
-    ) -> Result<BTreeMap<String, ArrayD<f32>>, String> {
+    ) -> Result<BTreeMap<String, ArrayD<f32>>, ModelError> {
         let mut types = BTreeMap::new();
         for (t, _, _) in &patches {
             types.insert(t.clone(), self.patch_type(t)?);
@@ -862,7 +908,7 @@ impl Model {
         patches: Vec<(String, ArrayD<f32>, ArrayD<f32>)>,
         adds: Vec<(String, ArrayD<f32>)>,
         want: &[String],
-    ) -> Result<BTreeMap<String, ArrayD<f32>>, String> {
+    ) -> Result<BTreeMap<String, ArrayD<f32>>, ModelError> {
         if patches.is_empty() && adds.is_empty() {
             return self.run_plain(feeds, want);
         }
@@ -888,6 +934,11 @@ impl Model {
     }
 }
 
+/// A session's lock poisoned by a call that panicked.
+fn midway() -> ModelError {
+    ModelError::Runtime("a previous model call failed midway".into())
+}
+
 /// Outputs as arrays of their own (one copy each, out of ONNX Runtime's buffers).
 fn owned(out: BTreeMap<String, Lazy>) -> BTreeMap<String, ArrayD<f32>> {
     out.into_iter().map(|(k, t)| (k, t.to_array())).collect()
@@ -895,11 +946,18 @@ fn owned(out: BTreeMap<String, Lazy>) -> BTreeMap<String, ArrayD<f32>> {
 
 /// The model rewritten to compute `outputs` at the last position only, and
 /// the outputs this applied to; an error saying why if it applied to none.
-fn last_position_of(m: &ModelProto, outputs: &[String], ports: &[Port]) -> Result<(ModelProto, Vec<String>), String> {
+fn last_position_of(
+    m: &ModelProto,
+    outputs: &[String],
+    ports: &[Port],
+) -> Result<(ModelProto, Vec<String>), ModelError> {
     let rank = |t: &str| ports.iter().find(|p| p.name == t).and_then(|p| p.shape.as_ref()).map(Vec::len);
     let (sliced, done, refused) = graph::last_position(m, outputs, &rank)?;
     if done.is_empty() {
-        return Err(format!("cannot compute the outputs at the last position only: {}", refused.join("; ")));
+        return Err(ModelError::Graph(format!(
+            "cannot compute the outputs at the last position only: {}",
+            refused.join("; ")
+        )));
     }
     Ok((sliced, done))
 }
@@ -925,13 +983,13 @@ fn graph_initializer_bytes(proto: &ModelProto) -> u64 {
 
 /// A graph's inputs (less initializers, as ONNX Runtime lists them) and
 /// outputs with their declared element types and shapes.
-fn declared_ports(m: &ModelProto) -> Result<(Vec<Port>, Vec<Port>), String> {
+fn declared_ports(m: &ModelProto) -> Result<(Vec<Port>, Vec<Port>), ModelError> {
     use super::proto::tensor_shape_proto::dimension::Value as DimValue;
     use super::proto::type_proto;
-    let g = m.graph.as_ref().ok_or("the model has no graph")?;
-    let port = |v: &super::proto::ValueInfoProto| -> Result<Port, String> {
+    let g = m.graph.as_ref().ok_or_else(|| ModelError::Graph("the model has no graph".into()))?;
+    let port = |v: &super::proto::ValueInfoProto| -> Result<Port, ModelError> {
         let Some(type_proto::Value::TensorType(t)) = v.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
-            return Err(format!("`{}` is not declared as a tensor", v.name()));
+            return Err(ModelError::Graph(format!("`{}` is not declared as a tensor", v.name())));
         };
         let elem = elem_from_onnx(t.elem_type());
         let shape = t.shape.as_ref().map(|s| {
@@ -1002,7 +1060,7 @@ fn port_type(port: &Port, elem: i32) -> super::proto::TypeProto {
     }
 }
 
-fn check_shape(port: &Port, got: &[usize]) -> Result<(), String> {
+fn check_shape(port: &Port, got: &[usize]) -> Result<(), ModelError> {
     // A patch's mask and new value may take any shape that broadcasts (they
     // are declared without one); ONNX Runtime checks them.
     if port.name.starts_with("assay::mask::")
@@ -1020,13 +1078,13 @@ fn check_shape(port: &Port, got: &[usize]) -> Result<(), String> {
     if fits {
         Ok(())
     } else {
-        Err(format!(
+        Err(ModelError::Input(format!(
             "input `{}` must have shape {} ({}), got [{}]",
             port.name,
             port.shape_text(),
             port.dtype,
             got.iter().map(|g| g.to_string()).collect::<Vec<_>>().join(", ")
-        ))
+        )))
     }
 }
 

@@ -154,9 +154,41 @@ fn a_sequence_longer_than_the_position_table_is_refused_with_the_limit() {
     let out = m.run_plain(feeds(4), &["hidden".to_string()]).unwrap();
     assert_eq!(out["hidden"].shape(), &[1, 4, 2]);
     let err = m.run_plain(feeds(5), &["hidden".to_string()]).unwrap_err();
-    assert_eq!(err, "the sequence is 5 tokens but the model's position table holds 4");
+    assert_eq!(err, ModelError::Input("the sequence is 5 tokens but the model's position table holds 4".into()));
     // A graph that says nothing of positions has no limit to check.
     let planted = planted::build(planted::Variant::Original);
     let (path, bytes, sha) = build::cache_built("tests", "planted", &planted).unwrap();
     assert_eq!(Model::load(&path, "planted", &bytes, sha, Provider::Cpu).unwrap().max_positions(), None);
+}
+
+/// Each failure of the model layer has its kind, and a tool's error is
+/// blamed by the kind: the feeds on the inputs' parameter, a tensor on the
+/// tensors' parameter (with the closest name), the model's own on none.
+#[test]
+fn model_errors_have_kinds_that_decide_which_argument_is_blamed() {
+    let proto = planted::build(planted::Variant::Original);
+    let (path, bytes, sha) = build::cache_built("tests", "planted", &proto).unwrap();
+    let m = Model::load(&path, "planted", &bytes, sha, Provider::Cpu).unwrap();
+    let heads = "/layers.0/heads_output_0".to_string();
+
+    let unknown = m.capture(ids(), &["/layers.0/heads_outptu_0".to_string()]).unwrap_err();
+    assert_eq!(unknown, ModelError::UnknownTensor("/layers.0/heads_outptu_0".into()));
+    let e = m.blame(unknown, "inputs", "tensors");
+    assert_eq!(e.param.as_deref(), Some("tensors"));
+    assert!(e.help.as_deref().unwrap_or("").contains(&heads), "no suggestion: {e:?}");
+
+    let wrong_input = m.capture(vec![("ids".into(), ArrayD::zeros(vec![1, 3]))], std::slice::from_ref(&heads));
+    let wrong_input = wrong_input.unwrap_err();
+    assert!(matches!(wrong_input, ModelError::Input(_)), "{wrong_input:?}");
+    assert_eq!(m.blame(wrong_input, "inputs", "tensors").param.as_deref(), Some("inputs"));
+
+    let input = m.patch(ids(), vec![("input_ids".into(), ArrayD::zeros(vec![1]), ArrayD::ones(vec![1]))], &[]);
+    let input = input.unwrap_err();
+    assert_eq!(input.tensor(), Some("input_ids"), "{input:?}");
+    assert!(matches!(input, ModelError::Tensor { .. }), "{input:?}");
+    assert_eq!(m.blame(input, "inputs", "tensor").param.as_deref(), Some("tensor"));
+
+    let graph = Model::load_bytes("junk", b"not an onnx file", Provider::Cpu).unwrap_err();
+    assert!(matches!(graph, ModelError::Graph(_)), "{graph:?}");
+    assert_eq!(m.blame(graph, "inputs", "tensors").param, None);
 }

@@ -5,15 +5,15 @@
 //! run, at chosen positions. A sweep over hundreds of heads is a handful of
 //! runs, not hundreds.
 
-use std::sync::Arc;
 
 use crate::onnx::tools::feeds_value;
-use assay_interpreter::{Arg, Args, Registry, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Arg, Args, ToolCtx, ToolError, Type, Value};
 use ndarray::{ArrayD, Axis, Slice};
 use std::collections::BTreeMap;
 
 use crate::core::declare::tool;
-use crate::core::FnTool;
+use crate::onnx::error::ModelError;
+use crate::onnx::tools::ModelHandle;
 use crate::onnx::model::{Fact, Model};
 use crate::onnx::tools::model_of;
 
@@ -174,7 +174,7 @@ impl Mix<'_> {
     /// One patched run of a batch, split into its rows. An output with one
     /// row where the batch has `b` was computed upstream of every patch, so
     /// it is the same for every row.
-    fn run(&self, rows: &[Vec<(usize, f32)>], feed: Feed) -> Result<Vec<Outputs>, String> {
+    fn run(&self, rows: &[Vec<(usize, f32)>], feed: Feed) -> Result<Vec<Outputs>, ModelError> {
         let b = rows.len();
         let (feeds, patches) = self.inputs(rows, feed);
         let w = self.want;
@@ -182,7 +182,7 @@ impl Mix<'_> {
         for (k, v) in &out {
             let n = v.shape().first().copied().unwrap_or(0);
             if n != b && n != 1 {
-                return Err(format!("`{k}` came back with {n} rows for a batch of {b}"));
+                return Err(ModelError::Runtime(format!("`{k}` came back with {n} rows for a batch of {b}")));
             }
         }
         Ok((0..b)
@@ -264,23 +264,29 @@ pub fn run_mixed(
     rows: &[Vec<(usize, f32)>],
     positions: Option<&[usize]>,
     want: Want,
-) -> Result<Vec<Outputs>, String> {
+) -> Result<Vec<Outputs>, ModelError> {
     for (t, v) in values {
         if v.shape().first() != Some(&1) {
-            return Err(format!("`{t}`'s patch value must be one example [1, ...], it is {:?}", v.shape()));
+            return Err(ModelError::Tensor {
+                name: t.clone(),
+                message: format!("`{t}`'s patch value must be one example [1, ...], it is {:?}", v.shape()),
+            });
         }
     }
     for c in components {
         let width = values.get(&c.tensor).and_then(|v| v.shape().last().copied()).unwrap_or(0);
         if c.cols.1 > width || values.get(&c.tensor).is_some_and(|v| v.ndim() < 2) {
-            return Err(format!("component {} does not fit `{}`", c.index, c.tensor));
+            return Err(ModelError::Tensor {
+                name: c.tensor.clone(),
+                message: format!("component {} does not fit `{}`", c.index, c.tensor),
+            });
         }
     }
     let mix = Mix { m, target, values, components, positions, want };
     // Some exported graphs run one row at a time only (PyTorch's dynamo
     // exporter at opset 23 gives RotaryEmbedding a batch-1 cache): then the
     // same rows run one each, and the model remembers it.
-    let one_by_one = || -> Result<Vec<Outputs>, String> {
+    let one_by_one = || -> Result<Vec<Outputs>, ModelError> {
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             out.append(&mut mix.run(std::slice::from_ref(r), Feed::Repeat)?);
@@ -311,25 +317,28 @@ pub(crate) fn single_rows_only(m: &Model) -> bool {
 impl<'m> Sweep<'m> {
     /// Runs rows `rows` of the component list in one batch, each patching
     /// its one component; returns the model's outputs for each row, [1, ...] each.
-    pub fn run_rows(&self, rows: &[usize]) -> Result<Vec<Outputs>, String> {
+    pub fn run_rows(&self, rows: &[usize]) -> Result<Vec<Outputs>, ModelError> {
         let rows: Vec<Vec<(usize, f32)>> = rows.iter().map(|c| vec![(*c, 1.0)]).collect();
         self.run_target(&rows)
     }
 
     /// The outputs of `inputs` with nothing patched, through the same hook
     /// set (so shaped as the patched rows are).
-    pub fn unpatched(&self, inputs: &[(String, ArrayD<f32>)]) -> Result<Outputs, String> {
+    pub fn unpatched(&self, inputs: &[(String, ArrayD<f32>)]) -> Result<Outputs, ModelError> {
         let out = self.run_with(inputs, &self.source, self.positions.as_deref(), &[vec![]])?;
-        out.into_iter().next().ok_or_else(|| "the run returned no rows".to_string())
+        out.into_iter().next().ok_or_else(|| ModelError::Runtime("the run returned no rows".into()))
     }
 
     /// The target's outputs with nothing patched, computed as the patched
     /// rows are (from the shared prefix, if there is one).
-    pub fn clean(&self) -> Result<Outputs, String> {
-        self.run_target(&[vec![]])?.into_iter().next().ok_or_else(|| "the run returned no rows".to_string())
+    pub fn clean(&self) -> Result<Outputs, ModelError> {
+        self.run_target(&[vec![]])?
+            .into_iter()
+            .next()
+            .ok_or_else(|| ModelError::Runtime("the run returned no rows".into()))
     }
 
-    fn run_target(&self, rows: &[Vec<(usize, f32)>]) -> Result<Vec<Outputs>, String> {
+    fn run_target(&self, rows: &[Vec<(usize, f32)>]) -> Result<Vec<Outputs>, ModelError> {
         match &self.prefix {
             Some(p) => self.run_with(&p.target, &p.source, p.positions.as_deref(), rows),
             None => self.run_with(&self.target, &self.source, self.positions.as_deref(), rows),
@@ -342,7 +351,7 @@ impl<'m> Sweep<'m> {
         values: &Outputs,
         positions: Option<&[usize]>,
         rows: &[Vec<(usize, f32)>],
-    ) -> Result<Vec<Outputs>, String> {
+    ) -> Result<Vec<Outputs>, ModelError> {
         let outputs = self.model.output_names();
         let want = Want { outputs: &outputs, capture: &[], last_position: self.last_position };
         run_mixed(self.model, inputs, values, &self.components, rows, positions, want)
@@ -354,7 +363,7 @@ impl<'m> Sweep<'m> {
     /// runs feed their keys and values and compute only the tokens after
     /// them. Checked once: the target's outputs computed both ways must
     /// agree, else nothing changes. Returns the prefix's length (0: none).
-    pub fn share_prefix(&mut self, source: &[(String, ArrayD<f32>)]) -> Result<usize, String> {
+    pub fn share_prefix(&mut self, source: &[(String, ArrayD<f32>)]) -> Result<usize, ModelError> {
         self.prefix = None;
         let ([(name, ids)], [(sname, sids)]) = (self.target.as_slice(), source) else { return Ok(0) };
         if !self.last_position
@@ -419,10 +428,10 @@ tool! {
     /// assert s.clean == 3 and s.runs == 2
     /// assert s.effects == tensor([[2, 2, -1], [2, 2, -1]])
     /// ```
-    patch_sweep in Interventions -> Type::record(), shardable;
+    patch_sweep in Interventions -> Type::record(), shardable(sweep_merge);
     {
         /// a model
-        model: Arc<Model>,
+        model: ModelHandle,
         /// the run to patch into: text, or inputs as for run()
         target: Value,
         /// the run to take activations from (same shapes)
@@ -466,7 +475,7 @@ tool! {
         let metric = p.metric.clone();
         let parts = p.parts.max(1);
         let batch = p.batch.max(1);
-        let src_vals = m.capture(source.clone(), &names).map_err(|e| ToolError::arg("source", e))?;
+        let src_vals = m.capture(source.clone(), &names).map_err(|e| m.blame(e, "source", "tensors"))?;
         let mut t_len = 0;
         for n in &names {
             let v = &src_vals[n];
@@ -501,7 +510,7 @@ tool! {
             last_position,
             prefix: None,
         };
-        let prefix = sweep.share_prefix(&source).map_err(|e| ToolError::arg("target", e))?;
+        let prefix = sweep.share_prefix(&source).map_err(|e| m.blame(e, "target", "tensors"))?;
         let score =
             |ctx: &mut dyn ToolCtx, o: &BTreeMap<String, ArrayD<f32>>, item: Option<u64>| -> Result<f64, ToolError> {
                 let v = match item {
@@ -510,9 +519,9 @@ tool! {
                 };
                 crate::onnx::interventions::metric_number(v, "metric")
             };
-        let clean_out = sweep.clean().map_err(|e| ToolError::arg("target", e))?;
+        let clean_out = sweep.clean().map_err(|e| m.blame(e, "target", "tensors"))?;
         let clean = score(ctx, &clean_out, None)?;
-        let source_out = sweep.unpatched(&source).map_err(|e| ToolError::arg("source", e))?;
+        let source_out = sweep.unpatched(&source).map_err(|e| m.blame(e, "source", "tensors"))?;
         let source_score = score(ctx, &source_out, None)?;
         let n = sweep.components.len();
         // A shard takes a contiguous block of whole batches, so every component
@@ -529,7 +538,7 @@ tool! {
         let mut start = first;
         while start < last {
             let rows: Vec<usize> = (start..(start + batch).min(last)).collect();
-            let outs = sweep.run_rows(&rows).map_err(|e| ToolError::arg("tensors", e))?;
+            let outs = sweep.run_rows(&rows).map_err(|e| m.blame(e, "target", "tensors"))?;
             runs += 1;
             for (r, o) in rows.iter().zip(outs) {
                 effects.push((score(ctx, &o, Some(*r as u64))? - clean) as f32);
@@ -624,7 +633,7 @@ fn sweep_pairs(p: &patch_sweep::Params, ctx: &mut dyn ToolCtx, pairs: usize) -> 
     let parts = p.parts.max(1);
     let batch = p.batch.max(1);
     let last_position = p.last_position;
-    let src_vals = m.capture(source.clone(), &names).map_err(|e| ToolError::arg("source", e))?;
+    let src_vals = m.capture(source.clone(), &names).map_err(|e| m.blame(e, "source", "tensors"))?;
     for n in &names {
         let v = &src_vals[n];
         if v.ndim() < 3 || v.shape()[..2] != [pairs, len] {
@@ -676,8 +685,9 @@ fn sweep_pairs(p: &patch_sweep::Params, ctx: &mut dyn ToolCtx, pairs: usize) -> 
             }
             patches.push((t.clone(), new, mask));
         }
-        let out =
-            m.patch_capture(feeds, patches, &outputs, &[], last_position).map_err(|e| ToolError::arg("tensors", e))?;
+        let out = m
+            .patch_capture(feeds, patches, &outputs, &[], last_position)
+            .map_err(|e| m.blame(e, "target", "tensors"))?;
         runs += 1;
         for (r, (i, c)) in chunk.iter().enumerate() {
             let o: Outputs =
@@ -690,7 +700,7 @@ fn sweep_pairs(p: &patch_sweep::Params, ctx: &mut dyn ToolCtx, pairs: usize) -> 
             scores[*i][c.map_or(0, |c| c + 1)] = x;
         }
     }
-    let source_out = m.run_plain(source, &outputs).map_err(|e| ToolError::arg("source", e))?;
+    let source_out = m.run_plain(source, &outputs).map_err(|e| m.blame(e, "source", "tensors"))?;
     let mut source_scores = Vec::with_capacity(pairs);
     for i in 0..pairs {
         let mut o: Outputs = source_out
@@ -793,10 +803,6 @@ fn merge_blocks(
         ("runs", Value::Num(runs)),
         ("prefix", Value::Num(prefix.unwrap_or(0.0))),
     ]))
-}
-
-pub(crate) fn register(r: &mut Registry) {
-    r.register(FnTool::new(patch_sweep::sig, patch_sweep::call).merging(sweep_merge));
 }
 
 #[cfg(test)]

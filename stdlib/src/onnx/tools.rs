@@ -5,21 +5,42 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use assay_interpreter::{
-    to_tensor, Arg, Args, Handle, HandleKind, Registry, Signature, Tensor, ToolCtx, ToolError, Type, Value,
-};
+use assay_interpreter::{to_tensor, Arg, Args, Handle, HandleKind, Tensor, ToolCtx, ToolError, Type, Value};
 use ndarray::ArrayD;
 use sha2::{Digest, Sha256};
 
 use crate::core::declare::tool;
 use crate::core::declare::Param;
-use crate::core::FnTool;
 use crate::onnx::graph;
-use crate::onnx::model::{Model, Port};
+use crate::onnx::model::{Card, Model, Port};
 
-/// A model as a script value.
-#[derive(Debug)]
-pub struct ModelHandle(pub Arc<Model>);
+/// A model as a script value: the generic ONNX model and its card (what its
+/// family knows that its graph does not say). Cheap to clone; a tool's
+/// `model` parameter is one, and reads as the `Model` it holds.
+#[derive(Clone)]
+pub struct ModelHandle {
+    pub model: Arc<Model>,
+    pub card: Arc<Card>,
+}
+
+impl ModelHandle {
+    pub fn new(model: Model, card: Card) -> Self {
+        ModelHandle { model: Arc::new(model), card: Arc::new(card) }
+    }
+}
+
+impl std::ops::Deref for ModelHandle {
+    type Target = Model;
+    fn deref(&self) -> &Model {
+        &self.model
+    }
+}
+
+impl std::fmt::Debug for ModelHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ModelHandle({})", self.model.display)
+    }
+}
 
 fn port_value(p: &Port) -> Value {
     let shape = match &p.shape {
@@ -41,12 +62,12 @@ impl Handle for ModelHandle {
         HandleKind::Model
     }
     fn describe(&self) -> String {
-        let ins: Vec<String> = self.0.inputs.iter().map(|p| format!("{} {}", p.name, p.shape_text())).collect();
-        format!("model {} ({})", self.0.display, ins.join(", "))
+        let ins: Vec<String> = self.model.inputs.iter().map(|p| format!("{} {}", p.name, p.shape_text())).collect();
+        format!("model {} ({})", self.model.display, ins.join(", "))
     }
     fn digest(&self) -> String {
-        let mut d = format!("{}:{}", self.0.sha256, self.0.provider.name());
-        for w in &self.0.weights_sha256 {
+        let mut d = format!("{}:{}", self.model.sha256, self.model.provider.name());
+        for w in &self.model.weights_sha256 {
             d.push(':');
             d.push_str(w);
         }
@@ -54,12 +75,12 @@ impl Handle for ModelHandle {
     }
     fn field(&self, name: &str) -> Option<Value> {
         Some(match name {
-            "inputs" => Value::list(self.0.inputs.iter().map(port_value).collect()),
-            "outputs" => Value::list(self.0.outputs.iter().map(port_value).collect()),
-            "path" => Value::str(&self.0.display),
-            "sha256" => Value::str(&self.0.sha256),
-            "labels" => Value::list(self.0.card.labels.iter().map(Value::str).collect()),
-            "provider" => Value::str(self.0.provider.name()),
+            "inputs" => Value::list(self.model.inputs.iter().map(port_value).collect()),
+            "outputs" => Value::list(self.model.outputs.iter().map(port_value).collect()),
+            "path" => Value::str(&self.model.display),
+            "sha256" => Value::str(&self.model.sha256),
+            "labels" => Value::list(self.card.labels.iter().map(Value::str).collect()),
+            "provider" => Value::str(self.model.provider.name()),
             _ => return None,
         })
     }
@@ -71,8 +92,8 @@ impl Handle for ModelHandle {
     }
 }
 
-pub fn model_of(a: &Args, i: &str) -> Result<Arc<Model>, ToolError> {
-    a.handle::<ModelHandle>(i, "a model (from model() or onnx())").map(|m| m.0.clone())
+pub fn model_of(a: &Args, i: &str) -> Result<ModelHandle, ToolError> {
+    a.handle::<ModelHandle>(i, "a model (from model() or onnx())").cloned()
 }
 
 fn model_type() -> Type {
@@ -92,7 +113,7 @@ pub fn texts_of(value: &Value) -> Option<Vec<String>> {
 
 /// Model inputs from a value (text, a tensor, a record of tensors); errors
 /// point at argument `i`.
-pub fn feeds_value(model: &Model, value: &Value, i: &str) -> Result<Vec<(String, ArrayD<f32>)>, ToolError> {
+pub fn feeds_value(model: &ModelHandle, value: &Value, i: &str) -> Result<Vec<(String, ArrayD<f32>)>, ToolError> {
     let as_tensor = |v: &Value, what: &str| -> Result<ArrayD<f32>, ToolError> {
         to_tensor(v).map(|t| t.to_array()).map_err(|e| ToolError::arg(i, format!("{what}: {e}")))
     };
@@ -240,13 +261,13 @@ pub fn encode_batch(tok: &tokenizers::Tokenizer, texts: &[String]) -> Result<Arr
 pub fn batched(
     feeds: Vec<(String, ArrayD<f32>)>,
     batch: usize,
-    mut f: impl FnMut(Vec<(String, ArrayD<f32>)>) -> Result<std::collections::BTreeMap<String, Tensor>, String>,
+    mut f: impl FnMut(Vec<(String, ArrayD<f32>)>) -> Result<std::collections::BTreeMap<String, Tensor>, ToolError>,
 ) -> Result<std::collections::BTreeMap<String, Tensor>, ToolError> {
     use ndarray::{Axis, Slice};
     let rows = feeds.first().and_then(|(_, t)| t.shape().first().copied()).unwrap_or(0);
     let same = feeds.iter().all(|(_, t)| t.shape().first().copied() == Some(rows));
     if batch == 0 || rows <= batch || !same {
-        return f(feeds).map_err(|e| ToolError::arg("inputs", e));
+        return f(feeds);
     }
     let mut out: std::collections::BTreeMap<String, ArrayD<f32>> = std::collections::BTreeMap::new();
     each_batch(&feeds, rows, batch, f, |start, k, t| {
@@ -272,7 +293,7 @@ fn each_batch(
     feeds: &[(String, ArrayD<f32>)],
     rows: usize,
     step: usize,
-    mut run: impl FnMut(Vec<(String, ArrayD<f32>)>) -> Result<std::collections::BTreeMap<String, Tensor>, String>,
+    mut run: impl FnMut(Vec<(String, ArrayD<f32>)>) -> Result<std::collections::BTreeMap<String, Tensor>, ToolError>,
     mut take: impl FnMut(usize, String, Tensor) -> Result<(), ToolError>,
 ) -> Result<(), ToolError> {
     use ndarray::{Axis, Slice};
@@ -281,7 +302,7 @@ fn each_batch(
         let end = (start + step.max(1)).min(rows);
         let chunk =
             feeds.iter().map(|(k, t)| (k.clone(), t.slice_axis(Axis(0), Slice::from(start..end)).to_owned())).collect();
-        for (k, t) in run(chunk).map_err(|e| ToolError::arg("inputs", e))? {
+        for (k, t) in run(chunk)? {
             if t.shape().first() != Some(&(end - start)) {
                 return Err(ToolError::arg(
                     "inputs",
@@ -409,7 +430,7 @@ tool! {
                 .help("check that the file is a complete .onnx model; `assay inspect FILE` shows what it contains")
         })?;
         model.weights_sha256 = weights;
-        Ok(Value::Handle(Arc::new(ModelHandle(Arc::new(model)))))
+        Ok(Value::Handle(Arc::new(ModelHandle::new(model, Card::default()))))
     }
 }
 
@@ -432,7 +453,7 @@ tool! {
     run in Models -> Type::record();
     {
         /// a model from onnx()
-        model: Arc<Model>,
+        model: ModelHandle,
         /// a record {input_name: tensor}, or one tensor if the model has one input
         inputs: Arg [Type::Any],
         /// run this many rows at a time (0: all at once)
@@ -443,7 +464,8 @@ tool! {
         let f = feeds_value(&m, p.inputs.get(), "inputs")?;
         let want = m.output_names();
         let batch = p.batch;
-        batched(f, batch, |chunk| m.run_plain_lazy(chunk, &want)).map(outputs_record)
+        batched(f, batch, |chunk| m.run_plain_lazy(chunk, &want).map_err(|e| m.blame(e, "inputs", "model")))
+            .map(outputs_record)
     }
 }
 
@@ -469,7 +491,7 @@ tool! {
     capture in Models -> Type::record();
     {
         /// a model from onnx()
-        model: Arc<Model>,
+        model: ModelHandle,
         /// a record {input_name: tensor}, or one tensor
         inputs: Arg [Type::Any],
         /// tensor names or globs
@@ -487,7 +509,8 @@ tool! {
         if p.to_disk {
             return capture_to_disk(&m, f, &names, batch, ctx);
         }
-        batched(f, batch, |chunk| m.capture_lazy(chunk, &names)).map(outputs_record)
+        batched(f, batch, |chunk| m.capture_lazy(chunk, &names).map_err(|e| m.blame(e, "inputs", "tensors")))
+            .map(outputs_record)
     }
 }
 
@@ -529,7 +552,7 @@ fn capture_to_disk(
         &feeds,
         rows,
         step,
-        |chunk| m.capture_lazy(chunk, names),
+        |chunk| m.capture_lazy(chunk, names).map_err(|e| m.blame(e, "inputs", "tensors")),
         |_, name, t| {
             let shape = t.shape();
             if !streams.contains_key(&name) {
@@ -607,7 +630,7 @@ tool! {
     patch in Models -> Type::record();
     {
         /// a model from onnx()
-        model: Arc<Model>,
+        model: ModelHandle,
         /// a record {input_name: tensor}, or one tensor
         inputs: Arg [Type::Any],
         /// the tensor to patch
@@ -626,14 +649,14 @@ tool! {
         // What is wrong with the tensor is found first, so that blame is never
         // read off an error's wording; what fails after that is the run.
         known_tensor(&m, &t, "tensor")?;
-        m.patch_type(&t).map_err(|e| ToolError::arg("tensor", e))?;
+        m.patch_type(&t).map_err(|e| m.blame(e, "inputs", "tensor"))?;
         let want = m.output_names();
         let (vs, ms) = (value.shape().to_vec(), mask.shape().to_vec());
         m.patch(f.clone(), vec![(t.clone(), value, mask)], &want)
             .map(|out| outputs_record(out.into_iter().map(|(k, v)| (k, Tensor::new(v))).collect()))
             .map_err(|e| {
                 let given = [("value", t.as_str(), vs.as_slice()), ("mask", t.as_str(), ms.as_slice())];
-                misshapen(&m, f, &given).unwrap_or_else(|| ToolError::arg("inputs", e))
+                misshapen(&m, f, &given).unwrap_or_else(|| m.blame(e, "inputs", "tensor"))
             })
     }
 }
@@ -728,7 +751,7 @@ tool! {
     inspect in Models -> Type::list(Type::record());
     {
         /// a model from onnx()
-        model: Arc<Model>,
+        model: ModelHandle,
         /// glob over tensor names, e.g. "*Relu*"
         pattern: Option<String> = Value::None,
     }
@@ -747,20 +770,8 @@ tool! {
     }
 }
 
-pub(crate) fn register(r: &mut Registry) {
-    for (sig, f) in [
-        (onnx::sig as fn() -> Signature, onnx::call as crate::core::ToolFn),
-        (run::sig, run::call),
-        (capture::sig, capture::call),
-        (patch::sig, patch::call),
-        (inspect::sig, inspect::call),
-    ] {
-        r.register(FnTool::new(sig, f));
-    }
-}
-
 /// A model parameter: the handle from model() or onnx().
-impl Param for Arc<Model> {
+impl Param for ModelHandle {
     fn ty() -> Type {
         model_type()
     }

@@ -8,11 +8,12 @@ use std::any::Any;
 use std::sync::Arc;
 
 use crate::onnx::tools::feeds_value;
-use assay_interpreter::{Arg, Handle, HandleKind, Registry, Signature, ToolError, Type, Value};
+use assay_interpreter::{Arg, Handle, HandleKind, ToolError, Type, Value};
 use ndarray::{concatenate, ArrayD, Axis, Ix3, Ix4, Slice};
 
 use crate::core::declare::tool;
-use crate::core::FnTool;
+use crate::onnx::error::ModelError;
+use crate::onnx::tools::ModelHandle;
 use crate::onnx::model::Model;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -33,7 +34,7 @@ pub enum Select {
 
 #[derive(Debug)]
 pub struct Unit {
-    pub model: Arc<Model>,
+    pub model: ModelHandle,
     pub tensor: String,
     pub select: Select,
 }
@@ -107,7 +108,7 @@ tool! {
     unit in Models -> Type::Handle(HandleKind::Unit);
     {
         /// a model
-        model: Arc<Model>,
+        model: ModelHandle,
         /// the tensor's name (see inspect)
         tensor: String,
         /// channel index
@@ -161,7 +162,7 @@ tool! {
     layer in Models -> Type::Handle(HandleKind::Unit);
     {
         /// a model
-        model: Arc<Model>,
+        model: ModelHandle,
         /// the tensor's name
         tensor: String,
         /// "max" or "mean"
@@ -238,18 +239,29 @@ pub fn text_activations(u: &Unit, texts: &[String]) -> Result<Vec<f64>, String> 
 }
 
 /// Runs one batch and selects the unit.
-fn run_unit(u: &Unit, feeds: Vec<(String, ArrayD<f32>)>) -> Result<ArrayD<f32>, String> {
+/// An error about what the unit selects in its tensor.
+fn unit_error(u: &Unit, message: String) -> ModelError {
+    ModelError::Tensor { name: u.tensor.clone(), message }
+}
+
+fn run_unit(u: &Unit, feeds: Vec<(String, ArrayD<f32>)>) -> Result<ArrayD<f32>, ModelError> {
     match &u.select {
         Select::Channel(index, r) => {
             let op = if *r == Reduce::Max { "ReduceMax" } else { "ReduceMean" };
             // Reduce every axis after the channel axis.
             let rank = tensor_rank(&u.model, &u.tensor).unwrap_or(4);
             if rank < 2 {
-                return Err(format!("`{}` has rank {rank}; channels need a tensor of at least [N, C]", u.tensor));
+                return Err(unit_error(
+                    u,
+                    format!("`{}` has rank {rank}; channels need a tensor of at least [N, C]", u.tensor),
+                ));
             }
             let axes: Vec<i64> = (2..rank as i64).collect();
             let all = if axes.is_empty() {
-                u.model.capture(feeds, std::slice::from_ref(&u.tensor))?.remove(&u.tensor).ok_or("no output")?
+                u.model
+                    .capture(feeds, std::slice::from_ref(&u.tensor))?
+                    .remove(&u.tensor)
+                    .ok_or_else(|| ModelError::Runtime("no output".into()))?
             } else {
                 u.model.reduced(feeds, &u.tensor, op, &axes)?
             };
@@ -258,20 +270,27 @@ fn run_unit(u: &Unit, feeds: Vec<(String, ArrayD<f32>)>) -> Result<ArrayD<f32>, 
                 Some(c) => {
                     let channels = all.shape().get(1).copied().unwrap_or(0);
                     if *c >= channels {
-                        return Err(format!("channel {c} is out of range: `{}` has {channels} channels", u.tensor));
+                        return Err(unit_error(
+                            u,
+                            format!("channel {c} is out of range: `{}` has {channels} channels", u.tensor),
+                        ));
                     }
                     Ok(all.index_axis(Axis(1), *c).to_owned())
                 }
             }
         }
         Select::Neuron(d, positions) => {
-            let t = u.model.capture(feeds, std::slice::from_ref(&u.tensor))?.remove(&u.tensor).ok_or("no output")?;
+            let t = u
+                .model
+                .capture(feeds, std::slice::from_ref(&u.tensor))?
+                .remove(&u.tensor)
+                .ok_or_else(|| ModelError::Runtime("no output".into()))?;
             let t = t
                 .into_dimensionality::<Ix3>()
-                .map_err(|_| format!("`{}` is not [N, T, D]; neurons need a rank-3 tensor", u.tensor))?;
+                .map_err(|_| unit_error(u, format!("`{}` is not [N, T, D]; neurons need a rank-3 tensor", u.tensor)))?;
             let (_, tlen, dim) = t.dim();
             if *d >= dim {
-                return Err(format!("neuron {d} is out of range: `{}` has {dim} features", u.tensor));
+                return Err(unit_error(u, format!("neuron {d} is out of range: `{}` has {dim} features", u.tensor)));
             }
             let feature = t.index_axis(Axis(2), *d).to_owned();
             match positions {
@@ -281,38 +300,49 @@ fn run_unit(u: &Unit, feeds: Vec<(String, ArrayD<f32>)>) -> Result<ArrayD<f32>, 
                     for p in ps {
                         let q = if *p < 0 { tlen as i64 + p } else { *p };
                         if q < 0 || q >= tlen as i64 {
-                            return Err(format!("position {p} is out of range for {tlen} tokens"));
+                            return Err(ModelError::Input(format!("position {p} is out of range for {tlen} tokens")));
                         }
                         cols.push(feature.index_axis(Axis(1), q as usize).insert_axis(Axis(1)).to_owned());
                     }
                     let views: Vec<_> = cols.iter().map(|c| c.view()).collect();
-                    concatenate(Axis(1), &views).map(|a| a.into_dyn()).map_err(|e| e.to_string())
+                    concatenate(Axis(1), &views).map(|a| a.into_dyn()).map_err(|e| unit_error(u, e.to_string()))
                 }
             }
         }
         Select::Head(h, heads) => {
-            let t = u.model.capture(feeds, std::slice::from_ref(&u.tensor))?.remove(&u.tensor).ok_or("no output")?;
+            let t = u
+                .model
+                .capture(feeds, std::slice::from_ref(&u.tensor))?
+                .remove(&u.tensor)
+                .ok_or_else(|| ModelError::Runtime("no output".into()))?;
             match (t.ndim(), heads) {
                 (4, _) => {
-                    let t = t.into_dimensionality::<Ix4>().map_err(|e| e.to_string())?;
+                    let t = t.into_dimensionality::<Ix4>().map_err(|e| unit_error(u, e.to_string()))?;
                     if *h >= t.dim().1 {
-                        return Err(format!("head {h} is out of range: `{}` has {} heads", u.tensor, t.dim().1));
+                        return Err(unit_error(
+                            u,
+                            format!("head {h} is out of range: `{}` has {} heads", u.tensor, t.dim().1),
+                        ));
                     }
                     Ok(t.index_axis(Axis(1), *h).to_owned().into_dyn())
                 }
                 (3, Some(n)) => {
                     let width = t.shape()[2];
                     if *n == 0 || width % n != 0 {
-                        return Err(format!("{width} features do not split into {n} heads"));
+                        return Err(unit_error(u, format!("{width} features do not split into {n} heads")));
                     }
                     let dh = width / n;
                     if *h >= *n {
-                        return Err(format!("head {h} is out of range for {n} heads"));
+                        return Err(unit_error(u, format!("head {h} is out of range for {n} heads")));
                     }
                     Ok(t.slice_axis(Axis(2), Slice::from(h * dh..(h + 1) * dh)).to_owned())
                 }
-                (3, None) => Err(format!("`{}` is [N, T, H*Dh]: say how many heads with `heads:`", u.tensor)),
-                (r, _) => Err(format!("`{}` has rank {r}; heads need [N, H, T, Dh] or [N, T, H*Dh]", u.tensor)),
+                (3, None) => {
+                    Err(unit_error(u, format!("`{}` is [N, T, H*Dh]: say how many heads with `heads:`", u.tensor)))
+                }
+                (r, _) => {
+                    Err(unit_error(u, format!("`{}` has rank {r}; heads need [N, H, T, Dh] or [N, T, H*Dh]", u.tensor)))
+                }
             }
         }
     }
@@ -364,7 +394,9 @@ tool! {
         }
         // The one row-batch walker `run` and `capture` use.
         let mut out = crate::onnx::tools::batched(all, batch, |chunk| {
-            run_unit(u, chunk).map(|a| std::iter::once((String::new(), assay_interpreter::Tensor::new(a))).collect())
+            run_unit(u, chunk)
+                .map(|a| std::iter::once((String::new(), assay_interpreter::Tensor::new(a))).collect())
+                .map_err(|e| u.model.blame(e, "inputs", "unit"))
         })?;
         let joined = out.remove("").ok_or_else(|| ToolError::new("the unit returned nothing"))?;
         Ok(Value::Tensor(joined))
@@ -398,7 +430,7 @@ fn on_images(u: &Unit, inputs: &Value, threshold: f32) -> Result<Value, ToolErro
         let t = u
             .model
             .capture(vec![(input.clone(), x)], std::slice::from_ref(&u.tensor))
-            .map_err(|e| ToolError::arg("inputs", e))?;
+            .map_err(|e| u.model.blame(e, "inputs", "unit"))?;
         let t = t.get(&u.tensor).cloned().ok_or_else(|| ToolError::new("no output"))?;
         let t = t
             .into_dimensionality::<Ix4>()
@@ -420,14 +452,4 @@ fn on_images(u: &Unit, inputs: &Value, threshold: f32) -> Result<Value, ToolErro
         masked.push(Value::Image(Arc::new(crate::pixels::mask_image(&view, &map.view(), threshold))));
     }
     Ok(Value::record([("activations", Value::nums(acts)), ("masked", Value::list(masked))]))
-}
-
-pub(crate) fn register(r: &mut Registry) {
-    for (sig, f) in [
-        (unit::sig as fn() -> Signature, unit::call as crate::core::ToolFn),
-        (layer::sig, layer::call),
-        (activations::sig, activations::call),
-    ] {
-        r.register(FnTool::new(sig, f));
-    }
 }

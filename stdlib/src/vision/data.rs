@@ -7,13 +7,10 @@ use std::any::Any;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use assay_interpreter::{
-    Arg, Handle, HandleKind, Image, Registry, Sandbox, Signature, ToolCtx, ToolError, Type, Value,
-};
+use assay_interpreter::{Arg, Handle, HandleKind, Image, Sandbox, ToolCtx, ToolError, Type, Value};
 use sha2::{Digest, Sha256};
 
 use crate::core::declare::tool;
-use crate::core::FnTool;
 use crate::fetch::{self, Pinned};
 
 const OPENMOJI: Pinned = Pinned {
@@ -317,15 +314,5 @@ tool! {
             ("label", it.label.as_deref().map(Value::str).unwrap_or_default()),
             ("image", Value::Image(Arc::new(img))),
         ]))
-    }
-}
-
-pub(crate) fn register(r: &mut Registry) {
-    for (sig, f) in [
-        (images::sig as fn() -> Signature, images::call as crate::core::ToolFn),
-        (emoji::sig, emoji::call),
-        (item::sig, item::call),
-    ] {
-        r.register(FnTool::new(sig, f));
     }
 }

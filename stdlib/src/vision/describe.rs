@@ -4,10 +4,9 @@
 
 use std::sync::Arc;
 
-use assay_interpreter::{Arg, Image, Registry, ToolError, Type, Value};
+use assay_interpreter::{Arg, Image, ToolError, Type, Value};
 
 use crate::core::declare::tool;
-use crate::core::FnTool;
 use crate::llm::{image_part, text_part, Endpoint};
 
 fn images_of(x: &Arg) -> Result<Vec<Arc<Image>>, ToolError> {
@@ -80,9 +79,4 @@ tool! {
         }
         ep.chat(content).map(Value::str).map_err(ToolError::new)
     }
-}
-
-pub(crate) fn register(r: &mut Registry) {
-    r.register(FnTool::new(describe::sig, describe::call));
-    r.register(FnTool::new(summarize::sig, summarize::call));
 }

@@ -5,12 +5,11 @@
 
 use std::sync::Arc;
 
-use assay_interpreter::{Arg, Image, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Arg, Image, ToolCtx, ToolError, Type, Value};
 use image::RgbaImage;
 use rand::Rng;
 
 use crate::core::declare::tool;
-use crate::core::FnTool;
 
 fn op(name: &str, fields: Vec<(&str, Value)>) -> Value {
     let mut all = vec![("op", Value::str(name))];
@@ -579,27 +578,5 @@ tool! {
             paste_onto(&mut canvas, &pic, num("x", 0.5)?, num("y", 0.5)?, scale);
         }
         Ok(Value::Image(Arc::new(from_rgba(canvas))))
-    }
-}
-
-pub(crate) fn register(r: &mut Registry) {
-    for (sig, f) in [
-        (paste::sig as fn() -> Signature, paste::call as crate::core::ToolFn),
-        (recolour::sig, recolour::call),
-        (scene::sig, scene::call),
-        (edit::sig, edit::call),
-        (crop::sig, crop::call),
-        (resize::sig, resize::call),
-        (rotate::sig, rotate::call),
-        (translate::sig, translate::call),
-        (occlude::sig, occlude::call),
-        (greyscale::sig, greyscale::call),
-        (blur::sig, blur::call),
-        (contrast::sig, contrast::call),
-        (hue::sig, hue::call),
-        (noise::sig, noise::call),
-        (flip::sig, flip::call),
-    ] {
-        r.register(FnTool::new(sig, f));
     }
 }

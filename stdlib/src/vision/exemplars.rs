@@ -5,11 +5,10 @@
 
 use std::sync::Arc;
 
-use assay_interpreter::{Arg, Args, HandleKind, Registry, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Arg, Args, HandleKind, ToolCtx, ToolError, Type, Value};
 use ndarray::{Array4, ArrayD, Axis};
 
 use crate::core::declare::tool;
-use crate::core::FnTool;
 use crate::onnx::model::{Model, Preprocess};
 use crate::onnx::units::{Reduce, Select, Unit};
 use crate::vision::data::{dataset_of, Dataset};
@@ -139,7 +138,7 @@ tool! {
     /// assert len(ex.images) == 3 and len(ex.bottom.images) == 2
     /// assert ex.activations[2] > ex.quantiles[0].activation and ex.quantiles[0].activation > ex.bottom.activations[0]
     /// ```
-    exemplars in Vision -> Type::record(), shardable;
+    exemplars in Vision -> Type::record(), shardable(exemplars_merge);
     {
         /// a channel unit or a layer
         unit: Arg [Type::Handle(HandleKind::Unit)],
@@ -549,10 +548,6 @@ pub fn batch_tensor(
         buf.extend(crate::pixels::preprocess(&img, pre.resize, pre.size, pre.mean, pre.std)?);
     }
     Array4::from_shape_vec((b, 3, s, s), buf).map(|a| a.into_dyn()).map_err(|e| e.to_string())
-}
-
-pub(crate) fn register(r: &mut Registry) {
-    r.register(FnTool::new(exemplars::sig, exemplars::call).merging(exemplars_merge));
 }
 
 #[cfg(test)]

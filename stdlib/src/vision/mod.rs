@@ -3,11 +3,10 @@
 
 use std::sync::Arc;
 
-use assay_interpreter::{Arg, Image, Registry, Signature, ToolError, Type, Value};
+use assay_interpreter::{Arg, Image, ToolError, Type, Value};
 use ndarray::{Array4, ArrayD};
 
 use crate::core::declare::tool;
-use crate::core::FnTool;
 
 pub mod bench_neurons;
 pub mod data;
@@ -262,23 +261,6 @@ tool! {
             }
         };
         Ok(Value::tensor(arr))
-    }
-}
-
-pub(crate) fn register(r: &mut Registry) {
-    svg::register(r);
-    data::register(r);
-    describe::register(r);
-    edit::register(r);
-    exemplars::register(r);
-    synthetic::register(r);
-    plot::register(r);
-    for (sig, f) in [
-        (image_::sig as fn() -> Signature, image_::call as crate::core::ToolFn),
-        (sample_photos::sig, sample_photos::call),
-        (pixels::sig, pixels::call),
-    ] {
-        r.register(FnTool::new(sig, f));
     }
 }
 

@@ -6,10 +6,9 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use assay_interpreter::{to_numbers, to_tensor, Arg, Registry, ToolError, Type, Value};
+use assay_interpreter::{to_numbers, to_tensor, Arg, ToolError, Type, Value};
 
 use crate::core::declare::tool;
-use crate::core::FnTool;
 
 const W: f64 = 480.0;
 const H: f64 = 300.0;
@@ -463,8 +462,4 @@ fn ticks(x: &Arg, want: Option<usize>) -> Result<Vec<String>, ToolError> {
             v => v.to_text(),
         })
         .collect())
-}
-
-pub(crate) fn register(r: &mut Registry) {
-    r.register(FnTool::new(plot::sig, plot::call));
 }

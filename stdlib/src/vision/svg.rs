@@ -5,10 +5,9 @@
 
 use std::sync::Arc;
 
-use assay_interpreter::{Image, Registry, ToolError, Type, Value};
+use assay_interpreter::{Image, ToolError, Type, Value};
 
 use crate::core::declare::tool;
-use crate::core::FnTool;
 
 /// Largest side of a rendered image.
 const MAX_SIDE: u32 = 4096;
@@ -177,8 +176,4 @@ tool! {
             ToolError::arg("code", e).help("write a complete <svg ...> element with a viewBox or width and height")
         })
     }
-}
-
-pub(crate) fn register(r: &mut Registry) {
-    r.register(FnTool::new(svg::sig, svg::call));
 }

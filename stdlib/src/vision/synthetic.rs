@@ -17,12 +17,12 @@
 
 use std::sync::Arc;
 
-use assay_interpreter::{Arg, HandleKind, Image, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Arg, HandleKind, Image, ToolCtx, ToolError, Type, Value};
 
 use crate::core::declare::tool;
-use crate::core::FnTool;
 use crate::models::build::{batched, int, ints, string, GraphBuilder};
-use crate::onnx::model::{Model, Preprocess, Provider};
+use crate::onnx::model::{Card, Model, Preprocess, Provider};
+use crate::onnx::tools::ModelHandle;
 use crate::onnx::proto::{tensor_proto::DataType, GraphProto, ModelProto};
 use crate::onnx::units::{Reduce, Select, Unit};
 
@@ -327,8 +327,12 @@ pub fn provision() -> Result<(), String> {
 fn load_built(proto: &ModelProto, stem: &str, ctx: &mut dyn ToolCtx) -> Result<Model, String> {
     let (path, bytes, sha) = crate::models::build::cache_built("synthetic", stem, proto)?;
     ctx.note_input(&path, &sha);
-    Model::load_deferred(&path, &format!("synthetic {stem}"), &bytes, sha, Provider::Cpu)
+    Ok(Model::load_deferred(&path, &format!("synthetic {stem}"), &bytes, sha, Provider::Cpu)?)
 }
+
+/// Images as 0..1 pixels at 224x224, as the low-level filters and the
+/// emoji neurons take them.
+const PIXELS_0_1: Preprocess = Preprocess { resize: 224, size: 224, mean: [0.0; 3], std: [255.0; 3] };
 
 /// A built model shared by every neuron over it in this process (built and
 /// loaded once; its sessions serve all of them), recorded as an input of
@@ -336,9 +340,9 @@ fn load_built(proto: &ModelProto, stem: &str, ctx: &mut dyn ToolCtx) -> Result<M
 fn shared_built(
     stem: &'static str,
     ctx: &mut dyn ToolCtx,
-    make: impl FnOnce(&mut dyn ToolCtx) -> Result<Model, String>,
-) -> Result<Arc<Model>, String> {
-    static BUILT: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<&'static str, Arc<Model>>>> =
+    make: impl FnOnce(&mut dyn ToolCtx) -> Result<ModelHandle, String>,
+) -> Result<ModelHandle, String> {
+    static BUILT: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<&'static str, ModelHandle>>> =
         std::sync::OnceLock::new();
     let built = BUILT.get_or_init(Default::default);
     let known = built.lock().map_err(|_| "a previous build failed midway")?.get(stem).cloned();
@@ -346,7 +350,7 @@ fn shared_built(
         ctx.note_input(&m.path, &m.sha256);
         return Ok(m);
     }
-    let m = Arc::new(make(ctx)?);
+    let m = make(ctx)?;
     built.lock().map_err(|_| "a previous build failed midway")?.insert(stem, m.clone());
     Ok(m)
 }
@@ -375,11 +379,11 @@ tool! {
             if let Some(c) = crate::vision::bench_neurons::EMOJI_CONCEPTS.iter().position(|(n, _, _)| *n == name) {
                 let (path, bytes, sha) = crate::vision::bench_neurons::emoji_model_cached().map_err(ToolError::new)?;
                 ctx.note_input(&path, &sha);
-                let mut m =
+                let m =
                     Model::load_deferred(&path, "synthetic emoji", &bytes, sha, Provider::Cpu).map_err(ToolError::new)?;
-                m.card.preprocess = Some(Preprocess { resize: 224, size: 224, mean: [0.0; 3], std: [255.0; 3] });
+                let card = Card { preprocess: Some(PIXELS_0_1), ..Card::default() };
                 return Ok(Value::Handle(Arc::new(Unit {
-                    model: Arc::new(m),
+                    model: ModelHandle::new(m, card),
                     tensor: "response".into(),
                     select: Select::Channel(Some(c), Reduce::Max),
                 })));
@@ -392,9 +396,8 @@ tool! {
                     let bytes = crate::fetch::read_cached(&path)?;
                     let base = crate::onnx::graph::decode(&bytes)?;
                     let proto = crate::vision::bench_neurons::concept_model(&base)?;
-                    let mut m = load_built(&proto, "concepts85", ctx)?;
-                    m.card.preprocess = Some(Preprocess { resize: 256, size: 224, mean: [127.0; 3], std: [128.0; 3] });
-                    Ok(m)
+                    let m = load_built(&proto, "concepts85", ctx)?;
+                    Ok(ModelHandle::new(m, Card { preprocess: Some(crate::models::efficientnet::PREPROCESS), ..Card::default() }))
                 })
                 .map_err(ToolError::new)?;
                 return Ok(Value::Handle(Arc::new(Unit {
@@ -413,9 +416,8 @@ tool! {
         let reduce = if all().nth(n).is_some_and(|x| x.mean) { Reduce::Mean } else { Reduce::Max };
         let (model, channel) = if n < LOW_LEVEL.len() {
             let m = shared_built("low-level", ctx, |ctx| {
-                let mut m = load_built(&low_level_model(), "low-level", ctx)?;
-                m.card.preprocess = Some(Preprocess { resize: 224, size: 224, mean: [0.0; 3], std: [255.0; 3] });
-                Ok(m)
+                let m = load_built(&low_level_model(), "low-level", ctx)?;
+                Ok(ModelHandle::new(m, Card { preprocess: Some(PIXELS_0_1), ..Card::default() }))
             })
             .map_err(ToolError::new)?;
             (m, n)
@@ -426,10 +428,9 @@ tool! {
                 let bytes = crate::fetch::read_cached(&path)?;
                 let base = crate::onnx::graph::decode(&bytes)?;
                 let proto = concept_model(&base, &labels)?;
-                let mut m = load_built(&proto, "concepts", ctx)?;
-                m.card.preprocess = Some(Preprocess { resize: 256, size: 224, mean: [127.0; 3], std: [128.0; 3] });
-                m.card.labels = CONCEPTS.iter().map(|c| c.name.to_string()).collect();
-                Ok(m)
+                let m = load_built(&proto, "concepts", ctx)?;
+                let labels = CONCEPTS.iter().map(|c| c.name.to_string()).collect();
+                Ok(ModelHandle::new(m, Card { labels, preprocess: Some(crate::models::efficientnet::PREPROCESS), ..Card::default() }))
             })
             .map_err(ToolError::new)?;
             (m, n - LOW_LEVEL.len())
@@ -640,16 +641,6 @@ tool! {
             ("positive", Value::nums(p.iter().copied())),
             ("negative", Value::nums(n.iter().copied())),
         ]))
-    }
-}
-
-pub(crate) fn register(r: &mut Registry) {
-    for (sig, f) in [
-        (synthetic::sig as fn() -> Signature, synthetic::call as crate::core::ToolFn),
-        (synthetic_neurons::sig, synthetic_neurons::call),
-        (score::sig, score::call),
-    ] {
-        r.register(FnTool::new(sig, f));
     }
 }
 

@@ -2,6 +2,7 @@
 //! components live, against the full model and random circuits of its size.
 
 use super::*;
+use crate::onnx::tools::ModelHandle;
 
 tool! {
     /// Evaluates a circuit by mean ablation: every component of `tensors` (split into `parts`) that is
@@ -23,7 +24,7 @@ tool! {
     circuit in Interventions -> Type::record();
     {
         /// a model
-        model: Arc<Model>,
+        model: ModelHandle,
         /// the prompts (any values; `input` turns one into model inputs)
         prompts: Vec<Value>,
         /// the circuit: [tensor index, part] pairs
@@ -68,7 +69,7 @@ tool! {
         };
         let mut sums: BTreeMap<String, (ArrayD<f64>, usize)> = BTreeMap::new();
         for r in &reference {
-            let vals = m.capture(r.clone(), &names).map_err(|e| ToolError::arg("reference", e))?;
+            let vals = m.capture(r.clone(), &names).map_err(|e| m.blame(e, "reference", "tensors"))?;
             for (k, v) in vals {
                 let d = v.shape().last().copied().unwrap_or(1);
                 let rows = v.len() / d.max(1);
@@ -82,7 +83,7 @@ tool! {
         let means: BTreeMap<String, ArrayD<f32>> =
             sums.into_iter().map(|(k, (s, n))| (k, s.mapv(|x| (x / n.max(1) as f64) as f32))).collect();
         // Components, from the first prompt's shapes.
-        let first = m.capture(inputs[0].clone(), &names).map_err(|e| ToolError::arg("prompts", e))?;
+        let first = m.capture(inputs[0].clone(), &names).map_err(|e| m.blame(e, "prompts", "tensors"))?;
         let comps = split(&names, &first, parts, "parts")?;
         let keep = pairs(&p.keep, names.len(), parts)?;
         let size = keep.len();
@@ -97,10 +98,10 @@ tool! {
         let want = m.output_names();
         let mut scores = vec![Vec::new(); variants.len() + 1];
         for (p, inp) in prompts.iter().zip(&inputs) {
-            let full = m.run_plain(inp.clone(), &want).map_err(|e| ToolError::arg("prompts", e))?;
+            let full = m.run_plain(inp.clone(), &want).map_err(|e| m.blame(e, "prompts", "tensors"))?;
             scores[0].push(call_metric(ctx, &metric, vec![outputs_value(&full), p.clone()], "metric")?);
             // Mean values broadcast to this prompt's shapes.
-            let shaped = m.capture(inp.clone(), &names).map_err(|e| ToolError::arg("prompts", e))?;
+            let shaped = m.capture(inp.clone(), &names).map_err(|e| m.blame(e, "prompts", "tensors"))?;
             let mut values = Outputs::new();
             for (k, v) in shaped {
                 let mean = &means[&k];
@@ -108,7 +109,7 @@ tool! {
                 values.insert(k, b.to_owned());
             }
             let outs = run_mixed(&m, inp, &values, &comps, &variants, None, Want::outputs(&want))
-                .map_err(|e| ToolError::arg("tensors", e))?;
+                .map_err(|e| m.blame(e, "prompts", "tensors"))?;
             for (i, o) in outs.iter().enumerate() {
                 scores[i + 1].push(call_metric(ctx, &metric, vec![outputs_value(o), p.clone()], "metric")?);
             }

@@ -2,6 +2,7 @@
 //! patched into another model's run.
 
 use super::*;
+use crate::onnx::tools::ModelHandle;
 
 tool! {
     /// Cross-model activation patching (CMAP): runs `donor` on `donor_inputs` (default: `inputs`),
@@ -21,9 +22,9 @@ tool! {
     cross_patch in Interventions -> Type::record();
     {
         /// the model patched into
-        model: Arc<Model>,
+        model: ModelHandle,
         /// the model the activations come from (same architecture)
-        donor: Arc<Model>,
+        donor: ModelHandle,
         /// the inputs of `model`'s run
         inputs: Value,
         /// tensor names or globs
@@ -70,8 +71,8 @@ tool! {
                 .help(help));
             }
         }
-        let donor_vals = donor.capture(donor_inputs, &names).map_err(|e| ToolError::arg("donor_inputs", e))?;
-        let target_vals = m.capture(inputs.clone(), &names).map_err(|e| ToolError::arg("inputs", e))?;
+        let donor_vals = donor.capture(donor_inputs, &names).map_err(|e| donor.blame(e, "donor_inputs", "tensors"))?;
+        let target_vals = m.capture(inputs.clone(), &names).map_err(|e| m.blame(e, "inputs", "tensors"))?;
         for n in &names {
             let (d, t) = (donor_vals[n].shape(), target_vals[n].shape());
             if d != t {
@@ -89,7 +90,7 @@ tool! {
         let rows = vec![chosen.iter().map(|c| (*c, 1.0)).collect()];
         let want = m.output_names();
         let out = run_mixed(&m, &inputs, &donor_vals, &comps, &rows, None, Want::outputs(&want))
-            .map_err(|e| ToolError::arg("tensors", e))?;
+            .map_err(|e| m.blame(e, "inputs", "tensors"))?;
         Ok(Value::record(out[0].iter().map(|(k, v)| (k.clone(), Value::tensor(v.clone())))))
     }
 }

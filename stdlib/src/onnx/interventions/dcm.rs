@@ -2,6 +2,7 @@
 //! learnt by SPSA so that patching them moves the metric.
 
 use super::*;
+use crate::onnx::tools::ModelHandle;
 
 tool! {
     /// Desiderata-based component masking (DCM): learns one weight in [0, 1] per component of `tensors`
@@ -29,7 +30,7 @@ tool! {
     dcm in Interventions -> Type::record();
     {
         /// a model
-        model: Arc<Model>,
+        model: ModelHandle,
         /// training pairs {target, source, ...} (inputs; other fields go to the metric)
         pairs: Arg [Type::list(Type::record())],
         /// the components' tensors (names or globs)
@@ -86,7 +87,7 @@ tool! {
                         .help("for text, choose pairs with the same number of tokens"));
                     }
                 }
-                let source = m.capture(source_in, &names).map_err(|e| x.error(e))?;
+                let source = m.capture(source_in, &names).map_err(|e| m.blame(e, x.name(), "tensors"))?;
                 out.push(Pair { record: p.clone(), target, source });
             }
             Ok(out)
@@ -106,7 +107,7 @@ tool! {
             let mut total = vec![0.0; masks.len()];
             for p in set {
                 let outs = run_mixed(&m, &p.target, &p.source, &comps, &rows, None, Want::outputs(&want))
-                    .map_err(|e| ToolError::arg("tensors", e))?;
+                    .map_err(|e| m.blame(e, "pairs", "tensors"))?;
                 for (r, o) in outs.iter().enumerate() {
                     total[r] += call_metric(ctx, &metric, vec![outputs_value(o), p.record.clone()], "metric")?;
                 }

@@ -15,15 +15,13 @@ mod path_patch;
 
 use std::collections::BTreeMap;
 
-use std::sync::Arc;
 
-use assay_interpreter::{Arg, Registry, Signature, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Arg, ToolCtx, ToolError, Type, Value};
 use ndarray::{ArrayD, Axis, Slice};
 use rand::Rng;
 
 use crate::core::declare::tool;
-use crate::core::FnTool;
-use crate::onnx::model::Model;
+use crate::onnx::tools::ModelHandle;
 use crate::onnx::sweep::{outputs_value, run_mixed, split, Outputs, Want};
 use crate::onnx::tools::{feeds_value, select_names};
 
@@ -48,7 +46,7 @@ pub(crate) fn metric_number(v: Value, arg: &str) -> Result<f64, ToolError> {
 }
 
 /// One input (batch 1) from a value.
-fn one(m: &Model, v: &Value, arg: &str) -> Result<Feeds, ToolError> {
+fn one(m: &ModelHandle, v: &Value, arg: &str) -> Result<Feeds, ToolError> {
     let f = feeds_value(m, v, arg)?;
     if f.iter().any(|(_, t)| t.shape().first() != Some(&1)) {
         return Err(ToolError::arg(arg, "give one example (first dimension 1), e.g. one prompt"));
@@ -75,14 +73,3 @@ fn pairs(x: &Arg, tensors: usize, parts: usize) -> Result<Vec<usize>, ToolError>
 }
 
 // ---------------------------------------------------------------- CMAP
-
-pub(crate) fn register(r: &mut Registry) {
-    for (sig, f) in [
-        (cross_patch::cross_patch::sig as fn() -> Signature, cross_patch::cross_patch::call as crate::core::ToolFn),
-        (path_patch::path_patch::sig, path_patch::path_patch::call),
-        (circuit::circuit::sig, circuit::circuit::call),
-        (dcm::dcm::sig, dcm::dcm::call),
-    ] {
-        r.register(FnTool::new(sig, f));
-    }
-}

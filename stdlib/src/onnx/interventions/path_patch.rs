@@ -2,6 +2,7 @@
 //! only, everything else frozen at the target run.
 
 use super::*;
+use crate::onnx::tools::ModelHandle;
 
 tool! {
     /// Path patching: the effect of one sender component (a [tensor index, part] of `tensors`) that
@@ -23,7 +24,7 @@ tool! {
     path_patch in Interventions -> Type::record();
     {
         /// a model
-        model: Arc<Model>,
+        model: ModelHandle,
         /// the run to patch into (one example)
         target: Value,
         /// the run the sender's value comes from
@@ -63,8 +64,8 @@ tool! {
             }
             xs[0] as usize * parts + xs[1] as usize
         };
-        let clean_vals = m.capture(target.clone(), &names).map_err(|e| ToolError::arg("target", e))?;
-        let src_vals = m.capture(source.clone(), &names).map_err(|e| ToolError::arg("source", e))?;
+        let clean_vals = m.capture(target.clone(), &names).map_err(|e| m.blame(e, "target", "tensors"))?;
+        let src_vals = m.capture(source.clone(), &names).map_err(|e| m.blame(e, "source", "tensors"))?;
         let comps = split(&names, &clean_vals, parts, "parts")?;
         // Frozen values: the target's everywhere, the source's in the sender's slice.
         let mut frozen = clean_vals.clone();
@@ -79,14 +80,14 @@ tool! {
         let all: Vec<(usize, f32)> = (0..comps.len()).map(|c| (c, 1.0)).collect();
         let want = m.output_names();
         let score = |ctx: &mut dyn ToolCtx, o: &Outputs| call_metric(ctx, &metric, vec![outputs_value(o)], "metric");
-        let clean_out = m.run_plain(target.clone(), &want).map_err(|e| ToolError::arg("target", e))?;
+        let clean_out = m.run_plain(target.clone(), &want).map_err(|e| m.blame(e, "target", "tensors"))?;
         let clean = score(ctx, &clean_out)?;
-        let source_out = m.run_plain(source, &want).map_err(|e| ToolError::arg("source", e))?;
+        let source_out = m.run_plain(source, &want).map_err(|e| m.blame(e, "source", "tensors"))?;
         let source_score = score(ctx, &source_out)?;
         let direct = matches!(p.receivers.get(), Value::Str(r) if r.as_ref() == "logits");
         let patched = if direct {
             let out = run_mixed(&m, &target, &frozen, &comps, &[all], None, Want::outputs(&want))
-                .map_err(|e| ToolError::arg("tensors", e))?;
+                .map_err(|e| m.blame(e, "target", "tensors"))?;
             score(ctx, &out[0])?
         } else {
             let receivers = select_names(&m, &p.receivers)?;
@@ -104,7 +105,7 @@ tool! {
                 None,
                 Want { outputs: &want, capture: &receivers, last_position: false },
             )
-            .map_err(|e| ToolError::arg("receivers", e))?;
+            .map_err(|e| m.blame(e, "target", "receivers"))?;
             let rparts = p.receiver_parts.max(1);
             let recv_vals: Outputs =
                 receivers.iter().filter_map(|r| step[0].get(r).map(|v| (r.clone(), v.clone()))).collect();
@@ -116,7 +117,7 @@ tool! {
             };
             let rows = vec![chosen.iter().map(|c| (*c, 1.0)).collect()];
             let out = run_mixed(&m, &target, &recv_vals, &rcomps, &rows, None, Want::outputs(&want))
-                .map_err(|e| ToolError::arg("receivers", e))?;
+                .map_err(|e| m.blame(e, "target", "receivers"))?;
             score(ctx, &out[0])?
         };
         Ok(Value::record([
