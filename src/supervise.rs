@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use assay_interpreter::shard::{ShardMode, Share};
 use assay_interpreter::{
-    execute, execute_with, mentions, prepare, prepare_with, script_seed, trace_jsonl, write_files, CallCacheFacts,
-    Diag, Handle, Manifest, Outcome, Registry, RhaiModule, RunFiles, Sandbox, ShardId, ShardedCall, SourceFile, Status,
-    Type, Value,
+    mentions, prepare, prepare_with, script_seed, trace_jsonl, write_files, CallCacheFacts, Diag, Handle, Manifest,
+    Outcome, Registry, RhaiModule, RunFiles, RunOptions, Sandbox, ShardId, ShardedCall, SourceFile, Status, Type,
+    Value,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
@@ -682,7 +682,8 @@ fn net_fn(bytes: Vec<u8>) -> impl Fn(f64) -> Result<f64, String> + Send + Sync +
 /// manifest whose status is `partial`), never a results.json. What the
 /// script did after its sharded calls (it went on with its share's results
 /// alone) is not kept; where it stopped with an error is noted.
-fn finish_shard(job: &Job, file: &SourceFile, out: &assay_interpreter::Outcome, share: Share, sandbox: Json) -> u8 {
+fn finish_shard(ran: &assay_interpreter::Ran, out_dir: &Path, share: Share, sandbox: Json) -> u8 {
+    let (file, out) = (&ran.file, &ran.outcome);
     let stopped = out.error.as_ref().map(|d| {
         let line = d.span.map(|s| file.line_col(s.start).0);
         match line {
@@ -706,10 +707,10 @@ fn finish_shard(job: &Job, file: &SourceFile, out: &assay_interpreter::Outcome, 
         partials_sha256: Some(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))),
         stopped: stopped.clone(),
         sandbox: Some(sandbox),
-        ..Manifest::of(out, &file.name, &file.text, &job.base, &job.roots)
+        ..ran.manifest()
     }
     .to_json();
-    if let Err(e) = assay_interpreter::write_shard_files(&job.out, &file.text, &bytes, &trace_jsonl(out), &manifest) {
+    if let Err(e) = assay_interpreter::write_shard_files(out_dir, &file.text, &bytes, &trace_jsonl(out), &manifest) {
         eprintln!("error: cannot write the shard's record: {e}");
         return 1;
     }
@@ -802,31 +803,22 @@ pub(crate) fn child_main(mut registry: Registry) -> u8 {
         .collect();
     let prelude = match &job.prelude {
         Some((text, _)) => {
-            let pf = SourceFile::new("<task>", text.clone());
-            let pp = prepare(&pf, &full, &sandbox);
-            match pp.program {
-                Some(p) if pp.diags.is_empty() => Some((pf, p)),
-                _ => {
-                    eprintln!(
-                        "error: the task's prelude does not check: {:?}",
-                        pp.diags.first().map(|d| d.message.clone())
-                    );
-                    return 2;
-                }
+            let pp = prepare(&SourceFile::new("<task>", text.clone()), &full, &sandbox);
+            if let Err(diags) = pp.checked() {
+                eprintln!("error: the task's prelude does not check: {:?}", diags.first().map(|d| d.message.clone()));
+                return 2;
             }
+            Some(pp)
         }
         None => None,
     };
     let prepared = prepare_with(&file, registry, &sandbox, &bound, &kinds);
-    let program = match (&prepared.program, prepared.diags.is_empty()) {
-        (Some(p), true) => p,
-        _ => {
-            let rendered: String = prepared
-                .diags
-                .iter()
-                .map(|d| if job.color { d.render_color(100) } else { d.render_plain(100) })
-                .collect();
-            let diagnostics = prepared.diags.iter().map(|d| d.to_json()).collect();
+    let program = match prepared.checked() {
+        Ok(p) => p,
+        Err(diags) => {
+            let rendered: String =
+                diags.iter().map(|d| if job.color { d.render_color(100) } else { d.render_plain(100) }).collect();
+            let diagnostics = diags.iter().map(|d| d.to_json()).collect();
             let r = Report::CheckFailed { rendered, diagnostics };
             emit(&format!("report {}", serde_json::to_string(&r).unwrap_or_default()));
             return 0;
@@ -834,7 +826,7 @@ pub(crate) fn child_main(mut registry: Registry) -> u8 {
     };
     // Provisioning writes the cache, so it happens before the sandbox closes.
     let mut named = mentions(program);
-    if let Some((_, p)) = &prelude {
+    if let Some(p) = prelude.as_ref().and_then(|pp| pp.checked().ok()) {
         let m = mentions(p);
         named.names.extend(m.names);
         named.strings.extend(m.strings);
@@ -870,8 +862,9 @@ pub(crate) fn child_main(mut registry: Registry) -> u8 {
     // The prelude runs inside the sandbox too; what it records is bound, blinded.
     let mut bindings = Vec::new();
     let mut prelude_inputs = BTreeMap::new();
-    if let Some((pf, p)) = &prelude {
-        let pout = execute(pf, p, &full, &sandbox, &std::collections::HashMap::new(), seed);
+    if let Some(pp) = &prelude {
+        let Ok(ran) = pp.execute(&full, &sandbox, Some(seed), RunOptions::default()) else { return 2 };
+        let pout = ran.outcome;
         if let Some(e) = &pout.error {
             eprintln!("error: the task's prelude failed: {}", e.message);
             return 2;
@@ -913,41 +906,41 @@ pub(crate) fn child_main(mut registry: Registry) -> u8 {
             ShardMode::Merge { shards, stopped: stopped.clone() }
         }
     };
-    let opts = assay_interpreter::RunOptions {
+    let opts = RunOptions {
         bindings: &bindings,
         cache: cache.as_ref().map(|c| c as &dyn assay_interpreter::CallCache),
         run_folder: Some(&job.out),
         shard: Some(&shard_mode),
     };
-    let mut out = execute_with(&file, program, registry, &sandbox, &prepared.modules, seed, opts);
+    let Ok(mut ran) = prepared.execute(registry, &sandbox, Some(seed), opts) else { return 2 };
     if let Some(c) = &cache {
         c.finish();
     }
-    out.inputs.extend(prepared.inputs.clone());
-    out.inputs.extend(prelude_inputs);
+    ran.outcome.inputs.extend(prelude_inputs);
     if let ShardMode::Part(share) = shard_mode {
-        return finish_shard(&job, &file, &out, share, sandbox_facts);
+        return finish_shard(&ran, &job.out, share, sandbox_facts);
     }
-    let mut manifest = Manifest::of(&out, &file.name, &file.text, &job.base, &job.roots);
+    let mut manifest = ran.manifest();
     manifest.onnxruntime = assay_stdlib::onnx::runtime::loaded().map(|rt| {
         json!({"version": rt.runtime.version, "threads": rt.threads, "library": rt.runtime.library.display().to_string()})
     });
     manifest.sandbox = Some(sandbox_facts.clone());
     if let ShardMode::Merge { shards, .. } = &shard_mode {
+        let out = &ran.outcome;
         manifest.merged =
             Some(json!({"shards": shards.len(), "answered": out.merged_calls, "ran_whole": out.merged_whole}));
     }
     let (mode, answered, stored) = match job.cache {
         crate::cache::CacheUse::Off => ("off", None, None),
-        crate::cache::CacheUse::On => ("on", Some(out.cache_hits), Some(out.cache_stored)),
-        crate::cache::CacheUse::Refresh => ("bypassed: every call ran", None, Some(out.cache_stored)),
+        crate::cache::CacheUse::On => ("on", Some(ran.outcome.cache_hits), Some(ran.outcome.cache_stored)),
+        crate::cache::CacheUse::Refresh => ("bypassed: every call ran", None, Some(ran.outcome.cache_stored)),
     };
     manifest.call_cache = Some(CallCacheFacts { mode: mode.to_string(), answered, stored });
-    let files = RunFiles::of(&file, &mut out, &manifest);
-    if let Err(e) = write_files(&job.out, &files) {
+    if let Err(e) = ran.write(&job.out, &manifest) {
         eprintln!("error: cannot write the run record: {e}");
         return 1;
     }
+    let out = &ran.outcome;
     if job.save_shown_images {
         let mut images = Vec::new();
         for sh in &out.shows {
@@ -962,7 +955,7 @@ pub(crate) fn child_main(mut registry: Registry) -> u8 {
             }
         }
     }
-    let status = Status::of(&out);
+    let status = Status::of(out);
     let done = Done {
         status: status.as_str().to_string(),
         records: out.records.len(),

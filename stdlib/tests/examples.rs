@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use assay_interpreter::{execute_with, prepare, script_seed, RunOptions, Sandbox, SourceFile};
+use assay_interpreter::{run_script, RunOptions, Sandbox, SourceFile};
 
 #[test]
 fn every_tool_example_runs_and_its_asserts_pass() {
@@ -31,25 +31,17 @@ fn every_tool_example_runs_and_its_asserts_pass() {
         for (i, ex) in sig.examples.iter().enumerate() {
             count += 1;
             let file = SourceFile::new(format!("{}-example-{i}.assay", sig.name), *ex);
-            let prepared = prepare(&file, &registry, &sandbox);
-            if !prepared.diags.is_empty() {
-                failures.push(format!("{}: check failed: {}", sig.name, prepared.diags[0].render_plain(100)));
-                continue;
-            }
-            let program = prepared.program.as_ref().expect("parsed");
             assert!(ex.contains(sig.name), "an example of `{}` should use it:\n{ex}", sig.name);
             // A run folder of its own, for tools that stream files into it.
             let folder = tempfile::tempdir().expect("a run folder");
             let opts = RunOptions { run_folder: Some(folder.path()), ..RunOptions::default() };
-            let out = execute_with(
-                &file,
-                program,
-                &registry,
-                &sandbox,
-                &prepared.modules,
-                script_seed(program).unwrap_or(0),
-                opts,
-            );
+            let out = match run_script(&file, &registry, &sandbox, None, opts) {
+                Ok(ran) => ran.outcome,
+                Err(diags) => {
+                    failures.push(format!("{}: check failed: {}", sig.name, diags[0].render_plain(100)));
+                    continue;
+                }
+            };
             if let Some(e) = &out.error {
                 failures.push(format!("{}: {}", sig.name, e.render_plain(100)));
             } else if out.asserts.is_empty() {

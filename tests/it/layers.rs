@@ -41,6 +41,8 @@ const INTERPRETER: &[&[&str]] = &[
     &["report"],
     // Run records: results, trace, manifest, report.
     &["record"],
+    // One run start to record: prepare, execute, the record's files.
+    &["pipeline"],
 ];
 
 /// The `assay` command.

@@ -1,0 +1,93 @@
+//! The run pipeline in process (`prepare`, `Prepared::execute`, the record),
+//! over a registry of one test tool and a real rhai module in a folder of
+//! the test's own: a run's record is written, read back and is the same
+//! bytes on a second run; the seed comes from the caller, else the script;
+//! module files join the inputs; a script that does not check never runs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test fails loudly on a broken expectation")]
+
+use assay_interpreter::{
+    prepare, read_run, run_script, write_run, Args, Category, Code, Registry, RunOptions, Sandbox, Signature,
+    SourceFile, Tool, ToolCtx, ToolError, Type, Value,
+};
+
+/// `clip(x, lo = 0, hi = 1) -> number`, as a tool library would declare it.
+struct Clip;
+
+impl Tool for Clip {
+    fn signature(&self) -> Signature {
+        Signature::new("clip", Category::Math, "Limits x to [lo, hi].")
+            .param("x", Type::Num, "a number")
+            .opt("lo", Type::Num, Value::Num(0.0), "lower bound")
+            .opt("hi", Type::Num, Value::Num(1.0), "upper bound")
+            .returns(Type::Num)
+    }
+    fn call(&self, a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+        Ok(Value::Num(a.num("x")?.clamp(a.num("lo")?, a.num("hi")?)))
+    }
+}
+
+fn registry() -> Registry {
+    let mut r = Registry::new();
+    r.register(Clip);
+    r
+}
+
+const SCRIPT: &str = "seed 7\nuse \"half.rhai\" as h\nlet y = clip(h.half(5), hi: 2)\nrecord \"y\", y\nassert y == 2\n";
+
+#[test]
+fn a_run_is_prepared_executed_and_recorded_the_same_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("half.rhai"), "fn half(x) { x / 2.0 }\n").unwrap();
+    let sandbox = Sandbox::new(dir.path(), &[]).unwrap();
+    let registry = registry();
+    let file = SourceFile::new("t.assay", SCRIPT);
+    let runs = dir.path().join("runs");
+    let mut folders = Vec::new();
+    for _ in 0..2 {
+        let mut ran = run_script(&file, &registry, &sandbox, None, RunOptions::default()).expect("the script checks");
+        assert!(ran.outcome.error.is_none(), "{:?}", ran.outcome.error);
+        let manifest = ran.manifest();
+        assert_eq!(manifest.status, "ok");
+        assert_eq!(manifest.seed, 7, "the script's seed");
+        let module = dir.path().canonicalize().unwrap().join("half.rhai");
+        assert!(manifest.inputs.contains_key(&module.display().to_string()), "{:?}", manifest.inputs);
+        folders.push(write_run(&runs, "t", &ran.files(&manifest)).unwrap());
+    }
+    assert_ne!(folders[0], folders[1]);
+    let (a, b) = (read_run(&folders[0]).unwrap(), read_run(&folders[1]).unwrap());
+    assert_eq!(a.results_text, b.results_text, "results.json differs between two runs");
+    assert_eq!(a.results["records"]["y"], serde_json::json!(2), "{}", a.results_text);
+    assert_eq!(a.manifest, b.manifest);
+    assert_eq!(a.script, SCRIPT);
+}
+
+#[test]
+fn the_callers_seed_wins_over_the_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("half.rhai"), "fn half(x) { x / 2.0 }\n").unwrap();
+    let sandbox = Sandbox::new(dir.path(), &[]).unwrap();
+    let registry = registry();
+    let prepared = prepare(&SourceFile::new("t.assay", SCRIPT), &registry, &sandbox);
+    let ran = prepared.execute(&registry, &sandbox, Some(11), RunOptions::default()).expect("checks");
+    assert_eq!(ran.manifest().seed, 11);
+    let no_seed = prepare(&SourceFile::new("u.assay", "record \"x\", clip(3)\n"), &registry, &sandbox);
+    assert_eq!(no_seed.execute(&registry, &sandbox, None, RunOptions::default()).expect("checks").outcome.seed, 0);
+}
+
+#[test]
+fn a_script_that_does_not_check_is_not_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::new(dir.path(), &[]).unwrap();
+    let registry = registry();
+    let file = SourceFile::new("bad.assay", "record \"x\", clip(\"a\")\nrecord \"y\", clamp(1)\n");
+    let diags = match run_script(&file, &registry, &sandbox, None, RunOptions::default()) {
+        Ok(_) => panic!("a script with errors ran"),
+        Err(d) => d,
+    };
+    let codes: Vec<Code> = diags.iter().map(|d| d.code).collect();
+    assert_eq!(codes.len(), 2, "every error at once: {:?}", diags.iter().map(|d| &d.message).collect::<Vec<_>>());
+    assert_eq!(codes[1], Code::UnknownTool, "`clamp` on line 2: {codes:?}");
+    assert!(diags[0].message.contains("x"), "the wrong type for `x` on line 1: {}", diags[0].message);
+    assert!(!dir.path().join("runs").exists(), "nothing is written for a script that did not check");
+}
