@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use assay_interpreter::Value;
-use assay_stdlib::onnx::{graph, model::Model, tools::inspect_rows};
+use assay_stdlib::methods::run::inspect_rows;
+use assay_stdlib::onnx::{graph, model::Model};
 use serde_json::json;
 use sha2::Digest;
 

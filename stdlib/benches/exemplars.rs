@@ -13,8 +13,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use assay_stdlib::methods::units::Reduce;
 use assay_stdlib::onnx::model::{Model, Preprocess, Provider};
-use assay_stdlib::onnx::units::Reduce;
 use assay_stdlib::vision::data::{emoji_items, Dataset};
 use assay_stdlib::vision::exemplars::{batch_tensor, pass, PassSpec};
 

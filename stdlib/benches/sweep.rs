@@ -17,9 +17,9 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use assay_stdlib::methods::sweep::{Component, Sweep};
+use assay_stdlib::onnx::handle::encode_batch;
 use assay_stdlib::onnx::model::{Model, Provider};
-use assay_stdlib::onnx::sweep::{Component, Sweep};
-use assay_stdlib::onnx::tools::encode_batch;
 use ndarray::ArrayD;
 
 fn main() {

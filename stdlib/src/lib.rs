@@ -5,6 +5,7 @@
 mod core;
 pub mod fetch;
 pub mod llm;
+pub mod methods;
 pub mod models;
 pub mod onnx;
 pub mod pixels;

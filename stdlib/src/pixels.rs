@@ -1,7 +1,7 @@
 //! Images as a model sees them: the resize, centre crop and normalisation
 //! of a model's preprocessing, and MAIA's masked images. A leaf: it knows
 //! images and arrays, nothing of models or tools, so the model layer
-//! (`onnx/units.rs`) and the image tools (`vision/`) both build on it.
+//! (`methods/units.rs`) and the image tools (`vision/`) both build on it.
 
 use assay_interpreter::Image;
 use image::imageops::FilterType;

@@ -7,8 +7,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test fails loudly on a broken expectation")]
 
 use assay_stdlib::fetch::{self, Pinned};
+use assay_stdlib::methods::run::inspect_rows;
 use assay_stdlib::onnx::model::{Dim, Model};
-use assay_stdlib::onnx::{graph, runtime, tools::inspect_rows};
+use assay_stdlib::onnx::{graph, runtime};
 use ndarray::ArrayD;
 
 const WHEELS: &[(Pinned, Option<&str>, &[&str])] = &[

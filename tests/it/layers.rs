@@ -10,10 +10,12 @@ use std::path::{Path, PathBuf};
 const STDLIB: &[&[&str]] = &[
     // Leaves: plain data and arithmetic, provisioning, the one network client.
     &["core", "fetch", "llm", "pixels"],
-    // The mechanics of hosting models.
+    // The mechanics of hosting models, and the handle and ports tools use.
     &["onnx"],
-    // Built-in models, built with the mechanics.
-    &["models"],
+    // Built-in models, built with the mechanics; the interpretability
+    // methods over any model (run and capture, units, sweeps, interventions,
+    // metrics, lens, attribution, attention), which need no built-in one.
+    &["models", "methods"],
     // Image tools, synthetic neurons, exemplars, plots.
     &["vision"],
     // What a run fetches before its sandbox closes: knows every tool family.

@@ -18,8 +18,8 @@ use assay_interpreter::{HandleKind, ToolCtx, ToolError, Type, Value};
 
 use crate::core::declare::tool;
 use crate::fetch;
+use crate::onnx::handle::ModelHandle;
 use crate::onnx::model::{Card, Model, Preprocess};
-use crate::onnx::tools::ModelHandle;
 
 /// A built-in model prepared in Assay's cache: its graph, the files beside
 /// it that a run reads (tokenizer, external weights), and the facts of its

@@ -3,13 +3,12 @@
 //! variable binding. Each prompt is kept only where its answers are single
 //! tokens of the model's tokenizer.
 
-
 use assay_interpreter::{ToolError, Type, Value};
 
 use super::text::tokenizer;
 use crate::core::declare::tool;
 use crate::core::random::stream_of;
-use crate::onnx::tools::ModelHandle;
+use crate::onnx::handle::ModelHandle;
 
 const NAMES: &[&str] = &[
     "Mary", "John", "Tom", "James", "Anna", "Sarah", "David", "Paul", "Lisa", "Mark", "Emma", "Jack", "Kate", "Peter",

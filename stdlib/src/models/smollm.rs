@@ -14,7 +14,7 @@
 //! [N, T] as Hugging Face exports take them. A plain run feeds P = 0, a
 //! mask of ones and positions P..P+T (the model layer fills them in), and
 //! patching sweeps run a prefix shared by every row once (see
-//! `onnx::sweep::Prefix`). A past with one row serves a batch of any size.
+//! `methods::sweep::Prefix`). A past with one row serves a batch of any size.
 
 #![allow(
     clippy::disallowed_methods,

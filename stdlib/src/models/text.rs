@@ -9,7 +9,7 @@ use ndarray::{ArrayD, Axis};
 
 use crate::core::declare::tool;
 use crate::onnx::error::ModelError;
-use crate::onnx::tools::ModelHandle;
+use crate::onnx::handle::ModelHandle;
 use crate::onnx::model::Model;
 
 /// The tokenizer of the `model` argument.
@@ -110,7 +110,7 @@ tool! {
     |p, ctx| {
         let m = p.model.clone();
         let prompt = p.prompt.get();
-        let texts = crate::onnx::tools::texts_of(prompt);
+        let texts = crate::onnx::handle::texts_of(prompt);
         let tok = if texts.is_some() { Some(tokenizer(&p.model)?) } else { None };
         let n = p.n;
         if n > 256 {
@@ -258,14 +258,14 @@ fn interventions(m: &Model, steer: &Arg, patch: &Arg) -> Result<(Patches, Adds),
     let mut adds = Vec::new();
     if !steer.is_none() {
         for (name, v) in steer.record()? {
-            crate::onnx::tools::known_tensor(m, name, "steer")?;
+            crate::onnx::handle::known_tensor(m, name, "steer")?;
             adds.push((name.clone(), tensor(v, "steer", &format!("the vector for `{name}`"))?));
         }
     }
     let mut patches = Vec::new();
     if !patch.is_none() {
         for (name, v) in patch.record()? {
-            crate::onnx::tools::known_tensor(m, name, "patch")?;
+            crate::onnx::handle::known_tensor(m, name, "patch")?;
             let (value, mask) = match v {
                 Value::Record(r) => {
                     let value = r.get("value").ok_or_else(|| {
@@ -304,7 +304,7 @@ fn intervention_error(
     }
     let input = m.inputs.first().map(|p| p.name.clone()).unwrap_or_default();
     let x = ArrayD::from_shape_vec(vec![1, ids.len()], ids.iter().map(|v| *v as f32).collect());
-    if let Some(err) = x.ok().and_then(|x| crate::onnx::tools::misshapen(m, vec![(input, x)], &given)) {
+    if let Some(err) = x.ok().and_then(|x| crate::onnx::handle::misshapen(m, vec![(input, x)], &given)) {
         return err;
     }
     // A tensor's error blames the parameter that named the tensor.

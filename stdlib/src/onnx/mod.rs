@@ -1,17 +1,14 @@
-//! Models hosted in ONNX Runtime: provisioning the runtime, the ONNX
-//! protobuf and pure graph rewriting, and the model tools over them.
+//! Models hosted in ONNX Runtime, the mechanics only: provisioning the
+//! runtime, the ONNX protobuf and pure graph rewriting, sessions per hook
+//! set and the KV-cache convention (`Model`), errors by kind, attention
+//! found by structure, and the script's model handle with the ports tools
+//! feed. The tools over models are `crate::methods`.
 
 pub mod attention;
-pub mod attribution;
 pub mod error;
 pub mod graph;
-pub mod interventions;
-pub mod lens;
-pub mod metrics;
+pub mod handle;
 pub mod model;
 pub mod proto;
 pub mod runtime;
-pub mod sweep;
 pub mod testdata;
-pub mod tools;
-pub mod units;

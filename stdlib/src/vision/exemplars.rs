@@ -9,8 +9,8 @@ use assay_interpreter::{Arg, Args, HandleKind, ToolCtx, ToolError, Type, Value};
 use ndarray::{Array4, ArrayD, Axis};
 
 use crate::core::declare::tool;
+use crate::methods::units::{Reduce, Select, Unit};
 use crate::onnx::model::{Model, Preprocess};
-use crate::onnx::units::{Reduce, Select, Unit};
 use crate::vision::data::{dataset_of, Dataset};
 
 /// Keeps the k largest (value, index) pairs, largest first; ties keep the earlier index.
@@ -486,7 +486,7 @@ pub fn pass(
 ) -> Result<PassResult, String> {
     let input = model.inputs.first().map(|p| p.name.clone()).unwrap_or_default();
     let op = if reduce == Reduce::Max { "ReduceMax" } else { "ReduceMean" };
-    let rank = crate::onnx::units::tensor_rank(model, tensor).unwrap_or(4);
+    let rank = crate::methods::units::tensor_rank(model, tensor).unwrap_or(4);
     let n = items.end.min(data.items.len());
     let mut res = PassResult { top: Vec::new(), bottom: Vec::new(), sample: Sample::new(sample_size(spec), spec.seed) };
     // Drawn on stderr only when it is a terminal (indicatif hides it otherwise).

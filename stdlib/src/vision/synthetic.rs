@@ -20,11 +20,11 @@ use std::sync::Arc;
 use assay_interpreter::{Arg, HandleKind, Image, ToolCtx, ToolError, Type, Value};
 
 use crate::core::declare::tool;
+use crate::methods::units::{Reduce, Select, Unit};
 use crate::models::build::{batched, int, ints, string, GraphBuilder};
+use crate::onnx::handle::ModelHandle;
 use crate::onnx::model::{Card, Model, Preprocess, Provider};
-use crate::onnx::tools::ModelHandle;
 use crate::onnx::proto::{tensor_proto::DataType, GraphProto, ModelProto};
-use crate::onnx::units::{Reduce, Select, Unit};
 
 /// One synthetic neuron: its name, how it was built, and the truth.
 pub struct Neuron {
@@ -589,8 +589,8 @@ fn stimuli_of(x: &Arg, ctx: &mut dyn ToolCtx) -> Result<Stimuli, ToolError> {
 
 fn responses(u: &Unit, s: &Stimuli, i: &str) -> Result<Vec<f64>, ToolError> {
     match s {
-        Stimuli::Images(v) => crate::onnx::units::image_activations(u, v),
-        Stimuli::Texts(v) => crate::onnx::units::text_activations(u, v),
+        Stimuli::Images(v) => crate::methods::units::image_activations(u, v),
+        Stimuli::Texts(v) => crate::methods::units::text_activations(u, v),
     }
     .map_err(|e| ToolError::arg(i, e))
 }

@@ -2,7 +2,7 @@
 //! patched into another model's run.
 
 use super::*;
-use crate::onnx::tools::ModelHandle;
+use crate::onnx::handle::ModelHandle;
 
 tool! {
     /// Cross-model activation patching (CMAP): runs `donor` on `donor_inputs` (default: `inputs`),

@@ -2,7 +2,7 @@
 //! components live, against the full model and random circuits of its size.
 
 use super::*;
-use crate::onnx::tools::ModelHandle;
+use crate::onnx::handle::ModelHandle;
 
 tool! {
     /// Evaluates a circuit by mean ablation: every component of `tensors` (split into `parts`) that is

@@ -4,14 +4,13 @@
 //! takes layer L's value, so every later computation is the model's own.
 //! All layers run as one batch, one row per layer.
 
-
-use crate::onnx::tools::ModelHandle;
-use crate::onnx::tools::feeds_value;
+use crate::onnx::handle::feeds_value;
+use crate::onnx::handle::ModelHandle;
 use assay_interpreter::{Arg, ToolError, Type, Value};
 use ndarray::{ArrayD, Axis};
 
 use crate::core::declare::tool;
-use crate::onnx::tools::select_names;
+use crate::onnx::handle::select_names;
 
 tool! {
     /// The logit lens: each layer's residual stream read out through the model's own final norm and

@@ -7,13 +7,13 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use crate::onnx::tools::feeds_value;
+use crate::onnx::handle::feeds_value;
 use assay_interpreter::{Arg, Handle, HandleKind, ToolError, Type, Value};
 use ndarray::{concatenate, ArrayD, Axis, Ix3, Ix4, Slice};
 
 use crate::core::declare::tool;
 use crate::onnx::error::ModelError;
-use crate::onnx::tools::ModelHandle;
+use crate::onnx::handle::ModelHandle;
 use crate::onnx::model::Model;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -127,7 +127,7 @@ tool! {
     |p, _| {
         let model = p.model.clone();
         let tensor = p.tensor.clone();
-        crate::onnx::tools::known_tensor(&model, &tensor, "tensor")?;
+        crate::onnx::handle::known_tensor(&model, &tensor, "tensor")?;
         let given = [&p.channel, &p.neuron, &p.head].iter().filter(|x| !x.is_none()).count();
         if given != 1 {
             return Err(ToolError::new("give exactly one of `channel`, `neuron` or `head`")
@@ -171,7 +171,7 @@ tool! {
     |p, _| {
         let model = p.model.clone();
         let tensor = p.tensor.clone();
-        crate::onnx::tools::known_tensor(&model, &tensor, "tensor")?;
+        crate::onnx::handle::known_tensor(&model, &tensor, "tensor")?;
         Ok(Value::Handle(Arc::new(Unit { model, tensor, select: Select::Channel(None, reduce_of(&p.reduce)?) })))
     }
 }
@@ -220,7 +220,7 @@ pub fn text_activations(u: &Unit, texts: &[String]) -> Result<Vec<f64>, String> 
     }
     let mut out = Vec::with_capacity(texts.len());
     for text in texts {
-        let feeds = crate::onnx::tools::feeds_value(&u.model, &Value::str(text), "text").map_err(|e| e.message)?;
+        let feeds = crate::onnx::handle::feeds_value(&u.model, &Value::str(text), "text").map_err(|e| e.message)?;
         let t = run_unit(u, feeds)?;
         let v = match u.select {
             Select::Head(..) => t
@@ -393,7 +393,7 @@ tool! {
                 .help("pass at least one example, e.g. a tensor of shape [1, ...]"));
         }
         // The one row-batch walker `run` and `capture` use.
-        let mut out = crate::onnx::tools::batched(all, batch, |chunk| {
+        let mut out = crate::onnx::handle::batched(all, batch, |chunk| {
             run_unit(u, chunk)
                 .map(|a| std::iter::once((String::new(), assay_interpreter::Tensor::new(a))).collect())
                 .map_err(|e| u.model.blame(e, "inputs", "unit"))

@@ -5,17 +5,16 @@
 //! run, at chosen positions. A sweep over hundreds of heads is a handful of
 //! runs, not hundreds.
 
-
-use crate::onnx::tools::feeds_value;
+use crate::onnx::handle::feeds_value;
 use assay_interpreter::{Arg, Args, ToolCtx, ToolError, Type, Value};
 use ndarray::{ArrayD, Axis, Slice};
 use std::collections::BTreeMap;
 
 use crate::core::declare::tool;
 use crate::onnx::error::ModelError;
-use crate::onnx::tools::ModelHandle;
+use crate::onnx::handle::model_of;
+use crate::onnx::handle::ModelHandle;
 use crate::onnx::model::{Fact, Model};
-use crate::onnx::tools::model_of;
 
 /// One component: a tensor and the column range of its last axis.
 #[derive(Debug, Clone)]
@@ -471,7 +470,7 @@ tool! {
                 .help("for text, choose prompts with the same number of tokens"));
             }
         }
-        let names = crate::onnx::tools::select_names(&m, &p.tensors)?;
+        let names = crate::onnx::handle::select_names(&m, &p.tensors)?;
         let metric = p.metric.clone();
         let parts = p.parts.max(1);
         let batch = p.batch.max(1);
@@ -517,7 +516,7 @@ tool! {
                     Some(i) => ctx.call_item(&metric, vec![outputs_value(o)], i)?,
                     None => ctx.call(&metric, vec![outputs_value(o)])?,
                 };
-                crate::onnx::interventions::metric_number(v, "metric")
+                crate::methods::interventions::metric_number(v, "metric")
             };
         let clean_out = sweep.clean().map_err(|e| m.blame(e, "target", "tensors"))?;
         let clean = score(ctx, &clean_out, None)?;
@@ -577,7 +576,7 @@ fn resolve_positions(x: &Arg, t: usize) -> Result<Option<Vec<usize>>, ToolError>
 
 /// Whether an argument is several texts (a sweep over prompt pairs).
 fn texts(v: &Value) -> Option<usize> {
-    crate::onnx::tools::texts_of(v).map(|t| t.len()).filter(|n| *n > 1 && matches!(v, Value::List(_)))
+    crate::onnx::handle::texts_of(v).map(|t| t.len()).filter(|n| *n > 1 && matches!(v, Value::List(_)))
 }
 
 /// A sweep over several prompt pairs of different lengths in one padded
@@ -619,7 +618,7 @@ fn sweep_pairs(p: &patch_sweep::Params, ctx: &mut dyn ToolCtx, pairs: usize) -> 
     }
     let pad: Vec<usize> =
         (0..pairs).map(|i| tmask.index_axis(Axis(0), i).iter().take_while(|x| **x == 0.0).count()).collect();
-    let names = crate::onnx::tools::select_names(&m, &p.tensors)?;
+    let names = crate::onnx::handle::select_names(&m, &p.tensors)?;
     let metric = p.metric.clone();
     if let Value::Func(assay_interpreter::Func::Script(c)) = &metric {
         if c.def.params.len() < 2 {
@@ -693,7 +692,7 @@ fn sweep_pairs(p: &patch_sweep::Params, ctx: &mut dyn ToolCtx, pairs: usize) -> 
             let o: Outputs =
                 out.iter().map(|(k, v)| (k.clone(), v.slice_axis(Axis(0), Slice::from(r..r + 1)).to_owned())).collect();
             let item = (i * (n + 1) + c.map_or(0, |c| c + 1)) as u64;
-            let x = crate::onnx::interventions::metric_number(
+            let x = crate::methods::interventions::metric_number(
                 ctx.call_item(&metric, vec![outputs_value(&o), Value::Num(*i as f64)], item)?,
                 "metric",
             )?;
@@ -718,7 +717,7 @@ fn sweep_pairs(p: &patch_sweep::Params, ctx: &mut dyn ToolCtx, pairs: usize) -> 
                 })
                 .collect();
         }
-        source_scores.push(crate::onnx::interventions::metric_number(
+        source_scores.push(crate::methods::interventions::metric_number(
             ctx.call(&metric, vec![outputs_value(&o), Value::Num(i as f64)])?,
             "metric",
         )?);
@@ -752,7 +751,7 @@ fn merge_blocks(
     ctx: &mut dyn ToolCtx,
     parts: Vec<Value>,
 ) -> Result<Value, ToolError> {
-    let names = crate::onnx::tools::select_names(m, tensors)?;
+    let names = crate::onnx::handle::select_names(m, tensors)?;
     let parts_per = parts_per.max(1);
     let bad = |why: String| ToolError::new(format!("a shard's partial sweep: {why}"));
     let mut effects: Vec<f32> = Vec::with_capacity(names.len() * parts_per);

@@ -15,15 +15,14 @@ mod path_patch;
 
 use std::collections::BTreeMap;
 
-
 use assay_interpreter::{Arg, ToolCtx, ToolError, Type, Value};
 use ndarray::{ArrayD, Axis, Slice};
 use rand::Rng;
 
 use crate::core::declare::tool;
-use crate::onnx::tools::ModelHandle;
-use crate::onnx::sweep::{outputs_value, run_mixed, split, Outputs, Want};
-use crate::onnx::tools::{feeds_value, select_names};
+use crate::methods::sweep::{outputs_value, run_mixed, split, Outputs, Want};
+use crate::onnx::handle::ModelHandle;
+use crate::onnx::handle::{feeds_value, select_names};
 
 type Feeds = Vec<(String, ArrayD<f32>)>;
 

@@ -14,15 +14,14 @@
 //!   must be linear (gains, biases, reshapes and projections by weights),
 //!   or the tool says where it is not (e.g. BERT's masked-LM head).
 
-
-use crate::onnx::tools::feeds_value;
+use crate::onnx::handle::feeds_value;
 use assay_interpreter::{Arg, ToolError, Type, Value};
 use ndarray::{ArrayD, Axis, IxDyn};
 
 use crate::core::declare::tool;
 use crate::onnx::attention::{find, Block, Index};
 use crate::onnx::error::ModelError;
-use crate::onnx::tools::ModelHandle;
+use crate::onnx::handle::ModelHandle;
 use crate::onnx::model::Model;
 use crate::onnx::proto::{GraphProto, NodeProto};
 
@@ -173,13 +172,13 @@ fn at(t: &ArrayD<f32>, rows: usize, row: usize, pos: usize) -> Result<Vec<f32>, 
 }
 
 fn repeat(feeds: &[(String, ArrayD<f32>)], n: usize) -> Vec<(String, ArrayD<f32>)> {
-    feeds.iter().map(|(k, v)| (k.clone(), crate::onnx::sweep::repeat_rows(v, n))).collect()
+    feeds.iter().map(|(k, v)| (k.clone(), crate::methods::sweep::repeat_rows(v, n))).collect()
 }
 
 type Patch = (String, ArrayD<f32>, ArrayD<f32>);
 
 /// One patched run of `n` rows of `inputs` (one example); where the graph
-/// runs one row at a time only (see [`crate::onnx::sweep::single_rows_only`]),
+/// runs one row at a time only (see [`crate::methods::sweep::single_rows_only`]),
 /// row by row, each patch value and mask with `n` rows cut to its row, and
 /// the outputs joined in order.
 fn run_rows(
@@ -193,7 +192,7 @@ fn run_rows(
     if n == 1 {
         return m.patch_capture(inputs.to_vec(), patches, want, capture, false);
     }
-    let first = if crate::onnx::sweep::single_rows_only(m) {
+    let first = if crate::methods::sweep::single_rows_only(m) {
         None
     } else {
         match m.patch_capture(repeat(inputs, n), patches.clone(), want, capture, false) {
@@ -317,7 +316,7 @@ tool! {
             )
             .help("map over prompts: map(prompts, p => logit_attribution(model, p, tokens))"));
         }
-        let tokens = crate::onnx::lens::token_ids(&m, &p.tokens)?;
+        let tokens = crate::methods::lens::token_ids(&m, &p.tokens)?;
         if tokens.is_empty() {
             return Err(ToolError::arg("tokens", "name at least one token"));
         }

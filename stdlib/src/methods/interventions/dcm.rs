@@ -2,7 +2,7 @@
 //! learnt by SPSA so that patching them moves the metric.
 
 use super::*;
-use crate::onnx::tools::ModelHandle;
+use crate::onnx::handle::ModelHandle;
 
 tool! {
     /// Desiderata-based component masking (DCM): learns one weight in [0, 1] per component of `tensors`

@@ -238,7 +238,7 @@ fn smollm_continues_from_its_kv_cache() {
     let bytes = std::fs::read(&path).unwrap();
     let m = Model::load(&path, "smollm2-135m", &bytes, String::new(), Provider::Cpu).unwrap();
     let tok = tokenizers::Tokenizer::from_file(tok).unwrap();
-    let enc = |s: &str| super::super::tools::encode_batch(&tok, &[s.to_string()]).unwrap();
+    let enc = |s: &str| crate::onnx::handle::encode_batch(&tok, &[s.to_string()]).unwrap();
     let target = enc("When Mary and John went to the store, John gave a drink to");
     let source = enc("When Mary and John went to the store, Mary gave a drink to");
     let t = target.shape()[1];

@@ -2,7 +2,7 @@
 //! only, everything else frozen at the target run.
 
 use super::*;
-use crate::onnx::tools::ModelHandle;
+use crate::onnx::handle::ModelHandle;
 
 tool! {
     /// Path patching: the effect of one sender component (a [tensor index, part] of `tensors`) that
