@@ -28,7 +28,7 @@ pub enum ModelError {
 impl fmt::Display for ModelError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ModelError::UnknownTensor(name) => write!(f, "the model has no tensor named `{name}`"),
+            ModelError::UnknownTensor(name) => write!(f, "the model has no tensor `{name}`"),
             ModelError::Input(m)
             | ModelError::Tensor { message: m, .. }
             | ModelError::Graph(m)

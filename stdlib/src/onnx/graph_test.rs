@@ -140,7 +140,7 @@ fn expose_adds_outputs_once_and_rejects_unknown_names() {
     assert_eq!(outs, ["z", "h", "y"]);
     let err = expose(&tiny(), &["nope".into()]).unwrap_err();
     assert_eq!(err, ModelError::UnknownTensor("nope".into()));
-    assert_eq!(err.to_string(), "the model has no tensor named `nope`");
+    assert_eq!(err.to_string(), "the model has no tensor `nope`");
     // Metadata and opsets survive.
     assert_eq!(m.producer_name(), "assay-test");
     assert_eq!(m.opset_import, tiny().opset_import);

@@ -12,6 +12,7 @@ use assay_interpreter::{to_tensor, Arg, Args, Handle, HandleKind, Tensor, ToolEr
 use ndarray::ArrayD;
 
 use crate::core::declare::Param;
+use crate::onnx::error::ModelError;
 use crate::onnx::graph;
 use crate::onnx::model::{Card, Model, Port};
 
@@ -369,14 +370,10 @@ pub fn select_names(model: &Model, x: &Arg) -> Result<Vec<String>, ToolError> {
     Ok(out)
 }
 
-/// "The model has no tensor X", with the closest name as a suggestion:
-/// the one wording of a missing tensor, blaming argument `i`.
+/// "The model has no tensor X", with the closest name as a suggestion,
+/// blaming argument `i`: the model layer's one wording of a missing tensor.
 fn no_tensor(names: &[String], t: &str, i: &str) -> ToolError {
-    let help = match assay_interpreter::closest(t, names.iter().map(|s| s.as_str())) {
-        Some(c) => format!("did you mean `{c}`? `inspect(model)` lists the tensors"),
-        None => "`inspect(model)` or `assay inspect FILE` lists the tensors".into(),
-    };
-    ToolError::arg(i, format!("the model has no tensor `{t}`")).help(help)
+    ModelError::UnknownTensor(t.to_string()).blame(i, i, names)
 }
 
 /// Whether the model has a tensor (an input, intermediate, output or
