@@ -8,29 +8,12 @@
 
 use std::collections::HashMap;
 
-use assay_interpreter::{
-    check, Args, Category, Code, Diag, Registry, Signature, SourceFile, Tool, ToolCtx, ToolError, Type, Value,
-};
+use assay_interpreter::{check, Code, Diag, SourceFile};
 
-/// `clip(x, lo = 0, hi = 1) -> number`, as a tool library would declare it.
-struct Clip;
-
-impl Tool for Clip {
-    fn signature(&self) -> Signature {
-        Signature::new("clip", Category::Math, "Limits x to [lo, hi].")
-            .param("x", Type::Num, "a number")
-            .opt("lo", Type::Num, Value::Num(0.0), "lower bound")
-            .opt("hi", Type::Num, Value::Num(1.0), "upper bound")
-            .returns(Type::Num)
-    }
-    fn call(&self, a: &Args, _: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-        Ok(Value::Num(a.num("x")?.clamp(a.num("lo")?, a.num("hi")?)))
-    }
-}
+mod common;
 
 fn diags(src: &str) -> Vec<Diag> {
-    let mut registry = Registry::new();
-    registry.register(Clip);
+    let registry = common::registry();
     let file = SourceFile::new("t.assay", src);
     let program = assay_grammar::parse(src).expect("the test script parses");
     check(&file, &program, &registry, &HashMap::new())
