@@ -272,6 +272,11 @@ struct LimitOpts {
     /// The model takes images: shown images go back as image parts (PNG data URLs).
     #[arg(long)]
     vision: bool,
+    /// How many times a final answer that was not accepted (a missing or
+    /// malformed field, an expression that fails) is sent back to be given
+    /// again before it is scored as failed.
+    #[arg(long, default_value_t = 2)]
+    answer_retries: usize,
     #[command(flatten)]
     budget: BudgetArgs,
 }
@@ -297,6 +302,7 @@ impl LimitOpts {
             retry,
             tool_calls: self.tool_calls,
             vision: self.vision,
+            answer_retries: self.answer_retries,
         })
     }
 }

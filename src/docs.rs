@@ -94,15 +94,14 @@ pub(crate) fn tools_markdown(r: &Registry) -> String {
 /// docs/language.md; this is what a model needs to write a correct script).
 const LANGUAGE_BRIEF: &str = r#"## The language in brief
 
-An Assay script is checked before it runs; every error comes back with its line and a help line.
-
 - Values: numbers (64-bit floats), strings `"top {k} of {n}"` (interpolate with `{expr}`; `{{` for a brace), raw strings in backticks (for SVG), `true`/`false`/`none`, lists `[1, 2]`, records `{name: value}`, ranges `a..b` (end excluded), tensors, images, and tool objects (models, units, data sets).
 - `let x = ...` binds; `x = ...` and `x += ...` reassign. `if c { } else { }` needs a bool (no truthiness: write `len(xs) > 0`). `for x in xs { }`, `for i, x in xs { }`; `break`, `continue`; no `while`.
 - Functions: `fn f(x, k = 2) { return x * k }`; lambdas `x => x * 2`, `(a, b) => a + b`. Calls are positional, then named: `top_k(xs, 3, largest: false)`. `xs.f(a)` means `f(xs, a)`. Tools are values: `map(xs, abs)`.
 - Operators: `+ - * / % **`, `== != < <= > >=`, `and or not`, `x in xs`. `+` joins strings and lists. Indexing from 0, negative from the end, `xs[1..3]` slices.
 - Experiment statements: `show "title", value` (to the report and back to you), `record "name", value` (the result; each name once, interpolate in loops: `record "y at {x}", y`), `assert cond, "message"` (a claim; failing is a result, not a crash), `seed N` (first line; all randomness derives from it).
 - A black box bound by the task is called like a module function: `box.f(3.5)`.
-- Scripts read files only under their allowed folders and cannot reach the network; a run has memory and time budgets.
+- Feedback shows lists' first 20 items (`... N more`: show a slice, `xs[20..40]`), cuts long output with a note, and rounds numbers to 10 digits (records are exact).
+- Scripts read only their allowed folders, never the network; each run has memory and time budgets.
 "#;
 
 /// Which investigation a guide is for: the tools that fit it and its
@@ -147,7 +146,7 @@ fn fits(s: &Signature, focus: Focus) -> bool {
 const ANSWER_FUNCTION: &str = r#"A black-box function (numbers in, numbers out): end with
 
 [DESCRIPTION]: what the function computes, in words.
-[DOMAIN]: where it behaves differently (e.g. an interval where it is replaced by noise), or "none".
+[DOMAIN]: where it behaves differently (e.g. replaced by noise): none, [a, b], x < a, x > a or a < x < b, then any explanation.
 [CODE]:
 ```assay
 fn f(x) {
@@ -155,27 +154,27 @@ fn f(x) {
 }
 ```
 
-The code must define `fn f(x)` for one number `x` and use only the language and its tools (not the black box). It is scored on x = -127.5, -126.5, ..., 127.5 by normalised mean squared error; an error on any point scores as unsolved.
+`fn f(x)` takes one number and may not call the black box; it is scored by normalised mean squared error on x = -127.5, -126.5, ..., 127.5.
 "#;
 
 const ANSWER_IMAGE_UNIT: &str = r#"A unit of an image model (bound as `unit`): end with
 
 [DESCRIPTION]: what drives it, in words.
 [LABEL]: a few words.
-[POSITIVE]: `[svg(...), ...]`, an expression for images it should respond to.
-[NEGATIVE]: the same for images it should not (ideally minimal pairs).
+[POSITIVE]: [svg("..."), edit(img, rotate(90))]
+[NEGATIVE]: [svg("..."), svg("...")]
 
-They are scored by `score` (ROC AUC; 1 is perfect, 0.5 chance).
+Bare Assay expressions (no backticks) for lists of images it should and should not respond to (ideally minimal pairs), scored by `score` (ROC AUC; 1 perfect, 0.5 chance).
 "#;
 
 const ANSWER_TEXT_UNIT: &str = r#"A neuron or head of a language model (bound as `unit`; call it on text, `unit("some text")`): end with
 
 [DESCRIPTION]: what drives it, in words.
 [LABEL]: a few words.
-[POSITIVE]: `["text", ...]`, an expression for texts it should respond to.
-[NEGATIVE]: the same for texts it should not (ideally minimal pairs).
+[POSITIVE]: ["a text it responds to", "another"]
+[NEGATIVE]: ["a text it does not respond to", "another"]
 
-They are scored by `score` (ROC AUC over each text's largest value; 1 is perfect, 0.5 chance).
+Bare Assay expressions (no backticks) for lists of texts it should and should not respond to, scored by `score` (ROC AUC over each text's largest value).
 "#;
 
 const ANSWER_QUESTION: &str = r#"An open question: end with
@@ -205,11 +204,11 @@ pub(crate) fn agent_guide(r: &Registry, focus: Focus) -> String {
             continue;
         }
         let _ = writeln!(out, "\n### {cat}\n");
-        // The first sentence, cut at a word near 64 characters: the guide
+        // The first sentence, cut at a word near 60 characters: the guide
         // must fit a small model's context (`assay tools` has the rest).
         let short = |s: &Signature| {
             let first = s.doc.split(". ").next().unwrap_or(s.doc).trim_end_matches('.');
-            match first.char_indices().nth(64) {
+            match first.char_indices().nth(60) {
                 Some((i, _)) => format!("{}…", first[..i].rsplit_once(' ').map(|(a, _)| a).unwrap_or(&first[..i])),
                 None => format!("{first}."),
             }
@@ -247,5 +246,8 @@ pub(crate) fn agent_guide(r: &Registry, focus: Focus) -> String {
         Focus::Question => &[ANSWER_QUESTION],
     };
     out.push_str(&answers.join("\n"));
+    out.push_str(ANSWER_CHECK);
     out
 }
+
+const ANSWER_CHECK: &str = "\nAn answer is checked before it is scored (every field there, every expression runs); a problem comes back naming the field, and you may answer again, twice by default.\n";

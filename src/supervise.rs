@@ -269,20 +269,27 @@ pub(crate) struct Done {
     /// This report is a replay of a kept record (no script ran).
     #[serde(default)]
     pub replayed: bool,
+    /// Images among the shown values, all of them (an agent is told how
+    /// many of them were not sent).
+    #[serde(default)]
+    pub shown_images: usize,
 }
 
 /// The most shown images one run writes for an agent.
 pub(crate) const MAX_SHOWN_IMAGES: usize = 16;
 
-/// The images among shown values (inside lists and records too), in order.
-fn shown_images<'v>(v: &'v Value, out: &mut Vec<&'v assay_interpreter::Image>) {
-    if out.len() >= MAX_SHOWN_IMAGES {
-        return;
-    }
+/// The images among shown values (inside lists and records too), in
+/// order: the first `MAX_SHOWN_IMAGES` kept, all of them counted.
+fn shown_images<'v>(v: &'v Value, out: &mut Vec<&'v assay_interpreter::Image>, count: &mut usize) {
     match v {
-        Value::Image(img) => out.push(img),
-        Value::List(items) => items.iter().for_each(|x| shown_images(x, out)),
-        Value::Record(fields) => fields.values().for_each(|x| shown_images(x, out)),
+        Value::Image(img) => {
+            *count += 1;
+            if out.len() < MAX_SHOWN_IMAGES {
+                out.push(img);
+            }
+        }
+        Value::List(items) => items.iter().for_each(|x| shown_images(x, out, count)),
+        Value::Record(fields) => fields.values().for_each(|x| shown_images(x, out, count)),
         _ => {}
     }
 }
@@ -731,6 +738,7 @@ fn finish_shard(ran: &assay_interpreter::Ran, out_dir: &Path, share: Share, sand
         merged_whole: Vec::new(),
         replayable: false,
         replayed: false,
+        shown_images: 0,
     };
     emit(&format!("report {}", serde_json::to_string(&Report::Done(Box::new(done))).unwrap_or_default()));
     0
@@ -941,10 +949,11 @@ pub(crate) fn child_main(mut registry: Registry) -> u8 {
         return 1;
     }
     let out = &ran.outcome;
+    let mut shown_count = 0;
     if job.save_shown_images {
         let mut images = Vec::new();
         for sh in &out.shows {
-            sh.values.iter().for_each(|v| shown_images(v, &mut images));
+            sh.values.iter().for_each(|v| shown_images(v, &mut images, &mut shown_count));
         }
         let dir = job.out.join("shown");
         if !images.is_empty() && std::fs::create_dir_all(&dir).is_ok() {
@@ -982,6 +991,7 @@ pub(crate) fn child_main(mut registry: Registry) -> u8 {
         merged_whole: out.merged_whole.clone(),
         replayable: !out.outside && out.error.is_none() && out.partials.is_empty(),
         replayed: false,
+        shown_images: shown_count,
     };
     emit(&format!("report {}", serde_json::to_string(&Report::Done(Box::new(done))).unwrap_or_default()));
     0

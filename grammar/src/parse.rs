@@ -798,7 +798,76 @@ fn join_or(items: &[String]) -> String {
     }
 }
 
+/// Where the innermost interpolation open at `pos` starts: the `{` of a
+/// `"...{expr}..."` string whose expression has not closed by `pos`.
+fn open_interpolation(source: &str, pos: usize) -> Option<usize> {
+    #[derive(Clone, Copy)]
+    enum State {
+        Code,
+        Str,
+        Interp { depth: usize, start: usize },
+    }
+    let b = source.as_bytes();
+    let end = pos.min(b.len());
+    let mut stack = vec![State::Code];
+    let mut i = 0;
+    while i < end {
+        let c = b[i];
+        match stack.last().copied().unwrap_or(State::Code) {
+            State::Str => match c {
+                b'\\' => i += 1,
+                b'"' => {
+                    stack.pop();
+                }
+                b'{' if b.get(i + 1) == Some(&b'{') => i += 1,
+                b'{' => stack.push(State::Interp { depth: 0, start: i }),
+                _ => {}
+            },
+            state => match c {
+                b'"' => stack.push(State::Str),
+                b'#' => {
+                    while i < end && b[i] != b'\n' {
+                        i += 1;
+                    }
+                }
+                b'`' => {
+                    let fence = if source[i..].starts_with("```") { "```" } else { "`" };
+                    let body = i + fence.len();
+                    i = source.get(body..).and_then(|r| r.find(fence)).map_or(b.len(), |k| body + k + fence.len() - 1);
+                }
+                b'{' => {
+                    if let State::Interp { depth, start } = state {
+                        stack.pop();
+                        stack.push(State::Interp { depth: depth + 1, start });
+                    }
+                }
+                b'}' => {
+                    if let State::Interp { depth, start } = state {
+                        stack.pop();
+                        if depth > 0 {
+                            stack.push(State::Interp { depth: depth - 1, start });
+                        }
+                    }
+                }
+                _ => {}
+            },
+        }
+        i += 1;
+    }
+    stack.iter().rev().find_map(|s| match s {
+        State::Interp { start, .. } => Some(*start),
+        _ => None,
+    })
+}
+
 fn help_for(source: &str, pos: usize, found: &str, expected: &[String]) -> String {
+    if let Some(at) = open_interpolation(source, pos) {
+        let line = source[..at].matches('\n').count() + 1;
+        let column = source[..at].rfind('\n').map_or(at, |n| at - n - 1) + 1;
+        return format!(
+            "the `{{` at line {line}, column {column} starts an interpolation `{{expr}}` inside the string; if it is meant as a literal brace, write `{{{{` (and `}}}}`), or use a backtick string `...`, which never interpolates"
+        );
+    }
     let before = source.get(..pos).unwrap_or("").trim_end();
     // Keywords of other languages near the error explain most failures.
     let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);

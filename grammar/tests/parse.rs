@@ -200,3 +200,23 @@ fn syntax_errors_say_what_was_expected_where() {
         assert!(e.help.as_deref().is_some_and(|h| h.contains(help)), "{src:?}: help {:?}", e.help);
     }
 }
+
+#[test]
+fn a_brace_in_a_string_meant_literally_is_explained_as_an_interpolation() {
+    // The transcripts' texts: C code and a regex quantifier inside strings.
+    for (src, at) in [
+        ("let t = [\"for (i = 0; i < n; i++) { sum += x[i]; }\"]", "line 1, column 35"),
+        ("let r = \"[a-z]{2,}\"\nshow r", "line 1, column 15"),
+        ("show 1\nlet s = \"a {b c}\"", "line 2, column 12"),
+    ] {
+        let e = parse(src).err().unwrap_or_else(|| panic!("{src:?} must not parse"));
+        let help = e.help.clone().unwrap_or_default();
+        assert!(help.contains("starts an interpolation") && help.contains(at), "{src:?}: {help}");
+        assert!(help.contains("`{{`") && help.contains("backtick"), "{src:?}: {help}");
+        assert!(!help.contains("record"), "{src:?}: {help}");
+    }
+    // A brace outside any string keeps its own help; literal braces parse.
+    let e = parse("let x = {1}").expect_err("a record needs names");
+    assert!(!e.help.unwrap_or_default().contains("interpolation"));
+    assert!(parse("let s = \"{{not}} {1 + 1} `x`\"\nlet r = `{2,}`").is_ok());
+}

@@ -565,11 +565,12 @@ fn run_inner(opts: &Options) -> Result<u8, String> {
         crate::out::write_stdout(&format!(
             "{}\n",
             canonical(
-                &json!({"folder": inv_dir.display().to_string(), "table": table, "complete": rows.len() == items.len(), "seconds": started.elapsed().as_secs_f64(), "item_seconds": item_seconds})
+                &json!({"folder": inv_dir.display().to_string(), "table": table, "items": rows, "complete": rows.len() == items.len(), "seconds": started.elapsed().as_secs_f64(), "item_seconds": item_seconds})
             )
         ));
     } else {
         crate::out::write_stdout(&report::table_text(&name, &table));
+        crate::out::write_stdout(&report::items_text(&rows));
         crate::out::write_stdout(&format!(
             "{} of {} items; this run {:.1} s; {:.1} s of item time in all → {}\n",
             rows.len(),

@@ -141,6 +141,44 @@ pub(crate) fn table_text(name: &str, table: &Json) -> String {
     out
 }
 
+/// One line per item: its id, tags, status, scores and, for an item that
+/// scored 0 or failed, which check failed.
+pub(crate) fn items_text(rows: &[Json]) -> String {
+    let mut out = String::from("  items:\n");
+    for it in rows {
+        let _ = writeln!(out, "  {}", crate::out::escape_controls(&item_line(it)));
+    }
+    out
+}
+
+/// An item as one line of text (also report.html's list).
+fn item_line(it: &Json) -> String {
+    let tags: Vec<&str> = it["tags"].as_array().into_iter().flatten().filter_map(|t| t.as_str()).collect();
+    let mut scores: Vec<String> = it["scores"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, v)| *k != "failed" && *k != "error" && !v.is_array())
+        .map(|(k, v)| format!("{k} {}", cell(v)))
+        .collect();
+    if scores.is_empty() {
+        scores.push("no scores".into());
+    }
+    let mut line = format!(
+        "{} [{}] {}: {}",
+        it["id"].as_str().unwrap_or(""),
+        tags.join(", "),
+        it["status"].as_str().unwrap_or(""),
+        scores.join(", ")
+    );
+    for k in ["failed", "error"] {
+        if let Some(why) = it["scores"][k].as_str() {
+            let _ = write!(line, "; {k}: {why}");
+        }
+    }
+    line
+}
+
 /// A horizontal bar chart (values in [0, 1]) as inline SVG.
 fn bars(title: &str, series: &[(String, Vec<(String, f64)>)]) -> String {
     let cats: Vec<String> = series.first().map(|(_, v)| v.iter().map(|(c, _)| c.clone()).collect()).unwrap_or_default();
@@ -246,14 +284,7 @@ pub(crate) fn write_report(out: &Path) -> std::io::Result<()> {
         body.push_str("</table><details><summary>items</summary><ul>");
         for it in r["items"].as_array().into_iter().flatten() {
             let folder = format!("{}/report.html", it["folder"].as_str().unwrap_or(""));
-            let _ = write!(
-                body,
-                "<li><a href=\"{}\">{}</a> {} {}</li>",
-                html_escape(&folder),
-                html_escape(it["id"].as_str().unwrap_or("")),
-                html_escape(it["status"].as_str().unwrap_or("")),
-                html_escape(&it["scores"].to_string())
-            );
+            let _ = write!(body, "<li><a href=\"{}\">{}</a></li>", html_escape(&folder), html_escape(&item_line(it)));
         }
         body.push_str("</ul></details>");
     }

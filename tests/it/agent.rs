@@ -89,23 +89,149 @@ fn a_scripted_model_solves_a_find_function_and_the_investigation_replays() {
 }
 
 #[test]
-fn a_wrong_answer_is_scored_unsolved_and_a_failing_one_scores_nothing() {
+fn a_wrong_answer_is_scored_unsolved_with_the_check_that_failed() {
     let (boxes, work) = setup();
     let box_path = boxes.path().join("box.rhai");
-    for (code, solved) in [("return 0", false), ("return 1 / none", false)] {
-        let model = scripted(vec![say(&format!(
-            "[DESCRIPTION]: zero\n[DOMAIN]: none\n[CODE]:\n```assay\nfn f(x) {{\n  {code}\n}}\n```\n"
-        ))]);
-        let out = agent(work.path(), &model, &["function", box_path.to_str().unwrap()]);
-        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-        let s = &out.json()["answer"]["scores"];
-        assert_eq!(s["solved"], solved, "{code}: {s}");
-        if code == "return 0" {
-            assert_eq!(s["nmse"], 1, "{s}");
-        } else {
-            assert!(s["nmse"].is_null(), "{s}");
-        }
-    }
+    let model =
+        scripted(vec![say("[DESCRIPTION]: zero\n[DOMAIN]: none\n[CODE]:\n```assay\nfn f(x) {\n  return 0\n}\n```\n")]);
+    let out = agent(work.path(), &model, &["function", box_path.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let s = &out.json()["answer"]["scores"];
+    assert_eq!((s["solved"].as_bool(), s["nmse"].as_f64()), (Some(false), Some(1.0)), "{s}");
+    assert!(s["failed"].as_str().is_some_and(|f| f.contains("NMSE 1 is not below 0.1")), "{s}");
+}
+
+/// Modelled on the transcripts: an answer whose code fails, then one whose
+/// [DOMAIN] is outside the grammar, then a right one. Each problem goes
+/// back to the model naming the field and the expected form; none is a step.
+#[test]
+fn an_answer_that_fails_its_check_is_sent_back_and_the_corrected_one_scored() {
+    let (boxes, work) = setup();
+    let box_path = boxes.path().join("box.rhai");
+    let model = scripted(vec![
+        say("[DESCRIPTION]: a line\n[DOMAIN]: none\n[CODE]:\n```assay\nfn f(x) {\n  return 3 * x - \"2\"\n}\n```\n"),
+        say("[DESCRIPTION]: a line\n[DOMAIN]: between 3 and 5\n[CODE]:\n```assay\nfn f(x) {\n  return 3 * x - 2\n}\n```\n"),
+        say("[DESCRIPTION]: a line\n[DOMAIN]: none (it is the same line over the whole [−128, 128])\n[CODE]:\n```assay\nfn f(x) {\n  return 3 * x - 2\n}\n```\n"),
+    ]);
+    let out = agent(work.path(), &model, &["function", box_path.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let j = out.json();
+    assert_eq!(j["answer"]["status"], "answered", "{j}");
+    assert_eq!(j["answer"]["scores"]["solved"], true, "{j}");
+    assert_eq!(j["answer"]["rejected"].as_array().map(Vec::len), Some(2), "{j}");
+    let reqs = model.requests.lock().unwrap();
+    assert_eq!(reqs.len(), 3);
+    let last =
+        |k: usize| reqs[k].1["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
+    let first = last(1);
+    assert!(first.contains("not accepted") && first.contains("- [CODE]: it did not run"), "{first}");
+    assert!(first.contains("2 more time(s)") && first.contains("[DOMAIN]: one of `none`"), "{first}");
+    let second = last(2);
+    assert!(second.contains("- [DOMAIN]: must start with `none`") && second.contains("`between 3 and 5`"), "{second}");
+    assert!(!second.contains("- [CODE]"), "only the domain was wrong: {second}");
+    assert!(second.contains("1 more time(s)"), "{second}");
+    // Answers are not steps.
+    let m = read_json(&folder(work.path(), &out).join("manifest.json"));
+    assert_eq!(m["steps"].as_array().map(Vec::len), Some(0), "{m}");
+}
+
+#[test]
+fn an_answer_still_wrong_when_the_answer_budget_is_spent_scores_as_failed_and_says_why() {
+    let (boxes, work) = setup();
+    let box_path = boxes.path().join("box.rhai");
+    let model = scripted(vec![say(
+        "[DESCRIPTION]: the box\n[DOMAIN]: none\n[CODE]:\n```assay\nfn f(x) {\n  return box.f(x)\n}\n```\n",
+    )]);
+    let out = agent(work.path(), &model, &["function", box_path.to_str().unwrap(), "--answer-retries", "0"]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let a = &out.json()["answer"];
+    assert_eq!(a["status"], "answer-rejected", "{a}");
+    assert_eq!(a["scores"]["solved"], false, "{a}");
+    let why = a["scores"]["failed"].as_str().unwrap_or("");
+    assert!(why.contains("[CODE]") && why.contains("without the black box"), "{why}");
+}
+
+#[test]
+fn an_image_unit_answer_with_a_list_of_the_wrong_kind_is_sent_back() {
+    let work = temp_with(&[]);
+    let bars = |r: u32| {
+        format!("svg(\"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 20 20'><rect x='8' y='2' width='4' height='16' fill='black' transform='rotate({r} 10 10)'/></svg>\")")
+    };
+    let model = scripted(vec![
+        say("[DESCRIPTION]: vertical bars\n[LABEL]: vertical\n[POSITIVE]: `[\"a vertical bar\"]`\n[NEGATIVE]: `[1, 2]`\n"),
+        say(&format!(
+            "[DESCRIPTION]: vertical bars\n[LABEL]: vertical\n[POSITIVE]: `[{}, {}]`\n[NEGATIVE]: `[{}, {}]`\n",
+            bars(0),
+            bars(5),
+            bars(90),
+            bars(80)
+        )),
+    ]);
+    let out = agent(work.path(), &model, &["unit", "--synthetic", "vertical"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let a = &out.json()["answer"];
+    assert_eq!(a["scores"]["score"], 1, "{a}");
+    let problems = a["rejected"][0]["problems"].as_array().cloned().unwrap_or_default();
+    assert!(problems.iter().any(|p| p["field"] == "NEGATIVE"), "{problems:?}");
+    let reqs = model.requests.lock().unwrap();
+    let sent = reqs[1].1["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
+    assert!(sent.contains("- [NEGATIVE]:") && sent.contains("no backticks"), "{sent}");
+}
+
+#[test]
+fn feedback_reads_floats_at_a_readable_precision_and_says_how_to_see_what_was_cut() {
+    let (boxes, work) = setup();
+    let model = scripted(vec![
+        say("```assay\nshow \"sum\", 0.1 + 0.2\nrecord \"exact\", 0.1 + 0.2\nshow \"many\", range(0, 400)\n```"),
+        say("[DESCRIPTION]: a line\n[DOMAIN]: none\n[CODE]:\n```assay\nfn f(x) {\n  return 3 * x - 2\n}\n```"),
+    ]);
+    let out = agent(
+        work.path(),
+        &model,
+        &["function", boxes.path().join("box.rhai").to_str().unwrap(), "--reply-chars", "300"],
+    );
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let reqs = model.requests.lock().unwrap();
+    let fb = reqs[1].1["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
+    assert!(fb.contains("0.3") && !fb.contains("0.30000000000000004"), "{fb}");
+    assert!(fb.contains("... 380 more"), "{fb}");
+    // The record keeps the exact value.
+    let step = read_json(&folder(work.path(), &out).join("steps/01/results.json"));
+    assert_eq!(step["records"]["exact"].as_f64(), Some(0.1 + 0.2));
+    drop(reqs);
+    // Cut output says how much and how to see the rest.
+    let model = scripted(vec![
+        say("```assay\nfor i in range(0, 40) {\n  show \"row {i}\", range(0, 15)\n}\n```"),
+        say("[DESCRIPTION]: a line\n[DOMAIN]: none\n[CODE]:\n```assay\nfn f(x) {\n  return 3 * x - 2\n}\n```"),
+    ]);
+    let out = agent(
+        work.path(),
+        &model,
+        &["function", boxes.path().join("box.rhai").to_str().unwrap(), "--reply-chars", "300"],
+    );
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let reqs = model.requests.lock().unwrap();
+    let fb = reqs[1].1["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
+    assert!(fb.contains("more characters elided") && fb.contains("slice"), "{fb}");
+}
+
+#[test]
+fn a_vision_model_is_told_how_many_shown_images_were_left_out() {
+    let work = temp_with(&[]);
+    let model = scripted(vec![
+        say("```assay\nshow \"bars\", map(range(0, 18), r => svg(\"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 20 20'><rect x='8' y='2' width='4' height='16' transform='rotate({r * 10} 10 10)'/></svg>\"))\n```"),
+        say("[DESCRIPTION]: vertical bars\n[LABEL]: vertical\n[POSITIVE]: [svg(\"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 20 20'><rect x='8' y='2' width='4' height='16'/></svg>\")]\n[NEGATIVE]: [svg(\"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 20 20'><rect x='2' y='8' width='16' height='4'/></svg>\")]\n"),
+    ]);
+    let out = agent(work.path(), &model, &["unit", "--synthetic", "vertical", "--vision", "--steps", "1"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let reqs = model.requests.lock().unwrap();
+    let last = reqs[1].1["messages"].as_array().unwrap().last().unwrap().clone();
+    let parts = last["content"].as_array().cloned().unwrap_or_default();
+    let text = parts[0]["text"].as_str().unwrap_or("");
+    assert!(text.contains("showed 18 images") && text.contains("2 left out"), "{text}");
+    // The one step was the last: the request for the answer carries its images.
+    assert!(text.contains("used all 1 steps"), "{text}");
+    assert_eq!(parts.iter().filter(|p| p["type"] == "image_url").count(), 16);
 }
 
 #[test]
@@ -124,8 +250,9 @@ fn faults_are_retried_and_malformed_replies_get_a_correction() {
     let dir = folder(work.path(), &out);
     let m = read_json(&dir.join("manifest.json"));
     let statuses: Vec<&str> = m["steps"].as_array().unwrap().iter().map(|s| s["status"].as_str().unwrap()).collect();
-    assert_eq!(statuses, ["no-script", "several-scripts", "malformed-answer"]);
+    assert_eq!(statuses, ["no-script", "several-scripts"]);
     let transcript = std::fs::read_to_string(dir.join("transcript.jsonl")).unwrap();
+    assert!(transcript.contains("- [CODE]: it is missing"), "the answer without [CODE] was sent back");
     assert!(transcript.contains("\"attempts\":3"), "the first reply took three attempts");
     assert!(transcript.contains("exactly one"));
     assert_eq!(out.json()["answer"]["scores"]["solved"], true);
@@ -190,7 +317,11 @@ fn at_the_step_budget_the_model_is_asked_once_for_its_answer() {
     let reqs = model.requests.lock().unwrap();
     assert_eq!(reqs.len(), 3);
     let last = reqs[2].1["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
-    assert!(last.contains("used all 2 steps"), "{last}");
+    // The request for the answer carries the last step's output.
+    assert!(
+        last.contains("used all 2 steps") && last.contains("Step 2 of 2") && last.contains("show (line 1)"),
+        "{last}"
+    );
     assert_eq!(out.json()["answer"]["scores"]["solved"], true);
 }
 
@@ -416,7 +547,7 @@ fn a_language_model_neuron_is_described_on_text_and_scored_on_texts() {
     let msgs = reqs[0].1["messages"].as_array().unwrap();
     let (system, task) = (msgs[0]["content"].as_str().unwrap(), msgs[1]["content"].as_str().unwrap());
     assert!(task.contains("language model") && task.contains("texts"), "{task}");
-    assert!(system.contains("texts it should respond to") && !system.contains("`svg("), "{system}");
+    assert!(system.contains("texts it should and should not respond to") && !system.contains("svg("), "{system}");
     drop(reqs);
     // The score reads each text's largest value, as the step's script did.
     let dir = folder(work.path(), &out);

@@ -21,3 +21,4 @@ mod scripted;
 mod shard;
 mod slurm;
 mod support;
+mod transcripts;

@@ -12,7 +12,6 @@
 //! a black box's source: the box is bound into each script by the harness,
 //! not read from a file the script could open.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -24,6 +23,12 @@ use serde_json::{json, Value as Json};
 use sha2::Digest;
 
 use crate::supervise::{run_child, Budget, End, Job, Report};
+
+mod answer;
+mod domain;
+
+use answer::{check_and_score, correction, Answer, Problem};
+pub(crate) use answer::{parse_answer, scripts_in};
 
 /// How a black-box function's answer is scored, beyond the box itself.
 #[derive(Clone, Debug, Default)]
@@ -130,12 +135,18 @@ impl Task {
         }
     }
 
-    /// Answer fields without which an answer is malformed.
-    fn required(&self) -> &'static [&'static str] {
+    /// The answer's fields and their forms, as the correction restates them.
+    pub(crate) fn answer_form(&self) -> String {
         match self {
-            Task::Function { .. } => &["CODE"],
-            Task::Unit { .. } | Task::ModelUnit { .. } => &["POSITIVE", "NEGATIVE"],
-            Task::Question { .. } => &[],
+            Task::Function { spec: FnSpec { strings: Some(_), .. }, .. } => {
+                "[DESCRIPTION]: what it computes, in words.\n[CODE]:\n```assay\nfn f(s) {\n  return s\n}\n```".into()
+            }
+            Task::Function { .. } => format!(
+                "[DESCRIPTION]: what it computes, in words.\n[DOMAIN]: one of {}.\n[CODE]:\n```assay\nfn f(x) {{\n  return 2 * x + 1\n}}\n```",
+                domain::FORMS
+            ),
+            Task::Unit { .. } | Task::ModelUnit { .. } => "[DESCRIPTION]: what drives it, in words.\n[LABEL]: a few words.\n[POSITIVE]: an Assay expression (no backticks) for a list of stimuli it responds to, e.g. [svg(...), svg(...)] or [\"text\", \"text\"].\n[NEGATIVE]: the same for stimuli it does not respond to.".into(),
+            Task::Question { .. } => "[ANSWER]: your answer, and the evidence.".into(),
         }
     }
 
@@ -145,13 +156,13 @@ impl Task {
                 "Describe the black-box function `box.{name}`. It takes one string and returns a string, a number or a bool. Call it as `box.{name}(s)` in your scripts (you cannot read its code). Find what it computes: try words, sentences, letters, digits and edge cases. Finish with [DESCRIPTION] and [CODE] (an Assay `fn f(s)` that gives exactly the same output on any word)."
             ),
             Task::Function { name, .. } => format!(
-                "Describe the black-box function `box.{name}`. It takes one number and returns a number. Call it as `box.{name}(x)` in your scripts (you cannot read its code). Find what it computes over the domain [-128, 128], and any interval where it behaves differently. Start by calling it on many inputs. Finish with [DESCRIPTION], [DOMAIN] and [CODE] (an Assay `fn f(x)`)."
+                "Describe the black-box function `box.{name}`. It takes one number and returns a number. Call it as `box.{name}(x)` in your scripts (you cannot read its code). Find what it computes over the domain [-128, 128], and any interval where it behaves differently. Start by calling it on many inputs. The box may be deterministic: where it adds noise, the noise can be a fixed function of x, the same on every call, so repeated calls at one x need not differ and noise can look like signal. Finish with [DESCRIPTION], [DOMAIN] and [CODE] (an Assay `fn f(x)`)."
             ),
             Task::Question { text, .. } => {
                 format!("Answer this question by running experiments: {text}\nFinish with [ANSWER].")
             }
             Task::ModelUnit { unit, .. } if takes_text(unit) => "Describe what drives the unit bound as `unit`: a neuron or attention head of a language model. Call it on text, `unit(\"some text\")`, which gives its values at every token (for a neuron [1, T]; for a head [1, T, Dh]); write varied texts, compare minimal pairs, and use `score`. Finish with [DESCRIPTION], [LABEL], [POSITIVE] and [NEGATIVE] (Assay expressions for lists of texts it should and should not respond to).".to_string(),
-            Task::Unit { .. } | Task::ModelUnit { .. } => "Describe what drives the unit bound as `unit`: a unit of an image model. Call it on images, `unit(images)`, which gives {activations, masked}; use exemplars (e.g. `exemplars(unit, emoji(), k: 12)`), drawings (`svg`), edits and `score`. Finish with [DESCRIPTION], [LABEL], [POSITIVE] and [NEGATIVE] (Assay expressions for lists of images it should and should not respond to).".to_string(),
+            Task::Unit { .. } | Task::ModelUnit { .. } => "Describe what drives the unit bound as `unit`: a unit of an image model. Call it on images, `unit(images)`, which gives {activations, masked}; use exemplars over a sample (e.g. `exemplars(unit, sample(emoji(), 200, seed: 1), k: 12)`; a whole data set can take longer than a step may run), drawings (`svg`), edits and `score`. Finish with [DESCRIPTION], [LABEL], [POSITIVE] and [NEGATIVE] (Assay expressions for lists of images it should and should not respond to).".to_string(),
         }
     }
 
@@ -221,6 +232,13 @@ pub(crate) struct Limits {
     pub tool_calls: bool,
     /// The model takes images: what a step shows goes back as image parts.
     pub vision: bool,
+    /// How many times an answer that was not accepted may be given again.
+    pub answer_retries: usize,
+}
+
+/// The request for the final answer when the steps are spent.
+fn final_request(steps: usize) -> String {
+    format!("You have used all {steps} steps. Give your final answer now, in the answer format, without a script.")
 }
 
 /// The `run_assay` function, for endpoints that support tool calling.
@@ -239,134 +257,152 @@ fn run_assay_tool() -> Json {
     }])
 }
 
-/// A parsed final answer.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub(crate) struct Answer {
-    pub fields: BTreeMap<String, String>,
-}
-
-impl Answer {
-    pub(crate) fn get(&self, k: &str) -> Option<&str> {
-        self.fields.get(k).map(String::as_str)
-    }
-}
-
-/// `[DESCRIPTION]: ...` style fields; a field runs to the next `[FIELD]`.
-pub(crate) fn parse_answer(reply: &str) -> Option<Answer> {
-    let mut fields = BTreeMap::new();
-    let mut current: Option<(String, String)> = None;
-    for line in reply.lines() {
-        let t = line.trim_start();
-        let field = t.strip_prefix('[').and_then(|r| r.split_once(']')).filter(|(name, _)| {
-            !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == ' ' || c.is_ascii_digit())
-        });
-        if let Some((name, rest)) = field {
-            if let Some((k, v)) = current.take() {
-                fields.insert(k, v.trim().to_string());
-            }
-            current = Some((name.to_string(), rest.trim_start_matches(':').trim().to_string()));
-        } else if let Some((_, v)) = current.as_mut() {
-            v.push('\n');
-            v.push_str(line);
-        }
-    }
-    if let Some((k, v)) = current {
-        fields.insert(k, v.trim().to_string());
-    }
-    let has_final = fields.contains_key("DESCRIPTION") || fields.contains_key("ANSWER");
-    has_final.then_some(Answer { fields })
-}
-
-/// The ```assay (or unlabelled) fenced blocks of a reply.
-pub(crate) fn scripts_in(reply: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut block: Option<(bool, String)> = None;
-    for line in reply.lines() {
-        let t = line.trim();
-        match &mut block {
-            None if t.starts_with("```") => {
-                let lang = t.trim_start_matches('`').trim();
-                block = Some((lang.is_empty() || lang == "assay", String::new()));
-            }
-            Some((keep, text)) if t == "```" => {
-                if *keep {
-                    out.push(std::mem::take(text));
-                }
-                block = None;
-            }
-            Some((_, text)) => {
-                text.push_str(line);
-                text.push('\n');
-            }
-            None => {}
-        }
-    }
-    out
-}
-
-/// Cuts text to `max` characters with a note saying how much was left out.
-fn elide(text: &str, max: usize) -> String {
+/// Cuts text to `max` characters with a note saying how much was left out
+/// and how to see the rest.
+pub(crate) fn elide(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
-        Some((cut, _)) => {
-            format!("{}\n… ({} more characters elided)", &text[..cut], text[cut..].chars().count())
-        }
+        Some((cut, _)) => format!(
+            "{}\n… ({} more characters elided: show fewer values at a time, or a slice such as `xs[20..40]`, to see the rest)",
+            &text[..cut],
+            text[cut..].chars().count()
+        ),
         None => text.to_string(),
     }
 }
 
-/// What a step produced, as text for the model.
-struct StepResult {
-    feedback: String,
-    status: String,
+/// Decimal numbers with more than 12 significant digits (binary noise such
+/// as `-3.4000000000000004`) rewritten to 10 significant digits; the run
+/// record keeps every value exactly.
+pub(crate) fn readable_numbers(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let mut copied = 0;
+    while i < b.len() {
+        let starts = b[i].is_ascii_digit()
+            && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_' || b[i - 1] == b'.'));
+        if !starts {
+            i += 1;
+            continue;
+        }
+        let mut j = i;
+        while j < b.len() && b[j].is_ascii_digit() {
+            j += 1;
+        }
+        if j + 1 < b.len() && b[j] == b'.' && b[j + 1].is_ascii_digit() {
+            j += 1;
+            while j < b.len() && b[j].is_ascii_digit() {
+                j += 1;
+            }
+            if j < b.len() && (b[j] == b'e' || b[j] == b'E') {
+                let mut k = j + 1;
+                if k < b.len() && (b[k] == b'+' || b[k] == b'-') {
+                    k += 1;
+                }
+                let d = k;
+                while k < b.len() && b[k].is_ascii_digit() {
+                    k += 1;
+                }
+                if k > d {
+                    j = k;
+                }
+            }
+            let token = &text[i..j];
+            let mantissa = token.split(['e', 'E']).next().unwrap_or(token);
+            let significant = mantissa.trim_start_matches(['0', '.']).chars().filter(char::is_ascii_digit).count();
+            let word_follows = j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_' || b[j] == b'.');
+            if let (true, false, Ok(v)) = (significant > 12, word_follows, token.parse::<f64>()) {
+                let r: f64 = format!("{v:.9e}").parse().unwrap_or(v);
+                out.push_str(&text[copied..i]);
+                if r != 0.0 && (r.abs() < 1e-4 || r.abs() >= 1e15) {
+                    out.push_str(&format!("{r:e}"));
+                } else {
+                    out.push_str(&format!("{r}"));
+                }
+                copied = j;
+            }
+        }
+        i = j;
+    }
+    out.push_str(&text[copied..]);
+    out
 }
 
-fn run_step(
-    task: &Task,
-    base: &Path,
-    roots: &[PathBuf],
-    script: &str,
-    out: &Path,
-    limits: &Limits,
-    seed: u64,
-) -> StepResult {
+/// What a step produced, as text for the model.
+pub(crate) struct StepResult {
+    pub feedback: String,
+    pub status: String,
+    /// The run's diagnostics (JSON, with spans into the script).
+    pub diagnostics: Vec<Json>,
+    /// Images the script showed, all of them (at most `MAX_SHOWN_IMAGES` are kept).
+    pub shown_images: usize,
+}
+
+/// Where and how one script runs for a task.
+pub(crate) struct StepRun<'a> {
+    pub task: &'a Task,
+    pub base: &'a Path,
+    pub roots: &'a [PathBuf],
+    /// Whether the task's black box is bound (not for checking an answer's code).
+    pub bind_box: bool,
+}
+
+impl<'a> StepRun<'a> {
+    pub(crate) fn new(task: &'a Task, base: &'a Path, roots: &'a [PathBuf]) -> Self {
+        StepRun { task, base, roots, bind_box: true }
+    }
+}
+
+pub(crate) fn run_step(at: StepRun<'_>, script: &str, out: &Path, limits: &Limits, seed: u64) -> StepResult {
+    let task = at.task;
     let _ = std::fs::create_dir_all(out.join("artifacts"));
     let job = Job {
         seed: Some(seed),
         save_shown_images: true,
         prelude: task.prelude(),
         deny_tools: task.denied(),
-        bound: task.bound(),
-        nets: task.nets(),
+        bound: if at.bind_box { task.bound() } else { Vec::new() },
+        nets: if at.bind_box { task.nets() } else { Vec::new() },
         // Replays and resumed benchmarks answer unchanged calls from the cache.
         ..Job::new(
             "step.assay".into(),
             script.to_string(),
-            base.to_path_buf(),
-            roots.to_vec(),
+            at.base.to_path_buf(),
+            at.roots.to_vec(),
             out.to_path_buf(),
             limits.budget,
             crate::cache::CacheUse::On,
         )
     };
+    let result = |feedback: String, status: &str| StepResult {
+        feedback,
+        status: status.to_string(),
+        diagnostics: Vec::new(),
+        shown_images: 0,
+    };
     match run_child(&job) {
-        Err(e) => {
-            StepResult { feedback: format!("Assay could not run the script: {e}"), status: "harness-error".into() }
-        }
-        Ok(End::Report(Report::CheckFailed { rendered, .. })) => {
+        Err(e) => result(format!("Assay could not run the script: {e}"), "harness-error"),
+        Ok(End::Report(Report::CheckFailed { rendered, diagnostics })) => {
             // Nothing ran; keep the script so the step is on record.
             let _ = std::fs::write(out.join("script.assay"), script);
             let _ = std::fs::write(out.join("check.txt"), &rendered);
             StepResult {
-                feedback: format!(
-                    "The script did not pass the check; nothing ran. Fix these and send the whole script again:\n{}",
-                    elide(&rendered, limits.reply_chars)
-                ),
-                status: "check-failed".into(),
+                diagnostics,
+                ..result(
+                    format!(
+                        "The script did not pass the check; nothing ran. Fix these and send the whole script again:\n{}",
+                        elide(&rendered, limits.reply_chars)
+                    ),
+                    "check-failed",
+                )
             }
         }
         Ok(End::Died { diag }) => StepResult {
-            feedback: format!("The script was stopped: {}\n{}", diag.message, diag.help.clone().unwrap_or_default()),
-            status: "error".into(),
+            diagnostics: vec![diag.to_json()],
+            ..result(
+                format!("The script was stopped: {}\n{}", diag.message, diag.help.clone().unwrap_or_default()),
+                "error",
+            )
         },
         Ok(End::Report(Report::Done(d))) => {
             let mut fb = String::new();
@@ -402,7 +438,13 @@ fn run_step(
             if fb.is_empty() {
                 fb.push_str("The script ran and showed nothing. Use `show` or `record` to see values.");
             }
-            StepResult { feedback: elide(&fb, limits.reply_chars), status: d.status.clone() }
+            let fb = readable_numbers(&fb);
+            StepResult {
+                feedback: elide(&fb, limits.reply_chars),
+                status: d.status.clone(),
+                diagnostics: d.diagnostics.clone(),
+                shown_images: d.shown_images,
+            }
         }
     }
 }
@@ -440,197 +482,6 @@ fn step_images(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .unwrap_or_default();
     names.sort();
     names.into_iter().filter_map(|n| read_regular(&dir.join("shown").join(&n), 16 << 20).ok().map(|b| (n, b))).collect()
-}
-
-/// The answer's code: the first fenced block of `[CODE]`, else its text.
-fn answer_code(answer: &Answer) -> String {
-    answer.get("CODE").map(|c| scripts_in(c).into_iter().next().unwrap_or_else(|| c.to_string())).unwrap_or_default()
-}
-
-/// The name the truth's `fn f` is renamed to beside the answer's `fn f`.
-const TRUTH_FN: &str = "truth_of_the_box";
-
-/// Runs a scoring script in the sandbox (the answer's code runs under the
-/// same rules as every step) and returns its records, or the failure.
-fn scoring_run(task: &Task, script: &str, dir: &Path, limits: &Limits) -> Result<Json, String> {
-    let scratch = dir.join("score");
-    let base = dir.join("files");
-    let r = run_step(task, &base, std::slice::from_ref(&base), script, &scratch, limits, 0);
-    let results = read_regular(&scratch.join("results.json"), 64 << 20)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Json>(&b).ok())
-        .unwrap_or(Json::Null);
-    if r.status == "ok" {
-        Ok(results["records"].clone())
-    } else {
-        Err(elide(&r.feedback, 2000))
-    }
-}
-
-/// Scores a black-box function's answer as FIND does. Numbers: the
-/// answer's `fn f(x)` against the truth (the box, or the benchmark's clean
-/// function) at x = i + 0.5, i in -128..127; NMSE = Σ(truth − prediction)²
-/// / Σ truth² over the points where the truth is finite; solved below 0.1;
-/// an error anywhere scores as unsolved. Strings: the fraction of test
-/// inputs on which the answer gives exactly the box's output. `[DOMAIN]` is
-/// scored against a known corrupted interval.
-fn score_function(task: &Task, answer: &Answer, dir: &Path, limits: &Limits) -> Json {
-    let Task::Function { name, spec, .. } = task else { return Json::Null };
-    let code = answer_code(answer);
-    if let Some(inputs) = &spec.strings {
-        let script = format!(
-            "{code}\nlet inputs = {}\nrecord \"truth\", map(inputs, s => box.{name}(s))\nrecord \"prediction\", map(inputs, s => f(s))\n",
-            serde_json::to_string(inputs).unwrap_or_default()
-        );
-        return match scoring_run(task, &script, dir, limits) {
-            Ok(r) => match (r["truth"].as_array(), r["prediction"].as_array()) {
-                (Some(t), Some(p)) if t.len() == p.len() && !t.is_empty() => {
-                    let right = t.iter().zip(p).filter(|(a, b)| a == b).count();
-                    let accuracy = right as f64 / t.len() as f64;
-                    json!({"accuracy": accuracy, "solved": right == t.len(), "inputs": t.len()})
-                }
-                _ => json!({"accuracy": 0, "solved": false, "error": "the scoring run recorded no outputs"}),
-            },
-            Err(e) => json!({"accuracy": 0, "solved": false, "error": e}),
-        };
-    }
-    let truth = match &spec.truth {
-        Some(t) => format!("{}\n", t.replacen("fn f(", &format!("fn {TRUTH_FN}("), 1)),
-        None => format!("fn {TRUTH_FN}(x) {{\n  return box.{name}(x)\n}}\n"),
-    };
-    let script = format!(
-        "{code}\n{truth}let xs = map(0..256, i => i - 128 + 0.5)\nrecord \"truth\", map(xs, x => {TRUTH_FN}(x))\nrecord \"prediction\", map(xs, x => f(x))\n"
-    );
-    let mut scores = match scoring_run(task, &script, dir, limits) {
-        Ok(r) => {
-            let nums = |k: &str| -> Option<Vec<f64>> {
-                r[k].as_array().map(|a| a.iter().map(|v| v.as_f64().unwrap_or(f64::NAN)).collect())
-            };
-            match (nums("truth"), nums("prediction")) {
-                (Some(t), Some(p)) if t.len() == p.len() => {
-                    let n = nmse(&t, &p);
-                    json!({"nmse": assay_interpreter::num_json(n), "solved": n.is_finite() && n < 0.1})
-                }
-                _ => json!({"nmse": null, "solved": false, "error": "the scoring run recorded no values"}),
-            }
-        }
-        Err(e) => json!({"nmse": null, "solved": false, "error": e}),
-    };
-    if spec.domain_scored {
-        let answered = parse_domain(answer.get("DOMAIN").unwrap_or(""));
-        let iou = match (answered, spec.interval) {
-            (Some(None), None) => 1.0,
-            (Some(Some(a)), Some(t)) => interval_iou(a, t),
-            _ => 0.0,
-        };
-        scores["domain_iou"] = json!(iou);
-        scores["domain_correct"] = json!(iou >= 0.5);
-    }
-    scores
-}
-
-/// FIND's normalised mean squared error over the points where the truth is
-/// finite; a non-finite prediction there makes it infinite.
-pub(crate) fn nmse(truth: &[f64], prediction: &[f64]) -> f64 {
-    let (mut num, mut den) = (0.0, 0.0);
-    for (a, b) in truth.iter().zip(prediction) {
-        if a.is_finite() {
-            num += (a - b) * (a - b);
-            den += a * a;
-        }
-    }
-    if num.is_nan() {
-        f64::INFINITY
-    } else if den > 0.0 {
-        num / den
-    } else if num == 0.0 {
-        0.0
-    } else {
-        f64::INFINITY
-    }
-}
-
-/// An answered `[DOMAIN]`: `Some(None)` for "none", `Some(Some((lo, hi)))`
-/// for an interval (`[30, 60]`, `x < 12`, `x > 40`, `(-inf, 5]`), `None`
-/// when it says neither.
-pub(crate) fn parse_domain(text: &str) -> Option<Option<(f64, f64)>> {
-    let t = text.to_ascii_lowercase();
-    let mut nums: Vec<f64> = Vec::new();
-    let bytes: Vec<char> = t.chars().collect();
-    let mut i = 0;
-    while i < bytes.len() {
-        let c = bytes[i];
-        let neg = c == '-' && i + 1 < bytes.len() && (bytes[i + 1].is_ascii_digit() || bytes[i + 1] == 'i');
-        let start = i;
-        let j = if neg { i + 1 } else { i };
-        if j < bytes.len() && bytes[j].is_ascii_digit() {
-            let mut k = j;
-            while k < bytes.len() && (bytes[k].is_ascii_digit() || bytes[k] == '.') {
-                k += 1;
-            }
-            let s: String = bytes[start..k].iter().collect();
-            if let Ok(v) = s.trim_end_matches('.').parse::<f64>() {
-                nums.push(v);
-            }
-            i = k;
-            continue;
-        }
-        if t[t.char_indices().nth(j).map(|(b, _)| b).unwrap_or(t.len())..].starts_with("inf") {
-            nums.push(if neg { f64::NEG_INFINITY } else { f64::INFINITY });
-            i = j + 3;
-            continue;
-        }
-        i += 1;
-    }
-    let below = t.contains('<') || t.contains('≤') || t.contains("below") || t.contains("less");
-    let above = t.contains('>') || t.contains('≥') || t.contains("above") || t.contains("greater");
-    match nums.as_slice() {
-        [] if t.contains("none") || t.trim().is_empty() || t.starts_with("no") => Some(None),
-        [] => None,
-        [a] if below && !above => Some(Some((f64::NEG_INFINITY, *a))),
-        [a] if above && !below => Some(Some((*a, f64::INFINITY))),
-        [_] => None,
-        [a, b, ..] => Some(Some((a.min(*b), a.max(*b)))),
-    }
-}
-
-/// Intersection over union of two intervals, clipped to [-128, 128].
-pub(crate) fn interval_iou(a: (f64, f64), b: (f64, f64)) -> f64 {
-    let clip = |(lo, hi): (f64, f64)| (lo.max(-128.0), hi.min(128.0));
-    let (a, b) = (clip(a), clip(b));
-    let len = |(lo, hi): (f64, f64)| (hi - lo).max(0.0);
-    let inter = len((a.0.max(b.0), a.1.min(b.1)));
-    let union = len(a) + len(b) - inter;
-    if union > 0.0 {
-        inter / union
-    } else {
-        0.0
-    }
-}
-
-/// A field's expression: the first fenced block in it, else its text.
-fn expression(field: &str) -> String {
-    scripts_in(field).into_iter().next().unwrap_or_else(|| field.to_string()).trim().to_string()
-}
-
-/// The answer's predicted stimuli scored on the unit as `score` does (ROC
-/// AUC of positives over negatives), in the sandbox with the unit bound.
-fn score_unit(task: &Task, answer: &Answer, dir: &Path, limits: &Limits) -> Json {
-    let pos = expression(answer.get("POSITIVE").unwrap_or(""));
-    let neg = expression(answer.get("NEGATIVE").unwrap_or(""));
-    let script =
-        format!("let positives = {pos}\nlet negatives = {neg}\nrecord \"score\", score(unit, positives, negatives)\n");
-    let scratch = dir.join("score");
-    let base = dir.join("files");
-    let r = run_step(task, &base, std::slice::from_ref(&base), &script, &scratch, limits, 0);
-    let results = read_regular(&scratch.join("results.json"), 64 << 20)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Json>(&b).ok())
-        .unwrap_or(Json::Null);
-    match &results["records"]["score"] {
-        Json::Object(s) if r.status == "ok" => Json::Object(s.clone()),
-        _ => json!({"score": null, "error": elide(&r.feedback, 2000)}),
-    }
 }
 
 /// Who writes the scripts: a language model behind an endpoint, or a
@@ -809,7 +660,7 @@ pub(crate) fn investigate_with(
         }
         // And it must bind: run it once, with an empty script, in the sandbox.
         let probe = tmp.join("probe");
-        let r = run_step(&task, &files, std::slice::from_ref(&files), "", &probe, limits, 0);
+        let r = run_step(StepRun::new(&task, &files, std::slice::from_ref(&files)), "", &probe, limits, 0);
         let _ = std::fs::remove_dir_all(&probe);
         if r.status != "ok" {
             let _ = std::fs::remove_dir_all(&tmp);
@@ -822,7 +673,10 @@ pub(crate) fn investigate_with(
     let mut transcript: Vec<Json> = messages.iter().map(|m| json!({"message": m})).collect();
     let mut steps: Vec<Json> = Vec::new();
     let mut answer: Option<Answer> = None;
-    let mut status = "no-answer";
+    let mut scores = Json::Null;
+    // Every answer that was sent back, with its problems.
+    let mut rejected: Vec<Json> = Vec::new();
+    let status;
     let mut tokens = 0u64;
     let started = Instant::now();
     let mut asked_final = false;
@@ -832,12 +686,11 @@ pub(crate) fn investigate_with(
             status = if tokens > limits.tokens { "token-budget" } else { "time-budget" };
             break;
         }
-        if step >= limits.steps {
-            if asked_final {
-                break;
-            }
+        if step >= limits.steps && !asked_final {
+            // Only when no step ran (--steps 0); otherwise the last step's
+            // feedback carried this request with its output and images.
             asked_final = true;
-            let m = json!({"role": "user", "content": format!("You have used all {} steps. Give your final answer now, in the answer format, without a script.", limits.steps)});
+            let m = json!({"role": "user", "content": final_request(limits.steps)});
             transcript.push(json!({"message": m}));
             messages.push(m);
         }
@@ -872,52 +725,104 @@ pub(crate) fn investigate_with(
                 .filter(|_| call.name == "run_assay");
             scripts.extend(script);
         }
-        if let Some(a) = parse_answer(&reply.text).filter(|_| scripts.len() <= 1 || asked_final) {
-            if task.required().iter().any(|f| a.get(f).is_none()) {
-                // A malformed answer: say what is missing; it counts as a step.
-            } else {
-                answer = Some(a);
-                status = "answered";
-                break;
+        // A reply with answer fields is an answer (its [CODE] block is not
+        // a step), unless it calls run_assay: those calls must be answered.
+        let attempt = parse_answer(&reply.text).filter(|_| reply.tool_calls.is_empty() || asked_final);
+        if let Some(a) = attempt {
+            match check_and_score(&task, &a, &tmp, limits) {
+                Ok(s) => {
+                    answer = Some(a);
+                    scores = s;
+                    status = "answered";
+                    break;
+                }
+                Err(problems) => {
+                    let tries_left = limits.answer_retries.saturating_sub(rejected.len());
+                    rejected.push(json!({"problems": problems.iter().map(Problem::json).collect::<Vec<_>>()}));
+                    if tries_left == 0 {
+                        // Scored as failed, and the record says why.
+                        answer = Some(a);
+                        scores = json!({
+                            "solved": false,
+                            "failed": format!("the answer was not accepted after {} tries: {}", rejected.len(), problems.iter().map(|p| format!("[{}] {}", p.field, p.message)).collect::<Vec<_>>().join("; ")),
+                        });
+                        status = "answer-rejected";
+                        break;
+                    }
+                    let text = correction(&problems, tries_left, &task);
+                    let answered_calls: Vec<_> = reply.tool_calls.iter().map(|c| c.id.clone()).collect();
+                    for id in answered_calls {
+                        let m = json!({"role": "tool", "tool_call_id": id, "content": "Not run: your reply was taken as a final answer."});
+                        transcript.push(json!({"message": m}));
+                        messages.push(m);
+                    }
+                    let m = json!({"role": "user", "content": text});
+                    transcript.push(json!({"message": m, "answer_rejected": rejected.len()}));
+                    messages.push(m);
+                    continue;
+                }
             }
         }
         if asked_final {
-            status = "no-answer";
-            break;
+            // Steps are spent: a script is not run; the model is told once more.
+            if rejected.len() >= limits.answer_retries {
+                status = "no-answer";
+                break;
+            }
+            rejected.push(json!({"problems": [{"field": "", "problem": "a script instead of the final answer"}]}));
+            for call in &reply.tool_calls {
+                let m = json!({"role": "tool", "tool_call_id": call.id, "content": "Not run: no steps are left."});
+                transcript.push(json!({"message": m}));
+                messages.push(m);
+            }
+            let m = json!({"role": "user", "content": format!("No steps are left, so nothing was run. {}", final_request(limits.steps))});
+            transcript.push(json!({"message": m}));
+            messages.push(m);
+            continue;
         }
         step += 1;
         let dir = tmp.join("steps").join(format!("{step:02}"));
-        let (feedback, step_status) = match scripts.len() {
+        let (feedback, step_status, shown_total) = match scripts.len() {
             1 => {
-                let r = run_step(&task, &base, &roots, &scripts[0], &dir, limits, step as u64);
-                (r.feedback, r.status)
+                let r = run_step(StepRun::new(&task, &base, &roots), &scripts[0], &dir, limits, step as u64);
+                (r.feedback, r.status, r.shown_images)
             }
-            0 if parse_answer(&reply.text).is_some() => (
-                format!(
-                    "Your answer is missing {}. See the answer format in the guide.",
-                    task.required().iter().map(|f| format!("[{f}]")).collect::<Vec<_>>().join(" and ")
-                ),
-                "malformed-answer".to_string(),
-            ),
             0 => (
                 "Your reply has no script and no final answer. Reply with exactly one script in a ```assay block, or with the final answer.".to_string(),
                 "no-script".to_string(),
+                0,
             ),
             n => (
                 format!("Your reply has {n} scripts; send exactly one ```assay block per reply (put everything in one script)."),
                 "several-scripts".to_string(),
+                0,
             ),
         };
         steps.push(json!({"step": step, "status": step_status, "folder": format!("steps/{step:02}")}));
-        let text = format!("Step {step} of {}: {feedback}", limits.steps);
+        let mut text = format!("Step {step} of {}: {feedback}", limits.steps);
         let shown = step_images(&dir);
+        if shown_total > shown.len() {
+            let _ = write!(
+                text,
+                "\n(The script showed {shown_total} images; the first {} are {}, {} left out: show at most {} per step.)",
+                shown.len(),
+                if limits.vision { "attached" } else { "kept" },
+                shown_total - shown.len(),
+                crate::supervise::MAX_SHOWN_IMAGES
+            );
+        }
+        if step >= limits.steps {
+            // The request for the final answer carries the last step's output and images.
+            asked_final = true;
+            let _ = write!(text, "\n\n{}", final_request(limits.steps));
+        }
         let shown_files: Vec<String> = shown.iter().map(|(f, _)| format!("steps/{step:02}/shown/{f}")).collect();
         let text =
             if !limits.vision && !shown.is_empty() { format!("{text}\n{}", describe_images(&shown)) } else { text };
         let images = if limits.vision { shown } else { Vec::new() };
-        if !images.is_empty() && reply.tool_calls.is_empty() {
-            // Images go as OpenAI image parts; the transcript keeps their
-            // digests and files instead of the data.
+        // Images go as OpenAI image parts in a user message; the transcript
+        // keeps their digests and files instead of the data.
+        let image_message = |text: &str| {
             let mut parts = vec![json!({"type": "text", "text": text})];
             let mut logged = parts.clone();
             for (file, png) in &images {
@@ -925,12 +830,21 @@ pub(crate) fn investigate_with(
                 parts.push(json!({"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{b64}")}}));
                 logged.push(json!({"type": "image", "file": format!("steps/{step:02}/shown/{file}"), "sha256": hex::encode(sha2::Sha256::digest(png))}));
             }
-            transcript.push(json!({"message": {"role": "user", "content": logged}, "images": shown_files}));
-            messages.push(json!({"role": "user", "content": parts}));
-        } else if reply.tool_calls.is_empty() {
-            let m = json!({"role": "user", "content": text});
-            transcript.push(json!({"message": m, "images": shown_files}));
-            messages.push(m);
+            (
+                json!({"role": "user", "content": parts}),
+                json!({"message": {"role": "user", "content": logged}, "images": shown_files}),
+            )
+        };
+        if reply.tool_calls.is_empty() {
+            if images.is_empty() {
+                let m = json!({"role": "user", "content": text});
+                transcript.push(json!({"message": m, "images": shown_files}));
+                messages.push(m);
+            } else {
+                let (m, logged) = image_message(&text);
+                transcript.push(logged);
+                messages.push(m);
+            }
         } else {
             // Every call gets its answer; the step's feedback goes to the first.
             for (i, call) in reply.tool_calls.iter().enumerate() {
@@ -939,17 +853,19 @@ pub(crate) fn investigate_with(
                 transcript.push(json!({"message": m}));
                 messages.push(m);
             }
+            // A tool message cannot carry images: they follow as a user message.
+            if !images.is_empty() {
+                let (m, logged) = image_message(&format!("The images step {step} showed:"));
+                transcript.push(logged);
+                messages.push(m);
+            }
         }
     }
-    let scores = match (&answer, &task) {
-        (Some(a), Task::Function { .. }) => score_function(&task, a, &tmp, limits),
-        (Some(a), Task::Unit { .. } | Task::ModelUnit { .. }) => score_unit(&task, a, &tmp, limits),
-        _ => Json::Null,
-    };
     let answer_json = json!({
         "status": status,
         "fields": answer.as_ref().map(|a| json!(a.fields)).unwrap_or(Json::Null),
         "scores": scores,
+        "rejected": rejected,
     });
     let task_json = task.json();
     let write = |name: &str, text: &str| std::fs::write(tmp.join(name), text);
@@ -1103,6 +1019,7 @@ pub(crate) fn replay(dir: &Path, box_override: Option<&Path>, json_out: bool) ->
         retry: Retry::default(),
         tool_calls: false,
         vision: false,
+        answer_retries: 0,
     };
     let scratch = std::env::temp_dir().join(format!("assay-replay-{}", std::process::id()));
     let files = scratch.join("files");
@@ -1128,7 +1045,7 @@ pub(crate) fn replay(dir: &Path, box_override: Option<&Path>, json_out: bool) ->
         };
         let seed = name.parse::<u64>().unwrap_or(0);
         let out = scratch.join(&name);
-        run_step(&task, &base, &roots, &script, &out, &limits, seed);
+        run_step(StepRun::new(&task, &base, &roots), &script, &out, &limits, seed);
         let got = read_regular(&out.join("results.json"), 1 << 30).unwrap_or_default();
         answered += read_regular(&out.join("manifest.json"), 16 << 20)
             .ok()
@@ -1166,35 +1083,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn domains_are_read_in_the_forms_answers_give_them() {
-        assert_eq!(parse_domain("none"), Some(None));
-        assert_eq!(parse_domain("No interval."), Some(None));
-        assert_eq!(parse_domain("[30, 60]"), Some(Some((30.0, 60.0))));
-        assert_eq!(parse_domain("between 60 and 30.5"), Some(Some((30.5, 60.0))));
-        assert_eq!(parse_domain("x < -12"), Some(Some((f64::NEG_INFINITY, -12.0))));
-        assert_eq!(parse_domain("for x > 40 it is noise"), Some(Some((40.0, f64::INFINITY))));
-        assert_eq!(parse_domain("[-inf, 54]"), Some(Some((f64::NEG_INFINITY, 54.0))));
-        assert_eq!(parse_domain("(54.1, inf)"), Some(Some((54.1, f64::INFINITY))));
-        assert_eq!(parse_domain("somewhere on the right"), None);
-        assert_eq!(parse_domain("around 7"), None);
-    }
-
-    #[test]
-    fn interval_overlap_and_nmse_follow_their_definitions() {
-        assert_eq!(interval_iou((0.0, 10.0), (5.0, 15.0)), 5.0 / 15.0);
-        assert_eq!(interval_iou((f64::NEG_INFINITY, 0.0), (-128.0, 0.0)), 1.0);
-        assert_eq!(interval_iou((0.0, 1.0), (2.0, 3.0)), 0.0);
-        assert_eq!(nmse(&[1.0, 2.0], &[1.0, 2.0]), 0.0);
-        assert_eq!(nmse(&[1.0, 1.0], &[0.0, 0.0]), 1.0);
-        // Points where the truth is not finite are skipped; a non-finite
-        // prediction where it is finite is infinitely wrong.
-        assert_eq!(nmse(&[f64::NAN, 2.0], &[5.0, 2.0]), 0.0);
-        assert_eq!(nmse(&[1.0], &[f64::NAN]), f64::INFINITY);
-        assert_eq!(nmse(&[0.0], &[0.0]), 0.0);
-        assert_eq!(nmse(&[0.0], &[1.0]), f64::INFINITY);
-    }
-
-    #[test]
     fn neurons_and_heads_are_read_on_text_and_channels_on_images() {
         assert!(takes_text("\"/m/mlp\", neuron: 7"));
         assert!(takes_text("\"/m/heads\", head : 4, heads: 9"));
@@ -1205,17 +1093,19 @@ mod tests {
     }
 
     #[test]
-    fn answers_and_scripts_are_read_from_replies() {
-        let r = "I think so.\n[DESCRIPTION]: a line\nwith slope 2\n[DOMAIN]: none\n[CODE]:\n```assay\nfn f(x) {\n  return 2 * x\n}\n```\n";
-        let a = parse_answer(r).expect("an answer");
-        assert_eq!(a.get("DESCRIPTION"), Some("a line\nwith slope 2"));
-        assert_eq!(a.get("DOMAIN"), Some("none"));
-        assert_eq!(scripts_in(a.get("CODE").unwrap_or("")), vec!["fn f(x) {\n  return 2 * x\n}\n"]);
-        assert!(parse_answer("let x = [1]\nshow x[0]").is_none());
-        assert_eq!(
-            scripts_in("a\n```assay\nshow 1\n```\nb\n```python\nprint(1)\n```\n```\nshow 2\n```"),
-            vec!["show 1\n", "show 2\n"]
-        );
-        assert_eq!(elide("abcdef", 3), "abc\n… (3 more characters elided)");
+    fn elided_output_says_how_much_was_cut_and_how_to_see_it() {
+        let e = elide("abcdef", 3);
+        assert!(e.starts_with("abc\n… (3 more characters elided"), "{e}");
+        assert!(e.contains("slice"), "{e}");
+        assert_eq!(elide("abc", 3), "abc");
+    }
+
+    #[test]
+    fn noisy_floats_read_at_a_readable_precision() {
+        assert_eq!(readable_numbers("[-3.4000000000000004, 0.1, 2]"), "[-3.4, 0.1, 2]");
+        assert_eq!(readable_numbers("x = 0.30000000000000004 and 1e-7"), "x = 0.3 and 1e-7");
+        assert_eq!(readable_numbers("3.14159265358979"), "3.141592654");
+        // Names and short numbers are left alone.
+        assert_eq!(readable_numbers("v1.2345678901234567 1.5"), "v1.2345678901234567 1.5");
     }
 }
