@@ -10,16 +10,7 @@ pub(crate) const EXIT_ASSERT: u8 = 3;
 /// Text for the terminal: control characters (which could clear the screen,
 /// move the cursor or hide a line) shown as escapes; newlines and tabs kept.
 pub(crate) fn escape_controls(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if (c.is_control() && c != '\n' && c != '\t') || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-        {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    assay_interpreter::escape_unsafe(s)
 }
 
 /// Writes to stdout; a closed stdout (a pipe into `head`) ends the process quietly.

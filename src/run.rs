@@ -354,7 +354,7 @@ pub(crate) fn finish_shard_run(
                 pretty(&json!({"status": "error", "shard": {"index": index, "count": count}, "message": message}))
             );
         } else {
-            eprintln!("error: shard {index}/{count} of {script}: {message}");
+            eprintln!("error: shard {index}/{count} of {}: {}", escape_controls(script), escape_controls(&message));
         }
         return EXIT_SCRIPT;
     };
@@ -381,7 +381,10 @@ pub(crate) fn finish_shard_run(
             eprintln!("note: the script made no shardable call (exemplars, patch_sweep, shard_map): the merge will run all of it");
         }
         if let Some(s) = &d.shard_stopped {
-            eprintln!("note: after its sharded calls the shard went on with its share's results alone and {s}; the merge runs that part");
+            eprintln!(
+                "note: after its sharded calls the shard went on with its share's results alone and {}; the merge runs that part",
+                escape_controls(&s.chars().take(2000).collect::<String>())
+            );
         }
         outln!(
             "shard {index}/{count}: {} sharded call(s){} → {}",

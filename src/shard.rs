@@ -233,9 +233,46 @@ pub(crate) struct SubmitOpts {
     sbatch: Vec<String>,
 }
 
-/// A word for bash, single-quoted.
+/// A word for bash, single-quoted (any text, newlines included, is one
+/// literal word inside single quotes).
 fn sh(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Text for a `#` comment line of a job script: control characters (a
+/// newline would end the comment and start a command) written as escapes.
+fn comment(s: &str) -> String {
+    s.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
+}
+
+/// A path as UTF-8 text for a job script, or why it cannot be one: a
+/// non-UTF-8 name would be written as another name.
+fn utf8_path<'p>(what: &str, p: &'p Path) -> Result<&'p str, String> {
+    p.to_str().ok_or_else(|| {
+        format!("{what} {} is not valid UTF-8; job scripts are UTF-8 text and would name another file", p.display())
+    })
+}
+
+/// A value for an `#SBATCH` line, which sbatch splits at blanks and whose
+/// line a newline would end: refused unless it is plain.
+fn sbatch_value<'v>(what: &str, v: &'v str) -> Result<&'v str, String> {
+    match v.chars().find(|c| c.is_control() || c.is_whitespace() || matches!(c, '"' | '\'' | '\\' | '`' | '$' | '#')) {
+        Some(c) => Err(format!(
+            "{what} `{}` holds {}, which an #SBATCH line cannot carry safely",
+            comment(v),
+            if c.is_whitespace() && !c.is_control() { "a blank".to_string() } else { format!("the character {:?}", c) }
+        )),
+        None => Ok(v),
+    }
+}
+
+/// The sbatch options given after `--`: passed as arguments (no shell),
+/// but printed and recorded, so no control characters.
+fn sbatch_options(opts: &[String]) -> Result<(), String> {
+    match opts.iter().find(|o| o.chars().any(char::is_control)) {
+        Some(o) => Err(format!("the sbatch option `{}` holds a control character", comment(o))),
+        None => Ok(()),
+    }
 }
 
 fn absolute(p: &Path) -> PathBuf {
@@ -257,10 +294,17 @@ pub(crate) fn job_scripts(
     logs: &Path,
     shard_cmd: &str,
     merge_cmd: &str,
-) -> JobScripts {
+) -> Result<JobScripts, String> {
+    let what = comment(what);
     let header = |job: &str| {
         format!("#!/bin/bash\n# Written by `assay slurm submit` for {what}: {job}.\n# Edit freely; submit again with sbatch.\n")
     };
+    let name = sbatch_value("the job name", name)?;
+    let cwd = utf8_path("the current folder", cwd)?;
+    let logs = utf8_path("the runs folder", logs)?;
+    let shard_log = format!("{logs}/shard-%a.log");
+    let merge_log = format!("{logs}/merge.log");
+    sbatch_value("the runs folder", &shard_log)?;
     let shards = format!(
         "{}#SBATCH --job-name=assay-{name}\n#SBATCH --array=0-{last}\n#SBATCH --output={log}\n#SBATCH --requeue\n\
          set -euo pipefail\ncd {cwd}\n\
@@ -269,8 +313,8 @@ pub(crate) fn job_scripts(
          exec {shard_cmd}\n",
         header(&format!("{count} shards as an array job")),
         last = count - 1,
-        log = logs.join("shard-%a.log").display(),
-        cwd = sh(&cwd.display().to_string()),
+        log = shard_log,
+        cwd = sh(cwd),
     );
     let merge = format!(
         "{}#SBATCH --job-name=assay-{name}-merge\n#SBATCH --output={log}\n\
@@ -278,10 +322,10 @@ pub(crate) fn job_scripts(
          # Checks that every shard finished (same script, Assay and seed), then writes the merged record.\n\
          exec {merge_cmd}\n",
         header("the merge of its shards"),
-        log = logs.join("merge.log").display(),
-        cwd = sh(&cwd.display().to_string()),
+        log = merge_log,
+        cwd = sh(cwd),
     );
-    JobScripts { shards, merge }
+    Ok(JobScripts { shards, merge })
 }
 
 fn sbatch(args: &[String]) -> Result<String, String> {
@@ -309,7 +353,10 @@ pub(crate) fn cmd_slurm(what: SlurmCommand) -> u8 {
             "run from an existing folder",
         );
     };
-    let assay = sh(&assay.display().to_string());
+    let assay = match utf8_path("this program's path", &assay) {
+        Ok(a) => sh(a),
+        Err(e) => return usage_error(false, &e, "install assay under a UTF-8 path"),
+    };
     let (what, name, dir, shard_cmd, merge_cmd, submit) = match what {
         SlurmCommand::Submit { script, allow_read, runs_dir, seed, submit } => {
             let (json, shards) = (submit.json, submit.shards);
@@ -323,10 +370,21 @@ pub(crate) fn cmd_slurm(what: SlurmCommand) -> u8 {
             }
             let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("script").to_string();
             let runs = absolute(&runs_dir);
-            let abs = sh(&absolute(path).display().to_string());
-            let mut common = format!("--runs-dir {}", sh(&runs.display().to_string()));
-            for a in &allow_read {
-                common.push_str(&format!(" --allow-read {}", sh(&absolute(a).display().to_string())));
+            let script_abs = absolute(path);
+            let mut paths = vec![("the script", &script_abs), ("the runs folder", &runs)];
+            let allowed: Vec<PathBuf> = allow_read.iter().map(|a| absolute(a)).collect();
+            paths.extend(allowed.iter().map(|a| ("the folder", a)));
+            let mut words = Vec::new();
+            for (what, p) in paths {
+                match utf8_path(what, p) {
+                    Ok(t) => words.push(sh(t)),
+                    Err(e) => return usage_error(json, &e, "rename it, or use a UTF-8 path"),
+                }
+            }
+            let abs = words[0].clone();
+            let mut common = format!("--runs-dir {}", words[1]);
+            for a in &words[2..] {
+                common.push_str(&format!(" --allow-read {a}"));
             }
             let seed_arg = seed.map(|s| format!(" --seed {s}")).unwrap_or_default();
             (
@@ -344,11 +402,11 @@ pub(crate) fn cmd_slurm(what: SlurmCommand) -> u8 {
             let shards = submit.shards;
             let baseline = baseline.map(|b| format!(" --baseline {}", sh(&b))).unwrap_or_default();
             // Each task investigates as many items at once as SLURM gave it CPUs.
-            let base = format!(
-                "{assay} bench {} --n {n} --seed {seed}{baseline} --out {}",
-                suite.name(),
-                sh(&out.display().to_string())
-            );
+            let out_word = match utf8_path("the benchmark folder", &out) {
+                Ok(t) => sh(t),
+                Err(e) => return usage_error(submit.json, &e, "pass another --out"),
+            };
+            let base = format!("{assay} bench {} --n {n} --seed {seed}{baseline} --out {out_word}", suite.name());
             (
                 format!("benchmark {}", suite.name()),
                 format!("bench-{}", suite.name()),
@@ -363,7 +421,15 @@ pub(crate) fn cmd_slurm(what: SlurmCommand) -> u8 {
     if shards == 0 || shards > assay_interpreter::shard::MAX_SHARDS {
         return usage_error(json, &format!("--shards {shards} is out of range"), "e.g. --shards 8");
     }
-    let jobs = job_scripts(&what, &name, shards, &cwd, &dir, &shard_cmd, &merge_cmd);
+    if let Err(e) = sbatch_options(&extra) {
+        return usage_error(json, &e, "give sbatch options as plain words, e.g. -- --partition=gpu --time=2:00:00");
+    }
+    let jobs = match job_scripts(&what, &name, shards, &cwd, &dir, &shard_cmd, &merge_cmd) {
+        Ok(j) => j,
+        Err(e) => {
+            return usage_error(json, &e, "use a runs folder (--runs-dir, or --out for a benchmark) whose path has no blanks, quotes or control characters")
+        }
+    };
     let shards_file = dir.join("shards.sbatch");
     let merge_file = dir.join("merge.sbatch");
     let written = std::fs::create_dir_all(&dir)

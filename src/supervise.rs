@@ -174,6 +174,52 @@ pub(crate) struct Job {
     /// Whole, one shard, or the merge of shards.
     #[serde(default)]
     pub shard: ShardJob,
+    /// The key for `describe`'s endpoint: it reaches the child in the job,
+    /// never in its environment (which a script may read where the roots
+    /// cover /proc). Set by `run_child` from ASSAY_LLM_KEY.
+    #[serde(default)]
+    pub llm_key: Option<Secret>,
+}
+
+/// A secret that is never printed.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+/// The variables the sandboxed child gets from the caller's environment:
+/// what the C library, TLS and ONNX Runtime read, and Assay's own settings
+/// less its keys. Everything else (credentials, tokens, the agent's key)
+/// stays with the parent.
+fn child_may_see(name: &std::ffi::OsStr) -> bool {
+    let Some(name) = name.to_str() else { return false };
+    const PLAIN: [&str; 14] = [
+        "HOME",
+        "PATH",
+        "LANG",
+        "LANGUAGE",
+        "TZ",
+        "TMPDIR",
+        "TERM",
+        "NO_COLOR",
+        "XDG_CACHE_HOME",
+        "LD_LIBRARY_PATH",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "CUDA_VISIBLE_DEVICES",
+        "NVIDIA_VISIBLE_DEVICES",
+    ];
+    PLAIN.contains(&name)
+        || name.starts_with("LC_")
+        || (name.starts_with("ASSAY_")
+            && !name.ends_with("_KEY")
+            && !name.contains("SECRET")
+            && !name.contains("TOKEN"))
 }
 
 impl Job {
@@ -206,6 +252,7 @@ impl Job {
             nets: Vec::new(),
             cache,
             shard: ShardJob::Whole,
+            llm_key: None,
         }
     }
 }
@@ -274,6 +321,9 @@ pub(crate) struct Done {
     #[serde(default)]
     pub shown_images: usize,
 }
+
+/// The child's exit code when it ends because its parent is gone.
+const ORPHANED: i32 = 125;
 
 /// The most shown images one run writes for an agent.
 pub(crate) const MAX_SHOWN_IMAGES: usize = 16;
@@ -348,17 +398,27 @@ fn fmt_bytes(b: u64) -> String {
 /// stderr (escaped) and turns its end into a report or an error record.
 pub(crate) fn run_child(job: &Job) -> Result<End, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the assay binary: {e}"))?;
-    let mut child = Command::new(exe)
-        .arg(CHILD_ARG)
+    let mut cmd = Command::new(exe);
+    // An allow-list: no secret of the caller's reaches the child (the
+    // agent's key is for the harness alone; describe's key comes in the job).
+    cmd.arg(CHILD_ARG).env_clear();
+    for (k, v) in std::env::vars_os() {
+        if child_may_see(&k) {
+            cmd.env(k, v);
+        }
+    }
+    let mut child = cmd
         .env("RUST_BACKTRACE", "0")
-        // The agent's key is for the harness alone.
-        .env_remove("ASSAY_AGENT_KEY")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot start the sandboxed run: {e}"))?;
-    let job_text = serde_json::to_string(job).map_err(|e| e.to_string())?;
+    let mut job_json = serde_json::to_value(job).map_err(|e| e.to_string())?;
+    if let Some(key) = std::env::var("ASSAY_LLM_KEY").ok().filter(|k| !k.trim().is_empty()) {
+        job_json["llm_key"] = json!(key);
+    }
+    let job_text = job_json.to_string();
     if let Some(mut stdin) = child.stdin.take() {
         // The child reads the whole job before it does anything else.
         let _ = stdin.write_all(job_text.as_bytes());
@@ -745,6 +805,16 @@ fn finish_shard(ran: &assay_interpreter::Ran, out_dir: &Path, share: Share, sand
 }
 
 pub(crate) fn child_main(mut registry: Registry) -> u8 {
+    // The child dies with its parent: an orphan (the parent was killed, or
+    // stopped by a signal) is reparented, and then ends within 100 ms
+    // instead of running on to its budget.
+    let parent = std::os::unix::process::parent_id();
+    std::thread::spawn(move || loop {
+        std::thread::sleep(Duration::from_millis(100));
+        if std::os::unix::process::parent_id() != parent {
+            std::process::exit(ORPHANED);
+        }
+    });
     // A panic (a bug) says where the script was before the process ends.
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -755,13 +825,14 @@ pub(crate) fn child_main(mut registry: Registry) -> u8 {
     if std::io::stdin().read_to_string(&mut text).is_err() {
         return 2;
     }
-    let job: Job = match serde_json::from_str(&text) {
+    let mut job: Job = match serde_json::from_str(&text) {
         Ok(j) => j,
         Err(e) => {
             eprintln!("error: the sandboxed run's job is malformed: {e}");
             return 2;
         }
     };
+    assay_stdlib::llm::set_key(job.llm_key.take().map(|k| k.0));
     let file = SourceFile::new(job.name.clone(), job.text.clone());
     let mut sandbox = match Sandbox::with_roots(&job.base, &job.roots) {
         Ok(s) => s,
@@ -969,7 +1040,14 @@ pub(crate) fn child_main(mut registry: Registry) -> u8 {
         status: status.as_str().to_string(),
         records: out.records.len(),
         asserts: out.asserts.len(),
-        failed: out.asserts.iter().filter(|a| !a.passed).map(|a| (a.line, a.expr.clone(), a.message.clone())).collect(),
+        // Clipped like shows: a script cannot flood the caller with asserts.
+        failed: out
+            .asserts
+            .iter()
+            .filter(|a| !a.passed)
+            .take(MAX_SHOWS)
+            .map(|a| (a.line, clip_text(a.expr.clone()), a.message.clone().map(clip_text)))
+            .collect(),
         tool_calls: out.trace.len(),
         cached_calls: out.cache_hits,
         shows: out

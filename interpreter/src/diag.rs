@@ -143,7 +143,7 @@ impl Diag {
     pub fn render_plain(&self, width: usize) -> String {
         let mut out = String::new();
         let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(width);
-        if handler.render_report(&mut out, self).is_err() {
+        if handler.render_report(&mut out, &self.terminal_safe()).is_err() {
             out = format!("error[{}]: {}\n", self.code, self.message);
         }
         out
@@ -152,11 +152,66 @@ impl Diag {
     pub fn render_color(&self, width: usize) -> String {
         let mut out = String::new();
         let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode()).with_width(width);
-        if handler.render_report(&mut out, self).is_err() {
+        if handler.render_report(&mut out, &self.terminal_safe()).is_err() {
             out = format!("error[{}]: {}\n", self.code, self.message);
         }
         out
     }
+}
+
+impl Diag {
+    /// The diagnostic as it may reach a terminal: control characters (and
+    /// bidirectional overrides) that a script or a folder put into its text
+    /// are shown as escapes, and in the source they are replaced by a
+    /// character of the same byte length, so every span still fits. The
+    /// only escape sequences in a rendering are then the renderer's own.
+    pub fn terminal_safe(&self) -> Diag {
+        let file = self.file.as_ref().map(|f| {
+            if f.text.chars().any(unsafe_for_terminal) {
+                let text: String = f
+                    .text
+                    .chars()
+                    .map(|c| match (unsafe_for_terminal(c), c.len_utf8()) {
+                        (false, _) => c,
+                        (true, 1) => '?',
+                        (true, 2) => '\u{bf}',
+                        (true, _) => '\u{fffd}',
+                    })
+                    .collect();
+                SourceFile::new(f.name.clone(), text)
+            } else {
+                f.clone()
+            }
+        });
+        Diag {
+            code: self.code,
+            message: escape_unsafe(&self.message),
+            file,
+            span: self.span,
+            label: escape_unsafe(&self.label),
+            help: self.help.as_deref().map(escape_unsafe),
+            notes: self.notes.iter().map(Diag::terminal_safe).collect(),
+        }
+    }
+}
+
+/// A character that could move the cursor, clear the screen, hide or
+/// reorder text on a terminal (newlines and tabs are layout, kept).
+pub fn unsafe_for_terminal(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t') || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Text with every `unsafe_for_terminal` character written as an escape.
+pub fn escape_unsafe(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if unsafe_for_terminal(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl fmt::Display for Diag {
@@ -266,5 +321,33 @@ mod scrub_tests {
         assert_eq!(scrub_paths("`/etc/shadow` is outside", "read_text(\"/etc/shadow\")"), "`/etc/shadow` is outside");
         assert_eq!(scrub_paths("a/b/c and 1/2 and /x", ""), "a/b/c and 1/2 and /x");
         assert_eq!(scrub_paths("at (/a/b/c.rs)", ""), "at (…/c.rs)");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A script's escape sequences, in a message or raw in its source,
+    /// never reach a rendering; the renderer's own colours do, and the
+    /// label still points at the same text.
+    #[test]
+    fn renderings_carry_no_escape_sequence_a_script_wrote() {
+        let src = "let a = \"\u{1b}[31m\"\nlet b = oops\n";
+        let file = SourceFile::new("x.assay", src);
+        let at = src.find("oops").unwrap_or(0);
+        let d = Diag::new(Code::UnknownName, "no file `\u{1b}]0;pwned\u{7}`")
+            .at(&file, Span { start: at, end: at + 4 }, "here \u{1b}[8m")
+            .help("try \u{202e}this");
+        for r in [d.render_plain(100), d.render_color(100)] {
+            for raw in ["\u{1b}]0;", "\u{7}", "\u{1b}[8m", "\u{202e}"] {
+                assert!(!r.contains(raw), "{raw:?} in {r:?}");
+            }
+            // The source's raw escape is shown as `?` (same length: the label still fits).
+            assert!(r.contains("\"?[31m\"") && r.contains("oops") && r.contains("\\u{1b}]0;pwned"), "{r}");
+        }
+        assert!(!d.render_plain(100).contains('\u{1b}'));
+        // The colour rendering still has colours (the renderer's own).
+        assert!(d.render_color(100).contains('\u{1b}'));
     }
 }

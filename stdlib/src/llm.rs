@@ -10,6 +10,17 @@ use assay_interpreter::Image;
 use base64::Engine as _;
 use serde_json::{json, Value as Json};
 
+/// The key for `describe`'s endpoint when it is given to this process other
+/// than in its environment (the sandboxed child gets it in its job).
+static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Sets the key `from_env` uses before ASSAY_LLM_KEY (once per process).
+pub fn set_key(key: Option<String>) {
+    if let Some(k) = key {
+        let _ = KEY.set(k);
+    }
+}
+
 pub struct Endpoint {
     pub url: String,
     pub model: String,
@@ -20,7 +31,11 @@ impl Endpoint {
     pub fn from_env() -> Result<Endpoint, String> {
         let get = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         match (get("ASSAY_LLM_URL"), get("ASSAY_LLM_MODEL")) {
-            (Some(url), Some(model)) => Ok(Endpoint { url: url.trim_end_matches('/').to_string(), model, key: get("ASSAY_LLM_KEY") }),
+            (Some(url), Some(model)) => Ok(Endpoint {
+                url: url.trim_end_matches('/').to_string(),
+                model,
+                key: KEY.get().cloned().or_else(|| get("ASSAY_LLM_KEY")),
+            }),
             _ => Err("no language model is configured: set ASSAY_LLM_URL (an OpenAI-compatible base URL such as http://127.0.0.1:8080/v1) and ASSAY_LLM_MODEL, and ASSAY_LLM_KEY if it needs one".into()),
         }
     }

@@ -15,6 +15,7 @@ mod edges;
 mod layers;
 mod llm;
 mod models;
+mod parent;
 mod props;
 mod report;
 mod scripted;

@@ -297,3 +297,87 @@ record "squares", shard_map(range(0, 3), x => x * x)
     assert_eq!(m.json()["merged"]["answered"], 2);
     assert_eq!(results(&runs_of(dir.path(), "s").pop().unwrap()), results(&one));
 }
+
+/// Job scripts for any name: a newline, quotes, `$()`, backticks and blanks
+/// in a script's name reach the scripts as one quoted word and an escaped
+/// comment (never a command: the marker file is never made), and the
+/// written scripts run that very script; what an #SBATCH line or a UTF-8
+/// script cannot carry (a runs folder with a newline or a blank, a non-UTF-8
+/// name, a control character in an sbatch option) is refused with a reason.
+#[test]
+fn slurm_job_scripts_are_safe_for_any_name() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["x\ntouch PWNED\n#.assay", "it's $(touch PWNED) `touch PWNED`.assay", "a b.assay"];
+    for name in names {
+        std::fs::write(dir.path().join(name), "record \"square\", shard_map(range(0, 3), x => x * x)\n").unwrap();
+        let out =
+            ok(Test::new(dir.path()).args(["slurm", "submit", name, "--shards", "1", "--dry-run", "--json"])).json();
+        for job in ["shards_job", "merge_job"] {
+            let file = out[job].as_str().unwrap();
+            let text = std::fs::read_to_string(file).unwrap();
+            // The comment holds the name escaped: its line is one comment line.
+            let header = text.lines().nth(1).unwrap_or("");
+            assert!(
+                header.starts_with("# Written by")
+                    && text.lines().nth(2) == Some("# Edit freely; submit again with sbatch."),
+                "{text}"
+            );
+            assert!(
+                text.lines()
+                    .filter(|l| l.starts_with("#SBATCH"))
+                    .all(|l| !l.contains(' ') || l.matches(' ').count() == 1),
+                "{text}"
+            );
+            let st = std::process::Command::new("bash").args(["-n", file]).status().unwrap();
+            assert!(st.success(), "{name:?}: {text}");
+            // Run it as SLURM would (the one task of the array, then the merge).
+            let run = std::process::Command::new("bash")
+                .arg(file)
+                .current_dir(dir.path())
+                .env("SLURM_ARRAY_TASK_ID", "0")
+                .env("SLURM_ARRAY_TASK_COUNT", "1")
+                .output()
+                .unwrap();
+            assert!(run.status.success(), "{name:?} {job}: {}", String::from_utf8_lossy(&run.stderr));
+        }
+        assert!(!dir.path().join("PWNED").exists(), "{name:?} ran a command");
+    }
+    // Each script's merged record is there, under its own name.
+    let runs = std::fs::read_dir(dir.path().join("runs")).unwrap().count();
+    assert_eq!(runs, names.len());
+    // Refused, with the reason.
+    std::fs::write(dir.path().join("s.assay"), "record \"a\", 1\n").unwrap();
+    let bad_name = std::ffi::OsStr::from_bytes(b"s\xff.assay");
+    std::fs::write(dir.path().join(bad_name), "record \"a\", 1\n").unwrap();
+    let refused: [(&[&str], &str); 3] = [
+        (&["--runs-dir", "r\ntouch PWNED"], "control"),
+        (&["--runs-dir", "r s"], "blank"),
+        (&["--", "--comment=a\nb"], "control character"),
+    ];
+    let submit = |script: &std::ffi::OsStr, extra: &[&str]| {
+        Test::new(dir.path())
+            .args(["slurm", "submit"])
+            .arg_os(script)
+            .args(["--shards", "2", "--dry-run"])
+            .args(extra)
+            .run()
+    };
+    for (extra, why) in refused {
+        let out = submit("s.assay".as_ref(), extra);
+        assert_eq!(out.code, 2, "{why}: {}{}", out.stdout, out.stderr);
+        assert!(out.stderr.contains(why), "{why}: {}", out.stderr);
+        assert!(!out.stderr.contains("\ntouch"), "a raw newline reached the terminal: {}", out.stderr);
+    }
+    // A non-UTF-8 name: the script's (clap refuses it) and the runs folder's.
+    let out = submit(bad_name, &[]);
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("invalid UTF-8"), "{}", out.stderr);
+    let out = Test::new(dir.path())
+        .args(["slurm", "submit", "s.assay", "--shards", "2", "--dry-run", "--runs-dir"])
+        .arg_os(std::ffi::OsStr::from_bytes(b"r\xff"))
+        .run();
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("not valid UTF-8"), "{}", out.stderr);
+    assert!(!dir.path().join("PWNED").exists());
+}

@@ -42,7 +42,7 @@ impl Output {
 }
 
 pub(crate) struct Test {
-    args: Vec<String>,
+    args: Vec<std::ffi::OsString>,
     dir: PathBuf,
     stdin: Option<Vec<u8>>,
     env: Vec<(String, String)>,
@@ -53,11 +53,16 @@ impl Test {
         Test { args: Vec::new(), dir: dir.to_path_buf(), stdin: None, env: Vec::new() }
     }
     pub(crate) fn arg(mut self, a: impl AsRef<str>) -> Self {
-        self.args.push(a.as_ref().to_string());
+        self.args.push(a.as_ref().into());
+        self
+    }
+    /// An argument that need not be UTF-8 (a file name of raw bytes).
+    pub(crate) fn arg_os(mut self, a: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.args.push(a.as_ref().to_os_string());
         self
     }
     pub(crate) fn args<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, a: I) -> Self {
-        self.args.extend(a.into_iter().map(|s| s.as_ref().to_string()));
+        self.args.extend(a.into_iter().map(|s| s.as_ref().into()));
         self
     }
     pub(crate) fn env(mut self, k: &str, v: impl AsRef<str>) -> Self {
