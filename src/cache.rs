@@ -200,3 +200,18 @@ pub(crate) fn prune(store: &Path, max: u64) -> usize {
     }
     removed
 }
+
+/// The sha256 of a file a run read, as the parent checks it (replay
+/// lookups, merges): Assay's own cached files (models, data sets) through
+/// the digest memo; anything else through the one read door
+/// (`digest_regular`: no blocking open, regular files, at most what a
+/// script may read). `None` for a file that cannot be read so.
+pub(crate) fn input_digest(path: &Path) -> Option<String> {
+    let real = path.canonicalize().ok()?;
+    let own = assay_stdlib::fetch::cache_dir().canonicalize().ok();
+    if own.is_some_and(|o| real.starts_with(o)) {
+        let meta = std::fs::symlink_metadata(&real).ok()?;
+        return meta.is_file().then(|| assay_stdlib::fetch::sha256_file(&real).ok()).flatten();
+    }
+    assay_interpreter::digest_regular(path, assay_interpreter::MAX_READ_BYTES).ok()
+}

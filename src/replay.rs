@@ -37,7 +37,8 @@ use assay_interpreter::{CallCacheFacts, Manifest, Replayed};
 
 use crate::supervise::{Done, Job};
 
-const MAGIC: &[u8] = b"assay run replay 2\n";
+// 3: inputs are also checked by the path as named (links followed now).
+const MAGIC: &[u8] = b"assay run replay 3\n";
 /// Larger records are not kept (large captures streamed to disk).
 const MAX_RECORD_BYTES: u64 = 256 << 20;
 const MAX_FILES: usize = 4096;
@@ -46,6 +47,9 @@ const MAX_FILES: usize = 4096;
 struct Header {
     key: String,
     inputs: BTreeMap<String, String>,
+    /// The same reads by the path as the script named it (absolute, links
+    /// not followed): a re-pointed link or folder link is a changed input.
+    named_inputs: BTreeMap<String, String>,
     done: Done,
     /// The record's files in the order their bytes follow (those kept
     /// inline).
@@ -188,7 +192,8 @@ pub(crate) fn store(key: &str, run_dir: &Path, done: &Done) {
         }
         listed.push(KeptFile { path: rel.clone(), len: bytes.len() as u64, sha256: sha, blob });
     }
-    let header = Header { key: key.to_string(), inputs, done: done.clone(), files: listed };
+    let named_inputs = done.named_inputs.clone();
+    let header = Header { key: key.to_string(), inputs, named_inputs, done: done.clone(), files: listed };
     let Ok(header) = serde_json::to_vec(&header) else { return };
     let dest = entry_path(key);
     let Some(folder) = dest.parent() else { return };
@@ -252,12 +257,15 @@ pub(crate) fn lookup(key: &str, job: &Job) -> Option<Kept> {
     }
     let mut readable: Vec<PathBuf> = job.roots.iter().filter_map(|r| r.canonicalize().ok()).collect();
     readable.extend(assay_stdlib::fetch::cache_dir().canonicalize().ok());
-    for (path, sha) in &header.inputs {
+    // Each read as the run named it, through its links as they are now,
+    // then each file it was: both must be unchanged. Read through the one
+    // read door (no blocking open, regular files, bounded).
+    for (path, sha) in header.named_inputs.iter().chain(&header.inputs) {
         let real = Path::new(path).canonicalize().ok()?;
         if !readable.iter().any(|r| real.starts_with(r)) {
             return None;
         }
-        if assay_stdlib::fetch::sha256_file(&real).ok().as_deref() != Some(sha.as_str()) {
+        if crate::cache::input_digest(Path::new(path)).as_deref() != Some(sha.as_str()) {
             return None;
         }
     }

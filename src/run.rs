@@ -248,6 +248,7 @@ pub(crate) fn cmd_run(
                 "diagnostics": d.diagnostics,
                 "merged": matches!(shard, ShardJob::Merge { .. }).then(|| json!({"answered": d.merged_calls, "ran_whole": d.merged_whole})),
                 "replayed": d.replayed,
+                "cached_calls": d.cached_calls,
             }))
         );
     } else {

@@ -146,7 +146,7 @@ fn gather(runs_dir: &Path, stem: &str, text: &str, script: &str, count: usize) -
 /// The sha256 of a file now: through Assay's digest memo for its own cache
 /// files (models), else by reading it.
 fn digest_now(path: &Path) -> Option<String> {
-    assay_stdlib::fetch::sha256_file(path).ok()
+    crate::cache::input_digest(path)
 }
 
 pub(crate) fn cmd_merge(

@@ -320,6 +320,10 @@ pub(crate) struct Done {
     /// many of them were not sent).
     #[serde(default)]
     pub shown_images: usize,
+    /// The files read, by the path as named (links not followed): what a
+    /// replay of this run must find unchanged.
+    #[serde(default)]
+    pub named_inputs: BTreeMap<String, String>,
 }
 
 /// The child's exit code when it ends because its parent is gone.
@@ -799,6 +803,7 @@ fn finish_shard(ran: &assay_interpreter::Ran, out_dir: &Path, share: Share, sand
         replayable: false,
         replayed: false,
         shown_images: 0,
+        named_inputs: BTreeMap::new(),
     };
     emit(&format!("report {}", serde_json::to_string(&Report::Done(Box::new(done))).unwrap_or_default()));
     0
@@ -1070,6 +1075,7 @@ pub(crate) fn child_main(mut registry: Registry) -> u8 {
         replayable: !out.outside && out.error.is_none() && out.partials.is_empty(),
         replayed: false,
         shown_images: shown_count,
+        named_inputs: out.named_inputs.clone(),
     };
     emit(&format!("report {}", serde_json::to_string(&Report::Done(Box::new(done))).unwrap_or_default()));
     0

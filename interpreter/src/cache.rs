@@ -46,8 +46,9 @@ pub(crate) const MIN_CACHED_SECONDS: f64 = 0.005;
 /// Larger results are recomputed rather than stored.
 pub(crate) const MAX_ENTRY_BYTES: usize = 512 << 20;
 
-// 2: a shardable call takes one step.
-const MAGIC: &[u8] = b"assay-call-cache 2\n";
+// 2: a shardable call takes one step. 3: reads are kept by the path as
+// named (checked again against the checking run's folder and links).
+const MAGIC: &[u8] = b"assay-call-cache 3\n";
 
 /// What must hold for an entry's result to be the call's result.
 #[derive(Debug, Clone, PartialEq)]

@@ -545,6 +545,44 @@ pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// The sha256 of a regular file, through its links (a replay must see
+/// what a run naming the path would read), read the way `read_regular`
+/// reads: no blocking open (a FIFO is refused, not waited on), regular
+/// files only, at most `limit` bytes, streamed.
+pub fn digest_regular(path: &Path, limit: u64) -> Result<String, String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let meta = f.metadata().map_err(|e| format!("{}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    if meta.len() > limit {
+        return Err(format!("{} is {} bytes, more than the {limit} allowed", path.display(), meta.len()));
+    }
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = limit + 1;
+    let mut r = f.take(left);
+    loop {
+        let n = r.read(&mut buf).map_err(|e| format!("{}: {e}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        left = left.saturating_sub(n as u64);
+        h.update(&buf[..n]);
+    }
+    if left == 0 {
+        return Err(format!("{} grew past {limit} bytes while read", path.display()));
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
 fn read_text(path: &Path, limit: u64) -> Result<String, String> {
     String::from_utf8(read_regular(path, limit)?).map_err(|_| format!("{} is not UTF-8 text", path.display()))
 }

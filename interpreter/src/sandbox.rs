@@ -160,6 +160,13 @@ impl Sandbox {
         Ok(real)
     }
 
+    /// A path as named, made absolute against the script's folder with
+    /// `.` and `..` removed but no link followed (what a later run naming
+    /// the same path will read, wherever its links then point).
+    pub fn named(&self, path: &str) -> Result<PathBuf, SandboxError> {
+        self.lexical(path)
+    }
+
     fn lexical(&self, path: &str) -> Result<PathBuf, SandboxError> {
         if path.contains('\0') {
             return Err(SandboxError::Io {

@@ -255,10 +255,11 @@ impl<'a> Run<'a> {
             _ => None,
         };
         if let Some(k) = &key {
-            if let Some((cond, v)) = self.cache_lookup(k, step) {
+            if let Some((cond, v, read)) = self.cache_lookup(k, step) {
                 self.step = step - 1 + cond.steps.max(1);
-                for (p, d) in &cond.inputs {
-                    self.out.inputs.insert(std::path::PathBuf::from(p), d.clone());
+                for (named, real, d) in read {
+                    self.out.inputs.insert(real, d.clone());
+                    self.out.named_inputs.insert(named, d);
                 }
                 if let Some(parent) = self.call_inputs.last_mut() {
                     parent.extend(cond.inputs.clone());
@@ -366,7 +367,7 @@ impl<'a> Run<'a> {
         parts: Option<Vec<Value>>,
     ) -> (Result<Value, ToolError>, BTreeMap<String, String>, crate::eval::CallFlags) {
         for (p, d) in &read {
-            self.out.inputs.insert(std::path::PathBuf::from(p), d.clone());
+            self.note_named(p, d);
         }
         self.call_inputs.push(read);
         self.call_flags.push(crate::eval::CallFlags::default());
@@ -459,28 +460,47 @@ impl Run<'_> {
         crate::cache::key(crate::ASSAY_VERSION, tool, args_digest, &funcs)
     }
 
+    /// A read a shard or a stored entry reports by the path as named: in
+    /// the manifest by the file it is now (the path resolved in this run),
+    /// for replay by the name.
+    fn note_named(&mut self, named: &str, sha256: &str) {
+        let real = self.sandbox.resolve(named).unwrap_or_else(|_| std::path::PathBuf::from(named));
+        self.out.inputs.insert(real, sha256.to_string());
+        let lexical = self.sandbox.named(named).map(|p| p.display().to_string()).unwrap_or_else(|_| named.to_string());
+        self.out.named_inputs.insert(lexical, sha256.to_string());
+    }
+
     /// A stored result whose conditions hold now: the same random stream if
-    /// it drew one, and every file it read unchanged (read again through
-    /// the sandbox, so an entry never reveals a file this run may not read).
-    fn cache_lookup(&mut self, key: &str, step: u64) -> Option<(crate::cache::Conditions, Value)> {
+    /// it drew one, and every file it read unchanged, by the path as the
+    /// call named it, read again through this run's sandbox: resolved
+    /// against this run's folder and through its links as they are now (so
+    /// another folder's `acts.npy` or a re-pointed link is a miss), and
+    /// never a file this run may not read. With the reads: (as named
+    /// absolute, the file it is, sha256).
+    #[allow(clippy::type_complexity)]
+    fn cache_lookup(
+        &mut self,
+        key: &str,
+        step: u64,
+    ) -> Option<(crate::cache::Conditions, Value, Vec<(String, std::path::PathBuf, String)>)> {
         let bytes = self.cache?.get(key)?;
         let (cond, v) = crate::cache::decode_entry(&bytes)?;
         if cond.rng.is_some_and(|r| r != (self.seed, step)) {
             return None;
         }
+        let mut read = Vec::with_capacity(cond.inputs.len());
         for (p, d) in &cond.inputs {
-            if self.out.inputs.get(Path::new(p)) == Some(d) {
-                continue;
-            }
-            let now = match self.sandbox.read(p) {
-                Ok((_, bytes)) => hex::encode(Sha256::digest(&bytes)),
-                Err(_) => self.cache?.file_digest(Path::new(p))?,
+            let named = self.sandbox.named(p).map(|n| n.display().to_string()).unwrap_or_else(|_| p.clone());
+            let (real, now) = match self.sandbox.read(p) {
+                Ok((real, bytes)) => (real, hex::encode(Sha256::digest(&bytes))),
+                Err(_) => (std::path::PathBuf::from(p), self.cache?.file_digest(Path::new(p))?),
             };
             if now != *d {
                 return None;
             }
+            read.push((named, real, now));
         }
-        Some((cond, v))
+        Some((cond, v, read))
     }
 }
 
@@ -571,7 +591,16 @@ impl<'r, 'a> ToolCtx for Ctx<'r, 'a> {
     fn read_file(&mut self, path: &str) -> Result<Vec<u8>, ToolError> {
         let (real, bytes) = self.run.sandbox.read(path).map_err(|e| ToolError::new(e.message()).help(e.help()))?;
         let digest = hex::encode(Sha256::digest(&bytes));
-        self.note_input(&real, &digest);
+        // The call's conditions hold the path as named: a cached answer is
+        // checked by reading that name again, against the folder the
+        // checking run resolves it in and through its links as they are then.
+        if let Some(inputs) = self.run.call_inputs.last_mut() {
+            inputs.insert(path.to_string(), digest.clone());
+        }
+        self.run.out.inputs.insert(real, digest.clone());
+        if let Ok(named) = self.run.sandbox.named(path) {
+            self.run.out.named_inputs.insert(named.display().to_string(), digest);
+        }
         Ok(bytes)
     }
 
@@ -592,6 +621,7 @@ impl<'r, 'a> ToolCtx for Ctx<'r, 'a> {
             inputs.insert(path.display().to_string(), sha256.to_string());
         }
         self.run.out.inputs.insert(path.to_path_buf(), sha256.to_string());
+        self.run.out.named_inputs.insert(path.display().to_string(), sha256.to_string());
     }
 
     fn stream_file(&mut self, name: &str) -> Result<(std::path::PathBuf, String), ToolError> {

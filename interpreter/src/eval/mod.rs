@@ -103,6 +103,10 @@ pub struct Outcome {
     pub trace: Vec<TraceEntry>,
     /// Every file read by the script or its tools: absolute path -> sha256.
     pub inputs: BTreeMap<PathBuf, String>,
+    /// The same reads by the path as named, made absolute against the
+    /// script's folder without following links (`cur.txt`, not the file it
+    /// points to): what a replay must find unchanged, links included.
+    pub named_inputs: BTreeMap<String, String>,
     pub artifacts: Vec<(String, Vec<u8>)>,
     pub seed: u64,
     pub error: Option<Diag>,

@@ -41,6 +41,7 @@ tool! {
         let sha = hex::encode(Sha256::digest(&bytes));
         // External weights are inputs of the run too, and must be inside the roots.
         let mut weights = Vec::new();
+        let mut buffers = Vec::new();
         let dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
         for f in crate::onnx::model::external_files_of(&bytes) {
             let p = dir.join(&f);
@@ -51,8 +52,11 @@ tool! {
             // Read through the sandbox: it must be inside the roots, and its digest is recorded.
             let w = ctx.read_file(&p.display().to_string()).map_err(|e| e.at("path"))?;
             weights.push(hex::encode(Sha256::digest(&w)));
+            buffers.push((f.clone(), Arc::<[u8]>::from(w)));
         }
-        let mut model = Model::load(&path, &display, &bytes, sha, provider).map_err(|e| {
+        // The graph and the weights run from the bytes just digested: a file
+        // swapped after this point is never what runs.
+        let mut model = Model::load_with_weights(&path, &display, &bytes, sha, provider, buffers).map_err(|e| {
             ToolError::arg("path", format!("cannot load `{display}`: {e}"))
                 .help("check that the file is a complete .onnx model; `assay inspect FILE` shows what it contains")
         })?;

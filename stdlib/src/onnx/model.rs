@@ -227,6 +227,11 @@ pub struct Model {
     /// Facts learnt about this model by running it (e.g. whether a hook set
     /// broadcasts a batch of one), so each is learnt once.
     memo: Mutex<HashMap<Fact, bool>>,
+    /// External-data weights as they were read and digested (file name as
+    /// the graph names it, bytes): every session, the plain one and each
+    /// rewritten one, takes them from here, never from the file again, so
+    /// a file swapped after it was digested is never run.
+    weights: Vec<(String, Arc<[u8]>)>,
 }
 
 impl std::fmt::Debug for Model {
@@ -314,6 +319,31 @@ fn builder(provider: Provider) -> Result<ort::session::builder::SessionBuilder, 
     }
 }
 
+/// A session builder whose external-data weights come from `weights` (the
+/// bytes that were digested) and, for files not among them, from the
+/// model's folder.
+fn session_builder(
+    provider: Provider,
+    path: &Path,
+    weights: &[(String, Arc<[u8]>)],
+) -> Result<ort::session::builder::SessionBuilder, ModelError> {
+    // A bare file name's folder is the current one (ONNX Runtime refuses
+    // an empty folder for external weights).
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.display().to_string(),
+        _ => ".".to_string(),
+    };
+    let mut b = builder(provider)?
+        .with_config_entry("session.model_external_initializers_file_folder_path", dir)
+        .map_err(|e| ModelError::Runtime(e.to_string()))?;
+    for (name, buffer) in weights {
+        b = b
+            .with_external_initializer_file_in_memory(name, buffer.clone())
+            .map_err(|e| ModelError::Graph(format!("ONNX Runtime cannot take the weights `{name}`: {e}")))?;
+    }
+    Ok(b)
+}
+
 impl Model {
     /// Every tensor of the graph a script can name (inputs, initializers
     /// and node outputs), in graph order.
@@ -340,21 +370,40 @@ impl Model {
         sha256: String,
         provider: Provider,
     ) -> Result<Model, ModelError> {
+        Model::load_with_weights(path, display, bytes, sha256, provider, Vec::new())
+    }
+
+    /// As [`Model::load`], with the external-data weights files given as
+    /// the bytes the caller read and digested (by the name the graph gives
+    /// them). The graph is built from `bytes` and the weights from these
+    /// buffers: ONNX Runtime opens neither file again. A weights file the
+    /// graph names and `weights` lacks is read from beside `path` (Assay's
+    /// own cached models).
+    pub fn load_with_weights(
+        path: &Path,
+        display: &str,
+        bytes: &[u8],
+        sha256: String,
+        provider: Provider,
+        weights: Vec<(String, Arc<[u8]>)>,
+    ) -> Result<Model, ModelError> {
         let proto = super::attention::canonicalize(graph::decode(bytes)?);
         let dir = path.parent().unwrap_or(Path::new("."));
         for f in external_files(&proto) {
-            if !dir.join(&f).is_file() {
+            if !weights.iter().any(|(n, _)| *n == f) && !dir.join(&f).is_file() {
                 return Err(ModelError::Graph(format!(
                     "the model's weights are in an external-data file `{f}`, which is missing from {}",
                     dir.display()
                 )));
             }
         }
-        let mut b = builder(provider)?;
+        let mut b = session_builder(provider, path, &weights)?;
         let session = b
-            .commit_from_file(path)
+            .commit_from_memory(bytes)
             .map_err(|e| ModelError::Graph(format!("ONNX Runtime cannot load the model: {e}")))?;
-        Ok(Model::from_session(path, display, sha256, proto, Some(session), provider))
+        let mut m = Model::from_session(path, display, sha256, proto, Some(session), provider);
+        m.weights = weights;
+        Ok(m)
     }
 
     /// As [`Model::load`] for a model Assay built or verified itself (a
@@ -427,6 +476,7 @@ impl Model {
             max_positions: OnceLock::new(),
             kv,
             memo: Mutex::new(HashMap::new()),
+            weights: Vec::new(),
         }
     }
 
@@ -442,15 +492,7 @@ impl Model {
         }
         let proto = make()?;
         let bytes = graph::encode(&proto);
-        // A bare file name's folder is the current one (ONNX Runtime refuses
-        // an empty folder for external weights).
-        let dir = match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.display().to_string(),
-            _ => ".".to_string(),
-        };
-        let mut b = builder(self.provider)?
-            .with_config_entry("session.model_external_initializers_file_folder_path", dir)
-            .map_err(|e| ModelError::Runtime(e.to_string()))?;
+        let mut b = session_builder(self.provider, &self.path, &self.weights)?;
         let s = b
             .commit_from_memory(&bytes)
             .map_err(|e| ModelError::Graph(format!("ONNX Runtime rejected the rewritten model: {e}")))?;

@@ -192,3 +192,39 @@ fn model_errors_have_kinds_that_decide_which_argument_is_blamed() {
     assert!(matches!(graph, ModelError::Graph(_)), "{graph:?}");
     assert_eq!(m.blame(graph, "inputs", "tensors").param, None);
 }
+
+/// A model's weights run from the bytes that were read and digested: a
+/// weights file swapped afterwards changes neither the plain session nor a
+/// rewritten one built later. (Loaded from the folder instead, the
+/// rewritten session picks the swapped weights up: the control.)
+#[test]
+fn weights_swapped_after_they_were_digested_are_never_run() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let x = || vec![("x".to_string(), ndarray::arr2(&[[0.0f32, 0.0, 0.0], [1.0, 1.0, 1.0]]).into_dyn())];
+    let h = vec!["h".to_string()];
+    let run = |in_memory: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        let graph = std::fs::read(fixtures.join("external.onnx")).unwrap();
+        let data = std::fs::read(fixtures.join("external.data")).unwrap();
+        std::fs::write(dir.path().join("external.onnx"), &graph).unwrap();
+        std::fs::write(dir.path().join("external.data"), &data).unwrap();
+        let path = dir.path().join("external.onnx");
+        let weights = if in_memory { vec![("external.data".to_string(), Arc::<[u8]>::from(data))] } else { Vec::new() };
+        let m = Model::load_with_weights(&path, "external", &graph, String::new(), Provider::Cpu, weights).unwrap();
+        let before = m.capture(x(), &h).unwrap()["h"].clone();
+        // Swap the weights file for other numbers, then build a new session.
+        let other: Vec<u8> = [100.0f32, 100.0, 100.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        std::fs::write(dir.path().join("external.data"), other).unwrap();
+        let after = m.reduced(x(), "h", "ReduceMax", &[1]).unwrap();
+        (before, after)
+    };
+    let (before, after) = run(true);
+    let want: Vec<f32> = before.outer_iter().map(|r| r.iter().fold(f32::NEG_INFINITY, |a, b| a.max(*b))).collect();
+    assert_eq!(after.iter().copied().collect::<Vec<_>>(), want, "the in-memory weights ran");
+    let (_, swapped) = run(false);
+    assert_ne!(
+        swapped.iter().copied().collect::<Vec<_>>(),
+        want,
+        "the control: from the folder, the swap is picked up"
+    );
+}
