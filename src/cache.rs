@@ -51,6 +51,29 @@ fn valid_key(key: &str) -> bool {
     key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
+/// Whether `shard/file` is a name Assay writes in the store: an entry (a
+/// call's or a replay's, named by its key), a blob (`blob-SHA256`), or one
+/// of those being written (`KEY.tmpPID`, `blob-SHA256.tmpPID`).
+fn store_name(shard: &str, file: &str) -> bool {
+    let stem =
+        file.split_once(".tmp").map_or(file, |(a, pid)| if pid.bytes().all(|b| b.is_ascii_digit()) { a } else { "" });
+    let key = stem.strip_prefix("blob-").unwrap_or(stem);
+    valid_key(key) && key.starts_with(shard)
+}
+
+/// Says once per process that a store holding files Assay did not write
+/// is not pruned.
+fn refuse_prune(store: &Path, name: &str) {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        eprintln!(
+            "note: the call cache {} holds `{}`, which Assay did not write; it is not pruned (give Assay a folder of its own with ASSAY_CALL_CACHE_DIR)",
+            crate::out::escape_controls(&store.display().to_string()),
+            crate::out::escape_controls(name)
+        );
+    });
+}
+
 fn entry_path(store: &Path, key: &str) -> PathBuf {
     store.join(&key[..2]).join(key)
 }
@@ -177,8 +200,21 @@ pub(crate) fn prune(store: &Path, max: u64) -> usize {
     let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = Vec::new();
     let Ok(shards) = std::fs::read_dir(store) else { return 0 };
     for shard in shards.flatten() {
+        let name = shard.file_name().to_string_lossy().into_owned();
+        let is_shard = name.len() == 2 && valid_key(&format!("{name}{}", "0".repeat(62)));
+        if !is_shard || !shard.file_type().is_ok_and(|t| t.is_dir()) {
+            // Not a folder Assay made: the store is shared with something
+            // else, and nothing in it is Assay's to delete.
+            refuse_prune(store, &name);
+            return 0;
+        }
         let Ok(entries) = std::fs::read_dir(shard.path()) else { continue };
         for e in entries.flatten() {
+            let file = e.file_name().to_string_lossy().into_owned();
+            if !store_name(&name, &file) {
+                refuse_prune(store, &format!("{name}/{file}"));
+                return 0;
+            }
             if let Ok(m) = e.metadata() {
                 if m.is_file() {
                     files.push((m.modified().unwrap_or(std::time::UNIX_EPOCH), m.len(), e.path()));

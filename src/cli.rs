@@ -214,6 +214,11 @@ enum AgentCommand {
         /// The black box, if it is no longer where the investigation found it.
         #[arg(long = "box", value_name = "FILE")]
         box_file: Option<PathBuf>,
+        /// For an open question: a folder its scripts may read (repeatable;
+        /// the first is where relative paths start). The default is the
+        /// current folder; the folder's own manifest is never trusted for this.
+        #[arg(long = "allow-read", value_name = "DIR")]
+        allow_read: Vec<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -618,7 +623,9 @@ fn cmd_agent(what: AgentCommand, registry: &Registry) -> u8 {
             out!("{}", crate::docs::agent_guide(registry, task));
             EXIT_OK
         }
-        AgentCommand::Replay { dir, box_file, json } => replay(&dir, box_file.as_deref(), json),
+        AgentCommand::Replay { dir, box_file, allow_read, json } => {
+            replay(&dir, box_file.as_deref(), &allow_read, json)
+        }
         AgentCommand::Function { file, name, opts } => {
             let limits = match opts.limits() {
                 Ok(l) => l,

@@ -51,17 +51,38 @@ pub(crate) struct Script {
 }
 
 pub(crate) fn load_script(arg: &str) -> Result<Script, (String, String)> {
+    let limit = assay_grammar::MAX_SOURCE_BYTES as u64;
+    let too_long = |n: u64| {
+        (
+            format!("the script is longer than the limit of {limit} bytes ({n} bytes read)"),
+            "split it, or load data from files instead of writing it into the script".to_string(),
+        )
+    };
     if arg == "-" {
         let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).map_err(|e| {
+        // At most one byte past the limit is read: an endless stdin ends here.
+        std::io::stdin().take(limit + 1).read_to_string(&mut text).map_err(|e| {
             (format!("cannot read the script from standard input: {e}"), "pipe UTF-8 text into `assay run -`".into())
         })?;
+        if text.len() as u64 > limit {
+            return Err(too_long(text.len() as u64));
+        }
         let dir = std::env::current_dir().map_err(|e| (e.to_string(), "run from an existing folder".into()))?;
         return Ok(Script { file: SourceFile::new("<stdin>", text), dir, stem: "stdin".into() });
     }
     let path = Path::new(arg);
-    let bytes = std::fs::read(path).map_err(|e| {
-        (format!("cannot read script `{arg}`: {e}"), "check the path; scripts are .assay text files".to_string())
+    // The one read door: a FIFO or a device is refused, not waited on or
+    // read forever, and nothing past the size limit is read.
+    let bytes = assay_interpreter::read_regular_following(path, limit).map_err(|e| {
+        let e = crate::out::escape_controls(&e);
+        if e.contains("more than the") || e.contains("grew past") {
+            too_long(limit + 1)
+        } else {
+            (
+                format!("cannot read script `{}`: {e}", crate::out::escape_controls(arg)),
+                "check the path; scripts are .assay text files (regular files)".to_string(),
+            )
+        }
     })?;
     let text = String::from_utf8(bytes)
         .map_err(|_| (format!("`{arg}` is not UTF-8 text"), "an .assay script must be UTF-8 text".to_string()))?;

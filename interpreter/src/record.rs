@@ -523,11 +523,22 @@ fn next_id(parent: &Path) -> std::io::Result<u64> {
 /// Reads a file of a run folder: a regular file (never a pipe or device,
 /// which could hang), at most `limit` bytes, checked before reading.
 pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
+    read_bounded(path, limit, false)
+}
+
+/// As `read_regular`, through a link at the end of the path too (a
+/// script given on the command line may be one).
+pub fn read_regular_following(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
+    read_bounded(path, limit, true)
+}
+
+fn read_bounded(path: &Path, limit: u64, follow: bool) -> Result<Vec<u8>, String> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
+    let nofollow = if follow { 0 } else { libc::O_NOFOLLOW };
     let f = fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_NOFOLLOW)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | nofollow)
         .open(path)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let meta = f.metadata().map_err(|e| format!("{}: {e}", path.display()))?;

@@ -940,7 +940,7 @@ fn report_html(task: &Json, transcript: &[Json], answer: &Json) -> String {
 
 /// Re-runs every step of an investigation without the model and checks
 /// each results.json byte for byte; names the first step that differs.
-pub(crate) fn replay(dir: &Path, box_override: Option<&Path>, json_out: bool) -> u8 {
+pub(crate) fn replay(dir: &Path, box_override: Option<&Path>, allow_read: &[PathBuf], json_out: bool) -> u8 {
     let manifest: Json =
         match read_regular(&dir.join("manifest.json"), 16 << 20).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
             Some(m) => m,
@@ -998,12 +998,16 @@ pub(crate) fn replay(dir: &Path, box_override: Option<&Path>, json_out: bool) ->
                 return crate::out::EXIT_USAGE;
             }
         },
+        // The folders a question's scripts read come from the command line
+        // (as for `assay verify`), never from the folder being replayed:
+        // anyone who can write it could otherwise widen what the replay reads.
         Some("question") => Task::Question {
             text: t["question"].as_str().unwrap_or("").to_string(),
-            roots: t["roots"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|r| r.as_str().map(PathBuf::from)).collect())
-                .unwrap_or_default(),
+            roots: if allow_read.is_empty() {
+                std::env::current_dir().map(|d| vec![d]).unwrap_or_default()
+            } else {
+                allow_read.iter().map(|r| std::path::absolute(r).unwrap_or_else(|_| r.clone())).collect()
+            },
         },
         _ => {
             eprintln!("error: the investigation's task is not one Assay knows");

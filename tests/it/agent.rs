@@ -376,9 +376,23 @@ fn an_open_question_reads_only_the_allowed_folder() {
     let dir = folder(work.path(), &out);
     assert_eq!(read_json(&dir.join("steps/01/results.json"))["records"]["notes"], "the answer is 42\n");
     assert_eq!(read_json(&dir.join("steps/02/results.json"))["status"], "error");
-    let r = Test::new(work.path()).args(["agent", "replay", dir.to_str().unwrap(), "--json"]).run();
+    // Replay reads the folders the command line allows, as verify does.
+    let replay = |extra: &[&str]| {
+        Test::new(work.path()).args(["agent", "replay", dir.to_str().unwrap(), "--json"]).args(extra).run()
+    };
+    let r = replay(&["--allow-read", data.path().to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(r.json()["replayed"], 2);
+    // Without it only the current folder, where the notes are not: step 1 differs.
+    let r = replay(&[]);
+    assert_eq!((r.code, r.json()["first_difference"].as_str()), (3, Some("01")), "{}{}", r.stdout, r.stderr);
+    // A manifest edited to allow everything changes nothing: it is not trusted.
+    let m = dir.join("manifest.json");
+    let mut manifest = read_json(&m);
+    manifest["task"]["roots"] = serde_json::json!(["/", data.path().to_str().unwrap()]);
+    std::fs::write(&m, manifest.to_string()).unwrap();
+    let r = replay(&[]);
+    assert_eq!((r.code, r.json()["first_difference"].as_str()), (3, Some("01")), "{}{}", r.stdout, r.stderr);
 }
 
 #[test]

@@ -131,3 +131,77 @@ fn a_huge_failed_assert_is_clipped() {
     assert!(out.stdout.len() < 200_000, "{} bytes printed", out.stdout.len());
     assert!(out.stdout.contains("more characters"), "{}", &out.stdout[..out.stdout.len().min(300)]);
 }
+
+/// Pruning the call cache removes only names Assay writes: a store folder
+/// that holds anything else (a careless ASSAY_CALL_CACHE_DIR) is left
+/// alone, and the run says why.
+#[test]
+fn pruning_never_deletes_what_assay_did_not_write() {
+    let t = temp_with(&[("p.assay", "record \"a\", read_text(\"p.assay\")\n")]);
+    let store = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(store.path().join("ab")).unwrap();
+    std::fs::write(store.path().join("ab/thesis.tex"), "years of work").unwrap();
+    let run = |store: &Path| {
+        Test::new(t.path())
+            .args(["run", "p.assay"])
+            .env("ASSAY_CALL_CACHE_DIR", store.to_str().unwrap())
+            .env("ASSAY_CACHE_MAX_BYTES", "0")
+            .env("ASSAY_CACHE_MIN_SECONDS", "0")
+            .run()
+    };
+    let out = run(store.path());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(store.path().join("ab/thesis.tex").exists(), "a file Assay did not write was deleted");
+    assert!(out.stderr.contains("not pruned"), "{}", out.stderr);
+    // A store of Assay's own is pruned to its bound as before: filled
+    // first, then a bound of 0 leaves at most the entry written last (the
+    // run's replay record, kept after the pruning).
+    let own = tempfile::tempdir().unwrap();
+    let count = || -> usize {
+        std::fs::read_dir(own.path())
+            .unwrap()
+            .flatten()
+            .map(|d| std::fs::read_dir(d.path()).map(|r| r.count()).unwrap_or(0))
+            .sum()
+    };
+    let fill = Test::new(t.path())
+        .args(["run", "p.assay"])
+        .env("ASSAY_CALL_CACHE_DIR", own.path().to_str().unwrap())
+        .env("ASSAY_CACHE_MIN_SECONDS", "0")
+        .run();
+    assert_eq!(fill.code, 0, "{}", fill.stderr);
+    assert!(count() >= 2, "the call and the run were kept");
+    std::fs::write(t.path().join("p.assay"), "record \"b\", read_text(\"p.assay\")\n").unwrap();
+    let out = run(own.path());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(count() <= 1, "a bound of 0 bytes leaves at most the last entry, found {}", count());
+}
+
+/// The script file goes through the one read door: a FIFO is refused at
+/// once (not waited on), a link to /dev/zero is no regular file (not read
+/// to 1 GB), and a script past the size limit is refused after reading at
+/// most one byte past it (from a file or from standard input).
+#[test]
+fn the_script_file_is_read_through_the_one_read_door() {
+    let t = temp_with(&[]);
+    let fifo = t.path().join("fifo.assay");
+    assert!(Command::new("mkfifo").arg(&fifo).status().expect("mkfifo").success());
+    std::os::unix::fs::symlink("/dev/zero", t.path().join("zero.assay")).unwrap();
+    std::fs::write(t.path().join("big.assay"), "# x\n".repeat(300_000)).unwrap();
+    for (script, why) in [
+        ("fifo.assay", "not a regular file"),
+        ("zero.assay", "not a regular file"),
+        ("big.assay", "longer than the limit"),
+    ] {
+        for cmd in ["run", "check"] {
+            let started = Instant::now();
+            let out = Test::new(t.path()).args([cmd, script]).run();
+            assert_eq!(out.code, 2, "{cmd} {script}: {}{}", out.stdout, out.stderr);
+            assert!(out.stderr.contains(why), "{cmd} {script}: {}", out.stderr);
+            assert!(started.elapsed() < Duration::from_secs(20), "{cmd} {script} took {:?}", started.elapsed());
+        }
+    }
+    let out = Test::new(t.path()).args(["run", "-"]).stdin("# x\n".repeat(300_000)).run();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("longer than the limit"), "{}", out.stderr);
+}

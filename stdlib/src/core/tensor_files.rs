@@ -114,6 +114,27 @@ fn to_f32<T: Copy>(
 /// elements than the file holds (or than a tensor may have) is refused
 /// before anything is allocated.
 fn npy(bytes: &[u8]) -> Result<Value, String> {
+    // The preamble's header length is checked against the file first: the
+    // reader would otherwise allocate what a 20-byte file claims (4 GiB).
+    let (start, header_len) = match bytes.get(..8) {
+        Some([0x93, b'N', b'U', b'M', b'P', b'Y', 1, _]) => {
+            (10usize, bytes.get(8..10).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize))
+        }
+        Some([0x93, b'N', b'U', b'M', b'P', b'Y', 2 | 3, _]) => {
+            (12usize, bytes.get(8..12).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize))
+        }
+        _ => return Err("not a readable .npy file: it does not start with the .npy magic and a known version".into()),
+    };
+    match header_len {
+        Some(h) if start.saturating_add(h) <= bytes.len() => {}
+        Some(h) => {
+            return Err(format!(
+                "not a readable .npy file: its header claims {h} bytes, but the file holds {} bytes",
+                bytes.len()
+            ))
+        }
+        None => return Err("not a readable .npy file: it ends inside its preamble".into()),
+    }
     let mut cur = Cursor::new(bytes);
     let header = Header::from_reader(&mut cur).map_err(|e| format!("not a readable .npy file: {e}"))?;
     let n = header.shape.iter().try_fold(1usize, |a, d| a.checked_mul(*d)).ok_or("its shape is too large")?;
