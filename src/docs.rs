@@ -100,7 +100,7 @@ const LANGUAGE_BRIEF: &str = r#"## The language in brief
 - Operators: `+ - * / % **`, `== != < <= > >=`, `and or not`, `x in xs`. `+` joins strings and lists. Indexing from 0, negative from the end, `xs[1..3]` slices.
 - Experiment statements: `show "title", value` (to the report and back to you), `record "name", value` (the result; each name once, interpolate in loops: `record "y at {x}", y`), `assert cond, "message"` (a claim; failing is a result, not a crash), `seed N` (first line; all randomness derives from it).
 - A black box bound by the task is called like a module function: `box.f(3.5)`.
-- Feedback shows lists' first 20 items (`... N more`: show a slice, `xs[20..40]`), cuts long output with a note, and rounds numbers to 10 digits (records are exact).
+- Feedback shows lists' first 20 items (slice to see more: `xs[20..40]`), cuts long output with a note, rounds numbers to 10 digits.
 - Scripts read only their allowed folders, never the network; each run has memory and time budgets.
 "#;
 
@@ -138,7 +138,7 @@ fn fits(s: &Signature, focus: Focus) -> bool {
         Focus::TextUnit => {
             CORE.contains(&s.category)
                 || [Text, Metrics, Models].contains(&s.category)
-                || ["score", "plot"].contains(&s.name)
+                || ["score", "plot", "exemplars"].contains(&s.name)
         }
     }
 }
@@ -161,7 +161,7 @@ const ANSWER_IMAGE_UNIT: &str = r#"A unit of an image model (bound as `unit`): e
 
 [DESCRIPTION]: what drives it, in words.
 [LABEL]: a few words.
-[POSITIVE]: [svg("..."), edit(img, rotate(90))]
+[POSITIVE]: [svg("..."), svg("...")]
 [NEGATIVE]: [svg("..."), svg("...")]
 
 Bare Assay expressions (no backticks) for lists of images it should and should not respond to (ideally minimal pairs), scored by `score` (ROC AUC; 1 perfect, 0.5 chance).
@@ -174,7 +174,7 @@ const ANSWER_TEXT_UNIT: &str = r#"A neuron or head of a language model (bound as
 [POSITIVE]: ["a text it responds to", "another"]
 [NEGATIVE]: ["a text it does not respond to", "another"]
 
-Bare Assay expressions (no backticks) for lists of texts it should and should not respond to, scored by `score` (ROC AUC over each text's largest value).
+Bare Assay expressions (no backticks) for lists of texts, scored by `score` over each text's largest value.
 "#;
 
 const ANSWER_QUESTION: &str = r#"An open question: end with
@@ -187,8 +187,8 @@ const ANSWER_QUESTION: &str = r#"An open question: end with
 /// docs/agent-guide.md (`Focus::All`) is checked current by a test.
 pub(crate) fn agent_guide(r: &Registry, focus: Focus) -> String {
     let example = match focus {
-        Focus::ImageUnit => "```assay\nlet top = exemplars(unit, emoji(), k: 6)\nshow \"what drives it most\", top.images\nshow \"their labels\", top.labels\n```",
-        Focus::TextUnit => "```assay\nlet texts = [\"The cat sat.\", \"1, 2, 3\"]\nshow \"largest values\", map(texts, t => max(unit(t)))\n```",
+        Focus::ImageUnit => "```assay\nlet top = exemplars(unit, sample(emoji(), 200, seed: 1), k: 6)\nshow \"what drives it most\", top.images\nshow \"their labels\", top.labels\n```\n\n(200 emoji take about 2 s on a 2-core CPU; all 4,495 about 75 s: sample them.)",
+        Focus::TextUnit => "```assay\nlet top = exemplars(unit, sample(corpus(), 300, seed: 1), k: 8)\nshow \"contexts that drive it most\", top.contexts\nshow \"token by token\", unit(\"The cat sat on the mat.\")\n```\n\n(300 corpus texts take about 15 s on a 2-core CPU; the whole corpus, 3,300 texts, about 3 minutes: sample it.)",
         _ => "```assay\nlet ys = map([1, 2, 3], x => box.f(x))\nshow \"outputs\", ys\n```",
     };
     let mut out = format!(
@@ -250,4 +250,4 @@ pub(crate) fn agent_guide(r: &Registry, focus: Focus) -> String {
     out
 }
 
-const ANSWER_CHECK: &str = "\nAn answer is checked before it is scored (every field there, every expression runs); a problem comes back naming the field, and you may answer again, twice by default.\n";
+const ANSWER_CHECK: &str = "\nAnswers are checked first (every field there, every expression runs); a problem comes back naming the field, and you may answer again twice.\n";

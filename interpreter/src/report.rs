@@ -30,7 +30,8 @@ th{background:#f5f5f5}.grid{display:flex;flex-wrap:wrap;gap:8px}.cell{text-align
 .cell img{display:block;width:160px;height:auto;image-rendering:pixelated;border:1px solid #ccc}\
 img.plot{max-width:100%;border:1px solid #eee}\
 .pass{color:#176f2c}.fail{color:#b00020;font-weight:bold}pre{background:#f7f7f7;padding:.6em;overflow:auto}\
-.status-ok{color:#176f2c}.status-assert-failed,.status-error{color:#b00020}";
+.status-ok{color:#176f2c}.status-assert-failed,.status-error{color:#b00020}\
+mark{background:#ffb347;font-weight:bold}.tokens span{white-space:pre;border-radius:2px}.contexts li{white-space:pre-wrap;margin:.2em 0}";
 
 fn img_tag(v: &Value, class: &str) -> Option<String> {
     if let Value::Image(img) = v {
@@ -45,8 +46,64 @@ fn img_tag(v: &Value, class: &str) -> Option<String> {
     }
 }
 
+/// Text with one token marked `⟦...⟧` (a language-model unit's exemplar
+/// context), escaped, the token highlighted.
+fn marked(s: &str) -> String {
+    let e = escape(s);
+    if e.matches('⟦').count() == 1 && e.matches('⟧').count() == 1 && e.find('⟦') < e.find('⟧') {
+        e.replace('⟦', "<mark>").replace('⟧', "</mark>")
+    } else {
+        e
+    }
+}
+
+/// A unit's values on a text (`tokens` beside `activations`) as the text
+/// itself, each token shaded by its value (the largest darkest) and
+/// labelled with it.
+fn profile_html(v: &Value) -> Option<String> {
+    let Value::Record(f) = v else { return None };
+    let (Some(Value::List(tokens)), Some(Value::List(values))) = (f.get("tokens"), f.get("activations")) else {
+        return None;
+    };
+    let values: Vec<f64> =
+        values.iter().map(|x| if let Value::Num(n) = x { Some(*n) } else { None }).collect::<Option<_>>()?;
+    if tokens.len() != values.len() || !tokens.iter().all(|t| matches!(t, Value::Str(_))) {
+        return None;
+    }
+    let top = values.iter().copied().fold(0.0f64, f64::max);
+    let mut h = String::from("<p class=\"tokens\">");
+    for (t, v) in tokens.iter().zip(&values) {
+        let alpha = if top > 0.0 { (v.max(0.0) / top).min(1.0) } else { 0.0 };
+        h.push_str(&format!(
+            "<span title=\"{}\" style=\"background:rgba(230,120,0,{alpha:.2})\">{}</span>",
+            escape(&format_num((v * 1000.0).round() / 1000.0)),
+            escape(&t.to_text())
+        ));
+    }
+    h.push_str("</p>");
+    Some(h)
+}
+
 fn render_value(v: &Value, out: &mut String) {
+    if let Some(h) = profile_html(v) {
+        out.push_str(&h);
+        return;
+    }
     match v {
+        Value::List(items)
+            if !items.is_empty() && items.iter().all(|x| matches!(x, Value::Str(s) if s.contains('⟦'))) =>
+        {
+            out.push_str("<ol class=\"contexts\">");
+            for x in items.iter() {
+                out.push_str(&format!("<li>{}</li>", marked(&x.to_text())));
+            }
+            out.push_str("</ol>");
+        }
+        Value::List(items) if !items.is_empty() && items.iter().all(|x| profile_html(x).is_some()) => {
+            for x in items.iter() {
+                out.push_str(&profile_html(x).unwrap_or_default());
+            }
+        }
         Value::Image(_) => {
             if let Some(t) = img_tag(v, "plot") {
                 out.push_str(&t);

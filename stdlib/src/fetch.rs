@@ -182,6 +182,25 @@ pub fn pypi(p: &Pinned, platform: Option<&str>) -> Result<PathBuf, String> {
     })
 }
 
+/// A package from Debian, by `apt-get download` (no install; the package
+/// lists are updated once if the package is not found).
+pub fn debian(p: &Pinned) -> Result<PathBuf, String> {
+    cached(p, |work| {
+        let spec = format!("{}={}", p.name, p.version);
+        let download = || Command::new("apt-get").args(["download", &spec]).current_dir(work).output();
+        let mut o = download().map_err(|e| format!("apt-get is not available: {e}"))?;
+        if !o.status.success() {
+            let _ = Command::new("apt-get").arg("update").output();
+            o = download().map_err(|e| e.to_string())?;
+        }
+        if o.status.success() {
+            Ok(())
+        } else {
+            Err(format!("apt-get download {spec} failed: {}", String::from_utf8_lossy(&o.stderr).trim()))
+        }
+    })
+}
+
 /// A package tarball from npm, by `npm pack` (no install).
 pub fn npm(p: &Pinned) -> Result<PathBuf, String> {
     cached(p, |work| {

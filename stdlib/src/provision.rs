@@ -52,6 +52,9 @@ pub fn provision_for(m: &Mentions, registry: &Registry) -> Provisioned {
     if named("plot") {
         note(crate::vision::font::provision().map(|_| ()), "the plot font");
     }
+    if named("corpus") {
+        note(crate::core::corpus::provision().map(|_| ()), "the text corpus");
+    }
     if named("emoji") {
         note(data::emoji_items().map(|_| ()), "emoji");
     }

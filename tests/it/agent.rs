@@ -544,7 +544,7 @@ fn a_language_model_neuron_is_described_on_text_and_scored_on_texts() {
     let texts = ["The cat sat on the mat.", "Paris is in France.", "1, 2, 3, 4", "def f(x): return x"];
     let list = |ts: &[&str]| format!("[{}]", ts.iter().map(|t| format!("{t:?}")).collect::<Vec<_>>().join(", "));
     let model = scripted(vec![
-        say(&format!("```assay\nrecord \"maxima\", map({}, t => max(unit(t)))\n```", list(&texts))),
+        say(&format!("```assay\nrecord \"maxima\", map({}, t => unit(t).max)\n```", list(&texts))),
         say(&format!(
             "[DESCRIPTION]: prose\n[LABEL]: prose\n[POSITIVE]: {}\n[NEGATIVE]: {}\n",
             list(&texts[..2]),

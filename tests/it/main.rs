@@ -23,4 +23,5 @@ mod scripted;
 mod shard;
 mod slurm;
 mod support;
+mod text_units;
 mod transcripts;

@@ -238,6 +238,110 @@ pub fn text_activations(u: &Unit, texts: &[String]) -> Result<Vec<f64>, String> 
     Ok(out)
 }
 
+/// A unit on one text, token by token: each token (as the model's
+/// tokenizer writes it) and the unit's value there (a neuron's value; a
+/// head's L2 norm of its output), aligned. For a neuron read at chosen
+/// positions, those positions' tokens.
+pub fn text_profile(u: &Unit, text: &str) -> Result<(Vec<String>, Vec<f64>), String> {
+    text_profile_raw(u, text).map(|(t, v, _)| (t, v))
+}
+
+/// Tokens, the unit's value at each, and its raw values.
+type RawProfile = (Vec<String>, Vec<f64>, ArrayD<f32>);
+
+/// As `text_profile`, with the unit's raw values ([1, T] or [1, positions]
+/// for a neuron, [1, T, Dh] for a head).
+fn text_profile_raw(u: &Unit, text: &str) -> Result<RawProfile, String> {
+    let tok = u.model.card.tokenizer.as_ref().ok_or("this unit's model takes no text; give it images")?;
+    let feeds = crate::onnx::handle::feeds_value(&u.model, &Value::str(text), "text").map_err(|e| e.message)?;
+    let ids: Vec<u32> = feeds
+        .iter()
+        .find(|(n, _)| n == "input_ids")
+        .map(|(_, a)| a.iter().map(|x| *x as u32).collect())
+        .unwrap_or_default();
+    let t = run_unit(u, feeds)?;
+    let values: Vec<f64> = match (&u.select, t.ndim()) {
+        (Select::Head(..), 3) => t
+            .index_axis(Axis(0), 0)
+            .outer_iter()
+            .map(|l| l.iter().map(|x| (*x as f64) * (*x as f64)).sum::<f64>().sqrt())
+            .collect(),
+        (_, 2) => t.index_axis(Axis(0), 0).iter().map(|x| *x as f64).collect(),
+        (_, n) => {
+            return Err(format!("the unit gives a rank-{n} value on text; a neuron gives [N, T], a head [N, T, Dh]"))
+        }
+    };
+    let positions: Vec<usize> = match &u.select {
+        Select::Neuron(_, Some(ps)) => {
+            ps.iter().map(|p| if *p < 0 { (ids.len() as i64 + p).max(0) as usize } else { *p as usize }).collect()
+        }
+        _ => (0..values.len()).collect(),
+    };
+    let tokens: Vec<String> = positions
+        .iter()
+        .map(|&i| {
+            let Some(id) = ids.get(i) else { return String::new() };
+            // A byte-level piece of a character decodes to U+FFFD alone: show
+            // the tokenizer's own spelling of it instead.
+            match tok.decode(&[*id], false) {
+                Ok(t) if !t.contains('\u{fffd}') => t,
+                _ => tok.id_to_token(*id).unwrap_or_default(),
+            }
+        })
+        .collect();
+    if tokens.len() != values.len() {
+        return Err(format!("{} values for {} tokens", values.len(), tokens.len()));
+    }
+    Ok((tokens, values, t))
+}
+
+/// The text of `ids` with the token at `at` marked `⟦...⟧`, as the text
+/// reads (a token that is part of a character marks the whole character).
+pub fn marked_text(u: &Unit, text: &str, at: usize) -> Option<String> {
+    let tok = u.model.card.tokenizer.as_ref()?;
+    let feeds = crate::onnx::handle::feeds_value(&u.model, &Value::str(text), "text").ok()?;
+    let ids: Vec<u32> = feeds.iter().find(|(n, _)| n == "input_ids")?.1.iter().map(|x| *x as u32).collect();
+    let at = match &u.select {
+        Select::Neuron(_, Some(ps)) => {
+            let p = *ps.get(at)?;
+            if p < 0 {
+                (ids.len() as i64 + p).max(0) as usize
+            } else {
+                p as usize
+            }
+        }
+        _ => at,
+    };
+    let before = tok.decode(ids.get(..at)?, false).ok()?;
+    let through = tok.decode(ids.get(..=at)?, false).ok()?;
+    let all = tok.decode(&ids, false).ok()?;
+    // Where the two agree, char by char, the marked token starts.
+    let common: usize =
+        before.chars().zip(through.chars()).take_while(|(a, b)| a == b).map(|(a, _)| a.len_utf8()).sum();
+    let common = common.min(through.len());
+    let rest = all.get(through.len()..).unwrap_or("");
+    Some(format!("{}⟦{}⟧{rest}", &through[..common], &through[common..]))
+}
+
+/// A unit on one text as a record: {text, tokens, activations (per token),
+/// max, at (the token where it is largest), values (the raw tensor)}.
+fn on_text(u: &Unit, text: &str) -> Result<Value, String> {
+    let (tokens, values, raw) = text_profile_raw(u, text)?;
+    let (at, max) =
+        values
+            .iter()
+            .enumerate()
+            .fold((0usize, f64::NEG_INFINITY), |(bi, bv), (i, v)| if *v > bv { (i, *v) } else { (bi, bv) });
+    Ok(Value::record([
+        ("text", Value::str(text)),
+        ("tokens", Value::list(tokens.into_iter().map(Value::str).collect())),
+        ("activations", Value::nums(values)),
+        ("max", Value::Num(max)),
+        ("at", Value::Num(at as f64)),
+        ("values", Value::tensor(raw)),
+    ]))
+}
+
 /// Runs one batch and selects the unit.
 /// An error about what the unit selects in its tensor.
 fn unit_error(u: &Unit, message: String) -> ModelError {
@@ -352,8 +456,10 @@ tool! {
     /// Runs a unit on inputs, `batch` rows at a time, and returns its values: one number per row for a
     /// channel, [N, C] for a layer, [N, positions] or [N, T] for a neuron, [N, T, Dh] for a head. On
     /// images (an image model's channel unit) it returns {activations, masked}: each image's activation
-    /// and, as in MAIA, the crop the model saw with the regions where the unit is weak darkened. `u(x)`
-    /// is the same call.
+    /// and, as in MAIA, the crop the model saw with the regions where the unit is weak darkened. On a
+    /// text (a language model's neuron or head) it returns {text, tokens, activations, max, at, values}:
+    /// its value at each token beside the token (a head's: the norm of its output), the largest, the
+    /// token where it is, and the raw values ([1, T] or [1, T, Dh]); on a list of texts, one each. `u(x)` is the same call.
     ///
     /// ```assay
     /// let m = onnx("fixtures/tiny.onnx")
@@ -361,7 +467,7 @@ tool! {
     /// let x = tensor([[1, 0, 0], [2, 0, 0], [3, 0, 0], [0, 0, 0]])
     /// assert activations(u, x, batch: 2) == tensor([4, 6, 8, 2])
     /// ```
-    activations in Models -> Type::OneOf(vec![Type::Tensor, Type::record()]);
+    activations in Models -> Type::OneOf(vec![Type::Tensor, Type::record(), Type::list(Type::record())]);
     {
         /// a unit or layer
         unit: Arg [Type::Handle(HandleKind::Unit)],
@@ -381,6 +487,19 @@ tool! {
         };
         if is_images {
             return on_images(u, &p.inputs, p.threshold as f32);
+        }
+        // Text, for a unit of a model with a tokenizer: per text, its values
+        // token by token beside the tokens (each text alone).
+        if u.model.card.tokenizer.is_some() {
+            match &p.inputs {
+                Value::Str(t) => return on_text(u, t).map_err(|e| ToolError::arg("inputs", e)),
+                Value::List(items) if !items.is_empty() && items.iter().all(|v| matches!(v, Value::Str(_))) => {
+                    let out: Result<Vec<Value>, String> =
+                        items.iter().map(|v| on_text(u, &v.to_text())).collect();
+                    return out.map(Value::list).map_err(|e| ToolError::arg("inputs", e));
+                }
+                _ => {}
+            }
         }
         let all = feeds_value(&u.model, &p.inputs, "inputs")?;
         let batch = p.batch.max(1);

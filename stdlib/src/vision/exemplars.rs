@@ -142,8 +142,8 @@ tool! {
     {
         /// a channel unit or a layer
         unit: Arg [Type::Handle(HandleKind::Unit)],
-        /// images to search
-        data: Arg [Type::Handle(HandleKind::Dataset)],
+        /// images to search (a data set), or texts for a language model's neuron or head
+        data: Arg [Type::OneOf(vec![Type::Handle(HandleKind::Dataset), Type::list(Type::Str)])],
         /// top exemplars per channel
         k: usize = Value::Num(12.0),
         /// images per run
@@ -154,6 +154,11 @@ tool! {
         quantiles: Arg [Type::list(Type::Num)] = Value::None,
     }
     |p, ctx| {
+        if let Some(texts) = texts_of(&p.data) {
+            // Every shard ranks all the texts (the merge takes the first
+            // shard's answer, which every shard computed alike).
+            return text_exemplars(&p.unit, &texts, p.k, p.bottom);
+        }
         let s = setup(&p.unit, &p.data, &p.quantiles, [p.k, p.batch, p.bottom], ctx)?;
         let pre: Preprocess = s.unit.model.card.preprocess.ok_or_else(|| {
             ToolError::arg("unit", "the model does not say how images become its input")
@@ -182,6 +187,87 @@ tool! {
             None => result_value(&s, res, ctx),
         }
     }
+}
+
+/// The texts of a `data` argument that is a list of strings.
+fn texts_of(data: &Arg) -> Option<Vec<String>> {
+    match data.get() {
+        Value::List(items) if !items.is_empty() && items.iter().all(|v| matches!(v, Value::Str(_))) => {
+            Some(items.iter().map(Value::to_text).collect())
+        }
+        _ => None,
+    }
+}
+
+/// The most texts one call ranks (each is one run of the model).
+const MAX_TEXTS: usize = 20_000;
+
+/// A language model's unit over texts: the texts that drive it most (and,
+/// with `bottom`, least), each with its token profile, the token where it
+/// peaks, and the text with that token marked `⟦...⟧` (report.html
+/// highlights it).
+fn text_exemplars(unit: &Arg, texts: &[String], k: usize, bottom: usize) -> Result<Value, ToolError> {
+    let u: &Unit = unit.handle::<Unit>("a neuron or head of a language model")?;
+    if matches!(u.select, Select::Channel(..)) || u.model.card.tokenizer.is_none() {
+        return Err(ToolError::arg("data", "texts are for a language model's neuron or head")
+            .help("give an image model's channel a data set of images, e.g. sample(emoji(), 200)"));
+    }
+    if texts.len() > MAX_TEXTS {
+        return Err(ToolError::arg("data", format!("{} texts; give at most {MAX_TEXTS}", texts.len()))
+            .help("take a sample: sample(corpus(), 500)"));
+    }
+    let mut rows = Vec::with_capacity(texts.len());
+    for (i, t) in texts.iter().enumerate() {
+        let (tokens, values) = crate::methods::units::text_profile(u, t).map_err(|e| ToolError::arg("data", e))?;
+        let (at, max) =
+            values
+                .iter()
+                .enumerate()
+                .fold((0usize, f64::NEG_INFINITY), |(bi, bv), (j, v)| if *v > bv { (j, *v) } else { (bi, bv) });
+        rows.push((max, i, at, tokens, values));
+    }
+    let pick = |order: Vec<usize>| -> Value {
+        let mut fields: Vec<(&str, Vec<Value>)> =
+            ["texts", "activations", "indices", "tokens", "positions", "contexts", "profiles"]
+                .iter()
+                .map(|n| (*n, Vec::new()))
+                .collect();
+        for r in order {
+            let (max, i, at, tokens, values) = &rows[r];
+            let marked = crate::methods::units::marked_text(u, &texts[*i], *at).unwrap_or_else(|| {
+                tokens.iter().enumerate().map(|(j, t)| if j == *at { format!("⟦{t}⟧") } else { t.clone() }).collect()
+            });
+            let row = [
+                Value::str(&texts[*i]),
+                Value::Num(*max),
+                Value::Num(*i as f64),
+                Value::str(tokens.get(*at).cloned().unwrap_or_default()),
+                Value::Num(*at as f64),
+                Value::str(marked),
+                Value::record([
+                    ("tokens", Value::list(tokens.iter().map(Value::str).collect())),
+                    ("activations", Value::nums(values.iter().copied())),
+                ]),
+            ];
+            for (f, v) in fields.iter_mut().zip(row) {
+                f.1.push(v);
+            }
+        }
+        Value::record(fields.into_iter().map(|(n, v)| (n, Value::list(v))))
+    };
+    // Largest first; ties keep the earlier text.
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by(|a, b| rows[*b].0.total_cmp(&rows[*a].0).then(rows[*a].1.cmp(&rows[*b].1)));
+    let top = pick(order.iter().copied().take(k.max(1)).collect());
+    let mut out = match top {
+        Value::Record(f) => (*f).clone(),
+        _ => Default::default(),
+    };
+    out.insert("count".into(), Value::Num(rows.len() as f64));
+    if bottom > 0 {
+        out.insert("bottom".into(), pick(order.iter().rev().copied().take(bottom).collect()));
+    }
+    Ok(Value::Record(std::sync::Arc::new(out)))
 }
 
 fn quantiles_of(x: &Arg) -> Result<Vec<f64>, ToolError> {
@@ -242,6 +328,9 @@ fn setup<'a>(
 /// broken by index, samples by priority.
 fn exemplars_merge(a: &Args, ctx: &mut dyn ToolCtx, parts: Vec<Value>) -> Result<Value, ToolError> {
     let (unit, data) = (a.arg("unit"), a.arg("data"));
+    if texts_of(&data).is_some() {
+        return parts.into_iter().next().ok_or_else(|| ToolError::new("no shard ranked the texts"));
+    }
     let s = setup(&unit, &data, &a.arg("quantiles"), [a.count("k")?, a.count("batch")?, a.count("bottom")?], ctx)?;
     let mut res =
         PassResult { top: Vec::new(), bottom: Vec::new(), sample: Sample::new(sample_size(&s.spec), s.spec.seed) };
