@@ -10,4 +10,4 @@ pub use ast::{
     UnOp,
 };
 pub use error::SyntaxError;
-pub use parse::{parse, MAX_EXPR_DEPTH, MAX_NESTING, MAX_SOURCE_BYTES};
+pub use parse::{parse, parse_all, MAX_EXPR_DEPTH, MAX_NESTING, MAX_SOURCE_BYTES};

@@ -220,3 +220,18 @@ fn a_brace_in_a_string_meant_literally_is_explained_as_an_interpolation() {
     assert!(!e.help.unwrap_or_default().contains("interpolation"));
     assert!(parse("let s = \"{{not}} {1 + 1} `x`\"\nlet r = `{2,}`").is_ok());
 }
+
+#[test]
+fn every_broken_statement_is_reported_once() {
+    let src = "let a = 1 +* 2\nlet ok = 1\nlet s = \"x {y z}\"\n# a comment\nfn f(x) {\n  return x +* 1\n}\nshow ok\n";
+    let errors = assay_grammar::parse_all(src).expect_err("three mistakes");
+    let lines: Vec<usize> = errors.iter().map(|e| src[..e.span.start].matches('\n').count() + 1).collect();
+    assert_eq!(lines, vec![1, 3, 6], "{errors:?}");
+    // The interpolation's own help survives recovery.
+    assert!(errors[1].help.as_deref().is_some_and(|h| h.contains("starts an interpolation")), "{:?}", errors[1]);
+    // A statement that ends too early is blamed once, not again at the next line.
+    let errors = assay_grammar::parse_all("let a = 1 +\nshow a\nlet b = 2\n").expect_err("one mistake");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    // A script without mistakes parses as before.
+    assert!(assay_grammar::parse_all("let a = 1\nshow a\n").is_ok());
+}

@@ -66,10 +66,11 @@ pub fn prepare_with(
         inputs: BTreeMap::new(),
         diags: Vec::new(),
     };
-    let program = match assay_grammar::parse(&file.text) {
+    // Every syntax error at once, one per broken statement.
+    let program = match assay_grammar::parse_all(&file.text) {
         Ok(p) => p,
-        Err(e) => {
-            prepared.diags.push(Diag::from_syntax(file, &e));
+        Err(errors) => {
+            prepared.diags.extend(errors.iter().map(|e| Diag::from_syntax(file, e)));
             return prepared;
         }
     };
