@@ -68,8 +68,8 @@ fn refuse_prune(store: &Path, name: &str) {
     SAID.call_once(|| {
         eprintln!(
             "note: the call cache {} holds `{}`, which Assay did not write; it is not pruned (give Assay a folder of its own with ASSAY_CALL_CACHE_DIR)",
-            crate::out::escape_controls(&store.display().to_string()),
-            crate::out::escape_controls(name)
+            assay_interpreter::escape_unsafe(&store.display().to_string()),
+            assay_interpreter::escape_unsafe(name)
         );
     });
 }

@@ -187,6 +187,10 @@ pub(crate) fn cmd_merge(
         }
     }
     let job = ShardJob::Merge { partials: g.partials, stopped: g.stopped };
+    if !json {
+        // Said plainly: a shard's record is checked for damage, not forgery.
+        eprintln!("note: the shards' records are trusted as written: their digests catch damage, not someone who can write the runs folder (keep it where only your jobs write)");
+    }
     cmd_run(script, json, allow, Some(g.seed), runs_dir, budget, cache, job)
 }
 

@@ -53,7 +53,7 @@ pub fn provision_for(m: &Mentions, registry: &Registry) -> Provisioned {
         note(crate::vision::font::provision().map(|_| ()), "the plot font");
     }
     if named("corpus") {
-        note(crate::core::corpus::provision().map(|_| ()), "the text corpus");
+        note(crate::models::corpus::provision().map(|_| ()), "the text corpus");
     }
     if named("emoji") {
         note(data::emoji_items().map(|_| ()), "emoji");

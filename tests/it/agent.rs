@@ -561,7 +561,10 @@ fn a_language_model_neuron_is_described_on_text_and_scored_on_texts() {
     let msgs = reqs[0].1["messages"].as_array().unwrap();
     let (system, task) = (msgs[0]["content"].as_str().unwrap(), msgs[1]["content"].as_str().unwrap());
     assert!(task.contains("language model") && task.contains("texts"), "{task}");
-    assert!(system.contains("texts it should and should not respond to") && !system.contains("svg("), "{system}");
+    assert!(
+        system.contains("for lists of texts") && system.contains("corpus(") && !system.contains("svg("),
+        "{system}"
+    );
     drop(reqs);
     // The score reads each text's largest value, as the step's script did.
     let dir = folder(work.path(), &out);

@@ -1,7 +1,6 @@
 //! Tools that need no model: math and statistics, randomness, text, lists,
 //! tensors and reading files under the sandbox.
 
-pub(crate) mod corpus;
 pub(crate) mod declare;
 mod files;
 mod lists;

@@ -3,6 +3,7 @@
 
 pub mod build;
 mod bytes;
+pub(crate) mod corpus;
 pub mod efficientnet;
 pub mod gguf;
 pub mod planted;
