@@ -1069,7 +1069,10 @@ pub(crate) fn replay(dir: &Path, box_override: Option<&Path>, allow_read: &[Path
             json!({"replayed": checked, "identical": differs.is_none(), "first_difference": differs, "cache_answered": answered})
         ));
     } else if let Some(d) = &differs {
-        crate::out::write_stdout(&format!("NOT replayed: step {d} gives a different results.json\n"));
+        crate::out::write_stdout(&format!(
+            "NOT replayed: step {} gives a different results.json\n",
+            crate::out::escape_controls(d)
+        ));
     } else {
         crate::out::write_stdout(&format!(
             "replayed: {checked} steps re-ran without the model, every results.json byte-identical ({answered} tool calls answered from the call cache)\n"
