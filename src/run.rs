@@ -24,7 +24,8 @@ pub(crate) fn usage_error(json: bool, message: &str, help: &str) -> u8 {
     if json {
         outln!("{}", pretty(&json!({"status": "usage-error", "error": message, "help": help})));
     } else {
-        eprintln!("error: {message}\n  help: {help}");
+        // Messages quote names from folders and the command line: escaped.
+        eprintln!("error: {}\n  help: {}", escape_controls(message), escape_controls(help));
     }
     EXIT_USAGE
 }

@@ -62,9 +62,34 @@ struct Gathered {
 /// Reads shards 0..count of `script`, checking that each finished, ran this
 /// script with this Assay and the same seed, and agrees with the others on
 /// every file they both read. Errors are (message, help).
-fn gather(runs_dir: &Path, stem: &str, text: &str, script: &str, count: usize) -> Result<Gathered, (String, String)> {
+fn gather(
+    runs_dir: &Path,
+    stem: &str,
+    text: &str,
+    script: &str,
+    count: usize,
+    memory: u64,
+) -> Result<Gathered, (String, String)> {
     use base64::Engine as _;
     use sha2::Digest;
+    // The merge holds every shard's partials (and the child decodes them):
+    // more than its memory budget allows is refused before any is read.
+    let total: u64 = (0..count)
+        .filter_map(|i| {
+            std::fs::symlink_metadata(crate::run::shard_dir(runs_dir, stem, i, count).join("partials.bin")).ok()
+        })
+        .map(|m| m.len())
+        .sum();
+    if total.saturating_mul(3) > memory {
+        return Err((
+            format!(
+                "the shards' partial records hold {} MiB, more than the merge can hold within its memory budget of {} MiB",
+                total >> 20,
+                memory >> 20
+            ),
+            "merge with a larger --memory (about three times the partials' size)".into(),
+        ));
+    }
     let want_sha = hex::encode(sha2::Sha256::digest(text.as_bytes()));
     let rerun = |i: usize| format!("assay run {script} --shard {i}/{count}");
     let mut missing = Vec::new();
@@ -165,7 +190,7 @@ pub(crate) fn cmd_merge(
         Ok(s) => s,
         Err((m, h)) => return usage_error(json, &m, &h),
     };
-    let g = match gather(runs_dir, &s.stem, &s.file.text, script, count) {
+    let g = match gather(runs_dir, &s.stem, &s.file.text, script, count, budget.memory) {
         Ok(g) => g,
         Err((m, h)) => return usage_error(json, &m, &h),
     };

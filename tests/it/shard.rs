@@ -381,3 +381,20 @@ fn slurm_job_scripts_are_safe_for_any_name() {
     assert!(out.stderr.contains("not valid UTF-8"), "{}", out.stderr);
     assert!(!dir.path().join("PWNED").exists());
 }
+
+/// The merge holds every shard's partial record: more than its memory
+/// budget allows is refused with the sizes and a remedy before any is read
+/// (it aborted under a small address-space cap), and merges with room.
+#[test]
+fn a_merge_too_large_for_its_memory_budget_is_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.assay"), "record \"n\", len(shard_map(range(0, 1000000), x => x))\n").unwrap();
+    for i in 0..2 {
+        ok(Test::new(dir.path()).args(["run", "s.assay", "--shard", &format!("{i}/2")]));
+    }
+    let out = Test::new(dir.path()).args(["merge", "s.assay", "--shards", "2", "--memory", "16M"]).run();
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("memory budget of 16 MiB") && out.stderr.contains("--memory"), "{}", out.stderr);
+    let out = ok(Test::new(dir.path()).args(["merge", "s.assay", "--shards", "2", "--json"]));
+    assert_eq!(out.json()["results"]["records"]["n"], 1000000);
+}
