@@ -320,6 +320,9 @@ struct BudgetArgs {
     /// Wall time the script may take, e.g. 90s, 10m or 2h (default: 1h).
     #[arg(long, value_name = "DURATION")]
     timeout: Option<String>,
+    /// What the run may write into its run folder, e.g. 500M or 20G (default: 10G).
+    #[arg(long, value_name = "SIZE")]
+    disk: Option<String>,
 }
 
 impl BudgetArgs {
@@ -330,6 +333,9 @@ impl BudgetArgs {
         }
         if let Some(t) = &self.timeout {
             b.timeout = parse_duration(t)?;
+        }
+        if let Some(d) = &self.disk {
+            b.disk = parse_size(d).map_err(|e| e.replace("memory budget", "disk budget"))?;
         }
         Ok(b)
     }

@@ -68,21 +68,58 @@ fn handle_kind(kind: &str) -> assay_interpreter::HandleKind {
 /// The hidden subcommand the child runs.
 pub(crate) const CHILD_ARG: &str = "__child";
 
-/// Memory and time a run may use.
+/// Memory, time and disk a run may use.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub(crate) struct Budget {
     /// Bytes of memory the script's work may add (heap and anonymous maps).
     pub memory: u64,
     pub timeout: Duration,
+    /// Bytes the run may write into its run folder (artifacts, streamed
+    /// captures, staged cache entries), counted as disk blocks in use.
+    #[serde(default = "default_disk")]
+    pub disk: u64,
+}
+
+/// The default disk budget: 10 GiB.
+const DEFAULT_DISK: u64 = 10 << 30;
+
+fn default_disk() -> u64 {
+    DEFAULT_DISK
 }
 
 impl Budget {
     /// Default memory: half the machine's memory (what is left covers the
-    /// parent, the system and other work); default time: one hour.
+    /// parent, the system and other work); default time: one hour; default
+    /// disk: 10 GiB.
     pub(crate) fn defaults() -> Budget {
         let total = meminfo_total().unwrap_or(8 << 30);
-        Budget { memory: total / 2, timeout: Duration::from_secs(3600) }
+        Budget { memory: total / 2, timeout: Duration::from_secs(3600), disk: DEFAULT_DISK }
     }
+}
+
+/// The disk a folder's files take (blocks in use, so a sparse file counts
+/// what it holds), without following links; stops counting past `limit`.
+fn disk_used(dir: &Path, limit: u64) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0u64;
+    let mut stack = vec![dir.to_path_buf()];
+    let mut visited = 0usize;
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            visited += 1;
+            let Ok(m) = e.path().symlink_metadata() else { continue };
+            if m.is_dir() {
+                stack.push(e.path());
+            } else {
+                total = total.saturating_add(m.blocks().saturating_mul(512));
+            }
+            if total > limit || visited > 1_000_000 {
+                return total.max(limit.saturating_add(1));
+            }
+        }
+    }
+    total
 }
 
 fn meminfo_total() -> Option<u64> {
@@ -456,8 +493,24 @@ pub(crate) fn run_child(job: &Job) -> Result<End, String> {
     });
     let started = Instant::now();
     let mut timed_out = false;
-    // Until stdout closes (or the time is up), then a short poll for the exit.
-    let _ = closed_rx.recv_timeout(job.budget.timeout);
+    let mut disk_over = false;
+    // Until stdout closes (or the time is up), checking the run folder's
+    // size as it goes, then a short poll for the exit.
+    loop {
+        let left = job.budget.timeout.saturating_sub(started.elapsed());
+        match closed_rx.recv_timeout(left.min(Duration::from_millis(250))) {
+            Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if started.elapsed() > job.budget.timeout {
+            break;
+        }
+        if disk_used(&job.out, job.budget.disk) > job.budget.disk {
+            disk_over = true;
+            let _ = child.kill();
+            break;
+        }
+    }
     let status = loop {
         match child.try_wait() {
             Ok(Some(st)) => break st,
@@ -474,6 +527,8 @@ pub(crate) fn run_child(job: &Job) -> Result<End, String> {
         }
         std::thread::sleep(Duration::from_millis(1));
     };
+    // What the child wrote last (its record) counts too.
+    disk_over |= !timed_out && disk_used(&job.out, job.budget.disk) > job.budget.disk;
     if let Some(t) = out_thread {
         let _ = t.join();
     }
@@ -483,7 +538,7 @@ pub(crate) fn run_child(job: &Job) -> Result<End, String> {
     // Results the child computed are kept even if it died later on.
     crate::cache::publish(&job.out);
     let report_line = report.lock().ok().and_then(|g| g.clone());
-    if !timed_out && status.success() {
+    if !timed_out && !disk_over && status.success() {
         if let Some(r) = report_line {
             return serde_json::from_str(&r).map(End::Report).map_err(|e| format!("the sandboxed run's report: {e}"));
         }
@@ -491,7 +546,18 @@ pub(crate) fn run_child(job: &Job) -> Result<End, String> {
     // The child died or was stopped: say why, where, and leave a record.
     let tail = tail.lock().map(|t| t.clone()).unwrap_or_default();
     let line = line.lock().ok().and_then(|g| *g).map(|offset| file_line(&job.text, offset));
-    let (code, message, help) = died_reason(timed_out, &status, &tail, &job.budget);
+    let (code, message, help) = if disk_over {
+        (
+            assay_interpreter::Code::BudgetDisk,
+            format!(
+                "the script wrote more than its disk budget of {} into its run folder and was stopped",
+                fmt_bytes(job.budget.disk)
+            ),
+            "write less (fewer or smaller artifacts and streamed captures), or give it more with --disk".to_string(),
+        )
+    } else {
+        died_reason(timed_out, &status, &tail, &job.budget)
+    };
     let file = SourceFile::new(job.name.clone(), job.text.clone());
     let where_ = line.map(|l| format!(" (it was running line {l})")).unwrap_or_default();
     let mut diag = Diag::new(code, format!("{message}{where_}")).help(help);
@@ -501,7 +567,7 @@ pub(crate) fn run_child(job: &Job) -> Result<End, String> {
     let mut out = Outcome { error: Some(diag.clone()), seed: job.seed.unwrap_or(0), ..Outcome::default() };
     let mut manifest = Manifest::of(&out, &job.name, &job.text, &job.base, &job.roots);
     manifest.sandbox = Some(
-        json!({"ended": code, "memory_budget": job.budget.memory, "timeout_seconds": job.budget.timeout.as_secs_f64()}),
+        json!({"ended": code, "memory_budget": job.budget.memory, "timeout_seconds": job.budget.timeout.as_secs_f64(), "disk_budget": job.budget.disk}),
     );
     let files = RunFiles::of(&file, &mut out, &manifest);
     // Whatever the child left half-written is replaced by the error record.

@@ -102,6 +102,8 @@ codes! {
     BudgetMemory = "assay::budget-memory", "the run used more memory than `--memory`";
     /// The run took longer than `--timeout`.
     BudgetTime = "assay::budget-time", "the run took longer than `--timeout`";
+    /// The run wrote more into its run folder than `--disk`.
+    BudgetDisk = "assay::budget-disk", "the run wrote more into its run folder than `--disk`";
     /// The run overflowed its stack.
     BudgetStack = "assay::budget-stack", "the run overflowed its stack";
     /// The sandboxed run ended unexpectedly.

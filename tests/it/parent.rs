@@ -205,3 +205,19 @@ fn the_script_file_is_read_through_the_one_read_door() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("longer than the limit"), "{}", out.stderr);
 }
+
+/// A disk budget per run, enforced like memory and time: a run that writes
+/// more into its run folder ends with a diagnostic naming the budget and
+/// an error record; with room, the same script finishes.
+#[test]
+fn a_run_that_writes_past_its_disk_budget_is_stopped_with_a_record() {
+    let t = temp_with(&[("d.assay", "let t = zeros([3000, 3000], value: 0.5)\nrecord \"big\", t\n")]);
+    let out = Test::new(t.path()).args(["run", "d.assay", "--disk", "16M", "--no-cache"]).run();
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("assay::budget-disk") && out.stderr.contains("--disk"), "{}", out.stderr);
+    let runs = crate::support::runs_of(t.path(), "d");
+    let results = std::fs::read_to_string(runs[0].join("results.json")).unwrap();
+    assert!(results.contains("assay::budget-disk"), "{results}");
+    let out = Test::new(t.path()).args(["run", "d.assay", "--disk", "200M", "--no-cache"]).run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
