@@ -462,7 +462,25 @@ pub(crate) fn main() -> u8 {
     }
 }
 
+/// The largest results.json `diff` reads (it holds both, parsed, in memory).
+const MAX_DIFF_BYTES: u64 = 256 << 20;
+
 fn cmd_diff(a: &Path, b: &Path, json: bool) -> u8 {
+    for run in [a, b] {
+        let size = std::fs::symlink_metadata(run.join("results.json")).map(|m| m.len()).unwrap_or(0);
+        if size > MAX_DIFF_BYTES {
+            return usage_error(
+                json,
+                &format!(
+                    "{}/results.json is {} MiB; diff compares records in memory, at most {} MiB each",
+                    run.display(),
+                    size >> 20,
+                    MAX_DIFF_BYTES >> 20
+                ),
+                "compare the records you need with a script, or keep large values as artifacts",
+            );
+        }
+    }
     let (ra, rb) = match (read_run(a), read_run(b)) {
         (Ok(x), Ok(y)) => (x, y),
         (Err(e), _) | (_, Err(e)) => {
@@ -481,7 +499,8 @@ fn cmd_diff(a: &Path, b: &Path, json: bool) -> u8 {
         outln!("no differences in records or asserts");
     } else {
         for c in &changes {
-            outln!("{}", c.to_text());
+            // Record names and values come from scripts.
+            outln!("{}", crate::out::escape_controls(&c.to_text()));
         }
         outln!("{} difference(s)", changes.len());
     }

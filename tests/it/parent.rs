@@ -221,3 +221,18 @@ fn a_run_that_writes_past_its_disk_budget_is_stopped_with_a_record() {
     let out = Test::new(t.path()).args(["run", "d.assay", "--disk", "200M", "--no-cache"]).run();
     assert_eq!(out.code, 0, "{}", out.stderr);
 }
+
+/// `diff` holds both records in memory: a results.json past its bound (a
+/// sparse 300 MB file here) is refused by its size, before it is read.
+#[test]
+fn diff_refuses_a_record_too_large_to_hold() {
+    let t = temp_with(&[("a/results.json", "{}"), ("a/manifest.json", "{}")]);
+    std::fs::create_dir_all(t.path().join("b")).unwrap();
+    let f = std::fs::File::create(t.path().join("b/results.json")).unwrap();
+    f.set_len(300 << 20).unwrap();
+    let started = Instant::now();
+    let out = Test::new(t.path()).args(["diff", "a", "b"]).run();
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("300 MiB") && out.stderr.contains("at most 256 MiB"), "{}", out.stderr);
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
