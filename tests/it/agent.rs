@@ -68,6 +68,9 @@ fn a_scripted_model_solves_a_find_function_and_the_investigation_replays() {
     // The function task's part of the guide: its tools and answer format.
     let guide = Test::new(work.path()).args(["agent", "guide", "--task", "function"]).run().stdout;
     assert_eq!(reqs[0].1["messages"][0]["content"], guide.as_str());
+    // The task says the box may be deterministic, its noise a function of x.
+    let task = reqs[0].1["messages"][1]["content"].as_str().unwrap_or("");
+    assert!(task.contains("deterministic") && task.contains("fixed function of x"), "{task}");
     assert!(guide.contains("[CODE]") && !guide.contains("[POSITIVE]") && !guide.contains("exemplars("), "{guide}");
     let feedback = reqs[1].1["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
     assert!(feedback.contains("[-2, 1, 4, 28]"), "{feedback}");
