@@ -51,8 +51,8 @@ pub use sandbox::{safe_artifact_name, Sandbox, SandboxError, MAX_READ_BYTES};
 pub use scan::{mentions, Mentions};
 pub use tensor::{Backing, Tensor};
 pub use tool::{
-    iter_values, to_numbers, to_tensor, tool_value, Arg, Args, Category, Default, ParamSpec, Registry, Signature, Tool,
-    ToolCtx, ToolError,
+    iter_values, to_numbers, to_tensor, tool_value, Arg, Args, Bound, Category, Default, Name, ParamSpec, Registry,
+    Signature, Tool, ToolCtx, ToolError,
 };
 pub use types::Type;
 pub use value::{

@@ -532,7 +532,10 @@ pub fn read_regular_following(path: &Path, limit: u64) -> Result<Vec<u8>, String
     read_bounded(path, limit, true)
 }
 
-fn read_bounded(path: &Path, limit: u64, follow: bool) -> Result<Vec<u8>, String> {
+/// The one read door's opening: a file opened without blocking (a FIFO is
+/// refused, not waited on), checked to be a regular file of at most
+/// `limit` bytes, and a reader that stops one byte past the limit.
+fn open_bounded(path: &Path, limit: u64, follow: bool) -> Result<std::io::Take<fs::File>, String> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     let nofollow = if follow { 0 } else { libc::O_NOFOLLOW };
@@ -548,8 +551,13 @@ fn read_bounded(path: &Path, limit: u64, follow: bool) -> Result<Vec<u8>, String
     if meta.len() > limit {
         return Err(format!("{} is {} bytes, more than the {limit} allowed", path.display(), meta.len()));
     }
+    Ok(f.take(limit + 1))
+}
+
+fn read_bounded(path: &Path, limit: u64, follow: bool) -> Result<Vec<u8>, String> {
+    use std::io::Read;
     let mut bytes = Vec::new();
-    f.take(limit + 1).read_to_end(&mut bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    open_bounded(path, limit, follow)?.read_to_end(&mut bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     if bytes.len() as u64 > limit {
         return Err(format!("{} grew past {limit} bytes while read", path.display()));
     }
@@ -558,37 +566,23 @@ fn read_bounded(path: &Path, limit: u64, follow: bool) -> Result<Vec<u8>, String
 
 /// The sha256 of a regular file, through its links (a replay must see
 /// what a run naming the path would read), read the way `read_regular`
-/// reads: no blocking open (a FIFO is refused, not waited on), regular
-/// files only, at most `limit` bytes, streamed.
+/// reads, streamed.
 pub fn digest_regular(path: &Path, limit: u64) -> Result<String, String> {
     use sha2::{Digest, Sha256};
     use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let meta = f.metadata().map_err(|e| format!("{}: {e}", path.display()))?;
-    if !meta.is_file() {
-        return Err(format!("{} is not a regular file", path.display()));
-    }
-    if meta.len() > limit {
-        return Err(format!("{} is {} bytes, more than the {limit} allowed", path.display(), meta.len()));
-    }
+    let mut r = open_bounded(path, limit, true)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
-    let mut left = limit + 1;
-    let mut r = f.take(left);
+    let mut read = 0u64;
     loop {
         let n = r.read(&mut buf).map_err(|e| format!("{}: {e}", path.display()))?;
         if n == 0 {
             break;
         }
-        left = left.saturating_sub(n as u64);
+        read += n as u64;
         h.update(&buf[..n]);
     }
-    if left == 0 {
+    if read > limit {
         return Err(format!("{} grew past {limit} bytes while read", path.display()));
     }
     Ok(hex::encode(h.finalize()))

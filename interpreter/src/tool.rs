@@ -178,13 +178,19 @@ impl ToolError {
     pub fn new(message: impl Into<String>) -> Self {
         ToolError { message: message.into(), param: None, help: None }
     }
-    /// An error in the argument of the parameter `param`.
-    pub fn arg(param: &str, message: impl Into<String>) -> Self {
-        ToolError { message: message.into(), param: Some(param.to_string()), help: None }
+    /// An error in the argument of the parameter `param` (a bound
+    /// parameter's `name()`; a tool never spells a name itself). A string
+    /// is no `Name`, so a misspelt (or any typed) name does not compile:
+    ///
+    /// ```compile_fail
+    /// let _ = assay_interpreter::ToolError::arg("lo", "a parameter named by a string");
+    /// ```
+    pub fn arg(param: Name, message: impl Into<String>) -> Self {
+        ToolError { message: message.into(), param: Some(param.as_str().to_string()), help: None }
     }
     /// The same error, blamed on the parameter `param`.
-    pub fn at(mut self, param: &str) -> Self {
-        self.param = Some(param.to_string());
+    pub fn at(mut self, param: Name) -> Self {
+        self.param = Some(param.as_str().to_string());
         self
     }
     pub fn help(mut self, help: impl Into<String>) -> Self {
@@ -196,6 +202,89 @@ impl ToolError {
 impl std::fmt::Display for ToolError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
+    }
+}
+
+/// A tool parameter's name, as its declaration spells it. Only the binder
+/// makes one (from the declaration), and a tool gets it from the argument it
+/// was bound to (`Arg::name`, `Bound::name`): an error can only blame a
+/// parameter the tool has, and no name is typed twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Name(&'static str);
+
+impl Name {
+    /// For the binder and the declaring macro only: the name a signature declares.
+    #[doc(hidden)]
+    pub const fn declared(name: &'static str) -> Name {
+        Name(name)
+    }
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// A bound parameter: the value a tool got and the parameter it came in
+/// by. It reads as the value (`*p.lo`, `p.path.len()`) and blames itself:
+/// `p.lo.error("...")`.
+#[derive(Debug)]
+pub struct Bound<T> {
+    value: T,
+    name: Name,
+}
+
+impl<T> Bound<T> {
+    pub fn new(name: Name, value: T) -> Bound<T> {
+        Bound { value, name }
+    }
+    /// The parameter's name, for errors about it.
+    pub fn name(&self) -> Name {
+        self.name
+    }
+    /// An error about this argument.
+    pub fn error(&self, message: impl Into<String>) -> ToolError {
+        ToolError::arg(self.name, message)
+    }
+    /// The value, no longer bound.
+    pub fn into_inner(self) -> T {
+        self.value
+    }
+}
+
+impl<T> std::ops::Deref for Bound<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T: std::fmt::Display> std::fmt::Display for Bound<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.value.fmt(f)
+    }
+}
+
+/// Compares as the value (`p.k > 0`).
+impl<T: PartialEq> PartialEq<T> for Bound<T> {
+    fn eq(&self, other: &T) -> bool {
+        self.value == *other
+    }
+}
+
+impl<T: PartialOrd> PartialOrd<T> for Bound<T> {
+    fn partial_cmp(&self, other: &T) -> Option<std::cmp::Ordering> {
+        self.value.partial_cmp(other)
+    }
+}
+
+impl<T> std::ops::DerefMut for Bound<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.value
     }
 }
 
@@ -219,56 +308,56 @@ impl Arg {
         Arg(Args { values: vec![value], names: vec![name] })
     }
     /// The parameter's name, for errors about it.
-    pub fn name(&self) -> &'static str {
-        self.0.names[0]
+    pub fn name(&self) -> Name {
+        Name(self.0.names[0])
     }
     pub fn get(&self) -> &Value {
         &self.0.values[0]
     }
     pub fn handle<T: 'static>(&self, what: &str) -> Result<&T, ToolError> {
-        self.0.handle(self.name(), what)
+        self.0.handle(self.0.names[0], what)
     }
     pub fn is_none(&self) -> bool {
-        self.0.is_none(self.name())
+        self.0.is_none(self.0.names[0])
     }
     pub fn num(&self) -> Result<f64, ToolError> {
-        self.0.num(self.name())
+        self.0.num(self.0.names[0])
     }
     pub fn opt_num(&self) -> Result<Option<f64>, ToolError> {
-        self.0.opt_num(self.name())
+        self.0.opt_num(self.0.names[0])
     }
     pub fn int(&self) -> Result<i64, ToolError> {
-        self.0.int(self.name())
+        self.0.int(self.0.names[0])
     }
     pub fn count(&self) -> Result<usize, ToolError> {
-        self.0.count(self.name())
+        self.0.count(self.0.names[0])
     }
     pub fn opt_int(&self) -> Result<Option<i64>, ToolError> {
-        self.0.opt_int(self.name())
+        self.0.opt_int(self.0.names[0])
     }
     pub fn bool(&self) -> Result<bool, ToolError> {
-        self.0.bool(self.name())
+        self.0.bool(self.0.names[0])
     }
     pub fn str(&self) -> Result<&str, ToolError> {
-        self.0.str(self.name())
+        self.0.str(self.0.names[0])
     }
     pub fn opt_str(&self) -> Result<Option<&str>, ToolError> {
-        self.0.opt_str(self.name())
+        self.0.opt_str(self.0.names[0])
     }
     pub fn func(&self) -> Result<&Value, ToolError> {
-        self.0.func(self.name())
+        self.0.func(self.0.names[0])
     }
     pub fn items(&self) -> Result<Vec<Value>, ToolError> {
-        self.0.items(self.name())
+        self.0.items(self.0.names[0])
     }
     pub fn record(&self) -> Result<&BTreeMap<String, Value>, ToolError> {
-        self.0.record(self.name())
+        self.0.record(self.0.names[0])
     }
     pub fn numbers(&self) -> Result<Vec<f64>, ToolError> {
-        self.0.numbers(self.name())
+        self.0.numbers(self.0.names[0])
     }
     pub fn tensor(&self) -> Result<Tensor, ToolError> {
-        self.0.tensor(self.name())
+        self.0.tensor(self.0.names[0])
     }
     /// An error about this argument.
     pub fn error(&self, message: impl Into<String>) -> ToolError {
@@ -278,7 +367,7 @@ impl Arg {
 
 impl Args {
     /// The argument of the parameter `name`, for a helper that reads it.
-    pub fn arg(&self, name: &str) -> Arg {
+    pub fn arg(&self, name: &'static str) -> Arg {
         let i = self.names.iter().position(|n| *n == name);
         debug_assert!(i.is_some(), "a tool reads `{name}`, which its signature does not declare ({:?})", self.names);
         match i {
@@ -290,17 +379,17 @@ impl Args {
     /// A tool object of type `T` (a model, unit, data set...), or the error
     /// naming what was expected (`what`, e.g. "a unit (from unit() or
     /// layer())") and what was found: the one downcast every tool uses.
-    pub fn handle<T: 'static>(&self, name: &str, what: &str) -> Result<&T, ToolError> {
+    pub fn handle<T: 'static>(&self, name: &'static str, what: &str) -> Result<&T, ToolError> {
         match self.get(name) {
             Value::Handle(h) => h
                 .as_any()
                 .downcast_ref::<T>()
-                .ok_or_else(|| ToolError::arg(name, format!("expected {what}, found a {}", h.kind()))),
-            other => Err(ToolError::arg(name, format!("expected {what}, found a {}", other.type_name()))),
+                .ok_or_else(|| ToolError::arg(Name(name), format!("expected {what}, found a {}", h.kind()))),
+            other => Err(ToolError::arg(Name(name), format!("expected {what}, found a {}", other.type_name()))),
         }
     }
 
-    pub fn get(&self, name: &str) -> &Value {
+    pub fn get(&self, name: &'static str) -> &Value {
         let i = self.names.iter().position(|n| *n == name);
         // A tool reading a parameter its signature does not declare is a bug
         // in the tool; test builds stop there, so the examples and the
@@ -308,19 +397,19 @@ impl Args {
         debug_assert!(i.is_some(), "a tool reads `{name}`, which its signature does not declare ({:?})", self.names);
         i.and_then(|i| self.values.get(i)).unwrap_or(&Value::None)
     }
-    fn wrong(&self, name: &str, want: &str) -> ToolError {
-        ToolError::arg(name, format!("`{name}` must be {want}, found {}", self.get(name).type_name()))
+    fn wrong(&self, name: &'static str, want: &str) -> ToolError {
+        ToolError::arg(Name(name), format!("`{name}` must be {want}, found {}", self.get(name).type_name()))
     }
-    pub fn is_none(&self, name: &str) -> bool {
+    pub fn is_none(&self, name: &'static str) -> bool {
         matches!(self.get(name), Value::None)
     }
-    pub fn num(&self, name: &str) -> Result<f64, ToolError> {
+    pub fn num(&self, name: &'static str) -> Result<f64, ToolError> {
         match self.get(name) {
             Value::Num(n) => Ok(*n),
             _ => Err(self.wrong(name, "a number")),
         }
     }
-    pub fn opt_num(&self, name: &str) -> Result<Option<f64>, ToolError> {
+    pub fn opt_num(&self, name: &'static str) -> Result<Option<f64>, ToolError> {
         if self.is_none(name) {
             Ok(None)
         } else {
@@ -328,72 +417,73 @@ impl Args {
         }
     }
     /// A whole number (e.g. a count or an index).
-    pub fn int(&self, name: &str) -> Result<i64, ToolError> {
+    pub fn int(&self, name: &'static str) -> Result<i64, ToolError> {
         let n = self.num(name)?;
         if n.fract() != 0.0 || !n.is_finite() || n.abs() > 9.0e15 {
-            return Err(ToolError::arg(name, format!("`{name}` must be a whole number, found {n}")));
+            return Err(ToolError::arg(Name(name), format!("`{name}` must be a whole number, found {n}")));
         }
         Ok(n as i64)
     }
     /// A whole number at least zero.
-    pub fn count(&self, name: &str) -> Result<usize, ToolError> {
+    pub fn count(&self, name: &'static str) -> Result<usize, ToolError> {
         let n = self.int(name)?;
         if n < 0 {
-            return Err(ToolError::arg(name, format!("`{name}` must not be negative, found {n}")));
+            return Err(ToolError::arg(Name(name), format!("`{name}` must not be negative, found {n}")));
         }
         Ok(n as usize)
     }
-    pub fn opt_int(&self, name: &str) -> Result<Option<i64>, ToolError> {
+    pub fn opt_int(&self, name: &'static str) -> Result<Option<i64>, ToolError> {
         if self.is_none(name) {
             Ok(None)
         } else {
             self.int(name).map(Some)
         }
     }
-    pub fn bool(&self, name: &str) -> Result<bool, ToolError> {
+    pub fn bool(&self, name: &'static str) -> Result<bool, ToolError> {
         match self.get(name) {
             Value::Bool(b) => Ok(*b),
             _ => Err(self.wrong(name, "true or false")),
         }
     }
-    pub fn str(&self, name: &str) -> Result<&str, ToolError> {
+    pub fn str(&self, name: &'static str) -> Result<&str, ToolError> {
         match self.get(name) {
             Value::Str(s) => Ok(s),
             _ => Err(self.wrong(name, "a string")),
         }
     }
-    pub fn opt_str(&self, name: &str) -> Result<Option<&str>, ToolError> {
+    pub fn opt_str(&self, name: &'static str) -> Result<Option<&str>, ToolError> {
         if self.is_none(name) {
             Ok(None)
         } else {
             self.str(name).map(Some)
         }
     }
-    pub fn func(&self, name: &str) -> Result<&Value, ToolError> {
+    pub fn func(&self, name: &'static str) -> Result<&Value, ToolError> {
         match self.get(name) {
             v @ Value::Func(_) => Ok(v),
             _ => Err(self.wrong(name, "a function (a name or `x => ...`)")),
         }
     }
     /// The items of a list, range, string (characters) or 1-D tensor.
-    pub fn items(&self, name: &str) -> Result<Vec<Value>, ToolError> {
+    pub fn items(&self, name: &'static str) -> Result<Vec<Value>, ToolError> {
         iter_values(self.get(name)).ok_or_else(|| self.wrong(name, "a list"))
     }
-    pub fn record(&self, name: &str) -> Result<&BTreeMap<String, Value>, ToolError> {
+    pub fn record(&self, name: &'static str) -> Result<&BTreeMap<String, Value>, ToolError> {
         match self.get(name) {
             Value::Record(r) => Ok(r),
             _ => Err(self.wrong(name, "a record")),
         }
     }
     /// Numbers from a list, range or tensor (flattened).
-    pub fn numbers(&self, name: &str) -> Result<Vec<f64>, ToolError> {
-        to_numbers(self.get(name))
-            .map_err(|what| ToolError::arg(name, format!("`{name}` must be numbers (a list, range or tensor), {what}")))
+    pub fn numbers(&self, name: &'static str) -> Result<Vec<f64>, ToolError> {
+        to_numbers(self.get(name)).map_err(|what| {
+            ToolError::arg(Name(name), format!("`{name}` must be numbers (a list, range or tensor), {what}"))
+        })
     }
     /// A tensor, converting a (nested) list of numbers.
-    pub fn tensor(&self, name: &str) -> Result<Tensor, ToolError> {
+    pub fn tensor(&self, name: &'static str) -> Result<Tensor, ToolError> {
         to_tensor(self.get(name)).map_err(|what| {
-            ToolError::arg(name, format!("`{name}` must be a tensor or a nested list of numbers: {what}"))
+            ToolError::arg(Name(name), format!("`{name}` must be a tensor or a nested list of numbers: {what}"))
         })
     }
 }

@@ -203,37 +203,42 @@ impl Reader<'_> {
                 return Some(sign * f64::INFINITY);
             }
         }
-        let b = r.as_bytes();
-        let mut i = 0;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
+        let (i, _) = decimal_end(r.as_bytes());
         if i == 0 {
             return None;
-        }
-        if i + 1 < b.len() && b[i] == b'.' && b[i + 1].is_ascii_digit() {
-            i += 1;
-            while i < b.len() && b[i].is_ascii_digit() {
-                i += 1;
-            }
-        }
-        if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
-            let mut j = i + 1;
-            if j < b.len() && (b[j] == b'+' || b[j] == b'-') {
-                j += 1;
-            }
-            let digits = j;
-            while j < b.len() && b[j].is_ascii_digit() {
-                j += 1;
-            }
-            if j > digits {
-                i = j;
-            }
         }
         let v: f64 = r[..i].parse().ok()?;
         self.at += i;
         Some(sign * v)
     }
+}
+
+/// Where the decimal number at the start of `b` ends (digits, then an
+/// optional fraction and exponent; 0 if `b` starts with no digit), and
+/// whether it has a fraction.
+pub(super) fn decimal_end(b: &[u8]) -> (usize, bool) {
+    let digits = |mut i: usize| {
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        i
+    };
+    let mut i = digits(0);
+    if i == 0 {
+        return (0, false);
+    }
+    let fraction = i + 1 < b.len() && b[i] == b'.' && b[i + 1].is_ascii_digit();
+    if fraction {
+        i = digits(i + 1);
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        let sign = usize::from(b.get(i + 1).is_some_and(|c| *c == b'+' || *c == b'-'));
+        let end = digits(i + 1 + sign);
+        if end > i + 1 + sign {
+            i = end;
+        }
+    }
+    (i, fraction)
 }
 
 /// Intersection over union of two intervals, clipped to [-128, 128].

@@ -14,7 +14,7 @@ use crate::support::{temp_with, Test};
 
 const BOX: &str = "// SECRET-MARKER: the truth is 3x - 2\nfn f(x) { 3.0 * x - 2.0 }\n";
 
-fn agent(dir: &Path, model: &Scripted, args: &[&str]) -> crate::support::Output {
+pub(crate) fn agent(dir: &Path, model: &Scripted, args: &[&str]) -> crate::support::Output {
     Test::new(dir)
         .arg("agent")
         .args(args)
@@ -25,6 +25,13 @@ fn agent(dir: &Path, model: &Scripted, args: &[&str]) -> crate::support::Output 
         // No describer unless a test sets one.
         .env("ASSAY_LLM_URL", "")
         .run()
+}
+
+/// The text of the last message of request `k` the model was sent.
+fn sent(model: &Scripted, k: usize) -> String {
+    let reqs = model.requests.lock().unwrap();
+    let last = reqs[k].1["messages"].as_array().unwrap().last().unwrap().clone();
+    last["content"].as_str().unwrap_or_default().to_string()
 }
 
 /// The investigation folder (printed relative to where the agent ran).
@@ -122,10 +129,8 @@ fn an_answer_that_fails_its_check_is_sent_back_and_the_corrected_one_scored() {
     assert_eq!(j["answer"]["status"], "answered", "{j}");
     assert_eq!(j["answer"]["scores"]["solved"], true, "{j}");
     assert_eq!(j["answer"]["rejected"].as_array().map(Vec::len), Some(2), "{j}");
-    let reqs = model.requests.lock().unwrap();
-    assert_eq!(reqs.len(), 3);
-    let last =
-        |k: usize| reqs[k].1["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
+    assert_eq!(model.requests.lock().unwrap().len(), 3);
+    let last = |k: usize| sent(&model, k);
     let first = last(1);
     assert!(first.contains("not accepted") && first.contains("- [CODE]: it did not run"), "{first}");
     assert!(first.contains("2 more time(s)") && first.contains("[DOMAIN]: one of `none`"), "{first}");
@@ -176,16 +181,16 @@ fn an_image_unit_answer_with_a_list_of_the_wrong_kind_is_sent_back() {
     assert_eq!(a["scores"]["score"], 1, "{a}");
     let problems = a["rejected"][0]["problems"].as_array().cloned().unwrap_or_default();
     assert!(problems.iter().any(|p| p["field"] == "NEGATIVE"), "{problems:?}");
-    let reqs = model.requests.lock().unwrap();
-    let sent = reqs[1].1["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
-    assert!(sent.contains("- [NEGATIVE]:") && sent.contains("no backticks"), "{sent}");
+    let fb = sent(&model, 1);
+    assert!(fb.contains("- [NEGATIVE]:") && fb.contains("no backticks"), "{fb}");
 }
 
-#[test]
-fn feedback_reads_floats_at_a_readable_precision_and_says_how_to_see_what_was_cut() {
+/// The feedback a function task's model gets for one step of `script`
+/// (at most 300 characters of it), and the investigation's output.
+fn feedback_on(script: &str) -> (tempfile::TempDir, crate::support::Output, String) {
     let (boxes, work) = setup();
     let model = scripted(vec![
-        say("```assay\nshow \"sum\", 0.1 + 0.2\nrecord \"exact\", 0.1 + 0.2\nshow \"many\", range(0, 400)\n```"),
+        say(&format!("```assay\n{script}\n```")),
         say("[DESCRIPTION]: a line\n[DOMAIN]: none\n[CODE]:\n```assay\nfn f(x) {\n  return 3 * x - 2\n}\n```"),
     ]);
     let out = agent(
@@ -194,27 +199,21 @@ fn feedback_reads_floats_at_a_readable_precision_and_says_how_to_see_what_was_cu
         &["function", boxes.path().join("box.rhai").to_str().unwrap(), "--reply-chars", "300"],
     );
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-    let reqs = model.requests.lock().unwrap();
-    let fb = reqs[1].1["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
+    let fb = sent(&model, 1);
+    (work, out, fb)
+}
+
+#[test]
+fn feedback_reads_floats_at_a_readable_precision_and_says_how_to_see_what_was_cut() {
+    let (work, out, fb) =
+        feedback_on("show \"sum\", 0.1 + 0.2\nrecord \"exact\", 0.1 + 0.2\nshow \"many\", range(0, 400)");
     assert!(fb.contains("0.3") && !fb.contains("0.30000000000000004"), "{fb}");
     assert!(fb.contains("... 380 more"), "{fb}");
     // The record keeps the exact value.
     let step = read_json(&folder(work.path(), &out).join("steps/01/results.json"));
     assert_eq!(step["records"]["exact"].as_f64(), Some(0.1 + 0.2));
-    drop(reqs);
     // Cut output says how much and how to see the rest.
-    let model = scripted(vec![
-        say("```assay\nfor i in range(0, 40) {\n  show \"row {i}\", range(0, 15)\n}\n```"),
-        say("[DESCRIPTION]: a line\n[DOMAIN]: none\n[CODE]:\n```assay\nfn f(x) {\n  return 3 * x - 2\n}\n```"),
-    ]);
-    let out = agent(
-        work.path(),
-        &model,
-        &["function", boxes.path().join("box.rhai").to_str().unwrap(), "--reply-chars", "300"],
-    );
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-    let reqs = model.requests.lock().unwrap();
-    let fb = reqs[1].1["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
+    let (_, _, fb) = feedback_on("for i in range(0, 40) {\n  show \"row {i}\", range(0, 15)\n}");
     assert!(fb.contains("more characters elided") && fb.contains("slice"), "{fb}");
 }
 
@@ -522,14 +521,12 @@ fn a_unit_of_a_real_model_is_bound_blind_and_a_bad_unit_is_refused_up_front() {
     let s = out.json()["answer"]["scores"]["score"].as_f64().expect("a score");
     assert!((0.0..=1.0).contains(&s));
     let dir = folder(work.path(), &out);
-    let reqs = model.requests.lock().unwrap();
-    let fb = reqs[1].1["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
+    let fb = sent(&model, 1);
     assert!(fb.contains("the unit under study") && !fb.contains("Relu6") && !fb.contains("42"), "{fb}");
     assert!(fb.contains("not sent"), "a model without --vision is told the images were not sent: {fb}");
     // The report shows the step's image.
     assert!(dir.join("steps/01/shown/01.png").is_file());
     assert!(std::fs::read_to_string(dir.join("report.html")).unwrap().contains("<img src=\"steps/01/shown/01.png\""));
-    drop(reqs);
     // A unit that does not exist is refused before the model is asked anything.
     let untouched = scripted(vec![]);
     let bad = agent(
@@ -623,8 +620,7 @@ fn a_model_without_vision_gets_descriptions_from_the_configured_vision_model() {
         .env("ASSAY_LLM_MODEL", "vision")
         .run();
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-    let reqs = model.requests.lock().unwrap();
-    let fb = reqs[1].1["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
+    let fb = sent(&model, 1);
     assert!(fb.contains("1. A solid red square."), "{fb}");
     let seen = describer.requests.lock().unwrap();
     assert_eq!(seen.len(), 1);

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value as Json;
 
-use crate::scripted::{say, scripted, Scripted, Turn};
+use crate::agent::agent;
+use crate::scripted::{say, scripted, Turn};
 use crate::support::{temp_with, Test};
 
 fn transcripts() -> PathBuf {
@@ -28,17 +29,6 @@ fn replies(dir: &Path) -> Vec<String> {
 
 fn turns(texts: &[String]) -> Vec<Turn> {
     texts.iter().map(|t| say(t)).collect()
-}
-
-fn agent(dir: &Path, model: &Scripted, args: &[&str]) -> crate::support::Output {
-    Test::new(dir)
-        .arg("agent")
-        .args(args)
-        .args(["--retry-wait", "10ms", "--attempts", "1", "--json"])
-        .env("ASSAY_AGENT_URL", &model.url)
-        .env("ASSAY_AGENT_MODEL", "scripted")
-        .env("ASSAY_LLM_URL", "")
-        .run()
 }
 
 /// The five unit investigations' final answers (each wraps its

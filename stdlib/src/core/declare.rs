@@ -22,7 +22,7 @@
 //!         /// upper bound
 //!         hi: f64 = Value::Num(1.0),
 //!     }
-//!     |p, _ctx| Ok(Value::Num(p.lo.max(p.hi)))
+//!     |p, _ctx| Ok(Value::Num(p.lo.max(*p.hi)))
 //! }
 //! ```
 //!
@@ -34,11 +34,15 @@
 //! Flags follow the return type: `-> Type::Any, volatile;`,
 //! `requires("VAR")` (the `Signature` methods of those names), and
 //! `shardable(MERGE)` for a tool that computes a share of its work per shard,
-//! with `MERGE` the function that puts the shares together.
+//! with `MERGE` the function that puts the shares together (it gets the
+//! call's arguments bound as the body does: `fn(NAME::Params, ctx, parts)`).
 //!
-//! A parameter typed `Arg` is bound as given and read by the body with
-//! `Arg`'s accessors (`p.x.num()?`), for a value that may be one of several
-//! types or is read only on some paths.
+//! Each field of `Params` is the value bound to its parameter's name
+//! (`Bound<T>`, which reads as the value): the body blames a parameter
+//! through it (`p.lo.error("...")`, `p.lo.name()`), never by spelling the
+//! name. A parameter typed `Arg` is bound as given (it carries its name
+//! too) and read by the body with `Arg`'s accessors (`p.x.num()?`), for a
+//! value that may be one of several types or is read only on some paths.
 
 use std::sync::OnceLock;
 
@@ -48,13 +52,33 @@ use assay_interpreter::{Arg, Args, Tensor, ToolError, Type, Value};
 
 /// A Rust type a tool parameter binds to.
 pub(crate) trait Param: Sized {
+    /// What the tool's body gets: the value with its parameter's name
+    /// (`Bound<Self>`; an `Arg` carries its name already).
+    type Bound;
     /// The type the checker and the docs know the parameter by.
     fn ty() -> Type;
     /// The argument of parameter `name`, converted (the error names it).
     fn read(a: &Args, name: &'static str) -> Result<Self, ToolError>;
+    /// The argument of parameter `name`, bound to its name.
+    fn bind(a: &Args, name: &'static str) -> Result<Self::Bound, ToolError>;
 }
 
+/// `Bound` and `bind` for a parameter type whose body gets `Bound<T>`.
+macro_rules! bound_by_name {
+    () => {
+        type Bound = assay_interpreter::Bound<Self>;
+        fn bind(
+            a: &assay_interpreter::Args,
+            name: &'static str,
+        ) -> Result<assay_interpreter::Bound<Self>, assay_interpreter::ToolError> {
+            Self::read(a, name).map(|v| assay_interpreter::Bound::new(assay_interpreter::Name::declared(name), v))
+        }
+    };
+}
+pub(crate) use bound_by_name;
+
 impl Param for f64 {
+    bound_by_name!();
     fn ty() -> Type {
         Type::Num
     }
@@ -65,6 +89,7 @@ impl Param for f64 {
 
 /// A whole number.
 impl Param for i64 {
+    bound_by_name!();
     fn ty() -> Type {
         Type::Num
     }
@@ -75,6 +100,7 @@ impl Param for i64 {
 
 /// A whole number at least zero (a count, a size).
 impl Param for usize {
+    bound_by_name!();
     fn ty() -> Type {
         Type::Num
     }
@@ -84,6 +110,7 @@ impl Param for usize {
 }
 
 impl Param for bool {
+    bound_by_name!();
     fn ty() -> Type {
         Type::Bool
     }
@@ -93,6 +120,7 @@ impl Param for bool {
 }
 
 impl Param for String {
+    bound_by_name!();
     fn ty() -> Type {
         Type::Str
     }
@@ -103,6 +131,7 @@ impl Param for String {
 
 /// Numbers from a list, range or tensor.
 impl Param for Vec<f64> {
+    bound_by_name!();
     fn ty() -> Type {
         Type::list(Type::Num)
     }
@@ -113,6 +142,7 @@ impl Param for Vec<f64> {
 
 /// A tensor, or a nested list of numbers made into one.
 impl Param for Tensor {
+    bound_by_name!();
     fn ty() -> Type {
         Type::Tensor
     }
@@ -123,6 +153,7 @@ impl Param for Tensor {
 
 /// Any value, as given.
 impl Param for Value {
+    bound_by_name!();
     fn ty() -> Type {
         Type::Any
     }
@@ -133,6 +164,7 @@ impl Param for Value {
 
 /// The items of a list, range, string or 1-D tensor.
 impl Param for Vec<Value> {
+    bound_by_name!();
     fn ty() -> Type {
         Type::list(Type::Any)
     }
@@ -143,6 +175,7 @@ impl Param for Vec<Value> {
 
 /// A record's fields.
 impl Param for BTreeMap<String, Value> {
+    bound_by_name!();
     fn ty() -> Type {
         Type::record()
     }
@@ -154,6 +187,10 @@ impl Param for BTreeMap<String, Value> {
 /// The argument as given, read by the body when and as it needs it (a
 /// value that may be one of several types, or is checked against others).
 impl Param for Arg {
+    type Bound = Arg;
+    fn bind(a: &Args, name: &'static str) -> Result<Arg, ToolError> {
+        Self::read(a, name)
+    }
     fn ty() -> Type {
         Type::Any
     }
@@ -164,6 +201,7 @@ impl Param for Arg {
 
 /// Absent when the argument is `none` (declare it `= Value::None`).
 impl<T: Param> Param for Option<T> {
+    bound_by_name!();
     fn ty() -> Type {
         T::ty()
     }
@@ -246,9 +284,15 @@ macro_rules! tool {
             #[allow(unused_imports, reason = "the body may use anything its file does")]
             use super::*;
 
-            /// The tool's arguments, bound by name.
+            /// The tool's arguments, each bound to its parameter's name.
             pub(crate) struct Params {
-                $(pub(crate) $p: $t,)*
+                $(pub(crate) $p: <$t as $crate::core::declare::Param>::Bound,)*
+            }
+
+            /// Binds the arguments by name (also for a shardable tool's merge).
+            #[allow(dead_code, unused_variables, reason = "used by merges, and by tools without parameters")]
+            pub(crate) fn bind(a: &assay_interpreter::Args) -> Result<Params, assay_interpreter::ToolError> {
+                Ok(Params { $($p: <$t as $crate::core::declare::Param>::bind(a, stringify!($p))?,)* })
             }
 
             pub(crate) fn sig() -> assay_interpreter::Signature {
@@ -277,21 +321,32 @@ macro_rules! tool {
                 a: &assay_interpreter::Args,
                 ctx: &mut dyn assay_interpreter::ToolCtx,
             ) -> Result<assay_interpreter::Value, assay_interpreter::ToolError> {
-                let p = Params { $($p: <$t as $crate::core::declare::Param>::read(a, stringify!($p))?,)* };
+                let p = bind(a)?;
                 let body: fn(Params, &mut dyn assay_interpreter::ToolCtx) -> Result<assay_interpreter::Value, assay_interpreter::ToolError> = $body;
                 body(p, ctx)
             }
         }
 
         ::inventory::submit! {
-            $crate::core::FnTool::declared($module::sig, $module::call, tool!(@merge $([$flag $(($farg))?])*))
+            $crate::core::FnTool::declared($module::sig, $module::call, tool!(@merge $module $([$flag $(($farg))?])*))
         }
     };
     (@flag $s:ident, shardable($merge:expr)) => { $s = $s.shardable() };
     (@flag $s:ident, $flag:ident $(($farg:expr))?) => { $s = $s.$flag($($farg)?) };
-    (@merge) => { None };
-    (@merge [shardable($merge:expr)] $($rest:tt)*) => { Some($merge) };
-    (@merge [$($other:tt)*] $($rest:tt)*) => { tool!(@merge $($rest)*) };
+    // A shardable tool's merge gets the call's arguments bound, as its body does.
+    (@merge $module:ident) => { None };
+    (@merge $module:ident [shardable($merge:expr)] $($rest:tt)*) => {{
+        fn merge(
+            a: &assay_interpreter::Args,
+            ctx: &mut dyn assay_interpreter::ToolCtx,
+            parts: Vec<assay_interpreter::Value>,
+        ) -> Result<assay_interpreter::Value, assay_interpreter::ToolError> {
+            let merge: fn($module::Params, &mut dyn assay_interpreter::ToolCtx, Vec<assay_interpreter::Value>) -> Result<assay_interpreter::Value, assay_interpreter::ToolError> = $merge;
+            merge($module::bind(a)?, ctx, parts)
+        }
+        Some(merge)
+    }};
+    (@merge $module:ident [$($other:tt)*] $($rest:tt)*) => { tool!(@merge $module $($rest)*) };
     (@ty $t:ty) => { <$t as $crate::core::declare::Param>::ty() };
     (@ty $t:ty, $pty:expr) => { $pty };
     (@param $s:ident, $n:expr, $ty:ident, $doc:ident) => { $s.param($n, $ty, $doc) };

@@ -5,22 +5,20 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use assay_interpreter::{ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Bound, ToolCtx, ToolError, Type, Value};
 
 use crate::core::declare::tool;
 
 /// Files larger than this are refused by the text readers.
 const MAX_TEXT_BYTES: usize = 64 << 20;
 
-fn text_of(path: &str, ctx: &mut dyn ToolCtx) -> Result<String, ToolError> {
-    let bytes = ctx.read_file(path).map_err(|e| e.at("path"))?;
+fn text_of(path: &Bound<String>, ctx: &mut dyn ToolCtx) -> Result<String, ToolError> {
+    let bytes = ctx.read_file(path).map_err(|e| e.at(path.name()))?;
     if bytes.len() > MAX_TEXT_BYTES {
-        return Err(ToolError::arg(
-            "path",
-            format!("`{path}` is {} bytes, more than the {MAX_TEXT_BYTES} a text reader takes", bytes.len()),
-        ));
+        return Err(path
+            .error(format!("`{path}` is {} bytes, more than the {MAX_TEXT_BYTES} a text reader takes", bytes.len())));
     }
-    String::from_utf8(bytes).map_err(|_| ToolError::arg("path", format!("`{path}` is not UTF-8 text")))
+    String::from_utf8(bytes).map_err(|_| path.error(format!("`{path}` is not UTF-8 text")))
 }
 
 tool! {
@@ -91,13 +89,13 @@ tool! {
             let mut out = Vec::new();
             for (i, line) in t.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
                 let j: serde_json::Value = serde_json::from_str(line)
-                    .map_err(|e| ToolError::arg("path", format!("`{path}` line {}: {e}", i + 1)))?;
+                    .map_err(|e| p.path.error(format!("`{path}` line {}: {e}", i + 1)))?;
                 out.push(from_json(&j));
             }
             return Ok(Value::list(out));
         }
         let j: serde_json::Value =
-            serde_json::from_str(&t).map_err(|e| ToolError::arg("path", format!("`{path}` is not valid JSON: {e}")))?;
+            serde_json::from_str(&t).map_err(|e| p.path.error(format!("`{path}` is not valid JSON: {e}")))?;
         Ok(from_json(&j))
     }
 }

@@ -26,14 +26,14 @@ tool! {
         x: Value [Type::OneOf(vec![Type::list(Type::Any), Type::Str, Type::record(), Type::Range, Type::Tensor, Type::Handle(HandleKind::Dataset)])],
     }
     |p, _| {
-        let n = match &p.x {
+        let n = match &*p.x {
             Value::List(items) => items.len(),
             Value::Str(s) => s.chars().count(),
             Value::Record(r) => r.len(),
             Value::Range(lo, hi) => (hi - lo).max(0) as usize,
             Value::Tensor(t) => t.shape().first().copied().unwrap_or(1),
             Value::Handle(h) if h.count().is_some() => h.count().unwrap_or(0),
-            other => return Err(ToolError::arg("x", format!("a {} has no length", other.type_name()))),
+            other => return Err(p.x.error(format!("a {} has no length", other.type_name()))),
         };
         Ok(Value::Num(n as f64))
     }
@@ -56,13 +56,13 @@ tool! {
         step: i64 = Value::Num(1.0),
     }
     |p, _| {
-        let (start, stop) = match p.stop {
-            Some(stop) => (p.start, stop),
-            None => (0, p.start),
+        let (start, stop) = match *p.stop {
+            Some(stop) => (*p.start, stop),
+            None => (0, *p.start),
         };
-        let step = p.step;
+        let step = *p.step;
         if step == 0 {
-            return Err(ToolError::arg("step", "`step` must not be zero"));
+            return Err(p.step.error("`step` must not be zero"));
         }
         let n = if step > 0 { (stop - start + step - 1) / step } else { (start - stop - step - 1) / -step }.max(0);
         if n > MAX_RANGE {
@@ -161,7 +161,7 @@ tool! {
         };
         let first = block.start;
         let mut out = Vec::with_capacity(block.len());
-        for (i, x) in p.xs.into_iter().enumerate().skip(first).take(block.len()) {
+        for (i, x) in p.xs.into_inner().into_iter().enumerate().skip(first).take(block.len()) {
             out.push(ctx.call_item(&p.f, vec![x], i as u64)?);
         }
         let part = Value::record([("first", Value::Num(first as f64)), ("items", Value::list(out))]);
@@ -174,8 +174,8 @@ tool! {
 
 /// The shards' blocks of results, in order.
 /// `shard_map`'s merge: the shards' blocks of results, in order.
-fn shard_map_merge(a: &assay_interpreter::Args, ctx: &mut dyn ToolCtx, parts: Vec<Value>) -> Result<Value, ToolError> {
-    merge_blocks(a.items("xs")?.len(), ctx, parts)
+fn shard_map_merge(p: shard_map::Params, ctx: &mut dyn ToolCtx, parts: Vec<Value>) -> Result<Value, ToolError> {
+    merge_blocks(p.xs.len(), ctx, parts)
 }
 
 fn merge_blocks(n: usize, ctx: &mut dyn ToolCtx, parts: Vec<Value>) -> Result<Value, ToolError> {
@@ -218,9 +218,7 @@ tool! {
         let f = p.f.clone();
         let keep = |x: Value, ctx: &mut dyn ToolCtx| match ctx.call(&f, vec![x])? {
             Value::Bool(b) => Ok(b),
-            other => Err(ToolError::arg(
-                "f",
-                format!("the predicate must return true or false, it returned a {}", other.type_name()),
+            other => Err(p.f.error(format!("the predicate must return true or false, it returned a {}", other.type_name()),
             )
             .help("compare explicitly, e.g. `x => x > 0`")),
         };
@@ -228,12 +226,12 @@ tool! {
             if let Some(len) = h.count() {
                 let mut idx = Vec::new();
                 for i in 0..len {
-                    let e = h.entry(i).ok_or_else(|| ToolError::arg("xs", format!("a {} cannot be filtered", h.kind())))?;
+                    let e = h.entry(i).ok_or_else(|| p.xs.error(format!("a {} cannot be filtered", h.kind())))?;
                     if keep(e, ctx)? {
                         idx.push(i);
                     }
                 }
-                return h.select(&idx).ok_or_else(|| ToolError::arg("xs", "this collection cannot be cut"));
+                return h.select(&idx).ok_or_else(|| p.xs.error("this collection cannot be cut"));
             }
         }
         let mut out = Vec::new();
@@ -392,7 +390,7 @@ tool! {
         for (i, x) in p.xs.clone().into_iter().enumerate() {
             match iter_values(&x) {
                 Some(items) if !matches!(x, Value::Str(_)) => out.extend(items),
-                _ => return Err(ToolError::arg("xs", format!("item {i} is a {}, not a list", x.type_name()))),
+                _ => return Err(p.xs.error(format!("item {i} is a {}, not a list", x.type_name()))),
             }
         }
         Ok(Value::list(out))
@@ -414,11 +412,11 @@ tool! {
         n: usize,
     }
     |p, _| {
-        let n = p.n;
+        let n = *p.n;
         if let Value::Handle(h) = p.xs.get() {
             if let Some(len) = h.count() {
                 let idx: Vec<usize> = (0..n.min(len)).collect();
-                return h.select(&idx).ok_or_else(|| ToolError::arg("xs", "this collection cannot be cut"));
+                return h.select(&idx).ok_or_else(|| p.xs.error("this collection cannot be cut"));
             }
         }
         let mut items = p.xs.items()?;
@@ -496,11 +494,11 @@ tool! {
         };
         // Check every key is comparable before sorting.
         for w in keys.windows(2) {
-            compare(&w[0], &w[1]).map_err(|e| ToolError::arg(if p.by.is_none() { "xs" } else { "by" }, e))?;
+            compare(&w[0], &w[1]).map_err(|e| if p.by.is_none() { p.xs.error(e) } else { p.by.error(e) })?;
         }
         let mut idx: Vec<usize> = (0..items.len()).collect();
         idx.sort_by(|&i, &j| compare(&keys[i], &keys[j]).unwrap_or(std::cmp::Ordering::Equal));
-        if p.reverse {
+        if *p.reverse {
             // Descending but still stable for equal keys.
             idx.sort_by(|&i, &j| compare(&keys[j], &keys[i]).unwrap_or(std::cmp::Ordering::Equal));
         }

@@ -1,7 +1,7 @@
 //! Elementwise math over numbers, lists of numbers and tensors, and
 //! constructors for tensors.
 
-use assay_interpreter::{to_numbers, to_tensor, Tensor, ToolError, Type, Value};
+use assay_interpreter::{to_numbers, to_tensor, Bound, Tensor, ToolError, Type, Value};
 use ndarray::ArrayD;
 
 use super::declare::tool;
@@ -11,12 +11,13 @@ fn numeric() -> Type {
 }
 
 /// Applies `f` to a number, each number of a list or range, or each tensor
-/// element; `name` is the parameter the value came from.
-fn map_num(v: &Value, name: &str, f: impl Fn(f64) -> f64) -> Result<Value, ToolError> {
-    match v {
+/// element of a parameter's value.
+fn map_num(v: &Bound<Value>, f: impl Fn(f64) -> f64) -> Result<Value, ToolError> {
+    let name = v.name();
+    match &**v {
         Value::Num(n) => Ok(Value::Num(f(*n))),
         Value::Tensor(t) => Ok(Value::tensor(t.view().mapv(|x| f(x as f64) as f32))),
-        _ => to_numbers(v).map(|xs| Value::nums(xs.into_iter().map(f))).map_err(|what| {
+        other => to_numbers(other).map(|xs| Value::nums(xs.into_iter().map(f))).map_err(|what| {
             ToolError::arg(name, format!("`{name}` must be numbers (a list, range or tensor), {what}"))
         }),
     }
@@ -34,7 +35,7 @@ tool! {
         /// a number, or numbers elementwise
         x: Value [numeric()],
     }
-    |p, _| map_num(&p.x, "x", f64::abs)
+    |p, _| map_num(&p.x, f64::abs)
 }
 
 tool! {
@@ -48,7 +49,7 @@ tool! {
         /// a number, or numbers elementwise
         x: Value [numeric()],
     }
-    |p, _| map_num(&p.x, "x", f64::sqrt)
+    |p, _| map_num(&p.x, f64::sqrt)
 }
 
 tool! {
@@ -62,7 +63,7 @@ tool! {
         /// a number, or numbers elementwise
         x: Value [numeric()],
     }
-    |p, _| map_num(&p.x, "x", f64::exp)
+    |p, _| map_num(&p.x, f64::exp)
 }
 
 tool! {
@@ -76,7 +77,7 @@ tool! {
         /// a number, or numbers elementwise
         x: Value [numeric()],
     }
-    |p, _| map_num(&p.x, "x", f64::ln)
+    |p, _| map_num(&p.x, f64::ln)
 }
 
 tool! {
@@ -91,7 +92,7 @@ tool! {
         /// a number, or numbers elementwise
         x: Value [numeric()],
     }
-    |p, _| map_num(&p.x, "x", f64::floor)
+    |p, _| map_num(&p.x, f64::floor)
 }
 
 tool! {
@@ -105,7 +106,7 @@ tool! {
         /// a number, or numbers elementwise
         x: Value [numeric()],
     }
-    |p, _| map_num(&p.x, "x", f64::ceil)
+    |p, _| map_num(&p.x, f64::ceil)
 }
 
 tool! {
@@ -119,7 +120,7 @@ tool! {
         /// a number, or numbers elementwise
         x: Value [numeric()],
     }
-    |p, _| map_num(&p.x, "x", f64::sin)
+    |p, _| map_num(&p.x, f64::sin)
 }
 
 tool! {
@@ -133,7 +134,7 @@ tool! {
         /// a number, or numbers elementwise
         x: Value [numeric()],
     }
-    |p, _| map_num(&p.x, "x", f64::cos)
+    |p, _| map_num(&p.x, f64::cos)
 }
 
 tool! {
@@ -147,7 +148,7 @@ tool! {
         /// a number, or numbers elementwise
         x: Value [numeric()],
     }
-    |p, _| map_num(&p.x, "x", f64::tanh)
+    |p, _| map_num(&p.x, f64::tanh)
 }
 
 tool! {
@@ -163,7 +164,7 @@ tool! {
         x: Value [numeric()],
     }
     |p, _| {
-        map_num(&p.x, "x", |x| {
+        map_num(&p.x, |x| {
             if x > 0.0 {
                 1.0
             } else if x < 0.0 {
@@ -190,12 +191,12 @@ tool! {
         digits: i64 = Value::Num(0.0),
     }
     |p, _| {
-        let d = p.digits;
+        let d = *p.digits;
         if !(0..=15).contains(&d) {
-            return Err(ToolError::arg("digits", format!("`digits` must be between 0 and 15, found {d}")));
+            return Err(p.digits.error(format!("`digits` must be between 0 and 15, found {d}")));
         }
         let m = 10f64.powi(d as i32);
-        map_num(&p.x, "x", |x| (x * m).round() / m)
+        map_num(&p.x, |x| (x * m).round() / m)
     }
 }
 
@@ -216,14 +217,15 @@ tool! {
         hi: f64,
     }
     |p, _| {
-        let (lo, hi) = (p.lo, p.hi);
+        let (lo, hi) = (*p.lo, *p.hi);
         if lo.is_nan() || hi.is_nan() {
-            return Err(ToolError::arg(if lo.is_nan() { "lo" } else { "hi" }, "the bounds must be numbers, not NaN"));
+            let bad = if lo.is_nan() { &p.lo } else { &p.hi };
+            return Err(bad.error("the bounds must be numbers, not NaN"));
         }
         if lo > hi {
-            return Err(ToolError::arg("lo", format!("`lo` ({lo}) is above `hi` ({hi})")));
+            return Err(p.lo.error(format!("`lo` ({lo}) is above `hi` ({hi})")));
         }
-        map_num(&p.x, "x", |x| x.clamp(lo, hi))
+        map_num(&p.x, |x| x.clamp(lo, hi))
     }
 }
 
@@ -240,7 +242,7 @@ tool! {
         /// nested list of numbers
         data: Tensor [Type::Any],
     }
-    |p, _| Ok(Value::Tensor(p.data))
+    |p, _| Ok(Value::Tensor(p.data.into_inner()))
 }
 
 tool! {
@@ -260,11 +262,9 @@ tool! {
     |p, _| {
         const MAX_ELEMENTS: usize = 100_000_000;
         let mut shape = Vec::new();
-        for d in p.shape {
+        for &d in p.shape.iter() {
             if d.is_nan() || d < 0.0 || d.fract() != 0.0 || d > MAX_ELEMENTS as f64 {
-                return Err(ToolError::arg(
-                    "shape",
-                    format!("dimensions must be whole numbers from 0 to {MAX_ELEMENTS}, found {d}"),
+                return Err(p.shape.error(format!("dimensions must be whole numbers from 0 to {MAX_ELEMENTS}, found {d}"),
                 ));
             }
             shape.push(d as usize);
@@ -272,12 +272,10 @@ tool! {
         // Checked: [4294967296, 4294967296] must not wrap around to a small count.
         let n = shape.iter().try_fold(1usize, |acc, d| acc.checked_mul(*d));
         if n.is_none_or(|n| n > MAX_ELEMENTS) {
-            return Err(ToolError::arg(
-                "shape",
-                format!("a tensor of shape {shape:?} has more than {MAX_ELEMENTS} elements"),
+            return Err(p.shape.error(format!("a tensor of shape {shape:?} has more than {MAX_ELEMENTS} elements"),
             ));
         }
-        Ok(Value::tensor(ArrayD::from_elem(shape, p.value as f32)))
+        Ok(Value::tensor(ArrayD::from_elem(shape, *p.value as f32)))
     }
 }
 
@@ -296,8 +294,8 @@ tool! {
         shape: Vec<f64>,
     }
     |p, _| {
-        let t = to_tensor(&p.x).map_err(|e| ToolError::arg("x", e))?;
-        let dims = p.shape;
+        let t = to_tensor(&p.x).map_err(|e| p.x.error(e))?;
+        let dims = p.shape.to_vec();
         let total = t.len();
         // Checked: dimensions whose product wraps around must not pass as small.
         let known = dims
@@ -305,29 +303,27 @@ tool! {
             .filter(|d| **d >= 0.0)
             .try_fold(1usize, |acc, d| if *d > usize::MAX as f64 { None } else { acc.checked_mul(*d as usize) })
             .filter(|k| *k <= total.max(1))
-            .ok_or_else(|| ToolError::arg("shape", format!("cannot reshape {total} elements into {dims:?}")))?;
+            .ok_or_else(|| p.shape.error(format!("cannot reshape {total} elements into {dims:?}")))?;
         let mut shape = Vec::new();
         let mut inferred = false;
         for d in &dims {
             if *d == -1.0 && !inferred {
                 inferred = true;
                 if known == 0 || total % known != 0 {
-                    return Err(ToolError::arg(
-                        "shape",
-                        format!("cannot infer -1: {total} elements do not divide by {known}"),
+                    return Err(p.shape.error(format!("cannot infer -1: {total} elements do not divide by {known}"),
                     ));
                 }
                 shape.push(total / known);
             } else if *d >= 0.0 && d.fract() == 0.0 {
                 shape.push(*d as usize);
             } else {
-                return Err(ToolError::arg("shape", format!("bad dimension {d}")));
+                return Err(p.shape.error(format!("bad dimension {d}")));
             }
         }
         let data: Vec<f32> = t.iter().copied().collect();
         ArrayD::from_shape_vec(shape.clone(), data)
             .map(Value::tensor)
-            .map_err(|_| ToolError::arg("shape", format!("cannot reshape {total} elements into {shape:?}")))
+            .map_err(|_| p.shape.error(format!("cannot reshape {total} elements into {shape:?}")))
     }
 }
 
@@ -347,9 +343,9 @@ tool! {
         n: usize,
     }
     |p, _| {
-        let (s, e, n) = (p.start, p.stop, p.n);
+        let (s, e, n) = (*p.start, *p.stop, *p.n);
         if n > 10_000_000 {
-            return Err(ToolError::arg("n", "at most 10,000,000 points"));
+            return Err(p.n.error("at most 10,000,000 points"));
         }
         if n == 1 {
             return Ok(Value::nums([s]));

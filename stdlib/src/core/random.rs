@@ -3,7 +3,7 @@
 //! `seed:` pins a call's stream so that adding calls before it does not
 //! change what it draws.
 
-use assay_interpreter::{iter_values, HandleKind, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{iter_values, Bound, HandleKind, ToolCtx, ToolError, Type, Value};
 // `::rand`: the crate, not the tool module `rand` declared below.
 use ::rand::seq::SliceRandom;
 use ::rand::{Rng, SeedableRng};
@@ -23,19 +23,19 @@ pub(crate) fn stream_of(seed: Option<i64>, ctx: &mut dyn ToolCtx) -> ChaCha8Rng 
 }
 
 /// How many draws `n` asks for (`None`: one number, not a list).
-fn count_or_one(n: Option<i64>) -> Result<Option<usize>, ToolError> {
-    match n {
+fn count_or_one(arg: &Bound<Option<i64>>) -> Result<Option<usize>, ToolError> {
+    match **arg {
         None => Ok(None),
         Some(n) if n < 0 || n as usize > MAX_DRAWS => {
-            Err(ToolError::arg("n", format!("`n` must be between 0 and {MAX_DRAWS}, found {n}")))
+            Err(arg.error(format!("`n` must be between 0 and {MAX_DRAWS}, found {n}")))
         }
         Some(n) => Ok(Some(n as usize)),
     }
 }
 
 /// The items of a list or range given as `xs`.
-fn items_of(xs: &Value) -> Result<Vec<Value>, ToolError> {
-    iter_values(xs).ok_or_else(|| ToolError::arg("xs", format!("`xs` must be a list, found {}", xs.type_name())))
+fn items_of(xs: &Bound<Value>) -> Result<Vec<Value>, ToolError> {
+    iter_values(xs).ok_or_else(|| xs.error(format!("`xs` must be a list, found {}", xs.type_name())))
 }
 
 fn draws(n: Option<usize>, mut f: impl FnMut() -> f64) -> Value {
@@ -66,8 +66,8 @@ tool! {
         seed: Option<i64> = Value::None,
     }
     |p, ctx| {
-        let n = count_or_one(p.n)?;
-        let mut rng = stream_of(p.seed, ctx);
+        let n = count_or_one(&p.n)?;
+        let mut rng = stream_of(*p.seed, ctx);
         Ok(draws(n, || rng.random::<f64>()))
     }
 }
@@ -91,12 +91,12 @@ tool! {
         seed: Option<i64> = Value::None,
     }
     |p, ctx| {
-        let n = count_or_one(p.n)?;
-        let (m, s) = (p.mean, p.std);
+        let n = count_or_one(&p.n)?;
+        let (m, s) = (*p.mean, *p.std);
         if s < 0.0 {
-            return Err(ToolError::arg("std", "`std` must not be negative"));
+            return Err(p.std.error("`std` must not be negative"));
         }
-        let mut rng = stream_of(p.seed, ctx);
+        let mut rng = stream_of(*p.seed, ctx);
         Ok(draws(n, || {
             let z: f64 = StandardNormal.sample(&mut rng);
             m + s * z
@@ -123,12 +123,12 @@ tool! {
         seed: Option<i64> = Value::None,
     }
     |p, ctx| {
-        let (lo, hi) = (p.lo, p.hi);
+        let (lo, hi) = (*p.lo, *p.hi);
         if hi <= lo {
-            return Err(ToolError::arg("hi", format!("`hi` ({hi}) must be above `lo` ({lo})")));
+            return Err(p.hi.error(format!("`hi` ({hi}) must be above `lo` ({lo})")));
         }
-        let n = count_or_one(p.n)?;
-        let mut rng = stream_of(p.seed, ctx);
+        let n = count_or_one(&p.n)?;
+        let mut rng = stream_of(*p.seed, ctx);
         Ok(draws(n, || rng.random_range(lo..hi) as f64))
     }
 }
@@ -149,7 +149,7 @@ tool! {
     }
     |p, ctx| {
         let mut items = items_of(&p.xs)?;
-        let mut rng = stream_of(p.seed, ctx);
+        let mut rng = stream_of(*p.seed, ctx);
         items.shuffle(&mut rng);
         Ok(Value::list(items))
     }
@@ -173,23 +173,23 @@ tool! {
         seed: Option<i64> = Value::None,
     }
     |p, ctx| {
-        let k = p.k;
+        let k = *p.k;
         // A data set samples into a smaller data set, in the order drawn.
-        if let Value::Handle(h) = &p.xs {
+        if let Value::Handle(h) = &*p.xs {
             if let Some(len) = h.count() {
                 if k > len {
-                    return Err(ToolError::arg("k", format!("cannot draw {k} items from {len} without replacement")));
+                    return Err(p.k.error(format!("cannot draw {k} items from {len} without replacement")));
                 }
-                let mut rng = stream_of(p.seed, ctx);
+                let mut rng = stream_of(*p.seed, ctx);
                 let idx: Vec<usize> = ::rand::seq::index::sample(&mut rng, len, k).into_iter().collect();
-                return h.select(&idx).ok_or_else(|| ToolError::arg("xs", "this collection cannot be sampled"));
+                return h.select(&idx).ok_or_else(|| p.xs.error("this collection cannot be sampled"));
             }
         }
         let items = items_of(&p.xs)?;
         if k > items.len() {
-            return Err(ToolError::arg("k", format!("cannot draw {k} items from {} without replacement", items.len())));
+            return Err(p.k.error(format!("cannot draw {k} items from {} without replacement", items.len())));
         }
-        let mut rng = stream_of(p.seed, ctx);
+        let mut rng = stream_of(*p.seed, ctx);
         let idx = ::rand::seq::index::sample(&mut rng, items.len(), k);
         Ok(Value::list(idx.iter().map(|i| items[i].clone()).collect()))
     }
@@ -211,9 +211,9 @@ tool! {
     |p, ctx| {
         let items = items_of(&p.xs)?;
         if items.is_empty() {
-            return Err(ToolError::arg("xs", "cannot choose from an empty list"));
+            return Err(p.xs.error("cannot choose from an empty list"));
         }
-        let mut rng = stream_of(p.seed, ctx);
+        let mut rng = stream_of(*p.seed, ctx);
         let i = rng.random_range(0..items.len());
         Ok(items[i].clone())
     }

@@ -1,38 +1,34 @@
 //! Statistics over numbers (lists, ranges, tensors). Reductions take an
 //! optional `axis` for tensors; without it they reduce everything.
 
-use assay_interpreter::{iter_values, to_numbers, ToolError, Type, Value};
+use assay_interpreter::{iter_values, to_numbers, Bound, ToolError, Type, Value};
 use ndarray::Axis;
 
 use super::declare::tool;
 
-/// The numbers of parameter `name`, refused if there are none.
-fn nonempty(xs: Vec<f64>, name: &str) -> Result<Vec<f64>, ToolError> {
+/// A parameter's numbers, refused if there are none.
+fn nonempty(xs: &Bound<Vec<f64>>) -> Result<&[f64], ToolError> {
     if xs.is_empty() {
-        return Err(ToolError::arg(name, "needs at least one number, the list is empty"));
+        return Err(xs.error("needs at least one number, the list is empty"));
     }
-    Ok(xs)
-}
-
-/// The numbers of a list, range or tensor given as `xs`.
-fn numbers_of(xs: &Value) -> Result<Vec<f64>, ToolError> {
-    to_numbers(xs)
-        .map_err(|what| ToolError::arg("xs", format!("`xs` must be numbers (a list, range or tensor), {what}")))
+    Ok(xs.as_slice())
 }
 
 /// Reduces a tensor along `axis` with `f`, or everything.
-fn reduce(xs: &Value, axis: Option<i64>, f: fn(&[f64]) -> f64) -> Result<Value, ToolError> {
+fn reduce(xs: &Bound<Value>, axis: &Bound<Option<i64>>, f: fn(&[f64]) -> f64) -> Result<Value, ToolError> {
+    let (name, xs) = (xs.name(), &**xs);
+    let (axis_name, axis) = (axis.name(), **axis);
     if let (Value::Tensor(t), Some(axis)) = (xs, axis) {
         let nd = t.ndim() as i64;
         let ax = if axis < 0 { nd + axis } else { axis };
         if ax < 0 || ax >= nd {
             return Err(ToolError::arg(
-                "axis",
+                axis_name,
                 format!("axis {axis} is out of range for a tensor with {nd} dimensions"),
             ));
         }
         if t.shape()[ax as usize] == 0 {
-            return Err(ToolError::arg("axis", "cannot reduce along an empty axis"));
+            return Err(ToolError::arg(axis_name, "cannot reduce along an empty axis"));
         }
         let out = t.map_axis(Axis(ax as usize), |lane| {
             let v: Vec<f64> = lane.iter().map(|x| *x as f64).collect();
@@ -45,9 +41,13 @@ fn reduce(xs: &Value, axis: Option<i64>, f: fn(&[f64]) -> f64) -> Result<Value, 
         });
     }
     if axis.is_some() && !matches!(xs, Value::Tensor(_)) {
-        return Err(ToolError::arg("axis", "`axis` applies to tensors only").help("make one with tensor([[...], ...])"));
+        return Err(
+            ToolError::arg(axis_name, "`axis` applies to tensors only").help("make one with tensor([[...], ...])")
+        );
     }
-    Ok(Value::Num(f(&nonempty(numbers_of(xs)?, "xs")?)))
+    let numbers = to_numbers(xs)
+        .map_err(|what| ToolError::arg(name, format!("`{name}` must be numbers (a list, range or tensor), {what}")))?;
+    Ok(Value::Num(f(nonempty(&Bound::new(name, numbers))?)))
 }
 
 fn sum_f(x: &[f64]) -> f64 {
@@ -95,7 +95,7 @@ tool! {
         /// for a tensor: reduce along this axis only
         axis: Option<i64> = Value::None,
     }
-    |p, _| reduce(&p.xs, p.axis, sum_f)
+    |p, _| reduce(&p.xs, &p.axis, sum_f)
 }
 
 tool! {
@@ -111,7 +111,7 @@ tool! {
         /// for a tensor: reduce along this axis only
         axis: Option<i64> = Value::None,
     }
-    |p, _| reduce(&p.xs, p.axis, mean_f)
+    |p, _| reduce(&p.xs, &p.axis, mean_f)
 }
 
 tool! {
@@ -127,7 +127,7 @@ tool! {
         /// for a tensor: reduce along this axis only
         axis: Option<i64> = Value::None,
     }
-    |p, _| reduce(&p.xs, p.axis, max_f)
+    |p, _| reduce(&p.xs, &p.axis, max_f)
 }
 
 tool! {
@@ -143,7 +143,7 @@ tool! {
         /// for a tensor: reduce along this axis only
         axis: Option<i64> = Value::None,
     }
-    |p, _| reduce(&p.xs, p.axis, min_f)
+    |p, _| reduce(&p.xs, &p.axis, min_f)
 }
 
 tool! {
@@ -159,7 +159,7 @@ tool! {
         /// for a tensor: reduce along this axis only
         axis: Option<i64> = Value::None,
     }
-    |p, _| reduce(&p.xs, p.axis, argmax_f)
+    |p, _| reduce(&p.xs, &p.axis, argmax_f)
 }
 
 tool! {
@@ -175,7 +175,7 @@ tool! {
         /// for a tensor: reduce along this axis only
         axis: Option<i64> = Value::None,
     }
-    |p, _| reduce(&p.xs, p.axis, argmin_f)
+    |p, _| reduce(&p.xs, &p.axis, argmin_f)
 }
 
 fn var_of(x: &[f64], ddof: f64) -> f64 {
@@ -197,11 +197,11 @@ tool! {
         ddof: f64 = Value::Num(0.0),
     }
     |p, _| {
-        let xs = nonempty(p.xs, "xs")?;
-        if xs.len() as f64 <= p.ddof {
-            return Err(ToolError::arg("ddof", format!("needs more than {} numbers, found {}", p.ddof, xs.len())));
+        let xs = nonempty(&p.xs)?;
+        if xs.len() as f64 <= *p.ddof {
+            return Err(p.ddof.error(format!("needs more than {} numbers, found {}", p.ddof, xs.len())));
         }
-        Ok(Value::Num(var_of(&xs, p.ddof).sqrt()))
+        Ok(Value::Num(var_of(xs, *p.ddof).sqrt()))
     }
 }
 
@@ -220,11 +220,11 @@ tool! {
         ddof: f64 = Value::Num(0.0),
     }
     |p, _| {
-        let xs = nonempty(p.xs, "xs")?;
-        if xs.len() as f64 <= p.ddof {
-            return Err(ToolError::arg("ddof", format!("needs more than {} numbers, found {}", p.ddof, xs.len())));
+        let xs = nonempty(&p.xs)?;
+        if xs.len() as f64 <= *p.ddof {
+            return Err(p.ddof.error(format!("needs more than {} numbers, found {}", p.ddof, xs.len())));
         }
-        Ok(Value::Num(var_of(&xs, p.ddof)))
+        Ok(Value::Num(var_of(xs, *p.ddof)))
     }
 }
 
@@ -254,7 +254,7 @@ tool! {
         /// numbers
         xs: Vec<f64> [Type::numbers()],
     }
-    |p, _| Ok(Value::Num(quantile_of(&sorted(&nonempty(p.xs, "xs")?), 0.5)))
+    |p, _| Ok(Value::Num(quantile_of(&sorted(nonempty(&p.xs)?), 0.5)))
 }
 
 tool! {
@@ -271,11 +271,11 @@ tool! {
         q: f64,
     }
     |p, _| {
-        let q = p.q;
+        let q = *p.q;
         if !(0.0..=1.0).contains(&q) {
-            return Err(ToolError::arg("q", format!("`q` must be between 0 and 1, found {q}")));
+            return Err(p.q.error(format!("`q` must be between 0 and 1, found {q}")));
         }
-        Ok(Value::Num(quantile_of(&sorted(&nonempty(p.xs, "xs")?), q)))
+        Ok(Value::Num(quantile_of(&sorted(nonempty(&p.xs)?), q)))
     }
 }
 
@@ -294,13 +294,13 @@ tool! {
         ys: Vec<f64> [Type::numbers()],
     }
     |p, _| {
-        let (x, y) = (nonempty(p.xs, "xs")?, nonempty(p.ys, "ys")?);
+        let (x, y) = (nonempty(&p.xs)?, nonempty(&p.ys)?);
         if x.len() != y.len() {
-            return Err(ToolError::arg("ys", format!("`ys` has {} numbers but `xs` has {}", y.len(), x.len())));
+            return Err(p.ys.error(format!("`ys` has {} numbers but `xs` has {}", y.len(), x.len())));
         }
-        let (mx, my) = (mean_f(&x), mean_f(&y));
+        let (mx, my) = (mean_f(x), mean_f(y));
         let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
-        for (a, b) in x.iter().zip(&y) {
+        for (a, b) in x.iter().zip(y) {
             sxy += (a - mx) * (b - my);
             sxx += (a - mx) * (a - mx);
             syy += (b - my) * (b - my);
@@ -330,11 +330,11 @@ tool! {
         b: Vec<f64> [Type::numbers()],
     }
     |p, _| {
-        let (a, b) = (nonempty(p.a, "a")?, nonempty(p.b, "b")?);
+        let (a, b) = (nonempty(&p.a)?, nonempty(&p.b)?);
         if a.len() != b.len() {
-            return Err(ToolError::arg("b", format!("`b` has {} numbers but `a` has {}", b.len(), a.len())));
+            return Err(p.b.error(format!("`b` has {} numbers but `a` has {}", b.len(), a.len())));
         }
-        let dot: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
         let norms = (a.iter().map(|x| x * x).sum::<f64>() * b.iter().map(|y| y * y).sum::<f64>()).sqrt();
         let c = dot / norms;
         // Rounding can push |c| a hair past 1.
@@ -361,9 +361,9 @@ tool! {
         largest: bool = Value::Bool(true),
     }
     |p, _| {
-        let xs = p.xs;
+        let xs = p.xs.into_inner();
         let k = p.k.min(xs.len());
-        let largest = p.largest;
+        let largest = *p.largest;
         let mut idx: Vec<usize> = (0..xs.len()).collect();
         idx.sort_by(|&i, &j| {
             let o = if largest { xs[j].total_cmp(&xs[i]) } else { xs[i].total_cmp(&xs[j]) };
@@ -393,15 +393,15 @@ tool! {
         bins: usize = Value::Num(10.0),
     }
     |p, _| {
-        let xs = nonempty(p.xs, "xs")?;
-        let bins = p.bins;
+        let xs = nonempty(&p.xs)?;
+        let bins = *p.bins;
         if bins == 0 || bins > 10_000 {
-            return Err(ToolError::arg("bins", "`bins` must be between 1 and 10000"));
+            return Err(p.bins.error("`bins` must be between 1 and 10000"));
         }
-        let (lo, hi) = (min_f(&xs), max_f(&xs));
+        let (lo, hi) = (min_f(xs), max_f(xs));
         let width = if hi > lo { (hi - lo) / bins as f64 } else { 1.0 };
         let mut counts = vec![0.0; bins];
-        for x in &xs {
+        for x in xs {
             let b = (((x - lo) / width).floor() as usize).min(bins - 1);
             counts[b] += 1.0;
         }
@@ -443,7 +443,7 @@ tool! {
         /// instead of N rows
         columns: bool = Value::Bool(false),
     }
-    |p, _| lstsq(p.a, p.y, p.columns)
+    |p, _| lstsq(p.a, p.y, *p.columns)
 }
 
 /// Columns of equal length to rows.
@@ -455,42 +455,40 @@ fn transpose(cols: &[Vec<f64>]) -> Result<Vec<Vec<f64>>, String> {
     Ok((0..n).map(|i| cols.iter().map(|c| c[i]).collect()).collect())
 }
 
-fn lstsq(a: Value, y: Vec<f64>, columns: bool) -> Result<Value, ToolError> {
-    let rows: Vec<Vec<f64>> = match &a {
+fn lstsq(a: Bound<Value>, y: Bound<Vec<f64>>, columns: bool) -> Result<Value, ToolError> {
+    let rows: Vec<Vec<f64>> = match &*a {
         Value::Tensor(t) if t.ndim() == 2 => t.outer_iter().map(|r| r.iter().map(|v| *v as f64).collect()).collect(),
         Value::Tensor(t) => {
-            return Err(ToolError::arg("a", format!("expected a tensor [N, K], found one of shape {:?}", t.shape())))
+            return Err(a.error(format!("expected a tensor [N, K], found one of shape {:?}", t.shape())))
         }
         other => iter_values(other)
-            .ok_or_else(|| ToolError::arg("a", format!("`a` must be a list, found {}", other.type_name())))?
+            .ok_or_else(|| a.error(format!("`a` must be a list, found {}", other.type_name())))?
             .iter()
             .enumerate()
-            .map(|(i, r)| to_numbers(r).map_err(|what| ToolError::arg("a", format!("item {i} is not numbers: {what}"))))
+            .map(|(i, r)| to_numbers(r).map_err(|what| a.error(format!("item {i} is not numbers: {what}"))))
             .collect::<Result<_, _>>()?,
     };
-    let rows = if columns { transpose(&rows).map_err(|e| ToolError::arg("a", e))? } else { rows };
+    let rows = if columns { transpose(&rows).map_err(|e| a.error(e))? } else { rows };
     let n = rows.len();
     let k = rows.first().map(Vec::len).unwrap_or(0);
     if n == 0 || k == 0 {
-        return Err(ToolError::arg("a", "needs at least one row with at least one feature"));
+        return Err(a.error("needs at least one row with at least one feature"));
     }
     if n != y.len() {
-        return Err(ToolError::arg("y", format!("`a` has {n} rows but `y` has {} numbers", y.len())));
+        return Err(y.error(format!("`a` has {n} rows but `y` has {} numbers", y.len())));
     }
     if k > 1000 || n.saturating_mul(k) > 10_000_000 {
-        return Err(ToolError::arg(
-            "a",
-            format!("{n} x {k} is too large (at most 1000 features and 10 million cells)"),
-        ));
+        return Err(a.error(format!("{n} x {k} is too large (at most 1000 features and 10 million cells)")));
     }
     if let Some(i) = rows.iter().position(|r| r.len() != k) {
-        return Err(ToolError::arg("a", format!("row {i} has {} features; row 0 has {k}", rows[i].len())));
+        return Err(a.error(format!("row {i} has {} features; row 0 has {k}", rows[i].len())));
     }
     if let Some(i) = rows.iter().position(|r| r.iter().any(|v| !v.is_finite())) {
-        return Err(ToolError::arg("a", format!("row {i} has a value that is not finite")));
+        return Err(a.error(format!("row {i} has a value that is not finite")));
     }
     if let Some(i) = y.iter().position(|v| !v.is_finite()) {
-        return Err(ToolError::arg("y", format!("y[{i}] is not finite"))
+        return Err(y
+            .error(format!("y[{i}] is not finite"))
             .help("drop the points where the target is nan or infinite"));
     }
     let m = nalgebra::DMatrix::from_fn(n, k, |i, j| rows[i][j]);

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::sync::Arc;
 
-use assay_interpreter::{Arg, ToolError, Type, Value};
+use assay_interpreter::{Arg, Type, Value};
 use ndarray::{ArrayD, IxDyn};
 use ndarray_npy::npy::header::Header;
 use ndarray_npy::{ReadNpyError, ReadNpyExt};
@@ -48,29 +48,29 @@ tool! {
     }
     |p, ctx| {
         let path = p.path.clone();
-        let bytes = ctx.read_file(&path).map_err(|e| e.at("path"))?;
+        let bytes = ctx.read_file(&path).map_err(|e| e.at(p.path.name()))?;
         let lower = path.to_ascii_lowercase();
         let mut tensors: BTreeMap<String, Value> = BTreeMap::new();
         let single = if lower.ends_with(".npy") {
-            Some(npy(&bytes).map_err(|e| ToolError::arg("path", format!("`{path}`: {e}")))?)
+            Some(npy(&bytes).map_err(|e| p.path.error(format!("`{path}`: {e}")))?)
         } else if lower.ends_with(".npz") {
-            npz(&bytes, &mut tensors).map_err(|e| ToolError::arg("path", format!("`{path}`: {e}")))?;
+            npz(&bytes, &mut tensors).map_err(|e| p.path.error(format!("`{path}`: {e}")))?;
             None
         } else if lower.ends_with(".safetensors") {
             let st = safetensors::SafeTensors::deserialize(&bytes)
-                .map_err(|e| ToolError::arg("path", format!("`{path}` is not a readable .safetensors file: {e}")))?;
+                .map_err(|e| p.path.error(format!("`{path}` is not a readable .safetensors file: {e}")))?;
             for (n, view) in st.tensors() {
-                let t = safetensor(&view).map_err(|e| ToolError::arg("path", format!("`{path}`, tensor `{n}`: {e}")))?;
+                let t = safetensor(&view).map_err(|e| p.path.error(format!("`{path}`, tensor `{n}`: {e}")))?;
                 tensors.insert(n, t);
             }
             None
         } else {
-            return Err(ToolError::arg("path", format!("`{path}` is not a .npy, .npz or .safetensors file"))
+            return Err(p.path.error(format!("`{path}` is not a .npy, .npz or .safetensors file"))
                 .help("save arrays with numpy.save / numpy.savez or safetensors' save_file"));
         };
         match (single, p.name.is_none()) {
             (Some(t), true) => Ok(t),
-            (Some(_), false) => Err(ToolError::arg("name", "an .npy file holds one tensor, which has no name")
+            (Some(_), false) => Err(p.name.error("an .npy file holds one tensor, which has no name")
                 .help("leave `name` out for .npy files")),
             (None, true) => Ok(Value::Record(Arc::new(tensors))),
             (None, false) => {
@@ -81,7 +81,7 @@ tool! {
                         Some(c) => format!("did you mean `{c}`? the file holds {}", names.join(", ")),
                         None => format!("the file holds {}", names.join(", ")),
                     };
-                    ToolError::arg("name", format!("`{path}` has no tensor named `{want}`")).help(help)
+                    p.name.error(format!("`{path}` has no tensor named `{want}`")).help(help)
                 })
             }
         }

@@ -62,7 +62,7 @@ tool! {
     }
     |p, _| {
         let parts: Vec<Value> = match p.sep.as_deref() {
-            Some("") => return Err(ToolError::arg("sep", "`sep` must not be empty")),
+            Some("") => return Err(p.sep.error("`sep` must not be empty")),
             Some(sep) => p.s.split(sep).map(Value::str).collect(),
             None => p.s.split_whitespace().map(Value::str).collect(),
         };
@@ -85,7 +85,7 @@ tool! {
     }
     |p, _| {
         let items =
-            iter_values(&p.xs).ok_or_else(|| ToolError::arg("xs", format!("`xs` must be a list, found {}", p.xs.type_name())))?;
+            iter_values(&p.xs).ok_or_else(|| p.xs.error(format!("`xs` must be a list, found {}", p.xs.type_name())))?;
         let parts: Vec<String> = items.iter().map(|v| v.to_text()).collect();
         Ok(Value::str(parts.join(&p.sep)))
     }
@@ -109,7 +109,7 @@ tool! {
     |p, _| {
         let from = p.from.as_str();
         if from.is_empty() {
-            return Err(ToolError::arg("from", "`from` must not be empty"));
+            return Err(p.from.error("`from` must not be empty"));
         }
         let (text, to) = (p.s.as_str(), p.to.as_str());
         // The size of the result is known before it is built.
@@ -185,14 +185,14 @@ tool! {
         /// text such as "3.5"
         x: Value [Type::OneOf(vec![Type::Str, Type::Num, Type::Bool])],
     }
-    |p, _| match &p.x {
+    |p, _| match &*p.x {
         Value::Num(n) => Ok(Value::Num(*n)),
         Value::Bool(b) => Ok(Value::Num(if *b { 1.0 } else { 0.0 })),
         Value::Str(s) => {
             let s = s.trim();
-            s.parse::<f64>().map(Value::Num).map_err(|_| ToolError::arg("x", format!("\"{s}\" is not a number")))
+            s.parse::<f64>().map(Value::Num).map_err(|_| p.x.error(format!("\"{s}\" is not a number")))
         }
-        other => Err(ToolError::arg("x", format!("`x` must be a string, found {}", other.type_name()))),
+        other => Err(p.x.error(format!("`x` must be a string, found {}", other.type_name()))),
     }
 }
 
@@ -211,11 +211,11 @@ tool! {
         digits: usize = Value::Num(3.0),
     }
     |p, _| {
-        let d = p.digits;
+        let d = *p.digits;
         if d > 17 {
-            return Err(ToolError::arg("digits", "`digits` must be at most 17"));
+            return Err(p.digits.error("`digits` must be at most 17"));
         }
-        let x = p.x;
+        let x = *p.x;
         if !x.is_finite() {
             return Ok(Value::str(format_num(x)));
         }
@@ -235,11 +235,11 @@ tool! {
         c: String,
     }
     |p, _| {
-        let s = p.c;
+        let s = p.c.as_str();
         let mut chars = s.chars();
         match (chars.next(), chars.next()) {
             (Some(c), None) => Ok(Value::Num(f64::from(u32::from(c)))),
-            _ => Err(ToolError::arg("c", format!("expected one character, found {} characters", s.chars().count()))
+            _ => Err(p.c.error(format!("expected one character, found {} characters", s.chars().count()))
                 .help("iterate over a string to get its characters: map(s, c => ord(c))")),
         }
     }
@@ -257,11 +257,11 @@ tool! {
         n: f64,
     }
     |p, _| {
-        let n = p.n;
+        let n = *p.n;
         let c = (n.fract() == 0.0 && (0.0..=f64::from(u32::from(char::MAX))).contains(&n))
             .then(|| char::from_u32(n as u32))
             .flatten()
-            .ok_or_else(|| ToolError::arg("n", format!("{n} is not a Unicode code point")))?;
+            .ok_or_else(|| p.n.error(format!("{n} is not a Unicode code point")))?;
         Ok(Value::str(c.to_string()))
     }
 }

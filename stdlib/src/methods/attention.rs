@@ -40,7 +40,7 @@ tool! {
     |p, _| {
         let m = p.model.clone();
         let blocks = find(&m).map_err(|e| {
-            ToolError::arg("model", e).help("attention is found as Softmax -> MatMul(probs, V) -> transposes/reshapes -> a projection by weights, or a fused attention op with a head count; name tensors by hand (see inspect) for other graphs")
+            p.model.error(e).help("attention is found as Softmax -> MatMul(probs, V) -> transposes/reshapes -> a projection by weights, or a fused attention op with a head count; name tensors by hand (see inspect) for other graphs")
         })?;
         let name = |s: &Option<String>| s.as_ref().map_or(Value::None, Value::str);
         let list = |f: &dyn Fn(&Block) -> Value| Value::list(blocks.iter().map(f).collect());
@@ -110,20 +110,16 @@ tool! {
     |p, _| {
         let head = &p.head;
         let m = p.model.clone();
-        let inputs = crate::onnx::handle::feeds_value(&m, p.inputs.get(), "inputs")?;
+        let inputs = crate::onnx::handle::feeds_value(&m, p.inputs.get(), p.inputs.name())?;
         if let Some((k, t)) = inputs.iter().find(|(_, t)| t.shape().first() != Some(&1)) {
-            return Err(ToolError::arg(
-                "inputs",
-                format!("attention_pattern reads one example; input `{k}` is {:?}", t.shape()),
+            return Err(p.inputs.error(format!("attention_pattern reads one example; input `{k}` is {:?}", t.shape()),
             )
             .help("map over prompts: map(prompts, p => attention_pattern(model, p, layer))"));
         }
-        let blocks = find(&m).map_err(|e| ToolError::arg("model", e))?;
-        let layer = p.layer;
+        let blocks = find(&m).map_err(|e| p.model.error(e))?;
+        let layer = *p.layer;
         let b = blocks.get(layer).ok_or_else(|| {
-            ToolError::arg(
-                "layer",
-                format!(
+            p.layer.error(format!(
                     "the model has {} attention blocks (0 to {}), not {layer}",
                     blocks.len(),
                     blocks.len().saturating_sub(1)
@@ -131,16 +127,14 @@ tool! {
             )
         })?;
         let probs = b.probs.clone().ok_or_else(|| {
-            ToolError::arg(
-                "layer",
-                format!(
+            p.layer.error(format!(
                     "block {layer} is a fused `{}` op, which never shows its attention probabilities",
                     b.fused.clone().unwrap_or_default()
                 ),
             )
             .help("export the model without ONNX Runtime's attention fusion to see the patterns")
         })?;
-        let mut out = m.capture(inputs, std::slice::from_ref(&probs)).map_err(|e| m.blame(e, "inputs", "layer"))?;
+        let mut out = m.capture(inputs, std::slice::from_ref(&probs)).map_err(|e| m.blame(e, p.inputs.name(), p.layer.name()))?;
         let p = out.remove(&probs).ok_or_else(|| ToolError::new(format!("no value captured for `{probs}`")))?;
         let shape = p.shape().to_vec();
         let (t, s) = match shape.as_slice() {
@@ -154,9 +148,7 @@ tool! {
             _ => {
                 let h = head.count()?;
                 if h >= heads {
-                    return Err(ToolError::arg(
-                        "head",
-                        format!("block {layer} has {heads} heads (0 to {}), not {h}", heads - 1),
+                    return Err(head.error(format!("block {layer} has {heads} heads (0 to {}), not {h}", heads - 1),
                     ));
                 }
                 Ok(Value::tensor(p.index_axis(ndarray::Axis(0), h).to_owned()))

@@ -308,17 +308,15 @@ tool! {
     }
     |p, _| {
         let m = p.model.clone();
-        let mut inputs = feeds_value(&m, p.inputs.get(), "inputs")?;
+        let mut inputs = feeds_value(&m, p.inputs.get(), p.inputs.name())?;
         if let Some((k, t)) = inputs.iter().find(|(_, t)| t.shape().first() != Some(&1)) {
-            return Err(ToolError::arg(
-                "inputs",
-                format!("logit_attribution reads one example; input `{k}` is {:?}", t.shape()),
+            return Err(p.inputs.error(format!("logit_attribution reads one example; input `{k}` is {:?}", t.shape()),
             )
             .help("map over prompts: map(prompts, p => logit_attribution(model, p, tokens))"));
         }
         let tokens = crate::methods::lens::token_ids(&m, &p.tokens)?;
         if tokens.is_empty() {
-            return Err(ToolError::arg("tokens", "name at least one token"));
+            return Err(p.tokens.error("name at least one token"));
         }
         let t_len = inputs
             .iter()
@@ -326,10 +324,10 @@ tool! {
             .or(inputs.first())
             .and_then(|(_, v)| v.shape().get(1).copied())
             .unwrap_or(0);
-        let p = p.position;
-        let pos = if p < 0.0 { t_len as f64 + p } else { p };
+        let position = *p.position;
+        let pos = if position < 0.0 { t_len as f64 + position } else { position };
         if pos < 0.0 || pos >= t_len as f64 || pos.fract() != 0.0 {
-            return Err(ToolError::arg("position", format!("position {p} is not one of the {t_len} tokens")));
+            return Err(p.position.error(format!("position {position} is not one of the {t_len} tokens")));
         }
         let pos = pos as usize;
         // A causal model's logits at `pos` depend on the tokens up to it only.
@@ -338,14 +336,14 @@ tool! {
                 *v = v.slice_axis(Axis(1), ndarray::Slice::from(0..=pos)).to_owned();
             }
         }
-        let blocks = find(&m).map_err(|e| ToolError::arg("model", e))?;
+        let blocks = find(&m).map_err(|e| p.model.error(e))?;
         let g = m.proto.graph.as_ref().ok_or_else(|| ToolError::new("the model has no graph"))?;
         let idx = Index::new(g);
         let last = blocks.last().and_then(|b| b.residual.clone()).ok_or_else(|| {
-            ToolError::arg("model", "the residual stream after the last layer is not visible in the graph")
+            p.model.error("the residual stream after the last layer is not visible in the graph")
         })?;
         let ro = readout(g, &idx, &last).map_err(|e| {
-            ToolError::arg("model", format!("no direct read-out: {e}")).help(
+            p.model.error(format!("no direct read-out: {e}")).help(
                 "direct logit attribution needs the last residual stream to reach the logits through a final norm and the unembedding alone, as in a pre-norm decoder (GPT-2, Llama, Qwen2); patch_sweep and path_patch work on any model",
             )
         })?;
@@ -354,7 +352,7 @@ tool! {
         want.extend(blocks.iter().filter_map(|b| b.mlp.clone()));
         let base = m
             .patch_capture(inputs.clone(), Vec::new(), std::slice::from_ref(&logits_name), &want, false)
-            .map_err(|e| m.blame(e, "inputs", "model"))?;
+            .map_err(|e| m.blame(e, p.inputs.name(), p.model.name()))?;
         let get = |n: &str| base.get(n).ok_or_else(|| ToolError::new(format!("`{n}` was not captured")));
         let err = |e: String| ToolError::new(e);
         let r = at(get(&last)?, 1, 0, pos).map_err(err)?;
@@ -368,15 +366,13 @@ tool! {
                 let (nz, np) = (norm2(&z.iter().map(|x| f64::from(*x)).collect::<Vec<_>>()), norm2(&pr));
                 let cos = z.iter().zip(&pr).map(|(a, b)| f64::from(*a) * b).sum::<f64>() / (nz * np).max(1e-30);
                 if cos < 0.9999 {
-                    return Err(ToolError::arg("model", format!("`{}` is not the residual stream divided by a scale (cosine {cos:.4}); the final norm is not one Assay can read out", ro.at)));
+                    return Err(p.model.error(format!("`{}` is not the residual stream divided by a scale (cosine {cos:.4}); the final norm is not one Assay can read out", ro.at)));
                 }
                 np / nz.max(1e-30)
             }
         };
         if z.len() != r.len() {
-            return Err(ToolError::arg(
-                "model",
-                format!("the final norm's output has {} features, the stream {}", z.len(), r.len()),
+            return Err(p.model.error(format!("the final norm's output has {} features, the stream {}", z.len(), r.len()),
             ));
         }
         // What taking a component `c` out of the stream does to the patched tensor.
@@ -387,7 +383,7 @@ tool! {
                 None => pc.iter().map(|x| (x / scale) as f32).collect(),
             }
         };
-        let heads = head_outputs(&m, &inputs, &blocks, pos).map_err(|e| ToolError::arg("model", e))?;
+        let heads = head_outputs(&m, &inputs, &blocks, pos).map_err(|e| p.model.error(e))?;
         let mut components: Vec<Vec<f32>> = heads.iter().flatten().map(|c| delta(c)).collect();
         let mlps: Option<Vec<Vec<f32>>> =
             blocks.iter().map(|b| b.mlp.as_ref().and_then(|n| base.get(n)).and_then(|v| at(v, 1, 0, pos).ok())).collect();
@@ -397,7 +393,7 @@ tool! {
         let orig = get(&logits_name)?;
         let vocab = *orig.shape().last().unwrap_or(&0);
         if let Some(t) = tokens.iter().find(|t| **t >= vocab) {
-            return Err(ToolError::arg("tokens", format!("token {t} is outside the vocabulary of {vocab}")));
+            return Err(p.tokens.error(format!("token {t} is outside the vocabulary of {vocab}")));
         }
         let orig_at = at(orig, 1, 0, pos).map_err(err)?;
         let d = z.len();
@@ -412,7 +408,7 @@ tool! {
             let mut mask = ArrayD::<f32>::zeros(IxDyn(&[1, pos + 1, 1]));
             mask[[0, pos, 0]] = 1.0;
             let out = run_rows(&m, &inputs, n, vec![(ro.at.clone(), value, mask)], std::slice::from_ref(&logits_name), &[])
-                .map_err(|e| m.blame(e, "inputs", "model"))?;
+                .map_err(|e| m.blame(e, p.inputs.name(), p.model.name()))?;
             let l = out.get(&logits_name).ok_or_else(|| ToolError::new("no logits"))?;
             for r in 0..n {
                 let row = at(l, n, r, pos).map_err(err)?;
@@ -421,7 +417,7 @@ tool! {
         }
         let (layers, n_heads) = (blocks.len(), blocks.first().map_or(0, |b| b.n_heads));
         if blocks.iter().any(|b| b.n_heads != n_heads) {
-            return Err(ToolError::arg("model", "the attention blocks have different numbers of heads"));
+            return Err(p.model.error("the attention blocks have different numbers of heads"));
         }
         let k = tokens.len();
         let head_vals: Vec<f32> = attributions[..layers * n_heads].iter().flatten().copied().collect();

@@ -48,26 +48,22 @@ tool! {
     }
     |p, _| {
         let m = p.model.clone();
-        let inputs = feeds_value(&m, p.inputs.get(), "inputs")?;
+        let inputs = feeds_value(&m, p.inputs.get(), p.inputs.name())?;
         if let Some((k, t)) = inputs.iter().find(|(_, t)| t.shape().first() != Some(&1)) {
-            return Err(ToolError::arg(
-                "inputs",
-                format!("the logit lens reads one example; input `{k}` is {:?}", t.shape()),
+            return Err(p.inputs.error(format!("the logit lens reads one example; input `{k}` is {:?}", t.shape()),
             )
             .help("map over prompts: map(prompts, p => logit_lens(model, p))"));
         }
         let layers = if p.residual.is_none() {
             let blocks = crate::onnx::attention::find(&m).map_err(|e| {
-                ToolError::arg("residual", format!("no residual stream given, and none found: {e}"))
+                p.residual.error(format!("no residual stream given, and none found: {e}"))
                     .help("name the residual stream after each layer: residual: \"<glob>\" (see inspect)")
             })?;
             blocks
                 .into_iter()
                 .map(|b| {
                     b.residual.ok_or_else(|| {
-                        ToolError::arg(
-                            "residual",
-                            "no residual stream given, and the graph's shape does not show one after every layer",
+                        p.residual.error("no residual stream given, and the graph's shape does not show one after every layer",
                         )
                         .help("name the residual stream after each layer: residual: \"<glob>\" (see inspect)")
                     })
@@ -79,20 +75,18 @@ tool! {
         let output = p.output.clone();
         if !m.outputs.iter().any(|p| p.name == output) {
             let names: Vec<&str> = m.outputs.iter().map(|p| p.name.as_str()).collect();
-            return Err(ToolError::arg("output", format!("the model has no output `{output}`"))
+            return Err(p.output.error(format!("the model has no output `{output}`"))
                 .help(format!("its outputs: {}", names.join(", "))));
         }
         let tokens = token_ids(&m, &p.tokens)?;
         let k = p.k.max(1);
-        let vals = m.capture(inputs.clone(), &layers).map_err(|e| m.blame(e, "inputs", "residual"))?;
+        let vals = m.capture(inputs.clone(), &layers).map_err(|e| m.blame(e, p.inputs.name(), p.residual.name()))?;
         let last = layers.last().cloned().unwrap_or_default();
         let shape = vals.get(&last).map(|v| v.shape().to_vec()).unwrap_or_default();
         for n in &layers {
             let s = vals.get(n).map(|v| v.shape().to_vec()).unwrap_or_default();
             if s != shape || s.len() != 3 {
-                return Err(ToolError::arg(
-                    "residual",
-                    format!("`{n}` is {s:?}; the residual stream after every layer must share one shape [1, T, D], like `{last}` {shape:?}"),
+                return Err(p.residual.error(format!("`{n}` is {s:?}; the residual stream after every layer must share one shape [1, T, D], like `{last}` {shape:?}"),
                 ));
             }
         }
@@ -109,21 +103,21 @@ tool! {
         let mask = ArrayD::ones(value.shape());
         let out = m
             .patch(batch, vec![(last.clone(), value, mask)], std::slice::from_ref(&output))
-            .map_err(|e| m.blame(e, "inputs", "residual"))?;
+            .map_err(|e| m.blame(e, p.inputs.name(), p.residual.name()))?;
         let logits = out.get(&output).ok_or_else(|| ToolError::new(format!("no output `{output}`")))?;
         if logits.ndim() != 3 || logits.shape()[0] != rows {
-            return Err(ToolError::arg("output", format!("`{output}` is {:?}, not [rows, T, V] logits", logits.shape())));
+            return Err(p.output.error(format!("`{output}` is {:?}, not [rows, T, V] logits", logits.shape())));
         }
         let t = logits.shape()[1];
-        let p = p.position;
-        let pos = if p < 0.0 { t as f64 + p } else { p };
+        let position = *p.position;
+        let pos = if position < 0.0 { t as f64 + position } else { position };
         if pos.fract() != 0.0 || !(0.0..t as f64).contains(&pos) {
-            return Err(ToolError::arg("position", format!("position {p} is outside the {t} positions")));
+            return Err(p.position.error(format!("position {position} is outside the {t} positions")));
         }
         let pos = pos as usize;
         let vocab = logits.shape()[2];
         if let Some(bad) = tokens.iter().find(|i| **i >= vocab) {
-            return Err(ToolError::arg("tokens", format!("token id {bad} is outside the vocabulary of {vocab}")));
+            return Err(p.tokens.error(format!("token id {bad} is outside the vocabulary of {vocab}")));
         }
         let k = k.min(vocab);
         let (mut top_ids, mut top_probs, mut probs, mut top_tokens) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());

@@ -76,7 +76,7 @@ tool! {
     |p, _| {
         let t = p.logits.clone();
         if t.ndim() == 0 {
-            return Err(ToolError::arg("logits", "softmax needs at least one axis"));
+            return Err(p.logits.error("softmax needs at least one axis"));
         }
         let mut out = t.to_array();
         let last = out.ndim() - 1;
@@ -161,14 +161,15 @@ tool! {
         q: Arg [Type::Tensor],
     }
     |p, _| {
-        let (p, q) = (rows(&p.p)?, rows(&p.q)?);
-        if p.dim() != q.dim() {
-            return Err(ToolError::arg("q", format!("`q` is {:?}, `p` is {:?}: they must match", q.dim(), p.dim())));
+        let (pr, qr) = (rows(&p.p)?, rows(&p.q)?);
+        if pr.dim() != qr.dim() {
+            return Err(p.q.error(format!("`q` is {:?}, `p` is {:?}: they must match", qr.dim(), pr.dim())));
         }
+        let q = qr;
         Ok(per_row(
-            (0..p.nrows())
+            (0..pr.nrows())
                 .map(|r| {
-                    let lp = log_softmax(&p.row(r).to_vec());
+                    let lp = log_softmax(&pr.row(r).to_vec());
                     let lq = log_softmax(&q.row(r).to_vec());
                     lp.iter().zip(&lq).map(|(x, y)| x.exp() * (x - y)).sum::<f64>().max(0.0)
                 })

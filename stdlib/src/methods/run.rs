@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use assay_interpreter::{to_tensor, Arg, Tensor, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{to_tensor, Arg, Name, Tensor, ToolCtx, ToolError, Type, Value};
 use ndarray::ArrayD;
 use sha2::{Digest, Sha256};
 
@@ -35,29 +35,29 @@ tool! {
     |p, ctx| {
         let display = p.path.clone();
         let provider =
-            crate::onnx::model::Provider::parse(p.provider.as_str()).map_err(|e| ToolError::arg("provider", e))?;
-        let path = ctx.resolve_read(&display).map_err(|e| e.at("path"))?;
-        let bytes = ctx.read_file(&display).map_err(|e| e.at("path"))?;
+            crate::onnx::model::Provider::parse(p.provider.as_str()).map_err(|e| p.provider.error(e))?;
+        let path = ctx.resolve_read(&display).map_err(|e| e.at(p.path.name()))?;
+        let bytes = ctx.read_file(&display).map_err(|e| e.at(p.path.name()))?;
         let sha = hex::encode(Sha256::digest(&bytes));
         // External weights are inputs of the run too, and must be inside the roots.
         let mut weights = Vec::new();
         let mut buffers = Vec::new();
         let dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
         for f in crate::onnx::model::external_files_of(&bytes) {
-            let p = dir.join(&f);
-            if !p.is_file() {
-                return Err(ToolError::arg("path", format!("the weights of `{display}` are in an external-data file `{f}` that should sit beside it, and it is missing"))
+            let file = dir.join(&f);
+            if !file.is_file() {
+                return Err(p.path.error(format!("the weights of `{display}` are in an external-data file `{f}` that should sit beside it, and it is missing"))
                     .help("copy the .data file next to the .onnx file, under the name the model records"));
             }
             // Read through the sandbox: it must be inside the roots, and its digest is recorded.
-            let w = ctx.read_file(&p.display().to_string()).map_err(|e| e.at("path"))?;
+            let w = ctx.read_file(&file.display().to_string()).map_err(|e| e.at(p.path.name()))?;
             weights.push(hex::encode(Sha256::digest(&w)));
             buffers.push((f.clone(), Arc::<[u8]>::from(w)));
         }
         // The graph and the weights run from the bytes just digested: a file
         // swapped after this point is never what runs.
         let mut model = Model::load_with_weights(&path, &display, &bytes, sha, provider, buffers).map_err(|e| {
-            ToolError::arg("path", format!("cannot load `{display}`: {e}"))
+            p.path.error(format!("cannot load `{display}`: {e}"))
                 .help("check that the file is a complete .onnx model; `assay inspect FILE` shows what it contains")
         })?;
         model.weights_sha256 = weights;
@@ -92,10 +92,10 @@ tool! {
     }
     |p, _| {
         let m = p.model.clone();
-        let f = feeds_value(&m, p.inputs.get(), "inputs")?;
+        let f = feeds_value(&m, p.inputs.get(), p.inputs.name())?;
         let want = m.output_names();
-        let batch = p.batch;
-        batched(f, batch, |chunk| m.run_plain_lazy(chunk, &want).map_err(|e| m.blame(e, "inputs", "model")))
+        let batch = *p.batch;
+        batched(f, p.inputs.name(), batch, |chunk| m.run_plain_lazy(chunk, &want).map_err(|e| m.blame(e, p.inputs.name(), p.model.name())))
             .map(outputs_record)
     }
 }
@@ -134,13 +134,13 @@ tool! {
     }
     |p, ctx| {
         let m = p.model.clone();
-        let f = feeds_value(&m, p.inputs.get(), "inputs")?;
+        let f = feeds_value(&m, p.inputs.get(), p.inputs.name())?;
         let names = select_names(&m, &p.tensors)?;
-        let batch = p.batch;
-        if p.to_disk {
-            return capture_to_disk(&m, f, &names, batch, ctx);
+        let batch = *p.batch;
+        if *p.to_disk {
+            return capture_to_disk(&m, f, (p.inputs.name(), p.tensors.name()), &names, batch, ctx);
         }
-        batched(f, batch, |chunk| m.capture_lazy(chunk, &names).map_err(|e| m.blame(e, "inputs", "tensors")))
+        batched(f, p.inputs.name(), batch, |chunk| m.capture_lazy(chunk, &names).map_err(|e| m.blame(e, p.inputs.name(), p.tensors.name())))
             .map(outputs_record)
     }
 }
@@ -166,6 +166,7 @@ impl Stream {
 fn capture_to_disk(
     m: &Model,
     feeds: Vec<(String, ArrayD<f32>)>,
+    (inputs, tensors): (Name, Name),
     names: &[String],
     batch: usize,
     ctx: &mut dyn ToolCtx,
@@ -173,7 +174,7 @@ fn capture_to_disk(
     let rows = feeds.first().and_then(|(_, t)| t.shape().first().copied()).unwrap_or(0);
     if rows == 0 || feeds.iter().any(|(_, t)| t.shape().first() != Some(&rows)) {
         return Err(ToolError::arg(
-            "inputs",
+            inputs,
             "to_disk needs inputs with the same number of rows (their first axis), at least one",
         ));
     }
@@ -181,9 +182,10 @@ fn capture_to_disk(
     let mut streams: std::collections::BTreeMap<String, Stream> = std::collections::BTreeMap::new();
     each_batch(
         &feeds,
+        inputs,
         rows,
         step,
-        |chunk| m.capture_lazy(chunk, names).map_err(|e| m.blame(e, "inputs", "tensors")),
+        |chunk| m.capture_lazy(chunk, names).map_err(|e| m.blame(e, inputs, tensors)),
         |_, name, t| {
             let shape = t.shape();
             if !streams.contains_key(&name) {
@@ -273,21 +275,21 @@ tool! {
     }
     |p, _| {
         let m = p.model.clone();
-        let f = feeds_value(&m, p.inputs.get(), "inputs")?;
+        let f = feeds_value(&m, p.inputs.get(), p.inputs.name())?;
         let t = p.tensor.clone();
-        let value = to_tensor(&p.value).map_err(|e| ToolError::arg("value", e))?.to_array();
-        let mask = to_tensor(&p.mask).map_err(|e| ToolError::arg("mask", e))?.to_array();
+        let value = to_tensor(&p.value).map_err(|e| p.value.error(e))?.to_array();
+        let mask = to_tensor(&p.mask).map_err(|e| p.mask.error(e))?.to_array();
         // What is wrong with the tensor is found first, so that blame is never
         // read off an error's wording; what fails after that is the run.
-        known_tensor(&m, &t, "tensor")?;
-        m.patch_type(&t).map_err(|e| m.blame(e, "inputs", "tensor"))?;
+        known_tensor(&m, &t, p.tensor.name())?;
+        m.patch_type(&t).map_err(|e| m.blame(e, p.inputs.name(), p.tensor.name()))?;
         let want = m.output_names();
         let (vs, ms) = (value.shape().to_vec(), mask.shape().to_vec());
         m.patch(f.clone(), vec![(t.clone(), value, mask)], &want)
             .map(|out| outputs_record(out.into_iter().map(|(k, v)| (k, Tensor::new(v))).collect()))
             .map_err(|e| {
-                let given = [("value", t.as_str(), vs.as_slice()), ("mask", t.as_str(), ms.as_slice())];
-                misshapen(&m, f, &given).unwrap_or_else(|| m.blame(e, "inputs", "tensor"))
+                let given = [(p.value.name(), t.as_str(), vs.as_slice()), (p.mask.name(), t.as_str(), ms.as_slice())];
+                misshapen(&m, f, &given).unwrap_or_else(|| m.blame(e, p.inputs.name(), p.tensor.name()))
             })
     }
 }
@@ -353,12 +355,12 @@ tool! {
     }
     |p, _| {
         let m = p.model.clone();
-        let rows = inspect_rows(&m).map_err(|e| ToolError::arg("model", e))?;
+        let rows = inspect_rows(&m).map_err(|e| p.model.error(e))?;
         let rows = match p.pattern.as_deref() {
             None => rows,
-            Some(p) => {
-                let pat =
-                    glob::Pattern::new(p).map_err(|e| ToolError::arg("pattern", format!("bad pattern `{p}`: {e}")))?;
+            Some(glob_text) => {
+                let pat = glob::Pattern::new(glob_text)
+                    .map_err(|e| p.pattern.error(format!("bad pattern `{glob_text}`: {e}")))?;
                 rows.into_iter().filter(|r| matches!(r.record_field("name"), Value::Str(n) if pat.matches(&n))).collect()
             }
         };

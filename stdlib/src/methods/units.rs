@@ -8,7 +8,7 @@ use std::any::Any;
 use std::sync::Arc;
 
 use crate::onnx::handle::feeds_value;
-use assay_interpreter::{Arg, Handle, HandleKind, ToolError, Type, Value};
+use assay_interpreter::{Arg, Bound, Handle, HandleKind, Name, ToolError, Type, Value};
 use ndarray::{concatenate, ArrayD, Axis, Ix3, Ix4, Slice};
 
 use crate::core::declare::tool;
@@ -127,7 +127,7 @@ tool! {
     |p, _| {
         let model = p.model.clone();
         let tensor = p.tensor.clone();
-        crate::onnx::handle::known_tensor(&model, &tensor, "tensor")?;
+        crate::onnx::handle::known_tensor(&model, &tensor, p.tensor.name())?;
         let given = [&p.channel, &p.neuron, &p.head].iter().filter(|x| !x.is_none()).count();
         if given != 1 {
             return Err(ToolError::new("give exactly one of `channel`, `neuron` or `head`")
@@ -171,7 +171,7 @@ tool! {
     |p, _| {
         let model = p.model.clone();
         let tensor = p.tensor.clone();
-        crate::onnx::handle::known_tensor(&model, &tensor, "tensor")?;
+        crate::onnx::handle::known_tensor(&model, &tensor, p.tensor.name())?;
         Ok(Value::Handle(Arc::new(Unit { model, tensor, select: Select::Channel(None, reduce_of(&p.reduce)?) })))
     }
 }
@@ -220,7 +220,7 @@ pub fn text_activations(u: &Unit, texts: &[String]) -> Result<Vec<f64>, String> 
     }
     let mut out = Vec::with_capacity(texts.len());
     for text in texts {
-        let feeds = crate::onnx::handle::feeds_value(&u.model, &Value::str(text), "text").map_err(|e| e.message)?;
+        let feeds = crate::onnx::handle::text_feeds(&u.model, text)?;
         let t = run_unit(u, feeds)?;
         let v = match u.select {
             Select::Head(..) => t
@@ -253,7 +253,7 @@ type RawProfile = (Vec<String>, Vec<f64>, ArrayD<f32>);
 /// for a neuron, [1, T, Dh] for a head).
 fn text_profile_raw(u: &Unit, text: &str) -> Result<RawProfile, String> {
     let tok = u.model.card.tokenizer.as_ref().ok_or("this unit's model takes no text; give it images")?;
-    let feeds = crate::onnx::handle::feeds_value(&u.model, &Value::str(text), "text").map_err(|e| e.message)?;
+    let feeds = crate::onnx::handle::text_feeds(&u.model, text)?;
     let ids: Vec<u32> = feeds
         .iter()
         .find(|(n, _)| n == "input_ids")
@@ -299,7 +299,7 @@ fn text_profile_raw(u: &Unit, text: &str) -> Result<RawProfile, String> {
 /// reads (a token that is part of a character marks the whole character).
 pub fn marked_text(u: &Unit, text: &str, at: usize) -> Option<String> {
     let tok = u.model.card.tokenizer.as_ref()?;
-    let feeds = crate::onnx::handle::feeds_value(&u.model, &Value::str(text), "text").ok()?;
+    let feeds = crate::onnx::handle::text_feeds(&u.model, text).ok()?;
     let ids: Vec<u32> = feeds.iter().find(|(n, _)| n == "input_ids")?.1.iter().map(|x| *x as u32).collect();
     let at = match &u.select {
         Select::Neuron(_, Some(ps)) => {
@@ -480,42 +480,42 @@ tool! {
     }
     |p, _| {
         let u = unit_of(&p.unit)?;
-        let is_images = match &p.inputs {
+        let is_images = match &*p.inputs {
             Value::Image(_) => true,
             Value::List(items) => !items.is_empty() && items.iter().all(|v| matches!(v, Value::Image(_))),
             _ => false,
         };
         if is_images {
-            return on_images(u, &p.inputs, p.threshold as f32);
+            return on_images(u, (p.unit.name(), &p.inputs), *p.threshold as f32);
         }
         // Text, for a unit of a model with a tokenizer: per text, its values
         // token by token beside the tokens (each text alone).
         if u.model.card.tokenizer.is_some() {
-            match &p.inputs {
-                Value::Str(t) => return on_text(u, t).map_err(|e| ToolError::arg("inputs", e)),
+            match &*p.inputs {
+                Value::Str(t) => return on_text(u, t).map_err(|e| p.inputs.error(e)),
                 Value::List(items) if !items.is_empty() && items.iter().all(|v| matches!(v, Value::Str(_))) => {
                     let out: Result<Vec<Value>, String> =
                         items.iter().map(|v| on_text(u, &v.to_text())).collect();
-                    return out.map(Value::list).map_err(|e| ToolError::arg("inputs", e));
+                    return out.map(Value::list).map_err(|e| p.inputs.error(e));
                 }
                 _ => {}
             }
         }
-        let all = feeds_value(&u.model, &p.inputs, "inputs")?;
+        let all = feeds_value(&u.model, &p.inputs, p.inputs.name())?;
         let batch = p.batch.max(1);
         let n = all.first().map(|(_, t)| t.shape().first().copied().unwrap_or(1)).unwrap_or(0);
         if all.iter().any(|(_, t)| t.shape().first().copied().unwrap_or(1) != n) {
-            return Err(ToolError::arg("inputs", "all inputs must have the same number of rows (first dimension)"));
+            return Err(p.inputs.error("all inputs must have the same number of rows (first dimension)"));
         }
         if n == 0 && all.iter().any(|(_, t)| t.ndim() > 0) {
-            return Err(ToolError::arg("inputs", "the input has no rows (its first dimension is 0)")
+            return Err(p.inputs.error("the input has no rows (its first dimension is 0)")
                 .help("pass at least one example, e.g. a tensor of shape [1, ...]"));
         }
         // The one row-batch walker `run` and `capture` use.
-        let mut out = crate::onnx::handle::batched(all, batch, |chunk| {
+        let mut out = crate::onnx::handle::batched(all, p.inputs.name(), batch, |chunk| {
             run_unit(u, chunk)
                 .map(|a| std::iter::once((String::new(), assay_interpreter::Tensor::new(a))).collect())
-                .map_err(|e| u.model.blame(e, "inputs", "unit"))
+                .map_err(|e| u.model.blame(e, p.inputs.name(), p.unit.name()))
         })?;
         let joined = out.remove("").ok_or_else(|| ToolError::new("the unit returned nothing"))?;
         Ok(Value::Tensor(joined))
@@ -523,8 +523,8 @@ tool! {
 }
 /// A unit called on images: per image, its activation (the channel's
 /// spatial max) and a masked copy of the crop the model saw.
-fn on_images(u: &Unit, inputs: &Value, threshold: f32) -> Result<Value, ToolError> {
-    let images: Vec<Arc<assay_interpreter::Image>> = match inputs {
+fn on_images(u: &Unit, (unit, inputs): (Name, &Bound<Value>), threshold: f32) -> Result<Value, ToolError> {
+    let images: Vec<Arc<assay_interpreter::Image>> = match &**inputs {
         Value::Image(i) => vec![i.clone()],
         Value::List(items) => {
             items.iter().filter_map(|v| if let Value::Image(i) = v { Some(i.clone()) } else { None }).collect()
@@ -532,31 +532,30 @@ fn on_images(u: &Unit, inputs: &Value, threshold: f32) -> Result<Value, ToolErro
         _ => Vec::new(),
     };
     let Select::Channel(Some(c), _) = u.select else {
-        return Err(ToolError::arg("unit", "on images, call a channel unit: unit(model, tensor, channel: c)"));
+        return Err(ToolError::arg(unit, "on images, call a channel unit: unit(model, tensor, channel: c)"));
     };
     let pre = u.model.card.preprocess.ok_or_else(|| {
-        ToolError::arg("unit", "the model does not say how images become its input")
+        ToolError::arg(unit, "the model does not say how images become its input")
             .help("use pixels() to make a tensor and call the unit on that")
     })?;
     let mut acts = Vec::new();
     let mut masked = Vec::new();
     let input = u.model.inputs.first().map(|p| p.name.clone()).unwrap_or_default();
     for img in &images {
-        let x = crate::pixels::preprocess(img, pre.resize, pre.size, pre.mean, pre.std)
-            .map_err(|e| ToolError::arg("inputs", e))?;
+        let x = crate::pixels::preprocess(img, pre.resize, pre.size, pre.mean, pre.std).map_err(|e| inputs.error(e))?;
         let s = pre.size as usize;
         let x = ArrayD::from_shape_vec(vec![1, 3, s, s], x).map_err(|e| ToolError::new(e.to_string()))?;
         let t = u
             .model
             .capture(vec![(input.clone(), x)], std::slice::from_ref(&u.tensor))
-            .map_err(|e| u.model.blame(e, "inputs", "unit"))?;
+            .map_err(|e| u.model.blame(e, inputs.name(), unit))?;
         let t = t.get(&u.tensor).cloned().ok_or_else(|| ToolError::new("no output"))?;
         let t = t
             .into_dimensionality::<Ix4>()
-            .map_err(|_| ToolError::arg("unit", format!("`{}` is not [N, C, H, W]", u.tensor)))?;
+            .map_err(|_| ToolError::arg(unit, format!("`{}` is not [N, C, H, W]", u.tensor)))?;
         if c >= t.dim().1 {
             return Err(ToolError::arg(
-                "unit",
+                unit,
                 format!("channel {c} is out of range: `{}` has {} channels", u.tensor, t.dim().1),
             ));
         }
@@ -567,7 +566,7 @@ fn on_images(u: &Unit, inputs: &Value, threshold: f32) -> Result<Value, ToolErro
         } else {
             map.mean().unwrap_or(0.0)
         } as f64);
-        let view = crate::pixels::crop_view(img, pre.resize, pre.size).map_err(|e| ToolError::arg("inputs", e))?;
+        let view = crate::pixels::crop_view(img, pre.resize, pre.size).map_err(|e| inputs.error(e))?;
         masked.push(Value::Image(Arc::new(crate::pixels::mask_image(&view, &map.view(), threshold))));
     }
     Ok(Value::record([("activations", Value::nums(acts)), ("masked", Value::list(masked))]))

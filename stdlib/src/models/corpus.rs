@@ -143,10 +143,10 @@ tool! {
         let bytes = fetch::read_cached(&path).map_err(ToolError::new)?;
         let digest = fetch::sha256_file(&path).map_err(ToolError::new)?;
         ctx.note_input(&path, &digest);
-        if let Some(s) = &p.section {
+        if let Some(s) = &*p.section {
             if !SECTIONS.contains(&s.as_str()) {
                 let near = assay_interpreter::closest(s, SECTIONS.iter().copied());
-                return Err(ToolError::arg("section", format!("no section `{s}`"))
+                return Err(p.section.error(format!("no section `{s}`"))
                     .help(match near {
                         Some(n) => format!("did you mean `{n}`? the sections are {}", SECTIONS.join(", ")),
                         None => format!("the sections are {}", SECTIONS.join(", ")),

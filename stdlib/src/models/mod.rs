@@ -15,7 +15,7 @@ pub mod torch_legacy;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use assay_interpreter::{HandleKind, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Bound, HandleKind, ToolCtx, ToolError, Type, Value};
 
 use crate::core::declare::tool;
 use crate::fetch;
@@ -94,15 +94,16 @@ tool! {
 }
 
 /// `model(name, provider)`.
-fn load_built_in(name: &str, provider: &str, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
-    let provider = crate::onnx::model::Provider::parse(provider).map_err(|e| ToolError::arg("provider", e))?;
+fn load_built_in(name: &Bound<String>, provider: &Bound<String>, ctx: &mut dyn ToolCtx) -> Result<Value, ToolError> {
+    let (name_arg, name) = (name, name.as_str());
+    let provider = crate::onnx::model::Provider::parse(provider).map_err(|e| provider.error(e))?;
     let Some(built_in) = BUILT_IN.iter().find(|b| b.name == name) else {
         let known = known();
         let help = match assay_interpreter::closest(name, known.iter().copied()) {
             Some(c) => format!("did you mean \"{c}\"? known models: {}", known.join(", ")),
             None => format!("known models: {}; load any other .onnx file with onnx(\"path\")", known.join(", ")),
         };
-        return Err(ToolError::arg("name", format!("no built-in model \"{name}\"")).help(help));
+        return Err(name_arg.error(format!("no built-in model \"{name}\"")).help(help));
     };
     let p = (built_in.prepare)().map_err(|e| ToolError::new(format!("cannot prepare {name}: {e}")))?;
     // The digests of the tokenizer and weights beside the graph: the

@@ -43,15 +43,15 @@ tool! {
     |p, ctx| {
         use rand::seq::IndexedRandom;
         let tok = tokenizer(&p.model)?;
-        let n = p.n;
+        let n = *p.n;
         if n > 10_000 {
-            return Err(ToolError::arg("n", "at most 10,000 prompts"));
+            return Err(p.n.error("at most 10,000 prompts"));
         }
-        let mut rng = stream_of(p.seed, ctx);
+        let mut rng = stream_of(*p.seed, ctx);
         let names: Vec<(&str, u32)> =
             NAMES.iter().filter_map(|n| single(&tok, &format!(" {n}")).map(|id| (*n, id))).collect();
         if names.len() < 2 {
-            return Err(ToolError::arg("model", "the tokenizer has too few single-token names"));
+            return Err(p.model.error("the tokenizer has too few single-token names"));
         }
         let mut out = Vec::new();
         for _ in 0..n {
@@ -113,20 +113,20 @@ tool! {
         use rand::seq::{IndexedRandom, SliceRandom};
         use rand::Rng;
         let tok = tokenizer(&p.model)?;
-        let n = p.n;
-        let k = p.boxes;
+        let n = *p.n;
+        let k = *p.boxes;
         if n > 10_000 {
-            return Err(ToolError::arg("n", "at most 10,000 prompts"));
+            return Err(p.n.error("at most 10,000 prompts"));
         }
         if !(2..=7).contains(&k) {
-            return Err(ToolError::arg("boxes", format!("`boxes` is between 2 and 7, found {k}")));
+            return Err(p.boxes.error(format!("`boxes` is between 2 and 7, found {k}")));
         }
-        let mut rng = stream_of(p.seed, ctx);
+        let mut rng = stream_of(*p.seed, ctx);
         let things: Vec<(&str, u32)> =
             THINGS.iter().filter_map(|t| single(&tok, &format!(" {t}")).map(|id| (*t, id))).collect();
         let letters: Vec<char> = ('A'..='Z').filter(|c| single(&tok, &format!(" {c}")).is_some()).collect();
         if things.len() < k || letters.len() < k {
-            return Err(ToolError::arg("model", "the tokenizer has too few single-token objects or letters"));
+            return Err(p.model.error("the tokenizer has too few single-token objects or letters"));
         }
         let mut out = Vec::new();
         for _ in 0..n {
@@ -187,19 +187,19 @@ tool! {
         use rand::seq::IndexedRandom;
         use rand::Rng;
         let tok = tokenizer(&p.model)?;
-        let n = p.n;
-        let hops = p.hops;
-        let distractors = p.distractors;
+        let n = *p.n;
+        let hops = *p.hops;
+        let distractors = *p.distractors;
         if n > 10_000 {
-            return Err(ToolError::arg("n", "at most 10,000 prompts"));
+            return Err(p.n.error("at most 10,000 prompts"));
         }
         if hops > 4 || distractors > 4 {
             return Err(ToolError::arg(
-                if hops > 4 { "hops" } else { "distractors" },
+                if hops > 4 { p.hops.name() } else { p.distractors.name() },
                 "`hops` and `distractors` are at most 4",
             ));
         }
-        let mut rng = stream_of(p.seed, ctx);
+        let mut rng = stream_of(*p.seed, ctx);
         let digit_id = |d: u32| single(&tok, &d.to_string());
         let names: Vec<char> = ('a'..='z').collect();
         let mut out = Vec::new();
@@ -223,7 +223,7 @@ tool! {
             let query = chain[chain.len() - 1];
             let text = |v: u32| format!("{}, {query}=", order.join(", ").replace("{v}", &v.to_string()));
             let (Some(id), Some(fid)) = (digit_id(value), digit_id(flipped_value)) else {
-                return Err(ToolError::arg("model", "the tokenizer does not have single-token digits"));
+                return Err(p.model.error("the tokenizer does not have single-token digits"));
             };
             out.push(Value::record([
                 ("clean", Value::str(text(value))),

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use assay_interpreter::{Arg, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Arg, Bound, Name, ToolCtx, ToolError, Type, Value};
 use ndarray::{ArrayD, Axis};
 
 use crate::core::declare::tool;
@@ -13,10 +13,9 @@ use crate::onnx::handle::ModelHandle;
 use crate::onnx::model::Model;
 
 /// The tokenizer of the `model` argument.
-pub(crate) fn tokenizer(m: &ModelHandle) -> Result<Arc<tokenizers::Tokenizer>, ToolError> {
+pub(crate) fn tokenizer(m: &Bound<ModelHandle>) -> Result<Arc<tokenizers::Tokenizer>, ToolError> {
     m.card.tokenizer.clone().ok_or_else(|| {
-        ToolError::arg("model", "this model has no tokenizer")
-            .help("language models from model(\"smollm2-135m\") have one")
+        m.error("this model has no tokenizer").help("language models from model(\"smollm2-135m\") have one")
     })
 }
 
@@ -37,7 +36,7 @@ tool! {
     }
     |p, _| {
         let tok = tokenizer(&p.model)?;
-        let enc = tok.encode(p.text.as_str(), false).map_err(|e| ToolError::arg("text", e.to_string()))?;
+        let enc = tok.encode(p.text.as_str(), false).map_err(|e| p.text.error(e.to_string()))?;
         Ok(Value::record([
             ("ids", Value::nums(enc.get_ids().iter().map(|x| *x as f64))),
             ("tokens", Value::list(enc.get_tokens().iter().map(Value::str).collect())),
@@ -64,10 +63,10 @@ tool! {
         let vocab = tok.get_vocab_size(true) as f64;
         let ids = p.ids.clone();
         if let Some(bad) = ids.iter().find(|x| **x < 0.0 || **x >= vocab || x.fract() != 0.0) {
-            return Err(ToolError::arg("ids", format!("{bad} is not a token id (0..{vocab})")));
+            return Err(p.ids.error(format!("{bad} is not a token id (0..{vocab})")));
         }
         let ids: Vec<u32> = ids.iter().map(|x| *x as u32).collect();
-        tok.decode(&ids, false).map(Value::str).map_err(|e| ToolError::arg("ids", e.to_string()))
+        tok.decode(&ids, false).map(Value::str).map_err(|e| p.ids.error(e.to_string()))
     }
 }
 
@@ -112,29 +111,27 @@ tool! {
         let prompt = p.prompt.get();
         let texts = crate::onnx::handle::texts_of(prompt);
         let tok = if texts.is_some() { Some(tokenizer(&p.model)?) } else { None };
-        let n = p.n;
+        let n = *p.n;
         if n > 256 {
-            return Err(ToolError::arg("n", "at most 256 new tokens"));
+            return Err(p.n.error("at most 256 new tokens"));
         }
-        let temperature = p.temperature;
+        let temperature = *p.temperature;
         if !(temperature >= 0.0 && temperature.is_finite()) {
-            return Err(ToolError::arg(
-                "temperature",
-                format!("the temperature is 0 (greedy) or above, not {temperature}"),
+            return Err(p.temperature.error(format!("the temperature is 0 (greedy) or above, not {temperature}"),
             ));
         }
         // One prompt (text or token ids), or several texts.
         let rows: Vec<Vec<u32>> = match (&tok, &texts) {
             (Some(tok), Some(texts)) => {
                 if texts.len() > 256 {
-                    return Err(ToolError::arg("prompt", "at most 256 prompts at once"));
+                    return Err(p.prompt.error("at most 256 prompts at once"));
                 }
                 texts
                     .iter()
                     .map(|t| {
                         tok.encode(t.as_str(), false)
                             .map(|e| e.get_ids().to_vec())
-                            .map_err(|e| ToolError::arg("prompt", e.to_string()))
+                            .map_err(|e| p.prompt.error(e.to_string()))
                     })
                     .collect::<Result<_, _>>()?
             }
@@ -146,28 +143,27 @@ tool! {
                     if x >= 0.0 && x.fract() == 0.0 && x <= f64::from(u32::MAX) {
                         Ok(x as u32)
                     } else {
-                        Err(ToolError::arg("prompt", format!("token ids are whole numbers from 0, not {x}")))
+                        Err(p.prompt.error(format!("token ids are whole numbers from 0, not {x}")))
                     }
                 })
                 .collect::<Result<_, _>>()?],
         };
         if let Some(i) = rows.iter().position(|r| r.is_empty()) {
-            return Err(ToolError::arg(
-                "prompt",
-                if rows.len() > 1 { format!("prompt {i} is empty") } else { "the prompt is empty".into() },
+            return Err(p.prompt.error(if rows.len() > 1 { format!("prompt {i} is empty") } else { "the prompt is empty".into() },
             ));
         }
         let (patches, adds) = interventions(&m, &p.steer, &p.patch)?;
-        let cache = p.cache;
+        let blame = Blame { model: p.model.name(), prompt: p.prompt.name(), steer: p.steer.name(), patch: p.patch.name() };
+        let cache = *p.cache;
         // Prompts of different lengths run as one left-padded batch where the
         // model takes the attention mask and position ids (so each row's
         // positions start at its first token); otherwise one at a time.
         let new: Vec<Vec<u32>> = if rows.len() > 1 && m.pads_left() {
-            continue_rows(&m, rows, n, temperature, cache, &patches, &adds, ctx)?
+            continue_rows(&m, rows, n, temperature, cache, &patches, &adds, blame, ctx)?
         } else {
             let mut out = Vec::new();
             for r in rows {
-                out.extend(continue_rows(&m, vec![r], n, temperature, cache, &patches, &adds, ctx)?);
+                out.extend(continue_rows(&m, vec![r], n, temperature, cache, &patches, &adds, blame, ctx)?);
             }
             out
         };
@@ -197,6 +193,7 @@ fn continue_rows(
     cache: bool,
     patches: &Patches,
     adds: &Adds,
+    blame: Blame,
     ctx: &mut dyn ToolCtx,
 ) -> Result<Vec<Vec<u32>>, ToolError> {
     let input = m.inputs.first().map(|p| p.name.clone()).unwrap_or_default();
@@ -228,7 +225,7 @@ fn continue_rows(
         feeds.append(&mut past);
         let mut res = match m.hooked(feeds, patches.clone(), adds.clone(), &want) {
             Ok(r) => r,
-            Err(e) => return Err(intervention_error(m, &rows[0], patches, adds, e)),
+            Err(e) => return Err(intervention_error(m, &rows[0], patches, adds, blame, e)),
         };
         for s in slots.iter().flatten() {
             let present = res.remove(&s.present).ok_or_else(|| ToolError::new(format!("no output `{}`", s.present)))?;
@@ -236,49 +233,57 @@ fn continue_rows(
         }
         let logits = &res[&logits_name];
         if logits.ndim() != 3 || logits.shape()[0] != b {
-            return Err(ToolError::arg("model", "the model's first output is not [N, T, vocab] logits"));
+            return Err(ToolError::arg(blame.model, "the model's first output is not [N, T, vocab] logits"));
         }
         let t = logits.shape()[1];
         for (r, seq) in seqs.iter_mut().enumerate() {
             let last: Vec<f32> = logits.index_axis(Axis(0), r).index_axis(Axis(0), t - 1).iter().copied().collect();
-            seq.push(next_token(&last, temperature, ctx)? as u32);
+            seq.push(next_token(&last, temperature, blame.model, ctx)? as u32);
         }
     }
     Ok(seqs.into_iter().map(|s| s[longest..].to_vec()).collect())
 }
 
 type Patches = Vec<(String, ArrayD<f32>, ArrayD<f32>)>;
+
+/// The parameters a generation's errors are blamed on.
+#[derive(Clone, Copy)]
+struct Blame {
+    model: Name,
+    prompt: Name,
+    steer: Name,
+    patch: Name,
+}
 type Adds = Vec<(String, ArrayD<f32>)>;
 
 /// `steer` and `patch` as the model layer takes them, each tensor checked by name.
 fn interventions(m: &Model, steer: &Arg, patch: &Arg) -> Result<(Patches, Adds), ToolError> {
-    let tensor = |v: &Value, arg: &str, what: &str| -> Result<ArrayD<f32>, ToolError> {
+    let tensor = |v: &Value, arg: Name, what: &str| -> Result<ArrayD<f32>, ToolError> {
         assay_interpreter::to_tensor(v).map(|t| t.to_array()).map_err(|e| ToolError::arg(arg, format!("{what}: {e}")))
     };
     let mut adds = Vec::new();
     if !steer.is_none() {
         for (name, v) in steer.record()? {
-            crate::onnx::handle::known_tensor(m, name, "steer")?;
-            adds.push((name.clone(), tensor(v, "steer", &format!("the vector for `{name}`"))?));
+            crate::onnx::handle::known_tensor(m, name, steer.name())?;
+            adds.push((name.clone(), tensor(v, steer.name(), &format!("the vector for `{name}`"))?));
         }
     }
     let mut patches = Vec::new();
     if !patch.is_none() {
         for (name, v) in patch.record()? {
-            crate::onnx::handle::known_tensor(m, name, "patch")?;
+            crate::onnx::handle::known_tensor(m, name, patch.name())?;
             let (value, mask) = match v {
                 Value::Record(r) => {
                     let value = r.get("value").ok_or_else(|| {
-                        ToolError::arg("patch", format!("the patch of `{name}` has no `value`"))
-                            .help("write {value: v, mask: m}")
+                        patch.error(format!("the patch of `{name}` has no `value`")).help("write {value: v, mask: m}")
                     })?;
                     let mask = match r.get("mask") {
-                        Some(mk) => tensor(mk, "patch", &format!("the mask for `{name}`"))?,
+                        Some(mk) => tensor(mk, patch.name(), &format!("the mask for `{name}`"))?,
                         None => ArrayD::ones(vec![1]),
                     };
-                    (tensor(value, "patch", &format!("the value for `{name}`"))?, mask)
+                    (tensor(value, patch.name(), &format!("the value for `{name}`"))?, mask)
                 }
-                other => (tensor(other, "patch", &format!("the value for `{name}`"))?, ArrayD::ones(vec![1])),
+                other => (tensor(other, patch.name(), &format!("the value for `{name}`"))?, ArrayD::ones(vec![1])),
             };
             patches.push((name.clone(), value, mask));
         }
@@ -295,12 +300,14 @@ fn intervention_error(
     ids: &[u32],
     patches: &Patches,
     adds: &Adds,
+    blame: Blame,
     e: ModelError,
 ) -> ToolError {
-    let mut given: Vec<(&str, &str, &[usize])> = adds.iter().map(|(t, v)| ("steer", t.as_str(), v.shape())).collect();
+    let mut given: Vec<(Name, &str, &[usize])> =
+        adds.iter().map(|(t, v)| (blame.steer, t.as_str(), v.shape())).collect();
     for (t, v, mask) in patches {
-        given.push(("patch", t, v.shape()));
-        given.push(("patch", t, mask.shape()));
+        given.push((blame.patch, t, v.shape()));
+        given.push((blame.patch, t, mask.shape()));
     }
     let input = m.inputs.first().map(|p| p.name.clone()).unwrap_or_default();
     let x = ArrayD::from_shape_vec(vec![1, ids.len()], ids.iter().map(|v| *v as f32).collect());
@@ -309,14 +316,14 @@ fn intervention_error(
     }
     // A tensor's error blames the parameter that named the tensor.
     let steered = e.tensor().is_some_and(|t| adds.iter().any(|(a, _)| a == t));
-    m.blame(e, "prompt", if steered { "steer" } else { "patch" })
+    m.blame(e, blame.prompt, if steered { blame.steer } else { blame.patch })
 }
 
 /// The most likely token (ties: the lowest id), or one drawn from
 /// softmax(logits / temperature) with the call's random stream.
-fn next_token(logits: &[f32], temperature: f64, ctx: &mut dyn ToolCtx) -> Result<usize, ToolError> {
+fn next_token(logits: &[f32], temperature: f64, model: Name, ctx: &mut dyn ToolCtx) -> Result<usize, ToolError> {
     if logits.is_empty() {
-        return Err(ToolError::arg("model", "the model's logits are empty"));
+        return Err(ToolError::arg(model, "the model's logits are empty"));
     }
     let mut best = 0;
     for (j, v) in logits.iter().enumerate() {

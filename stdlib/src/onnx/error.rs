@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use assay_interpreter::ToolError;
+use assay_interpreter::{Name, ToolError};
 
 /// An error of the model layer (`graph.rs`, `model.rs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +53,7 @@ impl ModelError {
     /// the model has, for an unknown one); the model's own and the
     /// runtime's errors on no argument.
     /// `names` are the model's tensors (see `Model::blame`).
-    pub fn blame(self, inputs: &str, tensors: &str, names: &[String]) -> ToolError {
+    pub fn blame(self, inputs: Name, tensors: Name, names: &[String]) -> ToolError {
         match self {
             ModelError::Input(m) => ToolError::arg(inputs, m),
             ModelError::UnknownTensor(ref name) => {

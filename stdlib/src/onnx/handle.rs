@@ -8,7 +8,7 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use assay_interpreter::{to_tensor, Arg, Args, Handle, HandleKind, Tensor, ToolError, Type, Value};
+use assay_interpreter::{to_tensor, Arg, Args, Handle, HandleKind, Name, Tensor, ToolError, Type, Value};
 use ndarray::ArrayD;
 
 use crate::core::declare::Param;
@@ -94,7 +94,7 @@ impl Handle for ModelHandle {
     }
 }
 
-pub fn model_of(a: &Args, i: &str) -> Result<ModelHandle, ToolError> {
+pub fn model_of(a: &Args, i: &'static str) -> Result<ModelHandle, ToolError> {
     a.handle::<ModelHandle>(i, "a model (from model() or onnx())").cloned()
 }
 
@@ -113,9 +113,17 @@ pub fn texts_of(value: &Value) -> Option<Vec<String>> {
     }
 }
 
+/// One text's feeds (its token ids for the model's one input), or why not.
+pub fn text_feeds(model: &ModelHandle, text: &str) -> Result<Vec<(String, ArrayD<f32>)>, String> {
+    let tok =
+        model.card.tokenizer.as_ref().ok_or("this model has no tokenizer, so it cannot take text; pass tensors")?;
+    let input = model.inputs.first().map(|p| p.name.clone()).unwrap_or_default();
+    Ok(vec![(input, encode_batch(tok, &[text.to_string()])?)])
+}
+
 /// Model inputs from a value (text, a tensor, a record of tensors); errors
 /// point at argument `i`.
-pub fn feeds_value(model: &ModelHandle, value: &Value, i: &str) -> Result<Vec<(String, ArrayD<f32>)>, ToolError> {
+pub fn feeds_value(model: &ModelHandle, value: &Value, i: Name) -> Result<Vec<(String, ArrayD<f32>)>, ToolError> {
     let as_tensor = |v: &Value, what: &str| -> Result<ArrayD<f32>, ToolError> {
         to_tensor(v).map(|t| t.to_array()).map_err(|e| ToolError::arg(i, format!("{what}: {e}")))
     };
@@ -262,6 +270,7 @@ pub fn encode_batch(tok: &tokenizers::Tokenizer, texts: &[String]) -> Result<Arr
 /// next runs, so memory holds the joined result and one batch.
 pub fn batched(
     feeds: Vec<(String, ArrayD<f32>)>,
+    inputs: Name,
     batch: usize,
     mut f: impl FnMut(Vec<(String, ArrayD<f32>)>) -> Result<std::collections::BTreeMap<String, Tensor>, ToolError>,
 ) -> Result<std::collections::BTreeMap<String, Tensor>, ToolError> {
@@ -272,7 +281,7 @@ pub fn batched(
         return f(feeds);
     }
     let mut out: std::collections::BTreeMap<String, ArrayD<f32>> = std::collections::BTreeMap::new();
-    each_batch(&feeds, rows, batch, f, |start, k, t| {
+    each_batch(&feeds, inputs, rows, batch, f, |start, k, t| {
         let shape = t.shape();
         let joined = out.entry(k.clone()).or_insert_with(|| {
             let mut full = shape.to_vec();
@@ -293,6 +302,7 @@ pub fn batched(
 /// have the batch's rows first, or its batches could not be put together.
 pub(crate) fn each_batch(
     feeds: &[(String, ArrayD<f32>)],
+    inputs: Name,
     rows: usize,
     step: usize,
     mut run: impl FnMut(Vec<(String, ArrayD<f32>)>) -> Result<std::collections::BTreeMap<String, Tensor>, ToolError>,
@@ -307,7 +317,7 @@ pub(crate) fn each_batch(
         for (k, t) in run(chunk)? {
             if t.shape().first() != Some(&(end - start)) {
                 return Err(ToolError::arg(
-                    "inputs",
+                    inputs,
                     format!(
                         "`{k}` has shape {:?}: its first axis is not the inputs' rows ({} in this batch), so it cannot be split and joined by rows",
                         t.shape(),
@@ -372,13 +382,13 @@ pub fn select_names(model: &Model, x: &Arg) -> Result<Vec<String>, ToolError> {
 
 /// "The model has no tensor X", with the closest name as a suggestion,
 /// blaming argument `i`: the model layer's one wording of a missing tensor.
-fn no_tensor(names: &[String], t: &str, i: &str) -> ToolError {
+fn no_tensor(names: &[String], t: &str, i: Name) -> ToolError {
     ModelError::UnknownTensor(t.to_string()).blame(i, i, names)
 }
 
 /// Whether the model has a tensor (an input, intermediate, output or
 /// weight) named `t`; otherwise the error for argument `i`.
-pub(crate) fn known_tensor(m: &Model, t: &str, i: &str) -> Result<(), ToolError> {
+pub(crate) fn known_tensor(m: &Model, t: &str, i: Name) -> Result<(), ToolError> {
     let sites = m.sites();
     if sites.iter().any(|s| s.name == t) {
         return Ok(());
@@ -394,19 +404,19 @@ pub(crate) fn known_tensor(m: &Model, t: &str, i: &str) -> Result<(), ToolError>
 pub(crate) fn misshapen(
     m: &Model,
     feeds: Vec<(String, ArrayD<f32>)>,
-    given: &[(&str, &str, &[usize])],
+    given: &[(Name, &str, &[usize])],
 ) -> Option<ToolError> {
     let names: Vec<String> = given.iter().map(|(_, t, _)| t.to_string()).collect();
     let actual = m.capture(feeds, &names).ok()?;
     given.iter().find_map(|(arg, t, shape)| {
         let a = actual.get(*t)?;
         (!broadcasts_to(shape, a.shape())).then(|| {
-            let what = match *arg {
+            let what = match arg.as_str() {
                 "steer" => "steering vector",
                 "patch" => "patch value or mask",
                 other => other,
             };
-            ToolError::arg(arg, format!("the {what} is {shape:?} but `{t}` is {:?} on these inputs", a.shape())).help(
+            ToolError::arg(*arg, format!("the {what} is {shape:?} but `{t}` is {:?} on these inputs", a.shape())).help(
                 format!(
                     "give the tensor's shape {:?} or one that broadcasts to it (e.g. [{}] for every position)",
                     a.shape(),
@@ -424,6 +434,7 @@ pub(crate) fn broadcasts_to(a: &[usize], b: &[usize]) -> bool {
 
 /// A model parameter: the handle from model() or onnx().
 impl Param for ModelHandle {
+    crate::core::declare::bound_by_name!();
     fn ty() -> Type {
         model_type()
     }

@@ -164,7 +164,7 @@ tool! {
         let pattern = p.pattern.clone();
         // The sandbox walks only inside the roots, refuses `..` in any spelling,
         // never enters a symlinked folder and bounds the walk.
-        let found = ctx.glob(&pattern).map_err(|e| e.at("pattern"))?;
+        let found = ctx.glob(&pattern).map_err(|e| e.at(p.pattern.name()))?;
         let mut items = Vec::new();
         for (rel, real) in found {
             let ext = real.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).unwrap_or_default();
@@ -177,14 +177,14 @@ tool! {
         }
         items.sort_by(|x, y| x.name.cmp(&y.name));
         if items.is_empty() {
-            return Err(ToolError::arg("pattern", format!("no PNG, JPEG, WebP or SVG file matches `{pattern}`")));
+            return Err(p.pattern.error(format!("no PNG, JPEG, WebP or SVG file matches `{pattern}`")));
         }
         if !p.labels.is_none() {
             let file = p.labels.str()?;
-            let text = ctx.read_file(file).map_err(|e| e.at("labels"))?;
+            let text = ctx.read_file(file).map_err(|e| e.at(p.labels.name()))?;
             let text =
-                String::from_utf8(text).map_err(|_| ToolError::arg("labels", format!("{file} is not UTF-8 text")))?;
-            let map = parse_labels(file, &text).map_err(|e| ToolError::arg("labels", e))?;
+                String::from_utf8(text).map_err(|_| p.labels.error(format!("{file} is not UTF-8 text")))?;
+            let map = parse_labels(file, &text).map_err(|e| p.labels.error(e))?;
             let dir = std::path::Path::new(file).parent().map(|d| d.to_string_lossy().into_owned()).unwrap_or_default();
             for it in &mut items {
                 let rel = it.name.strip_prefix(&format!("{dir}/")).unwrap_or(&it.name);
@@ -304,9 +304,9 @@ tool! {
     }
     |p, ctx| {
         let d = dataset_of(&p.data)?;
-        let i = p.i;
-        let bg = crate::vision::svg::parse_color(p.background.as_str()).map_err(|e| ToolError::arg("background", e))?;
-        let (img, path, digest) = d.read_on(i, bg).map_err(|e| ToolError::arg("i", e))?;
+        let i = *p.i;
+        let bg = crate::vision::svg::parse_color(p.background.as_str()).map_err(|e| p.background.error(e))?;
+        let (img, path, digest) = d.read_on(i, bg).map_err(|e| p.i.error(e))?;
         ctx.note_input(&path, &digest);
         let it = &d.items[i];
         Ok(Value::record([

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use assay_interpreter::{Arg, Image, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Arg, Bound, Image, Name, ToolCtx, ToolError, Type, Value};
 use image::RgbaImage;
 use rand::Rng;
 
@@ -27,12 +27,17 @@ fn from_rgba(img: RgbaImage) -> Image {
 
 fn fraction(x: &Arg, lo: f64, hi: f64) -> Result<f64, ToolError> {
     let v = x.num()?;
-    within(v, x.name(), lo, hi)?;
+    within_named(v, x.name(), lo, hi)?;
     Ok(v)
 }
 
-/// `v`, the argument of `name`, as a number if it lies in [lo, hi].
-fn within(v: f64, name: &str, lo: f64, hi: f64) -> Result<Value, ToolError> {
+/// A bound number, as a value, if it lies in [lo, hi].
+fn within(x: &Bound<f64>, lo: f64, hi: f64) -> Result<Value, ToolError> {
+    within_named(**x, x.name(), lo, hi)
+}
+
+/// `v`, the argument of parameter `name`, as a number if it lies in [lo, hi].
+fn within_named(v: f64, name: Name, lo: f64, hi: f64) -> Result<Value, ToolError> {
     if !(lo..=hi).contains(&v) {
         return Err(ToolError::arg(name, format!("`{name}` must be between {lo} and {hi}, found {v}")));
     }
@@ -234,18 +239,18 @@ tool! {
         op: Value [Type::OneOf(vec![Type::record(), Type::list(Type::record())])],
     }
     |p, ctx| {
-        let ops: Vec<Value> = match &p.op {
+        let ops: Vec<Value> = match &*p.op {
             Value::List(items) => items.as_ref().clone(),
             other => vec![other.clone()],
         };
         let mut run = |img: &Arc<Image>| -> Result<Value, ToolError> {
             let mut cur = img.as_ref().clone();
             for o in &ops {
-                cur = apply(&cur, o, ctx).map_err(|e| ToolError::arg("op", e))?;
+                cur = apply(&cur, o, ctx).map_err(|e| p.op.error(e))?;
             }
             Ok(Value::Image(Arc::new(cur)))
         };
-        match &p.images {
+        match &*p.images {
             Value::Image(i) => run(i),
             Value::List(items) => {
                 let mut out = Vec::new();
@@ -253,15 +258,13 @@ tool! {
                     match v {
                         Value::Image(i) => out.push(run(i)?),
                         other => {
-                            return Err(ToolError::arg("images", format!("expected images, found a {}", other.type_name())))
+                            return Err(p.images.error(format!("expected images, found a {}", other.type_name())))
                         }
                     }
                 }
                 Ok(Value::list(out))
             }
-            other => Err(ToolError::arg(
-                "images",
-                format!("expected an image or a list of images, found a {}", other.type_name()),
+            other => Err(p.images.error(format!("expected an image or a list of images, found a {}", other.type_name()),
             )),
         }
     }
@@ -278,7 +281,7 @@ tool! {
         /// fraction of width and height kept
         scale: f64,
     }
-    |p, _| Ok(op("crop", vec![("scale", within(p.scale, "scale", 0.01, 1.0)?)]))
+    |p, _| Ok(op("crop", vec![("scale", within(&p.scale, 0.01, 1.0)?)]))
 }
 tool! {
     /// An edit: resize to width x height pixels.
@@ -293,7 +296,7 @@ tool! {
         /// pixels
         height: f64,
     }
-    |p, _| Ok(op("resize", vec![("width", within(p.width, "width", 1.0, 4096.0)?), ("height", within(p.height, "height", 1.0, 4096.0)?)]))
+    |p, _| Ok(op("resize", vec![("width", within(&p.width, 1.0, 4096.0)?), ("height", within(&p.height, 1.0, 4096.0)?)]))
 }
 tool! {
     /// An edit: rotate by `degrees` (counter-clockwise) about the centre, on white.
@@ -306,7 +309,7 @@ tool! {
         /// angle
         degrees: f64,
     }
-    |p, _| Ok(op("rotate", vec![("degrees", within(p.degrees, "degrees", -360.0, 360.0)?)]))
+    |p, _| Ok(op("rotate", vec![("degrees", within(&p.degrees, -360.0, 360.0)?)]))
 }
 tool! {
     /// An edit: shift by dx, dy (fractions of width and height), filling with white.
@@ -321,7 +324,7 @@ tool! {
         /// fraction of height
         dy: f64,
     }
-    |p, _| Ok(op("translate", vec![("dx", within(p.dx, "dx", -1.0, 1.0)?), ("dy", within(p.dy, "dy", -1.0, 1.0)?)]))
+    |p, _| Ok(op("translate", vec![("dx", within(&p.dx, -1.0, 1.0)?), ("dy", within(&p.dy, -1.0, 1.0)?)]))
 }
 tool! {
     /// An edit: cover a rectangle (fractions of the image: x, y, width, height) with grey.
@@ -340,7 +343,7 @@ tool! {
         /// height
         height: f64,
     }
-    |p, _| Ok(op("occlude", vec![("x", within(p.x, "x", 0.0, 1.0)?), ("y", within(p.y, "y", 0.0, 1.0)?), ("width", within(p.width, "width", 0.0, 1.0)?), ("height", within(p.height, "height", 0.0, 1.0)?)]))
+    |p, _| Ok(op("occlude", vec![("x", within(&p.x, 0.0, 1.0)?), ("y", within(&p.y, 0.0, 1.0)?), ("width", within(&p.width, 0.0, 1.0)?), ("height", within(&p.height, 0.0, 1.0)?)]))
 }
 tool! {
     /// An edit: remove colour (luma 0.299 R + 0.587 G + 0.114 B).
@@ -364,7 +367,7 @@ tool! {
         /// pixels
         sigma: f64,
     }
-    |p, _| Ok(op("blur", vec![("sigma", within(p.sigma, "sigma", 0.0, 100.0)?)]))
+    |p, _| Ok(op("blur", vec![("sigma", within(&p.sigma, 0.0, 100.0)?)]))
 }
 tool! {
     /// An edit: change contrast by `percent` (negative lowers it).
@@ -377,7 +380,7 @@ tool! {
         /// change in percent
         percent: f64,
     }
-    |p, _| Ok(op("contrast", vec![("percent", within(p.percent, "percent", -100.0, 1000.0)?)]))
+    |p, _| Ok(op("contrast", vec![("percent", within(&p.percent, -100.0, 1000.0)?)]))
 }
 tool! {
     /// An edit: rotate hues by `degrees` (recolour: red to green is about 120).
@@ -390,7 +393,7 @@ tool! {
         /// hue rotation
         degrees: f64,
     }
-    |p, _| Ok(op("hue", vec![("degrees", within(p.degrees, "degrees", -360.0, 360.0)?)]))
+    |p, _| Ok(op("hue", vec![("degrees", within(&p.degrees, -360.0, 360.0)?)]))
 }
 tool! {
     /// An edit: add uniform noise of up to `amount` (a fraction of 255) to each channel, drawn from the run's seed.
@@ -403,7 +406,7 @@ tool! {
         /// strength
         amount: f64,
     }
-    |p, _| Ok(op("noise", vec![("amount", within(p.amount, "amount", 0.0, 1.0)?)]))
+    |p, _| Ok(op("noise", vec![("amount", within(&p.amount, 0.0, 1.0)?)]))
 }
 
 tool! {
@@ -420,7 +423,7 @@ tool! {
     |p, _| {
         let axis = p.axis.as_str();
         if axis != "h" && axis != "v" {
-            return Err(ToolError::arg("axis", format!("axis is \"h\" or \"v\", found \"{axis}\"")));
+            return Err(p.axis.error(format!("axis is \"h\" or \"v\", found \"{axis}\"")));
         }
         Ok(op("flip", vec![("axis", Value::str(axis))]))
     }
@@ -449,7 +452,7 @@ tool! {
         scale: Arg [Type::Num] = Value::Num(0.3),
     }
     |p, _| {
-        let Value::Image(pic) = &p.picture else { return Err(ToolError::arg("picture", "expected an image")) };
+        let Value::Image(pic) = &*p.picture else { return Err(p.picture.error("expected an image")) };
         Ok(op(
             "paste",
             vec![
@@ -479,8 +482,8 @@ tool! {
     }
     |p, _| {
         let c = p.colour.as_str();
-        if crate::vision::svg::parse_color(c).map_err(|e| ToolError::arg("colour", e))?.is_none() {
-            return Err(ToolError::arg("colour", "recolour needs a colour, not none"));
+        if crate::vision::svg::parse_color(c).map_err(|e| p.colour.error(e))?.is_none() {
+            return Err(p.colour.error("recolour needs a colour, not none"));
         }
         Ok(op("recolour", vec![("colour", Value::str(c))]))
     }
@@ -511,23 +514,21 @@ tool! {
         background: String = Value::str("white"),
     }
     |p, ctx| {
-        let (w, h) = (p.width, p.height);
+        let (w, h) = (*p.width, *p.height);
         if !(1..=4096).contains(&w) || !(1..=4096).contains(&h) {
             return Err(ToolError::new(format!("a scene is 1 to 4096 pixels on a side, not {w}x{h}")));
         }
         let bg = crate::vision::svg::parse_color(p.background.as_str())
-            .map_err(|e| ToolError::arg("background", e))?
+            .map_err(|e| p.background.error(e))?
             .unwrap_or([0, 0, 0, 0]);
         let mut canvas = RgbaImage::from_pixel(w as u32, h as u32, image::Rgba(bg));
         for (i, part) in p.parts.clone().iter().enumerate() {
             let Value::Record(r) = part else {
-                return Err(ToolError::arg(
-                    "parts",
-                    format!("part {i} is a {}, not a record {{image, x, y, scale}}", part.type_name()),
+                return Err(p.parts.error(format!("part {i} is a {}, not a record {{image, x, y, scale}}", part.type_name()),
                 ));
             };
             let bad = |what: String| {
-                ToolError::arg("parts", format!("part {i}: {what}"))
+                p.parts.error(format!("part {i}: {what}"))
                     .help("a part is {image, x, y, scale} with optional colour, hue, rotate")
             };
             for k in r.keys() {

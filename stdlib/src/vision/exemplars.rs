@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use assay_interpreter::{Arg, Args, HandleKind, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Arg, HandleKind, Name, ToolCtx, ToolError, Type, Value};
 use ndarray::{Array4, ArrayD, Axis};
 
 use crate::core::declare::tool;
@@ -157,11 +157,11 @@ tool! {
         if let Some(texts) = texts_of(&p.data) {
             // Every shard ranks all the texts (the merge takes the first
             // shard's answer, which every shard computed alike).
-            return text_exemplars(&p.unit, &texts, p.k, p.bottom);
+            return text_exemplars(&p.unit, (p.data.name(), &texts), *p.k, *p.bottom);
         }
-        let s = setup(&p.unit, &p.data, &p.quantiles, [p.k, p.batch, p.bottom], ctx)?;
+        let s = setup(&p.unit, &p.data, &p.quantiles, [*p.k, *p.batch, *p.bottom], ctx)?;
         let pre: Preprocess = s.unit.model.card.preprocess.ok_or_else(|| {
-            ToolError::arg("unit", "the model does not say how images become its input")
+            p.unit.error("the model does not say how images become its input")
                 .help("use a built-in image model such as model(\"efficientnet-lite0\")")
         })?;
         // A shard takes a contiguous block of whole batches, so every image is
@@ -178,7 +178,7 @@ tool! {
         let res = pass(&s.unit.model, &s.unit.tensor, s.reduce, pre, s.data, &s.spec, items, &mut |p, d| {
             noted.push((p.to_path_buf(), d.to_string()))
         })
-        .map_err(|e| ToolError::arg("data", e))?;
+        .map_err(|e| p.data.error(e))?;
         for (p, d) in noted {
             ctx.note_input(&p, &d);
         }
@@ -206,19 +206,19 @@ const MAX_TEXTS: usize = 20_000;
 /// with `bottom`, least), each with its token profile, the token where it
 /// peaks, and the text with that token marked `⟦...⟧` (report.html
 /// highlights it).
-fn text_exemplars(unit: &Arg, texts: &[String], k: usize, bottom: usize) -> Result<Value, ToolError> {
+fn text_exemplars(unit: &Arg, (data, texts): (Name, &[String]), k: usize, bottom: usize) -> Result<Value, ToolError> {
     let u: &Unit = unit.handle::<Unit>("a neuron or head of a language model")?;
     if matches!(u.select, Select::Channel(..)) || u.model.card.tokenizer.is_none() {
-        return Err(ToolError::arg("data", "texts are for a language model's neuron or head")
+        return Err(ToolError::arg(data, "texts are for a language model's neuron or head")
             .help("give an image model's channel a data set of images, e.g. sample(emoji(), 200)"));
     }
     if texts.len() > MAX_TEXTS {
-        return Err(ToolError::arg("data", format!("{} texts; give at most {MAX_TEXTS}", texts.len()))
+        return Err(ToolError::arg(data, format!("{} texts; give at most {MAX_TEXTS}", texts.len()))
             .help("take a sample: sample(corpus(), 500)"));
     }
     let mut rows = Vec::with_capacity(texts.len());
     for (i, t) in texts.iter().enumerate() {
-        let (tokens, values) = crate::methods::units::text_profile(u, t).map_err(|e| ToolError::arg("data", e))?;
+        let (tokens, values) = crate::methods::units::text_profile(u, t).map_err(|e| ToolError::arg(data, e))?;
         let (at, max) =
             values
                 .iter()
@@ -284,6 +284,8 @@ fn quantiles_of(x: &Arg) -> Result<Vec<f64>, ToolError> {
 /// What a call asks, read from its arguments (the same in the whole run,
 /// in each shard and in the merge: the seed is the call's first draw).
 struct Setup<'a> {
+    /// The parameters the unit and the data came by, for errors about them.
+    names: (Name, Name),
     unit: &'a Unit,
     channel: Option<usize>,
     reduce: Reduce,
@@ -300,12 +302,13 @@ fn setup<'a>(
     [k, batch, bottom]: [usize; 3],
     ctx: &mut dyn ToolCtx,
 ) -> Result<Setup<'a>, ToolError> {
+    let names = (unit.name(), data.name());
     let unit: &Unit = unit.handle::<Unit>("a unit or layer")?;
     let (channel, reduce) = match unit.select {
         Select::Channel(c, r) => (c, r),
         _ => {
             return Err(ToolError::arg(
-                "unit",
+                names.0,
                 "exemplars rank channels: use unit(model, tensor, channel: c) or layer(model, tensor)",
             ))
         }
@@ -321,17 +324,16 @@ fn setup<'a>(
         quantiles: !qs.is_empty(),
         seed: rand::Rng::random(ctx.rng()),
     };
-    Ok(Setup { unit, channel, reduce, data, qs, spec })
+    Ok(Setup { names, unit, channel, reduce, data, qs, spec })
 }
 
 /// The exact merge of shards' passes: top and bottom lists merged with ties
 /// broken by index, samples by priority.
-fn exemplars_merge(a: &Args, ctx: &mut dyn ToolCtx, parts: Vec<Value>) -> Result<Value, ToolError> {
-    let (unit, data) = (a.arg("unit"), a.arg("data"));
-    if texts_of(&data).is_some() {
+fn exemplars_merge(p: exemplars::Params, ctx: &mut dyn ToolCtx, parts: Vec<Value>) -> Result<Value, ToolError> {
+    if texts_of(&p.data).is_some() {
         return parts.into_iter().next().ok_or_else(|| ToolError::new("no shard ranked the texts"));
     }
-    let s = setup(&unit, &data, &a.arg("quantiles"), [a.count("k")?, a.count("batch")?, a.count("bottom")?], ctx)?;
+    let s = setup(&p.unit, &p.data, &p.quantiles, [*p.k, *p.batch, *p.bottom], ctx)?;
     let mut res =
         PassResult { top: Vec::new(), bottom: Vec::new(), sample: Sample::new(sample_size(&s.spec), s.spec.seed) };
     for part in &parts {
@@ -495,7 +497,8 @@ fn result_value(s: &Setup, res: PassResult, ctx: &mut dyn ToolCtx) -> Result<Val
         }
         Some(ch) => {
             let channels = res.top.len();
-            let out_of_range = || ToolError::arg("unit", format!("channel {ch} is out of range ({channels} channels)"));
+            let out_of_range =
+                || ToolError::arg(s.names.0, format!("channel {ch} is out of range ({channels} channels)"));
             // A shard whose block is empty goes on with empty lists.
             let empty = TopK::new(0);
             let none_here = channels == 0 && ctx.share().is_some();
@@ -507,7 +510,7 @@ fn result_value(s: &Setup, res: PassResult, ctx: &mut dyn ToolCtx) -> Result<Val
             let mut group = |items: &[(f32, usize)], negate: bool| -> Result<Vec<(&'static str, Value)>, ToolError> {
                 let mut images = Vec::new();
                 for (_, i) in items {
-                    images.push(Value::Image(Arc::new(data.load(*i, ctx).map_err(|e| ToolError::arg("data", e))?)));
+                    images.push(Value::Image(Arc::new(data.load(*i, ctx).map_err(|e| ToolError::arg(s.names.1, e))?)));
                 }
                 let label = |i: usize| data.items[i].label.as_deref().map(Value::str).unwrap_or_default();
                 Ok(vec![

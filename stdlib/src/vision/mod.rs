@@ -136,8 +136,8 @@ tool! {
     }
     |p, ctx| {
         let path = p.path.clone();
-        let bytes = ctx.read_file(&path).map_err(|e| e.at("path"))?;
-        decode(&bytes, &format!("`{path}`")).map(|i| Value::Image(Arc::new(i))).map_err(|e| ToolError::arg("path", e))
+        let bytes = ctx.read_file(&path).map_err(|e| e.at(p.path.name()))?;
+        decode(&bytes, &format!("`{path}`")).map(|i| Value::Image(Arc::new(i))).map_err(|e| p.path.error(e))
     }
 }
 
@@ -215,33 +215,29 @@ tool! {
         layout: String = Value::str("nchw"),
     }
     |p, _| {
-        let images: Vec<Arc<Image>> = match &p.images {
+        let images: Vec<Arc<Image>> = match &*p.images {
             Value::Image(i) => vec![i.clone()],
             Value::List(items) => items
                 .iter()
                 .map(|v| match v {
                     Value::Image(i) => Ok(i.clone()),
-                    other => Err(ToolError::arg("images", format!("expected images, found a {}", other.type_name()))),
+                    other => Err(p.images.error(format!("expected images, found a {}", other.type_name()))),
                 })
                 .collect::<Result<_, _>>()?,
             other => {
-                return Err(ToolError::arg(
-                    "images",
-                    format!("expected an image or a list of images, found a {}", other.type_name()),
+                return Err(p.images.error(format!("expected an image or a list of images, found a {}", other.type_name()),
                 ))
             }
         };
-        let size = p.size;
-        let resize = p.resize;
+        let size = *p.size;
+        let resize = *p.resize;
         if size == 0 || size > 4096 || resize < size || resize > 8192 {
-            return Err(ToolError::arg(
-                "size",
-                format!("need 0 < size <= resize <= 8192, found size {size}, resize {resize}"),
+            return Err(p.size.error(format!("need 0 < size <= resize <= 8192, found size {size}, resize {resize}"),
             ));
         }
         let (mean, std) = (per_channel(&p.mean)?, per_channel(&p.std)?);
         if std.contains(&0.0) {
-            return Err(ToolError::arg("std", "`std` must not be zero"));
+            return Err(p.std.error("`std` must not be zero"));
         }
         let layout = p.layout.as_str();
         let (s, n) = (size, images.len());
@@ -249,7 +245,7 @@ tool! {
         for img in &images {
             data.extend(
                 crate::pixels::preprocess(img, resize as u32, size as u32, mean, std)
-                    .map_err(|e| ToolError::arg("images", e))?,
+                    .map_err(|e| p.images.error(e))?,
             );
         }
         let nchw = Array4::from_shape_vec((n, 3, s, s), data).map_err(|e| ToolError::new(e.to_string()))?;
@@ -257,7 +253,7 @@ tool! {
             "nchw" => nchw.into_dyn(),
             "nhwc" => nchw.permuted_axes([0, 2, 3, 1]).as_standard_layout().to_owned().into_dyn(),
             other => {
-                return Err(ToolError::arg("layout", format!("layout must be \"nchw\" or \"nhwc\", found \"{other}\"")))
+                return Err(p.layout.error(format!("layout must be \"nchw\" or \"nhwc\", found \"{other}\"")))
             }
         };
         Ok(Value::tensor(arr))

@@ -335,12 +335,12 @@ tool! {
         let svg = match kind {
             "bar" | "line" | "histogram" => {
                 let values =
-                    to_numbers(&p.data).map_err(|e| ToolError::arg("data", format!("expected numbers: {e}")))?;
+                    to_numbers(&p.data).map_err(|e| p.data.error(format!("expected numbers: {e}")))?;
                 if values.is_empty() || values.len() > 100_000 {
-                    return Err(ToolError::arg("data", "give between 1 and 100000 numbers"));
+                    return Err(p.data.error("give between 1 and 100000 numbers"));
                 }
                 if !p.y_ticks.is_none() {
-                    return Err(ToolError::arg("y_ticks", "a bar, line or histogram plot's vertical ticks are its values")
+                    return Err(p.y_ticks.error("a bar, line or histogram plot's vertical ticks are its values")
                         .help("leave y_ticks out; y_label names the axis"));
                 }
                 let (values, n_ticks) = match kind {
@@ -360,7 +360,7 @@ tool! {
                         (values, n)
                     }
                 };
-                labels.x_ticks = ticks(&p.x_ticks, Some(n_ticks))?;
+                labels.x_ticks = ticks(&p.x_ticks, Some(n_ticks), "columns")?;
                 // Value ticks at the ends of the range and at zero (always in it).
                 let (lo, hi) = range(&values);
                 let mut at = vec![lo, 0.0, hi];
@@ -386,11 +386,9 @@ tool! {
             }
             "heatmap" => {
                 let t = to_tensor(&p.data)
-                    .map_err(|e| ToolError::arg("data", format!("a heatmap needs rows of numbers: {e}")))?;
+                    .map_err(|e| p.data.error(format!("a heatmap needs rows of numbers: {e}")))?;
                 if t.ndim() != 2 || t.is_empty() {
-                    return Err(ToolError::arg(
-                        "data",
-                        format!("a heatmap needs a 2-D tensor, found shape {:?}", t.shape()),
+                    return Err(p.data.error(format!("a heatmap needs a 2-D tensor, found shape {:?}", t.shape()),
                     ));
                 }
                 let (r, c) = (t.shape()[0], t.shape()[1]);
@@ -398,14 +396,12 @@ tool! {
                 // each one is an SVG element (10,000 x 10,000 would be 10 GB of text).
                 const MAX_CELLS: usize = 250_000;
                 if r.saturating_mul(c) > MAX_CELLS {
-                    return Err(ToolError::arg(
-                        "data",
-                        format!("a heatmap of {r} x {c} cells is more than the {MAX_CELLS} it can draw"),
+                    return Err(p.data.error(format!("a heatmap of {r} x {c} cells is more than the {MAX_CELLS} it can draw"),
                     )
                     .help("average or max-pool the rows and columns first, or plot a slice"));
                 }
-                labels.x_ticks = ticks(&p.x_ticks, Some(c))?;
-                labels.y_ticks = ticks(&p.y_ticks, Some(r))?;
+                labels.x_ticks = ticks(&p.x_ticks, Some(c), "columns")?;
+                labels.y_ticks = ticks(&p.y_ticks, Some(r), "rows")?;
                 let data: Vec<f64> = t.iter().map(|x| *x as f64).collect();
                 let area = area(&labels, &labels.y_ticks, labels.any());
                 let body = heat(r, c, &data, area);
@@ -424,9 +420,7 @@ tool! {
                 }
             }
             other => {
-                return Err(ToolError::arg(
-                    "kind",
-                    format!("unknown plot \"{other}\"; use bar, line, histogram or heatmap"),
+                return Err(p.kind.error(format!("unknown plot \"{other}\"; use bar, line, histogram or heatmap"),
                 ))
             }
         };
@@ -437,7 +431,8 @@ tool! {
     }
 }
 
-fn ticks(x: &Arg, want: Option<usize>) -> Result<Vec<String>, ToolError> {
+/// Tick labels, one per column or row (`what`) where `want` says how many.
+fn ticks(x: &Arg, want: Option<usize>, what: &str) -> Result<Vec<String>, ToolError> {
     let v = x.get();
     if matches!(v, Value::None) {
         return Ok(Vec::new());
@@ -446,11 +441,7 @@ fn ticks(x: &Arg, want: Option<usize>) -> Result<Vec<String>, ToolError> {
     if let Some(n) = want {
         if items.len() != n {
             return Err(x
-                .error(format!(
-                    "{} tick labels for {n} {}",
-                    items.len(),
-                    if x.name() == "x_ticks" { "columns" } else { "rows" }
-                ))
+                .error(format!("{} tick labels for {n} {}", items.len(), what))
                 .help("give one label per column (x_ticks) or row (y_ticks), or none"));
         }
     }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use assay_interpreter::{Image, ToolError, Type, Value};
+use assay_interpreter::{Image, Type, Value};
 
 use crate::core::declare::tool;
 
@@ -164,16 +164,16 @@ tool! {
     |p, _| {
         let code = p.code.as_str();
         if code.len() > 1 << 20 {
-            return Err(ToolError::arg("code", "SVG code larger than 1 MiB"));
+            return Err(p.code.error("SVG code larger than 1 MiB"));
         }
-        let w = p.width;
-        let h = p.height;
+        let w = *p.width;
+        let h = *p.height;
         if w == 0 || w > MAX_SIDE as usize || h.is_some_and(|h| h <= 0 || h > MAX_SIDE as i64) {
-            return Err(ToolError::arg("width", format!("width and height must be between 1 and {MAX_SIDE}")));
+            return Err(p.width.error(format!("width and height must be between 1 and {MAX_SIDE}")));
         }
-        let bg = parse_color(p.background.as_str()).map_err(|e| ToolError::arg("background", e))?;
+        let bg = parse_color(p.background.as_str()).map_err(|e| p.background.error(e))?;
         render(code, w as u32, h.map(|h| h as u32), bg).map(|i| Value::Image(Arc::new(i))).map_err(|e| {
-            ToolError::arg("code", e).help("write a complete <svg ...> element with a viewBox or width and height")
+            p.code.error(e).help("write a complete <svg ...> element with a viewBox or width and height")
         })
     }
 }

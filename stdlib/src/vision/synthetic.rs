@@ -17,7 +17,7 @@
 
 use std::sync::Arc;
 
-use assay_interpreter::{Arg, HandleKind, Image, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Arg, HandleKind, Image, Name, ToolCtx, ToolError, Type, Value};
 
 use crate::core::declare::tool;
 use crate::methods::units::{Reduce, Select, Unit};
@@ -411,7 +411,7 @@ tool! {
                 Some(c) => format!("did you mean \"{c}\"? synthetic_neurons() lists them all"),
                 None => format!("known: {}", names.join(", ")),
             };
-            return Err(ToolError::arg("name", format!("no synthetic neuron \"{name}\"")).help(help));
+            return Err(p.name.error(format!("no synthetic neuron \"{name}\"")).help(help));
         };
         let reduce = if all().nth(n).is_some_and(|x| x.mean) { Reduce::Mean } else { Reduce::Max };
         let (model, channel) = if n < LOW_LEVEL.len() {
@@ -485,7 +485,7 @@ tool! {
             }
             other => {
                 return Err(
-                    ToolError::arg("set", format!("no set \"{other}\"")).help("the sets are \"core\" and \"benchmark\"")
+                    p.set.error(format!("no set \"{other}\"")).help("the sets are \"core\" and \"benchmark\"")
                 )
             }
         }
@@ -587,7 +587,7 @@ fn stimuli_of(x: &Arg, ctx: &mut dyn ToolCtx) -> Result<Stimuli, ToolError> {
     }
 }
 
-fn responses(u: &Unit, s: &Stimuli, i: &str) -> Result<Vec<f64>, ToolError> {
+fn responses(u: &Unit, s: &Stimuli, i: Name) -> Result<Vec<f64>, ToolError> {
     match s {
         Stimuli::Images(v) => crate::methods::units::image_activations(u, v),
         Stimuli::Texts(v) => crate::methods::units::text_activations(u, v),
@@ -626,13 +626,11 @@ tool! {
         let pos = stimuli_of(&p.positives, ctx)?;
         let neg = stimuli_of(&p.negatives, ctx)?;
         if matches!((&pos, &neg), (Stimuli::Images(_), Stimuli::Texts(_)) | (Stimuli::Texts(_), Stimuli::Images(_))) {
-            return Err(ToolError::arg(
-                "negatives",
-                "positives and negatives must be the same kind of stimulus (both images or both texts)",
+            return Err(p.negatives.error("positives and negatives must be the same kind of stimulus (both images or both texts)",
             ));
         }
-        let p = responses(u, &pos, "positives")?;
-        let n = responses(u, &neg, "negatives")?;
+        let (positives, negatives) = (responses(u, &pos, p.positives.name())?, responses(u, &neg, p.negatives.name())?);
+        let (p, n) = (positives, negatives);
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
         Ok(Value::record([
             ("score", Value::Num(auc(&p, &n))),

@@ -46,30 +46,30 @@ tool! {
         let m = p.model.clone();
         let prompts = p.prompts.clone();
         if prompts.is_empty() {
-            return Err(ToolError::arg("prompts", "give at least one prompt"));
+            return Err(p.prompts.error("give at least one prompt"));
         }
         let names = select_names(&m, &p.tensors)?;
         let metric = p.metric.clone();
         let parts = p.parts.max(1);
         let input_fn = if p.input.is_none() { None } else { Some(p.input.func()?.clone()) };
-        let n_random = p.random;
+        let n_random = *p.random;
         let mut inputs = Vec::new();
-        for p in &prompts {
+        for prompt in &prompts {
             let v = match &input_fn {
-                Some(f) => ctx.call(f, vec![p.clone()])?,
-                None => p.clone(),
+                Some(f) => ctx.call(f, vec![prompt.clone()])?,
+                None => prompt.clone(),
             };
-            inputs.push(one(&m, &v, "prompts")?);
+            inputs.push(one(&m, &v, p.prompts.name())?);
         }
         // Means over the reference inputs, per tensor: [D] over examples and positions.
         let reference: Vec<Feeds> = if p.reference.is_none() {
             inputs.clone()
         } else {
-            p.reference.items()?.iter().map(|v| feeds_value(&m, v, "reference")).collect::<Result<_, _>>()?
+            p.reference.items()?.iter().map(|v| feeds_value(&m, v, p.reference.name())).collect::<Result<_, _>>()?
         };
         let mut sums: BTreeMap<String, (ArrayD<f64>, usize)> = BTreeMap::new();
         for r in &reference {
-            let vals = m.capture(r.clone(), &names).map_err(|e| m.blame(e, "reference", "tensors"))?;
+            let vals = m.capture(r.clone(), &names).map_err(|e| m.blame(e, p.reference.name(), p.tensors.name()))?;
             for (k, v) in vals {
                 let d = v.shape().last().copied().unwrap_or(1);
                 let rows = v.len() / d.max(1);
@@ -83,8 +83,8 @@ tool! {
         let means: BTreeMap<String, ArrayD<f32>> =
             sums.into_iter().map(|(k, (s, n))| (k, s.mapv(|x| (x / n.max(1) as f64) as f32))).collect();
         // Components, from the first prompt's shapes.
-        let first = m.capture(inputs[0].clone(), &names).map_err(|e| m.blame(e, "prompts", "tensors"))?;
-        let comps = split(&names, &first, parts, "parts")?;
+        let first = m.capture(inputs[0].clone(), &names).map_err(|e| m.blame(e, p.prompts.name(), p.tensors.name()))?;
+        let comps = split(&names, &first, parts, p.parts.name())?;
         let keep = pairs(&p.keep, names.len(), parts)?;
         let size = keep.len();
         let ablate = |kept: &[usize]| -> Vec<(usize, f32)> {
@@ -97,11 +97,11 @@ tool! {
         }
         let want = m.output_names();
         let mut scores = vec![Vec::new(); variants.len() + 1];
-        for (p, inp) in prompts.iter().zip(&inputs) {
-            let full = m.run_plain(inp.clone(), &want).map_err(|e| m.blame(e, "prompts", "tensors"))?;
-            scores[0].push(call_metric(ctx, &metric, vec![outputs_value(&full), p.clone()], "metric")?);
+        for (prompt, inp) in prompts.iter().zip(&inputs) {
+            let full = m.run_plain(inp.clone(), &want).map_err(|e| m.blame(e, p.prompts.name(), p.tensors.name()))?;
+            scores[0].push(call_metric(ctx, &metric, vec![outputs_value(&full), prompt.clone()], p.metric.name())?);
             // Mean values broadcast to this prompt's shapes.
-            let shaped = m.capture(inp.clone(), &names).map_err(|e| m.blame(e, "prompts", "tensors"))?;
+            let shaped = m.capture(inp.clone(), &names).map_err(|e| m.blame(e, p.prompts.name(), p.tensors.name()))?;
             let mut values = Outputs::new();
             for (k, v) in shaped {
                 let mean = &means[&k];
@@ -109,9 +109,9 @@ tool! {
                 values.insert(k, b.to_owned());
             }
             let outs = run_mixed(&m, inp, &values, &comps, &variants, None, Want::outputs(&want))
-                .map_err(|e| m.blame(e, "prompts", "tensors"))?;
+                .map_err(|e| m.blame(e, p.prompts.name(), p.tensors.name()))?;
             for (i, o) in outs.iter().enumerate() {
-                scores[i + 1].push(call_metric(ctx, &metric, vec![outputs_value(o), p.clone()], "metric")?);
+                scores[i + 1].push(call_metric(ctx, &metric, vec![outputs_value(o), prompt.clone()], p.metric.name())?);
             }
         }
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;

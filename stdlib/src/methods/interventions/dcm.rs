@@ -57,11 +57,11 @@ tool! {
         let names = select_names(&m, &p.tensors)?;
         let metric = p.metric.clone();
         let parts = p.parts.max(1);
-        let steps = p.steps;
+        let steps = *p.steps;
         let samples = p.samples.max(1);
-        let (rate, eps, lambda) = (p.rate, p.perturb, p.sparsity);
+        let (rate, eps, lambda) = (*p.rate, *p.perturb, *p.sparsity);
         if !(eps > 0.0 && eps <= 0.5) {
-            return Err(ToolError::arg("perturb", "`perturb` must be above 0 and at most 0.5"));
+            return Err(p.perturb.error("`perturb` must be above 0 and at most 0.5"));
         }
         struct Pair {
             record: Value,
@@ -70,9 +70,9 @@ tool! {
         }
         let load = |x: &Arg| -> Result<Vec<Pair>, ToolError> {
             let mut out = Vec::new();
-            for (k, p) in x.items()?.into_iter().enumerate() {
-                let Value::Record(r) = &p else {
-                    return Err(x.error(format!("pair {k} is a {}, not a record {{target, source}}", p.type_name()),
+            for (k, pair) in x.items()?.into_iter().enumerate() {
+                let Value::Record(r) = &pair else {
+                    return Err(x.error(format!("pair {k} is a {}, not a record {{target, source}}", pair.type_name()),
                     ));
                 };
                 let (Some(t), Some(s)) = (r.get("target"), r.get("source")) else {
@@ -87,17 +87,17 @@ tool! {
                         .help("for text, choose pairs with the same number of tokens"));
                     }
                 }
-                let source = m.capture(source_in, &names).map_err(|e| m.blame(e, x.name(), "tensors"))?;
-                out.push(Pair { record: p.clone(), target, source });
+                let source = m.capture(source_in, &names).map_err(|e| m.blame(e, x.name(), p.tensors.name()))?;
+                out.push(Pair { record: pair.clone(), target, source });
             }
             Ok(out)
         };
         let train = load(&p.pairs)?;
         if train.is_empty() {
-            return Err(ToolError::arg("pairs", "give at least one pair"));
+            return Err(p.pairs.error("give at least one pair"));
         }
         let heldout = if p.heldout.is_none() { Vec::new() } else { load(&p.heldout)? };
-        let comps = split(&names, &train[0].source, parts, "parts")?;
+        let comps = split(&names, &train[0].source, parts, p.parts.name())?;
         let c = comps.len();
         let want = m.output_names();
         // Mean metric of each mask (rows) over pairs.
@@ -105,11 +105,11 @@ tool! {
             let rows: Vec<Vec<(usize, f32)>> =
                 masks.iter().map(|mk| mk.iter().enumerate().map(|(i, w)| (i, *w as f32)).collect()).collect();
             let mut total = vec![0.0; masks.len()];
-            for p in set {
-                let outs = run_mixed(&m, &p.target, &p.source, &comps, &rows, None, Want::outputs(&want))
-                    .map_err(|e| m.blame(e, "pairs", "tensors"))?;
+            for pair in set {
+                let outs = run_mixed(&m, &pair.target, &pair.source, &comps, &rows, None, Want::outputs(&want))
+                    .map_err(|e| m.blame(e, p.pairs.name(), p.tensors.name()))?;
                 for (r, o) in outs.iter().enumerate() {
-                    total[r] += call_metric(ctx, &metric, vec![outputs_value(o), p.record.clone()], "metric")?;
+                    total[r] += call_metric(ctx, &metric, vec![outputs_value(o), pair.record.clone()], p.metric.name())?;
                 }
             }
             Ok(total.into_iter().map(|t| t / set.len() as f64).collect())
@@ -134,7 +134,7 @@ tool! {
                 }
             }
             for (x, g) in w.iter_mut().zip(&grad) {
-                *x = (*x + rate * (g - lambda)).clamp(0.0, 1.0);
+                *x = (*x + rate * (*g - lambda)).clamp(0.0, 1.0);
             }
             history.push(vals.iter().sum::<f64>() / vals.len() as f64 - lambda * w.iter().sum::<f64>());
         }

@@ -15,7 +15,7 @@ mod path_patch;
 
 use std::collections::BTreeMap;
 
-use assay_interpreter::{Arg, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Arg, Name, ToolCtx, ToolError, Type, Value};
 use ndarray::{ArrayD, Axis, Slice};
 use rand::Rng;
 
@@ -26,14 +26,14 @@ use crate::onnx::handle::{feeds_value, select_names};
 
 type Feeds = Vec<(String, ArrayD<f32>)>;
 
-fn call_metric(ctx: &mut dyn ToolCtx, f: &Value, args: Vec<Value>, arg: &str) -> Result<f64, ToolError> {
+fn call_metric(ctx: &mut dyn ToolCtx, f: &Value, args: Vec<Value>, arg: Name) -> Result<f64, ToolError> {
     metric_number(ctx.call(f, args)?, arg)
 }
 
 /// The one rule for what a metric returns, in every tool that calls one: a
 /// finite number (a NaN or an infinity would poison every comparison and
 /// mean after it, so it is an error that says so).
-pub(crate) fn metric_number(v: Value, arg: &str) -> Result<f64, ToolError> {
+pub(crate) fn metric_number(v: Value, arg: Name) -> Result<f64, ToolError> {
     match v {
         Value::Num(x) if x.is_finite() => Ok(x),
         Value::Num(x) => Err(ToolError::arg(arg, format!("the metric returned {x}"))
@@ -45,7 +45,7 @@ pub(crate) fn metric_number(v: Value, arg: &str) -> Result<f64, ToolError> {
 }
 
 /// One input (batch 1) from a value.
-fn one(m: &ModelHandle, v: &Value, arg: &str) -> Result<Feeds, ToolError> {
+fn one(m: &ModelHandle, v: &Value, arg: Name) -> Result<Feeds, ToolError> {
     let f = feeds_value(m, v, arg)?;
     if f.iter().any(|(_, t)| t.shape().first() != Some(&1)) {
         return Err(ToolError::arg(arg, "give one example (first dimension 1), e.g. one prompt"));

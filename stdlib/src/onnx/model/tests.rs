@@ -7,6 +7,12 @@
 use super::*;
 use crate::models::build;
 use crate::models::planted;
+use ndarray::ArrayD;
+
+/// Parameter names to blame (a test has no bound arguments to take them from).
+const INPUTS: assay_interpreter::Name = assay_interpreter::Name::declared("inputs");
+const TENSORS: assay_interpreter::Name = assay_interpreter::Name::declared("tensors");
+const TENSOR: assay_interpreter::Name = assay_interpreter::Name::declared("tensor");
 
 fn ids() -> Vec<(String, ArrayD<f32>)> {
     vec![("input_ids".into(), ndarray::arr2(&[[2.0f32, 1.0, 3.0]]).into_dyn())]
@@ -173,24 +179,24 @@ fn model_errors_have_kinds_that_decide_which_argument_is_blamed() {
 
     let unknown = m.capture(ids(), &["/layers.0/heads_outptu_0".to_string()]).unwrap_err();
     assert_eq!(unknown, ModelError::UnknownTensor("/layers.0/heads_outptu_0".into()));
-    let e = m.blame(unknown, "inputs", "tensors");
+    let e = m.blame(unknown, INPUTS, TENSORS);
     assert_eq!(e.param.as_deref(), Some("tensors"));
     assert!(e.help.as_deref().unwrap_or("").contains(&heads), "no suggestion: {e:?}");
 
     let wrong_input = m.capture(vec![("ids".into(), ArrayD::zeros(vec![1, 3]))], std::slice::from_ref(&heads));
     let wrong_input = wrong_input.unwrap_err();
     assert!(matches!(wrong_input, ModelError::Input(_)), "{wrong_input:?}");
-    assert_eq!(m.blame(wrong_input, "inputs", "tensors").param.as_deref(), Some("inputs"));
+    assert_eq!(m.blame(wrong_input, INPUTS, TENSORS).param.as_deref(), Some("inputs"));
 
     let input = m.patch(ids(), vec![("input_ids".into(), ArrayD::zeros(vec![1]), ArrayD::ones(vec![1]))], &[]);
     let input = input.unwrap_err();
     assert_eq!(input.tensor(), Some("input_ids"), "{input:?}");
     assert!(matches!(input, ModelError::Tensor { .. }), "{input:?}");
-    assert_eq!(m.blame(input, "inputs", "tensor").param.as_deref(), Some("tensor"));
+    assert_eq!(m.blame(input, INPUTS, TENSOR).param.as_deref(), Some("tensor"));
 
     let graph = Model::load_bytes("junk", b"not an onnx file", Provider::Cpu).unwrap_err();
     assert!(matches!(graph, ModelError::Graph(_)), "{graph:?}");
-    assert_eq!(m.blame(graph, "inputs", "tensors").param, None);
+    assert_eq!(m.blame(graph, INPUTS, TENSORS).param, None);
 }
 
 /// A model's weights run from the bytes that were read and digested: a

@@ -9,7 +9,11 @@ use crate::models::build::{self, batched, int, GraphBuilder};
 use crate::models::planted;
 use crate::onnx::model::Provider;
 use crate::onnx::proto::{tensor_proto::DataType, GraphProto, ModelProto};
-use ndarray::{arr2, ArrayD};
+use ndarray::{arr2, ArrayD, Axis, Slice};
+
+/// The parameter name the components are blamed on (a test has no bound
+/// argument to take it from).
+const TENSORS: assay_interpreter::Name = assay_interpreter::Name::declared("tensors");
 
 fn load(stem: &str, proto: &ModelProto) -> Model {
     let (path, bytes, sha) = build::cache_built("tests", stem, proto).unwrap();
@@ -25,7 +29,7 @@ fn ids(v: [i64; 3]) -> Vec<(String, ArrayD<f32>)> {
 fn planted_setup(m: &Model) -> (Outputs, Vec<Component>, Rows) {
     let names: Vec<String> = (0..2).map(|l| format!("/layers.{l}/heads_output_0")).collect();
     let source = m.capture(ids([2, 1, 3]), &names).unwrap();
-    let comps = split(&names, &source, planted::HEADS, "tensors").unwrap();
+    let comps = split(&names, &source, planted::HEADS, TENSORS).unwrap();
     let mut rows: Rows = (0..comps.len()).map(|c| vec![(c, 1.0)]).collect();
     rows.push(vec![]);
     (source, comps, rows)
@@ -100,7 +104,7 @@ fn broadcast_is_refused_where_the_graph_bakes_in_the_batch_size() {
     let target = vec![("x".to_string(), arr2(&[[1f32, 2., 3., 4.]]).into_dyn())];
     let names = vec!["/h_output_0".to_string()];
     let source: Outputs = [(names[0].clone(), arr2(&[[10f32, 20., 30., 40.]]).into_dyn())].into();
-    let comps = split(&names, &source, 2, "tensors").unwrap();
+    let comps = split(&names, &source, 2, TENSORS).unwrap();
     let rows = vec![vec![(0, 1.0)], vec![(1, 1.0)], vec![]];
     let outputs = m.output_names();
     let want = Want::outputs(&outputs);
@@ -203,7 +207,7 @@ fn a_shared_prefix_runs_once_from_the_kv_cache_with_the_same_results() {
         assert_eq!(m.output_names(), vec!["logits".to_string()], "the cache is not a model output");
         let names = vec!["/h_output_0".to_string()];
         let src = m.capture(source.clone(), &names).unwrap();
-        let components = split(&names, &src, 2, "tensors").unwrap();
+        let components = split(&names, &src, 2, TENSORS).unwrap();
         for positions in [None, Some(vec![0, 2]), Some(vec![1])] {
             let sweep = || Sweep {
                 model: &m,
@@ -258,7 +262,7 @@ fn smollm_continues_from_its_kv_cache() {
         [0, 14, 29].iter().map(|l| format!("/model/layers.{l}/self_attn/heads_output_0")).collect();
     let feeds = |a: &ArrayD<f32>| vec![("input_ids".to_string(), a.clone())];
     let src = m.capture(feeds(&source), &names).unwrap();
-    let components = split(&names, &src, 9, "tensors").unwrap();
+    let components = split(&names, &src, 9, TENSORS).unwrap();
     let sweep = || Sweep {
         model: &m,
         target: feeds(&target),

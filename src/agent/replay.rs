@@ -1,0 +1,158 @@
+//! `assay agent replay`: every step re-run without the model, each
+//! results.json compared byte for byte.
+
+use super::*;
+use crate::supervise::Budget;
+use assay_interpreter::read_regular;
+use assay_stdlib::llm::Retry;
+use serde_json::{json, Value as Json};
+use sha2::Digest;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Re-runs every step of an investigation without the model and checks
+/// each results.json byte for byte; names the first step that differs.
+pub(crate) fn replay(dir: &Path, box_override: Option<&Path>, allow_read: &[PathBuf], json_out: bool) -> u8 {
+    let manifest: Json =
+        match read_regular(&dir.join("manifest.json"), 16 << 20).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
+            Some(m) => m,
+            None => {
+                eprintln!("error: {} is not a finished investigation (no readable manifest.json)", dir.display());
+                return crate::out::EXIT_USAGE;
+            }
+        };
+    let t = &manifest["task"];
+    let task = match t["kind"].as_str() {
+        Some("function") => {
+            let path = box_override
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from(t["box_path"].as_str().unwrap_or("")));
+            let source = match read_regular(&path, 1 << 20).ok().and_then(|b| String::from_utf8(b).ok()) {
+                Some(s) => s,
+                None => {
+                    eprintln!("error: cannot read the black box {}; pass it with --box FILE", path.display());
+                    return crate::out::EXIT_USAGE;
+                }
+            };
+            if hex::encode(sha2::Sha256::digest(source.as_bytes())) != t["box_sha256"].as_str().unwrap_or("") {
+                eprintln!(
+                    "error: {} is not the black box this investigation used (its sha256 differs)",
+                    path.display()
+                );
+                return crate::out::EXIT_ASSERT;
+            }
+            // Replay re-runs steps; it does not score, so no truth is needed.
+            let strings = t["strings"].as_bool().unwrap_or(false).then(Vec::new);
+            let net = match t["net_sha256"].as_str() {
+                None => None,
+                Some(want) => {
+                    let onnx = path.with_extension("onnx");
+                    match read_regular(&onnx, 64 << 20) {
+                        Ok(b) if hex::encode(sha2::Sha256::digest(&b)) == want => Some(b),
+                        _ => {
+                            eprintln!(
+                                "error: the box's network {} is missing or not the one this investigation used",
+                                onnx.display()
+                            );
+                            return crate::out::EXIT_USAGE;
+                        }
+                    }
+                }
+            };
+            let spec = FnSpec { strings, net, ..Default::default() };
+            Task::Function { path, source, name: t["function"].as_str().unwrap_or("f").to_string(), spec }
+        }
+        Some("unit") => match (t["synthetic"].as_str(), t["model"].as_str(), t["unit"].as_str()) {
+            (Some(s), _, _) => Task::Unit { synthetic: s.to_string() },
+            (None, Some(m), Some(u)) => Task::ModelUnit { model: m.to_string(), unit: u.to_string() },
+            _ => {
+                eprintln!("error: the investigation's unit is not recorded");
+                return crate::out::EXIT_USAGE;
+            }
+        },
+        // The folders a question's scripts read come from the command line
+        // (as for `assay verify`), never from the folder being replayed:
+        // anyone who can write it could otherwise widen what the replay reads.
+        Some("question") => Task::Question {
+            text: t["question"].as_str().unwrap_or("").to_string(),
+            roots: if allow_read.is_empty() {
+                std::env::current_dir().map(|d| vec![d]).unwrap_or_default()
+            } else {
+                allow_read.iter().map(|r| std::path::absolute(r).unwrap_or_else(|_| r.clone())).collect()
+            },
+        },
+        _ => {
+            eprintln!("error: the investigation's task is not one Assay knows");
+            return crate::out::EXIT_USAGE;
+        }
+    };
+    let limits = Limits {
+        steps: 0,
+        budget: Budget::defaults(),
+        reply_chars: 6000,
+        wall: Duration::from_secs(3600),
+        tokens: u64::MAX,
+        retry: Retry::default(),
+        tool_calls: false,
+        vision: false,
+        answer_retries: 0,
+    };
+    let scratch = std::env::temp_dir().join(format!("assay-replay-{}", std::process::id()));
+    let files = scratch.join("files");
+    let _ = std::fs::create_dir_all(&files);
+    let (base, roots) = task.folders(&files);
+    let mut checked = 0;
+    let mut answered = 0;
+    let mut differs: Option<String> = None;
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("steps"))
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    names.sort();
+    for name in names {
+        let step_dir = dir.join("steps").join(&name);
+        let Some(script) =
+            read_regular(&step_dir.join("script.assay"), 16 << 20).ok().and_then(|b| String::from_utf8(b).ok())
+        else {
+            continue;
+        };
+        let Ok(want) = read_regular(&step_dir.join("results.json"), 1 << 30) else {
+            // A step that did not pass the check has no results to compare.
+            continue;
+        };
+        let seed = name.parse::<u64>().unwrap_or(0);
+        let out = scratch.join(&name);
+        run_step(StepRun::new(&task, &base, &roots), &script, &out, &limits, seed);
+        let got = read_regular(&out.join("results.json"), 1 << 30).unwrap_or_default();
+        answered += read_regular(&out.join("manifest.json"), 16 << 20)
+            .ok()
+            .and_then(|b| assay_interpreter::Manifest::parse(&b).ok())
+            .and_then(|m| m.call_cache?.answered)
+            .unwrap_or(0) as u64;
+        checked += 1;
+        if got != want {
+            differs = Some(name.clone());
+            break;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    if json_out {
+        crate::out::write_stdout(&format!(
+            "{}\n",
+            json!({"replayed": checked, "identical": differs.is_none(), "first_difference": differs, "cache_answered": answered})
+        ));
+    } else if let Some(d) = &differs {
+        crate::out::write_stdout(&format!(
+            "NOT replayed: step {} gives a different results.json\n",
+            crate::out::escape_controls(d)
+        ));
+    } else {
+        crate::out::write_stdout(&format!(
+            "replayed: {checked} steps re-ran without the model, every results.json byte-identical ({answered} tool calls answered from the call cache)\n"
+        ));
+    }
+    if differs.is_some() {
+        crate::out::EXIT_ASSERT
+    } else {
+        crate::out::EXIT_OK
+    }
+}

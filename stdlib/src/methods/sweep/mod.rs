@@ -1,0 +1,260 @@
+//! Activation patching sweeps, batched: one rewritten graph patches every
+//! selected tensor, and each batch row patches exactly one component — a
+//! slice of a tensor's last dimension (an attention head) or a whole tensor
+//! (an MLP output, the residual stream) — from a source run into the target
+//! run, at chosen positions. A sweep over hundreds of heads is a handful of
+//! runs, not hundreds.
+
+use crate::onnx::handle::feeds_value;
+use assay_interpreter::{Arg, ToolCtx, ToolError, Type, Value};
+use ndarray::ArrayD;
+use std::collections::BTreeMap;
+
+use crate::core::declare::tool;
+use crate::onnx::handle::ModelHandle;
+use crate::onnx::model::Model;
+
+mod mix;
+mod pairs;
+pub use mix::*;
+use pairs::*;
+
+tool! {
+    /// Activation patching over many components at once. Every tensor matching `tensors` (a name, glob
+    /// or list) is split into `parts` equal slices of its last axis (e.g. 9 attention heads of [N, T,
+    /// 9*64]; 1 for a whole MLP output); for each slice, its value from the `source` run replaces the
+    /// `target` run's at `positions` (all if omitted), and `metric(outputs)` scores the patched
+    /// outputs. Returns {effects: [tensors, parts] tensor of metric(patched) - metric(target), clean,
+    /// source, tensors, runs, prefix}. Batched: each run patches `batch` components, one per row. With
+    /// last_position, on a model with a KV cache (`past_key_values.*` inputs, as SmolLM2's), the tokens
+    /// target and source share at the start (`prefix` of them) run once, and each run computes only the
+    /// tokens after them. Shardable: under `assay run --shard i/n` each shard patches its block of
+    /// batches (its effects elsewhere are NaN) and `assay merge` gives exactly the one-machine result.
+    /// Given lists of texts as `target` and `source` (pairs of equal length, pairs of different
+    /// lengths), every pair runs in one left-padded batch (a model that takes attention_mask and
+    /// position_ids), each pair as it would alone; `metric(outputs, i)` then scores pair i, and the
+    /// result has effects [pairs, tensors, parts], mean_effects [tensors, parts], and clean and source
+    /// per pair.
+    ///
+    /// ```assay
+    /// let m = onnx("fixtures/tiny_dynamic.onnx")
+    /// let s = patch_sweep(m, zeros([1, 3]), tensor([[1, 2, -3]]), ["h", "y"], out => sum(out.z), parts: 3, batch: 4)
+    /// assert s.clean == 3 and s.runs == 2
+    /// assert s.effects == tensor([[2, 2, -1], [2, 2, -1]])
+    /// ```
+    patch_sweep in Interventions -> Type::record(), shardable(sweep_merge);
+    {
+        /// a model
+        model: ModelHandle,
+        /// the run to patch into: text, or inputs as for run()
+        target: Value,
+        /// the run to take activations from (same shapes)
+        source: Arg [Type::Any],
+        /// tensor names or globs
+        tensors: Arg [Type::OneOf(vec![Type::Str, Type::list(Type::Str)])],
+        /// outputs => number, e.g. a logit difference
+        metric: Value [Type::Func],
+        /// slices per tensor along its last axis
+        parts: usize = Value::Num(1.0),
+        /// token positions to patch (negative from the end)
+        positions: Arg [Type::list(Type::Num)] = Value::None,
+        /// components per run
+        batch: usize = Value::Num(16.0),
+        /// compute the outputs at the last position only ([1, 1, V] logits): much faster for a
+        /// language model when the metric reads only the next token, as logit_diff, prob and kl do
+        last_position: bool = Value::Bool(false),
+    }
+    |p, ctx| {
+        if let Some(pairs) = texts(&p.target) {
+            return sweep_pairs(&p, ctx, pairs);
+        }
+        let m = p.model.clone();
+        let target = feeds_value(&m, &p.target, p.target.name())?;
+        let source = feeds_value(&m, p.source.get(), p.source.name())?;
+        if target.iter().any(|(_, t)| t.shape().first() != Some(&1))
+            || source.iter().any(|(_, t)| t.shape().first() != Some(&1))
+        {
+            return Err(p.target.error("target and source must each be one example (first dimension 1)"));
+        }
+        for ((kt, t), (ks, s)) in target.iter().zip(&source) {
+            if kt != ks || t.shape() != s.shape() {
+                return Err(p.source.error(format!("source input `{ks}` {:?} does not match target input `{kt}` {:?}", s.shape(), t.shape()),
+                )
+                .help("for text, choose prompts with the same number of tokens"));
+            }
+        }
+        let names = crate::onnx::handle::select_names(&m, &p.tensors)?;
+        let metric = p.metric.clone();
+        let parts = p.parts.max(1);
+        let batch = p.batch.max(1);
+        let src_vals = m.capture(source.clone(), &names).map_err(|e| m.blame(e, p.source.name(), p.tensors.name()))?;
+        let mut t_len = 0;
+        for n in &names {
+            let v = &src_vals[n];
+            if v.ndim() < 2 {
+                return Err(p.tensors.error(format!("`{n}` has rank {}; a sweep patches tensors of at least [1, D]", v.ndim()),
+                ));
+            }
+            if v.ndim() >= 3 {
+                t_len = v.shape()[1];
+            }
+        }
+        let components = split(&names, &src_vals, parts, p.parts.name())?;
+        let positions = resolve_positions(&p.positions, t_len.max(1))?;
+        if positions.is_some() && t_len == 0 {
+            return Err(p.positions.error("positions need tensors of shape [1, T, D]"));
+        }
+        let last_position = *p.last_position;
+        if last_position {
+            m.last_position_outputs().map_err(|e| {
+                p.last_position.error(e)
+                    .help("leave last_position out: the metric then sees the outputs at every position")
+            })?;
+        }
+        let mut sweep = Sweep {
+            model: &m,
+            target: target.clone(),
+            source: src_vals,
+            components,
+            positions,
+            last_position,
+            prefix: None,
+        };
+        let prefix = sweep.share_prefix(&source).map_err(|e| m.blame(e, p.target.name(), p.tensors.name()))?;
+        let score =
+            |ctx: &mut dyn ToolCtx, o: &BTreeMap<String, ArrayD<f32>>, item: Option<u64>| -> Result<f64, ToolError> {
+                let v = match item {
+                    Some(i) => ctx.call_item(&metric, vec![outputs_value(o)], i)?,
+                    None => ctx.call(&metric, vec![outputs_value(o)])?,
+                };
+                crate::methods::interventions::metric_number(v, p.metric.name())
+            };
+        let clean_out = sweep.clean().map_err(|e| m.blame(e, p.target.name(), p.tensors.name()))?;
+        let clean = score(ctx, &clean_out, None)?;
+        let source_out = sweep.unpatched(&source).map_err(|e| m.blame(e, p.source.name(), p.tensors.name()))?;
+        let source_score = score(ctx, &source_out, None)?;
+        let n = sweep.components.len();
+        // A shard takes a contiguous block of whole batches, so every component
+        // is patched in the same batch as in one run over all of them.
+        let (first, last) = match ctx.share() {
+            Some(share) => {
+                let b = share.range(n.div_ceil(batch));
+                ((b.start * batch).min(n), (b.end * batch).min(n))
+            }
+            None => (0, n),
+        };
+        let mut effects = Vec::with_capacity(last - first);
+        let mut runs = 0;
+        let mut start = first;
+        while start < last {
+            let rows: Vec<usize> = (start..(start + batch).min(last)).collect();
+            let outs = sweep.run_rows(&rows).map_err(|e| m.blame(e, p.target.name(), p.tensors.name()))?;
+            runs += 1;
+            for (r, o) in rows.iter().zip(outs) {
+                effects.push((score(ctx, &o, Some(*r as u64))? - clean) as f32);
+            }
+            start += batch;
+        }
+        let part = Value::record([
+            ("first", Value::Num(first as f64)),
+            ("effects", Value::nums(effects.iter().map(|e| *e as f64))),
+            ("clean", Value::Num(clean)),
+            ("source", Value::Num(source_score)),
+            ("runs", Value::Num(runs as f64)),
+            ("prefix", Value::Num(prefix as f64)),
+        ]);
+        match ctx.share() {
+            Some(_) => Ok(part),
+            None => merge_blocks(&m, &p.tensors, *p.parts, ctx, vec![part]),
+        }
+    }
+}
+
+fn resolve_positions(x: &Arg, t: usize) -> Result<Option<Vec<usize>>, ToolError> {
+    if x.is_none() {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    for p in x.numbers()? {
+        let q = if p < 0.0 { t as f64 + p } else { p };
+        if q < 0.0 || q >= t as f64 || q.fract() != 0.0 {
+            return Err(x.error(format!("position {p} is out of range for {t} tokens")));
+        }
+        out.push(q as usize);
+    }
+    Ok(Some(out))
+}
+
+/// Whether an argument is several texts (a sweep over prompt pairs).
+fn texts(v: &Value) -> Option<usize> {
+    crate::onnx::handle::texts_of(v).map(|t| t.len()).filter(|n| *n > 1 && matches!(v, Value::List(_)))
+}
+
+/// The sweep's result from the shards' blocks of effects, in order.
+fn sweep_merge(p: patch_sweep::Params, ctx: &mut dyn ToolCtx, parts: Vec<Value>) -> Result<Value, ToolError> {
+    merge_blocks(&p.model, &p.tensors, *p.parts, ctx, parts)
+}
+
+/// The shards' blocks of a sweep (`tensors` and `parts` as the call gave them), in order.
+fn merge_blocks(
+    m: &Model,
+    tensors: &Arg,
+    parts_per: usize,
+    ctx: &mut dyn ToolCtx,
+    parts: Vec<Value>,
+) -> Result<Value, ToolError> {
+    let names = crate::onnx::handle::select_names(m, tensors)?;
+    let parts_per = parts_per.max(1);
+    let bad = |why: String| ToolError::new(format!("a shard's partial sweep: {why}"));
+    let mut effects: Vec<f32> = Vec::with_capacity(names.len() * parts_per);
+    let (mut clean, mut source, mut prefix, mut runs) = (None, None, None, 0.0);
+    for p in &parts {
+        let Value::Record(f) = p else { return Err(bad("not a record".into())) };
+        let num = |k: &str| match f.get(k) {
+            Some(Value::Num(x)) => Ok(*x),
+            _ => Err(bad(format!("no number `{k}`"))),
+        };
+        if ctx.share().is_some() {
+            // A shard goes on with its block; the other components are NaN.
+            let first = num("first")?;
+            if !(0.0..=(names.len() * parts_per) as f64).contains(&first) {
+                return Err(bad(format!("a block starts at {first}")));
+            }
+            effects.resize(first as usize, f32::NAN);
+        }
+        if num("first")? != effects.len() as f64 {
+            return Err(bad(format!("a block starts at {}, expected {}", num("first")?, effects.len())));
+        }
+        let Some(Value::List(l)) = f.get("effects") else { return Err(bad("no `effects`".into())) };
+        for e in l.iter() {
+            match e {
+                Value::Num(x) => effects.push(*x as f32),
+                _ => return Err(bad("an effect is not a number".into())),
+            }
+        }
+        runs += num("runs")?;
+        for (slot, k) in [(&mut clean, "clean"), (&mut source, "source"), (&mut prefix, "prefix")] {
+            let x = num(k)?;
+            if slot.is_some_and(|y: f64| y.to_bits() != x.to_bits()) {
+                return Err(bad(format!("shards disagree on `{k}`")));
+            }
+            *slot = Some(x);
+        }
+    }
+    if ctx.share().is_some() {
+        effects.resize(names.len() * parts_per, f32::NAN);
+    }
+    let grid = ArrayD::from_shape_vec(vec![names.len(), parts_per], effects)
+        .map_err(|_| bad(format!("the blocks do not add up to {} components", names.len() * parts_per)))?;
+    Ok(Value::record([
+        ("effects", Value::tensor(grid)),
+        ("clean", Value::Num(clean.unwrap_or(f64::NAN))),
+        ("source", Value::Num(source.unwrap_or(f64::NAN))),
+        ("tensors", Value::list(names.iter().map(Value::str).collect())),
+        ("runs", Value::Num(runs)),
+        ("prefix", Value::Num(prefix.unwrap_or(0.0))),
+    ]))
+}
+
+#[cfg(test)]
+mod tests;
