@@ -55,7 +55,10 @@ pub(crate) fn parse_answer(reply: &str) -> Option<Answer> {
         }
         if let Some((name, rest)) = field {
             close(current.take(), &mut fields);
-            current = Some((name.to_string(), rest.trim_start_matches(':').trim().to_string()));
+            let rest = rest.trim_start_matches(':').trim();
+            // `[CODE]: ```assay` opens a fence on the field's own line.
+            in_fence = rest.starts_with("```") && rest.matches("```").count() % 2 == 1;
+            current = Some((name.to_string(), rest.to_string()));
         } else if let Some((_, v)) = current.as_mut() {
             v.push('\n');
             v.push_str(line);
@@ -517,6 +520,14 @@ mod tests {
             scripts_in("a\n```assay\nshow 1\n```\nb\n```python\nprint(1)\n```\n```\nshow 2\n```"),
             vec!["show 1\n", "show 2\n"]
         );
+    }
+
+    #[test]
+    fn a_fence_opened_on_the_field_line_closes_before_the_next_field() {
+        let r = "[DESCRIPTION]: d\n[CODE]: ```assay\nfn f(x) {\n  return x\n}\n```\n[DOMAIN]: none\n";
+        let a = parse_answer(r).expect("an answer");
+        assert_eq!(a.get("DOMAIN"), Some("none"), "{a:?}");
+        assert_eq!(expression(a.get("CODE").unwrap_or(""), "CODE"), Ok("fn f(x) {\n  return x\n}".to_string()));
     }
 
     #[test]
