@@ -108,7 +108,7 @@ impl CallCache for ChildCache {
         if !self.read || !valid_key(key) {
             return None;
         }
-        let bytes = std::fs::read(entry_path(&self.store, key)).ok()?;
+        let bytes = assay_interpreter::read_regular(&entry_path(&self.store, key), max_bytes()).ok()?;
         if let Ok(mut h) = self.hits.lock() {
             h.push(key.to_string());
         }
@@ -161,11 +161,15 @@ pub(crate) fn publish(run_folder: &Path) -> Published {
         return done;
     }
     let store = dir();
-    if let Ok(text) = std::fs::read_to_string(stage.join(HITS)) {
+    let hits =
+        assay_interpreter::read_regular(&stage.join(HITS), 64 << 20).ok().and_then(|b| String::from_utf8(b).ok());
+    if let Some(text) = hits {
         for key in text.lines().filter(|k| valid_key(k)) {
             let p = entry_path(&store, key);
-            if let Ok(f) = std::fs::File::options().append(true).open(&p) {
-                let _ = f.set_modified(std::time::SystemTime::now());
+            // Touched through the read door: a FIFO or a link planted in
+            // the store is left alone, never waited on.
+            if let Ok(f) = assay_interpreter::open_regular(&p, u64::MAX) {
+                let _ = f.get_ref().set_modified(std::time::SystemTime::now());
             }
         }
     }

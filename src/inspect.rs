@@ -45,9 +45,10 @@ pub(crate) fn cmd_inspect(path: &Path, json_out: bool, pattern: Option<&str>) ->
         }
         code
     };
-    let bytes = match std::fs::read(path) {
+    // An ONNX file is a protobuf, which cannot be over 2 GiB.
+    let bytes = match assay_interpreter::read_regular_following(path, 2 << 30) {
         Ok(b) => b,
-        Err(e) => return fail(format!("cannot read {}: {e}", path.display()), EXIT_USAGE),
+        Err(e) => return fail(format!("cannot read {e}"), EXIT_USAGE),
     };
     let sha = hex::encode(sha2::Sha256::digest(&bytes));
     let display = path.display().to_string();

@@ -56,7 +56,11 @@ fn main() -> ExitCode {
         }
     });
     match worker.map(|h| h.join()) {
-        Ok(Ok(code)) => ExitCode::from(code),
+        // A run stopped by a signal ends as a shell expects (130 for Ctrl-C).
+        Ok(Ok(code)) => match supervise::interrupted() {
+            Some(sig) if !child => ExitCode::from((128 + sig).clamp(0, 255) as u8),
+            _ => ExitCode::from(code),
+        },
         _ => ExitCode::from(1),
     }
 }

@@ -180,7 +180,7 @@ pub(crate) fn store(key: &str, run_dir: &Path, done: &Done) {
     let mut body = Vec::new();
     let mut listed = Vec::new();
     for (rel, path, _) in &files {
-        let Ok(bytes) = std::fs::read(path) else { return };
+        let Ok(bytes) = assay_interpreter::read_regular(path, MAX_RECORD_BYTES) else { return };
         let sha = hex::encode(Sha256::digest(&bytes));
         let blob = bytes.len() as u64 >= BLOB_MIN && !matches!(rel.as_str(), "manifest.json" | "trace.jsonl");
         if blob {
@@ -226,7 +226,9 @@ enum Content {
 }
 
 fn read_entry(key: &str) -> Option<(Header, Vec<u8>)> {
-    let mut f = std::fs::File::open(entry_path(key)).ok()?;
+    // A planted FIFO or device in the store is refused, never waited on.
+    let limit = MAGIC.len() as u64 + 8 + 2 * MAX_RECORD_BYTES;
+    let mut f = assay_interpreter::open_regular(&entry_path(key), limit).ok()?;
     let mut magic = vec![0u8; MAGIC.len()];
     f.read_exact(&mut magic).ok()?;
     if magic != MAGIC {

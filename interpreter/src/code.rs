@@ -106,6 +106,8 @@ codes! {
     BudgetDisk = "assay::budget-disk", "the run wrote more into its run folder than `--disk`";
     /// The run overflowed its stack.
     BudgetStack = "assay::budget-stack", "the run overflowed its stack";
+    /// The run was stopped by a signal to Assay (Ctrl-C, `kill`, the scheduler).
+    Interrupted = "assay::interrupted", "the run was stopped by a signal to Assay (Ctrl-C, `kill`, the scheduler)";
     /// The sandboxed run ended unexpectedly.
     Crashed = "assay::crashed", "the sandboxed run ended unexpectedly";
 }

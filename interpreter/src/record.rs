@@ -532,6 +532,13 @@ pub fn read_regular_following(path: &Path, limit: u64) -> Result<Vec<u8>, String
     read_bounded(path, limit, true)
 }
 
+/// A reader of a regular file that is not a link, opened the way
+/// `read_regular` opens it (never blocking, size checked first), for a
+/// caller that reads a file in parts (a kept record's header, then body).
+pub fn open_regular(path: &Path, limit: u64) -> Result<std::io::Take<fs::File>, String> {
+    open_bounded(path, limit, false)
+}
+
 /// The one read door's opening: a file opened without blocking (a FIFO is
 /// refused, not waited on), checked to be a regular file of at most
 /// `limit` bytes, and a reader that stops one byte past the limit.
@@ -551,7 +558,7 @@ fn open_bounded(path: &Path, limit: u64, follow: bool) -> Result<std::io::Take<f
     if meta.len() > limit {
         return Err(format!("{} is {} bytes, more than the {limit} allowed", path.display(), meta.len()));
     }
-    Ok(f.take(limit + 1))
+    Ok(f.take(limit.saturating_add(1)))
 }
 
 fn read_bounded(path: &Path, limit: u64, follow: bool) -> Result<Vec<u8>, String> {

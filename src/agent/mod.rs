@@ -198,6 +198,14 @@ pub(crate) fn investigate_with(
     let mut asked_final = false;
     let mut step = 0usize;
     loop {
+        if let Some(sig) = crate::supervise::interrupted() {
+            // A stopped investigation is not kept: it would read as finished.
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err((
+                crate::out::EXIT_SCRIPT,
+                format!("stopped by signal {sig} before it finished; the unfinished investigation was not kept"),
+            ));
+        }
         if started.elapsed() > limits.wall || tokens > limits.tokens {
             status = if tokens > limits.tokens { "token-budget" } else { "time-budget" };
             break;

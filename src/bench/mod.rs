@@ -425,6 +425,9 @@ fn run_inner(opts: &Options) -> Result<u8, String> {
     std::thread::scope(|s| {
         for _ in 0..opts.jobs.max(1).min(todo.len().max(1)) {
             s.spawn(|| loop {
+                if crate::supervise::interrupted().is_some() {
+                    break;
+                }
                 let k = next.fetch_add(1, Ordering::SeqCst);
                 let Some(item) = todo.get(k) else { break };
                 let t = Instant::now();
@@ -463,6 +466,12 @@ fn run_inner(opts: &Options) -> Result<u8, String> {
         }
     });
     let failures = failures.into_inner().unwrap_or_default();
+    if let Some(sig) = crate::supervise::interrupted() {
+        return Err(format!(
+            "stopped by signal {sig}: the {} finished items are kept; run the same command again to go on",
+            done.load(Ordering::SeqCst).saturating_sub(failures.len())
+        ));
+    }
     for f in &failures {
         eprintln!("error: {f}");
     }

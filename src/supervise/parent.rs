@@ -7,7 +7,8 @@ use assay_interpreter::{write_files, Diag, Manifest, Outcome, RunFiles, SourceFi
 use serde_json::json;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The variables the sandboxed child gets from the caller's environment:
@@ -58,9 +59,91 @@ pub(super) fn line_span(text: &str, line: usize) -> assay_grammar::Span {
     assay_grammar::Span { start: 0, end: 0 }
 }
 
+/// The stop signals the parent catches while a child runs.
+const STOP_SIGNALS: [i32; 3] = [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP];
+
+/// The signal that asked Assay to stop while a child ran (0: none), and
+/// whether no child runs now (then a stop signal does what it always does).
+struct Stops {
+    signal: Arc<AtomicUsize>,
+    idle: Arc<AtomicBool>,
+    /// How many children run now (a benchmark runs several at once).
+    running: Mutex<usize>,
+}
+
+fn stops() -> &'static Stops {
+    static STOPS: OnceLock<Stops> = OnceLock::new();
+    STOPS.get_or_init(|| {
+        let stops = Stops {
+            signal: Arc::new(AtomicUsize::new(0)),
+            idle: Arc::new(AtomicBool::new(true)),
+            running: Mutex::new(0),
+        };
+        for sig in STOP_SIGNALS {
+            // With no child running, the default action (the process ends);
+            // with one, the signal is noted and the wait loop stops the
+            // child and writes the record that says so.
+            let _ = signal_hook::flag::register_conditional_default(sig, stops.idle.clone());
+            let _ = signal_hook::flag::register_usize(sig, stops.signal.clone(), sig as usize);
+        }
+        stops
+    })
+}
+
+/// The signal that stopped a run, if one did: the command then ends with
+/// 128 + its number, as a shell expects.
+pub(crate) fn interrupted() -> Option<i32> {
+    let stops = STOPS_SEEN.get()?;
+    Some(stops.signal.load(Ordering::SeqCst) as i32).filter(|s| *s != 0)
+}
+
+/// Set once the handlers are in (`interrupted` never installs them).
+static STOPS_SEEN: OnceLock<&'static Stops> = OnceLock::new();
+
+/// Marks a child as running for as long as it lives; idle again however
+/// `run_child` returns.
+struct Running;
+
+impl Running {
+    fn start() -> Running {
+        let stops = stops();
+        let _ = STOPS_SEEN.set(stops);
+        if let Ok(mut n) = stops.running.lock() {
+            *n += 1;
+            stops.idle.store(false, Ordering::SeqCst);
+        }
+        Running
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let stops = stops();
+        if let Ok(mut n) = stops.running.lock() {
+            *n = n.saturating_sub(1);
+            stops.idle.store(*n == 0, Ordering::SeqCst);
+        }
+    }
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        signal_hook::consts::SIGINT => "SIGINT (Ctrl-C)",
+        signal_hook::consts::SIGTERM => "SIGTERM",
+        signal_hook::consts::SIGHUP => "SIGHUP",
+        _ => "a signal",
+    }
+}
+
 /// Starts the child, feeds it the job, enforces the time budget, relays its
 /// stderr (escaped) and turns its end into a report or an error record.
 pub(crate) fn run_child(job: &Job) -> Result<End, String> {
+    if let Some(sig) = interrupted() {
+        return Err(format!("Assay was stopped by {}", signal_name(sig)));
+    }
+    // From here a stop signal is the parent's to handle: it stops the
+    // child and writes the record, rather than leave a half-written folder.
+    let _running = Running::start();
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the assay binary: {e}"))?;
     let mut cmd = Command::new(exe);
     // An allow-list: no secret of the caller's reaches the child (the
@@ -78,6 +161,10 @@ pub(crate) fn run_child(job: &Job) -> Result<End, String> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot start the sandboxed run: {e}"))?;
+    if interrupted().is_some() {
+        // The signal came while the child was being started.
+        let _ = child.kill();
+    }
     let mut job_json = serde_json::to_value(job).map_err(|e| e.to_string())?;
     if let Some(key) = std::env::var("ASSAY_LLM_KEY").ok().filter(|k| !k.trim().is_empty()) {
         job_json["llm_key"] = json!(key);
@@ -119,15 +206,24 @@ pub(crate) fn run_child(job: &Job) -> Result<End, String> {
     let mut disk_over = false;
     // Until stdout closes (or the time is up), checking the run folder's
     // size as it goes, then a short poll for the exit.
+    let mut disk_checked = Instant::now();
     loop {
         let left = job.budget.timeout.saturating_sub(started.elapsed());
-        match closed_rx.recv_timeout(left.min(Duration::from_millis(250))) {
+        match closed_rx.recv_timeout(left.min(Duration::from_millis(50))) {
             Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if interrupted().is_some() {
+            let _ = child.kill();
+            break;
         }
         if started.elapsed() > job.budget.timeout {
             break;
         }
+        if disk_checked.elapsed() < Duration::from_millis(250) {
+            continue;
+        }
+        disk_checked = Instant::now();
         if disk_used(&job.out, job.budget.disk) > job.budget.disk {
             disk_over = true;
             let _ = child.kill();
@@ -139,6 +235,9 @@ pub(crate) fn run_child(job: &Job) -> Result<End, String> {
             Ok(Some(st)) => break st,
             Ok(None) => {}
             Err(e) => return Err(format!("lost the sandboxed run: {e}")),
+        }
+        if interrupted().is_some() {
+            let _ = child.kill();
         }
         if started.elapsed() > job.budget.timeout {
             timed_out = true;
@@ -169,7 +268,19 @@ pub(crate) fn run_child(job: &Job) -> Result<End, String> {
     // The child died or was stopped: say why, where, and leave a record.
     let tail = tail.lock().map(|t| t.clone()).unwrap_or_default();
     let line = line.lock().ok().and_then(|g| *g).map(|offset| file_line(&job.text, offset));
-    let (code, message, help) = if disk_over {
+    // A stop signal the child got itself (Ctrl-C reaches the whole process
+    // group) counts as one, even where the parent's note of it comes later.
+    let stopped = interrupted().or_else(|| {
+        use std::os::unix::process::ExitStatusExt;
+        status.signal().filter(|s| STOP_SIGNALS.contains(s))
+    });
+    let (code, message, help) = if let Some(sig) = stopped {
+        (
+            assay_interpreter::Code::Interrupted,
+            format!("the run was stopped by {} before it finished", signal_name(sig)),
+            "nothing of it is kept but this record; run the script again to finish it".to_string(),
+        )
+    } else if disk_over {
         (
             assay_interpreter::Code::BudgetDisk,
             format!(

@@ -424,3 +424,73 @@ fn an_unchanged_rerun_is_replayed_whole_and_anything_that_could_change_it_runs_t
         assert_eq!(out.json()["replayed"], false);
     }
 }
+
+/// Runs `script` in `dir` with its store at `store`, failing (not stalling)
+/// if it takes more than two minutes; its `--json` report.
+fn run_guarded(dir: &Path, store: &Path, script: &str) -> serde_json::Value {
+    let mut child = std::process::Command::new(crate::support::assay_bin())
+        .args(["run", script, "--json"])
+        .current_dir(dir)
+        .env("ASSAY_CALL_CACHE_DIR", store)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut out, &mut s);
+        s
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("{script}: the run hung on a FIFO in the store");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let stdout = reader.join().unwrap();
+    assert!(status.success(), "{script}: {stdout}");
+    serde_json::from_str(&stdout).unwrap()
+}
+
+/// Every file of a store (call entries, replay records, blobs) swapped for
+/// a FIFO: a rerun must neither hang on one (a plain open of a FIFO waits
+/// for a writer forever; before, the replay lookup did) nor take anything
+/// from it, and it computes the same results.
+#[test]
+fn fifos_planted_in_the_store_are_refused_never_waited_on() {
+    let (dir, store, first) = first_run();
+    // A second script whose whole run is kept for replay (the first lists
+    // a folder, so only its calls are kept).
+    std::fs::write(dir.path().join("r.assay"), "record \"a\", read_text(\"r.assay\")\n").unwrap();
+    assert_eq!(run_guarded(dir.path(), store.path(), "r.assay")["replayed"], false);
+    assert_eq!(run_guarded(dir.path(), store.path(), "r.assay")["replayed"], true, "the record is kept");
+    let mut planted = 0;
+    for shard in std::fs::read_dir(store.path()).unwrap().flatten().filter(|e| e.path().is_dir()) {
+        for e in std::fs::read_dir(shard.path()).unwrap().flatten() {
+            std::fs::remove_file(e.path()).unwrap();
+            let st = std::process::Command::new("mkfifo").arg(e.path()).status().expect("mkfifo");
+            assert!(st.success());
+            planted += 1;
+        }
+    }
+    // The replay record and the slow calls' entries.
+    assert!(planted >= 3, "the runs stored entries ({planted})");
+    let j = run_guarded(dir.path(), store.path(), "r.assay");
+    assert_eq!(j["replayed"], false, "{j}");
+    let j = run_guarded(dir.path(), store.path(), "s.assay");
+    assert_eq!(j["replayed"], false, "{j}");
+    assert_eq!(j["cached_calls"], 0, "{j}");
+    let again = last_run(dir.path());
+    assert_ne!(again, first);
+    assert_eq!(
+        std::fs::read(first.join("results.json")).unwrap(),
+        std::fs::read(again.join("results.json")).unwrap(),
+        "the rerun computes the same results"
+    );
+}

@@ -57,6 +57,11 @@ fn alive(pid: u32) -> bool {
 /// Kills `assay run` with `signal` while its child spins, and returns
 /// whether the child was gone within 5 s.
 fn child_dies_with_parent(dir: &Path, signal: &str) -> bool {
+    stop_parent(dir, signal).0
+}
+
+/// As `child_dies_with_parent`, with the parent's exit code too.
+fn stop_parent(dir: &Path, signal: &str) -> (bool, Option<i32>) {
     let mut parent = Command::new(assay_bin())
         .args(["run", "spin.assay", "--timeout", "10m", "--no-cache"])
         .current_dir(dir)
@@ -78,17 +83,45 @@ fn child_dies_with_parent(dir: &Path, signal: &str) -> bool {
     assert!(alive(child));
     let st = Command::new("kill").args([signal, &parent.id().to_string()]).status().expect("kill");
     assert!(st.success());
-    let _ = parent.wait();
+    let code = parent.wait().ok().and_then(|s| s.code());
     let killed = Instant::now();
     while killed.elapsed() < Duration::from_secs(5) {
         if !alive(child) {
-            return true;
+            return (true, code);
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     // Leave nothing behind, whatever the outcome.
     let _ = Command::new("kill").args(["-KILL", &child.to_string()]).status();
-    false
+    (false, code)
+}
+
+/// A stop signal to `assay run` alone (not its process group) is passed on:
+/// the child is stopped, the run folder holds a record that says the run
+/// was interrupted (never a half-written one, never one that reads as
+/// finished), and the command ends as a shell expects (128 + the signal).
+/// Before, SIGINT and SIGTERM ended the parent at once and left an
+/// `.incomplete` folder.
+#[test]
+fn a_stopped_run_leaves_a_record_that_says_so() {
+    for (signal, code) in [("-INT", 130), ("-TERM", 143), ("-HUP", 129)] {
+        let t = temp_with(&[(
+            "spin.assay",
+            "let n = 0\nfor i in range(0, 100000) {\n  for j in range(0, 100000) {\n    n += j\n  }\n}\nshow n\n",
+        )]);
+        let (gone, exit) = stop_parent(t.path(), signal);
+        assert!(gone, "{signal}: the child outlived its parent");
+        assert_eq!(exit, Some(code), "{signal}: exit code");
+        let runs = t.path().join("runs").join("spin");
+        let names: Vec<String> = std::fs::read_dir(&runs)
+            .expect("runs folder")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["0001"], "{signal}: {names:?}");
+        let results = std::fs::read_to_string(runs.join("0001").join("results.json")).expect("results.json");
+        assert!(results.contains("assay::interrupted"), "{signal}: {results}");
+        assert!(results.contains("running line"), "{signal}: the record says where it stopped: {results}");
+    }
 }
 
 #[test]
@@ -204,6 +237,14 @@ fn the_script_file_is_read_through_the_one_read_door() {
     let out = Test::new(t.path()).args(["run", "-"]).stdin("# x\n".repeat(300_000)).run();
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("longer than the limit"), "{}", out.stderr);
+    // `inspect` reads its model the same way (before, a FIFO hung it).
+    for model in ["fifo.assay", "zero.assay"] {
+        let started = Instant::now();
+        let out = Test::new(t.path()).args(["inspect", model]).run();
+        assert_eq!(out.code, 2, "inspect {model}: {}{}", out.stdout, out.stderr);
+        assert!(out.stderr.contains("not a regular file"), "inspect {model}: {}", out.stderr);
+        assert!(started.elapsed() < Duration::from_secs(20), "inspect {model} took {:?}", started.elapsed());
+    }
 }
 
 /// A disk budget per run, enforced like memory and time: a run that writes
