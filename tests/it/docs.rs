@@ -117,3 +117,25 @@ fn assay_codes_lists_every_code_a_diagnostic_can_carry() {
     let code = c.json()["diagnostics"][0]["code"].as_str().unwrap_or("").to_string();
     assert!(want.iter().any(|(w, _)| *w == code), "{code} is not listed by `assay codes`");
 }
+
+/// ARCHITECTURE.md's "Adding a tool" example is the real `clip`, word for
+/// word, so it is code that compiles and whose examples run (and it is
+/// right: NaN bounds and `lo > hi` are errors, not a panic of
+/// `f64::clamp`).
+#[test]
+fn the_architecture_tool_example_is_the_compiled_clip() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let arch = std::fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap();
+    let start = arch.find("```rust\ntool! {").expect("the example") + "```rust\n".len();
+    // The block ends at the first line that is only a fence.
+    let end = start + arch[start..].find("\n```\n").expect("its end") + 1;
+    let example = &arch[start..end];
+    assert!(example.contains("fn clip(p: clip::Params"), "{example}");
+    let math = std::fs::read_to_string(root.join("stdlib/src/core/math.rs")).unwrap();
+    assert!(math.contains(example), "ARCHITECTURE.md's example is not stdlib/src/core/math.rs's clip:\n{example}");
+    let t = crate::support::temp_with(&[("c.assay", "let y = clip(1, 2, 1)\n")]);
+    let out = crate::support::Test::new(t.path()).args(["check", "c.assay"]).run();
+    let out = if out.code == 0 { crate::support::Test::new(t.path()).args(["run", "c.assay"]).run() } else { out };
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("is above `hi`"), "{}", out.stderr);
+}

@@ -1,10 +1,17 @@
 //! Declaring a tool once: `tool!` turns one declaration (doc comments with
 //! `assay` examples, typed parameters with their docs and defaults, and the
-//! body) into the tool's signature and a call that binds its arguments by
-//! name into a typed struct, so names, types, docs and examples cannot drift
-//! apart. The generated module `NAME` holds `Params`, `sig()` and `call()`,
-//! and the declaration registers the tool itself (an `inventory` submission
-//! that [`crate::registry`] collects), so there is no list to add it to.
+//! name of the function that is its body) into the tool's signature and a
+//! call that binds its arguments by name into a typed struct, so names,
+//! types, docs and examples cannot drift apart. The generated module `NAME`
+//! holds `Params`, `sig()` and `call()`, and the declaration registers the
+//! tool itself (an `inventory` submission that [`crate::registry`]
+//! collects), so there is no list to add it to.
+//!
+//! The body is a plain function beside the declaration, named after the
+//! tool (a function and a module of one name do not collide), taking the
+//! bound `NAME::Params` and the context: rustfmt formats it, and "go to
+//! definition" on the tool's name lands on it. A closure or any other
+//! expression in its place does not compile.
 //!
 //! ```ignore
 //! tool! {
@@ -22,7 +29,11 @@
 //!         /// upper bound
 //!         hi: f64 = Value::Num(1.0),
 //!     }
-//!     |p, _ctx| Ok(Value::Num(p.lo.max(*p.hi)))
+//!     clip
+//! }
+//!
+//! fn clip(p: clip::Params, _: &mut dyn ToolCtx) -> ToolResult {
+//!     map_num(&p.x, |x| x.max(*p.lo).min(*p.hi))
 //! }
 //! ```
 //!
@@ -214,6 +225,13 @@ impl<T: Param> Param for Option<T> {
     }
 }
 
+/// What a tool's body function returns.
+pub(crate) type ToolResult = Result<assay_interpreter::Value, assay_interpreter::ToolError>;
+
+/// What a tool's body function is given besides its arguments (re-exported
+/// so that a tool's file names it with `tool`).
+pub(crate) use assay_interpreter::ToolCtx;
+
 /// A tool's doc and examples, read from its doc comment once.
 pub(crate) struct Doc {
     pub text: String,
@@ -257,7 +275,7 @@ macro_rules! tool {
         $(#[doc = $doc:literal])*
         $name:ident as $module:ident in $cat:ident -> $ret:expr $(, $flag:ident $(($farg:expr))?)*;
         $params:tt
-        $body:expr
+        $body:ident
     ) => {
         tool!(@build [$($doc)*] $name $module $cat [$ret] [$($flag $(($farg))?)*] $params $body);
     };
@@ -265,7 +283,7 @@ macro_rules! tool {
         $(#[doc = $doc:literal])*
         $name:ident in $cat:ident -> $ret:expr $(, $flag:ident $(($farg:expr))?)*;
         $params:tt
-        $body:expr
+        $body:ident
     ) => {
         tool!(@build [$($doc)*] $name $name $cat [$ret] [$($flag $(($farg))?)*] $params $body);
     };
@@ -277,7 +295,7 @@ macro_rules! tool {
                 $p:ident : $t:ty $([$pty:expr])? $(= $def:expr)?
             ),* $(,)?
         }
-        $body:expr
+        $body:ident
     ) => {
         #[allow(non_snake_case, reason = "the module is named after the tool")]
         pub(crate) mod $module {
@@ -322,7 +340,7 @@ macro_rules! tool {
                 ctx: &mut dyn assay_interpreter::ToolCtx,
             ) -> Result<assay_interpreter::Value, assay_interpreter::ToolError> {
                 let p = bind(a)?;
-                let body: fn(Params, &mut dyn assay_interpreter::ToolCtx) -> Result<assay_interpreter::Value, assay_interpreter::ToolError> = $body;
+                let body: fn(Params, &mut dyn assay_interpreter::ToolCtx) -> $crate::core::declare::ToolResult = $body;
                 body(p, ctx)
             }
         }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use assay_interpreter::{Bound, ToolCtx, ToolError, Type, Value};
 
-use crate::core::declare::tool;
+use crate::core::declare::{tool, ToolResult};
 
 /// Files larger than this are refused by the text readers.
 const MAX_TEXT_BYTES: usize = 64 << 20;
@@ -32,9 +32,11 @@ tool! {
         /// path relative to the script's folder
         path: String,
     }
-    |p, ctx| {
-        Ok(Value::str(text_of(&p.path, ctx)?))
-    }
+    read_text
+}
+
+fn read_text(p: read_text::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
+    Ok(Value::str(text_of(&p.path, ctx)?))
 }
 
 tool! {
@@ -49,10 +51,12 @@ tool! {
         /// path relative to the script's folder
         path: String,
     }
-    |p, ctx| {
-        let t = text_of(&p.path, ctx)?;
-        Ok(Value::list(t.lines().map(|l| l.trim_end_matches('\r')).filter(|l| !l.is_empty()).map(Value::str).collect()))
-    }
+    read_lines
+}
+
+fn read_lines(p: read_lines::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
+    let t = text_of(&p.path, ctx)?;
+    Ok(Value::list(t.lines().map(|l| l.trim_end_matches('\r')).filter(|l| !l.is_empty()).map(Value::str).collect()))
 }
 
 fn from_json(j: &serde_json::Value) -> Value {
@@ -82,20 +86,22 @@ tool! {
         /// path relative to the script's folder
         path: String,
     }
-    |p, ctx| {
-        let path = &p.path;
-        let t = text_of(&p.path, ctx)?;
-        if path.ends_with(".jsonl") {
-            let mut out = Vec::new();
-            for (i, line) in t.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-                let j: serde_json::Value = serde_json::from_str(line)
-                    .map_err(|e| p.path.error(format!("`{path}` line {}: {e}", i + 1)))?;
-                out.push(from_json(&j));
-            }
-            return Ok(Value::list(out));
+    read_json
+}
+
+fn read_json(p: read_json::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
+    let path = &p.path;
+    let t = text_of(&p.path, ctx)?;
+    if path.ends_with(".jsonl") {
+        let mut out = Vec::new();
+        for (i, line) in t.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let j: serde_json::Value =
+                serde_json::from_str(line).map_err(|e| p.path.error(format!("`{path}` line {}: {e}", i + 1)))?;
+            out.push(from_json(&j));
         }
-        let j: serde_json::Value =
-            serde_json::from_str(&t).map_err(|e| p.path.error(format!("`{path}` is not valid JSON: {e}")))?;
-        Ok(from_json(&j))
+        return Ok(Value::list(out));
     }
+    let j: serde_json::Value =
+        serde_json::from_str(&t).map_err(|e| p.path.error(format!("`{path}` is not valid JSON: {e}")))?;
+    Ok(from_json(&j))
 }

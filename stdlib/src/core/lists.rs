@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use assay_interpreter::{iter_values, Arg, HandleKind, ToolCtx, ToolError, Type, Value};
 
-use crate::core::declare::tool;
+use crate::core::declare::{tool, ToolResult};
 
 const MAX_RANGE: i64 = 10_000_000;
 
@@ -25,18 +25,20 @@ tool! {
         /// a collection
         x: Value [Type::OneOf(vec![Type::list(Type::Any), Type::Str, Type::record(), Type::Range, Type::Tensor, Type::Handle(HandleKind::Dataset)])],
     }
-    |p, _| {
-        let n = match &*p.x {
-            Value::List(items) => items.len(),
-            Value::Str(s) => s.chars().count(),
-            Value::Record(r) => r.len(),
-            Value::Range(lo, hi) => (hi - lo).max(0) as usize,
-            Value::Tensor(t) => t.shape().first().copied().unwrap_or(1),
-            Value::Handle(h) if h.count().is_some() => h.count().unwrap_or(0),
-            other => return Err(p.x.error(format!("a {} has no length", other.type_name()))),
-        };
-        Ok(Value::Num(n as f64))
-    }
+    len
+}
+
+fn len(p: len::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let n = match &*p.x {
+        Value::List(items) => items.len(),
+        Value::Str(s) => s.chars().count(),
+        Value::Record(r) => r.len(),
+        Value::Range(lo, hi) => (hi - lo).max(0) as usize,
+        Value::Tensor(t) => t.shape().first().copied().unwrap_or(1),
+        Value::Handle(h) if h.count().is_some() => h.count().unwrap_or(0),
+        other => return Err(p.x.error(format!("a {} has no length", other.type_name()))),
+    };
+    Ok(Value::Num(n as f64))
 }
 
 tool! {
@@ -55,21 +57,23 @@ tool! {
         /// increment (may be negative, not zero)
         step: i64 = Value::Num(1.0),
     }
-    |p, _| {
-        let (start, stop) = match *p.stop {
-            Some(stop) => (*p.start, stop),
-            None => (0, *p.start),
-        };
-        let step = *p.step;
-        if step == 0 {
-            return Err(p.step.error("`step` must not be zero"));
-        }
-        let n = if step > 0 { (stop - start + step - 1) / step } else { (start - stop - step - 1) / -step }.max(0);
-        if n > MAX_RANGE {
-            return Err(ToolError::new(format!("a range of {n} numbers is too long (at most {MAX_RANGE})")));
-        }
-        Ok(Value::nums((0..n).map(|i| (start + i * step) as f64)))
+    range
+}
+
+fn range(p: range::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let (start, stop) = match *p.stop {
+        Some(stop) => (*p.start, stop),
+        None => (0, *p.start),
+    };
+    let step = *p.step;
+    if step == 0 {
+        return Err(p.step.error("`step` must not be zero"));
     }
+    let n = if step > 0 { (stop - start + step - 1) / step } else { (start - stop - step - 1) / -step }.max(0);
+    if n > MAX_RANGE {
+        return Err(ToolError::new(format!("a range of {n} numbers is too long (at most {MAX_RANGE})")));
+    }
+    Ok(Value::nums((0..n).map(|i| (start + i * step) as f64)))
 }
 
 tool! {
@@ -85,10 +89,12 @@ tool! {
         /// second list
         ys: Vec<Value> [Type::Any],
     }
-    |p, _| {
-        let (xs, ys) = (p.xs.clone(), p.ys.clone());
-        Ok(Value::list(xs.into_iter().zip(ys).map(|(x, y)| Value::list(vec![x, y])).collect()))
-    }
+    zip
+}
+
+fn zip(p: zip::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let (xs, ys) = (p.xs.clone(), p.ys.clone());
+    Ok(Value::list(xs.into_iter().zip(ys).map(|(x, y)| Value::list(vec![x, y])).collect()))
 }
 
 tool! {
@@ -102,11 +108,13 @@ tool! {
         /// a list
         xs: Vec<Value> [Type::Any],
     }
-    |p, _| {
-        Ok(Value::list(
-            p.xs.clone().into_iter().enumerate().map(|(i, x)| Value::list(vec![Value::Num(i as f64), x])).collect(),
-        ))
-    }
+    enumerate
+}
+
+fn enumerate(p: enumerate::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    Ok(Value::list(
+        p.xs.clone().into_iter().enumerate().map(|(i, x)| Value::list(vec![Value::Num(i as f64), x])).collect(),
+    ))
 }
 
 tool! {
@@ -124,14 +132,16 @@ tool! {
         /// function of one item
         f: Value [Type::Func],
     }
-    |p, ctx| {
-        let f = p.f.clone();
-        let mut out = Vec::new();
-        for x in p.xs.clone() {
-            out.push(ctx.call(&f, vec![x])?);
-        }
-        Ok(Value::list(out))
+    map
+}
+
+fn map(p: map::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
+    let f = p.f.clone();
+    let mut out = Vec::new();
+    for x in p.xs.clone() {
+        out.push(ctx.call(&f, vec![x])?);
     }
+    Ok(Value::list(out))
 }
 
 tool! {
@@ -153,22 +163,24 @@ tool! {
         f: Value [Type::Func],
     }
     // The whole list, or under a shard its block as a partial result.
-    |p, ctx| {
-        let n = p.xs.len();
-        let block = match ctx.share() {
-            Some(s) => s.range(n),
-            None => 0..n,
-        };
-        let first = block.start;
-        let mut out = Vec::with_capacity(block.len());
-        for (i, x) in p.xs.into_inner().into_iter().enumerate().skip(first).take(block.len()) {
-            out.push(ctx.call_item(&p.f, vec![x], i as u64)?);
-        }
-        let part = Value::record([("first", Value::Num(first as f64)), ("items", Value::list(out))]);
-        match ctx.share() {
-            Some(_) => Ok(part),
-            None => merge_blocks(n, ctx, vec![part]),
-        }
+    shard_map
+}
+
+fn shard_map(p: shard_map::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
+    let n = p.xs.len();
+    let block = match ctx.share() {
+        Some(s) => s.range(n),
+        None => 0..n,
+    };
+    let first = block.start;
+    let mut out = Vec::with_capacity(block.len());
+    for (i, x) in p.xs.into_inner().into_iter().enumerate().skip(first).take(block.len()) {
+        out.push(ctx.call_item(&p.f, vec![x], i as u64)?);
+    }
+    let part = Value::record([("first", Value::Num(first as f64)), ("items", Value::list(out))]);
+    match ctx.share() {
+        Some(_) => Ok(part),
+        None => merge_blocks(n, ctx, vec![part]),
     }
 }
 
@@ -214,34 +226,37 @@ tool! {
         /// predicate of one item, returning true or false
         f: Value [Type::Func],
     }
-    |p, ctx| {
-        let f = p.f.clone();
-        let keep = |x: Value, ctx: &mut dyn ToolCtx| match ctx.call(&f, vec![x])? {
-            Value::Bool(b) => Ok(b),
-            other => Err(p.f.error(format!("the predicate must return true or false, it returned a {}", other.type_name()),
-            )
+    filter
+}
+
+fn filter(p: filter::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
+    let f = p.f.clone();
+    let keep = |x: Value, ctx: &mut dyn ToolCtx| match ctx.call(&f, vec![x])? {
+        Value::Bool(b) => Ok(b),
+        other => Err(p
+            .f
+            .error(format!("the predicate must return true or false, it returned a {}", other.type_name()))
             .help("compare explicitly, e.g. `x => x > 0`")),
-        };
-        if let Value::Handle(h) = p.xs.get() {
-            if let Some(len) = h.count() {
-                let mut idx = Vec::new();
-                for i in 0..len {
-                    let e = h.entry(i).ok_or_else(|| p.xs.error(format!("a {} cannot be filtered", h.kind())))?;
-                    if keep(e, ctx)? {
-                        idx.push(i);
-                    }
+    };
+    if let Value::Handle(h) = p.xs.get() {
+        if let Some(len) = h.count() {
+            let mut idx = Vec::new();
+            for i in 0..len {
+                let e = h.entry(i).ok_or_else(|| p.xs.error(format!("a {} cannot be filtered", h.kind())))?;
+                if keep(e, ctx)? {
+                    idx.push(i);
                 }
-                return h.select(&idx).ok_or_else(|| p.xs.error("this collection cannot be cut"));
             }
+            return h.select(&idx).ok_or_else(|| p.xs.error("this collection cannot be cut"));
         }
-        let mut out = Vec::new();
-        for x in p.xs.items()? {
-            if keep(x.clone(), ctx)? {
-                out.push(x);
-            }
-        }
-        Ok(Value::list(out))
     }
+    let mut out = Vec::new();
+    for x in p.xs.items()? {
+        if keep(x.clone(), ctx)? {
+            out.push(x);
+        }
+    }
+    Ok(Value::list(out))
 }
 
 tool! {
@@ -259,14 +274,16 @@ tool! {
         /// starting value
         init: Value,
     }
-    |p, ctx| {
-        let f = p.f.clone();
-        let mut acc = p.init.clone();
-        for x in p.xs.clone() {
-            acc = ctx.call(&f, vec![acc, x])?;
-        }
-        Ok(acc)
+    reduce
+}
+
+fn reduce(p: reduce::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
+    let f = p.f.clone();
+    let mut acc = p.init.clone();
+    for x in p.xs.clone() {
+        acc = ctx.call(&f, vec![acc, x])?;
     }
+    Ok(acc)
 }
 
 fn bools(xs: &Arg) -> Result<Vec<bool>, ToolError> {
@@ -291,9 +308,11 @@ tool! {
         /// bools
         xs: Arg [Type::list(Type::Bool)],
     }
-    |p, _| {
-        Ok(Value::Bool(bools(&p.xs)?.into_iter().any(|b| b)))
-    }
+    any
+}
+
+fn any(p: any::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    Ok(Value::Bool(bools(&p.xs)?.into_iter().any(|b| b)))
 }
 tool! {
     /// Whether every item is true.
@@ -307,9 +326,11 @@ tool! {
         /// bools
         xs: Arg [Type::list(Type::Bool)],
     }
-    |p, _| {
-        Ok(Value::Bool(bools(&p.xs)?.into_iter().all(|b| b)))
-    }
+    all
+}
+
+fn all(p: all::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    Ok(Value::Bool(bools(&p.xs)?.into_iter().all(|b| b)))
 }
 
 tool! {
@@ -325,10 +346,12 @@ tool! {
         /// the value to count
         x: Value,
     }
-    |p, _| {
-        let x = &p.x;
-        Ok(Value::Num(p.xs.clone().iter().filter(|v| v.equals(x)).count() as f64))
-    }
+    count
+}
+
+fn count(p: count::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let x = &p.x;
+    Ok(Value::Num(p.xs.clone().iter().filter(|v| v.equals(x)).count() as f64))
 }
 
 tool! {
@@ -342,16 +365,18 @@ tool! {
         /// a list
         xs: Vec<Value> [Type::Any],
     }
-    |p, _| {
-        let mut seen = std::collections::HashSet::new();
-        let mut out = Vec::new();
-        for x in p.xs.clone() {
-            if seen.insert(x.digest()) {
-                out.push(x);
-            }
+    unique
+}
+
+fn unique(p: unique::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for x in p.xs.clone() {
+        if seen.insert(x.digest()) {
+            out.push(x);
         }
-        Ok(Value::list(out))
     }
+    Ok(Value::list(out))
 }
 
 tool! {
@@ -368,10 +393,12 @@ tool! {
         /// the value to find
         x: Value,
     }
-    |p, _| {
-        let x = &p.x;
-        Ok(Value::Num(p.xs.clone().iter().position(|v| v.equals(x)).map(|i| i as f64).unwrap_or(-1.0)))
-    }
+    index_of
+}
+
+fn index_of(p: index_of::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let x = &p.x;
+    Ok(Value::Num(p.xs.clone().iter().position(|v| v.equals(x)).map(|i| i as f64).unwrap_or(-1.0)))
 }
 
 tool! {
@@ -385,16 +412,18 @@ tool! {
         /// a list of lists
         xs: Vec<Value>,
     }
-    |p, _| {
-        let mut out = Vec::new();
-        for (i, x) in p.xs.clone().into_iter().enumerate() {
-            match iter_values(&x) {
-                Some(items) if !matches!(x, Value::Str(_)) => out.extend(items),
-                _ => return Err(p.xs.error(format!("item {i} is a {}, not a list", x.type_name()))),
-            }
+    flatten
+}
+
+fn flatten(p: flatten::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let mut out = Vec::new();
+    for (i, x) in p.xs.clone().into_iter().enumerate() {
+        match iter_values(&x) {
+            Some(items) if !matches!(x, Value::Str(_)) => out.extend(items),
+            _ => return Err(p.xs.error(format!("item {i} is a {}, not a list", x.type_name()))),
         }
-        Ok(Value::list(out))
     }
+    Ok(Value::list(out))
 }
 
 tool! {
@@ -411,18 +440,20 @@ tool! {
         /// how many
         n: usize,
     }
-    |p, _| {
-        let n = *p.n;
-        if let Value::Handle(h) = p.xs.get() {
-            if let Some(len) = h.count() {
-                let idx: Vec<usize> = (0..n.min(len)).collect();
-                return h.select(&idx).ok_or_else(|| p.xs.error("this collection cannot be cut"));
-            }
+    take
+}
+
+fn take(p: take::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let n = *p.n;
+    if let Value::Handle(h) = p.xs.get() {
+        if let Some(len) = h.count() {
+            let idx: Vec<usize> = (0..n.min(len)).collect();
+            return h.select(&idx).ok_or_else(|| p.xs.error("this collection cannot be cut"));
         }
-        let mut items = p.xs.items()?;
-        items.truncate(n);
-        Ok(Value::list(items))
     }
+    let mut items = p.xs.items()?;
+    items.truncate(n);
+    Ok(Value::list(items))
 }
 
 tool! {
@@ -436,11 +467,13 @@ tool! {
         /// a list
         xs: Vec<Value> [Type::Any],
     }
-    |p, _| {
-        let mut v = p.xs.clone();
-        v.reverse();
-        Ok(Value::list(v))
-    }
+    reverse
+}
+
+fn reverse(p: reverse::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let mut v = p.xs.clone();
+    v.reverse();
+    Ok(Value::list(v))
 }
 
 fn compare(x: &Value, y: &Value) -> Result<std::cmp::Ordering, String> {
@@ -479,31 +512,33 @@ tool! {
         /// descending order
         reverse: bool = Value::Bool(false),
     }
-    |p, ctx| {
-        let items = p.xs.clone();
-        let keys: Vec<Value> = match p.by.get() {
-            Value::None => items.clone(),
-            f => {
-                let f = f.clone();
-                let mut ks = Vec::with_capacity(items.len());
-                for x in &items {
-                    ks.push(ctx.call(&f, vec![x.clone()])?);
-                }
-                ks
+    sort
+}
+
+fn sort(p: sort::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
+    let items = p.xs.clone();
+    let keys: Vec<Value> = match p.by.get() {
+        Value::None => items.clone(),
+        f => {
+            let f = f.clone();
+            let mut ks = Vec::with_capacity(items.len());
+            for x in &items {
+                ks.push(ctx.call(&f, vec![x.clone()])?);
             }
-        };
-        // Check every key is comparable before sorting.
-        for w in keys.windows(2) {
-            compare(&w[0], &w[1]).map_err(|e| if p.by.is_none() { p.xs.error(e) } else { p.by.error(e) })?;
+            ks
         }
-        let mut idx: Vec<usize> = (0..items.len()).collect();
-        idx.sort_by(|&i, &j| compare(&keys[i], &keys[j]).unwrap_or(std::cmp::Ordering::Equal));
-        if *p.reverse {
-            // Descending but still stable for equal keys.
-            idx.sort_by(|&i, &j| compare(&keys[j], &keys[i]).unwrap_or(std::cmp::Ordering::Equal));
-        }
-        Ok(Value::list(idx.into_iter().map(|i| items[i].clone()).collect()))
+    };
+    // Check every key is comparable before sorting.
+    for w in keys.windows(2) {
+        compare(&w[0], &w[1]).map_err(|e| if p.by.is_none() { p.xs.error(e) } else { p.by.error(e) })?;
     }
+    let mut idx: Vec<usize> = (0..items.len()).collect();
+    idx.sort_by(|&i, &j| compare(&keys[i], &keys[j]).unwrap_or(std::cmp::Ordering::Equal));
+    if *p.reverse {
+        // Descending but still stable for equal keys.
+        idx.sort_by(|&i, &j| compare(&keys[j], &keys[i]).unwrap_or(std::cmp::Ordering::Equal));
+    }
+    Ok(Value::list(idx.into_iter().map(|i| items[i].clone()).collect()))
 }
 
 tool! {
@@ -517,9 +552,11 @@ tool! {
         /// a record
         r: BTreeMap<String, Value>,
     }
-    |p, _| {
-        Ok(Value::list(p.r.keys().map(Value::str).collect()))
-    }
+    keys
+}
+
+fn keys(p: keys::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    Ok(Value::list(p.r.keys().map(Value::str).collect()))
 }
 tool! {
     /// A record's values, in the order of its sorted field names.
@@ -532,9 +569,11 @@ tool! {
         /// a record
         r: BTreeMap<String, Value>,
     }
-    |p, _| {
-        Ok(Value::list(p.r.values().cloned().collect()))
-    }
+    values
+}
+
+fn values(p: values::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    Ok(Value::list(p.r.values().cloned().collect()))
 }
 
 tool! {
@@ -555,9 +594,11 @@ tool! {
         /// new value
         value: Value,
     }
-    |p, _| {
-        let mut r: BTreeMap<String, Value> = p.r.clone();
-        r.insert(p.key.clone(), p.value.clone());
-        Ok(Value::Record(Arc::new(r)))
-    }
+    with
+}
+
+fn with(p: with::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let mut r: BTreeMap<String, Value> = p.r.clone();
+    r.insert(p.key.clone(), p.value.clone());
+    Ok(Value::Record(Arc::new(r)))
 }

@@ -4,7 +4,7 @@
 use assay_interpreter::{to_numbers, to_tensor, Bound, Tensor, ToolError, Type, Value};
 use ndarray::ArrayD;
 
-use super::declare::tool;
+use super::declare::{tool, ToolCtx, ToolResult};
 
 fn numeric() -> Type {
     Type::OneOf(vec![Type::Num, Type::list(Type::Num), Type::Range, Type::Tensor])
@@ -35,7 +35,11 @@ tool! {
         /// a number, or numbers elementwise
         x: Value [numeric()],
     }
-    |p, _| map_num(&p.x, f64::abs)
+    abs
+}
+
+fn abs(p: abs::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    map_num(&p.x, f64::abs)
 }
 
 tool! {
@@ -49,7 +53,11 @@ tool! {
         /// a number, or numbers elementwise
         x: Value [numeric()],
     }
-    |p, _| map_num(&p.x, f64::sqrt)
+    sqrt
+}
+
+fn sqrt(p: sqrt::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    map_num(&p.x, f64::sqrt)
 }
 
 tool! {
@@ -63,7 +71,11 @@ tool! {
         /// a number, or numbers elementwise
         x: Value [numeric()],
     }
-    |p, _| map_num(&p.x, f64::exp)
+    exp
+}
+
+fn exp(p: exp::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    map_num(&p.x, f64::exp)
 }
 
 tool! {
@@ -77,7 +89,11 @@ tool! {
         /// a number, or numbers elementwise
         x: Value [numeric()],
     }
-    |p, _| map_num(&p.x, f64::ln)
+    log
+}
+
+fn log(p: log::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    map_num(&p.x, f64::ln)
 }
 
 tool! {
@@ -92,7 +108,11 @@ tool! {
         /// a number, or numbers elementwise
         x: Value [numeric()],
     }
-    |p, _| map_num(&p.x, f64::floor)
+    floor
+}
+
+fn floor(p: floor::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    map_num(&p.x, f64::floor)
 }
 
 tool! {
@@ -106,7 +126,11 @@ tool! {
         /// a number, or numbers elementwise
         x: Value [numeric()],
     }
-    |p, _| map_num(&p.x, f64::ceil)
+    ceil
+}
+
+fn ceil(p: ceil::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    map_num(&p.x, f64::ceil)
 }
 
 tool! {
@@ -120,7 +144,11 @@ tool! {
         /// a number, or numbers elementwise
         x: Value [numeric()],
     }
-    |p, _| map_num(&p.x, f64::sin)
+    sin
+}
+
+fn sin(p: sin::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    map_num(&p.x, f64::sin)
 }
 
 tool! {
@@ -134,7 +162,11 @@ tool! {
         /// a number, or numbers elementwise
         x: Value [numeric()],
     }
-    |p, _| map_num(&p.x, f64::cos)
+    cos
+}
+
+fn cos(p: cos::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    map_num(&p.x, f64::cos)
 }
 
 tool! {
@@ -148,7 +180,11 @@ tool! {
         /// a number, or numbers elementwise
         x: Value [numeric()],
     }
-    |p, _| map_num(&p.x, f64::tanh)
+    tanh
+}
+
+fn tanh(p: tanh::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    map_num(&p.x, f64::tanh)
 }
 
 tool! {
@@ -163,17 +199,19 @@ tool! {
         /// a number, or numbers elementwise
         x: Value [numeric()],
     }
-    |p, _| {
-        map_num(&p.x, |x| {
-            if x > 0.0 {
-                1.0
-            } else if x < 0.0 {
-                -1.0
-            } else {
-                0.0
-            }
-        })
-    }
+    sign
+}
+
+fn sign(p: sign::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    map_num(&p.x, |x| {
+        if x > 0.0 {
+            1.0
+        } else if x < 0.0 {
+            -1.0
+        } else {
+            0.0
+        }
+    })
 }
 
 tool! {
@@ -190,14 +228,16 @@ tool! {
         /// decimal places to keep
         digits: i64 = Value::Num(0.0),
     }
-    |p, _| {
-        let d = *p.digits;
-        if !(0..=15).contains(&d) {
-            return Err(p.digits.error(format!("`digits` must be between 0 and 15, found {d}")));
-        }
-        let m = 10f64.powi(d as i32);
-        map_num(&p.x, |x| (x * m).round() / m)
+    round
+}
+
+fn round(p: round::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let d = *p.digits;
+    if !(0..=15).contains(&d) {
+        return Err(p.digits.error(format!("`digits` must be between 0 and 15, found {d}")));
     }
+    let m = 10f64.powi(d as i32);
+    map_num(&p.x, |x| (x * m).round() / m)
 }
 
 tool! {
@@ -216,17 +256,19 @@ tool! {
         /// upper bound
         hi: f64,
     }
-    |p, _| {
-        let (lo, hi) = (*p.lo, *p.hi);
-        if lo.is_nan() || hi.is_nan() {
-            let bad = if lo.is_nan() { &p.lo } else { &p.hi };
-            return Err(bad.error("the bounds must be numbers, not NaN"));
-        }
-        if lo > hi {
-            return Err(p.lo.error(format!("`lo` ({lo}) is above `hi` ({hi})")));
-        }
-        map_num(&p.x, |x| x.clamp(lo, hi))
+    clip
+}
+
+fn clip(p: clip::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let (lo, hi) = (*p.lo, *p.hi);
+    if lo.is_nan() || hi.is_nan() {
+        let bad = if lo.is_nan() { &p.lo } else { &p.hi };
+        return Err(bad.error("the bounds must be numbers, not NaN"));
     }
+    if lo > hi {
+        return Err(p.lo.error(format!("`lo` ({lo}) is above `hi` ({hi})")));
+    }
+    map_num(&p.x, |x| x.clamp(lo, hi))
 }
 
 tool! {
@@ -242,7 +284,11 @@ tool! {
         /// nested list of numbers
         data: Tensor [Type::Any],
     }
-    |p, _| Ok(Value::Tensor(p.data.into_inner()))
+    tensor
+}
+
+fn tensor(p: tensor::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    Ok(Value::Tensor(p.data.into_inner()))
 }
 
 tool! {
@@ -259,24 +305,24 @@ tool! {
         /// fill value
         value: f64 = Value::Num(0.0),
     }
-    |p, _| {
-        const MAX_ELEMENTS: usize = 100_000_000;
-        let mut shape = Vec::new();
-        for &d in p.shape.iter() {
-            if d.is_nan() || d < 0.0 || d.fract() != 0.0 || d > MAX_ELEMENTS as f64 {
-                return Err(p.shape.error(format!("dimensions must be whole numbers from 0 to {MAX_ELEMENTS}, found {d}"),
-                ));
-            }
-            shape.push(d as usize);
+    zeros
+}
+
+fn zeros(p: zeros::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    const MAX_ELEMENTS: usize = 100_000_000;
+    let mut shape = Vec::new();
+    for &d in p.shape.iter() {
+        if d.is_nan() || d < 0.0 || d.fract() != 0.0 || d > MAX_ELEMENTS as f64 {
+            return Err(p.shape.error(format!("dimensions must be whole numbers from 0 to {MAX_ELEMENTS}, found {d}")));
         }
-        // Checked: [4294967296, 4294967296] must not wrap around to a small count.
-        let n = shape.iter().try_fold(1usize, |acc, d| acc.checked_mul(*d));
-        if n.is_none_or(|n| n > MAX_ELEMENTS) {
-            return Err(p.shape.error(format!("a tensor of shape {shape:?} has more than {MAX_ELEMENTS} elements"),
-            ));
-        }
-        Ok(Value::tensor(ArrayD::from_elem(shape, *p.value as f32)))
+        shape.push(d as usize);
     }
+    // Checked: [4294967296, 4294967296] must not wrap around to a small count.
+    let n = shape.iter().try_fold(1usize, |acc, d| acc.checked_mul(*d));
+    if n.is_none_or(|n| n > MAX_ELEMENTS) {
+        return Err(p.shape.error(format!("a tensor of shape {shape:?} has more than {MAX_ELEMENTS} elements")));
+    }
+    Ok(Value::tensor(ArrayD::from_elem(shape, *p.value as f32)))
 }
 
 tool! {
@@ -293,38 +339,39 @@ tool! {
         /// new dimensions
         shape: Vec<f64>,
     }
-    |p, _| {
-        let t = to_tensor(&p.x).map_err(|e| p.x.error(e))?;
-        let dims = p.shape.to_vec();
-        let total = t.len();
-        // Checked: dimensions whose product wraps around must not pass as small.
-        let known = dims
-            .iter()
-            .filter(|d| **d >= 0.0)
-            .try_fold(1usize, |acc, d| if *d > usize::MAX as f64 { None } else { acc.checked_mul(*d as usize) })
-            .filter(|k| *k <= total.max(1))
-            .ok_or_else(|| p.shape.error(format!("cannot reshape {total} elements into {dims:?}")))?;
-        let mut shape = Vec::new();
-        let mut inferred = false;
-        for d in &dims {
-            if *d == -1.0 && !inferred {
-                inferred = true;
-                if known == 0 || total % known != 0 {
-                    return Err(p.shape.error(format!("cannot infer -1: {total} elements do not divide by {known}"),
-                    ));
-                }
-                shape.push(total / known);
-            } else if *d >= 0.0 && d.fract() == 0.0 {
-                shape.push(*d as usize);
-            } else {
-                return Err(p.shape.error(format!("bad dimension {d}")));
+    reshape
+}
+
+fn reshape(p: reshape::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let t = to_tensor(&p.x).map_err(|e| p.x.error(e))?;
+    let dims = p.shape.to_vec();
+    let total = t.len();
+    // Checked: dimensions whose product wraps around must not pass as small.
+    let known = dims
+        .iter()
+        .filter(|d| **d >= 0.0)
+        .try_fold(1usize, |acc, d| if *d > usize::MAX as f64 { None } else { acc.checked_mul(*d as usize) })
+        .filter(|k| *k <= total.max(1))
+        .ok_or_else(|| p.shape.error(format!("cannot reshape {total} elements into {dims:?}")))?;
+    let mut shape = Vec::new();
+    let mut inferred = false;
+    for d in &dims {
+        if *d == -1.0 && !inferred {
+            inferred = true;
+            if known == 0 || total % known != 0 {
+                return Err(p.shape.error(format!("cannot infer -1: {total} elements do not divide by {known}")));
             }
+            shape.push(total / known);
+        } else if *d >= 0.0 && d.fract() == 0.0 {
+            shape.push(*d as usize);
+        } else {
+            return Err(p.shape.error(format!("bad dimension {d}")));
         }
-        let data: Vec<f32> = t.iter().copied().collect();
-        ArrayD::from_shape_vec(shape.clone(), data)
-            .map(Value::tensor)
-            .map_err(|_| p.shape.error(format!("cannot reshape {total} elements into {shape:?}")))
     }
+    let data: Vec<f32> = t.iter().copied().collect();
+    ArrayD::from_shape_vec(shape.clone(), data)
+        .map(Value::tensor)
+        .map_err(|_| p.shape.error(format!("cannot reshape {total} elements into {shape:?}")))
 }
 
 tool! {
@@ -342,14 +389,16 @@ tool! {
         /// how many
         n: usize,
     }
-    |p, _| {
-        let (s, e, n) = (*p.start, *p.stop, *p.n);
-        if n > 10_000_000 {
-            return Err(p.n.error("at most 10,000,000 points"));
-        }
-        if n == 1 {
-            return Ok(Value::nums([s]));
-        }
-        Ok(Value::nums((0..n).map(|i| s + (e - s) * i as f64 / (n - 1) as f64)))
+    linspace
+}
+
+fn linspace(p: linspace::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let (s, e, n) = (*p.start, *p.stop, *p.n);
+    if n > 10_000_000 {
+        return Err(p.n.error("at most 10,000,000 points"));
     }
+    if n == 1 {
+        return Ok(Value::nums([s]));
+    }
+    Ok(Value::nums((0..n).map(|i| s + (e - s) * i as f64 / (n - 1) as f64)))
 }

@@ -10,7 +10,7 @@ use ::rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use super::declare::tool;
+use super::declare::{tool, ToolResult};
 
 const MAX_DRAWS: usize = 10_000_000;
 
@@ -65,11 +65,13 @@ tool! {
         /// pin this call's random stream
         seed: Option<i64> = Value::None,
     }
-    |p, ctx| {
-        let n = count_or_one(&p.n)?;
-        let mut rng = stream_of(*p.seed, ctx);
-        Ok(draws(n, || rng.random::<f64>()))
-    }
+    rand
+}
+
+fn rand(p: rand::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
+    let n = count_or_one(&p.n)?;
+    let mut rng = stream_of(*p.seed, ctx);
+    Ok(draws(n, || rng.random::<f64>()))
 }
 
 tool! {
@@ -90,18 +92,20 @@ tool! {
         /// pin this call's random stream
         seed: Option<i64> = Value::None,
     }
-    |p, ctx| {
-        let n = count_or_one(&p.n)?;
-        let (m, s) = (*p.mean, *p.std);
-        if s < 0.0 {
-            return Err(p.std.error("`std` must not be negative"));
-        }
-        let mut rng = stream_of(*p.seed, ctx);
-        Ok(draws(n, || {
-            let z: f64 = StandardNormal.sample(&mut rng);
-            m + s * z
-        }))
+    randn
+}
+
+fn randn(p: randn::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
+    let n = count_or_one(&p.n)?;
+    let (m, s) = (*p.mean, *p.std);
+    if s < 0.0 {
+        return Err(p.std.error("`std` must not be negative"));
     }
+    let mut rng = stream_of(*p.seed, ctx);
+    Ok(draws(n, || {
+        let z: f64 = StandardNormal.sample(&mut rng);
+        m + s * z
+    }))
 }
 
 tool! {
@@ -122,15 +126,17 @@ tool! {
         /// pin this call's random stream
         seed: Option<i64> = Value::None,
     }
-    |p, ctx| {
-        let (lo, hi) = (*p.lo, *p.hi);
-        if hi <= lo {
-            return Err(p.hi.error(format!("`hi` ({hi}) must be above `lo` ({lo})")));
-        }
-        let n = count_or_one(&p.n)?;
-        let mut rng = stream_of(*p.seed, ctx);
-        Ok(draws(n, || rng.random_range(lo..hi) as f64))
+    randint
+}
+
+fn randint(p: randint::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
+    let (lo, hi) = (*p.lo, *p.hi);
+    if hi <= lo {
+        return Err(p.hi.error(format!("`hi` ({hi}) must be above `lo` ({lo})")));
     }
+    let n = count_or_one(&p.n)?;
+    let mut rng = stream_of(*p.seed, ctx);
+    Ok(draws(n, || rng.random_range(lo..hi) as f64))
 }
 
 tool! {
@@ -147,12 +153,14 @@ tool! {
         /// pin this call's random stream
         seed: Option<i64> = Value::None,
     }
-    |p, ctx| {
-        let mut items = items_of(&p.xs)?;
-        let mut rng = stream_of(*p.seed, ctx);
-        items.shuffle(&mut rng);
-        Ok(Value::list(items))
-    }
+    shuffle
+}
+
+fn shuffle(p: shuffle::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
+    let mut items = items_of(&p.xs)?;
+    let mut rng = stream_of(*p.seed, ctx);
+    items.shuffle(&mut rng);
+    Ok(Value::list(items))
 }
 
 tool! {
@@ -172,27 +180,29 @@ tool! {
         /// pin this call's random stream
         seed: Option<i64> = Value::None,
     }
-    |p, ctx| {
-        let k = *p.k;
-        // A data set samples into a smaller data set, in the order drawn.
-        if let Value::Handle(h) = &*p.xs {
-            if let Some(len) = h.count() {
-                if k > len {
-                    return Err(p.k.error(format!("cannot draw {k} items from {len} without replacement")));
-                }
-                let mut rng = stream_of(*p.seed, ctx);
-                let idx: Vec<usize> = ::rand::seq::index::sample(&mut rng, len, k).into_iter().collect();
-                return h.select(&idx).ok_or_else(|| p.xs.error("this collection cannot be sampled"));
+    sample
+}
+
+fn sample(p: sample::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
+    let k = *p.k;
+    // A data set samples into a smaller data set, in the order drawn.
+    if let Value::Handle(h) = &*p.xs {
+        if let Some(len) = h.count() {
+            if k > len {
+                return Err(p.k.error(format!("cannot draw {k} items from {len} without replacement")));
             }
+            let mut rng = stream_of(*p.seed, ctx);
+            let idx: Vec<usize> = ::rand::seq::index::sample(&mut rng, len, k).into_iter().collect();
+            return h.select(&idx).ok_or_else(|| p.xs.error("this collection cannot be sampled"));
         }
-        let items = items_of(&p.xs)?;
-        if k > items.len() {
-            return Err(p.k.error(format!("cannot draw {k} items from {} without replacement", items.len())));
-        }
-        let mut rng = stream_of(*p.seed, ctx);
-        let idx = ::rand::seq::index::sample(&mut rng, items.len(), k);
-        Ok(Value::list(idx.iter().map(|i| items[i].clone()).collect()))
     }
+    let items = items_of(&p.xs)?;
+    if k > items.len() {
+        return Err(p.k.error(format!("cannot draw {k} items from {} without replacement", items.len())));
+    }
+    let mut rng = stream_of(*p.seed, ctx);
+    let idx = ::rand::seq::index::sample(&mut rng, items.len(), k);
+    Ok(Value::list(idx.iter().map(|i| items[i].clone()).collect()))
 }
 
 tool! {
@@ -208,13 +218,15 @@ tool! {
         /// pin this call's random stream
         seed: Option<i64> = Value::None,
     }
-    |p, ctx| {
-        let items = items_of(&p.xs)?;
-        if items.is_empty() {
-            return Err(p.xs.error("cannot choose from an empty list"));
-        }
-        let mut rng = stream_of(*p.seed, ctx);
-        let i = rng.random_range(0..items.len());
-        Ok(items[i].clone())
+    choice
+}
+
+fn choice(p: choice::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
+    let items = items_of(&p.xs)?;
+    if items.is_empty() {
+        return Err(p.xs.error("cannot choose from an empty list"));
     }
+    let mut rng = stream_of(*p.seed, ctx);
+    let i = rng.random_range(0..items.len());
+    Ok(items[i].clone())
 }

@@ -4,7 +4,7 @@
 use assay_interpreter::{iter_values, to_numbers, Bound, ToolError, Type, Value};
 use ndarray::Axis;
 
-use super::declare::tool;
+use super::declare::{tool, ToolCtx, ToolResult};
 
 /// A parameter's numbers, refused if there are none.
 fn nonempty(xs: &Bound<Vec<f64>>) -> Result<&[f64], ToolError> {
@@ -95,7 +95,11 @@ tool! {
         /// for a tensor: reduce along this axis only
         axis: Option<i64> = Value::None,
     }
-    |p, _| reduce(&p.xs, &p.axis, sum_f)
+    sum
+}
+
+fn sum(p: sum::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    reduce(&p.xs, &p.axis, sum_f)
 }
 
 tool! {
@@ -111,7 +115,11 @@ tool! {
         /// for a tensor: reduce along this axis only
         axis: Option<i64> = Value::None,
     }
-    |p, _| reduce(&p.xs, &p.axis, mean_f)
+    mean
+}
+
+fn mean(p: mean::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    reduce(&p.xs, &p.axis, mean_f)
 }
 
 tool! {
@@ -127,7 +135,11 @@ tool! {
         /// for a tensor: reduce along this axis only
         axis: Option<i64> = Value::None,
     }
-    |p, _| reduce(&p.xs, &p.axis, max_f)
+    max
+}
+
+fn max(p: max::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    reduce(&p.xs, &p.axis, max_f)
 }
 
 tool! {
@@ -143,7 +155,11 @@ tool! {
         /// for a tensor: reduce along this axis only
         axis: Option<i64> = Value::None,
     }
-    |p, _| reduce(&p.xs, &p.axis, min_f)
+    min
+}
+
+fn min(p: min::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    reduce(&p.xs, &p.axis, min_f)
 }
 
 tool! {
@@ -159,7 +175,11 @@ tool! {
         /// for a tensor: reduce along this axis only
         axis: Option<i64> = Value::None,
     }
-    |p, _| reduce(&p.xs, &p.axis, argmax_f)
+    argmax
+}
+
+fn argmax(p: argmax::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    reduce(&p.xs, &p.axis, argmax_f)
 }
 
 tool! {
@@ -175,7 +195,11 @@ tool! {
         /// for a tensor: reduce along this axis only
         axis: Option<i64> = Value::None,
     }
-    |p, _| reduce(&p.xs, &p.axis, argmin_f)
+    argmin
+}
+
+fn argmin(p: argmin::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    reduce(&p.xs, &p.axis, argmin_f)
 }
 
 fn var_of(x: &[f64], ddof: f64) -> f64 {
@@ -196,13 +220,15 @@ tool! {
         /// delta degrees of freedom (0 population, 1 sample)
         ddof: f64 = Value::Num(0.0),
     }
-    |p, _| {
-        let xs = nonempty(&p.xs)?;
-        if xs.len() as f64 <= *p.ddof {
-            return Err(p.ddof.error(format!("needs more than {} numbers, found {}", p.ddof, xs.len())));
-        }
-        Ok(Value::Num(var_of(xs, *p.ddof).sqrt()))
+    std
+}
+
+fn std(p: std::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let xs = nonempty(&p.xs)?;
+    if xs.len() as f64 <= *p.ddof {
+        return Err(p.ddof.error(format!("needs more than {} numbers, found {}", p.ddof, xs.len())));
     }
+    Ok(Value::Num(var_of(xs, *p.ddof).sqrt()))
 }
 
 tool! {
@@ -219,13 +245,15 @@ tool! {
         /// delta degrees of freedom
         ddof: f64 = Value::Num(0.0),
     }
-    |p, _| {
-        let xs = nonempty(&p.xs)?;
-        if xs.len() as f64 <= *p.ddof {
-            return Err(p.ddof.error(format!("needs more than {} numbers, found {}", p.ddof, xs.len())));
-        }
-        Ok(Value::Num(var_of(xs, *p.ddof)))
+    var
+}
+
+fn var(p: var::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let xs = nonempty(&p.xs)?;
+    if xs.len() as f64 <= *p.ddof {
+        return Err(p.ddof.error(format!("needs more than {} numbers, found {}", p.ddof, xs.len())));
     }
+    Ok(Value::Num(var_of(xs, *p.ddof)))
 }
 
 fn sorted(xs: &[f64]) -> Vec<f64> {
@@ -254,7 +282,11 @@ tool! {
         /// numbers
         xs: Vec<f64> [Type::numbers()],
     }
-    |p, _| Ok(Value::Num(quantile_of(&sorted(nonempty(&p.xs)?), 0.5)))
+    median
+}
+
+fn median(p: median::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    Ok(Value::Num(quantile_of(&sorted(nonempty(&p.xs)?), 0.5)))
 }
 
 tool! {
@@ -270,13 +302,15 @@ tool! {
         /// between 0 and 1
         q: f64,
     }
-    |p, _| {
-        let q = *p.q;
-        if !(0.0..=1.0).contains(&q) {
-            return Err(p.q.error(format!("`q` must be between 0 and 1, found {q}")));
-        }
-        Ok(Value::Num(quantile_of(&sorted(nonempty(&p.xs)?), q)))
+    quantile
+}
+
+fn quantile(p: quantile::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let q = *p.q;
+    if !(0.0..=1.0).contains(&q) {
+        return Err(p.q.error(format!("`q` must be between 0 and 1, found {q}")));
     }
+    Ok(Value::Num(quantile_of(&sorted(nonempty(&p.xs)?), q)))
 }
 
 tool! {
@@ -293,22 +327,24 @@ tool! {
         /// second variable
         ys: Vec<f64> [Type::numbers()],
     }
-    |p, _| {
-        let (x, y) = (nonempty(&p.xs)?, nonempty(&p.ys)?);
-        if x.len() != y.len() {
-            return Err(p.ys.error(format!("`ys` has {} numbers but `xs` has {}", y.len(), x.len())));
-        }
-        let (mx, my) = (mean_f(x), mean_f(y));
-        let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
-        for (a, b) in x.iter().zip(y) {
-            sxy += (a - mx) * (b - my);
-            sxx += (a - mx) * (a - mx);
-            syy += (b - my) * (b - my);
-        }
-        let r = sxy / (sxx * syy).sqrt();
-        // Rounding can push |r| a hair past 1.
-        Ok(Value::Num(if r.is_finite() { r.clamp(-1.0, 1.0) } else { f64::NAN }))
+    correlation
+}
+
+fn correlation(p: correlation::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let (x, y) = (nonempty(&p.xs)?, nonempty(&p.ys)?);
+    if x.len() != y.len() {
+        return Err(p.ys.error(format!("`ys` has {} numbers but `xs` has {}", y.len(), x.len())));
     }
+    let (mx, my) = (mean_f(x), mean_f(y));
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (a, b) in x.iter().zip(y) {
+        sxy += (a - mx) * (b - my);
+        sxx += (a - mx) * (a - mx);
+        syy += (b - my) * (b - my);
+    }
+    let r = sxy / (sxx * syy).sqrt();
+    // Rounding can push |r| a hair past 1.
+    Ok(Value::Num(if r.is_finite() { r.clamp(-1.0, 1.0) } else { f64::NAN }))
 }
 
 tool! {
@@ -329,17 +365,19 @@ tool! {
         /// second vector
         b: Vec<f64> [Type::numbers()],
     }
-    |p, _| {
-        let (a, b) = (nonempty(&p.a)?, nonempty(&p.b)?);
-        if a.len() != b.len() {
-            return Err(p.b.error(format!("`b` has {} numbers but `a` has {}", b.len(), a.len())));
-        }
-        let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-        let norms = (a.iter().map(|x| x * x).sum::<f64>() * b.iter().map(|y| y * y).sum::<f64>()).sqrt();
-        let c = dot / norms;
-        // Rounding can push |c| a hair past 1.
-        Ok(Value::Num(if c.is_finite() { c.clamp(-1.0, 1.0) } else { f64::NAN }))
+    cosine
+}
+
+fn cosine(p: cosine::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let (a, b) = (nonempty(&p.a)?, nonempty(&p.b)?);
+    if a.len() != b.len() {
+        return Err(p.b.error(format!("`b` has {} numbers but `a` has {}", b.len(), a.len())));
     }
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norms = (a.iter().map(|x| x * x).sum::<f64>() * b.iter().map(|y| y * y).sum::<f64>()).sqrt();
+    let c = dot / norms;
+    // Rounding can push |c| a hair past 1.
+    Ok(Value::Num(if c.is_finite() { c.clamp(-1.0, 1.0) } else { f64::NAN }))
 }
 
 tool! {
@@ -360,21 +398,23 @@ tool! {
         /// false for the smallest
         largest: bool = Value::Bool(true),
     }
-    |p, _| {
-        let xs = p.xs.into_inner();
-        let k = p.k.min(xs.len());
-        let largest = *p.largest;
-        let mut idx: Vec<usize> = (0..xs.len()).collect();
-        idx.sort_by(|&i, &j| {
-            let o = if largest { xs[j].total_cmp(&xs[i]) } else { xs[i].total_cmp(&xs[j]) };
-            o.then(i.cmp(&j))
-        });
-        idx.truncate(k);
-        Ok(Value::record([
-            ("values", Value::nums(idx.iter().map(|&i| xs[i]))),
-            ("indices", Value::nums(idx.iter().map(|&i| i as f64))),
-        ]))
-    }
+    top_k
+}
+
+fn top_k(p: top_k::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let xs = p.xs.into_inner();
+    let k = p.k.min(xs.len());
+    let largest = *p.largest;
+    let mut idx: Vec<usize> = (0..xs.len()).collect();
+    idx.sort_by(|&i, &j| {
+        let o = if largest { xs[j].total_cmp(&xs[i]) } else { xs[i].total_cmp(&xs[j]) };
+        o.then(i.cmp(&j))
+    });
+    idx.truncate(k);
+    Ok(Value::record([
+        ("values", Value::nums(idx.iter().map(|&i| xs[i]))),
+        ("indices", Value::nums(idx.iter().map(|&i| i as f64))),
+    ]))
 }
 
 tool! {
@@ -392,24 +432,26 @@ tool! {
         /// number of bins
         bins: usize = Value::Num(10.0),
     }
-    |p, _| {
-        let xs = nonempty(&p.xs)?;
-        let bins = *p.bins;
-        if bins == 0 || bins > 10_000 {
-            return Err(p.bins.error("`bins` must be between 1 and 10000"));
-        }
-        let (lo, hi) = (min_f(xs), max_f(xs));
-        let width = if hi > lo { (hi - lo) / bins as f64 } else { 1.0 };
-        let mut counts = vec![0.0; bins];
-        for x in xs {
-            let b = (((x - lo) / width).floor() as usize).min(bins - 1);
-            counts[b] += 1.0;
-        }
-        Ok(Value::record([
-            ("counts", Value::nums(counts)),
-            ("edges", Value::nums((0..=bins).map(|i| lo + width * i as f64))),
-        ]))
+    histogram
+}
+
+fn histogram(p: histogram::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let xs = nonempty(&p.xs)?;
+    let bins = *p.bins;
+    if bins == 0 || bins > 10_000 {
+        return Err(p.bins.error("`bins` must be between 1 and 10000"));
     }
+    let (lo, hi) = (min_f(xs), max_f(xs));
+    let width = if hi > lo { (hi - lo) / bins as f64 } else { 1.0 };
+    let mut counts = vec![0.0; bins];
+    for x in xs {
+        let b = (((x - lo) / width).floor() as usize).min(bins - 1);
+        counts[b] += 1.0;
+    }
+    Ok(Value::record([
+        ("counts", Value::nums(counts)),
+        ("edges", Value::nums((0..=bins).map(|i| lo + width * i as f64))),
+    ]))
 }
 
 tool! {
@@ -443,7 +485,11 @@ tool! {
         /// instead of N rows
         columns: bool = Value::Bool(false),
     }
-    |p, _| lstsq(p.a, p.y, *p.columns)
+    lstsq
+}
+
+fn lstsq(p: lstsq::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    least_squares(p.a, p.y, *p.columns)
 }
 
 /// Columns of equal length to rows.
@@ -455,7 +501,7 @@ fn transpose(cols: &[Vec<f64>]) -> Result<Vec<Vec<f64>>, String> {
     Ok((0..n).map(|i| cols.iter().map(|c| c[i]).collect()).collect())
 }
 
-fn lstsq(a: Bound<Value>, y: Bound<Vec<f64>>, columns: bool) -> Result<Value, ToolError> {
+fn least_squares(a: Bound<Value>, y: Bound<Vec<f64>>, columns: bool) -> Result<Value, ToolError> {
     let rows: Vec<Vec<f64>> = match &*a {
         Value::Tensor(t) if t.ndim() == 2 => t.outer_iter().map(|r| r.iter().map(|v| *v as f64).collect()).collect(),
         Value::Tensor(t) => {

@@ -14,7 +14,7 @@ use ndarray::{ArrayD, IxDyn};
 use ndarray_npy::npy::header::Header;
 use ndarray_npy::{ReadNpyError, ReadNpyExt};
 
-use crate::core::declare::tool;
+use crate::core::declare::{tool, ToolCtx, ToolResult};
 
 /// The most elements one loaded tensor may have (as for `zeros`).
 const MAX_ELEMENTS: usize = 100_000_000;
@@ -46,44 +46,50 @@ tool! {
         /// the tensor to take from an .npz or .safetensors file
         name: Arg [Type::Str] = Value::None,
     }
-    |p, ctx| {
-        let path = p.path.clone();
-        let bytes = ctx.read_file(&path).map_err(|e| e.at(p.path.name()))?;
-        let lower = path.to_ascii_lowercase();
-        let mut tensors: BTreeMap<String, Value> = BTreeMap::new();
-        let single = if lower.ends_with(".npy") {
-            Some(npy(&bytes).map_err(|e| p.path.error(format!("`{path}`: {e}")))?)
-        } else if lower.ends_with(".npz") {
-            npz(&bytes, &mut tensors).map_err(|e| p.path.error(format!("`{path}`: {e}")))?;
-            None
-        } else if lower.ends_with(".safetensors") {
-            let st = safetensors::SafeTensors::deserialize(&bytes)
-                .map_err(|e| p.path.error(format!("`{path}` is not a readable .safetensors file: {e}")))?;
-            for (n, view) in st.tensors() {
-                let t = safetensor(&view).map_err(|e| p.path.error(format!("`{path}`, tensor `{n}`: {e}")))?;
-                tensors.insert(n, t);
-            }
-            None
-        } else {
-            return Err(p.path.error(format!("`{path}` is not a .npy, .npz or .safetensors file"))
-                .help("save arrays with numpy.save / numpy.savez or safetensors' save_file"));
-        };
-        match (single, p.name.is_none()) {
-            (Some(t), true) => Ok(t),
-            (Some(_), false) => Err(p.name.error("an .npy file holds one tensor, which has no name")
-                .help("leave `name` out for .npy files")),
-            (None, true) => Ok(Value::Record(Arc::new(tensors))),
-            (None, false) => {
-                let want = p.name.str()?;
-                tensors.remove(want).ok_or_else(|| {
-                    let names: Vec<&str> = tensors.keys().map(|k| k.as_str()).collect();
-                    let help = match assay_interpreter::closest(want, names.iter().copied()) {
-                        Some(c) => format!("did you mean `{c}`? the file holds {}", names.join(", ")),
-                        None => format!("the file holds {}", names.join(", ")),
-                    };
-                    p.name.error(format!("`{path}` has no tensor named `{want}`")).help(help)
-                })
-            }
+    load_tensors
+}
+
+fn load_tensors(p: load_tensors::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
+    let path = p.path.clone();
+    let bytes = ctx.read_file(&path).map_err(|e| e.at(p.path.name()))?;
+    let lower = path.to_ascii_lowercase();
+    let mut tensors: BTreeMap<String, Value> = BTreeMap::new();
+    let single = if lower.ends_with(".npy") {
+        Some(npy(&bytes).map_err(|e| p.path.error(format!("`{path}`: {e}")))?)
+    } else if lower.ends_with(".npz") {
+        npz(&bytes, &mut tensors).map_err(|e| p.path.error(format!("`{path}`: {e}")))?;
+        None
+    } else if lower.ends_with(".safetensors") {
+        let st = safetensors::SafeTensors::deserialize(&bytes)
+            .map_err(|e| p.path.error(format!("`{path}` is not a readable .safetensors file: {e}")))?;
+        for (n, view) in st.tensors() {
+            let t = safetensor(&view).map_err(|e| p.path.error(format!("`{path}`, tensor `{n}`: {e}")))?;
+            tensors.insert(n, t);
+        }
+        None
+    } else {
+        return Err(p
+            .path
+            .error(format!("`{path}` is not a .npy, .npz or .safetensors file"))
+            .help("save arrays with numpy.save / numpy.savez or safetensors' save_file"));
+    };
+    match (single, p.name.is_none()) {
+        (Some(t), true) => Ok(t),
+        (Some(_), false) => Err(p
+            .name
+            .error("an .npy file holds one tensor, which has no name")
+            .help("leave `name` out for .npy files")),
+        (None, true) => Ok(Value::Record(Arc::new(tensors))),
+        (None, false) => {
+            let want = p.name.str()?;
+            tensors.remove(want).ok_or_else(|| {
+                let names: Vec<&str> = tensors.keys().map(|k| k.as_str()).collect();
+                let help = match assay_interpreter::closest(want, names.iter().copied()) {
+                    Some(c) => format!("did you mean `{c}`? the file holds {}", names.join(", ")),
+                    None => format!("the file holds {}", names.join(", ")),
+                };
+                p.name.error(format!("`{path}` has no tensor named `{want}`")).help(help)
+            })
         }
     }
 }

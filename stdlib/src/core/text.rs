@@ -2,7 +2,7 @@
 
 use assay_interpreter::{format_num, iter_values, ToolError, Type, Value};
 
-use super::declare::tool;
+use super::declare::{tool, ToolCtx, ToolResult};
 
 tool! {
     /// The string in upper case.
@@ -15,7 +15,11 @@ tool! {
         /// text
         s: String,
     }
-    |p, _| Ok(Value::str(p.s.to_uppercase()))
+    upper
+}
+
+fn upper(p: upper::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    Ok(Value::str(p.s.to_uppercase()))
 }
 
 tool! {
@@ -29,7 +33,11 @@ tool! {
         /// text
         s: String,
     }
-    |p, _| Ok(Value::str(p.s.to_lowercase()))
+    lower
+}
+
+fn lower(p: lower::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    Ok(Value::str(p.s.to_lowercase()))
 }
 
 tool! {
@@ -43,7 +51,11 @@ tool! {
         /// text
         s: String,
     }
-    |p, _| Ok(Value::str(p.s.trim()))
+    strip
+}
+
+fn strip(p: strip::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    Ok(Value::str(p.s.trim()))
 }
 
 tool! {
@@ -60,14 +72,16 @@ tool! {
         /// separator
         sep: Option<String> = Value::None,
     }
-    |p, _| {
-        let parts: Vec<Value> = match p.sep.as_deref() {
-            Some("") => return Err(p.sep.error("`sep` must not be empty")),
-            Some(sep) => p.s.split(sep).map(Value::str).collect(),
-            None => p.s.split_whitespace().map(Value::str).collect(),
-        };
-        Ok(Value::list(parts))
-    }
+    split
+}
+
+fn split(p: split::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let parts: Vec<Value> = match p.sep.as_deref() {
+        Some("") => return Err(p.sep.error("`sep` must not be empty")),
+        Some(sep) => p.s.split(sep).map(Value::str).collect(),
+        None => p.s.split_whitespace().map(Value::str).collect(),
+    };
+    Ok(Value::list(parts))
 }
 
 tool! {
@@ -83,12 +97,14 @@ tool! {
         /// separator
         sep: String = Value::str(""),
     }
-    |p, _| {
-        let items =
-            iter_values(&p.xs).ok_or_else(|| p.xs.error(format!("`xs` must be a list, found {}", p.xs.type_name())))?;
-        let parts: Vec<String> = items.iter().map(|v| v.to_text()).collect();
-        Ok(Value::str(parts.join(&p.sep)))
-    }
+    join
+}
+
+fn join(p: join::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let items =
+        iter_values(&p.xs).ok_or_else(|| p.xs.error(format!("`xs` must be a list, found {}", p.xs.type_name())))?;
+    let parts: Vec<String> = items.iter().map(|v| v.to_text()).collect();
+    Ok(Value::str(parts.join(&p.sep)))
 }
 
 tool! {
@@ -106,24 +122,26 @@ tool! {
         /// replacement
         to: String,
     }
-    |p, _| {
-        let from = p.from.as_str();
-        if from.is_empty() {
-            return Err(p.from.error("`from` must not be empty"));
-        }
-        let (text, to) = (p.s.as_str(), p.to.as_str());
-        // The size of the result is known before it is built.
-        let grows = to.len().saturating_sub(from.len()).saturating_mul(text.matches(from).count());
-        let max = assay_interpreter::MAX_STRING_BYTES;
-        if text.len().saturating_add(grows) > max {
-            return Err(ToolError::new(format!(
-                "the result would be {} bytes, more than the {max} a string may hold",
-                text.len().saturating_add(grows)
-            ))
-            .help("replace in a smaller text, or with a shorter replacement"));
-        }
-        Ok(Value::str(text.replace(from, to)))
+    replace
+}
+
+fn replace(p: replace::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let from = p.from.as_str();
+    if from.is_empty() {
+        return Err(p.from.error("`from` must not be empty"));
     }
+    let (text, to) = (p.s.as_str(), p.to.as_str());
+    // The size of the result is known before it is built.
+    let grows = to.len().saturating_sub(from.len()).saturating_mul(text.matches(from).count());
+    let max = assay_interpreter::MAX_STRING_BYTES;
+    if text.len().saturating_add(grows) > max {
+        return Err(ToolError::new(format!(
+            "the result would be {} bytes, more than the {max} a string may hold",
+            text.len().saturating_add(grows)
+        ))
+        .help("replace in a smaller text, or with a shorter replacement"));
+    }
+    Ok(Value::str(text.replace(from, to)))
 }
 
 tool! {
@@ -139,7 +157,11 @@ tool! {
         /// prefix
         prefix: String,
     }
-    |p, _| Ok(Value::Bool(p.s.starts_with(p.prefix.as_str())))
+    starts_with
+}
+
+fn starts_with(p: starts_with::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    Ok(Value::Bool(p.s.starts_with(p.prefix.as_str())))
 }
 
 tool! {
@@ -155,7 +177,11 @@ tool! {
         /// suffix
         suffix: String,
     }
-    |p, _| Ok(Value::Bool(p.s.ends_with(p.suffix.as_str())))
+    ends_with
+}
+
+fn ends_with(p: ends_with::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    Ok(Value::Bool(p.s.ends_with(p.suffix.as_str())))
 }
 
 tool! {
@@ -170,7 +196,11 @@ tool! {
         /// any value
         x: Value,
     }
-    |p, _| Ok(Value::str(p.x.to_text()))
+    str_
+}
+
+fn str_(p: str_::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    Ok(Value::str(p.x.to_text()))
 }
 
 tool! {
@@ -185,7 +215,11 @@ tool! {
         /// text such as "3.5"
         x: Value [Type::OneOf(vec![Type::Str, Type::Num, Type::Bool])],
     }
-    |p, _| match &*p.x {
+    num
+}
+
+fn num(p: num::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    match &*p.x {
         Value::Num(n) => Ok(Value::Num(*n)),
         Value::Bool(b) => Ok(Value::Num(if *b { 1.0 } else { 0.0 })),
         Value::Str(s) => {
@@ -210,17 +244,19 @@ tool! {
         /// decimal places
         digits: usize = Value::Num(3.0),
     }
-    |p, _| {
-        let d = *p.digits;
-        if d > 17 {
-            return Err(p.digits.error("`digits` must be at most 17"));
-        }
-        let x = *p.x;
-        if !x.is_finite() {
-            return Ok(Value::str(format_num(x)));
-        }
-        Ok(Value::str(format!("{x:.d$}")))
+    fmt_
+}
+
+fn fmt_(p: fmt_::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let d = *p.digits;
+    if d > 17 {
+        return Err(p.digits.error("`digits` must be at most 17"));
     }
+    let x = *p.x;
+    if !x.is_finite() {
+        return Ok(Value::str(format_num(x)));
+    }
+    Ok(Value::str(format!("{x:.d$}")))
 }
 
 tool! {
@@ -234,14 +270,18 @@ tool! {
         /// one character
         c: String,
     }
-    |p, _| {
-        let s = p.c.as_str();
-        let mut chars = s.chars();
-        match (chars.next(), chars.next()) {
-            (Some(c), None) => Ok(Value::Num(f64::from(u32::from(c)))),
-            _ => Err(p.c.error(format!("expected one character, found {} characters", s.chars().count()))
-                .help("iterate over a string to get its characters: map(s, c => ord(c))")),
-        }
+    ord
+}
+
+fn ord(p: ord::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let s = p.c.as_str();
+    let mut chars = s.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) => Ok(Value::Num(f64::from(u32::from(c)))),
+        _ => Err(p
+            .c
+            .error(format!("expected one character, found {} characters", s.chars().count()))
+            .help("iterate over a string to get its characters: map(s, c => ord(c))")),
     }
 }
 
@@ -256,12 +296,14 @@ tool! {
         /// a code point
         n: f64,
     }
-    |p, _| {
-        let n = *p.n;
-        let c = (n.fract() == 0.0 && (0.0..=f64::from(u32::from(char::MAX))).contains(&n))
-            .then(|| char::from_u32(n as u32))
-            .flatten()
-            .ok_or_else(|| p.n.error(format!("{n} is not a Unicode code point")))?;
-        Ok(Value::str(c.to_string()))
-    }
+    chr
+}
+
+fn chr(p: chr::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let n = *p.n;
+    let c = (n.fract() == 0.0 && (0.0..=f64::from(u32::from(char::MAX))).contains(&n))
+        .then(|| char::from_u32(n as u32))
+        .flatten()
+        .ok_or_else(|| p.n.error(format!("{n} is not a Unicode code point")))?;
+    Ok(Value::str(c.to_string()))
 }

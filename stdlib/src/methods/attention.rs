@@ -5,8 +5,9 @@
 
 use assay_interpreter::{Arg, ToolError, Type, Value};
 
-use crate::core::declare::tool;
-use crate::onnx::attention::{find, Block};
+use crate::core::declare::{tool, ToolCtx, ToolResult};
+use crate::onnx::attention::Block;
+use crate::onnx::blocks::find;
 use crate::onnx::handle::ModelHandle;
 
 tool! {
@@ -37,50 +38,52 @@ tool! {
         /// a model whose graph has attention
         model: ModelHandle,
     }
-    |p, _| {
-        let m = p.model.clone();
-        let blocks = find(&m).map_err(|e| {
+    attention
+}
+
+fn attention(p: attention::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let m = p.model.clone();
+    let blocks = find(&m).map_err(|e| {
             p.model.error(e).help("attention is found as Softmax -> MatMul(probs, V) -> transposes/reshapes -> a projection by weights, or a fused attention op with a head count; name tensors by hand (see inspect) for other graphs")
         })?;
-        let name = |s: &Option<String>| s.as_ref().map_or(Value::None, Value::str);
-        let list = |f: &dyn Fn(&Block) -> Value| Value::list(blocks.iter().map(f).collect());
-        let same = |f: &dyn Fn(&Block) -> usize| {
-            let first = blocks.first().map(f).unwrap_or(0);
-            if blocks.iter().all(|b| f(b) == first) {
-                Value::Num(first as f64)
-            } else {
-                Value::None
-            }
-        };
-        let per_block = blocks
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                Value::record([
-                    ("layer", Value::Num(i as f64)),
-                    ("heads", Value::str(&b.heads)),
-                    ("n_heads", Value::Num(b.n_heads as f64)),
-                    ("head_dim", Value::Num(b.head_dim as f64)),
-                    ("probs", name(&b.probs)),
-                    ("residual_in", name(&b.residual_in)),
-                    ("residual", name(&b.residual)),
-                    ("mlp", name(&b.mlp)),
-                    ("fused", name(&b.fused)),
-                ])
-            })
-            .collect();
-        Ok(Value::record([
-            ("layers", Value::Num(blocks.len() as f64)),
-            ("n_heads", same(&|b| b.n_heads)),
-            ("head_dim", same(&|b| b.head_dim)),
-            ("heads", list(&|b| Value::str(&b.heads))),
-            ("probs", list(&|b| name(&b.probs))),
-            ("residual", list(&|b| name(&b.residual))),
-            ("residual_in", blocks.first().map_or(Value::None, |b| name(&b.residual_in))),
-            ("mlp", list(&|b| name(&b.mlp))),
-            ("blocks", Value::list(per_block)),
-        ]))
-    }
+    let name = |s: &Option<String>| s.as_ref().map_or(Value::None, Value::str);
+    let list = |f: &dyn Fn(&Block) -> Value| Value::list(blocks.iter().map(f).collect());
+    let same = |f: &dyn Fn(&Block) -> usize| {
+        let first = blocks.first().map(f).unwrap_or(0);
+        if blocks.iter().all(|b| f(b) == first) {
+            Value::Num(first as f64)
+        } else {
+            Value::None
+        }
+    };
+    let per_block = blocks
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            Value::record([
+                ("layer", Value::Num(i as f64)),
+                ("heads", Value::str(&b.heads)),
+                ("n_heads", Value::Num(b.n_heads as f64)),
+                ("head_dim", Value::Num(b.head_dim as f64)),
+                ("probs", name(&b.probs)),
+                ("residual_in", name(&b.residual_in)),
+                ("residual", name(&b.residual)),
+                ("mlp", name(&b.mlp)),
+                ("fused", name(&b.fused)),
+            ])
+        })
+        .collect();
+    Ok(Value::record([
+        ("layers", Value::Num(blocks.len() as f64)),
+        ("n_heads", same(&|b| b.n_heads)),
+        ("head_dim", same(&|b| b.head_dim)),
+        ("heads", list(&|b| Value::str(&b.heads))),
+        ("probs", list(&|b| name(&b.probs))),
+        ("residual", list(&|b| name(&b.residual))),
+        ("residual_in", blocks.first().map_or(Value::None, |b| name(&b.residual_in))),
+        ("mlp", list(&|b| name(&b.mlp))),
+        ("blocks", Value::list(per_block)),
+    ]))
 }
 
 tool! {
@@ -107,52 +110,54 @@ tool! {
         /// one head (default: all)
         head: Arg [Type::Num] = Value::None,
     }
-    |p, _| {
-        let head = &p.head;
-        let m = p.model.clone();
-        let inputs = crate::onnx::handle::feeds_value(&m, p.inputs.get(), p.inputs.name())?;
-        if let Some((k, t)) = inputs.iter().find(|(_, t)| t.shape().first() != Some(&1)) {
-            return Err(p.inputs.error(format!("attention_pattern reads one example; input `{k}` is {:?}", t.shape()),
-            )
+    attention_pattern
+}
+
+fn attention_pattern(p: attention_pattern::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let head = &p.head;
+    let m = p.model.clone();
+    let inputs = crate::onnx::handle::feeds_value(&m, p.inputs.get(), p.inputs.name())?;
+    if let Some((k, t)) = inputs.iter().find(|(_, t)| t.shape().first() != Some(&1)) {
+        return Err(p
+            .inputs
+            .error(format!("attention_pattern reads one example; input `{k}` is {:?}", t.shape()))
             .help("map over prompts: map(prompts, p => attention_pattern(model, p, layer))"));
-        }
-        let blocks = find(&m).map_err(|e| p.model.error(e))?;
-        let layer = *p.layer;
-        let b = blocks.get(layer).ok_or_else(|| {
-            p.layer.error(format!(
-                    "the model has {} attention blocks (0 to {}), not {layer}",
-                    blocks.len(),
-                    blocks.len().saturating_sub(1)
-                ),
-            )
-        })?;
-        let probs = b.probs.clone().ok_or_else(|| {
-            p.layer.error(format!(
-                    "block {layer} is a fused `{}` op, which never shows its attention probabilities",
-                    b.fused.clone().unwrap_or_default()
-                ),
-            )
+    }
+    let blocks = find(&m).map_err(|e| p.model.error(e))?;
+    let layer = *p.layer;
+    let b = blocks.get(layer).ok_or_else(|| {
+        p.layer.error(format!(
+            "the model has {} attention blocks (0 to {}), not {layer}",
+            blocks.len(),
+            blocks.len().saturating_sub(1)
+        ))
+    })?;
+    let probs = b.probs.clone().ok_or_else(|| {
+        p.layer
+            .error(format!(
+                "block {layer} is a fused `{}` op, which never shows its attention probabilities",
+                b.fused.clone().unwrap_or_default()
+            ))
             .help("export the model without ONNX Runtime's attention fusion to see the patterns")
-        })?;
-        let mut out = m.capture(inputs, std::slice::from_ref(&probs)).map_err(|e| m.blame(e, p.inputs.name(), p.layer.name()))?;
-        let p = out.remove(&probs).ok_or_else(|| ToolError::new(format!("no value captured for `{probs}`")))?;
-        let shape = p.shape().to_vec();
-        let (t, s) = match shape.as_slice() {
-            [1, .., t, s] if shape.len() >= 4 => (*t, *s),
-            _ => return Err(ToolError::new(format!("`{probs}` is {shape:?}, not [1, heads, T, S]"))),
-        };
-        let heads: usize = shape[1..shape.len() - 2].iter().product();
-        let p = p.into_shape_with_order(vec![heads, t, s]).map_err(|e| ToolError::new(e.to_string()))?;
-        match head.get() {
-            Value::None => Ok(Value::tensor(p)),
-            _ => {
-                let h = head.count()?;
-                if h >= heads {
-                    return Err(head.error(format!("block {layer} has {heads} heads (0 to {}), not {h}", heads - 1),
-                    ));
-                }
-                Ok(Value::tensor(p.index_axis(ndarray::Axis(0), h).to_owned()))
+    })?;
+    let mut out =
+        m.capture(inputs, std::slice::from_ref(&probs)).map_err(|e| m.blame(e, p.inputs.name(), p.layer.name()))?;
+    let p = out.remove(&probs).ok_or_else(|| ToolError::new(format!("no value captured for `{probs}`")))?;
+    let shape = p.shape().to_vec();
+    let (t, s) = match shape.as_slice() {
+        [1, .., t, s] if shape.len() >= 4 => (*t, *s),
+        _ => return Err(ToolError::new(format!("`{probs}` is {shape:?}, not [1, heads, T, S]"))),
+    };
+    let heads: usize = shape[1..shape.len() - 2].iter().product();
+    let p = p.into_shape_with_order(vec![heads, t, s]).map_err(|e| ToolError::new(e.to_string()))?;
+    match head.get() {
+        Value::None => Ok(Value::tensor(p)),
+        _ => {
+            let h = head.count()?;
+            if h >= heads {
+                return Err(head.error(format!("block {layer} has {heads} heads (0 to {}), not {h}", heads - 1)));
             }
+            Ok(Value::tensor(p.index_axis(ndarray::Axis(0), h).to_owned()))
         }
     }
 }

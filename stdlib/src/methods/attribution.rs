@@ -18,8 +18,9 @@ use crate::onnx::handle::feeds_value;
 use assay_interpreter::{Arg, ToolError, Type, Value};
 use ndarray::{ArrayD, Axis, IxDyn};
 
-use crate::core::declare::tool;
-use crate::onnx::attention::{find, Block, Index};
+use crate::core::declare::{tool, ToolCtx, ToolResult};
+use crate::onnx::attention::{Block, Index};
+use crate::onnx::blocks::find;
 use crate::onnx::error::ModelError;
 use crate::onnx::handle::ModelHandle;
 use crate::onnx::model::Model;
@@ -306,133 +307,136 @@ tool! {
         /// the position read out; negative counts from the end
         position: f64 = Value::Num(-1.0),
     }
-    |p, _| {
-        let m = p.model.clone();
-        let mut inputs = feeds_value(&m, p.inputs.get(), p.inputs.name())?;
-        if let Some((k, t)) = inputs.iter().find(|(_, t)| t.shape().first() != Some(&1)) {
-            return Err(p.inputs.error(format!("logit_attribution reads one example; input `{k}` is {:?}", t.shape()),
-            )
+    logit_attribution
+}
+
+fn logit_attribution(p: logit_attribution::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let m = p.model.clone();
+    let mut inputs = feeds_value(&m, p.inputs.get(), p.inputs.name())?;
+    if let Some((k, t)) = inputs.iter().find(|(_, t)| t.shape().first() != Some(&1)) {
+        return Err(p
+            .inputs
+            .error(format!("logit_attribution reads one example; input `{k}` is {:?}", t.shape()))
             .help("map over prompts: map(prompts, p => logit_attribution(model, p, tokens))"));
+    }
+    let tokens = crate::methods::lens::token_ids(&m, &p.tokens)?;
+    if tokens.is_empty() {
+        return Err(p.tokens.error("name at least one token"));
+    }
+    let t_len = inputs
+        .iter()
+        .find(|(k, _)| k == "input_ids")
+        .or(inputs.first())
+        .and_then(|(_, v)| v.shape().get(1).copied())
+        .unwrap_or(0);
+    let position = *p.position;
+    let pos = if position < 0.0 { t_len as f64 + position } else { position };
+    if pos < 0.0 || pos >= t_len as f64 || pos.fract() != 0.0 {
+        return Err(p.position.error(format!("position {position} is not one of the {t_len} tokens")));
+    }
+    let pos = pos as usize;
+    // A causal model's logits at `pos` depend on the tokens up to it only.
+    for (_, v) in inputs.iter_mut() {
+        if v.ndim() >= 2 && v.shape()[1] == t_len {
+            *v = v.slice_axis(Axis(1), ndarray::Slice::from(0..=pos)).to_owned();
         }
-        let tokens = crate::methods::lens::token_ids(&m, &p.tokens)?;
-        if tokens.is_empty() {
-            return Err(p.tokens.error("name at least one token"));
-        }
-        let t_len = inputs
-            .iter()
-            .find(|(k, _)| k == "input_ids")
-            .or(inputs.first())
-            .and_then(|(_, v)| v.shape().get(1).copied())
-            .unwrap_or(0);
-        let position = *p.position;
-        let pos = if position < 0.0 { t_len as f64 + position } else { position };
-        if pos < 0.0 || pos >= t_len as f64 || pos.fract() != 0.0 {
-            return Err(p.position.error(format!("position {position} is not one of the {t_len} tokens")));
-        }
-        let pos = pos as usize;
-        // A causal model's logits at `pos` depend on the tokens up to it only.
-        for (_, v) in inputs.iter_mut() {
-            if v.ndim() >= 2 && v.shape()[1] == t_len {
-                *v = v.slice_axis(Axis(1), ndarray::Slice::from(0..=pos)).to_owned();
-            }
-        }
-        let blocks = find(&m).map_err(|e| p.model.error(e))?;
-        let g = m.proto.graph.as_ref().ok_or_else(|| ToolError::new("the model has no graph"))?;
-        let idx = Index::new(g);
-        let last = blocks.last().and_then(|b| b.residual.clone()).ok_or_else(|| {
-            p.model.error("the residual stream after the last layer is not visible in the graph")
-        })?;
-        let ro = readout(g, &idx, &last).map_err(|e| {
+    }
+    let blocks = find(&m).map_err(|e| p.model.error(e))?;
+    let g = m.proto.graph.as_ref().ok_or_else(|| ToolError::new("the model has no graph"))?;
+    let idx = Index::new(g);
+    let last = blocks
+        .last()
+        .and_then(|b| b.residual.clone())
+        .ok_or_else(|| p.model.error("the residual stream after the last layer is not visible in the graph"))?;
+    let ro = readout(g, &idx, &last).map_err(|e| {
             p.model.error(format!("no direct read-out: {e}")).help(
                 "direct logit attribution needs the last residual stream to reach the logits through a final norm and the unembedding alone, as in a pre-norm decoder (GPT-2, Llama, Qwen2); patch_sweep and path_patch work on any model",
             )
         })?;
-        let logits_name = m.output_names().first().cloned().unwrap_or_default();
-        let mut want = vec![last.clone(), ro.at.clone()];
-        want.extend(blocks.iter().filter_map(|b| b.mlp.clone()));
-        let base = m
-            .patch_capture(inputs.clone(), Vec::new(), std::slice::from_ref(&logits_name), &want, false)
-            .map_err(|e| m.blame(e, p.inputs.name(), p.model.name()))?;
-        let get = |n: &str| base.get(n).ok_or_else(|| ToolError::new(format!("`{n}` was not captured")));
-        let err = |e: String| ToolError::new(e);
-        let r = at(get(&last)?, 1, 0, pos).map_err(err)?;
-        let z = at(get(&ro.at)?, 1, 0, pos).map_err(err)?;
-        let pr = centre(&r, ro.centred);
-        // The norm's scale at this position.
-        let scale = match &ro.op {
-            Some((_, eps)) => (pr.iter().map(|x| x * x).sum::<f64>() / pr.len().max(1) as f64 + f64::from(*eps)).sqrt(),
-            None => {
-                // z = P(r) / scale: check it is, then read the scale off.
-                let (nz, np) = (norm2(&z.iter().map(|x| f64::from(*x)).collect::<Vec<_>>()), norm2(&pr));
-                let cos = z.iter().zip(&pr).map(|(a, b)| f64::from(*a) * b).sum::<f64>() / (nz * np).max(1e-30);
-                if cos < 0.9999 {
-                    return Err(p.model.error(format!("`{}` is not the residual stream divided by a scale (cosine {cos:.4}); the final norm is not one Assay can read out", ro.at)));
-                }
-                np / nz.max(1e-30)
+    let logits_name = m.output_names().first().cloned().unwrap_or_default();
+    let mut want = vec![last.clone(), ro.at.clone()];
+    want.extend(blocks.iter().filter_map(|b| b.mlp.clone()));
+    let base = m
+        .patch_capture(inputs.clone(), Vec::new(), std::slice::from_ref(&logits_name), &want, false)
+        .map_err(|e| m.blame(e, p.inputs.name(), p.model.name()))?;
+    let get = |n: &str| base.get(n).ok_or_else(|| ToolError::new(format!("`{n}` was not captured")));
+    let err = |e: String| ToolError::new(e);
+    let r = at(get(&last)?, 1, 0, pos).map_err(err)?;
+    let z = at(get(&ro.at)?, 1, 0, pos).map_err(err)?;
+    let pr = centre(&r, ro.centred);
+    // The norm's scale at this position.
+    let scale = match &ro.op {
+        Some((_, eps)) => (pr.iter().map(|x| x * x).sum::<f64>() / pr.len().max(1) as f64 + f64::from(*eps)).sqrt(),
+        None => {
+            // z = P(r) / scale: check it is, then read the scale off.
+            let (nz, np) = (norm2(&z.iter().map(|x| f64::from(*x)).collect::<Vec<_>>()), norm2(&pr));
+            let cos = z.iter().zip(&pr).map(|(a, b)| f64::from(*a) * b).sum::<f64>() / (nz * np).max(1e-30);
+            if cos < 0.9999 {
+                return Err(p.model.error(format!("`{}` is not the residual stream divided by a scale (cosine {cos:.4}); the final norm is not one Assay can read out", ro.at)));
             }
-        };
-        if z.len() != r.len() {
-            return Err(p.model.error(format!("the final norm's output has {} features, the stream {}", z.len(), r.len()),
-            ));
+            np / nz.max(1e-30)
         }
-        // What taking a component `c` out of the stream does to the patched tensor.
-        let delta = |c: &[f32]| -> Vec<f32> {
-            let pc = centre(c, ro.centred);
-            match &ro.op {
-                Some((gamma, _)) => pc.iter().zip(gamma).map(|(x, g)| (x / scale * f64::from(*g)) as f32).collect(),
-                None => pc.iter().map(|x| (x / scale) as f32).collect(),
-            }
-        };
-        let heads = head_outputs(&m, &inputs, &blocks, pos).map_err(|e| p.model.error(e))?;
-        let mut components: Vec<Vec<f32>> = heads.iter().flatten().map(|c| delta(c)).collect();
-        let mlps: Option<Vec<Vec<f32>>> =
-            blocks.iter().map(|b| b.mlp.as_ref().and_then(|n| base.get(n)).and_then(|v| at(v, 1, 0, pos).ok())).collect();
-        if let Some(ms) = &mlps {
-            components.extend(ms.iter().map(|c| delta(c)));
-        }
-        let orig = get(&logits_name)?;
-        let vocab = *orig.shape().last().unwrap_or(&0);
-        if let Some(t) = tokens.iter().find(|t| **t >= vocab) {
-            return Err(p.tokens.error(format!("token {t} is outside the vocabulary of {vocab}")));
-        }
-        let orig_at = at(orig, 1, 0, pos).map_err(err)?;
-        let d = z.len();
-        let mut attributions: Vec<Vec<f32>> = Vec::with_capacity(components.len());
-        for chunk in components.chunks(ROWS) {
-            let n = chunk.len();
-            let mut value = Vec::with_capacity(n * d);
-            for c in chunk {
-                value.extend(z.iter().zip(c).map(|(a, b)| a - b));
-            }
-            let value = ArrayD::from_shape_vec(IxDyn(&[n, 1, d]), value).map_err(|e| ToolError::new(e.to_string()))?;
-            let mut mask = ArrayD::<f32>::zeros(IxDyn(&[1, pos + 1, 1]));
-            mask[[0, pos, 0]] = 1.0;
-            let out = run_rows(&m, &inputs, n, vec![(ro.at.clone(), value, mask)], std::slice::from_ref(&logits_name), &[])
-                .map_err(|e| m.blame(e, p.inputs.name(), p.model.name()))?;
-            let l = out.get(&logits_name).ok_or_else(|| ToolError::new("no logits"))?;
-            for r in 0..n {
-                let row = at(l, n, r, pos).map_err(err)?;
-                attributions.push(tokens.iter().map(|t| orig_at[*t] - row[*t]).collect());
-            }
-        }
-        let (layers, n_heads) = (blocks.len(), blocks.first().map_or(0, |b| b.n_heads));
-        if blocks.iter().any(|b| b.n_heads != n_heads) {
-            return Err(p.model.error("the attention blocks have different numbers of heads"));
-        }
-        let k = tokens.len();
-        let head_vals: Vec<f32> = attributions[..layers * n_heads].iter().flatten().copied().collect();
-        let tensor = |shape: Vec<usize>, v: Vec<f32>| {
-            ArrayD::from_shape_vec(shape, v).map(Value::tensor).map_err(|e| ToolError::new(e.to_string()))
-        };
-        let mlp = match mlps {
-            Some(_) => tensor(vec![layers, k], attributions[layers * n_heads..].iter().flatten().copied().collect())?,
-            None => Value::None,
-        };
-        Ok(Value::record([
-            ("heads", tensor(vec![layers, n_heads, k], head_vals)?),
-            ("mlp", mlp),
-            ("tokens", Value::list(tokens.iter().map(|t| Value::Num(*t as f64)).collect())),
-            ("position", Value::Num(pos as f64)),
-        ]))
+    };
+    if z.len() != r.len() {
+        return Err(p.model.error(format!("the final norm's output has {} features, the stream {}", z.len(), r.len())));
     }
+    // What taking a component `c` out of the stream does to the patched tensor.
+    let delta = |c: &[f32]| -> Vec<f32> {
+        let pc = centre(c, ro.centred);
+        match &ro.op {
+            Some((gamma, _)) => pc.iter().zip(gamma).map(|(x, g)| (x / scale * f64::from(*g)) as f32).collect(),
+            None => pc.iter().map(|x| (x / scale) as f32).collect(),
+        }
+    };
+    let heads = head_outputs(&m, &inputs, &blocks, pos).map_err(|e| p.model.error(e))?;
+    let mut components: Vec<Vec<f32>> = heads.iter().flatten().map(|c| delta(c)).collect();
+    let mlps: Option<Vec<Vec<f32>>> =
+        blocks.iter().map(|b| b.mlp.as_ref().and_then(|n| base.get(n)).and_then(|v| at(v, 1, 0, pos).ok())).collect();
+    if let Some(ms) = &mlps {
+        components.extend(ms.iter().map(|c| delta(c)));
+    }
+    let orig = get(&logits_name)?;
+    let vocab = *orig.shape().last().unwrap_or(&0);
+    if let Some(t) = tokens.iter().find(|t| **t >= vocab) {
+        return Err(p.tokens.error(format!("token {t} is outside the vocabulary of {vocab}")));
+    }
+    let orig_at = at(orig, 1, 0, pos).map_err(err)?;
+    let d = z.len();
+    let mut attributions: Vec<Vec<f32>> = Vec::with_capacity(components.len());
+    for chunk in components.chunks(ROWS) {
+        let n = chunk.len();
+        let mut value = Vec::with_capacity(n * d);
+        for c in chunk {
+            value.extend(z.iter().zip(c).map(|(a, b)| a - b));
+        }
+        let value = ArrayD::from_shape_vec(IxDyn(&[n, 1, d]), value).map_err(|e| ToolError::new(e.to_string()))?;
+        let mut mask = ArrayD::<f32>::zeros(IxDyn(&[1, pos + 1, 1]));
+        mask[[0, pos, 0]] = 1.0;
+        let out = run_rows(&m, &inputs, n, vec![(ro.at.clone(), value, mask)], std::slice::from_ref(&logits_name), &[])
+            .map_err(|e| m.blame(e, p.inputs.name(), p.model.name()))?;
+        let l = out.get(&logits_name).ok_or_else(|| ToolError::new("no logits"))?;
+        for r in 0..n {
+            let row = at(l, n, r, pos).map_err(err)?;
+            attributions.push(tokens.iter().map(|t| orig_at[*t] - row[*t]).collect());
+        }
+    }
+    let (layers, n_heads) = (blocks.len(), blocks.first().map_or(0, |b| b.n_heads));
+    if blocks.iter().any(|b| b.n_heads != n_heads) {
+        return Err(p.model.error("the attention blocks have different numbers of heads"));
+    }
+    let k = tokens.len();
+    let head_vals: Vec<f32> = attributions[..layers * n_heads].iter().flatten().copied().collect();
+    let tensor = |shape: Vec<usize>, v: Vec<f32>| {
+        ArrayD::from_shape_vec(shape, v).map(Value::tensor).map_err(|e| ToolError::new(e.to_string()))
+    };
+    let mlp = match mlps {
+        Some(_) => tensor(vec![layers, k], attributions[layers * n_heads..].iter().flatten().copied().collect())?,
+        None => Value::None,
+    };
+    Ok(Value::record([
+        ("heads", tensor(vec![layers, n_heads, k], head_vals)?),
+        ("mlp", mlp),
+        ("tokens", Value::list(tokens.iter().map(|t| Value::Num(*t as f64)).collect())),
+        ("position", Value::Num(pos as f64)),
+    ]))
 }

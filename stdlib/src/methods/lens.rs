@@ -9,7 +9,7 @@ use crate::onnx::handle::ModelHandle;
 use assay_interpreter::{Arg, ToolError, Type, Value};
 use ndarray::{ArrayD, Axis};
 
-use crate::core::declare::tool;
+use crate::core::declare::{tool, ToolCtx, ToolResult};
 use crate::onnx::handle::select_names;
 
 tool! {
@@ -46,113 +46,119 @@ tool! {
         /// the model output that holds the logits [1, T, V]
         output: String = Value::str("logits"),
     }
-    |p, _| {
-        let m = p.model.clone();
-        let inputs = feeds_value(&m, p.inputs.get(), p.inputs.name())?;
-        if let Some((k, t)) = inputs.iter().find(|(_, t)| t.shape().first() != Some(&1)) {
-            return Err(p.inputs.error(format!("the logit lens reads one example; input `{k}` is {:?}", t.shape()),
-            )
+    logit_lens
+}
+
+fn logit_lens(p: logit_lens::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let m = p.model.clone();
+    let inputs = feeds_value(&m, p.inputs.get(), p.inputs.name())?;
+    if let Some((k, t)) = inputs.iter().find(|(_, t)| t.shape().first() != Some(&1)) {
+        return Err(p
+            .inputs
+            .error(format!("the logit lens reads one example; input `{k}` is {:?}", t.shape()))
             .help("map over prompts: map(prompts, p => logit_lens(model, p))"));
-        }
-        let layers = if p.residual.is_none() {
-            let blocks = crate::onnx::attention::find(&m).map_err(|e| {
-                p.residual.error(format!("no residual stream given, and none found: {e}"))
-                    .help("name the residual stream after each layer: residual: \"<glob>\" (see inspect)")
-            })?;
-            blocks
-                .into_iter()
-                .map(|b| {
-                    b.residual.ok_or_else(|| {
-                        p.residual.error("no residual stream given, and the graph's shape does not show one after every layer",
-                        )
-                        .help("name the residual stream after each layer: residual: \"<glob>\" (see inspect)")
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?
-        } else {
-            select_names(&m, &p.residual)?
-        };
-        let output = p.output.clone();
-        if !m.outputs.iter().any(|p| p.name == output) {
-            let names: Vec<&str> = m.outputs.iter().map(|p| p.name.as_str()).collect();
-            return Err(p.output.error(format!("the model has no output `{output}`"))
-                .help(format!("its outputs: {}", names.join(", "))));
-        }
-        let tokens = token_ids(&m, &p.tokens)?;
-        let k = p.k.max(1);
-        let vals = m.capture(inputs.clone(), &layers).map_err(|e| m.blame(e, p.inputs.name(), p.residual.name()))?;
-        let last = layers.last().cloned().unwrap_or_default();
-        let shape = vals.get(&last).map(|v| v.shape().to_vec()).unwrap_or_default();
-        for n in &layers {
-            let s = vals.get(n).map(|v| v.shape().to_vec()).unwrap_or_default();
-            if s != shape || s.len() != 3 {
-                return Err(p.residual.error(format!("`{n}` is {s:?}; the residual stream after every layer must share one shape [1, T, D], like `{last}` {shape:?}"),
-                ));
-            }
-        }
-        // One row per layer: the inputs repeated, the last residual replaced.
-        let rows = layers.len();
-        let repeat = |x: &ArrayD<f32>| -> Result<ArrayD<f32>, ToolError> {
-            let views: Vec<_> = (0..rows).map(|_| x.view()).collect();
-            ndarray::concatenate(Axis(0), &views).map_err(|e| ToolError::new(e.to_string()))
-        };
-        let batch: Vec<(String, ArrayD<f32>)> =
-            inputs.iter().map(|(n, x)| Ok((n.clone(), repeat(x)?))).collect::<Result<_, ToolError>>()?;
-        let views: Vec<_> = layers.iter().filter_map(|n| vals.get(n)).map(|v| v.view()).collect();
-        let value = ndarray::concatenate(Axis(0), &views).map_err(|e| ToolError::new(e.to_string()))?;
-        let mask = ArrayD::ones(value.shape());
-        let out = m
-            .patch(batch, vec![(last.clone(), value, mask)], std::slice::from_ref(&output))
-            .map_err(|e| m.blame(e, p.inputs.name(), p.residual.name()))?;
-        let logits = out.get(&output).ok_or_else(|| ToolError::new(format!("no output `{output}`")))?;
-        if logits.ndim() != 3 || logits.shape()[0] != rows {
-            return Err(p.output.error(format!("`{output}` is {:?}, not [rows, T, V] logits", logits.shape())));
-        }
-        let t = logits.shape()[1];
-        let position = *p.position;
-        let pos = if position < 0.0 { t as f64 + position } else { position };
-        if pos.fract() != 0.0 || !(0.0..t as f64).contains(&pos) {
-            return Err(p.position.error(format!("position {position} is outside the {t} positions")));
-        }
-        let pos = pos as usize;
-        let vocab = logits.shape()[2];
-        if let Some(bad) = tokens.iter().find(|i| **i >= vocab) {
-            return Err(p.tokens.error(format!("token id {bad} is outside the vocabulary of {vocab}")));
-        }
-        let k = k.min(vocab);
-        let (mut top_ids, mut top_probs, mut probs, mut top_tokens) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for l in 0..rows {
-            let row: Vec<f64> = logits.index_axis(Axis(0), l).index_axis(Axis(0), pos).iter().map(|x| *x as f64).collect();
-            let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let exp: Vec<f64> = row.iter().map(|x| (x - max).exp()).collect();
-            let sum: f64 = exp.iter().sum();
-            let mut order: Vec<usize> = (0..vocab).collect();
-            order.sort_by(|a, b| row[*b].total_cmp(&row[*a]).then(a.cmp(b)));
-            order.truncate(k);
-            top_ids.extend(order.iter().map(|i| *i as f32));
-            top_probs.extend(order.iter().map(|i| (exp[*i] / sum) as f32));
-            probs.extend(tokens.iter().map(|i| (exp.get(*i).copied().unwrap_or(0.0) / sum) as f32));
-            if let Some(tok) = &m.card.tokenizer {
-                let words: Vec<Value> =
-                    order.iter().map(|i| Value::str(tok.decode(&[*i as u32], false).unwrap_or_default())).collect();
-                top_tokens.push(Value::list(words));
-            }
-        }
-        let tensor = |shape: Vec<usize>, v: Vec<f32>| {
-            ArrayD::from_shape_vec(shape, v).map(Value::tensor).map_err(|e| ToolError::new(e.to_string()))
-        };
-        let mut fields = vec![
-            ("layers", Value::list(layers.iter().map(Value::str).collect())),
-            ("top_ids", tensor(vec![rows, k], top_ids)?),
-            ("top_probs", tensor(vec![rows, k], top_probs)?),
-            ("probs", tensor(vec![rows, tokens.len()], probs)?),
-            ("position", Value::Num(pos as f64)),
-        ];
-        if m.card.tokenizer.is_some() {
-            fields.push(("top_tokens", Value::list(top_tokens)));
-        }
-        Ok(Value::record(fields))
     }
+    let layers = if p.residual.is_none() {
+        let blocks = crate::onnx::blocks::find(&m).map_err(|e| {
+            p.residual
+                .error(format!("no residual stream given, and none found: {e}"))
+                .help("name the residual stream after each layer: residual: \"<glob>\" (see inspect)")
+        })?;
+        blocks
+            .into_iter()
+            .map(|b| {
+                b.residual.ok_or_else(|| {
+                    p.residual
+                        .error("no residual stream given, and the graph's shape does not show one after every layer")
+                        .help("name the residual stream after each layer: residual: \"<glob>\" (see inspect)")
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        select_names(&m, &p.residual)?
+    };
+    let output = p.output.clone();
+    if !m.outputs.iter().any(|p| p.name == output) {
+        let names: Vec<&str> = m.outputs.iter().map(|p| p.name.as_str()).collect();
+        return Err(p
+            .output
+            .error(format!("the model has no output `{output}`"))
+            .help(format!("its outputs: {}", names.join(", "))));
+    }
+    let tokens = token_ids(&m, &p.tokens)?;
+    let k = p.k.max(1);
+    let vals = m.capture(inputs.clone(), &layers).map_err(|e| m.blame(e, p.inputs.name(), p.residual.name()))?;
+    let last = layers.last().cloned().unwrap_or_default();
+    let shape = vals.get(&last).map(|v| v.shape().to_vec()).unwrap_or_default();
+    for n in &layers {
+        let s = vals.get(n).map(|v| v.shape().to_vec()).unwrap_or_default();
+        if s != shape || s.len() != 3 {
+            return Err(p.residual.error(format!("`{n}` is {s:?}; the residual stream after every layer must share one shape [1, T, D], like `{last}` {shape:?}"),
+                ));
+        }
+    }
+    // One row per layer: the inputs repeated, the last residual replaced.
+    let rows = layers.len();
+    let repeat = |x: &ArrayD<f32>| -> Result<ArrayD<f32>, ToolError> {
+        let views: Vec<_> = (0..rows).map(|_| x.view()).collect();
+        ndarray::concatenate(Axis(0), &views).map_err(|e| ToolError::new(e.to_string()))
+    };
+    let batch: Vec<(String, ArrayD<f32>)> =
+        inputs.iter().map(|(n, x)| Ok((n.clone(), repeat(x)?))).collect::<Result<_, ToolError>>()?;
+    let views: Vec<_> = layers.iter().filter_map(|n| vals.get(n)).map(|v| v.view()).collect();
+    let value = ndarray::concatenate(Axis(0), &views).map_err(|e| ToolError::new(e.to_string()))?;
+    let mask = ArrayD::ones(value.shape());
+    let out = m
+        .patch(batch, vec![(last.clone(), value, mask)], std::slice::from_ref(&output))
+        .map_err(|e| m.blame(e, p.inputs.name(), p.residual.name()))?;
+    let logits = out.get(&output).ok_or_else(|| ToolError::new(format!("no output `{output}`")))?;
+    if logits.ndim() != 3 || logits.shape()[0] != rows {
+        return Err(p.output.error(format!("`{output}` is {:?}, not [rows, T, V] logits", logits.shape())));
+    }
+    let t = logits.shape()[1];
+    let position = *p.position;
+    let pos = if position < 0.0 { t as f64 + position } else { position };
+    if pos.fract() != 0.0 || !(0.0..t as f64).contains(&pos) {
+        return Err(p.position.error(format!("position {position} is outside the {t} positions")));
+    }
+    let pos = pos as usize;
+    let vocab = logits.shape()[2];
+    if let Some(bad) = tokens.iter().find(|i| **i >= vocab) {
+        return Err(p.tokens.error(format!("token id {bad} is outside the vocabulary of {vocab}")));
+    }
+    let k = k.min(vocab);
+    let (mut top_ids, mut top_probs, mut probs, mut top_tokens) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for l in 0..rows {
+        let row: Vec<f64> = logits.index_axis(Axis(0), l).index_axis(Axis(0), pos).iter().map(|x| *x as f64).collect();
+        let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let exp: Vec<f64> = row.iter().map(|x| (x - max).exp()).collect();
+        let sum: f64 = exp.iter().sum();
+        let mut order: Vec<usize> = (0..vocab).collect();
+        order.sort_by(|a, b| row[*b].total_cmp(&row[*a]).then(a.cmp(b)));
+        order.truncate(k);
+        top_ids.extend(order.iter().map(|i| *i as f32));
+        top_probs.extend(order.iter().map(|i| (exp[*i] / sum) as f32));
+        probs.extend(tokens.iter().map(|i| (exp.get(*i).copied().unwrap_or(0.0) / sum) as f32));
+        if let Some(tok) = &m.card.tokenizer {
+            let words: Vec<Value> =
+                order.iter().map(|i| Value::str(tok.decode(&[*i as u32], false).unwrap_or_default())).collect();
+            top_tokens.push(Value::list(words));
+        }
+    }
+    let tensor = |shape: Vec<usize>, v: Vec<f32>| {
+        ArrayD::from_shape_vec(shape, v).map(Value::tensor).map_err(|e| ToolError::new(e.to_string()))
+    };
+    let mut fields = vec![
+        ("layers", Value::list(layers.iter().map(Value::str).collect())),
+        ("top_ids", tensor(vec![rows, k], top_ids)?),
+        ("top_probs", tensor(vec![rows, k], top_probs)?),
+        ("probs", tensor(vec![rows, tokens.len()], probs)?),
+        ("position", Value::Num(pos as f64)),
+    ];
+    if m.card.tokenizer.is_some() {
+        fields.push(("top_tokens", Value::list(top_tokens)));
+    }
+    Ok(Value::record(fields))
 }
 
 /// The token ids to follow: numbers, or strings that are one token each.

@@ -3,10 +3,24 @@
 //! or [N, T, V] (the last position of each row is read) and returns a
 //! number for one row, or one number per row.
 
-use assay_interpreter::{Arg, Tensor, ToolError, Type, Value};
+use assay_interpreter::{Arg, Name, Tensor, ToolError, Type, Value};
 use ndarray::{Array2, ArrayD, Axis, Ix2};
 
-use crate::core::declare::tool;
+use crate::core::declare::{tool, ToolCtx, ToolResult};
+
+/// The one rule for what a metric returns, in every tool that calls one: a
+/// finite number (a NaN or an infinity would poison every comparison and
+/// mean after it, so it is an error that says so).
+pub(crate) fn metric_number(v: Value, arg: Name) -> Result<f64, ToolError> {
+    match v {
+        Value::Num(x) if x.is_finite() => Ok(x),
+        Value::Num(x) => Err(ToolError::arg(arg, format!("the metric returned {x}"))
+            .help("a metric must give a finite number for every run, e.g. a logit difference")),
+        other => {
+            Err(ToolError::arg(arg, format!("the metric must return a number, it returned a {}", other.type_name())))
+        }
+    }
+}
 
 /// Logits as [rows, V]: [V] is one row; [N, T, V] keeps the last position.
 pub fn rows(x: &Arg) -> Result<Array2<f32>, ToolError> {
@@ -73,21 +87,23 @@ tool! {
         /// logits
         logits: Tensor,
     }
-    |p, _| {
-        let t = p.logits.clone();
-        if t.ndim() == 0 {
-            return Err(p.logits.error("softmax needs at least one axis"));
-        }
-        let mut out = t.to_array();
-        let last = out.ndim() - 1;
-        for mut lane in out.lanes_mut(Axis(last)) {
-            let row: Vec<f32> = lane.iter().copied().collect();
-            for (o, l) in lane.iter_mut().zip(log_softmax(&row)) {
-                *o = l.exp() as f32;
-            }
-        }
-        Ok(Value::tensor(out))
+    softmax
+}
+
+fn softmax(p: softmax::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let t = p.logits.clone();
+    if t.ndim() == 0 {
+        return Err(p.logits.error("softmax needs at least one axis"));
     }
+    let mut out = t.to_array();
+    let last = out.ndim() - 1;
+    for mut lane in out.lanes_mut(Axis(last)) {
+        let row: Vec<f32> = lane.iter().copied().collect();
+        for (o, l) in lane.iter_mut().zip(log_softmax(&row)) {
+            *o = l.exp() as f32;
+        }
+    }
+    Ok(Value::tensor(out))
 }
 
 tool! {
@@ -108,12 +124,14 @@ tool! {
         /// token id(s) counted negatively
         b: Arg [Type::OneOf(vec![Type::Num, Type::list(Type::Num)])],
     }
-    |p, _| {
-        let l = rows(&p.logits)?;
-        let (n, v) = l.dim();
-        let (x, y) = (ids(&p.a, n, v)?, ids(&p.b, n, v)?);
-        Ok(per_row((0..n).map(|r| (l[[r, x[r]]] - l[[r, y[r]]]) as f64).collect()))
-    }
+    logit_diff
+}
+
+fn logit_diff(p: logit_diff::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let l = rows(&p.logits)?;
+    let (n, v) = l.dim();
+    let (x, y) = (ids(&p.a, n, v)?, ids(&p.b, n, v)?);
+    Ok(per_row((0..n).map(|r| (l[[r, x[r]]] - l[[r, y[r]]]) as f64).collect()))
 }
 
 tool! {
@@ -129,19 +147,21 @@ tool! {
         /// token id, one for all rows or one per row
         token: Arg [Type::OneOf(vec![Type::Num, Type::list(Type::Num)])],
     }
-    |p, _| {
-        let l = rows(&p.logits)?;
-        let (n, v) = l.dim();
-        let t = ids(&p.token, n, v)?;
-        Ok(per_row(
-            (0..n)
-                .map(|r| {
-                    let row: Vec<f32> = l.row(r).to_vec();
-                    log_softmax(&row)[t[r]].exp()
-                })
-                .collect(),
-        ))
-    }
+    prob
+}
+
+fn prob(p: prob::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let l = rows(&p.logits)?;
+    let (n, v) = l.dim();
+    let t = ids(&p.token, n, v)?;
+    Ok(per_row(
+        (0..n)
+            .map(|r| {
+                let row: Vec<f32> = l.row(r).to_vec();
+                log_softmax(&row)[t[r]].exp()
+            })
+            .collect(),
+    ))
 }
 
 tool! {
@@ -160,22 +180,24 @@ tool! {
         /// logits compared with it (same shape)
         q: Arg [Type::Tensor],
     }
-    |p, _| {
-        let (pr, qr) = (rows(&p.p)?, rows(&p.q)?);
-        if pr.dim() != qr.dim() {
-            return Err(p.q.error(format!("`q` is {:?}, `p` is {:?}: they must match", qr.dim(), pr.dim())));
-        }
-        let q = qr;
-        Ok(per_row(
-            (0..pr.nrows())
-                .map(|r| {
-                    let lp = log_softmax(&pr.row(r).to_vec());
-                    let lq = log_softmax(&q.row(r).to_vec());
-                    lp.iter().zip(&lq).map(|(x, y)| x.exp() * (x - y)).sum::<f64>().max(0.0)
-                })
-                .collect(),
-        ))
+    kl
+}
+
+fn kl(p: kl::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let (pr, qr) = (rows(&p.p)?, rows(&p.q)?);
+    if pr.dim() != qr.dim() {
+        return Err(p.q.error(format!("`q` is {:?}, `p` is {:?}: they must match", qr.dim(), pr.dim())));
     }
+    let q = qr;
+    Ok(per_row(
+        (0..pr.nrows())
+            .map(|r| {
+                let lp = log_softmax(&pr.row(r).to_vec());
+                let lq = log_softmax(&q.row(r).to_vec());
+                lp.iter().zip(&lq).map(|(x, y)| x.exp() * (x - y)).sum::<f64>().max(0.0)
+            })
+            .collect(),
+    ))
 }
 
 tool! {
@@ -191,17 +213,19 @@ tool! {
         /// target token id(s), one per row
         targets: Arg [Type::OneOf(vec![Type::Num, Type::list(Type::Num)])],
     }
-    |p, _| {
-        let l = rows(&p.logits)?;
-        let (n, v) = l.dim();
-        let t = ids(&p.targets, n, v)?;
-        let right = (0..n)
-            .filter(|r| {
-                let row = l.row(*r);
-                let best = row.iter().enumerate().fold(0, |b, (j, x)| if *x > row[b] { j } else { b });
-                best == t[*r]
-            })
-            .count();
-        Ok(Value::Num(right as f64 / n.max(1) as f64))
-    }
+    accuracy
+}
+
+fn accuracy(p: accuracy::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let l = rows(&p.logits)?;
+    let (n, v) = l.dim();
+    let t = ids(&p.targets, n, v)?;
+    let right = (0..n)
+        .filter(|r| {
+            let row = l.row(*r);
+            let best = row.iter().enumerate().fold(0, |b, (j, x)| if *x > row[b] { j } else { b });
+            best == t[*r]
+        })
+        .count();
+    Ok(Value::Num(right as f64 / n.max(1) as f64))
 }

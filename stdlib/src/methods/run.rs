@@ -8,7 +8,7 @@ use assay_interpreter::{to_tensor, Arg, Name, Tensor, ToolCtx, ToolError, Type, 
 use ndarray::ArrayD;
 use sha2::{Digest, Sha256};
 
-use crate::core::declare::tool;
+use crate::core::declare::{tool, ToolResult};
 use crate::onnx::graph;
 use crate::onnx::handle::{
     batched, changes_shape, each_batch, feeds_value, known_tensor, misshapen, model_type, outputs_record, port_value,
@@ -32,37 +32,39 @@ tool! {
         /// execution provider: "cpu" or "cuda" (needs onnxruntime-gpu and a GPU)
         provider: String = Value::str("cpu"),
     }
-    |p, ctx| {
-        let display = p.path.clone();
-        let provider =
-            crate::onnx::model::Provider::parse(p.provider.as_str()).map_err(|e| p.provider.error(e))?;
-        let path = ctx.resolve_read(&display).map_err(|e| e.at(p.path.name()))?;
-        let bytes = ctx.read_file(&display).map_err(|e| e.at(p.path.name()))?;
-        let sha = hex::encode(Sha256::digest(&bytes));
-        // External weights are inputs of the run too, and must be inside the roots.
-        let mut weights = Vec::new();
-        let mut buffers = Vec::new();
-        let dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
-        for f in crate::onnx::model::external_files_of(&bytes) {
-            let file = dir.join(&f);
-            if !file.is_file() {
-                return Err(p.path.error(format!("the weights of `{display}` are in an external-data file `{f}` that should sit beside it, and it is missing"))
+    onnx
+}
+
+fn onnx(p: onnx::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
+    let display = p.path.clone();
+    let provider = crate::onnx::model::Provider::parse(p.provider.as_str()).map_err(|e| p.provider.error(e))?;
+    let path = ctx.resolve_read(&display).map_err(|e| e.at(p.path.name()))?;
+    let bytes = ctx.read_file(&display).map_err(|e| e.at(p.path.name()))?;
+    let sha = hex::encode(Sha256::digest(&bytes));
+    // External weights are inputs of the run too, and must be inside the roots.
+    let mut weights = Vec::new();
+    let mut buffers = Vec::new();
+    let dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+    for f in crate::onnx::model::external_files_of(&bytes) {
+        let file = dir.join(&f);
+        if !file.is_file() {
+            return Err(p.path.error(format!("the weights of `{display}` are in an external-data file `{f}` that should sit beside it, and it is missing"))
                     .help("copy the .data file next to the .onnx file, under the name the model records"));
-            }
-            // Read through the sandbox: it must be inside the roots, and its digest is recorded.
-            let w = ctx.read_file(&file.display().to_string()).map_err(|e| e.at(p.path.name()))?;
-            weights.push(hex::encode(Sha256::digest(&w)));
-            buffers.push((f.clone(), Arc::<[u8]>::from(w)));
         }
-        // The graph and the weights run from the bytes just digested: a file
-        // swapped after this point is never what runs.
-        let mut model = Model::load_with_weights(&path, &display, &bytes, sha, provider, buffers).map_err(|e| {
-            p.path.error(format!("cannot load `{display}`: {e}"))
-                .help("check that the file is a complete .onnx model; `assay inspect FILE` shows what it contains")
-        })?;
-        model.weights_sha256 = weights;
-        Ok(Value::Handle(Arc::new(ModelHandle::new(model, Card::default()))))
+        // Read through the sandbox: it must be inside the roots, and its digest is recorded.
+        let w = ctx.read_file(&file.display().to_string()).map_err(|e| e.at(p.path.name()))?;
+        weights.push(hex::encode(Sha256::digest(&w)));
+        buffers.push((f.clone(), Arc::<[u8]>::from(w)));
     }
+    // The graph and the weights run from the bytes just digested: a file
+    // swapped after this point is never what runs.
+    let mut model = Model::load_with_weights(&path, &display, &bytes, sha, provider, buffers).map_err(|e| {
+        p.path
+            .error(format!("cannot load `{display}`: {e}"))
+            .help("check that the file is a complete .onnx model; `assay inspect FILE` shows what it contains")
+    })?;
+    model.weights_sha256 = weights;
+    Ok(Value::Handle(Arc::new(ModelHandle::new(model, Card::default()))))
 }
 
 tool! {
@@ -90,14 +92,18 @@ tool! {
         /// run this many rows at a time (0: all at once)
         batch: usize = Value::Num(0.0),
     }
-    |p, _| {
-        let m = p.model.clone();
-        let f = feeds_value(&m, p.inputs.get(), p.inputs.name())?;
-        let want = m.output_names();
-        let batch = *p.batch;
-        batched(f, p.inputs.name(), batch, |chunk| m.run_plain_lazy(chunk, &want).map_err(|e| m.blame(e, p.inputs.name(), p.model.name())))
-            .map(outputs_record)
-    }
+    run
+}
+
+fn run(p: run::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let m = p.model.clone();
+    let f = feeds_value(&m, p.inputs.get(), p.inputs.name())?;
+    let want = m.output_names();
+    let batch = *p.batch;
+    batched(f, p.inputs.name(), batch, |chunk| {
+        m.run_plain_lazy(chunk, &want).map_err(|e| m.blame(e, p.inputs.name(), p.model.name()))
+    })
+    .map(outputs_record)
 }
 
 tool! {
@@ -132,17 +138,21 @@ tool! {
         /// stream each tensor to an .npy file in the run folder instead of returning it
         to_disk: bool = Value::Bool(false),
     }
-    |p, ctx| {
-        let m = p.model.clone();
-        let f = feeds_value(&m, p.inputs.get(), p.inputs.name())?;
-        let names = select_names(&m, &p.tensors)?;
-        let batch = *p.batch;
-        if *p.to_disk {
-            return capture_to_disk(&m, f, (p.inputs.name(), p.tensors.name()), &names, batch, ctx);
-        }
-        batched(f, p.inputs.name(), batch, |chunk| m.capture_lazy(chunk, &names).map_err(|e| m.blame(e, p.inputs.name(), p.tensors.name())))
-            .map(outputs_record)
+    capture
+}
+
+fn capture(p: capture::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
+    let m = p.model.clone();
+    let f = feeds_value(&m, p.inputs.get(), p.inputs.name())?;
+    let names = select_names(&m, &p.tensors)?;
+    let batch = *p.batch;
+    if *p.to_disk {
+        return capture_to_disk(&m, f, (p.inputs.name(), p.tensors.name()), &names, batch, ctx);
     }
+    batched(f, p.inputs.name(), batch, |chunk| {
+        m.capture_lazy(chunk, &names).map_err(|e| m.blame(e, p.inputs.name(), p.tensors.name()))
+    })
+    .map(outputs_record)
 }
 
 /// One .npy file being written a chunk of rows at a time.
@@ -273,25 +283,27 @@ tool! {
         /// weight of the replacement: a number or a tensor
         mask: Value = Value::Num(1.0),
     }
-    |p, _| {
-        let m = p.model.clone();
-        let f = feeds_value(&m, p.inputs.get(), p.inputs.name())?;
-        let t = p.tensor.clone();
-        let value = to_tensor(&p.value).map_err(|e| p.value.error(e))?.to_array();
-        let mask = to_tensor(&p.mask).map_err(|e| p.mask.error(e))?.to_array();
-        // What is wrong with the tensor is found first, so that blame is never
-        // read off an error's wording; what fails after that is the run.
-        known_tensor(&m, &t, p.tensor.name())?;
-        m.patch_type(&t).map_err(|e| m.blame(e, p.inputs.name(), p.tensor.name()))?;
-        let want = m.output_names();
-        let (vs, ms) = (value.shape().to_vec(), mask.shape().to_vec());
-        m.patch(f.clone(), vec![(t.clone(), value, mask)], &want)
-            .map(|out| outputs_record(out.into_iter().map(|(k, v)| (k, Tensor::new(v))).collect()))
-            .map_err(|e| {
-                let given = [(p.value.name(), t.as_str(), vs.as_slice()), (p.mask.name(), t.as_str(), ms.as_slice())];
-                misshapen(&m, f, &given).unwrap_or_else(|| m.blame(e, p.inputs.name(), p.tensor.name()))
-            })
-    }
+    patch
+}
+
+fn patch(p: patch::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let m = p.model.clone();
+    let f = feeds_value(&m, p.inputs.get(), p.inputs.name())?;
+    let t = p.tensor.clone();
+    let value = to_tensor(&p.value).map_err(|e| p.value.error(e))?.to_array();
+    let mask = to_tensor(&p.mask).map_err(|e| p.mask.error(e))?.to_array();
+    // What is wrong with the tensor is found first, so that blame is never
+    // read off an error's wording; what fails after that is the run.
+    known_tensor(&m, &t, p.tensor.name())?;
+    m.patch_type(&t).map_err(|e| m.blame(e, p.inputs.name(), p.tensor.name()))?;
+    let want = m.output_names();
+    let (vs, ms) = (value.shape().to_vec(), mask.shape().to_vec());
+    m.patch(f.clone(), vec![(t.clone(), value, mask)], &want)
+        .map(|out| outputs_record(out.into_iter().map(|(k, v)| (k, Tensor::new(v))).collect()))
+        .map_err(|e| {
+            let given = [(p.value.name(), t.as_str(), vs.as_slice()), (p.mask.name(), t.as_str(), ms.as_slice())];
+            misshapen(&m, f, &given).unwrap_or_else(|| m.blame(e, p.inputs.name(), p.tensor.name()))
+        })
 }
 
 /// One row per tensor: name, kind, producing op and node, dtype, shape.
@@ -353,17 +365,19 @@ tool! {
         /// glob over tensor names, e.g. "*Relu*"
         pattern: Option<String> = Value::None,
     }
-    |p, _| {
-        let m = p.model.clone();
-        let rows = inspect_rows(&m).map_err(|e| p.model.error(e))?;
-        let rows = match p.pattern.as_deref() {
-            None => rows,
-            Some(glob_text) => {
-                let pat = glob::Pattern::new(glob_text)
-                    .map_err(|e| p.pattern.error(format!("bad pattern `{glob_text}`: {e}")))?;
-                rows.into_iter().filter(|r| matches!(r.record_field("name"), Value::Str(n) if pat.matches(&n))).collect()
-            }
-        };
-        Ok(Value::list(rows))
-    }
+    inspect
+}
+
+fn inspect(p: inspect::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let m = p.model.clone();
+    let rows = inspect_rows(&m).map_err(|e| p.model.error(e))?;
+    let rows = match p.pattern.as_deref() {
+        None => rows,
+        Some(glob_text) => {
+            let pat = glob::Pattern::new(glob_text)
+                .map_err(|e| p.pattern.error(format!("bad pattern `{glob_text}`: {e}")))?;
+            rows.into_iter().filter(|r| matches!(r.record_field("name"), Value::Str(n) if pat.matches(&n))).collect()
+        }
+    };
+    Ok(Value::list(rows))
 }

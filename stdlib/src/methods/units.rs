@@ -11,7 +11,7 @@ use crate::onnx::handle::feeds_value;
 use assay_interpreter::{Arg, Bound, Handle, HandleKind, Name, ToolError, Type, Value};
 use ndarray::{concatenate, ArrayD, Axis, Ix3, Ix4, Slice};
 
-use crate::core::declare::tool;
+use crate::core::declare::{tool, ToolCtx, ToolResult};
 use crate::onnx::error::ModelError;
 use crate::onnx::handle::ModelHandle;
 use crate::onnx::model::Model;
@@ -124,30 +124,32 @@ tool! {
         /// number of heads, when heads are packed in the last dimension
         heads: Arg [Type::Num] = Value::None,
     }
-    |p, _| {
-        let model = p.model.clone();
-        let tensor = p.tensor.clone();
-        crate::onnx::handle::known_tensor(&model, &tensor, p.tensor.name())?;
-        let given = [&p.channel, &p.neuron, &p.head].iter().filter(|x| !x.is_none()).count();
-        if given != 1 {
-            return Err(ToolError::new("give exactly one of `channel`, `neuron` or `head`")
-                .help("e.g. unit(net, \"/_blocks.15/Relu6_output_0\", channel: 42)"));
-        }
-        let select = if !p.channel.is_none() {
-            Select::Channel(Some(p.channel.count()?), reduce_of(&p.reduce)?)
-        } else if !p.neuron.is_none() {
-            let positions = if p.positions.is_none() {
-                None
-            } else {
-                Some(p.positions.numbers()?.into_iter().map(|p| p as i64).collect())
-            };
-            Select::Neuron(p.neuron.count()?, positions)
-        } else {
-            let heads = if p.heads.is_none() { None } else { Some(p.heads.count()?) };
-            Select::Head(p.head.count()?, heads)
-        };
-        Ok(Value::Handle(Arc::new(Unit { model, tensor, select })))
+    unit
+}
+
+fn unit(p: unit::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let model = p.model.clone();
+    let tensor = p.tensor.clone();
+    crate::onnx::handle::known_tensor(&model, &tensor, p.tensor.name())?;
+    let given = [&p.channel, &p.neuron, &p.head].iter().filter(|x| !x.is_none()).count();
+    if given != 1 {
+        return Err(ToolError::new("give exactly one of `channel`, `neuron` or `head`")
+            .help("e.g. unit(net, \"/_blocks.15/Relu6_output_0\", channel: 42)"));
     }
+    let select = if !p.channel.is_none() {
+        Select::Channel(Some(p.channel.count()?), reduce_of(&p.reduce)?)
+    } else if !p.neuron.is_none() {
+        let positions = if p.positions.is_none() {
+            None
+        } else {
+            Some(p.positions.numbers()?.into_iter().map(|p| p as i64).collect())
+        };
+        Select::Neuron(p.neuron.count()?, positions)
+    } else {
+        let heads = if p.heads.is_none() { None } else { Some(p.heads.count()?) };
+        Select::Head(p.head.count()?, heads)
+    };
+    Ok(Value::Handle(Arc::new(Unit { model, tensor, select })))
 }
 
 tool! {
@@ -168,12 +170,14 @@ tool! {
         /// "max" or "mean"
         reduce: Arg [Type::Str] = Value::str("max"),
     }
-    |p, _| {
-        let model = p.model.clone();
-        let tensor = p.tensor.clone();
-        crate::onnx::handle::known_tensor(&model, &tensor, p.tensor.name())?;
-        Ok(Value::Handle(Arc::new(Unit { model, tensor, select: Select::Channel(None, reduce_of(&p.reduce)?) })))
-    }
+    layer
+}
+
+fn layer(p: layer::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let model = p.model.clone();
+    let tensor = p.tensor.clone();
+    crate::onnx::handle::known_tensor(&model, &tensor, p.tensor.name())?;
+    Ok(Value::Handle(Arc::new(Unit { model, tensor, select: Select::Channel(None, reduce_of(&p.reduce)?) })))
 }
 
 pub(crate) fn unit_of(x: &Arg) -> Result<&Unit, ToolError> {
@@ -478,48 +482,51 @@ tool! {
         /// on images: darken where the map is below this fraction of its maximum
         threshold: f64 = Value::Num(0.5),
     }
-    |p, _| {
-        let u = unit_of(&p.unit)?;
-        let is_images = match &*p.inputs {
-            Value::Image(_) => true,
-            Value::List(items) => !items.is_empty() && items.iter().all(|v| matches!(v, Value::Image(_))),
-            _ => false,
-        };
-        if is_images {
-            return on_images(u, (p.unit.name(), &p.inputs), *p.threshold as f32);
-        }
-        // Text, for a unit of a model with a tokenizer: per text, its values
-        // token by token beside the tokens (each text alone).
-        if u.model.card.tokenizer.is_some() {
-            match &*p.inputs {
-                Value::Str(t) => return on_text(u, t).map_err(|e| p.inputs.error(e)),
-                Value::List(items) if !items.is_empty() && items.iter().all(|v| matches!(v, Value::Str(_))) => {
-                    let out: Result<Vec<Value>, String> =
-                        items.iter().map(|v| on_text(u, &v.to_text())).collect();
-                    return out.map(Value::list).map_err(|e| p.inputs.error(e));
-                }
-                _ => {}
-            }
-        }
-        let all = feeds_value(&u.model, &p.inputs, p.inputs.name())?;
-        let batch = p.batch.max(1);
-        let n = all.first().map(|(_, t)| t.shape().first().copied().unwrap_or(1)).unwrap_or(0);
-        if all.iter().any(|(_, t)| t.shape().first().copied().unwrap_or(1) != n) {
-            return Err(p.inputs.error("all inputs must have the same number of rows (first dimension)"));
-        }
-        if n == 0 && all.iter().any(|(_, t)| t.ndim() > 0) {
-            return Err(p.inputs.error("the input has no rows (its first dimension is 0)")
-                .help("pass at least one example, e.g. a tensor of shape [1, ...]"));
-        }
-        // The one row-batch walker `run` and `capture` use.
-        let mut out = crate::onnx::handle::batched(all, p.inputs.name(), batch, |chunk| {
-            run_unit(u, chunk)
-                .map(|a| std::iter::once((String::new(), assay_interpreter::Tensor::new(a))).collect())
-                .map_err(|e| u.model.blame(e, p.inputs.name(), p.unit.name()))
-        })?;
-        let joined = out.remove("").ok_or_else(|| ToolError::new("the unit returned nothing"))?;
-        Ok(Value::Tensor(joined))
+    activations
+}
+
+fn activations(p: activations::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let u = unit_of(&p.unit)?;
+    let is_images = match &*p.inputs {
+        Value::Image(_) => true,
+        Value::List(items) => !items.is_empty() && items.iter().all(|v| matches!(v, Value::Image(_))),
+        _ => false,
+    };
+    if is_images {
+        return on_images(u, (p.unit.name(), &p.inputs), *p.threshold as f32);
     }
+    // Text, for a unit of a model with a tokenizer: per text, its values
+    // token by token beside the tokens (each text alone).
+    if u.model.card.tokenizer.is_some() {
+        match &*p.inputs {
+            Value::Str(t) => return on_text(u, t).map_err(|e| p.inputs.error(e)),
+            Value::List(items) if !items.is_empty() && items.iter().all(|v| matches!(v, Value::Str(_))) => {
+                let out: Result<Vec<Value>, String> = items.iter().map(|v| on_text(u, &v.to_text())).collect();
+                return out.map(Value::list).map_err(|e| p.inputs.error(e));
+            }
+            _ => {}
+        }
+    }
+    let all = feeds_value(&u.model, &p.inputs, p.inputs.name())?;
+    let batch = p.batch.max(1);
+    let n = all.first().map(|(_, t)| t.shape().first().copied().unwrap_or(1)).unwrap_or(0);
+    if all.iter().any(|(_, t)| t.shape().first().copied().unwrap_or(1) != n) {
+        return Err(p.inputs.error("all inputs must have the same number of rows (first dimension)"));
+    }
+    if n == 0 && all.iter().any(|(_, t)| t.ndim() > 0) {
+        return Err(p
+            .inputs
+            .error("the input has no rows (its first dimension is 0)")
+            .help("pass at least one example, e.g. a tensor of shape [1, ...]"));
+    }
+    // The one row-batch walker `run` and `capture` use.
+    let mut out = crate::onnx::handle::batched(all, p.inputs.name(), batch, |chunk| {
+        run_unit(u, chunk)
+            .map(|a| std::iter::once((String::new(), assay_interpreter::Tensor::new(a))).collect())
+            .map_err(|e| u.model.blame(e, p.inputs.name(), p.unit.name()))
+    })?;
+    let joined = out.remove("").ok_or_else(|| ToolError::new("the unit returned nothing"))?;
+    Ok(Value::Tensor(joined))
 }
 /// A unit called on images: per image, its activation (the channel's
 /// spatial max) and a masked copy of the crop the model saw.

@@ -16,7 +16,7 @@ use std::process::Command;
 
 use assay_interpreter::{ToolError, Type, Value};
 
-use crate::core::declare::tool;
+use crate::core::declare::{tool, ToolCtx, ToolResult};
 use crate::fetch::{self, Pinned};
 
 const FORTUNES: Pinned = Pinned {
@@ -135,31 +135,32 @@ tool! {
         /// one section only (none: all of them)
         section: Option<String> = Value::None,
     }
-    |p, ctx| {
-        let path = provision().map_err(|e| {
-            ToolError::new(format!("the corpus is not available: {e}"))
-                .help("it is fetched with apt-get from Debian's `fortunes` package the first time a script names corpus()")
-        })?;
-        let bytes = fetch::read_cached(&path).map_err(ToolError::new)?;
-        let digest = fetch::sha256_file(&path).map_err(ToolError::new)?;
-        ctx.note_input(&path, &digest);
-        if let Some(s) = &*p.section {
-            if !SECTIONS.contains(&s.as_str()) {
-                let near = assay_interpreter::closest(s, SECTIONS.iter().copied());
-                return Err(p.section.error(format!("no section `{s}`"))
-                    .help(match near {
-                        Some(n) => format!("did you mean `{n}`? the sections are {}", SECTIONS.join(", ")),
-                        None => format!("the sections are {}", SECTIONS.join(", ")),
-                    }));
-            }
+    corpus
+}
+
+fn corpus(p: corpus::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
+    let path = provision().map_err(|e| {
+        ToolError::new(format!("the corpus is not available: {e}"))
+            .help("it is fetched with apt-get from Debian's `fortunes` package the first time a script names corpus()")
+    })?;
+    let bytes = fetch::read_cached(&path).map_err(ToolError::new)?;
+    let digest = fetch::sha256_file(&path).map_err(ToolError::new)?;
+    ctx.note_input(&path, &digest);
+    if let Some(s) = &*p.section {
+        if !SECTIONS.contains(&s.as_str()) {
+            let near = assay_interpreter::closest(s, SECTIONS.iter().copied());
+            return Err(p.section.error(format!("no section `{s}`")).help(match near {
+                Some(n) => format!("did you mean `{n}`? the sections are {}", SECTIONS.join(", ")),
+                None => format!("the sections are {}", SECTIONS.join(", ")),
+            }));
         }
-        let texts = passages(&bytes)
-            .into_iter()
-            .filter(|(s, _)| p.section.as_ref().is_none_or(|want| want == s))
-            .map(|(_, t)| Value::str(t))
-            .collect();
-        Ok(Value::list(texts))
     }
+    let texts = passages(&bytes)
+        .into_iter()
+        .filter(|(s, _)| p.section.as_ref().is_none_or(|want| want == s))
+        .map(|(_, t)| Value::str(t))
+        .collect();
+    Ok(Value::list(texts))
 }
 
 #[cfg(test)]

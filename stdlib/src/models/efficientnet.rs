@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use super::build::{int, ints};
+use super::build::{batched, int, ints, GraphBuilder};
 use super::torch_legacy;
 use crate::fetch::{self, Pinned};
 use crate::onnx::graph::tensor_type;
@@ -371,6 +371,45 @@ pub fn provision() -> Result<(std::path::PathBuf, Vec<String>), String> {
     let text = std::fs::read_to_string(&classes_path).map_err(|e| e.to_string())?;
     let classes: Vec<String> = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", classes_path.display()))?;
     Ok((model_path, classes))
+}
+
+/// A concept model: EfficientNet-Lite0 with its class probabilities summed
+/// over each group of class indices (named `{prefix}.NAME.classes`,
+/// `/{prefix}/NAME/...`), then `channels` builds the output channels from
+/// those sums, in order; output `response` [N, C, 1, 1]. Shared by the
+/// core concept neurons and the benchmark's.
+pub(crate) fn concepts_over_efficientnet(
+    efficientnet: &ModelProto,
+    prefix: &str,
+    groups: &[(&str, Vec<i64>)],
+    channels: impl FnOnce(&mut GraphBuilder, &std::collections::BTreeMap<String, String>) -> Vec<String>,
+    (graph_name, doc): (&str, &str),
+) -> Result<ModelProto, String> {
+    let mut m = efficientnet.clone();
+    let g = m.graph.as_mut().ok_or("EfficientNet has no graph")?;
+    let logits = g.output.first().map(|o| o.name().to_string()).ok_or("EfficientNet has no output")?;
+    let mut b = GraphBuilder::default();
+    let probs = b.node("Softmax", &format!("/{prefix}/Softmax"), &[&logits], vec![int("axis", 1)]);
+    let axis = b.i64(&format!("{prefix}.axis1"), &[1], &[1]);
+    let mut sums = std::collections::BTreeMap::new();
+    for (name, idx) in groups {
+        let ids = b.i64(&format!("{prefix}.{name}.classes"), &[idx.len()], idx);
+        let picked = b.node("Gather", &format!("/{prefix}/{name}/Gather"), &[&probs, &ids], vec![int("axis", 1)]);
+        let p =
+            b.node("ReduceSum", &format!("/{prefix}/{name}/ReduceSum"), &[&picked, &axis], vec![int("keepdims", 1)]);
+        sums.insert(name.to_string(), p);
+    }
+    let outs = channels(&mut b, &sums);
+    let refs: Vec<&str> = outs.iter().map(String::as_str).collect();
+    let all = b.node("Concat", &format!("/{prefix}/Concat"), &refs, vec![int("axis", 1)]);
+    let spatial = b.i64(&format!("{prefix}.spatial"), &[2], &[2, 3]);
+    b.node_to("Unsqueeze", "/response", &[&all, &spatial], vec![], "response");
+    g.node.extend(b.nodes);
+    g.initializer.extend(b.inits);
+    g.output = vec![batched("response", DataType::Float, &[outs.len() as i64, 1, 1])];
+    g.name = Some(graph_name.into());
+    m.doc_string = Some(doc.into());
+    Ok(m)
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use assay_interpreter::{Bound, HandleKind, ToolCtx, ToolError, Type, Value};
 
-use crate::core::declare::tool;
+use crate::core::declare::{tool, ToolResult};
 use crate::fetch;
 use crate::onnx::handle::ModelHandle;
 use crate::onnx::model::{Card, Model, Preprocess};
@@ -90,7 +90,11 @@ tool! {
         /// execution provider: "cpu" or "cuda"
         provider: String = Value::str("cpu"),
     }
-    |p, ctx| load_built_in(&p.name, &p.provider, ctx)
+    model
+}
+
+fn model(p: model::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
+    load_built_in(&p.name, &p.provider, ctx)
 }
 
 /// `model(name, provider)`.

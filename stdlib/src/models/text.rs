@@ -7,7 +7,7 @@ use std::sync::Arc;
 use assay_interpreter::{Arg, Bound, Name, ToolCtx, ToolError, Type, Value};
 use ndarray::{ArrayD, Axis};
 
-use crate::core::declare::tool;
+use crate::core::declare::{tool, ToolResult};
 use crate::onnx::error::ModelError;
 use crate::onnx::handle::ModelHandle;
 use crate::onnx::model::Model;
@@ -34,14 +34,16 @@ tool! {
         /// text
         text: String,
     }
-    |p, _| {
-        let tok = tokenizer(&p.model)?;
-        let enc = tok.encode(p.text.as_str(), false).map_err(|e| p.text.error(e.to_string()))?;
-        Ok(Value::record([
-            ("ids", Value::nums(enc.get_ids().iter().map(|x| *x as f64))),
-            ("tokens", Value::list(enc.get_tokens().iter().map(Value::str).collect())),
-        ]))
-    }
+    tokenize
+}
+
+fn tokenize(p: tokenize::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let tok = tokenizer(&p.model)?;
+    let enc = tok.encode(p.text.as_str(), false).map_err(|e| p.text.error(e.to_string()))?;
+    Ok(Value::record([
+        ("ids", Value::nums(enc.get_ids().iter().map(|x| *x as f64))),
+        ("tokens", Value::list(enc.get_tokens().iter().map(Value::str).collect())),
+    ]))
 }
 
 tool! {
@@ -58,16 +60,18 @@ tool! {
         /// token ids
         ids: Vec<f64> [Type::numbers()],
     }
-    |p, _| {
-        let tok = tokenizer(&p.model)?;
-        let vocab = tok.get_vocab_size(true) as f64;
-        let ids = p.ids.clone();
-        if let Some(bad) = ids.iter().find(|x| **x < 0.0 || **x >= vocab || x.fract() != 0.0) {
-            return Err(p.ids.error(format!("{bad} is not a token id (0..{vocab})")));
-        }
-        let ids: Vec<u32> = ids.iter().map(|x| *x as u32).collect();
-        tok.decode(&ids, false).map(Value::str).map_err(|e| p.ids.error(e.to_string()))
+    detokenize
+}
+
+fn detokenize(p: detokenize::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let tok = tokenizer(&p.model)?;
+    let vocab = tok.get_vocab_size(true) as f64;
+    let ids = p.ids.clone();
+    if let Some(bad) = ids.iter().find(|x| **x < 0.0 || **x >= vocab || x.fract() != 0.0) {
+        return Err(p.ids.error(format!("{bad} is not a token id (0..{vocab})")));
     }
+    let ids: Vec<u32> = ids.iter().map(|x| *x as u32).collect();
+    tok.decode(&ids, false).map(Value::str).map_err(|e| p.ids.error(e.to_string()))
 }
 
 tool! {
@@ -106,78 +110,82 @@ tool! {
         /// or a neuron clamped
         patch: Arg [Type::Any] = Value::None,
     }
-    |p, ctx| {
-        let m = p.model.clone();
-        let prompt = p.prompt.get();
-        let texts = crate::onnx::handle::texts_of(prompt);
-        let tok = if texts.is_some() { Some(tokenizer(&p.model)?) } else { None };
-        let n = *p.n;
-        if n > 256 {
-            return Err(p.n.error("at most 256 new tokens"));
-        }
-        let temperature = *p.temperature;
-        if !(temperature >= 0.0 && temperature.is_finite()) {
-            return Err(p.temperature.error(format!("the temperature is 0 (greedy) or above, not {temperature}"),
-            ));
-        }
-        // One prompt (text or token ids), or several texts.
-        let rows: Vec<Vec<u32>> = match (&tok, &texts) {
-            (Some(tok), Some(texts)) => {
-                if texts.len() > 256 {
-                    return Err(p.prompt.error("at most 256 prompts at once"));
-                }
-                texts
-                    .iter()
-                    .map(|t| {
-                        tok.encode(t.as_str(), false)
-                            .map(|e| e.get_ids().to_vec())
-                            .map_err(|e| p.prompt.error(e.to_string()))
-                    })
-                    .collect::<Result<_, _>>()?
+    generate
+}
+
+fn generate(p: generate::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
+    let m = p.model.clone();
+    let prompt = p.prompt.get();
+    let texts = crate::onnx::handle::texts_of(prompt);
+    let tok = if texts.is_some() { Some(tokenizer(&p.model)?) } else { None };
+    let n = *p.n;
+    if n > 256 {
+        return Err(p.n.error("at most 256 new tokens"));
+    }
+    let temperature = *p.temperature;
+    if !(temperature >= 0.0 && temperature.is_finite()) {
+        return Err(p.temperature.error(format!("the temperature is 0 (greedy) or above, not {temperature}")));
+    }
+    // One prompt (text or token ids), or several texts.
+    let rows: Vec<Vec<u32>> = match (&tok, &texts) {
+        (Some(tok), Some(texts)) => {
+            if texts.len() > 256 {
+                return Err(p.prompt.error("at most 256 prompts at once"));
             }
-            _ => vec![p
-                .prompt
-                .numbers()?
-                .into_iter()
-                .map(|x| {
-                    if x >= 0.0 && x.fract() == 0.0 && x <= f64::from(u32::MAX) {
-                        Ok(x as u32)
-                    } else {
-                        Err(p.prompt.error(format!("token ids are whole numbers from 0, not {x}")))
-                    }
+            texts
+                .iter()
+                .map(|t| {
+                    tok.encode(t.as_str(), false)
+                        .map(|e| e.get_ids().to_vec())
+                        .map_err(|e| p.prompt.error(e.to_string()))
                 })
-                .collect::<Result<_, _>>()?],
-        };
-        if let Some(i) = rows.iter().position(|r| r.is_empty()) {
-            return Err(p.prompt.error(if rows.len() > 1 { format!("prompt {i} is empty") } else { "the prompt is empty".into() },
-            ));
+                .collect::<Result<_, _>>()?
         }
-        let (patches, adds) = interventions(&m, &p.steer, &p.patch)?;
-        let blame = Blame { model: p.model.name(), prompt: p.prompt.name(), steer: p.steer.name(), patch: p.patch.name() };
-        let cache = *p.cache;
-        // Prompts of different lengths run as one left-padded batch where the
-        // model takes the attention mask and position ids (so each row's
-        // positions start at its first token); otherwise one at a time.
-        let new: Vec<Vec<u32>> = if rows.len() > 1 && m.pads_left() {
-            continue_rows(&m, rows, n, temperature, cache, &patches, &adds, blame, ctx)?
+        _ => vec![p
+            .prompt
+            .numbers()?
+            .into_iter()
+            .map(|x| {
+                if x >= 0.0 && x.fract() == 0.0 && x <= f64::from(u32::MAX) {
+                    Ok(x as u32)
+                } else {
+                    Err(p.prompt.error(format!("token ids are whole numbers from 0, not {x}")))
+                }
+            })
+            .collect::<Result<_, _>>()?],
+    };
+    if let Some(i) = rows.iter().position(|r| r.is_empty()) {
+        return Err(p.prompt.error(if rows.len() > 1 {
+            format!("prompt {i} is empty")
         } else {
-            let mut out = Vec::new();
-            for r in rows {
-                out.extend(continue_rows(&m, vec![r], n, temperature, cache, &patches, &adds, blame, ctx)?);
-            }
-            out
-        };
-        let value = |ids: &[u32]| -> Result<Value, ToolError> {
-            match &tok {
-                Some(tok) => tok.decode(ids, false).map(Value::str).map_err(|e| ToolError::new(e.to_string())),
-                None => Ok(Value::list(ids.iter().map(|x| Value::Num(f64::from(*x))).collect())),
-            }
-        };
-        if matches!(prompt, Value::List(_)) && texts.is_some() {
-            Ok(Value::list(new.iter().map(|r| value(r)).collect::<Result<_, _>>()?))
-        } else {
-            value(new.first().map(Vec::as_slice).unwrap_or_default())
+            "the prompt is empty".into()
+        }));
+    }
+    let (patches, adds) = interventions(&m, &p.steer, &p.patch)?;
+    let blame = Blame { model: p.model.name(), prompt: p.prompt.name(), steer: p.steer.name(), patch: p.patch.name() };
+    let cache = *p.cache;
+    // Prompts of different lengths run as one left-padded batch where the
+    // model takes the attention mask and position ids (so each row's
+    // positions start at its first token); otherwise one at a time.
+    let new: Vec<Vec<u32>> = if rows.len() > 1 && m.pads_left() {
+        continue_rows(&m, rows, n, temperature, cache, &patches, &adds, blame, ctx)?
+    } else {
+        let mut out = Vec::new();
+        for r in rows {
+            out.extend(continue_rows(&m, vec![r], n, temperature, cache, &patches, &adds, blame, ctx)?);
         }
+        out
+    };
+    let value = |ids: &[u32]| -> Result<Value, ToolError> {
+        match &tok {
+            Some(tok) => tok.decode(ids, false).map(Value::str).map_err(|e| ToolError::new(e.to_string())),
+            None => Ok(Value::list(ids.iter().map(|x| Value::Num(f64::from(*x))).collect())),
+        }
+    };
+    if matches!(prompt, Value::List(_)) && texts.is_some() {
+        Ok(Value::list(new.iter().map(|r| value(r)).collect::<Result<_, _>>()?))
+    } else {
+        value(new.first().map(Vec::as_slice).unwrap_or_default())
     }
 }
 

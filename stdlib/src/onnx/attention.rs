@@ -12,9 +12,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use ndarray::ArrayD;
-
-use crate::onnx::model::Model;
 use crate::onnx::proto::{GraphProto, ModelProto, NodeProto, TensorProto};
 
 /// ONNX Runtime's and ONNX's fused attention ops; each outputs the merged
@@ -116,17 +113,17 @@ impl<'a> Index<'a> {
 
 /// A block as the graph's structure shows it, before shapes are known.
 #[derive(Debug, Clone)]
-struct Found {
-    node: usize,
-    probs: Option<String>,
+pub(crate) struct Found {
+    pub(crate) node: usize,
+    pub(crate) probs: Option<String>,
     /// The heads' output and each layout of it up to the projection.
-    path: Vec<String>,
+    pub(crate) path: Vec<String>,
     /// The projection's output.
-    projected: String,
-    fused: Option<(String, usize)>,
+    pub(crate) projected: String,
+    pub(crate) fused: Option<(String, usize)>,
 }
 
-fn found(idx: &Index) -> Vec<Found> {
+pub(crate) fn found(idx: &Index) -> Vec<Found> {
     let mut out = Vec::new();
     for (i, n) in idx.nodes.iter().enumerate() {
         let (start, probs, fused) = if n.op_type() == "Softmax" {
@@ -279,7 +276,7 @@ fn reshape_rank(g: &GraphProto, idx: &Index, n: &NodeProto) -> Option<usize> {
 
 /// The residual streams and MLP output around a block whose projection
 /// gives `projected`: (stream in, stream after the layer, MLP output).
-fn streams(idx: &Index, projected: &str) -> (Option<String>, Option<String>, Option<String>) {
+pub(crate) fn streams(idx: &Index, projected: &str) -> (Option<String>, Option<String>, Option<String>) {
     // Through the projection's bias and a reshape back from [N*T, D] to
     // the residual add.
     let mut t = projected.to_string();
@@ -333,121 +330,6 @@ fn streams(idx: &Index, projected: &str) -> (Option<String>, Option<String>, Opt
         .and_then(|c| c.output.first().cloned())
         .unwrap_or(sum);
     (residual_in, Some(after), mlp)
-}
-
-/// Feeds for one probe run: `input_ids` [[1, 2, 3]] for a language model,
-/// zeros elsewhere (symbolic dimensions: 1 for the batch, else 3).
-fn probe_feeds(m: &Model) -> Vec<(String, ArrayD<f32>)> {
-    m.inputs
-        .iter()
-        .filter(|p| !m.optional_input(&p.name))
-        .map(|p| {
-            if p.name == "input_ids" {
-                return (p.name.clone(), ArrayD::from_shape_vec(vec![1, 3], vec![1.0, 2.0, 3.0]).unwrap_or_default());
-            }
-            let dims: Vec<usize> = p
-                .shape
-                .iter()
-                .flatten()
-                .enumerate()
-                .map(|(i, d)| match d {
-                    crate::onnx::model::Dim::Fixed(n) if *n > 0 => *n as usize,
-                    _ if i == 0 => 1,
-                    _ => 3,
-                })
-                .collect();
-            (p.name.clone(), ArrayD::zeros(dims))
-        })
-        .collect()
-}
-
-/// Every attention block of the model, in graph order, with its heads
-/// counted by one probe run. An error says why none was found.
-pub fn find(m: &Model) -> Result<Vec<Block>, String> {
-    let g = m.proto.graph.as_ref().ok_or("the model has no graph")?;
-    let idx = Index::new(g);
-    let all = found(&idx);
-    if all.is_empty() {
-        let softmax = g.node.iter().filter(|n| n.op_type() == "Softmax").count();
-        let custom: Vec<String> = g
-            .node
-            .iter()
-            .filter(|n| !matches!(n.domain(), "" | "ai.onnx"))
-            .map(|n| format!("{}.{}", n.domain(), n.op_type()))
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        return Err(if !custom.is_empty() {
-            format!(
-                "no attention block was found: the graph has no Softmax feeding MatMul(probs, V) and an output projection, and uses ops Assay cannot look inside ({})",
-                custom.join(", ")
-            )
-        } else if softmax > 0 {
-            format!("no attention block was found: of the graph's {softmax} Softmax nodes, none feeds MatMul(probs, V) and then, through transposes and reshapes only, a projection by weights")
-        } else {
-            "no attention block was found: the graph has no Softmax and no fused attention op".to_string()
-        });
-    }
-    let mut want: Vec<String> =
-        all.iter().flat_map(|f| f.path.iter().cloned().chain(f.probs.iter().cloned())).collect();
-    want.sort();
-    want.dedup();
-    let probe = m.capture(probe_feeds(m), &want).map_err(|e| format!("the probe run to count heads failed: {e}"))?;
-    let shape = |t: &str| probe.get(t).map(|v| v.shape().to_vec()).unwrap_or_default();
-    let mut blocks = Vec::new();
-    for f in all {
-        let (n_heads, head_dim) = match &f.fused {
-            // The op's output: [N, T, heads*head_dim] with a head count
-            // attribute, or [N, heads, T, head_dim] (ONNX's Attention with
-            // 4-D inputs, as PyTorch's dynamo exporter writes at opset 23).
-            Some((op, h)) => match shape(&f.path[0]).as_slice() {
-                [_, heads, _, d] => (*heads, *d),
-                [_, _, width] if *h > 0 && width % h == 0 => (*h, width / h),
-                s => {
-                    return Err(format!(
-                        "attention is fused into a `{op}` node whose heads cannot be split (its output is {s:?} and it says {h} heads)"
-                    ))
-                }
-            },
-            // [N, heads, T, head_dim], or with grouped-query attention
-            // [N, kv_heads, heads per kv head, T, head_dim].
-            None => match shape(&f.path[0]).as_slice() {
-                [_, h @ .., _, d] if !h.is_empty() => (h.iter().product(), *d),
-                s => {
-                    return Err(format!(
-                        "`{}` (attention's MatMul(probs, V)) is {s:?}, not [N, heads, T, head_dim]",
-                        f.path[0]
-                    ))
-                }
-            },
-        };
-        let merged: Vec<&String> =
-            f.path.iter().filter(|t| shape(t).len() == 3 && shape(t)[2] == n_heads * head_dim).collect();
-        let Some(heads) = merged.last() else {
-            return Err(format!(
-                "the heads of the attention block at `{}` are never [N, T, heads*head_dim] before the output projection (layouts: {})",
-                f.path[0],
-                f.path.iter().map(|t| format!("`{t}` {:?}", shape(t))).collect::<Vec<_>>().join(", ")
-            ));
-        };
-        let (residual_in, residual, mlp) = streams(&idx, &f.projected);
-        blocks.push((
-            f.node,
-            Block {
-                heads: (*heads).clone(),
-                n_heads,
-                head_dim,
-                probs: f.probs,
-                residual_in,
-                residual,
-                mlp,
-                fused: f.fused.map(|(op, _)| op),
-                projected: f.projected.clone(),
-            },
-        ));
-    }
-    blocks.sort_by_key(|(i, _)| *i);
-    Ok(blocks.into_iter().map(|(_, b)| b).collect())
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! feed. The tools over models are `crate::methods`.
 
 pub mod attention;
+pub mod blocks;
 pub mod error;
 pub mod graph;
 pub mod handle;

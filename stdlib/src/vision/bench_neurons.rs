@@ -416,7 +416,7 @@ pub fn concepts() -> Vec<Concept> {
 pub fn concept_model(efficientnet: &ModelProto) -> Result<ModelProto, String> {
     let groups: Vec<(&str, Vec<i64>)> =
         GROUPS.iter().map(|g| (g.name, g.classes.iter().map(|c| *c as i64).collect())).collect();
-    crate::vision::synthetic::concepts_over_efficientnet(
+    crate::models::efficientnet::concepts_over_efficientnet(
         efficientnet,
         "concepts85",
         &groups,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use assay_interpreter::{Arg, Handle, HandleKind, Image, Sandbox, ToolCtx, ToolError, Type, Value};
 use sha2::{Digest, Sha256};
 
-use crate::core::declare::tool;
+use crate::core::declare::{tool, ToolResult};
 use crate::fetch::{self, Pinned};
 
 const OPENMOJI: Pinned = Pinned {
@@ -160,40 +160,41 @@ tool! {
         /// a .json or .csv file mapping file names to labels
         labels: Arg [Type::Str] = Value::None,
     }
-    |p, ctx| {
-        let pattern = p.pattern.clone();
-        // The sandbox walks only inside the roots, refuses `..` in any spelling,
-        // never enters a symlinked folder and bounds the walk.
-        let found = ctx.glob(&pattern).map_err(|e| e.at(p.pattern.name()))?;
-        let mut items = Vec::new();
-        for (rel, real) in found {
-            let ext = real.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).unwrap_or_default();
-            if !["png", "jpg", "jpeg", "webp", "svg"].contains(&ext.as_str()) {
-                continue;
-            }
-            let label =
-                std::path::Path::new(&rel).parent().and_then(|d| d.file_name()).map(|n| n.to_string_lossy().into_owned());
-            items.push(Item { path: real, name: rel, label });
+    images
+}
+
+fn images(p: images::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
+    let pattern = p.pattern.clone();
+    // The sandbox walks only inside the roots, refuses `..` in any spelling,
+    // never enters a symlinked folder and bounds the walk.
+    let found = ctx.glob(&pattern).map_err(|e| e.at(p.pattern.name()))?;
+    let mut items = Vec::new();
+    for (rel, real) in found {
+        let ext = real.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).unwrap_or_default();
+        if !["png", "jpg", "jpeg", "webp", "svg"].contains(&ext.as_str()) {
+            continue;
         }
-        items.sort_by(|x, y| x.name.cmp(&y.name));
-        if items.is_empty() {
-            return Err(p.pattern.error(format!("no PNG, JPEG, WebP or SVG file matches `{pattern}`")));
-        }
-        if !p.labels.is_none() {
-            let file = p.labels.str()?;
-            let text = ctx.read_file(file).map_err(|e| e.at(p.labels.name()))?;
-            let text =
-                String::from_utf8(text).map_err(|_| p.labels.error(format!("{file} is not UTF-8 text")))?;
-            let map = parse_labels(file, &text).map_err(|e| p.labels.error(e))?;
-            let dir = std::path::Path::new(file).parent().map(|d| d.to_string_lossy().into_owned()).unwrap_or_default();
-            for it in &mut items {
-                let rel = it.name.strip_prefix(&format!("{dir}/")).unwrap_or(&it.name);
-                let bare = std::path::Path::new(&it.name).file_name().map(|n| n.to_string_lossy().into_owned());
-                it.label = map.get(rel).or_else(|| bare.as_ref().and_then(|b| map.get(b))).cloned();
-            }
-        }
-        Ok(Value::Handle(Arc::new(Dataset { name: pattern, items: Arc::new(items), sandbox: Some(ctx.sandbox()) })))
+        let label =
+            std::path::Path::new(&rel).parent().and_then(|d| d.file_name()).map(|n| n.to_string_lossy().into_owned());
+        items.push(Item { path: real, name: rel, label });
     }
+    items.sort_by(|x, y| x.name.cmp(&y.name));
+    if items.is_empty() {
+        return Err(p.pattern.error(format!("no PNG, JPEG, WebP or SVG file matches `{pattern}`")));
+    }
+    if !p.labels.is_none() {
+        let file = p.labels.str()?;
+        let text = ctx.read_file(file).map_err(|e| e.at(p.labels.name()))?;
+        let text = String::from_utf8(text).map_err(|_| p.labels.error(format!("{file} is not UTF-8 text")))?;
+        let map = parse_labels(file, &text).map_err(|e| p.labels.error(e))?;
+        let dir = std::path::Path::new(file).parent().map(|d| d.to_string_lossy().into_owned()).unwrap_or_default();
+        for it in &mut items {
+            let rel = it.name.strip_prefix(&format!("{dir}/")).unwrap_or(&it.name);
+            let bare = std::path::Path::new(&it.name).file_name().map(|n| n.to_string_lossy().into_owned());
+            it.label = map.get(rel).or_else(|| bare.as_ref().and_then(|b| map.get(b))).cloned();
+        }
+    }
+    Ok(Value::Handle(Arc::new(Dataset { name: pattern, items: Arc::new(items), sandbox: Some(ctx.sandbox()) })))
 }
 
 /// A labels side file: JSON {name: label} or CSV lines `name,label` (an
@@ -279,10 +280,12 @@ tool! {
     emoji in Images -> Type::Handle(HandleKind::Dataset);
     {
     }
-    |_p, _| {
-        let items = emoji_items().map_err(ToolError::new)?;
-        Ok(Value::Handle(Arc::new(Dataset { name: "openmoji".into(), items: Arc::new(items), sandbox: None })))
-    }
+    emoji
+}
+
+fn emoji(_p: emoji::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let items = emoji_items().map_err(ToolError::new)?;
+    Ok(Value::Handle(Arc::new(Dataset { name: "openmoji".into(), items: Arc::new(items), sandbox: None })))
 }
 
 tool! {
@@ -302,17 +305,19 @@ tool! {
         /// an SVG colour, or "none"
         background: String = Value::str("white"),
     }
-    |p, ctx| {
-        let d = dataset_of(&p.data)?;
-        let i = *p.i;
-        let bg = crate::vision::svg::parse_color(p.background.as_str()).map_err(|e| p.background.error(e))?;
-        let (img, path, digest) = d.read_on(i, bg).map_err(|e| p.i.error(e))?;
-        ctx.note_input(&path, &digest);
-        let it = &d.items[i];
-        Ok(Value::record([
-            ("name", Value::str(&it.name)),
-            ("label", it.label.as_deref().map(Value::str).unwrap_or_default()),
-            ("image", Value::Image(Arc::new(img))),
-        ]))
-    }
+    item
+}
+
+fn item(p: item::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
+    let d = dataset_of(&p.data)?;
+    let i = *p.i;
+    let bg = crate::vision::svg::parse_color(p.background.as_str()).map_err(|e| p.background.error(e))?;
+    let (img, path, digest) = d.read_on(i, bg).map_err(|e| p.i.error(e))?;
+    ctx.note_input(&path, &digest);
+    let it = &d.items[i];
+    Ok(Value::record([
+        ("name", Value::str(&it.name)),
+        ("label", it.label.as_deref().map(Value::str).unwrap_or_default()),
+        ("image", Value::Image(Arc::new(img))),
+    ]))
 }

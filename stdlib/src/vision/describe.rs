@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use assay_interpreter::{Arg, Image, ToolError, Type, Value};
 
-use crate::core::declare::tool;
+use crate::core::declare::{tool, ToolCtx, ToolResult};
 use crate::llm::{image_part, text_part, Endpoint};
 
 fn images_of(x: &Arg) -> Result<Vec<Arc<Image>>, ToolError> {
@@ -42,17 +42,19 @@ tool! {
         /// the instruction sent with each image
         prompt: String = Value::str(DESCRIBE),
     }
-    |p, _| {
-        let images = images_of(&p.images)?;
-        let prompt = p.prompt.clone();
-        let ep = Endpoint::from_env().map_err(ToolError::new)?;
-        let mut out = Vec::new();
-        for img in images {
-            let part = image_part(&img).map_err(ToolError::new)?;
-            out.push(Value::str(ep.chat(vec![text_part(&prompt), part]).map_err(ToolError::new)?));
-        }
-        Ok(Value::list(out))
+    describe
+}
+
+fn describe(p: describe::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let images = images_of(&p.images)?;
+    let prompt = p.prompt.clone();
+    let ep = Endpoint::from_env().map_err(ToolError::new)?;
+    let mut out = Vec::new();
+    for img in images {
+        let part = image_part(&img).map_err(ToolError::new)?;
+        out.push(Value::str(ep.chat(vec![text_part(&prompt), part]).map_err(ToolError::new)?));
     }
+    Ok(Value::list(out))
 }
 
 tool! {
@@ -70,13 +72,15 @@ tool! {
         /// the instruction sent with the images
         prompt: String = Value::str(SUMMARIZE),
     }
-    |p, _| {
-        let images = images_of(&p.images)?;
-        let ep = Endpoint::from_env().map_err(ToolError::new)?;
-        let mut content = vec![text_part(p.prompt.as_str())];
-        for img in images {
-            content.push(image_part(&img).map_err(ToolError::new)?);
-        }
-        ep.chat(content).map(Value::str).map_err(ToolError::new)
+    summarize
+}
+
+fn summarize(p: summarize::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let images = images_of(&p.images)?;
+    let ep = Endpoint::from_env().map_err(ToolError::new)?;
+    let mut content = vec![text_part(p.prompt.as_str())];
+    for img in images {
+        content.push(image_part(&img).map_err(ToolError::new)?);
     }
+    ep.chat(content).map(Value::str).map_err(ToolError::new)
 }

@@ -9,7 +9,7 @@ use assay_interpreter::{Arg, Bound, Image, Name, ToolCtx, ToolError, Type, Value
 use image::RgbaImage;
 use rand::Rng;
 
-use crate::core::declare::tool;
+use crate::core::declare::{tool, ToolResult};
 
 fn op(name: &str, fields: Vec<(&str, Value)>) -> Value {
     let mut all = vec![("op", Value::str(name))];
@@ -80,7 +80,7 @@ pub fn paste_onto(dst: &mut RgbaImage, pic: &RgbaImage, cx: f64, cy: f64, width:
 
 /// Gives every pixel the hue and saturation of `colour`, keeping its
 /// lightness and alpha: white stays white, black stays black.
-pub fn recolour(img: &mut RgbaImage, colour: [u8; 4]) {
+pub fn recolour_pixels(img: &mut RgbaImage, colour: [u8; 4]) {
     let (th, ts, _) = to_hsl([colour[0], colour[1], colour[2]]);
     for p in img.pixels_mut() {
         let (_, _, l) = to_hsl([p.0[0], p.0[1], p.0[2]]);
@@ -212,7 +212,7 @@ fn apply(img: &Image, op: &Value, ctx: &mut dyn ToolCtx) -> Result<Image, String
             let colour = r.get("colour").map(|v| v.to_text()).unwrap_or_default();
             let c = crate::vision::svg::parse_color(&colour)?.ok_or("recolour needs a colour, not none")?;
             let mut out = src;
-            recolour(&mut out, c);
+            recolour_pixels(&mut out, c);
             from_rgba(out)
         }
         other => return Err(format!("unknown edit `{other}`")),
@@ -238,35 +238,34 @@ tool! {
         /// an edit, or a list of edits
         op: Value [Type::OneOf(vec![Type::record(), Type::list(Type::record())])],
     }
-    |p, ctx| {
-        let ops: Vec<Value> = match &*p.op {
-            Value::List(items) => items.as_ref().clone(),
-            other => vec![other.clone()],
-        };
-        let mut run = |img: &Arc<Image>| -> Result<Value, ToolError> {
-            let mut cur = img.as_ref().clone();
-            for o in &ops {
-                cur = apply(&cur, o, ctx).map_err(|e| p.op.error(e))?;
-            }
-            Ok(Value::Image(Arc::new(cur)))
-        };
-        match &*p.images {
-            Value::Image(i) => run(i),
-            Value::List(items) => {
-                let mut out = Vec::new();
-                for v in items.iter() {
-                    match v {
-                        Value::Image(i) => out.push(run(i)?),
-                        other => {
-                            return Err(p.images.error(format!("expected images, found a {}", other.type_name())))
-                        }
-                    }
-                }
-                Ok(Value::list(out))
-            }
-            other => Err(p.images.error(format!("expected an image or a list of images, found a {}", other.type_name()),
-            )),
+    edit
+}
+
+fn edit(p: edit::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
+    let ops: Vec<Value> = match &*p.op {
+        Value::List(items) => items.as_ref().clone(),
+        other => vec![other.clone()],
+    };
+    let mut run = |img: &Arc<Image>| -> Result<Value, ToolError> {
+        let mut cur = img.as_ref().clone();
+        for o in &ops {
+            cur = apply(&cur, o, ctx).map_err(|e| p.op.error(e))?;
         }
+        Ok(Value::Image(Arc::new(cur)))
+    };
+    match &*p.images {
+        Value::Image(i) => run(i),
+        Value::List(items) => {
+            let mut out = Vec::new();
+            for v in items.iter() {
+                match v {
+                    Value::Image(i) => out.push(run(i)?),
+                    other => return Err(p.images.error(format!("expected images, found a {}", other.type_name()))),
+                }
+            }
+            Ok(Value::list(out))
+        }
+        other => Err(p.images.error(format!("expected an image or a list of images, found a {}", other.type_name()))),
     }
 }
 
@@ -281,7 +280,11 @@ tool! {
         /// fraction of width and height kept
         scale: f64,
     }
-    |p, _| Ok(op("crop", vec![("scale", within(&p.scale, 0.01, 1.0)?)]))
+    crop
+}
+
+fn crop(p: crop::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    Ok(op("crop", vec![("scale", within(&p.scale, 0.01, 1.0)?)]))
 }
 tool! {
     /// An edit: resize to width x height pixels.
@@ -296,7 +299,11 @@ tool! {
         /// pixels
         height: f64,
     }
-    |p, _| Ok(op("resize", vec![("width", within(&p.width, 1.0, 4096.0)?), ("height", within(&p.height, 1.0, 4096.0)?)]))
+    resize
+}
+
+fn resize(p: resize::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    Ok(op("resize", vec![("width", within(&p.width, 1.0, 4096.0)?), ("height", within(&p.height, 1.0, 4096.0)?)]))
 }
 tool! {
     /// An edit: rotate by `degrees` (counter-clockwise) about the centre, on white.
@@ -309,7 +316,11 @@ tool! {
         /// angle
         degrees: f64,
     }
-    |p, _| Ok(op("rotate", vec![("degrees", within(&p.degrees, -360.0, 360.0)?)]))
+    rotate
+}
+
+fn rotate(p: rotate::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    Ok(op("rotate", vec![("degrees", within(&p.degrees, -360.0, 360.0)?)]))
 }
 tool! {
     /// An edit: shift by dx, dy (fractions of width and height), filling with white.
@@ -324,7 +335,11 @@ tool! {
         /// fraction of height
         dy: f64,
     }
-    |p, _| Ok(op("translate", vec![("dx", within(&p.dx, -1.0, 1.0)?), ("dy", within(&p.dy, -1.0, 1.0)?)]))
+    translate
+}
+
+fn translate(p: translate::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    Ok(op("translate", vec![("dx", within(&p.dx, -1.0, 1.0)?), ("dy", within(&p.dy, -1.0, 1.0)?)]))
 }
 tool! {
     /// An edit: cover a rectangle (fractions of the image: x, y, width, height) with grey.
@@ -343,7 +358,19 @@ tool! {
         /// height
         height: f64,
     }
-    |p, _| Ok(op("occlude", vec![("x", within(&p.x, 0.0, 1.0)?), ("y", within(&p.y, 0.0, 1.0)?), ("width", within(&p.width, 0.0, 1.0)?), ("height", within(&p.height, 0.0, 1.0)?)]))
+    occlude
+}
+
+fn occlude(p: occlude::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    Ok(op(
+        "occlude",
+        vec![
+            ("x", within(&p.x, 0.0, 1.0)?),
+            ("y", within(&p.y, 0.0, 1.0)?),
+            ("width", within(&p.width, 0.0, 1.0)?),
+            ("height", within(&p.height, 0.0, 1.0)?),
+        ],
+    ))
 }
 tool! {
     /// An edit: remove colour (luma 0.299 R + 0.587 G + 0.114 B).
@@ -354,7 +381,11 @@ tool! {
     greyscale in Images -> Type::record();
     {
     }
-    |_, _| Ok(op("greyscale", vec![]))
+    greyscale
+}
+
+fn greyscale(_: greyscale::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    Ok(op("greyscale", vec![]))
 }
 tool! {
     /// An edit: Gaussian blur with standard deviation `sigma` pixels.
@@ -367,7 +398,11 @@ tool! {
         /// pixels
         sigma: f64,
     }
-    |p, _| Ok(op("blur", vec![("sigma", within(&p.sigma, 0.0, 100.0)?)]))
+    blur
+}
+
+fn blur(p: blur::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    Ok(op("blur", vec![("sigma", within(&p.sigma, 0.0, 100.0)?)]))
 }
 tool! {
     /// An edit: change contrast by `percent` (negative lowers it).
@@ -380,7 +415,11 @@ tool! {
         /// change in percent
         percent: f64,
     }
-    |p, _| Ok(op("contrast", vec![("percent", within(&p.percent, -100.0, 1000.0)?)]))
+    contrast
+}
+
+fn contrast(p: contrast::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    Ok(op("contrast", vec![("percent", within(&p.percent, -100.0, 1000.0)?)]))
 }
 tool! {
     /// An edit: rotate hues by `degrees` (recolour: red to green is about 120).
@@ -393,7 +432,11 @@ tool! {
         /// hue rotation
         degrees: f64,
     }
-    |p, _| Ok(op("hue", vec![("degrees", within(&p.degrees, -360.0, 360.0)?)]))
+    hue
+}
+
+fn hue(p: hue::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    Ok(op("hue", vec![("degrees", within(&p.degrees, -360.0, 360.0)?)]))
 }
 tool! {
     /// An edit: add uniform noise of up to `amount` (a fraction of 255) to each channel, drawn from the run's seed.
@@ -406,7 +449,11 @@ tool! {
         /// strength
         amount: f64,
     }
-    |p, _| Ok(op("noise", vec![("amount", within(&p.amount, 0.0, 1.0)?)]))
+    noise
+}
+
+fn noise(p: noise::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    Ok(op("noise", vec![("amount", within(&p.amount, 0.0, 1.0)?)]))
 }
 
 tool! {
@@ -420,13 +467,15 @@ tool! {
         /// "h" or "v"
         axis: String = Value::str("h"),
     }
-    |p, _| {
-        let axis = p.axis.as_str();
-        if axis != "h" && axis != "v" {
-            return Err(p.axis.error(format!("axis is \"h\" or \"v\", found \"{axis}\"")));
-        }
-        Ok(op("flip", vec![("axis", Value::str(axis))]))
+    flip
+}
+
+fn flip(p: flip::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let axis = p.axis.as_str();
+    if axis != "h" && axis != "v" {
+        return Err(p.axis.error(format!("axis is \"h\" or \"v\", found \"{axis}\"")));
     }
+    Ok(op("flip", vec![("axis", Value::str(axis))]))
 }
 
 tool! {
@@ -451,18 +500,20 @@ tool! {
         /// the picture's width as a fraction of the image's
         scale: Arg [Type::Num] = Value::Num(0.3),
     }
-    |p, _| {
-        let Value::Image(pic) = &*p.picture else { return Err(p.picture.error("expected an image")) };
-        Ok(op(
-            "paste",
-            vec![
-                ("picture", Value::Image(pic.clone())),
-                ("x", Value::Num(fraction(&p.x, -1.0, 2.0)?)),
-                ("y", Value::Num(fraction(&p.y, -1.0, 2.0)?)),
-                ("scale", Value::Num(fraction(&p.scale, 0.001, 10.0)?)),
-            ],
-        ))
-    }
+    paste
+}
+
+fn paste(p: paste::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let Value::Image(pic) = &*p.picture else { return Err(p.picture.error("expected an image")) };
+    Ok(op(
+        "paste",
+        vec![
+            ("picture", Value::Image(pic.clone())),
+            ("x", Value::Num(fraction(&p.x, -1.0, 2.0)?)),
+            ("y", Value::Num(fraction(&p.y, -1.0, 2.0)?)),
+            ("scale", Value::Num(fraction(&p.scale, 0.001, 10.0)?)),
+        ],
+    ))
 }
 
 tool! {
@@ -480,13 +531,15 @@ tool! {
         /// e.g. "red", "#2060ff"
         colour: String,
     }
-    |p, _| {
-        let c = p.colour.as_str();
-        if crate::vision::svg::parse_color(c).map_err(|e| p.colour.error(e))?.is_none() {
-            return Err(p.colour.error("recolour needs a colour, not none"));
-        }
-        Ok(op("recolour", vec![("colour", Value::str(c))]))
+    recolour
+}
+
+fn recolour(p: recolour::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let c = p.colour.as_str();
+    if crate::vision::svg::parse_color(c).map_err(|e| p.colour.error(e))?.is_none() {
+        return Err(p.colour.error("recolour needs a colour, not none"));
     }
+    Ok(op("recolour", vec![("colour", Value::str(c))]))
 }
 
 tool! {
@@ -513,71 +566,75 @@ tool! {
         /// an SVG colour, or "none"
         background: String = Value::str("white"),
     }
-    |p, ctx| {
-        let (w, h) = (*p.width, *p.height);
-        if !(1..=4096).contains(&w) || !(1..=4096).contains(&h) {
-            return Err(ToolError::new(format!("a scene is 1 to 4096 pixels on a side, not {w}x{h}")));
-        }
-        let bg = crate::vision::svg::parse_color(p.background.as_str())
-            .map_err(|e| p.background.error(e))?
-            .unwrap_or([0, 0, 0, 0]);
-        let mut canvas = RgbaImage::from_pixel(w as u32, h as u32, image::Rgba(bg));
-        for (i, part) in p.parts.clone().iter().enumerate() {
-            let Value::Record(r) = part else {
-                return Err(p.parts.error(format!("part {i} is a {}, not a record {{image, x, y, scale}}", part.type_name()),
-                ));
-            };
-            let bad = |what: String| {
-                p.parts.error(format!("part {i}: {what}"))
-                    .help("a part is {image, x, y, scale} with optional colour, hue, rotate")
-            };
-            for k in r.keys() {
-                if !["image", "x", "y", "scale", "colour", "hue", "rotate"].contains(&k.as_str()) {
-                    return Err(bad(format!("unknown field `{k}`")));
-                }
-            }
-            let Some(Value::Image(img)) = r.get("image") else { return Err(bad("no `image`".into())) };
-            let num = |k: &str, d: f64| match r.get(k) {
-                None => Ok(d),
-                Some(Value::Num(n)) if n.is_finite() => Ok(*n),
-                Some(v) => Err(bad(format!("`{k}` must be a number, found a {}", v.type_name()))),
-            };
-            let mut pic = img.as_ref().clone();
-            if let Some(c) = r.get("colour") {
-                pic = apply(&pic, &op("recolour", vec![("colour", c.clone())]), ctx).map_err(bad)?;
-            }
-            if r.contains_key("hue") {
-                pic = apply(&pic, &op("hue", vec![("degrees", Value::Num(num("hue", 0.0)?))]), ctx).map_err(bad)?;
-            }
-            let mut pic = to_rgba(&pic).map_err(bad)?;
-            if r.contains_key("rotate") {
-                // Rotate on a transparent square canvas large enough to hold it.
-                let side = ((pic.width().pow(2) + pic.height().pow(2)) as f64).sqrt().ceil() as u32;
-                let mut sq = RgbaImage::new(side, side);
-                image::imageops::overlay(
-                    &mut sq,
-                    &pic,
-                    ((side - pic.width()) / 2) as i64,
-                    ((side - pic.height()) / 2) as i64,
-                );
-                let (s, c) = (num("rotate", 0.0)?.to_radians() as f32).sin_cos();
-                let cc = side as f32 / 2.0 - 0.5;
-                pic = RgbaImage::from_fn(side, side, |x, y| {
-                    let (dx, dy) = (x as f32 - cc, y as f32 - cc);
-                    let (sx, sy) = (c * dx + s * dy + cc, -s * dx + c * dy + cc);
-                    if sx < 0.0 || sy < 0.0 || sx > side as f32 - 1.0 || sy > side as f32 - 1.0 {
-                        image::Rgba([0, 0, 0, 0])
-                    } else {
-                        *sq.get_pixel(sx.round() as u32, sy.round() as u32)
-                    }
-                });
-            }
-            let scale = num("scale", 0.3)?;
-            if scale <= 0.0 || scale > 10.0 {
-                return Err(bad(format!("`scale` must be above 0 and at most 10, found {scale}")));
-            }
-            paste_onto(&mut canvas, &pic, num("x", 0.5)?, num("y", 0.5)?, scale);
-        }
-        Ok(Value::Image(Arc::new(from_rgba(canvas))))
+    scene
+}
+
+fn scene(p: scene::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
+    let (w, h) = (*p.width, *p.height);
+    if !(1..=4096).contains(&w) || !(1..=4096).contains(&h) {
+        return Err(ToolError::new(format!("a scene is 1 to 4096 pixels on a side, not {w}x{h}")));
     }
+    let bg = crate::vision::svg::parse_color(p.background.as_str())
+        .map_err(|e| p.background.error(e))?
+        .unwrap_or([0, 0, 0, 0]);
+    let mut canvas = RgbaImage::from_pixel(w as u32, h as u32, image::Rgba(bg));
+    for (i, part) in p.parts.clone().iter().enumerate() {
+        let Value::Record(r) = part else {
+            return Err(p
+                .parts
+                .error(format!("part {i} is a {}, not a record {{image, x, y, scale}}", part.type_name())));
+        };
+        let bad = |what: String| {
+            p.parts
+                .error(format!("part {i}: {what}"))
+                .help("a part is {image, x, y, scale} with optional colour, hue, rotate")
+        };
+        for k in r.keys() {
+            if !["image", "x", "y", "scale", "colour", "hue", "rotate"].contains(&k.as_str()) {
+                return Err(bad(format!("unknown field `{k}`")));
+            }
+        }
+        let Some(Value::Image(img)) = r.get("image") else { return Err(bad("no `image`".into())) };
+        let num = |k: &str, d: f64| match r.get(k) {
+            None => Ok(d),
+            Some(Value::Num(n)) if n.is_finite() => Ok(*n),
+            Some(v) => Err(bad(format!("`{k}` must be a number, found a {}", v.type_name()))),
+        };
+        let mut pic = img.as_ref().clone();
+        if let Some(c) = r.get("colour") {
+            pic = apply(&pic, &op("recolour", vec![("colour", c.clone())]), ctx).map_err(bad)?;
+        }
+        if r.contains_key("hue") {
+            pic = apply(&pic, &op("hue", vec![("degrees", Value::Num(num("hue", 0.0)?))]), ctx).map_err(bad)?;
+        }
+        let mut pic = to_rgba(&pic).map_err(bad)?;
+        if r.contains_key("rotate") {
+            // Rotate on a transparent square canvas large enough to hold it.
+            let side = ((pic.width().pow(2) + pic.height().pow(2)) as f64).sqrt().ceil() as u32;
+            let mut sq = RgbaImage::new(side, side);
+            image::imageops::overlay(
+                &mut sq,
+                &pic,
+                ((side - pic.width()) / 2) as i64,
+                ((side - pic.height()) / 2) as i64,
+            );
+            let (s, c) = (num("rotate", 0.0)?.to_radians() as f32).sin_cos();
+            let cc = side as f32 / 2.0 - 0.5;
+            pic = RgbaImage::from_fn(side, side, |x, y| {
+                let (dx, dy) = (x as f32 - cc, y as f32 - cc);
+                let (sx, sy) = (c * dx + s * dy + cc, -s * dx + c * dy + cc);
+                if sx < 0.0 || sy < 0.0 || sx > side as f32 - 1.0 || sy > side as f32 - 1.0 {
+                    image::Rgba([0, 0, 0, 0])
+                } else {
+                    *sq.get_pixel(sx.round() as u32, sy.round() as u32)
+                }
+            });
+        }
+        let scale = num("scale", 0.3)?;
+        if scale <= 0.0 || scale > 10.0 {
+            return Err(bad(format!("`scale` must be above 0 and at most 10, found {scale}")));
+        }
+        paste_onto(&mut canvas, &pic, num("x", 0.5)?, num("y", 0.5)?, scale);
+    }
+    Ok(Value::Image(Arc::new(from_rgba(canvas))))
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use assay_interpreter::{Arg, HandleKind, Name, ToolCtx, ToolError, Type, Value};
 use ndarray::{Array4, ArrayD, Axis};
 
-use crate::core::declare::tool;
+use crate::core::declare::{tool, ToolResult};
 use crate::methods::units::{Reduce, Select, Unit};
 use crate::onnx::model::{Model, Preprocess};
 use crate::vision::data::{dataset_of, Dataset};
@@ -153,39 +153,42 @@ tool! {
         /// quantiles (0..1) to sample an exemplar at, e.g. [0.25, 0.5, 0.75]
         quantiles: Arg [Type::list(Type::Num)] = Value::None,
     }
-    |p, ctx| {
-        if let Some(texts) = texts_of(&p.data) {
-            // Every shard ranks all the texts (the merge takes the first
-            // shard's answer, which every shard computed alike).
-            return text_exemplars(&p.unit, (p.data.name(), &texts), *p.k, *p.bottom);
+    exemplars
+}
+
+fn exemplars(p: exemplars::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
+    if let Some(texts) = texts_of(&p.data) {
+        // Every shard ranks all the texts (the merge takes the first
+        // shard's answer, which every shard computed alike).
+        return text_exemplars(&p.unit, (p.data.name(), &texts), *p.k, *p.bottom);
+    }
+    let s = setup(&p.unit, &p.data, &p.quantiles, [*p.k, *p.batch, *p.bottom], ctx)?;
+    let pre: Preprocess = s.unit.model.card.preprocess.ok_or_else(|| {
+        p.unit
+            .error("the model does not say how images become its input")
+            .help("use a built-in image model such as model(\"efficientnet-lite0\")")
+    })?;
+    // A shard takes a contiguous block of whole batches, so every image is
+    // run in the same batch as in one run over all of them.
+    let n = s.data.items.len();
+    let items = match ctx.share() {
+        Some(share) => {
+            let batches = share.range(n.div_ceil(s.spec.batch));
+            (batches.start * s.spec.batch).min(n)..(batches.end * s.spec.batch).min(n)
         }
-        let s = setup(&p.unit, &p.data, &p.quantiles, [*p.k, *p.batch, *p.bottom], ctx)?;
-        let pre: Preprocess = s.unit.model.card.preprocess.ok_or_else(|| {
-            p.unit.error("the model does not say how images become its input")
-                .help("use a built-in image model such as model(\"efficientnet-lite0\")")
-        })?;
-        // A shard takes a contiguous block of whole batches, so every image is
-        // run in the same batch as in one run over all of them.
-        let n = s.data.items.len();
-        let items = match ctx.share() {
-            Some(share) => {
-                let batches = share.range(n.div_ceil(s.spec.batch));
-                (batches.start * s.spec.batch).min(n)..(batches.end * s.spec.batch).min(n)
-            }
-            None => 0..n,
-        };
-        let mut noted = Vec::new();
-        let res = pass(&s.unit.model, &s.unit.tensor, s.reduce, pre, s.data, &s.spec, items, &mut |p, d| {
-            noted.push((p.to_path_buf(), d.to_string()))
-        })
-        .map_err(|e| p.data.error(e))?;
-        for (p, d) in noted {
-            ctx.note_input(&p, &d);
-        }
-        match ctx.share() {
-            Some(_) => partial_value(&res),
-            None => result_value(&s, res, ctx),
-        }
+        None => 0..n,
+    };
+    let mut noted = Vec::new();
+    let res = pass(&s.unit.model, &s.unit.tensor, s.reduce, pre, s.data, &s.spec, items, &mut |p, d| {
+        noted.push((p.to_path_buf(), d.to_string()))
+    })
+    .map_err(|e| p.data.error(e))?;
+    for (p, d) in noted {
+        ctx.note_input(&p, &d);
+    }
+    match ctx.share() {
+        Some(_) => partial_value(&res),
+        None => result_value(&s, res, ctx),
     }
 }
 

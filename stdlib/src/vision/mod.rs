@@ -6,7 +6,7 @@ use std::sync::Arc;
 use assay_interpreter::{Arg, Image, ToolError, Type, Value};
 use ndarray::{Array4, ArrayD};
 
-use crate::core::declare::tool;
+use crate::core::declare::{tool, ToolCtx, ToolResult};
 
 pub mod bench_neurons;
 pub mod data;
@@ -134,11 +134,13 @@ tool! {
         /// path relative to the script's folder
         path: String,
     }
-    |p, ctx| {
-        let path = p.path.clone();
-        let bytes = ctx.read_file(&path).map_err(|e| e.at(p.path.name()))?;
-        decode(&bytes, &format!("`{path}`")).map(|i| Value::Image(Arc::new(i))).map_err(|e| p.path.error(e))
-    }
+    image_
+}
+
+fn image_(p: image_::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
+    let path = p.path.clone();
+    let bytes = ctx.read_file(&path).map_err(|e| e.at(p.path.name()))?;
+    decode(&bytes, &format!("`{path}`")).map(|i| Value::Image(Arc::new(i))).map_err(|e| p.path.error(e))
 }
 
 tool! {
@@ -158,22 +160,24 @@ tool! {
     sample_photos in Images -> Type::list(Type::record_of(&[("name", Type::Str), ("source", Type::Str), ("image", Type::Image)]));
     {
     }
-    |_p, ctx| {
-        let files = photo_files().map_err(ToolError::new)?;
-        let mut out = Vec::new();
-        for f in files {
-            let bytes = fetch::read_cached(&f.path).map_err(ToolError::new)?;
-            let digest = fetch::sha256_file(&f.path).map_err(ToolError::new)?;
-            ctx.note_input(&f.path, &digest);
-            let img = decode(&bytes, &f.name).map_err(ToolError::new)?;
-            out.push(Value::record([
-                ("name", Value::str(&f.name)),
-                ("source", Value::str(f.source)),
-                ("image", Value::Image(Arc::new(img))),
-            ]));
-        }
-        Ok(Value::list(out))
+    sample_photos
+}
+
+fn sample_photos(_p: sample_photos::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
+    let files = photo_files().map_err(ToolError::new)?;
+    let mut out = Vec::new();
+    for f in files {
+        let bytes = fetch::read_cached(&f.path).map_err(ToolError::new)?;
+        let digest = fetch::sha256_file(&f.path).map_err(ToolError::new)?;
+        ctx.note_input(&f.path, &digest);
+        let img = decode(&bytes, &f.name).map_err(ToolError::new)?;
+        out.push(Value::record([
+            ("name", Value::str(&f.name)),
+            ("source", Value::str(f.source)),
+            ("image", Value::Image(Arc::new(img))),
+        ]));
     }
+    Ok(Value::list(out))
 }
 
 fn per_channel(x: &Arg) -> Result<[f32; 3], ToolError> {
@@ -214,50 +218,47 @@ tool! {
         /// "nchw" or "nhwc"
         layout: String = Value::str("nchw"),
     }
-    |p, _| {
-        let images: Vec<Arc<Image>> = match &*p.images {
-            Value::Image(i) => vec![i.clone()],
-            Value::List(items) => items
-                .iter()
-                .map(|v| match v {
-                    Value::Image(i) => Ok(i.clone()),
-                    other => Err(p.images.error(format!("expected images, found a {}", other.type_name()))),
-                })
-                .collect::<Result<_, _>>()?,
-            other => {
-                return Err(p.images.error(format!("expected an image or a list of images, found a {}", other.type_name()),
-                ))
-            }
-        };
-        let size = *p.size;
-        let resize = *p.resize;
-        if size == 0 || size > 4096 || resize < size || resize > 8192 {
-            return Err(p.size.error(format!("need 0 < size <= resize <= 8192, found size {size}, resize {resize}"),
-            ));
+    pixels
+}
+
+fn pixels(p: pixels::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let images: Vec<Arc<Image>> = match &*p.images {
+        Value::Image(i) => vec![i.clone()],
+        Value::List(items) => items
+            .iter()
+            .map(|v| match v {
+                Value::Image(i) => Ok(i.clone()),
+                other => Err(p.images.error(format!("expected images, found a {}", other.type_name()))),
+            })
+            .collect::<Result<_, _>>()?,
+        other => {
+            return Err(p.images.error(format!("expected an image or a list of images, found a {}", other.type_name())))
         }
-        let (mean, std) = (per_channel(&p.mean)?, per_channel(&p.std)?);
-        if std.contains(&0.0) {
-            return Err(p.std.error("`std` must not be zero"));
-        }
-        let layout = p.layout.as_str();
-        let (s, n) = (size, images.len());
-        let mut data = Vec::with_capacity(n * 3 * s * s);
-        for img in &images {
-            data.extend(
-                crate::pixels::preprocess(img, resize as u32, size as u32, mean, std)
-                    .map_err(|e| p.images.error(e))?,
-            );
-        }
-        let nchw = Array4::from_shape_vec((n, 3, s, s), data).map_err(|e| ToolError::new(e.to_string()))?;
-        let arr: ArrayD<f32> = match layout {
-            "nchw" => nchw.into_dyn(),
-            "nhwc" => nchw.permuted_axes([0, 2, 3, 1]).as_standard_layout().to_owned().into_dyn(),
-            other => {
-                return Err(p.layout.error(format!("layout must be \"nchw\" or \"nhwc\", found \"{other}\"")))
-            }
-        };
-        Ok(Value::tensor(arr))
+    };
+    let size = *p.size;
+    let resize = *p.resize;
+    if size == 0 || size > 4096 || resize < size || resize > 8192 {
+        return Err(p.size.error(format!("need 0 < size <= resize <= 8192, found size {size}, resize {resize}")));
     }
+    let (mean, std) = (per_channel(&p.mean)?, per_channel(&p.std)?);
+    if std.contains(&0.0) {
+        return Err(p.std.error("`std` must not be zero"));
+    }
+    let layout = p.layout.as_str();
+    let (s, n) = (size, images.len());
+    let mut data = Vec::with_capacity(n * 3 * s * s);
+    for img in &images {
+        data.extend(
+            crate::pixels::preprocess(img, resize as u32, size as u32, mean, std).map_err(|e| p.images.error(e))?,
+        );
+    }
+    let nchw = Array4::from_shape_vec((n, 3, s, s), data).map_err(|e| ToolError::new(e.to_string()))?;
+    let arr: ArrayD<f32> = match layout {
+        "nchw" => nchw.into_dyn(),
+        "nhwc" => nchw.permuted_axes([0, 2, 3, 1]).as_standard_layout().to_owned().into_dyn(),
+        other => return Err(p.layout.error(format!("layout must be \"nchw\" or \"nhwc\", found \"{other}\""))),
+    };
+    Ok(Value::tensor(arr))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use assay_interpreter::{to_numbers, to_tensor, Arg, ToolError, Type, Value};
 
-use crate::core::declare::tool;
+use crate::core::declare::{tool, ToolCtx, ToolResult};
 
 const W: f64 = 480.0;
 const H: f64 = 300.0;
@@ -328,107 +328,107 @@ tool! {
         /// text beside each row of a heatmap: tokens, or numbers
         y_ticks: Arg [Type::OneOf(vec![Type::list(Type::Any), Type::Range])] = Value::None,
     }
-    |p, _| {
-        let kind = p.kind.as_str();
-        let label = |x: &Arg| x.opt_str().map(|s| s.map(str::to_string));
-        let mut labels = Labels { title: label(&p.title)?, x: label(&p.x_label)?, y: label(&p.y_label)?, ..Labels::default() };
-        let svg = match kind {
-            "bar" | "line" | "histogram" => {
-                let values =
-                    to_numbers(&p.data).map_err(|e| p.data.error(format!("expected numbers: {e}")))?;
-                if values.is_empty() || values.len() > 100_000 {
-                    return Err(p.data.error("give between 1 and 100000 numbers"));
-                }
-                if !p.y_ticks.is_none() {
-                    return Err(p.y_ticks.error("a bar, line or histogram plot's vertical ticks are its values")
-                        .help("leave y_ticks out; y_label names the axis"));
-                }
-                let (values, n_ticks) = match kind {
-                    "histogram" => {
-                        let bins = p.bins.clamp(1, 1000);
-                        let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
-                        let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                        let width = if hi > lo { (hi - lo) / bins as f64 } else { 1.0 };
-                        let mut counts = vec![0.0; bins];
-                        for v in &values {
-                            counts[(((v - lo) / width) as usize).min(bins - 1)] += 1.0;
-                        }
-                        (counts, bins)
+    plot
+}
+
+fn plot(p: plot::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let kind = p.kind.as_str();
+    let label = |x: &Arg| x.opt_str().map(|s| s.map(str::to_string));
+    let mut labels =
+        Labels { title: label(&p.title)?, x: label(&p.x_label)?, y: label(&p.y_label)?, ..Labels::default() };
+    let svg = match kind {
+        "bar" | "line" | "histogram" => {
+            let values = to_numbers(&p.data).map_err(|e| p.data.error(format!("expected numbers: {e}")))?;
+            if values.is_empty() || values.len() > 100_000 {
+                return Err(p.data.error("give between 1 and 100000 numbers"));
+            }
+            if !p.y_ticks.is_none() {
+                return Err(p
+                    .y_ticks
+                    .error("a bar, line or histogram plot's vertical ticks are its values")
+                    .help("leave y_ticks out; y_label names the axis"));
+            }
+            let (values, n_ticks) = match kind {
+                "histogram" => {
+                    let bins = p.bins.clamp(1, 1000);
+                    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+                    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let width = if hi > lo { (hi - lo) / bins as f64 } else { 1.0 };
+                    let mut counts = vec![0.0; bins];
+                    for v in &values {
+                        counts[(((v - lo) / width) as usize).min(bins - 1)] += 1.0;
                     }
-                    _ => {
-                        let n = values.len();
-                        (values, n)
+                    (counts, bins)
+                }
+                _ => {
+                    let n = values.len();
+                    (values, n)
+                }
+            };
+            labels.x_ticks = ticks(&p.x_ticks, Some(n_ticks), "columns")?;
+            // Value ticks at the ends of the range and at zero (always in it).
+            let (lo, hi) = range(&values);
+            let mut at = vec![lo, 0.0, hi];
+            at.dedup();
+            let value_ticks: Vec<String> = if labels.any() { at.iter().map(|v| num(*v)).collect() } else { Vec::new() };
+            let area = area(&labels, &value_ticks, false);
+            let body = if kind == "line" { line(&values, area) } else { bars(&values, area) };
+            if labels.any() {
+                let y = scale(&values, area);
+                let n = values.len().max(1) as f64;
+                let x_at = |i: usize| {
+                    if kind == "line" {
+                        area.x0 + i as f64 * if n > 1.0 { (area.x1 - area.x0) / (n - 1.0) } else { 0.0 }
+                    } else {
+                        area.x0 + (i as f64 + 0.5) * (area.x1 - area.x0) / n
                     }
                 };
-                labels.x_ticks = ticks(&p.x_ticks, Some(n_ticks), "columns")?;
-                // Value ticks at the ends of the range and at zero (always in it).
-                let (lo, hi) = range(&values);
-                let mut at = vec![lo, 0.0, hi];
-                at.dedup();
-                let value_ticks: Vec<String> = if labels.any() { at.iter().map(|v| num(*v)).collect() } else { Vec::new() };
-                let area = area(&labels, &value_ticks, false);
-                let body = if kind == "line" { line(&values, area) } else { bars(&values, area) };
-                if labels.any() {
-                    let y = scale(&values, area);
-                    let n = values.len().max(1) as f64;
-                    let x_at = |i: usize| {
-                        if kind == "line" {
-                            area.x0 + i as f64 * if n > 1.0 { (area.x1 - area.x0) / (n - 1.0) } else { 0.0 }
-                        } else {
-                            area.x0 + (i as f64 + 0.5) * (area.x1 - area.x0) / n
-                        }
-                    };
-                    let ys: Vec<(f64, String)> = at.iter().map(|v| (y(*v), num(*v))).collect();
-                    frame(&format!("{body}{}", text(&labels, area, &x_at, &ys)), area)
-                } else {
-                    frame(&body, area)
-                }
+                let ys: Vec<(f64, String)> = at.iter().map(|v| (y(*v), num(*v))).collect();
+                frame(&format!("{body}{}", text(&labels, area, &x_at, &ys)), area)
+            } else {
+                frame(&body, area)
             }
-            "heatmap" => {
-                let t = to_tensor(&p.data)
-                    .map_err(|e| p.data.error(format!("a heatmap needs rows of numbers: {e}")))?;
-                if t.ndim() != 2 || t.is_empty() {
-                    return Err(p.data.error(format!("a heatmap needs a 2-D tensor, found shape {:?}", t.shape()),
-                    ));
-                }
-                let (r, c) = (t.shape()[0], t.shape()[1]);
-                // The image is 480x300: more cells than this cannot be seen, and
-                // each one is an SVG element (10,000 x 10,000 would be 10 GB of text).
-                const MAX_CELLS: usize = 250_000;
-                if r.saturating_mul(c) > MAX_CELLS {
-                    return Err(p.data.error(format!("a heatmap of {r} x {c} cells is more than the {MAX_CELLS} it can draw"),
-                    )
+        }
+        "heatmap" => {
+            let t = to_tensor(&p.data).map_err(|e| p.data.error(format!("a heatmap needs rows of numbers: {e}")))?;
+            if t.ndim() != 2 || t.is_empty() {
+                return Err(p.data.error(format!("a heatmap needs a 2-D tensor, found shape {:?}", t.shape())));
+            }
+            let (r, c) = (t.shape()[0], t.shape()[1]);
+            // The image is 480x300: more cells than this cannot be seen, and
+            // each one is an SVG element (10,000 x 10,000 would be 10 GB of text).
+            const MAX_CELLS: usize = 250_000;
+            if r.saturating_mul(c) > MAX_CELLS {
+                return Err(p
+                    .data
+                    .error(format!("a heatmap of {r} x {c} cells is more than the {MAX_CELLS} it can draw"))
                     .help("average or max-pool the rows and columns first, or plot a slice"));
-                }
-                labels.x_ticks = ticks(&p.x_ticks, Some(c), "columns")?;
-                labels.y_ticks = ticks(&p.y_ticks, Some(r), "rows")?;
-                let data: Vec<f64> = t.iter().map(|x| *x as f64).collect();
-                let area = area(&labels, &labels.y_ticks, labels.any());
-                let body = heat(r, c, &data, area);
-                if labels.any() {
-                    let (cw, ch) = ((area.x1 - area.x0) / c as f64, (area.y1 - area.y0) / r as f64);
-                    let x_at = |i: usize| area.x0 + (i as f64 + 0.5) * cw;
-                    let ys: Vec<(f64, String)> = labels
-                        .y_ticks
-                        .iter()
-                        .enumerate()
-                        .map(|(i, t)| (area.y0 + (i as f64 + 0.5) * ch, t.clone()))
-                        .collect();
-                    frame(&format!("{body}{}{}", text(&labels, area, &x_at, &ys), colour_bar(&data, area)), area)
-                } else {
-                    frame(&body, area)
-                }
             }
-            other => {
-                return Err(p.kind.error(format!("unknown plot \"{other}\"; use bar, line, histogram or heatmap"),
-                ))
+            labels.x_ticks = ticks(&p.x_ticks, Some(c), "columns")?;
+            labels.y_ticks = ticks(&p.y_ticks, Some(r), "rows")?;
+            let data: Vec<f64> = t.iter().map(|x| *x as f64).collect();
+            let area = area(&labels, &labels.y_ticks, labels.any());
+            let body = heat(r, c, &data, area);
+            if labels.any() {
+                let (cw, ch) = ((area.x1 - area.x0) / c as f64, (area.y1 - area.y0) / r as f64);
+                let x_at = |i: usize| area.x0 + (i as f64 + 0.5) * cw;
+                let ys: Vec<(f64, String)> = labels
+                    .y_ticks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (area.y0 + (i as f64 + 0.5) * ch, t.clone()))
+                    .collect();
+                frame(&format!("{body}{}{}", text(&labels, area, &x_at, &ys), colour_bar(&data, area)), area)
+            } else {
+                frame(&body, area)
             }
-        };
-        let fonts = if labels.any() { Some(crate::vision::font::fonts().map_err(ToolError::new)?) } else { None };
-        crate::vision::svg::render_with(&svg, W as u32, Some(H as u32), Some([255, 255, 255, 255]), fonts)
-            .map(|i| Value::Image(Arc::new(i)))
-            .map_err(ToolError::new)
-    }
+        }
+        other => return Err(p.kind.error(format!("unknown plot \"{other}\"; use bar, line, histogram or heatmap"))),
+    };
+    let fonts = if labels.any() { Some(crate::vision::font::fonts().map_err(ToolError::new)?) } else { None };
+    crate::vision::svg::render_with(&svg, W as u32, Some(H as u32), Some([255, 255, 255, 255]), fonts)
+        .map(|i| Value::Image(Arc::new(i)))
+        .map_err(ToolError::new)
 }
 
 /// Tick labels, one per column or row (`what`) where `want` says how many.

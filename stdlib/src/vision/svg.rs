@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use assay_interpreter::{Image, Type, Value};
 
-use crate::core::declare::tool;
+use crate::core::declare::{tool, ToolCtx, ToolResult};
 
 /// Largest side of a rendered image.
 const MAX_SIDE: u32 = 4096;
@@ -161,19 +161,21 @@ tool! {
         /// an SVG colour (white, teal, #rrggbb, ...) or none
         background: String = Value::str("white"),
     }
-    |p, _| {
-        let code = p.code.as_str();
-        if code.len() > 1 << 20 {
-            return Err(p.code.error("SVG code larger than 1 MiB"));
-        }
-        let w = *p.width;
-        let h = *p.height;
-        if w == 0 || w > MAX_SIDE as usize || h.is_some_and(|h| h <= 0 || h > MAX_SIDE as i64) {
-            return Err(p.width.error(format!("width and height must be between 1 and {MAX_SIDE}")));
-        }
-        let bg = parse_color(p.background.as_str()).map_err(|e| p.background.error(e))?;
-        render(code, w as u32, h.map(|h| h as u32), bg).map(|i| Value::Image(Arc::new(i))).map_err(|e| {
-            p.code.error(e).help("write a complete <svg ...> element with a viewBox or width and height")
-        })
+    svg
+}
+
+fn svg(p: svg::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let code = p.code.as_str();
+    if code.len() > 1 << 20 {
+        return Err(p.code.error("SVG code larger than 1 MiB"));
     }
+    let w = *p.width;
+    let h = *p.height;
+    if w == 0 || w > MAX_SIDE as usize || h.is_some_and(|h| h <= 0 || h > MAX_SIDE as i64) {
+        return Err(p.width.error(format!("width and height must be between 1 and {MAX_SIDE}")));
+    }
+    let bg = parse_color(p.background.as_str()).map_err(|e| p.background.error(e))?;
+    render(code, w as u32, h.map(|h| h as u32), bg)
+        .map(|i| Value::Image(Arc::new(i)))
+        .map_err(|e| p.code.error(e).help("write a complete <svg ...> element with a viewBox or width and height"))
 }

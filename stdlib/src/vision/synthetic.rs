@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use assay_interpreter::{Arg, HandleKind, Image, Name, ToolCtx, ToolError, Type, Value};
 
-use crate::core::declare::tool;
+use crate::core::declare::{tool, ToolResult};
 use crate::methods::units::{Reduce, Select, Unit};
 use crate::models::build::{batched, int, ints, string, GraphBuilder};
 use crate::onnx::handle::ModelHandle;
@@ -253,7 +253,7 @@ pub fn concept_model(efficientnet: &ModelProto, labels: &[String]) -> Result<Mod
         }
         groups.push((*name, idx));
     }
-    concepts_over_efficientnet(
+    crate::models::efficientnet::concepts_over_efficientnet(
         efficientnet,
         "concept",
         &groups,
@@ -267,45 +267,6 @@ pub fn concept_model(efficientnet: &ModelProto, labels: &[String]) -> Result<Mod
         },
         ("synthetic_concepts", "Assay synthetic neurons: concepts over EfficientNet-Lite0's class probabilities"),
     )
-}
-
-/// A concept model: EfficientNet-Lite0 with its class probabilities summed
-/// over each group of class indices (named `{prefix}.NAME.classes`,
-/// `/{prefix}/NAME/...`), then `channels` builds the output channels from
-/// those sums, in order; output `response` [N, C, 1, 1]. Shared by the
-/// core concept neurons and the benchmark's.
-pub(crate) fn concepts_over_efficientnet(
-    efficientnet: &ModelProto,
-    prefix: &str,
-    groups: &[(&str, Vec<i64>)],
-    channels: impl FnOnce(&mut GraphBuilder, &std::collections::BTreeMap<String, String>) -> Vec<String>,
-    (graph_name, doc): (&str, &str),
-) -> Result<ModelProto, String> {
-    let mut m = efficientnet.clone();
-    let g = m.graph.as_mut().ok_or("EfficientNet has no graph")?;
-    let logits = g.output.first().map(|o| o.name().to_string()).ok_or("EfficientNet has no output")?;
-    let mut b = GraphBuilder::default();
-    let probs = b.node("Softmax", &format!("/{prefix}/Softmax"), &[&logits], vec![int("axis", 1)]);
-    let axis = b.i64(&format!("{prefix}.axis1"), &[1], &[1]);
-    let mut sums = std::collections::BTreeMap::new();
-    for (name, idx) in groups {
-        let ids = b.i64(&format!("{prefix}.{name}.classes"), &[idx.len()], idx);
-        let picked = b.node("Gather", &format!("/{prefix}/{name}/Gather"), &[&probs, &ids], vec![int("axis", 1)]);
-        let p =
-            b.node("ReduceSum", &format!("/{prefix}/{name}/ReduceSum"), &[&picked, &axis], vec![int("keepdims", 1)]);
-        sums.insert(name.to_string(), p);
-    }
-    let outs = channels(&mut b, &sums);
-    let refs: Vec<&str> = outs.iter().map(String::as_str).collect();
-    let all = b.node("Concat", &format!("/{prefix}/Concat"), &refs, vec![int("axis", 1)]);
-    let spatial = b.i64(&format!("{prefix}.spatial"), &[2], &[2, 3]);
-    b.node_to("Unsqueeze", "/response", &[&all, &spatial], vec![], "response");
-    g.node.extend(b.nodes);
-    g.initializer.extend(b.inits);
-    g.output = vec![batched("response", DataType::Float, &[outs.len() as i64, 1, 1])];
-    g.name = Some(graph_name.into());
-    m.doc_string = Some(doc.into());
-    Ok(m)
 }
 
 /// Builds both synthetic-neuron models into the cache (for a sandboxed run,
@@ -372,75 +333,83 @@ tool! {
         /// the neuron's name
         name: String,
     }
-    |p, ctx| {
-        let name = p.name.as_str();
-        let Some(n) = all().position(|n| n.name == name) else {
-            // The benchmark's emoji-annotation neurons.
-            if let Some(c) = crate::vision::bench_neurons::EMOJI_CONCEPTS.iter().position(|(n, _, _)| *n == name) {
-                let (path, bytes, sha) = crate::vision::bench_neurons::emoji_model_cached().map_err(ToolError::new)?;
-                ctx.note_input(&path, &sha);
-                let m =
-                    Model::load_deferred(&path, "synthetic emoji", &bytes, sha, Provider::Cpu).map_err(ToolError::new)?;
-                let card = Card { preprocess: Some(PIXELS_0_1), ..Card::default() };
-                return Ok(Value::Handle(Arc::new(Unit {
-                    model: ModelHandle::new(m, card),
-                    tensor: "response".into(),
-                    select: Select::Channel(Some(c), Reduce::Max),
-                })));
-            }
-            // The benchmark's concept neurons (MAIA's scale).
-            if let Some(c) = crate::vision::bench_neurons::concepts().iter().position(|c| c.name == name) {
-                let m = shared_built("concepts85", ctx, |ctx| {
-                    let (path, _) = crate::models::efficientnet::provision()
-                        .map_err(|e| format!("cannot prepare efficientnet-lite0: {e}"))?;
-                    let bytes = crate::fetch::read_cached(&path)?;
-                    let base = crate::onnx::graph::decode(&bytes)?;
-                    let proto = crate::vision::bench_neurons::concept_model(&base)?;
-                    let m = load_built(&proto, "concepts85", ctx)?;
-                    Ok(ModelHandle::new(m, Card { preprocess: Some(crate::models::efficientnet::PREPROCESS), ..Card::default() }))
-                })
-                .map_err(ToolError::new)?;
-                return Ok(Value::Handle(Arc::new(Unit {
-                    model: m,
-                    tensor: "response".into(),
-                    select: Select::Channel(Some(c), Reduce::Max),
-                })));
-            }
-            let names: Vec<&str> = all().map(|n| n.name).collect();
-            let help = match assay_interpreter::closest(name, names.iter().copied()) {
-                Some(c) => format!("did you mean \"{c}\"? synthetic_neurons() lists them all"),
-                None => format!("known: {}", names.join(", ")),
-            };
-            return Err(p.name.error(format!("no synthetic neuron \"{name}\"")).help(help));
-        };
-        let reduce = if all().nth(n).is_some_and(|x| x.mean) { Reduce::Mean } else { Reduce::Max };
-        let (model, channel) = if n < LOW_LEVEL.len() {
-            let m = shared_built("low-level", ctx, |ctx| {
-                let m = load_built(&low_level_model(), "low-level", ctx)?;
-                Ok(ModelHandle::new(m, Card { preprocess: Some(PIXELS_0_1), ..Card::default() }))
-            })
-            .map_err(ToolError::new)?;
-            (m, n)
-        } else {
-            let m = shared_built("concepts", ctx, |ctx| {
-                let (path, labels) = crate::models::efficientnet::provision()
+    synthetic
+}
+
+fn synthetic(p: synthetic::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
+    let name = p.name.as_str();
+    let Some(n) = all().position(|n| n.name == name) else {
+        // The benchmark's emoji-annotation neurons.
+        if let Some(c) = crate::vision::bench_neurons::EMOJI_CONCEPTS.iter().position(|(n, _, _)| *n == name) {
+            let (path, bytes, sha) = crate::vision::bench_neurons::emoji_model_cached().map_err(ToolError::new)?;
+            ctx.note_input(&path, &sha);
+            let m =
+                Model::load_deferred(&path, "synthetic emoji", &bytes, sha, Provider::Cpu).map_err(ToolError::new)?;
+            let card = Card { preprocess: Some(PIXELS_0_1), ..Card::default() };
+            return Ok(Value::Handle(Arc::new(Unit {
+                model: ModelHandle::new(m, card),
+                tensor: "response".into(),
+                select: Select::Channel(Some(c), Reduce::Max),
+            })));
+        }
+        // The benchmark's concept neurons (MAIA's scale).
+        if let Some(c) = crate::vision::bench_neurons::concepts().iter().position(|c| c.name == name) {
+            let m = shared_built("concepts85", ctx, |ctx| {
+                let (path, _) = crate::models::efficientnet::provision()
                     .map_err(|e| format!("cannot prepare efficientnet-lite0: {e}"))?;
                 let bytes = crate::fetch::read_cached(&path)?;
                 let base = crate::onnx::graph::decode(&bytes)?;
-                let proto = concept_model(&base, &labels)?;
-                let m = load_built(&proto, "concepts", ctx)?;
-                let labels = CONCEPTS.iter().map(|c| c.name.to_string()).collect();
-                Ok(ModelHandle::new(m, Card { labels, preprocess: Some(crate::models::efficientnet::PREPROCESS), ..Card::default() }))
+                let proto = crate::vision::bench_neurons::concept_model(&base)?;
+                let m = load_built(&proto, "concepts85", ctx)?;
+                Ok(ModelHandle::new(
+                    m,
+                    Card { preprocess: Some(crate::models::efficientnet::PREPROCESS), ..Card::default() },
+                ))
             })
             .map_err(ToolError::new)?;
-            (m, n - LOW_LEVEL.len())
+            return Ok(Value::Handle(Arc::new(Unit {
+                model: m,
+                tensor: "response".into(),
+                select: Select::Channel(Some(c), Reduce::Max),
+            })));
+        }
+        let names: Vec<&str> = all().map(|n| n.name).collect();
+        let help = match assay_interpreter::closest(name, names.iter().copied()) {
+            Some(c) => format!("did you mean \"{c}\"? synthetic_neurons() lists them all"),
+            None => format!("known: {}", names.join(", ")),
         };
-        Ok(Value::Handle(Arc::new(Unit {
-            model,
-            tensor: "response".into(),
-            select: Select::Channel(Some(channel), reduce),
-        })))
-    }
+        return Err(p.name.error(format!("no synthetic neuron \"{name}\"")).help(help));
+    };
+    let reduce = if all().nth(n).is_some_and(|x| x.mean) { Reduce::Mean } else { Reduce::Max };
+    let (model, channel) = if n < LOW_LEVEL.len() {
+        let m = shared_built("low-level", ctx, |ctx| {
+            let m = load_built(&low_level_model(), "low-level", ctx)?;
+            Ok(ModelHandle::new(m, Card { preprocess: Some(PIXELS_0_1), ..Card::default() }))
+        })
+        .map_err(ToolError::new)?;
+        (m, n)
+    } else {
+        let m = shared_built("concepts", ctx, |ctx| {
+            let (path, labels) = crate::models::efficientnet::provision()
+                .map_err(|e| format!("cannot prepare efficientnet-lite0: {e}"))?;
+            let bytes = crate::fetch::read_cached(&path)?;
+            let base = crate::onnx::graph::decode(&bytes)?;
+            let proto = concept_model(&base, &labels)?;
+            let m = load_built(&proto, "concepts", ctx)?;
+            let labels = CONCEPTS.iter().map(|c| c.name.to_string()).collect();
+            Ok(ModelHandle::new(
+                m,
+                Card { labels, preprocess: Some(crate::models::efficientnet::PREPROCESS), ..Card::default() },
+            ))
+        })
+        .map_err(ToolError::new)?;
+        (m, n - LOW_LEVEL.len())
+    };
+    Ok(Value::Handle(Arc::new(Unit {
+        model,
+        tensor: "response".into(),
+        select: Select::Channel(Some(channel), reduce),
+    })))
 }
 
 tool! {
@@ -465,43 +434,43 @@ tool! {
         /// "core" (the 14 named in `synthetic`) or "benchmark" (91)
         set: String = Value::str("core"),
     }
-    |p, _| {
-        match p.set.as_str() {
-            "core" => {}
-            "benchmark" => {
-                return Ok(Value::list(
-                    benchmark_neurons()
-                        .into_iter()
-                        .map(|(name, family, kind, description)| {
-                            Value::record([
-                                ("name", Value::str(name)),
-                                ("family", Value::str(family)),
-                                ("kind", Value::str(kind)),
-                                ("description", Value::str(description)),
-                            ])
-                        })
-                        .collect(),
-                ))
-            }
-            other => {
-                return Err(
-                    p.set.error(format!("no set \"{other}\"")).help("the sets are \"core\" and \"benchmark\"")
-                )
-            }
+    synthetic_neurons
+}
+
+fn synthetic_neurons(p: synthetic_neurons::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    match p.set.as_str() {
+        "core" => {}
+        "benchmark" => {
+            return Ok(Value::list(
+                benchmark_neurons()
+                    .into_iter()
+                    .map(|(name, family, kind, description)| {
+                        Value::record([
+                            ("name", Value::str(name)),
+                            ("family", Value::str(family)),
+                            ("kind", Value::str(kind)),
+                            ("description", Value::str(description)),
+                        ])
+                    })
+                    .collect(),
+            ))
         }
-        Ok(Value::list(
-            all()
-                .map(|n| {
-                    Value::record([
-                        ("name", Value::str(n.name)),
-                        ("family", Value::str(n.family)),
-                        ("kind", Value::str(n.kind)),
-                        ("description", Value::str(n.description)),
-                    ])
-                })
-                .collect(),
-        ))
+        other => {
+            return Err(p.set.error(format!("no set \"{other}\"")).help("the sets are \"core\" and \"benchmark\""))
+        }
     }
+    Ok(Value::list(
+        all()
+            .map(|n| {
+                Value::record([
+                    ("name", Value::str(n.name)),
+                    ("family", Value::str(n.family)),
+                    ("kind", Value::str(n.kind)),
+                    ("description", Value::str(n.description)),
+                ])
+            })
+            .collect(),
+    ))
 }
 /// The benchmark's 85: the low-level filters and the concept neurons.
 pub fn benchmark_neurons() -> Vec<(String, &'static str, &'static str, String)> {
@@ -621,25 +590,28 @@ tool! {
         /// stimuli it predicts no response to
         negatives: Arg [Type::OneOf(vec![Type::list(Type::Image), Type::list(Type::Str), Type::Handle(HandleKind::Dataset)])],
     }
-    |p, ctx| {
-        let u = p.unit.handle::<Unit>("a unit (from synthetic() or unit())")?;
-        let pos = stimuli_of(&p.positives, ctx)?;
-        let neg = stimuli_of(&p.negatives, ctx)?;
-        if matches!((&pos, &neg), (Stimuli::Images(_), Stimuli::Texts(_)) | (Stimuli::Texts(_), Stimuli::Images(_))) {
-            return Err(p.negatives.error("positives and negatives must be the same kind of stimulus (both images or both texts)",
-            ));
-        }
-        let (positives, negatives) = (responses(u, &pos, p.positives.name())?, responses(u, &neg, p.negatives.name())?);
-        let (p, n) = (positives, negatives);
-        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-        Ok(Value::record([
-            ("score", Value::Num(auc(&p, &n))),
-            ("positive_mean", Value::Num(mean(&p))),
-            ("negative_mean", Value::Num(mean(&n))),
-            ("positive", Value::nums(p.iter().copied())),
-            ("negative", Value::nums(n.iter().copied())),
-        ]))
+    score
+}
+
+fn score(p: score::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
+    let u = p.unit.handle::<Unit>("a unit (from synthetic() or unit())")?;
+    let pos = stimuli_of(&p.positives, ctx)?;
+    let neg = stimuli_of(&p.negatives, ctx)?;
+    if matches!((&pos, &neg), (Stimuli::Images(_), Stimuli::Texts(_)) | (Stimuli::Texts(_), Stimuli::Images(_))) {
+        return Err(p
+            .negatives
+            .error("positives and negatives must be the same kind of stimulus (both images or both texts)"));
     }
+    let (positives, negatives) = (responses(u, &pos, p.positives.name())?, responses(u, &neg, p.negatives.name())?);
+    let (p, n) = (positives, negatives);
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    Ok(Value::record([
+        ("score", Value::Num(auc(&p, &n))),
+        ("positive_mean", Value::Num(mean(&p))),
+        ("negative_mean", Value::Num(mean(&n))),
+        ("positive", Value::nums(p.iter().copied())),
+        ("negative", Value::nums(n.iter().copied())),
+    ]))
 }
 
 #[cfg(test)]

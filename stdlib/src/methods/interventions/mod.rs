@@ -19,7 +19,8 @@ use assay_interpreter::{Arg, Name, ToolCtx, ToolError, Type, Value};
 use ndarray::{ArrayD, Axis, Slice};
 use rand::Rng;
 
-use crate::core::declare::tool;
+use crate::core::declare::{tool, ToolResult};
+use crate::methods::metrics::metric_number;
 use crate::methods::sweep::{outputs_value, run_mixed, split, Outputs, Want};
 use crate::onnx::handle::ModelHandle;
 use crate::onnx::handle::{feeds_value, select_names};
@@ -28,20 +29,6 @@ type Feeds = Vec<(String, ArrayD<f32>)>;
 
 fn call_metric(ctx: &mut dyn ToolCtx, f: &Value, args: Vec<Value>, arg: Name) -> Result<f64, ToolError> {
     metric_number(ctx.call(f, args)?, arg)
-}
-
-/// The one rule for what a metric returns, in every tool that calls one: a
-/// finite number (a NaN or an infinity would poison every comparison and
-/// mean after it, so it is an error that says so).
-pub(crate) fn metric_number(v: Value, arg: Name) -> Result<f64, ToolError> {
-    match v {
-        Value::Num(x) if x.is_finite() => Ok(x),
-        Value::Num(x) => Err(ToolError::arg(arg, format!("the metric returned {x}"))
-            .help("a metric must give a finite number for every run, e.g. a logit difference")),
-        other => {
-            Err(ToolError::arg(arg, format!("the metric must return a number, it returned a {}", other.type_name())))
-        }
-    }
 }
 
 /// One input (batch 1) from a value.

@@ -10,7 +10,7 @@ use assay_interpreter::{Arg, ToolCtx, ToolError, Type, Value};
 use ndarray::ArrayD;
 use std::collections::BTreeMap;
 
-use crate::core::declare::tool;
+use crate::core::declare::{tool, ToolResult};
 use crate::onnx::handle::ModelHandle;
 use crate::onnx::model::Model;
 
@@ -64,109 +64,116 @@ tool! {
         /// language model when the metric reads only the next token, as logit_diff, prob and kl do
         last_position: bool = Value::Bool(false),
     }
-    |p, ctx| {
-        if let Some(pairs) = texts(&p.target) {
-            return sweep_pairs(&p, ctx, pairs);
-        }
-        let m = p.model.clone();
-        let target = feeds_value(&m, &p.target, p.target.name())?;
-        let source = feeds_value(&m, p.source.get(), p.source.name())?;
-        if target.iter().any(|(_, t)| t.shape().first() != Some(&1))
-            || source.iter().any(|(_, t)| t.shape().first() != Some(&1))
-        {
-            return Err(p.target.error("target and source must each be one example (first dimension 1)"));
-        }
-        for ((kt, t), (ks, s)) in target.iter().zip(&source) {
-            if kt != ks || t.shape() != s.shape() {
-                return Err(p.source.error(format!("source input `{ks}` {:?} does not match target input `{kt}` {:?}", s.shape(), t.shape()),
-                )
+    patch_sweep
+}
+
+fn patch_sweep(p: patch_sweep::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
+    if let Some(pairs) = texts(&p.target) {
+        return sweep_pairs(&p, ctx, pairs);
+    }
+    let m = p.model.clone();
+    let target = feeds_value(&m, &p.target, p.target.name())?;
+    let source = feeds_value(&m, p.source.get(), p.source.name())?;
+    if target.iter().any(|(_, t)| t.shape().first() != Some(&1))
+        || source.iter().any(|(_, t)| t.shape().first() != Some(&1))
+    {
+        return Err(p.target.error("target and source must each be one example (first dimension 1)"));
+    }
+    for ((kt, t), (ks, s)) in target.iter().zip(&source) {
+        if kt != ks || t.shape() != s.shape() {
+            return Err(p
+                .source
+                .error(format!(
+                    "source input `{ks}` {:?} does not match target input `{kt}` {:?}",
+                    s.shape(),
+                    t.shape()
+                ))
                 .help("for text, choose prompts with the same number of tokens"));
-            }
         }
-        let names = crate::onnx::handle::select_names(&m, &p.tensors)?;
-        let metric = p.metric.clone();
-        let parts = p.parts.max(1);
-        let batch = p.batch.max(1);
-        let src_vals = m.capture(source.clone(), &names).map_err(|e| m.blame(e, p.source.name(), p.tensors.name()))?;
-        let mut t_len = 0;
-        for n in &names {
-            let v = &src_vals[n];
-            if v.ndim() < 2 {
-                return Err(p.tensors.error(format!("`{n}` has rank {}; a sweep patches tensors of at least [1, D]", v.ndim()),
-                ));
-            }
-            if v.ndim() >= 3 {
-                t_len = v.shape()[1];
-            }
+    }
+    let names = crate::onnx::handle::select_names(&m, &p.tensors)?;
+    let metric = p.metric.clone();
+    let parts = p.parts.max(1);
+    let batch = p.batch.max(1);
+    let src_vals = m.capture(source.clone(), &names).map_err(|e| m.blame(e, p.source.name(), p.tensors.name()))?;
+    let mut t_len = 0;
+    for n in &names {
+        let v = &src_vals[n];
+        if v.ndim() < 2 {
+            return Err(p
+                .tensors
+                .error(format!("`{n}` has rank {}; a sweep patches tensors of at least [1, D]", v.ndim())));
         }
-        let components = split(&names, &src_vals, parts, p.parts.name())?;
-        let positions = resolve_positions(&p.positions, t_len.max(1))?;
-        if positions.is_some() && t_len == 0 {
-            return Err(p.positions.error("positions need tensors of shape [1, T, D]"));
+        if v.ndim() >= 3 {
+            t_len = v.shape()[1];
         }
-        let last_position = *p.last_position;
-        if last_position {
-            m.last_position_outputs().map_err(|e| {
-                p.last_position.error(e)
-                    .help("leave last_position out: the metric then sees the outputs at every position")
-            })?;
-        }
-        let mut sweep = Sweep {
-            model: &m,
-            target: target.clone(),
-            source: src_vals,
-            components,
-            positions,
-            last_position,
-            prefix: None,
-        };
-        let prefix = sweep.share_prefix(&source).map_err(|e| m.blame(e, p.target.name(), p.tensors.name()))?;
-        let score =
-            |ctx: &mut dyn ToolCtx, o: &BTreeMap<String, ArrayD<f32>>, item: Option<u64>| -> Result<f64, ToolError> {
-                let v = match item {
-                    Some(i) => ctx.call_item(&metric, vec![outputs_value(o)], i)?,
-                    None => ctx.call(&metric, vec![outputs_value(o)])?,
-                };
-                crate::methods::interventions::metric_number(v, p.metric.name())
+    }
+    let components = split(&names, &src_vals, parts, p.parts.name())?;
+    let positions = resolve_positions(&p.positions, t_len.max(1))?;
+    if positions.is_some() && t_len == 0 {
+        return Err(p.positions.error("positions need tensors of shape [1, T, D]"));
+    }
+    let last_position = *p.last_position;
+    if last_position {
+        m.last_position_outputs().map_err(|e| {
+            p.last_position.error(e).help("leave last_position out: the metric then sees the outputs at every position")
+        })?;
+    }
+    let mut sweep = Sweep {
+        model: &m,
+        target: target.clone(),
+        source: src_vals,
+        components,
+        positions,
+        last_position,
+        prefix: None,
+    };
+    let prefix = sweep.share_prefix(&source).map_err(|e| m.blame(e, p.target.name(), p.tensors.name()))?;
+    let score =
+        |ctx: &mut dyn ToolCtx, o: &BTreeMap<String, ArrayD<f32>>, item: Option<u64>| -> Result<f64, ToolError> {
+            let v = match item {
+                Some(i) => ctx.call_item(&metric, vec![outputs_value(o)], i)?,
+                None => ctx.call(&metric, vec![outputs_value(o)])?,
             };
-        let clean_out = sweep.clean().map_err(|e| m.blame(e, p.target.name(), p.tensors.name()))?;
-        let clean = score(ctx, &clean_out, None)?;
-        let source_out = sweep.unpatched(&source).map_err(|e| m.blame(e, p.source.name(), p.tensors.name()))?;
-        let source_score = score(ctx, &source_out, None)?;
-        let n = sweep.components.len();
-        // A shard takes a contiguous block of whole batches, so every component
-        // is patched in the same batch as in one run over all of them.
-        let (first, last) = match ctx.share() {
-            Some(share) => {
-                let b = share.range(n.div_ceil(batch));
-                ((b.start * batch).min(n), (b.end * batch).min(n))
-            }
-            None => (0, n),
+            crate::methods::metrics::metric_number(v, p.metric.name())
         };
-        let mut effects = Vec::with_capacity(last - first);
-        let mut runs = 0;
-        let mut start = first;
-        while start < last {
-            let rows: Vec<usize> = (start..(start + batch).min(last)).collect();
-            let outs = sweep.run_rows(&rows).map_err(|e| m.blame(e, p.target.name(), p.tensors.name()))?;
-            runs += 1;
-            for (r, o) in rows.iter().zip(outs) {
-                effects.push((score(ctx, &o, Some(*r as u64))? - clean) as f32);
-            }
-            start += batch;
+    let clean_out = sweep.clean().map_err(|e| m.blame(e, p.target.name(), p.tensors.name()))?;
+    let clean = score(ctx, &clean_out, None)?;
+    let source_out = sweep.unpatched(&source).map_err(|e| m.blame(e, p.source.name(), p.tensors.name()))?;
+    let source_score = score(ctx, &source_out, None)?;
+    let n = sweep.components.len();
+    // A shard takes a contiguous block of whole batches, so every component
+    // is patched in the same batch as in one run over all of them.
+    let (first, last) = match ctx.share() {
+        Some(share) => {
+            let b = share.range(n.div_ceil(batch));
+            ((b.start * batch).min(n), (b.end * batch).min(n))
         }
-        let part = Value::record([
-            ("first", Value::Num(first as f64)),
-            ("effects", Value::nums(effects.iter().map(|e| *e as f64))),
-            ("clean", Value::Num(clean)),
-            ("source", Value::Num(source_score)),
-            ("runs", Value::Num(runs as f64)),
-            ("prefix", Value::Num(prefix as f64)),
-        ]);
-        match ctx.share() {
-            Some(_) => Ok(part),
-            None => merge_blocks(&m, &p.tensors, *p.parts, ctx, vec![part]),
+        None => (0, n),
+    };
+    let mut effects = Vec::with_capacity(last - first);
+    let mut runs = 0;
+    let mut start = first;
+    while start < last {
+        let rows: Vec<usize> = (start..(start + batch).min(last)).collect();
+        let outs = sweep.run_rows(&rows).map_err(|e| m.blame(e, p.target.name(), p.tensors.name()))?;
+        runs += 1;
+        for (r, o) in rows.iter().zip(outs) {
+            effects.push((score(ctx, &o, Some(*r as u64))? - clean) as f32);
         }
+        start += batch;
+    }
+    let part = Value::record([
+        ("first", Value::Num(first as f64)),
+        ("effects", Value::nums(effects.iter().map(|e| *e as f64))),
+        ("clean", Value::Num(clean)),
+        ("source", Value::Num(source_score)),
+        ("runs", Value::Num(runs as f64)),
+        ("prefix", Value::Num(prefix as f64)),
+    ]);
+    match ctx.share() {
+        Some(_) => Ok(part),
+        None => merge_blocks(&m, &p.tensors, *p.parts, ctx, vec![part]),
     }
 }
 

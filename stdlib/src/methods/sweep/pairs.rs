@@ -120,7 +120,7 @@ pub(super) fn sweep_pairs(p: &patch_sweep::Params, ctx: &mut dyn ToolCtx, pairs:
             let o: Outputs =
                 out.iter().map(|(k, v)| (k.clone(), v.slice_axis(Axis(0), Slice::from(r..r + 1)).to_owned())).collect();
             let item = (i * (n + 1) + c.map_or(0, |c| c + 1)) as u64;
-            let x = crate::methods::interventions::metric_number(
+            let x = crate::methods::metrics::metric_number(
                 ctx.call_item(&metric, vec![outputs_value(&o), Value::Num(*i as f64)], item)?,
                 p.metric.name(),
             )?;
@@ -145,7 +145,7 @@ pub(super) fn sweep_pairs(p: &patch_sweep::Params, ctx: &mut dyn ToolCtx, pairs:
                 })
                 .collect();
         }
-        source_scores.push(crate::methods::interventions::metric_number(
+        source_scores.push(crate::methods::metrics::metric_number(
             ctx.call(&metric, vec![outputs_value(&o), Value::Num(i as f64)])?,
             p.metric.name(),
         )?);
