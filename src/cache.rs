@@ -247,11 +247,18 @@ pub(crate) fn prune(store: &Path, max: u64) -> usize {
 /// (`digest_regular`: no blocking open, regular files, at most what a
 /// script may read). `None` for a file that cannot be read so.
 pub(crate) fn input_digest(path: &Path) -> Option<String> {
-    let real = path.canonicalize().ok()?;
-    let own = assay_stdlib::fetch::cache_dir().canonicalize().ok();
-    if own.is_some_and(|o| real.starts_with(o)) {
-        let meta = std::fs::symlink_metadata(&real).ok()?;
-        return meta.is_file().then(|| assay_stdlib::fetch::sha256_file(&real).ok()).flatten();
+    input_digest_resolved(path, &path.canonicalize().ok()?)
+}
+
+/// As `input_digest`, for a caller that has resolved `path` to `real`
+/// already (a replay lookup checks each of hundreds of inputs).
+pub(crate) fn input_digest_resolved(path: &Path, real: &Path) -> Option<String> {
+    // Assay's own cache, resolved once per process (its place is fixed).
+    static OWN: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    let own = OWN.get_or_init(|| assay_stdlib::fetch::cache_dir().canonicalize().ok());
+    if own.as_ref().is_some_and(|o| real.starts_with(o)) {
+        let meta = std::fs::symlink_metadata(real).ok()?;
+        return meta.is_file().then(|| assay_stdlib::fetch::sha256_file(real).ok()).flatten();
     }
     assay_interpreter::digest_regular(path, assay_interpreter::MAX_READ_BYTES).ok()
 }

@@ -264,6 +264,11 @@ pub(crate) fn lookup(key: &str, job: &Job) -> Option<Kept> {
     // read door (no blocking open, regular files, bounded).
     let mut verified: std::collections::HashSet<(PathBuf, &str)> = std::collections::HashSet::new();
     for (path, sha) in header.named_inputs.iter().chain(&header.inputs) {
+        // A file recorded by its resolved path that was checked already
+        // as the target of a name.
+        if verified.contains(&(PathBuf::from(path), sha.as_str())) {
+            continue;
+        }
         let real = Path::new(path).canonicalize().ok()?;
         if !readable.iter().any(|r| real.starts_with(r)) {
             return None;
@@ -272,7 +277,7 @@ pub(crate) fn lookup(key: &str, job: &Job) -> Option<Kept> {
         if verified.contains(&(real.clone(), sha.as_str())) {
             continue;
         }
-        if crate::cache::input_digest(Path::new(path)).as_deref() != Some(sha.as_str()) {
+        if crate::cache::input_digest_resolved(Path::new(path), &real).as_deref() != Some(sha.as_str()) {
             return None;
         }
         verified.insert((real, sha.as_str()));
@@ -303,9 +308,10 @@ pub(crate) fn lookup(key: &str, job: &Job) -> Option<Kept> {
     if at != body.len() {
         return None;
     }
-    // Used: the least recently used entries are pruned first.
-    if let Ok(f) = std::fs::File::options().append(true).open(entry_path(key)) {
-        let _ = f.set_modified(std::time::SystemTime::now());
+    // Used: the least recently used entries are pruned first (touched
+    // through the read door: never a FIFO or a link put in its place).
+    if let Ok(f) = assay_interpreter::open_regular(&entry_path(key), u64::MAX) {
+        let _ = f.get_ref().set_modified(std::time::SystemTime::now());
     }
     Some(Kept { done: header.done, files })
 }

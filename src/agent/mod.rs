@@ -25,10 +25,12 @@ use sha2::Digest;
 use crate::supervise::Budget;
 
 mod answer;
+mod conversation;
 mod domain;
 
 use answer::{check_and_score, correction, Answer, Problem};
 pub(crate) use answer::{parse_answer, scripts_in};
+use conversation::Conversation;
 
 mod investigators;
 mod replay;
@@ -149,55 +151,12 @@ pub(crate) fn investigate_with(
 ) -> Result<Outcome, (u8, String)> {
     let registry = assay_stdlib::registry();
     let guide = crate::docs::agent_guide(&registry, task.focus());
-    let (tmp, _) = match begin_run(out_dir, task.kind()) {
-        Ok(x) => x,
-        Err(e) => {
-            return Err((
-                crate::out::EXIT_USAGE,
-                format!("cannot make the investigation folder under {}: {e}", out_dir.display()),
-            ));
-        }
-    };
-    // Scripts of a function task read nothing: their folder is an empty one.
-    let files = tmp.join("files");
-    let _ = std::fs::create_dir_all(&files);
-    // A task's prelude (the person's words, spliced into Assay) must check
-    // before the model is asked anything.
-    if let Some((text, _)) = task.prelude() {
-        let pf = assay_interpreter::SourceFile::new("<task>", text);
-        let diags = match assay_interpreter::Sandbox::new(&files, &[]) {
-            Ok(sb) => assay_interpreter::prepare(&pf, &registry, &sb).diags,
-            Err(e) => vec![assay_interpreter::Diag::new(assay_interpreter::Code::Usage, e.to_string())],
-        };
-        if let Some(d) = diags.first() {
-            let _ = std::fs::remove_dir_all(&tmp);
-            let help = d.help.as_ref().map(|h| format!("\n  help: {h}")).unwrap_or_default();
-            return Err((crate::out::EXIT_USAGE, format!("the unit cannot be bound: {}{help}", d.message)));
-        }
-        // And it must bind: run it once, with an empty script, in the sandbox.
-        let probe = tmp.join("probe");
-        let r = run_step(StepRun::new(&task, &files, std::slice::from_ref(&files)), "", &probe, limits, 0);
-        let _ = std::fs::remove_dir_all(&probe);
-        if r.status != "ok" {
-            let _ = std::fs::remove_dir_all(&tmp);
-            return Err((crate::out::EXIT_USAGE, format!("the unit cannot be bound: {}", r.feedback)));
-        }
-    }
+    let (tmp, files) = open_investigation(&task, limits, out_dir, &registry)?;
     let (base, roots) = task.folders(&files);
-    let mut messages =
-        vec![json!({"role": "system", "content": guide}), json!({"role": "user", "content": task.prompt()})];
-    let mut transcript: Vec<Json> = messages.iter().map(|m| json!({"message": m})).collect();
-    let mut steps: Vec<Json> = Vec::new();
-    let mut answer: Option<Answer> = None;
-    let mut scores = Json::Null;
-    // Every answer that was sent back, with its problems.
-    let mut rejected: Vec<Json> = Vec::new();
-    let status;
-    let mut tokens = 0u64;
+    let mut conv = Conversation::new(&guide, task.prompt());
+    let mut p = Progress::default();
     let started = Instant::now();
-    let mut asked_final = false;
-    let mut step = 0usize;
-    loop {
+    let status = loop {
         if let Some(sig) = crate::supervise::interrupted() {
             // A stopped investigation is not kept: it would read as finished.
             let _ = std::fs::remove_dir_all(&tmp);
@@ -206,218 +165,249 @@ pub(crate) fn investigate_with(
                 format!("stopped by signal {sig} before it finished; the unfinished investigation was not kept"),
             ));
         }
-        if started.elapsed() > limits.wall || tokens > limits.tokens {
-            status = if tokens > limits.tokens { "token-budget" } else { "time-budget" };
-            break;
+        if started.elapsed() > limits.wall || p.tokens > limits.tokens {
+            break if p.tokens > limits.tokens { "token-budget" } else { "time-budget" };
         }
-        if step >= limits.steps && !asked_final {
+        if p.step >= limits.steps && !p.asked_final {
             // Only when no step ran (--steps 0); otherwise the last step's
             // feedback carried this request with its output and images.
-            asked_final = true;
-            let m = json!({"role": "user", "content": final_request(limits.steps)});
-            transcript.push(json!({"message": m}));
-            messages.push(m);
+            p.asked_final = true;
+            conv.say(json!({"role": "user", "content": final_request(limits.steps)}));
         }
         let tools = limits.tool_calls.then(run_assay_tool);
-        let last_step = (step > 0).then(|| tmp.join("steps").join(format!("{step:02}")));
-        let reply = match investigator.reply(&messages, tools.as_ref(), last_step.as_deref()) {
+        let last_step = (p.step > 0).then(|| tmp.join("steps").join(format!("{:02}", p.step)));
+        let reply = match investigator.reply(&conv.messages, tools.as_ref(), last_step.as_deref()) {
             Ok(r) => r,
             Err(e) => {
-                transcript.push(json!({"endpoint_error": e}));
-                status = "endpoint-failed";
-                break;
+                conv.transcript.push(json!({"endpoint_error": e}));
+                break "endpoint-failed";
             }
         };
-        tokens += reply.usage["total_tokens"].as_u64().unwrap_or(0);
-        // A reply with function calls is carried whole (the endpoint needs
-        // its tool_calls to match the tool messages that answer them).
-        let m = if reply.tool_calls.is_empty() {
-            json!({"role": "assistant", "content": reply.text})
-        } else {
-            let mut m = reply.message.clone();
-            m["role"] = json!("assistant");
-            m
-        };
-        transcript.push(json!({"message": m, "usage": reply.usage, "attempts": reply.attempts}));
-        messages.push(m);
-        let mut scripts = scripts_in(&reply.text);
-        for call in &reply.tool_calls {
-            // A call of another name, or without a script, counts as no script.
-            let script = serde_json::from_str::<Json>(&call.arguments)
-                .ok()
-                .and_then(|a| a["script"].as_str().map(str::to_string))
-                .filter(|_| call.name == "run_assay");
-            scripts.extend(script);
-        }
+        p.tokens += reply.usage["total_tokens"].as_u64().unwrap_or(0);
+        conv.reply(&reply);
         // A reply with answer fields is an answer (its [CODE] block is not
         // a step), unless it calls run_assay: those calls must be answered.
-        let attempt = parse_answer(&reply.text).filter(|_| reply.tool_calls.is_empty() || asked_final);
-        if let Some(a) = attempt {
-            match check_and_score(&task, &a, &tmp, limits) {
-                Ok(s) => {
-                    answer = Some(a);
-                    scores = s;
-                    status = "answered";
-                    break;
-                }
-                Err(problems) => {
-                    let tries_left = limits.answer_retries.saturating_sub(rejected.len());
-                    rejected.push(json!({"problems": problems.iter().map(Problem::json).collect::<Vec<_>>()}));
-                    if tries_left == 0 {
-                        // Scored as failed, and the record says why.
-                        answer = Some(a);
-                        scores = json!({
-                            "solved": false,
-                            "failed": format!("the answer was not accepted after {} tries: {}", rejected.len(), problems.iter().map(|p| format!("[{}] {}", p.field, p.message)).collect::<Vec<_>>().join("; ")),
-                        });
-                        status = "answer-rejected";
-                        break;
-                    }
-                    let text = correction(&problems, tries_left, &task);
-                    let answered_calls: Vec<_> = reply.tool_calls.iter().map(|c| c.id.clone()).collect();
-                    for id in answered_calls {
-                        let m = json!({"role": "tool", "tool_call_id": id, "content": "Not run: your reply was taken as a final answer."});
-                        transcript.push(json!({"message": m}));
-                        messages.push(m);
-                    }
-                    let m = json!({"role": "user", "content": text});
-                    transcript.push(json!({"message": m, "answer_rejected": rejected.len()}));
-                    messages.push(m);
-                    continue;
-                }
+        if let Some(a) = parse_answer(&reply.text).filter(|_| reply.tool_calls.is_empty() || p.asked_final) {
+            match take_answer(&mut p, &mut conv, &task, a, &reply, &tmp, limits) {
+                Some(status) => break status,
+                None => continue,
             }
         }
-        if asked_final {
+        if p.asked_final {
             // Steps are spent: a script is not run; the model is told once more.
-            if rejected.len() >= limits.answer_retries {
-                status = "no-answer";
-                break;
+            if p.rejected.len() >= limits.answer_retries {
+                break "no-answer";
             }
-            rejected.push(json!({"problems": [{"field": "", "problem": "a script instead of the final answer"}]}));
-            for call in &reply.tool_calls {
-                let m = json!({"role": "tool", "tool_call_id": call.id, "content": "Not run: no steps are left."});
-                transcript.push(json!({"message": m}));
-                messages.push(m);
-            }
-            let m = json!({"role": "user", "content": format!("No steps are left, so nothing was run. {}", final_request(limits.steps))});
-            transcript.push(json!({"message": m}));
-            messages.push(m);
+            p.rejected.push(json!({"problems": [{"field": "", "problem": "a script instead of the final answer"}]}));
+            conv.answer_calls(&reply.tool_calls, "Not run: no steps are left.");
+            let again = format!("No steps are left, so nothing was run. {}", final_request(limits.steps));
+            conv.say(json!({"role": "user", "content": again}));
             continue;
         }
-        step += 1;
-        let dir = tmp.join("steps").join(format!("{step:02}"));
-        let (feedback, step_status, shown_total) = match scripts.len() {
-            1 => {
-                let r = run_step(StepRun::new(&task, &base, &roots), &scripts[0], &dir, limits, step as u64);
-                (r.feedback, r.status, r.shown_images)
-            }
-            0 => (
-                "Your reply has no script and no final answer. Reply with exactly one script in a ```assay block, or with the final answer.".to_string(),
-                "no-script".to_string(),
-                0,
-            ),
-            n => (
-                format!("Your reply has {n} scripts; send exactly one ```assay block per reply (put everything in one script)."),
-                "several-scripts".to_string(),
-                0,
-            ),
-        };
-        steps.push(json!({"step": step, "status": step_status, "folder": format!("steps/{step:02}")}));
-        let mut text = format!("Step {step} of {}: {feedback}", limits.steps);
-        let shown = step_images(&dir);
-        if shown_total > shown.len() {
-            let _ = write!(
-                text,
-                "\n(The script showed {shown_total} images; the first {} are {}, {} left out: show at most {} per step.)",
-                shown.len(),
-                if limits.vision { "attached" } else { "kept" },
-                shown_total - shown.len(),
-                crate::supervise::MAX_SHOWN_IMAGES
-            );
-        }
-        if step >= limits.steps {
-            // The request for the final answer carries the last step's output and images.
-            asked_final = true;
-            let _ = write!(text, "\n\n{}", final_request(limits.steps));
-        }
-        let shown_files: Vec<String> = shown.iter().map(|(f, _)| format!("steps/{step:02}/shown/{f}")).collect();
-        let text =
-            if !limits.vision && !shown.is_empty() { format!("{text}\n{}", describe_images(&shown)) } else { text };
-        let images = if limits.vision { shown } else { Vec::new() };
-        // Images go as OpenAI image parts in a user message; the transcript
-        // keeps their digests and files instead of the data.
-        let image_message = |text: &str| {
-            let mut parts = vec![json!({"type": "text", "text": text})];
-            let mut logged = parts.clone();
-            for (file, png) in &images {
-                let b64 = base64::engine::general_purpose::STANDARD.encode(png);
-                parts.push(json!({"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{b64}")}}));
-                logged.push(json!({"type": "image", "file": format!("steps/{step:02}/shown/{file}"), "sha256": hex::encode(sha2::Sha256::digest(png))}));
-            }
-            (
-                json!({"role": "user", "content": parts}),
-                json!({"message": {"role": "user", "content": logged}, "images": shown_files}),
-            )
-        };
-        if reply.tool_calls.is_empty() {
-            if images.is_empty() {
-                let m = json!({"role": "user", "content": text});
-                transcript.push(json!({"message": m, "images": shown_files}));
-                messages.push(m);
-            } else {
-                let (m, logged) = image_message(&text);
-                transcript.push(logged);
-                messages.push(m);
-            }
-        } else {
-            // Every call gets its answer; the step's feedback goes to the first.
-            for (i, call) in reply.tool_calls.iter().enumerate() {
-                let content = if i == 0 { text.clone() } else { "Not run: send one script per reply.".to_string() };
-                let m = json!({"role": "tool", "tool_call_id": call.id, "content": content});
-                transcript.push(json!({"message": m}));
-                messages.push(m);
-            }
-            // A tool message cannot carry images: they follow as a user message.
-            if !images.is_empty() {
-                let (m, logged) = image_message(&format!("The images step {step} showed:"));
-                transcript.push(logged);
-                messages.push(m);
-            }
-        }
+        p.step += 1;
+        run_one_step(&mut p, &mut conv, StepRun::new(&task, &base, &roots), &reply, &tmp, limits);
+    };
+    finish_investigation(&tmp, &task, &guide, &conv, p, status, limits, investigator)
+}
+
+/// What an investigation has come to so far.
+#[derive(Default)]
+struct Progress {
+    steps: Vec<Json>,
+    answer: Option<Answer>,
+    scores: Json,
+    /// Every answer that was sent back, with its problems.
+    rejected: Vec<Json>,
+    tokens: u64,
+    /// Whether the model was asked for its final answer.
+    asked_final: bool,
+    step: usize,
+}
+
+/// The unfinished investigation folder and its empty `files/` folder (the
+/// one a function task's scripts read), once the task's prelude (the
+/// person's words, spliced into Assay) checks and binds in the sandbox:
+/// before the model is asked anything.
+fn open_investigation(
+    task: &Task,
+    limits: &Limits,
+    out_dir: &Path,
+    registry: &assay_interpreter::Registry,
+) -> Result<(PathBuf, PathBuf), (u8, String)> {
+    let (tmp, _) = begin_run(out_dir, task.kind()).map_err(|e| {
+        (crate::out::EXIT_USAGE, format!("cannot make the investigation folder under {}: {e}", out_dir.display()))
+    })?;
+    let files = tmp.join("files");
+    let _ = std::fs::create_dir_all(&files);
+    let Some((text, _)) = task.prelude() else { return Ok((tmp, files)) };
+    let pf = assay_interpreter::SourceFile::new("<task>", text);
+    let diags = match assay_interpreter::Sandbox::new(&files, &[]) {
+        Ok(sb) => assay_interpreter::prepare(&pf, registry, &sb).diags,
+        Err(e) => vec![assay_interpreter::Diag::new(assay_interpreter::Code::Usage, e.to_string())],
+    };
+    if let Some(d) = diags.first() {
+        let _ = std::fs::remove_dir_all(&tmp);
+        let help = d.help.as_ref().map(|h| format!("\n  help: {h}")).unwrap_or_default();
+        return Err((crate::out::EXIT_USAGE, format!("the unit cannot be bound: {}{help}", d.message)));
     }
+    // And it must bind: run it once, with an empty script, in the sandbox.
+    let probe = tmp.join("probe");
+    let r = run_step(StepRun::new(task, &files, std::slice::from_ref(&files)), "", &probe, limits, 0);
+    let _ = std::fs::remove_dir_all(&probe);
+    if r.status != "ok" {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err((crate::out::EXIT_USAGE, format!("the unit cannot be bound: {}", r.feedback)));
+    }
+    Ok((tmp, files))
+}
+
+/// An answer the model gave: scored if it passes its checks; otherwise
+/// sent back with its problems while tries are left, else scored as
+/// failed with the reason. The investigation's end status, or `None` to
+/// go on.
+fn take_answer(
+    p: &mut Progress,
+    conv: &mut Conversation,
+    task: &Task,
+    a: Answer,
+    reply: &assay_stdlib::llm::Reply,
+    tmp: &Path,
+    limits: &Limits,
+) -> Option<&'static str> {
+    let problems = match check_and_score(task, &a, tmp, limits) {
+        Ok(s) => {
+            p.answer = Some(a);
+            p.scores = s;
+            return Some("answered");
+        }
+        Err(problems) => problems,
+    };
+    let tries_left = limits.answer_retries.saturating_sub(p.rejected.len());
+    p.rejected.push(json!({"problems": problems.iter().map(Problem::json).collect::<Vec<_>>()}));
+    if tries_left == 0 {
+        // Scored as failed, and the record says why.
+        let why: Vec<String> = problems.iter().map(|q| format!("[{}] {}", q.field, q.message)).collect();
+        p.answer = Some(a);
+        p.scores = json!({
+            "solved": false,
+            "failed": format!("the answer was not accepted after {} tries: {}", p.rejected.len(), why.join("; ")),
+        });
+        return Some("answer-rejected");
+    }
+    conv.answer_calls(&reply.tool_calls, "Not run: your reply was taken as a final answer.");
+    let m = json!({"role": "user", "content": correction(&problems, tries_left, task)});
+    conv.say_logged(m.clone(), json!({"message": m, "answer_rejected": p.rejected.len()}));
+    None
+}
+
+/// Runs the reply's script as step `p.step` (or says why none ran) and
+/// sends its feedback with the images it showed; at the last step, with
+/// the request for the final answer.
+fn run_one_step(
+    p: &mut Progress,
+    conv: &mut Conversation,
+    run: StepRun<'_>,
+    reply: &assay_stdlib::llm::Reply,
+    tmp: &Path,
+    limits: &Limits,
+) {
+    let step = p.step;
+    let mut scripts = scripts_in(&reply.text);
+    for call in &reply.tool_calls {
+        // A call of another name, or without a script, counts as no script.
+        let script = serde_json::from_str::<Json>(&call.arguments)
+            .ok()
+            .and_then(|a| a["script"].as_str().map(str::to_string))
+            .filter(|_| call.name == "run_assay");
+        scripts.extend(script);
+    }
+    let dir = tmp.join("steps").join(format!("{step:02}"));
+    let (feedback, step_status, shown_total) = match scripts.len() {
+        1 => {
+            let r = run_step(run, &scripts[0], &dir, limits, step as u64);
+            (r.feedback, r.status, r.shown_images)
+        }
+        0 => (
+            "Your reply has no script and no final answer. Reply with exactly one script in a ```assay block, or with the final answer.".to_string(),
+            "no-script".to_string(),
+            0,
+        ),
+        n => (
+            format!("Your reply has {n} scripts; send exactly one ```assay block per reply (put everything in one script)."),
+            "several-scripts".to_string(),
+            0,
+        ),
+    };
+    p.steps.push(json!({"step": step, "status": step_status, "folder": format!("steps/{step:02}")}));
+    let mut text = format!("Step {step} of {}: {feedback}", limits.steps);
+    let shown = step_images(&dir);
+    if shown_total > shown.len() {
+        let _ = write!(
+            text,
+            "\n(The script showed {shown_total} images; the first {} are {}, {} left out: show at most {} per step.)",
+            shown.len(),
+            if limits.vision { "attached" } else { "kept" },
+            shown_total - shown.len(),
+            crate::supervise::MAX_SHOWN_IMAGES
+        );
+    }
+    if step >= limits.steps {
+        // The request for the final answer carries the last step's output and images.
+        p.asked_final = true;
+        let _ = write!(text, "\n\n{}", final_request(limits.steps));
+    }
+    let shown_files: Vec<String> = shown.iter().map(|(f, _)| format!("steps/{step:02}/shown/{f}")).collect();
+    let text = if !limits.vision && !shown.is_empty() { format!("{text}\n{}", describe_images(&shown)) } else { text };
+    let images = if limits.vision { shown } else { Vec::new() };
+    conv.feedback(reply, step, &text, &images, &shown_files);
+}
+
+/// Writes the investigation's transcript, answer, report and manifest and
+/// finishes its folder.
+#[allow(clippy::too_many_arguments, reason = "the parts of one investigation, each used once")]
+fn finish_investigation(
+    tmp: &Path,
+    task: &Task,
+    guide: &str,
+    conv: &Conversation,
+    p: Progress,
+    status: &str,
+    limits: &Limits,
+    investigator: &dyn Investigator,
+) -> Result<Outcome, (u8, String)> {
     let answer_json = json!({
         "status": status,
-        "fields": answer.as_ref().map(|a| json!(a.fields)).unwrap_or(Json::Null),
-        "scores": scores,
-        "rejected": rejected,
+        "fields": p.answer.as_ref().map(|a| json!(a.fields)).unwrap_or(Json::Null),
+        "scores": p.scores,
+        "rejected": p.rejected,
     });
     let task_json = task.json();
     let write = |name: &str, text: &str| std::fs::write(tmp.join(name), text);
-    let transcript_text: String =
-        transcript.iter().map(|t| investigator.scrub(&serde_json::to_string(t).unwrap_or_default()) + "\n").collect();
+    let transcript_text: String = conv
+        .transcript
+        .iter()
+        .map(|t| investigator.scrub(&serde_json::to_string(t).unwrap_or_default()) + "\n")
+        .collect();
     let manifest = json!({
         "assay_version": assay_interpreter::ASSAY_VERSION,
         "task": task_json,
         "model": investigator.name(),
         "endpoint": investigator.endpoint(),
-        "steps": steps,
+        "steps": p.steps,
         "status": status,
-        "tokens": tokens,
+        "tokens": p.tokens,
         "guide_sha256": hex::encode(sha2::Sha256::digest(guide.as_bytes())),
         "limits": {"steps": limits.steps, "memory": limits.budget.memory, "step_timeout_seconds": limits.budget.timeout.as_secs_f64(), "reply_chars": limits.reply_chars},
     });
-    let report = report_html(&task_json, &transcript, &answer_json);
+    let report = report_html(&task_json, &conv.transcript, &answer_json);
     let written = write("transcript.jsonl", &transcript_text)
         .and_then(|_| write("answer.json", &canonical(&answer_json)))
         .and_then(|_| write("report.html", &report))
         .and_then(|_| write("manifest.json", &canonical(&manifest)));
-    let dir = match written.and_then(|_| finish_run(&tmp)) {
-        Ok(d) => d,
-        Err(e) => {
-            return Err((crate::out::EXIT_SCRIPT, format!("cannot finish the investigation folder: {e}")));
-        }
-    };
-    Ok(Outcome { dir, answer: answer_json, status: status.to_string(), steps: steps.len() })
+    let dir = written
+        .and_then(|_| finish_run(tmp))
+        .map_err(|e| (crate::out::EXIT_SCRIPT, format!("cannot finish the investigation folder: {e}")))?;
+    Ok(Outcome { dir, answer: answer_json, status: status.to_string(), steps: p.steps.len() })
 }
 
 #[cfg(test)]

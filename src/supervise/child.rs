@@ -288,70 +288,41 @@ pub(super) fn finish_shard(ran: &assay_interpreter::Ran, out_dir: &Path, share: 
     0
 }
 
+/// The child's exit code for a job it cannot start (malformed, or a task
+/// whose parts do not load): the parent reports it as a crash.
+const BAD_JOB: u8 = 2;
+
+/// Says why the job cannot run, on stderr (which the parent relays).
+fn bad_job(message: impl std::fmt::Display) -> u8 {
+    eprintln!("error: {message}");
+    BAD_JOB
+}
+
 pub(crate) fn child_main(mut registry: Registry) -> u8 {
-    // The child dies with its parent: an orphan (the parent was killed, or
-    // stopped by a signal) is reparented, and then ends within 100 ms
-    // instead of running on to its budget.
-    let parent = std::os::unix::process::parent_id();
-    std::thread::spawn(move || loop {
-        std::thread::sleep(Duration::from_millis(100));
-        if std::os::unix::process::parent_id() != parent {
-            std::process::exit(ORPHANED);
-        }
-    });
+    die_with_parent();
     // A panic (a bug) says where the script was before the process ends.
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         emit(&format!("at {}", assay_interpreter::progress()));
         default_hook(info);
     }));
-    let mut text = String::new();
-    if std::io::stdin().read_to_string(&mut text).is_err() {
-        return 2;
-    }
-    let mut job: Job = match serde_json::from_str(&text) {
+    let mut job = match read_job() {
         Ok(j) => j,
-        Err(e) => {
-            eprintln!("error: the sandboxed run's job is malformed: {e}");
-            return 2;
-        }
+        Err(e) => return bad_job(e),
     };
     assay_stdlib::llm::set_key(job.llm_key.take().map(|k| k.0));
     let file = SourceFile::new(job.name.clone(), job.text.clone());
     let mut sandbox = match Sandbox::with_roots(&job.base, &job.roots) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: the script's folder cannot be used: {e}");
-            return 2;
-        }
+        Err(e) => return bad_job(format!("the script's folder cannot be used: {e}")),
     };
     if job.bypass_checks && cfg!(debug_assertions) {
         sandbox = sandbox.bypass_checks_for_kernel_test();
     }
-    let mut bound = std::collections::HashMap::new();
-    for (alias, text) in &job.bound {
-        let digest = {
-            use sha2::Digest;
-            hex::encode(sha2::Sha256::digest(text.as_bytes()))
-        };
-        match RhaiModule::load_opaque(alias, text, digest) {
-            Ok(mut m) => {
-                if let Some((_, b64)) = job.nets.iter().find(|(a, _)| a == alias) {
-                    use base64::Engine as _;
-                    let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(b64) else {
-                        eprintln!("error: the network behind `{alias}` is not valid base64");
-                        return 2;
-                    };
-                    m.register_native("net", net_fn(bytes));
-                }
-                bound.insert(alias.clone(), Arc::new(m));
-            }
-            Err(d) => {
-                eprintln!("error: {}", d.message);
-                return 2;
-            }
-        }
-    }
+    let bound = match bind_boxes(&job) {
+        Ok(b) => b,
+        Err(e) => return bad_job(e),
+    };
     // The prelude uses the full registry; the script gets it less the denied tools.
     let full = assay_stdlib::registry();
     for t in &job.deny_tools {
@@ -368,8 +339,10 @@ pub(crate) fn child_main(mut registry: Registry) -> u8 {
         Some((text, _)) => {
             let pp = prepare(&SourceFile::new("<task>", text.clone()), &full, &sandbox);
             if let Err(diags) = pp.checked() {
-                eprintln!("error: the task's prelude does not check: {:?}", diags.first().map(|d| d.message.clone()));
-                return 2;
+                return bad_job(format!(
+                    "the task's prelude does not check: {:?}",
+                    diags.first().map(|d| d.message.clone())
+                ));
             }
             Some(pp)
         }
@@ -388,8 +361,105 @@ pub(crate) fn child_main(mut registry: Registry) -> u8 {
         }
     };
     // Provisioning writes the cache, so it happens before the sandbox closes.
+    let runtime_library = provision(program, prelude.as_ref(), &job, &full);
+    // The budget counts what the script adds to what is mapped now.
+    let limit = data_in_use().saturating_add(job.budget.memory);
+    let _ = rlimit::setrlimit(rlimit::Resource::DATA, limit, limit);
+    let _ = rlimit::setrlimit(rlimit::Resource::CORE, 0, 0);
+    let _ = rlimit::setrlimit(rlimit::Resource::FSIZE, 16 << 30, 16 << 30);
+    let cache = crate::cache::ChildCache::new(job.cache, &job.out);
+    let sandbox_facts = restrict(&job, runtime_library.as_deref());
+    // Threads started after restrict_self inherit the sandbox.
+    report_progress();
+    let seed = job.seed.or_else(|| script_seed(program)).unwrap_or(0);
+    // The prelude runs inside the sandbox too; what it records is bound, blinded.
+    let (bindings, prelude_inputs) = match &prelude {
+        Some(pp) => match run_prelude(pp, &full, &sandbox, seed) {
+            Ok(x) => x,
+            Err(e) => return bad_job(e),
+        },
+        None => (Vec::new(), BTreeMap::new()),
+    };
+    let shard_mode = match shard_mode(&job.shard) {
+        Ok(m) => m,
+        Err(e) => return bad_job(e),
+    };
+    let opts = RunOptions {
+        bindings: &bindings,
+        cache: cache.as_ref().map(|c| c as &dyn assay_interpreter::CallCache),
+        run_folder: Some(&job.out),
+        shard: Some(&shard_mode),
+    };
+    let Ok(mut ran) = prepared.execute(registry, &sandbox, Some(seed), opts) else { return BAD_JOB };
+    if let Some(c) = &cache {
+        c.finish();
+    }
+    ran.outcome.inputs.extend(prelude_inputs);
+    if let ShardMode::Part(share) = shard_mode {
+        return finish_shard(&ran, &job.out, share, sandbox_facts);
+    }
+    if let Err(e) = write_record(&mut ran, &job, &shard_mode, &sandbox_facts) {
+        eprintln!("error: cannot write the run record: {e}");
+        return 1;
+    }
+    let shown = if job.save_shown_images { save_shown_images(&ran.outcome, &job.out) } else { 0 };
+    let done = done_report(&ran.outcome, &job, sandbox_facts, shown);
+    emit(&format!("report {}", serde_json::to_string(&Report::Done(Box::new(done))).unwrap_or_default()));
+    0
+}
+
+/// The child dies with its parent: an orphan (the parent was killed, or
+/// stopped by a signal) is reparented, and then ends within 100 ms
+/// instead of running on to its budget.
+fn die_with_parent() {
+    let parent = std::os::unix::process::parent_id();
+    std::thread::spawn(move || loop {
+        std::thread::sleep(Duration::from_millis(100));
+        if std::os::unix::process::parent_id() != parent {
+            std::process::exit(ORPHANED);
+        }
+    });
+}
+
+/// The job, read whole from stdin before anything else happens.
+fn read_job() -> Result<Job, String> {
+    let mut text = String::new();
+    std::io::stdin().read_to_string(&mut text).map_err(|e| format!("the sandboxed run's job cannot be read: {e}"))?;
+    serde_json::from_str(&text).map_err(|e| format!("the sandboxed run's job is malformed: {e}"))
+}
+
+/// The task's black boxes, each a rhai module the script can call but not
+/// read, with its network (if it has one) as its `net` function.
+fn bind_boxes(job: &Job) -> Result<std::collections::HashMap<String, Arc<RhaiModule>>, String> {
+    let mut bound = std::collections::HashMap::new();
+    for (alias, text) in &job.bound {
+        let digest = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(text.as_bytes()))
+        };
+        let mut m = RhaiModule::load_opaque(alias, text, digest).map_err(|d| d.message)?;
+        if let Some((_, b64)) = job.nets.iter().find(|(a, _)| a == alias) {
+            use base64::Engine as _;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|_| format!("the network behind `{alias}` is not valid base64"))?;
+            m.register_native("net", net_fn(bytes));
+        }
+        bound.insert(alias.clone(), Arc::new(m));
+    }
+    Ok(bound)
+}
+
+/// Fetches and builds what the script and the prelude name (the sandbox
+/// is still open); the ONNX Runtime library's path, if one was loaded.
+fn provision(
+    program: &assay_grammar::Program,
+    prelude: Option<&assay_interpreter::Prepared>,
+    job: &Job,
+    full: &Registry,
+) -> Option<PathBuf> {
     let mut named = mentions(program);
-    if let Some(p) = prelude.as_ref().and_then(|pp| pp.checked().ok()) {
+    if let Some(p) = prelude.and_then(|pp| pp.checked().ok()) {
         let m = mentions(p);
         named.names.extend(m.names);
         named.strings.extend(m.strings);
@@ -398,18 +468,16 @@ pub(crate) fn child_main(mut registry: Registry) -> u8 {
         // A box's network runs in ONNX Runtime: provision it like `onnx` would.
         named.names.insert("onnx".to_string());
     }
-    let provisioned = assay_stdlib::provision::provision_for(&named, &full);
+    let provisioned = assay_stdlib::provision::provision_for(&named, full);
     for p in &provisioned.problems {
         eprintln!("note: could not provision {p}");
     }
-    // The budget counts what the script adds to what is mapped now.
-    let limit = data_in_use().saturating_add(job.budget.memory);
-    let _ = rlimit::setrlimit(rlimit::Resource::DATA, limit, limit);
-    let _ = rlimit::setrlimit(rlimit::Resource::CORE, 0, 0);
-    let _ = rlimit::setrlimit(rlimit::Resource::FSIZE, 16 << 30, 16 << 30);
-    let cache = crate::cache::ChildCache::new(job.cache, &job.out);
-    let sandbox_facts = restrict(&job, provisioned.runtime_library.as_deref());
-    // Threads started after restrict_self inherit the sandbox.
+    provisioned.runtime_library
+}
+
+/// Tells the parent which script offset runs now (it names the line when
+/// the child dies), whenever it changes.
+fn report_progress() {
     std::thread::spawn(move || {
         let mut last = usize::MAX;
         loop {
@@ -421,35 +489,43 @@ pub(crate) fn child_main(mut registry: Registry) -> u8 {
             std::thread::sleep(Duration::from_millis(20));
         }
     });
-    let seed = job.seed.or_else(|| script_seed(program)).unwrap_or(0);
-    // The prelude runs inside the sandbox too; what it records is bound, blinded.
-    let mut bindings = Vec::new();
-    let mut prelude_inputs = BTreeMap::new();
-    if let Some(pp) = &prelude {
-        let Ok(ran) = pp.execute(&full, &sandbox, Some(seed), RunOptions::default()) else { return 2 };
-        let pout = ran.outcome;
-        if let Some(e) = &pout.error {
-            eprintln!("error: the task's prelude failed: {}", e.message);
-            return 2;
-        }
-        for (k, v) in pout.records {
-            let v = match v {
-                Value::Handle(h) => Value::Handle(Arc::new(Blinded(h))),
-                other => other,
-            };
-            bindings.push((k, v));
-        }
-        prelude_inputs = pout.inputs;
+}
+
+/// Values bound by name before the script runs.
+type Bindings = Vec<(String, Value)>;
+
+/// Runs the task's prelude: what it records, blinded, to bind in the
+/// script, and the inputs it read.
+fn run_prelude(
+    pp: &assay_interpreter::Prepared,
+    full: &Registry,
+    sandbox: &Sandbox,
+    seed: u64,
+) -> Result<(Bindings, BTreeMap<PathBuf, String>), String> {
+    let ran = pp
+        .execute(full, sandbox, Some(seed), RunOptions::default())
+        .map_err(|_| "the task's prelude could not run".to_string())?;
+    let out = ran.outcome;
+    if let Some(e) = &out.error {
+        return Err(format!("the task's prelude failed: {}", e.message));
     }
-    let shard_mode = match &job.shard {
+    let bindings = out
+        .records
+        .into_iter()
+        .map(|(k, v)| match v {
+            Value::Handle(h) => (k, Value::Handle(Arc::new(Blinded(h)))),
+            other => (k, other),
+        })
+        .collect();
+    Ok((bindings, out.inputs))
+}
+
+/// The run's share of a sharded job: whole, one shard, or the merge of
+/// the shards' partials (each decoded and checked here).
+fn shard_mode(shard: &ShardJob) -> Result<ShardMode, String> {
+    Ok(match shard {
         ShardJob::Whole => ShardMode::Whole,
-        ShardJob::Part { index, count } => match Share::new(*index, *count) {
-            Ok(s) => ShardMode::Part(s),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return 2;
-            }
-        },
+        ShardJob::Part { index, count } => ShardMode::Part(Share::new(*index, *count).map_err(|e| e.to_string())?),
         ShardJob::Merge { partials, stopped } => {
             use base64::Engine as _;
             let mut shards = Vec::with_capacity(partials.len());
@@ -457,38 +533,29 @@ pub(crate) fn child_main(mut registry: Registry) -> u8 {
                 let parts = base64::engine::general_purpose::STANDARD
                     .decode(b64)
                     .map_err(|e| e.to_string())
-                    .and_then(|b| assay_interpreter::shard::decode_partials(&b));
-                match parts {
-                    Ok(p) => shards.push(p),
-                    Err(e) => {
-                        eprintln!("error: shard {i}'s partials.bin: {e}");
-                        return 2;
-                    }
-                }
+                    .and_then(|b| assay_interpreter::shard::decode_partials(&b))
+                    .map_err(|e| format!("shard {i}'s partials.bin: {e}"))?;
+                shards.push(parts);
             }
             ShardMode::Merge { shards, stopped: stopped.clone() }
         }
-    };
-    let opts = RunOptions {
-        bindings: &bindings,
-        cache: cache.as_ref().map(|c| c as &dyn assay_interpreter::CallCache),
-        run_folder: Some(&job.out),
-        shard: Some(&shard_mode),
-    };
-    let Ok(mut ran) = prepared.execute(registry, &sandbox, Some(seed), opts) else { return 2 };
-    if let Some(c) = &cache {
-        c.finish();
-    }
-    ran.outcome.inputs.extend(prelude_inputs);
-    if let ShardMode::Part(share) = shard_mode {
-        return finish_shard(&ran, &job.out, share, sandbox_facts);
-    }
+    })
+}
+
+/// Writes the run record with its manifest: the runtime, the sandbox, the
+/// merge and the call cache as they were.
+fn write_record(
+    ran: &mut assay_interpreter::Ran,
+    job: &Job,
+    shard_mode: &ShardMode,
+    sandbox_facts: &Json,
+) -> std::io::Result<()> {
     let mut manifest = ran.manifest();
     manifest.onnxruntime = assay_stdlib::onnx::runtime::loaded().map(|rt| {
         json!({"version": rt.runtime.version, "threads": rt.threads, "library": rt.runtime.library.display().to_string()})
     });
     manifest.sandbox = Some(sandbox_facts.clone());
-    if let ShardMode::Merge { shards, .. } = &shard_mode {
+    if let ShardMode::Merge { shards, .. } = shard_mode {
         let out = &ran.outcome;
         manifest.merged =
             Some(json!({"shards": shards.len(), "answered": out.merged_calls, "ran_whole": out.merged_whole}));
@@ -499,32 +566,36 @@ pub(crate) fn child_main(mut registry: Registry) -> u8 {
         crate::cache::CacheUse::Refresh => ("bypassed: every call ran", None, Some(ran.outcome.cache_stored)),
     };
     manifest.call_cache = Some(CallCacheFacts { mode: mode.to_string(), answered, stored });
-    if let Err(e) = ran.write(&job.out, &manifest) {
-        eprintln!("error: cannot write the run record: {e}");
-        return 1;
+    ran.write(&job.out, &manifest)
+}
+
+/// Writes the images the script showed to `shown/NN.png` (the first
+/// `MAX_SHOWN_IMAGES`); how many it showed in all.
+fn save_shown_images(out: &assay_interpreter::Outcome, run_folder: &Path) -> usize {
+    let mut count = 0;
+    let mut images = Vec::new();
+    for sh in &out.shows {
+        sh.values.iter().for_each(|v| shown_images(v, &mut images, &mut count));
     }
-    let out = &ran.outcome;
-    let mut shown_count = 0;
-    if job.save_shown_images {
-        let mut images = Vec::new();
-        for sh in &out.shows {
-            sh.values.iter().for_each(|v| shown_images(v, &mut images, &mut shown_count));
-        }
-        let dir = job.out.join("shown");
-        if !images.is_empty() && std::fs::create_dir_all(&dir).is_ok() {
-            for (i, img) in images.iter().enumerate() {
-                if let Ok(png) = img.to_png_fast() {
-                    let _ = std::fs::write(dir.join(format!("{:02}.png", i + 1)), png);
-                }
+    let dir = run_folder.join("shown");
+    if !images.is_empty() && std::fs::create_dir_all(&dir).is_ok() {
+        for (i, img) in images.iter().enumerate() {
+            if let Ok(png) = img.to_png_fast() {
+                let _ = std::fs::write(dir.join(format!("{:02}.png", i + 1)), png);
             }
         }
     }
+    count
+}
+
+/// The report of a finished run, for the parent: status, counts, the
+/// shows and failed asserts clipped (a script cannot flood the caller).
+fn done_report(out: &assay_interpreter::Outcome, job: &Job, sandbox: Json, shown_images: usize) -> Done {
     let status = Status::of(out);
-    let done = Done {
+    Done {
         status: status.as_str().to_string(),
         records: out.records.len(),
         asserts: out.asserts.len(),
-        // Clipped like shows: a script cannot flood the caller with asserts.
         failed: out
             .asserts
             .iter()
@@ -546,16 +617,14 @@ pub(crate) fn child_main(mut registry: Registry) -> u8 {
             .collect(),
         error_rendered: out.error.as_ref().map(|d| if job.color { d.render_color(100) } else { d.render_plain(100) }),
         diagnostics: out.error.iter().map(|d| d.to_json()).collect(),
-        sandbox: sandbox_facts,
+        sandbox,
         shard_calls: Vec::new(),
         shard_stopped: None,
         merged_calls: out.merged_calls,
         merged_whole: out.merged_whole.clone(),
         replayable: !out.outside && out.error.is_none() && out.partials.is_empty(),
         replayed: false,
-        shown_images: shown_count,
+        shown_images,
         named_inputs: out.named_inputs.clone(),
-    };
-    emit(&format!("report {}", serde_json::to_string(&Report::Done(Box::new(done))).unwrap_or_default()));
-    0
+    }
 }
