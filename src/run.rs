@@ -178,17 +178,7 @@ pub(crate) fn cmd_run(
     let replay_key =
         (matches!(shard, ShardJob::Whole) && cache != CacheUse::Off).then(|| crate::replay::key(&job)).flatten();
     let replayed = match (cache, &replay_key) {
-        (CacheUse::On, Some(k)) => {
-            crate::replay::lookup(k, &job).and_then(|kept| match crate::replay::write(kept, &tmp, k) {
-                Ok(d) => Some(End::Report(Report::Done(Box::new(d)))),
-                Err(e) => {
-                    eprintln!("note: the kept record could not be replayed ({e}); running the script");
-                    let _ = std::fs::remove_dir_all(&tmp);
-                    let _ = std::fs::create_dir_all(tmp.join("artifacts"));
-                    None
-                }
-            })
-        }
+        (CacheUse::On, Some(k)) => replay(k, &job, &tmp),
         _ => None,
     };
     let end = match replayed {
@@ -205,14 +195,7 @@ pub(crate) fn cmd_run(
     let done = match end {
         End::Report(Report::CheckFailed { rendered, diagnostics }) => {
             let _ = std::fs::remove_dir_all(&tmp);
-            if json {
-                outln!("{}", pretty(&json!({"status": "check-failed", "diagnostics": diagnostics})));
-            } else {
-                eprint!("{}", escape_controls_keep_color(&rendered));
-                if diagnostics.len() > 1 {
-                    eprintln!("{} errors", diagnostics.len());
-                }
-            }
+            print_check_failed(json, &rendered, &diagnostics);
             return EXIT_SCRIPT;
         }
         End::Report(Report::Done(d)) => Some(d),
@@ -236,28 +219,70 @@ pub(crate) fn cmd_run(
     };
     let Some(d) = done else {
         // The child died; its error record is in place.
-        let rd = read_run(&run_dir).ok();
-        let results = rd.as_ref().map(|r| r.results.clone()).unwrap_or(serde_json::Value::Null);
-        if json {
-            outln!(
-                "{}",
-                pretty(
-                    &json!({"status": "error", "run_dir": run_dir.display().to_string(), "results": results, "shows": [], "diagnostics": [results["error"].clone()]})
-                )
-            );
-        } else {
-            if let Some(d) = died {
-                print_diags(&[*d], false);
-            }
-            outln!("error: 0 records, 0/0 asserts passed → {}", run_dir.display());
-        }
+        print_died(json, &run_dir, died);
         return EXIT_SCRIPT;
     };
     if let (Some(k), false) = (&replay_key, d.replayed) {
         crate::replay::store(k, &run_dir, &d);
     }
+    print_done(json, &d, &run_dir, &shard);
+    match d.status.as_str() {
+        "ok" => EXIT_OK,
+        "assert-failed" => EXIT_ASSERT,
+        _ => EXIT_SCRIPT,
+    }
+}
+
+/// A kept record of `job` written into `tmp`, if there is an intact one
+/// (see `crate::replay`); a record that cannot be written is run instead.
+fn replay(key: &str, job: &Job, tmp: &Path) -> Option<End> {
+    let kept = crate::replay::lookup(key, job)?;
+    match crate::replay::write(kept, tmp, key) {
+        Ok(d) => Some(End::Report(Report::Done(Box::new(d)))),
+        Err(e) => {
+            eprintln!("note: the kept record could not be replayed ({e}); running the script");
+            let _ = std::fs::remove_dir_all(tmp);
+            let _ = std::fs::create_dir_all(tmp.join("artifacts"));
+            None
+        }
+    }
+}
+
+fn print_check_failed(json: bool, rendered: &str, diagnostics: &[serde_json::Value]) {
     if json {
-        let results = read_run(&run_dir).map(|r| r.results).unwrap_or(serde_json::Value::Null);
+        outln!("{}", pretty(&json!({"status": "check-failed", "diagnostics": diagnostics})));
+    } else {
+        eprint!("{}", escape_controls_keep_color(rendered));
+        if diagnostics.len() > 1 {
+            eprintln!("{} errors", diagnostics.len());
+        }
+    }
+}
+
+/// A run whose child died: its error record (in `run_dir`) and diagnostic.
+fn print_died(json: bool, run_dir: &Path, died: Option<Box<Diag>>) {
+    let rd = read_run(run_dir).ok();
+    let results = rd.as_ref().map(|r| r.results.clone()).unwrap_or(serde_json::Value::Null);
+    if json {
+        outln!(
+            "{}",
+            pretty(
+                &json!({"status": "error", "run_dir": run_dir.display().to_string(), "results": results, "shows": [], "diagnostics": [results["error"].clone()]})
+            )
+        );
+    } else {
+        if let Some(d) = died {
+            print_diags(&[*d], false);
+        }
+        outln!("error: 0 records, 0/0 asserts passed → {}", run_dir.display());
+    }
+}
+
+/// A finished run: its shows, error, failed asserts and summary (or, with
+/// `--json`, all of it with the results).
+fn print_done(json: bool, d: &Done, run_dir: &Path, shard: &ShardJob) {
+    if json {
+        let results = read_run(run_dir).map(|r| r.results).unwrap_or(serde_json::Value::Null);
         let shows: Vec<_> =
             d.shows.iter().map(|sh| json!({"title": sh.title, "line": sh.line, "text": sh.text})).collect();
         outln!(
@@ -273,55 +298,48 @@ pub(crate) fn cmd_run(
                 "cached_calls": d.cached_calls,
             }))
         );
-    } else {
-        for sh in &d.shows {
-            match &sh.title {
-                Some(t) => outln!("── {} (line {}) ──", escape_controls(t), sh.line),
-                None => outln!("── line {} ──", sh.line),
-            }
-            outln!("{}", escape_controls(&sh.text));
+        return;
+    }
+    for sh in &d.shows {
+        match &sh.title {
+            Some(t) => outln!("── {} (line {}) ──", escape_controls(t), sh.line),
+            None => outln!("── line {} ──", sh.line),
         }
-        if let Some(e) = &d.error_rendered {
-            eprint!("{}", escape_controls_keep_color(e));
-        }
-        for (line, expr, message) in &d.failed {
-            let msg = message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
-            outln!("assert FAILED (line {line}): {}", escape_controls(&format!("{expr}{msg}")));
-        }
-        let cached = match d.cached_calls {
-            _ if d.replayed => {
-                " (replayed: an identical earlier run's record, no script ran; --no-cache runs it)".into()
-            }
-            0 => String::new(),
-            n => format!(" ({n} answered from the cache)"),
-        };
-        if let ShardJob::Merge { partials, .. } = &shard {
-            outln!(
-                "merged {} shards: {} sharded call(s) answered from them{}",
-                partials.len(),
-                d.merged_calls,
-                if d.merged_whole.is_empty() {
-                    String::new()
-                } else {
-                    format!("; ran whole here, as not every shard made the same call: {}", d.merged_whole.join(", "))
-                }
-            );
-        }
+        outln!("{}", escape_controls(&sh.text));
+    }
+    if let Some(e) = &d.error_rendered {
+        eprint!("{}", escape_controls_keep_color(e));
+    }
+    for (line, expr, message) in &d.failed {
+        let msg = message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
+        outln!("assert FAILED (line {line}): {}", escape_controls(&format!("{expr}{msg}")));
+    }
+    let cached = match d.cached_calls {
+        _ if d.replayed => " (replayed: an identical earlier run's record, no script ran; --no-cache runs it)".into(),
+        0 => String::new(),
+        n => format!(" ({n} answered from the cache)"),
+    };
+    if let ShardJob::Merge { partials, .. } = shard {
         outln!(
-            "{}: {} records, {}/{} asserts passed, {} tool calls{cached} → {}",
-            d.status,
-            d.records,
-            d.asserts - d.failed.len(),
-            d.asserts,
-            d.tool_calls,
-            run_dir.display()
+            "merged {} shards: {} sharded call(s) answered from them{}",
+            partials.len(),
+            d.merged_calls,
+            if d.merged_whole.is_empty() {
+                String::new()
+            } else {
+                format!("; ran whole here, as not every shard made the same call: {}", d.merged_whole.join(", "))
+            }
         );
     }
-    match d.status.as_str() {
-        "ok" => EXIT_OK,
-        "assert-failed" => EXIT_ASSERT,
-        _ => EXIT_SCRIPT,
-    }
+    outln!(
+        "{}: {} records, {}/{} asserts passed, {} tool calls{cached} → {}",
+        d.status,
+        d.records,
+        d.asserts - d.failed.len(),
+        d.asserts,
+        d.tool_calls,
+        run_dir.display()
+    );
 }
 
 /// As `escape_controls`, but keeps the colour codes Assay's own renderer

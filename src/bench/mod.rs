@@ -346,142 +346,35 @@ fn run_inner(opts: &Options) -> Result<u8, String> {
                 .into(),
         );
     }
-    let name = match opts.runner {
-        Runner::Baseline(b) => format!("baseline-{b}"),
-        Runner::Truth => "truth".to_string(),
-        Runner::Agent => {
-            let e = assay_stdlib::llm::Endpoint::for_agent()?;
-            format!("agent-{}", e.model)
-        }
-    };
+    let name = investigator_name(opts)?;
     let items = set(opts.suite, opts.seed, opts.n);
-    let set_json = json!({
-        "suite": opts.suite.name(),
-        "seed": opts.seed,
-        "assay_version": assay_interpreter::ASSAY_VERSION,
-        "items": items.iter().map(|i| i.truth(opts.seed)).collect::<Vec<_>>(),
-    });
-    let set_text = canonical(&set_json);
-    let set_sha = hex::encode(sha2::Sha256::digest(set_text.as_bytes()));
-    std::fs::create_dir_all(&opts.out).map_err(|e| format!("cannot make {}: {e}", opts.out.display()))?;
-    let set_path = opts.out.join("set.json");
-    match read_regular(&set_path, 1 << 30) {
-        Ok(old) if old != set_text.as_bytes() => {
-            return Err(format!(
-                "{} holds another set (a different suite, seed, size or Assay version); give another --out",
-                opts.out.display()
-            ))
-        }
-        Ok(_) => {}
-        Err(_) => write_atomic(&set_path, set_text.as_bytes()).map_err(|e| format!("cannot write set.json: {e}"))?,
-    }
+    let set_sha = pin_set(opts, &items)?;
     let inv_dir = opts.out.join(assay_interpreter::run_stem(&name));
     let started = Instant::now();
-    let timing: Mutex<BTreeMap<String, f64>> = Mutex::new(
-        read_regular(&inv_dir.join("timing.json"), 1 << 26)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default(),
-    );
+    let timing: BTreeMap<String, f64> = read_regular(&inv_dir.join("timing.json"), 1 << 26)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
     let block = opts.shard.map(|s| s.range(items.len())).unwrap_or(0..items.len());
-    let todo: Vec<&Item> =
-        items[block.clone()].iter().filter(|it| finished(&inv_dir.join("items").join(it.id())).is_none()).collect();
+    let unfinished = |range: std::ops::Range<usize>| -> Vec<&Item> {
+        items[range].iter().filter(|it| finished(&inv_dir.join("items").join(it.id())).is_none()).collect()
+    };
+    let todo = unfinished(block.clone());
     if let Some(count) = opts.merge_shards {
         if !todo.is_empty() {
-            let mut by_shard: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
-            for (k, it) in items.iter().enumerate() {
-                if todo.iter().any(|t| t.id() == it.id()) {
-                    let shard = (0..count).find(|i| {
-                        assay_interpreter::shard::Share::new(*i, count).is_ok_and(|s| s.range(items.len()).contains(&k))
-                    });
-                    by_shard.entry(shard.unwrap_or(0)).or_default().push(it.id());
-                }
-            }
-            let lines: Vec<String> = by_shard
-                .iter()
-                .map(|(i, ids)| {
-                    format!(
-                        "shard {i} of {count}: {} item(s) unfinished ({}{})",
-                        ids.len(),
-                        ids[..ids.len().min(3)].join(", "),
-                        if ids.len() > 3 { ", ..." } else { "" }
-                    )
-                })
-                .collect();
-            return Err(format!(
-                "{} items are not finished, so there is nothing to merge yet: {}; rerun those shards (the same command with --shard I/{count}), then merge again",
-                todo.len(),
-                lines.join("; ")
-            ));
+            return Err(unmerged(&items, &todo, count));
         }
     }
     let kept = items.len() - todo.len();
     if kept > 0 && !opts.json {
         eprintln!("resuming: {kept} of {} items are finished and kept", items.len());
     }
-    let next = AtomicUsize::new(0);
-    let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    let done = AtomicUsize::new(0);
-    std::thread::scope(|s| {
-        for _ in 0..opts.jobs.max(1).min(todo.len().max(1)) {
-            s.spawn(|| loop {
-                if crate::supervise::interrupted().is_some() {
-                    break;
-                }
-                let k = next.fetch_add(1, Ordering::SeqCst);
-                let Some(item) = todo.get(k) else { break };
-                let t = Instant::now();
-                let result = item.task(&opts.out, opts.seed).map_err(|e| e.to_string()).and_then(|task| {
-                    let mut inv: Box<dyn Investigator> = match opts.runner {
-                        Runner::Baseline(b) => {
-                            let script = opts.suite.baselines().iter().find(|(n, _)| *n == b).map(|(_, s)| *s);
-                            Box::new(Baseline::new(b, script.unwrap_or("")))
-                        }
-                        Runner::Truth => Box::new(Truth(item.truth_answer())),
-                        Runner::Agent => Box::new(Llm {
-                            endpoint: assay_stdlib::llm::Endpoint::for_agent()?,
-                            retry: opts.limits.retry.clone(),
-                        }),
-                    };
-                    investigate_with(task, &opts.limits, &inv_dir.join("items").join(item.id()), inv.as_mut())
-                        .map_err(|(_, m)| m)
-                });
-                match result {
-                    Ok(_) => {
-                        if let Ok(mut t_) = timing.lock() {
-                            t_.insert(item.id().to_string(), t.elapsed().as_secs_f64());
-                        }
-                    }
-                    Err(e) => {
-                        if let Ok(mut f) = failures.lock() {
-                            f.push(format!("{}: {e}", item.id()));
-                        }
-                    }
-                }
-                let d = done.fetch_add(1, Ordering::SeqCst) + 1;
-                if !opts.json && (d % 25 == 0 || d == todo.len()) {
-                    eprintln!("{d}/{} items", todo.len());
-                }
-            });
-        }
-    });
-    let failures = failures.into_inner().unwrap_or_default();
-    if let Some(sig) = crate::supervise::interrupted() {
-        return Err(format!(
-            "stopped by signal {sig}: the {} finished items are kept; run the same command again to go on",
-            done.load(Ordering::SeqCst).saturating_sub(failures.len())
-        ));
-    }
-    for f in &failures {
-        eprintln!("error: {f}");
-    }
-    let mut timing = timing.into_inner().unwrap_or_default();
+    let (failures, mut timing) = run_items(opts, &todo, &inv_dir, timing)?;
     if let Some(share) = opts.shard {
         // Shards write their own timing file (they may run at once); the merge folds them in.
         let name = format!("timing.shard-{}-of-{}.json", share.index, share.count);
         let _ = write_atomic(&inv_dir.join(name), canonical(&json!(timing)).as_bytes());
-        let unfinished =
-            items[block.clone()].iter().filter(|it| finished(&inv_dir.join("items").join(it.id())).is_none()).count();
+        let left = unfinished(block.clone()).len();
         if !opts.json {
             crate::out::write_stdout(&format!(
                 "shard {}/{}: items {}..{} ({} run now, {} kept, {} unfinished) → {}\n",
@@ -491,71 +384,22 @@ fn run_inner(opts: &Options) -> Result<u8, String> {
                 block.end,
                 todo.len(),
                 block.len() - todo.len(),
-                unfinished,
+                left,
                 inv_dir.display()
             ));
         } else {
             crate::out::write_stdout(&format!(
                 "{}\n",
                 canonical(
-                    &json!({"folder": inv_dir.display().to_string(), "shard": {"index": share.index, "count": share.count}, "items": [block.start, block.end], "unfinished": unfinished})
+                    &json!({"folder": inv_dir.display().to_string(), "shard": {"index": share.index, "count": share.count}, "items": [block.start, block.end], "unfinished": left})
                 )
             ));
         }
-        return Ok(if failures.is_empty() && unfinished == 0 { crate::out::EXIT_OK } else { crate::out::EXIT_SCRIPT });
+        return Ok(if failures.is_empty() && left == 0 { crate::out::EXIT_OK } else { crate::out::EXIT_SCRIPT });
     }
-    if let Ok(rd) = std::fs::read_dir(&inv_dir) {
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with("timing.shard-") && name.ends_with(".json") {
-                if let Some(t) = read_regular(&e.path(), 1 << 26)
-                    .ok()
-                    .and_then(|b| serde_json::from_slice::<BTreeMap<String, f64>>(&b).ok())
-                {
-                    timing.extend(t);
-                }
-            }
-        }
-    }
+    fold_shard_timings(&inv_dir, &mut timing);
     let _ = write_atomic(&inv_dir.join("timing.json"), canonical(&json!(timing)).as_bytes());
-    // Scores of every finished item, and the table.
-    let judge = Judge::from_env()?;
-    let mut rows = Vec::new();
-    for it in &items {
-        let Some(dir) = finished(&inv_dir.join("items").join(it.id())) else { continue };
-        let answer: Json = read_regular(&dir.join("answer.json"), 1 << 26)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or(Json::Null);
-        let judged = match (&judge, it) {
-            (Some(j), Item::Neuron { description, .. }) => j.verdict(
-                &inv_dir.join("items").join(it.id()),
-                answer["fields"]["LABEL"].as_str().unwrap_or(""),
-                description,
-            ),
-            _ => None,
-        };
-        let description_test = match (&judge, it) {
-            (Some(j), Item::Numeric(_) | Item::Strings(_)) => {
-                let trials = description_trials(&items, it, opts.seed);
-                j.description_test(
-                    &inv_dir.join("items").join(it.id()),
-                    answer["fields"]["DESCRIPTION"].as_str().unwrap_or(""),
-                    &trials,
-                )
-            }
-            _ => None,
-        };
-        rows.push(json!({
-            "label_judged": judged,
-            "description_test": description_test,
-            "id": it.id(),
-            "tags": it.tags(),
-            "status": answer["status"],
-            "scores": answer["scores"],
-            "folder": dir.strip_prefix(&opts.out).unwrap_or(&dir).display().to_string(),
-        }));
-    }
+    let rows = score_items(opts, &items, &inv_dir)?;
     let table = report::table(opts.suite, &rows);
     let results = json!({
         "suite": opts.suite.name(),
@@ -590,6 +434,204 @@ fn run_inner(opts: &Options) -> Result<u8, String> {
         ));
     }
     Ok(if failures.is_empty() && rows.len() == items.len() { crate::out::EXIT_OK } else { crate::out::EXIT_SCRIPT })
+}
+
+/// The investigator's name, which names its folder: `baseline-NAME`,
+/// `truth`, or `agent-MODEL`.
+fn investigator_name(opts: &Options) -> Result<String, String> {
+    Ok(match opts.runner {
+        Runner::Baseline(b) => format!("baseline-{b}"),
+        Runner::Truth => "truth".to_string(),
+        Runner::Agent => format!("agent-{}", assay_stdlib::llm::Endpoint::for_agent()?.model),
+    })
+}
+
+/// Writes the set's `set.json` into `--out`, or checks that the one there
+/// is this set (a folder holds one set); the set's sha256.
+fn pin_set(opts: &Options, items: &[Item]) -> Result<String, String> {
+    let set_json = json!({
+        "suite": opts.suite.name(),
+        "seed": opts.seed,
+        "assay_version": assay_interpreter::ASSAY_VERSION,
+        "items": items.iter().map(|i| i.truth(opts.seed)).collect::<Vec<_>>(),
+    });
+    let set_text = canonical(&set_json);
+    std::fs::create_dir_all(&opts.out).map_err(|e| format!("cannot make {}: {e}", opts.out.display()))?;
+    let set_path = opts.out.join("set.json");
+    match read_regular(&set_path, 1 << 30) {
+        Ok(old) if old != set_text.as_bytes() => {
+            return Err(format!(
+                "{} holds another set (a different suite, seed, size or Assay version); give another --out",
+                opts.out.display()
+            ))
+        }
+        Ok(_) => {}
+        Err(_) => write_atomic(&set_path, set_text.as_bytes()).map_err(|e| format!("cannot write set.json: {e}"))?,
+    }
+    Ok(hex::encode(sha2::Sha256::digest(set_text.as_bytes())))
+}
+
+/// Why a merge of `count` shards cannot be made yet: the unfinished items
+/// (`todo`), by the shard that holds them.
+fn unmerged(items: &[Item], todo: &[&Item], count: usize) -> String {
+    let mut by_shard: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
+    for (k, it) in items.iter().enumerate() {
+        if todo.iter().any(|t| t.id() == it.id()) {
+            let shard = (0..count).find(|i| {
+                assay_interpreter::shard::Share::new(*i, count).is_ok_and(|s| s.range(items.len()).contains(&k))
+            });
+            by_shard.entry(shard.unwrap_or(0)).or_default().push(it.id());
+        }
+    }
+    let lines: Vec<String> = by_shard
+        .iter()
+        .map(|(i, ids)| {
+            format!(
+                "shard {i} of {count}: {} item(s) unfinished ({}{})",
+                ids.len(),
+                ids[..ids.len().min(3)].join(", "),
+                if ids.len() > 3 { ", ..." } else { "" }
+            )
+        })
+        .collect();
+    format!(
+        "{} items are not finished, so there is nothing to merge yet: {}; rerun those shards (the same command with --shard I/{count}), then merge again",
+        todo.len(),
+        lines.join("; ")
+    )
+}
+
+/// The investigator of one item.
+fn investigator_for(opts: &Options, item: &Item) -> Result<Box<dyn Investigator>, String> {
+    Ok(match opts.runner {
+        Runner::Baseline(b) => {
+            let script = opts.suite.baselines().iter().find(|(n, _)| *n == b).map(|(_, s)| *s);
+            Box::new(Baseline::new(b, script.unwrap_or("")))
+        }
+        Runner::Truth => Box::new(Truth(item.truth_answer())),
+        Runner::Agent => {
+            Box::new(Llm { endpoint: assay_stdlib::llm::Endpoint::for_agent()?, retry: opts.limits.retry.clone() })
+        }
+    })
+}
+
+/// Investigates `todo`, `--jobs` at a time: the failures (an item whose
+/// investigation could not run or be kept) and the seconds each finished
+/// item took, added to `timing`. A stop signal ends it, keeping what
+/// finished.
+fn run_items(
+    opts: &Options,
+    todo: &[&Item],
+    inv_dir: &Path,
+    timing: BTreeMap<String, f64>,
+) -> Result<(Vec<String>, BTreeMap<String, f64>), String> {
+    let timing = Mutex::new(timing);
+    let next = AtomicUsize::new(0);
+    let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let done = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..opts.jobs.max(1).min(todo.len().max(1)) {
+            s.spawn(|| loop {
+                if crate::supervise::interrupted().is_some() {
+                    break;
+                }
+                let k = next.fetch_add(1, Ordering::SeqCst);
+                let Some(item) = todo.get(k) else { break };
+                let t = Instant::now();
+                let result = item.task(&opts.out, opts.seed).map_err(|e| e.to_string()).and_then(|task| {
+                    let mut inv = investigator_for(opts, item)?;
+                    investigate_with(task, &opts.limits, &inv_dir.join("items").join(item.id()), inv.as_mut())
+                        .map_err(|(_, m)| m)
+                });
+                match result {
+                    Ok(_) => {
+                        if let Ok(mut t_) = timing.lock() {
+                            t_.insert(item.id().to_string(), t.elapsed().as_secs_f64());
+                        }
+                    }
+                    Err(e) => {
+                        if let Ok(mut f) = failures.lock() {
+                            f.push(format!("{}: {e}", item.id()));
+                        }
+                    }
+                }
+                let d = done.fetch_add(1, Ordering::SeqCst) + 1;
+                if !opts.json && (d % 25 == 0 || d == todo.len()) {
+                    eprintln!("{d}/{} items", todo.len());
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap_or_default();
+    if let Some(sig) = crate::supervise::interrupted() {
+        return Err(format!(
+            "stopped by signal {sig}: the {} finished items are kept; run the same command again to go on",
+            done.load(Ordering::SeqCst).saturating_sub(failures.len())
+        ));
+    }
+    for f in &failures {
+        eprintln!("error: {f}");
+    }
+    Ok((failures, timing.into_inner().unwrap_or_default()))
+}
+
+/// Adds the timing files the shards wrote (`timing.shard-I-of-N.json`).
+fn fold_shard_timings(inv_dir: &Path, timing: &mut BTreeMap<String, f64>) {
+    let Ok(rd) = std::fs::read_dir(inv_dir) else { return };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("timing.shard-") && name.ends_with(".json") {
+            if let Some(t) = read_regular(&e.path(), 1 << 26)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<BTreeMap<String, f64>>(&b).ok())
+            {
+                timing.extend(t);
+            }
+        }
+    }
+}
+
+/// A row per finished item: its status and scores, with the judge's
+/// verdicts where a judge model is configured.
+fn score_items(opts: &Options, items: &[Item], inv_dir: &Path) -> Result<Vec<Json>, String> {
+    let judge = Judge::from_env()?;
+    let mut rows = Vec::new();
+    for it in items {
+        let Some(dir) = finished(&inv_dir.join("items").join(it.id())) else { continue };
+        let answer: Json = read_regular(&dir.join("answer.json"), 1 << 26)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Json::Null);
+        let judged = match (&judge, it) {
+            (Some(j), Item::Neuron { description, .. }) => j.verdict(
+                &inv_dir.join("items").join(it.id()),
+                answer["fields"]["LABEL"].as_str().unwrap_or(""),
+                description,
+            ),
+            _ => None,
+        };
+        let description_test = match (&judge, it) {
+            (Some(j), Item::Numeric(_) | Item::Strings(_)) => {
+                let trials = description_trials(items, it, opts.seed);
+                j.description_test(
+                    &inv_dir.join("items").join(it.id()),
+                    answer["fields"]["DESCRIPTION"].as_str().unwrap_or(""),
+                    &trials,
+                )
+            }
+            _ => None,
+        };
+        rows.push(json!({
+            "label_judged": judged,
+            "description_test": description_test,
+            "id": it.id(),
+            "tags": it.tags(),
+            "status": answer["status"],
+            "scores": answer["scores"],
+            "folder": dir.strip_prefix(&opts.out).unwrap_or(&dir).display().to_string(),
+        }));
+    }
+    Ok(rows)
 }
 
 /// A judge model that compares an answer's label with a neuron's written

@@ -144,6 +144,26 @@ pub(crate) fn run_child(job: &Job) -> Result<End, String> {
     // From here a stop signal is the parent's to handle: it stops the
     // child and writes the record, rather than leave a half-written folder.
     let _running = Running::start();
+    let mut child = start_child(job)?;
+    let mut heard = Heard::listen(&mut child);
+    let ended = wait_for(&mut child, job, &heard.closed)?;
+    heard.join();
+    // Results the child computed are kept even if it died later on.
+    crate::cache::publish(&job.out);
+    let report_line = heard.report.lock().ok().and_then(|g| g.clone());
+    if !ended.timed_out && !ended.disk_over && ended.status.success() {
+        if let Some(r) = report_line {
+            return serde_json::from_str(&r).map(End::Report).map_err(|e| format!("the sandboxed run's report: {e}"));
+        }
+    }
+    let tail = heard.tail.lock().map(|t| t.clone()).unwrap_or_default();
+    let line = heard.line.lock().ok().and_then(|g| *g).map(|offset| file_line(&job.text, offset));
+    died_record(job, &ended, &tail, line)
+}
+
+/// The child process, started with an allow-listed environment and given
+/// its job on stdin.
+fn start_child(job: &Job) -> Result<std::process::Child, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the assay binary: {e}"))?;
     let mut cmd = Command::new(exe);
     // An allow-list: no secret of the caller's reaches the child (the
@@ -169,47 +189,86 @@ pub(crate) fn run_child(job: &Job) -> Result<End, String> {
     if let Some(key) = std::env::var("ASSAY_LLM_KEY").ok().filter(|k| !k.trim().is_empty()) {
         job_json["llm_key"] = json!(key);
     }
-    let job_text = job_json.to_string();
     if let Some(mut stdin) = child.stdin.take() {
         // The child reads the whole job before it does anything else.
-        let _ = stdin.write_all(job_text.as_bytes());
+        let _ = stdin.write_all(job_json.to_string().as_bytes());
     }
-    let line = Arc::new(Mutex::new(None::<usize>));
-    let report = Arc::new(Mutex::new(None::<String>));
-    // The reader says when the child's stdout closes (it has exited), so the
-    // parent wakes at once instead of polling.
-    let (closed_tx, closed_rx) = std::sync::mpsc::channel::<()>();
-    let out_thread = child.stdout.take().map(|stdout| {
-        let (line, report) = (line.clone(), report.clone());
-        std::thread::spawn(move || {
-            let _closed = closed_tx;
-            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(n) = l.strip_prefix("at ").and_then(|n| n.trim().parse().ok()) {
-                    if let Ok(mut g) = line.lock() {
-                        *g = Some(n);
-                    }
-                } else if let Some(r) = l.strip_prefix("report ") {
-                    if let Ok(mut g) = report.lock() {
-                        *g = Some(r.to_string());
+    Ok(child)
+}
+
+/// What the parent hears from the child: the script offset it runs (`at
+/// N`), its report, the tail of its stderr (relayed, escaped), and when
+/// its stdout closes (it has exited), so the parent wakes at once instead
+/// of polling.
+struct Heard {
+    line: Arc<Mutex<Option<usize>>>,
+    report: Arc<Mutex<Option<String>>>,
+    tail: Arc<Mutex<String>>,
+    closed: std::sync::mpsc::Receiver<()>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Heard {
+    fn listen(child: &mut std::process::Child) -> Heard {
+        let line = Arc::new(Mutex::new(None::<usize>));
+        let report = Arc::new(Mutex::new(None::<String>));
+        let tail = Arc::new(Mutex::new(String::new()));
+        let (closed_tx, closed) = std::sync::mpsc::channel::<()>();
+        let mut threads = Vec::new();
+        if let Some(stdout) = child.stdout.take() {
+            let (line, report) = (line.clone(), report.clone());
+            threads.push(std::thread::spawn(move || {
+                let _closed = closed_tx;
+                for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if let Some(n) = l.strip_prefix("at ").and_then(|n| n.trim().parse().ok()) {
+                        if let Ok(mut g) = line.lock() {
+                            *g = Some(n);
+                        }
+                    } else if let Some(r) = l.strip_prefix("report ") {
+                        if let Ok(mut g) = report.lock() {
+                            *g = Some(r.to_string());
+                        }
                     }
                 }
-            }
-        })
-    });
-    let tail = Arc::new(Mutex::new(String::new()));
-    let err_thread = child.stderr.take().map(|stderr| {
-        let tail = tail.clone();
-        std::thread::spawn(move || relay_stderr(stderr, &tail))
-    });
+            }));
+        }
+        if let Some(stderr) = child.stderr.take() {
+            let tail = tail.clone();
+            threads.push(std::thread::spawn(move || relay_stderr(stderr, &tail)));
+        }
+        Heard { line, report, tail, closed, threads }
+    }
+
+    /// Waits until both streams are read to their end.
+    fn join(&mut self) {
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// How the child ended, and whether the parent stopped it.
+struct Ended {
+    status: std::process::ExitStatus,
+    timed_out: bool,
+    disk_over: bool,
+}
+
+/// Waits for the child within the time budget: until its stdout closes
+/// (or the time is up, or a stop signal came), checking the run folder's
+/// size as it goes, then a short poll for the exit.
+fn wait_for(
+    child: &mut std::process::Child,
+    job: &Job,
+    closed: &std::sync::mpsc::Receiver<()>,
+) -> Result<Ended, String> {
     let started = Instant::now();
     let mut timed_out = false;
     let mut disk_over = false;
-    // Until stdout closes (or the time is up), checking the run folder's
-    // size as it goes, then a short poll for the exit.
     let mut disk_checked = Instant::now();
     loop {
         let left = job.budget.timeout.saturating_sub(started.elapsed());
-        match closed_rx.recv_timeout(left.min(Duration::from_millis(50))) {
+        match closed.recv_timeout(left.min(Duration::from_millis(50))) {
             Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
         }
@@ -251,28 +310,18 @@ pub(crate) fn run_child(job: &Job) -> Result<End, String> {
     };
     // What the child wrote last (its record) counts too.
     disk_over |= !timed_out && disk_used(&job.out, job.budget.disk) > job.budget.disk;
-    if let Some(t) = out_thread {
-        let _ = t.join();
-    }
-    if let Some(t) = err_thread {
-        let _ = t.join();
-    }
-    // Results the child computed are kept even if it died later on.
-    crate::cache::publish(&job.out);
-    let report_line = report.lock().ok().and_then(|g| g.clone());
-    if !timed_out && !disk_over && status.success() {
-        if let Some(r) = report_line {
-            return serde_json::from_str(&r).map(End::Report).map_err(|e| format!("the sandboxed run's report: {e}"));
-        }
-    }
-    // The child died or was stopped: say why, where, and leave a record.
-    let tail = tail.lock().map(|t| t.clone()).unwrap_or_default();
-    let line = line.lock().ok().and_then(|g| *g).map(|offset| file_line(&job.text, offset));
+    Ok(Ended { status, timed_out, disk_over })
+}
+
+/// The child died or was stopped: says why and where (`line`, from what it
+/// last said; `tail`, its last stderr) and replaces whatever it left
+/// half-written with an error record.
+fn died_record(job: &Job, ended: &Ended, tail: &str, line: Option<usize>) -> Result<End, String> {
     // A stop signal the child got itself (Ctrl-C reaches the whole process
     // group) counts as one, even where the parent's note of it comes later.
     let stopped = interrupted().or_else(|| {
         use std::os::unix::process::ExitStatusExt;
-        status.signal().filter(|s| STOP_SIGNALS.contains(s))
+        ended.status.signal().filter(|s| STOP_SIGNALS.contains(s))
     });
     let (code, message, help) = if let Some(sig) = stopped {
         (
@@ -280,7 +329,7 @@ pub(crate) fn run_child(job: &Job) -> Result<End, String> {
             format!("the run was stopped by {} before it finished", signal_name(sig)),
             "nothing of it is kept but this record; run the script again to finish it".to_string(),
         )
-    } else if disk_over {
+    } else if ended.disk_over {
         (
             assay_interpreter::Code::BudgetDisk,
             format!(
@@ -290,7 +339,7 @@ pub(crate) fn run_child(job: &Job) -> Result<End, String> {
             "write less (fewer or smaller artifacts and streamed captures), or give it more with --disk".to_string(),
         )
     } else {
-        died_reason(timed_out, &status, &tail, &job.budget)
+        died_reason(ended.timed_out, &ended.status, tail, &job.budget)
     };
     let file = SourceFile::new(job.name.clone(), job.text.clone());
     let where_ = line.map(|l| format!(" (it was running line {l})")).unwrap_or_default();
@@ -304,7 +353,6 @@ pub(crate) fn run_child(job: &Job) -> Result<End, String> {
         json!({"ended": code, "memory_budget": job.budget.memory, "timeout_seconds": job.budget.timeout.as_secs_f64(), "disk_budget": job.budget.disk}),
     );
     let files = RunFiles::of(&file, &mut out, &manifest);
-    // Whatever the child left half-written is replaced by the error record.
     let _ = std::fs::remove_dir_all(&job.out);
     write_files(&job.out, &files).map_err(|e| format!("cannot write the error record: {e}"))?;
     Ok(End::Died { diag: Box::new(diag) })
