@@ -107,24 +107,68 @@ fn kv_ports(c: &Config, name: fn(usize, &str) -> String, len: &str) -> Vec<Value
 
 /// Builds the graph and its external data from a parsed GGUF file.
 pub fn build(g: &Gguf, data_file: &str) -> Result<(ModelProto, Vec<u8>), String> {
-    let c = Config {
-        layers: g.meta_i64("llama.block_count")? as usize,
-        dim: g.meta_i64("llama.embedding_length")? as usize,
-        heads: g.meta_i64("llama.attention.head_count")? as usize,
-        kv_heads: g.meta_i64("llama.attention.head_count_kv")? as usize,
-        eps: g.meta_f64("llama.attention.layer_norm_rms_epsilon")? as f32,
-        rope_base: g.meta_f64("llama.rope.freq_base")?,
-        vocab: g.meta_i64("llama.vocab_size")? as usize,
-    };
-    if c.heads == 0 || c.kv_heads == 0 || !c.heads.is_multiple_of(c.kv_heads) || !c.dim.is_multiple_of(c.heads) {
-        return Err("inconsistent attention sizes in the GGUF metadata".into());
+    let c = Config::of(g)?;
+    let mut b = GraphBuilder { external: Some(data_file.to_string()), ..Default::default() };
+    constants(&mut b, &c);
+    let t = tables(&mut b);
+    let (eshape, emb) = g.tensor("token_embd.weight")?;
+    if eshape != [c.vocab, c.dim] {
+        return Err(format!("token_embd.weight has shape {eshape:?}, expected [{}, {}]", c.vocab, c.dim));
     }
-    let hd = c.dim / c.heads;
+    b.f32("model.embed_tokens.weight", &eshape, &emb);
+    let lm_head = transpose(&emb, c.vocab, c.dim);
+    drop(emb);
+    b.f32("lm_head.weight_t", &[c.dim, c.vocab], &lm_head);
+    drop(lm_head);
+    let mut x =
+        b.node("Gather", "/model/embed_tokens/Gather", &["model.embed_tokens.weight", INPUT], vec![int("axis", 0)]);
+    for l in 0..c.layers {
+        x = layer(&mut b, g, &c, l, &x, &t)?;
+    }
+    let (_, on) = g.tensor("output_norm.weight")?;
+    let on = b.f32("model.norm.weight", &[c.dim], &on);
+    let h = rmsnorm(&mut b, &x, "/model/norm", &on);
+    b.node_to("MatMul", "/lm_head/MatMul", &[&h, "lm_head.weight_t"], vec![], OUTPUT);
+    let graph = GraphProto {
+        node: std::mem::take(&mut b.nodes),
+        name: Some("smollm2_135m".into()),
+        initializer: std::mem::take(&mut b.inits),
+        input: ports_in(&c),
+        output: ports_out(&c),
+        ..Default::default()
+    };
+    Ok((model_of(graph), b.data))
+}
+
+impl Config {
+    /// The sizes in a GGUF file's metadata, checked to fit together.
+    fn of(g: &Gguf) -> Result<Config, String> {
+        let c = Config {
+            layers: g.meta_i64("llama.block_count")? as usize,
+            dim: g.meta_i64("llama.embedding_length")? as usize,
+            heads: g.meta_i64("llama.attention.head_count")? as usize,
+            kv_heads: g.meta_i64("llama.attention.head_count_kv")? as usize,
+            eps: g.meta_f64("llama.attention.layer_norm_rms_epsilon")? as f32,
+            rope_base: g.meta_f64("llama.rope.freq_base")?,
+            vocab: g.meta_i64("llama.vocab_size")? as usize,
+        };
+        if c.heads == 0 || c.kv_heads == 0 || !c.heads.is_multiple_of(c.kv_heads) || !c.dim.is_multiple_of(c.heads) {
+            return Err("inconsistent attention sizes in the GGUF metadata".into());
+        }
+        Ok(c)
+    }
+
+    fn head_dim(&self) -> usize {
+        self.dim / self.heads
+    }
+}
+
+/// Constant tables (rotary cos/sin per position and pair, the causal
+/// mask) and the small constants and shapes the layers use.
+fn constants(b: &mut GraphBuilder, c: &Config) {
+    let hd = c.head_dim();
     let groups = c.kv_heads as i64;
     let per_group = (c.heads / c.kv_heads) as i64;
-    let mut b = GraphBuilder { external: Some(data_file.to_string()), ..Default::default() };
-
-    // Constant tables: rotary cos/sin per (position, pair) and the causal mask.
     let half = hd / 2;
     let mut cos = Vec::with_capacity(MAX_POSITIONS * half);
     let mut sin = Vec::with_capacity(MAX_POSITIONS * half);
@@ -142,31 +186,43 @@ pub fn build(g: &Gguf, data_file: &str) -> Result<(ModelProto, Vec<u8>), String>
         .collect();
     b.f32("causal_mask", &[MAX_POSITIONS, MAX_POSITIONS], &mask);
     let i64c = |b: &mut GraphBuilder, name: &str, v: &[i64]| b.i64(name, &[v.len()], v);
-    i64c(&mut b, "c.zero", &[0]);
-    i64c(&mut b, "c.one", &[1]);
-    i64c(&mut b, "c.two", &[2]);
-    i64c(&mut b, "c.three", &[3]);
-    i64c(&mut b, "c.ones3", &[1, 1, 1]);
-    i64c(&mut b, "c.axes01", &[0, 1]);
-    i64c(&mut b, "c.axis2", &[2]);
-    i64c(&mut b, "c.axis4", &[4]);
-    i64c(&mut b, "c.axes123", &[1, 2, 3]);
+    i64c(b, "c.zero", &[0]);
+    i64c(b, "c.one", &[1]);
+    i64c(b, "c.two", &[2]);
+    i64c(b, "c.three", &[3]);
+    i64c(b, "c.ones3", &[1, 1, 1]);
+    i64c(b, "c.axes01", &[0, 1]);
+    i64c(b, "c.axis2", &[2]);
+    i64c(b, "c.axis4", &[4]);
+    i64c(b, "c.axes123", &[1, 2, 3]);
     b.f32("c.onef", &[], &[1.0]);
     b.f32("c.neg", &[], &[-1e9]);
-    i64c(&mut b, "shape.q", &[0, 0, c.heads as i64, hd as i64]);
-    i64c(&mut b, "shape.kv", &[0, 0, c.kv_heads as i64, hd as i64]);
-    i64c(&mut b, "shape.pairs", &[0, 0, 0, half as i64, 2]);
-    i64c(&mut b, "shape.unpairs", &[0, 0, 0, hd as i64]);
-    i64c(&mut b, "shape.q_groups", &[0, groups, per_group, -1, hd as i64]);
-    i64c(&mut b, "shape.q_heads", &[0, c.heads as i64, -1, hd as i64]);
-    i64c(&mut b, "shape.hidden", &[0, 0, c.dim as i64]);
+    i64c(b, "shape.q", &[0, 0, c.heads as i64, hd as i64]);
+    i64c(b, "shape.kv", &[0, 0, c.kv_heads as i64, hd as i64]);
+    i64c(b, "shape.pairs", &[0, 0, 0, half as i64, 2]);
+    i64c(b, "shape.unpairs", &[0, 0, 0, hd as i64]);
+    i64c(b, "shape.q_groups", &[0, groups, per_group, -1, hd as i64]);
+    i64c(b, "shape.q_heads", &[0, c.heads as i64, -1, hd as i64]);
+    i64c(b, "shape.hidden", &[0, 0, c.dim as i64]);
     b.f32("c.scale", &[], &[1.0 / (hd as f32).sqrt()]);
     b.f32("c.eps", &[], &[c.eps]);
     b.i64("c.pair0", &[], &[0]);
     b.i64("c.pair1", &[], &[1]);
+}
 
-    // Sequence length T and past length P as 1-element tensors; the tables
-    // cut to positions P..P+T (the mask: those rows, columns 0..P+T).
+/// What every layer reads of the positions: each row's rotary angles and
+/// the attention mask.
+struct Tables {
+    /// [N, T, 1, half].
+    cos4: String,
+    sin4: String,
+    /// [N, 1, 1, T, P+T]: 0 where a query may see a key, -1e9 elsewhere.
+    mask: String,
+}
+
+/// Sequence length T and past length P as 1-element tensors; the tables
+/// cut to positions P..P+T (the mask: those rows, columns 0..P+T).
+fn tables(b: &mut GraphBuilder) -> Tables {
     let shape = b.node("Shape", "/model/Shape", &[INPUT], vec![]);
     let t1 = b.node("Slice", "/model/seq_len", &[&shape, "c.one", "c.two", "c.zero"], vec![]);
     let past0 = past_name(0, "key");
@@ -188,162 +244,155 @@ pub fn build(g: &Gguf, data_file: &str) -> Result<(ModelProto, Vec<u8>), String>
     let hidden = b.node("Sub", "/model/mask/hidden", &["c.onef", &m], vec![]);
     let pad = b.node("Mul", "/model/mask/padding", &[&hidden, "c.neg"], vec![]);
     let pad = b.node("Unsqueeze", "/model/mask/padding5", &[&pad, "c.axes123"], vec![]);
-    let mask_t = b.node("Add", "/model/mask", &[&causal, &pad], vec![]);
+    let mask = b.node("Add", "/model/mask", &[&causal, &pad], vec![]);
+    Tables { cos4, sin4, mask }
+}
 
-    let (eshape, emb) = g.tensor("token_embd.weight")?;
-    if eshape != [c.vocab, c.dim] {
-        return Err(format!("token_embd.weight has shape {eshape:?}, expected [{}, {}]", c.vocab, c.dim));
+/// A GGUF matrix as an initializer [in, out], so that MatMul(h, W) is the
+/// layer.
+fn linear(b: &mut GraphBuilder, g: &Gguf, gguf_name: &str, onnx_name: &str) -> Result<String, String> {
+    let (s, w) = g.tensor(gguf_name)?;
+    if s.len() != 2 {
+        return Err(format!("{gguf_name} is not a matrix"));
     }
-    b.f32("model.embed_tokens.weight", &eshape, &emb);
-    let lm_head = transpose(&emb, c.vocab, c.dim);
-    drop(emb);
-    b.f32("lm_head.weight_t", &[c.dim, c.vocab], &lm_head);
-    drop(lm_head);
-    let mut x =
-        b.node("Gather", "/model/embed_tokens/Gather", &["model.embed_tokens.weight", INPUT], vec![int("axis", 0)]);
+    let t = transpose(&w, s[0], s[1]);
+    Ok(b.f32(onnx_name, &[s[1], s[0]], &t))
+}
 
-    // Weights as [in, out] so that MatMul(h, W) is the layer.
-    let linear = |b: &mut GraphBuilder, gguf_name: &str, onnx_name: &str| -> Result<String, String> {
-        let (s, w) = g.tensor(gguf_name)?;
-        if s.len() != 2 {
-            return Err(format!("{gguf_name} is not a matrix"));
-        }
-        let t = transpose(&w, s[0], s[1]);
-        Ok(b.f32(onnx_name, &[s[1], s[0]], &t))
+fn rmsnorm(b: &mut GraphBuilder, x: &str, scope: &str, weight: &str) -> String {
+    let sq = b.node("Mul", &format!("{scope}/Pow"), &[x, x], vec![]);
+    let ms =
+        b.node("ReduceMean", &format!("{scope}/ReduceMean"), &[&sq], vec![ints("axes", &[-1]), int("keepdims", 1)]);
+    let add = b.node("Add", &format!("{scope}/Add"), &[&ms, "c.eps"], vec![]);
+    let rt = b.node("Sqrt", &format!("{scope}/Sqrt"), &[&add], vec![]);
+    let n = b.node("Div", &format!("{scope}/Div"), &[x, &rt], vec![]);
+    b.node("Mul", &format!("{scope}/Mul"), &[&n, weight], vec![])
+}
+
+/// Rotates adjacent pairs (2i, 2i+1) of [N, T, H, hd] by the position's angles.
+fn rope(b: &mut GraphBuilder, x: &str, scope: &str, t: &Tables) -> String {
+    let (cos4, sin4) = (&t.cos4, &t.sin4);
+    let pairs = b.node("Reshape", &format!("{scope}/pairs"), &[x, "shape.pairs"], vec![]);
+    let x0 = b.node("Gather", &format!("{scope}/even"), &[&pairs, "c.pair0"], vec![int("axis", 4)]);
+    let x1 = b.node("Gather", &format!("{scope}/odd"), &[&pairs, "c.pair1"], vec![int("axis", 4)]);
+    let a = b.node("Mul", &format!("{scope}/even_cos"), &[&x0, cos4], vec![]);
+    let bb = b.node("Mul", &format!("{scope}/odd_sin"), &[&x1, sin4], vec![]);
+    let r0 = b.node("Sub", &format!("{scope}/rot_even"), &[&a, &bb], vec![]);
+    let c2 = b.node("Mul", &format!("{scope}/even_sin"), &[&x0, sin4], vec![]);
+    let d = b.node("Mul", &format!("{scope}/odd_cos"), &[&x1, cos4], vec![]);
+    let r1 = b.node("Add", &format!("{scope}/rot_odd"), &[&c2, &d], vec![]);
+    let u0 = b.node("Unsqueeze", &format!("{scope}/unsq_even"), &[&r0, "c.axis4"], vec![]);
+    let u1 = b.node("Unsqueeze", &format!("{scope}/unsq_odd"), &[&r1, "c.axis4"], vec![]);
+    let cat = b.node("Concat", &format!("{scope}/interleave"), &[&u0, &u1], vec![int("axis", 4)]);
+    b.node("Reshape", &format!("{scope}/out"), &[&cat, "shape.unpairs"], vec![])
+}
+
+/// Decoder layer `l` on the residual stream `x`: its weights, then
+/// attention and the MLP, each added to the stream; the stream after it.
+fn layer(b: &mut GraphBuilder, g: &Gguf, c: &Config, l: usize, x: &str, t: &Tables) -> Result<String, String> {
+    let p = format!("blk.{l}");
+    let s = format!("/model/layers.{l}");
+    let dim = c.dim;
+    let (_, an) = g.tensor(&format!("{p}.attn_norm.weight"))?;
+    let an = b.f32(&format!("model.layers.{l}.input_layernorm.weight"), &[dim], &an);
+    let proj = |b: &mut GraphBuilder, gguf: &str, onnx: &str| {
+        linear(b, g, &format!("{p}.{gguf}.weight"), &format!("model.layers.{l}.{onnx}.weight_t"))
     };
-    let rmsnorm = |b: &mut GraphBuilder, x: &str, scope: &str, weight: &str| -> String {
-        let sq = b.node("Mul", &format!("{scope}/Pow"), &[x, x], vec![]);
-        let ms =
-            b.node("ReduceMean", &format!("{scope}/ReduceMean"), &[&sq], vec![ints("axes", &[-1]), int("keepdims", 1)]);
-        let add = b.node("Add", &format!("{scope}/Add"), &[&ms, "c.eps"], vec![]);
-        let rt = b.node("Sqrt", &format!("{scope}/Sqrt"), &[&add], vec![]);
-        let n = b.node("Div", &format!("{scope}/Div"), &[x, &rt], vec![]);
-        b.node("Mul", &format!("{scope}/Mul"), &[&n, weight], vec![])
+    let wq = proj(b, "attn_q", "self_attn.q_proj")?;
+    let wk = proj(b, "attn_k", "self_attn.k_proj")?;
+    let wv = proj(b, "attn_v", "self_attn.v_proj")?;
+    let wo = proj(b, "attn_output", "self_attn.o_proj")?;
+    let (_, fnw) = g.tensor(&format!("{p}.ffn_norm.weight"))?;
+    let fnw = b.f32(&format!("model.layers.{l}.post_attention_layernorm.weight"), &[dim], &fnw);
+    let wg = proj(b, "ffn_gate", "mlp.gate_proj")?;
+    let wu = proj(b, "ffn_up", "mlp.up_proj")?;
+    let wd = proj(b, "ffn_down", "mlp.down_proj")?;
+
+    let h = rmsnorm(b, x, &format!("{s}/input_layernorm"), &an);
+    let heads = attention(b, l, &h, [&wq, &wk, &wv], t);
+    let o = b.node("MatMul", &format!("{s}/self_attn/o_proj/MatMul"), &[&heads, &wo], vec![]);
+    let x = b.node("Add", &format!("{s}/residual_attn"), &[x, &o], vec![]);
+
+    let h = rmsnorm(b, &x, &format!("{s}/post_attention_layernorm"), &fnw);
+    let gate = b.node("MatMul", &format!("{s}/mlp/gate_proj/MatMul"), &[&h, &wg], vec![]);
+    let up = b.node("MatMul", &format!("{s}/mlp/up_proj/MatMul"), &[&h, &wu], vec![]);
+    let sg = b.node("Sigmoid", &format!("{s}/mlp/act/Sigmoid"), &[&gate], vec![]);
+    let silu = b.node("Mul", &format!("{s}/mlp/act/Mul"), &[&gate, &sg], vec![]);
+    let act = b.node("Mul", &format!("{s}/mlp/Mul"), &[&silu, &up], vec![]);
+    let down = b.node("MatMul", &format!("{s}/mlp/down_proj/MatMul"), &[&act, &wd], vec![]);
+    Ok(b.node("Add", &format!("{s}/residual_mlp"), &[&x, &down], vec![]))
+}
+
+/// Layer `l`'s attention over the normed stream `h`, with grouped keys and
+/// values and the past's: every head's output side by side, [N, T, H*hd],
+/// before the output projection.
+fn attention(b: &mut GraphBuilder, l: usize, h: &str, [wq, wk, wv]: [&str; 3], t: &Tables) -> String {
+    let s = format!("/model/layers.{l}");
+    let q = b.node("MatMul", &format!("{s}/self_attn/q_proj/MatMul"), &[h, wq], vec![]);
+    let k = b.node("MatMul", &format!("{s}/self_attn/k_proj/MatMul"), &[h, wk], vec![]);
+    let v = b.node("MatMul", &format!("{s}/self_attn/v_proj/MatMul"), &[h, wv], vec![]);
+    let q = b.node("Reshape", &format!("{s}/self_attn/q_heads"), &[&q, "shape.q"], vec![]);
+    let k = b.node("Reshape", &format!("{s}/self_attn/k_heads"), &[&k, "shape.kv"], vec![]);
+    let v = b.node("Reshape", &format!("{s}/self_attn/v_heads"), &[&v, "shape.kv"], vec![]);
+    let q = rope(b, &q, &format!("{s}/self_attn/rope_q"), t);
+    let k = rope(b, &k, &format!("{s}/self_attn/rope_k"), t);
+    // [N, H, T, hd], queries grouped by the key/value head they share.
+    let q = b.node("Transpose", &format!("{s}/self_attn/q_t"), &[&q], vec![ints("perm", &[0, 2, 1, 3])]);
+    let q = b.node("Reshape", &format!("{s}/self_attn/q_groups"), &[&q, "shape.q_groups"], vec![]);
+    let k = b.node("Transpose", &format!("{s}/self_attn/k_t"), &[&k], vec![ints("perm", &[0, 2, 1, 3])]);
+    let v = b.node("Transpose", &format!("{s}/self_attn/v_t"), &[&v], vec![ints("perm", &[0, 2, 1, 3])]);
+    // Past and new keys/values side by side, [N, kv_heads, P+T, hd]; the
+    // past expanded to the new tokens' batch, so that one row serves many.
+    let (pk, pv) = (past_name(l, "key"), past_name(l, "value"));
+    let n = b.node("Shape", &format!("{s}/self_attn/batch"), &[&k], vec![]);
+    let n = b.node("Slice", &format!("{s}/self_attn/batch1"), &[&n, "c.zero", "c.one", "c.zero"], vec![]);
+    let dims = b.node("Concat", &format!("{s}/self_attn/batch_dims"), &[&n, "c.ones3"], vec![int("axis", 0)]);
+    let cat = |b: &mut GraphBuilder, past: &str, new: &str, kv: &str| -> String {
+        let pe = b.node("Expand", &format!("{s}/self_attn/past_{kv}"), &[past, &dims], vec![]);
+        let out = present_name(l, kv);
+        b.node_to("Concat", &format!("{s}/self_attn/present_{kv}"), &[&pe, new], vec![int("axis", 2)], &out);
+        out
     };
-    // Rotates adjacent pairs (2i, 2i+1) of [N, T, H, hd] by the position's angles.
-    let rope = |b: &mut GraphBuilder, x: &str, scope: &str| -> String {
-        let pairs = b.node("Reshape", &format!("{scope}/pairs"), &[x, "shape.pairs"], vec![]);
-        let x0 = b.node("Gather", &format!("{scope}/even"), &[&pairs, "c.pair0"], vec![int("axis", 4)]);
-        let x1 = b.node("Gather", &format!("{scope}/odd"), &[&pairs, "c.pair1"], vec![int("axis", 4)]);
-        let a = b.node("Mul", &format!("{scope}/even_cos"), &[&x0, &cos4], vec![]);
-        let bb = b.node("Mul", &format!("{scope}/odd_sin"), &[&x1, &sin4], vec![]);
-        let r0 = b.node("Sub", &format!("{scope}/rot_even"), &[&a, &bb], vec![]);
-        let c2 = b.node("Mul", &format!("{scope}/even_sin"), &[&x0, &sin4], vec![]);
-        let d = b.node("Mul", &format!("{scope}/odd_cos"), &[&x1, &cos4], vec![]);
-        let r1 = b.node("Add", &format!("{scope}/rot_odd"), &[&c2, &d], vec![]);
-        let u0 = b.node("Unsqueeze", &format!("{scope}/unsq_even"), &[&r0, "c.axis4"], vec![]);
-        let u1 = b.node("Unsqueeze", &format!("{scope}/unsq_odd"), &[&r1, "c.axis4"], vec![]);
-        let cat = b.node("Concat", &format!("{scope}/interleave"), &[&u0, &u1], vec![int("axis", 4)]);
-        b.node("Reshape", &format!("{scope}/out"), &[&cat, "shape.unpairs"], vec![])
-    };
+    let k = cat(b, &pk, &k, "key");
+    let v = cat(b, &pv, &v, "value");
+    let k = b.node("Transpose", &format!("{s}/self_attn/k_tt"), &[&k], vec![ints("perm", &[0, 1, 3, 2])]);
+    let k = b.node("Unsqueeze", &format!("{s}/self_attn/k_group"), &[&k, "c.axis2"], vec![]);
+    let v = b.node("Unsqueeze", &format!("{s}/self_attn/v_group"), &[&v, "c.axis2"], vec![]);
+    let scores = b.node("MatMul", &format!("{s}/self_attn/scores"), &[&q, &k], vec![]);
+    let scores = b.node("Mul", &format!("{s}/self_attn/scaled"), &[&scores, "c.scale"], vec![]);
+    let scores = b.node("Add", &format!("{s}/self_attn/masked"), &[&scores, &t.mask], vec![]);
+    let probs = b.node("Softmax", &format!("{s}/self_attn/probs"), &[&scores], vec![int("axis", -1)]);
+    let ctx = b.node("MatMul", &format!("{s}/self_attn/context"), &[&probs, &v], vec![]);
+    let ctx = b.node("Reshape", &format!("{s}/self_attn/context_heads"), &[&ctx, "shape.q_heads"], vec![]);
+    let ctx = b.node("Transpose", &format!("{s}/self_attn/context_t"), &[&ctx], vec![ints("perm", &[0, 2, 1, 3])]);
+    b.node("Reshape", &format!("{s}/self_attn/heads"), &[&ctx, "shape.hidden"], vec![])
+}
 
-    for l in 0..c.layers {
-        let p = format!("blk.{l}");
-        let s = format!("/model/layers.{l}");
-        let (_, an) = g.tensor(&format!("{p}.attn_norm.weight"))?;
-        let an = b.f32(&format!("model.layers.{l}.input_layernorm.weight"), &[c.dim], &an);
-        let wq = linear(&mut b, &format!("{p}.attn_q.weight"), &format!("model.layers.{l}.self_attn.q_proj.weight_t"))?;
-        let wk = linear(&mut b, &format!("{p}.attn_k.weight"), &format!("model.layers.{l}.self_attn.k_proj.weight_t"))?;
-        let wv = linear(&mut b, &format!("{p}.attn_v.weight"), &format!("model.layers.{l}.self_attn.v_proj.weight_t"))?;
-        let wo =
-            linear(&mut b, &format!("{p}.attn_output.weight"), &format!("model.layers.{l}.self_attn.o_proj.weight_t"))?;
-        let (_, fnw) = g.tensor(&format!("{p}.ffn_norm.weight"))?;
-        let fnw = b.f32(&format!("model.layers.{l}.post_attention_layernorm.weight"), &[c.dim], &fnw);
-        let wg = linear(&mut b, &format!("{p}.ffn_gate.weight"), &format!("model.layers.{l}.mlp.gate_proj.weight_t"))?;
-        let wu = linear(&mut b, &format!("{p}.ffn_up.weight"), &format!("model.layers.{l}.mlp.up_proj.weight_t"))?;
-        let wd = linear(&mut b, &format!("{p}.ffn_down.weight"), &format!("model.layers.{l}.mlp.down_proj.weight_t"))?;
-
-        let h = rmsnorm(&mut b, &x, &format!("{s}/input_layernorm"), &an);
-        let q = b.node("MatMul", &format!("{s}/self_attn/q_proj/MatMul"), &[&h, &wq], vec![]);
-        let k = b.node("MatMul", &format!("{s}/self_attn/k_proj/MatMul"), &[&h, &wk], vec![]);
-        let v = b.node("MatMul", &format!("{s}/self_attn/v_proj/MatMul"), &[&h, &wv], vec![]);
-        let q = b.node("Reshape", &format!("{s}/self_attn/q_heads"), &[&q, "shape.q"], vec![]);
-        let k = b.node("Reshape", &format!("{s}/self_attn/k_heads"), &[&k, "shape.kv"], vec![]);
-        let v = b.node("Reshape", &format!("{s}/self_attn/v_heads"), &[&v, "shape.kv"], vec![]);
-        let q = rope(&mut b, &q, &format!("{s}/self_attn/rope_q"));
-        let k = rope(&mut b, &k, &format!("{s}/self_attn/rope_k"));
-        // [N, H, T, hd], queries grouped by the key/value head they share.
-        let q = b.node("Transpose", &format!("{s}/self_attn/q_t"), &[&q], vec![ints("perm", &[0, 2, 1, 3])]);
-        let q = b.node("Reshape", &format!("{s}/self_attn/q_groups"), &[&q, "shape.q_groups"], vec![]);
-        let k = b.node("Transpose", &format!("{s}/self_attn/k_t"), &[&k], vec![ints("perm", &[0, 2, 1, 3])]);
-        let v = b.node("Transpose", &format!("{s}/self_attn/v_t"), &[&v], vec![ints("perm", &[0, 2, 1, 3])]);
-        // Past and new keys/values side by side, [N, kv_heads, P+T, hd]; the
-        // past expanded to the new tokens' batch, so that one row serves many.
-        let (pk, pv) = (past_name(l, "key"), past_name(l, "value"));
-        let n = b.node("Shape", &format!("{s}/self_attn/batch"), &[&k], vec![]);
-        let n = b.node("Slice", &format!("{s}/self_attn/batch1"), &[&n, "c.zero", "c.one", "c.zero"], vec![]);
-        let dims = b.node("Concat", &format!("{s}/self_attn/batch_dims"), &[&n, "c.ones3"], vec![int("axis", 0)]);
-        let cat = |b: &mut GraphBuilder, past: &str, new: &str, kv: &str| -> String {
-            let pe = b.node("Expand", &format!("{s}/self_attn/past_{kv}"), &[past, &dims], vec![]);
-            let out = present_name(l, kv);
-            b.node_to("Concat", &format!("{s}/self_attn/present_{kv}"), &[&pe, new], vec![int("axis", 2)], &out);
-            out
-        };
-        let k = cat(&mut b, &pk, &k, "key");
-        let v = cat(&mut b, &pv, &v, "value");
-        let k = b.node("Transpose", &format!("{s}/self_attn/k_tt"), &[&k], vec![ints("perm", &[0, 1, 3, 2])]);
-        let k = b.node("Unsqueeze", &format!("{s}/self_attn/k_group"), &[&k, "c.axis2"], vec![]);
-        let v = b.node("Unsqueeze", &format!("{s}/self_attn/v_group"), &[&v, "c.axis2"], vec![]);
-        let scores = b.node("MatMul", &format!("{s}/self_attn/scores"), &[&q, &k], vec![]);
-        let scores = b.node("Mul", &format!("{s}/self_attn/scaled"), &[&scores, "c.scale"], vec![]);
-        let scores = b.node("Add", &format!("{s}/self_attn/masked"), &[&scores, &mask_t], vec![]);
-        let probs = b.node("Softmax", &format!("{s}/self_attn/probs"), &[&scores], vec![int("axis", -1)]);
-        let ctx = b.node("MatMul", &format!("{s}/self_attn/context"), &[&probs, &v], vec![]);
-        let ctx = b.node("Reshape", &format!("{s}/self_attn/context_heads"), &[&ctx, "shape.q_heads"], vec![]);
-        let ctx = b.node("Transpose", &format!("{s}/self_attn/context_t"), &[&ctx], vec![ints("perm", &[0, 2, 1, 3])]);
-        // Every head's output side by side: [N, T, H*hd], before the output projection.
-        let heads = b.node("Reshape", &format!("{s}/self_attn/heads"), &[&ctx, "shape.hidden"], vec![]);
-        let o = b.node("MatMul", &format!("{s}/self_attn/o_proj/MatMul"), &[&heads, &wo], vec![]);
-        x = b.node("Add", &format!("{s}/residual_attn"), &[&x, &o], vec![]);
-
-        let h = rmsnorm(&mut b, &x, &format!("{s}/post_attention_layernorm"), &fnw);
-        let gate = b.node("MatMul", &format!("{s}/mlp/gate_proj/MatMul"), &[&h, &wg], vec![]);
-        let up = b.node("MatMul", &format!("{s}/mlp/up_proj/MatMul"), &[&h, &wu], vec![]);
-        let sg = b.node("Sigmoid", &format!("{s}/mlp/act/Sigmoid"), &[&gate], vec![]);
-        let silu = b.node("Mul", &format!("{s}/mlp/act/Mul"), &[&gate, &sg], vec![]);
-        let act = b.node("Mul", &format!("{s}/mlp/Mul"), &[&silu, &up], vec![]);
-        let down = b.node("MatMul", &format!("{s}/mlp/down_proj/MatMul"), &[&act, &wd], vec![]);
-        x = b.node("Add", &format!("{s}/residual_mlp"), &[&x, &down], vec![]);
-    }
-    let (_, on) = g.tensor("output_norm.weight")?;
-    let on = b.f32("model.norm.weight", &[c.dim], &on);
-    let h = rmsnorm(&mut b, &x, "/model/norm", &on);
-    b.node_to("MatMul", "/lm_head/MatMul", &[&h, "lm_head.weight_t"], vec![], OUTPUT);
-
-    let graph = GraphProto {
-        node: std::mem::take(&mut b.nodes),
-        name: Some("smollm2_135m".into()),
-        initializer: std::mem::take(&mut b.inits),
-        input: std::iter::once(ValueInfoProto {
-            name: Some(INPUT.into()),
-            r#type: Some(dyn_type(DataType::Int64, &[None, None], &["N", "T"])),
-            ..Default::default()
-        })
-        .chain([
-            ValueInfoProto {
-                name: Some(MASK.into()),
-                r#type: Some(dyn_type(DataType::Int64, &[None, None], &["N", "P+T"])),
-                ..Default::default()
-            },
-            ValueInfoProto {
-                name: Some(POSITIONS.into()),
-                r#type: Some(dyn_type(DataType::Int64, &[None, None], &["N", "T"])),
-                ..Default::default()
-            },
-        ])
-        .chain(kv_ports(&c, past_name, "P"))
-        .collect(),
-        output: std::iter::once(ValueInfoProto {
-            name: Some(OUTPUT.into()),
-            r#type: Some(dyn_type(DataType::Float, &[None, None, Some(c.vocab as i64)], &["N", "T", ""])),
-            ..Default::default()
-        })
-        .chain(kv_ports(&c, present_name, "P+T"))
-        .collect(),
+fn ports_in(c: &Config) -> Vec<ValueInfoProto> {
+    let port = |name: &str, dims: [&str; 2]| ValueInfoProto {
+        name: Some(name.into()),
+        r#type: Some(dyn_type(DataType::Int64, &[None, None], &dims)),
         ..Default::default()
     };
+    [port(INPUT, ["N", "T"]), port(MASK, ["N", "P+T"]), port(POSITIONS, ["N", "T"])]
+        .into_iter()
+        .chain(kv_ports(c, past_name, "P"))
+        .collect()
+}
+
+fn ports_out(c: &Config) -> Vec<ValueInfoProto> {
+    std::iter::once(ValueInfoProto {
+        name: Some(OUTPUT.into()),
+        r#type: Some(dyn_type(DataType::Float, &[None, None, Some(c.vocab as i64)], &["N", "T", ""])),
+        ..Default::default()
+    })
+    .chain(kv_ports(c, present_name, "P+T"))
+    .collect()
+}
+
+fn model_of(graph: GraphProto) -> ModelProto {
     let meta = |k: &str, v: &str| StringStringEntryProto { key: Some(k.into()), value: Some(v.into()) };
-    let model = ModelProto {
+    ModelProto {
         ir_version: Some(8),
         opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(13) }],
         producer_name: Some("assay".into()),
@@ -357,8 +406,7 @@ pub fn build(g: &Gguf, data_file: &str) -> Result<(ModelProto, Vec<u8>), String>
             meta("max_positions", &MAX_POSITIONS.to_string()),
         ],
         ..Default::default()
-    };
-    Ok((model, b.data))
+    }
 }
 
 /// A Hugging Face tokenizer.json from the GGUF vocabulary (GPT-2 byte-level
