@@ -386,65 +386,15 @@ pub(crate) fn cmd_slurm(what: SlurmCommand) -> u8 {
         Ok(a) => sh(a),
         Err(e) => return usage_error(false, &e, "install assay under a UTF-8 path"),
     };
-    let (what, name, dir, shard_cmd, merge_cmd, submit) = match what {
+    let plan = match what {
         SlurmCommand::Submit { script, allow_read, runs_dir, seed, submit } => {
-            let (json, shards) = (submit.json, submit.shards);
-            let path = Path::new(&script);
-            if !path.is_file() {
-                return usage_error(
-                    json,
-                    &format!("no script at {script}"),
-                    "pass the .assay file the shards should run",
-                );
-            }
-            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("script").to_string();
-            let runs = absolute(&runs_dir);
-            let script_abs = absolute(path);
-            let mut paths = vec![("the script", &script_abs), ("the runs folder", &runs)];
-            let allowed: Vec<PathBuf> = allow_read.iter().map(|a| absolute(a)).collect();
-            paths.extend(allowed.iter().map(|a| ("the folder", a)));
-            let mut words = Vec::new();
-            for (what, p) in paths {
-                match utf8_path(what, p) {
-                    Ok(t) => words.push(sh(t)),
-                    Err(e) => return usage_error(json, &e, "rename it, or use a UTF-8 path"),
-                }
-            }
-            let abs = words[0].clone();
-            let mut common = format!("--runs-dir {}", words[1]);
-            for a in &words[2..] {
-                common.push_str(&format!(" --allow-read {a}"));
-            }
-            let seed_arg = seed.map(|s| format!(" --seed {s}")).unwrap_or_default();
-            (
-                script.clone(),
-                run_stem(&stem),
-                runs.join(run_stem(&stem)).join("slurm"),
-                format!("{assay} run {abs} --shard auto {common}{seed_arg}"),
-                format!("{assay} merge {abs} --shards {shards} {common}"),
-                submit,
-            )
+            script_plan(&assay, script, &allow_read, &runs_dir, seed, submit)
         }
-        SlurmCommand::Bench { set, submit } => {
-            let out = absolute(&set.out_dir());
-            let crate::bench::BenchSet { suite, baseline, n, seed, .. } = set;
-            let shards = submit.shards;
-            let baseline = baseline.map(|b| format!(" --baseline {}", sh(&b))).unwrap_or_default();
-            // Each task investigates as many items at once as SLURM gave it CPUs.
-            let out_word = match utf8_path("the benchmark folder", &out) {
-                Ok(t) => sh(t),
-                Err(e) => return usage_error(submit.json, &e, "pass another --out"),
-            };
-            let base = format!("{assay} bench {} --n {n} --seed {seed}{baseline} --out {out_word}", suite.name());
-            (
-                format!("benchmark {}", suite.name()),
-                format!("bench-{}", suite.name()),
-                out.join("slurm"),
-                format!("{base} --shard auto"),
-                format!("{base} --merge-shards {shards}"),
-                submit,
-            )
-        }
+        SlurmCommand::Bench { set, submit } => bench_plan(&assay, set, submit),
+    };
+    let Plan { what, name, dir, shard_cmd, merge_cmd, submit } = match plan {
+        Ok(p) => p,
+        Err(code) => return code,
     };
     let SubmitOpts { shards, dry_run, json, sbatch: extra } = submit;
     if shards == 0 || shards > assay_interpreter::shard::MAX_SHARDS {
@@ -471,33 +421,131 @@ pub(crate) fn cmd_slurm(what: SlurmCommand) -> u8 {
             "pass a writable --runs-dir",
         );
     }
-    let mut first = vec!["--parsable".to_string()];
-    first.extend(extra.iter().cloned());
-    first.push(shards_file.display().to_string());
+    let files = JobFiles { shards: shards_file, merge: merge_file, logs: dir };
     if dry_run {
-        let cmd1 = format!("sbatch {}", first.join(" "));
-        let mut second = vec!["--parsable".to_string(), "--dependency=afterok:<ARRAY_JOB_ID>".to_string()];
-        second.extend(extra.iter().cloned());
-        second.push(merge_file.display().to_string());
-        let cmd2 = format!("sbatch {}", second.join(" "));
-        if json {
-            outln!(
-                "{}",
-                pretty(
-                    &json!({"submitted": false, "shards_job": shards_file, "merge_job": merge_file, "commands": [cmd1, cmd2]})
-                )
-            );
-        } else {
-            outln!(
-                "# {}\n{}\n# {}\n{}\n# submit with:\n{cmd1}\n{cmd2}",
-                shards_file.display(),
-                jobs.shards,
-                merge_file.display(),
-                jobs.merge
-            );
-        }
+        print_dry_run(json, &files, &jobs, &extra);
         return EXIT_OK;
     }
+    submit_jobs(json, &files, shards, &extra)
+}
+
+/// What `assay slurm` submits: the job's name and folder, the command each
+/// array task runs and the merge's.
+struct Plan {
+    what: String,
+    name: String,
+    dir: PathBuf,
+    shard_cmd: String,
+    merge_cmd: String,
+    submit: SubmitOpts,
+}
+
+/// The job files written, and the folder of their logs.
+struct JobFiles {
+    shards: PathBuf,
+    merge: PathBuf,
+    logs: PathBuf,
+}
+
+/// The plan for a script's shards: every path absolute and quoted for
+/// bash (the jobs run from any folder on any node).
+fn script_plan(
+    assay: &str,
+    script: String,
+    allow_read: &[PathBuf],
+    runs_dir: &Path,
+    seed: Option<u64>,
+    submit: SubmitOpts,
+) -> Result<Plan, u8> {
+    let (json, shards) = (submit.json, submit.shards);
+    let path = Path::new(&script);
+    if !path.is_file() {
+        return Err(usage_error(json, &format!("no script at {script}"), "pass the .assay file the shards should run"));
+    }
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("script").to_string();
+    let runs = absolute(runs_dir);
+    let script_abs = absolute(path);
+    let mut paths = vec![("the script", &script_abs), ("the runs folder", &runs)];
+    let allowed: Vec<PathBuf> = allow_read.iter().map(|a| absolute(a)).collect();
+    paths.extend(allowed.iter().map(|a| ("the folder", a)));
+    let mut words = Vec::new();
+    for (what, p) in paths {
+        match utf8_path(what, p) {
+            Ok(t) => words.push(sh(t)),
+            Err(e) => return Err(usage_error(json, &e, "rename it, or use a UTF-8 path")),
+        }
+    }
+    let abs = words[0].clone();
+    let mut common = format!("--runs-dir {}", words[1]);
+    for a in &words[2..] {
+        common.push_str(&format!(" --allow-read {a}"));
+    }
+    let seed_arg = seed.map(|s| format!(" --seed {s}")).unwrap_or_default();
+    Ok(Plan {
+        what: script.clone(),
+        name: run_stem(&stem),
+        dir: runs.join(run_stem(&stem)).join("slurm"),
+        shard_cmd: format!("{assay} run {abs} --shard auto {common}{seed_arg}"),
+        merge_cmd: format!("{assay} merge {abs} --shards {shards} {common}"),
+        submit,
+    })
+}
+
+/// The plan for a benchmark's shards; each task investigates as many
+/// items at once as SLURM gave it CPUs.
+fn bench_plan(assay: &str, set: crate::bench::BenchSet, submit: SubmitOpts) -> Result<Plan, u8> {
+    let out = absolute(&set.out_dir());
+    let crate::bench::BenchSet { suite, baseline, n, seed, .. } = set;
+    let shards = submit.shards;
+    let baseline = baseline.map(|b| format!(" --baseline {}", sh(&b))).unwrap_or_default();
+    let out_word = match utf8_path("the benchmark folder", &out) {
+        Ok(t) => sh(t),
+        Err(e) => return Err(usage_error(submit.json, &e, "pass another --out")),
+    };
+    let base = format!("{assay} bench {} --n {n} --seed {seed}{baseline} --out {out_word}", suite.name());
+    Ok(Plan {
+        what: format!("benchmark {}", suite.name()),
+        name: format!("bench-{}", suite.name()),
+        dir: out.join("slurm"),
+        shard_cmd: format!("{base} --shard auto"),
+        merge_cmd: format!("{base} --merge-shards {shards}"),
+        submit,
+    })
+}
+
+/// `--dry-run`: the two job scripts and the sbatch commands that submit them.
+fn print_dry_run(json: bool, files: &JobFiles, jobs: &JobScripts, extra: &[String]) {
+    let mut first = vec!["--parsable".to_string()];
+    first.extend(extra.iter().cloned());
+    first.push(files.shards.display().to_string());
+    let cmd1 = format!("sbatch {}", first.join(" "));
+    let mut second = vec!["--parsable".to_string(), "--dependency=afterok:<ARRAY_JOB_ID>".to_string()];
+    second.extend(extra.iter().cloned());
+    second.push(files.merge.display().to_string());
+    let cmd2 = format!("sbatch {}", second.join(" "));
+    if json {
+        outln!(
+            "{}",
+            pretty(
+                &json!({"submitted": false, "shards_job": files.shards, "merge_job": files.merge, "commands": [cmd1, cmd2]})
+            )
+        );
+    } else {
+        outln!(
+            "# {}\n{}\n# {}\n{}\n# submit with:\n{cmd1}\n{cmd2}",
+            files.shards.display(),
+            jobs.shards,
+            files.merge.display(),
+            jobs.merge
+        );
+    }
+}
+
+/// Submits the array job, then the merge job to run after it.
+fn submit_jobs(json: bool, files: &JobFiles, shards: usize, extra: &[String]) -> u8 {
+    let mut first = vec!["--parsable".to_string()];
+    first.extend(extra.iter().cloned());
+    first.push(files.shards.display().to_string());
     let array = match sbatch(&first) {
         Ok(id) => id,
         Err(e) => {
@@ -507,14 +555,14 @@ pub(crate) fn cmd_slurm(what: SlurmCommand) -> u8 {
     let mut second =
         vec!["--parsable".to_string(), format!("--dependency=afterok:{array}"), "--kill-on-invalid-dep=no".to_string()];
     second.extend(extra.iter().cloned());
-    second.push(merge_file.display().to_string());
+    second.push(files.merge.display().to_string());
     let merge = match sbatch(&second) {
         Ok(id) => id,
         Err(e) => {
             return usage_error(
                 json,
                 &format!("the array job {array} was submitted, the merge job was not: {e}"),
-                &format!("submit it when the array is done: sbatch {}", merge_file.display()),
+                &format!("submit it when the array is done: sbatch {}", files.merge.display()),
             )
         }
     };
@@ -522,15 +570,15 @@ pub(crate) fn cmd_slurm(what: SlurmCommand) -> u8 {
         outln!(
             "{}",
             pretty(
-                &json!({"submitted": true, "array_job": array, "merge_job": merge, "shards_job": shards_file, "merge_job_file": merge_file})
+                &json!({"submitted": true, "array_job": array, "merge_job": merge, "shards_job": files.shards, "merge_job_file": files.merge})
             )
         );
     } else {
         outln!(
             "submitted array job {array} ({shards} shards) and merge job {merge} after it\n  jobs: {} and {}\n  logs: {}\n  if a shard fails, rerun its task (the command in the array job, with --shard I/{shards}) and then the merge job",
-            shards_file.display(),
-            merge_file.display(),
-            dir.display()
+            files.shards.display(),
+            files.merge.display(),
+            files.logs.display()
         );
     }
     EXIT_OK
