@@ -546,20 +546,7 @@ fn cmd_verify(run: &Path, json: bool, allow: &[PathBuf], budget: Budget, cache: 
             return usage_error(json, &format!("an --allow-read folder cannot be used: {e}"), "pass folders that exist")
         }
     };
-    // Inputs that changed since the run explain a mismatch; they are read
-    // through the sandbox like any read (regular files, size checked).
-    let mut changed_inputs = Vec::new();
-    for (path, digest) in &m.inputs {
-        let now = sandbox.read(path).map(|(_, b)| {
-            use sha2::Digest;
-            hex::encode(sha2::Sha256::digest(&b))
-        });
-        match now {
-            Ok(d) if d == *digest => {}
-            Ok(_) => changed_inputs.push(format!("{path} changed")),
-            Err(e) => changed_inputs.push(format!("{path} was not checked: {}", e.message())),
-        }
-    }
+    let changed_inputs = changed_inputs(m, &sandbox);
     let tmp = std::env::temp_dir().join(format!(
         "assay-verify-{}-{}",
         std::process::id(),
@@ -608,6 +595,42 @@ fn cmd_verify(run: &Path, json: bool, allow: &[PathBuf], budget: Budget, cache: 
     let same = new_text == rd.results_text;
     let new_results: serde_json::Value = serde_json::from_str(&new_text).unwrap_or(serde_json::Value::Null);
     let changes = diff_results(&rd.results, &new_results);
+    print_verified(json, run, &how, answered, same, &changes, &changed_inputs);
+    if same {
+        EXIT_OK
+    } else {
+        EXIT_ASSERT
+    }
+}
+
+/// The inputs that changed since the run (they explain a mismatch), read
+/// through the sandbox like any read (regular files, size checked).
+fn changed_inputs(m: &assay_interpreter::Manifest, sandbox: &Sandbox) -> Vec<String> {
+    let mut changed = Vec::new();
+    for (path, digest) in &m.inputs {
+        let now = sandbox.read(path).map(|(_, b)| {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(&b))
+        });
+        match now {
+            Ok(d) if d == *digest => {}
+            Ok(_) => changed.push(format!("{path} changed")),
+            Err(e) => changed.push(format!("{path} was not checked: {}", e.message())),
+        }
+    }
+    changed
+}
+
+/// What `verify` found: same bytes, or the changes and the changed inputs.
+fn print_verified(
+    json: bool,
+    run: &Path,
+    how: &str,
+    answered: usize,
+    same: bool,
+    changes: &[assay_interpreter::Change],
+    changed_inputs: &[String],
+) {
     if json {
         outln!(
             "{}",
@@ -624,20 +647,15 @@ fn cmd_verify(run: &Path, json: bool, allow: &[PathBuf], budget: Budget, cache: 
         outln!("verified: re-running {} gives byte-identical results.json ({how})", run.display());
     } else {
         outln!("NOT verified: results.json differs from {} ({how})", run.display());
-        for c in &changes {
+        for c in changes {
             outln!("  {}", escape_controls(&c.to_text()));
         }
         if changes.is_empty() {
             outln!("  (the JSON values are equal; the bytes differ)");
         }
-        for c in &changed_inputs {
+        for c in changed_inputs {
             outln!("  input {}", escape_controls(c));
         }
-    }
-    if same {
-        EXIT_OK
-    } else {
-        EXIT_ASSERT
     }
 }
 
