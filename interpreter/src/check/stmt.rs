@@ -49,45 +49,7 @@ impl<'a> Checker<'a> {
                 };
                 self.define(&name.node, Var { ty, func, module: None });
             }
-            StmtKind::Assign { name, op, value } => {
-                let vty = self.expr(value);
-                match self.lookup(&name.node).cloned() {
-                    None => {
-                        let help = match closest(&name.node, self.known_names()) {
-                            Some(c) => {
-                                format!("declare it first with `let {} = ...`, or did you mean `{c}`?", name.node)
-                            }
-                            None => format!("declare it first with `let {} = ...`", name.node),
-                        };
-                        self.err(
-                            crate::Code::UnknownName,
-                            name.span,
-                            format!("cannot assign to unknown name `{}`", name.node),
-                            "not declared",
-                            help,
-                        );
-                    }
-                    Some(var) => {
-                        if var.module.is_some() || var.ty == Type::Module {
-                            self.err(
-                                crate::Code::Assign,
-                                name.span,
-                                format!("`{}` is a module and cannot be reassigned", name.node),
-                                "a module",
-                                "bind the value to a new name with `let`",
-                            );
-                        }
-                        let new_ty = match op {
-                            Some(op) => self.binary_type(*op, &var.ty, &vty, s.span),
-                            None => vty,
-                        };
-                        let ty = if new_ty == var.ty { new_ty } else { Type::Any };
-                        if let Some(scope) = self.scopes.iter_mut().rev().find(|sc| sc.contains_key(&name.node)) {
-                            scope.insert(name.node.clone(), Var { ty, func: None, module: None });
-                        }
-                    }
-                }
-            }
+            StmtKind::Assign { name, op, value } => self.assign(name, *op, value, s.span),
             StmtKind::Fn(def) => {
                 if top {
                     self.deferred.push(def.clone());
@@ -103,38 +65,7 @@ impl<'a> Checker<'a> {
                     self.block(b);
                 }
             }
-            StmtKind::For { index, var, iter, body } => {
-                let t = self.expr(iter);
-                if t.is_known() && !Type::iterable().accepts(&t) {
-                    self.err(
-                        crate::Code::Type,
-                        iter.span,
-                        format!("cannot loop over a {t}"),
-                        format!("a {t}"),
-                        "loop over a list, a range like `0..n`, a string, a record or a tensor",
-                    );
-                }
-                let (index_ty, elem_ty) = match &t {
-                    Type::List(e) => (Type::Num, (**e).clone()),
-                    Type::Range => (Type::Num, Type::Num),
-                    Type::Str => (Type::Num, Type::Str),
-                    Type::Record(_) => (Type::Str, Type::Any),
-                    _ => (Type::Any, Type::Any),
-                };
-                self.scopes.push(HashMap::new());
-                if let Some(i) = index {
-                    self.define(&i.node, Var { ty: index_ty, func: None, module: None });
-                }
-                self.define(&var.node, Var { ty: elem_ty, func: None, module: None });
-                if let Some(l) = self.loop_depth.last_mut() {
-                    *l += 1;
-                }
-                self.block(body);
-                if let Some(l) = self.loop_depth.last_mut() {
-                    *l -= 1;
-                }
-                self.scopes.pop();
-            }
+            StmtKind::For { index, var, iter, body } => self.for_loop(index.as_ref(), var, iter, body),
             StmtKind::Return(e) => {
                 if let Some(e) = e {
                     self.expr(e);
@@ -166,37 +97,120 @@ impl<'a> Checker<'a> {
                     self.expr(a);
                 }
             }
-            StmtKind::Record { name, value } => {
-                let t = self.expr(name);
-                if t.is_known() && t != Type::Str {
-                    self.err(
-                        crate::Code::Type,
-                        name.span,
-                        format!("a record's name must be a string, found {t}"),
-                        "not a string",
-                        "write `record \"name\", value`",
-                    );
-                }
-                self.expr(value);
-            }
-            StmtKind::Assert { cond, message } => {
-                let t = self.expr(cond);
-                self.expect_bool(&t, cond.span, "an assertion");
-                if let Some(m) = message {
-                    let t = self.expr(m);
-                    if t.is_known() && t != Type::Str {
-                        self.err(
-                            crate::Code::Type,
-                            m.span,
-                            format!("an assertion's message must be a string, found {t}"),
-                            "not a string",
-                            "write `assert cond, \"what failed\"`",
-                        );
-                    }
-                }
-            }
+            StmtKind::Record { name, value } => self.record(name, value),
+            StmtKind::Assert { cond, message } => self.assert(cond, message.as_ref()),
             StmtKind::Expr(e) => {
                 self.expr(e);
+            }
+        }
+    }
+
+    /// `name = value` or `name op= value`: the name must be declared and
+    /// not a module; its type becomes unknown if the value's differs.
+    fn assign(&mut self, name: &Ident, op: Option<BinOp>, value: &Expr, span: Span) {
+        let vty = self.expr(value);
+        match self.lookup(&name.node).cloned() {
+            None => {
+                let help = match closest(&name.node, self.known_names()) {
+                    Some(c) => {
+                        format!("declare it first with `let {} = ...`, or did you mean `{c}`?", name.node)
+                    }
+                    None => format!("declare it first with `let {} = ...`", name.node),
+                };
+                self.err(
+                    crate::Code::UnknownName,
+                    name.span,
+                    format!("cannot assign to unknown name `{}`", name.node),
+                    "not declared",
+                    help,
+                );
+            }
+            Some(var) => {
+                if var.module.is_some() || var.ty == Type::Module {
+                    self.err(
+                        crate::Code::Assign,
+                        name.span,
+                        format!("`{}` is a module and cannot be reassigned", name.node),
+                        "a module",
+                        "bind the value to a new name with `let`",
+                    );
+                }
+                let new_ty = match op {
+                    Some(op) => self.binary_type(op, &var.ty, &vty, span),
+                    None => vty,
+                };
+                let ty = if new_ty == var.ty { new_ty } else { Type::Any };
+                if let Some(scope) = self.scopes.iter_mut().rev().find(|sc| sc.contains_key(&name.node)) {
+                    scope.insert(name.node.clone(), Var { ty, func: None, module: None });
+                }
+            }
+        }
+    }
+
+    /// `for [index,] var in iter { body }`: what it loops over, and the
+    /// loop variables' types in the body's scope.
+    fn for_loop(&mut self, index: Option<&Ident>, var: &Ident, iter: &Expr, body: &Block) {
+        let t = self.expr(iter);
+        if t.is_known() && !Type::iterable().accepts(&t) {
+            self.err(
+                crate::Code::Type,
+                iter.span,
+                format!("cannot loop over a {t}"),
+                format!("a {t}"),
+                "loop over a list, a range like `0..n`, a string, a record or a tensor",
+            );
+        }
+        let (index_ty, elem_ty) = match &t {
+            Type::List(e) => (Type::Num, (**e).clone()),
+            Type::Range => (Type::Num, Type::Num),
+            Type::Str => (Type::Num, Type::Str),
+            Type::Record(_) => (Type::Str, Type::Any),
+            _ => (Type::Any, Type::Any),
+        };
+        self.scopes.push(HashMap::new());
+        if let Some(i) = index {
+            self.define(&i.node, Var { ty: index_ty, func: None, module: None });
+        }
+        self.define(&var.node, Var { ty: elem_ty, func: None, module: None });
+        if let Some(l) = self.loop_depth.last_mut() {
+            *l += 1;
+        }
+        self.block(body);
+        if let Some(l) = self.loop_depth.last_mut() {
+            *l -= 1;
+        }
+        self.scopes.pop();
+    }
+
+    /// `record name, value`: the name must be a string.
+    fn record(&mut self, name: &Expr, value: &Expr) {
+        let t = self.expr(name);
+        if t.is_known() && t != Type::Str {
+            self.err(
+                crate::Code::Type,
+                name.span,
+                format!("a record's name must be a string, found {t}"),
+                "not a string",
+                "write `record \"name\", value`",
+            );
+        }
+        self.expr(value);
+    }
+
+    /// `assert cond[, message]`: a boolean, and a string message.
+    fn assert(&mut self, cond: &Expr, message: Option<&Expr>) {
+        let t = self.expr(cond);
+        self.expect_bool(&t, cond.span, "an assertion");
+        if let Some(m) = message {
+            let t = self.expr(m);
+            if t.is_known() && t != Type::Str {
+                self.err(
+                    crate::Code::Type,
+                    m.span,
+                    format!("an assertion's message must be a string, found {t}"),
+                    "not a string",
+                    "write `assert cond, \"what failed\"`",
+                );
             }
         }
     }

@@ -214,31 +214,7 @@ impl<'a> Run<'a> {
         method: bool,
         span: Span,
     ) -> EvalResult<Value> {
-        let shown = sig.render();
-        let names: Vec<Option<Ident>> = args.iter().map(|a| a.name.clone()).collect();
-        let given =
-            names.iter().zip(args).map(|(n, a)| Given { name: n.as_ref(), span: a.span, item: a.value }).collect();
-        let params = tool_params(sig);
-        let mut b = bind(sig.name, &params, &shown, method, given, span);
-        if let Some(m) = b.first_mistake() {
-            return Err(mistake(m));
-        }
-        let mut bound = Vec::with_capacity(sig.params.len());
-        let mut spans = Vec::with_capacity(sig.params.len());
-        for (p, slot) in sig.params.iter().zip(b.slots) {
-            let (v, s) = match (slot, &p.default) {
-                (Some(given), _) => given,
-                (None, ParamDefault::Value(d)) => (d.clone(), span),
-                // Binding reported every required parameter left out.
-                (None, ParamDefault::Required) => (Value::None, span),
-            };
-            if !p.ty.matches(&v) {
-                return Err(mistake(wrong_type(sig.name, p.name, &p.ty, &describe_type(&v), s, &shown)));
-            }
-            bound.push(v);
-            spans.push(s);
-        }
-        let args = Args { values: bound, names: sig.params.iter().map(|p| p.name).collect() };
+        let (args, spans) = bind_call(sig, args, method, span)?;
 
         self.step += 1;
         let step = self.step;
@@ -255,28 +231,7 @@ impl<'a> Run<'a> {
             _ => None,
         };
         if let Some(k) = &key {
-            if let Some((cond, v, read)) = self.cache_lookup(k, step) {
-                self.step = step - 1 + cond.steps.max(1);
-                for (named, real, d) in read {
-                    self.out.inputs.insert(real, d.clone());
-                    self.out.named_inputs.insert(named, d);
-                }
-                if let Some(parent) = self.call_inputs.last_mut() {
-                    parent.extend(cond.inputs.clone());
-                }
-                if let Some(f) = self.call_flags.last_mut() {
-                    f.rng |= cond.rng.is_some();
-                }
-                self.out.cache_hits += 1;
-                self.out.trace.push(TraceEntry {
-                    step,
-                    tool: sig.name.to_string(),
-                    args: args_digest,
-                    inputs: cond.inputs,
-                    output: Some(v.digest()),
-                    seconds: started.elapsed().as_secs_f64(),
-                    cached: true,
-                });
+            if let Some(v) = self.answer_from_cache(k, sig.name, step, &args_digest, started) {
                 return Ok(v);
             }
         }
@@ -348,6 +303,42 @@ impl<'a> Run<'a> {
             }
         }
         self.finish_call(sig, result, spans, span, step, args_digest, inputs, started)
+    }
+
+    /// The call cache's answer to step `step` (a call of `tool` keyed
+    /// `key`), taken as the call's own: the steps, files and random draws
+    /// it stands for are counted, and the trace marks it cached.
+    fn answer_from_cache(
+        &mut self,
+        key: &str,
+        tool: &str,
+        step: u64,
+        args_digest: &str,
+        started: Instant,
+    ) -> Option<Value> {
+        let (cond, v, read) = self.cache_lookup(key, step)?;
+        self.step = step - 1 + cond.steps.max(1);
+        for (named, real, d) in read {
+            self.out.inputs.insert(real, d.clone());
+            self.out.named_inputs.insert(named, d);
+        }
+        if let Some(parent) = self.call_inputs.last_mut() {
+            parent.extend(cond.inputs.clone());
+        }
+        if let Some(f) = self.call_flags.last_mut() {
+            f.rng |= cond.rng.is_some();
+        }
+        self.out.cache_hits += 1;
+        self.out.trace.push(TraceEntry {
+            step,
+            tool: tool.to_string(),
+            args: args_digest.to_string(),
+            inputs: cond.inputs,
+            output: Some(v.digest()),
+            seconds: started.elapsed().as_secs_f64(),
+            cached: true,
+        });
+        Some(v)
     }
 
     /// Runs a tool (or, given `parts`, its merge) with its own random
@@ -651,4 +642,34 @@ impl<'r, 'a> ToolCtx for Ctx<'r, 'a> {
         self.run.out.artifacts.push((safe.clone(), bytes.to_vec()));
         Ok(format!("artifacts/{safe}"))
     }
+}
+
+/// Binds a call's arguments to the tool's parameters (defaults filled in)
+/// and checks each one's type: the arguments, and the span each came from.
+fn bind_call(sig: &Signature, args: Vec<ArgVal>, method: bool, span: Span) -> EvalResult<(Args, Vec<Span>)> {
+    let shown = sig.render();
+    let names: Vec<Option<Ident>> = args.iter().map(|a| a.name.clone()).collect();
+    let given = names.iter().zip(args).map(|(n, a)| Given { name: n.as_ref(), span: a.span, item: a.value }).collect();
+    let params = tool_params(sig);
+    let mut b = bind(sig.name, &params, &shown, method, given, span);
+    if let Some(m) = b.first_mistake() {
+        return Err(mistake(m));
+    }
+    let mut bound = Vec::with_capacity(sig.params.len());
+    let mut spans = Vec::with_capacity(sig.params.len());
+    for (p, slot) in sig.params.iter().zip(b.slots) {
+        let (v, s) = match (slot, &p.default) {
+            (Some(given), _) => given,
+            (None, ParamDefault::Value(d)) => (d.clone(), span),
+            // Binding reported every required parameter left out.
+            (None, ParamDefault::Required) => (Value::None, span),
+        };
+        if !p.ty.matches(&v) {
+            return Err(mistake(wrong_type(sig.name, p.name, &p.ty, &describe_type(&v), s, &shown)));
+        }
+        bound.push(v);
+        spans.push(s);
+    }
+    let args = Args { values: bound, names: sig.params.iter().map(|p| p.name).collect() };
+    Ok((args, spans))
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use assay_grammar::{Block, Stmt, StmtKind};
+use assay_grammar::{Block, Expr, Ident, Stmt, StmtKind};
 
 use super::{AssertOutcome, EvalResult, Flow, Run, RuntimeError, Shown};
 use crate::tool::iter_values;
@@ -85,44 +85,7 @@ impl<'a> Run<'a> {
                     return self.exec_block(o);
                 }
             }
-            StmtKind::For { index, var, iter, body } => {
-                let it = self.eval(iter)?;
-                // A range is walked lazily: `for i in 0..10**15 { break }` costs nothing.
-                let pairs: Box<dyn Iterator<Item = (Value, Value)>> = match &it {
-                    Value::Range(a, b) => {
-                        Box::new((*a..*b).enumerate().map(|(k, i)| (Value::Num(k as f64), Value::Num(i as f64))))
-                    }
-                    Value::Record(fields) => {
-                        Box::new(fields.iter().map(|(k, v)| (Value::str(k), v.clone())).collect::<Vec<_>>().into_iter())
-                    }
-                    other => {
-                        let items = iter_values(other).ok_or_else(|| {
-                            RuntimeError::new(format!("cannot loop over a {}", other.type_name()), iter.span)
-                                .help("loop over a list, a range like `0..n`, a string, a record or a tensor")
-                        })?;
-                        Box::new(items.into_iter().enumerate().map(|(i, v)| (Value::Num(i as f64), v)))
-                    }
-                };
-                for (k, v) in pairs {
-                    self.push_scope();
-                    match (index, &it) {
-                        (Some(i), _) => {
-                            self.define(&i.node, k);
-                            self.define(&var.node, v);
-                        }
-                        // `for k in record` walks the keys.
-                        (None, Value::Record(_)) => self.define(&var.node, k),
-                        (None, _) => self.define(&var.node, v),
-                    }
-                    let r = self.exec_block(body);
-                    self.pop_scope();
-                    match r? {
-                        Flow::Normal | Flow::Continue => {}
-                        Flow::Break => break,
-                        ret @ Flow::Return(_) => return Ok(ret),
-                    }
-                }
-            }
+            StmtKind::For { index, var, iter, body } => return self.for_loop(index.as_ref(), var, iter, body),
             StmtKind::Return(e) => {
                 let v = match e {
                     Some(e) => self.eval(e)?,
@@ -148,32 +111,7 @@ impl<'a> Run<'a> {
                 let line = self.line_of(s.span);
                 self.out.shows.push(Shown { title, values, line });
             }
-            StmtKind::Record { name, value } => {
-                let n = match self.eval(name)? {
-                    Value::Str(s) => s.to_string(),
-                    other => {
-                        return Err(RuntimeError::new(
-                            format!("a record's name must be a string, found {}", other.type_name()),
-                            name.span,
-                        ))
-                    }
-                };
-                let v = self.eval(value)?;
-                if nesting(&v, 0) > MAX_RECORD_NESTING {
-                    return Err(RuntimeError::new(
-                        format!("this value nests more than {MAX_RECORD_NESTING} lists or records deep; results.json would grow with the square of the depth"),
-                        value.span,
-                    )
-                    .code(crate::Code::RecordTooDeep)
-                    .help("record a flatter summary of it (counts, a few levels, or a tensor)"));
-                }
-                if self.out.records.contains_key(&n) {
-                    return Err(RuntimeError::new(format!("record `{n}` was already written"), name.span)
-                        .code(crate::Code::DuplicateRecord)
-                        .help("each record name is written once; in a loop, interpolate: record \"acc {i}\", x"));
-                }
-                self.out.records.insert(n, v);
-            }
+            StmtKind::Record { name, value } => self.record(name, value)?,
             StmtKind::Assert { cond, message } => {
                 let c = self.eval(cond)?;
                 let passed = self.truth(&c, cond.span, "an assertion")?;
@@ -190,6 +128,78 @@ impl<'a> Run<'a> {
             }
         }
         Ok(Flow::Normal)
+    }
+
+    /// `for [index,] var in iter { body }`: a range walked lazily, a
+    /// record by its keys, anything else by its items.
+    fn for_loop(&mut self, index: Option<&Ident>, var: &Ident, iter: &Expr, body: &Block) -> EvalResult<Flow> {
+        let it = self.eval(iter)?;
+        // A range is walked lazily: `for i in 0..10**15 { break }` costs nothing.
+        let pairs: Box<dyn Iterator<Item = (Value, Value)>> = match &it {
+            Value::Range(a, b) => {
+                Box::new((*a..*b).enumerate().map(|(k, i)| (Value::Num(k as f64), Value::Num(i as f64))))
+            }
+            Value::Record(fields) => {
+                Box::new(fields.iter().map(|(k, v)| (Value::str(k), v.clone())).collect::<Vec<_>>().into_iter())
+            }
+            other => {
+                let items = iter_values(other).ok_or_else(|| {
+                    RuntimeError::new(format!("cannot loop over a {}", other.type_name()), iter.span)
+                        .help("loop over a list, a range like `0..n`, a string, a record or a tensor")
+                })?;
+                Box::new(items.into_iter().enumerate().map(|(i, v)| (Value::Num(i as f64), v)))
+            }
+        };
+        for (k, v) in pairs {
+            self.push_scope();
+            match (index, &it) {
+                (Some(i), _) => {
+                    self.define(&i.node, k);
+                    self.define(&var.node, v);
+                }
+                // `for k in record` walks the keys.
+                (None, Value::Record(_)) => self.define(&var.node, k),
+                (None, _) => self.define(&var.node, v),
+            }
+            let r = self.exec_block(body);
+            self.pop_scope();
+            match r? {
+                Flow::Normal | Flow::Continue => {}
+                Flow::Break => break,
+                ret @ Flow::Return(_) => return Ok(ret),
+            }
+        }
+        Ok(Flow::Normal)
+    }
+
+    /// `record name, value`: written once, and not nested past what
+    /// results.json can hold.
+    fn record(&mut self, name: &Expr, value: &Expr) -> EvalResult<()> {
+        let n = match self.eval(name)? {
+            Value::Str(s) => s.to_string(),
+            other => {
+                return Err(RuntimeError::new(
+                    format!("a record's name must be a string, found {}", other.type_name()),
+                    name.span,
+                ))
+            }
+        };
+        let v = self.eval(value)?;
+        if nesting(&v, 0) > MAX_RECORD_NESTING {
+            return Err(RuntimeError::new(
+                format!("this value nests more than {MAX_RECORD_NESTING} lists or records deep; results.json would grow with the square of the depth"),
+                value.span,
+            )
+            .code(crate::Code::RecordTooDeep)
+            .help("record a flatter summary of it (counts, a few levels, or a tensor)"));
+        }
+        if self.out.records.contains_key(&n) {
+            return Err(RuntimeError::new(format!("record `{n}` was already written"), name.span)
+                .code(crate::Code::DuplicateRecord)
+                .help("each record name is written once; in a loop, interpolate: record \"acc {i}\", x"));
+        }
+        self.out.records.insert(n, v);
+        Ok(())
     }
 
     pub(crate) fn truth(&self, v: &Value, span: assay_grammar::Span, what: &str) -> EvalResult<bool> {

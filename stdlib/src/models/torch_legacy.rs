@@ -64,151 +64,187 @@ impl Machine<'_> {
 
     /// Runs one pickle to its STOP and returns the value.
     fn load(&mut self) -> Result<P, String> {
-        let mut stack: Vec<P> = Vec::new();
-        let mut memo: HashMap<u32, P> = HashMap::new();
-        let pop = |stack: &mut Vec<P>| stack.pop().ok_or_else(|| "pickle stack underflow".to_string());
-        let pop_mark = |stack: &mut Vec<P>| -> Result<Vec<P>, String> {
-            let m = stack.iter().rposition(|p| matches!(p, P::Mark)).ok_or("pickle MARK missing")?;
-            let items = stack.split_off(m + 1);
-            stack.pop();
-            Ok(items)
-        };
+        let mut vm = Stack::default();
         loop {
-            let op = self.u8()?;
-            match op {
-                0x80 => {
-                    self.u8()?;
-                } // PROTO
-                b'.' => return pop(&mut stack), // STOP
-                b'(' => stack.push(P::Mark),
-                b'N' => stack.push(P::None),
-                0x88 => stack.push(P::Scalar),
-                0x89 => stack.push(P::Scalar),
-                b'K' => {
-                    let v = self.u8()?;
-                    stack.push(P::Int(v as i128))
-                }
-                b'M' => {
-                    let v = self.u16()?;
-                    stack.push(P::Int(v as i128))
-                }
-                b'J' => {
-                    let v = self.u32()? as i32;
-                    stack.push(P::Int(v as i128))
-                }
-                0x8a => {
-                    // LONG1: n bytes, little-endian two's complement.
-                    let n = self.u8()? as usize;
-                    let b = self.take(n)?;
-                    if n > 16 {
-                        return Err("integer too large".into());
-                    }
-                    let mut buf = [if b.last().is_some_and(|x| x & 0x80 != 0) { 0xff } else { 0 }; 16];
-                    buf[..n].copy_from_slice(b);
-                    stack.push(P::Int(i128::from_le_bytes(buf)));
-                }
-                b'G' => {
-                    self.take(8)?;
-                    stack.push(P::Scalar);
-                }
-                b'X' => {
-                    let n = self.u32()? as usize;
-                    let s = String::from_utf8(self.take(n)?.to_vec()).map_err(|_| "bad UTF-8 in a pickle string")?;
-                    stack.push(P::Str(s));
-                }
-                b'q' => {
-                    let i = self.u8()? as u32;
-                    memo.insert(i, stack.last().cloned().ok_or("BINPUT on an empty stack")?);
-                }
-                b'r' => {
-                    let i = self.u32()?;
-                    memo.insert(i, stack.last().cloned().ok_or("LONG_BINPUT on an empty stack")?);
-                }
-                b'h' => {
-                    let i = self.u8()? as u32;
-                    stack.push(memo.get(&i).cloned().ok_or("BINGET of an unknown memo")?);
-                }
-                b'j' => {
-                    let i = self.u32()?;
-                    stack.push(memo.get(&i).cloned().ok_or("LONG_BINGET of an unknown memo")?);
-                }
-                b'}' => stack.push(P::Dict(Vec::new())),
-                b']' => stack.push(P::List(Vec::new())),
-                b')' => stack.push(P::Tuple(Vec::new())),
-                b't' => {
-                    let items = pop_mark(&mut stack)?;
-                    stack.push(P::Tuple(items));
-                }
-                0x85 => {
-                    let a = pop(&mut stack)?;
-                    stack.push(P::Tuple(vec![a]));
-                }
-                0x86 => {
-                    let b = pop(&mut stack)?;
-                    let a = pop(&mut stack)?;
-                    stack.push(P::Tuple(vec![a, b]));
-                }
-                0x87 => {
-                    let c = pop(&mut stack)?;
-                    let b = pop(&mut stack)?;
-                    let a = pop(&mut stack)?;
-                    stack.push(P::Tuple(vec![a, b, c]));
-                }
-                b'c' => {
-                    let module = self.line()?;
-                    let name = self.line()?;
-                    stack.push(P::Global(module, name));
-                }
-                b'Q' => {
-                    let pid = pop(&mut stack)?;
-                    stack.push(P::Persistent(Box::new(pid)));
-                }
-                b'R' => {
-                    let args = pop(&mut stack)?;
-                    let f = pop(&mut stack)?;
-                    stack.push(reduce(f, args)?);
-                }
-                b'b' => {
-                    // BUILD: state for the object below; a state dict's metadata. Ignored.
-                    pop(&mut stack)?;
-                }
-                b's' => {
-                    let v = pop(&mut stack)?;
-                    let k = pop(&mut stack)?;
-                    match stack.last_mut() {
-                        Some(P::Dict(d)) => d.push((k, v)),
-                        _ => return Err("SETITEM on something that is not a dict".into()),
-                    }
-                }
-                b'u' => {
-                    let items = pop_mark(&mut stack)?;
-                    match stack.last_mut() {
-                        Some(P::Dict(d)) => {
-                            let mut it = items.into_iter();
-                            while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                                d.push((k, v));
-                            }
-                        }
-                        _ => return Err("SETITEMS on something that is not a dict".into()),
-                    }
-                }
-                b'a' => {
-                    let v = pop(&mut stack)?;
-                    match stack.last_mut() {
-                        Some(P::List(l)) => l.push(v),
-                        _ => return Err("APPEND on something that is not a list".into()),
-                    }
-                }
-                b'e' => {
-                    let items = pop_mark(&mut stack)?;
-                    match stack.last_mut() {
-                        Some(P::List(l)) => l.extend(items),
-                        _ => return Err("APPENDS on something that is not a list".into()),
-                    }
-                }
-                other => return Err(format!("pickle opcode 0x{other:02x} is not supported in a state dict")),
+            match self.u8()? {
+                b'.' => return vm.pop(), // STOP
+                op => self.step(op, &mut vm)?,
             }
         }
+    }
+
+    /// One opcode: its operands read from the pickle, its effect on `vm`.
+    fn step(&mut self, op: u8, vm: &mut Stack) -> Result<(), String> {
+        match op {
+            0x80 => {
+                self.u8()?; // PROTO
+            }
+            b'(' => vm.stack.push(P::Mark),
+            b'N' => vm.stack.push(P::None),
+            0x88 | 0x89 => vm.stack.push(P::Scalar),
+            b'K' => {
+                let v = self.u8()?;
+                vm.stack.push(P::Int(v as i128))
+            }
+            b'M' => {
+                let v = self.u16()?;
+                vm.stack.push(P::Int(v as i128))
+            }
+            b'J' => {
+                let v = self.u32()? as i32;
+                vm.stack.push(P::Int(v as i128))
+            }
+            0x8a => {
+                // LONG1: n bytes, little-endian two's complement.
+                let n = self.u8()? as usize;
+                let b = self.take(n)?;
+                if n > 16 {
+                    return Err("integer too large".into());
+                }
+                let mut buf = [if b.last().is_some_and(|x| x & 0x80 != 0) { 0xff } else { 0 }; 16];
+                buf[..n].copy_from_slice(b);
+                vm.stack.push(P::Int(i128::from_le_bytes(buf)));
+            }
+            b'G' => {
+                self.take(8)?;
+                vm.stack.push(P::Scalar);
+            }
+            b'X' => {
+                let n = self.u32()? as usize;
+                let s = String::from_utf8(self.take(n)?.to_vec()).map_err(|_| "bad UTF-8 in a pickle string")?;
+                vm.stack.push(P::Str(s));
+            }
+            b'q' => {
+                let i = self.u8()? as u32;
+                vm.put(i, "BINPUT")?;
+            }
+            b'r' => {
+                let i = self.u32()?;
+                vm.put(i, "LONG_BINPUT")?;
+            }
+            b'h' => {
+                let i = self.u8()? as u32;
+                vm.get(i, "BINGET")?;
+            }
+            b'j' => {
+                let i = self.u32()?;
+                vm.get(i, "LONG_BINGET")?;
+            }
+            b'c' => {
+                let module = self.line()?;
+                let name = self.line()?;
+                vm.stack.push(P::Global(module, name));
+            }
+            other => vm.build(other)?,
+        }
+        Ok(())
+    }
+}
+
+/// The pickle machine's stack and memo.
+#[derive(Default)]
+struct Stack {
+    stack: Vec<P>,
+    memo: HashMap<u32, P>,
+}
+
+impl Stack {
+    fn pop(&mut self) -> Result<P, String> {
+        self.stack.pop().ok_or_else(|| "pickle stack underflow".to_string())
+    }
+
+    /// The items above the topmost MARK, which is removed.
+    fn pop_mark(&mut self) -> Result<Vec<P>, String> {
+        let m = self.stack.iter().rposition(|p| matches!(p, P::Mark)).ok_or("pickle MARK missing")?;
+        let items = self.stack.split_off(m + 1);
+        self.stack.pop();
+        Ok(items)
+    }
+
+    /// Keeps the top of the stack in the memo under `i`.
+    fn put(&mut self, i: u32, op: &str) -> Result<(), String> {
+        let top = self.stack.last().cloned().ok_or_else(|| format!("{op} on an empty stack"))?;
+        self.memo.insert(i, top);
+        Ok(())
+    }
+
+    /// Pushes the memo's value `i`.
+    fn get(&mut self, i: u32, op: &str) -> Result<(), String> {
+        let v = self.memo.get(&i).cloned().ok_or_else(|| format!("{op} of an unknown memo"))?;
+        self.stack.push(v);
+        Ok(())
+    }
+
+    /// The opcodes without operands that build containers and objects.
+    fn build(&mut self, op: u8) -> Result<(), String> {
+        match op {
+            b'}' => self.stack.push(P::Dict(Vec::new())),
+            b']' => self.stack.push(P::List(Vec::new())),
+            b')' => self.stack.push(P::Tuple(Vec::new())),
+            b't' => {
+                let items = self.pop_mark()?;
+                self.stack.push(P::Tuple(items));
+            }
+            0x85..=0x87 => {
+                // TUPLE1, TUPLE2, TUPLE3.
+                let n = (op - 0x84) as usize;
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    items.push(self.pop()?);
+                }
+                items.reverse();
+                self.stack.push(P::Tuple(items));
+            }
+            b'Q' => {
+                let pid = self.pop()?;
+                self.stack.push(P::Persistent(Box::new(pid)));
+            }
+            b'R' => {
+                let args = self.pop()?;
+                let f = self.pop()?;
+                self.stack.push(reduce(f, args)?);
+            }
+            b'b' => {
+                // BUILD: state for the object below; a state dict's metadata. Ignored.
+                self.pop()?;
+            }
+            b's' => {
+                let v = self.pop()?;
+                let k = self.pop()?;
+                match self.stack.last_mut() {
+                    Some(P::Dict(d)) => d.push((k, v)),
+                    _ => return Err("SETITEM on something that is not a dict".into()),
+                }
+            }
+            b'u' => {
+                let items = self.pop_mark()?;
+                match self.stack.last_mut() {
+                    Some(P::Dict(d)) => {
+                        let mut it = items.into_iter();
+                        while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                            d.push((k, v));
+                        }
+                    }
+                    _ => return Err("SETITEMS on something that is not a dict".into()),
+                }
+            }
+            b'a' => {
+                let v = self.pop()?;
+                match self.stack.last_mut() {
+                    Some(P::List(l)) => l.push(v),
+                    _ => return Err("APPEND on something that is not a list".into()),
+                }
+            }
+            b'e' => {
+                let items = self.pop_mark()?;
+                match self.stack.last_mut() {
+                    Some(P::List(l)) => l.extend(items),
+                    _ => return Err("APPENDS on something that is not a list".into()),
+                }
+            }
+            other => return Err(format!("pickle opcode 0x{other:02x} is not supported in a state dict")),
+        }
+        Ok(())
     }
 }
 
