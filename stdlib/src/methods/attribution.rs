@@ -323,24 +323,7 @@ fn logit_attribution(p: logit_attribution::Params, _: &mut dyn ToolCtx) -> ToolR
     if tokens.is_empty() {
         return Err(p.tokens.error("name at least one token"));
     }
-    let t_len = inputs
-        .iter()
-        .find(|(k, _)| k == "input_ids")
-        .or(inputs.first())
-        .and_then(|(_, v)| v.shape().get(1).copied())
-        .unwrap_or(0);
-    let position = *p.position;
-    let pos = if position < 0.0 { t_len as f64 + position } else { position };
-    if pos < 0.0 || pos >= t_len as f64 || pos.fract() != 0.0 {
-        return Err(p.position.error(format!("position {position} is not one of the {t_len} tokens")));
-    }
-    let pos = pos as usize;
-    // A causal model's logits at `pos` depend on the tokens up to it only.
-    for (_, v) in inputs.iter_mut() {
-        if v.ndim() >= 2 && v.shape()[1] == t_len {
-            *v = v.slice_axis(Axis(1), ndarray::Slice::from(0..=pos)).to_owned();
-        }
-    }
+    let pos = read_position(&p, &mut inputs)?;
     let blocks = find(&m).map_err(|e| p.model.error(e))?;
     let g = m.proto.graph.as_ref().ok_or_else(|| ToolError::new("the model has no graph"))?;
     let idx = Index::new(g);
@@ -365,18 +348,7 @@ fn logit_attribution(p: logit_attribution::Params, _: &mut dyn ToolCtx) -> ToolR
     let z = at(get(&ro.at)?, 1, 0, pos).map_err(err)?;
     let pr = centre(&r, ro.centred);
     // The norm's scale at this position.
-    let scale = match &ro.op {
-        Some((_, eps)) => (pr.iter().map(|x| x * x).sum::<f64>() / pr.len().max(1) as f64 + f64::from(*eps)).sqrt(),
-        None => {
-            // z = P(r) / scale: check it is, then read the scale off.
-            let (nz, np) = (norm2(&z.iter().map(|x| f64::from(*x)).collect::<Vec<_>>()), norm2(&pr));
-            let cos = z.iter().zip(&pr).map(|(a, b)| f64::from(*a) * b).sum::<f64>() / (nz * np).max(1e-30);
-            if cos < 0.9999 {
-                return Err(p.model.error(format!("`{}` is not the residual stream divided by a scale (cosine {cos:.4}); the final norm is not one Assay can read out", ro.at)));
-            }
-            np / nz.max(1e-30)
-        }
-    };
+    let scale = norm_scale(&p, &ro, &z, &pr)?;
     if z.len() != r.len() {
         return Err(p.model.error(format!("the final norm's output has {} features, the stream {}", z.len(), r.len())));
     }
@@ -439,4 +411,46 @@ fn logit_attribution(p: logit_attribution::Params, _: &mut dyn ToolCtx) -> ToolR
         ("tokens", Value::list(tokens.iter().map(|t| Value::Num(*t as f64)).collect())),
         ("position", Value::Num(pos as f64)),
     ]))
+}
+
+/// The position read out (`position`, negative from the end) among the
+/// prompt's tokens; the inputs cut after it (a causal model's logits at a
+/// position depend on the tokens up to it only).
+fn read_position(p: &logit_attribution::Params, inputs: &mut [(String, ArrayD<f32>)]) -> Result<usize, ToolError> {
+    let t_len = inputs
+        .iter()
+        .find(|(k, _)| k == "input_ids")
+        .or(inputs.first())
+        .and_then(|(_, v)| v.shape().get(1).copied())
+        .unwrap_or(0);
+    let position = *p.position;
+    let pos = if position < 0.0 { t_len as f64 + position } else { position };
+    if pos < 0.0 || pos >= t_len as f64 || pos.fract() != 0.0 {
+        return Err(p.position.error(format!("position {position} is not one of the {t_len} tokens")));
+    }
+    let pos = pos as usize;
+    // A causal model's logits at `pos` depend on the tokens up to it only.
+    for (_, v) in inputs.iter_mut() {
+        if v.ndim() >= 2 && v.shape()[1] == t_len {
+            *v = v.slice_axis(Axis(1), ndarray::Slice::from(0..=pos)).to_owned();
+        }
+    }
+    Ok(pos)
+}
+
+/// The final norm's scale at the read-out position: from its epsilon where
+/// the norm is an op, else read off `z` = P(r) / scale (checked to be so).
+fn norm_scale(p: &logit_attribution::Params, ro: &Readout, z: &[f32], pr: &[f64]) -> Result<f64, ToolError> {
+    Ok(match &ro.op {
+        Some((_, eps)) => (pr.iter().map(|x| x * x).sum::<f64>() / pr.len().max(1) as f64 + f64::from(*eps)).sqrt(),
+        None => {
+            // z = P(r) / scale: check it is, then read the scale off.
+            let (nz, np) = (norm2(&z.iter().map(|x| f64::from(*x)).collect::<Vec<_>>()), norm2(pr));
+            let cos = z.iter().zip(pr).map(|(a, b)| f64::from(*a) * b).sum::<f64>() / (nz * np).max(1e-30);
+            if cos < 0.9999 {
+                return Err(p.model.error(format!("`{}` is not the residual stream divided by a scale (cosine {cos:.4}); the final norm is not one Assay can read out", ro.at)));
+            }
+            np / nz.max(1e-30)
+        }
+    })
 }

@@ -13,41 +13,7 @@ use ndarray::{ArrayD, Axis, Slice};
 /// pair's own tokens, and `metric(outputs, i)` scores it for pair i.
 pub(super) fn sweep_pairs(p: &patch_sweep::Params, ctx: &mut dyn ToolCtx, pairs: usize) -> Result<Value, ToolError> {
     let m = p.model.clone();
-    if texts(p.source.get()) != Some(pairs) {
-        return Err(p.source.error(format!("{pairs} targets need {pairs} sources, as a list of texts")));
-    }
-    if !m.pads_left() {
-        return Err(p
-            .target
-            .error("this model cannot take a padded batch (it takes no attention_mask and position_ids)")
-            .help("sweep one pair at a time: map(pairs, p => patch_sweep(model, p.target, p.source, ...))"));
-    }
-    if ctx.share().is_some() {
-        return Err(p
-            .target
-            .error("a sweep over several prompt pairs is not sharded yet")
-            .help("shard over the pairs instead: shard_map(pairs, p => patch_sweep(model, p.target, p.source, ...))"));
-    }
-    let target = feeds_value(&m, &p.target, p.target.name())?;
-    let source = feeds_value(&m, p.source.get(), p.source.name())?;
-    let mask_of = |f: &[(String, ArrayD<f32>)]| f.iter().find(|(k, _)| k == "attention_mask").map(|(_, v)| v.clone());
-    let ids = |f: &[(String, ArrayD<f32>)]| f.iter().find(|(k, _)| k == "input_ids").map(|(_, v)| v.clone());
-    let (Some(tid), Some(sid)) = (ids(&target), ids(&source)) else {
-        return Err(p.target.error("the model takes no input_ids"));
-    };
-    let len = tid.shape()[1];
-    let ones = ArrayD::<f32>::ones(vec![pairs, len]);
-    let (tmask, smask) =
-        (mask_of(&target).unwrap_or_else(|| ones.clone()), mask_of(&source).unwrap_or_else(|| ones.clone()));
-    if tmask != smask || sid.shape() != tid.shape() {
-        let i = (0..pairs).find(|&i| tmask.index_axis(Axis(0), i) != smask.index_axis(Axis(0), i)).unwrap_or(0);
-        return Err(p
-            .source
-            .error(format!("pair {i}'s target and source have different numbers of tokens"))
-            .help("for text, choose prompts with the same number of tokens in each pair"));
-    }
-    let pad: Vec<usize> =
-        (0..pairs).map(|i| tmask.index_axis(Axis(0), i).iter().take_while(|x| **x == 0.0).count()).collect();
+    let Padded { target, source, len, pad } = padded_pairs(p, ctx, pairs)?;
     let names = crate::onnx::handle::select_names(&m, &p.tensors)?;
     let metric = p.metric.clone();
     if let Value::Func(assay_interpreter::Func::Script(c)) = &metric {
@@ -127,7 +93,85 @@ pub(super) fn sweep_pairs(p: &patch_sweep::Params, ctx: &mut dyn ToolCtx, pairs:
             scores[*i][c.map_or(0, |c| c + 1)] = x;
         }
     }
-    let source_out = m.run_plain(source, &outputs).map_err(|e| m.blame(e, p.source.name(), p.tensors.name()))?;
+    let source_scores = source_scores(p, ctx, source, pairs, &outputs)?;
+    let effects: Vec<f32> = scores.iter().flat_map(|s| s[1..].iter().map(move |x| (x - s[0]) as f32)).collect();
+    let grid =
+        ArrayD::from_shape_vec(vec![pairs, names.len(), parts], effects).map_err(|e| ToolError::new(e.to_string()))?;
+    let mean = grid.mean_axis(Axis(0)).ok_or_else(|| ToolError::new("no pairs"))?;
+    Ok(Value::record([
+        ("effects", Value::tensor(grid)),
+        ("mean_effects", Value::tensor(mean)),
+        ("clean", Value::nums(scores.iter().map(|s| s[0]))),
+        ("source", Value::nums(source_scores)),
+        ("tensors", Value::list(names.iter().map(Value::str).collect())),
+        ("runs", Value::Num(runs as f64)),
+        ("prefix", Value::Num(0.0)),
+    ]))
+}
+
+/// The pairs' targets and sources as left-padded batches, checked: as
+/// many sources as targets, a model that takes padding, and the same
+/// tokens' count within each pair. The prompts' length with padding, and
+/// each pair's padding.
+struct Padded {
+    target: Vec<(String, ArrayD<f32>)>,
+    source: Vec<(String, ArrayD<f32>)>,
+    len: usize,
+    pad: Vec<usize>,
+}
+
+fn padded_pairs(p: &patch_sweep::Params, ctx: &mut dyn ToolCtx, pairs: usize) -> Result<Padded, ToolError> {
+    let m = p.model.clone();
+    if texts(p.source.get()) != Some(pairs) {
+        return Err(p.source.error(format!("{pairs} targets need {pairs} sources, as a list of texts")));
+    }
+    if !m.pads_left() {
+        return Err(p
+            .target
+            .error("this model cannot take a padded batch (it takes no attention_mask and position_ids)")
+            .help("sweep one pair at a time: map(pairs, p => patch_sweep(model, p.target, p.source, ...))"));
+    }
+    if ctx.share().is_some() {
+        return Err(p
+            .target
+            .error("a sweep over several prompt pairs is not sharded yet")
+            .help("shard over the pairs instead: shard_map(pairs, p => patch_sweep(model, p.target, p.source, ...))"));
+    }
+    let target = feeds_value(&m, &p.target, p.target.name())?;
+    let source = feeds_value(&m, p.source.get(), p.source.name())?;
+    let mask_of = |f: &[(String, ArrayD<f32>)]| f.iter().find(|(k, _)| k == "attention_mask").map(|(_, v)| v.clone());
+    let ids = |f: &[(String, ArrayD<f32>)]| f.iter().find(|(k, _)| k == "input_ids").map(|(_, v)| v.clone());
+    let (Some(tid), Some(sid)) = (ids(&target), ids(&source)) else {
+        return Err(p.target.error("the model takes no input_ids"));
+    };
+    let len = tid.shape()[1];
+    let ones = ArrayD::<f32>::ones(vec![pairs, len]);
+    let (tmask, smask) =
+        (mask_of(&target).unwrap_or_else(|| ones.clone()), mask_of(&source).unwrap_or_else(|| ones.clone()));
+    if tmask != smask || sid.shape() != tid.shape() {
+        let i = (0..pairs).find(|&i| tmask.index_axis(Axis(0), i) != smask.index_axis(Axis(0), i)).unwrap_or(0);
+        return Err(p
+            .source
+            .error(format!("pair {i}'s target and source have different numbers of tokens"))
+            .help("for text, choose prompts with the same number of tokens in each pair"));
+    }
+    let pad: Vec<usize> =
+        (0..pairs).map(|i| tmask.index_axis(Axis(0), i).iter().take_while(|x| **x == 0.0).count()).collect();
+    Ok(Padded { target, source, len, pad })
+}
+
+/// The metric of each pair's source run, as the patched rows see it.
+fn source_scores(
+    p: &patch_sweep::Params,
+    ctx: &mut dyn ToolCtx,
+    source: Vec<(String, ArrayD<f32>)>,
+    pairs: usize,
+    outputs: &[String],
+) -> Result<Vec<f64>, ToolError> {
+    let m = p.model.clone();
+    let metric = &p.metric;
+    let last_position = *p.last_position;
+    let source_out = m.run_plain(source, outputs).map_err(|e| m.blame(e, p.source.name(), p.tensors.name()))?;
     let mut source_scores = Vec::with_capacity(pairs);
     for i in 0..pairs {
         let mut o: Outputs = source_out
@@ -146,21 +190,9 @@ pub(super) fn sweep_pairs(p: &patch_sweep::Params, ctx: &mut dyn ToolCtx, pairs:
                 .collect();
         }
         source_scores.push(crate::methods::metrics::metric_number(
-            ctx.call(&metric, vec![outputs_value(&o), Value::Num(i as f64)])?,
+            ctx.call(metric, vec![outputs_value(&o), Value::Num(i as f64)])?,
             p.metric.name(),
         )?);
     }
-    let effects: Vec<f32> = scores.iter().flat_map(|s| s[1..].iter().map(move |x| (x - s[0]) as f32)).collect();
-    let grid =
-        ArrayD::from_shape_vec(vec![pairs, names.len(), parts], effects).map_err(|e| ToolError::new(e.to_string()))?;
-    let mean = grid.mean_axis(Axis(0)).ok_or_else(|| ToolError::new("no pairs"))?;
-    Ok(Value::record([
-        ("effects", Value::tensor(grid)),
-        ("mean_effects", Value::tensor(mean)),
-        ("clean", Value::nums(scores.iter().map(|s| s[0]))),
-        ("source", Value::nums(source_scores)),
-        ("tensors", Value::list(names.iter().map(Value::str).collect())),
-        ("runs", Value::Num(runs as f64)),
-        ("prefix", Value::Num(0.0)),
-    ]))
+    Ok(source_scores)
 }
