@@ -7,7 +7,8 @@
 //!
 //! `.ci/run` installs slurm-wlm and munge and sets ASSAY_REQUIRE_SLURM=1, so
 //! there these tests cannot be skipped; elsewhere, without SLURM installed
-//! (or without root, which slurmd needs), they say so and do nothing.
+//! (or without root, which slurmd needs), `tests/outside.rs` reports them as
+//! ignored, saying what they need.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,28 +24,33 @@ struct Cluster {
 
 static ONE_CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// What this machine lacks to run a SLURM cluster, if anything.
+pub(crate) fn missing() -> Option<String> {
+    let have =
+        Command::new("sh").args(["-c", "command -v slurmctld && command -v slurmd && command -v munged"]).output();
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !have.is_ok_and(|o| o.status.success()) {
+        return Some("slurm-wlm and munge (apt-get install slurm-wlm munge)".into());
+    }
+    (!root).then(|| "root (slurmd runs as root)".into())
+}
+
 impl Cluster {
     fn conf(&self) -> String {
         self.dir.path().join("slurm.conf").display().to_string()
     }
 
-    /// Starts the cluster, or `None` where SLURM cannot run here (and that is allowed).
-    fn start() -> Option<Cluster> {
-        let have =
-            Command::new("sh").args(["-c", "command -v slurmctld && command -v slurmd && command -v munged"]).output();
-        let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-        let required = std::env::var("ASSAY_REQUIRE_SLURM").is_ok_and(|v| v == "1");
-        if !have.is_ok_and(|o| o.status.success()) || !root {
-            assert!(!required, "ASSAY_REQUIRE_SLURM=1 but slurm-wlm and munge are not installed, or this is not root");
-            eprintln!("SKIPPED: SLURM tests need slurm-wlm and munge (apt-get install slurm-wlm munge) and root");
-            return None;
+    /// Starts the cluster (`missing` says whether it can run here).
+    fn start() -> Cluster {
+        if let Some(what) = missing() {
+            panic!("the SLURM tests need {what}");
         }
         let one = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::tempdir().unwrap();
         let st =
             Command::new(repo_root().join("tests/slurm/cluster.sh")).arg("start").arg(dir.path()).status().unwrap();
         assert!(st.success(), "the test cluster did not start (logs were printed above)");
-        Some(Cluster { dir, _one: one })
+        Cluster { dir, _one: one }
     }
 
     fn cmd(&self, program: &str) -> Command {
@@ -105,9 +111,8 @@ fn submit(c: &Cluster, dir: &Path, args: &[&str]) -> (String, String) {
     (j["array_job"].as_str().unwrap().to_string(), j["merge_job"].as_str().unwrap().to_string())
 }
 
-#[test]
-fn slurm_array_jobs_merge_to_the_one_machine_records() {
-    let Some(c) = Cluster::start() else { return };
+pub(crate) fn slurm_array_jobs_merge_to_the_one_machine_records() {
+    let c = Cluster::start();
     let dir = tempfile::tempdir().unwrap();
     crate::shard::setup(dir.path());
     let one = Test::new(dir.path()).args(["run", "s.assay", "--json"]).run();
@@ -147,9 +152,8 @@ fn slurm_array_jobs_merge_to_the_one_machine_records() {
     assert_eq!(results(&runs[2]), one, "after a requeued shard the merged record still equals the one-machine record");
 }
 
-#[test]
-fn a_slurm_benchmark_merges_to_the_one_machine_table() {
-    let Some(c) = Cluster::start() else { return };
+pub(crate) fn a_slurm_benchmark_merges_to_the_one_machine_table() {
+    let c = Cluster::start();
     let dir = tempfile::tempdir().unwrap();
     let bench = ["bench", "numeric", "--n", "4", "--baseline", "floor", "--jobs", "1"];
     let one = Test::new(dir.path()).args(bench).args(["--out", "one"]).run();
