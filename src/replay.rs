@@ -171,7 +171,9 @@ fn record_files(dir: &Path) -> Option<Vec<(String, PathBuf, u64)>> {
 /// cannot be written only means the next run runs). `run_dir` is the
 /// finished run folder, `done` its report.
 pub(crate) fn store(key: &str, run_dir: &Path, done: &Done) {
-    if !done.replayable || !matches!(done.status.as_str(), "ok" | "assert-failed") {
+    if !done.replayable
+        || !matches!(done.status, assay_interpreter::Status::Ok | assay_interpreter::Status::AssertFailed)
+    {
         return;
     }
     let Ok(run) = assay_interpreter::read_run(run_dir) else { return };

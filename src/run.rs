@@ -226,10 +226,10 @@ pub(crate) fn cmd_run(
         crate::replay::store(k, &run_dir, &d);
     }
     print_done(json, &d, &run_dir, &shard);
-    match d.status.as_str() {
-        "ok" => EXIT_OK,
-        "assert-failed" => EXIT_ASSERT,
-        _ => EXIT_SCRIPT,
+    match d.status {
+        assay_interpreter::Status::Ok => EXIT_OK,
+        assay_interpreter::Status::AssertFailed => EXIT_ASSERT,
+        assay_interpreter::Status::Error | assay_interpreter::Status::Partial => EXIT_SCRIPT,
     }
 }
 
@@ -386,7 +386,7 @@ pub(crate) fn finish_shard_run(
     died: Option<Box<Diag>>,
     json: bool,
 ) -> u8 {
-    let Some(d) = done.filter(|d| d.status == "partial") else {
+    let Some(d) = done.filter(|d| d.status == assay_interpreter::Status::Partial) else {
         let _ = std::fs::remove_dir_all(tmp);
         let message = died.map(|d| d.message).unwrap_or_else(|| "the shard did not finish".into());
         if json {

@@ -106,7 +106,8 @@ fn gather(
             .map_err(|e| format!("manifest.json: {e}"))
             .and_then(|b| Manifest::parse(&b))
             .map_err(bad)?;
-        if manifest.status != "partial" || manifest.shard != Some(ShardId { index: i, count }) {
+        if manifest.status != assay_interpreter::Status::Partial || manifest.shard != Some(ShardId { index: i, count })
+        {
             return Err(bad("manifest.json is not this shard's partial record".into()));
         }
         let sha = manifest.script.sha256.as_str();

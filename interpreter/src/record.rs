@@ -216,8 +216,8 @@ pub fn trace_jsonl(out: &Outcome) -> String {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     pub assay_version: String,
-    /// `ok`, `assert-failed`, `error`, or `partial` for a shard's record.
-    pub status: String,
+    /// How the run ended (`partial` for a shard's record).
+    pub status: Status,
     pub seed: u64,
     pub script: ScriptId,
     pub allowed_roots: Vec<String>,
@@ -304,7 +304,7 @@ impl Manifest {
     pub fn of(out: &Outcome, script_name: &str, script_text: &str, script_dir: &Path, roots: &[PathBuf]) -> Self {
         Manifest {
             assay_version: ASSAY_VERSION.to_string(),
-            status: Status::of(out).as_str().to_string(),
+            status: Status::of(out),
             seed: out.seed,
             script: ScriptId {
                 name: script_name.to_string(),

@@ -34,7 +34,7 @@ fn a_run_is_prepared_executed_and_recorded_the_same_twice() {
         let mut ran = run_script(&file, &registry, &sandbox, None, RunOptions::default()).expect("the script checks");
         assert!(ran.outcome.error.is_none(), "{:?}", ran.outcome.error);
         let manifest = ran.manifest();
-        assert_eq!(manifest.status, "ok");
+        assert_eq!(manifest.status, assay_interpreter::Status::Ok);
         assert_eq!(manifest.seed, 7, "the script's seed");
         let module = dir.path().canonicalize().unwrap().join("half.rhai");
         assert!(manifest.inputs.contains_key(&module.display().to_string()), "{:?}", manifest.inputs);

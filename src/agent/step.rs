@@ -173,7 +173,7 @@ pub(crate) fn run_step(at: StepRun<'_>, script: &str, out: &Path, limits: &Limit
             let fb = readable_numbers(&fb);
             StepResult {
                 feedback: elide(&fb, limits.reply_chars),
-                status: d.status.clone(),
+                status: d.status.to_string(),
                 diagnostics: d.diagnostics.clone(),
                 shown_images: d.shown_images,
             }

@@ -250,7 +250,7 @@ pub(super) fn finish_shard(ran: &assay_interpreter::Ran, out_dir: &Path, share: 
     };
     let calls: Vec<(String, usize)> = out.partials.iter().map(|p| (p.tool.clone(), p.line)).collect();
     let manifest = Manifest {
-        status: "partial".to_string(),
+        status: Status::Partial,
         tool_calls: None,
         shard: Some(ShardId { index: share.index, count: share.count }),
         sharded_calls: Some(calls.iter().map(|(tool, line)| ShardedCall { tool: tool.clone(), line: *line }).collect()),
@@ -265,7 +265,7 @@ pub(super) fn finish_shard(ran: &assay_interpreter::Ran, out_dir: &Path, share: 
         return 1;
     }
     let done = Done {
-        status: "partial".to_string(),
+        status: Status::Partial,
         records: 0,
         asserts: 0,
         failed: Vec::new(),
@@ -593,7 +593,7 @@ fn save_shown_images(out: &assay_interpreter::Outcome, run_folder: &Path) -> usi
 fn done_report(out: &assay_interpreter::Outcome, job: &Job, sandbox: Json, shown_images: usize) -> Done {
     let status = Status::of(out);
     Done {
-        status: status.as_str().to_string(),
+        status,
         records: out.records.len(),
         asserts: out.asserts.len(),
         failed: out

@@ -154,7 +154,7 @@ pub(crate) enum Report {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Done {
-    pub status: String,
+    pub status: assay_interpreter::Status,
     pub records: usize,
     pub asserts: usize,
     /// (line, expression, message) of each failed assert.

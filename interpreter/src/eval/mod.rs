@@ -67,12 +67,17 @@ pub struct Shown {
     pub line: usize,
 }
 
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a run ended, as its manifest and report say it: `ok`,
+/// `assert-failed`, `error`, or `partial` for a shard's record (its share
+/// of the work, for a merge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Status {
+    #[default]
     Ok,
     AssertFailed,
     Error,
+    Partial,
 }
 
 impl Status {
@@ -81,8 +86,10 @@ impl Status {
             Status::Ok => "ok",
             Status::AssertFailed => "assert-failed",
             Status::Error => "error",
+            Status::Partial => "partial",
         }
     }
+    /// How a whole run ended.
     pub fn of(out: &Outcome) -> Status {
         if out.error.is_some() {
             Status::Error
@@ -91,6 +98,12 @@ impl Status {
         } else {
             Status::Ok
         }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
