@@ -27,7 +27,7 @@
 //!         /// lower bound
 //!         lo: f64,
 //!         /// upper bound
-//!         hi: f64 = Value::Num(1.0),
+//!         hi: f64 = 1.0,
 //!     }
 //!     clip
 //! }
@@ -38,8 +38,10 @@
 //! ```
 //!
 //! A parameter's checker type comes from its Rust type (`Param::ty`) unless
-//! given in brackets; `= VALUE` makes it optional with that default (an
-//! `Option<T>` parameter takes `= Value::None`). The doc comment's text
+//! given in brackets; `= DEFAULT` makes it optional with that default,
+//! written as the Rust value it is (`= 1`, `= 0.5`, `= "max"`, `= true`;
+//! `= None` for an `Option<T>` parameter; a `Value` for anything else; see
+//! [`IntoDefault`]). The doc comment's text
 //! outside fences is the tool's doc (lines joined by spaces); each
 //! ` ```assay ` block is an example, a script whose asserts must pass.
 //! Flags follow the return type: `-> Type::Any, volatile;`,
@@ -210,7 +212,7 @@ impl Param for Arg {
     }
 }
 
-/// Absent when the argument is `none` (declare it `= Value::None`).
+/// Absent when the argument is `none` (declare it `= None`).
 impl<T: Param> Param for Option<T> {
     bound_by_name!();
     fn ty() -> Type {
@@ -231,6 +233,50 @@ pub(crate) type ToolResult = Result<assay_interpreter::Value, assay_interpreter:
 /// What a tool's body function is given besides its arguments (re-exported
 /// so that a tool's file names it with `tool`).
 pub(crate) use assay_interpreter::ToolCtx;
+
+/// A parameter's default, written as the Rust value it is (`= 1`,
+/// `= 0.5`, `= "max"`, `= true`, `= None` for "none"); a `Value` for one
+/// that is none of these.
+pub(crate) trait IntoDefault {
+    fn into_default(self) -> Value;
+}
+
+impl IntoDefault for f64 {
+    fn into_default(self) -> Value {
+        Value::Num(self)
+    }
+}
+
+impl IntoDefault for i32 {
+    fn into_default(self) -> Value {
+        Value::Num(f64::from(self))
+    }
+}
+
+impl IntoDefault for bool {
+    fn into_default(self) -> Value {
+        Value::Bool(self)
+    }
+}
+
+impl IntoDefault for &str {
+    fn into_default(self) -> Value {
+        Value::str(self)
+    }
+}
+
+/// `= None`: the parameter is optional, and absent unless given.
+impl IntoDefault for Option<std::convert::Infallible> {
+    fn into_default(self) -> Value {
+        Value::None
+    }
+}
+
+impl IntoDefault for Value {
+    fn into_default(self) -> Value {
+        self
+    }
+}
 
 /// A tool's doc and examples, read from its doc comment once.
 pub(crate) struct Doc {
@@ -368,7 +414,9 @@ macro_rules! tool {
     (@ty $t:ty) => { <$t as $crate::core::declare::Param>::ty() };
     (@ty $t:ty, $pty:expr) => { $pty };
     (@param $s:ident, $n:expr, $ty:ident, $doc:ident) => { $s.param($n, $ty, $doc) };
-    (@param $s:ident, $n:expr, $ty:ident, $doc:ident, $def:expr) => { $s.opt($n, $ty, $def, $doc) };
+    (@param $s:ident, $n:expr, $ty:ident, $doc:ident, $def:expr) => {
+        $s.opt($n, $ty, $crate::core::declare::IntoDefault::into_default($def), $doc)
+    };
 }
 pub(crate) use tool;
 

@@ -53,9 +53,9 @@ tool! {
         /// first number (or the stop, if it is the only argument)
         start: i64,
         /// one past the last number
-        stop: Option<i64> = Value::None,
+        stop: Option<i64> = None,
         /// increment (may be negative, not zero)
-        step: i64 = Value::Num(1.0),
+        step: i64 = 1,
     }
     range
 }
@@ -508,9 +508,9 @@ tool! {
         /// a list of numbers, strings or lists
         xs: Vec<Value> [Type::Any],
         /// key function of one item
-        by: Arg [Type::Func] = Value::None,
+        by: Arg [Type::Func] = None,
         /// descending order
-        reverse: bool = Value::Bool(false),
+        reverse: bool = false,
     }
     sort
 }

@@ -226,7 +226,7 @@ tool! {
         /// a number, or numbers elementwise
         x: Value [numeric()],
         /// decimal places to keep
-        digits: i64 = Value::Num(0.0),
+        digits: i64 = 0,
     }
     round
 }
@@ -303,7 +303,7 @@ tool! {
         /// dimensions, e.g. [2, 3]
         shape: Vec<f64>,
         /// fill value
-        value: f64 = Value::Num(0.0),
+        value: f64 = 0.0,
     }
     zeros
 }

@@ -61,9 +61,9 @@ tool! {
     rand in Random -> one_or_list();
     {
         /// how many (omit for one number)
-        n: Option<i64> = Value::None,
+        n: Option<i64> = None,
         /// pin this call's random stream
-        seed: Option<i64> = Value::None,
+        seed: Option<i64> = None,
     }
     rand
 }
@@ -84,13 +84,13 @@ tool! {
     randn in Random -> one_or_list();
     {
         /// how many (omit for one number)
-        n: Option<i64> = Value::None,
+        n: Option<i64> = None,
         /// mean
-        mean: f64 = Value::Num(0.0),
+        mean: f64 = 0.0,
         /// standard deviation
-        std: f64 = Value::Num(1.0),
+        std: f64 = 1.0,
         /// pin this call's random stream
-        seed: Option<i64> = Value::None,
+        seed: Option<i64> = None,
     }
     randn
 }
@@ -122,9 +122,9 @@ tool! {
         /// one past the largest value
         hi: i64,
         /// how many (omit for one number)
-        n: Option<i64> = Value::None,
+        n: Option<i64> = None,
         /// pin this call's random stream
-        seed: Option<i64> = Value::None,
+        seed: Option<i64> = None,
     }
     randint
 }
@@ -151,7 +151,7 @@ tool! {
         /// a list or range
         xs: Value,
         /// pin this call's random stream
-        seed: Option<i64> = Value::None,
+        seed: Option<i64> = None,
     }
     shuffle
 }
@@ -178,7 +178,7 @@ tool! {
         /// how many
         k: usize,
         /// pin this call's random stream
-        seed: Option<i64> = Value::None,
+        seed: Option<i64> = None,
     }
     sample
 }
@@ -216,7 +216,7 @@ tool! {
         /// a non-empty list or range
         xs: Value,
         /// pin this call's random stream
-        seed: Option<i64> = Value::None,
+        seed: Option<i64> = None,
     }
     choice
 }

@@ -93,7 +93,7 @@ tool! {
         /// numbers: a list, range or tensor
         xs: Value [Type::numbers()],
         /// for a tensor: reduce along this axis only
-        axis: Option<i64> = Value::None,
+        axis: Option<i64> = None,
     }
     sum
 }
@@ -113,7 +113,7 @@ tool! {
         /// numbers: a list, range or tensor
         xs: Value [Type::numbers()],
         /// for a tensor: reduce along this axis only
-        axis: Option<i64> = Value::None,
+        axis: Option<i64> = None,
     }
     mean
 }
@@ -133,7 +133,7 @@ tool! {
         /// numbers: a list, range or tensor
         xs: Value [Type::numbers()],
         /// for a tensor: reduce along this axis only
-        axis: Option<i64> = Value::None,
+        axis: Option<i64> = None,
     }
     max
 }
@@ -153,7 +153,7 @@ tool! {
         /// numbers: a list, range or tensor
         xs: Value [Type::numbers()],
         /// for a tensor: reduce along this axis only
-        axis: Option<i64> = Value::None,
+        axis: Option<i64> = None,
     }
     min
 }
@@ -173,7 +173,7 @@ tool! {
         /// numbers: a list, range or tensor
         xs: Value [Type::numbers()],
         /// for a tensor: reduce along this axis only
-        axis: Option<i64> = Value::None,
+        axis: Option<i64> = None,
     }
     argmax
 }
@@ -193,7 +193,7 @@ tool! {
         /// numbers: a list, range or tensor
         xs: Value [Type::numbers()],
         /// for a tensor: reduce along this axis only
-        axis: Option<i64> = Value::None,
+        axis: Option<i64> = None,
     }
     argmin
 }
@@ -218,7 +218,7 @@ tool! {
         /// numbers
         xs: Vec<f64> [Type::numbers()],
         /// delta degrees of freedom (0 population, 1 sample)
-        ddof: f64 = Value::Num(0.0),
+        ddof: f64 = 0.0,
     }
     std
 }
@@ -243,7 +243,7 @@ tool! {
         /// numbers
         xs: Vec<f64> [Type::numbers()],
         /// delta degrees of freedom
-        ddof: f64 = Value::Num(0.0),
+        ddof: f64 = 0.0,
     }
     var
 }
@@ -396,7 +396,7 @@ tool! {
         /// how many
         k: usize,
         /// false for the smallest
-        largest: bool = Value::Bool(true),
+        largest: bool = true,
     }
     top_k
 }
@@ -430,7 +430,7 @@ tool! {
         /// numbers
         xs: Vec<f64> [Type::numbers()],
         /// number of bins
-        bins: usize = Value::Num(10.0),
+        bins: usize = 10,
     }
     histogram
 }
@@ -483,7 +483,7 @@ tool! {
         y: Vec<f64> [Type::numbers()],
         /// `a` holds K columns of N values (e.g. tensors computed at once)
         /// instead of N rows
-        columns: bool = Value::Bool(false),
+        columns: bool = false,
     }
     lstsq
 }

@@ -44,7 +44,7 @@ tool! {
         /// a .npy, .npz or .safetensors file under the allowed roots
         path: String,
         /// the tensor to take from an .npz or .safetensors file
-        name: Arg [Type::Str] = Value::None,
+        name: Arg [Type::Str] = None,
     }
     load_tensors
 }

@@ -70,7 +70,7 @@ tool! {
         /// text
         s: String,
         /// separator
-        sep: Option<String> = Value::None,
+        sep: Option<String> = None,
     }
     split
 }
@@ -95,7 +95,7 @@ tool! {
         /// items
         xs: Value [Type::list(Type::Any)],
         /// separator
-        sep: String = Value::str(""),
+        sep: String = "",
     }
     join
 }
@@ -242,7 +242,7 @@ tool! {
         /// number
         x: f64,
         /// decimal places
-        digits: usize = Value::Num(3.0),
+        digits: usize = 3,
     }
     fmt_
 }

@@ -108,7 +108,7 @@ tool! {
         /// the attention block, from 0 in graph order
         layer: usize,
         /// one head (default: all)
-        head: Arg [Type::Num] = Value::None,
+        head: Arg [Type::Num] = None,
     }
     attention_pattern
 }

@@ -305,7 +305,7 @@ tool! {
         /// tokens whose logits are attributed: ids, or strings of one token each
         tokens: Arg [Type::Any],
         /// the position read out; negative counts from the end
-        position: f64 = Value::Num(-1.0),
+        position: f64 = -1.0,
     }
     logit_attribution
 }

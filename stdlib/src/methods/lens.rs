@@ -36,15 +36,15 @@ tool! {
         inputs: Arg [Type::Any],
         /// the residual stream after each layer, in layer order (default:
         /// attention(model).residual)
-        residual: Arg [Type::OneOf(vec![Type::Str, Type::list(Type::Str)])] = Value::None,
+        residual: Arg [Type::OneOf(vec![Type::Str, Type::list(Type::Str)])] = None,
         /// the position read out; negative counts from the end
-        position: f64 = Value::Num(-1.0),
+        position: f64 = -1.0,
         /// top tokens per layer
-        k: usize = Value::Num(5.0),
+        k: usize = 5,
         /// tokens to follow through the layers: ids, or strings of one token each
-        tokens: Arg [Type::Any] = Value::None,
+        tokens: Arg [Type::Any] = None,
         /// the model output that holds the logits [1, T, V]
-        output: String = Value::str("logits"),
+        output: String = "logits",
     }
     logit_lens
 }

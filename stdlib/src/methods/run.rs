@@ -30,7 +30,7 @@ tool! {
         /// the .onnx file, relative to the script's folder
         path: String,
         /// execution provider: "cpu" or "cuda" (needs onnxruntime-gpu and a GPU)
-        provider: String = Value::str("cpu"),
+        provider: String = "cpu",
     }
     onnx
 }
@@ -90,7 +90,7 @@ tool! {
         /// a record {input_name: tensor}, or one tensor if the model has one input
         inputs: Arg [Type::Any],
         /// run this many rows at a time (0: all at once)
-        batch: usize = Value::Num(0.0),
+        batch: usize = 0,
     }
     run
 }
@@ -134,9 +134,9 @@ tool! {
         /// tensor names or globs
         tensors: Arg [Type::OneOf(vec![Type::Str, Type::list(Type::Str)])],
         /// run this many rows at a time (0: all at once)
-        batch: usize = Value::Num(0.0),
+        batch: usize = 0,
         /// stream each tensor to an .npy file in the run folder instead of returning it
-        to_disk: bool = Value::Bool(false),
+        to_disk: bool = false,
     }
     capture
 }
@@ -281,7 +281,7 @@ tool! {
         /// the replacement, a tensor of the tensor's shape (or broadcastable)
         value: Value,
         /// weight of the replacement: a number or a tensor
-        mask: Value = Value::Num(1.0),
+        mask: Value = 1.0,
     }
     patch
 }
@@ -363,7 +363,7 @@ tool! {
         /// a model from onnx()
         model: ModelHandle,
         /// glob over tensor names, e.g. "*Relu*"
-        pattern: Option<String> = Value::None,
+        pattern: Option<String> = None,
     }
     inspect
 }

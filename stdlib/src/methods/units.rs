@@ -112,17 +112,17 @@ tool! {
         /// the tensor's name (see inspect)
         tensor: String,
         /// channel index
-        channel: Arg [Type::Num] = Value::None,
+        channel: Arg [Type::Num] = None,
         /// feature index
-        neuron: Arg [Type::Num] = Value::None,
+        neuron: Arg [Type::Num] = None,
         /// attention head index
-        head: Arg [Type::Num] = Value::None,
+        head: Arg [Type::Num] = None,
         /// "max" or "mean" over space, for channels
-        reduce: Arg [Type::Str] = Value::str("max"),
+        reduce: Arg [Type::Str] = "max",
         /// token positions, for neurons
-        positions: Arg [Type::list(Type::Num)] = Value::None,
+        positions: Arg [Type::list(Type::Num)] = None,
         /// number of heads, when heads are packed in the last dimension
-        heads: Arg [Type::Num] = Value::None,
+        heads: Arg [Type::Num] = None,
     }
     unit
 }
@@ -168,7 +168,7 @@ tool! {
         /// the tensor's name
         tensor: String,
         /// "max" or "mean"
-        reduce: Arg [Type::Str] = Value::str("max"),
+        reduce: Arg [Type::Str] = "max",
     }
     layer
 }
@@ -478,9 +478,9 @@ tool! {
         /// a record {input_name: tensor}, or one tensor; rows along the first axis
         inputs: Value,
         /// rows per run
-        batch: usize = Value::Num(32.0),
+        batch: usize = 32,
         /// on images: darken where the map is below this fraction of its maximum
-        threshold: f64 = Value::Num(0.5),
+        threshold: f64 = 0.5,
     }
     activations
 }

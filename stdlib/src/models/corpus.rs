@@ -133,7 +133,7 @@ tool! {
     corpus in Text -> Type::list(Type::Str);
     {
         /// one section only (none: all of them)
-        section: Option<String> = Value::None,
+        section: Option<String> = None,
     }
     corpus
 }

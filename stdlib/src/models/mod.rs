@@ -88,7 +88,7 @@ tool! {
         /// "efficientnet-lite0"
         name: String,
         /// execution provider: "cpu" or "cuda"
-        provider: String = Value::str("cpu"),
+        provider: String = "cpu",
     }
     model
 }

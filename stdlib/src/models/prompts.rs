@@ -36,9 +36,9 @@ tool! {
         /// a language model (for its tokenizer)
         model: ModelHandle,
         /// how many prompts
-        n: usize = Value::Num(20.0),
+        n: usize = 20,
         /// pin this call's random stream
-        seed: Option<i64> = Value::None,
+        seed: Option<i64> = None,
     }
     ioi
 }
@@ -105,11 +105,11 @@ tool! {
         /// a language model (for its tokenizer)
         model: ModelHandle,
         /// how many prompts
-        n: usize = Value::Num(20.0),
+        n: usize = 20,
         /// objects (and boxes) per prompt, 2 to 7
-        boxes: usize = Value::Num(3.0),
+        boxes: usize = 3,
         /// pin this call's random stream
-        seed: Option<i64> = Value::None,
+        seed: Option<i64> = None,
     }
     entity_tracking
 }
@@ -179,13 +179,13 @@ tool! {
         /// a language model (for its tokenizer)
         model: ModelHandle,
         /// how many prompts
-        n: usize = Value::Num(20.0),
+        n: usize = 20,
         /// references between the query and the value, 0 to 4
-        hops: usize = Value::Num(1.0),
+        hops: usize = 1,
         /// unrelated assignments, 0 to 4
-        distractors: usize = Value::Num(1.0),
+        distractors: usize = 1,
         /// pin this call's random stream
-        seed: Option<i64> = Value::None,
+        seed: Option<i64> = None,
     }
     variable_binding
 }

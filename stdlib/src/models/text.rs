@@ -97,18 +97,18 @@ tool! {
         /// the text to continue, several texts (one batch), or token ids
         prompt: Arg [Type::OneOf(vec![Type::Str, Type::list(Type::Str), Type::list(Type::Num)])],
         /// how many tokens to add
-        n: usize = Value::Num(8.0),
+        n: usize = 8,
         /// 0 for greedy; above 0 samples from softmax(logits / temperature)
-        temperature: f64 = Value::Num(0.0),
+        temperature: f64 = 0.0,
         /// reuse the KV cache between steps where the model has one
-        cache: bool = Value::Bool(true),
+        cache: bool = true,
         /// {tensor: vector}: a vector added to each tensor at every position and step (activation
         /// addition), e.g. a difference of residual streams
-        steer: Arg [Type::Any] = Value::None,
+        steer: Arg [Type::Any] = None,
         /// {tensor: value} or {tensor: {value, mask}}: the tensor set to `mask*value +
         /// (1-mask)*tensor` at every position and step (mask 1 where left out), e.g. a head zeroed
         /// or a neuron clamped
-        patch: Arg [Type::Any] = Value::None,
+        patch: Arg [Type::Any] = None,
     }
     generate
 }

@@ -158,7 +158,7 @@ tool! {
         /// e.g. "photos/**/*.jpg"
         pattern: String,
         /// a .json or .csv file mapping file names to labels
-        labels: Arg [Type::Str] = Value::None,
+        labels: Arg [Type::Str] = None,
     }
     images
 }
@@ -303,7 +303,7 @@ tool! {
         /// index
         i: usize,
         /// an SVG colour, or "none"
-        background: String = Value::str("white"),
+        background: String = "white",
     }
     item
 }

@@ -40,7 +40,7 @@ tool! {
         /// an image or a list of images
         images: Arg [Type::OneOf(vec![Type::Image, Type::list(Type::Image)])],
         /// the instruction sent with each image
-        prompt: String = Value::str(DESCRIBE),
+        prompt: String = DESCRIBE,
     }
     describe
 }
@@ -70,7 +70,7 @@ tool! {
         /// the images
         images: Arg [Type::list(Type::Image)],
         /// the instruction sent with the images
-        prompt: String = Value::str(SUMMARIZE),
+        prompt: String = SUMMARIZE,
     }
     summarize
 }

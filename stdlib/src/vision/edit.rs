@@ -465,7 +465,7 @@ tool! {
     flip in Images -> Type::record();
     {
         /// "h" or "v"
-        axis: String = Value::str("h"),
+        axis: String = "h",
     }
     flip
 }
@@ -494,11 +494,11 @@ tool! {
         /// the picture, e.g. item(emoji(), i, background: "none").image
         picture: Value [Type::Image],
         /// centre, fraction of width
-        x: Arg [Type::Num] = Value::Num(0.5),
+        x: Arg [Type::Num] = 0.5,
         /// centre, fraction of height
-        y: Arg [Type::Num] = Value::Num(0.5),
+        y: Arg [Type::Num] = 0.5,
         /// the picture's width as a fraction of the image's
-        scale: Arg [Type::Num] = Value::Num(0.3),
+        scale: Arg [Type::Num] = 0.3,
     }
     paste
 }
@@ -560,11 +560,11 @@ tool! {
         /// the parts
         parts: Vec<Value> [Type::list(Type::record())],
         /// pixels
-        width: usize = Value::Num(224.0),
+        width: usize = 224,
         /// pixels
-        height: usize = Value::Num(224.0),
+        height: usize = 224,
         /// an SVG colour, or "none"
-        background: String = Value::str("white"),
+        background: String = "white",
     }
     scene
 }

@@ -145,13 +145,13 @@ tool! {
         /// images to search (a data set), or texts for a language model's neuron or head
         data: Arg [Type::OneOf(vec![Type::Handle(HandleKind::Dataset), Type::list(Type::Str)])],
         /// top exemplars per channel
-        k: usize = Value::Num(12.0),
+        k: usize = 12,
         /// images per run
-        batch: usize = Value::Num(32.0),
+        batch: usize = 32,
         /// weakest exemplars per channel
-        bottom: usize = Value::Num(0.0),
+        bottom: usize = 0,
         /// quantiles (0..1) to sample an exemplar at, e.g. [0.25, 0.5, 0.75]
-        quantiles: Arg [Type::list(Type::Num)] = Value::None,
+        quantiles: Arg [Type::list(Type::Num)] = None,
     }
     exemplars
 }

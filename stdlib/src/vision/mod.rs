@@ -208,15 +208,15 @@ tool! {
         /// an image or a list of images
         images: Value [Type::OneOf(vec![Type::Image, Type::list(Type::Image)])],
         /// output height and width
-        size: usize = Value::Num(224.0),
+        size: usize = 224,
         /// short side before cropping
-        resize: usize = Value::Num(256.0),
+        resize: usize = 256,
         /// one number or [R, G, B]
-        mean: Arg [Type::Any] = Value::Num(127.0),
+        mean: Arg [Type::Any] = 127.0,
         /// one number or [R, G, B]
-        std: Arg [Type::Any] = Value::Num(128.0),
+        std: Arg [Type::Any] = 128.0,
         /// "nchw" or "nhwc"
-        layout: String = Value::str("nchw"),
+        layout: String = "nchw",
     }
     pixels
 }

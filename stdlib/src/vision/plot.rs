@@ -316,17 +316,17 @@ tool! {
         /// numbers, or rows of numbers for a heatmap
         data: Value,
         /// bins of a histogram
-        bins: usize = Value::Num(20.0),
+        bins: usize = 20,
         /// a title above the plot
-        title: Arg [Type::Str] = Value::None,
+        title: Arg [Type::Str] = None,
         /// the horizontal axis's label, e.g. "head" or "key token"
-        x_label: Arg [Type::Str] = Value::None,
+        x_label: Arg [Type::Str] = None,
         /// the vertical axis's label, e.g. "layer"
-        y_label: Arg [Type::Str] = Value::None,
+        y_label: Arg [Type::Str] = None,
         /// text under each column (heatmap) or value (bar, line): tokens, or numbers
-        x_ticks: Arg [Type::OneOf(vec![Type::list(Type::Any), Type::Range])] = Value::None,
+        x_ticks: Arg [Type::OneOf(vec![Type::list(Type::Any), Type::Range])] = None,
         /// text beside each row of a heatmap: tokens, or numbers
-        y_ticks: Arg [Type::OneOf(vec![Type::list(Type::Any), Type::Range])] = Value::None,
+        y_ticks: Arg [Type::OneOf(vec![Type::list(Type::Any), Type::Range])] = None,
     }
     plot
 }

@@ -155,11 +155,11 @@ tool! {
         /// SVG text, e.g. `<svg viewBox="0 0 10 10">...</svg>`
         code: String,
         /// width in pixels
-        width: usize = Value::Num(224.0),
+        width: usize = 224,
         /// height in pixels
-        height: Option<i64> = Value::None,
+        height: Option<i64> = None,
         /// an SVG colour (white, teal, #rrggbb, ...) or none
-        background: String = Value::str("white"),
+        background: String = "white",
     }
     svg
 }

@@ -432,7 +432,7 @@ tool! {
     synthetic_neurons in Vision -> Type::list(Type::record());
     {
         /// "core" (the 14 named in `synthetic`) or "benchmark" (91)
-        set: String = Value::str("core"),
+        set: String = "core",
     }
     synthetic_neurons
 }

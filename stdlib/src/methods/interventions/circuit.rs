@@ -34,13 +34,13 @@ tool! {
         /// (outputs, prompt) => number, above 0 when right
         metric: Value [Type::Func],
         /// slices per tensor (e.g. heads per layer)
-        parts: usize = Value::Num(1.0),
+        parts: usize = 1,
         /// prompt => model inputs (default: the prompt itself)
-        input: Arg [Type::Func] = Value::None,
+        input: Arg [Type::Func] = None,
         /// inputs whose means replace ablated components
-        reference: Arg [Type::list(Type::Any)] = Value::None,
+        reference: Arg [Type::list(Type::Any)] = None,
         /// random circuits of the same size to compare with
-        random: usize = Value::Num(5.0),
+        random: usize = 5,
     }
     circuit
 }

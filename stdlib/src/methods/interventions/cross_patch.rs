@@ -30,11 +30,11 @@ tool! {
         /// tensor names or globs
         tensors: Arg [Type::OneOf(vec![Type::Str, Type::list(Type::Str)])],
         /// the donor's inputs (default: the same)
-        donor_inputs: Arg [Type::Any] = Value::None,
+        donor_inputs: Arg [Type::Any] = None,
         /// slices per tensor along its last axis
-        parts: usize = Value::Num(1.0),
+        parts: usize = 1,
         /// [tensor index, part] slices to patch (default: all)
-        only: Arg [Type::list(Type::list(Type::Num))] = Value::None,
+        only: Arg [Type::list(Type::list(Type::Num))] = None,
     }
     cross_patch
 }

@@ -39,19 +39,19 @@ tool! {
         /// (outputs, pair) => number to maximise
         metric: Value [Type::Func],
         /// slices per tensor
-        parts: usize = Value::Num(1.0),
+        parts: usize = 1,
         /// pairs to evaluate the rounded mask on
-        heldout: Arg [Type::list(Type::record())] = Value::None,
+        heldout: Arg [Type::list(Type::record())] = None,
         /// SPSA steps
-        steps: usize = Value::Num(60.0),
+        steps: usize = 60,
         /// perturbation directions per step
-        samples: usize = Value::Num(4.0),
+        samples: usize = 4,
         /// step size
-        rate: f64 = Value::Num(0.05),
+        rate: f64 = 0.05,
         /// perturbation size
-        perturb: f64 = Value::Num(0.2),
+        perturb: f64 = 0.2,
         /// penalty per unit of mask weight
-        sparsity: f64 = Value::Num(0.5),
+        sparsity: f64 = 0.5,
     }
     dcm
 }

@@ -36,13 +36,13 @@ tool! {
         /// outputs => number
         metric: Value [Type::Func],
         /// slices per tensor (e.g. heads per layer)
-        parts: usize = Value::Num(1.0),
+        parts: usize = 1,
         /// "logits", or receiver tensor names or globs
-        receivers: Arg [Type::Any] = Value::str("logits"),
+        receivers: Arg [Type::Any] = "logits",
         /// slices per receiver tensor
-        receiver_parts: usize = Value::Num(1.0),
+        receiver_parts: usize = 1,
         /// [receiver tensor index, part] slices (default: all)
-        receiver_only: Arg [Type::list(Type::list(Type::Num))] = Value::None,
+        receiver_only: Arg [Type::list(Type::list(Type::Num))] = None,
     }
     path_patch
 }

@@ -55,14 +55,14 @@ tool! {
         /// outputs => number, e.g. a logit difference
         metric: Value [Type::Func],
         /// slices per tensor along its last axis
-        parts: usize = Value::Num(1.0),
+        parts: usize = 1,
         /// token positions to patch (negative from the end)
-        positions: Arg [Type::list(Type::Num)] = Value::None,
+        positions: Arg [Type::list(Type::Num)] = None,
         /// components per run
-        batch: usize = Value::Num(16.0),
+        batch: usize = 16,
         /// compute the outputs at the last position only ([1, 1, V] logits): much faster for a
         /// language model when the metric reads only the next token, as logit_diff, prob and kl do
-        last_position: bool = Value::Bool(false),
+        last_position: bool = false,
     }
     patch_sweep
 }
