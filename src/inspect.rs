@@ -58,7 +58,7 @@ pub(crate) fn cmd_inspect(path: &Path, json_out: bool, pattern: Option<&str>) ->
     };
     let rows = match inspect_rows(&model) {
         Ok(r) => r,
-        Err(e) => return fail(e, EXIT_SCRIPT),
+        Err(e) => return fail(e.to_string(), EXIT_SCRIPT),
     };
     let pat = match pattern.map(glob::Pattern::new).transpose() {
         Ok(p) => p,

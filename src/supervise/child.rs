@@ -207,19 +207,22 @@ pub(super) fn net_fn(bytes: Vec<u8>) -> impl Fn(f64) -> Result<f64, String> + Se
         let m = model
             .get_or_init(|| {
                 assay_stdlib::onnx::model::Model::load_bytes("net", &bytes, assay_stdlib::onnx::model::Provider::Cpu)
-                    .map_err(String::from)
+                    .map_err(|e| e.to_string())
             })
             .as_ref()
             .map_err(|e| e.clone())?;
         let input = m.inputs.first().map(|p| p.name.clone()).ok_or("the network has no input")?;
         let output = m.outputs.first().map(|p| p.name.clone()).ok_or("the network has no output")?;
         let feed = ndarray::ArrayD::from_shape_vec(vec![1, 1], vec![x as f32]).map_err(|e| e.to_string())?;
-        let out = m.run(
-            &assay_stdlib::onnx::model::HookSet::Plain,
-            || Err(assay_stdlib::onnx::error::ModelError::Graph("the network is run as it is".into())),
-            vec![(input, feed)],
-            std::slice::from_ref(&output),
-        )?;
+        let out = m
+            .run(
+                &assay_stdlib::onnx::model::HookSet::Plain,
+                || Err(assay_stdlib::onnx::error::ModelError::Graph("the network is run as it is".into())),
+                vec![(input, feed)],
+                std::slice::from_ref(&output),
+            )
+            // The box's caller (rhai) gets text.
+            .map_err(|e| e.to_string())?;
         out.get(&output)
             .and_then(|t| t.iter().next())
             .map(|v| f64::from(*v))

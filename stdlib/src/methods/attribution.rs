@@ -235,7 +235,7 @@ fn head_outputs(
     inputs: &[(String, ArrayD<f32>)],
     blocks: &[Block],
     pos: usize,
-) -> Result<Vec<Vec<Vec<f32>>>, String> {
+) -> Result<Vec<Vec<Vec<f32>>>, ModelError> {
     // Rows (block, Some(head)): only that head kept; (block, None): none.
     let rows: Vec<(usize, Option<usize>)> = blocks
         .iter()
@@ -266,8 +266,10 @@ fn head_outputs(
         let capture: Vec<String> = in_chunk.iter().map(|&l| blocks[l].projected.clone()).collect();
         let out = run_rows(m, inputs, n, patches, &[], &capture)?;
         for (r, (l, h)) in chunk.iter().enumerate() {
-            let v = out.get(&blocks[*l].projected).ok_or("the projection was not captured")?;
-            got[*l][h.unwrap_or(blocks[*l].n_heads)] = Some(at(v, n, r, pos)?);
+            let v = out
+                .get(&blocks[*l].projected)
+                .ok_or_else(|| ModelError::Runtime("the projection was not captured".into()))?;
+            got[*l][h.unwrap_or(blocks[*l].n_heads)] = Some(at(v, n, r, pos).map_err(ModelError::Runtime)?);
         }
     }
     got.into_iter()
@@ -360,7 +362,7 @@ fn logit_attribution(p: logit_attribution::Params, _: &mut dyn ToolCtx) -> ToolR
             None => pc.iter().map(|x| (x / scale) as f32).collect(),
         }
     };
-    let heads = head_outputs(&m, &inputs, &blocks, pos).map_err(|e| p.model.error(e))?;
+    let heads = head_outputs(&m, &inputs, &blocks, pos).map_err(|e| m.blame(e, p.inputs.name(), p.model.name()))?;
     let mut components: Vec<Vec<f32>> = heads.iter().flatten().map(|c| delta(c)).collect();
     let mlps: Option<Vec<Vec<f32>>> =
         blocks.iter().map(|b| b.mlp.as_ref().and_then(|n| base.get(n)).and_then(|v| at(v, 1, 0, pos).ok())).collect();

@@ -9,6 +9,7 @@ use ndarray::ArrayD;
 use sha2::{Digest, Sha256};
 
 use crate::core::declare::{tool, ToolResult};
+use crate::onnx::error::ModelError;
 use crate::onnx::graph;
 use crate::onnx::handle::{
     batched, changes_shape, each_batch, feeds_value, known_tensor, misshapen, model_type, outputs_record, port_value,
@@ -307,7 +308,7 @@ fn patch(p: patch::Params, _: &mut dyn ToolCtx) -> ToolResult {
 }
 
 /// One row per tensor: name, kind, producing op and node, dtype, shape.
-pub fn inspect_rows(m: &Model) -> Result<Vec<Value>, String> {
+pub fn inspect_rows(m: &Model) -> Result<Vec<Value>, ModelError> {
     let typed = m.every_tensor()?;
     let find = |n: &str| typed.iter().chain(m.inputs.iter()).chain(m.outputs.iter()).find(|p| p.name == n);
     let mut rows = Vec::new();
@@ -370,7 +371,7 @@ tool! {
 
 fn inspect(p: inspect::Params, _: &mut dyn ToolCtx) -> ToolResult {
     let m = p.model.clone();
-    let rows = inspect_rows(&m).map_err(|e| p.model.error(e))?;
+    let rows = inspect_rows(&m).map_err(|e| m.blame(e, p.model.name(), p.model.name()))?;
     let rows = match p.pattern.as_deref() {
         None => rows,
         Some(glob_text) => {

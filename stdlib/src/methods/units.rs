@@ -193,9 +193,56 @@ pub fn tensor_rank(m: &Model, tensor: &str) -> Option<usize> {
     m.every_tensor().ok().and_then(|all| find(all)).or_else(|| find(&m.inputs)).or_else(|| find(&m.outputs))
 }
 
+/// Why a unit gave no values: its model failed (the error, by kind) or the
+/// stimuli cannot be used so (a message).
+#[derive(Debug)]
+pub enum UnitError {
+    Model(ModelError),
+    Stimuli(String),
+}
+
+impl From<ModelError> for UnitError {
+    fn from(e: ModelError) -> UnitError {
+        UnitError::Model(e)
+    }
+}
+
+impl From<String> for UnitError {
+    fn from(m: String) -> UnitError {
+        UnitError::Stimuli(m)
+    }
+}
+
+impl From<&str> for UnitError {
+    fn from(m: &str) -> UnitError {
+        UnitError::Stimuli(m.to_string())
+    }
+}
+
+impl std::fmt::Display for UnitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UnitError::Model(e) => e.fmt(f),
+            UnitError::Stimuli(m) => f.write_str(m),
+        }
+    }
+}
+
+impl UnitError {
+    /// The tool error, blamed on the stimuli's parameter `stimuli`: a
+    /// stimulus problem, or a model error about the feeds or a tensor; the
+    /// model's own failures (its graph, ONNX Runtime) are the call's.
+    pub fn blame(self, stimuli: Name) -> ToolError {
+        match self {
+            UnitError::Stimuli(m) => ToolError::arg(stimuli, m),
+            UnitError::Model(e) => e.blame(stimuli, stimuli, &[]),
+        }
+    }
+}
+
 /// A channel unit's activation on each image, preprocessed as its model
 /// says, 32 images per run.
-pub fn image_activations(u: &Unit, images: &[Arc<assay_interpreter::Image>]) -> Result<Vec<f64>, String> {
+pub fn image_activations(u: &Unit, images: &[Arc<assay_interpreter::Image>]) -> Result<Vec<f64>, UnitError> {
     if !matches!(u.select, Select::Channel(Some(_), _)) {
         return Err("on images, use a channel unit: unit(model, tensor, channel: c)".into());
     }
@@ -218,7 +265,7 @@ pub fn image_activations(u: &Unit, images: &[Arc<assay_interpreter::Image>]) -> 
 /// length): the largest value over token positions for a neuron or a
 /// channel, and for a head the largest L2 norm of its output vector over
 /// positions (a head's "activation" in one number).
-pub fn text_activations(u: &Unit, texts: &[String]) -> Result<Vec<f64>, String> {
+pub fn text_activations(u: &Unit, texts: &[String]) -> Result<Vec<f64>, UnitError> {
     if u.model.card.tokenizer.is_none() {
         return Err("this unit's model takes no text; give it images".into());
     }
@@ -235,7 +282,7 @@ pub fn text_activations(u: &Unit, texts: &[String]) -> Result<Vec<f64>, String> 
             _ => t.iter().map(|x| *x as f64).fold(f64::NEG_INFINITY, f64::max),
         };
         if !v.is_finite() {
-            return Err(format!("the unit gives no finite value on {text:?}"));
+            return Err(format!("the unit gives no finite value on {text:?}").into());
         }
         out.push(v);
     }
@@ -246,7 +293,7 @@ pub fn text_activations(u: &Unit, texts: &[String]) -> Result<Vec<f64>, String> 
 /// tokenizer writes it) and the unit's value there (a neuron's value; a
 /// head's L2 norm of its output), aligned. For a neuron read at chosen
 /// positions, those positions' tokens.
-pub fn text_profile(u: &Unit, text: &str) -> Result<(Vec<String>, Vec<f64>), String> {
+pub fn text_profile(u: &Unit, text: &str) -> Result<(Vec<String>, Vec<f64>), UnitError> {
     text_profile_raw(u, text).map(|(t, v, _)| (t, v))
 }
 
@@ -255,7 +302,7 @@ type RawProfile = (Vec<String>, Vec<f64>, ArrayD<f32>);
 
 /// As `text_profile`, with the unit's raw values ([1, T] or [1, positions]
 /// for a neuron, [1, T, Dh] for a head).
-fn text_profile_raw(u: &Unit, text: &str) -> Result<RawProfile, String> {
+fn text_profile_raw(u: &Unit, text: &str) -> Result<RawProfile, UnitError> {
     let tok = u.model.card.tokenizer.as_ref().ok_or("this unit's model takes no text; give it images")?;
     let feeds = crate::onnx::handle::text_feeds(&u.model, text)?;
     let ids: Vec<u32> = feeds
@@ -272,7 +319,9 @@ fn text_profile_raw(u: &Unit, text: &str) -> Result<RawProfile, String> {
             .collect(),
         (_, 2) => t.index_axis(Axis(0), 0).iter().map(|x| *x as f64).collect(),
         (_, n) => {
-            return Err(format!("the unit gives a rank-{n} value on text; a neuron gives [N, T], a head [N, T, Dh]"))
+            return Err(
+                format!("the unit gives a rank-{n} value on text; a neuron gives [N, T], a head [N, T, Dh]").into()
+            )
         }
     };
     let positions: Vec<usize> = match &u.select {
@@ -294,7 +343,7 @@ fn text_profile_raw(u: &Unit, text: &str) -> Result<RawProfile, String> {
         })
         .collect();
     if tokens.len() != values.len() {
-        return Err(format!("{} values for {} tokens", values.len(), tokens.len()));
+        return Err(format!("{} values for {} tokens", values.len(), tokens.len()).into());
     }
     Ok((tokens, values, t))
 }
@@ -329,7 +378,7 @@ pub fn marked_text(u: &Unit, text: &str, at: usize) -> Option<String> {
 
 /// A unit on one text as a record: {text, tokens, activations (per token),
 /// max, at (the token where it is largest), values (the raw tensor)}.
-fn on_text(u: &Unit, text: &str) -> Result<Value, String> {
+fn on_text(u: &Unit, text: &str) -> Result<Value, UnitError> {
     let (tokens, values, raw) = text_profile_raw(u, text)?;
     let (at, max) =
         values
@@ -499,10 +548,10 @@ fn activations(p: activations::Params, _: &mut dyn ToolCtx) -> ToolResult {
     // token by token beside the tokens (each text alone).
     if u.model.card.tokenizer.is_some() {
         match &*p.inputs {
-            Value::Str(t) => return on_text(u, t).map_err(|e| p.inputs.error(e)),
+            Value::Str(t) => return on_text(u, t).map_err(|e| e.blame(p.inputs.name())),
             Value::List(items) if !items.is_empty() && items.iter().all(|v| matches!(v, Value::Str(_))) => {
-                let out: Result<Vec<Value>, String> = items.iter().map(|v| on_text(u, &v.to_text())).collect();
-                return out.map(Value::list).map_err(|e| p.inputs.error(e));
+                let out: Result<Vec<Value>, UnitError> = items.iter().map(|v| on_text(u, &v.to_text())).collect();
+                return out.map(Value::list).map_err(|e| e.blame(p.inputs.name()));
             }
             _ => {}
         }

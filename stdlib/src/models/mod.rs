@@ -130,7 +130,8 @@ fn load_built_in(name: &Bound<String>, provider: &Bound<String>, ctx: &mut dyn T
     let bytes = fetch::read_cached(&p.graph).map_err(ToolError::new)?;
     let sha = fetch::sha256_file(&p.graph).map_err(ToolError::new)?;
     ctx.note_input(&p.graph, &sha);
-    let mut m = Model::load_deferred(&p.graph, name, &bytes, sha, provider).map_err(ToolError::new)?;
+    let mut m =
+        Model::load_deferred(&p.graph, name, &bytes, sha, provider).map_err(|e| ToolError::new(e.to_string()))?;
     m.weights_sha256 = weights;
     let card = Card { labels: p.labels, preprocess: p.preprocess, tokenizer };
     Ok(Value::Handle(Arc::new(ModelHandle::new(m, card))))

@@ -39,14 +39,6 @@ impl fmt::Display for ModelError {
 
 impl std::error::Error for ModelError {}
 
-/// For code that reports model errors as text (a unit's probe, a table's
-/// note) and for `?` in functions that return `Result<_, String>`.
-impl From<ModelError> for String {
-    fn from(e: ModelError) -> String {
-        e.to_string()
-    }
-}
-
 impl ModelError {
     /// The tool error, blamed by kind: a feed's error on parameter
     /// `inputs`, a tensor's on parameter `tensors` (with the closest name

@@ -182,7 +182,7 @@ fn exemplars(p: exemplars::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
     let res = pass(&s.unit.model, &s.unit.tensor, s.reduce, pre, s.data, &s.spec, items, &mut |p, d| {
         noted.push((p.to_path_buf(), d.to_string()))
     })
-    .map_err(|e| p.data.error(e))?;
+    .map_err(|e| e.blame(p.data.name()))?;
     for (p, d) in noted {
         ctx.note_input(&p, &d);
     }
@@ -221,7 +221,7 @@ fn text_exemplars(unit: &Arg, (data, texts): (Name, &[String]), k: usize, bottom
     }
     let mut rows = Vec::with_capacity(texts.len());
     for (i, t) in texts.iter().enumerate() {
-        let (tokens, values) = crate::methods::units::text_profile(u, t).map_err(|e| ToolError::arg(data, e))?;
+        let (tokens, values) = crate::methods::units::text_profile(u, t).map_err(|e| e.blame(data))?;
         let (at, max) =
             values
                 .iter()
@@ -578,7 +578,7 @@ pub fn pass(
     spec: &PassSpec,
     items: std::ops::Range<usize>,
     on_read: &mut dyn FnMut(&std::path::Path, &str),
-) -> Result<PassResult, String> {
+) -> Result<PassResult, crate::methods::units::UnitError> {
     let input = model.inputs.first().map(|p| p.name.clone()).unwrap_or_default();
     let op = if reduce == Reduce::Max { "ReduceMax" } else { "ReduceMean" };
     let rank = crate::methods::units::tensor_rank(model, tensor).unwrap_or(4);
@@ -602,7 +602,7 @@ pub fn pass(
             model.capture(vec![(input.clone(), x)], &[tensor.to_string()])?.remove(tensor).ok_or("no output")?
         };
         if acts.ndim() != 2 {
-            return Err(format!("`{tensor}` is not [N, C, ...]"));
+            return Err(format!("`{tensor}` is not [N, C, ...]").into());
         }
         if res.top.is_empty() {
             let c = acts.shape()[1];

@@ -275,7 +275,7 @@ pub fn provision() -> Result<(), String> {
     crate::models::build::cache_built("synthetic", "low-level", &low_level_model())?;
     let (path, labels) = crate::models::efficientnet::provision()?;
     let bytes = crate::fetch::read_cached(&path)?;
-    let base = crate::onnx::graph::decode(&bytes)?;
+    let base = crate::onnx::graph::decode(&bytes).map_err(|e| e.to_string())?;
     crate::models::build::cache_built("synthetic", "concepts", &concept_model(&base, &labels)?)?;
     crate::models::build::cache_built("synthetic", "concepts85", &crate::vision::bench_neurons::concept_model(&base)?)?;
     crate::vision::bench_neurons::emoji_model_cached()?;
@@ -288,7 +288,7 @@ pub fn provision() -> Result<(), String> {
 fn load_built(proto: &ModelProto, stem: &str, ctx: &mut dyn ToolCtx) -> Result<Model, String> {
     let (path, bytes, sha) = crate::models::build::cache_built("synthetic", stem, proto)?;
     ctx.note_input(&path, &sha);
-    Ok(Model::load_deferred(&path, &format!("synthetic {stem}"), &bytes, sha, Provider::Cpu)?)
+    Model::load_deferred(&path, &format!("synthetic {stem}"), &bytes, sha, Provider::Cpu).map_err(|e| e.to_string())
 }
 
 /// Images as 0..1 pixels at 224x224, as the low-level filters and the
@@ -343,8 +343,8 @@ fn synthetic(p: synthetic::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
         if let Some(c) = crate::vision::bench_neurons::EMOJI_CONCEPTS.iter().position(|(n, _, _)| *n == name) {
             let (path, bytes, sha) = crate::vision::bench_neurons::emoji_model_cached().map_err(ToolError::new)?;
             ctx.note_input(&path, &sha);
-            let m =
-                Model::load_deferred(&path, "synthetic emoji", &bytes, sha, Provider::Cpu).map_err(ToolError::new)?;
+            let m = Model::load_deferred(&path, "synthetic emoji", &bytes, sha, Provider::Cpu)
+                .map_err(|e| ToolError::new(e.to_string()))?;
             let card = Card { preprocess: Some(PIXELS_0_1), ..Card::default() };
             return Ok(Value::Handle(Arc::new(Unit {
                 model: ModelHandle::new(m, card),
@@ -358,7 +358,7 @@ fn synthetic(p: synthetic::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
                 let (path, _) = crate::models::efficientnet::provision()
                     .map_err(|e| format!("cannot prepare efficientnet-lite0: {e}"))?;
                 let bytes = crate::fetch::read_cached(&path)?;
-                let base = crate::onnx::graph::decode(&bytes)?;
+                let base = crate::onnx::graph::decode(&bytes).map_err(|e| e.to_string())?;
                 let proto = crate::vision::bench_neurons::concept_model(&base)?;
                 let m = load_built(&proto, "concepts85", ctx)?;
                 Ok(ModelHandle::new(
@@ -393,7 +393,7 @@ fn synthetic(p: synthetic::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
             let (path, labels) = crate::models::efficientnet::provision()
                 .map_err(|e| format!("cannot prepare efficientnet-lite0: {e}"))?;
             let bytes = crate::fetch::read_cached(&path)?;
-            let base = crate::onnx::graph::decode(&bytes)?;
+            let base = crate::onnx::graph::decode(&bytes).map_err(|e| e.to_string())?;
             let proto = concept_model(&base, &labels)?;
             let m = load_built(&proto, "concepts", ctx)?;
             let labels = CONCEPTS.iter().map(|c| c.name.to_string()).collect();
@@ -561,7 +561,7 @@ fn responses(u: &Unit, s: &Stimuli, i: Name) -> Result<Vec<f64>, ToolError> {
         Stimuli::Images(v) => crate::methods::units::image_activations(u, v),
         Stimuli::Texts(v) => crate::methods::units::text_activations(u, v),
     }
-    .map_err(|e| ToolError::arg(i, e))
+    .map_err(|e| e.blame(i))
 }
 
 tool! {

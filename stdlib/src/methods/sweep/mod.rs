@@ -116,7 +116,9 @@ fn patch_sweep(p: patch_sweep::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
     let last_position = *p.last_position;
     if last_position {
         m.last_position_outputs().map_err(|e| {
-            p.last_position.error(e).help("leave last_position out: the metric then sees the outputs at every position")
+            p.last_position
+                .error(e.to_string())
+                .help("leave last_position out: the metric then sees the outputs at every position")
         })?;
     }
     let mut sweep = Sweep {
