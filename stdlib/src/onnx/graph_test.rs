@@ -1,7 +1,6 @@
 //! Unit tests of `graph.rs`, kept beside it.
 
 #![allow(clippy::disallowed_methods, reason = "tests read their fixtures directly")]
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 use super::*;
 use crate::onnx::proto::OperatorSetIdProto;
 

@@ -3,7 +3,6 @@
 //! last-position outputs equal the last row of the full ones.
 
 #![allow(clippy::disallowed_methods, reason = "tests read their fixtures directly")]
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 use super::*;
 use crate::models::build::{self, batched, int, GraphBuilder};
 use crate::models::planted;

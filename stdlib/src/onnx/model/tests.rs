@@ -3,7 +3,6 @@
 //! dropped and after the model itself is.
 
 #![allow(clippy::disallowed_methods, reason = "tests read their fixtures directly")]
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 use super::*;
 use crate::models::build;
 use crate::models::planted;
