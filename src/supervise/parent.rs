@@ -71,8 +71,10 @@ struct Stops {
     running: Mutex<usize>,
 }
 
+/// Installed by the first child a process starts (never by `interrupted`).
+static STOPS: OnceLock<Stops> = OnceLock::new();
+
 fn stops() -> &'static Stops {
-    static STOPS: OnceLock<Stops> = OnceLock::new();
     STOPS.get_or_init(|| {
         let stops = Stops {
             signal: Arc::new(AtomicUsize::new(0)),
@@ -93,12 +95,9 @@ fn stops() -> &'static Stops {
 /// The signal that stopped a run, if one did: the command then ends with
 /// 128 + its number, as a shell expects.
 pub(crate) fn interrupted() -> Option<i32> {
-    let stops = STOPS_SEEN.get()?;
+    let stops = STOPS.get()?;
     Some(stops.signal.load(Ordering::SeqCst) as i32).filter(|s| *s != 0)
 }
-
-/// Set once the handlers are in (`interrupted` never installs them).
-static STOPS_SEEN: OnceLock<&'static Stops> = OnceLock::new();
 
 /// Marks a child as running for as long as it lives; idle again however
 /// `run_child` returns.
@@ -107,7 +106,6 @@ struct Running;
 impl Running {
     fn start() -> Running {
         let stops = stops();
-        let _ = STOPS_SEEN.set(stops);
         if let Ok(mut n) = stops.running.lock() {
             *n += 1;
             stops.idle.store(false, Ordering::SeqCst);
