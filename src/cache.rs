@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 /// Whether a run reads and fills the call cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub(crate) enum CacheUse {
+pub enum CacheUse {
     /// Neither read nor fill it.
     #[default]
     Off,

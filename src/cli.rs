@@ -1,14 +1,15 @@
 //! Command-line parsing and the subcommands.
 
+use assay::{out, outln};
 use std::path::{Path, PathBuf};
 
-use assay_interpreter::{diff_results, read_regular, read_run, Registry, Sandbox};
+use assay_interpreter::{diff_results, read_regular, read_run, Registry};
 
-use crate::bench::BenchSet;
-use crate::cache::CacheUse;
-use crate::out::{escape_controls, EXIT_ASSERT, EXIT_OK, EXIT_SCRIPT, EXIT_USAGE};
-use crate::run::{cmd_check, cmd_run, pretty, usage_error};
-use crate::supervise::{parse_duration, parse_size, run_child, Budget, End, Job, Report, ShardJob};
+use assay::bench::BenchSet;
+use assay::cache::CacheUse;
+use assay::out::{EXIT_OK, EXIT_SCRIPT, EXIT_USAGE};
+use assay::run::{cmd_check, cmd_run, pretty, usage_error};
+use assay::supervise::{parse_duration, parse_size, Budget, ShardJob};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
@@ -75,7 +76,7 @@ enum Command {
     /// Run a script as a SLURM array job of shards and a merge job after it.
     Slurm {
         #[command(subcommand)]
-        what: crate::shard::SlurmCommand,
+        what: assay::shard::SlurmCommand,
     },
     /// Check a script without running it: report every error at once.
     Check {
@@ -226,7 +227,7 @@ enum AgentCommand {
     /// (docs/agent-guide.md), or the part one task's model gets.
     Guide {
         #[arg(long, value_enum, default_value = "all")]
-        task: crate::docs::Focus,
+        task: assay::docs::Focus,
     },
 }
 
@@ -242,7 +243,7 @@ struct AgentOpts {
 }
 
 impl AgentOpts {
-    fn limits(&self) -> Result<crate::agent::Limits, String> {
+    fn limits(&self) -> Result<assay::agent::Limits, String> {
         self.limits.limits()
     }
 }
@@ -287,7 +288,7 @@ struct LimitOpts {
 }
 
 impl LimitOpts {
-    fn limits(&self) -> Result<crate::agent::Limits, String> {
+    fn limits(&self) -> Result<assay::agent::Limits, String> {
         let mut budget = self.budget.budget()?;
         if self.budget.timeout.is_none() {
             budget.timeout = std::time::Duration::from_secs(300);
@@ -298,7 +299,7 @@ impl LimitOpts {
             timeout: parse_duration(&self.request_timeout)?,
             ..assay_stdlib::llm::Retry::default()
         };
-        Ok(crate::agent::Limits {
+        Ok(assay::agent::Limits {
             steps: self.steps,
             budget,
             reply_chars: self.reply_chars.max(200),
@@ -354,7 +355,7 @@ pub(crate) fn main() -> u8 {
         Command::Run { script, json, allow_read, seed, runs_dir, no_cache, shard, budget } => match budget.budget() {
             Ok(b) => {
                 let cache = if no_cache { CacheUse::Refresh } else { CacheUse::On };
-                let job = match shard.as_deref().map(crate::shard::resolve) {
+                let job = match shard.as_deref().map(assay::shard::resolve) {
                     None => ShardJob::Whole,
                     Some(Ok(s)) => ShardJob::Part { index: s.index, count: s.count },
                     Some(Err(e)) => {
@@ -372,11 +373,11 @@ pub(crate) fn main() -> u8 {
         Command::Merge { script, shards, json, allow_read, runs_dir, no_cache, budget } => match budget.budget() {
             Ok(b) => {
                 let cache = if no_cache { CacheUse::Refresh } else { CacheUse::On };
-                crate::shard::cmd_merge(&script, shards, json, &allow_read, &runs_dir, b, cache)
+                assay::shard::cmd_merge(&script, shards, json, &allow_read, &runs_dir, b, cache)
             }
             Err(e) => usage_error(json, &e, "e.g. --memory 2G --timeout 10m"),
         },
-        Command::Slurm { what } => crate::shard::cmd_slurm(what),
+        Command::Slurm { what } => assay::shard::cmd_slurm(what),
         Command::Check { script, json, allow_read } => cmd_check(&registry, &script, json, &allow_read),
         Command::Codes { json } => {
             if json {
@@ -394,17 +395,23 @@ pub(crate) fn main() -> u8 {
         }
         Command::Tools { json, markdown } => {
             if markdown {
-                out!("{}", crate::docs::tools_markdown(&registry));
+                out!("{}", assay::docs::tools_markdown(&registry));
             } else if json {
-                outln!("{}", pretty(&crate::docs::tools_json(&registry)));
+                outln!("{}", pretty(&assay::docs::tools_json(&registry)));
             } else {
-                out!("{}", crate::docs::tools_text(&registry));
+                out!("{}", assay::docs::tools_text(&registry));
             }
             EXIT_OK
         }
         Command::Diff { a, b, json } => cmd_diff(&a, &b, json),
         Command::Verify { run, json, allow_read, cached, budget } => match budget.budget() {
-            Ok(b) => cmd_verify(&run, json, &allow_read, b, if cached { CacheUse::On } else { CacheUse::Refresh }),
+            Ok(b) => assay::verify::cmd_verify(
+                &run,
+                json,
+                &allow_read,
+                b,
+                if cached { CacheUse::On } else { CacheUse::Refresh },
+            ),
             Err(e) => usage_error(json, &e, "e.g. --memory 2G --timeout 10m"),
         },
         Command::Setup { json } => cmd_setup(json),
@@ -412,7 +419,7 @@ pub(crate) fn main() -> u8 {
         Command::Bench { set, jobs, json, shard, merge_shards, limits } => {
             let out = set.out_dir();
             let BenchSet { suite, baseline, n, seed, .. } = set;
-            let shard = match shard.as_deref().map(crate::shard::resolve).transpose() {
+            let shard = match shard.as_deref().map(assay::shard::resolve).transpose() {
                 Ok(s) => s,
                 Err(e) => return usage_error(json, &e, "e.g. --shard 0/4, or --shard auto in a SLURM array job"),
             };
@@ -421,10 +428,10 @@ pub(crate) fn main() -> u8 {
                 Err(e) => return usage_error(json, &e, "e.g. --wall 30m --timeout 2m"),
             };
             let runner = match baseline.as_deref() {
-                None => crate::bench::Runner::Agent,
-                Some("truth") => crate::bench::Runner::Truth,
+                None => assay::bench::Runner::Agent,
+                Some("truth") => assay::bench::Runner::Truth,
                 Some(b) => match suite.baselines().iter().find(|(name, _)| *name == b) {
-                    Some((name, _)) => crate::bench::Runner::Baseline(name),
+                    Some((name, _)) => assay::bench::Runner::Baseline(name),
                     None => {
                         let names: Vec<&str> = suite.baselines().iter().map(|(n, _)| *n).collect();
                         return usage_error(
@@ -445,7 +452,7 @@ pub(crate) fn main() -> u8 {
                 return usage_error(json, "--merge-shards is the number of shards that ran", "e.g. --merge-shards 4");
             }
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|p| p.get()).unwrap_or(1));
-            crate::bench::run(crate::bench::Options {
+            assay::bench::run(assay::bench::Options {
                 suite,
                 seed,
                 n,
@@ -500,170 +507,18 @@ fn cmd_diff(a: &Path, b: &Path, json: bool) -> u8 {
     } else {
         for c in &changes {
             // Record names and values come from scripts.
-            outln!("{}", crate::out::escape_controls(&c.to_text()));
+            outln!("{}", assay::out::escape_controls(&c.to_text()));
         }
         outln!("{} difference(s)", changes.len());
     }
     EXIT_OK
 }
 
-fn cmd_verify(run: &Path, json: bool, allow: &[PathBuf], budget: Budget, cache: CacheUse) -> u8 {
-    let rd = match read_run(run) {
-        Ok(r) => r,
-        Err(e) => return usage_error(json, &e, "pass a finished run folder, e.g. runs/exp/0001"),
-    };
-    let m = &rd.manifest;
-    // The script must be the one the manifest digested.
-    let want = m.script.sha256.as_str();
-    let have = {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(rd.script.as_bytes()))
-    };
-    if want != have {
-        return verify_refused(
-            json,
-            run,
-            "script.assay does not match the sha256 in manifest.json: the run folder was altered",
-        );
-    }
-    let name = if m.script.name.is_empty() { "script.assay".to_string() } else { m.script.name.clone() };
-    let seed = Some(m.seed);
-    // Roots come from this command line (default: the current folder), never
-    // from the manifest. The manifest's folder is only where relative paths
-    // start; reads outside the roots are refused as in any run.
-    let cwd = match std::env::current_dir() {
-        Ok(d) => d,
-        Err(e) => {
-            return usage_error(json, &format!("cannot read the current folder: {e}"), "run from an existing folder")
-        }
-    };
-    let mut roots = vec![cwd.clone()];
-    roots.extend(allow.iter().cloned());
-    let base = Some(PathBuf::from(&m.script.dir)).filter(|d| d.is_dir()).unwrap_or_else(|| cwd.clone());
-    let sandbox = match Sandbox::with_roots(&base, &roots) {
-        Ok(sb) => sb,
-        Err(e) => {
-            return usage_error(json, &format!("an --allow-read folder cannot be used: {e}"), "pass folders that exist")
-        }
-    };
-    let changed_inputs = changed_inputs(m, &sandbox);
-    let tmp = std::env::temp_dir().join(format!(
-        "assay-verify-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
-    ));
-    if let Err(e) = std::fs::create_dir_all(tmp.join("artifacts")) {
-        return usage_error(json, &format!("cannot make a scratch folder: {e}"), "check the temporary folder");
-    }
-    let job = Job {
-        seed,
-        ..Job::new(
-            name,
-            rd.script.clone(),
-            sandbox.base().to_path_buf(),
-            sandbox.roots().to_vec(),
-            tmp.clone(),
-            budget,
-            cache,
-        )
-    };
-    let end = run_child(&job);
-    let new_text = read_regular(&tmp.join("results.json"), 1 << 30).ok().and_then(|b| String::from_utf8(b).ok());
-    let answered = read_regular(&tmp.join("manifest.json"), 1 << 26)
-        .ok()
-        .and_then(|b| assay_interpreter::Manifest::parse(&b).ok())
-        .and_then(|m| m.call_cache?.answered)
-        .unwrap_or(0);
-    let how = match cache {
-        CacheUse::On => format!("{answered} tool call(s) answered from the call cache"),
-        _ => "every tool call ran again (the call cache was bypassed)".to_string(),
-    };
-    let _ = std::fs::remove_dir_all(&tmp);
-    let new_text = match (end, new_text) {
-        (Ok(End::Report(Report::CheckFailed { rendered, diagnostics })), _) => {
-            if json {
-                outln!("{}", pretty(&json!({"verified": false, "diagnostics": diagnostics})));
-            } else {
-                eprint!("{}", escape_controls(&rendered));
-            }
-            return EXIT_ASSERT;
-        }
-        (Ok(_), Some(t)) => t,
-        (Ok(_), None) => return verify_refused(json, run, "the re-run wrote no results.json"),
-        (Err(e), _) => return usage_error(json, &e, "check that the assay binary can start a process"),
-    };
-    let same = new_text == rd.results_text;
-    let new_results: serde_json::Value = serde_json::from_str(&new_text).unwrap_or(serde_json::Value::Null);
-    let changes = diff_results(&rd.results, &new_results);
-    print_verified(json, run, &how, answered, same, &changes, &changed_inputs);
-    if same {
-        EXIT_OK
-    } else {
-        EXIT_ASSERT
-    }
-}
-
-/// The inputs that changed since the run (they explain a mismatch), read
-/// through the sandbox like any read (regular files, size checked).
-fn changed_inputs(m: &assay_interpreter::Manifest, sandbox: &Sandbox) -> Vec<String> {
-    let mut changed = Vec::new();
-    for (path, digest) in &m.inputs {
-        let now = sandbox.read(path).map(|(_, b)| {
-            use sha2::Digest;
-            hex::encode(sha2::Sha256::digest(&b))
-        });
-        match now {
-            Ok(d) if d == *digest => {}
-            Ok(_) => changed.push(format!("{path} changed")),
-            Err(e) => changed.push(format!("{path} was not checked: {}", e.message())),
-        }
-    }
-    changed
-}
-
-/// What `verify` found: same bytes, or the changes and the changed inputs.
-fn print_verified(
-    json: bool,
-    run: &Path,
-    how: &str,
-    answered: usize,
-    same: bool,
-    changes: &[assay_interpreter::Change],
-    changed_inputs: &[String],
-) {
-    if json {
-        outln!(
-            "{}",
-            pretty(&json!({
-                "verified": same,
-                "run": run.display().to_string(),
-                "how": how,
-                "cache_answered": answered,
-                "changes": changes.iter().map(|c| c.to_json()).collect::<Vec<_>>(),
-                "changed_inputs": changed_inputs,
-            }))
-        );
-    } else if same {
-        outln!("verified: re-running {} gives byte-identical results.json ({how})", run.display());
-    } else {
-        outln!("NOT verified: results.json differs from {} ({how})", run.display());
-        for c in changes {
-            outln!("  {}", escape_controls(&c.to_text()));
-        }
-        if changes.is_empty() {
-            outln!("  (the JSON values are equal; the bytes differ)");
-        }
-        for c in changed_inputs {
-            outln!("  input {}", escape_controls(c));
-        }
-    }
-}
-
 fn cmd_agent(what: AgentCommand, registry: &Registry) -> u8 {
-    use crate::agent::{investigate, replay, Task};
+    use assay::agent::{investigate, replay, Task};
     match what {
         AgentCommand::Guide { task } => {
-            out!("{}", crate::docs::agent_guide(registry, task));
+            out!("{}", assay::docs::agent_guide(registry, task));
             EXIT_OK
         }
         AgentCommand::Replay { dir, box_file, allow_read, json } => {
@@ -729,15 +584,6 @@ fn cmd_agent(what: AgentCommand, registry: &Registry) -> u8 {
             investigate(Task::Question { text: question, roots }, limits, &opts.out, opts.json)
         }
     }
-}
-
-fn verify_refused(json: bool, run: &Path, why: &str) -> u8 {
-    if json {
-        outln!("{}", pretty(&json!({"verified": false, "run": run.display().to_string(), "error": why})));
-    } else {
-        outln!("NOT verified: {why}");
-    }
-    EXIT_ASSERT
 }
 
 fn cmd_setup(json: bool) -> u8 {

@@ -18,7 +18,7 @@ fn categories(r: &Registry) -> Vec<(Category, Vec<&Signature>)> {
     cats
 }
 
-pub(crate) fn tools_text(r: &Registry) -> String {
+pub fn tools_text(r: &Registry) -> String {
     let mut out = String::new();
     for (cat, sigs) in categories(r) {
         let _ = writeln!(out, "{cat}:");
@@ -30,7 +30,7 @@ pub(crate) fn tools_text(r: &Registry) -> String {
     out
 }
 
-pub(crate) fn tools_json(r: &Registry) -> serde_json::Value {
+pub fn tools_json(r: &Registry) -> serde_json::Value {
     let tools: Vec<_> = r
         .signatures()
         .map(|s| {
@@ -59,7 +59,7 @@ pub(crate) fn tools_json(r: &Registry) -> serde_json::Value {
     json!({"tools": tools})
 }
 
-pub(crate) fn tools_markdown(r: &Registry) -> String {
+pub fn tools_markdown(r: &Registry) -> String {
     let mut out = String::new();
     out.push_str("# Assay tools\n\n");
     out.push_str("Generated from the tool registry by `assay tools --markdown`; do not edit by hand.\n");
@@ -107,7 +107,7 @@ const LANGUAGE_BRIEF: &str = r#"## The language in brief
 /// Which investigation a guide is for: the tools that fit it and its
 /// answer format. `All` is docs/agent-guide.md.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum Focus {
+pub enum Focus {
     All,
     /// A black-box numeric function (FIND).
     Function,
@@ -185,7 +185,7 @@ const ANSWER_QUESTION: &str = r#"An open question: end with
 /// The agent guide: the language in brief, the tools that fit the task in
 /// one line each, and the answer format. Generated from the registry;
 /// docs/agent-guide.md (`Focus::All`) is checked current by a test.
-pub(crate) fn agent_guide(r: &Registry, focus: Focus) -> String {
+pub fn agent_guide(r: &Registry, focus: Focus) -> String {
     let example = match focus {
         Focus::ImageUnit => "```assay\nlet top = exemplars(unit, sample(emoji(), 200, seed: 1), k: 6)\nshow \"what drives it most\", top.images\nshow \"their labels\", top.labels\n```\n\n(200 emoji take about 2 s on a 2-core CPU; all 4,495 about 75 s: sample them.)",
         Focus::TextUnit => "```assay\nlet top = exemplars(unit, sample(corpus(), 300, seed: 1), k: 8)\nshow \"contexts that drive it most\", top.contexts\nshow \"token by token\", unit(\"The cat sat on the mat.\")\n```\n\n(300 corpus texts take about 15 s on a 2-core CPU; the whole corpus, 3,300 texts, about 3 minutes: sample it.)",

@@ -1,6 +1,7 @@
 //! `assay inspect model.onnx`: what a model contains, grouped so that a
 //! person can find "the output of block 15" in a graph of thousands of nodes.
 
+use assay::outln;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -10,7 +11,7 @@ use assay_stdlib::onnx::{graph, model::Model};
 use serde_json::json;
 use sha2::Digest;
 
-use crate::out::{EXIT_OK, EXIT_SCRIPT, EXIT_USAGE};
+use assay::out::{EXIT_OK, EXIT_SCRIPT, EXIT_USAGE};
 
 fn field(v: &Value, k: &str) -> Value {
     match v {

@@ -6,30 +6,13 @@
 
 #![allow(
     clippy::disallowed_methods,
-    reason = "the command line (the parent process) reads what its user names: scripts, run folders, the call cache's store; a script's reads happen in the sandboxed child, through the interpreter's sandbox"
+    reason = "the command line reads what its user names: scripts, run folders, models to inspect"
 )]
 
-/// `print!` that ends the process quietly when stdout is closed
-/// (`assay tools --json | head`), instead of panicking.
-macro_rules! out {
-    ($($t:tt)*) => { $crate::out::write_stdout(&format!($($t)*)) };
-}
-macro_rules! outln {
-    () => { $crate::out::write_stdout("\n") };
-    ($($t:tt)*) => { $crate::out::write_stdout(&format!("{}\n", format_args!($($t)*))) };
-}
+use assay::supervise;
 
-mod agent;
-mod bench;
-mod cache;
 mod cli;
-mod docs;
 mod inspect;
-mod out;
-mod replay;
-mod run;
-mod shard;
-mod supervise;
 
 use std::process::ExitCode;
 

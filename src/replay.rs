@@ -74,7 +74,7 @@ const BLOB_MIN: u64 = 256 << 10;
 /// Assay even at the same version number).
 fn exe_stamp() -> String {
     use std::os::unix::fs::MetadataExt;
-    std::env::current_exe()
+    crate::supervise::executable()
         .and_then(std::fs::metadata)
         .map(|m| format!("{} {}.{} {}.{} {}", m.len(), m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec(), m.ino()))
         .unwrap_or_default()

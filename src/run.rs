@@ -16,11 +16,11 @@ use crate::cache::CacheUse;
 use crate::out::{escape_controls, EXIT_ASSERT, EXIT_OK, EXIT_SCRIPT, EXIT_USAGE};
 use crate::supervise::{run_child, Budget, Done, End, Job, Report, ShardJob};
 
-pub(crate) fn pretty(j: &serde_json::Value) -> String {
+pub fn pretty(j: &serde_json::Value) -> String {
     serde_json::to_string_pretty(j).unwrap_or_default()
 }
 
-pub(crate) fn usage_error(json: bool, message: &str, help: &str) -> u8 {
+pub fn usage_error(json: bool, message: &str, help: &str) -> u8 {
     if json {
         outln!("{}", pretty(&json!({"status": "usage-error", "error": message, "help": help})));
     } else {
@@ -103,7 +103,7 @@ fn load_in_sandbox(arg: &str, allow: &[PathBuf], json: bool) -> Result<(Script, 
     Ok((s, sandbox))
 }
 
-pub(crate) fn cmd_check(registry: &Registry, script: &str, json: bool, allow: &[PathBuf]) -> u8 {
+pub fn cmd_check(registry: &Registry, script: &str, json: bool, allow: &[PathBuf]) -> u8 {
     let (s, sandbox) = match load_in_sandbox(script, allow, json) {
         Ok(x) => x,
         Err(code) => return code,
@@ -131,7 +131,7 @@ fn is_debug_bypass() -> bool {
 }
 
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn cmd_run(
+pub fn cmd_run(
     script: &str,
     json: bool,
     allow: &[PathBuf],

@@ -18,7 +18,7 @@ use crate::supervise::{Budget, ShardJob};
 
 /// `I/N`, or `auto` (SLURM's array index and count), or `auto/N` (the
 /// index from SLURM or from Kubernetes' JOB_COMPLETION_INDEX).
-pub(crate) fn resolve(arg: &str) -> Result<Share, String> {
+pub fn resolve(arg: &str) -> Result<Share, String> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
     let num = |k: &str, v: String| v.trim().parse::<usize>().map_err(|_| format!("{k}={v} is not a whole number"));
     let Some(rest) = arg.strip_prefix("auto") else { return Share::parse(arg) };
@@ -175,7 +175,7 @@ fn digest_now(path: &Path) -> Option<String> {
     crate::cache::input_digest(path)
 }
 
-pub(crate) fn cmd_merge(
+pub fn cmd_merge(
     script: &str,
     count: usize,
     json: bool,
@@ -221,7 +221,7 @@ pub(crate) fn cmd_merge(
 }
 
 #[derive(Subcommand)]
-pub(crate) enum SlurmCommand {
+pub enum SlurmCommand {
     /// Write the array job (one task per shard) and the merge job that
     /// depends on it, and submit both with sbatch. The job scripts are
     /// kept under runs/<name>/slurm/ to read, edit and resubmit.
@@ -249,7 +249,7 @@ pub(crate) enum SlurmCommand {
 
 /// How many shards, and how the jobs are submitted.
 #[derive(clap::Args)]
-pub(crate) struct SubmitOpts {
+pub struct SubmitOpts {
     /// Number of shards (array tasks).
     #[arg(long)]
     shards: usize,
@@ -375,8 +375,8 @@ fn sbatch(args: &[String]) -> Result<String, String> {
     Ok(id)
 }
 
-pub(crate) fn cmd_slurm(what: SlurmCommand) -> u8 {
-    let (Ok(cwd), Ok(assay)) = (std::env::current_dir(), std::env::current_exe()) else {
+pub fn cmd_slurm(what: SlurmCommand) -> u8 {
+    let (Ok(cwd), Ok(assay)) = (std::env::current_dir(), crate::supervise::executable()) else {
         return usage_error(
             false,
             "cannot tell the current folder or this program's path",

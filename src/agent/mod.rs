@@ -38,13 +38,14 @@ mod report;
 mod step;
 mod task;
 pub(crate) use investigators::*;
-pub(crate) use replay::*;
+pub use replay::replay;
 use report::*;
 pub(crate) use step::*;
+pub use task::Task;
 pub(crate) use task::*;
 
 /// Limits of one investigation.
-pub(crate) struct Limits {
+pub struct Limits {
     pub steps: usize,
     /// The sandbox's memory and time per step.
     pub budget: Budget,
@@ -95,7 +96,7 @@ pub(crate) struct Outcome {
 }
 
 /// Runs one investigation with the configured endpoint; returns the exit code.
-pub(crate) fn investigate(task: Task, limits: Limits, out_dir: &Path, json_out: bool) -> u8 {
+pub fn investigate(task: Task, limits: Limits, out_dir: &Path, json_out: bool) -> u8 {
     let endpoint = match Endpoint::for_agent() {
         Ok(e) => e,
         Err(e) => {

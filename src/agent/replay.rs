@@ -12,7 +12,7 @@ use std::time::Duration;
 
 /// Re-runs every step of an investigation without the model and checks
 /// each results.json byte for byte; names the first step that differs.
-pub(crate) fn replay(dir: &Path, box_override: Option<&Path>, allow_read: &[PathBuf], json_out: bool) -> u8 {
+pub fn replay(dir: &Path, box_override: Option<&Path>, allow_read: &[PathBuf], json_out: bool) -> u8 {
     let manifest: Json =
         match read_regular(&dir.join("manifest.json"), 16 << 20).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
             Some(m) => m,

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// How a black-box function's answer is scored, beyond the box itself.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct FnSpec {
+pub struct FnSpec {
     /// Assay code defining `fn f(x)` that the answer is scored against: the
     /// function without its noise or corruption (a benchmark's truth). None:
     /// the box itself.
@@ -27,7 +27,7 @@ pub(crate) struct FnSpec {
 }
 
 /// What the agent investigates.
-pub(crate) enum Task {
+pub enum Task {
     /// A black-box numeric function (FIND): a rhai file defining `name`,
     /// bound into every script as `box`.
     Function { path: PathBuf, source: String, name: String, spec: FnSpec },

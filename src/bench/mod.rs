@@ -39,7 +39,7 @@ use crate::agent::{investigate_with, Baseline, FnSpec, Investigator, Limits, Llm
 
 /// The benchmark suites.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum Suite {
+pub enum Suite {
     /// FIND's numeric functions (plain, noisy, corrupted, network-approximated).
     Numeric,
     /// FIND's string functions.
@@ -58,7 +58,7 @@ impl Suite {
     }
 
     /// The baselines that need no model, by name.
-    pub(crate) fn baselines(self) -> &'static [(&'static str, &'static str)] {
+    pub fn baselines(self) -> &'static [(&'static str, &'static str)] {
         match self {
             Suite::Numeric => &[
                 ("floor", include_str!("baselines/numeric_floor.assay")),
@@ -272,7 +272,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Who runs the benchmark.
-pub(crate) enum Runner {
+pub enum Runner {
     Baseline(&'static str),
     /// Answers every item with its ground truth, without a step: the
     /// scorer's ceiling, which checks the scorer and the set together.
@@ -301,7 +301,7 @@ impl Investigator for Truth {
     }
 }
 
-pub(crate) struct Options {
+pub struct Options {
     pub suite: Suite,
     pub seed: u64,
     pub n: usize,
@@ -332,7 +332,7 @@ fn finished(dir: &Path) -> Option<PathBuf> {
 }
 
 /// Runs (or resumes) a benchmark; returns the exit code.
-pub(crate) fn run(opts: Options) -> u8 {
+pub fn run(opts: Options) -> u8 {
     match run_inner(&opts) {
         Ok(code) => code,
         Err(e) => {
@@ -639,7 +639,7 @@ fn score_items(opts: &Options, items: &[Item], inv_dir: &Path) -> Result<Vec<Jso
 
 /// Which benchmark set and investigator: `assay bench` and `assay slurm bench`.
 #[derive(clap::Args, Clone)]
-pub(crate) struct BenchSet {
+pub struct BenchSet {
     #[arg(value_enum)]
     pub suite: Suite,
     /// A baseline that needs no model: `floor`, `fit` (numeric, strings)
@@ -661,7 +661,7 @@ pub(crate) struct BenchSet {
 }
 
 impl BenchSet {
-    pub(crate) fn out_dir(&self) -> PathBuf {
+    pub fn out_dir(&self) -> PathBuf {
         self.out
             .clone()
             .unwrap_or_else(|| PathBuf::from(format!("benchmarks/{}-seed{}-n{}", self.suite.name(), self.seed, self.n)))

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// Memory, time and disk a run may use.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub(crate) struct Budget {
+pub struct Budget {
     /// Bytes of memory the script's work may add (heap and anonymous maps).
     pub memory: u64,
     pub timeout: Duration,
@@ -28,7 +28,7 @@ impl Budget {
     /// Default memory: half the machine's memory (what is left covers the
     /// parent, the system and other work); default time: one hour; default
     /// disk: 10 GiB.
-    pub(crate) fn defaults() -> Budget {
+    pub fn defaults() -> Budget {
         let total = meminfo_total().unwrap_or(8 << 30);
         Budget { memory: total / 2, timeout: Duration::from_secs(3600), disk: DEFAULT_DISK }
     }
@@ -67,7 +67,7 @@ pub(super) fn meminfo_total() -> Option<u64> {
 }
 
 /// Parses `512M`, `2G`, `1.5GiB`, `1000000` (bytes).
-pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
+pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
@@ -88,7 +88,7 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 /// Parses `30`, `30s`, `5m`, `2h`, `250ms`.
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     let (num, mult) = match t.chars().last() {
         Some('s') if t.ends_with("ms") => (&t[..t.len() - 2], 0.001),

@@ -301,7 +301,7 @@ fn bad_job(message: impl std::fmt::Display) -> u8 {
     BAD_JOB
 }
 
-pub(crate) fn child_main(mut registry: Registry) -> u8 {
+pub fn child_main(mut registry: Registry) -> u8 {
     die_with_parent();
     // A panic (a bug) says where the script was before the process ends.
     let default_hook = std::panic::take_hook();

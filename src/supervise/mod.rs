@@ -21,17 +21,17 @@ mod budget;
 mod child;
 mod parent;
 mod show;
-pub(crate) use budget::*;
-pub(crate) use child::*;
-pub(crate) use parent::*;
+pub use budget::*;
+pub use child::*;
+pub use parent::*;
 use show::*;
 
 /// The hidden subcommand the child runs.
-pub(crate) const CHILD_ARG: &str = "__child";
+pub const CHILD_ARG: &str = "__child";
 
 /// What the parent asks the child to do.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct Job {
+pub struct Job {
     pub name: String,
     pub text: String,
     /// The folder relative paths resolve against.
@@ -82,7 +82,7 @@ pub(crate) struct Job {
 /// A secret that is never printed.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(transparent)]
-pub(crate) struct Secret(pub String);
+pub struct Secret(pub String);
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,7 +94,7 @@ impl Job {
     /// A job for `text` (named `name`) read from `base` with `roots`, its
     /// record written into `out`: the whole script, no task (no prelude,
     /// bound boxes or denied tools), no colour, shown images not saved.
-    pub(crate) fn new(
+    pub fn new(
         name: String,
         text: String,
         base: PathBuf,
@@ -127,7 +127,7 @@ impl Job {
 
 /// How a run treats its shardable work (see `assay_interpreter::shard`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub(crate) enum ShardJob {
+pub enum ShardJob {
     #[default]
     Whole,
     /// Shard `index` of `count`: write a partial record.
@@ -139,7 +139,7 @@ pub(crate) enum ShardJob {
 
 /// One `show` as the parent prints it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct ShowOut {
+pub struct ShowOut {
     pub title: Option<String>,
     pub line: usize,
     pub text: String,
@@ -147,13 +147,13 @@ pub(crate) struct ShowOut {
 
 /// What the child reports at the end, as one JSON line.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum Report {
+pub enum Report {
     CheckFailed { rendered: String, diagnostics: Vec<Json> },
     Done(Box<Done>),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Done {
+pub struct Done {
     pub status: assay_interpreter::Status,
     pub records: usize,
     pub asserts: usize,
@@ -198,7 +198,8 @@ pub(crate) struct Done {
 pub(crate) const MAX_SHOWN_IMAGES: usize = 16;
 
 /// How a child ended.
-pub(crate) enum End {
+#[derive(Debug)]
+pub enum End {
     Report(Report),
     /// It died or was stopped; the parent wrote the error record.
     Died {

@@ -94,7 +94,7 @@ fn stops() -> &'static Stops {
 
 /// The signal that stopped a run, if one did: the command then ends with
 /// 128 + its number, as a shell expects.
-pub(crate) fn interrupted() -> Option<i32> {
+pub fn interrupted() -> Option<i32> {
     let stops = STOPS.get()?;
     Some(stops.signal.load(Ordering::SeqCst) as i32).filter(|s| *s != 0)
 }
@@ -124,6 +124,27 @@ impl Drop for Running {
     }
 }
 
+/// The `assay` executable that runs scripts as the sandboxed child, when
+/// it is not this program (a library caller, a test harness).
+static EXECUTABLE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Runs children with `exe` (an `assay` binary) instead of this program.
+/// A program that uses this library without being `assay` calls it once,
+/// before the first run; later calls are refused (the first one stays, so a
+/// replay key never mixes two executables), returning the one in use.
+pub fn use_executable(exe: PathBuf) -> Result<(), PathBuf> {
+    EXECUTABLE.set(exe).map_err(|_| EXECUTABLE.get().cloned().unwrap_or_default())
+}
+
+/// The executable children run: the one given to [`use_executable`], else
+/// this program.
+pub fn executable() -> std::io::Result<PathBuf> {
+    match EXECUTABLE.get() {
+        Some(p) => Ok(p.clone()),
+        None => std::env::current_exe(),
+    }
+}
+
 fn signal_name(sig: i32) -> &'static str {
     match sig {
         signal_hook::consts::SIGINT => "SIGINT (Ctrl-C)",
@@ -135,7 +156,7 @@ fn signal_name(sig: i32) -> &'static str {
 
 /// Starts the child, feeds it the job, enforces the time budget, relays its
 /// stderr (escaped) and turns its end into a report or an error record.
-pub(crate) fn run_child(job: &Job) -> Result<End, String> {
+pub fn run_child(job: &Job) -> Result<End, String> {
     if let Some(sig) = interrupted() {
         return Err(format!("Assay was stopped by {}", signal_name(sig)));
     }
@@ -162,7 +183,7 @@ pub(crate) fn run_child(job: &Job) -> Result<End, String> {
 /// The child process, started with an allow-listed environment and given
 /// its job on stdin.
 fn start_child(job: &Job) -> Result<std::process::Child, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find the assay binary: {e}"))?;
+    let exe = executable().map_err(|e| format!("cannot find the assay binary: {e}"))?;
     let mut cmd = Command::new(exe);
     // An allow-list: no secret of the caller's reaches the child (the
     // agent's key is for the harness alone; describe's key comes in the job).

@@ -47,7 +47,8 @@ const INTERPRETER: &[&[&str]] = &[
     &["pipeline"],
 ];
 
-/// The `assay` command.
+/// The runner library (`src/lib.rs`) and, above it, the `assay` command
+/// (`main.rs`, `cli.rs`, `inspect.rs`), which reaches the library as `assay::`.
 const COMMAND: &[&[&str]] = &[
     // Exit codes and printing; the call cache's store; generated docs.
     &["out", "cache", "docs"],
@@ -57,8 +58,8 @@ const COMMAND: &[&[&str]] = &[
     &["replay", "agent"],
     // Running one script from the command line; benchmarks of agents.
     &["run", "bench"],
-    // Sharded runs, merges and SLURM.
-    &["shard"],
+    // Sharded runs, merges and SLURM; re-running a finished run.
+    &["shard", "verify"],
     &["cli"],
     &["main"],
 ];

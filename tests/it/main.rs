@@ -13,6 +13,7 @@ mod cli;
 mod docs;
 mod edges;
 mod layers;
+mod library;
 mod links;
 mod llm;
 mod models;
