@@ -25,6 +25,7 @@
 //! input or a record holding anything but plain files is a miss, never a
 //! wrong record.
 
+use assay_interpreter::ManifestFile;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

@@ -4,6 +4,7 @@
 //! What a shard computes and how shares merge is the interpreter's business
 //! (`assay_interpreter::shard`); here are the folders, checks and jobs.
 
+use assay_interpreter::ManifestFile;
 use std::path::{Path, PathBuf};
 
 use assay_interpreter::shard::Share;

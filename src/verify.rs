@@ -3,6 +3,7 @@
 //! byte for byte. [`verify`] does the work and returns what it found;
 //! [`cmd_verify`] prints it as the command does.
 
+use assay_interpreter::ManifestFile;
 use std::path::{Path, PathBuf};
 
 use assay_interpreter::{diff_results, read_regular, read_run, Change, Manifest, Sandbox};

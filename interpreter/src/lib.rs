@@ -43,7 +43,8 @@ pub use eval::{
 pub use record::{
     begin_run, canonical, digest_regular, finish_named, finish_run, npy_f32, npy_f32_header, num_json, open_regular,
     read_regular, read_regular_following, read_run, results_json, run_stem, trace_jsonl, write_files, write_run,
-    write_shard_files, CallCacheFacts, Manifest, Replayed, RunDir, RunFiles, ScriptId, ShardId, ShardedCall,
+    write_shard_files, CallCacheFacts, Manifest, ManifestFile, Replayed, RunDir, RunFiles, ScriptId, ShardId,
+    ShardedCall,
 };
 pub use report::{escape as html_escape, report_html};
 pub use rhai_module::RhaiModule;

@@ -317,16 +317,31 @@ impl Manifest {
             ..Manifest::default()
         }
     }
+}
 
+impl ManifestFile for Manifest {}
+
+/// A record folder's manifest.json (a run's [`Manifest`], an agent's
+/// investigation): one typed struct per kind of folder, written and read by
+/// the same code, so what one writes the other reads back field by field.
+pub trait ManifestFile: Serialize + serde::de::DeserializeOwned {
     /// The manifest as written: canonical JSON (keys sorted, pretty, a
     /// final newline), so that equal manifests are equal bytes.
-    pub fn to_json(&self) -> String {
+    fn to_json(&self) -> String {
         canonical(&serde_json::to_value(self).unwrap_or(Json::Null))
     }
 
     /// A manifest as read back (from a run folder, a shard, a kept replay).
-    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+    fn parse(bytes: &[u8]) -> Result<Self, String> {
         serde_json::from_slice(bytes).map_err(|e| format!("manifest.json: {e}"))
+    }
+
+    /// The manifest.json of the folder `dir`, read as a regular file of at
+    /// most `max` bytes.
+    fn read_from(dir: &Path, max: u64) -> Result<Self, String> {
+        let bytes = read_regular(&dir.join("manifest.json"), max)
+            .map_err(|e| format!("{}: {e}", dir.join("manifest.json").display()))?;
+        Self::parse(&bytes)
     }
 }
 

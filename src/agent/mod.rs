@@ -12,6 +12,7 @@
 //! a black box's source: the box is bound into each script by the harness,
 //! not read from a file the script could open.
 
+use assay_interpreter::ManifestFile;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -33,11 +34,13 @@ pub(crate) use answer::{parse_answer, scripts_in};
 use conversation::Conversation;
 
 mod investigators;
+pub mod manifest;
 mod replay;
 mod report;
 mod step;
 mod task;
 pub(crate) use investigators::*;
+pub use manifest::{Ending, InvestigationManifest, LimitsRecord, StepEntry, TaskRecord};
 pub use replay::replay;
 use report::*;
 pub(crate) use step::*;
@@ -91,7 +94,7 @@ pub(crate) struct Outcome {
     pub dir: PathBuf,
     /// {status, fields, scores}, as answer.json holds it.
     pub answer: Json,
-    pub status: String,
+    pub status: Ending,
     pub steps: usize,
 }
 
@@ -134,7 +137,7 @@ pub fn investigate(task: Task, limits: Limits, out_dir: &Path, json_out: bool) -
             o.dir.display()
         ));
     }
-    if o.status == "answered" {
+    if o.status == Ending::Answered {
         crate::out::EXIT_OK
     } else {
         crate::out::EXIT_SCRIPT
@@ -167,7 +170,7 @@ pub(crate) fn investigate_with(
             ));
         }
         if started.elapsed() > limits.wall || p.tokens > limits.tokens {
-            break if p.tokens > limits.tokens { "token-budget" } else { "time-budget" };
+            break if p.tokens > limits.tokens { Ending::TokenBudget } else { Ending::TimeBudget };
         }
         if p.step >= limits.steps && !p.asked_final {
             // Only when no step ran (--steps 0); otherwise the last step's
@@ -181,7 +184,7 @@ pub(crate) fn investigate_with(
             Ok(r) => r,
             Err(e) => {
                 conv.transcript.push(json!({"endpoint_error": e}));
-                break "endpoint-failed";
+                break Ending::EndpointFailed;
             }
         };
         p.tokens += reply.usage["total_tokens"].as_u64().unwrap_or(0);
@@ -197,7 +200,7 @@ pub(crate) fn investigate_with(
         if p.asked_final {
             // Steps are spent: a script is not run; the model is told once more.
             if p.rejected.len() >= limits.answer_retries {
-                break "no-answer";
+                break Ending::NoAnswer;
             }
             p.rejected.push(json!({"problems": [{"field": "", "problem": "a script instead of the final answer"}]}));
             conv.answer_calls(&reply.tool_calls, "Not run: no steps are left.");
@@ -214,7 +217,7 @@ pub(crate) fn investigate_with(
 /// What an investigation has come to so far.
 #[derive(Default)]
 struct Progress {
-    steps: Vec<Json>,
+    steps: Vec<StepEntry>,
     answer: Option<Answer>,
     scores: Json,
     /// Every answer that was sent back, with its problems.
@@ -274,12 +277,12 @@ fn take_answer(
     reply: &assay_stdlib::llm::Reply,
     tmp: &Path,
     limits: &Limits,
-) -> Option<&'static str> {
+) -> Option<Ending> {
     let problems = match check_and_score(task, &a, tmp, limits) {
         Ok(s) => {
             p.answer = Some(a);
             p.scores = s;
-            return Some("answered");
+            return Some(Ending::Answered);
         }
         Err(problems) => problems,
     };
@@ -293,7 +296,7 @@ fn take_answer(
             "solved": false,
             "failed": format!("the answer was not accepted after {} tries: {}", p.rejected.len(), why.join("; ")),
         });
-        return Some("answer-rejected");
+        return Some(Ending::AnswerRejected);
     }
     conv.answer_calls(&reply.tool_calls, "Not run: your reply was taken as a final answer.");
     let m = json!({"role": "user", "content": correction(&problems, tries_left, task)});
@@ -339,7 +342,7 @@ fn run_one_step(
             0,
         ),
     };
-    p.steps.push(json!({"step": step, "status": step_status, "folder": format!("steps/{step:02}")}));
+    p.steps.push(StepEntry { step, status: step_status, folder: format!("steps/{step:02}") });
     let mut text = format!("Step {step} of {}: {feedback}", limits.steps);
     let shown = step_images(&dir);
     if shown_total > shown.len() {
@@ -372,7 +375,7 @@ fn finish_investigation(
     guide: &str,
     conv: &Conversation,
     p: Progress,
-    status: &str,
+    status: Ending,
     limits: &Limits,
     investigator: &dyn Investigator,
 ) -> Result<Outcome, (u8, String)> {
@@ -382,33 +385,41 @@ fn finish_investigation(
         "scores": p.scores,
         "rejected": p.rejected,
     });
-    let task_json = task.json();
+    let record = task.record();
+    let task_json = serde_json::to_value(&record).unwrap_or(Json::Null);
     let write = |name: &str, text: &str| std::fs::write(tmp.join(name), text);
     let transcript_text: String = conv
         .transcript
         .iter()
         .map(|t| investigator.scrub(&serde_json::to_string(t).unwrap_or_default()) + "\n")
         .collect();
-    let manifest = json!({
-        "assay_version": assay_interpreter::ASSAY_VERSION,
-        "task": task_json,
-        "model": investigator.name(),
-        "endpoint": investigator.endpoint(),
-        "steps": p.steps,
-        "status": status,
-        "tokens": p.tokens,
-        "guide_sha256": hex::encode(sha2::Sha256::digest(guide.as_bytes())),
-        "limits": {"steps": limits.steps, "memory": limits.budget.memory, "step_timeout_seconds": limits.budget.timeout.as_secs_f64(), "reply_chars": limits.reply_chars},
-    });
+    let steps = p.steps.len();
+    let manifest = InvestigationManifest {
+        assay_version: assay_interpreter::ASSAY_VERSION.to_string(),
+        task: record,
+        model: investigator.name(),
+        endpoint: investigator.endpoint(),
+        steps: p.steps,
+        status,
+        tokens: p.tokens,
+        guide_sha256: hex::encode(sha2::Sha256::digest(guide.as_bytes())),
+        limits: LimitsRecord {
+            steps: limits.steps,
+            memory: limits.budget.memory,
+            step_timeout_seconds: limits.budget.timeout.as_secs_f64(),
+            reply_chars: limits.reply_chars,
+        },
+        other: Default::default(),
+    };
     let report = report_html(&task_json, &conv.transcript, &answer_json);
     let written = write("transcript.jsonl", &transcript_text)
         .and_then(|_| write("answer.json", &canonical(&answer_json)))
         .and_then(|_| write("report.html", &report))
-        .and_then(|_| write("manifest.json", &canonical(&manifest)));
+        .and_then(|_| write("manifest.json", &manifest.to_json()));
     let dir = written
         .and_then(|_| finish_run(tmp))
         .map_err(|e| (crate::out::EXIT_SCRIPT, format!("cannot finish the investigation folder: {e}")))?;
-    Ok(Outcome { dir, answer: answer_json, status: status.to_string(), steps: p.steps.len() })
+    Ok(Outcome { dir, answer: answer_json, status, steps })
 }
 
 #[cfg(test)]

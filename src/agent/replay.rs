@@ -4,8 +4,9 @@
 use super::*;
 use crate::supervise::Budget;
 use assay_interpreter::read_regular;
+use assay_interpreter::{Manifest, ManifestFile};
 use assay_stdlib::llm::Retry;
-use serde_json::{json, Value as Json};
+use serde_json::json;
 use sha2::Digest;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,15 +14,18 @@ use std::time::Duration;
 /// Re-runs every step of an investigation without the model and checks
 /// each results.json byte for byte; names the first step that differs.
 pub fn replay(dir: &Path, box_override: Option<&Path>, allow_read: &[PathBuf], json_out: bool) -> u8 {
-    let manifest: Json =
-        match read_regular(&dir.join("manifest.json"), 16 << 20).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
-            Some(m) => m,
-            None => {
-                eprintln!("error: {} is not a finished investigation (no readable manifest.json)", dir.display());
-                return crate::out::EXIT_USAGE;
-            }
-        };
-    let task = match recorded_task(&manifest["task"], box_override, allow_read) {
+    let manifest = match InvestigationManifest::read_from(dir, 16 << 20) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!(
+                "error: {} is not a finished investigation (no readable manifest.json: {})",
+                dir.display(),
+                crate::out::escape_controls(&e)
+            );
+            return crate::out::EXIT_USAGE;
+        }
+    };
+    let task = match recorded_task(&manifest.task, box_override, allow_read) {
         Ok(t) => t,
         Err((code, message)) => {
             eprintln!("error: {message}");
@@ -51,51 +55,58 @@ pub fn replay(dir: &Path, box_override: Option<&Path>, allow_read: &[PathBuf], j
     }
 }
 
-/// The task an investigation's manifest records (`t`), rebuilt: a black
-/// box checked against its recorded digest, a unit, or a question whose
+/// The task an investigation's manifest records, rebuilt: a black box
+/// checked against its recorded digest, a unit, or a question whose
 /// folders come from the command line.
-fn recorded_task(t: &Json, box_override: Option<&Path>, allow_read: &[PathBuf]) -> Result<Task, (u8, String)> {
+fn recorded_task(t: &TaskRecord, box_override: Option<&Path>, allow_read: &[PathBuf]) -> Result<Task, (u8, String)> {
     let usage = |m: String| (crate::out::EXIT_USAGE, m);
-    Ok(match t["kind"].as_str() {
-        Some("function") => recorded_box(t, box_override)?,
-        Some("unit") => match (t["synthetic"].as_str(), t["model"].as_str(), t["unit"].as_str()) {
-            (Some(s), _, _) => Task::Unit { synthetic: s.to_string() },
-            (None, Some(m), Some(u)) => Task::ModelUnit { model: m.to_string(), unit: u.to_string() },
-            _ => return Err(usage("the investigation's unit is not recorded".into())),
-        },
+    Ok(match t {
+        TaskRecord::Function { function, strings, net_sha256, box_path, box_sha256 } => {
+            recorded_box(function, *strings, net_sha256.as_deref(), Path::new(box_path), box_sha256, box_override)?
+        }
+        TaskRecord::Unit { synthetic: Some(s), .. } => Task::Unit { synthetic: s.clone() },
+        TaskRecord::Unit { synthetic: None, model: Some(m), unit: Some(u) } => {
+            Task::ModelUnit { model: m.clone(), unit: u.clone() }
+        }
+        TaskRecord::Unit { .. } => return Err(usage("the investigation's unit is not recorded".into())),
         // The folders a question's scripts read come from the command line
         // (as for `assay verify`), never from the folder being replayed:
         // anyone who can write it could otherwise widen what the replay reads.
-        Some("question") => Task::Question {
-            text: t["question"].as_str().unwrap_or("").to_string(),
+        TaskRecord::Question { question, .. } => Task::Question {
+            text: question.clone(),
             roots: if allow_read.is_empty() {
                 std::env::current_dir().map(|d| vec![d]).unwrap_or_default()
             } else {
                 allow_read.iter().map(|r| std::path::absolute(r).unwrap_or_else(|_| r.clone())).collect()
             },
         },
-        _ => return Err(usage("the investigation's task is not one Assay knows".into())),
     })
 }
 
 /// A function task's black box (and its network, if it has one), read
 /// from where it was or from `--box`, and refused unless its sha256 is the
 /// recorded one.
-fn recorded_box(t: &Json, box_override: Option<&Path>) -> Result<Task, (u8, String)> {
-    let path =
-        box_override.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(t["box_path"].as_str().unwrap_or("")));
+fn recorded_box(
+    function: &str,
+    strings: bool,
+    net_sha256: Option<&str>,
+    box_path: &Path,
+    box_sha256: &str,
+    box_override: Option<&Path>,
+) -> Result<Task, (u8, String)> {
+    let path = box_override.unwrap_or(box_path).to_path_buf();
     let source = read_regular(&path, 1 << 20).ok().and_then(|b| String::from_utf8(b).ok()).ok_or_else(|| {
         (crate::out::EXIT_USAGE, format!("cannot read the black box {}; pass it with --box FILE", path.display()))
     })?;
-    if hex::encode(sha2::Sha256::digest(source.as_bytes())) != t["box_sha256"].as_str().unwrap_or("") {
+    if hex::encode(sha2::Sha256::digest(source.as_bytes())) != box_sha256 {
         return Err((
             crate::out::EXIT_ASSERT,
             format!("{} is not the black box this investigation used (its sha256 differs)", path.display()),
         ));
     }
     // Replay re-runs steps; it does not score, so no truth is needed.
-    let strings = t["strings"].as_bool().unwrap_or(false).then(Vec::new);
-    let net = match t["net_sha256"].as_str() {
+    let strings = strings.then(Vec::new);
+    let net = match net_sha256 {
         None => None,
         Some(want) => {
             let onnx = path.with_extension("onnx");
@@ -114,7 +125,7 @@ fn recorded_box(t: &Json, box_override: Option<&Path>) -> Result<Task, (u8, Stri
         }
     };
     let spec = FnSpec { strings, net, ..Default::default() };
-    Ok(Task::Function { path, source, name: t["function"].as_str().unwrap_or("f").to_string(), spec })
+    Ok(Task::Function { path, source, name: function.to_string(), spec })
 }
 
 /// What re-running the steps found: how many were compared, how many tool
@@ -166,7 +177,7 @@ fn rerun_steps(dir: &Path, task: &Task) -> Rerun {
         let got = read_regular(&out.join("results.json"), 1 << 30).unwrap_or_default();
         r.answered += read_regular(&out.join("manifest.json"), 16 << 20)
             .ok()
-            .and_then(|b| assay_interpreter::Manifest::parse(&b).ok())
+            .and_then(|b| Manifest::parse(&b).ok())
             .and_then(|m| m.call_cache?.answered)
             .unwrap_or(0) as u64;
         r.checked += 1;

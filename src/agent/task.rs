@@ -3,7 +3,6 @@
 //! its answer's form.
 
 use super::*;
-use serde_json::{json, Value as Json};
 use sha2::Digest;
 use std::path::{Path, PathBuf};
 
@@ -143,25 +142,29 @@ impl Task {
         }
     }
 
-    pub(super) fn json(&self) -> Json {
+    /// The task as the manifest records it.
+    pub(super) fn record(&self) -> TaskRecord {
+        let sha = |b: &[u8]| hex::encode(sha2::Sha256::digest(b));
         match self {
-            Task::Function { path, source, name, spec } => json!({
-                "kind": "function",
-                "function": name,
-                "strings": spec.strings.is_some(),
+            Task::Function { path, source, name, spec } => TaskRecord::Function {
+                function: name.clone(),
+                strings: spec.strings.is_some(),
                 // A network behind the box is kept beside it as BOX.onnx.
-                "net_sha256": spec.net.as_ref().map(|b| hex::encode(sha2::Sha256::digest(b))),
+                net_sha256: spec.net.as_deref().map(sha),
                 // Where the box came from, for replay; its source is not kept here.
-                "box_path": path.display().to_string(),
-                "box_sha256": hex::encode(sha2::Sha256::digest(source.as_bytes())),
-            }),
-            Task::Unit { synthetic } => json!({"kind": "unit", "synthetic": synthetic}),
-            Task::ModelUnit { model, unit } => json!({"kind": "unit", "model": model, "unit": unit}),
-            Task::Question { text, roots } => json!({
-                "kind": "question",
-                "question": text,
-                "roots": roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>(),
-            }),
+                box_path: path.display().to_string(),
+                box_sha256: sha(source.as_bytes()),
+            },
+            Task::Unit { synthetic } => {
+                TaskRecord::Unit { synthetic: Some(synthetic.clone()), model: None, unit: None }
+            }
+            Task::ModelUnit { model, unit } => {
+                TaskRecord::Unit { synthetic: None, model: Some(model.clone()), unit: Some(unit.clone()) }
+            }
+            Task::Question { text, roots } => TaskRecord::Question {
+                question: text.clone(),
+                roots: roots.iter().map(|r| r.display().to_string()).collect(),
+            },
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use super::*;
 use assay_interpreter::shard::{ShardMode, Share};
+use assay_interpreter::ManifestFile;
 use assay_interpreter::{
     mentions, prepare, prepare_with, script_seed, trace_jsonl, CallCacheFacts, Handle, Manifest, Registry, RhaiModule,
     RunOptions, Sandbox, ShardId, ShardedCall, SourceFile, Status, Type, Value,
