@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 
 use crate::core::declare::{tool, ToolResult};
 use crate::onnx::handle::ModelHandle;
-use crate::onnx::model::Model;
 
 mod mix;
 mod pairs;
@@ -165,18 +164,77 @@ fn patch_sweep(p: patch_sweep::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
         }
         start += batch;
     }
-    let part = Value::record([
-        ("first", Value::Num(first as f64)),
-        ("effects", Value::nums(effects.iter().map(|e| *e as f64))),
-        ("clean", Value::Num(clean)),
-        ("source", Value::Num(source_score)),
-        ("runs", Value::Num(runs as f64)),
-        ("prefix", Value::Num(prefix as f64)),
-    ]);
+    let block = Block { first, effects, clean, source: source_score, runs, prefix };
     match ctx.share() {
-        Some(_) => Ok(part),
-        None => merge_blocks(&m, &p.tensors, *p.parts, ctx, vec![part]),
+        // A shard's record keeps its block; its script goes on with the
+        // other components NaN.
+        Some(_) => Ok(block.to_value()),
+        None => merge_blocks(&names, *p.parts, false, vec![block]),
     }
+}
+
+/// One shard's block of a sweep: the effects of the components from
+/// `first` on, and what every block must agree on.
+#[derive(Debug, Clone, PartialEq)]
+struct Block {
+    first: usize,
+    effects: Vec<f32>,
+    clean: f64,
+    source: f64,
+    runs: usize,
+    prefix: usize,
+}
+
+impl Block {
+    /// As a shard's partial record keeps it.
+    fn to_value(&self) -> Value {
+        Value::record([
+            ("first", Value::Num(self.first as f64)),
+            ("effects", Value::nums(self.effects.iter().map(|e| *e as f64))),
+            ("clean", Value::Num(self.clean)),
+            ("source", Value::Num(self.source)),
+            ("runs", Value::Num(self.runs as f64)),
+            ("prefix", Value::Num(self.prefix as f64)),
+        ])
+    }
+
+    /// A block read back from a shard's partial record (which a merge does
+    /// not trust: anything else is an error naming what is wrong).
+    fn from_value(v: &Value) -> Result<Block, ToolError> {
+        let Value::Record(f) = v else { return Err(bad_part("not a record".into())) };
+        let num = |k: &str| match f.get(k) {
+            Some(Value::Num(x)) => Ok(*x),
+            _ => Err(bad_part(format!("no number `{k}`"))),
+        };
+        let count = |k: &str| {
+            let x = num(k)?;
+            if x >= 0.0 && x.fract() == 0.0 && x <= u32::MAX as f64 {
+                Ok(x as usize)
+            } else {
+                Err(bad_part(format!("`{k}` is {x}, not a count")))
+            }
+        };
+        let Some(Value::List(l)) = f.get("effects") else { return Err(bad_part("no `effects`".into())) };
+        let effects = l
+            .iter()
+            .map(|e| match e {
+                Value::Num(x) => Ok(*x as f32),
+                _ => Err(bad_part("an effect is not a number".into())),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Block {
+            first: count("first")?,
+            effects,
+            clean: num("clean")?,
+            source: num("source")?,
+            runs: count("runs")?,
+            prefix: count("prefix")?,
+        })
+    }
+}
+
+fn bad_part(why: String) -> ToolError {
+    ToolError::new(format!("a shard's partial sweep: {why}"))
 }
 
 fn resolve_positions(x: &Arg, t: usize) -> Result<Option<Vec<usize>>, ToolError> {
@@ -201,66 +259,53 @@ fn texts(v: &Value) -> Option<usize> {
 
 /// The sweep's result from the shards' blocks of effects, in order.
 fn sweep_merge(p: patch_sweep::Params, ctx: &mut dyn ToolCtx, parts: Vec<Value>) -> Result<Value, ToolError> {
-    merge_blocks(&p.model, &p.tensors, *p.parts, ctx, parts)
+    let names = crate::onnx::handle::select_names(&p.model, &p.tensors)?;
+    let blocks = parts.iter().map(Block::from_value).collect::<Result<Vec<_>, _>>()?;
+    merge_blocks(&names, *p.parts, ctx.share().is_some(), blocks)
 }
 
-/// The shards' blocks of a sweep (`tensors` and `parts` as the call gave them), in order.
-fn merge_blocks(
-    m: &Model,
-    tensors: &Arg,
-    parts_per: usize,
-    ctx: &mut dyn ToolCtx,
-    parts: Vec<Value>,
-) -> Result<Value, ToolError> {
-    let names = crate::onnx::handle::select_names(m, tensors)?;
+/// The sweep's result from blocks of effects over the components of
+/// `names` (`parts_per` each), in order. `padded`: a shard's own block,
+/// the components of other shards NaN.
+fn merge_blocks(names: &[String], parts_per: usize, padded: bool, blocks: Vec<Block>) -> Result<Value, ToolError> {
     let parts_per = parts_per.max(1);
-    let bad = |why: String| ToolError::new(format!("a shard's partial sweep: {why}"));
-    let mut effects: Vec<f32> = Vec::with_capacity(names.len() * parts_per);
-    let (mut clean, mut source, mut prefix, mut runs) = (None, None, None, 0.0);
-    for p in &parts {
-        let Value::Record(f) = p else { return Err(bad("not a record".into())) };
-        let num = |k: &str| match f.get(k) {
-            Some(Value::Num(x)) => Ok(*x),
-            _ => Err(bad(format!("no number `{k}`"))),
-        };
-        if ctx.share().is_some() {
-            // A shard goes on with its block; the other components are NaN.
-            let first = num("first")?;
-            if !(0.0..=(names.len() * parts_per) as f64).contains(&first) {
-                return Err(bad(format!("a block starts at {first}")));
+    let total = names.len() * parts_per;
+    let mut effects: Vec<f32> = Vec::with_capacity(total);
+    let (mut clean, mut source, mut prefix, mut runs) = (None, None, None, 0usize);
+    for b in blocks {
+        if padded {
+            if b.first > total {
+                return Err(bad_part(format!("a block starts at {}", b.first)));
             }
-            effects.resize(first as usize, f32::NAN);
+            effects.resize(b.first, f32::NAN);
         }
-        if num("first")? != effects.len() as f64 {
-            return Err(bad(format!("a block starts at {}, expected {}", num("first")?, effects.len())));
+        if b.first != effects.len() {
+            return Err(bad_part(format!("a block starts at {}, expected {}", b.first, effects.len())));
         }
-        let Some(Value::List(l)) = f.get("effects") else { return Err(bad("no `effects`".into())) };
-        for e in l.iter() {
-            match e {
-                Value::Num(x) => effects.push(*x as f32),
-                _ => return Err(bad("an effect is not a number".into())),
-            }
-        }
-        runs += num("runs")?;
-        for (slot, k) in [(&mut clean, "clean"), (&mut source, "source"), (&mut prefix, "prefix")] {
-            let x = num(k)?;
+        effects.extend(&b.effects);
+        runs += b.runs;
+        for (slot, k, x) in [
+            (&mut clean, "clean", b.clean),
+            (&mut source, "source", b.source),
+            (&mut prefix, "prefix", b.prefix as f64),
+        ] {
             if slot.is_some_and(|y: f64| y.to_bits() != x.to_bits()) {
-                return Err(bad(format!("shards disagree on `{k}`")));
+                return Err(bad_part(format!("shards disagree on `{k}`")));
             }
             *slot = Some(x);
         }
     }
-    if ctx.share().is_some() {
-        effects.resize(names.len() * parts_per, f32::NAN);
+    if padded {
+        effects.resize(total, f32::NAN);
     }
     let grid = ArrayD::from_shape_vec(vec![names.len(), parts_per], effects)
-        .map_err(|_| bad(format!("the blocks do not add up to {} components", names.len() * parts_per)))?;
+        .map_err(|_| bad_part(format!("the blocks do not add up to {total} components")))?;
     Ok(Value::record([
         ("effects", Value::tensor(grid)),
         ("clean", Value::Num(clean.unwrap_or(f64::NAN))),
         ("source", Value::Num(source.unwrap_or(f64::NAN))),
         ("tensors", Value::list(names.iter().map(Value::str).collect())),
-        ("runs", Value::Num(runs)),
+        ("runs", Value::Num(runs as f64)),
         ("prefix", Value::Num(prefix.unwrap_or(0.0))),
     ]))
 }

@@ -6,7 +6,7 @@
 use super::*;
 use crate::models::build::{self, batched, int, GraphBuilder};
 use crate::models::planted;
-use crate::onnx::model::Provider;
+use crate::onnx::model::{Model, Provider};
 use crate::onnx::proto::{tensor_proto::DataType, GraphProto, ModelProto};
 use ndarray::{arr2, ArrayD, Axis, Slice};
 
@@ -280,4 +280,51 @@ fn smollm_continues_from_its_kv_cache() {
     // Layer 14 and 29 heads matter to the answer; not every row is the clean run.
     let clean = plain.clean().unwrap();
     assert!(b.iter().any(|o| o["logits"] != clean["logits"]));
+}
+
+fn block(first: usize, effects: &[f32]) -> Block {
+    Block { first, effects: effects.to_vec(), clean: 0.5, source: 1.5, runs: 1, prefix: 2 }
+}
+
+#[test]
+fn a_block_survives_a_shards_record_and_merges_in_order() {
+    let names: Vec<String> = vec!["a".into(), "b".into()];
+    let blocks = [block(0, &[0.25, -1.0]), block(2, &[f32::MIN_POSITIVE, 3.0])];
+    let back: Vec<Block> = blocks.iter().map(|b| Block::from_value(&b.to_value()).unwrap()).collect();
+    assert_eq!(back, blocks);
+    let Value::Record(r) = merge_blocks(&names, 2, false, back).unwrap() else { panic!("a record") };
+    let Some(Value::Tensor(t)) = r.get("effects") else { panic!("effects") };
+    assert_eq!(t.shape(), [2, 2]);
+    assert_eq!(t.view().iter().copied().collect::<Vec<f32>>(), [0.25, -1.0, f32::MIN_POSITIVE, 3.0]);
+    assert!(matches!(r.get("runs"), Some(Value::Num(n)) if *n == 2.0));
+    // Out of order, overlapping or short: refused, never a shifted grid.
+    assert!(merge_blocks(&names, 2, false, vec![blocks[1].clone(), blocks[0].clone()]).is_err());
+    assert!(merge_blocks(&names, 2, false, vec![blocks[0].clone()]).is_err());
+    // Blocks that disagree on what every shard computes alike are refused.
+    let mut other = blocks[1].clone();
+    other.clean = 0.75;
+    let e = merge_blocks(&names, 2, false, vec![blocks[0].clone(), other]).unwrap_err();
+    assert!(e.message.contains("disagree on `clean`"), "{}", e.message);
+    // A shard's own view: its block, the rest NaN.
+    let Value::Record(r) = merge_blocks(&names, 2, true, vec![blocks[1].clone()]).unwrap() else { panic!() };
+    let Some(Value::Tensor(t)) = r.get("effects") else { panic!("effects") };
+    assert!(t.view().iter().take(2).all(|x| x.is_nan()));
+}
+
+#[test]
+fn a_damaged_partial_is_refused_by_what_is_wrong() {
+    let good = block(0, &[1.0]).to_value();
+    let Value::Record(f) = &good else { panic!() };
+    for (key, bad, says) in [
+        ("first", Value::Num(-1.0), "not a count"),
+        ("runs", Value::Num(0.5), "not a count"),
+        ("clean", Value::str("x"), "no number `clean`"),
+        ("effects", Value::list(vec![Value::str("x")]), "not a number"),
+    ] {
+        let mut g = (**f).clone();
+        g.insert(key.to_string(), bad);
+        let e = Block::from_value(&Value::Record(g.into())).unwrap_err();
+        assert!(e.message.contains(says), "{key}: {}", e.message);
+    }
+    assert!(Block::from_value(&Value::Num(1.0)).is_err());
 }
