@@ -23,7 +23,7 @@
 //!     clip in Math -> numeric();
 //!     {
 //!         /// a number, or numbers elementwise
-//!         x: Value [numeric()],
+//!         x: Numeric,
 //!         /// lower bound
 //!         lo: f64,
 //!         /// upper bound
@@ -33,7 +33,7 @@
 //! }
 //!
 //! fn clip(p: clip::Params, _: &mut dyn ToolCtx) -> ToolResult {
-//!     map_num(&p.x, |x| x.max(*p.lo).min(*p.hi))
+//!     Ok(p.x.map(|x| x.max(*p.lo).min(*p.hi)))
 //! }
 //! ```
 //!

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use assay_interpreter::{iter_values, Arg, HandleKind, ToolCtx, ToolError, Type, Value};
 
 use crate::core::declare::{tool, ToolResult};
+use crate::core::kinds::Function;
 
 const MAX_RANGE: i64 = 10_000_000;
 
@@ -130,7 +131,7 @@ tool! {
         /// a list or range
         xs: Vec<Value> [Type::Any],
         /// function of one item
-        f: Value [Type::Func],
+        f: Function,
     }
     map
 }
@@ -160,7 +161,7 @@ tool! {
         /// a list or range
         xs: Vec<Value> [Type::Any],
         /// function of one item
-        f: Value [Type::Func],
+        f: Function,
     }
     // The whole list, or under a shard its block as a partial result.
     shard_map
@@ -224,7 +225,7 @@ tool! {
         /// a list, range or data set
         xs: Arg [Type::Any],
         /// predicate of one item, returning true or false
-        f: Value [Type::Func],
+        f: Function,
     }
     filter
 }
@@ -270,7 +271,7 @@ tool! {
         /// a list or range
         xs: Vec<Value> [Type::Any],
         /// function of (accumulator, item)
-        f: Value [Type::Func],
+        f: Function,
         /// starting value
         init: Value,
     }
@@ -508,7 +509,7 @@ tool! {
         /// a list of numbers, strings or lists
         xs: Vec<Value> [Type::Any],
         /// key function of one item
-        by: Arg [Type::Func] = None,
+        by: Option<Function> = None,
         /// descending order
         reverse: bool = false,
     }
@@ -517,13 +518,12 @@ tool! {
 
 fn sort(p: sort::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
     let items = p.xs.clone();
-    let keys: Vec<Value> = match p.by.get() {
-        Value::None => items.clone(),
-        f => {
-            let f = f.clone();
+    let keys: Vec<Value> = match &*p.by {
+        None => items.clone(),
+        Some(f) => {
             let mut ks = Vec::with_capacity(items.len());
             for x in &items {
-                ks.push(ctx.call(&f, vec![x.clone()])?);
+                ks.push(ctx.call(f, vec![x.clone()])?);
             }
             ks
         }

@@ -1,27 +1,11 @@
 //! Elementwise math over numbers, lists of numbers and tensors, and
 //! constructors for tensors.
 
-use assay_interpreter::{to_numbers, to_tensor, Bound, Tensor, ToolError, Type, Value};
+use assay_interpreter::{to_tensor, Tensor, Type, Value};
 use ndarray::ArrayD;
 
 use super::declare::{tool, ToolCtx, ToolResult};
-
-fn numeric() -> Type {
-    Type::OneOf(vec![Type::Num, Type::list(Type::Num), Type::Range, Type::Tensor])
-}
-
-/// Applies `f` to a number, each number of a list or range, or each tensor
-/// element of a parameter's value.
-fn map_num(v: &Bound<Value>, f: impl Fn(f64) -> f64) -> Result<Value, ToolError> {
-    let name = v.name();
-    match &**v {
-        Value::Num(n) => Ok(Value::Num(f(*n))),
-        Value::Tensor(t) => Ok(Value::tensor(t.view().mapv(|x| f(x as f64) as f32))),
-        other => to_numbers(other).map(|xs| Value::nums(xs.into_iter().map(f))).map_err(|what| {
-            ToolError::arg(name, format!("`{name}` must be numbers (a list, range or tensor), {what}"))
-        }),
-    }
-}
+use super::kinds::{numeric, Numeric};
 
 tool! {
     /// Absolute value.
@@ -33,13 +17,13 @@ tool! {
     abs in Math -> numeric();
     {
         /// a number, or numbers elementwise
-        x: Value [numeric()],
+        x: Numeric,
     }
     abs
 }
 
 fn abs(p: abs::Params, _: &mut dyn ToolCtx) -> ToolResult {
-    map_num(&p.x, f64::abs)
+    Ok(p.x.map(f64::abs))
 }
 
 tool! {
@@ -51,13 +35,13 @@ tool! {
     sqrt in Math -> numeric();
     {
         /// a number, or numbers elementwise
-        x: Value [numeric()],
+        x: Numeric,
     }
     sqrt
 }
 
 fn sqrt(p: sqrt::Params, _: &mut dyn ToolCtx) -> ToolResult {
-    map_num(&p.x, f64::sqrt)
+    Ok(p.x.map(f64::sqrt))
 }
 
 tool! {
@@ -69,13 +53,13 @@ tool! {
     exp in Math -> numeric();
     {
         /// a number, or numbers elementwise
-        x: Value [numeric()],
+        x: Numeric,
     }
     exp
 }
 
 fn exp(p: exp::Params, _: &mut dyn ToolCtx) -> ToolResult {
-    map_num(&p.x, f64::exp)
+    Ok(p.x.map(f64::exp))
 }
 
 tool! {
@@ -87,13 +71,13 @@ tool! {
     log in Math -> numeric();
     {
         /// a number, or numbers elementwise
-        x: Value [numeric()],
+        x: Numeric,
     }
     log
 }
 
 fn log(p: log::Params, _: &mut dyn ToolCtx) -> ToolResult {
-    map_num(&p.x, f64::ln)
+    Ok(p.x.map(f64::ln))
 }
 
 tool! {
@@ -106,13 +90,13 @@ tool! {
     floor in Math -> numeric();
     {
         /// a number, or numbers elementwise
-        x: Value [numeric()],
+        x: Numeric,
     }
     floor
 }
 
 fn floor(p: floor::Params, _: &mut dyn ToolCtx) -> ToolResult {
-    map_num(&p.x, f64::floor)
+    Ok(p.x.map(f64::floor))
 }
 
 tool! {
@@ -124,13 +108,13 @@ tool! {
     ceil in Math -> numeric();
     {
         /// a number, or numbers elementwise
-        x: Value [numeric()],
+        x: Numeric,
     }
     ceil
 }
 
 fn ceil(p: ceil::Params, _: &mut dyn ToolCtx) -> ToolResult {
-    map_num(&p.x, f64::ceil)
+    Ok(p.x.map(f64::ceil))
 }
 
 tool! {
@@ -142,13 +126,13 @@ tool! {
     sin in Math -> numeric();
     {
         /// a number, or numbers elementwise
-        x: Value [numeric()],
+        x: Numeric,
     }
     sin
 }
 
 fn sin(p: sin::Params, _: &mut dyn ToolCtx) -> ToolResult {
-    map_num(&p.x, f64::sin)
+    Ok(p.x.map(f64::sin))
 }
 
 tool! {
@@ -160,13 +144,13 @@ tool! {
     cos in Math -> numeric();
     {
         /// a number, or numbers elementwise
-        x: Value [numeric()],
+        x: Numeric,
     }
     cos
 }
 
 fn cos(p: cos::Params, _: &mut dyn ToolCtx) -> ToolResult {
-    map_num(&p.x, f64::cos)
+    Ok(p.x.map(f64::cos))
 }
 
 tool! {
@@ -178,13 +162,13 @@ tool! {
     tanh in Math -> numeric();
     {
         /// a number, or numbers elementwise
-        x: Value [numeric()],
+        x: Numeric,
     }
     tanh
 }
 
 fn tanh(p: tanh::Params, _: &mut dyn ToolCtx) -> ToolResult {
-    map_num(&p.x, f64::tanh)
+    Ok(p.x.map(f64::tanh))
 }
 
 tool! {
@@ -197,13 +181,13 @@ tool! {
     sign in Math -> numeric();
     {
         /// a number, or numbers elementwise
-        x: Value [numeric()],
+        x: Numeric,
     }
     sign
 }
 
 fn sign(p: sign::Params, _: &mut dyn ToolCtx) -> ToolResult {
-    map_num(&p.x, |x| {
+    Ok(p.x.map(|x| {
         if x > 0.0 {
             1.0
         } else if x < 0.0 {
@@ -211,7 +195,7 @@ fn sign(p: sign::Params, _: &mut dyn ToolCtx) -> ToolResult {
         } else {
             0.0
         }
-    })
+    }))
 }
 
 tool! {
@@ -224,7 +208,7 @@ tool! {
     round in Math -> numeric();
     {
         /// a number, or numbers elementwise
-        x: Value [numeric()],
+        x: Numeric,
         /// decimal places to keep
         digits: i64 = 0,
     }
@@ -237,7 +221,7 @@ fn round(p: round::Params, _: &mut dyn ToolCtx) -> ToolResult {
         return Err(p.digits.error(format!("`digits` must be between 0 and 15, found {d}")));
     }
     let m = 10f64.powi(d as i32);
-    map_num(&p.x, |x| (x * m).round() / m)
+    Ok(p.x.map(|x| (x * m).round() / m))
 }
 
 tool! {
@@ -250,7 +234,7 @@ tool! {
     clip in Math -> numeric();
     {
         /// a number, or numbers elementwise
-        x: Value [numeric()],
+        x: Numeric,
         /// lower bound
         lo: f64,
         /// upper bound
@@ -268,7 +252,7 @@ fn clip(p: clip::Params, _: &mut dyn ToolCtx) -> ToolResult {
     if lo > hi {
         return Err(p.lo.error(format!("`lo` ({lo}) is above `hi` ({hi})")));
     }
-    map_num(&p.x, |x| x.clamp(lo, hi))
+    Ok(p.x.map(|x| x.clamp(lo, hi)))
 }
 
 tool! {

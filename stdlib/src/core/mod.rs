@@ -3,6 +3,7 @@
 
 pub(crate) mod declare;
 mod files;
+pub(crate) mod kinds;
 mod lists;
 mod math;
 pub(crate) mod random;

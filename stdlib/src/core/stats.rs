@@ -5,6 +5,7 @@ use assay_interpreter::{iter_values, to_numbers, Bound, ToolError, Type, Value};
 use ndarray::Axis;
 
 use super::declare::{tool, ToolCtx, ToolResult};
+use super::kinds::Numeric;
 
 /// A parameter's numbers, refused if there are none.
 fn nonempty(xs: &Bound<Vec<f64>>) -> Result<&[f64], ToolError> {
@@ -15,10 +16,10 @@ fn nonempty(xs: &Bound<Vec<f64>>) -> Result<&[f64], ToolError> {
 }
 
 /// Reduces a tensor along `axis` with `f`, or everything.
-fn reduce(xs: &Bound<Value>, axis: &Bound<Option<i64>>, f: fn(&[f64]) -> f64) -> Result<Value, ToolError> {
-    let (name, xs) = (xs.name(), &**xs);
+fn reduce(xs: &Bound<Numeric>, axis: &Bound<Option<i64>>, f: fn(&[f64]) -> f64) -> Result<Value, ToolError> {
+    let name = xs.name();
     let (axis_name, axis) = (axis.name(), **axis);
-    if let (Value::Tensor(t), Some(axis)) = (xs, axis) {
+    if let (Numeric::Tensor(t), Some(axis)) = (&**xs, axis) {
         let nd = t.ndim() as i64;
         let ax = if axis < 0 { nd + axis } else { axis };
         if ax < 0 || ax >= nd {
@@ -40,14 +41,12 @@ fn reduce(xs: &Bound<Value>, axis: &Bound<Option<i64>>, f: fn(&[f64]) -> f64) ->
             Value::tensor(out)
         });
     }
-    if axis.is_some() && !matches!(xs, Value::Tensor(_)) {
+    if axis.is_some() && !matches!(**xs, Numeric::Tensor(_)) {
         return Err(
             ToolError::arg(axis_name, "`axis` applies to tensors only").help("make one with tensor([[...], ...])")
         );
     }
-    let numbers = to_numbers(xs)
-        .map_err(|what| ToolError::arg(name, format!("`{name}` must be numbers (a list, range or tensor), {what}")))?;
-    Ok(Value::Num(f(nonempty(&Bound::new(name, numbers))?)))
+    Ok(Value::Num(f(nonempty(&Bound::new(name, xs.numbers()))?)))
 }
 
 fn sum_f(x: &[f64]) -> f64 {
@@ -91,7 +90,7 @@ tool! {
     sum in Statistics -> Type::OneOf(vec![Type::Num, Type::Tensor]);
     {
         /// numbers: a list, range or tensor
-        xs: Value [Type::numbers()],
+        xs: Numeric [Type::numbers()],
         /// for a tensor: reduce along this axis only
         axis: Option<i64> = None,
     }
@@ -111,7 +110,7 @@ tool! {
     mean in Statistics -> Type::OneOf(vec![Type::Num, Type::Tensor]);
     {
         /// numbers: a list, range or tensor
-        xs: Value [Type::numbers()],
+        xs: Numeric [Type::numbers()],
         /// for a tensor: reduce along this axis only
         axis: Option<i64> = None,
     }
@@ -131,7 +130,7 @@ tool! {
     max in Statistics -> Type::OneOf(vec![Type::Num, Type::Tensor]);
     {
         /// numbers: a list, range or tensor
-        xs: Value [Type::numbers()],
+        xs: Numeric [Type::numbers()],
         /// for a tensor: reduce along this axis only
         axis: Option<i64> = None,
     }
@@ -151,7 +150,7 @@ tool! {
     min in Statistics -> Type::OneOf(vec![Type::Num, Type::Tensor]);
     {
         /// numbers: a list, range or tensor
-        xs: Value [Type::numbers()],
+        xs: Numeric [Type::numbers()],
         /// for a tensor: reduce along this axis only
         axis: Option<i64> = None,
     }
@@ -171,7 +170,7 @@ tool! {
     argmax in Statistics -> Type::OneOf(vec![Type::Num, Type::Tensor]);
     {
         /// numbers: a list, range or tensor
-        xs: Value [Type::numbers()],
+        xs: Numeric [Type::numbers()],
         /// for a tensor: reduce along this axis only
         axis: Option<i64> = None,
     }
@@ -191,7 +190,7 @@ tool! {
     argmin in Statistics -> Type::OneOf(vec![Type::Num, Type::Tensor]);
     {
         /// numbers: a list, range or tensor
-        xs: Value [Type::numbers()],
+        xs: Numeric [Type::numbers()],
         /// for a tensor: reduce along this axis only
         axis: Option<i64> = None,
     }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::sync::Arc;
 
-use assay_interpreter::{Arg, Type, Value};
+use assay_interpreter::{Type, Value};
 use ndarray::{ArrayD, IxDyn};
 use ndarray_npy::npy::header::Header;
 use ndarray_npy::{ReadNpyError, ReadNpyExt};
@@ -44,7 +44,7 @@ tool! {
         /// a .npy, .npz or .safetensors file under the allowed roots
         path: String,
         /// the tensor to take from an .npz or .safetensors file
-        name: Arg [Type::Str] = None,
+        name: Option<String> = None,
     }
     load_tensors
 }
@@ -73,24 +73,21 @@ fn load_tensors(p: load_tensors::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
             .error(format!("`{path}` is not a .npy, .npz or .safetensors file"))
             .help("save arrays with numpy.save / numpy.savez or safetensors' save_file"));
     };
-    match (single, p.name.is_none()) {
-        (Some(t), true) => Ok(t),
-        (Some(_), false) => Err(p
+    match (single, p.name.as_deref()) {
+        (Some(t), None) => Ok(t),
+        (Some(_), Some(_)) => Err(p
             .name
             .error("an .npy file holds one tensor, which has no name")
             .help("leave `name` out for .npy files")),
-        (None, true) => Ok(Value::Record(Arc::new(tensors))),
-        (None, false) => {
-            let want = p.name.str()?;
-            tensors.remove(want).ok_or_else(|| {
-                let names: Vec<&str> = tensors.keys().map(|k| k.as_str()).collect();
-                let help = match assay_interpreter::closest(want, names.iter().copied()) {
-                    Some(c) => format!("did you mean `{c}`? the file holds {}", names.join(", ")),
-                    None => format!("the file holds {}", names.join(", ")),
-                };
-                p.name.error(format!("`{path}` has no tensor named `{want}`")).help(help)
-            })
-        }
+        (None, None) => Ok(Value::Record(Arc::new(tensors))),
+        (None, Some(want)) => tensors.remove(want).ok_or_else(|| {
+            let names: Vec<&str> = tensors.keys().map(|k| k.as_str()).collect();
+            let help = match assay_interpreter::closest(want, names.iter().copied()) {
+                Some(c) => format!("did you mean `{c}`? the file holds {}", names.join(", ")),
+                None => format!("the file holds {}", names.join(", ")),
+            };
+            p.name.error(format!("`{path}` has no tensor named `{want}`")).help(help)
+        }),
     }
 }
 

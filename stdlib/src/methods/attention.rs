@@ -3,9 +3,10 @@
 //! (`attention_pattern`), from the blocks `onnx::attention` finds by the
 //! graph's structure.
 
-use assay_interpreter::{Arg, ToolError, Type, Value};
+use assay_interpreter::{ToolError, Type, Value};
 
 use crate::core::declare::{tool, ToolCtx, ToolResult};
+use crate::core::kinds::Inputs;
 use crate::onnx::attention::Block;
 use crate::onnx::blocks::find;
 use crate::onnx::handle::ModelHandle;
@@ -104,19 +105,19 @@ tool! {
         /// a model whose graph has attention
         model: ModelHandle,
         /// one prompt (text) or the inputs of one example
-        inputs: Arg [Type::Any],
+        inputs: Inputs,
         /// the attention block, from 0 in graph order
         layer: usize,
         /// one head (default: all)
-        head: Arg [Type::Num] = None,
+        head: Option<usize> = None,
     }
     attention_pattern
 }
 
 fn attention_pattern(p: attention_pattern::Params, _: &mut dyn ToolCtx) -> ToolResult {
-    let head = &p.head;
+    let (head, head_name) = (*p.head, p.head.name());
     let m = p.model.clone();
-    let inputs = crate::onnx::handle::feeds_value(&m, p.inputs.get(), p.inputs.name())?;
+    let inputs = crate::onnx::handle::feeds(&m, &p.inputs)?;
     if let Some((k, t)) = inputs.iter().find(|(_, t)| t.shape().first() != Some(&1)) {
         return Err(p
             .inputs
@@ -150,12 +151,14 @@ fn attention_pattern(p: attention_pattern::Params, _: &mut dyn ToolCtx) -> ToolR
     };
     let heads: usize = shape[1..shape.len() - 2].iter().product();
     let p = p.into_shape_with_order(vec![heads, t, s]).map_err(|e| ToolError::new(e.to_string()))?;
-    match head.get() {
-        Value::None => Ok(Value::tensor(p)),
-        _ => {
-            let h = head.count()?;
+    match head {
+        None => Ok(Value::tensor(p)),
+        Some(h) => {
             if h >= heads {
-                return Err(head.error(format!("block {layer} has {heads} heads (0 to {}), not {h}", heads - 1)));
+                return Err(ToolError::arg(
+                    head_name,
+                    format!("block {layer} has {heads} heads (0 to {}), not {h}", heads - 1),
+                ));
             }
             Ok(Value::tensor(p.index_axis(ndarray::Axis(0), h).to_owned()))
         }

@@ -14,7 +14,8 @@
 //!   must be linear (gains, biases, reshapes and projections by weights),
 //!   or the tool says where it is not (e.g. BERT's masked-LM head).
 
-use crate::onnx::handle::feeds_value;
+use crate::core::kinds::Inputs;
+use crate::onnx::handle::feeds;
 use assay_interpreter::{Arg, ToolError, Type, Value};
 use ndarray::{ArrayD, Axis, IxDyn};
 
@@ -303,7 +304,7 @@ tool! {
         /// a language model
         model: ModelHandle,
         /// one prompt (text) or the inputs of one example
-        inputs: Arg [Type::Any],
+        inputs: Inputs,
         /// tokens whose logits are attributed: ids, or strings of one token each
         tokens: Arg [Type::Any],
         /// the position read out; negative counts from the end
@@ -314,7 +315,7 @@ tool! {
 
 fn logit_attribution(p: logit_attribution::Params, _: &mut dyn ToolCtx) -> ToolResult {
     let m = p.model.clone();
-    let mut inputs = feeds_value(&m, p.inputs.get(), p.inputs.name())?;
+    let mut inputs = feeds(&m, &p.inputs)?;
     if let Some((k, t)) = inputs.iter().find(|(_, t)| t.shape().first() != Some(&1)) {
         return Err(p
             .inputs

@@ -4,9 +4,10 @@
 //! takes layer L's value, so every later computation is the model's own.
 //! All layers run as one batch, one row per layer.
 
-use crate::onnx::handle::feeds_value;
+use crate::core::kinds::{Inputs, TensorNames};
+use crate::onnx::handle::feeds;
 use crate::onnx::handle::ModelHandle;
-use assay_interpreter::{Arg, ToolError, Type, Value};
+use assay_interpreter::{Arg, Bound, ToolError, Type, Value};
 use ndarray::{ArrayD, Axis};
 
 use crate::core::declare::{tool, ToolCtx, ToolResult};
@@ -33,10 +34,10 @@ tool! {
         /// a language model
         model: ModelHandle,
         /// one prompt (text) or the inputs of one example
-        inputs: Arg [Type::Any],
+        inputs: Inputs,
         /// the residual stream after each layer, in layer order (default:
         /// attention(model).residual)
-        residual: Arg [Type::OneOf(vec![Type::Str, Type::list(Type::Str)])] = None,
+        residual: Option<TensorNames> = None,
         /// the position read out; negative counts from the end
         position: f64 = -1.0,
         /// top tokens per layer
@@ -51,14 +52,16 @@ tool! {
 
 fn logit_lens(p: logit_lens::Params, _: &mut dyn ToolCtx) -> ToolResult {
     let m = p.model.clone();
-    let inputs = feeds_value(&m, p.inputs.get(), p.inputs.name())?;
+    let inputs = feeds(&m, &p.inputs)?;
     if let Some((k, t)) = inputs.iter().find(|(_, t)| t.shape().first() != Some(&1)) {
         return Err(p
             .inputs
             .error(format!("the logit lens reads one example; input `{k}` is {:?}", t.shape()))
             .help("map over prompts: map(prompts, p => logit_lens(model, p))"));
     }
-    let layers = if p.residual.is_none() {
+    let layers = if let Some(residual) = &*p.residual {
+        select_names(&m, &Bound::new(p.residual.name(), residual.clone()))?
+    } else {
         let blocks = crate::onnx::blocks::find(&m).map_err(|e| {
             p.residual
                 .error(format!("no residual stream given, and none found: {e}"))
@@ -74,8 +77,6 @@ fn logit_lens(p: logit_lens::Params, _: &mut dyn ToolCtx) -> ToolResult {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?
-    } else {
-        select_names(&m, &p.residual)?
     };
     let output = p.output.clone();
     if !m.outputs.iter().any(|p| p.name == output) {

@@ -3,10 +3,11 @@
 //! or [N, T, V] (the last position of each row is read) and returns a
 //! number for one row, or one number per row.
 
-use assay_interpreter::{Arg, Name, Tensor, ToolError, Type, Value};
+use assay_interpreter::{Bound, Name, Tensor, ToolError, Type, Value};
 use ndarray::{Array2, ArrayD, Axis, Ix2};
 
 use crate::core::declare::{tool, ToolCtx, ToolResult};
+use crate::core::kinds::TokenIds;
 
 /// The one rule for what a metric returns, in every tool that calls one: a
 /// finite number (a NaN or an infinity would poison every comparison and
@@ -23,8 +24,8 @@ pub(crate) fn metric_number(v: Value, arg: Name) -> Result<f64, ToolError> {
 }
 
 /// Logits as [rows, V]: [V] is one row; [N, T, V] keeps the last position.
-pub fn rows(x: &Arg) -> Result<Array2<f32>, ToolError> {
-    let t = x.tensor()?;
+pub(crate) fn rows(x: &Bound<Tensor>) -> Result<Array2<f32>, ToolError> {
+    let t: &Tensor = x;
     let t: ArrayD<f32> = match t.ndim() {
         1 => t.to_array().insert_axis(Axis(0)),
         2 => t.to_array(),
@@ -58,8 +59,8 @@ fn per_row(xs: Vec<f64>) -> Value {
 }
 
 /// Token ids, one for every row (a single id applies to all rows).
-fn ids(x: &Arg, rows: usize, vocab: usize) -> Result<Vec<usize>, ToolError> {
-    let v = x.numbers()?;
+fn ids(x: &Bound<TokenIds>, rows: usize, vocab: usize) -> Result<Vec<usize>, ToolError> {
+    let v = x.0.clone();
     let v = if v.len() == 1 { vec![v[0]; rows] } else { v };
     if v.len() != rows {
         return Err(x.error(format!("give one token id, or one per row ({rows}), not {}", v.len())));
@@ -118,11 +119,11 @@ tool! {
     logit_diff in Metrics -> Type::OneOf(vec![Type::Num, Type::list(Type::Num)]);
     {
         /// [V], [N, V] or [N, T, V]
-        logits: Arg [Type::Tensor],
+        logits: Tensor,
         /// token id(s) counted positively
-        a: Arg [Type::OneOf(vec![Type::Num, Type::list(Type::Num)])],
+        a: TokenIds,
         /// token id(s) counted negatively
-        b: Arg [Type::OneOf(vec![Type::Num, Type::list(Type::Num)])],
+        b: TokenIds,
     }
     logit_diff
 }
@@ -143,9 +144,9 @@ tool! {
     prob in Metrics -> Type::OneOf(vec![Type::Num, Type::list(Type::Num)]);
     {
         /// [V], [N, V] or [N, T, V]
-        logits: Arg [Type::Tensor],
+        logits: Tensor,
         /// token id, one for all rows or one per row
-        token: Arg [Type::OneOf(vec![Type::Num, Type::list(Type::Num)])],
+        token: TokenIds,
     }
     prob
 }
@@ -176,9 +177,9 @@ tool! {
     kl in Metrics -> Type::OneOf(vec![Type::Num, Type::list(Type::Num)]);
     {
         /// reference logits
-        p: Arg [Type::Tensor],
+        p: Tensor,
         /// logits compared with it (same shape)
-        q: Arg [Type::Tensor],
+        q: Tensor,
     }
     kl
 }
@@ -209,9 +210,9 @@ tool! {
     accuracy in Metrics -> Type::Num;
     {
         /// [V], [N, V] or [N, T, V]
-        logits: Arg [Type::Tensor],
+        logits: Tensor,
         /// target token id(s), one per row
-        targets: Arg [Type::OneOf(vec![Type::Num, Type::list(Type::Num)])],
+        targets: TokenIds,
     }
     accuracy
 }

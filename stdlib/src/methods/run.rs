@@ -4,15 +4,16 @@
 
 use std::sync::Arc;
 
-use assay_interpreter::{to_tensor, Arg, Name, Tensor, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{to_tensor, Name, Tensor, ToolCtx, ToolError, Type, Value};
 use ndarray::ArrayD;
 use sha2::{Digest, Sha256};
 
 use crate::core::declare::{tool, ToolResult};
+use crate::core::kinds::{Inputs, TensorNames};
 use crate::onnx::error::ModelError;
 use crate::onnx::graph;
 use crate::onnx::handle::{
-    batched, changes_shape, each_batch, feeds_value, known_tensor, misshapen, model_type, outputs_record, port_value,
+    batched, changes_shape, each_batch, feeds, known_tensor, misshapen, model_type, outputs_record, port_value,
     select_names, ModelHandle,
 };
 use crate::onnx::model::{Card, Model};
@@ -89,7 +90,7 @@ tool! {
         /// a model from onnx()
         model: ModelHandle,
         /// a record {input_name: tensor}, or one tensor if the model has one input
-        inputs: Arg [Type::Any],
+        inputs: Inputs,
         /// run this many rows at a time (0: all at once)
         batch: usize = 0,
     }
@@ -98,7 +99,7 @@ tool! {
 
 fn run(p: run::Params, _: &mut dyn ToolCtx) -> ToolResult {
     let m = p.model.clone();
-    let f = feeds_value(&m, p.inputs.get(), p.inputs.name())?;
+    let f = feeds(&m, &p.inputs)?;
     let want = m.output_names();
     let batch = *p.batch;
     batched(f, p.inputs.name(), batch, |chunk| {
@@ -131,9 +132,9 @@ tool! {
         /// a model from onnx()
         model: ModelHandle,
         /// a record {input_name: tensor}, or one tensor
-        inputs: Arg [Type::Any],
+        inputs: Inputs,
         /// tensor names or globs
-        tensors: Arg [Type::OneOf(vec![Type::Str, Type::list(Type::Str)])],
+        tensors: TensorNames,
         /// run this many rows at a time (0: all at once)
         batch: usize = 0,
         /// stream each tensor to an .npy file in the run folder instead of returning it
@@ -144,7 +145,7 @@ tool! {
 
 fn capture(p: capture::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
     let m = p.model.clone();
-    let f = feeds_value(&m, p.inputs.get(), p.inputs.name())?;
+    let f = feeds(&m, &p.inputs)?;
     let names = select_names(&m, &p.tensors)?;
     let batch = *p.batch;
     if *p.to_disk {
@@ -276,7 +277,7 @@ tool! {
         /// a model from onnx()
         model: ModelHandle,
         /// a record {input_name: tensor}, or one tensor
-        inputs: Arg [Type::Any],
+        inputs: Inputs,
         /// the tensor to patch
         tensor: String,
         /// the replacement, a tensor of the tensor's shape (or broadcastable)
@@ -289,7 +290,7 @@ tool! {
 
 fn patch(p: patch::Params, _: &mut dyn ToolCtx) -> ToolResult {
     let m = p.model.clone();
-    let f = feeds_value(&m, p.inputs.get(), p.inputs.name())?;
+    let f = feeds(&m, &p.inputs)?;
     let t = p.tensor.clone();
     let value = to_tensor(&p.value).map_err(|e| p.value.error(e))?.to_array();
     let mask = to_tensor(&p.mask).map_err(|e| p.mask.error(e))?.to_array();

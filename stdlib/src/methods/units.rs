@@ -7,11 +7,12 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use crate::onnx::handle::feeds_value;
-use assay_interpreter::{Arg, Bound, Handle, HandleKind, Name, ToolError, Type, Value};
+use crate::core::kinds::Inputs;
+use crate::onnx::handle::feeds;
+use assay_interpreter::{Arg, Args, Bound, Handle, HandleKind, Name, ToolError, Type, Value};
 use ndarray::{concatenate, ArrayD, Axis, Ix3, Ix4, Slice};
 
-use crate::core::declare::{tool, ToolCtx, ToolResult};
+use crate::core::declare::{bound_by_name, tool, Param, ToolCtx, ToolResult};
 use crate::onnx::error::ModelError;
 use crate::onnx::handle::ModelHandle;
 use crate::onnx::model::Model;
@@ -86,11 +87,18 @@ impl Handle for Unit {
     }
 }
 
-fn reduce_of(x: &Arg) -> Result<Reduce, ToolError> {
-    match x.str()? {
-        "max" => Ok(Reduce::Max),
-        "mean" => Ok(Reduce::Mean),
-        other => Err(x.error(format!("`reduce` is \"max\" or \"mean\", found \"{other}\""))),
+/// How a channel is reduced over space, as a parameter: "max" or "mean".
+impl Param for Reduce {
+    bound_by_name!();
+    fn ty() -> Type {
+        Type::Str
+    }
+    fn read(a: &Args, name: &'static str) -> Result<Self, ToolError> {
+        match a.str(name)? {
+            "max" => Ok(Reduce::Max),
+            "mean" => Ok(Reduce::Mean),
+            other => Err(a.arg(name).error(format!("`{name}` is \"max\" or \"mean\", found \"{other}\""))),
+        }
     }
 }
 
@@ -112,17 +120,17 @@ tool! {
         /// the tensor's name (see inspect)
         tensor: String,
         /// channel index
-        channel: Arg [Type::Num] = None,
+        channel: Option<usize> = None,
         /// feature index
-        neuron: Arg [Type::Num] = None,
+        neuron: Option<usize> = None,
         /// attention head index
-        head: Arg [Type::Num] = None,
+        head: Option<usize> = None,
         /// "max" or "mean" over space, for channels
-        reduce: Arg [Type::Str] = "max",
+        reduce: Reduce = "max",
         /// token positions, for neurons
-        positions: Arg [Type::list(Type::Num)] = None,
+        positions: Option<Vec<f64>> = None,
         /// number of heads, when heads are packed in the last dimension
-        heads: Arg [Type::Num] = None,
+        heads: Option<usize> = None,
     }
     unit
 }
@@ -131,23 +139,16 @@ fn unit(p: unit::Params, _: &mut dyn ToolCtx) -> ToolResult {
     let model = p.model.clone();
     let tensor = p.tensor.clone();
     crate::onnx::handle::known_tensor(&model, &tensor, p.tensor.name())?;
-    let given = [&p.channel, &p.neuron, &p.head].iter().filter(|x| !x.is_none()).count();
-    if given != 1 {
-        return Err(ToolError::new("give exactly one of `channel`, `neuron` or `head`")
-            .help("e.g. unit(net, \"/_blocks.15/Relu6_output_0\", channel: 42)"));
-    }
-    let select = if !p.channel.is_none() {
-        Select::Channel(Some(p.channel.count()?), reduce_of(&p.reduce)?)
-    } else if !p.neuron.is_none() {
-        let positions = if p.positions.is_none() {
-            None
-        } else {
-            Some(p.positions.numbers()?.into_iter().map(|p| p as i64).collect())
-        };
-        Select::Neuron(p.neuron.count()?, positions)
-    } else {
-        let heads = if p.heads.is_none() { None } else { Some(p.heads.count()?) };
-        Select::Head(p.head.count()?, heads)
+    let select = match (*p.channel, *p.neuron, *p.head) {
+        (Some(c), None, None) => Select::Channel(Some(c), *p.reduce),
+        (None, Some(n), None) => {
+            Select::Neuron(n, p.positions.as_ref().map(|ps| ps.iter().map(|p| *p as i64).collect()))
+        }
+        (None, None, Some(h)) => Select::Head(h, *p.heads),
+        _ => {
+            return Err(ToolError::new("give exactly one of `channel`, `neuron` or `head`")
+                .help("e.g. unit(net, \"/_blocks.15/Relu6_output_0\", channel: 42)"))
+        }
     };
     Ok(Value::Handle(Arc::new(Unit { model, tensor, select })))
 }
@@ -168,7 +169,7 @@ tool! {
         /// the tensor's name
         tensor: String,
         /// "max" or "mean"
-        reduce: Arg [Type::Str] = "max",
+        reduce: Reduce = "max",
     }
     layer
 }
@@ -177,7 +178,7 @@ fn layer(p: layer::Params, _: &mut dyn ToolCtx) -> ToolResult {
     let model = p.model.clone();
     let tensor = p.tensor.clone();
     crate::onnx::handle::known_tensor(&model, &tensor, p.tensor.name())?;
-    Ok(Value::Handle(Arc::new(Unit { model, tensor, select: Select::Channel(None, reduce_of(&p.reduce)?) })))
+    Ok(Value::Handle(Arc::new(Unit { model, tensor, select: Select::Channel(None, *p.reduce) })))
 }
 
 pub(crate) fn unit_of(x: &Arg) -> Result<&Unit, ToolError> {
@@ -525,7 +526,7 @@ tool! {
         /// a unit or layer
         unit: Arg [Type::Handle(HandleKind::Unit)],
         /// a record {input_name: tensor}, or one tensor; rows along the first axis
-        inputs: Value,
+        inputs: Inputs,
         /// rows per run
         batch: usize = 32,
         /// on images: darken where the map is below this fraction of its maximum
@@ -536,7 +537,7 @@ tool! {
 
 fn activations(p: activations::Params, _: &mut dyn ToolCtx) -> ToolResult {
     let u = unit_of(&p.unit)?;
-    let is_images = match &*p.inputs {
+    let is_images = match &**p.inputs {
         Value::Image(_) => true,
         Value::List(items) => !items.is_empty() && items.iter().all(|v| matches!(v, Value::Image(_))),
         _ => false,
@@ -547,7 +548,7 @@ fn activations(p: activations::Params, _: &mut dyn ToolCtx) -> ToolResult {
     // Text, for a unit of a model with a tokenizer: per text, its values
     // token by token beside the tokens (each text alone).
     if u.model.card.tokenizer.is_some() {
-        match &*p.inputs {
+        match &**p.inputs {
             Value::Str(t) => return on_text(u, t).map_err(|e| e.blame(p.inputs.name())),
             Value::List(items) if !items.is_empty() && items.iter().all(|v| matches!(v, Value::Str(_))) => {
                 let out: Result<Vec<Value>, UnitError> = items.iter().map(|v| on_text(u, &v.to_text())).collect();
@@ -556,7 +557,7 @@ fn activations(p: activations::Params, _: &mut dyn ToolCtx) -> ToolResult {
             _ => {}
         }
     }
-    let all = feeds_value(&u.model, &p.inputs, p.inputs.name())?;
+    let all = feeds(&u.model, &p.inputs)?;
     let batch = p.batch.max(1);
     let n = all.first().map(|(_, t)| t.shape().first().copied().unwrap_or(1)).unwrap_or(0);
     if all.iter().any(|(_, t)| t.shape().first().copied().unwrap_or(1) != n) {
@@ -579,8 +580,8 @@ fn activations(p: activations::Params, _: &mut dyn ToolCtx) -> ToolResult {
 }
 /// A unit called on images: per image, its activation (the channel's
 /// spatial max) and a masked copy of the crop the model saw.
-fn on_images(u: &Unit, (unit, inputs): (Name, &Bound<Value>), threshold: f32) -> Result<Value, ToolError> {
-    let images: Vec<Arc<assay_interpreter::Image>> = match &**inputs {
+fn on_images(u: &Unit, (unit, inputs): (Name, &Bound<Inputs>), threshold: f32) -> Result<Value, ToolError> {
+    let images: Vec<Arc<assay_interpreter::Image>> = match &***inputs {
         Value::Image(i) => vec![i.clone()],
         Value::List(items) => {
             items.iter().filter_map(|v| if let Value::Image(i) = v { Some(i.clone()) } else { None }).collect()

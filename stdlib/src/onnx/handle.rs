@@ -8,10 +8,11 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use assay_interpreter::{to_tensor, Arg, Args, Handle, HandleKind, Name, Tensor, ToolError, Type, Value};
+use assay_interpreter::{to_tensor, Args, Bound, Handle, HandleKind, Name, Tensor, ToolError, Type, Value};
 use ndarray::ArrayD;
 
 use crate::core::declare::Param;
+use crate::core::kinds::{Inputs, TensorNames};
 use crate::onnx::error::ModelError;
 use crate::onnx::graph;
 use crate::onnx::model::{Card, Model, Port};
@@ -123,6 +124,11 @@ pub fn text_feeds(model: &ModelHandle, text: &str) -> Result<Vec<(String, ArrayD
 
 /// Model inputs from a value (text, a tensor, a record of tensors); errors
 /// point at argument `i`.
+/// The feeds of a model-inputs parameter, blamed on it.
+pub(crate) fn feeds(model: &ModelHandle, x: &Bound<Inputs>) -> Result<Vec<(String, ArrayD<f32>)>, ToolError> {
+    feeds_value(model, x, x.name())
+}
+
 pub fn feeds_value(model: &ModelHandle, value: &Value, i: Name) -> Result<Vec<(String, ArrayD<f32>)>, ToolError> {
     let as_tensor = |v: &Value, what: &str| -> Result<ArrayD<f32>, ToolError> {
         to_tensor(v).map(|t| t.to_array()).map_err(|e| ToolError::arg(i, format!("{what}: {e}")))
@@ -342,24 +348,12 @@ pub(crate) fn outputs_record(out: std::collections::BTreeMap<String, Tensor>) ->
 }
 
 /// Tensor names from a name, a glob, or a list of them.
-pub fn select_names(model: &Model, x: &Arg) -> Result<Vec<String>, ToolError> {
-    let patterns: Vec<String> = match x.get() {
-        Value::Str(s) => vec![s.to_string()],
-        Value::List(items) => items
-            .iter()
-            .map(|v| match v {
-                Value::Str(s) => Ok(s.to_string()),
-                other => Err(x.error(format!("tensor names are strings, found a {}", other.type_name()))),
-            })
-            .collect::<Result<_, _>>()?,
-        other => {
-            return Err(x.error(format!("expected a tensor name or a list of names, found a {}", other.type_name())))
-        }
-    };
+pub(crate) fn select_names(model: &Model, x: &Bound<TensorNames>) -> Result<Vec<String>, ToolError> {
+    let patterns = &x.0;
     let all: Vec<String> =
         model.sites().into_iter().filter(|s| !matches!(s.kind, graph::Kind::Initializer)).map(|s| s.name).collect();
     let mut out = Vec::new();
-    for p in &patterns {
+    for p in patterns {
         let is_glob = p.contains(['*', '?', '[']);
         if is_glob {
             let pat = glob::Pattern::new(p).map_err(|e| x.error(format!("bad pattern `{p}`: {e}")))?;

@@ -158,7 +158,7 @@ tool! {
         /// e.g. "photos/**/*.jpg"
         pattern: String,
         /// a .json or .csv file mapping file names to labels
-        labels: Arg [Type::Str] = None,
+        labels: Option<String> = None,
     }
     images
 }
@@ -182,8 +182,7 @@ fn images(p: images::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
     if items.is_empty() {
         return Err(p.pattern.error(format!("no PNG, JPEG, WebP or SVG file matches `{pattern}`")));
     }
-    if !p.labels.is_none() {
-        let file = p.labels.str()?;
+    if let Some(file) = p.labels.as_deref() {
         let text = ctx.read_file(file).map_err(|e| e.at(p.labels.name()))?;
         let text = String::from_utf8(text).map_err(|_| p.labels.error(format!("{file} is not UTF-8 text")))?;
         let map = parse_labels(file, &text).map_err(|e| p.labels.error(e))?;

@@ -2,26 +2,11 @@
 //! in MAIA. The model is whatever endpoint the person running Assay
 //! configured (see `llm.rs`); without one the tools say how to set it.
 
-use std::sync::Arc;
-
-use assay_interpreter::{Arg, Image, ToolError, Type, Value};
+use assay_interpreter::{ToolError, Type, Value};
 
 use crate::core::declare::{tool, ToolCtx, ToolResult};
+use crate::core::kinds::Images;
 use crate::llm::{image_part, text_part, Endpoint};
-
-fn images_of(x: &Arg) -> Result<Vec<Arc<Image>>, ToolError> {
-    match x.get() {
-        Value::Image(img) => Ok(vec![img.clone()]),
-        Value::List(items) => items
-            .iter()
-            .map(|v| match v {
-                Value::Image(img) => Ok(img.clone()),
-                other => Err(x.error(format!("expected images, found a {}", other.type_name()))),
-            })
-            .collect(),
-        other => Err(x.error(format!("expected an image or a list of images, found a {}", other.type_name()))),
-    }
-}
 
 const DESCRIBE: &str = "Describe the main object or pattern in this image in one short sentence.";
 const SUMMARIZE: &str = "These images all strongly activate the same unit of a vision model. In one short sentence, what do they have in common?";
@@ -38,7 +23,7 @@ tool! {
     describe in Vision -> Type::list(Type::Str), volatile, requires("ASSAY_LLM_URL");
     {
         /// an image or a list of images
-        images: Arg [Type::OneOf(vec![Type::Image, Type::list(Type::Image)])],
+        images: Images,
         /// the instruction sent with each image
         prompt: String = DESCRIBE,
     }
@@ -46,7 +31,7 @@ tool! {
 }
 
 fn describe(p: describe::Params, _: &mut dyn ToolCtx) -> ToolResult {
-    let images = images_of(&p.images)?;
+    let images = p.images.images.clone();
     let prompt = p.prompt.clone();
     let ep = Endpoint::from_env().map_err(ToolError::new)?;
     let mut out = Vec::new();
@@ -68,7 +53,7 @@ tool! {
     summarize in Vision -> Type::Str, volatile, requires("ASSAY_LLM_URL");
     {
         /// the images
-        images: Arg [Type::list(Type::Image)],
+        images: Images [Type::list(Type::Image)],
         /// the instruction sent with the images
         prompt: String = SUMMARIZE,
     }
@@ -76,7 +61,7 @@ tool! {
 }
 
 fn summarize(p: summarize::Params, _: &mut dyn ToolCtx) -> ToolResult {
-    let images = images_of(&p.images)?;
+    let images = p.images.images.clone();
     let ep = Endpoint::from_env().map_err(ToolError::new)?;
     let mut content = vec![text_part(p.prompt.as_str())];
     for img in images {

@@ -5,11 +5,12 @@
 
 use std::sync::Arc;
 
-use assay_interpreter::{Arg, Bound, Image, Name, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Bound, Image, Name, ToolCtx, ToolError, Type, Value};
 use image::RgbaImage;
 use rand::Rng;
 
 use crate::core::declare::{tool, ToolResult};
+use crate::core::kinds::Images;
 
 fn op(name: &str, fields: Vec<(&str, Value)>) -> Value {
     let mut all = vec![("op", Value::str(name))];
@@ -25,10 +26,9 @@ fn from_rgba(img: RgbaImage) -> Image {
     Image::new(img.width(), img.height(), img.into_raw())
 }
 
-fn fraction(x: &Arg, lo: f64, hi: f64) -> Result<f64, ToolError> {
-    let v = x.num()?;
-    within_named(v, x.name(), lo, hi)?;
-    Ok(v)
+fn fraction(x: &Bound<f64>, lo: f64, hi: f64) -> Result<f64, ToolError> {
+    within(x, lo, hi)?;
+    Ok(**x)
 }
 
 /// A bound number, as a value, if it lies in [lo, hi].
@@ -234,7 +234,7 @@ tool! {
     edit in Images -> Type::OneOf(vec![Type::Image, Type::list(Type::Image)]);
     {
         /// an image or a list of images
-        images: Value [Type::OneOf(vec![Type::Image, Type::list(Type::Image)])],
+        images: Images,
         /// an edit, or a list of edits
         op: Value [Type::OneOf(vec![Type::record(), Type::list(Type::record())])],
     }
@@ -253,20 +253,11 @@ fn edit(p: edit::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
         }
         Ok(Value::Image(Arc::new(cur)))
     };
-    match &*p.images {
-        Value::Image(i) => run(i),
-        Value::List(items) => {
-            let mut out = Vec::new();
-            for v in items.iter() {
-                match v {
-                    Value::Image(i) => out.push(run(i)?),
-                    other => return Err(p.images.error(format!("expected images, found a {}", other.type_name()))),
-                }
-            }
-            Ok(Value::list(out))
-        }
-        other => Err(p.images.error(format!("expected an image or a list of images, found a {}", other.type_name()))),
+    let Images { images, one } = &*p.images;
+    if *one {
+        return run(&images[0]);
     }
+    Ok(Value::list(images.iter().map(run).collect::<Result<_, _>>()?))
 }
 
 tool! {
@@ -494,11 +485,11 @@ tool! {
         /// the picture, e.g. item(emoji(), i, background: "none").image
         picture: Value [Type::Image],
         /// centre, fraction of width
-        x: Arg [Type::Num] = 0.5,
+        x: f64 = 0.5,
         /// centre, fraction of height
-        y: Arg [Type::Num] = 0.5,
+        y: f64 = 0.5,
         /// the picture's width as a fraction of the image's
-        scale: Arg [Type::Num] = 0.3,
+        scale: f64 = 0.3,
     }
     paste
 }

@@ -7,6 +7,7 @@ use assay_interpreter::{Arg, Image, ToolError, Type, Value};
 use ndarray::{Array4, ArrayD};
 
 use crate::core::declare::{tool, ToolCtx, ToolResult};
+use crate::core::kinds::Images;
 
 pub mod bench_neurons;
 pub mod data;
@@ -206,7 +207,7 @@ tool! {
     pixels in Images -> Type::Tensor;
     {
         /// an image or a list of images
-        images: Value [Type::OneOf(vec![Type::Image, Type::list(Type::Image)])],
+        images: Images,
         /// output height and width
         size: usize = 224,
         /// short side before cropping
@@ -222,19 +223,7 @@ tool! {
 }
 
 fn pixels(p: pixels::Params, _: &mut dyn ToolCtx) -> ToolResult {
-    let images: Vec<Arc<Image>> = match &*p.images {
-        Value::Image(i) => vec![i.clone()],
-        Value::List(items) => items
-            .iter()
-            .map(|v| match v {
-                Value::Image(i) => Ok(i.clone()),
-                other => Err(p.images.error(format!("expected images, found a {}", other.type_name()))),
-            })
-            .collect::<Result<_, _>>()?,
-        other => {
-            return Err(p.images.error(format!("expected an image or a list of images, found a {}", other.type_name())))
-        }
-    };
+    let images = &p.images.images;
     let size = *p.size;
     let resize = *p.resize;
     if size == 0 || size > 4096 || resize < size || resize > 8192 {
@@ -247,7 +236,7 @@ fn pixels(p: pixels::Params, _: &mut dyn ToolCtx) -> ToolResult {
     let layout = p.layout.as_str();
     let (s, n) = (size, images.len());
     let mut data = Vec::with_capacity(n * 3 * s * s);
-    for img in &images {
+    for img in images {
         data.extend(
             crate::pixels::preprocess(img, resize as u32, size as u32, mean, std).map_err(|e| p.images.error(e))?,
         );

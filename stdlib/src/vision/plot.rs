@@ -318,11 +318,11 @@ tool! {
         /// bins of a histogram
         bins: usize = 20,
         /// a title above the plot
-        title: Arg [Type::Str] = None,
+        title: Option<String> = None,
         /// the horizontal axis's label, e.g. "head" or "key token"
-        x_label: Arg [Type::Str] = None,
+        x_label: Option<String> = None,
         /// the vertical axis's label, e.g. "layer"
-        y_label: Arg [Type::Str] = None,
+        y_label: Option<String> = None,
         /// text under each column (heatmap) or value (bar, line): tokens, or numbers
         x_ticks: Arg [Type::OneOf(vec![Type::list(Type::Any), Type::Range])] = None,
         /// text beside each row of a heatmap: tokens, or numbers
@@ -333,9 +333,8 @@ tool! {
 
 fn plot(p: plot::Params, _: &mut dyn ToolCtx) -> ToolResult {
     let kind = p.kind.as_str();
-    let label = |x: &Arg| x.opt_str().map(|s| s.map(str::to_string));
     let mut labels =
-        Labels { title: label(&p.title)?, x: label(&p.x_label)?, y: label(&p.y_label)?, ..Labels::default() };
+        Labels { title: (*p.title).clone(), x: (*p.x_label).clone(), y: (*p.y_label).clone(), ..Labels::default() };
     let svg = match kind {
         "bar" | "line" | "histogram" => {
             let values = to_numbers(&p.data).map_err(|e| p.data.error(format!("expected numbers: {e}")))?;

@@ -17,9 +17,9 @@
 
 use std::sync::Arc;
 
-use assay_interpreter::{Arg, HandleKind, Image, Name, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Arg, Args, Bound, HandleKind, Image, Name, ToolCtx, ToolError, Type, Value};
 
-use crate::core::declare::{tool, ToolResult};
+use crate::core::declare::{bound_by_name, tool, Param, ToolResult};
 use crate::methods::units::{Reduce, Select, Unit};
 use crate::models::build::{batched, int, ints, string, GraphBuilder};
 use crate::onnx::handle::ModelHandle;
@@ -505,61 +505,85 @@ pub fn auc(pos: &[f64], neg: &[f64]) -> f64 {
     wins / (pos.len() * neg.len()).max(1) as f64
 }
 
-/// The stimuli of argument `i`: images, or texts for a language model's unit.
-enum Stimuli {
+/// What `score` shows a unit, as bound: images or texts (checked), or a
+/// data set whose images the body loads.
+pub(crate) enum Stimuli {
     Images(Vec<Arc<Image>>),
     Texts(Vec<String>),
+    Data(Arg),
 }
 
 /// The most stimuli one side of `score` takes.
 const MAX_STIMULI: usize = 2000;
 
-fn stimuli_of(x: &Arg, ctx: &mut dyn ToolCtx) -> Result<Stimuli, ToolError> {
-    if let Ok(d) = crate::vision::data::dataset_of(x) {
-        if d.items.is_empty() || d.items.len() > MAX_STIMULI {
-            return Err(x
-                .error(format!("a data set of {} items; give 1 to {MAX_STIMULI}", d.items.len()))
-                .help("narrow it with filter(), take() or sample()"));
+impl Param for Stimuli {
+    bound_by_name!();
+    fn ty() -> Type {
+        Type::OneOf(vec![Type::list(Type::Image), Type::list(Type::Str), Type::Handle(HandleKind::Dataset)])
+    }
+    fn read(a: &Args, name: &'static str) -> Result<Self, ToolError> {
+        let x = a.arg(name);
+        if let Ok(d) = crate::vision::data::dataset_of(&x) {
+            if d.items.is_empty() || d.items.len() > MAX_STIMULI {
+                return Err(x
+                    .error(format!("a data set of {} items; give 1 to {MAX_STIMULI}", d.items.len()))
+                    .help("narrow it with filter(), take() or sample()"));
+            }
+            return Ok(Stimuli::Data(x));
         }
-        return (0..d.items.len())
-            .map(|k| d.load(k, ctx).map(Arc::new).map_err(|e| x.error(e)))
-            .collect::<Result<_, _>>()
-            .map(Stimuli::Images);
+        let items = x.items()?;
+        if items.len() > MAX_STIMULI {
+            return Err(x.error(format!("{} stimuli; give at most {MAX_STIMULI}", items.len())));
+        }
+        if items.is_empty() {
+            return Err(x.error("give at least one stimulus"));
+        }
+        match &items[0] {
+            Value::Image(_) => items
+                .into_iter()
+                .map(|v| match v {
+                    Value::Image(img) => Ok(img),
+                    other => Err(x.error(format!("expected images only, found a {} among them", other.type_name()))),
+                })
+                .collect::<Result<_, _>>()
+                .map(Stimuli::Images),
+            Value::Str(_) => items
+                .into_iter()
+                .map(|v| match v {
+                    Value::Str(s) => Ok(s.to_string()),
+                    other => Err(x.error(format!("expected texts only, found a {} among them", other.type_name()))),
+                })
+                .collect::<Result<_, _>>()
+                .map(Stimuli::Texts),
+            other => Err(x
+                .error(format!("expected images or texts, found a {}", other.type_name()))
+                .help("image units take images (svg, emoji, photos); language-model units take strings")),
+        }
     }
-    let items = x.items()?;
-    if items.len() > MAX_STIMULI {
-        return Err(x.error(format!("{} stimuli; give at most {MAX_STIMULI}", items.len())));
-    }
-    if items.is_empty() {
-        return Err(x.error("give at least one stimulus"));
-    }
-    match &items[0] {
-        Value::Image(_) => items
-            .into_iter()
-            .map(|v| match v {
-                Value::Image(img) => Ok(img),
-                other => Err(x.error(format!("expected images only, found a {} among them", other.type_name()))),
-            })
-            .collect::<Result<_, _>>()
-            .map(Stimuli::Images),
-        Value::Str(_) => items
-            .into_iter()
-            .map(|v| match v {
-                Value::Str(s) => Ok(s.to_string()),
-                other => Err(x.error(format!("expected texts only, found a {} among them", other.type_name()))),
-            })
-            .collect::<Result<_, _>>()
-            .map(Stimuli::Texts),
-        other => Err(x
-            .error(format!("expected images or texts, found a {}", other.type_name()))
-            .help("image units take images (svg, emoji, photos); language-model units take strings")),
-    }
+}
+
+/// The stimuli with a data set's images loaded.
+fn loaded(x: &Bound<Stimuli>, ctx: &mut dyn ToolCtx) -> Result<Stimuli, ToolError> {
+    Ok(match &**x {
+        Stimuli::Data(arg) => {
+            let d = crate::vision::data::dataset_of(arg)?;
+            Stimuli::Images(
+                (0..d.items.len())
+                    .map(|k| d.load(k, ctx).map(Arc::new).map_err(|e| x.error(e)))
+                    .collect::<Result<_, _>>()?,
+            )
+        }
+        Stimuli::Images(v) => Stimuli::Images(v.clone()),
+        Stimuli::Texts(v) => Stimuli::Texts(v.clone()),
+    })
 }
 
 fn responses(u: &Unit, s: &Stimuli, i: Name) -> Result<Vec<f64>, ToolError> {
     match s {
         Stimuli::Images(v) => crate::methods::units::image_activations(u, v),
         Stimuli::Texts(v) => crate::methods::units::text_activations(u, v),
+        // Loaded before (`loaded`): a data set's images.
+        Stimuli::Data(_) => return Err(ToolError::arg(i, "the data set was not loaded")),
     }
     .map_err(|e| e.blame(i))
 }
@@ -586,17 +610,17 @@ tool! {
         /// language model
         unit: Arg [Type::Handle(HandleKind::Unit)],
         /// stimuli the description predicts a response to (images, a data set's images, or texts)
-        positives: Arg [Type::OneOf(vec![Type::list(Type::Image), Type::list(Type::Str), Type::Handle(HandleKind::Dataset)])],
+        positives: Stimuli,
         /// stimuli it predicts no response to
-        negatives: Arg [Type::OneOf(vec![Type::list(Type::Image), Type::list(Type::Str), Type::Handle(HandleKind::Dataset)])],
+        negatives: Stimuli,
     }
     score
 }
 
 fn score(p: score::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
     let u = p.unit.handle::<Unit>("a unit (from synthetic() or unit())")?;
-    let pos = stimuli_of(&p.positives, ctx)?;
-    let neg = stimuli_of(&p.negatives, ctx)?;
+    let pos = loaded(&p.positives, ctx)?;
+    let neg = loaded(&p.negatives, ctx)?;
     if matches!((&pos, &neg), (Stimuli::Images(_), Stimuli::Texts(_)) | (Stimuli::Texts(_), Stimuli::Images(_))) {
         return Err(p
             .negatives

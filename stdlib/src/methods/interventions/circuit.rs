@@ -2,6 +2,7 @@
 //! components live, against the full model and random circuits of its size.
 
 use super::*;
+use crate::core::kinds::{Function, TensorNames};
 use crate::onnx::handle::ModelHandle;
 
 tool! {
@@ -30,13 +31,13 @@ tool! {
         /// the circuit: [tensor index, part] pairs
         keep: Arg [Type::list(Type::list(Type::Num))],
         /// the components' tensors (names or globs)
-        tensors: Arg [Type::OneOf(vec![Type::Str, Type::list(Type::Str)])],
+        tensors: TensorNames,
         /// (outputs, prompt) => number, above 0 when right
-        metric: Value [Type::Func],
+        metric: Function,
         /// slices per tensor (e.g. heads per layer)
         parts: usize = 1,
         /// prompt => model inputs (default: the prompt itself)
-        input: Arg [Type::Func] = None,
+        input: Option<Function> = None,
         /// inputs whose means replace ablated components
         reference: Arg [Type::list(Type::Any)] = None,
         /// random circuits of the same size to compare with
@@ -54,7 +55,7 @@ fn circuit(p: circuit::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
     let names = select_names(&m, &p.tensors)?;
     let metric = p.metric.clone();
     let parts = p.parts.max(1);
-    let input_fn = if p.input.is_none() { None } else { Some(p.input.func()?.clone()) };
+    let input_fn = p.input.clone();
     let n_random = *p.random;
     let mut inputs = Vec::new();
     for prompt in &prompts {

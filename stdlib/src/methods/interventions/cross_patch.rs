@@ -2,7 +2,9 @@
 //! patched into another model's run.
 
 use super::*;
-use crate::onnx::handle::ModelHandle;
+use crate::core::kinds::{Inputs, TensorNames};
+use crate::onnx::handle::{feeds, ModelHandle};
+use assay_interpreter::Bound;
 
 tool! {
     /// Cross-model activation patching (CMAP): runs `donor` on `donor_inputs` (default: `inputs`),
@@ -26,11 +28,11 @@ tool! {
         /// the model the activations come from (same architecture)
         donor: ModelHandle,
         /// the inputs of `model`'s run
-        inputs: Value,
+        inputs: Inputs,
         /// tensor names or globs
-        tensors: Arg [Type::OneOf(vec![Type::Str, Type::list(Type::Str)])],
+        tensors: TensorNames,
         /// the donor's inputs (default: the same)
-        donor_inputs: Arg [Type::Any] = None,
+        donor_inputs: Option<Inputs> = None,
         /// slices per tensor along its last axis
         parts: usize = 1,
         /// [tensor index, part] slices to patch (default: all)
@@ -42,11 +44,10 @@ tool! {
 fn cross_patch(p: cross_patch::Params, _: &mut dyn ToolCtx) -> ToolResult {
     let m = p.model.clone();
     let donor = p.donor.clone();
-    let inputs = feeds_value(&m, &p.inputs, p.inputs.name())?;
-    let donor_inputs = if p.donor_inputs.is_none() {
-        feeds_value(&donor, &p.inputs, p.inputs.name())?
-    } else {
-        feeds_value(&donor, p.donor_inputs.get(), p.donor_inputs.name())?
+    let inputs = feeds(&m, &p.inputs)?;
+    let donor_inputs = match &*p.donor_inputs {
+        None => feeds(&donor, &p.inputs)?,
+        Some(d) => feeds(&donor, &Bound::new(p.donor_inputs.name(), d.clone()))?,
     };
     for (arg, feeds) in [(p.inputs.name(), &inputs), (p.donor_inputs.name(), &donor_inputs)] {
         if let Some((k, t)) = feeds.iter().find(|(_, t)| t.shape().first().is_some_and(|n| *n != 1)) {

@@ -2,6 +2,7 @@
 //! learnt by SPSA so that patching them moves the metric.
 
 use super::*;
+use crate::core::kinds::{Function, TensorNames};
 use crate::methods::sweep::Component;
 use crate::onnx::handle::ModelHandle;
 
@@ -35,9 +36,9 @@ tool! {
         /// training pairs {target, source, ...} (inputs; other fields go to the metric)
         pairs: Arg [Type::list(Type::record())],
         /// the components' tensors (names or globs)
-        tensors: Arg [Type::OneOf(vec![Type::Str, Type::list(Type::Str)])],
+        tensors: TensorNames,
         /// (outputs, pair) => number to maximise
-        metric: Value [Type::Func],
+        metric: Function,
         /// slices per tensor
         parts: usize = 1,
         /// pairs to evaluate the rounded mask on
@@ -65,11 +66,11 @@ fn dcm(p: dcm::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
     if !(eps > 0.0 && eps <= 0.5) {
         return Err(p.perturb.error("`perturb` must be above 0 and at most 0.5"));
     }
-    let train = load_pairs(&m, &names, &p.pairs, &p.tensors)?;
+    let train = load_pairs(&m, &names, &p.pairs, p.tensors.name())?;
     if train.is_empty() {
         return Err(p.pairs.error("give at least one pair"));
     }
-    let heldout = if p.heldout.is_none() { Vec::new() } else { load_pairs(&m, &names, &p.heldout, &p.tensors)? };
+    let heldout = if p.heldout.is_none() { Vec::new() } else { load_pairs(&m, &names, &p.heldout, p.tensors.name())? };
     let comps = split(&names, &train[0].source, parts, p.parts.name())?;
     let task = Masking { p: &p, m: &m, comps: &comps, want: m.output_names() };
     let (w, history) = task.train(ctx, &train)?;
@@ -101,7 +102,7 @@ struct Pair {
 }
 
 /// The pairs of `x`, each with its source run captured at `names`.
-fn load_pairs(m: &ModelHandle, names: &[String], x: &Arg, tensors: &Arg) -> Result<Vec<Pair>, ToolError> {
+fn load_pairs(m: &ModelHandle, names: &[String], x: &Arg, tensors: Name) -> Result<Vec<Pair>, ToolError> {
     let mut out = Vec::new();
     for (k, pair) in x.items()?.into_iter().enumerate() {
         let Value::Record(r) = &pair else {
@@ -119,7 +120,7 @@ fn load_pairs(m: &ModelHandle, names: &[String], x: &Arg, tensors: &Arg) -> Resu
                     .help("for text, choose pairs with the same number of tokens"));
             }
         }
-        let source = m.capture(source_in, names).map_err(|e| m.blame(e, x.name(), tensors.name()))?;
+        let source = m.capture(source_in, names).map_err(|e| m.blame(e, x.name(), tensors))?;
         out.push(Pair { record: pair.clone(), target, source });
     }
     Ok(out)

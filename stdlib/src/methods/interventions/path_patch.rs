@@ -2,6 +2,7 @@
 //! only, everything else frozen at the target run.
 
 use super::*;
+use crate::core::kinds::{Function, Inputs, TensorNames};
 use crate::onnx::handle::ModelHandle;
 
 tool! {
@@ -26,19 +27,19 @@ tool! {
         /// a model
         model: ModelHandle,
         /// the run to patch into (one example)
-        target: Value,
+        target: Inputs,
         /// the run the sender's value comes from
-        source: Value,
+        source: Inputs,
         /// the components' tensors (names or globs), e.g. every layer's heads
-        tensors: Arg [Type::OneOf(vec![Type::Str, Type::list(Type::Str)])],
+        tensors: TensorNames,
         /// [tensor index, part] of the sender
         sender: Vec<f64>,
         /// outputs => number
-        metric: Value [Type::Func],
+        metric: Function,
         /// slices per tensor (e.g. heads per layer)
         parts: usize = 1,
         /// "logits", or receiver tensor names or globs
-        receivers: Arg [Type::Any] = "logits",
+        receivers: TensorNames [Type::Any] = "logits",
         /// slices per receiver tensor
         receiver_parts: usize = 1,
         /// [receiver tensor index, part] slices (default: all)
@@ -84,7 +85,7 @@ fn path_patch(p: path_patch::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
     let clean = score(ctx, &clean_out)?;
     let source_out = m.run_plain(source, &want).map_err(|e| m.blame(e, p.source.name(), p.tensors.name()))?;
     let source_score = score(ctx, &source_out)?;
-    let direct = matches!(p.receivers.get(), Value::Str(r) if r.as_ref() == "logits");
+    let direct = matches!(&p.receivers.0[..], [r] if r == "logits");
     let patched = if direct {
         let out = run_mixed(&m, &target, &frozen, &comps, &[all], None, Want::outputs(&want))
             .map_err(|e| m.blame(e, p.target.name(), p.tensors.name()))?;

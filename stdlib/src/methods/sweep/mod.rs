@@ -5,7 +5,8 @@
 //! run, at chosen positions. A sweep over hundreds of heads is a handful of
 //! runs, not hundreds.
 
-use crate::onnx::handle::feeds_value;
+use crate::core::kinds::{Function, Inputs, TensorNames};
+use crate::onnx::handle::feeds;
 use assay_interpreter::{Arg, ToolCtx, ToolError, Type, Value};
 use ndarray::ArrayD;
 use std::collections::BTreeMap;
@@ -46,13 +47,13 @@ tool! {
         /// a model
         model: ModelHandle,
         /// the run to patch into: text, or inputs as for run()
-        target: Value,
+        target: Inputs,
         /// the run to take activations from (same shapes)
-        source: Arg [Type::Any],
+        source: Inputs,
         /// tensor names or globs
-        tensors: Arg [Type::OneOf(vec![Type::Str, Type::list(Type::Str)])],
+        tensors: TensorNames,
         /// outputs => number, e.g. a logit difference
-        metric: Value [Type::Func],
+        metric: Function,
         /// slices per tensor along its last axis
         parts: usize = 1,
         /// token positions to patch (negative from the end)
@@ -71,8 +72,8 @@ fn patch_sweep(p: patch_sweep::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
         return sweep_pairs(&p, ctx, pairs);
     }
     let m = p.model.clone();
-    let target = feeds_value(&m, &p.target, p.target.name())?;
-    let source = feeds_value(&m, p.source.get(), p.source.name())?;
+    let target = feeds(&m, &p.target)?;
+    let source = feeds(&m, &p.source)?;
     if target.iter().any(|(_, t)| t.shape().first() != Some(&1))
         || source.iter().any(|(_, t)| t.shape().first() != Some(&1))
     {

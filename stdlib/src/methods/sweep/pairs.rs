@@ -2,7 +2,7 @@
 //! one left-padded batch.
 
 use super::*;
-use crate::onnx::handle::feeds_value;
+use crate::onnx::handle::feeds;
 use assay_interpreter::{ToolCtx, ToolError, Value};
 use ndarray::{ArrayD, Axis, Slice};
 
@@ -16,7 +16,7 @@ pub(super) fn sweep_pairs(p: &patch_sweep::Params, ctx: &mut dyn ToolCtx, pairs:
     let Padded { target, source, len, pad } = padded_pairs(p, ctx, pairs)?;
     let names = crate::onnx::handle::select_names(&m, &p.tensors)?;
     let metric = p.metric.clone();
-    if let Value::Func(assay_interpreter::Func::Script(c)) = &metric {
+    if let Value::Func(assay_interpreter::Func::Script(c)) = &*metric {
         if c.def.params.len() < 2 {
             return Err(p
                 .metric
@@ -122,7 +122,7 @@ struct Padded {
 
 fn padded_pairs(p: &patch_sweep::Params, ctx: &mut dyn ToolCtx, pairs: usize) -> Result<Padded, ToolError> {
     let m = p.model.clone();
-    if texts(p.source.get()) != Some(pairs) {
+    if texts(&p.source) != Some(pairs) {
         return Err(p.source.error(format!("{pairs} targets need {pairs} sources, as a list of texts")));
     }
     if !m.pads_left() {
@@ -137,8 +137,8 @@ fn padded_pairs(p: &patch_sweep::Params, ctx: &mut dyn ToolCtx, pairs: usize) ->
             .error("a sweep over several prompt pairs is not sharded yet")
             .help("shard over the pairs instead: shard_map(pairs, p => patch_sweep(model, p.target, p.source, ...))"));
     }
-    let target = feeds_value(&m, &p.target, p.target.name())?;
-    let source = feeds_value(&m, p.source.get(), p.source.name())?;
+    let target = feeds(&m, &p.target)?;
+    let source = feeds(&m, &p.source)?;
     let mask_of = |f: &[(String, ArrayD<f32>)]| f.iter().find(|(k, _)| k == "attention_mask").map(|(_, v)| v.clone());
     let ids = |f: &[(String, ArrayD<f32>)]| f.iter().find(|(k, _)| k == "input_ids").map(|(_, v)| v.clone());
     let (Some(tid), Some(sid)) = (ids(&target), ids(&source)) else {
