@@ -99,9 +99,9 @@ const LANGUAGE_BRIEF: &str = r#"## The language in brief
 - Functions: `fn f(x, k = 2) { return x * k }`; lambdas `x => x * 2`, `(a, b) => a + b`. Calls are positional, then named: `top_k(xs, 3, largest: false)`. `xs.f(a)` means `f(xs, a)`. Tools are values: `map(xs, abs)`.
 - Operators: `+ - * / % **`, `== != < <= > >=`, `and or not`, `x in xs`. `+` joins strings and lists. Indexing from 0, negative from the end, `xs[1..3]` slices.
 - Experiment statements: `show "title", value` (to the report and back to you), `record "name", value` (the result; each name once, interpolate in loops: `record "y at {x}", y`), `assert cond, "message"` (a claim; failing is a result, not a crash), `seed N` (first line; all randomness derives from it).
-- A black box bound by the task is called like a module function: `box.f(3.5)`.
-- Feedback shows lists' first 20 items (slice to see more: `xs[20..40]`), cuts long output with a note, rounds numbers to 10 digits.
-- Scripts read only their allowed folders, never the network; each run has memory and time budgets.
+- A task's black box is called as `box.f(3.5)`.
+- Feedback shows lists' first 20 items (slice for more: `xs[20..40]`) and numbers to 10 digits; long output is cut.
+- Scripts read only their allowed folders (no network), within memory and time budgets.
 "#;
 
 /// Which investigation a guide is for: the tools that fit it and its

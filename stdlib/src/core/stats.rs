@@ -55,6 +55,9 @@ fn sum_f(x: &[f64]) -> f64 {
 fn mean_f(x: &[f64]) -> f64 {
     x.iter().sum::<f64>() / x.len() as f64
 }
+fn norm_f(x: &[f64]) -> f64 {
+    x.iter().map(|v| v * v).sum::<f64>().sqrt()
+}
 fn max_f(x: &[f64]) -> f64 {
     x.iter().copied().fold(f64::NEG_INFINITY, f64::max)
 }
@@ -119,6 +122,28 @@ tool! {
 
 fn mean(p: mean::Params, _: &mut dyn ToolCtx) -> ToolResult {
     reduce(&p.xs, &p.axis, mean_f)
+}
+
+tool! {
+    /// Euclidean (L2) norm. Of all the numbers, or of each lane along `axis` of a tensor (every
+    /// token's activation norm: `norm(acts, axis: -1)`).
+    ///
+    /// ```assay
+    /// assert norm([3, 4]) == 5
+    /// assert norm(tensor([[3, 4], [6, 8]]), axis: 1) == tensor([5, 10])
+    /// ```
+    norm in Statistics -> Type::OneOf(vec![Type::Num, Type::Tensor]);
+    {
+        /// numbers: a list, range or tensor
+        xs: Numeric [Type::numbers()],
+        /// for a tensor: the norm along this axis only
+        axis: Option<i64> = None,
+    }
+    norm
+}
+
+fn norm(p: norm::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    reduce(&p.xs, &p.axis, norm_f)
 }
 
 tool! {
