@@ -417,56 +417,54 @@ pub(crate) fn main() -> u8 {
         Command::Setup { json } => cmd_setup(json),
         Command::Agent { what } => cmd_agent(what, &registry),
         Command::Bench { set, jobs, json, shard, merge_shards, limits } => {
-            let out = set.out_dir();
-            let BenchSet { suite, baseline, n, seed, .. } = set;
-            let shard = match shard.as_deref().map(assay::shard::resolve).transpose() {
-                Ok(s) => s,
-                Err(e) => return usage_error(json, &e, "e.g. --shard 0/4, or --shard auto in a SLURM array job"),
-            };
-            let limits = match limits.limits() {
-                Ok(l) => l,
-                Err(e) => return usage_error(json, &e, "e.g. --wall 30m --timeout 2m"),
-            };
-            let runner = match baseline.as_deref() {
-                None => assay::bench::Runner::Agent,
-                Some("truth") => assay::bench::Runner::Truth,
-                Some(b) => match suite.baselines().iter().find(|(name, _)| *name == b) {
-                    Some((name, _)) => assay::bench::Runner::Baseline(name),
-                    None => {
-                        let names: Vec<&str> = suite.baselines().iter().map(|(n, _)| *n).collect();
-                        return usage_error(
-                            json,
-                            &format!("no baseline named `{b}`"),
-                            &format!(
-                                "the baselines are {}, and `truth` (the ground truth as the answer)",
-                                names.join(", ")
-                            ),
-                        );
-                    }
-                },
-            };
-            if n == 0 {
-                return usage_error(json, "--n must be at least 1", "e.g. --n 100");
-            }
-            if merge_shards.is_some_and(|c| c == 0 || c > assay_interpreter::shard::MAX_SHARDS) {
-                return usage_error(json, "--merge-shards is the number of shards that ran", "e.g. --merge-shards 4");
-            }
-            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|p| p.get()).unwrap_or(1));
-            assay::bench::run(assay::bench::Options {
-                suite,
-                seed,
-                n,
-                out,
-                runner,
-                jobs,
-                limits,
-                json,
-                shard,
-                merge_shards,
-            })
+            cmd_bench(set, jobs, json, shard, merge_shards, limits)
         }
         Command::Inspect { model, json, pattern } => crate::inspect::cmd_inspect(&model, json, pattern.as_deref()),
     }
+}
+
+/// `assay bench`: checks the options, then runs the benchmark.
+fn cmd_bench(
+    set: BenchSet,
+    jobs: Option<usize>,
+    json: bool,
+    shard: Option<String>,
+    merge_shards: Option<usize>,
+    limits: LimitOpts,
+) -> u8 {
+    let out = set.out_dir();
+    let BenchSet { suite, baseline, n, seed, .. } = set;
+    let shard = match shard.as_deref().map(assay::shard::resolve).transpose() {
+        Ok(s) => s,
+        Err(e) => return usage_error(json, &e, "e.g. --shard 0/4, or --shard auto in a SLURM array job"),
+    };
+    let limits = match limits.limits() {
+        Ok(l) => l,
+        Err(e) => return usage_error(json, &e, "e.g. --wall 30m --timeout 2m"),
+    };
+    let runner = match baseline.as_deref() {
+        None => assay::bench::Runner::Agent,
+        Some("truth") => assay::bench::Runner::Truth,
+        Some(b) => match suite.baselines().iter().find(|(name, _)| *name == b) {
+            Some((name, _)) => assay::bench::Runner::Baseline(name),
+            None => {
+                let names: Vec<&str> = suite.baselines().iter().map(|(n, _)| *n).collect();
+                return usage_error(
+                    json,
+                    &format!("no baseline named `{b}`"),
+                    &format!("the baselines are {}, and `truth` (the ground truth as the answer)", names.join(", ")),
+                );
+            }
+        },
+    };
+    if n == 0 {
+        return usage_error(json, "--n must be at least 1", "e.g. --n 100");
+    }
+    if merge_shards.is_some_and(|c| c == 0 || c > assay_interpreter::shard::MAX_SHARDS) {
+        return usage_error(json, "--merge-shards is the number of shards that ran", "e.g. --merge-shards 4");
+    }
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|p| p.get()).unwrap_or(1));
+    assay::bench::run(assay::bench::Options { suite, seed, n, out, runner, jobs, limits, json, shard, merge_shards })
 }
 
 /// The largest results.json `diff` reads (it holds both, parsed, in memory).

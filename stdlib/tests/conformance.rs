@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use assay_stdlib::onnx::graph;
-use assay_stdlib::onnx::proto::{tensor_proto::DataType, TensorProto};
+use assay_stdlib::onnx::proto::{tensor_proto::DataType, ModelProto, TensorProto, TypeProto};
 use assay_stdlib::onnx::runtime;
 use ort::session::Session;
 use ort::value::{DynValue, Tensor, TensorElementType, ValueType};
@@ -285,47 +285,7 @@ fn check_case(dir: &Path) -> Verdict {
             _ => None,
         })
         .collect();
-    let mut types = BTreeMap::new();
-    let mut patch_feeds = feeds.clone();
-    for n in &names {
-        let Some((ty, _)) = meta.get(n) else { continue };
-        if *ty != TensorElementType::Float32 && *ty != TensorElementType::Float64 {
-            continue;
-        }
-        let Some(val) = captured.get(n) else { continue };
-        let (elem, proto) = if *ty == TensorElementType::Float32 {
-            let data: Vec<f32> = val.bits.iter().map(|b| f32::from_bits(*b as u32)).collect();
-            (
-                DataType::Float,
-                TensorProto {
-                    dims: val.shape.clone(),
-                    data_type: Some(DataType::Float as i32),
-                    float_data: data,
-                    ..Default::default()
-                },
-            )
-        } else {
-            let data: Vec<f64> = val.bits.iter().map(|b| f64::from_bits(*b)).collect();
-            (
-                DataType::Double,
-                TensorProto {
-                    dims: val.shape.clone(),
-                    data_type: Some(DataType::Double as i32),
-                    double_data: data,
-                    ..Default::default()
-                },
-            )
-        };
-        let dims: Vec<i64> = val.shape.clone();
-        types.insert(n.clone(), graph::tensor_type(elem as i32, Some(&dims)));
-        patch_feeds.push((graph::new_input(n), proto));
-        let one = if elem == DataType::Float {
-            TensorProto { data_type: Some(DataType::Float as i32), float_data: vec![1.0], ..Default::default() }
-        } else {
-            TensorProto { data_type: Some(DataType::Double as i32), double_data: vec![1.0], ..Default::default() }
-        };
-        patch_feeds.push((graph::mask_input(n), one));
-    }
+    let (types, patch_feeds) = self_patch_feeds(&names, &meta, &captured, &feeds);
     if types.is_empty() {
         return Verdict::Pass;
     }
@@ -356,37 +316,7 @@ fn check_case(dir: &Path) -> Verdict {
     if !matches_ref(&out2) {
         return Verdict::Fail("(c) patched model no longer matches the reference".into());
     }
-    // (d) Adding zero (a steering vector of nothing) to every tensor a node
-    // computes leaves the outputs unchanged.
-    let produced: Vec<String> =
-        model.graph.iter().flat_map(|g| g.node.iter()).flat_map(|n| n.output.iter().cloned()).collect();
-    let add_types: BTreeMap<String, _> = types.into_iter().filter(|(n, _)| produced.contains(n)).collect();
-    if add_types.is_empty() {
-        return Verdict::Pass;
-    }
-    let added = match graph::add(&model, &add_types) {
-        Ok(m) => m,
-        Err(e) => return Verdict::Fail(format!("add: {e}")),
-    };
-    let mut add_feeds = feeds.clone();
-    for (n, t) in &add_types {
-        let zero = if graph::elem_of(t) == DataType::Double as i32 {
-            TensorProto { data_type: Some(DataType::Double as i32), double_data: vec![0.0], ..Default::default() }
-        } else {
-            TensorProto { data_type: Some(DataType::Float as i32), float_data: vec![0.0], ..Default::default() }
-        };
-        add_feeds.push((graph::add_input(n), zero));
-    }
-    let out3 = match session(&graph::encode(&added)).and_then(|mut s| run(&mut s, &add_feeds, &outputs)) {
-        Ok(o) => o,
-        Err(e) => return Verdict::Fail(format!("the model with additions does not run: {e}")),
-    };
-    for n in &outputs {
-        if !close(&out3[n], &out0[n], 1e-5, 1e-6) {
-            return Verdict::Fail(format!("(d) output `{n}` changed when zero was added to tensors"));
-        }
-    }
-    Verdict::Pass
+    check_zero_added(&model, types, &feeds, &outputs, &out0)
 }
 
 #[test]
@@ -429,4 +359,97 @@ fn backend_test_suite_survives_rewriting() {
     }
     assert!(failed.is_empty(), "{} models failed:\n{}", failed.len(), failed.join("\n"));
     assert!(passed >= MIN_PASSED, "only {passed} models passed (floor {MIN_PASSED})");
+}
+
+/// Inputs that patch every float intermediate of `names` with its own
+/// captured value: their types, and the feeds with a value and a mask of
+/// one for each.
+fn self_patch_feeds(
+    names: &[String],
+    meta: &BTreeMap<String, (TensorElementType, Vec<i64>)>,
+    captured: &BTreeMap<String, Plain>,
+    feeds: &[(String, TensorProto)],
+) -> (BTreeMap<String, TypeProto>, Vec<(String, TensorProto)>) {
+    let mut types = BTreeMap::new();
+    let mut patch_feeds = feeds.to_vec();
+    for n in names {
+        let Some((ty, _)) = meta.get(n) else { continue };
+        if *ty != TensorElementType::Float32 && *ty != TensorElementType::Float64 {
+            continue;
+        }
+        let Some(val) = captured.get(n) else { continue };
+        let (elem, proto) = if *ty == TensorElementType::Float32 {
+            let data: Vec<f32> = val.bits.iter().map(|b| f32::from_bits(*b as u32)).collect();
+            (
+                DataType::Float,
+                TensorProto {
+                    dims: val.shape.clone(),
+                    data_type: Some(DataType::Float as i32),
+                    float_data: data,
+                    ..Default::default()
+                },
+            )
+        } else {
+            let data: Vec<f64> = val.bits.iter().map(|b| f64::from_bits(*b)).collect();
+            (
+                DataType::Double,
+                TensorProto {
+                    dims: val.shape.clone(),
+                    data_type: Some(DataType::Double as i32),
+                    double_data: data,
+                    ..Default::default()
+                },
+            )
+        };
+        let dims: Vec<i64> = val.shape.clone();
+        types.insert(n.clone(), graph::tensor_type(elem as i32, Some(&dims)));
+        patch_feeds.push((graph::new_input(n), proto));
+        let one = if elem == DataType::Float {
+            TensorProto { data_type: Some(DataType::Float as i32), float_data: vec![1.0], ..Default::default() }
+        } else {
+            TensorProto { data_type: Some(DataType::Double as i32), double_data: vec![1.0], ..Default::default() }
+        };
+        patch_feeds.push((graph::mask_input(n), one));
+    }
+    (types, patch_feeds)
+}
+
+/// (d) Adding zero (a steering vector of nothing) to every tensor a node
+/// computes leaves the outputs unchanged.
+fn check_zero_added(
+    model: &ModelProto,
+    types: BTreeMap<String, TypeProto>,
+    feeds: &[(String, TensorProto)],
+    outputs: &[String],
+    out0: &BTreeMap<String, Plain>,
+) -> Verdict {
+    let produced: Vec<String> =
+        model.graph.iter().flat_map(|g| g.node.iter()).flat_map(|n| n.output.iter().cloned()).collect();
+    let add_types: BTreeMap<String, _> = types.into_iter().filter(|(n, _)| produced.contains(n)).collect();
+    if add_types.is_empty() {
+        return Verdict::Pass;
+    }
+    let added = match graph::add(model, &add_types) {
+        Ok(m) => m,
+        Err(e) => return Verdict::Fail(format!("add: {e}")),
+    };
+    let mut add_feeds = feeds.to_vec();
+    for (n, t) in &add_types {
+        let zero = if graph::elem_of(t) == DataType::Double as i32 {
+            TensorProto { data_type: Some(DataType::Double as i32), double_data: vec![0.0], ..Default::default() }
+        } else {
+            TensorProto { data_type: Some(DataType::Float as i32), float_data: vec![0.0], ..Default::default() }
+        };
+        add_feeds.push((graph::add_input(n), zero));
+    }
+    let out3 = match session(&graph::encode(&added)).and_then(|mut s| run(&mut s, &add_feeds, outputs)) {
+        Ok(o) => o,
+        Err(e) => return Verdict::Fail(format!("the model with additions does not run: {e}")),
+    };
+    for n in outputs {
+        if !close(&out3[n], &out0[n], 1e-5, 1e-6) {
+            return Verdict::Fail(format!("(d) output `{n}` changed when zero was added to tensors"));
+        }
+    }
+    Verdict::Pass
 }

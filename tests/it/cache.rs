@@ -6,7 +6,7 @@
 //! has its own store (`ASSAY_CALL_CACHE_DIR`); models come from the shared
 //! cache as everywhere else.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::support::{runs_of, Test};
 
@@ -377,9 +377,23 @@ fn an_unchanged_rerun_is_replayed_whole_and_anything_that_could_change_it_runs_t
     assert!(picture(&a).is_some(), "the picture is recorded as a PNG");
     assert!(picture(&record_bytes(&run)) != picture(&a), "the new picture is in the record");
 
+    damaged_entries_and_blobs_are_misses(store.path(), &go);
+
+    // A run that lists a folder is never replayed (a new file would change it).
+    std::fs::write(dir.path().join("g.assay"), "let pics = images(\"*.svg\")\nrecord \"n\", len(pics)\n").unwrap();
+    for _ in 0..2 {
+        let out = assay(dir.path(), store.path()).args(["run", "g.assay", "--json"]).run();
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert_eq!(out.json()["replayed"], false);
+    }
+}
+
+/// A damaged entry or blob in the store is a miss: the script runs, and
+/// its record is the one a fresh run writes.
+fn damaged_entries_and_blobs_are_misses(store: &Path, go: &dyn Fn(&[&str]) -> (serde_json::Value, PathBuf)) {
     // A damaged entry is a miss: the script runs, and its record is right.
     let (_, fresh) = go(&[]);
-    let entries: Vec<_> = walk(store.path())
+    let entries: Vec<_> = walk(store)
         .into_iter()
         .filter(|p| std::fs::read(p).is_ok_and(|b| b.starts_with(b"assay run replay")))
         .collect();
@@ -395,7 +409,7 @@ fn an_unchanged_rerun_is_replayed_whole_and_anything_that_could_change_it_runs_t
     assert_eq!(results(&fresh), results(&damaged));
     // So is a damaged blob (the large files, linked into replayed records).
     assert_eq!(go(&[]).0["replayed"], true);
-    let blobs: Vec<_> = walk(store.path())
+    let blobs: Vec<_> = walk(store)
         .into_iter()
         .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("blob-")))
         .collect();
@@ -415,14 +429,6 @@ fn an_unchanged_rerun_is_replayed_whole_and_anything_that_could_change_it_runs_t
     assert_eq!(results(&fresh), results(&after));
     let npy = |r: &Path| record_bytes(r).into_iter().find(|f| f.0.ends_with(".npy")).map(|f| f.1);
     assert!(npy(&fresh).is_some() && npy(&fresh) == npy(&after), "the large tensor is written right");
-
-    // A run that lists a folder is never replayed (a new file would change it).
-    std::fs::write(dir.path().join("g.assay"), "let pics = images(\"*.svg\")\nrecord \"n\", len(pics)\n").unwrap();
-    for _ in 0..2 {
-        let out = assay(dir.path(), store.path()).args(["run", "g.assay", "--json"]).run();
-        assert_eq!(out.code, 0, "{}", out.stderr);
-        assert_eq!(out.json()["replayed"], false);
-    }
 }
 
 /// Runs `script` in `dir` with its store at `store`, failing (not stalling)
