@@ -18,7 +18,7 @@
 //! item left only an unfinished folder, which is removed and redone.
 
 pub(crate) mod expr;
-mod judge;
+pub mod judge;
 pub(crate) mod numeric;
 pub(crate) mod report;
 pub(crate) mod strings;
@@ -114,7 +114,8 @@ impl Item {
     /// The ground truth, as set.json records it.
     pub(crate) fn truth(&self, seed: u64) -> Json {
         match self {
-            Item::Numeric(f) => json!({
+            Item::Numeric(f) => {
+                let mut j = json!({
                 "id": f.id,
                 "family": f.family,
                 "variant": f.variant.name(),
@@ -123,7 +124,13 @@ impl Item {
                 "domain": f.interval().map(|(lo, hi)| json!([assay_interpreter::num_json(lo), assay_interpreter::num_json(hi)])),
                 "box_sha256": hex::encode(sha2::Sha256::digest(f.box_source(seed).as_bytes())),
                 "net_sha256": f.net.as_ref().map(|b| hex::encode(sha2::Sha256::digest(b))),
-            }),
+                });
+                // How closely a network item's network follows its function.
+                if let Some(e) = f.net_nmse {
+                    j["net_nmse"] = json!(e);
+                }
+                j
+            }
             Item::Strings(f) => json!({
                 "id": f.id,
                 "family": f.family,
@@ -224,8 +231,12 @@ impl Item {
                         write_atomic(&onnx, bytes)?;
                     }
                 }
-                // A network-served item is scored against the network: it is the function.
-                let truth = (f.variant != numeric::Variant::Net).then(|| f.truth_code());
+                // Every item is scored against its clean function, as FIND
+                // scores (its mse_indicator.py reads function_code.py, the
+                // clean function, for noisy, corrupted and network items
+                // alike); a network item's network follows its function to
+                // NMSE < 0.01 on the scoring points (`numeric::NET_MAX_NMSE`).
+                let truth = Some(f.truth_code());
                 (f.box_source(seed), FnSpec { truth, interval: f.interval(), domain_scored: true, strings: None, net })
             }
             Item::Strings(f) => (f.box_source(), FnSpec { strings: Some(f.tests.clone()), ..Default::default() }),

@@ -202,7 +202,7 @@ pub(super) fn emit(line: &str) {
 /// `net(x)` for a black box: the network (one input [N, 1], one output
 /// [N, 1]) is loaded from memory on the first call, after the sandbox has
 /// closed, and run on one number at a time.
-pub(super) fn net_fn(bytes: Vec<u8>) -> impl Fn(f64) -> Result<f64, String> + Send + Sync + 'static {
+pub(crate) fn net_fn(bytes: Vec<u8>) -> impl Fn(f64) -> Result<f64, String> + Send + Sync + 'static {
     let model: std::sync::OnceLock<Result<assay_stdlib::onnx::model::Model, String>> = std::sync::OnceLock::new();
     move |x: f64| {
         let m = model

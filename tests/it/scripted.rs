@@ -48,12 +48,18 @@ pub(crate) struct Scripted {
 
 /// Serves the turns in order, then answers 500 to anything more.
 pub(crate) fn scripted(turns: Vec<Turn>) -> Scripted {
+    let mut turns = turns.into_iter();
+    responding(move |_| turns.next().unwrap_or_else(|| fault(500, None)))
+}
+
+/// Answers each request with `reply(request body)`: a test double that
+/// reads what it is sent (a model that follows instructions it finds).
+pub(crate) fn responding(mut reply: impl FnMut(&Json) -> Turn + Send + 'static) -> Scripted {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     let url = format!("http://{}/v1", listener.local_addr().expect("addr"));
     let requests = Arc::new(Mutex::new(Vec::new()));
     let log = requests.clone();
     std::thread::spawn(move || {
-        let mut turns = turns.into_iter();
         // Bounded: a test never makes more than this many requests.
         for stream in listener.incoming().take(200) {
             let Ok(mut stream) = stream else { continue };
@@ -78,8 +84,9 @@ pub(crate) fn scripted(turns: Vec<Turn>) -> Scripted {
             }
             let mut body = vec![0; len];
             let _ = reader.read_exact(&mut body);
-            log.lock().unwrap().push((auth, serde_json::from_slice(&body).unwrap_or(Json::Null)));
-            let turn = turns.next().unwrap_or_else(|| fault(500, None));
+            let request: Json = serde_json::from_slice(&body).unwrap_or(Json::Null);
+            let turn = reply(&request);
+            log.lock().unwrap().push((auth, request));
             if turn.status == 0 {
                 // A model that does not answer in time: hold the request, then drop it.
                 std::thread::sleep(std::time::Duration::from_millis(1500));
