@@ -132,7 +132,7 @@ impl Task {
                 "Describe the black-box function `box.{name}`. It takes one string and returns a string, a number or a bool. Call it as `box.{name}(s)` in your scripts (you cannot read its code). Find what it computes: try words, sentences, letters, digits and edge cases. Finish with [DESCRIPTION] and [CODE] (an Assay `fn f(s)` that gives exactly the same output on any word)."
             ),
             Task::Function { name, .. } => format!(
-                "Describe the black-box function `box.{name}`. It takes one number and returns a number. Call it as `box.{name}(x)` in your scripts (you cannot read its code). Find what it computes over the domain [-128, 128], and any interval where it behaves differently. Start by calling it on many inputs. The box may be deterministic: where it adds noise, the noise can be a fixed function of x, the same on every call, so repeated calls at one x need not differ and noise can look like signal. Finish with [DESCRIPTION], [DOMAIN] and [CODE] (an Assay `fn f(x)`)."
+                "Describe the black-box function `box.{name}`. It takes one number and returns a number. Call it as `box.{name}(x)` in your scripts (you cannot read its code). Find what it computes over the domain [-128, 128], and any interval where it behaves differently. Start by calling it on many inputs. The box is deterministic: the same x always gives the same output, and where it adds noise, the noise is a fixed function of x, so repeated calls at one x do not differ and noise can look like signal. Finish with [DESCRIPTION], [DOMAIN] and [CODE] (an Assay `fn f(x)`)."
             ),
             Task::Question { text, .. } => {
                 format!("Answer this question by running experiments: {text}\nFinish with [ANSWER].")

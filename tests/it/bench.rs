@@ -135,25 +135,26 @@ fn every_item_is_an_investigation_that_replays_including_a_network_served_box() 
     assert!(net["net_sha256"].is_string());
     let id = net["id"].as_str().unwrap();
     assert!(work.path().join(format!("r/boxes/{id}.onnx")).is_file());
-    for id in [id, "n0000"] {
+    // A noisy item replays byte for byte too: its noise is a fixed function
+    // of x (the task text says so), the same in the replay.
+    let noisy = set["items"].as_array().unwrap().iter().find(|i| i["variant"] == "noisy").expect("a noisy item in 12");
+    let noisy = noisy["id"].as_str().unwrap();
+    for id in [id, noisy, "n0000"] {
         let dir = format!("r/baseline-floor/items/{id}/function/0001");
         let r = Test::new(work.path()).args(["agent", "replay", &dir, "--json"]).run();
         assert_eq!(r.code, 0, "{id}: {}{}", r.stdout, r.stderr);
         assert_eq!(r.json()["replayed"], 1);
+        assert_eq!(r.json()["identical"], true, "{id}");
     }
-    // The network really serves the box: scored against it, the written
-    // truth (which the network only approximates) is close but not exact,
-    // while every item the box serves as written scores exactly.
+    // Every item is scored against its written function, as FIND scores
+    // (the network's too, which follows its function closely: see
+    // `numeric::NET_MAX_NMSE`), so the truth scores exactly everywhere.
     let t = bench(work.path(), &["numeric", "--baseline", "truth", "--n", "12", "--out", "r"]);
     assert_eq!(t.code, 0, "{}{}", t.stdout, t.stderr);
     for it in items(&read_json(&work.path().join("r/truth/results.json"))) {
-        let nmse = it["scores"]["nmse"].as_f64().unwrap();
-        if it["id"] == id {
-            assert!(nmse > 0.0 && nmse < 1.0, "the network is not the written function: {it}");
-        } else if !it["tags"].as_array().unwrap().iter().any(|t| t == "net") {
-            assert_eq!(nmse, 0.0, "{it}");
-        }
+        assert_eq!(it["scores"]["nmse"].as_f64(), Some(0.0), "{it}");
     }
+    assert!(net["net_nmse"].as_f64().is_some_and(|e| e < 0.01), "{net}");
 }
 
 #[test]
@@ -389,4 +390,35 @@ fn the_judge_reads_the_judged_label_as_data_so_an_injected_instruction_does_not_
     assert!(!messages[0]["content"].as_str().unwrap().contains("bicycles"), "the label never reaches the instructions");
     let data: Json = serde_json::from_str(messages[1]["content"].as_str().unwrap()).unwrap();
     assert_eq!(data["proposed_label"], injected, "the label arrives whole, as a quoted string");
+}
+
+/// The ground truth given as the answer solves every item of the default
+/// sets (seed 0, 1000 items each), on every score the set has: the
+/// benchmark's ceiling is 1.0, so its numbers can be read against it.
+#[test]
+fn the_truth_scores_one_on_every_item_of_the_default_numeric_and_string_sets() {
+    let work = temp_with(&[]);
+    for (suite, scores) in [("numeric", &["solved", "domain_correct"][..]), ("strings", &["solved", "accuracy"][..])] {
+        let out = Test::new(work.path())
+            .args(["bench", suite, "--baseline", "truth", "--out", suite, "--json", "--jobs", "2"])
+            .env("ASSAY_LLM_URL", "")
+            .run();
+        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+        let results = read_json(&work.path().join(format!("{suite}/truth/results.json")));
+        let rows = items(&results);
+        assert_eq!(rows.len(), 1000, "{suite}: the whole default set");
+        for it in rows {
+            for s in scores {
+                assert_eq!(
+                    it["scores"][s].as_f64().or(it["scores"][s].as_bool().map(f64::from)),
+                    Some(1.0),
+                    "{suite}: {it}"
+                );
+            }
+        }
+        let all = results["table"].as_array().unwrap().iter().find(|r| r["category"] == "all").unwrap().clone();
+        for s in scores {
+            assert_eq!(all[s].as_f64(), Some(1.0), "{suite}: {all}");
+        }
+    }
 }
