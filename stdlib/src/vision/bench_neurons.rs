@@ -4,7 +4,9 @@
 //! - the 8 low-level filter neurons of `synthetic.rs`;
 //! - 39 concepts that are groups of EfficientNet-Lite0's ImageNet classes
 //!   (a group's summed probability); OR is the larger of two groups, AND
-//!   the smaller (high only when both are present);
+//!   MAIA's: the first group's probability when both are present (above
+//!   [`AND_PRESENT`]), else small noise in [0, 0.1) that depends only on
+//!   the image;
 //! - 6 emoji-annotation concepts: the largest cosine similarity between a
 //!   16x16 colour thumbnail of the image and those of the openmoji drawings
 //!   whose annotation names the concept (hearts, flags, ...).
@@ -211,6 +213,10 @@ pub const ORS: &[(&str, &str)] = &[
     ("cup", "fruit"),
     ("turtle", "crocodile"),
 ];
+
+/// A concept is present in a picture, for an AND neuron, when its group's
+/// probability is above this.
+pub const AND_PRESENT: f32 = 0.1;
 
 /// AND neurons: both groups in one picture.
 pub const ANDS: &[(&str, &str)] = &[
@@ -425,8 +431,23 @@ pub fn concept_model(efficientnet: &ModelProto) -> Result<ModelProto, String> {
             for (a, c) in ORS {
                 order.push(b.node("Max", &format!("/concepts85/{a}_or_{c}"), &[&sums[*a], &sums[*c]], vec![]));
             }
+            // MAIA's AND: the first concept's value when both are present,
+            // else small noise in [0, 0.1): here the fractional part of
+            // 10,000 times the two probabilities' sum, so the same image
+            // always gives the same value (runs replay byte for byte).
+            let present = b.f32("concepts85.and.present", &[1], &[AND_PRESENT]);
+            let spread = b.f32("concepts85.and.spread", &[1], &[10_000.0]);
+            let tenth = b.f32("concepts85.and.tenth", &[1], &[0.1]);
             for (a, c) in ANDS {
-                order.push(b.node("Min", &format!("/concepts85/{a}_and_{c}"), &[&sums[*a], &sums[*c]], vec![]));
+                let at = format!("/concepts85/{a}_and_{c}");
+                let both = b.node("Min", &format!("{at}/Min"), &[&sums[*a], &sums[*c]], vec![]);
+                let is_both = b.node("Greater", &format!("{at}/Present"), &[&both, &present], vec![]);
+                let sum = b.node("Add", &format!("{at}/Sum"), &[&sums[*a], &sums[*c]], vec![]);
+                let spread = b.node("Mul", &format!("{at}/Spread"), &[&sum, &spread], vec![]);
+                let floor = b.node("Floor", &format!("{at}/Floor"), &[&spread], vec![]);
+                let frac = b.node("Sub", &format!("{at}/Frac"), &[&spread, &floor], vec![]);
+                let noise = b.node("Mul", &format!("{at}/Noise"), &[&frac, &tenth], vec![]);
+                order.push(b.node("Where", &at, &[&is_both, &sums[*a], &noise], vec![]));
             }
             order
         },
@@ -462,5 +483,71 @@ mod tests {
         for g in GROUPS {
             assert!(g.classes.iter().all(|i| *i < 1000) && !g.classes.is_empty(), "{}", g.name);
         }
+    }
+
+    /// The concept model over a stand-in classifier whose logits are its
+    /// input, run on logits made to give chosen group probabilities.
+    fn responses(probs: &[(&str, f32)]) -> Vec<f32> {
+        use crate::models::build::{batched, model};
+        use crate::onnx::proto::{GraphProto, NodeProto};
+        let stub = model(
+            GraphProto {
+                name: Some("stub".into()),
+                node: vec![NodeProto {
+                    op_type: Some("Identity".into()),
+                    input: vec!["x".into()],
+                    output: vec!["logits".into()],
+                    ..Default::default()
+                }],
+                input: vec![batched("x", DataType::Float, &[1000])],
+                output: vec![batched("logits", DataType::Float, &[1000])],
+                ..Default::default()
+            },
+            "a classifier whose logits are its input".into(),
+        );
+        let m = crate::onnx::model::Model::load_bytes(
+            "concepts",
+            &crate::onnx::graph::encode(&concept_model(&stub).unwrap()),
+            crate::onnx::model::Provider::Cpu,
+        )
+        .unwrap();
+        // One class of each named group gets its probability; the rest is
+        // spread evenly over the other classes.
+        let mut p = vec![0.0f32; 1000];
+        for (name, q) in probs {
+            p[group(name).classes[0]] = *q;
+        }
+        let given: Vec<usize> = probs.iter().map(|(n, _)| group(n).classes[0]).collect();
+        let rest = (1.0 - probs.iter().map(|(_, q)| q).sum::<f32>()) / (1000 - given.len()) as f32;
+        let logits: Vec<f32> = (0..1000).map(|i| if given.contains(&i) { p[i] } else { rest }.ln()).collect();
+        let feed = ndarray::ArrayD::from_shape_vec(vec![1, 1000], logits).unwrap();
+        let out = m
+            .run(
+                &crate::onnx::model::HookSet::Plain,
+                || Err(crate::onnx::error::ModelError::Graph("run as it is".into())),
+                vec![("x".into(), feed)],
+                &["response".to_string()],
+            )
+            .unwrap();
+        out["response"].iter().copied().collect()
+    }
+
+    #[test]
+    fn an_and_neuron_is_its_first_concept_when_both_are_present_else_small_noise() {
+        let names: Vec<String> = concepts().into_iter().map(|c| c.name).collect();
+        let at = |n: &str| names.iter().position(|x| x == n).unwrap();
+        let (and, dog) = (at("dog_and_ball"), at("dog"));
+        // Both present: the first concept's probability, not the smaller.
+        let r = responses(&[("dog", 0.3), ("ball", 0.6)]);
+        assert!((r[and] - r[dog]).abs() < 1e-6 && (r[dog] - 0.3).abs() < 0.05, "{} {}", r[and], r[dog]);
+        // One absent: noise in [0, 0.1), the same for the same image.
+        for probs in [[("dog", 0.8), ("ball", 0.05)], [("dog", 0.02), ("ball", 0.9)], [("dog", 0.0), ("ball", 0.0)]] {
+            let r = responses(&probs);
+            assert!((0.0..0.1).contains(&r[and]), "{probs:?}: {}", r[and]);
+            assert_eq!(r[and].to_bits(), responses(&probs)[and].to_bits(), "{probs:?}");
+        }
+        // The noise varies from image to image.
+        let noise: Vec<f32> = (1..6).map(|k| responses(&[("dog", 0.01 * k as f32), ("ball", 0.5)])[and]).collect();
+        assert!(noise.windows(2).any(|w| w[0] != w[1]), "{noise:?}");
     }
 }
