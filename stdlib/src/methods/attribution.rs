@@ -15,6 +15,7 @@
 //!   or the tool says where it is not (e.g. BERT's masked-LM head).
 
 use crate::core::kinds::Inputs;
+use crate::methods::sweep::run_rows;
 use crate::onnx::handle::feeds;
 use assay_interpreter::{Arg, ToolError, Type, Value};
 use ndarray::{ArrayD, Axis, IxDyn};
@@ -171,62 +172,6 @@ fn at(t: &ArrayD<f32>, rows: usize, row: usize, pos: usize) -> Result<Vec<f32>, 
     let flat = t.as_slice().map(<[f32]>::to_vec).unwrap_or_else(|| t.iter().copied().collect());
     let start = row * per_row + pos * d;
     flat.get(start..start + d).map(<[f32]>::to_vec).ok_or_else(|| format!("position {pos} is outside {:?}", t.shape()))
-}
-
-fn repeat(feeds: &[(String, ArrayD<f32>)], n: usize) -> Vec<(String, ArrayD<f32>)> {
-    feeds.iter().map(|(k, v)| (k.clone(), crate::methods::sweep::repeat_rows(v, n))).collect()
-}
-
-type Patch = (String, ArrayD<f32>, ArrayD<f32>);
-
-/// One patched run of `n` rows of `inputs` (one example); where the graph
-/// runs one row at a time only (see [`crate::methods::sweep::single_rows_only`]),
-/// row by row, each patch value and mask with `n` rows cut to its row, and
-/// the outputs joined in order.
-fn run_rows(
-    m: &Model,
-    inputs: &[(String, ArrayD<f32>)],
-    n: usize,
-    patches: Vec<Patch>,
-    want: &[String],
-    capture: &[String],
-) -> Result<std::collections::BTreeMap<String, ArrayD<f32>>, ModelError> {
-    if n == 1 {
-        return m.patch_capture(inputs.to_vec(), patches, want, capture, false);
-    }
-    let first = if crate::methods::sweep::single_rows_only(m) {
-        None
-    } else {
-        match m.patch_capture(repeat(inputs, n), patches.clone(), want, capture, false) {
-            Ok(out) => return Ok(out),
-            Err(e) => Some(e),
-        }
-    };
-    let row = |a: &ArrayD<f32>, r: usize| {
-        if a.shape().first() == Some(&n) {
-            a.slice_axis(Axis(0), ndarray::Slice::from(r..r + 1)).to_owned()
-        } else {
-            a.clone()
-        }
-    };
-    let mut parts: std::collections::BTreeMap<String, Vec<ArrayD<f32>>> = std::collections::BTreeMap::new();
-    for r in 0..n {
-        let p: Vec<Patch> = patches.iter().map(|(t, v, k)| (t.clone(), row(v, r), row(k, r))).collect();
-        let out = m.patch_capture(inputs.to_vec(), p, want, capture, false).map_err(|e| first.clone().unwrap_or(e))?;
-        for (k, v) in out {
-            parts.entry(k).or_default().push(v);
-        }
-    }
-    if first.is_some() {
-        m.learn(crate::onnx::model::Fact::OneRowAtATime, true);
-    }
-    parts
-        .into_iter()
-        .map(|(k, vs)| {
-            let views: Vec<_> = vs.iter().map(|v| v.view()).collect();
-            ndarray::concatenate(Axis(0), &views).map(|a| (k, a)).map_err(|e| ModelError::Runtime(e.to_string()))
-        })
-        .collect()
 }
 
 /// Each head's output as the residual stream gets it, at `pos`:

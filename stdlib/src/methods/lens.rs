@@ -98,20 +98,22 @@ fn logit_lens(p: logit_lens::Params, _: &mut dyn ToolCtx) -> ToolResult {
                 ));
         }
     }
-    // One row per layer: the inputs repeated, the last residual replaced.
+    // One row per layer: the inputs repeated, the last residual replaced
+    // (one batch, or row by row where the graph takes one row at a time:
+    // an opset-23 `RotaryEmbedding` whose cos/sin caches have one row).
     let rows = layers.len();
-    let repeat = |x: &ArrayD<f32>| -> Result<ArrayD<f32>, ToolError> {
-        let views: Vec<_> = (0..rows).map(|_| x.view()).collect();
-        ndarray::concatenate(Axis(0), &views).map_err(|e| ToolError::new(e.to_string()))
-    };
-    let batch: Vec<(String, ArrayD<f32>)> =
-        inputs.iter().map(|(n, x)| Ok((n.clone(), repeat(x)?))).collect::<Result<_, ToolError>>()?;
     let views: Vec<_> = layers.iter().filter_map(|n| vals.get(n)).map(|v| v.view()).collect();
     let value = ndarray::concatenate(Axis(0), &views).map_err(|e| ToolError::new(e.to_string()))?;
     let mask = ArrayD::ones(value.shape());
-    let out = m
-        .patch(batch, vec![(last.clone(), value, mask)], std::slice::from_ref(&output))
-        .map_err(|e| m.blame(e, p.inputs.name(), p.residual.name()))?;
+    let out = crate::methods::sweep::run_rows(
+        &m,
+        &inputs,
+        rows,
+        vec![(last.clone(), value, mask)],
+        std::slice::from_ref(&output),
+        &[],
+    )
+    .map_err(|e| m.blame(e, p.inputs.name(), p.residual.name()))?;
     let logits = out.get(&output).ok_or_else(|| ToolError::new(format!("no output `{output}`")))?;
     if logits.ndim() != 3 || logits.shape()[0] != rows {
         return Err(p.output.error(format!("`{output}` is {:?}, not [rows, T, V] logits", logits.shape())));

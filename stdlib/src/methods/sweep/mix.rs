@@ -76,7 +76,7 @@ pub type Outputs = BTreeMap<String, ArrayD<f32>>;
 pub(super) type Feeds = Vec<(String, ArrayD<f32>)>;
 
 /// A patched tensor, its new value and its mask.
-pub(super) type Patch = (String, ArrayD<f32>, ArrayD<f32>);
+pub(crate) type Patch = (String, ArrayD<f32>, ArrayD<f32>);
 
 /// Each row's (component, weight) pairs.
 pub type Rows = Vec<Vec<(usize, f32)>>;
@@ -397,4 +397,59 @@ impl<'m> Sweep<'m> {
 /// example (the batch axis kept, of size 1).
 pub fn outputs_value(o: &Outputs) -> Value {
     Value::record(o.iter().map(|(k, v)| (k.clone(), Value::tensor(v.clone()))))
+}
+
+fn repeat(feeds: &[(String, ArrayD<f32>)], n: usize) -> Vec<(String, ArrayD<f32>)> {
+    feeds.iter().map(|(k, v)| (k.clone(), repeat_rows(v, n))).collect()
+}
+
+
+/// One patched run of `n` rows of `inputs` (one example); where the graph
+/// runs one row at a time only (see [`single_rows_only`]),
+/// row by row, each patch value and mask with `n` rows cut to its row, and
+/// the outputs joined in order.
+pub(crate) fn run_rows(
+    m: &Model,
+    inputs: &[(String, ArrayD<f32>)],
+    n: usize,
+    patches: Vec<Patch>,
+    want: &[String],
+    capture: &[String],
+) -> Result<std::collections::BTreeMap<String, ArrayD<f32>>, ModelError> {
+    if n == 1 {
+        return m.patch_capture(inputs.to_vec(), patches, want, capture, false);
+    }
+    let first = if single_rows_only(m) {
+        None
+    } else {
+        match m.patch_capture(repeat(inputs, n), patches.clone(), want, capture, false) {
+            Ok(out) => return Ok(out),
+            Err(e) => Some(e),
+        }
+    };
+    let row = |a: &ArrayD<f32>, r: usize| {
+        if a.shape().first() == Some(&n) {
+            a.slice_axis(Axis(0), ndarray::Slice::from(r..r + 1)).to_owned()
+        } else {
+            a.clone()
+        }
+    };
+    let mut parts: std::collections::BTreeMap<String, Vec<ArrayD<f32>>> = std::collections::BTreeMap::new();
+    for r in 0..n {
+        let p: Vec<Patch> = patches.iter().map(|(t, v, k)| (t.clone(), row(v, r), row(k, r))).collect();
+        let out = m.patch_capture(inputs.to_vec(), p, want, capture, false).map_err(|e| first.clone().unwrap_or(e))?;
+        for (k, v) in out {
+            parts.entry(k).or_default().push(v);
+        }
+    }
+    if first.is_some() {
+        m.learn(crate::onnx::model::Fact::OneRowAtATime, true);
+    }
+    parts
+        .into_iter()
+        .map(|(k, vs)| {
+            let views: Vec<_> = vs.iter().map(|v| v.view()).collect();
+            ndarray::concatenate(Axis(0), &views).map(|a| (k, a)).map_err(|e| ModelError::Runtime(e.to_string()))
+        })
+        .collect()
 }
