@@ -192,7 +192,7 @@ pub fn agent_guide(r: &Registry, focus: Focus) -> String {
         _ => "```assay\nlet ys = map([1, 2, 3], x => box.f(x))\nshow \"outputs\", ys\n```",
     };
     let mut out = format!(
-        "# Assay for agents\n\nYou investigate a model or a black-box function by writing Assay scripts. Each reply holds exactly one script in a fenced block:\n\n{example}\n\nAssay checks it, runs it in a sandbox, and answers with what it showed and recorded, its asserts and its errors. Keep each script short and show what you need to see. When you are sure, reply with the final answer instead of a script.\n\n",
+        "# Assay for agents\n\nYou investigate a model or a black-box function by writing Assay scripts. Each reply holds exactly one script in a fenced block:\n\n{example}\n\nAssay checks and runs it in a sandbox and answers with what it showed and recorded, its asserts and errors. Keep each script short; show what you need. When you are sure, reply with the final answer instead of a script.\n\n",
     );
     out.push_str(LANGUAGE_BRIEF);
     out.push_str(

@@ -254,6 +254,8 @@ tool! {
         tokens: Arg [Type::Any],
         /// the position read out; negative counts from the end
         position: f64 = -1.0,
+        /// the residual stream after the last layer, where the graph does not show it (see inspect)
+        residual: Option<String> = None,
     }
     logit_attribution
 }
@@ -272,16 +274,27 @@ fn logit_attribution(p: logit_attribution::Params, _: &mut dyn ToolCtx) -> ToolR
         return Err(p.tokens.error("name at least one token"));
     }
     let pos = read_position(&p, &mut inputs)?;
-    let blocks = find(&m).map_err(|e| p.model.error(e))?;
+    let blocks = find(&m).map_err(|e| {
+        p.model.error(format!("no attention blocks found: {e}")).help(
+            "logit_attribution attributes to the heads attention() finds; patch_sweep and path_patch take tensors named by hand",
+        )
+    })?;
     let g = m.proto.graph.as_ref().ok_or_else(|| ToolError::new("the model has no graph"))?;
     let idx = Index::new(g);
-    let last = blocks
-        .last()
-        .and_then(|b| b.residual.clone())
-        .ok_or_else(|| p.model.error("the residual stream after the last layer is not visible in the graph"))?;
+    let last = match &*p.residual {
+        Some(r) => {
+            crate::onnx::handle::known_tensor(&m, r, p.residual.name())?;
+            r.clone()
+        }
+        None => blocks.last().and_then(|b| b.residual.clone()).ok_or_else(|| {
+            p.residual
+                .error("the residual stream after the last layer is not visible in the graph")
+                .help("name it: residual: \"<tensor>\" (the stream the final norm reads; see inspect)")
+        })?,
+    };
     let ro = readout(g, &idx, &last).map_err(|e| {
             p.model.error(format!("no direct read-out: {e}")).help(
-                "direct logit attribution needs the last residual stream to reach the logits through a final norm and the unembedding alone, as in a pre-norm decoder (GPT-2, Llama, Qwen2); patch_sweep and path_patch work on any model",
+                "direct logit attribution needs the last residual stream to reach the logits through a final norm and the unembedding alone, as in a pre-norm decoder (GPT-2, Llama, Qwen2); if the stream the final norm reads is another tensor, pass it as residual: \"<tensor>\" (see inspect); patch_sweep and path_patch work on any model",
             )
         })?;
     let logits_name = m.output_names().first().cloned().unwrap_or_default();

@@ -403,7 +403,6 @@ fn repeat(feeds: &[(String, ArrayD<f32>)], n: usize) -> Vec<(String, ArrayD<f32>
     feeds.iter().map(|(k, v)| (k.clone(), repeat_rows(v, n))).collect()
 }
 
-
 /// One patched run of `n` rows of `inputs` (one example); where the graph
 /// runs one row at a time only (see [`single_rows_only`]),
 /// row by row, each patch value and mask with `n` rows cut to its row, and
