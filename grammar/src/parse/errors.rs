@@ -232,6 +232,9 @@ pub(super) fn help_for(source: &str, pos: usize, found: &str, expected: &[String
     // Keywords of other languages near the error explain most failures.
     let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
     let context = source.get(line_start..(pos + found.len()).min(source.len())).unwrap_or("");
+    if let Some(help) = habit(source, pos, found, before, context) {
+        return help;
+    }
     for word in context.split(|c: char| !c.is_alphanumeric() && c != '_') {
         match word {
             "elif" => return "Assay writes `else if`, not `elif`".into(),
@@ -279,4 +282,59 @@ pub(super) fn help_for(source: &str, pos: usize, found: &str, expected: &[String
         return "a value is missing here: a number, string, name, list, record or call".into();
     }
     "see docs/language.md for the syntax of statements and expressions".into()
+}
+
+/// The innermost bracket open at `pos` (`(`, `[`, `{`), as the grammar
+/// sees the text (strings and comments skipped).
+fn innermost_open(source: &str, pos: usize) -> Option<u8> {
+    let mut open = None;
+    scan(source.get(..pos).unwrap_or(""), |b| {
+        if let Bracket::End { open: o } = b {
+            open = o.map(|(byte, _)| byte);
+        }
+        None
+    });
+    open
+}
+
+/// Help for what a Python (or JavaScript) habit wrote where Assay reads
+/// something else: the Assay form of it.
+fn habit(source: &str, pos: usize, found: &str, before: &str, context: &str) -> Option<String> {
+    let open = innermost_open(source, pos);
+    let line_before = context.get(..context.len().saturating_sub(found.len())).unwrap_or("").trim();
+    let ends_value =
+        |s: &str| s.ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == ')' || c == ']' || c == '"');
+    let help = match found {
+        "/" if before.ends_with('/') => "`//` is not an operator: floor division is `floor(a / b)`",
+        "\"" if before.ends_with('f')
+            && !before[..before.len() - 1].ends_with(|c: char| c.is_alphanumeric() || c == '_') =>
+        {
+            "strings interpolate without a prefix: write `\"... {x}\"`, not `f\"... {x}\"`"
+        }
+        "for" if open == Some(b'[') => {
+            "Assay has no comprehensions: `[f(x) for x in xs]` is `map(xs, x => f(x))`, and a condition is `filter(xs, x => ...)`"
+        }
+        ":" if open == Some(b'[') => "slices are written `xs[a..b]` (end excluded), not `xs[a:b]`; `xs[a..]` is not Assay: use `xs[a..len(xs)]`",
+        "=" if open == Some(b'(') && !before.ends_with(['=', '!', '<', '>']) => {
+            "named arguments are written `name: value`, not `name=value`"
+        }
+        "if" if !line_before.is_empty() && ends_value(line_before) && !line_before.ends_with("else") => {
+            "Assay has no conditional expression `a if c else b`: write `let v = b` and then `if c { v = a }`, or define `fn pick(c, a, b) { if c { return a } return b }`"
+        }
+        "]" if open == Some(b'[') && before.ends_with("..") => "a slice needs both ends: `xs[a..len(xs)]`",
+        "not" if ends_value(before) => "`x not in xs` is written `not (x in xs)`",
+        "in" if before.ends_with("not") => "`x not in xs` is written `not (x in xs)`",
+        "else" if line_before.contains(" if ") && !line_before.trim_start().starts_with("if ") => {
+            "Assay has no conditional expression `a if c else b`: write `let v = b` and then `if c { v = a }`, or define `fn pick(c, a, b) { if c { return a } return b }`"
+        }
+        _ => {
+            let first = context.trim_start().split(|c: char| !c.is_alphanumeric() && c != '_').next();
+            if matches!(first, Some("import" | "from")) {
+                "Assay has no imports: its tools are built in (`assay tools` lists them), and `use \"helpers.rhai\" as h` loads rhai functions"
+            } else {
+                return None;
+            }
+        }
+    };
+    Some(help.to_string())
 }

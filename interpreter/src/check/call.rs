@@ -35,12 +35,13 @@ impl<'a> Checker<'a> {
             for a in args {
                 self.expr(&a.value);
             }
-            let help = match closest(n, self.known_names()) {
-                Some(c) => match self.registry.signature(c) {
+            let help = match (super::habits::name(n), closest(n, self.known_names())) {
+                (Some(h), _) => h.to_string(),
+                (None, Some(c)) => match self.registry.signature(c) {
                     Some(sig) => format!("did you mean `{c}`? {}", sig.render()),
                     None => format!("did you mean `{c}`?"),
                 },
-                None => "`assay tools` lists every tool with its signature".to_string(),
+                (None, None) => "`assay tools` lists every tool with its signature".to_string(),
             };
             self.err(
                 crate::Code::UnknownTool,
@@ -162,11 +163,12 @@ impl<'a> Checker<'a> {
                 return Type::Any;
             }
         }
-        let help = match closest(&name.node, self.registry.names()) {
-            Some(c) => {
+        let help = match (super::habits::method(&name.node), closest(&name.node, self.registry.names())) {
+            (Some(h), _) => h.to_string(),
+            (None, Some(c)) => {
                 format!("did you mean `{c}`? {}", self.registry.signature(c).map(|s| s.render()).unwrap_or_default())
             }
-            None => "`x.f(a)` calls the tool `f(x, a)`; `assay tools` lists the tools".to_string(),
+            (None, None) => "`x.f(a)` calls the tool `f(x, a)`; `assay tools` lists the tools".to_string(),
         };
         self.err(
             crate::Code::UnknownTool,

@@ -117,9 +117,10 @@ impl<'a> Checker<'a> {
         if self.registry.signature(n).is_some() {
             return Type::Func;
         }
-        let help = match closest(n, self.known_names()) {
-            Some(c) => format!("did you mean `{c}`?"),
-            None => "define it with `let` before using it; `assay tools` lists the tools".to_string(),
+        let help = match (super::habits::name(n), closest(n, self.known_names())) {
+            (Some(h), _) => h.to_string(),
+            (None, Some(c)) => format!("did you mean `{c}`?"),
+            (None, None) => "define it with `let` before using it; `assay tools` lists the tools".to_string(),
         };
         self.err(crate::Code::UnknownName, span, format!("unknown name `{n}`"), "not defined", help);
         Type::Any
@@ -176,7 +177,9 @@ impl<'a> Checker<'a> {
                 Type::Num
             }
             Type::Num | Type::Str | Type::Bool | Type::None | Type::List(_) | Type::Range | Type::Func => {
-                let help = if self.registry.signature(&name.node).is_some() {
+                let help = if let Some(h) = super::habits::field(&name.node) {
+                    h.to_string()
+                } else if self.registry.signature(&name.node).is_some() {
                     format!("`{0}` is a tool: call it as `x.{0}()` or `{0}(x)`", name.node)
                 } else {
                     "only records, tensors, images and tool objects have fields".to_string()

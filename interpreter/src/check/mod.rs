@@ -9,6 +9,7 @@
 
 mod call;
 mod expr;
+mod habits;
 mod ops;
 mod stmt;
 
