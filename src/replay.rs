@@ -89,8 +89,9 @@ pub(crate) fn key(job: &Job) -> Option<String> {
     // nothing the run computes.
     j["out"] = Json::Null;
     j["color"] = Json::Null;
-    let env: BTreeMap<String, String> =
-        std::env::vars().filter(|(k, _)| k.starts_with("ASSAY_") || k == "ORT_DYLIB_PATH").collect();
+    let env: BTreeMap<String, String> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("ASSAY_") || k == "ORT_DYLIB_PATH" || k == "SLURM_CPUS_PER_TASK")
+        .collect();
     let mut h = Sha256::new();
     h.update(MAGIC);
     h.update(assay_interpreter::ASSAY_VERSION.as_bytes());

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 /// stays with the parent.
 pub(super) fn child_may_see(name: &std::ffi::OsStr) -> bool {
     let Some(name) = name.to_str() else { return false };
-    const PLAIN: [&str; 14] = [
+    const PLAIN: [&str; 15] = [
         "HOME",
         "PATH",
         "LANG",
@@ -32,6 +32,8 @@ pub(super) fn child_may_see(name: &std::ffi::OsStr) -> bool {
         "SSL_CERT_DIR",
         "CUDA_VISIBLE_DEVICES",
         "NVIDIA_VISIBLE_DEVICES",
+        // The job's CPU share, which sizes ONNX Runtime's thread pool.
+        "SLURM_CPUS_PER_TASK",
     ];
     PLAIN.contains(&name)
         || name.starts_with("LC_")

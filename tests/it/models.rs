@@ -66,3 +66,36 @@ fn inspect_reads_external_weights_beside_a_bare_file_name() {
         out.stdout
     );
 }
+
+/// ONNX Runtime's pool takes the CPUs the run may use: `ASSAY_THREADS`
+/// when set, else the process's share (affinity and cgroup quota), capped
+/// by SLURM's `SLURM_CPUS_PER_TASK`; the manifest says how many.
+#[test]
+fn the_thread_pool_takes_the_cpus_the_run_may_use() {
+    let dir = crate::support::temp_with(&[(
+        "t.assay",
+        "let m = onnx(\"m.onnx\")\nrecord \"y\", run(m, zeros([2, 3], value: 1))\n",
+    )]);
+    let fixtures = crate::support::repo_root().join("stdlib/tests/fixtures");
+    for f in ["external.onnx", "external.data"] {
+        std::fs::copy(fixtures.join(f), dir.path().join(if f.ends_with("onnx") { "m.onnx" } else { f })).unwrap();
+    }
+    let threads = |env: &[(&str, &str)]| {
+        let mut t = Test::new(dir.path()).args(["run", "t.assay", "--no-cache"]);
+        for (k, v) in env {
+            t = t.env(k, v);
+        }
+        let out = t.run();
+        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+        let run = crate::support::runs_of(dir.path(), "t").pop().unwrap();
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap();
+        manifest["onnxruntime"]["threads"].as_u64().unwrap()
+    };
+    let usable = std::thread::available_parallelism().map(|n| n.get() as u64).unwrap();
+    assert_eq!(threads(&[]), usable);
+    assert_eq!(threads(&[("SLURM_CPUS_PER_TASK", "1")]), 1);
+    assert_eq!(threads(&[("SLURM_CPUS_PER_TASK", "64")]), usable, "a SLURM share never raises the count");
+    assert_eq!(threads(&[("ASSAY_THREADS", "3")]), 3);
+    assert_eq!(threads(&[("ASSAY_THREADS", "0")]), usable, "0 means unset");
+}

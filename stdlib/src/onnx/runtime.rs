@@ -134,13 +134,31 @@ pub fn provision() -> Result<Runtime, String> {
 pub struct Loaded {
     pub runtime: Runtime,
     pub env: ort::environment::Environment,
-    /// Intra-op threads of the shared pool (0: ONNX Runtime's default).
+    /// Intra-op threads of the shared pool (see [`threads`]).
     pub threads: usize,
 }
 
-/// `ASSAY_THREADS`, the size of ONNX Runtime's shared thread pool (0 or unset: its default).
+/// The size of ONNX Runtime's shared thread pool: `ASSAY_THREADS` if set
+/// (above 0), else the CPUs this process may use — its affinity mask and
+/// cgroup quota (`std::thread::available_parallelism`), and no more than
+/// SLURM's `SLURM_CPUS_PER_TASK` where a job sets it. (ONNX Runtime's own
+/// default counts the machine's cores, and so oversubscribes a job given
+/// a share of them.)
 pub fn threads() -> usize {
-    std::env::var("ASSAY_THREADS").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.trim().parse::<usize>().ok()).filter(|n| *n > 0);
+    if let Some(n) = env("ASSAY_THREADS") {
+        return n;
+    }
+    let usable = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    env("SLURM_CPUS_PER_TASK").map_or(usable, |slurm| slurm.min(usable))
+}
+
+/// Whether the pool's idle threads spin waiting for work: off unless
+/// `ASSAY_SPIN=1`. Spinning wins a little on an idle machine and loses a
+/// lot on a shared one (the spinning threads take the cores other
+/// processes, and the pool's own busy threads, need).
+pub fn spinning() -> bool {
+    std::env::var("ASSAY_SPIN").is_ok_and(|v| v.trim() == "1")
 }
 
 static RUNTIME: OnceLock<Result<Loaded, String>> = OnceLock::new();
@@ -169,10 +187,10 @@ pub fn runtime() -> Result<&'static Loaded, String> {
             // One thread pool shared by every session: a run holds a session per
             // hook set, and separate pools would compete for the cores.
             let threads = threads();
-            let mut pool = ort::environment::GlobalThreadPoolOptions::default();
-            if threads > 0 {
-                pool = pool.with_intra_threads(threads).map_err(|e| format!("ASSAY_THREADS={threads}: {e}"))?;
-            }
+            let pool = ort::environment::GlobalThreadPoolOptions::default()
+                .with_intra_threads(threads)
+                .and_then(|p| p.with_spin_control(spinning()))
+                .map_err(|e| format!("ONNX Runtime's thread pool ({threads} threads): {e}"))?;
             let env = builder
                 .with_name("assay")
                 .with_logger(logger)
