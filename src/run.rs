@@ -111,11 +111,20 @@ pub fn cmd_check(registry: &Registry, script: &str, json: bool, allow: &[PathBuf
     let prepared = prepare(&s.file, registry, &sandbox);
     if json {
         let diags: Vec<_> = prepared.diags.iter().map(|d| d.to_json()).collect();
-        outln!("{}", pretty(&json!({"ok": prepared.diags.is_empty(), "diagnostics": diags})));
-    } else if prepared.diags.is_empty() {
-        outln!("ok: {} has no problems", s.file.name);
+        let warnings: Vec<_> = prepared.warnings.iter().map(|d| d.to_json()).collect();
+        outln!("{}", pretty(&json!({"ok": prepared.diags.is_empty(), "diagnostics": diags, "warnings": warnings})));
     } else {
-        print_diags(&prepared.diags, false);
+        for w in &prepared.warnings {
+            eprint!("{}", w.render_plain(100));
+        }
+        if prepared.diags.is_empty() {
+            match prepared.warnings.len() {
+                0 => outln!("ok: {} has no problems", s.file.name),
+                n => outln!("ok: {} checks, with {n} warning(s)", s.file.name),
+            }
+        } else {
+            print_diags(&prepared.diags, false);
+        }
     }
     if prepared.diags.is_empty() {
         EXIT_OK
@@ -293,6 +302,7 @@ fn print_done(json: bool, d: &Done, run_dir: &Path, shard: &ShardJob) {
                 "results": results,
                 "shows": shows,
                 "diagnostics": d.diagnostics,
+                "warnings": d.warnings,
                 "merged": matches!(shard, ShardJob::Merge { .. }).then(|| json!({"answered": d.merged_calls, "ran_whole": d.merged_whole})),
                 "replayed": d.replayed,
                 "cached_calls": d.cached_calls,
@@ -300,6 +310,8 @@ fn print_done(json: bool, d: &Done, run_dir: &Path, shard: &ShardJob) {
         );
         return;
     }
+    // Warnings first, as a compiler prints them: they come from the check.
+    eprint!("{}", escape_controls_keep_color(&d.warnings_rendered));
     for sh in &d.shows {
         match &sh.title {
             Some(t) => outln!("── {} (line {}) ──", escape_controls(t), sh.line),

@@ -110,6 +110,12 @@ codes! {
     Interrupted = "assay::interrupted", "the run was stopped by a signal to Assay (Ctrl-C, `kill`, the scheduler)";
     /// The sandboxed run ended unexpectedly.
     Crashed = "assay::crashed", "the sandboxed run ended unexpectedly";
+    /// A warning: a call whose result is thrown away (tools change nothing).
+    DiscardedResult = "assay::discarded-result", "a warning: a tool call whose result is thrown away (tools return new values and change nothing)";
+    /// A warning: `${` in a backtick string, which never interpolates.
+    RawInterpolation = "assay::raw-interpolation", "a warning: `${` in a backtick string, which never interpolates";
+    /// A warning: a tool that needs a setting the run does not have.
+    NotConfigured = "assay::not-configured", "a warning: a tool that needs an environment setting the run does not have";
 }
 
 impl std::fmt::Display for Code {

@@ -75,6 +75,25 @@ pub struct Diag {
     pub help: Option<String>,
     /// Secondary diagnostics: where a function was called from, etc.
     pub notes: Vec<Diag>,
+    /// An error stops the script; a warning is shown and the script runs.
+    pub severity: Severity,
+}
+
+/// Whether a diagnostic stops the script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Severity {
+    #[default]
+    Error,
+    Warning,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
 }
 
 impl Diag {
@@ -87,7 +106,13 @@ impl Diag {
             label: String::new(),
             help: None,
             notes: Vec::new(),
+            severity: Severity::Error,
         }
+    }
+    /// Makes the diagnostic a warning: shown, and the script still runs.
+    pub fn warning(mut self) -> Self {
+        self.severity = Severity::Warning;
+        self
     }
     /// Points the diagnostic at a span of a file.
     pub fn at(mut self, file: &Arc<SourceFile>, span: Span, label: impl Into<String>) -> Self {
@@ -127,7 +152,7 @@ impl Diag {
         let (line, column) = self.line_col().map(|(l, c)| (json!(l), json!(c))).unwrap_or((json!(null), json!(null)));
         json!({
             "code": self.code,
-            "severity": "error",
+            "severity": self.severity.as_str(),
             "message": self.message,
             "file": self.file.as_ref().map(|f| f.name.clone()),
             "line": line,
@@ -191,6 +216,7 @@ impl Diag {
             label: escape_unsafe(&self.label),
             help: self.help.as_deref().map(escape_unsafe),
             notes: self.notes.iter().map(Diag::terminal_safe).collect(),
+            severity: self.severity,
         }
     }
 }
@@ -228,6 +254,12 @@ impl Diagnostic for Diag {
     }
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+        })
     }
     fn source_code(&self) -> Option<&dyn SourceCode> {
         self.file.as_ref().map(|f| &f.named as &dyn SourceCode)

@@ -34,7 +34,7 @@ pub fn cache_min_seconds() -> f64 {
     cache::MIN_CACHED_SECONDS
 }
 pub use check::check;
-pub use diag::{closest, escape_unsafe, unsafe_for_terminal, Diag, SourceFile};
+pub use diag::{closest, escape_unsafe, unsafe_for_terminal, Diag, Severity, SourceFile};
 pub use diff::{diff_results, Change};
 pub use eval::{
     execute, execute_with, progress, script_seed, step_rng, AssertOutcome, Outcome, RunOptions, Shown, Status,

@@ -42,6 +42,8 @@ pub struct Prepared {
     pub inputs: BTreeMap<PathBuf, String>,
     /// Every error found; empty means the script may run.
     pub diags: Vec<Diag>,
+    /// What the checker warns of: shown, and the script still runs.
+    pub warnings: Vec<Diag>,
 }
 
 /// Parses, loads `use`d rhai modules (through the sandbox) and checks.
@@ -65,6 +67,7 @@ pub fn prepare_with(
         modules: bound.clone(),
         inputs: BTreeMap::new(),
         diags: Vec::new(),
+        warnings: Vec::new(),
     };
     // Every syntax error at once, one per broken statement.
     let program = match assay_grammar::parse_all(&file.text) {
@@ -122,7 +125,12 @@ pub fn prepare_with(
             }
         }
     }
-    prepared.diags.extend(check::check_with(file, &program, registry, &prepared.modules, names));
+    let (warnings, errors): (Vec<Diag>, Vec<Diag>) =
+        check::check_with(file, &program, registry, &prepared.modules, names)
+            .into_iter()
+            .partition(|d| d.severity == crate::diag::Severity::Warning);
+    prepared.diags.extend(errors);
+    prepared.warnings = warnings;
     prepared.program = Some(program);
     prepared
 }

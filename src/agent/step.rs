@@ -167,6 +167,9 @@ pub(crate) fn run_step(at: StepRun<'_>, script: &str, out: &Path, limits: &Limit
             if let Some(e) = &d.error_rendered {
                 let _ = writeln!(fb, "error:\n{e}");
             }
+            if !d.warnings_rendered.is_empty() {
+                let _ = writeln!(fb, "warnings (the script ran):\n{}", d.warnings_rendered);
+            }
             if fb.is_empty() {
                 fb.push_str("The script ran and showed nothing. Use `show` or `record` to see values.");
             }

@@ -278,6 +278,8 @@ pub(super) fn finish_shard(ran: &assay_interpreter::Ran, out_dir: &Path, share: 
         shows: Vec::new(),
         error_rendered: None,
         diagnostics: Vec::new(),
+        warnings_rendered: String::new(),
+        warnings: Vec::new(),
         sandbox: Json::Null,
         shard_calls: calls,
         shard_stopped: stopped,
@@ -407,7 +409,10 @@ pub fn child_main(mut registry: Registry) -> u8 {
         return 1;
     }
     let shown = if job.save_shown_images { save_shown_images(&ran.outcome, &job.out) } else { 0 };
-    let done = done_report(&ran.outcome, &job, sandbox_facts, shown);
+    let mut done = done_report(&ran.outcome, &job, sandbox_facts, shown);
+    done.warnings_rendered =
+        prepared.warnings.iter().map(|d| if job.color { d.render_color(100) } else { d.render_plain(100) }).collect();
+    done.warnings = prepared.warnings.iter().map(|d| d.to_json()).collect();
     emit(&format!("report {}", serde_json::to_string(&Report::Done(Box::new(done))).unwrap_or_default()));
     0
 }
@@ -621,6 +626,8 @@ fn done_report(out: &assay_interpreter::Outcome, job: &Job, sandbox: Json, shown
             .collect(),
         error_rendered: out.error.as_ref().map(|d| if job.color { d.render_color(100) } else { d.render_plain(100) }),
         diagnostics: out.error.iter().map(|d| d.to_json()).collect(),
+        warnings_rendered: String::new(),
+        warnings: Vec::new(),
         sandbox,
         shard_calls: Vec::new(),
         shard_stopped: None,

@@ -166,6 +166,11 @@ pub struct Done {
     pub shows: Vec<ShowOut>,
     pub error_rendered: Option<String>,
     pub diagnostics: Vec<Json>,
+    /// The checker's warnings, rendered and as JSON (the script ran).
+    #[serde(default)]
+    pub warnings_rendered: String,
+    #[serde(default)]
+    pub warnings: Vec<Json>,
     pub sandbox: Json,
     /// A shard: its sharded calls as (tool, line), and where it stopped early.
     #[serde(default)]

@@ -264,3 +264,32 @@ fn tools_json_lists_every_tool_with_signature_and_examples() {
         assert!(!t["examples"].as_array().map(|a| a.is_empty()).unwrap_or(true), "{} has no example", t["name"]);
     }
 }
+
+/// Warnings are shown and the script still runs: `check` lists them
+/// (`--json` as `warnings`, with severity `warning`), and a tool that needs
+/// a setting the run lacks is warned of at check time, not only when it
+/// fails.
+#[test]
+fn the_checker_warns_of_what_runs_but_is_almost_never_meant() {
+    let dir = temp_with(&[(
+        "w.assay",
+        "let xs = [3, 1, 2]\nxs.sort()\nlet im = svg(\"<svg xmlns='http://www.w3.org/2000/svg'/>\")\nlet d = describe(im)\n",
+    )]);
+    let check = |url: &str| Test::new(dir.path()).args(["check", "w.assay", "--json"]).env("ASSAY_LLM_URL", url).run();
+    let out = check("");
+    assert_eq!(out.code, 0, "warnings do not fail the check: {}{}", out.stdout, out.stderr);
+    let j = out.json();
+    assert_eq!(j["ok"], true);
+    let codes: Vec<&str> = j["warnings"].as_array().unwrap().iter().map(|w| w["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["assay::discarded-result", "assay::not-configured"], "{j}");
+    assert!(j["warnings"].as_array().unwrap().iter().all(|w| w["severity"] == "warning"));
+    assert_eq!(j["warnings"][0]["line"], 2);
+    // With an endpoint configured, `describe` is not warned of.
+    let j = check("http://127.0.0.1:9/v1").json();
+    assert_eq!(j["warnings"].as_array().unwrap().len(), 1, "{j}");
+    // The text form prints them and says the script checks.
+    let text = Test::new(dir.path()).args(["check", "w.assay"]).env("ASSAY_LLM_URL", "").run();
+    assert_eq!(text.code, 0);
+    assert!(text.stderr.contains("the result of `sort` is thrown away"), "{}", text.stderr);
+    assert!(text.stdout.contains("2 warning(s)"), "{}", text.stdout);
+}

@@ -203,6 +203,7 @@ impl<'a> Checker<'a> {
         receiver: Option<(Type, Span)>,
         span: Span,
     ) -> Type {
+        self.not_configured(sig, span);
         let params = tool_params(sig);
         let shown = sig.render();
         let method = receiver.is_some();

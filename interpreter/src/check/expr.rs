@@ -16,6 +16,7 @@ impl<'a> Checker<'a> {
             ExprKind::Bool(_) => Type::Bool,
             ExprKind::None => Type::None,
             ExprKind::Str(parts) => {
+                self.raw_interpolation(e.span);
                 for p in parts {
                     if let StrPart::Expr(x) = p {
                         self.expr(x);

@@ -12,6 +12,7 @@ mod expr;
 mod habits;
 mod ops;
 mod stmt;
+mod warnings;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -101,6 +101,7 @@ impl<'a> Checker<'a> {
             StmtKind::Assert { cond, message } => self.assert(cond, message.as_ref()),
             StmtKind::Expr(e) => {
                 self.expr(e);
+                self.discarded(e);
             }
         }
     }
