@@ -114,6 +114,8 @@ codes! {
     DiscardedResult = "assay::discarded-result", "a warning: a tool call whose result is thrown away (tools return new values and change nothing)";
     /// A warning: `${` in a backtick string, which never interpolates.
     RawInterpolation = "assay::raw-interpolation", "a warning: `${` in a backtick string, which never interpolates";
+    /// A warning: `for i, x in enumerate(xs)`, where `x` is the pair.
+    NumberedTwice = "assay::numbered-twice", "a warning: `for i, x in enumerate(xs)`, where `x` is each `[i, item]` pair, not the item";
     /// A warning: a tool that needs a setting the run does not have.
     NotConfigured = "assay::not-configured", "a warning: a tool that needs an environment setting the run does not have";
 }

@@ -152,6 +152,9 @@ impl<'a> Checker<'a> {
     /// loop variables' types in the body's scope.
     fn for_loop(&mut self, index: Option<&Ident>, var: &Ident, iter: &Expr, body: &Block) {
         let t = self.expr(iter);
+        if let Some(i) = index {
+            self.numbered_twice(i, var, iter);
+        }
         if t.is_known() && !Type::iterable().accepts(&t) {
             self.err(
                 crate::Code::Type,

@@ -3,7 +3,7 @@
 //! diagnostic with a warning's severity, shown with the run's output and
 //! sent back to an agent with its step's feedback.
 
-use assay_grammar::{Expr, ExprKind, Span};
+use assay_grammar::{Expr, ExprKind, Ident, Span};
 
 use super::Checker;
 use crate::code::Code;
@@ -46,6 +46,24 @@ impl Checker<'_> {
             format!(
                 "tools return a new value and change nothing: keep it (`let y = ...`, `xs = xs.{name}()`), or `show` or `record` it"
             ),
+        );
+    }
+
+    /// `for i, x in enumerate(xs)`: the loop numbers the items already, so
+    /// `x` is `enumerate`'s pair `[i, item]`, not the item (Python's habit).
+    pub(super) fn numbered_twice(&mut self, index: &Ident, var: &Ident, iter: &Expr) {
+        let ExprKind::Call { callee, .. } = &iter.node else { return };
+        let ExprKind::Name(n) = &callee.node else { return };
+        if n != "enumerate" || self.lookup(n).is_some() {
+            return;
+        }
+        let (i, x) = (&index.node, &var.node);
+        self.warn(
+            Code::NumberedTwice,
+            iter.span,
+            format!("`{x}` is each `[{i}, item]` pair of `enumerate`, not the item"),
+            "numbered twice",
+            format!("`for {i}, {x} in xs` numbers the items itself: leave `enumerate` out"),
         );
     }
 
