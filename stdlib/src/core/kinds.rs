@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use assay_interpreter::{Args, Image, Tensor, ToolError, Type, Value};
+use assay_interpreter::{Arg, Args, Image, Tensor, ToolError, Type, Value};
 
 use super::declare::{bound_by_name, Param};
 
@@ -87,6 +87,17 @@ impl std::ops::Deref for Function {
     }
 }
 
+/// Every item of a list argument, as `pick` takes it; the first it does
+/// not take is the argument's error: `wrong` and the item's type.
+pub(crate) fn each<T>(
+    arg: &Arg,
+    items: &[Value],
+    pick: impl Fn(&Value) -> Option<T>,
+    wrong: &str,
+) -> Result<Vec<T>, ToolError> {
+    items.iter().map(|v| pick(v).ok_or_else(|| arg.error(format!("{wrong} {}", v.type_name())))).collect()
+}
+
 /// Tensor names or glob patterns (`"/layers.*/attn/out"`), one or a list;
 /// matched against a model's tensors by `select_names`.
 #[derive(Debug, Clone)]
@@ -101,14 +112,16 @@ impl Param for TensorNames {
         let arg = a.arg(name);
         match a.get(name) {
             Value::Str(s) => Ok(TensorNames(vec![s.to_string()])),
-            Value::List(items) => items
-                .iter()
-                .map(|v| match v {
-                    Value::Str(s) => Ok(s.to_string()),
-                    other => Err(arg.error(format!("tensor names are strings, found a {}", other.type_name()))),
-                })
-                .collect::<Result<_, _>>()
-                .map(TensorNames),
+            Value::List(items) => each(
+                &arg,
+                items,
+                |v| match v {
+                    Value::Str(s) => Some(s.to_string()),
+                    _ => None,
+                },
+                "tensor names are strings, found a",
+            )
+            .map(TensorNames),
             other => {
                 Err(arg.error(format!("expected a tensor name or a list of names, found a {}", other.type_name())))
             }
@@ -133,14 +146,16 @@ impl Param for Images {
         let arg = a.arg(name);
         match a.get(name) {
             Value::Image(im) => Ok(Images { images: vec![im.clone()], one: true }),
-            Value::List(items) => items
-                .iter()
-                .map(|v| match v {
-                    Value::Image(im) => Ok(im.clone()),
-                    other => Err(arg.error(format!("expected images, found a {}", other.type_name()))),
-                })
-                .collect::<Result<_, _>>()
-                .map(|images| Images { images, one: false }),
+            Value::List(items) => each(
+                &arg,
+                items,
+                |v| match v {
+                    Value::Image(im) => Some(im.clone()),
+                    _ => None,
+                },
+                "expected images, found a",
+            )
+            .map(|images| Images { images, one: false }),
             other => Err(arg.error(format!("expected an image or a list of images, found a {}", other.type_name()))),
         }
     }

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use assay_interpreter::{Arg, Args, Bound, HandleKind, Image, Name, ToolCtx, ToolError, Type, Value};
 
 use crate::core::declare::{bound_by_name, tool, Param, ToolResult};
+use crate::core::kinds::each;
 use crate::methods::units::{Reduce, Select, Unit};
 use crate::models::build::{batched, int, ints, string, GraphBuilder};
 use crate::onnx::handle::ModelHandle;
@@ -539,22 +540,26 @@ impl Param for Stimuli {
             return Err(x.error("give at least one stimulus"));
         }
         match &items[0] {
-            Value::Image(_) => items
-                .into_iter()
-                .map(|v| match v {
-                    Value::Image(img) => Ok(img),
-                    other => Err(x.error(format!("expected images only, found a {} among them", other.type_name()))),
-                })
-                .collect::<Result<_, _>>()
-                .map(Stimuli::Images),
-            Value::Str(_) => items
-                .into_iter()
-                .map(|v| match v {
-                    Value::Str(s) => Ok(s.to_string()),
-                    other => Err(x.error(format!("expected texts only, found a {} among them", other.type_name()))),
-                })
-                .collect::<Result<_, _>>()
-                .map(Stimuli::Texts),
+            Value::Image(_) => each(
+                &x,
+                &items,
+                |v| match v {
+                    Value::Image(img) => Some(img.clone()),
+                    _ => None,
+                },
+                "expected images only, found among them a",
+            )
+            .map(Stimuli::Images),
+            Value::Str(_) => each(
+                &x,
+                &items,
+                |v| match v {
+                    Value::Str(s) => Some(s.to_string()),
+                    _ => None,
+                },
+                "expected texts only, found among them a",
+            )
+            .map(Stimuli::Texts),
             other => Err(x
                 .error(format!("expected images or texts, found a {}", other.type_name()))
                 .help("image units take images (svg, emoji, photos); language-model units take strings")),
