@@ -103,7 +103,16 @@ impl ChildCache {
     }
 }
 
+/// This build of Assay: its version and a digest of the sources it was
+/// built from (build.rs). Part of every call-cache key: two builds of one
+/// version whose code differs never share an entry.
+pub const BUILD: &str = concat!(env!("CARGO_PKG_VERSION"), "+", env!("ASSAY_BUILD_DIGEST"));
+
 impl CallCache for ChildCache {
+    fn build(&self) -> String {
+        BUILD.to_string()
+    }
+
     fn get(&self, key: &str) -> Option<Vec<u8>> {
         if !self.read || !valid_key(key) {
             return None;

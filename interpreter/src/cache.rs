@@ -8,7 +8,8 @@
 //! any function it called listed a folder, wrote an artifact, or recorded,
 //! showed or asserted anything. The key is the tool, the digest of its
 //! arguments (a script function by its text, the script's text and the
-//! values it captured), and Assay's version. An entry keeps the conditions
+//! values it captured), and Assay's build (`CallCache::build`: the `assay`
+//! command names its version and a digest of the sources it was built from). An entry keeps the conditions
 //! under which its result holds: the digest of every file the call read
 //! (checked again on every hit), and, if the call drew random numbers, the
 //! seed and step it drew them at. An entry also keeps how many steps the
@@ -34,6 +35,12 @@ pub trait CallCache: Send + Sync {
     /// the embedder does not vouch for the file.
     fn file_digest(&self, _path: &std::path::Path) -> Option<String> {
         None
+    }
+    /// The build whose entries these are: part of every key, so that no
+    /// entry made by one build answers for another whose code differs.
+    /// The version alone by default; an embedder names its sources too.
+    fn build(&self) -> String {
+        crate::ASSAY_VERSION.to_string()
     }
     /// Calls that took less than this many seconds are not stored.
     fn min_seconds(&self) -> f64 {

@@ -74,3 +74,48 @@ fn a_script_that_does_not_check_is_not_run() {
     assert_eq!(codes, [Code::Type, Code::UnknownTool], "a string for `x`, then `clamp`");
     assert!(!dir.path().join("runs").exists(), "nothing is written for a script that did not check");
 }
+
+/// An in-memory call cache that names a build (a test double standing in
+/// for the command's store: the interpreter's half of the key is what is
+/// under test).
+struct Memory {
+    build: String,
+    entries: std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>,
+}
+
+impl assay_interpreter::CallCache for Memory {
+    fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.entries.lock().ok()?.get(key).cloned()
+    }
+    fn put(&self, key: &str, entry: &[u8]) {
+        if let Ok(mut e) = self.entries.lock() {
+            e.insert(key.to_string(), entry.to_vec());
+        }
+    }
+    fn build(&self) -> String {
+        self.build.clone()
+    }
+    fn min_seconds(&self) -> f64 {
+        0.0
+    }
+}
+
+/// A cached call answers a rerun of the same build; an entry made by one
+/// build never answers for another (its code may compute something else),
+/// even when the version number is the same.
+#[test]
+fn an_entry_answers_only_the_build_that_made_it() {
+    let (_dir, sandbox) = folder();
+    let registry = registry();
+    let file = SourceFile::new("t.assay", "record \"y\", clip(3, hi: 2)\n");
+    let a = Memory { build: "0.1.0+aaaa".into(), entries: Default::default() };
+    let run = |cache: &Memory| {
+        let opts = RunOptions { cache: Some(cache), ..RunOptions::default() };
+        let ran = run_script(&file, &registry, &sandbox, None, opts).expect("checks");
+        ran.outcome.cache_hits
+    };
+    assert_eq!(run(&a), 0, "a first run computes");
+    assert_eq!(run(&a), 1, "the same build's rerun is answered from the cache");
+    let b = Memory { build: "0.1.0+bbbb".into(), entries: std::sync::Mutex::new(a.entries.lock().unwrap().clone()) };
+    assert_eq!(run(&b), 0, "another build with the first one's entries computes");
+}

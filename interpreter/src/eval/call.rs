@@ -448,7 +448,8 @@ impl Run<'_> {
         if !funcs.is_empty() {
             funcs.push(self.globals_digest(values));
         }
-        crate::cache::key(crate::ASSAY_VERSION, tool, args_digest, &funcs)
+        let build = self.cache.map(|c| c.build()).unwrap_or_default();
+        crate::cache::key(&build, tool, args_digest, &funcs)
     }
 
     /// A read a shard or a stored entry reports by the path as named: in
