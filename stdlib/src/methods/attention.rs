@@ -16,13 +16,16 @@ tool! {
     /// Works whatever exported the model (PyTorch's TorchScript or dynamo exporter, Optimum, Assay's
     /// own models, ONNX Runtime's fused attention ops, ONNX's Attention op as the dynamo exporter
     /// writes it at opset 23) and names the tensors in one scheme. Returns {layers, n_heads, head_dim,
-    /// heads, probs, residual, residual_in, mlp, blocks}: `heads` lists each block's per-head output
+    /// heads, probs, residual, residual_in, mlp, q, k, v, kv_heads, blocks}: `heads` lists each block's per-head output
     /// before the output projection ([N, T, n_heads*head_dim], so `parts: n_heads` splits it into heads
     /// for patch_sweep, path_patch, circuit, dcm, cross_patch and unit's `head`), `probs` its attention
     /// probabilities ([N, n_heads, T, S]; none inside a fused op), `residual` the residual stream after
     /// each layer (before any final norm), `residual_in` the stream the first block reads, `mlp` each
-    /// layer's MLP output as it is added to the stream; `blocks` has the same per block with `layer`
-    /// and `fused`. A stream or MLP output the graph's shape does not show is none. Where an exporter
+    /// layer's MLP output as it is added to the stream (parallel blocks, as GPT-NeoX's, add it beside
+    /// attention), `q`/`k`/`v` each layer's query, key and value projections ([N, T, n_heads*head_dim],
+    /// keys and values kv_heads wide, before rotary embeddings: `receiver_parts: n_heads` or `kv_heads`
+    /// splits them into heads for path_patch); `blocks` has the same per block with `layer`, `fused`
+    /// and `parallel`. A tensor the graph's shape does not show is none. Where an exporter
     /// never forms the merged heads (it reshapes [N, T, heads, head_dim] straight to [N*T, ...]),
     /// Assay's loader adds them as `assay::heads::<tensor>` (a reshape: exact).
     ///
@@ -71,6 +74,11 @@ fn attention(p: attention::Params, _: &mut dyn ToolCtx) -> ToolResult {
                 ("residual", name(&b.residual)),
                 ("mlp", name(&b.mlp)),
                 ("fused", name(&b.fused)),
+                ("q", name(&b.q)),
+                ("k", name(&b.k)),
+                ("v", name(&b.v)),
+                ("kv_heads", b.kv_heads.map_or(Value::None, |k| Value::Num(k as f64))),
+                ("parallel", Value::Bool(b.parallel)),
             ])
         })
         .collect();
@@ -83,6 +91,17 @@ fn attention(p: attention::Params, _: &mut dyn ToolCtx) -> ToolResult {
         ("residual", list(&|b| name(&b.residual))),
         ("residual_in", blocks.first().map_or(Value::None, |b| name(&b.residual_in))),
         ("mlp", list(&|b| name(&b.mlp))),
+        ("q", list(&|b| name(&b.q))),
+        ("k", list(&|b| name(&b.k))),
+        ("v", list(&|b| name(&b.v))),
+        (
+            "kv_heads",
+            blocks
+                .first()
+                .and_then(|b| b.kv_heads)
+                .filter(|k| blocks.iter().all(|b| b.kv_heads == Some(*k)))
+                .map_or(Value::None, |k| Value::Num(k as f64)),
+        ),
         ("blocks", Value::list(per_block)),
     ]))
 }

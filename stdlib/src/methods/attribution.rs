@@ -93,12 +93,21 @@ fn linear_to_output(g: &GraphProto, idx: &Index, t: &str) -> Result<(), String> 
         let linear = match c.op_type() {
             "Cast" | "Identity" | "Squeeze" | "Unsqueeze" | "Transpose" | "Reshape" | "Flatten" => first,
             "Mul" | "Add" | "Sub" => others_const,
+            "Div" => first && others_const,
             "MatMul" | "Gemm" => first && others_const,
             _ => false,
         };
         if !linear {
+            let why = match c.op_type() {
+                "Tanh" => " (soft-capping the logits, as Gemma-2 does)",
+                "Gelu" | "Erf" | "Relu" | "Sigmoid" => {
+                    " (a prediction head with an activation, as BERT's masked-LM head)"
+                }
+                "LayerNormalization" | "SimplifiedLayerNormalization" | "RMSNormalization" => " (a second norm)",
+                _ => "",
+            };
             return Err(format!(
-                "the final norm's output reaches the logits through a `{}` node, which is not linear",
+                "the final norm's output reaches the logits through a `{}` node, which is not linear{why}",
                 c.op_type()
             ));
         }
@@ -236,7 +245,8 @@ tool! {
     /// read-out is the model's own graph from the final norm on, with the component taken out of the
     /// stream. Returns {heads: [layers, heads, tokens], mlp: [layers, tokens] (none where the graph
     /// does not show MLP outputs), tokens (ids), position}. The read-out must be linear (a pre-norm
-    /// decoder: GPT-2, Llama, Qwen2, SmolLM2); an encoder's masked-LM head is not, and is refused.
+    /// decoder: GPT-2, Llama, Qwen2, GPT-NeoX, Phi, Falcon, OPT, BLOOM, SmolLM2); what is not linear
+    /// (BERT's masked-LM head, Gemma-2's soft-capping, post-norm layers, sandwich norms) is refused.
     ///
     /// ```assay
     /// let lm = model("smollm2-135m")
@@ -281,6 +291,18 @@ fn logit_attribution(p: logit_attribution::Params, _: &mut dyn ToolCtx) -> ToolR
     })?;
     let g = m.proto.graph.as_ref().ok_or_else(|| ToolError::new("the model has no graph"))?;
     let idx = Index::new(g);
+    if let Some((l, why)) = blocks.iter().enumerate().find_map(|(l, b)| b.indirect.as_ref().map(|w| (l, w))) {
+        // Say every reason at once: the read-out may not be linear either.
+        let stream = p.residual.clone().or_else(|| blocks.last().and_then(|b| b.residual.clone()));
+        let also = match stream.map(|r| readout(g, &idx, &r)) {
+            Some(Err(e)) => format!("; and {e}"),
+            _ => String::new(),
+        };
+        return Err(p
+            .model
+            .error(format!("no direct logit attribution on this model: at layer {l}, {why}{also}"))
+            .help("patch_sweep, path_patch and circuit measure each head's effect on any model, and logit_lens reads the residual stream"));
+    }
     let last = match &*p.residual {
         Some(r) => {
             crate::onnx::handle::known_tensor(&m, r, p.residual.name())?;

@@ -48,21 +48,38 @@ pub struct Block {
     pub fused: Option<String>,
     /// The output projection's output (its bias included, where it has one).
     pub projected: String,
+    /// The queries, keys and values as projected from the stream, [N, T,
+    /// heads*head_dim] (keys and values [N, T, kv_heads*head_dim]), before
+    /// any rotary embedding; none where the graph never separates them so.
+    pub q: Option<String>,
+    pub k: Option<String>,
+    pub v: Option<String>,
+    /// Key/value heads (grouped- or multi-query attention has fewer).
+    pub kv_heads: Option<usize>,
+    /// Attention and MLP are added to the stream together.
+    pub parallel: bool,
+    /// Why the block's output is not what the stream receives in the end.
+    pub indirect: Option<String>,
 }
 
 pub(crate) struct Index<'a> {
-    nodes: &'a [NodeProto],
+    pub(crate) nodes: &'a [NodeProto],
     consumers: HashMap<&'a str, Vec<usize>>,
+    producer: HashMap<&'a str, usize>,
     constant: HashSet<&'a str>,
 }
 
 impl<'a> Index<'a> {
     pub(crate) fn new(g: &'a GraphProto) -> Index<'a> {
         let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut producer: HashMap<&str, usize> = HashMap::new();
         let mut constant: HashSet<&str> = g.initializer.iter().map(|t| t.name()).collect();
         for (i, n) in g.node.iter().enumerate() {
             for x in &n.input {
                 consumers.entry(x.as_str()).or_default().push(i);
+            }
+            for o in n.output.iter().filter(|o| !o.is_empty()) {
+                producer.entry(o.as_str()).or_insert(i);
             }
             let inputs: Vec<&String> = n.input.iter().filter(|x| !x.is_empty()).collect();
             let folds = n.op_type() == "Constant"
@@ -73,7 +90,12 @@ impl<'a> Index<'a> {
                 constant.extend(n.output.iter().map(|s| s.as_str()));
             }
         }
-        Index { nodes: &g.node, consumers, constant }
+        Index { nodes: &g.node, consumers, producer, constant }
+    }
+
+    /// The node that computes `t` (none for graph inputs and initializers).
+    pub(crate) fn producer(&self, t: &str) -> Option<&'a NodeProto> {
+        self.producer.get(t).map(|&i| &self.nodes[i])
     }
 
     /// The nodes that read `t` as data (not only its shape).
@@ -104,7 +126,7 @@ impl<'a> Index<'a> {
     }
 
     /// A projection by weights: MatMul or Gemm of `t` by a constant.
-    fn projects(&self, n: &NodeProto, t: &str) -> bool {
+    pub(crate) fn projects(&self, n: &NodeProto, t: &str) -> bool {
         matches!(n.op_type(), "MatMul" | "Gemm")
             && n.input.first().is_some_and(|x| x == t)
             && n.input.get(1).is_some_and(|w| self.is_const(w))
@@ -121,12 +143,25 @@ pub(crate) struct Found {
     /// The projection's output.
     pub(crate) projected: String,
     pub(crate) fused: Option<(String, usize)>,
+    /// What attention computes from: its scores and values, or a fused op's
+    /// query, key and value inputs.
+    pub(crate) qkv: Option<Operands>,
+}
+
+/// The operands of one attention block.
+#[derive(Debug, Clone)]
+pub(crate) enum Operands {
+    /// The Softmax's input (the scores, from Q·Kᵀ) and the value operand of
+    /// MatMul(probs, V).
+    Scores { scores: String, v: String },
+    /// A fused op's query, key and value inputs.
+    Fused([String; 3]),
 }
 
 pub(crate) fn found(idx: &Index) -> Vec<Found> {
     let mut out = Vec::new();
     for (i, n) in idx.nodes.iter().enumerate() {
-        let (start, probs, fused) = if n.op_type() == "Softmax" {
+        let (start, probs, fused, qkv) = if n.op_type() == "Softmax" {
             let Some(probs) = n.output.first() else { continue };
             // Through casts, dropout and NaN guards to MatMul(probs, V).
             let mut reach = vec![probs.as_str()];
@@ -138,17 +173,22 @@ pub(crate) fn found(idx: &Index) -> Vec<Found> {
                 for c in idx.data_consumers(t) {
                     let at = |j: usize| c.input.get(j).is_some_and(|x| x == t);
                     match c.op_type() {
-                        "Cast" | "Dropout" | "Identity" if at(0) => reach.extend(c.output.first().map(|s| s.as_str())),
+                        // BLOOM reshapes the probabilities to [N*heads, T, S] for a
+                        // batched matmul with V.
+                        "Cast" | "Dropout" | "Identity" | "Reshape" if at(0) => {
+                            reach.extend(c.output.first().map(|s| s.as_str()))
+                        }
                         "Where" if at(1) || at(2) => reach.extend(c.output.first().map(|s| s.as_str())),
                         "MatMul" if at(0) && c.input.get(1).is_some_and(|v| !idx.is_const(v)) => {
-                            ctx = c.output.first().cloned();
+                            ctx = c.output.first().cloned().map(|o| (o, c.input.get(1).cloned().unwrap_or_default()));
                         }
                         _ => {}
                     }
                 }
             }
-            let Some(ctx) = ctx else { continue };
-            (ctx, Some(probs.clone()), None)
+            let Some((ctx, v)) = ctx else { continue };
+            let operands = n.input.first().map(|scores| Operands::Scores { scores: scores.clone(), v });
+            (ctx, Some(probs.clone()), None, operands)
         } else if FUSED.contains(&n.op_type()) {
             let heads = n
                 .attribute
@@ -157,7 +197,15 @@ pub(crate) fn found(idx: &Index) -> Vec<Found> {
                 .and_then(|a| a.i)
                 .and_then(|h| usize::try_from(h).ok());
             let Some(out) = n.output.first() else { continue };
-            (out.clone(), None, Some((n.op_type().to_string(), heads.unwrap_or(0))))
+            // ONNX's Attention and ONNX Runtime's MultiHeadAttention and
+            // GroupQueryAttention take Q, K and V; its Attention takes the
+            // stream and packed weights.
+            let input = |i: usize| n.input.get(i).filter(|x| !x.is_empty()).cloned();
+            let qkv = match (n.domain(), n.op_type()) {
+                ("com.microsoft", "Attention" | "PackedAttention" | "PackedMultiHeadAttention") => None,
+                _ => input(0).zip(input(1)).zip(input(2)).map(|((q, k), v)| Operands::Fused([q, k, v])),
+            };
+            (out.clone(), None, Some((n.op_type().to_string(), heads.unwrap_or(0))), qkv)
         } else {
             continue;
         };
@@ -188,7 +236,7 @@ pub(crate) fn found(idx: &Index) -> Vec<Found> {
             }
         };
         let Some(projected) = projected else { continue };
-        out.push(Found { node: i, probs, path, projected, fused });
+        out.push(Found { node: i, probs, path, projected, fused, qkv });
     }
     out
 }
@@ -272,64 +320,6 @@ fn reshape_rank(g: &GraphProto, idx: &Index, n: &NodeProto) -> Option<usize> {
         .and_then(|c| c.attribute.iter().find(|a| a.name() == "value"))
         .and_then(|a| a.t.as_ref())
         .and_then(|t| t.dims.first().and_then(|d| usize::try_from(*d).ok()))
-}
-
-/// The residual streams and MLP output around a block whose projection
-/// gives `projected`: (stream in, stream after the layer, MLP output).
-pub(crate) fn streams(idx: &Index, projected: &str) -> (Option<String>, Option<String>, Option<String>) {
-    // Through the projection's bias and a reshape back from [N*T, D] to
-    // the residual add.
-    let mut t = projected.to_string();
-    let mut steps = 0;
-    let add = loop {
-        steps += 1;
-        if steps > MAX_WALK {
-            return (None, None, None);
-        }
-        let next = idx.data_consumers(&t);
-        let [c] = next.as_slice() else { return (None, None, None) };
-        let other = |c: &NodeProto| c.input.iter().find(|x| **x != t).cloned();
-        match c.op_type() {
-            "Add" if other(c).is_some_and(|o| idx.is_const(&o)) => match c.output.first() {
-                Some(o) => t = o.clone(),
-                None => return (None, None, None),
-            },
-            "Reshape" | "Cast" if c.input.first() == Some(&t) => match c.output.first() {
-                Some(o) => t = o.clone(),
-                None => return (None, None, None),
-            },
-            "Add" => break (*c).clone(),
-            _ => return (None, None, None),
-        }
-    };
-    let residual_in = add.input.iter().find(|x| **x != t).cloned();
-    let Some(mid) = add.output.first() else { return (residual_in, None, None) };
-    let mid = idx.through_casts(mid);
-    // The MLP's residual add reads the stream (pre-norm) or its norm
-    // (post-norm, as BERT), and the MLP output.
-    let second = |s: &str| {
-        idx.data_consumers(s).into_iter().find(|c| {
-            c.op_type() == "Add"
-                && c.input.iter().filter(|x| *x != s).all(|x| !idx.is_const(x))
-                && c.input.iter().any(|x| x != s)
-        })
-    };
-    if let Some(a2) = second(&mid) {
-        let mlp = a2.input.iter().find(|x| **x != mid).cloned();
-        return (residual_in, a2.output.first().cloned(), mlp);
-    }
-    let norm = idx.data_consumers(&mid).into_iter().find(|c| c.op_type() == "LayerNormalization");
-    let Some(n1) = norm.and_then(|n| n.output.first().cloned()) else { return (residual_in, None, None) };
-    let Some(a2) = second(&n1) else { return (residual_in, None, None) };
-    let mlp = a2.input.iter().find(|x| **x != n1).cloned();
-    let sum = a2.output.first().cloned().unwrap_or_default();
-    let after = idx
-        .data_consumers(&sum)
-        .into_iter()
-        .find(|c| c.op_type() == "LayerNormalization")
-        .and_then(|c| c.output.first().cloned())
-        .unwrap_or(sum);
-    (residual_in, Some(after), mlp)
 }
 
 #[cfg(test)]
@@ -417,7 +407,7 @@ mod tests {
                 let g = m.graph.as_ref().expect("graph");
                 let idx = Index::new(g);
                 for f in found(&idx) {
-                    let _ = streams(&idx, &f.projected);
+                    let _ = crate::onnx::streams::streams(&idx, &f.projected);
                 }
             }
         }

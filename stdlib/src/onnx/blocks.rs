@@ -6,8 +6,10 @@
 
 use ndarray::ArrayD;
 
-use crate::onnx::attention::{found, streams, Block, Index};
+use crate::onnx::attention::{found, Block, Index, Operands};
 use crate::onnx::model::Model;
+use crate::onnx::qkv::{projected_from, scores_inputs};
+use crate::onnx::streams::streams;
 
 /// Feeds for one probe run: `input_ids` [[1, 2, 3]] for a language model,
 /// zeros elsewhere (symbolic dimensions: 1 for the batch, else 3).
@@ -62,14 +64,29 @@ pub fn find(m: &Model) -> Result<Vec<Block>, String> {
             "no attention block was found: the graph has no Softmax and no fused attention op".to_string()
         });
     }
-    let mut want: Vec<String> =
-        all.iter().flat_map(|f| f.path.iter().cloned().chain(f.probs.iter().cloned())).collect();
+    // Each block's q, k and v candidates (from their projection on).
+    let chains: Vec<Vec<Vec<String>>> = all
+        .iter()
+        .map(|f| {
+            let ops = match &f.qkv {
+                Some(Operands::Scores { scores, v }) => scores_inputs(&idx, scores).map(|(q, k)| [q, k, v.clone()]),
+                Some(Operands::Fused(qkv)) => Some(qkv.clone()),
+                None => None,
+            };
+            ops.map(|ops| ops.iter().map(|o| projected_from(&idx, o)).collect()).unwrap_or_default()
+        })
+        .collect();
+    let mut want: Vec<String> = all
+        .iter()
+        .flat_map(|f| f.path.iter().cloned().chain(f.probs.iter().cloned()))
+        .chain(chains.iter().flatten().flatten().cloned())
+        .collect();
     want.sort();
     want.dedup();
     let probe = m.capture(probe_feeds(m), &want).map_err(|e| format!("the probe run to count heads failed: {e}"))?;
     let shape = |t: &str| probe.get(t).map(|v| v.shape().to_vec()).unwrap_or_default();
     let mut blocks = Vec::new();
-    for f in all {
+    for (f, chains) in all.into_iter().zip(chains) {
         let (n_heads, head_dim) = match &f.fused {
             // The op's output: [N, T, heads*head_dim] with a head count
             // attribute, or [N, heads, T, head_dim] (ONNX's Attention with
@@ -84,8 +101,9 @@ pub fn find(m: &Model) -> Result<Vec<Block>, String> {
                 }
             },
             // [N, heads, T, head_dim], or with grouped-query attention
-            // [N, kv_heads, heads per kv head, T, head_dim].
-            None => match shape(&f.path[0]).as_slice() {
+            // [N, kv_heads, heads per kv head, T, head_dim]; BLOOM's
+            // batched matmul gives [N*heads, T, head_dim] first.
+            None => match f.path.iter().map(|t| shape(t)).find(|s| s.len() >= 4).unwrap_or_default().as_slice() {
                 [_, h @ .., _, d] if !h.is_empty() => (h.iter().product(), *d),
                 s => {
                     return Err(format!(
@@ -104,7 +122,8 @@ pub fn find(m: &Model) -> Result<Vec<Block>, String> {
                 f.path.iter().map(|t| format!("`{t}` {:?}", shape(t))).collect::<Vec<_>>().join(", ")
             ));
         };
-        let (residual_in, residual, mlp) = streams(&idx, &f.projected);
+        let s = streams(&idx, &f.projected);
+        let (q, k, v, kv_heads) = qkv(&chains, n_heads, head_dim, &shape);
         blocks.push((
             f.node,
             Block {
@@ -112,14 +131,49 @@ pub fn find(m: &Model) -> Result<Vec<Block>, String> {
                 n_heads,
                 head_dim,
                 probs: f.probs,
-                residual_in,
-                residual,
-                mlp,
+                residual_in: s.residual_in,
+                residual: s.residual,
+                mlp: s.mlp,
                 fused: f.fused.map(|(op, _)| op),
                 projected: f.projected.clone(),
+                q,
+                k,
+                v,
+                kv_heads,
+                parallel: s.parallel,
+                indirect: s.indirect,
             },
         ));
     }
     blocks.sort_by_key(|(i, _)| *i);
     Ok(blocks.into_iter().map(|(_, b)| b).collect())
+}
+
+type Qkv = (Option<String>, Option<String>, Option<String>, Option<usize>);
+
+/// A block's q, k and v from their candidates: the last one shaped [1, T,
+/// width] (the probe's batch of one), queries `n_heads * head_dim` wide,
+/// keys and values a whole number of heads that divides `n_heads`. None
+/// where the three are one tensor (a fused QKV projection the graph never
+/// splits into [N, T, width] parts) or a shape does not fit.
+fn qkv(chains: &[Vec<String>], n_heads: usize, head_dim: usize, shape: &dyn Fn(&str) -> Vec<usize>) -> Qkv {
+    let pick = |chain: &Vec<String>, fits: &dyn Fn(usize) -> bool| {
+        chain.iter().rev().find(|t| matches!(shape(t).as_slice(), [1, _, w] if fits(*w))).cloned()
+    };
+    let [qc, kc, vc] = chains else { return (None, None, None, None) };
+    let q = pick(qc, &|w| w == n_heads * head_dim);
+    let kv_fits =
+        |w: usize| head_dim > 0 && w > 0 && w.is_multiple_of(head_dim) && n_heads.is_multiple_of(w / head_dim);
+    let k = pick(kc, &kv_fits);
+    let v = pick(vc, &kv_fits);
+    let distinct = q.is_some() && k.is_some() && v.is_some() && q != k && k != v && q != v;
+    if !distinct {
+        return (None, None, None, None);
+    }
+    let width = |t: &Option<String>| t.as_deref().map(|t| shape(t).last().copied().unwrap_or(0)).unwrap_or(0);
+    if width(&k) != width(&v) {
+        return (None, None, None, None);
+    }
+    let kv_heads = width(&k) / head_dim.max(1);
+    (q, k, v, Some(kv_heads))
 }

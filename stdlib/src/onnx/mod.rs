@@ -11,5 +11,7 @@ pub mod graph;
 pub mod handle;
 pub mod model;
 pub mod proto;
+pub mod qkv;
 pub mod runtime;
+pub mod streams;
 pub mod testdata;

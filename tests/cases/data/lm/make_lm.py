@@ -13,7 +13,11 @@ weights are downloaded), exported the ways researchers export them:
   (`bert-ort-fused.onnx`: attention in fused com.microsoft.Attention ops).
 
 Families: GPT-2 (fused QKV in Conv1D), Llama (grouped-query attention,
-rotary positions), Qwen2 (GQA with biased QKV), BERT (an encoder, post-norm).
+rotary positions), Qwen2 (GQA with biased QKV), BERT (an encoder, post-norm);
+GPT-NeoX/Pythia, Phi and Falcon (parallel residual blocks; partial rotary;
+Falcon multi-query), OPT (the stream flattened around the MLP), OPT-350m's
+layout (post-norm, projected embeddings), BLOOM (ALiBi, probabilities
+reshaped to [N*H, T, S]) and Gemma-2 (sandwich norms, soft-capping).
 
 Next to each model, `<family>-ref.npz` holds what PyTorch computes with
 forward hooks for the inputs `target` and `source` (token ids, [1, T]):
@@ -30,7 +34,11 @@ each head's direct logit attribution to a and b at the last position, the
 final norm's scale frozen), `circuit` ([full, circuit, ablated]: the mean
 metric over target and source with heads (0, 1) and (1, 2) kept and every
 other head mean-ablated over both prompts and all positions), `clean` and
-`a`, `b`.
+`a`, `b`; `resid_in.L` (the stream layer L reads), `mlp.L` (layer L's
+MLP output as it is added to the stream; OPT's is [N*T, D]) and, where the
+read-out is linear, `dla_mlp` ([layers, 2], each MLP's direct logit
+attribution as `dla` computes it), `q.L`, `k.L`, `v.L` (layer L's query,
+key and value projections' outputs, where the family has them apart).
 
 The tests need no Python: the outputs are committed. To rebuild (pinned
 versions; CPU wheels are enough):
@@ -61,6 +69,7 @@ A, B = 7, 11
 
 def configs():
     common = dict(vocab_size=VOCAB, initializer_range=0.3, attn_implementation="eager")
+    small = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=64)
     return {
         "gpt2": (tf.GPT2Config(n_positions=32, n_embd=32, n_layer=2, n_head=4, **common), tf.GPT2LMHeadModel, True),
         "llama": (
@@ -73,24 +82,78 @@ def configs():
             tf.Qwen2ForCausalLM, True),
         "bert": (tf.BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
                                max_position_embeddings=32, **common), tf.BertForMaskedLM, False),
+        # Parallel residual blocks: attention and MLP read the same stream
+        # and are added to it together (x + attn(ln1(x)) + mlp(ln2(x))).
+        "neox": (tf.GPTNeoXConfig(intermediate_size=64, rotary_pct=0.25, use_parallel_residual=True,
+                                  tie_word_embeddings=False, **small, **common), tf.GPTNeoXForCausalLM, True),
+        "phi": (tf.PhiConfig(intermediate_size=64, partial_rotary_factor=0.5, **small, **common),
+                tf.PhiForCausalLM, True),
+        "falcon": (tf.FalconConfig(parallel_attn=True, new_decoder_architecture=False, multi_query=True,
+                                   alibi=False, bias=False, **small, **common), tf.FalconForCausalLM, True),
+        # OPT flattens the stream to [N*T, D] around its MLP.
+        "opt": (tf.OPTConfig(ffn_dim=64, word_embed_proj_dim=32, do_layer_norm_before=True, init_std=0.3,
+                             vocab_size=VOCAB, attn_implementation="eager", **small), tf.OPTForCausalLM, True),
+        # OPT-350m's layout: post-norm layers, embeddings projected in and out.
+        "opt350m": (tf.OPTConfig(ffn_dim=64, word_embed_proj_dim=16, do_layer_norm_before=False, init_std=0.3,
+                                 vocab_size=VOCAB, attn_implementation="eager", **small), tf.OPTForCausalLM, True),
+        # ALiBi: the probabilities are reshaped to [N*H, T, S] around the V matmul.
+        "bloom": (tf.BloomConfig(hidden_size=32, n_layer=2, n_head=4, **common), tf.BloomForCausalLM, True),
+        # Sandwich norms around attention and MLP, soft-capped logits (scores are
+        # not capped: SDPA, which Optimum and the opset-23 export use, cannot).
+        "gemma2": (tf.Gemma2Config(intermediate_size=64, num_key_value_heads=2, head_dim=8, query_pre_attn_scalar=8,
+                                   sliding_window=4, final_logit_softcapping=30.0, attn_logit_softcapping=None,
+                                   tie_word_embeddings=False, **small, **common), tf.Gemma2ForCausalLM, True),
     }
+
+
+# Per family: (the layers, a layer's attention output projection (its input
+# is the heads), a layer's MLP output as it is added to the residual stream
+# (a module whose output that is), the final norm (None: no linear read-out
+# to attribute through), whether the projection is GPT-2's Conv1D).
+SPEC = {
+    "gpt2": (lambda m: m.transformer.h, lambda l: l.attn.c_proj, lambda l: l.mlp, lambda m: m.transformer.ln_f),
+    "llama": (lambda m: m.model.layers, lambda l: l.self_attn.o_proj, lambda l: l.mlp, lambda m: m.model.norm),
+    "bert": (lambda m: m.bert.encoder.layer, lambda l: l.attention.output.dense, lambda l: l.output.dense,
+             lambda m: None),
+    "neox": (lambda m: m.gpt_neox.layers, lambda l: l.attention.dense, lambda l: l.mlp,
+             lambda m: m.gpt_neox.final_layer_norm),
+    "phi": (lambda m: m.model.layers, lambda l: l.self_attn.dense, lambda l: l.mlp, lambda m: m.model.final_layernorm),
+    "falcon": (lambda m: m.transformer.h, lambda l: l.self_attention.dense, lambda l: l.mlp,
+               lambda m: m.transformer.ln_f),
+    "opt": (lambda m: m.model.decoder.layers, lambda l: l.self_attn.out_proj, lambda l: l.fc2,
+            lambda m: m.model.decoder.final_layer_norm),
+    "bloom": (lambda m: m.transformer.h, lambda l: l.self_attention.dense, lambda l: l.mlp.dense_4h_to_h,
+              lambda m: m.transformer.ln_f),
+    # Gemma-2's post-attention norm stands between the heads and the
+    # stream, and its logits are soft-capped: no linear attribution.
+    "gemma2": (lambda m: m.model.layers, lambda l: l.self_attn.o_proj, lambda l: l.post_feedforward_layernorm,
+               lambda m: None),
+    # Post-norm: each layer's LayerNorm stands between the heads and the
+    # logits.
+    "opt350m": (lambda m: m.model.decoder.layers, lambda l: l.self_attn.out_proj, lambda l: l.fc2, lambda m: None),
+}
+SPEC["qwen2"] = SPEC["llama"]
+
+# Per family: a layer's query, key and value projections (GPT-2's one
+# fused projection, split in three). Absent: the graph never separates them
+# into [N, T, width] tensors (GPT-NeoX, Falcon and BLOOM interleave them per
+# head in one projection).
+QKV = {
+    "gpt2": lambda l: [l.attn.c_attn],
+    "llama": lambda l: [l.self_attn.q_proj, l.self_attn.k_proj, l.self_attn.v_proj],
+    "bert": lambda l: [l.attention.self.query, l.attention.self.key, l.attention.self.value],
+}
+for _f in ["qwen2", "phi", "opt", "opt350m", "gemma2"]:
+    QKV[_f] = QKV["llama"]
+
+
+def layers(model, family):
+    return SPEC[family][0](model)
 
 
 def out_proj(model, family):
     """Each layer's attention output projection: its input is the heads."""
-    if family == "gpt2":
-        return [b.attn.c_proj for b in model.transformer.h]
-    if family == "bert":
-        return [l.attention.output.dense for l in model.bert.encoder.layer]
-    return [l.self_attn.o_proj for l in model.model.layers]
-
-
-def layers(model, family):
-    if family == "gpt2":
-        return model.transformer.h
-    if family == "bert":
-        return model.bert.encoder.layer
-    return model.model.layers
+    return [SPEC[family][1](l) for l in layers(model, family)]
 
 
 def references(model, family, cfg):
@@ -105,14 +168,39 @@ def references(model, family, cfg):
         return hook
 
     handles = [p.register_forward_pre_hook(keep(i)) for i, p in enumerate(projs)]
-    stream = {}
+    stream, stream_in, mlp = {}, {}, {}
+
+    def first(x):
+        return (x[0] if isinstance(x, tuple) else x).detach().clone()
 
     def keep_stream(i):
         def hook(_m, _args, out):
-            stream[i] = (out[0] if isinstance(out, tuple) else out).detach().clone()
+            stream[i] = first(out)
+        return hook
+
+    def keep_in(i):
+        def hook(_m, args, kwargs):
+            stream_in[i] = first(args[0] if args else kwargs["hidden_states"])
+        return hook
+
+    def keep_mlp(i):
+        def hook(_m, _args, out):
+            mlp[i] = first(out)
         return hook
 
     handles += [l.register_forward_hook(keep_stream(i)) for i, l in enumerate(layers(model, family))]
+    handles += [l.register_forward_pre_hook(keep_in(i), with_kwargs=True) for i, l in enumerate(layers(model, family))]
+    handles += [SPEC[family][2](l).register_forward_hook(keep_mlp(i)) for i, l in enumerate(layers(model, family))]
+    qkv = {}
+
+    def keep_qkv(i, j):
+        def hook(_m, _args, out):
+            qkv[(i, j)] = first(out)
+        return hook
+
+    for i, l in enumerate(layers(model, family)):
+        for j, mod in enumerate(QKV[family](l) if family in QKV else []):
+            handles.append(mod.register_forward_hook(keep_qkv(i, j)))
     with torch.no_grad():
         out = model(target, output_attentions=True)
         ref = {"logits": out.logits.numpy(), "target": target.numpy().astype(np.int64),
@@ -121,7 +209,15 @@ def references(model, family, cfg):
             ref[f"heads.{i}"] = seen[i].numpy()
             ref[f"probs.{i}"] = out.attentions[i].numpy()
             ref[f"hidden.{i}"] = stream[i].numpy()
+            ref[f"resid_in.{i}"] = stream_in[i].numpy()
+            ref[f"mlp.{i}"] = mlp[i].numpy()
+            if family == "gpt2":
+                qkv[(i, 0)], qkv[(i, 1)], qkv[(i, 2)] = qkv[(i, 0)].chunk(3, dim=-1)
+            for j, part in enumerate("qkv"):
+                if (i, j) in qkv:
+                    ref[f"{part}.{i}"] = qkv[(i, j)].numpy()
         target_heads = dict(seen)
+        target_mlp = dict(mlp)
         model(source)
         source_heads = dict(seen)
         for h in handles:
@@ -169,9 +265,10 @@ def references(model, family, cfg):
         ref["circuit"] = np.array([np.mean([metric(model(p).logits) for p in prompts]),
                                    np.mean([ablated_run(p, keep) for p in prompts]),
                                    np.mean([ablated_run(p, set()) for p in prompts])], dtype=np.float32)
-        if family != "bert":
+        if SPEC[family][3](model) is not None:
             target_stream = {i: torch.from_numpy(ref[f"hidden.{i}"]) for i in range(len(projs))}
-            ref["dla"] = direct_logit_attribution(model, family, cfg, target_heads, target_stream)
+            ref["dla"], ref["dla_mlp"] = direct_logit_attribution(model, family, cfg, target_heads, target_mlp,
+                                                                  target_stream)
         ref["effects"] = effects
         # Path patching, direct effects: head (L, h) from the source, every
         # other head frozen at its target value.
@@ -192,21 +289,22 @@ def references(model, family, cfg):
     return ref
 
 
-def direct_logit_attribution(model, family, cfg, heads_out, stream):
-    """Each head's direct contribution to the logits of a and b at the last
-    position: its output through the output projection, the final norm with
-    its scale frozen at the residual stream's own, and the unembedding.
-    [layers, heads, 2]."""
+def direct_logit_attribution(model, family, cfg, heads_out, mlp_out, stream):
+    """Each head's and each MLP's direct contribution to the logits of a and
+    b at the last position: the head's output through the output
+    projection (or the MLP's output), the final norm with its scale frozen
+    at the residual stream's own, and the unembedding (no bias: a
+    component's attribution is the change it makes). ([layers, heads, 2],
+    [layers, 2])."""
     heads = cfg.num_attention_heads
     last = len(heads_out) - 1
     r = stream[last][0, -1]
-    unembed = model.lm_head.weight  # [vocab, d]
-    if family == "gpt2":
-        norm = model.transformer.ln_f
+    unembed = model.get_output_embeddings().weight  # [vocab, d]
+    norm = SPEC[family][3](model)
+    if isinstance(norm, torch.nn.LayerNorm):
         scale = torch.sqrt(((r - r.mean()) ** 2).mean() + norm.eps)
         read = lambda c: norm.weight * (c - c.mean()) / scale  # noqa: E731
     else:
-        norm = model.model.norm
         scale = torch.sqrt((r ** 2).mean() + norm.variance_epsilon)
         read = lambda c: norm.weight * c / scale  # noqa: E731
     out = np.zeros((len(heads_out), heads, 2), dtype=np.float32)
@@ -221,7 +319,12 @@ def direct_logit_attribution(model, family, cfg, heads_out, stream):
                 c = proj.weight[:, part] @ x[part]
             v = read(c)
             out[layer, h] = [float(unembed[A] @ v), float(unembed[B] @ v)]
-    return out
+    mlps = np.zeros((len(heads_out), 2), dtype=np.float32)
+    for layer in range(len(heads_out)):
+        c = mlp_out[layer].reshape(-1, mlp_out[layer].shape[-1])[-1]
+        v = read(c)
+        mlps[layer] = [float(unembed[A] @ v), float(unembed[B] @ v)]
+    return out, mlps
 
 
 class LogitsOnly(torch.nn.Module):
@@ -303,13 +406,27 @@ def fuse(source, path, cfg):
 
 
 def main():
+    """`make_lm.py [--refs-only] [family ...]`: every family by default;
+    `--refs-only` rewrites the references and leaves the exports as they
+    are (the same seed gives the same weights)."""
     import onnx
+    args = sys.argv[1:]
+    refs_only = "--refs-only" in args
+    chosen = [a for a in args if not a.startswith("--")]
+    made_path = os.path.join(HERE, "made.json")
     made = {}
+    if chosen and os.path.exists(made_path):
+        with open(made_path) as f:
+            made = json.load(f)["fixtures"]
     for family, (cfg, cls, decoder) in configs().items():
+        if chosen and family not in chosen:
+            continue
         torch.manual_seed(0)
         model = cls(cfg).eval()
         ref = references(model, family, cfg)
         np.savez(os.path.join(HERE, f"{family}-ref.npz"), **ref)
+        if refs_only:
+            continue
         ways = [("torchscript", lambda p: export_torch(model, decoder, p, False)),
                 ("dynamo", lambda p: export_torch(model, decoder, p, True)),
                 ("optimum", lambda p: export_optimum(model, family, p, False))]
@@ -334,7 +451,7 @@ def main():
         made[family] = {"heads": cfg.num_attention_heads, "layers": cfg.num_hidden_layers,
                         "kv_heads": getattr(cfg, "num_key_value_heads", cfg.num_attention_heads)}
     versions = {"torch": torch.__version__, "transformers": tf.__version__, "onnx": onnx.__version__}
-    with open(os.path.join(HERE, "made.json"), "w") as f:
+    with open(made_path, "w") as f:
         json.dump({"versions": versions, "fixtures": made}, f, indent=1, sort_keys=True)
         f.write("\n")
 
