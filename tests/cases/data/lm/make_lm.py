@@ -17,7 +17,9 @@ rotary positions), Qwen2 (GQA with biased QKV), BERT (an encoder, post-norm);
 GPT-NeoX/Pythia, Phi and Falcon (parallel residual blocks; partial rotary;
 Falcon multi-query), OPT (the stream flattened around the MLP), OPT-350m's
 layout (post-norm, projected embeddings), BLOOM (ALiBi, probabilities
-reshaped to [N*H, T, S]) and Gemma-2 (sandwich norms, soft-capping).
+reshaped to [N*H, T, S]), Gemma-2 (sandwich norms, soft-capping), Mistral
+(sliding windows), Phi-3 (one QKV projection sliced) and Gemma (RMSNorm by
+(1 + w), scaled embeddings, multi-query).
 
 Next to each model, `<family>-ref.npz` holds what PyTorch computes with
 forward hooks for the inputs `target` and `source` (token ids, [1, T]):
@@ -90,6 +92,15 @@ def configs():
                 tf.PhiForCausalLM, True),
         "falcon": (tf.FalconConfig(parallel_attn=True, new_decoder_architecture=False, multi_query=True,
                                    alibi=False, bias=False, **small, **common), tf.FalconForCausalLM, True),
+        # Sliding-window attention over grouped-query heads.
+        "mistral": (tf.MistralConfig(intermediate_size=64, num_key_value_heads=2, sliding_window=4,
+                                     tie_word_embeddings=False, **small, **common), tf.MistralForCausalLM, True),
+        # One fused QKV projection sliced into queries, keys and values (GQA).
+        "phi3": (tf.Phi3Config(intermediate_size=64, num_key_value_heads=2, pad_token_id=0,
+                               tie_word_embeddings=False, **small, **common), tf.Phi3ForCausalLM, True),
+        # RMSNorm scaled by (1 + w), embeddings scaled by sqrt(D), GeGLU.
+        "gemma": (tf.GemmaConfig(intermediate_size=64, num_key_value_heads=1, head_dim=8, **small, **common),
+                  tf.GemmaForCausalLM, True),
         # OPT flattens the stream to [N*T, D] around its MLP.
         "opt": (tf.OPTConfig(ffn_dim=64, word_embed_proj_dim=32, do_layer_norm_before=True, init_std=0.3,
                              vocab_size=VOCAB, attn_implementation="eager", **small), tf.OPTForCausalLM, True),
@@ -133,6 +144,9 @@ SPEC = {
     "opt350m": (lambda m: m.model.decoder.layers, lambda l: l.self_attn.out_proj, lambda l: l.fc2, lambda m: None),
 }
 SPEC["qwen2"] = SPEC["llama"]
+SPEC["mistral"] = SPEC["llama"]
+SPEC["phi3"] = SPEC["llama"]
+SPEC["gemma"] = SPEC["llama"]
 
 # Per family: a layer's query, key and value projections (GPT-2's one
 # fused projection, split in three). Absent: the graph never separates them
@@ -143,8 +157,9 @@ QKV = {
     "llama": lambda l: [l.self_attn.q_proj, l.self_attn.k_proj, l.self_attn.v_proj],
     "bert": lambda l: [l.attention.self.query, l.attention.self.key, l.attention.self.value],
 }
-for _f in ["qwen2", "phi", "opt", "opt350m", "gemma2"]:
+for _f in ["qwen2", "phi", "opt", "opt350m", "gemma2", "mistral", "gemma"]:
     QKV[_f] = QKV["llama"]
+QKV["phi3"] = lambda l: [l.self_attn.qkv_proj]
 
 
 def layers(model, family):
@@ -211,8 +226,10 @@ def references(model, family, cfg):
             ref[f"hidden.{i}"] = stream[i].numpy()
             ref[f"resid_in.{i}"] = stream_in[i].numpy()
             ref[f"mlp.{i}"] = mlp[i].numpy()
-            if family == "gpt2":
-                qkv[(i, 0)], qkv[(i, 1)], qkv[(i, 2)] = qkv[(i, 0)].chunk(3, dim=-1)
+            if family in ("gpt2", "phi3"):  # one fused projection: [q | k | v]
+                d = cfg.hidden_size // cfg.num_attention_heads
+                kv = getattr(cfg, "num_key_value_heads", cfg.num_attention_heads) * d
+                qkv[(i, 0)], qkv[(i, 1)], qkv[(i, 2)] = qkv[(i, 0)].split([heads * d, kv, kv], dim=-1)
             for j, part in enumerate("qkv"):
                 if (i, j) in qkv:
                     ref[f"{part}.{i}"] = qkv[(i, j)].numpy()
@@ -305,8 +322,10 @@ def direct_logit_attribution(model, family, cfg, heads_out, mlp_out, stream):
         scale = torch.sqrt(((r - r.mean()) ** 2).mean() + norm.eps)
         read = lambda c: norm.weight * (c - c.mean()) / scale  # noqa: E731
     else:
-        scale = torch.sqrt((r ** 2).mean() + norm.variance_epsilon)
-        read = lambda c: norm.weight * c / scale  # noqa: E731
+        eps = getattr(norm, "variance_epsilon", getattr(norm, "eps", 1e-6))
+        scale = torch.sqrt((r ** 2).mean() + eps)
+        gain = norm.weight + 1 if family == "gemma" else norm.weight  # Gemma's RMSNorm scales by (1 + w)
+        read = lambda c: gain * c / scale  # noqa: E731
     out = np.zeros((len(heads_out), heads, 2), dtype=np.float32)
     for layer, proj in enumerate(out_proj(model, family)):
         x = heads_out[layer][0, -1]
