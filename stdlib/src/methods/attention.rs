@@ -153,12 +153,19 @@ fn attention_pattern(p: attention_pattern::Params, _: &mut dyn ToolCtx) -> ToolR
         ))
     })?;
     let probs = b.probs.clone().ok_or_else(|| {
-        p.layer
-            .error(format!(
-                "block {layer} is a fused `{}` op, which never shows its attention probabilities",
-                b.fused.clone().unwrap_or_default()
-            ))
-            .help("export the model without ONNX Runtime's attention fusion to see the patterns")
+        let op = b.fused.clone().unwrap_or_default();
+        // Who wrote the op says how to avoid it: ONNX's own Attention is
+        // what PyTorch's dynamo exporter writes at opset 23; ONNX Runtime's
+        // ops (com.microsoft) come from its transformer optimizer.
+        let onnx_op = m.proto.graph.as_ref().is_some_and(|g| {
+            g.node.iter().any(|n| n.op_type() == op && matches!(n.domain(), "" | "ai.onnx"))
+        });
+        let help = if onnx_op {
+            "this is ONNX's own Attention op, which PyTorch's dynamo exporter writes at opset 23 for SDPA attention: export at opset 18-22, or with attn_implementation=\"eager\", to see the patterns"
+        } else {
+            "this op comes from ONNX Runtime's transformer optimizer: use the model as exported, before the optimizer fused its attention, to see the patterns"
+        };
+        p.layer.error(format!("block {layer} is a fused `{op}` op, which never shows its attention probabilities")).help(help)
     })?;
     let mut out =
         m.capture(inputs, std::slice::from_ref(&probs)).map_err(|e| m.blame(e, p.inputs.name(), p.layer.name()))?;
