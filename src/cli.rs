@@ -87,6 +87,15 @@ enum Command {
         #[arg(long = "allow-read", value_name = "DIR")]
         allow_read: Vec<PathBuf>,
     },
+    /// Format scripts in Assay's one layout (in place; a folder means its
+    /// .assay files; none or - formats standard input to standard output).
+    Fmt {
+        /// Scripts or folders.
+        paths: Vec<String>,
+        /// Only list the scripts that are not formatted; fail if any is.
+        #[arg(long)]
+        check: bool,
+    },
     /// List every tool with its signature, doc and examples.
     Tools {
         #[arg(long)]
@@ -379,6 +388,7 @@ pub(crate) fn main() -> u8 {
         },
         Command::Slurm { what } => assay::shard::cmd_slurm(what),
         Command::Check { script, json, allow_read } => cmd_check(&registry, &script, json, &allow_read),
+        Command::Fmt { paths, check } => assay::fmt::cmd_fmt(&paths, check),
         Command::Codes { json } => {
             if json {
                 let codes: Vec<_> = assay_interpreter::Code::ALL

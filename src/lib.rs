@@ -36,6 +36,7 @@ pub mod agent;
 pub mod bench;
 pub mod cache;
 pub mod docs;
+pub mod fmt;
 pub mod out;
 pub mod replay;
 pub mod run;

@@ -3,6 +3,7 @@
 
 mod ast;
 mod error;
+mod format;
 mod parse;
 
 pub use ast::{
@@ -10,4 +11,5 @@ pub use ast::{
     UnOp,
 };
 pub use error::SyntaxError;
+pub use format::{format, format_expr};
 pub use parse::{parse, parse_all, MAX_EXPR_DEPTH, MAX_NESTING, MAX_SOURCE_BYTES};

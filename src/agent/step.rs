@@ -86,6 +86,12 @@ impl<'a> StepRun<'a> {
 }
 
 pub(crate) fn run_step(at: StepRun<'_>, script: &str, out: &Path, limits: &Limits, seed: u64) -> StepResult {
+    // The step runs, and is kept, in the canonical layout, so investigations
+    // diff cleanly: formatting keeps every token on its line, so each line
+    // an error names is the line the model wrote. A script that does not
+    // parse runs as written, to be refused with its own text.
+    let formatted = assay_grammar::format(script).ok();
+    let script = formatted.as_deref().unwrap_or(script);
     let task = at.task;
     let _ = std::fs::create_dir_all(out.join("artifacts"));
     let job = Job {

@@ -54,7 +54,7 @@ fn setup() -> (tempfile::TempDir, tempfile::TempDir) {
 fn a_scripted_model_solves_a_find_function_and_the_investigation_replays() {
     let (boxes, work) = setup();
     let model = scripted(vec![
-        say("Let me probe it.\n```assay\nlet xs = [0, 1, 2, 10]\nshow \"ys\", map(xs, x => box.f(x))\nrecord \"ys\", map(xs, x => box.f(x))\n```\n"),
+        say("Let me probe it.\n```assay\nlet xs=[0,1,2,10]\nshow \"ys\", map(xs, x => box.f(x))\nrecord \"ys\",map(xs,x=>box.f(x))\n```\n"),
         say("It is linear.\n[DESCRIPTION]: a line, 3x - 2\n[DOMAIN]: none\n[CODE]:\n```assay\nfn f(x) {\n  return 3 * x - 2\n}\n```\n"),
     ]);
     let box_path = boxes.path().join("box.rhai");
@@ -67,6 +67,12 @@ fn a_scripted_model_solves_a_find_function_and_the_investigation_replays() {
     let dir = folder(work.path(), &out);
     let step = read_json(&dir.join("steps/01/results.json"));
     assert_eq!(step["records"]["ys"], json!([-2, 1, 4, 28]));
+    // The step is kept in the canonical layout (assay fmt), line for line.
+    let kept = std::fs::read_to_string(dir.join("steps/01/script.assay")).unwrap();
+    assert_eq!(
+        kept,
+        "let xs = [0, 1, 2, 10]\nshow \"ys\", map(xs, x => box.f(x))\nrecord \"ys\", map(xs, x => box.f(x))\n"
+    );
     // What the model was sent: the generated guide as the system prompt, the
     // key in the header, the step's output in the next user message.
     let reqs = model.requests.lock().unwrap();

@@ -119,7 +119,9 @@ impl<'a> Run<'a> {
                     Some(m) => Some(self.eval(m)?.to_text()),
                     None => None,
                 };
-                let expr = self.file.slice(cond.span).to_string();
+                // Quoted in the canonical spacing: reformatting the script
+                // never changes its results.
+                let expr = assay_grammar::format_expr(self.file.slice(cond.span));
                 let line = self.line_of(s.span);
                 self.out.asserts.push(AssertOutcome { passed, expr, message, line });
             }

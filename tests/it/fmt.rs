@@ -1,0 +1,119 @@
+//! `assay fmt`: every script in the repository that parses is formatted
+//! already (`--check` over examples/ and tests/), formatting is idempotent
+//! and never changes meaning: the formatted text parses to the same syntax
+//! tree (spans aside) on the same lines, and a run of it writes the same
+//! results.json; the command rewrites files atomically, checks, reads
+//! standard input, and refuses a script that does not parse with its
+//! diagnostic.
+
+use std::path::{Path, PathBuf};
+
+use crate::support::{repo_root, runs_of, Test};
+
+fn scripts(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            scripts(&p, out);
+        } else if p.extension().is_some_and(|x| x == "assay") {
+            out.push(p);
+        }
+    }
+}
+
+/// The syntax tree with every span left out.
+fn tree(text: &str) -> Option<String> {
+    let program = assay_grammar::parse(text).ok()?;
+    let debug = format!("{program:?}");
+    let mut out = String::with_capacity(debug.len());
+    let mut rest = debug.as_str();
+    while let Some(i) = rest.find("Span { start: ") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i..];
+        let end = after.find('}').map_or(after.len(), |j| j + 1);
+        out.push_str("Span");
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+#[test]
+fn every_script_formats_to_the_same_tree_on_the_same_lines_and_again_to_itself() {
+    let root = repo_root();
+    let mut all = Vec::new();
+    scripts(&root.join("examples"), &mut all);
+    scripts(&root.join("tests"), &mut all);
+    assert!(all.len() > 150, "{} scripts", all.len());
+    let mut formatted_count = 0;
+    for p in &all {
+        let text = std::fs::read_to_string(p).unwrap();
+        let Some(before) = tree(&text) else { continue };
+        let f = assay_grammar::format(&text).unwrap();
+        assert_eq!(tree(&f).as_deref(), Some(before.as_str()), "{}: formatting changed the syntax tree", p.display());
+        assert_eq!(assay_grammar::format(&f).unwrap(), f, "{}: formatting is not idempotent", p.display());
+        let lines = |s: &str| s.trim_end_matches('\n').lines().count();
+        assert_eq!(lines(&f), lines(&text), "{}: formatting moved lines", p.display());
+        // Every non-blank token stays on its line.
+        for (a, b) in text.lines().zip(f.lines()) {
+            let squeeze = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
+            assert_eq!(squeeze(a), squeeze(b), "{}: a line's tokens changed", p.display());
+        }
+        formatted_count += 1;
+    }
+    assert!(formatted_count > 120, "{formatted_count} scripts parsed");
+}
+
+#[test]
+fn the_repository_is_formatted() {
+    let root = repo_root();
+    let out = Test::new(&root)
+        .args(["fmt", "--check", root.join("examples").to_str().unwrap(), root.join("tests").to_str().unwrap()])
+        .run();
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.is_empty(), "unformatted:\n{}", out.stdout);
+}
+
+#[test]
+fn a_formatted_script_runs_to_the_same_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let messy = "seed 3\nlet xs=map(range(0,5),i=>i*i)\nlet r={total:sum(xs),  first:xs[0]}\n  record \"r\",r\nassert r.total==30,\"the sum of squares\"\nif len(xs)>2{record \"long\",true}\n";
+    std::fs::write(dir.path().join("a.assay"), messy).unwrap();
+    std::fs::write(dir.path().join("b.assay"), messy).unwrap();
+    let fmt = Test::new(dir.path()).args(["fmt", "b.assay"]).run();
+    assert_eq!(fmt.code, 0, "{}", fmt.stderr);
+    let b = std::fs::read_to_string(dir.path().join("b.assay")).unwrap();
+    assert_ne!(b, messy);
+    assert!(b.contains("let r = {total: sum(xs), first: xs[0]}\nrecord \"r\", r\n"), "{b}");
+    // --check passes on the formatted file and fails on the other.
+    assert_eq!(Test::new(dir.path()).args(["fmt", "--check", "b.assay"]).run().code, 0);
+    let check = Test::new(dir.path()).args(["fmt", "--check", "a.assay"]).run();
+    assert_eq!((check.code, check.stdout.trim()), (1, "a.assay"));
+    assert_eq!(std::fs::read_to_string(dir.path().join("a.assay")).unwrap(), messy, "--check never writes");
+    for s in ["a.assay", "b.assay"] {
+        assert_eq!(Test::new(dir.path()).args(["run", s]).run().code, 0);
+    }
+    let results = |stem: &str| std::fs::read(runs_of(dir.path(), stem)[0].join("results.json")).unwrap();
+    assert_eq!(results("a"), results("b"), "the formatted script's results.json is byte for byte the original's");
+    // Standard input to standard output.
+    let piped = Test::new(dir.path()).args(["fmt"]).stdin(messy).run();
+    assert_eq!((piped.code, piped.stdout.as_str()), (0, b.as_str()));
+}
+
+#[test]
+fn a_script_that_does_not_parse_is_refused_with_its_diagnostic_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = "let x = [1, 2\nrecord \"x\", x\n";
+    std::fs::write(dir.path().join("bad.assay"), bad).unwrap();
+    let out = Test::new(dir.path()).args(["fmt", "bad.assay"]).run();
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("bad.assay") && out.stderr.contains("help"), "{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(dir.path().join("bad.assay")).unwrap(), bad);
+    // Inside a folder it is skipped and named, and the rest still checked.
+    std::fs::create_dir(dir.path().join("d")).unwrap();
+    std::fs::rename(dir.path().join("bad.assay"), dir.path().join("d/bad.assay")).unwrap();
+    std::fs::write(dir.path().join("d/good.assay"), "record \"x\", 1\n").unwrap();
+    let out = Test::new(dir.path()).args(["fmt", "--check", "d"]).run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("skipped d/bad.assay"), "{}", out.stderr);
+}
