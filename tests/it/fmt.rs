@@ -22,7 +22,7 @@ fn scripts(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 /// The syntax tree with every span left out.
-fn tree(text: &str) -> Option<String> {
+pub(crate) fn tree(text: &str) -> Option<String> {
     let program = assay_grammar::parse(text).ok()?;
     let debug = format!("{program:?}");
     let mut out = String::with_capacity(debug.len());
@@ -116,4 +116,166 @@ fn a_script_that_does_not_parse_is_refused_with_its_diagnostic_and_left_alone() 
     let out = Test::new(dir.path()).args(["fmt", "--check", "d"]).run();
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stderr.contains("skipped d/bad.assay"), "{}", out.stderr);
+}
+
+/// A small random-script generator (seeded, so a failure repeats): valid
+/// statements and expressions of every kind, each pair of tokens split by
+/// a random run of spaces, tabs and line breaks (or by nothing, beside a
+/// bracket or a comma).
+struct Gen(u64);
+
+impl Gen {
+    fn next(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[self.next(xs.len())]
+    }
+
+    fn expr(&mut self, depth: usize, out: &mut Vec<String>) {
+        let leaf = depth == 0 || self.next(3) == 0;
+        if leaf {
+            let t = self.pick(&["x", "xs", "1", "2.5", "1e-3", "\"s\"", "\"a {x + 1} b\"", "`raw`", "true", "none"]);
+            out.push(t.into());
+            return;
+        }
+        match self.next(9) {
+            0 => {
+                self.expr(depth - 1, out);
+                out.push(
+                    self.pick(&["+", "-", "*", "/", "%", "**", "==", "!=", "<", ">=", "and", "or", "in", ".."]).into(),
+                );
+                self.expr(depth - 1, out);
+            }
+            1 => {
+                out.push(self.pick(&["-", "not", "!"]).into());
+                self.expr(depth - 1, out);
+            }
+            2 => {
+                out.extend(["[".into()]);
+                self.expr(depth - 1, out);
+                out.push(",".into());
+                self.expr(depth - 1, out);
+                out.push("]".into());
+            }
+            3 => {
+                out.extend(["{".into(), "a".into(), ":".into()]);
+                self.expr(depth - 1, out);
+                out.push("}".into());
+            }
+            4 => {
+                out.extend(["f".into(), "(".into()]);
+                self.expr(depth - 1, out);
+                out.extend([",".into(), "k".into(), ":".into()]);
+                self.expr(depth - 1, out);
+                out.push(")".into());
+            }
+            5 => {
+                out.extend(["xs".into(), "[".into()]);
+                self.expr(depth - 1, out);
+                out.push("]".into());
+            }
+            6 => {
+                out.extend(["(".into(), "a".into(), ",".into(), "b".into(), ")".into(), "=>".into()]);
+                self.expr(depth - 1, out);
+            }
+            7 => {
+                out.push("(".into());
+                self.expr(depth - 1, out);
+                out.push(")".into());
+                out.extend([".".into(), "y".into()]);
+            }
+            _ => {
+                out.extend(["y".into(), "=>".into(), "{".into(), "return".into()]);
+                self.expr(depth - 1, out);
+                out.push("}".into());
+            }
+        }
+    }
+
+    fn stmt(&mut self, depth: usize, out: &mut Vec<String>) {
+        match self.next(if depth == 0 { 4 } else { 7 }) {
+            0 => {
+                out.extend(["let".into(), "x".into(), "=".into()]);
+                self.expr(3, out);
+            }
+            1 => {
+                out.extend(["record".into(), "\"r\"".into(), ",".into()]);
+                self.expr(3, out);
+            }
+            2 => {
+                out.push("assert".into());
+                self.expr(3, out);
+                out.extend([",".into(), "\"why\"".into()]);
+            }
+            3 => {
+                out.extend(["x".into(), self.pick(&["=", "+=", "-="]).into()]);
+                self.expr(2, out);
+                out.push("# note".into());
+            }
+            4 => {
+                out.push("if".into());
+                self.expr(2, out);
+                out.push("{".into());
+                self.stmt(depth - 1, out);
+                out.extend(["}".into(), "else".into(), "{".into()]);
+                self.stmt(depth - 1, out);
+                out.push("}".into());
+            }
+            5 => {
+                out.extend(["for".into(), "i".into(), ",".into(), "x".into(), "in".into()]);
+                self.expr(2, out);
+                out.push("{".into());
+                self.stmt(depth - 1, out);
+                out.push("}".into());
+            }
+            _ => {
+                out.extend(["fn".into(), "g".into(), "(".into(), "a".into(), ",".into(), "b".into(), "=".into()]);
+                self.expr(1, out);
+                out.extend([")".into(), "{".into()]);
+                self.stmt(depth - 1, out);
+                out.extend(["return".into(), "a".into(), "}".into()]);
+            }
+        }
+    }
+
+    fn script(&mut self) -> String {
+        let mut toks = Vec::new();
+        for _ in 0..1 + self.next(4) {
+            self.stmt(2, &mut toks);
+            toks.push(";".into());
+        }
+        let mut src = String::new();
+        for (i, t) in toks.iter().enumerate() {
+            src.push_str(t);
+            if t.starts_with('#') {
+                src.push('\n');
+                continue;
+            }
+            let next = toks.get(i + 1).map_or("", String::as_str);
+            let punct = |s: &str| matches!(s, "(" | ")" | "[" | "]" | "{" | "}" | "," | ";" | ":");
+            let tight = punct(t) || punct(next);
+            src.push_str(if tight && self.next(3) == 0 { "" } else { self.pick(&[" ", "  ", "\t", "\n", " \n    "]) });
+        }
+        src
+    }
+}
+
+#[test]
+fn random_scripts_format_to_the_same_tree_and_formatting_is_idempotent() {
+    let mut g = Gen(0x9e37_79b9_7f4a_7c15);
+    let mut parsed = 0;
+    for _ in 0..3000 {
+        let src = g.script();
+        let Some(before) = tree(&src) else { continue };
+        parsed += 1;
+        let f = assay_grammar::format(&src).unwrap();
+        assert_eq!(tree(&f).as_deref(), Some(before.as_str()), "{src:?}\nformatted:\n{f}");
+        assert_eq!(assay_grammar::format(&f).unwrap(), f, "{src:?}");
+    }
+    assert!(parsed > 2000, "only {parsed} of 3000 generated scripts parsed: the generator is off");
 }
