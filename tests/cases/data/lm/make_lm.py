@@ -28,7 +28,8 @@ the input of its output projection, [1, T, heads*head_dim]), `probs.L`
 (attention probabilities, [1, heads, T, T]), `hidden.L` (the residual
 stream after layer L, before any final norm), `effects` ([layers, heads]:
 metric(target with head (L, h) patched from source) - metric(target),
-metric = logits[0, -1, a] - logits[0, -1, b]), `direct` ([layers, heads]:
+metric = logits[0, -1, a] - logits[0, -1, b]), `zero` (the same with head
+(L, h)'s output zeroed instead), `direct` ([layers, heads]:
 path patching's direct effect, head (L, h) from source with every other
 head frozen at its target value), `greedy` (decoders: 6 tokens greedy
 generation continues the target with), `dla` (decoders: [layers, heads, 2],
@@ -287,6 +288,18 @@ def references(model, family, cfg):
             ref["dla"], ref["dla_mlp"] = direct_logit_attribution(model, family, cfg, target_heads, target_mlp,
                                                                   target_stream)
         ref["effects"] = effects
+        # Zero-ablation: head (L, h)'s output set to zero.
+        zero = np.zeros_like(effects)
+        for layer, proj in enumerate(projs):
+            for h in range(heads):
+                def ablate(_m, args, h=h):
+                    x = args[0].clone()
+                    x[..., h * width:(h + 1) * width] = 0
+                    return (x,)
+                handle = proj.register_forward_pre_hook(ablate)
+                zero[layer, h] = metric(model(target).logits) - clean
+                handle.remove()
+        ref["zero"] = zero
         # Path patching, direct effects: head (L, h) from the source, every
         # other head frozen at its target value.
         direct = np.zeros_like(effects)
