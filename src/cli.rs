@@ -96,6 +96,10 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// A language server over standard input and output (for editors):
+    /// diagnostics as you type, hover, completion, signature help, go to
+    /// definition, symbols and formatting.
+    Lsp,
     /// List every tool with its signature, doc and examples.
     Tools {
         #[arg(long)]
@@ -389,6 +393,7 @@ pub(crate) fn main() -> u8 {
         Command::Slurm { what } => assay::shard::cmd_slurm(what),
         Command::Check { script, json, allow_read } => cmd_check(&registry, &script, json, &allow_read),
         Command::Fmt { paths, check } => assay::fmt::cmd_fmt(&paths, check),
+        Command::Lsp => assay::lsp::cmd_lsp(&registry),
         Command::Codes { json } => {
             if json {
                 let codes: Vec<_> = assay_interpreter::Code::ALL

@@ -37,6 +37,7 @@ pub mod bench;
 pub mod cache;
 pub mod docs;
 pub mod fmt;
+pub mod lsp;
 pub mod out;
 pub mod replay;
 pub mod run;

@@ -52,6 +52,9 @@ const INTERPRETER: &[&[&str]] = &[
 const COMMAND: &[&[&str]] = &[
     // Exit codes and printing; the call cache's store; generated docs.
     &["out", "cache", "docs"],
+    // Editor support: the formatter and the language server (the grammar
+    // and the checker only).
+    &["fmt", "lsp"],
     // The sandboxed child and its supervision; `assay inspect`.
     &["supervise", "inspect"],
     // Whole-run replay; the agent's loop.

@@ -17,6 +17,7 @@ mod layers;
 mod library;
 mod links;
 mod llm;
+mod lsp;
 mod models;
 mod parent;
 mod props;
