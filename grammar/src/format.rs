@@ -263,6 +263,44 @@ pub fn format(src: &str) -> Result<String, SyntaxError> {
     Ok(layout(src))
 }
 
+/// What a lexeme is, as editors colour it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lexeme {
+    Keyword,
+    /// A name; `call` when a `(` follows it.
+    Name {
+        call: bool,
+    },
+    Number,
+    /// A string or raw string, interpolations included.
+    String,
+    Comment,
+    Punct,
+}
+
+/// The script's lexemes and their byte ranges, whitespace left out: what
+/// editor grammars are checked against.
+pub fn lex(src: &str) -> Vec<(Lexeme, std::ops::Range<usize>)> {
+    let toks: Vec<Token> = tokens(src).into_iter().filter(|t| t.kind != Kind::Newline).collect();
+    let base = src.as_ptr() as usize;
+    toks.iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let start = t.text.as_ptr() as usize - base;
+            let next_code = toks[i + 1..].iter().find(|n| n.kind != Kind::Comment);
+            let kind = match t.kind {
+                Kind::Word if is_keyword(t) => Lexeme::Keyword,
+                Kind::Word => Lexeme::Name { call: next_code.is_some_and(|n| n.text == "(") },
+                Kind::Number => Lexeme::Number,
+                Kind::Str => Lexeme::String,
+                Kind::Comment => Lexeme::Comment,
+                Kind::Punct | Kind::Newline => Lexeme::Punct,
+            };
+            (kind, start..start + t.text.len())
+        })
+        .collect()
+}
+
 /// An expression's text in the canonical spacing, on one line (line
 /// breaks become spaces and comments are left out): how a run record
 /// quotes an assertion, so that reformatting a script never changes its

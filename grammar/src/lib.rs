@@ -11,5 +11,5 @@ pub use ast::{
     UnOp,
 };
 pub use error::SyntaxError;
-pub use format::{format, format_expr};
+pub use format::{format, format_expr, lex, Lexeme};
 pub use parse::{parse, parse_all, MAX_EXPR_DEPTH, MAX_NESTING, MAX_SOURCE_BYTES};

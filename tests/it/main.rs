@@ -12,6 +12,7 @@ mod cache;
 mod cli;
 mod docs;
 mod edges;
+mod editors;
 mod fmt;
 mod layers;
 mod library;
