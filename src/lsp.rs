@@ -2,7 +2,8 @@
 //! same parser and checker as `assay check`: every diagnostic (with its
 //! help) as the script changes; hover for tools (signature and doc),
 //! parameters and the script's own names; completion of tools, keywords,
-//! the script's names and a tool's named parameters; signature help; go to
+//! the script's names, a tool's named parameters, a record's fields and a
+//! `use` module's functions; signature help; go to
 //! definition of `let`s, functions, parameters, loop variables and `use`
 //! modules; document symbols; formatting (`assay fmt`).
 //!
@@ -199,6 +200,23 @@ fn call_at(text: &str, offset: usize) -> Option<(String, usize, Vec<String>)> {
     None
 }
 
+/// `text` without the dots that wait for a field name (`r.` at the end of
+/// a line, as other half-typed accesses are while one is completed).
+fn without_dangling_dots(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    for (i, c) in text.char_indices() {
+        let dangling = c == '.'
+            && i > 0
+            && (b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_' || b[i - 1] == b')' || b[i - 1] == b']')
+            && b.get(i + 1).is_none_or(|n| n.is_ascii_whitespace());
+        if !dangling {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn tool_doc(sig: &assay_interpreter::Signature) -> String {
     let params: Vec<String> = sig.params.iter().map(|p| format!("- `{}`: {}", p.name, p.doc)).collect();
     format!("```\n{}\n```\n\n{}\n\n{}", sig.render(), sig.doc, params.join("\n"))
@@ -324,6 +342,9 @@ impl<'r> Server<'r> {
                 json!({"contents": {"kind": "markdown", "value": value}, "range": range})
             }
             "textDocument/completion" => {
+                if let Some(items) = offset.and_then(|o| self.members(uri, text, program.as_ref(), o)) {
+                    return json!(items);
+                }
                 let mut items: Vec<Json> = Vec::new();
                 if let Some((tool, _, named)) = offset.and_then(|o| call_at(text, o)) {
                     if let Some((sig, _)) = self.registry.get(&tool) {
@@ -393,6 +414,52 @@ impl<'r> Server<'r> {
             },
             _ => Json::Null,
         }
+    }
+
+    /// Completion after `name.`: a `use` module's functions (read from the
+    /// module file beside the script) or the fields of a record the script
+    /// built with a literal; None where the cursor is not after a dot.
+    fn members(&self, uri: &str, text: &str, program: Option<&Program>, offset: usize) -> Option<Vec<Json>> {
+        let start = word_at(text, offset).map_or(offset, |(s, _)| s);
+        let before = text.get(..start)?;
+        let owner_end = before.strip_suffix('.')?.len();
+        let (_, owner) = word_at(text, owner_end.checked_sub(1)?)?;
+        // Mid-edit the script rarely parses (`r.` wants a name): parse it
+        // without the dot and the half-typed name.
+        let repaired;
+        let program = match program {
+            Some(p) => p,
+            None => {
+                let without = format!("{}{}", &text[..owner_end], text.get(offset..).unwrap_or(""));
+                repaired = assay_grammar::parse(&without)
+                    .or_else(|_| assay_grammar::parse(&without_dangling_dots(&without)))
+                    .ok()?;
+                &repaired
+            }
+        };
+        for s in &program.stmts {
+            match &s.node {
+                StmtKind::Use { path, alias } if alias.node == owner => {
+                    let dir = uri.strip_prefix("file://").and_then(|p| p.rsplit_once('/')).map(|(d, _)| d)?;
+                    let source = std::fs::read_to_string(std::path::Path::new(dir).join(&path.node)).ok()?;
+                    let fns = source.lines().filter_map(|l| {
+                        let rest = l.trim_start().strip_prefix("fn ")?;
+                        let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                        (!name.is_empty() && !name.starts_with('_')).then(|| {
+                            json!({"label": name, "kind": 3, "detail": format!("{owner}: {}", l.trim().trim_end_matches('{').trim())})
+                        })
+                    });
+                    return Some(fns.collect());
+                }
+                StmtKind::Let { name, value } if name.node == owner => {
+                    if let ExprKind::Record(fields) = &value.node {
+                        return Some(fields.iter().map(|(f, _)| json!({"label": f.node, "kind": 5})).collect());
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
     }
 
     /// Serves `conn` until the client shuts it down.

@@ -127,6 +127,35 @@ fn the_server_answers_an_editor_through_its_protocol() {
         assert_eq!(edits[0]["newText"], assay_grammar::format(text).unwrap(), "{edits}");
         assert!(edits[0]["newText"].as_str().unwrap().starts_with("let xs = [3, 1, 2]\n"));
 
+        // After a dot: a record's fields, a module's functions (the rhai
+        // file beside the script).
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("h.rhai"),
+            "fn half(x) { x / 2.0 }\nfn twice(x) { x * 2.0 }\nfn _hidden() { 0 }\n",
+        )
+        .unwrap();
+        let uri2 = format!("file://{}/m.assay", dir.path().display());
+        let text2 = "use \"h.rhai\" as h\nlet r = {alpha: 1, beta: 2}\nlet a = r.\nlet b = h.\n";
+        c.notify(
+            "textDocument/didOpen",
+            json!({"textDocument": {"uri": uri2, "languageId": "assay", "version": 1, "text": text2}}),
+        );
+        let _ = c.diagnostics();
+        let labels = |items: Json| -> Vec<String> {
+            items.as_array().unwrap().iter().filter_map(|i| i["label"].as_str().map(String::from)).collect()
+        };
+        let fields = c.request(
+            "textDocument/completion",
+            json!({"textDocument": {"uri": uri2}, "position": {"line": 2, "character": 10}}),
+        );
+        assert_eq!(labels(fields), ["alpha", "beta"]);
+        let fns = c.request(
+            "textDocument/completion",
+            json!({"textDocument": {"uri": uri2}, "position": {"line": 3, "character": 10}}),
+        );
+        assert_eq!(labels(fns), ["half", "twice"]);
+
         let _ = c.request("shutdown", Json::Null);
         c.notify("exit", Json::Null);
     });
