@@ -51,6 +51,15 @@ pub struct Model {
     /// rewritten one, takes them from here, never from the file again, so
     /// a file swapped after it was digested is never run.
     weights: Vec<(String, Arc<[u8]>)>,
+    /// The model's large float weights as ONNX Runtime values, made once
+    /// and handed to every CPU session (ONNX Runtime's shared initializers:
+    /// a session uses the value instead of its own copy), so a run holds
+    /// one copy of the weights however many hook sets it builds sessions
+    /// for.
+    shared: OnceLock<Vec<(String, Arc<ort::value::DynValue>)>>,
+    /// The weights ONNX Runtime repacks for its kernels, shared the same
+    /// way across this model's sessions.
+    prepacked: OnceLock<ort::session::builder::PrepackedWeights>,
 }
 
 impl std::fmt::Debug for Model {
@@ -265,6 +274,8 @@ impl Model {
             kv,
             memo: Mutex::new(HashMap::new()),
             weights: Vec::new(),
+            shared: OnceLock::new(),
+            prepacked: OnceLock::new(),
         }
     }
 
@@ -281,6 +292,16 @@ impl Model {
         let proto = make()?;
         let bytes = graph::encode(&proto);
         let mut b = session_builder(self.provider, &self.path, &self.weights)?;
+        if self.provider == Provider::Cpu {
+            let prepacked = self.prepacked.get_or_init(ort::session::builder::PrepackedWeights::new);
+            b = b.with_prepacked_weights(prepacked).map_err(|e| ModelError::Runtime(e.to_string()))?;
+            let shared = self.shared.get_or_init(|| shared_weights(&self.proto, &self.path, &self.weights));
+            for (name, value) in shared {
+                if proto.graph.as_ref().is_some_and(|g| g.initializer.iter().any(|t| t.name() == name)) {
+                    b = b.with_initializer(name, value.clone()).map_err(|e| ModelError::Runtime(e.to_string()))?;
+                }
+            }
+        }
         let s = b
             .commit_from_memory(&bytes)
             .map_err(|e| ModelError::Graph(format!("ONNX Runtime rejected the rewritten model: {e}")))?;
@@ -290,7 +311,8 @@ impl Model {
             map.insert(HookSet::Plain, s.clone());
             return Ok(s);
         }
-        // Each session holds its own copy of the weights: keep the unmodified
+        // A session shares the large float weights but holds its own small
+        // ones and its optimised graph: keep the unmodified
         // model and only the most recent rewritten ones.
         let mut order = self.order.lock().map_err(|_| midway())?;
         order.retain(|k| k != key);

@@ -6,6 +6,7 @@ use crate::onnx::error::ModelError;
 use crate::onnx::proto::ModelProto;
 use crate::onnx::runtime;
 use ort::session::Session;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -118,4 +119,58 @@ pub(super) fn graph_initializer_bytes(proto: &ModelProto) -> u64 {
         .as_ref()
         .map(|g| g.initializer.iter().map(|t| t.raw_data.as_ref().map_or(0, |d| d.len() as u64)).sum())
         .unwrap_or(0)
+}
+
+/// Float initializers smaller than this stay each session's own.
+const SHARE_AT_LEAST: usize = 4096;
+
+/// The model's float initializers of [`SHARE_AT_LEAST`] bytes or more as
+/// ONNX Runtime values: inline ones from the graph, external ones from the
+/// weights as digested (`weights`) or the file beside the model. One that
+/// cannot be read stays with the session.
+pub(super) fn shared_weights(
+    proto: &ModelProto,
+    path: &Path,
+    weights: &[(String, Arc<[u8]>)],
+) -> Vec<(String, Arc<ort::value::DynValue>)> {
+    let Some(g) = proto.graph.as_ref() else { return Vec::new() };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut files: HashMap<String, Option<Arc<[u8]>>> = HashMap::new();
+    let mut out = Vec::new();
+    for t in &g.initializer {
+        if t.data_type() != 1 {
+            continue;
+        }
+        let external = t.data_location.unwrap_or(0) == 1;
+        let bytes: Option<Vec<u8>> = if external {
+            let get = |k: &str| t.external_data.iter().find(|e| e.key() == k).map(|e| e.value().to_string());
+            let (Some(file), offset, length) = (get("location"), get("offset"), get("length")) else { continue };
+            let data = files
+                .entry(file.clone())
+                .or_insert_with(|| {
+                    weights
+                        .iter()
+                        .find(|(n, _)| *n == file)
+                        .map(|(_, b)| b.clone())
+                        .or_else(|| crate::fetch::read_cached(&dir.join(&file)).ok().map(Arc::<[u8]>::from))
+                })
+                .clone();
+            let offset: usize = offset.and_then(|o| o.parse().ok()).unwrap_or(0);
+            let n: usize = t.dims.iter().map(|d| usize::try_from(*d).unwrap_or(0)).product::<usize>() * 4;
+            let length: usize = length.and_then(|l| l.parse().ok()).unwrap_or(n);
+            data.and_then(|d| d.get(offset..offset + length).map(<[u8]>::to_vec))
+        } else {
+            t.raw_data.clone()
+        };
+        let Some(bytes) = bytes.filter(|b| b.len() >= SHARE_AT_LEAST && b.len() % 4 == 0) else { continue };
+        let shape: Vec<i64> = t.dims.clone();
+        if shape.iter().map(|d| usize::try_from(*d).unwrap_or(0)).product::<usize>() * 4 != bytes.len() {
+            continue;
+        }
+        let floats: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        if let Ok(v) = ort::value::Tensor::from_array((shape, floats)) {
+            out.push((t.name().to_string(), Arc::new(v.into_dyn())));
+        }
+    }
+    out
 }
