@@ -70,7 +70,12 @@ pub(super) fn builder(provider: Provider) -> Result<ort::session::builder::Sessi
     let rt = runtime::runtime().map_err(ModelError::Runtime)?;
     let b = Session::builder(&rt.env).map_err(|e| ModelError::Runtime(e.to_string()))?;
     match provider {
-        Provider::Cpu => Ok(b),
+        // No arena: ONNX Runtime's CPU arena keeps the largest activations
+        // of every run for the session's lifetime (a run that sweeps twice
+        // held two sweeps' worth); plain allocations are returned.
+        Provider::Cpu => b
+            .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(false).build()])
+            .map_err(|e| ModelError::Runtime(e.to_string())),
         Provider::Cuda => b.with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()]).map_err(|e| {
             ModelError::Runtime(format!("the CUDA execution provider is not available ({e}); it needs the onnxruntime-gpu library (set ASSAY_ORT_LIB to its libonnxruntime.so) and a CUDA GPU"))
         }),
