@@ -195,11 +195,21 @@ impl Model {
             }
         }
         let mut b = session_builder(provider, path, &weights)?;
+        // The plain session shares its weights with every rewritten one too.
+        let shared = (provider == Provider::Cpu)
+            .then(|| (shared_weights(&proto, path, &weights), ort::session::builder::PrepackedWeights::new()));
+        if let Some((values, prepacked)) = &shared {
+            b = share(b, &proto, values, prepacked)?;
+        }
         let session = b
             .commit_from_memory(bytes)
             .map_err(|e| ModelError::Graph(format!("ONNX Runtime cannot load the model: {e}")))?;
         let mut m = Model::from_session(path, display, sha256, proto, Some(session), provider);
         m.weights = weights;
+        if let Some((values, prepacked)) = shared {
+            let _ = m.shared.set(values);
+            let _ = m.prepacked.set(prepacked);
+        }
         Ok(m)
     }
 
@@ -294,13 +304,8 @@ impl Model {
         let mut b = session_builder(self.provider, &self.path, &self.weights)?;
         if self.provider == Provider::Cpu {
             let prepacked = self.prepacked.get_or_init(ort::session::builder::PrepackedWeights::new);
-            b = b.with_prepacked_weights(prepacked).map_err(|e| ModelError::Runtime(e.to_string()))?;
             let shared = self.shared.get_or_init(|| shared_weights(&self.proto, &self.path, &self.weights));
-            for (name, value) in shared {
-                if proto.graph.as_ref().is_some_and(|g| g.initializer.iter().any(|t| t.name() == name)) {
-                    b = b.with_initializer(name, value.clone()).map_err(|e| ModelError::Runtime(e.to_string()))?;
-                }
-            }
+            b = share(b, &proto, shared, prepacked)?;
         }
         let s = b
             .commit_from_memory(&bytes)

@@ -179,3 +179,20 @@ pub(super) fn shared_weights(
     }
     out
 }
+
+/// `b` with the model's shared weights (those `proto` has) and its
+/// prepacked-weights container.
+pub(super) fn share(
+    mut b: ort::session::builder::SessionBuilder,
+    proto: &ModelProto,
+    shared: &[(String, Arc<ort::value::DynValue>)],
+    prepacked: &ort::session::builder::PrepackedWeights,
+) -> Result<ort::session::builder::SessionBuilder, ModelError> {
+    b = b.with_prepacked_weights(prepacked).map_err(|e| ModelError::Runtime(e.to_string()))?;
+    let names: std::collections::HashSet<&str> =
+        proto.graph.iter().flat_map(|g| g.initializer.iter().map(|t| t.name())).collect();
+    for (name, value) in shared.iter().filter(|(n, _)| names.contains(n.as_str())) {
+        b = b.with_initializer(name, value.clone()).map_err(|e| ModelError::Runtime(e.to_string()))?;
+    }
+    Ok(b)
+}
