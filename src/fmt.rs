@@ -136,17 +136,10 @@ pub fn cmd_fmt(paths: &[String], check: bool) -> u8 {
     }
 }
 
-/// Replaces `path` by `text` through a temporary file beside it, keeping
-/// its permissions: never half a script.
-fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.fmt-{}", std::process::id()));
-    std::fs::write(&tmp, text)?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        let _ = std::fs::set_permissions(&tmp, meta.permissions());
-    }
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
+/// Replaces `path` by `text` atomically (a temporary file beside it,
+/// renamed over it), keeping its permissions: never half a script.
+fn write_atomic(path: &Path, text: &str) -> Result<(), String> {
+    let permissions = std::fs::metadata(path).map_err(|e| e.to_string())?.permissions();
+    assay_stdlib::fetch::write_atomic(path, text.as_bytes())?;
+    std::fs::set_permissions(path, permissions).map_err(|e| e.to_string())
 }

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use assay_grammar::{Expr, ExprKind, FnBody, Program, Span, Stmt, StmtKind};
+use assay_grammar::{Expr, ExprKind, FnBody, FnDef, Program, Span, Stmt, StmtKind};
 use assay_interpreter::{check, Diag, Registry, Severity, SourceFile};
 use lsp_server::{Connection, Message, Notification, Request, RequestId, Response};
 use lsp_types as lt;
@@ -114,19 +114,7 @@ fn bind_stmt(text: &str, s: &Stmt, top: bool, out: &mut Vec<Binding>) {
             if let Some(n) = &f.name {
                 add(n, "fn", first_line(text, f.span));
             }
-            for p in &f.params {
-                out.push(Binding {
-                    name: p.name.node.clone(),
-                    span: p.name.span,
-                    kind: "parameter",
-                    detail: format!("parameter of {}", first_line(text, f.span)),
-                    top_level: false,
-                });
-            }
-            match &f.body {
-                FnBody::Block(b) => b.node.iter().for_each(|s| bind_stmt(text, s, false, out)),
-                FnBody::Expr(e) => bind_expr(text, e, out),
-            }
+            bind_fn(text, f, out);
         }
         StmtKind::For { index, var, body, .. } => {
             if let Some(i) = index {
@@ -145,21 +133,27 @@ fn bind_stmt(text: &str, s: &Stmt, top: bool, out: &mut Vec<Binding>) {
     }
 }
 
-/// Lambdas' parameters and the statements of block lambdas.
+/// Lambdas' parameters and what their bodies bind.
 fn bind_expr(text: &str, e: &Expr, out: &mut Vec<Binding>) {
     if let ExprKind::Lambda(f) = &e.node {
-        for p in &f.params {
-            out.push(Binding {
-                name: p.name.node.clone(),
-                span: p.name.span,
-                kind: "parameter",
-                detail: format!("parameter of {}", first_line(text, f.span)),
-                top_level: false,
-            });
-        }
-        if let FnBody::Block(b) = &f.body {
-            b.node.iter().for_each(|s| bind_stmt(text, s, false, out));
-        }
+        bind_fn(text, f, out);
+    }
+}
+
+/// A function's or lambda's parameters, and what its body binds.
+fn bind_fn(text: &str, f: &FnDef, out: &mut Vec<Binding>) {
+    for p in &f.params {
+        out.push(Binding {
+            name: p.name.node.clone(),
+            span: p.name.span,
+            kind: "parameter",
+            detail: format!("parameter of {}", first_line(text, f.span)),
+            top_level: false,
+        });
+    }
+    match &f.body {
+        FnBody::Block(b) => b.node.iter().for_each(|s| bind_stmt(text, s, false, out)),
+        FnBody::Expr(e) => bind_expr(text, e, out),
     }
 }
 

@@ -7,12 +7,12 @@
 //! such. Skipped where Node.js is not installed; required where
 //! ASSAY_REQUIRE_NODE=1 (CI installs it).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use assay_grammar::Lexeme;
 
-use crate::support::repo_root;
+use crate::support::{repo_root, repo_scripts};
 
 const PACKAGES: &[&str] = &["vscode-textmate@9.3.2", "vscode-oniguruma@2.0.1"];
 
@@ -38,15 +38,12 @@ fn node_modules() -> Option<PathBuf> {
     Some(modules)
 }
 
-fn scripts(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            scripts(&p, out);
-        } else if p.extension().is_some_and(|x| x == "assay") {
-            out.push(p);
-        }
-    }
+/// Every repository script that Assay's parser parses.
+fn parsable_scripts() -> Vec<PathBuf> {
+    let mut all = repo_scripts();
+    all.retain(|p| std::fs::read_to_string(p).is_ok_and(|t| assay_grammar::parse(&t).is_ok()));
+    assert!(all.len() > 120, "{} scripts", all.len());
+    all
 }
 
 /// (line, UTF-16 column) of a byte offset.
@@ -61,12 +58,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 fn the_textmate_grammar_colours_what_the_lexer_reads() {
     let Some(modules) = node_modules() else { return };
     let root = repo_root();
-    let mut all = Vec::new();
-    scripts(&root.join("examples"), &mut all);
-    scripts(&root.join("tests"), &mut all);
-    all.retain(|p| std::fs::read_to_string(p).is_ok_and(|t| assay_grammar::parse(&t).is_ok()));
-    all.sort();
-    assert!(all.len() > 120, "{} scripts", all.len());
+    let all = parsable_scripts();
     let out = Command::new("node")
         .env("NODE_PATH", &modules)
         .arg(root.join("editors/test/textmate.js"))
@@ -169,12 +161,7 @@ fn the_tree_sitter_grammar_parses_every_script_and_its_queries_compile() {
     };
     let (ok, log) = run(&["generate".as_ref()]);
     assert!(ok, "tree-sitter generate: {log}");
-    let mut all = Vec::new();
-    scripts(&root.join("examples"), &mut all);
-    scripts(&root.join("tests"), &mut all);
-    all.retain(|p| std::fs::read_to_string(p).is_ok_and(|t| assay_grammar::parse(&t).is_ok()));
-    all.sort();
-    assert!(all.len() > 120, "{} scripts", all.len());
+    let all = parsable_scripts();
     let mut args: Vec<&std::ffi::OsStr> =
         vec!["parse".as_ref(), "--quiet".as_ref(), "-p".as_ref(), grammar.as_os_str()];
     args.extend(all.iter().map(|p| p.as_os_str()));

@@ -6,20 +6,7 @@
 //! standard input, and refuses a script that does not parse with its
 //! diagnostic.
 
-use std::path::{Path, PathBuf};
-
-use crate::support::{repo_root, runs_of, Test};
-
-fn scripts(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            scripts(&p, out);
-        } else if p.extension().is_some_and(|x| x == "assay") {
-            out.push(p);
-        }
-    }
-}
+use crate::support::{repo_root, repo_scripts, runs_of, Test};
 
 /// The syntax tree with every span left out.
 pub(crate) fn tree(text: &str) -> Option<String> {
@@ -40,10 +27,7 @@ pub(crate) fn tree(text: &str) -> Option<String> {
 
 #[test]
 fn every_script_formats_to_the_same_tree_on_the_same_lines_and_again_to_itself() {
-    let root = repo_root();
-    let mut all = Vec::new();
-    scripts(&root.join("examples"), &mut all);
-    scripts(&root.join("tests"), &mut all);
+    let all = repo_scripts();
     assert!(all.len() > 150, "{} scripts", all.len());
     let mut formatted_count = 0;
     for p in &all {
@@ -80,7 +64,12 @@ fn a_formatted_script_runs_to_the_same_results() {
     let messy = "seed 3\nlet xs=map(range(0,5),i=>i*i)\nlet r={total:sum(xs),  first:xs[0]}\n  record \"r\",r\nassert r.total==30,\"the sum of squares\"\nif len(xs)>2{record \"long\",true}\n";
     std::fs::write(dir.path().join("a.assay"), messy).unwrap();
     std::fs::write(dir.path().join("b.assay"), messy).unwrap();
+    // An executable script stays executable: the rewrite keeps permissions.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path().join("b.assay"), std::fs::Permissions::from_mode(0o751)).unwrap();
     let fmt = Test::new(dir.path()).args(["fmt", "b.assay"]).run();
+    let mode = std::fs::metadata(dir.path().join("b.assay")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o751);
     assert_eq!(fmt.code, 0, "{}", fmt.stderr);
     let b = std::fs::read_to_string(dir.path().join("b.assay")).unwrap();
     assert_ne!(b, messy);

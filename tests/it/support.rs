@@ -120,3 +120,23 @@ pub(crate) fn runs_of(dir: &Path, stem: &str) -> Vec<PathBuf> {
     v.sort();
     v
 }
+
+/// Every `.assay` file under examples/ and tests/, sorted.
+pub(crate) fn repo_scripts() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "assay") {
+                out.push(p);
+            }
+        }
+    }
+    let root = repo_root();
+    let mut out = Vec::new();
+    walk(&root.join("examples"), &mut out);
+    walk(&root.join("tests"), &mut out);
+    out.sort();
+    out
+}
