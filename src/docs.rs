@@ -218,6 +218,40 @@ pub fn agent_guide(r: &Registry, focus: Focus) -> String {
         // Tools of one shape (`abs`, `sin`, ...) share one line.
         let shape = |s: &Signature| render(s)[s.name.len()..].to_string();
         let mut done = vec![false; sigs.len()];
+        // The edits `edit` applies share one line: each one's parameters
+        // (untyped: they are numbers but for `flip`'s axis, `paste`'s
+        // picture and `recolour`'s colour) and what it does, in brief.
+        let edits: Vec<usize> = (0..sigs.len()).filter(|&i| sigs[i].doc.starts_with("An edit: ")).collect();
+        if edits.len() > 1 {
+            let items: Vec<String> = edits
+                .iter()
+                .map(|&i| {
+                    let s = sigs[i];
+                    let params: Vec<String> = s
+                        .params
+                        .iter()
+                        .map(|p| match &p.default {
+                            assay_interpreter::Default::Required => p.name.to_string(),
+                            assay_interpreter::Default::Value(v) => format!("{} = {}", p.name, v.to_repr()),
+                        })
+                        .collect();
+                    // What it does, cut at a word near 36 characters.
+                    let first = s.doc.trim_start_matches("An edit: ");
+                    let first = first.split(". ").next().unwrap_or(first).trim_end_matches('.');
+                    let what = match first.char_indices().nth(36) {
+                        Some((i, _)) => {
+                            format!("{}…", first[..i].rsplit_once(' ').map(|(a, _)| a).unwrap_or(&first[..i]))
+                        }
+                        None => first.to_string(),
+                    };
+                    format!("`{}({})` {what}", s.name, params.join(", "))
+                })
+                .collect();
+            let _ = writeln!(out, "- Edits, records for `edit`: {}.", items.join("; "));
+            for i in edits {
+                done[i] = true;
+            }
+        }
         for (i, s) in sigs.iter().enumerate() {
             if done[i] {
                 continue;
