@@ -114,6 +114,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a run's trace as JSONL, one line per tool call, whether it
+    /// was kept as trace.jsonl or (a large one) trace.jsonl.gz.
+    Trace {
+        /// The run folder (runs/NAME/NNNN).
+        run: PathBuf,
+    },
     /// Compare two runs record by record.
     Diff {
         a: PathBuf,
@@ -419,6 +425,14 @@ pub(crate) fn main() -> u8 {
             EXIT_OK
         }
         Command::Diff { a, b, json } => cmd_diff(&a, &b, json),
+        Command::Trace { run } => match assay_interpreter::copy_trace(&run, &mut std::io::stdout().lock()) {
+            Ok(_) => EXIT_OK,
+            Err(e) => usage_error(
+                false,
+                &format!("{}: no trace to read: {e}", run.display()),
+                "give a run folder (runs/NAME/NNNN) that holds trace.jsonl or trace.jsonl.gz",
+            ),
+        },
         Command::Verify { run, json, allow_read, cached, budget } => match budget.budget() {
             Ok(b) => assay::verify::cmd_verify(
                 &run,

@@ -186,7 +186,8 @@ pub(crate) fn store(key: &str, run_dir: &Path, done: &Done) {
     for (rel, path, _) in &files {
         let Ok(bytes) = assay_interpreter::read_regular(path, MAX_RECORD_BYTES) else { return };
         let sha = hex::encode(Sha256::digest(&bytes));
-        let blob = bytes.len() as u64 >= BLOB_MIN && !matches!(rel.as_str(), "manifest.json" | "trace.jsonl");
+        let blob = bytes.len() as u64 >= BLOB_MIN
+            && !matches!(rel.as_str(), "manifest.json" | "trace.jsonl" | "trace.jsonl.gz");
         if blob {
             if put_blob(&sha, &bytes).is_none() {
                 return;
@@ -343,6 +344,12 @@ pub(crate) fn write(kept: Kept, tmp: &Path, key: &str) -> Result<Done, String> {
                 let bytes = match rel.as_str() {
                     "manifest.json" => replayed_manifest(&bytes, key, done.tool_calls)?,
                     "trace.jsonl" => replayed_trace(&bytes)?,
+                    "trace.jsonl.gz" => {
+                        let text = assay_interpreter::gunzip(&bytes, MAX_RECORD_BYTES)
+                            .map_err(|e| format!("a kept trace: {e}"))?;
+                        let jsonl = String::from_utf8(replayed_trace(&text)?).map_err(|e| e.to_string())?;
+                        assay_interpreter::trace_file(&jsonl).1
+                    }
                     _ => bytes,
                 };
                 std::fs::write(&dest, bytes).map_err(|e| format!("{}: {e}", dest.display()))?;

@@ -41,10 +41,10 @@ pub use eval::{
     TraceEntry, MAX_CALL_DEPTH,
 };
 pub use record::{
-    begin_run, canonical, digest_regular, finish_named, finish_run, npy_f32, npy_f32_header, num_json, open_regular,
-    read_regular, read_regular_following, read_run, results_json, run_stem, trace_jsonl, write_files, write_run,
-    write_shard_files, CallCacheFacts, Manifest, ManifestFile, Replayed, RunDir, RunFiles, ScriptId, ShardId,
-    ShardedCall,
+    begin_run, canonical, copy_trace, digest_regular, finish_named, finish_run, gunzip, npy_f32, npy_f32_header,
+    num_json, open_regular, read_regular, read_regular_following, read_run, read_trace, results_json, run_stem,
+    trace_file, trace_jsonl, write_files, write_run, write_shard_files, CallCacheFacts, Manifest, ManifestFile,
+    Replayed, RunDir, RunFiles, ScriptId, ShardId, ShardedCall,
 };
 pub use report::{escape as html_escape, report_html};
 pub use rhai_module::RhaiModule;

@@ -200,6 +200,60 @@ pub fn results_json(out: &Outcome, file: &SourceFile, artifacts: &mut Vec<(Strin
     }))
 }
 
+/// Traces larger than this are written gzip-compressed, as
+/// `trace.jsonl.gz` (`assay trace RUN` prints either as JSONL).
+pub(crate) const TRACE_GZ_ABOVE: usize = 1 << 20;
+
+/// A trace's file: `trace.jsonl`, or `trace.jsonl.gz` when it is large.
+pub fn trace_file(jsonl: &str) -> (&'static str, Vec<u8>) {
+    if jsonl.len() <= TRACE_GZ_ABOVE {
+        return ("trace.jsonl", jsonl.as_bytes().to_vec());
+    }
+    // No file name or time in the header: the same trace, the same bytes.
+    let mut gz = flate2::GzBuilder::new().write(Vec::new(), flate2::Compression::default());
+    match gz.write_all(jsonl.as_bytes()).and_then(|_| gz.finish()) {
+        Ok(bytes) => ("trace.jsonl.gz", bytes),
+        Err(_) => ("trace.jsonl", jsonl.as_bytes().to_vec()),
+    }
+}
+
+/// A run folder's trace as JSONL, from whichever file it has (at most
+/// `limit` bytes, compressed or not).
+pub fn read_trace(dir: &Path, limit: u64) -> Result<String, String> {
+    let gz = dir.join("trace.jsonl.gz");
+    let bytes = if gz.is_file() {
+        gunzip(&read_regular(&gz, limit)?, limit).map_err(|e| format!("{}: {e}", gz.display()))?
+    } else {
+        read_regular(&dir.join("trace.jsonl"), limit)?
+    };
+    String::from_utf8(bytes).map_err(|e| format!("the trace is not UTF-8: {e}"))
+}
+
+/// Streams a run folder's trace as JSONL into `w` (decompressing a
+/// `trace.jsonl.gz` as it goes): memory does not grow with the trace.
+pub fn copy_trace(dir: &Path, w: &mut dyn std::io::Write) -> Result<u64, String> {
+    let gz = dir.join("trace.jsonl.gz");
+    let (path, compressed) = if gz.is_file() { (gz, true) } else { (dir.join("trace.jsonl"), false) };
+    let file = open_regular(&path, u64::MAX)?;
+    let copied = if compressed {
+        std::io::copy(&mut flate2::read::GzDecoder::new(file), w)
+    } else {
+        std::io::copy(&mut { file }, w)
+    };
+    copied.map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Decompresses gzip `bytes`, refusing more than `limit` bytes of output.
+pub fn gunzip(bytes: &[u8], limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes).take(limit + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > limit {
+        return Err(std::io::Error::other(format!("more than {limit} bytes once decompressed")));
+    }
+    Ok(out)
+}
+
 pub fn trace_jsonl(out: &Outcome) -> String {
     let mut s = String::new();
     for t in &out.trace {
@@ -432,7 +486,8 @@ pub fn write_files(dir: &Path, files: &RunFiles) -> std::io::Result<()> {
     fs::create_dir_all(dir.join("artifacts"))?;
     write_file(&dir.join("script.assay"), files.script.as_bytes())?;
     write_file(&dir.join("results.json"), files.results.as_bytes())?;
-    write_file(&dir.join("trace.jsonl"), files.trace.as_bytes())?;
+    let (trace_name, trace) = trace_file(&files.trace);
+    write_file(&dir.join(trace_name), &trace)?;
     write_file(&dir.join("report.html"), files.report.as_bytes())?;
     for (name, bytes) in &files.artifacts {
         let safe =
@@ -454,7 +509,8 @@ pub fn write_shard_files(
 ) -> std::io::Result<()> {
     write_file(&dir.join("script.assay"), script.as_bytes())?;
     write_file(&dir.join("partials.bin"), partials)?;
-    write_file(&dir.join("trace.jsonl"), trace.as_bytes())?;
+    let (trace_name, trace) = trace_file(trace);
+    write_file(&dir.join(trace_name), &trace)?;
     write_file(&dir.join("manifest.json"), manifest.as_bytes())
 }
 
@@ -643,4 +699,31 @@ pub fn read_run(path: &Path) -> Result<RunDir, String> {
     let manifest = Manifest::parse(manifest_text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
     let script = read_text(&path.join("script.assay"), MAX_SMALL_BYTES)?;
     Ok(RunDir { path: path.to_path_buf(), results, results_text, manifest, script })
+}
+
+#[cfg(test)]
+mod trace_tests {
+    use super::*;
+
+    #[test]
+    fn a_large_trace_is_gzipped_deterministically_and_reads_back() {
+        let small = "{\"step\":1,\"tool\":\"abs\",\"seconds\":0.1}\n";
+        assert_eq!(trace_file(small), ("trace.jsonl", small.as_bytes().to_vec()));
+        let big: String =
+            (1..=40_000).map(|i| format!("{{\"step\":{i},\"tool\":\"abs\",\"seconds\":0.000002}}\n")).collect();
+        assert!(big.len() > TRACE_GZ_ABOVE);
+        let (name, bytes) = trace_file(&big);
+        assert_eq!(name, "trace.jsonl.gz");
+        assert_eq!(trace_file(&big).1, bytes, "the same trace, the same bytes");
+        assert!(bytes.len() * 10 < big.len());
+        assert_eq!(gunzip(&bytes, big.len() as u64).expect("gunzip"), big.as_bytes());
+        // More output than the limit is refused, not read.
+        assert!(gunzip(&bytes, 1000).is_err());
+        let dir = tempfile::tempdir().expect("dir");
+        fs::write(dir.path().join(name), &bytes).expect("write");
+        assert_eq!(read_trace(dir.path(), 1 << 30).expect("read"), big);
+        let mut out = Vec::new();
+        assert_eq!(copy_trace(dir.path(), &mut out).expect("copy"), big.len() as u64);
+        assert_eq!(out, big.as_bytes());
+    }
 }

@@ -84,10 +84,15 @@ pub(crate) fn check_example(script: &Path) -> Result<(), String> {
     if runs.len() != 2 {
         return Err(format!("{stem}: {} complete runs, not 2", runs.len()));
     }
-    for f in ["script.assay", "results.json", "trace.jsonl", "manifest.json", "report.html"] {
+    for f in ["script.assay", "results.json", "manifest.json", "report.html"] {
         if !runs[0].join(f).is_file() {
             return Err(format!("{stem}: {f} missing"));
         }
+    }
+    // The trace: plain, or compressed past 1 MiB (and readable either way).
+    let trace = assay_interpreter::read_trace(&runs[0], 1 << 30).map_err(|e| format!("{stem}: {e}"))?;
+    if trace.lines().count() == 0 {
+        return Err(format!("{stem}: an empty trace"));
     }
     let a = std::fs::read(runs[0].join("results.json")).map_err(|e| e.to_string())?;
     let b = std::fs::read(runs[1].join("results.json")).map_err(|e| e.to_string())?;

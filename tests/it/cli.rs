@@ -293,3 +293,51 @@ fn the_checker_warns_of_what_runs_but_is_almost_never_meant() {
     assert!(text.stderr.contains("the result of `sort` is thrown away"), "{}", text.stderr);
     assert!(text.stdout.contains("2 warning(s)"), "{}", text.stdout);
 }
+
+#[test]
+fn a_large_trace_is_compact_and_assay_trace_reads_it_back_as_jsonl() {
+    // 40,000 calls on in-memory values: no digests (results.json pins what
+    // they computed), so the trace is small per call, and past 1 MiB it is
+    // kept gzip-compressed. A call that reads a file keeps its digests.
+    let dir = temp_with(&[
+        ("data.txt", "abc"),
+        ("r.assay", "let xs = map(range(40000), x => abs(x - 3))\nrecord \"n\", sum(xs)\nrecord \"t\", read_text(\"data.txt\")\n"),
+    ]);
+    let store = tempfile::tempdir().expect("store");
+    let run = |dir: &Path| {
+        let out =
+            Test::new(dir).env("ASSAY_CALL_CACHE_DIR", store.path().to_str().unwrap()).args(["run", "r.assay"]).run();
+        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    };
+    run(dir.path());
+    let first = runs_of(dir.path(), "r")[0].clone();
+    assert!(first.join("trace.jsonl.gz").is_file() && !first.join("trace.jsonl").exists());
+    let gz = std::fs::metadata(first.join("trace.jsonl.gz")).expect("gz").len();
+    let out = Test::new(dir.path()).args(["trace", first.to_str().unwrap()]).run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<serde_json::Value> = out.stdout.lines().map(|l| serde_json::from_str(l).expect("jsonl")).collect();
+    assert_eq!(lines.len(), 40_004, "one line per tool call");
+    let steps: Vec<u64> = lines.iter().map(|l| l["step"].as_u64().expect("step")).collect();
+    assert!(steps.windows(2).all(|w| w[1] == w[0] + 1), "every step, in order");
+    let abs: Vec<&serde_json::Value> = lines.iter().filter(|l| l["tool"] == "abs").collect();
+    assert_eq!(abs.len(), 40_000);
+    assert!(abs.iter().all(|l| l.get("args").is_none() && l.get("output").is_none() && l["seconds"].is_f64()));
+    let read = lines.iter().find(|l| l["tool"] == "read_text").expect("read_text");
+    assert_eq!(read["args"].as_str().map(str::len), Some(64));
+    assert_eq!(read["output"].as_str().map(str::len), Some(64));
+    assert!(read["inputs"].as_object().is_some_and(|i| i.keys().any(|k| k.ends_with("data.txt"))));
+    // Bytes per call, compressed: far below the ~210 of a digest per call.
+    assert!(gz * 10 < out.stdout.len() as u64 && gz < 40_004 * 20, "{gz} bytes for 40,004 calls");
+    // A rerun is replayed from the kept record: its trace, still
+    // compressed, says every call was answered and took no time.
+    run(dir.path());
+    let second = runs_of(dir.path(), "r")[1].clone();
+    let text = assay_interpreter::read_trace(&second, 1 << 30).expect("trace");
+    let replayed: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).expect("jsonl")).collect();
+    assert_eq!(replayed.len(), 40_004);
+    assert!(replayed.iter().all(|l| l["cached"] == true && l["seconds"] == 0.0));
+    // A folder without a trace is a clear error.
+    let out = Test::new(dir.path()).args(["trace", dir.path().to_str().unwrap()]).run();
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(out.stderr.contains("no trace to read") && out.stderr.contains("help:"), "{}", out.stderr);
+}

@@ -186,9 +186,10 @@ impl<'a> Run<'a> {
         inputs.insert(m.path.display().to_string(), m.digest.clone());
         self.out.trace.push(TraceEntry {
             step,
-            tool: tool_name,
-            args: args_digest,
+            tool: tool_name.into(),
+            args: Some(args_digest),
             inputs,
+            failed: output.is_none(),
             output,
             seconds: started.elapsed().as_secs_f64(),
             cached: false,
@@ -331,11 +332,12 @@ impl<'a> Run<'a> {
         self.out.cache_hits += 1;
         self.out.trace.push(TraceEntry {
             step,
-            tool: tool.to_string(),
-            args: args_digest.to_string(),
+            tool: tool.to_string().into(),
+            args: Some(args_digest.to_string()),
             inputs: cond.inputs,
             output: Some(v.digest()),
             seconds: started.elapsed().as_secs_f64(),
+            failed: false,
             cached: true,
         });
         Some(v)
@@ -402,14 +404,18 @@ impl<'a> Run<'a> {
         inputs: BTreeMap<String, String>,
         started: Instant,
     ) -> EvalResult<Value> {
-        let output = result.as_ref().ok().map(|v| v.digest());
+        // Digests only for a call that read files or models, or failed
+        // (see `TraceEntry`): the result's digest is not computed otherwise.
+        let digests = !inputs.is_empty() || result.is_err();
+        let output = if digests { result.as_ref().ok().map(|v| v.digest()) } else { None };
         self.out.trace.push(TraceEntry {
             step,
-            tool: sig.name.to_string(),
-            args: args_digest,
+            tool: sig.name.into(),
+            args: digests.then_some(args_digest),
             inputs,
             output,
             seconds: started.elapsed().as_secs_f64(),
+            failed: result.is_err(),
             cached: false,
         });
         result.map_err(|e| {

@@ -35,18 +35,30 @@ pub fn progress() -> usize {
 /// Deepest chain of script function calls.
 pub const MAX_CALL_DEPTH: usize = 200;
 
-/// One line of trace.jsonl.
+/// One line of trace.jsonl. A call that read files or models, failed, or
+/// was answered from the cache carries the digests of its arguments and
+/// result; a call on in-memory values alone (most of a script's calls:
+/// `len`, `abs`, `sum` ...) carries its tool and time only, since
+/// results.json already pins what it computed and its digests would be
+/// most of the trace's bytes (a FIND `fit` step makes ~185,000 such calls).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TraceEntry {
     pub step: u64,
-    pub tool: String,
+    /// The tool's name (borrowed from its signature: no allocation per call).
+    pub tool: std::borrow::Cow<'static, str>,
     /// sha256 of the bound arguments' canonical encoding.
-    pub args: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub args: Option<String>,
     /// Files read during the call: path -> sha256.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub inputs: BTreeMap<String, String>,
-    /// sha256 of the result, or null when the call failed.
+    /// sha256 of the result.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
     pub seconds: f64,
+    /// The call failed (it has no result).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub failed: bool,
     /// Answered from the call cache (not run).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub cached: bool,
