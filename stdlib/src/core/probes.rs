@@ -41,6 +41,15 @@ impl Rows {
     fn row(&self, i: usize) -> &[f64] {
         &self.x[i * self.k..(i + 1) * self.k]
     }
+    fn column_means(&self) -> Vec<f64> {
+        let mut m = vec![0.0; self.k];
+        for i in 0..self.n {
+            for (a, v) in m.iter_mut().zip(self.row(i)) {
+                *a += v;
+            }
+        }
+        m.iter().map(|v| v / self.n.max(1) as f64).collect()
+    }
     fn take(&self, idx: &[usize]) -> Rows {
         let mut x = Vec::with_capacity(idx.len() * self.k);
         for &i in idx {
@@ -383,7 +392,7 @@ fn lbfgs(x: &Rows, t: &Targets, m: usize, s: &Settings) -> Result<Fit, String> {
     use argmin::core::{Executor, State, TerminationReason, TerminationStatus};
     use argmin::solver::linesearch::MoreThuenteLineSearch;
     use argmin::solver::quasinewton::LBFGS;
-    let mu: Vec<f64> = (0..x.k).map(|j| (0..x.n).map(|i| x.x[i * x.k + j]).sum::<f64>() / x.n.max(1) as f64).collect();
+    let mu = x.column_means();
     let centred = Rows { x: x.x.iter().enumerate().map(|(c, v)| v - mu[c % x.k]).collect(), n: x.n, k: x.k };
     let objective = || Objective {
         x: &centred,
@@ -443,7 +452,7 @@ fn lbfgs(x: &Rows, t: &Targets, m: usize, s: &Settings) -> Result<Fit, String> {
 /// features, the same solution from the N×N system w = Xᵀ(XXᵀ + l2·I)⁻¹y.
 fn ridge(x: &Rows, y: &[f64], l2: f64) -> Option<Fit> {
     let (n, k) = (x.n, x.k);
-    let mean_x: Vec<f64> = (0..k).map(|j| (0..n).map(|i| x.x[i * k + j]).sum::<f64>() / n as f64).collect();
+    let mean_x = x.column_means();
     let mean_y = y.iter().sum::<f64>() / n as f64;
     let xc = nalgebra::DMatrix::from_fn(n, k, |i, j| x.x[i * k + j] - mean_x[j]);
     let yc = nalgebra::DVector::from_iterator(n, y.iter().map(|v| v - mean_y));
