@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use assay_interpreter::{to_numbers, to_tensor, Arg, ToolError, Type, Value};
+use assay_interpreter::{to_numbers, to_tensor, Arg, Bound, ToolError, Type, Value};
 
 use crate::core::declare::{tool, ToolCtx, ToolResult};
 
@@ -243,6 +243,37 @@ fn heat_range(data: &[f64]) -> (f64, f64) {
     (lo, hi)
 }
 
+/// Maps the range `r` onto pixels `p0`..`p1` (the middle if it is one value).
+fn axis(r: (f64, f64), p0: f64, p1: f64) -> impl Fn(f64) -> f64 {
+    move |v: f64| if r.1 > r.0 { p0 + (v - r.0) / (r.1 - r.0) * (p1 - p0) } else { (p0 + p1) / 2.0 }
+}
+
+/// A scatter plot's `[xs, ys]`: two lists (or tensors) of numbers of one length.
+fn scatter_data(data: &Bound<Value>) -> Result<(Vec<f64>, Vec<f64>), ToolError> {
+    let help = "give [xs, ys]: two lists of numbers of the same length, one dot per pair";
+    let parts = match &**data {
+        Value::List(items) if items.len() == 2 => items.clone(),
+        Value::Tensor(t) if t.ndim() == 2 && t.shape()[0] == 2 => {
+            let rows: Vec<Value> = t.outer_iter().map(|r| Value::nums(r.iter().map(|v| *v as f64))).collect();
+            Arc::new(rows)
+        }
+        other => {
+            return Err(data.error(format!("a scatter plot needs [xs, ys], found {}", other.type_name())).help(help))
+        }
+    };
+    let xs = to_numbers(&parts[0]).map_err(|e| data.error(format!("xs: expected numbers: {e}")).help(help))?;
+    let ys = to_numbers(&parts[1]).map_err(|e| data.error(format!("ys: expected numbers: {e}")).help(help))?;
+    if xs.len() != ys.len() || xs.is_empty() || xs.len() > 100_000 {
+        return Err(data
+            .error(format!("{} xs and {} ys: give between 1 and 100000 pairs", xs.len(), ys.len()))
+            .help(help));
+    }
+    if !xs.iter().zip(&ys).any(|(x, y)| x.is_finite() && y.is_finite()) {
+        return Err(data.error("no pair of finite numbers to draw").help(help));
+    }
+    Ok((xs, ys))
+}
+
 fn heat(rows: usize, cols: usize, data: &[f64], a: Area) -> String {
     let (lo, hi) = heat_range(data);
     let (cw, ch) = ((a.x1 - a.x0) / cols.max(1) as f64, (a.y1 - a.y0) / rows.max(1) as f64);
@@ -291,8 +322,8 @@ fn colour_bar(data: &[f64], a: Area) -> String {
 
 tool! {
     /// Draws a plot as an image for the report: "bar" (one bar per value; negative bars red), "line",
-    /// "histogram" (of the values, `bins`), or "heatmap" (a 2-D tensor or list of rows; blue below
-    /// zero, red above). With a `title`, axis labels or tick text, the text is drawn in DejaVu Sans
+    /// "histogram" (of the values, `bins`), "heatmap" (a 2-D tensor or list of rows; blue below
+    /// zero, red above), or "scatter" (`[xs, ys]`, two lists of equal length: one dot per pair). With a `title`, axis labels or tick text, the text is drawn in DejaVu Sans
     /// (fetched once into Assay's cache; the same pixels on every machine), bar and line plots get
     /// value ticks and a heatmap a colour bar; e.g. an attention pattern with the tokens on both axes.
     /// Without them the plot has no text: name it in `show`.
@@ -309,11 +340,17 @@ tool! {
     /// let p = plot("heatmap", pattern, title: "layer 3, head 2", x_label: "key", y_label: "query", x_ticks: tokens, y_ticks: tokens)
     /// assert p != plot("heatmap", pattern), "the text is drawn"
     /// ```
+    ///
+    /// ```assay
+    /// let xs = range(50)
+    /// let s = plot("scatter", [xs, map(xs, x => x * x)], x_label: "x", y_label: "x squared")
+    /// assert s.width == 480 and s != plot("scatter", [xs, xs], x_label: "x", y_label: "x squared")
+    /// ```
     plot in Vision -> Type::Image;
     {
-        /// "bar", "line", "histogram" or "heatmap"
+        /// "bar", "line", "histogram", "heatmap" or "scatter"
         kind: String,
-        /// numbers, or rows of numbers for a heatmap
+        /// numbers, rows of numbers for a heatmap, or [xs, ys] for a scatter plot
         data: Value,
         /// bins of a histogram
         bins: usize = 20,
@@ -388,6 +425,39 @@ fn plot(p: plot::Params, _: &mut dyn ToolCtx) -> ToolResult {
                 frame(&body, area)
             }
         }
+        "scatter" => {
+            let (xs, ys) = scatter_data(&p.data)?;
+            for (t, what) in [(&p.x_ticks, "horizontal"), (&p.y_ticks, "vertical")] {
+                if !t.is_none() {
+                    return Err(t
+                        .error(format!("a scatter plot's {what} ticks are its values"))
+                        .help("leave x_ticks and y_ticks out; x_label and y_label name the axes"));
+                }
+            }
+            let (xr, yr) = (heat_range(&xs), heat_range(&ys));
+            let y_text: Vec<String> = if labels.any() { vec![num(yr.0), num(yr.1)] } else { Vec::new() };
+            if labels.any() {
+                labels.x_ticks = vec![num(xr.0), num(xr.1)];
+            }
+            let area = area(&labels, &y_text, false);
+            let (fx, fy) = (axis(xr, area.x0 + 4.0, area.x1 - 4.0), axis(yr, area.y1 - 4.0, area.y0 + 4.0));
+            let mut body = String::new();
+            for (x, y) in xs.iter().zip(&ys).filter(|(x, y)| x.is_finite() && y.is_finite()) {
+                let _ = write!(
+                    body,
+                    "<circle cx=\"{:.2}\" cy=\"{:.2}\" r=\"2.2\" fill=\"#3b6ea5\" fill-opacity=\"0.6\"/>",
+                    fx(*x),
+                    fy(*y)
+                );
+            }
+            if labels.any() {
+                let x_at = |i: usize| if i == 0 { fx(xr.0) } else { fx(xr.1) };
+                let ys_at = vec![(fy(yr.0), num(yr.0)), (fy(yr.1), num(yr.1))];
+                frame(&format!("{body}{}", text(&labels, area, &x_at, &ys_at)), area)
+            } else {
+                frame(&body, area)
+            }
+        }
         "heatmap" => {
             let t = to_tensor(&p.data).map_err(|e| p.data.error(format!("a heatmap needs rows of numbers: {e}")))?;
             if t.ndim() != 2 || t.is_empty() {
@@ -422,7 +492,9 @@ fn plot(p: plot::Params, _: &mut dyn ToolCtx) -> ToolResult {
                 frame(&body, area)
             }
         }
-        other => return Err(p.kind.error(format!("unknown plot \"{other}\"; use bar, line, histogram or heatmap"))),
+        other => {
+            return Err(p.kind.error(format!("unknown plot \"{other}\"; use bar, line, histogram, heatmap or scatter")))
+        }
     };
     let fonts = if labels.any() { Some(crate::vision::font::fonts().map_err(ToolError::new)?) } else { None };
     crate::vision::svg::render_with(&svg, W as u32, Some(H as u32), Some([255, 255, 255, 255]), fonts)
