@@ -18,12 +18,8 @@
 # the ratio to Assay's, and start-up and per-call costs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-cache="${ASSAY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/assay}"
-venv="${PEERS_VENV:-$cache/peers-venv}"
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q "onnxruntime==1.31.1" onnx numpy
-fi
+. benches/venv.sh
+bench_venv peers "${PEERS_VENV:-}" "onnxruntime==1.31.1" onnx numpy
 if [ "${1:-}" = "--torch" ] && ! "$venv/bin/python" -c "import torch, onnx2torch" 2>/dev/null; then
   "$venv/bin/pip" install -q torch onnx2torch
 fi

@@ -9,12 +9,8 @@
 #   benches/probes/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-cache="${ASSAY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/assay}"
-venv="${PROBES_VENV:-$cache/probes-venv}"
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q "scikit-learn==1.9.1" numpy
-fi
+. benches/venv.sh
+bench_venv probes "${PROBES_VENV:-}" "scikit-learn==1.9.1" numpy
 cargo build -q --release
 runs="$(mktemp -d)"
 trap 'rm -rf "$runs"' EXIT
