@@ -195,8 +195,8 @@ impl Item {
     }
 
     /// The ground truth in the answer format.
-    fn truth_answer(&self) -> String {
-        match self {
+    fn truth_answer(&self) -> Result<String, String> {
+        Ok(match self {
             Item::Numeric(f) => {
                 let domain = match f.interval() {
                     Some((lo, hi)) => format!("[{lo}, {hi}]"),
@@ -209,9 +209,13 @@ impl Item {
                 )
             }
             Item::Strings(f) => format!("[DESCRIPTION]: {}\n[CODE]:\n```assay\n{}```\n", f.description, f.truth_code()),
-            // A neuron's truth is words, not stimuli: refused before any item runs.
-            Item::Neuron { description, .. } => format!("[DESCRIPTION]: {description}"),
-        }
+            // A neuron's truth in stimuli: drawings that show its concept
+            // and drawings that do not, written from its definition.
+            Item::Neuron { name, description, .. } => {
+                let (pos, neg) = assay_stdlib::vision::bench_truth::truth_stimuli(name)?;
+                format!("[DESCRIPTION]: {description}\n[LABEL]: {description}\n[POSITIVE]: {pos}\n[NEGATIVE]: {neg}\n")
+            }
+        })
     }
 
     /// The task, its box written under `boxes/` if it is not there yet.
@@ -354,12 +358,6 @@ pub fn run(opts: Options) -> u8 {
 }
 
 fn run_inner(opts: &Options) -> Result<u8, String> {
-    if opts.suite == Suite::Neurons && matches!(opts.runner, Runner::Truth) {
-        return Err(
-            "a neuron's ground truth is a description, not stimuli to score: `truth` runs on numeric and strings"
-                .into(),
-        );
-    }
     let name = investigator_name(opts)?;
     let items = set(opts.suite, opts.seed, opts.n);
     let set_sha = pin_set(opts, &items)?;
@@ -522,7 +520,7 @@ fn investigator_for(opts: &Options, item: &Item) -> Result<Box<dyn Investigator>
             let script = opts.suite.baselines().iter().find(|(n, _)| *n == b).map(|(_, s)| *s);
             Box::new(Baseline::new(b, script.unwrap_or("")))
         }
-        Runner::Truth => Box::new(Truth(item.truth_answer())),
+        Runner::Truth => Box::new(Truth(item.truth_answer()?)),
         Runner::Agent => {
             Box::new(Llm { endpoint: assay_stdlib::llm::Endpoint::for_agent()?, retry: opts.limits.retry.clone() })
         }

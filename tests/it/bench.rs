@@ -221,38 +221,37 @@ fn neuron_descriptions_are_scored_by_auc_and_a_configured_judge_compares_labels_
     let again = run(&judge.url);
     assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
     assert_eq!(judge.requests.lock().unwrap().len(), 3);
-    // Neurons have no stimuli as ground truth: `truth` is refused.
-    let t = Test::new(work.path()).args(["bench", "neurons", "--baseline", "truth", "--n", "3", "--out", "v"]).run();
-    assert_eq!(t.code, 2, "{}", t.stderr);
 }
 
 #[test]
-fn the_benchmark_neurons_are_groups_of_the_imagenet_classes_they_name() {
-    let (_, labels) = assay_stdlib::models::efficientnet::provision().expect("EfficientNet-Lite0");
-    let first = |i: usize| labels[i].split(',').next().unwrap().trim().to_string();
-    for (i, name) in [(151, "Chihuahua"), (281, "tabby"), (404, "airliner"), (948, "Granny Smith"), (985, "daisy")] {
-        assert_eq!(first(i), name);
-    }
-    for g in assay_stdlib::vision::bench_neurons::GROUPS {
-        // A written truth that lists examples names at least one of the
-        // group's classes.
-        let words: Vec<String> = g.classes.iter().map(|c| first(*c).to_lowercase()).collect();
-        let lower = g.description.to_lowercase();
-        let Some((_, truth)) = lower.split_once('(') else { continue };
-        assert!(
-            words.iter().any(|w| w.split(' ').any(|part| part.len() > 3 && truth.contains(part.trim_end_matches('s')))),
-            "{}: {} vs {:?}",
-            g.name,
-            g.description,
-            words
-        );
-    }
+fn the_benchmark_neurons_show_their_concepts_on_drawings() {
+    // A concept neuron responds to the drawings of its concept and not to
+    // others, alone and in a scene (its detector was trained on both).
+    let out = Test::new(&crate::support::repo_root())
+        .args(["run", "-", "--json"])
+        .stdin(concat!(
+            "let e = emoji()\n",
+            "let of = ls => filter(e, d => d.label in ls)\n",
+            "let cut = l => item(of([l]), 0, background: \"none\").image\n",
+            "let s = (a, b) => scene([{image: cut(a), x: 0.28, y: 0.5, scale: 0.5}, {image: cut(b), x: 0.72, y: 0.5, scale: 0.5}])\n",
+            "record \"dogs\", score(synthetic(\"dogs\"), of([\"dog face\", \"poodle\"]), of([\"cat face\", \"red apple\", \"taxi\"])).score\n",
+            "record \"in_scene\", synthetic(\"dogs\")([s(\"dog\", \"rocket\"), s(\"rocket\", \"banana\")]).activations\n",
+            "record \"and\", synthetic(\"dogs_and_balls\")([s(\"dog face\", \"soccer ball\"), s(\"dog face\", \"banana\")]).activations\n",
+        ))
+        .run();
+    let r = &out.json()["results"]["records"];
+    assert_eq!(r["dogs"].as_f64(), Some(1.0), "{}{}", out.stdout, out.stderr);
+    let scene: Vec<f64> = r["in_scene"].as_array().unwrap().iter().filter_map(Json::as_f64).collect();
+    assert!(scene[0] > 0.5 && scene[1] < 0.5, "a dog beside a rocket, a rocket beside a banana: {scene:?}");
+    // AND: the dog's probability when both are there, else noise below 0.1.
+    let and: Vec<f64> = r["and"].as_array().unwrap().iter().filter_map(Json::as_f64).collect();
+    assert!(and[0] > 0.5 && and[1] < 0.1, "a dog with a ball, a dog with a banana: {and:?}");
     let out = Test::new(&crate::support::repo_root())
         .args(["run", "-", "--json"])
         .stdin("let ns = synthetic_neurons(set: \"benchmark\")\nrecord \"n\", len(ns)\nrecord \"kinds\", map([\"single\", \"or\", \"and\"], k => len(filter(ns, n => n.kind == k)))\n")
         .run();
     assert_eq!(out.json()["results"]["records"]["n"], 91, "{}", out.stdout);
-    // 39 ImageNet groups and 6 emoji concepts are single (with the 8
+    // 39 drawn concepts and 6 emoji concepts are single (with the 8
     // low-level ones, 53); 18 OR and 20 AND.
     assert_eq!(out.json()["results"]["records"]["kinds"], serde_json::json!([45, 18, 20]));
     // An emoji-annotation neuron tells its concept's drawings from others'
@@ -393,12 +392,18 @@ fn the_judge_reads_the_judged_label_as_data_so_an_injected_instruction_does_not_
 }
 
 /// The ground truth given as the answer solves every item of the default
-/// sets (seed 0, 1000 items each), on every score the set has: the
-/// benchmark's ceiling is 1.0, so its numbers can be read against it.
+/// sets (seed 0, 1000 functions of each kind; the 91 neurons), on every
+/// score the set has: the benchmark's ceiling is 1.0, so its numbers can
+/// be read against it.
 #[test]
-fn the_truth_scores_one_on_every_item_of_the_default_numeric_and_string_sets() {
+fn the_truth_scores_one_on_every_item_of_the_default_sets() {
     let work = temp_with(&[]);
-    for (suite, scores) in [("numeric", &["solved", "domain_correct"][..]), ("strings", &["solved", "accuracy"][..])] {
+    for (suite, scores, columns, n) in [
+        ("numeric", &["solved", "domain_correct"][..], &["solved", "domain_correct"][..], 1000),
+        ("strings", &["solved", "accuracy"][..], &["solved", "accuracy"][..], 1000),
+        // A neuron's truth: drawings of its concept against others (AUC).
+        ("neurons", &["score"][..], &["auc"][..], 91),
+    ] {
         let out = Test::new(work.path())
             .args(["bench", suite, "--baseline", "truth", "--out", suite, "--json", "--jobs", "2"])
             .env("ASSAY_LLM_URL", "")
@@ -406,7 +411,7 @@ fn the_truth_scores_one_on_every_item_of_the_default_numeric_and_string_sets() {
         assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
         let results = read_json(&work.path().join(format!("{suite}/truth/results.json")));
         let rows = items(&results);
-        assert_eq!(rows.len(), 1000, "{suite}: the whole default set");
+        assert_eq!(rows.len(), n, "{suite}: the whole default set");
         for it in rows {
             for s in scores {
                 assert_eq!(
@@ -417,7 +422,7 @@ fn the_truth_scores_one_on_every_item_of_the_default_numeric_and_string_sets() {
             }
         }
         let all = results["table"].as_array().unwrap().iter().find(|r| r["category"] == "all").unwrap().clone();
-        for s in scores {
+        for s in columns {
             assert_eq!(all[s].as_f64(), Some(1.0), "{suite}: {all}");
         }
     }

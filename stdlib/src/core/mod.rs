@@ -6,7 +6,7 @@ mod files;
 pub(crate) mod kinds;
 mod lists;
 mod math;
-mod probes;
+pub(crate) mod probes;
 pub(crate) mod random;
 mod stats;
 mod tensor_files;

@@ -376,8 +376,9 @@ pub fn provision() -> Result<(std::path::PathBuf, Vec<String>), String> {
 /// A concept model: EfficientNet-Lite0 with its class probabilities summed
 /// over each group of class indices (named `{prefix}.NAME.classes`,
 /// `/{prefix}/NAME/...`), then `channels` builds the output channels from
-/// those sums, in order; output `response` [N, C, 1, 1]. Shared by the
-/// core concept neurons and the benchmark's.
+/// those sums, in order; output `response` [N, C, 1, 1]: the concept
+/// neurons of `synthetic()` (the benchmark's are trained on drawings
+/// instead, `vision::bench_concepts`).
 pub(crate) fn concepts_over_efficientnet(
     efficientnet: &ModelProto,
     prefix: &str,

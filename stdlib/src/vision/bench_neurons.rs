@@ -2,11 +2,12 @@
 //! (53 single-concept, 18 OR, 20 AND), from three kinds of detector Assay
 //! runs in ONNX Runtime:
 //! - the 8 low-level filter neurons of `synthetic.rs`;
-//! - 39 concepts that are groups of EfficientNet-Lite0's ImageNet classes
-//!   (a group's summed probability); OR is the larger of two groups, AND
-//!   MAIA's: the first group's probability when both are present (above
-//!   [`AND_PRESENT`]), else small noise in [0, 0.1) that depends only on
-//!   the image;
+//! - 39 concepts (cats, dogs, balls, cars, fruit, ...), each a read-out of
+//!   EfficientNet-Lite0's pooled features trained on the openmoji drawings
+//!   that show it (`bench_concepts`): the probability that the picture
+//!   shows the concept; OR is the larger of two, AND MAIA's: the first
+//!   concept's probability when both are present (above [`AND_PRESENT`]),
+//!   else small noise in [0, 0.1) that depends only on the image;
 //! - 6 emoji-annotation concepts: the largest cosine similarity between a
 //!   16x16 colour thumbnail of the image and those of the openmoji drawings
 //!   whose annotation names the concept (hearts, flags, ...).
@@ -16,230 +17,385 @@
 use crate::models::build::{batched, int, GraphBuilder};
 use crate::onnx::proto::{tensor_proto::DataType, ModelProto};
 
-/// A concept: its name, its ground truth in words, and its ImageNet class
-/// indices (the standard ImageNet-1k order EfficientNet-Lite0 uses).
+/// A concept: its name, its ground truth in words, and the openmoji
+/// drawings that show it (by annotation), on which its detector is trained.
 pub struct Group {
     pub name: &'static str,
     pub description: &'static str,
-    pub classes: &'static [usize],
-}
-
-macro_rules! range {
-    ($a:expr, $b:expr) => {{
-        const N: usize = $b - $a + 1;
-        const R: [usize; N] = {
-            let mut r = [0; N];
-            let mut i = 0;
-            while i < N {
-                r[i] = $a + i;
-                i += 1;
-            }
-            r
-        };
-        &R
-    }};
+    pub emoji: &'static [&'static str],
 }
 
 pub const GROUPS: &[Group] = &[
     Group {
-        name: "cat",
-        description: "cats (tabby, tiger cat, Persian, Siamese, Egyptian cat)",
-        classes: range!(281, 285),
+        name: "cats",
+        description: "cats and cat faces",
+        emoji: &[
+            "grinning cat",
+            "grinning cat with smiling eyes",
+            "cat with tears of joy",
+            "smiling cat with heart-eyes",
+            "cat with wry smile",
+            "kissing cat",
+            "weary cat",
+            "crying cat",
+            "pouting cat",
+            "cat face",
+            "cat",
+            "black cat",
+        ],
     },
     Group {
-        name: "ball",
-        description:
-            "balls used in sports (soccer ball, basketball, baseball, tennis ball, volleyball, golf ball, ...)",
-        classes: &[429, 430, 522, 574, 722, 768, 805, 852, 890],
-    },
-    Group { name: "cup", description: "cups of coffee (espresso, cup, coffee mug)", classes: &[504, 967, 968] },
-    Group { name: "dog", description: "dogs of any breed", classes: range!(151, 268) },
-    Group { name: "wild_canine", description: "wolves, coyotes, dingoes, hyenas and foxes", classes: range!(269, 280) },
-    Group {
-        name: "big_cat",
-        description: "big cats (cougar, lynx, leopard, jaguar, lion, tiger, cheetah)",
-        classes: range!(286, 293),
-    },
-    Group { name: "bear", description: "bears (brown, black, polar, sloth bear)", classes: range!(294, 297) },
-    Group { name: "primate", description: "apes and monkeys", classes: range!(365, 384) },
-    Group { name: "elephant", description: "elephants", classes: &[101, 385, 386] },
-    Group {
-        name: "hoofed_animal",
-        description: "hoofed animals (horses, zebras, pigs, cattle, sheep, goats, antelopes, camels, llamas)",
-        classes: range!(339, 355),
+        name: "balls",
+        description: "balls used in sports (soccer, baseball, basketball, volleyball, tennis, pool, bowling, ...)",
+        emoji: &[
+            "soccer ball",
+            "baseball",
+            "softball",
+            "basketball",
+            "volleyball",
+            "american football",
+            "rugby football",
+            "tennis",
+            "pool 8 ball",
+            "bowling",
+        ],
     },
     Group {
-        name: "small_mammal",
-        description: "rabbits, hares, hamsters, squirrels, beavers and guinea pigs",
-        classes: range!(330, 338),
+        name: "cups",
+        description: "cups and hot drinks (a steaming cup, a teacup, a cup with a straw)",
+        emoji: &["hot beverage", "teacup without handle", "mate", "cup with straw"],
     },
     Group {
-        name: "bird",
+        name: "dogs",
+        description: "dogs of any breed",
+        emoji: &["dog face", "dog", "guide dog", "service dog", "poodle"],
+    },
+    Group { name: "wild_canines", description: "wolves and foxes", emoji: &["wolf", "fox"] },
+    Group {
+        name: "big_cats",
+        description: "big cats (tigers, leopards, lions)",
+        emoji: &["tiger face", "tiger", "leopard", "lion"],
+    },
+    Group { name: "bears", description: "bears (brown and polar)", emoji: &["bear", "polar bear"] },
+    Group {
+        name: "primates",
+        description: "apes and monkeys",
+        emoji: &["monkey face", "monkey", "gorilla", "orangutan"],
+    },
+    Group { name: "elephants", description: "elephants and mammoths", emoji: &["elephant", "mammoth"] },
+    Group {
+        name: "hoofed_animals",
+        description: "hoofed animals (horses, cattle, pigs, sheep, goats, camels, llamas, zebras, deer, ...)",
+        emoji: &[
+            "horse face",
+            "horse",
+            "cow face",
+            "cow",
+            "ox",
+            "water buffalo",
+            "pig face",
+            "pig",
+            "boar",
+            "ram",
+            "ewe",
+            "goat",
+            "camel",
+            "two-hump camel",
+            "llama",
+            "zebra",
+            "deer",
+            "moose",
+            "donkey",
+            "bison",
+        ],
+    },
+    Group {
+        name: "small_mammals",
+        description: "rabbits, hamsters, chipmunks, beavers, mice, rats and hedgehogs",
+        emoji: &["rabbit face", "rabbit", "hamster", "chipmunk", "beaver", "mouse face", "mouse", "rat", "hedgehog"],
+    },
+    Group {
+        name: "birds",
         description: "birds of any kind",
-        classes: &[
-            7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 80, 81, 82, 83, 84, 85, 86, 87, 88,
-            89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100, 127, 128, 129, 130, 131, 132, 133, 134, 135, 136, 137,
-            138, 139, 140, 141, 142, 143, 144, 145, 146,
+        emoji: &[
+            "bird",
+            "black bird",
+            "eagle",
+            "duck",
+            "swan",
+            "owl",
+            "dodo",
+            "flamingo",
+            "peacock",
+            "parrot",
+            "rooster",
+            "chicken",
+            "penguin",
+            "dove",
+            "turkey",
+            "goose",
         ],
     },
     Group {
         name: "fish",
-        description: "fish (tench, goldfish, sharks, rays, eels, salmon, pufferfish, ...)",
-        classes: &[0, 1, 2, 3, 4, 5, 6, 389, 390, 391, 392, 393, 394, 395, 396, 397],
-    },
-    Group { name: "whale_or_seal", description: "whales, dugongs and sea lions", classes: range!(147, 150) },
-    Group { name: "amphibian", description: "salamanders, newts and frogs", classes: range!(25, 32) },
-    Group { name: "turtle", description: "turtles and tortoises", classes: range!(33, 37) },
-    Group {
-        name: "lizard",
-        description: "lizards (geckos, iguanas, chameleons, Komodo dragons, ...)",
-        classes: range!(38, 48),
-    },
-    Group { name: "crocodile", description: "crocodiles and alligators", classes: &[49, 50] },
-    Group { name: "snake", description: "snakes", classes: range!(52, 68) },
-    Group { name: "spider", description: "spiders, scorpions and ticks", classes: range!(70, 78) },
-    Group {
-        name: "insect",
-        description: "insects (beetles, flies, bees, ants, grasshoppers, dragonflies, ...), not butterflies",
-        classes: range!(300, 320),
-    },
-    Group { name: "butterfly", description: "butterflies", classes: range!(321, 326) },
-    Group { name: "crustacean", description: "crabs, lobsters and crayfish", classes: range!(118, 126) },
-    Group {
-        name: "sea_creature",
-        description: "jellyfish, anemones, corals, snails, starfish, sea urchins and cucumbers",
-        classes: &[107, 108, 109, 110, 111, 112, 113, 114, 115, 116, 117, 327, 328, 329],
+        description: "fish (including sharks and pufferfish)",
+        emoji: &["fish", "tropical fish", "blowfish", "shark"],
     },
     Group {
-        name: "car",
-        description: "cars (taxis, convertibles, jeeps, limousines, minivans, sports and racing cars, ...)",
-        classes: &[407, 436, 468, 511, 609, 627, 656, 661, 717, 751, 817],
+        name: "sea_mammals",
+        description: "whales, dolphins and seals",
+        emoji: &["spouting whale", "whale", "seal", "dolphin"],
+    },
+    Group { name: "frogs", description: "frogs", emoji: &["frog"] },
+    Group { name: "turtles", description: "turtles", emoji: &["turtle"] },
+    Group { name: "lizards", description: "lizards", emoji: &["lizard"] },
+    Group { name: "crocodiles", description: "crocodiles", emoji: &["crocodile"] },
+    Group { name: "snakes", description: "snakes", emoji: &["snake"] },
+    Group { name: "spiders", description: "spiders and scorpions", emoji: &["spider", "scorpion"] },
+    Group {
+        name: "insects",
+        description: "insects (ants, bees, beetles, crickets, cockroaches, flies, mosquitoes), not butterflies",
+        emoji: &["ant", "honeybee", "beetle", "lady beetle", "cricket", "cockroach", "fly", "mosquito"],
+    },
+    Group { name: "butterflies", description: "butterflies", emoji: &["butterfly"] },
+    Group { name: "crustaceans", description: "crabs, lobsters and shrimps", emoji: &["crab", "lobster", "shrimp"] },
+    Group {
+        name: "sea_creatures",
+        description: "jellyfish, snails, corals and shells",
+        emoji: &["jellyfish", "snail", "coral", "spiral shell"],
     },
     Group {
-        name: "truck",
-        description: "trucks (fire engines, garbage trucks, moving vans, tow trucks, trailer trucks, ...)",
-        classes: &[555, 569, 675, 734, 864, 867],
+        name: "cars",
+        description: "cars (taxis, police cars, racing cars, SUVs, ...)",
+        emoji: &[
+            "automobile",
+            "taxi",
+            "police car",
+            "racing car",
+            "sport utility vehicle",
+            "oncoming automobile",
+            "oncoming taxi",
+        ],
     },
     Group {
-        name: "boat",
+        name: "trucks",
+        description: "trucks (delivery trucks, lorries, pickups, fire engines, ambulances)",
+        emoji: &["delivery truck", "articulated lorry", "pickup truck", "fire engine", "ambulance"],
+    },
+    Group {
+        name: "boats",
         description: "boats and ships",
-        classes: &[472, 484, 510, 554, 576, 625, 628, 724, 780, 814, 833, 871, 914],
+        emoji: &["sailboat", "canoe", "speedboat", "passenger ship", "ferry", "motor boat", "ship"],
     },
     Group {
         name: "aircraft",
-        description: "aircraft (airliners, airships, warplanes, wings, the space shuttle)",
-        classes: &[404, 405, 812, 895, 908],
+        description: "aircraft (airplanes, the space shuttle)",
+        emoji: &["airplane", "small airplane", "airplane departure", "airplane arrival", "space shuttle"],
     },
     Group {
-        name: "train",
+        name: "trains",
         description: "trains, locomotives, trams and railway cars",
-        classes: &[466, 547, 565, 705, 820, 829],
+        emoji: &[
+            "locomotive",
+            "railway car",
+            "high-speed train",
+            "bullet train",
+            "train",
+            "tram",
+            "tram car",
+            "light rail",
+            "metro",
+            "monorail",
+        ],
     },
     Group {
-        name: "cycle",
-        description: "bicycles, tricycles, unicycles, mopeds and scooters",
-        classes: &[444, 665, 670, 671, 870, 880],
+        name: "cycles",
+        description: "bicycles, scooters, motorcycles and rickshaws",
+        emoji: &["bicycle", "motor scooter", "kick scooter", "auto rickshaw", "motorcycle"],
     },
     Group {
-        name: "instrument",
+        name: "instruments",
         description: "musical instruments",
-        classes: &[
-            401, 402, 420, 432, 486, 513, 541, 546, 558, 566, 577, 579, 593, 594, 641, 642, 683, 684, 687, 699, 776,
-            822, 875, 881, 889,
+        emoji: &[
+            "violin",
+            "guitar",
+            "trumpet",
+            "saxophone",
+            "accordion",
+            "banjo",
+            "drum",
+            "long drum",
+            "maracas",
+            "musical keyboard",
+            "flute",
         ],
     },
     Group {
         name: "fruit",
-        description: "fruit (apples, strawberries, oranges, lemons, figs, pineapples, bananas, pomegranates, ...)",
-        classes: range!(948, 957),
+        description: "fruit (apples, pears, citrus, bananas, pineapples, berries, grapes, melons, ...)",
+        emoji: &[
+            "red apple",
+            "green apple",
+            "pear",
+            "tangerine",
+            "lemon",
+            "banana",
+            "pineapple",
+            "strawberry",
+            "grapes",
+            "melon",
+            "watermelon",
+            "cherries",
+            "peach",
+            "mango",
+            "kiwi fruit",
+            "blueberries",
+        ],
     },
     Group {
-        name: "vegetable",
-        description: "vegetables (cabbage, broccoli, cauliflower, squash, cucumber, artichoke, peppers, ...)",
-        classes: range!(936, 946),
+        name: "vegetables",
+        description: "vegetables (broccoli, cucumbers, peppers, corn, aubergines, greens, potatoes, carrots)",
+        emoji: &[
+            "broccoli",
+            "cucumber",
+            "hot pepper",
+            "bell pepper",
+            "ear of corn",
+            "eggplant",
+            "leafy green",
+            "potato",
+            "carrot",
+        ],
     },
     Group {
-        name: "dish",
-        description:
-            "prepared food (guacamole, soups, ice cream, bread, bagels, burgers, hot dogs, pizza, burritos, ...)",
-        classes: &[924, 925, 926, 927, 928, 929, 930, 931, 932, 933, 934, 935, 959, 962, 963, 964, 965],
+        name: "dishes",
+        description: "prepared food (pizza, burgers, hot dogs, burritos, tacos, bread, bagels, ice cream, salad, ...)",
+        emoji: &[
+            "pizza",
+            "hamburger",
+            "hot dog",
+            "burrito",
+            "taco",
+            "bagel",
+            "bread",
+            "baguette bread",
+            "soft ice cream",
+            "ice cream",
+            "shaved ice",
+            "pot of food",
+            "bowl with spoon",
+            "green salad",
+            "pretzel",
+        ],
+    },
+    Group { name: "mushrooms", description: "mushrooms", emoji: &["mushroom", "brown mushroom"] },
+    Group {
+        name: "buildings",
+        description: "buildings (castles, churches, mosques, temples, houses, stadiums, huts, ...)",
+        emoji: &[
+            "castle",
+            "Japanese castle",
+            "church",
+            "mosque",
+            "hindu temple",
+            "synagogue",
+            "house",
+            "classical building",
+            "stadium",
+            "hut",
+        ],
     },
     Group {
-        name: "mushroom",
-        description: "mushrooms and other fungi",
-        classes: &[947, 991, 992, 993, 994, 995, 996, 997],
+        name: "clocks",
+        description: "clocks, watches and hourglasses",
+        emoji: &[
+            "alarm clock",
+            "timer clock",
+            "mantelpiece clock",
+            "watch",
+            "stopwatch",
+            "hourglass done",
+            "hourglass not done",
+        ],
     },
     Group {
-        name: "building",
-        description: "buildings (castles, churches, mosques, palaces, barns, greenhouses, yurts, ...)",
-        classes: &[425, 483, 497, 498, 500, 580, 663, 668, 698, 727, 832, 915],
+        name: "computers",
+        description: "computers, phones and screens (desktops, laptops, keyboards, mice, televisions, printers)",
+        emoji: &[
+            "desktop computer",
+            "laptop",
+            "computer mouse",
+            "keyboard",
+            "mobile phone",
+            "television",
+            "printer",
+            "trackball",
+        ],
     },
     Group {
-        name: "clock",
-        description: "clocks and watches (analog, digital, wall clocks, hourglasses, sundials, stopwatches)",
-        classes: &[409, 530, 531, 604, 826, 835, 892],
-    },
-    Group {
-        name: "computer",
-        description: "computers and screens (keyboards, desktops, laptops, monitors, mice, phones, televisions)",
-        classes: &[487, 508, 527, 590, 620, 664, 673, 681, 782, 851],
-    },
-    Group {
-        name: "landscape",
-        description:
-            "natural landscapes (alps, cliffs, coral reefs, geysers, lakesides, seashores, valleys, volcanoes)",
-        classes: &[970, 972, 973, 974, 975, 976, 977, 978, 979, 980],
+        name: "landscapes",
+        description: "natural landscapes (mountains, volcanoes, beaches, islands, deserts, parks)",
+        emoji: &[
+            "snow-capped mountain",
+            "mountain",
+            "volcano",
+            "beach with umbrella",
+            "desert island",
+            "national park",
+            "desert",
+            "sunrise over mountains",
+        ],
     },
 ];
 
 /// OR neurons: either group.
 pub const ORS: &[(&str, &str)] = &[
-    ("dog", "cat"),
-    ("car", "boat"),
-    ("fruit", "vegetable"),
-    ("bird", "aircraft"),
-    ("fish", "boat"),
-    ("snake", "lizard"),
-    ("clock", "computer"),
-    ("bear", "dog"),
-    ("instrument", "computer"),
-    ("train", "truck"),
-    ("butterfly", "bird"),
-    ("mushroom", "dish"),
-    ("building", "landscape"),
-    ("spider", "insect"),
-    ("primate", "bear"),
-    ("ball", "dog"),
-    ("cup", "fruit"),
-    ("turtle", "crocodile"),
+    ("dogs", "cats"),
+    ("cars", "boats"),
+    ("fruit", "vegetables"),
+    ("birds", "aircraft"),
+    ("fish", "boats"),
+    ("snakes", "lizards"),
+    ("clocks", "computers"),
+    ("bears", "dogs"),
+    ("instruments", "computers"),
+    ("trains", "trucks"),
+    ("butterflies", "birds"),
+    ("mushrooms", "dishes"),
+    ("buildings", "landscapes"),
+    ("spiders", "insects"),
+    ("primates", "bears"),
+    ("balls", "dogs"),
+    ("cups", "fruit"),
+    ("turtles", "crocodiles"),
 ];
 
-/// A concept is present in a picture, for an AND neuron, when its group's
-/// probability is above this.
-pub const AND_PRESENT: f32 = 0.1;
+/// A concept is present in a picture, for an AND neuron, when its
+/// detector's probability is above this (its decision threshold).
+pub const AND_PRESENT: f32 = 0.5;
 
 /// AND neurons: both groups in one picture.
 pub const ANDS: &[(&str, &str)] = &[
-    ("dog", "ball"),
-    ("cat", "dog"),
-    ("dog", "car"),
-    ("fruit", "cup"),
-    ("dish", "cup"),
-    ("car", "building"),
-    ("boat", "landscape"),
-    ("computer", "cup"),
-    ("clock", "building"),
-    ("cycle", "dog"),
-    ("train", "building"),
-    ("bear", "fish"),
-    ("insect", "fruit"),
-    ("butterfly", "mushroom"),
-    ("fruit", "vegetable"),
-    ("truck", "car"),
-    ("bird", "fish"),
-    ("instrument", "cat"),
-    ("primate", "fruit"),
-    ("elephant", "landscape"),
+    ("dogs", "balls"),
+    ("cats", "dogs"),
+    ("dogs", "cars"),
+    ("fruit", "cups"),
+    ("dishes", "cups"),
+    ("cars", "buildings"),
+    ("boats", "landscapes"),
+    ("computers", "cups"),
+    ("clocks", "buildings"),
+    ("cycles", "dogs"),
+    ("trains", "buildings"),
+    ("bears", "fish"),
+    ("insects", "fruit"),
+    ("butterflies", "mushrooms"),
+    ("fruit", "vegetables"),
+    ("trucks", "cars"),
+    ("birds", "fish"),
+    ("instruments", "cats"),
+    ("primates", "fruit"),
+    ("elephants", "landscapes"),
 ];
 
 /// Emoji-annotation concepts: a name and the word the annotations contain.
@@ -417,45 +573,105 @@ pub fn concepts() -> Vec<Concept> {
     out
 }
 
-/// EfficientNet-Lite0 with its class probabilities grouped and combined;
-/// output `response` [N, C, 1, 1], one channel per concept neuron.
-pub fn concept_model(efficientnet: &ModelProto) -> Result<ModelProto, String> {
-    let groups: Vec<(&str, Vec<i64>)> =
-        GROUPS.iter().map(|g| (g.name, g.classes.iter().map(|c| *c as i64).collect())).collect();
-    crate::models::efficientnet::concepts_over_efficientnet(
-        efficientnet,
-        "concepts85",
-        &groups,
-        |b, sums| {
-            let mut order: Vec<String> = GROUPS.iter().map(|g| sums[g.name].clone()).collect();
-            for (a, c) in ORS {
-                order.push(b.node("Max", &format!("/concepts85/{a}_or_{c}"), &[&sums[*a], &sums[*c]], vec![]));
-            }
-            // MAIA's AND: the first concept's value when both are present,
-            // else small noise in [0, 0.1): here the fractional part of
-            // 10,000 times the two probabilities' sum, so the same image
-            // always gives the same value (runs replay byte for byte).
-            let present = b.f32("concepts85.and.present", &[1], &[AND_PRESENT]);
-            let spread = b.f32("concepts85.and.spread", &[1], &[10_000.0]);
-            let tenth = b.f32("concepts85.and.tenth", &[1], &[0.1]);
-            for (a, c) in ANDS {
-                let at = format!("/concepts85/{a}_and_{c}");
-                let both = b.node("Min", &format!("{at}/Min"), &[&sums[*a], &sums[*c]], vec![]);
-                let is_both = b.node("Greater", &format!("{at}/Present"), &[&both, &present], vec![]);
-                let sum = b.node("Add", &format!("{at}/Sum"), &[&sums[*a], &sums[*c]], vec![]);
-                let spread = b.node("Mul", &format!("{at}/Spread"), &[&sum, &spread], vec![]);
-                let floor = b.node("Floor", &format!("{at}/Floor"), &[&spread], vec![]);
-                let frac = b.node("Sub", &format!("{at}/Frac"), &[&spread, &floor], vec![]);
-                let noise = b.node("Mul", &format!("{at}/Noise"), &[&frac, &tenth], vec![]);
-                order.push(b.node("Where", &at, &[&is_both, &sums[*a], &noise], vec![]));
-            }
-            order
-        },
-        (
-            "synthetic_concepts85",
-            "Assay's benchmark synthetic neurons: 77 concepts over EfficientNet-Lite0's class probabilities",
-        ),
-    )
+/// EfficientNet-Lite0 with one trained read-out per group on its pooled
+/// features (`bench_concepts`), combined; output `response` [N, C, 1, 1],
+/// one channel per concept neuron.
+pub fn concept_model(efficientnet: &ModelProto, readouts: &[(Vec<f64>, f64)]) -> Result<ModelProto, String> {
+    use crate::vision::bench_concepts::FEATURES;
+    if readouts.len() != GROUPS.len() || readouts.iter().any(|(w, _)| w.len() != 1280) {
+        return Err(format!("{} read-outs for {} groups", readouts.len(), GROUPS.len()));
+    }
+    let mut m = efficientnet.clone();
+    let g = m.graph.as_mut().ok_or("EfficientNet has no graph")?;
+    let mut b = GraphBuilder::default();
+    // [1280, groups]: each read-out's weights as a column.
+    let mut w = vec![0f32; 1280 * GROUPS.len()];
+    for (j, (wj, _)) in readouts.iter().enumerate() {
+        for (i, v) in wj.iter().enumerate() {
+            w[i * GROUPS.len() + j] = *v as f32;
+        }
+    }
+    let bias: Vec<f32> = readouts.iter().map(|(_, bj)| *bj as f32).collect();
+    b.f32("concepts85.weight", &[1280, GROUPS.len()], &w);
+    b.f32("concepts85.bias", &[GROUPS.len()], &bias);
+    let z = b.node("MatMul", "/concepts85/MatMul", &[FEATURES, "concepts85.weight"], vec![]);
+    let z = b.node("Add", "/concepts85/Add", &[&z, "concepts85.bias"], vec![]);
+    let p = b.node("Sigmoid", "/concepts85/Sigmoid", &[&z], vec![]);
+    let mut sums = std::collections::BTreeMap::new();
+    for (j, gr) in GROUPS.iter().enumerate() {
+        let at = b.i64(&format!("concepts85.{}.index", gr.name), &[1], &[j as i64]);
+        sums.insert(
+            gr.name,
+            b.node("Gather", &format!("/concepts85/{}/Gather", gr.name), &[&p, &at], vec![int("axis", 1)]),
+        );
+    }
+    let mut order: Vec<String> = GROUPS.iter().map(|g| sums[g.name].clone()).collect();
+    for (a, c) in ORS {
+        order.push(b.node("Max", &format!("/concepts85/{a}_or_{c}"), &[&sums[*a], &sums[*c]], vec![]));
+    }
+    // MAIA's AND: the first concept's value when both are present, else
+    // small noise in [0, 0.1): here the fractional part of 10,000 times
+    // the two detectors' sum, so the same image always gives the same
+    // value (runs replay byte for byte).
+    let present = b.f32("concepts85.and.present", &[1], &[AND_PRESENT]);
+    let spread = b.f32("concepts85.and.spread", &[1], &[10_000.0]);
+    let tenth = b.f32("concepts85.and.tenth", &[1], &[0.1]);
+    for (a, c) in ANDS {
+        let at = format!("/concepts85/{a}_and_{c}");
+        let both = b.node("Min", &format!("{at}/Min"), &[&sums[*a], &sums[*c]], vec![]);
+        let is_both = b.node("Greater", &format!("{at}/Present"), &[&both, &present], vec![]);
+        let sum = b.node("Add", &format!("{at}/Sum"), &[&sums[*a], &sums[*c]], vec![]);
+        let spread = b.node("Mul", &format!("{at}/Spread"), &[&sum, &spread], vec![]);
+        let floor = b.node("Floor", &format!("{at}/Floor"), &[&spread], vec![]);
+        let frac = b.node("Sub", &format!("{at}/Frac"), &[&spread, &floor], vec![]);
+        let noise = b.node("Mul", &format!("{at}/Noise"), &[&frac, &tenth], vec![]);
+        order.push(b.node("Where", &at, &[&is_both, &sums[*a], &noise], vec![]));
+    }
+    let refs: Vec<&str> = order.iter().map(String::as_str).collect();
+    let all = b.node("Concat", "/concepts85/Concat", &refs, vec![int("axis", 1)]);
+    let spatial = b.i64("concepts85.spatial", &[2], &[2, 3]);
+    b.node_to("Unsqueeze", "/response", &[&all, &spatial], vec![], "response");
+    g.node.extend(b.nodes);
+    g.initializer.extend(b.inits);
+    g.output = vec![batched("response", DataType::Float, &[order.len() as i64, 1, 1])];
+    g.name = Some("synthetic_concepts85".into());
+    m.doc_string = Some(format!(
+        "Assay's benchmark synthetic neurons: {} concepts, read-outs of EfficientNet-Lite0's pooled features trained on openmoji drawings",
+        order.len()
+    ));
+    Ok(m)
+}
+
+/// Changes whenever the concept model's definition does (its cache key).
+const CONCEPT_MODEL_VERSION: u32 = 2;
+
+/// The concept model in the cache, trained and built on first use (about
+/// 3,000 pictures through EfficientNet-Lite0, a few minutes), under a key
+/// of its definition and of EfficientNet's bytes. Returns the path, the
+/// bytes and their sha256.
+pub fn concept_model_cached() -> Result<(std::path::PathBuf, Vec<u8>, String), String> {
+    use sha2::Digest;
+    let (net_path, _) = crate::models::efficientnet::provision()?;
+    let net_bytes = crate::fetch::read_cached(&net_path)?;
+    let groups: Vec<(&str, &[&str])> = GROUPS.iter().map(|g| (g.name, g.emoji)).collect();
+    let key = hex::encode(sha2::Sha256::digest(
+        format!(
+            "{CONCEPT_MODEL_VERSION}|{groups:?}|{ORS:?}|{ANDS:?}|{AND_PRESENT}|{}|openmoji-17.0.0",
+            hex::encode(sha2::Sha256::digest(&net_bytes))
+        )
+        .as_bytes(),
+    ));
+    let path =
+        crate::fetch::cache_dir().join("models").join("synthetic").join(format!("concepts85-{}.onnx", &key[..12]));
+    if !path.is_file() {
+        let base = crate::onnx::graph::decode(&net_bytes).map_err(|e| e.to_string())?;
+        let readouts = crate::vision::bench_concepts::train(&base)?;
+        let bytes = crate::onnx::graph::encode(&concept_model(&base, &readouts)?);
+        crate::fetch::write_atomic(&path, &bytes)?;
+    }
+    let bytes = crate::fetch::read_cached(&path)?;
+    let sha = hex::encode(sha2::Sha256::digest(&bytes));
+    Ok((path, bytes, sha))
 }
 
 #[cfg(test)]
@@ -480,13 +696,23 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), c.len(), "names are unique");
-        for g in GROUPS {
-            assert!(g.classes.iter().all(|i| *i < 1000) && !g.classes.is_empty(), "{}", g.name);
+        // Each drawing shows at most one group.
+        let mut drawings: Vec<&str> = GROUPS.iter().flat_map(|g| g.emoji.iter().copied()).collect();
+        let n = drawings.len();
+        drawings.sort();
+        drawings.dedup();
+        assert_eq!(drawings.len(), n, "a drawing is listed under two groups");
+        assert!(GROUPS.iter().all(|g| !g.emoji.is_empty()));
+        // `synthetic(name)` finds every benchmark neuron, not a tool's own
+        // concept neuron of the same name.
+        for x in &c {
+            assert!(crate::vision::synthetic::CONCEPTS.iter().all(|n| n.name != x.name), "{} is taken", x.name);
         }
     }
 
-    /// The concept model over a stand-in classifier whose logits are its
-    /// input, run on logits made to give chosen group probabilities.
+    /// The concept model over a stand-in network whose pooled features are
+    /// its input, with read-outs that take one feature each (group j's
+    /// probability is sigmoid(x_j)), run on chosen group probabilities.
     fn responses(probs: &[(&str, f32)]) -> Vec<f32> {
         use crate::models::build::{batched, model};
         use crate::onnx::proto::{GraphProto, NodeProto};
@@ -496,39 +722,30 @@ mod tests {
                 node: vec![NodeProto {
                     op_type: Some("Identity".into()),
                     input: vec!["x".into()],
-                    output: vec!["logits".into()],
+                    output: vec![crate::vision::bench_concepts::FEATURES.into()],
                     ..Default::default()
                 }],
-                input: vec![batched("x", DataType::Float, &[1000])],
-                output: vec![batched("logits", DataType::Float, &[1000])],
+                input: vec![batched("x", DataType::Float, &[1280])],
+                output: vec![batched(crate::vision::bench_concepts::FEATURES, DataType::Float, &[1280])],
                 ..Default::default()
             },
-            "a classifier whose logits are its input".into(),
+            "a network whose features are its input".into(),
         );
+        let readouts: Vec<(Vec<f64>, f64)> =
+            (0..GROUPS.len()).map(|j| ((0..1280).map(|i| if i == j { 1.0 } else { 0.0 }).collect(), 0.0)).collect();
         let m = crate::onnx::model::Model::load_bytes(
             "concepts",
-            &crate::onnx::graph::encode(&concept_model(&stub).unwrap()),
+            &crate::onnx::graph::encode(&concept_model(&stub, &readouts).unwrap()),
             crate::onnx::model::Provider::Cpu,
         )
         .unwrap();
-        // One class of each named group gets its probability; the rest is
-        // spread evenly over the other classes.
-        let mut p = vec![0.0f32; 1000];
+        let mut x = vec![-20.0f32; 1280];
         for (name, q) in probs {
-            p[group(name).classes[0]] = *q;
+            let j = GROUPS.iter().position(|g| g.name == *name).unwrap();
+            x[j] = (q / (1.0 - q)).ln();
         }
-        let given: Vec<usize> = probs.iter().map(|(n, _)| group(n).classes[0]).collect();
-        let rest = (1.0 - probs.iter().map(|(_, q)| q).sum::<f32>()) / (1000 - given.len()) as f32;
-        let logits: Vec<f32> = (0..1000).map(|i| if given.contains(&i) { p[i] } else { rest }.ln()).collect();
-        let feed = ndarray::ArrayD::from_shape_vec(vec![1, 1000], logits).unwrap();
-        let out = m
-            .run(
-                &crate::onnx::model::HookSet::Plain,
-                || Err(crate::onnx::error::ModelError::Graph("run as it is".into())),
-                vec![("x".into(), feed)],
-                &["response".to_string()],
-            )
-            .unwrap();
+        let feed = ndarray::ArrayD::from_shape_vec(vec![1, 1280], x).unwrap();
+        let out = m.run_plain(vec![("x".into(), feed)], &["response".to_string()]).unwrap();
         out["response"].iter().copied().collect()
     }
 
@@ -536,18 +753,21 @@ mod tests {
     fn an_and_neuron_is_its_first_concept_when_both_are_present_else_small_noise() {
         let names: Vec<String> = concepts().into_iter().map(|c| c.name).collect();
         let at = |n: &str| names.iter().position(|x| x == n).unwrap();
-        let (and, dog) = (at("dog_and_ball"), at("dog"));
+        let (and, dog, or) = (at("dogs_and_balls"), at("dogs"), at("balls_or_dogs"));
         // Both present: the first concept's probability, not the smaller.
-        let r = responses(&[("dog", 0.3), ("ball", 0.6)]);
-        assert!((r[and] - r[dog]).abs() < 1e-6 && (r[dog] - 0.3).abs() < 0.05, "{} {}", r[and], r[dog]);
+        let r = responses(&[("dogs", 0.7), ("balls", 0.9)]);
+        assert!((r[and] - r[dog]).abs() < 1e-6 && (r[dog] - 0.7).abs() < 1e-4, "{} {}", r[and], r[dog]);
+        assert!((r[or] - 0.9).abs() < 1e-4, "OR is the larger: {}", r[or]);
         // One absent: noise in [0, 0.1), the same for the same image.
-        for probs in [[("dog", 0.8), ("ball", 0.05)], [("dog", 0.02), ("ball", 0.9)], [("dog", 0.0), ("ball", 0.0)]] {
+        for probs in
+            [[("dogs", 0.8), ("balls", 0.3)], [("dogs", 0.02), ("balls", 0.9)], [("dogs", 0.001), ("balls", 0.001)]]
+        {
             let r = responses(&probs);
             assert!((0.0..0.1).contains(&r[and]), "{probs:?}: {}", r[and]);
             assert_eq!(r[and].to_bits(), responses(&probs)[and].to_bits(), "{probs:?}");
         }
         // The noise varies from image to image.
-        let noise: Vec<f32> = (1..6).map(|k| responses(&[("dog", 0.01 * k as f32), ("ball", 0.5)])[and]).collect();
+        let noise: Vec<f32> = (1..6).map(|k| responses(&[("dogs", 0.01 * k as f32), ("balls", 0.9)])[and]).collect();
         assert!(noise.windows(2).any(|w| w[0] != w[1]), "{noise:?}");
     }
 }

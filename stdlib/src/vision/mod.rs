@@ -9,7 +9,9 @@ use ndarray::{Array4, ArrayD};
 use crate::core::declare::{tool, ToolCtx, ToolResult};
 use crate::core::kinds::Images;
 
+pub mod bench_concepts;
 pub mod bench_neurons;
+pub mod bench_truth;
 pub mod data;
 pub mod describe;
 pub mod edit;

@@ -278,7 +278,7 @@ pub fn provision() -> Result<(), String> {
     let bytes = crate::fetch::read_cached(&path)?;
     let base = crate::onnx::graph::decode(&bytes).map_err(|e| e.to_string())?;
     crate::models::build::cache_built("synthetic", "concepts", &concept_model(&base, &labels)?)?;
-    crate::models::build::cache_built("synthetic", "concepts85", &crate::vision::bench_neurons::concept_model(&base)?)?;
+    crate::vision::bench_neurons::concept_model_cached()?;
     crate::vision::bench_neurons::emoji_model_cached()?;
     Ok(())
 }
@@ -356,12 +356,11 @@ fn synthetic(p: synthetic::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
         // The benchmark's concept neurons (MAIA's scale).
         if let Some(c) = crate::vision::bench_neurons::concepts().iter().position(|c| c.name == name) {
             let m = shared_built("concepts85", ctx, |ctx| {
-                let (path, _) = crate::models::efficientnet::provision()
-                    .map_err(|e| format!("cannot prepare efficientnet-lite0: {e}"))?;
-                let bytes = crate::fetch::read_cached(&path)?;
-                let base = crate::onnx::graph::decode(&bytes).map_err(|e| e.to_string())?;
-                let proto = crate::vision::bench_neurons::concept_model(&base)?;
-                let m = load_built(&proto, "concepts85", ctx)?;
+                let (path, bytes, sha) = crate::vision::bench_neurons::concept_model_cached()
+                    .map_err(|e| format!("cannot build the benchmark's concept neurons: {e}"))?;
+                ctx.note_input(&path, &sha);
+                let m = Model::load_deferred(&path, "synthetic concepts85", &bytes, sha, Provider::Cpu)
+                    .map_err(|e| e.to_string())?;
                 Ok(ModelHandle::new(
                     m,
                     Card { preprocess: Some(crate::models::efficientnet::PREPROCESS), ..Card::default() },
@@ -417,8 +416,8 @@ tool! {
     /// Every synthetic neuron with its ground truth: a list of {name, family ("low-level" or
     /// "concept"), kind (colour, orientation, location, texture; single, or, and, and-not),
     /// description}. `set: "benchmark"` lists the 91 of the benchmark instead (MAIA's mix: 53
-    /// single-concept, 18 OR, 20 AND, from the 8 low-level filters, 39 groups of ImageNet classes and 6
-    /// emoji-annotation concepts); `synthetic(name)` takes any of them.
+    /// single-concept, 18 OR, 20 AND, from the 8 low-level filters, 39 concepts detected in drawings
+    /// (cats, dogs, balls, cars, ...) and 6 emoji-annotation concepts); `synthetic(name)` takes any of them.
     ///
     /// ```assay
     /// let ns = synthetic_neurons(set: "benchmark")

@@ -26,6 +26,22 @@ use crate::core::random::stream_of;
 mod solve;
 use solve::{fit, scores, Fit, Kind, Rows, Settings, Targets};
 
+/// A two-class logistic probe for Assay's own models (the benchmark's
+/// concept detectors): `x` is n rows of k features, `positive` each row's
+/// class; minimises the summed log-loss + l2/2·‖w‖² (bias unpenalised), as
+/// `probe(..., kind: "logistic", l2:)` does. Returns the weights, the bias
+/// and whether the optimality conditions were met.
+pub(crate) fn fit_logistic(x: Vec<f64>, k: usize, positive: &[bool], l2: f64) -> Result<(Vec<f64>, f64, bool), String> {
+    let n = positive.len();
+    if x.len() != n * k || n == 0 {
+        return Err(format!("{} features for {n} rows of {k}", x.len()));
+    }
+    let rows = Rows { x, n, k };
+    let t = Targets::Classes(positive.iter().map(|&p| usize::from(p)).collect(), 2);
+    let f = fit(&rows, &t, &Settings { kind: Kind::Logistic, l1: 0.0, l2 })?;
+    Ok((f.w, f.b.first().copied().unwrap_or(0.0), f.converged))
+}
+
 /// Rows × features a probe may be trained on (as f64: 400 MB).
 const MAX_CELLS: usize = 50_000_000;
 
