@@ -360,6 +360,11 @@ pub fn run(opts: Options) -> u8 {
 fn run_inner(opts: &Options) -> Result<u8, String> {
     let name = investigator_name(opts)?;
     let items = set(opts.suite, opts.seed, opts.n);
+    if opts.suite == Suite::Neurons {
+        // Trained once, before the items (each would otherwise wait for it).
+        assay_stdlib::vision::bench_neurons::concept_model_cached()
+            .map_err(|e| format!("cannot build the benchmark's concept neurons: {e}"))?;
+    }
     let set_sha = pin_set(opts, &items)?;
     let inv_dir = opts.out.join(assay_interpreter::run_stem(&name));
     let started = Instant::now();

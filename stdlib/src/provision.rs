@@ -44,7 +44,11 @@ pub fn provision_for(m: &Mentions, registry: &Registry) -> Provisioned {
         }
     }
     if ["synthetic", "synthetic_neurons", "score"].iter().any(|n| named(n)) {
-        note(synthetic::provision(), "synthetic neurons");
+        // The benchmark's concept detectors are trained on first use (about
+        // 1.5 minutes): only for a script that names one or the set.
+        let bench = m.strings.contains("benchmark")
+            || crate::vision::bench_neurons::concepts().iter().any(|c| m.strings.contains(c.name.as_str()));
+        note(synthetic::provision(bench), "synthetic neurons");
     }
     if named("sample_photos") {
         note(photo_files().map(|_| ()), "sample photos");

@@ -270,15 +270,18 @@ pub fn concept_model(efficientnet: &ModelProto, labels: &[String]) -> Result<Mod
     )
 }
 
-/// Builds both synthetic-neuron models into the cache (for a sandboxed run,
-/// which may read the cache but not write it).
-pub fn provision() -> Result<(), String> {
+/// Builds the synthetic-neuron models into the cache (for a sandboxed run,
+/// which may read the cache but not write it); the benchmark's concept
+/// model, which is trained, only with `bench`.
+pub fn provision(bench: bool) -> Result<(), String> {
     crate::models::build::cache_built("synthetic", "low-level", &low_level_model())?;
     let (path, labels) = crate::models::efficientnet::provision()?;
     let bytes = crate::fetch::read_cached(&path)?;
     let base = crate::onnx::graph::decode(&bytes).map_err(|e| e.to_string())?;
     crate::models::build::cache_built("synthetic", "concepts", &concept_model(&base, &labels)?)?;
-    crate::vision::bench_neurons::concept_model_cached()?;
+    if bench {
+        crate::vision::bench_neurons::concept_model_cached()?;
+    }
     crate::vision::bench_neurons::emoji_model_cached()?;
     Ok(())
 }
