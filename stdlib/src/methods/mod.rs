@@ -6,6 +6,7 @@
 
 pub mod attention;
 pub mod attribution;
+pub mod grad;
 pub mod interventions;
 pub mod lens;
 pub mod metrics;

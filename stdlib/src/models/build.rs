@@ -26,6 +26,15 @@ pub fn int(name: &str, v: i64) -> AttributeProto {
     }
 }
 
+pub fn float_attr(name: &str, v: f32) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Float as i32),
+        f: Some(v),
+        ..Default::default()
+    }
+}
+
 pub fn string(name: &str, v: &str) -> AttributeProto {
     AttributeProto {
         name: Some(name.into()),

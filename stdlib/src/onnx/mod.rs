@@ -7,6 +7,7 @@
 pub mod attention;
 pub mod blocks;
 pub mod error;
+pub mod grad;
 pub mod graph;
 pub mod handle;
 pub mod model;

@@ -32,6 +32,28 @@ impl Model {
         self.run_lazy(&key, || graph::expose(proto, &sorted), feeds, &sorted)
     }
 
+    /// Runs forward and backward (`onnx::grad`): returns `tensor` and, under
+    /// `grad::grad_name(t)`, the gradient of Σ weights·tensor[indices]
+    /// with respect to each `wrt` tensor. `indices` is [K, rank] (negative
+    /// entries count from the end), `weights` [K].
+    pub fn grad(
+        &self,
+        feeds: Vec<(String, ArrayD<f32>)>,
+        wrt: &[String],
+        tensor: &str,
+        (indices, weights): (ArrayD<f32>, ArrayD<f32>),
+    ) -> Result<BTreeMap<String, ArrayD<f32>>, ModelError> {
+        use crate::onnx::grad;
+        let key = HookSet::Grad { wrt: wrt.to_vec(), tensor: tensor.to_string() };
+        let mut feeds = feeds;
+        feeds.push((grad::INDICES.to_string(), indices));
+        feeds.push((grad::WEIGHTS.to_string(), weights));
+        let mut want = vec![tensor.to_string()];
+        want.extend(wrt.iter().map(|t| grad::grad_name(t)));
+        let proto = &self.proto;
+        self.run(&key, || grad::backward(proto, wrt, tensor), feeds, &want)
+    }
+
     /// Runs and returns `op` over `axes` of a tensor, computed inside the graph.
     pub fn reduced(
         &self,

@@ -47,6 +47,8 @@ pub enum HookSet {
     Patch { patched: Vec<String>, capture: Vec<String>, last_position: bool },
     /// These tensors patchable and these steerable (`orig + vector`).
     PatchAdd { patched: Vec<String>, added: Vec<String> },
+    /// The backward graph from a metric on `tensor` to each of `wrt`.
+    Grad { wrt: Vec<String>, tensor: String },
 }
 
 /// A fact learnt about a model by running it, so each is learnt once.

@@ -1,0 +1,155 @@
+//! Reverse-mode gradients as ONNX: given a model, the tensors to
+//! differentiate with respect to (`wrt`: graph inputs or any intermediate
+//! tensor) and a metric tensor `T`, appends the backward graph, made of
+//! standard ONNX operators only, so that the same ONNX Runtime that runs the
+//! model runs its gradient.
+//!
+//! The metric is a weighted sum of elements of `T`: the graph takes
+//! `assay.grad.indices` [K, rank(T)] (float, cast to int64 inside; negative
+//! indices count from the end of each axis) and `assay.grad.weights` [K],
+//! and seeds the backward pass with the tensor that holds those weights at
+//! those places (a logit, a logit difference, a unit's activation). Its
+//! outputs are `T` itself (for the metric's value) and `assay.grad/NAME`
+//! for each `wrt` tensor, shaped as that tensor.
+//!
+//! Each operator on a path from a `wrt` tensor to `T` needs a rule
+//! (`rules.rs`); one without a rule is refused, naming the operator and the
+//! node, never differentiated wrongly. Shapes are read at run time (Shape,
+//! Size), so dynamic axes need nothing special.
+
+mod emit;
+mod rules;
+
+use std::collections::{HashMap, HashSet};
+
+use crate::onnx::error::ModelError;
+use crate::onnx::proto::{tensor_proto::DataType, ModelProto, NodeProto, ValueInfoProto};
+pub(crate) use emit::Emit;
+
+/// The graph input holding the metric's indices.
+pub const INDICES: &str = "assay.grad.indices";
+/// The graph input holding the metric's weights.
+pub const WEIGHTS: &str = "assay.grad.weights";
+
+/// The output holding the gradient with respect to `tensor`.
+pub fn grad_name(tensor: &str) -> String {
+    format!("assay.grad/{tensor}")
+}
+
+/// The model with its backward graph from `metric` to each of `wrt`.
+pub fn backward(m: &ModelProto, wrt: &[String], metric: &str) -> Result<ModelProto, ModelError> {
+    let mut out = m.clone();
+    let opset = crate::onnx::graph::default_opset(m);
+    if opset < 13 {
+        return Err(ModelError::Graph(format!(
+            "gradients need ONNX opset 13 or later (this model imports opset {opset})"
+        )));
+    }
+    let g = out.graph.as_mut().ok_or_else(|| ModelError::Graph("the model has no graph".into()))?;
+    let inits: HashSet<String> = g.initializer.iter().map(|t| t.name().to_string()).collect();
+    let known: HashSet<String> =
+        g.input.iter().map(|i| i.name().to_string()).chain(g.node.iter().flat_map(|n| n.output.clone())).collect();
+    for t in wrt.iter().chain(std::iter::once(&metric.to_string())) {
+        if !known.contains(t) || inits.contains(t) {
+            return Err(ModelError::UnknownTensor(t.clone()));
+        }
+    }
+    // Tensors that depend on a `wrt` tensor, in graph order.
+    let mut live: HashSet<String> = wrt.iter().cloned().collect();
+    let mut on_path: Vec<usize> = Vec::new();
+    for (i, n) in g.node.iter().enumerate() {
+        if n.input.iter().any(|x| live.contains(x)) {
+            on_path.push(i);
+            live.extend(n.output.iter().filter(|o| !o.is_empty()).cloned());
+        }
+    }
+    if !live.contains(metric) {
+        return Err(ModelError::Tensor {
+            name: metric.to_string(),
+            message: format!("`{metric}` does not depend on {}", wrt.join(", ")),
+        });
+    }
+    let mut e = Emit::new(opset);
+    // The seed: the weights scattered into zeros shaped like the metric.
+    let shape = e.op("Shape", &[metric], vec![]);
+    let idx = e.op("Cast", &[INDICES], vec![crate::models::build::int("to", DataType::Int64 as i64)]);
+    let zero_i = e.const_i64(0);
+    let neg = e.op("Less", &[&idx, &zero_i], vec![]);
+    let neg = e.op("Cast", &[&neg], vec![crate::models::build::int("to", DataType::Int64 as i64)]);
+    let wrap = e.op("Mul", &[&neg, &shape], vec![]);
+    let idx = e.op("Add", &[&idx, &wrap], vec![]);
+    let zeros = e.zeros(&shape);
+    let seed = e.op("ScatterND", &[&zeros, &idx, WEIGHTS], vec![]);
+    let mut grads: HashMap<String, Vec<String>> = HashMap::new();
+    grads.insert(metric.to_string(), vec![seed]);
+    // Backward through the nodes on a path, last first.
+    for &i in on_path.iter().rev() {
+        let n = &g.node[i];
+        // Each output's gradient, summed over its uses (and kept, summed,
+        // for an output that is itself a `wrt` tensor).
+        let mut dys: Vec<Option<String>> = Vec::new();
+        for o in &n.output {
+            let total = grads.get(o).cloned().map(|c| e.sum(c));
+            if let Some(t) = &total {
+                grads.insert(o.clone(), vec![t.clone()]);
+            }
+            dys.push(total);
+        }
+        if dys.iter().all(Option::is_none) {
+            continue;
+        }
+        let need: Vec<bool> = n.input.iter().map(|x| !x.is_empty() && live.contains(x) && !inits.contains(x)).collect();
+        if !need.iter().any(|b| *b) {
+            continue;
+        }
+        let dxs = rules::backward(&mut e, n, &dys, &need).map_err(|why| refuse(n, &why))?;
+        for ((x, dx), needed) in n.input.iter().zip(dxs).zip(&need) {
+            if let (Some(dx), true) = (dx, needed) {
+                grads.entry(x.clone()).or_default().push(dx);
+            }
+        }
+    }
+    let mut outputs = vec![ValueInfoProto { name: Some(metric.to_string()), ..Default::default() }];
+    for t in wrt {
+        let Some(c) = grads.remove(t) else {
+            return Err(ModelError::Tensor {
+                name: t.clone(),
+                message: format!("`{metric}` does not depend on `{t}` through differentiable operators"),
+            });
+        };
+        let total = e.sum(c);
+        e.node_to("Identity", &[&total], vec![], &grad_name(t));
+        outputs.push(ValueInfoProto { name: Some(grad_name(t)), ..Default::default() });
+    }
+    let (nodes, inits_new) = e.finish();
+    g.node.extend(nodes);
+    g.initializer.extend(inits_new);
+    g.input.push(any_shape(INDICES, 2));
+    g.input.push(any_shape(WEIGHTS, 1));
+    g.output = outputs;
+    Ok(out)
+}
+
+/// A float input of `rank` symbolic axes.
+fn any_shape(name: &str, rank: usize) -> ValueInfoProto {
+    use crate::onnx::proto::tensor_shape_proto::{dimension::Value as DimValue, Dimension};
+    use crate::onnx::proto::{type_proto, TensorShapeProto, TypeProto};
+    let dim = (0..rank)
+        .map(|i| Dimension { value: Some(DimValue::DimParam(format!("{name}.{i}"))), denotation: None })
+        .collect();
+    let ty = type_proto::Tensor { elem_type: Some(DataType::Float as i32), shape: Some(TensorShapeProto { dim }) };
+    ValueInfoProto {
+        name: Some(name.into()),
+        r#type: Some(TypeProto { value: Some(type_proto::Value::TensorType(ty)), denotation: None }),
+        ..Default::default()
+    }
+}
+
+fn refuse(n: &NodeProto, why: &str) -> ModelError {
+    let domain = if n.domain().is_empty() { String::new() } else { format!("{}.", n.domain()) };
+    ModelError::Graph(format!("no gradient through {domain}{} (node `{}`): {why}", n.op_type(), n.name()))
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,675 @@
+//! One backward rule per operator: the gradients of a node's inputs from
+//! its outputs' gradients, as ONNX nodes. Each rule returns one entry per
+//! input (None where the input needs none or has none); an operator
+//! without a rule, or with attributes a rule does not cover, is an error
+//! that says what is missing.
+
+use super::Emit;
+use crate::models::build::{int, ints};
+use crate::onnx::proto::{attribute_proto::AttributeType, tensor_proto::DataType, AttributeProto, NodeProto};
+
+type Grads = Result<Vec<Option<String>>, String>;
+
+fn attr<'a>(n: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
+    n.attribute.iter().find(|a| a.name() == name)
+}
+fn attr_i(n: &NodeProto, name: &str) -> Option<i64> {
+    attr(n, name).and_then(|a| a.i)
+}
+fn attr_f(n: &NodeProto, name: &str) -> Option<f32> {
+    attr(n, name).and_then(|a| a.f)
+}
+fn attr_ints(n: &NodeProto, name: &str) -> Option<Vec<i64>> {
+    attr(n, name).filter(|a| a.r#type() == AttributeType::Ints || !a.ints.is_empty()).map(|a| a.ints.clone())
+}
+fn attr_s(n: &NodeProto, name: &str) -> Option<String> {
+    attr(n, name).and_then(|a| a.s.as_ref()).map(|s| String::from_utf8_lossy(s).into_owned())
+}
+
+/// Input `i` of the node ("" when absent).
+fn input(n: &NodeProto, i: usize) -> &str {
+    n.input.get(i).map(String::as_str).unwrap_or("")
+}
+
+/// The only output's gradient.
+fn dy(dys: &[Option<String>]) -> Result<&str, String> {
+    dys.first().and_then(|d| d.as_deref()).ok_or_else(|| "no gradient reached its output".to_string())
+}
+
+/// A result for the first input alone.
+fn first(n: &NodeProto, g: String) -> Grads {
+    let mut out = vec![None; n.input.len()];
+    out[0] = Some(g);
+    Ok(out)
+}
+
+pub(super) fn backward(e: &mut Emit, n: &NodeProto, dys: &[Option<String>], need: &[bool]) -> Grads {
+    let domain = n.domain();
+    if !(domain.is_empty() || domain == "ai.onnx" || domain == "com.microsoft") {
+        return Err(format!("operators of the `{domain}` domain have no rules"));
+    }
+    let x = input(n, 0);
+    let y = n.output.first().map(String::as_str).unwrap_or("");
+    match n.op_type() {
+        "Identity" | "Dropout" => first(n, dy(dys)?.to_string()),
+        "Neg" => first(n, e.op("Neg", &[dy(dys)?], vec![])),
+        "Relu" => {
+            let zero = e.const_f32(0.0);
+            let pos = e.op("Greater", &[x, &zero], vec![]);
+            first(n, e.op("Where", &[&pos, dy(dys)?, &zero], vec![]))
+        }
+        "LeakyRelu" => {
+            let g = dy(dys)?;
+            let zero = e.const_f32(0.0);
+            let alpha = e.const_f32(attr_f(n, "alpha").unwrap_or(0.01));
+            let pos = e.op("Greater", &[x, &zero], vec![]);
+            let scaled = e.op("Mul", &[g, &alpha], vec![]);
+            first(n, e.op("Where", &[&pos, g, &scaled], vec![]))
+        }
+        "Clip" => clip(e, n, dy(dys)?),
+        "Sigmoid" => {
+            let one = e.const_f32(1.0);
+            let rest = e.op("Sub", &[&one, y], vec![]);
+            let d = e.op("Mul", &[y, &rest], vec![]);
+            first(n, e.op("Mul", &[dy(dys)?, &d], vec![]))
+        }
+        "Tanh" => {
+            let one = e.const_f32(1.0);
+            let sq = e.op("Mul", &[y, y], vec![]);
+            let d = e.op("Sub", &[&one, &sq], vec![]);
+            first(n, e.op("Mul", &[dy(dys)?, &d], vec![]))
+        }
+        "Exp" => first(n, e.op("Mul", &[dy(dys)?, y], vec![])),
+        "Log" => first(n, e.op("Div", &[dy(dys)?, x], vec![])),
+        "Sqrt" => {
+            let two = e.const_f32(2.0);
+            let d = e.op("Mul", &[y, &two], vec![]);
+            first(n, e.op("Div", &[dy(dys)?, &d], vec![]))
+        }
+        "Reciprocal" => {
+            let sq = e.op("Mul", &[y, y], vec![]);
+            let d = e.op("Mul", &[dy(dys)?, &sq], vec![]);
+            first(n, e.op("Neg", &[&d], vec![]))
+        }
+        "Abs" => {
+            let s = e.op("Sign", &[x], vec![]);
+            first(n, e.op("Mul", &[dy(dys)?, &s], vec![]))
+        }
+        "Sin" => {
+            let c = e.op("Cos", &[x], vec![]);
+            first(n, e.op("Mul", &[dy(dys)?, &c], vec![]))
+        }
+        "Cos" => {
+            let s = e.op("Sin", &[x], vec![]);
+            let d = e.op("Mul", &[dy(dys)?, &s], vec![]);
+            first(n, e.op("Neg", &[&d], vec![]))
+        }
+        "Softplus" => {
+            let s = e.op("Sigmoid", &[x], vec![]);
+            first(n, e.op("Mul", &[dy(dys)?, &s], vec![]))
+        }
+        "Erf" => {
+            // d erf(x) = 2/sqrt(pi) exp(-x^2)
+            let sq = e.op("Mul", &[x, x], vec![]);
+            let neg = e.op("Neg", &[&sq], vec![]);
+            let ex = e.op("Exp", &[&neg], vec![]);
+            let k = e.const_f32(std::f32::consts::FRAC_2_SQRT_PI);
+            let d = e.op("Mul", &[&ex, &k], vec![]);
+            first(n, e.op("Mul", &[dy(dys)?, &d], vec![]))
+        }
+        "Gelu" => gelu(e, n, dy(dys)?),
+        "Pow" => pow(e, n, dy(dys)?, need),
+        "Add" | "Sub" | "Mul" | "Div" => binary(e, n, dy(dys)?, need),
+        "Sum" => {
+            let g = dy(dys)?;
+            Ok(n.input.iter().zip(need).map(|(xi, k)| k.then(|| e.unbroadcast(g, xi))).collect())
+        }
+        "MatMul" => matmul(e, n, dy(dys)?, need),
+        "Gemm" => gemm(e, n, dy(dys)?, need),
+        "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" => {
+            let s = e.shape(x);
+            first(n, e.op("Reshape", &[dy(dys)?, &s], vec![]))
+        }
+        "Transpose" => {
+            let g = dy(dys)?;
+            match attr_ints(n, "perm") {
+                Some(p) => {
+                    let mut inv = vec![0i64; p.len()];
+                    for (i, &a) in p.iter().enumerate() {
+                        let a = usize::try_from(a).map_err(|_| "a negative axis in perm".to_string())?;
+                        *inv.get_mut(a).ok_or("perm out of range")? = i as i64;
+                    }
+                    first(n, e.op("Transpose", &[g], vec![ints("perm", &inv)]))
+                }
+                None => first(n, e.op("Transpose", &[g], vec![])),
+            }
+        }
+        "Expand" => first(n, e.unbroadcast(dy(dys)?, x)),
+        "Where" => {
+            let g = dy(dys)?;
+            let zero = e.const_f32(0.0);
+            let mut out = vec![None; n.input.len()];
+            if need.get(1) == Some(&true) {
+                let w = e.op("Where", &[x, g, &zero], vec![]);
+                out[1] = Some(e.unbroadcast(&w, input(n, 1)));
+            }
+            if need.get(2) == Some(&true) {
+                let w = e.op("Where", &[x, &zero, g], vec![]);
+                out[2] = Some(e.unbroadcast(&w, input(n, 2)));
+            }
+            Ok(out)
+        }
+        "Cast" => {
+            // Float to float keeps the gradient; to an integer or bool
+            // type there is none (a mask, an index).
+            let to = attr_i(n, "to").unwrap_or(0);
+            if to == DataType::Float as i64 {
+                first(n, dy(dys)?.to_string())
+            } else {
+                Ok(vec![None; n.input.len()])
+            }
+        }
+        "Softmax" | "LogSoftmax" => softmax(e, n, dy(dys)?),
+        "ReduceSum" | "ReduceMean" => reduce(e, n, dy(dys)?),
+        "Concat" => concat(e, n, dy(dys)?, need),
+        "Split" => split(e, n, dys),
+        "Slice" | "Gather" | "GatherElements" => gather(e, n, dy(dys)?),
+        "Conv" => conv(e, n, dy(dys)?),
+        "GlobalAveragePool" => {
+            let k = e.size_f(x);
+            let m = e.size_f(y);
+            let count = e.op("Div", &[&k, &m], vec![]);
+            let g = e.op("Div", &[dy(dys)?, &count], vec![]);
+            let s = e.shape(x);
+            first(n, e.op("Expand", &[&g, &s], vec![]))
+        }
+        "AveragePool" => average_pool(e, n, dy(dys)?),
+        "BatchNormalization" => batch_norm(e, n, dy(dys)?),
+        "LayerNormalization" => norm(e, n, dy(dys)?, true),
+        "SimplifiedLayerNormalization" | "RMSNormalization" => norm(e, n, dy(dys)?, false),
+        // Integer- and bool-valued results carry no gradient.
+        "Shape" | "Size" | "Equal" | "Greater" | "Less" | "GreaterOrEqual" | "LessOrEqual" | "Not" | "And" | "Or"
+        | "ArgMax" | "ArgMin" | "NonZero" | "Floor" | "Ceil" | "Round" | "Sign" | "ConstantOfShape" | "Range" => {
+            Ok(vec![None; n.input.len()])
+        }
+        other => Err(format!("Assay has no gradient rule for {other} yet")),
+    }
+}
+
+fn clip(e: &mut Emit, n: &NodeProto, g: &str) -> Grads {
+    let x = input(n, 0);
+    // Bounds are inputs from opset 11 (attributes before).
+    let lo = match input(n, 1) {
+        "" => attr_f(n, "min").map(|v| e.const_f32(v)),
+        s => Some(s.to_string()),
+    };
+    let hi = match input(n, 2) {
+        "" => attr_f(n, "max").map(|v| e.const_f32(v)),
+        s => Some(s.to_string()),
+    };
+    // Inside the bounds, strictly (torch's hardtanh, ReLU6).
+    let mut mask: Option<String> = None;
+    for (b, op) in [(lo, "Greater"), (hi, "Less")] {
+        if let Some(b) = b {
+            let m = e.op(op, &[x, &b], vec![]);
+            mask = Some(match mask {
+                Some(prev) => e.op("And", &[&prev, &m], vec![]),
+                None => m,
+            });
+        }
+    }
+    match mask {
+        Some(m) => {
+            let zero = e.const_f32(0.0);
+            first(n, e.op("Where", &[&m, g, &zero], vec![]))
+        }
+        None => first(n, g.to_string()),
+    }
+}
+
+fn gelu(e: &mut Emit, n: &NodeProto, g: &str) -> Grads {
+    if attr_s(n, "approximate").is_some_and(|a| a != "none") {
+        return Err("only the exact (erf) form has a rule".into());
+    }
+    // d/dx x·Φ(x) = Φ(x) + x·φ(x)
+    let x = input(n, 0);
+    let r2 = e.const_f32(std::f32::consts::FRAC_1_SQRT_2);
+    let half = e.const_f32(0.5);
+    let one = e.const_f32(1.0);
+    let xs = e.op("Mul", &[x, &r2], vec![]);
+    let erf = e.op("Erf", &[&xs], vec![]);
+    let cdf = e.op("Add", &[&erf, &one], vec![]);
+    let cdf = e.op("Mul", &[&cdf, &half], vec![]);
+    let sq = e.op("Mul", &[x, x], vec![]);
+    let sq = e.op("Mul", &[&sq, &half], vec![]);
+    let neg = e.op("Neg", &[&sq], vec![]);
+    let pdf = e.op("Exp", &[&neg], vec![]);
+    let k = e.const_f32(1.0 / (2.0 * std::f32::consts::PI).sqrt());
+    let pdf = e.op("Mul", &[&pdf, &k], vec![]);
+    let xp = e.op("Mul", &[x, &pdf], vec![]);
+    let d = e.op("Add", &[&cdf, &xp], vec![]);
+    first(n, e.op("Mul", &[g, &d], vec![]))
+}
+
+fn pow(e: &mut Emit, n: &NodeProto, g: &str, need: &[bool]) -> Grads {
+    let (x, p) = (input(n, 0), input(n, 1));
+    let y = n.output.first().map(String::as_str).unwrap_or("");
+    let mut out = vec![None; n.input.len()];
+    if need.first() == Some(&true) {
+        // p · x^(p-1)
+        let pf = e.cast(p, DataType::Float);
+        let one = e.const_f32(1.0);
+        let pm = e.op("Sub", &[&pf, &one], vec![]);
+        let xp = e.op("Pow", &[x, &pm], vec![]);
+        let d = e.op("Mul", &[&xp, &pf], vec![]);
+        let gx = e.op("Mul", &[g, &d], vec![]);
+        out[0] = Some(e.unbroadcast(&gx, x));
+    }
+    if need.get(1) == Some(&true) {
+        let l = e.op("Log", &[x], vec![]);
+        let d = e.op("Mul", &[y, &l], vec![]);
+        let gp = e.op("Mul", &[g, &d], vec![]);
+        out[1] = Some(e.unbroadcast(&gp, p));
+    }
+    Ok(out)
+}
+
+fn binary(e: &mut Emit, n: &NodeProto, g: &str, need: &[bool]) -> Grads {
+    let (a, b) = (input(n, 0), input(n, 1));
+    let mut out = vec![None; n.input.len()];
+    let op = n.op_type();
+    if need.first() == Some(&true) {
+        let ga = match op {
+            "Add" | "Sub" => g.to_string(),
+            "Mul" => e.op("Mul", &[g, b], vec![]),
+            _ => e.op("Div", &[g, b], vec![]),
+        };
+        out[0] = Some(e.unbroadcast(&ga, a));
+    }
+    if need.get(1) == Some(&true) {
+        let gb = match op {
+            "Add" => g.to_string(),
+            "Sub" => e.op("Neg", &[g], vec![]),
+            "Mul" => e.op("Mul", &[g, a], vec![]),
+            _ => {
+                // d(a/b)/db = -a/b^2 = -y/b
+                let y = n.output.first().map(String::as_str).unwrap_or("");
+                let q = e.op("Div", &[y, b], vec![]);
+                let t = e.op("Mul", &[g, &q], vec![]);
+                e.op("Neg", &[&t], vec![])
+            }
+        };
+        out[1] = Some(e.unbroadcast(&gb, b));
+    }
+    Ok(out)
+}
+
+fn einsum(e: &mut Emit, eq: &str, a: &str, b: &str) -> String {
+    e.op("Einsum", &[a, b], vec![crate::models::build::string("equation", eq)])
+}
+
+fn matmul(e: &mut Emit, n: &NodeProto, g: &str, need: &[bool]) -> Grads {
+    let (a, b) = (input(n, 0), input(n, 1));
+    let mut out = vec![None; n.input.len()];
+    // Batched over leading axes (broadcast, as MatMul does), both at
+    // least 2-D in exports: dA = g·Bᵀ, dB = Aᵀ·g, summed over the axes
+    // each was broadcast along.
+    let swap = vec![crate::models::build::string("equation", "...ij->...ji")];
+    if need.first() == Some(&true) {
+        let bt = e.op("Einsum", &[b], swap.clone());
+        let ga = e.op("MatMul", &[g, &bt], vec![]);
+        out[0] = Some(e.unbroadcast(&ga, a));
+    }
+    if need.get(1) == Some(&true) {
+        let at = e.op("Einsum", &[a], swap);
+        let gb = e.op("MatMul", &[&at, g], vec![]);
+        out[1] = Some(e.unbroadcast(&gb, b));
+    }
+    Ok(out)
+}
+
+fn gemm(e: &mut Emit, n: &NodeProto, g: &str, need: &[bool]) -> Grads {
+    let (a, b, c) = (input(n, 0), input(n, 1), input(n, 2));
+    let alpha = attr_f(n, "alpha").unwrap_or(1.0);
+    let beta = attr_f(n, "beta").unwrap_or(1.0);
+    let (ta, tb) = (attr_i(n, "transA").unwrap_or(0) != 0, attr_i(n, "transB").unwrap_or(0) != 0);
+    let mut out = vec![None; n.input.len()];
+    let scale = |e: &mut Emit, x: String, k: f32| {
+        if k == 1.0 {
+            x
+        } else {
+            let kk = e.const_f32(k);
+            e.op("Mul", &[&x, &kk], vec![])
+        }
+    };
+    // Y = alpha·A'·B' + beta·C with A' = A or Aᵀ, B' = B or Bᵀ.
+    if need.first() == Some(&true) {
+        // dA' = g·B'ᵀ, then transposed back where A' = Aᵀ.
+        let ga = match (ta, tb) {
+            (false, false) => einsum(e, "ij,kj->ik", g, b),
+            (false, true) => einsum(e, "ij,jk->ik", g, b),
+            (true, false) => einsum(e, "ij,kj->ki", g, b),
+            (true, true) => einsum(e, "ij,jk->ki", g, b),
+        };
+        out[0] = Some(scale(e, ga, alpha));
+    }
+    if need.get(1) == Some(&true) {
+        let gb = match (ta, tb) {
+            (false, false) => einsum(e, "ki,kj->ij", a, g),
+            (false, true) => einsum(e, "ki,kj->ji", a, g),
+            (true, false) => einsum(e, "ik,kj->ij", a, g),
+            (true, true) => einsum(e, "ik,kj->ji", a, g),
+        };
+        out[1] = Some(scale(e, gb, alpha));
+    }
+    if need.get(2) == Some(&true) {
+        let gc = e.unbroadcast(g, c);
+        out[2] = Some(scale(e, gc, beta));
+    }
+    Ok(out)
+}
+
+/// The axis a softmax normalises over, and whether the opset flattens
+/// the axes from it on (before opset 13).
+fn softmax(e: &mut Emit, n: &NodeProto, g: &str) -> Grads {
+    let x = input(n, 0);
+    let y = n.output.first().map(String::as_str).unwrap_or("");
+    let old = e.opset < 13;
+    let axis = attr_i(n, "axis").unwrap_or(if old { 1 } else { -1 });
+    // Before opset 13 the axes from `axis` on are one: work on the
+    // [outer, inner] view and reshape back.
+    let (gv, yv, ax) = if old {
+        let f = vec![int("axis", axis)];
+        (e.op("Flatten", &[g], f.clone()), e.op("Flatten", &[y], f), 1)
+    } else {
+        (g.to_string(), y.to_string(), axis)
+    };
+    let d = if n.op_type() == "Softmax" {
+        // y·(g − Σ g·y)
+        let gy = e.op("Mul", &[&gv, &yv], vec![]);
+        let s = e.reduce("ReduceSum", &gy, &[ax], true);
+        let c = e.op("Sub", &[&gv, &s], vec![]);
+        e.op("Mul", &[&yv, &c], vec![])
+    } else {
+        // g − exp(y)·Σ g
+        let s = e.reduce("ReduceSum", &gv, &[ax], true);
+        let p = e.op("Exp", &[&yv], vec![]);
+        let t = e.op("Mul", &[&p, &s], vec![]);
+        e.op("Sub", &[&gv, &t], vec![])
+    };
+    if old {
+        let s = e.shape(x);
+        first(n, e.op("Reshape", &[&d, &s], vec![]))
+    } else {
+        first(n, d)
+    }
+}
+
+fn reduce(e: &mut Emit, n: &NodeProto, g: &str) -> Grads {
+    let x = input(n, 0);
+    let y = n.output.first().map(String::as_str).unwrap_or("");
+    let keep = attr_i(n, "keepdims").unwrap_or(1) != 0;
+    let axes_input = input(n, 1);
+    let axes = attr_ints(n, "axes");
+    let empty_is_noop = attr_i(n, "noop_with_empty_axes").unwrap_or(0) != 0;
+    if empty_is_noop && axes.is_none() && axes_input.is_empty() {
+        return first(n, g.to_string());
+    }
+    let g = if keep {
+        g.to_string()
+    } else if !axes_input.is_empty() {
+        e.op("Unsqueeze", &[g, axes_input], vec![])
+    } else if let Some(a) = &axes {
+        e.unsqueeze(g, a)
+    } else {
+        // All axes reduced to a scalar: Expand broadcasts it.
+        g.to_string()
+    };
+    let g = if n.op_type() == "ReduceMean" {
+        let k = e.size_f(x);
+        let m = e.size_f(y);
+        let count = e.op("Div", &[&k, &m], vec![]);
+        e.op("Div", &[&g, &count], vec![])
+    } else {
+        g
+    };
+    let s = e.shape(x);
+    let mut out = vec![None; n.input.len()];
+    out[0] = Some(e.op("Expand", &[&g, &s], vec![]));
+    Ok(out)
+}
+
+fn concat(e: &mut Emit, n: &NodeProto, g: &str, need: &[bool]) -> Grads {
+    let axis = attr_i(n, "axis").ok_or("Concat has no axis")?;
+    let ax = e.const_i64s(&[axis]);
+    let idx = e.const_i64s(&[axis]);
+    let mut start = e.const_i64s(&[0]);
+    let mut out = vec![None; n.input.len()];
+    for (i, xi) in n.input.iter().enumerate() {
+        let s = e.shape(xi);
+        let len = e.op("Gather", &[&s, &idx], vec![int("axis", 0)]);
+        let end = e.op("Add", &[&start, &len], vec![]);
+        if need.get(i) == Some(&true) {
+            out[i] = Some(e.op("Slice", &[g, &start, &end, &ax], vec![]));
+        }
+        start = end;
+    }
+    Ok(out)
+}
+
+fn split(e: &mut Emit, n: &NodeProto, dys: &[Option<String>]) -> Grads {
+    let axis = attr_i(n, "axis").unwrap_or(0);
+    let mut parts = Vec::new();
+    for (o, d) in n.output.iter().zip(dys) {
+        parts.push(match d {
+            Some(d) => d.clone(),
+            None => {
+                let s = e.shape(o);
+                e.zeros(&s)
+            }
+        });
+    }
+    let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+    first(n, e.op("Concat", &refs, vec![int("axis", axis)]))
+}
+
+/// Slice, Gather and GatherElements pick elements of their first input:
+/// the same op on the flat indices of that input says which, and the
+/// gradient is scattered back there (added where an index repeats).
+fn gather(e: &mut Emit, n: &NodeProto, g: &str) -> Grads {
+    let x = input(n, 0);
+    let s = e.shape(x);
+    let size = e.op("Size", &[x], vec![]);
+    let zero = e.const_i64(0);
+    let one = e.const_i64(1);
+    let flat = e.op("Range", &[&zero, &size, &one], vec![]);
+    let ids = e.op("Reshape", &[&flat, &s], vec![]);
+    let mut inputs: Vec<&str> = n.input.iter().map(String::as_str).collect();
+    inputs[0] = &ids;
+    let picked = e.clone_node(n, &inputs).into_iter().next().ok_or("no output")?;
+    let minus = e.const_i64s(&[-1]);
+    let picked = e.op("Reshape", &[&picked, &minus], vec![]);
+    let gf = e.op("Reshape", &[g, &minus], vec![]);
+    let sizes = e.op("Reshape", &[&size, &minus], vec![]);
+    let zeros = e.zeros(&sizes);
+    let repeats = n.op_type() != "Slice";
+    let dx = if repeats && e.opset >= 16 {
+        e.op("ScatterElements", &[&zeros, &picked, &gf], vec![int("axis", 0), reduction_add()])
+    } else if repeats {
+        return Err(format!(
+            "{} may pick an element twice; adding its gradients needs ScatterElements' reduction (opset 16, the model imports {})",
+            n.op_type(),
+            e.opset
+        ));
+    } else {
+        e.op("ScatterElements", &[&zeros, &picked, &gf], vec![int("axis", 0)])
+    };
+    first(n, e.op("Reshape", &[&dx, &s], vec![]))
+}
+
+fn reduction_add() -> AttributeProto {
+    crate::models::build::string("reduction", "add")
+}
+
+/// `dx` padded at the end of its spatial axes (from the third) to the
+/// spatial size of `sx` (a shape): strides can leave up to stride-1
+/// trailing rows that the forward never read.
+fn pad_spatial(e: &mut Emit, dx: &str, sx: &str) -> String {
+    let two = e.const_i64s(&[2]);
+    let big = e.const_i64s(&[i64::MAX]);
+    let want = e.op("Slice", &[sx, &two, &big], vec![]);
+    let sd = e.shape(dx);
+    let have = e.op("Slice", &[&sd, &two, &big], vec![]);
+    let diff = e.op("Sub", &[&want, &have], vec![]);
+    let lead = e.const_i64s(&[0, 0]);
+    let end = e.op("Concat", &[&lead, &diff], vec![int("axis", 0)]);
+    let zero = e.const_i64(0);
+    let begin = e.op("Mul", &[&end, &zero], vec![]);
+    let pads = e.op("Concat", &[&begin, &end], vec![int("axis", 0)]);
+    e.op("Pad", &[dx, &pads], vec![])
+}
+
+fn conv(e: &mut Emit, n: &NodeProto, g: &str) -> Grads {
+    let (x, w) = (input(n, 0), input(n, 1));
+    match attr_s(n, "auto_pad").as_deref() {
+        None | Some("NOTSET") | Some("VALID") => {}
+        Some(other) => return Err(format!("auto_pad {other} has no rule (explicit pads do)")),
+    }
+    let mut attrs = Vec::new();
+    for k in ["strides", "dilations", "pads", "kernel_shape"] {
+        if let Some(v) = attr_ints(n, k) {
+            attrs.push(ints(k, &v));
+        }
+    }
+    attrs.push(int("group", attr_i(n, "group").unwrap_or(1)));
+    let dx = e.op("ConvTranspose", &[g, w], attrs);
+    let sx = e.shape(x);
+    first(n, pad_spatial(e, &dx, &sx))
+}
+
+fn average_pool(e: &mut Emit, n: &NodeProto, g: &str) -> Grads {
+    let x = input(n, 0);
+    if attr_i(n, "ceil_mode").unwrap_or(0) != 0 {
+        return Err("ceil_mode has no rule".into());
+    }
+    match attr_s(n, "auto_pad").as_deref() {
+        None | Some("NOTSET") | Some("VALID") => {}
+        Some(other) => return Err(format!("auto_pad {other} has no rule (explicit pads do)")),
+    }
+    let k = attr_ints(n, "kernel_shape").ok_or("AveragePool has no kernel_shape")?;
+    let area: i64 = k.iter().product();
+    let mut attrs = vec![ints("kernel_shape", &k)];
+    for a in ["strides", "pads"] {
+        if let Some(v) = attr_ints(n, a) {
+            attrs.push(ints(a, &v));
+        }
+    }
+    // Each output averaged over its window's valid inputs (or all, with
+    // count_include_pad): the count per output, from a pool over ones.
+    let sx = e.shape(x);
+    let two = e.const_i64s(&[2]);
+    let big = e.const_i64s(&[i64::MAX]);
+    let spatial = e.op("Slice", &[&sx, &two, &big], vec![]);
+    let lead = e.const_i64s(&[1, 1]);
+    let one_shape = e.op("Concat", &[&lead, &spatial], vec![int("axis", 0)]);
+    let ones = e.filled(&one_shape, 1.0);
+    let count = if attr_i(n, "count_include_pad").unwrap_or(0) != 0 {
+        e.const_f32(area as f32)
+    } else {
+        let mut a = attrs.clone();
+        a.push(int("count_include_pad", 1));
+        let frac = e.op("AveragePool", &[&ones], a);
+        let kk = e.const_f32(area as f32);
+        e.op("Mul", &[&frac, &kk], vec![])
+    };
+    let gd = e.op("Div", &[g, &count], vec![]);
+    // [N, C, ...] as [N·C, 1, ...], spread by a transposed convolution of ones.
+    let sg = e.shape(&gd);
+    let flat = e.const_i64s(&[-1, 1]);
+    let sg_sp = e.op("Slice", &[&sg, &two, &big], vec![]);
+    let view = e.op("Concat", &[&flat, &sg_sp], vec![int("axis", 0)]);
+    let g1 = e.op("Reshape", &[&gd, &view], vec![]);
+    let kernel_shape: Vec<i64> = [1, 1].iter().copied().chain(k.iter().copied()).collect();
+    let kshape = e.const_i64s(&kernel_shape);
+    let kernel = e.filled(&kshape, 1.0);
+    let mut ct = Vec::new();
+    for a in ["strides", "pads"] {
+        if let Some(v) = attr_ints(n, a) {
+            ct.push(ints(a, &v));
+        }
+    }
+    let dx = e.op("ConvTranspose", &[&g1, &kernel], ct);
+    let dx = pad_spatial(e, &dx, &sx);
+    first(n, e.op("Reshape", &[&dx, &sx], vec![]))
+}
+
+fn batch_norm(e: &mut Emit, n: &NodeProto, g: &str) -> Grads {
+    if attr_i(n, "training_mode").unwrap_or(0) != 0 || n.output.len() > 1 {
+        return Err("only inference (running statistics) has a rule".into());
+    }
+    let (x, scale, var) = (input(n, 0), input(n, 1), input(n, 4));
+    let eps = e.const_f32(attr_f(n, "epsilon").unwrap_or(1e-5));
+    let v = e.op("Add", &[var, &eps], vec![]);
+    let sd = e.op("Sqrt", &[&v], vec![]);
+    let f = e.op("Div", &[scale, &sd], vec![]);
+    // [C] as [1, C, 1, ...] for x's rank.
+    let sx = e.shape(x);
+    let rank = e.shape(&sx);
+    let two = e.const_i64s(&[2]);
+    let rest = e.op("Sub", &[&rank, &two], vec![]);
+    let ones = {
+        let value = AttributeProto {
+            name: Some("value".into()),
+            r#type: Some(AttributeType::Tensor as i32),
+            t: Some(crate::onnx::proto::TensorProto {
+                data_type: Some(DataType::Int64 as i32),
+                dims: vec![1],
+                int64_data: vec![1],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        e.op("ConstantOfShape", &[&rest], vec![value])
+    };
+    let lead = e.const_i64s(&[1, -1]);
+    let shape = e.op("Concat", &[&lead, &ones], vec![int("axis", 0)]);
+    let f = e.op("Reshape", &[&f, &shape], vec![]);
+    first(n, e.op("Mul", &[g, &f], vec![]))
+}
+
+/// LayerNormalization (centred) and RMS normalisation (not), over the
+/// axes from `axis` on, with the scale input 1.
+fn norm(e: &mut Emit, n: &NodeProto, g: &str, centred: bool) -> Grads {
+    let (x, scale) = (input(n, 0), input(n, 1));
+    let axis = attr_i(n, "axis").unwrap_or(-1);
+    let eps = attr_f(n, "epsilon").unwrap_or(1e-5);
+    let fl = vec![int("axis", axis)];
+    let x2 = e.op("Flatten", &[x], fl.clone());
+    let g2 = e.op("Flatten", &[g], fl);
+    let row = e.const_i64s(&[1, -1]);
+    let s2 = e.op("Reshape", &[scale, &row], vec![]);
+    let xc = if centred {
+        let mu = e.reduce("ReduceMean", &x2, &[1], true);
+        e.op("Sub", &[&x2, &mu], vec![])
+    } else {
+        x2
+    };
+    let sq = e.op("Mul", &[&xc, &xc], vec![]);
+    let var = e.reduce("ReduceMean", &sq, &[1], true);
+    let epsc = e.const_f32(eps);
+    let v = e.op("Add", &[&var, &epsc], vec![]);
+    let sd = e.op("Sqrt", &[&v], vec![]);
+    let xh = e.op("Div", &[&xc, &sd], vec![]);
+    let gs = e.op("Mul", &[&g2, &s2], vec![]);
+    let gx = e.op("Mul", &[&gs, &xh], vec![]);
+    let m2 = e.reduce("ReduceMean", &gx, &[1], true);
+    let t = e.op("Mul", &[&xh, &m2], vec![]);
+    let mut inner = e.op("Sub", &[&gs, &t], vec![]);
+    if centred {
+        let m1 = e.reduce("ReduceMean", &gs, &[1], true);
+        inner = e.op("Sub", &[&inner, &m1], vec![]);
+    }
+    let d = e.op("Div", &[&inner, &sd], vec![]);
+    let s = e.shape(x);
+    first(n, e.op("Reshape", &[&d, &s], vec![]))
+}

@@ -1,0 +1,293 @@
+//! Each rule against central finite differences of the forward graph in
+//! ONNX Runtime: for a metric Σ w·y with random weights over every
+//! element of y, the gradient at every element of each input.
+
+use super::*;
+use crate::models::build::{batched, int, ints, model, string, GraphBuilder};
+use crate::onnx::model::{Model, Provider};
+use crate::onnx::proto::{GraphProto, ValueInfoProto};
+use ndarray::ArrayD;
+
+/// A deterministic pseudo-random sequence in [-1, 1).
+fn noise(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn input(name: &str, dims: &[i64]) -> ValueInfoProto {
+    let mut v = batched(name, DataType::Float, &dims[1..]);
+    // A fixed first axis too: the tests feed exactly these shapes.
+    if let Some(crate::onnx::proto::type_proto::Value::TensorType(t)) = v.r#type.as_mut().and_then(|t| t.value.as_mut())
+    {
+        if let Some(d) = t.shape.as_mut().and_then(|s| s.dim.first_mut()) {
+            d.value = Some(crate::onnx::proto::tensor_shape_proto::dimension::Value::DimValue(dims[0]));
+        }
+    }
+    v
+}
+
+struct Case {
+    proto: ModelProto,
+    inputs: Vec<(String, Vec<usize>)>,
+    out: String,
+}
+
+fn case(b: GraphBuilder, inputs: &[(&str, &[usize])], out: &str, opset: i64) -> Case {
+    let graph = GraphProto {
+        node: b.nodes,
+        name: Some("case".into()),
+        initializer: b.inits,
+        input: inputs.iter().map(|(n, d)| input(n, &d.iter().map(|x| *x as i64).collect::<Vec<_>>())).collect(),
+        output: vec![ValueInfoProto { name: Some(out.into()), ..Default::default() }],
+        ..Default::default()
+    };
+    let mut proto = model(graph, "a gradient test".into());
+    proto.opset_import[0].version = Some(opset);
+    Case { proto, inputs: inputs.iter().map(|(n, d)| (n.to_string(), d.to_vec())).collect(), out: out.into() }
+}
+
+fn run(m: &Model, feeds: &[(String, ArrayD<f32>)], want: &[String]) -> Vec<ArrayD<f32>> {
+    let out = m.run_plain(feeds.to_vec(), want).unwrap();
+    want.iter().map(|w| out[w].clone()).collect()
+}
+
+/// The analytic gradient of Σ w·y with respect to every input, against
+/// central differences (relative to the gradient's largest entry).
+fn check(c: &Case, tol: f32) {
+    let feeds: Vec<(String, ArrayD<f32>)> = c
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(i, (n, d))| {
+            let len: usize = d.iter().product();
+            (n.clone(), ArrayD::from_shape_vec(d.clone(), noise(len, 7 + i as u64)).unwrap())
+        })
+        .collect();
+    let fwd = Model::load_bytes("forward", &crate::onnx::graph::encode(&c.proto), Provider::Cpu).unwrap();
+    let y = run(&fwd, &feeds, std::slice::from_ref(&c.out)).remove(0);
+    let w = noise(y.len(), 99);
+    let metric = |feeds: &[(String, ArrayD<f32>)]| -> f64 {
+        let y = run(&fwd, feeds, std::slice::from_ref(&c.out)).remove(0);
+        y.iter().zip(&w).map(|(a, b)| *a as f64 * *b as f64).sum()
+    };
+    // Every element of y, with its weight.
+    let shape = y.shape().to_vec();
+    let mut idx = Vec::new();
+    for flat in 0..y.len() {
+        let mut rest = flat;
+        let mut at = vec![0f32; shape.len()];
+        for d in (0..shape.len()).rev() {
+            at[d] = (rest % shape[d]) as f32;
+            rest /= shape[d];
+        }
+        idx.extend(at);
+    }
+    let wrt: Vec<String> = c.inputs.iter().map(|(n, _)| n.clone()).collect();
+    let bwd = backward(&c.proto, &wrt, &c.out).unwrap();
+    let m = Model::load_bytes("backward", &crate::onnx::graph::encode(&bwd), Provider::Cpu).unwrap();
+    let mut all = feeds.clone();
+    all.push((INDICES.into(), ArrayD::from_shape_vec(vec![y.len(), shape.len().max(1)], idx).unwrap()));
+    all.push((WEIGHTS.into(), ArrayD::from_shape_vec(vec![y.len()], w.clone()).unwrap()));
+    let names: Vec<String> = wrt.iter().map(|t| grad_name(t)).collect();
+    let grads = run(&m, &all, &names);
+    for (k, ((name, _), g)) in c.inputs.iter().zip(&grads).enumerate() {
+        assert_eq!(g.shape(), feeds[k].1.shape(), "{name}: the gradient has the input's shape");
+        let scale = g.iter().fold(1e-3f32, |a, v| a.max(v.abs()));
+        for i in 0..g.len() {
+            let eps = 1e-2f32;
+            let mut plus = feeds.clone();
+            plus[k].1.as_slice_mut().unwrap()[i] += eps;
+            let mut minus = feeds.clone();
+            minus[k].1.as_slice_mut().unwrap()[i] -= eps;
+            let fd = ((metric(&plus) - metric(&minus)) / (2.0 * eps as f64)) as f32;
+            let an = g.as_slice().unwrap()[i];
+            assert!(
+                (fd - an).abs() <= tol * scale,
+                "{name}[{i}]: analytic {an}, finite differences {fd} (scale {scale})"
+            );
+        }
+    }
+}
+
+#[test]
+fn elementwise_rules_match_finite_differences() {
+    let mut b = GraphBuilder::default();
+    let one = b.f32("one", &[], &[1.0]);
+    let three = b.f32("three", &[], &[3.0]);
+    let s = b.node("Sigmoid", "s", &["x"], vec![]);
+    let t = b.node("Tanh", "t", &["x"], vec![]);
+    let ex = b.node("Exp", "ex", &["x"], vec![]);
+    let sq = b.node("Mul", "sq", &["x", "x"], vec![]);
+    let sq1 = b.node("Add", "sq1", &[&sq, &one], vec![]);
+    let lg = b.node("Log", "lg", &[&sq1], vec![]);
+    let rt = b.node("Sqrt", "rt", &[&sq1], vec![]);
+    let rc = b.node("Reciprocal", "rc", &[&rt], vec![]);
+    let er = b.node("Erf", "er", &["x"], vec![]);
+    let sn = b.node("Sin", "sn", &["x"], vec![]);
+    let cs = b.node("Cos", "cs", &[&t], vec![]);
+    let pw = b.node("Pow", "pw", &[&sq1, &three], vec![]);
+    let dv = b.node("Div", "dv", &[&ex, &sq1], vec![]);
+    let sb = b.node("Sub", "sb", &[&s, &dv], vec![]);
+    let ng = b.node("Neg", "ng", &[&lg], vec![]);
+    let sp = b.node("Softplus", "sp", &["x"], vec![]);
+    let lr = b.node("LeakyRelu", "lr", &["x"], vec![crate::models::build::float_attr("alpha", 0.1)]);
+    b.node_to("Sum", "y", &[&sb, &ng, &rc, &er, &sn, &cs, &pw, &sp, &lr], vec![], "y");
+    check(&case(b, &[("x", &[2, 5])], "y", 13), 2e-3);
+}
+
+#[test]
+fn broadcasting_binary_ops_sum_over_the_broadcast_axes() {
+    let mut b = GraphBuilder::default();
+    let m = b.node("Mul", "m", &["a", "b"], vec![]);
+    let d = b.node("Div", "d", &[&m, "c"], vec![]);
+    b.node_to("Sub", "y", &[&d, "b"], vec![], "y");
+    let c = case(b, &[("a", &[2, 3, 4]), ("b", &[3, 1]), ("c", &[4])], "y", 13);
+    // c near zero would make the differences meaningless: shift it.
+    let mut c = c;
+    let g = c.proto.graph.as_mut().unwrap();
+    g.initializer.push(crate::onnx::proto::TensorProto {
+        name: Some("two".into()),
+        data_type: Some(DataType::Float as i32),
+        float_data: vec![2.0],
+        ..Default::default()
+    });
+    g.node.insert(
+        0,
+        crate::onnx::proto::NodeProto {
+            op_type: Some("Add".into()),
+            input: vec!["c".into(), "two".into()],
+            output: vec!["c2".into()],
+            name: Some("shift".into()),
+            ..Default::default()
+        },
+    );
+    for n in g.node.iter_mut().skip(1) {
+        for i in n.input.iter_mut() {
+            if i == "c" {
+                *i = "c2".into();
+            }
+        }
+    }
+    check(&c, 2e-3);
+}
+
+#[test]
+fn matmul_gemm_softmax_and_reductions_match_finite_differences() {
+    let mut b = GraphBuilder::default();
+    let w = b.f32("w", &[4, 3], &noise(12, 3));
+    let mm = b.node("MatMul", "mm", &["a", "bt"], vec![]);
+    let mw = b.node("MatMul", "mw", &[&mm, &w], vec![]);
+    let sm = b.node("Softmax", "sm", &[&mw], vec![int("axis", -1)]);
+    let ls = b.node("LogSoftmax", "ls", &[&mw], vec![int("axis", 1)]);
+    let both = b.node("Add", "both", &[&sm, &ls], vec![]);
+    let r = b.node("ReduceMean", "r", &[&both], vec![ints("axes", &[1]), int("keepdims", 0)]);
+    let axes = b.i64("ax", &[1], &[-1]);
+    let r2 = b.node("ReduceSum", "r2", &[&both, &axes], vec![int("keepdims", 1)]);
+    let axes1 = b.i64("ax1", &[1], &[1]);
+    let r1 = b.node("Unsqueeze", "r1", &[&r, &axes1], vec![]);
+    b.node_to("Mul", "y", &[&r1, &r2], vec![], "y");
+    check(&case(b, &[("a", &[2, 2, 5]), ("bt", &[5, 4])], "y", 13), 2e-3);
+    let mut b = GraphBuilder::default();
+    let cb = b.f32("cb", &[3], &noise(3, 5));
+    b.node_to(
+        "Gemm",
+        "y",
+        &["a", "bb", &cb],
+        vec![int("transA", 1), int("transB", 1), crate::models::build::float_attr("alpha", 0.5)],
+        "y",
+    );
+    check(&case(b, &[("a", &[4, 2]), ("bb", &[3, 4])], "y", 13), 2e-3);
+}
+
+#[test]
+fn shape_ops_slices_and_gathers_route_gradients_back() {
+    let mut b = GraphBuilder::default();
+    let perm = b.node("Transpose", "tr", &["x"], vec![ints("perm", &[1, 0, 2])]);
+    let shape = b.i64("shape", &[2], &[3, -1]);
+    let rs = b.node("Reshape", "rs", &[&perm, &shape], vec![]);
+    let starts = b.i64("starts", &[1], &[1]);
+    let ends = b.i64("ends", &[1], &[7]);
+    let axes = b.i64("axes1", &[1], &[1]);
+    let steps = b.i64("steps", &[1], &[2]);
+    let sl = b.node("Slice", "sl", &[&rs, &starts, &ends, &axes, &steps], vec![]);
+    let idx = b.i64("idx", &[3], &[2, 0, 2]);
+    let ga = b.node("Gather", "ga", &[&rs, &idx], vec![int("axis", 0)]);
+    let cc = b.node("Concat", "cc", &[&sl, &ga], vec![int("axis", 1)]);
+    let split = b.i64("split", &[2], &[2, 4]);
+    b.nodes.push(crate::onnx::proto::NodeProto {
+        op_type: Some("Split".into()),
+        input: vec![cc.clone(), split],
+        output: vec!["p0".into(), "p1".into()],
+        name: Some("sp".into()),
+        attribute: vec![int("axis", 1)],
+        ..Default::default()
+    });
+    let zero = b.f32("zero", &[], &[0.0]);
+    let pos = b.node("Greater", "pos", &["p0", &zero], vec![]);
+    let wh = b.node("Where", "wh", &[&pos, "p0", &zero], vec![]);
+    let e = b.i64("eshape", &[3], &[2, 3, 2]);
+    let ex = b.node("Expand", "ex", &[&wh, &e], vec![]);
+    b.node_to("Sum", "y", &[&ex], vec![], "y");
+    check(&case(b, &[("x", &[2, 3, 2])], "y", 16), 2e-3);
+}
+
+#[test]
+fn convolutions_pools_and_norms_match_finite_differences() {
+    let mut b = GraphBuilder::default();
+    let w = b.f32("w", &[4, 2, 3, 3], &noise(72, 11));
+    let dw = b.f32("dw", &[4, 1, 3, 3], &noise(36, 12));
+    let cv = b.node("Conv", "cv", &["x", &w], vec![ints("strides", &[2, 2]), ints("pads", &[1, 1, 1, 1])]);
+    let d = b.node("Conv", "d", &[&cv, &dw], vec![ints("pads", &[1, 1, 1, 1]), int("group", 4)]);
+    let ap = b.node(
+        "AveragePool",
+        "ap",
+        &[&d],
+        vec![ints("kernel_shape", &[2, 2]), ints("strides", &[1, 1]), ints("pads", &[1, 1, 0, 0])],
+    );
+    let scale = b.f32("scale", &[4], &[1.0, 0.5, 2.0, -1.0]);
+    let bias = b.f32("bias", &[4], &[0.1, 0.2, 0.3, 0.4]);
+    let mean = b.f32("mean", &[4], &[0.0, 0.1, -0.1, 0.2]);
+    let var = b.f32("var", &[4], &[1.0, 2.0, 0.5, 1.5]);
+    let bn = b.node("BatchNormalization", "bn", &[&ap, &scale, &bias, &mean, &var], vec![]);
+    let g = b.node("GlobalAveragePool", "g", &[&bn], vec![]);
+    let ln_s = b.f32("ln_s", &[4, 1, 1], &[1.0, 2.0, 0.5, 1.5]);
+    let ln = b.node("LayerNormalization", "ln", &[&g, &ln_s], vec![int("axis", 1)]);
+    b.node_to("Mul", "y", &[&ln, &g], vec![], "y");
+    check(&case(b, &[("x", &[2, 2, 5, 5])], "y", 13), 3e-3);
+}
+
+#[test]
+fn clip_and_relu_pass_gradients_inside_their_bounds_only() {
+    // Inputs in [-1, 1), none within the differences' step of a kink.
+    let mut b = GraphBuilder::default();
+    let lo = b.f32("lo", &[], &[-0.3]);
+    let hi = b.f32("hi", &[], &[0.6]);
+    let cl = b.node("Clip", "cl", &["x", &lo, &hi], vec![]);
+    let re = b.node("Relu", "re", &["x"], vec![]);
+    let sq = b.node("Mul", "sq", &[&cl, &re], vec![]);
+    b.node_to("Add", "y", &[&sq, &cl], vec![], "y");
+    check(&case(b, &[("x", &[3, 4])], "y", 13), 2e-3);
+}
+
+#[test]
+fn an_operator_without_a_rule_is_refused_by_name_and_node() {
+    let mut b = GraphBuilder::default();
+    b.node_to("MaxPool", "pool", &["x"], vec![ints("kernel_shape", &[2, 2])], "y");
+    let c = case(b, &[("x", &[1, 1, 4, 4])], "y", 13);
+    let e = backward(&c.proto, &["x".to_string()], "y").unwrap_err().to_string();
+    assert!(e.contains("MaxPool") && e.contains("`pool`"), "{e}");
+    // A metric that does not depend on the tensor is said to be so.
+    let mut b = GraphBuilder::default();
+    b.node_to("Relu", "r", &["x"], vec![], "y");
+    b.node_to("Relu", "r2", &["z"], vec![], "w");
+    let mut c = case(b, &[("x", &[2]), ("z", &[2])], "y", 13);
+    c.proto.graph.as_mut().unwrap().output.push(ValueInfoProto { name: Some("w".into()), ..Default::default() });
+    let e = backward(&c.proto, &["z".to_string()], "y").unwrap_err().to_string();
+    assert!(e.contains("does not depend"), "{e}");
+    let _ = string("unused", "");
+}
