@@ -93,7 +93,15 @@ fn grad(p: grad::Params, _: &mut dyn ToolCtx) -> ToolResult {
         ArrayD::from_shape_vec(vec![k, rank], idx).map_err(|e| ToolError::new(e.to_string()))?,
         ArrayD::from_shape_vec(vec![k], w).map_err(|e| ToolError::new(e.to_string()))?,
     );
-    let mut out = m.grad(f, &wrt, &tensor, arrays).map_err(|e| m.blame(e, p.inputs.name(), p.wrt.name()))?;
+    let mut out = m.grad(f, &wrt, &tensor, arrays).map_err(|e| {
+        let refused = e.to_string().contains("no gradient through");
+        let err = m.blame(e, p.inputs.name(), p.wrt.name());
+        if refused {
+            err.help("docs/gradients.md lists the operators with rules; a tensor after this operator can still be differentiated (wrt), and PyTorch's dynamo exporter at opset 18-22 writes attention as plain operators")
+        } else {
+            err
+        }
+    })?;
     let t = out.remove(&tensor).ok_or_else(|| ToolError::new("the run gave no metric tensor"))?;
     if t.ndim() != rank {
         return Err(bad(format!(

@@ -14,11 +14,46 @@ pub(crate) struct Emit {
     /// The default opset the model imports (the forms of ReduceSum,
     /// ReduceMean, Squeeze and Unsqueeze depend on it).
     pub(crate) opset: i64,
+    /// The model's int64 constants (initializers and Constant nodes), for
+    /// rules that need to know an index tensor's values.
+    pub(crate) consts: std::collections::HashMap<String, Vec<i64>>,
+    /// Ranks the graph states (initializers, declared inputs and values).
+    pub(crate) ranks: std::collections::HashMap<String, usize>,
+    /// Shapes known before the run (ONNX Runtime's inference, declared
+    /// inputs, initializers): a dimension is a number, a symbol, or None.
+    pub(crate) shapes: std::collections::HashMap<String, Vec<Dim>>,
+}
+
+/// One dimension of a statically known shape.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Dim {
+    Fixed(i64),
+    Symbol(String),
+    Unknown,
+}
+
+impl Dim {
+    /// Whether two dimensions are surely equal.
+    pub(crate) fn same(&self, other: &Dim) -> bool {
+        match (self, other) {
+            (Dim::Fixed(a), Dim::Fixed(b)) => a == b,
+            (Dim::Symbol(a), Dim::Symbol(b)) => a == b && !a.is_empty(),
+            _ => false,
+        }
+    }
 }
 
 impl Emit {
     pub(crate) fn new(opset: i64) -> Emit {
-        Emit { nodes: Vec::new(), inits: Vec::new(), count: 0, opset }
+        Emit {
+            nodes: Vec::new(),
+            inits: Vec::new(),
+            count: 0,
+            opset,
+            consts: Default::default(),
+            ranks: Default::default(),
+            shapes: Default::default(),
+        }
     }
 
     fn fresh(&mut self, op: &str) -> String {
@@ -129,6 +164,33 @@ impl Emit {
 
     pub(crate) fn cast(&mut self, x: &str, to: DataType) -> String {
         self.op("Cast", &[x], vec![int("to", to as i64)])
+    }
+
+    /// As [`Emit::unbroadcast`] for a `g` shaped as the forward tensor
+    /// `y`, deciding the axes to sum here where ONNX Runtime's inference
+    /// states both shapes' ranks: the leading axes `x` lacks, and those
+    /// where `x` is statically 1 and `y` is not. Other axes are taken to
+    /// match; the final Reshape to `x`'s shape then fails (never silently
+    /// mis-sums) if one did not. Only where the shapes are unknown is the
+    /// general runtime form emitted (it builds much more slowly).
+    pub(crate) fn unbroadcast_like(&mut self, g: &str, y: &str, x: &str) -> String {
+        let (Some(sy), Some(sx)) = (self.shapes.get(y).cloned(), self.shapes.get(x).cloned()) else {
+            return self.unbroadcast(g, x);
+        };
+        if sx.len() > sy.len() {
+            return self.unbroadcast(g, x);
+        }
+        let lead = sy.len() - sx.len();
+        let mut axes: Vec<i64> = (0..lead as i64).collect();
+        for (i, dx) in sx.iter().enumerate() {
+            let dy = &sy[lead + i];
+            if *dx == Dim::Fixed(1) && *dy != Dim::Fixed(1) {
+                axes.push((lead + i) as i64);
+            }
+        }
+        let r = if axes.is_empty() { g.to_string() } else { self.reduce("ReduceSum", g, &axes, true) };
+        let s = self.shape(x);
+        self.op("Reshape", &[&r, &s], vec![])
     }
 
     /// `g` summed over the axes `x` was broadcast along, shaped as `x`.

@@ -24,6 +24,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::onnx::error::ModelError;
 use crate::onnx::proto::{tensor_proto::DataType, ModelProto, NodeProto, ValueInfoProto};
+pub use emit::Dim;
 pub(crate) use emit::Emit;
 
 /// The graph input holding the metric's indices.
@@ -38,6 +39,18 @@ pub fn grad_name(tensor: &str) -> String {
 
 /// The model with its backward graph from `metric` to each of `wrt`.
 pub fn backward(m: &ModelProto, wrt: &[String], metric: &str) -> Result<ModelProto, ModelError> {
+    backward_with(m, wrt, metric, HashMap::new())
+}
+
+/// As [`backward`], with the shapes of tensors known before the run
+/// (ONNX Runtime's inference): the backward graph then sums over
+/// broadcast axes found here instead of at run time.
+pub fn backward_with(
+    m: &ModelProto,
+    wrt: &[String],
+    metric: &str,
+    shapes: HashMap<String, Vec<Dim>>,
+) -> Result<ModelProto, ModelError> {
     let mut out = m.clone();
     let opset = crate::onnx::graph::default_opset(m);
     if opset < 13 {
@@ -57,8 +70,11 @@ pub fn backward(m: &ModelProto, wrt: &[String], metric: &str) -> Result<ModelPro
     // Tensors that depend on a `wrt` tensor, in graph order.
     let mut live: HashSet<String> = wrt.iter().cloned().collect();
     let mut on_path: Vec<usize> = Vec::new();
+    // A node passes dependence on through its differentiable inputs only
+    // (a mask built from a live tensor's Shape is not live).
     for (i, n) in g.node.iter().enumerate() {
-        if n.input.iter().any(|x| live.contains(x)) {
+        let through = rules::differentiable(n);
+        if n.input.iter().zip(&through).any(|(x, d)| *d && live.contains(x)) {
             on_path.push(i);
             live.extend(n.output.iter().filter(|o| !o.is_empty()).cloned());
         }
@@ -70,6 +86,23 @@ pub fn backward(m: &ModelProto, wrt: &[String], metric: &str) -> Result<ModelPro
         });
     }
     let mut e = Emit::new(opset);
+    e.consts = int64_constants(g);
+    e.ranks = g.initializer.iter().map(|t| (t.name().to_string(), t.dims.len())).collect();
+    e.shapes = shapes;
+    for t in &g.initializer {
+        e.shapes.insert(t.name().to_string(), t.dims.iter().map(|d| Dim::Fixed(*d)).collect());
+    }
+    for (k, v) in &e.shapes {
+        e.ranks.entry(k.clone()).or_insert(v.len());
+    }
+    for v in g.input.iter().chain(&g.value_info) {
+        use crate::onnx::proto::type_proto::Value as T;
+        if let Some(T::TensorType(t)) = v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+            if let Some(s) = &t.shape {
+                e.ranks.insert(v.name().to_string(), s.dim.len());
+            }
+        }
+    }
     // The seed: the weights scattered into zeros shaped like the metric.
     let shape = e.op("Shape", &[metric], vec![]);
     let idx = e.op("Cast", &[INDICES], vec![crate::models::build::int("to", DataType::Int64 as i64)]);
@@ -98,7 +131,13 @@ pub fn backward(m: &ModelProto, wrt: &[String], metric: &str) -> Result<ModelPro
         if dys.iter().all(Option::is_none) {
             continue;
         }
-        let need: Vec<bool> = n.input.iter().map(|x| !x.is_empty() && live.contains(x) && !inits.contains(x)).collect();
+        let through = rules::differentiable(n);
+        let need: Vec<bool> = n
+            .input
+            .iter()
+            .zip(&through)
+            .map(|(x, d)| *d && !x.is_empty() && live.contains(x) && !inits.contains(x))
+            .collect();
         if !need.iter().any(|b| *b) {
             continue;
         }
@@ -128,6 +167,36 @@ pub fn backward(m: &ModelProto, wrt: &[String], metric: &str) -> Result<ModelPro
     g.input.push(any_shape(WEIGHTS, 1));
     g.output = outputs;
     Ok(out)
+}
+
+/// The int64 tensors the graph holds as constants, by name (small ones).
+fn int64_constants(g: &crate::onnx::proto::GraphProto) -> HashMap<String, Vec<i64>> {
+    let values = |t: &crate::onnx::proto::TensorProto| -> Option<Vec<i64>> {
+        if t.data_type() != DataType::Int64 as i32 {
+            return None;
+        }
+        if !t.int64_data.is_empty() {
+            return Some(t.int64_data.clone());
+        }
+        let raw = t.raw_data.as_deref()?;
+        (raw.len() <= 1 << 16)
+            .then(|| raw.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect())
+    };
+    let mut out = HashMap::new();
+    for t in &g.initializer {
+        if let Some(v) = values(t) {
+            out.insert(t.name().to_string(), v);
+        }
+    }
+    for n in g.node.iter().filter(|n| n.op_type() == "Constant") {
+        let value = n.attribute.iter().find(|a| a.name() == "value").and_then(|a| a.t.as_ref());
+        if let (Some(t), Some(o)) = (value, n.output.first()) {
+            if let Some(v) = values(t) {
+                out.insert(o.clone(), v);
+            }
+        }
+    }
+    out
 }
 
 /// A float input of `rank` symbolic axes.

@@ -4,6 +4,7 @@
 //! without a rule, or with attributes a rule does not cover, is an error
 //! that says what is missing.
 
+use super::emit::Dim;
 use super::Emit;
 use crate::models::build::{int, ints};
 use crate::onnx::proto::{attribute_proto::AttributeType, tensor_proto::DataType, AttributeProto, NodeProto};
@@ -43,6 +44,27 @@ fn first(n: &NodeProto, g: String) -> Grads {
     Ok(out)
 }
 
+/// Which inputs of a node a gradient can flow into: none for operators
+/// whose results are integers or bools (shapes, comparisons, indices),
+/// only the data input for those whose other inputs are shapes, indices,
+/// axes or bounds, and Where's two branches, not its condition.
+pub(super) fn differentiable(n: &NodeProto) -> Vec<bool> {
+    let k = n.input.len();
+    let only = |i: usize| (0..k).map(|j| j == i).collect::<Vec<bool>>();
+    match n.op_type() {
+        "Shape" | "Size" | "Equal" | "Greater" | "Less" | "GreaterOrEqual" | "LessOrEqual" | "Not" | "And" | "Or"
+        | "Xor" | "ArgMax" | "ArgMin" | "NonZero" | "Floor" | "Ceil" | "Round" | "Sign" | "ConstantOfShape"
+        | "Range" | "IsNaN" | "IsInf" | "OneHot" | "EyeLike" => vec![false; k],
+        "Cast" if attr_i(n, "to").unwrap_or(0) != DataType::Float as i64 => vec![false; k],
+        "Reshape" | "Expand" | "Slice" | "Gather" | "GatherElements" | "GatherND" | "Tile" | "Squeeze"
+        | "Unsqueeze" | "Pad" | "Resize" | "TopK" | "Clip" | "Trilu" | "ReduceSum" | "ReduceMean" | "ReduceMax"
+        | "Split" | "CumSum" => only(0),
+        "Where" => (0..k).map(|j| j > 0).collect(),
+        "ScatterElements" | "ScatterND" => (0..k).map(|j| j != 1).collect(),
+        _ => vec![true; k],
+    }
+}
+
 pub(super) fn backward(e: &mut Emit, n: &NodeProto, dys: &[Option<String>], need: &[bool]) -> Grads {
     let domain = n.domain();
     if !(domain.is_empty() || domain == "ai.onnx" || domain == "com.microsoft") {
@@ -52,77 +74,15 @@ pub(super) fn backward(e: &mut Emit, n: &NodeProto, dys: &[Option<String>], need
     let y = n.output.first().map(String::as_str).unwrap_or("");
     match n.op_type() {
         "Identity" | "Dropout" => first(n, dy(dys)?.to_string()),
-        "Neg" => first(n, e.op("Neg", &[dy(dys)?], vec![])),
-        "Relu" => {
-            let zero = e.const_f32(0.0);
-            let pos = e.op("Greater", &[x, &zero], vec![]);
-            first(n, e.op("Where", &[&pos, dy(dys)?, &zero], vec![]))
-        }
-        "LeakyRelu" => {
-            let g = dy(dys)?;
-            let zero = e.const_f32(0.0);
-            let alpha = e.const_f32(attr_f(n, "alpha").unwrap_or(0.01));
-            let pos = e.op("Greater", &[x, &zero], vec![]);
-            let scaled = e.op("Mul", &[g, &alpha], vec![]);
-            first(n, e.op("Where", &[&pos, g, &scaled], vec![]))
-        }
+        "Neg" | "Relu" | "LeakyRelu" | "Sigmoid" | "Tanh" | "Exp" | "Log" | "Sqrt" | "Reciprocal" | "Abs" | "Sin"
+        | "Cos" | "Softplus" | "Erf" => unary(e, n, dy(dys)?),
         "Clip" => clip(e, n, dy(dys)?),
-        "Sigmoid" => {
-            let one = e.const_f32(1.0);
-            let rest = e.op("Sub", &[&one, y], vec![]);
-            let d = e.op("Mul", &[y, &rest], vec![]);
-            first(n, e.op("Mul", &[dy(dys)?, &d], vec![]))
-        }
-        "Tanh" => {
-            let one = e.const_f32(1.0);
-            let sq = e.op("Mul", &[y, y], vec![]);
-            let d = e.op("Sub", &[&one, &sq], vec![]);
-            first(n, e.op("Mul", &[dy(dys)?, &d], vec![]))
-        }
-        "Exp" => first(n, e.op("Mul", &[dy(dys)?, y], vec![])),
-        "Log" => first(n, e.op("Div", &[dy(dys)?, x], vec![])),
-        "Sqrt" => {
-            let two = e.const_f32(2.0);
-            let d = e.op("Mul", &[y, &two], vec![]);
-            first(n, e.op("Div", &[dy(dys)?, &d], vec![]))
-        }
-        "Reciprocal" => {
-            let sq = e.op("Mul", &[y, y], vec![]);
-            let d = e.op("Mul", &[dy(dys)?, &sq], vec![]);
-            first(n, e.op("Neg", &[&d], vec![]))
-        }
-        "Abs" => {
-            let s = e.op("Sign", &[x], vec![]);
-            first(n, e.op("Mul", &[dy(dys)?, &s], vec![]))
-        }
-        "Sin" => {
-            let c = e.op("Cos", &[x], vec![]);
-            first(n, e.op("Mul", &[dy(dys)?, &c], vec![]))
-        }
-        "Cos" => {
-            let s = e.op("Sin", &[x], vec![]);
-            let d = e.op("Mul", &[dy(dys)?, &s], vec![]);
-            first(n, e.op("Neg", &[&d], vec![]))
-        }
-        "Softplus" => {
-            let s = e.op("Sigmoid", &[x], vec![]);
-            first(n, e.op("Mul", &[dy(dys)?, &s], vec![]))
-        }
-        "Erf" => {
-            // d erf(x) = 2/sqrt(pi) exp(-x^2)
-            let sq = e.op("Mul", &[x, x], vec![]);
-            let neg = e.op("Neg", &[&sq], vec![]);
-            let ex = e.op("Exp", &[&neg], vec![]);
-            let k = e.const_f32(std::f32::consts::FRAC_2_SQRT_PI);
-            let d = e.op("Mul", &[&ex, &k], vec![]);
-            first(n, e.op("Mul", &[dy(dys)?, &d], vec![]))
-        }
         "Gelu" => gelu(e, n, dy(dys)?),
         "Pow" => pow(e, n, dy(dys)?, need),
         "Add" | "Sub" | "Mul" | "Div" => binary(e, n, dy(dys)?, need),
         "Sum" => {
             let g = dy(dys)?;
-            Ok(n.input.iter().zip(need).map(|(xi, k)| k.then(|| e.unbroadcast(g, xi))).collect())
+            Ok(n.input.iter().zip(need).map(|(xi, k)| k.then(|| e.unbroadcast_like(g, y, xi))).collect())
         }
         "MatMul" => matmul(e, n, dy(dys)?, need),
         "Gemm" => gemm(e, n, dy(dys)?, need),
@@ -144,18 +104,18 @@ pub(super) fn backward(e: &mut Emit, n: &NodeProto, dys: &[Option<String>], need
                 None => first(n, e.op("Transpose", &[g], vec![])),
             }
         }
-        "Expand" => first(n, e.unbroadcast(dy(dys)?, x)),
+        "Expand" => first(n, e.unbroadcast_like(dy(dys)?, y, x)),
         "Where" => {
             let g = dy(dys)?;
             let zero = e.const_f32(0.0);
             let mut out = vec![None; n.input.len()];
             if need.get(1) == Some(&true) {
                 let w = e.op("Where", &[x, g, &zero], vec![]);
-                out[1] = Some(e.unbroadcast(&w, input(n, 1)));
+                out[1] = Some(e.unbroadcast_like(&w, y, input(n, 1)));
             }
             if need.get(2) == Some(&true) {
                 let w = e.op("Where", &[x, &zero, g], vec![]);
-                out[2] = Some(e.unbroadcast(&w, input(n, 2)));
+                out[2] = Some(e.unbroadcast_like(&w, y, input(n, 2)));
             }
             Ok(out)
         }
@@ -173,7 +133,7 @@ pub(super) fn backward(e: &mut Emit, n: &NodeProto, dys: &[Option<String>], need
         "ReduceSum" | "ReduceMean" => reduce(e, n, dy(dys)?),
         "Concat" => concat(e, n, dy(dys)?, need),
         "Split" => split(e, n, dys),
-        "Slice" | "Gather" | "GatherElements" => gather(e, n, dy(dys)?),
+        "Slice" | "Gather" | "GatherElements" | "GatherND" => gather(e, n, dy(dys)?),
         "Conv" => conv(e, n, dy(dys)?),
         "GlobalAveragePool" => {
             let k = e.size_f(x);
@@ -193,6 +153,78 @@ pub(super) fn backward(e: &mut Emit, n: &NodeProto, dys: &[Option<String>], need
             Ok(vec![None; n.input.len()])
         }
         other => Err(format!("Assay has no gradient rule for {other} yet")),
+    }
+}
+
+/// The elementwise functions of one input: g times the derivative.
+fn unary(e: &mut Emit, n: &NodeProto, g: &str) -> Grads {
+    let x = input(n, 0);
+    let y = n.output.first().map(String::as_str).unwrap_or("");
+    match n.op_type() {
+        "Neg" => first(n, e.op("Neg", &[g], vec![])),
+        "Relu" => {
+            let zero = e.const_f32(0.0);
+            let pos = e.op("Greater", &[x, &zero], vec![]);
+            first(n, e.op("Where", &[&pos, g, &zero], vec![]))
+        }
+        "LeakyRelu" => {
+            let zero = e.const_f32(0.0);
+            let alpha = e.const_f32(attr_f(n, "alpha").unwrap_or(0.01));
+            let pos = e.op("Greater", &[x, &zero], vec![]);
+            let scaled = e.op("Mul", &[g, &alpha], vec![]);
+            first(n, e.op("Where", &[&pos, g, &scaled], vec![]))
+        }
+        "Sigmoid" => {
+            let one = e.const_f32(1.0);
+            let rest = e.op("Sub", &[&one, y], vec![]);
+            let d = e.op("Mul", &[y, &rest], vec![]);
+            first(n, e.op("Mul", &[g, &d], vec![]))
+        }
+        "Tanh" => {
+            let one = e.const_f32(1.0);
+            let sq = e.op("Mul", &[y, y], vec![]);
+            let d = e.op("Sub", &[&one, &sq], vec![]);
+            first(n, e.op("Mul", &[g, &d], vec![]))
+        }
+        "Exp" => first(n, e.op("Mul", &[g, y], vec![])),
+        "Log" => first(n, e.op("Div", &[g, x], vec![])),
+        "Sqrt" => {
+            let two = e.const_f32(2.0);
+            let d = e.op("Mul", &[y, &two], vec![]);
+            first(n, e.op("Div", &[g, &d], vec![]))
+        }
+        "Reciprocal" => {
+            let sq = e.op("Mul", &[y, y], vec![]);
+            let d = e.op("Mul", &[g, &sq], vec![]);
+            first(n, e.op("Neg", &[&d], vec![]))
+        }
+        "Abs" => {
+            let s = e.op("Sign", &[x], vec![]);
+            first(n, e.op("Mul", &[g, &s], vec![]))
+        }
+        "Sin" => {
+            let c = e.op("Cos", &[x], vec![]);
+            first(n, e.op("Mul", &[g, &c], vec![]))
+        }
+        "Cos" => {
+            let s = e.op("Sin", &[x], vec![]);
+            let d = e.op("Mul", &[g, &s], vec![]);
+            first(n, e.op("Neg", &[&d], vec![]))
+        }
+        "Softplus" => {
+            let s = e.op("Sigmoid", &[x], vec![]);
+            first(n, e.op("Mul", &[g, &s], vec![]))
+        }
+        "Erf" => {
+            // d erf(x) = 2/sqrt(pi) exp(-x^2)
+            let sq = e.op("Mul", &[x, x], vec![]);
+            let neg = e.op("Neg", &[&sq], vec![]);
+            let ex = e.op("Exp", &[&neg], vec![]);
+            let k = e.const_f32(std::f32::consts::FRAC_2_SQRT_PI);
+            let d = e.op("Mul", &[&ex, &k], vec![]);
+            first(n, e.op("Mul", &[g, &d], vec![]))
+        }
+        other => Err(format!("{other} is not elementwise")),
     }
 }
 
@@ -228,26 +260,52 @@ fn clip(e: &mut Emit, n: &NodeProto, g: &str) -> Grads {
 }
 
 fn gelu(e: &mut Emit, n: &NodeProto, g: &str) -> Grads {
-    if attr_s(n, "approximate").is_some_and(|a| a != "none") {
-        return Err("only the exact (erf) form has a rule".into());
-    }
-    // d/dx x·Φ(x) = Φ(x) + x·φ(x)
     let x = input(n, 0);
-    let r2 = e.const_f32(std::f32::consts::FRAC_1_SQRT_2);
     let half = e.const_f32(0.5);
     let one = e.const_f32(1.0);
-    let xs = e.op("Mul", &[x, &r2], vec![]);
-    let erf = e.op("Erf", &[&xs], vec![]);
-    let cdf = e.op("Add", &[&erf, &one], vec![]);
-    let cdf = e.op("Mul", &[&cdf, &half], vec![]);
-    let sq = e.op("Mul", &[x, x], vec![]);
-    let sq = e.op("Mul", &[&sq, &half], vec![]);
-    let neg = e.op("Neg", &[&sq], vec![]);
-    let pdf = e.op("Exp", &[&neg], vec![]);
-    let k = e.const_f32(1.0 / (2.0 * std::f32::consts::PI).sqrt());
-    let pdf = e.op("Mul", &[&pdf, &k], vec![]);
-    let xp = e.op("Mul", &[x, &pdf], vec![]);
-    let d = e.op("Add", &[&cdf, &xp], vec![]);
+    let d = match attr_s(n, "approximate").as_deref() {
+        None | Some("none") => {
+            // d/dx x·Φ(x) = Φ(x) + x·φ(x)
+            let r2 = e.const_f32(std::f32::consts::FRAC_1_SQRT_2);
+            let xs = e.op("Mul", &[x, &r2], vec![]);
+            let erf = e.op("Erf", &[&xs], vec![]);
+            let cdf = e.op("Add", &[&erf, &one], vec![]);
+            let cdf = e.op("Mul", &[&cdf, &half], vec![]);
+            let sq = e.op("Mul", &[x, x], vec![]);
+            let sq = e.op("Mul", &[&sq, &half], vec![]);
+            let neg = e.op("Neg", &[&sq], vec![]);
+            let pdf = e.op("Exp", &[&neg], vec![]);
+            let k = e.const_f32(1.0 / (2.0 * std::f32::consts::PI).sqrt());
+            let pdf = e.op("Mul", &[&pdf, &k], vec![]);
+            let xp = e.op("Mul", &[x, &pdf], vec![]);
+            e.op("Add", &[&cdf, &xp], vec![])
+        }
+        Some("tanh") => {
+            // y = x/2·(1 + tanh(u)), u = c·(x + a·x³):
+            // dy/dx = (1 + t)/2 + x/2·(1 − t²)·c·(1 + 3a·x²)
+            let c = e.const_f32((2.0 / std::f32::consts::PI).sqrt());
+            let a = e.const_f32(0.044715);
+            let a3 = e.const_f32(3.0 * 0.044715);
+            let x2 = e.op("Mul", &[x, x], vec![]);
+            let x3 = e.op("Mul", &[&x2, x], vec![]);
+            let ax3 = e.op("Mul", &[&x3, &a], vec![]);
+            let inner = e.op("Add", &[x, &ax3], vec![]);
+            let u = e.op("Mul", &[&inner, &c], vec![]);
+            let t = e.op("Tanh", &[&u], vec![]);
+            let one_t = e.op("Add", &[&one, &t], vec![]);
+            let first = e.op("Mul", &[&one_t, &half], vec![]);
+            let t2 = e.op("Mul", &[&t, &t], vec![]);
+            let sech2 = e.op("Sub", &[&one, &t2], vec![]);
+            let ax2 = e.op("Mul", &[&x2, &a3], vec![]);
+            let du = e.op("Add", &[&one, &ax2], vec![]);
+            let du = e.op("Mul", &[&du, &c], vec![]);
+            let xh = e.op("Mul", &[x, &half], vec![]);
+            let second = e.op("Mul", &[&xh, &sech2], vec![]);
+            let second = e.op("Mul", &[&second, &du], vec![]);
+            e.op("Add", &[&first, &second], vec![])
+        }
+        Some(other) => return Err(format!("approximate `{other}` has no rule")),
+    };
     first(n, e.op("Mul", &[g, &d], vec![]))
 }
 
@@ -276,6 +334,7 @@ fn pow(e: &mut Emit, n: &NodeProto, g: &str, need: &[bool]) -> Grads {
 
 fn binary(e: &mut Emit, n: &NodeProto, g: &str, need: &[bool]) -> Grads {
     let (a, b) = (input(n, 0), input(n, 1));
+    let y = n.output.first().map(String::as_str).unwrap_or("");
     let mut out = vec![None; n.input.len()];
     let op = n.op_type();
     if need.first() == Some(&true) {
@@ -284,7 +343,7 @@ fn binary(e: &mut Emit, n: &NodeProto, g: &str, need: &[bool]) -> Grads {
             "Mul" => e.op("Mul", &[g, b], vec![]),
             _ => e.op("Div", &[g, b], vec![]),
         };
-        out[0] = Some(e.unbroadcast(&ga, a));
+        out[0] = Some(e.unbroadcast_like(&ga, y, a));
     }
     if need.get(1) == Some(&true) {
         let gb = match op {
@@ -293,13 +352,12 @@ fn binary(e: &mut Emit, n: &NodeProto, g: &str, need: &[bool]) -> Grads {
             "Mul" => e.op("Mul", &[g, a], vec![]),
             _ => {
                 // d(a/b)/db = -a/b^2 = -y/b
-                let y = n.output.first().map(String::as_str).unwrap_or("");
                 let q = e.op("Div", &[y, b], vec![]);
                 let t = e.op("Mul", &[g, &q], vec![]);
                 e.op("Neg", &[&t], vec![])
             }
         };
-        out[1] = Some(e.unbroadcast(&gb, b));
+        out[1] = Some(e.unbroadcast_like(&gb, y, b));
     }
     Ok(out)
 }
@@ -314,18 +372,52 @@ fn matmul(e: &mut Emit, n: &NodeProto, g: &str, need: &[bool]) -> Grads {
     // Batched over leading axes (broadcast, as MatMul does), both at
     // least 2-D in exports: dA = g·Bᵀ, dB = Aᵀ·g, summed over the axes
     // each was broadcast along.
-    let swap = vec![crate::models::build::string("equation", "...ij->...ji")];
     if need.first() == Some(&true) {
-        let bt = e.op("Einsum", &[b], swap.clone());
+        let bt = swap_last(e, b);
         let ga = e.op("MatMul", &[g, &bt], vec![]);
-        out[0] = Some(e.unbroadcast(&ga, a));
+        out[0] = Some(matmul_unbroadcast(e, &ga, a, b));
     }
     if need.get(1) == Some(&true) {
-        let at = e.op("Einsum", &[a], swap);
+        let at = swap_last(e, a);
         let gb = e.op("MatMul", &[&at, g], vec![]);
-        out[1] = Some(e.unbroadcast(&gb, b));
+        out[1] = Some(matmul_unbroadcast(e, &gb, b, a));
     }
     Ok(out)
+}
+
+/// A MatMul operand's gradient summed over the batch axes it was
+/// broadcast along: none when the operand has at least the other's rank
+/// (its batch axes are the output's), e.g. activations times a weight.
+fn matmul_unbroadcast(e: &mut Emit, g: &str, x: &str, other: &str) -> String {
+    match (e.ranks.get(x).copied(), e.ranks.get(other).copied()) {
+        (Some(rx), Some(ro)) if rx >= ro && rx >= 2 && e.shapes.contains_key(x) && e.shapes.contains_key(other) => {
+            let (sx, so) = (e.shapes[x].clone(), e.shapes[other].clone());
+            // The batch axes of x must be the output's: same as other's
+            // where both have them.
+            let lead = rx - ro;
+            let same = (0..ro.saturating_sub(2)).all(|i| sx[lead + i].same(&so[i]) || so[i] == Dim::Fixed(1));
+            if same {
+                g.to_string()
+            } else {
+                e.unbroadcast(g, x)
+            }
+        }
+        _ => e.unbroadcast(g, x),
+    }
+}
+
+/// `x` with its last two axes swapped: a Transpose where its rank is
+/// known (a weight's, folded once when the session is built), else an
+/// Einsum.
+fn swap_last(e: &mut Emit, x: &str) -> String {
+    match e.ranks.get(x) {
+        Some(&r) if r >= 2 => {
+            let mut perm: Vec<i64> = (0..r as i64).collect();
+            perm.swap(r - 2, r - 1);
+            e.op("Transpose", &[x], vec![ints("perm", &perm)])
+        }
+        _ => e.op("Einsum", &[x], vec![crate::models::build::string("equation", "...ij->...ji")]),
+    }
 }
 
 fn gemm(e: &mut Emit, n: &NodeProto, g: &str, need: &[bool]) -> Grads {
@@ -492,7 +584,22 @@ fn gather(e: &mut Emit, n: &NodeProto, g: &str) -> Grads {
     let gf = e.op("Reshape", &[g, &minus], vec![]);
     let sizes = e.op("Reshape", &[&size, &minus], vec![]);
     let zeros = e.zeros(&sizes);
-    let repeats = n.op_type() != "Slice";
+    // Slice picks each element once; Gather may repeat one, unless its
+    // indices are constants without repeats (a rotary embedding's halves).
+    let unique_consts = |e: &Emit| {
+        e.consts.get(input(n, 1)).is_some_and(|v| {
+            let mut s = v.clone();
+            s.sort_unstable();
+            s.dedup();
+            s.len() == v.len() && v.iter().all(|i| *i >= 0)
+        })
+    };
+    let repeats = match n.op_type() {
+        "Slice" => false,
+        // GatherND's index tuples are not checked for repeats.
+        "Gather" => !unique_consts(e),
+        _ => true,
+    };
     let dx = if repeats && e.opset >= 16 {
         e.op("ScatterElements", &[&zeros, &picked, &gf], vec![int("axis", 0), reduction_add()])
     } else if repeats {

@@ -51,7 +51,29 @@ impl Model {
         let mut want = vec![tensor.to_string()];
         want.extend(wrt.iter().map(|t| grad::grad_name(t)));
         let proto = &self.proto;
-        self.run(&key, || grad::backward(proto, wrt, tensor), feeds, &want)
+        // Shapes as ONNX Runtime infers them, so that most broadcast sums
+        // are settled here (a graph with fewer nodes builds much faster).
+        // (Read before the session lock is taken: it builds a session too.)
+        let ports = self.every_tensor().map(|v| v.to_vec()).unwrap_or_default();
+        let shapes = || -> std::collections::HashMap<String, Vec<grad::Dim>> {
+            ports
+                .iter()
+                .chain(self.inputs.iter())
+                .filter_map(|p| {
+                    let dims = p.shape.as_ref()?;
+                    let d = dims
+                        .iter()
+                        .map(|d| match d {
+                            Dim::Fixed(n) => grad::Dim::Fixed(*n),
+                            Dim::Symbolic(s) if !s.is_empty() => grad::Dim::Symbol(s.clone()),
+                            Dim::Symbolic(_) => grad::Dim::Unknown,
+                        })
+                        .collect();
+                    Some((p.name.clone(), d))
+                })
+                .collect()
+        };
+        self.run(&key, || grad::backward_with(proto, wrt, tensor, shapes()), feeds, &want)
     }
 
     /// Runs and returns `op` over `axes` of a tensor, computed inside the graph.
