@@ -103,16 +103,7 @@ pub fn backward_with(
             }
         }
     }
-    // The seed: the weights scattered into zeros shaped like the metric.
-    let shape = e.op("Shape", &[metric], vec![]);
-    let idx = e.op("Cast", &[INDICES], vec![crate::models::build::int("to", DataType::Int64 as i64)]);
-    let zero_i = e.const_i64(0);
-    let neg = e.op("Less", &[&idx, &zero_i], vec![]);
-    let neg = e.op("Cast", &[&neg], vec![crate::models::build::int("to", DataType::Int64 as i64)]);
-    let wrap = e.op("Mul", &[&neg, &shape], vec![]);
-    let idx = e.op("Add", &[&idx, &wrap], vec![]);
-    let zeros = e.zeros(&shape);
-    let seed = e.op("ScatterND", &[&zeros, &idx, WEIGHTS], vec![]);
+    let seed = seed(&mut e, metric);
     let mut grads: HashMap<String, Vec<String>> = HashMap::new();
     grads.insert(metric.to_string(), vec![seed]);
     // Backward through the nodes on a path, last first.
@@ -167,6 +158,20 @@ pub fn backward_with(
     g.input.push(any_shape(WEIGHTS, 1));
     g.output = outputs;
     Ok(out)
+}
+
+/// The seed of the backward pass: the metric's weights scattered into
+/// zeros shaped like the metric tensor (negative indices wrapped).
+fn seed(e: &mut Emit, metric: &str) -> String {
+    let shape = e.op("Shape", &[metric], vec![]);
+    let idx = e.op("Cast", &[INDICES], vec![crate::models::build::int("to", DataType::Int64 as i64)]);
+    let zero_i = e.const_i64(0);
+    let neg = e.op("Less", &[&idx, &zero_i], vec![]);
+    let neg = e.op("Cast", &[&neg], vec![crate::models::build::int("to", DataType::Int64 as i64)]);
+    let wrap = e.op("Mul", &[&neg, &shape], vec![]);
+    let idx = e.op("Add", &[&idx, &wrap], vec![]);
+    let zeros = e.zeros(&shape);
+    e.op("ScatterND", &[&zeros, &idx, WEIGHTS], vec![])
 }
 
 /// The int64 tensors the graph holds as constants, by name (small ones).
