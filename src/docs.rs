@@ -95,7 +95,7 @@ pub fn tools_markdown(r: &Registry) -> String {
 const LANGUAGE_BRIEF: &str = r#"## The language in brief
 
 - Values: numbers (64-bit floats), strings `"top {k} of {n}"` (interpolate with `{expr}`; `{{` for a brace), raw strings in backticks (for SVG), `true`/`false`/`none`, lists `[1, 2]`, records `{name: value}`, ranges `a..b` (end excluded), tensors, images, and tool objects (models, units, data sets).
-- `let x = ...` binds; `x = ...` and `x += ...` reassign. `if c { } else { }` needs a bool (no truthiness: write `len(xs) > 0`). `for x in xs { }`, `for i, x in xs { }`; `break`, `continue`; no `while`.
+- `let x = ...` binds; `x = ...` and `x += ...` reassign. `if c { } else { }` needs a bool (write `len(xs) > 0`). `for x in xs { }`, `for i, x in xs { }`; `break`, `continue`; no `while`.
 - Functions: `fn f(x, k = 2) { return x * k }`; lambdas `x => x * 2`, `(a, b) => a + b`. Calls are positional, then named: `top_k(xs, 3, largest: false)`. `xs.f(a)` means `f(xs, a)`. Tools are values: `map(xs, abs)`.
 - Operators: `+ - * / % **`, `== != < <= > >=`, `and or not`, `x in xs`. `+` joins strings and lists. Indexing from 0, negative from the end, `xs[1..3]` slices.
 - Experiment statements: `show "title", value` (to the report and back to you), `record "name", value` (the result; each name once, interpolate in loops: `record "y at {x}", y`), `assert cond, "message"` (a claim; failing is a result, not a crash), `seed N` (first line; all randomness derives from it).

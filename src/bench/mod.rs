@@ -362,7 +362,7 @@ fn run_inner(opts: &Options) -> Result<u8, String> {
     let items = set(opts.suite, opts.seed, opts.n);
     if opts.suite == Suite::Neurons {
         // Trained once, before the items (each would otherwise wait for it).
-        assay_stdlib::vision::bench_neurons::concept_model_cached()
+        assay_stdlib::vision::bench_concepts::concept_model_cached()
             .map_err(|e| format!("cannot build the benchmark's concept neurons: {e}"))?;
     }
     let set_sha = pin_set(opts, &items)?;

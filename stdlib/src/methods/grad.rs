@@ -12,8 +12,8 @@ use crate::core::kinds::{Inputs, TensorNames};
 use crate::onnx::handle::{feeds, select_names, ModelHandle};
 
 tool! {
-    /// Gradients of a metric with respect to tensors of the model, computed in ONNX Runtime on a
-    /// backward graph made of standard ONNX operators (docs/gradients.md). The metric is an element
+    /// Gradients of a metric. Computed in ONNX Runtime on a backward graph of standard ONNX operators
+    /// that Assay appends to the model (docs/gradients.md). The metric is an element
     /// of a tensor, or the difference of two, in each input row: `{tensor, index, minus}` with `index`
     /// (and `minus`) the position after the batch axis (negative counts from the end), e.g. a logit
     /// difference `{tensor: "logits", index: [-1, 42], minus: [-1, 17]}`; `tensor` defaults to the

@@ -280,7 +280,7 @@ pub fn provision(bench: bool) -> Result<(), String> {
     let base = crate::onnx::graph::decode(&bytes).map_err(|e| e.to_string())?;
     crate::models::build::cache_built("synthetic", "concepts", &concept_model(&base, &labels)?)?;
     if bench {
-        crate::vision::bench_neurons::concept_model_cached()?;
+        crate::vision::bench_concepts::concept_model_cached()?;
     }
     crate::vision::bench_neurons::emoji_model_cached()?;
     Ok(())
@@ -359,7 +359,7 @@ fn synthetic(p: synthetic::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
         // The benchmark's concept neurons (MAIA's scale).
         if let Some(c) = crate::vision::bench_neurons::concepts().iter().position(|c| c.name == name) {
             let m = shared_built("concepts85", ctx, |ctx| {
-                let (path, bytes, sha) = crate::vision::bench_neurons::concept_model_cached()
+                let (path, bytes, sha) = crate::vision::bench_concepts::concept_model_cached()
                     .map_err(|e| format!("cannot build the benchmark's concept neurons: {e}"))?;
                 ctx.note_input(&path, &sha);
                 let m = Model::load_deferred(&path, "synthetic concepts85", &bytes, sha, Provider::Cpu)

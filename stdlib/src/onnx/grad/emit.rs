@@ -2,10 +2,38 @@
 //! constants, and the shape helpers every rule shares (sums over
 //! broadcast axes, reductions in the form the model's opset wants).
 
-use crate::models::build::int;
 use crate::onnx::proto::{
     attribute_proto::AttributeType, tensor_proto::DataType, AttributeProto, NodeProto, TensorProto,
 };
+
+/// Attributes for the nodes the backward graph adds (the mechanics layer's
+/// own: `models::build` sits above it).
+pub(crate) fn int(name: &str, v: i64) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Int as i32),
+        i: Some(v),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn ints(name: &str, v: &[i64]) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Ints as i32),
+        ints: v.to_vec(),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn string(name: &str, v: &str) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::String as i32),
+        s: Some(v.as_bytes().to_vec()),
+        ..Default::default()
+    }
+}
 
 pub(crate) struct Emit {
     nodes: Vec<NodeProto>,
@@ -241,7 +269,7 @@ impl Emit {
             let a = self.const_i64s(axes);
             self.op(op, &[x, &a], vec![int("keepdims", keepdims as i64)])
         } else {
-            self.op(op, &[x], vec![crate::models::build::ints("axes", axes), int("keepdims", keepdims as i64)])
+            self.op(op, &[x], vec![ints("axes", axes), int("keepdims", keepdims as i64)])
         }
     }
 

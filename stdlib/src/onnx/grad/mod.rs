@@ -164,10 +164,10 @@ pub fn backward_with(
 /// zeros shaped like the metric tensor (negative indices wrapped).
 fn seed(e: &mut Emit, metric: &str) -> String {
     let shape = e.op("Shape", &[metric], vec![]);
-    let idx = e.op("Cast", &[INDICES], vec![crate::models::build::int("to", DataType::Int64 as i64)]);
+    let idx = e.op("Cast", &[INDICES], vec![emit::int("to", DataType::Int64 as i64)]);
     let zero_i = e.const_i64(0);
     let neg = e.op("Less", &[&idx, &zero_i], vec![]);
-    let neg = e.op("Cast", &[&neg], vec![crate::models::build::int("to", DataType::Int64 as i64)]);
+    let neg = e.op("Cast", &[&neg], vec![emit::int("to", DataType::Int64 as i64)]);
     let wrap = e.op("Mul", &[&neg, &shape], vec![]);
     let idx = e.op("Add", &[&idx, &wrap], vec![]);
     let zeros = e.zeros(&shape);

@@ -5,8 +5,8 @@
 //! that says what is missing.
 
 use super::emit::Dim;
+use super::emit::{int, ints, string};
 use super::Emit;
-use crate::models::build::{int, ints};
 use crate::onnx::proto::{attribute_proto::AttributeType, tensor_proto::DataType, AttributeProto, NodeProto};
 
 type Grads = Result<Vec<Option<String>>, String>;
@@ -363,7 +363,7 @@ fn binary(e: &mut Emit, n: &NodeProto, g: &str, need: &[bool]) -> Grads {
 }
 
 fn einsum(e: &mut Emit, eq: &str, a: &str, b: &str) -> String {
-    e.op("Einsum", &[a, b], vec![crate::models::build::string("equation", eq)])
+    e.op("Einsum", &[a, b], vec![string("equation", eq)])
 }
 
 fn matmul(e: &mut Emit, n: &NodeProto, g: &str, need: &[bool]) -> Grads {
@@ -416,7 +416,7 @@ fn swap_last(e: &mut Emit, x: &str) -> String {
             perm.swap(r - 2, r - 1);
             e.op("Transpose", &[x], vec![ints("perm", &perm)])
         }
-        _ => e.op("Einsum", &[x], vec![crate::models::build::string("equation", "...ij->...ji")]),
+        _ => e.op("Einsum", &[x], vec![string("equation", "...ij->...ji")]),
     }
 }
 
@@ -615,7 +615,7 @@ fn gather(e: &mut Emit, n: &NodeProto, g: &str) -> Grads {
 }
 
 fn reduction_add() -> AttributeProto {
-    crate::models::build::string("reduction", "add")
+    string("reduction", "add")
 }
 
 /// `dx` padded at the end of its spatial axes (from the third) to the
