@@ -155,15 +155,23 @@ impl Emit {
 
     /// A float tensor of a runtime shape filled with `v`.
     pub(crate) fn filled(&mut self, shape: &str, v: f32) -> String {
+        let t = TensorProto { data_type: Some(DataType::Float as i32), float_data: vec![v], ..Default::default() };
+        self.constant_of_shape(shape, t)
+    }
+
+    /// Int64 ones of a runtime shape.
+    pub(crate) fn ones_i64(&mut self, shape: &str) -> String {
+        let t = TensorProto { data_type: Some(DataType::Int64 as i32), int64_data: vec![1], ..Default::default() };
+        self.constant_of_shape(shape, t)
+    }
+
+    /// ConstantOfShape filled with the one value of `t`.
+    fn constant_of_shape(&mut self, shape: &str, mut t: TensorProto) -> String {
+        t.dims = vec![1];
         let value = AttributeProto {
             name: Some("value".into()),
             r#type: Some(AttributeType::Tensor as i32),
-            t: Some(TensorProto {
-                data_type: Some(DataType::Float as i32),
-                dims: vec![1],
-                float_data: vec![v],
-                ..Default::default()
-            }),
+            t: Some(t),
             ..Default::default()
         };
         self.op("ConstantOfShape", &[shape], vec![value])
@@ -229,20 +237,7 @@ impl Emit {
         let rg = self.shape(&sg);
         let d = self.op("Sub", &[&rg, &rx], vec![]);
         let one = self.const_i64s(&[1]);
-        let ones = {
-            let value = AttributeProto {
-                name: Some("value".into()),
-                r#type: Some(AttributeType::Tensor as i32),
-                t: Some(TensorProto {
-                    data_type: Some(DataType::Int64 as i32),
-                    dims: vec![1],
-                    int64_data: vec![1],
-                    ..Default::default()
-                }),
-                ..Default::default()
-            };
-            self.op("ConstantOfShape", &[&d], vec![value])
-        };
+        let ones = self.ones_i64(&d);
         let padded = self.op("Concat", &[&ones, &sx], vec![int("axis", 0)]);
         let is_one = self.op("Equal", &[&padded, &one], vec![]);
         let g_one = self.op("Equal", &[&sg, &one], vec![]);

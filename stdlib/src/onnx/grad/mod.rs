@@ -37,6 +37,26 @@ pub fn grad_name(tensor: &str) -> String {
     format!("assay.grad/{tensor}")
 }
 
+/// Shapes as ONNX Runtime's inference states them (for [`backward_with`]).
+pub fn shapes_of<'a>(ports: impl IntoIterator<Item = &'a crate::onnx::model::Port>) -> HashMap<String, Vec<Dim>> {
+    use crate::onnx::model::Dim as D;
+    ports
+        .into_iter()
+        .filter_map(|p| {
+            let dims = p.shape.as_ref()?;
+            let d = dims
+                .iter()
+                .map(|d| match d {
+                    D::Fixed(n) => Dim::Fixed(*n),
+                    D::Symbolic(s) if !s.is_empty() => Dim::Symbol(s.clone()),
+                    D::Symbolic(_) => Dim::Unknown,
+                })
+                .collect();
+            Some((p.name.clone(), d))
+        })
+        .collect()
+}
+
 /// The model with its backward graph from `metric` to each of `wrt`.
 pub fn backward(m: &ModelProto, wrt: &[String], metric: &str) -> Result<ModelProto, ModelError> {
     backward_with(m, wrt, metric, HashMap::new())

@@ -724,20 +724,7 @@ fn batch_norm(e: &mut Emit, n: &NodeProto, g: &str) -> Grads {
     let rank = e.shape(&sx);
     let two = e.const_i64s(&[2]);
     let rest = e.op("Sub", &[&rank, &two], vec![]);
-    let ones = {
-        let value = AttributeProto {
-            name: Some("value".into()),
-            r#type: Some(AttributeType::Tensor as i32),
-            t: Some(crate::onnx::proto::TensorProto {
-                data_type: Some(DataType::Int64 as i32),
-                dims: vec![1],
-                int64_data: vec![1],
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        e.op("ConstantOfShape", &[&rest], vec![value])
-    };
+    let ones = e.ones_i64(&rest);
     let lead = e.const_i64s(&[1, -1]);
     let shape = e.op("Concat", &[&lead, &ones], vec![int("axis", 0)]);
     let f = e.op("Reshape", &[&f, &shape], vec![]);

@@ -86,24 +86,7 @@ fn check(c: &Case, tol: f32) {
     let wrt: Vec<String> = c.inputs.iter().map(|(n, _)| n.clone()).collect();
     // Twice: with every broadcast sum found at run time, and with the
     // shapes ONNX Runtime infers (most sums settled when building).
-    let inferred: HashMap<String, Vec<Dim>> = fwd
-        .every_tensor()
-        .unwrap()
-        .iter()
-        .chain(fwd.inputs.iter())
-        .filter_map(|p| {
-            let d = p.shape.as_ref()?;
-            let dims = d
-                .iter()
-                .map(|d| match d {
-                    crate::onnx::model::Dim::Fixed(n) => Dim::Fixed(*n),
-                    crate::onnx::model::Dim::Symbolic(s) if !s.is_empty() => Dim::Symbol(s.clone()),
-                    _ => Dim::Unknown,
-                })
-                .collect();
-            Some((p.name.clone(), dims))
-        })
-        .collect();
+    let inferred = shapes_of(fwd.every_tensor().unwrap().iter().chain(fwd.inputs.iter()));
     for shapes in [HashMap::new(), inferred] {
         check_with(c, &feeds, &w, &idx, &wrt, shapes, tol);
     }

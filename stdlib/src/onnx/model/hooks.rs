@@ -55,25 +55,12 @@ impl Model {
         // are settled here (a graph with fewer nodes builds much faster).
         // (Read before the session lock is taken: it builds a session too.)
         let ports = self.every_tensor().map(|v| v.to_vec()).unwrap_or_default();
-        let shapes = || -> std::collections::HashMap<String, Vec<grad::Dim>> {
-            ports
-                .iter()
-                .chain(self.inputs.iter())
-                .filter_map(|p| {
-                    let dims = p.shape.as_ref()?;
-                    let d = dims
-                        .iter()
-                        .map(|d| match d {
-                            Dim::Fixed(n) => grad::Dim::Fixed(*n),
-                            Dim::Symbolic(s) if !s.is_empty() => grad::Dim::Symbol(s.clone()),
-                            Dim::Symbolic(_) => grad::Dim::Unknown,
-                        })
-                        .collect();
-                    Some((p.name.clone(), d))
-                })
-                .collect()
-        };
-        self.run(&key, || grad::backward_with(proto, wrt, tensor, shapes()), feeds, &want)
+        self.run(
+            &key,
+            || grad::backward_with(proto, wrt, tensor, grad::shapes_of(ports.iter().chain(self.inputs.iter()))),
+            feeds,
+            &want,
+        )
     }
 
     /// Runs and returns `op` over `axes` of a tensor, computed inside the graph.
