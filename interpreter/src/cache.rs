@@ -110,33 +110,42 @@ pub(crate) fn function_identities(v: &Value, script_text: &str, out: &mut Vec<St
 }
 
 /// An entry's bytes; `None` if the value cannot be stored (a model, a
-/// function) or is too large.
+/// function), is too large, or there is no memory left for its copy (a
+/// cache is a shortcut: it must never end a run its result fits in).
 pub(crate) fn encode_entry(c: &Conditions, v: &Value) -> Option<Vec<u8>> {
-    if encoded_len(v, 0)? > MAX_ENTRY_BYTES {
+    let value_len = encoded_len(v, 0)?;
+    if value_len > MAX_ENTRY_BYTES {
         return None;
     }
-    let mut body = Vec::new();
-    put_u64(&mut body, c.inputs.len() as u64);
+    let mut head = Vec::new();
+    put_u64(&mut head, c.inputs.len() as u64);
     for (p, d) in &c.inputs {
-        put_str(&mut body, p);
-        put_str(&mut body, d);
+        put_str(&mut head, p);
+        put_str(&mut head, d);
     }
     match c.rng {
         Some((seed, step)) => {
-            body.push(1);
-            put_u64(&mut body, seed);
-            put_u64(&mut body, step);
+            head.push(1);
+            put_u64(&mut head, seed);
+            put_u64(&mut head, step);
         }
-        None => body.push(0),
+        None => head.push(0),
     }
-    put_u64(&mut body, c.steps);
-    encode_value(v, &mut body)?;
-    if body.len() > MAX_ENTRY_BYTES {
+    put_u64(&mut head, c.steps);
+    // One allocation, made fallibly, holds the whole entry: MAGIC, the
+    // body's sha256 (filled in last) and the body.
+    let start = MAGIC.len() + 32;
+    let mut out = Vec::new();
+    out.try_reserve_exact(start + head.len() + value_len).ok()?;
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&[0; 32]);
+    out.extend_from_slice(&head);
+    encode_value(v, &mut out)?;
+    if out.len() - start > MAX_ENTRY_BYTES {
         return None;
     }
-    let mut out = MAGIC.to_vec();
-    out.extend_from_slice(&Sha256::digest(&body));
-    out.extend_from_slice(&body);
+    let sum = Sha256::digest(&out[start..]);
+    out[MAGIC.len()..start].copy_from_slice(&sum);
     Some(out)
 }
 

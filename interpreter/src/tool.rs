@@ -172,11 +172,13 @@ pub struct ToolError {
     /// The parameter at fault, by name, if one is.
     pub param: Option<String>,
     pub help: Option<String>,
+    /// The error's code where it is not `assay::tool` (a budget ran out).
+    pub code: Option<crate::Code>,
 }
 
 impl ToolError {
     pub fn new(message: impl Into<String>) -> Self {
-        ToolError { message: message.into(), param: None, help: None }
+        ToolError { message: message.into(), param: None, help: None, code: None }
     }
     /// An error in the argument of the parameter `param` (a bound
     /// parameter's `name()`; a tool never spells a name itself). A string
@@ -186,7 +188,7 @@ impl ToolError {
     /// let _ = assay_interpreter::ToolError::arg("lo", "a parameter named by a string");
     /// ```
     pub fn arg(param: Name, message: impl Into<String>) -> Self {
-        ToolError { message: message.into(), param: Some(param.as_str().to_string()), help: None }
+        ToolError { message: message.into(), param: Some(param.as_str().to_string()), help: None, code: None }
     }
     /// The same error, blamed on the parameter `param`.
     pub fn at(mut self, param: Name) -> Self {
@@ -195,6 +197,11 @@ impl ToolError {
     }
     pub fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
+        self
+    }
+    /// The same error under another code than `assay::tool`.
+    pub fn code(mut self, code: crate::Code) -> Self {
+        self.code = Some(code);
         self
     }
 }

@@ -260,6 +260,9 @@ fn bombs_end_with_a_diagnostic_and_a_record() {
         ("loops", "let n = 0\nfor i in 0..100000 {\n  for j in 0..100000 {\n    n = n + 1\n  }\n}\nrecord \"n\", n\n", "budget-time"),
         ("deeprecord", "let x = [1]\nfor i in 0..20000 {\n  x = [x]\n}\nrecord \"x\", x\n", "record-too-deep"),
         ("bigrange", "for i in 0..1000000000000000 {\n  break\n}\nrecord \"ok\", 1\n", ""),
+        // One tensor the budget holds: storing it in the call cache (a
+        // second copy) must not end the run.
+        ("onebig", "let x = zeros([10000, 10000], value: 1)\nrecord \"n\", x.shape\n", ""),
     ];
     let t = temp_with(&[]);
     for (name, script, code) in cases {

@@ -430,7 +430,8 @@ impl<'a> Run<'a> {
                 .and_then(|p| sig.params.iter().position(|q| q.name == p))
                 .and_then(|i| spans.get(i).copied())
                 .unwrap_or(span);
-            let mut err = RuntimeError::new(format!("{}: {}", sig.name, e.message), at).code(crate::Code::Tool);
+            let code = e.code.unwrap_or(crate::Code::Tool);
+            let mut err = RuntimeError::new(format!("{}: {}", sig.name, e.message), at).code(code);
             err.help = e.help.or_else(|| Some(sig.render()));
             err
         })

@@ -302,11 +302,24 @@ fn zeros(p: zeros::Params, _: &mut dyn ToolCtx) -> ToolResult {
         shape.push(d as usize);
     }
     // Checked: [4294967296, 4294967296] must not wrap around to a small count.
-    let n = shape.iter().try_fold(1usize, |acc, d| acc.checked_mul(*d));
-    if n.is_none_or(|n| n > MAX_ELEMENTS) {
+    let Some(n) = shape.iter().try_fold(1usize, |acc, d| acc.checked_mul(*d)).filter(|&n| n <= MAX_ELEMENTS) else {
         return Err(p.shape.error(format!("a tensor of shape {shape:?} has more than {MAX_ELEMENTS} elements")));
+    };
+    // Fallible, so that a tensor past the memory budget is an error at
+    // its call rather than an abort somewhere in the run.
+    let mut data: Vec<f32> = Vec::new();
+    if data.try_reserve_exact(n).is_err() {
+        return Err(p
+            .shape
+            .error(format!(
+                "a tensor of shape {shape:?} ({} MB) does not fit in what is left of the run's memory budget",
+                n * 4 / 1_000_000
+            ))
+            .code(assay_interpreter::Code::BudgetMemory)
+            .help("hold fewer or smaller tensors at once, or raise the budget with --memory"));
     }
-    Ok(Value::tensor(ArrayD::from_elem(shape, *p.value as f32)))
+    data.resize(n, *p.value as f32);
+    ArrayD::from_shape_vec(shape, data).map(Value::tensor).map_err(|e| p.shape.error(e.to_string()))
 }
 
 tool! {
