@@ -204,17 +204,18 @@ pub fn agent_guide(r: &Registry, focus: Focus) -> String {
             continue;
         }
         let _ = writeln!(out, "\n### {cat}\n");
-        // The first sentence, cut at a word near 60 characters: the guide
+        // The first sentence, cut at a word near 55 characters: the guide
         // must fit a small model's context (`assay tools` has the rest).
         let short = |s: &Signature| {
             let first = s.doc.split(". ").next().unwrap_or(s.doc).trim_end_matches('.');
-            match first.char_indices().nth(60) {
+            match first.char_indices().nth(55) {
                 Some((i, _)) => format!("{}…", first[..i].rsplit_once(' ').map(|(a, _)| a).unwrap_or(&first[..i])),
                 None => format!("{first}."),
             }
         };
-        // `x: T | none = none` is `x: T = none` here: the default says it.
-        let render = |s: &Signature| s.render().replace(" | none = none", " = none");
+        // `x: T | none = none` is `x: T = none` here: the default says it;
+        // a long default text (a prompt) is elided (`assay tools` has it).
+        let render = |s: &Signature| elide_long_texts(&s.render().replace(" | none = none", " = none"));
         // Tools of one shape (`abs`, `sin`, ...) share one line.
         let shape = |s: &Signature| render(s)[s.name.len()..].to_string();
         let mut done = vec![false; sigs.len()];
@@ -281,6 +282,25 @@ pub fn agent_guide(r: &Registry, focus: Focus) -> String {
     };
     out.push_str(&answers.join("\n"));
     out.push_str(ANSWER_CHECK);
+    out
+}
+
+/// `= "a long default text"` as `= "…"` past 30 characters.
+fn elide_long_texts(rendered: &str) -> String {
+    let mut out = String::new();
+    let mut rest = rendered;
+    while let Some(i) = rest.find("= \"") {
+        out.push_str(&rest[..i + 3]);
+        rest = &rest[i + 3..];
+        let Some(end) = rest.find('"') else { break };
+        if rest[..end].chars().count() > 30 {
+            out.push('…');
+        } else {
+            out.push_str(&rest[..end]);
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
     out
 }
 

@@ -4,11 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use assay_interpreter::{Tensor, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Bound, Name, Tensor, ToolCtx, ToolError, Type, Value};
 use ndarray::ArrayD;
 
 use crate::core::declare::{tool, ToolResult};
 use crate::core::kinds::{Inputs, TensorNames};
+use crate::onnx::error::ModelError;
 use crate::onnx::handle::{feeds, select_names, ModelHandle};
 
 tool! {
@@ -53,84 +54,140 @@ fn position(v: &Value, field: &str) -> Result<Vec<i64>, String> {
         .collect()
 }
 
+/// A differentiable metric: an element of `tensor` in each input row, or
+/// the difference of two (`{tensor, index, minus}`).
+pub(crate) struct Metric {
+    pub(crate) tensor: String,
+    index: Vec<i64>,
+    minus: Option<Vec<i64>>,
+}
+
+impl Metric {
+    /// Reads `{tensor, index, minus}`; `tensor` defaults to the model's
+    /// first output. Errors blame the metric argument.
+    pub(crate) fn parse(m: &ModelHandle, metric: &Bound<BTreeMap<String, Value>>) -> Result<Metric, ToolError> {
+        let bad = |msg: String| metric.error(msg).help(METRIC_HELP);
+        for k in metric.keys() {
+            if !["tensor", "index", "minus"].contains(&k.as_str()) {
+                return Err(bad(format!("unknown field `{k}`")));
+            }
+        }
+        let tensor = match metric.get("tensor") {
+            Some(Value::Str(s)) => s.to_string(),
+            Some(other) => return Err(bad(format!("`tensor` must be a tensor's name, found a {}", other.type_name()))),
+            None => m.output_names().into_iter().next().ok_or_else(|| bad("the model has no output".into()))?,
+        };
+        let index = match metric.get("index") {
+            Some(v) => position(v, "index").map_err(bad)?,
+            None => return Err(bad("no `index`: the position of the element, after the batch axis".into())),
+        };
+        let minus = metric.get("minus").filter(|v| !matches!(v, Value::None)).map(|v| position(v, "minus"));
+        let minus = minus.transpose().map_err(bad)?;
+        if minus.as_ref().is_some_and(|mi| mi.len() != index.len()) {
+            return Err(bad("`minus` must have as many axes as `index`".into()));
+        }
+        Ok(Metric { tensor, index, minus })
+    }
+
+    /// The backward pass's seed for `rows` input rows: [K, rank] indices
+    /// and [K] weights.
+    pub(crate) fn seed(&self, rows: usize) -> Result<(ArrayD<f32>, ArrayD<f32>), ToolError> {
+        let rank = self.index.len() + 1;
+        let mut idx: Vec<f32> = Vec::new();
+        let mut w: Vec<f32> = Vec::new();
+        for r in 0..rows {
+            for (at, sign) in std::iter::once((&self.index, 1.0)).chain(self.minus.iter().map(|mi| (mi, -1.0))) {
+                idx.push(r as f32);
+                idx.extend(at.iter().map(|v| *v as f32));
+                w.push(sign);
+            }
+        }
+        let k = w.len();
+        Ok((
+            ArrayD::from_shape_vec(vec![k, rank], idx).map_err(|e| ToolError::new(e.to_string()))?,
+            ArrayD::from_shape_vec(vec![k], w).map_err(|e| ToolError::new(e.to_string()))?,
+        ))
+    }
+
+    /// The metric of each row of the metric tensor `t`. Errors blame `arg`.
+    pub(crate) fn values(&self, t: &ArrayD<f32>, arg: Name) -> Result<Vec<f64>, ToolError> {
+        let tensor = &self.tensor;
+        let bad = |msg: String| ToolError::arg(arg, msg).help(METRIC_HELP);
+        if t.ndim() != self.index.len() + 1 {
+            return Err(bad(format!(
+                "`{tensor}` has {} axes, so `index` needs {} after the batch axis, not {}",
+                t.ndim(),
+                numbers(t.ndim().saturating_sub(1)),
+                self.index.len()
+            )));
+        }
+        let at = |r: usize, pos: &[i64]| -> Result<f64, ToolError> {
+            let mut full = vec![r];
+            for (d, v) in pos.iter().enumerate() {
+                let n = t.shape()[d + 1] as i64;
+                let i = if *v < 0 { v + n } else { *v };
+                if !(0..n).contains(&i) {
+                    return Err(bad(format!("position {v} is outside axis {} of `{tensor}` (size {n})", d + 1)));
+                }
+                full.push(i as usize);
+            }
+            Ok(t[ndarray::IxDyn(&full)] as f64)
+        };
+        (0..t.shape()[0])
+            .map(|r| {
+                let v = at(r, &self.index)?;
+                Ok(match &self.minus {
+                    Some(mi) => v - at(r, mi)?,
+                    None => v,
+                })
+            })
+            .collect()
+    }
+}
+
+fn numbers(n: usize) -> String {
+    if n == 1 {
+        "1 number".into()
+    } else {
+        format!("{n} numbers")
+    }
+}
+
+const METRIC_HELP: &str = "metric: {tensor: \"logits\", index: [-1, 42], minus: [-1, 17]}";
+
+/// A gradient run's error, blamed on the arguments, with where to look
+/// when an operator was refused.
+pub(crate) fn grad_error(m: &ModelHandle, e: ModelError, inputs: Name, wrt: Name) -> ToolError {
+    let refused = e.to_string().contains("no gradient through");
+    let err = m.blame(e, inputs, wrt);
+    if refused {
+        err.help("docs/gradients.md lists the operators with rules; a tensor after this operator can still be differentiated (wrt), and PyTorch's dynamo exporter at opset 18-22 writes attention as plain operators")
+    } else {
+        err
+    }
+}
+
 fn grad(p: grad::Params, _: &mut dyn ToolCtx) -> ToolResult {
     let m = p.model.clone();
     let f = feeds(&m, &p.inputs)?;
     let wrt = select_names(&m, &p.wrt)?;
-    let bad = |msg: String| p.metric.error(msg).help("metric: {tensor: \"logits\", index: [-1, 42], minus: [-1, 17]}");
-    for k in p.metric.keys() {
-        if !["tensor", "index", "minus"].contains(&k.as_str()) {
-            return Err(bad(format!("unknown field `{k}`")));
-        }
-    }
-    let tensor = match p.metric.get("tensor") {
-        Some(Value::Str(s)) => s.to_string(),
-        Some(other) => return Err(bad(format!("`tensor` must be a tensor's name, found a {}", other.type_name()))),
-        None => m.output_names().into_iter().next().ok_or_else(|| bad("the model has no output".into()))?,
-    };
-    let index = match p.metric.get("index") {
-        Some(v) => position(v, "index").map_err(bad)?,
-        None => return Err(bad("no `index`: the position of the element, after the batch axis".into())),
-    };
-    let minus = p.metric.get("minus").filter(|v| !matches!(v, Value::None)).map(|v| position(v, "minus"));
-    let minus = minus.transpose().map_err(bad)?;
-    if minus.as_ref().is_some_and(|mi| mi.len() != index.len()) {
-        return Err(bad("`minus` must have as many axes as `index`".into()));
-    }
+    let metric = Metric::parse(&m, &p.metric)?;
     let rows = f.first().and_then(|(_, a)| a.shape().first().copied()).unwrap_or(1);
-    let rank = index.len() + 1;
-    let mut idx: Vec<f32> = Vec::new();
-    let mut w: Vec<f32> = Vec::new();
-    for r in 0..rows {
-        for (at, sign) in std::iter::once((&index, 1.0)).chain(minus.iter().map(|mi| (mi, -1.0))) {
-            idx.push(r as f32);
-            idx.extend(at.iter().map(|v| *v as f32));
-            w.push(sign);
-        }
-    }
-    let k = w.len();
-    let arrays = (
-        ArrayD::from_shape_vec(vec![k, rank], idx).map_err(|e| ToolError::new(e.to_string()))?,
-        ArrayD::from_shape_vec(vec![k], w).map_err(|e| ToolError::new(e.to_string()))?,
-    );
-    let mut out = m.grad(f, &wrt, &tensor, arrays).map_err(|e| {
-        let refused = e.to_string().contains("no gradient through");
-        let err = m.blame(e, p.inputs.name(), p.wrt.name());
-        if refused {
-            err.help("docs/gradients.md lists the operators with rules; a tensor after this operator can still be differentiated (wrt), and PyTorch's dynamo exporter at opset 18-22 writes attention as plain operators")
-        } else {
-            err
-        }
-    })?;
-    let t = out.remove(&tensor).ok_or_else(|| ToolError::new("the run gave no metric tensor"))?;
-    if t.ndim() != rank {
-        return Err(bad(format!(
-            "`{tensor}` has {} axes, so `index` needs {} numbers after the batch axis, not {}",
-            t.ndim(),
-            t.ndim().saturating_sub(1),
-            index.len()
-        )));
-    }
-    let at = |r: usize, pos: &[i64]| -> Result<f64, ToolError> {
-        let mut full = vec![r];
-        for (d, v) in pos.iter().enumerate() {
-            let n = t.shape()[d + 1] as i64;
-            let i = if *v < 0 { v + n } else { *v };
-            if !(0..n).contains(&i) {
-                return Err(bad(format!("position {v} is outside axis {} of `{tensor}` (size {n})", d + 1)));
+    let mut out = match m.grad(f.clone(), &wrt, &metric.tensor, metric.seed(rows)?) {
+        Ok(out) => out,
+        Err(e) => {
+            // A metric that names no element of its tensor fails inside the
+            // backward graph; say so about the metric instead.
+            if let Ok(t) = m.capture(f, std::slice::from_ref(&metric.tensor)) {
+                if let Some(t) = t.get(&metric.tensor) {
+                    metric.values(t, p.metric.name())?;
+                }
             }
-            full.push(i as usize);
+            return Err(grad_error(&m, e, p.inputs.name(), p.wrt.name()));
         }
-        Ok(t[ndarray::IxDyn(&full)] as f64)
     };
-    let mut values = Vec::with_capacity(rows);
-    for r in 0..rows {
-        let mut v = at(r, &index)?;
-        if let Some(mi) = &minus {
-            v -= at(r, mi)?;
-        }
-        values.push(v as f32);
-    }
+    let t = out.remove(&metric.tensor).ok_or_else(|| ToolError::new("the run gave no metric tensor"))?;
+    let values = metric.values(&t, p.metric.name())?;
     let grads = wrt
         .iter()
         .map(|name| {
@@ -140,6 +197,7 @@ fn grad(p: grad::Params, _: &mut dyn ToolCtx) -> ToolResult {
             Ok((name.clone(), Value::Tensor(Tensor::new(g))))
         })
         .collect::<Result<Vec<_>, ToolError>>()?;
-    let value = ArrayD::from_shape_vec(vec![rows], values).map_err(|e| ToolError::new(e.to_string()))?;
+    let value = ArrayD::from_shape_vec(vec![values.len()], values.into_iter().map(|v| v as f32).collect())
+        .map_err(|e| ToolError::new(e.to_string()))?;
     Ok(Value::record([("value", Value::Tensor(Tensor::new(value))), ("grads", Value::record(grads))]))
 }

@@ -4,6 +4,7 @@
 //! the interventions (one file per method), metrics, the logit lens,
 //! direct logit attribution and attention patterns.
 
+pub mod atp;
 pub mod attention;
 pub mod attribution;
 pub mod grad;
@@ -11,5 +12,6 @@ pub mod interventions;
 pub mod lens;
 pub mod metrics;
 pub mod run;
+pub mod saliency;
 pub mod sweep;
 pub mod units;

@@ -238,7 +238,7 @@ fn bad_part(why: String) -> ToolError {
     ToolError::new(format!("a shard's partial sweep: {why}"))
 }
 
-fn resolve_positions(x: &Arg, t: usize) -> Result<Option<Vec<usize>>, ToolError> {
+pub(crate) fn resolve_positions(x: &Arg, t: usize) -> Result<Option<Vec<usize>>, ToolError> {
     if x.is_none() {
         return Ok(None);
     }

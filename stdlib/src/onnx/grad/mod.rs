@@ -9,8 +9,9 @@
 //! indices count from the end of each axis) and `assay.grad.weights` [K],
 //! and seeds the backward pass with the tensor that holds those weights at
 //! those places (a logit, a logit difference, a unit's activation). Its
-//! outputs are `T` itself (for the metric's value) and `assay.grad/NAME`
-//! for each `wrt` tensor, shaped as that tensor.
+//! outputs are `T` itself (for the metric's value), `assay.grad/NAME` for
+//! each `wrt` tensor, shaped as that tensor, and each intermediate `wrt`
+//! tensor's own value.
 //!
 //! Each operator on a path from a `wrt` tensor to `T` needs a rule
 //! (`rules.rs`); one without a rule is refused, naming the operator and the
@@ -170,6 +171,13 @@ pub fn backward_with(
         let total = e.sum(c);
         e.node_to("Identity", &[&total], vec![], &grad_name(t));
         outputs.push(ValueInfoProto { name: Some(grad_name(t)), ..Default::default() });
+    }
+    // The forward values of the intermediate `wrt` tensors, beside their
+    // gradients (attribution patching needs both from the one run).
+    for t in wrt {
+        if !outputs.iter().any(|o| o.name() == t) && !g.input.iter().any(|i| i.name() == t) {
+            outputs.push(ValueInfoProto { name: Some(t.clone()), ..Default::default() });
+        }
     }
     let (nodes, inits_new) = e.finish();
     g.node.extend(nodes);

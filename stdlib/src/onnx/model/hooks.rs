@@ -34,8 +34,9 @@ impl Model {
 
     /// Runs forward and backward (`onnx::grad`): returns `tensor` and, under
     /// `grad::grad_name(t)`, the gradient of Σ weights·tensor[indices]
-    /// with respect to each `wrt` tensor. `indices` is [K, rank] (negative
-    /// entries count from the end), `weights` [K].
+    /// with respect to each `wrt` tensor, and each intermediate `wrt`
+    /// tensor's value under its own name. `indices` is [K, rank]
+    /// (negative entries count from the end), `weights` [K].
     pub fn grad(
         &self,
         feeds: Vec<(String, ArrayD<f32>)>,
@@ -50,6 +51,11 @@ impl Model {
         feeds.push((grad::WEIGHTS.to_string(), weights));
         let mut want = vec![tensor.to_string()];
         want.extend(wrt.iter().map(|t| grad::grad_name(t)));
+        for t in wrt {
+            if !want.contains(t) && !self.inputs.iter().any(|i| &i.name == t) {
+                want.push(t.clone());
+            }
+        }
         let proto = &self.proto;
         // Shapes as ONNX Runtime infers them, so that most broadcast sums
         // are settled here (a graph with fewer nodes builds much faster).

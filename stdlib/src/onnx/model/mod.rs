@@ -297,6 +297,12 @@ impl Model {
     ) -> Result<Shared, ModelError> {
         let mut map = self.sessions.lock().map_err(|_| midway())?;
         if let Some(s) = map.get(key) {
+            // The least recently used rewritten session goes first.
+            let mut order = self.order.lock().map_err(|_| midway())?;
+            if let Some(i) = order.iter().position(|k| k == key) {
+                let k = order.remove(i);
+                order.push(k);
+            }
             return Ok(s.clone());
         }
         let proto = make()?;
@@ -318,7 +324,7 @@ impl Model {
         }
         // A session shares the large float weights but holds its own small
         // ones and its optimised graph: keep the unmodified
-        // model and only the most recent rewritten ones.
+        // model and only the most recently used rewritten ones.
         let mut order = self.order.lock().map_err(|_| midway())?;
         order.retain(|k| k != key);
         order.push(key.clone());

@@ -18,6 +18,24 @@ fn ids() -> Vec<(String, ArrayD<f32>)> {
 }
 
 #[test]
+fn the_least_recently_used_rewritten_session_goes_first() {
+    let proto = planted::build(planted::Variant::Original);
+    let (path, bytes, sha) = build::cache_built("tests", "planted", &proto).unwrap();
+    let mut m = Model::load(&path, "planted", &bytes, sha, Provider::Cpu).unwrap();
+    m.keep_sessions = 2;
+    let t = "/layers.0/heads_output_0";
+    let reduce = |axis: i64| m.reduced(ids(), t, "ReduceMax", &[axis]).unwrap();
+    // Axis 0's session is used again after axis 1's was built: 1 goes.
+    for axis in [0, 1, 0, 2] {
+        reduce(axis);
+    }
+    let key = |axis: i64| HookSet::Reduce { op: "ReduceMax".into(), axes: vec![axis], tensor: t.into() };
+    let kept = m.sessions.lock().unwrap();
+    assert!(kept.contains_key(&key(0)) && kept.contains_key(&key(2)), "{:?}", kept.keys());
+    assert!(!kept.contains_key(&key(1)), "{:?}", kept.keys());
+}
+
+#[test]
 fn lazy_outputs_equal_copies_and_outlive_their_session_and_model() {
     let proto = planted::build(planted::Variant::Original);
     let (path, bytes, sha) = build::cache_built("tests", "planted", &proto).unwrap();

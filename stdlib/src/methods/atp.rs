@@ -1,0 +1,138 @@
+//! `attribution_patch`: attribution patching (AtP; Nanda 2023, Kramár et
+//! al. 2024), the first-order estimate of every component's patching
+//! effect. One forward and backward pass on the target (the clean run)
+//! gives each patched tensor's value `a` and the metric's gradient `g`
+//! there; one forward pass on the source gives `a'`. Patching a component
+//! (a slice of a tensor's last axis at chosen positions) changes the
+//! metric by about Σ (a' − a)·g over the component's elements: a dot
+//! product per component instead of a run per component.
+
+use std::collections::BTreeMap;
+
+use assay_interpreter::{Arg, ToolCtx, ToolError, Type, Value};
+use ndarray::{ArrayD, Axis};
+
+use crate::core::declare::{tool, ToolResult};
+use crate::core::kinds::{Inputs, TensorNames};
+use crate::methods::grad::{grad_error, Metric};
+use crate::methods::sweep::{resolve_positions, split, Component};
+use crate::onnx::grad::grad_name;
+use crate::onnx::handle::{feeds, select_names, ModelHandle};
+
+tool! {
+    /// Attribution patching (AtP): the first-order estimate of `patch_sweep`'s effects from one
+    /// forward and backward pass on `target` and one forward pass on `source`, instead of a run per
+    /// component. Components are as in patch_sweep: each tensor matching `tensors`, split into `parts`
+    /// slices of its last axis (attention heads), at `positions` (all if omitted). The effect of
+    /// patching a component from source into target is estimated as Σ (source − target)·∂metric/∂tensor
+    /// over its elements, the gradient taken on the target run. The metric is differentiable, as for
+    /// grad: `{tensor, index, minus}`, e.g. a logit difference. Returns patch_sweep's table:
+    /// {effects: [tensors, parts], clean, source, tensors, runs, prefix}. Exact where the model is
+    /// linear in the component; it misjudges components behind a saturated softmax or a large
+    /// nonlinear change (docs/gradients.md: check the top components with patch_sweep).
+    ///
+    /// ```assay
+    /// let m = onnx("fixtures/tiny_dynamic.onnx")
+    /// # z = 2·relu(y), y = x + [1, -1, 0.5]: linear where y stays positive
+    /// let a = attribution_patch(m, tensor([[1, 2, 3]]), tensor([[2, 2, 5]]), "y", {tensor: "z", index: [0], minus: [2]}, parts: 3)
+    /// let s = patch_sweep(m, tensor([[1, 2, 3]]), tensor([[2, 2, 5]]), "y", out => out.z[0][0] - out.z[0][2], parts: 3)
+    /// assert a.effects == s.effects
+    /// assert a.effects == tensor([[2, 0, -4]]) and a.clean == 4 - 7 and a.source == 6 - 11
+    /// ```
+    attribution_patch in Interventions -> Type::record();
+    {
+        /// a model
+        model: ModelHandle,
+        /// the run to patch into (the clean run): text, or inputs as for run()
+        target: Inputs,
+        /// the run to take activations from (the corrupt run; same shapes)
+        source: Inputs,
+        /// tensor names or globs
+        tensors: TensorNames,
+        /// {tensor, index, minus}: the element (or difference of two) to differentiate
+        metric: BTreeMap<String, Value>,
+        /// slices per tensor along its last axis
+        parts: usize = 1,
+        /// token positions to patch (negative from the end)
+        positions: Arg [Type::list(Type::Num)] = None,
+    }
+    attribution_patch
+}
+
+fn attribution_patch(p: attribution_patch::Params, _: &mut dyn ToolCtx) -> ToolResult {
+    let m = p.model.clone();
+    let target = feeds(&m, &p.target)?;
+    let source = feeds(&m, &p.source)?;
+    if target.iter().chain(&source).any(|(_, t)| t.shape().first() != Some(&1)) {
+        return Err(p.target.error("target and source must each be one example (first dimension 1)"));
+    }
+    for ((kt, t), (ks, s)) in target.iter().zip(&source) {
+        if kt != ks || t.shape() != s.shape() {
+            return Err(p
+                .source
+                .error(format!(
+                    "source input `{ks}` {:?} does not match target input `{kt}` {:?}",
+                    s.shape(),
+                    t.shape()
+                ))
+                .help("for text, choose prompts with the same number of tokens"));
+        }
+    }
+    let names = select_names(&m, &p.tensors)?;
+    let metric = Metric::parse(&m, &p.metric)?;
+    // A graph input's value is the feed itself; the others come from the runs.
+    let given = |feeds: &[(String, ArrayD<f32>)], n: &str| feeds.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    // The source's forward run first: it checks the metric against its
+    // tensor (target and source have the same shapes) before the backward.
+    let mut captured: Vec<String> = names.iter().filter(|n| given(&source, n).is_none()).cloned().collect();
+    captured.push(metric.tensor.clone());
+    let mut corrupt =
+        m.capture(source.clone(), &captured).map_err(|e| m.blame(e, p.source.name(), p.tensors.name()))?;
+    let source_metric = corrupt.get(&metric.tensor).ok_or_else(|| ToolError::new("the run gave no metric tensor"))?;
+    let source_value = metric.values(source_metric, p.metric.name())?[0];
+    let mut clean = m
+        .grad(target.clone(), &names, &metric.tensor, metric.seed(1)?)
+        .map_err(|e| grad_error(&m, e, p.target.name(), p.tensors.name()))?;
+    let clean_metric = clean.get(&metric.tensor).ok_or_else(|| ToolError::new("the run gave no metric tensor"))?;
+    let clean_value = metric.values(clean_metric, p.metric.name())?[0];
+    // (a' - a)·g, elementwise, per tensor.
+    let mut products: BTreeMap<String, ArrayD<f32>> = BTreeMap::new();
+    for n in &names {
+        let a = given(&target, n).or_else(|| clean.remove(n));
+        let a2 = given(&source, n).or_else(|| corrupt.remove(n));
+        let g = clean.remove(&grad_name(n));
+        let (Some(a), Some(a2), Some(g)) = (a, a2, g) else {
+            return Err(ToolError::new(format!("the runs gave no value or gradient for `{n}`")));
+        };
+        products.insert(n.clone(), (a2 - &a) * &g);
+    }
+    let components = split(&names, &products, (*p.parts).max(1), p.parts.name())?;
+    let t_len = products.values().filter(|v| v.ndim() >= 3).map(|v| v.shape()[1]).next();
+    let positions = resolve_positions(&p.positions, t_len.unwrap_or(1))?;
+    if positions.is_some() && t_len.is_none() {
+        return Err(p.positions.error("positions need tensors of shape [1, T, D]"));
+    }
+    let effects: Vec<f32> = components.iter().map(|c| effect(&products[&c.tensor], c, positions.as_deref())).collect();
+    let grid = ArrayD::from_shape_vec(vec![names.len(), (*p.parts).max(1)], effects)
+        .map_err(|e| ToolError::new(e.to_string()))?;
+    Ok(Value::record([
+        ("effects", Value::tensor(grid)),
+        ("clean", Value::Num(clean_value)),
+        ("source", Value::Num(source_value)),
+        ("tensors", Value::list(names.iter().map(Value::str).collect())),
+        ("runs", Value::Num(2.0)),
+        ("prefix", Value::Num(0.0)),
+    ]))
+}
+
+/// Σ of `product` over a component's columns (its slice of the last axis)
+/// and, for [1, T, ...] tensors, its positions (axis 1).
+fn effect(product: &ArrayD<f32>, c: &Component, positions: Option<&[usize]>) -> f32 {
+    let last = Axis(product.ndim() - 1);
+    let cols = product.slice_axis(last, ndarray::Slice::from(c.cols.0..c.cols.1));
+    let sum = |v: ndarray::ArrayViewD<f32>| v.iter().map(|x| *x as f64).sum::<f64>();
+    match positions {
+        Some(ps) if cols.ndim() >= 3 => ps.iter().map(|&t| sum(cols.index_axis(Axis(1), t))).sum::<f64>() as f32,
+        _ => sum(cols) as f32,
+    }
+}
