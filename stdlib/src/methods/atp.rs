@@ -127,7 +127,7 @@ fn attribution_patch(p: attribution_patch::Params, _: &mut dyn ToolCtx) -> ToolR
 
 /// Σ of `product` over a component's columns (its slice of the last axis)
 /// and, for [1, T, ...] tensors, its positions (axis 1).
-fn effect(product: &ArrayD<f32>, c: &Component, positions: Option<&[usize]>) -> f32 {
+pub(crate) fn effect(product: &ArrayD<f32>, c: &Component, positions: Option<&[usize]>) -> f32 {
     let last = Axis(product.ndim() - 1);
     let cols = product.slice_axis(last, ndarray::Slice::from(c.cols.0..c.cols.1));
     let sum = |v: ndarray::ArrayViewD<f32>| v.iter().map(|x| *x as f64).sum::<f64>();

@@ -66,7 +66,16 @@ impl Metric {
     /// Reads `{tensor, index, minus}`; `tensor` defaults to the model's
     /// first output. Errors blame the metric argument.
     pub(crate) fn parse(m: &ModelHandle, metric: &Bound<BTreeMap<String, Value>>) -> Result<Metric, ToolError> {
-        let bad = |msg: String| metric.error(msg).help(METRIC_HELP);
+        Metric::from_fields(m, metric, metric.name())
+    }
+
+    /// As [`Metric::parse`], from a record's fields; errors blame `arg`.
+    pub(crate) fn from_fields(
+        m: &ModelHandle,
+        metric: &BTreeMap<String, Value>,
+        arg: Name,
+    ) -> Result<Metric, ToolError> {
+        let bad = |msg: String| ToolError::arg(arg, msg).help(METRIC_HELP);
         for k in metric.keys() {
             if !["tensor", "index", "minus"].contains(&k.as_str()) {
                 return Err(bad(format!("unknown field `{k}`")));

@@ -132,13 +132,7 @@ enum GradError {
 /// The unit's activation on each row of `x` [N, 3, S, S] and its gradient
 /// with respect to `x`. The activation is the channel's max over space (its
 /// gradient flows to the place of the max) or its mean.
-fn unit_gradient(
-    u: &Unit,
-    input: &str,
-    channel: usize,
-    reduce: Reduce,
-    x: ArrayD<f32>,
-) -> Gradient {
+fn unit_gradient(u: &Unit, input: &str, channel: usize, reduce: Reduce, x: ArrayD<f32>) -> Gradient {
     let n = x.shape()[0];
     let feeds = vec![(input.to_string(), x)];
     // The forward values first: the seed of a max is the place of the max.
@@ -185,10 +179,7 @@ fn unit_gradient(
 
 /// The mean over `rows` (each [1, 3, S, S]) of the unit's gradient, run
 /// [`ROWS_PER_RUN`] rows at a time; [3, S, S] with a leading axis of 1.
-fn mean_gradient(
-    rows: &[ArrayD<f32>],
-    grad_of: &dyn Fn(ArrayD<f32>) -> Gradient,
-) -> Result<ArrayD<f32>, GradError> {
+fn mean_gradient(rows: &[ArrayD<f32>], grad_of: &dyn Fn(ArrayD<f32>) -> Gradient) -> Result<ArrayD<f32>, GradError> {
     let mut sum: Option<ArrayD<f32>> = None;
     for chunk in rows.chunks(ROWS_PER_RUN) {
         let views: Vec<_> = chunk.iter().map(|r| r.view()).collect();

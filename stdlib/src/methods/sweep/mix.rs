@@ -73,7 +73,7 @@ pub(crate) fn repeat_rows(a: &ArrayD<f32>, n: usize) -> ArrayD<f32> {
 
 pub type Outputs = BTreeMap<String, ArrayD<f32>>;
 
-pub(super) type Feeds = Vec<(String, ArrayD<f32>)>;
+pub(crate) type Feeds = Vec<(String, ArrayD<f32>)>;
 
 /// A patched tensor, its new value and its mask.
 pub(crate) type Patch = (String, ArrayD<f32>, ArrayD<f32>);
@@ -301,6 +301,20 @@ pub fn run_mixed(
         },
         other => other,
     }
+}
+
+/// The feeds and patches of one batch in which each row patches its
+/// weighted components (the target repeated per row), for runs other
+/// than [`run_mixed`]'s (a backward pass through the patched graph).
+pub(crate) fn mixed_inputs(
+    m: &Model,
+    target: &[(String, ArrayD<f32>)],
+    values: &Outputs,
+    components: &[Component],
+    rows: &[Vec<(usize, f32)>],
+) -> (Feeds, Vec<Patch>) {
+    let mix = Mix { m, target, values, components, positions: None, want: Want::outputs(&[]) };
+    mix.inputs(rows, Feed::Repeat)
 }
 
 /// Whether the model was found to run one row at a time only.

@@ -69,6 +69,46 @@ impl Model {
         )
     }
 
+    /// Runs the patched graph (as [`Model::patch`]: `T = mask*new +
+    /// (1-mask)*orig` for each patch) forward and backward: returns
+    /// `tensor` and, under `grad::grad_name(graph::mask_input(t))`, the
+    /// gradient of Σ weights·tensor[indices] with respect to each patch's
+    /// mask, shaped as the mask.
+    pub fn grad_patched(
+        &self,
+        mut feeds: Vec<(String, ArrayD<f32>)>,
+        patches: Vec<(String, ArrayD<f32>, ArrayD<f32>)>,
+        tensor: &str,
+        (indices, weights): (ArrayD<f32>, ArrayD<f32>),
+    ) -> Result<BTreeMap<String, ArrayD<f32>>, ModelError> {
+        use crate::onnx::grad;
+        let mut types = BTreeMap::new();
+        for (t, _, _) in &patches {
+            types.insert(t.clone(), self.patch_type(t)?);
+        }
+        let key = HookSet::PatchGrad { patched: types.keys().cloned().collect(), tensor: tensor.to_string() };
+        let wrt: Vec<String> = types.keys().map(|t| graph::mask_input(t)).collect();
+        for (t, new, mask) in patches {
+            feeds.push((graph::new_input(&t), new));
+            feeds.push((graph::mask_input(&t), mask));
+        }
+        feeds.push((grad::INDICES.to_string(), indices));
+        feeds.push((grad::WEIGHTS.to_string(), weights));
+        let mut want = vec![tensor.to_string()];
+        want.extend(wrt.iter().map(|t| grad::grad_name(t)));
+        let ports = self.every_tensor().map(|v| v.to_vec()).unwrap_or_default();
+        let proto = &self.proto;
+        self.run(
+            &key,
+            || {
+                let p = graph::patch(proto, &types)?;
+                grad::backward_with(&p, &wrt, tensor, grad::shapes_of(ports.iter().chain(self.inputs.iter())))
+            },
+            feeds,
+            &want,
+        )
+    }
+
     /// Runs and returns `op` over `axes` of a tensor, computed inside the graph.
     pub fn reduced(
         &self,

@@ -49,6 +49,9 @@ pub enum HookSet {
     PatchAdd { patched: Vec<String>, added: Vec<String> },
     /// The backward graph from a metric on `tensor` to each of `wrt`.
     Grad { wrt: Vec<String>, tensor: String },
+    /// These tensors patchable, and the backward graph from a metric on
+    /// `tensor` to each patch's mask.
+    PatchGrad { patched: Vec<String>, tensor: String },
 }
 
 /// A fact learnt about a model by running it, so each is learnt once.
