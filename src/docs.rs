@@ -196,7 +196,7 @@ pub fn agent_guide(r: &Registry, focus: Focus) -> String {
     );
     out.push_str(LANGUAGE_BRIEF);
     out.push_str(
-        "\n## Tools\n\n`name(parameters) -> result`; `= value` marks an optional parameter (pass it by name).\n",
+        "\n## Tools\n\n`name(parameters) -> result`; `= value` or `?` marks an optional parameter (pass it by name).\n",
     );
     for (cat, sigs) in categories(r) {
         let sigs: Vec<_> = sigs.into_iter().filter(|s| fits(s, focus)).collect();
@@ -213,9 +213,9 @@ pub fn agent_guide(r: &Registry, focus: Focus) -> String {
                 None => format!("{first}."),
             }
         };
-        // `x: T | none = none` is `x: T = none` here: the default says it;
-        // a long default text (a prompt) is elided (`assay tools` has it).
-        let render = |s: &Signature| elide_long_texts(&s.render().replace(" | none = none", " = none"));
+        // `x: T | none = none` is `x?: T` here; a long default text (a
+        // prompt) is elided (`assay tools` has it).
+        let render = |s: &Signature| elide_long_texts(&optional_none(&s.render().replace(" | none = none", " = none")));
         // Tools of one shape (`abs`, `sin`, ...) share one line.
         let shape = |s: &Signature| render(s)[s.name.len()..].to_string();
         let mut done = vec![false; sigs.len()];
@@ -282,6 +282,39 @@ pub fn agent_guide(r: &Registry, focus: Focus) -> String {
     };
     out.push_str(&answers.join("\n"));
     out.push_str(ANSWER_CHECK);
+    out
+}
+
+/// Each `name: T = none` parameter as `name?: T`.
+fn optional_none(rendered: &str) -> String {
+    let Some((head, rest)) = rendered.split_once('(') else { return rendered.to_string() };
+    let Some((params, tail)) = rest.rsplit_once(") -> ") else { return rendered.to_string() };
+    let params: Vec<String> = split_top(params)
+        .into_iter()
+        .map(|p| match (p.strip_suffix(" = none"), p.split_once(": ")) {
+            (Some(typed), Some((name, _))) => format!("{name}?{}", &typed[name.len()..]),
+            _ => p.to_string(),
+        })
+        .collect();
+    format!("{head}({}) -> {tail}", params.join(", "))
+}
+
+/// Splits a parameter list at its top-level commas (not inside quotes).
+fn split_top(params: &str) -> Vec<&str> {
+    let (mut out, mut start, mut quoted) = (Vec::new(), 0, false);
+    for (i, c) in params.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted && params[i..].starts_with(", ") => {
+                out.push(&params[start..i]);
+                start = i + 2;
+            }
+            _ => {}
+        }
+    }
+    if !params.is_empty() {
+        out.push(&params[start..]);
+    }
     out
 }
 

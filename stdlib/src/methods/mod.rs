@@ -15,3 +15,4 @@ pub mod run;
 pub mod saliency;
 pub mod sweep;
 pub mod units;
+pub mod visualize;

@@ -122,9 +122,9 @@ fn saliency(p: saliency::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
 }
 
 /// A unit's activations on some rows and its gradient with respect to them.
-type Gradient = Result<(Vec<f64>, ArrayD<f32>), GradError>;
+pub(crate) type Gradient = Result<(Vec<f64>, ArrayD<f32>), GradError>;
 
-enum GradError {
+pub(crate) enum GradError {
     Model(crate::onnx::error::ModelError),
     Other(String),
 }
@@ -132,7 +132,7 @@ enum GradError {
 /// The unit's activation on each row of `x` [N, 3, S, S] and its gradient
 /// with respect to `x`. The activation is the channel's max over space (its
 /// gradient flows to the place of the max) or its mean.
-fn unit_gradient(u: &Unit, input: &str, channel: usize, reduce: Reduce, x: ArrayD<f32>) -> Gradient {
+pub(crate) fn unit_gradient(u: &Unit, input: &str, channel: usize, reduce: Reduce, x: ArrayD<f32>) -> Gradient {
     let n = x.shape()[0];
     let feeds = vec![(input.to_string(), x)];
     // The forward values first: the seed of a max is the place of the max.
