@@ -18,7 +18,9 @@
 //! node, never differentiated wrongly. Shapes are read at run time (Shape,
 //! Size), so dynamic axes need nothing special.
 
+mod einsum;
 mod emit;
+mod pool;
 mod rules;
 
 use std::collections::{HashMap, HashSet};

@@ -9,26 +9,26 @@ use super::emit::{int, ints, string};
 use super::Emit;
 use crate::onnx::proto::{attribute_proto::AttributeType, tensor_proto::DataType, AttributeProto, NodeProto};
 
-type Grads = Result<Vec<Option<String>>, String>;
+pub(super) type Grads = Result<Vec<Option<String>>, String>;
 
 fn attr<'a>(n: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
     n.attribute.iter().find(|a| a.name() == name)
 }
-fn attr_i(n: &NodeProto, name: &str) -> Option<i64> {
+pub(super) fn attr_i(n: &NodeProto, name: &str) -> Option<i64> {
     attr(n, name).and_then(|a| a.i)
 }
 fn attr_f(n: &NodeProto, name: &str) -> Option<f32> {
     attr(n, name).and_then(|a| a.f)
 }
-fn attr_ints(n: &NodeProto, name: &str) -> Option<Vec<i64>> {
+pub(super) fn attr_ints(n: &NodeProto, name: &str) -> Option<Vec<i64>> {
     attr(n, name).filter(|a| a.r#type() == AttributeType::Ints || !a.ints.is_empty()).map(|a| a.ints.clone())
 }
-fn attr_s(n: &NodeProto, name: &str) -> Option<String> {
+pub(super) fn attr_s(n: &NodeProto, name: &str) -> Option<String> {
     attr(n, name).and_then(|a| a.s.as_ref()).map(|s| String::from_utf8_lossy(s).into_owned())
 }
 
 /// Input `i` of the node ("" when absent).
-fn input(n: &NodeProto, i: usize) -> &str {
+pub(super) fn input(n: &NodeProto, i: usize) -> &str {
     n.input.get(i).map(String::as_str).unwrap_or("")
 }
 
@@ -38,7 +38,7 @@ fn dy(dys: &[Option<String>]) -> Result<&str, String> {
 }
 
 /// A result for the first input alone.
-fn first(n: &NodeProto, g: String) -> Grads {
+pub(super) fn first(n: &NodeProto, g: String) -> Grads {
     let mut out = vec![None; n.input.len()];
     out[0] = Some(g);
     Ok(out)
@@ -85,6 +85,7 @@ pub(super) fn backward(e: &mut Emit, n: &NodeProto, dys: &[Option<String>], need
             Ok(n.input.iter().zip(need).map(|(xi, k)| k.then(|| e.unbroadcast_like(g, y, xi))).collect())
         }
         "MatMul" => matmul(e, n, dy(dys)?, need),
+        "Einsum" => super::einsum::einsum(e, n, dy(dys)?, need),
         "Gemm" => gemm(e, n, dy(dys)?, need),
         "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" => {
             let s = e.shape(x);
@@ -143,7 +144,9 @@ pub(super) fn backward(e: &mut Emit, n: &NodeProto, dys: &[Option<String>], need
             let s = e.shape(x);
             first(n, e.op("Expand", &[&g, &s], vec![]))
         }
-        "AveragePool" => average_pool(e, n, dy(dys)?),
+        "AveragePool" => super::pool::average_pool(e, n, dy(dys)?),
+        "MaxPool" => super::pool::max_pool(e, n, dy(dys)?),
+        "Resize" => super::pool::resize(e, n, dy(dys)?),
         "BatchNormalization" => batch_norm(e, n, dy(dys)?),
         "LayerNormalization" => norm(e, n, dy(dys)?, true),
         "SimplifiedLayerNormalization" | "RMSNormalization" => norm(e, n, dy(dys)?, false),
@@ -600,28 +603,39 @@ fn gather(e: &mut Emit, n: &NodeProto, g: &str) -> Grads {
         "Gather" => !unique_consts(e),
         _ => true,
     };
-    let dx = if repeats && e.opset >= 16 {
-        e.op("ScatterElements", &[&zeros, &picked, &gf], vec![int("axis", 0), reduction_add()])
-    } else if repeats {
+    let dx = scatter_add(e, n, [&zeros, &picked, &gf], repeats)?;
+    first(n, e.op("Reshape", &[&dx, &s], vec![]))
+}
+
+/// `values` scattered into `zeros` (all flat) at `picked`, added where an
+/// index repeats (which needs ScatterElements' reduction, opset 16).
+pub(super) fn scatter_add(
+    e: &mut Emit,
+    n: &NodeProto,
+    [zeros, picked, values]: [&str; 3],
+    repeats: bool,
+) -> Result<String, String> {
+    if !repeats {
+        return Ok(e.op("ScatterElements", &[zeros, picked, values], vec![int("axis", 0)]));
+    }
+    if e.opset < 16 {
         return Err(format!(
             "{} may pick an element twice; adding its gradients needs ScatterElements' reduction (opset 16, the model imports {})",
             n.op_type(),
             e.opset
         ));
-    } else {
-        e.op("ScatterElements", &[&zeros, &picked, &gf], vec![int("axis", 0)])
-    };
-    first(n, e.op("Reshape", &[&dx, &s], vec![]))
+    }
+    Ok(e.op("ScatterElements", &[zeros, picked, values], vec![int("axis", 0), reduction_add()]))
 }
 
-fn reduction_add() -> AttributeProto {
+pub(super) fn reduction_add() -> AttributeProto {
     string("reduction", "add")
 }
 
 /// `dx` padded at the end of its spatial axes (from the third) to the
 /// spatial size of `sx` (a shape): strides can leave up to stride-1
 /// trailing rows that the forward never read.
-fn pad_spatial(e: &mut Emit, dx: &str, sx: &str) -> String {
+pub(super) fn pad_spatial(e: &mut Emit, dx: &str, sx: &str) -> String {
     let two = e.const_i64s(&[2]);
     let big = e.const_i64s(&[i64::MAX]);
     let want = e.op("Slice", &[sx, &two, &big], vec![]);
@@ -652,62 +666,6 @@ fn conv(e: &mut Emit, n: &NodeProto, g: &str) -> Grads {
     let dx = e.op("ConvTranspose", &[g, w], attrs);
     let sx = e.shape(x);
     first(n, pad_spatial(e, &dx, &sx))
-}
-
-fn average_pool(e: &mut Emit, n: &NodeProto, g: &str) -> Grads {
-    let x = input(n, 0);
-    if attr_i(n, "ceil_mode").unwrap_or(0) != 0 {
-        return Err("ceil_mode has no rule".into());
-    }
-    match attr_s(n, "auto_pad").as_deref() {
-        None | Some("NOTSET") | Some("VALID") => {}
-        Some(other) => return Err(format!("auto_pad {other} has no rule (explicit pads do)")),
-    }
-    let k = attr_ints(n, "kernel_shape").ok_or("AveragePool has no kernel_shape")?;
-    let area: i64 = k.iter().product();
-    let mut attrs = vec![ints("kernel_shape", &k)];
-    for a in ["strides", "pads"] {
-        if let Some(v) = attr_ints(n, a) {
-            attrs.push(ints(a, &v));
-        }
-    }
-    // Each output averaged over its window's valid inputs (or all, with
-    // count_include_pad): the count per output, from a pool over ones.
-    let sx = e.shape(x);
-    let two = e.const_i64s(&[2]);
-    let big = e.const_i64s(&[i64::MAX]);
-    let spatial = e.op("Slice", &[&sx, &two, &big], vec![]);
-    let lead = e.const_i64s(&[1, 1]);
-    let one_shape = e.op("Concat", &[&lead, &spatial], vec![int("axis", 0)]);
-    let ones = e.filled(&one_shape, 1.0);
-    let count = if attr_i(n, "count_include_pad").unwrap_or(0) != 0 {
-        e.const_f32(area as f32)
-    } else {
-        let mut a = attrs.clone();
-        a.push(int("count_include_pad", 1));
-        let frac = e.op("AveragePool", &[&ones], a);
-        let kk = e.const_f32(area as f32);
-        e.op("Mul", &[&frac, &kk], vec![])
-    };
-    let gd = e.op("Div", &[g, &count], vec![]);
-    // [N, C, ...] as [N·C, 1, ...], spread by a transposed convolution of ones.
-    let sg = e.shape(&gd);
-    let flat = e.const_i64s(&[-1, 1]);
-    let sg_sp = e.op("Slice", &[&sg, &two, &big], vec![]);
-    let view = e.op("Concat", &[&flat, &sg_sp], vec![int("axis", 0)]);
-    let g1 = e.op("Reshape", &[&gd, &view], vec![]);
-    let kernel_shape: Vec<i64> = [1, 1].iter().copied().chain(k.iter().copied()).collect();
-    let kshape = e.const_i64s(&kernel_shape);
-    let kernel = e.filled(&kshape, 1.0);
-    let mut ct = Vec::new();
-    for a in ["strides", "pads"] {
-        if let Some(v) = attr_ints(n, a) {
-            ct.push(ints(a, &v));
-        }
-    }
-    let dx = e.op("ConvTranspose", &[&g1, &kernel], ct);
-    let dx = pad_spatial(e, &dx, &sx);
-    first(n, e.op("Reshape", &[&dx, &sx], vec![]))
 }
 
 fn batch_norm(e: &mut Emit, n: &NodeProto, g: &str) -> Grads {

@@ -284,6 +284,62 @@ fn convolutions_pools_and_norms_match_finite_differences() {
 }
 
 #[test]
+fn einsum_of_one_and_two_operands_matches_finite_differences() {
+    let mut b = GraphBuilder::default();
+    let w = b.f32("w", &[2, 3, 4], &noise(24, 7));
+    // A batched product, a transpose, a dot product per row and `...`.
+    let bmm = b.node("Einsum", "bmm", &["x", &w], vec![string("equation", "bij,bjk->bik")]);
+    let t = b.node("Einsum", "t", &[&bmm], vec![string("equation", "bik->bki")]);
+    let dot = b.node("Einsum", "dot", &[&t, &t], vec![string("equation", "bki,bki->bk")]);
+    let dot2 = b.node("Einsum", "dot2", &[&bmm, &bmm], vec![string("equation", "bik,bik->bi")]);
+    let ell = b.node("Einsum", "ell", &["x", &dot2], vec![string("equation", "...ij,...j->...i")]);
+    let outer = b.node("Einsum", "outer", &[&ell, &dot], vec![string("equation", "bi,bk->bik")]);
+    b.node_to("Mul", "y", &[&outer, &w], vec![], "y");
+    check(&case(b, &[("x", &[2, 3, 3])], "y", 13), 3e-3);
+}
+
+#[test]
+fn max_pooling_and_nearest_resizing_send_the_gradient_where_each_output_came_from() {
+    // Overlapping windows (3x3, stride 2): a maximum two windows share gets
+    // both their gradients.
+    let mut b = GraphBuilder::default();
+    // x scaled small over well-separated shuffled levels: no window holds a
+    // near tie that the differences' step could flip.
+    let levels: Vec<f32> = (0..100).map(|i| ((i * 37) % 100) as f32 * 0.1).collect();
+    let levels = b.f32("levels", &[2, 2, 5, 5], &levels);
+    let small = b.f32("small", &[], &[0.01]);
+    let xs = b.node("Mul", "xs", &["x", &small], vec![]);
+    let xl = b.node("Add", "xl", &[&xs, &levels], vec![]);
+    let mp = b.node(
+        "MaxPool",
+        "mp",
+        &[&xl],
+        vec![ints("kernel_shape", &[3, 3]), ints("strides", &[2, 2]), ints("pads", &[1, 1, 1, 1])],
+    );
+    // Less the levels' own maxima, so that the metric stays small (exact
+    // differences in float32).
+    let pool = vec![ints("kernel_shape", &[3, 3]), ints("strides", &[2, 2]), ints("pads", &[1, 1, 1, 1])];
+    let base = b.node("MaxPool", "base", &[&levels], pool);
+    let mp = b.node("Sub", "mps", &[&mp, &base], vec![]);
+    let w = b.f32("w", &[1, 2, 3, 3], &noise(18, 5));
+    let wm = b.node("Mul", "wm", &[&mp, &w], vec![]);
+    // Nearest-neighbour resizing, up by 2 and down to 2x2 (asymmetric).
+    let roi = b.f32("roi", &[0], &[]);
+    let up = b.f32("up", &[4], &[1.0, 1.0, 2.0, 2.0]);
+    let r = b.node("Resize", "r", &[&wm, &roi, &up], vec![string("mode", "nearest")]);
+    let sizes = b.i64("sizes", &[4], &[2, 2, 2, 2]);
+    let down = b.node(
+        "Resize",
+        "down",
+        &[&r, &roi, "", &sizes],
+        vec![string("mode", "nearest"), string("coordinate_transformation_mode", "asymmetric")],
+    );
+    let wd = b.f32("wd", &[1, 2, 2, 2], &noise(8, 6));
+    b.node_to("Mul", "y", &[&down, &wd], vec![], "y");
+    check(&case(b, &[("x", &[2, 2, 5, 5])], "y", 18), 2e-3);
+}
+
+#[test]
 fn gelu_in_both_forms_and_gather_nd_match_finite_differences() {
     let mut b = GraphBuilder::default();
     let exact = b.node("Gelu", "exact", &["x"], vec![]);
@@ -311,10 +367,18 @@ fn clip_and_relu_pass_gradients_inside_their_bounds_only() {
 #[test]
 fn an_operator_without_a_rule_is_refused_by_name_and_node() {
     let mut b = GraphBuilder::default();
-    b.node_to("MaxPool", "pool", &["x"], vec![ints("kernel_shape", &[2, 2])], "y");
+    b.node_to("LpPool", "pool", &["x"], vec![ints("kernel_shape", &[2, 2])], "y");
     let c = case(b, &[("x", &[1, 1, 4, 4])], "y", 13);
     let e = backward(&c.proto, &["x".to_string()], "y").unwrap_err().to_string();
-    assert!(e.contains("MaxPool") && e.contains("`pool`"), "{e}");
+    assert!(e.contains("LpPool") && e.contains("`pool`"), "{e}");
+    // Overlapping max-pooling windows need ScatterElements' reduction: an
+    // opset-13 model is refused, saying so.
+    let mut b = GraphBuilder::default();
+    let overlapping = vec![ints("kernel_shape", &[3, 3]), ints("strides", &[2, 2])];
+    b.node_to("MaxPool", "mp", &["x"], overlapping, "y");
+    let c = case(b, &[("x", &[1, 1, 5, 5])], "y", 13);
+    let e = backward(&c.proto, &["x".to_string()], "y").unwrap_err().to_string();
+    assert!(e.contains("MaxPool") && e.contains("opset 16"), "{e}");
     // A metric that does not depend on the tensor is said to be so.
     let mut b = GraphBuilder::default();
     b.node_to("Relu", "r", &["x"], vec![], "y");
