@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use assay_interpreter::{Arg, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Arg, Name, ToolCtx, ToolError, Type, Value};
 use ndarray::{ArrayD, Axis};
 
 use crate::core::declare::{tool, ToolResult};
@@ -27,7 +27,8 @@ tool! {
     /// patching a component from source into target is estimated as Σ (source − target)·∂metric/∂tensor
     /// over its elements, the gradient taken on the target run. The metric is differentiable, as for
     /// grad: `{tensor, index, minus}`, e.g. a logit difference. Returns patch_sweep's table:
-    /// {effects: [tensors, parts], clean, source, tensors, runs, prefix}. Exact where the model is
+    /// {effects: [tensors, parts], clean, source, tensors, runs, prefix}; target and source run as two
+    /// rows of one run where the graph takes them (`runs` 1). Exact where the model is
     /// linear in the component; it misjudges components behind a saturated softmax or a large
     /// nonlinear change (docs/gradients.md: check the top components with patch_sweep).
     ///
@@ -80,32 +81,17 @@ fn attribution_patch(p: attribution_patch::Params, _: &mut dyn ToolCtx) -> ToolR
     }
     let names = select_names(&m, &p.tensors)?;
     let metric = Metric::parse(&m, &p.metric)?;
-    // A graph input's value is the feed itself; the others come from the runs.
-    let given = |feeds: &[(String, ArrayD<f32>)], n: &str| feeds.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-    // The source's forward run first: it checks the metric against its
-    // tensor (target and source have the same shapes) before the backward.
-    let mut captured: Vec<String> = names.iter().filter(|n| given(&source, n).is_none()).cloned().collect();
-    captured.push(metric.tensor.clone());
-    let mut corrupt =
-        m.capture(source.clone(), &captured).map_err(|e| m.blame(e, p.source.name(), p.tensors.name()))?;
-    let source_metric = corrupt.get(&metric.tensor).ok_or_else(|| ToolError::new("the run gave no metric tensor"))?;
-    let source_value = metric.values(source_metric, p.metric.name())?[0];
-    let mut clean = m
-        .grad(target.clone(), &names, &metric.tensor, metric.seed(1)?)
-        .map_err(|e| grad_error(&m, e, p.target.name(), p.tensors.name()))?;
-    let clean_metric = clean.get(&metric.tensor).ok_or_else(|| ToolError::new("the run gave no metric tensor"))?;
-    let clean_value = metric.values(clean_metric, p.metric.name())?[0];
+    // Target and source as two rows of one forward and backward run (the
+    // metric seeded in the target's row only), so one session serves both;
+    // two runs where the graph takes one row at a time.
+    let (runs, runs_made) = match one_batch(&m, &target, &source, &names, &metric, p.metric.name()) {
+        Ok(r) => (r, 1),
+        Err(_) => (two_runs(&m, &target, &source, &names, &metric, &p)?, 2),
+    };
+    let (clean_value, source_value) = (runs.clean, runs.source);
     // (a' - a)·g, elementwise, per tensor.
-    let mut products: BTreeMap<String, ArrayD<f32>> = BTreeMap::new();
-    for n in &names {
-        let a = given(&target, n).or_else(|| clean.remove(n));
-        let a2 = given(&source, n).or_else(|| corrupt.remove(n));
-        let g = clean.remove(&grad_name(n));
-        let (Some(a), Some(a2), Some(g)) = (a, a2, g) else {
-            return Err(ToolError::new(format!("the runs gave no value or gradient for `{n}`")));
-        };
-        products.insert(n.clone(), (a2 - &a) * &g);
-    }
+    let products: BTreeMap<String, ArrayD<f32>> =
+        runs.tensors.into_iter().map(|(n, (a, a2, g))| (n, (a2 - &a) * &g)).collect();
     let components = split(&names, &products, (*p.parts).max(1), p.parts.name())?;
     let t_len = products.values().filter(|v| v.ndim() >= 3).map(|v| v.shape()[1]).next();
     let positions = resolve_positions(&p.positions, t_len.unwrap_or(1))?;
@@ -120,9 +106,103 @@ fn attribution_patch(p: attribution_patch::Params, _: &mut dyn ToolCtx) -> ToolR
         ("clean", Value::Num(clean_value)),
         ("source", Value::Num(source_value)),
         ("tensors", Value::list(names.iter().map(Value::str).collect())),
-        ("runs", Value::Num(2.0)),
+        ("runs", Value::Num(runs_made as f64)),
         ("prefix", Value::Num(0.0)),
     ]))
+}
+
+/// Per tensor: its value in the target run, in the source run, and the
+/// metric's gradient in the target run ([1, ...] each); and each run's metric.
+struct Runs {
+    clean: f64,
+    source: f64,
+    tensors: BTreeMap<String, (ArrayD<f32>, ArrayD<f32>, ArrayD<f32>)>,
+}
+
+type Feeds = [(String, ArrayD<f32>)];
+
+/// A graph input's value is the feed itself; the others come from the runs.
+fn given(feeds: &Feeds, n: &str) -> Option<ArrayD<f32>> {
+    feeds.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone())
+}
+
+/// Row `r` of a batch, keeping the batch axis.
+fn row(a: &ArrayD<f32>, r: usize) -> ArrayD<f32> {
+    a.slice_axis(Axis(0), ndarray::Slice::from(r..r + 1)).to_owned()
+}
+
+/// Both runs as the two rows of one forward and backward run.
+fn one_batch(
+    m: &ModelHandle,
+    target: &Feeds,
+    source: &Feeds,
+    names: &[String],
+    metric: &Metric,
+    arg: Name,
+) -> Result<Runs, ToolError> {
+    let both = target
+        .iter()
+        .zip(source)
+        .map(|((k, t), (_, s))| {
+            ndarray::concatenate(Axis(0), &[t.view(), s.view()]).map(|a| (k.clone(), a)).map_err(|e| e.to_string())
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ToolError::new)?;
+    let mut out =
+        m.grad(both.clone(), names, &metric.tensor, metric.seed(1)?).map_err(|e| ToolError::new(e.to_string()))?;
+    let t = out.get(&metric.tensor).ok_or_else(|| ToolError::new("the run gave no metric tensor"))?;
+    if t.shape().first() != Some(&2) {
+        return Err(ToolError::new("the graph gave one row for two"));
+    }
+    let values = metric.values(t, arg)?;
+    let mut tensors = BTreeMap::new();
+    for n in names {
+        let v = given(&both, n).or_else(|| out.remove(n));
+        let g = out.remove(&grad_name(n));
+        let (Some(v), Some(g)) = (v, g) else {
+            return Err(ToolError::new(format!("the run gave no value or gradient for `{n}`")));
+        };
+        if v.shape().first() != Some(&2) {
+            return Err(ToolError::new(format!("`{n}` has one row for two")));
+        }
+        tensors.insert(n.clone(), (row(&v, 0), row(&v, 1), row(&g, 0)));
+    }
+    Ok(Runs { clean: values[0], source: values[1], tensors })
+}
+
+/// The source's forward run, then the target's forward and backward run.
+fn two_runs(
+    m: &ModelHandle,
+    target: &Feeds,
+    source: &Feeds,
+    names: &[String],
+    metric: &Metric,
+    p: &attribution_patch::Params,
+) -> Result<Runs, ToolError> {
+    // The source's run first: it checks the metric against its tensor
+    // (target and source have the same shapes) before the backward.
+    let mut captured: Vec<String> = names.iter().filter(|n| given(source, n).is_none()).cloned().collect();
+    captured.push(metric.tensor.clone());
+    let mut corrupt =
+        m.capture(source.to_vec(), &captured).map_err(|e| m.blame(e, p.source.name(), p.tensors.name()))?;
+    let source_metric = corrupt.get(&metric.tensor).ok_or_else(|| ToolError::new("the run gave no metric tensor"))?;
+    let source_value = metric.values(source_metric, p.metric.name())?[0];
+    let mut clean = m
+        .grad(target.to_vec(), names, &metric.tensor, metric.seed(1)?)
+        .map_err(|e| grad_error(m, e, p.target.name(), p.tensors.name()))?;
+    let clean_metric = clean.get(&metric.tensor).ok_or_else(|| ToolError::new("the run gave no metric tensor"))?;
+    let clean_value = metric.values(clean_metric, p.metric.name())?[0];
+    let mut tensors = BTreeMap::new();
+    for n in names {
+        let a = given(target, n).or_else(|| clean.remove(n));
+        let a2 = given(source, n).or_else(|| corrupt.remove(n));
+        let g = clean.remove(&grad_name(n));
+        let (Some(a), Some(a2), Some(g)) = (a, a2, g) else {
+            return Err(ToolError::new(format!("the runs gave no value or gradient for `{n}`")));
+        };
+        tensors.insert(n.clone(), (a, a2, g));
+    }
+    Ok(Runs { clean: clean_value, source: source_value, tensors })
 }
 
 /// Σ of `product` over a component's columns (its slice of the last axis)

@@ -272,7 +272,7 @@ impl Model {
             path: path.to_path_buf(),
             sha256,
             weights_sha256: Vec::new(),
-            keep_sessions: rewritten_sessions_for(weight_bytes(path, &proto)),
+            keep_sessions: rewritten_sessions_for(weight_bytes(path, &proto), provider == Provider::Cpu),
             proto,
             inputs,
             outputs,

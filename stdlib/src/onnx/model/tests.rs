@@ -130,10 +130,13 @@ fn the_built_in_models_declare_the_ports_onnx_runtime_reports() {
 
 #[test]
 fn small_models_keep_more_rewritten_sessions_than_large_ones() {
-    assert_eq!(rewritten_sessions_for(18 << 20), MOST_REWRITTEN_SESSIONS, "EfficientNet-Lite0's 18 MB");
-    assert_eq!(rewritten_sessions_for(655 << 20), MAX_REWRITTEN_SESSIONS, "SmolLM2's 655 MB");
-    assert_eq!(rewritten_sessions_for(256 << 20), 8);
-    assert_eq!(rewritten_sessions_for(0), MOST_REWRITTEN_SESSIONS);
+    assert_eq!(rewritten_sessions_for(18 << 20, false), MOST_REWRITTEN_SESSIONS, "EfficientNet-Lite0's 18 MB");
+    assert_eq!(rewritten_sessions_for(655 << 20, false), MAX_REWRITTEN_SESSIONS, "SmolLM2's 655 MB");
+    assert_eq!(rewritten_sessions_for(256 << 20, false), 8);
+    assert_eq!(rewritten_sessions_for(0, false), MOST_REWRITTEN_SESSIONS);
+    // Sessions that share the weights (CPU) are kept in larger numbers.
+    assert_eq!(rewritten_sessions_for(655 << 20, true), SHARED_REWRITTEN_SESSIONS, "SmolLM2 on the CPU");
+    assert_eq!(rewritten_sessions_for(256 << 20, true), 8);
 }
 
 #[test]
