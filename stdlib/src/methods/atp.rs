@@ -116,8 +116,11 @@ fn attribution_patch(p: attribution_patch::Params, _: &mut dyn ToolCtx) -> ToolR
 struct Runs {
     clean: f64,
     source: f64,
-    tensors: BTreeMap<String, (ArrayD<f32>, ArrayD<f32>, ArrayD<f32>)>,
+    tensors: BTreeMap<String, Triple>,
 }
+
+/// A tensor's target value, source value and gradient.
+type Triple = (ArrayD<f32>, ArrayD<f32>, ArrayD<f32>);
 
 type Feeds = [(String, ArrayD<f32>)];
 
