@@ -6,7 +6,7 @@
 //! alone and three or more operands are refused.
 
 use super::emit::string;
-use super::rules::{attr_s, Grads};
+use super::node::{attr_s, Grads};
 use super::Emit;
 use crate::onnx::proto::NodeProto;
 

@@ -20,6 +20,7 @@
 
 mod einsum;
 mod emit;
+mod node;
 mod pool;
 mod rules;
 

@@ -4,7 +4,7 @@
 //! (from the op's indices, or from the op applied to the inputs' indices).
 
 use super::emit::{int, ints};
-use super::rules::{attr_i, attr_ints, attr_s, first, input, pad_spatial, scatter_add, Grads};
+use super::node::{attr_i, attr_ints, attr_s, first, input, pad_spatial, scatter_add, Grads};
 use super::Emit;
 use crate::onnx::proto::{tensor_proto::DataType, NodeProto};
 
