@@ -17,7 +17,7 @@ use crate::core::kinds::{Inputs, TensorNames};
 use crate::methods::grad::{grad_error, Metric};
 use crate::methods::sweep::{resolve_positions, split, Component};
 use crate::onnx::grad::grad_name;
-use crate::onnx::handle::{feeds, select_names, ModelHandle};
+use crate::onnx::handle::{feeds, feeds_value, select_names, texts_of, ModelHandle};
 
 tool! {
     /// Attribution patching (AtP): the first-order estimate of `patch_sweep`'s effects from one
@@ -28,7 +28,9 @@ tool! {
     /// over its elements, the gradient taken on the target run. The metric is differentiable, as for
     /// grad: `{tensor, index, minus}`, e.g. a logit difference. Returns patch_sweep's table:
     /// {effects: [tensors, parts], clean, source, tensors, runs, prefix}; target and source run as two
-    /// rows of one run where the graph takes them (`runs` 1). Exact where the model is
+    /// rows of one run where the graph takes them (`runs` 1). Given lists of texts as `target` and
+    /// `source` (pair i: each of one length) and a metric per pair, returns effects [pairs, tensors,
+    /// parts], mean_effects [tensors, parts], and clean and source per pair. Exact where the model is
     /// linear in the component; it misjudges components behind a saturated softmax or a large
     /// nonlinear change (docs/gradients.md: check the top components with patch_sweep).
     ///
@@ -50,8 +52,8 @@ tool! {
         source: Inputs,
         /// tensor names or globs
         tensors: TensorNames,
-        /// {tensor, index, minus}: the element (or difference of two) to differentiate
-        metric: BTreeMap<String, Value>,
+        /// {tensor, index, minus}: the element (or difference of two) to differentiate; or one per pair
+        metric: Value [Type::OneOf(vec![Type::record(), Type::list(Type::record())])],
         /// slices per tensor along its last axis
         parts: usize = 1,
         /// token positions to patch (negative from the end)
@@ -62,8 +64,92 @@ tool! {
 
 fn attribution_patch(p: attribution_patch::Params, _: &mut dyn ToolCtx) -> ToolResult {
     let m = p.model.clone();
-    let target = feeds(&m, &p.target)?;
-    let source = feeds(&m, &p.source)?;
+    let names = select_names(&m, &p.tensors)?;
+    let pairs = texts_of(&p.target).filter(|t| t.len() > 1 && matches!(&**p.target, Value::List(_)));
+    let Some(targets) = pairs else {
+        let metric = metric_of(&m, &p, 0, 1)?;
+        let one = one_pair(&m, feeds(&m, &p.target)?, feeds(&m, &p.source)?, &names, &metric, &p)?;
+        return Ok(Value::record([
+            ("effects", Value::tensor(one.grid(&names, &p)?)),
+            ("clean", Value::Num(one.clean)),
+            ("source", Value::Num(one.source)),
+            ("tensors", Value::list(names.iter().map(Value::str).collect())),
+            ("runs", Value::Num(one.runs as f64)),
+            ("prefix", Value::Num(0.0)),
+        ]));
+    };
+    // Lists of texts: pair i is targets[i] and sources[i] (each pair of one
+    // length, pairs of any lengths), with metric i.
+    let sources = texts_of(&p.source)
+        .filter(|s| s.len() == targets.len())
+        .ok_or_else(|| p.source.error(format!("give as many source texts as target texts ({})", targets.len())))?;
+    let (mut grids, mut cleans, mut dirty, mut runs) = (Vec::new(), Vec::new(), Vec::new(), 0);
+    for (i, (t, s)) in targets.iter().zip(&sources).enumerate() {
+        let metric = metric_of(&m, &p, i, targets.len())?;
+        let tf = feeds_value(&m, &Value::str(t), p.target.name())?;
+        let sf = feeds_value(&m, &Value::str(s), p.source.name())?;
+        let one = one_pair(&m, tf, sf, &names, &metric, &p)
+            .map_err(|e| ToolError { message: format!("pair {i}: {}", e.message), ..e })?;
+        grids.push(one.grid(&names, &p)?);
+        cleans.push(one.clean);
+        dirty.push(one.source);
+        runs += one.runs;
+    }
+    let views: Vec<_> = grids.iter().map(|g| g.view().insert_axis(Axis(0))).collect();
+    let all = ndarray::concatenate(Axis(0), &views).map_err(|e| ToolError::new(e.to_string()))?;
+    let mean = all.mean_axis(Axis(0)).ok_or_else(|| ToolError::new("no pairs"))?;
+    Ok(Value::record([
+        ("effects", Value::tensor(all)),
+        ("mean_effects", Value::tensor(mean)),
+        ("clean", Value::nums(cleans)),
+        ("source", Value::nums(dirty)),
+        ("tensors", Value::list(names.iter().map(Value::str).collect())),
+        ("runs", Value::Num(runs as f64)),
+        ("prefix", Value::Num(0.0)),
+    ]))
+}
+
+/// The metric of pair `i` of `n`: the one record, or item i of a list.
+fn metric_of(m: &ModelHandle, p: &attribution_patch::Params, i: usize, n: usize) -> Result<Metric, ToolError> {
+    let fields = match &*p.metric {
+        Value::Record(f) => f.clone(),
+        Value::List(items) if items.len() == n => match &items[i] {
+            Value::Record(f) => f.clone(),
+            other => return Err(p.metric.error(format!("metric {i} is a {}, not a record", other.type_name()))),
+        },
+        Value::List(items) => {
+            return Err(p.metric.error(format!("give one metric, or one per pair ({n}), not {}", items.len())))
+        }
+        other => {
+            return Err(p.metric.error(format!("expected {{tensor, index, minus}}, found a {}", other.type_name())))
+        }
+    };
+    Metric::from_fields(m, &fields, p.metric.name())
+}
+
+/// One pair's estimate: effects per component, each run's metric, runs made.
+struct Estimate {
+    effects: Vec<f32>,
+    clean: f64,
+    source: f64,
+    runs: usize,
+}
+
+impl Estimate {
+    fn grid(&self, names: &[String], p: &attribution_patch::Params) -> Result<ArrayD<f32>, ToolError> {
+        ArrayD::from_shape_vec(vec![names.len(), (*p.parts).max(1)], self.effects.clone())
+            .map_err(|e| ToolError::new(e.to_string()))
+    }
+}
+
+fn one_pair(
+    m: &ModelHandle,
+    target: Vec<(String, ArrayD<f32>)>,
+    source: Vec<(String, ArrayD<f32>)>,
+    names: &[String],
+    metric: &Metric,
+    p: &attribution_patch::Params,
+) -> Result<Estimate, ToolError> {
     if target.iter().chain(&source).any(|(_, t)| t.shape().first() != Some(&1)) {
         return Err(p.target.error("target and source must each be one example (first dimension 1)"));
     }
@@ -79,36 +165,24 @@ fn attribution_patch(p: attribution_patch::Params, _: &mut dyn ToolCtx) -> ToolR
                 .help("for text, choose prompts with the same number of tokens"));
         }
     }
-    let names = select_names(&m, &p.tensors)?;
-    let metric = Metric::parse(&m, &p.metric)?;
     // Target and source as two rows of one forward and backward run (the
     // metric seeded in the target's row only), so one session serves both;
     // two runs where the graph takes one row at a time.
-    let (runs, runs_made) = match one_batch(&m, &target, &source, &names, &metric, p.metric.name()) {
+    let (runs, runs_made) = match one_batch(m, &target, &source, names, metric, p.metric.name()) {
         Ok(r) => (r, 1),
-        Err(_) => (two_runs(&m, &target, &source, &names, &metric, &p)?, 2),
+        Err(_) => (two_runs(m, &target, &source, names, metric, p)?, 2),
     };
-    let (clean_value, source_value) = (runs.clean, runs.source);
     // (a' - a)·g, elementwise, per tensor.
     let products: BTreeMap<String, ArrayD<f32>> =
         runs.tensors.into_iter().map(|(n, (a, a2, g))| (n, (a2 - &a) * &g)).collect();
-    let components = split(&names, &products, (*p.parts).max(1), p.parts.name())?;
+    let components = split(names, &products, (*p.parts).max(1), p.parts.name())?;
     let t_len = products.values().filter(|v| v.ndim() >= 3).map(|v| v.shape()[1]).next();
     let positions = resolve_positions(&p.positions, t_len.unwrap_or(1))?;
     if positions.is_some() && t_len.is_none() {
         return Err(p.positions.error("positions need tensors of shape [1, T, D]"));
     }
-    let effects: Vec<f32> = components.iter().map(|c| effect(&products[&c.tensor], c, positions.as_deref())).collect();
-    let grid = ArrayD::from_shape_vec(vec![names.len(), (*p.parts).max(1)], effects)
-        .map_err(|e| ToolError::new(e.to_string()))?;
-    Ok(Value::record([
-        ("effects", Value::tensor(grid)),
-        ("clean", Value::Num(clean_value)),
-        ("source", Value::Num(source_value)),
-        ("tensors", Value::list(names.iter().map(Value::str).collect())),
-        ("runs", Value::Num(runs_made as f64)),
-        ("prefix", Value::Num(0.0)),
-    ]))
+    let effects = components.iter().map(|c| effect(&products[&c.tensor], c, positions.as_deref())).collect();
+    Ok(Estimate { effects, clean: runs.clean, source: runs.source, runs: runs_made })
 }
 
 /// Per tensor: its value in the target run, in the source run, and the
