@@ -8,11 +8,8 @@
 # Usage: benches/memory/run.sh [path/to/assay]  (default: a release build)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-assay="${1:-}"
-if [ -z "$assay" ]; then
-  cargo build --release --quiet
-  assay=target/release/assay
-fi
+. benches/assay.sh
+bench_assay "${1:-}"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for s in benches/memory/sweep.assay benches/memory/sweep_twice.assay benches/peers/lm.assay; do

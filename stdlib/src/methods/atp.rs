@@ -15,7 +15,7 @@ use ndarray::{ArrayD, Axis};
 use crate::core::declare::{tool, ToolResult};
 use crate::core::kinds::{Inputs, TensorNames};
 use crate::methods::grad::{grad_error, Metric};
-use crate::methods::sweep::{resolve_positions, split, Component};
+use crate::methods::sweep::{one_example_each, resolve_positions, split, Component};
 use crate::onnx::grad::grad_name;
 use crate::onnx::handle::{feeds, feeds_value, select_names, texts_of, ModelHandle};
 
@@ -150,21 +150,7 @@ fn one_pair(
     metric: &Metric,
     p: &attribution_patch::Params,
 ) -> Result<Estimate, ToolError> {
-    if target.iter().chain(&source).any(|(_, t)| t.shape().first() != Some(&1)) {
-        return Err(p.target.error("target and source must each be one example (first dimension 1)"));
-    }
-    for ((kt, t), (ks, s)) in target.iter().zip(&source) {
-        if kt != ks || t.shape() != s.shape() {
-            return Err(p
-                .source
-                .error(format!(
-                    "source input `{ks}` {:?} does not match target input `{kt}` {:?}",
-                    s.shape(),
-                    t.shape()
-                ))
-                .help("for text, choose prompts with the same number of tokens"));
-        }
-    }
+    one_example_each(&target, &source, p.target.name(), p.source.name())?;
     // Target and source as two rows of one forward and backward run (the
     // metric seeded in the target's row only), so one session serves both;
     // two runs where the graph takes one row at a time.

@@ -53,16 +53,32 @@ tool! {
     saliency
 }
 
-fn saliency(p: saliency::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
-    let u = unit_of(&p.unit)?;
+/// A channel unit of an image model, as the gradient tools take it: the
+/// unit, its channel and reduction, the model's preprocessing and input.
+pub(crate) struct ChannelUnit<'a> {
+    pub u: &'a Unit,
+    pub channel: usize,
+    pub reduce: Reduce,
+    pub pre: crate::onnx::model::Preprocess,
+    pub input: String,
+}
+
+/// `unit` as a channel unit of an image model; errors blame it, naming `tool`.
+pub(crate) fn channel_unit<'a>(unit: &'a Arg, tool: &str) -> Result<ChannelUnit<'a>, ToolError> {
+    let u = unit_of(unit)?;
     let Select::Channel(Some(channel), reduce) = u.select else {
-        return Err(p.unit.error("saliency needs a channel unit: unit(model, tensor, channel: c)"));
+        return Err(unit.error(format!("{tool} needs a channel unit: unit(model, tensor, channel: c)")));
     };
-    let Value::Image(img) = &*p.image else { return Err(p.image.error("expected an image")) };
     let pre = u.model.card.preprocess.ok_or_else(|| {
-        p.unit.error("the unit's model does not say how images become its input (an image model from model())")
+        unit.error("the unit's model does not say how images become its input (an image model from model())")
     })?;
     let input = u.model.inputs.first().map(|i| i.name.clone()).unwrap_or_default();
+    Ok(ChannelUnit { u, channel, reduce, pre, input })
+}
+
+fn saliency(p: saliency::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
+    let ChannelUnit { u, channel, reduce, pre, input } = channel_unit(&p.unit, "saliency")?;
+    let Value::Image(img) = &*p.image else { return Err(p.image.error("expected an image")) };
     let s = pre.size as usize;
     let x = crate::pixels::preprocess(img, pre.resize, pre.size, pre.mean, pre.std).map_err(|e| p.image.error(e))?;
     let x = ArrayD::from_shape_vec(vec![1, 3, s, s], x).map_err(|e| ToolError::new(e.to_string()))?;

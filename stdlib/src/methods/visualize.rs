@@ -18,8 +18,7 @@ use rand_distr::{Distribution, StandardNormal};
 
 use crate::core::declare::{tool, ToolResult};
 use crate::methods::grad::grad_error;
-use crate::methods::saliency::{unit_gradient, GradError};
-use crate::methods::units::{unit_of, Select};
+use crate::methods::saliency::{channel_unit, unit_gradient, ChannelUnit, GradError};
 
 /// The square root of ImageNet's colour covariance (Lucid's
 /// `color_correlation_svd_sqrt`), divided by its largest column norm.
@@ -57,14 +56,7 @@ tool! {
 }
 
 fn visualize(p: visualize::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
-    let u = unit_of(&p.unit)?;
-    let Select::Channel(Some(channel), reduce) = u.select else {
-        return Err(p.unit.error("visualize needs a channel unit: unit(model, tensor, channel: c)"));
-    };
-    let pre = u.model.card.preprocess.ok_or_else(|| {
-        p.unit.error("the unit's model does not say how images become its input (an image model from model())")
-    })?;
-    let input = u.model.inputs.first().map(|i| i.name.clone()).unwrap_or_default();
+    let ChannelUnit { u, channel, reduce, pre, input } = channel_unit(&p.unit, "visualize")?;
     let s = pre.size as usize;
     let steps = (*p.steps).clamp(1, 4096);
     let jitter = (*p.jitter).min(s / 4);

@@ -7,7 +7,7 @@
 
 use crate::core::kinds::{Function, Inputs, TensorNames};
 use crate::onnx::handle::feeds;
-use assay_interpreter::{Arg, ToolCtx, ToolError, Type, Value};
+use assay_interpreter::{Arg, Name, ToolCtx, ToolError, Type, Value};
 use ndarray::ArrayD;
 use std::collections::BTreeMap;
 
@@ -74,23 +74,7 @@ fn patch_sweep(p: patch_sweep::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
     let m = p.model.clone();
     let target = feeds(&m, &p.target)?;
     let source = feeds(&m, &p.source)?;
-    if target.iter().any(|(_, t)| t.shape().first() != Some(&1))
-        || source.iter().any(|(_, t)| t.shape().first() != Some(&1))
-    {
-        return Err(p.target.error("target and source must each be one example (first dimension 1)"));
-    }
-    for ((kt, t), (ks, s)) in target.iter().zip(&source) {
-        if kt != ks || t.shape() != s.shape() {
-            return Err(p
-                .source
-                .error(format!(
-                    "source input `{ks}` {:?} does not match target input `{kt}` {:?}",
-                    s.shape(),
-                    t.shape()
-                ))
-                .help("for text, choose prompts with the same number of tokens"));
-        }
-    }
+    one_example_each(&target, &source, p.target.name(), p.source.name())?;
     let names = crate::onnx::handle::select_names(&m, &p.tensors)?;
     let metric = p.metric.clone();
     let parts = p.parts.max(1);
@@ -251,6 +235,29 @@ pub(crate) fn resolve_positions(x: &Arg, t: usize) -> Result<Option<Vec<usize>>,
         out.push(q as usize);
     }
     Ok(Some(out))
+}
+
+/// Target and source, one example each with the same inputs of the same
+/// shapes; the error otherwise (about `target` or `source`).
+pub(crate) fn one_example_each(
+    target: &[(String, ArrayD<f32>)],
+    source: &[(String, ArrayD<f32>)],
+    t: Name,
+    s: Name,
+) -> Result<(), ToolError> {
+    if target.iter().chain(source).any(|(_, x)| x.shape().first() != Some(&1)) {
+        return Err(ToolError::arg(t, "target and source must each be one example (first dimension 1)"));
+    }
+    for ((kt, tt), (ks, ss)) in target.iter().zip(source) {
+        if kt != ks || tt.shape() != ss.shape() {
+            return Err(ToolError::arg(
+                s,
+                format!("source input `{ks}` {:?} does not match target input `{kt}` {:?}", ss.shape(), tt.shape()),
+            )
+            .help("for text, choose prompts with the same number of tokens"));
+        }
+    }
+    Ok(())
 }
 
 /// Whether an argument is several texts (a sweep over prompt pairs).

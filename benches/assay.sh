@@ -1,0 +1,9 @@
+# Sourced by the benchmark scripts: `bench_assay [path/to/assay]` sets
+# $assay to that binary, or builds the release binary and uses it.
+bench_assay() {
+  assay="${1:-}"
+  if [ -z "$assay" ]; then
+    cargo build --release --quiet
+    assay=target/release/assay
+  fi
+}
