@@ -18,6 +18,7 @@
 //! node, never differentiated wrongly. Shapes are read at run time (Shape,
 //! Size), so dynamic axes need nothing special.
 
+mod attention;
 mod einsum;
 mod emit;
 mod node;

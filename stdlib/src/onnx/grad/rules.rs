@@ -24,7 +24,9 @@ pub(super) fn differentiable(n: &NodeProto) -> Vec<bool> {
         "Cast" if attr_i(n, "to").unwrap_or(0) != DataType::Float as i64 => vec![false; k],
         "Reshape" | "Expand" | "Slice" | "Gather" | "GatherElements" | "GatherND" | "Tile" | "Squeeze"
         | "Unsqueeze" | "Pad" | "Resize" | "TopK" | "Clip" | "Trilu" | "ReduceSum" | "ReduceMean" | "ReduceMax"
-        | "Split" | "CumSum" => only(0),
+        | "Split" | "CumSum" | "RotaryEmbedding" => only(0),
+        // Attention's mask carries no gradient.
+        "Attention" => (0..k).map(|j| j != 3 && j != 6).collect(),
         "Where" => (0..k).map(|j| j > 0).collect(),
         "ScatterElements" | "ScatterND" => (0..k).map(|j| j != 1).collect(),
         _ => vec![true; k],
@@ -97,6 +99,9 @@ pub(super) fn backward(e: &mut Emit, n: &NodeProto, dys: &[Option<String>], need
             }
         }
         "Softmax" | "LogSoftmax" => softmax(e, n, dy(dys)?),
+        // ONNX's own (opset 23); com.microsoft's ops of these names differ.
+        "Attention" if domain != "com.microsoft" => super::attention::attention(e, n, dys, need),
+        "RotaryEmbedding" if domain != "com.microsoft" => super::attention::rotary(e, n, dy(dys)?),
         "ReduceSum" | "ReduceMean" => reduce(e, n, dy(dys)?),
         "Concat" => concat(e, n, dy(dys)?, need),
         "Split" => split(e, n, dys),

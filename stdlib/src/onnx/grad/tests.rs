@@ -48,6 +48,9 @@ fn case(b: GraphBuilder, inputs: &[(&str, &[usize])], out: &str, opset: i64) -> 
     };
     let mut proto = model(graph, "a gradient test".into());
     proto.opset_import[0].version = Some(opset);
+    if opset >= 21 {
+        proto.ir_version = Some(10); // what those opsets need
+    }
     Case { proto, inputs: inputs.iter().map(|(n, d)| (n.to_string(), d.to_vec())).collect(), out: out.into() }
 }
 
@@ -387,4 +390,37 @@ fn an_operator_without_a_rule_is_refused_by_name_and_node() {
     c.proto.graph.as_mut().unwrap().output.push(ValueInfoProto { name: Some("w".into()), ..Default::default() });
     let e = backward(&c.proto, &["z".to_string()], "y").unwrap_err().to_string();
     assert!(e.contains("does not depend"), "{e}");
+}
+
+#[test]
+fn onnx_attention_and_rotary_embedding_match_finite_differences() {
+    // 4-D: grouped-query heads (4 query heads on 2 key/value heads),
+    // causal, soft-capped scores, the default scale.
+    let mut b = GraphBuilder::default();
+    let attn = vec![int("is_causal", 1), crate::models::build::float_attr("softcap", 2.0)];
+    b.node_to("Attention", "attn", &["q", "k", "v"], attn, "y");
+    let c = case(b, &[("q", &[1, 4, 3, 4]), ("k", &[1, 2, 3, 4]), ("v", &[1, 2, 3, 4])], "y", 23);
+    check(&c, 3e-3);
+    // 3-D with head counts, an additive mask, a past cache (its gradient
+    // too) and an explicit scale.
+    let mut b = GraphBuilder::default();
+    let mask = b.f32("mask", &[2, 5], &[0.0, -1.0, 0.5, 0.0, 0.0, 0.0, 0.0, -2.0, 0.0, 0.3]);
+    let attrs = vec![int("q_num_heads", 2), int("kv_num_heads", 1), crate::models::build::float_attr("scale", 0.4)];
+    b.node_to("Attention", "attn", &["q", "k", "v", &mask, "pk", "pv"], attrs, "y");
+    // (ONNX Runtime wants the present cache out where a past one comes in.)
+    b.nodes[0].output.extend(["present_k".to_string(), "present_v".to_string()]);
+    let inputs: &[(&str, &[usize])] =
+        &[("q", &[1, 2, 6]), ("k", &[1, 2, 3]), ("v", &[1, 2, 3]), ("pk", &[1, 1, 3, 3]), ("pv", &[1, 1, 3, 3])];
+    check(&case(b, inputs, "y", 23), 3e-3);
+    // Rotary embeddings: half the features rotated, pairs interleaved,
+    // angles picked by position ids.
+    let mut b = GraphBuilder::default();
+    let angles = noise(6, 3).iter().map(|a| a * 3.0).collect::<Vec<_>>();
+    let cos = b.f32("cos", &[3, 2], &angles.iter().map(|a| a.cos()).collect::<Vec<_>>());
+    let sin = b.f32("sin", &[3, 2], &angles.iter().map(|a| a.sin()).collect::<Vec<_>>());
+    let pos = b.i64("pos", &[1, 3], &[2, 0, 1]);
+    let attrs = vec![int("interleaved", 1), int("rotary_embedding_dim", 4)];
+    let r = b.node("RotaryEmbedding", "rope", &["x", &cos, &sin, &pos], attrs);
+    b.node_to("Mul", "y", &[&r, &r], vec![], "y");
+    check(&case(b, &[("x", &[1, 2, 3, 8])], "y", 23), 3e-3);
 }

@@ -316,7 +316,55 @@ def references(model, family, cfg):
                     handle.remove()
         ref["direct"] = direct
         ref["clean"] = np.array(clean, dtype=np.float32)
+    ref.update(gradients(model, family, cfg))
     return ref
+
+
+def gradients(model, family, cfg):
+    """PyTorch autograd's gradients of the metric (logits[0, -1, a] -
+    logits[0, -1, b] on the target) with respect to the tensors the
+    references above hold: `grad.heads.L`, `grad.hidden.L`, `grad.mlp.L`,
+    `grad.resid_in.0` and, where the family has them apart, `grad.q.L`,
+    `grad.k.L`, `grad.v.L` (shaped as those tensors)."""
+    kept = {}
+
+    def retain(name, x):
+        x = x[0] if isinstance(x, tuple) else x
+        x.retain_grad()
+        kept[name] = x
+
+    handles = []
+    for i, (l, p) in enumerate(zip(layers(model, family), out_proj(model, family))):
+        handles.append(p.register_forward_pre_hook(lambda _m, a, i=i: retain(f"heads.{i}", a[0])))
+        handles.append(l.register_forward_hook(lambda _m, _a, o, i=i: retain(f"hidden.{i}", o)))
+        handles.append(SPEC[family][2](l).register_forward_hook(lambda _m, _a, o, i=i: retain(f"mlp.{i}", o)))
+        if i == 0:
+            handles.append(l.register_forward_pre_hook(
+                lambda _m, a, k: retain("resid_in.0", a[0] if a else k["hidden_states"]), with_kwargs=True))
+        for j, mod in enumerate(QKV[family](l) if family in QKV else []):
+            handles.append(mod.register_forward_hook(lambda _m, _a, o, i=i, j=j: retain(f"qkv.{i}.{j}", o)))
+    with torch.enable_grad():
+        logits = model(torch.tensor(TARGET)).logits
+        (logits[0, -1, A] - logits[0, -1, B]).backward()
+    for h in handles:
+        h.remove()
+    model.zero_grad()
+    out = {}
+    heads = cfg.num_attention_heads
+    for name, x in kept.items():
+        g = x.grad.detach()
+        if not name.startswith("qkv."):
+            out[f"grad.{name}"] = g.numpy().copy()
+            continue
+        _, i, j = name.split(".")
+        parts = {int(j): g}
+        if family in ("gpt2", "phi3"):  # one fused projection: [q | k | v]
+            d = cfg.hidden_size // heads
+            kv = getattr(cfg, "num_key_value_heads", heads) * d
+            parts = dict(enumerate(g.split([heads * d, kv, kv], dim=-1)))
+        for k, part in parts.items():
+            out[f"grad.{'qkv'[k]}.{i}"] = part.numpy().copy()
+    return out
 
 
 def direct_logit_attribution(model, family, cfg, heads_out, mlp_out, stream):
@@ -447,7 +495,7 @@ def main():
     chosen = [a for a in args if not a.startswith("--")]
     made_path = os.path.join(HERE, "made.json")
     made = {}
-    if chosen and os.path.exists(made_path):
+    if (chosen or refs_only) and os.path.exists(made_path):
         with open(made_path) as f:
             made = json.load(f)["fixtures"]
     for family, (cfg, cls, decoder) in configs().items():
