@@ -58,4 +58,5 @@ pub use tool::{
 pub use types::Type;
 pub use value::{
     format_f32, format_num, Closure, Func, Handle, HandleKind, Image, Value, MAX_LIST_ITEMS, MAX_STRING_BYTES,
+    MAX_TENSOR_ELEMENTS,
 };

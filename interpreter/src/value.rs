@@ -14,12 +14,14 @@ use sha2::{Digest, Sha256};
 use crate::rhai_module::RhaiModule;
 use crate::tensor::Tensor;
 
-/// An RGBA8 picture.
 /// The longest string a script may build (64 MiB).
 pub const MAX_STRING_BYTES: usize = 64 << 20;
 /// The most items a list may hold.
 pub const MAX_LIST_ITEMS: usize = 10_000_000;
+/// The most elements a tensor built by a script may hold (400 MB).
+pub const MAX_TENSOR_ELEMENTS: usize = 100_000_000;
 
+/// An RGBA8 picture.
 #[derive(Clone)]
 pub struct Image {
     pub width: u32,

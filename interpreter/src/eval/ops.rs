@@ -39,7 +39,7 @@ fn num_op(op: BinOp, a: f64, b: f64) -> f64 {
 
 fn tensor_op(op: BinOp, a: &ArrayD<f32>, b: &ArrayD<f32>, span: Span) -> EvalResult<ArrayD<f32>> {
     let f = |x: f32, y: f32| num_op(op, x as f64, y as f64) as f32;
-    // Broadcast either side to the other's shape.
+    // One side broadcast to the other's shape: computed in place of a copy.
     if let Some(bb) = b.broadcast(a.raw_dim()) {
         let mut out = a.clone();
         out.zip_mut_with(&bb, |x, y| *x = f(*x, *y));
@@ -50,9 +50,44 @@ fn tensor_op(op: BinOp, a: &ArrayD<f32>, b: &ArrayD<f32>, span: Span) -> EvalRes
         out.zip_mut_with(&ab, |y, x| *y = f(*x, *y));
         return Ok(out);
     }
-    Err(RuntimeError::new(format!("tensor shapes {:?} and {:?} do not broadcast", a.shape(), b.shape()), span)
-        .code(crate::Code::Shape)
-        .help("shapes must match, or one side must have size 1 in each differing dimension"))
+    // Both broadcast (NumPy's rule: [3, 1] with [1, 4] gives [3, 4]).
+    let no = || {
+        RuntimeError::new(format!("tensor shapes {:?} and {:?} do not broadcast", a.shape(), b.shape()), span)
+            .code(crate::Code::Shape)
+            .help("shapes must match, or one side must have size 1 in each differing dimension (aligned from the last)")
+    };
+    let shape = broadcast_shape(a.shape(), b.shape()).ok_or_else(no)?;
+    let (Some(ab), Some(bb)) = (a.broadcast(shape.clone()), b.broadcast(shape.clone())) else { return Err(no()) };
+    // Fallible: a product of two vectors can be far larger than either.
+    let n = shape.iter().try_fold(1usize, |acc, d| acc.checked_mul(*d)).unwrap_or(usize::MAX);
+    let mut data: Vec<f32> = Vec::new();
+    if n > crate::value::MAX_TENSOR_ELEMENTS || data.try_reserve_exact(n).is_err() {
+        return Err(RuntimeError::new(
+            format!(
+                "broadcasting {:?} with {:?} gives a tensor of shape {shape:?}, more than the run's memory allows",
+                a.shape(),
+                b.shape()
+            ),
+            span,
+        )
+        .code(crate::Code::BudgetMemory)
+        .help("broadcast smaller tensors, or raise the budget with --memory"));
+    }
+    data.extend(ab.iter().zip(bb.iter()).map(|(x, y)| f(*x, *y)));
+    ArrayD::from_shape_vec(shape, data).map_err(|e| RuntimeError::new(e.to_string(), span))
+}
+
+/// NumPy's broadcast shape of two shapes, aligned from the last axis.
+fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
+    let rank = a.len().max(b.len());
+    let at = |s: &[usize], i: usize| if i + s.len() >= rank { s[i + s.len() - rank] } else { 1 };
+    (0..rank)
+        .map(|i| match (at(a, i), at(b, i)) {
+            (x, y) if x == y || y == 1 => Some(x),
+            (1, y) => Some(y),
+            _ => None,
+        })
+        .collect()
 }
 
 impl<'a> Run<'a> {

@@ -293,7 +293,7 @@ tool! {
 }
 
 fn zeros(p: zeros::Params, _: &mut dyn ToolCtx) -> ToolResult {
-    const MAX_ELEMENTS: usize = 100_000_000;
+    const MAX_ELEMENTS: usize = assay_interpreter::MAX_TENSOR_ELEMENTS;
     let mut shape = Vec::new();
     for &d in p.shape.iter() {
         if d.is_nan() || d < 0.0 || d.fract() != 0.0 || d > MAX_ELEMENTS as f64 {
