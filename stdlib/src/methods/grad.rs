@@ -170,7 +170,7 @@ pub(crate) fn grad_error(m: &ModelHandle, e: ModelError, inputs: Name, wrt: Name
     let refused = e.to_string().contains("no gradient through");
     let err = m.blame(e, inputs, wrt);
     if refused {
-        err.help("docs/gradients.md lists the operators with rules; a tensor after this operator can still be differentiated (wrt); graphs as exported (torch.onnx, Optimum) have rules for every operator, where ONNX Runtime's optimizer may have fused them into com.microsoft kernels that have none")
+        err.help("docs/gradients.md lists the operators with rules; a tensor after this operator can still be differentiated (wrt); dcm falls back to SPSA on such a graph")
     } else {
         err
     }

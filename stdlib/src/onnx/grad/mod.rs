@@ -21,6 +21,7 @@
 mod attention;
 mod einsum;
 mod emit;
+mod fused;
 mod node;
 mod pool;
 mod rules;

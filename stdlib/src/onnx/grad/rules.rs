@@ -16,6 +16,11 @@ use crate::onnx::proto::{tensor_proto::DataType, NodeProto};
 /// axes or bounds, and Where's two branches, not its condition.
 pub(super) fn differentiable(n: &NodeProto) -> Vec<bool> {
     let k = n.input.len();
+    if n.domain() == "com.microsoft" {
+        if let Some(d) = super::fused::differentiable(n) {
+            return d;
+        }
+    }
     let only = |i: usize| (0..k).map(|j| j == i).collect::<Vec<bool>>();
     match n.op_type() {
         "Shape" | "Size" | "Equal" | "Greater" | "Less" | "GreaterOrEqual" | "LessOrEqual" | "Not" | "And" | "Or"
@@ -99,6 +104,9 @@ pub(super) fn backward(e: &mut Emit, n: &NodeProto, dys: &[Option<String>], need
             }
         }
         "Softmax" | "LogSoftmax" => softmax(e, n, dy(dys)?),
+        "Attention" if domain == "com.microsoft" => super::attention::ms_attention(e, n, dy(dys)?),
+        "SkipLayerNormalization" | "SkipSimplifiedLayerNormalization" => super::fused::skip_norm(e, n, dys, need),
+        "BiasGelu" | "FastGelu" | "QuickGelu" => super::fused::gelus(e, n, dy(dys)?),
         // ONNX's own (opset 23); com.microsoft's ops of these names differ.
         "Attention" if domain != "com.microsoft" => super::attention::attention(e, n, dys, need),
         "RotaryEmbedding" if domain != "com.microsoft" => super::attention::rotary(e, n, dy(dys)?),
@@ -234,11 +242,21 @@ fn clip(e: &mut Emit, n: &NodeProto, g: &str) -> Grads {
 }
 
 fn gelu(e: &mut Emit, n: &NodeProto, g: &str) -> Grads {
-    let x = input(n, 0);
+    let tanh = match attr_s(n, "approximate").as_deref() {
+        None | Some("none") => false,
+        Some("tanh") => true,
+        Some(other) => return Err(format!("approximate `{other}` has no rule")),
+    };
+    let d = gelu_derivative(e, input(n, 0), tanh);
+    first(n, e.op("Mul", &[g, &d], vec![]))
+}
+
+/// GELU's derivative at `x`, exact (erf) or of the tanh approximation.
+pub(super) fn gelu_derivative(e: &mut Emit, x: &str, tanh: bool) -> String {
     let half = e.const_f32(0.5);
     let one = e.const_f32(1.0);
-    let d = match attr_s(n, "approximate").as_deref() {
-        None | Some("none") => {
+    match tanh {
+        false => {
             // d/dx x·Φ(x) = Φ(x) + x·φ(x)
             let r2 = e.const_f32(std::f32::consts::FRAC_1_SQRT_2);
             let xs = e.op("Mul", &[x, &r2], vec![]);
@@ -254,7 +272,7 @@ fn gelu(e: &mut Emit, n: &NodeProto, g: &str) -> Grads {
             let xp = e.op("Mul", &[x, &pdf], vec![]);
             e.op("Add", &[&cdf, &xp], vec![])
         }
-        Some("tanh") => {
+        true => {
             // y = x/2·(1 + tanh(u)), u = c·(x + a·x³):
             // dy/dx = (1 + t)/2 + x/2·(1 − t²)·c·(1 + 3a·x²)
             let c = e.const_f32((2.0 / std::f32::consts::PI).sqrt());
@@ -278,9 +296,7 @@ fn gelu(e: &mut Emit, n: &NodeProto, g: &str) -> Grads {
             let second = e.op("Mul", &[&second, &du], vec![]);
             e.op("Add", &[&first, &second], vec![])
         }
-        Some(other) => return Err(format!("approximate `{other}` has no rule")),
-    };
-    first(n, e.op("Mul", &[g, &d], vec![]))
+    }
 }
 
 fn pow(e: &mut Emit, n: &NodeProto, g: &str, need: &[bool]) -> Grads {
@@ -620,9 +636,14 @@ fn batch_norm(e: &mut Emit, n: &NodeProto, g: &str) -> Grads {
 /// LayerNormalization (centred) and RMS normalisation (not), over the
 /// axes from `axis` on, with the scale input 1.
 fn norm(e: &mut Emit, n: &NodeProto, g: &str, centred: bool) -> Grads {
-    let (x, scale) = (input(n, 0), input(n, 1));
     let axis = attr_i(n, "axis").unwrap_or(-1);
     let eps = attr_f(n, "epsilon").unwrap_or(1e-5);
+    first(n, norm_grad(e, [input(n, 0), input(n, 1), g], axis, eps, centred))
+}
+
+/// The gradient of a layer norm (centred) or RMS norm of `x` over the axes
+/// from `axis` on, scaled by `scale`, with respect to `x`.
+pub(super) fn norm_grad(e: &mut Emit, [x, scale, g]: [&str; 3], axis: i64, eps: f32, centred: bool) -> String {
     let fl = vec![int("axis", axis)];
     let x2 = e.op("Flatten", &[x], fl.clone());
     let g2 = e.op("Flatten", &[g], fl);
@@ -651,5 +672,5 @@ fn norm(e: &mut Emit, n: &NodeProto, g: &str, centred: bool) -> Grads {
     }
     let d = e.op("Div", &[&inner, &sd], vec![]);
     let s = e.shape(x);
-    first(n, e.op("Reshape", &[&d, &s], vec![]))
+    e.op("Reshape", &[&d, &s], vec![])
 }

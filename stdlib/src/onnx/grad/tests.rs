@@ -424,3 +424,47 @@ fn onnx_attention_and_rotary_embedding_match_finite_differences() {
     b.node_to("Mul", "y", &[&r, &r], vec![], "y");
     check(&case(b, &[("x", &[1, 2, 3, 8])], "y", 23), 3e-3);
 }
+
+/// A case whose nodes are ONNX Runtime's com.microsoft kernels.
+fn microsoft(b: GraphBuilder, inputs: &[(&str, &[usize])], out: &str) -> Case {
+    let mut b = b;
+    for n in b.nodes.iter_mut() {
+        n.domain = Some("com.microsoft".into());
+    }
+    let mut c = case(b, inputs, out, 17);
+    c.proto
+        .opset_import
+        .push(crate::onnx::proto::OperatorSetIdProto { domain: Some("com.microsoft".into()), version: Some(1) });
+    c
+}
+
+#[test]
+fn onnx_runtime_fused_kernels_match_finite_differences() {
+    let f = crate::models::build::float_attr;
+    // A skip norm with a bias, then the biased GELU, its tanh form and
+    // QuickGelu; the simplified (RMS) skip norm.
+    let mut b = GraphBuilder::default();
+    let gamma = b.f32("gamma", &[4], &[1.0, 0.5, -1.5, 2.0]);
+    let beta = b.f32("beta", &[4], &[0.1, 0.0, -0.2, 0.3]);
+    let bias = b.f32("bias", &[4], &[0.2, -0.1, 0.0, 0.4]);
+    let sn = b.node("SkipLayerNormalization", "sn", &["x", "s", &gamma, &beta, &bias], vec![f("epsilon", 1e-5)]);
+    let bg = b.node("BiasGelu", "bg", &[&sn, &bias], vec![]);
+    let fg = b.node("FastGelu", "fg", &[&bg, &bias], vec![]);
+    let qg = b.node("QuickGelu", "qg", &[&fg], vec![f("alpha", 1.5)]);
+    b.node_to("SkipSimplifiedLayerNormalization", "y", &[&qg, "s", &gamma], vec![f("epsilon", 1e-5)], "y");
+    check(&microsoft(b, &[("x", &[2, 3, 4]), ("s", &[2, 3, 4])], "y"), 3e-3);
+    // Attention with packed QKV weights, key lengths, then causal.
+    for (causal, mask) in [(0, vec![3i64, 2]), (1, vec![3, 3])] {
+        let mut b = GraphBuilder::default();
+        let w = b.f32("w", &[4, 12], &noise(48, 5));
+        let bias = b.f32("bias", &[12], &noise(12, 6));
+        let lens = b.i64("lens", &[2], &mask);
+        let lens = b.node("Cast", "lens32", &[&lens], vec![int("to", DataType::Int32 as i64)]);
+        let attrs = vec![int("num_heads", 2), int("unidirectional", causal)];
+        b.node_to("Attention", "attn", &["x", &w, &bias, &lens], attrs, "y");
+        let mut c = microsoft(b, &[("x", &[2, 3, 4])], "y");
+        // (The Cast is ONNX's own.)
+        c.proto.graph.as_mut().unwrap().node[0].domain = Some(String::new());
+        check(&c, 3e-3);
+    }
+}

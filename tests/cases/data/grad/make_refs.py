@@ -20,6 +20,8 @@ largest element; Assay's by 6e-7). Written next to this script:
 - `efficientnet-ref.npz`: EfficientNet-Lite0 on a smooth pattern in its
   input range (the formula below), the metric logits[0, 281] ("tabby")
   as `value`, and `grad.<key>` for the pixels and three blocks' outputs.
+- `resize-linear.onnx`: a two-node graph whose linear Resize has no
+  gradient rule (see no_rule below).
 
 Rebuild (the fixtures' virtual environment from ../lm/make_lm.py, plus
 `pip install onnx2torch==1.5.15 torchvision pillow`):
@@ -113,6 +115,23 @@ def efficientnet(model_dir):
     np.savez_compressed(os.path.join(HERE, "efficientnet-ref.npz"), value=np.array(value, dtype=np.float32), **grads)
 
 
+def no_rule():
+    """`resize-linear.onnx`: x [N, 1, 1, 4] scaled into `h`, then resized
+    linearly to [N, 1, 1, 8] (`y`): an operator mode without a gradient
+    rule, for the refusal and SPSA-fallback tests."""
+    from onnx import TensorProto, helper
+    w = helper.make_tensor("w", TensorProto.FLOAT, [4], [1.0, -2.0, 0.5, 3.0])
+    scales = helper.make_tensor("scales", TensorProto.FLOAT, [4], [1.0, 1.0, 1.0, 2.0])
+    nodes = [helper.make_node("Mul", ["x", "w"], ["h"], name="scale"),
+             helper.make_node("Resize", ["h", "", "scales"], ["y"], name="upsample", mode="linear")]
+    graph = helper.make_graph(nodes, "resize-linear", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1, 1, 8])], [w, scales])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
+    onnx.checker.check_model(model)
+    onnx.save(model, os.path.join(HERE, "resize-linear.onnx"))
+
+
 if __name__ == "__main__":
+    no_rule()
     smollm(os.path.expanduser(sys.argv[1]))
     efficientnet(os.path.expanduser(sys.argv[2]))
