@@ -24,6 +24,7 @@ mod emit;
 mod fused;
 mod node;
 mod pool;
+mod reduce;
 mod rules;
 
 use std::collections::{HashMap, HashSet};

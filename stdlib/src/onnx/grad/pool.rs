@@ -106,6 +106,17 @@ pub(super) fn resize(e: &mut Emit, n: &NodeProto, g: &str) -> Grads {
     if mode != "nearest" {
         return Err(format!("Resize in `{mode}` mode has no rule (nearest has)"));
     }
+    let mut inputs: Vec<&str> = n.input.iter().skip(1).map(String::as_str).collect();
+    inputs.insert(0, "");
+    scatter_through(e, n, g, &inputs)
+}
+
+/// For operators that copy inputs to outputs by position (nearest
+/// resizing, edge or reflect padding): the node applied to the input's own
+/// flat indices (int32, exact; `inputs` are its inputs with the first
+/// replaced) says where each output came from, and the gradient is
+/// scattered back there, added where an input was copied twice.
+fn scatter_through(e: &mut Emit, n: &NodeProto, g: &str, inputs: &[&str]) -> Grads {
     let x = input(n, 0);
     let sx = e.shape(x);
     let flat = e.const_i64s(&[-1]);
@@ -114,16 +125,101 @@ pub(super) fn resize(e: &mut Emit, n: &NodeProto, g: &str) -> Grads {
     let iota = e.op("Range", &[&zero, &size, &one], vec![]);
     let iota = e.cast(&iota, DataType::Int32);
     let iota = e.op("Reshape", &[&iota, &sx], vec![]);
-    let mut inputs: Vec<&str> = vec![&iota];
-    inputs.extend(n.input.iter().skip(1).map(String::as_str));
+    let mut inputs = inputs.to_vec();
+    inputs[0] = &iota;
     let picked = e.clone_node(n, &inputs);
-    let picked = picked.first().ok_or("Resize gave no output")?;
+    let picked = picked.first().ok_or("the node gave no output")?;
     let idx = e.cast(picked, DataType::Int64);
     let idx = e.op("Reshape", &[&idx, &flat], vec![]);
     let size = e.op("Reshape", &[&size, &flat], vec![]);
     let zeros = e.zeros(&size);
     let gf = e.op("Reshape", &[g, &flat], vec![]);
-    // Upsampling copies an input to several outputs.
     let dx = scatter_add(e, n, [&zeros, &idx, &gf], true)?;
     first(n, e.op("Reshape", &[&dx, &sx], vec![]))
+}
+
+/// Pad. In constant mode the gradient is the padded gradient cropped back,
+/// which is Pad with the pads negated (a negative pad crops; a forward
+/// crop becomes zeros); edge and reflect modes: [`pad_copies`].
+pub(super) fn pad(e: &mut Emit, n: &NodeProto, g: &str) -> Grads {
+    let mode = attr_s(n, "mode").unwrap_or_else(|| "constant".into());
+    if mode != "constant" {
+        return pad_copies(e, n, g, &mode);
+    }
+    if e.opset < 11 {
+        let pads = attr_ints(n, "pads").ok_or("Pad has no pads")?;
+        let neg: Vec<i64> = pads.iter().map(|p| -p).collect();
+        return first(n, e.op("Pad", &[g], vec![ints("pads", &neg)]));
+    }
+    let neg = e.op("Neg", &[input(n, 1)], vec![]);
+    let axes = input(n, 3);
+    let inputs: Vec<&str> = if axes.is_empty() { vec![g, &neg] } else { vec![g, &neg, "", axes] };
+    first(n, e.op("Pad", &inputs, vec![]))
+}
+
+/// Pad in edge or reflect mode, axis by axis (pads known before the run):
+/// the gradient cropped to the input, plus what each padded border copied
+/// from it: in edge mode the border's sum onto the first (last) element,
+/// in reflect mode the border reversed onto the elements after the first
+/// (before the last).
+fn pad_copies(e: &mut Emit, n: &NodeProto, g: &str, mode: &str) -> Grads {
+    if mode != "edge" && mode != "reflect" {
+        return Err(format!("Pad in `{mode}` mode has no rule (constant, edge and reflect have)"));
+    }
+    let pads = if e.opset < 11 { attr_ints(n, "pads") } else { e.consts.get(input(n, 1)).cloned() };
+    let pads = pads.ok_or("Pad's pads are not known before the run")?;
+    let r = pads.len() / 2;
+    let axes: Vec<i64> = match input(n, 3) {
+        "" => (0..r as i64).collect(),
+        a => e.consts.get(a).cloned().ok_or("Pad's axes are not known before the run")?,
+    };
+    if pads.iter().any(|p| *p < 0) {
+        return Err(format!("Pad in `{mode}` mode with a negative pad has no rule"));
+    }
+    let mut d = g.to_string();
+    for (i, &axis) in axes.iter().enumerate() {
+        let (b, a) = (pads[i], pads[i + r]);
+        if b == 0 && a == 0 {
+            continue;
+        }
+        let cut = |e: &mut Emit, t: &str, from: i64, to: i64| {
+            let (f, t2, ax) = (e.const_i64s(&[from]), e.const_i64s(&[to]), e.const_i64s(&[axis]));
+            e.op("Slice", &[t, &f, &t2, &ax], vec![])
+        };
+        let reversed = |e: &mut Emit, t: &str| {
+            let (f, t2, ax, step) = (e.const_i64s(&[-1]), e.const_i64s(&[i64::MIN]), e.const_i64s(&[axis]), e.const_i64s(&[-1]));
+            e.op("Slice", &[t, &f, &t2, &ax, &step], vec![])
+        };
+        let inner = cut(e, &d, b, if a > 0 { -a } else { i64::MAX });
+        let zero = e.const_f32(0.0);
+        let z = e.op("Mul", &[&inner, &zero], vec![]);
+        let mut parts = vec![inner.clone()];
+        let cat = |e: &mut Emit, ts: &[&str]| e.op("Concat", ts, vec![int("axis", axis)]);
+        if b > 0 {
+            let border = cut(e, &d, 0, b);
+            parts.push(if mode == "edge" {
+                let s = e.reduce("ReduceSum", &border, &[axis], true);
+                let rest = cut(e, &z, 1, i64::MAX);
+                cat(e, &[&s, &rest])
+            } else {
+                let rev = reversed(e, &border);
+                let (head, rest) = (cut(e, &z, 0, 1), cut(e, &z, b + 1, i64::MAX));
+                cat(e, &[&head, &rev, &rest])
+            });
+        }
+        if a > 0 {
+            let border = cut(e, &d, -a, i64::MAX);
+            parts.push(if mode == "edge" {
+                let s = e.reduce("ReduceSum", &border, &[axis], true);
+                let rest = cut(e, &z, 0, -1);
+                cat(e, &[&rest, &s])
+            } else {
+                let rev = reversed(e, &border);
+                let (rest, tail) = (cut(e, &z, 0, -(a + 1)), cut(e, &z, -1, i64::MAX));
+                cat(e, &[&rest, &rev, &tail])
+            });
+        }
+        d = e.sum(parts);
+    }
+    first(n, d)
 }

@@ -29,6 +29,7 @@ pub(super) fn differentiable(n: &NodeProto) -> Vec<bool> {
         "Cast" if attr_i(n, "to").unwrap_or(0) != DataType::Float as i64 => vec![false; k],
         "Reshape" | "Expand" | "Slice" | "Gather" | "GatherElements" | "GatherND" | "Tile" | "Squeeze"
         | "Unsqueeze" | "Pad" | "Resize" | "TopK" | "Clip" | "Trilu" | "ReduceSum" | "ReduceMean" | "ReduceMax"
+        | "ReduceMin" | "ReduceL2"
         | "Split" | "CumSum" | "RotaryEmbedding" => only(0),
         // Attention's mask carries no gradient.
         "Attention" => (0..k).map(|j| j != 3 && j != 6).collect(),
@@ -110,7 +111,10 @@ pub(super) fn backward(e: &mut Emit, n: &NodeProto, dys: &[Option<String>], need
         // ONNX's own (opset 23); com.microsoft's ops of these names differ.
         "Attention" if domain != "com.microsoft" => super::attention::attention(e, n, dys, need),
         "RotaryEmbedding" if domain != "com.microsoft" => super::attention::rotary(e, n, dy(dys)?),
-        "ReduceSum" | "ReduceMean" => reduce(e, n, dy(dys)?),
+        "ReduceSum" | "ReduceMean" => super::reduce::reduce(e, n, dy(dys)?),
+        "ReduceMax" | "ReduceMin" | "ReduceL2" => super::reduce::reduce_picking(e, n, dy(dys)?),
+        "Max" | "Min" => super::reduce::extreme(e, n, dy(dys)?, need),
+        "Pad" => super::pool::pad(e, n, dy(dys)?),
         "Concat" => concat(e, n, dy(dys)?, need),
         "Split" => split(e, n, dys),
         "Slice" | "Gather" | "GatherElements" | "GatherND" => gather(e, n, dy(dys)?),
@@ -485,40 +489,6 @@ fn softmax(e: &mut Emit, n: &NodeProto, g: &str) -> Grads {
     } else {
         first(n, d)
     }
-}
-
-fn reduce(e: &mut Emit, n: &NodeProto, g: &str) -> Grads {
-    let x = input(n, 0);
-    let y = n.output.first().map(String::as_str).unwrap_or("");
-    let keep = attr_i(n, "keepdims").unwrap_or(1) != 0;
-    let axes_input = input(n, 1);
-    let axes = attr_ints(n, "axes");
-    let empty_is_noop = attr_i(n, "noop_with_empty_axes").unwrap_or(0) != 0;
-    if empty_is_noop && axes.is_none() && axes_input.is_empty() {
-        return first(n, g.to_string());
-    }
-    let g = if keep {
-        g.to_string()
-    } else if !axes_input.is_empty() {
-        e.op("Unsqueeze", &[g, axes_input], vec![])
-    } else if let Some(a) = &axes {
-        e.unsqueeze(g, a)
-    } else {
-        // All axes reduced to a scalar: Expand broadcasts it.
-        g.to_string()
-    };
-    let g = if n.op_type() == "ReduceMean" {
-        let k = e.size_f(x);
-        let m = e.size_f(y);
-        let count = e.op("Div", &[&k, &m], vec![]);
-        e.op("Div", &[&g, &count], vec![])
-    } else {
-        g
-    };
-    let s = e.shape(x);
-    let mut out = vec![None; n.input.len()];
-    out[0] = Some(e.op("Expand", &[&g, &s], vec![]));
-    Ok(out)
 }
 
 fn concat(e: &mut Emit, n: &NodeProto, g: &str, need: &[bool]) -> Grads {

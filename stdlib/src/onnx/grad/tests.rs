@@ -468,3 +468,42 @@ fn onnx_runtime_fused_kernels_match_finite_differences() {
         check(&c, 3e-3);
     }
 }
+
+#[test]
+fn extremes_norms_and_pads_match_finite_differences() {
+    // Elementwise Max and Min with broadcasting; ReduceMax, ReduceMin and
+    // ReduceL2 with and without kept axes.
+    let mut b = GraphBuilder::default();
+    let mx = b.node("Max", "mx", &["x", "r"], vec![]);
+    let mn = b.node("Min", "mn", &[&mx, "x", "r"], vec![]);
+    let rmax = b.node("ReduceMax", "rmax", &[&mn], vec![ints("axes", &[1]), int("keepdims", 0)]);
+    let rmin = b.node("ReduceMin", "rmin", &["x"], vec![ints("axes", &[2]), int("keepdims", 1)]);
+    let rl2 = b.node("ReduceL2", "rl2", &["x"], vec![ints("axes", &[1, 2]), int("keepdims", 0)]);
+    let ax12 = b.i64("ax12", &[2], &[1, 2]);
+    let ax1 = b.i64("ax1", &[1], &[1]);
+    let rl2 = b.node("Unsqueeze", "u", &[&rl2, &ax12], vec![]);
+    let rmax = b.node("Unsqueeze", "u2", &[&rmax, &ax1], vec![]);
+    let s = b.node("Add", "s", &[&rmax, &rmin], vec![]);
+    b.node_to("Mul", "y", &[&s, &rl2], vec![], "y");
+    check(&case(b, &[("x", &[2, 3, 4]), ("r", &[1, 1, 4])], "y", 13), 3e-3);
+    // Pad in constant (a crop too), edge and reflect modes, at opset 13
+    // and with axes at opset 18.
+    for (opset, mode, pads) in [
+        (13, "constant", vec![0i64, 1, -1, 0, 2, 1]),
+        (13, "edge", vec![0, 2, 1, 0, 1, 3]),
+        (13, "reflect", vec![0, 2, 1, 0, 1, 2]),
+        (18, "reflect", vec![1, 2, 2, 1]),
+    ] {
+        let mut b = GraphBuilder::default();
+        let p = b.i64("pads", &[pads.len()], &pads);
+        let mut inputs = vec!["x".to_string(), p];
+        if opset == 18 {
+            inputs.push(String::new());
+            inputs.push(b.i64("axes", &[2], &[1, 2]));
+        }
+        let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        let padded = b.node("Pad", "pad", &refs, vec![string("mode", mode)]);
+        b.node_to("Mul", "y", &[&padded, &padded], vec![], "y");
+        check(&case(b, &[("x", &[2, 4, 5])], "y", opset), 3e-3);
+    }
+}
