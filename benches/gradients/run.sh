@@ -4,9 +4,13 @@
 # batched head sweep (last position only, and every position), three
 # rounds; DCM trained by Adam on true gradients against SPSA; peak memory
 # of a backward pass over all 30 layers' heads against a forward run.
-# Usage: benches/gradients/run.sh [path/to/assay]  (default: a release build)
+# With --torch, AtP in PyTorch eager on the same weights too (onnx2torch;
+# atp_torch.py, in a private virtual environment, PEERS_VENV to reuse one).
+# Usage: benches/gradients/run.sh [--torch] [path/to/assay]  (default: a release build)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+torch=""
+if [ "${1:-}" = "--torch" ]; then torch=1; shift; fi
 . benches/assay.sh
 bench_assay "${1:-}"
 work=$(mktemp -d)
@@ -26,6 +30,13 @@ for s in atp dcm; do
 done
 echo "# attribution_patch, then patch_sweep (last position), then patch_sweep (every position), per round"
 seconds "$work/atp/0001" attribution_patch,patch_sweep
+if [ -n "$torch" ]; then
+  . benches/venv.sh
+  bench_venv peers "${PEERS_VENV:-}" "onnxruntime==1.31.1" onnx numpy
+  "$venv/bin/python" -c "import torch, onnx2torch" 2>/dev/null || "$venv/bin/pip" install -q torch onnx2torch torchvision pillow
+  echo "# PyTorch eager, the same AtP on the same weights"
+  (cd "$work" && "$venv/bin/python" "$OLDPWD/benches/gradients/atp_torch.py" "$(ls -d "$cache"/models/smollm2-135m-* | tail -1)" "$work/atp/0001/results.json" 3 "$(nproc)") | grep -v ^RESULT
+fi
 echo "# dcm: Adam, then SPSA"
 seconds "$work/dcm/0001" dcm
 python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["records"]; [print(k, json.dumps(v)) for k, v in r.items()]' "$work/dcm/0001/results.json"
