@@ -14,6 +14,7 @@ use ndarray::{ArrayD, Axis};
 
 use crate::core::declare::{tool, ToolResult};
 use crate::core::kinds::{Inputs, TensorNames};
+use crate::methods::atp_star;
 use crate::methods::grad::{grad_error, Metric};
 use crate::methods::sweep::{one_example_each, resolve_positions, split, Component};
 use crate::onnx::grad::grad_name;
@@ -32,7 +33,9 @@ tool! {
     /// `source` (pair i: each of one length) and a metric per pair, returns effects [pairs, tensors,
     /// parts], mean_effects [tensors, parts], and clean and source per pair. Exact where the model is
     /// linear in the component; it misjudges components behind a saturated softmax or a large
-    /// nonlinear change (docs/gradients.md: check the top components with patch_sweep).
+    /// nonlinear change (docs/gradients.md: check the top components with patch_sweep). With
+    /// `qk_fix` (AtP*, for `tensors` that are attention(model).q or .k), each query or key component's
+    /// attention pattern is recomputed exactly (one more batched run) and only the rest linearised.
     ///
     /// ```assay
     /// let m = onnx("fixtures/tiny_dynamic.onnx")
@@ -58,6 +61,8 @@ tool! {
         parts: usize = 1,
         /// token positions to patch (negative from the end)
         positions: Arg [Type::list(Type::Num)] = None,
+        /// AtP*: queries' and keys' attention patterns recomputed exactly
+        qk_fix: bool = false,
     }
     attribution_patch
 }
@@ -151,23 +156,49 @@ fn one_pair(
     p: &attribution_patch::Params,
 ) -> Result<Estimate, ToolError> {
     one_example_each(&target, &source, p.target.name(), p.source.name())?;
+    // With qk_fix, the blocks' probabilities are differentiated too.
+    let sites = if *p.qk_fix { atp_star::sites(m, names, p.tensors.name())? } else { BTreeMap::new() };
+    let mut wrt = names.to_vec();
+    for s in sites.values() {
+        if !wrt.contains(&s.probs) {
+            wrt.push(s.probs.clone());
+        }
+    }
     // Target and source as two rows of one forward and backward run (the
     // metric seeded in the target's row only), so one session serves both;
     // two runs where the graph takes one row at a time.
-    let (runs, runs_made) = match one_batch(m, &target, &source, names, metric, p.metric.name()) {
+    let (runs, mut runs_made) = match one_batch(m, &target, &source, &wrt, metric, p.metric.name()) {
         Ok(r) => (r, 1),
-        Err(_) => (two_runs(m, &target, &source, names, metric, p)?, 2),
+        Err(_) => (two_runs(m, &target, &source, &wrt, metric, p)?, 2),
     };
-    // (a' - a)·g, elementwise, per tensor.
-    let products: BTreeMap<String, ArrayD<f32>> =
-        runs.tensors.into_iter().map(|(n, (a, a2, g))| (n, (a2 - &a) * &g)).collect();
-    let components = split(names, &products, (*p.parts).max(1), p.parts.name())?;
-    let t_len = products.values().filter(|v| v.ndim() >= 3).map(|v| v.shape()[1]).next();
+    let t_len = runs.tensors.values().map(|(a, _, _)| a).filter(|v| v.ndim() >= 3).map(|v| v.shape()[1]).next();
     let positions = resolve_positions(&p.positions, t_len.unwrap_or(1))?;
     if positions.is_some() && t_len.is_none() {
         return Err(p.positions.error("positions need tensors of shape [1, T, D]"));
     }
-    let effects = components.iter().map(|c| effect(&products[&c.tensor], c, positions.as_deref())).collect();
+    let patched = if sites.is_empty() {
+        BTreeMap::new()
+    } else {
+        runs_made += 1;
+        let values =
+            sites.keys().map(|n| (n.clone(), (runs.tensors[n].0.clone(), runs.tensors[n].1.clone()))).collect();
+        atp_star::patched_patterns(m, &target, &sites, &values, positions.as_deref())?
+    };
+    let probs: BTreeMap<String, (ArrayD<f32>, ArrayD<f32>)> = sites
+        .values()
+        .map(|s| (s.probs.clone(), (runs.tensors[&s.probs].0.clone(), runs.tensors[&s.probs].2.clone())))
+        .collect();
+    // (a' - a)·g, elementwise, per tensor.
+    let products: BTreeMap<String, ArrayD<f32>> =
+        runs.tensors.into_iter().map(|(n, (a, a2, g))| (n, (a2 - &a) * &g)).collect();
+    let components = split(names, &products, (*p.parts).max(1), p.parts.name())?;
+    let effects = components
+        .iter()
+        .map(|c| match (sites.get(&c.tensor), patched.get(&c.tensor)) {
+            (Some(site), Some(a2)) => atp_star::effect(c, site, a2, &probs),
+            _ => Ok(effect(&products[&c.tensor], c, positions.as_deref())),
+        })
+        .collect::<Result<Vec<f32>, ToolError>>()?;
     Ok(Estimate { effects, clean: runs.clean, source: runs.source, runs: runs_made })
 }
 

@@ -5,6 +5,7 @@
 //! direct logit attribution and attention patterns.
 
 pub mod atp;
+pub mod atp_star;
 pub mod attention;
 pub mod attribution;
 pub mod grad;
