@@ -187,7 +187,8 @@ fn pad_copies(e: &mut Emit, n: &NodeProto, g: &str, mode: &str) -> Grads {
             e.op("Slice", &[t, &f, &t2, &ax], vec![])
         };
         let reversed = |e: &mut Emit, t: &str| {
-            let (f, t2, ax, step) = (e.const_i64s(&[-1]), e.const_i64s(&[i64::MIN]), e.const_i64s(&[axis]), e.const_i64s(&[-1]));
+            let (f, t2, ax, step) =
+                (e.const_i64s(&[-1]), e.const_i64s(&[i64::MIN]), e.const_i64s(&[axis]), e.const_i64s(&[-1]));
             e.op("Slice", &[t, &f, &t2, &ax, &step], vec![])
         };
         let inner = cut(e, &d, b, if a > 0 { -a } else { i64::MAX });

@@ -29,8 +29,7 @@ pub(super) fn differentiable(n: &NodeProto) -> Vec<bool> {
         "Cast" if attr_i(n, "to").unwrap_or(0) != DataType::Float as i64 => vec![false; k],
         "Reshape" | "Expand" | "Slice" | "Gather" | "GatherElements" | "GatherND" | "Tile" | "Squeeze"
         | "Unsqueeze" | "Pad" | "Resize" | "TopK" | "Clip" | "Trilu" | "ReduceSum" | "ReduceMean" | "ReduceMax"
-        | "ReduceMin" | "ReduceL2"
-        | "Split" | "CumSum" | "RotaryEmbedding" => only(0),
+        | "ReduceMin" | "ReduceL2" | "Split" | "CumSum" | "RotaryEmbedding" => only(0),
         // Attention's mask carries no gradient.
         "Attention" => (0..k).map(|j| j != 3 && j != 6).collect(),
         "Where" => (0..k).map(|j| j > 0).collect(),
