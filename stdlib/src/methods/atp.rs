@@ -36,6 +36,8 @@ tool! {
     /// nonlinear change (docs/gradients.md: check the top components with patch_sweep). With
     /// `qk_fix` (AtP*, for `tensors` that are attention(model).q or .k), each query or key component's
     /// attention pattern is recomputed exactly (one more batched run) and only the rest linearised.
+    /// With `by_position`, each position (of `positions`, or all) is a component of its own: effects
+    /// [tensors, parts, positions] (residual stream positions: a residual tensor, parts 1).
     ///
     /// ```assay
     /// let m = onnx("fixtures/tiny_dynamic.onnx")
@@ -63,6 +65,8 @@ tool! {
         positions: Arg [Type::list(Type::Num)] = None,
         /// AtP*: queries' and keys' attention patterns recomputed exactly
         qk_fix: bool = false,
+        /// each position its own component: effects [tensors, parts, positions]
+        by_position: bool = false,
     }
     attribution_patch
 }
@@ -138,12 +142,15 @@ struct Estimate {
     clean: f64,
     source: f64,
     runs: usize,
+    /// With by_position, how many positions each component has.
+    positions: Option<usize>,
 }
 
 impl Estimate {
     fn grid(&self, names: &[String], p: &attribution_patch::Params) -> Result<ArrayD<f32>, ToolError> {
-        ArrayD::from_shape_vec(vec![names.len(), (*p.parts).max(1)], self.effects.clone())
-            .map_err(|e| ToolError::new(e.to_string()))
+        let mut shape = vec![names.len(), (*p.parts).max(1)];
+        shape.extend(self.positions);
+        ArrayD::from_shape_vec(shape, self.effects.clone()).map_err(|e| ToolError::new(e.to_string()))
     }
 }
 
@@ -176,14 +183,22 @@ fn one_pair(
     if positions.is_some() && t_len.is_none() {
         return Err(p.positions.error("positions need tensors of shape [1, T, D]"));
     }
-    let patched = if sites.is_empty() {
-        BTreeMap::new()
+    // The positions patched together: all chosen at once, or each alone.
+    let sets: Vec<Option<Vec<usize>>> = if *p.by_position {
+        let t = t_len.ok_or_else(|| p.by_position.error("by_position needs tensors of shape [1, T, D]"))?;
+        positions.clone().unwrap_or_else(|| (0..t).collect()).into_iter().map(|t| Some(vec![t])).collect()
     } else {
-        runs_made += 1;
-        let values =
-            sites.keys().map(|n| (n.clone(), (runs.tensors[n].0.clone(), runs.tensors[n].1.clone()))).collect();
-        atp_star::patched_patterns(m, &target, &sites, &values, positions.as_deref())?
+        vec![positions.clone()]
     };
+    let mut patched = Vec::new();
+    if !sites.is_empty() {
+        let values: BTreeMap<String, (ArrayD<f32>, ArrayD<f32>)> =
+            sites.keys().map(|n| (n.clone(), (runs.tensors[n].0.clone(), runs.tensors[n].1.clone()))).collect();
+        for set in &sets {
+            runs_made += 1;
+            patched.push(atp_star::patched_patterns(m, &target, &sites, &values, set.as_deref())?);
+        }
+    }
     let probs: BTreeMap<String, (ArrayD<f32>, ArrayD<f32>)> = sites
         .values()
         .map(|s| (s.probs.clone(), (runs.tensors[&s.probs].0.clone(), runs.tensors[&s.probs].2.clone())))
@@ -192,14 +207,17 @@ fn one_pair(
     let products: BTreeMap<String, ArrayD<f32>> =
         runs.tensors.into_iter().map(|(n, (a, a2, g))| (n, (a2 - &a) * &g)).collect();
     let components = split(names, &products, (*p.parts).max(1), p.parts.name())?;
-    let effects = components
-        .iter()
-        .map(|c| match (sites.get(&c.tensor), patched.get(&c.tensor)) {
-            (Some(site), Some(a2)) => atp_star::effect(c, site, a2, &probs),
-            _ => Ok(effect(&products[&c.tensor], c, positions.as_deref())),
-        })
-        .collect::<Result<Vec<f32>, ToolError>>()?;
-    Ok(Estimate { effects, clean: runs.clean, source: runs.source, runs: runs_made })
+    let mut effects = Vec::with_capacity(components.len() * sets.len());
+    for c in &components {
+        for (i, set) in sets.iter().enumerate() {
+            effects.push(match (sites.get(&c.tensor), patched.get(i).and_then(|m| m.get(&c.tensor))) {
+                (Some(site), Some(a2)) => atp_star::effect(c, site, a2, &probs)?,
+                _ => effect(&products[&c.tensor], c, set.as_deref()),
+            });
+        }
+    }
+    let positions = (*p.by_position).then_some(sets.len());
+    Ok(Estimate { effects, clean: runs.clean, source: runs.source, runs: runs_made, positions })
 }
 
 /// Per tensor: its value in the target run, in the source run, and the

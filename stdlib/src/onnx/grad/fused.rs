@@ -4,7 +4,7 @@
 //! reads only ids and weights. (Attention: `attention.rs`.)
 
 use super::node::{attr_f, input, Grads};
-use super::rules::{gelu_derivative, norm_grad};
+use super::node::{gelu_derivative, norm_grad};
 use super::Emit;
 use crate::onnx::proto::NodeProto;
 

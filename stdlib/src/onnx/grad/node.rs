@@ -1,7 +1,8 @@
 //! What the backward rules share: a node's attributes and inputs, their
 //! results' form, and the pieces of graph several rules emit (scattering
 //! gradients back to flat indices, padding a transposed convolution's
-//! result to its input's size).
+//! result to its input's size, GELU's derivative and a norm's backward,
+//! which ONNX's ops and ONNX Runtime's fused kernels both need).
 
 use super::emit::{int, string};
 use super::Emit;
@@ -83,4 +84,86 @@ pub(super) fn pad_spatial(e: &mut Emit, dx: &str, sx: &str) -> String {
     let begin = e.op("Mul", &[&end, &zero], vec![]);
     let pads = e.op("Concat", &[&begin, &end], vec![int("axis", 0)]);
     e.op("Pad", &[dx, &pads], vec![])
+}
+
+/// GELU's derivative at `x`, exact (erf) or of the tanh approximation.
+pub(super) fn gelu_derivative(e: &mut Emit, x: &str, tanh: bool) -> String {
+    let half = e.const_f32(0.5);
+    let one = e.const_f32(1.0);
+    match tanh {
+        false => {
+            // d/dx x·Φ(x) = Φ(x) + x·φ(x)
+            let r2 = e.const_f32(std::f32::consts::FRAC_1_SQRT_2);
+            let xs = e.op("Mul", &[x, &r2], vec![]);
+            let erf = e.op("Erf", &[&xs], vec![]);
+            let cdf = e.op("Add", &[&erf, &one], vec![]);
+            let cdf = e.op("Mul", &[&cdf, &half], vec![]);
+            let sq = e.op("Mul", &[x, x], vec![]);
+            let sq = e.op("Mul", &[&sq, &half], vec![]);
+            let neg = e.op("Neg", &[&sq], vec![]);
+            let pdf = e.op("Exp", &[&neg], vec![]);
+            let k = e.const_f32(1.0 / (2.0 * std::f32::consts::PI).sqrt());
+            let pdf = e.op("Mul", &[&pdf, &k], vec![]);
+            let xp = e.op("Mul", &[x, &pdf], vec![]);
+            e.op("Add", &[&cdf, &xp], vec![])
+        }
+        true => {
+            // y = x/2·(1 + tanh(u)), u = c·(x + a·x³):
+            // dy/dx = (1 + t)/2 + x/2·(1 − t²)·c·(1 + 3a·x²)
+            let c = e.const_f32((2.0 / std::f32::consts::PI).sqrt());
+            let a = e.const_f32(0.044715);
+            let a3 = e.const_f32(3.0 * 0.044715);
+            let x2 = e.op("Mul", &[x, x], vec![]);
+            let x3 = e.op("Mul", &[&x2, x], vec![]);
+            let ax3 = e.op("Mul", &[&x3, &a], vec![]);
+            let inner = e.op("Add", &[x, &ax3], vec![]);
+            let u = e.op("Mul", &[&inner, &c], vec![]);
+            let t = e.op("Tanh", &[&u], vec![]);
+            let one_t = e.op("Add", &[&one, &t], vec![]);
+            let first = e.op("Mul", &[&one_t, &half], vec![]);
+            let t2 = e.op("Mul", &[&t, &t], vec![]);
+            let sech2 = e.op("Sub", &[&one, &t2], vec![]);
+            let ax2 = e.op("Mul", &[&x2, &a3], vec![]);
+            let du = e.op("Add", &[&one, &ax2], vec![]);
+            let du = e.op("Mul", &[&du, &c], vec![]);
+            let xh = e.op("Mul", &[x, &half], vec![]);
+            let second = e.op("Mul", &[&xh, &sech2], vec![]);
+            let second = e.op("Mul", &[&second, &du], vec![]);
+            e.op("Add", &[&first, &second], vec![])
+        }
+    }
+}
+
+/// The gradient of a layer norm (centred) or RMS norm of `x` over the axes
+/// from `axis` on, scaled by `scale`, with respect to `x`.
+pub(super) fn norm_grad(e: &mut Emit, [x, scale, g]: [&str; 3], axis: i64, eps: f32, centred: bool) -> String {
+    let fl = vec![int("axis", axis)];
+    let x2 = e.op("Flatten", &[x], fl.clone());
+    let g2 = e.op("Flatten", &[g], fl);
+    let row = e.const_i64s(&[1, -1]);
+    let s2 = e.op("Reshape", &[scale, &row], vec![]);
+    let xc = if centred {
+        let mu = e.reduce("ReduceMean", &x2, &[1], true);
+        e.op("Sub", &[&x2, &mu], vec![])
+    } else {
+        x2
+    };
+    let sq = e.op("Mul", &[&xc, &xc], vec![]);
+    let var = e.reduce("ReduceMean", &sq, &[1], true);
+    let epsc = e.const_f32(eps);
+    let v = e.op("Add", &[&var, &epsc], vec![]);
+    let sd = e.op("Sqrt", &[&v], vec![]);
+    let xh = e.op("Div", &[&xc, &sd], vec![]);
+    let gs = e.op("Mul", &[&g2, &s2], vec![]);
+    let gx = e.op("Mul", &[&gs, &xh], vec![]);
+    let m2 = e.reduce("ReduceMean", &gx, &[1], true);
+    let t = e.op("Mul", &[&xh, &m2], vec![]);
+    let mut inner = e.op("Sub", &[&gs, &t], vec![]);
+    if centred {
+        let m1 = e.reduce("ReduceMean", &gs, &[1], true);
+        inner = e.op("Sub", &[&inner, &m1], vec![]);
+    }
+    let d = e.op("Div", &[&inner, &sd], vec![]);
+    let s = e.shape(x);
+    e.op("Reshape", &[&d, &s], vec![])
 }

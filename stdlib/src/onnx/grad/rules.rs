@@ -6,7 +6,9 @@
 
 use super::emit::Dim;
 use super::emit::{int, ints, string};
-use super::node::{attr_f, attr_i, attr_ints, attr_s, dy, first, input, pad_spatial, scatter_add, Grads};
+use super::node::{
+    attr_f, attr_i, attr_ints, attr_s, dy, first, gelu_derivative, input, norm_grad, pad_spatial, scatter_add, Grads,
+};
 use super::Emit;
 use crate::onnx::proto::{tensor_proto::DataType, NodeProto};
 
@@ -252,54 +254,6 @@ fn gelu(e: &mut Emit, n: &NodeProto, g: &str) -> Grads {
     };
     let d = gelu_derivative(e, input(n, 0), tanh);
     first(n, e.op("Mul", &[g, &d], vec![]))
-}
-
-/// GELU's derivative at `x`, exact (erf) or of the tanh approximation.
-pub(super) fn gelu_derivative(e: &mut Emit, x: &str, tanh: bool) -> String {
-    let half = e.const_f32(0.5);
-    let one = e.const_f32(1.0);
-    match tanh {
-        false => {
-            // d/dx x·Φ(x) = Φ(x) + x·φ(x)
-            let r2 = e.const_f32(std::f32::consts::FRAC_1_SQRT_2);
-            let xs = e.op("Mul", &[x, &r2], vec![]);
-            let erf = e.op("Erf", &[&xs], vec![]);
-            let cdf = e.op("Add", &[&erf, &one], vec![]);
-            let cdf = e.op("Mul", &[&cdf, &half], vec![]);
-            let sq = e.op("Mul", &[x, x], vec![]);
-            let sq = e.op("Mul", &[&sq, &half], vec![]);
-            let neg = e.op("Neg", &[&sq], vec![]);
-            let pdf = e.op("Exp", &[&neg], vec![]);
-            let k = e.const_f32(1.0 / (2.0 * std::f32::consts::PI).sqrt());
-            let pdf = e.op("Mul", &[&pdf, &k], vec![]);
-            let xp = e.op("Mul", &[x, &pdf], vec![]);
-            e.op("Add", &[&cdf, &xp], vec![])
-        }
-        true => {
-            // y = x/2·(1 + tanh(u)), u = c·(x + a·x³):
-            // dy/dx = (1 + t)/2 + x/2·(1 − t²)·c·(1 + 3a·x²)
-            let c = e.const_f32((2.0 / std::f32::consts::PI).sqrt());
-            let a = e.const_f32(0.044715);
-            let a3 = e.const_f32(3.0 * 0.044715);
-            let x2 = e.op("Mul", &[x, x], vec![]);
-            let x3 = e.op("Mul", &[&x2, x], vec![]);
-            let ax3 = e.op("Mul", &[&x3, &a], vec![]);
-            let inner = e.op("Add", &[x, &ax3], vec![]);
-            let u = e.op("Mul", &[&inner, &c], vec![]);
-            let t = e.op("Tanh", &[&u], vec![]);
-            let one_t = e.op("Add", &[&one, &t], vec![]);
-            let first = e.op("Mul", &[&one_t, &half], vec![]);
-            let t2 = e.op("Mul", &[&t, &t], vec![]);
-            let sech2 = e.op("Sub", &[&one, &t2], vec![]);
-            let ax2 = e.op("Mul", &[&x2, &a3], vec![]);
-            let du = e.op("Add", &[&one, &ax2], vec![]);
-            let du = e.op("Mul", &[&du, &c], vec![]);
-            let xh = e.op("Mul", &[x, &half], vec![]);
-            let second = e.op("Mul", &[&xh, &sech2], vec![]);
-            let second = e.op("Mul", &[&second, &du], vec![]);
-            e.op("Add", &[&first, &second], vec![])
-        }
-    }
 }
 
 fn pow(e: &mut Emit, n: &NodeProto, g: &str, need: &[bool]) -> Grads {
@@ -608,38 +562,4 @@ fn norm(e: &mut Emit, n: &NodeProto, g: &str, centred: bool) -> Grads {
     let axis = attr_i(n, "axis").unwrap_or(-1);
     let eps = attr_f(n, "epsilon").unwrap_or(1e-5);
     first(n, norm_grad(e, [input(n, 0), input(n, 1), g], axis, eps, centred))
-}
-
-/// The gradient of a layer norm (centred) or RMS norm of `x` over the axes
-/// from `axis` on, scaled by `scale`, with respect to `x`.
-pub(super) fn norm_grad(e: &mut Emit, [x, scale, g]: [&str; 3], axis: i64, eps: f32, centred: bool) -> String {
-    let fl = vec![int("axis", axis)];
-    let x2 = e.op("Flatten", &[x], fl.clone());
-    let g2 = e.op("Flatten", &[g], fl);
-    let row = e.const_i64s(&[1, -1]);
-    let s2 = e.op("Reshape", &[scale, &row], vec![]);
-    let xc = if centred {
-        let mu = e.reduce("ReduceMean", &x2, &[1], true);
-        e.op("Sub", &[&x2, &mu], vec![])
-    } else {
-        x2
-    };
-    let sq = e.op("Mul", &[&xc, &xc], vec![]);
-    let var = e.reduce("ReduceMean", &sq, &[1], true);
-    let epsc = e.const_f32(eps);
-    let v = e.op("Add", &[&var, &epsc], vec![]);
-    let sd = e.op("Sqrt", &[&v], vec![]);
-    let xh = e.op("Div", &[&xc, &sd], vec![]);
-    let gs = e.op("Mul", &[&g2, &s2], vec![]);
-    let gx = e.op("Mul", &[&gs, &xh], vec![]);
-    let m2 = e.reduce("ReduceMean", &gx, &[1], true);
-    let t = e.op("Mul", &[&xh, &m2], vec![]);
-    let mut inner = e.op("Sub", &[&gs, &t], vec![]);
-    if centred {
-        let m1 = e.reduce("ReduceMean", &gs, &[1], true);
-        inner = e.op("Sub", &[&inner, &m1], vec![]);
-    }
-    let d = e.op("Div", &[&inner, &sd], vec![]);
-    let s = e.shape(x);
-    e.op("Reshape", &[&d, &s], vec![])
 }
