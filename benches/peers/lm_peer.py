@@ -1,6 +1,7 @@
 """PyTorch eager on SmolLM2-135M's own weights (Assay's ONNX graph converted
 by onnx2torch; forward hooks on each layer's per-head attention output):
 a hand-batched head-patching sweep over all 270 heads (27 rows per run,
+and 9 rows per run,
 the flipped prompt's head output patched in at every position, the logit
 difference " Mary" - " John" at the last position), and greedy generation
 of 32 tokens with the KV cache. Prints RESULT lines (seconds)."""
@@ -105,9 +106,9 @@ if check_path:
     import json
     with open(check_path, "w") as f:
         json.dump({"effects": effects, "generated": tok.decode(generated, skip_special_tokens=False)}, f)
-times = {"head sweep": [], "generate 32": []}
+times = {"head sweep": [], "head sweep, 9 rows per run": [], "generate 32": []}
 for _ in range(rounds):
-    for k, f in (("head sweep", sweep), ("generate 32", generate)):
+    for k, f in (("head sweep", sweep), ("head sweep, 9 rows per run", lambda: sweep(9)), ("generate 32", generate)):
         t = time.perf_counter()
         f()
         times[k].append(time.perf_counter() - t)
