@@ -288,6 +288,25 @@ fn bombs_end_with_a_diagnostic_and_a_record() {
     }
 }
 
+/// ONNX Runtime refused memory inside a kernel (std::bad_alloc: the budget
+/// caps the address space, so a large activation fails when asked for):
+/// the budget's error at the call, with the budget's help, not the tool's.
+#[test]
+fn the_model_runtime_running_out_of_the_budget_is_a_budget_error() {
+    let t = temp_with(&[]);
+    write(
+        t.path(),
+        "batch.assay",
+        "let m = model(\"efficientnet-lite0\")\nlet x = zeros([400, 3, 224, 224])\nlet y = run(m, x)\n",
+    );
+    let out = Test::new(t.path()).args(["run", "batch.assay", "--memory", "1G", "--timeout", "120s"]).run();
+    assert_clean_end(&out, "batch");
+    let r = results(t.path(), "batch");
+    assert_eq!(r["error"]["code"], "assay::budget-memory", "{r}");
+    assert_eq!(r["error"]["line"], 3, "{r}");
+    assert!(out.stderr.contains("raise it with --memory"), "{}", out.stderr);
+}
+
 #[test]
 fn crashes_found_by_hand_are_diagnostics() {
     let t = temp_with(&[("deep.rhai", "fn depth(x) { 1 }\n")]);

@@ -430,6 +430,14 @@ impl<'a> Run<'a> {
                 .and_then(|p| sig.params.iter().position(|q| q.name == p))
                 .and_then(|i| spans.get(i).copied())
                 .unwrap_or(span);
+            // A native library (ONNX Runtime) that ran out of memory says so
+            // in its own words: that is the run's memory budget running out,
+            // whatever the tool's own help would suggest.
+            if out_of_memory(&e.message) {
+                return RuntimeError::new(format!("{}: {}", sig.name, e.message), at)
+                    .code(crate::Code::BudgetMemory)
+                    .help("the run's memory budget ran out inside the model runtime: raise it with --memory, or use a smaller model, batch or input");
+            }
             let code = e.code.unwrap_or(crate::Code::Tool);
             let mut err = RuntimeError::new(format!("{}: {}", sig.name, e.message), at).code(code);
             err.help = e.help.or_else(|| Some(sig.render()));
@@ -680,4 +688,10 @@ fn bind_call(sig: &Signature, args: Vec<ArgVal>, method: bool, span: Span) -> Ev
     }
     let args = Args { values: bound, names: sig.params.iter().map(|p| p.name).collect() };
     Ok((args, spans))
+}
+
+/// Whether a tool's error is a native allocation failure (C++'s
+/// `std::bad_alloc`, ONNX Runtime's allocator refusing a buffer).
+fn out_of_memory(message: &str) -> bool {
+    message.contains("std::bad_alloc") || message.contains("Failed to allocate memory")
 }
