@@ -129,6 +129,15 @@ pub(crate) fn effect(
     patched: &ArrayD<f32>,
     probs: &BTreeMap<String, (ArrayD<f32>, ArrayD<f32>)>,
 ) -> Result<f32, ToolError> {
+    if c.cols.0 % site.head_dim != 0 || c.cols.1 % site.head_dim != 0 {
+        return Err(ToolError::new(format!(
+            "qk_fix recomputes whole heads' patterns, but a part of `{}` is columns {}..{} and a head is {} wide",
+            c.tensor, c.cols.0, c.cols.1, site.head_dim
+        ))
+        .help(
+            "give parts: the head count (attention(model).n_heads for queries, .kv_heads for keys), or a divisor of it",
+        ));
+    }
     let (a, g) = probs.get(&site.probs).ok_or_else(|| ToolError::new("no gradient of the probabilities"))?;
     let (a, g) = (pattern(a, 0)?, pattern(g, 0)?);
     let first = c.cols.0 / site.head_dim;
