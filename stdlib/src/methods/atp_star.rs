@@ -129,7 +129,7 @@ pub(crate) fn effect(
     patched: &ArrayD<f32>,
     probs: &BTreeMap<String, (ArrayD<f32>, ArrayD<f32>)>,
 ) -> Result<f32, ToolError> {
-    if c.cols.0 % site.head_dim != 0 || c.cols.1 % site.head_dim != 0 {
+    if !c.cols.0.is_multiple_of(site.head_dim) || !c.cols.1.is_multiple_of(site.head_dim) {
         return Err(ToolError::new(format!(
             "qk_fix recomputes whole heads' patterns, but a part of `{}` is columns {}..{} and a head is {} wide",
             c.tensor, c.cols.0, c.cols.1, site.head_dim
