@@ -154,7 +154,9 @@ pub fn cmd_run(
         Ok(x) => x,
         Err(code) => return code,
     };
-    let (tmp, cleaned) = match begin_run(runs_dir, &s.stem) {
+    // `_lease` keeps the unfinished folder ours until this function returns
+    // (after the folder is renamed into place or removed).
+    let (tmp, cleaned, _lease) = match begin_run(runs_dir, &s.stem) {
         Ok(x) => x,
         Err(e) => {
             return usage_error(

@@ -1,6 +1,7 @@
 //! Tests that need software from outside Rust: headless Chromium (to see
 //! report.html as a person does) and a one-node SLURM cluster (slurm-wlm,
-//! munge and root). Where that software is missing they are reported as
+//! munge and root), and two "nodes" in namespaces of their own (unshare).
+//! Where that software is missing they are reported as
 //! ignored, with what they need, never as passed; `.ci/run` installs it
 //! and sets ASSAY_REQUIRE_BROWSER=1 and ASSAY_REQUIRE_SLURM=1, and then a
 //! missing piece fails them.
@@ -15,6 +16,8 @@ mod support;
 #[path = "it/report.rs"]
 mod report;
 // The sharded script both SLURM tests run (its own tests are `it`'s).
+#[path = "it/nodes.rs"]
+mod nodes;
 #[path = "it/shard.rs"]
 #[allow(dead_code, unused_imports)]
 mod shard;
@@ -47,6 +50,7 @@ fn main() {
     let args = Arguments::from_args();
     let browser = report::chromium().is_none().then(|| "chromium".to_string());
     let cluster = slurm::missing();
+    let namespaces = nodes::missing();
     let trials = vec![
         needing(
             "report::report_renders_its_images_in_a_browser",
@@ -65,6 +69,18 @@ fn main() {
             cluster,
             "ASSAY_REQUIRE_SLURM",
             slurm::a_slurm_benchmark_merges_to_the_one_machine_table,
+        ),
+        needing(
+            "nodes::a_run_on_another_node_keeps_this_nodes_unfinished_run",
+            namespaces.clone(),
+            "ASSAY_REQUIRE_NAMESPACES",
+            nodes::a_run_on_another_node_keeps_this_nodes_unfinished_run,
+        ),
+        needing(
+            "nodes::a_dead_nodes_unfinished_run_is_removed_when_its_lease_runs_out",
+            namespaces,
+            "ASSAY_REQUIRE_NAMESPACES",
+            nodes::a_dead_nodes_unfinished_run_is_removed_when_its_lease_runs_out,
         ),
     ];
     libtest_mimic::run(&args, trials).exit();

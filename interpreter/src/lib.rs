@@ -13,6 +13,7 @@ pub use code::Code;
 mod diag;
 mod diff;
 mod eval;
+mod owner;
 mod pipeline;
 mod record;
 mod report;
@@ -27,6 +28,7 @@ mod types;
 mod value;
 
 pub use cache::CallCache;
+pub use owner::Lease;
 pub use pipeline::{prepare, prepare_with, run_script, Prepared, Ran};
 
 /// Calls faster than this many seconds are not stored in the call cache.

@@ -451,33 +451,20 @@ pub fn run_stem(stem: &str) -> String {
     out
 }
 
-/// Starts a run: makes `runs_dir/stem/.incomplete-PID-NONCE/artifacts`.
-/// Unfinished folders left by runs that were killed (their process is gone)
-/// are removed first; returns the new folder and how many were removed.
-pub fn begin_run(runs_dir: &Path, stem: &str) -> std::io::Result<(PathBuf, usize)> {
+/// Starts a run: makes `runs_dir/stem/.incomplete-PID-NONCE/artifacts`,
+/// owned by this process (see `crate::owner`) while the returned lease is
+/// held. Unfinished folders whose owner is certainly gone are removed
+/// first; returns the new folder, how many were removed, and the lease
+/// (drop it after the folder is renamed into place or removed).
+pub fn begin_run(runs_dir: &Path, stem: &str) -> std::io::Result<(PathBuf, usize, crate::owner::Lease)> {
     let parent = runs_dir.join(run_stem(stem));
     fs::create_dir_all(&parent)?;
-    let cleaned = clean_incomplete(&parent);
+    let cleaned = crate::owner::clean_unfinished(&parent);
     let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let tmp = parent.join(format!(".incomplete-{}-{nonce}", std::process::id()));
+    let lease = crate::owner::claim(&tmp)?;
     fs::create_dir_all(tmp.join("artifacts"))?;
-    Ok((tmp, cleaned))
-}
-
-/// Removes `.incomplete-PID-*` folders whose process no longer exists.
-fn clean_incomplete(parent: &Path) -> usize {
-    let mut n = 0;
-    let Ok(entries) = fs::read_dir(parent) else { return 0 };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix(".incomplete-") else { continue };
-        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
-        let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
-        if !alive && fs::remove_dir_all(e.path()).is_ok() {
-            n += 1;
-        }
-    }
-    n
+    Ok((tmp, cleaned, lease))
 }
 
 /// Writes a run's files into a folder made by `begin_run`; the manifest
@@ -559,7 +546,7 @@ pub fn finish_named(tmp: &Path, name: &str) -> std::io::Result<PathBuf> {
 
 /// Writes `runs_dir/stem/NNNN/` atomically and returns its path.
 pub fn write_run(runs_dir: &Path, stem: &str, files: &RunFiles) -> std::io::Result<PathBuf> {
-    let (tmp, _) = begin_run(runs_dir, stem)?;
+    let (tmp, _, _lease) = begin_run(runs_dir, stem)?;
     if let Err(e) = write_files(&tmp, files) {
         let _ = fs::remove_dir_all(&tmp);
         return Err(e);

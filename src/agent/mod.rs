@@ -155,7 +155,7 @@ pub(crate) fn investigate_with(
 ) -> Result<Outcome, (u8, String)> {
     let registry = assay_stdlib::registry();
     let guide = crate::docs::agent_guide(&registry, task.focus());
-    let (tmp, files) = open_investigation(&task, limits, out_dir, &registry)?;
+    let (tmp, files, _lease) = open_investigation(&task, limits, out_dir, &registry)?;
     let (base, roots) = task.folders(&files);
     let mut conv = Conversation::new(&guide, task.prompt());
     let mut p = Progress::default();
@@ -237,13 +237,13 @@ fn open_investigation(
     limits: &Limits,
     out_dir: &Path,
     registry: &assay_interpreter::Registry,
-) -> Result<(PathBuf, PathBuf), (u8, String)> {
-    let (tmp, _) = begin_run(out_dir, task.kind()).map_err(|e| {
+) -> Result<(PathBuf, PathBuf, assay_interpreter::Lease), (u8, String)> {
+    let (tmp, _, lease) = begin_run(out_dir, task.kind()).map_err(|e| {
         (crate::out::EXIT_USAGE, format!("cannot make the investigation folder under {}: {e}", out_dir.display()))
     })?;
     let files = tmp.join("files");
     let _ = std::fs::create_dir_all(&files);
-    let Some((text, _)) = task.prelude() else { return Ok((tmp, files)) };
+    let Some((text, _)) = task.prelude() else { return Ok((tmp, files, lease)) };
     let pf = assay_interpreter::SourceFile::new("<task>", text);
     let diags = match assay_interpreter::Sandbox::new(&files, &[]) {
         Ok(sb) => assay_interpreter::prepare(&pf, registry, &sb).diags,
@@ -262,7 +262,7 @@ fn open_investigation(
         let _ = std::fs::remove_dir_all(&tmp);
         return Err((crate::out::EXIT_USAGE, format!("the unit cannot be bound: {}", r.feedback)));
     }
-    Ok((tmp, files))
+    Ok((tmp, files, lease))
 }
 
 /// An answer the model gave: scored if it passes its checks; otherwise
