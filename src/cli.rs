@@ -76,7 +76,7 @@ enum Command {
     /// Run a script as a SLURM array job of shards and a merge job after it.
     Slurm {
         #[command(subcommand)]
-        what: assay::shard::SlurmCommand,
+        what: assay::slurm::SlurmCommand,
     },
     /// Check a script without running it: report every error at once.
     Check {
@@ -334,10 +334,10 @@ impl LimitOpts {
 
 #[derive(clap::Args)]
 struct BudgetArgs {
-    /// Memory the script may use, e.g. 512M or 4G (default: half the machine's memory).
+    /// Memory the script may use, e.g. 512M or 4G (default: half the machine's memory; in a SLURM job, 85% of the job's).
     #[arg(long, value_name = "SIZE")]
     memory: Option<String>,
-    /// Wall time the script may take, e.g. 90s, 10m or 2h (default: 1h).
+    /// Wall time the script may take, e.g. 90s, 10m or 2h (default: 1h; in a SLURM job, the time it has left less a margin).
     #[arg(long, value_name = "DURATION")]
     timeout: Option<String>,
     /// What the run may write into its run folder, e.g. 500M or 20G (default: 10G).
@@ -348,6 +348,14 @@ struct BudgetArgs {
 impl BudgetArgs {
     fn budget(&self) -> Result<Budget, String> {
         let mut b = Budget::defaults();
+        // Inside a SLURM job, what the job was given bounds the defaults.
+        if self.memory.is_none() || self.timeout.is_none() {
+            if let Some(note) = assay::supervise::slurm_job()
+                .and_then(|j| j.apply(&mut b, self.memory.is_none(), self.timeout.is_none()))
+            {
+                eprintln!("{note}");
+            }
+        }
         if let Some(m) = &self.memory {
             b.memory = parse_size(m)?;
         }
@@ -396,7 +404,7 @@ pub(crate) fn main() -> u8 {
             }
             Err(e) => usage_error(json, &e, "e.g. --memory 2G --timeout 10m"),
         },
-        Command::Slurm { what } => assay::shard::cmd_slurm(what),
+        Command::Slurm { what } => assay::slurm::cmd_slurm(what),
         Command::Check { script, json, allow_read } => cmd_check(&registry, &script, json, &allow_read),
         Command::Fmt { paths, check } => assay::fmt::cmd_fmt(&paths, check),
         Command::Lsp => assay::lsp::cmd_lsp(&registry),
@@ -492,7 +500,13 @@ fn cmd_bench(
     if merge_shards.is_some_and(|c| c == 0 || c > assay_interpreter::shard::MAX_SHARDS) {
         return usage_error(json, "--merge-shards is the number of shards that ran", "e.g. --merge-shards 4");
     }
-    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|p| p.get()).unwrap_or(1));
+    // As many items at once as CPUs are usable (the affinity mask, the
+    // cgroup quota, SLURM_CPUS_PER_TASK).
+    let jobs = jobs.unwrap_or_else(|| {
+        let usable = std::thread::available_parallelism().map(|p| p.get()).unwrap_or(1);
+        let slurm = std::env::var("SLURM_CPUS_PER_TASK").ok().and_then(|v| v.trim().parse::<usize>().ok());
+        slurm.filter(|n| *n > 0).map_or(usable, |n| n.min(usable))
+    });
     assay::bench::run(assay::bench::Options { suite, seed, n, out, runner, jobs, limits, json, shard, merge_shards })
 }
 

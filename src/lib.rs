@@ -42,5 +42,6 @@ pub mod out;
 pub mod replay;
 pub mod run;
 pub mod shard;
+pub mod slurm;
 pub mod supervise;
 pub mod verify;

@@ -66,9 +66,15 @@ fn main() {
         ),
         needing(
             "slurm::a_slurm_benchmark_merges_to_the_one_machine_table",
-            cluster,
+            cluster.clone(),
             "ASSAY_REQUIRE_SLURM",
             slurm::a_slurm_benchmark_merges_to_the_one_machine_table,
+        ),
+        needing(
+            "slurm::a_cancelled_shard_resubmitted_alone_completes_the_merge",
+            cluster.clone(),
+            "ASSAY_REQUIRE_SLURM",
+            slurm::a_cancelled_shard_resubmitted_alone_completes_the_merge,
         ),
         needing(
             "nodes::a_run_on_another_node_keeps_this_nodes_unfinished_run",

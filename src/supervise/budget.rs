@@ -112,3 +112,108 @@ pub(super) fn fmt_bytes(b: u64) -> String {
         format!("{} MiB", b >> 20)
     }
 }
+
+/// What the SLURM job this process runs in allows: its memory
+/// (`SLURM_MEM_PER_NODE`, or `SLURM_MEM_PER_CPU` times the CPUs on the
+/// node; MiB) and the time it has left (squeue's `%L`).
+pub struct JobLimits {
+    pub job: String,
+    pub memory: Option<u64>,
+    pub left: Option<Duration>,
+}
+
+/// The limits of the SLURM job this process runs in, if it runs in one.
+pub fn slurm_job() -> Option<JobLimits> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let job = env("SLURM_JOB_ID")?;
+    let mib = |k: &str| env(k).and_then(|v| v.trim().parse::<u64>().ok()).filter(|m| *m > 0);
+    let cpus = mib("SLURM_CPUS_ON_NODE").or_else(|| mib("SLURM_CPUS_PER_TASK")).unwrap_or(1);
+    let memory = mib("SLURM_MEM_PER_NODE").or_else(|| mib("SLURM_MEM_PER_CPU").map(|m| m * cpus)).map(|m| m << 20);
+    let left = std::process::Command::new("squeue")
+        .args(["-h", "-j", &job, "-o", "%L"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| parse_slurm_time(String::from_utf8_lossy(&o.stdout).trim()));
+    Some(JobLimits { job, memory, left })
+}
+
+/// SLURM's `[D-]H:MM:SS`, `M:SS`, `D-H` and `D-H:MM` (squeue's time left);
+/// `None` for UNLIMITED, NOT_SET, INVALID or anything else.
+pub fn parse_slurm_time(s: &str) -> Option<Duration> {
+    let (days, rest) = match s.split_once('-') {
+        Some((d, r)) => (d.parse::<u64>().ok()?, r),
+        None => (0, s),
+    };
+    let parts: Vec<u64> = rest.split(':').map(|p| p.parse::<u64>().ok()).collect::<Option<_>>()?;
+    let (h, m, sec) = match (s.contains('-'), parts.as_slice()) {
+        (true, [h]) => (*h, 0, 0),
+        (true, [h, m]) => (*h, *m, 0),
+        (_, [h, m, sec]) => (*h, *m, *sec),
+        (false, [m, sec]) => (0, *m, *sec),
+        (false, [m]) => (0, *m, 0),
+        _ => return None,
+    };
+    Some(Duration::from_secs(((days * 24 + h) * 60 + m) * 60 + sec))
+}
+
+impl JobLimits {
+    /// The budgets a run in this job gets by default: 85% of the job's
+    /// memory (the rest covers Assay's own processes), and the time left
+    /// less a margin (5%, at least 30 s), so that the run stops with a
+    /// record before SLURM kills it.
+    pub fn apply(&self, b: &mut Budget, memory: bool, time: bool) -> Option<String> {
+        let mut said = Vec::new();
+        if let (true, Some(m)) = (memory, self.memory) {
+            b.memory = (m / 100 * 85).max(16 << 20);
+            said.push(format!("memory {} (85% of the job's {})", fmt_bytes(b.memory), fmt_bytes(m)));
+        }
+        if let (true, Some(left)) = (time, self.left) {
+            let margin = (left / 20).max(Duration::from_secs(30));
+            b.timeout = if left > margin * 2 { left - margin } else { left / 2 }.max(Duration::from_secs(1));
+            said.push(format!("time {}s (of the {}s the job has left)", b.timeout.as_secs(), left.as_secs()));
+        }
+        (!said.is_empty()).then(|| {
+            format!(
+                "note: budgets from SLURM job {}: {}; --memory and --timeout override them",
+                self.job,
+                said.join(", ")
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slurm_times_parse_as_squeue_writes_them() {
+        let s = |t: &str| parse_slurm_time(t).map(|d| d.as_secs());
+        assert_eq!(s("6:58"), Some(418));
+        assert_eq!(s("1:00:05"), Some(3605));
+        assert_eq!(s("1-07:00:00"), Some(111_600));
+        assert_eq!(s("2-03"), Some(183_600));
+        assert_eq!(s("2-03:10"), Some(184_200));
+        assert_eq!(s("UNLIMITED"), None);
+        assert_eq!(s("NOT_SET"), None);
+        assert_eq!(s("INVALID"), None);
+    }
+
+    #[test]
+    fn job_limits_leave_a_margin() {
+        let j = JobLimits { job: "7".into(), memory: Some(1000 << 20), left: Some(Duration::from_secs(600)) };
+        let mut b = Budget::defaults();
+        let note = j.apply(&mut b, true, true).unwrap();
+        assert_eq!(b.memory, (1000u64 << 20) / 100 * 85);
+        assert_eq!(b.timeout, Duration::from_secs(570));
+        assert!(note.contains("SLURM job 7"), "{note}");
+        let mut b = Budget::defaults();
+        let before = b.timeout;
+        assert!(j.apply(&mut b, true, false).is_some());
+        assert_eq!(b.timeout, before, "an explicit --timeout is kept");
+        let short = JobLimits { job: "8".into(), memory: None, left: Some(Duration::from_secs(40)) };
+        short.apply(&mut b, true, true);
+        assert_eq!(b.timeout, Duration::from_secs(20));
+    }
+}

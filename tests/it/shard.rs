@@ -265,7 +265,7 @@ fn slurm_job_scripts_are_written_readable_and_complete() {
     let shards = std::fs::read_to_string(out["shards_job"].as_str().unwrap()).unwrap();
     let merge = std::fs::read_to_string(out["merge_job"].as_str().unwrap()).unwrap();
     assert!(shards.starts_with("#!/bin/bash\n"));
-    assert!(shards.contains("#SBATCH --array=0-3") && shards.contains("--shard auto"), "{shards}");
+    assert!(shards.contains("#SBATCH --array=0-3") && shards.contains("--shard \"$shard/4\""), "{shards}");
     assert!(merge.contains("merge") && merge.contains("--shards 4"), "{merge}");
     let cmds = out["commands"].to_string();
     assert!(cmds.contains("--partition=debug") && cmds.contains("--dependency=afterok:"), "{cmds}");
@@ -304,8 +304,9 @@ record "squares", shard_map(range(0, 3), x => x * x)
 /// in a script's name reach the scripts as one quoted word and an escaped
 /// comment (never a command: the marker file is never made), and the
 /// written scripts run that very script; what an #SBATCH line or a UTF-8
-/// script cannot carry (a runs folder with a newline or a blank, a non-UTF-8
-/// name, a control character in an sbatch option) is refused with a reason.
+/// script cannot carry (a runs folder with a newline or a double quote, a
+/// non-UTF-8 name, a control character in an sbatch option) is refused with
+/// a reason. A runs folder with blanks and apostrophes is quoted everywhere.
 #[test]
 fn slurm_job_scripts_are_safe_for_any_name() {
     use std::os::unix::ffi::OsStrExt;
@@ -345,6 +346,34 @@ fn slurm_job_scripts_are_safe_for_any_name() {
         }
         assert!(!dir.path().join("PWNED").exists(), "{name:?} ran a command");
     }
+    // A runs folder with a blank, an apostrophe and a `%` (SLURM's file-name
+    // patterns): quoted on the #SBATCH lines, and the scripts run.
+    let odd = dir.path().join("it's a 100% folder");
+    let out = ok(Test::new(dir.path())
+        .args(["slurm", "submit", "a b.assay", "--shards", "1", "--dry-run", "--json", "--runs-dir"])
+        .arg_os(&odd))
+    .json();
+    for job in ["shards_job", "merge_job"] {
+        let file = out[job].as_str().unwrap();
+        let text = std::fs::read_to_string(file).unwrap();
+        let output = text.lines().find(|l| l.starts_with("#SBATCH --output=")).unwrap();
+        assert!(
+            output.starts_with(&format!(
+                "#SBATCH --output=\"{}/a-b/slurm/logs/",
+                odd.display().to_string().replace('%', "%%")
+            )),
+            "{output}"
+        );
+        let run = std::process::Command::new("bash")
+            .arg(file)
+            .current_dir(dir.path())
+            .env("SLURM_ARRAY_TASK_ID", "0")
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{job}: {}", String::from_utf8_lossy(&run.stderr));
+    }
+    assert!(odd.join("a-b/slurm/state/shard-0.done").is_file());
+    assert!(odd.join("a-b/0001/results.json").is_file(), "the merge wrote its record");
     // Each script's merged record is there, under its own name.
     let runs = std::fs::read_dir(dir.path().join("runs")).unwrap().count();
     assert_eq!(runs, names.len());
@@ -354,7 +383,7 @@ fn slurm_job_scripts_are_safe_for_any_name() {
     std::fs::write(dir.path().join(bad_name), "record \"a\", 1\n").unwrap();
     let refused: [(&[&str], &str); 3] = [
         (&["--runs-dir", "r\ntouch PWNED"], "control"),
-        (&["--runs-dir", "r s"], "blank"),
+        (&["--runs-dir", "r\"s"], "'\"'"),
         (&["--", "--comment=a\nb"], "control character"),
     ];
     let submit = |script: &std::ffi::OsStr, extra: &[&str]| {

@@ -122,7 +122,8 @@ pub(crate) fn slurm_array_jobs_merge_to_the_one_machine_records() {
     // The exemplar passes, the head sweep and the map, as 3 array tasks and a merge job.
     let (array, merge) = submit(&c, dir.path(), &["slurm", "submit", "s.assay", "--shards", "3"]);
     c.wait(&[&array, &merge], Duration::from_secs(600));
-    let log = std::fs::read_to_string(dir.path().join("runs/s/slurm/merge.log")).unwrap_or_default();
+    let log = std::fs::read_to_string(dir.path().join(format!("runs/s/slurm/logs/merge.job-{merge}.log")))
+        .unwrap_or_default();
     let runs = numbered_runs(dir.path());
     assert_eq!(runs.len(), 2, "the merge job wrote one run ({}): {log}", c.states(&merge));
     assert_eq!(results(&runs[1]), one, "the merged record equals the one-machine record");
@@ -178,7 +179,66 @@ pub(crate) fn a_slurm_benchmark_merges_to_the_one_machine_table() {
     );
     c.wait(&[&array, &merge], Duration::from_secs(600));
     let read = |p: &Path| std::fs::read_to_string(p.join("baseline-floor/results.json")).unwrap_or_default();
-    let log = std::fs::read_to_string(out.join("slurm/merge.log")).unwrap_or_default();
+    let log = std::fs::read_to_string(out.join(format!("slurm/logs/merge.job-{merge}.log"))).unwrap_or_default();
     assert_eq!(read(&out), read(&dir.path().join("one")), "merge log: {log}");
     assert!(!read(&out).is_empty());
+}
+
+/// `assay slurm status` and `resubmit` on a submission whose shard 1 was
+/// cancelled before it ran, in a folder whose path holds a blank and an
+/// apostrophe (quoted in every line of the job scripts): status names the
+/// shard and the command that fixes it; that command runs shard 1 of 3
+/// alone (not shard 0 of 1, as `--shard auto` did for `sbatch --array=1`)
+/// and a merge after it, whose record equals the one-machine record.
+pub(crate) fn a_cancelled_shard_resubmitted_alone_completes_the_merge() {
+    let c = Cluster::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("it's a folder");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("s.assay"), "record \"noisy\", shard_map(range(0, 30), x => x * x + randn())\n").unwrap();
+    let one = Test::new(&dir).args(["run", "s.assay"]).run();
+    assert_eq!(one.code, 0, "{}{}", one.stdout, one.stderr);
+    let one = results(&numbered_runs(&dir).pop().unwrap());
+    // Held, so that shard 1 is cancelled before it can run; the merge job
+    // gets options of its own (not held).
+    let (array, merge) =
+        submit(&c, &dir, &["slurm", "submit", "s.assay", "--shards", "3", "--merge-sbatch=--time=10", "--", "--hold"]);
+    let cancel = c.cmd("scancel").arg(format!("{array}_1")).output().unwrap();
+    assert!(cancel.status.success(), "{}", String::from_utf8_lossy(&cancel.stderr));
+    let rel = c.cmd("scontrol").args(["release", &array]).output().unwrap();
+    assert!(rel.status.success(), "{}", String::from_utf8_lossy(&rel.stderr));
+    c.wait(&[&array], Duration::from_secs(600));
+    let status = |c: &Cluster| {
+        let out = Test::new(&dir).env("SLURM_CONF", c.conf()).args(["slurm", "status", "runs/s", "--json"]).run();
+        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+        out.json()
+    };
+    let s = status(&c);
+    let states: Vec<&str> = s["shards"].as_array().unwrap().iter().map(|r| r["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["done", "lost", "done"], "{s}");
+    assert_eq!(s["merge"]["state"], "pending", "{s}");
+    let fix = s["fix"].as_str().unwrap();
+    assert!(fix.ends_with("--shards 1"), "{fix}");
+    assert_eq!(numbered_runs(&dir).len(), 1, "no merge without shard 1");
+
+    let out = Test::new(&dir)
+        .env("SLURM_CONF", c.conf())
+        .args(["slurm", "resubmit", "runs/s/slurm", "--shards", "1", "--json", "--", "--time=10"])
+        .run();
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let j = out.json();
+    assert_eq!(j["shards"], serde_json::json!([1]), "{j}");
+    let (array2, merge2) = (j["array_job"].as_str().unwrap().to_string(), j["merge_job"].as_str().unwrap().to_string());
+    c.wait(&[&array2, &merge2], Duration::from_secs(600));
+    assert!(!c.states(&merge).contains("PENDING"), "the old merge job was cancelled: {}", c.states(&merge));
+    let log = std::fs::read_to_string(dir.join(format!("runs/s/slurm/logs/shard-1.job-{array2}.log"))).unwrap();
+    assert!(log.contains("== assay: shard 1 of 3, attempt 1"), "{log}");
+    let s = status(&c);
+    let states: Vec<&str> = s["shards"].as_array().unwrap().iter().map(|r| r["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["done", "done", "done"], "{s}");
+    let runs = numbered_runs(&dir);
+    let log =
+        std::fs::read_to_string(dir.join(format!("runs/s/slurm/logs/merge.job-{merge2}.log"))).unwrap_or_default();
+    assert_eq!(runs.len(), 2, "the new merge job wrote a run: {log}");
+    assert_eq!(results(&runs[1]), one, "the merged record equals the one-machine record");
 }
