@@ -188,7 +188,7 @@ pub(crate) fn job_scripts(
          shard=${{SLURM_ARRAY_TASK_ID:?this job script runs as an array task}}\n\
          state={state}\n\
          mkdir -p \"$state\"\n\
-         echo \"== assay: shard $shard of {count}, attempt $(( ${{SLURM_RESTART_COUNT:-0}} + 1 )), job ${{SLURM_JOB_ID:-?}} on $(hostname) at $(date -u +%Y-%m-%dT%H:%M:%SZ)\"\n\
+         echo \"== assay: shard $shard of {count}, attempt $(( ${{SLURM_RESTART_COUNT:-0}} + 1 )), job ${{SLURM_JOB_ID:-?}} on ${{SLURMD_NODENAME:-$(hostname)}} at $(date -u +%Y-%m-%dT%H:%M:%SZ)\"\n\
          rm -f \"$state/shard-$shard.done\" \"$state/shard-$shard.failed\"\n\
          status=0\n\
          {shard_cmd} || status=$?\n\

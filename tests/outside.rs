@@ -77,6 +77,12 @@ fn main() {
             slurm::a_cancelled_shard_resubmitted_alone_completes_the_merge,
         ),
         needing(
+            "slurm::a_four_shard_array_across_two_nodes_merges_to_the_one_machine_record",
+            cluster.clone(),
+            "ASSAY_REQUIRE_SLURM",
+            slurm::a_four_shard_array_across_two_nodes_merges_to_the_one_machine_record,
+        ),
+        needing(
             "nodes::a_run_on_another_node_keeps_this_nodes_unfinished_run",
             namespaces.clone(),
             "ASSAY_REQUIRE_NAMESPACES",

@@ -40,15 +40,25 @@ impl Cluster {
         self.dir.path().join("slurm.conf").display().to_string()
     }
 
-    /// Starts the cluster (`missing` says whether it can run here).
+    /// Starts a one-node cluster (`missing` says whether it can run here).
     fn start() -> Cluster {
+        Cluster::start_nodes(1)
+    }
+
+    /// Starts a cluster of `nodes` (1, or 2: n1 and n2, each slurmd in PID
+    /// and mount namespaces of its own).
+    fn start_nodes(nodes: usize) -> Cluster {
         if let Some(what) = missing() {
             panic!("the SLURM tests need {what}");
         }
         let one = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::tempdir().unwrap();
-        let st =
-            Command::new(repo_root().join("tests/slurm/cluster.sh")).arg("start").arg(dir.path()).status().unwrap();
+        let st = Command::new(repo_root().join("tests/slurm/cluster.sh"))
+            .arg("start")
+            .arg(dir.path())
+            .arg(nodes.to_string())
+            .status()
+            .unwrap();
         assert!(st.success(), "the test cluster did not start (logs were printed above)");
         Cluster { dir, _one: one }
     }
@@ -241,4 +251,34 @@ pub(crate) fn a_cancelled_shard_resubmitted_alone_completes_the_merge() {
         std::fs::read_to_string(dir.join(format!("runs/s/slurm/logs/merge.job-{merge2}.log"))).unwrap_or_default();
     assert_eq!(runs.len(), 2, "the new merge job wrote a run: {log}");
     assert_eq!(results(&runs[1]), one, "the merged record equals the one-machine record");
+}
+
+/// Two nodes (n1 and n2: two slurmd on loopback, each with its jobs in PID
+/// and mount namespaces of its own, so neither sees the other's processes,
+/// as on two machines) share the runs folder; a 4-shard array spreads over
+/// both, every shard's folder survives the others' start-up clean-ups, and
+/// the merge equals the one-machine record byte for byte.
+pub(crate) fn a_four_shard_array_across_two_nodes_merges_to_the_one_machine_record() {
+    let c = Cluster::start_nodes(2);
+    let dir = tempfile::tempdir().unwrap();
+    crate::shard::setup(dir.path());
+    let one = Test::new(dir.path()).args(["run", "s.assay", "--json"]).run();
+    assert_eq!(one.code, 0, "{}{}", one.stdout, one.stderr);
+    let one = results(&numbered_runs(dir.path()).pop().unwrap());
+    let (array, merge) = submit(&c, dir.path(), &["slurm", "submit", "s.assay", "--shards", "4"]);
+    c.wait(&[&array, &merge], Duration::from_secs(900));
+    let mut nodes = std::collections::BTreeSet::new();
+    for i in 0..4 {
+        let log = std::fs::read_to_string(dir.path().join(format!("runs/s/slurm/logs/shard-{i}.job-{array}.log")))
+            .unwrap_or_default();
+        let node = log.lines().find_map(|l| l.split(" on ").nth(1)).and_then(|r| r.split(' ').next());
+        nodes.insert(node.unwrap_or("?").to_string());
+        assert!(dir.path().join(format!("runs/s/slurm/state/shard-{i}.done")).is_file(), "shard {i}: {log}");
+    }
+    assert_eq!(nodes.into_iter().collect::<Vec<_>>(), ["n1", "n2"], "the shards ran on both nodes");
+    let runs = numbered_runs(dir.path());
+    let log = std::fs::read_to_string(dir.path().join(format!("runs/s/slurm/logs/merge.job-{merge}.log")))
+        .unwrap_or_default();
+    assert_eq!(runs.len(), 2, "the merge job wrote one run ({}): {log}", c.states(&merge));
+    assert_eq!(results(&runs[1]), one, "the two-node merge equals the one-machine record");
 }
