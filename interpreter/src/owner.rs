@@ -168,6 +168,18 @@ pub(crate) fn claim(dir: &Path) -> std::io::Result<Lease> {
     Ok(Lease { file, stop, beat })
 }
 
+/// An owner file's bytes: a regular file (not a link) of at most
+/// [`MAX_OWNER_BYTES`].
+fn read_owner(p: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    if !fs::symlink_metadata(p)?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    fs::File::open(p)?.take(MAX_OWNER_BYTES).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// The file system's clock in `parent`: the mtime of a file made now.
 fn fs_now(parent: &Path) -> SystemTime {
     let nonce = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
@@ -180,7 +192,7 @@ fn fs_now(parent: &Path) -> SystemTime {
 /// Whether the owner of an unfinished folder (or of its owner file alone)
 /// is certainly gone.
 fn gone(owner_path: &Path, legacy_pid: Option<u32>, me: &Owner, now: &mut Option<SystemTime>, parent: &Path) -> bool {
-    let Ok(bytes) = crate::record::read_regular(owner_path, MAX_OWNER_BYTES) else {
+    let Ok(bytes) = read_owner(owner_path) else {
         // No owner file: an older Assay's folder, or a replaced record
         // moved aside; the PID in its name decides, as it always did.
         return legacy_pid.is_none_or(|p| start_time(&p.to_string()).is_none());

@@ -25,8 +25,9 @@ const STDLIB: &[&[&str]] = &[
 /// The language. Values and rhai, records and reports, and the evaluator
 /// and records each used to import each other.
 const INTERPRETER: &[&[&str]] = &[
-    // Leaves: diagnostic codes, tensors, the sandbox, scanning and diffing.
-    &["code", "tensor", "sandbox", "scan", "diff"],
+    // Leaves: diagnostic codes, tensors, the sandbox, scanning and diffing;
+    // who owns an unfinished run folder.
+    &["code", "tensor", "sandbox", "scan", "diff", "owner"],
     &["diag"],
     // A compiled rhai file, as a value holds it (calling it is `rhai_bridge`).
     &["rhai_module"],
@@ -61,7 +62,9 @@ const COMMAND: &[&[&str]] = &[
     &["replay", "agent"],
     // Running one script from the command line; benchmarks of agents.
     &["run", "bench"],
-    // Sharded runs, merges and SLURM; re-running a finished run.
+    // SLURM jobs (submit, status, resubmit).
+    &["slurm"],
+    // Sharded runs and merges; re-running a finished run.
     &["shard", "verify"],
     &["cli"],
     &["main"],
