@@ -429,3 +429,39 @@ fn a_merge_too_large_for_its_memory_budget_is_refused_before_reading() {
     let out = ok(Test::new(dir.path()).args(["merge", "s.assay", "--shards", "2", "--json"]));
     assert_eq!(out.json()["results"]["records"]["n"], 1000000);
 }
+
+/// A sweep over several prompt pairs (one padded batch of rows, each pair's
+/// unpatched row and its components) is sharded by blocks of whole batches
+/// of rows, the shards' source scores checked to agree; the merge is the
+/// one-machine record byte for byte at 2 and 4 shards (before, a sharded
+/// run refused it: "not sharded yet"). Each shard goes on past the sweep
+/// (with its own rows, NaN elsewhere) to the script's end.
+#[test]
+fn a_sweep_over_prompt_pairs_shards_and_merges_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = r#"let lm = model("smollm2-135m")
+let id = w => tokenize(lm, w).ids[0]
+let pairs = [
+  {clean: "When Mary and John went to the store, John gave a drink to", flipped: "When Mary and John went to the store, Mary gave a drink to", io: id(" Mary"), s: id(" John")},
+  {clean: "Kate and Paul met. Paul thanked", flipped: "Kate and Paul met. Kate thanked", io: id(" Kate"), s: id(" Paul")},
+  {clean: "Then, Anna and Tom had an argument, and Tom said to", flipped: "Then, Anna and Tom had an argument, and Anna said to", io: id(" Anna"), s: id(" Tom")}]
+let s = patch_sweep(lm, map(pairs, p => p.clean), map(pairs, p => p.flipped), "/model/layers.2[89]/self_attn/heads_output_0", (out, i) => logit_diff(out.logits, pairs[i].io, pairs[i].s), parts: 9, batch: 7, last_position: true)
+record "sweep", s
+record "known effects", len(filter(reshape(s.effects, [54]), e => e == e))
+"#;
+    std::fs::write(dir.path().join("s.assay"), script).unwrap();
+    let one = whole(dir.path());
+    let whole_record = results(&one);
+    assert!(whole_record.contains("\"known effects\": 54"), "{whole_record}");
+    for n in [2, 4] {
+        for i in 0..n {
+            let out = shard(dir.path(), i, n).json();
+            assert_eq!(out["status"], "partial", "{out}");
+            assert_eq!(out["stopped"], serde_json::Value::Null, "shard {i}/{n} went on to the end: {out}");
+        }
+        let m = merge(dir.path(), n);
+        assert_eq!(m.code, 0, "{}{}", m.stdout, m.stderr);
+        assert_eq!(m.json()["merged"]["answered"], 1, "{}", m.stdout);
+        assert_eq!(results(&runs_of(dir.path(), "s").pop().unwrap()), whole_record, "{n} shards");
+    }
+}

@@ -29,7 +29,8 @@ tool! {
     /// last_position, on a model with a KV cache (`past_key_values.*` inputs, as SmolLM2's), the tokens
     /// target and source share at the start (`prefix` of them) run once, and each run computes only the
     /// tokens after them. Shardable: under `assay run --shard i/n` each shard patches its block of
-    /// batches (its effects elsewhere are NaN) and `assay merge` gives exactly the one-machine result.
+    /// batches (its effects elsewhere are NaN; with several pairs, its block of batches of rows) and `assay merge`
+    /// gives exactly the one-machine result.
     /// Given lists of texts as `target` and `source` (pairs of equal length, pairs of different
     /// lengths), every pair runs in one left-padded batch (a model that takes attention_mask and
     /// position_ids), each pair as it would alone; `metric(outputs, i)` then scores pair i, and the
@@ -268,6 +269,10 @@ fn texts(v: &Value) -> Option<usize> {
 /// The sweep's result from the shards' blocks of effects, in order.
 fn sweep_merge(p: patch_sweep::Params, ctx: &mut dyn ToolCtx, parts: Vec<Value>) -> Result<Value, ToolError> {
     let names = crate::onnx::handle::select_names(&p.model, &p.tensors)?;
+    if let Some(pairs) = texts(&p.target) {
+        let blocks = parts.iter().map(PairBlock::from_value).collect::<Result<Vec<_>, _>>()?;
+        return pairs_result(&names, *p.parts, pairs, ctx.share().is_some(), blocks);
+    }
     let blocks = parts.iter().map(Block::from_value).collect::<Result<Vec<_>, _>>()?;
     merge_blocks(&names, *p.parts, ctx.share().is_some(), blocks)
 }

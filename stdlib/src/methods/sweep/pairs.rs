@@ -13,7 +13,7 @@ use ndarray::{ArrayD, Axis, Slice};
 /// pair's own tokens, and `metric(outputs, i)` scores it for pair i.
 pub(super) fn sweep_pairs(p: &patch_sweep::Params, ctx: &mut dyn ToolCtx, pairs: usize) -> Result<Value, ToolError> {
     let m = p.model.clone();
-    let Padded { target, source, len, pad } = padded_pairs(p, ctx, pairs)?;
+    let Padded { target, source, len, pad } = padded_pairs(p, pairs)?;
     let names = crate::onnx::handle::select_names(&m, &p.tensors)?;
     let metric = p.metric.clone();
     if let Value::Func(assay_interpreter::Func::Script(c)) = &*metric {
@@ -55,9 +55,17 @@ pub(super) fn sweep_pairs(p: &patch_sweep::Params, ctx: &mut dyn ToolCtx, pairs:
         let views: Vec<_> = idx.iter().map(|&i| v.slice_axis(Axis(0), Slice::from(i..i + 1))).collect();
         ndarray::concatenate(Axis(0), &views).unwrap_or_else(|_| v.clone())
     };
-    let mut scores: Vec<Vec<f64>> = vec![vec![f64::NAN; n + 1]; pairs];
+    // A shard takes a contiguous block of whole batches of rows, so every
+    // row runs in the same batch as in one run over all of them.
+    let chunks = rows.len().div_ceil(batch);
+    let mine = match ctx.share() {
+        Some(share) => share.range(chunks),
+        None => 0..chunks,
+    };
+    let first = (mine.start * batch).min(rows.len());
+    let mut scores: Vec<f64> = Vec::new();
     let mut runs = 0;
-    for chunk in rows.chunks(batch) {
+    for chunk in rows.chunks(batch).skip(mine.start).take(mine.len()) {
         let idx: Vec<usize> = chunk.iter().map(|(i, _)| *i).collect();
         let feeds: Vec<(String, ArrayD<f32>)> = target.iter().map(|(k, v)| (k.clone(), gather(v, &idx))).collect();
         let mut patches = Vec::new();
@@ -86,23 +94,119 @@ pub(super) fn sweep_pairs(p: &patch_sweep::Params, ctx: &mut dyn ToolCtx, pairs:
             let o: Outputs =
                 out.iter().map(|(k, v)| (k.clone(), v.slice_axis(Axis(0), Slice::from(r..r + 1)).to_owned())).collect();
             let item = (i * (n + 1) + c.map_or(0, |c| c + 1)) as u64;
-            let x = crate::methods::metrics::metric_number(
+            scores.push(crate::methods::metrics::metric_number(
                 ctx.call_item(&metric, vec![outputs_value(&o), Value::Num(*i as f64)], item)?,
                 p.metric.name(),
-            )?;
-            scores[*i][c.map_or(0, |c| c + 1)] = x;
+            )?);
         }
     }
-    let source_scores = source_scores(p, ctx, source, pairs, &outputs)?;
+    let source = source_scores(p, ctx, source, pairs, &outputs)?;
+    let block = PairBlock { first, scores, source, runs };
+    match ctx.share() {
+        // A shard's record keeps its rows' scores; its script goes on with
+        // the other rows NaN.
+        Some(_) => Ok(block.to_value()),
+        None => pairs_result(&names, parts, pairs, false, vec![block]),
+    }
+}
+
+/// One shard's rows of a sweep over pairs: the metric of rows `first..`
+/// (each pair's unpatched row, then its components, pair after pair) and
+/// every pair's source score (which every shard computes, and all agree on).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct PairBlock {
+    first: usize,
+    scores: Vec<f64>,
+    source: Vec<f64>,
+    runs: usize,
+}
+
+impl PairBlock {
+    fn to_value(&self) -> Value {
+        Value::record([
+            ("first_row", Value::Num(self.first as f64)),
+            ("scores", Value::nums(self.scores.iter().copied())),
+            ("source", Value::nums(self.source.iter().copied())),
+            ("runs", Value::Num(self.runs as f64)),
+        ])
+    }
+
+    /// A block read back from a shard's partial record, not trusted.
+    pub(super) fn from_value(v: &Value) -> Result<PairBlock, ToolError> {
+        let Value::Record(f) = v else { return Err(bad_part("not a record".into())) };
+        let count = |k: &str| match f.get(k) {
+            Some(Value::Num(x)) if *x >= 0.0 && x.fract() == 0.0 && *x <= u32::MAX as f64 => Ok(*x as usize),
+            _ => Err(bad_part(format!("no count `{k}`"))),
+        };
+        let nums = |k: &str| match f.get(k) {
+            Some(Value::List(l)) => l
+                .iter()
+                .map(|e| match e {
+                    Value::Num(x) => Ok(*x),
+                    _ => Err(bad_part(format!("`{k}` holds a non-number"))),
+                })
+                .collect::<Result<Vec<f64>, _>>(),
+            _ => Err(bad_part(format!("no list `{k}`"))),
+        };
+        Ok(PairBlock {
+            first: count("first_row")?,
+            scores: nums("scores")?,
+            source: nums("source")?,
+            runs: count("runs")?,
+        })
+    }
+}
+
+/// The sweep over `pairs` pairs from blocks of rows, in order; `padded`:
+/// a shard's own block, the other rows NaN.
+pub(super) fn pairs_result(
+    names: &[String],
+    parts: usize,
+    pairs: usize,
+    padded: bool,
+    blocks: Vec<PairBlock>,
+) -> Result<Value, ToolError> {
+    let n = names.len() * parts.max(1);
+    let total = pairs * (n + 1);
+    let mut flat: Vec<f64> = Vec::with_capacity(total);
+    let (mut source, mut runs): (Option<Vec<f64>>, usize) = (None, 0);
+    for b in blocks {
+        if padded {
+            if b.first > total {
+                return Err(bad_part(format!("a block starts at row {}", b.first)));
+            }
+            flat.resize(b.first, f64::NAN);
+        }
+        if b.first != flat.len() {
+            return Err(bad_part(format!("a block starts at row {}, expected {}", b.first, flat.len())));
+        }
+        flat.extend(&b.scores);
+        runs += b.runs;
+        if b.source.len() != pairs {
+            return Err(bad_part(format!("{} source scores for {pairs} pairs", b.source.len())));
+        }
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        if source.as_ref().is_some_and(|s| bits(s) != bits(&b.source)) {
+            return Err(bad_part("shards disagree on the source scores".into()));
+        }
+        source = Some(b.source);
+    }
+    if padded {
+        flat.resize(total, f64::NAN);
+    }
+    if flat.len() != total {
+        return Err(bad_part(format!("the blocks hold {} rows, not {total}", flat.len())));
+    }
+    let scores: Vec<&[f64]> = flat.chunks(n + 1).collect();
     let effects: Vec<f32> = scores.iter().flat_map(|s| s[1..].iter().map(move |x| (x - s[0]) as f32)).collect();
-    let grid =
-        ArrayD::from_shape_vec(vec![pairs, names.len(), parts], effects).map_err(|e| ToolError::new(e.to_string()))?;
+    let grid = ArrayD::from_shape_vec(vec![pairs, names.len(), parts.max(1)], effects)
+        .map_err(|e| ToolError::new(e.to_string()))?;
     let mean = grid.mean_axis(Axis(0)).ok_or_else(|| ToolError::new("no pairs"))?;
     Ok(Value::record([
         ("effects", Value::tensor(grid)),
         ("mean_effects", Value::tensor(mean)),
         ("clean", Value::nums(scores.iter().map(|s| s[0]))),
-        ("source", Value::nums(source_scores)),
+        ("source", Value::nums(source.unwrap_or_default())),
         ("tensors", Value::list(names.iter().map(Value::str).collect())),
         ("runs", Value::Num(runs as f64)),
         ("prefix", Value::Num(0.0)),
@@ -120,7 +224,7 @@ struct Padded {
     pad: Vec<usize>,
 }
 
-fn padded_pairs(p: &patch_sweep::Params, ctx: &mut dyn ToolCtx, pairs: usize) -> Result<Padded, ToolError> {
+fn padded_pairs(p: &patch_sweep::Params, pairs: usize) -> Result<Padded, ToolError> {
     let m = p.model.clone();
     if texts(&p.source) != Some(pairs) {
         return Err(p.source.error(format!("{pairs} targets need {pairs} sources, as a list of texts")));
@@ -130,12 +234,6 @@ fn padded_pairs(p: &patch_sweep::Params, ctx: &mut dyn ToolCtx, pairs: usize) ->
             .target
             .error("this model cannot take a padded batch (it takes no attention_mask and position_ids)")
             .help("sweep one pair at a time: map(pairs, p => patch_sweep(model, p.target, p.source, ...))"));
-    }
-    if ctx.share().is_some() {
-        return Err(p
-            .target
-            .error("a sweep over several prompt pairs is not sharded yet")
-            .help("shard over the pairs instead: shard_map(pairs, p => patch_sweep(model, p.target, p.source, ...))"));
     }
     let target = feeds(&m, &p.target)?;
     let source = feeds(&m, &p.source)?;
