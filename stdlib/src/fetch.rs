@@ -24,7 +24,7 @@ pub fn cache_dir() -> PathBuf {
     dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("assay")
 }
 /// A name unique to this process and call, for temporary files and folders.
-fn unique(stem: &str) -> String {
+pub(crate) fn unique(stem: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     format!(".{stem}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }

@@ -229,7 +229,7 @@ pub fn emoji_items() -> Result<Vec<Item>, String> {
     let index = dir.join("openmoji.json");
     if !index.is_file() {
         let tgz = fetch::npm(&OPENMOJI)?;
-        let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
+        let tmp = dir.with_file_name(crate::fetch::unique("openmoji-unpack"));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
         let st = std::process::Command::new("tar")
@@ -243,11 +243,27 @@ pub fn emoji_items() -> Result<Vec<Item>, String> {
         if !st.success() {
             return Err("could not unpack openmoji".into());
         }
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        std::fs::rename(tmp.join("package/color/svg"), dir.join("svg")).map_err(|e| e.to_string())?;
-        std::fs::rename(tmp.join("package/data/openmoji.json"), &index).map_err(|e| e.to_string())?;
+        // The folder appears whole, by one rename, or not at all: another
+        // process unpacking at the same time (tests, shards, benchmark
+        // items) either finds it complete or wins the rename first, and a
+        // folder in use is never removed under its readers.
+        let whole = tmp.join("whole");
+        std::fs::create_dir_all(&whole).map_err(|e| e.to_string())?;
+        std::fs::rename(tmp.join("package/color/svg"), whole.join("svg")).map_err(|e| e.to_string())?;
+        std::fs::rename(tmp.join("package/data/openmoji.json"), whole.join("openmoji.json"))
+            .map_err(|e| e.to_string())?;
+        if dir.exists() && !index.is_file() {
+            // Left half-made by an older Assay: moved aside, then removed.
+            let aside = dir.with_file_name(crate::fetch::unique("openmoji-old"));
+            if std::fs::rename(&dir, &aside).is_ok() {
+                let _ = std::fs::remove_dir_all(&aside);
+            }
+        }
+        let placed = std::fs::rename(&whole, &dir);
         let _ = std::fs::remove_dir_all(&tmp);
+        if placed.is_err() && !index.is_file() {
+            return Err(format!("could not place openmoji at {}", dir.display()));
+        }
     }
     let text =
         String::from_utf8(crate::fetch::read_cached(&index)?).map_err(|e| format!("{}: {e}", index.display()))?;
@@ -319,4 +335,46 @@ fn item(p: item::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
         ("label", it.label.as_deref().map(Value::str).unwrap_or_default()),
         ("image", Value::Image(Arc::new(img))),
     ]))
+}
+
+#[cfg(test)]
+mod unpack_tests {
+    /// Four unpackings of openmoji at once into an empty cache (as parallel
+    /// tests, shards or benchmark items do): each sees the whole set, and
+    /// none removes the folder another is reading (before, each removed
+    /// and remade it, and a reader found drawings missing).
+    #[test]
+    #[allow(clippy::disallowed_methods, reason = "the test arranges its own cache folder")]
+    fn concurrent_unpacks_each_see_the_whole_set() {
+        let tgz = crate::fetch::npm(&super::OPENMOJI).expect("the openmoji package (fetched once into the cache)");
+        let cache = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(cache.path().join("packages")).unwrap();
+        std::fs::copy(&tgz, cache.path().join("packages").join(tgz.file_name().unwrap())).unwrap();
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "vision::data::unpack_tests::unpack_into_the_given_cache", "--nocapture"])
+            .env("ASSAY_CACHE_DIR", cache.path())
+            .env("ASSAY_TEST_UNPACK", "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("4 unpackers saw"),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Run by the test above in a process of its own (its cache folder set).
+    #[test]
+    fn unpack_into_the_given_cache() {
+        if std::env::var_os("ASSAY_TEST_UNPACK").is_none() {
+            return;
+        }
+        let counts: Vec<usize> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..4).map(|_| s.spawn(|| super::emoji_items().map(|v| v.len()).unwrap_or(0))).collect();
+            hs.into_iter().map(|h| h.join().unwrap_or(0)).collect()
+        });
+        assert!(counts.iter().all(|n| *n > 4000 && *n == counts[0]), "{counts:?}");
+        println!("4 unpackers saw {} drawings each", counts[0]);
+    }
 }
