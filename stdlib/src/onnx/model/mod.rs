@@ -194,15 +194,32 @@ impl Model {
                 )));
             }
         }
-        let mut b = session_builder(provider, path, &weights)?;
+        // ONNX Runtime is loaded (from the provisioned library) before any
+        // of its values is made.
+        super::runtime::runtime().map_err(ModelError::Runtime)?;
         // The plain session shares its weights with every rewritten one too.
         let shared = (provider == Provider::Cpu)
             .then(|| (shared_weights(&proto, path, &weights), ort::session::builder::PrepackedWeights::new()));
+        // On the CPU, with the large float weights shared, the rest inline
+        // (from the digested bytes): no session reads external data, so the
+        // digested files are not kept (they would be a third copy of the
+        // weights, beside the shared values and ONNX Runtime's prepacked
+        // ones). The plain session is built from the graph as given,
+        // likewise inlined.
+        let lean = shared.as_ref().filter(|_| !weights.is_empty()).and_then(|(values, _)| {
+            let plain = inline_unshared(&graph::decode(bytes).ok()?, path, &weights, values)?;
+            Some((inline_unshared(&proto, path, &weights, values)?, graph::encode(&plain)))
+        });
+        let (proto, plain_bytes, weights) = match lean {
+            Some((proto, plain)) => (proto, Some(plain), Vec::new()),
+            None => (proto, None, weights),
+        };
+        let mut b = session_builder(provider, path, &weights)?;
         if let Some((values, prepacked)) = &shared {
             b = share(b, &proto, values, prepacked)?;
         }
         let session = b
-            .commit_from_memory(bytes)
+            .commit_from_memory(plain_bytes.as_deref().unwrap_or(bytes))
             .map_err(|e| ModelError::Graph(format!("ONNX Runtime cannot load the model: {e}")))?;
         let mut m = Model::from_session(path, display, sha256, proto, Some(session), provider);
         m.weights = weights;

@@ -147,6 +147,57 @@ pub(super) fn graph_initializer_bytes(proto: &ModelProto) -> u64 {
 /// Float initializers smaller than this stay each session's own.
 const SHARE_AT_LEAST: usize = 4096;
 
+/// The external-data files of a model, read once each: from the bytes as
+/// digested (`weights`), else from beside the model (Assay's own cache).
+struct Files<'w> {
+    dir: &'w Path,
+    weights: &'w [(String, Arc<[u8]>)],
+    read: HashMap<String, Option<Arc<[u8]>>>,
+}
+
+impl<'w> Files<'w> {
+    fn new(path: &'w Path, weights: &'w [(String, Arc<[u8]>)]) -> Files<'w> {
+        Files { dir: path.parent().unwrap_or(Path::new(".")), weights, read: HashMap::new() }
+    }
+
+    /// An initializer's bytes: inline, or its slice of an external file.
+    fn bytes(&mut self, t: &crate::onnx::proto::TensorProto) -> Option<Vec<u8>> {
+        if t.data_location.unwrap_or(0) != 1 {
+            return t.raw_data.clone();
+        }
+        let get = |k: &str| t.external_data.iter().find(|e| e.key() == k).map(|e| e.value().to_string());
+        let (file, offset, length) = (get("location")?, get("offset"), get("length"));
+        let (weights, dir) = (self.weights, self.dir);
+        let data = self
+            .read
+            .entry(file.clone())
+            .or_insert_with(|| {
+                weights
+                    .iter()
+                    .find(|(n, _)| *n == file)
+                    .map(|(_, b)| b.clone())
+                    .or_else(|| crate::fetch::read_cached(&dir.join(&file)).ok().map(Arc::<[u8]>::from))
+            })
+            .clone()?;
+        let offset: usize = offset.and_then(|o| o.parse().ok()).unwrap_or(0);
+        let length: usize = match length.and_then(|l| l.parse().ok()) {
+            Some(l) => l,
+            // No length: the tensor's own size.
+            None => {
+                let size = match t.data_type() {
+                    2 | 3 | 9 => 1,
+                    4 | 5 | 10 | 16 => 2,
+                    1 | 6 | 12 => 4,
+                    7 | 11 | 13 => 8,
+                    _ => return None,
+                };
+                t.dims.iter().map(|d| usize::try_from(*d).ok()).product::<Option<usize>>()?.checked_mul(size)?
+            }
+        };
+        data.get(offset..offset.checked_add(length)?).map(<[u8]>::to_vec)
+    }
+}
+
 /// The model's float initializers of [`SHARE_AT_LEAST`] bytes or more as
 /// ONNX Runtime values: inline ones from the graph, external ones from the
 /// weights as digested (`weights`) or the file beside the model. One that
@@ -157,35 +208,13 @@ pub(super) fn shared_weights(
     weights: &[(String, Arc<[u8]>)],
 ) -> Vec<(String, Arc<ort::value::DynValue>)> {
     let Some(g) = proto.graph.as_ref() else { return Vec::new() };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut files: HashMap<String, Option<Arc<[u8]>>> = HashMap::new();
+    let mut files = Files::new(path, weights);
     let mut out = Vec::new();
     for t in &g.initializer {
         if t.data_type() != 1 {
             continue;
         }
-        let external = t.data_location.unwrap_or(0) == 1;
-        let bytes: Option<Vec<u8>> = if external {
-            let get = |k: &str| t.external_data.iter().find(|e| e.key() == k).map(|e| e.value().to_string());
-            let (Some(file), offset, length) = (get("location"), get("offset"), get("length")) else { continue };
-            let data = files
-                .entry(file.clone())
-                .or_insert_with(|| {
-                    weights
-                        .iter()
-                        .find(|(n, _)| *n == file)
-                        .map(|(_, b)| b.clone())
-                        .or_else(|| crate::fetch::read_cached(&dir.join(&file)).ok().map(Arc::<[u8]>::from))
-                })
-                .clone();
-            let offset: usize = offset.and_then(|o| o.parse().ok()).unwrap_or(0);
-            let n: usize = t.dims.iter().map(|d| usize::try_from(*d).unwrap_or(0)).product::<usize>() * 4;
-            let length: usize = length.and_then(|l| l.parse().ok()).unwrap_or(n);
-            data.and_then(|d| d.get(offset..offset + length).map(<[u8]>::to_vec))
-        } else {
-            t.raw_data.clone()
-        };
-        let Some(bytes) = bytes.filter(|b| b.len() >= SHARE_AT_LEAST && b.len() % 4 == 0) else { continue };
+        let Some(bytes) = files.bytes(t).filter(|b| b.len() >= SHARE_AT_LEAST && b.len() % 4 == 0) else { continue };
         let shape: Vec<i64> = t.dims.clone();
         if shape.iter().map(|d| usize::try_from(*d).unwrap_or(0)).product::<usize>() * 4 != bytes.len() {
             continue;
@@ -196,6 +225,44 @@ pub(super) fn shared_weights(
         }
     }
     out
+}
+
+/// The most bytes of unshared external initializers [`inline_unshared`]
+/// copies into the graph (past it, the digested files are kept instead).
+const INLINE_AT_MOST: u64 = 64 << 20;
+
+/// `proto` with every external initializer that `shared` does not cover
+/// made inline, from the weights as digested: a session built from it with
+/// the shared values reads no external data at all (ONNX Runtime only
+/// checks that the files named for the shared ones exist; their bytes come
+/// from the values), so the digested files need not be kept. `None` where
+/// that would copy more than [`INLINE_AT_MOST`] into the graph (large
+/// non-float weights) or an initializer cannot be read.
+pub(super) fn inline_unshared(
+    proto: &ModelProto,
+    path: &Path,
+    weights: &[(String, Arc<[u8]>)],
+    shared: &[(String, Arc<ort::value::DynValue>)],
+) -> Option<ModelProto> {
+    let covered: std::collections::HashSet<&str> = shared.iter().map(|(n, _)| n.as_str()).collect();
+    let mut out = proto.clone();
+    let g = out.graph.as_mut()?;
+    let mut files = Files::new(path, weights);
+    let mut copied = 0u64;
+    for t in g.initializer.iter_mut() {
+        if t.data_location.unwrap_or(0) != 1 || covered.contains(t.name()) {
+            continue;
+        }
+        let bytes = files.bytes(t)?;
+        copied += bytes.len() as u64;
+        if copied > INLINE_AT_MOST {
+            return None;
+        }
+        t.raw_data = Some(bytes);
+        t.external_data.clear();
+        t.data_location = None;
+    }
+    Some(out)
 }
 
 /// `b` with the model's shared weights (those `proto` has) and its

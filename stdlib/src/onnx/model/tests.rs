@@ -254,3 +254,86 @@ fn weights_swapped_after_they_were_digested_are_never_run() {
         "the control: from the folder, the swap is picked up"
     );
 }
+
+/// A model with a large external weight (shared with every session, as an
+/// ONNX Runtime value made from the digested bytes) and a small one (made
+/// inline in the graph from the digested bytes): the digested files are not
+/// kept, and a weights file swapped afterwards for other numbers of the same
+/// length changes neither the plain session nor a rewritten one built later
+/// (ONNX Runtime only checks that the file is there; it reads none of it).
+#[test]
+fn shared_and_inlined_weights_run_the_digested_bytes_not_the_file() {
+    use crate::onnx::proto::{
+        tensor_proto, GraphProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto, ValueInfoProto,
+    };
+    let f = tensor_proto::DataType::Float as i32;
+    let kv = |k: &str, v: &str| StringStringEntryProto { key: Some(k.into()), value: Some(v.into()) };
+    let external = |name: &str, dims: Vec<i64>, offset: usize, len: usize| TensorProto {
+        name: Some(name.into()),
+        data_type: Some(f),
+        dims,
+        data_location: Some(tensor_proto::DataLocation::External as i32),
+        external_data: vec![
+            kv("location", "w.data"),
+            kv("offset", &offset.to_string()),
+            kv("length", &len.to_string()),
+        ],
+        ..Default::default()
+    };
+    let node = |op: &str, inputs: &[&str], output: &str| NodeProto {
+        op_type: Some(op.into()),
+        name: Some(output.into()),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        ..Default::default()
+    };
+    let g = GraphProto {
+        name: Some("lean".into()),
+        node: vec![node("MatMul", &["x", "w"], "h"), node("Add", &["h", "b"], "y")],
+        initializer: vec![external("w", vec![1024, 2], 0, 8192), external("b", vec![2], 8192, 8)],
+        input: vec![ValueInfoProto {
+            name: Some("x".into()),
+            r#type: Some(crate::onnx::graph::tensor_type(f, Some(&[1, 1024]))),
+            ..Default::default()
+        }],
+        output: vec![ValueInfoProto {
+            name: Some("y".into()),
+            r#type: Some(crate::onnx::graph::tensor_type(f, Some(&[1, 2]))),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let proto = ModelProto {
+        ir_version: Some(8),
+        opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(17) }],
+        graph: Some(g),
+        ..Default::default()
+    };
+    let graph = crate::onnx::graph::encode(&proto);
+    let numbers = |w: f32, b: f32| -> Vec<u8> {
+        let mut v: Vec<f32> = (0..2048).map(|i| if i % 2 == 0 { w } else { -w }).collect();
+        v.extend([b, 2.0 * b]);
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lean.onnx");
+    std::fs::write(&path, &graph).unwrap();
+    std::fs::write(dir.path().join("w.data"), numbers(0.5, 3.0)).unwrap();
+    let weights = vec![("w.data".to_string(), Arc::<[u8]>::from(numbers(0.5, 3.0)))];
+    let m = Model::load_with_weights(&path, "lean", &graph, String::new(), Provider::Cpu, weights).unwrap();
+    assert!(m.weights.is_empty(), "the digested files are not kept");
+    let x = || vec![("x".to_string(), ArrayD::<f32>::ones(vec![1, 1024]))];
+    // h = [512, -512], y = h + [3, 6].
+    let want = vec![515.0f32, -506.0];
+    let plain = |m: &Model| m.run_plain(x(), &["y".to_string()]).unwrap()["y"].iter().copied().collect::<Vec<_>>();
+    assert_eq!(plain(&m), want);
+    std::fs::write(dir.path().join("w.data"), numbers(7.0, -1.0)).unwrap();
+    assert_eq!(plain(&m), want, "the plain session");
+    let h = m.capture(x(), &["h".to_string(), "y".to_string()]).unwrap();
+    assert_eq!(h["y"].iter().copied().collect::<Vec<_>>(), want, "a rewritten session built after the swap");
+    assert_eq!(h["h"].iter().copied().collect::<Vec<_>>(), vec![512.0, -512.0]);
+    // The control: loaded from the folder (no digested bytes), the swapped
+    // file is what runs.
+    let m = Model::load_with_weights(&path, "lean", &graph, String::new(), Provider::Cpu, Vec::new()).unwrap();
+    assert_eq!(plain(&m), vec![7.0 * 1024.0 - 1.0, -7.0 * 1024.0 - 2.0]);
+}
