@@ -27,6 +27,8 @@ pub struct Model {
     pub sha256: String,
     /// Rewritten sessions kept (see [`rewritten_sessions_for`]).
     pub keep_sessions: usize,
+    /// Whether its sessions prepack weights (see [`prepack_for`]).
+    pub prepack: bool,
     /// The sha256 of the external-data weights files, in order, where the
     /// model has any (a tool call's identity covers its weights too).
     pub weights_sha256: Vec<String>,
@@ -214,7 +216,7 @@ impl Model {
             Some((proto, plain)) => (proto, Some(plain), Vec::new()),
             None => (proto, None, weights),
         };
-        let mut b = session_builder(provider, path, &weights)?;
+        let mut b = session_builder(provider, path, &weights, prepack_for(weight_bytes(path, &proto)))?;
         if let Some((values, prepacked)) = &shared {
             b = share(b, &proto, values, prepacked)?;
         }
@@ -261,7 +263,7 @@ impl Model {
             use sha2::Digest;
             hex::encode(sha2::Sha256::digest(bytes))
         };
-        let mut b = builder(provider)?;
+        let mut b = builder(provider, prepack_for(bytes.len() as u64))?;
         let session = b
             .commit_from_memory(bytes)
             .map_err(|e| ModelError::Graph(format!("ONNX Runtime cannot load the model: {e}")))?;
@@ -290,6 +292,7 @@ impl Model {
             sha256,
             weights_sha256: Vec::new(),
             keep_sessions: rewritten_sessions_for(weight_bytes(path, &proto), provider == Provider::Cpu),
+            prepack: prepack_for(weight_bytes(path, &proto)),
             proto,
             inputs,
             outputs,
@@ -324,7 +327,7 @@ impl Model {
         }
         let proto = make()?;
         let bytes = graph::encode(&proto);
-        let mut b = session_builder(self.provider, &self.path, &self.weights)?;
+        let mut b = session_builder(self.provider, &self.path, &self.weights, self.prepack)?;
         if self.provider == Provider::Cpu {
             let prepacked = self.prepacked.get_or_init(ort::session::builder::PrepackedWeights::new);
             let shared = self.shared.get_or_init(|| shared_weights(&self.proto, &self.path, &self.weights));

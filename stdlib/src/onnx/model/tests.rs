@@ -337,3 +337,15 @@ fn shared_and_inlined_weights_run_the_digested_bytes_not_the_file() {
     let m = Model::load_with_weights(&path, "lean", &graph, String::new(), Provider::Cpu, Vec::new()).unwrap();
     assert_eq!(plain(&m), vec![7.0 * 1024.0 - 1.0, -7.0 * 1024.0 - 2.0]);
 }
+
+/// Large models run without the prepacked copy of their weights; small ones
+/// keep it (unless ASSAY_PREPACK says otherwise for all).
+#[test]
+fn only_models_below_the_line_prepack_their_weights() {
+    if std::env::var_os("ASSAY_PREPACK").is_some() {
+        return;
+    }
+    assert!(prepack_for(540 << 20));
+    assert!(!prepack_for(PREPACK_BELOW));
+    assert!(!prepack_for(4 << 30));
+}
