@@ -605,6 +605,8 @@ fn status(dir: &Path, json: bool) -> u8 {
     };
     let mut jobs: Vec<String> = sub.arrays.iter().map(|a| a.job.clone()).collect();
     jobs.push(sub.merge_job.clone());
+    // (A submission whose merge job could not be submitted has none.)
+    jobs.retain(|j| !j.is_empty());
     let q = queue(&jobs);
     let read = |p: PathBuf| {
         assay_interpreter::read_regular(&p, 4096).ok().map(|b| String::from_utf8_lossy(&b).trim().to_string())

@@ -257,14 +257,21 @@ mod tests {
         assert!(!owner_file(&dir).exists(), "the lease removes its owner file");
     }
 
-    #[test]
-    fn a_reused_pid_is_not_its_owner() {
-        let t = tempfile::tempdir().unwrap();
+    /// An unfinished folder in `t` whose owner is this process as `edit`
+    /// changes it.
+    fn owned_by(t: &tempfile::TempDir, edit: impl FnOnce(&mut Owner)) -> PathBuf {
         let dir = t.path().join(".incomplete-1-2");
         fs::create_dir(&dir).unwrap();
         let mut o = Owner::me();
-        o.start = o.start.map(|s| s + 1);
+        edit(&mut o);
         fs::write(owner_file(&dir), serde_json::to_vec(&o).unwrap()).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_reused_pid_is_not_its_owner() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = owned_by(&t, |o| o.start = o.start.map(|s| s + 1));
         assert_eq!(clean_unfinished(t.path()), 1);
         assert!(!dir.exists() && !owner_file(&dir).exists());
     }
@@ -272,13 +279,11 @@ mod tests {
     #[test]
     fn another_machines_folder_waits_for_its_lease() {
         let t = tempfile::tempdir().unwrap();
-        let dir = t.path().join(".incomplete-1-2");
-        fs::create_dir(&dir).unwrap();
-        let mut o = Owner::me();
-        o.boot_id = Some("another-machine".into());
-        o.pid = 999_999_999;
-        o.lease_secs = 2;
-        fs::write(owner_file(&dir), serde_json::to_vec(&o).unwrap()).unwrap();
+        let dir = owned_by(&t, |o| {
+            o.boot_id = Some("another-machine".into());
+            o.pid = 999_999_999;
+            o.lease_secs = 2;
+        });
         assert_eq!(clean_unfinished(t.path()), 0, "its process cannot be seen from here: kept");
         std::thread::sleep(Duration::from_millis(2600));
         assert_eq!(clean_unfinished(t.path()), 1, "its lease ran out");

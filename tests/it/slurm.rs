@@ -112,6 +112,13 @@ fn numbered_runs(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The results.json of `s.assay` run whole on this machine.
+fn one_machine(dir: &Path) -> String {
+    let one = Test::new(dir).args(["run", "s.assay", "--json"]).run();
+    assert_eq!(one.code, 0, "{}{}", one.stdout, one.stderr);
+    results(&numbered_runs(dir).pop().unwrap())
+}
+
 fn submit(c: &Cluster, dir: &Path, args: &[&str]) -> (String, String) {
     // `--json` before any `--`, which passes the rest to sbatch.
     let out = Test::new(dir).env("SLURM_CONF", c.conf()).args(&args[..2]).arg("--json").args(&args[2..]).run();
@@ -125,9 +132,7 @@ pub(crate) fn slurm_array_jobs_merge_to_the_one_machine_records() {
     let c = Cluster::start();
     let dir = tempfile::tempdir().unwrap();
     crate::shard::setup(dir.path());
-    let one = Test::new(dir.path()).args(["run", "s.assay", "--json"]).run();
-    assert_eq!(one.code, 0, "{}{}", one.stdout, one.stderr);
-    let one = results(&numbered_runs(dir.path()).pop().unwrap());
+    let one = one_machine(dir.path());
 
     // The exemplar passes, the head sweep and the map, as 3 array tasks and a merge job.
     let (array, merge) = submit(&c, dir.path(), &["slurm", "submit", "s.assay", "--shards", "3"]);
@@ -206,9 +211,7 @@ pub(crate) fn a_cancelled_shard_resubmitted_alone_completes_the_merge() {
     let dir = tmp.path().join("it's a folder");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("s.assay"), "record \"noisy\", shard_map(range(0, 30), x => x * x + randn())\n").unwrap();
-    let one = Test::new(&dir).args(["run", "s.assay"]).run();
-    assert_eq!(one.code, 0, "{}{}", one.stdout, one.stderr);
-    let one = results(&numbered_runs(&dir).pop().unwrap());
+    let one = one_machine(&dir);
     // Held, so that shard 1 is cancelled before it can run; the merge job
     // gets options of its own (not held).
     let (array, merge) =
@@ -262,9 +265,7 @@ pub(crate) fn a_four_shard_array_across_two_nodes_merges_to_the_one_machine_reco
     let c = Cluster::start_nodes(2);
     let dir = tempfile::tempdir().unwrap();
     crate::shard::setup(dir.path());
-    let one = Test::new(dir.path()).args(["run", "s.assay", "--json"]).run();
-    assert_eq!(one.code, 0, "{}{}", one.stdout, one.stderr);
-    let one = results(&numbered_runs(dir.path()).pop().unwrap());
+    let one = one_machine(dir.path());
     let (array, merge) = submit(&c, dir.path(), &["slurm", "submit", "s.assay", "--shards", "4"]);
     c.wait(&[&array, &merge], Duration::from_secs(900));
     let mut nodes = std::collections::BTreeSet::new();

@@ -219,6 +219,22 @@ impl Block {
     }
 }
 
+/// Makes `out` end where a block starting at `first` begins: a shard's own
+/// block (`padded`) after NaN for the others' part, else right after the
+/// block before it; an error for a block that does not fit.
+fn place<T: Copy>(out: &mut Vec<T>, first: usize, total: usize, padded: bool, nan: T) -> Result<(), ToolError> {
+    if padded {
+        if first > total {
+            return Err(bad_part(format!("a block starts at {first}, past the {total} in all")));
+        }
+        out.resize(first, nan);
+    }
+    if first != out.len() {
+        return Err(bad_part(format!("a block starts at {first}, expected {}", out.len())));
+    }
+    Ok(())
+}
+
 fn bad_part(why: String) -> ToolError {
     ToolError::new(format!("a shard's partial sweep: {why}"))
 }
@@ -286,15 +302,7 @@ fn merge_blocks(names: &[String], parts_per: usize, padded: bool, blocks: Vec<Bl
     let mut effects: Vec<f32> = Vec::with_capacity(total);
     let (mut clean, mut source, mut prefix, mut runs) = (None, None, None, 0usize);
     for b in blocks {
-        if padded {
-            if b.first > total {
-                return Err(bad_part(format!("a block starts at {}", b.first)));
-            }
-            effects.resize(b.first, f32::NAN);
-        }
-        if b.first != effects.len() {
-            return Err(bad_part(format!("a block starts at {}, expected {}", b.first, effects.len())));
-        }
+        place(&mut effects, b.first, total, padded, f32::NAN)?;
         effects.extend(&b.effects);
         runs += b.runs;
         for (slot, k, x) in [

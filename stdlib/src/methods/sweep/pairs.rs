@@ -171,15 +171,7 @@ pub(super) fn pairs_result(
     let mut flat: Vec<f64> = Vec::with_capacity(total);
     let (mut source, mut runs): (Option<Vec<f64>>, usize) = (None, 0);
     for b in blocks {
-        if padded {
-            if b.first > total {
-                return Err(bad_part(format!("a block starts at row {}", b.first)));
-            }
-            flat.resize(b.first, f64::NAN);
-        }
-        if b.first != flat.len() {
-            return Err(bad_part(format!("a block starts at row {}, expected {}", b.first, flat.len())));
-        }
+        place(&mut flat, b.first, total, padded, f64::NAN)?;
         flat.extend(&b.scores);
         runs += b.runs;
         if b.source.len() != pairs {
