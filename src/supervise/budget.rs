@@ -129,13 +129,37 @@ pub fn slurm_job() -> Option<JobLimits> {
     let mib = |k: &str| env(k).and_then(|v| v.trim().parse::<u64>().ok()).filter(|m| *m > 0);
     let cpus = mib("SLURM_CPUS_ON_NODE").or_else(|| mib("SLURM_CPUS_PER_TASK")).unwrap_or(1);
     let memory = mib("SLURM_MEM_PER_NODE").or_else(|| mib("SLURM_MEM_PER_CPU").map(|m| m * cpus)).map(|m| m << 20);
-    let left = std::process::Command::new("squeue")
-        .args(["-h", "-j", &job, "-o", "%L"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .and_then(|o| parse_slurm_time(String::from_utf8_lossy(&o.stdout).trim()));
+    let left = time_left(&job).and_then(|t| parse_slurm_time(t.trim()));
     Some(JobLimits { job, memory, left })
+}
+
+/// squeue's `%L` for `job`, if it answers within 5 s (a controller that
+/// does not answer must not hold up the run: the time budget then keeps
+/// its default).
+fn time_left(job: &str) -> Option<String> {
+    use std::io::Read;
+    let mut child = std::process::Command::new("squeue")
+        .args(["-h", "-j", job, "-o", "%L"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let started = std::time::Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) if st.success() => break,
+            Ok(None) if started.elapsed() < Duration::from_secs(5) => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+    let mut out = String::new();
+    child.stdout.take()?.read_to_string(&mut out).ok()?;
+    Some(out)
 }
 
 /// SLURM's `[D-]H:MM:SS`, `M:SS`, `D-H` and `D-H:MM` (squeue's time left);

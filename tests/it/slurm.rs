@@ -246,6 +246,8 @@ pub(crate) fn a_cancelled_shard_resubmitted_alone_completes_the_merge() {
     assert!(!c.states(&merge).contains("PENDING"), "the old merge job was cancelled: {}", c.states(&merge));
     let log = std::fs::read_to_string(dir.join(format!("runs/s/slurm/logs/shard-1.job-{array2}.log"))).unwrap();
     assert!(log.contains("== assay: shard 1 of 3, attempt 1"), "{log}");
+    // Its time budget came from the job's --time=10 (squeue's time left).
+    assert!(log.contains("note: budgets from SLURM job") && log.contains("s the job has left)"), "{log}");
     let s = status(&c);
     let states: Vec<&str> = s["shards"].as_array().unwrap().iter().map(|r| r["state"].as_str().unwrap()).collect();
     assert_eq!(states, ["done", "done", "done"], "{s}");
