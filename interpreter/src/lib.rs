@@ -24,6 +24,7 @@ mod scan;
 pub mod shard;
 mod tensor;
 mod tool;
+pub mod trace;
 mod types;
 mod value;
 

@@ -200,9 +200,7 @@ pub fn results_json(out: &Outcome, file: &SourceFile, artifacts: &mut Vec<(Strin
     }))
 }
 
-/// Traces larger than this are written gzip-compressed, as
-/// `trace.jsonl.gz` (`assay trace RUN` prints either as JSONL).
-pub(crate) const TRACE_GZ_ABOVE: usize = 1 << 20;
+use crate::trace::TRACE_GZ_ABOVE;
 
 /// A trace's file: `trace.jsonl`, or `trace.jsonl.gz` when it is large.
 pub fn trace_file(jsonl: &str) -> (&'static str, Vec<u8>) {
@@ -254,13 +252,9 @@ pub fn gunzip(bytes: &[u8], limit: u64) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// A run's trace as one JSONL string (small traces; records stream it).
 pub fn trace_jsonl(out: &Outcome) -> String {
-    let mut s = String::new();
-    for t in &out.trace {
-        s.push_str(&serde_json::to_string(t).unwrap_or_default());
-        s.push('\n');
-    }
-    s
+    out.trace.to_jsonl()
 }
 
 /// A run's manifest.json: where the run came from, what it read and how it
@@ -403,7 +397,7 @@ pub trait ManifestFile: Serialize + serde::de::DeserializeOwned {
 pub struct RunFiles {
     pub script: String,
     pub results: String,
-    pub trace: String,
+    pub trace: crate::trace::Trace,
     pub manifest: String,
     pub report: String,
     pub artifacts: Vec<(String, Vec<u8>)>,
@@ -417,12 +411,13 @@ impl RunFiles {
     pub fn of(file: &SourceFile, out: &mut Outcome, manifest: &Manifest) -> RunFiles {
         let mut artifacts = std::mem::take(&mut out.artifacts);
         let results = results_json(out, file, &mut artifacts);
+        let report = crate::report::report_html(&file.name, out);
         RunFiles {
             script: file.text.clone(),
             results,
-            trace: trace_jsonl(out),
+            trace: out.trace.detach(),
             manifest: manifest.to_json(),
-            report: crate::report::report_html(&file.name, out),
+            report,
             artifacts,
         }
     }
@@ -473,8 +468,7 @@ pub fn write_files(dir: &Path, files: &RunFiles) -> std::io::Result<()> {
     fs::create_dir_all(dir.join("artifacts"))?;
     write_file(&dir.join("script.assay"), files.script.as_bytes())?;
     write_file(&dir.join("results.json"), files.results.as_bytes())?;
-    let (trace_name, trace) = trace_file(&files.trace);
-    write_file(&dir.join(trace_name), &trace)?;
+    files.trace.write_file(dir)?;
     write_file(&dir.join("report.html"), files.report.as_bytes())?;
     for (name, bytes) in &files.artifacts {
         let safe =
@@ -491,13 +485,12 @@ pub fn write_shard_files(
     dir: &Path,
     script: &str,
     partials: &[u8],
-    trace: &str,
+    trace: &crate::trace::Trace,
     manifest: &str,
 ) -> std::io::Result<()> {
     write_file(&dir.join("script.assay"), script.as_bytes())?;
     write_file(&dir.join("partials.bin"), partials)?;
-    let (trace_name, trace) = trace_file(trace);
-    write_file(&dir.join(trace_name), &trace)?;
+    trace.write_file(dir)?;
     write_file(&dir.join("manifest.json"), manifest.as_bytes())
 }
 

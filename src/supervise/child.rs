@@ -5,8 +5,8 @@ use super::*;
 use assay_interpreter::shard::{ShardMode, Share};
 use assay_interpreter::ManifestFile;
 use assay_interpreter::{
-    mentions, prepare, prepare_with, script_seed, trace_jsonl, CallCacheFacts, Handle, Manifest, Registry, RhaiModule,
-    RunOptions, Sandbox, ShardId, ShardedCall, SourceFile, Status, Type, Value,
+    mentions, prepare, prepare_with, script_seed, CallCacheFacts, Handle, Manifest, Registry, RhaiModule, RunOptions,
+    Sandbox, ShardId, ShardedCall, SourceFile, Status, Type, Value,
 };
 use serde_json::{json, Value as Json};
 use std::collections::BTreeMap;
@@ -264,7 +264,7 @@ pub(super) fn finish_shard(ran: &assay_interpreter::Ran, out_dir: &Path, share: 
         ..ran.manifest()
     }
     .to_json();
-    if let Err(e) = assay_interpreter::write_shard_files(out_dir, &file.text, &bytes, &trace_jsonl(out), &manifest) {
+    if let Err(e) = assay_interpreter::write_shard_files(out_dir, &file.text, &bytes, &out.trace, &manifest) {
         eprintln!("error: cannot write the shard's record: {e}");
         return 1;
     }

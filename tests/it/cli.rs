@@ -312,6 +312,13 @@ fn a_large_trace_is_compact_and_assay_trace_reads_it_back_as_jsonl() {
     run(dir.path());
     let first = runs_of(dir.path(), "r")[0].clone();
     assert!(first.join("trace.jsonl.gz").is_file() && !first.join("trace.jsonl").exists());
+    // Past 16,384 calls the trace was spilled to the run folder (so memory
+    // does not grow with it); the spill file is not part of the record.
+    let names: Vec<String> = std::fs::read_dir(&first)
+        .expect("record")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
     let gz = std::fs::metadata(first.join("trace.jsonl.gz")).expect("gz").len();
     let out = Test::new(dir.path()).args(["trace", first.to_str().unwrap()]).run();
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -336,6 +343,21 @@ fn a_large_trace_is_compact_and_assay_trace_reads_it_back_as_jsonl() {
     let replayed: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).expect("jsonl")).collect();
     assert_eq!(replayed.len(), 40_004);
     assert!(replayed.iter().all(|l| l["cached"] == true && l["seconds"] == 0.0));
+    // A run that fails after many calls keeps every call, the failed one last.
+    std::fs::write(
+        dir.path().join("f.assay"),
+        "let xs = map(range(20000), x => abs(x))\nlet t = read_text(\"nope.txt\")\n",
+    )
+    .expect("write");
+    let out = Test::new(dir.path()).args(["run", "f.assay", "--no-cache"]).run();
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let failed = runs_of(dir.path(), "f")[0].clone();
+    let text = assay_interpreter::read_trace(&failed, 1 << 30).expect("trace");
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).expect("jsonl")).collect();
+    assert_eq!(lines.len(), 20_003);
+    assert!(lines.iter().enumerate().all(|(i, l)| l["step"] == i as u64 + 1));
+    assert!(lines[20_002]["tool"] == "read_text" && lines[20_002]["failed"] == true, "{}", lines[20_002]);
+    assert!(!failed.join(".trace-spill").exists());
     // A folder without a trace is a clear error.
     let out = Test::new(dir.path()).args(["trace", dir.path().to_str().unwrap()]).run();
     assert_eq!(out.code, 2, "{}", out.stdout);

@@ -26,8 +26,8 @@ const STDLIB: &[&[&str]] = &[
 /// and records each used to import each other.
 const INTERPRETER: &[&[&str]] = &[
     // Leaves: diagnostic codes, tensors, the sandbox, scanning and diffing;
-    // who owns an unfinished run folder.
-    &["code", "tensor", "sandbox", "scan", "diff", "owner"],
+    // who owns an unfinished run folder; a run's trace, spilled to disk.
+    &["code", "tensor", "sandbox", "scan", "diff", "owner", "trace"],
     &["diag"],
     // A compiled rhai file, as a value holds it (calling it is `rhai_bridge`).
     &["rhai_module"],

@@ -35,34 +35,7 @@ pub fn progress() -> usize {
 /// Deepest chain of script function calls.
 pub const MAX_CALL_DEPTH: usize = 200;
 
-/// One line of trace.jsonl. A call that read files or models, failed, or
-/// was answered from the cache carries the digests of its arguments and
-/// result; a call on in-memory values alone (most of a script's calls:
-/// `len`, `abs`, `sum` ...) carries its tool and time only, since
-/// results.json already pins what it computed and its digests would be
-/// most of the trace's bytes (a FIND `fit` step makes ~185,000 such calls).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct TraceEntry {
-    pub step: u64,
-    /// The tool's name (borrowed from its signature: no allocation per call).
-    pub tool: std::borrow::Cow<'static, str>,
-    /// sha256 of the bound arguments' canonical encoding.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub args: Option<String>,
-    /// Files read during the call: path -> sha256.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub inputs: BTreeMap<String, String>,
-    /// sha256 of the result.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub output: Option<String>,
-    pub seconds: f64,
-    /// The call failed (it has no result).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub failed: bool,
-    /// Answered from the call cache (not run).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub cached: bool,
-}
+pub use crate::trace::TraceEntry;
 
 #[derive(Debug, Clone)]
 pub struct AssertOutcome {
@@ -125,7 +98,8 @@ pub struct Outcome {
     pub records: BTreeMap<String, Value>,
     pub asserts: Vec<AssertOutcome>,
     pub shows: Vec<Shown>,
-    pub trace: Vec<TraceEntry>,
+    /// Every tool call, in memory up to a bound (see `crate::trace`).
+    pub trace: crate::trace::Trace,
     /// Every file read by the script or its tools: absolute path -> sha256.
     pub inputs: BTreeMap<PathBuf, String>,
     /// The same reads by the path as named, made absolute against the
@@ -317,7 +291,7 @@ pub fn execute_with(
         seed,
         frames: vec![Frame { scopes: vec![HashMap::new()], captured: Vec::new() }],
         step: 0,
-        out: Outcome { seed, ..Outcome::default() },
+        out: Outcome { seed, trace: crate::trace::Trace::spilling_into(opts.run_folder), ..Outcome::default() },
         call_inputs: Vec::new(),
         pending: None,
         cache: opts.cache,
@@ -339,7 +313,6 @@ pub fn execute_with(
         Ok(_) => {}
         Err(e) => out.error = Some(e.to_diag(file).scrubbed(&file.text)),
     }
-    out.trace.sort_by_key(|t| t.step);
     out
 }
 
