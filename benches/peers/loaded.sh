@@ -4,7 +4,8 @@
 # with its pool spinning (ASSAY_SPIN=1: what it did before) and not (its
 # default now), and in Python ONNX Runtime spinning (its default) and not;
 # each config in rounds, interleaved, first on a quiet machine, then with
-# one busy loop per CPU beside it.
+# one busy loop per CPU beside it. Assay also runs without ONNX Runtime's
+# memory arena (ASSAY_ARENA=0), which Python ONNX Runtime keeps.
 # Usage: benches/peers/loaded.sh [path/to/assay] [rounds]  (default: a release build; 3)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -31,13 +32,14 @@ print(f"{statistics.median(s):.4f}")'
 measure() {
   local label="$1"
   for r in $(seq "$rounds"); do
-    local spin nospin pyspin pynospin
+    local spin nospin noarena pyspin pynospin
     spin=$(assay_median ASSAY_SPIN=1)
     nospin=$(assay_median ASSAY_SPIN=0)
+    noarena=$(assay_median ASSAY_SPIN=0 ASSAY_ARENA=0)
     batch=$(ls "$work"/runs/loaded/*/artifacts/streams/input.npy | tail -1)
     pyspin=$("$venv/bin/python" benches/peers/loaded.py "$model" "$batch" 1 "$(nproc)")
     pynospin=$("$venv/bin/python" benches/peers/loaded.py "$model" "$batch" 0 "$(nproc)")
-    echo "$label round $r: assay spinning $spin s, not spinning $nospin s; python ort spinning $pyspin s, not $pynospin s"
+    echo "$label round $r: assay spinning $spin s, not spinning $nospin s (without its arena $noarena s); python ort spinning $pyspin s, not $pynospin s"
   done
 }
 measure quiet

@@ -161,6 +161,21 @@ pub fn spinning() -> bool {
     std::env::var("ASSAY_SPIN").is_ok_and(|v| v.trim() == "1")
 }
 
+/// Whether CPU sessions keep ONNX Runtime's memory arena: on unless
+/// `ASSAY_ARENA=0`. Without it every run asks the system for its
+/// activations afresh, and fresh pages cost: measured side by side (release
+/// build, this repository's 2-core machine), EfficientNet-Lite0's plain
+/// batch of 16 took 0.076 s with the arena (Python ONNX Runtime 0.075 s)
+/// and 0.126 s without, SmolLM2's sweeps script 17.7 s against 22.3 s and
+/// the peer suite's script 43-46 s against 49-54 s at the same peak memory
+/// (1.59 GB). The cost is memory where a run keeps many sessions with large
+/// activations: each session's arena keeps its largest run's activations
+/// for the session's life (examples/class_mistakes.assay peaked at 1.01 GB
+/// with it, 0.58 GB without, and ran 1.34x faster).
+pub fn arena() -> bool {
+    !std::env::var("ASSAY_ARENA").is_ok_and(|v| v.trim() == "0")
+}
+
 static RUNTIME: OnceLock<Result<Loaded, String>> = OnceLock::new();
 
 /// The runtime, if this process has loaded it (for the run manifest).

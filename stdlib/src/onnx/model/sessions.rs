@@ -111,11 +111,10 @@ pub(super) fn builder(provider: Provider, prepack: bool) -> Result<ort::session:
         b = b.with_config_entry("session.disable_prepacking", "1").map_err(|e| ModelError::Runtime(e.to_string()))?;
     }
     match provider {
-        // No arena: ONNX Runtime's CPU arena keeps the largest activations
-        // of every run for the session's lifetime (a run that sweeps twice
-        // held two sweeps' worth); plain allocations are returned.
+        // ONNX Runtime's arena unless `ASSAY_ARENA=0` (see `runtime::arena`
+        // for what it costs and saves).
         Provider::Cpu => b
-            .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(false).build()])
+            .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(runtime::arena()).build()])
             .map_err(|e| ModelError::Runtime(e.to_string())),
         Provider::Cuda => b.with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()]).map_err(|e| {
             ModelError::Runtime(format!("the CUDA execution provider is not available ({e}); it needs the onnxruntime-gpu library (set ASSAY_ORT_LIB to its libonnxruntime.so) and a CUDA GPU"))
