@@ -28,10 +28,7 @@ impl Model {
                     .filter(|s| matches!(s.kind, graph::Kind::Node { .. }))
                     .map(|s| s.name)
                     .collect();
-                let exposed = graph::expose(&self.proto, &names)?;
-                let s = self.session(&HookSet::EveryTensor, || Ok(exposed))?;
-                let s = s.lock().map_err(|_| midway())?;
-                Ok(s.outputs().iter().map(|o| Port::from_outlet(o.name(), o.dtype())).collect())
+                self.output_types(&graph::expose(&self.proto, &names)?)
             })
             .as_ref()
             .map_err(|e| e.clone())

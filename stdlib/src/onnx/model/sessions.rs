@@ -49,8 +49,6 @@ pub(crate) fn rewritten_sessions_for(weight_bytes: u64, shared: bool) -> usize {
 pub enum HookSet {
     /// The graph as loaded.
     Plain,
-    /// Every node's output exposed (to read their types and shapes).
-    EveryTensor,
     /// These tensors exposed as outputs (sorted, no repeats).
     Capture(Vec<String>),
     /// One tensor reduced inside the graph.
