@@ -50,6 +50,13 @@ enum Command {
         /// `auto/N` the index from SLURM or JOB_COMPLETION_INDEX (Kubernetes).
         #[arg(long, value_name = "I/N")]
         shard: Option<String>,
+        /// With --shard: run the next stage of a script whose sharded calls
+        /// depend on each other. The sharded calls every shard's record
+        /// (in the runs folder) finished are merged from those records, and
+        /// the first one they did not is split; run all N shards this way,
+        /// once per dependent stage, then `assay merge`.
+        #[arg(long = "next-stage", requires = "shard")]
+        next_stage: bool,
         #[command(flatten)]
         budget: BudgetArgs,
     },
@@ -379,12 +386,16 @@ pub(crate) fn main() -> u8 {
     };
     let registry = assay_stdlib::registry();
     match cli.command {
-        Command::Run { script, json, allow_read, seed, runs_dir, no_cache, shard, budget } => match budget.budget() {
-            Ok(b) => {
-                let cache = if no_cache { CacheUse::Refresh } else { CacheUse::On };
-                let job = match shard.as_deref().map(assay::shard::resolve) {
+        Command::Run { script, json, allow_read, seed, runs_dir, no_cache, shard, next_stage, budget } => {
+            match budget.budget() {
+                Ok(b) => {
+                    let cache = if no_cache { CacheUse::Refresh } else { CacheUse::On };
+                    let job = match shard.as_deref().map(assay::shard::resolve) {
                     None => ShardJob::Whole,
-                    Some(Ok(s)) => ShardJob::Part { index: s.index, count: s.count },
+                    Some(Ok(s)) if next_stage => {
+                        return assay::shard::cmd_next_stage(&script, s, json, &allow_read, seed, &runs_dir, b, cache)
+                    }
+                    Some(Ok(s)) => ShardJob::Part { index: s.index, count: s.count, earlier: Vec::new() },
                     Some(Err(e)) => {
                         return usage_error(
                             json,
@@ -393,10 +404,11 @@ pub(crate) fn main() -> u8 {
                         )
                     }
                 };
-                cmd_run(&script, json, &allow_read, seed, &runs_dir, b, cache, job)
+                    cmd_run(&script, json, &allow_read, seed, &runs_dir, b, cache, job)
+                }
+                Err(e) => usage_error(json, &e, "e.g. --memory 2G --timeout 10m"),
             }
-            Err(e) => usage_error(json, &e, "e.g. --memory 2G --timeout 10m"),
-        },
+        }
         Command::Merge { script, shards, json, allow_read, runs_dir, no_cache, budget } => match budget.budget() {
             Ok(b) => {
                 let cache = if no_cache { CacheUse::Refresh } else { CacheUse::On };

@@ -215,7 +215,7 @@ pub fn cmd_run(
             None
         }
     };
-    if let ShardJob::Part { index, count } = shard {
+    if let ShardJob::Part { index, count, .. } = shard {
         return finish_shard_run(&tmp, &s.file.name, index, count, done, died, json);
     }
     let run_dir = match finish_run(&tmp) {

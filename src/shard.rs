@@ -187,6 +187,80 @@ fn digest_now(path: &Path) -> Option<String> {
     crate::cache::input_digest(path)
 }
 
+/// A file a shard read that is not what it read now: the merge (or a next
+/// stage) reads the models and data again for the work it does itself, and
+/// a changed file would mix two inputs.
+fn changed_input(g: &Gathered) -> Option<(String, String)> {
+    for (path, (d, i)) in &g.inputs {
+        let Some(now) = digest_now(Path::new(path)) else { continue };
+        if now != *d {
+            return Some((
+                format!(
+                    "{path} changed since shard {i} read it (sha256 {}… then, {}… now)",
+                    &d[..12.min(d.len())],
+                    &now[..12]
+                ),
+                "rerun the shards on the files as they are now, then merge".into(),
+            ));
+        }
+    }
+    None
+}
+
+/// `assay run SCRIPT --shard I/N --next-stage`: shard I of the next stage
+/// of a script whose sharded calls depend on each other. Every shard's
+/// record of the stage before is read (as the merge reads them); the run
+/// merges the sharded calls they all finished and splits the first one
+/// they did not, and its record (replacing the old one) keeps this shard's
+/// partials of both, so the final `assay merge` answers every stage.
+#[allow(clippy::too_many_arguments)]
+pub fn cmd_next_stage(
+    script: &str,
+    share: Share,
+    json: bool,
+    allow: &[PathBuf],
+    seed: Option<u64>,
+    runs_dir: &Path,
+    budget: Budget,
+    cache: CacheUse,
+) -> u8 {
+    let s = match load_script(script) {
+        Ok(s) => s,
+        Err((m, h)) => return usage_error(json, &m, &h),
+    };
+    // Shards of this stage replace their records as they finish (a rename
+    // aside, then one into place): a record caught midway is read again.
+    let mut tries = 0;
+    let g = loop {
+        match gather(runs_dir, &s.stem, &s.file.text, script, share.count, budget.memory, allow) {
+            Ok(g) => break g,
+            Err(_) if tries < 3 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
+            Err((m, h)) => {
+                return usage_error(
+                    json,
+                    &format!("the next stage needs every shard's record of the stage before: {m}"),
+                    &h,
+                )
+            }
+        }
+    };
+    if let Some((m, h)) = changed_input(&g) {
+        return usage_error(json, &m, &h);
+    }
+    if let Some(s) = seed.filter(|s| *s != g.seed) {
+        return usage_error(
+            json,
+            &format!("--seed {s} is not the seed the stage before ran with ({})", g.seed),
+            "leave --seed out: a next stage runs with the seed of the stage before",
+        );
+    }
+    let job = ShardJob::Part { index: share.index, count: share.count, earlier: g.partials };
+    cmd_run(script, json, allow, Some(g.seed), runs_dir, budget, cache, job)
+}
+
 pub fn cmd_merge(
     script: &str,
     count: usize,
@@ -207,22 +281,8 @@ pub fn cmd_merge(
         Ok(g) => g,
         Err((m, h)) => return usage_error(json, &m, &h),
     };
-    // The merge reads the models and data again for the work it does
-    // itself; a file that changed since the shards ran would mix two inputs.
-    for (path, (d, i)) in &g.inputs {
-        if let Some(now) = digest_now(Path::new(path)) {
-            if now != *d {
-                return usage_error(
-                    json,
-                    &format!(
-                        "{path} changed since shard {i} read it (sha256 {}… then, {}… now)",
-                        &d[..12.min(d.len())],
-                        &now[..12]
-                    ),
-                    "rerun the shards on the files as they are now, then merge",
-                );
-            }
-        }
+    if let Some((m, h)) = changed_input(&g) {
+        return usage_error(json, &m, &h);
     }
     let job = ShardJob::Merge { partials: g.partials, stopped: g.stopped };
     if !json {

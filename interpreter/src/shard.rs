@@ -126,8 +126,14 @@ pub enum ShardMode {
     /// Whole, on one machine.
     #[default]
     Whole,
-    /// One shard: shardable calls compute their share and are kept as partials.
-    Part(Share),
+    /// One shard: shardable calls compute their share and are kept as
+    /// partials. In a later stage, `earlier` holds every shard's partials
+    /// of the stage before (`earlier[i]` shard i's): a call all of them
+    /// finished is answered by their merge (and this shard's partial is
+    /// kept again, for the final merge), so the call after it, which
+    /// depended on the whole result, gets the same arguments in every
+    /// shard and is split.
+    Part { share: Share, earlier: Vec<Vec<Partial>> },
     /// The merge: shardable calls are answered from every shard's partials
     /// (`shards[i]` holds shard i's, in the order it made them).
     Merge { shards: Vec<Vec<Partial>>, stopped: Vec<Option<String>> },

@@ -401,7 +401,7 @@ pub fn child_main(mut registry: Registry) -> u8 {
         c.finish();
     }
     ran.outcome.inputs.extend(prelude_inputs);
-    if let ShardMode::Part(share) = shard_mode {
+    if let ShardMode::Part { share, .. } = shard_mode {
         return finish_shard(&ran, &job.out, share, sandbox_facts);
     }
     if let Err(e) = write_record(&mut ran, &job, &shard_mode, &sandbox_facts) {
@@ -534,21 +534,29 @@ fn run_prelude(
 fn shard_mode(shard: &ShardJob) -> Result<ShardMode, String> {
     Ok(match shard {
         ShardJob::Whole => ShardMode::Whole,
-        ShardJob::Part { index, count } => ShardMode::Part(Share::new(*index, *count).map_err(|e| e.to_string())?),
+        ShardJob::Part { index, count, earlier } => ShardMode::Part {
+            share: Share::new(*index, *count).map_err(|e| e.to_string())?,
+            earlier: decode_all(earlier)?,
+        },
         ShardJob::Merge { partials, stopped } => {
-            use base64::Engine as _;
-            let mut shards = Vec::with_capacity(partials.len());
-            for (i, b64) in partials.iter().enumerate() {
-                let parts = base64::engine::general_purpose::STANDARD
-                    .decode(b64)
-                    .map_err(|e| e.to_string())
-                    .and_then(|b| assay_interpreter::shard::decode_partials(&b))
-                    .map_err(|e| format!("shard {i}'s partials.bin: {e}"))?;
-                shards.push(parts);
-            }
-            ShardMode::Merge { shards, stopped: stopped.clone() }
+            ShardMode::Merge { shards: decode_all(partials)?, stopped: stopped.clone() }
         }
     })
+}
+
+/// Each shard's partials.bin, from base64, decoded and checked.
+fn decode_all(partials: &[String]) -> Result<Vec<Vec<assay_interpreter::shard::Partial>>, String> {
+    use base64::Engine as _;
+    let mut shards = Vec::with_capacity(partials.len());
+    for (i, b64) in partials.iter().enumerate() {
+        let parts = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|e| e.to_string())
+            .and_then(|b| assay_interpreter::shard::decode_partials(&b))
+            .map_err(|e| format!("shard {i}'s partials.bin: {e}"))?;
+        shards.push(parts);
+    }
+    Ok(shards)
 }
 
 /// Writes the run record with its manifest: the runtime, the sandbox, the

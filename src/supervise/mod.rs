@@ -130,8 +130,15 @@ impl Job {
 pub enum ShardJob {
     #[default]
     Whole,
-    /// Shard `index` of `count`: write a partial record.
-    Part { index: usize, count: usize },
+    /// Shard `index` of `count`: write a partial record. `earlier`: for a
+    /// later stage, each shard's partials.bin (base64) of the stage before;
+    /// calls every shard finished there are merged from them, not split.
+    Part {
+        index: usize,
+        count: usize,
+        #[serde(default)]
+        earlier: Vec<String>,
+    },
     /// Merge: each shard's partials.bin (base64) and, where it stopped
     /// early, why.
     Merge { partials: Vec<String>, stopped: Vec<Option<String>> },

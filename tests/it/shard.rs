@@ -117,6 +117,49 @@ fn merged_shards_give_the_one_machine_record_byte_for_byte() {
     assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
 }
 
+/// The unit pass depends on the layer pass's whole result, so stage 1's
+/// shards each run it on their own share's answer and the merge must run it
+/// whole; a next stage (every shard again with --next-stage) merges the
+/// layer pass from stage 1's records and splits the unit pass, and the
+/// final merge answers every sharded call: the one-machine record.
+#[test]
+fn a_dependent_stage_is_sharded_by_a_next_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let one = whole(dir.path());
+    let n = 2;
+    let stage = |i: usize| {
+        ok(Test::new(dir.path()).args(["run", "s.assay", "--json", "--shard", &format!("{i}/{n}"), "--next-stage"]))
+    };
+    // Without stage 1's records there is nothing to go on from.
+    let early = Test::new(dir.path()).args(["run", "s.assay", "--shard", "0/2", "--next-stage"]).run();
+    assert_eq!(early.code, 2, "{}{}", early.stdout, early.stderr);
+    assert!(early.stderr.contains("needs every shard's record of the stage before"), "{}", early.stderr);
+    for i in 0..n {
+        shard(dir.path(), i, n);
+    }
+    for i in 0..n {
+        let out = stage(i).json();
+        assert_eq!(out["status"], "partial");
+        let calls = out["sharded_calls"].as_array().unwrap();
+        let lines: Vec<u64> = calls.iter().map(|c| c["line"].as_u64().unwrap()).collect();
+        // Stage 1's calls carried over, and the unit pass split at last.
+        assert_eq!(lines.iter().filter(|l| **l == 4 || **l == 10).count(), 2, "{out}");
+    }
+    let m = merge(dir.path(), n);
+    assert_eq!(m.code, 0, "{}{}", m.stdout, m.stderr);
+    let merged = runs_of(dir.path(), "s").pop().unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(merged.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["merged"]["answered"], 4, "{manifest}");
+    assert_eq!(manifest["merged"]["ran_whole"], serde_json::json!([]), "{manifest}");
+    assert_eq!(results(&merged), results(&one), "the staged merge differs from one run");
+    // A next stage keeps the seed of the stage before.
+    let seeded = Test::new(dir.path()).args(["run", "s.assay", "--shard", "0/2", "--next-stage", "--seed", "5"]).run();
+    assert_eq!(seeded.code, 2);
+    assert!(seeded.stderr.contains("is not the seed the stage before ran with (11)"), "{}", seeded.stderr);
+}
+
 #[test]
 fn a_missing_shard_is_named_and_running_it_completes_the_merge() {
     let dir = tempfile::tempdir().unwrap();

@@ -226,7 +226,7 @@ impl<'a> Run<'a> {
         // its share or its merge is never the whole call's cache entry.
         let sharding = sig.shardable
             && self.shardable_depth == 0
-            && matches!(self.shard, Some(ShardMode::Part(_) | ShardMode::Merge { .. }));
+            && matches!(self.shard, Some(ShardMode::Part { .. } | ShardMode::Merge { .. }));
         let key = match self.cache {
             Some(_) if !sig.volatile && !sharding => Some(self.cache_key(sig.name, &args_digest, &args.values)),
             _ => None,
@@ -267,7 +267,28 @@ impl<'a> Run<'a> {
                     Found::None => self.out.merged_whole.push(format!("line {line}: {}", sig.name)),
                 }
             }
-            (Some(ShardMode::Part(s)), Some(_)) => share = Some(*s),
+            (Some(ShardMode::Part { share: s, earlier }), Some(k)) => {
+                let found = match earlier.len() == s.count {
+                    true => crate::shard::find(earlier, k, self.seed, step),
+                    false => Found::None,
+                };
+                if let Found::All(parts) = found {
+                    // Finished by every shard in the stage before: merged
+                    // here, and this shard's own share kept for the final merge.
+                    if let Some(own) = parts.get(s.index) {
+                        self.out.partials.push((*own).clone());
+                    }
+                    let values: Vec<Value> = parts.iter().map(|p| p.value.clone()).collect();
+                    let mut read = BTreeMap::new();
+                    for p in &parts {
+                        read.extend(p.inputs.clone());
+                    }
+                    let (result, inputs, _) =
+                        self.run_tool(&tool, sig.shardable, &args, span, step, None, read, Some(values));
+                    return self.finish_call(sig, result, spans, span, step, args_digest, inputs, started);
+                }
+                share = Some(*s)
+            }
             _ => {}
         }
         let effects = (self.out.records.len(), self.out.asserts.len(), self.out.shows.len(), self.out.artifacts.len());

@@ -186,6 +186,12 @@ impl<'w> Files<'w> {
         if t.data_location.unwrap_or(0) != 1 {
             return t.raw_data.clone();
         }
+        let (data, range) = self.external(t)?;
+        Some(data[range].to_vec())
+    }
+
+    /// An external initializer's file and its range in it (not copied).
+    fn external(&mut self, t: &crate::onnx::proto::TensorProto) -> Option<(Arc<[u8]>, std::ops::Range<usize>)> {
         let get = |k: &str| t.external_data.iter().find(|e| e.key() == k).map(|e| e.value().to_string());
         let (file, offset, length) = (get("location")?, get("offset"), get("length"));
         let (weights, dir) = (self.weights, self.dir);
@@ -215,7 +221,9 @@ impl<'w> Files<'w> {
                 t.dims.iter().map(|d| usize::try_from(*d).ok()).product::<Option<usize>>()?.checked_mul(size)?
             }
         };
-        data.get(offset..offset.checked_add(length)?).map(<[u8]>::to_vec)
+        let range = offset..offset.checked_add(length)?;
+        data.get(range.clone())?;
+        Some((data, range))
     }
 }
 
@@ -235,7 +243,20 @@ pub(super) fn shared_weights(
         if t.data_type() != 1 {
             continue;
         }
-        let Some(bytes) = files.bytes(t).filter(|b| b.len() >= SHARE_AT_LEAST && b.len() % 4 == 0) else { continue };
+        // External bytes are read in place (no copy of the slice first).
+        let (file, inline);
+        let bytes: &[u8] = if t.data_location.unwrap_or(0) == 1 {
+            let Some((data, range)) = files.external(t) else { continue };
+            file = data;
+            &file[range]
+        } else {
+            let Some(raw) = t.raw_data.as_ref() else { continue };
+            inline = raw;
+            inline
+        };
+        if bytes.len() < SHARE_AT_LEAST || !bytes.len().is_multiple_of(4) {
+            continue;
+        }
         let shape: Vec<i64> = t.dims.clone();
         if shape.iter().map(|d| usize::try_from(*d).unwrap_or(0)).product::<usize>() * 4 != bytes.len() {
             continue;
