@@ -167,6 +167,17 @@ pub(crate) fn find<'a>(shards: &'a [Vec<Partial>], key: &str, seed: u64, step: u
     }
 }
 
+/// Every shard's partial value of one call, in shard order, and the files
+/// they read between them: what `Tool::merge` is given.
+pub(crate) fn values_and_reads(parts: &[&Partial]) -> (Vec<Value>, BTreeMap<String, String>) {
+    let values = parts.iter().map(|p| p.value.clone()).collect();
+    let mut read = BTreeMap::new();
+    for p in parts {
+        read.extend(p.inputs.clone());
+    }
+    (values, read)
+}
+
 /// The first step of item `item`'s calls inside the shardable call at
 /// `step`: far above any top-level step, distinct per (step, item), with
 /// room for 2^20 calls per item.

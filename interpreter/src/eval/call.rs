@@ -243,11 +243,7 @@ impl<'a> Run<'a> {
             (Some(ShardMode::Merge { shards, stopped }), Some(k)) => {
                 match crate::shard::find(shards, k, self.seed, step) {
                     Found::All(parts) => {
-                        let values: Vec<Value> = parts.iter().map(|p| p.value.clone()).collect();
-                        let mut read = BTreeMap::new();
-                        for p in &parts {
-                            read.extend(p.inputs.clone());
-                        }
+                        let (values, read) = crate::shard::values_and_reads(&parts);
                         let (result, inputs, _) =
                             self.run_tool(&tool, sig.shardable, &args, span, step, None, read, Some(values));
                         self.out.merged_calls += 1;
@@ -278,11 +274,7 @@ impl<'a> Run<'a> {
                     if let Some(own) = parts.get(s.index) {
                         self.out.partials.push((*own).clone());
                     }
-                    let values: Vec<Value> = parts.iter().map(|p| p.value.clone()).collect();
-                    let mut read = BTreeMap::new();
-                    for p in &parts {
-                        read.extend(p.inputs.clone());
-                    }
+                    let (values, read) = crate::shard::values_and_reads(&parts);
                     let (result, inputs, _) =
                         self.run_tool(&tool, sig.shardable, &args, span, step, None, read, Some(values));
                     return self.finish_call(sig, result, spans, span, step, args_digest, inputs, started);
