@@ -330,12 +330,12 @@ mod tests {
         TraceEntry {
             step,
             tool: tool.into(),
-            args: (step % 3 == 0).then(|| format!("{step:064x}")),
+            args: step.is_multiple_of(3).then(|| format!("{step:064x}")),
             inputs: BTreeMap::new(),
             output: None,
             seconds: step as f64 * 1e-6,
             failed: false,
-            cached: step % 5 == 0,
+            cached: step.is_multiple_of(5),
         }
     }
 
