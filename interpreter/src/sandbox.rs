@@ -189,6 +189,21 @@ impl Sandbox {
     /// Opens the file once, checks the opened file (where the kernel says
     /// it is, that it is a regular file, its size) and reads that file.
     pub fn read_limited(&self, path: &str, limit: u64) -> Result<(PathBuf, Vec<u8>), SandboxError> {
+        let (real, file, len) = self.open_checked(path, limit)?;
+        let io = |e: std::io::Error| SandboxError::Io { path: path.into(), message: e.to_string() };
+        let mut bytes = Vec::with_capacity(len as usize);
+        // The file may grow after the check: read no more than the limit allows.
+        file.take(limit + 1).read_to_end(&mut bytes).map_err(io)?;
+        if bytes.len() as u64 > limit {
+            return Err(SandboxError::TooLarge { path: path.into(), size: bytes.len() as u64, limit });
+        }
+        Ok((real, bytes))
+    }
+
+    /// Opens a regular file under the roots for reading as a stream: the
+    /// checks of [`Sandbox::read_limited`] on the opened file, which is
+    /// returned with its real path and size (at most `limit`).
+    pub fn open_checked(&self, path: &str, limit: u64) -> Result<(PathBuf, std::fs::File, u64), SandboxError> {
         let lexical = self.lexical(path)?;
         let io = |e: std::io::Error| SandboxError::Io { path: path.into(), message: e.to_string() };
         // Non-blocking so that opening a FIFO cannot hang; it is refused below.
@@ -234,13 +249,7 @@ impl Sandbox {
         if meta.len() > limit {
             return Err(SandboxError::TooLarge { path: path.into(), size: meta.len(), limit });
         }
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
-        // The file may grow after the check: read no more than the limit allows.
-        file.take(limit + 1).read_to_end(&mut bytes).map_err(io)?;
-        if bytes.len() as u64 > limit {
-            return Err(SandboxError::TooLarge { path: path.into(), size: bytes.len() as u64, limit });
-        }
-        Ok((real, bytes))
+        Ok((real, file, meta.len()))
     }
 
     /// The files under the roots whose path relative to the script's folder

@@ -580,6 +580,20 @@ pub trait ToolCtx {
     fn resolve_read(&mut self, path: &str) -> Result<PathBuf, ToolError>;
     /// Reads a file under the allowed roots; its digest goes into the manifest.
     fn read_file(&mut self, path: &str) -> Result<Vec<u8>, ToolError>;
+    /// Reads a file under the allowed roots as a stream, handing `each` its
+    /// bytes in order, a piece at a time (memory does not grow with the
+    /// file, and the file may be larger than `read_file` takes); the digest
+    /// of exactly the bytes handed over goes into the manifest and is
+    /// returned. An error from `each` stops the read and is the call's.
+    fn read_file_with(
+        &mut self,
+        path: &str,
+        each: &mut dyn FnMut(&[u8]) -> Result<(), String>,
+    ) -> Result<String, ToolError> {
+        let bytes = self.read_file(path)?;
+        each(&bytes).map_err(ToolError::new)?;
+        Ok(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)))
+    }
     /// The files matching a glob under the allowed roots, as (path relative
     /// to the script's folder, real path), sorted.
     fn glob(&mut self, pattern: &str) -> Result<Vec<(String, PathBuf)>, ToolError>;

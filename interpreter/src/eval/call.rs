@@ -12,6 +12,10 @@ use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
 use super::{step_rng, EvalResult, Flow, Run, RuntimeError, TraceEntry, MAX_CALL_DEPTH};
+
+/// The largest file a tool may read as a stream (`ToolCtx::read_file_with`):
+/// memory does not grow with it, so far beyond `MAX_READ_BYTES`.
+const MAX_STREAMED_BYTES: u64 = 1 << 40;
 use crate::bind::{self, bind, defined_as, tool_params, wrong_type, Given, Mistake};
 use crate::diag::closest;
 use crate::rhai_module::RhaiModule;
@@ -622,6 +626,35 @@ impl<'r, 'a> ToolCtx for Ctx<'r, 'a> {
             self.run.out.named_inputs.insert(named.display().to_string(), digest);
         }
         Ok(bytes)
+    }
+
+    fn read_file_with(
+        &mut self,
+        path: &str,
+        each: &mut dyn FnMut(&[u8]) -> Result<(), String>,
+    ) -> Result<String, ToolError> {
+        use std::io::Read;
+        let fail = |e: crate::sandbox::SandboxError| ToolError::new(e.message()).help(e.help());
+        let (real, mut file, _) = self.run.sandbox.open_checked(path, MAX_STREAMED_BYTES).map_err(fail)?;
+        let mut hash = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buf).map_err(|e| ToolError::new(format!("{path}: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            hash.update(&buf[..n]);
+            each(&buf[..n]).map_err(ToolError::new)?;
+        }
+        let digest = hex::encode(hash.finalize());
+        if let Some(inputs) = self.run.call_inputs.last_mut() {
+            inputs.insert(path.to_string(), digest.clone());
+        }
+        self.run.out.inputs.insert(real, digest.clone());
+        if let Ok(named) = self.run.sandbox.named(path) {
+            self.run.out.named_inputs.insert(named.display().to_string(), digest.clone());
+        }
+        Ok(digest)
     }
 
     fn glob(&mut self, pattern: &str) -> Result<Vec<(String, std::path::PathBuf)>, ToolError> {

@@ -37,6 +37,19 @@ tool! {
     onnx
 }
 
+/// A plan to stream each of a CPU model's weights files, if every one can be.
+fn streamable(
+    bytes: &[u8],
+    files: &[String],
+    provider: crate::onnx::model::Provider,
+) -> Option<Vec<crate::onnx::model::WeightStream>> {
+    if files.is_empty() || provider != crate::onnx::model::Provider::Cpu {
+        return None;
+    }
+    let proto = crate::onnx::graph::decode(bytes).ok()?;
+    files.iter().map(|f| crate::onnx::model::WeightStream::plan(&proto, f)).collect()
+}
+
 fn onnx(p: onnx::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
     let display = p.path.clone();
     let provider = crate::onnx::model::Provider::parse(p.provider.as_str()).map_err(|e| p.provider.error(e))?;
@@ -47,12 +60,40 @@ fn onnx(p: onnx::Params, ctx: &mut dyn ToolCtx) -> ToolResult {
     let mut weights = Vec::new();
     let mut buffers = Vec::new();
     let dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
-    for f in crate::onnx::model::external_files_of(&bytes) {
-        let file = dir.join(&f);
-        if !file.is_file() {
+    let files = crate::onnx::model::external_files_of(&bytes);
+    for f in &files {
+        if !dir.join(f).is_file() {
             return Err(p.path.error(format!("the weights of `{display}` are in an external-data file `{f}` that should sit beside it, and it is missing"))
                     .help("copy the .data file next to the .onnx file, under the name the model records"));
         }
+    }
+    // On the CPU each weights file is read once as a stream into the values
+    // the sessions share (the digest is of the bytes used): a copy of the
+    // files is never held. Models whose weights cannot be streamed (ranges
+    // that overlap, large non-float weights) read each file whole.
+    if let Some(plans) = streamable(&bytes, &files, provider) {
+        // ONNX Runtime is loaded (from the provisioned library) before any
+        // of its values is made.
+        crate::onnx::runtime::runtime().map_err(|e| p.path.error(format!("cannot load `{display}`: {e}")))?;
+        let mut streamed = crate::onnx::model::Streamed::default();
+        for (f, mut plan) in files.iter().zip(plans) {
+            let file = dir.join(f).display().to_string();
+            let sha = ctx.read_file_with(&file, &mut |chunk| plan.feed(chunk)).map_err(|e| e.at(p.path.name()))?;
+            let got = plan.finish(f).map_err(|e| p.path.error(format!("cannot load `{display}`: {e}")))?;
+            streamed.shared.extend(got.shared);
+            streamed.inline.extend(got.inline);
+            weights.push(sha);
+        }
+        let mut model = Model::load_streamed(&path, &display, &bytes, sha, streamed).map_err(|e| {
+            p.path
+                .error(format!("cannot load `{display}`: {e}"))
+                .help("check that the file is a complete .onnx model; `assay inspect FILE` shows what it contains")
+        })?;
+        model.weights_sha256 = weights;
+        return Ok(Value::Handle(Arc::new(ModelHandle::new(model, Card::default()))));
+    }
+    for f in files {
+        let file = dir.join(&f);
         // Read through the sandbox: it must be inside the roots, and its digest is recorded.
         let w = ctx.read_file(&file.display().to_string()).map_err(|e| e.at(p.path.name()))?;
         weights.push(hex::encode(Sha256::digest(&w)));

@@ -16,9 +16,11 @@ mod hooks;
 mod ports;
 mod run;
 mod sessions;
+mod stream;
 pub use ports::*;
 use run::*;
 pub use sessions::*;
+pub use stream::{Streamed, WeightStream};
 
 pub struct Model {
     /// The path as the script wrote it.
@@ -229,6 +231,34 @@ impl Model {
             let _ = m.shared.set(values);
             let _ = m.prepacked.set(prepacked);
         }
+        Ok(m)
+    }
+
+    /// A model whose external weights were read as streams (see
+    /// `stream.rs`), on the CPU: the float weights arrive as the values
+    /// every session shares, the rest put inline, so no session reads
+    /// external data and no copy of the files is kept.
+    pub fn load_streamed(
+        path: &Path,
+        display: &str,
+        bytes: &[u8],
+        sha256: String,
+        streamed: Streamed,
+    ) -> Result<Model, ModelError> {
+        let proto = super::attention::canonicalize(graph::decode(bytes)?);
+        super::runtime::runtime().map_err(ModelError::Runtime)?;
+        let Streamed { shared, inline } = streamed;
+        let proto = stream::inline_streamed(&proto, &inline);
+        let plain = graph::encode(&stream::inline_streamed(&graph::decode(bytes)?, &inline));
+        drop(inline);
+        let prepacked = ort::session::builder::PrepackedWeights::new();
+        let b = session_builder(Provider::Cpu, path, &[], prepack_for(weight_bytes(path, &proto)))?;
+        let session = share(b, &proto, &shared, &prepacked)?
+            .commit_from_memory(&plain)
+            .map_err(|e| ModelError::Graph(format!("ONNX Runtime cannot load the model: {e}")))?;
+        let m = Model::from_session(path, display, sha256, proto, Some(session), Provider::Cpu);
+        let _ = m.shared.set(shared);
+        let _ = m.prepacked.set(prepacked);
         Ok(m)
     }
 

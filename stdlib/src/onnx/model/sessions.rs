@@ -166,7 +166,7 @@ pub(super) fn graph_initializer_bytes(proto: &ModelProto) -> u64 {
 }
 
 /// Float initializers smaller than this stay each session's own.
-const SHARE_AT_LEAST: usize = 4096;
+pub(super) const SHARE_AT_LEAST: usize = 4096;
 
 /// The external-data files of a model, read once each: from the bytes as
 /// digested (`weights`), else from beside the model (Assay's own cache).
@@ -271,7 +271,7 @@ pub(super) fn shared_weights(
 
 /// The most bytes of unshared external initializers [`inline_unshared`]
 /// copies into the graph (past it, the digested files are kept instead).
-const INLINE_AT_MOST: u64 = 64 << 20;
+pub(super) const INLINE_AT_MOST: u64 = 64 << 20;
 
 /// `proto` with every external initializer that `shared` does not cover
 /// made inline, from the weights as digested: a session built from it with

@@ -255,14 +255,9 @@ fn weights_swapped_after_they_were_digested_are_never_run() {
     );
 }
 
-/// A model with a large external weight (shared with every session, as an
-/// ONNX Runtime value made from the digested bytes) and a small one (made
-/// inline in the graph from the digested bytes): the digested files are not
-/// kept, and a weights file swapped afterwards for other numbers of the same
-/// length changes neither the plain session nor a rewritten one built later
-/// (ONNX Runtime only checks that the file is there; it reads none of it).
-#[test]
-fn shared_and_inlined_weights_run_the_digested_bytes_not_the_file() {
+/// A graph `y = x·w + b` with `w` [1024, 2] at bytes 0..8192 of `w.data`
+/// and `b` [2] at `b_at`: what the lean-loading tests run.
+fn lean_graph(b_at: usize) -> ModelProto {
     use crate::onnx::proto::{
         tensor_proto, GraphProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto, ValueInfoProto,
     };
@@ -290,7 +285,7 @@ fn shared_and_inlined_weights_run_the_digested_bytes_not_the_file() {
     let g = GraphProto {
         name: Some("lean".into()),
         node: vec![node("MatMul", &["x", "w"], "h"), node("Add", &["h", "b"], "y")],
-        initializer: vec![external("w", vec![1024, 2], 0, 8192), external("b", vec![2], 8192, 8)],
+        initializer: vec![external("w", vec![1024, 2], 0, 8192), external("b", vec![2], b_at, 8)],
         input: vec![ValueInfoProto {
             name: Some("x".into()),
             r#type: Some(crate::onnx::graph::tensor_type(f, Some(&[1, 1024]))),
@@ -303,18 +298,34 @@ fn shared_and_inlined_weights_run_the_digested_bytes_not_the_file() {
         }],
         ..Default::default()
     };
-    let proto = ModelProto {
+    ModelProto {
         ir_version: Some(8),
         opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(17) }],
         graph: Some(g),
         ..Default::default()
-    };
+    }
+}
+
+/// `w.data`'s bytes: `w` alternating `w` and `-w`, `gap` bytes of 0xff,
+/// then `b` = [b, 2b].
+fn lean_numbers(w: f32, b: f32, gap: usize) -> Vec<u8> {
+    let mut out: Vec<u8> = (0..2048).flat_map(|i| if i % 2 == 0 { w } else { -w }.to_le_bytes()).collect();
+    out.extend(std::iter::repeat_n(0xffu8, gap));
+    out.extend([b, 2.0 * b].iter().flat_map(|x| x.to_le_bytes()));
+    out
+}
+
+/// A model with a large external weight (shared with every session, as an
+/// ONNX Runtime value made from the digested bytes) and a small one (made
+/// inline in the graph from the digested bytes): the digested files are not
+/// kept, and a weights file swapped afterwards for other numbers of the same
+/// length changes neither the plain session nor a rewritten one built later
+/// (ONNX Runtime only checks that the file is there; it reads none of it).
+#[test]
+fn shared_and_inlined_weights_run_the_digested_bytes_not_the_file() {
+    let proto = lean_graph(8192);
     let graph = crate::onnx::graph::encode(&proto);
-    let numbers = |w: f32, b: f32| -> Vec<u8> {
-        let mut v: Vec<f32> = (0..2048).map(|i| if i % 2 == 0 { w } else { -w }).collect();
-        v.extend([b, 2.0 * b]);
-        v.iter().flat_map(|x| x.to_le_bytes()).collect()
-    };
+    let numbers = |w: f32, b: f32| lean_numbers(w, b, 0);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("lean.onnx");
     std::fs::write(&path, &graph).unwrap();
@@ -348,4 +359,46 @@ fn only_models_below_the_line_prepack_their_weights() {
     assert!(prepack_for(540 << 20));
     assert!(!prepack_for(PREPACK_BELOW));
     assert!(!prepack_for(4 << 30));
+}
+
+/// Weights read as a stream (as `onnx()` reads them on the CPU), fed in
+/// pieces of any size with a gap between two initializers, give the
+/// shared and inline weights that run as read, and a file swapped
+/// afterwards changes nothing; a file that ends early names the
+/// initializer it cuts, and ranges that overlap are not streamed.
+#[test]
+fn weights_streamed_in_any_pieces_run_as_read() {
+    use super::stream::WeightStream;
+    crate::onnx::runtime::runtime().unwrap();
+    let proto = lean_graph(8192 + 16);
+    let graph = crate::onnx::graph::encode(&proto);
+    let data = lean_numbers(0.5, 3.0, 16);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lean.onnx");
+    std::fs::write(&path, &graph).unwrap();
+    let x = || vec![("x".to_string(), ArrayD::<f32>::ones(vec![1, 1024]))];
+    let plain = |m: &Model| m.run_plain(x(), &["y".to_string()]).unwrap()["y"].iter().copied().collect::<Vec<_>>();
+    let want = vec![515.0f32, -506.0];
+    for piece in [1, 3, 4096, 5000, 1 << 20] {
+        std::fs::write(dir.path().join("w.data"), &data).unwrap();
+        let mut s = WeightStream::plan(&proto, "w.data").unwrap();
+        for c in data.chunks(piece) {
+            s.feed(c).unwrap();
+        }
+        let got = s.finish("w.data").unwrap();
+        assert_eq!(got.shared.len(), 1, "pieces of {piece}: w is shared");
+        assert_eq!(got.inline, vec![("b".to_string(), [3.0f32, 6.0].iter().flat_map(|v| v.to_le_bytes()).collect())]);
+        let m = Model::load_streamed(&path, "lean", &graph, String::new(), got).unwrap();
+        assert_eq!(plain(&m), want, "pieces of {piece}");
+        std::fs::write(dir.path().join("w.data"), lean_numbers(7.0, -1.0, 16)).unwrap();
+        assert_eq!(plain(&m), want, "the plain session after a swap");
+        let h = m.capture(x(), &["h".to_string(), "y".to_string()]).unwrap();
+        assert_eq!(h["y"].iter().copied().collect::<Vec<_>>(), want, "a rewritten session built after the swap");
+    }
+    let mut s = WeightStream::plan(&proto, "w.data").unwrap();
+    s.feed(&data[..8192 + 20]).unwrap();
+    let e = s.finish("w.data").err().unwrap();
+    assert!(e.contains("`w.data` ends at byte 8212 before the initializer `b` (bytes 8208..8216)"), "{e}");
+    assert!(WeightStream::plan(&lean_graph(8000), "w.data").is_none(), "overlapping ranges are read whole");
+    assert!(WeightStream::plan(&proto, "other.data").is_some_and(|s| s.finish("other.data").is_ok()));
 }
