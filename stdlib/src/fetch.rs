@@ -70,6 +70,28 @@ pub fn read_cached_at_most(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// As `read_cached`, handing `each` the file's bytes a piece at a time
+/// (memory does not grow with the file).
+pub fn stream_cached(path: &Path, each: &mut dyn FnMut(&[u8]) -> Result<(), String>) -> Result<(), String> {
+    let real = path.canonicalize().map_err(|e| format!("{}: {e}", path.display()))?;
+    let cache = cache_dir().canonicalize().map_err(|e| format!("{}: {e}", cache_dir().display()))?;
+    if !real.starts_with(&cache) {
+        return Err(format!("{} is not in Assay's cache ({})", path.display(), cache.display()));
+    }
+    let mut f = std::fs::File::open(&real).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !f.metadata().map_err(|e| format!("{}: {e}", path.display()))?.is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| format!("{}: {e}", path.display()))?;
+        if n == 0 {
+            return Ok(());
+        }
+        each(&buf[..n])?;
+    }
+}
+
 pub fn sha256_file(path: &Path) -> Result<String, String> {
     let remembered = remembered_digest(path);
     if let Some((_, Some(sha))) = &remembered {

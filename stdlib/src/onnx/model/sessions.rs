@@ -238,6 +238,8 @@ pub(super) fn shared_weights(
 ) -> Vec<(String, Arc<ort::value::DynValue>)> {
     let Some(g) = proto.graph.as_ref() else { return Vec::new() };
     let mut files = Files::new(path, weights);
+    // A model read from Assay's cache (a built-in) streams its files.
+    let mut streamed = if weights.is_empty() { streamed_from_cache(proto, path) } else { None };
     let mut out = Vec::new();
     for t in &g.initializer {
         if t.data_type() != 1 {
@@ -246,6 +248,12 @@ pub(super) fn shared_weights(
         // External bytes are read in place (no copy of the slice first).
         let (file, inline);
         let bytes: &[u8] = if t.data_location.unwrap_or(0) == 1 {
+            if let Some(values) = streamed.as_mut() {
+                if let Some(v) = values.remove(t.name()) {
+                    out.push((t.name().to_string(), v));
+                }
+                continue;
+            }
             let Some((data, range)) = files.external(t) else { continue };
             file = data;
             &file[range]
@@ -267,6 +275,25 @@ pub(super) fn shared_weights(
         }
     }
     out
+}
+
+/// The shared float values of a model whose external-data files sit in
+/// Assay's cache (a built-in model), each file streamed once (see
+/// `stream.rs`): no copy of a file is held while they are made. `None`
+/// where a file is not in the cache or cannot be streamed.
+fn streamed_from_cache(proto: &ModelProto, path: &Path) -> Option<HashMap<String, Arc<ort::value::DynValue>>> {
+    let files = external_files(proto);
+    if files.is_empty() {
+        return None;
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut out = HashMap::new();
+    for f in &files {
+        let mut plan = super::stream::WeightStream::plan(proto, f)?;
+        crate::fetch::stream_cached(&dir.join(f), &mut |c| plan.feed(c)).ok()?;
+        out.extend(plan.finish(f).ok()?.shared);
+    }
+    Some(out)
 }
 
 /// The most bytes of unshared external initializers [`inline_unshared`]
