@@ -165,8 +165,7 @@ pub(super) fn graph_initializer_bytes(proto: &ModelProto) -> u64 {
         .unwrap_or(0)
 }
 
-/// Float initializers smaller than this stay each session's own.
-pub(super) const SHARE_AT_LEAST: usize = 4096;
+pub(super) use super::stream::{INLINE_AT_MOST, SHARE_AT_LEAST};
 
 /// The external-data files of a model, read once each: from the bytes as
 /// digested (`weights`), else from beside the model (Assay's own cache).
@@ -295,10 +294,6 @@ fn streamed_from_cache(proto: &ModelProto, path: &Path) -> Option<HashMap<String
     }
     Some(out)
 }
-
-/// The most bytes of unshared external initializers [`inline_unshared`]
-/// copies into the graph (past it, the digested files are kept instead).
-pub(super) const INLINE_AT_MOST: u64 = 64 << 20;
 
 /// `proto` with every external initializer that `shared` does not cover
 /// made inline, from the weights as digested: a session built from it with

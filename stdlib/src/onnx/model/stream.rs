@@ -8,7 +8,12 @@
 
 use std::sync::Arc;
 
-use super::sessions::{INLINE_AT_MOST, SHARE_AT_LEAST};
+/// Float initializers smaller than this stay each session's own.
+pub(crate) const SHARE_AT_LEAST: usize = 4096;
+
+/// The most bytes of unshared external initializers put inline in the graph
+/// (past it, a model's weights files are read and kept whole instead).
+pub(crate) const INLINE_AT_MOST: u64 = 64 << 20;
 use crate::onnx::proto::{ModelProto, TensorProto};
 
 /// One initializer's place in its file.
