@@ -24,6 +24,9 @@ pub(crate) fn agent(dir: &Path, model: &Scripted, args: &[&str]) -> crate::suppo
         .env("ASSAY_AGENT_KEY", "sk-agent-secret")
         // No describer unless a test sets one.
         .env("ASSAY_LLM_URL", "")
+        // Every call is stored however fast it ran, so that a replay's
+        // cache hits do not depend on the machine's speed.
+        .env("ASSAY_CACHE_MIN_SECONDS", "0")
         .run()
 }
 
@@ -495,7 +498,10 @@ fn a_synthetic_neuron_is_described_blind_and_its_stimuli_scored() {
     let shown = reqs[3].1["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
     assert!(shown.contains("the unit under study") && !shown.contains("channel"), "{shown}");
     drop(reqs);
-    let r = Test::new(work.path()).args(["agent", "replay", dir.to_str().unwrap(), "--json"]).run();
+    let r = Test::new(work.path())
+        .args(["agent", "replay", dir.to_str().unwrap(), "--json"])
+        .env("ASSAY_CACHE_MIN_SECONDS", "0")
+        .run();
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(r.json()["replayed"], 2);
     // The replay answers the unit's calls from the call cache the
