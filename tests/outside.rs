@@ -83,6 +83,12 @@ fn main() {
             slurm::a_four_shard_array_across_two_nodes_merges_to_the_one_machine_record,
         ),
         needing(
+            "slurm::a_two_stage_submission_recovers_from_a_lost_first_stage_shard",
+            cluster.clone(),
+            "ASSAY_REQUIRE_SLURM",
+            slurm::a_two_stage_submission_recovers_from_a_lost_first_stage_shard,
+        ),
+        needing(
             "nodes::a_run_on_another_node_keeps_this_nodes_unfinished_run",
             namespaces.clone(),
             "ASSAY_REQUIRE_NAMESPACES",

@@ -319,6 +319,70 @@ fn slurm_job_scripts_are_written_readable_and_complete() {
     }
 }
 
+/// `--stages 2` writes a second array job that goes on from every shard's
+/// record of the first (`--next-stage`); run as SLURM would run them (each
+/// task by its array id, stage 2 after stage 1, the merge last), the merge
+/// answers every sharded call, runs none whole (one stage ran the unit pass
+/// whole in the merge) and equals the one-machine record byte for byte.
+#[test]
+fn staged_job_scripts_run_as_slurm_would_and_merge_to_the_one_machine_record() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let one = whole(dir.path());
+    let out = ok(Test::new(dir.path()).args([
+        "slurm",
+        "submit",
+        "s.assay",
+        "--shards",
+        "2",
+        "--stages",
+        "2",
+        "--dry-run",
+        "--json",
+    ]))
+    .json();
+    let stages: Vec<String> =
+        out["stage_jobs"].as_array().unwrap().iter().map(|f| f.as_str().unwrap().to_string()).collect();
+    assert_eq!(stages.len(), 2, "{out}");
+    assert!(stages[1].ends_with("shards.stage-2.sbatch"), "{stages:?}");
+    let second = std::fs::read_to_string(&stages[1]).unwrap();
+    assert!(second.contains("--shard \"$shard/2\" --next-stage"), "{second}");
+    assert!(second.contains("shard-$shard.stage-2.done") && second.contains("shard-%a.stage-2.job-%A.log"), "{second}");
+    let cmds = out["commands"].as_array().unwrap();
+    assert_eq!(cmds.len(), 3, "{out}");
+    assert!(cmds[1].as_str().unwrap().contains("--dependency=afterok:<STAGE_1_ARRAY_JOB_ID>"), "{out}");
+    assert!(cmds[2].as_str().unwrap().contains("--dependency=afterok:<STAGE_2_ARRAY_JOB_ID>"), "{out}");
+    let task = |file: &str, id: Option<usize>| {
+        let mut c = std::process::Command::new("bash");
+        c.arg(file).current_dir(dir.path()).env("ASSAY_CALL_CACHE_DIR", crate::support::test_call_cache());
+        if let Some(i) = id {
+            c.env("SLURM_ARRAY_TASK_ID", i.to_string());
+        }
+        let run = c.output().unwrap();
+        assert!(run.status.success(), "{file} {id:?}: {}", String::from_utf8_lossy(&run.stderr));
+    };
+    for file in &stages {
+        for i in 0..2 {
+            task(file, Some(i));
+        }
+    }
+    let state = dir.path().join("runs/s/slurm/state");
+    for name in ["shard-0.done", "shard-1.done", "shard-0.stage-2.done", "shard-1.stage-2.done"] {
+        assert!(state.join(name).is_file(), "{name}");
+    }
+    task(out["merge_job"].as_str().unwrap(), None);
+    let merged = runs_of(dir.path(), "s").pop().unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(merged.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["merged"]["ran_whole"], serde_json::json!([]), "{manifest}");
+    assert_eq!(results(&merged), results(&one), "the two-stage merge differs from one run");
+    // Out of range: refused with the range.
+    let bad =
+        Test::new(dir.path()).args(["slurm", "submit", "s.assay", "--shards", "2", "--stages", "0", "--dry-run"]).run();
+    assert_eq!(bad.code, 2, "{}{}", bad.stdout, bad.stderr);
+    assert!(bad.stderr.contains("--stages 0 is out of range"), "{}", bad.stderr);
+}
+
 #[test]
 fn shards_with_nothing_to_do_go_on_to_the_next_sharded_call() {
     let dir = tempfile::tempdir().unwrap();

@@ -285,3 +285,89 @@ pub(crate) fn a_four_shard_array_across_two_nodes_merges_to_the_one_machine_reco
     assert_eq!(runs.len(), 2, "the merge job wrote one run ({}): {log}", c.states(&merge));
     assert_eq!(results(&runs[1]), one, "the two-node merge equals the one-machine record");
 }
+
+/// `assay slurm submit --stages 2` on the script whose unit pass depends on
+/// its layer pass: shard 1 of stage 1 is cancelled before it runs, so stage
+/// 2 (after stage 1) can never start; `status` says so per stage and names
+/// the fix, and `resubmit` runs shard 1 of stage 1 alone, then all of stage
+/// 2 after it, then the merge, whose record equals the one-machine record
+/// with no call run whole.
+pub(crate) fn a_two_stage_submission_recovers_from_a_lost_first_stage_shard() {
+    let c = Cluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    crate::shard::setup(dir.path());
+    let one = one_machine(dir.path());
+    let out = Test::new(dir.path())
+        .env("SLURM_CONF", c.conf())
+        .args([
+            "slurm",
+            "submit",
+            "s.assay",
+            "--shards",
+            "2",
+            "--stages",
+            "2",
+            "--merge-sbatch=--time=10",
+            "--json",
+            "--",
+            "--hold",
+        ])
+        .run();
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let j = out.json();
+    let job = |v: &serde_json::Value| v.as_str().unwrap().to_string();
+    let (one_job, two_job, merge) =
+        (job(&j["stages"][0]["array_job"]), job(&j["stages"][1]["array_job"]), job(&j["merge_job"]));
+    let cancel = c.cmd("scancel").arg(format!("{one_job}_1")).output().unwrap();
+    assert!(cancel.status.success(), "{}", String::from_utf8_lossy(&cancel.stderr));
+    for a in [&one_job, &two_job] {
+        let rel = c.cmd("scontrol").args(["release", a]).output().unwrap();
+        assert!(rel.status.success(), "{}", String::from_utf8_lossy(&rel.stderr));
+    }
+    c.wait(&[&one_job], Duration::from_secs(600));
+    let status = |c: &Cluster| {
+        let out = Test::new(dir.path()).env("SLURM_CONF", c.conf()).args(["slurm", "status", "runs/s", "--json"]).run();
+        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+        out.json()
+    };
+    let states = |s: &serde_json::Value| -> Vec<String> {
+        s["shards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| format!("{}:{}", r["stage"], r["state"].as_str().unwrap()))
+            .collect()
+    };
+    let s = status(&c);
+    assert_eq!(states(&s), ["1:done", "1:lost", "2:pending", "2:pending"], "{s}");
+    assert!(s["fix"].as_str().unwrap().ends_with("--shards 1 --stage 1"), "{s}");
+    assert!(!dir.path().join("runs/s/slurm/state/shard-0.stage-2.done").exists(), "stage 2 waited for stage 1");
+
+    let out = Test::new(dir.path())
+        .env("SLURM_CONF", c.conf())
+        .args(["slurm", "resubmit", "runs/s/slurm", "--shards", "1", "--json", "--", "--time=10"])
+        .run();
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let j = out.json();
+    assert_eq!(j["stages"][0]["stage"], 1, "{j}");
+    assert_eq!(j["stages"][0]["shards"], serde_json::json!([1]), "{j}");
+    assert_eq!(j["stages"][1]["shards"], serde_json::json!([0, 1]), "{j}");
+    let (a1, a2, m2) = (job(&j["stages"][0]["array_job"]), job(&j["stages"][1]["array_job"]), job(&j["merge_job"]));
+    c.wait(&[&a1, &a2, &m2], Duration::from_secs(900));
+    for old in [&two_job, &merge] {
+        assert!(!c.states(old).contains("PENDING"), "the old job {old} was cancelled: {}", c.states(old));
+    }
+    let log =
+        std::fs::read_to_string(dir.path().join(format!("runs/s/slurm/logs/shard-0.stage-2.job-{a2}.log"))).unwrap();
+    assert!(log.contains("== assay: shard 0 of 2, stage 2 of 2, attempt 1"), "{log}");
+    let s = status(&c);
+    assert_eq!(states(&s), ["1:done", "1:done", "2:done", "2:done"], "{s}");
+    let runs = numbered_runs(dir.path());
+    let log =
+        std::fs::read_to_string(dir.path().join(format!("runs/s/slurm/logs/merge.job-{m2}.log"))).unwrap_or_default();
+    assert_eq!(runs.len(), 2, "the new merge job wrote a run: {log}");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(runs[1].join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["merged"]["ran_whole"], serde_json::json!([]), "{manifest}");
+    assert_eq!(results(&runs[1]), one, "the two-stage merge equals the one-machine record");
+}
