@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use ort::session::builder::PrepackedWeights;
 use ort::session::Session;
 
 use super::error::ModelError;
@@ -63,7 +64,7 @@ pub struct Model {
     shared: OnceLock<Vec<(String, Arc<ort::value::DynValue>)>>,
     /// The weights ONNX Runtime repacks for its kernels, shared the same
     /// way across this model's sessions.
-    prepacked: OnceLock<ort::session::builder::PrepackedWeights>,
+    prepacked: OnceLock<PrepackedWeights>,
 }
 
 impl std::fmt::Debug for Model {
@@ -202,8 +203,8 @@ impl Model {
         // of its values is made.
         super::runtime::runtime().map_err(ModelError::Runtime)?;
         // The plain session shares its weights with every rewritten one too.
-        let shared = (provider == Provider::Cpu)
-            .then(|| (shared_weights(&proto, path, &weights), ort::session::builder::PrepackedWeights::new()));
+        let shared =
+            (provider == Provider::Cpu).then(|| (shared_weights(&proto, path, &weights), PrepackedWeights::new()));
         // On the CPU, with the large float weights shared, the rest inline
         // (from the digested bytes): no session reads external data, so the
         // digested files are not kept (they would be a third copy of the
@@ -218,18 +219,13 @@ impl Model {
             Some((proto, plain)) => (proto, Some(plain), Vec::new()),
             None => (proto, None, weights),
         };
-        let mut b = session_builder(provider, path, &weights, prepack_for(weight_bytes(path, &proto)))?;
-        if let Some((values, prepacked)) = &shared {
-            b = share(b, &proto, values, prepacked)?;
-        }
-        let session = b
-            .commit_from_memory(plain_bytes.as_deref().unwrap_or(bytes))
-            .map_err(|e| ModelError::Graph(format!("ONNX Runtime cannot load the model: {e}")))?;
+        let sharing = shared.as_ref().map(|(v, p)| (v.as_slice(), p));
+        let session =
+            plain_session(provider, path, &proto, &weights, sharing, plain_bytes.as_deref().unwrap_or(bytes))?;
         let mut m = Model::from_session(path, display, sha256, proto, Some(session), provider);
         m.weights = weights;
         if let Some((values, prepacked)) = shared {
-            let _ = m.shared.set(values);
-            let _ = m.prepacked.set(prepacked);
+            m.keep_shared(values, prepacked);
         }
         Ok(m)
     }
@@ -251,14 +247,10 @@ impl Model {
         let proto = stream::inline_streamed(&proto, &inline);
         let plain = graph::encode(&stream::inline_streamed(&graph::decode(bytes)?, &inline));
         drop(inline);
-        let prepacked = ort::session::builder::PrepackedWeights::new();
-        let b = session_builder(Provider::Cpu, path, &[], prepack_for(weight_bytes(path, &proto)))?;
-        let session = share(b, &proto, &shared, &prepacked)?
-            .commit_from_memory(&plain)
-            .map_err(|e| ModelError::Graph(format!("ONNX Runtime cannot load the model: {e}")))?;
+        let prepacked = PrepackedWeights::new();
+        let session = plain_session(Provider::Cpu, path, &proto, &[], Some((&shared, &prepacked)), &plain)?;
         let m = Model::from_session(path, display, sha256, proto, Some(session), Provider::Cpu);
-        let _ = m.shared.set(shared);
-        let _ = m.prepacked.set(prepacked);
+        m.keep_shared(shared, prepacked);
         Ok(m)
     }
 
@@ -339,6 +331,12 @@ impl Model {
         }
     }
 
+    /// Keeps the weights every session of the model shares (CPU).
+    fn keep_shared(&self, values: Vec<SharedValue>, prepacked: PrepackedWeights) {
+        let _ = self.shared.set(values);
+        let _ = self.prepacked.set(prepacked);
+    }
+
     /// The outputs' names and types of a rewritten graph that is never run
     /// (the graph with every tensor exposed, for their types): a session
     /// built without graph optimisation or prepacked weights, sharing the
@@ -352,7 +350,7 @@ impl Model {
             .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Disable)
             .map_err(|e| ModelError::Runtime(e.to_string()))?;
         if self.provider == Provider::Cpu {
-            let prepacked = self.prepacked.get_or_init(ort::session::builder::PrepackedWeights::new);
+            let prepacked = self.prepacked.get_or_init(PrepackedWeights::new);
             let shared = self.shared.get_or_init(|| shared_weights(&self.proto, &self.path, &self.weights));
             b = share(b, proto, shared, prepacked)?;
         }
@@ -382,7 +380,7 @@ impl Model {
         let bytes = graph::encode(&proto);
         let mut b = session_builder(self.provider, &self.path, &self.weights, self.prepack)?;
         if self.provider == Provider::Cpu {
-            let prepacked = self.prepacked.get_or_init(ort::session::builder::PrepackedWeights::new);
+            let prepacked = self.prepacked.get_or_init(PrepackedWeights::new);
             let shared = self.shared.get_or_init(|| shared_weights(&self.proto, &self.path, &self.weights));
             b = share(b, &proto, shared, prepacked)?;
         }
@@ -420,6 +418,27 @@ impl Model {
         }
     }
 }
+
+/// The session of the graph as loaded, built from `plain` (its bytes, the
+/// weights no session shares inline where they were read) with the
+/// external weights `weights` and, on the CPU, the shared values.
+fn plain_session(
+    provider: Provider,
+    path: &Path,
+    proto: &ModelProto,
+    weights: &[(String, Arc<[u8]>)],
+    shared: Option<(&[SharedValue], &PrepackedWeights)>,
+    plain: &[u8],
+) -> Result<Session, ModelError> {
+    let mut b = session_builder(provider, path, weights, prepack_for(weight_bytes(path, proto)))?;
+    if let Some((values, prepacked)) = shared {
+        b = share(b, proto, values, prepacked)?;
+    }
+    b.commit_from_memory(plain).map_err(|e| ModelError::Graph(format!("ONNX Runtime cannot load the model: {e}")))
+}
+
+/// A weight every session of a model shares, by its initializer's name.
+type SharedValue = (String, Arc<ort::value::DynValue>);
 
 /// A session's lock poisoned by a call that panicked.
 fn midway() -> ModelError {
