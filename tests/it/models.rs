@@ -99,3 +99,56 @@ fn the_thread_pool_takes_the_cpus_the_run_may_use() {
     assert_eq!(threads(&[("ASSAY_THREADS", "3")]), 3);
     assert_eq!(threads(&[("ASSAY_THREADS", "0")]), usable, "0 means unset");
 }
+
+/// The built-in SmolLM2 graph names the dims of every tensor its nodes
+/// compute (`value_info`, found by running it at three input sizes: see
+/// stdlib/src/models/dims.rs), so that ONNX Runtime's memory planner finds
+/// buffers of equal size and `assay inspect` shows each shape in the
+/// input's terms; every SmolLM2 script case's results are unchanged by it
+/// (their expected records predate it).
+#[test]
+fn the_built_in_language_model_states_the_shape_of_every_tensor() {
+    let dir = tempfile::tempdir().expect("temp");
+    std::fs::write(dir.path().join("p.assay"), "let lm = model(\"smollm2-135m\")\nrecord \"ok\", 1\n").expect("write");
+    let out = Test::new(dir.path()).args(["run", "p.assay"]).run();
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let models = assay_stdlib::fetch::cache_dir().join("models");
+    let model = std::fs::read_dir(&models)
+        .expect("models")
+        .flatten()
+        .map(|e| e.path().join("model.onnx"))
+        .find(|p| {
+            p.parent().and_then(|d| d.file_name()).is_some_and(|n| n.to_string_lossy().starts_with("smollm2-135m"))
+        })
+        .expect("the built-in model");
+    let shape = |pattern: &str| {
+        let out = Test::new(dir.path())
+            .args(["inspect", model.to_str().expect("path"), "--json", "--pattern", pattern])
+            .run();
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let j = out.json();
+        assert_eq!(j["tensors"].as_array().map(Vec::len), Some(1), "{j}");
+        j["tensors"][0]["shape"].clone()
+    };
+    assert_eq!(shape("*layers.0/self_attn/scores_output_0"), serde_json::json!(["N", 3, 3, "T", "P+T"]));
+    assert_eq!(shape("*layers.29/self_attn/heads_output_0"), serde_json::json!(["N", "T", 576]));
+    assert_eq!(shape("*layers.7/mlp/act/Mul_output_0"), serde_json::json!(["N", "T", 1536]));
+    // Every computed tensor but the outputs has a stated shape.
+    let bytes = std::fs::read(&model).expect("model");
+    let m = assay_stdlib::onnx::graph::decode(&bytes).expect("decode");
+    let g = m.graph.expect("graph");
+    let outputs: std::collections::HashSet<&str> = g.output.iter().map(|o| o.name()).collect();
+    let stated: std::collections::HashSet<&str> = g
+        .value_info
+        .iter()
+        .filter(|v| v.doc_string() == assay_stdlib::onnx::graph::NAMED_DIMS)
+        .map(|v| v.name())
+        .collect();
+    let missing: Vec<&String> = g
+        .node
+        .iter()
+        .flat_map(|n| &n.output)
+        .filter(|o| !outputs.contains(o.as_str()) && !stated.contains(o.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "no stated shape: {missing:?}");
+}

@@ -4,6 +4,7 @@
 pub mod build;
 mod bytes;
 pub(crate) mod corpus;
+pub(crate) mod dims;
 pub mod efficientnet;
 pub mod gguf;
 pub mod planted;

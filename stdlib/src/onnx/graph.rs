@@ -356,6 +356,7 @@ pub fn patch(m: &ModelProto, tensors: &BTreeMap<String, TypeProto>) -> Result<Mo
             v.name = Some(orig.clone());
         }
     }
+    forget_downstream(g, tensors.keys());
     Ok(out)
 }
 
@@ -403,7 +404,32 @@ pub fn add(m: &ModelProto, tensors: &BTreeMap<String, TypeProto>) -> Result<Mode
             v.name = Some(pre.clone());
         }
     }
+    forget_downstream(g, tensors.keys());
     Ok(out)
+}
+
+/// The `doc_string` of the `value_info` Assay states for the graphs it
+/// builds (each dim a number or an input's dim name; see
+/// `models/dims.rs`).
+pub const NAMED_DIMS: &str = "assay: dims named by probing";
+
+/// Drops the shapes Assay stated ([`NAMED_DIMS`]) of `from` and of every
+/// tensor computed from them: a patched or added value may broadcast to
+/// more rows than the run was fed, and a sliced one has fewer positions, so
+/// a dim named for the original no longer holds downstream (ONNX Runtime
+/// plans buffers by dim names). What an exporter stated is left as it was.
+pub fn forget_downstream<'a>(g: &mut GraphProto, from: impl IntoIterator<Item = &'a String>) {
+    let mut changed: HashSet<String> = from.into_iter().cloned().collect();
+    if changed.is_empty() || !g.value_info.iter().any(|v| v.doc_string() == NAMED_DIMS) {
+        return;
+    }
+    // Nodes are in topological order.
+    for n in &g.node {
+        if n.input.iter().any(|i| changed.contains(i)) {
+            changed.extend(n.output.iter().filter(|o| !o.is_empty()).cloned());
+        }
+    }
+    g.value_info.retain(|v| v.doc_string() != NAMED_DIMS || !changed.contains(v.name()));
 }
 
 /// Ops that act on each position alone, so that slicing their input's
@@ -458,6 +484,7 @@ pub fn last_position(
         });
     }
     let (mut done, mut refused) = (Vec::new(), Vec::new());
+    let mut cut: Vec<String> = Vec::new();
     'outputs: for o in outputs {
         let mut cur = o.clone();
         let mut chain = vec![cur.clone()];
@@ -488,6 +515,7 @@ pub fn last_position(
                     &sliced,
                 );
                 g.node[i].input[0] = sliced;
+                cut.extend(g.node[i].output.iter().cloned());
                 g.node.insert(i, slice);
                 break;
             } else if POSITIONWISE_UNARY.contains(&op.as_str())
@@ -523,6 +551,7 @@ pub fn last_position(
         }
         done.push(o.clone());
     }
+    forget_downstream(g, &cut);
     Ok((out, done, refused))
 }
 

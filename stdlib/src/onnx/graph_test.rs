@@ -266,3 +266,33 @@ fn last_position_follows_positionwise_ops_to_a_matmul_and_refuses_others() {
     let (_, done, refused) = last_position(&m, &["logits".to_string()], &|_| Some(2)).unwrap();
     assert!(done.is_empty() && refused[0].contains("no position axis"), "{refused:?}");
 }
+
+/// Patching `h` forgets the dims Assay named of `h` and of what is computed
+/// from it (`y`, `z`), keeps those of what comes before (`x2`), and leaves
+/// what an exporter stated (`y`'s second entry) as it was.
+#[test]
+fn rewrites_forget_the_named_dims_downstream_of_what_they_change() {
+    let f = tensor_proto::DataType::Float as i32;
+    let stated = |name: &str, ours: bool| ValueInfoProto {
+        name: Some(name.into()),
+        r#type: Some(tensor_type(f, Some(&[2, 3]))),
+        doc_string: ours.then(|| NAMED_DIMS.to_string()),
+        ..Default::default()
+    };
+    let mut m = tiny();
+    let g = m.graph.as_mut().unwrap();
+    g.node.insert(0, node("Relu", "pre".into(), &["x"], "x2"));
+    g.node[1].input[0] = "x2".into();
+    g.value_info =
+        vec![stated("x2", true), stated("h", true), stated("y", true), stated("y", false), stated("z", true)];
+    let declared: BTreeMap<String, TypeProto> = [("h".to_string(), tensor_type(f, None))].into();
+    let out = patch(&m, &declared).unwrap();
+    let left: Vec<(&str, bool)> =
+        graph(&out).value_info.iter().map(|v| (v.name(), v.doc_string() == NAMED_DIMS)).collect();
+    // `h`'s own entry now names the original value (`h` before the mix).
+    assert_eq!(left, [("x2", true), (format!("h{ORIG_SUFFIX}").leak() as &str, true), ("y", false)]);
+    // Without named dims nothing changes.
+    let mut plain = m.clone();
+    plain.graph.as_mut().unwrap().value_info.retain(|v| v.doc_string() != NAMED_DIMS);
+    assert_eq!(graph(&patch(&plain, &declared).unwrap()).value_info.len(), 1);
+}

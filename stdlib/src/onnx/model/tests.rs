@@ -142,7 +142,7 @@ fn small_models_keep_more_rewritten_sessions_than_large_ones() {
 #[test]
 fn a_sequence_longer_than_the_position_table_is_refused_with_the_limit() {
     use crate::models::build::{int, GraphBuilder};
-    use crate::models::smollm::dyn_type;
+    use crate::models::dims::dyn_type;
     use crate::onnx::proto::{tensor_proto::DataType, GraphProto, ValueInfoProto};
     let port = |name: &str, elem: DataType, dims: &[Option<i64>], names: &[&str]| ValueInfoProto {
         name: Some(name.into()),
