@@ -14,8 +14,5 @@ bench_assay "${1:-}"
 bench_venv peers "${PEERS_VENV:-}" "onnxruntime==1.31.1" onnx numpy
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-# The built-in model, built into Assay's cache if it is not there yet.
-printf 'let lm = model("smollm2-135m")\nrecord "ok", 1\n' > "$work/p.assay"
-(cd "$work" && "$assay" run p.assay --runs-dir runs >/dev/null)
-model=$(ls -d "$cache"/models/smollm2-135m-* | head -1)
+bench_smollm "$work"
 "$venv/bin/python" benches/sessions/build.py "$model" "${2:-3}"

@@ -16,9 +16,7 @@ rounds="${2:-3}"
 bench_venv peers "${PEERS_VENV:-}" "onnxruntime==1.31.1" onnx numpy
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-printf 'let lm = model("smollm2-135m")\nrecord "ok", 1\n' > "$work/p.assay"
-(cd "$work" && "$assay" run p.assay --runs-dir runs >/dev/null)
-model=$(ls -d "$cache"/models/smollm2-135m-* | head -1)
+bench_smollm "$work"
 mkdir -p "$work/m"
 cp "$model/model.onnx.data" "$work/m/"
 cp "$model/model.onnx" "$work/m/named.onnx"
